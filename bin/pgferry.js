@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+
+// pgferry needs Node 22 (the AWS Lambda runtime it targets, and the ASL interpreter's minimum).
+// `npx pgferry` and npm scripts already find the project's own Node 22 (the `node` package);
+// when started by an older Node, hand over to that one.
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 22) {
+  const path = require('node:path');
+  const { spawnSync } = require('node:child_process');
+  const node22 = path.join(__dirname, '..', 'node_modules', 'node', 'bin', 'node');
+  const result = spawnSync(node22, [__filename, ...process.argv.slice(2)], { stdio: 'inherit' });
+  if (result.error) {
+    process.stderr.write(
+      `pgferry: needs Node.js 22 or newer (this is ${process.version}); run \`npm ci\` first\n`,
+    );
+    process.exit(1);
+  }
+  process.exit(result.status ?? 1);
+}
+require('../dist/cli/main.js').main();

@@ -1,0 +1,159 @@
+/**
+ * Runs the workflows' synthesized ASL on this machine with aws-local-stepfunctions: Lambda
+ * states call the very handlers deployed to Lambda, in-process; the ECS state starts the
+ * pg-tools entrypoint as a child process with the environment Fargate would give it.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
+import { passwordEnvVar } from '../core/connection';
+import { PgferryError } from '../core/errors';
+import { BACKUP_STATES, PG_TOOLS_CONTAINER, type WorkflowName } from '../core/workflows';
+import { REPO_ROOT } from '../lib/paths';
+
+export interface TaskProgress {
+  dumpedBytes: number;
+  storedBytes: number;
+}
+
+export interface LocalRunOptions {
+  /** Progress reported by the pg-tools task. */
+  onProgress?: (progress: TaskProgress) => void;
+  /** Every log line of the pg-tools task (verbose mode). */
+  onTaskLog?: (line: string) => void;
+  /** The execution's event history, as Step Functions would record it. */
+  onEvent?: (event: unknown) => void;
+}
+
+/** The ASL the build generated from lib/ (see scripts/generate-asl.ts). */
+export function loadDefinition(name: WorkflowName): object {
+  const file = path.join(REPO_ROOT, 'dist', 'asl', `${name}.asl.json`);
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as object;
+  } catch {
+    throw new Error(`missing ${file}: run \`npm run build\``);
+  }
+}
+
+type LocalHandler = (input: unknown) => Promise<unknown>;
+
+/** Runs the backup workflow locally; resolves with its output (the manifest). */
+export async function runBackupWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
+  // Loaded here, after the CLI has configured logging, so the handlers see that configuration.
+  const [preflight, record, cleanup] = await Promise.all([
+    import('../lambdas/preflight/handler'),
+    import('../lambdas/record/handler'),
+    import('../lambdas/cleanup/handler'),
+  ]);
+  return runWorkflow('backup', input, options, {
+    [BACKUP_STATES.preflight]: preflight.handler,
+    [BACKUP_STATES.dump]: (params) => runPgToolsTask(params, options),
+    [BACKUP_STATES.record]: record.handler,
+    [BACKUP_STATES.cleanup]: cleanup.handler,
+  });
+}
+
+async function runWorkflow(
+  name: WorkflowName,
+  input: unknown,
+  options: LocalRunOptions,
+  handlers: Record<string, LocalHandler>,
+): Promise<unknown> {
+  const machine = new StateMachine(loadDefinition(name) as never);
+  const execution = machine.run(input as never, {
+    overrides: { taskResourceLocalHandlers: handlers as never },
+  });
+  const events = (async () => {
+    for await (const event of execution.eventLogs) options.onEvent?.(event);
+  })();
+  try {
+    return await execution.result;
+  } catch (err) {
+    throw unwrapExecutionError(err);
+  } finally {
+    await events.catch(() => undefined);
+  }
+}
+
+/** Turns the interpreter's ExecutionError back into the error the workflow failed with. */
+function unwrapExecutionError(err: unknown): Error {
+  if (err instanceof ExecutionError && err.cause instanceof Error) {
+    const cause = err.cause;
+    const failure = new Error(cause.message);
+    failure.name = cause.name;
+    return failure;
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+interface EcsRunTaskParameters {
+  Overrides?: { ContainerOverrides?: { Name?: string; Environment?: { Name: string; Value: string }[] }[] };
+}
+
+/** Environment variables of this process that the task may inherit (AWS's and PostgreSQL's settings). */
+const INHERITED_ENV =
+  /^(PATH|HOME|LANG|LC_ALL|TMPDIR|TZ|AWS_[A-Z_]+|PGFERRY_PG_BIN_DIRS|PGFERRY_S3_FORCE_PATH_STYLE|POWERTOOLS_LOG_LEVEL)$/;
+
+/**
+ * The ECS `runTask.sync` state, locally: the container's entrypoint as a child process. Its
+ * environment is the container override from the state's parameters plus what the task
+ * definition and the task role would provide (tool paths, AWS settings), and the passwords the
+ * CLI holds (on AWS these come from Secrets Manager instead).
+ */
+export async function runPgToolsTask(params: unknown, options: LocalRunOptions = {}): Promise<unknown> {
+  const override = (params as EcsRunTaskParameters).Overrides?.ContainerOverrides?.find(
+    (o) => o.Name === PG_TOOLS_CONTAINER,
+  );
+  if (!override?.Environment)
+    throw new PgferryError('InvalidInput', 'the ECS task has no pg-tools container override');
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (INHERITED_ENV.test(key)) env[key] = value;
+  for (const role of ['source', 'target'] as const) {
+    const variable = passwordEnvVar(role);
+    if (process.env[variable] !== undefined) env[variable] = process.env[variable];
+  }
+  for (const { Name, Value } of override.Environment) env[Name] = Value;
+  env.POWERTOOLS_LOG_LEVEL = 'INFO';
+
+  const entrypoint = path.join(REPO_ROOT, 'dist', 'containers', 'pg-tools', 'src', 'main.js');
+  const child = spawn(process.execPath, [entrypoint], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let failure: { name: string; message: string } | undefined;
+  const stderrTail: string[] = [];
+  const onLine = (line: string) => {
+    options.onTaskLog?.(line);
+    let entry: {
+      message?: string;
+      errorName?: string;
+      errorMessage?: string;
+      dumpedBytes?: number;
+      storedBytes?: number;
+    };
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      stderrTail.push(line);
+      if (stderrTail.length > 5) stderrTail.shift();
+      return;
+    }
+    if (entry.message === 'progress') {
+      options.onProgress?.({ dumpedBytes: entry.dumpedBytes ?? 0, storedBytes: entry.storedBytes ?? 0 });
+    } else if (entry.message === 'failed') {
+      failure = { name: entry.errorName ?? 'Error', message: entry.errorMessage ?? 'the task failed' };
+    }
+  };
+  createInterface({ input: child.stdout }).on('line', onLine);
+  createInterface({ input: child.stderr }).on('line', onLine);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (c, s) => resolve([c, s]));
+  });
+  if (code === 0) return { LastStatus: 'STOPPED', Containers: [{ Name: PG_TOOLS_CONTAINER, ExitCode: 0 }] };
+  const error = new Error(
+    failure?.message ??
+      `the pg-tools task stopped (${code ?? signal}): ${stderrTail.join(' | ') || 'no output'}`,
+  );
+  error.name = failure?.name ?? 'States.TaskFailed';
+  throw error;
+}

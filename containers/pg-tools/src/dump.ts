@@ -1,0 +1,270 @@
+/**
+ * The dump runner: pg_dump of one database, streamed through compression and SHA-256 into the
+ * store, with per-table row counts taken in the same snapshot, and the server's roles and
+ * tablespaces beside it. It reports to the record step through `dump-result.json`.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Client } from 'pg';
+import type { z } from 'zod';
+import { compressionSuffix, createCompressor } from '../../../core/compression';
+import { libpqEnv, resolvePassword } from '../../../core/connection';
+import {
+  type BackupPlan,
+  type DumpResult,
+  type GlobalsInfoSchema,
+  SCHEMA_VERSION,
+  type StoredObject,
+  type TableRowCount,
+} from '../../../core/contracts';
+import { errorMessage, PgferryError } from '../../../core/errors';
+import { Meter } from '../../../core/metering';
+import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
+import { connectPg, quoteIdent, serverInfo } from '../../../core/postgres';
+import type { BackupStore } from '../../../core/store';
+import { backupObjectKey, dumpResultKey } from '../../../core/store-keys';
+
+export interface DumpProgress {
+  /** Bytes pg_dump has written so far (uncompressed). */
+  dumpedBytes: number;
+  /** Bytes stored so far (compressed). */
+  storedBytes: number;
+}
+
+export interface DumpDeps {
+  store: BackupStore;
+  env: NodeJS.ProcessEnv;
+  onProgress?: (progress: DumpProgress) => void;
+  /** Called with each child process started, so a signal handler can stop them. */
+  onChild?: (child: ChildProcessWithoutNullStreams) => void;
+}
+
+export type SucceededDumpResult = Extract<DumpResult, { status: 'succeeded' }>;
+
+const DUMP_OBJECT = 'dump.pgdump';
+const GLOBALS_OBJECT = 'globals.sql';
+
+/** Runs the dump; on failure records a failed `dump-result.json` (best effort) and rethrows. */
+export async function runDump(plan: BackupPlan, deps: DumpDeps): Promise<SucceededDumpResult> {
+  try {
+    const result = await dump(plan, deps);
+    await deps.store.putJson(dumpResultKey(plan.database, plan.backupId), result);
+    return result;
+  } catch (err) {
+    const failed: DumpResult = {
+      schemaVersion: SCHEMA_VERSION,
+      backupId: plan.backupId,
+      status: 'failed',
+      error: { name: (err as Error).name ?? 'Error', message: errorMessage(err) },
+      finishedAt: new Date().toISOString(),
+    };
+    await deps.store.putJson(dumpResultKey(plan.database, plan.backupId), failed).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function dump(plan: BackupPlan, deps: DumpDeps): Promise<SucceededDumpResult> {
+  const password = await resolvePassword(plan.source, 'source', deps.env);
+  const client = await connectPg(plan.source, password);
+  try {
+    // The snapshot pins what pg_dump sees; counting rows in it makes the counts match the dump.
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    const server = await serverInfo(client);
+    const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
+    const snapshot = rows[0].snapshot;
+    const pgDump = await choosePgTool('pg_dump', server.major, server.version, deps.env);
+    const env = { ...toolEnv(deps.env), ...libpqEnv(plan.source, password) };
+
+    const [dumpObject, tables] = await Promise.all([
+      streamDump(plan, pgDump, snapshot, env, deps),
+      countRows(client),
+    ]);
+    await client.query('COMMIT');
+
+    const globals = await storeGlobals(plan, await siblingTool(pgDump, 'pg_dumpall'), env, deps);
+    return {
+      schemaVersion: SCHEMA_VERSION,
+      backupId: plan.backupId,
+      status: 'succeeded',
+      tool: { pgDumpVersion: pgDump.version, pgDumpMajor: pgDump.major },
+      objects: [dumpObject.object, globals.object],
+      tables,
+      globals: globals.info,
+      uncompressedBytes: dumpObject.uncompressedBytes,
+      finishedAt: new Date().toISOString(),
+    };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Only what the tools need from our environment: never our own secrets. */
+function toolEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const keep = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TMPDIR', 'TZ'];
+  return Object.fromEntries(keep.filter((k) => env[k] !== undefined).map((k) => [k, env[k]]));
+}
+
+async function streamDump(
+  plan: BackupPlan,
+  pgDump: PgToolBinary,
+  snapshot: string,
+  env: NodeJS.ProcessEnv,
+  deps: DumpDeps,
+): Promise<{ object: StoredObject; uncompressedBytes: number }> {
+  const args = ['--format=custom', '--compress=0', `--snapshot=${snapshot}`, '--no-password'];
+  const child = spawn(pgDump.path, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  deps.onChild?.(child as unknown as ChildProcessWithoutNullStreams);
+  const stderr = collectTail(child.stderr);
+  const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
+
+  const key = `${DUMP_OBJECT}${compressionSuffix(plan.compression)}`;
+  const stored = new Meter({ sha256: true, onBytes: (n) => report(n) });
+  const raw = new Meter();
+  let lastReport = 0;
+  const report = (storedBytes: number) => {
+    const now = Date.now();
+    if (now - lastReport < 1000) return;
+    lastReport = now;
+    deps.onProgress?.({ dumpedBytes: raw.bytes, storedBytes });
+  };
+
+  const flowing = pipeline(child.stdout, raw, createCompressor(plan.compression), stored);
+  const upload = deps.store.upload(backupObjectKey(plan.database, plan.backupId, key), stored, {
+    expectedBytes: Math.ceil(plan.sizeBytes / 2),
+  });
+  try {
+    await Promise.all([flowing, upload]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    await exited;
+    throw pgDumpFailure(stderr(), err);
+  }
+  const [code, signal] = await exited;
+  // pg_dump may write part of its output and then fail: its exit status is the only truth.
+  if (code !== 0) {
+    throw new PgferryError(
+      'DumpFailed',
+      `pg_dump failed (${code ?? signal}): ${stderr() || 'no error output'}`,
+    );
+  }
+  deps.onProgress?.({ dumpedBytes: raw.bytes, storedBytes: stored.bytes });
+  return {
+    object: {
+      key,
+      kind: 'dump',
+      bytes: stored.bytes,
+      sha256: stored.digest(),
+      compression: plan.compression,
+    },
+    uncompressedBytes: raw.bytes,
+  };
+}
+
+function pgDumpFailure(stderr: string, err: unknown): Error {
+  // A store failure is the cause; pg_dump's "broken pipe" that follows it is not.
+  if (err instanceof PgferryError) return err;
+  if (stderr) return new PgferryError('DumpFailed', `pg_dump failed: ${stderr}`, { cause: err });
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** Keeps the last few lines a child wrote to stderr, for error messages. */
+function collectTail(stream: Readable, maxChars = 2000): () => string {
+  let text = '';
+  stream.on('data', (d: Buffer) => {
+    text = (text + d.toString()).slice(-maxChars);
+  });
+  return () =>
+    text
+      .trim()
+      .split('\n')
+      .filter((line) => line.trim())
+      .slice(-3)
+      .join(' | ');
+}
+
+/** Row counts of every user table (leaf partitions included), in the dump's snapshot. */
+async function countRows(client: Client): Promise<TableRowCount[]> {
+  const { rows } = await client.query<{ schema: string; name: string }>(`
+    SELECT n.nspname AS schema, c.relname AS name
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r'
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+    ORDER BY 1, 2`);
+  const counts: TableRowCount[] = [];
+  for (const t of rows) {
+    const { rows: r } = await client.query<{ n: string }>(
+      `SELECT count(*) AS n FROM ONLY ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
+    );
+    counts.push({ schema: t.schema, name: t.name, rows: Number(r[0].n) });
+  }
+  return counts;
+}
+
+/**
+ * Roles and tablespaces (`pg_dumpall --globals-only`). Role passwords only when asked for; where
+ * the user cannot read pg_authid (managed services), falls back to none and says so.
+ */
+async function storeGlobals(
+  plan: BackupPlan,
+  pgDumpall: PgToolBinary,
+  env: NodeJS.ProcessEnv,
+  deps: DumpDeps,
+): Promise<{ object: StoredObject; info: z.infer<typeof GlobalsInfoSchema> }> {
+  const base = ['--globals-only', '--no-password', '-l', plan.database];
+  let info: z.infer<typeof GlobalsInfoSchema> = { rolePasswords: plan.withRolePasswords };
+  let out = await runCapture(
+    pgDumpall,
+    plan.withRolePasswords ? base : [...base, '--no-role-passwords'],
+    env,
+    deps,
+  );
+  if (out.code !== 0 && plan.withRolePasswords && /permission denied|pg_authid/i.test(out.stderr)) {
+    out = await runCapture(pgDumpall, [...base, '--no-role-passwords'], env, deps);
+    info = { rolePasswords: false, note: 'role passwords omitted: this user may not read pg_authid' };
+  }
+  if (out.code !== 0) {
+    throw new PgferryError(
+      'DumpFailed',
+      `pg_dumpall --globals-only failed: ${out.stderr.trim().split('\n').slice(-3).join(' | ')}`,
+    );
+  }
+  const meter = new Meter({ sha256: true });
+  await deps.store.upload(
+    backupObjectKey(plan.database, plan.backupId, GLOBALS_OBJECT),
+    Readable.from([out.stdout]).pipe(meter),
+    { contentType: 'application/sql' },
+  );
+  return {
+    object: {
+      key: GLOBALS_OBJECT,
+      kind: 'globals',
+      bytes: meter.bytes,
+      sha256: meter.digest(),
+      compression: { codec: 'none' },
+    },
+    info,
+  };
+}
+
+async function runCapture(
+  tool: PgToolBinary,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  deps: DumpDeps,
+): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+  const child = spawn(tool.path, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  deps.onChild?.(child as unknown as ChildProcessWithoutNullStreams);
+  const chunks: Buffer[] = [];
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => chunks.push(d));
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, stdout: Buffer.concat(chunks), stderr };
+}

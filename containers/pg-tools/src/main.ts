@@ -1,0 +1,65 @@
+/**
+ * Entrypoint of the pg-tools container (Fargate on AWS, a child process locally).
+ *
+ * Environment contract — the same on both:
+ *   PGFERRY_ACTION          what to do: `dump`
+ *   PGFERRY_JOB             the job as JSON (for `dump`: a BackupPlan), never containing secrets
+ *   PGFERRY_PG_BIN_DIRS     extra directories holding PostgreSQL client tools (colon-separated)
+ *   PGFERRY_SOURCE_PASSWORD the source's password, when the job names no Secrets Manager secret
+ *   AWS_*                   the standard SDK settings (region, credentials, AWS_ENDPOINT_URL_S3)
+ *
+ * Output: JSON log lines on stdout (`progress`, then `succeeded` or `failed`); exit status 0
+ * on success, 1 on failure. The result itself goes to the store (`dump-result.json`).
+ */
+import type { ChildProcess } from 'node:child_process';
+import { BackupPlanSchema, parsePayload } from '../../../core/contracts';
+import { errorMessage, PgferryError } from '../../../core/errors';
+import { createLogger } from '../../../core/logging';
+import { openStore } from '../../../core/store';
+import { TASK_ENV } from '../../../core/workflows';
+import { runDump } from './dump';
+
+const logger = createLogger('pgferry-pg-tools');
+
+async function main(): Promise<void> {
+  const children = new Set<ChildProcess>();
+  // ECS stops a task with SIGTERM: stop pg_dump too, so nothing keeps writing.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      for (const child of children) child.kill('SIGKILL');
+      logger.error('failed', { errorName: 'Pgferry.Interrupted', errorMessage: `stopped by ${signal}` });
+      process.exit(1);
+    });
+  }
+  const action = process.env[TASK_ENV.action];
+  if (action !== 'dump')
+    throw new PgferryError('InvalidInput', `${TASK_ENV.action} must be "dump" (got ${action ?? 'nothing'})`);
+  const rawJob = process.env[TASK_ENV.job];
+  if (!rawJob) throw new PgferryError('InvalidInput', `${TASK_ENV.job} is not set`);
+  let job: unknown;
+  try {
+    job = JSON.parse(rawJob);
+  } catch {
+    throw new PgferryError('InvalidInput', `${TASK_ENV.job} is not valid JSON`);
+  }
+  const plan = parsePayload(BackupPlanSchema, job, 'dump job');
+  logger.appendKeys({ backupId: plan.backupId });
+  const result = await runDump(plan, {
+    store: openStore(plan.store),
+    env: process.env,
+    onProgress: (p) => logger.info('progress', { ...p }),
+    onChild: (child) => {
+      children.add(child);
+      child.on('close', () => children.delete(child));
+    },
+  });
+  logger.info('succeeded', { objects: result.objects.length, uncompressedBytes: result.uncompressedBytes });
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    logger.error('failed', { errorName: (err as Error).name ?? 'Error', errorMessage: errorMessage(err) });
+    process.exit(1);
+  },
+);

@@ -1,0 +1,192 @@
+/**
+ * The payloads that cross a boundary — CLI → state machine, state → state, state machine →
+ * container, container → record step, and the manifest in the store — typed once, here, and
+ * validated with zod wherever they are received. None of them ever carries a password.
+ */
+import { z } from 'zod';
+import { PgferryError } from './errors';
+import { assertDatabaseName, BACKUP_ID_PATTERN } from './store-keys';
+
+export const SCHEMA_VERSION = 1;
+
+const databaseName = z.string().superRefine((value, ctx) => {
+  try {
+    assertDatabaseName(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+
+export const SslModeSchema = z.enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']);
+export type SslMode = z.infer<typeof SslModeSchema>;
+
+/**
+ * Where a database is and who to connect as. The password is never part of it: it comes from
+ * Secrets Manager (`passwordSecretArn`) or from the environment of the process that connects
+ * (`PGFERRY_SOURCE_PASSWORD`), see `core/connection.ts`.
+ */
+export const ConnectionSchema = z
+  .object({
+    host: z.string().min(1).max(1024),
+    port: z.number().int().min(1).max(65535),
+    database: databaseName,
+    user: z.string().min(1).max(63),
+    sslmode: SslModeSchema.default('prefer'),
+    /** Path to a CA bundle for `verify-ca`/`verify-full` (the container ships the RDS bundle). */
+    sslrootcert: z.string().max(4096).optional(),
+    passwordSecretArn: z
+      .string()
+      .regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/)
+      .optional(),
+  })
+  .strict();
+export type Connection = z.infer<typeof ConnectionSchema>;
+
+export const CompressionCodecSchema = z.enum(['zstd', 'gzip', 'lz4', 'none']);
+export type CompressionCodec = z.infer<typeof CompressionCodecSchema>;
+export const CompressionSchema = z
+  .object({ codec: CompressionCodecSchema, level: z.number().int().min(-7).max(22).optional() })
+  .strict();
+export type Compression = z.infer<typeof CompressionSchema>;
+
+const StoreUrlSchema = z
+  .string()
+  .max(2048)
+  .regex(
+    /^(file:\/\/\/|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/|$))/,
+    'store must be file:///abs/dir or s3://bucket/prefix',
+  );
+
+/** Input of the backup state machine: what `pgferry backup` and the schedules start it with. */
+export const BackupRequestSchema = z
+  .object({
+    source: ConnectionSchema,
+    store: StoreUrlSchema,
+    compression: CompressionSchema.default({ codec: 'zstd', level: 3 }),
+    withRolePasswords: z.boolean().default(false),
+    backupId: z.string().regex(BACKUP_ID_PATTERN).optional(),
+  })
+  .strict();
+export type BackupRequest = z.infer<typeof BackupRequestSchema>;
+export type BackupRequestInput = z.input<typeof BackupRequestSchema>;
+
+export const DumpStrategySchema = z
+  .object({
+    /** pg_dump archive format; `custom` streams to the store with no local disk. */
+    format: z.literal('custom'),
+    jobs: z.number().int().min(1),
+  })
+  .strict();
+export type DumpStrategy = z.infer<typeof DumpStrategySchema>;
+
+export const ServerInfoSchema = z.object({ version: z.string(), major: z.number().int() }).strict();
+
+/** Preflight's output: everything the dump runner and the record step need. */
+export const BackupPlanSchema = z
+  .object({
+    schemaVersion: z.literal(SCHEMA_VERSION),
+    backupId: z.string().regex(BACKUP_ID_PATTERN),
+    database: databaseName,
+    store: StoreUrlSchema,
+    source: ConnectionSchema,
+    compression: CompressionSchema,
+    withRolePasswords: z.boolean(),
+    server: ServerInfoSchema,
+    /** The oldest pg_dump major that can dump this server: its own major. */
+    minPgDumpMajor: z.number().int(),
+    sizeBytes: z.number().int().nonnegative(),
+    strategy: DumpStrategySchema,
+    startedAt: z.iso.datetime(),
+  })
+  .strict();
+export type BackupPlan = z.infer<typeof BackupPlanSchema>;
+
+export const StoredObjectSchema = z
+  .object({
+    /** Relative to the backup's folder. */
+    key: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/),
+    kind: z.enum(['dump', 'globals']),
+    bytes: z.number().int().nonnegative(),
+    /** SHA-256 (hex) of the bytes as stored, i.e. after compression. */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    compression: CompressionSchema,
+  })
+  .strict();
+export type StoredObject = z.infer<typeof StoredObjectSchema>;
+
+export const TableRowCountSchema = z
+  .object({ schema: z.string(), name: z.string(), rows: z.number().int().nonnegative() })
+  .strict();
+export type TableRowCount = z.infer<typeof TableRowCountSchema>;
+
+export const GlobalsInfoSchema = z
+  .object({
+    rolePasswords: z.boolean(),
+    /** Why role passwords are missing although they were asked for (e.g. no access to pg_authid). */
+    note: z.string().optional(),
+  })
+  .strict();
+
+export const ToolInfoSchema = z.object({ pgDumpVersion: z.string(), pgDumpMajor: z.number().int() }).strict();
+
+/** What the runner reports to the record step, through the store (ECS returns no payload). */
+export const DumpResultSchema = z.discriminatedUnion('status', [
+  z
+    .object({
+      schemaVersion: z.literal(SCHEMA_VERSION),
+      backupId: z.string().regex(BACKUP_ID_PATTERN),
+      status: z.literal('succeeded'),
+      tool: ToolInfoSchema,
+      objects: z.array(StoredObjectSchema).min(1),
+      tables: z.array(TableRowCountSchema),
+      globals: GlobalsInfoSchema,
+      uncompressedBytes: z.number().int().nonnegative(),
+      finishedAt: z.iso.datetime(),
+    })
+    .strict(),
+  z
+    .object({
+      schemaVersion: z.literal(SCHEMA_VERSION),
+      backupId: z.string().regex(BACKUP_ID_PATTERN),
+      status: z.literal('failed'),
+      error: z.object({ name: z.string(), message: z.string() }).strict(),
+      finishedAt: z.iso.datetime(),
+    })
+    .strict(),
+]);
+export type DumpResult = z.infer<typeof DumpResultSchema>;
+
+/** `manifest.json`: written last; a backup folder without it is incomplete and never listed. */
+export const BackupManifestSchema = z
+  .object({
+    schemaVersion: z.literal(SCHEMA_VERSION),
+    id: z.string().regex(BACKUP_ID_PATTERN),
+    database: databaseName,
+    status: z.literal('complete'),
+    startedAt: z.iso.datetime(),
+    finishedAt: z.iso.datetime(),
+    durationSeconds: z.number().nonnegative(),
+    source: z.object({ host: z.string(), port: z.number().int(), user: z.string() }).strict(),
+    server: ServerInfoSchema,
+    tool: ToolInfoSchema.extend({ pgferryVersion: z.string() }).strict(),
+    format: z.literal('custom'),
+    compression: CompressionSchema,
+    strategy: DumpStrategySchema,
+    uncompressedBytes: z.number().int().nonnegative(),
+    objects: z.array(StoredObjectSchema).min(1),
+    tables: z.array(TableRowCountSchema),
+    globals: GlobalsInfoSchema,
+  })
+  .strict();
+export type BackupManifest = z.infer<typeof BackupManifestSchema>;
+
+/** Parses a payload, turning schema errors into one readable line naming the payload. */
+export function parsePayload<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issues = result.error.issues
+    .slice(0, 5)
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+    .join('; ');
+  throw new PgferryError('InvalidInput', `invalid ${what}: ${issues}`);
+}

@@ -1,0 +1,111 @@
+/**
+ * Finding PostgreSQL client tools of the right major. pg_dump must be at least as new as the
+ * server it dumps; among the suitable ones the closest major is preferred (it is the one the
+ * server's own release was tested with).
+ */
+import { execFile } from 'node:child_process';
+import { access, constants, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { PgferryError } from './errors';
+
+const run = promisify(execFile);
+
+export type PgTool = 'pg_dump' | 'pg_dumpall' | 'pg_restore' | 'psql';
+
+export interface PgToolBinary {
+  path: string;
+  /** e.g. "17.11" */
+  version: string;
+  major: number;
+}
+
+/** Parses `pg_dump (PostgreSQL) 17.11 (Debian 17.11-1)` → 17.11 / 17; also `9.6.24` → 9. */
+export function parseToolVersion(output: string): { version: string; major: number } | undefined {
+  const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(output);
+  if (!m) return undefined;
+  const first = Number(m[1]);
+  const major = first >= 10 ? first : Number(`${first}.${m[2] ?? 0}`);
+  return { version: [m[1], m[2], m[3]].filter((x) => x !== undefined).join('.'), major };
+}
+
+/** The directories searched, in order: PGFERRY_PG_BIN_DIRS, PATH, then the distributions' layouts. */
+export async function candidateBinDirs(env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+  const dirs: string[] = [];
+  const split = (value: string | undefined) => (value ?? '').split(':').filter(Boolean);
+  dirs.push(...split(env.PGFERRY_PG_BIN_DIRS), ...split(env.PATH));
+  for (const [parent, pattern, sub] of [
+    ['/usr/lib/postgresql', /^\d+(\.\d+)?$/, 'bin'],
+    ['/usr', /^pgsql-\d+(\.\d+)?$/, 'bin'],
+  ] as const) {
+    const names = await readdir(parent).catch(() => [] as string[]);
+    for (const name of names.filter((n) => pattern.test(n))) dirs.push(path.join(parent, name, sub));
+  }
+  return [...new Set(dirs.map((d) => path.resolve(d)))];
+}
+
+const versionCache = new Map<string, Promise<PgToolBinary | undefined>>();
+
+async function probe(file: string): Promise<PgToolBinary | undefined> {
+  let cached = versionCache.get(file);
+  if (!cached) {
+    cached = (async () => {
+      try {
+        await access(file, constants.X_OK);
+        const { stdout } = await run(file, ['--version'], { timeout: 10_000 });
+        const parsed = parseToolVersion(stdout);
+        return parsed ? { path: file, ...parsed } : undefined;
+      } catch {
+        return undefined;
+      }
+    })();
+    versionCache.set(file, cached);
+  }
+  return cached;
+}
+
+/** Every installed copy of `tool`, in search order. */
+export async function findPgTools(
+  tool: PgTool,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<PgToolBinary[]> {
+  const dirs = await candidateBinDirs(env);
+  const found = await Promise.all(dirs.map((dir) => probe(path.join(dir, tool))));
+  const seen = new Set<string>();
+  return found.filter((b): b is PgToolBinary => {
+    if (!b || seen.has(b.path)) return false;
+    seen.add(b.path);
+    return true;
+  });
+}
+
+/**
+ * The copy of `tool` to use for a server of major `serverMajor`: the lowest major that is not
+ * older than the server (ties: first in search order).
+ */
+export async function choosePgTool(
+  tool: PgTool,
+  serverMajor: number,
+  serverVersion: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<PgToolBinary> {
+  const all = await findPgTools(tool, env);
+  const suitable = all.filter((b) => b.major >= serverMajor).sort((a, b) => a.major - b.major);
+  if (suitable.length > 0) return suitable[0];
+  const have = all.length ? `found only ${[...new Set(all.map((b) => b.version))].join(', ')}` : 'found none';
+  throw new PgferryError(
+    'NoSuitablePgDump',
+    `the server runs PostgreSQL ${serverVersion}, which needs ${tool} ${serverMajor} or newer; ${have}. ` +
+      `Install the PostgreSQL ${serverMajor} client tools (e.g. apt-get install postgresql-client-${serverMajor}) ` +
+      'or add their bin directory to PGFERRY_PG_BIN_DIRS',
+  );
+}
+
+/** The same tool from the same installation as `sibling` (e.g. pg_dumpall beside pg_dump). */
+export async function siblingTool(sibling: PgToolBinary, tool: PgTool): Promise<PgToolBinary> {
+  const found = await probe(path.join(path.dirname(sibling.path), tool));
+  if (!found) {
+    throw new PgferryError('NoSuitablePgDump', `${tool} is missing beside ${sibling.path}`);
+  }
+  return found;
+}

@@ -1,0 +1,88 @@
+/**
+ * Where things live in a store. Every key is built here, so no other module can put an object
+ * outside `<root>/<database>/<backupId>/`.
+ *
+ * Layout:
+ *   <database segment>/<backupId>/manifest.json     written last: its presence means "complete"
+ *   <database segment>/<backupId>/dump-result.json  the runner's report to the record step
+ *   <database segment>/<backupId>/<objects…>        dump and globals
+ */
+import { randomBytes } from 'node:crypto';
+import { PgferryError } from './errors';
+
+export const MANIFEST_FILE = 'manifest.json';
+export const DUMP_RESULT_FILE = 'dump-result.json';
+
+/** PostgreSQL caps identifiers at 63 bytes; anything longer cannot be a database name. */
+const MAX_DATABASE_NAME_BYTES = 63;
+const SAFE_SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
+
+/**
+ * A database name as one path segment. Names made only of `[A-Za-z0-9_.-]` (not starting with
+ * a dot) are kept as they are, so the common case stays readable; anything else is
+ * percent-encoded (UTF-8), which is reversible and never contains `/` or starts with `.`.
+ */
+export function databaseSegment(database: string): string {
+  assertDatabaseName(database);
+  if (SAFE_SEGMENT.test(database)) return database;
+  let out = '';
+  for (const byte of Buffer.from(database, 'utf8')) {
+    const ch = String.fromCharCode(byte);
+    out += /[A-Za-z0-9_-]/.test(ch) ? ch : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+export function databaseFromSegment(segment: string): string {
+  const name = decodeURIComponent(segment);
+  if (databaseSegment(name) !== segment) {
+    throw new PgferryError('InvalidInput', `not a pgferry database folder: ${JSON.stringify(segment)}`);
+  }
+  return name;
+}
+
+export function assertDatabaseName(database: string): void {
+  if (database.length === 0) throw new PgferryError('InvalidInput', 'database name is empty');
+  if (database.includes('\0')) throw new PgferryError('InvalidInput', 'database name contains a NUL byte');
+  if (Buffer.byteLength(database, 'utf8') > MAX_DATABASE_NAME_BYTES) {
+    throw new PgferryError('InvalidInput', `database name is longer than ${MAX_DATABASE_NAME_BYTES} bytes`);
+  }
+}
+
+/** `20261121T231920Z-3fa9c1`: sorts by time, unique enough for one database. */
+export const BACKUP_ID_PATTERN = /^\d{8}T\d{6}Z-[0-9a-f]{6}$/;
+
+export function newBackupId(now: Date = new Date()): string {
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+export function assertBackupId(id: string): void {
+  if (!BACKUP_ID_PATTERN.test(id)) {
+    throw new PgferryError('InvalidInput', `not a backup id: ${JSON.stringify(id.slice(0, 80))}`);
+  }
+}
+
+/** Object names inside a backup folder: fixed names chosen by pgferry, never user input. */
+const OBJECT_NAME = /^[a-z0-9][a-z0-9._-]*$/;
+
+export function backupPrefix(database: string, backupId: string): string {
+  assertBackupId(backupId);
+  return `${databaseSegment(database)}/${backupId}/`;
+}
+
+export function backupObjectKey(database: string, backupId: string, name: string): string {
+  if (!OBJECT_NAME.test(name)) throw new PgferryError('InvalidInput', `not a backup object name: ${name}`);
+  return backupPrefix(database, backupId) + name;
+}
+
+export function manifestKey(database: string, backupId: string): string {
+  return backupObjectKey(database, backupId, MANIFEST_FILE);
+}
+
+export function dumpResultKey(database: string, backupId: string): string {
+  return backupObjectKey(database, backupId, DUMP_RESULT_FILE);
+}

@@ -1,0 +1,244 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  PutObjectCommand,
+  paginateListObjectsV2,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { PgferryError } from '../errors';
+import type { BackupStore, StoreEntry, UploadOptions } from './store';
+
+const MiB = 1024 * 1024;
+/** S3 allows 10,000 parts; stay well below so an underestimated size still fits. */
+const TARGET_MAX_PARTS = 8000;
+const MIN_PART_BYTES = 8 * MiB;
+
+/** Multipart part size for an upload of about `expectedBytes` (unknown: assume up to 80 GiB). */
+export function partSizeFor(expectedBytes: number | undefined): number {
+  const expected = expectedBytes ?? 80 * 1024 * MiB;
+  const size = Math.ceil(expected / TARGET_MAX_PARTS / MiB) * MiB;
+  return Math.max(MIN_PART_BYTES, size);
+}
+
+/** The S3 client for stores: honours AWS_ENDPOINT_URL_S3 (S3-compatible servers) and the standard chain. */
+export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
+  const customEndpoint = Boolean(env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL);
+  return new S3Client({
+    region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    // S3-compatible servers rarely support virtual-hosted buckets on a custom endpoint.
+    forcePathStyle: customEndpoint || env.PGFERRY_S3_FORCE_PATH_STYLE === 'true',
+    followRegionRedirects: true,
+  });
+}
+
+/** A bucket and key prefix on S3 or an S3-compatible server. */
+export class S3Store implements BackupStore {
+  readonly url: string;
+
+  constructor(
+    private readonly bucket: string,
+    private readonly prefix: string,
+    private readonly client: S3Client = createS3Client(),
+  ) {
+    this.prefix = prefix.replace(/^\/+|\/+$/g, '');
+    this.url = `s3://${bucket}${this.prefix ? `/${this.prefix}` : ''}`;
+  }
+
+  private keyOf(key: string): string {
+    if (key.split('/').some((part) => part === '..' || part === '.')) {
+      throw new PgferryError('InvalidInput', `store key escapes the store: ${JSON.stringify(key)}`);
+    }
+    return this.prefix ? `${this.prefix}/${key}` : key;
+  }
+
+  private relative(fullKey: string): string {
+    return this.prefix ? fullKey.slice(this.prefix.length + 1) : fullKey;
+  }
+
+  async upload(key: string, body: Readable, options: UploadOptions = {}): Promise<void> {
+    const upload = new Upload({
+      client: this.client,
+      params: {
+        Bucket: this.bucket,
+        Key: this.keyOf(key),
+        Body: body,
+        ContentType: options.contentType ?? 'application/octet-stream',
+      },
+      partSize: partSizeFor(options.expectedBytes),
+      queueSize: 4,
+      // On failure lib-storage aborts the multipart upload, so no parts are left billed.
+      leavePartsOnError: false,
+    });
+    try {
+      await upload.done();
+    } catch (err) {
+      body.destroy();
+      throw this.error(err, `upload ${key}`);
+    }
+  }
+
+  async putJson(key: string, value: unknown): Promise<void> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.keyOf(key),
+          Body: `${JSON.stringify(value, null, 2)}\n`,
+          ContentType: 'application/json',
+        }),
+      );
+    } catch (err) {
+      throw this.error(err, `write ${key}`);
+    }
+  }
+
+  async getJson(key: string): Promise<unknown | undefined> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
+      return JSON.parse(await (out.Body as { transformToString(): Promise<string> }).transformToString());
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw this.error(err, `read ${key}`);
+    }
+  }
+
+  async download(key: string): Promise<Readable> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
+      return out.Body as Readable;
+    } catch (err) {
+      if (isNotFound(err)) throw new PgferryError('BackupNotFound', `object missing from the store: ${key}`);
+      throw this.error(err, `read ${key}`);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<StoreEntry> {
+    try {
+      for await (const page of paginateListObjectsV2(
+        { client: this.client },
+        { Bucket: this.bucket, Prefix: this.keyOf(prefix) },
+      )) {
+        for (const item of page.Contents ?? []) {
+          if (item.Key) yield { key: this.relative(item.Key), bytes: item.Size ?? 0 };
+        }
+      }
+    } catch (err) {
+      throw this.error(err, `list ${prefix}`);
+    }
+  }
+
+  async listFolders(prefix: string): Promise<string[]> {
+    const folders: string[] = [];
+    const fullPrefix = this.keyOf(prefix);
+    try {
+      for await (const page of paginateListObjectsV2(
+        { client: this.client },
+        { Bucket: this.bucket, Prefix: fullPrefix, Delimiter: '/' },
+      )) {
+        for (const p of page.CommonPrefixes ?? []) {
+          if (p.Prefix) folders.push(p.Prefix.slice(fullPrefix.length).replace(/\/$/, ''));
+        }
+      }
+    } catch (err) {
+      throw this.error(err, `list ${prefix}`);
+    }
+    return folders;
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    if (!prefix) throw new PgferryError('InvalidInput', 'refusing to delete the whole store');
+    const keys: string[] = [];
+    for await (const entry of this.list(prefix)) keys.push(this.keyOf(entry.key));
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      try {
+        await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+          }),
+        );
+      } catch (err) {
+        throw this.error(err, `delete ${prefix}`);
+      }
+    }
+    await this.abortMultipartUploads(prefix);
+    return keys.length;
+  }
+
+  private async abortMultipartUploads(prefix: string): Promise<void> {
+    let uploads: { Key?: string; UploadId?: string }[];
+    try {
+      const out = await this.client.send(
+        new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.keyOf(prefix) }),
+      );
+      uploads = out.Uploads ?? [];
+    } catch (err) {
+      // Some S3-compatible servers do not implement the listing; their lifecycle must clean up.
+      if (isNotImplemented(err)) return;
+      throw this.error(err, `list multipart uploads under ${prefix}`);
+    }
+    for (const u of uploads) {
+      await this.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }),
+      );
+    }
+  }
+
+  async checkWritable(): Promise<void> {
+    const key = `.pgferry-write-test-${randomBytes(4).toString('hex')}`;
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key), Body: 'ok' }));
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
+    } catch (err) {
+      const e = this.error(err, 'write a test object');
+      throw new PgferryError(e instanceof PgferryError ? e.code : 'StoreNotWritable', e.message, {
+        cause: err,
+      });
+    }
+  }
+
+  private error(err: unknown, action: string): Error {
+    if (err instanceof PgferryError) return err;
+    const e = err as {
+      name?: string;
+      message?: string;
+      $metadata?: { httpStatusCode?: number };
+      code?: string;
+    };
+    const status = e.$metadata?.httpStatusCode;
+    const what = `${this.url}: could not ${action}`;
+    if (e.name === 'NoSuchBucket') {
+      return new PgferryError('StoreNotWritable', `${what}: bucket ${this.bucket} does not exist`, {
+        cause: err,
+      });
+    }
+    if (status === 403 || e.name === 'AccessDenied' || e.name === 'InvalidAccessKeyId') {
+      return new PgferryError('StoreNotWritable', `${what}: access denied (${e.name})`, { cause: err });
+    }
+    if (status === undefined || status >= 500 || e.code === 'ECONNREFUSED' || e.name === 'TimeoutError') {
+      return new PgferryError('StoreUnavailable', `${what}: ${e.name ?? 'error'} ${e.message ?? ''}`.trim(), {
+        cause: err,
+      });
+    }
+    return new PgferryError('StoreNotWritable', `${what}: ${e.name ?? 'error'} ${e.message ?? ''}`.trim(), {
+      cause: err,
+    });
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
+}
+
+function isNotImplemented(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'NotImplemented' || e.$metadata?.httpStatusCode === 501;
+}

@@ -1,0 +1,23 @@
+/**
+ * Names shared by the CDK definitions (lib/) and the local executor (cli/): state names are how
+ * the local executor binds its in-process handlers to the synthesized ASL, so they are defined
+ * once, here.
+ */
+export const BACKUP_STATES = {
+  preflight: 'Preflight',
+  dump: 'Dump',
+  record: 'Record',
+  cleanup: 'Cleanup',
+  failed: 'BackupFailed',
+} as const;
+
+export type WorkflowName = 'backup';
+export const WORKFLOW_NAMES: readonly WorkflowName[] = ['backup'];
+
+/** The pg-tools container's name in its task definition, and its environment contract. */
+export const PG_TOOLS_CONTAINER = 'pg-tools';
+export const TASK_ENV = {
+  action: 'PGFERRY_ACTION',
+  job: 'PGFERRY_JOB',
+  binDirs: 'PGFERRY_PG_BIN_DIRS',
+} as const;

@@ -1,0 +1,19 @@
+import { BackupRequestSchema, parsePayload } from '../../core/contracts';
+import { createLogger } from '../../core/logging';
+import { openStore } from '../../core/store';
+import { preflightBackup } from './preflight';
+
+const logger = createLogger('pgferry-preflight');
+
+/** Step Functions task: validates the execution input and plans the backup. */
+export async function handler(event: unknown) {
+  const request = parsePayload(BackupRequestSchema, event, 'backup request');
+  const plan = await preflightBackup(request, { openStore, env: process.env });
+  logger.info('planned', {
+    backupId: plan.backupId,
+    database: plan.database,
+    serverVersion: plan.server.version,
+    sizeBytes: plan.sizeBytes,
+  });
+  return plan;
+}

@@ -1,0 +1,138 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { RETRYABLE_ERRORS } from '../core/errors';
+import { BACKUP_STATES, TASK_ENV } from '../core/workflows';
+import type { PgToolsTask } from './pg-tools-task';
+import type { WorkflowFunctions } from './workflow-functions';
+
+export interface BackupWorkflowProps {
+  readonly functions: WorkflowFunctions;
+  readonly pgTools: PgToolsTask;
+  /**
+   * Longest a dump may run before it is stopped and cleaned up.
+   * @default 12 hours
+   */
+  readonly dumpTimeout?: Duration;
+}
+
+/**
+ * The backup state machine: Preflight → Dump → Record, and on any failure after preflight,
+ * Cleanup → BackupFailed. The same definition runs on AWS and, through the CLI, locally.
+ */
+export class BackupWorkflow extends Construct {
+  readonly stateMachine: sfn.StateMachine;
+
+  constructor(
+    scope: Construct,
+    id: string,
+    private readonly props: BackupWorkflowProps,
+  ) {
+    super(scope, id);
+    const failed = this.buildCleanup();
+    const definition = this.buildPreflight()
+      .next(this.buildDump().addCatch(failed, { resultPath: '$.error' }))
+      .next(this.buildRecord().addCatch(failed, { resultPath: '$.error' }));
+
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      comment: 'pgferry backup: pg_dump of one database into the store, recorded by a manifest',
+      definitionBody: sfn.DefinitionBody.fromChainable(definition),
+      timeout: Duration.hours(24),
+      tracingEnabled: true,
+      logs: {
+        destination: new logs.LogGroup(this, 'Logs', {
+          retention: logs.RetentionDays.THREE_MONTHS,
+          removalPolicy: RemovalPolicy.RETAIN,
+        }),
+        level: sfn.LogLevel.ALL,
+        includeExecutionData: false,
+      },
+    });
+  }
+
+  /** Validates the input, checks source and store, plans the dump. Its output is the plan. */
+  private buildPreflight(): tasks.LambdaInvoke {
+    return new tasks.LambdaInvoke(this, BACKUP_STATES.preflight, {
+      lambdaFunction: this.props.functions.preflight,
+      payloadResponseOnly: true,
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
+      retryOnServiceExceptions: true,
+    });
+  }
+
+  /** Runs the pg-tools container with the plan; the result reaches Record through the store. */
+  private buildDump(): tasks.EcsRunTask {
+    const { pgTools } = this.props;
+    const dump = new tasks.EcsRunTask(this, BACKUP_STATES.dump, {
+      integrationPattern: sfn.IntegrationPattern.RUN_JOB,
+      cluster: pgTools.cluster,
+      taskDefinition: pgTools.taskDefinition,
+      launchTarget: new tasks.EcsFargateLaunchTarget({ platformVersion: ecs.FargatePlatformVersion.LATEST }),
+      subnets: pgTools.subnets,
+      securityGroups: [pgTools.securityGroup],
+      containerOverrides: [
+        {
+          containerDefinition: pgTools.container,
+          environment: [
+            { name: TASK_ENV.action, value: 'dump' },
+            { name: TASK_ENV.job, value: sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt('$')) },
+          ],
+        },
+      ],
+      resultPath: sfn.JsonPath.DISCARD,
+      taskTimeout: sfn.Timeout.duration(this.props.dumpTimeout ?? Duration.hours(12)),
+    });
+    // Only failures to start the task are retried: a dump that ran is never repeated blindly.
+    dump.addRetry({
+      errors: ['ECS.AmazonECSException', 'ECS.ServerException'],
+      interval: Duration.seconds(10),
+      backoffRate: 2,
+      maxAttempts: 3,
+    });
+    return dump;
+  }
+
+  /** Checks the stored objects against the runner's report and writes the manifest, last. */
+  private buildRecord(): tasks.LambdaInvoke {
+    const record = new tasks.LambdaInvoke(this, BACKUP_STATES.record, {
+      lambdaFunction: this.props.functions.record,
+      payloadResponseOnly: true,
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(5)),
+      retryOnServiceExceptions: true,
+    });
+    record.addRetry({
+      errors: [...RETRYABLE_ERRORS],
+      interval: Duration.seconds(2),
+      backoffRate: 2,
+      maxAttempts: 4,
+    });
+    return record;
+  }
+
+  /** Removes what the failed attempt wrote, then fails the execution with the first error. */
+  private buildCleanup(): tasks.LambdaInvoke {
+    const cleanup = new tasks.LambdaInvoke(this, BACKUP_STATES.cleanup, {
+      lambdaFunction: this.props.functions.cleanup,
+      payloadResponseOnly: true,
+      resultPath: '$.cleanup',
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(5)),
+      retryOnServiceExceptions: true,
+    });
+    cleanup.addRetry({
+      errors: [...RETRYABLE_ERRORS],
+      interval: Duration.seconds(2),
+      backoffRate: 2,
+      maxAttempts: 6,
+    });
+    cleanup.next(
+      new sfn.Fail(this, BACKUP_STATES.failed, {
+        errorPath: sfn.JsonPath.stringAt('$.cleanup.error'),
+        causePath: sfn.JsonPath.stringAt('$.cleanup.cause'),
+      }),
+    );
+    return cleanup;
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * How test files get the servers started by the jest global setup (test/support/global-setup.ts).
+ *
+ * Global setup writes a JSON description of the running servers and exports its path as
+ * `PGFERRY_TEST_ENV_FILE`; test workers inherit that variable. Usage:
+ *
+ *   const env = testEnv();
+ *   for (const pg of env.postgres) ...          // every started major (PGFERRY_TEST_MAJORS, default 14,15,17)
+ *   const pg15 = env.server(15);
+ *   await createDatabase(pg15, name); await withClient(pg15, name, (c) => c.query('...'));
+ *   spawn(cmd, { env: { ...process.env, ...env.s3.env() } });
+ */
+import { readFileSync } from 'node:fs';
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import { Client } from 'pg';
+
+export const ENV_FILE_VAR = 'PGFERRY_TEST_ENV_FILE';
+
+/** One server as recorded in the env file. */
+export interface PostgresServerRecord {
+  major: number;
+  version: string;
+  versionNum: number;
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  binDir: string;
+  dataDir: string;
+  socketDir: string;
+  logFile: string;
+}
+
+export interface S3ServerRecord {
+  endpoint: string;
+  bucket: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  region: string;
+}
+
+/** The JSON written by global setup to `$PGFERRY_TEST_ENV_FILE`. */
+export interface TestEnvFile {
+  baseDir: string;
+  postgres: PostgresServerRecord[];
+  s3: S3ServerRecord;
+}
+
+export interface TestPostgres {
+  major: number;
+  /** `server_version`, e.g. `17.10` or `15.14 (Debian 15.14-0+deb12u1)`. */
+  version: string;
+  /** `server_version_num`, e.g. 170010. */
+  versionNum: number;
+  host: string;
+  port: number;
+  /** Superuser (`postgres`). Password auth (scram-sha-256) over TCP. */
+  user: string;
+  /** Contains URL-special characters on purpose. */
+  password: string;
+  /** `postgres://user:pct-encoded-password@127.0.0.1:port/database` (database defaults to `postgres`). */
+  url(database?: string): string;
+  /** `postgres://user@127.0.0.1:port/database`; supply the password some other way (PGPASSWORD, ...). */
+  urlWithoutPassword(database?: string): string;
+  /** Directory with this server's `initdb`, `pg_ctl`, `postgres` (client tools like pg_dump only for 15). */
+  binDir: string;
+  dataDir: string;
+  /** Unix socket directory (local connections use `trust`). */
+  socketDir: string;
+  logFile: string;
+  /** Connection options for `new pg.Client(...)`. */
+  clientConfig(database?: string): {
+    host: string;
+    port: number;
+    user: string;
+    password: string;
+    database: string;
+  };
+  /** libpq environment: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. */
+  env(database?: string): Record<string, string>;
+}
+
+export interface TestS3 {
+  /** e.g. `http://127.0.0.1:41234`. */
+  endpoint: string;
+  /** Bucket created by global setup (`pgferry-test`); share it, use unique key prefixes. */
+  bucket: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  region: string;
+  /** AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION. */
+  env(): Record<string, string>;
+  /** Config for `new S3Client(...)` (endpoint, region, credentials, forcePathStyle). */
+  clientConfig(): S3ClientConfig;
+}
+
+export interface TestEnv {
+  postgres: TestPostgres[];
+  s3: TestS3;
+  /** The server of that major; throws if it was not started (see PGFERRY_TEST_MAJORS). */
+  server(major: number): TestPostgres;
+}
+
+/** Double-quotes an identifier (embedded `"` doubled). */
+export function quoteIdent(name: string): string {
+  if (name.includes('\0')) throw new Error('identifier contains a NUL character');
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Single-quotes a string literal (embedded `'` doubled; standard_conforming_strings is on). */
+export function quoteLiteral(value: string): string {
+  if (value.includes('\0')) throw new Error('literal contains a NUL character');
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/**
+ * Percent-encodes a database name for a URL path. Fully encoded names work with libpq, but node-postgres
+ * (pg-connection-string) decodes the path with decodeURI, which leaves `%3B %3A %40 %26 %3D %2B %24 %2C
+ * %2F %3F %23` undecoded; the first eight are valid literally in a path, so they stay literal here and
+ * the URL works with both. (`/`, `?`, `#` in a name cannot work with node-postgres URLs at all.)
+ */
+export function encodeDatabasePath(name: string): string {
+  return encodeURIComponent(name).replace(/%(3B|3A|40|26|3D|2B|24|2C)/gi, (m) => decodeURIComponent(m));
+}
+
+function makePostgres(rec: PostgresServerRecord): TestPostgres {
+  const hostPort = `${rec.host}:${rec.port}`;
+  const db = (database?: string) => encodeDatabasePath(database ?? 'postgres');
+  return {
+    major: rec.major,
+    version: rec.version,
+    versionNum: rec.versionNum,
+    host: rec.host,
+    port: rec.port,
+    user: rec.user,
+    password: rec.password,
+    binDir: rec.binDir,
+    dataDir: rec.dataDir,
+    socketDir: rec.socketDir,
+    logFile: rec.logFile,
+    url: (database) =>
+      `postgres://${encodeURIComponent(rec.user)}:${encodeURIComponent(rec.password)}@${hostPort}/${db(database)}`,
+    urlWithoutPassword: (database) =>
+      `postgres://${encodeURIComponent(rec.user)}@${hostPort}/${db(database)}`,
+    clientConfig: (database) => ({
+      host: rec.host,
+      port: rec.port,
+      user: rec.user,
+      password: rec.password,
+      database: database ?? 'postgres',
+    }),
+    env: (database) => ({
+      PGHOST: rec.host,
+      PGPORT: String(rec.port),
+      PGUSER: rec.user,
+      PGPASSWORD: rec.password,
+      PGDATABASE: database ?? 'postgres',
+    }),
+  };
+}
+
+function makeS3(rec: S3ServerRecord): TestS3 {
+  return {
+    ...rec,
+    env: () => ({
+      AWS_ENDPOINT_URL_S3: rec.endpoint,
+      AWS_ACCESS_KEY_ID: rec.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: rec.secretAccessKey,
+      AWS_REGION: rec.region,
+    }),
+    clientConfig: () => ({
+      endpoint: rec.endpoint,
+      region: rec.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: rec.accessKeyId, secretAccessKey: rec.secretAccessKey },
+    }),
+  };
+}
+
+let cached: { file: string; env: TestEnv } | undefined;
+
+/** The running test servers (reads `$PGFERRY_TEST_ENV_FILE` once per worker). */
+export function testEnv(): TestEnv {
+  const file = process.env[ENV_FILE_VAR];
+  if (!file) {
+    throw new Error(
+      `${ENV_FILE_VAR} is not set: the test servers are started by jest's globalSetup ` +
+        '(test/support/global-setup.ts); run the tests through jest with the repo config.',
+    );
+  }
+  if (cached?.file === file) return cached.env;
+  let parsed: TestEnvFile;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8')) as TestEnvFile;
+  } catch (e) {
+    throw new Error(`cannot read the test environment file ${file}: ${(e as Error).message}`);
+  }
+  const postgres = parsed.postgres.map(makePostgres);
+  const env: TestEnv = {
+    postgres,
+    s3: makeS3(parsed.s3),
+    server(major: number): TestPostgres {
+      const found = postgres.find((p) => p.major === major);
+      if (!found) {
+        throw new Error(
+          `PostgreSQL ${major} is not running in this test run (started: ${postgres.map((p) => p.major).join(', ')}; ` +
+            'see PGFERRY_TEST_MAJORS)',
+        );
+      }
+      return found;
+    },
+  };
+  cached = { file, env };
+  return env;
+}
+
+/** Connects (password auth over TCP) to `database`, runs `fn`, always disconnects. */
+export async function withClient<T>(
+  pg: TestPostgres,
+  database: string,
+  fn: (c: import('pg').Client) => Promise<T>,
+): Promise<T> {
+  const client = new Client({ ...pg.clientConfig(database), connectionTimeoutMillis: 15_000 });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Drops (forcing out sessions) `name` if it exists, then creates it. `name` may contain any characters. */
+export async function createDatabase(pg: TestPostgres, name: string): Promise<void> {
+  await withClient(pg, 'postgres', async (c) => {
+    await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+    await c.query(`CREATE DATABASE ${quoteIdent(name)}`);
+  });
+}
+
+/** Drops `name` if it exists, terminating its sessions. */
+export async function dropDatabase(pg: TestPostgres, name: string): Promise<void> {
+  await withClient(pg, 'postgres', async (c) => {
+    await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+  });
+}
+
+let uniqueCounter = 0;
+
+/**
+ * `prefix_<worker>_<pid>_<counter>_<random>`, lower case, at most 63 bytes (PostgreSQL's identifier
+ * limit; longer names are silently truncated by the server), usable as database name or S3 key part.
+ */
+export function uniqueName(prefix: string): string {
+  uniqueCounter += 1;
+  const worker = process.env.JEST_WORKER_ID ?? '0';
+  const random = Math.random().toString(36).slice(2, 8).padEnd(6, '0');
+  const suffix = `_${worker}_${process.pid}_${uniqueCounter}_${random}`;
+  let head = prefix.toLowerCase();
+  while (Buffer.byteLength(head + suffix, 'utf8') > 63) head = Array.from(head).slice(0, -1).join('');
+  return head + suffix;
+}
