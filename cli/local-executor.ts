@@ -94,7 +94,7 @@ interface EcsRunTaskParameters {
 
 /** Environment variables of this process that the task may inherit (AWS's and PostgreSQL's settings). */
 const INHERITED_ENV =
-  /^(PATH|HOME|LANG|LC_ALL|TMPDIR|TZ|AWS_[A-Z_]+|PGFERRY_PG_BIN_DIRS|PGFERRY_S3_FORCE_PATH_STYLE|POWERTOOLS_LOG_LEVEL)$/;
+  /^(PATH|HOME|LANG|LC_ALL|TMPDIR|TZ|AWS_[A-Z0-9_]+|PGFERRY_PG_BIN_DIRS|PGFERRY_S3_FORCE_PATH_STYLE|POWERTOOLS_LOG_LEVEL)$/;
 
 /**
  * The ECS `runTask.sync` state, locally: the container's entrypoint as a child process. Its

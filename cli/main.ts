@@ -83,7 +83,9 @@ interface BackupOptions {
 
 async function backupCommand(opts: BackupOptions): Promise<void> {
   configureLogging(opts.verbose);
-  const { connection, password } = parseConnectionUrl(opts.source, '--source');
+  const { connection, password: urlPassword } = parseConnectionUrl(opts.source, '--source');
+  // As with libpq: a password in the URL, else PGPASSWORD (else .pgpass, read by the tools).
+  const password = urlPassword ?? process.env.PGPASSWORD;
   // The password reaches the handlers and the task through the environment only.
   if (password !== undefined) process.env[passwordEnvVar('source')] = password;
   const input: BackupRequestInput = {

@@ -101,6 +101,15 @@ export const BackupPlanSchema = z
   .strict();
 export type BackupPlan = z.infer<typeof BackupPlanSchema>;
 
+/**
+ * The backup workflow's state after preflight. `job` is the plan serialized for the container's
+ * environment: rendered by preflight rather than by `States.JsonToString`, whose local
+ * interpreter (aws-local-stepfunctions 3.0.0) strips every backslash from intrinsic results and
+ * so corrupts JSON containing quotes.
+ */
+export const BackupStateSchema = z.object({ plan: BackupPlanSchema, job: z.string() }).strict();
+export type BackupState = z.infer<typeof BackupStateSchema>;
+
 export const StoredObjectSchema = z
   .object({
     /** Relative to the backup's folder. */

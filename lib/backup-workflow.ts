@@ -53,7 +53,7 @@ export class BackupWorkflow extends Construct {
     });
   }
 
-  /** Validates the input, checks source and store, plans the dump. Its output is the plan. */
+  /** Validates the input, checks source and store, plans the dump. Output: `{plan, job}`. */
   private buildPreflight(): tasks.LambdaInvoke {
     return new tasks.LambdaInvoke(this, BACKUP_STATES.preflight, {
       lambdaFunction: this.props.functions.preflight,
@@ -78,7 +78,7 @@ export class BackupWorkflow extends Construct {
           containerDefinition: pgTools.container,
           environment: [
             { name: TASK_ENV.action, value: 'dump' },
-            { name: TASK_ENV.job, value: sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt('$')) },
+            { name: TASK_ENV.job, value: sfn.JsonPath.stringAt('$.job') },
           ],
         },
       ],
@@ -100,6 +100,7 @@ export class BackupWorkflow extends Construct {
     const record = new tasks.LambdaInvoke(this, BACKUP_STATES.record, {
       lambdaFunction: this.props.functions.record,
       payloadResponseOnly: true,
+      inputPath: '$.plan',
       taskTimeout: sfn.Timeout.duration(Duration.minutes(5)),
       retryOnServiceExceptions: true,
     });

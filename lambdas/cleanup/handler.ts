@@ -1,19 +1,19 @@
 import { z } from 'zod';
-import { BackupPlanSchema, parsePayload } from '../../core/contracts';
+import { BackupStateSchema, parsePayload } from '../../core/contracts';
 import { createLogger } from '../../core/logging';
 import { openStore } from '../../core/store';
 import { cleanupBackup } from './cleanup';
 
 const logger = createLogger('pgferry-cleanup');
 
-/** The state after a caught error: the plan plus Step Functions' `{Error, Cause}`. */
-const CleanupInputSchema = BackupPlanSchema.extend({
+/** The state after a caught error: the workflow state plus Step Functions' `{Error, Cause}`. */
+const CleanupInputSchema = BackupStateSchema.extend({
   error: z.object({ Error: z.string(), Cause: z.string().optional() }).loose(),
 });
 
 /** Step Functions task: removes a failed attempt's objects and names the failure. */
 export async function handler(event: unknown) {
-  const { error, ...plan } = parsePayload(CleanupInputSchema, event, 'cleanup input');
+  const { error, plan } = parsePayload(CleanupInputSchema, event, 'cleanup input');
   const result = await cleanupBackup(plan, error, { openStore });
   logger.warn('cleaned up a failed backup', { backupId: plan.backupId, ...result });
   return result;

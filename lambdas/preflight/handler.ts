@@ -1,4 +1,4 @@
-import { BackupRequestSchema, parsePayload } from '../../core/contracts';
+import { type BackupState, BackupRequestSchema, parsePayload } from '../../core/contracts';
 import { createLogger } from '../../core/logging';
 import { openStore } from '../../core/store';
 import { preflightBackup } from './preflight';
@@ -6,7 +6,7 @@ import { preflightBackup } from './preflight';
 const logger = createLogger('pgferry-preflight');
 
 /** Step Functions task: validates the execution input and plans the backup. */
-export async function handler(event: unknown) {
+export async function handler(event: unknown): Promise<BackupState> {
   const request = parsePayload(BackupRequestSchema, event, 'backup request');
   const plan = await preflightBackup(request, { openStore, env: process.env });
   logger.info('planned', {
@@ -15,5 +15,5 @@ export async function handler(event: unknown) {
     serverVersion: plan.server.version,
     sizeBytes: plan.sizeBytes,
   });
-  return plan;
+  return { plan, job: JSON.stringify(plan) };
 }

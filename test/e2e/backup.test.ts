@@ -1,0 +1,124 @@
+/**
+ * `pgferry backup` end to end, on real servers of several majors, into both store kinds: the
+ * CLI runs the synthesized backup workflow, which runs the real pg_dump.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { zstdDecompressSync } from 'node:zlib';
+import type { BackupManifest } from '../../core/contracts';
+import { databaseSegment } from '../../core/store-keys';
+import { pgTool, runCli, runTool, sourceUrl } from '../support/cli';
+import { createDatabase, dropDatabase, quoteIdent, testEnv, uniqueName, withClient } from '../support/env';
+import { readStored, sha256 } from '../support/store';
+
+const env = testEnv();
+
+async function seed(major: number, database: string): Promise<void> {
+  await createDatabase(env.server(major), database);
+  await withClient(env.server(major), database, async (c) => {
+    await c.query(`
+      CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, joined timestamptz DEFAULT now());
+      INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 5000) g;
+      CREATE TABLE orders (id bigserial PRIMARY KEY, customer int REFERENCES customers, doc jsonb, total numeric(12,2));
+      INSERT INTO orders (customer, doc, total)
+        SELECT 1 + g % 5000, jsonb_build_object('n', g, 'tags', jsonb_build_array('a', g % 7)), g * 1.25
+        FROM generate_series(1, 20000) g;
+      CREATE INDEX orders_customer ON orders (customer);
+      CREATE TABLE empty_table (x int);`);
+  });
+}
+
+function storesFor(label: string): { kind: string; url: string; env: Record<string, string> }[] {
+  const local = mkdtempSync(path.join(tmpdir(), `pgferry-store-${label}-`));
+  return [
+    { kind: 'local folder', url: `file://${local}`, env: {} },
+    { kind: 'S3-compatible', url: `s3://${env.s3.bucket}/${uniqueName(label)}`, env: env.s3.env() },
+  ];
+}
+
+describe.each(env.postgres.map((pg) => pg.major))('backup of PostgreSQL %i', (major) => {
+  const database = uniqueName(`backup${major}`);
+  beforeAll(() => seed(major, database));
+  afterAll(() => dropDatabase(env.server(major), database));
+
+  describe.each(storesFor(`pg${major}`))('into a $kind store', ({ url, env: storeEnv }) => {
+    let manifest: BackupManifest;
+
+    beforeAll(async () => {
+      const result = await runCli(
+        ['backup', '--source', sourceUrl(env.server(major), database), '--store', url, '--json'],
+        {
+          env: storeEnv,
+        },
+      );
+      if (result.code !== 0) throw new Error(`backup failed (${result.code}): ${result.stderr}`);
+      manifest = JSON.parse(result.stdout) as BackupManifest;
+    });
+
+    test('records a complete manifest with the server and pg_dump versions', () => {
+      expect(manifest).toMatchObject({ schemaVersion: 1, database, status: 'complete', format: 'custom' });
+      expect(manifest.server.major).toBe(major);
+      expect(manifest.tool.pgDumpMajor).toBeGreaterThanOrEqual(major);
+      expect(manifest.compression).toEqual({ codec: 'zstd', level: 3 });
+    });
+
+    test('manifest checksums and sizes equal the stored bytes', async () => {
+      for (const object of manifest.objects) {
+        const bytes = await readStored(url, `${databaseSegment(database)}/${manifest.id}/${object.key}`);
+        expect({ key: object.key, bytes: bytes.length, sha256: sha256(bytes) }).toEqual({
+          key: object.key,
+          bytes: object.bytes,
+          sha256: object.sha256,
+        });
+      }
+    });
+
+    test('the manifest is stored beside the objects', async () => {
+      const stored = JSON.parse(
+        (await readStored(url, `${databaseSegment(database)}/${manifest.id}/manifest.json`)).toString(),
+      );
+      expect(stored).toEqual(manifest);
+    });
+
+    test("row counts equal the source's", async () => {
+      const expected = await withClient(env.server(major), database, async (c) => {
+        const counts = [];
+        for (const name of ['customers', 'empty_table', 'orders']) {
+          const { rows } = await c.query(`SELECT count(*)::int AS n FROM ${quoteIdent(name)}`);
+          counts.push({ schema: 'public', name, rows: rows[0].n });
+        }
+        return counts;
+      });
+      expect(manifest.tables).toEqual(expected);
+    });
+
+    test('the decompressed dump is a valid archive for pg_restore --list', async () => {
+      const dump = manifest.objects.find((o) => o.kind === 'dump');
+      if (!dump) throw new Error('no dump object');
+      const compressed = await readStored(url, `${databaseSegment(database)}/${manifest.id}/${dump.key}`);
+      const file = path.join(mkdtempSync(path.join(tmpdir(), 'pgferry-dump-')), 'dump.pgdump');
+      writeFileSync(file, zstdDecompressSync(compressed));
+      const { stdout } = await runTool(pgTool('pg_restore', manifest.tool.pgDumpMajor), ['--list', file]);
+      const toc = stdout.toString();
+      expect(toc).toMatch(/TABLE DATA public customers/);
+      expect(toc).toMatch(/TABLE DATA public orders/);
+      expect(toc).toMatch(/INDEX public orders_customer/);
+    });
+
+    test('the globals (roles) are stored without passwords', async () => {
+      const globals = await readStored(url, `${databaseSegment(database)}/${manifest.id}/globals.sql`);
+      expect(globals.toString()).toMatch(/CREATE ROLE postgres;/);
+      expect(globals.toString()).not.toMatch(/PASSWORD/);
+      expect(manifest.globals).toEqual({ rolePasswords: false });
+    });
+
+    test('pgferry list shows the backup', async () => {
+      const listed = await runCli(['list', '--store', url, '--database', database, '--json'], {
+        env: storeEnv,
+      });
+      expect(listed.code).toBe(0);
+      expect((JSON.parse(listed.stdout) as BackupManifest[]).map((m) => m.id)).toEqual([manifest.id]);
+    });
+  });
+});

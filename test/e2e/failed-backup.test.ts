@@ -1,0 +1,77 @@
+/**
+ * A dump that fails after writing part of its output must never become a backup: the workflow's
+ * cleanup removes everything the attempt stored, and the failure is reported.
+ */
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { extraPgBinDirs, runCli, sourceUrl } from '../support/cli';
+import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { listS3Keys } from '../support/store';
+
+const env = testEnv();
+const pg = env.server(15);
+const database = uniqueName('failing');
+
+/**
+ * A pg_dump that runs the real one (its whole output reaches the store) and then exits 3, as a
+ * pg_dump does that fails late (e.g. a lost connection after the data was written).
+ */
+function failingPgDumpDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-failing-pg_dump-'));
+  mkdirSync(path.join(dir, 'bin'));
+  const script = path.join(dir, 'bin', 'pg_dump');
+  writeFileSync(
+    script,
+    `#!/bin/sh\n/usr/lib/postgresql/15/bin/pg_dump "$@" || exit $?\n[ "$1" = "--version" ] && exit 0\necho "pg_dump: error: injected failure after the output" >&2\nexit 3\n`,
+  );
+  chmodSync(script, 0o755);
+  writeFileSync(
+    path.join(dir, 'bin', 'pg_dumpall'),
+    '#!/bin/sh\nexec /usr/lib/postgresql/15/bin/pg_dumpall "$@"\n',
+  );
+  chmodSync(path.join(dir, 'bin', 'pg_dumpall'), 0o755);
+  return path.join(dir, 'bin');
+}
+
+beforeAll(async () => {
+  await createDatabase(pg, database);
+  await withClient(pg, database, (c) =>
+    c.query('CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 50000) g'),
+  );
+});
+afterAll(() => dropDatabase(pg, database));
+
+test.each([
+  {
+    kind: 'local folder',
+    store: () => `file://${mkdtempSync(path.join(tmpdir(), 'pgferry-failed-'))}`,
+    s3: false,
+  },
+  { kind: 'S3-compatible', store: () => `s3://${env.s3.bucket}/${uniqueName('failed')}`, s3: true },
+])('a pg_dump failing after its output leaves nothing in a $kind store', async ({ store, s3 }) => {
+  const url = store();
+  const storeEnv = s3 ? env.s3.env() : {};
+  const result = await runCli(['backup', '--source', sourceUrl(pg, database), '--store', url], {
+    env: { ...storeEnv, PGFERRY_PG_BIN_DIRS: [failingPgDumpDir(), ...extraPgBinDirs()].join(':') },
+  });
+  expect(result.code).toBe(1);
+  expect(result.stderr).toMatch(/^pgferry: pg_dump failed \(3\): .*injected failure after the output/);
+  expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+
+  const listed = await runCli(['list', '--store', url, '--json'], { env: storeEnv });
+  expect(JSON.parse(listed.stdout)).toEqual([]);
+  if (s3) {
+    expect(await listS3Keys(url)).toEqual([]);
+  } else {
+    const dir = url.slice('file://'.length);
+    const left = existsSync(path.join(dir, database)) ? readdirSync(path.join(dir, database)) : [];
+    expect(left).toEqual([]);
+  }
+
+  // The same source then backs up fine: the failure left nothing in the way.
+  const retry = await runCli(['backup', '--source', sourceUrl(pg, database), '--store', url], {
+    env: storeEnv,
+  });
+  expect(retry.code).toBe(0);
+});

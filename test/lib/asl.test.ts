@@ -1,0 +1,34 @@
+/**
+ * There is one workflow definition: the ASL the CLI runs locally is the one synthesized from
+ * lib/ (the build writes it to dist/asl/; this checks it is not stale or hand-edited).
+ */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { synthesizeWorkflowDefinitions } from '../../lib/asl';
+import { REPO } from '../support/cli';
+
+const synthesized = synthesizeWorkflowDefinitions();
+
+test('the ASL the CLI runs equals the ASL synthesized from the CDK app', () => {
+  const built = JSON.parse(readFileSync(path.join(REPO, 'dist', 'asl', 'backup.asl.json'), 'utf8'));
+  expect(built).toEqual(synthesized.backup);
+});
+
+test('the CLI loads its definition from the generated file', async () => {
+  const { loadDefinition } = await import('../../cli/local-executor');
+  expect(loadDefinition('backup')).toEqual(synthesized.backup);
+});
+
+test('the backup workflow runs Preflight → Dump → Record, and Cleanup → BackupFailed on failure', () => {
+  const states = synthesized.backup.States as Record<
+    string,
+    { Next?: string; End?: boolean; Catch?: { Next: string }[] }
+  >;
+  expect(synthesized.backup.StartAt).toBe('Preflight');
+  expect(states.Preflight.Next).toBe('Dump');
+  expect(states.Dump.Next).toBe('Record');
+  expect(states.Record.End).toBe(true);
+  expect(states.Dump.Catch?.map((c) => c.Next)).toEqual(['Cleanup']);
+  expect(states.Record.Catch?.map((c) => c.Next)).toEqual(['Cleanup']);
+  expect(states.Cleanup.Next).toBe('BackupFailed');
+});

@@ -1,0 +1,82 @@
+/**
+ * Running the real `pgferry` CLI (bin/pgferry.js, built code) as a child process, the way a user
+ * does, plus the client tools the tests use to inspect what it stored.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import type { TestPostgres } from './env';
+
+export const REPO = path.resolve(__dirname, '..', '..');
+const BIN = path.join(REPO, 'bin', 'pgferry.js');
+const run = promisify(execFile);
+
+/** Client tools fetched by scripts/install-pg-clients.sh (e.g. PostgreSQL 17's pg_dump). */
+export function extraPgBinDirs(): string[] {
+  const root = path.join(REPO, '.cache', 'pg-clients');
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((d) => /^\d+$/.test(d))
+    .map((d) => path.join(root, d, 'bin'))
+    .filter((d) => existsSync(path.join(d, 'pg_dump')));
+}
+
+/** The environment the CLI runs with in tests: tool directories, no inherited passwords. */
+export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8' };
+  env.PGFERRY_PG_BIN_DIRS = extraPgBinDirs().join(':');
+  return { ...env, ...extra };
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `pgferry <args>`; never rejects (the exit code is part of the result). */
+export function runCli(
+  args: string[],
+  options: { env?: Record<string, string>; onSpawn?: (pid: number) => void } = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(options.env), cwd: REPO });
+    if (child.pid) options.onSpawn?.(child.pid);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** `postgres://postgres:<password>@host:port/<database>`, every part percent-encoded. */
+export function sourceUrl(pg: TestPostgres, database: string, password: string = pg.password): string {
+  return `postgres://${pg.user}:${encodeURIComponent(password)}@${pg.host}:${pg.port}/${encodeURIComponent(database)}`;
+}
+
+/** The closest client tool of at least `major` (Debian's 15, or a fetched newer one). */
+export function pgTool(tool: 'pg_restore' | 'pg_dump' | 'psql', major: number): string {
+  const dirs = [...extraPgBinDirs(), '/usr/lib/postgresql/15/bin']
+    .map((dir) => ({ dir, major: Number(/\/(\d+)\/bin$/.exec(dir)?.[1] ?? 0) }))
+    .filter((d) => d.major >= major && existsSync(path.join(d.dir, tool)))
+    .sort((a, b) => a.major - b.major);
+  if (dirs.length === 0) {
+    throw new Error(`no ${tool} >= ${major}: run scripts/install-pg-clients.sh to fetch newer client tools`);
+  }
+  return path.join(dirs[0].dir, tool);
+}
+
+export async function runTool(file: string, args: string[], env: Record<string, string> = {}) {
+  return run(file, args, {
+    env: { PATH: process.env.PATH, ...env },
+    maxBuffer: 256 * 1024 * 1024,
+    encoding: 'buffer',
+  });
+}
