@@ -1,4 +1,4 @@
-import { type BackupState, BackupRequestSchema, parsePayload } from '../../core/contracts';
+import { BackupRequestSchema, type BackupState, parsePayload } from '../../core/contracts';
 import { createLogger } from '../../core/logging';
 import { openStore } from '../../core/store';
 import { preflightBackup } from './preflight';

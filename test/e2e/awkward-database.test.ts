@@ -10,7 +10,7 @@ import { zstdDecompressSync } from 'node:zlib';
 import type { BackupManifest } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
 import { pgTool, runCli, runTool, sourceUrl } from '../support/cli';
-import { createDatabase, dropDatabase, testEnv, withClient } from '../support/env';
+import { createDatabase, dropDatabase, quoteIdent, testEnv, withClient } from '../support/env';
 import { readStored } from '../support/store';
 
 const env = testEnv();
@@ -22,20 +22,23 @@ const store = `file://${mkdtempSync(path.join(tmpdir(), 'pgferry-awkward-'))}`;
 /** A digest of every table's rows in a fixed order, of every large object, and of NULL/'' counts. */
 async function fingerprint(db: string): Promise<Record<string, unknown>> {
   return withClient(pg, db, async (c) => {
-    const tables = await c.query<{ schema: string; name: string; digest: string }>(`
-      SELECT n.nspname AS schema, c.relname AS name,
-             (xpath('/row/d/text()', query_to_xml(format(
-               'SELECT md5(string_agg(t::text, %L ORDER BY t::text)) AS d FROM %I.%I t', E'\\n', n.nspname, c.relname),
-               false, false, '')))[1]::text AS digest
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    const { rows: names } = await c.query<{ schema: string; name: string }>(`
+      SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`);
+    const tables = [];
+    for (const { schema, name } of names) {
+      const { rows } = await c.query<{ digest: string }>(
+        `SELECT md5(string_agg(t::text, E'\\n' ORDER BY t::text)) AS digest FROM ${quoteIdent(schema)}.${quoteIdent(name)} t`,
+      );
+      tables.push({ schema, name, digest: rows[0].digest });
+    }
     const largeObjects = await c.query(
       'SELECT oid::text, md5(lo_get(oid)) AS digest FROM pg_largeobject_metadata ORDER BY oid',
     );
     const nulls = await c.query(`
       SELECT count(*) FILTER (WHERE "Note" IS NULL) AS nulls, count(*) FILTER (WHERE "Note" = '') AS empties
       FROM "Mixed Case"."we""ird tåble"`);
-    return { tables: tables.rows, largeObjects: largeObjects.rows, nulls: nulls.rows[0] };
+    return { tables, largeObjects: largeObjects.rows, nulls: nulls.rows[0] };
   });
 }
 
