@@ -1,0 +1,77 @@
+import { type Command, Option } from 'commander';
+import { formatCompression, parseCompression } from '../../core/compression';
+import { parseConnectionUrl, passwordEnvVar } from '../../core/connection';
+import {
+  type BackupManifest,
+  type BackupRequestInput,
+  BackupRequestSchema,
+  parsePayload,
+} from '../../core/contracts';
+import { normaliseStoreUrl } from '../../core/store';
+import { configureLogging, option } from '../options';
+import { formatBytes, ProgressLine } from '../output';
+
+export function registerBackup(program: Command): void {
+  program
+    .command('backup')
+    .description('Back up one database into a store (runs the backup workflow locally)')
+    .requiredOption(
+      '--source <url>',
+      'database to back up: postgres://user:password@host:port/database[?sslmode=…]',
+    )
+    .requiredOption(
+      '--store <store>',
+      'where backups live: file:///abs/dir, a folder path, or s3://bucket/prefix',
+    )
+    .addOption(
+      new Option('--compress <codec[:level]>', 'zstd[:1-19], gzip[:1-9], lz4[:1-12] or none')
+        .default('zstd:3')
+        .argParser(option((v) => formatCompression(parseCompression(v)))),
+    )
+    .option('--with-role-passwords', 'include role password hashes in the stored globals', false)
+    .option('--json', 'print the manifest as JSON instead of the backup id', false)
+    .option('--verbose', "print the workflow's logs on stderr", false)
+    .action(async (opts: BackupOptions) => backupCommand(opts));
+}
+
+interface BackupOptions {
+  source: string;
+  store: string;
+  compress: string;
+  withRolePasswords: boolean;
+  json: boolean;
+  verbose: boolean;
+}
+
+async function backupCommand(opts: BackupOptions): Promise<void> {
+  configureLogging(opts.verbose);
+  const { connection, password: urlPassword } = parseConnectionUrl(opts.source, '--source');
+  // As with libpq: a password in the URL, else PGPASSWORD (else .pgpass, read by the tools).
+  const password = urlPassword ?? process.env.PGPASSWORD;
+  // The password reaches the handlers and the task through the environment only.
+  if (password !== undefined) process.env[passwordEnvVar('source')] = password;
+  const input: BackupRequestInput = {
+    source: connection,
+    store: normaliseStoreUrl(opts.store),
+    compression: parseCompression(opts.compress),
+    withRolePasswords: opts.withRolePasswords,
+  };
+  const request = parsePayload(BackupRequestSchema, input, 'backup request');
+
+  const { runBackupWorkflow } = await import('../local-executor');
+  const progress = new ProgressLine();
+  let manifest: BackupManifest;
+  try {
+    manifest = (await runBackupWorkflow(request, {
+      onProgress: (p) => progress.update('dumping', p.dumpedBytes, `→ stored ${formatBytes(p.storedBytes)}`),
+      onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+    })) as BackupManifest;
+  } finally {
+    progress.done();
+  }
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(manifest, null, 2)}\n`);
+  } else {
+    process.stdout.write(`${manifest.id}\n`);
+  }
+}

@@ -1,0 +1,18 @@
+import { InvalidArgumentError } from 'commander';
+import { errorMessage } from '../core/errors';
+
+/** Wraps a parser so that its error becomes commander's one-line "invalid argument" message. */
+export function option<T>(parse: (value: string) => T): (value: string) => T {
+  return (value) => {
+    try {
+      return parse(value);
+    } catch (err) {
+      throw new InvalidArgumentError(errorMessage(err));
+    }
+  };
+}
+
+/** In-process handlers log through Powertools; keep them quiet unless asked. */
+export function configureLogging(verbose: boolean): void {
+  process.env.POWERTOOLS_LOG_LEVEL = verbose ? 'DEBUG' : 'SILENT';
+}
