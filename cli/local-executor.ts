@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { passwordEnvVar } from '../core/connection';
 import { PgferryError } from '../core/errors';
-import { BACKUP_STATES, PG_TOOLS_CONTAINER, type WorkflowName } from '../core/workflows';
+import { BACKUP_STATES, PG_TOOLS_CONTAINER, RESTORE_STATES, type WorkflowName } from '../core/workflows';
 import { REPO_ROOT } from '../lib/paths';
 
 export interface TaskProgress {
@@ -21,6 +21,8 @@ export interface TaskProgress {
 export interface LocalRunOptions {
   /** Progress reported by the pg-tools task. */
   onProgress?: (progress: TaskProgress) => void;
+  /** Phases the pg-tools task enters (download, pgRestore, …). */
+  onPhase?: (phase: string) => void;
   /** Every log line of the pg-tools task (verbose mode). */
   onTaskLog?: (line: string) => void;
   /** The execution's event history, as Step Functions would record it. */
@@ -52,6 +54,19 @@ export async function runBackupWorkflow(input: unknown, options: LocalRunOptions
     [BACKUP_STATES.dump]: (params) => runPgToolsTask(params, options),
     [BACKUP_STATES.record]: record.handler,
     [BACKUP_STATES.cleanup]: cleanup.handler,
+  });
+}
+
+/** Runs the restore workflow locally; resolves with its output (the restore report). */
+export async function runRestoreWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
+  const [preflight, record] = await Promise.all([
+    import('../lambdas/restore-preflight/handler'),
+    import('../lambdas/restore-record/handler'),
+  ]);
+  return runWorkflow('restore', input, options, {
+    [RESTORE_STATES.preflight]: preflight.handler,
+    [RESTORE_STATES.restore]: (params) => runPgToolsTask(params, options),
+    [RESTORE_STATES.record]: record.handler,
   });
 }
 
@@ -129,6 +144,7 @@ export async function runPgToolsTask(params: unknown, options: LocalRunOptions =
       errorMessage?: string;
       dumpedBytes?: number;
       storedBytes?: number;
+      phase?: string;
     };
     try {
       entry = JSON.parse(line);
@@ -139,6 +155,8 @@ export async function runPgToolsTask(params: unknown, options: LocalRunOptions =
     }
     if (entry.message === 'progress') {
       options.onProgress?.({ dumpedBytes: entry.dumpedBytes ?? 0, storedBytes: entry.storedBytes ?? 0 });
+    } else if (entry.message === 'phase') {
+      options.onPhase?.(entry.phase ?? '');
     } else if (entry.message === 'failed') {
       failure = { name: entry.errorName ?? 'Error', message: entry.errorMessage ?? 'the task failed' };
     }

@@ -7,6 +7,7 @@ import { errorMessage } from '../core/errors';
 import { PGFERRY_VERSION } from '../core/version';
 import { registerBackup } from './commands/backup';
 import { registerList } from './commands/list';
+import { registerRestore } from './commands/restore';
 
 export function buildProgram(): Command {
   const program = new Command('pgferry')
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (str, write) => write(`pgferry: ${str.replace(/^error: /, '')}`) });
   registerBackup(program);
   registerList(program);
+  registerRestore(program);
   return program;
 }
 

@@ -136,6 +136,17 @@ export const GlobalsInfoSchema = z
   })
   .strict();
 
+/** What a target server needs to restore a backup: checked by the restore preflight. */
+export const RequirementsSchema = z
+  .object({
+    encoding: z.string(),
+    extensions: z.array(z.object({ name: z.string(), version: z.string() }).strict()),
+    /** Roles that own objects of the database or are granted privileges on them. */
+    roles: z.array(z.string()),
+  })
+  .strict();
+export type Requirements = z.infer<typeof RequirementsSchema>;
+
 export const ToolInfoSchema = z.object({ pgDumpVersion: z.string(), pgDumpMajor: z.number().int() }).strict();
 
 /** What the runner reports to the record step, through the store (ECS returns no payload). */
@@ -149,6 +160,7 @@ export const DumpResultSchema = z.discriminatedUnion('status', [
       objects: z.array(StoredObjectSchema).min(1),
       tables: z.array(TableRowCountSchema),
       globals: GlobalsInfoSchema,
+      requires: RequirementsSchema,
       uncompressedBytes: z.number().int().nonnegative(),
       finishedAt: z.iso.datetime(),
     })
@@ -185,6 +197,7 @@ export const BackupManifestSchema = z
     objects: z.array(StoredObjectSchema).min(1),
     tables: z.array(TableRowCountSchema),
     globals: GlobalsInfoSchema,
+    requires: RequirementsSchema.optional(),
   })
   .strict();
 export type BackupManifest = z.infer<typeof BackupManifestSchema>;
@@ -199,3 +212,78 @@ export function parsePayload<T>(schema: z.ZodType<T>, value: unknown, what: stri
     .join('; ');
   throw new PgferryError('InvalidInput', `invalid ${what}: ${issues}`);
 }
+
+/** `latest` or a backup id. */
+const BackupRefSchema = z.union([z.literal('latest'), z.string().regex(BACKUP_ID_PATTERN)]);
+
+/** Input of the restore state machine: what `pgferry restore` and the console start it with. */
+export const RestoreRequestSchema = z
+  .object({
+    store: StoreUrlSchema,
+    backup: BackupRefSchema,
+    /** The backed-up database's name: needed with `latest`, optional with an id. */
+    database: databaseName.optional(),
+    /** The server and database to restore into (the database is created in `create` mode). */
+    target: ConnectionSchema,
+    mode: z.enum(['create', 'clean']).default('create'),
+    /** pg_restore jobs; default: the task's vCPUs. */
+    jobs: z.number().int().min(1).max(64).optional(),
+    withGlobals: z.boolean().default(false),
+    noOwner: z.boolean().default(false),
+    noAcl: z.boolean().default(false),
+    role: z.string().min(1).max(63).optional(),
+    schemas: z.array(z.string().min(1).max(63)).max(100).default([]),
+    tables: z.array(z.string().min(1).max(63)).max(100).default([]),
+    force: z.boolean().default(false),
+    allowDowngrade: z.boolean().default(false),
+  })
+  .strict();
+export type RestoreRequest = z.infer<typeof RestoreRequestSchema>;
+export type RestoreRequestInput = z.input<typeof RestoreRequestSchema>;
+
+/** Restore preflight's output: the request with the backup resolved and the target checked. */
+export const RestorePlanSchema = z
+  .object({
+    schemaVersion: z.literal(SCHEMA_VERSION),
+    restoreId: z.string().regex(BACKUP_ID_PATTERN),
+    request: RestoreRequestSchema,
+    manifest: BackupManifestSchema,
+    targetServer: ServerInfoSchema,
+    jobs: z.number().int().min(1),
+    startedAt: z.iso.datetime(),
+  })
+  .strict();
+export type RestorePlan = z.infer<typeof RestorePlanSchema>;
+
+export const RestoreStateSchema = z.object({ plan: RestorePlanSchema, job: z.string() }).strict();
+export type RestoreState = z.infer<typeof RestoreStateSchema>;
+
+const TableCheckSchema = TableRowCountSchema.extend({ restoredRows: z.number().int().nonnegative() }).strict();
+
+/** The restore report: stored next to the backup (`restore-report-<restoreId>.json`) and printed. */
+export const RestoreReportSchema = z
+  .object({
+    schemaVersion: z.literal(SCHEMA_VERSION),
+    kind: z.literal('restore'),
+    restoreId: z.string().regex(BACKUP_ID_PATTERN),
+    backupId: z.string().regex(BACKUP_ID_PATTERN),
+    database: databaseName,
+    target: z.object({ host: z.string(), port: z.number().int(), database: z.string(), serverVersion: z.string() }).strict(),
+    status: z.enum(['passed', 'failed']),
+    error: z.string().optional(),
+    mode: z.enum(['create', 'clean']),
+    jobs: z.number().int(),
+    startedAt: z.iso.datetime(),
+    finishedAt: z.iso.datetime(),
+    timings: z.record(z.string(), z.number()),
+    checks: z
+      .object({
+        checksums: z.array(z.object({ key: z.string(), sha256: z.string(), verified: z.boolean() }).strict()),
+        rowCounts: z.array(TableCheckSchema),
+        analyzed: z.boolean(),
+        globals: z.object({ created: z.array(z.string()), skippedExisting: z.array(z.string()) }).strict().optional(),
+      })
+      .strict(),
+  })
+  .strict();
+export type RestoreReport = z.infer<typeof RestoreReportSchema>;

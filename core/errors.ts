@@ -12,6 +12,10 @@ export type PgferryErrorCode =
   | 'StoreNotWritable'
   | 'StoreUnavailable'
   | 'BackupNotFound'
+  | 'BackupRunning'
+  | 'BackupCorrupt'
+  | 'TargetRefused'
+  | 'RestoreFailed'
   | 'RecordFailed';
 
 export class PgferryError extends Error {

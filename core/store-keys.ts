@@ -67,7 +67,7 @@ export function assertBackupId(id: string): void {
 }
 
 /** Object names inside a backup folder: fixed names chosen by pgferry, never user input. */
-const OBJECT_NAME = /^[a-z0-9][a-z0-9._-]*$/;
+const OBJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export function backupPrefix(database: string, backupId: string): string {
   assertBackupId(backupId);
@@ -85,4 +85,54 @@ export function manifestKey(database: string, backupId: string): string {
 
 export function dumpResultKey(database: string, backupId: string): string {
   return backupObjectKey(database, backupId, DUMP_RESULT_FILE);
+}
+
+/** Where a restore's report lives: beside the backup it restored. */
+export function restoreReportKey(database: string, backupId: string, restoreId: string): string {
+  assertBackupId(restoreId);
+  return backupObjectKey(database, backupId, `restore-report-${restoreId}.json`);
+}
+
+/**
+ * A database's lease (one backup at a time, see `core/lease.ts`): numbered generations under a
+ * dot-folder, `<database segment>/.lease/<generation>.json`, which no backup id or database
+ * segment can look like (neither starts with a dot), so catalogs never mistake it for a backup.
+ */
+export function leasePrefix(database: string): string {
+  return `${databaseSegment(database)}/.lease/`;
+}
+
+const LEASE_FILE = /^(\d{12})\.json$/;
+
+export function leaseKey(database: string, generation: number): string {
+  if (!Number.isSafeInteger(generation) || generation < 1 || generation >= 1e12) {
+    throw new PgferryError('InvalidInput', `not a lease generation: ${generation}`);
+  }
+  return `${leasePrefix(database)}${String(generation).padStart(12, '0')}.json`;
+}
+
+/** The generation a key under `leasePrefix` names; `undefined` for anything else there. */
+export function leaseGenerationOf(key: string): number | undefined {
+  const match = LEASE_FILE.exec(key.slice(key.lastIndexOf('/') + 1));
+  return match ? Number(match[1]) : undefined;
+}
+
+export type ReportKind = 'restore' | 'verify';
+
+/**
+ * Reports of restores and verifications live beside the backup they are about:
+ * `<kind>-report-<reportId>.json`, where a report id has a backup id's form (UTC time and
+ * random hex), so a folder's reports sort by time.
+ */
+const REPORT_FILE = /^(restore|verify)-report-(\d{8}T\d{6}Z-[0-9a-f]{6})\.json$/;
+
+export function reportKey(database: string, backupId: string, kind: ReportKind, reportId: string): string {
+  assertBackupId(reportId);
+  return `${backupPrefix(database, backupId)}${kind}-report-${reportId}.json`;
+}
+
+/** `{kind, reportId}` when `name` (an object name in a backup folder) is a report. */
+export function parseReportName(name: string): { kind: ReportKind; reportId: string } | undefined {
+  const match = REPORT_FILE.exec(name);
+  return match ? { kind: match[1] as ReportKind, reportId: match[2] } : undefined;
 }

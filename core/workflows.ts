@@ -11,8 +11,15 @@ export const BACKUP_STATES = {
   failed: 'BackupFailed',
 } as const;
 
-export type WorkflowName = 'backup';
-export const WORKFLOW_NAMES: readonly WorkflowName[] = ['backup'];
+export const RESTORE_STATES = {
+  preflight: 'RestorePreflight',
+  restore: 'Restore',
+  record: 'RestoreRecord',
+  failed: 'RestoreFailed',
+} as const;
+
+export type WorkflowName = 'backup' | 'restore';
+export const WORKFLOW_NAMES: readonly WorkflowName[] = ['backup', 'restore'];
 
 /** The pg-tools container's name in its task definition, and its environment contract. */
 export const PG_TOOLS_CONTAINER = 'pg-tools';

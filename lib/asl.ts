@@ -21,7 +21,10 @@ export function synthesizeWorkflowDefinitions(): Record<WorkflowName, AslDefinit
   const stack = new PgferryStack(app, 'PgferryAsl', { env: { account: LOCAL_ACCOUNT, region: 'us-east-1' } });
   const template = Template.fromStack(stack).toJSON() as { Resources: Record<string, CfnResource> };
   const logicalId = (sm: sfn.StateMachine) => stack.getLogicalId(sm.node.defaultChild as CfnElement);
-  const stateMachineIds: Record<WorkflowName, string> = { backup: logicalId(stack.backup.stateMachine) };
+  const stateMachineIds: Record<WorkflowName, string> = {
+    backup: logicalId(stack.backup.stateMachine),
+    restore: logicalId(stack.restore.stateMachine),
+  };
   const out = {} as Record<WorkflowName, AslDefinition>;
   for (const name of WORKFLOW_NAMES) {
     const resource = template.Resources[stateMachineIds[name]];

@@ -4,6 +4,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { BackupWorkflow } from './backup-workflow';
 import { PgToolsTask } from './pg-tools-task';
+import { RestoreWorkflow } from './restore-workflow';
 import { WorkflowFunctions } from './workflow-functions';
 
 export interface PgferryStackProps extends StackProps {
@@ -18,6 +19,7 @@ export interface PgferryStackProps extends StackProps {
 export class PgferryStack extends Stack {
   readonly bucket: s3.Bucket;
   readonly backup: BackupWorkflow;
+  readonly restore: RestoreWorkflow;
 
   constructor(scope: Construct, id: string, props: PgferryStackProps = {}) {
     super(scope, id, props);
@@ -40,5 +42,10 @@ export class PgferryStack extends Stack {
     pgTools.grantStore(this.bucket);
 
     this.backup = new BackupWorkflow(this, 'Backup', { functions, pgTools });
+    this.restore = new RestoreWorkflow(this, 'Restore', {
+      preflightFunction: functions.restorePreflight,
+      recordFunction: functions.restoreRecord,
+      pgTools,
+    });
   }
 }

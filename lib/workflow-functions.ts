@@ -28,13 +28,15 @@ export class WorkflowFunctions extends Construct {
   readonly preflight: nodejs.NodejsFunction;
   readonly record: nodejs.NodejsFunction;
   readonly cleanup: nodejs.NodejsFunction;
+  readonly restorePreflight: nodejs.NodejsFunction;
+  readonly restoreRecord: nodejs.NodejsFunction;
   readonly all: nodejs.NodejsFunction[];
 
   constructor(scope: Construct, id: string, props: WorkflowFunctionsProps) {
     super(scope, id);
     const make = (name: string, description: string, timeout: Duration) =>
       new nodejs.NodejsFunction(this, name, {
-        entry: path.join(REPO_ROOT, 'lambdas', name.toLowerCase(), 'handler.ts'),
+        entry: path.join(REPO_ROOT, 'lambdas', folderOf(name), 'handler.ts'),
         handler: 'handler',
         description,
         runtime: lambda.Runtime.NODEJS_22_X,
@@ -48,7 +50,7 @@ export class WorkflowFunctions extends Construct {
           retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
         }),
         environment: {
-          POWERTOOLS_SERVICE_NAME: `pgferry-${name.toLowerCase()}`,
+          POWERTOOLS_SERVICE_NAME: `pgferry-${folderOf(name)}`,
           POWERTOOLS_LOG_LEVEL: 'INFO',
         },
         bundling: {
@@ -68,7 +70,13 @@ export class WorkflowFunctions extends Construct {
     );
     this.record = make('Record', 'pgferry: verifies a dump and writes its manifest', Duration.minutes(5));
     this.cleanup = make('Cleanup', "pgferry: removes a failed backup's objects", Duration.minutes(5));
-    this.all = [this.preflight, this.record, this.cleanup];
+    this.restorePreflight = make(
+      'RestorePreflight',
+      'pgferry: resolves a backup and checks a restore target',
+      Duration.minutes(2),
+    );
+    this.restoreRecord = make('RestoreRecord', "pgferry: reads a restore's report", Duration.minutes(2));
+    this.all = [this.preflight, this.record, this.cleanup, this.restorePreflight, this.restoreRecord];
   }
 
   /** Lets the functions read, write and delete backups in `bucket`. */
@@ -76,4 +84,9 @@ export class WorkflowFunctions extends Construct {
     for (const fn of this.all) bucket.grantReadWrite(fn);
     bucket.grantDelete(this.cleanup);
   }
+}
+
+/** `RestorePreflight` → `restore-preflight`: the handler's folder under lambdas/. */
+function folderOf(name: string): string {
+  return name.replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();
 }

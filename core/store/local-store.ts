@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { access, constants, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, constants, link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -48,6 +48,23 @@ export class LocalStore implements BackupStore {
     } catch (err) {
       await rm(tmp, { force: true });
       throw storeError(err, this.url);
+    }
+  }
+
+  /** Writes a temporary file and hard-links it into place: `link` fails when the name exists. */
+  async putJsonIfAbsent(key: string, value: unknown): Promise<boolean> {
+    const file = this.pathOf(key);
+    await this.mkdirFor(file);
+    const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { flag: 'wx' });
+      await link(tmp, file);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw storeError(err, this.url);
+    } finally {
+      await rm(tmp, { force: true });
     }
   }
 
@@ -106,6 +123,14 @@ export class LocalStore implements BackupStore {
     for await (const _ of this.list(prefix)) count++;
     await rm(dir, { recursive: true, force: true });
     return count;
+  }
+
+  async deleteObject(key: string): Promise<void> {
+    try {
+      await rm(this.pathOf(key), { force: true });
+    } catch (err) {
+      throw storeError(err, this.url);
+    }
   }
 
   async checkWritable(): Promise<void> {

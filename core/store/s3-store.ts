@@ -5,8 +5,10 @@ import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  GetObjectTaggingCommand,
   ListMultipartUploadsCommand,
   PutObjectCommand,
+  PutObjectTaggingCommand,
   paginateListObjectsV2,
   S3Client,
 } from '@aws-sdk/client-s3';
@@ -98,6 +100,33 @@ export class S3Store implements BackupStore {
     }
   }
 
+  /**
+   * A conditional write (`If-None-Match: *`): S3 creates the object only if none exists, so of two
+   * concurrent writers exactly one succeeds (the other gets 412, or 409 while the first is in
+   * flight). Some S3-compatible servers ignore the header and simply overwrite; for them this
+   * falls back to checking before the write and reading back after it, which refuses an object
+   * that already exists and most races, but is no guarantee of mutual exclusion.
+   */
+  async putJsonIfAbsent(key: string, value: unknown): Promise<boolean> {
+    if ((await this.getJson(key)) !== undefined) return false;
+    const body = `${JSON.stringify(value, null, 2)}\n`;
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.keyOf(key),
+          Body: body,
+          ContentType: 'application/json',
+          IfNoneMatch: '*',
+        }),
+      );
+    } catch (err) {
+      if (isConditionFailed(err)) return false;
+      throw this.error(err, `write ${key}`);
+    }
+    return JSON.stringify(await this.getJson(key)) === JSON.stringify(JSON.parse(body));
+  }
+
   async getJson(key: string): Promise<unknown | undefined> {
     try {
       const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
@@ -172,6 +201,49 @@ export class S3Store implements BackupStore {
     return keys.length;
   }
 
+  async deleteObject(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw this.error(err, `delete ${key}`);
+    }
+  }
+
+  async tagObjects(prefix: string, tags: Record<string, string>): Promise<number> {
+    const keys: string[] = [];
+    for await (const entry of this.list(prefix)) keys.push(entry.key);
+    // The manifest last: once it carries the tags, every object of the folder does.
+    keys.sort((a, b) => Number(a.endsWith('/manifest.json')) - Number(b.endsWith('/manifest.json')));
+    for (const key of keys) {
+      const merged = { ...((await this.objectTags(key)) ?? {}), ...tags };
+      try {
+        await this.client.send(
+          new PutObjectTaggingCommand({
+            Bucket: this.bucket,
+            Key: this.keyOf(key),
+            Tagging: { TagSet: Object.entries(merged).map(([Key, Value]) => ({ Key, Value })) },
+          }),
+        );
+      } catch (err) {
+        throw this.error(err, `tag ${key}`);
+      }
+    }
+    return keys.length;
+  }
+
+  async objectTags(key: string): Promise<Record<string, string> | undefined> {
+    try {
+      const out = await this.client.send(
+        new GetObjectTaggingCommand({ Bucket: this.bucket, Key: this.keyOf(key) }),
+      );
+      return Object.fromEntries((out.TagSet ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw this.error(err, `read the tags of ${key}`);
+    }
+  }
+
   private async abortMultipartUploads(prefix: string): Promise<void> {
     let uploads: { Key?: string; UploadId?: string }[];
     try {
@@ -236,6 +308,18 @@ export class S3Store implements BackupStore {
 function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
+}
+
+/** 412: the object exists; 409: a concurrent conditional write to the same key is in flight. */
+function isConditionFailed(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  return (
+    status === 412 ||
+    status === 409 ||
+    e.name === 'PreconditionFailed' ||
+    e.name === 'ConditionalRequestConflict'
+  );
 }
 
 function isNotImplemented(err: unknown): boolean {

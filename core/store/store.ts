@@ -23,6 +23,13 @@ export interface BackupStore {
   upload(key: string, body: Readable, options?: UploadOptions): Promise<void>;
   /** Writes a small JSON document atomically (readers see the old state or the new one). */
   putJson(key: string, value: unknown): Promise<void>;
+  /**
+   * Creates a small JSON document at `key` unless an object is already there, in one step: `true`
+   * when this call created it, `false` when it existed. A local folder guarantees that of two
+   * concurrent calls exactly one creates; S3 does through a conditional write (If-None-Match),
+   * which some S3-compatible servers ignore (see `S3Store.putJsonIfAbsent`).
+   */
+  putJsonIfAbsent(key: string, value: unknown): Promise<boolean>;
   /** Reads a JSON document; `undefined` when it does not exist. */
   getJson(key: string): Promise<unknown | undefined>;
   /** Opens an object for reading; throws `BackupNotFound` when it does not exist. */
@@ -33,6 +40,17 @@ export interface BackupStore {
   listFolders(prefix: string): Promise<string[]>;
   /** Removes every object under `prefix`, and any unfinished multipart upload there. */
   deletePrefix(prefix: string): Promise<number>;
+  /** Removes one object; no error when it does not exist. */
+  deleteObject(key: string): Promise<void>;
+  /**
+   * Sets `tags` on every object under `prefix` (keeping their other tags), the manifest last,
+   * so that a manifest carrying a tag means its whole folder does; returns how many objects.
+   * Absent where objects carry no tags (a local folder): S3 lifecycle rules act on tags, and
+   * stores without them are pruned by `pgferry prune` instead.
+   */
+  tagObjects?(prefix: string, tags: Record<string, string>): Promise<number>;
+  /** The tags of one object; `undefined` when it does not exist. Present with `tagObjects`. */
+  objectTags?(key: string): Promise<Record<string, string> | undefined>;
   /** Fails with `StoreNotWritable` unless a small object can be written and removed. */
   checkWritable(): Promise<void>;
 }

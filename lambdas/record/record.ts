@@ -66,6 +66,7 @@ export async function recordBackup(plan: BackupPlan, deps: RecordDeps): Promise<
     objects: result.objects,
     tables: result.tables,
     globals: result.globals,
+    requires: result.requires,
   };
   await store.putJson(manifestKey(plan.database, plan.backupId), manifest);
   return manifest;

@@ -3,7 +3,7 @@
  * store, with per-table row counts taken in the same snapshot, and the server's roles and
  * tablespaces beside it. It reports to the record step through `dump-result.json`.
  */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +15,7 @@ import {
   type BackupPlan,
   type DumpResult,
   type GlobalsInfoSchema,
+  type Requirements,
   SCHEMA_VERSION,
   type StoredObject,
   type TableRowCount,
@@ -25,6 +26,7 @@ import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-b
 import { connectPg, quoteIdent, serverInfo } from '../../../core/postgres';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, dumpResultKey } from '../../../core/store-keys';
+import { toolEnv } from './tool-env';
 
 export interface DumpProgress {
   /** Bytes pg_dump has written so far (uncompressed). */
@@ -38,7 +40,7 @@ export interface DumpDeps {
   env: NodeJS.ProcessEnv;
   onProgress?: (progress: DumpProgress) => void;
   /** Called with each child process started, so a signal handler can stop them. */
-  onChild?: (child: ChildProcessWithoutNullStreams) => void;
+  onChild?: (child: ChildProcess) => void;
 }
 
 export type SucceededDumpResult = Extract<DumpResult, { status: 'succeeded' }>;
@@ -77,9 +79,10 @@ async function dump(plan: BackupPlan, deps: DumpDeps): Promise<SucceededDumpResu
     const pgDump = await choosePgTool('pg_dump', server.major, server.version, deps.env);
     const env = { ...toolEnv(deps.env), ...libpqEnv(plan.source, password) };
 
-    const [dumpObject, tables] = await Promise.all([
+    const [dumpObject, tables, requires] = await Promise.all([
       streamDump(plan, pgDump, snapshot, env, deps),
       countRows(client),
+      requirements(client),
     ]);
     await client.query('COMMIT');
 
@@ -92,18 +95,13 @@ async function dump(plan: BackupPlan, deps: DumpDeps): Promise<SucceededDumpResu
       objects: [dumpObject.object, globals.object],
       tables,
       globals: globals.info,
+      requires,
       uncompressedBytes: dumpObject.uncompressedBytes,
       finishedAt: new Date().toISOString(),
     };
   } finally {
     await client.end().catch(() => undefined);
   }
-}
-
-/** Only what the tools need from our environment: never our own secrets. */
-function toolEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const keep = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TMPDIR', 'TZ'];
-  return Object.fromEntries(keep.filter((k) => env[k] !== undefined).map((k) => [k, env[k]]));
 }
 
 async function streamDump(
@@ -115,7 +113,7 @@ async function streamDump(
 ): Promise<{ object: StoredObject; uncompressedBytes: number }> {
   const args = ['--format=custom', '--compress=0', `--snapshot=${snapshot}`, '--no-password'];
   const child = spawn(pgDump.path, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  deps.onChild?.(child as unknown as ChildProcessWithoutNullStreams);
+  deps.onChild?.(child);
   const stderr = collectTail(child.stderr);
   const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
 
@@ -205,6 +203,38 @@ async function countRows(client: Client): Promise<TableRowCount[]> {
   return counts;
 }
 
+/** The encoding, extensions and roles a target must offer to restore this database. */
+async function requirements(client: Client): Promise<Requirements> {
+  const encoding = await client.query<{ encoding: string }>(
+    'SELECT pg_encoding_to_char(encoding) AS encoding FROM pg_database WHERE datname = current_database()',
+  );
+  const extensions = await client.query<{ name: string; version: string }>(
+    "SELECT extname AS name, extversion AS version FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1",
+  );
+  // Owners of, and roles granted privileges on, the database's objects (not the system's).
+  const roles = await client.query<{ role: string }>(`
+    WITH objects AS (
+      SELECT relowner AS owner, relacl AS acl FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+      UNION ALL SELECT nspowner, nspacl FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg_%'
+      UNION ALL SELECT proowner, proacl FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+      UNION ALL SELECT typowner, typacl FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+      UNION ALL SELECT lomowner, lomacl FROM pg_largeobject_metadata
+      UNION ALL SELECT datdba, datacl FROM pg_database WHERE datname = current_database()
+    ), oids AS (
+      SELECT owner AS oid FROM objects
+      UNION SELECT (aclexplode(acl)).grantee FROM objects WHERE acl IS NOT NULL
+    )
+    SELECT rolname AS role FROM pg_roles WHERE oid IN (SELECT oid FROM oids) ORDER BY 1`);
+  return {
+    encoding: encoding.rows[0].encoding,
+    extensions: extensions.rows,
+    roles: roles.rows.map((r) => r.role),
+  };
+}
+
 /**
  * Roles and tablespaces (`pg_dumpall --globals-only`). Role passwords only when asked for; where
  * the user cannot read pg_authid (managed services), falls back to none and says so.
@@ -258,7 +288,7 @@ async function runCapture(
   deps: DumpDeps,
 ): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
   const child = spawn(tool.path, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  deps.onChild?.(child as unknown as ChildProcessWithoutNullStreams);
+  deps.onChild?.(child);
   const chunks: Buffer[] = [];
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => chunks.push(d));

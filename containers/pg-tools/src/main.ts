@@ -2,22 +2,25 @@
  * Entrypoint of the pg-tools container (Fargate on AWS, a child process locally).
  *
  * Environment contract — the same on both:
- *   PGFERRY_ACTION          what to do: `dump`
- *   PGFERRY_JOB             the job as JSON (for `dump`: a BackupPlan), never containing secrets
+ *   PGFERRY_ACTION          what to do: `dump` or `restore`
+ *   PGFERRY_JOB             the job as JSON (a BackupPlan or a RestorePlan), never containing secrets
  *   PGFERRY_PG_BIN_DIRS     extra directories holding PostgreSQL client tools (colon-separated)
  *   PGFERRY_SOURCE_PASSWORD the source's password, when the job names no Secrets Manager secret
+ *   PGFERRY_TARGET_PASSWORD the restore target's password, likewise
+ *   PGFERRY_WORK_DIR        where a restore downloads the backup (default: the system's temp dir)
  *   AWS_*                   the standard SDK settings (region, credentials, AWS_ENDPOINT_URL_S3)
  *
  * Output: JSON log lines on stdout (`progress`, then `succeeded` or `failed`); exit status 0
  * on success, 1 on failure. The result itself goes to the store (`dump-result.json`).
  */
 import type { ChildProcess } from 'node:child_process';
-import { BackupPlanSchema, parsePayload } from '../../../core/contracts';
+import { BackupPlanSchema, parsePayload, RestorePlanSchema } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
 import { createLogger } from '../../../core/logging';
 import { openStore } from '../../../core/store';
 import { TASK_ENV } from '../../../core/workflows';
 import { runDump } from './dump';
+import { runRestore } from './restore';
 
 const logger = createLogger('pgferry-pg-tools');
 
@@ -32,8 +35,6 @@ async function main(): Promise<void> {
     });
   }
   const action = process.env[TASK_ENV.action];
-  if (action !== 'dump')
-    throw new PgferryError('InvalidInput', `${TASK_ENV.action} must be "dump" (got ${action ?? 'nothing'})`);
   const rawJob = process.env[TASK_ENV.job];
   if (!rawJob) throw new PgferryError('InvalidInput', `${TASK_ENV.job} is not set`);
   let job: unknown;
@@ -42,18 +43,44 @@ async function main(): Promise<void> {
   } catch {
     throw new PgferryError('InvalidInput', `${TASK_ENV.job} is not valid JSON`);
   }
-  const plan = parsePayload(BackupPlanSchema, job, 'dump job');
-  logger.appendKeys({ backupId: plan.backupId });
-  const result = await runDump(plan, {
-    store: openStore(plan.store),
-    env: process.env,
-    onProgress: (p) => logger.info('progress', { ...p }),
-    onChild: (child) => {
-      children.add(child);
-      child.on('close', () => children.delete(child));
-    },
-  });
-  logger.info('succeeded', { objects: result.objects.length, uncompressedBytes: result.uncompressedBytes });
+  const onChild = (child: ChildProcess) => {
+    children.add(child);
+    child.on('close', () => children.delete(child));
+  };
+  switch (action) {
+    case 'dump': {
+      const plan = parsePayload(BackupPlanSchema, job, 'dump job');
+      logger.appendKeys({ backupId: plan.backupId });
+      const result = await runDump(plan, {
+        store: openStore(plan.store),
+        env: process.env,
+        onProgress: (p) => logger.info('progress', { ...p }),
+        onChild,
+      });
+      logger.info('succeeded', {
+        objects: result.objects.length,
+        uncompressedBytes: result.uncompressedBytes,
+      });
+      return;
+    }
+    case 'restore': {
+      const plan = parsePayload(RestorePlanSchema, job, 'restore job');
+      logger.appendKeys({ restoreId: plan.restoreId, backupId: plan.manifest.id });
+      const report = await runRestore(plan, {
+        store: openStore(plan.request.store),
+        env: process.env,
+        onPhase: (phase) => logger.info('phase', { phase }),
+        onChild,
+      });
+      logger.info('succeeded', { timings: report.timings });
+      return;
+    }
+    default:
+      throw new PgferryError(
+        'InvalidInput',
+        `${TASK_ENV.action} must be "dump" or "restore" (got ${action ?? 'nothing'})`,
+      );
+  }
 }
 
 main().then(

@@ -1,0 +1,118 @@
+import type { Command } from 'commander';
+import { parseConnectionUrl, passwordEnvVar } from '../../core/connection';
+import {
+  parsePayload,
+  type RestoreReport,
+  type RestoreRequestInput,
+  RestoreRequestSchema,
+} from '../../core/contracts';
+import { normaliseStoreUrl } from '../../core/store';
+import { configureLogging, option } from '../options';
+
+export function registerRestore(program: Command): void {
+  const collect = (value: string, previous: string[]) => [...previous, value];
+  program
+    .command('restore')
+    .description('Restore a backup into a database (runs the restore workflow locally)')
+    .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
+    .requiredOption(
+      '--backup <id|latest>',
+      'the backup id, or latest (the newest complete backup of --database)',
+    )
+    .option('--database <name>', 'the backed-up database (needed with latest when the store holds several)')
+    .requiredOption('--target <url>', 'where to restore: postgres://user:password@host:port/database')
+    .option(
+      '--mode <mode>',
+      'create: a new database (default); clean: replace the contents of an existing one',
+      'create',
+    )
+    .option(
+      '--jobs <n>',
+      'parallel pg_restore jobs (default: the number of cores)',
+      option((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 64)
+          throw new Error('--jobs must be a whole number from 1 to 64');
+        return n;
+      }),
+    )
+    .option(
+      '--with-globals',
+      "create the backup's roles that the target lacks (existing ones are left alone)",
+      false,
+    )
+    .option('--no-owner', 'do not set object owners (everything is owned by the connecting user)')
+    .option('--no-acl', 'do not restore privileges (GRANT/REVOKE)')
+    .option('--role <name>', 'run the restore as this role (SET ROLE)')
+    .option('--schema <name>', 'restore only this schema (repeatable)', collect, [])
+    .option('--table <name>', 'restore only this table (repeatable)', collect, [])
+    .option(
+      '--force',
+      'restore over a non-empty database (with --mode clean) or over the backup source',
+      false,
+    )
+    .option('--allow-downgrade', 'allow a target server older than the backup source', false)
+    .option('--json', 'print the restore report as JSON', false)
+    .option('--verbose', "print the workflow's logs on stderr", false)
+    .action(async (opts: RestoreOptions) => restoreCommand(opts));
+}
+
+interface RestoreOptions {
+  store: string;
+  backup: string;
+  database?: string;
+  target: string;
+  mode: string;
+  jobs?: number;
+  withGlobals: boolean;
+  owner: boolean;
+  acl: boolean;
+  role?: string;
+  schema: string[];
+  table: string[];
+  force: boolean;
+  allowDowngrade: boolean;
+  json: boolean;
+  verbose: boolean;
+}
+
+async function restoreCommand(opts: RestoreOptions): Promise<void> {
+  configureLogging(opts.verbose);
+  const { connection, password: urlPassword } = parseConnectionUrl(opts.target, '--target');
+  const password = urlPassword ?? process.env.PGPASSWORD;
+  if (password !== undefined) process.env[passwordEnvVar('target')] = password;
+  const input: RestoreRequestInput = {
+    store: normaliseStoreUrl(opts.store),
+    backup: opts.backup,
+    database: opts.database,
+    target: connection,
+    mode: opts.mode as RestoreRequestInput['mode'],
+    jobs: opts.jobs,
+    withGlobals: opts.withGlobals,
+    noOwner: !opts.owner,
+    noAcl: !opts.acl,
+    role: opts.role,
+    schemas: opts.schema,
+    tables: opts.table,
+    force: opts.force,
+    allowDowngrade: opts.allowDowngrade,
+  };
+  const request = parsePayload(RestoreRequestSchema, input, 'restore request');
+  const { runRestoreWorkflow } = await import('../local-executor');
+  const report = (await runRestoreWorkflow(request, {
+    onPhase: (phase) => {
+      if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Krestore: ${phase}…`);
+    },
+    onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+  })) as RestoreReport;
+  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  const tables = report.checks.rowCounts.length;
+  process.stdout.write(
+    `restored ${report.backupId} into ${report.target.database} in ${report.timings.total.toFixed(1)}s: ` +
+      `${report.checks.checksums.length} checksums verified, ${tables} table row counts match\n`,
+  );
+}

@@ -1,0 +1,342 @@
+/**
+ * The restore runner: downloads a backup's objects while verifying their SHA-256 against the
+ * manifest — before anything touches the target — then creates the database (or cleans it),
+ * optionally creates the roles, runs pg_restore with parallel jobs and fast session settings,
+ * ANALYZEs, compares every table's row count with the manifest, and stores a report.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Client } from 'pg';
+import { createDecompressor } from '../../../core/compression';
+import { libpqEnv, resolvePassword } from '../../../core/connection';
+import {
+  type BackupManifest,
+  type RestorePlan,
+  type RestoreReport,
+  SCHEMA_VERSION,
+  type StoredObject,
+} from '../../../core/contracts';
+import { errorMessage, PgferryError } from '../../../core/errors';
+import { Meter } from '../../../core/metering';
+import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
+import { connectPg, quoteIdent } from '../../../core/postgres';
+import type { BackupStore } from '../../../core/store';
+import { backupObjectKey, restoreReportKey } from '../../../core/store-keys';
+import type { DumpDeps } from './dump';
+import { planGlobals } from './globals';
+import { toolEnv } from './tool-env';
+
+export type RestoreDeps = Pick<DumpDeps, 'store' | 'env' | 'onChild'> & {
+  onPhase?: (phase: string) => void;
+};
+
+type Checks = RestoreReport['checks'];
+
+/** Session settings for the restore's connections: fast bulk load, safe to lose on a crash. */
+const RESTORE_PGOPTIONS = '-c maintenance_work_mem=512MB -c synchronous_commit=off';
+
+export async function runRestore(plan: RestorePlan, deps: RestoreDeps): Promise<RestoreReport> {
+  const started = Date.now();
+  const timings: Record<string, number> = {};
+  const timed = async <T>(phase: string, fn: () => Promise<T>): Promise<T> => {
+    deps.onPhase?.(phase);
+    const t0 = Date.now();
+    try {
+      return await fn();
+    } finally {
+      timings[phase] = (Date.now() - t0) / 1000;
+    }
+  };
+  const checks: Checks = { checksums: [], rowCounts: [], analyzed: false };
+  const workDir = await mkdtemp(path.join(deps.env.PGFERRY_WORK_DIR ?? tmpdir(), 'pgferry-restore-'));
+  let createdDatabase = false;
+  const { request, manifest } = plan;
+  const password = await resolvePassword(request.target, 'target', deps.env);
+  try {
+    const files = await timed('download', () => downloadVerified(deps.store, manifest, workDir, checks));
+    const pgRestore = await choosePgTool(
+      'pg_restore',
+      manifest.tool.pgDumpMajor,
+      manifest.tool.pgDumpVersion,
+      deps.env,
+    );
+
+    const admin = await connectMaintenance(plan, password);
+    try {
+      if (request.mode === 'create') {
+        await timed('createDatabase', () => createDatabase(admin, request.target.database, manifest));
+        createdDatabase = true;
+      }
+      if (request.withGlobals) {
+        checks.globals = await timed('globals', () =>
+          applyGlobals(admin, files.globals, pgRestore, password, plan, deps),
+        );
+      }
+    } finally {
+      await admin.end().catch(() => undefined);
+    }
+
+    await timed('pgRestore', () => pgRestoreInto(pgRestore, files.dump, plan, password, deps));
+    const target = await connectPg(request.target, password);
+    try {
+      await timed('analyze', () => target.query('ANALYZE'));
+      checks.analyzed = true;
+      checks.rowCounts = await timed('rowCounts', () => compareRowCounts(target, plan));
+    } finally {
+      await target.end().catch(() => undefined);
+    }
+    const mismatched = checks.rowCounts.filter((t) => t.rows !== t.restoredRows);
+    if (mismatched.length) {
+      throw new PgferryError(
+        'RestoreFailed',
+        `row counts differ from the backup's: ${mismatched
+          .slice(0, 5)
+          .map((t) => `${t.schema}.${t.name} ${t.restoredRows} (expected ${t.rows})`)
+          .join(', ')}`,
+      );
+    }
+    const report = buildReport(plan, 'passed', started, timings, checks);
+    await deps.store.putJson(restoreReportKey(manifest.database, manifest.id, plan.restoreId), report);
+    return report;
+  } catch (err) {
+    let message = errorMessage(err);
+    if (createdDatabase) {
+      const dropped = await dropDatabase(plan, password).then(
+        () => true,
+        () => false,
+      );
+      message += dropped
+        ? ` (the partially restored database ${request.target.database} was dropped)`
+        : ` (the partially restored database ${request.target.database} is left in place: drop it before retrying)`;
+    }
+    const report = { ...buildReport(plan, 'failed', started, timings, checks), error: message };
+    await deps.store
+      .putJson(restoreReportKey(manifest.database, manifest.id, plan.restoreId), report)
+      .catch(() => undefined);
+    throw new PgferryError(err instanceof PgferryError ? err.code : 'RestoreFailed', message, { cause: err });
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+function buildReport(
+  plan: RestorePlan,
+  status: 'passed' | 'failed',
+  started: number,
+  timings: Record<string, number>,
+  checks: Checks,
+): RestoreReport {
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    kind: 'restore',
+    restoreId: plan.restoreId,
+    backupId: plan.manifest.id,
+    database: plan.manifest.database,
+    target: {
+      host: plan.request.target.host,
+      port: plan.request.target.port,
+      database: plan.request.target.database,
+      serverVersion: plan.targetServer.version,
+    },
+    status,
+    mode: plan.request.mode,
+    jobs: plan.jobs,
+    startedAt: new Date(started).toISOString(),
+    finishedAt: new Date().toISOString(),
+    timings: { ...timings, total: (Date.now() - started) / 1000 },
+    checks,
+  };
+}
+
+/**
+ * Downloads every object into `dir`, decompressing as it goes and hashing the stored bytes.
+ * Only files whose checksum matched are returned: a corrupt backup never reaches pg_restore.
+ */
+async function downloadVerified(
+  store: BackupStore,
+  manifest: BackupManifest,
+  dir: string,
+  checks: Checks,
+): Promise<{ dump: string; globals?: string }> {
+  const files: { dump?: string; globals?: string } = {};
+  for (const object of manifest.objects) {
+    const file = path.join(dir, object.kind === 'dump' ? 'dump.pgdump' : 'globals.sql');
+    await downloadOne(store, manifest, object, file);
+    checks.checksums.push({ key: object.key, sha256: object.sha256, verified: true });
+    files[object.kind] = file;
+  }
+  if (!files.dump) throw new PgferryError('BackupCorrupt', `backup ${manifest.id} has no dump object`);
+  return { dump: files.dump, globals: files.globals };
+}
+
+async function downloadOne(store: BackupStore, manifest: BackupManifest, object: StoredObject, file: string) {
+  const meter = new Meter({ sha256: true });
+  const body = await store.download(backupObjectKey(manifest.database, manifest.id, object.key));
+  try {
+    await pipeline(body, meter, createDecompressor(object.compression), createWriteStream(file));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new PgferryError(
+        'RestoreFailed',
+        `no space left to download ${object.key}; nothing was written to the target`,
+      );
+    }
+    if (err instanceof PgferryError) throw err;
+    // A decompression error means the bytes are not what was stored: report it as corruption.
+    throw new PgferryError(
+      'BackupCorrupt',
+      `object ${object.key} of backup ${manifest.id} cannot be read (${errorMessage(err)}); nothing was written to the target`,
+    );
+  }
+  const sha256 = meter.digest();
+  if (sha256 !== object.sha256 || meter.bytes !== object.bytes) {
+    throw new PgferryError(
+      'BackupCorrupt',
+      `object ${object.key} of backup ${manifest.id} failed its checksum (sha256 ${sha256.slice(0, 12)}…, ` +
+        `${meter.bytes} bytes; the manifest says ${object.sha256.slice(0, 12)}…, ${object.bytes} bytes); ` +
+        'nothing was written to the target',
+    );
+  }
+}
+
+async function connectMaintenance(plan: RestorePlan, password: string | undefined): Promise<Client> {
+  try {
+    return await connectPg(plan.request.target, password, 'postgres');
+  } catch (err) {
+    if ((err as PgferryError).code !== 'DatabaseNotFound') throw err;
+    return connectPg(plan.request.target, password, 'template1');
+  }
+}
+
+async function createDatabase(admin: Client, name: string, manifest: BackupManifest): Promise<void> {
+  const encoding = manifest.requires?.encoding;
+  const options = encoding ? ` ENCODING ${quoteLiteral(encoding)}` : '';
+  await admin.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0${options}`);
+}
+
+async function dropDatabase(plan: RestorePlan, password: string | undefined): Promise<void> {
+  const admin = await connectMaintenance(plan, password);
+  try {
+    const name = plan.request.target.database;
+    await admin.query(
+      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+      [name],
+    );
+    await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`);
+  } finally {
+    await admin.end().catch(() => undefined);
+  }
+}
+
+function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** libpq conninfo value quoting: a database name is never parsed as a connection string. */
+function conninfoValue(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+async function applyGlobals(
+  admin: Client,
+  globalsFile: string | undefined,
+  pgRestore: PgToolBinary,
+  password: string | undefined,
+  plan: RestorePlan,
+  deps: RestoreDeps,
+): Promise<NonNullable<Checks['globals']>> {
+  if (!globalsFile)
+    throw new PgferryError('BackupCorrupt', `backup ${plan.manifest.id} has no globals to restore`);
+  const existing = new Set(
+    (await admin.query<{ rolname: string }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname),
+  );
+  const globals = planGlobals(await readFile(globalsFile, 'utf8'), existing);
+  if (globals.created.length === 0) return { created: [], skippedExisting: globals.skippedExisting };
+  const psql = await siblingTool(pgRestore, 'psql');
+  const env = {
+    ...toolEnv(deps.env),
+    ...libpqEnv({ ...plan.request.target, database: 'postgres' }, password),
+  };
+  const child = spawn(
+    psql.path,
+    ['--no-psqlrc', '--quiet', '-v', 'ON_ERROR_STOP=1', '--no-password', '-f', '-'],
+    {
+      env,
+      stdio: ['pipe', 'ignore', 'pipe'],
+    },
+  );
+  deps.onChild?.(child);
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  child.stdin.end(globals.sql);
+  const [code] = (await once(child, 'close')) as [number | null];
+  if (code !== 0) throw new PgferryError('RestoreFailed', `creating roles failed: ${firstError(stderr)}`);
+  return { created: globals.created, skippedExisting: globals.skippedExisting };
+}
+
+async function pgRestoreInto(
+  pgRestore: PgToolBinary,
+  dumpFile: string,
+  plan: RestorePlan,
+  password: string | undefined,
+  deps: RestoreDeps,
+): Promise<void> {
+  const { request } = plan;
+  const args = [
+    `--dbname=dbname=${conninfoValue(request.target.database)}`,
+    '--exit-on-error',
+    '--no-password',
+    `--jobs=${plan.jobs}`,
+  ];
+  if (request.mode === 'clean') args.push('--clean', '--if-exists');
+  if (request.noOwner) args.push('--no-owner');
+  if (request.noAcl) args.push('--no-privileges');
+  if (request.role) args.push(`--role=${request.role}`);
+  for (const schema of request.schemas) args.push(`--schema=${schema}`);
+  for (const table of request.tables) args.push(`--table=${table}`);
+  args.push(dumpFile);
+  const env = { ...toolEnv(deps.env), ...libpqEnv(request.target, password), PGOPTIONS: RESTORE_PGOPTIONS };
+  const child = spawn(pgRestore.path, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  deps.onChild?.(child);
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-20_000);
+  });
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  if (code !== 0) {
+    throw new PgferryError('RestoreFailed', `pg_restore failed (${code ?? signal}): ${firstError(stderr)}`);
+  }
+}
+
+/** The first error pg_restore/psql reported, with the command it was running. */
+function firstError(stderr: string): string {
+  const lines = stderr.split('\n').filter((l) => l.trim());
+  const index = lines.findIndex((l) => /error|fatal/i.test(l));
+  if (index < 0) return lines.slice(-2).join(' | ') || 'no error output';
+  return lines.slice(index, index + 2).join(' | ');
+}
+
+async function compareRowCounts(target: Client, plan: RestorePlan): Promise<Checks['rowCounts']> {
+  const { schemas, tables } = plan.request;
+  const selected = plan.manifest.tables.filter(
+    (t) =>
+      (schemas.length === 0 || schemas.includes(t.schema)) &&
+      (tables.length === 0 || tables.includes(t.name)),
+  );
+  const out: Checks['rowCounts'] = [];
+  for (const t of selected) {
+    const { rows } = await target.query<{ n: string }>(
+      `SELECT count(*) AS n FROM ONLY ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
+    );
+    out.push({ ...t, restoredRows: Number(rows[0].n) });
+  }
+  return out;
+}

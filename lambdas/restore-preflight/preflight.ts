@@ -1,0 +1,183 @@
+import { availableParallelism } from 'node:os';
+import type { Client } from 'pg';
+import { describeConnection, resolvePassword } from '../../core/connection';
+import {
+  type BackupManifest,
+  type RestorePlan,
+  type RestoreRequest,
+  SCHEMA_VERSION,
+} from '../../core/contracts';
+import { PgferryError } from '../../core/errors';
+import { connectPg, quoteIdent, serverInfo } from '../../core/postgres';
+import { resolveBackup } from '../../core/resolve-backup';
+import type { BackupStore } from '../../core/store';
+import { backupPrefix, newBackupId } from '../../core/store-keys';
+
+export interface RestorePreflightDeps {
+  openStore: (url: string) => BackupStore;
+  env: NodeJS.ProcessEnv;
+  now?: () => Date;
+}
+
+/**
+ * Everything that can refuse a restore, checked before the target is touched: the backup is
+ * complete and its objects are all there; the target is reachable, not older than the source
+ * (unless allowed), not the backup's own source (unless forced); the database exists or not as
+ * the mode expects; every extension and role the dump needs is available. (The objects'
+ * checksums are verified by the runner as it downloads them, also before the target is touched.)
+ */
+export async function preflightRestore(
+  request: RestoreRequest,
+  deps: RestorePreflightDeps,
+): Promise<RestorePlan> {
+  const now = deps.now?.() ?? new Date();
+  const store = deps.openStore(request.store);
+  const manifest = await resolveBackup(store, request.backup, request.database);
+  await checkObjectsPresent(store, manifest);
+
+  const target = request.target;
+  const password = await resolvePassword(target, 'target', deps.env);
+  const client = await connectMaintenance(request, password);
+  try {
+    const server = await serverInfo(client);
+    if (server.major < manifest.server.major && !request.allowDowngrade) {
+      refuse(
+        `the target runs PostgreSQL ${server.version}, older than the backup's source (${manifest.server.version}); ` +
+          'pass --allow-downgrade to try anyway',
+      );
+    }
+    if (isSourceOfBackup(request, manifest) && !request.force) {
+      refuse(
+        `the target ${describeConnection(target)} is the database this backup was taken from; pass --force to restore over it`,
+      );
+    }
+    await checkTargetDatabase(client, request, password);
+    await checkExtensions(client, manifest);
+    await checkRoles(client, request, manifest);
+    return {
+      schemaVersion: SCHEMA_VERSION,
+      restoreId: newBackupId(now),
+      request,
+      manifest,
+      targetServer: server,
+      jobs: request.jobs ?? defaultJobs(deps.env),
+      startedAt: now.toISOString(),
+    };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function refuse(message: string): never {
+  throw new PgferryError('TargetRefused', message);
+}
+
+/** The task's vCPUs on AWS (set by the stack), this machine's cores locally. */
+function defaultJobs(env: NodeJS.ProcessEnv): number {
+  const vcpus = Number(env.PGFERRY_TASK_VCPUS);
+  return Number.isInteger(vcpus) && vcpus > 0 ? vcpus : availableParallelism();
+}
+
+async function checkObjectsPresent(store: BackupStore, manifest: BackupManifest): Promise<void> {
+  const prefix = backupPrefix(manifest.database, manifest.id);
+  const sizes = new Map<string, number>();
+  for await (const entry of store.list(prefix)) sizes.set(entry.key.slice(prefix.length), entry.bytes);
+  for (const object of manifest.objects) {
+    const bytes = sizes.get(object.key);
+    if (bytes === undefined) {
+      throw new PgferryError('BackupCorrupt', `backup ${manifest.id} is missing its object ${object.key}`);
+    }
+    if (bytes !== object.bytes) {
+      throw new PgferryError(
+        'BackupCorrupt',
+        `backup ${manifest.id}: object ${object.key} is ${bytes} bytes, the manifest says ${object.bytes}`,
+      );
+    }
+  }
+}
+
+/** A connection to the target server that does not need the target database to exist. */
+async function connectMaintenance(request: RestoreRequest, password: string | undefined): Promise<Client> {
+  try {
+    return await connectPg(request.target, password, 'postgres');
+  } catch (err) {
+    if ((err as PgferryError).code !== 'DatabaseNotFound') throw err;
+    return connectPg(request.target, password, 'template1');
+  }
+}
+
+function isSourceOfBackup(request: RestoreRequest, manifest: BackupManifest): boolean {
+  const local = (host: string) =>
+    ['localhost', '127.0.0.1', '::1'].includes(host) ? 'localhost' : host.toLowerCase();
+  return (
+    local(request.target.host) === local(manifest.source.host) &&
+    request.target.port === manifest.source.port &&
+    request.target.database === manifest.database
+  );
+}
+
+async function checkTargetDatabase(
+  client: Client,
+  request: RestoreRequest,
+  password: string | undefined,
+): Promise<void> {
+  const name = request.target.database;
+  const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+  const exists = rows.length > 0;
+  if (request.mode === 'create' && exists) {
+    refuse(
+      `the target database ${name} already exists; choose another name, or use --mode clean to replace its contents`,
+    );
+  }
+  if (request.mode === 'clean') {
+    if (!exists) refuse(`the target database ${name} does not exist; use --mode create`);
+    const tables = await countUserTables(request, password);
+    if (tables > 0 && !request.force) {
+      refuse(`the target database ${name} has ${tables} user tables; pass --force to replace them`);
+    }
+  }
+}
+
+async function countUserTables(request: RestoreRequest, password: string | undefined): Promise<number> {
+  const target = await connectPg(request.target, password);
+  try {
+    const { rows } = await target.query<{ n: string }>(`
+      SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+        AND n.nspname NOT LIKE 'pg\\_toast%'`);
+    return Number(rows[0].n);
+  } finally {
+    await target.end().catch(() => undefined);
+  }
+}
+
+async function checkExtensions(client: Client, manifest: BackupManifest): Promise<void> {
+  const needed = manifest.requires?.extensions ?? [];
+  if (needed.length === 0) return;
+  const { rows } = await client.query<{ name: string }>('SELECT name FROM pg_available_extensions');
+  const available = new Set(rows.map((r) => r.name));
+  const missing = needed.filter((e) => !available.has(e.name));
+  if (missing.length) {
+    refuse(
+      `the target server does not offer extension${missing.length > 1 ? 's' : ''} the backup needs: ` +
+        missing.map((e) => `${e.name} ${e.version}`).join(', '),
+    );
+  }
+}
+
+async function checkRoles(client: Client, request: RestoreRequest, manifest: BackupManifest): Promise<void> {
+  const existing = new Set(
+    (await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname),
+  );
+  if (request.role !== undefined && !existing.has(request.role)) {
+    refuse(`--role ${quoteIdent(request.role)} does not exist on the target`);
+  }
+  if (request.withGlobals || (request.noOwner && request.noAcl)) return;
+  const missing = (manifest.requires?.roles ?? []).filter((r) => !existing.has(r));
+  if (missing.length) {
+    refuse(
+      `roles that own or are granted objects in the backup do not exist on the target: ${missing.join(', ')}; ` +
+        'pass --with-globals to create them, or --no-owner --no-acl to restore without them',
+    );
+  }
+}
