@@ -258,7 +258,9 @@ export type RestorePlan = z.infer<typeof RestorePlanSchema>;
 export const RestoreStateSchema = z.object({ plan: RestorePlanSchema, job: z.string() }).strict();
 export type RestoreState = z.infer<typeof RestoreStateSchema>;
 
-const TableCheckSchema = TableRowCountSchema.extend({ restoredRows: z.number().int().nonnegative() }).strict();
+const TableCheckSchema = TableRowCountSchema.extend({
+  restoredRows: z.number().int().nonnegative(),
+}).strict();
 
 /** The restore report: stored next to the backup (`restore-report-<restoreId>.json`) and printed. */
 export const RestoreReportSchema = z
@@ -268,7 +270,9 @@ export const RestoreReportSchema = z
     restoreId: z.string().regex(BACKUP_ID_PATTERN),
     backupId: z.string().regex(BACKUP_ID_PATTERN),
     database: databaseName,
-    target: z.object({ host: z.string(), port: z.number().int(), database: z.string(), serverVersion: z.string() }).strict(),
+    target: z
+      .object({ host: z.string(), port: z.number().int(), database: z.string(), serverVersion: z.string() })
+      .strict(),
     status: z.enum(['passed', 'failed']),
     error: z.string().optional(),
     mode: z.enum(['create', 'clean']),
@@ -281,7 +285,10 @@ export const RestoreReportSchema = z
         checksums: z.array(z.object({ key: z.string(), sha256: z.string(), verified: z.boolean() }).strict()),
         rowCounts: z.array(TableCheckSchema),
         analyzed: z.boolean(),
-        globals: z.object({ created: z.array(z.string()), skippedExisting: z.array(z.string()) }).strict().optional(),
+        globals: z
+          .object({ created: z.array(z.string()), skippedExisting: z.array(z.string()) })
+          .strict()
+          .optional(),
       })
       .strict(),
   })

@@ -8,15 +8,25 @@ import { assertBackupId, databaseFromSegment, manifestKey } from './store-keys';
  * Finds a complete backup by id (in `database`'s folder, or any database's) or `latest` (the
  * newest complete backup of `database`). Missing and incomplete backups are told apart.
  */
-export async function resolveBackup(store: BackupStore, ref: string, database?: string): Promise<BackupManifest> {
+export async function resolveBackup(
+  store: BackupStore,
+  ref: string,
+  database?: string,
+): Promise<BackupManifest> {
   if (ref === 'latest') {
     const databases = database === undefined ? await databasesIn(store) : [database];
     if (databases.length > 1) {
-      throw new PgferryError('InvalidInput', `the store holds several databases: name one with --database to use latest`);
+      throw new PgferryError(
+        'InvalidInput',
+        `the store holds several databases: name one with --database to use latest`,
+      );
     }
     const [newest] = databases.length ? await listBackups(store, databases[0]) : [];
     if (!newest) {
-      throw new PgferryError('BackupNotFound', `no complete backup${database ? ` of ${database}` : ''} in ${store.url}`);
+      throw new PgferryError(
+        'BackupNotFound',
+        `no complete backup${database ? ` of ${database}` : ''} in ${store.url}`,
+      );
     }
     return newest;
   }
@@ -25,11 +35,15 @@ export async function resolveBackup(store: BackupStore, ref: string, database?: 
     const raw = await store.getJson(manifestKey(db, ref));
     if (raw !== undefined) {
       const parsed = BackupManifestSchema.safeParse(raw);
-      if (!parsed.success) throw new PgferryError('BackupCorrupt', `the manifest of backup ${ref} is not valid`);
+      if (!parsed.success)
+        throw new PgferryError('BackupCorrupt', `the manifest of backup ${ref} is not valid`);
       return parsed.data;
     }
     for await (const _ of store.list(manifestKey(db, ref).replace(/manifest\.json$/, ''))) {
-      throw new PgferryError('BackupNotFound', `backup ${ref} is incomplete (it has no manifest) and cannot be restored`);
+      throw new PgferryError(
+        'BackupNotFound',
+        `backup ${ref} is incomplete (it has no manifest) and cannot be restored`,
+      );
     }
   }
   throw new PgferryError('BackupNotFound', `backup ${ref} not found in ${store.url}`);
