@@ -4,7 +4,7 @@
  * out (their directories belong to the target's host).
  */
 
-const IDENT = String.raw`("(?:[^"]|"")*"|[A-Za-z_][A-Za-z0-9_$]*)`;
+const IDENT = '("(?:[^"]|"")*"|[A-Za-z_][A-Za-z0-9_$]*)';
 const ROLE_STATEMENT = new RegExp(`^(CREATE|ALTER) ROLE ${IDENT}[ ;]`);
 const TABLESPACE_STATEMENT = /^(CREATE|ALTER) TABLESPACE /;
 

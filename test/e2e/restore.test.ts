@@ -1,0 +1,363 @@
+/**
+ * `pgferry restore` end to end on real servers: a restore reproduces the backup value by value
+ * and reports what it checked; every refusal happens before the target is touched.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import type { BackupManifest, RestoreReport } from '../../core/contracts';
+import { databaseSegment } from '../../core/store-keys';
+import { runCli, sourceUrl } from '../support/cli';
+import {
+  createDatabase,
+  dropDatabase,
+  quoteIdent,
+  type TestPostgres,
+  testEnv,
+  uniqueName,
+  withClient,
+} from '../support/env';
+import { fingerprint } from '../support/fingerprint';
+
+const env = testEnv();
+const pg15 = env.server(15);
+const source = uniqueName('rsource');
+const owner = uniqueName('rowner');
+const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-restore-'));
+const store = `file://${dir}`;
+let manifest: BackupManifest;
+
+function restore(target: string, ...args: string[]) {
+  return runCli([
+    'restore',
+    '--store',
+    store,
+    '--backup',
+    manifest.id,
+    '--target',
+    target,
+    '--json',
+    ...args,
+  ]);
+}
+
+/** The state of the target server that a refused restore must leave as it was. */
+async function serverState(pg: TestPostgres): Promise<string> {
+  return withClient(pg, 'postgres', async (c) => {
+    const dbs = await c.query('SELECT datname FROM pg_database ORDER BY 1');
+    const roles = await c.query('SELECT rolname FROM pg_roles ORDER BY 1');
+    return JSON.stringify([dbs.rows, roles.rows]);
+  });
+}
+
+beforeAll(async () => {
+  await createDatabase(pg15, source);
+  await withClient(pg15, 'postgres', (c) => c.query(`CREATE ROLE ${quoteIdent(owner)} NOLOGIN`));
+  await withClient(pg15, source, (c) =>
+    c.query(`
+      CREATE SCHEMA app;
+      CREATE TABLE app.accounts (id serial PRIMARY KEY, email text UNIQUE, balance numeric(12,2), note text);
+      INSERT INTO app.accounts (email, balance, note)
+        SELECT 'user' || g || '@example.com', g * 3.5, CASE WHEN g % 2 = 0 THEN NULL ELSE '' END
+        FROM generate_series(1, 3000) g;
+      CREATE TABLE app.events (id bigint GENERATED ALWAYS AS IDENTITY, account int REFERENCES app.accounts, payload jsonb);
+      INSERT INTO app.events (account, payload) SELECT 1 + g % 3000, jsonb_build_object('g', g) FROM generate_series(1, 10000) g;
+      CREATE TABLE public.audit (at timestamptz DEFAULT now(), what text);
+      INSERT INTO public.audit (what) VALUES ('created');
+      ALTER TABLE app.accounts OWNER TO ${quoteIdent(owner)};
+      GRANT SELECT ON app.events TO ${quoteIdent(owner)};
+      SELECT lo_from_bytea(0, '\\xdeadbeef'::bytea);`),
+  );
+  const result = await runCli(['backup', '--source', sourceUrl(pg15, source), '--store', store, '--json']);
+  if (result.code !== 0) throw new Error(`backup failed: ${result.stderr}`);
+  manifest = JSON.parse(result.stdout) as BackupManifest;
+});
+
+afterAll(async () => {
+  await dropDatabase(pg15, source);
+  await withClient(pg15, 'postgres', (c) =>
+    c.query(`DROP OWNED BY ${quoteIdent(owner)}; DROP ROLE ${quoteIdent(owner)}`),
+  ).catch(() => undefined);
+});
+
+test('the manifest records what a target must offer: encoding, extensions, roles', () => {
+  expect(manifest.requires).toEqual({
+    encoding: 'UTF8',
+    extensions: [],
+    roles: expect.arrayContaining([owner, 'postgres']),
+  });
+});
+
+describe('a restore into a new database', () => {
+  const target = uniqueName('restored');
+  let report: RestoreReport;
+
+  beforeAll(async () => {
+    const result = await restore(sourceUrl(pg15, target), '--jobs', '2');
+    if (result.code !== 0) throw new Error(`restore failed: ${result.stderr}`);
+    report = JSON.parse(result.stdout) as RestoreReport;
+  });
+  afterAll(() => dropDatabase(pg15, target));
+
+  test('reproduces every table, sequence and large object of the source', async () => {
+    const expected = await fingerprint(pg15, source);
+    expect(expected.tables.map((t) => t.digest)).toEqual([
+      expect.stringMatching(/^[0-9a-f]{32}$/),
+      expect.stringMatching(/^[0-9a-f]{32}$/),
+      expect.stringMatching(/^[0-9a-f]{32}$/),
+    ]);
+    expect(expected.largeObjects).toHaveLength(1);
+    expect(await fingerprint(pg15, target)).toEqual(expected);
+  });
+
+  test('keeps owners and privileges', async () => {
+    const owners = await withClient(pg15, target, (c) =>
+      c.query("SELECT tableowner FROM pg_tables WHERE schemaname = 'app' AND tablename = 'accounts'"),
+    );
+    expect(owners.rows).toEqual([{ tableowner: owner }]);
+  });
+
+  test('reports verified checksums, matching row counts and ANALYZE', () => {
+    expect(report).toMatchObject({
+      kind: 'restore',
+      status: 'passed',
+      backupId: manifest.id,
+      jobs: 2,
+      mode: 'create',
+    });
+    expect(report.checks.checksums.map((c) => c.key).sort()).toEqual(
+      manifest.objects.map((o) => o.key).sort(),
+    );
+    expect(report.checks.rowCounts.every((t) => t.rows === t.restoredRows)).toBe(true);
+    expect(report.checks.rowCounts).toHaveLength(manifest.tables.length);
+    expect(report.checks.analyzed).toBe(true);
+    expect(report.timings.pgRestore).toBeGreaterThan(0);
+  });
+
+  test('stores the report beside the backup', () => {
+    const file = path.join(
+      dir,
+      databaseSegment(source),
+      manifest.id,
+      `restore-report-${report.restoreId}.json`,
+    );
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(report);
+  });
+
+  test('analyzed the restored tables', async () => {
+    const analyzed = await withClient(pg15, target, (c) =>
+      c.query(
+        "SELECT count(*)::int AS n FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL AND schemaname = 'app'",
+      ),
+    );
+    expect(analyzed.rows[0].n).toBe(2);
+  });
+});
+
+test('latest resolves to the newest complete backup of the database', async () => {
+  const target = uniqueName('latest');
+  const result = await runCli([
+    'restore',
+    '--store',
+    store,
+    '--backup',
+    'latest',
+    '--database',
+    source,
+    '--target',
+    sourceUrl(pg15, target),
+    '--json',
+  ]);
+  expect(result.code).toBe(0);
+  expect((JSON.parse(result.stdout) as RestoreReport).backupId).toBe(manifest.id);
+  await dropDatabase(pg15, target);
+});
+
+test('--table restores only that table', async () => {
+  const target = uniqueName('onetable');
+  const result = await restore(sourceUrl(pg15, target), '--table', 'audit', '--no-owner', '--no-acl');
+  expect(result.code).toBe(0);
+  const tables = await withClient(pg15, target, (c) =>
+    c.query(
+      "SELECT schemaname || '.' || tablename AS t FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+    ),
+  );
+  expect(tables.rows).toEqual([{ t: 'public.audit' }]);
+  expect((JSON.parse(result.stdout) as RestoreReport).checks.rowCounts.map((t) => t.name)).toEqual(['audit']);
+  await dropDatabase(pg15, target);
+});
+
+describe('--mode clean', () => {
+  const target = uniqueName('clean');
+  beforeAll(async () => {
+    await createDatabase(pg15, target);
+    await withClient(pg15, target, (c) =>
+      c.query('CREATE TABLE keep_me (x int); INSERT INTO keep_me VALUES (42)'),
+    );
+  });
+  afterAll(() => dropDatabase(pg15, target));
+
+  test('refuses a database with user tables without --force, leaving it unchanged', async () => {
+    const result = await restore(sourceUrl(pg15, target), '--mode', 'clean');
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/has 1 user tables; pass --force/);
+    const rows = await withClient(pg15, target, (c) => c.query('SELECT x FROM keep_me'));
+    expect(rows.rows).toEqual([{ x: 42 }]);
+  });
+
+  test('with --force replaces the contents with the backup', async () => {
+    const result = await restore(sourceUrl(pg15, target), '--mode', 'clean', '--force');
+    expect(result.code).toBe(0);
+    const fp = await fingerprint(pg15, target);
+    expect(fp.tables.map((t) => t.name)).toEqual(expect.arrayContaining(['accounts', 'events', 'audit']));
+  });
+});
+
+describe('refusals leave the target untouched', () => {
+  test('a backup id that does not exist', async () => {
+    const before = await serverState(pg15);
+    const result = await runCli([
+      'restore',
+      '--store',
+      store,
+      '--backup',
+      '20200101T000000Z-000000',
+      '--target',
+      sourceUrl(pg15, uniqueName('x')),
+    ]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^pgferry: backup 20200101T000000Z-000000 not found in file:\/\//);
+    expect(await serverState(pg15)).toBe(before);
+  });
+
+  test('an incomplete backup (no manifest)', async () => {
+    const id = '20200101T000000Z-abcdef';
+    const folder = path.join(dir, databaseSegment(source), id);
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(path.join(folder, 'dump.pgdump.zst'), 'partial');
+    const before = await serverState(pg15);
+    const result = await runCli([
+      'restore',
+      '--store',
+      store,
+      '--backup',
+      id,
+      '--database',
+      source,
+      '--target',
+      sourceUrl(pg15, uniqueName('x')),
+    ]);
+    expect(result.stderr).toMatch(/backup 20200101T000000Z-abcdef is incomplete \(it has no manifest\)/);
+    expect(await serverState(pg15)).toBe(before);
+  });
+
+  test('an existing database in create mode', async () => {
+    const target = uniqueName('exists');
+    await createDatabase(pg15, target);
+    const result = await restore(sourceUrl(pg15, target));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /the target database .* already exists; choose another name, or use --mode clean/,
+    );
+    expect((await fingerprint(pg15, target)).tables).toEqual([]);
+    await dropDatabase(pg15, target);
+  });
+
+  test("the backup's own source database", async () => {
+    const before = await fingerprint(pg15, source);
+    const result = await restore(sourceUrl(pg15, source), '--mode', 'clean');
+    expect(result.stderr).toMatch(/is the database this backup was taken from; pass --force/);
+    expect(await fingerprint(pg15, source)).toEqual(before);
+  });
+
+  test('an unreachable target', async () => {
+    const result = await restore(`postgres://postgres:x@127.0.0.1:1/${uniqueName('x')}`);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^pgferry: cannot reach PostgreSQL at postgres@127\.0\.0\.1:1\//);
+  });
+
+  test('a target older than the source without --allow-downgrade', async () => {
+    const pg14 = env.server(14);
+    const before = await serverState(pg14);
+    const result = await restore(sourceUrl(pg14, uniqueName('older')));
+    expect(result.stderr).toMatch(
+      /the target runs PostgreSQL 14\.\d+, older than the backup's source \(15\.\d+\); pass --allow-downgrade/,
+    );
+    expect(await serverState(pg14)).toBe(before);
+  });
+
+  test('roles the dump needs that the target lacks, listed by name', async () => {
+    const pg17 = env.server(17);
+    const before = await serverState(pg17);
+    const result = await restore(sourceUrl(pg17, uniqueName('noroles')));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(
+      `roles that own or are granted objects in the backup do not exist on the target: ${owner}`,
+    );
+    expect(await serverState(pg17)).toBe(before);
+  });
+});
+
+describe('a damaged backup is refused before anything is written to the target', () => {
+  /** A fresh backup of the source, so that damaging it leaves the shared one intact. */
+  async function freshBackup(): Promise<BackupManifest> {
+    const result = await runCli(['backup', '--source', sourceUrl(pg15, source), '--store', store, '--json']);
+    if (result.code !== 0) throw new Error(result.stderr);
+    return JSON.parse(result.stdout) as BackupManifest;
+  }
+
+  test('one flipped byte in the dump fails the checksum; the target database is never created', async () => {
+    const damaged = await freshBackup();
+    const file = path.join(dir, databaseSegment(source), damaged.id, 'dump.pgdump.zst');
+    const bytes = readFileSync(file);
+    bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+    writeFileSync(file, bytes);
+    const target = uniqueName('corrupt');
+    const before = await serverState(pg15);
+    const result = await runCli([
+      'restore',
+      '--store',
+      store,
+      '--backup',
+      damaged.id,
+      '--target',
+      sourceUrl(pg15, target),
+    ]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /^pgferry: object dump\.pgdump\.zst of backup \S+ (failed its checksum|cannot be read).*nothing was written to the target/,
+    );
+    expect(await serverState(pg15)).toBe(before);
+  });
+
+  test('a missing object is refused by preflight', async () => {
+    const damaged = await freshBackup();
+    rmSync(path.join(dir, databaseSegment(source), damaged.id, 'globals.sql'));
+    const before = await serverState(pg15);
+    const result = await runCli([
+      'restore',
+      '--store',
+      store,
+      '--backup',
+      damaged.id,
+      '--target',
+      sourceUrl(pg15, uniqueName('missing')),
+    ]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/backup \S+ is missing its object globals\.sql/);
+    expect(await serverState(pg15)).toBe(before);
+  });
+});
+
+test('--with-globals creates the missing roles on a newer server, leaving existing ones alone', async () => {
+  const pg17 = env.server(17);
+  const target = uniqueName('globals');
+  const result = await restore(sourceUrl(pg17, target), '--with-globals');
+  expect(result.code).toBe(0);
+  const report = JSON.parse(result.stdout) as RestoreReport;
+  expect(report.checks.globals?.created).toContain(owner);
+  expect(report.checks.globals?.skippedExisting).toContain('postgres');
+  expect(await fingerprint(pg17, target)).toEqual(await fingerprint(pg15, source));
+  await dropDatabase(pg17, target);
+  await withClient(pg17, 'postgres', (c) => c.query(`DROP ROLE ${quoteIdent(owner)}`));
+});
