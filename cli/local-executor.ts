@@ -10,7 +10,13 @@ import { createInterface } from 'node:readline';
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { passwordEnvVar } from '../core/connection';
 import { PgferryError } from '../core/errors';
-import { BACKUP_STATES, PG_TOOLS_CONTAINER, RESTORE_STATES, type WorkflowName } from '../core/workflows';
+import {
+  BACKUP_STATES,
+  PG_TOOLS_CONTAINER,
+  RESTORE_STATES,
+  VERIFY_STATES,
+  type WorkflowName,
+} from '../core/workflows';
 import { REPO_ROOT } from '../lib/paths';
 
 export interface TaskProgress {
@@ -70,6 +76,19 @@ export async function runRestoreWorkflow(input: unknown, options: LocalRunOption
   });
 }
 
+/** Runs the verify workflow locally; resolves with its output (the verification report). */
+export async function runVerifyWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
+  const [preflight, record] = await Promise.all([
+    import('../lambdas/verify-preflight/handler'),
+    import('../lambdas/verify-record/handler'),
+  ]);
+  return runWorkflow('verify', input, options, {
+    [VERIFY_STATES.preflight]: preflight.handler,
+    [VERIFY_STATES.verify]: (params) => runPgToolsTask(params, options),
+    [VERIFY_STATES.record]: record.handler,
+  });
+}
+
 async function runWorkflow(
   name: WorkflowName,
   input: unknown,
@@ -109,7 +128,7 @@ interface EcsRunTaskParameters {
 
 /** Environment variables of this process that the task may inherit (AWS's and PostgreSQL's settings). */
 const INHERITED_ENV =
-  /^(PATH|HOME|LANG|LC_ALL|TMPDIR|TZ|AWS_[A-Z0-9_]+|PGFERRY_PG_BIN_DIRS|PGFERRY_S3_FORCE_PATH_STYLE|POWERTOOLS_LOG_LEVEL)$/;
+  /^(PATH|HOME|LANG|LC_ALL|TMPDIR|TZ|AWS_[A-Z0-9_]+|PGFERRY_PG_BIN_DIRS|PGFERRY_SERVER_OS_USER|PGFERRY_WORK_DIR|PGFERRY_S3_FORCE_PATH_STYLE|POWERTOOLS_LOG_LEVEL)$/;
 
 /**
  * The ECS `runTask.sync` state, locally: the container's entrypoint as a child process. Its

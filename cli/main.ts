@@ -7,7 +7,11 @@ import { errorMessage } from '../core/errors';
 import { PGFERRY_VERSION } from '../core/version';
 import { registerBackup } from './commands/backup';
 import { registerList } from './commands/list';
+import { registerPrune } from './commands/prune';
 import { registerRestore } from './commands/restore';
+import { registerShow } from './commands/show';
+import { registerStatus } from './commands/status';
+import { registerVerify } from './commands/verify';
 
 export function buildProgram(): Command {
   const program = new Command('pgferry')
@@ -18,7 +22,11 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (str, write) => write(`pgferry: ${str.replace(/^error: /, '')}`) });
   registerBackup(program);
   registerList(program);
+  registerShow(program);
+  registerStatus(program);
+  registerPrune(program);
   registerRestore(program);
+  registerVerify(program);
   return program;
 }
 

@@ -1,29 +1,343 @@
 /**
- * The store is the catalog: a backup exists when its manifest does. Listing reads manifests
- * only — objects without a manifest (an interrupted or failed run) are never shown.
+ * The store is the catalog: a backup exists when its manifest does. Listing is one paginated
+ * listing of the store (or of one database's folder) and one read per manifest — no other
+ * request per backup — so thousands of backups list quickly. Objects without a manifest (an
+ * interrupted or failed run), the lease and anything else are never shown as backups.
  */
 import { type BackupManifest, BackupManifestSchema } from './contracts';
+import { PgferryError } from './errors';
+import { type BackupReport, BackupReportSchema, type StoredReport } from './reports';
+import { decideRetention, type RetentionDecision, type RetentionPolicy } from './retention';
 import type { BackupStore } from './store';
-import { databaseSegment, MANIFEST_FILE } from './store-keys';
+import {
+  BACKUP_ID_PATTERN,
+  databaseFromSegment,
+  databaseSegment,
+  MANIFEST_FILE,
+  parseReportName,
+  type ReportKind,
+} from './store-keys';
 
-const MANIFEST_PATH = new RegExp(`^[^/]+/[^/]+/${MANIFEST_FILE.replace('.', '\\.')}$`);
 const READ_CONCURRENCY = 32;
 
-/** Complete backups, newest first; only of `database` when given. */
-export async function listBackups(store: BackupStore, database?: string): Promise<BackupManifest[]> {
-  const prefix = database === undefined ? '' : `${databaseSegment(database)}/`;
-  const keys: string[] = [];
-  for await (const entry of store.list(prefix)) if (MANIFEST_PATH.test(entry.key)) keys.push(entry.key);
+/** A complete backup, as the catalog knows it. */
+export interface CatalogEntry {
+  manifest: BackupManifest;
+  /** Bytes stored for it (its objects, compressed), per the manifest. */
+  storedBytes: number;
+  /** Keys of the reports stored beside it, per kind, newest first. */
+  reportKeys: Record<ReportKind, string[]>;
+}
 
-  const manifests: BackupManifest[] = [];
-  for (let i = 0; i < keys.length; i += READ_CONCURRENCY) {
-    const batch = await Promise.all(keys.slice(i, i + READ_CONCURRENCY).map((key) => store.getJson(key)));
-    for (const raw of batch) {
-      const parsed = BackupManifestSchema.safeParse(raw);
-      if (parsed.success && (database === undefined || parsed.data.database === database)) {
-        manifests.push(parsed.data);
+/** A backup folder without a valid manifest: a run that is going on, failed or was interrupted. */
+export interface IncompleteBackup {
+  database: string;
+  backupId: string;
+  /** When the run started, from the backup id. */
+  startedAt: string;
+  objects: number;
+  bytes: number;
+  reason: 'no manifest' | 'invalid manifest';
+}
+
+export interface StoreScan {
+  /** Complete backups, newest first. */
+  entries: CatalogEntry[];
+  incomplete: IncompleteBackup[];
+  /** Every database with a folder in the store, sorted. */
+  databases: string[];
+}
+
+interface Folder {
+  database: string;
+  backupId: string;
+  manifestKey?: string;
+  reportKeys: Record<ReportKind, string[]>;
+  objects: number;
+  bytes: number;
+}
+
+/** Newest first: by `startedAt` (when the snapshot was taken), then by id. */
+export function newestFirst(a: BackupManifest, b: BackupManifest): number {
+  return b.startedAt.localeCompare(a.startedAt) || b.id.localeCompare(a.id);
+}
+
+/** Reads the catalog of the whole store, or of one database. */
+export async function scanStore(store: BackupStore, database?: string): Promise<StoreScan> {
+  const prefix = database === undefined ? '' : `${databaseSegment(database)}/`;
+  const folders = new Map<string, Folder>();
+  const segments = new Map<string, string | undefined>();
+  for await (const entry of store.list(prefix)) {
+    const parts = entry.key.split('/');
+    const name = segments.has(parts[0]) ? segments.get(parts[0]) : decodeSegment(parts[0]);
+    segments.set(parts[0], name);
+    if (name === undefined || parts.length !== 3 || !BACKUP_ID_PATTERN.test(parts[1])) continue;
+    const folderKey = `${parts[0]}/${parts[1]}`;
+    let folder = folders.get(folderKey);
+    if (!folder) {
+      folder = {
+        database: name,
+        backupId: parts[1],
+        reportKeys: { restore: [], verify: [] },
+        objects: 0,
+        bytes: 0,
+      };
+      folders.set(folderKey, folder);
+    }
+    folder.objects++;
+    folder.bytes += entry.bytes;
+    const report = parseReportName(parts[2]);
+    if (parts[2] === MANIFEST_FILE) folder.manifestKey = entry.key;
+    else if (report) folder.reportKeys[report.kind].push(entry.key);
+  }
+
+  const entries: CatalogEntry[] = [];
+  const incomplete: IncompleteBackup[] = [];
+  const all = [...folders.values()];
+  for (let i = 0; i < all.length; i += READ_CONCURRENCY) {
+    const batch = all.slice(i, i + READ_CONCURRENCY);
+    const manifests = await Promise.all(batch.map((folder) => readManifest(store, folder)));
+    batch.forEach((folder, j) => {
+      const manifest = manifests[j];
+      if (manifest) {
+        entries.push({
+          manifest,
+          storedBytes: manifest.objects.reduce((sum, o) => sum + o.bytes, 0),
+          reportKeys: {
+            restore: folder.reportKeys.restore.sort().reverse(),
+            verify: folder.reportKeys.verify.sort().reverse(),
+          },
+        });
+      } else {
+        incomplete.push({
+          database: folder.database,
+          backupId: folder.backupId,
+          startedAt: backupIdTime(folder.backupId),
+          objects: folder.objects,
+          bytes: folder.bytes,
+          reason: folder.manifestKey ? 'invalid manifest' : 'no manifest',
+        });
+      }
+    });
+  }
+  entries.sort((a, b) => newestFirst(a.manifest, b.manifest));
+  incomplete.sort((a, b) => b.backupId.localeCompare(a.backupId));
+  const databases = [...segments.values()].filter((d): d is string => d !== undefined).sort();
+  return { entries, incomplete, databases };
+}
+
+/** A manifest that describes its folder, or `undefined`. */
+async function readManifest(store: BackupStore, folder: Folder): Promise<BackupManifest | undefined> {
+  if (!folder.manifestKey) return undefined;
+  let raw: unknown;
+  try {
+    raw = await store.getJson(folder.manifestKey);
+  } catch (err) {
+    if (err instanceof SyntaxError) return undefined;
+    throw err;
+  }
+  const parsed = BackupManifestSchema.safeParse(raw);
+  if (!parsed.success) return undefined;
+  const manifest = parsed.data;
+  return manifest.id === folder.backupId && manifest.database === folder.database ? manifest : undefined;
+}
+
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return databaseFromSegment(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `20261121T233200Z-3d6d1f` → `2026-11-21T23:32:00.000Z`. */
+export function backupIdTime(backupId: string): string {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(backupId);
+  if (!m) throw new PgferryError('InvalidInput', `not a backup id: ${backupId}`);
+  return `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.000Z`;
+}
+
+export interface CatalogFilter {
+  database?: string;
+  /** Only backups taken at or after this time. */
+  since?: Date;
+  /** Only backups taken at or before this time. */
+  until?: Date;
+}
+
+/** Complete backups matching `filter`, newest first. */
+export async function listCatalog(store: BackupStore, filter: CatalogFilter = {}): Promise<CatalogEntry[]> {
+  const { entries } = await scanStore(store, filter.database);
+  return filterEntries(entries, filter);
+}
+
+/** The entries taken within `filter`'s times (and of its database, when given). */
+export function filterEntries(entries: readonly CatalogEntry[], filter: CatalogFilter): CatalogEntry[] {
+  return entries.filter(({ manifest }) => {
+    const time = Date.parse(manifest.startedAt);
+    if (filter.database !== undefined && manifest.database !== filter.database) return false;
+    if (filter.since && time < filter.since.getTime()) return false;
+    if (filter.until && time > filter.until.getTime()) return false;
+    return true;
+  });
+}
+
+/** Complete backups (manifests), newest first; only of `database` when given. */
+export async function listBackups(
+  store: BackupStore,
+  database?: string,
+  filter: Omit<CatalogFilter, 'database'> = {},
+): Promise<BackupManifest[]> {
+  return (await listCatalog(store, { ...filter, database })).map((entry) => entry.manifest);
+}
+
+/**
+ * The retention decision for each backup (by id), each database's backups decided together — as
+ * prune and the record step decide them.
+ */
+export function retentionByBackup(
+  entries: readonly CatalogEntry[],
+  policy: RetentionPolicy,
+  now: Date,
+): Map<string, RetentionDecision> {
+  const byDatabase = new Map<string, CatalogEntry[]>();
+  for (const entry of entries) {
+    const list = byDatabase.get(entry.manifest.database) ?? [];
+    list.push(entry);
+    byDatabase.set(entry.manifest.database, list);
+  }
+  const decisions = new Map<string, RetentionDecision>();
+  for (const list of byDatabase.values()) {
+    const candidates = list.map(({ manifest }) => ({ id: manifest.id, time: manifest.startedAt }));
+    for (const decision of decideRetention(candidates, policy, now)) decisions.set(decision.id, decision);
+  }
+  return decisions;
+}
+
+// --- reports ----------------------------------------------------------------------------------
+
+async function readReport(store: BackupStore, key: string): Promise<StoredReport | undefined> {
+  const raw = await store.getJson(key).catch((err: unknown) => {
+    if (err instanceof SyntaxError) return undefined;
+    throw err;
+  });
+  const parsed = BackupReportSchema.safeParse(raw);
+  return parsed.success ? { key, report: parsed.data } : undefined;
+}
+
+/** Every readable report of a backup, newest first. */
+export async function readReports(store: BackupStore, entry: CatalogEntry): Promise<StoredReport[]> {
+  const keys = [...entry.reportKeys.restore, ...entry.reportKeys.verify];
+  const reports = (await Promise.all(keys.map((key) => readReport(store, key)))).filter(
+    (r): r is StoredReport => r !== undefined,
+  );
+  return reports.sort((a, b) => b.report.finishedAt.localeCompare(a.report.finishedAt));
+}
+
+/** The newest readable report of `kind` of a backup. */
+export async function latestReport(
+  store: BackupStore,
+  entry: CatalogEntry,
+  kind: ReportKind,
+): Promise<BackupReport | undefined> {
+  for (const key of entry.reportKeys[kind]) {
+    const stored = await readReport(store, key);
+    if (stored) return stored.report;
+  }
+  return undefined;
+}
+
+/** The newest verification report of each backup that has one (by id). */
+export async function latestVerifications(
+  store: BackupStore,
+  entries: readonly CatalogEntry[],
+): Promise<Map<string, BackupReport>> {
+  const verified = entries.filter((e) => e.reportKeys.verify.length > 0);
+  const out = new Map<string, BackupReport>();
+  for (let i = 0; i < verified.length; i += READ_CONCURRENCY) {
+    const batch = verified.slice(i, i + READ_CONCURRENCY);
+    const reports = await Promise.all(batch.map((entry) => latestReport(store, entry, 'verify')));
+    batch.forEach((entry, j) => {
+      const report = reports[j];
+      if (report) out.set(entry.manifest.id, report);
+    });
+  }
+  return out;
+}
+
+// --- backup age -------------------------------------------------------------------------------
+
+export interface BackupAge {
+  id: string;
+  startedAt: string;
+  /** Seconds from `startedAt` (the snapshot) to now: how much data a restore of it would lose. */
+  ageSeconds: number;
+}
+
+export interface DatabaseStatus {
+  database: string;
+  /** The newest complete backup. */
+  newest?: BackupAge;
+  /** The newest complete backup whose latest verification passed. */
+  newestVerified?: BackupAge & { verifiedAt: string };
+}
+
+/**
+ * Per database with a folder in the store (or just `database`): the age of its newest complete
+ * backup and of its newest verified one. The same numbers are the backup-age metric on AWS.
+ */
+export async function backupStatus(
+  store: BackupStore,
+  now: Date,
+  database?: string,
+): Promise<DatabaseStatus[]> {
+  const scan = await scanStore(store, database);
+  const names = database === undefined ? scan.databases : [database];
+  const statuses: DatabaseStatus[] = [];
+  for (const name of names) {
+    const entries = scan.entries.filter((e) => e.manifest.database === name);
+    const status: DatabaseStatus = { database: name };
+    if (entries[0]) status.newest = ageOf(entries[0].manifest, now);
+    for (const entry of entries) {
+      if (entry.reportKeys.verify.length === 0) continue;
+      const report = await latestReport(store, entry, 'verify');
+      if (report?.status === 'passed') {
+        status.newestVerified = { ...ageOf(entry.manifest, now), verifiedAt: report.finishedAt };
+        break;
       }
     }
+    statuses.push(status);
   }
-  return manifests.sort((a, b) => b.finishedAt.localeCompare(a.finishedAt) || b.id.localeCompare(a.id));
+  return statuses;
+}
+
+function ageOf(manifest: BackupManifest, now: Date): BackupAge {
+  return {
+    id: manifest.id,
+    startedAt: manifest.startedAt,
+    ageSeconds: Math.max(0, Math.round((now.getTime() - Date.parse(manifest.startedAt)) / 1000)),
+  };
+}
+
+const DURATION_UNITS: Record<string, number> = { m: 60, h: 3600, d: 86_400, w: 604_800 };
+
+/** `90m`, `36h`, `2d`, `1w` → seconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+)([mhdw])$/.exec(text.trim());
+  if (!match || Number(match[1]) === 0) {
+    throw new PgferryError(
+      'InvalidInput',
+      `not a duration: ${JSON.stringify(text)} (use minutes, hours, days or weeks, e.g. 90m, 36h, 2d, 1w)`,
+    );
+  }
+  return Number(match[1]) * DURATION_UNITS[match[2]];
+}
+
+/** `2d 3h`, `5h 12m`, `4m`, `0m`. */
+export function formatAge(seconds: number): string {
+  const minutes = Math.floor(seconds / 60);
+  const [d, h, m] = [Math.floor(minutes / 1440), Math.floor((minutes % 1440) / 60), minutes % 60];
+  if (d > 0) return `${d}d ${h}h`;
+  if (h > 0) return `${h}h ${m}m`;
+  return `${m}m`;
 }

@@ -294,3 +294,50 @@ export const RestoreReportSchema = z
   })
   .strict();
 export type RestoreReport = z.infer<typeof RestoreReportSchema>;
+
+/** Input of the verify state machine: a restore drill of one backup into a throwaway server. */
+export const VerifyRequestSchema = z
+  .object({
+    store: StoreUrlSchema,
+    backup: BackupRefSchema,
+    database: databaseName.optional(),
+    jobs: z.number().int().min(1).max(64).optional(),
+  })
+  .strict();
+export type VerifyRequest = z.infer<typeof VerifyRequestSchema>;
+
+export const VerifyPlanSchema = z
+  .object({
+    schemaVersion: z.literal(SCHEMA_VERSION),
+    verifyId: z.string().regex(BACKUP_ID_PATTERN),
+    request: VerifyRequestSchema,
+    manifest: BackupManifestSchema,
+    jobs: z.number().int().min(1),
+    startedAt: z.iso.datetime(),
+  })
+  .strict();
+export type VerifyPlan = z.infer<typeof VerifyPlanSchema>;
+
+export const VerifyStateSchema = z.object({ plan: VerifyPlanSchema, job: z.string() }).strict();
+export type VerifyState = z.infer<typeof VerifyStateSchema>;
+
+/** The verification report: stored beside the backup (`verify-report-<verifyId>.json`). */
+export const VerifyReportSchema = z
+  .object({
+    schemaVersion: z.literal(SCHEMA_VERSION),
+    kind: z.literal('verify'),
+    verifyId: z.string().regex(BACKUP_ID_PATTERN),
+    backupId: z.string().regex(BACKUP_ID_PATTERN),
+    database: databaseName,
+    status: z.enum(['passed', 'failed']),
+    error: z.string().optional(),
+    server: z.object({ version: z.string(), major: z.number().int() }).strict().optional(),
+    /** Seconds from the start of the download to a checked, analyzed database: the time to restore. */
+    restoreSeconds: z.number().nonnegative().optional(),
+    startedAt: z.iso.datetime(),
+    finishedAt: z.iso.datetime(),
+    timings: z.record(z.string(), z.number()),
+    checks: RestoreReportSchema.shape.checks,
+  })
+  .strict();
+export type VerifyReport = z.infer<typeof VerifyReportSchema>;

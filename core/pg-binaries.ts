@@ -11,7 +11,7 @@ import { PgferryError } from './errors';
 
 const run = promisify(execFile);
 
-export type PgTool = 'pg_dump' | 'pg_dumpall' | 'pg_restore' | 'psql';
+export type PgTool = 'pg_dump' | 'pg_dumpall' | 'pg_restore' | 'psql' | 'initdb' | 'pg_ctl' | 'postgres';
 
 export interface PgToolBinary {
   path: string;

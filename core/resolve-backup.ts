@@ -2,7 +2,7 @@ import { listBackups } from './catalog';
 import { type BackupManifest, BackupManifestSchema } from './contracts';
 import { PgferryError } from './errors';
 import type { BackupStore } from './store';
-import { assertBackupId, databaseFromSegment, manifestKey } from './store-keys';
+import { assertBackupId, backupPrefix, databaseFromSegment, manifestKey } from './store-keys';
 
 /**
  * Finds a complete backup by id (in `database`'s folder, or any database's) or `latest` (the
@@ -59,4 +59,23 @@ async function databasesIn(store: BackupStore): Promise<string[]> {
     }
   }
   return names;
+}
+
+/** Refuses a backup one of whose objects is missing or has the wrong size. */
+export async function checkObjectsPresent(store: BackupStore, manifest: BackupManifest): Promise<void> {
+  const prefix = backupPrefix(manifest.database, manifest.id);
+  const sizes = new Map<string, number>();
+  for await (const entry of store.list(prefix)) sizes.set(entry.key.slice(prefix.length), entry.bytes);
+  for (const object of manifest.objects) {
+    const bytes = sizes.get(object.key);
+    if (bytes === undefined) {
+      throw new PgferryError('BackupCorrupt', `backup ${manifest.id} is missing its object ${object.key}`);
+    }
+    if (bytes !== object.bytes) {
+      throw new PgferryError(
+        'BackupCorrupt',
+        `backup ${manifest.id}: object ${object.key} is ${bytes} bytes, the manifest says ${object.bytes}`,
+      );
+    }
+  }
 }

@@ -66,7 +66,10 @@ export function retentionPolicy(overrides: Partial<RetentionPolicy> = {}): Reten
   const result = RetentionPolicySchema.safeParse({ ...DEFAULT_RETENTION, ...defined });
   if (!result.success) {
     const issue = result.error.issues[0];
-    throw new PgferryError('InvalidInput', `invalid retention policy: ${issue.path.join('.')}: ${issue.message}`);
+    throw new PgferryError(
+      'InvalidInput',
+      `invalid retention policy: ${issue.path.join('.')}: ${issue.message}`,
+    );
   }
   return result.data;
 }
@@ -279,7 +282,13 @@ export interface LifecycleRuleDescription {
 
 /** How long a tier's backups live when backups run at least daily. */
 function expectedLifetimeDays(policy: RetentionPolicy, tier: RetentionTier): number {
-  const periodDays: Record<RetentionTier, number> = { last: 1, daily: 1, weekly: 7, monthly: 30, yearly: 365 };
+  const periodDays: Record<RetentionTier, number> = {
+    last: 1,
+    daily: 1,
+    weekly: 7,
+    monthly: 30,
+    yearly: 365,
+  };
   return tierCount(policy, tier) * periodDays[tier];
 }
 

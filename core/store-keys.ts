@@ -136,3 +136,9 @@ export function parseReportName(name: string): { kind: ReportKind; reportId: str
   const match = REPORT_FILE.exec(name);
   return match ? { kind: match[1] as ReportKind, reportId: match[2] } : undefined;
 }
+
+/** Where a verification's report lives: beside the backup it verified. */
+export function verifyReportKey(database: string, backupId: string, verifyId: string): string {
+  assertBackupId(verifyId);
+  return backupObjectKey(database, backupId, `verify-report-${verifyId}.json`);
+}

@@ -18,8 +18,14 @@ export const RESTORE_STATES = {
   failed: 'RestoreFailed',
 } as const;
 
-export type WorkflowName = 'backup' | 'restore';
-export const WORKFLOW_NAMES: readonly WorkflowName[] = ['backup', 'restore'];
+export const VERIFY_STATES = {
+  preflight: 'VerifyPreflight',
+  verify: 'Verify',
+  record: 'VerifyRecord',
+} as const;
+
+export type WorkflowName = 'backup' | 'restore' | 'verify';
+export const WORKFLOW_NAMES: readonly WorkflowName[] = ['backup', 'restore', 'verify'];
 
 /** The pg-tools container's name in its task definition, and its environment contract. */
 export const PG_TOOLS_CONTAINER = 'pg-tools';

@@ -1,15 +1,28 @@
 import type { Command } from 'commander';
-import { listBackups } from '../../core/catalog';
+import { filterEntries, latestVerifications, retentionByBackup, scanStore } from '../../core/catalog';
 import { formatCompression } from '../../core/compression';
+import { retentionPolicyFromEnv } from '../../core/retention';
 import { normaliseStoreUrl, openStore } from '../../core/store';
+import { option } from '../options';
 import { formatBytes, formatTable } from '../output';
+import { parseTime, shortTime } from './catalog-options';
 
 export function registerList(program: Command): void {
   program
     .command('list')
-    .description('List complete backups, newest first')
+    .description('List complete backups, newest first, with their retention tier and verification')
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
     .option('--database <name>', 'only backups of this database')
+    .option(
+      '--since <time>',
+      'only backups taken at or after this time (ISO 8601, or a duration ago: 7d)',
+      option(parseTime),
+    )
+    .option(
+      '--until <time>',
+      'only backups taken at or before this time (ISO 8601, or a duration ago)',
+      option(parseTime),
+    )
     .option('--json', 'print an array of manifests', false)
     .action(async (opts: ListOptions) => listCommand(opts));
 }
@@ -17,32 +30,50 @@ export function registerList(program: Command): void {
 interface ListOptions {
   store: string;
   database?: string;
+  since?: Date;
+  until?: Date;
   json: boolean;
 }
 
 async function listCommand(opts: ListOptions): Promise<void> {
   const store = openStore(normaliseStoreUrl(opts.store));
-  const manifests = await listBackups(store, opts.database);
+  const { entries: all } = await scanStore(store, opts.database);
+  const entries = filterEntries(all, opts);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify(manifests, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify(
+        entries.map((e) => e.manifest),
+        null,
+        2,
+      )}\n`,
+    );
     return;
   }
-  if (manifests.length === 0) {
+  if (entries.length === 0) {
     process.stderr.write(
       `no complete backups in ${store.url}${opts.database ? ` for ${opts.database}` : ''}\n`,
     );
     return;
   }
-  const rows = manifests.map((m) => [
-    m.id,
-    m.database,
-    m.finishedAt.replace(/\.\d+Z$/, 'Z'),
-    formatBytes(m.objects.reduce((sum, o) => sum + o.bytes, 0)),
-    `${m.durationSeconds.toFixed(1)}s`,
-    `PostgreSQL ${m.server.version}`,
-    formatCompression(m.compression),
-  ]);
+  // Tiers are decided over all of a database's backups, whatever the filter shows.
+  const tiers = retentionByBackup(all, retentionPolicyFromEnv(process.env), new Date());
+  const verifications = await latestVerifications(store, entries);
+  const rows = entries.map(({ manifest: m, storedBytes }) => {
+    const decision = tiers.get(m.id);
+    const verification = verifications.get(m.id);
+    return [
+      m.id,
+      m.database,
+      shortTime(m.startedAt),
+      decision?.tier ?? (decision?.keep ? '-' : 'expired'),
+      formatBytes(storedBytes),
+      `${m.durationSeconds.toFixed(1)}s`,
+      verification ? `${verification.status} ${verification.finishedAt.slice(0, 10)}` : 'never',
+      `PostgreSQL ${m.server.version}`,
+      formatCompression(m.compression),
+    ];
+  });
   process.stdout.write(
-    `${formatTable(['ID', 'DATABASE', 'FINISHED', 'SIZE', 'DURATION', 'SERVER', 'COMPRESSION'], rows)}\n`,
+    `${formatTable(['ID', 'DATABASE', 'STARTED', 'TIER', 'SIZE', 'DURATION', 'VERIFIED', 'SERVER', 'COMPRESSION'], rows)}\n`,
   );
 }

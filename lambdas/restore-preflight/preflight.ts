@@ -9,9 +9,9 @@ import {
 } from '../../core/contracts';
 import { PgferryError } from '../../core/errors';
 import { connectPg, quoteIdent, serverInfo } from '../../core/postgres';
-import { resolveBackup } from '../../core/resolve-backup';
+import { checkObjectsPresent, resolveBackup } from '../../core/resolve-backup';
 import type { BackupStore } from '../../core/store';
-import { backupPrefix, newBackupId } from '../../core/store-keys';
+import { newBackupId } from '../../core/store-keys';
 
 export interface RestorePreflightDeps {
   openStore: (url: string) => BackupStore;
@@ -76,24 +76,6 @@ function refuse(message: string): never {
 function defaultJobs(env: NodeJS.ProcessEnv): number {
   const vcpus = Number(env.PGFERRY_TASK_VCPUS);
   return Number.isInteger(vcpus) && vcpus > 0 ? vcpus : availableParallelism();
-}
-
-async function checkObjectsPresent(store: BackupStore, manifest: BackupManifest): Promise<void> {
-  const prefix = backupPrefix(manifest.database, manifest.id);
-  const sizes = new Map<string, number>();
-  for await (const entry of store.list(prefix)) sizes.set(entry.key.slice(prefix.length), entry.bytes);
-  for (const object of manifest.objects) {
-    const bytes = sizes.get(object.key);
-    if (bytes === undefined) {
-      throw new PgferryError('BackupCorrupt', `backup ${manifest.id} is missing its object ${object.key}`);
-    }
-    if (bytes !== object.bytes) {
-      throw new PgferryError(
-        'BackupCorrupt',
-        `backup ${manifest.id}: object ${object.key} is ${bytes} bytes, the manifest says ${object.bytes}`,
-      );
-    }
-  }
 }
 
 /** A connection to the target server that does not need the target database to exist. */

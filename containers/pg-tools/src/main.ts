@@ -2,7 +2,7 @@
  * Entrypoint of the pg-tools container (Fargate on AWS, a child process locally).
  *
  * Environment contract — the same on both:
- *   PGFERRY_ACTION          what to do: `dump` or `restore`
+ *   PGFERRY_ACTION          what to do: `dump`, `restore` or `verify`
  *   PGFERRY_JOB             the job as JSON (a BackupPlan or a RestorePlan), never containing secrets
  *   PGFERRY_PG_BIN_DIRS     extra directories holding PostgreSQL client tools (colon-separated)
  *   PGFERRY_SOURCE_PASSWORD the source's password, when the job names no Secrets Manager secret
@@ -14,13 +14,14 @@
  * on success, 1 on failure. The result itself goes to the store (`dump-result.json`).
  */
 import type { ChildProcess } from 'node:child_process';
-import { BackupPlanSchema, parsePayload, RestorePlanSchema } from '../../../core/contracts';
+import { BackupPlanSchema, parsePayload, RestorePlanSchema, VerifyPlanSchema } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
 import { createLogger } from '../../../core/logging';
 import { openStore } from '../../../core/store';
 import { TASK_ENV } from '../../../core/workflows';
 import { runDump } from './dump';
 import { runRestore } from './restore';
+import { runVerify } from './verify';
 
 const logger = createLogger('pgferry-pg-tools');
 
@@ -75,10 +76,22 @@ async function main(): Promise<void> {
       logger.info('succeeded', { timings: report.timings });
       return;
     }
+    case 'verify': {
+      const plan = parsePayload(VerifyPlanSchema, job, 'verify job');
+      logger.appendKeys({ verifyId: plan.verifyId, backupId: plan.manifest.id });
+      const report = await runVerify(plan, {
+        store: openStore(plan.request.store),
+        env: process.env,
+        onPhase: (phase) => logger.info('phase', { phase }),
+        onChild,
+      });
+      logger.info('succeeded', { restoreSeconds: report.restoreSeconds });
+      return;
+    }
     default:
       throw new PgferryError(
         'InvalidInput',
-        `${TASK_ENV.action} must be "dump" or "restore" (got ${action ?? 'nothing'})`,
+        `${TASK_ENV.action} must be "dump", "restore" or "verify" (got ${action ?? 'nothing'})`,
       );
   }
 }

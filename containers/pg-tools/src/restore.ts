@@ -40,25 +40,61 @@ type Checks = RestoreReport['checks'];
 /** Session settings for the restore's connections: fast bulk load, safe to lose on a crash. */
 const RESTORE_PGOPTIONS = '-c maintenance_work_mem=512MB -c synchronous_commit=off';
 
-export async function runRestore(plan: RestorePlan, deps: RestoreDeps): Promise<RestoreReport> {
-  const started = Date.now();
-  const timings: Record<string, number> = {};
-  const timed = async <T>(phase: string, fn: () => Promise<T>): Promise<T> => {
-    deps.onPhase?.(phase);
+/** What a restore has done so far: its report's timings and checks, also when it fails. */
+export class RestoreProgress {
+  readonly timings: Record<string, number> = {};
+  readonly checks: Checks = { checksums: [], rowCounts: [], analyzed: false };
+
+  constructor(private readonly onPhase?: (phase: string) => void) {}
+
+  async timed<T>(phase: string, fn: () => Promise<T>): Promise<T> {
+    this.onPhase?.(phase);
     const t0 = Date.now();
     try {
       return await fn();
     } finally {
-      timings[phase] = (Date.now() - t0) / 1000;
+      this.timings[phase] = (Date.now() - t0) / 1000;
     }
-  };
-  const checks: Checks = { checksums: [], rowCounts: [], analyzed: false };
+  }
+}
+
+/** The restore task: restores, checks, and stores a report whatever the outcome. */
+export async function runRestore(plan: RestorePlan, deps: RestoreDeps): Promise<RestoreReport> {
+  const started = Date.now();
+  const progress = new RestoreProgress(deps.onPhase);
+  const { manifest } = plan;
+  const reportKey = restoreReportKey(manifest.database, manifest.id, plan.restoreId);
+  try {
+    const password = await resolvePassword(plan.request.target, 'target', deps.env);
+    await restoreInto(plan, password, progress, deps);
+    const report = buildReport(plan, 'passed', started, progress);
+    await deps.store.putJson(reportKey, report);
+    return report;
+  } catch (err) {
+    const report = { ...buildReport(plan, 'failed', started, progress), error: errorMessage(err) };
+    await deps.store.putJson(reportKey, report).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Downloads and verifies the backup, creates (or cleans) the target database, restores it and
+ * checks it. Throws on any failure; a database it created is dropped again.
+ */
+export async function restoreInto(
+  plan: RestorePlan,
+  password: string | undefined,
+  progress: RestoreProgress,
+  deps: RestoreDeps,
+): Promise<void> {
+  const { request, manifest } = plan;
+  const { checks } = progress;
   const workDir = await mkdtemp(path.join(deps.env.PGFERRY_WORK_DIR ?? tmpdir(), 'pgferry-restore-'));
   let createdDatabase = false;
-  const { request, manifest } = plan;
-  const password = await resolvePassword(request.target, 'target', deps.env);
   try {
-    const files = await timed('download', () => downloadVerified(deps.store, manifest, workDir, checks));
+    const files = await progress.timed('download', () =>
+      downloadVerified(deps.store, manifest, workDir, checks),
+    );
     const pgRestore = await choosePgTool(
       'pg_restore',
       manifest.tool.pgDumpMajor,
@@ -69,11 +105,13 @@ export async function runRestore(plan: RestorePlan, deps: RestoreDeps): Promise<
     const admin = await connectMaintenance(plan, password);
     try {
       if (request.mode === 'create') {
-        await timed('createDatabase', () => createDatabase(admin, request.target.database, manifest));
+        await progress.timed('createDatabase', () =>
+          createDatabase(admin, request.target.database, manifest),
+        );
         createdDatabase = true;
       }
       if (request.withGlobals) {
-        checks.globals = await timed('globals', () =>
+        checks.globals = await progress.timed('globals', () =>
           applyGlobals(admin, files.globals, pgRestore, password, plan, deps),
         );
       }
@@ -81,12 +119,12 @@ export async function runRestore(plan: RestorePlan, deps: RestoreDeps): Promise<
       await admin.end().catch(() => undefined);
     }
 
-    await timed('pgRestore', () => pgRestoreInto(pgRestore, files.dump, plan, password, deps));
+    await progress.timed('pgRestore', () => pgRestoreInto(pgRestore, files.dump, plan, password, deps));
     const target = await connectPg(request.target, password);
     try {
-      await timed('analyze', () => target.query('ANALYZE'));
+      await progress.timed('analyze', () => target.query('ANALYZE'));
       checks.analyzed = true;
-      checks.rowCounts = await timed('rowCounts', () => compareRowCounts(target, plan));
+      checks.rowCounts = await progress.timed('rowCounts', () => compareRowCounts(target, plan));
     } finally {
       await target.end().catch(() => undefined);
     }
@@ -100,9 +138,6 @@ export async function runRestore(plan: RestorePlan, deps: RestoreDeps): Promise<
           .join(', ')}`,
       );
     }
-    const report = buildReport(plan, 'passed', started, timings, checks);
-    await deps.store.putJson(restoreReportKey(manifest.database, manifest.id, plan.restoreId), report);
-    return report;
   } catch (err) {
     let message = errorMessage(err);
     if (createdDatabase) {
@@ -114,10 +149,6 @@ export async function runRestore(plan: RestorePlan, deps: RestoreDeps): Promise<
         ? ` (the partially restored database ${request.target.database} was dropped)`
         : ` (the partially restored database ${request.target.database} is left in place: drop it before retrying)`;
     }
-    const report = { ...buildReport(plan, 'failed', started, timings, checks), error: message };
-    await deps.store
-      .putJson(restoreReportKey(manifest.database, manifest.id, plan.restoreId), report)
-      .catch(() => undefined);
     throw new PgferryError(err instanceof PgferryError ? err.code : 'RestoreFailed', message, { cause: err });
   } finally {
     await rm(workDir, { recursive: true, force: true });
@@ -128,8 +159,7 @@ function buildReport(
   plan: RestorePlan,
   status: 'passed' | 'failed',
   started: number,
-  timings: Record<string, number>,
-  checks: Checks,
+  { timings, checks }: RestoreProgress,
 ): RestoreReport {
   return {
     schemaVersion: SCHEMA_VERSION,

@@ -5,39 +5,46 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { RESTORE_STATES, TASK_ENV } from '../core/workflows';
+import { TASK_ENV } from '../core/workflows';
 import type { PgToolsTask } from './pg-tools-task';
 
-export interface RestoreWorkflowProps {
-  /** Resolves the backup and checks the target: the `restore-preflight` handler. */
+export interface PgToolsWorkflowProps {
+  /** What the workflow does, for the console. */
+  readonly comment: string;
+  /** The state names (the local executor binds its handlers by them). */
+  readonly states: { readonly preflight: string; readonly task: string; readonly record: string };
+  /** The pg-tools action the task runs (`PGFERRY_ACTION`). */
+  readonly action: 'restore' | 'verify';
+  /** Validates the input and plans: returns `{plan, job}`. */
   readonly preflightFunction: lambda.IFunction;
-  /** Reads the runner's report: the `restore-record` handler. */
+  /** Reads the report the task stored and returns it as the execution's output. */
   readonly recordFunction: lambda.IFunction;
   readonly pgTools: PgToolsTask;
   /**
-   * Longest a restore may run.
+   * Longest the task may run.
    * @default 12 hours
    */
-  readonly restoreTimeout?: Duration;
+  readonly taskTimeout?: Duration;
 }
 
 /**
- * The restore state machine: RestorePreflight → Restore → RestoreRecord. Preflight refuses
- * before anything touches the target; the runner verifies every checksum before it writes; a
- * failed restore fails the execution with the runner's first error.
+ * A workflow of three steps — Preflight (Lambda) → the pg-tools task (Fargate) → Record
+ * (Lambda) — as used by restore and verify. Preflight refuses before anything is changed; the
+ * task stores its report beside the backup; Record makes that report the output, or fails the
+ * execution with the report's error.
  */
-export class RestoreWorkflow extends Construct {
+export class PgToolsWorkflow extends Construct {
   readonly stateMachine: sfn.StateMachine;
 
   constructor(
     scope: Construct,
     id: string,
-    private readonly props: RestoreWorkflowProps,
+    private readonly props: PgToolsWorkflowProps,
   ) {
     super(scope, id);
-    const definition = this.buildPreflight().next(this.buildRestore()).next(this.buildRecord());
+    const definition = this.buildPreflight().next(this.buildTask()).next(this.buildRecord());
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      comment: 'pgferry restore: a verified backup into a target database, checked and reported',
+      comment: props.comment,
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
       timeout: Duration.hours(24),
       tracingEnabled: true,
@@ -52,9 +59,8 @@ export class RestoreWorkflow extends Construct {
     });
   }
 
-  /** Validates the input, resolves `latest`, refuses unsafe targets. Output: `{plan, job}`. */
   private buildPreflight(): tasks.LambdaInvoke {
-    return new tasks.LambdaInvoke(this, RESTORE_STATES.preflight, {
+    return new tasks.LambdaInvoke(this, this.props.states.preflight, {
       lambdaFunction: this.props.preflightFunction,
       payloadResponseOnly: true,
       taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
@@ -62,10 +68,9 @@ export class RestoreWorkflow extends Construct {
     });
   }
 
-  /** Downloads and verifies the backup, then restores, analyzes and checks row counts. */
-  private buildRestore(): tasks.EcsRunTask {
+  private buildTask(): tasks.EcsRunTask {
     const { pgTools } = this.props;
-    const restore = new tasks.EcsRunTask(this, RESTORE_STATES.restore, {
+    const task = new tasks.EcsRunTask(this, this.props.states.task, {
       integrationPattern: sfn.IntegrationPattern.RUN_JOB,
       cluster: pgTools.cluster,
       taskDefinition: pgTools.taskDefinition,
@@ -76,27 +81,26 @@ export class RestoreWorkflow extends Construct {
         {
           containerDefinition: pgTools.container,
           environment: [
-            { name: TASK_ENV.action, value: 'restore' },
+            { name: TASK_ENV.action, value: this.props.action },
             { name: TASK_ENV.job, value: sfn.JsonPath.stringAt('$.job') },
           ],
         },
       ],
       resultPath: sfn.JsonPath.DISCARD,
-      taskTimeout: sfn.Timeout.duration(this.props.restoreTimeout ?? Duration.hours(12)),
+      taskTimeout: sfn.Timeout.duration(this.props.taskTimeout ?? Duration.hours(12)),
     });
-    // Only failures to start the task are retried: a restore that ran is never repeated blindly.
-    restore.addRetry({
+    // Only failures to start the task are retried: a task that ran is never repeated blindly.
+    task.addRetry({
       errors: ['ECS.AmazonECSException', 'ECS.ServerException'],
       interval: Duration.seconds(10),
       backoffRate: 2,
       maxAttempts: 3,
     });
-    return restore;
+    return task;
   }
 
-  /** The runner's report (stored beside the backup) becomes the execution's output. */
   private buildRecord(): tasks.LambdaInvoke {
-    return new tasks.LambdaInvoke(this, RESTORE_STATES.record, {
+    return new tasks.LambdaInvoke(this, this.props.states.record, {
       lambdaFunction: this.props.recordFunction,
       payloadResponseOnly: true,
       inputPath: '$.plan',

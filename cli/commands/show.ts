@@ -1,0 +1,117 @@
+import type { Command } from 'commander';
+import { type CatalogEntry, readReports, retentionByBackup, scanStore } from '../../core/catalog';
+import { formatCompression } from '../../core/compression';
+import type { BackupManifest } from '../../core/contracts';
+import { PgferryError } from '../../core/errors';
+import type { StoredReport } from '../../core/reports';
+import { resolveBackup } from '../../core/resolve-backup';
+import { describeReason, type RetentionDecision, retentionPolicyFromEnv } from '../../core/retention';
+import { normaliseStoreUrl, openStore } from '../../core/store';
+import { formatBytes, formatTable } from '../output';
+import { shortTime } from './catalog-options';
+
+export function registerShow(program: Command): void {
+  program
+    .command('show')
+    .description('Show one backup: its manifest, retention tier, and restore and verification reports')
+    .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
+    .requiredOption('--backup <id>', 'a backup id, or latest (the newest complete backup of --database)')
+    .option('--database <name>', "the backup's database (needed for latest when the store holds several)")
+    .option('--json', 'print {manifest, retention, reports} as JSON', false)
+    .action(async (opts: ShowOptions) => showCommand(opts));
+}
+
+interface ShowOptions {
+  store: string;
+  backup: string;
+  database?: string;
+  json: boolean;
+}
+
+async function showCommand(opts: ShowOptions): Promise<void> {
+  const store = openStore(normaliseStoreUrl(opts.store));
+  const manifest = await resolveBackup(store, opts.backup, opts.database);
+  const { entries } = await scanStore(store, manifest.database);
+  const entry = entries.find((e) => e.manifest.id === manifest.id);
+  if (!entry) throw new PgferryError('BackupNotFound', `backup ${manifest.id} is no longer in ${store.url}`);
+  const retention = retentionByBackup(entries, retentionPolicyFromEnv(process.env), new Date()).get(
+    manifest.id,
+  );
+  const reports = await readReports(store, entry);
+  if (opts.json) {
+    process.stdout.write(
+      `${JSON.stringify(
+        {
+          manifest,
+          retention,
+          reports: {
+            restore: reports.filter((r) => r.report.kind === 'restore').map((r) => r.report),
+            verify: reports.filter((r) => r.report.kind === 'verify').map((r) => r.report),
+          },
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    return;
+  }
+  process.stdout.write(`${describeBackup(entry, retention, reports)}\n`);
+}
+
+function describeBackup(
+  entry: CatalogEntry,
+  retention: RetentionDecision | undefined,
+  reports: StoredReport[],
+): string {
+  const m: BackupManifest = entry.manifest;
+  const rows = entry.manifest.tables.reduce((sum, t) => sum + t.rows, 0);
+  const verification = reports.find((r) => r.report.kind === 'verify')?.report;
+  const lines: [string, string][] = [
+    ['backup', m.id],
+    ['database', m.database],
+    ['started', shortTime(m.startedAt)],
+    ['finished', `${shortTime(m.finishedAt)} (${m.durationSeconds.toFixed(1)}s)`],
+    ['tier', describeRetention(retention)],
+    ['verified', verification ? `${verification.status} at ${shortTime(verification.finishedAt)}` : 'never'],
+    ['source', `${m.source.user}@${m.source.host}:${m.source.port}`],
+    ['server', `PostgreSQL ${m.server.version}`],
+    ['tools', `pg_dump ${m.tool.pgDumpVersion}, pgferry ${m.tool.pgferryVersion}`],
+    ['compression', formatCompression(m.compression)],
+    ['size', `${formatBytes(entry.storedBytes)} stored, ${formatBytes(m.uncompressedBytes)} dumped`],
+    ['tables', `${m.tables.length} (${rows.toLocaleString('en-US')} rows)`],
+    ['globals', m.globals.rolePasswords ? 'with role passwords' : 'without role passwords'],
+  ];
+  const width = Math.max(...lines.map(([k]) => k.length));
+  const out = lines.map(([k, v]) => `${k.padEnd(width)}  ${v}`);
+  out.push(
+    '',
+    formatTable(
+      ['OBJECT', 'KIND', 'SIZE', 'SHA-256'],
+      m.objects.map((o) => [o.key, o.kind, formatBytes(o.bytes), o.sha256]),
+    ),
+  );
+  out.push('');
+  if (reports.length === 0) {
+    out.push('no restore or verification reports');
+  } else {
+    out.push(
+      formatTable(
+        ['REPORT', 'STATUS', 'FINISHED', 'KEY'],
+        reports.map(({ key, report }) => [
+          report.kind,
+          report.status,
+          shortTime(report.finishedAt),
+          key.slice(key.lastIndexOf('/') + 1),
+        ]),
+      ),
+    );
+  }
+  return out.join('\n');
+}
+
+function describeRetention(decision: RetentionDecision | undefined): string {
+  if (!decision) return '-';
+  if (decision.afterNow) return '- (newer than now)';
+  if (!decision.keep) return 'expired (kept by no rule: the next prune deletes it)';
+  return `${decision.tier} (${decision.reasons.map(describeReason).join(', ')})`;
+}

@@ -1,0 +1,110 @@
+/**
+ * A throwaway PostgreSQL server for restore drills, started by the runner itself (locally, and
+ * inside the Fargate task on AWS): no standing database is needed. It listens only on a unix
+ * socket in a private directory, trusts local connections there, and trades durability for
+ * speed; it is stopped and deleted afterwards.
+ */
+import { execFile } from 'node:child_process';
+import { appendFile, chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { PgferryError } from '../../../core/errors';
+import { choosePgTool, siblingTool } from '../../../core/pg-binaries';
+import { toolEnv } from './tool-env';
+
+const run = promisify(execFile);
+
+export interface ThrowawayServer {
+  socketDir: string;
+  port: number;
+  version: string;
+  major: number;
+  stop(): Promise<void>;
+}
+
+const PORT = 5432;
+/** initdb and postgres refuse to run as root: as root, the server runs as this user. */
+const DEFAULT_OS_USER = 'postgres';
+
+export async function startThrowawayServer(
+  major: number,
+  versionHint: string,
+  workDir: string,
+  env: NodeJS.ProcessEnv,
+): Promise<ThrowawayServer> {
+  const initdb = await choosePgTool('initdb', major, versionHint, env).catch((err: Error) => {
+    throw new PgferryError(
+      'NoSuitablePgDump',
+      `${err.message.replace('pg_dump', 'initdb')} (a verification starts a PostgreSQL ${major} server: install its server package or add its bin directory to PGFERRY_PG_BIN_DIRS)`,
+    );
+  });
+  const pgCtl = await siblingTool(initdb, 'pg_ctl');
+  const base = await mkdtemp(path.join(workDir, 'pgferry-server-'));
+  const dataDir = path.join(base, 'data');
+  const asRoot = userInfo().uid === 0;
+  const osUser = env.PGFERRY_SERVER_OS_USER ?? DEFAULT_OS_USER;
+  const runServerTool = async (file: string, args: string[]) => {
+    const [cmd, cmdArgs] = asRoot ? ['runuser', ['-u', osUser, '--', file, ...args]] : [file, args];
+    try {
+      await run(cmd, cmdArgs, { env: { ...toolEnv(env), LC_ALL: 'C' }, timeout: 180_000 });
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new PgferryError(
+        'RestoreFailed',
+        `${path.basename(file)} failed: ${(e.stderr || e.message).trim().split('\n').slice(-3).join(' | ')}`,
+      );
+    }
+  };
+  await chmod(base, 0o700);
+  if (asRoot) {
+    const { stdout } = await run('id', ['-u', osUser]);
+    const { stdout: gid } = await run('id', ['-g', osUser]);
+    await chown(base, Number(stdout.trim()), Number(gid.trim()));
+  }
+  const stop = async () => {
+    await runServerTool(pgCtl.path, ['-D', dataDir, '-m', 'immediate', 'stop']).catch(() => undefined);
+    await rm(base, { recursive: true, force: true });
+  };
+  try {
+    await runServerTool(initdb.path, [
+      '-D',
+      dataDir,
+      '-U',
+      'postgres',
+      '--auth=trust',
+      '--encoding=UTF8',
+      '--locale=C',
+      '--no-sync',
+    ]);
+    await appendFile(
+      path.join(dataDir, 'postgresql.conf'),
+      [
+        '',
+        '# pgferry restore drill: private, disposable',
+        "listen_addresses = ''",
+        `unix_socket_directories = '${base}'`,
+        `port = ${PORT}`,
+        'fsync = off',
+        'full_page_writes = off',
+        'synchronous_commit = off',
+        'max_wal_size = 4GB',
+        '',
+      ].join('\n'),
+    );
+    await runServerTool(pgCtl.path, [
+      '-D',
+      dataDir,
+      '-l',
+      path.join(base, 'server.log'),
+      '-w',
+      '-t',
+      '120',
+      'start',
+    ]);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { socketDir: base, port: PORT, version: initdb.version, major: initdb.major, stop };
+}

@@ -1,0 +1,96 @@
+/**
+ * The restore drill: restores a backup into a throwaway server of the backup's major, checks
+ * pg_restore's success and every table's row count, and stores a verification report with the
+ * measured time to restore.
+ */
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import {
+  type RestorePlan,
+  SCHEMA_VERSION,
+  type VerifyPlan,
+  type VerifyReport,
+} from '../../../core/contracts';
+import { errorMessage } from '../../../core/errors';
+import { verifyReportKey } from '../../../core/store-keys';
+import { type RestoreDeps, RestoreProgress, restoreInto } from './restore';
+import { startThrowawayServer, type ThrowawayServer } from './throwaway-server';
+
+export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<VerifyReport> {
+  const started = Date.now();
+  const progress = new RestoreProgress(deps.onPhase);
+  const { manifest } = plan;
+  const workDir = await mkdtemp(path.join(deps.env.PGFERRY_WORK_DIR ?? tmpdir(), 'pgferry-verify-'));
+  // The server runs as another user when we are root: it must reach its own folder inside.
+  await chmod(workDir, 0o711);
+  let server: ThrowawayServer | undefined;
+  let restoreSeconds: number | undefined;
+  const report = (status: 'passed' | 'failed', error?: string): VerifyReport => ({
+    schemaVersion: SCHEMA_VERSION,
+    kind: 'verify',
+    verifyId: plan.verifyId,
+    backupId: manifest.id,
+    database: manifest.database,
+    status,
+    ...(error === undefined ? {} : { error }),
+    ...(server ? { server: { version: server.version, major: server.major } } : {}),
+    ...(restoreSeconds === undefined ? {} : { restoreSeconds }),
+    startedAt: new Date(started).toISOString(),
+    finishedAt: new Date().toISOString(),
+    timings: { ...progress.timings, total: (Date.now() - started) / 1000 },
+    checks: progress.checks,
+  });
+  const key = verifyReportKey(manifest.database, manifest.id, plan.verifyId);
+  try {
+    server = await progress.timed('startServer', () =>
+      startThrowawayServer(manifest.server.major, manifest.server.version, workDir, deps.env),
+    );
+    const restoreStarted = Date.now();
+    await restoreInto(restorePlanFor(plan, server), undefined, progress, {
+      ...deps,
+      env: { ...deps.env, PGFERRY_WORK_DIR: workDir },
+    });
+    restoreSeconds = (Date.now() - restoreStarted) / 1000;
+    const passed = report('passed');
+    await deps.store.putJson(key, passed);
+    return passed;
+  } catch (err) {
+    await deps.store.putJson(key, report('failed', errorMessage(err))).catch(() => undefined);
+    throw err;
+  } finally {
+    await server?.stop();
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/** A restore of the whole backup, roles included, into the throwaway server. */
+function restorePlanFor(plan: VerifyPlan, server: ThrowawayServer): RestorePlan {
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    restoreId: plan.verifyId,
+    request: {
+      store: plan.request.store,
+      backup: plan.manifest.id,
+      target: {
+        host: server.socketDir,
+        port: server.port,
+        database: plan.manifest.database,
+        user: 'postgres',
+        sslmode: 'disable',
+      },
+      mode: 'create',
+      withGlobals: true,
+      noOwner: false,
+      noAcl: false,
+      schemas: [],
+      tables: [],
+      force: false,
+      allowDowngrade: false,
+    },
+    manifest: plan.manifest,
+    targetServer: { version: server.version, major: server.major },
+    jobs: plan.jobs,
+    startedAt: plan.startedAt,
+  };
+}

@@ -1,0 +1,51 @@
+/**
+ * pgferry's CloudWatch metrics: named once here for the record step that publishes them and the
+ * alarms and dashboard (lib/monitoring.ts) that read them. They are published as CloudWatch
+ * Embedded Metric Format (EMF) log lines: in Lambda, a JSON line on stdout with an `_aws` member
+ * becomes a metric, with no API call and no extra dependency.
+ */
+import type { BackupManifest } from './contracts';
+
+export const METRICS_NAMESPACE = 'Pgferry';
+/** The dimension every backup metric has: the database's name (as in the manifest). */
+export const DATABASE_DIMENSION = 'Database';
+
+export const BACKUP_METRICS = {
+  /** When the backup completed (Unix seconds); its SampleCount is the number of completed backups. */
+  lastCompleteBackup: 'LastCompleteBackupTimestamp',
+  durationSeconds: 'BackupDurationSeconds',
+  storedBytes: 'BackupStoredBytes',
+} as const;
+
+/**
+ * Whether to publish metrics: only in Lambda (whose runtime turns stdout into CloudWatch Logs),
+ * never in the local CLI, whose stdout is its output.
+ */
+export function metricsEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.AWS_LAMBDA_FUNCTION_NAME !== undefined && env.POWERTOOLS_METRICS_DISABLED !== 'true';
+}
+
+/** The EMF line that records a complete backup. */
+export function backupCompletedMetricLine(manifest: BackupManifest): string {
+  const finishedAt = Date.parse(manifest.finishedAt);
+  return JSON.stringify({
+    _aws: {
+      Timestamp: finishedAt,
+      CloudWatchMetrics: [
+        {
+          Namespace: METRICS_NAMESPACE,
+          Dimensions: [[DATABASE_DIMENSION]],
+          Metrics: [
+            { Name: BACKUP_METRICS.lastCompleteBackup, Unit: 'None' },
+            { Name: BACKUP_METRICS.durationSeconds, Unit: 'Seconds' },
+            { Name: BACKUP_METRICS.storedBytes, Unit: 'Bytes' },
+          ],
+        },
+      ],
+    },
+    [DATABASE_DIMENSION]: manifest.database,
+    [BACKUP_METRICS.lastCompleteBackup]: Math.floor(finishedAt / 1000),
+    [BACKUP_METRICS.durationSeconds]: manifest.durationSeconds,
+    [BACKUP_METRICS.storedBytes]: manifest.objects.reduce((sum, o) => sum + o.bytes, 0),
+  });
+}

@@ -1,0 +1,92 @@
+/**
+ * Applying the retention policy on stores without lifecycle rules (local folders, most
+ * S3-compatible servers): `pgferry prune`. What to keep is decided by `decideRetention`, over
+ * each database's complete backups, exactly as the record step decides S3 tiers.
+ */
+import { type IncompleteBackup, retentionByBackup, scanStore } from './catalog';
+import type { RetentionPolicy, RetentionReason, RetentionTier } from './retention';
+import type { BackupStore } from './store';
+import { backupPrefix, manifestKey } from './store-keys';
+
+/** Incomplete folders younger than this may belong to a running backup: not even reported. */
+export const INCOMPLETE_REPORT_AFTER_MS = 24 * 60 * 60 * 1000;
+
+export interface PruneAction {
+  database: string;
+  id: string;
+  startedAt: string;
+  action: 'keep' | 'delete';
+  tier?: RetentionTier;
+  reasons: readonly RetentionReason[];
+  /** Newer than `now`: kept, counted by no rule. */
+  afterNow: boolean;
+}
+
+export interface PrunePlan {
+  now: string;
+  policy: RetentionPolicy;
+  /** Every complete backup, per database, newest first. */
+  backups: PruneAction[];
+  /** Folders without a manifest older than a day: reported, left alone. */
+  incomplete: IncompleteBackup[];
+}
+
+/** What pruning `store` (or one database of it) with `policy` at `now` keeps and deletes. */
+export async function planPrune(
+  store: BackupStore,
+  policy: RetentionPolicy,
+  now: Date,
+  database?: string,
+): Promise<PrunePlan> {
+  const { entries, incomplete } = await scanStore(store, database);
+  const decisions = retentionByBackup(entries, policy, now);
+  const backups = entries
+    .map(({ manifest }): PruneAction => {
+      const decision = decisions.get(manifest.id);
+      if (!decision) throw new Error(`no retention decision for ${manifest.id}`);
+      return {
+        database: manifest.database,
+        id: manifest.id,
+        startedAt: manifest.startedAt,
+        action: decision.keep ? 'keep' : 'delete',
+        tier: decision.tier,
+        reasons: decision.reasons,
+        afterNow: decision.afterNow,
+      };
+    })
+    .sort((a, b) => a.database.localeCompare(b.database));
+  return {
+    now: now.toISOString(),
+    policy,
+    backups,
+    incomplete: incomplete.filter(
+      (folder) => now.getTime() - Date.parse(folder.startedAt) > INCOMPLETE_REPORT_AFTER_MS,
+    ),
+  };
+}
+
+/**
+ * Deletes one complete backup: its manifest first, so that from the first deletion on it is no
+ * longer listed (an interrupted deletion leaves an incomplete folder, never a listed backup
+ * missing objects), then the rest of its folder. Returns how many objects were removed.
+ */
+export async function deleteBackup(store: BackupStore, database: string, backupId: string): Promise<number> {
+  await store.deleteObject(manifestKey(database, backupId));
+  return 1 + (await store.deletePrefix(backupPrefix(database, backupId)));
+}
+
+/** Deletes what `plan` does not keep, one backup after the other. */
+export async function executePrune(
+  store: BackupStore,
+  plan: PrunePlan,
+  onDeleted: (action: PruneAction) => void = () => undefined,
+): Promise<number> {
+  let deleted = 0;
+  for (const action of plan.backups) {
+    if (action.action !== 'delete') continue;
+    await deleteBackup(store, action.database, action.id);
+    deleted++;
+    onDeleted(action);
+  }
+  return deleted;
+}

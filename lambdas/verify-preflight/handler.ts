@@ -1,0 +1,28 @@
+import { availableParallelism } from 'node:os';
+import { parsePayload, SCHEMA_VERSION, VerifyRequestSchema, type VerifyState } from '../../core/contracts';
+import { createLogger } from '../../core/logging';
+import { checkObjectsPresent, resolveBackup } from '../../core/resolve-backup';
+import { openStore } from '../../core/store';
+import { newBackupId } from '../../core/store-keys';
+
+const logger = createLogger('pgferry-verify-preflight');
+
+/** Step Functions task: validates the input and resolves the backup to verify. */
+export async function handler(event: unknown): Promise<VerifyState> {
+  const request = parsePayload(VerifyRequestSchema, event, 'verify request');
+  const store = openStore(request.store);
+  const manifest = await resolveBackup(store, request.backup, request.database);
+  await checkObjectsPresent(store, manifest);
+  const vcpus = Number(process.env.PGFERRY_TASK_VCPUS);
+  const now = new Date();
+  const plan = {
+    schemaVersion: SCHEMA_VERSION,
+    verifyId: newBackupId(now),
+    request,
+    manifest,
+    jobs: request.jobs ?? (Number.isInteger(vcpus) && vcpus > 0 ? vcpus : availableParallelism()),
+    startedAt: now.toISOString(),
+  } as const;
+  logger.info('planned', { verifyId: plan.verifyId, backupId: manifest.id });
+  return { plan, job: JSON.stringify(plan) };
+}
