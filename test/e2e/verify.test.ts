@@ -1,0 +1,115 @@
+/**
+ * `pgferry verify`: a restore drill into a throwaway server of the backup's major, started by the
+ * runner itself — no standing database — with a stored report; a damaged backup fails it.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import type { BackupManifest, VerifyReport } from '../../core/contracts';
+import { databaseSegment } from '../../core/store-keys';
+import { extraPgBinDirs, REPO, runCli, sourceUrl } from '../support/cli';
+import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+
+const env = testEnv();
+const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-verify-'));
+const store = `file://${dir}`;
+/** Server binaries of every test major: Debian's 15 and the embedded 14 and 17. */
+const binDirs = [
+  ...extraPgBinDirs(),
+  '/usr/lib/postgresql/15/bin',
+  ...[14, 17].map((m) => path.join(REPO, 'node_modules', `pg${m}`, 'native', 'bin')),
+].join(':');
+
+function verify(backup: string, ...args: string[]) {
+  return runCli(['verify', '--store', store, '--backup', backup, '--json', ...args], {
+    env: { PGFERRY_PG_BIN_DIRS: binDirs },
+  });
+}
+
+async function backupOf(major: number, database: string): Promise<BackupManifest> {
+  const pg = env.server(major);
+  await createDatabase(pg, database);
+  await withClient(pg, database, (c) =>
+    c.query(`CREATE TABLE items AS SELECT g AS id, repeat('x', g % 100) AS body FROM generate_series(1, 5000) g;
+             CREATE INDEX ON items (id);`),
+  );
+  const result = await runCli(['backup', '--source', sourceUrl(pg, database), '--store', store, '--json']);
+  if (result.code !== 0) throw new Error(result.stderr);
+  return JSON.parse(result.stdout) as BackupManifest;
+}
+
+describe.each(env.postgres.map((pg) => pg.major))('a backup of PostgreSQL %i', (major) => {
+  const database = uniqueName(`verify${major}`);
+  let manifest: BackupManifest;
+  let report: VerifyReport;
+
+  beforeAll(async () => {
+    manifest = await backupOf(major, database);
+    const result = await verify('latest', '--database', database);
+    if (result.code !== 0) throw new Error(`verify failed: ${result.stderr}`);
+    report = JSON.parse(result.stdout) as VerifyReport;
+  });
+  afterAll(() => dropDatabase(env.server(major), database));
+
+  test('restores into a throwaway server of its own major and passes', () => {
+    expect(report).toMatchObject({ kind: 'verify', status: 'passed', backupId: manifest.id, database });
+    expect(report.server?.major).toBe(major);
+    expect(report.restoreSeconds).toBeGreaterThan(0);
+  });
+
+  test("checks every checksum and every table's row count", () => {
+    expect(report.checks.checksums).toHaveLength(manifest.objects.length);
+    expect(report.checks.rowCounts).toEqual([
+      { schema: 'public', name: 'items', rows: 5000, restoredRows: 5000 },
+    ]);
+  });
+
+  test('stores the report beside the backup', () => {
+    const file = path.join(
+      dir,
+      databaseSegment(database),
+      manifest.id,
+      `verify-report-${report.verifyId}.json`,
+    );
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(report);
+  });
+});
+
+describe('a damaged backup fails verification', () => {
+  const database = uniqueName('damaged');
+  afterAll(() => dropDatabase(env.server(15), database));
+
+  test('one flipped byte: failed, with a stored failed report', async () => {
+    const manifest = await backupOf(15, database);
+    const file = path.join(dir, databaseSegment(database), manifest.id, 'dump.pgdump.zst');
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 10] ^= 0x80;
+    writeFileSync(file, bytes);
+    const result = await verify(manifest.id);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /object dump\.pgdump\.zst of backup \S+ (failed its checksum|cannot be read)/,
+    );
+    const reports = readFileSync(
+      path.join(dir, databaseSegment(database), manifest.id, 'manifest.json'),
+      'utf8',
+    );
+    expect(reports).toContain(manifest.id);
+  });
+
+  test('a missing object: refused before any server starts', async () => {
+    const result = await runCli([
+      'backup',
+      '--source',
+      sourceUrl(env.server(15), database),
+      '--store',
+      store,
+      '--json',
+    ]);
+    const manifest = JSON.parse(result.stdout) as BackupManifest;
+    rmSync(path.join(dir, databaseSegment(database), manifest.id, 'dump.pgdump.zst'));
+    const verified = await verify(manifest.id);
+    expect(verified.code).toBe(1);
+    expect(verified.stderr).toMatch(/backup \S+ is missing its object dump\.pgdump\.zst/);
+  });
+});
