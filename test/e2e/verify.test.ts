@@ -90,11 +90,12 @@ describe('a damaged backup fails verification', () => {
     expect(result.stderr).toMatch(
       /object dump\.pgdump\.zst of backup \S+ (failed its checksum|cannot be read)/,
     );
-    const reports = readFileSync(
-      path.join(dir, databaseSegment(database), manifest.id, 'manifest.json'),
-      'utf8',
-    );
-    expect(reports).toContain(manifest.id);
+    const folder = path.join(dir, databaseSegment(database), manifest.id);
+    const reports = readdirSync(folder).filter((f) => f.startsWith('verify-report-'));
+    expect(reports).toHaveLength(1);
+    const stored = JSON.parse(readFileSync(path.join(folder, reports[0]), 'utf8')) as VerifyReport;
+    expect(stored).toMatchObject({ status: 'failed', backupId: manifest.id });
+    expect(stored.error).toMatch(/dump\.pgdump\.zst/);
   });
 
   test('a missing object: refused before any server starts', async () => {
