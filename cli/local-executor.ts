@@ -71,6 +71,7 @@ export async function runRestoreWorkflow(input: unknown, options: LocalRunOption
   ]);
   return runWorkflow('restore', input, options, {
     [RESTORE_STATES.preflight]: preflight.handler,
+    [RESTORE_STATES.safetyBackup]: (params) => runNestedBackup(params, options),
     [RESTORE_STATES.restore]: (params) => runPgToolsTask(params, options),
     [RESTORE_STATES.record]: record.handler,
   });
@@ -87,6 +88,26 @@ export async function runVerifyWorkflow(input: unknown, options: LocalRunOptions
     [VERIFY_STATES.verify]: (params) => runPgToolsTask(params, options),
     [VERIFY_STATES.record]: record.handler,
   });
+}
+
+/**
+ * The `states:startExecution.sync` of the backup workflow, locally: a nested run of it. Its
+ * source is the restore's target, so the target's password serves as the source's.
+ */
+async function runNestedBackup(params: unknown, options: LocalRunOptions): Promise<unknown> {
+  const { Input } = params as { Input?: unknown };
+  const sourceVar = passwordEnvVar('source');
+  const previous = process.env[sourceVar];
+  const targetPassword = process.env[passwordEnvVar('target')];
+  if (targetPassword === undefined) delete process.env[sourceVar];
+  else process.env[sourceVar] = targetPassword;
+  try {
+    const output = await runBackupWorkflow(Input, options);
+    return { Status: 'SUCCEEDED', Output: output };
+  } finally {
+    if (previous === undefined) delete process.env[sourceVar];
+    else process.env[sourceVar] = previous;
+  }
 }
 
 async function runWorkflow(

@@ -236,6 +236,8 @@ export const RestoreRequestSchema = z
     tables: z.array(z.string().min(1).max(63)).max(100).default([]),
     force: z.boolean().default(false),
     allowDowngrade: z.boolean().default(false),
+    /** With `mode: clean`, back up the target before replacing it. */
+    safetyBackup: z.boolean().default(true),
   })
   .strict();
 export type RestoreRequest = z.infer<typeof RestoreRequestSchema>;
@@ -250,12 +252,26 @@ export const RestorePlanSchema = z
     manifest: BackupManifestSchema,
     targetServer: ServerInfoSchema,
     jobs: z.number().int().min(1),
+    /** The backup of the target to take first (`mode: clean`): the input of the backup workflow. */
+    safetyBackup: BackupRequestSchema.optional(),
     startedAt: z.iso.datetime(),
   })
   .strict();
 export type RestorePlan = z.infer<typeof RestorePlanSchema>;
 
-export const RestoreStateSchema = z.object({ plan: RestorePlanSchema, job: z.string() }).strict();
+/**
+ * The restore workflow's state. `safetyBackup` is the output of the nested backup execution
+ * (its manifest), present when one was taken.
+ */
+export const RestoreStateSchema = z
+  .object({
+    plan: RestorePlanSchema,
+    job: z.string(),
+    safetyBackup: z
+      .object({ manifest: z.object({ id: z.string().regex(BACKUP_ID_PATTERN) }).loose() })
+      .optional(),
+  })
+  .strict();
 export type RestoreState = z.infer<typeof RestoreStateSchema>;
 
 const TableCheckSchema = TableRowCountSchema.extend({
@@ -276,6 +292,8 @@ export const RestoreReportSchema = z
     status: z.enum(['passed', 'failed']),
     error: z.string().optional(),
     mode: z.enum(['create', 'clean']),
+    /** The backup taken of the target before it was replaced (`mode: clean`). */
+    safetyBackupId: z.string().regex(BACKUP_ID_PATTERN).optional(),
     jobs: z.number().int(),
     startedAt: z.iso.datetime(),
     finishedAt: z.iso.datetime(),

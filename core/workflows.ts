@@ -13,6 +13,7 @@ export const BACKUP_STATES = {
 
 export const RESTORE_STATES = {
   preflight: 'RestorePreflight',
+  safetyBackup: 'SafetyBackup',
   restore: 'Restore',
   record: 'RestoreRecord',
   failed: 'RestoreFailed',

@@ -21,6 +21,12 @@ export interface PgToolsWorkflowProps {
   readonly recordFunction: lambda.IFunction;
   readonly pgTools: PgToolsTask;
   /**
+   * The backup workflow, run (as a nested execution) before the task when the plan has a
+   * `safetyBackup` request: restores in `clean` mode back up their target first.
+   * @default no safety backups
+   */
+  readonly safetyBackup?: { readonly stateName: string; readonly stateMachine: sfn.IStateMachine };
+  /**
    * Longest the task may run.
    * @default 12 hours
    */
@@ -42,7 +48,9 @@ export class PgToolsWorkflow extends Construct {
     private readonly props: PgToolsWorkflowProps,
   ) {
     super(scope, id);
-    const definition = this.buildPreflight().next(this.buildTask()).next(this.buildRecord());
+    const task = this.buildTask();
+    task.next(this.buildRecord());
+    const definition = this.buildPreflight().next(this.buildSafetyBackup(task) ?? task);
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       comment: props.comment,
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
@@ -66,6 +74,26 @@ export class PgToolsWorkflow extends Construct {
       taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
       retryOnServiceExceptions: true,
     });
+  }
+
+  /** When the plan asks for it, a nested backup execution of the target, then the task. */
+  private buildSafetyBackup(task: sfn.INextable & sfn.IChainable): sfn.IChainable | undefined {
+    const safety = this.props.safetyBackup;
+    if (!safety) return undefined;
+    const backup = new tasks.StepFunctionsStartExecution(this, safety.stateName, {
+      stateMachine: safety.stateMachine,
+      integrationPattern: sfn.IntegrationPattern.RUN_JOB,
+      input: sfn.TaskInput.fromJsonPathAt('$.plan.safetyBackup'),
+      associateWithParent: false,
+      // With `startExecution.sync:2` the nested execution's output is JSON, not a string.
+      resultSelector: { 'manifest.$': '$.Output' },
+      resultPath: '$.safetyBackup',
+      taskTimeout: sfn.Timeout.duration(Duration.hours(13)),
+    });
+    backup.next(task);
+    return new sfn.Choice(this, `${safety.stateName}Needed`)
+      .when(sfn.Condition.isPresent('$.plan.safetyBackup'), backup)
+      .otherwise(task);
   }
 
   private buildTask(): tasks.EcsRunTask {
@@ -103,7 +131,6 @@ export class PgToolsWorkflow extends Construct {
     return new tasks.LambdaInvoke(this, this.props.states.record, {
       lambdaFunction: this.props.recordFunction,
       payloadResponseOnly: true,
-      inputPath: '$.plan',
       taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
       retryOnServiceExceptions: true,
     });

@@ -52,6 +52,7 @@ export function registerRestore(program: Command): void {
       false,
     )
     .option('--allow-downgrade', 'allow a target server older than the backup source', false)
+    .option('--no-safety-backup', 'with --mode clean, do not back up the target first')
     .option('--json', 'print the restore report as JSON', false)
     .option('--verbose', "print the workflow's logs on stderr", false)
     .action(async (opts: RestoreOptions) => restoreCommand(opts));
@@ -72,6 +73,7 @@ interface RestoreOptions {
   table: string[];
   force: boolean;
   allowDowngrade: boolean;
+  safetyBackup: boolean;
   json: boolean;
   verbose: boolean;
 }
@@ -96,6 +98,7 @@ async function restoreCommand(opts: RestoreOptions): Promise<void> {
     tables: opts.table,
     force: opts.force,
     allowDowngrade: opts.allowDowngrade,
+    safetyBackup: opts.safetyBackup,
   };
   const request = parsePayload(RestoreRequestSchema, input, 'restore request');
   const { runRestoreWorkflow } = await import('../local-executor');
@@ -106,6 +109,8 @@ async function restoreCommand(opts: RestoreOptions): Promise<void> {
     onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
   })) as RestoreReport;
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  if (report.safetyBackupId)
+    process.stderr.write(`safety backup of the target before it was replaced: ${report.safetyBackupId}\n`);
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return;

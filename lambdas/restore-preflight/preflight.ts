@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import type { Client } from 'pg';
+import { DEFAULT_COMPRESSION } from '../../core/compression';
 import { describeConnection, resolvePassword } from '../../core/connection';
 import {
   type BackupManifest,
@@ -61,6 +62,16 @@ export async function preflightRestore(
       manifest,
       targetServer: server,
       jobs: request.jobs ?? defaultJobs(deps.env),
+      ...(request.mode === 'clean' && request.safetyBackup
+        ? {
+            safetyBackup: {
+              source: target,
+              store: request.store,
+              compression: DEFAULT_COMPRESSION,
+              withRolePasswords: false,
+            },
+          }
+        : {}),
       startedAt: now.toISOString(),
     };
   } finally {

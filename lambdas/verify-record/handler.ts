@@ -1,4 +1,4 @@
-import { parsePayload, VerifyPlanSchema, type VerifyReport, VerifyReportSchema } from '../../core/contracts';
+import { parsePayload, type VerifyReport, VerifyReportSchema, VerifyStateSchema } from '../../core/contracts';
 import { PgferryError } from '../../core/errors';
 import { createLogger } from '../../core/logging';
 import { openStore } from '../../core/store';
@@ -8,7 +8,7 @@ const logger = createLogger('pgferry-verify-record');
 
 /** Step Functions task: the runner's verification report (stored beside the backup) as the output. */
 export async function handler(event: unknown): Promise<VerifyReport> {
-  const plan = parsePayload(VerifyPlanSchema, event, 'verify plan');
+  const { plan } = parsePayload(VerifyStateSchema, event, 'verify state');
   const store = openStore(plan.request.store);
   const raw = await store.getJson(verifyReportKey(plan.manifest.database, plan.manifest.id, plan.verifyId));
   if (raw === undefined)

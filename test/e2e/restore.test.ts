@@ -361,3 +361,34 @@ test('--with-globals creates the missing roles on a newer server, leaving existi
   await dropDatabase(pg17, target);
   await withClient(pg17, 'postgres', (c) => c.query(`DROP ROLE ${quoteIdent(owner)}`));
 });
+
+describe('--mode clean takes a safety backup of the target first', () => {
+  const target = uniqueName('safety');
+  beforeAll(async () => {
+    await createDatabase(pg15, target);
+    await withClient(pg15, target, (c) =>
+      c.query('CREATE TABLE precious (x int); INSERT INTO precious VALUES (7)'),
+    );
+  });
+  afterAll(() => dropDatabase(pg15, target));
+
+  test('whose id the report gives and which holds the replaced contents', async () => {
+    const result = await restore(sourceUrl(pg15, target), '--mode', 'clean', '--force');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as RestoreReport;
+    expect(report.safetyBackupId).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+    expect(result.stderr).toContain(
+      `safety backup of the target before it was replaced: ${report.safetyBackupId}`,
+    );
+    const listed = await runCli(['list', '--store', store, '--database', target, '--json']);
+    const [safety] = JSON.parse(listed.stdout) as BackupManifest[];
+    expect(safety.id).toBe(report.safetyBackupId);
+    expect(safety.tables).toEqual([{ schema: 'public', name: 'precious', rows: 1 }]);
+  });
+
+  test('unless --no-safety-backup', async () => {
+    const result = await restore(sourceUrl(pg15, target), '--mode', 'clean', '--force', '--no-safety-backup');
+    expect(result.code).toBe(0);
+    expect((JSON.parse(result.stdout) as RestoreReport).safetyBackupId).toBeUndefined();
+  });
+});

@@ -87,6 +87,7 @@ function restorePlanFor(plan: VerifyPlan, server: ThrowawayServer): RestorePlan 
       tables: [],
       force: false,
       allowDowngrade: false,
+      safetyBackup: false,
     },
     manifest: plan.manifest,
     targetServer: { version: server.version, major: server.major },
