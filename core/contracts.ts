@@ -147,6 +147,25 @@ export const RequirementsSchema = z
   .strict();
 export type Requirements = z.infer<typeof RequirementsSchema>;
 
+/**
+ * The database's own properties, which pg_dump keeps only for `pg_restore --create` (into a
+ * database of the original name): pgferry records them and applies them to whatever database it
+ * restores into.
+ */
+export const DatabasePropertiesSchema = z
+  .object({
+    owner: z.string(),
+    comment: z.string().nullable(),
+    /** `ALTER DATABASE … SET` (role: null) and `ALTER ROLE … IN DATABASE … SET` settings, as `name=value`. */
+    settings: z.array(z.object({ role: z.string().nullable(), setting: z.string() }).strict()),
+    /** The explicit ACL, or null for the default privileges. */
+    grants: z
+      .array(z.object({ grantee: z.string(), privilege: z.string(), grantable: z.boolean() }).strict())
+      .nullable(),
+  })
+  .strict();
+export type DatabaseProperties = z.infer<typeof DatabasePropertiesSchema>;
+
 export const ToolInfoSchema = z.object({ pgDumpVersion: z.string(), pgDumpMajor: z.number().int() }).strict();
 
 /** What the runner reports to the record step, through the store (ECS returns no payload). */
@@ -161,6 +180,7 @@ export const DumpResultSchema = z.discriminatedUnion('status', [
       tables: z.array(TableRowCountSchema),
       globals: GlobalsInfoSchema,
       requires: RequirementsSchema,
+      databaseProperties: DatabasePropertiesSchema,
       uncompressedBytes: z.number().int().nonnegative(),
       finishedAt: z.iso.datetime(),
     })
@@ -198,6 +218,7 @@ export const BackupManifestSchema = z
     tables: z.array(TableRowCountSchema),
     globals: GlobalsInfoSchema,
     requires: RequirementsSchema.optional(),
+    databaseProperties: DatabasePropertiesSchema.optional(),
   })
   .strict();
 export type BackupManifest = z.infer<typeof BackupManifestSchema>;

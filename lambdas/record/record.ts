@@ -67,6 +67,7 @@ export async function recordBackup(plan: BackupPlan, deps: RecordDeps): Promise<
     tables: result.tables,
     globals: result.globals,
     requires: result.requires,
+    databaseProperties: result.databaseProperties,
   };
   await store.putJson(manifestKey(plan.database, plan.backupId), manifest);
   return manifest;

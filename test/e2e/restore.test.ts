@@ -41,6 +41,25 @@ function restore(target: string, ...args: string[]) {
   ]);
 }
 
+/** The database's own comment, settings and grants (pg_dump keeps them only for --create). */
+async function databaseProperties(pg: TestPostgres, name: string) {
+  return withClient(pg, 'postgres', async (c) => {
+    const { rows } = await c.query(
+      `SELECT shobj_description(d.oid, 'pg_database') AS comment,
+              (SELECT array_agg(coalesce(r.rolname, '') || ':' || x ORDER BY coalesce(r.rolname, '') || ':' || x)
+                 FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole, unnest(s.setconfig) x
+                WHERE s.setdatabase = d.oid) AS settings,
+              (SELECT array_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END
+                                || ':' || a.privilege_type || ':' || a.is_grantable
+                                ORDER BY a.grantee, a.privilege_type)
+                 FROM aclexplode(d.datacl) a) AS grants
+       FROM pg_database d WHERE d.datname = $1`,
+      [name],
+    );
+    return rows[0];
+  });
+}
+
 /** The state of the target server that a refused restore must leave as it was. */
 async function serverState(pg: TestPostgres): Promise<string> {
   return withClient(pg, 'postgres', async (c) => {
@@ -67,6 +86,15 @@ beforeAll(async () => {
       ALTER TABLE app.accounts OWNER TO ${quoteIdent(owner)};
       GRANT SELECT ON app.events TO ${quoteIdent(owner)};
       SELECT lo_from_bytea(0, '\\xdeadbeef'::bytea);`),
+  );
+  await withClient(pg15, 'postgres', (c) =>
+    c.query(`
+      COMMENT ON DATABASE ${quoteIdent(source)} IS 'the shop''s database';
+      ALTER DATABASE ${quoteIdent(source)} SET work_mem TO '7MB';
+      ALTER DATABASE ${quoteIdent(source)} SET search_path TO app, public;
+      ALTER ROLE ${quoteIdent(owner)} IN DATABASE ${quoteIdent(source)} SET statement_timeout TO '5min';
+      REVOKE CONNECT, TEMPORARY ON DATABASE ${quoteIdent(source)} FROM PUBLIC;
+      GRANT CONNECT ON DATABASE ${quoteIdent(source)} TO ${quoteIdent(owner)} WITH GRANT OPTION;`),
   );
   const result = await runCli(['backup', '--source', sourceUrl(pg15, source), '--store', store, '--json']);
   if (result.code !== 0) throw new Error(`backup failed: ${result.stderr}`);
@@ -108,6 +136,14 @@ describe('a restore into a new database', () => {
     ]);
     expect(expected.largeObjects).toHaveLength(1);
     expect(await fingerprint(pg15, target)).toEqual(expected);
+  });
+
+  test("keeps the database's own comment, settings and grants under its new name", async () => {
+    const expected = await databaseProperties(pg15, source);
+    expect(expected.comment).toBe("the shop's database");
+    expect(expected.settings).toHaveLength(3);
+    expect(expected.grants).toContain(`${owner}:CONNECT:true`);
+    expect(await databaseProperties(pg15, target)).toEqual(expected);
   });
 
   test('keeps owners and privileges', async () => {

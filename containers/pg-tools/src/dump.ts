@@ -13,6 +13,7 @@ import { compressionSuffix, createCompressor } from '../../../core/compression';
 import { libpqEnv, resolvePassword } from '../../../core/connection';
 import {
   type BackupPlan,
+  type DatabaseProperties,
   type DumpResult,
   type GlobalsInfoSchema,
   type Requirements,
@@ -79,10 +80,11 @@ async function dump(plan: BackupPlan, deps: DumpDeps): Promise<SucceededDumpResu
     const pgDump = await choosePgTool('pg_dump', server.major, server.version, deps.env);
     const env = { ...toolEnv(deps.env), ...libpqEnv(plan.source, password) };
 
-    const [dumpObject, tables, requires] = await Promise.all([
+    const [dumpObject, tables, requires, databaseProperties] = await Promise.all([
       streamDump(plan, pgDump, snapshot, env, deps),
       countRows(client),
       requirements(client),
+      readDatabaseProperties(client),
     ]);
     await client.query('COMMIT');
 
@@ -96,6 +98,7 @@ async function dump(plan: BackupPlan, deps: DumpDeps): Promise<SucceededDumpResu
       tables,
       globals: globals.info,
       requires,
+      databaseProperties,
       uncompressedBytes: dumpObject.uncompressedBytes,
       finishedAt: new Date().toISOString(),
     };
@@ -232,6 +235,29 @@ async function requirements(client: Client): Promise<Requirements> {
     encoding: encoding.rows[0].encoding,
     extensions: extensions.rows,
     roles: roles.rows.map((r) => r.role),
+  };
+}
+
+/** Owner, comment, settings and grants of the database itself. */
+async function readDatabaseProperties(client: Client): Promise<DatabaseProperties> {
+  const { rows } = await client.query<{ owner: string; comment: string | null; acl: boolean }>(`
+    SELECT pg_get_userbyid(datdba) AS owner, shobj_description(oid, 'pg_database') AS comment,
+           datacl IS NOT NULL AS acl
+    FROM pg_database WHERE datname = current_database()`);
+  const settings = await client.query<{ role: string | null; setting: string }>(`
+    SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END AS role, c.setting
+    FROM pg_db_role_setting s, unnest(s.setconfig) AS c(setting)
+    WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+    ORDER BY 1 NULLS FIRST, 2`);
+  const grants = await client.query<{ grantee: string; privilege: string; grantable: boolean }>(`
+    SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS grantee,
+           a.privilege_type AS privilege, a.is_grantable AS grantable
+    FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = current_database() ORDER BY 1, 2`);
+  return {
+    owner: rows[0].owner,
+    comment: rows[0].comment,
+    settings: settings.rows,
+    grants: rows[0].acl ? grants.rows : null,
   };
 }
 

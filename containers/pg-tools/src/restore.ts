@@ -16,6 +16,7 @@ import { createDecompressor } from '../../../core/compression';
 import { libpqEnv, resolvePassword } from '../../../core/connection';
 import {
   type BackupManifest,
+  type DatabaseProperties,
   type RestorePlan,
   type RestoreReport,
   SCHEMA_VERSION,
@@ -120,6 +121,10 @@ export async function restoreInto(
     }
 
     await progress.timed('pgRestore', () => pgRestoreInto(pgRestore, files.dump, plan, password, deps));
+    const properties = manifest.databaseProperties;
+    if (properties) {
+      await progress.timed('databaseProperties', () => applyDatabaseProperties(plan, password, properties));
+    }
     const target = await connectPg(request.target, password);
     try {
       await progress.timed('analyze', () => target.query('ANALYZE'));
@@ -259,6 +264,64 @@ async function dropDatabase(plan: RestorePlan, password: string | undefined): Pr
       [name],
     );
     await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`);
+  } finally {
+    await admin.end().catch(() => undefined);
+  }
+}
+
+/** Settings whose value is a list: each element is quoted on its own (as pg_dump does). */
+const LIST_SETTINGS = new Set([
+  'search_path',
+  'temp_tablespaces',
+  'session_preload_libraries',
+  'local_preload_libraries',
+  'shared_preload_libraries',
+]);
+
+/**
+ * The source database's comment, settings, owner and grants, applied to the restored database
+ * under its new name (pg_restore applies them only with --create, to the original name).
+ */
+async function applyDatabaseProperties(
+  plan: RestorePlan,
+  password: string | undefined,
+  properties: DatabaseProperties,
+): Promise<void> {
+  const { request } = plan;
+  const db = quoteIdent(request.target.database);
+  const admin = await connectMaintenance(plan, password);
+  try {
+    const roles = new Set(
+      (await admin.query<{ rolname: string }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname),
+    );
+    if (properties.comment !== null)
+      await admin.query(`COMMENT ON DATABASE ${db} IS ${quoteLiteral(properties.comment)}`);
+    for (const { role, setting } of properties.settings) {
+      if (role !== null && !roles.has(role)) continue;
+      const [name, ...rest] = setting.split('=');
+      const value = rest.join('=');
+      const literal = LIST_SETTINGS.has(name)
+        ? value
+            .split(/,\s*/)
+            .map((v) => quoteLiteral(v.replace(/^"(.*)"$/, '$1')))
+            .join(', ')
+        : quoteLiteral(value);
+      const scope = role === null ? '' : `ROLE ${quoteIdent(role)} IN `;
+      await admin.query(`ALTER ${scope}DATABASE ${db} SET ${quoteIdent(name)} TO ${literal}`);
+    }
+    if (!request.noOwner && roles.has(properties.owner)) {
+      await admin.query(`ALTER DATABASE ${db} OWNER TO ${quoteIdent(properties.owner)}`);
+    }
+    if (!request.noAcl && properties.grants !== null) {
+      await admin.query(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
+      for (const grant of properties.grants) {
+        if (grant.grantee !== 'PUBLIC' && !roles.has(grant.grantee)) continue;
+        const grantee = grant.grantee === 'PUBLIC' ? 'PUBLIC' : quoteIdent(grant.grantee);
+        await admin.query(
+          `GRANT ${grant.privilege} ON DATABASE ${db} TO ${grantee}${grant.grantable ? ' WITH GRANT OPTION' : ''}`,
+        );
+      }
+    }
   } finally {
     await admin.end().catch(() => undefined);
   }
