@@ -11,7 +11,7 @@ if (major < 22) {
   const result = spawnSync(node22, [__filename, ...process.argv.slice(2)], { stdio: 'inherit' });
   if (result.error) {
     process.stderr.write(
-      `pgferry: needs Node.js 22 or newer (this is ${process.version}); run \`npm ci\` first\n`,
+      `pgferry: needs Node.js 22 or newer (this is ${process.version}); run \`npm install\` first\n`,
     );
     process.exit(1);
   }
