@@ -192,24 +192,28 @@ export async function listBackups(
 }
 
 /**
- * The retention decision for each backup (by id), each database's backups decided together — as
- * prune and the record step decide them.
+ * The retention decision for each entry, each database's backups decided together — as prune
+ * and the record step decide them.
  */
 export function retentionByBackup(
   entries: readonly CatalogEntry[],
   policy: RetentionPolicy,
   now: Date,
-): Map<string, RetentionDecision> {
+): Map<CatalogEntry, RetentionDecision> {
   const byDatabase = new Map<string, CatalogEntry[]>();
   for (const entry of entries) {
     const list = byDatabase.get(entry.manifest.database) ?? [];
     list.push(entry);
     byDatabase.set(entry.manifest.database, list);
   }
-  const decisions = new Map<string, RetentionDecision>();
+  const decisions = new Map<CatalogEntry, RetentionDecision>();
   for (const list of byDatabase.values()) {
+    const byId = new Map(list.map((entry) => [entry.manifest.id, entry]));
     const candidates = list.map(({ manifest }) => ({ id: manifest.id, time: manifest.startedAt }));
-    for (const decision of decideRetention(candidates, policy, now)) decisions.set(decision.id, decision);
+    for (const decision of decideRetention(candidates, policy, now)) {
+      const entry = byId.get(decision.id);
+      if (entry) decisions.set(entry, decision);
+    }
   }
   return decisions;
 }
@@ -247,19 +251,19 @@ export async function latestReport(
   return undefined;
 }
 
-/** The newest verification report of each backup that has one (by id). */
+/** The newest verification report of each backup that has one. */
 export async function latestVerifications(
   store: BackupStore,
   entries: readonly CatalogEntry[],
-): Promise<Map<string, BackupReport>> {
+): Promise<Map<CatalogEntry, BackupReport>> {
   const verified = entries.filter((e) => e.reportKeys.verify.length > 0);
-  const out = new Map<string, BackupReport>();
+  const out = new Map<CatalogEntry, BackupReport>();
   for (let i = 0; i < verified.length; i += READ_CONCURRENCY) {
     const batch = verified.slice(i, i + READ_CONCURRENCY);
     const reports = await Promise.all(batch.map((entry) => latestReport(store, entry, 'verify')));
     batch.forEach((entry, j) => {
       const report = reports[j];
-      if (report) out.set(entry.manifest.id, report);
+      if (report) out.set(entry, report);
     });
   }
   return out;
@@ -270,7 +274,11 @@ export async function latestVerifications(
 export interface BackupAge {
   id: string;
   startedAt: string;
-  /** Seconds from `startedAt` (the snapshot) to now: how much data a restore of it would lose. */
+  finishedAt: string;
+  /**
+   * Seconds since it completed (`finishedAt`): the number CloudWatch's backup-age alarm watches
+   * on AWS (`LastCompleteBackupTimestamp`, core/metrics.ts).
+   */
   ageSeconds: number;
 }
 
@@ -284,7 +292,7 @@ export interface DatabaseStatus {
 
 /**
  * Per database with a folder in the store (or just `database`): the age of its newest complete
- * backup and of its newest verified one. The same numbers are the backup-age metric on AWS.
+ * backup and of its newest verified one, since each completed.
  */
 export async function backupStatus(
   store: BackupStore,
@@ -315,7 +323,8 @@ function ageOf(manifest: BackupManifest, now: Date): BackupAge {
   return {
     id: manifest.id,
     startedAt: manifest.startedAt,
-    ageSeconds: Math.max(0, Math.round((now.getTime() - Date.parse(manifest.startedAt)) / 1000)),
+    finishedAt: manifest.finishedAt,
+    ageSeconds: Math.max(0, Math.floor((now.getTime() - Date.parse(manifest.finishedAt)) / 1000)),
   };
 }
 

@@ -4,17 +4,21 @@
  * same database finds the lease held and stops with `BackupRunning` instead of racing the first.
  *
  * The lease is a sequence of numbered generations, `<database>/.lease/<generation>.json`
- * (`leaseKey`). Taking it means creating the generation after the newest one, with the store's
+ * (`leaseKey`), each written once and never changed. Taking the lease means creating the
+ * generation after the newest one present (1 when there is none) with the store's
  * create-if-absent (`putJsonIfAbsent`: a hard link locally, `If-None-Match: *` on S3), and only
- * when the newest one is no longer held. Two runs that both find generation N free both try to
- * create N + 1, and exactly one can; the other then finds N + 1 held. Creating is the only
- * step that must be atomic — no compare-and-swap, no lock on the lock — so the same code is
- * correct on a folder and on S3, and a crash at any point leaves a lease that can be taken over.
+ * when that newest one is no longer held; older generations are then removed. Releasing removes
+ * the run's generation, so a finished run leaves nothing behind. Two runs that find the same
+ * newest generation N free (or none) both try to create N + 1, and exactly one can; the other
+ * then finds N + 1 held. Creating is the only step that must be atomic — no compare-and-swap, no
+ * lock on the lock — so the same code is correct on a folder and on S3, and a crash at any point
+ * leaves a lease that can be taken over.
  *
- * A lease is no longer held when it was released, when it expired (`expiresAt`, by default
- * 13 hours after it was taken: longer than the 12-hour dump timeout), or, when it names a process
- * on this machine (the CLI, which runs preflight in-process), when that process is gone.
- * Leases taken on Lambda name no process and are taken over only after they expire.
+ * A lease is no longer held when it expired (`expiresAt`, by default 13 hours after it was taken:
+ * longer than the 12-hour dump timeout), or, when it names a process on this machine (the CLI,
+ * which runs preflight in-process), when that process is gone. Leases taken on Lambda name no
+ * process and are taken over only after they expire. Expiry is a promise about time, not a
+ * lock: a run that outlives its lease may overlap with the run that took it over.
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -48,7 +52,6 @@ export const LeaseSchema = z
     expiresAt: z.iso.datetime(),
     /** The process holding it, when that process lives as long as the run (the CLI). */
     owner: LeaseOwnerSchema.optional(),
-    releasedAt: z.iso.datetime().optional(),
     /** The lease it took over, and why that one was no longer held. */
     tookOver: z
       .object({ backupId: z.string(), state: z.enum(['expired', 'abandoned', 'unreadable']) })
@@ -58,16 +61,13 @@ export const LeaseSchema = z
   .strict();
 export type Lease = z.infer<typeof LeaseSchema>;
 
-/**
- * `held`; `released` by its run; `expired`; `abandoned` (its process is gone).
- */
-export type LeaseState = 'held' | 'released' | 'expired' | 'abandoned';
+/** `held`; `expired`; or `abandoned`: its process is gone. */
+export type LeaseState = 'held' | 'expired' | 'abandoned';
 
 /** Whether a lease's process is alive: `undefined` when this machine cannot tell. */
 export type ProcessCheck = (owner: LeaseOwner) => boolean | undefined;
 
 export function leaseState(lease: Lease, now: Date, isAlive: ProcessCheck = processIsAlive): LeaseState {
-  if (lease.releasedAt) return 'released';
   if (now.getTime() >= Date.parse(lease.expiresAt)) return 'expired';
   if (lease.owner && isAlive(lease.owner) === false) return 'abandoned';
   return 'held';
@@ -106,7 +106,7 @@ export async function acquireLease(
       } else {
         const state = leaseState(newest, now, options.isAlive);
         if (state === 'held') throw backupRunning(newest);
-        if (state !== 'released') tookOver = { backupId: newest.backupId, state };
+        tookOver = { backupId: newest.backupId, state };
       }
     }
     const lease: Lease = {
@@ -134,26 +134,22 @@ export async function acquireLease(
 }
 
 /**
- * Releases the lease `backupId` holds on `database`; `false` when it holds none (already
- * released, or taken over after it expired).
+ * Releases the lease `backupId` holds on `database` by removing it, so a finished run leaves
+ * nothing behind; `false` when it holds none (already released, or taken over after it
+ * expired). A generation is written once and never changed, so the one read is the one removed.
  */
-export async function releaseLease(
-  store: BackupStore,
-  database: string,
-  backupId: string,
-  now: Date = new Date(),
-): Promise<boolean> {
+export async function releaseLease(store: BackupStore, database: string, backupId: string): Promise<boolean> {
   for (const generation of await leaseGenerations(store, database)) {
     const lease = await readLease(store, database, generation);
-    if (typeof lease === 'object' && lease.backupId === backupId && !lease.releasedAt) {
-      await store.putJson(leaseKey(database, generation), { ...lease, releasedAt: now.toISOString() });
+    if (typeof lease === 'object' && lease.backupId === backupId) {
+      await store.deleteObject(leaseKey(database, generation));
       return true;
     }
   }
   return false;
 }
 
-/** The newest generation of `database`'s lease, whatever its state; `undefined` when none. */
+/** The newest generation of `database`'s lease, whatever its state; `undefined` when none is held. */
 export async function currentLease(store: BackupStore, database: string): Promise<Lease | undefined> {
   const [newest] = await leaseGenerations(store, database);
   if (newest === undefined) return undefined;

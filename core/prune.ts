@@ -41,8 +41,9 @@ export async function planPrune(
   const { entries, incomplete } = await scanStore(store, database);
   const decisions = retentionByBackup(entries, policy, now);
   const backups = entries
-    .map(({ manifest }): PruneAction => {
-      const decision = decisions.get(manifest.id);
+    .map((entry): PruneAction => {
+      const { manifest } = entry;
+      const decision = decisions.get(entry);
       if (!decision) throw new Error(`no retention decision for ${manifest.id}`);
       return {
         database: manifest.database,
@@ -75,18 +76,30 @@ export async function deleteBackup(store: BackupStore, database: string, backupI
   return 1 + (await store.deletePrefix(backupPrefix(database, backupId)));
 }
 
-/** Deletes what `plan` does not keep, one backup after the other. */
+/** Backups deleted at once: each one's deletions stay in order (manifest first). */
+const DELETE_CONCURRENCY = 8;
+
+/** Deletes what `plan` does not keep; returns how many backups were deleted. */
 export async function executePrune(
   store: BackupStore,
   plan: PrunePlan,
   onDeleted: (action: PruneAction) => void = () => undefined,
 ): Promise<number> {
-  let deleted = 0;
-  for (const action of plan.backups) {
-    if (action.action !== 'delete') continue;
-    await deleteBackup(store, action.database, action.id);
-    deleted++;
-    onDeleted(action);
-  }
-  return deleted;
+  const doomed = plan.backups.filter((action) => action.action === 'delete');
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < doomed.length) {
+      const action = doomed[next++];
+      try {
+        await deleteBackup(store, action.database, action.id);
+      } catch (err) {
+        failed = true; // the others finish the backup they are on and stop
+        throw err;
+      }
+      onDeleted(action);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, doomed.length) }, worker));
+  return doomed.length;
 }

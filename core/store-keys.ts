@@ -120,16 +120,11 @@ export function leaseGenerationOf(key: string): number | undefined {
 export type ReportKind = 'restore' | 'verify';
 
 /**
- * Reports of restores and verifications live beside the backup they are about:
- * `<kind>-report-<reportId>.json`, where a report id has a backup id's form (UTC time and
- * random hex), so a folder's reports sort by time.
+ * Reports of restores and verifications live beside the backup they are about
+ * (`restoreReportKey`, `verifyReportKey`): `<kind>-report-<reportId>.json`, where a report id has
+ * a backup id's form (UTC time and random hex), so a folder's reports sort by time.
  */
 const REPORT_FILE = /^(restore|verify)-report-(\d{8}T\d{6}Z-[0-9a-f]{6})\.json$/;
-
-export function reportKey(database: string, backupId: string, kind: ReportKind, reportId: string): string {
-  assertBackupId(reportId);
-  return `${backupPrefix(database, backupId)}${kind}-report-${reportId}.json`;
-}
 
 /** `{kind, reportId}` when `name` (an object name in a backup folder) is a report. */
 export function parseReportName(name: string): { kind: ReportKind; reportId: string } | undefined {

@@ -58,9 +58,10 @@ async function listCommand(opts: ListOptions): Promise<void> {
   // Tiers are decided over all of a database's backups, whatever the filter shows.
   const tiers = retentionByBackup(all, retentionPolicyFromEnv(process.env), new Date());
   const verifications = await latestVerifications(store, entries);
-  const rows = entries.map(({ manifest: m, storedBytes }) => {
-    const decision = tiers.get(m.id);
-    const verification = verifications.get(m.id);
+  const rows = entries.map((entry) => {
+    const { manifest: m, storedBytes } = entry;
+    const decision = tiers.get(entry);
+    const verification = verifications.get(entry);
     return [
       m.id,
       m.database,

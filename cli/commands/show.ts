@@ -34,9 +34,7 @@ async function showCommand(opts: ShowOptions): Promise<void> {
   const { entries } = await scanStore(store, manifest.database);
   const entry = entries.find((e) => e.manifest.id === manifest.id);
   if (!entry) throw new PgferryError('BackupNotFound', `backup ${manifest.id} is no longer in ${store.url}`);
-  const retention = retentionByBackup(entries, retentionPolicyFromEnv(process.env), new Date()).get(
-    manifest.id,
-  );
+  const retention = retentionByBackup(entries, retentionPolicyFromEnv(process.env), new Date()).get(entry);
   const reports = await readReports(store, entry);
   if (opts.json) {
     process.stdout.write(

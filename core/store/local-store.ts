@@ -9,6 +9,7 @@ import {
   readFile,
   rename,
   rm,
+  rmdir,
   stat,
   writeFile,
 } from 'node:fs/promises';
@@ -67,17 +68,22 @@ export class LocalStore implements BackupStore {
   /** Writes a temporary file and hard-links it into place: `link` fails when the name exists. */
   async putJsonIfAbsent(key: string, value: unknown): Promise<boolean> {
     const file = this.pathOf(key);
-    await this.mkdirFor(file);
-    const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-    try {
-      await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { flag: 'wx' });
-      await link(tmp, file);
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw storeError(err, this.url);
-    } finally {
-      await rm(tmp, { force: true });
+    for (let attempt = 1; ; attempt++) {
+      await this.mkdirFor(file);
+      const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+      try {
+        await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { flag: 'wx' });
+        await link(tmp, file);
+        return true;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') return false;
+        // Its folder was removed meanwhile (`deleteObject` of the folder's last object): again.
+        if (code === 'ENOENT' && attempt < 3) continue;
+        throw storeError(err, this.url);
+      } finally {
+        await rm(tmp, { force: true });
+      }
     }
   }
 
@@ -142,12 +148,15 @@ export class LocalStore implements BackupStore {
     return count;
   }
 
+  /** Removes the file, and its folder when it was the last one there (S3 has no empty folders). */
   async deleteObject(key: string): Promise<void> {
+    const file = this.pathOf(key);
     try {
-      await rm(this.pathOf(key), { force: true });
+      await rm(file, { force: true });
     } catch (err) {
       throw storeError(err, this.url);
     }
+    if (path.dirname(file) !== this.root) await rmdir(path.dirname(file)).catch(() => undefined);
   }
 
   async checkWritable(): Promise<void> {

@@ -1,4 +1,5 @@
 import { type BackupPlan, DumpResultSchema } from '../../core/contracts';
+import { releaseLease } from '../../core/lease';
 import type { BackupStore } from '../../core/store';
 import { backupPrefix, dumpResultKey } from '../../core/store-keys';
 
@@ -14,6 +15,8 @@ export interface CaughtError {
 
 export interface CleanupResult {
   deletedObjects: number;
+  /** Whether the attempt's lease on its database was released (false: it held none any more). */
+  leaseReleased: boolean;
   /** The failure to report: the runner's own error when it left one, else the caught one. */
   error: string;
   cause: string;
@@ -21,7 +24,8 @@ export interface CleanupResult {
 
 /**
  * After a failed dump or record: removes everything the attempt wrote (and aborts unfinished
- * multipart uploads), so that nothing of it can ever be listed or mistaken for a backup.
+ * multipart uploads), so that nothing of it can ever be listed or mistaken for a backup, and
+ * releases the database's lease — even when the removal fails, so the next run can start.
  */
 export async function cleanupBackup(
   plan: BackupPlan,
@@ -34,9 +38,16 @@ export async function cleanupBackup(
     await store.getJson(dumpResultKey(plan.database, plan.backupId)).catch(() => undefined),
   );
   const runnerError = report.success && report.data.status === 'failed' ? report.data.error : undefined;
-  const deletedObjects = await store.deletePrefix(backupPrefix(plan.database, plan.backupId));
+  let deletedObjects = 0;
+  let leaseReleased = false;
+  try {
+    deletedObjects = await store.deletePrefix(backupPrefix(plan.database, plan.backupId));
+  } finally {
+    leaseReleased = await releaseLease(store, plan.database, plan.backupId);
+  }
   return {
     deletedObjects,
+    leaseReleased,
     error: runnerError?.name ?? caught.Error,
     cause: runnerError?.message ?? caught.Cause ?? caught.Error,
   };

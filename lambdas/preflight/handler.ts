@@ -1,14 +1,17 @@
 import { BackupRequestSchema, type BackupState, parsePayload } from '../../core/contracts';
+import { leaseOwnerFor } from '../../core/lease';
 import { createLogger } from '../../core/logging';
 import { openStore } from '../../core/store';
 import { preflightBackup } from './preflight';
 
 const logger = createLogger('pgferry-preflight');
+/** Locally, the CLI process holds the lease (and a crashed one's is taken over); on Lambda, none. */
+const leaseOwner = leaseOwnerFor(process.env);
 
 /** Step Functions task: validates the execution input and plans the backup. */
 export async function handler(event: unknown): Promise<BackupState> {
   const request = parsePayload(BackupRequestSchema, event, 'backup request');
-  const plan = await preflightBackup(request, { openStore, env: process.env });
+  const plan = await preflightBackup(request, { openStore, env: process.env, leaseOwner });
   logger.info('planned', {
     backupId: plan.backupId,
     database: plan.database,

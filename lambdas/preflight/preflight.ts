@@ -1,5 +1,6 @@
 import { resolvePassword } from '../../core/connection';
 import { type BackupPlan, type BackupRequest, SCHEMA_VERSION } from '../../core/contracts';
+import { acquireLease, type LeaseOwner } from '../../core/lease';
 import { connectPg, serverInfo } from '../../core/postgres';
 import type { BackupStore } from '../../core/store';
 import { newBackupId } from '../../core/store-keys';
@@ -8,11 +9,15 @@ export interface PreflightDeps {
   openStore: (url: string) => BackupStore;
   env: NodeJS.ProcessEnv;
   now?: () => Date;
+  /** The process holding the database's lease for the run (the CLI); none on Lambda. */
+  leaseOwner?: LeaseOwner;
 }
 
 /**
  * Checks everything that can be checked before any byte is written — the store accepts writes,
- * the source accepts the login, the server's version is supported — and plans the dump.
+ * the source accepts the login, the server's version is supported — and plans the dump. Last, it
+ * takes the database's lease (one backup of a database at a time): after every check that can
+ * fail, so that any later failure goes through the workflow's Cleanup, which releases it.
  */
 export async function preflightBackup(request: BackupRequest, deps: PreflightDeps): Promise<BackupPlan> {
   const now = deps.now?.() ?? new Date();
@@ -31,9 +36,11 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     await client.end().catch(() => undefined);
   }
   await store.checkWritable();
+  const backupId = request.backupId ?? newBackupId(now);
+  await acquireLease(store, request.source.database, backupId, { now, owner: deps.leaseOwner });
   return {
     schemaVersion: SCHEMA_VERSION,
-    backupId: request.backupId ?? newBackupId(now),
+    backupId,
     database: request.source.database,
     store: store.url,
     source: request.source,

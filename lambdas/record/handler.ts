@@ -1,18 +1,31 @@
 import { BackupPlanSchema, parsePayload } from '../../core/contracts';
 import { createLogger } from '../../core/logging';
+import { backupCompletedMetricLine, metricsEnabled } from '../../core/metrics';
+import { retentionPolicyFromEnv } from '../../core/retention';
 import { openStore } from '../../core/store';
-import { recordBackup } from './record';
+import { completeBackup } from './complete';
 
 const logger = createLogger('pgferry-record');
+/** PGFERRY_RETENTION, read once: a bad value fails the function's start, naming the variable. */
+const retention = retentionPolicyFromEnv(process.env);
+/** CloudWatch metrics (EMF lines on stdout) only in Lambda: the local CLI's stdout is its output. */
+const publishMetrics = metricsEnabled(process.env);
 
-/** Step Functions task: writes the manifest of a finished dump; its output is the manifest. */
+/**
+ * Step Functions task: writes the manifest of a finished dump, tags retention tiers (S3) and
+ * releases the database's lease; its output is the manifest.
+ */
 export async function handler(event: unknown) {
   const plan = parsePayload(BackupPlanSchema, event, 'backup plan');
-  const manifest = await recordBackup(plan, { openStore });
+  const { manifest, tiers, leaseReleased, warnings } = await completeBackup(plan, { openStore, retention });
   logger.info('recorded', {
     backupId: manifest.id,
     database: manifest.database,
     objects: manifest.objects.length,
+    retagged: tiers,
+    leaseReleased,
   });
+  for (const warning of warnings) logger.warn(warning, { backupId: manifest.id });
+  if (publishMetrics) process.stdout.write(`${backupCompletedMetricLine(manifest)}\n`);
   return manifest;
 }

@@ -1,4 +1,9 @@
-import { parsePayload, type RestoreReport, RestoreReportSchema, RestoreStateSchema } from '../../core/contracts';
+import {
+  parsePayload,
+  type RestoreReport,
+  RestoreReportSchema,
+  RestoreStateSchema,
+} from '../../core/contracts';
 import { PgferryError } from '../../core/errors';
 import { createLogger } from '../../core/logging';
 import { openStore } from '../../core/store';
@@ -14,7 +19,8 @@ export async function handler(event: unknown): Promise<RestoreReport> {
   const raw = await store.getJson(key);
   if (raw === undefined) throw new PgferryError('RestoreFailed', `restore ${plan.restoreId} left no report`);
   const report = parsePayload(RestoreReportSchema, raw, 'restore report');
-  if (report.status !== 'passed') throw new PgferryError('RestoreFailed', report.error ?? 'the restore failed');
+  if (report.status !== 'passed')
+    throw new PgferryError('RestoreFailed', report.error ?? 'the restore failed');
   if (safetyBackup) {
     // The runner could not know the safety backup's id: record it in the stored report too.
     report.safetyBackupId = safetyBackup.manifest.id;
