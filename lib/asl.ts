@@ -7,6 +7,7 @@ import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { WORKFLOW_NAMES, type WorkflowName } from '../core/workflows';
+import { EXAMPLE_CONFIG_PATH, loadConfig } from './config';
 import { PgferryStack } from './pgferry-stack';
 
 export type AslDefinition = { StartAt: string; States: Record<string, unknown> } & Record<string, unknown>;
@@ -18,12 +19,16 @@ const LOCAL_REGION = 'local-1';
 /** Synthesizes the stack (without bundling assets) and renders each workflow's definition. */
 export function synthesizeWorkflowDefinitions(): Record<WorkflowName, AslDefinition> {
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  const stack = new PgferryStack(app, 'PgferryAsl', { env: { account: LOCAL_ACCOUNT, region: 'us-east-1' } });
+  const stack = new PgferryStack(app, 'PgferryAsl', {
+    env: { account: LOCAL_ACCOUNT, region: 'us-east-1' },
+    config: loadConfig(EXAMPLE_CONFIG_PATH),
+  });
   const template = Template.fromStack(stack).toJSON() as { Resources: Record<string, CfnResource> };
   const logicalId = (sm: sfn.StateMachine) => stack.getLogicalId(sm.node.defaultChild as CfnElement);
   const stateMachineIds: Record<WorkflowName, string> = {
     backup: logicalId(stack.backup.stateMachine),
     restore: logicalId(stack.restore.stateMachine),
+    verify: logicalId(stack.verify.stateMachine),
   };
   const out = {} as Record<WorkflowName, AslDefinition>;
   for (const name of WORKFLOW_NAMES) {

@@ -7,6 +7,7 @@ import { Construct } from 'constructs';
 import { RETRYABLE_ERRORS } from '../core/errors';
 import { BACKUP_STATES, TASK_ENV } from '../core/workflows';
 import type { PgToolsTask } from './pg-tools-task';
+import { LAMBDA_THROTTLING_RETRY } from './retries';
 import type { WorkflowFunctions } from './workflow-functions';
 
 export interface BackupWorkflowProps {
@@ -55,12 +56,14 @@ export class BackupWorkflow extends Construct {
 
   /** Validates the input, checks source and store, plans the dump. Output: `{plan, job}`. */
   private buildPreflight(): tasks.LambdaInvoke {
-    return new tasks.LambdaInvoke(this, BACKUP_STATES.preflight, {
+    const preflight = new tasks.LambdaInvoke(this, BACKUP_STATES.preflight, {
       lambdaFunction: this.props.functions.preflight,
       payloadResponseOnly: true,
       taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
       retryOnServiceExceptions: true,
     });
+    preflight.addRetry(LAMBDA_THROTTLING_RETRY);
+    return preflight;
   }
 
   /** Runs the pg-tools container with the plan; the result reaches Record through the store. */
@@ -104,6 +107,7 @@ export class BackupWorkflow extends Construct {
       taskTimeout: sfn.Timeout.duration(Duration.minutes(5)),
       retryOnServiceExceptions: true,
     });
+    record.addRetry(LAMBDA_THROTTLING_RETRY);
     record.addRetry({
       errors: [...RETRYABLE_ERRORS],
       interval: Duration.seconds(2),
@@ -122,6 +126,7 @@ export class BackupWorkflow extends Construct {
       taskTimeout: sfn.Timeout.duration(Duration.minutes(5)),
       retryOnServiceExceptions: true,
     });
+    cleanup.addRetry(LAMBDA_THROTTLING_RETRY);
     cleanup.addRetry({
       errors: [...RETRYABLE_ERRORS],
       interval: Duration.seconds(2),

@@ -2,9 +2,11 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { PG_TOOLS_CONTAINER, TASK_ENV } from '../core/workflows';
+import type { BackupBucket } from './backup-bucket';
+import { acknowledge, acknowledgeWildcards } from './nag';
 import { REPO_ROOT } from './paths';
 
 /** Where the container image keeps the PostgreSQL client tools of every supported major. */
@@ -21,6 +23,11 @@ export interface PgToolsTaskProps {
    */
   readonly subnets?: ec2.SubnetSelection;
   /**
+   * The task's security group.
+   * @default a new group that allows HTTPS out and nothing else (add database access to it)
+   */
+  readonly securityGroup?: ec2.ISecurityGroup;
+  /**
    * vCPU units of the task (1024 = 1 vCPU).
    * @default 1024
    */
@@ -31,19 +38,36 @@ export interface PgToolsTaskProps {
    */
   readonly memoryLimitMiB?: number;
   /**
+   * Ephemeral storage of the task in GiB (21–200). It backs /tmp, the only writable path: the
+   * root file system is read-only.
+   * @default Fargate's default, 20 GiB
+   */
+  readonly ephemeralStorageGiB?: number;
+  /**
    * How long the task's logs are kept.
    * @default one month
    */
   readonly logRetention?: logs.RetentionDays;
 }
 
-/** The Fargate task that runs pg_dump/pg_restore: the `containers/pg-tools` image. */
+const DEFAULTS = {
+  cpu: 1024,
+  memoryLimitMiB: 2048,
+  logRetention: logs.RetentionDays.ONE_MONTH,
+} as const;
+
+/**
+ * The Fargate task that runs pg_dump/pg_restore: the `containers/pg-tools` image, as a non-root
+ * user on a read-only root file system, logging to its own log group. Its role may use only the
+ * backups prefix of the store and the password secrets it is granted.
+ */
 export class PgToolsTask extends Construct {
   readonly cluster: ecs.Cluster;
   readonly taskDefinition: ecs.FargateTaskDefinition;
   readonly container: ecs.ContainerDefinition;
-  readonly securityGroup: ec2.SecurityGroup;
+  readonly securityGroup: ec2.ISecurityGroup;
   readonly subnets: ec2.SubnetSelection;
+  readonly logGroup: logs.LogGroup;
 
   constructor(scope: Construct, id: string, props: PgToolsTaskProps) {
     super(scope, id);
@@ -53,15 +77,16 @@ export class PgToolsTask extends Construct {
       containerInsightsV2: ecs.ContainerInsights.ENABLED,
     });
     this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
-      cpu: props.cpu ?? 1024,
-      memoryLimitMiB: props.memoryLimitMiB ?? 2048,
+      cpu: props.cpu ?? DEFAULTS.cpu,
+      memoryLimitMiB: props.memoryLimitMiB ?? DEFAULTS.memoryLimitMiB,
+      ephemeralStorageGiB: props.ephemeralStorageGiB,
       runtimePlatform: {
         cpuArchitecture: ecs.CpuArchitecture.X86_64,
         operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
       },
     });
-    const logGroup = new logs.LogGroup(this, 'Logs', {
-      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? DEFAULTS.logRetention,
       removalPolicy: RemovalPolicy.RETAIN,
     });
     this.container = this.taskDefinition.addContainer(PG_TOOLS_CONTAINER, {
@@ -70,20 +95,37 @@ export class PgToolsTask extends Construct {
         file: 'containers/pg-tools/Dockerfile',
         exclude: ['node_modules', 'dist', 'cdk.out', '.cache', '.git', 'coverage', 'demo-store'],
       }),
-      logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'pg-tools', logGroup }),
+      logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'pg-tools', logGroup: this.logGroup }),
       environment: { [TASK_ENV.binDirs]: CONTAINER_PG_BIN_DIRS },
-      readonlyRootFilesystem: false,
+      readonlyRootFilesystem: true,
     });
-    this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
-      vpc: props.vpc,
-      description: 'pgferry pg-tools task: reaches databases and S3',
-      allowAllOutbound: true,
+    this.taskDefinition.addVolume({ name: 'tmp' });
+    this.container.addMountPoints({ sourceVolume: 'tmp', containerPath: '/tmp', readOnly: false });
+    this.securityGroup =
+      props.securityGroup ??
+      new ec2.SecurityGroup(this, 'SecurityGroup', {
+        vpc: props.vpc,
+        description: 'pgferry pg-tools task',
+        allowAllOutbound: false,
+      });
+    acknowledge(
+      this.taskDefinition,
+      'AwsSolutions-ECS2',
+      'the only variable set in the task definition is the client tools path; passwords are read from Secrets Manager at run time, by ARN',
+    );
+    acknowledgeWildcards(this.taskDefinition.obtainExecutionRole(), {
+      'Resource::*': 'ecr:GetAuthorizationToken (image pull) accepts no narrower resource',
     });
   }
 
-  /** Lets the task read and write backups in `bucket`. */
-  grantStore(bucket: s3.IBucket): void {
-    bucket.grantReadWrite(this.taskDefinition.taskRole);
-    bucket.grantDelete(this.taskDefinition.taskRole);
+  /** Lets the task read and write backups (the dump, the globals and its report); it cannot delete. */
+  grantStore(store: BackupBucket): void {
+    store.grantReadBackups(this.taskDefinition.taskRole);
+    store.grantWriteBackups(this.taskDefinition.taskRole);
+  }
+
+  /** Lets the task read these database password secrets (it reads them by ARN at run time). */
+  grantReadSecrets(secrets: readonly secretsmanager.ISecret[]): void {
+    for (const secret of secrets) secret.grantRead(this.taskDefinition.taskRole);
   }
 }

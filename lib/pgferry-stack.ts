@@ -1,51 +1,298 @@
-import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Duration, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
+import type { BackupRequestInput, VerifyRequest } from '../core/contracts';
+import { RESTORE_STATES, VERIFY_STATES } from '../core/workflows';
+import { BackupBucket } from './backup-bucket';
 import { BackupWorkflow } from './backup-workflow';
+import type { DatabaseConfig, PgferryConfig } from './config';
+import { Monitoring } from './monitoring';
+import { acknowledge, acknowledgeWildcards, wildcardResource } from './nag';
+import { Network } from './network';
 import { PgToolsTask } from './pg-tools-task';
-import { RestoreWorkflow } from './restore-workflow';
-import { WorkflowFunctions } from './workflow-functions';
+import { PgToolsWorkflow, type PgToolsWorkflowProps } from './pg-tools-workflow';
+import { Schedules } from './schedules';
+import { type WorkflowFunctionSpec, WorkflowFunctions } from './workflow-functions';
 
 export interface PgferryStackProps extends StackProps {
-  /**
-   * An existing VPC that reaches the databases.
-   * @default a new VPC with two AZs and one NAT gateway
-   */
-  readonly vpc?: ec2.IVpc;
+  /** The deployment's configuration (lib/config.ts), validated. */
+  readonly config: PgferryConfig;
 }
 
-/** pgferry on AWS: the backup store, the pg-tools task, the handlers and the workflows. */
+/**
+ * Feature flags this stack is written for, set on the stack itself so that `cdk synth`, the tests
+ * and the ASL generation build the same template whatever App they run in.
+ */
+const FEATURE_FLAGS = {
+  '@aws-cdk/core:enablePartitionLiterals': true,
+  // ecs:RunTask on the task definition itself, not on every revision of its family.
+  '@aws-cdk/aws-stepfunctions-tasks:fixRunEcsTaskPolicy': true,
+  '@aws-cdk/aws-iam:minimizePolicies': true,
+} as const;
+
+/**
+ * pgferry on AWS: the network, the backup store, the pg-tools task, the handlers, the workflows,
+ * their schedules and their monitoring. Another workflow is one construct plus `addWorkflow`.
+ */
 export class PgferryStack extends Stack {
-  readonly bucket: s3.Bucket;
+  readonly network: Network;
+  readonly store: BackupBucket;
+  readonly functions: WorkflowFunctions;
+  readonly pgTools: PgToolsTask;
+  readonly monitoring: Monitoring;
+  readonly schedules: Schedules;
   readonly backup: BackupWorkflow;
-  readonly restore: RestoreWorkflow;
+  readonly restore: PgToolsWorkflow;
+  readonly verify: PgToolsWorkflow;
+  /** The database password secrets the workflows may read, by database id. */
+  readonly passwordSecrets: ReadonlyMap<string, secretsmanager.ISecret>;
 
-  constructor(scope: Construct, id: string, props: PgferryStackProps = {}) {
+  /** The configured availability zones, when given: then synthesis looks none up. */
+  private readonly configuredZones?: string[];
+
+  constructor(scope: Construct, id: string, props: PgferryStackProps) {
     super(scope, id, props);
-    const vpc = props.vpc ?? new ec2.Vpc(this, 'Vpc', { maxAzs: 2, natGateways: 1 });
+    for (const [flag, value] of Object.entries(FEATURE_FLAGS)) this.node.setContext(flag, value);
+    const { config } = props;
+    this.configuredZones = config.vpc.availabilityZones;
+    if (this.configuredZones) {
+      acknowledge(
+        this,
+        'CloudFormation-Validate::W3010',
+        'the availability zones in the template are the ones the configuration names (vpc.availabilityZones)',
+      );
+    }
+    for (const [key, value] of Object.entries(config.tags)) Tags.of(this).add(key, value);
 
-    this.bucket = new s3.Bucket(this, 'Backups', {
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      versioned: true,
-      removalPolicy: RemovalPolicy.RETAIN,
-      lifecycleRules: [
-        { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(2) },
-      ],
+    this.network = new Network(this, 'Network', {
+      existingVpc:
+        config.vpc.mode === 'existing'
+          ? ec2.Vpc.fromVpcAttributes(this, 'ExistingVpc', {
+              vpcId: config.vpc.vpcId,
+              availabilityZones: config.vpc.availabilityZones,
+              privateSubnetIds: config.vpc.privateSubnetIds,
+            })
+          : undefined,
+      vpcProps:
+        config.vpc.mode === 'create'
+          ? {
+              ipAddresses: ec2.IpAddresses.cidr(config.vpc.cidr),
+              natGateways: config.vpc.natGateways,
+              ...(config.vpc.availabilityZones
+                ? { availabilityZones: config.vpc.availabilityZones }
+                : { maxAzs: config.vpc.maxAzs }),
+            }
+          : undefined,
+      databases: config.databases.map((db) => ({
+        id: db.id,
+        port: db.connection.port,
+        securityGroupId: db.network.securityGroupId,
+        cidr: db.network.cidr,
+        allowIngress: db.network.allowIngress,
+      })),
+    });
+    const { vpc, subnets, databaseClients } = this.network;
+
+    this.store = new BackupBucket(this, 'Store', {
+      retention: config.retention,
+      bucketName: config.bucket.bucketName,
+      objectLock: config.bucket.objectLock,
+      noncurrentVersionExpiration: Duration.days(config.bucket.noncurrentVersionExpirationDays),
+      accessLogsExpiration: Duration.days(config.bucket.accessLogsExpirationDays),
+    });
+    this.passwordSecrets = new Map(config.databases.map((db) => [db.id, this.importSecret(db)]));
+    const secrets = [...this.passwordSecrets.values()];
+
+    this.functions = new WorkflowFunctions(this, 'Functions', {
+      vpc,
+      subnets,
+      databaseClients,
+      retention: config.retention,
+    });
+    this.pgTools = new PgToolsTask(this, 'PgTools', { vpc, subnets, securityGroup: databaseClients });
+    this.pgTools.grantStore(this.store);
+    this.pgTools.grantReadSecrets(secrets);
+    this.functions.grantStore(this.store);
+
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      emailAddresses: config.notifications.emails,
+      notifyOnSuccess: config.notifications.notifyOnSuccess,
+    });
+    new CfnOutput(this, 'StoreUrl', {
+      description: 'The store: the "store" of every execution input',
+      value: this.store.storeUrl,
+    });
+    new CfnOutput(this, 'NotificationTopicArn', { value: this.monitoring.topic.topicArn });
+    this.schedules = new Schedules(this, 'Schedules');
+    this.monitoring.watchDeadLetterQueue(this.schedules.deadLetterQueue);
+
+    this.backup = new BackupWorkflow(this, 'Backup', { functions: this.functions, pgTools: this.pgTools });
+    this.addWorkflow('backup', this.backup.stateMachine, [
+      this.functions.preflight,
+      this.functions.record,
+      this.functions.cleanup,
+    ]);
+
+    this.restore = this.addPgToolsWorkflow('restore', {
+      comment: 'pgferry restore: a verified backup into a target database, checked and reported',
+      states: {
+        preflight: RESTORE_STATES.preflight,
+        task: RESTORE_STATES.restore,
+        record: RESTORE_STATES.record,
+      },
+      preflight: {
+        folder: 'restore-preflight',
+        description: 'pgferry: resolves a backup and checks the restore target',
+        connectsToDatabases: true,
+      },
+      record: { folder: 'restore-record', description: "pgferry: reads a restore's report" },
+      safetyBackup: { stateName: RESTORE_STATES.safetyBackup, stateMachine: this.backup.stateMachine },
+    });
+    this.verify = this.addPgToolsWorkflow('verify', {
+      comment: 'pgferry verify: restores a backup into a throwaway server in the task and checks it',
+      states: {
+        preflight: VERIFY_STATES.preflight,
+        task: VERIFY_STATES.verify,
+        record: VERIFY_STATES.record,
+      },
+      preflight: { folder: 'verify-preflight', description: 'pgferry: resolves the backup to verify' },
+      record: { folder: 'verify-record', description: "pgferry: reads a verification's report" },
     });
 
-    const functions = new WorkflowFunctions(this, 'Functions', { vpc });
-    const pgTools = new PgToolsTask(this, 'PgTools', { vpc });
-    functions.grantStore(this.bucket);
-    pgTools.grantStore(this.bucket);
+    // After every function that connects to databases exists.
+    this.functions.grantReadSecrets(secrets);
 
-    this.backup = new BackupWorkflow(this, 'Backup', { functions, pgTools });
-    this.restore = new RestoreWorkflow(this, 'Restore', {
-      preflightFunction: functions.restorePreflight,
-      recordFunction: functions.restoreRecord,
-      pgTools,
+    for (const db of config.databases) {
+      db.backupSchedules.forEach((schedule, i) => {
+        this.schedules.add({
+          id: `${db.id}Backup${i + 1}`,
+          description: `pgferry: backs up ${db.connection.database} (${schedule.cron}, ${schedule.timeZone})`,
+          stateMachine: this.backup.stateMachine,
+          cron: schedule.cron,
+          timeZone: schedule.timeZone,
+          flexibleWindow: Duration.minutes(schedule.flexibleWindowMinutes),
+          input: this.backupRequest(db),
+        });
+      });
+      if (db.verifySchedule) {
+        this.schedules.add({
+          id: `${db.id}Verify`,
+          description: `pgferry: verifies the latest backup of ${db.connection.database}`,
+          stateMachine: this.verify.stateMachine,
+          cron: db.verifySchedule.cron,
+          timeZone: db.verifySchedule.timeZone,
+          flexibleWindow: Duration.minutes(db.verifySchedule.flexibleWindowMinutes),
+          input: this.verifyRequest(db),
+        });
+      }
+      this.monitoring.watchBackups({
+        id: db.id,
+        database: db.connection.database,
+        maxAge: Duration.hours(db.alarmAfterHours),
+      });
+    }
+  }
+
+  /** The zones the configuration names, else CDK's (a context lookup for a stack with an account). */
+  override get availabilityZones(): string[] {
+    return this.configuredZones ?? super.availabilityZones;
+  }
+
+  /**
+   * Wires a workflow's state machine into monitoring, names it in the stack's outputs and
+   * acknowledges the wildcards that Step Functions' own integrations put in its role.
+   */
+  addWorkflow(name: string, stateMachine: sfn.StateMachine, invokes: readonly lambda.IFunction[]): void {
+    this.monitoring.watchWorkflow(name, stateMachine);
+    new CfnOutput(this, `${name[0].toUpperCase()}${name.slice(1)}StateMachineArn`, {
+      description: `The ${name} state machine: start it from the console with an input from the README`,
+      value: stateMachine.stateMachineArn,
+    });
+    acknowledgeWildcards(stateMachine.role, {
+      'Resource::*':
+        'X-Ray, CloudWatch Logs delivery and ecs:DescribeTasks/StopTask (task ARNs exist only at run time) accept no narrower resource',
+      ...Object.fromEntries(
+        invokes.map((fn) => [
+          `${wildcardResource(this, fn.functionArn)}:*`,
+          "LambdaInvoke's grant of the function's versions and aliases (pgferry's own function only)",
+        ]),
+      ),
+    });
+  }
+
+  /**
+   * A Preflight → pg-tools task → Record workflow (restore, verify): its two functions, read
+   * access to the store for them, and its monitoring.
+   */
+  private addPgToolsWorkflow(
+    name: 'restore' | 'verify',
+    spec: {
+      comment: string;
+      states: PgToolsWorkflowProps['states'];
+      preflight: Omit<WorkflowFunctionSpec, 'timeout'>;
+      record: Omit<WorkflowFunctionSpec, 'timeout'>;
+      safetyBackup?: PgToolsWorkflowProps['safetyBackup'];
+    },
+  ): PgToolsWorkflow {
+    const id = name[0].toUpperCase() + name.slice(1);
+    const preflight = this.functions.add(`${id}Preflight`, {
+      ...spec.preflight,
+      timeout: Duration.minutes(2),
+    });
+    const record = this.functions.add(`${id}Record`, { ...spec.record, timeout: Duration.minutes(2) });
+    this.store.grantReadBackups(preflight);
+    this.store.grantReadBackups(record);
+    const workflow = new PgToolsWorkflow(this, id, {
+      comment: spec.comment,
+      states: spec.states,
+      action: name,
+      preflightFunction: preflight,
+      recordFunction: record,
+      pgTools: this.pgTools,
+      safetyBackup: spec.safetyBackup,
+    });
+    this.addWorkflow(name, workflow.stateMachine, [preflight, record]);
+    if (spec.safetyBackup) {
+      const nested = spec.safetyBackup.stateMachine.stateMachineArn;
+      const executions = this.formatArn({
+        service: 'states',
+        resource: 'execution',
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        resourceName: `${this.splitArn(nested, ArnFormat.COLON_RESOURCE_NAME).resourceName}*`,
+      });
+      acknowledgeWildcards(workflow.stateMachine.role, {
+        [wildcardResource(this, executions)]:
+          "StepFunctionsStartExecution's grant to describe and stop the nested backup's executions, whose names exist only at run time",
+      });
+    }
+    return workflow;
+  }
+
+  /** The execution input that backs up `db`: a connection with a secret's ARN, never a password. */
+  private backupRequest(db: DatabaseConfig): BackupRequestInput {
+    return {
+      source: { ...db.connection },
+      store: this.store.storeUrl,
+      ...(db.compression ? { compression: db.compression } : {}),
+      withRolePasswords: db.withRolePasswords,
+    };
+  }
+
+  /** The execution input that verifies the latest backup of `db`. */
+  private verifyRequest(db: DatabaseConfig): VerifyRequest {
+    return { store: this.store.storeUrl, backup: 'latest', database: db.connection.database };
+  }
+
+  private importSecret(db: DatabaseConfig): secretsmanager.ISecret {
+    return secretsmanager.Secret.fromSecretAttributes(this, `${db.id}PasswordSecret`, {
+      secretCompleteArn: db.connection.passwordSecretArn,
+      encryptionKey: db.passwordSecretKmsKeyArn
+        ? kms.Key.fromKeyArn(this, `${db.id}PasswordSecretKey`, db.passwordSecretKmsKeyArn)
+        : undefined,
     });
   }
 }

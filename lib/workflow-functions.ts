@@ -1,92 +1,198 @@
 import * as path from 'node:path';
-import { Duration } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import {
+  DEFAULT_RETENTION,
+  formatRetentionPolicy,
+  RETENTION_ENV,
+  type RetentionPolicy,
+} from '../core/retention';
+import type { BackupBucket } from './backup-bucket';
+import { acknowledge, acknowledgeWildcards } from './nag';
 import { REPO_ROOT } from './paths';
 
+/** One handler: `lambdas/<folder>/handler.ts`. */
+export interface WorkflowFunctionSpec {
+  /** The folder under `lambdas/`. */
+  readonly folder: string;
+  readonly description: string;
+  readonly timeout: Duration;
+  /**
+   * Whether the function connects to databases: it then runs in the VPC, in the database
+   * clients' security group, and trusts the Amazon RDS certificate authorities.
+   * @default false: outside the VPC, reaching only AWS APIs
+   */
+  readonly connectsToDatabases?: boolean;
+  /**
+   * More environment variables.
+   * @default none
+   */
+  readonly environment?: Record<string, string>;
+}
+
 export interface WorkflowFunctionsProps {
-  /** The VPC: preflight must reach the databases. */
+  /** The VPC of the functions that connect to databases. */
   readonly vpc: ec2.IVpc;
   /**
-   * Subnets for the functions.
+   * Subnets of the functions that connect to databases.
    * @default private subnets with egress
    */
   readonly subnets?: ec2.SubnetSelection;
+  /** The security group of the functions that connect to databases. */
+  readonly databaseClients: ec2.ISecurityGroup;
   /**
    * How long the functions' logs are kept.
    * @default one month
    */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * Memory of each function in MiB.
+   * @default 512
+   */
+  readonly memorySize?: number;
+  /**
+   * The retention policy by which the record step tags backups' retention tiers.
+   * @default core/retention.ts's DEFAULT_RETENTION
+   */
+  readonly retention?: RetentionPolicy;
 }
 
-/** The Lambda handlers the workflows call: one per folder under `lambdas/`. */
+const DEFAULTS = {
+  logRetention: logs.RetentionDays.ONE_MONTH,
+  memorySize: 512,
+  retention: DEFAULT_RETENTION,
+} as const;
+
+/**
+ * The Lambda runtime's bundle of Amazon certificate authorities (RDS included), which Node.js 20
+ * and later load only when asked to (NODE_EXTRA_CA_CERTS).
+ */
+const LAMBDA_AMAZON_CA_BUNDLE = '/var/runtime/ca-cert.pem';
+
+/**
+ * The Lambda handlers the workflows call, one per folder under `lambdas/`: Node.js 22 on arm64,
+ * bundled with esbuild, X-Ray tracing on, Powertools JSON logs into their own log groups. Only
+ * the ones that connect to databases run in the VPC.
+ */
 export class WorkflowFunctions extends Construct {
   readonly preflight: nodejs.NodejsFunction;
   readonly record: nodejs.NodejsFunction;
   readonly cleanup: nodejs.NodejsFunction;
-  readonly restorePreflight: nodejs.NodejsFunction;
-  readonly restoreRecord: nodejs.NodejsFunction;
-  readonly all: nodejs.NodejsFunction[];
+  /** Every function, including those added later with `add`. */
+  readonly all: nodejs.NodejsFunction[] = [];
+  /** The functions that connect to databases. */
+  readonly databaseClients: nodejs.NodejsFunction[] = [];
 
-  constructor(scope: Construct, id: string, props: WorkflowFunctionsProps) {
+  constructor(
+    scope: Construct,
+    id: string,
+    private readonly props: WorkflowFunctionsProps,
+  ) {
     super(scope, id);
-    const make = (name: string, description: string, timeout: Duration) =>
-      new nodejs.NodejsFunction(this, name, {
-        entry: path.join(REPO_ROOT, 'lambdas', folderOf(name), 'handler.ts'),
-        handler: 'handler',
-        description,
-        runtime: lambda.Runtime.NODEJS_22_X,
-        architecture: lambda.Architecture.ARM_64,
-        memorySize: 512,
-        timeout,
-        vpc: props.vpc,
-        vpcSubnets: props.subnets,
-        tracing: lambda.Tracing.ACTIVE,
-        logGroup: new logs.LogGroup(this, `${name}Logs`, {
-          retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
-        }),
-        environment: {
-          POWERTOOLS_SERVICE_NAME: `pgferry-${folderOf(name)}`,
-          POWERTOOLS_LOG_LEVEL: 'INFO',
-        },
-        bundling: {
-          target: 'node22',
-          minify: true,
-          sourceMap: true,
-          // pg's optional native binding is never used.
-          externalModules: ['@aws-sdk/*', 'pg-native'],
-        },
-        depsLockFilePath: path.join(REPO_ROOT, 'package-lock.json'),
-        projectRoot: REPO_ROOT,
-      });
-    this.preflight = make(
-      'Preflight',
-      'pgferry: checks source and store, plans a backup',
-      Duration.minutes(2),
-    );
-    this.record = make('Record', 'pgferry: verifies a dump and writes its manifest', Duration.minutes(5));
-    this.cleanup = make('Cleanup', "pgferry: removes a failed backup's objects", Duration.minutes(5));
-    this.restorePreflight = make(
-      'RestorePreflight',
-      'pgferry: resolves a backup and checks a restore target',
-      Duration.minutes(2),
-    );
-    this.restoreRecord = make('RestoreRecord', "pgferry: reads a restore's report", Duration.minutes(2));
-    this.all = [this.preflight, this.record, this.cleanup, this.restorePreflight, this.restoreRecord];
+    this.preflight = this.add('Preflight', {
+      folder: 'preflight',
+      description: 'pgferry: checks source and store, plans a backup',
+      timeout: Duration.minutes(2),
+      connectsToDatabases: true,
+    });
+    this.record = this.add('Record', {
+      folder: 'record',
+      description: 'pgferry: verifies a dump, writes its manifest, tags retention tiers',
+      timeout: Duration.minutes(5),
+      environment: { [RETENTION_ENV]: formatRetentionPolicy(props.retention ?? DEFAULTS.retention) },
+    });
+    this.cleanup = this.add('Cleanup', {
+      folder: 'cleanup',
+      description: "pgferry: removes a failed backup's objects",
+      timeout: Duration.minutes(5),
+    });
   }
 
-  /** Lets the functions read, write and delete backups in `bucket`. */
-  grantStore(bucket: s3.IBucket): void {
-    for (const fn of this.all) bucket.grantReadWrite(fn);
-    bucket.grantDelete(this.cleanup);
+  /** Adds the function of `lambdas/<spec.folder>/handler.ts`. */
+  add(id: string, spec: WorkflowFunctionSpec): nodejs.NodejsFunction {
+    const inVpc = spec.connectsToDatabases ?? false;
+    const fn = new nodejs.NodejsFunction(this, id, {
+      entry: path.join(REPO_ROOT, 'lambdas', spec.folder, 'handler.ts'),
+      handler: 'handler',
+      description: spec.description,
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: this.props.memorySize ?? DEFAULTS.memorySize,
+      timeout: spec.timeout,
+      ...(inVpc
+        ? {
+            vpc: this.props.vpc,
+            vpcSubnets: this.props.subnets,
+            securityGroups: [this.props.databaseClients],
+          }
+        : {}),
+      tracing: lambda.Tracing.ACTIVE,
+      logGroup: new logs.LogGroup(this, `${id}Logs`, {
+        retention: this.props.logRetention ?? DEFAULTS.logRetention,
+        removalPolicy: RemovalPolicy.RETAIN,
+      }),
+      environment: {
+        POWERTOOLS_SERVICE_NAME: `pgferry-${spec.folder}`,
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        ...(inVpc ? { NODE_EXTRA_CA_CERTS: LAMBDA_AMAZON_CA_BUNDLE } : {}),
+        ...spec.environment,
+      },
+      bundling: {
+        target: 'node22',
+        minify: true,
+        sourceMap: true,
+        // The runtime provides the AWS SDK v3; pg's optional native binding is never used.
+        externalModules: ['@aws-sdk/*', 'pg-native'],
+      },
+      depsLockFilePath: path.join(REPO_ROOT, 'package-lock.json'),
+      projectRoot: REPO_ROOT,
+    });
+    acknowledge(
+      fn,
+      'AwsSolutions-L1',
+      'Node.js 22 is the runtime pgferry is built and tested on (package.json engines, the container, the CLI)',
+    );
+    acknowledge(
+      fn,
+      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      "the AWS-managed execution policy: writes to the function's own log group",
+    );
+    if (inVpc) {
+      acknowledge(
+        fn,
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
+        'the AWS-managed policy that lets Lambda attach the function to the VPC (network interfaces)',
+      );
+    }
+    acknowledgeWildcards(fn, {
+      'Resource::*': 'X-Ray tracing (xray:PutTraceSegments/PutTelemetryRecords) accepts no narrower resource',
+    });
+    this.all.push(fn);
+    if (inVpc) this.databaseClients.push(fn);
+    return fn;
   }
-}
 
-/** `RestorePreflight` → `restore-preflight`: the handler's folder under lambdas/. */
-function folderOf(name: string): string {
-  return name.replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();
+  /**
+   * The backup functions' access to the store: all three read and write (the database's lease,
+   * the manifest, tier tags); preflight deletes its write probe and stale leases, cleanup a
+   * failed attempt's objects. Record cannot delete.
+   */
+  grantStore(store: BackupBucket): void {
+    for (const fn of [this.preflight, this.record, this.cleanup]) {
+      store.grantReadBackups(fn);
+      store.grantWriteBackups(fn);
+    }
+    store.grantDeleteBackups(this.preflight);
+    store.grantDeleteBackups(this.cleanup);
+  }
+
+  /** Lets the functions that connect to databases (so far) read these password secrets. */
+  grantReadSecrets(secrets: readonly secretsmanager.ISecret[]): void {
+    for (const fn of this.databaseClients) for (const secret of secrets) secret.grantRead(fn);
+  }
 }

@@ -1,84 +1,95 @@
-/** Template assertions on the synthesized stack: one behaviour each. */
-import { App } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
-import { PgferryStack } from '../../lib/pgferry-stack';
+/** Template assertions on the whole stack: the workflows' settings and the wiring between parts. */
+import { Match } from 'aws-cdk-lib/assertions';
+import { definitionOf, minimalConfig, resourcesAllowed, templateOf } from './fixtures';
 
-const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-const template = Template.fromStack(
-  new PgferryStack(app, 'Test', { env: { account: '111111111111', region: 'eu-west-1' } }),
-);
+const template = templateOf();
+const WORKFLOWS = ['Backup', 'Restore', 'Verify'];
 
-function definitionOf(): Record<string, unknown> {
-  const machines = template.findResources('AWS::StepFunctions::StateMachine');
-  const [machine] = Object.values(machines) as {
-    Properties: { DefinitionString: { 'Fn::Join': [string, unknown[]] } };
-  }[];
-  const text = machine.Properties.DefinitionString['Fn::Join'][1]
-    .map((p) => (typeof p === 'string' ? p : 'X'))
-    .join('');
-  return JSON.parse(text) as Record<string, unknown>;
-}
-
-test('the state machine logs without execution data and is traced', () => {
-  template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
-    LoggingConfiguration: Match.objectLike({ IncludeExecutionData: false, Level: 'ALL' }),
-    TracingConfiguration: { Enabled: true },
+test('every state machine logs without execution data and is traced', () => {
+  const machines = template.findResources('AWS::StepFunctions::StateMachine', {
+    Properties: {
+      LoggingConfiguration: Match.objectLike({ IncludeExecutionData: false, Level: 'ALL' }),
+      TracingConfiguration: { Enabled: true },
+    },
   });
+  expect(Object.keys(machines)).toHaveLength(WORKFLOWS.length);
 });
 
-test('the Lambda handlers run on Node.js 22 on arm64', () => {
-  const functions = template.findResources('AWS::Lambda::Function', {
-    Properties: { Runtime: 'nodejs22.x', Architectures: ['arm64'] },
-  });
-  expect(Object.keys(functions)).toHaveLength(3);
+test('every execution times out after 24 hours', () => {
+  for (const name of WORKFLOWS)
+    expect(definitionOf(template, `${name}StateMachine`).TimeoutSeconds).toBe(86400);
+});
+
+test('every task state has a timeout', () => {
+  for (const name of WORKFLOWS) {
+    const tasks = Object.values(definitionOf(template, `${name}StateMachine`).States).filter(
+      (s) => s.Type === 'Task',
+    );
+    for (const task of tasks) expect(task.TimeoutSeconds).toBeGreaterThan(0);
+  }
+});
+
+test('Lambda steps of the backup retry service errors with exponential backoff', () => {
+  const { States } = definitionOf(template, 'BackupStateMachine');
+  for (const state of ['Preflight', 'Record', 'Cleanup']) {
+    expect(States[state].Retry).toContainEqual(
+      expect.objectContaining({
+        ErrorEquals: expect.arrayContaining(['Lambda.ServiceException', 'Lambda.AWSLambdaException']),
+        BackoffRate: 2,
+      }),
+    );
+  }
+});
+
+test('Lambda steps of the backup retry throttling with exponential backoff', () => {
+  const { States } = definitionOf(template, 'BackupStateMachine');
+  for (const state of ['Preflight', 'Record', 'Cleanup']) {
+    expect(States[state].Retry).toContainEqual(
+      expect.objectContaining({ ErrorEquals: ['Lambda.TooManyRequestsException'], BackoffRate: 2 }),
+    );
+  }
 });
 
 test('the dump runs as a Fargate task with the job in its environment, waiting for completion', () => {
-  const dump = (definitionOf().States as Record<string, Record<string, unknown>>).Dump;
-  expect(dump.Resource).toMatch(/:states:::ecs:runTask\.sync$/);
-  expect(JSON.stringify(dump.Parameters)).toContain('"Name":"PGFERRY_JOB","Value.$":"$.job"');
+  const { Dump } = definitionOf(template, 'BackupStateMachine').States;
+  expect(Dump.Resource).toMatch(/:states:::ecs:runTask\.sync$/);
+  expect(Dump.Parameters?.Overrides?.ContainerOverrides[0].Environment).toContainEqual({
+    Name: 'PGFERRY_JOB',
+    'Value.$': '$.job',
+  });
 });
 
 test('only failures to start the dump task are retried', () => {
-  const dump = (definitionOf().States as Record<string, { Retry: { ErrorEquals: string[] }[] }>).Dump;
-  expect(dump.Retry.flatMap((r) => r.ErrorEquals)).toEqual(['ECS.AmazonECSException', 'ECS.ServerException']);
+  const { Dump } = definitionOf(template, 'BackupStateMachine').States;
+  expect(Dump.Retry?.flatMap((r: { ErrorEquals: string[] }) => r.ErrorEquals)).toEqual([
+    'ECS.AmazonECSException',
+    'ECS.ServerException',
+  ]);
 });
 
-test('the backup bucket blocks public access, is encrypted and versioned', () => {
+test('a failed dump or record is caught, cleaned up and fails the execution', () => {
+  const { States } = definitionOf(template, 'BackupStateMachine');
+  for (const state of ['Dump', 'Record'])
+    expect(States[state].Catch?.[0]).toMatchObject({ ErrorEquals: ['States.ALL'], Next: 'Cleanup' });
+  expect(States.Cleanup.Next).toBe('BackupFailed');
+});
+
+test('the workflows may run the pg-tools task definition only, not every revision of its family', () => {
+  expect(resourcesAllowed(template, 'BackupStateMachineRole', 'ecs:RunTask')).toEqual([
+    { Ref: expect.stringMatching(/^PgToolsTaskDefinition/) },
+  ]);
+});
+
+test('the configured tags are on the resources', () => {
   template.hasResourceProperties('AWS::S3::Bucket', {
-    PublicAccessBlockConfiguration: {
-      BlockPublicAcls: true,
-      BlockPublicPolicy: true,
-      IgnorePublicAcls: true,
-      RestrictPublicBuckets: true,
-    },
-    BucketEncryption: Match.anyValue(),
-    VersioningConfiguration: { Status: 'Enabled' },
+    Tags: Match.arrayWith([{ Key: 'team', Value: 'platform' }]),
   });
 });
 
-test('the bucket refuses requests without TLS', () => {
-  template.hasResourceProperties('AWS::S3::BucketPolicy', {
-    PolicyDocument: {
-      Statement: Match.arrayWith([
-        Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-      ]),
-    },
-  });
+test('no password is anywhere in the template', () => {
+  expect(JSON.stringify(template.toJSON())).not.toMatch(/"password"|PGPASSWORD|PGFERRY_SOURCE_PASSWORD/i);
 });
 
-test('the pg-tools container knows where the client tools of every major are', () => {
-  template.hasResourceProperties('AWS::ECS::TaskDefinition', {
-    ContainerDefinitions: [
-      Match.objectLike({
-        Name: 'pg-tools',
-        Environment: [
-          {
-            Name: 'PGFERRY_PG_BIN_DIRS',
-            Value: Match.stringLikeRegexp('/usr/lib/postgresql/13/bin:.*/18/bin'),
-          },
-        ],
-      }),
-    ],
-  });
+test('a minimal configuration synthesizes', () => {
+  templateOf(minimalConfig()).resourceCountIs('AWS::StepFunctions::StateMachine', WORKFLOWS.length);
 });

@@ -1,0 +1,239 @@
+import { Duration, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventTargets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { BACKUP_METRICS, DATABASE_DIMENSION, METRICS_NAMESPACE } from '../core/metrics';
+
+export interface MonitoringProps {
+  /**
+   * E-mail addresses subscribed to the notification topic (each confirms once).
+   * @default none: subscribe to the topic later
+   */
+  readonly emailAddresses?: readonly string[];
+  /**
+   * Also notify when an execution succeeds.
+   * @default false: failures, time-outs and aborts only
+   */
+  readonly notifyOnSuccess?: boolean;
+}
+
+/** A database whose backups are watched. */
+export interface WatchedDatabase {
+  /** Names the alarm: letters, digits and dashes. */
+  readonly id: string;
+  /** The database's name, as in its manifests (the metrics' `Database` dimension). */
+  readonly database: string;
+  /** How long without a completed backup is too long. */
+  readonly maxAge: Duration;
+}
+
+/** How often the failed-executions alarm looks. */
+const FAILURE_PERIOD = Duration.minutes(5);
+
+/**
+ * Watching pgferry, apart from what it watches: an SNS topic (KMS-encrypted, TLS only) that hears
+ * of every failed execution (EventBridge, with the error and a console link) and every alarm; an
+ * alarm per workflow on failed, timed-out or aborted executions; an alarm per database when no
+ * backup has completed for too long (the `LastCompleteBackupTimestamp` metric the record step
+ * publishes); an alarm on schedules that could not start; and a dashboard.
+ */
+export class Monitoring extends Construct {
+  readonly topic: sns.Topic;
+  readonly key: kms.Key;
+  readonly dashboard: cloudwatch.Dashboard;
+  readonly alarms: cloudwatch.Alarm[] = [];
+  private readonly alarmAction: cloudwatch.IAlarmAction;
+
+  constructor(
+    scope: Construct,
+    id: string,
+    private readonly props: MonitoringProps = {},
+  ) {
+    super(scope, id);
+    this.key = new kms.Key(this, 'Key', {
+      description: 'pgferry: encrypts notifications',
+      enableKeyRotation: true,
+    });
+    // CloudWatch alarms publish to the encrypted topic: they need the key, on behalf of this
+    // account only. (EventBridge's topic target grants itself.)
+    this.key.grant(
+      new iam.ServicePrincipal('cloudwatch.amazonaws.com').withConditions({
+        StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
+      }),
+      'kms:Decrypt',
+      'kms:GenerateDataKey*',
+    );
+    this.topic = new sns.Topic(this, 'Topic', {
+      displayName: 'pgferry',
+      masterKey: this.key,
+      enforceSSL: true,
+    });
+    for (const email of props.emailAddresses ?? []) {
+      this.topic.addSubscription(new subscriptions.EmailSubscription(email));
+    }
+    this.alarmAction = new cwActions.SnsAction(this.topic);
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: `${Stack.of(this).stackName}-pgferry`,
+      defaultInterval: Duration.days(7),
+    });
+  }
+
+  /**
+   * Watches a workflow: each failed, timed-out or aborted execution is notified (and succeeded
+   * ones with `notifyOnSuccess`), an alarm goes off when executions fail, and the dashboard shows
+   * its executions.
+   */
+  watchWorkflow(name: string, stateMachine: sfn.IStateMachine): cloudwatch.Alarm {
+    const statuses = ['FAILED', 'TIMED_OUT', 'ABORTED', ...(this.props.notifyOnSuccess ? ['SUCCEEDED'] : [])];
+    new events.Rule(this, `${name}Executions`, {
+      description: `pgferry ${name}: notifies of finished executions`,
+      eventPattern: {
+        source: ['aws.states'],
+        detailType: ['Step Functions Execution Status Change'],
+        detail: { stateMachineArn: [stateMachine.stateMachineArn], status: statuses },
+      },
+      targets: [new eventTargets.SnsTopic(this.topic, { message: executionMessage(name) })],
+    });
+
+    const period = FAILURE_PERIOD;
+    const failed = new cloudwatch.MathExpression({
+      label: `${name} executions failed, timed out or aborted`,
+      expression: 'FILL(failed, 0) + FILL(timedOut, 0) + FILL(aborted, 0)',
+      usingMetrics: {
+        failed: stateMachine.metricFailed({ period }),
+        timedOut: stateMachine.metricTimedOut({ period }),
+        aborted: stateMachine.metricAborted({ period }),
+      },
+      period,
+    });
+    const alarm = this.addAlarm(
+      failed.createAlarm(this, `${name}Failed`, {
+        alarmName: `${Stack.of(this).stackName}-${name}-failed`,
+        alarmDescription: `pgferry: ${name} executions failed, timed out or were aborted; the notification of each names the error`,
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: `${name} executions`,
+        width: 12,
+        left: [
+          stateMachine.metricStarted({ period: Duration.hours(1) }),
+          stateMachine.metricSucceeded({ period: Duration.hours(1) }),
+          stateMachine.metricFailed({ period: Duration.hours(1) }),
+          stateMachine.metricTimedOut({ period: Duration.hours(1) }),
+        ],
+      }),
+      new cloudwatch.GraphWidget({
+        title: `${name} execution time`,
+        width: 12,
+        left: [stateMachine.metricTime({ statistic: 'Maximum', period: Duration.hours(1) })],
+      }),
+    );
+    return alarm;
+  }
+
+  /**
+   * Alarms when no backup of a database has completed for `maxAge` (whole hours, at most 7 days):
+   * that many hourly periods in a row in which the record step published no
+   * `LastCompleteBackupTimestamp` for it. Until its first backup completes, the alarm is in ALARM.
+   */
+  watchBackups(watched: WatchedDatabase): cloudwatch.Alarm {
+    const { id, database, maxAge } = watched;
+    const hours = maxAge.toHours();
+    const completed = this.backupMetric(database, BACKUP_METRICS.lastCompleteBackup, {
+      statistic: 'SampleCount',
+      period: Duration.hours(1),
+    });
+    const alarm = this.addAlarm(
+      completed.createAlarm(this, `${id}NoRecentBackup`, {
+        alarmName: `${Stack.of(this).stackName}-no-backup-${id}`,
+        alarmDescription: `pgferry: no backup of database ${database} has completed for ${hours} hours`,
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        evaluationPeriods: hours,
+        datapointsToAlarm: hours,
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: `${database}: backups`,
+        width: 12,
+        left: [completed.with({ period: Duration.days(1), label: 'completed per day' })],
+        right: [
+          this.backupMetric(database, BACKUP_METRICS.durationSeconds, {
+            statistic: 'Maximum',
+            label: 'duration (s)',
+          }),
+        ],
+      }),
+      new cloudwatch.GraphWidget({
+        title: `${database}: stored bytes`,
+        width: 12,
+        left: [this.backupMetric(database, BACKUP_METRICS.storedBytes, { statistic: 'Maximum' })],
+      }),
+    );
+    return alarm;
+  }
+
+  /** Alarms when a scheduled start could not happen after its retries (a message in the queue). */
+  watchDeadLetterQueue(queue: sqs.IQueue): cloudwatch.Alarm {
+    return this.addAlarm(
+      queue
+        .metricApproximateNumberOfMessagesVisible({ period: FAILURE_PERIOD, statistic: 'Maximum' })
+        .createAlarm(this, 'ScheduleDeadLetters', {
+          alarmName: `${Stack.of(this).stackName}-schedule-dead-letters`,
+          alarmDescription:
+            'pgferry: a scheduled execution could not be started; its request is in the dead-letter queue',
+          threshold: 1,
+          evaluationPeriods: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
+    );
+  }
+
+  private addAlarm(alarm: cloudwatch.Alarm): cloudwatch.Alarm {
+    alarm.addAlarmAction(this.alarmAction);
+    this.alarms.push(alarm);
+    return alarm;
+  }
+
+  private backupMetric(
+    database: string,
+    metricName: string,
+    options: cloudwatch.MetricOptions,
+  ): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName,
+      dimensionsMap: { [DATABASE_DIMENSION]: database },
+      ...options,
+    });
+  }
+}
+
+/** The notification of a finished execution: what, how it ended, why, and where to look. */
+function executionMessage(workflow: string): events.RuleTargetInput {
+  const field = (p: string) => events.EventField.fromPath(p);
+  return events.RuleTargetInput.fromText(
+    [
+      `pgferry ${workflow}: execution ${field('$.detail.name')} ${field('$.detail.status')}.`,
+      `Error: ${field('$.detail.error')}`,
+      `Cause: ${field('$.detail.cause')}`,
+      `Execution: https://console.aws.amazon.com/states/home?region=${field('$.region')}#/v2/executions/details/${field('$.detail.executionArn')}`,
+    ].join('\n'),
+  );
+}

@@ -1,0 +1,97 @@
+/** The Lambda handlers: runtime, tracing, logs, network placement and least-privilege roles. */
+import { formatRetentionPolicy, RETENTION_ENV } from '../../core/retention';
+import { EXAMPLE_CONFIG_PATH, loadConfig } from '../../lib/config';
+import { allowedActionsOf, resourcesAllowed, templateOf } from './fixtures';
+
+const template = templateOf();
+
+type LambdaProperties = Record<string, unknown> & {
+  Environment: { Variables: Record<string, string> };
+  VpcConfig?: unknown;
+};
+
+function functionsBy(prefix?: string): Record<string, LambdaProperties> {
+  const all = template.findResources('AWS::Lambda::Function') as Record<
+    string,
+    { Properties: LambdaProperties }
+  >;
+  return Object.fromEntries(
+    Object.entries(all)
+      .filter(([id]) => !prefix || id.startsWith(prefix))
+      .map(([id, r]) => [id, r.Properties]),
+  );
+}
+
+function functionNamed(name: string): LambdaProperties {
+  const [properties] = Object.values(functionsBy(`Functions${name}`));
+  return properties;
+}
+
+test('every handler runs on Node.js 22 on arm64', () => {
+  for (const fn of Object.values(functionsBy())) {
+    expect(fn).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'] });
+  }
+});
+
+test('every handler is traced with X-Ray', () => {
+  for (const fn of Object.values(functionsBy())) expect(fn.TracingConfig).toEqual({ Mode: 'Active' });
+});
+
+test('every handler logs to its own log group, kept for a month', () => {
+  const groups = template.findResources('AWS::Logs::LogGroup', { Properties: { RetentionInDays: 30 } });
+  for (const fn of Object.values(functionsBy())) {
+    const ref = (fn.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
+    expect(Object.keys(groups)).toContain(ref);
+  }
+});
+
+test('only the handlers that connect to databases run in the VPC', () => {
+  const inVpc = Object.entries(functionsBy())
+    .filter(([, fn]) => fn.VpcConfig)
+    .map(([id]) => id.replace(/[0-9A-F]{8}$/, ''));
+  expect(inVpc.sort()).toEqual(['FunctionsPreflight', 'FunctionsRestorePreflight']);
+});
+
+test('handlers in the VPC use the database clients security group and trust the Amazon RDS CAs', () => {
+  expect(functionNamed('Preflight')).toMatchObject({
+    VpcConfig: {
+      SecurityGroupIds: [{ 'Fn::GetAtt': [expect.stringMatching(/^NetworkDatabaseClients/), 'GroupId'] }],
+    },
+  });
+  expect(functionNamed('Preflight').Environment.Variables.NODE_EXTRA_CA_CERTS).toBe(
+    '/var/runtime/ca-cert.pem',
+  );
+});
+
+test('the record step gets the retention policy it tags backups by', () => {
+  const policy = loadConfig(EXAMPLE_CONFIG_PATH).retention;
+  expect(functionNamed('Record').Environment.Variables[RETENTION_ENV]).toBe(formatRetentionPolicy(policy));
+});
+
+test('the record step cannot delete backups', () => {
+  expect(
+    allowedActionsOf(template, 'FunctionsRecordServiceRole').filter((a) => a.startsWith('s3:Delete')),
+  ).toEqual([]);
+});
+
+test('the verify and restore handlers only read the store', () => {
+  for (const role of ['FunctionsVerifyPreflight', 'FunctionsVerifyRecord', 'FunctionsRestoreRecord']) {
+    const s3 = allowedActionsOf(template, `${role}ServiceRole`).filter((a) => a.startsWith('s3:'));
+    expect(s3).toEqual(['s3:GetBucket*', 's3:GetObject*', 's3:List*']);
+  }
+});
+
+test('preflight may read exactly the configured password secrets', () => {
+  expect(
+    resourcesAllowed(template, 'FunctionsPreflightServiceRole', 'secretsmanager:GetSecretValue').sort(),
+  ).toEqual([
+    'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/billing-GhIjKl',
+    'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/shop-AbCdEf',
+  ]);
+});
+
+test('handlers that do not connect to databases cannot read password secrets', () => {
+  for (const role of ['FunctionsRecord', 'FunctionsCleanup', 'FunctionsVerifyPreflight']) {
+    expect(allowedActionsOf(template, `${role}ServiceRole`)).not.toContain('secretsmanager:GetSecretValue');
+  }
+});
