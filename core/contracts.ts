@@ -62,7 +62,7 @@ export const BackupRequestSchema = z
   .object({
     source: ConnectionSchema,
     store: StoreUrlSchema,
-    compression: CompressionSchema.default({ codec: 'zstd', level: 3 }),
+    compression: CompressionSchema.default({ codec: 'zstd', level: 1 }),
     withRolePasswords: z.boolean().default(false),
     backupId: z.string().regex(BACKUP_ID_PATTERN).optional(),
   })

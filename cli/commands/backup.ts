@@ -25,7 +25,7 @@ export function registerBackup(program: Command): void {
     )
     .addOption(
       new Option('--compress <codec[:level]>', 'zstd[:1-19], gzip[:1-9], lz4[:1-12] or none')
-        .default('zstd:3')
+        .default('zstd:1')
         .argParser(option((v) => formatCompression(parseCompression(v)))),
     )
     .option('--with-role-passwords', 'include role password hashes in the stored globals', false)

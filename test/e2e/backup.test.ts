@@ -60,7 +60,7 @@ describe.each(env.postgres.map((pg) => pg.major))('backup of PostgreSQL %i', (ma
       expect(manifest).toMatchObject({ schemaVersion: 1, database, status: 'complete', format: 'custom' });
       expect(manifest.server.major).toBe(major);
       expect(manifest.tool.pgDumpMajor).toBeGreaterThanOrEqual(major);
-      expect(manifest.compression).toEqual({ codec: 'zstd', level: 3 });
+      expect(manifest.compression).toEqual({ codec: 'zstd', level: 1 });
     });
 
     test('manifest checksums and sizes equal the stored bytes', async () => {

@@ -224,7 +224,7 @@ describe.each(pairs)('PostgreSQL $from → $to, roles $roles', ({ from, to, with
     await dropDatabase(source, database);
     await dropRoles(source, roles);
     // --with-globals may have created more than our roles: every role of the source server.
-    if (target !== source) await dropRoles(target, [...roles, ...(report?.checks.globals?.created ?? [])]);
+    await dropRoles(target, [...roles, ...(report?.checks.globals?.created ?? [])]);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -297,7 +297,11 @@ describe.each(pairs)('PostgreSQL $from → $to, roles $roles', ({ from, to, with
 
   if (withGlobals) {
     test("--with-globals gives the target the source's roles, attributes and memberships", async () => {
-      expect(report?.checks.globals?.created ?? []).toEqual(from === to ? [] : expect.arrayContaining(roles));
+      const created = report?.checks.globals?.created ?? [];
+      // On the same server our roles exist already: they must be reported as skipped, never recreated.
+      // (Roles of other test files that came and went meanwhile may be recreated: they are cleaned up.)
+      if (from === to) expect(created.filter((r) => roles.includes(r))).toEqual([]);
+      else expect(created).toEqual(expect.arrayContaining(roles));
       expect(await roleState(target, roles)).toEqual(await roleState(source, roles));
     });
   }

@@ -60,11 +60,15 @@ async function databaseProperties(pg: TestPostgres, name: string) {
   });
 }
 
-/** The state of the target server that a refused restore must leave as it was. */
+/**
+ * The state of the target server that a refused restore must leave as it was: its databases and
+ * roles — those of this test file (other files run at the same time on the same servers).
+ */
 async function serverState(pg: TestPostgres): Promise<string> {
+  const ours = `%\\_${process.pid}\\_%`;
   return withClient(pg, 'postgres', async (c) => {
-    const dbs = await c.query('SELECT datname FROM pg_database ORDER BY 1');
-    const roles = await c.query('SELECT rolname FROM pg_roles ORDER BY 1');
+    const dbs = await c.query('SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1', [ours]);
+    const roles = await c.query('SELECT rolname FROM pg_roles WHERE rolname LIKE $1 ORDER BY 1', [ours]);
     return JSON.stringify([dbs.rows, roles.rows]);
   });
 }
