@@ -326,6 +326,34 @@ describe('refusals leave the target untouched', () => {
     expect(await serverState(pg14)).toBe(before);
   });
 
+  test('extensions the backup needs that the target does not offer, listed by name', async () => {
+    // A backup of a database using an extension this server lacks: its manifest says what it needs.
+    const result = await runCli(['backup', '--source', sourceUrl(pg15, source), '--store', store, '--json']);
+    const needy = JSON.parse(result.stdout) as BackupManifest;
+    const file = path.join(dir, databaseSegment(source), needy.id, 'manifest.json');
+    const edited = JSON.parse(readFileSync(file, 'utf8')) as BackupManifest;
+    edited.requires?.extensions.push(
+      { name: 'postgis', version: '3.5.0' },
+      { name: 'timescaledb', version: '2.17.0' },
+    );
+    writeFileSync(file, JSON.stringify(edited));
+    const before = await serverState(pg15);
+    const refused = await runCli([
+      'restore',
+      '--store',
+      store,
+      '--backup',
+      needy.id,
+      '--target',
+      sourceUrl(pg15, uniqueName('noext')),
+    ]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      'the target server does not offer extensions the backup needs: postgis 3.5.0, timescaledb 2.17.0',
+    );
+    expect(await serverState(pg15)).toBe(before);
+  });
+
   test('roles the dump needs that the target lacks, listed by name', async () => {
     const pg17 = env.server(17);
     const before = await serverState(pg17);
