@@ -1,11 +1,10 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { RETRYABLE_ERRORS } from '../core/errors';
-import { BACKUP_STATES, TASK_ENV } from '../core/workflows';
+import { BACKUP_STATES } from '../core/workflows';
 import type { PgToolsTask } from './pg-tools-task';
 import { LAMBDA_THROTTLING_RETRY } from './retries';
 import type { WorkflowFunctions } from './workflow-functions';
@@ -68,34 +67,12 @@ export class BackupWorkflow extends Construct {
 
   /** Runs the pg-tools container with the plan; the result reaches Record through the store. */
   private buildDump(): tasks.EcsRunTask {
-    const { pgTools } = this.props;
-    const dump = new tasks.EcsRunTask(this, BACKUP_STATES.dump, {
-      integrationPattern: sfn.IntegrationPattern.RUN_JOB,
-      cluster: pgTools.cluster,
-      taskDefinition: pgTools.taskDefinition,
-      launchTarget: new tasks.EcsFargateLaunchTarget({ platformVersion: ecs.FargatePlatformVersion.LATEST }),
-      subnets: pgTools.subnets,
-      securityGroups: [pgTools.securityGroup],
-      containerOverrides: [
-        {
-          containerDefinition: pgTools.container,
-          environment: [
-            { name: TASK_ENV.action, value: 'dump' },
-            { name: TASK_ENV.job, value: sfn.JsonPath.stringAt('$.job') },
-          ],
-        },
-      ],
-      resultPath: sfn.JsonPath.DISCARD,
-      taskTimeout: sfn.Timeout.duration(this.props.dumpTimeout ?? Duration.hours(12)),
-    });
-    // Only failures to start the task are retried: a dump that ran is never repeated blindly.
-    dump.addRetry({
-      errors: ['ECS.AmazonECSException', 'ECS.ServerException'],
-      interval: Duration.seconds(10),
-      backoffRate: 2,
-      maxAttempts: 3,
-    });
-    return dump;
+    return this.props.pgTools.runTaskState(
+      this,
+      BACKUP_STATES.dump,
+      'dump',
+      this.props.dumpTimeout ?? Duration.hours(12),
+    );
   }
 
   /** Checks the stored objects against the runner's report and writes the manifest, last. */

@@ -1,8 +1,10 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { PG_TOOLS_CONTAINER, TASK_ENV } from '../core/workflows';
 import type { BackupBucket } from './backup-bucket';
@@ -116,6 +118,40 @@ export class PgToolsTask extends Construct {
     acknowledgeWildcards(this.taskDefinition.obtainExecutionRole(), {
       'Resource::*': 'ecr:GetAuthorizationToken (image pull) accepts no narrower resource',
     });
+  }
+
+  /**
+   * A `runTask.sync` state running the container with `action` on the state's `$.job` (the plan
+   * preflight rendered). Only failures to start the task are retried: a task that ran is never
+   * repeated blindly.
+   */
+  runTaskState(scope: Construct, id: string, action: string, timeout: Duration): tasks.EcsRunTask {
+    const task = new tasks.EcsRunTask(scope, id, {
+      integrationPattern: sfn.IntegrationPattern.RUN_JOB,
+      cluster: this.cluster,
+      taskDefinition: this.taskDefinition,
+      launchTarget: new tasks.EcsFargateLaunchTarget({ platformVersion: ecs.FargatePlatformVersion.LATEST }),
+      subnets: this.subnets,
+      securityGroups: [this.securityGroup],
+      containerOverrides: [
+        {
+          containerDefinition: this.container,
+          environment: [
+            { name: TASK_ENV.action, value: action },
+            { name: TASK_ENV.job, value: sfn.JsonPath.stringAt('$.job') },
+          ],
+        },
+      ],
+      resultPath: sfn.JsonPath.DISCARD,
+      taskTimeout: sfn.Timeout.duration(timeout),
+    });
+    task.addRetry({
+      errors: ['ECS.AmazonECSException', 'ECS.ServerException'],
+      interval: Duration.seconds(10),
+      backoffRate: 2,
+      maxAttempts: 3,
+    });
+    return task;
   }
 
   /** Lets the task read and write backups (the dump, the globals and its report); it cannot delete. */

@@ -1,11 +1,9 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import * as ecs from 'aws-cdk-lib/aws-ecs';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { TASK_ENV } from '../core/workflows';
 import type { PgToolsTask } from './pg-tools-task';
 
 export interface PgToolsWorkflowProps {
@@ -97,34 +95,12 @@ export class PgToolsWorkflow extends Construct {
   }
 
   private buildTask(): tasks.EcsRunTask {
-    const { pgTools } = this.props;
-    const task = new tasks.EcsRunTask(this, this.props.states.task, {
-      integrationPattern: sfn.IntegrationPattern.RUN_JOB,
-      cluster: pgTools.cluster,
-      taskDefinition: pgTools.taskDefinition,
-      launchTarget: new tasks.EcsFargateLaunchTarget({ platformVersion: ecs.FargatePlatformVersion.LATEST }),
-      subnets: pgTools.subnets,
-      securityGroups: [pgTools.securityGroup],
-      containerOverrides: [
-        {
-          containerDefinition: pgTools.container,
-          environment: [
-            { name: TASK_ENV.action, value: this.props.action },
-            { name: TASK_ENV.job, value: sfn.JsonPath.stringAt('$.job') },
-          ],
-        },
-      ],
-      resultPath: sfn.JsonPath.DISCARD,
-      taskTimeout: sfn.Timeout.duration(this.props.taskTimeout ?? Duration.hours(12)),
-    });
-    // Only failures to start the task are retried: a task that ran is never repeated blindly.
-    task.addRetry({
-      errors: ['ECS.AmazonECSException', 'ECS.ServerException'],
-      interval: Duration.seconds(10),
-      backoffRate: 2,
-      maxAttempts: 3,
-    });
-    return task;
+    return this.props.pgTools.runTaskState(
+      this,
+      this.props.states.task,
+      this.props.action,
+      this.props.taskTimeout ?? Duration.hours(12),
+    );
   }
 
   private buildRecord(): tasks.LambdaInvoke {
