@@ -79,6 +79,22 @@ export function describeConnection(connection: Connection): string {
 }
 
 export type SecretReader = (secretArn: string) => Promise<string>;
+export type TokenSigner = (connection: Connection, env: NodeJS.ProcessEnv) => Promise<string>;
+
+/** A 15-minute RDS IAM authentication token for the connection's user (the standard credential chain signs it). */
+async function signRdsAuthToken(connection: Connection, env: NodeJS.ProcessEnv): Promise<string> {
+  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+  if (!region) throw new PgferryError('InvalidInput', 'RDS IAM authentication needs AWS_REGION');
+  // Loaded on demand so the local CLI never pays for the signer.
+  const { Signer } = await import('@aws-sdk/rds-signer');
+  const signer = new Signer({
+    hostname: connection.host,
+    port: connection.port,
+    username: connection.user,
+    region,
+  });
+  return signer.getAuthToken();
+}
 
 /**
  * The password for a connection: from its Secrets Manager secret when it names one, else from
@@ -89,7 +105,23 @@ export async function resolvePassword(
   role: ConnectionRole,
   env: NodeJS.ProcessEnv = process.env,
   readSecret: SecretReader = readSecretsManagerPassword,
+  signToken: TokenSigner = signRdsAuthToken,
 ): Promise<string | undefined> {
+  if (connection.iamAuth) {
+    if (connection.passwordSecretArn) {
+      throw new PgferryError(
+        'InvalidInput',
+        'a connection uses either iamAuth or passwordSecretArn, not both',
+      );
+    }
+    if (['disable', 'allow', 'prefer'].includes(connection.sslmode)) {
+      throw new PgferryError(
+        'InvalidInput',
+        `RDS IAM authentication needs TLS: use sslmode require or verify-full`,
+      );
+    }
+    return signToken(connection, env);
+  }
   if (connection.passwordSecretArn) return readSecret(connection.passwordSecretArn);
   const value = env[passwordEnvVar(role)];
   return value === undefined || value === '' ? undefined : value;

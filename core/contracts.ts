@@ -38,6 +38,11 @@ export const ConnectionSchema = z
       .string()
       .regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/)
       .optional(),
+    /**
+     * Log in with an RDS IAM authentication token instead of a password (the role running
+     * the step needs `rds-db:connect` for this user; TLS is required).
+     */
+    iamAuth: z.boolean().optional(),
   })
   .strict();
 export type Connection = z.infer<typeof ConnectionSchema>;

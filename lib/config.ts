@@ -65,7 +65,8 @@ export type ScheduleConfig = z.infer<typeof ScheduleSchema>;
 
 /**
  * How to reach a database: the connection the workflows use (the execution input's `source`,
- * with no password: the workflows read it from `passwordSecretArn` at run time). Only TLS modes
+ * with no password: the workflows read it from `passwordSecretArn` at run time, or log in with
+ * an RDS IAM authentication token with `iamAuth: true`). Only TLS modes
  * are accepted on AWS; the Lambda functions and the pg-tools task trust the public roots and the
  * Amazon RDS certificate authorities.
  */
@@ -78,7 +79,8 @@ const DatabaseConnectionSchema = ConnectionSchema.omit({ sslrootcert: true })
       .regex(
         SECRET_ARN,
         'must be the complete ARN of a Secrets Manager secret, ending in its 6-character suffix (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf)',
-      ),
+      )
+      .optional(),
   })
   .strict();
 
@@ -112,6 +114,14 @@ export const DatabaseConfigSchema = z
         'letters, digits and dashes, starting with a letter, at most 40',
       ),
     connection: DatabaseConnectionSchema,
+    /**
+     * With `connection.iamAuth`: the RDS instance's (`db-…`) or Aurora cluster's (`cluster-…`)
+     * resource id, to which pgferry's roles are granted `rds-db:connect` for the connection's user.
+     */
+    rdsResourceId: z
+      .string()
+      .regex(/^(db|cluster)-[A-Z0-9]+$/, 'an RDS resource id: db-… (instance) or cluster-… (Aurora)')
+      .optional(),
     /** The KMS key of the password secret, when it is not the account's default `aws/secretsmanager`. */
     passwordSecretKmsKeyArn: z.string().regex(KMS_KEY_ARN).optional(),
     network: DatabaseNetworkSchema,
@@ -236,7 +246,23 @@ export const PgferryConfigSchema = z
           });
         } else seen[key].set(value, i);
       }
-      const [, , region, account] = SECRET_ARN.exec(db.connection.passwordSecretArn) ?? [];
+      const login = db.connection.iamAuth ? 'iam' : db.connection.passwordSecretArn ? 'secret' : 'none';
+      if (login === 'none' || (db.connection.iamAuth && db.connection.passwordSecretArn)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['databases', i, 'connection'],
+          message: 'give exactly one way to log in: passwordSecretArn, or iamAuth: true with rdsResourceId',
+        });
+      }
+      if (login === 'iam' && !db.rdsResourceId) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['databases', i, 'rdsResourceId'],
+          message: 'iamAuth needs the RDS resource id (db-… or cluster-…) to grant rds-db:connect',
+        });
+      }
+      if (login !== 'secret') return;
+      const [, , region, account] = SECRET_ARN.exec(db.connection.passwordSecretArn ?? '') ?? [];
       if ((config.region && region !== config.region) || (config.account && account !== config.account)) {
         ctx.addIssue({
           code: 'custom',

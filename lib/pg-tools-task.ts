@@ -2,12 +2,12 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { PG_TOOLS_CONTAINER, TASK_ENV } from '../core/workflows';
 import type { BackupBucket } from './backup-bucket';
+import type { DatabaseLogin } from './database-logins';
 import { acknowledge, acknowledgeWildcards } from './nag';
 import { REPO_ROOT } from './paths';
 
@@ -160,8 +160,8 @@ export class PgToolsTask extends Construct {
     store.grantWriteBackups(this.taskDefinition.taskRole);
   }
 
-  /** Lets the task read these database password secrets (it reads them by ARN at run time). */
-  grantReadSecrets(secrets: readonly secretsmanager.ISecret[]): void {
-    for (const secret of secrets) secret.grantRead(this.taskDefinition.taskRole);
+  /** Lets the task log in to these databases (read their secrets at run time, or rds-db:connect). */
+  grantDatabaseLogins(logins: readonly DatabaseLogin[]): void {
+    for (const login of logins) login.grantLogin(this.taskDefinition.taskRole);
   }
 }

@@ -1,8 +1,6 @@
 import { ArnFormat, CfnOutput, Duration, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import type { BackupRequestInput, VerifyRequest } from '../core/contracts';
@@ -10,6 +8,7 @@ import { RESTORE_STATES, VERIFY_STATES } from '../core/workflows';
 import { BackupBucket } from './backup-bucket';
 import { BackupWorkflow } from './backup-workflow';
 import type { DatabaseConfig, PgferryConfig } from './config';
+import { type DatabaseLogin, databaseLogin } from './database-logins';
 import { Monitoring } from './monitoring';
 import { acknowledge, acknowledgeWildcards, wildcardResource } from './nag';
 import { Network } from './network';
@@ -48,8 +47,8 @@ export class PgferryStack extends Stack {
   readonly backup: BackupWorkflow;
   readonly restore: PgToolsWorkflow;
   readonly verify: PgToolsWorkflow;
-  /** The database password secrets the workflows may read, by database id. */
-  readonly passwordSecrets: ReadonlyMap<string, secretsmanager.ISecret>;
+  /** How the workflows log in to each configured database, by database id. */
+  readonly databaseLogins: ReadonlyMap<string, DatabaseLogin>;
 
   /** The configured availability zones, when given: then synthesis looks none up. */
   private readonly configuredZones?: string[];
@@ -104,8 +103,8 @@ export class PgferryStack extends Stack {
       noncurrentVersionExpiration: Duration.days(config.bucket.noncurrentVersionExpirationDays),
       accessLogsExpiration: Duration.days(config.bucket.accessLogsExpirationDays),
     });
-    this.passwordSecrets = new Map(config.databases.map((db) => [db.id, this.importSecret(db)]));
-    const secrets = [...this.passwordSecrets.values()];
+    this.databaseLogins = new Map(config.databases.map((db) => [db.id, databaseLogin(this, db)]));
+    const logins = [...this.databaseLogins.values()];
 
     this.functions = new WorkflowFunctions(this, 'Functions', {
       vpc,
@@ -115,7 +114,7 @@ export class PgferryStack extends Stack {
     });
     this.pgTools = new PgToolsTask(this, 'PgTools', { vpc, subnets, securityGroup: databaseClients });
     this.pgTools.grantStore(this.store);
-    this.pgTools.grantReadSecrets(secrets);
+    this.pgTools.grantDatabaseLogins(logins);
     this.functions.grantStore(this.store);
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
@@ -164,7 +163,7 @@ export class PgferryStack extends Stack {
     });
 
     // After every function that connects to databases exists.
-    this.functions.grantReadSecrets(secrets);
+    this.functions.grantDatabaseLogins(logins);
 
     for (const db of config.databases) {
       db.backupSchedules.forEach((schedule, i) => {
@@ -285,14 +284,5 @@ export class PgferryStack extends Stack {
   /** The execution input that verifies the latest backup of `db`. */
   private verifyRequest(db: DatabaseConfig): VerifyRequest {
     return { store: this.store.storeUrl, backup: 'latest', database: db.connection.database };
-  }
-
-  private importSecret(db: DatabaseConfig): secretsmanager.ISecret {
-    return secretsmanager.Secret.fromSecretAttributes(this, `${db.id}PasswordSecret`, {
-      secretCompleteArn: db.connection.passwordSecretArn,
-      encryptionKey: db.passwordSecretKmsKeyArn
-        ? kms.Key.fromKeyArn(this, `${db.id}PasswordSecretKey`, db.passwordSecretKmsKeyArn)
-        : undefined,
-    });
   }
 }

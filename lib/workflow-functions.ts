@@ -4,7 +4,6 @@ import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import {
   DEFAULT_RETENTION,
@@ -13,6 +12,7 @@ import {
   type RetentionPolicy,
 } from '../core/retention';
 import type { BackupBucket } from './backup-bucket';
+import type { DatabaseLogin } from './database-logins';
 import { acknowledge, acknowledgeWildcards } from './nag';
 import { REPO_ROOT } from './paths';
 
@@ -191,8 +191,8 @@ export class WorkflowFunctions extends Construct {
     store.grantDeleteBackups(this.cleanup);
   }
 
-  /** Lets the functions that connect to databases (so far) read these password secrets. */
-  grantReadSecrets(secrets: readonly secretsmanager.ISecret[]): void {
-    for (const fn of this.databaseClients) for (const secret of secrets) secret.grantRead(fn);
+  /** Lets the functions that connect to databases (so far) log in to these databases. */
+  grantDatabaseLogins(logins: readonly DatabaseLogin[]): void {
+    for (const fn of this.databaseClients) for (const login of logins) login.grantLogin(fn);
   }
 }

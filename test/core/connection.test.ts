@@ -58,3 +58,34 @@ test('a password comes from the named secret first, else from the environment', 
     'secret of AbCd',
   );
 });
+
+describe('RDS IAM authentication', () => {
+  const { connection } = parseConnectionUrl('postgres://backup@db.example.com:5433/shop?sslmode=verify-full');
+  const iam = { ...connection, iamAuth: true };
+
+  test('the password is a fresh token signed for the host, port and user', async () => {
+    // The signer signs with the standard credential chain: here, credentials in the environment.
+    const saved = { ...process.env };
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret' });
+    try {
+      const token = await resolvePassword(iam, 'source', { AWS_REGION: 'eu-west-1' });
+      expect(token).toMatch(
+        /^db\.example\.com:5433\/\?Action=connect&DBUser=backup&.*X-Amz-Signature=[0-9a-f]{64}/,
+      );
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  test('is refused together with a password secret', async () => {
+    const both = {
+      ...iam,
+      passwordSecretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:db-AbCd',
+    };
+    await expect(resolvePassword(both, 'source', {})).rejects.toThrow(/either iamAuth or passwordSecretArn/);
+  });
+
+  test('is refused without TLS', async () => {
+    await expect(resolvePassword({ ...iam, sslmode: 'prefer' }, 'source', {})).rejects.toThrow(/needs TLS/);
+  });
+});
