@@ -86,6 +86,16 @@ export type DumpStrategy = z.infer<typeof DumpStrategySchema>;
 
 export const ServerInfoSchema = z.object({ version: z.string(), major: z.number().int() }).strict();
 
+/** The Fargate task size for one run (on AWS; ignored locally): `cpu` and `memoryMiB` as ECS takes them. */
+export const TaskSizeSchema = z
+  .object({
+    cpu: z.enum(['256', '512', '1024', '2048', '4096', '8192', '16384']),
+    memoryMiB: z.string().regex(/^\d+$/),
+    ephemeralStorageGiB: z.number().int().min(21).max(200),
+  })
+  .strict();
+export type TaskSize = z.infer<typeof TaskSizeSchema>;
+
 /** Preflight's output: everything the dump runner and the record step need. */
 export const BackupPlanSchema = z
   .object({
@@ -101,6 +111,7 @@ export const BackupPlanSchema = z
     minPgDumpMajor: z.number().int(),
     sizeBytes: z.number().int().nonnegative(),
     strategy: DumpStrategySchema,
+    taskSize: TaskSizeSchema,
     startedAt: z.iso.datetime(),
   })
   .strict();
@@ -278,6 +289,7 @@ export const RestorePlanSchema = z
     manifest: BackupManifestSchema,
     targetServer: ServerInfoSchema,
     jobs: z.number().int().min(1),
+    taskSize: TaskSizeSchema,
     /** The backup of the target to take first (`mode: clean`): the input of the backup workflow. */
     safetyBackup: BackupRequestSchema.optional(),
     startedAt: z.iso.datetime(),
@@ -357,6 +369,7 @@ export const VerifyPlanSchema = z
     request: VerifyRequestSchema,
     manifest: BackupManifestSchema,
     jobs: z.number().int().min(1),
+    taskSize: TaskSizeSchema,
     startedAt: z.iso.datetime(),
   })
   .strict();

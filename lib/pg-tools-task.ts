@@ -126,7 +126,7 @@ export class PgToolsTask extends Construct {
    * repeated blindly.
    */
   runTaskState(scope: Construct, id: string, action: string, timeout: Duration): tasks.EcsRunTask {
-    const task = new tasks.EcsRunTask(scope, id, {
+    const task = new SizedEcsRunTask(scope, id, {
       integrationPattern: sfn.IntegrationPattern.RUN_JOB,
       cluster: this.cluster,
       taskDefinition: this.taskDefinition,
@@ -142,6 +142,9 @@ export class PgToolsTask extends Construct {
           ],
         },
       ],
+      // Sized per run by preflight (`plan.taskSize`), from what it measured.
+      cpu: sfn.JsonPath.stringAt('$.plan.taskSize.cpu'),
+      memoryMiB: sfn.JsonPath.stringAt('$.plan.taskSize.memoryMiB'),
       resultPath: sfn.JsonPath.DISCARD,
       taskTimeout: sfn.Timeout.duration(timeout),
     });
@@ -163,5 +166,23 @@ export class PgToolsTask extends Construct {
   /** Lets the task log in to these databases (read their secrets at run time, or rds-db:connect). */
   grantDatabaseLogins(logins: readonly DatabaseLogin[]): void {
     for (const login of logins) login.grantLogin(this.taskDefinition.taskRole);
+  }
+}
+
+/**
+ * `EcsRunTask` with the run's ephemeral storage overridden too (`plan.taskSize`): ECS's RunTask
+ * takes `overrides.ephemeralStorage`, which the construct does not expose.
+ */
+class SizedEcsRunTask extends tasks.EcsRunTask {
+  protected override _renderTask(topLevelQueryLanguage?: sfn.QueryLanguage): {
+    Parameters: Record<string, unknown>;
+  } {
+    const rendered = super._renderTask(topLevelQueryLanguage) as { Parameters: Record<string, unknown> };
+    const overrides = (rendered.Parameters.Overrides ?? {}) as Record<string, unknown>;
+    rendered.Parameters.Overrides = {
+      ...overrides,
+      EphemeralStorage: { 'SizeInGiB.$': '$.plan.taskSize.ephemeralStorageGiB' },
+    };
+    return rendered;
   }
 }

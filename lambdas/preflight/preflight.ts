@@ -4,6 +4,7 @@ import { acquireLease, type LeaseOwner } from '../../core/lease';
 import { connectPg, serverInfo } from '../../core/postgres';
 import type { BackupStore } from '../../core/store';
 import { newBackupId } from '../../core/store-keys';
+import { dumpTaskSize } from '../../core/task-size';
 
 export interface PreflightDeps {
   openStore: (url: string) => BackupStore;
@@ -50,6 +51,7 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     minPgDumpMajor: server.major,
     sizeBytes,
     strategy: { format: 'custom', jobs: 1 },
+    taskSize: dumpTaskSize(sizeBytes),
     startedAt: now.toISOString(),
   };
 }

@@ -13,6 +13,7 @@ import { connectPg, quoteIdent, serverInfo } from '../../core/postgres';
 import { checkObjectsPresent, resolveBackup } from '../../core/resolve-backup';
 import type { BackupStore } from '../../core/store';
 import { newBackupId } from '../../core/store-keys';
+import { restoreTaskSize } from '../../core/task-size';
 
 export interface RestorePreflightDeps {
   openStore: (url: string) => BackupStore;
@@ -62,6 +63,7 @@ export async function preflightRestore(
       manifest,
       targetServer: server,
       jobs: request.jobs ?? defaultJobs(deps.env),
+      taskSize: restoreTaskSize(manifest.uncompressedBytes, false),
       ...(request.mode === 'clean' && request.safetyBackup
         ? {
             safetyBackup: {

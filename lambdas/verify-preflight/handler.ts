@@ -4,6 +4,7 @@ import { createLogger } from '../../core/logging';
 import { checkObjectsPresent, resolveBackup } from '../../core/resolve-backup';
 import { openStore } from '../../core/store';
 import { newBackupId } from '../../core/store-keys';
+import { restoreTaskSize } from '../../core/task-size';
 
 const logger = createLogger('pgferry-verify-preflight');
 
@@ -21,6 +22,7 @@ export async function handler(event: unknown): Promise<VerifyState> {
     request,
     manifest,
     jobs: request.jobs ?? (Number.isInteger(vcpus) && vcpus > 0 ? vcpus : availableParallelism()),
+    taskSize: restoreTaskSize(manifest.uncompressedBytes, true),
     startedAt: now.toISOString(),
   } as const;
   logger.info('planned', { verifyId: plan.verifyId, backupId: manifest.id });

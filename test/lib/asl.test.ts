@@ -32,3 +32,21 @@ test('the backup workflow runs Preflight → Dump → Record, and Cleanup → Ba
   expect(states.Record.Catch?.map((c) => c.Next)).toEqual(['Cleanup']);
   expect(states.Cleanup.Next).toBe('BackupFailed');
 });
+
+test.each([
+  ['backup', 'Dump'],
+  ['restore', 'Restore'],
+  ['verify', 'Verify'],
+] as const)(
+  "the %s workflow's task is sized per run from the plan (CPU, memory, disk)",
+  (workflow, state) => {
+    const task = (synthesized[workflow].States as Record<string, { Parameters: { Overrides: unknown } }>)[
+      state
+    ];
+    expect(task.Parameters.Overrides).toMatchObject({
+      'Cpu.$': '$.plan.taskSize.cpu',
+      'Memory.$': '$.plan.taskSize.memoryMiB',
+      EphemeralStorage: { 'SizeInGiB.$': '$.plan.taskSize.ephemeralStorageGiB' },
+    });
+  },
+);

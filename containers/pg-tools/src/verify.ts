@@ -92,6 +92,7 @@ function restorePlanFor(plan: VerifyPlan, server: ThrowawayServer): RestorePlan 
     manifest: plan.manifest,
     targetServer: { version: server.version, major: server.major },
     jobs: plan.jobs,
+    taskSize: plan.taskSize,
     startedAt: plan.startedAt,
   };
 }
