@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { errorMessage } from '../core/errors';
 import { PGFERRY_VERSION } from '../core/version';
+import { type AwsAccess, defaultAwsAccess } from './aws/clients';
 import { registerBackup } from './commands/backup';
 import { registerList } from './commands/list';
 import { registerPrune } from './commands/prune';
@@ -13,26 +14,27 @@ import { registerShow } from './commands/show';
 import { registerStatus } from './commands/status';
 import { registerVerify } from './commands/verify';
 
-export function buildProgram(): Command {
+/** `aws`: how `--aws` reaches AWS (tests give recorded responses). */
+export function buildProgram(aws: AwsAccess = defaultAwsAccess()): Command {
   const program = new Command('pgferry')
     .description(
       'Backups of PostgreSQL databases you can restore: checksummed, streamed, run by Step Functions workflows',
     )
     .version(PGFERRY_VERSION)
     .configureOutput({ outputError: (str, write) => write(`pgferry: ${str.replace(/^error: /, '')}`) });
-  registerBackup(program);
-  registerList(program);
+  registerBackup(program, aws);
+  registerList(program, aws);
   registerShow(program);
   registerStatus(program);
   registerPrune(program);
-  registerRestore(program);
-  registerVerify(program);
+  registerRestore(program, aws);
+  registerVerify(program, aws);
   return program;
 }
 
 /** Runs the CLI; errors become one line on stderr and exit status 1. */
-export async function main(argv: string[] = process.argv): Promise<void> {
-  const program = buildProgram();
+export async function main(argv: string[] = process.argv, aws?: AwsAccess): Promise<void> {
+  const program = buildProgram(aws);
   program.exitOverride();
   try {
     await program.parseAsync(argv);

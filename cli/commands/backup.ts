@@ -3,16 +3,20 @@ import { formatCompression, parseCompression } from '../../core/compression';
 import { parseConnectionUrl, passwordEnvVar } from '../../core/connection';
 import {
   type BackupManifest,
+  type BackupRequest,
   type BackupRequestInput,
   BackupRequestSchema,
+  type Connection,
   parsePayload,
 } from '../../core/contracts';
 import { normaliseStoreUrl } from '../../core/store';
+import type { AwsAccess } from '../aws/clients';
+import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
 import { configureLogging, option } from '../options';
 import { formatBytes, ProgressLine } from '../output';
 
-export function registerBackup(program: Command): void {
-  program
+export function registerBackup(program: Command, aws: AwsAccess): void {
+  const command = program
     .command('backup')
     .description('Back up one database into a store (runs the backup workflow locally)')
     .requiredOption(
@@ -30,33 +34,37 @@ export function registerBackup(program: Command): void {
     )
     .option('--with-role-passwords', 'include role password hashes in the stored globals', false)
     .option('--json', 'print the manifest as JSON instead of the backup id', false)
-    .option('--verbose', "print the workflow's logs on stderr", false)
-    .action(async (opts: BackupOptions) => backupCommand(opts));
+    .option('--verbose', "print the workflow's logs on stderr", false);
+  addAwsOptions(command)
+    .option('--password-secret-arn <arn>', "with --aws: the Secrets Manager secret with --source's password")
+    .action(async (opts: BackupOptions) => backupCommand(opts, aws));
 }
 
-interface BackupOptions {
+interface BackupOptions extends AwsOptions {
   source: string;
   store: string;
   compress: string;
   withRolePasswords: boolean;
   json: boolean;
   verbose: boolean;
+  passwordSecretArn?: string;
 }
 
-async function backupCommand(opts: BackupOptions): Promise<void> {
+async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<void> {
   configureLogging(opts.verbose);
+  refuseAwsOnlyOptions(opts);
+  if (opts.aws) {
+    const request = backupRequest(opts, awsConnection(opts.source, '--source', opts.passwordSecretArn));
+    const { runOnAws } = await import('../aws');
+    printManifest((await runOnAws('backup', request, opts, aws)) as BackupManifest, opts.json);
+    return;
+  }
   const { connection, password: urlPassword } = parseConnectionUrl(opts.source, '--source');
   // As with libpq: a password in the URL, else PGPASSWORD (else .pgpass, read by the tools).
   const password = urlPassword ?? process.env.PGPASSWORD;
   // The password reaches the handlers and the task through the environment only.
   if (password !== undefined) process.env[passwordEnvVar('source')] = password;
-  const input: BackupRequestInput = {
-    source: connection,
-    store: normaliseStoreUrl(opts.store),
-    compression: parseCompression(opts.compress),
-    withRolePasswords: opts.withRolePasswords,
-  };
-  const request = parsePayload(BackupRequestSchema, input, 'backup request');
+  const request = backupRequest(opts, connection);
 
   const { runBackupWorkflow } = await import('../local-executor');
   const progress = new ProgressLine();
@@ -69,7 +77,22 @@ async function backupCommand(opts: BackupOptions): Promise<void> {
   } finally {
     progress.done();
   }
-  if (opts.json) {
+  printManifest(manifest, opts.json);
+}
+
+/** The backup workflow's input, the same locally and on AWS. */
+function backupRequest(opts: BackupOptions, source: Connection): BackupRequest {
+  const input: BackupRequestInput = {
+    source,
+    store: normaliseStoreUrl(opts.store),
+    compression: parseCompression(opts.compress),
+    withRolePasswords: opts.withRolePasswords,
+  };
+  return parsePayload(BackupRequestSchema, input, 'backup request');
+}
+
+function printManifest(manifest: BackupManifest, json: boolean): void {
+  if (json) {
     process.stdout.write(`${JSON.stringify(manifest, null, 2)}\n`);
   } else {
     process.stdout.write(`${manifest.id}\n`);

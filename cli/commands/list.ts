@@ -3,15 +3,20 @@ import { filterEntries, latestVerifications, retentionByBackup, scanStore } from
 import { formatCompression } from '../../core/compression';
 import { retentionPolicyFromEnv } from '../../core/retention';
 import { normaliseStoreUrl, openStore } from '../../core/store';
+import type { AwsAccess } from '../aws/clients';
+import { type AwsOptions, addAwsOptions, refuseAwsOnlyOptions } from '../aws/options';
 import { option } from '../options';
 import { formatBytes, formatTable } from '../output';
 import { parseTime, shortTime } from './catalog-options';
 
-export function registerList(program: Command): void {
-  program
+export function registerList(program: Command, aws: AwsAccess): void {
+  const command = program
     .command('list')
     .description('List complete backups, newest first, with their retention tier and verification')
-    .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
+    .option(
+      '--store <store>',
+      "file:///abs/dir, a folder path, or s3://bucket/prefix (with --aws: the stack's)",
+    )
     .option('--database <name>', 'only backups of this database')
     .option(
       '--since <time>',
@@ -23,20 +28,21 @@ export function registerList(program: Command): void {
       'only backups taken at or before this time (ISO 8601, or a duration ago)',
       option(parseTime),
     )
-    .option('--json', 'print an array of manifests', false)
-    .action(async (opts: ListOptions) => listCommand(opts));
+    .option('--json', 'print an array of manifests', false);
+  addAwsOptions(command).action(async (opts: ListOptions) => listCommand(opts, aws));
 }
 
-interface ListOptions {
-  store: string;
+interface ListOptions extends AwsOptions {
+  store?: string;
   database?: string;
   since?: Date;
   until?: Date;
   json: boolean;
 }
 
-async function listCommand(opts: ListOptions): Promise<void> {
-  const store = openStore(normaliseStoreUrl(opts.store));
+async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
+  refuseAwsOnlyOptions(opts);
+  const store = openStore(normaliseStoreUrl(await storeOf(opts, aws)));
   const { entries: all } = await scanStore(store, opts.database);
   const entries = filterEntries(all, opts);
   if (opts.json) {
@@ -77,4 +83,12 @@ async function listCommand(opts: ListOptions): Promise<void> {
   process.stdout.write(
     `${formatTable(['ID', 'DATABASE', 'STARTED', 'TIER', 'SIZE', 'DURATION', 'VERIFIED', 'SERVER', 'COMPRESSION'], rows)}\n`,
   );
+}
+
+/** `--store`; with `--aws` and no `--store`, the stack's (its `StoreUrl` output). */
+async function storeOf(opts: ListOptions, aws: AwsAccess): Promise<string> {
+  if (opts.store !== undefined) return opts.store;
+  if (!opts.aws) throw new Error("required option '--store <store>' not specified");
+  const { storeUrlOnAws } = await import('../aws');
+  return storeUrlOnAws(opts, aws);
 }

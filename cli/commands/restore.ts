@@ -1,17 +1,21 @@
 import type { Command } from 'commander';
 import { parseConnectionUrl, passwordEnvVar } from '../../core/connection';
 import {
+  type Connection,
   parsePayload,
   type RestoreReport,
+  type RestoreRequest,
   type RestoreRequestInput,
   RestoreRequestSchema,
 } from '../../core/contracts';
 import { normaliseStoreUrl } from '../../core/store';
+import type { AwsAccess } from '../aws/clients';
+import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
 import { configureLogging, option } from '../options';
 
-export function registerRestore(program: Command): void {
+export function registerRestore(program: Command, aws: AwsAccess): void {
   const collect = (value: string, previous: string[]) => [...previous, value];
-  program
+  const command = program
     .command('restore')
     .description('Restore a backup into a database (runs the restore workflow locally)')
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
@@ -54,11 +58,13 @@ export function registerRestore(program: Command): void {
     .option('--allow-downgrade', 'allow a target server older than the backup source', false)
     .option('--no-safety-backup', 'with --mode clean, do not back up the target first')
     .option('--json', 'print the restore report as JSON', false)
-    .option('--verbose', "print the workflow's logs on stderr", false)
-    .action(async (opts: RestoreOptions) => restoreCommand(opts));
+    .option('--verbose', "print the workflow's logs on stderr", false);
+  addAwsOptions(command)
+    .option('--password-secret-arn <arn>', "with --aws: the Secrets Manager secret with --target's password")
+    .action(async (opts: RestoreOptions) => restoreCommand(opts, aws));
 }
 
-interface RestoreOptions {
+interface RestoreOptions extends AwsOptions {
   store: string;
   backup: string;
   database?: string;
@@ -76,18 +82,40 @@ interface RestoreOptions {
   safetyBackup: boolean;
   json: boolean;
   verbose: boolean;
+  passwordSecretArn?: string;
 }
 
-async function restoreCommand(opts: RestoreOptions): Promise<void> {
+async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<void> {
   configureLogging(opts.verbose);
+  refuseAwsOnlyOptions(opts);
+  if (opts.aws) {
+    const request = restoreRequest(opts, awsConnection(opts.target, '--target', opts.passwordSecretArn));
+    const { runOnAws } = await import('../aws');
+    printReport((await runOnAws('restore', request, opts, aws)) as RestoreReport, opts.json);
+    return;
+  }
   const { connection, password: urlPassword } = parseConnectionUrl(opts.target, '--target');
   const password = urlPassword ?? process.env.PGPASSWORD;
   if (password !== undefined) process.env[passwordEnvVar('target')] = password;
+  const request = restoreRequest(opts, connection);
+  const { runRestoreWorkflow } = await import('../local-executor');
+  const report = (await runRestoreWorkflow(request, {
+    onPhase: (phase) => {
+      if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Krestore: ${phase}…`);
+    },
+    onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+  })) as RestoreReport;
+  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  printReport(report, opts.json);
+}
+
+/** The restore workflow's input, the same locally and on AWS. */
+function restoreRequest(opts: RestoreOptions, target: Connection): RestoreRequest {
   const input: RestoreRequestInput = {
     store: normaliseStoreUrl(opts.store),
     backup: opts.backup,
     database: opts.database,
-    target: connection,
+    target,
     mode: opts.mode as RestoreRequestInput['mode'],
     jobs: opts.jobs,
     withGlobals: opts.withGlobals,
@@ -100,18 +128,13 @@ async function restoreCommand(opts: RestoreOptions): Promise<void> {
     allowDowngrade: opts.allowDowngrade,
     safetyBackup: opts.safetyBackup,
   };
-  const request = parsePayload(RestoreRequestSchema, input, 'restore request');
-  const { runRestoreWorkflow } = await import('../local-executor');
-  const report = (await runRestoreWorkflow(request, {
-    onPhase: (phase) => {
-      if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Krestore: ${phase}…`);
-    },
-    onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
-  })) as RestoreReport;
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  return parsePayload(RestoreRequestSchema, input, 'restore request');
+}
+
+function printReport(report: RestoreReport, json: boolean): void {
   if (report.safetyBackupId)
     process.stderr.write(`safety backup of the target before it was replaced: ${report.safetyBackupId}\n`);
-  if (opts.json) {
+  if (json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return;
   }

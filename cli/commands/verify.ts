@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { parsePayload, type VerifyReport, VerifyRequestSchema } from '../../core/contracts';
 import { normaliseStoreUrl } from '../../core/store';
+import type { AwsAccess } from '../aws/clients';
+import { type AwsOptions, addAwsOptions, refuseAwsOnlyOptions } from '../aws/options';
 import { configureLogging } from '../options';
 
-export function registerVerify(program: Command): void {
-  program
+export function registerVerify(program: Command, aws: AwsAccess): void {
+  const command = program
     .command('verify')
     .description('Restore drill: restore a backup into a throwaway server of its major and check it')
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
@@ -14,11 +16,11 @@ export function registerVerify(program: Command): void {
     )
     .option('--database <name>', 'the backed-up database (needed with latest when the store holds several)')
     .option('--json', 'print the verification report as JSON', false)
-    .option('--verbose', "print the workflow's logs on stderr", false)
-    .action(async (opts: VerifyOptions) => verifyCommand(opts));
+    .option('--verbose', "print the workflow's logs on stderr", false);
+  addAwsOptions(command).action(async (opts: VerifyOptions) => verifyCommand(opts, aws));
 }
 
-interface VerifyOptions {
+interface VerifyOptions extends AwsOptions {
   store: string;
   backup: string;
   database?: string;
@@ -26,13 +28,19 @@ interface VerifyOptions {
   verbose: boolean;
 }
 
-async function verifyCommand(opts: VerifyOptions): Promise<void> {
+async function verifyCommand(opts: VerifyOptions, aws: AwsAccess): Promise<void> {
   configureLogging(opts.verbose);
+  refuseAwsOnlyOptions(opts);
   const request = parsePayload(
     VerifyRequestSchema,
     { store: normaliseStoreUrl(opts.store), backup: opts.backup, database: opts.database },
     'verify request',
   );
+  if (opts.aws) {
+    const { runOnAws } = await import('../aws');
+    printReport((await runOnAws('verify', request, opts, aws)) as VerifyReport, opts.json);
+    return;
+  }
   const { runVerifyWorkflow } = await import('../local-executor');
   const report = (await runVerifyWorkflow(request, {
     onPhase: (phase) => {
@@ -41,7 +49,11 @@ async function verifyCommand(opts: VerifyOptions): Promise<void> {
     onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
   })) as VerifyReport;
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-  if (opts.json) {
+  printReport(report, opts.json);
+}
+
+function printReport(report: VerifyReport, json: boolean): void {
+  if (json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return;
   }

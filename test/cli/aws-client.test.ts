@@ -1,56 +1,78 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { main } from '../../cli/main';
 import { BackupRequestSchema } from '../../core/contracts';
-import { replay } from '../support/recorded-aws';
+import { cliEnv, REPO } from '../support/cli';
 
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/shop-AbCdEf';
-const SOURCE = 'postgres://pgferry_backup@shop.cluster-abc123xyz.eu-west-1.rds.amazonaws.com:5432/shop?sslmode=verify-full';
+const SOURCE =
+  'postgres://pgferry_backup@shop.cluster-abc123xyz.eu-west-1.rds.amazonaws.com:5432/shop?sslmode=verify-full';
 const STORE = 's3://pgferry-storebucket-1a2b3c4d5e6f/backups';
-const BACKUP_ARGS = ['backup', '--aws', '--source', SOURCE, '--password-secret-arn', SECRET_ARN, '--store', STORE];
+const BACKUP_ARGS = [
+  'backup',
+  '--aws',
+  '--source',
+  SOURCE,
+  '--password-secret-arn',
+  SECRET_ARN,
+  '--store',
+  STORE,
+];
 
-/** Runs `pgferry <args>` in-process with `access`, capturing stdout, stderr and the exit code. */
-async function pgferry(args: string[], access: Parameters<typeof main>[1]) {
-  let stdout = '';
-  let stderr = '';
-  const out = jest.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    stdout += String(chunk);
-    return true;
+interface SentRequest {
+  command: string;
+  input: Record<string, unknown>;
+}
+
+interface RecordedRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** The requests the CLI sent, in order. */
+  sent: SentRequest[];
+  /** Recorded calls it did not make. */
+  remaining: number;
+}
+
+let work: string;
+beforeAll(() => {
+  work = mkdtempSync(path.join(os.tmpdir(), 'pgferry-aws-client-'));
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** Runs the built `pgferry <args>` against test/fixtures/aws/<fixture>.json instead of AWS. */
+function pgferry(fixture: string, args: string[], env: Record<string, string> = {}): Promise<RecordedRun> {
+  const sentFile = path.join(work, `${fixture}-${Math.random().toString(16).slice(2)}.json`);
+  const runner = path.join(REPO, 'test', 'support', 'recorded-aws-cli.js');
+  const fixtureFile = path.join(REPO, 'test', 'fixtures', 'aws', `${fixture}.json`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [runner, fixtureFile, sentFile, ...args], {
+      env: cliEnv({ PGPASSWORD: 'local-password-never-sent', ...env }),
+      cwd: REPO,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const { sent, remaining } = JSON.parse(readFileSync(sentFile, 'utf8'));
+      resolve({ code, stdout, stderr, sent, remaining });
+    });
   });
-  const err = jest.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-    stderr += String(chunk);
-    return true;
-  });
-  const previousExitCode = process.exitCode;
-  process.exitCode = undefined;
-  try {
-    await main(['node', 'pgferry', ...args], access);
-    return { code: process.exitCode ?? 0, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-    process.exitCode = previousExitCode;
-  }
 }
 
 describe('pgferry --aws against recorded service responses', () => {
-  const previousPassword = process.env.PGPASSWORD;
-  beforeEach(() => {
-    process.env.PGPASSWORD = 'local-password-never-sent';
-  });
-  afterEach(() => {
-    if (previousPassword === undefined) delete process.env.PGPASSWORD;
-    else process.env.PGPASSWORD = previousPassword;
-  });
-
   test('backup: starts the stack backup state machine, prints each state once and the backup id', async () => {
-    const recording = replay('backup-succeeded');
-    const result = await pgferry(BACKUP_ARGS, recording.access);
-
-    expect(result).toMatchObject({ code: 0, stdout: '20260315T020000Z-3fa9c1\n' });
-    expect(result.stderr.split('\n')).toEqual([
+    const run = await pgferry('backup-succeeded', BACKUP_ARGS);
+    expect(run).toMatchObject({ code: 0, stdout: '20260315T020000Z-3fa9c1\n', remaining: 0 });
+    expect(run.stderr.split('\n')).toEqual([
       expect.stringMatching(/^execution arn:aws:states:eu-west-1:123456789012:execution:BackupStateMachine/),
       'Preflight … running',
       'Preflight … done',
@@ -60,20 +82,18 @@ describe('pgferry --aws against recorded service responses', () => {
       'Record … done',
       '',
     ]);
-    expect(recording.remaining()).toBe(0);
-    expect(recording.sent[0]).toEqual({ command: 'DescribeStacksCommand', input: { StackName: 'Pgferry' } });
+    expect(run.sent[0]).toEqual({ command: 'DescribeStacksCommand', input: { StackName: 'Pgferry' } });
   });
 
   test('backup --json prints the execution output (the manifest)', async () => {
-    const result = await pgferry([...BACKUP_ARGS, '--json'], replay('backup-succeeded').access);
-    expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout)).toMatchObject({ id: '20260315T020000Z-3fa9c1', database: 'shop' });
+    const run = await pgferry('backup-succeeded', [...BACKUP_ARGS, '--json']);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ id: '20260315T020000Z-3fa9c1', database: 'shop' });
   });
 
   test('the execution input is the validated backup request, with the secret ARN and no password', async () => {
-    const recording = replay('backup-succeeded');
-    await pgferry(BACKUP_ARGS, recording.access);
-    const start = recording.sent.find((r) => r.command === 'StartExecutionCommand');
+    const run = await pgferry('backup-succeeded', BACKUP_ARGS);
+    const start = run.sent.find((r) => r.command === 'StartExecutionCommand');
     expect(start?.input.stateMachineArn).toBe(
       'arn:aws:states:eu-west-1:123456789012:stateMachine:BackupStateMachine2E01A3A5-Xk3Yq0pL9ZfB',
     );
@@ -97,11 +117,10 @@ describe('pgferry --aws against recorded service responses', () => {
     });
   });
 
-  test('the history is followed across pages (nextToken), from where it was, without repeating events', async () => {
-    const recording = replay('backup-succeeded');
-    const result = await pgferry(BACKUP_ARGS, recording.access);
-    const histories = recording.sent.filter((r) => r.command === 'GetExecutionHistoryCommand');
-    // Three polls: 2 + 2 + 3 pages; each page after the first asks with the previous page's token.
+  test('the history is followed across pages (nextToken) without repeating events', async () => {
+    const run = await pgferry('backup-succeeded', BACKUP_ARGS);
+    const histories = run.sent.filter((r) => r.command === 'GetExecutionHistoryCommand');
+    // Three polls of 2, 2 and 3 pages: every page after a poll's first asks with the previous one's token.
     expect(histories.map((h) => h.input.nextToken ?? null)).toEqual([
       null,
       expect.stringMatching(/^AAAA/),
@@ -112,15 +131,14 @@ describe('pgferry --aws against recorded service responses', () => {
       expect.stringMatching(/^AAAA/),
     ]);
     expect(histories.every((h) => h.input.reverseOrder === false)).toBe(true);
-    const lines = result.stderr.trim().split('\n');
+    const lines = run.stderr.trim().split('\n');
     expect(new Set(lines).size).toBe(lines.length);
   });
 
   test('a failed execution: one line with its error and cause, exit 1, nothing on stdout', async () => {
-    const result = await pgferry(BACKUP_ARGS, replay('backup-failed').access);
-    expect(result.code).toBe(1);
-    expect(result.stdout).toBe('');
-    const lines = result.stderr.trim().split('\n');
+    const run = await pgferry('backup-failed', BACKUP_ARGS);
+    expect(run).toMatchObject({ code: 1, stdout: '', remaining: 0 });
+    const lines = run.stderr.trim().split('\n');
     expect(lines.slice(1, -1)).toEqual(['Preflight … running']);
     expect(lines.at(-1)).toBe(
       'pgferry: Pgferry.AuthenticationFailed: password authentication failed for user "pgferry_backup" on ' +
@@ -130,72 +148,73 @@ describe('pgferry --aws against recorded service responses', () => {
   });
 
   test('a stack that does not exist: one line that says so and how to name another', async () => {
-    const recording = replay('stack-not-found');
-    const result = await pgferry([...BACKUP_ARGS, '--stack', 'Nope'], recording.access);
-    expect(result).toMatchObject({ code: 1, stdout: '' });
-    expect(result.stderr).toMatch(/^pgferry: no stack Nope in this account and region: .*--stack <name>.*\n$/);
-    expect(result.stderr.split('\n')).toHaveLength(2);
-    expect(recording.sent).toEqual([{ command: 'DescribeStacksCommand', input: { StackName: 'Nope' } }]);
+    const run = await pgferry('stack-not-found', [...BACKUP_ARGS, '--stack', 'Nope']);
+    expect(run).toMatchObject({ code: 1, stdout: '' });
+    expect(run.stderr).toMatch(/^pgferry: no stack Nope in this account and region: .*--stack <name>.*\n$/);
+    expect(run.stderr.split('\n')).toHaveLength(2);
+    expect(run.sent).toEqual([{ command: 'DescribeStacksCommand', input: { StackName: 'Nope' } }]);
   });
 
   test('PGFERRY_STACK names the stack when --stack does not', async () => {
-    process.env.PGFERRY_STACK = 'Nope';
-    try {
-      const recording = replay('stack-not-found');
-      await pgferry(BACKUP_ARGS, recording.access);
-      expect(recording.sent[0].input).toEqual({ StackName: 'Nope' });
-    } finally {
-      delete process.env.PGFERRY_STACK;
-    }
+    const run = await pgferry('stack-not-found', BACKUP_ARGS, { PGFERRY_STACK: 'Nope' });
+    expect(run.sent[0].input).toEqual({ StackName: 'Nope' });
   });
 
   test('a --source URL with a password is refused before any AWS call', async () => {
-    const recording = replay('backup-succeeded');
     const source = 'postgres://pgferry_backup:s3cr%40t@shop.example.com:5432/shop';
-    const args = ['backup', '--aws', '--source', source, '--password-secret-arn', SECRET_ARN, '--store', STORE];
-    const result = await pgferry(args, recording.access);
-    expect(result).toMatchObject({ code: 1, stdout: '' });
-    expect(result.stderr).toMatch(/^pgferry: --source contains a password.*--password-secret-arn <arn>.*\n$/);
-    expect(result.stderr).not.toContain('s3cr');
-    expect(recording.sent).toEqual([]);
+    const args = [
+      'backup',
+      '--aws',
+      '--source',
+      source,
+      '--password-secret-arn',
+      SECRET_ARN,
+      '--store',
+      STORE,
+    ];
+    const run = await pgferry('backup-succeeded', args);
+    expect(run).toMatchObject({ code: 1, stdout: '', sent: [] });
+    expect(run.stderr).toMatch(/^pgferry: --source contains a password.*--password-secret-arn <arn>.*\n$/);
+    expect(run.stderr.split('\n')).toHaveLength(2);
+    expect(run.stderr).not.toContain('s3cr');
   });
 
   test('--aws needs --password-secret-arn, and a local run refuses it', async () => {
-    const noSecret = replay('backup-succeeded');
-    const result = await pgferry(['backup', '--aws', '--source', SOURCE, '--store', STORE], noSecret.access);
-    expect(result.stderr).toMatch(/^pgferry: --aws needs --password-secret-arn <arn>/);
-    expect(noSecret.sent).toEqual([]);
-    const local = await pgferry(
-      ['backup', '--source', SOURCE, '--password-secret-arn', SECRET_ARN, '--store', STORE],
-      replay('backup-succeeded').access,
-    );
-    expect(local).toMatchObject({ code: 1 });
+    const noSecret = await pgferry('backup-succeeded', [
+      'backup',
+      '--aws',
+      '--source',
+      SOURCE,
+      '--store',
+      STORE,
+    ]);
+    expect(noSecret).toMatchObject({ code: 1, sent: [] });
+    expect(noSecret.stderr).toMatch(/^pgferry: --aws needs --password-secret-arn <arn>/);
+    const local = await pgferry('backup-succeeded', [
+      'backup',
+      '--source',
+      SOURCE,
+      '--password-secret-arn',
+      SECRET_ARN,
+      '--store',
+      STORE,
+    ]);
+    expect(local).toMatchObject({ code: 1, sent: [] });
     expect(local.stderr).toMatch(/^pgferry: --password-secret-arn is for --aws only/);
   });
 
-  test("list --aws lists the stack's store (StoreUrl) with the catalog", async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-aws-list-'));
-    try {
-      // The recorded stack, its store swapped for an empty local folder that this machine can read.
-      const storeUrl = pathToFileURL(dir).href;
-      const recording = replay('list-stack', (calls) => {
-        const outputs = (calls[0].response as { Stacks: { Outputs: { OutputKey: string; OutputValue: string }[] }[] })
-          .Stacks[0].Outputs;
-        const store = outputs.find((o) => o.OutputKey === 'StoreUrl');
-        if (store) store.OutputValue = storeUrl;
-      });
-      const result = await pgferry(['list', '--aws', '--stack', 'Pgferry'], recording.access);
-      expect(result).toMatchObject({ code: 0, stdout: '' });
-      expect(result.stderr).toBe(`no complete backups in ${storeUrl}\n`);
-      expect(recording.remaining()).toBe(0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+  test("list --aws lists the stack's store (its StoreUrl output) with the catalog", async () => {
+    // The recorded stack, its StoreUrl swapped for an empty local folder this machine can read.
+    const dir = mkdtempSync(path.join(work, 'store-'));
+    const storeUrl = pathToFileURL(dir).href;
+    const run = await pgferry('list-stack', ['list', '--aws'], { RECORDED_STORE_URL: storeUrl });
+    expect(run).toMatchObject({ code: 0, stdout: '', remaining: 0 });
+    expect(run.stderr).toBe(`no complete backups in ${storeUrl}\n`);
   });
 
   test('list without --store or --aws still needs --store', async () => {
-    const result = await pgferry(['list'], replay('list-stack').access);
-    expect(result).toMatchObject({ code: 1 });
-    expect(result.stderr).toBe("pgferry: required option '--store <store>' not specified\n");
+    const run = await pgferry('list-stack', ['list']);
+    expect(run).toMatchObject({ code: 1, sent: [] });
+    expect(run.stderr).toBe("pgferry: required option '--store <store>' not specified\n");
   });
 });
