@@ -13,6 +13,7 @@ import { acquireLease, currentLease, type Lease } from '../../core/lease';
 import { DEFAULT_RETENTION } from '../../core/retention';
 import { type BackupStore, LocalStore, S3Store } from '../../core/store';
 import { backupObjectKey, newBackupId } from '../../core/store-keys';
+import { dumpTaskSize } from '../../core/task-size';
 import { completeBackup } from '../../lambdas/record/complete';
 import { extraPgBinDirs, runCli, sourceUrl } from '../support/cli';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
@@ -219,6 +220,7 @@ describe('on an S3-compatible store', () => {
       minPgDumpMajor: manifest.server.major,
       sizeBytes: 0,
       strategy: manifest.strategy,
+      taskSize: dumpTaskSize(0),
       startedAt: manifest.startedAt,
     });
     const completed = await completeBackup(plan, {
