@@ -16,7 +16,12 @@ export interface AwsOptions {
  * The connection of an execution on AWS: the URL's host, port, database, user and TLS settings,
  * and the password's secret. A password in the URL is refused before anything reaches AWS.
  */
-export function awsConnection(url: string, what: string, passwordSecretArn: string | undefined): Connection {
+export function awsConnection(
+  url: string,
+  what: string,
+  login: { passwordSecretArn?: string; iamAuth?: boolean },
+): Connection {
+  const { passwordSecretArn, iamAuth } = login;
   const { connection, password } = parseConnectionUrl(url, what);
   if (password !== undefined) {
     throw new PgferryError(
@@ -24,18 +29,25 @@ export function awsConnection(url: string, what: string, passwordSecretArn: stri
       `${what} contains a password, which --aws never sends: remove it and pass --password-secret-arn <arn> (a Secrets Manager secret the stack is configured to read)`,
     );
   }
+  if (iamAuth && passwordSecretArn !== undefined) {
+    throw new PgferryError('InvalidInput', 'pass --password-secret-arn or --iam-auth, not both');
+  }
+  if (iamAuth) return parsePayload(ConnectionSchema, { ...connection, iamAuth: true }, what);
   if (passwordSecretArn === undefined) {
     throw new PgferryError(
       'InvalidInput',
-      `--aws needs --password-secret-arn <arn>: the Secrets Manager secret with ${what}'s password`,
+      `--aws needs --password-secret-arn <arn> (the Secrets Manager secret with ${what}'s password) or --iam-auth`,
     );
   }
   return parsePayload(ConnectionSchema, { ...connection, passwordSecretArn }, what);
 }
 
 /** `--stack` and `--password-secret-arn` name things on AWS: they mean nothing to a local run. */
-export function refuseAwsOnlyOptions(opts: AwsOptions & { passwordSecretArn?: string }): void {
+export function refuseAwsOnlyOptions(
+  opts: AwsOptions & { passwordSecretArn?: string; iamAuth?: boolean },
+): void {
   if (opts.aws) return;
+  if (opts.iamAuth) throw new PgferryError('InvalidInput', '--iam-auth is for --aws only');
   if (opts.stack !== undefined) throw new PgferryError('InvalidInput', '--stack is for --aws only');
   if (opts.passwordSecretArn !== undefined) {
     throw new PgferryError(

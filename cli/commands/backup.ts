@@ -37,6 +37,11 @@ export function registerBackup(program: Command, aws: AwsAccess): void {
     .option('--verbose', "print the workflow's logs on stderr", false);
   addAwsOptions(command)
     .option('--password-secret-arn <arn>', "with --aws: the Secrets Manager secret with --source's password")
+    .option(
+      '--iam-auth',
+      'with --aws: log in with an RDS IAM authentication token instead of a password',
+      false,
+    )
     .action(async (opts: BackupOptions) => backupCommand(opts, aws));
 }
 
@@ -48,13 +53,14 @@ interface BackupOptions extends AwsOptions {
   json: boolean;
   verbose: boolean;
   passwordSecretArn?: string;
+  iamAuth: boolean;
 }
 
 async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<void> {
   configureLogging(opts.verbose);
   refuseAwsOnlyOptions(opts);
   if (opts.aws) {
-    const request = backupRequest(opts, awsConnection(opts.source, '--source', opts.passwordSecretArn));
+    const request = backupRequest(opts, awsConnection(opts.source, '--source', opts));
     const { runOnAws } = await import('../aws');
     printManifest((await runOnAws('backup', request, opts, aws)) as BackupManifest, opts.json);
     return;

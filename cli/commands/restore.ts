@@ -61,6 +61,11 @@ export function registerRestore(program: Command, aws: AwsAccess): void {
     .option('--verbose', "print the workflow's logs on stderr", false);
   addAwsOptions(command)
     .option('--password-secret-arn <arn>', "with --aws: the Secrets Manager secret with --target's password")
+    .option(
+      '--iam-auth',
+      'with --aws: log in with an RDS IAM authentication token instead of a password',
+      false,
+    )
     .action(async (opts: RestoreOptions) => restoreCommand(opts, aws));
 }
 
@@ -83,13 +88,14 @@ interface RestoreOptions extends AwsOptions {
   json: boolean;
   verbose: boolean;
   passwordSecretArn?: string;
+  iamAuth: boolean;
 }
 
 async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<void> {
   configureLogging(opts.verbose);
   refuseAwsOnlyOptions(opts);
   if (opts.aws) {
-    const request = restoreRequest(opts, awsConnection(opts.target, '--target', opts.passwordSecretArn));
+    const request = restoreRequest(opts, awsConnection(opts.target, '--target', opts));
     const { runOnAws } = await import('../aws');
     printReport((await runOnAws('restore', request, opts, aws)) as RestoreReport, opts.json);
     return;

@@ -179,6 +179,16 @@ describe('pgferry --aws against recorded service responses', () => {
     expect(run.stderr).not.toContain('s3cr');
   });
 
+  test('--iam-auth: the execution input asks for RDS IAM authentication and carries no secret', async () => {
+    const args = BACKUP_ARGS.filter((a) => a !== '--password-secret-arn' && a !== SECRET_ARN);
+    const run = await pgferry('backup-succeeded', [...args, '--iam-auth']);
+    expect(run.code).toBe(0);
+    const start = run.sent.find((r) => r.command === 'StartExecutionCommand');
+    const input = BackupRequestSchema.parse(JSON.parse(String(start?.input.input)));
+    expect(input.source).toMatchObject({ iamAuth: true, user: 'pgferry_backup' });
+    expect(input.source.passwordSecretArn).toBeUndefined();
+  });
+
   test('--aws needs --password-secret-arn, and a local run refuses it', async () => {
     const noSecret = await pgferry('backup-succeeded', [
       'backup',
