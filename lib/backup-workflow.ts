@@ -1,5 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import * as logs from 'aws-cdk-lib/aws-logs';
+import { Duration } from 'aws-cdk-lib';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
@@ -7,6 +6,7 @@ import { RETRYABLE_ERRORS } from '../core/errors';
 import { BACKUP_STATES } from '../core/workflows';
 import type { PgToolsTask } from './pg-tools-task';
 import { LAMBDA_THROTTLING_RETRY } from './retries';
+import { pgferryStateMachine } from './state-machine';
 import type { WorkflowFunctions } from './workflow-functions';
 
 export interface BackupWorkflowProps {
@@ -37,20 +37,11 @@ export class BackupWorkflow extends Construct {
       .next(this.buildDump().addCatch(failed, { resultPath: '$.error' }))
       .next(this.buildRecord().addCatch(failed, { resultPath: '$.error' }));
 
-    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      comment: 'pgferry backup: pg_dump of one database into the store, recorded by a manifest',
-      definitionBody: sfn.DefinitionBody.fromChainable(definition),
-      timeout: Duration.hours(24),
-      tracingEnabled: true,
-      logs: {
-        destination: new logs.LogGroup(this, 'Logs', {
-          retention: logs.RetentionDays.THREE_MONTHS,
-          removalPolicy: RemovalPolicy.RETAIN,
-        }),
-        level: sfn.LogLevel.ALL,
-        includeExecutionData: false,
-      },
-    });
+    this.stateMachine = pgferryStateMachine(
+      this,
+      'pgferry backup: pg_dump of one database into the store, recorded by a manifest',
+      definition,
+    );
   }
 
   /** Validates the input, checks source and store, plans the dump. Output: `{plan, job}`. */

@@ -1,10 +1,10 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import type { PgToolsTask } from './pg-tools-task';
+import { pgferryStateMachine } from './state-machine';
 
 export interface PgToolsWorkflowProps {
   /** What the workflow does, for the console. */
@@ -49,20 +49,7 @@ export class PgToolsWorkflow extends Construct {
     const task = this.buildTask();
     task.next(this.buildRecord());
     const definition = this.buildPreflight().next(this.buildSafetyBackup(task) ?? task);
-    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      comment: props.comment,
-      definitionBody: sfn.DefinitionBody.fromChainable(definition),
-      timeout: Duration.hours(24),
-      tracingEnabled: true,
-      logs: {
-        destination: new logs.LogGroup(this, 'Logs', {
-          retention: logs.RetentionDays.THREE_MONTHS,
-          removalPolicy: RemovalPolicy.RETAIN,
-        }),
-        level: sfn.LogLevel.ALL,
-        includeExecutionData: false,
-      },
-    });
+    this.stateMachine = pgferryStateMachine(this, props.comment, definition);
   }
 
   private buildPreflight(): tasks.LambdaInvoke {
