@@ -9,6 +9,10 @@ import { assertDatabaseName, BACKUP_ID_PATTERN } from './store-keys';
 
 export const SCHEMA_VERSION = 1;
 
+/** What a Step Functions `Catch` puts at its result path: the error's name and cause. */
+export const CaughtErrorSchema = z.object({ Error: z.string(), Cause: z.string().optional() }).loose();
+export type CaughtError = z.infer<typeof CaughtErrorSchema>;
+
 const databaseName = z.string().superRefine((value, ctx) => {
   try {
     assertDatabaseName(value);
@@ -308,6 +312,7 @@ export const RestoreStateSchema = z
     safetyBackup: z
       .object({ manifest: z.object({ id: z.string().regex(BACKUP_ID_PATTERN) }).loose() })
       .optional(),
+    error: CaughtErrorSchema.optional(),
   })
   .strict();
 export type RestoreState = z.infer<typeof RestoreStateSchema>;
@@ -375,7 +380,9 @@ export const VerifyPlanSchema = z
   .strict();
 export type VerifyPlan = z.infer<typeof VerifyPlanSchema>;
 
-export const VerifyStateSchema = z.object({ plan: VerifyPlanSchema, job: z.string() }).strict();
+export const VerifyStateSchema = z
+  .object({ plan: VerifyPlanSchema, job: z.string(), error: CaughtErrorSchema.optional() })
+  .strict();
 export type VerifyState = z.infer<typeof VerifyStateSchema>;
 
 /** The verification report: stored beside the backup (`verify-report-<verifyId>.json`). */

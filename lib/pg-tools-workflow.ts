@@ -47,7 +47,11 @@ export class PgToolsWorkflow extends Construct {
   ) {
     super(scope, id);
     const task = this.buildTask();
-    task.next(this.buildRecord());
+    const record = this.buildRecord();
+    // A failed task goes to Record too: it fails the execution with the report's error, which says
+    // more than ECS's task description.
+    task.addCatch(record, { resultPath: '$.error' });
+    task.next(record);
     const definition = this.buildPreflight().next(this.buildSafetyBackup(task) ?? task);
     this.stateMachine = pgferryStateMachine(this, props.comment, definition);
   }

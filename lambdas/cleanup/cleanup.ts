@@ -1,16 +1,10 @@
-import { type BackupPlan, DumpResultSchema } from '../../core/contracts';
+import { type BackupPlan, type CaughtError, DumpResultSchema } from '../../core/contracts';
 import { releaseLease } from '../../core/lease';
 import type { BackupStore } from '../../core/store';
 import { backupPrefix, dumpResultKey } from '../../core/store-keys';
 
 export interface CleanupDeps {
   openStore: (url: string) => BackupStore;
-}
-
-/** The error Step Functions caught: `{Error, Cause}`. */
-export interface CaughtError {
-  Error: string;
-  Cause?: string;
 }
 
 export interface CleanupResult {

@@ -1,5 +1,4 @@
-import { z } from 'zod';
-import { BackupStateSchema, parsePayload } from '../../core/contracts';
+import { BackupStateSchema, CaughtErrorSchema, parsePayload } from '../../core/contracts';
 import { createLogger } from '../../core/logging';
 import { openStore } from '../../core/store';
 import { cleanupBackup } from './cleanup';
@@ -7,9 +6,7 @@ import { cleanupBackup } from './cleanup';
 const logger = createLogger('pgferry-cleanup');
 
 /** The state after a caught error: the workflow state plus Step Functions' `{Error, Cause}`. */
-const CleanupInputSchema = BackupStateSchema.extend({
-  error: z.object({ Error: z.string(), Cause: z.string().optional() }).loose(),
-});
+const CleanupInputSchema = BackupStateSchema.extend({ error: CaughtErrorSchema });
 
 /** Step Functions task: removes a failed attempt's objects and names the failure. */
 export async function handler(event: unknown) {
