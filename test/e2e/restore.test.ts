@@ -27,6 +27,13 @@ const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-restore-'));
 const store = `file://${dir}`;
 let manifest: BackupManifest;
 
+/** A new backup of the source (tests that damage or edit a backup use their own, not the shared one). */
+async function backupSource(): Promise<BackupManifest> {
+  const result = await runCli(['backup', '--source', sourceUrl(pg15, source), '--store', store, '--json']);
+  if (result.code !== 0) throw new Error(`backup failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as BackupManifest;
+}
+
 function restore(target: string, ...args: string[]) {
   return runCli([
     'restore',
@@ -100,9 +107,7 @@ beforeAll(async () => {
       REVOKE CONNECT, TEMPORARY ON DATABASE ${quoteIdent(source)} FROM PUBLIC;
       GRANT CONNECT ON DATABASE ${quoteIdent(source)} TO ${quoteIdent(owner)} WITH GRANT OPTION;`),
   );
-  const result = await runCli(['backup', '--source', sourceUrl(pg15, source), '--store', store, '--json']);
-  if (result.code !== 0) throw new Error(`backup failed: ${result.stderr}`);
-  manifest = JSON.parse(result.stdout) as BackupManifest;
+  manifest = await backupSource();
 });
 
 afterAll(async () => {
@@ -328,8 +333,7 @@ describe('refusals leave the target untouched', () => {
 
   test('extensions the backup needs that the target does not offer, listed by name', async () => {
     // A backup of a database using an extension this server lacks: its manifest says what it needs.
-    const result = await runCli(['backup', '--source', sourceUrl(pg15, source), '--store', store, '--json']);
-    const needy = JSON.parse(result.stdout) as BackupManifest;
+    const needy = await backupSource();
     const file = path.join(dir, databaseSegment(source), needy.id, 'manifest.json');
     const edited = JSON.parse(readFileSync(file, 'utf8')) as BackupManifest;
     edited.requires?.extensions.push(
@@ -367,15 +371,8 @@ describe('refusals leave the target untouched', () => {
 });
 
 describe('a damaged backup is refused before anything is written to the target', () => {
-  /** A fresh backup of the source, so that damaging it leaves the shared one intact. */
-  async function freshBackup(): Promise<BackupManifest> {
-    const result = await runCli(['backup', '--source', sourceUrl(pg15, source), '--store', store, '--json']);
-    if (result.code !== 0) throw new Error(result.stderr);
-    return JSON.parse(result.stdout) as BackupManifest;
-  }
-
   test('one flipped byte in the dump fails the checksum; the target database is never created', async () => {
-    const damaged = await freshBackup();
+    const damaged = await backupSource();
     const file = path.join(dir, databaseSegment(source), damaged.id, 'dump.pgdump.zst');
     const bytes = readFileSync(file);
     bytes[Math.floor(bytes.length / 2)] ^= 0x01;
@@ -399,7 +396,7 @@ describe('a damaged backup is refused before anything is written to the target',
   });
 
   test('a missing object is refused by preflight', async () => {
-    const damaged = await freshBackup();
+    const damaged = await backupSource();
     rmSync(path.join(dir, databaseSegment(source), damaged.id, 'globals.sql'));
     const before = await serverState(pg15);
     const result = await runCli([
