@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BackupRequestSchema } from '../../core/contracts';
-import { cliEnv, REPO } from '../support/cli';
+import { REPO, runNodeScript } from '../support/cli';
 
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/shop-AbCdEf';
 const SOURCE =
@@ -43,29 +42,19 @@ beforeAll(() => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** Runs the built `pgferry <args>` against test/fixtures/aws/<fixture>.json instead of AWS. */
-function pgferry(fixture: string, args: string[], env: Record<string, string> = {}): Promise<RecordedRun> {
+async function pgferry(
+  fixture: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<RecordedRun> {
   const sentFile = path.join(work, `${fixture}-${Math.random().toString(16).slice(2)}.json`);
   const runner = path.join(REPO, 'test', 'support', 'recorded-aws-cli.js');
   const fixtureFile = path.join(REPO, 'test', 'fixtures', 'aws', `${fixture}.json`);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [runner, fixtureFile, sentFile, ...args], {
-      env: cliEnv({ PGPASSWORD: 'local-password-never-sent', ...env }),
-      cwd: REPO,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const { sent, remaining } = JSON.parse(readFileSync(sentFile, 'utf8'));
-      resolve({ code, stdout, stderr, sent, remaining });
-    });
+  const run = await runNodeScript(runner, [fixtureFile, sentFile, ...args], {
+    env: { PGPASSWORD: 'local-password-never-sent', ...env },
   });
+  const { sent, remaining } = JSON.parse(readFileSync(sentFile, 'utf8'));
+  return { ...run, sent, remaining };
 }
 
 describe('pgferry --aws against recorded service responses', () => {

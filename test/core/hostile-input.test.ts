@@ -3,6 +3,7 @@
  * error (never a crash of another kind), and never a key outside its database's folder.
  */
 import fc from 'fast-check';
+import type { z } from 'zod';
 import {
   BackupRequestSchema,
   parsePayload,
@@ -22,11 +23,11 @@ function onlyValidationErrors(fn: () => unknown): void {
   }
 }
 
-test.each([
+test.each<[string, z.ZodType<unknown>]>([
   ['backup request', BackupRequestSchema],
   ['restore request', RestoreRequestSchema],
   ['verify request', VerifyRequestSchema],
-] as const)('a random %s is accepted or refused with one readable validation error', (what, schema) => {
+])('a random %s is accepted or refused with one readable validation error', (what, schema) => {
   fc.assert(
     fc.property(fc.anything({ maxDepth: 4 }), (input) =>
       onlyValidationErrors(() => parsePayload(schema, input, what)),

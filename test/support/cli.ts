@@ -36,12 +36,20 @@ export interface CliResult {
 }
 
 /** Runs `pgferry <args>`; never rejects (the exit code is part of the result). */
-export function runCli(
-  args: string[],
-  options: { env?: Record<string, string>; onSpawn?: (pid: number) => void } = {},
-): Promise<CliResult> {
+export function runCli(args: string[], options: RunOptions = {}): Promise<CliResult> {
+  return runNodeScript(BIN, args, options);
+}
+
+export interface RunOptions {
+  env?: Record<string, string>;
+  /** Told the child's pid once it has started (to signal it or inspect it under /proc). */
+  onSpawn?: (pid: number) => void;
+}
+
+/** Runs a Node.js script under the tests' Node with the CLI's test environment; never rejects. */
+export function runNodeScript(script: string, args: string[], options: RunOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(options.env), cwd: REPO });
+    const child = spawn(process.execPath, [script, ...args], { env: cliEnv(options.env), cwd: REPO });
     if (child.pid) options.onSpawn?.(child.pid);
     let stdout = '';
     let stderr = '';
