@@ -270,7 +270,13 @@ function readable(text: string, max = 200): string {
 }
 
 /** `latest` or a backup id. */
-const BackupRefSchema = z.union([z.literal('latest'), z.string().regex(BACKUP_ID_PATTERN)]);
+const NOT_A_BACKUP_REF = 'not latest or a backup id (such as 20261121T233200Z-3d6d1f)';
+const BackupRefSchema = z.union(
+  [z.literal('latest'), z.string().regex(BACKUP_ID_PATTERN, NOT_A_BACKUP_REF)],
+  {
+    error: NOT_A_BACKUP_REF,
+  },
+);
 
 /** Input of the restore state machine: what `pgferry restore` and the console start it with. */
 export const RestoreRequestSchema = z
