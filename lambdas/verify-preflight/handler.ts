@@ -1,5 +1,10 @@
 import { availableParallelism } from 'node:os';
-import { parseExecutionInput, SCHEMA_VERSION, VerifyRequestSchema, type VerifyState } from '../../core/contracts';
+import {
+  parseExecutionInput,
+  SCHEMA_VERSION,
+  VerifyRequestSchema,
+  type VerifyState,
+} from '../../core/contracts';
 import { createLogger } from '../../core/logging';
 import { checkObjectsPresent, resolveBackup } from '../../core/resolve-backup';
 import { openStore } from '../../core/store';

@@ -71,7 +71,7 @@ let contestedResults: CliResult[];
 let listed: BackupManifest[];
 
 beforeAll(async () => {
-  const slow = { PGFERRY_PG_BIN_DIRS: slowPgDump(6) };
+  const slow = { PGFERRY_PG_BIN_DIRS: slowPgDump(10) };
   const contestedRuns = [0, 1].map(() =>
     runCli(['backup', '--source', sourceUrl(pg15, contested), '--store', storeDir], { env: slow }),
   );
