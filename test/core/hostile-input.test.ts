@@ -149,3 +149,23 @@ test.each(HOSTILE.map((name) => [JSON.stringify(name.slice(0, 20)), name]))(
     });
   },
 );
+
+test.each([
+  ['backup', '../../lambdas/preflight/handler'],
+  ['restore', '../../lambdas/restore-preflight/handler'],
+  ['verify', '../../lambdas/verify-preflight/handler'],
+])(
+  "the %s workflow's first state (its handler) refuses garbage and oversized input in one line",
+  async (name, module) => {
+    process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+    const { handler } = (await import(module)) as { handler: (event: unknown) => Promise<unknown> };
+    for (const input of [null, 'text', [1], {}, { store: 'x'.repeat(MAX_EXECUTION_INPUT_BYTES) }]) {
+      const failure = await handler(input).then(
+        () => new Error('accepted'),
+        (err: Error) => err,
+      );
+      expect(failure).toBeInstanceOf(PgferryError);
+      expect(failure.message).toMatch(new RegExp(`^invalid ${name} request: [^\\n]+$`));
+    }
+  },
+);
