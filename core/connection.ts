@@ -184,7 +184,7 @@ export function pgClientConfig(
       return { ...base, ssl: { rejectUnauthorized: false } };
     case 'verify-ca':
     case 'verify-full': {
-      const ca = connection.sslrootcert ? readFileSync(connection.sslrootcert, 'utf8') : undefined;
+      const ca = connection.sslrootcert ? readCaBundle(connection.sslrootcert) : undefined;
       return {
         ...base,
         ssl: {
@@ -194,5 +194,15 @@ export function pgClientConfig(
         },
       };
     }
+  }
+}
+
+/** The CA bundle a connection names, or an error naming the file (not a bare ENOENT). */
+function readCaBundle(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new PgferryError('InvalidInput', `sslrootcert ${file} cannot be read: ${code}`);
   }
 }

@@ -1,4 +1,4 @@
-import { BackupRequestSchema, type BackupState, parsePayload } from '../../core/contracts';
+import { BackupRequestSchema, type BackupState, parseExecutionInput } from '../../core/contracts';
 import { leaseOwnerFor } from '../../core/lease';
 import { createLogger } from '../../core/logging';
 import { openStore } from '../../core/store';
@@ -10,7 +10,7 @@ const leaseOwner = leaseOwnerFor(process.env);
 
 /** Step Functions task: validates the execution input and plans the backup. */
 export async function handler(event: unknown): Promise<BackupState> {
-  const request = parsePayload(BackupRequestSchema, event, 'backup request');
+  const request = parseExecutionInput(BackupRequestSchema, event, 'backup request');
   const plan = await preflightBackup(request, { openStore, env: process.env, leaseOwner });
   logger.info('planned', {
     backupId: plan.backupId,

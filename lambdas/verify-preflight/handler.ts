@@ -1,5 +1,10 @@
 import { availableParallelism } from 'node:os';
-import { parsePayload, SCHEMA_VERSION, VerifyRequestSchema, type VerifyState } from '../../core/contracts';
+import {
+  parseExecutionInput,
+  SCHEMA_VERSION,
+  VerifyRequestSchema,
+  type VerifyState,
+} from '../../core/contracts';
 import { createLogger } from '../../core/logging';
 import { checkObjectsPresent, resolveBackup } from '../../core/resolve-backup';
 import { openStore } from '../../core/store';
@@ -10,7 +15,7 @@ const logger = createLogger('pgferry-verify-preflight');
 
 /** Step Functions task: validates the input and resolves the backup to verify. */
 export async function handler(event: unknown): Promise<VerifyState> {
-  const request = parsePayload(VerifyRequestSchema, event, 'verify request');
+  const request = parseExecutionInput(VerifyRequestSchema, event, 'verify request');
   const store = openStore(request.store);
   const manifest = await resolveBackup(store, request.backup, request.database);
   await checkObjectsPresent(store, manifest);
