@@ -14,6 +14,7 @@ import {
   BACKUP_STATES,
   PG_TOOLS_CONTAINER,
   RESTORE_STATES,
+  TASK_ENV,
   VERIFY_STATES,
   type WorkflowName,
 } from '../core/workflows';
@@ -149,7 +150,7 @@ interface EcsRunTaskParameters {
 
 /** Environment variables of this process that the task may inherit (AWS's and PostgreSQL's settings). */
 const INHERITED_ENV =
-  /^(PATH|HOME|LANG|LC_ALL|TMPDIR|TZ|AWS_[A-Z0-9_]+|PGFERRY_PG_BIN_DIRS|PGFERRY_SERVER_OS_USER|PGFERRY_WORK_DIR|PGFERRY_S3_FORCE_PATH_STYLE|POWERTOOLS_LOG_LEVEL)$/;
+  /^(PATH|HOME|LANG|LC_ALL|TMPDIR|TZ|AWS_[A-Z0-9_]+|PGFERRY_PG_BIN_DIRS|PGFERRY_SERVER_OS_USER|PGFERRY_WORK_DIR|PGFERRY_S3_FORCE_PATH_STYLE|PGFERRY_S3_TIMEOUT_SECONDS|POWERTOOLS_LOG_LEVEL)$/;
 
 /**
  * The ECS `runTask.sync` state, locally: the container's entrypoint as a child process. Its
@@ -171,9 +172,12 @@ export async function runPgToolsTask(params: unknown, options: LocalRunOptions =
   }
   for (const { Name, Value } of override.Environment) env[Name] = Value;
   env.POWERTOOLS_LOG_LEVEL = 'INFO';
+  // The task's stdin stays open as long as this process lives: the task stops when it dies.
+  env[TASK_ENV.stopWithParent] = '1';
 
   const entrypoint = path.join(REPO_ROOT, 'dist', 'containers', 'pg-tools', 'src', 'main.js');
-  const child = spawn(process.execPath, [entrypoint], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [entrypoint], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.on('error', () => undefined); // the task may exit first
   let failure: { name: string; message: string } | undefined;
   const stderrTail: string[] = [];
   const onLine = (line: string) => {
@@ -207,6 +211,7 @@ export async function runPgToolsTask(params: unknown, options: LocalRunOptions =
     child.on('error', reject);
     child.on('close', (c, s) => resolve([c, s]));
   });
+  child.stdin.destroy();
   if (code === 0) return { LastStatus: 'STOPPED', Containers: [{ Name: PG_TOOLS_CONTAINER, ExitCode: 0 }] };
   const error = new Error(
     failure?.message ??
