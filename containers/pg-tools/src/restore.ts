@@ -145,14 +145,17 @@ export async function restoreInto(
     }
   } catch (err) {
     let message = errorMessage(err);
+    const name = request.target.database;
     if (createdDatabase) {
       const dropped = await dropDatabase(plan, password).then(
         () => true,
         () => false,
       );
       message += dropped
-        ? ` (the partially restored database ${request.target.database} was dropped)`
-        : ` (the partially restored database ${request.target.database} is left in place: drop it before retrying)`;
+        ? ` (the partially restored database ${name} was dropped: run the restore again)`
+        : ` (the partially restored database ${name} is left in place: drop it, then run the restore again)`;
+    } else if (request.mode === 'clean' && progress.timings.pgRestore !== undefined) {
+      message += ` (the database ${name} is left partially restored: run the restore again with --mode clean --force)`;
     }
     throw new PgferryError(err instanceof PgferryError ? err.code : 'RestoreFailed', message, { cause: err });
   } finally {
