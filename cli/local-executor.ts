@@ -4,6 +4,7 @@
  * pg-tools entrypoint as a child process with the environment Fargate would give it.
  */
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -118,8 +119,11 @@ async function runWorkflow(
   handlers: Record<string, LocalHandler>,
 ): Promise<unknown> {
   const machine = new StateMachine(loadDefinition(name) as never);
+  const id = randomUUID();
   const execution = machine.run(input as never, {
     overrides: { taskResourceLocalHandlers: handlers as never },
+    // The context object's execution id, as Step Functions gives it (`$$.Execution.Id`).
+    context: { Execution: { Id: `local:${name}:${id}`, Name: id } },
   });
   const events = (async () => {
     for await (const event of execution.eventLogs) options.onEvent?.(event);

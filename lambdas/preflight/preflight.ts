@@ -12,6 +12,8 @@ export interface PreflightDeps {
   now?: () => Date;
   /** The process holding the database's lease for the run (the CLI); none on Lambda. */
   leaseOwner?: LeaseOwner;
+  /** The workflow execution: a retried preflight of it gets its own lease (and backup id) back. */
+  executionId?: string;
 }
 
 /**
@@ -37,8 +39,12 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     await client.end().catch(() => undefined);
   }
   await store.checkWritable();
-  const backupId = request.backupId ?? newBackupId(now);
-  const lease = await acquireLease(store, request.source.database, backupId, { now, owner: deps.leaseOwner });
+  const lease = await acquireLease(store, request.source.database, request.backupId ?? newBackupId(now), {
+    now,
+    owner: deps.leaseOwner,
+    executionId: deps.executionId,
+  });
+  const backupId = lease.backupId;
   await removeAbandonedAttempt(store, request.source.database, lease.tookOver);
   return {
     schemaVersion: SCHEMA_VERSION,
