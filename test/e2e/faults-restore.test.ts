@@ -2,10 +2,11 @@
  * Faults during a restore: the runner's download folder filling up, and the target server
  * restarting while pg_restore runs. Each is reported as a failure that says what to do next,
  * recorded in the stored restore report, and following that advice the restore then succeeds.
- * (A corrupted or missing object is refused before the target is touched: restore.test.ts.)
+ * A corrupted object is found before the target is touched, also when the restore would
+ * replace an existing database (new databases and missing objects: restore.test.ts).
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -55,8 +56,10 @@ beforeAll(async () => {
 }, 180_000);
 afterAll(() => dropDatabase(pg15, source));
 
-function restore(target: string, extra: Record<string, string> = {}) {
-  return runCli(['restore', '--store', store, '--backup', manifest.id, '--target', target], { env: extra });
+function restore(target: string, extra: Record<string, string> = {}, ...args: string[]) {
+  return runCli(['restore', '--store', store, '--backup', manifest.id, '--target', target, ...args], {
+    env: extra,
+  });
 }
 
 /** The stored reports of restores of the backup. */
@@ -73,6 +76,46 @@ async function databaseExists(pg: TestPostgres, name: string): Promise<boolean> 
     return rows.length > 0;
   });
 }
+
+test('a corrupted object is found before an existing target database is touched (--mode clean)', async () => {
+  const target = uniqueName('rcorrupt');
+  await createDatabase(pg15, target);
+  const contents = (c: import('pg').Client) =>
+    c
+      .query("SELECT count(*) AS n, md5(string_agg(v, ',' ORDER BY id)) AS h FROM kept")
+      .then((r) => r.rows[0]);
+  const before = await withClient(pg15, target, async (c) => {
+    await c.query("CREATE TABLE kept AS SELECT g AS id, 'row ' || g AS v FROM generate_series(1, 1000) g");
+    return contents(c);
+  });
+  const file = path.join(dir, databaseSegment(source), manifest.id, 'dump.pgdump.zst');
+  const original = readFileSync(file);
+  const damaged = Buffer.from(original);
+  damaged[Math.floor(damaged.length / 2)] ^= 0x01;
+  writeFileSync(file, damaged);
+  try {
+    const failed = await restore(
+      sourceUrl(pg15, target),
+      {},
+      '--mode',
+      'clean',
+      '--force',
+      '--no-safety-backup',
+    );
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(
+      /^pgferry: object dump\.pgdump\.zst of backup \S+ (failed its checksum|cannot be read).*nothing was written to the target/,
+    );
+    expect(await withClient(pg15, target, contents)).toEqual(before);
+    expect(storedReports().find((r) => r.target.database === target)).toMatchObject({
+      status: 'failed',
+      checks: { checksums: [] },
+    });
+  } finally {
+    writeFileSync(file, original);
+    await dropDatabase(pg15, target);
+  }
+});
 
 describe('the download folder filling up', () => {
   let fs: { dir: string; unmount(): Promise<void> };
