@@ -34,8 +34,9 @@ test('the backup workflow runs Preflight → Dump → Record, and Cleanup → Ba
 });
 
 test("Preflight is given the execution's id, so that a retry of it gets its own lease back", () => {
-  const states = synthesized.backup.States as Record<string, { Parameters?: { Payload?: unknown } }>;
-  expect(states.Preflight.Parameters?.Payload).toEqual({
+  // With payloadResponseOnly, the state's Parameters are the Lambda's payload.
+  const states = synthesized.backup.States as Record<string, { Parameters?: unknown }>;
+  expect(states.Preflight.Parameters).toEqual({
     'request.$': '$',
     'executionId.$': '$$.Execution.Id',
   });
