@@ -4,6 +4,7 @@
  * pg-tools entrypoint as a child process with the environment Fargate would give it.
  */
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -14,6 +15,7 @@ import {
   BACKUP_STATES,
   PG_TOOLS_CONTAINER,
   RESTORE_STATES,
+  TASK_ENV,
   VERIFY_STATES,
   type WorkflowName,
 } from '../core/workflows';
@@ -117,8 +119,11 @@ async function runWorkflow(
   handlers: Record<string, LocalHandler>,
 ): Promise<unknown> {
   const machine = new StateMachine(loadDefinition(name) as never);
+  const id = randomUUID();
   const execution = machine.run(input as never, {
     overrides: { taskResourceLocalHandlers: handlers as never },
+    // The context object's execution id, as Step Functions gives it (`$$.Execution.Id`).
+    context: { Execution: { Id: `local:${name}:${id}`, Name: id } },
   });
   const events = (async () => {
     for await (const event of execution.eventLogs) options.onEvent?.(event);
@@ -149,7 +154,7 @@ interface EcsRunTaskParameters {
 
 /** Environment variables of this process that the task may inherit (AWS's and PostgreSQL's settings). */
 const INHERITED_ENV =
-  /^(PATH|HOME|LANG|LC_ALL|TMPDIR|TZ|AWS_[A-Z0-9_]+|PGFERRY_PG_BIN_DIRS|PGFERRY_SERVER_OS_USER|PGFERRY_WORK_DIR|PGFERRY_S3_FORCE_PATH_STYLE|POWERTOOLS_LOG_LEVEL)$/;
+  /^(PATH|HOME|LANG|LC_ALL|TMPDIR|TZ|AWS_[A-Z0-9_]+|PGFERRY_PG_BIN_DIRS|PGFERRY_SERVER_OS_USER|PGFERRY_WORK_DIR|PGFERRY_S3_FORCE_PATH_STYLE|PGFERRY_S3_TIMEOUT_SECONDS|POWERTOOLS_LOG_LEVEL)$/;
 
 /**
  * The ECS `runTask.sync` state, locally: the container's entrypoint as a child process. Its
@@ -171,9 +176,12 @@ export async function runPgToolsTask(params: unknown, options: LocalRunOptions =
   }
   for (const { Name, Value } of override.Environment) env[Name] = Value;
   env.POWERTOOLS_LOG_LEVEL = 'INFO';
+  // The task's stdin stays open as long as this process lives: the task stops when it dies.
+  env[TASK_ENV.stopWithParent] = '1';
 
   const entrypoint = path.join(REPO_ROOT, 'dist', 'containers', 'pg-tools', 'src', 'main.js');
-  const child = spawn(process.execPath, [entrypoint], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [entrypoint], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.on('error', () => undefined); // the task may exit first
   let failure: { name: string; message: string } | undefined;
   const stderrTail: string[] = [];
   const onLine = (line: string) => {
@@ -207,6 +215,7 @@ export async function runPgToolsTask(params: unknown, options: LocalRunOptions =
     child.on('error', reject);
     child.on('close', (c, s) => resolve([c, s]));
   });
+  child.stdin.destroy();
   if (code === 0) return { LastStatus: 'STOPPED', Containers: [{ Name: PG_TOOLS_CONTAINER, ExitCode: 0 }] };
   const error = new Error(
     failure?.message ??

@@ -52,6 +52,8 @@ export const LeaseSchema = z
     expiresAt: z.iso.datetime(),
     /** The process holding it, when that process lives as long as the run (the CLI). */
     owner: LeaseOwnerSchema.optional(),
+    /** The workflow execution that took it: the same execution taking it again gets it back. */
+    executionId: z.string().min(1).optional(),
     /** The lease it took over, and why that one was no longer held. */
     tookOver: z
       .object({ backupId: z.string(), state: z.enum(['expired', 'abandoned', 'unreadable']) })
@@ -78,6 +80,12 @@ export interface AcquireLeaseOptions {
   ttlMs?: number;
   /** The process that holds the lease for the whole run; omit where none does (Lambda). */
   owner?: LeaseOwner;
+  /**
+   * The workflow execution taking it. A retried preflight (e.g. after a Lambda service error
+   * that hid a success) finds the lease held by its own execution and gets that lease back,
+   * with the backup id first chosen, instead of being refused until it expires.
+   */
+  executionId?: string;
   isAlive?: ProcessCheck;
 }
 
@@ -85,7 +93,8 @@ const ACQUIRE_ATTEMPTS = 5;
 
 /**
  * Takes `database`'s lease for `backupId`, or fails with `BackupRunning` naming the run that
- * holds it. On success older generations are removed.
+ * holds it. On success older generations are removed. When the same execution
+ * (`options.executionId`) already holds it, returns that lease: its `backupId` is the run's.
  */
 export async function acquireLease(
   store: BackupStore,
@@ -105,6 +114,9 @@ export async function acquireLease(
         tookOver = { backupId: 'unknown', state: 'unreadable' };
       } else {
         const state = leaseState(newest, now, options.isAlive);
+        if (state === 'held' && options.executionId && newest.executionId === options.executionId) {
+          return newest;
+        }
         if (state === 'held') throw backupRunning(newest);
         tookOver = { backupId: newest.backupId, state };
       }
@@ -117,6 +129,7 @@ export async function acquireLease(
       takenAt: now.toISOString(),
       expiresAt: new Date(now.getTime() + (options.ttlMs ?? LEASE_TTL_MS)).toISOString(),
       ...(options.owner ? { owner: options.owner } : {}),
+      ...(options.executionId ? { executionId: options.executionId } : {}),
       ...(tookOver ? { tookOver } : {}),
     };
     if (await store.putJsonIfAbsent(leaseKey(database, lease.generation), lease)) {

@@ -34,4 +34,9 @@ export const TASK_ENV = {
   action: 'PGFERRY_ACTION',
   job: 'PGFERRY_JOB',
   binDirs: 'PGFERRY_PG_BIN_DIRS',
+  /**
+   * Set (to `1`) only by the local executor, which holds the task's stdin open: when it ends, the
+   * CLI that started the task is gone, and the task stops rather than run on orphaned.
+   */
+  stopWithParent: 'PGFERRY_STOP_WITH_PARENT',
 } as const;

@@ -44,10 +44,17 @@ export class BackupWorkflow extends Construct {
     );
   }
 
-  /** Validates the input, checks source and store, plans the dump. Output: `{plan, job}`. */
+  /**
+   * Validates the input, checks source and store, plans the dump. Output: `{plan, job}`. It is
+   * given the execution's id, so that a retry of it gets its own lease back.
+   */
   private buildPreflight(): tasks.LambdaInvoke {
     const preflight = new tasks.LambdaInvoke(this, BACKUP_STATES.preflight, {
       lambdaFunction: this.props.functions.preflight,
+      payload: sfn.TaskInput.fromObject({
+        request: sfn.JsonPath.entirePayload,
+        executionId: sfn.JsonPath.executionId,
+      }),
       payloadResponseOnly: true,
       taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
       retryOnServiceExceptions: true,

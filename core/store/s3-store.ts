@@ -28,14 +28,63 @@ export function partSizeFor(expectedBytes: number | undefined): number {
   return Math.max(MIN_PART_BYTES, size);
 }
 
+/**
+ * How the store's S3 client rides out a failing or stalled endpoint. Every request (each part of
+ * a multipart upload on its own) is retried by the SDK's standard retry strategy: 500, 503,
+ * throttling, connection errors and timeouts, up to `maxAttempts` attempts in all, with
+ * exponential backoff and full jitter (a random delay up to 0.1 s, 0.2 s, 0.4 s … capped at
+ * 20 s). A connection that does not open within `connectionTimeoutMs`, or a socket that stays
+ * idle for `socketTimeoutMs` (a stalled endpoint), fails that attempt, which is then retried.
+ */
+export interface S3RetrySettings {
+  maxAttempts: number;
+  connectionTimeoutMs: number;
+  socketTimeoutMs: number;
+}
+
+export const DEFAULT_S3_RETRY: S3RetrySettings = {
+  maxAttempts: 8,
+  connectionTimeoutMs: 10_000,
+  socketTimeoutMs: 60_000,
+};
+
+/** The retry settings, from `AWS_MAX_ATTEMPTS` and `PGFERRY_S3_TIMEOUT_SECONDS` where set. */
+export function s3RetrySettings(env: NodeJS.ProcessEnv = process.env): S3RetrySettings {
+  const positive = (raw: string | undefined, name: string): number | undefined => {
+    if (raw === undefined || raw === '') return undefined;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value <= 0) {
+      throw new PgferryError(
+        'InvalidInput',
+        `${name} must be a positive number (got ${JSON.stringify(raw)})`,
+      );
+    }
+    return value;
+  };
+  const attempts = positive(env.AWS_MAX_ATTEMPTS, 'AWS_MAX_ATTEMPTS');
+  const timeoutSeconds = positive(env.PGFERRY_S3_TIMEOUT_SECONDS, 'PGFERRY_S3_TIMEOUT_SECONDS');
+  return {
+    maxAttempts: attempts === undefined ? DEFAULT_S3_RETRY.maxAttempts : Math.ceil(attempts),
+    connectionTimeoutMs: DEFAULT_S3_RETRY.connectionTimeoutMs,
+    socketTimeoutMs: timeoutSeconds === undefined ? DEFAULT_S3_RETRY.socketTimeoutMs : timeoutSeconds * 1000,
+  };
+}
+
 /** The S3 client for stores: honours AWS_ENDPOINT_URL_S3 (S3-compatible servers) and the standard chain. */
 export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
   const customEndpoint = Boolean(env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL);
+  const retry = s3RetrySettings(env);
   return new S3Client({
     region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
     // S3-compatible servers rarely support virtual-hosted buckets on a custom endpoint.
     forcePathStyle: customEndpoint || env.PGFERRY_S3_FORCE_PATH_STYLE === 'true',
     followRegionRedirects: true,
+    retryMode: 'standard',
+    maxAttempts: retry.maxAttempts,
+    requestHandler: {
+      connectionTimeout: retry.connectionTimeoutMs,
+      socketTimeout: retry.socketTimeoutMs,
+    },
   });
 }
 
@@ -74,13 +123,26 @@ export class S3Store implements BackupStore {
       },
       partSize: partSizeFor(options.expectedBytes),
       queueSize: 4,
-      // On failure lib-storage aborts the multipart upload, so no parts are left billed.
-      leavePartsOnError: false,
+      // Aborted below, so that a failing abort cannot hide why the upload failed.
+      leavePartsOnError: true,
     });
     try {
       await upload.done();
     } catch (err) {
       body.destroy();
+      // No parts left billed; where the abort fails too, the cleanup step and the bucket's
+      // lifecycle rule (abort incomplete uploads) remove them.
+      if (upload.uploadId) {
+        await this.client
+          .send(
+            new AbortMultipartUploadCommand({
+              Bucket: this.bucket,
+              Key: this.keyOf(key),
+              UploadId: upload.uploadId,
+            }),
+          )
+          .catch(() => undefined);
+      }
       throw this.error(err, `upload ${key}`);
     }
   }

@@ -1,9 +1,9 @@
 import { resolvePassword } from '../../core/connection';
 import { type BackupPlan, type BackupRequest, SCHEMA_VERSION } from '../../core/contracts';
-import { acquireLease, type LeaseOwner } from '../../core/lease';
+import { acquireLease, type Lease, type LeaseOwner } from '../../core/lease';
 import { connectPg, serverInfo } from '../../core/postgres';
 import type { BackupStore } from '../../core/store';
-import { newBackupId } from '../../core/store-keys';
+import { BACKUP_ID_PATTERN, backupPrefix, manifestKey, newBackupId } from '../../core/store-keys';
 import { dumpTaskSize } from '../../core/task-size';
 
 export interface PreflightDeps {
@@ -12,6 +12,8 @@ export interface PreflightDeps {
   now?: () => Date;
   /** The process holding the database's lease for the run (the CLI); none on Lambda. */
   leaseOwner?: LeaseOwner;
+  /** The workflow execution: a retried preflight of it gets its own lease (and backup id) back. */
+  executionId?: string;
 }
 
 /**
@@ -37,8 +39,13 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     await client.end().catch(() => undefined);
   }
   await store.checkWritable();
-  const backupId = request.backupId ?? newBackupId(now);
-  await acquireLease(store, request.source.database, backupId, { now, owner: deps.leaseOwner });
+  const lease = await acquireLease(store, request.source.database, request.backupId ?? newBackupId(now), {
+    now,
+    owner: deps.leaseOwner,
+    executionId: deps.executionId,
+  });
+  const backupId = lease.backupId;
+  await removeAbandonedAttempt(store, request.source.database, lease.tookOver);
   return {
     schemaVersion: SCHEMA_VERSION,
     backupId,
@@ -54,4 +61,26 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     taskSize: dumpTaskSize(sizeBytes),
     startedAt: now.toISOString(),
   };
+}
+
+/**
+ * The run whose lease was just taken over died (its process is gone) or outlived its lease
+ * without finishing: whatever it stored without a manifest is a half-written attempt that no one
+ * will complete or clean up, so it is removed (with its unfinished multipart uploads). A run that
+ * died after writing its manifest left a complete backup, which is kept. (Locally the task of a
+ * dead CLI stops with it: PGFERRY_STOP_WITH_PARENT.)
+ */
+async function removeAbandonedAttempt(
+  store: BackupStore,
+  database: string,
+  tookOver: Lease['tookOver'],
+): Promise<void> {
+  if (!tookOver || !BACKUP_ID_PATTERN.test(tookOver.backupId)) return;
+  try {
+    const manifest = await store.getJson(manifestKey(database, tookOver.backupId)).catch(() => 'unreadable');
+    if (manifest !== undefined) return;
+    await store.deletePrefix(backupPrefix(database, tookOver.backupId));
+  } catch {
+    // Best effort, after the lease is taken: the attempt is never listed, and prune reports it.
+  }
 }

@@ -53,6 +53,22 @@ describe.each(stores)('the lease on a $kind store', ({ open }) => {
     );
   });
 
+  test('taken again by the execution holding it (a retried preflight), is given back with its backup id', async () => {
+    const store = open();
+    const first = newBackupId();
+    const executionId = 'arn:aws:states:eu-west-1:123456789012:execution:pgferry-backup:run-1';
+    const lease = await acquireLease(store, database, first, { executionId });
+    const again = await acquireLease(store, database, newBackupId(), { executionId });
+    expect(again).toEqual(lease);
+    expect(await currentLease(store, database)).toEqual(lease);
+    // Any other execution, or a run naming none, is still refused.
+    for (const other of [{ executionId: `${executionId}-other` }, {}]) {
+      await expect(acquireLease(store, database, newBackupId(), other)).rejects.toThrow(
+        new RegExp(`^a backup of shop has been running since .* \\(backup ${first}\\)`),
+      );
+    }
+  });
+
   test('is one per database: another database is not blocked', async () => {
     const store = open();
     await acquireLease(store, 'shop', newBackupId());

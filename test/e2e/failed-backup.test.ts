@@ -5,6 +5,9 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
+import { currentLease } from '../../core/lease';
+import { LocalStore, S3Store } from '../../core/store';
 import { extraPgBinDirs, runCli, sourceUrl } from '../support/cli';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
 import { listS3Keys } from '../support/store';
@@ -61,6 +64,10 @@ test.each([
 
   const listed = await runCli(['list', '--store', url, '--json'], { env: storeEnv });
   expect(JSON.parse(listed.stdout)).toEqual([]);
+  const leaseStore = s3
+    ? new S3Store(env.s3.bucket, url.split('/').slice(3).join('/'), new S3Client(env.s3.clientConfig()))
+    : new LocalStore(url.slice('file://'.length));
+  expect(await currentLease(leaseStore, database)).toBeUndefined();
   if (s3) {
     expect(await listS3Keys(url)).toEqual([]);
   } else {

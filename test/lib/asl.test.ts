@@ -33,6 +33,15 @@ test('the backup workflow runs Preflight → Dump → Record, and Cleanup → Ba
   expect(states.Cleanup.Next).toBe('BackupFailed');
 });
 
+test("Preflight is given the execution's id, so that a retry of it gets its own lease back", () => {
+  // With payloadResponseOnly, the state's Parameters are the Lambda's payload.
+  const states = synthesized.backup.States as Record<string, { Parameters?: unknown }>;
+  expect(states.Preflight.Parameters).toEqual({
+    'request.$': '$',
+    'executionId.$': '$$.Execution.Id',
+  });
+});
+
 test.each([
   ['backup', 'Dump'],
   ['restore', 'Restore'],

@@ -140,7 +140,12 @@ async function streamDump(
   } catch (err) {
     child.kill('SIGKILL');
     await exited;
-    throw pgDumpFailure(stderr(), err);
+    // When the store failed (full, unwritable), that is the cause, whichever side broke first.
+    const storeFailure = await upload.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    throw pgDumpFailure(stderr(), storeFailure ?? err);
   }
   const [code, signal] = await exited;
   // pg_dump may write part of its output and then fail: its exit status is the only truth.
@@ -170,19 +175,24 @@ function pgDumpFailure(stderr: string, err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-/** Keeps the last few lines a child wrote to stderr, for error messages. */
-function collectTail(stream: Readable, maxChars = 2000): () => string {
+/**
+ * Keeps the end of what a child wrote to stderr, for error messages: three lines from its first
+ * error (which says why, e.g. the server's message), else its last three lines.
+ */
+function collectTail(stream: Readable, maxChars = 4000): () => string {
   let text = '';
   stream.on('data', (d: Buffer) => {
     text = (text + d.toString()).slice(-maxChars);
   });
-  return () =>
-    text
+  return () => {
+    const lines = text
       .trim()
       .split('\n')
       .filter((line) => line.trim())
-      .slice(-3)
-      .join(' | ');
+      .map((line) => line.trim());
+    const firstError = lines.findIndex((line) => /\berror\b/i.test(line));
+    return (firstError < 0 ? lines.slice(-3) : lines.slice(firstError, firstError + 3)).join(' | ');
+  };
 }
 
 /** Row counts of every user table (leaf partitions included), in the dump's snapshot. */

@@ -8,6 +8,7 @@
  *   PGFERRY_SOURCE_PASSWORD the source's password, when the job names no Secrets Manager secret
  *   PGFERRY_TARGET_PASSWORD the restore target's password, likewise
  *   PGFERRY_WORK_DIR        where a restore downloads the backup (default: the system's temp dir)
+ *   PGFERRY_STOP_WITH_PARENT `1` locally: stop when stdin ends (the CLI that started the task died)
  *   AWS_*                   the standard SDK settings (region, credentials, AWS_ENDPOINT_URL_S3)
  *
  * Output: JSON log lines on stdout (`progress`, then `succeeded` or `failed`); exit status 0
@@ -27,13 +28,19 @@ const logger = createLogger('pgferry-pg-tools');
 
 async function main(): Promise<void> {
   const children = new Set<ChildProcess>();
+  const stop = (why: string) => {
+    for (const child of children) child.kill('SIGKILL');
+    logger.error('failed', { errorName: 'Pgferry.Interrupted', errorMessage: why });
+    process.exit(1);
+  };
   // ECS stops a task with SIGTERM: stop pg_dump too, so nothing keeps writing.
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(signal, () => {
-      for (const child of children) child.kill('SIGKILL');
-      logger.error('failed', { errorName: 'Pgferry.Interrupted', errorMessage: `stopped by ${signal}` });
-      process.exit(1);
-    });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(`stopped by ${signal}`));
+  // Locally the CLI holds our stdin open; its end means the CLI died (even by SIGKILL), and a run
+  // nobody waits for must not keep writing into the store.
+  if (process.env[TASK_ENV.stopWithParent] === '1') {
+    process.stdin.on('end', () => stop('the process that started the task is gone'));
+    process.stdin.on('error', () => stop('the process that started the task is gone'));
+    process.stdin.resume();
   }
   const action = process.env[TASK_ENV.action];
   const rawJob = process.env[TASK_ENV.job];

@@ -145,14 +145,14 @@ export async function restoreInto(
     }
   } catch (err) {
     let message = errorMessage(err);
+    const name = request.target.database;
     if (createdDatabase) {
-      const dropped = await dropDatabase(plan, password).then(
-        () => true,
-        () => false,
-      );
+      const dropped = await dropCreatedDatabase(plan, password);
       message += dropped
-        ? ` (the partially restored database ${request.target.database} was dropped)`
-        : ` (the partially restored database ${request.target.database} is left in place: drop it before retrying)`;
+        ? ` (the partially restored database ${name} was dropped: run the restore again)`
+        : ` (the partially restored database ${name} is left in place: drop it, then run the restore again)`;
+    } else if (request.mode === 'clean' && progress.timings.pgRestore !== undefined) {
+      message += ` (the database ${name} is left partially restored: run the restore again with --mode clean --force)`;
     }
     throw new PgferryError(err instanceof PgferryError ? err.code : 'RestoreFailed', message, { cause: err });
   } finally {
@@ -253,6 +253,22 @@ async function createDatabase(admin: Client, name: string, manifest: BackupManif
   const encoding = manifest.requires?.encoding;
   const options = encoding ? ` ENCODING ${quoteLiteral(encoding)}` : '';
   await admin.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0${options}`);
+}
+
+/**
+ * Drops the database the failed restore created; a few attempts a second apart, since the failure
+ * may be the target server restarting. `false` when it could not.
+ */
+async function dropCreatedDatabase(plan: RestorePlan, password: string | undefined): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await dropDatabase(plan, password);
+      return true;
+    } catch {
+      if (attempt === 5) return false;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
 }
 
 async function dropDatabase(plan: RestorePlan, password: string | undefined): Promise<void> {

@@ -1,0 +1,221 @@
+/**
+ * Faults during a restore: the runner's download folder filling up, and the target server
+ * restarting while pg_restore runs. Each is reported as a failure that says what to do next,
+ * recorded in the stored restore report, and following that advice the restore then succeeds.
+ * A corrupted object is found before the target is touched, also when the restore would
+ * replace an existing database (new databases and missing objects: restore.test.ts).
+ */
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import type { BackupManifest, RestoreReport } from '../../core/contracts';
+import { databaseSegment } from '../../core/store-keys';
+import { runCli, sourceUrl } from '../support/cli';
+import {
+  createDatabase,
+  dropDatabase,
+  quoteIdent,
+  type TestPostgres,
+  testEnv,
+  uniqueName,
+  withClient,
+} from '../support/env';
+import { resizeFileSystem, smallFileSystem, waitFor } from '../support/faults';
+import {
+  isRoot,
+  POSTGRES_OS_USER,
+  type PostgresServerInfo,
+  startPostgres,
+  stopPostgres,
+} from '../support/postgres';
+
+const run = promisify(execFile);
+const env = testEnv();
+const pg15 = env.server(15);
+const source = uniqueName('rfaults');
+const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-restore-faults-'));
+const store = `file://${dir}`;
+let manifest: BackupManifest;
+
+beforeAll(async () => {
+  await createDatabase(pg15, source);
+  await withClient(pg15, source, (c) =>
+    c.query(`
+      -- About 20 MB once decompressed: more than the small download folder holds.
+      CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((-g)::text) AS v FROM generate_series(1, 250000) g;
+      -- Restoring its rows takes seconds (2 ms each, checked on insert): a window to act in.
+      CREATE FUNCTION slow_ok(integer) RETURNS boolean LANGUAGE sql AS 'SELECT true FROM pg_sleep(0.002)';
+      CREATE TABLE slow (id integer CHECK (slow_ok(id)));
+      INSERT INTO slow SELECT generate_series(1, 2500);`),
+  );
+  const result = await runCli(['backup', '--source', sourceUrl(pg15, source), '--store', store, '--json']);
+  if (result.code !== 0) throw new Error(`backup failed: ${result.stderr}`);
+  manifest = JSON.parse(result.stdout) as BackupManifest;
+}, 180_000);
+afterAll(() => dropDatabase(pg15, source));
+
+function restore(target: string, extra: Record<string, string> = {}, ...args: string[]) {
+  return runCli(['restore', '--store', store, '--backup', manifest.id, '--target', target, ...args], {
+    env: extra,
+  });
+}
+
+/** The stored reports of restores of the backup. */
+function storedReports(): RestoreReport[] {
+  const folder = path.join(dir, databaseSegment(source), manifest.id);
+  return readdirSync(folder)
+    .filter((f) => f.startsWith('restore-report-'))
+    .map((f) => JSON.parse(readFileSync(path.join(folder, f), 'utf8')) as RestoreReport);
+}
+
+async function databaseExists(pg: TestPostgres, name: string): Promise<boolean> {
+  return withClient(pg, 'postgres', async (c) => {
+    const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    return rows.length > 0;
+  });
+}
+
+test('a corrupted object is found before an existing target database is touched (--mode clean)', async () => {
+  const target = uniqueName('rcorrupt');
+  await createDatabase(pg15, target);
+  const contents = (c: import('pg').Client) =>
+    c
+      .query("SELECT count(*) AS n, md5(string_agg(v, ',' ORDER BY id)) AS h FROM kept")
+      .then((r) => r.rows[0]);
+  const before = await withClient(pg15, target, async (c) => {
+    await c.query("CREATE TABLE kept AS SELECT g AS id, 'row ' || g AS v FROM generate_series(1, 1000) g");
+    return contents(c);
+  });
+  const file = path.join(dir, databaseSegment(source), manifest.id, 'dump.pgdump.zst');
+  const original = readFileSync(file);
+  const damaged = Buffer.from(original);
+  damaged[Math.floor(damaged.length / 2)] ^= 0x01;
+  writeFileSync(file, damaged);
+  try {
+    const failed = await restore(
+      sourceUrl(pg15, target),
+      {},
+      '--mode',
+      'clean',
+      '--force',
+      '--no-safety-backup',
+    );
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(
+      /^pgferry: object dump\.pgdump\.zst of backup \S+ (failed its checksum|cannot be read).*nothing was written to the target/,
+    );
+    expect(await withClient(pg15, target, contents)).toEqual(before);
+    expect(storedReports().find((r) => r.target.database === target)).toMatchObject({
+      status: 'failed',
+      checks: { checksums: [] },
+    });
+  } finally {
+    writeFileSync(file, original);
+    await dropDatabase(pg15, target);
+  }
+});
+
+describe('the download folder filling up', () => {
+  let fs: { dir: string; unmount(): Promise<void> };
+  beforeAll(async () => {
+    fs = await smallFileSystem('2m');
+  });
+  afterAll(() => fs.unmount());
+
+  test('fails before the target is touched, frees the folder; with room, the restore succeeds', async () => {
+    const target = uniqueName('rfull');
+    const failed = await restore(sourceUrl(pg15, target), { PGFERRY_WORK_DIR: fs.dir });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(
+      /^pgferry: no space left to download dump\.pgdump\.zst; nothing was written to the target/,
+    );
+    expect(failed.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(await databaseExists(pg15, target)).toBe(false);
+    expect(readdirSync(fs.dir)).toEqual([]);
+    expect(storedReports().find((r) => r.target.database === target)).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/^no space left to download/),
+    });
+
+    await resizeFileSystem(fs.dir, '128m');
+    const retried = await restore(sourceUrl(pg15, target), { PGFERRY_WORK_DIR: fs.dir });
+    expect(retried).toMatchObject({ code: 0 });
+    await dropDatabase(pg15, target);
+  });
+});
+
+describe('the target server restarting mid-restore', () => {
+  let server: PostgresServerInfo;
+  const target = uniqueName('rrestart');
+
+  beforeAll(async () => {
+    // A server of its own: restarting a shared one would break the tests running beside this.
+    const parentDir = mkdtempSync(path.join(tmpdir(), 'pgferry-restart-target-'));
+    chmodSync(parentDir, 0o711);
+    server = await startPostgres(15, { parentDir, password: pg15.password });
+  }, 120_000);
+  afterAll(() => stopPostgres(server));
+
+  const targetUrl = () =>
+    `postgres://${server.user}:${encodeURIComponent(server.password)}@${server.host}:${server.port}/${target}`;
+  /** The throwaway server, as withClient connects to it. */
+  const asTarget = () =>
+    ({
+      clientConfig: (database = 'postgres') => ({
+        host: server.host,
+        port: server.port,
+        user: server.user,
+        password: server.password,
+        database,
+      }),
+    }) as TestPostgres;
+
+  test('is reported failed with what to do next, and recorded; following that, the restore succeeds', async () => {
+    const restoring = restore(targetUrl());
+    await waitFor('pg_restore to be copying the slow table', () =>
+      withClient(asTarget(), 'postgres', async (c) => {
+        const { rows } = await c.query(
+          "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY public.slow %'",
+          [target],
+        );
+        return rows.length > 0 ? true : undefined;
+      }).catch(() => undefined),
+    );
+    const pgCtl = [
+      path.join(server.binDir, 'pg_ctl'),
+      ...['restart', '-D', server.dataDir, '-m', 'fast', '-w', '-l', server.logFile],
+    ];
+    if (isRoot()) await run('runuser', ['-u', POSTGRES_OS_USER, '--', ...pgCtl]);
+    else await run(pgCtl[0], pgCtl.slice(1));
+
+    const failed = await restoring;
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/^pgferry: pg_restore failed \(1\): /);
+    expect(failed.stderr.trimEnd().split('\n')).toHaveLength(1);
+    const advice =
+      /\(the partially restored database (\S+) (was dropped: run the restore again|is left in place: drop it, then run the restore again)\)$/.exec(
+        failed.stderr.trimEnd(),
+      );
+    expect(advice?.[1]).toBe(target);
+    // What it says is so.
+    expect(await databaseExists(asTarget(), target)).toBe(advice?.[2].startsWith('is left'));
+    expect(storedReports().find((r) => r.target.database === target)).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/^pg_restore failed/),
+    });
+
+    if (await databaseExists(asTarget(), target)) {
+      await withClient(asTarget(), 'postgres', (c) =>
+        c.query(`DROP DATABASE ${quoteIdent(target)} WITH (FORCE)`),
+      );
+    }
+    const retried = await restore(targetUrl());
+    expect(retried).toMatchObject({ code: 0 });
+    const counts = await withClient(asTarget(), target, (c) =>
+      c.query<{ n: string }>('SELECT (SELECT count(*) FROM big) + (SELECT count(*) FROM slow) AS n'),
+    );
+    expect(Number(counts.rows[0].n)).toBe(250_000 + 2500);
+  });
+});

@@ -1,0 +1,142 @@
+/**
+ * Tools for fault tests: a pg_dump held at a gate mid-output (so a fault lands mid-dump, at a
+ * point the test can observe, not after a guessed delay), waiting for conditions, and finding
+ * processes under /proc.
+ */
+import { execFile } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { extraPgBinDirs } from './cli';
+
+const PG15_BIN = '/usr/lib/postgresql/15/bin';
+const run = promisify(execFile);
+
+export interface GatedPgDump {
+  /** PGFERRY_PG_BIN_DIRS for the CLI. */
+  binDirs: string;
+  /** Lets the rest of the output through. */
+  open(): void;
+}
+
+/**
+ * Client tools whose pg_dump passes its first `passBytes` bytes of output and then holds the
+ * rest until `open()`: meanwhile pg_dump blocks on the full pipe, its COPY stays active on the
+ * server, and the runner has stored part of the dump. pg_dump's exit status is kept.
+ */
+export function gatedPgDump(passBytes = 1024 * 1024): GatedPgDump {
+  const root = mkdtempSync(path.join(tmpdir(), 'pgferry-gated-pg_dump-'));
+  const bin = path.join(root, 'bin');
+  const gate = path.join(root, 'open');
+  mkdirSync(bin);
+  writeFileSync(
+    path.join(bin, 'pg_dump'),
+    `#!/bin/bash
+[ "$1" = "--version" ] && exec ${PG15_BIN}/pg_dump "$@"
+set -o pipefail
+${PG15_BIN}/pg_dump "$@" | { head -c ${passBytes}; while [ ! -e '${gate}' ]; do sleep 0.05; done; cat; }
+`,
+  );
+  writeFileSync(path.join(bin, 'pg_dumpall'), `#!/bin/sh\nexec ${PG15_BIN}/pg_dumpall "$@"\n`);
+  chmodSync(path.join(bin, 'pg_dump'), 0o755);
+  chmodSync(path.join(bin, 'pg_dumpall'), 0o755);
+  return {
+    binDirs: [bin, ...extraPgBinDirs()].join(':'),
+    open: () => writeFileSync(gate, ''),
+  };
+}
+
+/** Polls `probe` every 50 ms until it returns a value other than `undefined`. */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Every process below `pid` (from /proc). */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const child of children.get(p) ?? []) {
+      out.push(child);
+      walk(child);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return ''; // exited meanwhile
+  }
+}
+
+/** Whether `pid` is a live process (a zombie counts as gone). */
+export function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** The pg-tools runner started by the CLI `cliPid`, once it runs. */
+export function runnerOf(cliPid: number): Promise<number> {
+  return waitFor('the pg-tools runner to start', () =>
+    descendants(cliPid).find((p) => commandLine(p).includes('pg-tools/src/main.js')),
+  );
+}
+
+/** A tmpfs of `size` (e.g. `4m`) mounted on a new folder: a file system that really fills up. */
+export async function smallFileSystem(size: string): Promise<{ dir: string; unmount(): Promise<void> }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-small-fs-'));
+  try {
+    await run('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0777`, 'tmpfs', dir]);
+  } catch (err) {
+    throw new Error(
+      `mounting a ${size} tmpfs on ${dir} failed (the fault tests need root and CAP_SYS_ADMIN to fill a real file system): ${(err as Error).message}`,
+    );
+  }
+  return {
+    dir,
+    unmount: async () => {
+      if (existsSync(dir)) await run('umount', ['-l', dir]).catch(() => undefined);
+    },
+  };
+}
+
+/** Grows (or shrinks) a tmpfs mounted by {@link smallFileSystem}. */
+export async function resizeFileSystem(dir: string, size: string): Promise<void> {
+  await run('mount', ['-o', `remount,size=${size}`, dir]);
+}
