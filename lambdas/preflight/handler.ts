@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import { BackupRequestSchema, type BackupState, parseExecutionInput, parsePayload } from '../../core/contracts';
+import {
+  BackupRequestSchema,
+  type BackupState,
+  parseExecutionInput,
+  parsePayload,
+} from '../../core/contracts';
 import { leaseOwnerFor } from '../../core/lease';
 import { createLogger } from '../../core/logging';
 import { openStore } from '../../core/store';
