@@ -150,17 +150,21 @@ test.each(HOSTILE.map((name) => [JSON.stringify(name.slice(0, 20)), name]))(
   },
 );
 
+/** The backup Preflight is given the execution input beside the execution id (from the context object). */
+const withExecutionId = (request: unknown) => ({ request, executionId: 'arn:local:execution:1' });
+const asIs = (request: unknown) => request;
+
 test.each([
-  ['backup', '../../lambdas/preflight/handler'],
-  ['restore', '../../lambdas/restore-preflight/handler'],
-  ['verify', '../../lambdas/verify-preflight/handler'],
+  ['backup', '../../lambdas/preflight/handler', withExecutionId],
+  ['restore', '../../lambdas/restore-preflight/handler', asIs],
+  ['verify', '../../lambdas/verify-preflight/handler', asIs],
 ])(
   "the %s workflow's first state (its handler) refuses garbage and oversized input in one line",
-  async (name, module) => {
+  async (name, module, event) => {
     process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
     const { handler } = (await import(module)) as { handler: (event: unknown) => Promise<unknown> };
     for (const input of [null, 'text', [1], {}, { store: 'x'.repeat(MAX_EXECUTION_INPUT_BYTES) }]) {
-      const failure = await handler(input).then(
+      const failure = await handler(event(input)).then(
         () => new Error('accepted'),
         (err: Error) => err,
       );
