@@ -132,24 +132,26 @@ export async function runSchemaTest(plan: MigratePlan, deps: MigrateDeps): Promi
       deps.onPhase?.(`schemaTest ${db.source.database}`);
       const scratchTarget = { ...db.target, database: scratch };
       await createDatabase(ctx, scratchTarget, db);
-      try {
-        await streamDumpIntoRestore(ctx, {
-          dumpArgs: ['--format=custom', '--compress=0', '--schema-only', '--no-password'],
-          source: db.source,
-          restoreArgs: ['--exit-on-error', '--no-password', dbnameArg(scratch)],
-          target: scratchTarget,
-        });
-      } catch (err) {
+      const failure = await streamDumpIntoRestore(ctx, {
+        dumpArgs: ['--format=custom', '--compress=0', '--schema-only', '--no-password'],
+        source: db.source,
+        restoreArgs: ['--exit-on-error', '--no-password', dbnameArg(scratch)],
+        target: scratchTarget,
+      }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      entry.dropped = await dropDatabase(ctx, scratchTarget).then(
+        () => true,
+        () => false,
+      );
+      if (failure !== undefined) {
         throw new PgferryError(
           'SchemaTestFailed',
           `the schema of ${db.source.database} does not restore on the target (PostgreSQL ${plan.targetServer.version}): ` +
-            `${errorMessage(err)}; no data was moved`,
-          { cause: err },
-        );
-      } finally {
-        entry.dropped = await dropDatabase(ctx, scratchTarget).then(
-          () => true,
-          () => false,
+            `${errorMessage(failure)}; no data was moved (the scratch database ${scratch} was ` +
+            `${entry.dropped ? 'dropped' : 'left behind: drop it'})`,
+          { cause: failure },
         );
       }
     }
