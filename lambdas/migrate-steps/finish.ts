@@ -14,6 +14,7 @@ import type { BackupStore } from '../../core/store';
 import {
   backupPrefix,
   dumpResultKey,
+  manifestKey,
   migrateReportKey,
   migrateResultKey,
   schemaTestResultKey,
@@ -115,8 +116,8 @@ export interface MigrationFailure {
 
 /**
  * After any failure: unfreezes the source (always, when the migration was to freeze it: the
- * settings go back to what preflight saw), removes the archived backups' objects, so no
- * incomplete backup is ever listed, and names the failure — the runner's own error when it left
+ * settings go back to what preflight saw), removes the objects of archived backups that are not
+ * complete, so no incomplete backup is ever listed (complete ones are kept), and names the failure — the runner's own error when it left
  * one (on AWS a failed task's cause is ECS's task description).
  */
 export async function cleanupMigration(
@@ -156,6 +157,8 @@ export async function cleanupMigration(
   }
   for (const db of plan.databases) {
     try {
+      // A backup the record step completed (the failure came later, e.g. in the cutover) is kept.
+      if ((await store.getJson(manifestKey(db.backup.database, db.backup.backupId))) !== undefined) continue;
       deletedObjects += await store.deletePrefix(backupPrefix(db.backup.database, db.backup.backupId));
     } catch (err) {
       problems.push(`could not remove the incomplete backup ${db.backup.backupId}: ${errorMessage(err)}`);

@@ -72,5 +72,8 @@ async function thaw(client: Client, databases: MigrateDatabasePlan[]): Promise<v
 
 async function connectSource(plan: MigratePlan, env: NodeJS.ProcessEnv): Promise<Client> {
   const password = await resolvePassword(plan.request.source, 'source', env);
-  return connectPg(plan.databases[0].source, password);
+  const client = await connectPg(plan.databases[0].source, password);
+  // The database may be frozen already: this session's own setting overrides the database's.
+  await client.query(`SET ${SETTING} = off`);
+  return client;
 }

@@ -199,4 +199,24 @@ describe('a schema the target cannot take', () => {
     expect(skipped.stderr).toMatch(/tablespace/);
     expect(await databaseExists(target, database)).toBe(false);
   });
+  test('a failure in the migration task after --freeze-source unfreezes the source', async () => {
+    const failed = await migrate(
+      sourceUrl(source, database),
+      sourceUrl(target, database),
+      dir,
+      '--no-schema-test',
+      '--freeze-source',
+    );
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/tablespace/);
+    const setting = await withClient(source, 'postgres', (c) =>
+      c.query(
+        `SELECT 1 FROM pg_db_role_setting s, unnest(s.setconfig) c
+         WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = $1) AND c LIKE 'default_transaction_read_only=%'`,
+        [database],
+      ),
+    );
+    expect(setting.rows).toEqual([]);
+    await withClient(source, database, (c) => c.query('INSERT INTO items (label) VALUES ($1)', ['after']));
+  });
 });
