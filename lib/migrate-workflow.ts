@@ -35,6 +35,10 @@ type Step = 'freeze' | 'record' | 'finish' | 'cleanup' | 'cutoverCommand';
  */
 export class MigrateWorkflow extends Construct {
   readonly stateMachine: sfn.StateMachine;
+  /** The secrets the cutover may read and write (named by the execution input, so all of the account's). */
+  readonly cutoverSecrets: string;
+  /** The ECS services the cutover may scale (named by the execution input, so all of the account's). */
+  readonly cutoverServices: string;
 
   constructor(
     scope: Construct,
@@ -42,6 +46,14 @@ export class MigrateWorkflow extends Construct {
     private readonly props: MigrateWorkflowProps,
   ) {
     super(scope, id);
+    const stack = Stack.of(this);
+    this.cutoverSecrets = stack.formatArn({
+      service: 'secretsmanager',
+      resource: 'secret',
+      resourceName: '*',
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.cutoverServices = stack.formatArn({ service: 'ecs', resource: 'service', resourceName: '*' });
     const failed = this.buildFailurePath();
     const catching = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
       state.addCatch(failed, { resultPath: '$.error' });
@@ -160,13 +172,7 @@ export class MigrateWorkflow extends Construct {
    * the state so that later states never carry it.
    */
   private buildSecretUpdate(catching: <T extends sfn.TaskStateBase>(s: T) => T): sfn.IChainable {
-    const stack = Stack.of(this);
-    const secrets = stack.formatArn({
-      service: 'secretsmanager',
-      resource: 'secret',
-      resourceName: '*',
-      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-    });
+    const secrets = this.cutoverSecrets;
     const get = new tasks.CallAwsService(this, MIGRATE_STATES.getSecret, {
       service: 'secretsmanager',
       action: 'getSecretValue',
@@ -198,7 +204,6 @@ export class MigrateWorkflow extends Construct {
 
   /** `ecs:UpdateService` on every service of the input: to 0, or to its `desiredCount`. */
   private buildScaleServices(id: string, taskId: string, desiredCount?: number): sfn.Map {
-    const stack = Stack.of(this);
     const update = new tasks.CallAwsService(this, taskId, {
       service: 'ecs',
       action: 'updateService',
@@ -207,7 +212,7 @@ export class MigrateWorkflow extends Construct {
         Service: sfn.JsonPath.stringAt('$.service'),
         DesiredCount: desiredCount ?? sfn.JsonPath.numberAt('$.desiredCount'),
       },
-      iamResources: [stack.formatArn({ service: 'ecs', resource: 'service', resourceName: '*' })],
+      iamResources: [this.cutoverServices],
       iamAction: 'ecs:UpdateService',
       resultPath: sfn.JsonPath.DISCARD,
       taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),

@@ -305,9 +305,9 @@ export class PgferryStack extends Stack {
     });
     this.addWorkflow('migrate', workflow.stateMachine, [preflight, steps]);
     acknowledgeWildcards(workflow.stateMachine.role, {
-      'Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*':
+      [wildcardResource(this, workflow.cutoverSecrets)]:
         'the cutover secret is named by the execution input (cutover.secretArn); only Get/PutSecretValue',
-      'Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:service/*':
+      [wildcardResource(this, workflow.cutoverServices)]:
         'the services to scale are named by the execution input (cutover.ecsServices); only ecs:UpdateService',
     });
     return workflow;
