@@ -13,6 +13,7 @@ import { passwordEnvVar } from '../core/connection';
 import { PgferryError } from '../core/errors';
 import {
   BACKUP_STATES,
+  MIGRATE_STATES,
   PG_TOOLS_CONTAINER,
   RESTORE_STATES,
   TASK_ENV,
@@ -89,6 +90,53 @@ export async function runVerifyWorkflow(input: unknown, options: LocalRunOptions
     [VERIFY_STATES.preflight]: preflight.handler,
     [VERIFY_STATES.verify]: (params) => runPgToolsTask(params, options),
     [VERIFY_STATES.record]: record.handler,
+  });
+}
+
+export interface MigrateRunOptions extends LocalRunOptions {
+  /** Told the plan as soon as preflight has made it (before any data moves). */
+  onPlan?: (plan: unknown) => void;
+  /** Runs the cutover command (`--on-cutover`) for the plan. */
+  runCutoverCommand?: (plan: unknown) => Promise<void>;
+}
+
+/** AWS-only states of the migrate workflow (Secrets Manager, ECS): refused locally. */
+async function awsOnly(): Promise<never> {
+  throw new PgferryError(
+    'InvalidInput',
+    'cutover secrets and ECS services are updated only on AWS (pgferry migrate --aws)',
+  );
+}
+
+/** Runs the migrate workflow locally; resolves with its output (the migrate report). */
+export async function runMigrateWorkflow(input: unknown, options: MigrateRunOptions = {}): Promise<unknown> {
+  const [preflight, steps] = await Promise.all([
+    import('../lambdas/migrate-preflight/handler'),
+    import('../lambdas/migrate-steps/handler'),
+  ]);
+  return runWorkflow('migrate', input, options, {
+    [MIGRATE_STATES.preflight]: async (event) => {
+      const state = await preflight.handler(event);
+      options.onPlan?.(state.plan);
+      return state;
+    },
+    [MIGRATE_STATES.schemaTest]: (params) => runPgToolsTask(params, options),
+    [MIGRATE_STATES.freeze]: steps.handler,
+    [MIGRATE_STATES.migrate]: (params) => runPgToolsTask(params, options),
+    [MIGRATE_STATES.record]: steps.handler,
+    [MIGRATE_STATES.cutoverCommand]: async (event) => {
+      const { state } = event as { state: { plan: unknown } };
+      if (!options.runCutoverCommand) throw new PgferryError('InvalidInput', 'no cutover command to run');
+      await options.runCutoverCommand(state.plan);
+      return {};
+    },
+    [MIGRATE_STATES.finish]: steps.handler,
+    [MIGRATE_STATES.failed]: steps.handler,
+    [MIGRATE_STATES.getSecret]: awsOnly,
+    [MIGRATE_STATES.putSecret]: awsOnly,
+    [MIGRATE_STATES.scaleDown]: awsOnly,
+    [MIGRATE_STATES.scaleUp]: awsOnly,
+    RestartService: awsOnly,
   });
 }
 

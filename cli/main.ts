@@ -8,6 +8,7 @@ import { PGFERRY_VERSION } from '../core/version';
 import { type AwsAccess, defaultAwsAccess } from './aws/clients';
 import { registerBackup } from './commands/backup';
 import { registerList } from './commands/list';
+import { registerMigrate } from './commands/migrate';
 import { registerPrune } from './commands/prune';
 import { registerRestore } from './commands/restore';
 import { registerShow } from './commands/show';
@@ -29,6 +30,7 @@ export function buildProgram(aws: AwsAccess = defaultAwsAccess()): Command {
   registerPrune(program);
   registerRestore(program, aws);
   registerVerify(program, aws);
+  registerMigrate(program, aws);
   return program;
 }
 

@@ -450,3 +450,239 @@ export function parseExecutionInput<T>(schema: z.ZodType<T>, value: unknown, wha
   }
   return parsePayload(schema, value, what);
 }
+
+/**
+ * Cutover actions of a migration on AWS, run by Step Functions' own integrations: point an
+ * application's Secrets Manager secret at the target (its `host`, `port` and `dbname` fields are
+ * replaced, the rest kept), and scale ECS services to zero before the freeze and back after.
+ */
+export const CutoverSchema = z
+  .object({
+    /** The secret whose connection fields are pointed at the target after verification. */
+    secretArn: z
+      .string()
+      .regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/)
+      .optional(),
+    /** Services scaled to 0 before the freeze, and to `desiredCount` after the cutover. */
+    ecsServices: z
+      .array(
+        z
+          .object({
+            cluster: z.string().min(1).max(2048),
+            service: z.string().min(1).max(2048),
+            desiredCount: z.number().int().min(0).max(10_000),
+          })
+          .strict(),
+      )
+      .max(20)
+      .optional(),
+    /**
+     * Locally only: a shell command run after verification, before the source is unfrozen, with
+     * `PGFERRY_TARGET_URL` (no password) in its environment.
+     */
+    command: z.string().min(1).max(4096).optional(),
+  })
+  .strict();
+export type Cutover = z.infer<typeof CutoverSchema>;
+
+/** Input of the migrate state machine: what `pgferry migrate` starts it with. */
+export const MigrateRequestSchema = z
+  .object({
+    source: ConnectionSchema,
+    /** The target server and (for one database) the database to create there. */
+    target: ConnectionSchema,
+    store: StoreUrlSchema,
+    /** Every non-template database of the source server, under the same names, plus roles. */
+    allDatabases: z.boolean().default(false),
+    freezeSource: z.boolean().default(false),
+    schemaTest: z.boolean().default(true),
+    /** Replace a target database that exists and is not empty (it is dropped and created again). */
+    force: z.boolean().default(false),
+    /** pg_restore jobs for the post-data phase (indexes, constraints); default: the task's vCPUs. */
+    jobs: z.number().int().min(1).max(64).optional(),
+    compression: CompressionSchema.default({ codec: 'zstd', level: 1 }),
+    withRolePasswords: z.boolean().default(false),
+    cutover: CutoverSchema.optional(),
+  })
+  .strict();
+export type MigrateRequest = z.infer<typeof MigrateRequestSchema>;
+export type MigrateRequestInput = z.input<typeof MigrateRequestSchema>;
+
+/** One database of a migration: where it comes from, where it goes, and the backup it leaves. */
+export const MigrateDatabasePlanSchema = z
+  .object({
+    source: ConnectionSchema,
+    target: ConnectionSchema,
+    /** The archived backup: a normal backup plan, recorded by the backup workflow's own record step. */
+    backup: BackupPlanSchema,
+    sizeBytes: z.number().int().nonnegative(),
+    encoding: z.string(),
+    collate: z.string(),
+    ctype: z.string(),
+    /** The target database exists (empty, or replaced with `force`). */
+    targetExists: z.boolean(),
+    /** `default_transaction_read_only` set on the source database before the freeze, if any. */
+    readOnlySetting: z.string().nullable(),
+  })
+  .strict();
+export type MigrateDatabasePlan = z.infer<typeof MigrateDatabasePlanSchema>;
+
+export const MigrateEstimateSchema = z
+  .object({
+    bytes: z.number().int().nonnegative(),
+    bytesPerSecond: z.number().positive(),
+    seconds: z.number().nonnegative(),
+    /** `measured`: from the newest earlier migration's report in the store; else the default. */
+    basis: z.enum(['measured', 'default']),
+  })
+  .strict();
+export type MigrateEstimate = z.infer<typeof MigrateEstimateSchema>;
+
+/** Migrate preflight's output. */
+export const MigratePlanSchema = z
+  .object({
+    schemaVersion: z.literal(SCHEMA_VERSION),
+    migrateId: z.string().regex(BACKUP_ID_PATTERN),
+    request: MigrateRequestSchema,
+    sourceServer: ServerInfoSchema,
+    targetServer: ServerInfoSchema,
+    databases: z.array(MigrateDatabasePlanSchema).min(1),
+    jobs: z.number().int().min(1),
+    estimate: MigrateEstimateSchema,
+    /** The `host`/`port`/`dbname` a cutover secret gets (AWS), absent without one. */
+    cutoverSecretFields: z
+      .object({ host: z.string(), port: z.number().int(), dbname: z.string() })
+      .strict()
+      .optional(),
+    taskSize: TaskSizeSchema,
+    startedAt: z.iso.datetime(),
+  })
+  .strict();
+export type MigratePlan = z.infer<typeof MigratePlanSchema>;
+
+export const WritingSessionSchema = z
+  .object({
+    pid: z.number().int(),
+    user: z.string().nullable(),
+    application: z.string().nullable(),
+    transactionStart: z.string().nullable(),
+  })
+  .strict();
+
+/** What the Freeze step did: when, and which sessions were still writing. */
+export const FreezeResultSchema = z
+  .object({
+    frozenAt: z.iso.datetime(),
+    databases: z.array(
+      z.object({ database: z.string(), writingSessions: z.array(WritingSessionSchema) }).strict(),
+    ),
+  })
+  .strict();
+export type FreezeResult = z.infer<typeof FreezeResultSchema>;
+
+/** What the schema test found (stored beside the first database's backup). */
+export const SchemaTestResultSchema = z
+  .object({
+    status: z.enum(['passed', 'failed']),
+    seconds: z.number().nonnegative(),
+    databases: z.array(
+      z.object({ database: z.string(), scratchDatabase: z.string(), dropped: z.boolean() }).strict(),
+    ),
+    /** Roles created on the target first (the schema needs them). */
+    roles: z
+      .object({ created: z.array(z.string()), skippedExisting: z.array(z.string()) })
+      .strict()
+      .optional(),
+    error: z.string().optional(),
+  })
+  .strict();
+export type SchemaTestResult = z.infer<typeof SchemaTestResultSchema>;
+
+const ObjectCountSchema = z
+  .object({ kind: z.string(), source: z.number().int(), target: z.number().int() })
+  .strict();
+const SequenceCheckSchema = z
+  .object({
+    schema: z.string(),
+    name: z.string(),
+    source: z.string(),
+    target: z.string(),
+  })
+  .strict();
+
+/** The migrate task's account of one database (stored beside its backup as `migrate-result.json`). */
+export const MigrateDatabaseResultSchema = z
+  .object({
+    database: z.string(),
+    targetDatabase: z.string(),
+    backupId: z.string().regex(BACKUP_ID_PATTERN),
+    sourceBytes: z.number().int().nonnegative(),
+    dumpedBytes: z.number().int().nonnegative(),
+    storedBytes: z.number().int().nonnegative(),
+    timings: z.record(z.string(), z.number()),
+    roles: z.object({ created: z.array(z.string()), skippedExisting: z.array(z.string()) }).strict(),
+    checks: z
+      .object({
+        rowCounts: z.array(TableCheckSchema),
+        sequences: z.array(SequenceCheckSchema),
+        objectCounts: z.array(ObjectCountSchema),
+        analyzed: z.boolean(),
+      })
+      .strict(),
+  })
+  .strict();
+export type MigrateDatabaseResult = z.infer<typeof MigrateDatabaseResultSchema>;
+
+/** The migrate workflow's state as it moves through the states. */
+export const MigrateStateSchema = z
+  .object({
+    plan: MigratePlanSchema,
+    job: z.string(),
+    freeze: FreezeResultSchema.optional(),
+    record: z
+      .object({ backupIds: z.array(z.string()), recordedAt: z.iso.datetime() })
+      .strict()
+      .optional(),
+    cutoverSecret: z.unknown().optional(),
+    error: CaughtErrorSchema.optional(),
+  })
+  .strict();
+export type MigrateState = z.infer<typeof MigrateStateSchema>;
+
+/**
+ * The migrate report: printed, and stored beside each database's backup as
+ * `migrate-report-<migrateId>.json`.
+ */
+export const MigrateReportSchema = z
+  .object({
+    schemaVersion: z.literal(SCHEMA_VERSION),
+    kind: z.literal('migrate'),
+    migrateId: z.string().regex(BACKUP_ID_PATTERN),
+    status: z.literal('passed'),
+    source: z.object({ host: z.string(), port: z.number().int(), serverVersion: z.string() }).strict(),
+    target: z.object({ host: z.string(), port: z.number().int(), serverVersion: z.string() }).strict(),
+    startedAt: z.iso.datetime(),
+    finishedAt: z.iso.datetime(),
+    estimate: MigrateEstimateSchema,
+    /** Seconds per phase: preflight, schemaTest, freeze, migrate (the task), record, cutover, unfreeze, total. */
+    timings: z.record(z.string(), z.number()),
+    /** Freeze to unfreeze: how long the source refused writes (absent without `freezeSource`). */
+    writeDowntimeSeconds: z.number().nonnegative().optional(),
+    freeze: FreezeResultSchema.optional(),
+    schemaTest: SchemaTestResultSchema.optional(),
+    sizes: z
+      .object({
+        sourceBytes: z.number().int().nonnegative(),
+        dumpedBytes: z.number().int().nonnegative(),
+        storedBytes: z.number().int().nonnegative(),
+      })
+      .strict(),
+    databases: z.array(MigrateDatabaseResultSchema),
+    /** The source server's roles created on the target (by the schema test or the migration); existing ones are left alone. */
+    roles: z.object({ created: z.array(z.string()), skippedExisting: z.array(z.string()) }).strict(),
+    cutover: z
+      .object({ secretUpdated: z.boolean(), servicesScaled: z.array(z.string()), command: z.boolean() })
+      .strict(),
+  })
+  .strict();
+export type MigrateReport = z.infer<typeof MigrateReportSchema>;

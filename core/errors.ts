@@ -16,7 +16,9 @@ export type PgferryErrorCode =
   | 'BackupCorrupt'
   | 'TargetRefused'
   | 'RestoreFailed'
-  | 'RecordFailed';
+  | 'RecordFailed'
+  | 'SchemaTestFailed'
+  | 'MigrateFailed';
 
 export class PgferryError extends Error {
   readonly code: PgferryErrorCode;

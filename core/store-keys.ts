@@ -137,3 +137,19 @@ export function verifyReportKey(database: string, backupId: string, verifyId: st
   assertBackupId(verifyId);
   return backupObjectKey(database, backupId, `verify-report-${verifyId}.json`);
 }
+
+/** A migration's files beside the backup it archived: the task's result, the schema test's, the report. */
+export function migrateResultKey(database: string, backupId: string): string {
+  return backupObjectKey(database, backupId, 'migrate-result.json');
+}
+
+export function schemaTestResultKey(database: string, backupId: string): string {
+  return backupObjectKey(database, backupId, 'schema-test.json');
+}
+
+export function migrateReportKey(database: string, backupId: string, migrateId: string): string {
+  assertBackupId(migrateId);
+  return backupObjectKey(database, backupId, `migrate-report-${migrateId}.json`);
+}
+
+export const MIGRATE_REPORT_FILE = /^migrate-report-(\d{8}T\d{6}Z-[0-9a-f]{6})\.json$/;

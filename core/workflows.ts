@@ -25,8 +25,24 @@ export const VERIFY_STATES = {
   record: 'VerifyRecord',
 } as const;
 
-export type WorkflowName = 'backup' | 'restore' | 'verify';
-export const WORKFLOW_NAMES: readonly WorkflowName[] = ['backup', 'restore', 'verify'];
+export const MIGRATE_STATES = {
+  preflight: 'MigratePreflight',
+  schemaTest: 'SchemaTest',
+  scaleDown: 'ScaleDownService',
+  freeze: 'Freeze',
+  migrate: 'Migrate',
+  record: 'MigrateRecord',
+  getSecret: 'GetTargetSecret',
+  putSecret: 'PutTargetSecret',
+  cutoverCommand: 'RunCutoverCommand',
+  scaleUp: 'ScaleUpService',
+  finish: 'MigrateFinish',
+  failed: 'MigrateCleanup',
+  failState: 'MigrateFailed',
+} as const;
+
+export type WorkflowName = 'backup' | 'restore' | 'verify' | 'migrate';
+export const WORKFLOW_NAMES: readonly WorkflowName[] = ['backup', 'restore', 'verify', 'migrate'];
 
 /** The pg-tools container's name in its task definition, and its environment contract. */
 export const PG_TOOLS_CONTAINER = 'pg-tools';

@@ -29,6 +29,7 @@ export function synthesizeWorkflowDefinitions(): Record<WorkflowName, AslDefinit
     backup: logicalId(stack.backup.stateMachine),
     restore: logicalId(stack.restore.stateMachine),
     verify: logicalId(stack.verify.stateMachine),
+    migrate: logicalId(stack.migrate.stateMachine),
   };
   const out = {} as Record<WorkflowName, AslDefinition>;
   for (const name of WORKFLOW_NAMES) {

@@ -9,6 +9,7 @@ import { BackupBucket } from './backup-bucket';
 import { BackupWorkflow } from './backup-workflow';
 import type { DatabaseConfig, PgferryConfig } from './config';
 import { type DatabaseLogin, databaseLogin } from './database-logins';
+import { MigrateWorkflow } from './migrate-workflow';
 import { Monitoring } from './monitoring';
 import { acknowledge, acknowledgeWildcards, wildcardResource } from './nag';
 import { Network } from './network';
@@ -47,6 +48,7 @@ export class PgferryStack extends Stack {
   readonly backup: BackupWorkflow;
   readonly restore: PgToolsWorkflow;
   readonly verify: PgToolsWorkflow;
+  readonly migrate: MigrateWorkflow;
   /** How the workflows log in to each configured database, by database id. */
   readonly databaseLogins: ReadonlyMap<string, DatabaseLogin>;
 
@@ -162,6 +164,8 @@ export class PgferryStack extends Stack {
       record: { folder: 'verify-record', description: "pgferry: reads a verification's report" },
     });
 
+    this.migrate = this.addMigrateWorkflow();
+
     // After every function that connects to databases exists.
     this.functions.grantDatabaseLogins(logins);
 
@@ -268,6 +272,44 @@ export class PgferryStack extends Stack {
           "StepFunctionsStartExecution's grant to describe and stop the nested backup's executions, whose names exist only at run time",
       });
     }
+    return workflow;
+  }
+
+  /**
+   * The migrate workflow: its two functions (both connect to databases; the steps function also
+   * writes manifests and removes incomplete backups), and the state machine's own AWS calls.
+   */
+  private addMigrateWorkflow(): MigrateWorkflow {
+    const preflight = this.functions.add('MigratePreflight', {
+      folder: 'migrate-preflight',
+      description: 'pgferry: checks the source and target of a migration and plans it',
+      timeout: Duration.minutes(5),
+      connectsToDatabases: true,
+    });
+    const steps = this.functions.add('MigrateSteps', {
+      folder: 'migrate-steps',
+      description: "pgferry: a migration's freeze, record, finish and cleanup",
+      timeout: Duration.minutes(15),
+      connectsToDatabases: true,
+    });
+    for (const fn of [preflight, steps]) {
+      this.store.grantReadBackups(fn);
+      this.store.grantWriteBackups(fn);
+    }
+    this.store.grantDeleteBackups(preflight);
+    this.store.grantDeleteBackups(steps);
+    const workflow = new MigrateWorkflow(this, 'Migrate', {
+      preflightFunction: preflight,
+      stepsFunction: steps,
+      pgTools: this.pgTools,
+    });
+    this.addWorkflow('migrate', workflow.stateMachine, [preflight, steps]);
+    acknowledgeWildcards(workflow.stateMachine.role, {
+      [wildcardResource(this, workflow.cutoverSecrets)]:
+        'the cutover secret is named by the execution input (cutover.secretArn); only Get/PutSecretValue',
+      [wildcardResource(this, workflow.cutoverServices)]:
+        'the services to scale are named by the execution input (cutover.ecsServices); only ecs:UpdateService',
+    });
     return workflow;
   }
 

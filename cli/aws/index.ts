@@ -29,6 +29,12 @@ export async function runOnAws(
   }
   const clients = await access.clients();
   const stack = await readStack(clients, stackNameFrom(opts.stack));
+  if (!stack.stateMachineArns[workflow]) {
+    throw new PgferryError(
+      'InvalidInput',
+      `stack ${stack.stackName} has no ${workflow} state machine: deploy this version of pgferry`,
+    );
+  }
   return runExecution(clients, stack.stateMachineArns[workflow], request, {
     pollIntervalMs: access.pollIntervalMs,
     onProgress: (line) => process.stderr.write(`${line}\n`),

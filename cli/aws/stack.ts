@@ -26,6 +26,7 @@ export const STACK_OUTPUTS = {
     backup: 'BackupStateMachineArn',
     restore: 'RestoreStateMachineArn',
     verify: 'VerifyStateMachineArn',
+    migrate: 'MigrateStateMachineArn',
   },
 } as const;
 
@@ -64,6 +65,8 @@ export async function readStack(clients: AwsClients, stackName: string): Promise
       backup: output(arns.backup),
       restore: output(arns.restore),
       verify: output(arns.verify),
+      // Optional: stacks deployed before migrate existed lack it (runOnAws says so when it is needed).
+      migrate: outputs.get(arns.migrate) ?? '',
     },
   };
 }

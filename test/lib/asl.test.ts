@@ -14,6 +14,11 @@ test('the ASL the CLI runs equals the ASL synthesized from the CDK app', () => {
   expect(built).toEqual(synthesized.backup);
 });
 
+test('the migrate ASL the CLI runs equals the synthesized one', () => {
+  const built = JSON.parse(readFileSync(path.join(REPO, 'dist', 'asl', 'migrate.asl.json'), 'utf8'));
+  expect(built).toEqual(synthesized.migrate);
+});
+
 test('the CLI loads its definition from the generated file', async () => {
   const { loadDefinition } = await import('../../cli/local-executor');
   expect(loadDefinition('backup')).toEqual(synthesized.backup);
@@ -46,6 +51,8 @@ test.each([
   ['backup', 'Dump'],
   ['restore', 'Restore'],
   ['verify', 'Verify'],
+  ['migrate', 'Migrate'],
+  ['migrate', 'SchemaTest'],
 ] as const)(
   "the %s workflow's task is sized per run from the plan (CPU, memory, disk)",
   (workflow, state) => {

@@ -59,6 +59,7 @@ test('each workflow has an alarm on failed, timed-out or aborted executions that
   const failed = Object.values(alarms()).filter((a) => /-failed$/.test(String(a.AlarmName)));
   expect(failed.map((a) => a.AlarmName).sort()).toEqual([
     'Test-backup-failed',
+    'Test-migrate-failed',
     'Test-restore-failed',
     'Test-verify-failed',
   ]);
@@ -125,7 +126,7 @@ test('failed, timed-out and aborted executions of each workflow are notified', (
   const rules = Object.values(template.findResources('AWS::Events::Rule')) as {
     Properties: { EventPattern: { detail: { stateMachineArn: { Ref: string }[]; status: string[] } } };
   }[];
-  expect(rules).toHaveLength(3);
+  expect(rules).toHaveLength(4);
   for (const rule of rules) {
     expect(rule.Properties.EventPattern.detail.status).toEqual(['FAILED', 'TIMED_OUT', 'ABORTED']);
   }

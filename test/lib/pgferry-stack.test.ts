@@ -3,7 +3,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { definitionOf, minimalConfig, resourcesAllowed, templateOf } from './fixtures';
 
 const template = templateOf();
-const WORKFLOWS = ['Backup', 'Restore', 'Verify'];
+const WORKFLOWS = ['Backup', 'Restore', 'Verify', 'Migrate'];
 
 test('every state machine logs without execution data and is traced', () => {
   const machines = template.findResources('AWS::StepFunctions::StateMachine', {

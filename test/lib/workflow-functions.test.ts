@@ -49,7 +49,12 @@ test('only the handlers that connect to databases run in the VPC', () => {
   const inVpc = Object.entries(functionsBy())
     .filter(([, fn]) => fn.VpcConfig)
     .map(([id]) => id.replace(/[0-9A-F]{8}$/, ''));
-  expect(inVpc.sort()).toEqual(['FunctionsPreflight', 'FunctionsRestorePreflight']);
+  expect(inVpc.sort()).toEqual([
+    'FunctionsMigratePreflight',
+    'FunctionsMigrateSteps',
+    'FunctionsPreflight',
+    'FunctionsRestorePreflight',
+  ]);
 });
 
 test('handlers in the VPC use the database clients security group and trust the Amazon RDS CAs', () => {

@@ -46,7 +46,7 @@ export interface DumpDeps {
 
 export type SucceededDumpResult = Extract<DumpResult, { status: 'succeeded' }>;
 
-const DUMP_OBJECT = 'dump.pgdump';
+export const DUMP_OBJECT = 'dump.pgdump';
 const GLOBALS_OBJECT = 'globals.sql';
 
 /** Runs the dump; on failure records a failed `dump-result.json` (best effort) and rethrows. */
@@ -179,7 +179,7 @@ function pgDumpFailure(stderr: string, err: unknown): Error {
  * Keeps the end of what a child wrote to stderr, for error messages: three lines from its first
  * error (which says why, e.g. the server's message), else its last three lines.
  */
-function collectTail(stream: Readable, maxChars = 4000): () => string {
+export function collectTail(stream: Readable, maxChars = 4000): () => string {
   let text = '';
   stream.on('data', (d: Buffer) => {
     text = (text + d.toString()).slice(-maxChars);
@@ -196,7 +196,7 @@ function collectTail(stream: Readable, maxChars = 4000): () => string {
 }
 
 /** Row counts of every user table (leaf partitions included), in the dump's snapshot. */
-async function countRows(client: Client): Promise<TableRowCount[]> {
+export async function countRows(client: Client): Promise<TableRowCount[]> {
   const { rows } = await client.query<{ schema: string; name: string }>(`
     SELECT n.nspname AS schema, c.relname AS name
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -217,7 +217,7 @@ async function countRows(client: Client): Promise<TableRowCount[]> {
 }
 
 /** The encoding, extensions and roles a target must offer to restore this database. */
-async function requirements(client: Client): Promise<Requirements> {
+export async function requirements(client: Client): Promise<Requirements> {
   const encoding = await client.query<{ encoding: string }>(
     'SELECT pg_encoding_to_char(encoding) AS encoding FROM pg_database WHERE datname = current_database()',
   );
@@ -249,7 +249,7 @@ async function requirements(client: Client): Promise<Requirements> {
 }
 
 /** Owner, comment, settings and grants of the database itself. */
-async function readDatabaseProperties(client: Client): Promise<DatabaseProperties> {
+export async function readDatabaseProperties(client: Client): Promise<DatabaseProperties> {
   const { rows } = await client.query<{ owner: string; comment: string | null; acl: boolean }>(`
     SELECT pg_get_userbyid(datdba) AS owner, shobj_description(oid, 'pg_database') AS comment,
            datacl IS NOT NULL AS acl
@@ -275,7 +275,7 @@ async function readDatabaseProperties(client: Client): Promise<DatabasePropertie
  * Roles and tablespaces (`pg_dumpall --globals-only`). Role passwords only when asked for; where
  * the user cannot read pg_authid (managed services), falls back to none and says so.
  */
-async function storeGlobals(
+export async function storeGlobals(
   plan: BackupPlan,
   pgDumpall: PgToolBinary,
   env: NodeJS.ProcessEnv,
@@ -317,7 +317,7 @@ async function storeGlobals(
   };
 }
 
-async function runCapture(
+export async function runCapture(
   tool: PgToolBinary,
   args: string[],
   env: NodeJS.ProcessEnv,

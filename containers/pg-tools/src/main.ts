@@ -2,7 +2,7 @@
  * Entrypoint of the pg-tools container (Fargate on AWS, a child process locally).
  *
  * Environment contract — the same on both:
- *   PGFERRY_ACTION          what to do: `dump`, `restore` or `verify`
+ *   PGFERRY_ACTION          what to do: `dump`, `restore`, `verify`, `migrate-schema-test` or `migrate`
  *   PGFERRY_JOB             the job as JSON (a BackupPlan or a RestorePlan), never containing secrets
  *   PGFERRY_PG_BIN_DIRS     extra directories holding PostgreSQL client tools (colon-separated)
  *   PGFERRY_SOURCE_PASSWORD the source's password, when the job names no Secrets Manager secret
@@ -15,12 +15,19 @@
  * on success, 1 on failure. The result itself goes to the store (`dump-result.json`).
  */
 import type { ChildProcess } from 'node:child_process';
-import { BackupPlanSchema, parsePayload, RestorePlanSchema, VerifyPlanSchema } from '../../../core/contracts';
+import {
+  BackupPlanSchema,
+  MigratePlanSchema,
+  parsePayload,
+  RestorePlanSchema,
+  VerifyPlanSchema,
+} from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
 import { createLogger } from '../../../core/logging';
 import { openStore } from '../../../core/store';
 import { TASK_ENV } from '../../../core/workflows';
 import { runDump } from './dump';
+import { runMigrate, runSchemaTest } from './migrate';
 import { runRestore } from './restore';
 import { runVerify } from './verify';
 
@@ -95,10 +102,29 @@ async function main(): Promise<void> {
       logger.info('succeeded', { restoreSeconds: report.restoreSeconds });
       return;
     }
+    case 'migrate-schema-test':
+    case 'migrate': {
+      const plan = parsePayload(MigratePlanSchema, job, 'migrate job');
+      logger.appendKeys({ migrateId: plan.migrateId });
+      const deps = {
+        store: openStore(plan.request.store),
+        env: process.env,
+        onPhase: (phase: string) => logger.info('phase', { phase }),
+        onChild,
+      };
+      if (action === 'migrate') {
+        const results = await runMigrate(plan, deps);
+        logger.info('succeeded', { databases: results.map((r) => r.database) });
+      } else {
+        const result = await runSchemaTest(plan, deps);
+        logger.info('succeeded', { seconds: result.seconds });
+      }
+      return;
+    }
     default:
       throw new PgferryError(
         'InvalidInput',
-        `${TASK_ENV.action} must be "dump", "restore" or "verify" (got ${action ?? 'nothing'})`,
+        `${TASK_ENV.action} must be "dump", "restore", "verify", "migrate-schema-test" or "migrate" (got ${action ?? 'nothing'})`,
       );
   }
 }

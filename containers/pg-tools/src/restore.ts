@@ -39,7 +39,7 @@ export type RestoreDeps = Pick<DumpDeps, 'store' | 'env' | 'onChild'> & {
 type Checks = RestoreReport['checks'];
 
 /** Session settings for the restore's connections: fast bulk load, safe to lose on a crash. */
-const RESTORE_PGOPTIONS = '-c maintenance_work_mem=512MB -c synchronous_commit=off';
+export const RESTORE_PGOPTIONS = '-c maintenance_work_mem=512MB -c synchronous_commit=off';
 
 /** What a restore has done so far: its report's timings and checks, also when it fails. */
 export class RestoreProgress {
@@ -240,7 +240,13 @@ async function downloadOne(store: BackupStore, manifest: BackupManifest, object:
   }
 }
 
-async function connectMaintenance(plan: RestorePlan, password: string | undefined): Promise<Client> {
+/** What applying the database's properties needs of a plan (a restore's, or a migration's). */
+export type PropertiesTarget = { request: Pick<RestorePlan['request'], 'target' | 'noOwner' | 'noAcl'> };
+
+export async function connectMaintenance(
+  plan: PropertiesTarget,
+  password: string | undefined,
+): Promise<Client> {
   try {
     return await connectPg(plan.request.target, password, 'postgres');
   } catch (err) {
@@ -298,8 +304,8 @@ const LIST_SETTINGS = new Set([
  * The source database's comment, settings, owner and grants, applied to the restored database
  * under its new name (pg_restore applies them only with --create, to the original name).
  */
-async function applyDatabaseProperties(
-  plan: RestorePlan,
+export async function applyDatabaseProperties(
+  plan: PropertiesTarget,
   password: string | undefined,
   properties: DatabaseProperties,
 ): Promise<void> {
@@ -343,12 +349,12 @@ async function applyDatabaseProperties(
   }
 }
 
-function quoteLiteral(value: string): string {
+export function quoteLiteral(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
 /** libpq conninfo value quoting: a database name is never parsed as a connection string. */
-function conninfoValue(value: string): string {
+export function conninfoValue(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
@@ -426,7 +432,7 @@ async function pgRestoreInto(
 }
 
 /** The first error pg_restore/psql reported, with the command it was running. */
-function firstError(stderr: string): string {
+export function firstError(stderr: string): string {
   const lines = stderr.split('\n').filter((l) => l.trim());
   const index = lines.findIndex((l) => /error|fatal/i.test(l));
   if (index < 0) return lines.slice(-2).join(' | ') || 'no error output';

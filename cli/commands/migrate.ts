@@ -1,0 +1,224 @@
+import { spawn } from 'node:child_process';
+import type { Command } from 'commander';
+import { parseConnectionUrl, passwordEnvVar } from '../../core/connection';
+import {
+  type Connection,
+  type MigratePlan,
+  type MigrateReport,
+  type MigrateRequest,
+  type MigrateRequestInput,
+  MigrateRequestSchema,
+  parsePayload,
+} from '../../core/contracts';
+import { PgferryError } from '../../core/errors';
+import { normaliseStoreUrl } from '../../core/store';
+import type { AwsAccess } from '../aws/clients';
+import { type AwsOptions, addAwsOptions, awsConnection } from '../aws/options';
+import { configureLogging, option } from '../options';
+import { formatBytes } from '../output';
+
+export function registerMigrate(program: Command, aws: AwsAccess): void {
+  const collect = (value: string, previous: string[]) => [...previous, value];
+  const command = program
+    .command('migrate')
+    .description(
+      'Move a database (or all of a server) to another server or major version, archived, verified and reported',
+    )
+    .requiredOption('--source <url>', 'postgres://user:password@host:port/database')
+    .requiredOption(
+      '--target <url>',
+      'postgres://user:password@host:port/database (with --all-databases, any database of the target server)',
+    )
+    .requiredOption(
+      '--store <store>',
+      'where the migration leaves its backup: a folder, file:///abs/dir or s3://bucket/prefix',
+    )
+    .option('--all-databases', 'every non-template database of the source server, and its roles', false)
+    .option('--freeze-source', 'make the source read-only from before the dump until the end', false)
+    .option('--no-schema-test', 'skip the schema-only test restore into a scratch database')
+    .option('--force', 'replace a target database that exists and is not empty', false)
+    .option(
+      '--jobs <n>',
+      'parallel pg_restore jobs for indexes and constraints (default: the number of cores)',
+      option((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 64)
+          throw new Error('--jobs must be a whole number from 1 to 64');
+        return n;
+      }),
+    )
+    .option('--with-role-passwords', "copy roles' password hashes too (needs a superuser source)", false)
+    .option(
+      '--on-cutover <command>',
+      'locally: a shell command run after verification, before the source is unfrozen, with PGFERRY_TARGET_URL (no password) and PGPASSWORD in its environment',
+    )
+    .option('--json', 'print the migrate report as JSON', false)
+    .option('--verbose', "print the workflow's logs on stderr", false);
+  addAwsOptions(command)
+    .option('--source-secret-arn <arn>', "with --aws: the Secrets Manager secret with --source's password")
+    .option('--target-secret-arn <arn>', "with --aws: the Secrets Manager secret with --target's password")
+    .option('--cutover-secret-arn <arn>', "with --aws: the applications' secret to point at the target")
+    .option(
+      '--scale-service <cluster/service:count>',
+      'with --aws: an ECS service scaled to 0 before the freeze and to count after the cutover (repeatable)',
+      collect,
+      [],
+    )
+    .action(async (opts: MigrateOptions) => migrateCommand(opts, aws));
+}
+
+interface MigrateOptions extends AwsOptions {
+  source: string;
+  target: string;
+  store: string;
+  allDatabases: boolean;
+  freezeSource: boolean;
+  schemaTest: boolean;
+  force: boolean;
+  jobs?: number;
+  withRolePasswords: boolean;
+  onCutover?: string;
+  json: boolean;
+  verbose: boolean;
+  sourceSecretArn?: string;
+  targetSecretArn?: string;
+  cutoverSecretArn?: string;
+  scaleService: string[];
+}
+
+async function migrateCommand(opts: MigrateOptions, aws: AwsAccess): Promise<void> {
+  configureLogging(opts.verbose);
+  if (opts.aws) {
+    if (opts.onCutover !== undefined) {
+      throw new PgferryError(
+        'InvalidInput',
+        '--on-cutover runs only locally: with --aws use --cutover-secret-arn or --scale-service',
+      );
+    }
+    const request = migrateRequest(
+      opts,
+      awsConnection(opts.source, '--source', { passwordSecretArn: opts.sourceSecretArn }),
+      awsConnection(opts.target, '--target', { passwordSecretArn: opts.targetSecretArn }),
+    );
+    const { runOnAws } = await import('../aws');
+    printReport((await runOnAws('migrate', request, opts, aws)) as MigrateReport, opts.json);
+    return;
+  }
+  for (const flag of ['sourceSecretArn', 'targetSecretArn', 'cutoverSecretArn', 'stack'] as const) {
+    if (opts[flag] !== undefined)
+      throw new PgferryError('InvalidInput', `--${kebab(flag)} is for --aws only`);
+  }
+  if (opts.scaleService.length) throw new PgferryError('InvalidInput', '--scale-service is for --aws only');
+  const source = parseConnectionUrl(opts.source, '--source');
+  const target = parseConnectionUrl(opts.target, '--target');
+  const sourcePassword = source.password ?? process.env.PGPASSWORD;
+  const targetPassword = target.password ?? process.env.PGPASSWORD;
+  if (sourcePassword !== undefined) process.env[passwordEnvVar('source')] = sourcePassword;
+  if (targetPassword !== undefined) process.env[passwordEnvVar('target')] = targetPassword;
+  const request = migrateRequest(opts, source.connection, target.connection);
+  const { runMigrateWorkflow } = await import('../local-executor');
+  const report = (await runMigrateWorkflow(request, {
+    onPlan: (plan) => printPlan(plan as MigratePlan),
+    onPhase: (phase) => {
+      if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Kmigrate: ${phase}…`);
+    },
+    onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+    runCutoverCommand: (plan) => runCutoverCommand(opts.onCutover ?? '', plan as MigratePlan, targetPassword),
+  })) as MigrateReport;
+  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  printReport(report, opts.json);
+}
+
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** The migrate workflow's input, the same locally and on AWS. */
+function migrateRequest(opts: MigrateOptions, source: Connection, target: Connection): MigrateRequest {
+  const services = opts.scaleService.map((spec) => {
+    const m = /^([^/]+)\/([^:]+):(\d+)$/.exec(spec);
+    if (!m)
+      throw new PgferryError('InvalidInput', `--scale-service must be cluster/service:count (got ${spec})`);
+    return { cluster: m[1], service: m[2], desiredCount: Number(m[3]) };
+  });
+  const cutover = {
+    ...(opts.cutoverSecretArn ? { secretArn: opts.cutoverSecretArn } : {}),
+    ...(services.length ? { ecsServices: services } : {}),
+    ...(opts.onCutover ? { command: opts.onCutover } : {}),
+  };
+  const input: MigrateRequestInput = {
+    source,
+    target,
+    store: normaliseStoreUrl(opts.store),
+    allDatabases: opts.allDatabases,
+    freezeSource: opts.freezeSource,
+    schemaTest: opts.schemaTest,
+    force: opts.force,
+    jobs: opts.jobs,
+    withRolePasswords: opts.withRolePasswords,
+    ...(Object.keys(cutover).length ? { cutover } : {}),
+  };
+  return parsePayload(MigrateRequestSchema, input, 'migrate request');
+}
+
+/** Printed before any data moves: what will be moved and how long it should take. */
+function printPlan(plan: MigratePlan): void {
+  const { estimate } = plan;
+  process.stderr.write(
+    `migrate: ${plan.databases.map((d) => d.source.database).join(', ')} from PostgreSQL ${plan.sourceServer.version} ` +
+      `to ${plan.targetServer.version}: source ${formatBytes(estimate.bytes)}, estimated ${formatDuration(estimate.seconds)} ` +
+      `(${estimate.basis === 'measured' ? 'measured' : 'default'} ${formatBytes(estimate.bytesPerSecond)}/s)\n`,
+  );
+}
+
+function formatDuration(seconds: number): string {
+  if (seconds < 60) return `${Math.max(1, Math.round(seconds))}s`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+/**
+ * `--on-cutover`: the command runs in a shell with this process's environment (pgferry's own
+ * password variables removed), `PGFERRY_TARGET_URL` and `PGFERRY_SOURCE_URL` without passwords,
+ * and the target's password as `PGPASSWORD`. Its failure fails the migration (the source is
+ * unfrozen, the target kept).
+ */
+async function runCutoverCommand(
+  command: string,
+  plan: MigratePlan,
+  targetPassword: string | undefined,
+): Promise<void> {
+  const url = (c: Connection) =>
+    `postgres://${encodeURIComponent(c.user)}@${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}/${encodeURIComponent(c.database)}`;
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env[passwordEnvVar('source')];
+  delete env[passwordEnvVar('target')];
+  delete env.PGPASSWORD;
+  env.PGFERRY_TARGET_URL = url(plan.databases[0].target);
+  env.PGFERRY_SOURCE_URL = url(plan.databases[0].source);
+  env.PGFERRY_MIGRATE_ID = plan.migrateId;
+  if (targetPassword !== undefined) env.PGPASSWORD = targetPassword;
+  const child = spawn('/bin/sh', ['-c', command], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  if (code !== 0) throw new PgferryError('MigrateFailed', `the cutover command failed (exit status ${code})`);
+}
+
+function printReport(report: MigrateReport, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  const tables = report.databases.reduce((n, d) => n + d.checks.rowCounts.length, 0);
+  const downtime =
+    report.writeDowntimeSeconds === undefined
+      ? ''
+      : `, source read-only for ${report.writeDowntimeSeconds.toFixed(1)}s`;
+  process.stdout.write(
+    `migrated ${report.databases.map((d) => `${d.database} → ${d.targetDatabase} (backup ${d.backupId})`).join(', ')} ` +
+      `from PostgreSQL ${report.source.serverVersion} to ${report.target.serverVersion} in ${report.timings.total.toFixed(1)}s${downtime}: ` +
+      `${tables} table row counts, sequences and object counts match\n`,
+  );
+}

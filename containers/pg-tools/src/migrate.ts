@@ -1,0 +1,691 @@
+/**
+ * The migrate runner: moves databases from a source server to a target server, one streamed pass
+ * per database, and leaves a normal backup of each in the store.
+ *
+ * Per database, under one exported snapshot of the source:
+ *   pg_dump -Fc -Z0 (the target's major) ──┬─> compression + SHA-256 ─> the store (the archived backup)
+ *                                          └─> pg_restore --section=pre-data,data ─> the target
+ *   pg_dump --section=post-data (small, to a local file) ─> pg_restore -j N --section=post-data
+ * then the database's own properties, ANALYZE, and the checks: every table's row count, every
+ * sequence's state and the number of objects of each kind equal on both sides.
+ *
+ * Its results go to the store (`dump-result.json`, which the backup workflow's record step turns
+ * into the manifest, and `migrate-result.json`), as the other tasks' do.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Client } from 'pg';
+import { compressionSuffix, createCompressor } from '../../../core/compression';
+import { libpqEnv, resolvePassword } from '../../../core/connection';
+import {
+  type Connection,
+  type DatabaseProperties,
+  type DumpResult,
+  type MigrateDatabasePlan,
+  type MigrateDatabaseResult,
+  type MigratePlan,
+  SCHEMA_VERSION,
+  type SchemaTestResult,
+  type StoredObject,
+} from '../../../core/contracts';
+import { errorMessage, PgferryError } from '../../../core/errors';
+import { Meter } from '../../../core/metering';
+import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
+import { connectPg, quoteIdent } from '../../../core/postgres';
+import {
+  backupObjectKey,
+  dumpResultKey,
+  migrateResultKey,
+  schemaTestResultKey,
+} from '../../../core/store-keys';
+import {
+  collectTail,
+  countRows,
+  DUMP_OBJECT,
+  type DumpDeps,
+  readDatabaseProperties,
+  requirements,
+  runCapture,
+  storeGlobals,
+} from './dump';
+import { planGlobals } from './globals';
+import {
+  applyDatabaseProperties,
+  connectMaintenance,
+  firstError,
+  quoteLiteral,
+  RESTORE_PGOPTIONS,
+  RestoreProgress,
+} from './restore';
+import { toolEnv } from './tool-env';
+
+export type MigrateDeps = Pick<DumpDeps, 'store' | 'env' | 'onChild'> & {
+  onPhase?: (phase: string) => void;
+};
+
+/** The setting the freeze puts on the source database: never carried over to the target. */
+export const FREEZE_SETTING = 'default_transaction_read_only';
+
+interface Context {
+  plan: MigratePlan;
+  deps: MigrateDeps;
+  sourcePassword: string | undefined;
+  targetPassword: string | undefined;
+  pgDump: PgToolBinary;
+  pgRestore: PgToolBinary;
+}
+
+async function context(plan: MigratePlan, deps: MigrateDeps): Promise<Context> {
+  const [sourcePassword, targetPassword] = await Promise.all([
+    resolvePassword(plan.request.source, 'source', deps.env),
+    resolvePassword(plan.request.target, 'target', deps.env),
+  ]);
+  // The target's major: the dump is made by the pg_dump that matches the server it goes to.
+  const pgDump = await choosePgTool('pg_dump', plan.targetServer.major, plan.targetServer.version, deps.env);
+  const pgRestore = await siblingTool(pgDump, 'pg_restore');
+  return { plan, deps, sourcePassword, targetPassword, pgDump, pgRestore };
+}
+
+function dumpEnv(ctx: Context, source: Connection): NodeJS.ProcessEnv {
+  return { ...toolEnv(ctx.deps.env), ...libpqEnv(source, ctx.sourcePassword) };
+}
+
+function restoreEnv(ctx: Context, target: Connection): NodeJS.ProcessEnv {
+  return {
+    ...toolEnv(ctx.deps.env),
+    ...libpqEnv(target, ctx.targetPassword),
+    PGOPTIONS: RESTORE_PGOPTIONS,
+  };
+}
+
+/** libpq conninfo for `--dbname`: a database name is never parsed as a connection string. */
+function dbnameArg(database: string): string {
+  return `--dbname=dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema test
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Restores each database's schema (no data) into a scratch database on the target server, then
+ * drops it: a schema the target cannot take stops the migration before any data moves. The roles
+ * the schema needs are created first (missing ones only), as the migration would.
+ */
+export async function runSchemaTest(plan: MigratePlan, deps: MigrateDeps): Promise<SchemaTestResult> {
+  const started = Date.now();
+  const first = plan.databases[0].backup;
+  const key = schemaTestResultKey(first.database, first.backupId);
+  const result: SchemaTestResult = { status: 'passed', seconds: 0, databases: [] };
+  try {
+    const ctx = await context(plan, deps);
+    result.roles = await applyRoles(ctx);
+    for (const [i, db] of plan.databases.entries()) {
+      const scratch = `pgferry_schema_test_${plan.migrateId.replace('-', '_').toLowerCase()}_${i}`;
+      const entry = { database: db.source.database, scratchDatabase: scratch, dropped: false };
+      result.databases.push(entry);
+      deps.onPhase?.(`schemaTest ${db.source.database}`);
+      const scratchTarget = { ...db.target, database: scratch };
+      await createDatabase(ctx, scratchTarget, db);
+      const failure = await streamDumpIntoRestore(ctx, {
+        dumpArgs: ['--format=custom', '--compress=0', '--schema-only', '--no-password'],
+        source: db.source,
+        restoreArgs: ['--exit-on-error', '--no-password', dbnameArg(scratch)],
+        target: scratchTarget,
+      }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      entry.dropped = await dropDatabase(ctx, scratchTarget).then(
+        () => true,
+        () => false,
+      );
+      if (failure !== undefined) {
+        throw new PgferryError(
+          'SchemaTestFailed',
+          `the schema of ${db.source.database} does not restore on the target (PostgreSQL ${plan.targetServer.version}): ` +
+            `${errorMessage(failure)}; no data was moved (the scratch database ${scratch} was ` +
+            `${entry.dropped ? 'dropped' : 'left behind: drop it'})`,
+          { cause: failure },
+        );
+      }
+    }
+    result.seconds = (Date.now() - started) / 1000;
+    await deps.store.putJson(key, result);
+    return result;
+  } catch (err) {
+    const failed = {
+      ...result,
+      status: 'failed',
+      seconds: (Date.now() - started) / 1000,
+      error: errorMessage(err),
+    };
+    await deps.store.putJson(key, failed).catch(() => undefined);
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migration
+// ---------------------------------------------------------------------------------------------
+
+/** Migrates every database of the plan, one after the other; the first failure stops it. */
+export async function runMigrate(plan: MigratePlan, deps: MigrateDeps): Promise<MigrateDatabaseResult[]> {
+  const ctx = await context(plan, deps);
+  const roles = await applyRoles(ctx);
+  const results: MigrateDatabaseResult[] = [];
+  for (const db of plan.databases) {
+    try {
+      results.push(await migrateDatabase(ctx, db, roles));
+    } catch (err) {
+      const failed: DumpResult = {
+        schemaVersion: SCHEMA_VERSION,
+        backupId: db.backup.backupId,
+        status: 'failed',
+        error: { name: (err as Error).name ?? 'Error', message: errorMessage(err) },
+        finishedAt: new Date().toISOString(),
+      };
+      await deps.store
+        .putJson(dumpResultKey(db.backup.database, db.backup.backupId), failed)
+        .catch(() => undefined);
+      throw err;
+    }
+  }
+  return results;
+}
+
+async function migrateDatabase(
+  ctx: Context,
+  db: MigrateDatabasePlan,
+  roles: MigrateDatabaseResult['roles'],
+): Promise<MigrateDatabaseResult> {
+  const { plan, deps } = ctx;
+  const progress = new RestoreProgress((phase) => deps.onPhase?.(`${phase} ${db.source.database}`));
+  const source = await connectPg(db.source, ctx.sourcePassword);
+  const workDir = await mkdtemp(path.join(deps.env.PGFERRY_WORK_DIR ?? tmpdir(), 'pgferry-migrate-'));
+  let created = false;
+  try {
+    // The snapshot pins what both pg_dumps and the source-side checks see.
+    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    const { rows } = await source.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
+    const snapshot = rows[0].snapshot;
+
+    await progress.timed('createDatabase', async () => {
+      await createDatabase(ctx, db.target, db);
+      created = true;
+    });
+
+    const postDataFile = path.join(workDir, 'post-data.pgdump');
+    const common = ['--format=custom', '--compress=0', `--snapshot=${snapshot}`, '--no-password'];
+    const postDataDump = runCapture(
+      ctx.pgDump,
+      [...common, '--section=post-data', `--file=${postDataFile}`],
+      dumpEnv(ctx, db.source),
+      deps,
+    ).then((out) => {
+      if (out.code !== 0)
+        throw new PgferryError('DumpFailed', `pg_dump --section=post-data failed: ${out.stderr.trim()}`);
+    });
+    const sourceState = (async () => ({
+      tables: await countRows(source),
+      requires: await requirements(source),
+      properties: await readDatabaseProperties(source),
+      sequences: await sequenceStates(source),
+      objects: await objectCounts(source),
+    }))();
+    // Awaited after the data phase; a failure of that phase must not leave them unhandled.
+    sourceState.catch(() => undefined);
+    postDataDump.catch(() => undefined);
+    let archived: { object: StoredObject; uncompressedBytes: number } | undefined;
+    await progress.timed('data', () =>
+      streamDumpIntoRestore(ctx, {
+        dumpArgs: common,
+        source: db.source,
+        restoreArgs: [
+          '--section=pre-data',
+          '--section=data',
+          '--exit-on-error',
+          '--no-password',
+          dbnameArg(db.target.database),
+        ],
+        target: db.target,
+        archive: async (input) => {
+          archived = await archive(ctx, db, input);
+        },
+      }),
+    );
+    const [state] = await Promise.all([sourceState, postDataDump]);
+    await source.query('COMMIT');
+    if (!archived) throw new PgferryError('DumpFailed', 'the dump was not archived');
+
+    await progress.timed('postData', () =>
+      runRestore(
+        ctx,
+        [
+          '--section=post-data',
+          '--exit-on-error',
+          '--no-password',
+          `--jobs=${plan.jobs}`,
+          dbnameArg(db.target.database),
+          postDataFile,
+        ],
+        db.target,
+      ),
+    );
+    const properties = withoutFreeze(state.properties, db.readOnlySetting);
+    await progress.timed('databaseProperties', () =>
+      applyDatabaseProperties(
+        { request: { target: db.target, noOwner: false, noAcl: false } },
+        ctx.targetPassword,
+        properties,
+      ),
+    );
+    const globals = await progress.timed('globals', async () =>
+      storeGlobals(db.backup, await siblingTool(ctx.pgDump, 'pg_dumpall'), dumpEnv(ctx, db.source), deps),
+    );
+
+    const checks = await verify(ctx, db, state, progress);
+    const dumpResult: DumpResult = {
+      schemaVersion: SCHEMA_VERSION,
+      backupId: db.backup.backupId,
+      status: 'succeeded',
+      tool: { pgDumpVersion: ctx.pgDump.version, pgDumpMajor: ctx.pgDump.major },
+      objects: [archived.object, globals.object],
+      tables: state.tables,
+      globals: globals.info,
+      requires: state.requires,
+      databaseProperties: properties,
+      uncompressedBytes: archived.uncompressedBytes,
+      finishedAt: new Date().toISOString(),
+    };
+    const result: MigrateDatabaseResult = {
+      database: db.source.database,
+      targetDatabase: db.target.database,
+      backupId: db.backup.backupId,
+      sourceBytes: db.sizeBytes,
+      dumpedBytes: archived.uncompressedBytes,
+      storedBytes: archived.object.bytes,
+      timings: progress.timings,
+      roles,
+      checks,
+    };
+    await deps.store.putJson(dumpResultKey(db.backup.database, db.backup.backupId), dumpResult);
+    await deps.store.putJson(migrateResultKey(db.backup.database, db.backup.backupId), result);
+    return result;
+  } catch (err) {
+    let message = errorMessage(err);
+    if (created) {
+      const dropped = await dropDatabase(ctx, db.target).then(
+        () => true,
+        () => false,
+      );
+      message += dropped
+        ? ` (the partially migrated database ${db.target.database} was dropped)`
+        : ` (the partially migrated database ${db.target.database} is left in place: drop it before retrying)`;
+    }
+    throw new PgferryError(err instanceof PgferryError ? err.code : 'MigrateFailed', message, { cause: err });
+  } finally {
+    await source.end().catch(() => undefined);
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The source database's settings as they were before the freeze: the freeze's
+ * `default_transaction_read_only = on` is the migration's, not the database's.
+ */
+function withoutFreeze(properties: DatabaseProperties, before: string | null): DatabaseProperties {
+  const settings = properties.settings.filter(
+    (s) => !(s.role === null && s.setting.startsWith(`${FREEZE_SETTING}=`)),
+  );
+  if (before !== null) settings.push({ role: null, setting: `${FREEZE_SETTING}=${before}` });
+  return { ...properties, settings };
+}
+
+/** The dump's bytes, compressed and hashed into the store, exactly as a backup stores them. */
+async function archive(
+  ctx: Context,
+  db: MigrateDatabasePlan,
+  input: Readable,
+): Promise<{ object: StoredObject; uncompressedBytes: number }> {
+  const { compression } = db.backup;
+  const key = `${DUMP_OBJECT}${compressionSuffix(compression)}`;
+  const raw = new Meter();
+  const stored = new Meter({ sha256: true });
+  await Promise.all([
+    pipeline(input, raw, createCompressor(compression), stored),
+    ctx.deps.store.upload(backupObjectKey(db.backup.database, db.backup.backupId, key), stored, {
+      expectedBytes: Math.ceil(db.sizeBytes / 2),
+    }),
+  ]);
+  return {
+    object: { key, kind: 'dump', bytes: stored.bytes, sha256: stored.digest(), compression },
+    uncompressedBytes: raw.bytes,
+  };
+}
+
+/**
+ * pg_dump's output streamed into pg_restore's standard input, and — when `archive` is given — the
+ * same bytes to it at the same time. Any failure stops both tools; the error is the tool's own.
+ */
+async function streamDumpIntoRestore(
+  ctx: Context,
+  opts: {
+    dumpArgs: string[];
+    source: Connection;
+    restoreArgs: string[];
+    target: Connection;
+    archive?: (input: Readable) => Promise<void>;
+  },
+): Promise<void> {
+  const dump = spawn(ctx.pgDump.path, opts.dumpArgs, {
+    env: dumpEnv(ctx, opts.source),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const restore = spawn(ctx.pgRestore.path, opts.restoreArgs, {
+    env: restoreEnv(ctx, opts.target),
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
+  ctx.deps.onChild?.(dump);
+  ctx.deps.onChild?.(restore);
+  const dumpStderr = collectTail(dump.stderr);
+  let restoreStderr = '';
+  restore.stderr.on('data', (d: Buffer) => {
+    restoreStderr = (restoreStderr + d.toString()).slice(-20_000);
+  });
+  const toRestore = new PassThrough({ highWaterMark: 1 << 20 });
+  dump.stdout.pipe(toRestore);
+  const work: Promise<unknown>[] = [
+    pipeline(toRestore, restore.stdin),
+    exitStatus(dump, 'pg_dump', dumpStderr),
+    exitStatus(restore, 'pg_restore', () => firstError(restoreStderr)),
+  ];
+  if (opts.archive) {
+    const toArchive = new PassThrough({ highWaterMark: 1 << 20 });
+    dump.stdout.pipe(toArchive);
+    work.push(opts.archive(toArchive));
+  }
+  try {
+    await Promise.all(work);
+  } catch (err) {
+    dump.kill('SIGKILL');
+    restore.kill('SIGKILL');
+    await Promise.allSettled(work);
+    // pg_restore's own error says most; a broken pipe after it says nothing.
+    if (restore.exitCode !== 0 && /error/i.test(restoreStderr)) {
+      throw new PgferryError('MigrateFailed', `pg_restore failed: ${firstError(restoreStderr)}`, {
+        cause: err,
+      });
+    }
+    if (err instanceof PgferryError) throw err;
+    const dumpError = dumpStderr();
+    if (dumpError) throw new PgferryError('DumpFailed', `pg_dump failed: ${dumpError}`, { cause: err });
+    throw err;
+  }
+}
+
+async function exitStatus(child: ChildProcess, tool: string, stderr: () => string): Promise<void> {
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  if (code !== 0) {
+    throw new PgferryError(
+      tool === 'pg_dump' ? 'DumpFailed' : 'MigrateFailed',
+      `${tool} failed (${code ?? signal}): ${stderr() || 'no error output'}`,
+    );
+  }
+}
+
+async function runRestore(ctx: Context, args: string[], target: Connection): Promise<void> {
+  const child = spawn(ctx.pgRestore.path, args, {
+    env: restoreEnv(ctx, target),
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  ctx.deps.onChild?.(child);
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-20_000);
+  });
+  await exitStatus(child, 'pg_restore', () => firstError(stderr));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target databases and roles
+// ---------------------------------------------------------------------------------------------
+
+function adminPlan(target: Connection) {
+  return { request: { target, noOwner: false, noAcl: false } };
+}
+
+/**
+ * Makes `target` an empty database with the source's encoding and locale: created, or — when it
+ * exists — used as it is (preflight let it through: it is empty), or dropped and created again
+ * with `force`.
+ */
+async function createDatabase(ctx: Context, target: Connection, db: MigrateDatabasePlan): Promise<void> {
+  const admin = await connectMaintenance(adminPlan(target), ctx.targetPassword);
+  try {
+    const name = target.database;
+    const exists =
+      (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rows.length > 0;
+    if (exists && name === db.target.database) {
+      if (!ctx.plan.request.force) return;
+      await admin.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+        [name],
+      );
+      await admin.query(`DROP DATABASE ${quoteIdent(name)}`);
+    }
+    await admin.query(
+      `CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0 ENCODING ${quoteLiteral(db.encoding)} ` +
+        `LC_COLLATE ${quoteLiteral(db.collate)} LC_CTYPE ${quoteLiteral(db.ctype)}`,
+    );
+  } finally {
+    await admin.end().catch(() => undefined);
+  }
+}
+
+async function dropDatabase(ctx: Context, target: Connection): Promise<void> {
+  const admin = await connectMaintenance(adminPlan(target), ctx.targetPassword);
+  try {
+    await admin.query(
+      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+      [target.database],
+    );
+    await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(target.database)}`);
+  } finally {
+    await admin.end().catch(() => undefined);
+  }
+}
+
+/**
+ * The source server's roles that the target lacks are created on it (`pg_dumpall --globals-only`,
+ * without passwords unless asked for); existing roles are left exactly as they are, and
+ * tablespaces are not created (their directories belong to the target's host).
+ */
+async function applyRoles(ctx: Context): Promise<MigrateDatabaseResult['roles']> {
+  const { plan, deps } = ctx;
+  const pgDumpall = await siblingTool(ctx.pgDump, 'pg_dumpall');
+  const source = plan.databases[0].source;
+  const args = ['--globals-only', '--no-password', '-l', source.database];
+  let out = await runCapture(
+    pgDumpall,
+    plan.request.withRolePasswords ? args : [...args, '--no-role-passwords'],
+    dumpEnv(ctx, source),
+    deps,
+  );
+  if (out.code !== 0 && plan.request.withRolePasswords && /permission denied|pg_authid/i.test(out.stderr)) {
+    out = await runCapture(pgDumpall, [...args, '--no-role-passwords'], dumpEnv(ctx, source), deps);
+  }
+  if (out.code !== 0) {
+    throw new PgferryError('DumpFailed', `pg_dumpall --globals-only failed: ${firstError(out.stderr)}`);
+  }
+  const target = plan.databases[0].target;
+  const admin = await connectMaintenance(adminPlan(target), ctx.targetPassword);
+  let existing: Set<string>;
+  try {
+    existing = new Set(
+      (await admin.query<{ rolname: string }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname),
+    );
+  } finally {
+    await admin.end().catch(() => undefined);
+  }
+  const globals = planGlobals(out.stdout.toString('utf8'), existing);
+  if (globals.created.length === 0) return { created: [], skippedExisting: globals.skippedExisting };
+  const psql = await siblingTool(ctx.pgDump, 'psql');
+  const child = spawn(
+    psql.path,
+    ['--no-psqlrc', '--quiet', '-v', 'ON_ERROR_STOP=1', '--no-password', '-f', '-'],
+    {
+      env: { ...toolEnv(deps.env), ...libpqEnv({ ...target, database: 'postgres' }, ctx.targetPassword) },
+      stdio: ['pipe', 'ignore', 'pipe'],
+    },
+  );
+  deps.onChild?.(child);
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  child.stdin.end(globals.sql);
+  const [code] = (await once(child, 'close')) as [number | null];
+  if (code !== 0)
+    throw new PgferryError('MigrateFailed', `creating roles on the target failed: ${firstError(stderr)}`);
+  return { created: globals.created, skippedExisting: globals.skippedExisting };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification
+// ---------------------------------------------------------------------------------------------
+
+type Checks = MigrateDatabaseResult['checks'];
+
+interface SourceState {
+  tables: { schema: string; name: string; rows: number }[];
+  sequences: Map<string, { schema: string; name: string; state: string }>;
+  objects: Map<string, number>;
+}
+
+async function verify(
+  ctx: Context,
+  db: MigrateDatabasePlan,
+  state: SourceState,
+  progress: RestoreProgress,
+): Promise<Checks> {
+  const target = await connectPg(db.target, ctx.targetPassword);
+  try {
+    await progress.timed('analyze', () => target.query('ANALYZE'));
+    return await progress.timed('verify', async () => {
+      const rowCounts: Checks['rowCounts'] = [];
+      for (const t of state.tables) {
+        const { rows } = await target.query<{ n: string }>(
+          `SELECT count(*) AS n FROM ONLY ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
+        );
+        rowCounts.push({ ...t, restoredRows: Number(rows[0].n) });
+      }
+      const targetSequences = await sequenceStates(target);
+      const sequences: Checks['sequences'] = [...state.sequences.entries()].map(([key, s]) => ({
+        schema: s.schema,
+        name: s.name,
+        source: s.state,
+        target: targetSequences.get(key)?.state ?? 'missing',
+      }));
+      const targetObjects = await objectCounts(target);
+      const kinds = [...new Set([...state.objects.keys(), ...targetObjects.keys()])].sort();
+      const objectCounts_: Checks['objectCounts'] = kinds.map((kind) => ({
+        kind,
+        source: state.objects.get(kind) ?? 0,
+        target: targetObjects.get(kind) ?? 0,
+      }));
+      const differences = [
+        ...rowCounts
+          .filter((t) => t.rows !== t.restoredRows)
+          .map((t) => `${t.schema}.${t.name} has ${t.restoredRows} rows (source ${t.rows})`),
+        ...sequences
+          .filter((s) => s.source !== s.target)
+          .map((s) => `sequence ${s.schema}.${s.name} is ${s.target} (source ${s.source})`),
+        ...objectCounts_
+          .filter((o) => o.source !== o.target)
+          .map((o) => `${o.target} ${o.kind} objects (source ${o.source})`),
+      ];
+      if (differences.length) {
+        throw new PgferryError(
+          'MigrateFailed',
+          `the target differs from the source: ${differences.slice(0, 5).join(', ')}${differences.length > 5 ? ', …' : ''}`,
+        );
+      }
+      return { rowCounts, sequences, objectCounts: objectCounts_, analyzed: true };
+    });
+  } finally {
+    await target.end().catch(() => undefined);
+  }
+}
+
+const USER_NAMESPACE = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'`;
+const notExtensionMember = (catalog: string, oid: string) =>
+  `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
+
+/** Every user sequence's `last_value:is_called`, keyed by schema and name. */
+async function sequenceStates(client: Client): Promise<SourceState['sequences']> {
+  const { rows } = await client.query<{ schema: string; name: string }>(`
+    SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'S' AND ${USER_NAMESPACE} AND ${notExtensionMember('pg_class', 'c.oid')} ORDER BY 1, 2`);
+  const out: SourceState['sequences'] = new Map();
+  for (const s of rows) {
+    const { rows: r } = await client.query<{ state: string }>(
+      `SELECT last_value::text || ':' || is_called::text AS state FROM ${quoteIdent(s.schema)}.${quoteIdent(s.name)}`,
+    );
+    out.set(JSON.stringify([s.schema, s.name]), { ...s, state: r[0].state });
+  }
+  return out;
+}
+
+/**
+ * How many objects of each kind the database has (its own, not the system's or extensions').
+ * NOT NULL constraints (`contype = 'n'`) are left out: newer servers catalogue them (domains from
+ * 17, columns from 18) where older ones do not, and so are the triggers that implement foreign keys
+ * (15 marks those on partitions internal, 14 does not), and triggers cloned onto partitions (14
+ * marks those internal, 15 does not): their counts differ with nothing lost.
+ */
+async function objectCounts(client: Client): Promise<Map<string, number>> {
+  const { rows } = await client.query<{ kind: string; n: string }>(`
+    SELECT kind, count(*) AS n FROM (
+      SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view'
+               WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table'
+               WHEN 'i' THEN 'index' WHEN 'I' THEN 'partitioned index' WHEN 'c' THEN 'composite type' END AS kind
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'i', 'I', 'c') AND ${USER_NAMESPACE}
+          AND ${notExtensionMember('pg_class', 'c.oid')}
+      UNION ALL
+      SELECT CASE p.prokind WHEN 'f' THEN 'function' WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate'
+               ELSE 'window function' END
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE ${USER_NAMESPACE} AND ${notExtensionMember('pg_proc', 'p.oid')}
+      UNION ALL
+      SELECT CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' ELSE 'range' END
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE t.typtype IN ('e', 'd', 'r') AND ${USER_NAMESPACE} AND ${notExtensionMember('pg_type', 't.oid')}
+      UNION ALL
+      SELECT 'constraint' FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
+        WHERE k.contype <> 'n' AND ${USER_NAMESPACE}
+      UNION ALL
+      SELECT 'trigger' FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE NOT g.tgisinternal AND ${USER_NAMESPACE}
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.oid = g.tgconstraint AND k.contype = 'f')
+          AND g.tgparentid = 0
+      UNION ALL
+      SELECT 'policy' FROM pg_policy
+      UNION ALL
+      SELECT 'rule' FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE r.rulename <> '_RETURN' AND ${USER_NAMESPACE}
+      UNION ALL
+      SELECT 'schema' FROM pg_namespace n WHERE ${USER_NAMESPACE}
+      UNION ALL
+      SELECT 'extension' FROM pg_extension
+      UNION ALL
+      SELECT 'large object' FROM pg_largeobject_metadata
+    ) objects GROUP BY kind ORDER BY kind`);
+  return new Map(rows.map((r) => [r.kind, Number(r.n)]));
+}

@@ -1,0 +1,304 @@
+import { availableParallelism } from 'node:os';
+import type { Client } from 'pg';
+import { describeConnection, resolvePassword } from '../../core/connection';
+import {
+  type Connection,
+  type MigrateDatabasePlan,
+  type MigrateEstimate,
+  type MigratePlan,
+  MigrateReportSchema,
+  type MigrateRequest,
+  SCHEMA_VERSION,
+} from '../../core/contracts';
+import { PgferryError } from '../../core/errors';
+import { connectPg, serverInfo } from '../../core/postgres';
+import type { BackupStore } from '../../core/store';
+import { databaseSegment, MIGRATE_REPORT_FILE, newBackupId } from '../../core/store-keys';
+import { dumpTaskSize, restoreTaskSize } from '../../core/task-size';
+
+export interface MigratePreflightDeps {
+  openStore: (url: string) => BackupStore;
+  env: NodeJS.ProcessEnv;
+  now?: () => Date;
+}
+
+/**
+ * Throughput assumed when the store holds no earlier migration of the database: bytes of source
+ * database (`pg_database_size`) moved per second. Measured here on a 634 MB database, a streamed
+ * `pg_dump | pg_restore` moved about 40 MB/s; the default is lower, so the estimate errs long.
+ */
+export const DEFAULT_MIGRATE_BYTES_PER_SECOND = 25 * 1000 * 1000;
+
+/**
+ * Everything that can refuse a migration, checked before anything changes: both servers answer,
+ * the target is not an older major (a downgrade), every extension the source uses is available
+ * on the target, each target database is absent or empty (or `force`), and the target can create
+ * a database with the source's encoding and locale. Plans one archived backup per database and
+ * estimates the duration.
+ */
+export async function preflightMigrate(
+  request: MigrateRequest,
+  deps: MigratePreflightDeps,
+): Promise<MigratePlan> {
+  const now = deps.now?.() ?? new Date();
+  if (request.cutover?.command !== undefined && deps.env.AWS_LAMBDA_FUNCTION_NAME !== undefined) {
+    refuse(
+      'cutover.command runs only locally (pgferry migrate --on-cutover); on AWS use cutover.secretArn or cutover.ecsServices',
+    );
+  }
+  const store = deps.openStore(request.store);
+  const [sourcePassword, targetPassword] = await Promise.all([
+    resolvePassword(request.source, 'source', deps.env),
+    resolvePassword(request.target, 'target', deps.env),
+  ]);
+
+  const source = await connectPg(request.source, sourcePassword);
+  let sourceServer: MigratePlan['sourceServer'];
+  let sources: SourceDatabase[];
+  try {
+    sourceServer = await serverInfo(source);
+    const names = request.allDatabases
+      ? (
+          await source.query<{ datname: string }>(
+            'SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname',
+          )
+        ).rows.map((r) => r.datname)
+      : [request.source.database];
+    sources = await Promise.all(
+      names.map((name) => describeSource({ ...request.source, database: name }, sourcePassword)),
+    );
+  } finally {
+    await source.end().catch(() => undefined);
+  }
+
+  const target = await connectMaintenance(request.target, targetPassword);
+  let targetServer: MigratePlan['targetServer'];
+  const databases: MigrateDatabasePlan[] = [];
+  try {
+    targetServer = await serverInfo(target);
+    if (targetServer.major < sourceServer.major) {
+      refuse(
+        `the target runs PostgreSQL ${targetServer.version}, older than the source's ${sourceServer.version}: ` +
+          'a migration never downgrades',
+      );
+    }
+    await checkExtensions(target, sources);
+    const startedAt = now.toISOString();
+    for (const [i, src] of sources.entries()) {
+      const targetConnection = {
+        ...request.target,
+        database: request.allDatabases ? src.connection.database : request.target.database,
+      };
+      await checkEncoding(target, src);
+      const targetExists = await checkTargetDatabase(target, targetConnection, targetPassword, request.force);
+      // Ids one second apart keep them unique and ordered within a migration of many databases.
+      const backupId = newBackupId(new Date(now.getTime() + i * 1000));
+      databases.push({
+        source: src.connection,
+        target: targetConnection,
+        backup: {
+          schemaVersion: SCHEMA_VERSION,
+          backupId,
+          database: src.connection.database,
+          store: store.url,
+          source: src.connection,
+          compression: request.compression,
+          withRolePasswords: request.withRolePasswords,
+          server: sourceServer,
+          minPgDumpMajor: sourceServer.major,
+          sizeBytes: src.sizeBytes,
+          strategy: { format: 'custom', jobs: 1 },
+          taskSize: dumpTaskSize(src.sizeBytes),
+          startedAt,
+        },
+        sizeBytes: src.sizeBytes,
+        encoding: src.encoding,
+        collate: src.collate,
+        ctype: src.ctype,
+        targetExists,
+        readOnlySetting: src.readOnlySetting,
+      });
+    }
+  } finally {
+    await target.end().catch(() => undefined);
+  }
+  await store.checkWritable();
+
+  const totalBytes = databases.reduce((sum, d) => sum + d.sizeBytes, 0);
+  const single = request.allDatabases ? undefined : request.target;
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    migrateId: newBackupId(now),
+    request,
+    sourceServer,
+    targetServer,
+    databases,
+    jobs: request.jobs ?? defaultJobs(deps.env),
+    estimate: await estimate(store, request.source.database, totalBytes),
+    ...(request.cutover?.secretArn && single
+      ? { cutoverSecretFields: { host: single.host, port: single.port, dbname: single.database } }
+      : {}),
+    taskSize: largerTask(totalBytes),
+    startedAt: now.toISOString(),
+  };
+}
+
+function refuse(message: string): never {
+  throw new PgferryError('TargetRefused', message);
+}
+
+interface SourceDatabase {
+  connection: Connection;
+  sizeBytes: number;
+  encoding: string;
+  collate: string;
+  ctype: string;
+  extensions: { name: string; version: string }[];
+  readOnlySetting: string | null;
+}
+
+async function describeSource(connection: Connection, password: string | undefined): Promise<SourceDatabase> {
+  const client = await connectPg(connection, password);
+  try {
+    const { rows } = await client.query<{ size: string; encoding: string; collate: string; ctype: string }>(`
+      SELECT pg_database_size(d.oid) AS size, pg_encoding_to_char(d.encoding) AS encoding,
+             d.datcollate AS collate, d.datctype AS ctype
+      FROM pg_database d WHERE d.datname = current_database()`);
+    const extensions = await client.query<{ name: string; version: string }>(
+      "SELECT extname AS name, extversion AS version FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1",
+    );
+    const setting = await client.query<{ value: string }>(`
+      SELECT split_part(c, '=', 2) AS value
+      FROM pg_db_role_setting s, unnest(s.setconfig) AS c
+      WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.setrole = 0
+        AND c LIKE 'default\\_transaction\\_read\\_only=%'`);
+    return {
+      connection,
+      sizeBytes: Number(rows[0].size),
+      encoding: rows[0].encoding,
+      collate: rows[0].collate,
+      ctype: rows[0].ctype,
+      extensions: extensions.rows,
+      readOnlySetting: setting.rows[0]?.value ?? null,
+    };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function connectMaintenance(connection: Connection, password: string | undefined): Promise<Client> {
+  try {
+    return await connectPg(connection, password, 'postgres');
+  } catch (err) {
+    if ((err as PgferryError).code !== 'DatabaseNotFound') throw err;
+    return connectPg(connection, password, 'template1');
+  }
+}
+
+async function checkExtensions(target: Client, sources: SourceDatabase[]): Promise<void> {
+  const { rows } = await target.query<{ name: string }>('SELECT name FROM pg_available_extensions');
+  const available = new Set(rows.map((r) => r.name));
+  const missing = new Map<string, string>();
+  for (const src of sources) {
+    for (const e of src.extensions) {
+      if (!available.has(e.name)) missing.set(`${e.name} ${e.version}`, src.connection.database);
+    }
+  }
+  if (missing.size) {
+    refuse(
+      `the target server does not offer extension${missing.size > 1 ? 's' : ''} the source uses: ` +
+        [...missing].map(([ext, db]) => `${ext} (in ${db})`).join(', '),
+    );
+  }
+}
+
+/** The target must know the encoding and offer the locale (or it is C/POSIX, or its own default). */
+async function checkEncoding(target: Client, src: SourceDatabase): Promise<void> {
+  const { rows } = await target.query<{ known: boolean }>('SELECT pg_char_to_encoding($1) >= 0 AS known', [
+    src.encoding,
+  ]);
+  if (!rows[0].known)
+    refuse(`the target server does not know the encoding ${src.encoding} of ${src.connection.database}`);
+  for (const locale of new Set([src.collate, src.ctype])) {
+    if (['C', 'POSIX'].includes(locale)) continue;
+    const found = await target.query(
+      `SELECT 1 FROM pg_collation WHERE collcollate = $1 OR collname = $1
+       UNION ALL SELECT 1 FROM pg_database WHERE datname = 'template0' AND (datcollate = $1 OR datctype = $1)`,
+      [locale],
+    );
+    if (found.rows.length === 0) {
+      refuse(
+        `the target server cannot create a database with the locale ${locale} of ${src.connection.database} ` +
+          '(install the locale on the target host)',
+      );
+    }
+  }
+}
+
+/** Whether the target database exists; refuses one that is not empty, unless forced. */
+async function checkTargetDatabase(
+  admin: Client,
+  target: Connection,
+  password: string | undefined,
+  force: boolean,
+): Promise<boolean> {
+  const { rows } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [target.database]);
+  if (rows.length === 0) return false;
+  const client = await connectPg(target, password);
+  let objects: number;
+  try {
+    const { rows: r } = await client.query<{ n: string }>(`
+      SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+                AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
+           + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
+           + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql') AS n`);
+    objects = Number(r[0].n);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  if (objects > 0 && !force) {
+    refuse(
+      `the target database ${describeConnection(target)} exists and is not empty (${objects} objects); ` +
+        'pass --force to replace it (it is dropped and created again)',
+    );
+  }
+  return true;
+}
+
+/** The task's vCPUs on AWS (set by the stack), this machine's cores locally. */
+function defaultJobs(env: NodeJS.ProcessEnv): number {
+  const vcpus = Number(env.PGFERRY_TASK_VCPUS);
+  return Number.isInteger(vcpus) && vcpus > 0 ? vcpus : availableParallelism();
+}
+
+function largerTask(bytes: number) {
+  const dump = dumpTaskSize(bytes);
+  const restore = restoreTaskSize(bytes / 10, false); // only the post-data section is kept on disk
+  return Number(dump.cpu) >= Number(restore.cpu)
+    ? { ...dump, ephemeralStorageGiB: restore.ephemeralStorageGiB }
+    : restore;
+}
+
+/**
+ * Duration from size and throughput: the throughput of the newest earlier migration of this
+ * database in the store (its report), else `DEFAULT_MIGRATE_BYTES_PER_SECOND`.
+ */
+async function estimate(store: BackupStore, database: string, bytes: number): Promise<MigrateEstimate> {
+  let newest: { key: string; id: string } | undefined;
+  for await (const entry of store.list(`${databaseSegment(database)}/`)) {
+    const match = MIGRATE_REPORT_FILE.exec(entry.key.slice(entry.key.lastIndexOf('/') + 1));
+    if (match && (!newest || match[1] > newest.id)) newest = { key: entry.key, id: match[1] };
+  }
+  if (newest) {
+    const report = MigrateReportSchema.safeParse(await store.getJson(newest.key).catch(() => undefined));
+    const seconds = report.success ? report.data.timings.total : 0;
+    if (report.success && seconds > 0 && report.data.sizes.sourceBytes > 0) {
+      const bytesPerSecond = report.data.sizes.sourceBytes / seconds;
+      return { bytes, bytesPerSecond, seconds: bytes / bytesPerSecond, basis: 'measured' };
+    }
+  }
+  const bytesPerSecond = DEFAULT_MIGRATE_BYTES_PER_SECOND;
+  return { bytes, bytesPerSecond, seconds: bytes / bytesPerSecond, basis: 'default' };
+}

@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { CaughtErrorSchema, MigrateStateSchema, parsePayload } from '../../core/contracts';
+import { createLogger } from '../../core/logging';
+import { retentionPolicyFromEnv } from '../../core/retention';
+import { openStore } from '../../core/store';
+import { completeBackup } from '../record/complete';
+import { cleanupMigration, finishMigration, refuseCommandOnLambda } from './finish';
+import { freezeSource } from './freeze';
+
+const logger = createLogger('pgferry-migrate-steps');
+/** PGFERRY_RETENTION, read once: the archived backups are tagged like any other. */
+const retention = retentionPolicyFromEnv(process.env);
+
+const StepSchema = z.object({
+  step: z.enum(['freeze', 'record', 'finish', 'cleanup', 'cutoverCommand']),
+  state: MigrateStateSchema,
+});
+
+/**
+ * Step Functions task for the migrate workflow's own steps (one function, several states): the
+ * freeze of the source, the record of the archived backups (the backup workflow's record step,
+ * which writes each manifest last), the finish (unfreeze, report), and the cleanup after a failure.
+ */
+export async function handler(event: unknown) {
+  const { step, state } = parsePayload(StepSchema, event, 'migrate step');
+  const { plan } = state;
+  switch (step) {
+    case 'freeze': {
+      const result = await freezeSource(plan, process.env);
+      logger.info('froze the source', { migrateId: plan.migrateId, ...result });
+      return result;
+    }
+    case 'record': {
+      const backupIds: string[] = [];
+      for (const db of plan.databases) {
+        const { manifest, warnings } = await completeBackup(db.backup, { openStore, retention });
+        for (const warning of warnings) logger.warn(warning, { backupId: manifest.id });
+        backupIds.push(manifest.id);
+      }
+      return { backupIds, recordedAt: new Date().toISOString() };
+    }
+    case 'finish': {
+      const report = await finishMigration(state, { openStore, env: process.env });
+      logger.info('migrated', { migrateId: plan.migrateId, timings: report.timings });
+      return report;
+    }
+    case 'cleanup': {
+      const caught = parsePayload(
+        CaughtErrorSchema,
+        state.error ?? { Error: 'States.TaskFailed' },
+        'caught error',
+      );
+      const result = await cleanupMigration(state, caught, { openStore, env: process.env });
+      logger.warn('cleaned up a failed migration', { migrateId: plan.migrateId, ...result });
+      return result;
+    }
+    case 'cutoverCommand':
+      return refuseCommandOnLambda();
+  }
+}

@@ -1,0 +1,252 @@
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { MIGRATE_STATES } from '../core/workflows';
+import type { PgToolsTask } from './pg-tools-task';
+import { LAMBDA_THROTTLING_RETRY } from './retries';
+import { pgferryStateMachine } from './state-machine';
+
+export interface MigrateWorkflowProps {
+  /** Checks both servers and plans (`lambdas/migrate-preflight`). */
+  readonly preflightFunction: lambda.IFunction;
+  /** Freeze, record, finish and cleanup (`lambdas/migrate-steps`). */
+  readonly stepsFunction: lambda.IFunction;
+  readonly pgTools: PgToolsTask;
+  /**
+   * Longest the migration task may run.
+   * @default 12 hours
+   */
+  readonly taskTimeout?: Duration;
+}
+
+type Step = 'freeze' | 'record' | 'finish' | 'cleanup' | 'cutoverCommand';
+
+/**
+ * The migrate state machine:
+ *
+ *   MigratePreflight → [SchemaTest] → [ScaleDown services] → [Freeze] → Migrate → MigrateRecord
+ *     → [UpdateTargetSecret] → [RunCutoverCommand] → [ScaleUp services] → MigrateFinish
+ *
+ * Bracketed states run when the execution input asks for them (Choice states on the plan). Every
+ * failure after preflight goes to MigrateCleanup — which unfreezes the source and removes the
+ * incomplete backups — then scales the services back up and fails the execution.
+ */
+export class MigrateWorkflow extends Construct {
+  readonly stateMachine: sfn.StateMachine;
+  /** The secrets the cutover may read and write (named by the execution input, so all of the account's). */
+  readonly cutoverSecrets: string;
+  /** The ECS services the cutover may scale (named by the execution input, so all of the account's). */
+  readonly cutoverServices: string;
+
+  constructor(
+    scope: Construct,
+    id: string,
+    private readonly props: MigrateWorkflowProps,
+  ) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    this.cutoverSecrets = stack.formatArn({
+      service: 'secretsmanager',
+      resource: 'secret',
+      resourceName: '*',
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.cutoverServices = stack.formatArn({ service: 'ecs', resource: 'service', resourceName: '*' });
+    const failed = this.buildFailurePath();
+    const catching = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
+      state.addCatch(failed, { resultPath: '$.error' });
+      return state;
+    };
+
+    const definition = sfn.Chain.start(this.buildPreflight())
+      .next(
+        this.optional(
+          'SchemaTestRequested',
+          this.booleanTrue('$.plan.request.schemaTest'),
+          catching(this.buildSchemaTest()),
+        ),
+      )
+      .next(
+        this.optional(
+          'ScaleDownRequested',
+          sfn.Condition.isPresent('$.plan.request.cutover.ecsServices'),
+          catching(this.buildScaleServices('ScaleDownServices', MIGRATE_STATES.scaleDown, 0)),
+        ),
+      )
+      .next(
+        this.optional(
+          'FreezeRequested',
+          this.booleanTrue('$.plan.request.freezeSource'),
+          catching(this.buildStep(MIGRATE_STATES.freeze, 'freeze', '$.freeze')),
+        ),
+      )
+      .next(catching(this.buildMigrate()))
+      .next(catching(this.buildStep(MIGRATE_STATES.record, 'record', '$.record')))
+      .next(
+        this.optional(
+          'SecretUpdateRequested',
+          sfn.Condition.isPresent('$.plan.cutoverSecretFields'),
+          this.buildSecretUpdate(catching),
+        ),
+      )
+      .next(
+        this.optional(
+          'CutoverCommandRequested',
+          sfn.Condition.isPresent('$.plan.request.cutover.command'),
+          catching(this.buildStep(MIGRATE_STATES.cutoverCommand, 'cutoverCommand', sfn.JsonPath.DISCARD)),
+        ),
+      )
+      .next(
+        this.optional(
+          'ScaleUpRequested',
+          sfn.Condition.isPresent('$.plan.request.cutover.ecsServices'),
+          catching(this.buildScaleServices('ScaleUpServices', MIGRATE_STATES.scaleUp)),
+        ),
+      )
+      .next(catching(this.buildStep(MIGRATE_STATES.finish, 'finish')));
+
+    this.stateMachine = pgferryStateMachine(
+      this,
+      'pgferry migrate: one database (or all) to another server or major, archived, verified and reported',
+      definition,
+    );
+  }
+
+  private booleanTrue(path: string): sfn.Condition {
+    return sfn.Condition.and(sfn.Condition.isPresent(path), sfn.Condition.booleanEquals(path, true));
+  }
+
+  /** A Choice that runs `state` when `condition` holds, and continues after it either way. */
+  private optional(id: string, condition: sfn.Condition, state: sfn.IChainable): sfn.Chain {
+    return new sfn.Choice(this, id).when(condition, state).afterwards({ includeOtherwise: true });
+  }
+
+  private buildPreflight(): tasks.LambdaInvoke {
+    const preflight = new tasks.LambdaInvoke(this, MIGRATE_STATES.preflight, {
+      lambdaFunction: this.props.preflightFunction,
+      payloadResponseOnly: true,
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(5)),
+      retryOnServiceExceptions: true,
+    });
+    preflight.addRetry(LAMBDA_THROTTLING_RETRY);
+    return preflight;
+  }
+
+  /** A step of `lambdas/migrate-steps`, given the whole state; its result goes to `resultPath`. */
+  private buildStep(id: string, step: Step, resultPath?: string): tasks.LambdaInvoke {
+    const invoke = new tasks.LambdaInvoke(this, id, {
+      lambdaFunction: this.props.stepsFunction,
+      payloadResponseOnly: true,
+      payload: sfn.TaskInput.fromObject({ step, state: sfn.JsonPath.objectAt('$') }),
+      resultPath,
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(step === 'cutoverCommand' ? 15 : 5)),
+      retryOnServiceExceptions: true,
+    });
+    invoke.addRetry(LAMBDA_THROTTLING_RETRY);
+    return invoke;
+  }
+
+  private buildSchemaTest(): tasks.EcsRunTask {
+    return this.props.pgTools.runTaskState(
+      this,
+      MIGRATE_STATES.schemaTest,
+      'migrate-schema-test',
+      Duration.hours(2),
+    );
+  }
+
+  private buildMigrate(): tasks.EcsRunTask {
+    return this.props.pgTools.runTaskState(
+      this,
+      MIGRATE_STATES.migrate,
+      'migrate',
+      this.props.taskTimeout ?? Duration.hours(12),
+    );
+  }
+
+  /**
+   * Points the application's secret at the target: reads it, replaces its `host`, `port` and
+   * `dbname` with the plan's (`States.JsonMerge`), writes it back, then drops the value read from
+   * the state so that later states never carry it.
+   */
+  private buildSecretUpdate(catching: <T extends sfn.TaskStateBase>(s: T) => T): sfn.IChainable {
+    const secrets = this.cutoverSecrets;
+    const get = new tasks.CallAwsService(this, MIGRATE_STATES.getSecret, {
+      service: 'secretsmanager',
+      action: 'getSecretValue',
+      parameters: { SecretId: sfn.JsonPath.stringAt('$.plan.request.cutover.secretArn') },
+      iamResources: [secrets],
+      resultSelector: { 'current.$': 'States.StringToJson($.SecretString)' },
+      resultPath: '$.cutoverSecret',
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
+    });
+    const put = new tasks.CallAwsService(this, MIGRATE_STATES.putSecret, {
+      service: 'secretsmanager',
+      action: 'putSecretValue',
+      parameters: {
+        SecretId: sfn.JsonPath.stringAt('$.plan.request.cutover.secretArn'),
+        SecretString: sfn.JsonPath.stringAt(
+          'States.JsonToString(States.JsonMerge($.cutoverSecret.current, $.plan.cutoverSecretFields, false))',
+        ),
+      },
+      iamResources: [secrets],
+      resultPath: sfn.JsonPath.DISCARD,
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
+    });
+    const forget = new sfn.Pass(this, 'ForgetTargetSecret', {
+      result: sfn.Result.fromObject({}),
+      resultPath: '$.cutoverSecret',
+    });
+    return catching(get).next(catching(put)).next(forget);
+  }
+
+  /** `ecs:UpdateService` on every service of the input: to 0, or to its `desiredCount`. */
+  private buildScaleServices(id: string, taskId: string, desiredCount?: number): sfn.Map {
+    const update = new tasks.CallAwsService(this, taskId, {
+      service: 'ecs',
+      action: 'updateService',
+      parameters: {
+        Cluster: sfn.JsonPath.stringAt('$.cluster'),
+        Service: sfn.JsonPath.stringAt('$.service'),
+        DesiredCount: desiredCount ?? sfn.JsonPath.numberAt('$.desiredCount'),
+      },
+      iamResources: [this.cutoverServices],
+      iamAction: 'ecs:UpdateService',
+      resultPath: sfn.JsonPath.DISCARD,
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
+    });
+    update.addRetry({
+      errors: ['Ecs.EcsException', 'Ecs.ServerException'],
+      interval: Duration.seconds(5),
+      maxAttempts: 3,
+    });
+    const map = new sfn.Map(this, id, {
+      itemsPath: '$.plan.request.cutover.ecsServices',
+      resultPath: sfn.JsonPath.DISCARD,
+      maxConcurrency: 5,
+    });
+    map.itemProcessor(update);
+    return map;
+  }
+
+  /**
+   * MigrateCleanup (unfreeze, remove incomplete backups, name the error) → the services scaled
+   * back up → MigrateFailed.
+   */
+  private buildFailurePath(): sfn.IChainable {
+    const cleanup = this.buildStep(MIGRATE_STATES.failed, 'cleanup', '$.cleanup');
+    const fail = new sfn.Fail(this, MIGRATE_STATES.failState, {
+      errorPath: sfn.JsonPath.stringAt('$.cleanup.error'),
+      causePath: sfn.JsonPath.stringAt('$.cleanup.cause'),
+    });
+    const restart = this.buildScaleServices('RestartServicesAfterFailure', 'RestartService');
+    restart.addCatch(fail, { resultPath: sfn.JsonPath.DISCARD });
+    return cleanup.next(
+      new sfn.Choice(this, 'RestartServicesRequested')
+        .when(sfn.Condition.isPresent('$.plan.request.cutover.ecsServices'), restart.next(fail))
+        .otherwise(fail),
+    );
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * What `pgferry migrate` refuses before anything changes — a non-empty target database (unless
+ * `--force`), a downgrade, an extension the target lacks — and the schema test that stops a
+ * migration before any data moves.
+ */
+import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import type { MigrateReport } from '../../core/contracts';
+import { runCli, sourceUrl } from '../support/cli';
+import {
+  createDatabase,
+  dropDatabase,
+  quoteIdent,
+  quoteLiteral,
+  type TestPostgres,
+  testEnv,
+  uniqueName,
+  withClient,
+} from '../support/env';
+import { fingerprint } from '../support/fingerprint';
+import { isRoot, osUserIds } from '../support/postgres';
+
+const env = testEnv();
+
+/** A small database: one table with rows and a sequence. */
+async function createSmallDatabase(pg: TestPostgres, name: string): Promise<void> {
+  await createDatabase(pg, name);
+  await withClient(pg, name, (c) =>
+    c.query(`CREATE TABLE items (id serial PRIMARY KEY, label text NOT NULL);
+             INSERT INTO items (label) SELECT 'item ' || g FROM generate_series(1, 100) g;`),
+  );
+}
+
+async function databaseExists(pg: TestPostgres, name: string): Promise<boolean> {
+  return withClient(pg, 'postgres', async (c) => {
+    const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    return rows.length > 0;
+  });
+}
+
+/** Every file under `dir` (a local store), relative to it. */
+function filesIn(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
+}
+
+function migrate(source: string, target: string, store: string, ...extra: string[]) {
+  return runCli(['migrate', '--source', source, '--target', target, '--store', store, ...extra]);
+}
+
+describe('a target database that exists and is not empty', () => {
+  const source = env.server(14);
+  const target = env.server(15);
+  const database = uniqueName('mig_src');
+  const existing = uniqueName('mig_existing');
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-migrate-refusals-'));
+
+  beforeAll(async () => {
+    await createSmallDatabase(source, database);
+    await createDatabase(target, existing);
+    await withClient(target, existing, (c) =>
+      c.query(`CREATE TABLE keep_me (v text); INSERT INTO keep_me VALUES ('x')`),
+    );
+  });
+
+  afterAll(async () => {
+    await dropDatabase(source, database);
+    await dropDatabase(target, existing);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('is refused, and left as it was', async () => {
+    const before = await fingerprint(target, existing);
+    const result = await migrate(sourceUrl(source, database), sourceUrl(target, existing), dir);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/exists and is not empty .*pass --force/);
+    expect(await fingerprint(target, existing)).toEqual(before);
+    expect(filesIn(dir)).toEqual([]);
+  });
+
+  test('is replaced with --force, and then equals the source', async () => {
+    const result = await migrate(
+      sourceUrl(source, database),
+      sourceUrl(target, existing),
+      dir,
+      '--force',
+      '--json',
+    );
+    expect(result.stderr).not.toMatch(/pgferry:/);
+    expect((JSON.parse(result.stdout) as MigrateReport).status).toBe('passed');
+    expect((await fingerprint(target, existing)).tables).toEqual(
+      (await fingerprint(source, database)).tables,
+    );
+  });
+});
+
+describe('refusals before anything changes', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-migrate-refusals-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('a downgrade (17 → 15) is refused', async () => {
+    const source = env.server(17);
+    const target = env.server(15);
+    const database = uniqueName('mig_down');
+    await createSmallDatabase(source, database);
+    try {
+      const result = await migrate(sourceUrl(source, database), sourceUrl(target, database), dir);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/older than the source's 17\.\d+: a migration never downgrades/);
+      expect(await databaseExists(target, database)).toBe(false);
+    } finally {
+      await dropDatabase(source, database);
+    }
+  });
+
+  test('an extension the target does not offer is refused by name and version', async () => {
+    // adminpack ships with PostgreSQL 15 and no longer exists in 17.
+    const source = env.server(15);
+    const target = env.server(17);
+    const database = uniqueName('mig_ext');
+    await createSmallDatabase(source, database);
+    try {
+      await withClient(source, database, (c) => c.query('CREATE EXTENSION adminpack'));
+      const result = await migrate(sourceUrl(source, database), sourceUrl(target, database), dir);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/does not offer extension the source uses: adminpack 2\.\d/);
+      expect(await databaseExists(target, database)).toBe(false);
+    } finally {
+      await dropDatabase(source, database);
+    }
+  });
+});
+
+describe('a schema the target cannot take', () => {
+  // A table in a tablespace that exists only on the source server: preflight does not look at
+  // tablespaces, the schema-only restore into the scratch database fails on it.
+  const source = env.server(15);
+  const target = env.server(17);
+  const database = uniqueName('mig_schema');
+  const tablespace = uniqueName('mig_ts');
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-migrate-schema-'));
+  const location = mkdtempSync(path.join(tmpdir(), 'pgferry-tablespace-'));
+  let result: Awaited<ReturnType<typeof migrate>>;
+
+  beforeAll(async () => {
+    if (isRoot()) {
+      const { uid, gid } = osUserIds();
+      chownSync(location, uid, gid);
+    }
+    await createSmallDatabase(source, database);
+    await withClient(source, 'postgres', (c) =>
+      c.query(`CREATE TABLESPACE ${quoteIdent(tablespace)} LOCATION ${quoteLiteral(location)}`),
+    );
+    await withClient(source, database, (c) =>
+      c.query(
+        `CREATE TABLE elsewhere (v int) TABLESPACE ${quoteIdent(tablespace)}; INSERT INTO elsewhere VALUES (1)`,
+      ),
+    );
+    result = await migrate(sourceUrl(source, database), sourceUrl(target, database), dir);
+  }, 300_000);
+
+  afterAll(async () => {
+    await dropDatabase(source, database);
+    await withClient(source, 'postgres', (c) =>
+      c.query(`DROP TABLESPACE IF EXISTS ${quoteIdent(tablespace)}`),
+    );
+    await dropDatabase(target, database);
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(location, { recursive: true, force: true });
+  });
+
+  test('stops the migration with the restore error, before any data moves', async () => {
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /schema of .* does not restore on the target .*tablespace.*no data was moved/,
+    );
+    expect(await databaseExists(target, database)).toBe(false);
+    // Nothing is left in the store: no backup, complete or not.
+    expect(filesIn(dir)).toEqual([]);
+  });
+
+  test('drops its scratch database', async () => {
+    const scratch = /the scratch database (\S+) was dropped/.exec(result.stderr)?.[1];
+    expect(scratch).toMatch(/^pgferry_schema_test_/);
+    expect(await databaseExists(target, scratch ?? '')).toBe(false);
+  });
+
+  test('with --no-schema-test, the same migration fails in the migration itself (the test is what caught it)', async () => {
+    const skipped = await migrate(
+      sourceUrl(source, database),
+      sourceUrl(target, database),
+      dir,
+      '--no-schema-test',
+    );
+    expect(skipped.code).toBe(1);
+    expect(skipped.stderr).not.toMatch(/schema of/);
+    expect(skipped.stderr).toMatch(/tablespace/);
+    expect(await databaseExists(target, database)).toBe(false);
+  });
+  test('a failure in the migration task after --freeze-source unfreezes the source', async () => {
+    const failed = await migrate(
+      sourceUrl(source, database),
+      sourceUrl(target, database),
+      dir,
+      '--no-schema-test',
+      '--freeze-source',
+    );
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/tablespace/);
+    const setting = await withClient(source, 'postgres', (c) =>
+      c.query(
+        `SELECT 1 FROM pg_db_role_setting s, unnest(s.setconfig) c
+         WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = $1) AND c LIKE 'default_transaction_read_only=%'`,
+        [database],
+      ),
+    );
+    expect(setting.rows).toEqual([]);
+    await withClient(source, database, (c) => c.query('INSERT INTO items (label) VALUES ($1)', ['after']));
+  });
+});
