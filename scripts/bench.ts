@@ -520,6 +520,15 @@ async function memoryGroup(ctx: Context): Promise<void> {
   const manifest = JSON.parse(m.stdout) as BackupManifest;
   backup.outputBytes = storedBytes(manifest);
   backup.notes.push(`database ${mib(bytes)}`);
+  const toS3 = newCase(ctx, 'memory', `pgferry backup → S3, ${SCALE}× database`, 'pgferry backup', true);
+  const [scmd, sargv] = pgferry([
+    'backup',
+    '--source',
+    url(ctx, 'bench_scaled'),
+    '--store',
+    `s3://${BUCKET}/scaled`,
+  ]);
+  record(toS3, await measure(scmd, sargv, { env: ctx.env }));
   await dropDatabase(ctx, 'bench_scaled');
   const restore = newCase(ctx, 'memory', `pgferry restore, ${SCALE}× database`, 'pgferry restore', true);
   const [rcmd, rargv] = pgferry([
@@ -669,7 +678,7 @@ function machine(pg: PostgresServerInfo): Record<string, string> {
     server: `PostgreSQL ${pg.version} (fsync off, as in the tests)`,
     pgDump: tool(`${PG_BIN}/pg_dump`),
     pgcopydb: tool('/usr/bin/pgcopydb').replace(/^.*?(\d+\.\d+).*$/s, 'pgcopydb $1'),
-    zstd: tool('zstd'),
+    zstd: tool('zstd').replace(/^.*?(v\d+\.\d+\.\d+).*$/s, 'zstd $1'),
   };
 }
 
