@@ -13,6 +13,7 @@ import { REPO_ROOT } from '../lib/paths';
 const outDir = path.join(REPO_ROOT, 'dist', 'asl');
 mkdirSync(outDir, { recursive: true });
 for (const [name, definition] of Object.entries(synthesizeWorkflowDefinitions())) {
-  new StateMachine(definition as never); // throws on a definition the interpreter would refuse
+  // Throws on a definition the interpreter would refuse (on a copy: it fills in defaults).
+  new StateMachine(structuredClone(definition) as never);
   writeFileSync(path.join(outDir, `${name}.asl.json`), `${JSON.stringify(definition, null, 2)}\n`);
 }
