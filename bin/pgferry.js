@@ -17,4 +17,12 @@ if (major < 22) {
   }
   process.exit(result.status ?? 1);
 }
+// Cache V8's compiled code between runs (in the system's temporary folder): measured, it takes
+// about a third off the CPU time of loading the CLI and the runner, which every command pays.
+const nodeModule = require('node:module');
+if (nodeModule.enableCompileCache) {
+  const { directory } = nodeModule.enableCompileCache();
+  // The runner, a child process, uses the same cache (see cli/local-executor.ts).
+  if (directory && !process.env.NODE_COMPILE_CACHE) process.env.NODE_COMPILE_CACHE = directory;
+}
 require('../dist/cli/main.js').main();

@@ -166,7 +166,11 @@ async function runWorkflow(
   options: LocalRunOptions,
   handlers: Record<string, LocalHandler>,
 ): Promise<unknown> {
-  const machine = new StateMachine(loadDefinition(name) as never);
+  // Validated when the build generated it (scripts/generate-asl.ts): validating again here cost
+  // about 0.7 s of CPU per run.
+  const machine = new StateMachine(loadDefinition(name) as never, {
+    validationOptions: { noValidate: true },
+  });
   const id = randomUUID();
   const execution = machine.run(input as never, {
     overrides: { taskResourceLocalHandlers: handlers as never },
@@ -200,9 +204,16 @@ interface EcsRunTaskParameters {
   Overrides?: { ContainerOverrides?: { Name?: string; Environment?: { Name: string; Value: string }[] }[] };
 }
 
+/**
+ * Node's flags for the runner, as in the container's entrypoint: a 1 MiB young generation. The
+ * runner streams many short-lived chunks; V8's default (up to 16 MiB semi-spaces) held about
+ * 20 MiB more resident memory during an S3 upload, at no measurable gain in speed.
+ */
+export const RUNNER_NODE_FLAGS = ['--max-semi-space-size=1'];
+
 /** Environment variables of this process that the task may inherit (AWS's and PostgreSQL's settings). */
 const INHERITED_ENV =
-  /^(PATH|HOME|LANG|LC_ALL|TMPDIR|TZ|AWS_[A-Z0-9_]+|PGFERRY_PG_BIN_DIRS|PGFERRY_SERVER_OS_USER|PGFERRY_WORK_DIR|PGFERRY_S3_FORCE_PATH_STYLE|PGFERRY_S3_TIMEOUT_SECONDS|POWERTOOLS_LOG_LEVEL)$/;
+  /^(PATH|HOME|LANG|LC_ALL|TMPDIR|TZ|AWS_[A-Z0-9_]+|PGFERRY_PG_BIN_DIRS|PGFERRY_SERVER_OS_USER|PGFERRY_WORK_DIR|PGFERRY_S3_FORCE_PATH_STYLE|PGFERRY_S3_TIMEOUT_SECONDS|POWERTOOLS_LOG_LEVEL|NODE_COMPILE_CACHE)$/;
 
 /**
  * The ECS `runTask.sync` state, locally: the container's entrypoint as a child process. Its
@@ -228,7 +239,10 @@ export async function runPgToolsTask(params: unknown, options: LocalRunOptions =
   env[TASK_ENV.stopWithParent] = '1';
 
   const entrypoint = path.join(REPO_ROOT, 'dist', 'containers', 'pg-tools', 'src', 'main.js');
-  const child = spawn(process.execPath, [entrypoint], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, entrypoint], {
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   child.stdin.on('error', () => undefined); // the task may exit first
   let failure: { name: string; message: string } | undefined;
   const stderrTail: string[] = [];

@@ -2,11 +2,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PgferryError } from '../errors';
 import { LocalStore } from './local-store';
-import { S3Store } from './s3-store';
 import type { BackupStore } from './store';
 
 export { LocalStore } from './local-store';
-export { S3Store } from './s3-store';
 export type { BackupStore, StoreEntry, UploadOptions } from './store';
 
 /**
@@ -40,6 +38,8 @@ export function openStore(url: string): BackupStore {
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
       throw new PgferryError('InvalidInput', `not a valid S3 bucket name: ${bucket}`);
     }
+    // Loaded only for S3 stores: the AWS SDK is a third of the CLI's and the runner's start-up.
+    const { S3Store } = require('./s3-store') as typeof import('./s3-store');
     return new S3Store(bucket, prefix);
   }
   throw new PgferryError(

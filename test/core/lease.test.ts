@@ -17,7 +17,8 @@ import {
   processIsAlive,
   releaseLease,
 } from '../../core/lease';
-import { type BackupStore, LocalStore, S3Store } from '../../core/store';
+import { type BackupStore, LocalStore } from '../../core/store';
+import { S3Store } from '../../core/store/s3-store';
 import { leaseKey, leasePrefix, newBackupId } from '../../core/store-keys';
 import { testEnv, uniqueName } from '../support/env';
 

@@ -10,7 +10,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import type { BackupManifest } from '../../core/contracts';
 import { currentLease } from '../../core/lease';
-import { S3Store } from '../../core/store';
+import { S3Store } from '../../core/store/s3-store';
 import { backupObjectKey } from '../../core/store-keys';
 import { runCli, sourceUrl } from '../support/cli';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';

@@ -1,0 +1,817 @@
+/**
+ * `npm run bench`: pgferry side by side with the tools people use, on one machine, in one run.
+ *
+ * Starts a PostgreSQL 15 server (Debian's, as the `postgres` user) and an S3-protocol server
+ * (s3rver), creates a deterministic database of about `--size-mb` MiB (scripts/support/
+ * bench-database.ts), then runs every case `--runs` times, interleaved (run 1 of every case of a
+ * group, then run 2, …), so that a change in the machine's load hits all cases alike:
+ *
+ *   backup         pgferry backup to a folder and to S3 / pg_dump -Fc then an upload / the floor,
+ *                  pg_dump -Fc -Z0 > /dev/null / (measured decision) pg_dump -Fd -j<cores> -Z0
+ *   restore        pgferry restore / createdb + pg_restore -j1 of the default pg_dump -Fc dump
+ *   migrate        pgferry migrate (when the CLI has it) / pgcopydb clone / pg_dump | pg_restore
+ *   orchestration  pgferry backup of a tiny database / its runner started directly / the CLI's start
+ *   memory         pgferry backup and restore of a database `--scale` times larger, once each
+ *
+ * Reports medians, the peak RSS of pgferry's own processes, output sizes and the ratios the
+ * targets are stated in, as Markdown and JSON (`--out`, default bench-results/).
+ *
+ *   npm run bench -- [--quick] [--size-mb N] [--runs N] [--scale N | --no-scale] [--out dir]
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { chmod, mkdtemp } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { Client } from 'pg';
+import { RUNNER_NODE_FLAGS } from '../cli/local-executor';
+import {
+  type BackupManifest,
+  type BackupPlan,
+  BackupPlanSchema,
+  type RestoreReport,
+  SCHEMA_VERSION,
+} from '../core/contracts';
+import { LocalStore } from '../core/store';
+import { newBackupId } from '../core/store-keys';
+import { dumpTaskSize } from '../core/task-size';
+import { REPO_ROOT } from '../lib/paths';
+import { fillBenchDatabase, rowsFor, TINY_DATABASE_SQL } from './support/bench-database';
+import { type Measured, measure, measureShell, median, shq } from './support/measure';
+import { type PostgresServerInfo, startPostgres, stopPostgres } from './support/postgres-server';
+import { type S3ChildProcess, s3ClientConfig, startS3 } from './support/s3-server';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    'size-mb': { type: 'string' },
+    runs: { type: 'string' },
+    scale: { type: 'string' },
+    'no-scale': { type: 'boolean', default: false },
+    only: { type: 'string' },
+    out: { type: 'string', default: 'bench-results' },
+    'work-dir': { type: 'string', default: os.tmpdir() },
+  },
+});
+const QUICK = args.quick;
+const SIZE_MIB = Number(args['size-mb'] ?? (QUICK ? 40 : 1000));
+const RUNS = Number(args.runs ?? 3);
+const SCALE = args['no-scale'] ? 0 : Number(args.scale ?? 4);
+const GROUPS = new Set((args.only ?? 'backup,restore,migrate,orchestration,memory').split(','));
+const OUT_DIR = path.resolve(args.out);
+const PG_MAJOR = 15;
+const PG_BIN = `/usr/lib/postgresql/${PG_MAJOR}/bin`;
+const CORES = os.cpus().length;
+const CLI = path.join(REPO_ROOT, 'bin', 'pgferry.js');
+const RUNNER = path.join(REPO_ROOT, 'dist', 'containers', 'pg-tools', 'src', 'main.js');
+const BUCKET = 'pgferry-bench';
+
+type Group = 'backup' | 'restore' | 'migrate' | 'orchestration' | 'memory';
+
+interface CaseResult {
+  group: Group;
+  name: string;
+  command: string;
+  /** A pgferry case (its peak RSS is reported), or a baseline. */
+  pgferry: boolean;
+  seconds: number[];
+  runnerPeakRss: number[];
+  cliPeakRss: number[];
+  outputBytes?: number;
+  /** Phase timings of pgferry's own report (restore), medians over the runs. */
+  phases?: Record<string, number>;
+  notes: string[];
+}
+
+interface Context {
+  base: string;
+  pg: PostgresServerInfo;
+  s3: S3ChildProcess;
+  env: NodeJS.ProcessEnv;
+  results: CaseResult[];
+  localBackupId?: string;
+  defaultDump: string;
+}
+
+function log(message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+function mib(bytes: number | undefined): string {
+  return bytes === undefined ? '—' : `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
+}
+
+function url(ctx: Context, database: string): string {
+  return `postgres://postgres@127.0.0.1:${ctx.pg.port}/${database}`;
+}
+
+function pgArgs(ctx: Context, database: string): string {
+  return `-h 127.0.0.1 -p ${ctx.pg.port} -U postgres -d ${shq(database)} --no-password`;
+}
+
+function createdb(ctx: Context, database: string): string {
+  return `${PG_BIN}/createdb -h 127.0.0.1 -p ${ctx.pg.port} -U postgres --no-password ${shq(database)}`;
+}
+
+async function sql(ctx: Context, database: string, text: string): Promise<void> {
+  const client = await connect(ctx, database);
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
+async function connect(ctx: Context, database: string): Promise<Client> {
+  const client = new Client({
+    host: '127.0.0.1',
+    port: ctx.pg.port,
+    user: 'postgres',
+    password: ctx.pg.password,
+    database,
+  });
+  await client.connect();
+  return client;
+}
+
+async function databaseSize(ctx: Context, database: string): Promise<number> {
+  const client = await connect(ctx, database);
+  try {
+    const { rows } = await client.query<{ n: string }>('SELECT pg_database_size(current_database()) AS n');
+    return Number(rows[0].n);
+  } finally {
+    await client.end();
+  }
+}
+
+async function dropDatabase(ctx: Context, database: string): Promise<void> {
+  await sql(ctx, 'postgres', `DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+}
+
+/** Row counts per table and the number of indexes and constraints: what a copy must reproduce. */
+async function fingerprint(ctx: Context, database: string): Promise<string> {
+  const client = await connect(ctx, database);
+  try {
+    const tables = await client.query<{ t: string }>(
+      "SELECT quote_ident(relname) AS t FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY 1",
+    );
+    const parts: string[] = [];
+    for (const { t } of tables.rows) {
+      const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${t}`);
+      parts.push(`${t}=${rows[0].n}`);
+    }
+    const { rows } = await client.query<{ i: string; c: string }>(`
+      SELECT (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public') AS i,
+             (SELECT count(*) FROM pg_constraint WHERE connamespace = 'public'::regnamespace) AS c`);
+    return `${parts.join(' ')} indexes=${rows[0].i} constraints=${rows[0].c}`;
+  } finally {
+    await client.end();
+  }
+}
+
+function newCase(ctx: Context, group: Group, name: string, command: string, pgferry: boolean): CaseResult {
+  const result: CaseResult = {
+    group,
+    name,
+    command,
+    pgferry,
+    seconds: [],
+    runnerPeakRss: [],
+    cliPeakRss: [],
+    notes: [],
+  };
+  ctx.results.push(result);
+  return result;
+}
+
+function record(result: CaseResult, m: Measured): void {
+  result.seconds.push(m.seconds);
+  if (m.childPeakRss !== undefined) result.runnerPeakRss.push(m.childPeakRss);
+  if (m.rootPeakRss !== undefined && result.pgferry) result.cliPeakRss.push(m.rootPeakRss);
+  log(
+    `  ${result.name}: ${m.seconds.toFixed(2)} s${m.childPeakRss ? `, runner ${mib(m.childPeakRss)}` : ''}`,
+  );
+}
+
+function pgferry(argv: string[]): [string, string[]] {
+  return [process.execPath, [CLI, ...argv]];
+}
+
+function storedBytes(manifest: BackupManifest): number {
+  return manifest.objects.reduce((sum, o) => sum + o.bytes, 0);
+}
+
+// --- groups --------------------------------------------------------------------------------------
+
+async function backupGroup(ctx: Context): Promise<void> {
+  const localStore = path.join(ctx.base, 'store');
+  const s3Store = `s3://${BUCKET}/backups`;
+  const rawFile = path.join(ctx.base, 'default.pgdump');
+  const dirOut = path.join(ctx.base, 'dirdump');
+  const s3 = new S3Client(s3ClientConfig(ctx.s3.info));
+  const local = newCase(ctx, 'backup', 'pgferry backup → folder', 'pgferry backup --store <dir>', true);
+  const toS3 = newCase(ctx, 'backup', 'pgferry backup → S3', 'pgferry backup --store s3://…', true);
+  const dumpFc = newCase(ctx, 'backup', 'pg_dump -Fc > file', 'pg_dump -Fc -f <file>', false);
+  const dumpUpload = newCase(
+    ctx,
+    'backup',
+    'pg_dump -Fc, then upload to S3',
+    'pg_dump -Fc -f <file> && upload (as aws s3 cp: 8 MiB parts, 10 at a time)',
+    false,
+  );
+  const floor = newCase(
+    ctx,
+    'backup',
+    'pg_dump -Fc -Z0 > /dev/null (floor)',
+    'pg_dump -Fc -Z0 > /dev/null',
+    false,
+  );
+  const directory = newCase(
+    ctx,
+    'backup',
+    `pg_dump -Fd -j${CORES} -Z0 (to a local folder)`,
+    `pg_dump -Fd -j${CORES} -Z0 -f <dir>`,
+    false,
+  );
+  directory.notes.push(
+    'measures whether directory format with parallel jobs would beat the streamed custom format',
+  );
+  for (let run = 1; run <= RUNS; run++) {
+    log(`backup, run ${run}/${RUNS}`);
+    for (const [result, store] of [
+      [local, localStore],
+      [toS3, s3Store],
+    ] as const) {
+      const [cmd, argv] = pgferry(['backup', '--source', url(ctx, 'bench'), '--store', store, '--json']);
+      const m = await measure(cmd, argv, { env: ctx.env });
+      const manifest = JSON.parse(m.stdout) as BackupManifest;
+      result.outputBytes = storedBytes(manifest);
+      if (result === local) ctx.localBackupId ??= manifest.id;
+      record(result, m);
+    }
+    const dumped = await measureShell(
+      `${PG_BIN}/pg_dump ${pgArgs(ctx, 'bench')} -Fc -f ${shq(rawFile)}`,
+      ctx.env,
+    );
+    record(dumpFc, dumped);
+    dumpFc.outputBytes = statSync(rawFile).size;
+    const t0 = process.hrtime.bigint();
+    // As `aws s3 cp` uploads: 8 MiB parts, 10 at a time.
+    await new Upload({
+      client: s3,
+      params: { Bucket: BUCKET, Key: `uploads/default-${run}.pgdump`, Body: createReadStream(rawFile) },
+      partSize: 8 * 1024 * 1024,
+      queueSize: 10,
+    }).done();
+    const uploadSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    record(dumpUpload, { ...dumped, seconds: dumped.seconds + uploadSeconds });
+    dumpUpload.outputBytes = dumpFc.outputBytes;
+    record(
+      floor,
+      await measureShell(`${PG_BIN}/pg_dump ${pgArgs(ctx, 'bench')} -Fc -Z0 > /dev/null`, ctx.env),
+    );
+    rmSync(dirOut, { recursive: true, force: true });
+    record(
+      directory,
+      await measureShell(
+        `${PG_BIN}/pg_dump ${pgArgs(ctx, 'bench')} -Fd -j${CORES} -Z0 -f ${shq(dirOut)}`,
+        ctx.env,
+      ),
+    );
+    directory.outputBytes = Number(execFileSync('du', ['-sb', dirOut], { encoding: 'utf8' }).split('\t')[0]);
+    rmSync(dirOut, { recursive: true, force: true });
+  }
+  ctx.defaultDump = rawFile;
+}
+
+async function restoreGroup(ctx: Context): Promise<void> {
+  if (!ctx.localBackupId || !existsSync(ctx.defaultDump)) {
+    log('restore: skipped (needs the backup group: --only backup,restore)');
+    return;
+  }
+  const localStore = path.join(ctx.base, 'store');
+  const ours = newCase(
+    ctx,
+    'restore',
+    'pgferry restore',
+    'pgferry restore --store <dir> --backup <id>',
+    true,
+  );
+  const theirs = newCase(
+    ctx,
+    'restore',
+    'pg_restore -j1 (default dump)',
+    'createdb && pg_restore -j1 -d <db> <pg_dump -Fc file>',
+    false,
+  );
+  const phases: Record<string, number[]> = {};
+  for (let run = 1; run <= RUNS; run++) {
+    log(`restore, run ${run}/${RUNS}`);
+    const target = `restored_pgferry_${run}`;
+    const [cmd, argv] = pgferry([
+      'restore',
+      ...['--store', localStore, '--backup', ctx.localBackupId, '--target', url(ctx, target), '--json'],
+    ]);
+    const m = await measure(cmd, argv, { env: ctx.env });
+    record(ours, m);
+    const report = JSON.parse(m.stdout) as RestoreReport;
+    for (const [phase, seconds] of Object.entries(report.timings)) {
+      phases[phase] = [...(phases[phase] ?? []), seconds];
+    }
+    await dropDatabase(ctx, target);
+
+    const plain = `restored_plain_${run}`;
+    record(
+      theirs,
+      await measureShell(
+        `${createdb(ctx, plain)} && ` +
+          `${PG_BIN}/pg_restore ${pgArgs(ctx, plain)} -j1 ${shq(ctx.defaultDump)}`,
+        ctx.env,
+      ),
+    );
+    await dropDatabase(ctx, plain);
+  }
+  ours.phases = Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, median(v)]));
+}
+
+/** Whether the CLI has a command (its help lists it). */
+async function pgferryHas(command: string): Promise<boolean> {
+  const [cmd, argv] = pgferry(['--help']);
+  const { stdout } = await measure(cmd, argv);
+  return new RegExp(`^\\s+${command}\\b`, 'm').test(stdout);
+}
+
+async function migrateGroup(ctx: Context): Promise<void> {
+  const source = await fingerprint(ctx, 'bench');
+  const hasMigrate = await pgferryHas('migrate');
+  const pgcopydb = existsSync('/usr/bin/pgcopydb') ? '/usr/bin/pgcopydb' : undefined;
+  const ours = newCase(
+    ctx,
+    'migrate',
+    'pgferry migrate',
+    'pgferry migrate --source … --target … --store <dir>',
+    true,
+  );
+  const copydb = newCase(
+    ctx,
+    'migrate',
+    'pgcopydb clone',
+    `createdb && pgcopydb clone --table-jobs ${CORES} --index-jobs ${CORES}`,
+    false,
+  );
+  const piped = newCase(
+    ctx,
+    'migrate',
+    'pg_dump | pg_restore',
+    'createdb && pg_dump -Fc -Z0 | pg_restore -d <db>',
+    false,
+  );
+  if (!hasMigrate) {
+    log('skipped: pgferry migrate not available');
+    ours.notes.push('skipped: pgferry migrate not available');
+  }
+  if (!pgcopydb) {
+    log(
+      'skipped: pgcopydb is not installed (npm run bench installs it with apt-get: apt-get install pgcopydb)',
+    );
+    copydb.notes.push('skipped: pgcopydb not installed');
+  }
+  const check = async (result: CaseResult, database: string) => {
+    const copy = await fingerprint(ctx, database);
+    if (copy !== source) result.notes.push(`fidelity: ${database} differs: ${copy} (source: ${source})`);
+    await dropDatabase(ctx, database);
+  };
+  for (let run = 1; run <= RUNS; run++) {
+    log(`migrate, run ${run}/${RUNS}`);
+    if (hasMigrate) {
+      const target = `migrated_pgferry_${run}`;
+      const [cmd, argv] = pgferry([
+        'migrate',
+        ...['--source', url(ctx, 'bench'), '--target', url(ctx, target)],
+        ...['--store', path.join(ctx.base, 'migrate-store'), '--json'],
+      ]);
+      const env = {
+        ...ctx.env,
+        PGFERRY_SOURCE_PASSWORD: ctx.pg.password,
+        PGFERRY_TARGET_PASSWORD: ctx.pg.password,
+      };
+      record(ours, await measure(cmd, argv, { env }));
+      await check(ours, target);
+    }
+    if (pgcopydb) {
+      const target = `migrated_pgcopydb_${run}`;
+      const dir = path.join(ctx.base, `pgcopydb-${run}`);
+      record(
+        copydb,
+        await measureShell(
+          `${createdb(ctx, target)} && ${pgcopydb} clone --source ${shq(url(ctx, 'bench'))} --target ${shq(url(ctx, target))} ` +
+            `--dir ${shq(dir)} --table-jobs ${CORES} --index-jobs ${CORES} --no-owner --no-acl >/dev/null 2>>${shq(path.join(ctx.base, 'pgcopydb.log'))}`,
+          { ...ctx.env, PATH: `${PG_BIN}:${process.env.PATH}` },
+        ),
+      );
+      rmSync(dir, { recursive: true, force: true });
+      await check(copydb, target);
+    }
+    const target = `migrated_piped_${run}`;
+    record(
+      piped,
+      await measureShell(
+        `${createdb(ctx, target)} && ${PG_BIN}/pg_dump ${pgArgs(ctx, 'bench')} -Fc -Z0 | ${PG_BIN}/pg_restore ${pgArgs(ctx, target)}`,
+        ctx.env,
+      ),
+    );
+    await check(piped, target);
+  }
+  for (const r of [ours, copydb, piped])
+    if (r.seconds.length && !r.notes.length) r.notes.push('fidelity checks passed');
+}
+
+async function orchestrationGroup(ctx: Context): Promise<void> {
+  const workflow = newCase(
+    ctx,
+    'orchestration',
+    'pgferry backup (tiny database)',
+    'pgferry backup (the workflow)',
+    true,
+  );
+  const direct = newCase(
+    ctx,
+    'orchestration',
+    'runner started directly',
+    'PGFERRY_ACTION=dump node main.js',
+    true,
+  );
+  const startup = newCase(ctx, 'orchestration', 'pgferry --version', 'CLI start-up', true);
+  const size = await databaseSize(ctx, 'bench_tiny');
+  for (let run = 1; run <= RUNS; run++) {
+    log(`orchestration, run ${run}/${RUNS}`);
+    const [cmd, argv] = pgferry([
+      'backup',
+      '--source',
+      url(ctx, 'bench_tiny'),
+      '--store',
+      path.join(ctx.base, 'tiny'),
+    ]);
+    record(workflow, await measure(cmd, argv, { env: ctx.env }));
+    const store = new LocalStore(path.join(ctx.base, 'tiny-direct'));
+    const plan: BackupPlan = BackupPlanSchema.parse({
+      schemaVersion: SCHEMA_VERSION,
+      backupId: newBackupId(),
+      database: 'bench_tiny',
+      store: store.url,
+      source: {
+        host: '127.0.0.1',
+        port: ctx.pg.port,
+        database: 'bench_tiny',
+        user: 'postgres',
+        sslmode: 'prefer',
+      },
+      compression: { codec: 'zstd', level: 1 },
+      withRolePasswords: false,
+      server: { version: ctx.pg.version, major: PG_MAJOR },
+      minPgDumpMajor: PG_MAJOR,
+      sizeBytes: size,
+      strategy: { format: 'custom', jobs: 1 },
+      taskSize: dumpTaskSize(size),
+      startedAt: new Date().toISOString(),
+    });
+    const m = await measure(process.execPath, [...RUNNER_NODE_FLAGS, RUNNER], {
+      env: {
+        ...ctx.env,
+        PGFERRY_ACTION: 'dump',
+        PGFERRY_JOB: JSON.stringify(plan),
+        PGFERRY_SOURCE_PASSWORD: ctx.pg.password,
+      },
+    });
+    // The runner is the root process here: report it as the runner.
+    record(direct, { ...m, childPeakRss: m.rootPeakRss, rootPeakRss: undefined });
+    const [vcmd, vargv] = pgferry(['--version']);
+    record(startup, await measure(vcmd, vargv));
+  }
+}
+
+async function memoryGroup(ctx: Context): Promise<void> {
+  const sizeMiB = SIZE_MIB * SCALE;
+  log(`memory: creating a ${SCALE}× database (about ${sizeMiB} MiB)`);
+  const t0 = Date.now();
+  await sql(ctx, 'postgres', 'CREATE DATABASE bench_scaled');
+  await fillBenchDatabase(() => connect(ctx, 'bench_scaled'), sizeMiB);
+  const bytes = await databaseSize(ctx, 'bench_scaled');
+  log(`memory: bench_scaled is ${mib(bytes)} (created in ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  const store = path.join(ctx.base, 'store-scaled');
+  const backup = newCase(
+    ctx,
+    'memory',
+    `pgferry backup → folder, ${SCALE}× database`,
+    'pgferry backup',
+    true,
+  );
+  const [cmd, argv] = pgferry(['backup', '--source', url(ctx, 'bench_scaled'), '--store', store, '--json']);
+  const m = await measure(cmd, argv, { env: ctx.env });
+  record(backup, m);
+  const manifest = JSON.parse(m.stdout) as BackupManifest;
+  backup.outputBytes = storedBytes(manifest);
+  backup.notes.push(`database ${mib(bytes)}`);
+  const toS3 = newCase(ctx, 'memory', `pgferry backup → S3, ${SCALE}× database`, 'pgferry backup', true);
+  const [scmd, sargv] = pgferry([
+    'backup',
+    '--source',
+    url(ctx, 'bench_scaled'),
+    '--store',
+    `s3://${BUCKET}/scaled`,
+  ]);
+  record(toS3, await measure(scmd, sargv, { env: ctx.env }));
+  await dropDatabase(ctx, 'bench_scaled');
+  const restore = newCase(ctx, 'memory', `pgferry restore, ${SCALE}× database`, 'pgferry restore', true);
+  const [rcmd, rargv] = pgferry([
+    'restore',
+    ...['--store', store, '--backup', manifest.id, '--target', url(ctx, 'bench_scaled_restored'), '--json'],
+  ]);
+  record(restore, await measure(rcmd, rargv, { env: ctx.env }));
+  await dropDatabase(ctx, 'bench_scaled_restored');
+  rmSync(store, { recursive: true, force: true });
+}
+
+// --- report --------------------------------------------------------------------------------------
+
+interface Target {
+  target: string;
+  goal: string;
+  measured: string;
+  met: boolean | undefined;
+}
+
+function find(ctx: Context, name: string): CaseResult | undefined {
+  const r = ctx.results.find((c) => c.name === name);
+  return r?.seconds.length ? r : undefined;
+}
+
+function med(r: CaseResult | undefined): number | undefined {
+  return r ? median(r.seconds) : undefined;
+}
+
+function ratio(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined ? undefined : a / b;
+}
+
+function targets(ctx: Context): Target[] {
+  const out: Target[] = [];
+  const add = (
+    target: string,
+    goal: string,
+    value: number | undefined,
+    unit: string,
+    met: (v: number) => boolean,
+  ) =>
+    out.push({
+      target,
+      goal,
+      measured: value === undefined ? 'not measured' : `${value.toFixed(2)}${unit}`,
+      met: value === undefined ? undefined : met(value),
+    });
+  const local = find(ctx, 'pgferry backup → folder');
+  const toS3 = find(ctx, 'pgferry backup → S3');
+  const dumpUpload = find(ctx, 'pg_dump -Fc, then upload to S3');
+  const floor = find(ctx, 'pg_dump -Fc -Z0 > /dev/null (floor)');
+  const fc = find(ctx, 'pg_dump -Fc > file');
+  add(
+    'backup → S3 vs pg_dump -Fc + upload',
+    '≥ 3× faster',
+    ratio(med(dumpUpload), med(toS3)),
+    '×',
+    (v) => v >= 3,
+  );
+  add(
+    'backup → folder vs pg_dump -Fc -Z0 > /dev/null',
+    '≤ 1.2× the floor',
+    ratio(med(local), med(floor)),
+    '×',
+    (v) => v <= 1.2,
+  );
+  add(
+    'backup → S3 vs pg_dump -Fc -Z0 > /dev/null',
+    '≤ 1.2× the floor',
+    ratio(med(toS3), med(floor)),
+    '×',
+    (v) => v <= 1.2,
+  );
+  add(
+    'backup size vs pg_dump -Fc',
+    '≤ 1×',
+    local?.outputBytes && fc?.outputBytes ? local.outputBytes / fc.outputBytes : undefined,
+    '×',
+    (v) => v <= 1,
+  );
+  add(
+    'restore vs pg_restore -j1',
+    '≥ 1.25× faster',
+    ratio(med(find(ctx, 'pg_restore -j1 (default dump)')), med(find(ctx, 'pgferry restore'))),
+    '×',
+    (v) => v >= 1.25,
+  );
+  const migrate = find(ctx, 'pgferry migrate');
+  add(
+    'migrate vs pgcopydb clone',
+    '≤ 1× its time, fidelity checks passing',
+    ratio(med(migrate), med(find(ctx, 'pgcopydb clone'))),
+    '×',
+    (v) => v <= 1 && (migrate?.notes.every((n) => !n.startsWith('fidelity:')) ?? false),
+  );
+  const workflow = med(find(ctx, 'pgferry backup (tiny database)'));
+  const direct = med(find(ctx, 'runner started directly'));
+  add(
+    'orchestration overhead per workflow',
+    '< 1 s',
+    workflow !== undefined && direct !== undefined ? workflow - direct : undefined,
+    ' s',
+    (v) => v < 1,
+  );
+  const peak = (group: Group) =>
+    ctx.results
+      .filter((r) => r.group === group && r.pgferry && r.runnerPeakRss.length)
+      .reduce<number | undefined>((m, r) => Math.max(m ?? 0, ...r.runnerPeakRss), undefined);
+  const mb = (b: number | undefined) => (b === undefined ? undefined : b / 1024 / 1024);
+  add(
+    'runner peak RSS, 1× database',
+    '< 150 MiB',
+    mb(peakOf(ctx, ['backup', 'restore'])),
+    ' MiB',
+    (v) => v < 150,
+  );
+  add(`runner peak RSS, ${SCALE}× database`, '< 150 MiB', mb(peak('memory')), ' MiB', (v) => v < 150);
+  return out;
+}
+
+function peakOf(ctx: Context, groups: Group[]): number | undefined {
+  const values = ctx.results
+    .filter((r) => groups.includes(r.group) && r.pgferry)
+    .flatMap((r) => r.runnerPeakRss);
+  return values.length ? Math.max(...values) : undefined;
+}
+
+function machine(pg: PostgresServerInfo): Record<string, string> {
+  const tool = (file: string) => {
+    try {
+      return execFileSync(file, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .trim()
+        .split('\n')[0];
+    } catch {
+      return 'not installed';
+    }
+  };
+  const debian = existsSync('/etc/debian_version')
+    ? `Debian ${readFileSync('/etc/debian_version', 'utf8').trim()}`
+    : os.type();
+  return {
+    cpu: `${CORES} × ${os.cpus()[0]?.model ?? 'unknown'}`,
+    memory: `${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB`,
+    os: `${debian}, Linux ${os.release()}`,
+    node: process.version,
+    server: `PostgreSQL ${pg.version} (fsync off, as in the tests)`,
+    pgDump: tool(`${PG_BIN}/pg_dump`),
+    pgcopydb: tool('/usr/bin/pgcopydb').replace(/^.*?(\d+\.\d+).*$/s, 'pgcopydb $1'),
+    zstd: tool('zstd').replace(/^.*?(v\d+\.\d+\.\d+).*$/s, 'zstd $1'),
+  };
+}
+
+function markdown(ctx: Context, info: Record<string, string>, dbBytes: number, started: Date): string {
+  const lines: string[] = [];
+  lines.push(`# pgferry benchmark, ${started.toISOString()}`, '');
+  lines.push(
+    `Database: ${mib(dbBytes)} (\`pg_database_size\`; ${Object.entries(rowsFor(SIZE_MIB))
+      .map(([t, n]) => `${t} ${n.toLocaleString('en')}`)
+      .join(', ')} rows), ${RUNS} interleaved runs per case, medians.`,
+    '',
+  );
+  lines.push(
+    `Machine: ${Object.entries(info)
+      .map(([k, v]) => `${k} ${v}`)
+      .join('; ')}.`,
+    '',
+  );
+  lines.push('| group | case | median s | runs, s | runner peak RSS | CLI peak RSS | output | notes |');
+  lines.push('|---|---|---|---|---|---|---|---|');
+  for (const r of ctx.results) {
+    const runs = r.seconds.map((s) => s.toFixed(1)).join(', ');
+    const maxOf = (v: number[]) => (v.length ? mib(Math.max(...v)) : '—');
+    lines.push(
+      `| ${r.group} | ${r.name.replace(/\|/g, '\\|')} | ${r.seconds.length ? median(r.seconds).toFixed(2) : '—'} | ${runs || '—'} | ${maxOf(
+        r.runnerPeakRss,
+      )} | ${maxOf(r.cliPeakRss)} | ${r.outputBytes !== undefined ? mib(r.outputBytes) : '—'} | ${r.notes.join('; ')} |`,
+    );
+  }
+  lines.push('', '| target | goal | measured | met |', '|---|---|---|---|');
+  for (const t of targets(ctx)) {
+    lines.push(
+      `| ${t.target} | ${t.goal} | ${t.measured} | ${t.met === undefined ? '—' : t.met ? 'yes' : 'no'} |`,
+    );
+  }
+  const restore = find(ctx, 'pgferry restore');
+  if (restore?.phases) {
+    lines.push(
+      '',
+      `pgferry restore phases (medians, s): ${Object.entries(restore.phases)
+        .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+        .join(', ')}.`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+// --- main ----------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const base = await mkdtemp(path.join(args['work-dir'], 'pgferry-bench-'));
+  // The server runs as the postgres user, which must reach its folder inside.
+  await chmod(base, 0o755);
+  let pg: PostgresServerInfo | undefined;
+  let s3: S3ChildProcess | undefined;
+  const stop = async () => {
+    await s3?.close().catch(() => undefined);
+    if (pg) await stopPostgres(pg).catch(() => undefined);
+    rmSync(base, { recursive: true, force: true });
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping the servers`);
+      void stop().finally(() => process.exit(130));
+    });
+  }
+  try {
+    const password = randomBytes(12).toString('hex');
+    [pg, s3] = await Promise.all([
+      startPostgres(PG_MAJOR, { parentDir: base, password, settings: { max_wal_size: '4GB' } }),
+      startS3({ directory: path.join(base, 's3'), logFile: path.join(base, 's3.log'), bucket: BUCKET }),
+    ]);
+    const ctx: Context = {
+      base,
+      pg,
+      s3,
+      results: [],
+      defaultDump: path.join(base, 'default.pgdump'),
+      env: {
+        ...process.env,
+        PGPASSWORD: password,
+        AWS_ENDPOINT_URL_S3: s3.info.endpoint,
+        AWS_ACCESS_KEY_ID: s3.info.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: s3.info.secretAccessKey,
+        AWS_REGION: s3.info.region,
+        PGFERRY_WORK_DIR: base,
+      },
+    };
+    log(`PostgreSQL ${pg.version} on port ${pg.port}, s3rver at ${s3.info.endpoint}, work dir ${base}`);
+    let t0 = Date.now();
+    await sql(ctx, 'postgres', 'CREATE DATABASE bench');
+    await fillBenchDatabase(() => connect(ctx, 'bench'), SIZE_MIB);
+    const dbBytes = await databaseSize(ctx, 'bench');
+    log(`created database bench: ${mib(dbBytes)} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    await sql(ctx, 'postgres', 'CREATE DATABASE bench_tiny');
+    await sql(ctx, 'bench_tiny', TINY_DATABASE_SQL);
+
+    t0 = Date.now();
+    if (GROUPS.has('backup')) await backupGroup(ctx);
+    if (GROUPS.has('restore')) await restoreGroup(ctx);
+    if (GROUPS.has('migrate')) await migrateGroup(ctx);
+    if (GROUPS.has('orchestration')) await orchestrationGroup(ctx);
+    if (GROUPS.has('memory') && SCALE > 0) await memoryGroup(ctx);
+    log(`cases done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+
+    const info = machine(pg);
+    const md = markdown(ctx, info, dbBytes, started);
+    mkdirSync(OUT_DIR, { recursive: true });
+    const stamp = started.toISOString().replace(/[-:]/g, '').replace(/\..*/, 'Z');
+    const json = {
+      startedAt: started.toISOString(),
+      options: { quick: QUICK, sizeMiB: SIZE_MIB, runs: RUNS, scale: SCALE, groups: [...GROUPS] },
+      machine: info,
+      database: { bytes: dbBytes, rows: rowsFor(SIZE_MIB) },
+      cases: ctx.results.map((r) => ({ ...r, medianSeconds: r.seconds.length ? median(r.seconds) : null })),
+      targets: targets(ctx),
+    };
+    for (const name of [`bench-${stamp}`, 'latest']) {
+      writeFileSync(path.join(OUT_DIR, `${name}.md`), md);
+      writeFileSync(path.join(OUT_DIR, `${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
+    }
+    process.stdout.write(`\n${md}\nWritten to ${path.join(OUT_DIR, `bench-${stamp}.{md,json}`)}\n`);
+  } finally {
+    await stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
