@@ -11,7 +11,7 @@ import { pgferryStateMachine } from './state-machine';
 export interface MigrateWorkflowProps {
   /** Checks both servers and plans (`lambdas/migrate-preflight`). */
   readonly preflightFunction: lambda.IFunction;
-  /** Freeze, record, finish and cleanup (`lambdas/migrate-steps`). */
+  /** Freeze, record, the cutover secret, finish and cleanup (`lambdas/migrate-steps`). */
   readonly stepsFunction: lambda.IFunction;
   readonly pgTools: PgToolsTask;
   /**
@@ -21,7 +21,7 @@ export interface MigrateWorkflowProps {
   readonly taskTimeout?: Duration;
 }
 
-type Step = 'freeze' | 'record' | 'finish' | 'cleanup' | 'cutoverCommand';
+type Step = 'freeze' | 'record' | 'updateSecret' | 'finish' | 'cleanup' | 'cutoverCommand';
 
 /**
  * The migrate state machine:
@@ -35,7 +35,11 @@ type Step = 'freeze' | 'record' | 'finish' | 'cleanup' | 'cutoverCommand';
  */
 export class MigrateWorkflow extends Construct {
   readonly stateMachine: sfn.StateMachine;
-  /** The secrets the cutover may read and write (named by the execution input, so all of the account's). */
+  /**
+   * The secrets the cutover may read and write (named by the execution input, so all of the
+   * account's): granted to the steps function, which updates the secret so that its value never
+   * passes through the execution's state.
+   */
   readonly cutoverSecrets: string;
   /** The ECS services the cutover may scale (named by the execution input, so all of the account's). */
   readonly cutoverServices: string;
@@ -88,7 +92,7 @@ export class MigrateWorkflow extends Construct {
         this.optional(
           'SecretUpdateRequested',
           sfn.Condition.isPresent('$.plan.cutoverSecretFields'),
-          this.buildSecretUpdate(catching),
+          catching(this.buildStep(MIGRATE_STATES.updateSecret, 'updateSecret', '$.cutoverSecret')),
         ),
       )
       .next(
@@ -164,42 +168,6 @@ export class MigrateWorkflow extends Construct {
       'migrate',
       this.props.taskTimeout ?? Duration.hours(12),
     );
-  }
-
-  /**
-   * Points the application's secret at the target: reads it, replaces its `host`, `port` and
-   * `dbname` with the plan's (`States.JsonMerge`), writes it back, then drops the value read from
-   * the state so that later states never carry it.
-   */
-  private buildSecretUpdate(catching: <T extends sfn.TaskStateBase>(s: T) => T): sfn.IChainable {
-    const secrets = this.cutoverSecrets;
-    const get = new tasks.CallAwsService(this, MIGRATE_STATES.getSecret, {
-      service: 'secretsmanager',
-      action: 'getSecretValue',
-      parameters: { SecretId: sfn.JsonPath.stringAt('$.plan.request.cutover.secretArn') },
-      iamResources: [secrets],
-      resultSelector: { 'current.$': 'States.StringToJson($.SecretString)' },
-      resultPath: '$.cutoverSecret',
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
-    });
-    const put = new tasks.CallAwsService(this, MIGRATE_STATES.putSecret, {
-      service: 'secretsmanager',
-      action: 'putSecretValue',
-      parameters: {
-        SecretId: sfn.JsonPath.stringAt('$.plan.request.cutover.secretArn'),
-        SecretString: sfn.JsonPath.stringAt(
-          'States.JsonToString(States.JsonMerge($.cutoverSecret.current, $.plan.cutoverSecretFields, false))',
-        ),
-      },
-      iamResources: [secrets],
-      resultPath: sfn.JsonPath.DISCARD,
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
-    });
-    const forget = new sfn.Pass(this, 'ForgetTargetSecret', {
-      result: sfn.Result.fromObject({}),
-      resultPath: '$.cutoverSecret',
-    });
-    return catching(get).next(catching(put)).next(forget);
   }
 
   /** `ecs:UpdateService` on every service of the input: to 0, or to its `desiredCount`. */

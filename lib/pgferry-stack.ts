@@ -1,5 +1,6 @@
 import { ArnFormat, CfnOutput, Duration, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
@@ -304,9 +305,17 @@ export class PgferryStack extends Stack {
       pgTools: this.pgTools,
     });
     this.addWorkflow('migrate', workflow.stateMachine, [preflight, steps]);
-    acknowledgeWildcards(workflow.stateMachine.role, {
+    steps.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'],
+        resources: [workflow.cutoverSecrets],
+      }),
+    );
+    acknowledgeWildcards(steps, {
       [wildcardResource(this, workflow.cutoverSecrets)]:
         'the cutover secret is named by the execution input (cutover.secretArn); only Get/PutSecretValue',
+    });
+    acknowledgeWildcards(workflow.stateMachine.role, {
       [wildcardResource(this, workflow.cutoverServices)]:
         'the services to scale are named by the execution input (cutover.ecsServices); only ecs:UpdateService',
     });

@@ -4,6 +4,7 @@ import { createLogger } from '../../core/logging';
 import { retentionPolicyFromEnv } from '../../core/retention';
 import { openStore } from '../../core/store';
 import { completeBackup } from '../record/complete';
+import { secretsManagerApi, updateCutoverSecret } from './cutover-secret';
 import { cleanupMigration, finishMigration, refuseCommandOnLambda } from './finish';
 import { freezeSource } from './freeze';
 
@@ -12,14 +13,14 @@ const logger = createLogger('pgferry-migrate-steps');
 const retention = retentionPolicyFromEnv(process.env);
 
 const StepSchema = z.object({
-  step: z.enum(['freeze', 'record', 'finish', 'cleanup', 'cutoverCommand']),
+  step: z.enum(['freeze', 'record', 'updateSecret', 'finish', 'cleanup', 'cutoverCommand']),
   state: MigrateStateSchema,
 });
 
 /**
  * Step Functions task for the migrate workflow's own steps (one function, several states): the
  * freeze of the source, the record of the archived backups (the backup workflow's record step,
- * which writes each manifest last), the finish (unfreeze, report), and the cleanup after a failure.
+ * which writes each manifest last), the cutover secret's update, the finish (unfreeze, report), and the cleanup after a failure.
  */
 export async function handler(event: unknown) {
   const { step, state } = parsePayload(StepSchema, event, 'migrate step');
@@ -38,6 +39,11 @@ export async function handler(event: unknown) {
         backupIds.push(manifest.id);
       }
       return { backupIds, recordedAt: new Date().toISOString() };
+    }
+    case 'updateSecret': {
+      const result = await updateCutoverSecret(plan, await secretsManagerApi());
+      logger.info('pointed the cutover secret at the target', { migrateId: plan.migrateId, ...result });
+      return result;
     }
     case 'finish': {
       const report = await finishMigration(state, { openStore, env: process.env });

@@ -43,7 +43,7 @@ test('runs Preflight → [SchemaTest] → [ScaleDown] → [Freeze] → Migrate �
   expect(States.Migrate.Next).toBe('MigrateRecord');
   expect(States.MigrateRecord.Next).toBe('SecretUpdateRequested');
   expect(branches('SecretUpdateRequested')).toEqual({
-    when: 'GetTargetSecret',
+    when: 'UpdateTargetSecret',
     otherwise: 'CutoverCommandRequested',
   });
   expect(branches('CutoverCommandRequested')).toEqual({
@@ -79,7 +79,7 @@ test('every state after preflight that can fail goes to MigrateCleanup, which fa
       !['MigratePreflight', 'MigrateCleanup'].includes(name) &&
       name !== 'RestartServicesAfterFailure',
   );
-  expect(failing.length).toBeGreaterThanOrEqual(10);
+  expect(failing.length).toBeGreaterThanOrEqual(9);
   for (const [, state] of failing) expect(state.Catch?.map((c) => c.Next)).toEqual(['MigrateCleanup']);
   expect(States.MigrateCleanup.Next).toBe('RestartServicesRequested');
   expect(branches('RestartServicesRequested')).toEqual({
@@ -103,31 +103,24 @@ test('ECS services are scaled to 0 before the freeze and to their count after th
   });
 });
 
-test("the cutover secret gets the target's host, port and dbname, its other fields kept, and is not carried on", () => {
-  expect(States.GetTargetSecret).toMatchObject({
-    Resource: 'arn:aws:states:::aws-sdk:secretsmanager:getSecretValue',
-    Next: 'PutTargetSecret',
-  });
-  expect(States.PutTargetSecret).toMatchObject({
-    Resource: 'arn:aws:states:::aws-sdk:secretsmanager:putSecretValue',
-    Parameters: {
-      'SecretId.$': '$.plan.request.cutover.secretArn',
-      'SecretString.$':
-        'States.JsonToString(States.JsonMerge($.cutoverSecret.current, $.plan.cutoverSecretFields, false))',
-    },
-    Next: 'ForgetTargetSecret',
-  });
-  expect(States.ForgetTargetSecret).toMatchObject({
-    Type: 'Pass',
-    Result: {},
+test("the cutover secret is updated by the steps function, so its value never enters the execution's state", () => {
+  expect(States.UpdateTargetSecret).toMatchObject({
+    Resource: expect.stringMatching(/FunctionsMigrateSteps/),
+    Parameters: { step: 'updateSecret', 'state.$': '$' },
     ResultPath: '$.cutoverSecret',
+    Next: 'CutoverCommandRequested',
   });
+  const secretStates = Object.values(States).filter((state) => /secretsmanager/.test(state.Resource ?? ''));
+  expect(secretStates).toEqual([]);
 });
 
-test("the state machine's role may update ECS services and secrets' values, nothing more of either", () => {
+test('only the steps function may read and write secrets for the cutover, and nothing more of them', () => {
+  expect(resourcesAllowed(template, 'FunctionsMigrateSteps', 'secretsmanager:PutSecretValue')).toHaveLength(1);
+  expect(resourcesAllowed(template, 'FunctionsMigrateSteps', 'secretsmanager:DeleteSecret')).toEqual([]);
+  expect(resourcesAllowed(template, 'MigrateStateMachineRole', 'secretsmanager:putSecretValue')).toEqual([]);
+});
+
+test("the state machine's role may update ECS services, nothing more of them", () => {
   expect(resourcesAllowed(template, 'MigrateStateMachineRole', 'ecs:UpdateService')).toHaveLength(1);
-  expect(resourcesAllowed(template, 'MigrateStateMachineRole', 'secretsmanager:putSecretValue')).toHaveLength(
-    1,
-  );
-  expect(resourcesAllowed(template, 'MigrateStateMachineRole', 'secretsmanager:DeleteSecret')).toEqual([]);
+  expect(resourcesAllowed(template, 'MigrateStateMachineRole', 'ecs:DeleteService')).toEqual([]);
 });
