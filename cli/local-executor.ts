@@ -165,6 +165,10 @@ async function runWorkflow(
   options: LocalRunOptions,
   handlers: Record<string, LocalHandler>,
 ): Promise<unknown> {
+  // The interpreter cannot apply a state's paths to a null input (`States.Runtime`); every other
+  // value reaches the first state, which refuses what is not a request.
+  if (input === null)
+    throw new PgferryError('InvalidInput', `invalid ${name} request: null, not a JSON object`);
   // Validated when the build generated it (scripts/generate-asl.ts): validating again here cost
   // about 0.7 s of CPU per run.
   const machine = new StateMachine(loadDefinition(name) as never, {
