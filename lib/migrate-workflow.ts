@@ -21,6 +21,9 @@ export interface MigrateWorkflowProps {
   readonly taskTimeout?: Duration;
 }
 
+/** The tag (value `true`) a secret needs before a migration's cutover may read and rewrite it. */
+export const CUTOVER_SECRET_TAG = 'pgferry-cutover';
+
 type Step = 'freeze' | 'record' | 'updateSecret' | 'finish' | 'cleanup' | 'cutoverCommand';
 
 /**

@@ -10,7 +10,7 @@ import { BackupBucket } from './backup-bucket';
 import { BackupWorkflow } from './backup-workflow';
 import type { DatabaseConfig, PgferryConfig } from './config';
 import { type DatabaseLogin, databaseLogin } from './database-logins';
-import { MigrateWorkflow } from './migrate-workflow';
+import { CUTOVER_SECRET_TAG, MigrateWorkflow } from './migrate-workflow';
 import { Monitoring } from './monitoring';
 import { acknowledge, acknowledgeWildcards, wildcardResource } from './nag';
 import { Network } from './network';
@@ -309,11 +309,13 @@ export class PgferryStack extends Stack {
       new iam.PolicyStatement({
         actions: ['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'],
         resources: [workflow.cutoverSecrets],
+        // Only secrets their owners tagged for it: no other secret of the account can be read.
+        conditions: { StringEquals: { [`secretsmanager:ResourceTag/${CUTOVER_SECRET_TAG}`]: 'true' } },
       }),
     );
     acknowledgeWildcards(steps, {
       [wildcardResource(this, workflow.cutoverSecrets)]:
-        'the cutover secret is named by the execution input (cutover.secretArn); only Get/PutSecretValue',
+        `the cutover secret is named by the execution input (cutover.secretArn); only Get/PutSecretValue, only on secrets tagged ${CUTOVER_SECRET_TAG}=true`,
     });
     acknowledgeWildcards(workflow.stateMachine.role, {
       [wildcardResource(this, workflow.cutoverServices)]:

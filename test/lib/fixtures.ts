@@ -52,6 +52,7 @@ export interface PolicyStatement {
   Effect: string;
   Action: string | string[];
   Resource: unknown;
+  Condition?: unknown;
 }
 
 /** The statements of the IAM policies attached to the roles whose logical ids start with `rolePrefix`. */

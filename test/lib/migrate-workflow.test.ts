@@ -3,7 +3,7 @@
  * execution input asks for them, the AWS SDK integrations of the cutover, and the failure path that
  * every state after preflight takes.
  */
-import { definitionOf, resourcesAllowed, templateOf } from './fixtures';
+import { definitionOf, policyStatementsOf, resourcesAllowed, templateOf } from './fixtures';
 
 const template = templateOf();
 const { StartAt, States } = definitionOf(template, 'MigrateStateMachine');
@@ -114,8 +114,16 @@ test("the cutover secret is updated by the steps function, so its value never en
   expect(secretStates).toEqual([]);
 });
 
-test('only the steps function may read and write secrets for the cutover, and nothing more of them', () => {
-  expect(resourcesAllowed(template, 'FunctionsMigrateSteps', 'secretsmanager:PutSecretValue')).toHaveLength(1);
+test('only the steps function may read and write secrets for the cutover, only those tagged for it', () => {
+  const statement = policyStatementsOf(template, 'FunctionsMigrateSteps').find((s) =>
+    [s.Action].flat().includes('secretsmanager:PutSecretValue'),
+  );
+  expect(statement).toMatchObject({
+    Condition: { StringEquals: { 'secretsmanager:ResourceTag/pgferry-cutover': 'true' } },
+  });
+  expect(resourcesAllowed(template, 'FunctionsMigrateSteps', 'secretsmanager:PutSecretValue')).toHaveLength(
+    1,
+  );
   expect(resourcesAllowed(template, 'FunctionsMigrateSteps', 'secretsmanager:DeleteSecret')).toEqual([]);
   expect(resourcesAllowed(template, 'MigrateStateMachineRole', 'secretsmanager:putSecretValue')).toEqual([]);
 });
