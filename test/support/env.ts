@@ -13,23 +13,12 @@
 import { readFileSync } from 'node:fs';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { Client } from 'pg';
+import type { PostgresServerInfo } from './postgres';
 
 export const ENV_FILE_VAR = 'PGFERRY_TEST_ENV_FILE';
 
 /** One server as recorded in the env file. */
-export interface PostgresServerRecord {
-  major: number;
-  version: string;
-  versionNum: number;
-  host: string;
-  port: number;
-  user: string;
-  password: string;
-  binDir: string;
-  dataDir: string;
-  socketDir: string;
-  logFile: string;
-}
+export type PostgresServerRecord = Omit<PostgresServerInfo, 'baseDir'>;
 
 export interface S3ServerRecord {
   endpoint: string;
