@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -397,6 +397,21 @@ async function applyGlobals(
   return { created: globals.created, skippedExisting: globals.skippedExisting };
 }
 
+/**
+ * The TOC entries pg_restore restores after everything else: privileges (grants, default
+ * privileges), then what needs them (materialized views' data, event triggers and their
+ * comments). Run in parallel, pg_restore hands them to its workers ordered only by their own
+ * object, so a grant made by a role other than the owner (`SET SESSION AUTHORIZATION grantor;
+ * GRANT …`) can run before the schema grant it needs and fail with "permission denied for schema"
+ * — found by the fidelity test, intermittently. They are restored apart, in one job, in order.
+ */
+const RESTORED_LAST =
+  /^\d+; \d+ \d+ (ACL|ACL LANGUAGE|DEFAULT ACL|MATERIALIZED VIEW DATA|EVENT TRIGGER|(COMMENT|SECURITY LABEL) - EVENT TRIGGER) /;
+
+/**
+ * pg_restore into the target. With several jobs: everything but {@link RESTORED_LAST} in
+ * parallel, then those in one job, each run given its part of the archive's list.
+ */
 async function pgRestoreInto(
   pgRestore: PgToolBinary,
   dumpFile: string,
@@ -405,23 +420,55 @@ async function pgRestoreInto(
   deps: RestoreDeps,
 ): Promise<void> {
   const { request } = plan;
-  const args = [
+  const common = [
     `--dbname=dbname=${conninfoValue(request.target.database)}`,
     '--exit-on-error',
     '--no-password',
-    `--jobs=${plan.jobs}`,
   ];
-  if (request.mode === 'clean') args.push('--clean', '--if-exists');
-  if (request.noOwner) args.push('--no-owner');
-  if (request.noAcl) args.push('--no-privileges');
-  if (request.role) args.push(`--role=${request.role}`);
-  for (const schema of request.schemas) args.push(`--schema=${schema}`);
-  for (const table of request.tables) args.push(`--table=${table}`);
-  args.push(dumpFile);
+  if (request.mode === 'clean') common.push('--clean', '--if-exists');
+  if (request.noOwner) common.push('--no-owner');
+  if (request.noAcl) common.push('--no-privileges');
+  if (request.role) common.push(`--role=${request.role}`);
+  for (const schema of request.schemas) common.push(`--schema=${schema}`);
+  for (const table of request.tables) common.push(`--table=${table}`);
   const env = { ...toolEnv(deps.env), ...libpqEnv(request.target, password), PGOPTIONS: RESTORE_PGOPTIONS };
-  const child = spawn(pgRestore.path, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const parallel = [...common, `--jobs=${plan.jobs}`];
+  if (plan.jobs === 1 || request.noAcl) {
+    await runPgRestore(pgRestore, [...parallel, dumpFile], env, deps);
+    return;
+  }
+
+  const entries = (await runPgRestore(pgRestore, ['--list', dumpFile], env, deps)).stdout
+    .split('\n')
+    .filter((line) => /^\d+;/.test(line));
+  const last = entries.filter((line) => RESTORED_LAST.test(line));
+  const first = entries.filter((line) => !RESTORED_LAST.test(line));
+  const listFile = (part: string) => `${dumpFile}.${part}.list`;
+  try {
+    await writeFile(listFile('first'), `${first.join('\n')}\n`);
+    await writeFile(listFile('last'), `${last.join('\n')}\n`);
+    await runPgRestore(pgRestore, [...parallel, `--use-list=${listFile('first')}`, dumpFile], env, deps);
+    if (last.length > 0) {
+      await runPgRestore(pgRestore, [...common, `--use-list=${listFile('last')}`, dumpFile], env, deps);
+    }
+  } finally {
+    await Promise.all(['first', 'last'].map((part) => rm(listFile(part), { force: true })));
+  }
+}
+
+async function runPgRestore(
+  pgRestore: PgToolBinary,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  deps: RestoreDeps,
+): Promise<{ stdout: string }> {
+  const child = spawn(pgRestore.path, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   deps.onChild?.(child);
+  let stdout = '';
   let stderr = '';
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
   child.stderr.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-20_000);
   });
@@ -429,6 +476,7 @@ async function pgRestoreInto(
   if (code !== 0) {
     throw new PgferryError('RestoreFailed', `pg_restore failed (${code ?? signal}): ${firstError(stderr)}`);
   }
+  return { stdout };
 }
 
 /** The first error pg_restore/psql reported, with the command it was running. */
