@@ -18,10 +18,11 @@ import {
   uniqueName,
   withClient,
 } from '../support/env';
+import { usePrivateServer } from '../support/private-server';
 
 const env = testEnv();
 const source = env.server(15);
-const target = env.server(17);
+const target = usePrivateServer(17);
 
 async function createSmallDatabase(pg: TestPostgres, name: string): Promise<void> {
   await createDatabase(pg, name);
@@ -93,7 +94,7 @@ describe('a frozen migration that succeeds', () => {
           '--source',
           sourceUrl(source, database),
           '--target',
-          sourceUrl(target, migrated),
+          sourceUrl(target(), migrated),
           '--store',
           dir,
           '--freeze-source',
@@ -113,7 +114,7 @@ describe('a frozen migration that succeeds', () => {
 
   afterAll(async () => {
     await dropDatabase(source, database);
-    await dropDatabase(target, migrated);
+    await dropDatabase(target(), migrated);
     rmSync(dir, { recursive: true, force: true });
     rmSync(out, { recursive: true, force: true });
   });
@@ -125,7 +126,7 @@ describe('a frozen migration that succeeds', () => {
 
   test('the cutover command got the target URL without a password', () => {
     const url = readFileSync(path.join(out, 'target-url'), 'utf8').trim();
-    expect(url).toBe(`postgres://${target.user}@${target.host}:${target.port}/${migrated}`);
+    expect(url).toBe(`postgres://${target().user}@${target().host}:${target().port}/${migrated}`);
   });
 
   test('the session that was writing at the freeze is reported', () => {
@@ -143,7 +144,7 @@ describe('a frozen migration that succeeds', () => {
   });
 
   test("the target gets the source's own setting, not the freeze", async () => {
-    expect(await readOnlySetting(target, migrated)).toBe('default_transaction_read_only=off');
+    expect(await readOnlySetting(target(), migrated)).toBe('default_transaction_read_only=off');
   });
 });
 
@@ -160,7 +161,7 @@ describe('a frozen migration that fails after the freeze', () => {
       '--source',
       sourceUrl(source, database),
       '--target',
-      sourceUrl(target, migrated),
+      sourceUrl(target(), migrated),
       '--store',
       dir,
       '--freeze-source',
@@ -171,7 +172,7 @@ describe('a frozen migration that fails after the freeze', () => {
 
   afterAll(async () => {
     await dropDatabase(source, database);
-    await dropDatabase(target, migrated);
+    await dropDatabase(target(), migrated);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -20,6 +20,7 @@ import {
 } from '../support/env';
 import { fingerprint } from '../support/fingerprint';
 import { isRoot, osUserIds } from '../support/postgres';
+import { usePrivateServer } from '../support/private-server';
 
 const env = testEnv();
 
@@ -137,7 +138,7 @@ describe('a schema the target cannot take', () => {
   // A table in a tablespace that exists only on the source server: preflight does not look at
   // tablespaces, the schema-only restore into the scratch database fails on it.
   const source = env.server(15);
-  const target = env.server(17);
+  const target = usePrivateServer(17);
   const database = uniqueName('mig_schema');
   const tablespace = uniqueName('mig_ts');
   const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-migrate-schema-'));
@@ -158,7 +159,7 @@ describe('a schema the target cannot take', () => {
         `CREATE TABLE elsewhere (v int) TABLESPACE ${quoteIdent(tablespace)}; INSERT INTO elsewhere VALUES (1)`,
       ),
     );
-    result = await migrate(sourceUrl(source, database), sourceUrl(target, database), dir);
+    result = await migrate(sourceUrl(source, database), sourceUrl(target(), database), dir);
   }, 300_000);
 
   afterAll(async () => {
@@ -166,7 +167,6 @@ describe('a schema the target cannot take', () => {
     await withClient(source, 'postgres', (c) =>
       c.query(`DROP TABLESPACE IF EXISTS ${quoteIdent(tablespace)}`),
     );
-    await dropDatabase(target, database);
     rmSync(dir, { recursive: true, force: true });
     rmSync(location, { recursive: true, force: true });
   });
@@ -176,7 +176,7 @@ describe('a schema the target cannot take', () => {
     expect(result.stderr).toMatch(
       /schema of .* does not restore on the target .*tablespace.*no data was moved/,
     );
-    expect(await databaseExists(target, database)).toBe(false);
+    expect(await databaseExists(target(), database)).toBe(false);
     // Nothing is left in the store: no backup, complete or not.
     expect(filesIn(dir)).toEqual([]);
   });
@@ -184,25 +184,25 @@ describe('a schema the target cannot take', () => {
   test('drops its scratch database', async () => {
     const scratch = /the scratch database (\S+) was dropped/.exec(result.stderr)?.[1];
     expect(scratch).toMatch(/^pgferry_schema_test_/);
-    expect(await databaseExists(target, scratch ?? '')).toBe(false);
+    expect(await databaseExists(target(), scratch ?? '')).toBe(false);
   });
 
   test('with --no-schema-test, the same migration fails in the migration itself (the test is what caught it)', async () => {
     const skipped = await migrate(
       sourceUrl(source, database),
-      sourceUrl(target, database),
+      sourceUrl(target(), database),
       dir,
       '--no-schema-test',
     );
     expect(skipped.code).toBe(1);
     expect(skipped.stderr).not.toMatch(/schema of/);
     expect(skipped.stderr).toMatch(/tablespace/);
-    expect(await databaseExists(target, database)).toBe(false);
+    expect(await databaseExists(target(), database)).toBe(false);
   });
   test('a failure in the migration task after --freeze-source unfreezes the source', async () => {
     const failed = await migrate(
       sourceUrl(source, database),
-      sourceUrl(target, database),
+      sourceUrl(target(), database),
       dir,
       '--no-schema-test',
       '--freeze-source',

@@ -112,7 +112,7 @@ export function encodeDatabasePath(name: string): string {
   return encodeURIComponent(name).replace(/%(3B|3A|40|26|3D|2B|24|2C)/gi, (m) => decodeURIComponent(m));
 }
 
-function makePostgres(rec: PostgresServerRecord): TestPostgres {
+export function makePostgres(rec: PostgresServerRecord): TestPostgres {
   const hostPort = `${rec.host}:${rec.port}`;
   const db = (database?: string) => encodeDatabasePath(database ?? 'postgres');
   return {

@@ -58,6 +58,7 @@ import {
   applyDatabaseProperties,
   connectMaintenance,
   firstError,
+  pgRestoreParallel,
   quoteLiteral,
   RESTORE_PGOPTIONS,
   RestoreProgress,
@@ -264,18 +265,13 @@ async function migrateDatabase(
     if (!archived) throw new PgferryError('DumpFailed', 'the dump was not archived');
 
     await progress.timed('postData', () =>
-      runRestore(
-        ctx,
-        [
-          '--section=post-data',
-          '--exit-on-error',
-          '--no-password',
-          `--jobs=${plan.jobs}`,
-          dbnameArg(db.target.database),
-          postDataFile,
-        ],
-        db.target,
-      ),
+      pgRestoreParallel(ctx.pgRestore, {
+        args: ['--section=post-data', '--exit-on-error', '--no-password', dbnameArg(db.target.database)],
+        jobs: plan.jobs,
+        dumpFile: postDataFile,
+        env: restoreEnv(ctx, db.target),
+        onChild: ctx.deps.onChild,
+      }),
     );
     const properties = withoutFreeze(state.properties, db.readOnlySetting);
     await progress.timed('databaseProperties', () =>
@@ -437,19 +433,6 @@ async function exitStatus(child: ChildProcess, tool: string, stderr: () => strin
       `${tool} failed (${code ?? signal}): ${stderr() || 'no error output'}`,
     );
   }
-}
-
-async function runRestore(ctx: Context, args: string[], target: Connection): Promise<void> {
-  const child = spawn(ctx.pgRestore.path, args, {
-    env: restoreEnv(ctx, target),
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  ctx.deps.onChild?.(child);
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-20_000);
-  });
-  await exitStatus(child, 'pg_restore', () => firstError(stderr));
 }
 
 // ---------------------------------------------------------------------------------------------

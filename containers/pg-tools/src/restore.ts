@@ -4,7 +4,7 @@
  * optionally creates the roles, runs pg_restore with parallel jobs and fast session settings,
  * ANALYZEs, compares every table's row count with the manifest, and stores a report.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -408,10 +408,7 @@ async function applyGlobals(
 const RESTORED_LAST =
   /^\d+; \d+ \d+ (ACL|ACL LANGUAGE|DEFAULT ACL|MATERIALIZED VIEW DATA|EVENT TRIGGER|(COMMENT|SECURITY LABEL) - EVENT TRIGGER) /;
 
-/**
- * pg_restore into the target. With several jobs: everything but {@link RESTORED_LAST} in
- * parallel, then those in one job, each run given its part of the archive's list.
- */
+/** pg_restore into the target, with the request's options. */
 async function pgRestoreInto(
   pgRestore: PgToolBinary,
   dumpFile: string,
@@ -420,37 +417,51 @@ async function pgRestoreInto(
   deps: RestoreDeps,
 ): Promise<void> {
   const { request } = plan;
-  const common = [
+  const args = [
     `--dbname=dbname=${conninfoValue(request.target.database)}`,
     '--exit-on-error',
     '--no-password',
   ];
-  if (request.mode === 'clean') common.push('--clean', '--if-exists');
-  if (request.noOwner) common.push('--no-owner');
-  if (request.noAcl) common.push('--no-privileges');
-  if (request.role) common.push(`--role=${request.role}`);
-  for (const schema of request.schemas) common.push(`--schema=${schema}`);
-  for (const table of request.tables) common.push(`--table=${table}`);
+  if (request.mode === 'clean') args.push('--clean', '--if-exists');
+  if (request.noOwner) args.push('--no-owner');
+  if (request.noAcl) args.push('--no-privileges');
+  if (request.role) args.push(`--role=${request.role}`);
+  for (const schema of request.schemas) args.push(`--schema=${schema}`);
+  for (const table of request.tables) args.push(`--table=${table}`);
   const env = { ...toolEnv(deps.env), ...libpqEnv(request.target, password), PGOPTIONS: RESTORE_PGOPTIONS };
-  const parallel = [...common, `--jobs=${plan.jobs}`];
-  if (plan.jobs === 1 || request.noAcl) {
-    await runPgRestore(pgRestore, [...parallel, dumpFile], env, deps);
+  await pgRestoreParallel(pgRestore, { args, jobs: plan.jobs, dumpFile, env, onChild: deps.onChild });
+}
+
+/**
+ * `pg_restore --jobs` of `dumpFile` with `args`. With several jobs: everything but
+ * {@link RESTORED_LAST} in parallel, then those in one job, each run given its part of the
+ * archive's list.
+ */
+export async function pgRestoreParallel(
+  pgRestore: PgToolBinary,
+  opts: {
+    args: string[];
+    jobs: number;
+    dumpFile: string;
+    env: NodeJS.ProcessEnv;
+    onChild?: (child: ChildProcess) => void;
+  },
+): Promise<void> {
+  const { args, jobs, dumpFile, env, onChild } = opts;
+  const run = (more: string[]) => runPgRestore(pgRestore, [...more, dumpFile], env, onChild);
+  if (jobs === 1 || args.includes('--no-privileges')) {
+    await run([...args, `--jobs=${jobs}`]);
     return;
   }
-
-  const entries = (await runPgRestore(pgRestore, ['--list', dumpFile], env, deps)).stdout
-    .split('\n')
-    .filter((line) => /^\d+;/.test(line));
+  const entries = (await run(['--list'])).stdout.split('\n').filter((line) => /^\d+;/.test(line));
   const last = entries.filter((line) => RESTORED_LAST.test(line));
   const first = entries.filter((line) => !RESTORED_LAST.test(line));
   const listFile = (part: string) => `${dumpFile}.${part}.list`;
   try {
     await writeFile(listFile('first'), `${first.join('\n')}\n`);
     await writeFile(listFile('last'), `${last.join('\n')}\n`);
-    await runPgRestore(pgRestore, [...parallel, `--use-list=${listFile('first')}`, dumpFile], env, deps);
-    if (last.length > 0) {
-      await runPgRestore(pgRestore, [...common, `--use-list=${listFile('last')}`, dumpFile], env, deps);
-    }
+    await run([...args, `--jobs=${jobs}`, `--use-list=${listFile('first')}`]);
+    if (last.length > 0) await run([...args, `--use-list=${listFile('last')}`]);
   } finally {
     await Promise.all(['first', 'last'].map((part) => rm(listFile(part), { force: true })));
   }
@@ -460,10 +471,10 @@ async function runPgRestore(
   pgRestore: PgToolBinary,
   args: string[],
   env: NodeJS.ProcessEnv,
-  deps: RestoreDeps,
+  onChild?: (child: ChildProcess) => void,
 ): Promise<{ stdout: string }> {
   const child = spawn(pgRestore.path, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  deps.onChild?.(child);
+  onChild?.(child);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => {
