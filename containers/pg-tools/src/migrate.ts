@@ -53,10 +53,10 @@ import {
   runCapture,
   storeGlobals,
 } from './dump';
-import { planGlobals } from './globals';
 import {
   applyDatabaseProperties,
   connectMaintenance,
+  createMissingRoles,
   firstError,
   pgRestoreParallel,
   quoteLiteral,
@@ -508,35 +508,17 @@ async function applyRoles(ctx: Context): Promise<MigrateDatabaseResult['roles']>
   }
   const target = plan.databases[0].target;
   const admin = await connectMaintenance(adminPlan(target), ctx.targetPassword);
-  let existing: Set<string>;
   try {
-    existing = new Set(
-      (await admin.query<{ rolname: string }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname),
-    );
+    return await createMissingRoles(admin, out.stdout.toString('utf8'), {
+      psql: await siblingTool(ctx.pgDump, 'psql'),
+      target,
+      password: ctx.targetPassword,
+      deps,
+      failure: { code: 'MigrateFailed', message: 'creating roles on the target failed' },
+    });
   } finally {
     await admin.end().catch(() => undefined);
   }
-  const globals = planGlobals(out.stdout.toString('utf8'), existing);
-  if (globals.created.length === 0) return { created: [], skippedExisting: globals.skippedExisting };
-  const psql = await siblingTool(ctx.pgDump, 'psql');
-  const child = spawn(
-    psql.path,
-    ['--no-psqlrc', '--quiet', '-v', 'ON_ERROR_STOP=1', '--no-password', '-f', '-'],
-    {
-      env: { ...toolEnv(deps.env), ...libpqEnv({ ...target, database: 'postgres' }, ctx.targetPassword) },
-      stdio: ['pipe', 'ignore', 'pipe'],
-    },
-  );
-  deps.onChild?.(child);
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  child.stdin.end(globals.sql);
-  const [code] = (await once(child, 'close')) as [number | null];
-  if (code !== 0)
-    throw new PgferryError('MigrateFailed', `creating roles on the target failed: ${firstError(stderr)}`);
-  return { created: globals.created, skippedExisting: globals.skippedExisting };
 }
 
 // ---------------------------------------------------------------------------------------------

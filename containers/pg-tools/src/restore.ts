@@ -16,13 +16,14 @@ import { createDecompressor } from '../../../core/compression';
 import { libpqEnv, resolvePassword } from '../../../core/connection';
 import {
   type BackupManifest,
+  type Connection,
   type DatabaseProperties,
   type RestorePlan,
   type RestoreReport,
   SCHEMA_VERSION,
   type StoredObject,
 } from '../../../core/contracts';
-import { errorMessage, PgferryError } from '../../../core/errors';
+import { errorMessage, PgferryError, type PgferryErrorCode } from '../../../core/errors';
 import { Meter } from '../../../core/metering';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
 import { connectPg, quoteIdent } from '../../../core/postgres';
@@ -368,21 +369,42 @@ async function applyGlobals(
 ): Promise<NonNullable<Checks['globals']>> {
   if (!globalsFile)
     throw new PgferryError('BackupCorrupt', `backup ${plan.manifest.id} has no globals to restore`);
+  return createMissingRoles(admin, await readFile(globalsFile, 'utf8'), {
+    psql: await siblingTool(pgRestore, 'psql'),
+    target: plan.request.target,
+    password,
+    deps,
+    failure: { code: 'RestoreFailed', message: 'creating roles failed' },
+  });
+}
+
+/**
+ * Creates on the target server the roles of `globalsSql` (`pg_dumpall --globals-only`) that it
+ * lacks, with psql; existing roles are reported and never altered (see `planGlobals`).
+ */
+export async function createMissingRoles(
+  admin: Client,
+  globalsSql: string,
+  opts: {
+    psql: PgToolBinary;
+    target: Connection;
+    password: string | undefined;
+    deps: Pick<RestoreDeps, 'env' | 'onChild'>;
+    /** The failure's code and its message's start. */
+    failure: { code: PgferryErrorCode; message: string };
+  },
+): Promise<NonNullable<Checks['globals']>> {
+  const { psql, target, password, deps, failure } = opts;
   const existing = new Set(
     (await admin.query<{ rolname: string }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname),
   );
-  const globals = planGlobals(await readFile(globalsFile, 'utf8'), existing);
+  const globals = planGlobals(globalsSql, existing);
   if (globals.created.length === 0) return { created: [], skippedExisting: globals.skippedExisting };
-  const psql = await siblingTool(pgRestore, 'psql');
-  const env = {
-    ...toolEnv(deps.env),
-    ...libpqEnv({ ...plan.request.target, database: 'postgres' }, password),
-  };
   const child = spawn(
     psql.path,
     ['--no-psqlrc', '--quiet', '-v', 'ON_ERROR_STOP=1', '--no-password', '-f', '-'],
     {
-      env,
+      env: { ...toolEnv(deps.env), ...libpqEnv({ ...target, database: 'postgres' }, password) },
       stdio: ['pipe', 'ignore', 'pipe'],
     },
   );
@@ -393,7 +415,7 @@ async function applyGlobals(
   });
   child.stdin.end(globals.sql);
   const [code] = (await once(child, 'close')) as [number | null];
-  if (code !== 0) throw new PgferryError('RestoreFailed', `creating roles failed: ${firstError(stderr)}`);
+  if (code !== 0) throw new PgferryError(failure.code, `${failure.message}: ${firstError(stderr)}`);
   return { created: globals.created, skippedExisting: globals.skippedExisting };
 }
 
