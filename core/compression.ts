@@ -4,7 +4,12 @@
  * Measured ~4× faster than pg_dump's built-in gzip at a smaller size.
  */
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { accessSync, constants, createReadStream, createWriteStream } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
+import * as path from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { Compression } from './contracts';
 import { PgferryError } from './errors';
@@ -112,4 +117,66 @@ function throughProcess(command: string, args: string[]): Duplex {
     if (child.exitCode === null) child.kill();
   });
   return duplex;
+}
+
+/**
+ * Decompresses the file `src` into the file `dst`. zstd and lz4 run as their own tools, reading
+ * and writing the files themselves on a core of their own: on the benchmark's 1.35 GB dump,
+ * `zstd -d` took 3.0 s where zlib's zstd in the runner, streaming file to file, took 8.2–9.6 s.
+ * Without the `zstd` tool, zlib's. A tool's failure carries its message, and `code: 'ENOSPC'`
+ * when the disk was full.
+ */
+export async function decompressFile(c: Compression, src: string, dst: string): Promise<void> {
+  switch (c.codec) {
+    case 'none':
+      return copyFile(src, dst);
+    case 'lz4':
+      return runTool('lz4', ['-d', '-q', '-f', src, dst]);
+    case 'zstd':
+      if (onPath('zstd')) return runTool('zstd', ['-d', '-q', '-f', src, '-o', dst]);
+  }
+  await pipeline(
+    createReadStream(src, { highWaterMark: ZLIB_CHUNK_BYTES }),
+    createDecompressor(c),
+    createWriteStream(dst),
+  );
+}
+
+async function runTool(command: string, args: string[]): Promise<void> {
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-2000);
+  });
+  const [code, signal] = (await once(child, 'close').catch((err: Error) => {
+    throw new PgferryError(
+      'RestoreFailed',
+      `cannot run ${command}: ${err.message} (install the ${command} tool)`,
+    );
+  })) as [number | null, NodeJS.Signals | null];
+  if (code === 0) return;
+  const message = stderr.trim().split('\n').pop() || `exited with ${code ?? signal}`;
+  throw Object.assign(
+    new Error(`${command}: ${message}`),
+    /No space left|disk full/i.test(stderr) ? { code: 'ENOSPC' } : {},
+  );
+}
+
+const found = new Map<string, boolean>();
+
+/** Whether an executable `command` is on the PATH (looked up once). */
+function onPath(command: string): boolean {
+  let result = found.get(command);
+  if (result === undefined) {
+    result = (process.env.PATH ?? '').split(path.delimiter).some((dir) => {
+      try {
+        accessSync(path.join(dir, command), constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    found.set(command, result);
+  }
+  return result;
 }

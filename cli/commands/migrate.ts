@@ -52,6 +52,11 @@ export function registerMigrate(program: Command, aws: AwsAccess): void {
       '--on-cutover <command>',
       'locally: a shell command run after verification, before the source is unfrozen, with PGFERRY_TARGET_URL (no password) and PGPASSWORD in its environment',
     )
+    .option(
+      '--toast-compression <method>',
+      'what the loaded values are TOAST-compressed with: lz4 (where the target offers it) or server-default',
+      'lz4',
+    )
     .option('--json', 'print the migrate report as JSON', false)
     .option('--verbose', "print the workflow's logs on stderr", false);
   addAwsOptions(command)
@@ -77,6 +82,7 @@ interface MigrateOptions extends AwsOptions {
   force: boolean;
   jobs?: number;
   withRolePasswords: boolean;
+  toastCompression: string;
   onCutover?: string;
   json: boolean;
   verbose: boolean;
@@ -156,6 +162,7 @@ function migrateRequest(opts: MigrateOptions, source: Connection, target: Connec
     force: opts.force,
     jobs: opts.jobs,
     withRolePasswords: opts.withRolePasswords,
+    toastCompression: opts.toastCompression as MigrateRequestInput['toastCompression'],
     ...(Object.keys(cutover).length ? { cutover } : {}),
   };
   return parsePayload(MigrateRequestSchema, input, 'migrate request');

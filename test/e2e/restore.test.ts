@@ -457,3 +457,70 @@ describe('--mode clean takes a safety backup of the target first', () => {
     expect((JSON.parse(result.stdout) as RestoreReport).safetyBackupId).toBeUndefined();
   });
 });
+
+describe('TOAST compression of the restored values', () => {
+  const toastSource = uniqueName('rtoast');
+  let toastBackup: BackupManifest;
+  const compressionOf = (database: string) =>
+    withClient(pg15, database, async (c) => {
+      const { rows } = await c.query(`
+        SELECT (SELECT array_agg(DISTINCT pg_column_compression(body)) FROM docs) AS body,
+               (SELECT array_agg(DISTINCT pg_column_compression(kept)) FROM docs) AS kept,
+               (SELECT md5(string_agg(body || kept, ',' ORDER BY id)) FROM docs) AS digest`);
+      return rows[0] as { body: string[]; kept: string[]; digest: string };
+    });
+  const restoreToast = (target: string, ...args: string[]) =>
+    runCli([
+      'restore',
+      ...['--store', store, '--backup', toastBackup.id, '--target', sourceUrl(pg15, target), '--json'],
+      ...args,
+    ]);
+
+  beforeAll(async () => {
+    await createDatabase(pg15, toastSource);
+    await withClient(pg15, toastSource, (c) =>
+      c.query(`
+        CREATE TABLE docs (id int PRIMARY KEY, body text, kept text COMPRESSION pglz);
+        INSERT INTO docs SELECT g, repeat('body ' || g, 4000), repeat('kept ' || g, 4000) FROM generate_series(1, 20) g;`),
+    );
+    const result = await runCli([
+      'backup',
+      '--source',
+      sourceUrl(pg15, toastSource),
+      '--store',
+      store,
+      '--json',
+    ]);
+    if (result.code !== 0) throw new Error(`backup failed: ${result.stderr}`);
+    toastBackup = JSON.parse(result.stdout) as BackupManifest;
+  });
+  afterAll(() => dropDatabase(pg15, toastSource));
+
+  test('is lz4 by default, the same values, and columns with a method of their own keep it', async () => {
+    const target = uniqueName('rtoastlz4');
+    const result = await restoreToast(target);
+    expect(result.code).toBe(0);
+    expect((JSON.parse(result.stdout) as RestoreReport).toastCompression).toBe('lz4');
+    const source = await compressionOf(toastSource);
+    expect(source).toMatchObject({ body: ['pglz'], kept: ['pglz'] });
+    expect(await compressionOf(target)).toEqual({ body: ['lz4'], kept: ['pglz'], digest: source.digest });
+    await dropDatabase(pg15, target);
+  });
+
+  test("is the target server's default with --toast-compression server-default", async () => {
+    const target = uniqueName('rtoastdefault');
+    const result = await restoreToast(target, '--toast-compression', 'server-default');
+    expect(result.code).toBe(0);
+    expect((JSON.parse(result.stdout) as RestoreReport).toastCompression).toBe('server-default');
+    expect(await compressionOf(target)).toEqual(await compressionOf(toastSource));
+    await dropDatabase(pg15, target);
+  });
+
+  test('an unknown method is refused in one line', async () => {
+    const target = uniqueName('rtoastbad');
+    const result = await restoreToast(target, '--toast-compression', 'zstd');
+    expect(result.code).not.toBe(0);
+    expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(/toastCompression/);
+  });
+});

@@ -37,6 +37,7 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import { Meter } from '../../../core/metering';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
 import { connectPg, quoteIdent } from '../../../core/postgres';
+import { loadSessionOptions } from '../../../core/restore-session';
 import {
   backupObjectKey,
   dumpResultKey,
@@ -60,7 +61,6 @@ import {
   firstError,
   pgRestoreParallel,
   quoteLiteral,
-  RESTORE_PGOPTIONS,
   RestoreProgress,
 } from './restore';
 import { toolEnv } from './tool-env';
@@ -100,7 +100,7 @@ function restoreEnv(ctx: Context, target: Connection): NodeJS.ProcessEnv {
   return {
     ...toolEnv(ctx.deps.env),
     ...libpqEnv(target, ctx.targetPassword),
-    PGOPTIONS: RESTORE_PGOPTIONS,
+    PGOPTIONS: loadSessionOptions(ctx.plan.toastCompression),
   };
 }
 

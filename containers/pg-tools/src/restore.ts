@@ -10,9 +10,10 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
-import { createDecompressor } from '../../../core/compression';
+import { decompressFile } from '../../../core/compression';
 import { libpqEnv, resolvePassword } from '../../../core/connection';
 import {
   type BackupManifest,
@@ -27,6 +28,7 @@ import { errorMessage, PgferryError, type PgferryErrorCode } from '../../../core
 import { Meter } from '../../../core/metering';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
 import { connectPg, quoteIdent } from '../../../core/postgres';
+import { loadSessionOptions } from '../../../core/restore-session';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, restoreReportKey } from '../../../core/store-keys';
 import type { DumpDeps } from './dump';
@@ -38,9 +40,6 @@ export type RestoreDeps = Pick<DumpDeps, 'store' | 'env' | 'onChild'> & {
 };
 
 type Checks = RestoreReport['checks'];
-
-/** Session settings for the restore's connections: fast bulk load, safe to lose on a crash. */
-export const RESTORE_PGOPTIONS = '-c maintenance_work_mem=512MB -c synchronous_commit=off';
 
 /** What a restore has done so far: its report's timings and checks, also when it fails. */
 export class RestoreProgress {
@@ -182,6 +181,7 @@ function buildReport(
     status,
     mode: plan.request.mode,
     jobs: plan.jobs,
+    toastCompression: plan.toastCompression,
     startedAt: new Date(started).toISOString(),
     finishedAt: new Date().toISOString(),
     timings: { ...timings, total: (Date.now() - started) / 1000 },
@@ -210,35 +210,58 @@ async function downloadVerified(
   return { dump: files.dump, globals: files.globals };
 }
 
+/**
+ * Downloads one object, checking its SHA-256, and decompresses it into `file`. An object of a
+ * local store is hashed and decompressed at once, each reading the stored file; one from S3 is
+ * hashed as it downloads to a file beside `file`, then decompressed. Either way nothing reaches
+ * `file`'s reader before both finished and the checksum matched.
+ */
 async function downloadOne(store: BackupStore, manifest: BackupManifest, object: StoredObject, file: string) {
+  const key = backupObjectKey(manifest.database, manifest.id, object.key);
+  const localFile = store.localFile?.(key);
+  const compressed = localFile ?? `${file}.download`;
   const meter = new Meter({ sha256: true });
-  const body = await store.download(backupObjectKey(manifest.database, manifest.id, object.key));
   try {
-    await pipeline(body, meter, createDecompressor(object.compression), createWriteStream(file));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') {
+    const body = await store.download(key);
+    const hashed = pipeline(body, meter, localFile ? discard() : createWriteStream(compressed));
+    const decompressed = localFile
+      ? decompressFile(object.compression, compressed, file)
+      : hashed.then(() => decompressFile(object.compression, compressed, file));
+    const [hashing, decompressing] = await Promise.allSettled([hashed, decompressed]);
+    if (hashing.status === 'rejected') throw downloadFailure(hashing.reason, object, manifest);
+    const sha256 = meter.digest();
+    if (sha256 !== object.sha256 || meter.bytes !== object.bytes) {
       throw new PgferryError(
-        'RestoreFailed',
-        `no space left to download ${object.key}; nothing was written to the target`,
+        'BackupCorrupt',
+        `object ${object.key} of backup ${manifest.id} failed its checksum (sha256 ${sha256.slice(0, 12)}…, ` +
+          `${meter.bytes} bytes; the manifest says ${object.sha256.slice(0, 12)}…, ${object.bytes} bytes); ` +
+          'nothing was written to the target',
       );
     }
-    if (err instanceof PgferryError) throw err;
-    // A decompression error means the bytes are not what was stored: report it as corruption.
-    throw new PgferryError(
-      'BackupCorrupt',
-      `object ${object.key} of backup ${manifest.id} cannot be read (${errorMessage(err)}); nothing was written to the target`,
+    if (decompressing.status === 'rejected') throw downloadFailure(decompressing.reason, object, manifest);
+  } finally {
+    if (!localFile) await rm(compressed, { force: true });
+  }
+}
+
+function discard(): Writable {
+  return new Writable({ write: (_chunk, _encoding, callback) => callback() });
+}
+
+function downloadFailure(err: unknown, object: StoredObject, manifest: BackupManifest): PgferryError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new PgferryError(
+      'RestoreFailed',
+      `no space left to download ${object.key}; nothing was written to the target`,
     );
   }
-  const sha256 = meter.digest();
-  if (sha256 !== object.sha256 || meter.bytes !== object.bytes) {
-    throw new PgferryError(
-      'BackupCorrupt',
-      `object ${object.key} of backup ${manifest.id} failed its checksum (sha256 ${sha256.slice(0, 12)}…, ` +
-        `${meter.bytes} bytes; the manifest says ${object.sha256.slice(0, 12)}…, ${object.bytes} bytes); ` +
-        'nothing was written to the target',
-    );
-  }
+  if (err instanceof PgferryError) return err;
+  // The checksum matched, so bytes that do not decompress were stored that way: corruption.
+  return new PgferryError(
+    'BackupCorrupt',
+    `object ${object.key} of backup ${manifest.id} cannot be read (${errorMessage(err)}); nothing was written to the target`,
+  );
 }
 
 /** What applying the database's properties needs of a plan (a restore's, or a migration's). */
@@ -450,7 +473,11 @@ async function pgRestoreInto(
   if (request.role) args.push(`--role=${request.role}`);
   for (const schema of request.schemas) args.push(`--schema=${schema}`);
   for (const table of request.tables) args.push(`--table=${table}`);
-  const env = { ...toolEnv(deps.env), ...libpqEnv(request.target, password), PGOPTIONS: RESTORE_PGOPTIONS };
+  const env = {
+    ...toolEnv(deps.env),
+    ...libpqEnv(request.target, password),
+    PGOPTIONS: loadSessionOptions(plan.toastCompression),
+  };
   await pgRestoreParallel(pgRestore, { args, jobs: plan.jobs, dumpFile, env, onChild: deps.onChild });
 }
 

@@ -7,12 +7,16 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import {
+  type Connection,
   type RestorePlan,
   SCHEMA_VERSION,
+  type ToastCompression,
   type VerifyPlan,
   type VerifyReport,
 } from '../../../core/contracts';
 import { errorMessage } from '../../../core/errors';
+import { connectPg } from '../../../core/postgres';
+import { chooseToastCompression } from '../../../core/restore-session';
 import { verifyReportKey } from '../../../core/store-keys';
 import { type RestoreDeps, RestoreProgress, restoreInto } from './restore';
 import { startThrowawayServer, type ThrowawayServer } from './throwaway-server';
@@ -47,7 +51,9 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
       startThrowawayServer(manifest.server.major, manifest.server.version, workDir, deps.env),
     );
     const restoreStarted = Date.now();
-    await restoreInto(restorePlanFor(plan, server), undefined, progress, {
+    const target = targetOf(plan, server);
+    const restorePlan = restorePlanFor(plan, server, target, await toastCompressionOf(target));
+    await restoreInto(restorePlan, undefined, progress, {
       ...deps,
       env: { ...deps.env, PGFERRY_WORK_DIR: workDir },
     });
@@ -65,20 +71,19 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
 }
 
 /** A restore of the whole backup, roles included, into the throwaway server. */
-function restorePlanFor(plan: VerifyPlan, server: ThrowawayServer): RestorePlan {
+function restorePlanFor(
+  plan: VerifyPlan,
+  server: ThrowawayServer,
+  target: Connection,
+  toastCompression: ToastCompression,
+): RestorePlan {
   return {
     schemaVersion: SCHEMA_VERSION,
     restoreId: plan.verifyId,
     request: {
       store: plan.request.store,
       backup: plan.manifest.id,
-      target: {
-        host: server.socketDir,
-        port: server.port,
-        database: plan.manifest.database,
-        user: 'postgres',
-        sslmode: 'disable',
-      },
+      target,
       mode: 'create',
       withGlobals: true,
       noOwner: false,
@@ -88,11 +93,34 @@ function restorePlanFor(plan: VerifyPlan, server: ThrowawayServer): RestorePlan 
       force: false,
       allowDowngrade: false,
       safetyBackup: false,
+      toastCompression,
     },
     manifest: plan.manifest,
     targetServer: { version: server.version, major: server.major },
     jobs: plan.jobs,
+    toastCompression,
     taskSize: plan.taskSize,
     startedAt: plan.startedAt,
   };
+}
+
+/** The throwaway server's database of the backup's name, over its unix socket. */
+function targetOf(plan: VerifyPlan, server: ThrowawayServer): Connection {
+  return {
+    host: server.socketDir,
+    port: server.port,
+    database: plan.manifest.database,
+    user: 'postgres',
+    sslmode: 'disable',
+  };
+}
+
+/** lz4 where the throwaway server offers it, as a restore would choose. */
+async function toastCompressionOf(target: Connection): Promise<ToastCompression> {
+  const client = await connectPg(target, undefined, 'postgres');
+  try {
+    return await chooseToastCompression(client, 'lz4');
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
