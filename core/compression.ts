@@ -27,6 +27,13 @@ export const DEFAULT_COMPRESSION: Compression = { codec: 'zstd', level: 1 };
  */
 const ZLIB_CHUNK_BYTES = 256 * 1024;
 
+/**
+ * What a compressor is best fed at a time (see `Coalesce`), and its output buffer: with 1 MiB in
+ * and out, a 1.35 GB dump compressed in 10.1–11.0 s against 12.6 s with pipe-sized 64 KiB
+ * chunks and 256 KiB buffers.
+ */
+export const COMPRESSOR_CHUNK_BYTES = 1024 * 1024;
+
 const LEVELS = { zstd: [1, 19], gzip: [1, 9], lz4: [1, 12] } as const;
 
 /** Parses `zstd`, `zstd:6`, `gzip:9`, `lz4`, `none`. */
@@ -67,14 +74,14 @@ export function createCompressor(c: Compression): Duplex {
       return new PassThrough();
     case 'zstd':
       return zlib.createZstdCompress({
-        chunkSize: ZLIB_CHUNK_BYTES,
+        chunkSize: COMPRESSOR_CHUNK_BYTES,
         params: {
           [zlib.constants.ZSTD_c_compressionLevel]: c.level ?? 1,
           [zlib.constants.ZSTD_c_checksumFlag]: 1,
         },
       });
     case 'gzip':
-      return zlib.createGzip({ level: c.level ?? 6, chunkSize: ZLIB_CHUNK_BYTES });
+      return zlib.createGzip({ level: c.level ?? 6, chunkSize: COMPRESSOR_CHUNK_BYTES });
     case 'lz4':
       return throughProcess('lz4', ['-c', `-${c.level ?? 1}`, '-']);
   }

@@ -92,6 +92,17 @@ export const DumpStrategySchema = z
     /** pg_dump archive format; `custom` streams to the store with no local disk. */
     format: z.literal('custom'),
     jobs: z.number().int().min(1),
+    /** Multipart uploads (S3 stores): part size and parts in flight. Absent in older manifests. */
+    upload: z
+      .object({
+        partBytes: z
+          .number()
+          .int()
+          .min(5 * 1024 * 1024),
+        queueSize: z.number().int().min(1).max(16),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type DumpStrategy = z.infer<typeof DumpStrategySchema>;

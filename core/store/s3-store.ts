@@ -14,32 +14,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { PgferryError } from '../errors';
+import { DEFAULT_UPLOAD_QUEUE_SIZE, partSizeFor } from '../strategy';
 import type { BackupStore, StoreEntry, UploadOptions } from './store';
-
-const MiB = 1024 * 1024;
-/** S3 allows 10,000 parts; stay well below so an underestimated size still fits. */
-const TARGET_MAX_PARTS = 8000;
-/**
- * S3's minimum part size. The runner holds about `(queue + 1) × 2` parts, so the smallest parts
- * keep its memory lowest (measured: 5 MiB parts ~13 MiB less than 8 MiB ones); parts grow only
- * past 39 GiB of dump.
- */
-const MIN_PART_BYTES = 5 * MiB;
-
-/**
- * Parts in flight at once. Each holds a part in memory (twice, while the SDK checksums it), so
- * the runner's memory is about `(queue + 1) × part size` above its base whatever the dump's
- * size; two parts in flight carry more than the compressed output of one pg_dump (measured
- * with 8 MiB parts: 4 in flight put the runner at 145–176 MiB, 2 at about 130–150 MiB).
- */
-const UPLOAD_QUEUE_SIZE = 2;
-
-/** Multipart part size for an upload of about `expectedBytes` (unknown: assume up to 80 GiB). */
-export function partSizeFor(expectedBytes: number | undefined): number {
-  const expected = expectedBytes ?? 80 * 1024 * MiB;
-  const size = Math.ceil(expected / TARGET_MAX_PARTS / MiB) * MiB;
-  return Math.max(MIN_PART_BYTES, size);
-}
 
 /**
  * How the store's S3 client rides out a failing or stalled endpoint. Every request (each part of
@@ -134,8 +110,8 @@ export class S3Store implements BackupStore {
         Body: body,
         ContentType: options.contentType ?? 'application/octet-stream',
       },
-      partSize: partSizeFor(options.expectedBytes),
-      queueSize: UPLOAD_QUEUE_SIZE,
+      partSize: options.partBytes ?? partSizeFor(options.expectedBytes),
+      queueSize: options.queueSize ?? DEFAULT_UPLOAD_QUEUE_SIZE,
       // Aborted below, so that a failing abort cannot hide why the upload failed.
       leavePartsOnError: true,
     });

@@ -9,6 +9,9 @@ export interface StoreEntry {
 export interface UploadOptions {
   /** Expected size, when known: lets S3 size its multipart parts. */
   expectedBytes?: number;
+  /** Multipart part size and parts in flight, where the plan chose them (see core/strategy.ts). */
+  partBytes?: number;
+  queueSize?: number;
   contentType?: string;
 }
 

@@ -15,6 +15,7 @@ import { connectPg, serverInfo } from '../../core/postgres';
 import { chooseToastCompression } from '../../core/restore-session';
 import type { BackupStore } from '../../core/store';
 import { databaseSegment, MIGRATE_REPORT_FILE, newBackupId } from '../../core/store-keys';
+import { chooseDumpStrategy, taskCores } from '../../core/strategy';
 import { dumpTaskSize, restoreTaskSize } from '../../core/task-size';
 
 export interface MigratePreflightDeps {
@@ -86,6 +87,7 @@ export async function preflightMigrate(
     }
     await checkExtensions(target, sources);
     toastCompression = await chooseToastCompression(target, request.toastCompression);
+    const cores = taskCores(largerTask(sources.reduce((sum, src) => sum + src.sizeBytes, 0)));
     const startedAt = now.toISOString();
     for (const [i, src] of sources.entries()) {
       const targetConnection = {
@@ -110,7 +112,7 @@ export async function preflightMigrate(
           server: sourceServer,
           minPgDumpMajor: sourceServer.major,
           sizeBytes: src.sizeBytes,
-          strategy: { format: 'custom', jobs: 1 },
+          strategy: chooseDumpStrategy(src.sizeBytes, cores),
           taskSize: dumpTaskSize(src.sizeBytes),
           startedAt,
         },

@@ -4,6 +4,7 @@ import { acquireLease, type Lease, type LeaseOwner } from '../../core/lease';
 import { connectPg, serverInfo } from '../../core/postgres';
 import type { BackupStore } from '../../core/store';
 import { BACKUP_ID_PATTERN, backupPrefix, manifestKey, newBackupId } from '../../core/store-keys';
+import { chooseDumpStrategy, taskCores } from '../../core/strategy';
 import { dumpTaskSize } from '../../core/task-size';
 
 export interface PreflightDeps {
@@ -45,6 +46,7 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     executionId: deps.executionId,
   });
   const backupId = lease.backupId;
+  const taskSize = dumpTaskSize(sizeBytes);
   await removeAbandonedAttempt(store, request.source.database, lease.tookOver);
   return {
     schemaVersion: SCHEMA_VERSION,
@@ -57,8 +59,8 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     server,
     minPgDumpMajor: server.major,
     sizeBytes,
-    strategy: { format: 'custom', jobs: 1 },
-    taskSize: dumpTaskSize(sizeBytes),
+    strategy: chooseDumpStrategy(sizeBytes, taskCores(taskSize)),
+    taskSize,
     startedAt: now.toISOString(),
   };
 }

@@ -3,7 +3,7 @@
  * CLI runs the synthesized backup workflow, which runs the real pg_dump.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { zstdDecompressSync } from 'node:zlib';
 import type { BackupManifest } from '../../core/contracts';
@@ -61,6 +61,12 @@ describe.each(env.postgres.map((pg) => pg.major))('backup of PostgreSQL %i', (ma
       expect(manifest.server.major).toBe(major);
       expect(manifest.tool.pgDumpMajor).toBeGreaterThanOrEqual(major);
       expect(manifest.compression).toEqual({ codec: 'zstd', level: 1 });
+      // Chosen by preflight from the (small) database's size and this machine's cores.
+      expect(manifest.strategy).toEqual({
+        format: 'custom',
+        jobs: 1,
+        upload: { partBytes: 5 * 1024 * 1024, queueSize: availableParallelism() >= 4 ? 4 : 2 },
+      });
     });
 
     test('manifest checksums and sizes equal the stored bytes', async () => {

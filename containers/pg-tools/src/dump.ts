@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import type { z } from 'zod';
-import { compressionSuffix, createCompressor } from '../../../core/compression';
+import { COMPRESSOR_CHUNK_BYTES, compressionSuffix, createCompressor } from '../../../core/compression';
 import { libpqEnv, resolvePassword } from '../../../core/connection';
 import {
   type BackupPlan,
@@ -22,11 +22,12 @@ import {
   type TableRowCount,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
-import { Meter } from '../../../core/metering';
+import { Coalesce, Meter } from '../../../core/metering';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
 import { connectPg, quoteIdent, serverInfo } from '../../../core/postgres';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, dumpResultKey } from '../../../core/store-keys';
+import { expectedStoredBytes } from '../../../core/strategy';
 import { toolEnv } from './tool-env';
 
 export interface DumpProgress {
@@ -131,9 +132,17 @@ async function streamDump(
     deps.onProgress?.({ dumpedBytes: raw.bytes, storedBytes });
   };
 
-  const flowing = pipeline(child.stdout, raw, createCompressor(plan.compression), stored);
+  const flowing = pipeline(
+    child.stdout,
+    raw,
+    new Coalesce(COMPRESSOR_CHUNK_BYTES),
+    createCompressor(plan.compression),
+    stored,
+  );
   const upload = deps.store.upload(backupObjectKey(plan.database, plan.backupId, key), stored, {
-    expectedBytes: Math.ceil(plan.sizeBytes / 2),
+    expectedBytes: expectedStoredBytes(plan.sizeBytes),
+    partBytes: plan.strategy.upload?.partBytes,
+    queueSize: plan.strategy.upload?.queueSize,
   });
   try {
     await Promise.all([flowing, upload]);

@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
-import { compressionSuffix, createCompressor } from '../../../core/compression';
+import { COMPRESSOR_CHUNK_BYTES, compressionSuffix, createCompressor } from '../../../core/compression';
 import { libpqEnv, resolvePassword } from '../../../core/connection';
 import {
   type Connection,
@@ -34,7 +34,7 @@ import {
   type StoredObject,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
-import { Meter } from '../../../core/metering';
+import { Coalesce, Meter } from '../../../core/metering';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
 import { connectPg, quoteIdent } from '../../../core/postgres';
 import { loadSessionOptions } from '../../../core/restore-session';
@@ -44,6 +44,7 @@ import {
   migrateResultKey,
   schemaTestResultKey,
 } from '../../../core/store-keys';
+import { expectedStoredBytes } from '../../../core/strategy';
 import {
   collectTail,
   countRows,
@@ -354,9 +355,11 @@ async function archive(
   const raw = new Meter();
   const stored = new Meter({ sha256: true });
   await Promise.all([
-    pipeline(input, raw, createCompressor(compression), stored),
+    pipeline(input, raw, new Coalesce(COMPRESSOR_CHUNK_BYTES), createCompressor(compression), stored),
     ctx.deps.store.upload(backupObjectKey(db.backup.database, db.backup.backupId, key), stored, {
-      expectedBytes: Math.ceil(db.sizeBytes / 2),
+      expectedBytes: expectedStoredBytes(db.sizeBytes),
+      partBytes: db.backup.strategy.upload?.partBytes,
+      queueSize: db.backup.strategy.upload?.queueSize,
     }),
   ]);
   return {
