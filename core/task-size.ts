@@ -24,11 +24,12 @@ export function dumpTaskSize(databaseBytes: number): TaskSize {
 }
 
 /**
- * A restore downloads the (decompressed) dump before pg_restore reads it; a verify also holds
- * the restored database in its throwaway server.
+ * A restore downloads the compressed dump from S3 and decompresses it beside it before
+ * pg_restore reads it (both at once: up to twice the dump for incompressible data); a verify
+ * also holds the restored database in its throwaway server.
  */
 export function restoreTaskSize(uncompressedDumpBytes: number, withLocalServer: boolean): TaskSize {
-  const disk = diskFor(uncompressedDumpBytes * (withLocalServer ? 3 : 1));
+  const disk = diskFor(uncompressedDumpBytes * (withLocalServer ? 3 : 2));
   return uncompressedDumpBytes < 1 * GiB
     ? { cpu: '1024', memoryMiB: '2048', ephemeralStorageGiB: disk }
     : { cpu: '2048', memoryMiB: '8192', ephemeralStorageGiB: disk };
