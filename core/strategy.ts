@@ -3,7 +3,8 @@
  * have, and recorded in the manifest (`strategy`).
  */
 import { availableParallelism } from 'node:os';
-import type { DumpStrategy, TaskSize } from './contracts';
+import type { BackupPlan, DumpStrategy, TaskSize } from './contracts';
+import type { UploadOptions } from './store';
 
 const MiB = 1024 * 1024;
 /** S3 allows 10,000 parts; stay well below so an underestimated size still fits. */
@@ -59,9 +60,27 @@ export function chooseDumpStrategy(databaseBytes: number, cores: number): DumpSt
 }
 
 /**
+ * Parallel jobs of a restore, verify or migration whose request names none: `PGFERRY_TASK_VCPUS`
+ * where set, else this machine's cores.
+ */
+export function defaultJobs(env: NodeJS.ProcessEnv = process.env): number {
+  const vcpus = Number(env.PGFERRY_TASK_VCPUS);
+  return Number.isInteger(vcpus) && vcpus > 0 ? vcpus : availableParallelism();
+}
+
+/**
  * The cores the task will run on: the Fargate task's vCPUs when preflight runs in Lambda, this
  * machine's when the workflow runs locally (its task is a child process here).
  */
 export function taskCores(taskSize: TaskSize, env: NodeJS.ProcessEnv = process.env): number {
   return env.AWS_LAMBDA_FUNCTION_NAME ? Number(taskSize.cpu) / 1024 : availableParallelism();
+}
+
+/** How the dump of `plan` is uploaded: parts as its strategy chose, else sized by the store. */
+export function uploadOptions(plan: Pick<BackupPlan, 'sizeBytes' | 'strategy'>): UploadOptions {
+  return {
+    expectedBytes: expectedStoredBytes(plan.sizeBytes),
+    partBytes: plan.strategy.upload?.partBytes,
+    queueSize: plan.strategy.upload?.queueSize,
+  };
 }

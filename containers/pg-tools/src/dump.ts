@@ -27,7 +27,7 @@ import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-b
 import { connectPg, quoteIdent, serverInfo } from '../../../core/postgres';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, dumpResultKey } from '../../../core/store-keys';
-import { expectedStoredBytes } from '../../../core/strategy';
+import { uploadOptions } from '../../../core/strategy';
 import { toolEnv } from './tool-env';
 
 export interface DumpProgress {
@@ -121,28 +121,12 @@ async function streamDump(
   const stderr = collectTail(child.stderr);
   const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
 
-  const key = `${DUMP_OBJECT}${compressionSuffix(plan.compression)}`;
-  const stored = new Meter({ sha256: true, onBytes: (n) => report(n) });
-  const raw = new Meter();
   let lastReport = 0;
-  const report = (storedBytes: number) => {
+  const { flowing, upload, stored } = storeDumpStream(plan, child.stdout, deps.store, (progress) => {
     const now = Date.now();
     if (now - lastReport < 1000) return;
     lastReport = now;
-    deps.onProgress?.({ dumpedBytes: raw.bytes, storedBytes });
-  };
-
-  const flowing = pipeline(
-    child.stdout,
-    raw,
-    new Coalesce(COMPRESSOR_CHUNK_BYTES),
-    createCompressor(plan.compression),
-    stored,
-  );
-  const upload = deps.store.upload(backupObjectKey(plan.database, plan.backupId, key), stored, {
-    expectedBytes: expectedStoredBytes(plan.sizeBytes),
-    partBytes: plan.strategy.upload?.partBytes,
-    queueSize: plan.strategy.upload?.queueSize,
+    deps.onProgress?.(progress);
   });
   try {
     await Promise.all([flowing, upload]);
@@ -164,16 +148,52 @@ async function streamDump(
       `pg_dump failed (${code ?? signal}): ${stderr() || 'no error output'}`,
     );
   }
-  deps.onProgress?.({ dumpedBytes: raw.bytes, storedBytes: stored.bytes });
+  const result = stored();
+  deps.onProgress?.({ dumpedBytes: result.uncompressedBytes, storedBytes: result.object.bytes });
+  return result;
+}
+
+/**
+ * A dump's bytes, compressed and hashed into the store as the backup's dump object (a backup's
+ * and a migration's archive alike). `flowing` (compression and checksum) and `upload` settle
+ * apart, so that a caller can tell which side failed; `stored()` describes the object once both
+ * have succeeded.
+ */
+export function storeDumpStream(
+  plan: BackupPlan,
+  input: Readable,
+  store: BackupStore,
+  onProgress?: (progress: DumpProgress) => void,
+): {
+  flowing: Promise<void>;
+  upload: Promise<void>;
+  stored: () => { object: StoredObject; uncompressedBytes: number };
+} {
+  const key = `${DUMP_OBJECT}${compressionSuffix(plan.compression)}`;
+  const raw = new Meter();
+  const hashed = new Meter({
+    sha256: true,
+    onBytes: (storedBytes) => onProgress?.({ dumpedBytes: raw.bytes, storedBytes }),
+  });
   return {
-    object: {
-      key,
-      kind: 'dump',
-      bytes: stored.bytes,
-      sha256: stored.digest(),
-      compression: plan.compression,
-    },
-    uncompressedBytes: raw.bytes,
+    flowing: pipeline(
+      input,
+      raw,
+      new Coalesce(COMPRESSOR_CHUNK_BYTES),
+      createCompressor(plan.compression),
+      hashed,
+    ),
+    upload: store.upload(backupObjectKey(plan.database, plan.backupId, key), hashed, uploadOptions(plan)),
+    stored: () => ({
+      object: {
+        key,
+        kind: 'dump',
+        bytes: hashed.bytes,
+        sha256: hashed.digest(),
+        compression: plan.compression,
+      },
+      uncompressedBytes: raw.bytes,
+    }),
   };
 }
 

@@ -20,7 +20,6 @@ import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
-import { COMPRESSOR_CHUNK_BYTES, compressionSuffix, createCompressor } from '../../../core/compression';
 import { libpqEnv, resolvePassword } from '../../../core/connection';
 import {
   type Connection,
@@ -34,25 +33,18 @@ import {
   type StoredObject,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
-import { Coalesce, Meter } from '../../../core/metering';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
 import { connectPg, quoteIdent } from '../../../core/postgres';
 import { loadSessionOptions } from '../../../core/restore-session';
-import {
-  backupObjectKey,
-  dumpResultKey,
-  migrateResultKey,
-  schemaTestResultKey,
-} from '../../../core/store-keys';
-import { expectedStoredBytes } from '../../../core/strategy';
+import { dumpResultKey, migrateResultKey, schemaTestResultKey } from '../../../core/store-keys';
 import {
   collectTail,
   countRows,
-  DUMP_OBJECT,
   type DumpDeps,
   readDatabaseProperties,
   requirements,
   runCapture,
+  storeDumpStream,
   storeGlobals,
 } from './dump';
 import {
@@ -350,22 +342,9 @@ async function archive(
   db: MigrateDatabasePlan,
   input: Readable,
 ): Promise<{ object: StoredObject; uncompressedBytes: number }> {
-  const { compression } = db.backup;
-  const key = `${DUMP_OBJECT}${compressionSuffix(compression)}`;
-  const raw = new Meter();
-  const stored = new Meter({ sha256: true });
-  await Promise.all([
-    pipeline(input, raw, new Coalesce(COMPRESSOR_CHUNK_BYTES), createCompressor(compression), stored),
-    ctx.deps.store.upload(backupObjectKey(db.backup.database, db.backup.backupId, key), stored, {
-      expectedBytes: expectedStoredBytes(db.sizeBytes),
-      partBytes: db.backup.strategy.upload?.partBytes,
-      queueSize: db.backup.strategy.upload?.queueSize,
-    }),
-  ]);
-  return {
-    object: { key, kind: 'dump', bytes: stored.bytes, sha256: stored.digest(), compression },
-    uncompressedBytes: raw.bytes,
-  };
+  const { flowing, upload, stored } = storeDumpStream(db.backup, input, ctx.deps.store);
+  await Promise.all([flowing, upload]);
+  return stored();
 }
 
 /**
