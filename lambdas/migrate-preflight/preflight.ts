@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import type { Client } from 'pg';
 import { describeConnection, resolvePassword } from '../../core/connection';
 import {
@@ -15,7 +14,7 @@ import { connectPg, serverInfo } from '../../core/postgres';
 import { chooseToastCompression } from '../../core/restore-session';
 import type { BackupStore } from '../../core/store';
 import { databaseSegment, MIGRATE_REPORT_FILE, newBackupId } from '../../core/store-keys';
-import { chooseDumpStrategy, taskCores } from '../../core/strategy';
+import { chooseDumpStrategy, defaultJobs, taskCores } from '../../core/strategy';
 import { dumpTaskSize, restoreTaskSize } from '../../core/task-size';
 
 export interface MigratePreflightDeps {
@@ -271,12 +270,6 @@ async function checkTargetDatabase(
     );
   }
   return true;
-}
-
-/** The task's vCPUs on AWS (set by the stack), this machine's cores locally. */
-function defaultJobs(env: NodeJS.ProcessEnv): number {
-  const vcpus = Number(env.PGFERRY_TASK_VCPUS);
-  return Number.isInteger(vcpus) && vcpus > 0 ? vcpus : availableParallelism();
 }
 
 function largerTask(bytes: number) {

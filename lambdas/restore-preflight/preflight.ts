@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import type { Client } from 'pg';
 import { DEFAULT_COMPRESSION } from '../../core/compression';
 import { describeConnection, resolvePassword } from '../../core/connection';
@@ -14,6 +13,7 @@ import { checkObjectsPresent, resolveBackup } from '../../core/resolve-backup';
 import { chooseToastCompression } from '../../core/restore-session';
 import type { BackupStore } from '../../core/store';
 import { newBackupId } from '../../core/store-keys';
+import { defaultJobs } from '../../core/strategy';
 import { restoreTaskSize } from '../../core/task-size';
 
 export interface RestorePreflightDeps {
@@ -85,12 +85,6 @@ export async function preflightRestore(
 
 function refuse(message: string): never {
   throw new PgferryError('TargetRefused', message);
-}
-
-/** The task's vCPUs on AWS (set by the stack), this machine's cores locally. */
-function defaultJobs(env: NodeJS.ProcessEnv): number {
-  const vcpus = Number(env.PGFERRY_TASK_VCPUS);
-  return Number.isInteger(vcpus) && vcpus > 0 ? vcpus : availableParallelism();
 }
 
 /** A connection to the target server that does not need the target database to exist. */

@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import {
   parseExecutionInput,
   SCHEMA_VERSION,
@@ -9,6 +8,7 @@ import { createLogger } from '../../core/logging';
 import { checkObjectsPresent, resolveBackup } from '../../core/resolve-backup';
 import { openStore } from '../../core/store';
 import { newBackupId } from '../../core/store-keys';
+import { defaultJobs } from '../../core/strategy';
 import { restoreTaskSize } from '../../core/task-size';
 
 const logger = createLogger('pgferry-verify-preflight');
@@ -19,14 +19,13 @@ export async function handler(event: unknown): Promise<VerifyState> {
   const store = openStore(request.store);
   const manifest = await resolveBackup(store, request.backup, request.database);
   await checkObjectsPresent(store, manifest);
-  const vcpus = Number(process.env.PGFERRY_TASK_VCPUS);
   const now = new Date();
   const plan = {
     schemaVersion: SCHEMA_VERSION,
     verifyId: newBackupId(now),
     request,
     manifest,
-    jobs: request.jobs ?? (Number.isInteger(vcpus) && vcpus > 0 ? vcpus : availableParallelism()),
+    jobs: request.jobs ?? defaultJobs(),
     taskSize: restoreTaskSize(manifest.uncompressedBytes, true),
     startedAt: now.toISOString(),
   } as const;
