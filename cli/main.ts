@@ -14,6 +14,7 @@ import { registerRestore } from './commands/restore';
 import { registerShow } from './commands/show';
 import { registerStatus } from './commands/status';
 import { registerVerify } from './commands/verify';
+import { printable } from './output';
 
 /** `aws`: how `--aws` reaches AWS (tests give recorded responses). */
 export function buildProgram(aws: AwsAccess = defaultAwsAccess()): Command {
@@ -46,7 +47,7 @@ export async function main(argv: string[] = process.argv, aws?: AwsAccess): Prom
       process.exitCode = e.exitCode ?? 2;
       return;
     }
-    process.stderr.write(`pgferry: ${oneLine(errorMessage(err))}\n`);
+    process.stderr.write(`pgferry: ${printable(oneLine(errorMessage(err)))}\n`);
     process.exitCode = 1;
   }
 }

@@ -3,8 +3,13 @@
  * listing of the store (or of one database's folder) and one read per manifest — no other
  * request per backup — so thousands of backups list quickly. Objects without a manifest (an
  * interrupted or failed run), the lease and anything else are never shown as backups.
+ *
+ * Nothing is skipped quietly: a folder whose manifest exists but cannot be used (not JSON, not a
+ * pgferry manifest, or one describing another backup) is returned as an unreadable backup with
+ * the reason, for `list`, `status` and `latest` to name; a store that cannot be read (a bucket
+ * gone, access denied, a folder that does not exist) fails the scan instead of shortening it.
  */
-import { type BackupManifest, BackupManifestSchema } from './contracts';
+import { type BackupManifest, BackupManifestSchema, SCHEMA_VERSION } from './contracts';
 import { PgferryError } from './errors';
 import { type BackupReport, BackupReportSchema, type StoredReport } from './reports';
 import { decideRetention, type RetentionDecision, type RetentionPolicy } from './retention';
@@ -29,28 +34,48 @@ export interface CatalogEntry {
   reportKeys: Record<ReportKind, string[]>;
 }
 
-/** A backup folder without a valid manifest: a run that is going on, failed or was interrupted. */
+/**
+ * A backup folder without a usable manifest: without one, a run that is going on, failed or was
+ * interrupted; with an invalid one, a backup that cannot be restored as it is (an unreadable
+ * backup), which is never a run in progress — a manifest is written last, in one atomic write.
+ */
 export interface IncompleteBackup {
   database: string;
   backupId: string;
   /** When the run started, from the backup id. */
   startedAt: string;
+  /** The folder, relative to the store's root (`<database segment>/<backupId>/`). */
+  folder: string;
   objects: number;
   bytes: number;
   reason: 'no manifest' | 'invalid manifest';
+  /** Why the manifest cannot be used (`invalid manifest` only), e.g. `not valid JSON`. */
+  problem?: string;
 }
 
 export interface StoreScan {
   /** Complete backups, newest first. */
   entries: CatalogEntry[];
+  /** Folders without a usable manifest, newest first; see `unreadableBackups`. */
   incomplete: IncompleteBackup[];
   /** Every database with a folder in the store, sorted. */
   databases: string[];
 }
 
+/** The folders of `scan` whose manifest exists but cannot be used, newest first. */
+export function unreadableBackups(scan: Pick<StoreScan, 'incomplete'>): IncompleteBackup[] {
+  return scan.incomplete.filter((folder) => folder.reason === 'invalid manifest');
+}
+
+/** A folder as a URL a user can open: `file:///backups/shop/20261121T233200Z-3d6d1f/`. */
+export function folderUrl(store: Pick<BackupStore, 'url'>, folder: string): string {
+  return `${store.url.replace(/\/+$/, '')}/${folder}`;
+}
+
 interface Folder {
   database: string;
   backupId: string;
+  folder: string;
   manifestKey?: string;
   reportKeys: Record<ReportKind, string[]>;
   objects: number;
@@ -78,6 +103,7 @@ export async function scanStore(store: BackupStore, database?: string): Promise<
       folder = {
         database: name,
         backupId: parts[1],
+        folder: `${folderKey}/`,
         reportKeys: { restore: [], verify: [] },
         objects: 0,
         bytes: 0,
@@ -98,8 +124,9 @@ export async function scanStore(store: BackupStore, database?: string): Promise<
     const batch = all.slice(i, i + READ_CONCURRENCY);
     const manifests = await Promise.all(batch.map((folder) => readManifest(store, folder)));
     batch.forEach((folder, j) => {
-      const manifest = manifests[j];
-      if (manifest) {
+      const read = manifests[j];
+      if (read && 'manifest' in read) {
+        const { manifest } = read;
         entries.push({
           manifest,
           storedBytes: manifest.objects.reduce((sum, o) => sum + o.bytes, 0),
@@ -113,9 +140,10 @@ export async function scanStore(store: BackupStore, database?: string): Promise<
           database: folder.database,
           backupId: folder.backupId,
           startedAt: backupIdTime(folder.backupId),
+          folder: folder.folder,
           objects: folder.objects,
           bytes: folder.bytes,
-          reason: folder.manifestKey ? 'invalid manifest' : 'no manifest',
+          ...(read ? { reason: 'invalid manifest', problem: read.problem } : { reason: 'no manifest' }),
         });
       }
     });
@@ -126,20 +154,55 @@ export async function scanStore(store: BackupStore, database?: string): Promise<
   return { entries, incomplete, databases };
 }
 
-/** A manifest that describes its folder, or `undefined`. */
-async function readManifest(store: BackupStore, folder: Folder): Promise<BackupManifest | undefined> {
+/**
+ * The folder's manifest, or why it cannot be used; `undefined` when there is none (or it was
+ * removed since the listing). Errors of the store itself are thrown.
+ */
+async function readManifest(
+  store: BackupStore,
+  folder: Folder,
+): Promise<{ manifest: BackupManifest } | { problem: string } | undefined> {
   if (!folder.manifestKey) return undefined;
   let raw: unknown;
   try {
     raw = await store.getJson(folder.manifestKey);
   } catch (err) {
-    if (err instanceof SyntaxError) return undefined;
+    if (err instanceof SyntaxError) return { problem: 'its manifest is not valid JSON' };
     throw err;
   }
+  if (raw === undefined) return undefined;
+  return checkManifest(raw, folder.database, folder.backupId);
+}
+
+/**
+ * `raw` as the manifest of backup `backupId` of `database`, or one line saying why it is not:
+ * not a manifest of this schema (the first problem, by field), written by a newer pgferry, or the
+ * manifest of another backup (a folder copied or renamed by hand).
+ */
+export function checkManifest(
+  raw: unknown,
+  database: string,
+  backupId: string,
+): { manifest: BackupManifest } | { problem: string } {
   const parsed = BackupManifestSchema.safeParse(raw);
-  if (!parsed.success) return undefined;
+  if (!parsed.success) {
+    const version = (raw as { schemaVersion?: unknown } | null)?.schemaVersion;
+    if (typeof version === 'number' && version > SCHEMA_VERSION) {
+      return {
+        problem: `its manifest has schema version ${version}, written by a newer pgferry than this one (which reads ${SCHEMA_VERSION})`,
+      };
+    }
+    const [issue] = parsed.error.issues;
+    const field = issue.path.length ? issue.path.join('.') : '(root)';
+    return { problem: `its manifest is not a pgferry manifest (${field}: ${issue.message})` };
+  }
   const manifest = parsed.data;
-  return manifest.id === folder.backupId && manifest.database === folder.database ? manifest : undefined;
+  if (manifest.id !== backupId || manifest.database !== database) {
+    return {
+      problem: `its manifest describes another backup (${manifest.id} of ${JSON.stringify(manifest.database)})`,
+    };
+  }
+  return { manifest };
 }
 
 function decodeSegment(segment: string): string | undefined {
@@ -271,6 +334,23 @@ export async function latestVerifications(
 
 // --- backup age -------------------------------------------------------------------------------
 
+/**
+ * How far after the reader's `now` a backup may be dated and still count: two hosts' clocks (the
+ * runner's that stamped the backup, the monitor's that reads it) disagree by a second or so,
+ * never by minutes. A backup dated later than this is reported and counted as fresh by nothing.
+ */
+export const CLOCK_SKEW_ALLOWANCE_SECONDS = 300;
+
+/**
+ * True when `manifest` says it started or finished after `now` (by more than the allowance): its
+ * clock was wrong. Such a backup would otherwise be the newest, aged `0m`, for as long as the
+ * clock error lasts — hiding a schedule that stopped.
+ */
+export function isDatedAfter(manifest: BackupManifest, now: Date): boolean {
+  const limit = now.getTime() + CLOCK_SKEW_ALLOWANCE_SECONDS * 1000;
+  return Date.parse(manifest.startedAt) > limit || Date.parse(manifest.finishedAt) > limit;
+}
+
 export interface BackupAge {
   id: string;
   startedAt: string;
@@ -282,17 +362,32 @@ export interface BackupAge {
   ageSeconds: number;
 }
 
+/** A backup folder whose manifest exists but cannot be used. */
+export interface UnreadableBackup {
+  id: string;
+  /** When it started, from its id. */
+  startedAt: string;
+  /** The folder, as a URL (`file:///backups/shop/<id>/`, `s3://bucket/prefix/shop/<id>/`). */
+  folder: string;
+  problem: string;
+}
+
 export interface DatabaseStatus {
   database: string;
-  /** The newest complete backup. */
+  /** The newest complete backup (not dated after now). */
   newest?: BackupAge;
-  /** The newest complete backup whose latest verification passed. */
+  /** The newest complete backup (not dated after now) whose latest verification passed. */
   newestVerified?: BackupAge & { verifiedAt: string };
+  /** Backups whose manifest cannot be used, newest first: never counted, always a problem. */
+  unreadable: UnreadableBackup[];
+  /** Complete backups dated after now (a wrong clock), newest first: counted by nothing. */
+  datedAfterNow: Omit<BackupAge, 'ageSeconds'>[];
 }
 
 /**
  * Per database with a folder in the store (or just `database`): the age of its newest complete
- * backup and of its newest verified one, since each completed.
+ * backup and of its newest verified one, since each completed; its unreadable backups and those
+ * dated after `now`, which count as neither.
  */
 export async function backupStatus(
   store: BackupStore,
@@ -300,13 +395,28 @@ export async function backupStatus(
   database?: string,
 ): Promise<DatabaseStatus[]> {
   const scan = await scanStore(store, database);
+  const unreadable = unreadableBackups(scan);
   const names = database === undefined ? scan.databases : [database];
   const statuses: DatabaseStatus[] = [];
   for (const name of names) {
     const entries = scan.entries.filter((e) => e.manifest.database === name);
-    const status: DatabaseStatus = { database: name };
-    if (entries[0]) status.newest = ageOf(entries[0].manifest, now);
-    for (const entry of entries) {
+    const counted = entries.filter((e) => !isDatedAfter(e.manifest, now));
+    const status: DatabaseStatus = {
+      database: name,
+      unreadable: unreadable
+        .filter((folder) => folder.database === name)
+        .map((folder) => ({
+          id: folder.backupId,
+          startedAt: folder.startedAt,
+          folder: folderUrl(store, folder.folder),
+          problem: folder.problem ?? 'its manifest cannot be read',
+        })),
+      datedAfterNow: entries
+        .filter((e) => isDatedAfter(e.manifest, now))
+        .map(({ manifest: m }) => ({ id: m.id, startedAt: m.startedAt, finishedAt: m.finishedAt })),
+    };
+    if (counted[0]) status.newest = ageOf(counted[0].manifest, now);
+    for (const entry of counted) {
       if (entry.reportKeys.verify.length === 0) continue;
       const report = await latestReport(store, entry, 'verify');
       if (report?.status === 'passed') {

@@ -364,6 +364,12 @@ const TableCheckSchema = TableRowCountSchema.extend({
   restoredRows: z.number().int().nonnegative(),
 }).strict();
 
+/**
+ * Of the roles created, those that can log in but were given no password (dumped without
+ * passwords, or without one on the source): set one with `ALTER ROLE … PASSWORD`.
+ */
+const CreatedWithoutPasswordSchema = z.array(z.string()).optional();
+
 /** The restore report: stored next to the backup (`restore-report-<restoreId>.json`) and printed. */
 export const RestoreReportSchema = z
   .object({
@@ -391,7 +397,11 @@ export const RestoreReportSchema = z
         rowCounts: z.array(TableCheckSchema),
         analyzed: z.boolean(),
         globals: z
-          .object({ created: z.array(z.string()), skippedExisting: z.array(z.string()) })
+          .object({
+            created: z.array(z.string()),
+            skippedExisting: z.array(z.string()),
+            createdWithoutPassword: CreatedWithoutPasswordSchema,
+          })
           .strict()
           .optional(),
       })
@@ -616,7 +626,11 @@ export const SchemaTestResultSchema = z
     ),
     /** Roles created on the target first (the schema needs them). */
     roles: z
-      .object({ created: z.array(z.string()), skippedExisting: z.array(z.string()) })
+      .object({
+        created: z.array(z.string()),
+        skippedExisting: z.array(z.string()),
+        createdWithoutPassword: CreatedWithoutPasswordSchema,
+      })
       .strict()
       .optional(),
     error: z.string().optional(),
@@ -646,7 +660,13 @@ export const MigrateDatabaseResultSchema = z
     dumpedBytes: z.number().int().nonnegative(),
     storedBytes: z.number().int().nonnegative(),
     timings: z.record(z.string(), z.number()),
-    roles: z.object({ created: z.array(z.string()), skippedExisting: z.array(z.string()) }).strict(),
+    roles: z
+      .object({
+        created: z.array(z.string()),
+        skippedExisting: z.array(z.string()),
+        createdWithoutPassword: CreatedWithoutPasswordSchema,
+      })
+      .strict(),
     checks: z
       .object({
         rowCounts: z.array(TableCheckSchema),
@@ -706,7 +726,13 @@ export const MigrateReportSchema = z
       .strict(),
     databases: z.array(MigrateDatabaseResultSchema),
     /** The source server's roles created on the target (by the schema test or the migration); existing ones are left alone. */
-    roles: z.object({ created: z.array(z.string()), skippedExisting: z.array(z.string()) }).strict(),
+    roles: z
+      .object({
+        created: z.array(z.string()),
+        skippedExisting: z.array(z.string()),
+        createdWithoutPassword: CreatedWithoutPasswordSchema,
+      })
+      .strict(),
     cutover: z
       .object({ secretUpdated: z.boolean(), servicesScaled: z.array(z.string()), command: z.boolean() })
       .strict(),

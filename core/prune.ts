@@ -27,7 +27,11 @@ export interface PrunePlan {
   policy: RetentionPolicy;
   /** Every complete backup, per database, newest first. */
   backups: PruneAction[];
-  /** Folders without a manifest older than a day: reported, left alone. */
+  /**
+   * Folders without a manifest older than a day, and every folder with an unreadable one (a
+   * manifest is written last, in one write: an unreadable one is never a run in progress):
+   * reported, left alone.
+   */
   incomplete: IncompleteBackup[];
 }
 
@@ -61,7 +65,9 @@ export async function planPrune(
     policy,
     backups,
     incomplete: incomplete.filter(
-      (folder) => now.getTime() - Date.parse(folder.startedAt) > INCOMPLETE_REPORT_AFTER_MS,
+      (folder) =>
+        folder.reason === 'invalid manifest' ||
+        now.getTime() - Date.parse(folder.startedAt) > INCOMPLETE_REPORT_AFTER_MS,
     ),
   };
 }

@@ -1,12 +1,20 @@
 import type { Command } from 'commander';
-import { filterEntries, latestVerifications, retentionByBackup, scanStore } from '../../core/catalog';
+import {
+  filterEntries,
+  folderUrl,
+  isDatedAfter,
+  latestVerifications,
+  retentionByBackup,
+  scanStore,
+  unreadableBackups,
+} from '../../core/catalog';
 import { formatCompression } from '../../core/compression';
 import { retentionPolicyFromEnv } from '../../core/retention';
 import { normaliseStoreUrl, openStore } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, refuseAwsOnlyOptions } from '../aws/options';
 import { option } from '../options';
-import { formatBytes, formatTable } from '../output';
+import { formatBytes, formatTable, printable } from '../output';
 import { parseTime, shortTime } from './catalog-options';
 
 export function registerList(program: Command, aws: AwsAccess): void {
@@ -43,8 +51,25 @@ interface ListOptions extends AwsOptions {
 async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
   refuseAwsOnlyOptions(opts);
   const store = openStore(normaliseStoreUrl(await storeOf(opts, aws)));
-  const { entries: all } = await scanStore(store, opts.database);
+  const scan = await scanStore(store, opts.database);
+  const all = scan.entries;
   const entries = filterEntries(all, opts);
+  const now = new Date();
+  // What the list cannot show as it is, on stderr (the JSON on stdout stays an array of manifests).
+  for (const folder of unreadableBackups(scan)) {
+    const time = Date.parse(folder.startedAt);
+    if ((opts.since && time < opts.since.getTime()) || (opts.until && time > opts.until.getTime())) continue;
+    process.stderr.write(
+      `pgferry: unreadable backup ${folder.backupId} of ${printable(folder.database)} in ${printable(folderUrl(store, folder.folder))}: ` +
+        `${printable(folder.problem ?? 'its manifest cannot be read')}\n`,
+    );
+  }
+  for (const { manifest } of entries.filter((e) => isDatedAfter(e.manifest, now))) {
+    process.stderr.write(
+      `pgferry: backup ${manifest.id} of ${printable(manifest.database)} is dated ${manifest.startedAt}, after now ` +
+        `(${now.toISOString()}): a clock was wrong; status does not count it\n`,
+    );
+  }
   if (opts.json) {
     process.stdout.write(
       `${JSON.stringify(
@@ -57,12 +82,12 @@ async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
   }
   if (entries.length === 0) {
     process.stderr.write(
-      `no complete backups in ${store.url}${opts.database ? ` for ${opts.database}` : ''}\n`,
+      `no complete backups in ${store.url}${opts.database ? ` for ${printable(opts.database)}` : ''}\n`,
     );
     return;
   }
   // Tiers are decided over all of a database's backups, whatever the filter shows.
-  const tiers = retentionByBackup(all, retentionPolicyFromEnv(process.env), new Date());
+  const tiers = retentionByBackup(all, retentionPolicyFromEnv(process.env), now);
   const verifications = await latestVerifications(store, entries);
   const rows = entries.map((entry) => {
     const { manifest: m, storedBytes } = entry;
@@ -72,7 +97,7 @@ async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
       m.id,
       m.database,
       shortTime(m.startedAt),
-      decision?.tier ?? (decision?.keep ? '-' : 'expired'),
+      decision?.afterNow ? 'after now' : (decision?.tier ?? (decision?.keep ? '-' : 'expired')),
       formatBytes(storedBytes),
       `${m.durationSeconds.toFixed(1)}s`,
       verification ? `${verification.status} ${verification.finishedAt.slice(0, 10)}` : 'never',

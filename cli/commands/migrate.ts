@@ -15,7 +15,7 @@ import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection } from '../aws/options';
 import { configureLogging, option } from '../options';
-import { formatBytes } from '../output';
+import { formatBytes, printable } from '../output';
 
 export function registerMigrate(program: Command, aws: AwsAccess): void {
   const collect = (value: string, previous: string[]) => [...previous, value];
@@ -227,5 +227,21 @@ function printReport(report: MigrateReport, json: boolean): void {
     `migrated ${report.databases.map((d) => `${d.database} → ${d.targetDatabase} (backup ${d.backupId})`).join(', ')} ` +
       `from PostgreSQL ${report.source.serverVersion} to ${report.target.serverVersion} in ${report.timings.total.toFixed(1)}s${downtime}: ` +
       `${tables} table row counts, sequences and object counts match\n`,
+  );
+  const withoutPassword = report.roles.createdWithoutPassword ?? [];
+  if (withoutPassword.length > 0) process.stdout.write(describeRolesWithoutPassword(withoutPassword));
+}
+
+/**
+ * The login roles a migration created on the target without a password (the source's were not
+ * copied: no `--with-role-passwords`, or not a superuser), and how to give them one: until then
+ * they cannot log in with a password.
+ */
+export function describeRolesWithoutPassword(roles: readonly string[]): string {
+  // Quoted always: a bare name is folded to lower case, and some (`user`) are keywords.
+  const names = roles.map((role) => printable(`"${role.replace(/"/g, '""')}"`));
+  return (
+    `created without a password, so they cannot log in with one yet: ${names.join(', ')}\n` +
+    `  set each on the target: ALTER ROLE ${names[0]} PASSWORD '…';  (or migrate with --with-role-passwords)\n`
   );
 }

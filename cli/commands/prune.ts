@@ -10,7 +10,7 @@ import {
 } from '../../core/retention';
 import { normaliseStoreUrl, openStore } from '../../core/store';
 import { option } from '../options';
-import { formatBytes, formatTable } from '../output';
+import { formatBytes, formatTable, printable } from '../output';
 import { parseCount, parseTime } from './catalog-options';
 
 export function registerPrune(program: Command): void {
@@ -95,8 +95,9 @@ async function pruneCommand(opts: PruneOptions): Promise<void> {
     process.stdout.write(`${formatTable(['ACTION', 'DATABASE', 'BACKUP', 'TIER', 'WHY'], rows)}\n`);
   }
   for (const folder of plan.incomplete) {
+    const reason = folder.problem ? `unreadable: ${folder.problem}` : folder.reason;
     process.stdout.write(
-      `incomplete ${folder.database} ${folder.backupId}: ${folder.reason}, ${folder.objects} objects (${formatBytes(folder.bytes)}), ` +
+      `incomplete ${printable(folder.database)} ${folder.backupId}: ${printable(reason)}, ${folder.objects} objects (${formatBytes(folder.bytes)}), ` +
         `started ${formatAge((now.getTime() - Date.parse(folder.startedAt)) / 1000)} ago; left alone\n`,
     );
   }

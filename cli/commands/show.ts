@@ -7,7 +7,7 @@ import type { StoredReport } from '../../core/reports';
 import { resolveBackup } from '../../core/resolve-backup';
 import { describeReason, type RetentionDecision, retentionPolicyFromEnv } from '../../core/retention';
 import { normaliseStoreUrl, openStore } from '../../core/store';
-import { formatBytes, formatTable } from '../output';
+import { formatBytes, formatTable, printable } from '../output';
 import { shortTime } from './catalog-options';
 
 export function registerShow(program: Command): void {
@@ -80,7 +80,7 @@ function describeBackup(
     ['globals', m.globals.rolePasswords ? 'with role passwords' : 'without role passwords'],
   ];
   const width = Math.max(...lines.map(([k]) => k.length));
-  const out = lines.map(([k, v]) => `${k.padEnd(width)}  ${v}`);
+  const out = lines.map(([k, v]) => `${k.padEnd(width)}  ${printable(v)}`);
   out.push(
     '',
     formatTable(

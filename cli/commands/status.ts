@@ -2,14 +2,15 @@ import type { Command } from 'commander';
 import { backupStatus, type DatabaseStatus, formatAge, parseDuration } from '../../core/catalog';
 import { normaliseStoreUrl, openStore } from '../../core/store';
 import { option } from '../options';
-import { formatTable } from '../output';
+import { formatTable, printable } from '../output';
 import { parseTime } from './catalog-options';
 
 export function registerStatus(program: Command): void {
   program
     .command('status')
     .description(
-      'Show, per database, the age of the newest complete and of the newest verified backup; exit 1 when too old',
+      'Show, per database, the age of the newest complete and of the newest verified backup; exit 1 when too old, ' +
+        'or when a backup is unreadable or dated after now',
     )
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
     .option('--database <name>', 'only this database')
@@ -40,7 +41,10 @@ interface StatusOptions {
 }
 
 interface DatabaseVerdict extends DatabaseStatus {
-  /** Why this database fails the thresholds; empty when it does not. */
+  /**
+   * Why this database fails: older than the thresholds, unreadable backups, backups dated after
+   * now (the last two whatever the thresholds). Empty when it does not fail.
+   */
   problems: string[];
 }
 
@@ -50,7 +54,7 @@ async function statusCommand(opts: StatusOptions): Promise<void> {
   const statuses = await backupStatus(store, now, opts.database);
   const verdicts: DatabaseVerdict[] = statuses.map((status) => ({
     ...status,
-    problems: problemsOf(status, opts),
+    problems: problemsOf(status, opts, now),
   }));
 
   if (opts.json) {
@@ -64,7 +68,7 @@ async function statusCommand(opts: StatusOptions): Promise<void> {
       v.newest ? formatAge(v.newest.ageSeconds) : '-',
       v.newestVerified?.id ?? 'never',
       v.newestVerified ? formatAge(v.newestVerified.ageSeconds) : '-',
-      v.problems.length > 0 ? 'TOO OLD' : 'ok',
+      verdictLabel(v, opts),
     ]);
     process.stdout.write(
       `${formatTable(['DATABASE', 'NEWEST BACKUP', 'AGE', 'NEWEST VERIFIED', 'AGE', 'STATUS'], rows)}\n`,
@@ -75,12 +79,35 @@ async function statusCommand(opts: StatusOptions): Promise<void> {
   if (checking && verdicts.length === 0) throw new Error(`no backups in ${store.url}`);
   const failing = verdicts.filter((v) => v.problems.length > 0);
   if (failing.length > 0) {
-    throw new Error(failing.map((v) => `${v.database}: ${v.problems.join(', ')}`).join('; '));
+    throw new Error(failing.map((v) => `${printable(v.database)}: ${v.problems.join(', ')}`).join('; '));
   }
   if (!checking && verdicts.length === 0 && !opts.json) process.stderr.write(`no backups in ${store.url}\n`);
 }
 
-function problemsOf(status: DatabaseStatus, opts: StatusOptions): string[] {
+/** The STATUS column: what is wrong, in capitals, or `ok`. */
+function verdictLabel(verdict: DatabaseVerdict, opts: StatusOptions): string {
+  const labels: string[] = [];
+  if (verdict.unreadable.length > 0) labels.push('UNREADABLE BACKUP');
+  if (verdict.datedAfterNow.length > 0) labels.push('DATED AFTER NOW');
+  if (ageProblems(verdict, opts).length > 0) labels.push('TOO OLD');
+  return labels.length > 0 ? labels.join(', ') : 'ok';
+}
+
+function problemsOf(status: DatabaseStatus, opts: StatusOptions, now: Date): string[] {
+  return [
+    ...status.unreadable.map(
+      (b) => `backup ${b.id} is unreadable: ${printable(b.problem)} (${printable(b.folder)})`,
+    ),
+    ...status.datedAfterNow.map(
+      (b) =>
+        `backup ${b.id} is dated ${b.startedAt}, after now (${now.toISOString()}): a clock was wrong; it is not counted`,
+    ),
+    ...ageProblems(status, opts),
+  ];
+}
+
+/** What `--max-age` and `--max-verified-age` find wrong. */
+function ageProblems(status: DatabaseStatus, opts: StatusOptions): string[] {
   const problems: string[] = [];
   if (opts.maxAge !== undefined) {
     if (!status.newest) problems.push('no complete backup');

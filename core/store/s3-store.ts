@@ -179,13 +179,17 @@ export class S3Store implements BackupStore {
   }
 
   async getJson(key: string): Promise<unknown | undefined> {
+    let text: string;
     try {
       const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
-      return JSON.parse(await (out.Body as { transformToString(): Promise<string> }).transformToString());
+      text = await (out.Body as { transformToString(): Promise<string> }).transformToString();
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw this.error(err, `read ${key}`);
     }
+    // Outside the try: an object that is not JSON is a SyntaxError, as from a local store, not a
+    // store failure (which would be retried).
+    return JSON.parse(text);
   }
 
   async download(key: string): Promise<Readable> {
@@ -356,9 +360,14 @@ export class S3Store implements BackupStore {
   }
 }
 
+/**
+ * The object does not exist — and only that: a 404 for a missing bucket (`NoSuchBucket`, a bucket
+ * deleted while a listing was read) is a store error, never a missing object, or a catalog would
+ * shrink silently. (`NotFound` is what S3 answers without a body, to HEAD.)
+ */
 function isNotFound(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
+  const e = err as { name?: string };
+  return e.name === 'NoSuchKey' || e.name === 'NotFound';
 }
 
 /** 412: the object exists; 409: a concurrent conditional write to the same key is in flight. */

@@ -95,6 +95,13 @@ export async function finishMigration(state: MigrateState, deps: FinishDeps): Pr
         ...new Set([...(schemaTest?.roles?.created ?? []), ...databases.flatMap((d) => d.roles.created)]),
       ],
       skippedExisting: databases[0]?.roles.skippedExisting ?? [],
+      // Always present: a migration says which login roles it left without a password.
+      createdWithoutPassword: [
+        ...new Set([
+          ...(schemaTest?.roles?.createdWithoutPassword ?? []),
+          ...databases.flatMap((d) => d.roles.createdWithoutPassword ?? []),
+        ]),
+      ],
     },
     cutover: {
       secretUpdated: cutover?.secretArn !== undefined,

@@ -9,14 +9,17 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import {
   backupStatus,
+  CLOCK_SKEW_ALLOWANCE_SECONDS,
   formatAge,
   latestVerifications,
   listBackups,
   listCatalog,
   parseDuration,
   scanStore,
+  unreadableBackups,
 } from '../../core/catalog';
 import { acquireLease } from '../../core/lease';
+import { resolveBackup } from '../../core/resolve-backup';
 import { LocalStore } from '../../core/store';
 import {
   backupObjectKey,
@@ -144,9 +147,11 @@ describe('reports and verification', () => {
     await acquireLease(store, 'billing', newBackupId()); // a database whose backups never completed
 
     expect(await backupStatus(store, now)).toEqual([
-      { database: 'billing' },
+      { database: 'billing', unreadable: [], datedAfterNow: [] },
       {
         database: 'shop',
+        unreadable: [],
+        datedAfterNow: [],
         newest: {
           id: newest.id,
           startedAt: newest.startedAt,
@@ -190,5 +195,55 @@ describe('durations', () => {
     [36 * 3600, '1d 12h'],
   ])('an age of %i seconds reads %s', (seconds, text) => {
     expect(formatAge(seconds)).toBe(text);
+  });
+});
+
+describe('unreadable backups and clocks', () => {
+  const now = new Date('2026-03-10T12:00:00Z');
+  const writeManifest = async (store: LocalStore, at: string, manifest: unknown) => {
+    const id = newBackupId(new Date(at));
+    await store.upload(backupObjectKey('shop', id, 'dump.pgdump'), Readable.from([Buffer.from('d')]));
+    await store.putJson(manifestKey('shop', id), manifest);
+    return id;
+  };
+
+  test('each unreadable manifest is returned with why: wrong shape, newer schema, another backup', async () => {
+    const store = freshStore();
+    const good = await writeSyntheticBackup(store, 'shop', new Date('2026-03-01T00:00:00Z'));
+    const shapeless = await writeManifest(store, '2026-03-02T00:00:00Z', { schemaVersion: 1 });
+    const newer = await writeManifest(store, '2026-03-03T00:00:00Z', { ...good, schemaVersion: 2 });
+    const copied = await writeManifest(store, '2026-03-04T00:00:00Z', good);
+    const scan = await scanStore(store);
+    expect(scan.entries.map((e) => e.manifest.id)).toEqual([good.id]);
+    expect(unreadableBackups(scan).map((f) => [f.backupId, f.folder, f.problem])).toEqual([
+      [copied, `shop/${copied}/`, `its manifest describes another backup (${good.id} of "shop")`],
+      [
+        newer,
+        `shop/${newer}/`,
+        'its manifest has schema version 2, written by a newer pgferry than this one (which reads 1)',
+      ],
+      [
+        shapeless,
+        `shop/${shapeless}/`,
+        expect.stringMatching(/^its manifest is not a pgferry manifest \(id: /),
+      ],
+    ]);
+  });
+
+  test('latest is the newest readable backup when every unreadable one is older', async () => {
+    const store = freshStore();
+    await writeManifest(store, '2026-03-01T00:00:00Z', { schemaVersion: 1 });
+    const good = await writeSyntheticBackup(store, 'shop', new Date('2026-03-02T00:00:00Z'));
+    expect((await resolveBackup(store, 'latest', 'shop', now)).id).toBe(good.id);
+  });
+
+  test('a backup a few seconds after now (two clocks) counts; one beyond the allowance does not', async () => {
+    const store = freshStore();
+    const justAhead = await writeSyntheticBackup(store, 'shop', new Date(now.getTime() + 60_000), 1);
+    const [status] = await backupStatus(store, now);
+    expect(status).toMatchObject({ newest: { id: justAhead.id, ageSeconds: 0 }, datedAfterNow: [] });
+    const later = new Date(now.getTime() - (CLOCK_SKEW_ALLOWANCE_SECONDS + 120) * 1000);
+    expect((await backupStatus(store, later))[0]).toMatchObject({ datedAfterNow: [{ id: justAhead.id }] });
+    expect((await backupStatus(store, later))[0].newest).toBeUndefined();
   });
 });

@@ -58,6 +58,7 @@ test('incomplete folders older than a day are reported and left alone; younger o
       database: 'shop',
       backupId: stale,
       startedAt: '2026-03-08T10:00:00.000Z',
+      folder: `shop/${stale}/`,
       objects: 1,
       bytes: 7,
       reason: 'no manifest',

@@ -1,8 +1,8 @@
 /**
  * A scripted, fault-injecting HTTP proxy in front of the harness's s3rver: point a store's
- * `AWS_ENDPOINT_URL_S3` at `proxy.endpoint`, then script faults per test — answer 500/503 to the
- * next N matching requests, stall them (accept, never answer), or fail them for good. Requests
- * that match no active fault are forwarded unchanged (headers included, so signatures hold).
+ * `AWS_ENDPOINT_URL_S3` at `proxy.endpoint`, then script faults per test — answer 500/503 (or
+ * another S3 error: NoSuchBucket, AccessDenied) to the next N matching requests, stall them
+ * (accept, never answer), or fail them for good. Requests that match no active fault are forwarded unchanged (headers included, so signatures hold).
  * Every request is logged with its S3 operation and what the proxy did with it.
  */
 import * as http from 'node:http';
@@ -31,7 +31,11 @@ export interface ProxiedRequest {
   query: URLSearchParams;
 }
 
-export type FaultAction = { status: 500 | 503 } | { stall: true };
+/**
+ * Answer an S3 error — 500/503 (retried by the SDK), or any status with its S3 error code, e.g.
+ * `{ status: 404, code: 'NoSuchBucket' }` or `{ status: 403, code: 'AccessDenied' }` — or stall.
+ */
+export type FaultAction = { status: 500 | 503 } | { status: number; code: string } | { stall: true };
 
 export interface Fault {
   match: (request: ProxiedRequest) => boolean;
@@ -106,7 +110,7 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
       log.push({ ...request, outcome: action.status });
       req.resume();
       req.on('end', () => {
-        const code = ERROR_CODES[action.status];
+        const code = 'code' in action ? action.code : ERROR_CODES[action.status];
         res.writeHead(action.status, { 'content-type': 'application/xml' });
         res.end(
           `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>injected by the test proxy</Message></Error>`,

@@ -16,12 +16,20 @@ export interface GlobalsPlan {
   sql: string;
   created: string[];
   skippedExisting: string[];
+  /**
+   * The created roles that can log in (`LOGIN`) but get no password: the globals were dumped
+   * without passwords (`--no-role-passwords`), or the role had none. They cannot log in with a
+   * password until one is set (`ALTER ROLE … PASSWORD`).
+   */
+  createdWithoutPassword: string[];
 }
 
 /** The statements to run so that the roles in `globalsSql` exist, without touching `existingRoles`. */
 export function planGlobals(globalsSql: string, existingRoles: ReadonlySet<string>): GlobalsPlan {
   const created = new Set<string>();
   const skipped = new Set<string>();
+  const login = new Set<string>();
+  const withPassword = new Set<string>();
   const kept: string[] = [];
   for (const line of globalsSql.split('\n')) {
     const role = ROLE_STATEMENT.exec(line);
@@ -32,9 +40,19 @@ export function planGlobals(globalsSql: string, existingRoles: ReadonlySet<strin
         continue;
       }
       created.add(name);
+      // `ALTER ROLE name WITH … LOGIN … PASSWORD '…';`: keywords after the name (a password hash
+      // has no spaces, and the name is past).
+      const attributes = line.slice(role[0].length - 1).split(/[\s;]+/);
+      if (attributes.includes('LOGIN')) login.add(name);
+      if (attributes.includes('PASSWORD')) withPassword.add(name);
     }
     if (TABLESPACE_STATEMENT.test(line)) continue;
     kept.push(line);
   }
-  return { sql: kept.join('\n'), created: [...created], skippedExisting: [...skipped] };
+  return {
+    sql: kept.join('\n'),
+    created: [...created],
+    skippedExisting: [...skipped],
+    createdWithoutPassword: [...created].filter((name) => login.has(name) && !withPassword.has(name)),
+  };
 }

@@ -439,7 +439,13 @@ export async function createMissingRoles(
   child.stdin.end(globals.sql);
   const [code] = (await once(child, 'close')) as [number | null];
   if (code !== 0) throw new PgferryError(failure.code, `${failure.message}: ${firstError(stderr)}`);
-  return { created: globals.created, skippedExisting: globals.skippedExisting };
+  return {
+    created: globals.created,
+    skippedExisting: globals.skippedExisting,
+    ...(globals.createdWithoutPassword.length
+      ? { createdWithoutPassword: globals.createdWithoutPassword }
+      : {}),
+  };
 }
 
 /**
