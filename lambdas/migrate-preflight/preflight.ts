@@ -44,8 +44,8 @@ export const DEFAULT_MIGRATE_BYTES_PER_SECOND = 25 * 1000 * 1000;
  * Everything that can refuse a migration, checked before anything changes: both servers answer,
  * the target is not an older major (a downgrade), every extension the source uses is available
  * on the target, each target database is absent or empty (or `force`), and the target can create
- * a database with the source's encoding and locale and hold its collations and lz4 columns. Plans one archived backup per database and
- * estimates the duration.
+ * a database with the source's encoding and locale and hold its collations and lz4 columns.
+ * Plans one archived backup per database and estimates the duration.
  */
 export async function preflightMigrate(
   request: MigrateRequest,
