@@ -175,13 +175,70 @@ export const GlobalsInfoSchema = z
   })
   .strict();
 
-/** What a target server needs to restore a backup: checked by the restore preflight. */
+export const LocaleProviderSchema = z.enum(['libc', 'icu', 'builtin']);
+export type LocaleProvider = z.infer<typeof LocaleProviderSchema>;
+
+/**
+ * How a database sorts and classifies text: what `CREATE DATABASE` is given to make one like it
+ * (its encoding is recorded beside it).
+ */
+export const DatabaseLocaleSchema = z
+  .object({
+    /** LC_COLLATE and LC_CTYPE: operating-system (libc) locales, set whatever the provider. */
+    collate: z.string(),
+    ctype: z.string(),
+    /** The default collation's provider (PostgreSQL 15 added icu, 17 builtin; libc before). */
+    provider: LocaleProviderSchema,
+    /** An ICU database's locale (`daticulocale`; `datlocale` from 17). */
+    icuLocale: z.string().optional(),
+    /** An ICU database's tailoring rules (`daticurules`, 16 and later). */
+    icuRules: z.string().optional(),
+    /** A builtin-provider database's locale (`datlocale`, 17 and later). */
+    builtinLocale: z.string().optional(),
+  })
+  .strict();
+export type DatabaseLocale = z.infer<typeof DatabaseLocaleSchema>;
+
+/**
+ * A collation the database's objects need: one of its own (`CREATE COLLATION`), or one of the
+ * server's (`pg_catalog`) that its columns, indexes or expressions use.
+ */
+export const CollationRequirementSchema = z
+  .object({
+    schema: z.string(),
+    name: z.string(),
+    provider: LocaleProviderSchema,
+    /** libc: its LC_COLLATE and LC_CTYPE. */
+    collate: z.string().optional(),
+    ctype: z.string().optional(),
+    /** icu and builtin: its locale; icu: its rules. */
+    locale: z.string().optional(),
+    rules: z.string().optional(),
+    deterministic: z.boolean(),
+  })
+  .strict();
+export type CollationRequirement = z.infer<typeof CollationRequirementSchema>;
+
+export const ColumnRefSchema = z
+  .object({ schema: z.string(), table: z.string(), column: z.string() })
+  .strict();
+export type ColumnRef = z.infer<typeof ColumnRefSchema>;
+
+/**
+ * What a target server needs to restore a backup: checked by the restore preflight (and by
+ * verify, on its own server) before anything is downloaded. The fields after `roles` are absent
+ * in manifests written before pgferry recorded them.
+ */
 export const RequirementsSchema = z
   .object({
     encoding: z.string(),
     extensions: z.array(z.object({ name: z.string(), version: z.string() }).strict()),
     /** Roles that own objects of the database or are granted privileges on them. */
     roles: z.array(z.string()),
+    locale: DatabaseLocaleSchema.optional(),
+    collations: z.array(CollationRequirementSchema).optional(),
+    /** Columns stored with lz4 compression (`ALTER TABLE … SET COMPRESSION lz4`). */
+    lz4Columns: z.array(ColumnRefSchema).optional(),
   })
   .strict();
 export type Requirements = z.infer<typeof RequirementsSchema>;
@@ -339,6 +396,8 @@ export const RestorePlanSchema = z
     taskSize: TaskSizeSchema,
     /** The backup of the target to take first (`mode: clean`): the input of the backup workflow. */
     safetyBackup: BackupRequestSchema.optional(),
+    /** What preflight let through but expects to fail (e.g. with `allowDowngrade`). */
+    warnings: z.array(z.string()).optional(),
     startedAt: z.iso.datetime(),
   })
   .strict();
@@ -404,8 +463,12 @@ export const RestoreReportSchema = z
           })
           .strict()
           .optional(),
+        /** The encoding and locale the database was created with (`mode: create`). */
+        createdWith: z.object({ encoding: z.string(), locale: DatabaseLocaleSchema }).strict().optional(),
       })
       .strict(),
+    /** The plan's warnings. */
+    warnings: z.array(z.string()).optional(),
   })
   .strict();
 export type RestoreReport = z.infer<typeof RestoreReportSchema>;
@@ -551,8 +614,7 @@ export const MigrateDatabasePlanSchema = z
     backup: BackupPlanSchema,
     sizeBytes: z.number().int().nonnegative(),
     encoding: z.string(),
-    collate: z.string(),
-    ctype: z.string(),
+    locale: DatabaseLocaleSchema,
     /** The target database exists (empty, or replaced with `force`). */
     targetExists: z.boolean(),
     /** `default_transaction_read_only` set on the source database before the freeze, if any. */

@@ -81,13 +81,15 @@ export async function findPgTools(
 
 /**
  * The copy of `tool` to use for a server of major `serverMajor`: the lowest major that is not
- * older than the server (ties: first in search order).
+ * older than the server (ties: first in search order). `why` opens the error when there is none
+ * (default: "the server runs PostgreSQL <serverVersion>"); it says whose version demands it.
  */
 export async function choosePgTool(
   tool: PgTool,
   serverMajor: number,
   serverVersion: string,
   env: NodeJS.ProcessEnv = process.env,
+  why = `the server runs PostgreSQL ${serverVersion}`,
 ): Promise<PgToolBinary> {
   const all = await findPgTools(tool, env);
   const suitable = all.filter((b) => b.major >= serverMajor).sort((a, b) => a.major - b.major);
@@ -95,7 +97,7 @@ export async function choosePgTool(
   const have = all.length ? `found only ${[...new Set(all.map((b) => b.version))].join(', ')}` : 'found none';
   throw new PgferryError(
     'NoSuitablePgDump',
-    `the server runs PostgreSQL ${serverVersion}, which needs ${tool} ${serverMajor} or newer; ${have}. ` +
+    `${why}, which needs ${tool} ${serverMajor} or newer; ${have}. ` +
       `Install the PostgreSQL ${serverMajor} client tools (e.g. apt-get install postgresql-client-${serverMajor}) ` +
       'or add their bin directory to PGFERRY_PG_BIN_DIRS',
   );

@@ -145,6 +145,7 @@ function restoreRequest(opts: RestoreOptions, target: Connection): RestoreReques
 }
 
 function printReport(report: RestoreReport, json: boolean): void {
+  for (const warning of report.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
   if (report.safetyBackupId)
     process.stderr.write(`safety backup of the target before it was replaced: ${report.safetyBackupId}\n`);
   if (json) {

@@ -2,6 +2,7 @@ import type { Client } from 'pg';
 import { describeConnection, resolvePassword } from '../../core/connection';
 import {
   type Connection,
+  type DatabaseLocale,
   type MigrateDatabasePlan,
   type MigrateEstimate,
   type MigratePlan,
@@ -11,6 +12,15 @@ import {
 } from '../../core/contracts';
 import { PgferryError } from '../../core/errors';
 import { connectPg, serverInfo } from '../../core/postgres';
+import {
+  describeLocale,
+  missingForObjects,
+  missingToCreateDatabase,
+  type ObjectNeeds,
+  readCollationRequirements,
+  readDatabaseLocale,
+  readLz4Columns,
+} from '../../core/requirements';
 import { chooseToastCompression } from '../../core/restore-session';
 import type { BackupStore } from '../../core/store';
 import { databaseSegment, MIGRATE_REPORT_FILE, newBackupId } from '../../core/store-keys';
@@ -34,8 +44,8 @@ export const DEFAULT_MIGRATE_BYTES_PER_SECOND = 25 * 1000 * 1000;
  * Everything that can refuse a migration, checked before anything changes: both servers answer,
  * the target is not an older major (a downgrade), every extension the source uses is available
  * on the target, each target database is absent or empty (or `force`), and the target can create
- * a database with the source's encoding and locale. Plans one archived backup per database and
- * estimates the duration.
+ * a database with the source's encoding and locale and hold its collations and lz4 columns.
+ * Plans one archived backup per database and estimates the duration.
  */
 export async function preflightMigrate(
   request: MigrateRequest,
@@ -93,7 +103,7 @@ export async function preflightMigrate(
         ...request.target,
         database: request.allDatabases ? src.connection.database : request.target.database,
       };
-      await checkEncoding(target, src);
+      await checkDatabaseNeeds(target, src);
       const targetExists = await checkTargetDatabase(target, targetConnection, targetPassword, request.force);
       // Ids one second apart keep them unique and ordered within a migration of many databases.
       const backupId = newBackupId(new Date(now.getTime() + i * 1000));
@@ -117,8 +127,7 @@ export async function preflightMigrate(
         },
         sizeBytes: src.sizeBytes,
         encoding: src.encoding,
-        collate: src.collate,
-        ctype: src.ctype,
+        locale: src.locale,
         targetExists,
         readOnlySetting: src.readOnlySetting,
       });
@@ -156,8 +165,9 @@ interface SourceDatabase {
   connection: Connection;
   sizeBytes: number;
   encoding: string;
-  collate: string;
-  ctype: string;
+  locale: DatabaseLocale;
+  /** What its objects need of the target besides the database (collations, lz4). */
+  objectNeeds: ObjectNeeds;
   extensions: { name: string; version: string }[];
   readOnlySetting: string | null;
 }
@@ -165,10 +175,14 @@ interface SourceDatabase {
 async function describeSource(connection: Connection, password: string | undefined): Promise<SourceDatabase> {
   const client = await connectPg(connection, password);
   try {
-    const { rows } = await client.query<{ size: string; encoding: string; collate: string; ctype: string }>(`
-      SELECT pg_database_size(d.oid) AS size, pg_encoding_to_char(d.encoding) AS encoding,
-             d.datcollate AS collate, d.datctype AS ctype
-      FROM pg_database d WHERE d.datname = current_database()`);
+    const { rows } = await client.query<{ size: string }>(
+      'SELECT pg_database_size(current_database()) AS size',
+    );
+    const { encoding, locale } = await readDatabaseLocale(client);
+    const lz4Settings = await client.query<{ setting: string }>(`
+      SELECT c AS setting FROM pg_db_role_setting s, unnest(s.setconfig) AS c
+      WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND c ILIKE 'default_toast_compression=lz4'`);
     const extensions = await client.query<{ name: string; version: string }>(
       "SELECT extname AS name, extversion AS version FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1",
     );
@@ -180,9 +194,14 @@ async function describeSource(connection: Connection, password: string | undefin
     return {
       connection,
       sizeBytes: Number(rows[0].size),
-      encoding: rows[0].encoding,
-      collate: rows[0].collate,
-      ctype: rows[0].ctype,
+      encoding,
+      locale,
+      objectNeeds: {
+        encoding,
+        collations: await readCollationRequirements(client),
+        lz4Columns: await readLz4Columns(client),
+        lz4Settings: lz4Settings.rows.map((r) => `ALTER DATABASE … SET ${r.setting}`),
+      },
       extensions: extensions.rows,
       readOnlySetting: setting.rows[0]?.value ?? null,
     };
@@ -217,26 +236,20 @@ async function checkExtensions(target: Client, sources: SourceDatabase[]): Promi
   }
 }
 
-/** The target must know the encoding and offer the locale (or it is C/POSIX, or its own default). */
-async function checkEncoding(target: Client, src: SourceDatabase): Promise<void> {
-  const { rows } = await target.query<{ known: boolean }>('SELECT pg_char_to_encoding($1) >= 0 AS known', [
-    src.encoding,
-  ]);
-  if (!rows[0].known)
-    refuse(`the target server does not know the encoding ${src.encoding} of ${src.connection.database}`);
-  for (const locale of new Set([src.collate, src.ctype])) {
-    if (['C', 'POSIX'].includes(locale)) continue;
-    const found = await target.query(
-      `SELECT 1 FROM pg_collation WHERE collcollate = $1 OR collname = $1
-       UNION ALL SELECT 1 FROM pg_database WHERE datname = 'template0' AND (datcollate = $1 OR datctype = $1)`,
-      [locale],
+/**
+ * The target must be able to create a database like the source's (encoding, locale, provider) and
+ * hold what its objects need (collations, lz4), as a restore's preflight checks.
+ */
+async function checkDatabaseNeeds(target: Client, src: SourceDatabase): Promise<void> {
+  const missing = [
+    ...(await missingToCreateDatabase(target, src.encoding, src.locale)),
+    ...(await missingForObjects(target, src.objectNeeds)),
+  ];
+  if (missing.length) {
+    refuse(
+      `the target server cannot hold ${src.connection.database} (${describeLocale(src.encoding, src.locale)}): ` +
+        `it lacks ${missing.join('; ')}`,
     );
-    if (found.rows.length === 0) {
-      refuse(
-        `the target server cannot create a database with the locale ${locale} of ${src.connection.database} ` +
-          '(install the locale on the target host)',
-      );
-    }
   }
 }
 

@@ -8,13 +8,23 @@ import {
   SCHEMA_VERSION,
 } from '../../core/contracts';
 import { PgferryError } from '../../core/errors';
+import { createLogger } from '../../core/logging';
 import { connectPg, quoteIdent, serverInfo } from '../../core/postgres';
+import {
+  describeArchive,
+  describeLocale,
+  downgradeRisks,
+  missingForBackup,
+  restoreMajor,
+} from '../../core/requirements';
 import { checkObjectsPresent, resolveBackup } from '../../core/resolve-backup';
 import { chooseToastCompression } from '../../core/restore-session';
 import type { BackupStore } from '../../core/store';
 import { newBackupId } from '../../core/store-keys';
 import { defaultJobs } from '../../core/strategy';
 import { restoreTaskSize } from '../../core/task-size';
+
+const logger = createLogger('pgferry-restore-preflight');
 
 export interface RestorePreflightDeps {
   openStore: (url: string) => BackupStore;
@@ -24,9 +34,11 @@ export interface RestorePreflightDeps {
 
 /**
  * Everything that can refuse a restore, checked before the target is touched: the backup is
- * complete and its objects are all there; the target is reachable, not older than the source
- * (unless allowed), not the backup's own source (unless forced); the database exists or not as
- * the mode expects; every extension and role the dump needs is available. (The objects'
+ * complete and its objects are all there; the target is reachable, not older than the source or
+ * the pg_dump that wrote the archive (unless allowed), not the backup's own source (unless
+ * forced); the database exists or not as the mode expects; every extension and role the dump
+ * needs is available; the server can create the database with the source's encoding and locale
+ * and offers the collations and lz4 its objects use. (The objects'
  * checksums are verified by the runner as it downloads them, also before the target is touched.)
  */
 export async function preflightRestore(
@@ -43,12 +55,7 @@ export async function preflightRestore(
   const client = await connectMaintenance(request, password);
   try {
     const server = await serverInfo(client);
-    if (server.major < manifest.server.major && !request.allowDowngrade) {
-      refuse(
-        `the target runs PostgreSQL ${server.version}, older than the backup's source (${manifest.server.version}); ` +
-          'pass --allow-downgrade to try anyway',
-      );
-    }
+    const warnings = checkServerMajor(server, manifest, request.allowDowngrade);
     if (isSourceOfBackup(request, manifest) && !request.force) {
       refuse(
         `the target ${describeConnection(target)} is the database this backup was taken from; pass --force to restore over it`,
@@ -57,6 +64,7 @@ export async function preflightRestore(
     await checkTargetDatabase(client, request, password);
     await checkExtensions(client, manifest);
     await checkRoles(client, request, manifest);
+    await checkBackupNeeds(client, server, request, manifest);
     return {
       schemaVersion: SCHEMA_VERSION,
       restoreId: newBackupId(now),
@@ -76,6 +84,7 @@ export async function preflightRestore(
             },
           }
         : {}),
+      ...(warnings.length ? { warnings } : {}),
       startedAt: now.toISOString(),
     };
   } finally {
@@ -85,6 +94,54 @@ export async function preflightRestore(
 
 function refuse(message: string): never {
   throw new PgferryError('TargetRefused', message);
+}
+
+/**
+ * A target older than the backup's source, or than the pg_dump that wrote its archive, is
+ * refused unless `allowDowngrade`; then what will likely fail is returned as warnings.
+ */
+function checkServerMajor(
+  server: { version: string; major: number },
+  manifest: BackupManifest,
+  allowDowngrade: boolean,
+): string[] {
+  const needed = restoreMajor(manifest);
+  if (server.major >= needed) return [];
+  const risks = downgradeRisks(manifest, server.major);
+  if (!allowDowngrade) {
+    refuse(
+      `the target runs PostgreSQL ${server.version} (major ${server.major}), older than this backup needs ` +
+        `(${needed}): its archive was written by ${describeArchive(manifest)}; ${risks[0]}. ` +
+        `Restore into a PostgreSQL ${needed} or newer server, or pass --allow-downgrade to try anyway`,
+    );
+  }
+  const warnings = [
+    `restoring into PostgreSQL ${server.version}, older than this backup needs (${needed}; its archive was written by ` +
+      `${describeArchive(manifest)}): ${risks.join('; ')}`,
+  ];
+  logger.warn('downgrade', { warnings });
+  return warnings;
+}
+
+/**
+ * The target server must be able to create the database as the source's was (encoding, locale,
+ * provider) and hold what its objects need (collations, lz4): one line naming what it lacks.
+ */
+async function checkBackupNeeds(
+  client: Client,
+  server: { version: string },
+  request: RestoreRequest,
+  manifest: BackupManifest,
+): Promise<void> {
+  const missing = await missingForBackup(client, manifest, { createsDatabase: request.mode === 'create' });
+  if (missing.length) {
+    const locale = manifest.requires?.locale;
+    const what = locale ? ` (${describeLocale(manifest.requires?.encoding ?? '?', locale)})` : '';
+    refuse(
+      `the target server (PostgreSQL ${server.version}) cannot restore backup ${manifest.id} of ${manifest.database}${what}: ` +
+        `it lacks ${missing.join('; ')}; nothing was downloaded or created`,
+    );
+  }
 }
 
 /** A connection to the target server that does not need the target database to exist. */

@@ -92,16 +92,20 @@ export function osUserIds(user = POSTGRES_OS_USER): { uid: number; gid: number }
   return { uid: Number(uid), gid: Number(gid) };
 }
 
-/** Environment for server processes: no PG* variables from the caller, a fixed C locale. */
-function serverEnv(): NodeJS.ProcessEnv {
+/**
+ * Environment for server processes: no PG* variables from the caller, a fixed C locale, and
+ * `extra` (e.g. `LOCPATH`: operating-system locales that only this server has).
+ */
+function serverEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('PG') || k.startsWith('LC_') || k === 'LANG' || k === 'LANGUAGE') continue;
+    if (k.startsWith('PG') || k.startsWith('LC_') || k === 'LANG' || k === 'LANGUAGE' || k === 'LOCPATH')
+      continue;
     env[k] = v;
   }
   env.LANG = 'C';
   env.LC_ALL = 'C';
-  return env;
+  return { ...env, ...extra };
 }
 
 interface RunResult {
@@ -110,13 +114,18 @@ interface RunResult {
 }
 
 /** Runs a PostgreSQL binary, as the `postgres` OS user when we are root. */
-function runAsPostgres(file: string, args: string[], timeoutMs = 120_000): Promise<RunResult> {
+function runAsPostgres(
+  file: string,
+  args: string[],
+  timeoutMs = 120_000,
+  extraEnv: Record<string, string> = {},
+): Promise<RunResult> {
   const [cmd, cmdArgs] = isRoot() ? ['runuser', ['-u', POSTGRES_OS_USER, '--', file, ...args]] : [file, args];
   return new Promise((resolve, reject) => {
     execFile(
       cmd,
       cmdArgs,
-      { env: serverEnv(), timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      { env: serverEnv(extraEnv), timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
       (error, stdout, stderr) => {
         if (error) {
           const how = error.killed
@@ -190,6 +199,10 @@ export interface StartPostgresOptions {
   password: string;
   /** Extra `postgresql.conf` settings. */
   settings?: Record<string, string | number>;
+  /** initdb's `--locale` (default `C`): the locale databases get unless told otherwise. */
+  locale?: string;
+  /** Extra environment of the server processes (e.g. `LOCPATH`). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -227,7 +240,7 @@ export async function startPostgres(major: number, opts: StartPostgresOptions): 
       '--auth-host=scram-sha-256',
       '--auth-local=trust',
       '--encoding=UTF8',
-      '--locale=C',
+      `--locale=${opts.locale ?? 'C'}`,
       '--no-sync',
     ]);
   } finally {
@@ -256,16 +269,12 @@ export async function startPostgres(major: number, opts: StartPostgresOptions): 
       ...opts.settings,
     });
     try {
-      await runAsPostgres(path.join(binDir, 'pg_ctl'), [
-        '-D',
-        dataDir,
-        '-l',
-        logFile,
-        '-w',
-        '-t',
-        '60',
-        'start',
-      ]);
+      await runAsPostgres(
+        path.join(binDir, 'pg_ctl'),
+        ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start'],
+        120_000,
+        opts.env,
+      );
     } catch (e) {
       lastError = e;
       const tail = await readLogTail(logFile);

@@ -117,11 +117,14 @@ afterAll(async () => {
   ).catch(() => undefined);
 });
 
-test('the manifest records what a target must offer: encoding, extensions, roles', () => {
+test('the manifest records what a target must offer: encoding and locale, extensions, roles', () => {
   expect(manifest.requires).toEqual({
     encoding: 'UTF8',
     extensions: [],
     roles: expect.arrayContaining([owner, 'postgres']),
+    locale: { collate: 'C', ctype: 'C', provider: 'libc' },
+    collations: [],
+    lz4Columns: [],
   });
 });
 
@@ -326,7 +329,7 @@ describe('refusals leave the target untouched', () => {
     const before = await serverState(pg14);
     const result = await restore(sourceUrl(pg14, uniqueName('older')));
     expect(result.stderr).toMatch(
-      /the target runs PostgreSQL 14\.\d+, older than the backup's source \(15\.\d+\); pass --allow-downgrade/,
+      /the target runs PostgreSQL 14\.\d+ \(major 14\), older than this backup needs \(15\): its archive was written by pg_dump 15\.\d+ \(of a PostgreSQL 15\.\d+ source\);.* pass --allow-downgrade/,
     );
     expect(await serverState(pg14)).toBe(before);
   });

@@ -25,6 +25,7 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import { Coalesce, Meter } from '../../../core/metering';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
 import { connectPg, quoteIdent, serverInfo } from '../../../core/postgres';
+import { readCollationRequirements, readDatabaseLocale, readLz4Columns } from '../../../core/requirements';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, dumpResultKey } from '../../../core/store-keys';
 import { uploadOptions } from '../../../core/strategy';
@@ -245,11 +246,12 @@ export async function countRows(client: Client): Promise<TableRowCount[]> {
   return counts;
 }
 
-/** The encoding, extensions and roles a target must offer to restore this database. */
+/**
+ * What a target must offer to restore this database: its encoding and locale, extensions, roles,
+ * collations and lz4 (see core/requirements.ts).
+ */
 export async function requirements(client: Client): Promise<Requirements> {
-  const encoding = await client.query<{ encoding: string }>(
-    'SELECT pg_encoding_to_char(encoding) AS encoding FROM pg_database WHERE datname = current_database()',
-  );
+  const { encoding, locale } = await readDatabaseLocale(client);
   const extensions = await client.query<{ name: string; version: string }>(
     "SELECT extname AS name, extversion AS version FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1",
   );
@@ -271,9 +273,12 @@ export async function requirements(client: Client): Promise<Requirements> {
     )
     SELECT rolname AS role FROM pg_roles WHERE oid IN (SELECT oid FROM oids) ORDER BY 1`);
   return {
-    encoding: encoding.rows[0].encoding,
+    encoding,
     extensions: extensions.rows,
     roles: roles.rows.map((r) => r.role),
+    locale,
+    collations: await readCollationRequirements(client),
+    lz4Columns: await readLz4Columns(client),
   };
 }
 

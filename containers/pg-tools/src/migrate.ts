@@ -35,6 +35,7 @@ import {
 import { errorMessage, PgferryError } from '../../../core/errors';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
 import { connectPg, quoteIdent } from '../../../core/postgres';
+import { createDatabaseSql } from '../../../core/requirements';
 import { loadSessionOptions } from '../../../core/restore-session';
 import { dumpResultKey, migrateResultKey, schemaTestResultKey } from '../../../core/store-keys';
 import {
@@ -53,7 +54,6 @@ import {
   createMissingRoles,
   firstError,
   pgRestoreParallel,
-  quoteLiteral,
   RestoreProgress,
 } from './restore';
 import { toolEnv } from './tool-env';
@@ -444,10 +444,7 @@ async function createDatabase(ctx: Context, target: Connection, db: MigrateDatab
       );
       await admin.query(`DROP DATABASE ${quoteIdent(name)}`);
     }
-    await admin.query(
-      `CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0 ENCODING ${quoteLiteral(db.encoding)} ` +
-        `LC_COLLATE ${quoteLiteral(db.collate)} LC_CTYPE ${quoteLiteral(db.ctype)}`,
-    );
+    await admin.query(createDatabaseSql(name, ctx.plan.targetServer.major, db.encoding, db.locale));
   } finally {
     await admin.end().catch(() => undefined);
   }

@@ -27,7 +27,8 @@ import {
 import { errorMessage, PgferryError, type PgferryErrorCode } from '../../../core/errors';
 import { Meter } from '../../../core/metering';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
-import { connectPg, quoteIdent } from '../../../core/postgres';
+import { connectPg, quoteIdent, serverInfo } from '../../../core/postgres';
+import { createDatabaseSql, describeArchive, readDatabaseLocale } from '../../../core/requirements';
 import { loadSessionOptions } from '../../../core/restore-session';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, restoreReportKey } from '../../../core/store-keys';
@@ -101,6 +102,7 @@ export async function restoreInto(
       manifest.tool.pgDumpMajor,
       manifest.tool.pgDumpVersion,
       deps.env,
+      `the backup's archive was written by ${describeArchive(manifest)}`,
     );
 
     const admin = await connectMaintenance(plan, password);
@@ -110,6 +112,7 @@ export async function restoreInto(
           createDatabase(admin, request.target.database, manifest),
         );
         createdDatabase = true;
+        checks.createdWith = await readDatabaseLocale(admin, request.target.database);
       }
       if (request.withGlobals) {
         checks.globals = await progress.timed('globals', () =>
@@ -154,6 +157,7 @@ export async function restoreInto(
     } else if (request.mode === 'clean' && progress.timings.pgRestore !== undefined) {
       message += ` (the database ${name} is left partially restored: run the restore again with --mode clean --force)`;
     }
+    if (plan.warnings?.length) message += ` (preflight warned: ${plan.warnings.join('; ')})`;
     throw new PgferryError(err instanceof PgferryError ? err.code : 'RestoreFailed', message, { cause: err });
   } finally {
     await rm(workDir, { recursive: true, force: true });
@@ -186,6 +190,7 @@ function buildReport(
     finishedAt: new Date().toISOString(),
     timings: { ...timings, total: (Date.now() - started) / 1000 },
     checks,
+    ...(plan.warnings?.length ? { warnings: plan.warnings } : {}),
   };
 }
 
@@ -279,10 +284,10 @@ export async function connectMaintenance(
   }
 }
 
+/** The target database, with the source database's encoding and locale (as recorded). */
 async function createDatabase(admin: Client, name: string, manifest: BackupManifest): Promise<void> {
-  const encoding = manifest.requires?.encoding;
-  const options = encoding ? ` ENCODING ${quoteLiteral(encoding)}` : '';
-  await admin.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0${options}`);
+  const { major } = await serverInfo(admin);
+  await admin.query(createDatabaseSql(name, major, manifest.requires?.encoding, manifest.requires?.locale));
 }
 
 /**

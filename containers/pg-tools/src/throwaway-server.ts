@@ -10,7 +10,7 @@ import { userInfo } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { PgferryError } from '../../../core/errors';
-import { choosePgTool, siblingTool } from '../../../core/pg-binaries';
+import { findPgTools, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
 import { toolEnv } from './tool-env';
 
 const run = promisify(execFile);
@@ -27,18 +27,40 @@ const PORT = 5432;
 /** initdb and postgres refuse to run as root: as root, the server runs as this user. */
 const DEFAULT_OS_USER = 'postgres';
 
+/**
+ * The installed server binaries (initdb, beside it pg_ctl and postgres) of the lowest major not
+ * older than `major`; `why` says what demands that major, for the error when there are none.
+ */
+export async function chooseServerBinaries(
+  major: number,
+  why: string,
+  env: NodeJS.ProcessEnv,
+): Promise<PgToolBinary> {
+  const all = await findPgTools('initdb', env);
+  const suitable = all.filter((b) => b.major >= major).sort((a, b) => a.major - b.major);
+  if (suitable.length > 0) return suitable[0];
+  const have = all.length
+    ? `found only PostgreSQL ${[...new Set(all.map((b) => b.version))].join(', ')}`
+    : 'found none';
+  throw new PgferryError(
+    'NoSuitablePgDump',
+    `${why}: it needs a PostgreSQL ${major} or newer server (initdb, pg_ctl, postgres); ${have}. ` +
+      `Install the PostgreSQL ${major} server package or add its bin directory to PGFERRY_PG_BIN_DIRS`,
+  );
+}
+
+/**
+ * Starts a server of `major` or newer (see {@link chooseServerBinaries}) in a new folder of
+ * `workDir`: UTF8 and the C locale, as the template that databases are created from with their
+ * own encoding and locale.
+ */
 export async function startThrowawayServer(
   major: number,
-  versionHint: string,
+  why: string,
   workDir: string,
   env: NodeJS.ProcessEnv,
 ): Promise<ThrowawayServer> {
-  const initdb = await choosePgTool('initdb', major, versionHint, env).catch((err: Error) => {
-    throw new PgferryError(
-      'NoSuitablePgDump',
-      `${err.message.replace('pg_dump', 'initdb')} (a verification starts a PostgreSQL ${major} server: install its server package or add its bin directory to PGFERRY_PG_BIN_DIRS)`,
-    );
-  });
+  const initdb = await chooseServerBinaries(major, why, env);
   const pgCtl = await siblingTool(initdb, 'pg_ctl');
   const base = await mkdtemp(path.join(workDir, 'pgferry-server-'));
   const dataDir = path.join(base, 'data');

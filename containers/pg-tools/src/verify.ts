@@ -1,12 +1,14 @@
 /**
- * The restore drill: restores a backup into a throwaway server of the backup's major, checks
- * pg_restore's success and every table's row count, and stores a verification report with the
- * measured time to restore.
+ * The restore drill: restores a backup into a throwaway server of the major a restore needs (the
+ * source's, or the newer one of the pg_dump that wrote the archive), creating the database with the
+ * source's encoding and locale as a restore does; checks pg_restore's success and every table's
+ * row count, and stores a verification report with the measured time to restore.
  */
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import {
+  type BackupManifest,
   type Connection,
   type RestorePlan,
   SCHEMA_VERSION,
@@ -14,8 +16,9 @@ import {
   type VerifyPlan,
   type VerifyReport,
 } from '../../../core/contracts';
-import { errorMessage } from '../../../core/errors';
-import { connectPg } from '../../../core/postgres';
+import { errorMessage, PgferryError } from '../../../core/errors';
+import { connectPg, serverInfo } from '../../../core/postgres';
+import { describeArchive, missingForBackup, restoreMajor } from '../../../core/requirements';
 import { chooseToastCompression } from '../../../core/restore-session';
 import { verifyReportKey } from '../../../core/store-keys';
 import { type RestoreDeps, RestoreProgress, restoreInto } from './restore';
@@ -47,12 +50,14 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
   });
   const key = verifyReportKey(manifest.database, manifest.id, plan.verifyId);
   try {
+    const why = `verifying backup ${manifest.id}, whose archive was written by ${describeArchive(manifest)}`;
     server = await progress.timed('startServer', () =>
-      startThrowawayServer(manifest.server.major, manifest.server.version, workDir, deps.env),
+      startThrowawayServer(restoreMajor(manifest), why, workDir, deps.env),
     );
     const restoreStarted = Date.now();
     const target = targetOf(plan, server);
-    const restorePlan = restorePlanFor(plan, server, target, await toastCompressionOf(target));
+    const toastCompression = await progress.timed('checkServer', () => checkServer(target, manifest));
+    const restorePlan = restorePlanFor(plan, server, target, toastCompression);
     await restoreInto(restorePlan, undefined, progress, {
       ...deps,
       env: { ...deps.env, PGFERRY_WORK_DIR: workDir },
@@ -115,10 +120,24 @@ function targetOf(plan: VerifyPlan, server: ThrowawayServer): Connection {
   };
 }
 
-/** lz4 where the throwaway server offers it, as a restore would choose. */
-async function toastCompressionOf(target: Connection): Promise<ToastCompression> {
+/**
+ * What a restore's preflight checks of its target, checked of the throwaway server before
+ * anything is downloaded: that it can create the database as the source's was and hold what its
+ * objects need — a drill fails where a restore would. Returns the TOAST compression to load with:
+ * lz4 where the server offers it, as a restore would choose.
+ */
+async function checkServer(target: Connection, manifest: BackupManifest): Promise<ToastCompression> {
   const client = await connectPg(target, undefined, 'postgres');
   try {
+    const missing = await missingForBackup(client, manifest, { createsDatabase: true });
+    if (missing.length) {
+      const { version } = await serverInfo(client);
+      throw new PgferryError(
+        'RestoreFailed',
+        `backup ${manifest.id} cannot be restored into the verification's PostgreSQL ${version} server, ` +
+          `as into any server like it: it lacks ${missing.join('; ')}; nothing was downloaded`,
+      );
+    }
     return await chooseToastCompression(client, 'lz4');
   } finally {
     await client.end().catch(() => undefined);
