@@ -1,7 +1,8 @@
 /**
  * Runs the workflows' synthesized ASL on this machine with aws-local-stepfunctions: Lambda
  * states call the very handlers deployed to Lambda, in-process; the ECS state starts the
- * pg-tools entrypoint as a child process with the environment Fargate would give it.
+ * pg-tools entrypoint as a child process with the environment Fargate would give it. AWS's limits
+ * on what passes between them are enforced as on AWS (see ./aws-limits).
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -10,7 +11,10 @@ import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { passwordEnvVar } from '../core/connection';
+import { type JobRef, MigratePlanSchema } from '../core/contracts';
 import { PgferryError } from '../core/errors';
+import { loadJob } from '../core/jobs';
+import { openStore } from '../core/store';
 import {
   BACKUP_STATES,
   MIGRATE_STATES,
@@ -21,6 +25,7 @@ import {
   type WorkflowName,
 } from '../core/workflows';
 import { REPO_ROOT } from '../lib/paths';
+import { checkContainerOverrides, checkPayload, MAX_PAYLOAD_BYTES, payloadBytes } from './aws-limits';
 
 export interface TaskProgress {
   dumpedBytes: number;
@@ -34,7 +39,11 @@ export interface LocalRunOptions {
   onPhase?: (phase: string) => void;
   /** Every log line of the pg-tools task (verbose mode). */
   onTaskLog?: (line: string) => void;
-  /** The execution's event history, as Step Functions would record it. */
+  /**
+   * The execution's event history, as Step Functions would record it: the interpreter's events,
+   * and a `TaskScheduled` event with the parameters each task state is given (ECS's overrides
+   * included), as in Step Functions' own history.
+   */
   onEvent?: (event: unknown) => void;
 }
 
@@ -50,7 +59,7 @@ export function loadDefinition(name: WorkflowName): object {
 
 type LocalHandler = (input: unknown) => Promise<unknown>;
 
-/** Runs the backup workflow locally; resolves with its output (the manifest). */
+/** Runs the backup workflow locally; resolves with its output (a `BackupOutcome`, naming the manifest). */
 export async function runBackupWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
   // Loaded here, after the CLI has configured logging, so the handlers see that configuration.
   const [preflight, record, cleanup] = await Promise.all([
@@ -66,7 +75,7 @@ export async function runBackupWorkflow(input: unknown, options: LocalRunOptions
   });
 }
 
-/** Runs the restore workflow locally; resolves with its output (the restore report). */
+/** Runs the restore workflow locally; resolves with its output (a `RestoreOutcome`, naming the report). */
 export async function runRestoreWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
   const [preflight, record] = await Promise.all([
     import('../lambdas/restore-preflight/handler'),
@@ -80,7 +89,7 @@ export async function runRestoreWorkflow(input: unknown, options: LocalRunOption
   });
 }
 
-/** Runs the verify workflow locally; resolves with its output (the verification report). */
+/** Runs the verify workflow locally; resolves with its output (a `VerifyOutcome`, naming the report). */
 export async function runVerifyWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
   const [preflight, record] = await Promise.all([
     import('../lambdas/verify-preflight/handler'),
@@ -108,7 +117,7 @@ async function awsOnly(): Promise<never> {
   );
 }
 
-/** Runs the migrate workflow locally; resolves with its output (the migrate report). */
+/** Runs the migrate workflow locally; resolves with its output (a `MigrateOutcome`, naming the report). */
 export async function runMigrateWorkflow(input: unknown, options: MigrateRunOptions = {}): Promise<unknown> {
   const [preflight, steps] = await Promise.all([
     import('../lambdas/migrate-preflight/handler'),
@@ -117,7 +126,7 @@ export async function runMigrateWorkflow(input: unknown, options: MigrateRunOpti
   return runWorkflow('migrate', input, options, {
     [MIGRATE_STATES.preflight]: async (event) => {
       const state = await preflight.handler(event);
-      options.onPlan?.(state.plan);
+      if (options.onPlan) options.onPlan(await migratePlanOf(state.job));
       return state;
     },
     [MIGRATE_STATES.schemaTest]: (params) => runPgToolsTask(params, options),
@@ -125,9 +134,9 @@ export async function runMigrateWorkflow(input: unknown, options: MigrateRunOpti
     [MIGRATE_STATES.migrate]: (params) => runPgToolsTask(params, options),
     [MIGRATE_STATES.record]: steps.handler,
     [MIGRATE_STATES.cutoverCommand]: async (event) => {
-      const { state } = event as { state: { plan: unknown } };
+      const { state } = event as { state: { job: JobRef } };
       if (!options.runCutoverCommand) throw new PgferryError('InvalidInput', 'no cutover command to run');
-      await options.runCutoverCommand(state.plan);
+      await options.runCutoverCommand(await migratePlanOf(state.job));
       return {};
     },
     [MIGRATE_STATES.finish]: steps.handler,
@@ -137,6 +146,10 @@ export async function runMigrateWorkflow(input: unknown, options: MigrateRunOpti
     [MIGRATE_STATES.scaleUp]: awsOnly,
     RestartService: awsOnly,
   });
+}
+
+function migratePlanOf(job: JobRef) {
+  return loadJob(openStore, job, 'migrate', MigratePlanSchema);
 }
 
 /**
@@ -169,26 +182,98 @@ async function runWorkflow(
   // value reaches the first state, which refuses what is not a request.
   if (input === null)
     throw new PgferryError('InvalidInput', `invalid ${name} request: null, not a JSON object`);
+  // StartExecution refuses a larger input: the same words as the first state's own check.
+  const inputBytes = payloadBytes(input);
+  if (inputBytes > MAX_PAYLOAD_BYTES) {
+    throw new PgferryError(
+      'InvalidInput',
+      `invalid ${name} request: ${inputBytes} bytes of JSON, more than the ${MAX_PAYLOAD_BYTES} Step Functions accepts`,
+    );
+  }
   // Validated when the build generated it (scripts/generate-asl.ts): validating again here cost
   // about 0.7 s of CPU per run.
   const machine = new StateMachine(loadDefinition(name) as never, {
     validationOptions: { noValidate: true },
   });
+  return runDefinition(machine, name, input, options, handlers);
+}
+
+/**
+ * Runs `machine` with `handlers` for its task states, enforcing Step Functions' 256 KiB on every
+ * state's input and output (from the event log), on what each task is given and returns, and on
+ * the execution's output: the first payload over it ends the run with `States.DataLimitExceeded`,
+ * which no `Catch` matches, as on AWS. Exported for the tests of that enforcement.
+ */
+export async function runDefinition(
+  machine: StateMachine,
+  name: string,
+  input: unknown,
+  options: LocalRunOptions,
+  handlers: Record<string, LocalHandler>,
+): Promise<unknown> {
+  let exceeded: Error | undefined;
+  const check = (what: string, value: unknown) => {
+    exceeded ??= checkPayload(what, value);
+  };
+  const guarded: Record<string, LocalHandler> = {};
+  for (const [state, handler] of Object.entries(handlers)) {
+    guarded[state] = async (parameters) => {
+      // The event log is read asynchronously: let it catch up with the states before this one, so
+      // that no task starts after a state that exceeded a limit.
+      await new Promise((resolve) => setImmediate(resolve));
+      check(`the input of task ${state}`, parameters);
+      if (exceeded) throw exceeded;
+      options.onEvent?.({ type: 'TaskScheduled', timestamp: Date.now(), state, parameters });
+      const result = await handler(parameters);
+      check(`the result of task ${state}`, result);
+      if (exceeded) throw exceeded;
+      return result;
+    };
+  }
   const id = randomUUID();
   const execution = machine.run(input as never, {
-    overrides: { taskResourceLocalHandlers: handlers as never },
+    overrides: { taskResourceLocalHandlers: guarded as never },
     // The context object's execution id, as Step Functions gives it (`$$.Execution.Id`).
     context: { Execution: { Id: `local:${name}:${id}`, Name: id } },
   });
   const events = (async () => {
-    for await (const event of execution.eventLogs) options.onEvent?.(event);
+    for await (const event of execution.eventLogs) {
+      checkEvent(event as LoggedEvent, check);
+      options.onEvent?.(event);
+    }
   })();
+  let output: unknown;
   try {
-    return await execution.result;
+    output = await execution.result;
   } catch (err) {
     throw unwrapExecutionError(err);
   } finally {
     await events.catch(() => undefined);
+  }
+  // A state without a task after it, or the execution's output, exceeded the limit.
+  if (exceeded) throw exceeded;
+  return output;
+}
+
+/** The parts of the interpreter's events that carry payloads. */
+interface LoggedEvent {
+  type: string;
+  input?: unknown;
+  output?: unknown;
+  state?: { name: string; input?: unknown; output?: unknown };
+}
+
+function checkEvent(event: LoggedEvent, check: (what: string, value: unknown) => void): void {
+  switch (event.type) {
+    case 'StateEntered':
+      check(`the input of state ${event.state?.name}`, event.state?.input);
+      break;
+    case 'StateExited':
+      check(`the output of state ${event.state?.name}`, event.state?.output);
+      break;
+    case 'ExecutionSucceeded':
+      check("the execution's output", event.output);
+      break;
   }
 }
 
@@ -225,11 +310,12 @@ const INHERITED_ENV =
  * CLI holds (on AWS these come from Secrets Manager instead).
  */
 export async function runPgToolsTask(params: unknown, options: LocalRunOptions = {}): Promise<unknown> {
-  const override = (params as EcsRunTaskParameters).Overrides?.ContainerOverrides?.find(
-    (o) => o.Name === PG_TOOLS_CONTAINER,
-  );
+  const overrides = (params as EcsRunTaskParameters).Overrides?.ContainerOverrides;
+  const override = overrides?.find((o) => o.Name === PG_TOOLS_CONTAINER);
   if (!override?.Environment)
     throw new PgferryError('InvalidInput', 'the ECS task has no pg-tools container override');
+  const tooLarge = checkContainerOverrides(overrides);
+  if (tooLarge) throw tooLarge;
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (INHERITED_ENV.test(key)) env[key] = value;
   for (const role of ['source', 'target'] as const) {

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { PgferryError } from './errors';
-import { assertDatabaseName, BACKUP_ID_PATTERN } from './store-keys';
+import { assertDatabaseName, BACKUP_ID_PATTERN, JOB_KINDS } from './store-keys';
 
 export const SCHEMA_VERSION = 1;
 
@@ -141,12 +141,38 @@ export const BackupPlanSchema = z
 export type BackupPlan = z.infer<typeof BackupPlanSchema>;
 
 /**
- * The backup workflow's state after preflight. `job` is the plan serialized for the container's
- * environment: rendered by preflight rather than by `States.JsonToString`, whose local
- * interpreter (aws-local-stepfunctions 3.0.0) strips every backslash from intrinsic results and
- * so corrupts JSON containing quotes.
+ * Where preflight stored a run's plan (its job, see `core/jobs.ts`): the workflow's state and the
+ * pg-tools task's environment carry this reference, never the plan, so they stay small however
+ * many tables a backup holds (ECS takes 8 KiB of container overrides, Step Functions 256 KiB per
+ * state).
  */
-export const BackupStateSchema = z.object({ plan: BackupPlanSchema, job: z.string() }).strict();
+export const JobRefSchema = z
+  .object({
+    store: StoreUrlSchema,
+    /** Relative to the store's root (`jobKey` in core/store-keys.ts). */
+    key: z.string().min(1).max(1024),
+  })
+  .strict();
+export type JobRef = z.infer<typeof JobRefSchema>;
+
+/** A stored job: the plan, and the kind of run it is for (the runner refuses another kind's). */
+export const JobDocumentSchema = z
+  .object({ schemaVersion: z.literal(SCHEMA_VERSION), kind: z.enum(JOB_KINDS), plan: z.unknown() })
+  .strict();
+export type JobDocument = z.infer<typeof JobDocumentSchema>;
+
+/**
+ * The backup workflow's state after preflight: ids, the job and the task's size (which the ECS
+ * state reads). The steps that need the plan read it through `job`; Cleanup needs only the ids.
+ */
+export const BackupStateSchema = z
+  .object({
+    job: JobRefSchema,
+    backupId: z.string().regex(BACKUP_ID_PATTERN),
+    database: databaseName,
+    taskSize: TaskSizeSchema,
+  })
+  .strict();
 export type BackupState = z.infer<typeof BackupStateSchema>;
 
 export const StoredObjectSchema = z
@@ -404,15 +430,22 @@ export const RestorePlanSchema = z
 export type RestorePlan = z.infer<typeof RestorePlanSchema>;
 
 /**
- * The restore workflow's state. `safetyBackup` is the output of the nested backup execution
- * (its manifest), present when one was taken.
+ * The restore workflow's state: ids, the job, the task's size, and with `mode: clean` the input of
+ * the nested backup of the target (`safetyBackupRequest`); `safetyBackup` is that backup's id once
+ * it was taken.
  */
 export const RestoreStateSchema = z
   .object({
-    plan: RestorePlanSchema,
-    job: z.string(),
+    job: JobRefSchema,
+    restoreId: z.string().regex(BACKUP_ID_PATTERN),
+    /** The backup restored, and its database (where its report goes). */
+    backupId: z.string().regex(BACKUP_ID_PATTERN),
+    database: databaseName,
+    taskSize: TaskSizeSchema,
+    safetyBackupRequest: BackupRequestSchema.optional(),
     safetyBackup: z
-      .object({ manifest: z.object({ id: z.string().regex(BACKUP_ID_PATTERN) }).loose() })
+      .object({ backupId: z.string().regex(BACKUP_ID_PATTERN) })
+      .strict()
       .optional(),
     error: CaughtErrorSchema.optional(),
   })
@@ -497,8 +530,16 @@ export const VerifyPlanSchema = z
   .strict();
 export type VerifyPlan = z.infer<typeof VerifyPlanSchema>;
 
+/** The verify workflow's state: ids, the job and the task's size. */
 export const VerifyStateSchema = z
-  .object({ plan: VerifyPlanSchema, job: z.string(), error: CaughtErrorSchema.optional() })
+  .object({
+    job: JobRefSchema,
+    verifyId: z.string().regex(BACKUP_ID_PATTERN),
+    backupId: z.string().regex(BACKUP_ID_PATTERN),
+    database: databaseName,
+    taskSize: TaskSizeSchema,
+    error: CaughtErrorSchema.optional(),
+  })
   .strict();
 export type VerifyState = z.infer<typeof VerifyStateSchema>;
 
@@ -741,11 +782,31 @@ export const MigrateDatabaseResultSchema = z
   .strict();
 export type MigrateDatabaseResult = z.infer<typeof MigrateDatabaseResultSchema>;
 
-/** The migrate workflow's state as it moves through the states. */
+/** The optional steps of a migration: what the migrate workflow's Choice and Map states read. */
+export const MigrateStepsSchema = z
+  .object({
+    schemaTest: z.boolean(),
+    freezeSource: z.boolean(),
+    /** A cutover secret to point at the target (AWS). */
+    updateSecret: z.boolean(),
+    /** A local cutover command to run. */
+    cutoverCommand: z.boolean(),
+    /** The services to scale to 0 and back (AWS). */
+    ecsServices: CutoverSchema.shape.ecsServices,
+  })
+  .strict();
+export type MigrateSteps = z.infer<typeof MigrateStepsSchema>;
+
+/**
+ * The migrate workflow's state as it moves through the states: ids, the job, the task's size, the
+ * steps to take, and what the steps so far returned.
+ */
 export const MigrateStateSchema = z
   .object({
-    plan: MigratePlanSchema,
-    job: z.string(),
+    job: JobRefSchema,
+    migrateId: z.string().regex(BACKUP_ID_PATTERN),
+    taskSize: TaskSizeSchema,
+    steps: MigrateStepsSchema,
     freeze: FreezeResultSchema.optional(),
     record: z
       .object({ backupIds: z.array(z.string()), recordedAt: z.iso.datetime() })
@@ -801,3 +862,101 @@ export const MigrateReportSchema = z
   })
   .strict();
 export type MigrateReport = z.infer<typeof MigrateReportSchema>;
+
+/**
+ * The executions' outputs: what was done in brief — ids, status, sizes, counts — and where the
+ * full document (manifest or report) is in the store. A manifest or report lists every table and
+ * would exceed Step Functions' 256 KiB for a database of a few thousand tables; `pgferry … --json`
+ * prints the full document, read from the store.
+ */
+const documentLocation = {
+  store: StoreUrlSchema,
+  /** Relative to `store`. */
+  key: z.string().min(1).max(1024),
+};
+
+/** The backup workflow's output; the manifest is at `key`. */
+export const BackupOutcomeSchema = z
+  .object({
+    schemaVersion: z.literal(SCHEMA_VERSION),
+    kind: z.literal('backup'),
+    status: z.literal('complete'),
+    backupId: z.string().regex(BACKUP_ID_PATTERN),
+    database: databaseName,
+    ...documentLocation,
+    startedAt: z.iso.datetime(),
+    finishedAt: z.iso.datetime(),
+    uncompressedBytes: z.number().int().nonnegative(),
+    storedBytes: z.number().int().nonnegative(),
+    objects: z.number().int().nonnegative(),
+    tables: z.number().int().nonnegative(),
+  })
+  .strict();
+export type BackupOutcome = z.infer<typeof BackupOutcomeSchema>;
+
+/** The restore workflow's output; the restore report is at `key`. */
+export const RestoreOutcomeSchema = z
+  .object({
+    schemaVersion: z.literal(SCHEMA_VERSION),
+    kind: z.literal('restore'),
+    status: z.literal('passed'),
+    restoreId: z.string().regex(BACKUP_ID_PATTERN),
+    backupId: z.string().regex(BACKUP_ID_PATTERN),
+    database: databaseName,
+    ...documentLocation,
+    target: RestoreReportSchema.shape.target,
+    safetyBackupId: z.string().regex(BACKUP_ID_PATTERN).optional(),
+    totalSeconds: z.number().nonnegative(),
+    checksums: z.number().int().nonnegative(),
+    tables: z.number().int().nonnegative(),
+    /** The plan's warnings (a downgrade tried with --allow-downgrade). */
+    warnings: z.array(z.string()).optional(),
+  })
+  .strict();
+export type RestoreOutcome = z.infer<typeof RestoreOutcomeSchema>;
+
+/** The verify workflow's output; the verification report is at `key`. */
+export const VerifyOutcomeSchema = z
+  .object({
+    schemaVersion: z.literal(SCHEMA_VERSION),
+    kind: z.literal('verify'),
+    status: z.literal('passed'),
+    verifyId: z.string().regex(BACKUP_ID_PATTERN),
+    backupId: z.string().regex(BACKUP_ID_PATTERN),
+    database: databaseName,
+    ...documentLocation,
+    server: VerifyReportSchema.shape.server,
+    restoreSeconds: z.number().nonnegative().optional(),
+    checksums: z.number().int().nonnegative(),
+    tables: z.number().int().nonnegative(),
+  })
+  .strict();
+export type VerifyOutcome = z.infer<typeof VerifyOutcomeSchema>;
+
+/** The migrate workflow's output; the migrate report is at `key` (beside the first database's backup). */
+export const MigrateOutcomeSchema = z
+  .object({
+    schemaVersion: z.literal(SCHEMA_VERSION),
+    kind: z.literal('migrate'),
+    status: z.literal('passed'),
+    migrateId: z.string().regex(BACKUP_ID_PATTERN),
+    ...documentLocation,
+    source: MigrateReportSchema.shape.source,
+    target: MigrateReportSchema.shape.target,
+    totalSeconds: z.number().nonnegative(),
+    writeDowntimeSeconds: z.number().nonnegative().optional(),
+    databases: z.array(
+      z
+        .object({
+          database: z.string(),
+          targetDatabase: z.string(),
+          backupId: z.string().regex(BACKUP_ID_PATTERN),
+        })
+        .strict(),
+    ),
+    tables: z.number().int().nonnegative(),
+    /** Login roles created on the target without a password (see the report's `roles`). */
+    rolesCreatedWithoutPassword: z.array(z.string()).optional(),
+  })
+  .strict();
+export type MigrateOutcome = z.infer<typeof MigrateOutcomeSchema>;

@@ -6,6 +6,7 @@
  *   <database segment>/<backupId>/manifest.json     written last: its presence means "complete"
  *   <database segment>/<backupId>/dump-result.json  the runner's report to the record step
  *   <database segment>/<backupId>/<objects…>        dump and globals
+ *   <database segment>/<backupId>/<kind>-job-<runId>.json  a run's plan, read by the runner (`jobKey`)
  */
 import { randomBytes } from 'node:crypto';
 import { PgferryError } from './errors';
@@ -85,6 +86,23 @@ export function manifestKey(database: string, backupId: string): string {
 
 export function dumpResultKey(database: string, backupId: string): string {
   return backupObjectKey(database, backupId, DUMP_RESULT_FILE);
+}
+
+/** What a job is for: the workflow whose preflight stored it. */
+export const JOB_KINDS = ['backup', 'restore', 'verify', 'migrate'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+
+/**
+ * Where a run's job (the plan its preflight made, which the runner and the later steps read) lives:
+ * `<kind>-job-<runId>.json` beside the backup it concerns — a backup's in the backup's own folder,
+ * so the Cleanup of a failed attempt removes it with everything else; a restore's or a
+ * verification's beside the backup it reads, like its report; a migration's beside its first
+ * database's archived backup. Prune removes jobs with their backup, and catalogs pass them by
+ * (a job is neither a manifest nor a report). `runId` is the run's own id (for a backup, its id).
+ */
+export function jobKey(kind: JobKind, database: string, backupId: string, runId: string): string {
+  assertBackupId(runId);
+  return backupObjectKey(database, backupId, `${kind}-job-${runId}.json`);
 }
 
 /** Where a restore's report lives: beside the backup it restored. */

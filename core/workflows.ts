@@ -47,7 +47,9 @@ export const WORKFLOW_NAMES: readonly WorkflowName[] = ['backup', 'restore', 've
 export const PG_TOOLS_CONTAINER = 'pg-tools';
 export const TASK_ENV = {
   action: 'PGFERRY_ACTION',
-  job: 'PGFERRY_JOB',
+  /** The job to run, by reference (see core/jobs.ts): the store it is in, and its key there. */
+  jobStore: 'PGFERRY_JOB_STORE',
+  jobKey: 'PGFERRY_JOB_KEY',
   binDirs: 'PGFERRY_PG_BIN_DIRS',
   /**
    * Set (to `1`) only by the local executor, which holds the task's stdin open: when it ends, the

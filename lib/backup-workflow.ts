@@ -45,7 +45,8 @@ export class BackupWorkflow extends Construct {
   }
 
   /**
-   * Validates the input, checks source and store, plans the dump. Output: `{plan, job}`. It is
+   * Validates the input, checks source and store, plans the dump and stores the plan (the job).
+   * Output: the job's reference, the backup's ids and the task's size (`BackupState`). It is
    * given the execution's id, so that a retry of it gets its own lease back.
    */
   private buildPreflight(): tasks.LambdaInvoke {
@@ -63,7 +64,7 @@ export class BackupWorkflow extends Construct {
     return preflight;
   }
 
-  /** Runs the pg-tools container with the plan; the result reaches Record through the store. */
+  /** Runs the pg-tools container on the job; the result reaches Record through the store. */
   private buildDump(): tasks.EcsRunTask {
     return this.props.pgTools.runTaskState(
       this,
@@ -73,12 +74,14 @@ export class BackupWorkflow extends Construct {
     );
   }
 
-  /** Checks the stored objects against the runner's report and writes the manifest, last. */
+  /**
+   * Checks the stored objects against the runner's report and writes the manifest, last. Output
+   * (the execution's): the backup in brief, naming its manifest (`BackupOutcome`).
+   */
   private buildRecord(): tasks.LambdaInvoke {
     const record = new tasks.LambdaInvoke(this, BACKUP_STATES.record, {
       lambdaFunction: this.props.functions.record,
       payloadResponseOnly: true,
-      inputPath: '$.plan',
       taskTimeout: sfn.Timeout.duration(Duration.minutes(5)),
       retryOnServiceExceptions: true,
     });

@@ -32,9 +32,10 @@ type Step = 'freeze' | 'record' | 'updateSecret' | 'finish' | 'cleanup' | 'cutov
  *   MigratePreflight → [SchemaTest] → [ScaleDown services] → [Freeze] → Migrate → MigrateRecord
  *     → [UpdateTargetSecret] → [RunCutoverCommand] → [ScaleUp services] → MigrateFinish
  *
- * Bracketed states run when the execution input asks for them (Choice states on the plan). Every
- * failure after preflight goes to MigrateCleanup — which unfreezes the source and removes the
- * incomplete backups — then scales the services back up and fails the execution.
+ * Bracketed states run when the execution input asks for them (Choice states on the `steps`
+ * preflight puts in the state). Every failure after preflight goes to MigrateCleanup — which
+ * unfreezes the source and removes the incomplete backups — then scales the services back up and
+ * fails the execution.
  */
 export class MigrateWorkflow extends Construct {
   readonly stateMachine: sfn.StateMachine;
@@ -71,21 +72,21 @@ export class MigrateWorkflow extends Construct {
       .next(
         this.optional(
           'SchemaTestRequested',
-          this.booleanTrue('$.plan.request.schemaTest'),
+          this.booleanTrue('$.steps.schemaTest'),
           catching(this.buildSchemaTest()),
         ),
       )
       .next(
         this.optional(
           'ScaleDownRequested',
-          sfn.Condition.isPresent('$.plan.request.cutover.ecsServices'),
+          sfn.Condition.isPresent('$.steps.ecsServices'),
           catching(this.buildScaleServices('ScaleDownServices', MIGRATE_STATES.scaleDown, 0)),
         ),
       )
       .next(
         this.optional(
           'FreezeRequested',
-          this.booleanTrue('$.plan.request.freezeSource'),
+          this.booleanTrue('$.steps.freezeSource'),
           catching(this.buildStep(MIGRATE_STATES.freeze, 'freeze', '$.freeze')),
         ),
       )
@@ -94,21 +95,21 @@ export class MigrateWorkflow extends Construct {
       .next(
         this.optional(
           'SecretUpdateRequested',
-          sfn.Condition.isPresent('$.plan.cutoverSecretFields'),
+          this.booleanTrue('$.steps.updateSecret'),
           catching(this.buildStep(MIGRATE_STATES.updateSecret, 'updateSecret', '$.cutoverSecret')),
         ),
       )
       .next(
         this.optional(
           'CutoverCommandRequested',
-          sfn.Condition.isPresent('$.plan.request.cutover.command'),
+          this.booleanTrue('$.steps.cutoverCommand'),
           catching(this.buildStep(MIGRATE_STATES.cutoverCommand, 'cutoverCommand', sfn.JsonPath.DISCARD)),
         ),
       )
       .next(
         this.optional(
           'ScaleUpRequested',
-          sfn.Condition.isPresent('$.plan.request.cutover.ecsServices'),
+          sfn.Condition.isPresent('$.steps.ecsServices'),
           catching(this.buildScaleServices('ScaleUpServices', MIGRATE_STATES.scaleUp)),
         ),
       )
@@ -194,7 +195,7 @@ export class MigrateWorkflow extends Construct {
       maxAttempts: 3,
     });
     const map = new sfn.Map(this, id, {
-      itemsPath: '$.plan.request.cutover.ecsServices',
+      itemsPath: '$.steps.ecsServices',
       resultPath: sfn.JsonPath.DISCARD,
       maxConcurrency: 5,
     });
@@ -216,7 +217,7 @@ export class MigrateWorkflow extends Construct {
     restart.addCatch(fail, { resultPath: sfn.JsonPath.DISCARD });
     return cleanup.next(
       new sfn.Choice(this, 'RestartServicesRequested')
-        .when(sfn.Condition.isPresent('$.plan.request.cutover.ecsServices'), restart.next(fail))
+        .when(sfn.Condition.isPresent('$.steps.ecsServices'), restart.next(fail))
         .otherwise(fail),
     );
   }

@@ -121,8 +121,9 @@ export class PgToolsTask extends Construct {
   }
 
   /**
-   * A `runTask.sync` state running the container with `action` on the state's `$.job` (the plan
-   * preflight rendered). Only failures to start the task are retried: a task that ran is never
+   * A `runTask.sync` state running the container with `action` on the job the state names
+   * (`$.job`: the plan preflight stored, by reference — ECS takes 8,192 characters of overrides),
+   * sized by `$.taskSize`. Only failures to start the task are retried: a task that ran is never
    * repeated blindly.
    */
   runTaskState(scope: Construct, id: string, action: string, timeout: Duration): tasks.EcsRunTask {
@@ -138,13 +139,14 @@ export class PgToolsTask extends Construct {
           containerDefinition: this.container,
           environment: [
             { name: TASK_ENV.action, value: action },
-            { name: TASK_ENV.job, value: sfn.JsonPath.stringAt('$.job') },
+            { name: TASK_ENV.jobStore, value: sfn.JsonPath.stringAt('$.job.store') },
+            { name: TASK_ENV.jobKey, value: sfn.JsonPath.stringAt('$.job.key') },
           ],
         },
       ],
-      // Sized per run by preflight (`plan.taskSize`), from what it measured.
-      cpu: sfn.JsonPath.stringAt('$.plan.taskSize.cpu'),
-      memoryMiB: sfn.JsonPath.stringAt('$.plan.taskSize.memoryMiB'),
+      // Sized per run by preflight (`taskSize`), from what it measured.
+      cpu: sfn.JsonPath.stringAt('$.taskSize.cpu'),
+      memoryMiB: sfn.JsonPath.stringAt('$.taskSize.memoryMiB'),
       resultPath: sfn.JsonPath.DISCARD,
       taskTimeout: sfn.Timeout.duration(timeout),
     });
@@ -170,7 +172,7 @@ export class PgToolsTask extends Construct {
 }
 
 /**
- * `EcsRunTask` with the run's ephemeral storage overridden too (`plan.taskSize`): ECS's RunTask
+ * `EcsRunTask` with the run's ephemeral storage overridden too (`taskSize`): ECS's RunTask
  * takes `overrides.ephemeralStorage`, which the construct does not expose.
  */
 class SizedEcsRunTask extends tasks.EcsRunTask {
@@ -181,7 +183,7 @@ class SizedEcsRunTask extends tasks.EcsRunTask {
     const overrides = (rendered.Parameters.Overrides ?? {}) as Record<string, unknown>;
     rendered.Parameters.Overrides = {
       ...overrides,
-      EphemeralStorage: { 'SizeInGiB.$': '$.plan.taskSize.ephemeralStorageGiB' },
+      EphemeralStorage: { 'SizeInGiB.$': '$.taskSize.ephemeralStorageGiB' },
     };
     return rendered;
   }

@@ -13,14 +13,14 @@ export interface PgToolsWorkflowProps {
   readonly states: { readonly preflight: string; readonly task: string; readonly record: string };
   /** The pg-tools action the task runs (`PGFERRY_ACTION`). */
   readonly action: 'restore' | 'verify';
-  /** Validates the input and plans: returns `{plan, job}`. */
+  /** Validates the input, plans and stores the plan: returns the state (`RestoreState`, `VerifyState`). */
   readonly preflightFunction: lambda.IFunction;
-  /** Reads the report the task stored and returns it as the execution's output. */
+  /** Reads the report the task stored; returns the run in brief, naming the report, as the execution's output. */
   readonly recordFunction: lambda.IFunction;
   readonly pgTools: PgToolsTask;
   /**
-   * The backup workflow, run (as a nested execution) before the task when the plan has a
-   * `safetyBackup` request: restores in `clean` mode back up their target first.
+   * The backup workflow, run (as a nested execution) before the task when the state has a
+   * `safetyBackupRequest`: restores in `clean` mode back up their target first.
    * @default no safety backups
    */
   readonly safetyBackup?: { readonly stateName: string; readonly stateMachine: sfn.IStateMachine };
@@ -65,23 +65,23 @@ export class PgToolsWorkflow extends Construct {
     });
   }
 
-  /** When the plan asks for it, a nested backup execution of the target, then the task. */
+  /** When preflight asks for it, a nested backup execution of the target, then the task. */
   private buildSafetyBackup(task: sfn.INextable & sfn.IChainable): sfn.IChainable | undefined {
     const safety = this.props.safetyBackup;
     if (!safety) return undefined;
     const backup = new tasks.StepFunctionsStartExecution(this, safety.stateName, {
       stateMachine: safety.stateMachine,
       integrationPattern: sfn.IntegrationPattern.RUN_JOB,
-      input: sfn.TaskInput.fromJsonPathAt('$.plan.safetyBackup'),
+      input: sfn.TaskInput.fromJsonPathAt('$.safetyBackupRequest'),
       associateWithParent: false,
-      // With `startExecution.sync:2` the nested execution's output is JSON, not a string.
-      resultSelector: { 'manifest.$': '$.Output' },
+      // With `startExecution.sync:2` the nested execution's output (a `BackupOutcome`) is JSON.
+      resultSelector: { 'backupId.$': '$.Output.backupId' },
       resultPath: '$.safetyBackup',
       taskTimeout: sfn.Timeout.duration(Duration.hours(13)),
     });
     backup.next(task);
     return new sfn.Choice(this, `${safety.stateName}Needed`)
-      .when(sfn.Condition.isPresent('$.plan.safetyBackup'), backup)
+      .when(sfn.Condition.isPresent('$.safetyBackupRequest'), backup)
       .otherwise(task);
   }
 

@@ -229,8 +229,10 @@ export class PgferryStack extends Stack {
   }
 
   /**
-   * A Preflight → pg-tools task → Record workflow (restore, verify): its two functions, read
-   * access to the store for them, and its monitoring.
+   * A Preflight → pg-tools task → Record workflow (restore, verify): its two functions, their
+   * access to the store, and its monitoring. Both read; preflight also writes (the run's job),
+   * and with safety backups (restore) Record writes the safety backup's id into the stored
+   * report. Neither deletes.
    */
   private addPgToolsWorkflow(
     name: 'restore' | 'verify',
@@ -249,7 +251,9 @@ export class PgferryStack extends Stack {
     });
     const record = this.functions.add(`${id}Record`, { ...spec.record, timeout: Duration.minutes(2) });
     this.store.grantReadBackups(preflight);
+    this.store.grantWriteBackups(preflight);
     this.store.grantReadBackups(record);
+    if (spec.safetyBackup) this.store.grantWriteBackups(record);
     const workflow = new PgToolsWorkflow(this, id, {
       comment: spec.comment,
       states: spec.states,

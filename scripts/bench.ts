@@ -44,8 +44,9 @@ import {
   type RestoreReport,
   SCHEMA_VERSION,
 } from '../core/contracts';
+import { storeJob } from '../core/jobs';
 import { LocalStore } from '../core/store';
-import { newBackupId } from '../core/store-keys';
+import { jobKey, newBackupId } from '../core/store-keys';
 import { dumpTaskSize } from '../core/task-size';
 import { REPO_ROOT } from '../lib/paths';
 import { fillBenchDatabase, rowsFor, TINY_DATABASE_SQL } from './support/bench-database';
@@ -487,11 +488,19 @@ async function orchestrationGroup(ctx: Context): Promise<void> {
       taskSize: dumpTaskSize(size),
       startedAt: new Date().toISOString(),
     });
+    // The job by reference, as the backup workflow's preflight stores it.
+    const job = await storeJob(
+      store,
+      jobKey('backup', plan.database, plan.backupId, plan.backupId),
+      'backup',
+      plan,
+    );
     const m = await measure(process.execPath, [...RUNNER_NODE_FLAGS, RUNNER], {
       env: {
         ...ctx.env,
         PGFERRY_ACTION: 'dump',
-        PGFERRY_JOB: JSON.stringify(plan),
+        PGFERRY_JOB_STORE: job.store,
+        PGFERRY_JOB_KEY: job.key,
         PGFERRY_SOURCE_PASSWORD: ctx.pg.password,
       },
     });

@@ -2,7 +2,9 @@ import { type Command, Option } from 'commander';
 import { formatCompression, parseCompression } from '../../core/compression';
 import { parseConnectionUrl, passwordEnvVar } from '../../core/connection';
 import {
-  type BackupManifest,
+  BackupManifestSchema,
+  type BackupOutcome,
+  BackupOutcomeSchema,
   type BackupRequest,
   type BackupRequestInput,
   BackupRequestSchema,
@@ -13,6 +15,7 @@ import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
 import { configureLogging, option } from '../options';
+import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, ProgressLine } from '../output';
 
 export function registerBackup(program: Command, aws: AwsAccess): void {
@@ -62,7 +65,10 @@ async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<void>
   if (opts.aws) {
     const request = backupRequest(opts, awsConnection(opts.source, '--source', opts));
     const { runOnAws } = await import('../aws');
-    printManifest((await runOnAws('backup', request, opts, aws)) as BackupManifest, opts.json);
+    await printBackup(
+      parseOutcome(BackupOutcomeSchema, await runOnAws('backup', request, opts, aws), 'backup'),
+      opts.json,
+    );
     return;
   }
   const { connection, password: urlPassword } = parseConnectionUrl(opts.source, '--source');
@@ -74,16 +80,16 @@ async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<void>
 
   const { runBackupWorkflow } = await import('../local-executor');
   const progress = new ProgressLine();
-  let manifest: BackupManifest;
+  let output: unknown;
   try {
-    manifest = (await runBackupWorkflow(request, {
+    output = await runBackupWorkflow(request, {
       onProgress: (p) => progress.update('dumping', p.dumpedBytes, `→ stored ${formatBytes(p.storedBytes)}`),
       onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
-    })) as BackupManifest;
+    });
   } finally {
     progress.done();
   }
-  printManifest(manifest, opts.json);
+  await printBackup(parseOutcome(BackupOutcomeSchema, output, 'backup'), opts.json);
 }
 
 /** The backup workflow's input, the same locally and on AWS. */
@@ -97,10 +103,12 @@ function backupRequest(opts: BackupOptions, source: Connection): BackupRequest {
   return parsePayload(BackupRequestSchema, input, 'backup request');
 }
 
-function printManifest(manifest: BackupManifest, json: boolean): void {
+/** The backup id, or with `--json` the manifest the workflow's output names. */
+async function printBackup(outcome: BackupOutcome, json: boolean): Promise<void> {
   if (json) {
+    const manifest = await readDocument(outcome, BackupManifestSchema, 'manifest');
     process.stdout.write(`${JSON.stringify(manifest, null, 2)}\n`);
   } else {
-    process.stdout.write(`${manifest.id}\n`);
+    process.stdout.write(`${outcome.backupId}\n`);
   }
 }

@@ -3,8 +3,10 @@ import type { Command } from 'commander';
 import { parseConnectionUrl, passwordEnvVar } from '../../core/connection';
 import {
   type Connection,
+  type MigrateOutcome,
+  MigrateOutcomeSchema,
   type MigratePlan,
-  type MigrateReport,
+  MigrateReportSchema,
   type MigrateRequest,
   type MigrateRequestInput,
   MigrateRequestSchema,
@@ -15,6 +17,7 @@ import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection } from '../aws/options';
 import { configureLogging, option } from '../options';
+import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
 
 export function registerMigrate(program: Command, aws: AwsAccess): void {
@@ -107,7 +110,10 @@ async function migrateCommand(opts: MigrateOptions, aws: AwsAccess): Promise<voi
       awsConnection(opts.target, '--target', { passwordSecretArn: opts.targetSecretArn }),
     );
     const { runOnAws } = await import('../aws');
-    printReport((await runOnAws('migrate', request, opts, aws)) as MigrateReport, opts.json);
+    await printReport(
+      parseOutcome(MigrateOutcomeSchema, await runOnAws('migrate', request, opts, aws), 'migrate'),
+      opts.json,
+    );
     return;
   }
   for (const flag of ['sourceSecretArn', 'targetSecretArn', 'cutoverSecretArn', 'stack'] as const) {
@@ -123,16 +129,16 @@ async function migrateCommand(opts: MigrateOptions, aws: AwsAccess): Promise<voi
   if (targetPassword !== undefined) process.env[passwordEnvVar('target')] = targetPassword;
   const request = migrateRequest(opts, source.connection, target.connection);
   const { runMigrateWorkflow } = await import('../local-executor');
-  const report = (await runMigrateWorkflow(request, {
+  const output = await runMigrateWorkflow(request, {
     onPlan: (plan) => printPlan(plan as MigratePlan),
     onPhase: (phase) => {
       if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Kmigrate: ${phase}…`);
     },
     onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
     runCutoverCommand: (plan) => runCutoverCommand(opts.onCutover ?? '', plan as MigratePlan, targetPassword),
-  })) as MigrateReport;
+  });
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-  printReport(report, opts.json);
+  await printReport(parseOutcome(MigrateOutcomeSchema, output, 'migrate'), opts.json);
 }
 
 function kebab(name: string): string {
@@ -213,22 +219,23 @@ async function runCutoverCommand(
   if (code !== 0) throw new PgferryError('MigrateFailed', `the cutover command failed (exit status ${code})`);
 }
 
-function printReport(report: MigrateReport, json: boolean): void {
+/** One line of what was migrated, or with `--json` the report the workflow's output names. */
+async function printReport(outcome: MigrateOutcome, json: boolean): Promise<void> {
   if (json) {
+    const report = await readDocument(outcome, MigrateReportSchema, 'migrate report');
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return;
   }
-  const tables = report.databases.reduce((n, d) => n + d.checks.rowCounts.length, 0);
   const downtime =
-    report.writeDowntimeSeconds === undefined
+    outcome.writeDowntimeSeconds === undefined
       ? ''
-      : `, source read-only for ${report.writeDowntimeSeconds.toFixed(1)}s`;
+      : `, source read-only for ${outcome.writeDowntimeSeconds.toFixed(1)}s`;
   process.stdout.write(
-    `migrated ${report.databases.map((d) => `${d.database} → ${d.targetDatabase} (backup ${d.backupId})`).join(', ')} ` +
-      `from PostgreSQL ${report.source.serverVersion} to ${report.target.serverVersion} in ${report.timings.total.toFixed(1)}s${downtime}: ` +
-      `${tables} table row counts, sequences and object counts match\n`,
+    `migrated ${outcome.databases.map((d) => `${d.database} → ${d.targetDatabase} (backup ${d.backupId})`).join(', ')} ` +
+      `from PostgreSQL ${outcome.source.serverVersion} to ${outcome.target.serverVersion} in ${outcome.totalSeconds.toFixed(1)}s${downtime}: ` +
+      `${outcome.tables} table row counts, sequences and object counts match\n`,
   );
-  const withoutPassword = report.roles.createdWithoutPassword ?? [];
+  const withoutPassword = outcome.rolesCreatedWithoutPassword ?? [];
   if (withoutPassword.length > 0) process.stdout.write(describeRolesWithoutPassword(withoutPassword));
 }
 

@@ -3,7 +3,9 @@ import { parseConnectionUrl, passwordEnvVar } from '../../core/connection';
 import {
   type Connection,
   parsePayload,
-  type RestoreReport,
+  type RestoreOutcome,
+  RestoreOutcomeSchema,
+  RestoreReportSchema,
   type RestoreRequest,
   type RestoreRequestInput,
   RestoreRequestSchema,
@@ -12,6 +14,7 @@ import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
 import { configureLogging, option } from '../options';
+import { parseOutcome, readDocument } from '../outcomes';
 
 export function registerRestore(program: Command, aws: AwsAccess): void {
   const collect = (value: string, previous: string[]) => [...previous, value];
@@ -103,7 +106,10 @@ async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<voi
   if (opts.aws) {
     const request = restoreRequest(opts, awsConnection(opts.target, '--target', opts));
     const { runOnAws } = await import('../aws');
-    printReport((await runOnAws('restore', request, opts, aws)) as RestoreReport, opts.json);
+    await printReport(
+      parseOutcome(RestoreOutcomeSchema, await runOnAws('restore', request, opts, aws), 'restore'),
+      opts.json,
+    );
     return;
   }
   const { connection, password: urlPassword } = parseConnectionUrl(opts.target, '--target');
@@ -111,14 +117,14 @@ async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<voi
   if (password !== undefined) process.env[passwordEnvVar('target')] = password;
   const request = restoreRequest(opts, connection);
   const { runRestoreWorkflow } = await import('../local-executor');
-  const report = (await runRestoreWorkflow(request, {
+  const output = await runRestoreWorkflow(request, {
     onPhase: (phase) => {
       if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Krestore: ${phase}…`);
     },
     onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
-  })) as RestoreReport;
+  });
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-  printReport(report, opts.json);
+  await printReport(parseOutcome(RestoreOutcomeSchema, output, 'restore'), opts.json);
 }
 
 /** The restore workflow's input, the same locally and on AWS. */
@@ -144,17 +150,18 @@ function restoreRequest(opts: RestoreOptions, target: Connection): RestoreReques
   return parsePayload(RestoreRequestSchema, input, 'restore request');
 }
 
-function printReport(report: RestoreReport, json: boolean): void {
-  for (const warning of report.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
-  if (report.safetyBackupId)
-    process.stderr.write(`safety backup of the target before it was replaced: ${report.safetyBackupId}\n`);
+/** One line of what was restored, or with `--json` the report the workflow's output names. */
+async function printReport(outcome: RestoreOutcome, json: boolean): Promise<void> {
+  for (const warning of outcome.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
+  if (outcome.safetyBackupId)
+    process.stderr.write(`safety backup of the target before it was replaced: ${outcome.safetyBackupId}\n`);
   if (json) {
+    const report = await readDocument(outcome, RestoreReportSchema, 'restore report');
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return;
   }
-  const tables = report.checks.rowCounts.length;
   process.stdout.write(
-    `restored ${report.backupId} into ${report.target.database} in ${report.timings.total.toFixed(1)}s: ` +
-      `${report.checks.checksums.length} checksums verified, ${tables} table row counts match\n`,
+    `restored ${outcome.backupId} into ${outcome.target.database} in ${outcome.totalSeconds.toFixed(1)}s: ` +
+      `${outcome.checksums} checksums verified, ${outcome.tables} table row counts match\n`,
   );
 }

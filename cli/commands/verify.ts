@@ -1,9 +1,16 @@
 import type { Command } from 'commander';
-import { parsePayload, type VerifyReport, VerifyRequestSchema } from '../../core/contracts';
+import {
+  parsePayload,
+  type VerifyOutcome,
+  VerifyOutcomeSchema,
+  VerifyReportSchema,
+  VerifyRequestSchema,
+} from '../../core/contracts';
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, refuseAwsOnlyOptions } from '../aws/options';
 import { configureLogging } from '../options';
+import { parseOutcome, readDocument } from '../outcomes';
 
 export function registerVerify(program: Command, aws: AwsAccess): void {
   const command = program
@@ -38,28 +45,33 @@ async function verifyCommand(opts: VerifyOptions, aws: AwsAccess): Promise<void>
   );
   if (opts.aws) {
     const { runOnAws } = await import('../aws');
-    printReport((await runOnAws('verify', request, opts, aws)) as VerifyReport, opts.json);
+    await printReport(
+      parseOutcome(VerifyOutcomeSchema, await runOnAws('verify', request, opts, aws), 'verify'),
+      opts.json,
+    );
     return;
   }
   const { runVerifyWorkflow } = await import('../local-executor');
-  const report = (await runVerifyWorkflow(request, {
+  const output = await runVerifyWorkflow(request, {
     onPhase: (phase) => {
       if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Kverify: ${phase}…`);
     },
     onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
-  })) as VerifyReport;
+  });
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-  printReport(report, opts.json);
+  await printReport(parseOutcome(VerifyOutcomeSchema, output, 'verify'), opts.json);
 }
 
-function printReport(report: VerifyReport, json: boolean): void {
+/** One line of what was verified, or with `--json` the report the workflow's output names. */
+async function printReport(outcome: VerifyOutcome, json: boolean): Promise<void> {
   if (json) {
+    const report = await readDocument(outcome, VerifyReportSchema, 'verification report');
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return;
   }
   process.stdout.write(
-    `verified ${report.backupId}: restored into PostgreSQL ${report.server?.version} in ` +
-      `${report.restoreSeconds?.toFixed(1)}s, ${report.checks.checksums.length} checksums and ` +
-      `${report.checks.rowCounts.length} table row counts match\n`,
+    `verified ${outcome.backupId}: restored into PostgreSQL ${outcome.server?.version} in ` +
+      `${outcome.restoreSeconds?.toFixed(1)}s, ${outcome.checksums} checksums and ` +
+      `${outcome.tables} table row counts match\n`,
   );
 }

@@ -18,11 +18,12 @@ export interface CleanupResult {
 
 /**
  * After a failed dump or record: removes everything the attempt wrote (and aborts unfinished
- * multipart uploads), so that nothing of it can ever be listed or mistaken for a backup, and
- * releases the database's lease — even when the removal fails, so the next run can start.
+ * multipart uploads) — its job included — so that nothing of it can ever be listed or mistaken
+ * for a backup, and releases the database's lease — even when the removal fails, so the next run
+ * can start. It needs only the attempt's ids, not its job: it works whatever became of that.
  */
 export async function cleanupBackup(
-  plan: BackupPlan,
+  plan: Pick<BackupPlan, 'store' | 'database' | 'backupId'>,
   caught: CaughtError,
   deps: CleanupDeps,
 ): Promise<CleanupResult> {

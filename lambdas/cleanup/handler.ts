@@ -10,8 +10,8 @@ const CleanupInputSchema = BackupStateSchema.extend({ error: CaughtErrorSchema }
 
 /** Step Functions task: removes a failed attempt's objects and names the failure. */
 export async function handler(event: unknown) {
-  const { error, plan } = parsePayload(CleanupInputSchema, event, 'cleanup input');
-  const result = await cleanupBackup(plan, error, { openStore });
-  logger.warn('cleaned up a failed backup', { backupId: plan.backupId, ...result });
+  const { error, job, database, backupId } = parsePayload(CleanupInputSchema, event, 'cleanup input');
+  const result = await cleanupBackup({ store: job.store, database, backupId }, error, { openStore });
+  logger.warn('cleaned up a failed backup', { backupId, ...result });
   return result;
 }

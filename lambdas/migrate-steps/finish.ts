@@ -3,6 +3,7 @@ import {
   DumpResultSchema,
   type MigrateDatabaseResult,
   MigrateDatabaseResultSchema,
+  type MigratePlan,
   type MigrateReport,
   type MigrateState,
   parsePayload,
@@ -28,11 +29,17 @@ export interface FinishDeps {
 
 const seconds = (from: string, to: string) => Math.max(0, (Date.parse(to) - Date.parse(from)) / 1000);
 
+/** The migrate workflow's state with the plan its job holds. */
+export type MigrateRun = MigrateState & { plan: MigratePlan };
+
 /**
  * The last step of a migration that succeeded: unfreezes the source, then writes the report
- * beside every database's backup and returns it.
+ * beside every database's backup and returns it, with its key beside the first database's.
  */
-export async function finishMigration(state: MigrateState, deps: FinishDeps): Promise<MigrateReport> {
+export async function finishMigration(
+  state: MigrateRun,
+  deps: FinishDeps,
+): Promise<{ report: MigrateReport; key: string }> {
   const { plan } = state;
   const store = deps.openStore(plan.request.store);
   const unfrozenAt = state.freeze ? await unfreezeSource(plan, deps.env) : undefined;
@@ -112,7 +119,7 @@ export async function finishMigration(state: MigrateState, deps: FinishDeps): Pr
   for (const db of plan.databases) {
     await store.putJson(migrateReportKey(db.backup.database, db.backup.backupId, plan.migrateId), report);
   }
-  return report;
+  return { report, key: migrateReportKey(first.database, first.backupId, plan.migrateId) };
 }
 
 export interface MigrationFailure {
@@ -129,7 +136,7 @@ export interface MigrationFailure {
  * one (on AWS a failed task's cause is ECS's task description).
  */
 export async function cleanupMigration(
-  state: MigrateState,
+  state: MigrateRun,
   caught: CaughtError,
   deps: FinishDeps,
 ): Promise<MigrationFailure> {

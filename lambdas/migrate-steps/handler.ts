@@ -1,6 +1,8 @@
 import { z } from 'zod';
-import { CaughtErrorSchema, MigrateStateSchema, parsePayload } from '../../core/contracts';
+import { CaughtErrorSchema, MigratePlanSchema, MigrateStateSchema, parsePayload } from '../../core/contracts';
+import { loadJob } from '../../core/jobs';
 import { createLogger } from '../../core/logging';
+import { migrateOutcome } from '../../core/outcomes';
 import { retentionPolicyFromEnv } from '../../core/retention';
 import { openStore } from '../../core/store';
 import { completeBackup } from '../record/complete';
@@ -21,10 +23,13 @@ const StepSchema = z.object({
  * Step Functions task for the migrate workflow's own steps (one function, several states): the
  * freeze of the source, the record of the archived backups (the backup workflow's record step,
  * which writes each manifest last), the cutover secret's update, the finish (unfreeze, report), and the cleanup after a failure.
+ * Each reads the plan from the job the state names.
  */
 export async function handler(event: unknown) {
   const { step, state } = parsePayload(StepSchema, event, 'migrate step');
-  const { plan } = state;
+  if (step === 'cutoverCommand') return refuseCommandOnLambda();
+  const plan = await loadJob(openStore, state.job, 'migrate', MigratePlanSchema);
+  const run = { ...state, plan };
   switch (step) {
     case 'freeze': {
       const result = await freezeSource(plan, process.env);
@@ -46,9 +51,9 @@ export async function handler(event: unknown) {
       return result;
     }
     case 'finish': {
-      const report = await finishMigration(state, { openStore, env: process.env });
+      const { report, key } = await finishMigration(run, { openStore, env: process.env });
       logger.info('migrated', { migrateId: plan.migrateId, timings: report.timings });
-      return report;
+      return migrateOutcome(report, { store: state.job.store, key });
     }
     case 'cleanup': {
       const caught = parsePayload(
@@ -56,11 +61,9 @@ export async function handler(event: unknown) {
         state.error ?? { Error: 'States.TaskFailed' },
         'caught error',
       );
-      const result = await cleanupMigration(state, caught, { openStore, env: process.env });
+      const result = await cleanupMigration(run, caught, { openStore, env: process.env });
       logger.warn('cleaned up a failed migration', { migrateId: plan.migrateId, ...result });
       return result;
     }
-    case 'cutoverCommand':
-      return refuseCommandOnLambda();
   }
 }

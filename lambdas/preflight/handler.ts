@@ -5,9 +5,11 @@ import {
   parseExecutionInput,
   parsePayload,
 } from '../../core/contracts';
-import { leaseOwnerFor } from '../../core/lease';
+import { storeJob } from '../../core/jobs';
+import { leaseOwnerFor, releaseLease } from '../../core/lease';
 import { createLogger } from '../../core/logging';
 import { openStore } from '../../core/store';
+import { jobKey } from '../../core/store-keys';
 import { preflightBackup } from './preflight';
 
 const logger = createLogger('pgferry-preflight');
@@ -17,7 +19,10 @@ const leaseOwner = leaseOwnerFor(process.env);
 /** The execution's input, and the execution's id (from the context object). */
 const PreflightInputSchema = z.object({ request: z.unknown(), executionId: z.string().min(1) }).strict();
 
-/** Step Functions task: validates the execution input and plans the backup. */
+/**
+ * Step Functions task: validates the execution input, plans the backup and stores the plan as
+ * the backup's job (in its own folder); the state carries the job's reference.
+ */
 export async function handler(event: unknown): Promise<BackupState> {
   const input = parsePayload(PreflightInputSchema, event, 'preflight input');
   const request = parseExecutionInput(BackupRequestSchema, input.request, 'backup request');
@@ -33,5 +38,18 @@ export async function handler(event: unknown): Promise<BackupState> {
     serverVersion: plan.server.version,
     sizeBytes: plan.sizeBytes,
   });
-  return { plan, job: JSON.stringify(plan) };
+  const store = openStore(plan.store);
+  try {
+    const job = await storeJob(
+      store,
+      jobKey('backup', plan.database, plan.backupId, plan.backupId),
+      'backup',
+      plan,
+    );
+    return { job, backupId: plan.backupId, database: plan.database, taskSize: plan.taskSize };
+  } catch (err) {
+    // Cleanup catches only the steps after this one: give the lease back here.
+    await releaseLease(store, plan.database, plan.backupId).catch(() => undefined);
+    throw err;
+  }
 }

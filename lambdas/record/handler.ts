@@ -1,8 +1,11 @@
-import { BackupPlanSchema, parsePayload } from '../../core/contracts';
+import { type BackupOutcome, BackupPlanSchema, BackupStateSchema, parsePayload } from '../../core/contracts';
+import { loadJob } from '../../core/jobs';
 import { createLogger } from '../../core/logging';
 import { backupCompletedMetricLine, metricsEnabled } from '../../core/metrics';
+import { backupOutcome } from '../../core/outcomes';
 import { retentionPolicyFromEnv } from '../../core/retention';
 import { openStore } from '../../core/store';
+import { manifestKey } from '../../core/store-keys';
 import { completeBackup } from './complete';
 
 const logger = createLogger('pgferry-record');
@@ -12,11 +15,13 @@ const retention = retentionPolicyFromEnv(process.env);
 const publishMetrics = metricsEnabled(process.env);
 
 /**
- * Step Functions task: writes the manifest of a finished dump, tags retention tiers (S3) and
- * releases the database's lease; its output is the manifest.
+ * Step Functions task: writes the manifest of a finished dump (planned by the job the state
+ * names), tags retention tiers (S3) and releases the database's lease; its output, the
+ * execution's, is the backup in brief (`BackupOutcome`), which names the manifest.
  */
-export async function handler(event: unknown) {
-  const plan = parsePayload(BackupPlanSchema, event, 'backup plan');
+export async function handler(event: unknown): Promise<BackupOutcome> {
+  const state = parsePayload(BackupStateSchema, event, 'backup state');
+  const plan = await loadJob(openStore, state.job, 'backup', BackupPlanSchema);
   const { manifest, tiers, leaseReleased, warnings } = await completeBackup(plan, { openStore, retention });
   logger.info('recorded', {
     backupId: manifest.id,
@@ -27,5 +32,5 @@ export async function handler(event: unknown) {
   });
   for (const warning of warnings) logger.warn(warning, { backupId: manifest.id });
   if (publishMetrics) process.stdout.write(`${backupCompletedMetricLine(manifest)}\n`);
-  return manifest;
+  return backupOutcome(manifest, { store: plan.store, key: manifestKey(plan.database, plan.backupId) });
 }

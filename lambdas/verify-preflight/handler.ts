@@ -4,16 +4,20 @@ import {
   VerifyRequestSchema,
   type VerifyState,
 } from '../../core/contracts';
+import { storeJob } from '../../core/jobs';
 import { createLogger } from '../../core/logging';
 import { checkObjectsPresent, resolveBackup } from '../../core/resolve-backup';
 import { openStore } from '../../core/store';
-import { newBackupId } from '../../core/store-keys';
+import { jobKey, newBackupId } from '../../core/store-keys';
 import { defaultJobs } from '../../core/strategy';
 import { restoreTaskSize } from '../../core/task-size';
 
 const logger = createLogger('pgferry-verify-preflight');
 
-/** Step Functions task: validates the input and resolves the backup to verify. */
+/**
+ * Step Functions task: validates the input, resolves the backup to verify, and stores the plan as
+ * the verification's job beside the backup; the state carries the job's reference.
+ */
 export async function handler(event: unknown): Promise<VerifyState> {
   const request = parseExecutionInput(VerifyRequestSchema, event, 'verify request');
   const store = openStore(request.store);
@@ -29,6 +33,18 @@ export async function handler(event: unknown): Promise<VerifyState> {
     taskSize: restoreTaskSize(manifest.uncompressedBytes, true),
     startedAt: now.toISOString(),
   } as const;
+  const job = await storeJob(
+    store,
+    jobKey('verify', manifest.database, manifest.id, plan.verifyId),
+    'verify',
+    plan,
+  );
   logger.info('planned', { verifyId: plan.verifyId, backupId: manifest.id });
-  return { plan, job: JSON.stringify(plan) };
+  return {
+    job,
+    verifyId: plan.verifyId,
+    backupId: manifest.id,
+    database: manifest.database,
+    taskSize: plan.taskSize,
+  };
 }

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BackupRequestSchema } from '../../core/contracts';
+import { LocalStore } from '../../core/store';
 import { REPO, runNodeScript } from '../support/cli';
 
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/shop-AbCdEf';
@@ -74,10 +75,28 @@ describe('pgferry --aws against recorded service responses', () => {
     expect(run.sent[0]).toEqual({ command: 'DescribeStacksCommand', input: { StackName: 'Pgferry' } });
   });
 
-  test('backup --json prints the execution output (the manifest)', async () => {
-    const run = await pgferry('backup-succeeded', [...BACKUP_ARGS, '--json']);
-    expect(run.code).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ id: '20260315T020000Z-3fa9c1', database: 'shop' });
+  test("backup --json prints the manifest the execution's output names, read from the store", async () => {
+    // The execution's output is the backup in brief; the manifest is where it says, in the store.
+    const dir = mkdtempSync(path.join(work, 'store-'));
+    const manifestFile = path.join(REPO, 'test', 'fixtures', 'aws', 'backup-succeeded.manifest.json');
+    const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'));
+    await new LocalStore(dir).putJson(`shop/${manifest.id}/manifest.json`, manifest);
+    const run = await pgferry('backup-succeeded', [...BACKUP_ARGS, '--json'], {
+      RECORDED_STORE_URL: pathToFileURL(dir).href,
+    });
+    expect(run).toMatchObject({ code: 0, remaining: 0 });
+    expect(JSON.parse(run.stdout)).toEqual(manifest);
+  });
+
+  test('backup --json whose manifest is not in the store: one line naming it, exit 1', async () => {
+    const dir = mkdtempSync(path.join(work, 'store-'));
+    const run = await pgferry('backup-succeeded', [...BACKUP_ARGS, '--json'], {
+      RECORDED_STORE_URL: pathToFileURL(dir).href,
+    });
+    expect(run).toMatchObject({ code: 1, stdout: '' });
+    expect(run.stderr.trimEnd().split('\n').at(-1)).toBe(
+      `pgferry: the manifest shop/20260315T020000Z-3fa9c1/manifest.json is not in ${pathToFileURL(dir).href}`,
+    );
   });
 
   test('the execution input is the validated backup request, with the secret ARN and no password', async () => {

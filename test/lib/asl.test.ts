@@ -53,16 +53,13 @@ test.each([
   ['verify', 'Verify'],
   ['migrate', 'Migrate'],
   ['migrate', 'SchemaTest'],
-] as const)(
-  "the %s workflow's task is sized per run from the plan (CPU, memory, disk)",
-  (workflow, state) => {
-    const task = (synthesized[workflow].States as Record<string, { Parameters: { Overrides: unknown } }>)[
-      state
-    ];
-    expect(task.Parameters.Overrides).toMatchObject({
-      'Cpu.$': '$.plan.taskSize.cpu',
-      'Memory.$': '$.plan.taskSize.memoryMiB',
-      EphemeralStorage: { 'SizeInGiB.$': '$.plan.taskSize.ephemeralStorageGiB' },
-    });
-  },
-);
+] as const)("the %s workflow's task is sized per run by preflight (CPU, memory, disk)", (workflow, state) => {
+  const task = (synthesized[workflow].States as Record<string, { Parameters: { Overrides: unknown } }>)[
+    state
+  ];
+  expect(task.Parameters.Overrides).toMatchObject({
+    'Cpu.$': '$.taskSize.cpu',
+    'Memory.$': '$.taskSize.memoryMiB',
+    EphemeralStorage: { 'SizeInGiB.$': '$.taskSize.ephemeralStorageGiB' },
+  });
+});

@@ -54,13 +54,13 @@ test('runs Preflight → [SchemaTest] → [ScaleDown] → [Freeze] → Migrate �
   expect(States.MigrateFinish.End).toBe(true);
 });
 
-test('the schema test and the migration run in the pg-tools task, sized by the plan', () => {
+test('the schema test and the migration run in the pg-tools task, sized by preflight', () => {
   for (const state of ['SchemaTest', 'Migrate']) {
     expect(States[state].Resource).toBe('arn:aws:states:::ecs:runTask.sync');
     expect(
       (States[state] as unknown as { Parameters: { Overrides: unknown } }).Parameters.Overrides,
     ).toMatchObject({
-      'Cpu.$': '$.plan.taskSize.cpu',
+      'Cpu.$': '$.taskSize.cpu',
       ContainerOverrides: [
         {
           Environment: expect.arrayContaining([
@@ -91,7 +91,7 @@ test('every state after preflight that can fail goes to MigrateCleanup, which fa
 
 test('ECS services are scaled to 0 before the freeze and to their count after the cutover', () => {
   const down = map('ScaleDownServices');
-  expect(down.ItemsPath).toBe('$.plan.request.cutover.ecsServices');
+  expect(down.ItemsPath).toBe('$.steps.ecsServices');
   expect(down.ItemProcessor.States.ScaleDownService).toMatchObject({
     Resource: 'arn:aws:states:::aws-sdk:ecs:updateService',
     Parameters: { 'Cluster.$': '$.cluster', 'Service.$': '$.service', DesiredCount: 0 },

@@ -50,13 +50,14 @@ test('Lambda steps of the backup retry throttling with exponential backoff', () 
   }
 });
 
-test('the dump runs as a Fargate task with the job in its environment, waiting for completion', () => {
+test('the dump runs as a Fargate task given its job by reference, waiting for completion', () => {
   const { Dump } = definitionOf(template, 'BackupStateMachine').States;
   expect(Dump.Resource).toMatch(/:states:::ecs:runTask\.sync$/);
-  expect(Dump.Parameters?.Overrides?.ContainerOverrides[0].Environment).toContainEqual({
-    Name: 'PGFERRY_JOB',
-    'Value.$': '$.job',
-  });
+  expect(Dump.Parameters?.Overrides?.ContainerOverrides[0].Environment).toEqual([
+    { Name: 'PGFERRY_ACTION', Value: 'dump' },
+    { Name: 'PGFERRY_JOB_STORE', 'Value.$': '$.job.store' },
+    { Name: 'PGFERRY_JOB_KEY', 'Value.$': '$.job.key' },
+  ]);
 });
 
 test('only failures to start the dump task are retried', () => {

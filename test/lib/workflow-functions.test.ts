@@ -79,11 +79,14 @@ test('the record step cannot delete backups', () => {
   ).toEqual([]);
 });
 
-test('the verify and restore handlers only read the store', () => {
-  for (const role of ['FunctionsVerifyPreflight', 'FunctionsVerifyRecord', 'FunctionsRestoreRecord']) {
-    const s3 = allowedActionsOf(template, `${role}ServiceRole`).filter((a) => a.startsWith('s3:'));
-    expect(s3).toEqual(['s3:GetBucket*', 's3:GetObject*', 's3:List*']);
+test("restore and verify handlers never delete: the preflights write their jobs, restore's record a safety backup's id", () => {
+  const s3 = (role: string) =>
+    allowedActionsOf(template, `${role}ServiceRole`).filter((a) => a.startsWith('s3:'));
+  for (const role of ['FunctionsVerifyPreflight', 'FunctionsRestorePreflight', 'FunctionsRestoreRecord']) {
+    expect(s3(role)).toContain('s3:PutObject');
+    expect(s3(role).filter((a) => a.startsWith('s3:Delete'))).toEqual([]);
   }
+  expect(s3('FunctionsVerifyRecord')).toEqual(['s3:GetBucket*', 's3:GetObject*', 's3:List*']);
 });
 
 test('preflight may read exactly the configured password secrets', () => {

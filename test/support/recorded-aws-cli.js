@@ -11,9 +11,17 @@ const path = require('node:path');
 const [fixtureFile, sentFile, ...args] = process.argv.slice(2);
 const fixture = JSON.parse(readFileSync(fixtureFile, 'utf8'));
 const calls = fixture.calls;
+// RECORDED_STORE_URL: the recorded stack's store swapped for one this machine can read — in the
+// stack's outputs and in the executions' outputs that name it.
 if (process.env.RECORDED_STORE_URL) {
   for (const output of calls[0].response?.Stacks?.[0]?.Outputs ?? []) {
-    if (output.OutputKey === 'StoreUrl') output.OutputValue = process.env.RECORDED_STORE_URL;
+    if (output.OutputKey !== 'StoreUrl') continue;
+    const recorded = output.OutputValue;
+    output.OutputValue = process.env.RECORDED_STORE_URL;
+    for (const call of calls) {
+      if (typeof call.response?.output === 'string')
+        call.response.output = call.response.output.replaceAll(recorded, process.env.RECORDED_STORE_URL);
+    }
   }
 }
 const sent = [];

@@ -3,7 +3,8 @@
  *
  * Environment contract — the same on both:
  *   PGFERRY_ACTION          what to do: `dump`, `restore`, `verify`, `migrate-schema-test` or `migrate`
- *   PGFERRY_JOB             the job as JSON (a BackupPlan or a RestorePlan), never containing secrets
+ *   PGFERRY_JOB_STORE       the store holding the job (the plan its workflow's preflight stored,
+ *   PGFERRY_JOB_KEY         never containing secrets) and its key there: see core/jobs.ts
  *   PGFERRY_PG_BIN_DIRS     extra directories holding PostgreSQL client tools (colon-separated)
  *   PGFERRY_SOURCE_PASSWORD the source's password, when the job names no Secrets Manager secret
  *   PGFERRY_TARGET_PASSWORD the restore target's password, likewise
@@ -18,13 +19,14 @@ import type { ChildProcess } from 'node:child_process';
 import {
   BackupPlanSchema,
   MigratePlanSchema,
-  parsePayload,
   RestorePlanSchema,
   VerifyPlanSchema,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
+import { jobRefFromEnv, loadJob } from '../../../core/jobs';
 import { createLogger } from '../../../core/logging';
 import { openStore } from '../../../core/store';
+import type { JobKind } from '../../../core/store-keys';
 import { TASK_ENV } from '../../../core/workflows';
 import { runDump } from './dump';
 import { runMigrate, runSchemaTest } from './migrate';
@@ -32,6 +34,15 @@ import { runRestore } from './restore';
 import { runVerify } from './verify';
 
 const logger = createLogger('pgferry-pg-tools');
+
+/** The kind of job each action runs. */
+const JOB_KIND_OF_ACTION: Record<string, JobKind> = {
+  dump: 'backup',
+  restore: 'restore',
+  verify: 'verify',
+  'migrate-schema-test': 'migrate',
+  migrate: 'migrate',
+};
 
 async function main(): Promise<void> {
   const children = new Set<ChildProcess>();
@@ -49,22 +60,22 @@ async function main(): Promise<void> {
     process.stdin.on('error', () => stop('the process that started the task is gone'));
     process.stdin.resume();
   }
-  const action = process.env[TASK_ENV.action];
-  const rawJob = process.env[TASK_ENV.job];
-  if (!rawJob) throw new PgferryError('InvalidInput', `${TASK_ENV.job} is not set`);
-  let job: unknown;
-  try {
-    job = JSON.parse(rawJob);
-  } catch {
-    throw new PgferryError('InvalidInput', `${TASK_ENV.job} is not valid JSON`);
+  const action = process.env[TASK_ENV.action] ?? '';
+  const kind = Object.hasOwn(JOB_KIND_OF_ACTION, action) ? JOB_KIND_OF_ACTION[action] : undefined;
+  if (!kind) {
+    throw new PgferryError(
+      'InvalidInput',
+      `${TASK_ENV.action} must be "dump", "restore", "verify", "migrate-schema-test" or "migrate" (got ${action || 'nothing'})`,
+    );
   }
+  const job = jobRefFromEnv(process.env);
   const onChild = (child: ChildProcess) => {
     children.add(child);
     child.on('close', () => children.delete(child));
   };
   switch (action) {
     case 'dump': {
-      const plan = parsePayload(BackupPlanSchema, job, 'dump job');
+      const plan = await loadJob(openStore, job, kind, BackupPlanSchema);
       logger.appendKeys({ backupId: plan.backupId });
       const result = await runDump(plan, {
         store: openStore(plan.store),
@@ -79,7 +90,7 @@ async function main(): Promise<void> {
       return;
     }
     case 'restore': {
-      const plan = parsePayload(RestorePlanSchema, job, 'restore job');
+      const plan = await loadJob(openStore, job, kind, RestorePlanSchema);
       logger.appendKeys({ restoreId: plan.restoreId, backupId: plan.manifest.id });
       const report = await runRestore(plan, {
         store: openStore(plan.request.store),
@@ -91,7 +102,7 @@ async function main(): Promise<void> {
       return;
     }
     case 'verify': {
-      const plan = parsePayload(VerifyPlanSchema, job, 'verify job');
+      const plan = await loadJob(openStore, job, kind, VerifyPlanSchema);
       logger.appendKeys({ verifyId: plan.verifyId, backupId: plan.manifest.id });
       const report = await runVerify(plan, {
         store: openStore(plan.request.store),
@@ -104,7 +115,7 @@ async function main(): Promise<void> {
     }
     case 'migrate-schema-test':
     case 'migrate': {
-      const plan = parsePayload(MigratePlanSchema, job, 'migrate job');
+      const plan = await loadJob(openStore, job, kind, MigratePlanSchema);
       logger.appendKeys({ migrateId: plan.migrateId });
       const deps = {
         store: openStore(plan.request.store),
@@ -121,11 +132,6 @@ async function main(): Promise<void> {
       }
       return;
     }
-    default:
-      throw new PgferryError(
-        'InvalidInput',
-        `${TASK_ENV.action} must be "dump", "restore", "verify", "migrate-schema-test" or "migrate" (got ${action ?? 'nothing'})`,
-      );
   }
 }
 
