@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Lazy, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Lazy, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -73,6 +73,9 @@ export class Monitoring extends Construct {
     this.key = new kms.Key(this, 'Key', {
       description: 'pgferry: encrypts notifications',
       enableKeyRotation: true,
+      // It encrypts messages in flight only: nothing is left to read once the topic is gone.
+      removalPolicy: RemovalPolicy.DESTROY,
+      pendingWindow: Duration.days(7),
     });
     this.topic = new sns.Topic(this, 'Topic', {
       displayName: 'pgferry',
