@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, Lazy, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -8,6 +8,8 @@ import { acknowledgeWildcards, wildcardResource } from './nag';
 
 /** The key prefix under which the store keeps backups: the store URL is `s3://<bucket>/backups`. */
 export const STORE_PREFIX = 'backups';
+/** The key pattern every grant is limited to. */
+const OBJECTS = `${STORE_PREFIX}/*`;
 
 const STORAGE_CLASSES: Record<LifecycleTransition['storageClass'], s3.StorageClass> = {
   STANDARD_IA: s3.StorageClass.INFREQUENT_ACCESS,
@@ -76,7 +78,57 @@ export interface BackupBucketProps {
    * @default 365 days
    */
   readonly accessLogsExpiration?: Duration;
+  /**
+   * Roles outside pgferry that may read the backups (list and get `backups/`, decrypt with the key).
+   * @default none
+   */
+  readonly readerRoleArns?: readonly string[];
+  /**
+   * The one role allowed the actions of PROTECTED_VERSION_ACTIONS; the bucket policy denies them
+   * to everyone else.
+   * @default nobody
+   */
+  readonly breakGlassRoleArn?: string;
 }
+
+/**
+ * What no role of pgferry may do, and the bucket policy denies to every principal but the
+ * break-glass role: shorten or lift a backup's retention or legal hold, bypass governance-mode
+ * Object Lock, delete (or untag) an object version. Lifecycle expiry is not an API call and is
+ * not affected.
+ */
+export const PROTECTED_VERSION_ACTIONS = [
+  's3:PutObjectRetention',
+  's3:PutObjectLegalHold',
+  's3:BypassGovernanceRetention',
+  's3:DeleteObjectVersion*',
+] as const;
+
+/**
+ * The key administration the account keeps (through IAM): everything but using the key —
+ * no Encrypt/Decrypt/GenerateDataKey/ReEncrypt, and no CreateGrant (a grant would be a way to
+ * give oneself Decrypt). Changing the key policy (PutKeyPolicy) stays possible — KMS refuses a
+ * policy that locks out the account, and CloudFormation needs it to update the key — and is
+ * recorded in CloudTrail.
+ */
+const KEY_ADMINISTRATION_ACTIONS = [
+  'kms:Describe*',
+  'kms:Get*',
+  'kms:List*',
+  'kms:Enable*',
+  'kms:Disable*',
+  'kms:PutKeyPolicy',
+  'kms:UpdateKeyDescription',
+  'kms:CreateAlias',
+  'kms:UpdateAlias',
+  'kms:DeleteAlias',
+  'kms:RevokeGrant',
+  'kms:TagResource',
+  'kms:UntagResource',
+  'kms:RotateKeyOnDemand',
+  'kms:ScheduleKeyDeletion',
+  'kms:CancelKeyDeletion',
+];
 
 const DEFAULTS = {
   noncurrentVersionExpiration: Duration.days(30),
@@ -89,7 +141,8 @@ const DEFAULTS = {
  * The backup store: a versioned S3 bucket encrypted with its own KMS key, public access blocked,
  * TLS and the bucket's key required, access logged, with lifecycle rules from the retention
  * policy and optionally Object Lock. Access is granted per purpose and limited to the
- * `backups/` prefix.
+ * `backups/` prefix. The key decrypts only for the roles granted here (through S3) and the
+ * configured readers: an account administrator manages the key but cannot read a backup.
  */
 export class BackupBucket extends Construct {
   readonly bucket: s3.Bucket;
@@ -97,6 +150,8 @@ export class BackupBucket extends Construct {
   readonly accessLogsBucket: s3.IBucket;
   /** The store URL the workflows are given: `s3://<bucket>/backups`. */
   readonly storeUrl: string;
+  /** The roles the key policy lets use the key through S3, by what they may do. */
+  private readonly keyUsers = { decrypt: new Set<string>(), encrypt: new Set<string>() };
 
   constructor(scope: Construct, id: string, props: BackupBucketProps) {
     super(scope, id);
@@ -106,6 +161,17 @@ export class BackupBucket extends Construct {
       description: 'pgferry: encrypts the backups',
       enableKeyRotation: true,
       removalPolicy: RemovalPolicy.RETAIN,
+      // Replaces CDK's default policy, which lets the account (so any administrator) decrypt.
+      policy: new iam.PolicyDocument({
+        statements: [
+          new iam.PolicyStatement({
+            sid: 'AccountAdministersTheKeyButCannotUseIt',
+            principals: [new iam.AccountRootPrincipal()],
+            actions: KEY_ADMINISTRATION_ACTIONS,
+            resources: ['*'],
+          }),
+        ],
+      }),
     });
     this.accessLogsBucket = props.accessLogsBucket ?? this.createAccessLogsBucket(props);
     const lock = props.objectLock;
@@ -138,45 +204,72 @@ export class BackupBucket extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
     });
     this.denyUploadsNotEncryptedWith(this.key);
+    this.denyProtectedVersionActions(props.breakGlassRoleArn);
+    for (const arn of props.readerRoleArns ?? []) this.grantConfiguredReader(arn);
     this.storeUrl = `s3://${this.bucket.bucketName}/${STORE_PREFIX}`;
   }
 
-  /** Lets `grantee` list the store and read backups. */
+  /** Lets `grantee` list the store and read backups (decrypting them through S3). */
   grantReadBackups(grantee: iam.IGrantable): iam.Grant {
-    const grant = this.bucket.grantRead(grantee, `${STORE_PREFIX}/*`);
+    const grant = this.bucket.grants.read(grantee, OBJECTS);
+    this.allowKey(grantee, 'decrypt');
     this.acknowledgeGrant(grantee, {
-      'Action::s3:GetObject*': 'bucket.grantRead(): reads any version and tags of objects under backups/',
-      'Action::s3:GetBucket*': 'bucket.grantRead(): bucket location and settings, needed by the S3 client',
-      'Action::s3:List*': 'bucket.grantRead(): lists backups and unfinished multipart uploads',
-    });
-    return grant;
-  }
-
-  /** Lets `grantee` write backups (and abort its unfinished uploads); it cannot delete. */
-  grantWriteBackups(grantee: iam.IGrantable): iam.Grant {
-    const grant = this.bucket.grantPut(grantee, `${STORE_PREFIX}/*`);
-    this.acknowledgeGrant(grantee, {
-      'Action::s3:Abort*': 'bucket.grantPut(): aborts its own failed multipart uploads under backups/',
-      'Action::kms:ReEncrypt*': "bucket.grantPut(): uses the bucket's own key only",
-      'Action::kms:GenerateDataKey*': "bucket.grantPut(): data keys of the bucket's own key only",
+      'Action::s3:GetObject*': 'bucket.grants.read(): reads objects under backups/ and their tags',
+      'Action::s3:GetBucket*': 'bucket.grants.read(): bucket location and settings, needed by the S3 client',
+      'Action::s3:List*': 'bucket.grants.read(): lists backups and unfinished multipart uploads',
     });
     return grant;
   }
 
   /**
-   * Lets `grantee` delete backup objects and abort unfinished uploads: for removing failed
-   * attempts and pruning. With Object Lock, a delete only adds a delete marker.
+   * Lets `grantee` write backup objects (and abort its unfinished multipart uploads): no tags, no
+   * retention, no delete.
+   */
+  grantWriteBackups(grantee: iam.IGrantable): iam.Grant {
+    const grant = this.bucket.grants.actionsOnObjectKeys(
+      grantee,
+      OBJECTS,
+      's3:PutObject',
+      's3:AbortMultipartUpload',
+      // A new object's data key; Decrypt completes multipart uploads.
+      'kms:GenerateDataKey',
+      'kms:Decrypt',
+    );
+    this.allowKey(grantee, 'encrypt');
+    this.acknowledgeGrant(grantee, {});
+    return grant;
+  }
+
+  /**
+   * Lets `grantee` tag backup objects. Only the record steps may: the retention tier tags they
+   * set decide what the lifecycle rules delete (`pgferry-tier=expired`).
+   */
+  grantTagBackups(grantee: iam.IGrantable): iam.Grant {
+    const grant = this.bucket.grants.actionsOnObjectKeys(grantee, OBJECTS, 's3:PutObjectTagging');
+    this.acknowledgeGrant(grantee, {});
+    return grant;
+  }
+
+  /**
+   * Lets `grantee` delete backup objects (their current version: with versioning, a delete marker)
+   * and abort unfinished uploads: for removing failed attempts and stale leases. Never an object
+   * version.
    */
   grantDeleteBackups(grantee: iam.IGrantable): iam.Grant {
-    const grant = this.bucket.grantWrite(grantee, `${STORE_PREFIX}/*`, ['s3:DeleteObject*', 's3:Abort*']);
-    this.acknowledgeGrant(grantee, {
-      'Action::s3:DeleteObject*':
-        'bucket.grantWrite() limited to deletes under backups/ (objects and their versions)',
-      'Action::s3:Abort*': 'bucket.grantWrite(): aborts unfinished multipart uploads of a failed backup',
-      'Action::kms:ReEncrypt*': "granted with bucket.grantWrite(); the bucket's own key only",
-      'Action::kms:GenerateDataKey*': "granted with bucket.grantWrite(); the bucket's own key only",
-    });
+    const grant = this.bucket.grants.actionsOnObjectKeys(
+      grantee,
+      OBJECTS,
+      's3:DeleteObject',
+      's3:AbortMultipartUpload',
+    );
+    this.acknowledgeGrant(grantee, {});
     return grant;
+  }
+
+  /** A configured reader: the bucket policy lets it read backups, the key policy decrypt them. */
+  private grantConfiguredReader(roleArn: string): void {
+    // An ArnPrincipal has no policy of its own: both grants go into the resources' policies.
+    this.bucket.grants.read(new iam.ArnPrincipal(roleArn), OBJECTS);
   }
 
   /** Every grant is limited to objects under the `backups/` prefix. */
@@ -185,9 +278,77 @@ export class BackupBucket extends Construct {
     if (!principal.node) return;
     acknowledgeWildcards(principal as IConstruct, {
       ...findings,
-      [wildcardResource(this, `${this.bucket.bucketArn}/${STORE_PREFIX}/*`)]:
+      [wildcardResource(this, `${this.bucket.bucketArn}/${OBJECTS}`)]:
         'objects under the backups/ prefix of the backup bucket only',
     });
+  }
+
+  /**
+   * Lets `grantee`'s role use the key through S3 in the key policy: Decrypt (readers and writers:
+   * completing a multipart upload decrypts its data key) and GenerateDataKey (writers), only when
+   * S3 asks on its behalf, in this account. Roles are named by `aws:PrincipalArn` rather than as
+   * principals, so that KMS need not resolve roles created in the same deployment; each statement
+   * is added with its first role.
+   */
+  private allowKey(grantee: iam.IGrantable, use: 'decrypt' | 'encrypt'): void {
+    const principal = grantee.grantPrincipal;
+    if (!(principal instanceof iam.Role)) {
+      throw new Error(`the backup key is granted to roles of the stack only (got ${principal})`);
+    }
+    const uses: { sid: string; action: string; roles: Set<string> }[] = [
+      { sid: 'PgferryRolesDecryptThroughS3', action: 'kms:Decrypt', roles: this.keyUsers.decrypt },
+      ...(use === 'encrypt'
+        ? [
+            {
+              sid: 'PgferryRolesEncryptThroughS3',
+              action: 'kms:GenerateDataKey',
+              roles: this.keyUsers.encrypt,
+            },
+          ]
+        : []),
+    ];
+    const stack = Stack.of(this);
+    for (const { sid, action, roles } of uses) {
+      if (roles.size === 0) {
+        this.key.addToResourcePolicy(
+          new iam.PolicyStatement({
+            sid,
+            principals: [new iam.AnyPrincipal()],
+            actions: [action],
+            resources: ['*'],
+            conditions: {
+              StringEquals: {
+                'kms:CallerAccount': stack.account,
+                'kms:ViaService': `s3.${stack.region}.${stack.urlSuffix}`,
+              },
+              ArnEquals: { 'aws:PrincipalArn': Lazy.list({ produce: () => [...roles] }) },
+            },
+          }),
+        );
+      }
+      roles.add(principal.roleArn);
+    }
+  }
+
+  /**
+   * Denies PROTECTED_VERSION_ACTIONS on every object to every principal but `breakGlassRoleArn`:
+   * a bucket policy deny overrides any allow, so no role of this account (pgferry's or an
+   * administrator's) can shorten a retention, lift a legal hold, bypass governance retention or
+   * delete an object version.
+   */
+  private denyProtectedVersionActions(breakGlassRoleArn?: string): void {
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyRetentionChangesAndVersionDeletes',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: [...PROTECTED_VERSION_ACTIONS],
+        resources: [this.bucket.arnForObjects('*')],
+        conditions: breakGlassRoleArn
+          ? { ArnNotEquals: { 'aws:PrincipalArn': breakGlassRoleArn } }
+          : undefined,
+      }),
+    );
   }
 
   /**

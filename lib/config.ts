@@ -7,8 +7,10 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { CutoverEcsServiceSchema } from '../core/bindings';
 import { CompressionSchema, ConnectionSchema } from '../core/contracts';
 import { DEFAULT_RETENTION, RetentionPolicySchema } from '../core/retention';
+import { cidrContains, isIpv4Cidr } from './cidr';
 import { REPO_ROOT } from './paths';
 
 /** The example configuration: what `cdk synth`, the tests and the ASL generation use by default. */
@@ -64,16 +66,21 @@ export const ScheduleSchema = z
 export type ScheduleConfig = z.infer<typeof ScheduleSchema>;
 
 /**
- * How to reach a database: the connection the workflows use (the execution input's `source`,
- * with no password: the workflows read it from `passwordSecretArn` at run time, or log in with
- * an RDS IAM authentication token with `iamAuth: true`). Only TLS modes
- * are accepted on AWS; the Lambda functions and the pg-tools task trust the public roots and the
- * Amazon RDS certificate authorities.
+ * How to reach a database: the connection the workflows use (the execution input's `source` or
+ * `target`, with no password: the workflows read it from `passwordSecretArn` at run time, or log
+ * in with an RDS IAM authentication token with `iamAuth: true`). On AWS the server is always
+ * authenticated: `verify-full` (the default), or `verify-ca` — both checked against the Amazon RDS
+ * certificate authorities, which the Lambda functions and the pg-tools task trust.
  */
 const DatabaseConnectionSchema = ConnectionSchema.omit({ sslrootcert: true })
   .extend({
     port: z.number().int().min(1).max(65535).default(5432),
-    sslmode: z.enum(['require', 'verify-ca', 'verify-full']).default('verify-full'),
+    sslmode: z
+      .enum(['verify-ca', 'verify-full'], {
+        error:
+          'on AWS only "verify-full" (the default) or "verify-ca" is accepted: the server must prove who it is before a password or token is sent to it',
+      })
+      .default('verify-full'),
     passwordSecretArn: z
       .string()
       .regex(
@@ -84,18 +91,18 @@ const DatabaseConnectionSchema = ConnectionSchema.omit({ sslrootcert: true })
   })
   .strict();
 
+const Ipv4CidrSchema = z.string().refine(isIpv4Cidr, 'an IPv4 CIDR block, e.g. "10.20.0.0/16"');
+const SecurityGroupIdSchema = z.string().regex(/^sg-[0-9a-f]{8,17}$/, 'a security group id (sg-…)');
+
 const DatabaseNetworkSchema = z
   .object({
-    /** The database's security group: pgferry may connect to it on the database's port. */
-    securityGroupId: z
-      .string()
-      .regex(/^sg-[0-9a-f]{8,17}$/)
-      .optional(),
-    /** Or the address range the database is in (e.g. a peered VPC's). */
-    cidr: z
-      .string()
-      .regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/)
-      .optional(),
+    /**
+     * The database's security group: pgferry may connect to it on the database's port. It must be
+     * in the VPC pgferry runs in (`vpc.mode: existing`).
+     */
+    securityGroupId: SecurityGroupIdSchema.optional(),
+    /** Or the address range the database is in: inside the VPC, or in one of `vpc.routedCidrs`. */
+    cidr: Ipv4CidrSchema.optional(),
     /** Add an ingress rule for pgferry to the database's security group (else manage it yourself). */
     allowIngress: z.boolean().default(true),
   })
@@ -104,27 +111,29 @@ const DatabaseNetworkSchema = z
     message: 'name the database security group (securityGroupId) or its address range (cidr)',
   });
 
+/** What databases and targets share: the id, the connection, how to log in, where it is. */
+const ServerLoginFields = {
+  /** Names this entry's schedules, alarms and resources: letters, digits and dashes. */
+  id: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9-]{0,39}$/, 'letters, digits and dashes, starting with a letter, at most 40'),
+  connection: DatabaseConnectionSchema,
+  /**
+   * With `connection.iamAuth`: the RDS instance's (`db-…`) or Aurora cluster's (`cluster-…`)
+   * resource id, to which pgferry's roles are granted `rds-db:connect` for the connection's user.
+   */
+  rdsResourceId: z
+    .string()
+    .regex(/^(db|cluster)-[A-Z0-9]+$/, 'an RDS resource id: db-… (instance) or cluster-… (Aurora)')
+    .optional(),
+  /** The KMS key of the password secret, when it is not the account's default `aws/secretsmanager`. */
+  passwordSecretKmsKeyArn: z.string().regex(KMS_KEY_ARN).optional(),
+  network: DatabaseNetworkSchema,
+};
+
 export const DatabaseConfigSchema = z
   .object({
-    /** Names this database's schedules, alarms and resources: letters, digits and dashes. */
-    id: z
-      .string()
-      .regex(
-        /^[A-Za-z][A-Za-z0-9-]{0,39}$/,
-        'letters, digits and dashes, starting with a letter, at most 40',
-      ),
-    connection: DatabaseConnectionSchema,
-    /**
-     * With `connection.iamAuth`: the RDS instance's (`db-…`) or Aurora cluster's (`cluster-…`)
-     * resource id, to which pgferry's roles are granted `rds-db:connect` for the connection's user.
-     */
-    rdsResourceId: z
-      .string()
-      .regex(/^(db|cluster)-[A-Z0-9]+$/, 'an RDS resource id: db-… (instance) or cluster-… (Aurora)')
-      .optional(),
-    /** The KMS key of the password secret, when it is not the account's default `aws/secretsmanager`. */
-    passwordSecretKmsKeyArn: z.string().regex(KMS_KEY_ARN).optional(),
-    network: DatabaseNetworkSchema,
+    ...ServerLoginFields,
     backupSchedules: z.array(ScheduleSchema).min(1, 'give at least one backup schedule'),
     /** When to verify the latest backup (restore it into a scratch database and check it). */
     verifySchedule: ScheduleSchema.optional(),
@@ -132,38 +141,150 @@ export const DatabaseConfigSchema = z
     withRolePasswords: z.boolean().default(false),
     /** Alarm when no backup of this database has completed for this many hours. */
     alarmAfterHours: z.number().int().min(1).max(168).default(26),
+    /**
+     * This very database may also be restored into (disaster recovery: a restore in `clean`
+     * mode replaces it). Restores into another database, even on the same server, are a target.
+     */
+    restoreTarget: z.boolean().default(false),
   })
   .strict();
 export type DatabaseConfig = z.infer<typeof DatabaseConfigSchema>;
 
-const VpcConfigSchema = z.discriminatedUnion('mode', [
-  z
-    .object({
-      mode: z.literal('create'),
-      cidr: z
-        .string()
-        .regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/)
-        .default('10.70.0.0/16'),
-      maxAzs: z.number().int().min(2).max(3).default(2),
-      /** Private subnets reach AWS APIs (ECR, Secrets Manager, Logs) through NAT gateways. */
-      natGateways: z.number().int().min(1).max(3).default(1),
-      /** Availability zones to use; naming them keeps `cdk synth` from looking them up. */
-      availabilityZones: z.array(z.string().min(1)).min(2).max(3).optional(),
-    })
-    .strict(),
-  z
-    .object({
-      mode: z.literal('existing'),
-      vpcId: z.string().regex(/^vpc-[0-9a-f]{8,17}$/),
-      availabilityZones: z.array(z.string().min(1)).min(1),
-      /** Subnets with a route to AWS APIs (NAT gateway or VPC endpoints), one or more per zone. */
-      privateSubnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/)).min(1),
-    })
-    .strict()
-    .refine((v) => v.privateSubnetIds.length % v.availabilityZones.length === 0, {
-      message: 'give the same number of private subnets in each availability zone',
-    }),
-]);
+/**
+ * A server and database that restores and migrations may write into: the same connection,
+ * network and login as a database, without schedules.
+ */
+export const TargetConfigSchema = z
+  .object({
+    ...ServerLoginFields,
+    /**
+     * Any database on the server may be written, not only `connection.database` (a migration of
+     * every database of a server needs it).
+     */
+    anyDatabase: z.boolean().default(false),
+    /** ECS services a migration into this target may scale down and up during its cutover. */
+    cutoverEcsServices: z.array(CutoverEcsServiceSchema).max(20).default([]),
+  })
+  .strict();
+export type TargetConfig = z.infer<typeof TargetConfigSchema>;
+
+/** A database or a target: what the network rules and login grants are made for. */
+export type ServerLoginConfig = DatabaseConfig | TargetConfig;
+
+const SubnetIdSchema = z.string().regex(/^subnet-[0-9a-f]{8,17}$/, 'a subnet id (subnet-…)');
+
+/**
+ * Address ranges outside the VPC that its subnets route to (VPC peering, a transit gateway): a
+ * database addressed by a CIDR must be in the VPC or in one of these. synth is offline, so the
+ * configuration says what the route tables hold; pgferry adds no route.
+ */
+const RoutedCidrsSchema = z.array(Ipv4CidrSchema).max(20).default([]);
+
+const VpcEndpointsSchema = z
+  .object({
+    /** `create`: an S3 gateway endpoint on the subnets' route tables; `existing`: the VPC has one. */
+    s3: z.enum(['create', 'existing']).default('create'),
+    /**
+     * `create`: interface endpoints for Secrets Manager, ECR, CloudWatch Logs, STS, Step Functions
+     * and KMS in the subnets; `existing`: the VPC has them (with private DNS), in `securityGroupIds`.
+     */
+    interface: z.enum(['create', 'existing']).default('create'),
+    /** With `interface: existing`: the security groups of the VPC's interface endpoints. */
+    securityGroupIds: z.array(SecurityGroupIdSchema).max(10).default([]),
+    /** Add an ingress rule for pgferry to those security groups (else manage them yourself). */
+    allowIngress: z.boolean().default(true),
+  })
+  .strict()
+  .superRefine((e, ctx) => {
+    if (e.interface === 'existing' && e.securityGroupIds.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['securityGroupIds'],
+        message:
+          "with interface: existing, name the security groups of the VPC's interface endpoints (pgferry may reach them on 443)",
+      });
+    }
+    if (e.interface === 'create' && e.securityGroupIds.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['securityGroupIds'],
+        message: 'only with interface: existing (the created endpoints get a security group of their own)',
+      });
+    }
+  });
+
+const VpcConfigSchema = z.discriminatedUnion(
+  'mode',
+  [
+    z
+      .object({
+        /** pgferry in the databases' own VPC: the documented way (see docs/aws.md). */
+        mode: z.literal('existing'),
+        vpcId: z.string().regex(/^vpc-[0-9a-f]{8,17}$/, 'a VPC id (vpc-…)'),
+        /** The VPC's own address range (synth looks nothing up). */
+        cidr: Ipv4CidrSchema,
+        availabilityZones: z.array(z.string().min(1)).min(1),
+        /** Private subnets for pgferry's functions and tasks, the same number in each zone. */
+        privateSubnetIds: z.array(SubnetIdSchema).min(1),
+        /** Their route tables, in the same order: the S3 gateway endpoint is added to them. */
+        privateSubnetRouteTableIds: z
+          .array(z.string().regex(/^rtb-[0-9a-f]{8,17}$/, 'a route table id (rtb-…)'))
+          .optional(),
+        routedCidrs: RoutedCidrsSchema,
+        endpoints: VpcEndpointsSchema.default({
+          s3: 'create',
+          interface: 'create',
+          securityGroupIds: [],
+          allowIngress: true,
+        }),
+      })
+      .strict()
+      .superRefine((v, ctx) => {
+        if (v.privateSubnetIds.length % v.availabilityZones.length !== 0) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['privateSubnetIds'],
+            message: 'give the same number of private subnets in each availability zone',
+          });
+        }
+        const tables = v.privateSubnetRouteTableIds;
+        if (v.endpoints.s3 === 'create' && tables?.length !== v.privateSubnetIds.length) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['privateSubnetRouteTableIds'],
+            message:
+              'the S3 gateway endpoint is added to the route tables of the private subnets: give one per subnet, in the same order (or endpoints.s3: "existing")',
+          });
+        }
+      }),
+    z
+      .object({
+        /**
+         * A new VPC of private subnets with VPC endpoints and no NAT gateway. Reaches only what is
+         * inside it or in `routedCidrs` (routes you add): not a database's security group.
+         */
+        mode: z.literal('create'),
+        cidr: Ipv4CidrSchema.default('10.70.0.0/16'),
+        maxAzs: z.number().int().min(2).max(3).default(2),
+        /** Availability zones to use; naming them keeps `cdk synth` from looking them up. */
+        availabilityZones: z.array(z.string().min(1)).min(2).max(3).optional(),
+        routedCidrs: RoutedCidrsSchema,
+      })
+      .strict(),
+  ],
+  {
+    error:
+      'vpc.mode is "existing" (the databases\' VPC: vpcId, cidr, availabilityZones, privateSubnetIds) or "create"',
+  },
+);
+export type VpcConfig = z.infer<typeof VpcConfigSchema>;
+
+const RoleArnSchema = z
+  .string()
+  .regex(
+    /^arn:aws[a-z-]*:iam::\d{12}:role\/[A-Za-z0-9+=,.@_/-]+$/,
+    'an IAM role ARN (arn:aws:iam::<account>:role/<name>)',
+  );
 
 const BucketConfigSchema = z
   .object({
@@ -184,6 +305,17 @@ const BucketConfigSchema = z
     noncurrentVersionExpirationDays: z.number().int().min(1).max(3650).default(30),
     /** Server access logs are kept this long. */
     accessLogsExpirationDays: z.number().int().min(1).max(3650).default(365),
+    /**
+     * Roles (outside pgferry) that may read the backups: the bucket policy lets them list and
+     * read `backups/`, the key policy lets them decrypt. Nobody else outside pgferry can.
+     */
+    readerRoleArns: z.array(RoleArnSchema).max(10).default([]),
+    /**
+     * The one role that may still change retention and legal holds, bypass governance retention
+     * and delete object versions: the bucket policy denies those to everyone else.
+     * @default nobody
+     */
+    breakGlassRoleArn: RoleArnSchema.optional(),
   })
   .strict();
 
@@ -193,6 +325,17 @@ const NotificationsConfigSchema = z
     emails: z.array(z.email()).default([]),
     /** Also notify when an execution succeeds. */
     notifyOnSuccess: z.boolean().default(false),
+  })
+  .strict();
+
+const TasksConfigSchema = z
+  .object({
+    /**
+     * The CPU architecture of the Fargate tasks and their images: `arm64` (Graviton, about 20%
+     * cheaper per vCPU-hour, like the Lambda functions) or `x86_64`. Docker builds the images for
+     * it on any machine (emulated where the machine's own differs).
+     */
+    architecture: z.enum(['arm64', 'x86_64']).default('arm64'),
   })
   .strict();
 
@@ -213,12 +356,15 @@ export const PgferryConfigSchema = z
       .optional(),
     /** Tags on every resource of the stack. */
     tags: z.record(z.string().min(1).max(128), z.string().max(256)).default({}),
-    vpc: VpcConfigSchema.default({ mode: 'create', cidr: '10.70.0.0/16', maxAzs: 2, natGateways: 1 }),
+    /** Where pgferry runs: the databases' VPC (`mode: existing`), or a new one. */
+    vpc: VpcConfigSchema,
     bucket: BucketConfigSchema.default({
       noncurrentVersionExpirationDays: 30,
       accessLogsExpirationDays: 365,
+      readerRoleArns: [],
     }),
     notifications: NotificationsConfigSchema.default({ emails: [], notifyOnSuccess: false }),
+    tasks: TasksConfigSchema.default({ architecture: 'arm64' }),
     /**
      * Which backups to keep (core/retention.ts): the record step tags each backup with its tier
      * and the bucket's lifecycle rules act on the tags. One policy for every database: the record
@@ -227,51 +373,136 @@ export const PgferryConfigSchema = z
     retention: RetentionPolicySchema.default({ ...DEFAULT_RETENTION }),
     // Each database adds schedules, an alarm and network rules; a stack holds 500 resources.
     databases: z.array(DatabaseConfigSchema).min(1, 'name at least one database').max(100),
+    /** Where restores and migrations may write (besides databases with `restoreTarget`). */
+    targets: z.array(TargetConfigSchema).max(50).default([]),
   })
   .strict()
   .superRefine((config, ctx) => {
-    const seen = { id: new Map<string, number>(), database: new Map<string, number>() };
-    config.databases.forEach((db, i) => {
-      // The store keeps backups by database name, so two entries must not share one.
-      for (const [key, value] of [
-        ['id', db.id.toLowerCase()],
-        ['database', db.connection.database],
-      ] as const) {
-        const first = seen[key].get(value);
+    const entries: { path: 'databases' | 'targets'; i: number; entry: ServerLoginConfig }[] = [
+      ...config.databases.map((entry, i) => ({ path: 'databases' as const, i, entry })),
+      ...config.targets.map((entry, i) => ({ path: 'targets' as const, i, entry })),
+    ];
+    const ids = new Map<string, string>();
+    const names = new Map<string, number>();
+    const secrets = new Map<string, { where: string; server: string }>();
+    const databases = new Map<string, number>();
+    for (const { path, i, entry } of entries) {
+      const where = `${path}.${i}`;
+      const { connection } = entry;
+      const firstId = ids.get(entry.id.toLowerCase());
+      if (firstId !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [path, i, 'id'],
+          message: `id ${JSON.stringify(entry.id)} is already used by ${firstId}`,
+        });
+      } else ids.set(entry.id.toLowerCase(), where);
+      const server = `${connection.host}:${connection.port}/${connection.database}`;
+      if (path === 'databases') {
+        // The store keeps backups by database name, so two databases must not share one.
+        const first = names.get(connection.database);
         if (first !== undefined) {
           ctx.addIssue({
             code: 'custom',
-            path: ['databases', i, key === 'id' ? 'id' : 'connection'],
-            message: `${key === 'id' ? 'id' : 'database name'} ${JSON.stringify(value)} is already used by databases.${first}`,
+            path: [path, i, 'connection'],
+            message: `database name ${JSON.stringify(connection.database)} is already used by databases.${first}`,
           });
-        } else seen[key].set(value, i);
-      }
-      const login = db.connection.iamAuth ? 'iam' : db.connection.passwordSecretArn ? 'secret' : 'none';
-      if (login === 'none' || (db.connection.iamAuth && db.connection.passwordSecretArn)) {
+        } else names.set(connection.database, i);
+        databases.set(server, i);
+      } else if (databases.has(server)) {
         ctx.addIssue({
           code: 'custom',
-          path: ['databases', i, 'connection'],
-          message: 'give exactly one way to log in: passwordSecretArn, or iamAuth: true with rdsResourceId',
+          path: [path, i, 'connection'],
+          message: `${server} is databases.${databases.get(server)}: to restore into it, set restoreTarget: true there instead`,
         });
       }
-      if (login === 'iam' && !db.rdsResourceId) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['databases', i, 'rdsResourceId'],
-          message: 'iamAuth needs the RDS resource id (db-… or cluster-…) to grant rds-db:connect',
-        });
+      checkLogin(ctx, config, path, i, entry);
+      // A secret holds one user's password on one server: naming it with another is a mistake
+      // that would send the password to the other server.
+      const arn = connection.passwordSecretArn;
+      if (arn) {
+        const login = `${connection.user}@${connection.host}:${connection.port}`;
+        const first = secrets.get(arn);
+        if (first && first.server !== login) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [path, i, 'connection', 'passwordSecretArn'],
+            message: `this secret is ${first.server}'s (${first.where}): a secret holds one user's password on one server`,
+          });
+        } else if (!first) secrets.set(arn, { where, server: login });
       }
-      if (login !== 'secret') return;
-      const [, , region, account] = SECRET_ARN.exec(db.connection.passwordSecretArn ?? '') ?? [];
-      if ((config.region && region !== config.region) || (config.account && account !== config.account)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['databases', i, 'connection', 'passwordSecretArn'],
-          message: `the secret must be in the stack's account and region (${config.account ?? 'any'}, ${config.region ?? 'any'})`,
-        });
-      }
-    });
+      checkReachable(ctx, config.vpc, path, i, entry);
+    }
   });
+
+/** Exactly one way to log in, with what it needs; a secret in the stack's account and region. */
+function checkLogin(
+  ctx: z.RefinementCtx,
+  config: { account?: string; region?: string },
+  path: string,
+  i: number,
+  entry: ServerLoginConfig,
+): void {
+  const { connection } = entry;
+  const login = connection.iamAuth ? 'iam' : connection.passwordSecretArn ? 'secret' : 'none';
+  if (login === 'none' || (connection.iamAuth && connection.passwordSecretArn)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [path, i, 'connection'],
+      message: 'give exactly one way to log in: passwordSecretArn, or iamAuth: true with rdsResourceId',
+    });
+  }
+  if (login === 'iam' && !entry.rdsResourceId) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [path, i, 'rdsResourceId'],
+      message: 'iamAuth needs the RDS resource id (db-… or cluster-…) to grant rds-db:connect',
+    });
+  }
+  if (login !== 'secret') return;
+  const [, , region, account] = SECRET_ARN.exec(connection.passwordSecretArn ?? '') ?? [];
+  if ((config.region && region !== config.region) || (config.account && account !== config.account)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [path, i, 'connection', 'passwordSecretArn'],
+      message: `the secret must be in the stack's account and region (${config.account ?? 'any'}, ${config.region ?? 'any'})`,
+    });
+  }
+}
+
+/**
+ * The database can be reached from the VPC: a security group only in the VPC pgferry runs in (a
+ * new VPC holds none of the databases' groups, and a rule naming a group of another VPC fails at
+ * deploy time), an address range only inside the VPC or a range routed to it.
+ */
+function checkReachable(
+  ctx: z.RefinementCtx,
+  vpc: VpcConfig,
+  path: string,
+  i: number,
+  entry: ServerLoginConfig,
+): void {
+  const { network } = entry;
+  if (network.securityGroupId && vpc.mode === 'create') {
+    ctx.addIssue({
+      code: 'custom',
+      path: [path, i, 'network', 'securityGroupId'],
+      message:
+        'a security group belongs to one VPC, and vpc.mode "create" makes a new one that holds none of them: deploy into the database\'s VPC (vpc.mode "existing") or give the database\'s cidr with a route to it in vpc.routedCidrs',
+    });
+  }
+  const cidr = network.cidr;
+  if (cidr && isIpv4Cidr(cidr) && isIpv4Cidr(vpc.cidr)) {
+    const reachable = [vpc.cidr, ...vpc.routedCidrs].some((range) => cidrContains(range, cidr));
+    if (!reachable) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [path, i, 'network', 'cidr'],
+        message: `${cidr} is outside the VPC (${vpc.cidr}) and outside every range routed to it (vpc.routedCidrs: ${vpc.routedCidrs.join(', ') || 'none'}): add the route's range to vpc.routedCidrs, or deploy into the database's VPC`,
+      });
+    }
+  }
+}
 
 /** The configuration as written (defaults may be omitted). */
 export type PgferryConfigInput = z.input<typeof PgferryConfigSchema>;

@@ -3,15 +3,15 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import type { DatabaseConfig } from './config';
+import type { ServerLoginConfig } from './config';
 
 /** How pgferry's roles may log in to one configured database: read its secret, or `rds-db:connect`. */
 export interface DatabaseLogin {
   grantLogin(grantee: iam.IGrantable): void;
 }
 
-/** The login of `db`: its password secret, or RDS IAM authentication for its user. */
-export function databaseLogin(scope: Construct, db: DatabaseConfig): DatabaseLogin {
+/** The login of a database or target: its password secret, or RDS IAM authentication for its user. */
+export function databaseLogin(scope: Construct, db: ServerLoginConfig): DatabaseLogin {
   const { connection } = db;
   if (connection.iamAuth && db.rdsResourceId) {
     const resourceId = db.rdsResourceId;

@@ -3,6 +3,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import type { CutoverEcsService } from '../core/bindings';
 import { MIGRATE_STATES } from '../core/workflows';
 import type { PgToolsTask } from './pg-tools-task';
 import { LAMBDA_THROTTLING_RETRY } from './retries';
@@ -15,6 +16,11 @@ export interface MigrateWorkflowProps {
   readonly stepsFunction: lambda.IFunction;
   readonly pgTools: PgToolsTask;
   /**
+   * The ECS services a cutover may scale (`ecs:UpdateService`): the configured targets'.
+   * @default none (a cutover that names services fails at its first ScaleDown)
+   */
+  readonly cutoverServices?: readonly CutoverEcsService[];
+  /**
    * Longest the migration task may run.
    * @default 12 hours
    */
@@ -23,6 +29,12 @@ export interface MigrateWorkflowProps {
 
 /** The tag (value `true`) a secret needs before a migration's cutover may read and rewrite it. */
 export const CUTOVER_SECRET_TAG = 'pgferry-cutover';
+
+/**
+ * IAM needs a resource for the ScaleDown/ScaleUp states' grant even when no target configures a
+ * cutover service: this names a service nobody deploys.
+ */
+const NO_CUTOVER_SERVICE: CutoverEcsService = { cluster: 'pgferry-no-cutover-services', service: 'none' };
 
 type Step = 'freeze' | 'record' | 'updateSecret' | 'finish' | 'cleanup' | 'cutoverCommand';
 
@@ -45,8 +57,8 @@ export class MigrateWorkflow extends Construct {
    * passes through the execution's state.
    */
   readonly cutoverSecrets: string;
-  /** The ECS services the cutover may scale (named by the execution input, so all of the account's). */
-  readonly cutoverServices: string;
+  /** The ARNs of the ECS services the cutover may scale: the configured ones. */
+  readonly cutoverServiceArns: string[];
 
   constructor(
     scope: Construct,
@@ -61,7 +73,10 @@ export class MigrateWorkflow extends Construct {
       resourceName: '*',
       arnFormat: ArnFormat.COLON_RESOURCE_NAME,
     });
-    this.cutoverServices = stack.formatArn({ service: 'ecs', resource: 'service', resourceName: '*' });
+    const services = props.cutoverServices?.length ? props.cutoverServices : [NO_CUTOVER_SERVICE];
+    this.cutoverServiceArns = services.map(({ cluster, service }) =>
+      stack.formatArn({ service: 'ecs', resource: 'service', resourceName: `${cluster}/${service}` }),
+    );
     const failed = this.buildFailurePath();
     const catching = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
       state.addCatch(failed, { resultPath: '$.error' });
@@ -174,7 +189,10 @@ export class MigrateWorkflow extends Construct {
     );
   }
 
-  /** `ecs:UpdateService` on every service of the input: to 0, or to its `desiredCount`. */
+  /**
+   * `ecs:UpdateService` on every service of the input: to 0, or to its `desiredCount`. The role may
+   * update the configured services only; another one fails the state (and the migration).
+   */
   private buildScaleServices(id: string, taskId: string, desiredCount?: number): sfn.Map {
     const update = new tasks.CallAwsService(this, taskId, {
       service: 'ecs',
@@ -184,7 +202,7 @@ export class MigrateWorkflow extends Construct {
         Service: sfn.JsonPath.stringAt('$.service'),
         DesiredCount: desiredCount ?? sfn.JsonPath.numberAt('$.desiredCount'),
       },
-      iamResources: [this.cutoverServices],
+      iamResources: this.cutoverServiceArns,
       iamAction: 'ecs:UpdateService',
       resultPath: sfn.JsonPath.DISCARD,
       taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),

@@ -1,4 +1,4 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Lazy, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -7,10 +7,11 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
-import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { BACKUP_METRICS, DATABASE_DIMENSION, METRICS_NAMESPACE } from '../core/metrics';
+import { acknowledge } from './nag';
 
 export interface MonitoringProps {
   /**
@@ -44,13 +45,23 @@ const FAILURE_PERIOD = Duration.minutes(5);
  * alarm per workflow on failed, timed-out or aborted executions; an alarm per database when no
  * backup has completed for too long (the `LastCompleteBackupTimestamp` metric the record step
  * publishes); an alarm on schedules that could not start; and a dashboard.
+ *
+ * Who may publish is said once, here: CloudWatch for this construct's alarms, EventBridge for
+ * this construct's rules, each by ARN. The rules' deliveries that fail after retries go to a
+ * dead-letter queue, which has an alarm of its own.
  */
 export class Monitoring extends Construct {
   readonly topic: sns.Topic;
   readonly key: kms.Key;
   readonly dashboard: cloudwatch.Dashboard;
   readonly alarms: cloudwatch.Alarm[] = [];
+  /** Notifications EventBridge could not deliver to the topic after its retries. */
+  readonly notificationDeadLetters: sqs.Queue;
   private readonly alarmAction: cloudwatch.IAlarmAction;
+  /** The alarms that may publish to the topic (their ARNs, in the topic's and the key's policy). */
+  private readonly alarmArns: string[] = [];
+  /** The rules that may publish to the topic (their ARNs, in the topic's policy). */
+  private readonly ruleArns: string[] = [];
 
   constructor(
     scope: Construct,
@@ -58,32 +69,124 @@ export class Monitoring extends Construct {
     private readonly props: MonitoringProps = {},
   ) {
     super(scope, id);
+    const stack = Stack.of(this);
     this.key = new kms.Key(this, 'Key', {
       description: 'pgferry: encrypts notifications',
       enableKeyRotation: true,
+      // It encrypts messages in flight only: nothing is left to read once the topic is gone.
+      removalPolicy: RemovalPolicy.DESTROY,
+      pendingWindow: Duration.days(7),
     });
-    // CloudWatch alarms publish to the encrypted topic: they need the key, on behalf of this
-    // account only. (EventBridge's topic target grants itself.)
-    this.key.grant(
-      new iam.ServicePrincipal('cloudwatch.amazonaws.com').withConditions({
-        StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
-      }),
-      'kms:Decrypt',
-      'kms:GenerateDataKey*',
-    );
     this.topic = new sns.Topic(this, 'Topic', {
       displayName: 'pgferry',
       masterKey: this.key,
       enforceSSL: true,
     });
+    this.allowAlarmsToPublish();
+    this.allowRulesToPublish();
     for (const email of props.emailAddresses ?? []) {
       this.topic.addSubscription(new subscriptions.EmailSubscription(email));
     }
     this.alarmAction = new cwActions.SnsAction(this.topic);
+    this.notificationDeadLetters = new sqs.Queue(this, 'NotificationDeadLetters', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledge(
+      this.notificationDeadLetters,
+      'AwsSolutions-SQS3',
+      "this queue is the notification rules' dead-letter queue (EventBridge's, which cdk-nag cannot see)",
+    );
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
-      dashboardName: `${Stack.of(this).stackName}-pgferry`,
+      dashboardName: `${stack.stackName}-pgferry`,
       defaultInterval: Duration.days(7),
     });
+    this.watchDeadLetterQueue(
+      'NotificationDeadLettersAlarm',
+      this.notificationDeadLetters,
+      'notification-dead-letters',
+      'pgferry: EventBridge could not deliver an execution notification to the topic; it is in the dead-letter queue',
+    );
+  }
+
+  /**
+   * CloudWatch alarms publish to the encrypted topic: the topic's policy and the key's allow the
+   * CloudWatch service for this stack's alarms only (`aws:SourceArn`: their ARNs, built from their
+   * names, so the policy does not depend on the alarms: no cycle), on behalf of this account.
+   */
+  private allowAlarmsToPublish(): void {
+    const cloudwatchAlarms = new iam.ServicePrincipal('cloudwatch.amazonaws.com').withConditions({
+      StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
+      ArnEquals: { 'aws:SourceArn': Lazy.list({ produce: () => this.alarmArns }) },
+    });
+    this.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'CloudWatchAlarmsOfThisStackPublish',
+        principals: [cloudwatchAlarms],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+      }),
+    );
+    this.key.grant(cloudwatchAlarms, 'kms:Decrypt', 'kms:GenerateDataKey*');
+  }
+
+  /** The name of a new alarm, `<stack>-<suffix>`; its ARN joins those the topic accepts. */
+  private alarmName(suffix: string): string {
+    const stack = Stack.of(this);
+    const name = `${stack.stackName}-${suffix}`;
+    this.alarmArns.push(
+      stack.formatArn({
+        service: 'cloudwatch',
+        resource: 'alarm',
+        resourceName: name,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      }),
+    );
+    return name;
+  }
+
+  /**
+   * EventBridge publishes for the rules of `watchWorkflow` only (their ARNs, filled in as they
+   * are added). The key's grant to EventBridge has no source condition: SNS does not pass the
+   * rule to KMS (AWS documents aws:SourceArn/aws:SourceAccount as unsupported there), and the
+   * topic's policy already limits who publishes.
+   */
+  private allowRulesToPublish(): void {
+    this.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'PgferryRulesPublish',
+        principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: { ArnEquals: { 'aws:SourceArn': Lazy.list({ produce: () => this.ruleArns }) } },
+      }),
+    );
+    this.key.grant(new iam.ServicePrincipal('events.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
+  }
+
+  /**
+   * The topic as a rule's target, with retries and the dead-letter queue. Unlike
+   * `aws-events-targets.SnsTopic`, it does not allow every EventBridge rule to publish: the topic
+   * policy names the rule.
+   */
+  private notificationTarget(message: events.RuleTargetInput): events.IRuleTarget {
+    return {
+      bind: (rule) => {
+        this.ruleArns.push(events.CfnRule.arnForRule(rule));
+        eventTargets.addToDeadLetterQueueResourcePolicy(rule, this.notificationDeadLetters);
+        return {
+          ...eventTargets.bindBaseTargetConfig({
+            deadLetterQueue: this.notificationDeadLetters,
+            retryAttempts: 20,
+            maxEventAge: Duration.hours(24),
+          }),
+          arn: this.topic.topicArn,
+          input: message,
+          targetResource: this.topic,
+        };
+      },
+    };
   }
 
   /**
@@ -100,7 +203,7 @@ export class Monitoring extends Construct {
         detailType: ['Step Functions Execution Status Change'],
         detail: { stateMachineArn: [stateMachine.stateMachineArn], status: statuses },
       },
-      targets: [new eventTargets.SnsTopic(this.topic, { message: executionMessage(name) })],
+      targets: [this.notificationTarget(executionMessage(name))],
     });
 
     const period = FAILURE_PERIOD;
@@ -116,7 +219,7 @@ export class Monitoring extends Construct {
     });
     const alarm = this.addAlarm(
       failed.createAlarm(this, `${name}Failed`, {
-        alarmName: `${Stack.of(this).stackName}-${name}-failed`,
+        alarmName: this.alarmName(`${name}-failed`),
         alarmDescription: `pgferry: ${name} executions failed, timed out or were aborted; the notification of each names the error`,
         threshold: 1,
         evaluationPeriods: 1,
@@ -158,7 +261,7 @@ export class Monitoring extends Construct {
     });
     const alarm = this.addAlarm(
       completed.createAlarm(this, `${id}NoRecentBackup`, {
-        alarmName: `${Stack.of(this).stackName}-no-backup-${id}`,
+        alarmName: this.alarmName(`no-backup-${id}`),
         alarmDescription: `pgferry: no backup of database ${database} has completed for ${hours} hours`,
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -189,14 +292,27 @@ export class Monitoring extends Construct {
   }
 
   /** Alarms when a scheduled start could not happen after its retries (a message in the queue). */
-  watchDeadLetterQueue(queue: sqs.IQueue): cloudwatch.Alarm {
+  watchScheduleDeadLetters(queue: sqs.IQueue): cloudwatch.Alarm {
+    return this.watchDeadLetterQueue(
+      'ScheduleDeadLetters',
+      queue,
+      'schedule-dead-letters',
+      'pgferry: a scheduled execution could not be started; its request is in the dead-letter queue',
+    );
+  }
+
+  private watchDeadLetterQueue(
+    id: string,
+    queue: sqs.IQueue,
+    name: string,
+    description: string,
+  ): cloudwatch.Alarm {
     return this.addAlarm(
       queue
         .metricApproximateNumberOfMessagesVisible({ period: FAILURE_PERIOD, statistic: 'Maximum' })
-        .createAlarm(this, 'ScheduleDeadLetters', {
-          alarmName: `${Stack.of(this).stackName}-schedule-dead-letters`,
-          alarmDescription:
-            'pgferry: a scheduled execution could not be started; its request is in the dead-letter queue',
+        .createAlarm(this, id, {
+          alarmName: this.alarmName(name),
+          alarmDescription: description,
           threshold: 1,
           evaluationPeriods: 1,
           comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

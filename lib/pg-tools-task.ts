@@ -1,5 +1,6 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -16,9 +17,40 @@ export const CONTAINER_PG_BIN_DIRS = [13, 14, 15, 16, 17, 18]
   .map((m) => `/usr/lib/postgresql/${m}/bin`)
   .join(':');
 
+/** The images built from containers/pg-tools/Dockerfile (its build targets). */
+export type PgToolsImage =
+  /** Client tools only: backup, restore, migrate. */
+  | 'tools'
+  /** The client tools plus the servers of every major and all locales: verify's throwaway server. */
+  | 'verify';
+
+/** The CPU architectures the image and the task may have. */
+export type PgToolsArchitecture = 'arm64' | 'x86_64';
+
+const ARCHITECTURES: Record<PgToolsArchitecture, { cpu: ecs.CpuArchitecture; platform: ecrAssets.Platform }> =
+  {
+    arm64: { cpu: ecs.CpuArchitecture.ARM64, platform: ecrAssets.Platform.LINUX_ARM64 },
+    x86_64: { cpu: ecs.CpuArchitecture.X86_64, platform: ecrAssets.Platform.LINUX_AMD64 },
+  };
+
 export interface PgToolsTaskProps {
   /** The VPC the task runs in: it must reach the databases and S3. */
   readonly vpc: ec2.IVpc;
+  /**
+   * The cluster the task runs in.
+   * @default a new cluster with Container Insights
+   */
+  readonly cluster?: ecs.Cluster;
+  /**
+   * Which image the task runs.
+   * @default tools
+   */
+  readonly image?: PgToolsImage;
+  /**
+   * The CPU architecture of the image and the task.
+   * @default arm64
+   */
+  readonly architecture?: PgToolsArchitecture;
   /**
    * Subnets for the task.
    * @default private subnets with egress
@@ -56,12 +88,27 @@ const DEFAULTS = {
   cpu: 1024,
   memoryLimitMiB: 2048,
   logRetention: logs.RetentionDays.ONE_MONTH,
+  image: 'tools',
+  architecture: 'arm64',
 } as const;
 
+/** The Dockerfile of the pg-tools images, relative to the repository root (the build context). */
+export const PG_TOOLS_DOCKERFILE = 'containers/pg-tools/Dockerfile';
+
+/** What the image build reads from the repository: everything else is left out of the context. */
+export const PG_TOOLS_BUILD_CONTEXT = [
+  'package.json',
+  'package-lock.json',
+  'core',
+  'containers/pg-tools/src',
+  PG_TOOLS_DOCKERFILE,
+];
+
 /**
- * The Fargate task that runs pg_dump/pg_restore: the `containers/pg-tools` image, as a non-root
- * user on a read-only root file system, logging to its own log group. Its role may use only the
- * backups prefix of the store and the password secrets it is granted.
+ * A Fargate task that runs the pg-tools runner: an image of `containers/pg-tools/Dockerfile`,
+ * built for the task's architecture, as a non-root user on a read-only root file system, logging
+ * to its own log group. Its role may use only the backups prefix of the store and the logins it is
+ * granted.
  */
 export class PgToolsTask extends Construct {
   readonly cluster: ecs.Cluster;
@@ -73,17 +120,20 @@ export class PgToolsTask extends Construct {
 
   constructor(scope: Construct, id: string, props: PgToolsTaskProps) {
     super(scope, id);
-    this.subnets = props.subnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
-    this.cluster = new ecs.Cluster(this, 'Cluster', {
-      vpc: props.vpc,
-      containerInsightsV2: ecs.ContainerInsights.ENABLED,
-    });
+    this.subnets = props.subnets ?? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
+    this.cluster =
+      props.cluster ??
+      new ecs.Cluster(this, 'Cluster', {
+        vpc: props.vpc,
+        containerInsightsV2: ecs.ContainerInsights.ENABLED,
+      });
+    const architecture = ARCHITECTURES[props.architecture ?? DEFAULTS.architecture];
     this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
       cpu: props.cpu ?? DEFAULTS.cpu,
       memoryLimitMiB: props.memoryLimitMiB ?? DEFAULTS.memoryLimitMiB,
       ephemeralStorageGiB: props.ephemeralStorageGiB,
       runtimePlatform: {
-        cpuArchitecture: ecs.CpuArchitecture.X86_64,
+        cpuArchitecture: architecture.cpu,
         operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
       },
     });
@@ -94,8 +144,11 @@ export class PgToolsTask extends Construct {
     this.container = this.taskDefinition.addContainer(PG_TOOLS_CONTAINER, {
       containerName: PG_TOOLS_CONTAINER,
       image: ecs.ContainerImage.fromAsset(REPO_ROOT, {
-        file: 'containers/pg-tools/Dockerfile',
-        exclude: ['node_modules', 'dist', 'cdk.out', '.cache', '.git', 'coverage', 'demo-store'],
+        file: PG_TOOLS_DOCKERFILE,
+        target: props.image ?? DEFAULTS.image,
+        platform: architecture.platform,
+        // Only what the build copies: any other file would change the asset's hash for nothing.
+        exclude: ['*', ...PG_TOOLS_BUILD_CONTEXT.map((p) => `!${p}`)],
       }),
       logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'pg-tools', logGroup: this.logGroup }),
       environment: { [TASK_ENV.binDirs]: CONTAINER_PG_BIN_DIRS },
@@ -159,7 +212,7 @@ export class PgToolsTask extends Construct {
     return task;
   }
 
-  /** Lets the task read and write backups (the dump, the globals and its report); it cannot delete. */
+  /** Lets the task read and write backups (the dump, the globals and its report); it cannot tag or delete. */
   grantStore(store: BackupBucket): void {
     store.grantReadBackups(this.taskDefinition.taskRole);
     store.grantWriteBackups(this.taskDefinition.taskRole);

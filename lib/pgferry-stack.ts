@@ -4,10 +4,12 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
+import type { CutoverEcsService, DatabaseBindings } from '../core/bindings';
 import type { BackupRequestInput, VerifyRequest } from '../core/contracts';
 import { RESTORE_STATES, VERIFY_STATES } from '../core/workflows';
 import { BackupBucket } from './backup-bucket';
 import { BackupWorkflow } from './backup-workflow';
+import { bindingsOf } from './bindings';
 import type { DatabaseConfig, PgferryConfig } from './config';
 import { type DatabaseLogin, databaseLogin } from './database-logins';
 import { CUTOVER_SECRET_TAG, MigrateWorkflow } from './migrate-workflow';
@@ -36,7 +38,7 @@ const FEATURE_FLAGS = {
 } as const;
 
 /**
- * pgferry on AWS: the network, the backup store, the pg-tools task, the handlers, the workflows,
+ * pgferry on AWS: the network, the backup store, the pg-tools tasks, the handlers, the workflows,
  * their schedules and their monitoring. Another workflow is one construct plus `addWorkflow`.
  */
 export class PgferryStack extends Stack {
@@ -50,8 +52,15 @@ export class PgferryStack extends Stack {
   readonly restore: PgToolsWorkflow;
   readonly verify: PgToolsWorkflow;
   readonly migrate: MigrateWorkflow;
-  /** How the workflows log in to each configured database, by database id. */
+  /** The Fargate task of verifications: the image with the servers and locales. */
+  readonly verifyTools: PgToolsTask;
+  /** How the workflows log in to each configured database and target, by id. */
   readonly databaseLogins: ReadonlyMap<string, DatabaseLogin>;
+  /**
+   * Which login belongs to which server and database, and what each may be used for (backed up,
+   * restored into): what the runtime checks an execution input against.
+   */
+  readonly bindings: DatabaseBindings;
 
   /** The configured availability zones, when given: then synthesis looks none up. */
   private readonly configuredZones?: string[];
@@ -61,7 +70,8 @@ export class PgferryStack extends Stack {
     for (const [flag, value] of Object.entries(FEATURE_FLAGS)) this.node.setContext(flag, value);
     const { config } = props;
     this.configuredZones = config.vpc.availabilityZones;
-    if (this.configuredZones) {
+    // Only a new VPC's subnets name their zones in the template.
+    if (config.vpc.mode === 'create' && this.configuredZones) {
       acknowledge(
         this,
         'CloudFormation-Validate::W3010',
@@ -75,29 +85,39 @@ export class PgferryStack extends Stack {
         config.vpc.mode === 'existing'
           ? ec2.Vpc.fromVpcAttributes(this, 'ExistingVpc', {
               vpcId: config.vpc.vpcId,
+              vpcCidrBlock: config.vpc.cidr,
               availabilityZones: config.vpc.availabilityZones,
-              privateSubnetIds: config.vpc.privateSubnetIds,
+              isolatedSubnetIds: config.vpc.privateSubnetIds,
+              isolatedSubnetRouteTableIds: config.vpc.privateSubnetRouteTableIds,
             })
           : undefined,
       vpcProps:
         config.vpc.mode === 'create'
           ? {
               ipAddresses: ec2.IpAddresses.cidr(config.vpc.cidr),
-              natGateways: config.vpc.natGateways,
               ...(config.vpc.availabilityZones
                 ? { availabilityZones: config.vpc.availabilityZones }
                 : { maxAzs: config.vpc.maxAzs }),
             }
           : undefined,
-      databases: config.databases.map((db) => ({
-        id: db.id,
-        port: db.connection.port,
-        securityGroupId: db.network.securityGroupId,
-        cidr: db.network.cidr,
-        allowIngress: db.network.allowIngress,
+      endpoints:
+        config.vpc.mode === 'existing'
+          ? {
+              s3: config.vpc.endpoints.s3,
+              interface: config.vpc.endpoints.interface,
+              existingSecurityGroupIds: config.vpc.endpoints.securityGroupIds,
+              allowIngressToExisting: config.vpc.endpoints.allowIngress,
+            }
+          : undefined,
+      databases: [...config.databases, ...config.targets].map((entry) => ({
+        id: entry.id,
+        port: entry.connection.port,
+        securityGroupId: entry.network.securityGroupId,
+        cidr: entry.network.cidr,
+        allowIngress: entry.network.allowIngress,
       })),
     });
-    const { vpc, subnets, databaseClients } = this.network;
+    const { vpc, subnets, databaseClients, awsApiClients } = this.network;
 
     this.store = new BackupBucket(this, 'Store', {
       retention: config.retention,
@@ -105,19 +125,42 @@ export class PgferryStack extends Stack {
       objectLock: config.bucket.objectLock,
       noncurrentVersionExpiration: Duration.days(config.bucket.noncurrentVersionExpirationDays),
       accessLogsExpiration: Duration.days(config.bucket.accessLogsExpirationDays),
+      readerRoleArns: config.bucket.readerRoleArns,
+      breakGlassRoleArn: config.bucket.breakGlassRoleArn,
     });
-    this.databaseLogins = new Map(config.databases.map((db) => [db.id, databaseLogin(this, db)]));
+    this.bindings = bindingsOf(config);
+    this.databaseLogins = new Map(
+      [...config.databases, ...config.targets].map((entry) => [entry.id, databaseLogin(this, entry)]),
+    );
     const logins = [...this.databaseLogins.values()];
 
     this.functions = new WorkflowFunctions(this, 'Functions', {
       vpc,
       subnets,
       databaseClients,
+      awsApiClients,
       retention: config.retention,
     });
-    this.pgTools = new PgToolsTask(this, 'PgTools', { vpc, subnets, securityGroup: databaseClients });
+    const architecture = config.tasks.architecture;
+    this.pgTools = new PgToolsTask(this, 'PgTools', {
+      vpc,
+      subnets,
+      securityGroup: databaseClients,
+      architecture,
+      image: 'tools',
+    });
+    // Verification restores into a server of its own: it needs no database login.
+    this.verifyTools = new PgToolsTask(this, 'VerifyTools', {
+      vpc,
+      subnets,
+      securityGroup: databaseClients,
+      cluster: this.pgTools.cluster,
+      architecture,
+      image: 'verify',
+    });
     this.pgTools.grantStore(this.store);
     this.pgTools.grantDatabaseLogins(logins);
+    this.verifyTools.grantStore(this.store);
     this.functions.grantStore(this.store);
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
@@ -130,7 +173,7 @@ export class PgferryStack extends Stack {
     });
     new CfnOutput(this, 'NotificationTopicArn', { value: this.monitoring.topic.topicArn });
     this.schedules = new Schedules(this, 'Schedules');
-    this.monitoring.watchDeadLetterQueue(this.schedules.deadLetterQueue);
+    this.monitoring.watchScheduleDeadLetters(this.schedules.deadLetterQueue);
 
     this.backup = new BackupWorkflow(this, 'Backup', { functions: this.functions, pgTools: this.pgTools });
     this.addWorkflow('backup', this.backup.stateMachine, [
@@ -152,6 +195,7 @@ export class PgferryStack extends Stack {
         connectsToDatabases: true,
       },
       record: { folder: 'restore-record', description: "pgferry: reads a restore's report" },
+      pgTools: this.pgTools,
       safetyBackup: { stateName: RESTORE_STATES.safetyBackup, stateMachine: this.backup.stateMachine },
     });
     this.verify = this.addPgToolsWorkflow('verify', {
@@ -163,9 +207,10 @@ export class PgferryStack extends Stack {
       },
       preflight: { folder: 'verify-preflight', description: 'pgferry: resolves the backup to verify' },
       record: { folder: 'verify-record', description: "pgferry: reads a verification's report" },
+      pgTools: this.verifyTools,
     });
 
-    this.migrate = this.addMigrateWorkflow();
+    this.migrate = this.addMigrateWorkflow(config.targets.flatMap((target) => target.cutoverEcsServices));
 
     // After every function that connects to databases exists.
     this.functions.grantDatabaseLogins(logins);
@@ -241,6 +286,7 @@ export class PgferryStack extends Stack {
       states: PgToolsWorkflowProps['states'];
       preflight: Omit<WorkflowFunctionSpec, 'timeout'>;
       record: Omit<WorkflowFunctionSpec, 'timeout'>;
+      pgTools: PgToolsTask;
       safetyBackup?: PgToolsWorkflowProps['safetyBackup'];
     },
   ): PgToolsWorkflow {
@@ -260,7 +306,7 @@ export class PgferryStack extends Stack {
       action: name,
       preflightFunction: preflight,
       recordFunction: record,
-      pgTools: this.pgTools,
+      pgTools: spec.pgTools,
       safetyBackup: spec.safetyBackup,
     });
     this.addWorkflow(name, workflow.stateMachine, [preflight, record]);
@@ -282,9 +328,10 @@ export class PgferryStack extends Stack {
 
   /**
    * The migrate workflow: its two functions (both connect to databases; the steps function also
-   * writes manifests and removes incomplete backups), and the state machine's own AWS calls.
+   * writes manifests, tags their retention tiers and removes incomplete backups), and the state
+   * machine's own AWS calls: `ecs:UpdateService` on the targets' configured cutover services only.
    */
-  private addMigrateWorkflow(): MigrateWorkflow {
+  private addMigrateWorkflow(cutoverServices: readonly CutoverEcsService[]): MigrateWorkflow {
     const preflight = this.functions.add('MigratePreflight', {
       folder: 'migrate-preflight',
       description: 'pgferry: checks the source and target of a migration and plans it',
@@ -296,17 +343,20 @@ export class PgferryStack extends Stack {
       description: "pgferry: a migration's freeze, record, finish and cleanup",
       timeout: Duration.minutes(15),
       connectsToDatabases: true,
+      // Its record step tags the archived backups' tiers like the backup's record step.
+      environment: this.functions.retentionEnvironment,
     });
     for (const fn of [preflight, steps]) {
       this.store.grantReadBackups(fn);
       this.store.grantWriteBackups(fn);
+      this.store.grantDeleteBackups(fn);
     }
-    this.store.grantDeleteBackups(preflight);
-    this.store.grantDeleteBackups(steps);
+    this.store.grantTagBackups(steps);
     const workflow = new MigrateWorkflow(this, 'Migrate', {
       preflightFunction: preflight,
       stepsFunction: steps,
       pgTools: this.pgTools,
+      cutoverServices,
     });
     this.addWorkflow('migrate', workflow.stateMachine, [preflight, steps]);
     steps.addToRolePolicy(
@@ -320,10 +370,6 @@ export class PgferryStack extends Stack {
     acknowledgeWildcards(steps, {
       [wildcardResource(this, workflow.cutoverSecrets)]:
         `the cutover secret is named by the execution input (cutover.secretArn); only Get/PutSecretValue, only on secrets tagged ${CUTOVER_SECRET_TAG}=true`,
-    });
-    acknowledgeWildcards(workflow.stateMachine.role, {
-      [wildcardResource(this, workflow.cutoverServices)]:
-        'the services to scale are named by the execution input (cutover.ecsServices); only ecs:UpdateService',
     });
     return workflow;
   }

@@ -23,9 +23,9 @@ export interface WorkflowFunctionSpec {
   readonly description: string;
   readonly timeout: Duration;
   /**
-   * Whether the function connects to databases: it then runs in the VPC, in the database
-   * clients' security group, and trusts the Amazon RDS certificate authorities.
-   * @default false: outside the VPC, reaching only AWS APIs
+   * Whether the function connects to databases: it then runs in the database clients' security
+   * group and trusts the Amazon RDS certificate authorities.
+   * @default false: in the AWS API clients' security group, reaching only the VPC endpoints and S3
    */
   readonly connectsToDatabases?: boolean;
   /**
@@ -36,15 +36,17 @@ export interface WorkflowFunctionSpec {
 }
 
 export interface WorkflowFunctionsProps {
-  /** The VPC of the functions that connect to databases. */
+  /** The VPC every function runs in. */
   readonly vpc: ec2.IVpc;
   /**
-   * Subnets of the functions that connect to databases.
-   * @default private subnets with egress
+   * The functions' subnets.
+   * @default the VPC's private subnets
    */
   readonly subnets?: ec2.SubnetSelection;
   /** The security group of the functions that connect to databases. */
   readonly databaseClients: ec2.ISecurityGroup;
+  /** The security group of the functions that call AWS APIs only. */
+  readonly awsApiClients: ec2.ISecurityGroup;
   /**
    * How long the functions' logs are kept.
    * @default one month
@@ -76,8 +78,9 @@ const LAMBDA_AMAZON_CA_BUNDLE = '/var/runtime/ca-cert.pem';
 
 /**
  * The Lambda handlers the workflows call, one per folder under `lambdas/`: Node.js 22 on arm64,
- * bundled with esbuild, X-Ray tracing on, Powertools JSON logs into their own log groups. Only
- * the ones that connect to databases run in the VPC.
+ * bundled with esbuild, X-Ray tracing on, Powertools JSON logs into their own log groups. All run
+ * in the VPC, so none can reach the internet: those that connect to databases in the database
+ * clients' security group, the others in the AWS API clients' (the VPC endpoints and S3 only).
  */
 export class WorkflowFunctions extends Construct {
   readonly preflight: nodejs.NodejsFunction;
@@ -87,6 +90,8 @@ export class WorkflowFunctions extends Construct {
   readonly all: nodejs.NodejsFunction[] = [];
   /** The functions that connect to databases. */
   readonly databaseClients: nodejs.NodejsFunction[] = [];
+  /** The environment of a function that records backups: the retention policy it tags tiers by. */
+  readonly retentionEnvironment: Readonly<Record<string, string>>;
 
   constructor(
     scope: Construct,
@@ -94,6 +99,9 @@ export class WorkflowFunctions extends Construct {
     private readonly props: WorkflowFunctionsProps,
   ) {
     super(scope, id);
+    this.retentionEnvironment = {
+      [RETENTION_ENV]: formatRetentionPolicy(props.retention ?? DEFAULTS.retention),
+    };
     this.preflight = this.add('Preflight', {
       folder: 'preflight',
       description: 'pgferry: checks source and store, plans a backup',
@@ -104,7 +112,7 @@ export class WorkflowFunctions extends Construct {
       folder: 'record',
       description: 'pgferry: verifies a dump, writes its manifest, tags retention tiers',
       timeout: Duration.minutes(5),
-      environment: { [RETENTION_ENV]: formatRetentionPolicy(props.retention ?? DEFAULTS.retention) },
+      environment: this.retentionEnvironment,
     });
     this.cleanup = this.add('Cleanup', {
       folder: 'cleanup',
@@ -115,7 +123,7 @@ export class WorkflowFunctions extends Construct {
 
   /** Adds the function of `lambdas/<spec.folder>/handler.ts`. */
   add(id: string, spec: WorkflowFunctionSpec): nodejs.NodejsFunction {
-    const inVpc = spec.connectsToDatabases ?? false;
+    const connects = spec.connectsToDatabases ?? false;
     const fn = new nodejs.NodejsFunction(this, id, {
       entry: path.join(REPO_ROOT, 'lambdas', spec.folder, 'handler.ts'),
       handler: 'handler',
@@ -124,13 +132,9 @@ export class WorkflowFunctions extends Construct {
       architecture: lambda.Architecture.ARM_64,
       memorySize: this.props.memorySize ?? DEFAULTS.memorySize,
       timeout: spec.timeout,
-      ...(inVpc
-        ? {
-            vpc: this.props.vpc,
-            vpcSubnets: this.props.subnets,
-            securityGroups: [this.props.databaseClients],
-          }
-        : {}),
+      vpc: this.props.vpc,
+      vpcSubnets: this.props.subnets,
+      securityGroups: [connects ? this.props.databaseClients : this.props.awsApiClients],
       tracing: lambda.Tracing.ACTIVE,
       logGroup: new logs.LogGroup(this, `${id}Logs`, {
         retention: this.props.logRetention ?? DEFAULTS.logRetention,
@@ -139,7 +143,7 @@ export class WorkflowFunctions extends Construct {
       environment: {
         POWERTOOLS_SERVICE_NAME: `pgferry-${spec.folder}`,
         POWERTOOLS_LOG_LEVEL: 'INFO',
-        ...(inVpc ? { NODE_EXTRA_CA_CERTS: LAMBDA_AMAZON_CA_BUNDLE } : {}),
+        ...(connects ? { NODE_EXTRA_CA_CERTS: LAMBDA_AMAZON_CA_BUNDLE } : {}),
         ...spec.environment,
       },
       bundling: {
@@ -162,31 +166,31 @@ export class WorkflowFunctions extends Construct {
       'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
       "the AWS-managed execution policy: writes to the function's own log group",
     );
-    if (inVpc) {
-      acknowledge(
-        fn,
-        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
-        'the AWS-managed policy that lets Lambda attach the function to the VPC (network interfaces)',
-      );
-    }
+    acknowledge(
+      fn,
+      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
+      'the AWS-managed policy that lets Lambda attach the function to the VPC (network interfaces)',
+    );
     acknowledgeWildcards(fn, {
       'Resource::*': 'X-Ray tracing (xray:PutTraceSegments/PutTelemetryRecords) accepts no narrower resource',
     });
     this.all.push(fn);
-    if (inVpc) this.databaseClients.push(fn);
+    if (connects) this.databaseClients.push(fn);
     return fn;
   }
 
   /**
    * The backup functions' access to the store: all three read and write (the database's lease,
-   * the manifest, tier tags); preflight deletes its write probe and stale leases, cleanup a
-   * failed attempt's objects. Record cannot delete.
+   * the manifest); only record tags (the retention tiers the lifecycle rules act on); preflight
+   * deletes its write probe and stale leases, cleanup a failed attempt's objects. Record cannot
+   * delete.
    */
   grantStore(store: BackupBucket): void {
     for (const fn of [this.preflight, this.record, this.cleanup]) {
       store.grantReadBackups(fn);
       store.grantWriteBackups(fn);
     }
+    store.grantTagBackups(this.record);
     store.grantDeleteBackups(this.preflight);
     store.grantDeleteBackups(this.cleanup);
   }

@@ -3,7 +3,8 @@ import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { DEFAULT_RETENTION, EXPIRED_AFTER_DAYS, lifecycleRulesFor, TIER_TAG } from '../../core/retention';
-import { BackupBucket, type BackupBucketProps } from '../../lib/backup-bucket';
+import { BackupBucket, type BackupBucketProps, PROTECTED_VERSION_ACTIONS } from '../../lib/backup-bucket';
+import { actionMatches } from './fixtures';
 
 function bucketTemplate(
   props: Partial<BackupBucketProps> = {},
@@ -40,8 +41,8 @@ function lifecycleRules(t: Template = template): Record<string, unknown>[] {
   return bucket.Properties.LifecycleConfiguration.Rules;
 }
 
-function bucketPolicyStatements(): Record<string, unknown>[] {
-  const policies = Object.values(template.findResources('AWS::S3::BucketPolicy')) as {
+function bucketPolicyStatements(t: Template = template): Record<string, unknown>[] {
+  const policies = Object.values(t.findResources('AWS::S3::BucketPolicy')) as {
     Properties: { Bucket: { Ref: string }; PolicyDocument: { Statement: Record<string, unknown>[] } };
   }[];
   const [policy] = policies.filter((p) => p.Properties.Bucket.Ref.startsWith('StoreBucket'));
@@ -286,21 +287,136 @@ test('grants reach objects under backups/ only', () => {
   ]);
 });
 
-test('grantWriteBackups lets write and abort uploads, never delete', () => {
-  const actions = s3ActionsOf(
-    grantTemplate((store, role) => store.grantWriteBackups(role)),
-    'Grantee',
-  );
-  expect(actions).toContain('s3:PutObject');
-  expect(actions).toContain('s3:Abort*');
-  expect(actions.filter((a) => a.startsWith('s3:Delete'))).toEqual([]);
+test('grantWriteBackups lets write objects and abort uploads: no tags, no retention, no delete', () => {
+  expect(
+    s3ActionsOf(
+      grantTemplate((store, role) => store.grantWriteBackups(role)),
+      'Grantee',
+    ),
+  ).toEqual(['s3:AbortMultipartUpload', 's3:PutObject']);
 });
 
-test('grantDeleteBackups lets delete objects and abort uploads, nothing else', () => {
+test('grantTagBackups lets tag objects, nothing else', () => {
+  expect(
+    s3ActionsOf(
+      grantTemplate((store, role) => store.grantTagBackups(role)),
+      'Grantee',
+    ),
+  ).toEqual(['s3:PutObjectTagging']);
+});
+
+test('grantDeleteBackups lets delete objects (a delete marker) and abort uploads, never a version', () => {
   expect(
     s3ActionsOf(
       grantTemplate((store, role) => store.grantDeleteBackups(role)),
       'Grantee',
     ),
-  ).toEqual(['s3:Abort*', 's3:DeleteObject*']);
+  ).toEqual(['s3:AbortMultipartUpload', 's3:DeleteObject']);
+});
+
+interface KeyStatement {
+  Sid?: string;
+  Effect: string;
+  Principal: { AWS?: unknown; Service?: string };
+  Action: string | string[];
+  Condition?: Record<string, Record<string, unknown>>;
+}
+
+function keyStatements(t: Template): KeyStatement[] {
+  const keys = Object.values(t.findResources('AWS::KMS::Key')) as {
+    Properties: { KeyPolicy: { Statement: KeyStatement[] } };
+  }[];
+  expect(keys).toHaveLength(1);
+  return keys[0].Properties.KeyPolicy.Statement;
+}
+
+const actionsOf = (s: { Action: string | string[] }) => [s.Action].flat();
+
+test('the account administers the key but cannot use it: no kms:*, no crypto, no grants', () => {
+  const root = keyStatements(template).filter((s) => JSON.stringify(s.Principal.AWS ?? '').includes(':root'));
+  expect(root).toHaveLength(1);
+  const actions = actionsOf(root[0]);
+  expect(actions).toEqual(
+    expect.arrayContaining(['kms:PutKeyPolicy', 'kms:ScheduleKeyDeletion', 'kms:Describe*']),
+  );
+  for (const action of actions) {
+    expect(action).not.toMatch(/^kms:(\*|Decrypt|Encrypt|GenerateDataKey|ReEncrypt|CreateGrant|Create\*)/);
+  }
+});
+
+test('the key decrypts through S3 only for the roles granted access to backups', () => {
+  const t = grantTemplate((store, role) => store.grantReadBackups(role));
+  const decrypt = keyStatements(t).filter(
+    (s) => s.Effect === 'Allow' && actionsOf(s).some((a) => actionMatches(a, 'kms:Decrypt')),
+  );
+  expect(decrypt).toHaveLength(1);
+  expect(decrypt[0]).toMatchObject({ Action: 'kms:Decrypt', Principal: { AWS: '*' } });
+  expect(decrypt[0].Condition).toEqual({
+    StringEquals: {
+      'kms:CallerAccount': { Ref: 'AWS::AccountId' },
+      'kms:ViaService': { 'Fn::Join': ['', ['s3.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]] },
+    },
+    ArnEquals: { 'aws:PrincipalArn': [{ 'Fn::GetAtt': [expect.stringMatching(/^Grantee/), 'Arn'] }] },
+  });
+});
+
+test('a key with no grant decrypts for nobody', () => {
+  expect(keyStatements(template).filter((s) => actionsOf(s).includes('kms:Decrypt'))).toEqual([]);
+});
+
+test('only writers may make data keys', () => {
+  const t = grantTemplate((store, role) => store.grantReadBackups(role));
+  expect(
+    keyStatements(t).filter((s) => actionsOf(s).some((a) => a.startsWith('kms:GenerateDataKey'))),
+  ).toEqual([]);
+  const w = grantTemplate((store, role) => store.grantWriteBackups(role));
+  expect(keyStatements(w).filter((s) => actionsOf(s).includes('kms:GenerateDataKey'))).toHaveLength(1);
+});
+
+test('configured readers may read backups (bucket policy) and decrypt them (key policy)', () => {
+  const reader = 'arn:aws:iam::123456789012:role/auditor';
+  const t = bucketTemplate({ readerRoleArns: [reader] });
+  expect(keyStatements(t)).toContainEqual(
+    expect.objectContaining({ Principal: { AWS: reader }, Action: ['kms:Decrypt', 'kms:DescribeKey'] }),
+  );
+  expect(bucketPolicyStatements(t)).toContainEqual(
+    expect.objectContaining({
+      Effect: 'Allow',
+      Principal: { AWS: reader },
+      Action: ['s3:GetObject*', 's3:GetBucket*', 's3:List*'],
+    }),
+  );
+});
+
+test('the bucket policy denies retention and legal-hold changes and version deletes to everyone', () => {
+  const deny = bucketPolicyStatements().find((st) => st.Sid === 'DenyRetentionChangesAndVersionDeletes');
+  expect(deny).toMatchObject({
+    Effect: 'Deny',
+    Principal: { AWS: '*' },
+    Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [ids.bucket, 'Arn'] }, '/*']] },
+  });
+  expect([deny?.Action].flat().sort()).toEqual([
+    's3:BypassGovernanceRetention',
+    's3:DeleteObjectVersion*',
+    's3:PutObjectLegalHold',
+    's3:PutObjectRetention',
+  ]);
+  expect([...PROTECTED_VERSION_ACTIONS].sort()).toEqual([deny?.Action].flat().sort());
+  expect(deny?.Condition).toBeUndefined();
+});
+
+test('a configured break-glass role is the one exception to that deny', () => {
+  const breakGlass = 'arn:aws:iam::123456789012:role/break-glass';
+  const t = bucketTemplate({ breakGlassRoleArn: breakGlass });
+  t.hasResourceProperties('AWS::S3::BucketPolicy', {
+    PolicyDocument: {
+      Statement: Match.arrayWith([
+        Match.objectLike({
+          Sid: 'DenyRetentionChangesAndVersionDeletes',
+          Effect: 'Deny',
+          Condition: { ArnNotEquals: { 'aws:PrincipalArn': breakGlass } },
+        }),
+      ]),
+    },
+  });
 });

@@ -11,9 +11,25 @@ import { PgferryStack } from '../../lib/pgferry-stack';
 export const ACCOUNT = '123456789012';
 export const REGION = 'eu-west-1';
 
-/** A small valid configuration: one database, reached through its security group. */
+type ExistingVpcInput = Extract<NonNullable<PgferryConfigInput['vpc']>, { mode: 'existing' }>;
+
+/** The databases' VPC, as a configuration names it (a new object each time). */
+export function existingVpc(overrides: Partial<ExistingVpcInput> = {}): ExistingVpcInput {
+  return {
+    mode: 'existing',
+    vpcId: 'vpc-0123456789abcdef0',
+    cidr: '10.0.0.0/16',
+    availabilityZones: ['eu-west-1a', 'eu-west-1b'],
+    privateSubnetIds: ['subnet-0123456789abcdef0', 'subnet-0123456789abcdef1'],
+    privateSubnetRouteTableIds: ['rtb-0123456789abcdef0', 'rtb-0123456789abcdef1'],
+    ...overrides,
+  };
+}
+
+/** A small valid configuration: one database, reached through its security group, in its VPC. */
 export function minimalConfig(overrides: Partial<PgferryConfigInput> = {}): PgferryConfigInput {
   return {
+    vpc: existingVpc(),
     databases: [
       {
         id: 'shop',
@@ -112,4 +128,13 @@ export function definitionOf(template: Template, prefix: string): AslDefinition 
   );
   if (!id) throw new Error(`no state machine ${prefix}*`);
   return JSON.parse(renderTokens(resources[id].Properties.DefinitionString, resources)) as AslDefinition;
+}
+
+/** Whether an IAM action pattern (`s3:DeleteObject*`, `kms:*`, `*`) covers `action` (case-insensitive, as IAM). */
+export function actionMatches(pattern: string, action: string): boolean {
+  const regex = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
+  return new RegExp(`^${regex}$`, 'i').test(action);
 }

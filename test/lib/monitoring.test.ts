@@ -34,18 +34,129 @@ test('the notification topic is encrypted with a KMS key and refuses requests wi
   });
 });
 
-test('CloudWatch may use the topic key on behalf of this account only', () => {
-  template.hasResourceProperties('AWS::KMS::Key', {
-    KeyPolicy: {
-      Statement: Match.arrayWith([
-        Match.objectLike({
-          Principal: { Service: 'cloudwatch.amazonaws.com' },
+interface PolicyStatement {
+  Sid?: string;
+  Effect: string;
+  Principal?: { Service?: string; AWS?: unknown } | string;
+  Action: string | string[];
+  Condition?: Record<string, Record<string, unknown>>;
+}
+type Resource = { Type: string; Properties: Record<string, unknown> };
+const resources = template.toJSON().Resources as Record<string, Resource>;
+
+/** The statements of the policy of the topic with logical id `topic`. */
+function topicStatements(topic: string): PolicyStatement[] {
+  return Object.values(resources)
+    .filter((r) => r.Type === 'AWS::SNS::TopicPolicy')
+    .filter((r) => (r.Properties.Topics as { Ref: string }[]).some((t) => t.Ref === topic))
+    .flatMap((r) => (r.Properties.PolicyDocument as { Statement: PolicyStatement[] }).Statement);
+}
+
+/** The statements of the key policy of the key that encrypts the topic `topic`. */
+function topicKeyStatements(topic: string): PolicyStatement[] {
+  const keyId = (resources[topic].Properties.KmsMasterKeyId as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+  return (resources[keyId].Properties.KeyPolicy as { Statement: PolicyStatement[] }).Statement;
+}
+
+const allowsService = (s: PolicyStatement, service: string) =>
+  s.Effect === 'Allow' && typeof s.Principal === 'object' && s.Principal.Service === service;
+
+const sourceArns = (s: PolicyStatement): unknown[] => [s.Condition?.ArnEquals?.['aws:SourceArn']].flat();
+
+test("every alarm action's topic lets CloudWatch publish for that alarm, in this account, and use the topic's key", () => {
+  const alarmsWithActions = Object.values(resources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
+  expect(alarmsWithActions.length).toBeGreaterThanOrEqual(8);
+  for (const alarm of alarmsWithActions) {
+    const actions = alarm.Properties.AlarmActions as { Ref: string }[];
+    expect(actions.length).toBeGreaterThan(0);
+    const arn = `arn:aws:cloudwatch:eu-west-1:123456789012:alarm:${alarm.Properties.AlarmName}`;
+    for (const { Ref: topic } of actions) {
+      const publish = topicStatements(topic).filter(
+        (s) => allowsService(s, 'cloudwatch.amazonaws.com') && [s.Action].flat().includes('sns:Publish'),
+      );
+      expect(publish).toHaveLength(1);
+      expect(publish[0].Condition?.StringEquals).toEqual({ 'aws:SourceAccount': '123456789012' });
+      expect(sourceArns(publish[0])).toContain(arn);
+      const key = topicKeyStatements(topic).filter((s) => allowsService(s, 'cloudwatch.amazonaws.com'));
+      expect(key).toEqual([
+        expect.objectContaining({
           Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-          Condition: { StringEquals: { 'aws:SourceAccount': '123456789012' } },
+          Condition: publish[0].Condition,
         }),
-      ]),
-    },
-  });
+      ]);
+    }
+  }
+});
+
+test("CloudWatch may publish for this stack's alarms only: their exact ARNs, nothing else", () => {
+  const names = Object.values(resources)
+    .filter((r) => r.Type === 'AWS::CloudWatch::Alarm')
+    .map((r) => `arn:aws:cloudwatch:eu-west-1:123456789012:alarm:${r.Properties.AlarmName}`);
+  const [topic] = Object.keys(resources).filter((id) => resources[id].Type === 'AWS::SNS::Topic');
+  const [publish] = topicStatements(topic).filter((s) => allowsService(s, 'cloudwatch.amazonaws.com'));
+  expect((sourceArns(publish) as string[]).sort()).toEqual(names.sort());
+});
+
+test("every rule target's topic lets EventBridge publish for that rule only, and use the topic's key", () => {
+  const rules = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::Events::Rule');
+  expect(rules).toHaveLength(4);
+  for (const [ruleId, rule] of rules) {
+    for (const target of rule.Properties.Targets as { Arn: { Ref: string } }[]) {
+      const topic = target.Arn.Ref;
+      const publish = topicStatements(topic).filter(
+        (s) => allowsService(s, 'events.amazonaws.com') && [s.Action].flat().includes('sns:Publish'),
+      );
+      expect(publish).toHaveLength(1);
+      expect(sourceArns(publish[0])).toContainEqual({ 'Fn::GetAtt': [ruleId, 'Arn'] });
+      // SNS does not pass the rule to KMS: the key's grant has no source condition (AWS documents it).
+      expect(topicKeyStatements(topic).filter((s) => allowsService(s, 'events.amazonaws.com'))).toEqual([
+        expect.objectContaining({ Action: ['kms:Decrypt', 'kms:GenerateDataKey*'] }),
+      ]);
+    }
+  }
+});
+
+test('no statement lets EventBridge or CloudWatch publish without naming the source', () => {
+  const [topic] = Object.keys(resources).filter((id) => resources[id].Type === 'AWS::SNS::Topic');
+  for (const s of topicStatements(topic).filter((st) => st.Effect === 'Allow')) {
+    expect(sourceArns(s).filter(Boolean).length).toBeGreaterThan(0);
+  }
+});
+
+test('every rule target retries, then keeps the notification in a dead-letter queue that raises an alarm', () => {
+  const rules = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::Events::Rule');
+  const queues = new Set<string>();
+  for (const [ruleId, rule] of rules) {
+    for (const target of rule.Properties.Targets as Record<string, unknown>[]) {
+      expect(target).toMatchObject({
+        RetryPolicy: { MaximumRetryAttempts: 20, MaximumEventAgeInSeconds: 86400 },
+        DeadLetterConfig: {
+          Arn: { 'Fn::GetAtt': [expect.stringMatching(/^MonitoringNotificationDeadLetters/), 'Arn'] },
+        },
+      });
+      const queue = (target.DeadLetterConfig as { Arn: { 'Fn::GetAtt': [string] } }).Arn['Fn::GetAtt'][0];
+      queues.add(queue);
+      template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: queue }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Action: 'sqs:SendMessage',
+              Principal: { Service: 'events.amazonaws.com' },
+              Condition: { ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [ruleId, 'Arn'] } } },
+            }),
+          ]),
+        },
+      });
+    }
+  }
+  for (const queue of queues) {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'Test-notification-dead-letters',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queue, 'QueueName'] } }],
+      AlarmActions: [{ Ref: Match.stringLikeRegexp('^MonitoringTopic') }],
+    });
+  }
 });
 
 test('the configured e-mail addresses are subscribed', () => {

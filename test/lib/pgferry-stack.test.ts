@@ -94,3 +94,20 @@ test('no password is anywhere in the template', () => {
 test('a minimal configuration synthesizes', () => {
   templateOf(minimalConfig()).resourceCountIs('AWS::StepFunctions::StateMachine', WORKFLOWS.length);
 });
+
+test('teardown keeps the backups, their key, the access logs and every log group; nothing else', () => {
+  const retained = Object.entries(
+    template.toJSON().Resources as Record<string, { Type: string; DeletionPolicy?: string }>,
+  )
+    .filter(([, r]) => r.DeletionPolicy === 'Retain')
+    .map(([id, r]) => `${r.Type} ${id.replace(/[0-9A-F]{8}$/, '')}`);
+  const notLogs = retained.filter((r) => !r.startsWith('AWS::Logs::LogGroup'));
+  expect(notLogs.sort()).toEqual([
+    'AWS::KMS::Key StoreKey',
+    'AWS::S3::Bucket StoreAccessLogs',
+    'AWS::S3::Bucket StoreBucket',
+  ]);
+  expect(retained.length - notLogs.length).toBe(
+    Object.keys(template.findResources('AWS::Logs::LogGroup')).length,
+  );
+});

@@ -10,14 +10,15 @@ type LambdaProperties = Record<string, unknown> & {
   VpcConfig?: unknown;
 };
 
-function functionsBy(prefix?: string): Record<string, LambdaProperties> {
+/** pgferry's handlers (not CDK's own custom-resource function), by logical id. */
+function functionsBy(prefix = 'Functions'): Record<string, LambdaProperties> {
   const all = template.findResources('AWS::Lambda::Function') as Record<
     string,
     { Properties: LambdaProperties }
   >;
   return Object.fromEntries(
     Object.entries(all)
-      .filter(([id]) => !prefix || id.startsWith(prefix))
+      .filter(([id]) => id.startsWith(prefix))
       .map(([id, r]) => [id, r.Properties]),
   );
 }
@@ -45,16 +46,36 @@ test('every handler logs to its own log group, kept for a month', () => {
   }
 });
 
-test('only the handlers that connect to databases run in the VPC', () => {
-  const inVpc = Object.entries(functionsBy())
-    .filter(([, fn]) => fn.VpcConfig)
-    .map(([id]) => id.replace(/[0-9A-F]{8}$/, ''));
-  expect(inVpc.sort()).toEqual([
+test('every handler runs in the VPC: those that connect to databases as database clients, the others as AWS API clients', () => {
+  const groupOf = (fn: LambdaProperties) =>
+    (fn.VpcConfig as { SecurityGroupIds: { 'Fn::GetAtt': [string] }[] }).SecurityGroupIds.map((g) =>
+      g['Fn::GetAtt'][0].replace(/[0-9A-F]{8}$/, ''),
+    );
+  const byGroup: Record<string, string[]> = {};
+  for (const [id, fn] of Object.entries(functionsBy())) {
+    for (const group of groupOf(fn))
+      byGroup[group] = [...(byGroup[group] ?? []), id.replace(/[0-9A-F]{8}$/, '')];
+  }
+  expect(Object.values(byGroup).flat()).toHaveLength(Object.keys(functionsBy()).length);
+  expect(byGroup.NetworkDatabaseClients.sort()).toEqual([
     'FunctionsMigratePreflight',
     'FunctionsMigrateSteps',
     'FunctionsPreflight',
     'FunctionsRestorePreflight',
   ]);
+  expect(byGroup.NetworkAwsApiClients.sort()).toEqual([
+    'FunctionsCleanup',
+    'FunctionsRecord',
+    'FunctionsRestoreRecord',
+    'FunctionsVerifyPreflight',
+    'FunctionsVerifyRecord',
+  ]);
+});
+
+test('the migration steps record backups with the same retention policy as the record step', () => {
+  expect(functionNamed('MigrateSteps').Environment.Variables[RETENTION_ENV]).toBe(
+    functionNamed('Record').Environment.Variables[RETENTION_ENV],
+  );
 });
 
 test('handlers in the VPC use the database clients security group and trust the Amazon RDS CAs', () => {
@@ -89,12 +110,13 @@ test("restore and verify handlers never delete: the preflights write their jobs,
   expect(s3('FunctionsVerifyRecord')).toEqual(['s3:GetBucket*', 's3:GetObject*', 's3:List*']);
 });
 
-test('preflight may read exactly the configured password secrets', () => {
+test("preflight may read exactly the configured databases' and targets' password secrets", () => {
   expect(
     resourcesAllowed(template, 'FunctionsPreflightServiceRole', 'secretsmanager:GetSecretValue').sort(),
   ).toEqual([
     'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/billing-GhIjKl',
     'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/shop-AbCdEf',
+    'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/shop-pg17-MnOpQr',
   ]);
 });
 

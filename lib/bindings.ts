@@ -1,0 +1,44 @@
+import { BINDINGS_VERSION, type DatabaseBinding, type DatabaseBindings } from '../core/bindings';
+import type { PgferryConfig, ServerLoginConfig } from './config';
+
+/**
+ * The configuration's logins as bindings (core/bindings.ts): each database may be backed up (and,
+ * with `restoreTarget`, restored into); each target may be restored and migrated into.
+ */
+export function bindingsOf(config: PgferryConfig): DatabaseBindings {
+  return {
+    version: BINDINGS_VERSION,
+    bindings: [
+      ...config.databases.map((db) =>
+        binding(db, { source: true, target: db.restoreTarget, anyDatabase: false, cutoverEcsServices: [] }),
+      ),
+      ...config.targets.map((t) =>
+        binding(t, {
+          source: false,
+          target: true,
+          anyDatabase: t.anyDatabase,
+          cutoverEcsServices: t.cutoverEcsServices,
+        }),
+      ),
+    ],
+  };
+}
+
+function binding(
+  entry: ServerLoginConfig,
+  uses: Pick<DatabaseBinding, 'source' | 'target' | 'anyDatabase' | 'cutoverEcsServices'>,
+): DatabaseBinding {
+  const { connection } = entry;
+  return {
+    id: entry.id,
+    ...uses,
+    host: connection.host,
+    port: connection.port,
+    database: connection.database,
+    user: connection.user,
+    sslmode: connection.sslmode,
+    ...(connection.iamAuth
+      ? { iamAuth: true, rdsResourceId: entry.rdsResourceId }
+      : { passwordSecretArn: connection.passwordSecretArn }),
+  };
+}
