@@ -36,6 +36,10 @@ export function registerBackup(program: Command, aws: AwsAccess): void {
         .argParser(option((v) => formatCompression(parseCompression(v)))),
     )
     .option('--with-role-passwords', 'include role password hashes in the stored globals', false)
+    .option(
+      '--name <name>',
+      "the catalog name to file the backup under (default: the database's name); a store refuses one name for two servers",
+    )
     .option('--json', 'print the manifest as JSON instead of the backup id', false)
     .option('--verbose', "print the workflow's logs on stderr", false);
   addAwsOptions(command)
@@ -53,6 +57,7 @@ interface BackupOptions extends AwsOptions {
   store: string;
   compress: string;
   withRolePasswords: boolean;
+  name?: string;
   json: boolean;
   verbose: boolean;
   passwordSecretArn?: string;
@@ -95,6 +100,7 @@ async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<void>
 /** The backup workflow's input, the same locally and on AWS. */
 function backupRequest(opts: BackupOptions, source: Connection): BackupRequest {
   const input: BackupRequestInput = {
+    ...(opts.name === undefined ? {} : { name: opts.name }),
     source,
     store: normaliseStoreUrl(opts.store),
     compression: parseCompression(opts.compress),

@@ -1,4 +1,5 @@
 import type { Client } from 'pg';
+import { localTargetName, requestedName } from '../../core/catalog-name';
 import { DEFAULT_COMPRESSION } from '../../core/compression';
 import { describeConnection, resolvePassword } from '../../core/connection';
 import {
@@ -7,8 +8,10 @@ import {
   type RestoreRequest,
   SCHEMA_VERSION,
 } from '../../core/contracts';
+import { currentDeployment, type Deployment } from '../../core/deployment';
 import { PgferryError } from '../../core/errors';
 import { createLogger } from '../../core/logging';
+import { allowedLogin } from '../../core/login-policy';
 import { connectPg, quoteIdent, serverInfo } from '../../core/postgres';
 import {
   describeArchive,
@@ -22,7 +25,7 @@ import { chooseToastCompression } from '../../core/restore-session';
 import type { BackupStore } from '../../core/store';
 import { newBackupId } from '../../core/store-keys';
 import { defaultJobs } from '../../core/strategy';
-import { restoreTaskSize } from '../../core/task-size';
+import { checkRestoreDisk, restoreDiskUse, restoreTaskSize } from '../../core/task-size';
 
 const logger = createLogger('pgferry-restore-preflight');
 
@@ -30,11 +33,14 @@ export interface RestorePreflightDeps {
   openStore: (url: string) => BackupStore;
   env: NodeJS.ProcessEnv;
   now?: () => Date;
+  /** Where this runs (on AWS: the configuration's bindings). */
+  deployment?: Deployment;
 }
 
 /**
- * Everything that can refuse a restore, checked before the target is touched: the backup is
- * complete and its objects are all there; the target is reachable, not older than the source or
+ * Everything that can refuse a restore, checked before the target is touched: on AWS that the
+ * target is a configured target and its login is bound to it (before its secret is read); the
+ * backup is complete and its objects are all there, and fit the task's disk; the target is reachable, not older than the source or
  * the pg_dump that wrote the archive (unless allowed), not the backup's own source (unless
  * forced); the database exists or not as the mode expects; every extension and role the dump
  * needs is available; the server can create the database with the source's encoding and locale
@@ -46,9 +52,13 @@ export async function preflightRestore(
   deps: RestorePreflightDeps,
 ): Promise<RestorePlan> {
   const now = deps.now?.() ?? new Date();
+  const deployment = deps.deployment ?? currentDeployment();
+  const targetBinding = allowedLogin(deployment, request.target, 'restore-target');
   const store = deps.openStore(request.store);
-  const manifest = await resolveBackup(store, request.backup, request.database);
+  const manifest = await resolveBackup(store, request.backup, requestedName(request));
   await checkObjectsPresent(store, manifest);
+  const diskUse = restoreDiskUse(manifest);
+  await checkRestoreDisk({ id: manifest.id, use: diskUse, withLocalServer: false }, deployment, deps.env);
 
   const target = request.target;
   const password = await resolvePassword(target, 'target', deps.env);
@@ -73,10 +83,13 @@ export async function preflightRestore(
       targetServer: server,
       jobs: request.jobs ?? defaultJobs(deps.env),
       toastCompression: await chooseToastCompression(client, request.toastCompression),
-      taskSize: restoreTaskSize(manifest.uncompressedBytes, false),
+      taskSize: restoreTaskSize(diskUse, false),
       ...(request.mode === 'clean' && request.safetyBackup
         ? {
             safetyBackup: {
+              // Filed under the target's own name, never the source's: it must not become the
+              // source's latest nor count in its retention.
+              name: targetBinding?.id ?? localTargetName(target),
               source: target,
               store: request.store,
               compression: DEFAULT_COMPRESSION,

@@ -20,7 +20,7 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import { connectPg, serverInfo } from '../../../core/postgres';
 import { describeArchive, missingForBackup, restoreMajor } from '../../../core/requirements';
 import { chooseToastCompression } from '../../../core/restore-session';
-import { verifyReportKey } from '../../../core/store-keys';
+import { catalogNameOf, verifyReportKey } from '../../../core/store-keys';
 import { type RestoreDeps, RestoreProgress, restoreInto } from './restore';
 import { startThrowawayServer, type ThrowawayServer } from './throwaway-server';
 
@@ -38,7 +38,7 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
     kind: 'verify',
     verifyId: plan.verifyId,
     backupId: manifest.id,
-    database: manifest.database,
+    database: catalogNameOf(manifest),
     status,
     ...(error === undefined ? {} : { error }),
     ...(server ? { server: { version: server.version, major: server.major } } : {}),
@@ -48,7 +48,7 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
     timings: { ...progress.timings, total: (Date.now() - started) / 1000 },
     checks: progress.checks,
   });
-  const key = verifyReportKey(manifest.database, manifest.id, plan.verifyId);
+  const key = verifyReportKey(catalogNameOf(manifest), manifest.id, plan.verifyId);
   try {
     const why = `verifying backup ${manifest.id}, whose archive was written by ${describeArchive(manifest)}`;
     server = await progress.timed('startServer', () =>
