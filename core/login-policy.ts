@@ -114,6 +114,17 @@ export function allowedLogin(
     );
   }
   const servers = sameLogins.filter((b) => sameServer(b, connection, use));
+  const writes = use === 'restore-target' || use === 'migrate-target';
+  if (
+    servers.length === 0 &&
+    writes &&
+    sameLogins.some((b) => sameServer({ ...b, database: connection.database }, connection, use))
+  ) {
+    // The login's own server and user, another database: one that is not a configured target.
+    refuse(
+      `${where} is not configured to be ${USE_WORDS[use]}: configure it in targets[] (or set restoreTarget: true on the database) and deploy`,
+    );
+  }
   if (servers.length === 0) {
     const configured = sameLogins.map(describeBinding).join(', ');
     refuse(
@@ -122,10 +133,9 @@ export function allowedLogin(
   }
   const allowed = servers.find((b) => mayBeUsedFor(b, use));
   if (!allowed) {
-    const hint =
-      use === 'restore-target' || use === 'migrate-target'
-        ? 'configure it in targets[] (or set restoreTarget: true on the database) and deploy'
-        : 'configure it in databases[] and deploy';
+    const hint = writes
+      ? 'configure it in targets[] (or set restoreTarget: true on the database) and deploy'
+      : 'configure it in databases[] and deploy';
     refuse(`${where} is not configured to be ${USE_WORDS[use]}: ${hint}`);
   }
   if (allowed.sslmode === 'verify-full' && connection.sslmode !== 'verify-full') {

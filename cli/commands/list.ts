@@ -97,8 +97,8 @@ async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
     const verification = verifications.get(entry);
     return [
       m.id,
+      // The catalog name (by default the database's; `show` and --json give both).
       catalogNameOf(m),
-      m.database,
       shortTime(m.startedAt),
       decision?.afterNow ? 'after now' : (decision?.tier ?? (decision?.keep ? '-' : 'expired')),
       formatBytes(storedBytes),
@@ -109,7 +109,7 @@ async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
     ];
   });
   process.stdout.write(
-    `${formatTable(['ID', 'NAME', 'DATABASE', 'STARTED', 'TIER', 'SIZE', 'DURATION', 'VERIFIED', 'SERVER', 'COMPRESSION'], rows)}\n`,
+    `${formatTable(['ID', 'NAME', 'STARTED', 'TIER', 'SIZE', 'DURATION', 'VERIFIED', 'SERVER', 'COMPRESSION'], rows)}\n`,
   );
 }
 

@@ -101,14 +101,6 @@ export async function preflightMigrate(
     await source.end().catch(() => undefined);
   }
   const archiveName = (src: SourceDatabase) => archiveNames.get(src.connection.database) ?? '';
-  for (const src of sources) {
-    await checkNameBelongsToServer(
-      store,
-      archiveName(src),
-      { ...src.connection, systemIdentifier: sourceServer.systemIdentifier },
-      deployment,
-    );
-  }
 
   const target = await connectMaintenance(request.target, targetPassword);
   let targetServer: MigratePlan['targetServer'];
@@ -165,6 +157,14 @@ export async function preflightMigrate(
     await target.end().catch(() => undefined);
   }
   await store.checkWritable();
+  for (const src of sources) {
+    await checkNameBelongsToServer(
+      store,
+      archiveName(src),
+      { ...src.connection, systemIdentifier: sourceServer.systemIdentifier },
+      deployment,
+    );
+  }
 
   const totalBytes = databases.reduce((sum, d) => sum + d.sizeBytes, 0);
   const single = request.allDatabases ? undefined : request.target;

@@ -49,13 +49,16 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
   } finally {
     await client.end().catch(() => undefined);
   }
+  // The write probe leaves nothing behind (a missing local store's folder is created: it holds no
+  // backup to disagree with). The name's earlier backups are read after it, so that a store that
+  // does not exist yet is not an error.
+  await store.checkWritable();
   await checkNameBelongsToServer(
     store,
     name,
     { ...request.source, systemIdentifier: server.systemIdentifier },
     deployment,
   );
-  await store.checkWritable();
   const lease = await acquireLease(store, name, request.backupId ?? newBackupId(now), {
     now,
     owner: deps.leaseOwner,
