@@ -148,29 +148,30 @@ async function dumpOnce(
   password: string | undefined,
 ): Promise<SucceededDumpResult> {
   const lockWaitTimeoutMs = plan.lockWaitTimeoutMs ?? DEFAULT_LOCK_WAIT_TIMEOUT_MS;
-  const snapshotSession = await connectPg(plan.source, password);
-  let observer: Client | undefined;
+  const observer = await openObserver(plan.source, password, lockWaitTimeoutMs);
+  let snapshotSession: Client | undefined;
   try {
-    observer = await openObserver(plan.source, password, lockWaitTimeoutMs);
-    const snap = await openSnapshot(snapshotSession, lockWaitTimeoutMs);
-    const catalog = {
-      requires: await requirements(snapshotSession),
-      databaseProperties: await readDatabaseProperties(snapshotSession),
-    };
-    const pgDump = await choosePgTool('pg_dump', snap.server.major, snap.server.version, deps.env);
+    const server = await serverInfo(observer);
+    const pgDump = await choosePgTool('pg_dump', server.major, server.version, deps.env);
     const env = { ...toolEnv(deps.env), ...libpqEnv(plan.source, password) };
-
-    const guard = new SnapshotGuard(snap.tables, observer, () => {
-      // pg_dump has imported the snapshot long before its first byte: the exporting
-      // transaction, idle since, may end.
-      snapshotSession.query('COMMIT').catch(() => undefined);
-    });
+    snapshotSession = await connectPg(plan.source, password);
+    const snap = await exportSnapshot(snapshotSession, lockWaitTimeoutMs, async (c) => ({
+      tables: await tableVersions(c),
+      requires: await requirements(c),
+      databaseProperties: await readDatabaseProperties(c),
+    }));
+    const guard = new SnapshotGuard(
+      snap.read.then((r) => r.tables),
+      observer,
+      snap.release,
+    );
     const dumped = await streamDump(plan, pgDump, snap.snapshot, env, deps, {
       lockWaitTimeoutMs,
       guard,
-      diagnose: (stderr) => lockWaitFailure(stderr, observer as Client, lockWaitTimeoutMs),
+      diagnose: (stderr) => lockWaitFailure(stderr, observer, lockWaitTimeoutMs),
     });
     await guard.verify(dumped.tables);
+    const catalog = await snap.read;
 
     const globals = await storeGlobals(plan, await siblingTool(pgDump, 'pg_dumpall'), env, deps);
     return {
@@ -179,7 +180,7 @@ async function dumpOnce(
       status: 'succeeded',
       tool: { pgDumpVersion: pgDump.version, pgDumpMajor: pgDump.major },
       objects: [dumped.object, globals.object],
-      tables: rowCounts(dumped.tables, snap.tables),
+      tables: rowCounts(dumped.tables, catalog.tables),
       globals: globals.info,
       requires: catalog.requires,
       databaseProperties: catalog.databaseProperties,
@@ -187,8 +188,8 @@ async function dumpOnce(
       finishedAt: new Date().toISOString(),
     };
   } finally {
-    await snapshotSession.end().catch(() => undefined);
-    await observer?.end().catch(() => undefined);
+    await snapshotSession?.end().catch(() => undefined);
+    await observer.end().catch(() => undefined);
   }
 }
 
@@ -208,23 +209,32 @@ export async function openObserver(
 
 /**
  * Begins the dump's snapshot on `client` — REPEATABLE READ, READ ONLY, exported for pg_dump —
- * and reads in it the server's version and the tables' `pg_class` rows. Catalog reads only: the
- * session holds no lock on any table, so it can neither block nor be blocked by DDL (lock waits on
- * the catalog itself end after the lock wait timeout).
+ * and starts `read` in it, without waiting: pg_dump is to start at once, for the time between the
+ * snapshot and pg_dump's locks is when a rewrite can cost a table its rows. `read` must read the
+ * catalog only: the session then holds no lock on any table, so it can neither block DDL nor be
+ * blocked by it (waits on the catalog itself end after the lock wait timeout). `release` ends the
+ * snapshot's transaction once `read` is done; call it when pg_dump has imported the snapshot.
  */
-export async function openSnapshot(
+export async function exportSnapshot<T>(
   client: Client,
   lockWaitTimeoutMs: number,
-): Promise<{
-  snapshot: string;
-  server: { version: string; major: number };
-  tables: Map<number, TableVersion>;
-}> {
+  read: (client: Client) => Promise<T>,
+): Promise<{ snapshot: string; read: Promise<T>; release: () => void }> {
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
   await client.query(`SET LOCAL lock_timeout = ${Math.round(lockWaitTimeoutMs)}`);
-  const server = await serverInfo(client);
   const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
-  return { snapshot: rows[0].snapshot, server, tables: await tableVersions(client) };
+  const reading = read(client);
+  reading.catch(() => undefined); // awaited by the caller; a failure must not go unhandled meanwhile
+  let released = false;
+  return {
+    snapshot: rows[0].snapshot,
+    read: reading,
+    release: () => {
+      if (released) return;
+      released = true;
+      reading.then(() => client.query('COMMIT')).catch(() => undefined);
+    },
+  };
 }
 
 /**
@@ -239,7 +249,7 @@ export class SnapshotGuard {
   readonly signal = this.abort.signal;
 
   constructor(
-    private readonly atSnapshot: Map<number, TableVersion>,
+    private readonly atSnapshot: Promise<Map<number, TableVersion>>,
     private readonly observer: Client,
     private readonly onFirstBytes?: () => void,
   ) {}
@@ -253,9 +263,10 @@ export class SnapshotGuard {
 
   /** For the archive reader: the TOC is read, so the dumped tables are known. */
   tocRead(tableOids: number[]): void {
-    this.recheck?.then(
-      (now) => {
-        const changes = changedTables(this.atSnapshot, now, tableOids);
+    Promise.all([this.atSnapshot, this.recheck]).then(
+      ([before, now]) => {
+        if (!now) return;
+        const changes = changedTables(before, now, tableOids);
         if (changes.length) this.abort.abort(new TablesChangedError(changes));
       },
       () => undefined,
@@ -267,7 +278,7 @@ export class SnapshotGuard {
     if (this.signal.aborted) throw this.signal.reason;
     if (!this.recheck) throw new PgferryError('DumpFailed', 'pg_dump wrote nothing');
     const changes = changedTables(
-      this.atSnapshot,
+      await this.atSnapshot,
       await this.recheck,
       dumped.map((t) => t.oid),
     );

@@ -46,6 +46,7 @@ import type { TableDataRows } from '../../../core/pg-archive';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
 import { connectPg, quoteIdent } from '../../../core/postgres';
 import { loadSessionOptions } from '../../../core/restore-session';
+import { tableVersions } from '../../../core/snapshot-guard';
 import {
   backupObjectKey,
   dumpResultKey,
@@ -57,9 +58,9 @@ import {
   DUMP_ATTEMPTS,
   type DumpDeps,
   dumpObjectKey,
+  exportSnapshot,
   lockWaitFailure,
   openObserver,
-  openSnapshot,
   readDatabaseProperties,
   requirements,
   rowCounts,
@@ -261,33 +262,39 @@ async function migrateDatabaseOnce(
 ): Promise<MigrateDatabaseResult> {
   const { plan, deps } = ctx;
   const progress = new RestoreProgress((phase) => deps.onPhase?.(`${phase} ${db.source.database}`));
-  const source = await connectPg(db.source, ctx.sourcePassword);
-  let observer: Client | undefined;
   const workDir = await mkdtemp(path.join(deps.env.PGFERRY_WORK_DIR ?? tmpdir(), 'pgferry-migrate-'));
+  const sessions: Client[] = [];
   let created = false;
   try {
-    observer = await openObserver(db.source, ctx.sourcePassword, ctx.lockWaitTimeoutMs);
-    // The snapshot pins what pg_dump and the source-side checks see; its session reads the
-    // catalog only, and holds no lock on any table.
-    const snap = await openSnapshot(source, ctx.lockWaitTimeoutMs);
-    const state: SourceState = {
-      requires: await requirements(source),
-      properties: await readDatabaseProperties(source),
-      objects: await objectCounts(source),
-      // Sequences move outside any snapshot: read before pg_dump reads them, each is at most
-      // what the dump carries (for ascending ones), however much the source is written to.
-      sequences: await sequenceStates(observer),
-    };
-
+    const observer = await openObserver(db.source, ctx.sourcePassword, ctx.lockWaitTimeoutMs);
+    sessions.push(observer);
+    // Sequences move outside any snapshot: read before pg_dump reads them, each is at most what
+    // the dump carries (for ascending ones), however much the source is written to meanwhile.
+    const sequences = await sequenceStates(observer);
     await progress.timed('createDatabase', async () => {
       await createDatabase(ctx, db.target, db);
       created = true;
     });
 
+    // The snapshot pins what pg_dump and the source-side checks see; its session reads the
+    // catalog only, and holds no lock on any table.
+    const source = await connectPg(db.source, ctx.sourcePassword);
+    sessions.push(source);
+    const snap = await exportSnapshot(source, ctx.lockWaitTimeoutMs, async (c) => ({
+      tables: await tableVersions(c),
+      state: {
+        requires: await requirements(c),
+        properties: await readDatabaseProperties(c),
+        objects: await objectCounts(c),
+        sequences,
+      } satisfies SourceState,
+    }));
     const definitionsFile = path.join(workDir, 'definitions.pgdump');
-    const guard = new SnapshotGuard(snap.tables, observer, () => {
-      source.query('COMMIT').catch(() => undefined);
-    });
+    const guard = new SnapshotGuard(
+      snap.read.then((r) => r.tables),
+      observer,
+      snap.release,
+    );
     let archived: Awaited<ReturnType<typeof archive>> | undefined;
     await progress.timed('data', () =>
       streamDumpIntoRestore(ctx, {
@@ -311,12 +318,13 @@ async function migrateDatabaseOnce(
           archived = await archive(ctx, db, input, guard, definitionsFile);
         },
         guard,
-        diagnose: (stderr) => lockWaitFailure(stderr, observer as Client, ctx.lockWaitTimeoutMs),
+        diagnose: (stderr) => lockWaitFailure(stderr, observer, ctx.lockWaitTimeoutMs),
       }),
     );
     if (!archived) throw new PgferryError('DumpFailed', 'the dump was not archived');
     await guard.verify(archived.tables);
-    const tables = rowCounts(archived.tables, snap.tables);
+    const { tables: catalogTables, state } = await snap.read;
+    const tables = rowCounts(archived.tables, catalogTables);
 
     await progress.timed('postData', () =>
       pgRestoreParallel(ctx.pgRestore, {
@@ -380,8 +388,7 @@ async function migrateDatabaseOnce(
     }
     throw new PgferryError(err instanceof PgferryError ? err.code : 'MigrateFailed', message, { cause: err });
   } finally {
-    await source.end().catch(() => undefined);
-    await observer?.end().catch(() => undefined);
+    await Promise.all(sessions.map((c) => c.end().catch(() => undefined)));
     await rm(workDir, { recursive: true, force: true });
   }
 }
