@@ -12,7 +12,8 @@ import {
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
-import { configureLogging, option, parseDurationMs } from '../options';
+import { parseDurationMs } from '../duration';
+import { configureLogging, option } from '../options';
 import { formatBytes, ProgressLine } from '../output';
 
 export function registerBackup(program: Command, aws: AwsAccess): void {

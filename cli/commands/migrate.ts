@@ -14,7 +14,8 @@ import { PgferryError } from '../../core/errors';
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection } from '../aws/options';
-import { configureLogging, option, parseDurationMs } from '../options';
+import { parseDurationMs } from '../duration';
+import { configureLogging, option } from '../options';
 import { formatBytes } from '../output';
 
 export function registerMigrate(program: Command, aws: AwsAccess): void {

@@ -1,7 +1,9 @@
 /**
- * A database of 5,000 tables backs up on a server with default settings (max_locks_per_transaction
- * = 64, max_connections = 100: room for about 6,400 locks). pg_dump alone takes one lock per table;
- * the row counts that used to be taken in a second session took as many again, and the backup
+ * A database of 5,000 tables, each with a primary key and a unique column, backs up on a server
+ * with default settings (max_locks_per_transaction = 64, max_connections = 100: the lock table
+ * holds about 12,900 locked objects on PostgreSQL 15, once grown into the spare shared memory).
+ * pg_dump takes one lock per table; the row counts that used to be taken in a second session
+ * locked every table and both its indexes (the planner opens them), 15,000 objects, and the backup
  * failed with "out of shared memory".
  */
 import { mkdtempSync } from 'node:fs';
@@ -26,8 +28,8 @@ beforeAll(async () => {
     for (let from = 1; from <= TABLES; from += 1000) {
       await c.query(`DO $$ BEGIN
         FOR i IN ${from}..${from + 999} LOOP
-          EXECUTE format('CREATE TABLE t_%s (id int)', i);
-          EXECUTE format('INSERT INTO t_%s SELECT generate_series(1, %s)', i, i % 4);
+          EXECUTE format('CREATE TABLE t_%s (id int PRIMARY KEY, code int UNIQUE)', i);
+          EXECUTE format('INSERT INTO t_%s SELECT g, g FROM generate_series(1, %s) g', i, i % 4);
         END LOOP;
       END $$`);
     }

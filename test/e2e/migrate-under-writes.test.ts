@@ -27,7 +27,8 @@ import { usePrivateServer } from '../support/private-server';
 
 const env = testEnv();
 const source = env.server(15);
-const target = usePrivateServer(17);
+// The migrations' target, and the primary of the standby below.
+const target = usePrivateServer(15);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('a migration while the source takes inserts', () => {
@@ -115,6 +116,57 @@ describe('a migration while the source takes inserts', () => {
   });
 });
 
+describe('a migration that cannot get its locks', () => {
+  const database = uniqueName('mig_locked');
+  const migrated = uniqueName('mig_unlocked');
+  const store = mkdtempSync(path.join(tmpdir(), 'pgferry-migrate-locked-'));
+  beforeAll(async () => {
+    await createDatabase(source, database);
+    await withClient(source, database, (c) => c.query('CREATE TABLE events (id serial PRIMARY KEY)'));
+  });
+  afterAll(async () => {
+    await dropDatabase(source, database);
+    rmSync(store, { recursive: true, force: true });
+  });
+
+  test('fails after --lock-wait-timeout naming the table and its holder; nothing is left on the target', async () => {
+    const holder = new Client({ ...source.clientConfig(database), application_name: 'holder app' });
+    await holder.connect();
+    try {
+      const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE events IN ACCESS EXCLUSIVE MODE');
+      const result = await runCli([
+        'migrate',
+        '--source',
+        sourceUrl(source, database),
+        '--target',
+        sourceUrl(target(), migrated),
+        '--store',
+        store,
+        '--lock-wait-timeout',
+        '2s',
+      ]);
+      expect(result.code).toBe(1);
+      const lines = result.stderr.trimEnd().split('\n');
+      expect(lines.at(-1)).toMatch(
+        new RegExp(
+          `^pgferry: pg_dump could not lock public\\.events within 2s \\(--lock-wait-timeout\\): ACCESS EXCLUSIVE lock on public\\.events held by pid ${pid} \\(user postgres, application "holder app", idle in transaction, .*\\); no data was moved`,
+        ),
+      );
+    } finally {
+      await holder.end();
+    }
+    const exists = await withClient(target(), 'postgres', (c) =>
+      c.query(
+        "SELECT datname FROM pg_database WHERE datname = $1 OR datname LIKE 'pgferry\\_schema\\_test%'",
+        [migrated],
+      ),
+    );
+    expect(exists.rows).toEqual([]);
+  });
+});
+
 const run = promisify(execFile);
 
 /** Runs a PostgreSQL program as the server's OS user (initdb and postgres refuse root). */
@@ -178,7 +230,7 @@ async function startStandby(
 }
 
 describe('a hot standby as the source', () => {
-  const primary = usePrivateServer(15);
+  const primary = target;
   const database = 'on_standby';
   const migrated = uniqueName('mig_standby');
   const store = mkdtempSync(path.join(tmpdir(), 'pgferry-migrate-standby-'));

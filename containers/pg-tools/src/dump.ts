@@ -443,31 +443,51 @@ function pgDumpFailure(stderr: string, err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
+/** pg_dump gave up waiting for a lock: its `--lock-wait-timeout` cancelled the LOCK TABLE. */
+export function isLockWaitTimeout(stderr: string): boolean {
+  return /canceling statement due to (statement|lock) timeout/i.test(stderr);
+}
+
+/** A tool could not get a table lock within the lock wait timeout; the message names the holders. */
+export class LockWaitTimeoutError extends PgferryError {}
+
 /**
  * When pg_dump failed because it could not get a lock within the lock wait timeout: an error
  * naming the tables and who holds (or is queued ahead for) their locks now, at the moment of the
- * failure. Undefined for any other failure.
+ * failure, read through `observer` (a session of the same database). Undefined for any other
+ * failure.
  */
 export async function lockWaitFailure(
   stderr: string,
-  observer: Client,
+  observer: Client | (() => Promise<Client>),
   lockWaitTimeoutMs: number,
   tool = 'pg_dump',
 ): Promise<PgferryError | undefined> {
-  if (!/canceling statement due to (statement|lock) timeout/i.test(stderr)) return undefined;
+  if (!isLockWaitTimeout(stderr)) return undefined;
   const within = `within ${formatMilliseconds(lockWaitTimeoutMs)} (--lock-wait-timeout)`;
-  const holders = await lockHolders(observer).catch(() => [] as LockHolder[]);
+  const holders = await readLockHolders(observer);
   if (holders.length === 0) {
-    return new PgferryError(
+    return new LockWaitTimeoutError(
       'DumpFailed',
       `${tool} could not lock its tables ${within}; whoever held the lock has let go since: ${stderr}`,
     );
   }
   const tables = [...new Set(holders.map((h) => `${h.schema}.${h.table}`))];
-  return new PgferryError(
+  return new LockWaitTimeoutError(
     'DumpFailed',
     `${tool} could not lock ${tables.join(', ')} ${within}: ${holders.map(describeHolder).join('; ')}`,
   );
+}
+
+async function readLockHolders(observer: Client | (() => Promise<Client>)): Promise<LockHolder[]> {
+  if (typeof observer !== 'function') return lockHolders(observer).catch(() => []);
+  const client = await observer().catch(() => undefined);
+  if (!client) return [];
+  try {
+    return await lockHolders(client).catch(() => []);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 function describeHolder(h: LockHolder): string {

@@ -59,6 +59,7 @@ import {
   type DumpDeps,
   dumpObjectKey,
   exportSnapshot,
+  LockWaitTimeoutError,
   lockWaitFailure,
   openObserver,
   readDatabaseProperties,
@@ -163,6 +164,12 @@ export async function runSchemaTest(plan: MigratePlan, deps: MigrateDeps): Promi
         source: db.source,
         restoreArgs: ['--exit-on-error', '--no-password', dbnameArg(scratch)],
         target: scratchTarget,
+        diagnose: (stderr) =>
+          lockWaitFailure(
+            stderr,
+            () => openObserver(db.source, ctx.sourcePassword, ctx.lockWaitTimeoutMs),
+            ctx.lockWaitTimeoutMs,
+          ),
       }).then(
         () => undefined,
         (err: unknown) => err,
@@ -171,6 +178,14 @@ export async function runSchemaTest(plan: MigratePlan, deps: MigrateDeps): Promi
         () => true,
         () => false,
       );
+      if (failure instanceof LockWaitTimeoutError) {
+        throw new PgferryError(
+          failure.code,
+          `${failure.message}; no data was moved (the scratch database ${scratch} was ` +
+            `${entry.dropped ? 'dropped' : 'left behind: drop it'})`,
+          { cause: failure },
+        );
+      }
       if (failure !== undefined) {
         throw new PgferryError(
           'SchemaTestFailed',
