@@ -434,6 +434,7 @@ async function archive(
 ): Promise<{ object: StoredObject; uncompressedBytes: number; tables: TableDataRows[] }> {
   const definitions = createWriteStream(definitionsFile, { flags: 'wx', mode: 0o600 });
   const written = once(definitions, 'close');
+  written.catch(() => undefined); // awaited below, once the stream has ended; never unhandled
   const { flowing, upload, stored } = storeDumpStream(db.backup, input, ctx.deps.store, undefined, {
     signal: guard.signal,
     firstBytes: () => guard.firstBytes(),
