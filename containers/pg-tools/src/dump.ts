@@ -115,9 +115,12 @@ export class TablesChangedError extends PgferryError {
 function describeChanges(changes: TableChange[]): string {
   const shown = changes.slice(0, 3).map((c) => `${c.schema}.${c.name} was ${c.change}`);
   const more = changes.length > 3 ? ` (and ${changes.length - 3} more)` : '';
+  const risk = changes.some((c) => c.change === 'rewritten')
+    ? 'the dump could hold it without its rows'
+    : 'the dump could hold a definition that does not match its data';
   return (
-    `${shown.join(', ')}${more} after the dump's snapshot, while pg_dump waited for its lock ` +
-    '(a concurrent ALTER TABLE, TRUNCATE, VACUUM FULL or CLUSTER): the dump could hold it without its rows'
+    `${shown.join(', ')}${more} after the dump's snapshot, before pg_dump locked it ` +
+    `(a concurrent ALTER TABLE, TRUNCATE, VACUUM FULL or CLUSTER): ${risk}`
   );
 }
 
