@@ -186,7 +186,7 @@ describe('DDL in a loop during backups', () => {
       const loop = ddlLoop(database, statements, pauseMs);
       const results: (CliResult & { hung: boolean })[] = [];
       try {
-        for (let i = 0; i < 4; i++)
+        for (let i = 0; i < 3; i++)
           results.push(await backup(database, store, ['--lock-wait-timeout', '10s']));
       } finally {
         expect(await loop.stop()).toBeGreaterThan(2);
