@@ -66,6 +66,20 @@ const StoreUrlSchema = z
     'store must be file:///abs/dir or s3://bucket/prefix',
   );
 
+/** How long pg_dump waits for a table's lock before the backup (or migration) fails: 5 minutes. */
+export const DEFAULT_LOCK_WAIT_TIMEOUT_MS = 5 * 60 * 1000;
+
+/**
+ * How long a dump may wait for a table lock (pg_dump's `--lock-wait-timeout`), in milliseconds;
+ * a wait that outlasts it fails the run, naming the lock's holder.
+ * @default DEFAULT_LOCK_WAIT_TIMEOUT_MS (5 minutes)
+ */
+export const LockWaitTimeoutSchema = z
+  .number()
+  .int()
+  .min(1)
+  .max(24 * 60 * 60 * 1000);
+
 /** Input of the backup state machine: what `pgferry backup` and the schedules start it with. */
 export const BackupRequestSchema = z
   .object({
@@ -74,6 +88,7 @@ export const BackupRequestSchema = z
     compression: CompressionSchema.default({ codec: 'zstd', level: 1 }),
     withRolePasswords: z.boolean().default(false),
     backupId: z.string().regex(BACKUP_ID_PATTERN).optional(),
+    lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
   })
   .strict();
 export type BackupRequest = z.infer<typeof BackupRequestSchema>;
@@ -135,6 +150,8 @@ export const BackupPlanSchema = z
     sizeBytes: z.number().int().nonnegative(),
     strategy: DumpStrategySchema,
     taskSize: TaskSizeSchema,
+    /** The request's lock wait timeout; absent: DEFAULT_LOCK_WAIT_TIMEOUT_MS. */
+    lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
     startedAt: z.iso.datetime(),
   })
   .strict();
@@ -341,6 +358,8 @@ export const BackupManifestSchema = z
     globals: GlobalsInfoSchema,
     requires: RequirementsSchema.optional(),
     databaseProperties: DatabasePropertiesSchema.optional(),
+    /** How long the dump would wait for a table lock (absent in older manifests). */
+    lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
   })
   .strict();
 export type BackupManifest = z.infer<typeof BackupManifestSchema>;
@@ -641,6 +660,7 @@ export const MigrateRequestSchema = z
     withRolePasswords: z.boolean().default(false),
     toastCompression: ToastCompressionSchema.default('lz4'),
     cutover: CutoverSchema.optional(),
+    lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
   })
   .strict();
 export type MigrateRequest = z.infer<typeof MigrateRequestSchema>;

@@ -1,5 +1,10 @@
 import { resolvePassword } from '../../core/connection';
-import { type BackupPlan, type BackupRequest, SCHEMA_VERSION } from '../../core/contracts';
+import {
+  type BackupPlan,
+  type BackupRequest,
+  DEFAULT_LOCK_WAIT_TIMEOUT_MS,
+  SCHEMA_VERSION,
+} from '../../core/contracts';
 import { acquireLease, type Lease, type LeaseOwner } from '../../core/lease';
 import { connectPg, serverInfo } from '../../core/postgres';
 import type { BackupStore } from '../../core/store';
@@ -61,6 +66,7 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     sizeBytes,
     strategy: chooseDumpStrategy(sizeBytes, taskCores(taskSize)),
     taskSize,
+    lockWaitTimeoutMs: request.lockWaitTimeoutMs ?? DEFAULT_LOCK_WAIT_TIMEOUT_MS,
     startedAt: now.toISOString(),
   };
 }

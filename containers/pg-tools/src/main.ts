@@ -82,6 +82,7 @@ async function main(): Promise<void> {
         env: process.env,
         onProgress: (p) => logger.info('progress', { ...p }),
         onChild,
+        onRetry: (reason, attempt) => logger.warn('retrying', { reason, attempt }),
       });
       logger.info('succeeded', {
         objects: result.objects.length,
