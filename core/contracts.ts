@@ -185,6 +185,8 @@ export const BackupPlanSchema = z
     sizeBytes: z.number().int().nonnegative(),
     strategy: DumpStrategySchema,
     taskSize: TaskSizeSchema,
+    /** The request's lock wait timeout; absent: DEFAULT_LOCK_WAIT_TIMEOUT_MS. */
+    lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
     startedAt: z.iso.datetime(),
   })
   .strict();
@@ -397,6 +399,8 @@ export const BackupManifestSchema = z
     globals: GlobalsInfoSchema,
     requires: RequirementsSchema.optional(),
     databaseProperties: DatabasePropertiesSchema.optional(),
+    /** How long the dump would wait for a table lock (absent in older manifests). */
+    lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
   })
   .strict();
 export type BackupManifest = z.infer<typeof BackupManifestSchema>;

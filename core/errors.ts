@@ -37,7 +37,16 @@ export class PgferryError extends Error {
 /** Errors worth retrying: the store or the database was briefly unavailable. */
 export const RETRYABLE_ERRORS: readonly string[] = ['Pgferry.StoreUnavailable'];
 
+/**
+ * An error's message; for a server error (node-postgres), with the server's HINT, which often
+ * says what to do ("You might need to increase max_locks_per_transaction.").
+ */
 export function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message;
+  if (err instanceof Error) {
+    const hint = (err as { hint?: unknown }).hint;
+    return typeof hint === 'string' && hint && !err.message.includes(hint)
+      ? `${err.message} (HINT: ${hint})`
+      : err.message;
+  }
   return String(err);
 }

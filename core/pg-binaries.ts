@@ -44,24 +44,49 @@ export async function candidateBinDirs(env: NodeJS.ProcessEnv = process.env): Pr
   return [...new Set(dirs.map((d) => path.resolve(d)))];
 }
 
-const versionCache = new Map<string, Promise<PgToolBinary | undefined>>();
+/**
+ * How long a tool may take to print its version. Debian's /usr/bin tools are a Perl wrapper that
+ * takes well over a second on a loaded machine (20 backups at once on 2 cores took more than 10 s):
+ * a slow answer is not a missing tool.
+ */
+const PROBE_TIMEOUT_MS = 60_000;
 
-async function probe(file: string): Promise<PgToolBinary | undefined> {
+/** What a probe found: the tool, nothing there (cached), or a tool that did not answer (not cached). */
+type Probe = { binary: PgToolBinary } | { absent: true } | { failed: string };
+
+const versionCache = new Map<string, Promise<Probe>>();
+
+async function probeFile(file: string): Promise<Probe> {
   let cached = versionCache.get(file);
   if (!cached) {
-    cached = (async () => {
+    cached = (async (): Promise<Probe> => {
       try {
         await access(file, constants.X_OK);
-        const { stdout } = await run(file, ['--version'], { timeout: 10_000 });
-        const parsed = parseToolVersion(stdout);
-        return parsed ? { path: file, ...parsed } : undefined;
       } catch {
-        return undefined;
+        return { absent: true };
+      }
+      try {
+        const { stdout } = await run(file, ['--version'], { timeout: PROBE_TIMEOUT_MS });
+        const parsed = parseToolVersion(stdout);
+        return parsed ? { binary: { path: file, ...parsed } } : { absent: true };
+      } catch (err) {
+        // Asked again next time: a tool that timed out or crashed once may answer later.
+        versionCache.delete(file);
+        return {
+          failed: (err as { killed?: boolean }).killed
+            ? 'did not answer --version in time'
+            : String((err as Error).message).split('\n')[0],
+        };
       }
     })();
     versionCache.set(file, cached);
   }
   return cached;
+}
+
+async function probe(file: string): Promise<PgToolBinary | undefined> {
+  const found = await probeFile(file);
+  return 'binary' in found ? found.binary : undefined;
 }
 
 /** Every installed copy of `tool`, in search order. */
@@ -105,9 +130,11 @@ export async function choosePgTool(
 
 /** The same tool from the same installation as `sibling` (e.g. pg_dumpall beside pg_dump). */
 export async function siblingTool(sibling: PgToolBinary, tool: PgTool): Promise<PgToolBinary> {
-  const found = await probe(path.join(path.dirname(sibling.path), tool));
-  if (!found) {
-    throw new PgferryError('NoSuitablePgDump', `${tool} is missing beside ${sibling.path}`);
-  }
-  return found;
+  const file = path.join(path.dirname(sibling.path), tool);
+  const found = await probeFile(file);
+  if ('binary' in found) return found.binary;
+  throw new PgferryError(
+    'NoSuitablePgDump',
+    'failed' in found ? `${file} ${found.failed}` : `${tool} is missing beside ${sibling.path}`,
+  );
 }

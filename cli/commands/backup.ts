@@ -14,6 +14,7 @@ import {
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
+import { parseDurationMs } from '../duration';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, ProgressLine } from '../output';
@@ -40,6 +41,11 @@ export function registerBackup(program: Command, aws: AwsAccess): void {
       '--name <name>',
       "the catalog name to file the backup under (default: the database's name); a store refuses one name for two servers",
     )
+    .option(
+      '--lock-wait-timeout <duration>',
+      'fail, naming who holds it, when a table lock is not granted within this (e.g. 30s, 5min; default 5min)',
+      option(parseDurationMs),
+    )
     .option('--json', 'print the manifest as JSON instead of the backup id', false)
     .option('--verbose', "print the workflow's logs on stderr", false);
   addAwsOptions(command)
@@ -58,6 +64,7 @@ interface BackupOptions extends AwsOptions {
   compress: string;
   withRolePasswords: boolean;
   name?: string;
+  lockWaitTimeout?: number;
   json: boolean;
   verbose: boolean;
   passwordSecretArn?: string;
@@ -105,6 +112,7 @@ function backupRequest(opts: BackupOptions, source: Connection): BackupRequest {
     store: normaliseStoreUrl(opts.store),
     compression: parseCompression(opts.compress),
     withRolePasswords: opts.withRolePasswords,
+    ...(opts.lockWaitTimeout === undefined ? {} : { lockWaitTimeoutMs: opts.lockWaitTimeout }),
   };
   return parsePayload(BackupRequestSchema, input, 'backup request');
 }

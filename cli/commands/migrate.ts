@@ -16,6 +16,7 @@ import { PgferryError } from '../../core/errors';
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection } from '../aws/options';
+import { parseDurationMs } from '../duration';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
@@ -56,6 +57,11 @@ export function registerMigrate(program: Command, aws: AwsAccess): void {
     )
     .option('--with-role-passwords', "copy roles' password hashes too (needs a superuser source)", false)
     .option(
+      '--lock-wait-timeout <duration>',
+      'fail, naming who holds it, when a table lock on the source is not granted within this (e.g. 30s, 5min; default 5min)',
+      option(parseDurationMs),
+    )
+    .option(
       '--on-cutover <command>',
       'locally: a shell command run after verification, before the source is unfrozen, with PGFERRY_TARGET_URL (no password) and PGPASSWORD in its environment',
     )
@@ -90,6 +96,7 @@ interface MigrateOptions extends AwsOptions {
   force: boolean;
   jobs?: number;
   withRolePasswords: boolean;
+  lockWaitTimeout?: number;
   toastCompression: string;
   onCutover?: string;
   json: boolean;
@@ -176,6 +183,7 @@ function migrateRequest(opts: MigrateOptions, source: Connection, target: Connec
     withRolePasswords: opts.withRolePasswords,
     toastCompression: opts.toastCompression as MigrateRequestInput['toastCompression'],
     ...(Object.keys(cutover).length ? { cutover } : {}),
+    ...(opts.lockWaitTimeout === undefined ? {} : { lockWaitTimeoutMs: opts.lockWaitTimeout }),
   };
   return parsePayload(MigrateRequestSchema, input, 'migrate request');
 }

@@ -4,6 +4,7 @@ import { describeConnection, resolvePassword } from '../../core/connection';
 import {
   type Connection,
   type DatabaseLocale,
+  DEFAULT_LOCK_WAIT_TIMEOUT_MS,
   type MigrateDatabasePlan,
   type MigrateEstimate,
   type MigratePlan,
@@ -84,6 +85,7 @@ export async function preflightMigrate(
   let archiveNames: Map<string, string>;
   try {
     sourceServer = await serverInfo(source);
+    if (request.freezeSource) await refuseStandbyFreeze(source, request.source);
     const names = request.allDatabases
       ? (
           await source.query<{ datname: string }>(
@@ -144,6 +146,7 @@ export async function preflightMigrate(
           sizeBytes: src.sizeBytes,
           strategy: chooseDumpStrategy(src.sizeBytes, cores),
           taskSize: dumpTaskSize(src.sizeBytes),
+          lockWaitTimeoutMs: request.lockWaitTimeoutMs ?? DEFAULT_LOCK_WAIT_TIMEOUT_MS,
           startedAt,
         },
         sizeBytes: src.sizeBytes,
@@ -209,6 +212,21 @@ function archiveNamesOf(
     names.set(database, binding ? name : (request.name ?? name));
   }
   return names;
+}
+
+/**
+ * A hot standby is read-only already, and cannot be made so: the freeze sets
+ * `default_transaction_read_only` on the database, which only its primary can, and the writes the
+ * freeze is meant to stop happen on the primary.
+ */
+async function refuseStandbyFreeze(source: Client, connection: Connection): Promise<void> {
+  const { rows } = await source.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
+  if (rows[0].standby) {
+    refuse(
+      `the source ${describeConnection(connection)} is a standby (in recovery): --freeze-source cannot stop ` +
+        "writes there; run the migration against its primary, or without --freeze-source (the target then holds the standby's state at the dump's snapshot)",
+    );
+  }
 }
 
 interface SourceDatabase {

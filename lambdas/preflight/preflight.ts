@@ -1,6 +1,11 @@
 import { backupCatalogName, checkNameBelongsToServer } from '../../core/catalog-name';
 import { resolvePassword } from '../../core/connection';
-import { type BackupPlan, type BackupRequest, SCHEMA_VERSION } from '../../core/contracts';
+import {
+  type BackupPlan,
+  type BackupRequest,
+  DEFAULT_LOCK_WAIT_TIMEOUT_MS,
+  SCHEMA_VERSION,
+} from '../../core/contracts';
 import { currentDeployment, type Deployment } from '../../core/deployment';
 import { acquireLease, type Lease, type LeaseOwner } from '../../core/lease';
 import { connectPg, serverInfo, systemIdentifier } from '../../core/postgres';
@@ -80,6 +85,7 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     sizeBytes,
     strategy: chooseDumpStrategy(sizeBytes, taskCores(taskSize, deployment)),
     taskSize,
+    lockWaitTimeoutMs: request.lockWaitTimeoutMs ?? DEFAULT_LOCK_WAIT_TIMEOUT_MS,
     startedAt: now.toISOString(),
   };
 }

@@ -69,6 +69,7 @@ export async function recordBackup(plan: BackupPlan, deps: RecordDeps): Promise<
     globals: result.globals,
     requires: result.requires,
     databaseProperties: result.databaseProperties,
+    ...(plan.lockWaitTimeoutMs === undefined ? {} : { lockWaitTimeoutMs: plan.lockWaitTimeoutMs }),
   };
   await store.putJson(manifestKey(plan.database, plan.backupId), manifest);
   return manifest;

@@ -148,6 +148,7 @@ async function main(): Promise<void> {
           logger.info('progress', { ...p });
         },
         onChild,
+        onRetry: (reason, attempt) => logger.warn('retrying', { reason, attempt }),
       }).finally(() => watchdog.stop());
       logger.info('succeeded', {
         objects: result.objects.length,

@@ -3,17 +3,23 @@
  * per database, and leaves a normal backup of each in the store.
  *
  * Per database, under one exported snapshot of the source:
- *   pg_dump -Fc -Z0 (the target's major) ──┬─> compression + SHA-256 ─> the store (the archived backup)
+ *   pg_dump -Fc -Z0 (the target's major) ──┬─> rows counted, compression + SHA-256 ─> the store
+ *                                          │     (the archived backup), its header and TOC ─> a local file
  *                                          └─> pg_restore --section=pre-data,data ─> the target
- *   pg_dump --section=post-data (small, to a local file) ─> pg_restore -j N --section=post-data
- * then the database's own properties, ANALYZE, and the checks: every table's row count, every
- * sequence's state and the number of objects of each kind equal on both sides.
+ *   the local file (every definition, no data) ─> pg_restore -j N --section=post-data
+ * then the database's own properties, ANALYZE, and the checks, which hold while the source is
+ * being written to: every table's rows on the target equal the rows the dump carried (counted from
+ * its COPY data, in the snapshot), every sequence is at least where it was when the snapshot was
+ * taken (at most, for descending ones), and the number of objects of each kind is the snapshot's.
+ * Tables rewritten or altered after the snapshot make the attempt void, as for a backup
+ * (dump.ts): the target is dropped and the migration starts afresh, a bounded number of times.
  *
  * Its results go to the store (`dump-result.json`, which the backup workflow's record step turns
  * into the manifest, and `migrate-result.json`), as the other tasks' do.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -24,29 +30,47 @@ import { libpqEnv, resolvePassword } from '../../../core/connection';
 import {
   type Connection,
   type DatabaseProperties,
+  DEFAULT_LOCK_WAIT_TIMEOUT_MS,
   type DumpResult,
   type MigrateDatabasePlan,
   type MigrateDatabaseResult,
   type MigratePlan,
+  type Requirements,
   SCHEMA_VERSION,
   type SchemaTestResult,
   type StoredObject,
+  type TableRowCount,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
+import type { TableDataRows } from '../../../core/pg-archive';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
 import { connectPg, quoteIdent } from '../../../core/postgres';
 import { createDatabaseSql } from '../../../core/requirements';
 import { loadSessionOptions } from '../../../core/restore-session';
-import { dumpResultKey, migrateResultKey, schemaTestResultKey } from '../../../core/store-keys';
+import { tableVersions } from '../../../core/snapshot-guard';
+import {
+  backupObjectKey,
+  dumpResultKey,
+  migrateResultKey,
+  schemaTestResultKey,
+} from '../../../core/store-keys';
 import {
   collectTail,
-  countRows,
+  DUMP_ATTEMPTS,
   type DumpDeps,
+  dumpObjectKey,
+  exportSnapshot,
+  LockWaitTimeoutError,
+  lockWaitFailure,
+  openObserver,
   readDatabaseProperties,
   requirements,
+  rowCounts,
   runCapture,
+  SnapshotGuard,
   storeDumpStream,
   storeGlobals,
+  TablesChangedError,
 } from './dump';
 import {
   applyDatabaseProperties,
@@ -72,6 +96,8 @@ interface Context {
   targetPassword: string | undefined;
   pgDump: PgToolBinary;
   pgRestore: PgToolBinary;
+  /** How long pg_dump waits for a table lock on the source. */
+  lockWaitTimeoutMs: number;
 }
 
 async function context(plan: MigratePlan, deps: MigrateDeps): Promise<Context> {
@@ -82,7 +108,8 @@ async function context(plan: MigratePlan, deps: MigrateDeps): Promise<Context> {
   // The target's major: the dump is made by the pg_dump that matches the server it goes to.
   const pgDump = await choosePgTool('pg_dump', plan.targetServer.major, plan.targetServer.version, deps.env);
   const pgRestore = await siblingTool(pgDump, 'pg_restore');
-  return { plan, deps, sourcePassword, targetPassword, pgDump, pgRestore };
+  const lockWaitTimeoutMs = plan.request.lockWaitTimeoutMs ?? DEFAULT_LOCK_WAIT_TIMEOUT_MS;
+  return { plan, deps, sourcePassword, targetPassword, pgDump, pgRestore, lockWaitTimeoutMs };
 }
 
 function dumpEnv(ctx: Context, source: Connection): NodeJS.ProcessEnv {
@@ -127,10 +154,22 @@ export async function runSchemaTest(plan: MigratePlan, deps: MigrateDeps): Promi
       const scratchTarget = { ...db.target, database: scratch };
       await createDatabase(ctx, scratchTarget, db);
       const failure = await streamDumpIntoRestore(ctx, {
-        dumpArgs: ['--format=custom', '--compress=0', '--schema-only', '--no-password'],
+        dumpArgs: [
+          '--format=custom',
+          '--compress=0',
+          '--schema-only',
+          `--lock-wait-timeout=${ctx.lockWaitTimeoutMs}`,
+          '--no-password',
+        ],
         source: db.source,
         restoreArgs: ['--exit-on-error', '--no-password', dbnameArg(scratch)],
         target: scratchTarget,
+        diagnose: (stderr) =>
+          lockWaitFailure(
+            stderr,
+            () => openObserver(db.source, ctx.sourcePassword, ctx.lockWaitTimeoutMs),
+            ctx.lockWaitTimeoutMs,
+          ),
       }).then(
         () => undefined,
         (err: unknown) => err,
@@ -139,6 +178,14 @@ export async function runSchemaTest(plan: MigratePlan, deps: MigrateDeps): Promi
         () => true,
         () => false,
       );
+      if (failure instanceof LockWaitTimeoutError) {
+        throw new PgferryError(
+          failure.code,
+          `${failure.message}; no data was moved (the scratch database ${scratch} was ` +
+            `${entry.dropped ? 'dropped' : 'left behind: drop it'})`,
+          { cause: failure },
+        );
+      }
       if (failure !== undefined) {
         throw new PgferryError(
           'SchemaTestFailed',
@@ -193,52 +240,86 @@ export async function runMigrate(plan: MigratePlan, deps: MigrateDeps): Promise<
   return results;
 }
 
+/**
+ * Migrates one database; an attempt that met a table changed under its snapshot is dropped and
+ * made again, up to `DUMP_ATTEMPTS` times.
+ */
 async function migrateDatabase(
+  ctx: Context,
+  db: MigrateDatabasePlan,
+  roles: MigrateDatabaseResult['roles'],
+): Promise<MigrateDatabaseResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await migrateDatabaseOnce(ctx, db, roles);
+    } catch (err) {
+      if (!(err instanceof PgferryError && err.cause instanceof TablesChangedError)) throw err;
+      await ctx.deps.store.deleteObject(
+        backupObjectKey(db.backup.database, db.backup.backupId, dumpObjectKey(db.backup)),
+      );
+      if (attempt >= DUMP_ATTEMPTS) {
+        throw new PgferryError(
+          err.code,
+          `${err.message}; ${attempt} attempts in a row met such a change: migrate with --freeze-source, ` +
+            'or when the table is not being altered',
+          { cause: err },
+        );
+      }
+      ctx.deps.onPhase?.(`retry ${db.source.database} (${err.cause.message})`);
+    }
+  }
+}
+
+async function migrateDatabaseOnce(
   ctx: Context,
   db: MigrateDatabasePlan,
   roles: MigrateDatabaseResult['roles'],
 ): Promise<MigrateDatabaseResult> {
   const { plan, deps } = ctx;
   const progress = new RestoreProgress((phase) => deps.onPhase?.(`${phase} ${db.source.database}`));
-  const source = await connectPg(db.source, ctx.sourcePassword);
   const workDir = await mkdtemp(path.join(deps.env.PGFERRY_WORK_DIR ?? tmpdir(), 'pgferry-migrate-'));
+  const sessions: Client[] = [];
   let created = false;
   try {
-    // The snapshot pins what both pg_dumps and the source-side checks see.
-    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-    const { rows } = await source.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
-    const snapshot = rows[0].snapshot;
-
+    const observer = await openObserver(db.source, ctx.sourcePassword, ctx.lockWaitTimeoutMs);
+    sessions.push(observer);
+    // Sequences move outside any snapshot: read before pg_dump reads them, each is at most what
+    // the dump carries (for ascending ones), however much the source is written to meanwhile.
+    const sequences = await sequenceStates(observer);
     await progress.timed('createDatabase', async () => {
       await createDatabase(ctx, db.target, db);
       created = true;
     });
 
-    const postDataFile = path.join(workDir, 'post-data.pgdump');
-    const common = ['--format=custom', '--compress=0', `--snapshot=${snapshot}`, '--no-password'];
-    const postDataDump = runCapture(
-      ctx.pgDump,
-      [...common, '--section=post-data', `--file=${postDataFile}`],
-      dumpEnv(ctx, db.source),
-      deps,
-    ).then((out) => {
-      if (out.code !== 0)
-        throw new PgferryError('DumpFailed', `pg_dump --section=post-data failed: ${out.stderr.trim()}`);
-    });
-    const sourceState = (async () => ({
-      tables: await countRows(source),
-      requires: await requirements(source),
-      properties: await readDatabaseProperties(source),
-      sequences: await sequenceStates(source),
-      objects: await objectCounts(source),
-    }))();
-    // Awaited after the data phase; a failure of that phase must not leave them unhandled.
-    sourceState.catch(() => undefined);
-    postDataDump.catch(() => undefined);
-    let archived: { object: StoredObject; uncompressedBytes: number } | undefined;
+    // The snapshot pins what pg_dump and the source-side checks see; its session reads the
+    // catalog only, and holds no lock on any table.
+    const source = await connectPg(db.source, ctx.sourcePassword);
+    sessions.push(source);
+    const snap = await exportSnapshot(source, ctx.lockWaitTimeoutMs, async (c) => ({
+      tables: await tableVersions(c),
+      state: {
+        requires: await requirements(c),
+        properties: await readDatabaseProperties(c),
+        objects: await objectCounts(c),
+        sequences,
+      } satisfies SourceState,
+    }));
+    const definitionsFile = path.join(workDir, 'definitions.pgdump');
+    const guard = new SnapshotGuard(
+      snap.read.then((r) => r.tables),
+      observer,
+      snap.release,
+    );
+    let archived: Awaited<ReturnType<typeof archive>> | undefined;
     await progress.timed('data', () =>
       streamDumpIntoRestore(ctx, {
-        dumpArgs: common,
+        dumpArgs: [
+          '--format=custom',
+          '--compress=0',
+          `--snapshot=${snap.snapshot}`,
+          `--lock-wait-timeout=${ctx.lockWaitTimeoutMs}`,
+          '--no-password',
+        ],
         source: db.source,
         restoreArgs: [
           '--section=pre-data',
@@ -249,19 +330,22 @@ async function migrateDatabase(
         ],
         target: db.target,
         archive: async (input) => {
-          archived = await archive(ctx, db, input);
+          archived = await archive(ctx, db, input, guard, definitionsFile);
         },
+        guard,
+        diagnose: (stderr) => lockWaitFailure(stderr, observer, ctx.lockWaitTimeoutMs),
       }),
     );
-    const [state] = await Promise.all([sourceState, postDataDump]);
-    await source.query('COMMIT');
     if (!archived) throw new PgferryError('DumpFailed', 'the dump was not archived');
+    await guard.verify(archived.tables);
+    const { tables: catalogTables, state } = await snap.read;
+    const tables = rowCounts(archived.tables, catalogTables);
 
     await progress.timed('postData', () =>
       pgRestoreParallel(ctx.pgRestore, {
         args: ['--section=post-data', '--exit-on-error', '--no-password', dbnameArg(db.target.database)],
         jobs: plan.jobs,
-        dumpFile: postDataFile,
+        dumpFile: definitionsFile,
         env: restoreEnv(ctx, db.target),
         onChild: ctx.deps.onChild,
       }),
@@ -278,14 +362,14 @@ async function migrateDatabase(
       storeGlobals(db.backup, await siblingTool(ctx.pgDump, 'pg_dumpall'), dumpEnv(ctx, db.source), deps),
     );
 
-    const checks = await verify(ctx, db, state, progress);
+    const checks = await verify(ctx, db, { ...state, tables }, progress);
     const dumpResult: DumpResult = {
       schemaVersion: SCHEMA_VERSION,
       backupId: db.backup.backupId,
       status: 'succeeded',
       tool: { pgDumpVersion: ctx.pgDump.version, pgDumpMajor: ctx.pgDump.major },
       objects: [archived.object, globals.object],
-      tables: state.tables,
+      tables,
       globals: globals.info,
       requires: state.requires,
       databaseProperties: properties,
@@ -319,7 +403,7 @@ async function migrateDatabase(
     }
     throw new PgferryError(err instanceof PgferryError ? err.code : 'MigrateFailed', message, { cause: err });
   } finally {
-    await source.end().catch(() => undefined);
+    await Promise.all(sessions.map((c) => c.end().catch(() => undefined)));
     await rm(workDir, { recursive: true, force: true });
   }
 }
@@ -336,14 +420,36 @@ function withoutFreeze(properties: DatabaseProperties, before: string | null): D
   return { ...properties, settings };
 }
 
-/** The dump's bytes, compressed and hashed into the store, exactly as a backup stores them. */
+/**
+ * The dump's bytes, compressed and hashed into the store exactly as a backup stores them, its rows
+ * counted on the way; its header and TOC (every definition, no data) also go to `definitionsFile`
+ * for the post-data restore.
+ */
 async function archive(
   ctx: Context,
   db: MigrateDatabasePlan,
   input: Readable,
-): Promise<{ object: StoredObject; uncompressedBytes: number }> {
-  const { flowing, upload, stored } = storeDumpStream(db.backup, input, ctx.deps.store);
-  await Promise.all([flowing, upload]);
+  guard: SnapshotGuard,
+  definitionsFile: string,
+): Promise<{ object: StoredObject; uncompressedBytes: number; tables: TableDataRows[] }> {
+  const definitions = createWriteStream(definitionsFile, { flags: 'wx', mode: 0o600 });
+  const written = once(definitions, 'close');
+  written.catch(() => undefined); // awaited below, once the stream has ended; never unhandled
+  const { flowing, upload, stored } = storeDumpStream(db.backup, input, ctx.deps.store, undefined, {
+    signal: guard.signal,
+    firstBytes: () => guard.firstBytes(),
+    tocRead: (oids) => guard.tocRead(oids),
+    tocBytes: (bytes, last) => {
+      definitions.write(bytes);
+      if (last) definitions.end();
+    },
+  });
+  try {
+    await Promise.all([flowing, upload]);
+  } finally {
+    if (!definitions.writableEnded) definitions.destroy();
+  }
+  await written;
   return stored();
 }
 
@@ -359,6 +465,10 @@ async function streamDumpIntoRestore(
     restoreArgs: string[];
     target: Connection;
     archive?: (input: Readable) => Promise<void>;
+    /** Its abort stops both tools; the abort's reason is the error. */
+    guard?: SnapshotGuard;
+    /** A better error for pg_dump's failure (a lock it could not get), if there is one. */
+    diagnose?: (stderr: string) => Promise<PgferryError | undefined>;
   },
 ): Promise<void> {
   const dump = spawn(ctx.pgDump.path, opts.dumpArgs, {
@@ -394,6 +504,9 @@ async function streamDumpIntoRestore(
     dump.kill('SIGKILL');
     restore.kill('SIGKILL');
     await Promise.allSettled(work);
+    if (opts.guard?.signal.aborted) throw opts.guard.signal.reason;
+    const diagnosed = opts.diagnose && dump.exitCode !== 0 ? await opts.diagnose(dumpStderr()) : undefined;
+    if (diagnosed) throw diagnosed;
     // pg_restore's own error says most; a broken pipe after it says nothing.
     if (restore.exitCode !== 0 && /error/i.test(restoreStderr)) {
       throw new PgferryError('MigrateFailed', `pg_restore failed: ${firstError(restoreStderr)}`, {
@@ -506,16 +619,18 @@ async function applyRoles(ctx: Context): Promise<MigrateDatabaseResult['roles']>
 
 type Checks = MigrateDatabaseResult['checks'];
 
+/** The source as the dump's snapshot sees it (sequences: as read just before pg_dump started). */
 interface SourceState {
-  tables: { schema: string; name: string; rows: number }[];
-  sequences: Map<string, { schema: string; name: string; state: string }>;
+  requires: Requirements;
+  properties: DatabaseProperties;
+  sequences: Map<string, SequenceState>;
   objects: Map<string, number>;
 }
 
 async function verify(
   ctx: Context,
   db: MigrateDatabasePlan,
-  state: SourceState,
+  state: SourceState & { tables: TableRowCount[] },
   progress: RestoreProgress,
 ): Promise<Checks> {
   const target = await connectPg(db.target, ctx.targetPassword);
@@ -530,12 +645,17 @@ async function verify(
         rowCounts.push({ ...t, restoredRows: Number(rows[0].n) });
       }
       const targetSequences = await sequenceStates(target);
-      const sequences: Checks['sequences'] = [...state.sequences.entries()].map(([key, s]) => ({
-        schema: s.schema,
-        name: s.name,
-        source: s.state,
-        target: targetSequences.get(key)?.state ?? 'missing',
-      }));
+      const sequences = [...state.sequences.entries()].map(([key, s]) => {
+        const target = targetSequences.get(key);
+        return {
+          schema: s.schema,
+          name: s.name,
+          source: describeSequence(s),
+          target: target ? describeSequence(target) : 'missing',
+          caughtUp: target !== undefined && sequenceCaughtUp(s, target),
+          descending: s.descending,
+        };
+      });
       const targetObjects = await objectCounts(target);
       const kinds = [...new Set([...state.objects.keys(), ...targetObjects.keys()])].sort();
       const objectCounts_: Checks['objectCounts'] = kinds.map((kind) => ({
@@ -548,8 +668,12 @@ async function verify(
           .filter((t) => t.rows !== t.restoredRows)
           .map((t) => `${t.schema}.${t.name} has ${t.restoredRows} rows (source ${t.rows})`),
         ...sequences
-          .filter((s) => s.source !== s.target)
-          .map((s) => `sequence ${s.schema}.${s.name} is ${s.target} (source ${s.source})`),
+          .filter((s) => !s.caughtUp)
+          .map(
+            (s) =>
+              `sequence ${s.schema}.${s.name} is ${s.target}, ${s.descending ? 'above' : 'below'} the source's ` +
+              `${s.source} at the snapshot`,
+          ),
         ...objectCounts_
           .filter((o) => o.source !== o.target)
           .map((o) => `${o.target} ${o.kind} objects (source ${o.source})`),
@@ -560,7 +684,12 @@ async function verify(
           `the target differs from the source: ${differences.slice(0, 5).join(', ')}${differences.length > 5 ? ', …' : ''}`,
         );
       }
-      return { rowCounts, sequences, objectCounts: objectCounts_, analyzed: true };
+      return {
+        rowCounts,
+        sequences: sequences.map(({ schema, name, source, target }) => ({ schema, name, source, target })),
+        objectCounts: objectCounts_,
+        analyzed: true,
+      };
     });
   } finally {
     await target.end().catch(() => undefined);
@@ -571,19 +700,67 @@ const USER_NAMESPACE = `n.nspname NOT IN ('pg_catalog', 'information_schema') AN
 const notExtensionMember = (catalog: string, oid: string) =>
   `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
 
-/** Every user sequence's `last_value:is_called`, keyed by schema and name. */
-async function sequenceStates(client: Client): Promise<SourceState['sequences']> {
-  const { rows } = await client.query<{ schema: string; name: string }>(`
-    SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+interface SequenceState {
+  schema: string;
+  name: string;
+  /** `last_value`, as text (a bigint). */
+  lastValue: string;
+  isCalled: boolean;
+  /** Its increment is negative. */
+  descending: boolean;
+}
+
+/** How many sequences are read per statement (each holds a lock on every sequence it reads). */
+const SEQUENCES_PER_QUERY = 100;
+
+/**
+ * Every user sequence's `last_value`, `is_called` and direction, keyed by schema and name. Each
+ * statement reads a hundred of them, so that no more locks are held at once.
+ */
+async function sequenceStates(client: Client): Promise<Map<string, SequenceState>> {
+  const { rows } = await client.query<{ schema: string; name: string; descending: boolean }>(`
+    SELECT n.nspname AS schema, c.relname AS name, s.seqincrement < 0 AS descending
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid
     WHERE c.relkind = 'S' AND ${USER_NAMESPACE} AND ${notExtensionMember('pg_class', 'c.oid')} ORDER BY 1, 2`);
-  const out: SourceState['sequences'] = new Map();
-  for (const s of rows) {
-    const { rows: r } = await client.query<{ state: string }>(
-      `SELECT last_value::text || ':' || is_called::text AS state FROM ${quoteIdent(s.schema)}.${quoteIdent(s.name)}`,
+  const out = new Map<string, SequenceState>();
+  for (let i = 0; i < rows.length; i += SEQUENCES_PER_QUERY) {
+    const batch = rows.slice(i, i + SEQUENCES_PER_QUERY);
+    const { rows: read } = await client.query<{ i: number; last_value: string; is_called: boolean }>(
+      batch
+        .map(
+          (s, k) =>
+            `SELECT ${k} AS i, last_value::text AS last_value, is_called FROM ${quoteIdent(s.schema)}.${quoteIdent(s.name)}`,
+        )
+        .join(' UNION ALL '),
     );
-    out.set(JSON.stringify([s.schema, s.name]), { ...s, state: r[0].state });
+    for (const r of read) {
+      const s = batch[r.i];
+      out.set(JSON.stringify([s.schema, s.name]), {
+        ...s,
+        lastValue: r.last_value,
+        isCalled: r.is_called,
+      });
+    }
   }
   return out;
+}
+
+function describeSequence(s: SequenceState): string {
+  return `${s.lastValue}:${s.isCalled}`;
+}
+
+/**
+ * Whether the target's sequence has handed out at least what the source's had at the snapshot:
+ * under writes the dump carries the value pg_dump read, later than the snapshot, so it may be
+ * further along (larger; smaller for a descending sequence), never behind.
+ */
+export function sequenceCaughtUp(
+  source: Pick<SequenceState, 'lastValue' | 'isCalled' | 'descending'>,
+  target: Pick<SequenceState, 'lastValue' | 'isCalled'>,
+): boolean {
+  const [s, t] = [BigInt(source.lastValue), BigInt(target.lastValue)];
+  if (s === t) return target.isCalled || !source.isCalled;
+  return source.descending ? t < s : t > s;
 }
 
 /**

@@ -1,0 +1,556 @@
+/**
+ * A streaming reader of pg_dump's custom archive format (`pg_dump -Fc`), written for one purpose:
+ * to count each table's rows from the dump as it streams past, so that a backup's row counts come
+ * from the very bytes it stores, without a second session or a second scan of any table.
+ *
+ * The format (PostgreSQL's src/bin/pg_dump/pg_backup_archiver.c `WriteHead`/`WriteToc` and
+ * pg_backup_custom.c), as pg_dump writes it to a pipe:
+ *
+ *   header  "PGDMP", version (major, minor, rev), intSize, offSize, format, compression,
+ *           creation time (7 ints), database name, server version, pg_dump version
+ *   TOC     count, then per entry: dumpId, hadDumper, catalog tableoid and oid (as strings),
+ *           tag, desc, section, defn, dropStmt, copyStmt, namespace, tablespace, tableam,
+ *           relkind (1.16), owner, "false" (WITH OIDS), dependencies (strings, ended by NULL),
+ *           and the custom format's data offset (flag byte + offSize bytes)
+ *   data    blocks in TOC order: a type byte (1 = one entry's data, 3 = large objects) and the
+ *           entry's dumpId; then table data as chunks (length, bytes) ended by a zero length, or
+ *           large objects as (oid, chunks…, 0) repeated and ended by a zero oid
+ *
+ * An int is a sign byte then `intSize` bytes, least significant first; a string is an int length
+ * (-1 for NULL) then its bytes. A TABLE DATA entry's catalog id is (0, the table's oid), its tag the
+ * table's name and its namespace the table's schema. Without compression (`-Z0`) a table's data is
+ * its COPY text: one line per row (newlines inside values are escaped as `\n`), then the end marker
+ * pg_dump adds, `\.` and two empty lines. So rows = newlines − the marker's.
+ *
+ * Archive versions 1.12 to 1.16 are read: pg_dump 13 to 15 write 1.14, 16 writes 1.15 (the
+ * compression algorithm in the header), 17 and 18 write 1.16 (relkind in the TOC). A newer version
+ * is refused rather than guessed at, as is a compressed archive (its chunks are not COPY text).
+ *
+ * Nothing is buffered but the structure being read: data chunks are scanned where they lie.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { PgferryError } from './errors';
+
+/** A version of the archive format, as major, minor, rev packed in one number (as pg_dump does). */
+const archiveVersion = (major: number, minor: number, rev = 0) => (major * 256 + minor) * 256 + rev;
+const K_VERS_1_12 = archiveVersion(1, 12);
+const K_VERS_1_14 = archiveVersion(1, 14);
+const K_VERS_1_15 = archiveVersion(1, 15);
+const K_VERS_1_16 = archiveVersion(1, 16);
+/** The newest format read here: pg_dump 17 and 18 write 1.16. */
+const K_VERS_MAX = archiveVersion(1, 16, 255);
+
+const MAGIC = Buffer.from('PGDMP');
+const ARCHIVE_FORMAT_CUSTOM = 1;
+const BLK_DATA = 1;
+const BLK_BLOBS = 3;
+const NEWLINE = 0x0a;
+const COMPRESSION_ALGORITHMS = ['none', 'gzip', 'lz4', 'zstd'] as const;
+
+export interface ArchiveHeader {
+  /** The archive format's version, e.g. `1.14.0`. */
+  version: string;
+  intSize: number;
+  offSize: number;
+  /** `none`, or the algorithm the data chunks are compressed with. */
+  compression: string;
+  /** The database dumped, the server's version and pg_dump's, as pg_dump recorded them. */
+  database: string | null;
+  serverVersion: string | null;
+  pgDumpVersion: string | null;
+}
+
+/** One entry of the archive's table of contents (the fields this reader keeps). */
+export interface ArchiveTocEntry {
+  dumpId: number;
+  /** The entry has a data block in the archive (TABLE DATA, BLOBS). */
+  hadDumper: boolean;
+  /** The object's catalog id; for TABLE DATA, tableoid is 0 and oid the table's. */
+  tableoid: number;
+  oid: number;
+  /** The object's name (for TABLE DATA, the table's). */
+  tag: string | null;
+  /** Its kind, e.g. `TABLE`, `TABLE DATA`, `BLOBS`. */
+  desc: string | null;
+  /** Its schema. */
+  namespace: string | null;
+  owner: string | null;
+  dependencies: number[];
+}
+
+/** Rows of one table as counted from its data block. */
+export interface TableDataRows {
+  dumpId: number;
+  /** The table's oid in the dumped database. */
+  oid: number;
+  schema: string;
+  name: string;
+  rows: number;
+}
+
+/** Thrown inside the reader when the bytes at hand end before the structure being read. */
+class NeedMoreBytes extends Error {}
+const NEED_MORE = new NeedMoreBytes('more bytes needed');
+
+/** Reads the archive's fixed-layout structures from one buffer, throwing NEED_MORE at its end. */
+class Cursor {
+  constructor(
+    readonly buf: Buffer,
+    public pos: number,
+    private readonly intSize: number,
+  ) {}
+
+  byte(): number {
+    if (this.pos >= this.buf.length) throw NEED_MORE;
+    return this.buf[this.pos++];
+  }
+
+  int(): number {
+    if (this.pos + 1 + this.intSize > this.buf.length) throw NEED_MORE;
+    const value = readArchiveInt(this.buf, this.pos, this.intSize);
+    this.pos += 1 + this.intSize;
+    return value;
+  }
+
+  /** A string, or null; `skip` moves past it without decoding (definitions can be large). */
+  str(skip = false): string | null {
+    const length = this.int();
+    if (length < 0) return null;
+    if (this.pos + length > this.buf.length) throw NEED_MORE;
+    const value = skip ? '' : this.buf.toString('utf8', this.pos, this.pos + length);
+    this.pos += length;
+    return value;
+  }
+
+  skip(bytes: number): void {
+    if (this.pos + bytes > this.buf.length) throw NEED_MORE;
+    this.pos += bytes;
+  }
+}
+
+/** An archive int at `pos`: a sign byte, then `intSize` bytes, least significant first. */
+function readArchiveInt(buf: Buffer, pos: number, intSize: number): number {
+  let value = 0;
+  for (let i = intSize; i >= 1; i--) value = value * 256 + buf[pos + i];
+  return buf[pos] === 0 ? value : -value;
+}
+
+function malformed(detail: string): PgferryError {
+  return new PgferryError('DumpFailed', `pg_dump's output is not an archive pgferry can read: ${detail}`);
+}
+
+enum Phase {
+  Header,
+  TocCount,
+  TocEntry,
+  BlockStart,
+  /** The length of a table data chunk (0 ends the block). */
+  DataChunkLength,
+  DataChunkBody,
+  /** The oid of the next large object (0 ends the block). */
+  BlobOid,
+  BlobChunkLength,
+  BlobChunkBody,
+}
+
+/**
+ * Reads a custom-format archive fed to it in pieces of any size (`write`), and counts the rows of
+ * each table's data block. `tables()` answers once the whole archive has been read.
+ */
+export class ArchiveScanner {
+  header: ArchiveHeader | undefined;
+  readonly toc: ArchiveTocEntry[] = [];
+  private version = 0;
+  private intSize = 0;
+  private offSize = 0;
+  private tocRemaining = 0;
+  private phase = Phase.Header;
+  /** Bytes of a structure that the previous piece ended inside. */
+  private carry: Buffer | undefined;
+  private readonly tableData = new Map<number, TableDataRows>();
+  private readonly blocksSeen = new Set<number>();
+  /** The table whose data block is being read (undefined: a data block of something else). */
+  private table: TableDataRows | undefined;
+  private chunkRemaining = 0;
+  /** The last bytes of the current table's data, to find pg_dump's end marker. */
+  private readonly tail = Buffer.alloc(8);
+  private tailLength = 0;
+  private blockBytes = 0;
+  /** Bytes fed so far. */
+  private fed = 0;
+  /** Where the data blocks start: the header's and the TOC's length, once read. */
+  tocEnd: number | undefined;
+
+  constructor(private readonly onToc?: (toc: ArchiveTocEntry[]) => void) {}
+
+  /** Feeds the next bytes of the archive. Throws on a structure this reader cannot accept. */
+  write(piece: Buffer): void {
+    let buf = piece;
+    let pos = 0;
+    let base = this.fed; // the archive offset of buf[0]
+    this.fed += piece.length;
+    if (this.carry) {
+      const fixed = this.fixedSize();
+      if (fixed > 0) {
+        // Complete the small structure alone rather than copying the whole piece behind it.
+        const missing = fixed - this.carry.length;
+        if (piece.length < missing) {
+          this.carry = Buffer.concat([this.carry, piece]);
+          return;
+        }
+        const whole = Buffer.concat([this.carry, piece.subarray(0, missing)]);
+        this.carry = undefined;
+        this.scan(whole, 0, base - (whole.length - missing));
+        pos = missing;
+      } else {
+        base -= this.carry.length;
+        buf = Buffer.concat([this.carry, piece]);
+        this.carry = undefined;
+      }
+    }
+    this.scan(buf, pos, base);
+  }
+
+  /** How many bytes have been fed. */
+  get bytesRead(): number {
+    return this.fed;
+  }
+
+  /** Whether everything pg_dump writes has been read: the TOC and every data block it announced. */
+  get complete(): boolean {
+    if (this.phase !== Phase.BlockStart || this.carry) return false;
+    return this.toc.every((e) => !e.hadDumper || this.blocksSeen.has(e.dumpId));
+  }
+
+  /** Each table's rows, in schema and name order (bytewise, as PostgreSQL's `name` sorts). */
+  tables(): TableDataRows[] {
+    if (!this.complete) {
+      const missing = this.toc.filter((e) => e.hadDumper && !this.blocksSeen.has(e.dumpId));
+      throw malformed(
+        this.header === undefined || this.phase <= Phase.TocEntry
+          ? 'it ended before its table of contents'
+          : `it ended before the data of ${missing.length ? describeEntry(missing[0]) : 'its last block'}`,
+      );
+    }
+    return [...this.tableData.values()].sort(
+      (a, b) =>
+        Buffer.compare(Buffer.from(a.schema), Buffer.from(b.schema)) ||
+        Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)),
+    );
+  }
+
+  /** The size of the structure the reader is in, when that size is fixed (data phase); else 0. */
+  private fixedSize(): number {
+    switch (this.phase) {
+      case Phase.BlockStart:
+        return 2 + this.intSize;
+      case Phase.DataChunkLength:
+      case Phase.BlobOid:
+      case Phase.BlobChunkLength:
+        return 1 + this.intSize;
+      default:
+        return 0;
+    }
+  }
+
+  private scan(buf: Buffer, start: number, base: number): void {
+    let pos = start;
+    while (pos < buf.length) {
+      const intBytes = 1 + this.intSize; // known once the header is read
+      switch (this.phase) {
+        case Phase.DataChunkBody:
+        case Phase.BlobChunkBody: {
+          const end = Math.min(buf.length, pos + this.chunkRemaining);
+          if (this.phase === Phase.DataChunkBody && this.table) this.countRows(buf, pos, end);
+          this.chunkRemaining -= end - pos;
+          pos = end;
+          if (this.chunkRemaining === 0) {
+            this.phase = this.phase === Phase.DataChunkBody ? Phase.DataChunkLength : Phase.BlobChunkLength;
+          }
+          break;
+        }
+        case Phase.DataChunkLength:
+        case Phase.BlobChunkLength: {
+          if (buf.length - pos < intBytes) {
+            this.keep(buf, pos);
+            return;
+          }
+          const length = readArchiveInt(buf, pos, this.intSize);
+          pos += intBytes;
+          if (length < 0) throw malformed(`a data chunk of negative length ${length}`);
+          if (length > 0) {
+            this.chunkRemaining = length;
+            this.phase = this.phase === Phase.DataChunkLength ? Phase.DataChunkBody : Phase.BlobChunkBody;
+          } else if (this.phase === Phase.DataChunkLength) {
+            this.endTableData();
+            this.phase = Phase.BlockStart;
+          } else {
+            this.phase = Phase.BlobOid;
+          }
+          break;
+        }
+        case Phase.BlobOid: {
+          if (buf.length - pos < intBytes) {
+            this.keep(buf, pos);
+            return;
+          }
+          const oid = readArchiveInt(buf, pos, this.intSize);
+          pos += intBytes;
+          this.phase = oid === 0 ? Phase.BlockStart : Phase.BlobChunkLength;
+          break;
+        }
+        case Phase.BlockStart: {
+          if (buf.length - pos < 1 + intBytes) {
+            this.keep(buf, pos);
+            return;
+          }
+          const type = buf[pos];
+          const dumpId = readArchiveInt(buf, pos + 1, this.intSize);
+          pos += 1 + intBytes;
+          this.startBlock(type, dumpId);
+          break;
+        }
+        default: {
+          // Header and TOC: variable-length structures, each read whole or not at all.
+          const cursor = new Cursor(buf, pos, this.intSize);
+          try {
+            this.readStructure(cursor);
+          } catch (err) {
+            if (err !== NEED_MORE) throw err;
+            this.keep(buf, pos);
+            return;
+          }
+          pos = cursor.pos;
+          if ((this.phase as Phase) === Phase.BlockStart) {
+            this.tocEnd = base + pos;
+            this.onToc?.(this.toc);
+          }
+        }
+      }
+    }
+  }
+
+  private keep(buf: Buffer, pos: number): void {
+    this.carry = pos < buf.length ? buf.subarray(pos) : undefined;
+  }
+
+  private readStructure(c: Cursor): void {
+    if (this.phase === Phase.Header) {
+      this.readHeader(c);
+      this.phase = Phase.TocCount;
+    } else if (this.phase === Phase.TocCount) {
+      this.tocRemaining = c.int();
+      if (this.tocRemaining < 0) throw malformed(`a table of contents of ${this.tocRemaining} entries`);
+      this.phase = Phase.TocEntry;
+    } else {
+      const entry = this.readTocEntry(c);
+      this.toc.push(entry);
+      if (entry.desc === 'TABLE DATA' && entry.hadDumper) {
+        this.tableData.set(entry.dumpId, {
+          dumpId: entry.dumpId,
+          oid: entry.oid,
+          schema: entry.namespace ?? '',
+          name: entry.tag ?? '',
+          rows: 0,
+        });
+      }
+      this.tocRemaining--;
+    }
+    if (this.phase === Phase.TocEntry && this.tocRemaining === 0) this.phase = Phase.BlockStart;
+  }
+
+  private readHeader(c: Cursor): void {
+    // Before the magic is whole, the layout (and intSize) is unknown: read it byte by byte.
+    for (const byte of MAGIC) {
+      if (c.byte() !== byte) throw malformed('it does not start with PGDMP (not a custom-format archive)');
+    }
+    const major = c.byte();
+    const minor = c.byte();
+    const rev = major > 1 || (major === 1 && minor > 0) ? c.byte() : 0;
+    const version = archiveVersion(major, minor, rev);
+    const versionText = `${major}.${minor}.${rev}`;
+    if (version > K_VERS_MAX) {
+      throw malformed(
+        `its format ${versionText} is newer than this pgferry reads (up to 1.16, pg_dump 18): use a pg_dump of major 18 or older`,
+      );
+    }
+    if (version < K_VERS_1_12) throw malformed(`its format ${versionText} is older than pg_dump 9.6's`);
+    const intSize = c.byte();
+    const offSize = c.byte();
+    if (intSize < 1 || intSize > 8 || offSize < 1 || offSize > 16) {
+      throw malformed(`integers of ${intSize} and offsets of ${offSize} bytes`);
+    }
+    const format = c.byte();
+    if (format !== ARCHIVE_FORMAT_CUSTOM) throw malformed(`format ${format}, not custom (1)`);
+    const ints = new Cursor(c.buf, c.pos, intSize);
+    let compression: string;
+    if (version >= K_VERS_1_15) {
+      const algorithm = ints.byte();
+      compression = COMPRESSION_ALGORITHMS[algorithm] ?? `algorithm ${algorithm}`;
+    } else {
+      const level = ints.int();
+      compression = level === 0 ? 'none' : `gzip (level ${level})`;
+    }
+    for (let i = 0; i < 7; i++) ints.int(); // creation time: sec, min, hour, mday, mon, year, isdst
+    const database = ints.str();
+    const serverVersion = ints.str();
+    const pgDumpVersion = ints.str();
+    c.pos = ints.pos;
+    if (compression !== 'none') {
+      throw malformed(`its data is compressed (${compression}); rows can be counted only in a -Z0 dump`);
+    }
+    this.version = version;
+    this.intSize = intSize;
+    this.offSize = offSize;
+    this.header = {
+      version: versionText,
+      intSize,
+      offSize,
+      compression,
+      database,
+      serverVersion,
+      pgDumpVersion,
+    };
+  }
+
+  private readTocEntry(c: Cursor): ArchiveTocEntry {
+    const dumpId = c.int();
+    if (dumpId <= 0) throw malformed(`a TOC entry with id ${dumpId}`);
+    const hadDumper = c.int() !== 0;
+    const tableoid = Number(c.str() ?? 0);
+    const oid = Number(c.str() ?? 0);
+    const tag = c.str();
+    const desc = c.str();
+    c.int(); // section
+    c.str(true); // defn
+    c.str(true); // dropStmt
+    c.str(true); // copyStmt
+    const namespace = c.str();
+    c.str(true); // tablespace
+    if (this.version >= K_VERS_1_14) c.str(true); // tableam
+    if (this.version >= K_VERS_1_16) c.int(); // relkind
+    const owner = c.str();
+    c.str(true); // WITH OIDS: "false"
+    const dependencies: number[] = [];
+    for (let dep = c.str(); dep !== null; dep = c.str()) dependencies.push(Number(dep));
+    // The custom format's data offset: a flag byte and offSize bytes (unset when written to a pipe).
+    c.skip(1 + this.offSize);
+    return { dumpId, hadDumper, tableoid, oid, tag, desc, namespace, owner, dependencies };
+  }
+
+  private startBlock(type: number, dumpId: number): void {
+    if (type !== BLK_DATA && type !== BLK_BLOBS) {
+      throw malformed(`a data block of unknown type ${type} (entry ${dumpId})`);
+    }
+    if (this.blocksSeen.has(dumpId)) throw malformed(`a second data block for entry ${dumpId}`);
+    this.blocksSeen.add(dumpId);
+    if (type === BLK_BLOBS) {
+      this.phase = Phase.BlobOid;
+      return;
+    }
+    this.table = this.tableData.get(dumpId);
+    this.tailLength = 0;
+    this.blockBytes = 0;
+    this.phase = Phase.DataChunkLength;
+  }
+
+  /** Counts the newlines of the current table's data in buf[start, end), keeping its last bytes. */
+  private countRows(buf: Buffer, start: number, end: number): void {
+    const table = this.table as TableDataRows;
+    let rows = 0;
+    let i = buf.indexOf(NEWLINE, start);
+    while (i !== -1 && i < end) {
+      rows++;
+      // pg_dump writes one chunk per row, ending in its newline: stop without another search.
+      if (i === end - 1) break;
+      i = buf.indexOf(NEWLINE, i + 1);
+    }
+    table.rows += rows;
+    this.blockBytes += end - start;
+    const tail = this.tail;
+    const keep = Math.min(end - start, tail.length);
+    const shift = Math.min(this.tailLength, tail.length - keep);
+    for (let k = 0; k < shift; k++) tail[k] = tail[this.tailLength - shift + k];
+    for (let k = 0; k < keep; k++) tail[shift + k] = buf[end - keep + k];
+    this.tailLength = shift + keep;
+  }
+
+  /**
+   * The end of a table's data: it must end with pg_dump's end marker, a line `\.` followed by
+   * empty lines, whose newlines are not rows.
+   */
+  private endTableData(): void {
+    const table = this.table;
+    this.table = undefined;
+    if (!table) return;
+    const tail = this.tail.subarray(0, this.tailLength);
+    let i = tail.length;
+    while (i > 0 && tail[i - 1] === NEWLINE) i--;
+    const markerNewlines = tail.length - i;
+    const markerStart = i - 2;
+    const atLineStart =
+      markerStart === 0 ? this.blockBytes === tail.length : tail[markerStart - 1] === NEWLINE;
+    if (
+      markerNewlines === 0 ||
+      markerStart < 0 ||
+      tail[markerStart] !== 0x5c /* \ */ ||
+      tail[markerStart + 1] !== 0x2e /* . */ ||
+      !atLineStart
+    ) {
+      throw malformed(`the data of ${table.schema}.${table.name} does not end with COPY's end marker`);
+    }
+    table.rows -= markerNewlines;
+  }
+}
+
+function describeEntry(entry: ArchiveTocEntry): string {
+  return `${entry.desc ?? 'entry'} ${entry.namespace ? `${entry.namespace}.` : ''}${entry.tag ?? entry.dumpId}`;
+}
+
+/**
+ * A pass-through stream that reads the archive flowing through it (see `ArchiveScanner`): the
+ * bytes leave unchanged; `onFirstBytes` is called when the first ones arrive (pg_dump writes
+ * nothing before it holds every lock it takes), `onToc` when the table of contents is read.
+ */
+export class ArchiveRowCounter extends Transform {
+  readonly scanner: ArchiveScanner;
+  private started = false;
+
+  private tocPassed = false;
+
+  constructor(
+    private readonly hooks: {
+      onFirstBytes?: () => void;
+      onToc?: (toc: ArchiveTocEntry[]) => void;
+      /**
+       * The archive's header and TOC, in pieces as they pass (`last` with the final one): on
+       * their own, a valid archive of every object's definition and no data, which pg_restore
+       * reads for the pre-data and post-data sections.
+       */
+      onTocBytes?: (bytes: Buffer, last: boolean) => void;
+    } = {},
+  ) {
+    super();
+    this.scanner = new ArchiveScanner(hooks.onToc);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (!this.started) {
+      this.started = true;
+      this.hooks.onFirstBytes?.();
+    }
+    const offset = this.scanner.bytesRead;
+    try {
+      this.scanner.write(chunk);
+      if (this.hooks.onTocBytes && !this.tocPassed) {
+        const end = this.scanner.tocEnd;
+        this.tocPassed = end !== undefined;
+        this.hooks.onTocBytes(end === undefined ? chunk : chunk.subarray(0, end - offset), this.tocPassed);
+      }
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
+    callback(null, chunk);
+  }
+}
