@@ -108,9 +108,9 @@ describe('with --name, each server has a catalog of its own', () => {
     expect((await list('--name', database)).map((m) => m.id)).not.toContain(second.id);
   });
 
-  test('latest, restore and verify take --name (and --database, its earlier spelling)', async () => {
+  test('latest and restore take --name (and show --database, its earlier spelling)', async () => {
     const target = uniqueName('fromname');
-    restored.push({ server: pg15, name: target });
+    restored.push({ server: pg17, name: target });
     const result = await runCli([
       'restore',
       '--store',
@@ -120,7 +120,7 @@ describe('with --name, each server has a catalog of its own', () => {
       '--name',
       name17,
       '--target',
-      sourceUrl(pg15, target),
+      sourceUrl(pg17, target),
       '--json',
     ]);
     expect(result.stderr).toBe('');
@@ -202,13 +202,15 @@ test("a restore's safety backup is filed under its target's name, never becoming
 });
 
 test("a migration archives under the source database's name, refused when that name is another server's", async () => {
+  // Into another database of pg17 itself: a migration never downgrades, and the name is checked
+  // once both servers have answered.
   const target = uniqueName('migrated');
   const result = await runCli([
     'migrate',
     '--source',
     sourceUrl(pg17, database),
     '--target',
-    sourceUrl(pg15, target),
+    sourceUrl(pg17, target),
     '--store',
     store,
   ]);

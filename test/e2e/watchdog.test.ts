@@ -2,7 +2,7 @@
  * The progress watchdog (issue 13, item 5): a run that makes no progress for the stall timeout is
  * stopped, with its tools, so that it holds no lock any more — here a backup whose pg_dump waits
  * behind another session's ACCESS EXCLUSIVE lock, with a lock wait timeout far longer than the
- * stall timeout. The runner is the one AWS runs (the local executor starts it as ECS would), and
+ * stall timeout (10 s: longer than the run takes to reach the lock). The runner is the one AWS runs (the local executor starts it as ECS would), and
  * PGFERRY_STALL_TIMEOUT_SECONDS is the variable the task definition sets from
  * `tasks.stallTimeoutMinutes`.
  */
@@ -50,15 +50,16 @@ test('a backup stuck behind a lock is stopped after the stall timeout, naming th
     await holder.query('LOCK TABLE held IN ACCESS EXCLUSIVE MODE');
     const result = await runCli(
       ['backup', '--source', sourceUrl(pg, database), '--store', store, '--lock-wait-timeout', '1h'],
-      { env: { PGFERRY_STALL_TIMEOUT_SECONDS: '3' } },
+      { env: { PGFERRY_STALL_TIMEOUT_SECONDS: '10' } },
     );
     expect(result.code).toBe(1);
     expect(result.stderr.trimEnd().split('\n')).toEqual([
       expect.stringMatching(
-        /^pgferry: stopped: no progress for 3s \(PGFERRY_STALL_TIMEOUT_SECONDS=3\): on 127\.0\.0\.1:\d+ its session \(pid \d+\) waits for a lock, held by pid \d+ \([^,]+, the lock holder, idle in transaction, since .*\); the run was stopped and its tools with it, so it holds no lock any more/,
+        /^pgferry: stopped: no progress for 10s \(PGFERRY_STALL_TIMEOUT_SECONDS=10\): on 127\.0\.0\.1:\d+ its session \(pid \d+\) waits for a lock, held by pid \d+ \([^,]+, the lock holder, idle in transaction since .*\); the run was stopped and its tools with it, so it holds no lock any more/,
       ),
     ]);
-    // pg_dump's session is gone (its lock request with it): the holder is the only one left.
+    // pg_dump's session is gone too, its lock request and the locks it held with it (killing
+    // pg_dump alone leaves it waiting): the holder is the only one left.
     const { rows } = await holder.query<{ application_name: string }>(
       'SELECT application_name FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
     );

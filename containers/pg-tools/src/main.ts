@@ -43,6 +43,7 @@ import { runMigrate, runSchemaTest } from './migrate';
 import { runRestore } from './restore';
 import { runVerify } from './verify';
 import {
+  endRunSessions,
   ProgressWatchdog,
   probeServers,
   processTreeBytes,
@@ -78,7 +79,8 @@ function probeTarget(connection: Connection, role: ConnectionRole) {
 
 /**
  * Arms the progress watchdog for run `runId` (see ./watchdog.ts): its sessions are named after
- * it, so that the probe of `servers` finds them; a stall calls `abort`.
+ * it, so that the probe of `servers` finds them; a stall stops the tools, ends the run's sessions
+ * on `servers` and calls `abort`.
  */
 function watchRun(
   runId: string,
@@ -92,16 +94,34 @@ function watchRun(
   return new ProgressWatchdog({
     stallMs: seconds * 1000,
     setBy: `${STALL_TIMEOUT_ENV}=${seconds}`,
-    onStall: abort,
+    onStall: (error) => {
+      // The tools are frozen first (so that nothing reconnects, and no failure of theirs is
+      // recorded as the run's), then their sessions ended, which would outlive them; `abort`
+      // kills them. `stalled` keeps anything else from ending the process meanwhile.
+      stopTools('SIGSTOP');
+      stalled = endRunSessions(servers, sessionName()).then((failures) => {
+        if (failures.length) logger.warn('sessions not ended', { failures });
+        abort(error);
+      });
+    },
     bytesMoved: processTreeBytes(process.pid, extra),
     probe: servers.length ? probeServers(servers, sessionName()) : undefined,
   });
 }
 
+/** The tools (pg_dump, pg_restore, …) the run started and that still run. */
+const children = new Set<ChildProcess>();
+
+/** Set when the watchdog stops the run: it ends the process once the run's sessions are ended. */
+let stalled: Promise<void> | undefined;
+
+function stopTools(signal: 'SIGKILL' | 'SIGSTOP' = 'SIGKILL'): void {
+  for (const child of children) child.kill(signal);
+}
+
 async function main(): Promise<void> {
-  const children = new Set<ChildProcess>();
   const stop = (why: string, errorName = 'Pgferry.Interrupted') => {
-    for (const child of children) child.kill('SIGKILL');
+    stopTools();
     logger.error('failed', { errorName, errorMessage: why });
     process.exit(1);
   };
@@ -228,8 +248,9 @@ async function main(): Promise<void> {
 }
 
 main().then(
-  () => process.exit(0),
+  () => (stalled ? undefined : process.exit(0)),
   (err: unknown) => {
+    if (stalled) return;
     logger.error('failed', { errorName: (err as Error).name ?? 'Error', errorMessage: errorMessage(err) });
     process.exit(1);
   },

@@ -1,8 +1,9 @@
 /**
  * The progress watchdog: a run that stops making progress for the stall timeout is stopped, so
  * that a task stuck on a lock or a network stall does not hold production locks until the
- * workflow's 12-hour timeout. When it fires it calls `onStall` once — the runner's abort, the
- * same as SIGTERM's — and the runner stops its tools and exits non-zero: on AWS the task stops,
+ * workflow's 12-hour timeout. When it fires it calls `onStall` once: the runner stops its tools,
+ * ends the run's sessions on its servers (`endRunSessions`: a killed pg_dump's session would
+ * otherwise keep its locks while it waits for another) and exits non-zero: on AWS the task stops,
  * `runTask.sync` fails into the workflow's Catch (Cleanup, Record), as for any failed task;
  * locally the same, through the local executor.
  *
@@ -11,7 +12,9 @@
  * - bytes read or written by the runner or any of its child processes (Linux `/proc/<pid>/io`,
  *   whose counters include network traffic): a download or upload, pg_dump's or pg_restore's
  *   traffic with the server — and, for a verification, the throwaway server's writes to the
- *   work folder (its free space changing);
+ *   work folder (its free space changing) — at least `MIN_PROGRESS_BYTES` of them: the runner's
+ *   own idle activity (its log lines, the watchdog's reads of `/proc`, whose cost the kernel
+ *   counts beyond the bytes returned) moves a few hundred bytes a look, which is no progress;
  * - when nothing of that moved for the stall timeout: a session of this run (found by its
  *   `application_name`, see `nameSessions`) that the server reports working — running, not waiting
  *   for a lock or for its client. A long `CREATE INDEX` is progress; a lock wait, a session idle in
@@ -34,6 +37,11 @@ import { TASK_ENV } from '../../../core/workflows';
 export const STALL_TIMEOUT_ENV = TASK_ENV.stallTimeout;
 /** The stall timeout when none is set: longer than pg_dump's 5-minute lock wait timeout. */
 export const DEFAULT_STALL_TIMEOUT_SECONDS = 600;
+/**
+ * The fewest bytes moved that count as progress: far more than the runner moves while it only
+ * waits (a few KiB per stall timeout), far less than any transfer moves in a second.
+ */
+export const MIN_PROGRESS_BYTES = 64 * 1024;
 /** How long a probe of a server may take before the server counts as not answering. */
 const PROBE_TIMEOUT_MS = 20_000;
 
@@ -76,7 +84,8 @@ export interface WatchdogOptions {
 /** Watches a run; see the module's comment. Stop it when the run ends. */
 export class ProgressWatchdog {
   private lastProgress: number;
-  private lastBytes: number | undefined;
+  /** The bytes moved when they last counted as progress (or when the runner last reported). */
+  private bytesAtProgress: number | undefined;
   private readonly timer: NodeJS.Timeout;
   private checking = false;
   private stopped = false;
@@ -91,6 +100,7 @@ export class ProgressWatchdog {
   /** The run moved on (a phase, bytes it reported). */
   progress(): void {
     this.lastProgress = this.now();
+    this.bytesAtProgress = undefined; // measured afresh at the next look
   }
 
   stop(): void {
@@ -106,10 +116,17 @@ export class ProgressWatchdog {
     if (this.checking || this.stopped) return;
     this.checking = true;
     try {
-      const bytes = await this.options.bytesMoved().catch(() => this.lastBytes);
-      if (bytes !== this.lastBytes) {
-        if (this.lastBytes !== undefined) this.progress();
-        this.lastBytes = bytes;
+      const bytes = await this.options.bytesMoved().catch(() => undefined);
+      if (bytes !== undefined) {
+        // Either way: a verification's used space shrinks too, and a child that exits takes its
+        // counters with it.
+        if (
+          this.bytesAtProgress !== undefined &&
+          Math.abs(bytes - this.bytesAtProgress) >= MIN_PROGRESS_BYTES
+        ) {
+          this.progress();
+        }
+        this.bytesAtProgress ??= bytes;
       }
       if (this.now() - this.lastProgress < this.options.stallMs) return;
       const activity: ServerActivity = this.options.probe
@@ -263,6 +280,42 @@ export function probeServers(
     }
     return { working: false, why: reasons.join('; ') || 'no bytes moved and no phase changed' };
   };
+}
+
+/**
+ * Ends the run's sessions on `servers` (`pg_terminate_backend`, which a role may do to its own
+ * sessions): killing pg_dump or pg_restore does not end its server session while that waits for a
+ * lock — the server notices its client is gone only when it next writes to it — and a session
+ * waiting for one lock keeps holding the others it was granted. Best effort, each server within
+ * 20 s; returns what it could not do.
+ */
+export async function endRunSessions(
+  servers: readonly { describe: string; connect: () => Promise<Client> }[],
+  applicationName: string,
+): Promise<string[]> {
+  const failures = await Promise.all(
+    servers.map((server) =>
+      withTimeout(
+        (async () => {
+          const client = await server.connect();
+          try {
+            await client.query(
+              `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+               WHERE application_name = $1 AND pid <> pg_backend_pid()`,
+              [applicationName],
+            );
+          } finally {
+            await client.end().catch(() => undefined);
+          }
+        })(),
+        PROBE_TIMEOUT_MS,
+      ).then(
+        () => undefined,
+        (err: unknown) => `${server.describe}: ${errorMessage(err)}`,
+      ),
+    ),
+  );
+  return failures.filter((f): f is string => f !== undefined);
 }
 
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
