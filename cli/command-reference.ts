@@ -10,7 +10,7 @@ export function renderCommandReference(program: Command): string {
   const lines = [
     '# Command reference',
     '',
-    '<!-- Generated from the CLI\'s definitions by `npm run docs` (cli/command-reference.ts): do not edit. -->',
+    "<!-- Generated from the CLI's definitions by `npm run docs` (cli/command-reference.ts): do not edit. -->",
     '',
     `${program.description()}`,
     '',
@@ -30,7 +30,7 @@ function renderCommand(programName: string, command: Command): string[] {
     command.description(),
     '',
     '```',
-    `${programName} ${help.commandUsage(command)}`,
+    help.commandUsage(command),
     '```',
     '',
     '| option | meaning |',

@@ -47,9 +47,17 @@ export function minimalConfig(overrides: Partial<PgferryConfigInput> = {}): Pgfe
   };
 }
 
-/** A new app holding the stack built from `config` (default: the example configuration). */
-export function synthesize(config?: PgferryConfigInput): { app: App; stack: PgferryStack } {
+/**
+ * A new app holding the stack built from `config` (default: the example configuration).
+ * CDK's built-in CloudFormation validation (a WASM linter: ~5 s to start in each test file, ~2 s
+ * per synth) runs only where asked — test/unit/lib/nag.test.ts asks, as `cdk synth` always does.
+ */
+export function synthesize(
+  config?: PgferryConfigInput,
+  { cloudFormationValidation = false }: { cloudFormationValidation?: boolean } = {},
+): { app: App; stack: PgferryStack } {
   const app = new App({
+    builtinCloudFormationValidation: cloudFormationValidation,
     context: { 'aws:cdk:bundling-stacks': [] },
     outdir: mkdtempSync(path.join(tmpdir(), 'pgferry-cdk-')),
   });

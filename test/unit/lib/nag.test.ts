@@ -59,7 +59,7 @@ function findings(
   used: Set<string> = new Set(),
   config?: PgferryConfigInput,
 ): string[] {
-  const { app, stack } = synthesize(config);
+  const { app, stack } = synthesize(config, { cloudFormationValidation: true });
   addToStack(stack);
   Validations.of(app).addPlugins(recordingChecks(app, used));
   try {
