@@ -27,6 +27,8 @@ export interface ArchiveEntry {
   tag: string;
   /** Whether `pg_restore --clean` issues a DROP for it (its drop statement is not empty). */
   dropped: boolean;
+  /** The dumpIds of the entries it depends on. */
+  dependencies: number[];
 }
 
 const version = (major: number, minor: number, rev = 0) => (major * 256 + minor) * 256 + rev;
@@ -165,9 +167,10 @@ function readEntry(c: Cursor, v: number, offSize: number): ArchiveEntry {
   if (v >= K_VERS_1_16) c.int(); // relkind
   c.str(); // owner
   c.str(); // WITH OIDS
-  while (c.str() !== null); // dependencies
+  const dependencies: number[] = [];
+  for (let dep = c.str(); dep !== null; dep = c.str()) dependencies.push(Number(dep));
   c.skip(1 + offSize);
-  return { dumpId, desc, namespace: namespace || null, tag, dropped: Boolean(dropStmt) };
+  return { dumpId, desc, namespace: namespace || null, tag, dropped: Boolean(dropStmt), dependencies };
 }
 
 /** The relation kinds `pg_restore --table` selects (as pg_restore's `_tocEntryRequired`). */
@@ -199,4 +202,46 @@ export function droppedByClean(
       return false;
     return true;
   });
+}
+
+/**
+ * `ids` (an archive's entries, in the order pg_restore is to take them) reordered so that
+ * `pg_restore --clean` can drop them: it drops in reverse order, and a partition's index or
+ * primary key, attached to its parent's (`INDEX ATTACH`), cannot be dropped on its own ("cannot
+ * drop inherited constraint") — but goes with its parent's. So each such child entry is placed
+ * before its parent's (created first, dropped after, when it is already gone: `IF EXISTS`).
+ * pg_dump puts them after their parents, so every clean restore of a database with partitioned
+ * tables that have a primary key or indexes failed midway.
+ */
+export function cleanableOrder(ids: readonly number[], toc: readonly ArchiveEntry[]): number[] {
+  const byId = new Map(toc.map((e) => [e.dumpId, e]));
+  const pairs: { parent: number; child: number }[] = [];
+  for (const attach of toc) {
+    if (attach.desc !== 'INDEX ATTACH') continue;
+    // It depends on both indexes (or the constraints they back), and on their tables.
+    const indexes = [...new Set(attach.dependencies)]
+      .map((id) => byId.get(id))
+      .filter((e): e is ArchiveEntry => e?.desc === 'CONSTRAINT' || e?.desc === 'INDEX');
+    const isChild = (e: ArchiveEntry) =>
+      e.namespace === attach.namespace && (e.tag === attach.tag || e.tag.endsWith(` ${attach.tag}`));
+    const children = indexes.filter(isChild);
+    if (children.length !== 1) continue;
+    for (const parent of indexes) {
+      if (parent !== children[0]) pairs.push({ parent: parent.dumpId, child: children[0].dumpId });
+    }
+  }
+  const order = [...ids];
+  // Each move puts a child before its parent; deeper levels settle within as many passes.
+  for (let pass = 0, moved = true; moved && pass <= pairs.length; pass++) {
+    moved = false;
+    for (const { parent, child } of pairs) {
+      const p = order.indexOf(parent);
+      const c = order.indexOf(child);
+      if (p < 0 || c < 0 || c < p) continue;
+      order.splice(c, 1);
+      order.splice(p, 0, child);
+      moved = true;
+    }
+  }
+  return order;
 }

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
-import { droppedByClean, readArchiveToc } from '../../../core/archive-toc';
+import { cleanableOrder, droppedByClean, readArchiveToc } from '../../../core/archive-toc';
 import { decompressFile } from '../../../core/compression';
 import { libpqEnv, resolvePassword } from '../../../core/connection';
 import {
@@ -635,7 +635,8 @@ async function sessionsNow(plan: RestorePlan, password: string | undefined) {
 /**
  * `pg_restore --jobs` of `dumpFile` with `args`. With several jobs: everything but
  * {@link RESTORED_LAST} in parallel, then those in one job, each run given its part of the
- * archive's list.
+ * archive's list. With `--clean`, the list is in an order pg_restore can drop (see
+ * `cleanableOrder`).
  */
 export async function pgRestoreParallel(
   pgRestore: PgToolBinary,
@@ -649,13 +650,20 @@ export async function pgRestoreParallel(
 ): Promise<void> {
   const { args, jobs, dumpFile, env, onChild } = opts;
   const run = (more: string[]) => runPgRestore(pgRestore, [...more, dumpFile], env, onChild);
-  if (jobs === 1 || args.includes('--no-privileges')) {
+  const clean = args.includes('--clean');
+  const inOneRun = jobs === 1 || args.includes('--no-privileges');
+  if (inOneRun && !clean) {
     await run([...args, `--jobs=${jobs}`]);
     return;
   }
-  const entries = (await run(['--list'])).stdout.split('\n').filter((line) => /^\d+;/.test(line));
-  const last = entries.filter((line) => RESTORED_LAST.test(line));
-  const first = entries.filter((line) => !RESTORED_LAST.test(line));
+  let entries = (await run(['--list'])).stdout.split('\n').filter((line) => /^\d+;/.test(line));
+  if (clean) {
+    const line = new Map(entries.map((l) => [Number(l.slice(0, l.indexOf(';'))), l]));
+    const toc = await readArchiveToc(createReadStream(dumpFile));
+    entries = cleanableOrder([...line.keys()], toc).map((id) => line.get(id) as string);
+  }
+  const last = inOneRun ? [] : entries.filter((line) => RESTORED_LAST.test(line));
+  const first = inOneRun ? entries : entries.filter((line) => !RESTORED_LAST.test(line));
   const listFile = (part: string) => `${dumpFile}.${part}.list`;
   try {
     await writeFile(listFile('first'), `${first.join('\n')}\n`);
