@@ -236,7 +236,7 @@ describe('verify', () => {
 
     expect(result.code).toBe(130);
     expect(cliLines(result.stderr)).toEqual([
-      expect.stringMatching(/^pgferry: verify interrupted by SIGINT/),
+      "pgferry: verify interrupted by SIGINT (the drill's server was stopped and its folder removed)",
     ]);
     expect(processesIn(workDir)).toEqual([]);
     expect(readdirSync(workDir)).toEqual([]);

@@ -203,7 +203,7 @@ export async function restoreInto(
       const dropped = await dropCreatedDatabase(plan, password);
       message += dropped
         ? ` (the partially restored database ${name} was dropped: run the restore again)`
-        : ` (the partially restored database ${name} is left in place, marked incomplete: drop it, then run the restore again)`;
+        : ` (the partially restored database ${name} is left in place: drop it, then run the restore again)`;
     } else if (request.mode === 'clean' && progress.timings.pgRestore !== undefined) {
       message += ` (the database ${name} is left partly replaced: pg_restore had begun dropping and recreating its objects)`;
     } else if (request.mode === 'clean' && signal?.aborted) {

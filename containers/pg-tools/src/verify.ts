@@ -53,6 +53,13 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
     checks: progress.checks,
   });
   const key = verifyReportKey(manifest.database, manifest.id, plan.verifyId);
+  let cleanedUp = false;
+  const cleanUp = async () => {
+    if (cleanedUp) return;
+    cleanedUp = true;
+    await server?.stop();
+    await rm(workDir, { recursive: true, force: true });
+  };
   try {
     const why = `verifying backup ${manifest.id}, whose archive was written by ${describeArchive(manifest)}`;
     stopIfInterrupted(deps.signal);
@@ -73,12 +80,19 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
     await deps.store.putJson(key, passed);
     return passed;
   } catch (caught) {
-    const err = deps.signal?.aborted ? interruption(deps.signal) : caught;
+    let err = caught;
+    if (deps.signal?.aborted) {
+      // Cleaned up now, so that the report and the error can say so.
+      await cleanUp();
+      err = new PgferryError(
+        'Interrupted',
+        `${interruption(deps.signal).message} (the drill's server was stopped and its folder removed)`,
+      );
+    }
     await deps.store.putJson(key, report('failed', errorMessage(err))).catch(() => undefined);
     throw err;
   } finally {
-    await server?.stop();
-    await rm(workDir, { recursive: true, force: true });
+    await cleanUp();
   }
 }
 
