@@ -7,8 +7,8 @@
  * restore can refuse while nothing is changed.
  */
 import type { Client } from 'pg';
-import type { ArchiveEntry } from './archive-toc';
 import { PgferryError } from './errors';
+import type { ArchiveTocEntry } from './pg-archive';
 import { quoteIdent } from './postgres';
 
 /** An object of the target that would block the drops, and what of the archive's it depends on. */
@@ -112,10 +112,15 @@ const COMPARABLE_CATALOGS = [
  * triggers, a view's rule, an extension's members). Empty: the drops will not be stopped by
  * dependencies. `client` is connected to the target database; nothing is changed or locked.
  */
-export async function dropBlockers(client: Client, dropped: readonly ArchiveEntry[]): Promise<DropBlocker[]> {
-  const entries = dropped
-    .filter((e) => Object.hasOwn(KIND_OF_DESC, e.desc))
-    .map((e) => ({ kind: KIND_OF_DESC[e.desc], ns: e.namespace, tag: e.tag }));
+export async function dropBlockers(
+  client: Client,
+  dropped: readonly ArchiveTocEntry[],
+): Promise<DropBlocker[]> {
+  const entries = dropped.flatMap(({ desc, namespace, tag }) =>
+    desc !== null && tag !== null && Object.hasOwn(KIND_OF_DESC, desc)
+      ? [{ kind: KIND_OF_DESC[desc], ns: namespace, tag }]
+      : [],
+  );
   if (entries.length === 0) return [];
   await client.query('BEGIN READ ONLY');
   try {

@@ -1,6 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
-import { type ArchiveEntry, droppedByClean, readArchiveToc } from '../../core/archive-toc';
+import { droppedByClean, readArchiveToc } from '../../core/archive-toc';
 import { createDecompressor, DEFAULT_COMPRESSION } from '../../core/compression';
 import { describeConnection, resolvePassword } from '../../core/connection';
 import {
@@ -13,6 +13,7 @@ import { dropBlockers, refuseBlockedCleanRestore } from '../../core/drop-depende
 import { errorMessage, PgferryError } from '../../core/errors';
 import { describeIncompleteDatabase, readIncompleteMark } from '../../core/incomplete-database';
 import { createLogger } from '../../core/logging';
+import type { ArchiveTocEntry } from '../../core/pg-archive';
 import { connectPg, quoteIdent, serverInfo } from '../../core/postgres';
 import {
   describeArchive,
@@ -277,7 +278,7 @@ async function checkCleanTarget(
 async function readBackupToc(
   store: BackupStore,
   manifest: BackupManifest,
-): Promise<ArchiveEntry[] | undefined> {
+): Promise<ArchiveTocEntry[] | undefined> {
   const dump = manifest.objects.find((o) => o.kind === 'dump');
   if (!dump) return undefined;
   try {

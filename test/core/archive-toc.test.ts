@@ -1,6 +1,6 @@
 /**
- * The archive's TOC as read from its first bytes (core/archive-toc.ts), against pg_restore's own
- * reading of real archives of pg_dump 15 (format 1.14) and 17 (1.16): the same entries, the same
+ * The archive's TOC as read from its first bytes (core/archive-toc.ts, with core/pg-archive.ts's
+ * reader), against pg_restore's own reading of real archives of pg_dump 15 (format 1.14) and 17 (1.16): the same entries, the same
  * drops, the same `--schema`/`--table` selection; and an order in which partitions' indexes can be
  * dropped.
  */
@@ -8,7 +8,8 @@ import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { type ArchiveEntry, cleanableOrder, droppedByClean, readArchiveToc } from '../../core/archive-toc';
+import { cleanableOrder, droppedByClean, readArchiveToc } from '../../core/archive-toc';
+import type { ArchiveTocEntry } from '../../core/pg-archive';
 import { pgTool, runTool } from '../support/cli';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
 
@@ -70,7 +71,7 @@ function trickle(bytes: Buffer): Readable {
 
 describe.each([15, 17])('an archive of pg_dump %i', (major) => {
   let archive: Buffer;
-  let toc: ArchiveEntry[];
+  let toc: ArchiveTocEntry[];
   beforeAll(async () => {
     archive = await archiveOf(major);
     toc = await readArchiveToc(trickle(archive));
@@ -137,6 +138,16 @@ describe.each([15, 17])('an archive of pg_dump %i', (major) => {
 
 test('refuses what is not a custom-format archive', async () => {
   await expect(readArchiveToc(Readable.from([Buffer.from('-- plain SQL\n')]))).rejects.toThrow(
-    /it is not a pg_dump custom-format archive/,
+    /the archive's table of contents cannot be read: it does not start with PGDMP/,
   );
+});
+
+test('reads the TOC of a compressed archive too (only its table data cannot be counted)', async () => {
+  const compressed = (await runTool(pgTool('pg_dump', 15), ['-Fc', '-Z1'], pg.env(database))).stdout;
+  const toc = await readArchiveToc(trickle(compressed));
+  expect(toc.find((e) => e.desc === 'TABLE DATA' && e.tag === 'tåble with spaces')).toMatchObject({
+    namespace: 'public',
+  });
+  const listed = await listedIds(15, compressed);
+  expect(toc.map((e) => e.dumpId).filter((id) => listed.includes(id))).toEqual(listed);
 });
