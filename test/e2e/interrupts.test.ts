@@ -301,3 +301,32 @@ test('a backup stopped by Ctrl-C leaves nothing listed (its Cleanup runs) and re
   expect(readdirSync(path.join(dir, databaseSegment(source)))).toEqual([]);
   expect(await currentLease(new LocalStore(dir), source)).toBeUndefined();
 });
+
+test('a migration stopped by Ctrl-C mid-copy drops its target and removes its work folder; one line, exit 130', async () => {
+  const target = uniqueName('mint');
+  const workDir = newWorkDir();
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-interrupts-migrate-'));
+  const run = start(
+    ['migrate', '--source', sourceUrl(pg, source), '--target', sourceUrl(pg, target), '--store', dir],
+    workDir,
+  );
+  await waitFor('the data phase', () => (run.stderr().includes('"phase":"data ') ? true : undefined));
+  await waitFor('pg_restore to be loading the data', () =>
+    descendants(run.pid).some((p) => /pg_restore.*--section=data/.test(commandLine(p))) ? true : undefined,
+  );
+  expect(await databaseExists(target)).toBe(true);
+  process.kill(-run.pid, 'SIGINT');
+  const result = await run.done;
+
+  expect(result.code).toBe(130);
+  expect(cliLines(result.stderr)).toEqual([
+    expect.stringMatching(
+      new RegExp(
+        `^pgferry: migrate interrupted by SIGINT.*the partially migrated database ${target} was dropped`,
+      ),
+    ),
+  ]);
+  expect(await databaseExists(target)).toBe(false);
+  expect(readdirSync(workDir)).toEqual([]);
+  expect(processesIn(workDir)).toEqual([]);
+});
