@@ -12,6 +12,7 @@ import {
   SCHEMA_VERSION,
 } from '../../core/contracts';
 import { PgferryError } from '../../core/errors';
+import { describeIncompleteDatabase, readIncompleteMark } from '../../core/incomplete-database';
 import { connectPg, serverInfo } from '../../core/postgres';
 import {
   describeLocale,
@@ -271,7 +272,10 @@ async function checkDatabaseNeeds(target: Client, src: SourceDatabase): Promise<
   }
 }
 
-/** Whether the target database exists; refuses one that is not empty, unless forced. */
+/**
+ * Whether the target database exists; refuses one that is not empty, unless forced, and one that
+ * pgferry left incomplete, naming the command that removes it.
+ */
 async function checkTargetDatabase(
   admin: Client,
   target: Connection,
@@ -280,6 +284,10 @@ async function checkTargetDatabase(
 ): Promise<boolean> {
   const { rows } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [target.database]);
   if (rows.length === 0) return false;
+  const incomplete = await readIncompleteMark(admin, target.database);
+  if (incomplete) {
+    refuse(describeIncompleteDatabase(target.database, incomplete, (await serverInfo(admin)).major));
+  }
   const client = await connectPg(target, password);
   let objects: number;
   try {

@@ -14,6 +14,14 @@
  *
  * Output: JSON log lines on stdout (`progress`, then `succeeded` or `failed`); exit status 0
  * on success, 1 on failure. The result itself goes to the store (`dump-result.json`).
+ *
+ * Interrupted — SIGTERM (ECS stopping the task), SIGINT (Ctrl-C), or locally the CLI's death —
+ * a restore, verify or migration stops its tools (SIGTERM, then SIGKILL after 5 s), cleans up
+ * (the database it created is dropped, its work folder removed, verify's server stopped), stores
+ * its failed report and exits 1, within {@link STOP_SECONDS}; then it exits whatever is left. A
+ * dump has nothing of its own to clean up: it kills pg_dump and exits at once, and the backup
+ * workflow's Cleanup (or, when the CLI died, the next backup's lease takeover) removes what it
+ * stored.
  */
 import type { ChildProcess } from 'node:child_process';
 import {
@@ -35,6 +43,15 @@ import { runVerify } from './verify';
 
 const logger = createLogger('pgferry-pg-tools');
 
+/**
+ * How long an interrupted run has to clean up before it exits anyway. ECS sends SIGKILL 30 s
+ * after SIGTERM by default (the task definition's `stopTimeout`), and the CLI waits 30 s for an
+ * interrupted run: 20 s leave room for the report and the workflow's own cleanup steps.
+ */
+const STOP_SECONDS = 20;
+/** How long a tool has to exit after SIGTERM before it is killed. */
+const TOOL_STOP_SECONDS = 5;
+
 /** The kind of job each action runs. */
 const JOB_KIND_OF_ACTION: Record<string, JobKind> = {
   dump: 'backup',
@@ -44,23 +61,52 @@ const JOB_KIND_OF_ACTION: Record<string, JobKind> = {
   migrate: 'migrate',
 };
 
-async function main(): Promise<void> {
-  const children = new Set<ChildProcess>();
-  const stop = (why: string) => {
-    for (const child of children) child.kill('SIGKILL');
+const children = new Set<ChildProcess>();
+const interrupted = new AbortController();
+
+/**
+ * Starts the stop: the runners see `interrupted.signal` aborted and clean up; the tools are told
+ * to stop; after STOP_SECONDS the process exits whatever is left. A second signal changes nothing.
+ */
+function interrupt(why: string, action: string): void {
+  if (interrupted.signal.aborted) return;
+  interrupted.abort(new PgferryError('Interrupted', why));
+  const stopTools = (signal: NodeJS.Signals) => {
+    for (const child of children)
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
+  if (action === 'dump') {
+    stopTools('SIGKILL');
     logger.error('failed', { errorName: 'Pgferry.Interrupted', errorMessage: why });
     process.exit(1);
-  };
-  // ECS stops a task with SIGTERM: stop pg_dump too, so nothing keeps writing.
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(`stopped by ${signal}`));
+  }
+  logger.warn('interrupted', { reason: why });
+  stopTools('SIGTERM');
+  setTimeout(() => stopTools('SIGKILL'), TOOL_STOP_SECONDS * 1000).unref();
+  setTimeout(() => {
+    stopTools('SIGKILL');
+    logger.error('failed', {
+      errorName: 'Pgferry.Interrupted',
+      errorMessage: `${why}; the cleanup did not finish within ${STOP_SECONDS}s: the next run names what is left`,
+    });
+    process.exit(1);
+  }, STOP_SECONDS * 1000).unref();
+}
+
+async function main(): Promise<void> {
+  const action = process.env[TASK_ENV.action] ?? '';
+  // ECS stops a task with SIGTERM, a terminal's Ctrl-C sends SIGINT to the whole process group.
+  process.on('SIGTERM', () => interrupt('interrupted by SIGTERM', action));
+  process.on('SIGINT', () => interrupt('interrupted by SIGINT', action));
   // Locally the CLI holds our stdin open; its end means the CLI died (even by SIGKILL), and a run
   // nobody waits for must not keep writing into the store.
   if (process.env[TASK_ENV.stopWithParent] === '1') {
-    process.stdin.on('end', () => stop('the process that started the task is gone'));
-    process.stdin.on('error', () => stop('the process that started the task is gone'));
+    const gone = () => interrupt('interrupted: the pgferry command that started the task is gone', action);
+    process.stdin.on('end', gone);
+    process.stdin.on('error', gone);
     process.stdin.resume();
   }
-  const action = process.env[TASK_ENV.action] ?? '';
+  const { signal } = interrupted;
   const kind = Object.hasOwn(JOB_KIND_OF_ACTION, action) ? JOB_KIND_OF_ACTION[action] : undefined;
   if (!kind) {
     throw new PgferryError(
@@ -76,6 +122,7 @@ async function main(): Promise<void> {
   switch (action) {
     case 'dump': {
       const plan = await loadJob(openStore, job, kind, BackupPlanSchema);
+      signal.throwIfAborted();
       logger.appendKeys({ backupId: plan.backupId });
       const result = await runDump(plan, {
         store: openStore(plan.store),
@@ -98,6 +145,7 @@ async function main(): Promise<void> {
         env: process.env,
         onPhase: (phase) => logger.info('phase', { phase }),
         onChild,
+        signal,
       });
       logger.info('succeeded', { timings: report.timings });
       return;
@@ -110,6 +158,7 @@ async function main(): Promise<void> {
         env: process.env,
         onPhase: (phase) => logger.info('phase', { phase }),
         onChild,
+        signal,
       });
       logger.info('succeeded', { restoreSeconds: report.restoreSeconds });
       return;
@@ -123,6 +172,7 @@ async function main(): Promise<void> {
         env: process.env,
         onPhase: (phase: string) => logger.info('phase', { phase }),
         onChild,
+        signal,
       };
       if (action === 'migrate') {
         const results = await runMigrate(plan, deps);
@@ -138,7 +188,12 @@ async function main(): Promise<void> {
 
 main().then(
   () => process.exit(0),
-  (err: unknown) => {
+  (caught: unknown) => {
+    // Interrupted, a runner that knows no better fails with what its stopped tools said.
+    const err =
+      interrupted.signal.aborted && !(caught instanceof PgferryError && caught.code === 'Interrupted')
+        ? interrupted.signal.reason
+        : caught;
     logger.error('failed', { errorName: (err as Error).name ?? 'Error', errorMessage: errorMessage(err) });
     process.exit(1);
   },
