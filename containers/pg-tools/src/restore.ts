@@ -662,8 +662,7 @@ export async function pgRestoreParallel(
     const toc = await readArchiveToc(createReadStream(dumpFile));
     entries = cleanableOrder([...line.keys()], toc).map((id) => line.get(id) as string);
   }
-  const last = inOneRun ? [] : entries.filter((line) => RESTORED_LAST.test(line));
-  const first = inOneRun ? entries : entries.filter((line) => !RESTORED_LAST.test(line));
+  const { first, last } = inOneRun ? { first: entries, last: [] } : splitRestoreList(entries);
   const listFile = (part: string) => `${dumpFile}.${part}.list`;
   try {
     await writeFile(listFile('first'), `${first.join('\n')}\n`);
@@ -673,6 +672,17 @@ export async function pgRestoreParallel(
   } finally {
     await Promise.all(['first', 'last'].map((part) => rm(listFile(part), { force: true })));
   }
+}
+
+/**
+ * The two passes of a parallel restore: `first` every entry of pg_restore's `--list` but
+ * {@link RESTORED_LAST}'s, `last` those; each in the archive's order.
+ */
+export function splitRestoreList(entries: string[]): { first: string[]; last: string[] } {
+  const first: string[] = [];
+  const last: string[] = [];
+  for (const line of entries) (RESTORED_LAST.test(line) ? last : first).push(line);
+  return { first, last };
 }
 
 async function runPgRestore(
