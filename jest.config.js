@@ -1,11 +1,28 @@
-/** @type {import('jest').Config} */
-module.exports = {
+/**
+ * Two projects (`npx jest --selectProjects unit|e2e`):
+ * - unit: test/unit/, mirroring the source tree; no server, no build, seconds (`npm run test:unit`).
+ * - e2e: test/integration/ (modules against real PostgreSQL servers, the S3 server, the built code)
+ *   and test/e2e/ (the CLI's workflows end to end); the global setup starts the servers.
+ * `npm test` runs both.
+ */
+const common = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', {}] },
-  globalSetup: '<rootDir>/test/support/global-setup.ts',
-  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+};
+
+/** @type {import('jest').Config} */
+module.exports = {
   testTimeout: 120000,
   maxWorkers: 2,
+  projects: [
+    { ...common, displayName: 'unit', roots: ['<rootDir>/test/unit'] },
+    {
+      ...common,
+      displayName: 'e2e',
+      roots: ['<rootDir>/test/integration', '<rootDir>/test/e2e'],
+      globalSetup: '<rootDir>/test/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+    },
+  ],
 };

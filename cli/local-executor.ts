@@ -15,6 +15,7 @@ import { type JobRef, MigratePlanSchema } from '../core/contracts';
 import { PgferryError } from '../core/errors';
 import { loadJob } from '../core/jobs';
 import { openStore } from '../core/store';
+import { describeAbandonedFolders, removeAbandonedWorkFolders, workRoot } from '../core/work-folders';
 import {
   BACKUP_STATES,
   MIGRATE_STATES,
@@ -45,6 +46,14 @@ export interface LocalRunOptions {
    * included), as in Step Functions' own history.
    */
   onEvent?: (event: unknown) => void;
+  /**
+   * Aborted to interrupt the run (Ctrl-C): the running task is sent the abort reason's signal
+   * (its `signal`, else SIGTERM) and cleans up; no task starts after. The workflow's own steps
+   * after a failed task (Record, Cleanup) still run.
+   */
+  signal?: AbortSignal;
+  /** What the run did besides its work, in one line (work folders of dead runs it removed). */
+  onNotice?: (line: string) => void;
 }
 
 /** The ASL the build generated from lib/ (see scripts/generate-asl.ts). */
@@ -178,6 +187,13 @@ async function runWorkflow(
   options: LocalRunOptions,
   handlers: Record<string, LocalHandler>,
 ): Promise<unknown> {
+  options.signal?.throwIfAborted();
+  // Work folders are the runner's, on this host: those of runs that died (SIGKILL) go now. On
+  // AWS each task has a disk of its own, gone with it.
+  if (name !== 'backup') {
+    const removed = await removeAbandonedWorkFolders(workRoot(process.env));
+    if (removed.length) options.onNotice?.(describeAbandonedFolders(removed));
+  }
   // The interpreter cannot apply a state's paths to a null input (`States.Runtime`); every other
   // value reaches the first state, which refuses what is not a request.
   if (input === null)
@@ -316,6 +332,9 @@ export async function runPgToolsTask(params: unknown, options: LocalRunOptions =
     throw new PgferryError('InvalidInput', 'the ECS task has no pg-tools container override');
   const tooLarge = checkContainerOverrides(overrides);
   if (tooLarge) throw tooLarge;
+  const { signal } = options;
+  // Interrupted before it started: nothing to stop, nothing to clean up.
+  signal?.throwIfAborted();
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (INHERITED_ENV.test(key)) env[key] = value;
   for (const role of ['source', 'target'] as const) {
@@ -362,15 +381,19 @@ export async function runPgToolsTask(params: unknown, options: LocalRunOptions =
   };
   createInterface({ input: child.stdout }).on('line', onLine);
   createInterface({ input: child.stderr }).on('line', onLine);
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+  // The task cleans up and stops by itself, within its own limit (see its main.ts).
+  const stop = () =>
+    child.kill((signal?.reason as { signal?: NodeJS.Signals } | undefined)?.signal ?? 'SIGTERM');
+  signal?.addEventListener('abort', stop, { once: true });
+  const [code, killedBy] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (c, s) => resolve([c, s]));
-  });
+  }).finally(() => signal?.removeEventListener('abort', stop));
   child.stdin.destroy();
   if (code === 0) return { LastStatus: 'STOPPED', Containers: [{ Name: PG_TOOLS_CONTAINER, ExitCode: 0 }] };
   const error = new Error(
     failure?.message ??
-      `the pg-tools task stopped (${code ?? signal}): ${stderrTail.join(' | ') || 'no output'}`,
+      `the pg-tools task stopped (${code ?? killedBy}): ${stderrTail.join(' | ') || 'no output'}`,
   );
   error.name = failure?.name ?? 'States.TaskFailed';
   throw error;

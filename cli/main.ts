@@ -14,6 +14,7 @@ import { registerRestore } from './commands/restore';
 import { registerShow } from './commands/show';
 import { registerStatus } from './commands/status';
 import { registerVerify } from './commands/verify';
+import { InterruptedCommand } from './interrupts';
 import { printable } from './output';
 
 /** `aws`: how `--aws` reaches AWS (tests give recorded responses). */
@@ -35,7 +36,7 @@ export function buildProgram(aws: AwsAccess = defaultAwsAccess()): Command {
   return program;
 }
 
-/** Runs the CLI; errors become one line on stderr and exit status 1. */
+/** Runs the CLI; errors become one line on stderr and exit status 1 (128 + N when stopped by signal N). */
 export async function main(argv: string[] = process.argv, aws?: AwsAccess): Promise<void> {
   const program = buildProgram(aws);
   program.exitOverride();
@@ -48,7 +49,8 @@ export async function main(argv: string[] = process.argv, aws?: AwsAccess): Prom
       return;
     }
     process.stderr.write(`pgferry: ${printable(oneLine(errorMessage(err)))}\n`);
-    process.exitCode = 1;
+    // An interrupted command exits as the shell expects of the signal (130 for SIGINT).
+    process.exitCode = err instanceof InterruptedCommand ? err.exitCode : 1;
   }
 }
 

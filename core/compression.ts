@@ -131,38 +131,47 @@ function throughProcess(command: string, args: string[]): Duplex {
  * and writing the files themselves on a core of their own: on the benchmark's 1.35 GB dump,
  * `zstd -d` took 3.0 s where zlib's zstd in the runner, streaming file to file, took 8.2–9.6 s.
  * Without the `zstd` tool, zlib's. A tool's failure carries its message, and `code: 'ENOSPC'`
- * when the disk was full.
+ * when the disk was full. Aborting `signal` stops it (the tool is killed).
  */
-export async function decompressFile(c: Compression, src: string, dst: string): Promise<void> {
+export async function decompressFile(
+  c: Compression,
+  src: string,
+  dst: string,
+  signal?: AbortSignal,
+): Promise<void> {
   switch (c.codec) {
     case 'none':
       return copyFile(src, dst);
     case 'lz4':
-      return runTool('lz4', ['-d', '-q', '-f', src, dst]);
+      return runTool('lz4', ['-d', '-q', '-f', src, dst], signal);
     case 'zstd':
-      if (onPath('zstd')) return runTool('zstd', ['-d', '-q', '-f', src, '-o', dst]);
+      if (onPath('zstd')) return runTool('zstd', ['-d', '-q', '-f', src, '-o', dst], signal);
   }
   await pipeline(
     createReadStream(src, { highWaterMark: ZLIB_CHUNK_BYTES }),
     createDecompressor(c),
     createWriteStream(dst),
+    { signal },
   );
 }
 
-async function runTool(command: string, args: string[]): Promise<void> {
-  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+async function runTool(command: string, args: string[], signal?: AbortSignal): Promise<void> {
+  signal?.throwIfAborted();
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], signal });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-2000);
   });
-  const [code, signal] = (await once(child, 'close').catch((err: Error) => {
+  const [code, killedBy] = (await once(child, 'close').catch((err: Error) => {
+    if (signal?.aborted) throw signal.reason;
     throw new PgferryError(
       'RestoreFailed',
       `cannot run ${command}: ${err.message} (install the ${command} tool)`,
     );
   })) as [number | null, NodeJS.Signals | null];
   if (code === 0) return;
-  const message = stderr.trim().split('\n').pop() || `exited with ${code ?? signal}`;
+  signal?.throwIfAborted();
+  const message = stderr.trim().split('\n').pop() || `exited with ${code ?? killedBy}`;
   throw Object.assign(
     new Error(`${command}: ${message}`),
     /No space left|disk full/i.test(stderr) ? { code: 'ENOSPC' } : {},

@@ -464,6 +464,11 @@ export const RestoreRequestSchema = z
     allowDowngrade: z.boolean().default(false),
     /** With `mode: clean`, back up the target before replacing it. */
     safetyBackup: z.boolean().default(true),
+    /**
+     * With `mode: clean`, end the other sessions connected to the target database before anything
+     * is dropped; without it, such sessions make the restore fail, naming them.
+     */
+    terminateConnections: z.boolean().default(false),
     toastCompression: ToastCompressionSchema.default('lz4'),
   })
   .strict();
@@ -561,6 +566,18 @@ export const RestoreReportSchema = z
           .optional(),
         /** The encoding and locale the database was created with (`mode: create`). */
         createdWith: z.object({ encoding: z.string(), locale: DatabaseLocaleSchema }).strict().optional(),
+        /** The sessions ended before the target was cleaned (`terminateConnections`). */
+        terminatedSessions: z
+          .array(
+            z
+              .object({
+                pid: z.number().int(),
+                user: z.string().nullable(),
+                application: z.string().nullable(),
+              })
+              .strict(),
+          )
+          .optional(),
       })
       .strict(),
     /** The plan's warnings. */

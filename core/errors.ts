@@ -22,7 +22,9 @@ export type PgferryErrorCode =
   | 'RestoreFailed'
   | 'RecordFailed'
   | 'SchemaTestFailed'
-  | 'MigrateFailed';
+  | 'MigrateFailed'
+  /** Stopped by a signal (SIGINT, SIGTERM) or because the CLI that started the run died. */
+  | 'Interrupted';
 
 export class PgferryError extends Error {
   readonly code: PgferryErrorCode;

@@ -1,7 +1,9 @@
 /**
- * A streaming reader of pg_dump's custom archive format (`pg_dump -Fc`), written for one purpose:
- * to count each table's rows from the dump as it streams past, so that a backup's row counts come
- * from the very bytes it stores, without a second session or a second scan of any table.
+ * A streaming reader of pg_dump's custom archive format (`pg_dump -Fc`), written to count each
+ * table's rows from the dump as it streams past, so that a backup's row counts come from the very
+ * bytes it stores, without a second session or a second scan of any table. Its table of contents
+ * also tells a clean restore what pg_restore will drop, before the archive is downloaded
+ * (core/archive-toc.ts).
  *
  * The format (PostgreSQL's src/bin/pg_dump/pg_backup_archiver.c `WriteHead`/`WriteToc` and
  * pg_backup_custom.c), as pg_dump writes it to a pipe:
@@ -24,7 +26,8 @@
  *
  * Archive versions 1.12 to 1.16 are read: pg_dump 13 to 15 write 1.14, 16 writes 1.15 (the
  * compression algorithm in the header), 17 and 18 write 1.16 (relkind in the TOC). A newer version
- * is refused rather than guessed at, as is a compressed archive (its chunks are not COPY text).
+ * is refused rather than guessed at, as is the table data of a compressed archive (its chunks are
+ * not COPY text; its TOC is read all the same).
  *
  * Nothing is buffered but the structure being read: data chunks are scanned where they lie.
  */
@@ -76,6 +79,8 @@ export interface ArchiveTocEntry {
   namespace: string | null;
   owner: string | null;
   dependencies: number[];
+  /** Whether `pg_restore --clean` issues a DROP for it (its drop statement is not empty). */
+  dropped: boolean;
 }
 
 /** Rows of one table as counted from its data block. */
@@ -135,8 +140,18 @@ function readArchiveInt(buf: Buffer, pos: number, intSize: number): number {
   return buf[pos] === 0 ? value : -value;
 }
 
-function malformed(detail: string): PgferryError {
-  return new PgferryError('DumpFailed', `pg_dump's output is not an archive pgferry can read: ${detail}`);
+/**
+ * Bytes that are not an archive this reader accepts. Its code is `DumpFailed` (the reader's first
+ * use: pg_dump's output); `detail` says what is wrong, for readers of archives of other origins.
+ */
+export class ArchiveFormatError extends PgferryError {
+  constructor(readonly detail: string) {
+    super('DumpFailed', `pg_dump's output is not an archive pgferry can read: ${detail}`);
+  }
+}
+
+function malformed(detail: string): ArchiveFormatError {
+  return new ArchiveFormatError(detail);
 }
 
 enum Phase {
@@ -155,7 +170,9 @@ enum Phase {
 
 /**
  * Reads a custom-format archive fed to it in pieces of any size (`write`), and counts the rows of
- * each table's data block. `tables()` answers once the whole archive has been read.
+ * each table's data block. `onToc` is called once the table of contents has been read (the
+ * clean-restore check of core/archive-toc.ts needs no more); `tables()` answers once the whole
+ * archive has been read.
  */
 export class ArchiveScanner {
   header: ArchiveHeader | undefined;
@@ -396,9 +413,6 @@ export class ArchiveScanner {
     const serverVersion = ints.str();
     const pgDumpVersion = ints.str();
     c.pos = ints.pos;
-    if (compression !== 'none') {
-      throw malformed(`its data is compressed (${compression}); rows can be counted only in a -Z0 dump`);
-    }
     this.version = version;
     this.intSize = intSize;
     this.offSize = offSize;
@@ -423,7 +437,7 @@ export class ArchiveScanner {
     const desc = c.str();
     c.int(); // section
     c.str(true); // defn
-    c.str(true); // dropStmt
+    const dropStmt = c.str();
     c.str(true); // copyStmt
     const namespace = c.str();
     c.str(true); // tablespace
@@ -435,7 +449,18 @@ export class ArchiveScanner {
     for (let dep = c.str(); dep !== null; dep = c.str()) dependencies.push(Number(dep));
     // The custom format's data offset: a flag byte and offSize bytes (unset when written to a pipe).
     c.skip(1 + this.offSize);
-    return { dumpId, hadDumper, tableoid, oid, tag, desc, namespace, owner, dependencies };
+    return {
+      dumpId,
+      hadDumper,
+      tableoid,
+      oid,
+      tag,
+      desc,
+      namespace,
+      owner,
+      dependencies,
+      dropped: Boolean(dropStmt),
+    };
   }
 
   private startBlock(type: number, dumpId: number): void {
@@ -449,6 +474,12 @@ export class ArchiveScanner {
       return;
     }
     this.table = this.tableData.get(dumpId);
+    // Refused here, not in the header: the TOC of a compressed archive reads the same (a clean
+    // restore's check needs only that); only its table data is not COPY text.
+    const compression = this.header?.compression ?? 'none';
+    if (this.table && compression !== 'none') {
+      throw malformed(`its data is compressed (${compression}); rows can be counted only in a -Z0 dump`);
+    }
     this.tailLength = 0;
     this.blockBytes = 0;
     this.phase = Phase.DataChunkLength;

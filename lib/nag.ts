@@ -1,5 +1,5 @@
 /**
- * Acknowledging cdk-nag findings (AwsSolutionsChecks, run by `cdk synth` and test/lib/nag.test.ts)
+ * Acknowledging cdk-nag findings (AwsSolutionsChecks, run by `cdk synth` and test/unit/lib/nag.test.ts)
  * where they are caused: every acknowledgement names one finding and says why it is acceptable.
  * cdk-nag 3 reads them from the construct tree (CDK's `Validations.of(...).acknowledge`), so the
  * constructs need no cdk-nag import.

@@ -15,6 +15,7 @@ import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
 import { parseDurationMs } from '../duration';
+import { interruptible } from '../interrupts';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, ProgressLine } from '../output';
@@ -94,10 +95,14 @@ async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<void>
   const progress = new ProgressLine();
   let output: unknown;
   try {
-    output = await runBackupWorkflow(request, {
-      onProgress: (p) => progress.update('dumping', p.dumpedBytes, `→ stored ${formatBytes(p.storedBytes)}`),
-      onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
-    });
+    output = await interruptible('backup', (signal) =>
+      runBackupWorkflow(request, {
+        signal,
+        onProgress: (p) =>
+          progress.update('dumping', p.dumpedBytes, `→ stored ${formatBytes(p.storedBytes)}`),
+        onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+      }),
+    );
   } finally {
     progress.done();
   }

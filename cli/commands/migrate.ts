@@ -17,6 +17,7 @@ import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection } from '../aws/options';
 import { parseDurationMs } from '../duration';
+import { interruptible, printNotice } from '../interrupts';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
@@ -141,14 +142,19 @@ async function migrateCommand(opts: MigrateOptions, aws: AwsAccess): Promise<voi
   if (targetPassword !== undefined) process.env[passwordEnvVar('target')] = targetPassword;
   const request = migrateRequest(opts, source.connection, target.connection);
   const { runMigrateWorkflow } = await import('../local-executor');
-  const output = await runMigrateWorkflow(request, {
-    onPlan: (plan) => printPlan(plan as MigratePlan),
-    onPhase: (phase) => {
-      if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Kmigrate: ${phase}…`);
-    },
-    onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
-    runCutoverCommand: (plan) => runCutoverCommand(opts.onCutover ?? '', plan as MigratePlan, targetPassword),
-  });
+  const output = await interruptible('migrate', (signal) =>
+    runMigrateWorkflow(request, {
+      signal,
+      onNotice: printNotice,
+      onPlan: (plan) => printPlan(plan as MigratePlan),
+      onPhase: (phase) => {
+        if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Kmigrate: ${phase}…`);
+      },
+      onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+      runCutoverCommand: (plan) =>
+        runCutoverCommand(opts.onCutover ?? '', plan as MigratePlan, targetPassword),
+    }),
+  );
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   await printReport(parseOutcome(MigrateOutcomeSchema, output, 'migrate'), opts.json);
 }

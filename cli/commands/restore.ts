@@ -14,6 +14,7 @@ import {
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
+import { interruptible, printNotice } from '../interrupts';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { printable } from '../output';
@@ -68,6 +69,11 @@ export function registerRestore(program: Command, aws: AwsAccess): void {
     .option('--allow-downgrade', 'allow a target server older than the backup source', false)
     .option('--no-safety-backup', 'with --mode clean, do not back up the target first')
     .option(
+      '--terminate-connections',
+      'with --mode clean, end the other sessions connected to the target database first (without it, they make the restore fail, named)',
+      false,
+    )
+    .option(
       '--toast-compression <method>',
       'what the loaded values are TOAST-compressed with: lz4 (where the target offers it) or server-default',
       'lz4',
@@ -101,6 +107,7 @@ interface RestoreOptions extends AwsOptions {
   force: boolean;
   allowDowngrade: boolean;
   safetyBackup: boolean;
+  terminateConnections: boolean;
   toastCompression: string;
   json: boolean;
   verbose: boolean;
@@ -125,12 +132,16 @@ async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<voi
   if (password !== undefined) process.env[passwordEnvVar('target')] = password;
   const request = restoreRequest(opts, connection);
   const { runRestoreWorkflow } = await import('../local-executor');
-  const output = await runRestoreWorkflow(request, {
-    onPhase: (phase) => {
-      if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Krestore: ${phase}…`);
-    },
-    onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
-  });
+  const output = await interruptible('restore', (signal) =>
+    runRestoreWorkflow(request, {
+      signal,
+      onNotice: printNotice,
+      onPhase: (phase) => {
+        if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Krestore: ${phase}…`);
+      },
+      onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+    }),
+  );
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   await printReport(
     parseOutcome(RestoreOutcomeSchema, output, 'restore'),
@@ -157,6 +168,7 @@ function restoreRequest(opts: RestoreOptions, target: Connection): RestoreReques
     force: opts.force,
     allowDowngrade: opts.allowDowngrade,
     safetyBackup: opts.safetyBackup,
+    terminateConnections: opts.terminateConnections,
     toastCompression: opts.toastCompression as RestoreRequestInput['toastCompression'],
   };
   return parsePayload(RestoreRequestSchema, input, 'restore request');

@@ -14,6 +14,7 @@ import {
 } from '../../core/contracts';
 import { currentDeployment, type Deployment } from '../../core/deployment';
 import { PgferryError } from '../../core/errors';
+import { describeIncompleteDatabase, readIncompleteMark } from '../../core/incomplete-database';
 import { allowedLogin, checkCutoverServices, checkFiledUnder } from '../../core/login-policy';
 import { connectPg, serverInfo, systemIdentifier } from '../../core/postgres';
 import {
@@ -321,7 +322,10 @@ async function checkDatabaseNeeds(target: Client, src: SourceDatabase): Promise<
   }
 }
 
-/** Whether the target database exists; refuses one that is not empty, unless forced. */
+/**
+ * Whether the target database exists; refuses one that is not empty, unless forced, and one that
+ * pgferry left incomplete, naming the command that removes it.
+ */
 async function checkTargetDatabase(
   admin: Client,
   target: Connection,
@@ -330,6 +334,10 @@ async function checkTargetDatabase(
 ): Promise<boolean> {
   const { rows } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [target.database]);
   if (rows.length === 0) return false;
+  const incomplete = await readIncompleteMark(admin, target.database);
+  if (incomplete) {
+    refuse(describeIncompleteDatabase(target.database, incomplete, (await serverInfo(admin)).major));
+  }
   const client = await connectPg(target, password);
   let objects: number;
   try {

@@ -1,6 +1,8 @@
+import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
+import { droppedByClean, readArchiveToc } from '../../core/archive-toc';
 import { localTargetName, requestedName } from '../../core/catalog-name';
-import { DEFAULT_COMPRESSION } from '../../core/compression';
+import { createDecompressor, DEFAULT_COMPRESSION } from '../../core/compression';
 import { describeConnection, resolvePassword } from '../../core/connection';
 import {
   type BackupManifest,
@@ -9,9 +11,12 @@ import {
   SCHEMA_VERSION,
 } from '../../core/contracts';
 import { currentDeployment, type Deployment } from '../../core/deployment';
-import { PgferryError } from '../../core/errors';
+import { dropBlockers, refuseBlockedCleanRestore } from '../../core/drop-dependents';
+import { errorMessage, PgferryError } from '../../core/errors';
+import { describeIncompleteDatabase, readIncompleteMark } from '../../core/incomplete-database';
 import { createLogger } from '../../core/logging';
 import { allowedLogin } from '../../core/login-policy';
+import type { ArchiveTocEntry } from '../../core/pg-archive';
 import { connectPg, quoteIdent, serverInfo } from '../../core/postgres';
 import {
   describeArchive,
@@ -23,8 +28,9 @@ import {
 import { checkObjectsPresent, resolveBackup } from '../../core/resolve-backup';
 import { chooseToastCompression } from '../../core/restore-session';
 import type { BackupStore } from '../../core/store';
-import { newBackupId } from '../../core/store-keys';
+import { backupObjectKey, newBackupId } from '../../core/store-keys';
 import { defaultJobs } from '../../core/strategy';
+import { otherSessions, refuseConnectedSessions } from '../../core/target-sessions';
 import { checkRestoreDisk, restoreDiskUse, restoreTaskSize } from '../../core/task-size';
 
 const logger = createLogger('pgferry-restore-preflight');
@@ -44,8 +50,12 @@ export interface RestorePreflightDeps {
  * the pg_dump that wrote the archive (unless allowed), not the backup's own source (unless
  * forced); the database exists or not as the mode expects; every extension and role the dump
  * needs is available; the server can create the database with the source's encoding and locale
- * and offers the collations and lz4 its objects use. (The objects'
- * checksums are verified by the runner as it downloads them, also before the target is touched.)
+ * and offers the collations and lz4 its objects use. A database pgferry left incomplete is named
+ * with the command that removes it. In clean mode, before the safety backup and the download:
+ * no other session is connected to the target database (unless `terminateConnections`), and
+ * nothing in it that is not in the backup depends on what pg_restore will drop (read from the
+ * archive's table of contents, at the start of the stored dump). (The objects' checksums are
+ * verified by the runner as it downloads them, also before the target is touched.)
  */
 export async function preflightRestore(
   request: RestoreRequest,
@@ -71,10 +81,11 @@ export async function preflightRestore(
         `the target ${describeConnection(target)} is the database this backup was taken from; pass --force to restore over it`,
       );
     }
-    await checkTargetDatabase(client, request, password);
+    await checkTargetDatabase(client, request, password, server.major);
     await checkExtensions(client, manifest);
     await checkRoles(client, request, manifest);
     await checkBackupNeeds(client, server, request, manifest);
+    if (request.mode === 'clean') await checkCleanTarget(store, manifest, request, password);
     return {
       schemaVersion: SCHEMA_VERSION,
       restoreId: newBackupId(now),
@@ -181,10 +192,13 @@ async function checkTargetDatabase(
   client: Client,
   request: RestoreRequest,
   password: string | undefined,
+  serverMajor: number,
 ): Promise<void> {
   const name = request.target.database;
   const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
   const exists = rows.length > 0;
+  const incomplete = exists ? await readIncompleteMark(client, name) : undefined;
+  if (incomplete) refuse(describeIncompleteDatabase(name, incomplete, serverMajor));
   if (request.mode === 'create' && exists) {
     refuse(
       `the target database ${name} already exists; choose another name, or use --mode clean to replace its contents`,
@@ -240,5 +254,62 @@ async function checkRoles(client: Client, request: RestoreRequest, manifest: Bac
       `roles that own or are granted objects in the backup do not exist on the target: ${missing.join(', ')}; ` +
         'pass --with-globals to create them, or --no-owner --no-acl to restore without them',
     );
+  }
+}
+
+/**
+ * A clean restore must not wait on other sessions, nor stop midway on a DROP that objects outside
+ * the backup depend on: both refused here, before the safety backup and the download. The archive's
+ * objects come from the TOC at the start of the stored dump; when it cannot be read here (an lz4
+ * dump where the lz4 tool is missing), the runner checks the same after the download, before
+ * anything is dropped. With `terminateConnections` the sessions are ended by the runner instead.
+ */
+async function checkCleanTarget(
+  store: BackupStore,
+  manifest: BackupManifest,
+  request: RestoreRequest,
+  password: string | undefined,
+): Promise<void> {
+  const toc = await readBackupToc(store, manifest);
+  const target = await connectPg(request.target, password);
+  try {
+    const done = 'nothing was changed or downloaded';
+    if (toc) {
+      const blockers = await dropBlockers(target, droppedByClean(toc, request));
+      if (blockers.length) refuseBlockedCleanRestore(request.target.database, blockers, done);
+    }
+    const sessions = await otherSessions(target, request.target.database);
+    if (sessions.length && !request.terminateConnections) {
+      refuseConnectedSessions(request.target.database, sessions, done);
+    }
+  } finally {
+    await target.end().catch(() => undefined);
+  }
+}
+
+/** The TOC of the backup's archive, read from the start of its stored dump; undefined when it cannot be. */
+async function readBackupToc(
+  store: BackupStore,
+  manifest: BackupManifest,
+): Promise<ArchiveTocEntry[] | undefined> {
+  const dump = manifest.objects.find((o) => o.kind === 'dump');
+  if (!dump) return undefined;
+  try {
+    const body = await store.download(backupObjectKey(manifest.database, manifest.id, dump.key));
+    const decompressed = createDecompressor(dump.compression);
+    // Ends (prematurely) once the TOC is read: only the first bytes are transferred.
+    const flowing = pipeline(body, decompressed).catch(() => undefined);
+    try {
+      return await readArchiveToc(decompressed);
+    } finally {
+      body.destroy();
+      decompressed.destroy();
+      await flowing;
+    }
+  } catch (err) {
+    logger.warn('archive TOC unreadable in preflight; the runner checks after the download', {
+      error: errorMessage(err),
+    });
+    return undefined;
   }
 }

@@ -23,11 +23,11 @@ import { storeJob } from '../../core/jobs';
 import { openStore } from '../../core/store';
 import { jobKey, manifestKey, newBackupId } from '../../core/store-keys';
 import type { PgferryConfigInput } from '../../lib/config';
-import { existingVpc } from '../lib/fixtures';
 import { cliEnv, REPO, runCli } from '../support/cli';
 import { type FakeSecretsManager, startFakeSecretsManager } from '../support/fake-secrets-manager';
 import { type BundledStack, invokeBundle, synthesizeBundled } from '../support/lambda-bundles';
 import { startTlsPostgres, type TlsPostgres } from '../support/tls-postgres';
+import { existingVpc } from '../unit/lib/fixtures';
 
 const password = `aws refusals ${process.pid}`;
 const SECRET = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/shop-AbCdEf';

@@ -4,7 +4,7 @@
  * each workflow's first state through the local executor; a user and password made of
  * URL-special characters. Nothing is read or written outside the store's database folders.
  * (A NUL cannot be passed in a process's arguments; it is covered as state input in
- * test/core/hostile-input.test.ts.)
+ * test/unit/core/hostile-input.test.ts.)
  */
 import { mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';

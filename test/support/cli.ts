@@ -44,12 +44,23 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** Told the child's pid once it has started (to signal it or inspect it under /proc). */
   onSpawn?: (pid: number) => void;
+  /** Told each piece of stderr as it arrives (to wait for a phase in `--verbose` logs). */
+  onStderr?: (text: string) => void;
+  /**
+   * Runs the CLI in a process group of its own, led by it (pgid = its pid), as a shell runs a
+   * foreground command: `process.kill(-pid, 'SIGINT')` is then what a terminal's Ctrl-C does.
+   */
+  processGroup?: boolean;
 }
 
 /** Runs a Node.js script under the tests' Node with the CLI's test environment; never rejects. */
 export function runNodeScript(script: string, args: string[], options: RunOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { env: cliEnv(options.env), cwd: REPO });
+    const child = spawn(process.execPath, [script, ...args], {
+      env: cliEnv(options.env),
+      cwd: REPO,
+      detached: options.processGroup ?? false,
+    });
     if (child.pid) options.onSpawn?.(child.pid);
     let stdout = '';
     let stderr = '';
@@ -58,6 +69,7 @@ export function runNodeScript(script: string, args: string[], options: RunOption
     });
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
+      options.onStderr?.(d.toString());
     });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));

@@ -18,6 +18,14 @@
  *
  * Output: JSON log lines on stdout (`progress`, then `succeeded` or `failed`); exit status 0
  * on success, 1 on failure. The result itself goes to the store (`dump-result.json`).
+ *
+ * Interrupted — SIGTERM (ECS stopping the task), SIGINT (Ctrl-C), or locally the CLI's death —
+ * a restore, verify or migration stops its tools (SIGTERM, then SIGKILL after 5 s), cleans up
+ * (the database it created is dropped, its work folder removed, verify's server stopped), stores
+ * its failed report and exits 1, within {@link STOP_SECONDS}; then it exits whatever is left. A
+ * dump has nothing of its own to clean up: it kills pg_dump and exits at once, and the backup
+ * workflow's Cleanup (or, when the CLI died, the next backup's lease takeover) removes what it
+ * stored.
  */
 import type { ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -54,6 +62,15 @@ import {
 
 const logger = createLogger('pgferry-pg-tools');
 
+/**
+ * How long an interrupted run has to clean up before it exits anyway. ECS sends SIGKILL 30 s
+ * after SIGTERM by default (the task definition's `stopTimeout`), and the CLI waits 30 s for an
+ * interrupted run: 20 s leave room for the report and the workflow's own cleanup steps.
+ */
+const STOP_SECONDS = 20;
+/** How long a tool has to exit after SIGTERM before it is killed. */
+const TOOL_STOP_SECONDS = 5;
+
 /** The kind of job each action runs. */
 const JOB_KIND_OF_ACTION: Record<string, JobKind> = {
   dump: 'backup',
@@ -77,15 +94,26 @@ function probeTarget(connection: Connection, role: ConnectionRole) {
   };
 }
 
+/** The tools (pg_dump, pg_restore, …) the run started and that still run. */
+const children = new Set<ChildProcess>();
+const interrupted = new AbortController();
+
+/** Set when the watchdog stops the run: the process ends once the run's sessions are ended. */
+let stalled: Promise<void> | undefined;
+
+function stopTools(signal: NodeJS.Signals): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+}
+
 /**
  * Arms the progress watchdog for run `runId` (see ./watchdog.ts): its sessions are named after
- * it, so that the probe of `servers` finds them; a stall stops the tools, ends the run's sessions
- * on `servers` and calls `abort`.
+ * it, so that the probe of `servers` finds them; a stall freezes the tools, ends the run's
+ * sessions on `servers`, kills the tools and interrupts the run with the stall as its error.
  */
 function watchRun(
   runId: string,
+  action: string,
   servers: ReturnType<typeof probeTarget>[],
-  abort: (error: PgferryError) => void,
   extra?: () => Promise<number>,
 ): ProgressWatchdog {
   nameSessions(`pgferry ${runId}`);
@@ -96,12 +124,13 @@ function watchRun(
     setBy: `${STALL_TIMEOUT_ENV}=${seconds}`,
     onStall: (error) => {
       // The tools are frozen first (so that nothing reconnects, and no failure of theirs is
-      // recorded as the run's), then their sessions ended, which would outlive them; `abort`
-      // kills them. `stalled` keeps anything else from ending the process meanwhile.
+      // recorded as the run's), then their sessions ended, which would outlive them; then the run
+      // is interrupted as by a signal, with the stall as its error.
       stopTools('SIGSTOP');
       stalled = endRunSessions(servers, sessionName()).then((failures) => {
         if (failures.length) logger.warn('sessions not ended', { failures });
-        abort(error);
+        stopTools('SIGKILL');
+        interrupt(error, action);
       });
     },
     bytesMoved: processTreeBytes(process.pid, extra),
@@ -109,35 +138,49 @@ function watchRun(
   });
 }
 
-/** The tools (pg_dump, pg_restore, …) the run started and that still run. */
-const children = new Set<ChildProcess>();
-
-/** Set when the watchdog stops the run: it ends the process once the run's sessions are ended. */
-let stalled: Promise<void> | undefined;
-
-function stopTools(signal: 'SIGKILL' | 'SIGSTOP' = 'SIGKILL'): void {
-  for (const child of children) child.kill(signal);
+/**
+ * Starts the stop: the runners see `interrupted.signal` aborted (its reason `error`) and clean
+ * up; the tools are told to stop; after STOP_SECONDS the process exits whatever is left. A second
+ * call changes nothing.
+ */
+function interrupt(error: PgferryError, action: string): void {
+  if (interrupted.signal.aborted) return;
+  interrupted.abort(error);
+  if (action === 'dump') {
+    stopTools('SIGKILL');
+    logger.error('failed', { errorName: error.name, errorMessage: error.message });
+    process.exit(1);
+  }
+  logger.warn('interrupted', { reason: error.message });
+  stopTools('SIGTERM');
+  setTimeout(() => stopTools('SIGKILL'), TOOL_STOP_SECONDS * 1000).unref();
+  setTimeout(() => {
+    stopTools('SIGKILL');
+    logger.error('failed', {
+      errorName: error.name,
+      errorMessage: `${error.message}; the cleanup did not finish within ${STOP_SECONDS}s: the next run names what is left`,
+    });
+    process.exit(1);
+  }, STOP_SECONDS * 1000).unref();
 }
 
+const interruptedBy = (why: string) => new PgferryError('Interrupted', why);
+
 async function main(): Promise<void> {
-  const stop = (why: string, errorName = 'Pgferry.Interrupted') => {
-    stopTools();
-    logger.error('failed', { errorName, errorMessage: why });
-    process.exit(1);
-  };
-  // The watchdog's abort: the same as a signal's (one call, so that it follows the signals' own
-  // cleanup wherever that goes).
-  const abort = (error: PgferryError) => stop(error.message, error.name);
-  // ECS stops a task with SIGTERM: stop pg_dump too, so nothing keeps writing.
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(`stopped by ${signal}`));
+  const action = process.env[TASK_ENV.action] ?? '';
+  // ECS stops a task with SIGTERM, a terminal's Ctrl-C sends SIGINT to the whole process group.
+  process.on('SIGTERM', () => interrupt(interruptedBy('interrupted by SIGTERM'), action));
+  process.on('SIGINT', () => interrupt(interruptedBy('interrupted by SIGINT'), action));
   // Locally the CLI holds our stdin open; its end means the CLI died (even by SIGKILL), and a run
   // nobody waits for must not keep writing into the store.
   if (process.env[TASK_ENV.stopWithParent] === '1') {
-    process.stdin.on('end', () => stop('the process that started the task is gone'));
-    process.stdin.on('error', () => stop('the process that started the task is gone'));
+    const gone = () =>
+      interrupt(interruptedBy('interrupted: the pgferry command that started the task is gone'), action);
+    process.stdin.on('end', gone);
+    process.stdin.on('error', gone);
     process.stdin.resume();
   }
-  const action = process.env[TASK_ENV.action] ?? '';
+  const { signal } = interrupted;
   const kind = Object.hasOwn(JOB_KIND_OF_ACTION, action) ? JOB_KIND_OF_ACTION[action] : undefined;
   if (!kind) {
     throw new PgferryError(
@@ -158,8 +201,9 @@ async function main(): Promise<void> {
     case 'dump': {
       const plan = await loadJob(openStore, job, kind, BackupPlanSchema);
       checkRunnerJob(deployment, { kind: 'backup', plan });
+      signal.throwIfAborted();
       logger.appendKeys({ backupId: plan.backupId });
-      const watchdog = watchRun(plan.backupId, [probeTarget(plan.source, 'source')], abort);
+      const watchdog = watchRun(plan.backupId, action, [probeTarget(plan.source, 'source')]);
       const result = await runDump(plan, {
         store: openStore(plan.store),
         env: process.env,
@@ -180,7 +224,7 @@ async function main(): Promise<void> {
       const plan = await loadJob(openStore, job, kind, RestorePlanSchema);
       checkRunnerJob(deployment, { kind: 'restore', plan });
       logger.appendKeys({ restoreId: plan.restoreId, backupId: plan.manifest.id });
-      const watchdog = watchRun(plan.restoreId, [probeTarget(plan.request.target, 'target')], abort);
+      const watchdog = watchRun(plan.restoreId, action, [probeTarget(plan.request.target, 'target')]);
       const report = await runRestore(plan, {
         store: openStore(plan.request.store),
         env: process.env,
@@ -189,6 +233,7 @@ async function main(): Promise<void> {
           logger.info('phase', { phase });
         },
         onChild,
+        signal,
       }).finally(() => watchdog.stop());
       logger.info('succeeded', { timings: report.timings });
       return;
@@ -199,7 +244,7 @@ async function main(): Promise<void> {
       logger.appendKeys({ verifyId: plan.verifyId, backupId: plan.manifest.id });
       // The throwaway server is no child of the runner: its writes to the work folder count.
       const workDir = process.env.PGFERRY_WORK_DIR ?? tmpdir();
-      const watchdog = watchRun(plan.verifyId, [], abort, usedSpace(workDir));
+      const watchdog = watchRun(plan.verifyId, action, [], usedSpace(workDir));
       const report = await runVerify(plan, {
         store: openStore(plan.request.store),
         env: process.env,
@@ -208,6 +253,7 @@ async function main(): Promise<void> {
           logger.info('phase', { phase });
         },
         onChild,
+        signal,
       }).finally(() => watchdog.stop());
       logger.info('succeeded', { restoreSeconds: report.restoreSeconds });
       return;
@@ -217,11 +263,10 @@ async function main(): Promise<void> {
       const plan = await loadJob(openStore, job, kind, MigratePlanSchema);
       checkRunnerJob(deployment, { kind: 'migrate', plan });
       logger.appendKeys({ migrateId: plan.migrateId });
-      const watchdog = watchRun(
-        plan.migrateId,
-        [probeTarget(plan.request.source, 'source'), probeTarget(plan.request.target, 'target')],
-        abort,
-      );
+      const watchdog = watchRun(plan.migrateId, action, [
+        probeTarget(plan.request.source, 'source'),
+        probeTarget(plan.request.target, 'target'),
+      ]);
       const deps = {
         store: openStore(plan.request.store),
         env: process.env,
@@ -230,6 +275,7 @@ async function main(): Promise<void> {
           logger.info('phase', { phase });
         },
         onChild,
+        signal,
       };
       try {
         if (action === 'migrate') {
@@ -248,10 +294,19 @@ async function main(): Promise<void> {
 }
 
 main().then(
-  () => (stalled ? undefined : process.exit(0)),
-  (err: unknown) => {
-    if (stalled) return;
-    logger.error('failed', { errorName: (err as Error).name ?? 'Error', errorMessage: errorMessage(err) });
-    process.exit(1);
+  () => (stalled ? stalled.then(() => fail(interrupted.signal.reason)) : process.exit(0)),
+  async (caught: unknown) => {
+    if (stalled) await stalled;
+    // Interrupted, a runner that knows no better fails with what its stopped tools said.
+    const err =
+      interrupted.signal.aborted && !(caught instanceof PgferryError && caught.code === 'Interrupted')
+        ? interrupted.signal.reason
+        : caught;
+    fail(err);
   },
 );
+
+function fail(err: unknown): never {
+  logger.error('failed', { errorName: (err as Error).name ?? 'Error', errorMessage: errorMessage(err) });
+  process.exit(1);
+}

@@ -20,8 +20,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -42,6 +42,7 @@ import {
   type TableRowCount,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
+import { type IncompleteRun, markIncomplete } from '../../../core/incomplete-database';
 import type { TableDataRows } from '../../../core/pg-archive';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
 import { connectPg, quoteIdent } from '../../../core/postgres';
@@ -54,6 +55,7 @@ import {
   migrateResultKey,
   schemaTestResultKey,
 } from '../../../core/store-keys';
+import { createWorkFolder, workRoot } from '../../../core/work-folders';
 import {
   collectTail,
   DUMP_ATTEMPTS,
@@ -77,13 +79,17 @@ import {
   connectMaintenance,
   createMissingRoles,
   firstError,
+  interruption,
   pgRestoreParallel,
   RestoreProgress,
+  stopIfInterrupted,
 } from './restore';
 import { toolEnv } from './tool-env';
 
 export type MigrateDeps = Pick<DumpDeps, 'store' | 'env' | 'onChild'> & {
   onPhase?: (phase: string) => void;
+  /** Aborted when the run is interrupted: the databases it created are dropped (see RestoreDeps). */
+  signal?: AbortSignal;
 };
 
 /** The setting the freeze puts on the source database: never carried over to the target. */
@@ -152,7 +158,8 @@ export async function runSchemaTest(plan: MigratePlan, deps: MigrateDeps): Promi
       result.databases.push(entry);
       deps.onPhase?.(`schemaTest ${db.source.database}`);
       const scratchTarget = { ...db.target, database: scratch };
-      await createDatabase(ctx, scratchTarget, db);
+      stopIfInterrupted(deps.signal);
+      await createDatabase(ctx, scratchTarget, db, 'schema test');
       const failure = await streamDumpIntoRestore(ctx, {
         dumpArgs: [
           '--format=custom',
@@ -178,6 +185,11 @@ export async function runSchemaTest(plan: MigratePlan, deps: MigrateDeps): Promi
         () => true,
         () => false,
       );
+      if (failure !== undefined && deps.signal?.aborted) {
+        const stopped = interruption(deps.signal);
+        stopped.message += ` (the scratch database ${scratch} was ${entry.dropped ? 'dropped' : 'left behind: drop it'})`;
+        throw stopped;
+      }
       if (failure instanceof LockWaitTimeoutError) {
         throw new PgferryError(
           failure.code,
@@ -222,6 +234,7 @@ export async function runMigrate(plan: MigratePlan, deps: MigrateDeps): Promise<
   const results: MigrateDatabaseResult[] = [];
   for (const db of plan.databases) {
     try {
+      stopIfInterrupted(deps.signal);
       results.push(await migrateDatabase(ctx, db, roles));
     } catch (err) {
       const failed: DumpResult = {
@@ -277,7 +290,7 @@ async function migrateDatabaseOnce(
 ): Promise<MigrateDatabaseResult> {
   const { plan, deps } = ctx;
   const progress = new RestoreProgress((phase) => deps.onPhase?.(`${phase} ${db.source.database}`));
-  const workDir = await mkdtemp(path.join(deps.env.PGFERRY_WORK_DIR ?? tmpdir(), 'pgferry-migrate-'));
+  const workDir = await createWorkFolder('migrate', workRoot(deps.env));
   const sessions: Client[] = [];
   let created = false;
   try {
@@ -287,7 +300,7 @@ async function migrateDatabaseOnce(
     // the dump carries (for ascending ones), however much the source is written to meanwhile.
     const sequences = await sequenceStates(observer);
     await progress.timed('createDatabase', async () => {
-      await createDatabase(ctx, db.target, db);
+      await createDatabase(ctx, db.target, db, 'migration');
       created = true;
     });
 
@@ -390,7 +403,8 @@ async function migrateDatabaseOnce(
     await deps.store.putJson(dumpResultKey(db.backup.database, db.backup.backupId), dumpResult);
     await deps.store.putJson(migrateResultKey(db.backup.database, db.backup.backupId), result);
     return result;
-  } catch (err) {
+  } catch (caught) {
+    const err = deps.signal?.aborted ? interruption(deps.signal) : caught;
     let message = errorMessage(err);
     if (created) {
       const dropped = await dropDatabase(ctx, db.target).then(
@@ -539,11 +553,16 @@ function adminPlan(target: Connection) {
 }
 
 /**
- * Makes `target` an empty database with the source's encoding and locale: created, or — when it
- * exists — used as it is (preflight let it through: it is empty), or dropped and created again
- * with `force`.
+ * Makes `target` an empty database with the source's encoding and locale: created (and marked
+ * incomplete until its properties are applied), or — when it exists — used as it is (preflight
+ * let it through: it is empty), or dropped and created again with `force`.
  */
-async function createDatabase(ctx: Context, target: Connection, db: MigrateDatabasePlan): Promise<void> {
+async function createDatabase(
+  ctx: Context,
+  target: Connection,
+  db: MigrateDatabasePlan,
+  kind: IncompleteRun['kind'],
+): Promise<void> {
   const admin = await connectMaintenance(adminPlan(target), ctx.targetPassword);
   try {
     const name = target.database;
@@ -558,6 +577,8 @@ async function createDatabase(ctx: Context, target: Connection, db: MigrateDatab
       await admin.query(`DROP DATABASE ${quoteIdent(name)}`);
     }
     await admin.query(createDatabaseSql(name, ctx.plan.targetServer.major, db.encoding, db.locale));
+    const run = { kind, id: ctx.plan.migrateId, pid: process.pid, host: hostname() };
+    await markIncomplete(admin, name, { ...run, startedAt: new Date().toISOString() });
   } finally {
     await admin.end().catch(() => undefined);
   }

@@ -6,13 +6,14 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
+import { cleanableOrder, droppedByClean, readArchiveToc } from '../../../core/archive-toc';
 import { decompressFile } from '../../../core/compression';
 import { libpqEnv, resolvePassword } from '../../../core/connection';
 import {
@@ -24,7 +25,9 @@ import {
   SCHEMA_VERSION,
   type StoredObject,
 } from '../../../core/contracts';
+import { dropBlockers, refuseBlockedCleanRestore } from '../../../core/drop-dependents';
 import { errorMessage, PgferryError, type PgferryErrorCode } from '../../../core/errors';
+import { completeDatabase, type IncompleteRun, markIncomplete } from '../../../core/incomplete-database';
 import { Meter } from '../../../core/metering';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
 import { connectPg, quoteIdent, serverInfo } from '../../../core/postgres';
@@ -32,13 +35,46 @@ import { createDatabaseSql, describeArchive, readDatabaseLocale } from '../../..
 import { loadSessionOptions } from '../../../core/restore-session';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, catalogNameOf, restoreReportKey } from '../../../core/store-keys';
+import {
+  describeSessions,
+  otherSessions,
+  refuseConnectedSessions,
+  terminateSessions,
+} from '../../../core/target-sessions';
+import { createWorkFolder, workRoot } from '../../../core/work-folders';
 import type { DumpDeps } from './dump';
 import { planGlobals } from './globals';
 import { toolEnv } from './tool-env';
 
 export type RestoreDeps = Pick<DumpDeps, 'store' | 'env' | 'onChild'> & {
   onPhase?: (phase: string) => void;
+  /**
+   * Aborted when the run is interrupted (a signal, or the CLI gone): the restore stops at once and
+   * undoes what it can — the database it created is dropped, its files removed — and fails with
+   * the abort's reason. Its tools are stopped by whoever aborts (see main.ts).
+   */
+  signal?: AbortSignal;
 };
+
+/**
+ * How long a clean restore's sessions wait for a lock (`lock_timeout`), and for the sessions it
+ * ends to go: a session that connects after the check and holds a lock makes pg_restore fail
+ * within this time instead of waiting forever.
+ */
+export const CLEAN_LOCK_TIMEOUT_SECONDS = 30;
+
+/** Throws the interruption, once `signal` is aborted. */
+export function stopIfInterrupted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw interruption(signal);
+}
+
+/** The error an interrupted run fails with: the abort's reason. */
+export function interruption(signal: AbortSignal): PgferryError {
+  const reason = signal.reason as unknown;
+  return reason instanceof PgferryError
+    ? reason
+    : new PgferryError('Interrupted', `interrupted: ${errorMessage(reason)}`);
+}
 
 type Checks = RestoreReport['checks'];
 
@@ -91,12 +127,15 @@ export async function restoreInto(
 ): Promise<void> {
   const { request, manifest } = plan;
   const { checks } = progress;
-  const workDir = await mkdtemp(path.join(deps.env.PGFERRY_WORK_DIR ?? tmpdir(), 'pgferry-restore-'));
+  const { signal } = deps;
+  stopIfInterrupted(signal);
+  const workDir = await createWorkFolder('restore', workRoot(deps.env));
   let createdDatabase = false;
   try {
     const files = await progress.timed('download', () =>
-      downloadVerified(deps.store, manifest, workDir, checks),
+      downloadVerified(deps.store, manifest, workDir, checks, signal),
     );
+    stopIfInterrupted(signal);
     const pgRestore = await choosePgTool(
       'pg_restore',
       manifest.tool.pgDumpMajor,
@@ -105,15 +144,21 @@ export async function restoreInto(
       `the backup's archive was written by ${describeArchive(manifest)}`,
     );
 
+    if (request.mode === 'clean') {
+      await progress.timed('checkTarget', () => prepareCleanTarget(plan, password, files.dump, checks));
+    }
+    stopIfInterrupted(signal);
     const admin = await connectMaintenance(plan, password);
     try {
       if (request.mode === 'create') {
-        await progress.timed('createDatabase', () =>
-          createDatabase(admin, request.target.database, manifest),
-        );
-        createdDatabase = true;
+        await progress.timed('createDatabase', async () => {
+          await createDatabase(admin, request.target.database, manifest);
+          createdDatabase = true;
+          await markIncomplete(admin, request.target.database, incompleteRun(plan));
+        });
         checks.createdWith = await readDatabaseLocale(admin, request.target.database);
       }
+      stopIfInterrupted(signal);
       if (request.withGlobals) {
         checks.globals = await progress.timed('globals', () =>
           applyGlobals(admin, files.globals, pgRestore, password, plan, deps),
@@ -123,11 +168,9 @@ export async function restoreInto(
       await admin.end().catch(() => undefined);
     }
 
+    stopIfInterrupted(signal);
     await progress.timed('pgRestore', () => pgRestoreInto(pgRestore, files.dump, plan, password, deps));
-    const properties = manifest.databaseProperties;
-    if (properties) {
-      await progress.timed('databaseProperties', () => applyDatabaseProperties(plan, password, properties));
-    }
+    stopIfInterrupted(signal);
     const target = await connectPg(request.target, password);
     try {
       await progress.timed('analyze', () => target.query('ANALYZE'));
@@ -146,7 +189,14 @@ export async function restoreInto(
           .join(', ')}`,
       );
     }
-  } catch (err) {
+    stopIfInterrupted(signal);
+    // Last, since it ends the incomplete mark (and the owner it sets may keep us from commenting).
+    await progress.timed('databaseProperties', () =>
+      applyDatabaseProperties(plan, password, manifest.databaseProperties),
+    );
+  } catch (caught) {
+    // Interrupted, the tools' failures (they were stopped) say less than the interruption.
+    const err = signal?.aborted ? interruption(signal) : caught;
     let message = errorMessage(err);
     const name = request.target.database;
     if (createdDatabase) {
@@ -155,12 +205,67 @@ export async function restoreInto(
         ? ` (the partially restored database ${name} was dropped: run the restore again)`
         : ` (the partially restored database ${name} is left in place: drop it, then run the restore again)`;
     } else if (request.mode === 'clean' && progress.timings.pgRestore !== undefined) {
-      message += ` (the database ${name} is left partially restored: run the restore again with --mode clean --force)`;
+      message += ` (the database ${name} is left partly replaced: pg_restore had begun dropping and recreating its objects)`;
+    } else if (request.mode === 'clean' && signal?.aborted) {
+      message += ` (nothing in the database ${name} was changed)`;
     }
     if (plan.warnings?.length) message += ` (preflight warned: ${plan.warnings.join('; ')})`;
     throw new PgferryError(err instanceof PgferryError ? err.code : 'RestoreFailed', message, { cause: err });
   } finally {
     await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/** Who is creating the database, for its incomplete mark. */
+function incompleteRun(plan: RestorePlan): IncompleteRun {
+  return {
+    kind: 'restore',
+    id: plan.restoreId,
+    pid: process.pid,
+    host: hostname(),
+    startedAt: new Date().toISOString(),
+  };
+}
+
+/**
+ * Before a clean restore drops anything: nothing in the target that is not in the backup depends
+ * on what pg_restore will drop (it would stop pg_restore midway), and no other session is
+ * connected (its locks would make pg_restore wait) — or, with `terminateConnections`, those
+ * sessions are ended. Throws, naming them, while nothing is changed.
+ */
+async function prepareCleanTarget(
+  plan: RestorePlan,
+  password: string | undefined,
+  dumpFile: string,
+  checks: Checks,
+): Promise<void> {
+  const { request } = plan;
+  const dropped = droppedByClean(await readArchiveToc(createReadStream(dumpFile)), request);
+  const target = await connectPg(request.target, password);
+  try {
+    const blockers = await dropBlockers(target, dropped);
+    if (blockers.length) refuseBlockedCleanRestore(request.target.database, blockers, 'nothing was dropped');
+    const sessions = await otherSessions(target, request.target.database);
+    if (sessions.length === 0) return;
+    if (!request.terminateConnections) {
+      refuseConnectedSessions(request.target.database, sessions, 'nothing was dropped');
+    }
+    const left = await terminateSessions(
+      target,
+      request.target.database,
+      sessions.map((s) => s.pid),
+      CLEAN_LOCK_TIMEOUT_SECONDS * 1000,
+    );
+    if (left.length) {
+      throw new PgferryError(
+        'TargetRefused',
+        `sessions connected to ${quoteIdent(request.target.database)} did not end within ${CLEAN_LOCK_TIMEOUT_SECONDS}s: ` +
+          `${describeSessions(left)}; nothing was dropped`,
+      );
+    }
+    checks.terminatedSessions = sessions.map(({ pid, user, application }) => ({ pid, user, application }));
+  } finally {
+    await target.end().catch(() => undefined);
   }
 }
 
@@ -203,11 +308,12 @@ async function downloadVerified(
   manifest: BackupManifest,
   dir: string,
   checks: Checks,
+  signal: AbortSignal | undefined,
 ): Promise<{ dump: string; globals?: string }> {
   const files: { dump?: string; globals?: string } = {};
   for (const object of manifest.objects) {
     const file = path.join(dir, object.kind === 'dump' ? 'dump.pgdump' : 'globals.sql');
-    await downloadOne(store, manifest, object, file);
+    await downloadOne(store, manifest, object, file, signal);
     checks.checksums.push({ key: object.key, sha256: object.sha256, verified: true });
     files[object.kind] = file;
   }
@@ -221,17 +327,23 @@ async function downloadVerified(
  * hashed as it downloads to a file beside `file`, then decompressed. Either way nothing reaches
  * `file`'s reader before both finished and the checksum matched.
  */
-async function downloadOne(store: BackupStore, manifest: BackupManifest, object: StoredObject, file: string) {
+async function downloadOne(
+  store: BackupStore,
+  manifest: BackupManifest,
+  object: StoredObject,
+  file: string,
+  signal: AbortSignal | undefined,
+) {
   const key = backupObjectKey(catalogNameOf(manifest), manifest.id, object.key);
   const localFile = store.localFile?.(key);
   const compressed = localFile ?? `${file}.download`;
   const meter = new Meter({ sha256: true });
   try {
     const body = await store.download(key);
-    const hashed = pipeline(body, meter, localFile ? discard() : createWriteStream(compressed));
+    const hashed = pipeline(body, meter, localFile ? discard() : createWriteStream(compressed), { signal });
     const decompressed = localFile
-      ? decompressFile(object.compression, compressed, file)
-      : hashed.then(() => decompressFile(object.compression, compressed, file));
+      ? decompressFile(object.compression, compressed, file, signal)
+      : hashed.then(() => decompressFile(object.compression, compressed, file, signal));
     const [hashing, decompressing] = await Promise.allSettled([hashed, decompressed]);
     if (hashing.status === 'rejected') throw downloadFailure(hashing.reason, object, manifest);
     const sha256 = meter.digest();
@@ -331,22 +443,24 @@ const LIST_SETTINGS = new Set([
 
 /**
  * The source database's comment, settings, owner and grants, applied to the restored database
- * under its new name (pg_restore applies them only with --create, to the original name).
+ * under its new name (pg_restore applies them only with --create, to the original name). The
+ * comment replaces the database's incomplete mark (which is removed when the source had none, or
+ * when the manifest predates recorded properties): applied last, this completes the database.
  */
 export async function applyDatabaseProperties(
   plan: PropertiesTarget,
   password: string | undefined,
-  properties: DatabaseProperties,
+  properties: DatabaseProperties | undefined,
 ): Promise<void> {
   const { request } = plan;
   const db = quoteIdent(request.target.database);
   const admin = await connectMaintenance(plan, password);
   try {
+    await completeDatabase(admin, request.target.database, properties?.comment ?? null);
+    if (!properties) return;
     const roles = new Set(
       (await admin.query<{ rolname: string }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname),
     );
-    if (properties.comment !== null)
-      await admin.query(`COMMENT ON DATABASE ${db} IS ${quoteLiteral(properties.comment)}`);
     for (const { role, setting } of properties.settings) {
       if (role !== null && !roles.has(role)) continue;
       const [name, ...rest] = setting.split('=');
@@ -484,18 +598,45 @@ async function pgRestoreInto(
   if (request.role) args.push(`--role=${request.role}`);
   for (const schema of request.schemas) args.push(`--schema=${schema}`);
   for (const table of request.tables) args.push(`--table=${table}`);
+  // In clean mode a session that connected after the check cannot make a DROP wait forever.
+  const lockTimeout = request.mode === 'clean' ? ` -c lock_timeout=${CLEAN_LOCK_TIMEOUT_SECONDS}s` : '';
   const env = {
     ...toolEnv(deps.env),
     ...libpqEnv(request.target, password),
-    PGOPTIONS: loadSessionOptions(plan.toastCompression),
+    PGOPTIONS: loadSessionOptions(plan.toastCompression) + lockTimeout,
   };
-  await pgRestoreParallel(pgRestore, { args, jobs: plan.jobs, dumpFile, env, onChild: deps.onChild });
+  try {
+    await pgRestoreParallel(pgRestore, { args, jobs: plan.jobs, dumpFile, env, onChild: deps.onChild });
+  } catch (err) {
+    if (!lockTimeout || !/lock timeout/i.test(errorMessage(err))) throw err;
+    const sessions = await sessionsNow(plan, password);
+    throw new PgferryError(
+      'RestoreFailed',
+      `${errorMessage(err)}${sessions.length ? ` (sessions connected to the target now: ${describeSessions(sessions)})` : ''}`,
+      { cause: err },
+    );
+  }
+}
+
+/** The other sessions on the target database, for an error message (none when that fails). */
+async function sessionsNow(plan: RestorePlan, password: string | undefined) {
+  try {
+    const admin = await connectMaintenance(plan, password);
+    try {
+      return await otherSessions(admin, plan.request.target.database);
+    } finally {
+      await admin.end().catch(() => undefined);
+    }
+  } catch {
+    return [];
+  }
 }
 
 /**
  * `pg_restore --jobs` of `dumpFile` with `args`. With several jobs: everything but
  * {@link RESTORED_LAST} in parallel, then those in one job, each run given its part of the
- * archive's list.
+ * archive's list. With `--clean`, the list is in an order pg_restore can drop (see
+ * `cleanableOrder`).
  */
 export async function pgRestoreParallel(
   pgRestore: PgToolBinary,
@@ -509,13 +650,19 @@ export async function pgRestoreParallel(
 ): Promise<void> {
   const { args, jobs, dumpFile, env, onChild } = opts;
   const run = (more: string[]) => runPgRestore(pgRestore, [...more, dumpFile], env, onChild);
-  if (jobs === 1 || args.includes('--no-privileges')) {
+  const clean = args.includes('--clean');
+  const inOneRun = jobs === 1 || args.includes('--no-privileges');
+  if (inOneRun && !clean) {
     await run([...args, `--jobs=${jobs}`]);
     return;
   }
-  const entries = (await run(['--list'])).stdout.split('\n').filter((line) => /^\d+;/.test(line));
-  const last = entries.filter((line) => RESTORED_LAST.test(line));
-  const first = entries.filter((line) => !RESTORED_LAST.test(line));
+  let entries = (await run(['--list'])).stdout.split('\n').filter((line) => /^\d+;/.test(line));
+  if (clean) {
+    const line = new Map(entries.map((l) => [Number(l.slice(0, l.indexOf(';'))), l]));
+    const toc = await readArchiveToc(createReadStream(dumpFile));
+    entries = cleanableOrder([...line.keys()], toc).map((id) => line.get(id) as string);
+  }
+  const { first, last } = inOneRun ? { first: entries, last: [] } : splitRestoreList(entries);
   const listFile = (part: string) => `${dumpFile}.${part}.list`;
   try {
     await writeFile(listFile('first'), `${first.join('\n')}\n`);
@@ -525,6 +672,17 @@ export async function pgRestoreParallel(
   } finally {
     await Promise.all(['first', 'last'].map((part) => rm(listFile(part), { force: true })));
   }
+}
+
+/**
+ * The two passes of a parallel restore: `first` every entry of pg_restore's `--list` but
+ * {@link RESTORED_LAST}'s, `last` those; each in the archive's order.
+ */
+export function splitRestoreList(entries: string[]): { first: string[]; last: string[] } {
+  const first: string[] = [];
+  const last: string[] = [];
+  for (const line of entries) (RESTORED_LAST.test(line) ? last : first).push(line);
+  return { first, last };
 }
 
 async function runPgRestore(

@@ -4,9 +4,7 @@
  * source's encoding and locale as a restore does; checks pg_restore's success and every table's
  * row count, and stores a verification report with the measured time to restore.
  */
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
+import { chmod, rm } from 'node:fs/promises';
 import {
   type BackupManifest,
   type Connection,
@@ -21,14 +19,20 @@ import { connectPg, serverInfo } from '../../../core/postgres';
 import { describeArchive, missingForBackup, restoreMajor } from '../../../core/requirements';
 import { chooseToastCompression } from '../../../core/restore-session';
 import { catalogNameOf, verifyReportKey } from '../../../core/store-keys';
-import { type RestoreDeps, RestoreProgress, restoreInto } from './restore';
+import { createWorkFolder, workRoot } from '../../../core/work-folders';
+import { interruption, type RestoreDeps, RestoreProgress, restoreInto, stopIfInterrupted } from './restore';
 import { startThrowawayServer, type ThrowawayServer } from './throwaway-server';
 
+/**
+ * The drill: stores a report whatever the outcome. Interrupted (`deps.signal`), it stops the
+ * restore, stops and removes the throwaway server and its folder, stores the failed report, and
+ * fails with the interruption.
+ */
 export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<VerifyReport> {
   const started = Date.now();
   const progress = new RestoreProgress(deps.onPhase);
   const { manifest } = plan;
-  const workDir = await mkdtemp(path.join(deps.env.PGFERRY_WORK_DIR ?? tmpdir(), 'pgferry-verify-'));
+  const workDir = await createWorkFolder('verify', workRoot(deps.env));
   // The server runs as another user when we are root: it must reach its own folder inside.
   await chmod(workDir, 0o711);
   let server: ThrowawayServer | undefined;
@@ -49,11 +53,20 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
     checks: progress.checks,
   });
   const key = verifyReportKey(catalogNameOf(manifest), manifest.id, plan.verifyId);
+  let cleanedUp = false;
+  const cleanUp = async () => {
+    if (cleanedUp) return;
+    cleanedUp = true;
+    await server?.stop();
+    await rm(workDir, { recursive: true, force: true });
+  };
   try {
     const why = `verifying backup ${manifest.id}, whose archive was written by ${describeArchive(manifest)}`;
+    stopIfInterrupted(deps.signal);
     server = await progress.timed('startServer', () =>
       startThrowawayServer(restoreMajor(manifest), why, workDir, deps.env),
     );
+    stopIfInterrupted(deps.signal);
     const restoreStarted = Date.now();
     const target = targetOf(plan, server);
     const toastCompression = await progress.timed('checkServer', () => checkServer(target, manifest));
@@ -66,12 +79,20 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
     const passed = report('passed');
     await deps.store.putJson(key, passed);
     return passed;
-  } catch (err) {
+  } catch (caught) {
+    let err = caught;
+    if (deps.signal?.aborted) {
+      // Cleaned up now, so that the report and the error can say so.
+      await cleanUp();
+      err = new PgferryError(
+        'Interrupted',
+        `${interruption(deps.signal).message} (the drill's server was stopped and its folder removed)`,
+      );
+    }
     await deps.store.putJson(key, report('failed', errorMessage(err))).catch(() => undefined);
     throw err;
   } finally {
-    await server?.stop();
-    await rm(workDir, { recursive: true, force: true });
+    await cleanUp();
   }
 }
 
@@ -98,6 +119,7 @@ function restorePlanFor(
       force: false,
       allowDowngrade: false,
       safetyBackup: false,
+      terminateConnections: false,
       toastCompression,
     },
     manifest: plan.manifest,

@@ -1,0 +1,112 @@
+/**
+ * What `pg_restore --clean` of an archive will drop, known from its first bytes — before the
+ * archive is downloaded. pg_dump writing to a pipe (as pgferry's dumps do) puts the whole table of
+ * contents at the start, before any data; core/pg-archive.ts reads it.
+ */
+import type { Readable } from 'node:stream';
+import { PgferryError } from './errors';
+import { ArchiveFormatError, ArchiveScanner, type ArchiveTocEntry } from './pg-archive';
+
+function unreadable(detail: string): PgferryError {
+  return new PgferryError('BackupCorrupt', `the archive's table of contents cannot be read: ${detail}`);
+}
+
+/**
+ * Reads the TOC from the start of a custom-format archive, consuming no more of `input` than it
+ * needs (the stream is destroyed once the TOC is read). Throws `BackupCorrupt` on bytes
+ * that are not such an archive, that end before the TOC does, or of a format version it does not
+ * know; an error of `input` itself is passed on as it is.
+ */
+export async function readArchiveToc(input: Readable): Promise<ArchiveTocEntry[]> {
+  let toc: ArchiveTocEntry[] | undefined;
+  const scanner = new ArchiveScanner((entries) => {
+    toc = entries;
+  });
+  for await (const chunk of input) {
+    try {
+      scanner.write(chunk as Buffer);
+    } catch (err) {
+      // What follows the TOC (its data blocks) is none of this reader's business.
+      if (toc) return toc;
+      if (err instanceof ArchiveFormatError) throw unreadable(err.detail);
+      throw err;
+    }
+    if (toc) return toc;
+  }
+  throw unreadable('it ends before its table of contents does');
+}
+
+/** The relation kinds `pg_restore --table` selects (as pg_restore's `_tocEntryRequired`). */
+const TABLE_LIKE = new Set([
+  'TABLE',
+  'TABLE DATA',
+  'VIEW',
+  'FOREIGN TABLE',
+  'MATERIALIZED VIEW',
+  'MATERIALIZED VIEW DATA',
+  'SEQUENCE',
+  'SEQUENCE SET',
+]);
+
+/**
+ * The entries `pg_restore --clean` drops given `--schema`/`--table` selections, as pg_restore
+ * selects them: with schemas, only entries in one of them; with tables, only relations of those
+ * names (and nothing else); of those, the ones with a drop statement (the database's own entry
+ * only with `--create`, which pgferry never passes).
+ */
+export function droppedByClean(
+  toc: readonly ArchiveTocEntry[],
+  selection: { schemas: readonly string[]; tables: readonly string[] },
+): ArchiveTocEntry[] {
+  return toc.filter((e) => {
+    if (!e.dropped || e.desc === 'DATABASE') return false;
+    if (selection.schemas.length && (e.namespace === null || !selection.schemas.includes(e.namespace)))
+      return false;
+    if (selection.tables.length && (!TABLE_LIKE.has(e.desc ?? '') || !selection.tables.includes(e.tag ?? '')))
+      return false;
+    return true;
+  });
+}
+
+/**
+ * `ids` (an archive's entries, in the order pg_restore is to take them) reordered so that
+ * `pg_restore --clean` can drop them: it drops in reverse order, and a partition's index or
+ * primary key, attached to its parent's (`INDEX ATTACH`), cannot be dropped on its own ("cannot
+ * drop inherited constraint") — but goes with its parent's. So each such child entry is placed
+ * before its parent's (created first, dropped after, when it is already gone: `IF EXISTS`).
+ * pg_dump puts them after their parents, so every clean restore of a database with partitioned
+ * tables that have a primary key or indexes failed midway.
+ */
+export function cleanableOrder(ids: readonly number[], toc: readonly ArchiveTocEntry[]): number[] {
+  const byId = new Map(toc.map((e) => [e.dumpId, e]));
+  const pairs: { parent: number; child: number }[] = [];
+  for (const attach of toc) {
+    if (attach.desc !== 'INDEX ATTACH' || attach.tag === null) continue;
+    const name = attach.tag;
+    // It depends on both indexes (or the constraints they back), and on their tables.
+    const indexes = [...new Set(attach.dependencies)]
+      .map((id) => byId.get(id))
+      .filter((e): e is ArchiveTocEntry => e?.desc === 'CONSTRAINT' || e?.desc === 'INDEX');
+    const isChild = (e: ArchiveTocEntry) =>
+      e.namespace === attach.namespace && (e.tag === name || (e.tag ?? '').endsWith(` ${name}`));
+    const children = indexes.filter(isChild);
+    if (children.length !== 1) continue;
+    for (const parent of indexes) {
+      if (parent !== children[0]) pairs.push({ parent: parent.dumpId, child: children[0].dumpId });
+    }
+  }
+  const order = [...ids];
+  // Each move puts a child before its parent; deeper levels settle within as many passes.
+  for (let pass = 0, moved = true; moved && pass <= pairs.length; pass++) {
+    moved = false;
+    for (const { parent, child } of pairs) {
+      const p = order.indexOf(parent);
+      const c = order.indexOf(child);
+      if (p < 0 || c < 0 || c < p) continue;
+      order.splice(c, 1);
+      order.splice(p, 0, child);
+      moved = true;
+    }
+  }
+  return order;
+}

@@ -1,0 +1,104 @@
+/**
+ * The mark of a database that pgferry created and has not finished filling: a restore's new
+ * database, a migration's target, the schema test's scratch database. A run that is interrupted
+ * drops what it created; one killed too hard to (SIGKILL of everything, a host lost) leaves it
+ * behind, and the mark is how the next run recognises it and says how to remove it, instead of a
+ * bare "already exists".
+ *
+ * The mark is the database's comment (`COMMENT ON DATABASE`), set right after `CREATE DATABASE`
+ * and replaced by the source's own comment (or removed) when the restore completes. A comment
+ * rather than a database-level setting because it changes nothing for the sessions that connect
+ * (a setting is applied to each of them, pg_restore's included); it is shown where people look
+ * (`\l+`, pgAdmin); it can be read from any database of the server without connecting to the
+ * marked one (`shobj_description`); and it needs no privilege beyond the ownership its creator
+ * has. (`CREATE DATABASE` cannot run in a transaction: a run killed between it and the comment
+ * leaves an empty, unmarked database.)
+ */
+import type { Client } from 'pg';
+import { quoteIdent } from './postgres';
+
+/** The run that created an incomplete database. */
+export interface IncompleteRun {
+  kind: 'restore' | 'migration' | 'schema test';
+  /** The restore's or migration's id. */
+  id: string;
+  pid: number;
+  host: string;
+  startedAt: string;
+}
+
+const MARK =
+  /^pgferry: incomplete (restore|migration|schema test) (\S+), started (\S+) by pid (\d+) on host (.*?)\. /;
+
+/** The comment that marks a database as being created by `run`. */
+export function incompleteMark(run: IncompleteRun): string {
+  return (
+    `pgferry: incomplete ${run.kind} ${run.id}, started ${run.startedAt} by pid ${run.pid} on host ${run.host}. ` +
+    'This database is not complete: drop it unless that run is still going.'
+  );
+}
+
+/** Marks `database` (which the caller just created and owns) as incomplete. */
+export async function markIncomplete(admin: Client, database: string, run: IncompleteRun): Promise<void> {
+  await admin.query(`COMMENT ON DATABASE ${quoteIdent(database)} IS ${quoteLiteral(incompleteMark(run))}`);
+}
+
+/** The run that left `database` incomplete, when it carries the mark; `undefined` otherwise. */
+export async function readIncompleteMark(
+  client: Client,
+  database: string,
+): Promise<IncompleteRun | undefined> {
+  const { rows } = await client.query<{ comment: string | null }>(
+    "SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1",
+    [database],
+  );
+  const m = MARK.exec(rows[0]?.comment ?? '');
+  if (!m) return undefined;
+  return {
+    kind: m[1] as IncompleteRun['kind'],
+    id: m[2],
+    startedAt: m[3],
+    pid: Number(m[4]),
+    host: m[5],
+  };
+}
+
+/**
+ * Ends the mark of a database that is now complete: `comment` (its source's) replaces it, or with
+ * none the mark is removed. A database without the mark keeps its comment unless one is given.
+ */
+export async function completeDatabase(
+  admin: Client,
+  database: string,
+  comment: string | null,
+): Promise<void> {
+  if (comment === null && !(await readIncompleteMark(admin, database))) return;
+  await admin.query(
+    `COMMENT ON DATABASE ${quoteIdent(database)} IS ${comment === null ? 'NULL' : quoteLiteral(comment)}`,
+  );
+}
+
+/** The SQL that removes a leftover database, ending its sessions first where the server can (13+). */
+export function dropDatabaseCommand(database: string, serverMajor: number): string {
+  return `DROP DATABASE ${quoteIdent(database)}${serverMajor >= 13 ? ' WITH (FORCE)' : ''};`;
+}
+
+/**
+ * Why a run cannot use `database`: what left it incomplete, and the command that removes it — for
+ * the preflights' refusals.
+ */
+export function describeIncompleteDatabase(
+  database: string,
+  run: IncompleteRun,
+  serverMajor: number,
+): string {
+  return (
+    `the target database ${quoteIdent(database)} is an incomplete copy left by pgferry ${run.kind} ${run.id} ` +
+    `(started ${run.startedAt} by pid ${run.pid} on host ${run.host}, which was interrupted or is still going): ` +
+    `once that run is gone, remove it on the target server with ${dropDatabaseCommand(database, serverMajor)} and run again`
+  );
+}
+
+function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}

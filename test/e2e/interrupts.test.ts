@@ -1,0 +1,332 @@
+/**
+ * Interrupted runs clean up after themselves, and the next run finds what a run killed too hard
+ * to clean up left behind.
+ *
+ * - Ctrl-C (SIGINT to the CLI's process group, as a terminal sends it) of a restore and of a verify
+ *   in the middle of pg_restore: nothing is left — no database, no work folder, no process (verify's
+ *   throwaway server stopped) — the failed report is stored, and the CLI prints one line and exits
+ *   130. A backup stopped the same way leaves nothing listed (the workflow's Cleanup runs).
+ * - SIGTERM of the task alone (ECS stopping it) and the CLI's death (SIGKILL of the CLI alone): the
+ *   task cleans up the same way.
+ * - kill -9 of everything: the next restore names the leftover database (marked incomplete) with the
+ *   command that removes it, and the next run removes the dead run's work folder and stops the
+ *   server still running in it, saying so in one line.
+ *
+ * Each fault lands where the runs are observed to be (pg_restore copying a table that takes
+ * seconds to load: each row is checked by a function that sleeps 2 ms), never after a guessed delay.
+ */
+import { chmodSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import type { BackupManifest, RestoreReport, VerifyReport } from '../../core/contracts';
+import { currentLease } from '../../core/lease';
+import { LocalStore } from '../../core/store';
+import { databaseSegment } from '../../core/store-keys';
+import { type CliResult, runCli, sourceUrl } from '../support/cli';
+import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { commandLine, descendants, gatedPgDump, isRunning, waitFor } from '../support/faults';
+
+const env = testEnv();
+const pg = env.server(15);
+const source = uniqueName('interrupts');
+const storeDir = mkdtempSync(path.join(tmpdir(), 'pgferry-interrupts-'));
+const store = `file://${storeDir}`;
+let manifest: BackupManifest;
+
+beforeAll(async () => {
+  await createDatabase(pg, source);
+  await withClient(pg, source, (c) =>
+    c.query(`
+      CREATE TABLE quick AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 10000) g;
+      -- Restoring its rows takes seconds (2 ms each, checked on insert): a window to act in.
+      CREATE FUNCTION slow_ok(integer) RETURNS boolean LANGUAGE sql AS 'SELECT true FROM pg_sleep(0.002)';
+      CREATE TABLE slow (id integer CHECK (slow_ok(id)));
+      INSERT INTO slow SELECT generate_series(1, 3000);`),
+  );
+  const result = await runCli(['backup', '--source', sourceUrl(pg, source), '--store', store, '--json']);
+  if (result.code !== 0) throw new Error(`backup failed: ${result.stderr}`);
+  manifest = JSON.parse(result.stdout) as BackupManifest;
+}, 120_000);
+afterAll(() => dropDatabase(pg, source));
+
+/** A CLI run in a process group of its own, with its pid and its stderr so far. */
+interface Run {
+  pid: number;
+  stderr: () => string;
+  done: Promise<CliResult>;
+}
+
+function start(args: string[], workDir: string, extraEnv: Record<string, string> = {}): Run {
+  let pid = 0;
+  let stderr = '';
+  const done = runCli([...args, '--verbose'], {
+    env: { PGFERRY_WORK_DIR: workDir, ...extraEnv },
+    processGroup: true,
+    onSpawn: (p) => {
+      pid = p;
+    },
+    onStderr: (text) => {
+      stderr += text;
+    },
+  });
+  return { pid, stderr: () => stderr, done };
+}
+
+const restoreArgs = (target: string) => [
+  'restore',
+  ...['--store', store, '--backup', manifest.id, '--target', sourceUrl(pg, target)],
+];
+const verifyArgs = () => ['verify', '--store', store, '--backup', manifest.id, '--database', source];
+
+/** Waits until the run's task says it is in its pgRestore phase, and its pg_restore (not a --list) runs. */
+async function midRestore(run: Run, workDir: string): Promise<void> {
+  await waitFor('the pgRestore phase', () =>
+    run.stderr().includes('"phase":"pgRestore"') ? true : undefined,
+  );
+  await waitFor('pg_restore to be loading the slow table', () =>
+    descendants(run.pid).some((p) => {
+      const cmd = commandLine(p);
+      return cmd.includes('pg_restore') && cmd.includes(workDir) && !cmd.includes('--list');
+    })
+      ? true
+      : undefined,
+  );
+}
+
+/** The lines the CLI itself wrote (the task's JSON logs aside). */
+function cliLines(stderr: string): string[] {
+  return stderr.split('\n').filter((line) => line.startsWith('pgferry:'));
+}
+
+/** Processes (of anyone) whose command line names `dir`: pg_restore of its dump, a server in it. */
+function processesIn(dir: string): string[] {
+  return readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n) && isRunning(Number(n)))
+    .map((n) => commandLine(Number(n)))
+    .filter((cmd) => cmd.includes(dir));
+}
+
+async function databaseExists(name: string): Promise<boolean> {
+  return withClient(pg, 'postgres', async (c) => {
+    const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    return rows.length > 0;
+  });
+}
+
+function storedReports<T>(prefix: string): T[] {
+  const folder = path.join(storeDir, databaseSegment(source), manifest.id);
+  return readdirSync(folder)
+    .filter((f) => f.startsWith(prefix))
+    .map((f) => JSON.parse(readFileSync(path.join(folder, f), 'utf8')) as T);
+}
+
+/** A work folder of a test's own; verify's server (run as the postgres user) must pass through it. */
+function newWorkDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-interrupts-work-'));
+  chmodSync(dir, 0o711);
+  return dir;
+}
+
+describe('restore', () => {
+  test('Ctrl-C mid-pg_restore: the database is dropped, the work folder removed, the report stored; one line, exit 130', async () => {
+    const target = uniqueName('rint');
+    const workDir = newWorkDir();
+    const run = start(restoreArgs(target), workDir);
+    await midRestore(run, workDir);
+    expect(await databaseExists(target)).toBe(true);
+    process.kill(-run.pid, 'SIGINT');
+    const result = await run.done;
+
+    expect(result.code).toBe(130);
+    expect(cliLines(result.stderr)).toEqual([
+      `pgferry: restore interrupted by SIGINT (the partially restored database ${target} was dropped: run the restore again)`,
+    ]);
+    expect(await databaseExists(target)).toBe(false);
+    expect(readdirSync(workDir)).toEqual([]);
+    expect(processesIn(workDir)).toEqual([]);
+    expect(
+      storedReports<RestoreReport>('restore-report-').find((r) => r.target.database === target),
+    ).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/^interrupted by SIGINT/),
+    });
+  });
+
+  test('SIGTERM of the task alone (as ECS stops it) and the death of the CLI clean up the same way', async () => {
+    for (const fault of ['task SIGTERM', 'CLI SIGKILL'] as const) {
+      const target = uniqueName('rterm');
+      const workDir = newWorkDir();
+      const run = start(restoreArgs(target), workDir);
+      await midRestore(run, workDir);
+      const runner = descendants(run.pid).find((p) => commandLine(p).includes('pg-tools/src/main.js'));
+      if (!runner) throw new Error('no runner');
+      if (fault === 'task SIGTERM') {
+        process.kill(runner, 'SIGTERM');
+        const result = await run.done;
+        expect(result.code).toBe(1);
+        expect(cliLines(result.stderr)).toEqual([
+          `pgferry: interrupted by SIGTERM (the partially restored database ${target} was dropped: run the restore again)`,
+        ]);
+      } else {
+        process.kill(run.pid, 'SIGKILL');
+        await run.done;
+        await waitFor(
+          'the orphaned task to clean up and stop',
+          () => (isRunning(runner) ? undefined : true),
+          30_000,
+        );
+      }
+      expect(await databaseExists(target)).toBe(false);
+      expect(readdirSync(workDir)).toEqual([]);
+      expect(processesIn(workDir)).toEqual([]);
+    }
+  });
+
+  test('kill -9 of everything: the next run names the leftover database and how to drop it, and removes the dead run’s folder', async () => {
+    const target = uniqueName('rkill');
+    const workDir = newWorkDir();
+    const run = start(restoreArgs(target), workDir);
+    await midRestore(run, workDir);
+    const runner = descendants(run.pid).find((p) => commandLine(p).includes('pg-tools/src/main.js'));
+    process.kill(-run.pid, 'SIGKILL');
+    await run.done;
+    // What a run killed too hard to clean up leaves behind.
+    expect(await databaseExists(target)).toBe(true);
+    const [leftover] = readdirSync(workDir);
+    expect(leftover).toMatch(/^pgferry-restore-/);
+
+    const next = await runCli(restoreArgs(target), { env: { PGFERRY_WORK_DIR: workDir } });
+    expect(next.code).toBe(1);
+    const lines = next.stderr.trimEnd().split('\n');
+    expect(lines).toEqual([
+      `pgferry: removed the work folder of runs that died: ${path.join(workDir, leftover)} (a restore run, pid ${runner})`,
+      expect.stringMatching(
+        new RegExp(
+          `^pgferry: the target database "${target}" is an incomplete copy left by pgferry restore \\S+ ` +
+            `\\(started \\S+ by pid ${runner} on host .*\\): once that run is gone, remove it on the target server ` +
+            `with DROP DATABASE "${target}" WITH \\(FORCE\\); and run again$`,
+        ),
+      ),
+    ]);
+    expect(readdirSync(workDir)).toEqual([]);
+
+    // Following that advice, the restore succeeds.
+    const drop = /with (DROP DATABASE .*;) and run again$/.exec(lines[1])?.[1] ?? '';
+    await withClient(pg, 'postgres', (c) => c.query(drop));
+    const retried = await runCli(restoreArgs(target), { env: { PGFERRY_WORK_DIR: workDir } });
+    expect(retried).toMatchObject({ code: 0, stderr: '' });
+    const comment = await withClient(pg, 'postgres', (c) =>
+      c.query("SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1", [
+        target,
+      ]),
+    );
+    expect(comment.rows).toEqual([{ c: null }]); // the incomplete mark is gone once complete
+    await dropDatabase(pg, target);
+  });
+});
+
+describe('verify', () => {
+  test('Ctrl-C mid-pg_restore: its server is stopped, its folder removed, the report stored; one line, exit 130', async () => {
+    const workDir = newWorkDir();
+    const run = start(verifyArgs(), workDir);
+    await midRestore(run, workDir);
+    expect(processesIn(workDir).some((cmd) => /postgres/.test(cmd) && cmd.includes(' -D '))).toBe(true);
+    process.kill(-run.pid, 'SIGINT');
+    const result = await run.done;
+
+    expect(result.code).toBe(130);
+    expect(cliLines(result.stderr)).toEqual([
+      "pgferry: verify interrupted by SIGINT (the drill's server was stopped and its folder removed)",
+    ]);
+    expect(processesIn(workDir)).toEqual([]);
+    expect(readdirSync(workDir)).toEqual([]);
+    const reports = storedReports<VerifyReport>('verify-report-');
+    expect(reports.some((r) => r.status === 'failed' && /^interrupted by SIGINT/.test(r.error ?? ''))).toBe(
+      true,
+    );
+  });
+
+  test('kill -9 of everything leaves its server running; the next run stops it, removes the folder, says so, and passes', async () => {
+    const workDir = newWorkDir();
+    const run = start(verifyArgs(), workDir);
+    await midRestore(run, workDir);
+    const runner = descendants(run.pid).find((p) => commandLine(p).includes('pg-tools/src/main.js'));
+    process.kill(-run.pid, 'SIGKILL');
+    await run.done;
+    // pg_ctl starts the server in a session of its own: the kill does not reach it.
+    expect(processesIn(workDir).some((cmd) => /postgres/.test(cmd))).toBe(true);
+    const [leftover] = readdirSync(workDir);
+
+    const next = await runCli(verifyArgs(), { env: { PGFERRY_WORK_DIR: workDir } });
+    expect(next.code).toBe(0);
+    expect(next.stderr.trimEnd().split('\n')).toEqual([
+      `pgferry: removed the work folder of runs that died: ${path.join(workDir, leftover)} (a verify run, pid ${runner}), ` +
+        'and stopped the PostgreSQL server still running in it',
+    ]);
+    expect(processesIn(workDir)).toEqual([]);
+    expect(readdirSync(workDir)).toEqual([]);
+  });
+});
+
+test('a backup stopped by Ctrl-C leaves nothing listed (its Cleanup runs) and releases its lease', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-interrupts-backup-'));
+  const gate = gatedPgDump(64 * 1024);
+  const run = start(
+    ['backup', '--source', sourceUrl(pg, source), '--store', `file://${dir}`, '--compress', 'none'],
+    newWorkDir(),
+    { PGFERRY_PG_BIN_DIRS: gate.binDirs },
+  );
+  try {
+    await waitFor('part of the dump to be stored', () => {
+      const dbDir = path.join(dir, databaseSegment(source));
+      try {
+        return readdirSync(dbDir).some(
+          (f) => f !== '.lease' && readdirSync(path.join(dbDir, f)).includes('dump.pgdump'),
+        )
+          ? true
+          : undefined;
+      } catch {
+        return undefined;
+      }
+    });
+    process.kill(-run.pid, 'SIGINT');
+  } finally {
+    gate.open();
+  }
+  const result = await run.done;
+  expect(result.code).toBe(130);
+  expect(cliLines(result.stderr)).toEqual([expect.stringMatching(/^pgferry: backup interrupted by SIGINT/)]);
+  const listed = await runCli(['list', '--store', `file://${dir}`, '--json']);
+  expect(JSON.parse(listed.stdout)).toEqual([]);
+  expect(readdirSync(path.join(dir, databaseSegment(source)))).toEqual([]);
+  expect(await currentLease(new LocalStore(dir), source)).toBeUndefined();
+});
+
+test('a migration stopped by Ctrl-C mid-copy drops its target and removes its work folder; one line, exit 130', async () => {
+  const target = uniqueName('mint');
+  const workDir = newWorkDir();
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-interrupts-migrate-'));
+  const run = start(
+    ['migrate', '--source', sourceUrl(pg, source), '--target', sourceUrl(pg, target), '--store', dir],
+    workDir,
+  );
+  await waitFor('the data phase', () => (run.stderr().includes('"phase":"data ') ? true : undefined));
+  await waitFor('pg_restore to be loading the data', () =>
+    descendants(run.pid).some((p) => /pg_restore.*--section=data/.test(commandLine(p))) ? true : undefined,
+  );
+  expect(await databaseExists(target)).toBe(true);
+  process.kill(-run.pid, 'SIGINT');
+  const result = await run.done;
+
+  expect(result.code).toBe(130);
+  expect(cliLines(result.stderr)).toEqual([
+    expect.stringMatching(
+      new RegExp(
+        `^pgferry: migrate interrupted by SIGINT.*the partially migrated database ${target} was dropped`,
+      ),
+    ),
+  ]);
+  expect(await databaseExists(target)).toBe(false);
+  expect(readdirSync(workDir)).toEqual([]);
+  expect(processesIn(workDir)).toEqual([]);
+});

