@@ -19,7 +19,7 @@
  * Output: JSON log lines on stdout (`progress`, then `succeeded` or `failed`); exit status 0
  * on success, 1 on failure. The result itself goes to the store (`dump-result.json`).
  *
- * Interrupted — SIGTERM (ECS stopping the task), SIGINT (Ctrl-C), or locally the CLI's death —
+ * Interrupted — SIGTERM (ECS stopping the task), SIGINT (Ctrl-C), SIGHUP, or locally the CLI's death —
  * a restore, verify or migration stops its tools (SIGTERM, then SIGKILL after 5 s), cleans up
  * (the database it created is dropped, its work folder removed, verify's server stopped), stores
  * its failed report and exits 1, within {@link STOP_SECONDS}; then it exits whatever is left. A
@@ -168,9 +168,11 @@ const interruptedBy = (why: string) => new PgferryError('Interrupted', why);
 
 async function main(): Promise<void> {
   const action = process.env[TASK_ENV.action] ?? '';
-  // ECS stops a task with SIGTERM, a terminal's Ctrl-C sends SIGINT to the whole process group.
-  process.on('SIGTERM', () => interrupt(interruptedBy('interrupted by SIGTERM'), action));
-  process.on('SIGINT', () => interrupt(interruptedBy('interrupted by SIGINT'), action));
+  // ECS stops a task with SIGTERM; a terminal's Ctrl-C sends SIGINT, and closing it SIGHUP, to the
+  // whole process group.
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.on(signal, () => interrupt(interruptedBy(`interrupted by ${signal}`), action));
+  }
   // Locally the CLI holds our stdin open; its end means the CLI died (even by SIGKILL), and a run
   // nobody waits for must not keep writing into the store.
   if (process.env[TASK_ENV.stopWithParent] === '1') {
