@@ -16,6 +16,7 @@ import { decideRetention, type RetentionDecision, type RetentionPolicy } from '.
 import type { BackupStore } from './store';
 import {
   BACKUP_ID_PATTERN,
+  catalogNameOf,
   databaseFromSegment,
   databaseSegment,
   MANIFEST_FILE,
@@ -175,9 +176,9 @@ async function readManifest(
 }
 
 /**
- * `raw` as the manifest of backup `backupId` of `database`, or one line saying why it is not:
- * not a manifest of this schema (the first problem, by field), written by a newer pgferry, or the
- * manifest of another backup (a folder copied or renamed by hand).
+ * `raw` as the manifest of backup `backupId` filed under `database` (a catalog name), or one line
+ * saying why it is not: not a manifest of this schema (the first problem, by field), written by a
+ * newer pgferry, or the manifest of another backup (a folder copied or renamed by hand).
  */
 export function checkManifest(
   raw: unknown,
@@ -197,9 +198,9 @@ export function checkManifest(
     return { problem: `its manifest is not a pgferry manifest (${field}: ${issue.message})` };
   }
   const manifest = parsed.data;
-  if (manifest.id !== backupId || manifest.database !== database) {
+  if (manifest.id !== backupId || catalogNameOf(manifest) !== database) {
     return {
-      problem: `its manifest describes another backup (${manifest.id} of ${JSON.stringify(manifest.database)})`,
+      problem: `its manifest describes another backup (${manifest.id} of ${JSON.stringify(catalogNameOf(manifest))})`,
     };
   }
   return { manifest };
@@ -221,6 +222,7 @@ export function backupIdTime(backupId: string): string {
 }
 
 export interface CatalogFilter {
+  /** Only backups filed under this catalog name. */
   database?: string;
   /** Only backups taken at or after this time. */
   since?: Date;
@@ -238,7 +240,7 @@ export async function listCatalog(store: BackupStore, filter: CatalogFilter = {}
 export function filterEntries(entries: readonly CatalogEntry[], filter: CatalogFilter): CatalogEntry[] {
   return entries.filter(({ manifest }) => {
     const time = Date.parse(manifest.startedAt);
-    if (filter.database !== undefined && manifest.database !== filter.database) return false;
+    if (filter.database !== undefined && catalogNameOf(manifest) !== filter.database) return false;
     if (filter.since && time < filter.since.getTime()) return false;
     if (filter.until && time > filter.until.getTime()) return false;
     return true;
@@ -255,7 +257,7 @@ export async function listBackups(
 }
 
 /**
- * The retention decision for each entry, each database's backups decided together — as prune
+ * The retention decision for each entry, each catalog name's backups decided together — as prune
  * and the record step decide them.
  */
 export function retentionByBackup(
@@ -265,9 +267,10 @@ export function retentionByBackup(
 ): Map<CatalogEntry, RetentionDecision> {
   const byDatabase = new Map<string, CatalogEntry[]>();
   for (const entry of entries) {
-    const list = byDatabase.get(entry.manifest.database) ?? [];
+    const name = catalogNameOf(entry.manifest);
+    const list = byDatabase.get(name) ?? [];
     list.push(entry);
-    byDatabase.set(entry.manifest.database, list);
+    byDatabase.set(name, list);
   }
   const decisions = new Map<CatalogEntry, RetentionDecision>();
   for (const list of byDatabase.values()) {
@@ -373,6 +376,7 @@ export interface UnreadableBackup {
 }
 
 export interface DatabaseStatus {
+  /** The catalog name (by default a database's name; the field keeps its first name). */
   database: string;
   /** The newest complete backup (not dated after now). */
   newest?: BackupAge;
@@ -399,7 +403,7 @@ export async function backupStatus(
   const names = database === undefined ? scan.databases : [database];
   const statuses: DatabaseStatus[] = [];
   for (const name of names) {
-    const entries = scan.entries.filter((e) => e.manifest.database === name);
+    const entries = scan.entries.filter((e) => catalogNameOf(e.manifest) === name);
     const counted = entries.filter((e) => !isDatedAfter(e.manifest, now));
     const status: DatabaseStatus = {
       database: name,

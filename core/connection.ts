@@ -11,6 +11,23 @@ import { PgferryError } from './errors';
 
 export type ConnectionRole = 'source' | 'target';
 
+/** What this process's database sessions are called (`application_name`). */
+let applicationName = 'pgferry';
+
+/**
+ * Names every database session this process opens from now on (`application_name`, at most 63
+ * bytes): the pg-tools runner names its sessions after its run, so that its progress watchdog can
+ * find them on the server. Other processes keep `pgferry`.
+ */
+export function nameSessions(name: string): void {
+  applicationName = Buffer.from(name, 'utf8').subarray(0, 63).toString('utf8');
+}
+
+/** The `application_name` of this process's sessions. */
+export function sessionName(): string {
+  return applicationName;
+}
+
 /** The environment variable that carries a role's password between pgferry's own processes. */
 export function passwordEnvVar(role: ConnectionRole): string {
   return `PGFERRY_${role.toUpperCase()}_PASSWORD`;
@@ -151,7 +168,7 @@ export function libpqEnv(connection: Connection, password: string | undefined): 
     PGUSER: connection.user,
     PGDATABASE: connection.database,
     PGSSLMODE: connection.sslmode,
-    PGAPPNAME: 'pgferry',
+    PGAPPNAME: applicationName,
     PGCONNECT_TIMEOUT: '10',
   };
   if (connection.sslrootcert) env.PGSSLROOTCERT = connection.sslrootcert;
@@ -171,7 +188,7 @@ export function pgClientConfig(
     user: connection.user,
     database: database ?? connection.database,
     password,
-    application_name: 'pgferry',
+    application_name: applicationName,
     connectionTimeoutMillis: 10_000,
   };
   switch (connection.sslmode) {

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { PgferryError } from './errors';
-import { assertDatabaseName, BACKUP_ID_PATTERN, JOB_KINDS } from './store-keys';
+import { assertCatalogName, assertDatabaseName, BACKUP_ID_PATTERN, JOB_KINDS } from './store-keys';
 
 export const SCHEMA_VERSION = 1;
 
@@ -16,6 +16,18 @@ export type CaughtError = z.infer<typeof CaughtErrorSchema>;
 const databaseName = z.string().superRefine((value, ctx) => {
   try {
     assertDatabaseName(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+
+/**
+ * A catalog name: what backups are filed under (see core/catalog-name.ts) — the configured
+ * database id on AWS, `--name` locally, by default the database's name.
+ */
+const catalogName = z.string().superRefine((value, ctx) => {
+  try {
+    assertCatalogName(value);
   } catch (err) {
     ctx.addIssue({ code: 'custom', message: (err as Error).message });
   }
@@ -83,6 +95,11 @@ export const LockWaitTimeoutSchema = z
 /** Input of the backup state machine: what `pgferry backup` and the schedules start it with. */
 export const BackupRequestSchema = z
   .object({
+    /**
+     * The catalog name to file the backup under. On AWS it is the source's configured id (given
+     * or not); locally `--name`, by default the source database's name.
+     */
+    name: catalogName.optional(),
     source: ConnectionSchema,
     store: StoreUrlSchema,
     compression: CompressionSchema.default({ codec: 'zstd', level: 1 }),
@@ -122,7 +139,21 @@ export const DumpStrategySchema = z
   .strict();
 export type DumpStrategy = z.infer<typeof DumpStrategySchema>;
 
-export const ServerInfoSchema = z.object({ version: z.string(), major: z.number().int() }).strict();
+export const ServerInfoSchema = z
+  .object({
+    version: z.string(),
+    major: z.number().int(),
+    /**
+     * `pg_control_system()`'s system identifier, set by initdb and shared by physical replicas and
+     * snapshot restores: with the address, what tells servers apart (core/catalog-name.ts).
+     * Absent where unreadable, and in manifests written before it was recorded.
+     */
+    systemIdentifier: z
+      .string()
+      .regex(/^\d{1,20}$/)
+      .optional(),
+  })
+  .strict();
 
 /** The Fargate task size for one run (on AWS; ignored locally): `cpu` and `memoryMiB` as ECS takes them. */
 export const TaskSizeSchema = z
@@ -139,7 +170,11 @@ export const BackupPlanSchema = z
   .object({
     schemaVersion: z.literal(SCHEMA_VERSION),
     backupId: z.string().regex(BACKUP_ID_PATTERN),
-    database: databaseName,
+    /**
+     * The catalog name the backup is filed under: every key of it is built from this (the
+     * database's own name is `source.database`).
+     */
+    database: catalogName,
     store: StoreUrlSchema,
     source: ConnectionSchema,
     compression: CompressionSchema,
@@ -186,7 +221,8 @@ export const BackupStateSchema = z
   .object({
     job: JobRefSchema,
     backupId: z.string().regex(BACKUP_ID_PATTERN),
-    database: databaseName,
+    /** The catalog name (the folder of the backup). */
+    database: catalogName,
     taskSize: TaskSizeSchema,
   })
   .strict();
@@ -342,6 +378,11 @@ export const BackupManifestSchema = z
     schemaVersion: z.literal(SCHEMA_VERSION),
     id: z.string().regex(BACKUP_ID_PATTERN),
     database: databaseName,
+    /**
+     * The catalog name it is filed under (the folder); absent in manifests written before catalog
+     * names existed, whose folder is the database's name (`catalogNameOf`).
+     */
+    name: catalogName.optional(),
     status: z.literal('complete'),
     startedAt: z.iso.datetime(),
     finishedAt: z.iso.datetime(),
@@ -404,8 +445,10 @@ export const RestoreRequestSchema = z
   .object({
     store: StoreUrlSchema,
     backup: BackupRefSchema,
-    /** The backed-up database's name: needed with `latest`, optional with an id. */
-    database: databaseName.optional(),
+    /** The backup's catalog name: needed with `latest`, optional with an id. */
+    name: catalogName.optional(),
+    /** `name`'s earlier spelling, still accepted (a catalog name, by default a database's name). */
+    database: catalogName.optional(),
     /** The server and database to restore into (the database is created in `create` mode). */
     target: ConnectionSchema,
     mode: z.enum(['create', 'clean']).default('create'),
@@ -462,9 +505,9 @@ export const RestoreStateSchema = z
   .object({
     job: JobRefSchema,
     restoreId: z.string().regex(BACKUP_ID_PATTERN),
-    /** The backup restored, and its database (where its report goes). */
+    /** The backup restored, and its catalog name (where its report goes). */
     backupId: z.string().regex(BACKUP_ID_PATTERN),
-    database: databaseName,
+    database: catalogName,
     taskSize: TaskSizeSchema,
     safetyBackupRequest: BackupRequestSchema.optional(),
     safetyBackup: z
@@ -493,7 +536,8 @@ export const RestoreReportSchema = z
     kind: z.literal('restore'),
     restoreId: z.string().regex(BACKUP_ID_PATTERN),
     backupId: z.string().regex(BACKUP_ID_PATTERN),
-    database: databaseName,
+    /** The backup's catalog name. */
+    database: catalogName,
     target: z
       .object({ host: z.string(), port: z.number().int(), database: z.string(), serverVersion: z.string() })
       .strict(),
@@ -547,7 +591,10 @@ export const VerifyRequestSchema = z
   .object({
     store: StoreUrlSchema,
     backup: BackupRefSchema,
-    database: databaseName.optional(),
+    /** The backup's catalog name: needed with `latest`, optional with an id. */
+    name: catalogName.optional(),
+    /** `name`'s earlier spelling, still accepted. */
+    database: catalogName.optional(),
     jobs: z.number().int().min(1).max(64).optional(),
   })
   .strict();
@@ -572,7 +619,8 @@ export const VerifyStateSchema = z
     job: JobRefSchema,
     verifyId: z.string().regex(BACKUP_ID_PATTERN),
     backupId: z.string().regex(BACKUP_ID_PATTERN),
-    database: databaseName,
+    /** The backup's catalog name. */
+    database: catalogName,
     taskSize: TaskSizeSchema,
     error: CaughtErrorSchema.optional(),
   })
@@ -586,7 +634,8 @@ export const VerifyReportSchema = z
     kind: z.literal('verify'),
     verifyId: z.string().regex(BACKUP_ID_PATTERN),
     backupId: z.string().regex(BACKUP_ID_PATTERN),
-    database: databaseName,
+    /** The backup's catalog name. */
+    database: catalogName,
     status: z.enum(['passed', 'failed']),
     error: z.string().optional(),
     server: z.object({ version: z.string(), major: z.number().int() }).strict().optional(),
@@ -661,6 +710,11 @@ export type Cutover = z.infer<typeof CutoverSchema>;
 /** Input of the migrate state machine: what `pgferry migrate` starts it with. */
 export const MigrateRequestSchema = z
   .object({
+    /**
+     * The catalog name of the archived backup (one database only). On AWS it is the source's
+     * configured id; locally, by default, the source database's name.
+     */
+    name: catalogName.optional(),
     source: ConnectionSchema,
     /** The target server and (for one database) the database to create there. */
     target: ConnectionSchema,
@@ -919,7 +973,8 @@ export const BackupOutcomeSchema = z
     kind: z.literal('backup'),
     status: z.literal('complete'),
     backupId: z.string().regex(BACKUP_ID_PATTERN),
-    database: databaseName,
+    /** The catalog name. */
+    database: catalogName,
     ...documentLocation,
     startedAt: z.iso.datetime(),
     finishedAt: z.iso.datetime(),
@@ -939,7 +994,8 @@ export const RestoreOutcomeSchema = z
     status: z.literal('passed'),
     restoreId: z.string().regex(BACKUP_ID_PATTERN),
     backupId: z.string().regex(BACKUP_ID_PATTERN),
-    database: databaseName,
+    /** The catalog name. */
+    database: catalogName,
     ...documentLocation,
     target: RestoreReportSchema.shape.target,
     safetyBackupId: z.string().regex(BACKUP_ID_PATTERN).optional(),
@@ -960,7 +1016,8 @@ export const VerifyOutcomeSchema = z
     status: z.literal('passed'),
     verifyId: z.string().regex(BACKUP_ID_PATTERN),
     backupId: z.string().regex(BACKUP_ID_PATTERN),
-    database: databaseName,
+    /** The catalog name. */
+    database: catalogName,
     ...documentLocation,
     server: VerifyReportSchema.shape.server,
     restoreSeconds: z.number().nonnegative().optional(),

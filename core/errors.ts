@@ -4,6 +4,10 @@
  */
 export type PgferryErrorCode =
   | 'InvalidInput'
+  /** On AWS: a login, server, target or service the deployment's configuration does not allow. */
+  | 'NotConfigured'
+  /** Stopped by the progress watchdog: nothing moved for longer than the stall timeout. */
+  | 'Stalled'
   | 'SourceUnreachable'
   | 'AuthenticationFailed'
   | 'DatabaseNotFound'

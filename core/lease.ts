@@ -1,9 +1,11 @@
 /**
- * One backup per database at a time. Preflight takes the database's lease as its last step;
- * Record (after the manifest) or Cleanup (after a failure) releases it. A second backup of the
- * same database finds the lease held and stops with `BackupRunning` instead of racing the first.
+ * One backup per catalog name at a time (a name is one database of one server, see
+ * core/catalog-name.ts; the functions below call it `database`, as the store keys do). Preflight
+ * takes the name's lease as its last step; Record (after the manifest) or Cleanup (after a
+ * failure) releases it. A second backup under the same name finds the lease held and stops with
+ * `BackupRunning` instead of racing the first.
  *
- * The lease is a sequence of numbered generations, `<database>/.lease/<generation>.json`
+ * The lease is a sequence of numbered generations, `<name>/.lease/<generation>.json`
  * (`leaseKey`), each written once and never changed. Taking the lease means creating the
  * generation after the newest one present (1 when there is none) with the store's
  * create-if-absent (`putJsonIfAbsent`: a hard link locally, `If-None-Match: *` on S3), and only
@@ -23,6 +25,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import type { Deployment } from './deployment';
 import { PgferryError } from './errors';
 import type { BackupStore } from './store';
 import { BACKUP_ID_PATTERN, leaseGenerationOf, leaseKey, leasePrefix } from './store-keys';
@@ -221,12 +224,12 @@ export function currentProcessOwner(): LeaseOwner {
 }
 
 /**
- * The owner a run's lease should name: this process when it lives as long as the run (the CLI
- * runs the whole workflow), none on Lambda, whose sandbox neither lives as long as the run nor
- * can be checked from another one.
+ * The owner a run's lease should name: this process when it lives as long as the run (locally the
+ * CLI runs the whole workflow), none on AWS, where preflight runs in a Lambda sandbox that neither
+ * lives as long as the run nor can be checked from another one.
  */
-export function leaseOwnerFor(env: NodeJS.ProcessEnv): LeaseOwner | undefined {
-  return env.AWS_LAMBDA_FUNCTION_NAME ? undefined : currentProcessOwner();
+export function leaseOwnerFor(deployment: Deployment): LeaseOwner | undefined {
+  return deployment.onAws ? undefined : currentProcessOwner();
 }
 
 /**

@@ -5,9 +5,14 @@
  * becomes a metric, with no API call and no extra dependency.
  */
 import type { BackupManifest } from './contracts';
+import { currentDeployment, type Deployment } from './deployment';
+import { catalogNameOf } from './store-keys';
 
 export const METRICS_NAMESPACE = 'Pgferry';
-/** The dimension every backup metric has: the database's name (as in the manifest). */
+/**
+ * The dimension every backup metric has: the backup's catalog name — on AWS the configured
+ * database id, which the alarms name (the dimension keeps its first name, `Database`).
+ */
 export const DATABASE_DIMENSION = 'Database';
 
 export const BACKUP_METRICS = {
@@ -18,11 +23,14 @@ export const BACKUP_METRICS = {
 } as const;
 
 /**
- * Whether to publish metrics: only in Lambda (whose runtime turns stdout into CloudWatch Logs),
- * never in the local CLI, whose stdout is its output.
+ * Whether to publish metrics: only on AWS (in Lambda, whose runtime turns stdout into CloudWatch
+ * Logs), never in the local CLI, whose stdout is its output.
  */
-export function metricsEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env.AWS_LAMBDA_FUNCTION_NAME !== undefined && env.POWERTOOLS_METRICS_DISABLED !== 'true';
+export function metricsEnabled(
+  deployment: Deployment = currentDeployment(),
+  env: NodeJS.ProcessEnv = process.env,
+): boolean {
+  return deployment.onAws && env.POWERTOOLS_METRICS_DISABLED !== 'true';
 }
 
 /** The EMF line that records a complete backup. */
@@ -43,7 +51,7 @@ export function backupCompletedMetricLine(manifest: BackupManifest): string {
         },
       ],
     },
-    [DATABASE_DIMENSION]: manifest.database,
+    [DATABASE_DIMENSION]: catalogNameOf(manifest),
     [BACKUP_METRICS.lastCompleteBackup]: Math.floor(finishedAt / 1000),
     [BACKUP_METRICS.durationSeconds]: manifest.durationSeconds,
     [BACKUP_METRICS.storedBytes]: manifest.objects.reduce((sum, o) => sum + o.bytes, 0),

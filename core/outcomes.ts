@@ -14,6 +14,7 @@ import {
   type VerifyOutcome,
   type VerifyReport,
 } from './contracts';
+import { catalogNameOf } from './store-keys';
 
 /** A stored document's place: the store's URL and its key there. */
 export interface DocumentLocation {
@@ -27,7 +28,7 @@ export function backupOutcome(manifest: BackupManifest, at: DocumentLocation): B
     kind: 'backup',
     status: 'complete',
     backupId: manifest.id,
-    database: manifest.database,
+    database: catalogNameOf(manifest),
     store: at.store,
     key: at.key,
     startedAt: manifest.startedAt,

@@ -92,3 +92,19 @@ export async function serverInfo(client: Client): Promise<{ version: string; maj
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
+
+/**
+ * The cluster's system identifier (`pg_control_system()`, PostgreSQL 9.6 and later): set by
+ * initdb, the same on its physical replicas and on restores of its snapshots. `undefined` where
+ * the session may not read it (a managed service may revoke it).
+ */
+export async function systemIdentifier(client: Client): Promise<string | undefined> {
+  try {
+    const { rows } = await client.query<{ id: string | null }>(
+      'SELECT system_identifier::text AS id FROM pg_control_system()',
+    );
+    return rows[0]?.id ?? undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -6,12 +6,13 @@
 import { type IncompleteBackup, retentionByBackup, scanStore } from './catalog';
 import type { RetentionPolicy, RetentionReason, RetentionTier } from './retention';
 import type { BackupStore } from './store';
-import { backupPrefix, manifestKey } from './store-keys';
+import { backupPrefix, catalogNameOf, manifestKey } from './store-keys';
 
 /** Incomplete folders younger than this may belong to a running backup: not even reported. */
 export const INCOMPLETE_REPORT_AFTER_MS = 24 * 60 * 60 * 1000;
 
 export interface PruneAction {
+  /** The catalog name. */
   database: string;
   id: string;
   startedAt: string;
@@ -50,7 +51,7 @@ export async function planPrune(
       const decision = decisions.get(entry);
       if (!decision) throw new Error(`no retention decision for ${manifest.id}`);
       return {
-        database: manifest.database,
+        database: catalogNameOf(manifest),
         id: manifest.id,
         startedAt: manifest.startedAt,
         action: decision.keep ? 'keep' : 'delete',

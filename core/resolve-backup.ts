@@ -2,11 +2,12 @@ import { checkManifest, folderUrl, isDatedAfter, scanStore, unreadableBackups } 
 import type { BackupManifest } from './contracts';
 import { PgferryError } from './errors';
 import type { BackupStore } from './store';
-import { assertBackupId, backupPrefix, databaseFromSegment, manifestKey } from './store-keys';
+import { assertBackupId, backupPrefix, catalogNameOf, databaseFromSegment, manifestKey } from './store-keys';
 
 /**
- * Finds a complete backup by id (in `database`'s folder, or any database's) or `latest` (the
- * newest complete backup of `database`). Missing, incomplete and unreadable backups are told apart.
+ * Finds a complete backup by id (filed under the catalog name `database`, or any name) or `latest`
+ * (the newest complete backup filed under `database`). Missing, incomplete and unreadable backups
+ * are told apart.
  *
  * `latest` never passes over a backup silently: when the newest backup of the database has a
  * manifest that cannot be read, or is dated after `now` (a wrong clock, so which backup is the
@@ -25,7 +26,7 @@ export async function resolveBackup(
     if (databases.length > 1) {
       throw new PgferryError(
         'InvalidInput',
-        `the store holds several databases: name one with --database to use latest`,
+        `the store holds the backups of several databases: name one with --name to use latest`,
       );
     }
     return databases.length ? latest(store, databases[0], now) : noCompleteBackup(store, database);
@@ -108,7 +109,7 @@ async function databasesIn(store: BackupStore): Promise<string[]> {
 
 /** Refuses a backup one of whose objects is missing or has the wrong size. */
 export async function checkObjectsPresent(store: BackupStore, manifest: BackupManifest): Promise<void> {
-  const prefix = backupPrefix(manifest.database, manifest.id);
+  const prefix = backupPrefix(catalogNameOf(manifest), manifest.id);
   const sizes = new Map<string, number>();
   for await (const entry of store.list(prefix)) sizes.set(entry.key.slice(prefix.length), entry.bytes);
   for (const object of manifest.objects) {

@@ -1,12 +1,19 @@
 /**
  * Where things live in a store. Every key is built here, so no other module can put an object
- * outside `<root>/<database>/<backupId>/`.
+ * outside `<root>/<catalog name>/<backupId>/`.
+ *
+ * Backups are filed under a *catalog name*: the configured database id on AWS, `--name` locally
+ * (by default the database's name), so that two servers' databases of the same name never share
+ * a folder, a `latest` or a retention (see core/catalog-name.ts). Stores written before catalog
+ * names existed used the database's name, which is still the default: they read as before.
  *
  * Layout:
- *   <database segment>/<backupId>/manifest.json     written last: its presence means "complete"
- *   <database segment>/<backupId>/dump-result.json  the runner's report to the record step
- *   <database segment>/<backupId>/<objects…>        dump and globals
- *   <database segment>/<backupId>/<kind>-job-<runId>.json  a run's plan, read by the runner (`jobKey`)
+ *   <name segment>/<backupId>/manifest.json     written last: its presence means "complete"
+ *   <name segment>/<backupId>/dump-result.json  the runner's report to the record step
+ *   <name segment>/<backupId>/<objects…>        dump and globals
+ *   <name segment>/<backupId>/<kind>-job-<runId>.json  a run's plan, read by the runner (`jobKey`)
+ *
+ * (The functions below call the name `database`, as every key of an older store was one.)
  */
 import { randomBytes } from 'node:crypto';
 import { PgferryError } from './errors';
@@ -16,15 +23,21 @@ export const DUMP_RESULT_FILE = 'dump-result.json';
 
 /** PostgreSQL caps identifiers at 63 bytes; anything longer cannot be a database name. */
 const MAX_DATABASE_NAME_BYTES = 63;
+/**
+ * A catalog name's limit: room for a database name with its server (`<database>@<host>:<port>`,
+ * the name of a local restore's safety backup), while a key stays well under S3's 1,024 bytes
+ * even when every byte of the name is percent-encoded.
+ */
+export const MAX_CATALOG_NAME_BYTES = 128;
 const SAFE_SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
 
 /**
- * A database name as one path segment. Names made only of `[A-Za-z0-9_.-]` (not starting with
+ * A catalog name as one path segment. Names made only of `[A-Za-z0-9_.-]` (not starting with
  * a dot) are kept as they are, so the common case stays readable; anything else is
  * percent-encoded (UTF-8), which is reversible and never contains `/` or starts with `.`.
  */
 export function databaseSegment(database: string): string {
-  assertDatabaseName(database);
+  assertCatalogName(database);
   if (SAFE_SEGMENT.test(database)) return database;
   let out = '';
   for (const byte of Buffer.from(database, 'utf8')) {
@@ -40,6 +53,23 @@ export function databaseFromSegment(segment: string): string {
     throw new PgferryError('InvalidInput', `not a pgferry database folder: ${JSON.stringify(segment)}`);
   }
   return name;
+}
+
+/**
+ * The catalog name a manifest (or anything that records one beside its database) is filed under:
+ * its `name`, or — written before catalog names existed — its database's name.
+ */
+export function catalogNameOf(record: { readonly name?: string; readonly database: string }): string {
+  return record.name ?? record.database;
+}
+
+/** A catalog name: not empty, no NUL byte, at most `MAX_CATALOG_NAME_BYTES` bytes of UTF-8. */
+export function assertCatalogName(name: string): void {
+  if (name.length === 0) throw new PgferryError('InvalidInput', 'catalog name is empty');
+  if (name.includes('\0')) throw new PgferryError('InvalidInput', 'catalog name contains a NUL byte');
+  if (Buffer.byteLength(name, 'utf8') > MAX_CATALOG_NAME_BYTES) {
+    throw new PgferryError('InvalidInput', `catalog name is longer than ${MAX_CATALOG_NAME_BYTES} bytes`);
+  }
 }
 
 export function assertDatabaseName(database: string): void {
@@ -112,9 +142,9 @@ export function restoreReportKey(database: string, backupId: string, restoreId: 
 }
 
 /**
- * A database's lease (one backup at a time, see `core/lease.ts`): numbered generations under a
- * dot-folder, `<database segment>/.lease/<generation>.json`, which no backup id or database
- * segment can look like (neither starts with a dot), so catalogs never mistake it for a backup.
+ * A catalog name's lease (one backup at a time, see `core/lease.ts`): numbered generations under
+ * a dot-folder, `<name segment>/.lease/<generation>.json`, which no backup id or name segment
+ * can look like (neither starts with a dot), so catalogs never mistake it for a backup.
  */
 export function leasePrefix(database: string): string {
   return `${databaseSegment(database)}/.lease/`;

@@ -4,6 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { BackupPlan, DumpStrategy, TaskSize } from './contracts';
+import { currentDeployment, type Deployment } from './deployment';
 import type { UploadOptions } from './store';
 
 const MiB = 1024 * 1024;
@@ -69,11 +70,11 @@ export function defaultJobs(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 /**
- * The cores the task will run on: the Fargate task's vCPUs when preflight runs in Lambda, this
- * machine's when the workflow runs locally (its task is a child process here).
+ * The cores the task will run on: the Fargate task's vCPUs on AWS, this machine's when the
+ * workflow runs locally (its task is a child process here).
  */
-export function taskCores(taskSize: TaskSize, env: NodeJS.ProcessEnv = process.env): number {
-  return env.AWS_LAMBDA_FUNCTION_NAME ? Number(taskSize.cpu) / 1024 : availableParallelism();
+export function taskCores(taskSize: TaskSize, deployment: Deployment = currentDeployment()): number {
+  return deployment.onAws ? Number(taskSize.cpu) / 1024 : availableParallelism();
 }
 
 /** How the dump of `plan` is uploaded: parts as its strategy chose, else sized by the store. */

@@ -1,17 +1,21 @@
 /**
  * How big a Fargate task a run needs, decided by preflight from what it measured: the sizes are
- * valid Fargate combinations, and the disk holds what the run writes locally.
+ * valid Fargate combinations, and the disk holds what the run writes locally. A restore or a
+ * verification that cannot get the disk it needs is refused by preflight, before anything is
+ * downloaded (`checkRestoreDisk`).
  */
-import type { TaskSize } from './contracts';
+import { statfs } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import type { BackupManifest, TaskSize } from './contracts';
+import { type Deployment, FARGATE_MAX_DISK_GIB } from './deployment';
+import { PgferryError } from './errors';
 
 const GiB = 1024 ** 3;
-/** Fargate's included ephemeral storage, and its maximum. */
+/** Fargate's included ephemeral storage. */
 const MIN_DISK_GIB = 21;
-const MAX_DISK_GIB = 200;
-
-function diskFor(bytes: number): number {
-  return Math.min(MAX_DISK_GIB, Math.max(MIN_DISK_GIB, Math.ceil((bytes * 1.2) / GiB) + 5));
-}
+/** What a run's files are allowed beyond the estimate: 20%, plus room for the image and logs. */
+const DISK_MARGIN = 1.2;
+const DISK_HEADROOM_GIB = 5;
 
 /**
  * A dump streams to the store (no disk); a second vCPU lets compression run beside pg_dump once
@@ -23,14 +27,83 @@ export function dumpTaskSize(databaseBytes: number): TaskSize {
     : { cpu: '2048', memoryMiB: '4096', ephemeralStorageGiB: MIN_DISK_GIB };
 }
 
+/** What a restore keeps on disk at once: the backup as stored, and its dump decompressed. */
+export interface RestoreDiskUse {
+  /** The stored (compressed) objects, downloaded before they are decompressed. */
+  storedBytes: number;
+  /** The dump decompressed, which pg_restore reads. */
+  uncompressedBytes: number;
+}
+
+/** A backup's disk use, from its manifest. */
+export function restoreDiskUse(
+  manifest: Pick<BackupManifest, 'objects' | 'uncompressedBytes'>,
+): RestoreDiskUse {
+  return {
+    storedBytes: manifest.objects.reduce((sum, o) => sum + o.bytes, 0),
+    uncompressedBytes: manifest.uncompressedBytes,
+  };
+}
+
+/**
+ * Bytes of disk a restore needs: the download and the decompressed dump side by side; a
+ * verification also holds the restored database in its throwaway server (estimated as the dump
+ * again: its tables, with room for indexes in the margin).
+ */
+export function restoreDiskBytes(use: RestoreDiskUse, withLocalServer: boolean): number {
+  const files = use.storedBytes + use.uncompressedBytes * (withLocalServer ? 2 : 1);
+  return files * DISK_MARGIN + DISK_HEADROOM_GIB * GiB;
+}
+
 /**
  * A restore downloads the compressed dump from S3 and decompresses it beside it before
- * pg_restore reads it (both at once: up to twice the dump for incompressible data); a verify
- * also holds the restored database in its throwaway server.
+ * pg_restore reads it; a verify also holds the restored database in its throwaway server. The disk
+ * is what that needs (at most Fargate's 200 GiB: `checkRestoreDisk` refuses more first).
  */
-export function restoreTaskSize(uncompressedDumpBytes: number, withLocalServer: boolean): TaskSize {
-  const disk = diskFor(uncompressedDumpBytes * (withLocalServer ? 3 : 2));
-  return uncompressedDumpBytes < 1 * GiB
+export function restoreTaskSize(use: RestoreDiskUse, withLocalServer: boolean): TaskSize {
+  const needed = Math.ceil(restoreDiskBytes(use, withLocalServer) / GiB);
+  const disk = Math.min(FARGATE_MAX_DISK_GIB, Math.max(MIN_DISK_GIB, needed));
+  return use.uncompressedBytes < 1 * GiB
     ? { cpu: '1024', memoryMiB: '2048', ephemeralStorageGiB: disk }
     : { cpu: '2048', memoryMiB: '8192', ephemeralStorageGiB: disk };
+}
+
+/**
+ * Bytes of disk the run's task can have: on AWS Fargate's largest ephemeral storage; locally, what
+ * is free where the runner works (PGFERRY_WORK_DIR, else the temporary folder).
+ */
+export async function availableDiskBytes(deployment: Deployment, env: NodeJS.ProcessEnv): Promise<number> {
+  if (deployment.onAws) return FARGATE_MAX_DISK_GIB * GiB;
+  const dir = env.PGFERRY_WORK_DIR ?? tmpdir();
+  try {
+    const stats = await statfs(dir);
+    return stats.bavail * stats.bsize;
+  } catch {
+    return Number.POSITIVE_INFINITY; // cannot tell: the runner reports a full disk as it happens
+  }
+}
+
+/**
+ * Refuses a restore (or, `withLocalServer`, a verification) of backup `id` whose files cannot fit
+ * the disk its task can have, naming the sizes — before anything is downloaded.
+ */
+export async function checkRestoreDisk(
+  what: { id: string; use: RestoreDiskUse; withLocalServer: boolean },
+  deployment: Deployment,
+  env: NodeJS.ProcessEnv,
+): Promise<void> {
+  const needed = restoreDiskBytes(what.use, what.withLocalServer);
+  const available = await availableDiskBytes(deployment, env);
+  if (needed <= available) return;
+  const gib = (bytes: number) => `${(bytes / GiB).toFixed(1)} GiB`;
+  const parts =
+    `${gib(what.use.storedBytes)} downloaded and ${gib(what.use.uncompressedBytes)} decompressed` +
+    (what.withLocalServer ? `, and as much again restored into the verification's server` : '');
+  const where = deployment.onAws
+    ? `a Fargate task has at most ${FARGATE_MAX_DISK_GIB} GiB: run it with the CLI (without --aws) on a machine with the disk`
+    : `${gib(available)} is free in ${env.PGFERRY_WORK_DIR ?? tmpdir()}: free space, or point PGFERRY_WORK_DIR at a larger disk`;
+  throw new PgferryError(
+    'InvalidInput',
+    `backup ${what.id} needs ${gib(needed)} of disk (${parts}, with a margin): ${where}; nothing was downloaded`,
+  );
 }

@@ -56,4 +56,10 @@ export const TASK_ENV = {
    * CLI that started the task is gone, and the task stops rather than run on orphaned.
    */
   stopWithParent: 'PGFERRY_STOP_WITH_PARENT',
+  /**
+   * Seconds without progress after which the runner stops (its progress watchdog): set by the
+   * task definition on AWS (`tasks.stallTimeoutMinutes`), inherited from the CLI's environment
+   * locally.
+   */
+  stallTimeout: 'PGFERRY_STALL_TIMEOUT_SECONDS',
 } as const;

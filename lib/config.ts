@@ -142,6 +142,17 @@ export const DatabaseConfigSchema = z
     /** Alarm when no backup of this database has completed for this many hours. */
     alarmAfterHours: z.number().int().min(1).max(168).default(26),
     /**
+     * How long a scheduled backup waits for a table's lock before it fails, naming the lock's
+     * holder (pg_dump's `--lock-wait-timeout`): the schedules' `lockWaitTimeoutMs`.
+     * @default pgferry's own, 5 minutes
+     */
+    lockWaitTimeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 60 * 60)
+      .optional(),
+    /**
      * This very database may also be restored into (disaster recovery: a restore in `clean`
      * mode replaces it). Restores into another database, even on the same server, are a target.
      */
@@ -336,6 +347,12 @@ const TasksConfigSchema = z
      * it on any machine (emulated where the machine's own differs).
      */
     architecture: z.enum(['arm64', 'x86_64']).default('arm64'),
+    /**
+     * A task that makes no progress for this long — no bytes moved, no phase changed, no session
+     * of it working on its servers — is stopped (it fails into the workflow's cleanup). Longer
+     * than the lock wait timeout, so that a lock wait fails with its own, better message.
+     */
+    stallTimeoutMinutes: z.number().int().min(1).max(720).default(10),
   })
   .strict();
 
@@ -364,7 +381,7 @@ export const PgferryConfigSchema = z
       readerRoleArns: [],
     }),
     notifications: NotificationsConfigSchema.default({ emails: [], notifyOnSuccess: false }),
-    tasks: TasksConfigSchema.default({ architecture: 'arm64' }),
+    tasks: TasksConfigSchema.default({ architecture: 'arm64', stallTimeoutMinutes: 10 }),
     /**
      * Which backups to keep (core/retention.ts): the record step tags each backup with its tier
      * and the bucket's lifecycle rules act on the tags. One policy for every database: the record
@@ -383,9 +400,9 @@ export const PgferryConfigSchema = z
       ...config.targets.map((entry, i) => ({ path: 'targets' as const, i, entry })),
     ];
     const ids = new Map<string, string>();
-    const names = new Map<string, number>();
     const secrets = new Map<string, { where: string; server: string }>();
     const databases = new Map<string, number>();
+    const targets = new Map<string, number>();
     for (const { path, i, entry } of entries) {
       const where = `${path}.${i}`;
       const { connection } = entry;
@@ -397,25 +414,31 @@ export const PgferryConfigSchema = z
           message: `id ${JSON.stringify(entry.id)} is already used by ${firstId}`,
         });
       } else ids.set(entry.id.toLowerCase(), where);
-      const server = `${connection.host}:${connection.port}/${connection.database}`;
+      const server = `${connection.host.toLowerCase()}:${connection.port}/${connection.database}`;
       if (path === 'databases') {
-        // The store keeps backups by database name, so two databases must not share one.
-        const first = names.get(connection.database);
+        // Backups are filed under the id, so two servers' databases of one name are two entries;
+        // one database configured twice would be two catalogs of the same backups.
+        const first = databases.get(server);
         if (first !== undefined) {
           ctx.addIssue({
             code: 'custom',
             path: [path, i, 'connection'],
-            message: `database name ${JSON.stringify(connection.database)} is already used by databases.${first}`,
+            message: `${server} is already databases.${first}: configure a database once`,
           });
-        } else names.set(connection.database, i);
-        databases.set(server, i);
+        } else databases.set(server, i);
       } else if (databases.has(server)) {
         ctx.addIssue({
           code: 'custom',
           path: [path, i, 'connection'],
           message: `${server} is databases.${databases.get(server)}: to restore into it, set restoreTarget: true there instead`,
         });
-      }
+      } else if (targets.has(server)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [path, i, 'connection'],
+          message: `${server} is already targets.${targets.get(server)}: configure a target once`,
+        });
+      } else targets.set(server, i);
       checkLogin(ctx, config, path, i, entry);
       // A secret holds one user's password on one server: naming it with another is a mistake
       // that would send the password to the other server.

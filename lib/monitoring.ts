@@ -30,7 +30,10 @@ export interface MonitoringProps {
 export interface WatchedDatabase {
   /** Names the alarm: letters, digits and dashes. */
   readonly id: string;
-  /** The database's name, as in its manifests (the metrics' `Database` dimension). */
+  /**
+   * The catalog name its backups are filed under — the configured id — as the record step
+   * publishes it (the metrics' `Database` dimension, core/metrics.ts).
+   */
   readonly database: string;
   /** How long without a completed backup is too long. */
   readonly maxAge: Duration;

@@ -6,6 +6,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import type { DatabaseBindings } from '../core/bindings';
+import { BINDINGS_ENV, encodeBindings } from '../core/deployment';
 import { PG_TOOLS_CONTAINER, TASK_ENV } from '../core/workflows';
 import type { BackupBucket } from './backup-bucket';
 import type { DatabaseLogin } from './database-logins';
@@ -82,6 +84,17 @@ export interface PgToolsTaskProps {
    * @default one month
    */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * The deployment's bindings (core/bindings.ts), set in the task definition's environment: the
+   * runner checks every job against them before it connects (core/deployment.ts). No execution
+   * can change them: the workflows' container overrides name only the action and the job.
+   */
+  readonly bindings: DatabaseBindings;
+  /**
+   * How long a run may make no progress before the runner stops it (its progress watchdog).
+   * @default 10 minutes
+   */
+  readonly stallTimeout?: Duration;
 }
 
 const DEFAULTS = {
@@ -90,7 +103,15 @@ const DEFAULTS = {
   logRetention: logs.RetentionDays.ONE_MONTH,
   image: 'tools',
   architecture: 'arm64',
+  stallTimeout: Duration.minutes(10),
 } as const;
+
+/**
+ * The most characters the bindings may take in the task definition, whose whole JSON ECS limits
+ * to 64 KiB: half of it, leaving room for the rest. 150 logins (the configuration's most) take
+ * about 3,300 encoded, 54,000 as plain JSON (test/lib/runtime-bindings.test.ts).
+ */
+export const MAX_TASK_BINDINGS_CHARS = 32 * 1024;
 
 /** The Dockerfile of the pg-tools images, relative to the repository root (the build context). */
 export const PG_TOOLS_DOCKERFILE = 'containers/pg-tools/Dockerfile';
@@ -151,7 +172,11 @@ export class PgToolsTask extends Construct {
         exclude: ['*', ...PG_TOOLS_BUILD_CONTEXT.map((p) => `!${p}`)],
       }),
       logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'pg-tools', logGroup: this.logGroup }),
-      environment: { [TASK_ENV.binDirs]: CONTAINER_PG_BIN_DIRS },
+      environment: {
+        [TASK_ENV.binDirs]: CONTAINER_PG_BIN_DIRS,
+        [TASK_ENV.stallTimeout]: String((props.stallTimeout ?? DEFAULTS.stallTimeout).toSeconds()),
+        [BINDINGS_ENV]: taskBindings(props.bindings),
+      },
       readonlyRootFilesystem: true,
     });
     this.taskDefinition.addVolume({ name: 'tmp' });
@@ -166,7 +191,7 @@ export class PgToolsTask extends Construct {
     acknowledge(
       this.taskDefinition,
       'AwsSolutions-ECS2',
-      'the only variable set in the task definition is the client tools path; passwords are read from Secrets Manager at run time, by ARN',
+      "the variables set in the task definition are the client tools' path, the stall timeout and the deployment's bindings (hosts, users, secret ARNs: no secret); passwords are read from Secrets Manager at run time, by ARN",
     );
     acknowledgeWildcards(this.taskDefinition.obtainExecutionRole(), {
       'Resource::*': 'ecr:GetAuthorizationToken (image pull) accepts no narrower resource',
@@ -222,6 +247,17 @@ export class PgToolsTask extends Construct {
   grantDatabaseLogins(logins: readonly DatabaseLogin[]): void {
     for (const login of logins) login.grantLogin(this.taskDefinition.taskRole);
   }
+}
+
+/** The bindings as the task definition carries them, within `MAX_TASK_BINDINGS_CHARS`. */
+function taskBindings(bindings: DatabaseBindings): string {
+  const encoded = encodeBindings(bindings);
+  if (encoded.length > MAX_TASK_BINDINGS_CHARS) {
+    throw new Error(
+      `the bindings of ${bindings.bindings.length} logins take ${encoded.length} characters encoded, more than the ${MAX_TASK_BINDINGS_CHARS} the task definition can hold (ECS takes 64 KiB in all)`,
+    );
+  }
+  return encoded;
 }
 
 /**

@@ -140,14 +140,18 @@ export class PgferryStack extends Stack {
       databaseClients,
       awsApiClients,
       retention: config.retention,
+      bindings: this.bindings,
     });
     const architecture = config.tasks.architecture;
+    const stallTimeout = Duration.minutes(config.tasks.stallTimeoutMinutes);
     this.pgTools = new PgToolsTask(this, 'PgTools', {
       vpc,
       subnets,
       securityGroup: databaseClients,
       architecture,
       image: 'tools',
+      bindings: this.bindings,
+      stallTimeout,
     });
     // Verification restores into a server of its own: it needs no database login.
     this.verifyTools = new PgToolsTask(this, 'VerifyTools', {
@@ -157,6 +161,8 @@ export class PgferryStack extends Stack {
       cluster: this.pgTools.cluster,
       architecture,
       image: 'verify',
+      bindings: this.bindings,
+      stallTimeout,
     });
     this.pgTools.grantStore(this.store);
     this.pgTools.grantDatabaseLogins(logins);
@@ -238,9 +244,10 @@ export class PgferryStack extends Stack {
           input: this.verifyRequest(db),
         });
       }
+      // Backups are filed under the id: the metric's dimension is the id.
       this.monitoring.watchBackups({
         id: db.id,
-        database: db.connection.database,
+        database: db.id,
         maxAge: Duration.hours(db.alarmAfterHours),
       });
     }
@@ -374,18 +381,25 @@ export class PgferryStack extends Stack {
     return workflow;
   }
 
-  /** The execution input that backs up `db`: a connection with a secret's ARN, never a password. */
+  /**
+   * The execution input that backs up `db`: a connection with a secret's ARN, never a password;
+   * filed under the database's id, with its lock wait timeout.
+   */
   private backupRequest(db: DatabaseConfig): BackupRequestInput {
     return {
+      name: db.id,
       source: { ...db.connection },
       store: this.store.storeUrl,
       ...(db.compression ? { compression: db.compression } : {}),
       withRolePasswords: db.withRolePasswords,
+      ...(db.lockWaitTimeoutSeconds === undefined
+        ? {}
+        : { lockWaitTimeoutMs: db.lockWaitTimeoutSeconds * 1000 }),
     };
   }
 
-  /** The execution input that verifies the latest backup of `db`. */
+  /** The execution input that verifies the latest backup of `db` (filed under its id). */
   private verifyRequest(db: DatabaseConfig): VerifyRequest {
-    return { store: this.store.storeUrl, backup: 'latest', database: db.connection.database };
+    return { store: this.store.storeUrl, backup: 'latest', name: db.id };
   }
 }

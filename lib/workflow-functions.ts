@@ -5,6 +5,8 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import type { DatabaseBindings } from '../core/bindings';
+import { encodeBindings } from '../core/deployment';
 import {
   DEFAULT_RETENTION,
   formatRetentionPolicy,
@@ -62,6 +64,13 @@ export interface WorkflowFunctionsProps {
    * @default core/retention.ts's DEFAULT_RETENTION
    */
   readonly retention?: RetentionPolicy;
+  /**
+   * The deployment's bindings (core/bindings.ts), compiled into every function's bundle: what
+   * each refuses an execution input against, and what tells it it runs on AWS
+   * (core/deployment.ts). Compiled in rather than set in the environment, which holds 4 KiB and
+   * could be changed without changing the code.
+   */
+  readonly bindings: DatabaseBindings;
 }
 
 const DEFAULTS = {
@@ -92,6 +101,8 @@ export class WorkflowFunctions extends Construct {
   readonly databaseClients: nodejs.NodejsFunction[] = [];
   /** The environment of a function that records backups: the retention policy it tags tiers by. */
   readonly retentionEnvironment: Readonly<Record<string, string>>;
+  /** The bindings as every function's bundle holds them (core/deployment.ts `encodeBindings`). */
+  readonly encodedBindings: string;
 
   constructor(
     scope: Construct,
@@ -99,6 +110,7 @@ export class WorkflowFunctions extends Construct {
     private readonly props: WorkflowFunctionsProps,
   ) {
     super(scope, id);
+    this.encodedBindings = encodeBindings(props.bindings);
     this.retentionEnvironment = {
       [RETENTION_ENV]: formatRetentionPolicy(props.retention ?? DEFAULTS.retention),
     };
@@ -150,6 +162,8 @@ export class WorkflowFunctions extends Construct {
         target: 'node22',
         minify: true,
         sourceMap: true,
+        // core/deployment.ts reads this expression: in the bundle it is the deployment's bindings.
+        define: { 'process.env.PGFERRY_BINDINGS': JSON.stringify(this.encodedBindings) },
         // The runtime provides the AWS SDK v3; pg's optional native binding is never used.
         externalModules: ['@aws-sdk/*', 'pg-native'],
       },

@@ -39,6 +39,10 @@ export function registerBackup(program: Command, aws: AwsAccess): void {
     )
     .option('--with-role-passwords', 'include role password hashes in the stored globals', false)
     .option(
+      '--name <name>',
+      "the catalog name to file the backup under (default: the database's name); a store refuses one name for two servers",
+    )
+    .option(
       '--lock-wait-timeout <duration>',
       'fail, naming who holds it, when a table lock is not granted within this (e.g. 30s, 5min; default 5min)',
       option(parseDurationMs),
@@ -60,6 +64,7 @@ interface BackupOptions extends AwsOptions {
   store: string;
   compress: string;
   withRolePasswords: boolean;
+  name?: string;
   lockWaitTimeout?: number;
   json: boolean;
   verbose: boolean;
@@ -107,6 +112,7 @@ async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<void>
 /** The backup workflow's input, the same locally and on AWS. */
 function backupRequest(opts: BackupOptions, source: Connection): BackupRequest {
   const input: BackupRequestInput = {
+    ...(opts.name === undefined ? {} : { name: opts.name }),
     source,
     store: normaliseStoreUrl(opts.store),
     compression: parseCompression(opts.compress),

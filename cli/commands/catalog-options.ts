@@ -30,3 +30,20 @@ export function parseCount(text: string): number {
 export function shortTime(iso: string): string {
   return iso.replace(/\.\d+Z$/, 'Z');
 }
+
+/** The help of `--name` on the commands that read the catalog. */
+export const NAME_HELP =
+  'the catalog name the backups are filed under (the configured id on AWS; by default the database name)';
+/** The help of `--database`, kept for scripts written before `--name`. */
+export const DATABASE_ALIAS_HELP = 'the same as --name (its earlier spelling)';
+
+/** `--name`, or `--database` (its earlier spelling); both, differing, is refused. */
+export function catalogNameOption(opts: { name?: string; database?: string }): string | undefined {
+  if (opts.name !== undefined && opts.database !== undefined && opts.name !== opts.database) {
+    throw new PgferryError(
+      'InvalidInput',
+      `--name ${JSON.stringify(opts.name)} and --database ${JSON.stringify(opts.database)} differ: --database is --name's earlier spelling; give one`,
+    );
+  }
+  return opts.name ?? opts.database;
+}

@@ -11,11 +11,12 @@ import {
 import { formatCompression } from '../../core/compression';
 import { retentionPolicyFromEnv } from '../../core/retention';
 import { normaliseStoreUrl, openStore } from '../../core/store';
+import { catalogNameOf } from '../../core/store-keys';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, refuseAwsOnlyOptions } from '../aws/options';
 import { option } from '../options';
 import { formatBytes, formatTable, printable } from '../output';
-import { parseTime, shortTime } from './catalog-options';
+import { catalogNameOption, DATABASE_ALIAS_HELP, NAME_HELP, parseTime, shortTime } from './catalog-options';
 
 export function registerList(program: Command, aws: AwsAccess): void {
   const command = program
@@ -25,7 +26,8 @@ export function registerList(program: Command, aws: AwsAccess): void {
       '--store <store>',
       "file:///abs/dir, a folder path, or s3://bucket/prefix (with --aws: the stack's)",
     )
-    .option('--database <name>', 'only backups of this database')
+    .option('--name <name>', `only backups filed under this name: ${NAME_HELP}`)
+    .option('--database <name>', DATABASE_ALIAS_HELP)
     .option(
       '--since <time>',
       'only backups taken at or after this time (ISO 8601, or a duration ago: 7d)',
@@ -42,6 +44,7 @@ export function registerList(program: Command, aws: AwsAccess): void {
 
 interface ListOptions extends AwsOptions {
   store?: string;
+  name?: string;
   database?: string;
   since?: Date;
   until?: Date;
@@ -50,10 +53,11 @@ interface ListOptions extends AwsOptions {
 
 async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
   refuseAwsOnlyOptions(opts);
+  const name = catalogNameOption(opts);
   const store = openStore(normaliseStoreUrl(await storeOf(opts, aws)));
-  const scan = await scanStore(store, opts.database);
+  const scan = await scanStore(store, name);
   const all = scan.entries;
-  const entries = filterEntries(all, opts);
+  const entries = filterEntries(all, { ...opts, database: name });
   const now = new Date();
   // What the list cannot show as it is, on stderr (the JSON on stdout stays an array of manifests).
   for (const folder of unreadableBackups(scan)) {
@@ -66,7 +70,7 @@ async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
   }
   for (const { manifest } of entries.filter((e) => isDatedAfter(e.manifest, now))) {
     process.stderr.write(
-      `pgferry: backup ${manifest.id} of ${printable(manifest.database)} is dated ${manifest.startedAt}, after now ` +
+      `pgferry: backup ${manifest.id} of ${printable(catalogNameOf(manifest))} is dated ${manifest.startedAt}, after now ` +
         `(${now.toISOString()}): a clock was wrong; status does not count it\n`,
     );
   }
@@ -81,9 +85,7 @@ async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
     return;
   }
   if (entries.length === 0) {
-    process.stderr.write(
-      `no complete backups in ${store.url}${opts.database ? ` for ${printable(opts.database)}` : ''}\n`,
-    );
+    process.stderr.write(`no complete backups in ${store.url}${name ? ` for ${printable(name)}` : ''}\n`);
     return;
   }
   // Tiers are decided over all of a database's backups, whatever the filter shows.
@@ -95,7 +97,8 @@ async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
     const verification = verifications.get(entry);
     return [
       m.id,
-      m.database,
+      // The catalog name (by default the database's; `show` and --json give both).
+      catalogNameOf(m),
       shortTime(m.startedAt),
       decision?.afterNow ? 'after now' : (decision?.tier ?? (decision?.keep ? '-' : 'expired')),
       formatBytes(storedBytes),
@@ -106,7 +109,7 @@ async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
     ];
   });
   process.stdout.write(
-    `${formatTable(['ID', 'DATABASE', 'STARTED', 'TIER', 'SIZE', 'DURATION', 'VERIFIED', 'SERVER', 'COMPRESSION'], rows)}\n`,
+    `${formatTable(['ID', 'NAME', 'STARTED', 'TIER', 'SIZE', 'DURATION', 'VERIFIED', 'SERVER', 'COMPRESSION'], rows)}\n`,
   );
 }
 

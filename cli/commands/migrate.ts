@@ -38,6 +38,10 @@ export function registerMigrate(program: Command, aws: AwsAccess): void {
       '--store <store>',
       'where the migration leaves its backup: a folder, file:///abs/dir or s3://bucket/prefix',
     )
+    .option(
+      '--name <name>',
+      "the catalog name to file the backup under (one database; default: the database's name)",
+    )
     .option('--all-databases', 'every non-template database of the source server, and its roles', false)
     .option('--freeze-source', 'make the source read-only from before the dump until the end', false)
     .option('--no-schema-test', 'skip the schema-only test restore into a scratch database')
@@ -86,6 +90,7 @@ interface MigrateOptions extends AwsOptions {
   source: string;
   target: string;
   store: string;
+  name?: string;
   allDatabases: boolean;
   freezeSource: boolean;
   schemaTest: boolean;
@@ -172,6 +177,7 @@ function migrateRequest(opts: MigrateOptions, source: Connection, target: Connec
     ...(opts.onCutover ? { command: opts.onCutover } : {}),
   };
   const input: MigrateRequestInput = {
+    ...(opts.name === undefined ? {} : { name: opts.name }),
     source,
     target,
     store: normaliseStoreUrl(opts.store),

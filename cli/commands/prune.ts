@@ -11,7 +11,7 @@ import {
 import { normaliseStoreUrl, openStore } from '../../core/store';
 import { option } from '../options';
 import { formatBytes, formatTable, printable } from '../output';
-import { parseCount, parseTime } from './catalog-options';
+import { catalogNameOption, DATABASE_ALIAS_HELP, NAME_HELP, parseCount, parseTime } from './catalog-options';
 
 export function registerPrune(program: Command): void {
   program
@@ -20,7 +20,8 @@ export function registerPrune(program: Command): void {
       'Delete the backups the retention policy no longer keeps (for stores without S3 lifecycle rules)',
     )
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
-    .option('--database <name>', 'only backups of this database')
+    .option('--name <name>', `only backups filed under this name: ${NAME_HELP}`)
+    .option('--database <name>', DATABASE_ALIAS_HELP)
     .option('--keep-last <n>', 'keep the newest N backups (at least 1; default 7)', option(parseCount))
     .option(
       '--keep-daily <n>',
@@ -50,6 +51,7 @@ export function registerPrune(program: Command): void {
 
 interface PruneOptions {
   store: string;
+  name?: string;
   database?: string;
   keepLast?: number;
   keepDaily?: number;
@@ -76,7 +78,7 @@ async function pruneCommand(opts: PruneOptions): Promise<void> {
     ...Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined)),
   });
   const now = opts.now ?? new Date();
-  const plan = await planPrune(store, policy, now, opts.database);
+  const plan = await planPrune(store, policy, now, catalogNameOption(opts));
   const deleted = opts.dryRun ? 0 : await executePrune(store, plan);
 
   if (opts.json) {
@@ -92,7 +94,7 @@ async function pruneCommand(opts: PruneOptions): Promise<void> {
       b.tier ?? '-',
       why(b),
     ]);
-    process.stdout.write(`${formatTable(['ACTION', 'DATABASE', 'BACKUP', 'TIER', 'WHY'], rows)}\n`);
+    process.stdout.write(`${formatTable(['ACTION', 'NAME', 'BACKUP', 'TIER', 'WHY'], rows)}\n`);
   }
   for (const folder of plan.incomplete) {
     const reason = folder.problem ? `unreadable: ${folder.problem}` : folder.reason;

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { localTargetName } from '../../core/catalog-name';
 import { parseConnectionUrl, passwordEnvVar } from '../../core/connection';
 import {
   type Connection,
@@ -16,6 +17,8 @@ import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } f
 import { interruptible, printNotice } from '../interrupts';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
+import { printable } from '../output';
+import { catalogNameOption, DATABASE_ALIAS_HELP } from './catalog-options';
 
 export function registerRestore(program: Command, aws: AwsAccess): void {
   const collect = (value: string, previous: string[]) => [...previous, value];
@@ -25,9 +28,13 @@ export function registerRestore(program: Command, aws: AwsAccess): void {
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
     .requiredOption(
       '--backup <id|latest>',
-      'the backup id, or latest (the newest complete backup of --database)',
+      'the backup id, or latest (the newest complete backup filed under --name)',
     )
-    .option('--database <name>', 'the backed-up database (needed with latest when the store holds several)')
+    .option(
+      '--name <name>',
+      "the backup's catalog name (needed with latest when the store holds several; by default a database's name)",
+    )
+    .option('--database <name>', DATABASE_ALIAS_HELP)
     .requiredOption('--target <url>', 'where to restore: postgres://user:password@host:port/database')
     .option(
       '--mode <mode>',
@@ -86,6 +93,7 @@ export function registerRestore(program: Command, aws: AwsAccess): void {
 interface RestoreOptions extends AwsOptions {
   store: string;
   backup: string;
+  name?: string;
   database?: string;
   target: string;
   mode: string;
@@ -135,7 +143,11 @@ async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<voi
     }),
   );
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-  await printReport(parseOutcome(RestoreOutcomeSchema, output, 'restore'), opts.json);
+  await printReport(
+    parseOutcome(RestoreOutcomeSchema, output, 'restore'),
+    opts.json,
+    ` (filed under ${printable(localTargetName(connection))})`,
+  );
 }
 
 /** The restore workflow's input, the same locally and on AWS. */
@@ -143,7 +155,7 @@ function restoreRequest(opts: RestoreOptions, target: Connection): RestoreReques
   const input: RestoreRequestInput = {
     store: normaliseStoreUrl(opts.store),
     backup: opts.backup,
-    database: opts.database,
+    name: catalogNameOption(opts),
     target,
     mode: opts.mode as RestoreRequestInput['mode'],
     jobs: opts.jobs,
@@ -163,10 +175,12 @@ function restoreRequest(opts: RestoreOptions, target: Connection): RestoreReques
 }
 
 /** One line of what was restored, or with `--json` the report the workflow's output names. */
-async function printReport(outcome: RestoreOutcome, json: boolean): Promise<void> {
+async function printReport(outcome: RestoreOutcome, json: boolean, filedUnder = ''): Promise<void> {
   for (const warning of outcome.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
   if (outcome.safetyBackupId)
-    process.stderr.write(`safety backup of the target before it was replaced: ${outcome.safetyBackupId}\n`);
+    process.stderr.write(
+      `safety backup of the target before it was replaced: ${outcome.safetyBackupId}${filedUnder}\n`,
+    );
   if (json) {
     const report = await readDocument(outcome, RestoreReportSchema, 'restore report');
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -7,16 +7,21 @@ import type { StoredReport } from '../../core/reports';
 import { resolveBackup } from '../../core/resolve-backup';
 import { describeReason, type RetentionDecision, retentionPolicyFromEnv } from '../../core/retention';
 import { normaliseStoreUrl, openStore } from '../../core/store';
+import { catalogNameOf } from '../../core/store-keys';
 import { formatBytes, formatTable, printable } from '../output';
-import { shortTime } from './catalog-options';
+import { catalogNameOption, DATABASE_ALIAS_HELP, shortTime } from './catalog-options';
 
 export function registerShow(program: Command): void {
   program
     .command('show')
     .description('Show one backup: its manifest, retention tier, and restore and verification reports')
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
-    .requiredOption('--backup <id>', 'a backup id, or latest (the newest complete backup of --database)')
-    .option('--database <name>', "the backup's database (needed for latest when the store holds several)")
+    .requiredOption('--backup <id>', 'a backup id, or latest (the newest complete backup filed under --name)')
+    .option(
+      '--name <name>',
+      "the backup's catalog name (needed for latest when the store holds several; by default a database's name)",
+    )
+    .option('--database <name>', DATABASE_ALIAS_HELP)
     .option('--json', 'print {manifest, retention, reports} as JSON', false)
     .action(async (opts: ShowOptions) => showCommand(opts));
 }
@@ -24,14 +29,15 @@ export function registerShow(program: Command): void {
 interface ShowOptions {
   store: string;
   backup: string;
+  name?: string;
   database?: string;
   json: boolean;
 }
 
 async function showCommand(opts: ShowOptions): Promise<void> {
   const store = openStore(normaliseStoreUrl(opts.store));
-  const manifest = await resolveBackup(store, opts.backup, opts.database);
-  const { entries } = await scanStore(store, manifest.database);
+  const manifest = await resolveBackup(store, opts.backup, catalogNameOption(opts));
+  const { entries } = await scanStore(store, catalogNameOf(manifest));
   const entry = entries.find((e) => e.manifest.id === manifest.id);
   if (!entry) throw new PgferryError('BackupNotFound', `backup ${manifest.id} is no longer in ${store.url}`);
   const retention = retentionByBackup(entries, retentionPolicyFromEnv(process.env), new Date()).get(entry);
@@ -66,13 +72,17 @@ function describeBackup(
   const verification = reports.find((r) => r.report.kind === 'verify')?.report;
   const lines: [string, string][] = [
     ['backup', m.id],
+    ['name', catalogNameOf(m)],
     ['database', m.database],
     ['started', shortTime(m.startedAt)],
     ['finished', `${shortTime(m.finishedAt)} (${m.durationSeconds.toFixed(1)}s)`],
     ['tier', describeRetention(retention)],
     ['verified', verification ? `${verification.status} at ${shortTime(verification.finishedAt)}` : 'never'],
     ['source', `${m.source.user}@${m.source.host}:${m.source.port}`],
-    ['server', `PostgreSQL ${m.server.version}`],
+    [
+      'server',
+      `PostgreSQL ${m.server.version}${m.server.systemIdentifier ? ` (system identifier ${m.server.systemIdentifier})` : ''}`,
+    ],
     ['tools', `pg_dump ${m.tool.pgDumpVersion}, pgferry ${m.tool.pgferryVersion}`],
     ['compression', formatCompression(m.compression)],
     ['size', `${formatBytes(entry.storedBytes)} stored, ${formatBytes(m.uncompressedBytes)} dumped`],

@@ -3,7 +3,7 @@ import { backupStatus, type DatabaseStatus, formatAge, parseDuration } from '../
 import { normaliseStoreUrl, openStore } from '../../core/store';
 import { option } from '../options';
 import { formatTable, printable } from '../output';
-import { parseTime } from './catalog-options';
+import { catalogNameOption, DATABASE_ALIAS_HELP, NAME_HELP, parseTime } from './catalog-options';
 
 export function registerStatus(program: Command): void {
   program
@@ -13,7 +13,8 @@ export function registerStatus(program: Command): void {
         'or when a backup is unreadable or dated after now',
     )
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
-    .option('--database <name>', 'only this database')
+    .option('--name <name>', `only this name: ${NAME_HELP}`)
+    .option('--database <name>', DATABASE_ALIAS_HELP)
     .option(
       '--max-age <duration>',
       'fail when the newest complete backup is older than this (90m, 36h, 2d, 1w)',
@@ -31,6 +32,7 @@ export function registerStatus(program: Command): void {
 
 interface StatusOptions {
   store: string;
+  name?: string;
   database?: string;
   /** Seconds. */
   maxAge?: number;
@@ -51,7 +53,7 @@ interface DatabaseVerdict extends DatabaseStatus {
 async function statusCommand(opts: StatusOptions): Promise<void> {
   const store = openStore(normaliseStoreUrl(opts.store));
   const now = opts.now ?? new Date();
-  const statuses = await backupStatus(store, now, opts.database);
+  const statuses = await backupStatus(store, now, catalogNameOption(opts));
   const verdicts: DatabaseVerdict[] = statuses.map((status) => ({
     ...status,
     problems: problemsOf(status, opts, now),
@@ -71,7 +73,7 @@ async function statusCommand(opts: StatusOptions): Promise<void> {
       verdictLabel(v, opts),
     ]);
     process.stdout.write(
-      `${formatTable(['DATABASE', 'NEWEST BACKUP', 'AGE', 'NEWEST VERIFIED', 'AGE', 'STATUS'], rows)}\n`,
+      `${formatTable(['NAME', 'NEWEST BACKUP', 'AGE', 'NEWEST VERIFIED', 'AGE', 'STATUS'], rows)}\n`,
     );
   }
 

@@ -12,6 +12,7 @@ import { type AwsOptions, addAwsOptions, refuseAwsOnlyOptions } from '../aws/opt
 import { interruptible, printNotice } from '../interrupts';
 import { configureLogging } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
+import { catalogNameOption, DATABASE_ALIAS_HELP } from './catalog-options';
 
 export function registerVerify(program: Command, aws: AwsAccess): void {
   const command = program
@@ -20,9 +21,13 @@ export function registerVerify(program: Command, aws: AwsAccess): void {
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
     .requiredOption(
       '--backup <id|latest>',
-      'the backup id, or latest (the newest complete backup of --database)',
+      'the backup id, or latest (the newest complete backup filed under --name)',
     )
-    .option('--database <name>', 'the backed-up database (needed with latest when the store holds several)')
+    .option(
+      '--name <name>',
+      "the backup's catalog name (needed with latest when the store holds several; by default a database's name)",
+    )
+    .option('--database <name>', DATABASE_ALIAS_HELP)
     .option('--json', 'print the verification report as JSON', false)
     .option('--verbose', "print the workflow's logs on stderr", false);
   addAwsOptions(command).action(async (opts: VerifyOptions) => verifyCommand(opts, aws));
@@ -31,6 +36,7 @@ export function registerVerify(program: Command, aws: AwsAccess): void {
 interface VerifyOptions extends AwsOptions {
   store: string;
   backup: string;
+  name?: string;
   database?: string;
   json: boolean;
   verbose: boolean;
@@ -41,7 +47,7 @@ async function verifyCommand(opts: VerifyOptions, aws: AwsAccess): Promise<void>
   refuseAwsOnlyOptions(opts);
   const request = parsePayload(
     VerifyRequestSchema,
-    { store: normaliseStoreUrl(opts.store), backup: opts.backup, database: opts.database },
+    { store: normaliseStoreUrl(opts.store), backup: opts.backup, name: catalogNameOption(opts) },
     'verify request',
   );
   if (opts.aws) {

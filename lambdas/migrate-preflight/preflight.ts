@@ -1,4 +1,5 @@
 import type { Client } from 'pg';
+import { backupCatalogName, checkNameBelongsToServer } from '../../core/catalog-name';
 import { describeConnection, resolvePassword } from '../../core/connection';
 import {
   type Connection,
@@ -11,9 +12,11 @@ import {
   type MigrateRequest,
   SCHEMA_VERSION,
 } from '../../core/contracts';
+import { currentDeployment, type Deployment } from '../../core/deployment';
 import { PgferryError } from '../../core/errors';
 import { describeIncompleteDatabase, readIncompleteMark } from '../../core/incomplete-database';
-import { connectPg, serverInfo } from '../../core/postgres';
+import { allowedLogin, checkCutoverServices, checkFiledUnder } from '../../core/login-policy';
+import { connectPg, serverInfo, systemIdentifier } from '../../core/postgres';
 import {
   describeLocale,
   missingForObjects,
@@ -33,6 +36,8 @@ export interface MigratePreflightDeps {
   openStore: (url: string) => BackupStore;
   env: NodeJS.ProcessEnv;
   now?: () => Date;
+  /** Where this runs (on AWS: the configuration's bindings). */
+  deployment?: Deployment;
 }
 
 /**
@@ -43,7 +48,10 @@ export interface MigratePreflightDeps {
 export const DEFAULT_MIGRATE_BYTES_PER_SECOND = 25 * 1000 * 1000;
 
 /**
- * Everything that can refuse a migration, checked before anything changes: both servers answer,
+ * Everything that can refuse a migration, checked before anything changes: on AWS that the source
+ * databases are configured databases and the target a configured target, each login bound to its
+ * server, and the cutover's ECS services configured for the target (before any secret is read);
+ * each archived backup's catalog name belongs to the source server; both servers answer,
  * the target is not an older major (a downgrade), every extension the source uses is available
  * on the target, each target database is absent or empty (or `force`), and the target can create
  * a database with the source's encoding and locale and hold its collations and lz4 columns.
@@ -54,7 +62,14 @@ export async function preflightMigrate(
   deps: MigratePreflightDeps,
 ): Promise<MigratePlan> {
   const now = deps.now?.() ?? new Date();
-  if (request.cutover?.command !== undefined && deps.env.AWS_LAMBDA_FUNCTION_NAME !== undefined) {
+  const deployment = deps.deployment ?? currentDeployment();
+  allowedLogin(deployment, request.source, 'migrate-source');
+  const targetBinding = allowedLogin(deployment, request.target, 'migrate-target');
+  checkCutoverServices(targetBinding, request.cutover?.ecsServices ?? []);
+  if (request.name !== undefined && request.allDatabases) {
+    refuse("name files one database's archived backup: with allDatabases each is filed under its own name");
+  }
+  if (request.cutover?.command !== undefined && deployment.onAws) {
     refuse(
       'cutover.command runs only locally (pgferry migrate --on-cutover); on AWS use cutover.secretArn or cutover.ecsServices',
     );
@@ -68,6 +83,7 @@ export async function preflightMigrate(
   const source = await connectPg(request.source, sourcePassword);
   let sourceServer: MigratePlan['sourceServer'];
   let sources: SourceDatabase[];
+  let archiveNames: Map<string, string>;
   try {
     sourceServer = await serverInfo(source);
     if (request.freezeSource) await refuseStandbyFreeze(source, request.source);
@@ -78,12 +94,16 @@ export async function preflightMigrate(
           )
         ).rows.map((r) => r.datname)
       : [request.source.database];
+    const identifier = await systemIdentifier(source);
+    if (identifier !== undefined) sourceServer = { ...sourceServer, systemIdentifier: identifier };
+    archiveNames = archiveNamesOf(deployment, request, names);
     sources = await Promise.all(
       names.map((name) => describeSource({ ...request.source, database: name }, sourcePassword)),
     );
   } finally {
     await source.end().catch(() => undefined);
   }
+  const archiveName = (src: SourceDatabase) => archiveNames.get(src.connection.database) ?? '';
 
   const target = await connectMaintenance(request.target, targetPassword);
   let targetServer: MigratePlan['targetServer'];
@@ -106,6 +126,7 @@ export async function preflightMigrate(
         ...request.target,
         database: request.allDatabases ? src.connection.database : request.target.database,
       };
+      allowedLogin(deployment, targetConnection, 'migrate-target');
       await checkDatabaseNeeds(target, src);
       const targetExists = await checkTargetDatabase(target, targetConnection, targetPassword, request.force);
       // Ids one second apart keep them unique and ordered within a migration of many databases.
@@ -116,7 +137,7 @@ export async function preflightMigrate(
         backup: {
           schemaVersion: SCHEMA_VERSION,
           backupId,
-          database: src.connection.database,
+          database: archiveName(src),
           store: store.url,
           source: src.connection,
           compression: request.compression,
@@ -140,6 +161,14 @@ export async function preflightMigrate(
     await target.end().catch(() => undefined);
   }
   await store.checkWritable();
+  for (const src of sources) {
+    await checkNameBelongsToServer(
+      store,
+      archiveName(src),
+      { ...src.connection, systemIdentifier: sourceServer.systemIdentifier },
+      deployment,
+    );
+  }
 
   const totalBytes = databases.reduce((sum, d) => sum + d.sizeBytes, 0);
   const single = request.allDatabases ? undefined : request.target;
@@ -152,7 +181,7 @@ export async function preflightMigrate(
     databases,
     jobs: request.jobs ?? defaultJobs(deps.env),
     toastCompression,
-    estimate: await estimate(store, request.source.database, totalBytes),
+    estimate: await estimate(store, databases[0].backup.database, totalBytes),
     ...(request.cutover?.secretArn && single
       ? { cutoverSecretFields: { host: single.host, port: single.port, dbname: single.database } }
       : {}),
@@ -163,6 +192,27 @@ export async function preflightMigrate(
 
 function refuse(message: string): never {
   throw new PgferryError('TargetRefused', message);
+}
+
+/**
+ * The catalog name each source database's archived backup is filed under: on AWS the database's
+ * configured id (each must be a configured database: refused before it is connected to), locally
+ * the request's `name` (one database) or the database's name.
+ */
+function archiveNamesOf(
+  deployment: Deployment,
+  request: MigrateRequest,
+  databases: readonly string[],
+): Map<string, string> {
+  const names = new Map<string, string>();
+  for (const database of databases) {
+    const source = { ...request.source, database };
+    allowedLogin(deployment, source, 'migrate-source');
+    const { name, binding } = backupCatalogName(deployment, source, undefined);
+    if (request.name !== undefined) checkFiledUnder(binding, request.name);
+    names.set(database, binding ? name : (request.name ?? name));
+  }
+  return names;
 }
 
 /**
@@ -313,7 +363,8 @@ async function checkTargetDatabase(
 
 function largerTask(bytes: number) {
   const dump = dumpTaskSize(bytes);
-  const restore = restoreTaskSize(bytes / 10, false); // only the post-data section is kept on disk
+  // Only the post-data section is kept on disk.
+  const restore = restoreTaskSize({ storedBytes: 0, uncompressedBytes: bytes / 10 }, false);
   return Number(dump.cpu) >= Number(restore.cpu)
     ? { ...dump, ephemeralStorageGiB: restore.ephemeralStorageGiB }
     : restore;

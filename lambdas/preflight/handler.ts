@@ -5,6 +5,7 @@ import {
   parseExecutionInput,
   parsePayload,
 } from '../../core/contracts';
+import { currentDeployment } from '../../core/deployment';
 import { storeJob } from '../../core/jobs';
 import { leaseOwnerFor, releaseLease } from '../../core/lease';
 import { createLogger } from '../../core/logging';
@@ -13,8 +14,8 @@ import { jobKey } from '../../core/store-keys';
 import { preflightBackup } from './preflight';
 
 const logger = createLogger('pgferry-preflight');
-/** Locally, the CLI process holds the lease (and a crashed one's is taken over); on Lambda, none. */
-const leaseOwner = leaseOwnerFor(process.env);
+/** Locally, the CLI process holds the lease (and a crashed one's is taken over); on AWS, none. */
+const leaseOwner = leaseOwnerFor(currentDeployment());
 
 /** The execution's input, and the execution's id (from the context object). */
 const PreflightInputSchema = z.object({ request: z.unknown(), executionId: z.string().min(1) }).strict();

@@ -11,8 +11,8 @@ import { completeBackup } from './complete';
 const logger = createLogger('pgferry-record');
 /** PGFERRY_RETENTION, read once: a bad value fails the function's start, naming the variable. */
 const retention = retentionPolicyFromEnv(process.env);
-/** CloudWatch metrics (EMF lines on stdout) only in Lambda: the local CLI's stdout is its output. */
-const publishMetrics = metricsEnabled(process.env);
+/** CloudWatch metrics (EMF lines on stdout) only on AWS: the local CLI's stdout is its output. */
+const publishMetrics = metricsEnabled();
 
 /**
  * Step Functions task: writes the manifest of a finished dump (planned by the job the state

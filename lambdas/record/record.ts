@@ -51,7 +51,8 @@ export async function recordBackup(plan: BackupPlan, deps: RecordDeps): Promise<
   const manifest: BackupManifest = {
     schemaVersion: SCHEMA_VERSION,
     id: plan.backupId,
-    database: plan.database,
+    database: plan.source.database,
+    name: plan.database,
     status: 'complete',
     startedAt: plan.startedAt,
     finishedAt: finishedAt.toISOString(),

@@ -2,7 +2,7 @@ import { parseExecutionInput, RestoreRequestSchema, type RestoreState } from '..
 import { storeJob } from '../../core/jobs';
 import { createLogger } from '../../core/logging';
 import { openStore } from '../../core/store';
-import { jobKey } from '../../core/store-keys';
+import { catalogNameOf, jobKey } from '../../core/store-keys';
 import { preflightRestore } from './preflight';
 
 const logger = createLogger('pgferry-restore-preflight');
@@ -17,7 +17,7 @@ export async function handler(event: unknown): Promise<RestoreState> {
   const { manifest } = plan;
   const job = await storeJob(
     openStore(request.store),
-    jobKey('restore', manifest.database, manifest.id, plan.restoreId),
+    jobKey('restore', catalogNameOf(manifest), manifest.id, plan.restoreId),
     'restore',
     plan,
   );
@@ -26,7 +26,7 @@ export async function handler(event: unknown): Promise<RestoreState> {
     job,
     restoreId: plan.restoreId,
     backupId: manifest.id,
-    database: manifest.database,
+    database: catalogNameOf(manifest),
     taskSize: plan.taskSize,
     ...(plan.safetyBackup ? { safetyBackupRequest: plan.safetyBackup } : {}),
   };

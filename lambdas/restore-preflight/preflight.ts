@@ -1,6 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import { droppedByClean, readArchiveToc } from '../../core/archive-toc';
+import { localTargetName, requestedName } from '../../core/catalog-name';
 import { createDecompressor, DEFAULT_COMPRESSION } from '../../core/compression';
 import { describeConnection, resolvePassword } from '../../core/connection';
 import {
@@ -9,10 +10,12 @@ import {
   type RestoreRequest,
   SCHEMA_VERSION,
 } from '../../core/contracts';
+import { currentDeployment, type Deployment } from '../../core/deployment';
 import { dropBlockers, refuseBlockedCleanRestore } from '../../core/drop-dependents';
 import { errorMessage, PgferryError } from '../../core/errors';
 import { describeIncompleteDatabase, readIncompleteMark } from '../../core/incomplete-database';
 import { createLogger } from '../../core/logging';
+import { allowedLogin } from '../../core/login-policy';
 import type { ArchiveTocEntry } from '../../core/pg-archive';
 import { connectPg, quoteIdent, serverInfo } from '../../core/postgres';
 import {
@@ -28,7 +31,7 @@ import type { BackupStore } from '../../core/store';
 import { backupObjectKey, newBackupId } from '../../core/store-keys';
 import { defaultJobs } from '../../core/strategy';
 import { otherSessions, refuseConnectedSessions } from '../../core/target-sessions';
-import { restoreTaskSize } from '../../core/task-size';
+import { checkRestoreDisk, restoreDiskUse, restoreTaskSize } from '../../core/task-size';
 
 const logger = createLogger('pgferry-restore-preflight');
 
@@ -36,11 +39,14 @@ export interface RestorePreflightDeps {
   openStore: (url: string) => BackupStore;
   env: NodeJS.ProcessEnv;
   now?: () => Date;
+  /** Where this runs (on AWS: the configuration's bindings). */
+  deployment?: Deployment;
 }
 
 /**
- * Everything that can refuse a restore, checked before the target is touched: the backup is
- * complete and its objects are all there; the target is reachable, not older than the source or
+ * Everything that can refuse a restore, checked before the target is touched: on AWS that the
+ * target is a configured target and its login is bound to it (before its secret is read); the
+ * backup is complete and its objects are all there, and fit the task's disk; the target is reachable, not older than the source or
  * the pg_dump that wrote the archive (unless allowed), not the backup's own source (unless
  * forced); the database exists or not as the mode expects; every extension and role the dump
  * needs is available; the server can create the database with the source's encoding and locale
@@ -56,9 +62,13 @@ export async function preflightRestore(
   deps: RestorePreflightDeps,
 ): Promise<RestorePlan> {
   const now = deps.now?.() ?? new Date();
+  const deployment = deps.deployment ?? currentDeployment();
+  const targetBinding = allowedLogin(deployment, request.target, 'restore-target');
   const store = deps.openStore(request.store);
-  const manifest = await resolveBackup(store, request.backup, request.database);
+  const manifest = await resolveBackup(store, request.backup, requestedName(request));
   await checkObjectsPresent(store, manifest);
+  const diskUse = restoreDiskUse(manifest);
+  await checkRestoreDisk({ id: manifest.id, use: diskUse, withLocalServer: false }, deployment, deps.env);
 
   const target = request.target;
   const password = await resolvePassword(target, 'target', deps.env);
@@ -84,10 +94,13 @@ export async function preflightRestore(
       targetServer: server,
       jobs: request.jobs ?? defaultJobs(deps.env),
       toastCompression: await chooseToastCompression(client, request.toastCompression),
-      taskSize: restoreTaskSize(manifest.uncompressedBytes, false),
+      taskSize: restoreTaskSize(diskUse, false),
       ...(request.mode === 'clean' && request.safetyBackup
         ? {
             safetyBackup: {
+              // Filed under the target's own name, never the source's: it must not become the
+              // source's latest nor count in its retention.
+              name: targetBinding?.id ?? localTargetName(target),
               source: target,
               store: request.store,
               compression: DEFAULT_COMPRESSION,

@@ -74,7 +74,7 @@ function safetyBackupAdvice(
     return `the target was not changed (its safety backup ${safetyBackupId} was taken before)`;
   }
   const command = plan
-    ? `: ${restoreCommand(plan.request.store, plan.request.target, safetyBackupId)}`
+    ? `: ${restoreCommand(plan.request.store, plan.safetyBackup?.name ?? plan.request.target.database, plan.request.target, safetyBackupId)}`
     : ' (pgferry restore --backup <that id> --mode clean --force --no-safety-backup)';
   return (
     `the target's previous state is in the safety backup ${safetyBackupId}, taken before the restore began; ` +
@@ -82,15 +82,18 @@ function safetyBackupAdvice(
   );
 }
 
-/** `pgferry restore` of `backupId` over `target` (no password: that comes from PGPASSWORD or ~/.pgpass). */
-export function restoreCommand(store: string, target: Connection, backupId: string): string {
+/**
+ * `pgferry restore` of `backupId`, filed under `name`, over `target` (no password: that comes from
+ * PGPASSWORD or ~/.pgpass).
+ */
+export function restoreCommand(store: string, name: string, target: Connection, backupId: string): string {
   const host = target.host.includes(':') ? `[${target.host}]` : target.host;
   const query = target.sslmode === 'prefer' ? '' : `?sslmode=${target.sslmode}`;
   const url = `postgres://${encodeURIComponent(target.user)}@${host}:${target.port}/${encodeURIComponent(target.database)}${query}`;
   return [
     'pgferry restore',
     `--store ${shellWord(store)}`,
-    `--database ${shellWord(target.database)}`,
+    `--database ${shellWord(name)}`,
     `--backup ${backupId}`,
     `--target ${shellWord(url)}`,
     '--mode clean --force --no-safety-backup',

@@ -62,7 +62,7 @@ describe('pgferry list', () => {
     const result = await runCli(['list', '--store', dir, '--database', 'shop']);
     expect(result.code).toBe(0);
     const lines = result.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^ID +DATABASE +STARTED +TIER +SIZE +DURATION +VERIFIED +SERVER +COMPRESSION$/);
+    expect(lines[0]).toMatch(/^ID +NAME +STARTED +TIER +SIZE +DURATION +VERIFIED +SERVER +COMPRESSION$/);
     const row = (b: BackupManifest, tier: string, verified: string) =>
       new RegExp(
         `^${b.id} +shop +${b.startedAt.replace('.000Z', 'Z')} +${tier} +64 B +1\\.5s +${verified} +PostgreSQL 15\\.18 +none$`,
@@ -108,10 +108,12 @@ describe('pgferry show', () => {
     expect(JSON.parse(result.stdout).manifest).toEqual(billing);
   });
 
-  test('latest needs --database when the store holds several databases', async () => {
+  test('latest needs --name when the store holds several databases', async () => {
     const result = await runCli(['show', '--store', dir, '--backup', 'latest']);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^pgferry: the store holds several databases: name one with --database/);
+    expect(result.stderr).toMatch(
+      /^pgferry: the store holds the backups of several databases: name one with --name/,
+    );
   });
 
   test('an unknown backup id is reported as not found', async () => {

@@ -16,6 +16,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
+import { localTargetName } from '../../core/catalog-name';
 import type { BackupManifest, RestoreReport } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
 import { runCli, sourceUrl } from '../support/cli';
@@ -79,8 +80,16 @@ function restoreReportOf(target: string): RestoreReport | undefined {
     .find((r) => r.target.database === target);
 }
 
+/** The safety backups of `target`: filed under the target's own catalog name (database@host:port). */
 async function safetyBackupsOf(target: string): Promise<string[]> {
-  const listed = await runCli(['list', '--store', store, '--database', target, '--json']);
+  const name = localTargetName({
+    host: pg.host,
+    port: pg.port,
+    database: target,
+    user: pg.user,
+    sslmode: 'prefer',
+  });
+  const listed = await runCli(['list', '--store', store, '--name', name, '--json']);
   return (JSON.parse(listed.stdout) as BackupManifest[]).map((m) => m.id);
 }
 

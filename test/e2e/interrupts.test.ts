@@ -152,20 +152,21 @@ describe('restore', () => {
     });
   });
 
-  test('SIGTERM of the task alone (as ECS stops it) and the death of the CLI clean up the same way', async () => {
-    for (const fault of ['task SIGTERM', 'CLI SIGKILL'] as const) {
+  test('SIGTERM of the task alone (as ECS stops it), SIGHUP (a closed terminal) and the death of the CLI clean up the same way', async () => {
+    for (const fault of ['task SIGTERM', 'task SIGHUP', 'CLI SIGKILL'] as const) {
       const target = uniqueName('rterm');
       const workDir = newWorkDir();
       const run = start(restoreArgs(target), workDir);
       await midRestore(run, workDir);
       const runner = descendants(run.pid).find((p) => commandLine(p).includes('pg-tools/src/main.js'));
       if (!runner) throw new Error('no runner');
-      if (fault === 'task SIGTERM') {
-        process.kill(runner, 'SIGTERM');
+      if (fault !== 'CLI SIGKILL') {
+        const signal = fault === 'task SIGTERM' ? 'SIGTERM' : 'SIGHUP';
+        process.kill(runner, signal);
         const result = await run.done;
         expect(result.code).toBe(1);
         expect(cliLines(result.stderr)).toEqual([
-          `pgferry: interrupted by SIGTERM (the partially restored database ${target} was dropped: run the restore again)`,
+          `pgferry: interrupted by ${signal} (the partially restored database ${target} was dropped: run the restore again)`,
         ]);
       } else {
         process.kill(run.pid, 'SIGKILL');

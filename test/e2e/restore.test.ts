@@ -445,10 +445,12 @@ describe('--mode clean takes a safety backup of the target first', () => {
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout) as RestoreReport;
     expect(report.safetyBackupId).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+    // Filed under the target with its server, never the source's name: it is not the source's latest.
+    const name = `${target}@localhost:${pg15.port}`;
     expect(result.stderr).toContain(
-      `safety backup of the target before it was replaced: ${report.safetyBackupId}`,
+      `safety backup of the target before it was replaced: ${report.safetyBackupId} (filed under ${name})`,
     );
-    const listed = await runCli(['list', '--store', store, '--database', target, '--json']);
+    const listed = await runCli(['list', '--store', store, '--name', name, '--json']);
     const [safety] = JSON.parse(listed.stdout) as BackupManifest[];
     expect(safety.id).toBe(report.safetyBackupId);
     expect(safety.tables).toEqual([{ schema: 'public', name: 'precious', rows: 1 }]);

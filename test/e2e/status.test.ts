@@ -33,7 +33,7 @@ test('shows per database the age of the newest backup and of the newest verified
   const result = await status();
   expect(result.code).toBe(0);
   const lines = result.stdout.trimEnd().split('\n');
-  expect(lines[0]).toMatch(/^DATABASE +NEWEST BACKUP +AGE +NEWEST VERIFIED +AGE +STATUS$/);
+  expect(lines[0]).toMatch(/^NAME +NEWEST BACKUP +AGE +NEWEST VERIFIED +AGE +STATUS$/);
   expect(lines[1]).toMatch(/^billing +20260307T115000Z-[0-9a-f]{6} +3d 0h +never +- +ok$/);
   expect(lines[2]).toMatch(
     /^shop +20260310T085000Z-[0-9a-f]{6} +3h 0m +20260308T115000Z-[0-9a-f]{6} +2d 0h +ok$/,

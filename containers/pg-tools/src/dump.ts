@@ -627,7 +627,7 @@ export async function storeGlobals(
   env: NodeJS.ProcessEnv,
   deps: DumpDeps,
 ): Promise<{ object: StoredObject; info: z.infer<typeof GlobalsInfoSchema> }> {
-  const base = ['--globals-only', '--no-password', '-l', plan.database];
+  const base = ['--globals-only', '--no-password', '-l', plan.source.database];
   let info: z.infer<typeof GlobalsInfoSchema> = { rolePasswords: plan.withRolePasswords };
   let out = await runCapture(
     pgDumpall,

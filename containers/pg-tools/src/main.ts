@@ -10,12 +10,16 @@
  *   PGFERRY_TARGET_PASSWORD the restore target's password, likewise
  *   PGFERRY_WORK_DIR        where a restore downloads the backup (default: the system's temp dir)
  *   PGFERRY_STOP_WITH_PARENT `1` locally: stop when stdin ends (the CLI that started the task died)
+ *   PGFERRY_BINDINGS        on AWS (the task definition's): the deployment's bindings, which the
+ *                           job is checked against before anything connects (core/deployment.ts)
+ *   PGFERRY_STALL_TIMEOUT_SECONDS  stop a run that makes no progress for this long (default 600;
+ *                           the task definition's on AWS): see ./watchdog.ts
  *   AWS_*                   the standard SDK settings (region, credentials, AWS_ENDPOINT_URL_S3)
  *
  * Output: JSON log lines on stdout (`progress`, then `succeeded` or `failed`); exit status 0
  * on success, 1 on failure. The result itself goes to the store (`dump-result.json`).
  *
- * Interrupted — SIGTERM (ECS stopping the task), SIGINT (Ctrl-C), or locally the CLI's death —
+ * Interrupted — SIGTERM (ECS stopping the task), SIGINT (Ctrl-C), SIGHUP, or locally the CLI's death —
  * a restore, verify or migration stops its tools (SIGTERM, then SIGKILL after 5 s), cleans up
  * (the database it created is dropped, its work folder removed, verify's server stopped), stores
  * its failed report and exits 1, within {@link STOP_SECONDS}; then it exits whatever is left. A
@@ -24,15 +28,21 @@
  * stored.
  */
 import type { ChildProcess } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { type ConnectionRole, nameSessions, resolvePassword, sessionName } from '../../../core/connection';
 import {
   BackupPlanSchema,
+  type Connection,
   MigratePlanSchema,
   RestorePlanSchema,
   VerifyPlanSchema,
 } from '../../../core/contracts';
+import { currentDeployment } from '../../../core/deployment';
 import { errorMessage, PgferryError } from '../../../core/errors';
 import { jobRefFromEnv, loadJob } from '../../../core/jobs';
 import { createLogger } from '../../../core/logging';
+import { checkRunnerJob } from '../../../core/login-policy';
+import { connectPg } from '../../../core/postgres';
 import { openStore } from '../../../core/store';
 import type { JobKind } from '../../../core/store-keys';
 import { TASK_ENV } from '../../../core/workflows';
@@ -40,6 +50,15 @@ import { runDump } from './dump';
 import { runMigrate, runSchemaTest } from './migrate';
 import { runRestore } from './restore';
 import { runVerify } from './verify';
+import {
+  endRunSessions,
+  ProgressWatchdog,
+  probeServers,
+  processTreeBytes,
+  STALL_TIMEOUT_ENV,
+  stallTimeoutSeconds,
+  usedSpace,
+} from './watchdog';
 
 const logger = createLogger('pgferry-pg-tools');
 
@@ -61,47 +80,104 @@ const JOB_KIND_OF_ACTION: Record<string, JobKind> = {
   migrate: 'migrate',
 };
 
+/** A server the run works on, as the watchdog's probe reaches it. */
+function probeTarget(connection: Connection, role: ConnectionRole) {
+  let password: Promise<string | undefined> | undefined;
+  return {
+    describe: `${connection.host}:${connection.port}`,
+    connect: async () => {
+      password ??= resolvePassword(connection, role, process.env);
+      const secret = await password;
+      // pg_stat_activity is the whole server's: any database will do, the target's may not exist.
+      return connectPg(connection, secret).catch(() => connectPg(connection, secret, 'postgres'));
+    },
+  };
+}
+
+/** The tools (pg_dump, pg_restore, …) the run started and that still run. */
 const children = new Set<ChildProcess>();
 const interrupted = new AbortController();
 
+/** Set when the watchdog stops the run: the process ends once the run's sessions are ended. */
+let stalled: Promise<void> | undefined;
+
+function stopTools(signal: NodeJS.Signals): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+}
+
 /**
- * Starts the stop: the runners see `interrupted.signal` aborted and clean up; the tools are told
- * to stop; after STOP_SECONDS the process exits whatever is left. A second signal changes nothing.
+ * Arms the progress watchdog for run `runId` (see ./watchdog.ts): its sessions are named after
+ * it, so that the probe of `servers` finds them; a stall freezes the tools, ends the run's
+ * sessions on `servers`, kills the tools and interrupts the run with the stall as its error.
  */
-function interrupt(why: string, action: string): void {
+function watchRun(
+  runId: string,
+  action: string,
+  servers: ReturnType<typeof probeTarget>[],
+  extra?: () => Promise<number>,
+): ProgressWatchdog {
+  nameSessions(`pgferry ${runId}`);
+  const seconds = stallTimeoutSeconds(process.env);
+  logger.info('watchdog', { stallTimeoutSeconds: seconds, sessions: sessionName() });
+  return new ProgressWatchdog({
+    stallMs: seconds * 1000,
+    setBy: `${STALL_TIMEOUT_ENV}=${seconds}`,
+    onStall: (error) => {
+      // The tools are frozen first (so that nothing reconnects, and no failure of theirs is
+      // recorded as the run's), then their sessions ended, which would outlive them; then the run
+      // is interrupted as by a signal, with the stall as its error.
+      stopTools('SIGSTOP');
+      stalled = endRunSessions(servers, sessionName()).then((failures) => {
+        if (failures.length) logger.warn('sessions not ended', { failures });
+        stopTools('SIGKILL');
+        interrupt(error, action);
+      });
+    },
+    bytesMoved: processTreeBytes(process.pid, extra),
+    probe: servers.length ? probeServers(servers, sessionName()) : undefined,
+  });
+}
+
+/**
+ * Starts the stop: the runners see `interrupted.signal` aborted (its reason `error`) and clean
+ * up; the tools are told to stop; after STOP_SECONDS the process exits whatever is left. A second
+ * call changes nothing.
+ */
+function interrupt(error: PgferryError, action: string): void {
   if (interrupted.signal.aborted) return;
-  interrupted.abort(new PgferryError('Interrupted', why));
-  const stopTools = (signal: NodeJS.Signals) => {
-    for (const child of children)
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-  };
+  interrupted.abort(error);
   if (action === 'dump') {
     stopTools('SIGKILL');
-    logger.error('failed', { errorName: 'Pgferry.Interrupted', errorMessage: why });
+    logger.error('failed', { errorName: error.name, errorMessage: error.message });
     process.exit(1);
   }
-  logger.warn('interrupted', { reason: why });
+  logger.warn('interrupted', { reason: error.message });
   stopTools('SIGTERM');
   setTimeout(() => stopTools('SIGKILL'), TOOL_STOP_SECONDS * 1000).unref();
   setTimeout(() => {
     stopTools('SIGKILL');
     logger.error('failed', {
-      errorName: 'Pgferry.Interrupted',
-      errorMessage: `${why}; the cleanup did not finish within ${STOP_SECONDS}s: the next run names what is left`,
+      errorName: error.name,
+      errorMessage: `${error.message}; the cleanup did not finish within ${STOP_SECONDS}s: the next run names what is left`,
     });
     process.exit(1);
   }, STOP_SECONDS * 1000).unref();
 }
 
+const interruptedBy = (why: string) => new PgferryError('Interrupted', why);
+
 async function main(): Promise<void> {
   const action = process.env[TASK_ENV.action] ?? '';
-  // ECS stops a task with SIGTERM, a terminal's Ctrl-C sends SIGINT to the whole process group.
-  process.on('SIGTERM', () => interrupt('interrupted by SIGTERM', action));
-  process.on('SIGINT', () => interrupt('interrupted by SIGINT', action));
+  // ECS stops a task with SIGTERM; a terminal's Ctrl-C sends SIGINT, and closing it SIGHUP, to the
+  // whole process group.
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.on(signal, () => interrupt(interruptedBy(`interrupted by ${signal}`), action));
+  }
   // Locally the CLI holds our stdin open; its end means the CLI died (even by SIGKILL), and a run
   // nobody waits for must not keep writing into the store.
   if (process.env[TASK_ENV.stopWithParent] === '1') {
-    const gone = () => interrupt('interrupted: the pgferry command that started the task is gone', action);
+    const gone = () =>
+      interrupt(interruptedBy('interrupted: the pgferry command that started the task is gone'), action);
     process.stdin.on('end', gone);
     process.stdin.on('error', gone);
     process.stdin.resume();
@@ -114,6 +190,10 @@ async function main(): Promise<void> {
       `${TASK_ENV.action} must be "dump", "restore", "verify", "migrate-schema-test" or "migrate" (got ${action || 'nothing'})`,
     );
   }
+  // On AWS every job is checked against the deployment's bindings before anything connects or
+  // is written; invalid bindings, or an invalid stall timeout, fail here.
+  const deployment = currentDeployment();
+  stallTimeoutSeconds(process.env);
   const job = jobRefFromEnv(process.env);
   const onChild = (child: ChildProcess) => {
     children.add(child);
@@ -122,15 +202,20 @@ async function main(): Promise<void> {
   switch (action) {
     case 'dump': {
       const plan = await loadJob(openStore, job, kind, BackupPlanSchema);
+      checkRunnerJob(deployment, { kind: 'backup', plan });
       signal.throwIfAborted();
       logger.appendKeys({ backupId: plan.backupId });
+      const watchdog = watchRun(plan.backupId, action, [probeTarget(plan.source, 'source')]);
       const result = await runDump(plan, {
         store: openStore(plan.store),
         env: process.env,
-        onProgress: (p) => logger.info('progress', { ...p }),
+        onProgress: (p) => {
+          watchdog.progress();
+          logger.info('progress', { ...p });
+        },
         onChild,
         onRetry: (reason, attempt) => logger.warn('retrying', { reason, attempt }),
-      });
+      }).finally(() => watchdog.stop());
       logger.info('succeeded', {
         objects: result.objects.length,
         uncompressedBytes: result.uncompressedBytes,
@@ -139,47 +224,71 @@ async function main(): Promise<void> {
     }
     case 'restore': {
       const plan = await loadJob(openStore, job, kind, RestorePlanSchema);
+      checkRunnerJob(deployment, { kind: 'restore', plan });
       logger.appendKeys({ restoreId: plan.restoreId, backupId: plan.manifest.id });
+      const watchdog = watchRun(plan.restoreId, action, [probeTarget(plan.request.target, 'target')]);
       const report = await runRestore(plan, {
         store: openStore(plan.request.store),
         env: process.env,
-        onPhase: (phase) => logger.info('phase', { phase }),
+        onPhase: (phase) => {
+          watchdog.progress();
+          logger.info('phase', { phase });
+        },
         onChild,
         signal,
-      });
+      }).finally(() => watchdog.stop());
       logger.info('succeeded', { timings: report.timings });
       return;
     }
     case 'verify': {
       const plan = await loadJob(openStore, job, kind, VerifyPlanSchema);
+      checkRunnerJob(deployment, { kind: 'verify' });
       logger.appendKeys({ verifyId: plan.verifyId, backupId: plan.manifest.id });
+      // The throwaway server is no child of the runner: its writes to the work folder count.
+      const workDir = process.env.PGFERRY_WORK_DIR ?? tmpdir();
+      const watchdog = watchRun(plan.verifyId, action, [], usedSpace(workDir));
       const report = await runVerify(plan, {
         store: openStore(plan.request.store),
         env: process.env,
-        onPhase: (phase) => logger.info('phase', { phase }),
+        onPhase: (phase) => {
+          watchdog.progress();
+          logger.info('phase', { phase });
+        },
         onChild,
         signal,
-      });
+      }).finally(() => watchdog.stop());
       logger.info('succeeded', { restoreSeconds: report.restoreSeconds });
       return;
     }
     case 'migrate-schema-test':
     case 'migrate': {
       const plan = await loadJob(openStore, job, kind, MigratePlanSchema);
+      checkRunnerJob(deployment, { kind: 'migrate', plan });
       logger.appendKeys({ migrateId: plan.migrateId });
+      const watchdog = watchRun(plan.migrateId, action, [
+        probeTarget(plan.request.source, 'source'),
+        probeTarget(plan.request.target, 'target'),
+      ]);
       const deps = {
         store: openStore(plan.request.store),
         env: process.env,
-        onPhase: (phase: string) => logger.info('phase', { phase }),
+        onPhase: (phase: string) => {
+          watchdog.progress();
+          logger.info('phase', { phase });
+        },
         onChild,
         signal,
       };
-      if (action === 'migrate') {
-        const results = await runMigrate(plan, deps);
-        logger.info('succeeded', { databases: results.map((r) => r.database) });
-      } else {
-        const result = await runSchemaTest(plan, deps);
-        logger.info('succeeded', { seconds: result.seconds });
+      try {
+        if (action === 'migrate') {
+          const results = await runMigrate(plan, deps);
+          logger.info('succeeded', { databases: results.map((r) => r.database) });
+        } else {
+          const result = await runSchemaTest(plan, deps);
+          logger.info('succeeded', { seconds: result.seconds });
+        }
+      } finally {
+        watchdog.stop();
       }
       return;
     }
@@ -187,14 +296,19 @@ async function main(): Promise<void> {
 }
 
 main().then(
-  () => process.exit(0),
-  (caught: unknown) => {
+  () => (stalled ? stalled.then(() => fail(interrupted.signal.reason)) : process.exit(0)),
+  async (caught: unknown) => {
+    if (stalled) await stalled;
     // Interrupted, a runner that knows no better fails with what its stopped tools said.
     const err =
       interrupted.signal.aborted && !(caught instanceof PgferryError && caught.code === 'Interrupted')
         ? interrupted.signal.reason
         : caught;
-    logger.error('failed', { errorName: (err as Error).name ?? 'Error', errorMessage: errorMessage(err) });
-    process.exit(1);
+    fail(err);
   },
 );
+
+function fail(err: unknown): never {
+  logger.error('failed', { errorName: (err as Error).name ?? 'Error', errorMessage: errorMessage(err) });
+  process.exit(1);
+}

@@ -34,7 +34,7 @@ import { connectPg, quoteIdent, serverInfo } from '../../../core/postgres';
 import { createDatabaseSql, describeArchive, readDatabaseLocale } from '../../../core/requirements';
 import { loadSessionOptions } from '../../../core/restore-session';
 import type { BackupStore } from '../../../core/store';
-import { backupObjectKey, restoreReportKey } from '../../../core/store-keys';
+import { backupObjectKey, catalogNameOf, restoreReportKey } from '../../../core/store-keys';
 import {
   describeSessions,
   otherSessions,
@@ -101,7 +101,7 @@ export async function runRestore(plan: RestorePlan, deps: RestoreDeps): Promise<
   const started = Date.now();
   const progress = new RestoreProgress(deps.onPhase);
   const { manifest } = plan;
-  const reportKey = restoreReportKey(manifest.database, manifest.id, plan.restoreId);
+  const reportKey = restoreReportKey(catalogNameOf(manifest), manifest.id, plan.restoreId);
   try {
     const password = await resolvePassword(plan.request.target, 'target', deps.env);
     await restoreInto(plan, password, progress, deps);
@@ -280,7 +280,7 @@ function buildReport(
     kind: 'restore',
     restoreId: plan.restoreId,
     backupId: plan.manifest.id,
-    database: plan.manifest.database,
+    database: catalogNameOf(plan.manifest),
     target: {
       host: plan.request.target.host,
       port: plan.request.target.port,
@@ -334,7 +334,7 @@ async function downloadOne(
   file: string,
   signal: AbortSignal | undefined,
 ) {
-  const key = backupObjectKey(manifest.database, manifest.id, object.key);
+  const key = backupObjectKey(catalogNameOf(manifest), manifest.id, object.key);
   const localFile = store.localFile?.(key);
   const compressed = localFile ?? `${file}.download`;
   const meter = new Meter({ sha256: true });

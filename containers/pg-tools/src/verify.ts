@@ -18,7 +18,7 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import { connectPg, serverInfo } from '../../../core/postgres';
 import { describeArchive, missingForBackup, restoreMajor } from '../../../core/requirements';
 import { chooseToastCompression } from '../../../core/restore-session';
-import { verifyReportKey } from '../../../core/store-keys';
+import { catalogNameOf, verifyReportKey } from '../../../core/store-keys';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
 import { interruption, type RestoreDeps, RestoreProgress, restoreInto, stopIfInterrupted } from './restore';
 import { startThrowawayServer, type ThrowawayServer } from './throwaway-server';
@@ -42,7 +42,7 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
     kind: 'verify',
     verifyId: plan.verifyId,
     backupId: manifest.id,
-    database: manifest.database,
+    database: catalogNameOf(manifest),
     status,
     ...(error === undefined ? {} : { error }),
     ...(server ? { server: { version: server.version, major: server.major } } : {}),
@@ -52,7 +52,7 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
     timings: { ...progress.timings, total: (Date.now() - started) / 1000 },
     checks: progress.checks,
   });
-  const key = verifyReportKey(manifest.database, manifest.id, plan.verifyId);
+  const key = verifyReportKey(catalogNameOf(manifest), manifest.id, plan.verifyId);
   let cleanedUp = false;
   const cleanUp = async () => {
     if (cleanedUp) return;

@@ -28,10 +28,10 @@ test('parts grow with the expected dump so that it stays well within 10,000 part
   expect(partSizeFor(undefined)).toBe(11 * MiB);
 });
 
-test("the task's cores: the Fargate task's vCPUs in Lambda, this machine's locally", () => {
+test("the task's cores: the Fargate task's vCPUs on AWS, this machine's locally", () => {
   const size = { cpu: '2048', memoryMiB: '4096', ephemeralStorageGiB: 21 } as const;
-  expect(taskCores(size, { AWS_LAMBDA_FUNCTION_NAME: 'pgferry-preflight' })).toBe(2);
-  expect(taskCores(size, {})).toBe(availableParallelism());
+  expect(taskCores(size, { onAws: true, bindings: { version: 1, bindings: [] } })).toBe(2);
+  expect(taskCores(size, { onAws: false })).toBe(availableParallelism());
 });
 
 test('the S3 store uploads in the parts it is given', async () => {

@@ -31,7 +31,7 @@ describe('databaseSegment', () => {
   test.each([
     ['', /empty/],
     ['a\0b', /NUL/],
-    ['x'.repeat(64), /longer than 63 bytes/],
+    ['x'.repeat(129), /longer than 128 bytes/],
   ])('refuses %j', (name, message) => {
     expect(() => databaseSegment(name)).toThrow(message);
   });

@@ -1,15 +1,49 @@
-import { dumpTaskSize, restoreTaskSize } from '../../../core/task-size';
+import { tmpdir } from 'node:os';
+import type { DatabaseBindings } from '../../../core/bindings';
+import type { Deployment } from '../../../core/deployment';
+import { checkRestoreDisk, dumpTaskSize, restoreDiskUse, restoreTaskSize } from '../../../core/task-size';
 
 const GiB = 1024 ** 3;
+const onAws: Deployment = { onAws: true, bindings: { version: 1, bindings: [] } as DatabaseBindings };
 
 test('a dump streams: no disk beyond the included 21 GiB, a second vCPU for a big database', () => {
   expect(dumpTaskSize(100 * 1024 ** 2)).toEqual({ cpu: '1024', memoryMiB: '2048', ephemeralStorageGiB: 21 });
   expect(dumpTaskSize(500 * GiB)).toEqual({ cpu: '2048', memoryMiB: '4096', ephemeralStorageGiB: 21 });
 });
 
-test('a restore gets disk for the downloaded and the decompressed dump, a verify also for its local server, up to 200 GiB', () => {
-  expect(restoreTaskSize(30 * GiB, false).ephemeralStorageGiB).toBe(77);
-  expect(restoreTaskSize(30 * GiB, true).ephemeralStorageGiB).toBe(113);
-  expect(restoreTaskSize(1000 * GiB, true).ephemeralStorageGiB).toBe(200);
-  expect(restoreTaskSize(1024, false).ephemeralStorageGiB).toBe(21);
+test('a restore gets disk for the download and the decompressed dump, a verify also for its local server, up to 200 GiB', () => {
+  const use = { storedBytes: 10 * GiB, uncompressedBytes: 30 * GiB };
+  expect(restoreTaskSize(use, false).ephemeralStorageGiB).toBe(Math.ceil(40 * 1.2 + 5));
+  expect(restoreTaskSize(use, true).ephemeralStorageGiB).toBe(Math.ceil(70 * 1.2 + 5));
+  expect(
+    restoreTaskSize({ storedBytes: 300 * GiB, uncompressedBytes: 1000 * GiB }, true).ephemeralStorageGiB,
+  ).toBe(200);
+  expect(restoreTaskSize({ storedBytes: 100, uncompressedBytes: 1024 }, false).ephemeralStorageGiB).toBe(21);
+});
+
+test("a backup's disk use is its stored objects and its decompressed dump, from the manifest", () => {
+  expect(restoreDiskUse({ objects: [{ bytes: 7 }, { bytes: 3 }] as never, uncompressedBytes: 40 })).toEqual({
+    storedBytes: 10,
+    uncompressedBytes: 40,
+  });
+});
+
+test('on AWS a restore or verify needing more than the 200 GiB of a Fargate task is refused, naming the sizes', async () => {
+  const fits = {
+    id: '20261121T233200Z-3d6d1f',
+    use: { storedBytes: 40 * GiB, uncompressedBytes: 120 * GiB },
+  };
+  await expect(checkRestoreDisk({ ...fits, withLocalServer: false }, onAws, {})).resolves.toBeUndefined();
+  await expect(checkRestoreDisk({ ...fits, withLocalServer: true }, onAws, {})).rejects.toThrow(
+    /^backup 20261121T233200Z-3d6d1f needs 341\.0 GiB of disk \(40\.0 GiB downloaded and 120\.0 GiB decompressed, and as much again restored into the verification's server, with a margin\): a Fargate task has at most 200 GiB: run it with the CLI \(without --aws\) on a machine with the disk; nothing was downloaded$/,
+  );
+});
+
+test('locally the limit is the free space where the runner works', async () => {
+  const huge = { id: '20261121T233200Z-3d6d1f', use: { storedBytes: 0, uncompressedBytes: 2 ** 60 } };
+  await expect(
+    checkRestoreDisk({ ...huge, withLocalServer: false }, { onAws: false }, { PGFERRY_WORK_DIR: tmpdir() }),
+  ).rejects.toThrow(
+    /GiB is free in .*: free space, or point PGFERRY_WORK_DIR at a larger disk; nothing was downloaded$/,
+  );
 });

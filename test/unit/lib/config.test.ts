@@ -110,11 +110,25 @@ test('a database needs a network placement', () => {
   expect(problemsOf(config)).toMatch(/databases\.0\.network: name the database security group/);
 });
 
-test('two databases with the same name are refused: the store keeps backups by name', () => {
+test("two servers' databases of the same name may both be configured: backups are filed under their ids", () => {
   const config = minimalConfig();
-  const second = { ...config.databases[0], id: 'shop-replica' };
+  const second = {
+    ...config.databases[0],
+    id: 'shop-eu',
+    connection: {
+      ...config.databases[0].connection,
+      host: 'shop.def.eu-west-1.rds.amazonaws.com',
+      passwordSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop-eu-GhIjKl',
+    },
+  };
+  expect(() => parseConfig({ ...config, databases: [config.databases[0], second] })).not.toThrow();
+});
+
+test('one database configured twice is refused (two ids would be two catalogs of the same backups)', () => {
+  const config = minimalConfig();
+  const second = { ...config.databases[0], id: 'shop-again' };
   expect(problemsOf({ ...config, databases: [config.databases[0], second] })).toMatch(
-    /databases\.1\.connection: database name "shop" is already used by databases\.0/,
+    /databases\.1\.connection: shop\.abc\.eu-west-1\.rds\.amazonaws\.com:5432\/shop is already databases\.0/,
   );
 });
 

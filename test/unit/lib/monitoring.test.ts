@@ -219,9 +219,9 @@ test('the metric the record step publishes is the one the alarm watches', () => 
   expect(line.Database).toBe('shop');
 });
 
-test('metrics are published only in Lambda, never by the local CLI', () => {
-  expect(metricsEnabled({})).toBe(false);
-  expect(metricsEnabled({ AWS_LAMBDA_FUNCTION_NAME: 'Record' })).toBe(true);
+test('metrics are published only on AWS, never by the local CLI', () => {
+  expect(metricsEnabled({ onAws: false }, {})).toBe(false);
+  expect(metricsEnabled({ onAws: true, bindings: { version: 1, bindings: [] } }, {})).toBe(true);
 });
 
 test('schedules that could not start raise an alarm', () => {

@@ -13,7 +13,16 @@ function container(): Record<string, unknown> {
 }
 
 test('the pg-tools container knows where the client tools of every major are', () => {
-  expect(container().Environment).toEqual([{ Name: 'PGFERRY_PG_BIN_DIRS', Value: CONTAINER_PG_BIN_DIRS }]);
+  expect(container().Environment).toContainEqual({
+    Name: 'PGFERRY_PG_BIN_DIRS',
+    Value: CONTAINER_PG_BIN_DIRS,
+  });
+  // The rest (the stall timeout, the bindings): test/lib/runtime-bindings.test.ts.
+  expect((container().Environment as { Name: string }[]).map((e) => e.Name).sort()).toEqual([
+    'PGFERRY_BINDINGS',
+    'PGFERRY_PG_BIN_DIRS',
+    'PGFERRY_STALL_TIMEOUT_SECONDS',
+  ]);
   expect(CONTAINER_PG_BIN_DIRS).toMatch(/^\/usr\/lib\/postgresql\/13\/bin:.*\/18\/bin$/);
 });
 

@@ -86,5 +86,5 @@ test('a verify schedule starts the verify state machine on the latest backup of 
   expect(verify).toHaveLength(1);
   const input = inputOf(verify[0]);
   expect(VerifyRequestSchema.safeParse(input).success).toBe(true);
-  expect(input).toEqual({ store: 's3://pgferry-backups/backups', backup: 'latest', database: 'shop' });
+  expect(input).toEqual({ store: 's3://pgferry-backups/backups', backup: 'latest', name: 'shop' });
 });
