@@ -100,7 +100,7 @@ test.each([
   );
 });
 
-test('a database name longer than PostgreSQL allows is refused by show, verify and restore', async () => {
+test('a catalog name longer than 128 bytes (a database name and its server, at most) is refused by show, verify and restore', async () => {
   const name = 'x'.repeat(100_000);
   await expectRefused(
     [
@@ -108,7 +108,7 @@ test('a database name longer than PostgreSQL allows is refused by show, verify a
       ['verify', '--store', store, '--backup', 'latest', '--database', name],
       ['restore', '--store', store, '--backup', 'latest', '--database', name, '--target', sourceUrl(pg, 'x')],
     ],
-    /database name is longer than 63 bytes/,
+    /catalog name is longer than 128 bytes/,
   );
 });
 
