@@ -51,8 +51,23 @@ export function restoreDiskUse(
  * again: its tables, with room for indexes in the margin).
  */
 export function restoreDiskBytes(use: RestoreDiskUse, withLocalServer: boolean): number {
-  const files = use.storedBytes + use.uncompressedBytes * (withLocalServer ? 2 : 1);
-  return files * DISK_MARGIN + DISK_HEADROOM_GIB * GiB;
+  return restoreFilesBytes(use, withLocalServer) * DISK_MARGIN + DISK_HEADROOM_GIB * GiB;
+}
+
+/**
+ * Bytes a restore (`withLocalServer`: a verification) is refused without: on AWS the task's disk as
+ * `restoreTaskSize` sizes it; locally the files with the margin but no headroom, so that a small
+ * backup restores from a small /tmp.
+ */
+export function restoreDiskNeeded(use: RestoreDiskUse, withLocalServer: boolean, onAws: boolean): number {
+  return onAws
+    ? restoreDiskBytes(use, withLocalServer)
+    : restoreFilesBytes(use, withLocalServer) * DISK_MARGIN;
+}
+
+/** The download and the decompressed dump (and, for a verification, the restored database). */
+function restoreFilesBytes(use: RestoreDiskUse, withLocalServer: boolean): number {
+  return use.storedBytes + use.uncompressedBytes * (withLocalServer ? 2 : 1);
 }
 
 /**
@@ -92,7 +107,7 @@ export async function checkRestoreDisk(
   deployment: Deployment,
   env: NodeJS.ProcessEnv,
 ): Promise<void> {
-  const needed = restoreDiskBytes(what.use, what.withLocalServer);
+  const needed = restoreDiskNeeded(what.use, what.withLocalServer, deployment.onAws);
   const available = await availableDiskBytes(deployment, env);
   if (needed <= available) return;
   const gib = (bytes: number) => `${(bytes / GiB).toFixed(1)} GiB`;

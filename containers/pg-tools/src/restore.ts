@@ -365,7 +365,8 @@ function discard(): Writable {
   return new Writable({ write: (_chunk, _encoding, callback) => callback() });
 }
 
-function downloadFailure(err: unknown, object: StoredObject, manifest: BackupManifest): PgferryError {
+/** What a failed download or decompression of `object` tells the user: a full disk, or corruption. */
+export function downloadFailure(err: unknown, object: StoredObject, manifest: BackupManifest): PgferryError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return new PgferryError(

@@ -1,7 +1,13 @@
 import { tmpdir } from 'node:os';
 import type { DatabaseBindings } from '../../../core/bindings';
 import type { Deployment } from '../../../core/deployment';
-import { checkRestoreDisk, dumpTaskSize, restoreDiskUse, restoreTaskSize } from '../../../core/task-size';
+import {
+  checkRestoreDisk,
+  dumpTaskSize,
+  restoreDiskNeeded,
+  restoreDiskUse,
+  restoreTaskSize,
+} from '../../../core/task-size';
 
 const GiB = 1024 ** 3;
 const onAws: Deployment = { onAws: true, bindings: { version: 1, bindings: [] } as DatabaseBindings };
@@ -45,5 +51,15 @@ test('locally the limit is the free space where the runner works', async () => {
     checkRestoreDisk({ ...huge, withLocalServer: false }, { onAws: false }, { PGFERRY_WORK_DIR: tmpdir() }),
   ).rejects.toThrow(
     /GiB is free in .*: free space, or point PGFERRY_WORK_DIR at a larger disk; nothing was downloaded$/,
+  );
+});
+
+test('locally a restore needs its files and a margin, not the headroom of a task', () => {
+  const use = { storedBytes: 1 * 2 ** 30, uncompressedBytes: 2 * 2 ** 30 };
+  expect(restoreDiskNeeded(use, false, false) / 2 ** 30).toBeCloseTo(3.6);
+  expect(restoreDiskNeeded(use, true, false) / 2 ** 30).toBeCloseTo(6);
+  expect(restoreDiskNeeded(use, false, true) / 2 ** 30).toBeCloseTo(8.6);
+  expect(restoreDiskNeeded({ storedBytes: 2_000_000, uncompressedBytes: 6_000_000 }, false, false)).toBe(
+    9_600_000,
   );
 });
