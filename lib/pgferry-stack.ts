@@ -196,11 +196,16 @@ export class PgferryStack extends Stack {
         record: RESTORE_STATES.record,
       },
       preflight: {
-        folder: 'restore-preflight',
+        folder: 'restore/preflight',
+        name: 'restore-preflight',
         description: 'pgferry: resolves a backup and checks the restore target',
         connectsToDatabases: true,
       },
-      record: { folder: 'restore-record', description: "pgferry: reads a restore's report" },
+      record: {
+        folder: 'restore/record',
+        name: 'restore-record',
+        description: "pgferry: reads a restore's report",
+      },
       pgTools: this.pgTools,
       safetyBackup: { stateName: RESTORE_STATES.safetyBackup, stateMachine: this.backup.stateMachine },
     });
@@ -211,8 +216,16 @@ export class PgferryStack extends Stack {
         task: VERIFY_STATES.verify,
         record: VERIFY_STATES.record,
       },
-      preflight: { folder: 'verify-preflight', description: 'pgferry: resolves the backup to verify' },
-      record: { folder: 'verify-record', description: "pgferry: reads a verification's report" },
+      preflight: {
+        folder: 'verify/preflight',
+        name: 'verify-preflight',
+        description: 'pgferry: resolves the backup to verify',
+      },
+      record: {
+        folder: 'verify/record',
+        name: 'verify-record',
+        description: "pgferry: reads a verification's report",
+      },
       pgTools: this.verifyTools,
     });
 
@@ -340,13 +353,15 @@ export class PgferryStack extends Stack {
    */
   private addMigrateWorkflow(cutoverServices: readonly CutoverEcsService[]): MigrateWorkflow {
     const preflight = this.functions.add('MigratePreflight', {
-      folder: 'migrate-preflight',
+      folder: 'migrate/preflight',
+      name: 'migrate-preflight',
       description: 'pgferry: checks the source and target of a migration and plans it',
       timeout: Duration.minutes(5),
       connectsToDatabases: true,
     });
     const steps = this.functions.add('MigrateSteps', {
-      folder: 'migrate-steps',
+      folder: 'migrate/steps',
+      name: 'migrate-steps',
       description: "pgferry: a migration's freeze, record, finish and cleanup",
       timeout: Duration.minutes(15),
       connectsToDatabases: true,

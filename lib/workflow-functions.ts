@@ -18,10 +18,12 @@ import type { DatabaseLogin } from './database-logins';
 import { acknowledge, acknowledgeWildcards } from './nag';
 import { REPO_ROOT } from './paths';
 
-/** One handler: `lambdas/<folder>/handler.ts`. */
+/** One handler: `lambdas/<workflow>/<step>/handler.ts`. */
 export interface WorkflowFunctionSpec {
-  /** The folder under `lambdas/`. */
+  /** The handler's folder under `lambdas/`: `<workflow>/<step>`. */
   readonly folder: string;
+  /** The function's name in its logs (`pgferry-<name>`, POWERTOOLS_SERVICE_NAME), as its logger names it. */
+  readonly name: string;
   readonly description: string;
   readonly timeout: Duration;
   /**
@@ -115,19 +117,22 @@ export class WorkflowFunctions extends Construct {
       [RETENTION_ENV]: formatRetentionPolicy(props.retention ?? DEFAULTS.retention),
     };
     this.preflight = this.add('Preflight', {
-      folder: 'preflight',
+      folder: 'backup/preflight',
+      name: 'preflight',
       description: 'pgferry: checks source and store, plans a backup',
       timeout: Duration.minutes(2),
       connectsToDatabases: true,
     });
     this.record = this.add('Record', {
-      folder: 'record',
+      folder: 'backup/record',
+      name: 'record',
       description: 'pgferry: verifies a dump, writes its manifest, tags retention tiers',
       timeout: Duration.minutes(5),
       environment: this.retentionEnvironment,
     });
     this.cleanup = this.add('Cleanup', {
-      folder: 'cleanup',
+      folder: 'backup/cleanup',
+      name: 'cleanup',
       description: "pgferry: removes a failed backup's objects",
       timeout: Duration.minutes(5),
     });
@@ -153,7 +158,7 @@ export class WorkflowFunctions extends Construct {
         removalPolicy: RemovalPolicy.RETAIN,
       }),
       environment: {
-        POWERTOOLS_SERVICE_NAME: `pgferry-${spec.folder}`,
+        POWERTOOLS_SERVICE_NAME: `pgferry-${spec.name}`,
         POWERTOOLS_LOG_LEVEL: 'INFO',
         ...(connects ? { NODE_EXTRA_CA_CERTS: LAMBDA_AMAZON_CA_BUNDLE } : {}),
         ...spec.environment,

@@ -4,13 +4,13 @@ import {
   type BackupState,
   parseExecutionInput,
   parsePayload,
-} from '../../core/contracts';
-import { currentDeployment } from '../../core/deployment';
-import { storeJob } from '../../core/jobs';
-import { leaseOwnerFor, releaseLease } from '../../core/lease';
-import { createLogger } from '../../core/logging';
-import { openStore } from '../../core/store';
-import { jobKey } from '../../core/store-keys';
+} from '../../../core/contracts';
+import { currentDeployment } from '../../../core/deployment';
+import { storeJob } from '../../../core/jobs';
+import { leaseOwnerFor, releaseLease } from '../../../core/lease';
+import { createLogger } from '../../../core/logging';
+import { openStore } from '../../../core/store';
+import { jobKey } from '../../../core/store-keys';
 import { preflightBackup } from './preflight';
 
 const logger = createLogger('pgferry-preflight');

@@ -3,12 +3,12 @@ import {
   type VerifyOutcome,
   VerifyReportSchema,
   VerifyStateSchema,
-} from '../../core/contracts';
-import { createLogger } from '../../core/logging';
-import { verifyOutcome } from '../../core/outcomes';
-import { openStore } from '../../core/store';
-import { verifyReportKey } from '../../core/store-keys';
-import { reportOrFailure } from '../task-report';
+} from '../../../core/contracts';
+import { createLogger } from '../../../core/logging';
+import { verifyOutcome } from '../../../core/outcomes';
+import { openStore } from '../../../core/store';
+import { verifyReportKey } from '../../../core/store-keys';
+import { reportOrFailure } from '../../../core/task-report';
 
 const logger = createLogger('pgferry-verify-record');
 

@@ -1,18 +1,18 @@
-import { requestedName } from '../../core/catalog-name';
+import { requestedName } from '../../../core/catalog-name';
 import {
   parseExecutionInput,
   SCHEMA_VERSION,
   VerifyRequestSchema,
   type VerifyState,
-} from '../../core/contracts';
-import { currentDeployment } from '../../core/deployment';
-import { storeJob } from '../../core/jobs';
-import { createLogger } from '../../core/logging';
-import { checkObjectsPresent, resolveBackup } from '../../core/resolve-backup';
-import { openStore } from '../../core/store';
-import { catalogNameOf, jobKey, newBackupId } from '../../core/store-keys';
-import { defaultJobs } from '../../core/strategy';
-import { checkRestoreDisk, restoreDiskUse, restoreTaskSize } from '../../core/task-size';
+} from '../../../core/contracts';
+import { currentDeployment } from '../../../core/deployment';
+import { storeJob } from '../../../core/jobs';
+import { createLogger } from '../../../core/logging';
+import { checkObjectsPresent, resolveBackup } from '../../../core/resolve-backup';
+import { openStore } from '../../../core/store';
+import { catalogNameOf, jobKey, newBackupId } from '../../../core/store-keys';
+import { defaultJobs } from '../../../core/strategy';
+import { checkRestoreDisk, restoreDiskUse, restoreTaskSize } from '../../../core/task-size';
 
 const logger = createLogger('pgferry-verify-preflight');
 

@@ -4,8 +4,8 @@
  * password) never passes through the execution's state or history: only its ARN and the new
  * version's id come back.
  */
-import type { MigratePlan } from '../../core/contracts';
-import { PgferryError } from '../../core/errors';
+import type { MigratePlan } from '../../../core/contracts';
+import { PgferryError } from '../../../core/errors';
 
 /** The two Secrets Manager calls the cutover makes (the SDK client, or a fake in tests). */
 export interface SecretsApi {

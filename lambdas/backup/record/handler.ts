@@ -1,12 +1,17 @@
-import { type BackupOutcome, BackupPlanSchema, BackupStateSchema, parsePayload } from '../../core/contracts';
-import { loadJob } from '../../core/jobs';
-import { createLogger } from '../../core/logging';
-import { backupCompletedMetricLine, metricsEnabled } from '../../core/metrics';
-import { backupOutcome } from '../../core/outcomes';
-import { retentionPolicyFromEnv } from '../../core/retention';
-import { openStore } from '../../core/store';
-import { manifestKey } from '../../core/store-keys';
-import { completeBackup } from './complete';
+import { completeBackup } from '../../../core/complete-backup';
+import {
+  type BackupOutcome,
+  BackupPlanSchema,
+  BackupStateSchema,
+  parsePayload,
+} from '../../../core/contracts';
+import { loadJob } from '../../../core/jobs';
+import { createLogger } from '../../../core/logging';
+import { backupCompletedMetricLine, metricsEnabled } from '../../../core/metrics';
+import { backupOutcome } from '../../../core/outcomes';
+import { retentionPolicyFromEnv } from '../../../core/retention';
+import { openStore } from '../../../core/store';
+import { manifestKey } from '../../../core/store-keys';
 
 const logger = createLogger('pgferry-record');
 /** PGFERRY_RETENTION, read once: a bad value fails the function's start, naming the variable. */

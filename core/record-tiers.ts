@@ -1,7 +1,7 @@
-import { retentionByBackup, scanStore } from '../../core/catalog';
-import { type RetentionPolicy, TIER_TAG, type TierTagValue, tierTagFor } from '../../core/retention';
-import type { BackupStore } from '../../core/store';
-import { backupPrefix, manifestKey } from '../../core/store-keys';
+import { retentionByBackup, scanStore } from './catalog';
+import { type RetentionPolicy, TIER_TAG, type TierTagValue, tierTagFor } from './retention';
+import type { BackupStore } from './store';
+import { backupPrefix, manifestKey } from './store-keys';
 
 export interface TierChange {
   backupId: string;

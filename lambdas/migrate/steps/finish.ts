@@ -9,9 +9,9 @@ import {
   parsePayload,
   SCHEMA_VERSION,
   SchemaTestResultSchema,
-} from '../../core/contracts';
-import { errorMessage, PgferryError } from '../../core/errors';
-import type { BackupStore } from '../../core/store';
+} from '../../../core/contracts';
+import { errorMessage, PgferryError } from '../../../core/errors';
+import type { BackupStore } from '../../../core/store';
 import {
   backupPrefix,
   dumpResultKey,
@@ -19,7 +19,7 @@ import {
   migrateReportKey,
   migrateResultKey,
   schemaTestResultKey,
-} from '../../core/store-keys';
+} from '../../../core/store-keys';
 import { unfreezeSource } from './freeze';
 
 export interface FinishDeps {

@@ -4,11 +4,11 @@ import {
   DumpResultSchema,
   parsePayload,
   SCHEMA_VERSION,
-} from '../../core/contracts';
-import { PgferryError } from '../../core/errors';
-import type { BackupStore } from '../../core/store';
-import { backupPrefix, dumpResultKey, manifestKey } from '../../core/store-keys';
-import { PGFERRY_VERSION } from '../../core/version';
+} from './contracts';
+import { PgferryError } from './errors';
+import type { BackupStore } from './store';
+import { backupPrefix, dumpResultKey, manifestKey } from './store-keys';
+import { PGFERRY_VERSION } from './version';
 
 export interface RecordDeps {
   openStore: (url: string) => BackupStore;

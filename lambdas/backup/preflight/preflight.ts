@@ -1,18 +1,18 @@
-import { backupCatalogName, checkNameBelongsToServer } from '../../core/catalog-name';
-import { resolvePassword } from '../../core/connection';
+import { backupCatalogName, checkNameBelongsToServer } from '../../../core/catalog-name';
+import { resolvePassword } from '../../../core/connection';
 import {
   type BackupPlan,
   type BackupRequest,
   DEFAULT_LOCK_WAIT_TIMEOUT_MS,
   SCHEMA_VERSION,
-} from '../../core/contracts';
-import { currentDeployment, type Deployment } from '../../core/deployment';
-import { acquireLease, type Lease, type LeaseOwner } from '../../core/lease';
-import { connectPg, serverInfo, systemIdentifier } from '../../core/postgres';
-import type { BackupStore } from '../../core/store';
-import { BACKUP_ID_PATTERN, backupPrefix, manifestKey, newBackupId } from '../../core/store-keys';
-import { chooseDumpStrategy, taskCores } from '../../core/strategy';
-import { dumpTaskSize } from '../../core/task-size';
+} from '../../../core/contracts';
+import { currentDeployment, type Deployment } from '../../../core/deployment';
+import { acquireLease, type Lease, type LeaseOwner } from '../../../core/lease';
+import { connectPg, serverInfo, systemIdentifier } from '../../../core/postgres';
+import type { BackupStore } from '../../../core/store';
+import { BACKUP_ID_PATTERN, backupPrefix, manifestKey, newBackupId } from '../../../core/store-keys';
+import { chooseDumpStrategy, taskCores } from '../../../core/strategy';
+import { dumpTaskSize } from '../../../core/task-size';
 
 export interface PreflightDeps {
   openStore: (url: string) => BackupStore;

@@ -7,14 +7,14 @@ import {
   type RestoreReport,
   RestoreReportSchema,
   RestoreStateSchema,
-} from '../../core/contracts';
-import { errorMessage, PgferryError } from '../../core/errors';
-import { loadJob } from '../../core/jobs';
-import { createLogger } from '../../core/logging';
-import { restoreOutcome } from '../../core/outcomes';
-import { type BackupStore, openStore } from '../../core/store';
-import { restoreReportKey } from '../../core/store-keys';
-import { reportOrFailure } from '../task-report';
+} from '../../../core/contracts';
+import { errorMessage, PgferryError } from '../../../core/errors';
+import { loadJob } from '../../../core/jobs';
+import { createLogger } from '../../../core/logging';
+import { restoreOutcome } from '../../../core/outcomes';
+import { type BackupStore, openStore } from '../../../core/store';
+import { restoreReportKey } from '../../../core/store-keys';
+import { reportOrFailure } from '../../../core/task-report';
 
 const logger = createLogger('pgferry-restore-record');
 

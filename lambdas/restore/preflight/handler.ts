@@ -1,8 +1,8 @@
-import { parseExecutionInput, RestoreRequestSchema, type RestoreState } from '../../core/contracts';
-import { storeJob } from '../../core/jobs';
-import { createLogger } from '../../core/logging';
-import { openStore } from '../../core/store';
-import { catalogNameOf, jobKey } from '../../core/store-keys';
+import { parseExecutionInput, RestoreRequestSchema, type RestoreState } from '../../../core/contracts';
+import { storeJob } from '../../../core/jobs';
+import { createLogger } from '../../../core/logging';
+import { openStore } from '../../../core/store';
+import { catalogNameOf, jobKey } from '../../../core/store-keys';
 import { preflightRestore } from './preflight';
 
 const logger = createLogger('pgferry-restore-preflight');

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
-import { type CaughtError, parsePayload } from '../core/contracts';
-import { PgferryError } from '../core/errors';
-import type { BackupStore } from '../core/store';
+import { type CaughtError, parsePayload } from './contracts';
+import { PgferryError } from './errors';
+import type { BackupStore } from './store';
 
 /**
  * The report a pg-tools task stored, as the execution's output — or the failure to end the

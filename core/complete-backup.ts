@@ -1,9 +1,9 @@
-import type { BackupManifest, BackupPlan } from '../../core/contracts';
-import { errorMessage } from '../../core/errors';
-import { releaseLease } from '../../core/lease';
-import type { RetentionPolicy } from '../../core/retention';
-import { type RecordDeps, recordBackup } from './record';
-import { type TierChange, tagRetentionTiers } from './tiers';
+import type { BackupManifest, BackupPlan } from './contracts';
+import { errorMessage } from './errors';
+import { releaseLease } from './lease';
+import { type RecordDeps, recordBackup } from './record-backup';
+import { type TierChange, tagRetentionTiers } from './record-tiers';
+import type { RetentionPolicy } from './retention';
 
 export interface CompleteDeps extends RecordDeps {
   retention: RetentionPolicy;

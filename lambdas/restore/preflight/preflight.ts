@@ -1,37 +1,37 @@
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
-import { droppedByClean, readArchiveToc } from '../../core/archive-toc';
-import { localTargetName, requestedName } from '../../core/catalog-name';
-import { createDecompressor, DEFAULT_COMPRESSION } from '../../core/compression';
-import { describeConnection, resolvePassword } from '../../core/connection';
+import { droppedByClean, readArchiveToc } from '../../../core/archive-toc';
+import { localTargetName, requestedName } from '../../../core/catalog-name';
+import { createDecompressor, DEFAULT_COMPRESSION } from '../../../core/compression';
+import { describeConnection, resolvePassword } from '../../../core/connection';
 import {
   type BackupManifest,
   type RestorePlan,
   type RestoreRequest,
   SCHEMA_VERSION,
-} from '../../core/contracts';
-import { currentDeployment, type Deployment } from '../../core/deployment';
-import { dropBlockers, refuseBlockedCleanRestore } from '../../core/drop-dependents';
-import { errorMessage, PgferryError } from '../../core/errors';
-import { describeIncompleteDatabase, readIncompleteMark } from '../../core/incomplete-database';
-import { createLogger } from '../../core/logging';
-import { allowedLogin } from '../../core/login-policy';
-import type { ArchiveTocEntry } from '../../core/pg-archive';
-import { connectPg, quoteIdent, serverInfo } from '../../core/postgres';
+} from '../../../core/contracts';
+import { currentDeployment, type Deployment } from '../../../core/deployment';
+import { dropBlockers, refuseBlockedCleanRestore } from '../../../core/drop-dependents';
+import { errorMessage, PgferryError } from '../../../core/errors';
+import { describeIncompleteDatabase, readIncompleteMark } from '../../../core/incomplete-database';
+import { createLogger } from '../../../core/logging';
+import { allowedLogin } from '../../../core/login-policy';
+import type { ArchiveTocEntry } from '../../../core/pg-archive';
+import { connectPg, quoteIdent, serverInfo } from '../../../core/postgres';
 import {
   describeArchive,
   describeLocale,
   downgradeRisks,
   missingForBackup,
   restoreMajor,
-} from '../../core/requirements';
-import { checkObjectsPresent, resolveBackup } from '../../core/resolve-backup';
-import { chooseToastCompression } from '../../core/restore-session';
-import type { BackupStore } from '../../core/store';
-import { backupObjectKey, newBackupId } from '../../core/store-keys';
-import { defaultJobs } from '../../core/strategy';
-import { otherSessions, refuseConnectedSessions } from '../../core/target-sessions';
-import { checkRestoreDisk, restoreDiskUse, restoreTaskSize } from '../../core/task-size';
+} from '../../../core/requirements';
+import { checkObjectsPresent, resolveBackup } from '../../../core/resolve-backup';
+import { chooseToastCompression } from '../../../core/restore-session';
+import type { BackupStore } from '../../../core/store';
+import { backupObjectKey, newBackupId } from '../../../core/store-keys';
+import { defaultJobs } from '../../../core/strategy';
+import { otherSessions, refuseConnectedSessions } from '../../../core/target-sessions';
+import { checkRestoreDisk, restoreDiskUse, restoreTaskSize } from '../../../core/task-size';
 
 const logger = createLogger('pgferry-restore-preflight');
 

@@ -1,11 +1,16 @@
 import { z } from 'zod';
-import { CaughtErrorSchema, MigratePlanSchema, MigrateStateSchema, parsePayload } from '../../core/contracts';
-import { loadJob } from '../../core/jobs';
-import { createLogger } from '../../core/logging';
-import { migrateOutcome } from '../../core/outcomes';
-import { retentionPolicyFromEnv } from '../../core/retention';
-import { openStore } from '../../core/store';
-import { completeBackup } from '../record/complete';
+import { completeBackup } from '../../../core/complete-backup';
+import {
+  CaughtErrorSchema,
+  MigratePlanSchema,
+  MigrateStateSchema,
+  parsePayload,
+} from '../../../core/contracts';
+import { loadJob } from '../../../core/jobs';
+import { createLogger } from '../../../core/logging';
+import { migrateOutcome } from '../../../core/outcomes';
+import { retentionPolicyFromEnv } from '../../../core/retention';
+import { openStore } from '../../../core/store';
 import { secretsManagerApi, updateCutoverSecret } from './cutover-secret';
 import { cleanupMigration, finishMigration, refuseCommandOnLambda } from './finish';
 import { freezeSource } from './freeze';

@@ -1,8 +1,8 @@
 import type { Client } from 'pg';
-import { resolvePassword } from '../../core/connection';
-import type { FreezeResult, MigrateDatabasePlan, MigratePlan } from '../../core/contracts';
-import { errorMessage } from '../../core/errors';
-import { connectPg, quoteIdent } from '../../core/postgres';
+import { resolvePassword } from '../../../core/connection';
+import type { FreezeResult, MigrateDatabasePlan, MigratePlan } from '../../../core/contracts';
+import { errorMessage } from '../../../core/errors';
+import { connectPg, quoteIdent } from '../../../core/postgres';
 
 const SETTING = 'default_transaction_read_only';
 

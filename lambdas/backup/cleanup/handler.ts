@@ -1,6 +1,6 @@
-import { BackupStateSchema, CaughtErrorSchema, parsePayload } from '../../core/contracts';
-import { createLogger } from '../../core/logging';
-import { openStore } from '../../core/store';
+import { BackupStateSchema, CaughtErrorSchema, parsePayload } from '../../../core/contracts';
+import { createLogger } from '../../../core/logging';
+import { openStore } from '../../../core/store';
 import { cleanupBackup } from './cleanup';
 
 const logger = createLogger('pgferry-cleanup');

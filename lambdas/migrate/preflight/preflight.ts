@@ -1,6 +1,6 @@
 import type { Client } from 'pg';
-import { backupCatalogName, checkNameBelongsToServer } from '../../core/catalog-name';
-import { describeConnection, resolvePassword } from '../../core/connection';
+import { backupCatalogName, checkNameBelongsToServer } from '../../../core/catalog-name';
+import { describeConnection, resolvePassword } from '../../../core/connection';
 import {
   type Connection,
   type DatabaseLocale,
@@ -11,12 +11,12 @@ import {
   MigrateReportSchema,
   type MigrateRequest,
   SCHEMA_VERSION,
-} from '../../core/contracts';
-import { currentDeployment, type Deployment } from '../../core/deployment';
-import { PgferryError } from '../../core/errors';
-import { describeIncompleteDatabase, readIncompleteMark } from '../../core/incomplete-database';
-import { allowedLogin, checkCutoverServices, checkFiledUnder } from '../../core/login-policy';
-import { connectPg, serverInfo, systemIdentifier } from '../../core/postgres';
+} from '../../../core/contracts';
+import { currentDeployment, type Deployment } from '../../../core/deployment';
+import { PgferryError } from '../../../core/errors';
+import { describeIncompleteDatabase, readIncompleteMark } from '../../../core/incomplete-database';
+import { allowedLogin, checkCutoverServices, checkFiledUnder } from '../../../core/login-policy';
+import { connectPg, serverInfo, systemIdentifier } from '../../../core/postgres';
 import {
   describeLocale,
   missingForObjects,
@@ -25,12 +25,12 @@ import {
   readCollationRequirements,
   readDatabaseLocale,
   readLz4Columns,
-} from '../../core/requirements';
-import { chooseToastCompression } from '../../core/restore-session';
-import type { BackupStore } from '../../core/store';
-import { databaseSegment, MIGRATE_REPORT_FILE, newBackupId } from '../../core/store-keys';
-import { chooseDumpStrategy, defaultJobs, taskCores } from '../../core/strategy';
-import { dumpTaskSize, restoreTaskSize } from '../../core/task-size';
+} from '../../../core/requirements';
+import { chooseToastCompression } from '../../../core/restore-session';
+import type { BackupStore } from '../../../core/store';
+import { databaseSegment, MIGRATE_REPORT_FILE, newBackupId } from '../../../core/store-keys';
+import { chooseDumpStrategy, defaultJobs, taskCores } from '../../../core/strategy';
+import { dumpTaskSize, restoreTaskSize } from '../../../core/task-size';
 
 export interface MigratePreflightDeps {
   openStore: (url: string) => BackupStore;

@@ -1,8 +1,8 @@
-import { MigrateRequestSchema, type MigrateState, parsePayload } from '../../core/contracts';
-import { storeJob } from '../../core/jobs';
-import { createLogger } from '../../core/logging';
-import { openStore } from '../../core/store';
-import { jobKey } from '../../core/store-keys';
+import { MigrateRequestSchema, type MigrateState, parsePayload } from '../../../core/contracts';
+import { storeJob } from '../../../core/jobs';
+import { createLogger } from '../../../core/logging';
+import { openStore } from '../../../core/store';
+import { jobKey } from '../../../core/store-keys';
 import { preflightMigrate } from './preflight';
 
 const logger = createLogger('pgferry-migrate-preflight');

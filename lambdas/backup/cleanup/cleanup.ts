@@ -1,7 +1,7 @@
-import { type BackupPlan, type CaughtError, DumpResultSchema } from '../../core/contracts';
-import { releaseLease } from '../../core/lease';
-import type { BackupStore } from '../../core/store';
-import { backupPrefix, dumpResultKey } from '../../core/store-keys';
+import { type BackupPlan, type CaughtError, DumpResultSchema } from '../../../core/contracts';
+import { releaseLease } from '../../../core/lease';
+import type { BackupStore } from '../../../core/store';
+import { backupPrefix, dumpResultKey } from '../../../core/store-keys';
 
 export interface CleanupDeps {
   openStore: (url: string) => BackupStore;
