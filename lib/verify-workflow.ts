@@ -1,0 +1,32 @@
+import type { Construct } from 'constructs';
+import { VERIFY_STATES } from '../core/workflows';
+import { PgToolsWorkflow } from './pg-tools-workflow';
+import type { WorkflowProps } from './state-machine';
+
+/**
+ * The verify workflow: VerifyPreflight → Verify (the task restores the backup into a throwaway
+ * server of its own and checks it) → VerifyRecord.
+ */
+export class VerifyWorkflow extends PgToolsWorkflow {
+  constructor(scope: Construct, id: string, props: WorkflowProps) {
+    super(scope, id, props, {
+      comment: 'pgferry verify: restores a backup into a throwaway server in the task and checks it',
+      states: {
+        preflight: VERIFY_STATES.preflight,
+        task: VERIFY_STATES.verify,
+        record: VERIFY_STATES.record,
+      },
+      action: 'verify',
+      preflight: {
+        folder: 'verify/preflight',
+        name: 'verify-preflight',
+        description: 'pgferry: resolves the backup to verify',
+      },
+      record: {
+        folder: 'verify/record',
+        name: 'verify-record',
+        description: "pgferry: reads a verification's report",
+      },
+    });
+  }
+}
