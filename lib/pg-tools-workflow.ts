@@ -10,7 +10,6 @@ import {
   type Workflow,
   type WorkflowProps,
 } from './state-machine';
-import type { WorkflowFunctionSpec } from './workflow-functions';
 
 /** What makes a Preflight → pg-tools task → Record workflow restore or verify. */
 export interface PgToolsWorkflowSpec {
@@ -18,18 +17,26 @@ export interface PgToolsWorkflowSpec {
   readonly comment: string;
   /** The state names (the local executor binds its handlers by them). */
   readonly states: { readonly preflight: string; readonly task: string; readonly record: string };
-  /** The pg-tools action the task runs (`PGFERRY_ACTION`). */
-  readonly action: 'restore' | 'verify';
   /**
-   * Validates the input, plans and stores the plan: returns the state (`RestoreState`,
-   * `VerifyState`). Its construct id is `<Workflow>Preflight`.
+   * The workflow: the pg-tools action the task runs (`PGFERRY_ACTION`), and the folder of its
+   * handlers (`lambdas/<workflow>/preflight`, `…/record`).
    */
-  readonly preflight: Omit<WorkflowFunctionSpec, 'timeout'>;
+  readonly workflow: 'restore' | 'verify';
   /**
-   * Reads the report the task stored; returns the run in brief, naming the report, as the
-   * execution's output. Its construct id is `<Workflow>Record`.
+   * What preflight does, for the console. It validates the input, plans and stores the plan, and
+   * returns the state (`RestoreState`, `VerifyState`).
    */
-  readonly record: Omit<WorkflowFunctionSpec, 'timeout'>;
+  readonly preflightDescription: string;
+  /**
+   * Whether preflight connects to databases (`WorkflowFunctionSpec.connectsToDatabases`).
+   * @default false
+   */
+  readonly preflightConnectsToDatabases?: boolean;
+  /**
+   * What Record does, for the console. It reads the report the task stored and returns the run
+   * in brief, naming the report, as the execution's output.
+   */
+  readonly recordDescription: string;
   /**
    * The backup workflow, run (as a nested execution) before the task when the state has a
    * `safetyBackupRequest`: restores in `clean` mode back up their target first.
@@ -58,11 +65,20 @@ export abstract class PgToolsWorkflow extends Construct implements Workflow {
     private readonly spec: PgToolsWorkflowSpec,
   ) {
     super(scope, id);
+    // Construct ids `RestorePreflight`, `VerifyRecord`…; log services `pgferry-restore-preflight`….
     this.preflight = props.functions.add(`${id}Preflight`, {
-      ...spec.preflight,
+      folder: `${spec.workflow}/preflight`,
+      name: `${spec.workflow}-preflight`,
+      description: spec.preflightDescription,
+      connectsToDatabases: spec.preflightConnectsToDatabases,
       timeout: Duration.minutes(2),
     });
-    this.record = props.functions.add(`${id}Record`, { ...spec.record, timeout: Duration.minutes(2) });
+    this.record = props.functions.add(`${id}Record`, {
+      folder: `${spec.workflow}/record`,
+      name: `${spec.workflow}-record`,
+      description: spec.recordDescription,
+      timeout: Duration.minutes(2),
+    });
     this.handlers = [this.preflight, this.record];
     props.store.grantReadBackups(this.preflight);
     props.store.grantWriteBackups(this.preflight);
@@ -109,7 +125,7 @@ export abstract class PgToolsWorkflow extends Construct implements Workflow {
     return this.props.pgTools.runTaskState(
       this,
       this.spec.states.task,
-      this.spec.action,
+      this.spec.workflow,
       this.props.taskTimeout ?? DEFAULT_TASK_TIMEOUT,
     );
   }

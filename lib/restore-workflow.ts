@@ -25,18 +25,10 @@ export class RestoreWorkflow extends PgToolsWorkflow {
         task: RESTORE_STATES.restore,
         record: RESTORE_STATES.record,
       },
-      action: 'restore',
-      preflight: {
-        folder: 'restore/preflight',
-        name: 'restore-preflight',
-        description: 'pgferry: resolves a backup and checks the restore target',
-        connectsToDatabases: true,
-      },
-      record: {
-        folder: 'restore/record',
-        name: 'restore-record',
-        description: "pgferry: reads a restore's report",
-      },
+      workflow: 'restore',
+      preflightDescription: 'pgferry: resolves a backup and checks the restore target',
+      preflightConnectsToDatabases: true,
+      recordDescription: "pgferry: reads a restore's report",
       safetyBackup: { stateName: RESTORE_STATES.safetyBackup, stateMachine: props.backup },
     });
     props.store.grantWriteBackups(this.record);

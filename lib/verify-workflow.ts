@@ -16,17 +16,9 @@ export class VerifyWorkflow extends PgToolsWorkflow {
         task: VERIFY_STATES.verify,
         record: VERIFY_STATES.record,
       },
-      action: 'verify',
-      preflight: {
-        folder: 'verify/preflight',
-        name: 'verify-preflight',
-        description: 'pgferry: resolves the backup to verify',
-      },
-      record: {
-        folder: 'verify/record',
-        name: 'verify-record',
-        description: "pgferry: reads a verification's report",
-      },
+      workflow: 'verify',
+      preflightDescription: 'pgferry: resolves the backup to verify',
+      recordDescription: "pgferry: reads a verification's report",
     });
   }
 }

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { completeBackup } from '../../../core/complete-backup';
 import {
   CaughtErrorSchema,
   MigratePlanSchema,
@@ -14,6 +13,7 @@ import { openStore } from '../../../core/store';
 import { secretsManagerApi, updateCutoverSecret } from './cutover-secret';
 import { cleanupMigration, finishMigration, refuseCommandOnLambda } from './finish';
 import { freezeSource } from './freeze';
+import { recordMigration } from './record';
 
 const logger = createLogger('pgferry-migrate-steps');
 /** PGFERRY_RETENTION, read once: the archived backups are tagged like any other. */
@@ -41,15 +41,12 @@ export async function handler(event: unknown) {
       logger.info('froze the source', { migrateId: plan.migrateId, ...result });
       return result;
     }
-    case 'record': {
-      const backupIds: string[] = [];
-      for (const db of plan.databases) {
-        const { manifest, warnings } = await completeBackup(db.backup, { openStore, retention });
-        for (const warning of warnings) logger.warn(warning, { backupId: manifest.id });
-        backupIds.push(manifest.id);
-      }
-      return { backupIds, recordedAt: new Date().toISOString() };
-    }
+    case 'record':
+      return recordMigration(plan, {
+        openStore,
+        retention,
+        onWarning: (backupId, warning) => logger.warn(warning, { backupId }),
+      });
     case 'updateSecret': {
       const result = await updateCutoverSecret(plan, await secretsManagerApi());
       logger.info('pointed the cutover secret at the target', { migrateId: plan.migrateId, ...result });

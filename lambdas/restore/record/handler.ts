@@ -1,20 +1,7 @@
-import {
-  type Connection,
-  parsePayload,
-  type RestoreOutcome,
-  type RestorePlan,
-  RestorePlanSchema,
-  type RestoreReport,
-  RestoreReportSchema,
-  RestoreStateSchema,
-} from '../../../core/contracts';
-import { errorMessage, PgferryError } from '../../../core/errors';
-import { loadJob } from '../../../core/jobs';
+import { parsePayload, type RestoreOutcome, RestoreStateSchema } from '../../../core/contracts';
 import { createLogger } from '../../../core/logging';
-import { restoreOutcome } from '../../../core/outcomes';
-import { type BackupStore, openStore } from '../../../core/store';
-import { restoreReportKey } from '../../../core/store-keys';
-import { reportOrFailure } from '../../../core/task-report';
+import { openStore } from '../../../core/store';
+import { recordRestore } from './record';
 
 const logger = createLogger('pgferry-restore-record');
 
@@ -26,80 +13,7 @@ const logger = createLogger('pgferry-restore-record');
  */
 export async function handler(event: unknown): Promise<RestoreOutcome> {
   const state = parsePayload(RestoreStateSchema, event, 'restore state');
-  const store = openStore(state.job.store);
-  const key = restoreReportKey(state.database, state.backupId, state.restoreId);
-  const safetyBackupId = state.safetyBackup?.backupId;
-  // The runner could not know the safety backup's id: record it in the stored report too.
-  const recorded = safetyBackupId ? await recordSafetyBackup(store, key, safetyBackupId) : undefined;
-  let report: RestoreReport;
-  try {
-    report = await reportOrFailure(store, key, RestoreReportSchema, 'restore', state.error);
-  } catch (err) {
-    if (!safetyBackupId) throw err;
-    const plan = await loadJob(openStore, state.job, 'restore', RestorePlanSchema).catch(() => undefined);
-    throw new PgferryError(
-      err instanceof PgferryError ? err.code : 'RestoreFailed',
-      `${errorMessage(err)}; ${safetyBackupAdvice(safetyBackupId, plan, recorded)}`,
-      { cause: err },
-    );
-  }
+  const { report, outcome } = await recordRestore(state, { openStore });
   logger.info('restored', { restoreId: report.restoreId, backupId: report.backupId });
-  return restoreOutcome(report, { store: store.url, key });
-}
-
-/** Puts the safety backup's id into the stored report (passed or failed); the report, if any. */
-async function recordSafetyBackup(
-  store: BackupStore,
-  key: string,
-  safetyBackupId: string,
-): Promise<RestoreReport | undefined> {
-  const parsed = RestoreReportSchema.safeParse(await store.getJson(key));
-  if (!parsed.success) return undefined;
-  const report = { ...parsed.data, safetyBackupId };
-  await store.putJson(key, report);
-  return report;
-}
-
-/**
- * What a failed clean restore's user needs: which safety backup holds the target's previous
- * state and, when the target may have been changed, the command that restores it — not the
- * command that just failed, which would fail the same way (and back up the damaged target again).
- */
-function safetyBackupAdvice(
-  safetyBackupId: string,
-  plan: RestorePlan | undefined,
-  report: RestoreReport | undefined,
-): string {
-  if (report && report.timings.pgRestore === undefined) {
-    return `the target was not changed (its safety backup ${safetyBackupId} was taken before)`;
-  }
-  const command = plan
-    ? `: ${restoreCommand(plan.request.store, plan.safetyBackup?.name ?? plan.request.target.database, plan.request.target, safetyBackupId)}`
-    : ' (pgferry restore --backup <that id> --mode clean --force --no-safety-backup)';
-  return (
-    `the target's previous state is in the safety backup ${safetyBackupId}, taken before the restore began; ` +
-    `put it back with${command}`
-  );
-}
-
-/**
- * `pgferry restore` of `backupId`, filed under `name`, over `target` (no password: that comes from
- * PGPASSWORD or ~/.pgpass).
- */
-export function restoreCommand(store: string, name: string, target: Connection, backupId: string): string {
-  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
-  const query = target.sslmode === 'prefer' ? '' : `?sslmode=${target.sslmode}`;
-  const url = `postgres://${encodeURIComponent(target.user)}@${host}:${target.port}/${encodeURIComponent(target.database)}${query}`;
-  return [
-    'pgferry restore',
-    `--store ${shellWord(store)}`,
-    `--database ${shellWord(name)}`,
-    `--backup ${backupId}`,
-    `--target ${shellWord(url)}`,
-    '--mode clean --force --no-safety-backup',
-  ].join(' ');
-}
-
-function shellWord(value: string): string {
-  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
+  return outcome;
 }

@@ -1,18 +1,9 @@
-import { requestedName } from '../../../core/catalog-name';
-import {
-  parseExecutionInput,
-  SCHEMA_VERSION,
-  VerifyRequestSchema,
-  type VerifyState,
-} from '../../../core/contracts';
-import { currentDeployment } from '../../../core/deployment';
+import { parseExecutionInput, VerifyRequestSchema, type VerifyState } from '../../../core/contracts';
 import { storeJob } from '../../../core/jobs';
 import { createLogger } from '../../../core/logging';
-import { checkObjectsPresent, resolveBackup } from '../../../core/resolve-backup';
 import { openStore } from '../../../core/store';
-import { catalogNameOf, jobKey, newBackupId } from '../../../core/store-keys';
-import { defaultJobs } from '../../../core/strategy';
-import { checkRestoreDisk, restoreDiskUse, restoreTaskSize } from '../../../core/task-size';
+import { catalogNameOf, jobKey } from '../../../core/store-keys';
+import { preflightVerify } from './preflight';
 
 const logger = createLogger('pgferry-verify-preflight');
 
@@ -23,27 +14,10 @@ const logger = createLogger('pgferry-verify-preflight');
  */
 export async function handler(event: unknown): Promise<VerifyState> {
   const request = parseExecutionInput(VerifyRequestSchema, event, 'verify request');
-  const store = openStore(request.store);
-  const manifest = await resolveBackup(store, request.backup, requestedName(request));
-  await checkObjectsPresent(store, manifest);
-  const diskUse = restoreDiskUse(manifest);
-  await checkRestoreDisk(
-    { id: manifest.id, use: diskUse, withLocalServer: true },
-    currentDeployment(),
-    process.env,
-  );
-  const now = new Date();
-  const plan = {
-    schemaVersion: SCHEMA_VERSION,
-    verifyId: newBackupId(now),
-    request,
-    manifest,
-    jobs: request.jobs ?? defaultJobs(),
-    taskSize: restoreTaskSize(diskUse, true),
-    startedAt: now.toISOString(),
-  } as const;
+  const plan = await preflightVerify(request, { openStore, env: process.env });
+  const { manifest } = plan;
   const job = await storeJob(
-    store,
+    openStore(request.store),
     jobKey('verify', catalogNameOf(manifest), manifest.id, plan.verifyId),
     'verify',
     plan,

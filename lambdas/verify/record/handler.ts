@@ -1,14 +1,7 @@
-import {
-  parsePayload,
-  type VerifyOutcome,
-  VerifyReportSchema,
-  VerifyStateSchema,
-} from '../../../core/contracts';
+import { parsePayload, type VerifyOutcome, VerifyStateSchema } from '../../../core/contracts';
 import { createLogger } from '../../../core/logging';
-import { verifyOutcome } from '../../../core/outcomes';
 import { openStore } from '../../../core/store';
-import { verifyReportKey } from '../../../core/store-keys';
-import { reportOrFailure } from '../../../core/task-report';
+import { recordVerification } from './record';
 
 const logger = createLogger('pgferry-verify-record');
 
@@ -18,13 +11,11 @@ const logger = createLogger('pgferry-verify-record');
  */
 export async function handler(event: unknown): Promise<VerifyOutcome> {
   const state = parsePayload(VerifyStateSchema, event, 'verify state');
-  const store = openStore(state.job.store);
-  const key = verifyReportKey(state.database, state.backupId, state.verifyId);
-  const report = await reportOrFailure(store, key, VerifyReportSchema, 'verification', state.error);
+  const { report, outcome } = await recordVerification(state, { openStore });
   logger.info('verified', {
     verifyId: report.verifyId,
     backupId: report.backupId,
     restoreSeconds: report.restoreSeconds,
   });
-  return verifyOutcome(report, { store: store.url, key });
+  return outcome;
 }
