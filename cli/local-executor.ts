@@ -72,9 +72,9 @@ type LocalHandler = (input: unknown) => Promise<unknown>;
 export async function runBackupWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
   // Loaded here, after the CLI has configured logging, so the handlers see that configuration.
   const [preflight, record, cleanup] = await Promise.all([
-    import('../lambdas/preflight/handler'),
-    import('../lambdas/record/handler'),
-    import('../lambdas/cleanup/handler'),
+    import('../lambdas/backup/preflight/handler'),
+    import('../lambdas/backup/record/handler'),
+    import('../lambdas/backup/cleanup/handler'),
   ]);
   return runWorkflow('backup', input, options, {
     [BACKUP_STATES.preflight]: preflight.handler,
@@ -87,8 +87,8 @@ export async function runBackupWorkflow(input: unknown, options: LocalRunOptions
 /** Runs the restore workflow locally; resolves with its output (a `RestoreOutcome`, naming the report). */
 export async function runRestoreWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
   const [preflight, record] = await Promise.all([
-    import('../lambdas/restore-preflight/handler'),
-    import('../lambdas/restore-record/handler'),
+    import('../lambdas/restore/preflight/handler'),
+    import('../lambdas/restore/record/handler'),
   ]);
   return runWorkflow('restore', input, options, {
     [RESTORE_STATES.preflight]: preflight.handler,
@@ -101,8 +101,8 @@ export async function runRestoreWorkflow(input: unknown, options: LocalRunOption
 /** Runs the verify workflow locally; resolves with its output (a `VerifyOutcome`, naming the report). */
 export async function runVerifyWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
   const [preflight, record] = await Promise.all([
-    import('../lambdas/verify-preflight/handler'),
-    import('../lambdas/verify-record/handler'),
+    import('../lambdas/verify/preflight/handler'),
+    import('../lambdas/verify/record/handler'),
   ]);
   return runWorkflow('verify', input, options, {
     [VERIFY_STATES.preflight]: preflight.handler,
@@ -129,8 +129,8 @@ async function awsOnly(): Promise<never> {
 /** Runs the migrate workflow locally; resolves with its output (a `MigrateOutcome`, naming the report). */
 export async function runMigrateWorkflow(input: unknown, options: MigrateRunOptions = {}): Promise<unknown> {
   const [preflight, steps] = await Promise.all([
-    import('../lambdas/migrate-preflight/handler'),
-    import('../lambdas/migrate-steps/handler'),
+    import('../lambdas/migrate/preflight/handler'),
+    import('../lambdas/migrate/steps/handler'),
   ]);
   return runWorkflow('migrate', input, options, {
     [MIGRATE_STATES.preflight]: async (event) => {

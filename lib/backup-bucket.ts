@@ -226,9 +226,8 @@ export class BackupBucket extends Construct {
    * retention, no delete.
    */
   grantWriteBackups(grantee: iam.IGrantable): iam.Grant {
-    const grant = this.bucket.grants.actionsOnObjectKeys(
+    const grant = this.grantObjectActions(
       grantee,
-      OBJECTS,
       's3:PutObject',
       's3:AbortMultipartUpload',
       // A new object's data key; Decrypt completes multipart uploads.
@@ -236,7 +235,6 @@ export class BackupBucket extends Construct {
       'kms:Decrypt',
     );
     this.allowKey(grantee, 'encrypt');
-    this.acknowledgeGrant(grantee, {});
     return grant;
   }
 
@@ -245,9 +243,7 @@ export class BackupBucket extends Construct {
    * set decide what the lifecycle rules delete (`pgferry-tier=expired`).
    */
   grantTagBackups(grantee: iam.IGrantable): iam.Grant {
-    const grant = this.bucket.grants.actionsOnObjectKeys(grantee, OBJECTS, 's3:PutObjectTagging');
-    this.acknowledgeGrant(grantee, {});
-    return grant;
+    return this.grantObjectActions(grantee, 's3:PutObjectTagging');
   }
 
   /**
@@ -256,12 +252,12 @@ export class BackupBucket extends Construct {
    * version.
    */
   grantDeleteBackups(grantee: iam.IGrantable): iam.Grant {
-    const grant = this.bucket.grants.actionsOnObjectKeys(
-      grantee,
-      OBJECTS,
-      's3:DeleteObject',
-      's3:AbortMultipartUpload',
-    );
+    return this.grantObjectActions(grantee, 's3:DeleteObject', 's3:AbortMultipartUpload');
+  }
+
+  /** Lets `grantee` do `actions` on backup objects (the key's side is the caller's). */
+  private grantObjectActions(grantee: iam.IGrantable, ...actions: string[]): iam.Grant {
+    const grant = this.bucket.grants.actionsOnObjectKeys(grantee, OBJECTS, ...actions);
     this.acknowledgeGrant(grantee, {});
     return grant;
   }

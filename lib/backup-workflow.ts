@@ -1,42 +1,74 @@
 import { Duration } from 'aws-cdk-lib';
+import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import type * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { RETRYABLE_ERRORS } from '../core/errors';
 import { BACKUP_STATES } from '../core/workflows';
-import type { PgToolsTask } from './pg-tools-task';
-import { LAMBDA_THROTTLING_RETRY } from './retries';
-import { pgferryStateMachine } from './state-machine';
-import type { WorkflowFunctions } from './workflow-functions';
+import { lambdaStep } from './lambda-step';
+import {
+  DEFAULT_TASK_TIMEOUT,
+  pgferryStateMachine,
+  type Workflow,
+  type WorkflowProps,
+} from './state-machine';
 
-export interface BackupWorkflowProps {
-  readonly functions: WorkflowFunctions;
-  readonly pgTools: PgToolsTask;
-  /**
-   * Longest a dump may run before it is stopped and cleaned up.
-   * @default 12 hours
-   */
-  readonly dumpTimeout?: Duration;
-}
+/** The store's transient errors, retried by the steps that write after the dump. */
+const storeRetry = (maxAttempts: number): sfn.RetryProps => ({
+  errors: [...RETRYABLE_ERRORS],
+  interval: Duration.seconds(2),
+  backoffRate: 2,
+  maxAttempts,
+});
 
 /**
- * The backup state machine: Preflight → Dump → Record, and on any failure after preflight,
+ * The backup workflow: Preflight → Dump → Record, and on any failure after preflight,
  * Cleanup → BackupFailed. The same definition runs on AWS and, through the CLI, locally.
  */
-export class BackupWorkflow extends Construct {
+export class BackupWorkflow extends Construct implements Workflow {
   readonly stateMachine: sfn.StateMachine;
+  /** Checks source and store, plans the dump (`lambdas/backup/preflight`). */
+  readonly preflight: nodejs.NodejsFunction;
+  /** Verifies the dump, writes its manifest, tags retention tiers (`lambdas/backup/record`). */
+  readonly record: nodejs.NodejsFunction;
+  /** Removes a failed attempt's objects (`lambdas/backup/cleanup`). */
+  readonly cleanup: nodejs.NodejsFunction;
+  readonly handlers: readonly nodejs.NodejsFunction[];
 
   constructor(
     scope: Construct,
     id: string,
-    private readonly props: BackupWorkflowProps,
+    private readonly props: WorkflowProps,
   ) {
     super(scope, id);
+    const { functions } = props;
+    this.preflight = functions.add('Preflight', {
+      folder: 'backup/preflight',
+      name: 'preflight',
+      description: 'pgferry: checks source and store, plans a backup',
+      timeout: Duration.minutes(2),
+      connectsToDatabases: true,
+    });
+    this.record = functions.add('Record', {
+      folder: 'backup/record',
+      name: 'record',
+      description: 'pgferry: verifies a dump, writes its manifest, tags retention tiers',
+      timeout: Duration.minutes(5),
+      environment: functions.retentionEnvironment,
+    });
+    this.cleanup = functions.add('Cleanup', {
+      folder: 'backup/cleanup',
+      name: 'cleanup',
+      description: "pgferry: removes a failed backup's objects",
+      timeout: Duration.minutes(5),
+    });
+    this.handlers = [this.preflight, this.record, this.cleanup];
+    this.grantStore();
+
     const failed = this.buildCleanup();
     const definition = this.buildPreflight()
       .next(this.buildDump().addCatch(failed, { resultPath: '$.error' }))
       .next(this.buildRecord().addCatch(failed, { resultPath: '$.error' }));
-
     this.stateMachine = pgferryStateMachine(
       this,
       'pgferry backup: pg_dump of one database into the store, recorded by a manifest',
@@ -45,23 +77,36 @@ export class BackupWorkflow extends Construct {
   }
 
   /**
+   * The functions' access to the store: all three read and write (the database's lease, the
+   * manifest); only record tags (the retention tiers the lifecycle rules act on); preflight
+   * deletes its write probe and stale leases, cleanup a failed attempt's objects. Record cannot
+   * delete.
+   */
+  private grantStore(): void {
+    const { store } = this.props;
+    for (const fn of this.handlers) {
+      store.grantReadBackups(fn);
+      store.grantWriteBackups(fn);
+    }
+    store.grantTagBackups(this.record);
+    store.grantDeleteBackups(this.preflight);
+    store.grantDeleteBackups(this.cleanup);
+  }
+
+  /**
    * Validates the input, checks source and store, plans the dump and stores the plan (the job).
    * Output: the job's reference, the backup's ids and the task's size (`BackupState`). It is
    * given the execution's id, so that a retry of it gets its own lease back.
    */
   private buildPreflight(): tasks.LambdaInvoke {
-    const preflight = new tasks.LambdaInvoke(this, BACKUP_STATES.preflight, {
-      lambdaFunction: this.props.functions.preflight,
+    return lambdaStep(this, BACKUP_STATES.preflight, {
+      fn: this.preflight,
       payload: sfn.TaskInput.fromObject({
         request: sfn.JsonPath.entirePayload,
         executionId: sfn.JsonPath.executionId,
       }),
-      payloadResponseOnly: true,
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
-      retryOnServiceExceptions: true,
+      timeout: Duration.minutes(2),
     });
-    preflight.addRetry(LAMBDA_THROTTLING_RETRY);
-    return preflight;
   }
 
   /** Runs the pg-tools container on the job; the result reaches Record through the store. */
@@ -70,7 +115,7 @@ export class BackupWorkflow extends Construct {
       this,
       BACKUP_STATES.dump,
       'dump',
-      this.props.dumpTimeout ?? Duration.hours(12),
+      this.props.taskTimeout ?? DEFAULT_TASK_TIMEOUT,
     );
   }
 
@@ -79,37 +124,20 @@ export class BackupWorkflow extends Construct {
    * (the execution's): the backup in brief, naming its manifest (`BackupOutcome`).
    */
   private buildRecord(): tasks.LambdaInvoke {
-    const record = new tasks.LambdaInvoke(this, BACKUP_STATES.record, {
-      lambdaFunction: this.props.functions.record,
-      payloadResponseOnly: true,
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(5)),
-      retryOnServiceExceptions: true,
+    return lambdaStep(this, BACKUP_STATES.record, {
+      fn: this.record,
+      timeout: Duration.minutes(5),
+      retries: [storeRetry(4)],
     });
-    record.addRetry(LAMBDA_THROTTLING_RETRY);
-    record.addRetry({
-      errors: [...RETRYABLE_ERRORS],
-      interval: Duration.seconds(2),
-      backoffRate: 2,
-      maxAttempts: 4,
-    });
-    return record;
   }
 
   /** Removes what the failed attempt wrote, then fails the execution with the first error. */
   private buildCleanup(): tasks.LambdaInvoke {
-    const cleanup = new tasks.LambdaInvoke(this, BACKUP_STATES.cleanup, {
-      lambdaFunction: this.props.functions.cleanup,
-      payloadResponseOnly: true,
+    const cleanup = lambdaStep(this, BACKUP_STATES.cleanup, {
+      fn: this.cleanup,
       resultPath: '$.cleanup',
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(5)),
-      retryOnServiceExceptions: true,
-    });
-    cleanup.addRetry(LAMBDA_THROTTLING_RETRY);
-    cleanup.addRetry({
-      errors: [...RETRYABLE_ERRORS],
-      interval: Duration.seconds(2),
-      backoffRate: 2,
-      maxAttempts: 6,
+      timeout: Duration.minutes(5),
+      retries: [storeRetry(6)],
     });
     cleanup.next(
       new sfn.Fail(this, BACKUP_STATES.failed, {

@@ -1,30 +1,26 @@
 import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import type { CutoverEcsService } from '../core/bindings';
 import { MIGRATE_STATES } from '../core/workflows';
-import type { PgToolsTask } from './pg-tools-task';
-import { LAMBDA_THROTTLING_RETRY } from './retries';
-import { pgferryStateMachine } from './state-machine';
+import { lambdaStep } from './lambda-step';
+import { acknowledgeWildcards, wildcardResource } from './nag';
+import {
+  DEFAULT_TASK_TIMEOUT,
+  pgferryStateMachine,
+  type Workflow,
+  type WorkflowProps,
+} from './state-machine';
 
-export interface MigrateWorkflowProps {
-  /** Checks both servers and plans (`lambdas/migrate-preflight`). */
-  readonly preflightFunction: lambda.IFunction;
-  /** Freeze, record, the cutover secret, finish and cleanup (`lambdas/migrate-steps`). */
-  readonly stepsFunction: lambda.IFunction;
-  readonly pgTools: PgToolsTask;
+export interface MigrateWorkflowProps extends WorkflowProps {
   /**
    * The ECS services a cutover may scale (`ecs:UpdateService`): the configured targets'.
    * @default none (a cutover that names services fails at its first ScaleDown)
    */
   readonly cutoverServices?: readonly CutoverEcsService[];
-  /**
-   * Longest the migration task may run.
-   * @default 12 hours
-   */
-  readonly taskTimeout?: Duration;
 }
 
 /** The tag (value `true`) a secret needs before a migration's cutover may read and rewrite it. */
@@ -49,8 +45,13 @@ type Step = 'freeze' | 'record' | 'updateSecret' | 'finish' | 'cleanup' | 'cutov
  * unfreezes the source and removes the incomplete backups — then scales the services back up and
  * fails the execution.
  */
-export class MigrateWorkflow extends Construct {
+export class MigrateWorkflow extends Construct implements Workflow {
   readonly stateMachine: sfn.StateMachine;
+  /** Checks both servers and plans (`lambdas/migrate/preflight`). */
+  readonly preflight: nodejs.NodejsFunction;
+  /** Freeze, record, the cutover secret, finish and cleanup (`lambdas/migrate/steps`). */
+  readonly steps: nodejs.NodejsFunction;
+  readonly handlers: readonly nodejs.NodejsFunction[];
   /**
    * The secrets the cutover may read and write (named by the execution input, so all of the
    * account's): granted to the steps function, which updates the secret so that its value never
@@ -77,6 +78,25 @@ export class MigrateWorkflow extends Construct {
     this.cutoverServiceArns = services.map(({ cluster, service }) =>
       stack.formatArn({ service: 'ecs', resource: 'service', resourceName: `${cluster}/${service}` }),
     );
+    this.preflight = props.functions.add('MigratePreflight', {
+      folder: 'migrate/preflight',
+      name: 'migrate-preflight',
+      description: 'pgferry: checks the source and target of a migration and plans it',
+      timeout: Duration.minutes(5),
+      connectsToDatabases: true,
+    });
+    this.steps = props.functions.add('MigrateSteps', {
+      folder: 'migrate/steps',
+      name: 'migrate-steps',
+      description: "pgferry: a migration's freeze, record, finish and cleanup",
+      timeout: Duration.minutes(15),
+      connectsToDatabases: true,
+      // Its record step tags the archived backups' tiers like the backup's record step.
+      environment: props.functions.retentionEnvironment,
+    });
+    this.handlers = [this.preflight, this.steps];
+    this.grantStore();
+
     const failed = this.buildFailurePath();
     const catching = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
       state.addCatch(failed, { resultPath: '$.error' });
@@ -135,6 +155,36 @@ export class MigrateWorkflow extends Construct {
       'pgferry migrate: one database (or all) to another server or major, archived, verified and reported',
       definition,
     );
+    this.grantCutoverSecrets();
+  }
+
+  /**
+   * Both functions read, write and delete in the store (the steps function writes manifests and
+   * removes a failed migration's incomplete backups); the steps function tags their retention
+   * tiers.
+   */
+  private grantStore(): void {
+    const { store } = this.props;
+    for (const fn of this.handlers) {
+      store.grantReadBackups(fn);
+      store.grantWriteBackups(fn);
+      store.grantDeleteBackups(fn);
+    }
+    store.grantTagBackups(this.steps);
+  }
+
+  /** The steps function reads and rewrites the cutover secrets: only those tagged for it. */
+  private grantCutoverSecrets(): void {
+    iam.Grant.addToPrincipal({
+      grantee: this.steps,
+      actions: ['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'],
+      resourceArns: [this.cutoverSecrets],
+      conditions: { StringEquals: { [`secretsmanager:ResourceTag/${CUTOVER_SECRET_TAG}`]: 'true' } },
+    });
+    acknowledgeWildcards(this.steps, {
+      [wildcardResource(this, this.cutoverSecrets)]:
+        `the cutover secret is named by the execution input (cutover.secretArn); only Get/PutSecretValue, only on secrets tagged ${CUTOVER_SECRET_TAG}=true`,
+    });
   }
 
   private booleanTrue(path: string): sfn.Condition {
@@ -147,28 +197,17 @@ export class MigrateWorkflow extends Construct {
   }
 
   private buildPreflight(): tasks.LambdaInvoke {
-    const preflight = new tasks.LambdaInvoke(this, MIGRATE_STATES.preflight, {
-      lambdaFunction: this.props.preflightFunction,
-      payloadResponseOnly: true,
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(5)),
-      retryOnServiceExceptions: true,
-    });
-    preflight.addRetry(LAMBDA_THROTTLING_RETRY);
-    return preflight;
+    return lambdaStep(this, MIGRATE_STATES.preflight, { fn: this.preflight, timeout: Duration.minutes(5) });
   }
 
-  /** A step of `lambdas/migrate-steps`, given the whole state; its result goes to `resultPath`. */
+  /** A step of `lambdas/migrate/steps`, given the whole state; its result goes to `resultPath`. */
   private buildStep(id: string, step: Step, resultPath?: string): tasks.LambdaInvoke {
-    const invoke = new tasks.LambdaInvoke(this, id, {
-      lambdaFunction: this.props.stepsFunction,
-      payloadResponseOnly: true,
+    return lambdaStep(this, id, {
+      fn: this.steps,
       payload: sfn.TaskInput.fromObject({ step, state: sfn.JsonPath.objectAt('$') }),
       resultPath,
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(step === 'cutoverCommand' ? 15 : 5)),
-      retryOnServiceExceptions: true,
+      timeout: Duration.minutes(step === 'cutoverCommand' ? 15 : 5),
     });
-    invoke.addRetry(LAMBDA_THROTTLING_RETRY);
-    return invoke;
   }
 
   private buildSchemaTest(): tasks.EcsRunTask {
@@ -185,7 +224,7 @@ export class MigrateWorkflow extends Construct {
       this,
       MIGRATE_STATES.migrate,
       'migrate',
-      this.props.taskTimeout ?? Duration.hours(12),
+      this.props.taskTimeout ?? DEFAULT_TASK_TIMEOUT,
     );
   }
 

@@ -1,51 +1,89 @@
 import { Duration } from 'aws-cdk-lib';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import type { PgToolsTask } from './pg-tools-task';
-import { pgferryStateMachine } from './state-machine';
+import { lambdaStep } from './lambda-step';
+import {
+  DEFAULT_TASK_TIMEOUT,
+  pgferryStateMachine,
+  type Workflow,
+  type WorkflowProps,
+} from './state-machine';
 
-export interface PgToolsWorkflowProps {
+/** What makes a Preflight → pg-tools task → Record workflow restore or verify. */
+export interface PgToolsWorkflowSpec {
   /** What the workflow does, for the console. */
   readonly comment: string;
   /** The state names (the local executor binds its handlers by them). */
   readonly states: { readonly preflight: string; readonly task: string; readonly record: string };
-  /** The pg-tools action the task runs (`PGFERRY_ACTION`). */
-  readonly action: 'restore' | 'verify';
-  /** Validates the input, plans and stores the plan: returns the state (`RestoreState`, `VerifyState`). */
-  readonly preflightFunction: lambda.IFunction;
-  /** Reads the report the task stored; returns the run in brief, naming the report, as the execution's output. */
-  readonly recordFunction: lambda.IFunction;
-  readonly pgTools: PgToolsTask;
+  /**
+   * The workflow: the pg-tools action the task runs (`PGFERRY_ACTION`), and the folder of its
+   * handlers (`lambdas/<workflow>/preflight`, `…/record`).
+   */
+  readonly workflow: 'restore' | 'verify';
+  /**
+   * What preflight does, for the console. It validates the input, plans and stores the plan, and
+   * returns the state (`RestoreState`, `VerifyState`).
+   */
+  readonly preflightDescription: string;
+  /**
+   * Whether preflight connects to databases (`WorkflowFunctionSpec.connectsToDatabases`).
+   * @default false
+   */
+  readonly preflightConnectsToDatabases?: boolean;
+  /**
+   * What Record does, for the console. It reads the report the task stored and returns the run
+   * in brief, naming the report, as the execution's output.
+   */
+  readonly recordDescription: string;
   /**
    * The backup workflow, run (as a nested execution) before the task when the state has a
    * `safetyBackupRequest`: restores in `clean` mode back up their target first.
    * @default no safety backups
    */
   readonly safetyBackup?: { readonly stateName: string; readonly stateMachine: sfn.IStateMachine };
-  /**
-   * Longest the task may run.
-   * @default 12 hours
-   */
-  readonly taskTimeout?: Duration;
 }
 
 /**
  * A workflow of three steps — Preflight (Lambda) → the pg-tools task (Fargate) → Record
  * (Lambda) — as used by restore and verify. Preflight refuses before anything is changed; the
  * task stores its report beside the backup; Record makes that report the output, or fails the
- * execution with the report's error.
+ * execution with the report's error. Both functions read the store; preflight also writes (the
+ * run's job). Neither deletes.
  */
-export class PgToolsWorkflow extends Construct {
+export abstract class PgToolsWorkflow extends Construct implements Workflow {
   readonly stateMachine: sfn.StateMachine;
+  readonly preflight: nodejs.NodejsFunction;
+  readonly record: nodejs.NodejsFunction;
+  readonly handlers: readonly nodejs.NodejsFunction[];
 
   constructor(
     scope: Construct,
     id: string,
-    private readonly props: PgToolsWorkflowProps,
+    private readonly props: WorkflowProps,
+    private readonly spec: PgToolsWorkflowSpec,
   ) {
     super(scope, id);
+    // Construct ids `RestorePreflight`, `VerifyRecord`…; log services `pgferry-restore-preflight`….
+    this.preflight = props.functions.add(`${id}Preflight`, {
+      folder: `${spec.workflow}/preflight`,
+      name: `${spec.workflow}-preflight`,
+      description: spec.preflightDescription,
+      connectsToDatabases: spec.preflightConnectsToDatabases,
+      timeout: Duration.minutes(2),
+    });
+    this.record = props.functions.add(`${id}Record`, {
+      folder: `${spec.workflow}/record`,
+      name: `${spec.workflow}-record`,
+      description: spec.recordDescription,
+      timeout: Duration.minutes(2),
+    });
+    this.handlers = [this.preflight, this.record];
+    props.store.grantReadBackups(this.preflight);
+    props.store.grantWriteBackups(this.preflight);
+    props.store.grantReadBackups(this.record);
+
     const task = this.buildTask();
     const record = this.buildRecord();
     // A failed task goes to Record too: it fails the execution with the report's error, which says
@@ -53,21 +91,19 @@ export class PgToolsWorkflow extends Construct {
     task.addCatch(record, { resultPath: '$.error' });
     task.next(record);
     const definition = this.buildPreflight().next(this.buildSafetyBackup(task) ?? task);
-    this.stateMachine = pgferryStateMachine(this, props.comment, definition);
+    this.stateMachine = pgferryStateMachine(this, spec.comment, definition);
   }
 
   private buildPreflight(): tasks.LambdaInvoke {
-    return new tasks.LambdaInvoke(this, this.props.states.preflight, {
-      lambdaFunction: this.props.preflightFunction,
-      payloadResponseOnly: true,
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
-      retryOnServiceExceptions: true,
+    return lambdaStep(this, this.spec.states.preflight, {
+      fn: this.preflight,
+      timeout: Duration.minutes(2),
     });
   }
 
   /** When preflight asks for it, a nested backup execution of the target, then the task. */
   private buildSafetyBackup(task: sfn.INextable & sfn.IChainable): sfn.IChainable | undefined {
-    const safety = this.props.safetyBackup;
+    const safety = this.spec.safetyBackup;
     if (!safety) return undefined;
     const backup = new tasks.StepFunctionsStartExecution(this, safety.stateName, {
       stateMachine: safety.stateMachine,
@@ -88,18 +124,13 @@ export class PgToolsWorkflow extends Construct {
   private buildTask(): tasks.EcsRunTask {
     return this.props.pgTools.runTaskState(
       this,
-      this.props.states.task,
-      this.props.action,
-      this.props.taskTimeout ?? Duration.hours(12),
+      this.spec.states.task,
+      this.spec.workflow,
+      this.props.taskTimeout ?? DEFAULT_TASK_TIMEOUT,
     );
   }
 
   private buildRecord(): tasks.LambdaInvoke {
-    return new tasks.LambdaInvoke(this, this.props.states.record, {
-      lambdaFunction: this.props.recordFunction,
-      payloadResponseOnly: true,
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
-      retryOnServiceExceptions: true,
-    });
+    return lambdaStep(this, this.spec.states.record, { fn: this.record, timeout: Duration.minutes(2) });
   }
 }

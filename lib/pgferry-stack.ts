@@ -1,25 +1,23 @@
-import { ArnFormat, CfnOutput, Duration, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as iam from 'aws-cdk-lib/aws-iam';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
-import type { CutoverEcsService, DatabaseBindings } from '../core/bindings';
+import type { DatabaseBindings } from '../core/bindings';
 import type { BackupRequestInput, VerifyRequest } from '../core/contracts';
-import { RESTORE_STATES, VERIFY_STATES } from '../core/workflows';
 import { BackupBucket } from './backup-bucket';
 import { BackupWorkflow } from './backup-workflow';
 import { bindingsOf } from './bindings';
 import type { DatabaseConfig, PgferryConfig } from './config';
 import { type DatabaseLogin, databaseLogin } from './database-logins';
-import { CUTOVER_SECRET_TAG, MigrateWorkflow } from './migrate-workflow';
+import { MigrateWorkflow } from './migrate-workflow';
 import { Monitoring } from './monitoring';
 import { acknowledge, acknowledgeWildcards, wildcardResource } from './nag';
 import { Network } from './network';
 import { PgToolsTask } from './pg-tools-task';
-import { PgToolsWorkflow, type PgToolsWorkflowProps } from './pg-tools-workflow';
+import { RestoreWorkflow } from './restore-workflow';
 import { Schedules } from './schedules';
-import { type WorkflowFunctionSpec, WorkflowFunctions } from './workflow-functions';
+import type { Workflow } from './state-machine';
+import { VerifyWorkflow } from './verify-workflow';
+import { WorkflowFunctions } from './workflow-functions';
 
 export interface PgferryStackProps extends StackProps {
   /** The deployment's configuration (lib/config.ts), validated. */
@@ -39,7 +37,8 @@ const FEATURE_FLAGS = {
 
 /**
  * pgferry on AWS: the network, the backup store, the pg-tools tasks, the handlers, the workflows,
- * their schedules and their monitoring. Another workflow is one construct plus `addWorkflow`.
+ * their schedules and their monitoring. Another workflow is one construct (`WorkflowProps` in,
+ * `Workflow` out: it adds and grants its own functions) plus `addWorkflow`.
  */
 export class PgferryStack extends Stack {
   readonly network: Network;
@@ -49,8 +48,8 @@ export class PgferryStack extends Stack {
   readonly monitoring: Monitoring;
   readonly schedules: Schedules;
   readonly backup: BackupWorkflow;
-  readonly restore: PgToolsWorkflow;
-  readonly verify: PgToolsWorkflow;
+  readonly restore: RestoreWorkflow;
+  readonly verify: VerifyWorkflow;
   readonly migrate: MigrateWorkflow;
   /** The Fargate task of verifications: the image with the servers and locales. */
   readonly verifyTools: PgToolsTask;
@@ -167,7 +166,6 @@ export class PgferryStack extends Stack {
     this.pgTools.grantStore(this.store);
     this.pgTools.grantDatabaseLogins(logins);
     this.verifyTools.grantStore(this.store);
-    this.functions.grantStore(this.store);
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
       emailAddresses: config.notifications.emails,
@@ -181,42 +179,21 @@ export class PgferryStack extends Stack {
     this.schedules = new Schedules(this, 'Schedules');
     this.monitoring.watchScheduleDeadLetters(this.schedules.deadLetterQueue);
 
-    this.backup = new BackupWorkflow(this, 'Backup', { functions: this.functions, pgTools: this.pgTools });
-    this.addWorkflow('backup', this.backup.stateMachine, [
-      this.functions.preflight,
-      this.functions.record,
-      this.functions.cleanup,
-    ]);
-
-    this.restore = this.addPgToolsWorkflow('restore', {
-      comment: 'pgferry restore: a verified backup into a target database, checked and reported',
-      states: {
-        preflight: RESTORE_STATES.preflight,
-        task: RESTORE_STATES.restore,
-        record: RESTORE_STATES.record,
-      },
-      preflight: {
-        folder: 'restore-preflight',
-        description: 'pgferry: resolves a backup and checks the restore target',
-        connectsToDatabases: true,
-      },
-      record: { folder: 'restore-record', description: "pgferry: reads a restore's report" },
-      pgTools: this.pgTools,
-      safetyBackup: { stateName: RESTORE_STATES.safetyBackup, stateMachine: this.backup.stateMachine },
+    const workflowProps = { functions: this.functions, store: this.store, pgTools: this.pgTools };
+    this.backup = new BackupWorkflow(this, 'Backup', workflowProps);
+    this.addWorkflow('backup', this.backup);
+    this.restore = new RestoreWorkflow(this, 'Restore', {
+      ...workflowProps,
+      backup: this.backup.stateMachine,
     });
-    this.verify = this.addPgToolsWorkflow('verify', {
-      comment: 'pgferry verify: restores a backup into a throwaway server in the task and checks it',
-      states: {
-        preflight: VERIFY_STATES.preflight,
-        task: VERIFY_STATES.verify,
-        record: VERIFY_STATES.record,
-      },
-      preflight: { folder: 'verify-preflight', description: 'pgferry: resolves the backup to verify' },
-      record: { folder: 'verify-record', description: "pgferry: reads a verification's report" },
-      pgTools: this.verifyTools,
+    this.addWorkflow('restore', this.restore);
+    this.verify = new VerifyWorkflow(this, 'Verify', { ...workflowProps, pgTools: this.verifyTools });
+    this.addWorkflow('verify', this.verify);
+    this.migrate = new MigrateWorkflow(this, 'Migrate', {
+      ...workflowProps,
+      cutoverServices: config.targets.flatMap((target) => target.cutoverEcsServices),
     });
-
-    this.migrate = this.addMigrateWorkflow(config.targets.flatMap((target) => target.cutoverEcsServices));
+    this.addWorkflow('migrate', this.migrate);
 
     // After every function that connects to databases exists.
     this.functions.grantDatabaseLogins(logins);
@@ -262,7 +239,8 @@ export class PgferryStack extends Stack {
    * Wires a workflow's state machine into monitoring, names it in the stack's outputs and
    * acknowledges the wildcards that Step Functions' own integrations put in its role.
    */
-  addWorkflow(name: string, stateMachine: sfn.StateMachine, invokes: readonly lambda.IFunction[]): void {
+  addWorkflow(name: string, workflow: Workflow): void {
+    const { stateMachine } = workflow;
     this.monitoring.watchWorkflow(name, stateMachine);
     new CfnOutput(this, `${name[0].toUpperCase()}${name.slice(1)}StateMachineArn`, {
       description: `The ${name} state machine: start it from the console with an input from the README`,
@@ -272,113 +250,12 @@ export class PgferryStack extends Stack {
       'Resource::*':
         'X-Ray, CloudWatch Logs delivery and ecs:DescribeTasks/StopTask (task ARNs exist only at run time) accept no narrower resource',
       ...Object.fromEntries(
-        invokes.map((fn) => [
+        workflow.handlers.map((fn) => [
           `${wildcardResource(this, fn.functionArn)}:*`,
           "LambdaInvoke's grant of the function's versions and aliases (pgferry's own function only)",
         ]),
       ),
     });
-  }
-
-  /**
-   * A Preflight → pg-tools task → Record workflow (restore, verify): its two functions, their
-   * access to the store, and its monitoring. Both read; preflight also writes (the run's job),
-   * and with safety backups (restore) Record writes the safety backup's id into the stored
-   * report. Neither deletes.
-   */
-  private addPgToolsWorkflow(
-    name: 'restore' | 'verify',
-    spec: {
-      comment: string;
-      states: PgToolsWorkflowProps['states'];
-      preflight: Omit<WorkflowFunctionSpec, 'timeout'>;
-      record: Omit<WorkflowFunctionSpec, 'timeout'>;
-      pgTools: PgToolsTask;
-      safetyBackup?: PgToolsWorkflowProps['safetyBackup'];
-    },
-  ): PgToolsWorkflow {
-    const id = name[0].toUpperCase() + name.slice(1);
-    const preflight = this.functions.add(`${id}Preflight`, {
-      ...spec.preflight,
-      timeout: Duration.minutes(2),
-    });
-    const record = this.functions.add(`${id}Record`, { ...spec.record, timeout: Duration.minutes(2) });
-    this.store.grantReadBackups(preflight);
-    this.store.grantWriteBackups(preflight);
-    this.store.grantReadBackups(record);
-    if (spec.safetyBackup) this.store.grantWriteBackups(record);
-    const workflow = new PgToolsWorkflow(this, id, {
-      comment: spec.comment,
-      states: spec.states,
-      action: name,
-      preflightFunction: preflight,
-      recordFunction: record,
-      pgTools: spec.pgTools,
-      safetyBackup: spec.safetyBackup,
-    });
-    this.addWorkflow(name, workflow.stateMachine, [preflight, record]);
-    if (spec.safetyBackup) {
-      const nested = spec.safetyBackup.stateMachine.stateMachineArn;
-      const executions = this.formatArn({
-        service: 'states',
-        resource: 'execution',
-        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-        resourceName: `${this.splitArn(nested, ArnFormat.COLON_RESOURCE_NAME).resourceName}*`,
-      });
-      acknowledgeWildcards(workflow.stateMachine.role, {
-        [wildcardResource(this, executions)]:
-          "StepFunctionsStartExecution's grant to describe and stop the nested backup's executions, whose names exist only at run time",
-      });
-    }
-    return workflow;
-  }
-
-  /**
-   * The migrate workflow: its two functions (both connect to databases; the steps function also
-   * writes manifests, tags their retention tiers and removes incomplete backups), and the state
-   * machine's own AWS calls: `ecs:UpdateService` on the targets' configured cutover services only.
-   */
-  private addMigrateWorkflow(cutoverServices: readonly CutoverEcsService[]): MigrateWorkflow {
-    const preflight = this.functions.add('MigratePreflight', {
-      folder: 'migrate-preflight',
-      description: 'pgferry: checks the source and target of a migration and plans it',
-      timeout: Duration.minutes(5),
-      connectsToDatabases: true,
-    });
-    const steps = this.functions.add('MigrateSteps', {
-      folder: 'migrate-steps',
-      description: "pgferry: a migration's freeze, record, finish and cleanup",
-      timeout: Duration.minutes(15),
-      connectsToDatabases: true,
-      // Its record step tags the archived backups' tiers like the backup's record step.
-      environment: this.functions.retentionEnvironment,
-    });
-    for (const fn of [preflight, steps]) {
-      this.store.grantReadBackups(fn);
-      this.store.grantWriteBackups(fn);
-      this.store.grantDeleteBackups(fn);
-    }
-    this.store.grantTagBackups(steps);
-    const workflow = new MigrateWorkflow(this, 'Migrate', {
-      preflightFunction: preflight,
-      stepsFunction: steps,
-      pgTools: this.pgTools,
-      cutoverServices,
-    });
-    this.addWorkflow('migrate', workflow.stateMachine, [preflight, steps]);
-    steps.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'],
-        resources: [workflow.cutoverSecrets],
-        // Only secrets their owners tagged for it: no other secret of the account can be read.
-        conditions: { StringEquals: { [`secretsmanager:ResourceTag/${CUTOVER_SECRET_TAG}`]: 'true' } },
-      }),
-    );
-    acknowledgeWildcards(steps, {
-      [wildcardResource(this, workflow.cutoverSecrets)]:
-        `the cutover secret is named by the execution input (cutover.secretArn); only Get/PutSecretValue, only on secrets tagged ${CUTOVER_SECRET_TAG}=true`,
-    });
-    return workflow;
   }
 
   /**

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { type Duration, RemovalPolicy } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -13,15 +13,16 @@ import {
   RETENTION_ENV,
   type RetentionPolicy,
 } from '../core/retention';
-import type { BackupBucket } from './backup-bucket';
 import type { DatabaseLogin } from './database-logins';
 import { acknowledge, acknowledgeWildcards } from './nag';
 import { REPO_ROOT } from './paths';
 
-/** One handler: `lambdas/<folder>/handler.ts`. */
+/** One handler: `lambdas/<workflow>/<step>/handler.ts`. */
 export interface WorkflowFunctionSpec {
-  /** The folder under `lambdas/`. */
+  /** The handler's folder under `lambdas/`: `<workflow>/<step>`. */
   readonly folder: string;
+  /** The function's name in its logs (`pgferry-<name>`, POWERTOOLS_SERVICE_NAME), as its logger names it. */
+  readonly name: string;
   readonly description: string;
   readonly timeout: Duration;
   /**
@@ -86,16 +87,16 @@ const DEFAULTS = {
 const LAMBDA_AMAZON_CA_BUNDLE = '/var/runtime/ca-cert.pem';
 
 /**
- * The Lambda handlers the workflows call, one per folder under `lambdas/`: Node.js 22 on arm64,
- * bundled with esbuild, X-Ray tracing on, Powertools JSON logs into their own log groups. All run
- * in the VPC, so none can reach the internet: those that connect to databases in the database
- * clients' security group, the others in the AWS API clients' (the VPC endpoints and S3 only).
+ * Where every workflow's Lambda handlers are built (each workflow construct adds its own, and
+ * grants them what they need): Node.js 22 on arm64, bundled with esbuild, X-Ray tracing on,
+ * Powertools JSON logs into their own log groups. All run in the VPC, so none can reach the
+ * internet: those that connect to databases in the database clients' security group, the others
+ * in the AWS API clients' (the VPC endpoints and S3 only). The functions are children of this
+ * construct, whichever workflow adds them: their logical ids (`FunctionsRecord…`) are those of the
+ * deployed stacks, whose functions and retained log groups a new id would replace and orphan.
  */
 export class WorkflowFunctions extends Construct {
-  readonly preflight: nodejs.NodejsFunction;
-  readonly record: nodejs.NodejsFunction;
-  readonly cleanup: nodejs.NodejsFunction;
-  /** Every function, including those added later with `add`. */
+  /** Every function, in the order the workflows added them. */
   readonly all: nodejs.NodejsFunction[] = [];
   /** The functions that connect to databases. */
   readonly databaseClients: nodejs.NodejsFunction[] = [];
@@ -114,23 +115,6 @@ export class WorkflowFunctions extends Construct {
     this.retentionEnvironment = {
       [RETENTION_ENV]: formatRetentionPolicy(props.retention ?? DEFAULTS.retention),
     };
-    this.preflight = this.add('Preflight', {
-      folder: 'preflight',
-      description: 'pgferry: checks source and store, plans a backup',
-      timeout: Duration.minutes(2),
-      connectsToDatabases: true,
-    });
-    this.record = this.add('Record', {
-      folder: 'record',
-      description: 'pgferry: verifies a dump, writes its manifest, tags retention tiers',
-      timeout: Duration.minutes(5),
-      environment: this.retentionEnvironment,
-    });
-    this.cleanup = this.add('Cleanup', {
-      folder: 'cleanup',
-      description: "pgferry: removes a failed backup's objects",
-      timeout: Duration.minutes(5),
-    });
   }
 
   /** Adds the function of `lambdas/<spec.folder>/handler.ts`. */
@@ -153,7 +137,7 @@ export class WorkflowFunctions extends Construct {
         removalPolicy: RemovalPolicy.RETAIN,
       }),
       environment: {
-        POWERTOOLS_SERVICE_NAME: `pgferry-${spec.folder}`,
+        POWERTOOLS_SERVICE_NAME: `pgferry-${spec.name}`,
         POWERTOOLS_LOG_LEVEL: 'INFO',
         ...(connects ? { NODE_EXTRA_CA_CERTS: LAMBDA_AMAZON_CA_BUNDLE } : {}),
         ...spec.environment,
@@ -193,23 +177,7 @@ export class WorkflowFunctions extends Construct {
     return fn;
   }
 
-  /**
-   * The backup functions' access to the store: all three read and write (the database's lease,
-   * the manifest); only record tags (the retention tiers the lifecycle rules act on); preflight
-   * deletes its write probe and stale leases, cleanup a failed attempt's objects. Record cannot
-   * delete.
-   */
-  grantStore(store: BackupBucket): void {
-    for (const fn of [this.preflight, this.record, this.cleanup]) {
-      store.grantReadBackups(fn);
-      store.grantWriteBackups(fn);
-    }
-    store.grantTagBackups(this.record);
-    store.grantDeleteBackups(this.preflight);
-    store.grantDeleteBackups(this.cleanup);
-  }
-
-  /** Lets the functions that connect to databases (so far) log in to these databases. */
+  /** Lets the functions that connect to databases (those added so far) log in to these databases. */
   grantDatabaseLogins(logins: readonly DatabaseLogin[]): void {
     for (const fn of this.databaseClients) for (const login of logins) login.grantLogin(fn);
   }

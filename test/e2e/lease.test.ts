@@ -8,6 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { GetObjectTaggingCommand, S3Client } from '@aws-sdk/client-s3';
+import { completeBackup } from '../../core/complete-backup';
 import { type BackupManifest, BackupPlanSchema } from '../../core/contracts';
 import { acquireLease, currentLease, type Lease } from '../../core/lease';
 import { DEFAULT_RETENTION } from '../../core/retention';
@@ -15,7 +16,6 @@ import { type BackupStore, LocalStore } from '../../core/store';
 import { S3Store } from '../../core/store/s3-store';
 import { backupObjectKey, newBackupId } from '../../core/store-keys';
 import { dumpTaskSize } from '../../core/task-size';
-import { completeBackup } from '../../lambdas/record/complete';
 import { extraPgBinDirs, runCli, sourceUrl } from '../support/cli';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
 import { descendants } from '../support/faults';

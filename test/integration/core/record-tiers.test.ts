@@ -7,11 +7,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { GetObjectTaggingCommand, PutObjectTaggingCommand, S3Client } from '@aws-sdk/client-s3';
+import { tagRetentionTiers } from '../../../core/record-tiers';
 import { retentionPolicy } from '../../../core/retention';
 import { LocalStore } from '../../../core/store';
 import { S3Store } from '../../../core/store/s3-store';
 import { backupObjectKey, manifestKey } from '../../../core/store-keys';
-import { tagRetentionTiers } from '../../../lambdas/record/tiers';
 import { dailyTimes, writeSyntheticBackup, writeSyntheticBackups } from '../../support/backups';
 import { testEnv, uniqueName } from '../../support/env';
 

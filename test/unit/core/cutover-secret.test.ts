@@ -8,7 +8,7 @@ import {
   pointSecretAt,
   type SecretsApi,
   updateCutoverSecret,
-} from '../../../lambdas/migrate-steps/cutover-secret';
+} from '../../../lambdas/migrate/steps/cutover-secret';
 
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop/app-AbCdEf';
 const PASSWORD = 'app-password-kept-as-is';

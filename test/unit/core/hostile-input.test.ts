@@ -155,9 +155,9 @@ const withExecutionId = (request: unknown) => ({ request, executionId: 'arn:loca
 const asIs = (request: unknown) => request;
 
 test.each([
-  ['backup', '../../../lambdas/preflight/handler', withExecutionId],
-  ['restore', '../../../lambdas/restore-preflight/handler', asIs],
-  ['verify', '../../../lambdas/verify-preflight/handler', asIs],
+  ['backup', '../../../lambdas/backup/preflight/handler', withExecutionId],
+  ['restore', '../../../lambdas/restore/preflight/handler', asIs],
+  ['verify', '../../../lambdas/verify/preflight/handler', asIs],
 ])(
   "the %s workflow's first state (its handler) refuses garbage and oversized input in one line",
   async (name, module, event) => {

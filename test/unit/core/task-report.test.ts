@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { LocalStore } from '../../../core/store';
-import { reportOrFailure } from '../../../lambdas/task-report';
+import { reportOrFailure } from '../../../core/task-report';
 
 const ReportSchema = z.object({ status: z.enum(['passed', 'failed']), error: z.string().optional() });
 const store = () => new LocalStore(mkdtempSync(path.join(tmpdir(), 'pgferry-report-')));

@@ -29,24 +29,48 @@ test('every task state has a timeout', () => {
   }
 });
 
-test('Lambda steps of the backup retry service errors with exponential backoff', () => {
-  const { States } = definitionOf(template, 'BackupStateMachine');
-  for (const state of ['Preflight', 'Record', 'Cleanup']) {
-    expect(States[state].Retry).toContainEqual(
-      expect.objectContaining({
-        ErrorEquals: expect.arrayContaining(['Lambda.ServiceException', 'Lambda.AWSLambdaException']),
-        BackoffRate: 2,
-      }),
-    );
+/** Every workflow's Lambda steps (Task states invoking a function), by state name. */
+function lambdaStepsOf(stateMachine: string) {
+  const { States } = definitionOf(template, stateMachine);
+  return Object.entries(States).filter(([, state]) =>
+    /:lambda:[^:]+:[^:]+:function:/.test(String((state as { Resource?: unknown }).Resource)),
+  );
+}
+
+const STATE_MACHINES = [
+  'BackupStateMachine',
+  'RestoreStateMachine',
+  'VerifyStateMachine',
+  'MigrateStateMachine',
+];
+
+test('the Lambda steps of every workflow retry service errors with exponential backoff', () => {
+  expect(
+    lambdaStepsOf('BackupStateMachine')
+      .map(([name]) => name)
+      .sort(),
+  ).toEqual(['Cleanup', 'Preflight', 'Record']);
+  for (const stateMachine of STATE_MACHINES) {
+    const steps = lambdaStepsOf(stateMachine);
+    expect(steps.length).toBeGreaterThanOrEqual(2);
+    for (const [, state] of steps) {
+      expect(state.Retry).toContainEqual(
+        expect.objectContaining({
+          ErrorEquals: expect.arrayContaining(['Lambda.ServiceException', 'Lambda.AWSLambdaException']),
+          BackoffRate: 2,
+        }),
+      );
+    }
   }
 });
 
-test('Lambda steps of the backup retry throttling with exponential backoff', () => {
-  const { States } = definitionOf(template, 'BackupStateMachine');
-  for (const state of ['Preflight', 'Record', 'Cleanup']) {
-    expect(States[state].Retry).toContainEqual(
-      expect.objectContaining({ ErrorEquals: ['Lambda.TooManyRequestsException'], BackoffRate: 2 }),
-    );
+test('the Lambda steps of every workflow retry throttling with exponential backoff', () => {
+  for (const stateMachine of STATE_MACHINES) {
+    for (const [, state] of lambdaStepsOf(stateMachine)) {
+      expect(state.Retry).toContainEqual(
+        expect.objectContaining({ ErrorEquals: ['Lambda.TooManyRequestsException'], BackoffRate: 2 }),
+      );
+    }
   }
 });
 

@@ -1,0 +1,46 @@
+import { MigrateRequestSchema, type MigrateState, parsePayload } from '../../../core/contracts';
+import { storeJob } from '../../../core/jobs';
+import { createLogger } from '../../../core/logging';
+import { openStore } from '../../../core/store';
+import { jobKey } from '../../../core/store-keys';
+import { preflightMigrate } from './preflight';
+
+const logger = createLogger('pgferry-migrate-preflight');
+
+/**
+ * Step Functions task: validates the execution input, checks both servers, plans the migration,
+ * and stores the plan as the migration's job beside its first database's archived backup (so a
+ * failed migration's cleanup removes it with that backup). The state carries the job's reference
+ * and the optional steps the workflow's Choice states read.
+ */
+export async function handler(event: unknown): Promise<MigrateState> {
+  const request = parsePayload(MigrateRequestSchema, event, 'migrate request');
+  const plan = await preflightMigrate(request, { openStore, env: process.env });
+  const first = plan.databases[0].backup;
+  const job = await storeJob(
+    openStore(request.store),
+    jobKey('migrate', first.database, first.backupId, plan.migrateId),
+    'migrate',
+    plan,
+  );
+  logger.info('planned', {
+    migrateId: plan.migrateId,
+    databases: plan.databases.map((d) => d.source.database),
+    sourceVersion: plan.sourceServer.version,
+    targetVersion: plan.targetServer.version,
+    estimate: plan.estimate,
+  });
+  const cutover = plan.request.cutover;
+  return {
+    job,
+    migrateId: plan.migrateId,
+    taskSize: plan.taskSize,
+    steps: {
+      schemaTest: plan.request.schemaTest,
+      freezeSource: plan.request.freezeSource,
+      updateSecret: plan.cutoverSecretFields !== undefined,
+      cutoverCommand: cutover?.command !== undefined,
+      ...(cutover?.ecsServices ? { ecsServices: cutover.ecsServices } : {}),
+    },
+  };
+}

@@ -1,0 +1,393 @@
+import type { Client } from 'pg';
+import { backupCatalogName, checkNameBelongsToServer } from '../../../core/catalog-name';
+import { describeConnection, resolvePassword } from '../../../core/connection';
+import {
+  type Connection,
+  type DatabaseLocale,
+  DEFAULT_LOCK_WAIT_TIMEOUT_MS,
+  type MigrateDatabasePlan,
+  type MigrateEstimate,
+  type MigratePlan,
+  MigrateReportSchema,
+  type MigrateRequest,
+  SCHEMA_VERSION,
+} from '../../../core/contracts';
+import { currentDeployment, type Deployment } from '../../../core/deployment';
+import { PgferryError } from '../../../core/errors';
+import { describeIncompleteDatabase, readIncompleteMark } from '../../../core/incomplete-database';
+import { allowedLogin, checkCutoverServices, checkFiledUnder } from '../../../core/login-policy';
+import { connectPg, serverInfo, systemIdentifier } from '../../../core/postgres';
+import {
+  describeLocale,
+  missingForObjects,
+  missingToCreateDatabase,
+  type ObjectNeeds,
+  readCollationRequirements,
+  readDatabaseLocale,
+  readLz4Columns,
+} from '../../../core/requirements';
+import { chooseToastCompression } from '../../../core/restore-session';
+import type { BackupStore } from '../../../core/store';
+import { databaseSegment, MIGRATE_REPORT_FILE, newBackupId } from '../../../core/store-keys';
+import { chooseDumpStrategy, defaultJobs, taskCores } from '../../../core/strategy';
+import { dumpTaskSize, restoreTaskSize } from '../../../core/task-size';
+
+export interface MigratePreflightDeps {
+  openStore: (url: string) => BackupStore;
+  env: NodeJS.ProcessEnv;
+  now?: () => Date;
+  /** Where this runs (on AWS: the configuration's bindings). */
+  deployment?: Deployment;
+}
+
+/**
+ * Throughput assumed when the store holds no earlier migration of the database: bytes of source
+ * database (`pg_database_size`) moved per second. Measured here on a 634 MB database, a streamed
+ * `pg_dump | pg_restore` moved about 40 MB/s; the default is lower, so the estimate errs long.
+ */
+export const DEFAULT_MIGRATE_BYTES_PER_SECOND = 25 * 1000 * 1000;
+
+/**
+ * Everything that can refuse a migration, checked before anything changes: on AWS that the source
+ * databases are configured databases and the target a configured target, each login bound to its
+ * server, and the cutover's ECS services configured for the target (before any secret is read);
+ * each archived backup's catalog name belongs to the source server; both servers answer,
+ * the target is not an older major (a downgrade), every extension the source uses is available
+ * on the target, each target database is absent or empty (or `force`), and the target can create
+ * a database with the source's encoding and locale and hold its collations and lz4 columns.
+ * Plans one archived backup per database and estimates the duration.
+ */
+export async function preflightMigrate(
+  request: MigrateRequest,
+  deps: MigratePreflightDeps,
+): Promise<MigratePlan> {
+  const now = deps.now?.() ?? new Date();
+  const deployment = deps.deployment ?? currentDeployment();
+  allowedLogin(deployment, request.source, 'migrate-source');
+  const targetBinding = allowedLogin(deployment, request.target, 'migrate-target');
+  checkCutoverServices(targetBinding, request.cutover?.ecsServices ?? []);
+  if (request.name !== undefined && request.allDatabases) {
+    refuse("name files one database's archived backup: with allDatabases each is filed under its own name");
+  }
+  if (request.cutover?.command !== undefined && deployment.onAws) {
+    refuse(
+      'cutover.command runs only locally (pgferry migrate --on-cutover); on AWS use cutover.secretArn or cutover.ecsServices',
+    );
+  }
+  const store = deps.openStore(request.store);
+  const [sourcePassword, targetPassword] = await Promise.all([
+    resolvePassword(request.source, 'source', deps.env),
+    resolvePassword(request.target, 'target', deps.env),
+  ]);
+
+  const source = await connectPg(request.source, sourcePassword);
+  let sourceServer: MigratePlan['sourceServer'];
+  let sources: SourceDatabase[];
+  let archiveNames: Map<string, string>;
+  try {
+    sourceServer = await serverInfo(source);
+    if (request.freezeSource) await refuseStandbyFreeze(source, request.source);
+    const names = request.allDatabases
+      ? (
+          await source.query<{ datname: string }>(
+            'SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname',
+          )
+        ).rows.map((r) => r.datname)
+      : [request.source.database];
+    const identifier = await systemIdentifier(source);
+    if (identifier !== undefined) sourceServer = { ...sourceServer, systemIdentifier: identifier };
+    archiveNames = archiveNamesOf(deployment, request, names);
+    sources = await Promise.all(
+      names.map((name) => describeSource({ ...request.source, database: name }, sourcePassword)),
+    );
+  } finally {
+    await source.end().catch(() => undefined);
+  }
+  const archiveName = (src: SourceDatabase) => archiveNames.get(src.connection.database) ?? '';
+
+  const target = await connectMaintenance(request.target, targetPassword);
+  let targetServer: MigratePlan['targetServer'];
+  let toastCompression: MigratePlan['toastCompression'];
+  const databases: MigrateDatabasePlan[] = [];
+  try {
+    targetServer = await serverInfo(target);
+    if (targetServer.major < sourceServer.major) {
+      refuse(
+        `the target runs PostgreSQL ${targetServer.version}, older than the source's ${sourceServer.version}: ` +
+          'a migration never downgrades',
+      );
+    }
+    await checkExtensions(target, sources);
+    toastCompression = await chooseToastCompression(target, request.toastCompression);
+    const cores = taskCores(largerTask(sources.reduce((sum, src) => sum + src.sizeBytes, 0)));
+    const startedAt = now.toISOString();
+    for (const [i, src] of sources.entries()) {
+      const targetConnection = {
+        ...request.target,
+        database: request.allDatabases ? src.connection.database : request.target.database,
+      };
+      allowedLogin(deployment, targetConnection, 'migrate-target');
+      await checkDatabaseNeeds(target, src);
+      const targetExists = await checkTargetDatabase(target, targetConnection, targetPassword, request.force);
+      // Ids one second apart keep them unique and ordered within a migration of many databases.
+      const backupId = newBackupId(new Date(now.getTime() + i * 1000));
+      databases.push({
+        source: src.connection,
+        target: targetConnection,
+        backup: {
+          schemaVersion: SCHEMA_VERSION,
+          backupId,
+          database: archiveName(src),
+          store: store.url,
+          source: src.connection,
+          compression: request.compression,
+          withRolePasswords: request.withRolePasswords,
+          server: sourceServer,
+          minPgDumpMajor: sourceServer.major,
+          sizeBytes: src.sizeBytes,
+          strategy: chooseDumpStrategy(src.sizeBytes, cores),
+          taskSize: dumpTaskSize(src.sizeBytes),
+          lockWaitTimeoutMs: request.lockWaitTimeoutMs ?? DEFAULT_LOCK_WAIT_TIMEOUT_MS,
+          startedAt,
+        },
+        sizeBytes: src.sizeBytes,
+        encoding: src.encoding,
+        locale: src.locale,
+        targetExists,
+        readOnlySetting: src.readOnlySetting,
+      });
+    }
+  } finally {
+    await target.end().catch(() => undefined);
+  }
+  await store.checkWritable();
+  for (const src of sources) {
+    await checkNameBelongsToServer(
+      store,
+      archiveName(src),
+      { ...src.connection, systemIdentifier: sourceServer.systemIdentifier },
+      deployment,
+    );
+  }
+
+  const totalBytes = databases.reduce((sum, d) => sum + d.sizeBytes, 0);
+  const single = request.allDatabases ? undefined : request.target;
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    migrateId: newBackupId(now),
+    request,
+    sourceServer,
+    targetServer,
+    databases,
+    jobs: request.jobs ?? defaultJobs(deps.env),
+    toastCompression,
+    estimate: await estimate(store, databases[0].backup.database, totalBytes),
+    ...(request.cutover?.secretArn && single
+      ? { cutoverSecretFields: { host: single.host, port: single.port, dbname: single.database } }
+      : {}),
+    taskSize: largerTask(totalBytes),
+    startedAt: now.toISOString(),
+  };
+}
+
+function refuse(message: string): never {
+  throw new PgferryError('TargetRefused', message);
+}
+
+/**
+ * The catalog name each source database's archived backup is filed under: on AWS the database's
+ * configured id (each must be a configured database: refused before it is connected to), locally
+ * the request's `name` (one database) or the database's name.
+ */
+function archiveNamesOf(
+  deployment: Deployment,
+  request: MigrateRequest,
+  databases: readonly string[],
+): Map<string, string> {
+  const names = new Map<string, string>();
+  for (const database of databases) {
+    const source = { ...request.source, database };
+    allowedLogin(deployment, source, 'migrate-source');
+    const { name, binding } = backupCatalogName(deployment, source, undefined);
+    if (request.name !== undefined) checkFiledUnder(binding, request.name);
+    names.set(database, binding ? name : (request.name ?? name));
+  }
+  return names;
+}
+
+/**
+ * A hot standby is read-only already, and cannot be made so: the freeze sets
+ * `default_transaction_read_only` on the database, which only its primary can, and the writes the
+ * freeze is meant to stop happen on the primary.
+ */
+async function refuseStandbyFreeze(source: Client, connection: Connection): Promise<void> {
+  const { rows } = await source.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
+  if (rows[0].standby) {
+    refuse(
+      `the source ${describeConnection(connection)} is a standby (in recovery): --freeze-source cannot stop ` +
+        "writes there; run the migration against its primary, or without --freeze-source (the target then holds the standby's state at the dump's snapshot)",
+    );
+  }
+}
+
+interface SourceDatabase {
+  connection: Connection;
+  sizeBytes: number;
+  encoding: string;
+  locale: DatabaseLocale;
+  /** What its objects need of the target besides the database (collations, lz4). */
+  objectNeeds: ObjectNeeds;
+  extensions: { name: string; version: string }[];
+  readOnlySetting: string | null;
+}
+
+async function describeSource(connection: Connection, password: string | undefined): Promise<SourceDatabase> {
+  const client = await connectPg(connection, password);
+  try {
+    const { rows } = await client.query<{ size: string }>(
+      'SELECT pg_database_size(current_database()) AS size',
+    );
+    const { encoding, locale } = await readDatabaseLocale(client);
+    const lz4Settings = await client.query<{ setting: string }>(`
+      SELECT c AS setting FROM pg_db_role_setting s, unnest(s.setconfig) AS c
+      WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND c ILIKE 'default_toast_compression=lz4'`);
+    const extensions = await client.query<{ name: string; version: string }>(
+      "SELECT extname AS name, extversion AS version FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1",
+    );
+    const setting = await client.query<{ value: string }>(`
+      SELECT split_part(c, '=', 2) AS value
+      FROM pg_db_role_setting s, unnest(s.setconfig) AS c
+      WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.setrole = 0
+        AND c LIKE 'default\\_transaction\\_read\\_only=%'`);
+    return {
+      connection,
+      sizeBytes: Number(rows[0].size),
+      encoding,
+      locale,
+      objectNeeds: {
+        encoding,
+        collations: await readCollationRequirements(client),
+        lz4Columns: await readLz4Columns(client),
+        lz4Settings: lz4Settings.rows.map((r) => `ALTER DATABASE … SET ${r.setting}`),
+      },
+      extensions: extensions.rows,
+      readOnlySetting: setting.rows[0]?.value ?? null,
+    };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function connectMaintenance(connection: Connection, password: string | undefined): Promise<Client> {
+  try {
+    return await connectPg(connection, password, 'postgres');
+  } catch (err) {
+    if ((err as PgferryError).code !== 'DatabaseNotFound') throw err;
+    return connectPg(connection, password, 'template1');
+  }
+}
+
+async function checkExtensions(target: Client, sources: SourceDatabase[]): Promise<void> {
+  const { rows } = await target.query<{ name: string }>('SELECT name FROM pg_available_extensions');
+  const available = new Set(rows.map((r) => r.name));
+  const missing = new Map<string, string>();
+  for (const src of sources) {
+    for (const e of src.extensions) {
+      if (!available.has(e.name)) missing.set(`${e.name} ${e.version}`, src.connection.database);
+    }
+  }
+  if (missing.size) {
+    refuse(
+      `the target server does not offer extension${missing.size > 1 ? 's' : ''} the source uses: ` +
+        [...missing].map(([ext, db]) => `${ext} (in ${db})`).join(', '),
+    );
+  }
+}
+
+/**
+ * The target must be able to create a database like the source's (encoding, locale, provider) and
+ * hold what its objects need (collations, lz4), as a restore's preflight checks.
+ */
+async function checkDatabaseNeeds(target: Client, src: SourceDatabase): Promise<void> {
+  const missing = [
+    ...(await missingToCreateDatabase(target, src.encoding, src.locale)),
+    ...(await missingForObjects(target, src.objectNeeds)),
+  ];
+  if (missing.length) {
+    refuse(
+      `the target server cannot hold ${src.connection.database} (${describeLocale(src.encoding, src.locale)}): ` +
+        `it lacks ${missing.join('; ')}`,
+    );
+  }
+}
+
+/**
+ * Whether the target database exists; refuses one that is not empty, unless forced, and one that
+ * pgferry left incomplete, naming the command that removes it.
+ */
+async function checkTargetDatabase(
+  admin: Client,
+  target: Connection,
+  password: string | undefined,
+  force: boolean,
+): Promise<boolean> {
+  const { rows } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [target.database]);
+  if (rows.length === 0) return false;
+  const incomplete = await readIncompleteMark(admin, target.database);
+  if (incomplete) {
+    refuse(describeIncompleteDatabase(target.database, incomplete, (await serverInfo(admin)).major));
+  }
+  const client = await connectPg(target, password);
+  let objects: number;
+  try {
+    const { rows: r } = await client.query<{ n: string }>(`
+      SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+                AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
+           + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
+           + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql') AS n`);
+    objects = Number(r[0].n);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  if (objects > 0 && !force) {
+    refuse(
+      `the target database ${describeConnection(target)} exists and is not empty (${objects} objects); ` +
+        'pass --force to replace it (it is dropped and created again)',
+    );
+  }
+  return true;
+}
+
+function largerTask(bytes: number) {
+  const dump = dumpTaskSize(bytes);
+  // Only the post-data section is kept on disk.
+  const restore = restoreTaskSize({ storedBytes: 0, uncompressedBytes: bytes / 10 }, false);
+  return Number(dump.cpu) >= Number(restore.cpu)
+    ? { ...dump, ephemeralStorageGiB: restore.ephemeralStorageGiB }
+    : restore;
+}
+
+/**
+ * Duration from size and throughput: the throughput of the newest earlier migration of this
+ * database in the store (its report), else `DEFAULT_MIGRATE_BYTES_PER_SECOND`.
+ */
+async function estimate(store: BackupStore, database: string, bytes: number): Promise<MigrateEstimate> {
+  let newest: { key: string; id: string } | undefined;
+  for await (const entry of store.list(`${databaseSegment(database)}/`)) {
+    const match = MIGRATE_REPORT_FILE.exec(entry.key.slice(entry.key.lastIndexOf('/') + 1));
+    if (match && (!newest || match[1] > newest.id)) newest = { key: entry.key, id: match[1] };
+  }
+  if (newest) {
+    const report = MigrateReportSchema.safeParse(await store.getJson(newest.key).catch(() => undefined));
+    const seconds = report.success ? report.data.timings.total : 0;
+    if (report.success && seconds > 0 && report.data.sizes.sourceBytes > 0) {
+      const bytesPerSecond = report.data.sizes.sourceBytes / seconds;
+      return { bytes, bytesPerSecond, seconds: bytes / bytesPerSecond, basis: 'measured' };
+    }
+  }
+  const bytesPerSecond = DEFAULT_MIGRATE_BYTES_PER_SECOND;
+  return { bytes, bytesPerSecond, seconds: bytes / bytesPerSecond, basis: 'default' };
+}

@@ -1,0 +1,194 @@
+import {
+  type CaughtError,
+  DumpResultSchema,
+  type MigrateDatabaseResult,
+  MigrateDatabaseResultSchema,
+  type MigratePlan,
+  type MigrateReport,
+  type MigrateState,
+  parsePayload,
+  SCHEMA_VERSION,
+  SchemaTestResultSchema,
+} from '../../../core/contracts';
+import { errorMessage, PgferryError } from '../../../core/errors';
+import type { BackupStore } from '../../../core/store';
+import {
+  backupPrefix,
+  dumpResultKey,
+  manifestKey,
+  migrateReportKey,
+  migrateResultKey,
+  schemaTestResultKey,
+} from '../../../core/store-keys';
+import { unfreezeSource } from './freeze';
+
+export interface FinishDeps {
+  openStore: (url: string) => BackupStore;
+  env: NodeJS.ProcessEnv;
+}
+
+const seconds = (from: string, to: string) => Math.max(0, (Date.parse(to) - Date.parse(from)) / 1000);
+
+/** The migrate workflow's state with the plan its job holds. */
+export type MigrateRun = MigrateState & { plan: MigratePlan };
+
+/**
+ * The last step of a migration that succeeded: unfreezes the source, then writes the report
+ * beside every database's backup and returns it, with its key beside the first database's.
+ */
+export async function finishMigration(
+  state: MigrateRun,
+  deps: FinishDeps,
+): Promise<{ report: MigrateReport; key: string }> {
+  const { plan } = state;
+  const store = deps.openStore(plan.request.store);
+  const unfrozenAt = state.freeze ? await unfreezeSource(plan, deps.env) : undefined;
+  const databases: MigrateDatabaseResult[] = [];
+  for (const db of plan.databases) {
+    const raw = await store.getJson(migrateResultKey(db.backup.database, db.backup.backupId));
+    databases.push(parsePayload(MigrateDatabaseResultSchema, raw, 'migrate result'));
+  }
+  const first = plan.databases[0].backup;
+  const schemaTestRaw = plan.request.schemaTest
+    ? await store.getJson(schemaTestResultKey(first.database, first.backupId))
+    : undefined;
+  const schemaTest =
+    schemaTestRaw === undefined
+      ? undefined
+      : parsePayload(SchemaTestResultSchema, schemaTestRaw, 'schema test');
+  const finishedAt = new Date().toISOString();
+  const sum = (f: (r: MigrateDatabaseResult) => number) => databases.reduce((n, r) => n + f(r), 0);
+  const timings: Record<string, number> = {};
+  if (schemaTest) timings.schemaTest = schemaTest.seconds;
+  for (const r of databases) {
+    for (const [phase, s] of Object.entries(r.timings)) timings[phase] = (timings[phase] ?? 0) + s;
+  }
+  if (state.record && state.freeze)
+    timings.frozenToRecorded = seconds(state.freeze.frozenAt, state.record.recordedAt);
+  timings.total = seconds(plan.startedAt, finishedAt);
+  const cutover = plan.request.cutover;
+  const report: MigrateReport = {
+    schemaVersion: SCHEMA_VERSION,
+    kind: 'migrate',
+    migrateId: plan.migrateId,
+    status: 'passed',
+    source: {
+      host: plan.request.source.host,
+      port: plan.request.source.port,
+      serverVersion: plan.sourceServer.version,
+    },
+    target: {
+      host: plan.request.target.host,
+      port: plan.request.target.port,
+      serverVersion: plan.targetServer.version,
+    },
+    startedAt: plan.startedAt,
+    finishedAt,
+    estimate: plan.estimate,
+    toastCompression: plan.toastCompression,
+    timings,
+    ...(state.freeze && unfrozenAt
+      ? { writeDowntimeSeconds: seconds(state.freeze.frozenAt, unfrozenAt), freeze: state.freeze }
+      : {}),
+    ...(schemaTest ? { schemaTest } : {}),
+    sizes: {
+      sourceBytes: sum((r) => r.sourceBytes),
+      dumpedBytes: sum((r) => r.dumpedBytes),
+      storedBytes: sum((r) => r.storedBytes),
+    },
+    databases,
+    roles: {
+      created: [
+        ...new Set([...(schemaTest?.roles?.created ?? []), ...databases.flatMap((d) => d.roles.created)]),
+      ],
+      skippedExisting: databases[0]?.roles.skippedExisting ?? [],
+      // Always present: a migration says which login roles it left without a password.
+      createdWithoutPassword: [
+        ...new Set([
+          ...(schemaTest?.roles?.createdWithoutPassword ?? []),
+          ...databases.flatMap((d) => d.roles.createdWithoutPassword ?? []),
+        ]),
+      ],
+    },
+    cutover: {
+      secretUpdated: cutover?.secretArn !== undefined,
+      servicesScaled: (cutover?.ecsServices ?? []).map((s) => `${s.cluster}/${s.service}`),
+      command: cutover?.command !== undefined,
+    },
+  };
+  for (const db of plan.databases) {
+    await store.putJson(migrateReportKey(db.backup.database, db.backup.backupId, plan.migrateId), report);
+  }
+  return { report, key: migrateReportKey(first.database, first.backupId, plan.migrateId) };
+}
+
+export interface MigrationFailure {
+  error: string;
+  cause: string;
+  unfrozen: boolean;
+  deletedObjects: number;
+}
+
+/**
+ * After any failure: unfreezes the source (always, when the migration was to freeze it: the
+ * settings go back to what preflight saw), removes the objects of archived backups that are not
+ * complete, so no incomplete backup is ever listed (complete ones are kept), and names the failure — the runner's own error when it left
+ * one (on AWS a failed task's cause is ECS's task description).
+ */
+export async function cleanupMigration(
+  state: MigrateRun,
+  caught: CaughtError,
+  deps: FinishDeps,
+): Promise<MigrationFailure> {
+  const { plan } = state;
+  const store = deps.openStore(plan.request.store);
+  let runnerError: { name: string; message: string } | undefined;
+  const first = plan.databases[0].backup;
+  const schemaTest = SchemaTestResultSchema.safeParse(
+    await store.getJson(schemaTestResultKey(first.database, first.backupId)).catch(() => undefined),
+  );
+  if (schemaTest.success && schemaTest.data.status === 'failed') {
+    runnerError = {
+      name: 'Pgferry.SchemaTestFailed',
+      message: schemaTest.data.error ?? 'the schema test failed',
+    };
+  }
+  let deletedObjects = 0;
+  for (const db of plan.databases) {
+    const result = DumpResultSchema.safeParse(
+      await store.getJson(dumpResultKey(db.backup.database, db.backup.backupId)).catch(() => undefined),
+    );
+    if (!runnerError && result.success && result.data.status === 'failed') runnerError = result.data.error;
+  }
+  let unfrozen = false;
+  const problems: string[] = [];
+  if (plan.request.freezeSource) {
+    try {
+      await unfreezeSource(plan, deps.env);
+      unfrozen = true;
+    } catch (err) {
+      problems.push(`THE SOURCE IS STILL READ-ONLY: ${errorMessage(err)}`);
+    }
+  }
+  for (const db of plan.databases) {
+    try {
+      // A backup the record step completed (the failure came later, e.g. in the cutover) is kept.
+      if ((await store.getJson(manifestKey(db.backup.database, db.backup.backupId))) !== undefined) continue;
+      deletedObjects += await store.deletePrefix(backupPrefix(db.backup.database, db.backup.backupId));
+    } catch (err) {
+      problems.push(`could not remove the incomplete backup ${db.backup.backupId}: ${errorMessage(err)}`);
+    }
+  }
+  const cause = runnerError?.message ?? caught.Cause ?? caught.Error;
+  return {
+    error: runnerError?.name ?? caught.Error,
+    cause: problems.length ? `${cause} (${problems.join('; ')})` : cause,
+    unfrozen,
+    deletedObjects,
+  };
+}
+
+/** Guards the local-only cutover command on Lambda. */
+export function refuseCommandOnLambda(): never {
+  throw new PgferryError('InvalidInput', 'cutover.command runs only locally (pgferry migrate --on-cutover)');
+}

@@ -1,0 +1,33 @@
+import { parseExecutionInput, RestoreRequestSchema, type RestoreState } from '../../../core/contracts';
+import { storeJob } from '../../../core/jobs';
+import { createLogger } from '../../../core/logging';
+import { openStore } from '../../../core/store';
+import { catalogNameOf, jobKey } from '../../../core/store-keys';
+import { preflightRestore } from './preflight';
+
+const logger = createLogger('pgferry-restore-preflight');
+
+/**
+ * Step Functions task: validates the execution input, resolves the backup, checks the target, and
+ * stores the plan as the restore's job beside the backup; the state carries the job's reference.
+ */
+export async function handler(event: unknown): Promise<RestoreState> {
+  const request = parseExecutionInput(RestoreRequestSchema, event, 'restore request');
+  const plan = await preflightRestore(request, { openStore, env: process.env });
+  const { manifest } = plan;
+  const job = await storeJob(
+    openStore(request.store),
+    jobKey('restore', catalogNameOf(manifest), manifest.id, plan.restoreId),
+    'restore',
+    plan,
+  );
+  logger.info('planned', { restoreId: plan.restoreId, backupId: manifest.id, jobs: plan.jobs });
+  return {
+    job,
+    restoreId: plan.restoreId,
+    backupId: manifest.id,
+    database: catalogNameOf(manifest),
+    taskSize: plan.taskSize,
+    ...(plan.safetyBackup ? { safetyBackupRequest: plan.safetyBackup } : {}),
+  };
+}

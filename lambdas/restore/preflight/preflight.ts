@@ -1,0 +1,315 @@
+import { pipeline } from 'node:stream/promises';
+import type { Client } from 'pg';
+import { droppedByClean, readArchiveToc } from '../../../core/archive-toc';
+import { localTargetName, requestedName } from '../../../core/catalog-name';
+import { createDecompressor, DEFAULT_COMPRESSION } from '../../../core/compression';
+import { describeConnection, resolvePassword } from '../../../core/connection';
+import {
+  type BackupManifest,
+  type RestorePlan,
+  type RestoreRequest,
+  SCHEMA_VERSION,
+} from '../../../core/contracts';
+import { currentDeployment, type Deployment } from '../../../core/deployment';
+import { dropBlockers, refuseBlockedCleanRestore } from '../../../core/drop-dependents';
+import { errorMessage, PgferryError } from '../../../core/errors';
+import { describeIncompleteDatabase, readIncompleteMark } from '../../../core/incomplete-database';
+import { createLogger } from '../../../core/logging';
+import { allowedLogin } from '../../../core/login-policy';
+import type { ArchiveTocEntry } from '../../../core/pg-archive';
+import { connectPg, quoteIdent, serverInfo } from '../../../core/postgres';
+import {
+  describeArchive,
+  describeLocale,
+  downgradeRisks,
+  missingForBackup,
+  restoreMajor,
+} from '../../../core/requirements';
+import { checkObjectsPresent, resolveBackup } from '../../../core/resolve-backup';
+import { chooseToastCompression } from '../../../core/restore-session';
+import type { BackupStore } from '../../../core/store';
+import { backupObjectKey, newBackupId } from '../../../core/store-keys';
+import { defaultJobs } from '../../../core/strategy';
+import { otherSessions, refuseConnectedSessions } from '../../../core/target-sessions';
+import { checkRestoreDisk, restoreDiskUse, restoreTaskSize } from '../../../core/task-size';
+
+const logger = createLogger('pgferry-restore-preflight');
+
+export interface RestorePreflightDeps {
+  openStore: (url: string) => BackupStore;
+  env: NodeJS.ProcessEnv;
+  now?: () => Date;
+  /** Where this runs (on AWS: the configuration's bindings). */
+  deployment?: Deployment;
+}
+
+/**
+ * Everything that can refuse a restore, checked before the target is touched: on AWS that the
+ * target is a configured target and its login is bound to it (before its secret is read); the
+ * backup is complete and its objects are all there, and fit the task's disk; the target is reachable, not older than the source or
+ * the pg_dump that wrote the archive (unless allowed), not the backup's own source (unless
+ * forced); the database exists or not as the mode expects; every extension and role the dump
+ * needs is available; the server can create the database with the source's encoding and locale
+ * and offers the collations and lz4 its objects use. A database pgferry left incomplete is named
+ * with the command that removes it. In clean mode, before the safety backup and the download:
+ * no other session is connected to the target database (unless `terminateConnections`), and
+ * nothing in it that is not in the backup depends on what pg_restore will drop (read from the
+ * archive's table of contents, at the start of the stored dump). (The objects' checksums are
+ * verified by the runner as it downloads them, also before the target is touched.)
+ */
+export async function preflightRestore(
+  request: RestoreRequest,
+  deps: RestorePreflightDeps,
+): Promise<RestorePlan> {
+  const now = deps.now?.() ?? new Date();
+  const deployment = deps.deployment ?? currentDeployment();
+  const targetBinding = allowedLogin(deployment, request.target, 'restore-target');
+  const store = deps.openStore(request.store);
+  const manifest = await resolveBackup(store, request.backup, requestedName(request));
+  await checkObjectsPresent(store, manifest);
+  const diskUse = restoreDiskUse(manifest);
+  await checkRestoreDisk({ id: manifest.id, use: diskUse, withLocalServer: false }, deployment, deps.env);
+
+  const target = request.target;
+  const password = await resolvePassword(target, 'target', deps.env);
+  const client = await connectMaintenance(request, password);
+  try {
+    const server = await serverInfo(client);
+    const warnings = checkServerMajor(server, manifest, request.allowDowngrade);
+    if (isSourceOfBackup(request, manifest) && !request.force) {
+      refuse(
+        `the target ${describeConnection(target)} is the database this backup was taken from; pass --force to restore over it`,
+      );
+    }
+    await checkTargetDatabase(client, request, password, server.major);
+    await checkExtensions(client, manifest);
+    await checkRoles(client, request, manifest);
+    await checkBackupNeeds(client, server, request, manifest);
+    if (request.mode === 'clean') await checkCleanTarget(store, manifest, request, password);
+    return {
+      schemaVersion: SCHEMA_VERSION,
+      restoreId: newBackupId(now),
+      request,
+      manifest,
+      targetServer: server,
+      jobs: request.jobs ?? defaultJobs(deps.env),
+      toastCompression: await chooseToastCompression(client, request.toastCompression),
+      taskSize: restoreTaskSize(diskUse, false),
+      ...(request.mode === 'clean' && request.safetyBackup
+        ? {
+            safetyBackup: {
+              // Filed under the target's own name, never the source's: it must not become the
+              // source's latest nor count in its retention.
+              name: targetBinding?.id ?? localTargetName(target),
+              source: target,
+              store: request.store,
+              compression: DEFAULT_COMPRESSION,
+              withRolePasswords: false,
+            },
+          }
+        : {}),
+      ...(warnings.length ? { warnings } : {}),
+      startedAt: now.toISOString(),
+    };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function refuse(message: string): never {
+  throw new PgferryError('TargetRefused', message);
+}
+
+/**
+ * A target older than the backup's source, or than the pg_dump that wrote its archive, is
+ * refused unless `allowDowngrade`; then what will likely fail is returned as warnings.
+ */
+function checkServerMajor(
+  server: { version: string; major: number },
+  manifest: BackupManifest,
+  allowDowngrade: boolean,
+): string[] {
+  const needed = restoreMajor(manifest);
+  if (server.major >= needed) return [];
+  const risks = downgradeRisks(manifest, server.major);
+  if (!allowDowngrade) {
+    refuse(
+      `the target runs PostgreSQL ${server.version} (major ${server.major}), older than this backup needs ` +
+        `(${needed}): its archive was written by ${describeArchive(manifest)}; ${risks[0]}. ` +
+        `Restore into a PostgreSQL ${needed} or newer server, or pass --allow-downgrade to try anyway`,
+    );
+  }
+  const warnings = [
+    `restoring into PostgreSQL ${server.version}, older than this backup needs (${needed}; its archive was written by ` +
+      `${describeArchive(manifest)}): ${risks.join('; ')}`,
+  ];
+  logger.warn('downgrade', { warnings });
+  return warnings;
+}
+
+/**
+ * The target server must be able to create the database as the source's was (encoding, locale,
+ * provider) and hold what its objects need (collations, lz4): one line naming what it lacks.
+ */
+async function checkBackupNeeds(
+  client: Client,
+  server: { version: string },
+  request: RestoreRequest,
+  manifest: BackupManifest,
+): Promise<void> {
+  const missing = await missingForBackup(client, manifest, { createsDatabase: request.mode === 'create' });
+  if (missing.length) {
+    const locale = manifest.requires?.locale;
+    const what = locale ? ` (${describeLocale(manifest.requires?.encoding ?? '?', locale)})` : '';
+    refuse(
+      `the target server (PostgreSQL ${server.version}) cannot restore backup ${manifest.id} of ${manifest.database}${what}: ` +
+        `it lacks ${missing.join('; ')}; nothing was downloaded or created`,
+    );
+  }
+}
+
+/** A connection to the target server that does not need the target database to exist. */
+async function connectMaintenance(request: RestoreRequest, password: string | undefined): Promise<Client> {
+  try {
+    return await connectPg(request.target, password, 'postgres');
+  } catch (err) {
+    if ((err as PgferryError).code !== 'DatabaseNotFound') throw err;
+    return connectPg(request.target, password, 'template1');
+  }
+}
+
+function isSourceOfBackup(request: RestoreRequest, manifest: BackupManifest): boolean {
+  const local = (host: string) =>
+    ['localhost', '127.0.0.1', '::1'].includes(host) ? 'localhost' : host.toLowerCase();
+  return (
+    local(request.target.host) === local(manifest.source.host) &&
+    request.target.port === manifest.source.port &&
+    request.target.database === manifest.database
+  );
+}
+
+async function checkTargetDatabase(
+  client: Client,
+  request: RestoreRequest,
+  password: string | undefined,
+  serverMajor: number,
+): Promise<void> {
+  const name = request.target.database;
+  const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+  const exists = rows.length > 0;
+  const incomplete = exists ? await readIncompleteMark(client, name) : undefined;
+  if (incomplete) refuse(describeIncompleteDatabase(name, incomplete, serverMajor));
+  if (request.mode === 'create' && exists) {
+    refuse(
+      `the target database ${name} already exists; choose another name, or use --mode clean to replace its contents`,
+    );
+  }
+  if (request.mode === 'clean') {
+    if (!exists) refuse(`the target database ${name} does not exist; use --mode create`);
+    const tables = await countUserTables(request, password);
+    if (tables > 0 && !request.force) {
+      refuse(`the target database ${name} has ${tables} user tables; pass --force to replace them`);
+    }
+  }
+}
+
+async function countUserTables(request: RestoreRequest, password: string | undefined): Promise<number> {
+  const target = await connectPg(request.target, password);
+  try {
+    const { rows } = await target.query<{ n: string }>(`
+      SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+        AND n.nspname NOT LIKE 'pg\\_toast%'`);
+    return Number(rows[0].n);
+  } finally {
+    await target.end().catch(() => undefined);
+  }
+}
+
+async function checkExtensions(client: Client, manifest: BackupManifest): Promise<void> {
+  const needed = manifest.requires?.extensions ?? [];
+  if (needed.length === 0) return;
+  const { rows } = await client.query<{ name: string }>('SELECT name FROM pg_available_extensions');
+  const available = new Set(rows.map((r) => r.name));
+  const missing = needed.filter((e) => !available.has(e.name));
+  if (missing.length) {
+    refuse(
+      `the target server does not offer extension${missing.length > 1 ? 's' : ''} the backup needs: ` +
+        missing.map((e) => `${e.name} ${e.version}`).join(', '),
+    );
+  }
+}
+
+async function checkRoles(client: Client, request: RestoreRequest, manifest: BackupManifest): Promise<void> {
+  const existing = new Set(
+    (await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname),
+  );
+  if (request.role !== undefined && !existing.has(request.role)) {
+    refuse(`--role ${quoteIdent(request.role)} does not exist on the target`);
+  }
+  if (request.withGlobals || (request.noOwner && request.noAcl)) return;
+  const missing = (manifest.requires?.roles ?? []).filter((r) => !existing.has(r));
+  if (missing.length) {
+    refuse(
+      `roles that own or are granted objects in the backup do not exist on the target: ${missing.join(', ')}; ` +
+        'pass --with-globals to create them, or --no-owner --no-acl to restore without them',
+    );
+  }
+}
+
+/**
+ * A clean restore must not wait on other sessions, nor stop midway on a DROP that objects outside
+ * the backup depend on: both refused here, before the safety backup and the download. The archive's
+ * objects come from the TOC at the start of the stored dump; when it cannot be read here (an lz4
+ * dump where the lz4 tool is missing), the runner checks the same after the download, before
+ * anything is dropped. With `terminateConnections` the sessions are ended by the runner instead.
+ */
+async function checkCleanTarget(
+  store: BackupStore,
+  manifest: BackupManifest,
+  request: RestoreRequest,
+  password: string | undefined,
+): Promise<void> {
+  const toc = await readBackupToc(store, manifest);
+  const target = await connectPg(request.target, password);
+  try {
+    const done = 'nothing was changed or downloaded';
+    if (toc) {
+      const blockers = await dropBlockers(target, droppedByClean(toc, request));
+      if (blockers.length) refuseBlockedCleanRestore(request.target.database, blockers, done);
+    }
+    const sessions = await otherSessions(target, request.target.database);
+    if (sessions.length && !request.terminateConnections) {
+      refuseConnectedSessions(request.target.database, sessions, done);
+    }
+  } finally {
+    await target.end().catch(() => undefined);
+  }
+}
+
+/** The TOC of the backup's archive, read from the start of its stored dump; undefined when it cannot be. */
+async function readBackupToc(
+  store: BackupStore,
+  manifest: BackupManifest,
+): Promise<ArchiveTocEntry[] | undefined> {
+  const dump = manifest.objects.find((o) => o.kind === 'dump');
+  if (!dump) return undefined;
+  try {
+    const body = await store.download(backupObjectKey(manifest.database, manifest.id, dump.key));
+    const decompressed = createDecompressor(dump.compression);
+    // Ends (prematurely) once the TOC is read: only the first bytes are transferred.
+    const flowing = pipeline(body, decompressed).catch(() => undefined);
+    try {
+      return await readArchiveToc(decompressed);
+    } finally {
+      body.destroy();
+      decompressed.destroy();
+      await flowing;
+    }
+  } catch (err) {
+    logger.warn('archive TOC unreadable in preflight; the runner checks after the download', {
+      error: errorMessage(err),
+    });
+    return undefined;
+  }
+}

@@ -1,0 +1,47 @@
+import { ArnFormat, Stack } from 'aws-cdk-lib';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import type { Construct } from 'constructs';
+import { RESTORE_STATES } from '../core/workflows';
+import { acknowledgeWildcards, wildcardResource } from './nag';
+import { PgToolsWorkflow } from './pg-tools-workflow';
+import type { WorkflowProps } from './state-machine';
+
+export interface RestoreWorkflowProps extends WorkflowProps {
+  /** The backup workflow's state machine: a clean restore backs its target up with it first. */
+  readonly backup: sfn.IStateMachine;
+}
+
+/**
+ * The restore workflow: RestorePreflight → [SafetyBackup: a nested backup execution of the
+ * target, when preflight asks for one] → Restore → RestoreRecord. With a safety backup, Record
+ * writes the safety backup's id into the stored report, so it may write to the store too.
+ */
+export class RestoreWorkflow extends PgToolsWorkflow {
+  constructor(scope: Construct, id: string, props: RestoreWorkflowProps) {
+    super(scope, id, props, {
+      comment: 'pgferry restore: a verified backup into a target database, checked and reported',
+      states: {
+        preflight: RESTORE_STATES.preflight,
+        task: RESTORE_STATES.restore,
+        record: RESTORE_STATES.record,
+      },
+      workflow: 'restore',
+      preflightDescription: 'pgferry: resolves a backup and checks the restore target',
+      preflightConnectsToDatabases: true,
+      recordDescription: "pgferry: reads a restore's report",
+      safetyBackup: { stateName: RESTORE_STATES.safetyBackup, stateMachine: props.backup },
+    });
+    props.store.grantWriteBackups(this.record);
+    const stack = Stack.of(this);
+    const executions = stack.formatArn({
+      service: 'states',
+      resource: 'execution',
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      resourceName: `${stack.splitArn(props.backup.stateMachineArn, ArnFormat.COLON_RESOURCE_NAME).resourceName}*`,
+    });
+    acknowledgeWildcards(this.stateMachine.role, {
+      [wildcardResource(this, executions)]:
+        "StepFunctionsStartExecution's grant to describe and stop the nested backup's executions, whose names exist only at run time",
+    });
+  }
+}
