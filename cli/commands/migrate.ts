@@ -12,6 +12,7 @@ import {
   MigrateRequestSchema,
   parsePayload,
 } from '../../core/contracts';
+import { type Credentials, localPassword } from '../../core/credentials';
 import { PgferryError } from '../../core/errors';
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
@@ -136,14 +137,15 @@ async function migrateCommand(opts: MigrateOptions, aws: AwsAccess): Promise<voi
   if (opts.scaleService.length) throw new PgferryError('InvalidInput', '--scale-service is for --aws only');
   const source = parseConnectionUrl(opts.source, '--source');
   const target = parseConnectionUrl(opts.target, '--target');
-  const sourcePassword = source.password ?? process.env.PGPASSWORD;
-  const targetPassword = target.password ?? process.env.PGPASSWORD;
-  if (sourcePassword !== undefined) process.env[passwordEnvVar('source')] = sourcePassword;
-  if (targetPassword !== undefined) process.env[passwordEnvVar('target')] = targetPassword;
+  const credentials: Credentials = {
+    source: localPassword(source.password, 'source', process.env),
+    target: localPassword(target.password, 'target', process.env),
+  };
   const request = migrateRequest(opts, source.connection, target.connection);
   const { runMigrateWorkflow } = await import('../local-executor');
   const output = await interruptible('migrate', (signal) =>
     runMigrateWorkflow(request, {
+      credentials,
       signal,
       onNotice: printNotice,
       onPlan: (plan) => printPlan(plan as MigratePlan),
@@ -152,7 +154,7 @@ async function migrateCommand(opts: MigrateOptions, aws: AwsAccess): Promise<voi
       },
       onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
       runCutoverCommand: (plan) =>
-        runCutoverCommand(opts.onCutover ?? '', plan as MigratePlan, targetPassword),
+        runCutoverCommand(opts.onCutover ?? '', plan as MigratePlan, credentials.target),
     }),
   );
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
