@@ -18,7 +18,7 @@ import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection } from '../aws/options';
 import { parseDurationMs } from '../duration';
-import { interruptible, printNotice } from '../interrupts';
+import { clearPhaseLine, interruptible, runDisplay } from '../interrupts';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
@@ -147,17 +147,13 @@ async function migrateCommand(opts: MigrateOptions, aws: AwsAccess): Promise<voi
     runMigrateWorkflow(request, {
       credentials,
       signal,
-      onNotice: printNotice,
+      ...runDisplay('migrate', opts.verbose),
       onPlan: (plan) => printPlan(plan as MigratePlan),
-      onPhase: (phase) => {
-        if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Kmigrate: ${phase}…`);
-      },
-      onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
       runCutoverCommand: (plan) =>
         runCutoverCommand(opts.onCutover ?? '', plan as MigratePlan, credentials.target),
     }),
   );
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  clearPhaseLine();
   await printReport(parseOutcome(MigrateOutcomeSchema, output, 'migrate'), opts.json);
 }
 

@@ -15,7 +15,7 @@ import { type Credentials, localPassword } from '../../core/credentials';
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
-import { interruptible, printNotice } from '../interrupts';
+import { clearPhaseLine, interruptible, runDisplay } from '../interrupts';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { printable } from '../output';
@@ -136,14 +136,10 @@ async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<voi
     runRestoreWorkflow(request, {
       credentials,
       signal,
-      onNotice: printNotice,
-      onPhase: (phase) => {
-        if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Krestore: ${phase}…`);
-      },
-      onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+      ...runDisplay('restore', opts.verbose),
     }),
   );
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  clearPhaseLine();
   await printReport(
     parseOutcome(RestoreOutcomeSchema, output, 'restore'),
     opts.json,
