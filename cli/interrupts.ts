@@ -83,3 +83,30 @@ export async function interruptible<T>(what: string, run: (signal: AbortSignal) 
 export function printNotice(line: string): void {
   process.stderr.write(`pgferry: ${printable(line)}\n`);
 }
+
+/** What a local run shows on stderr while it runs (see `LocalRunOptions`). */
+export interface RunDisplay {
+  onNotice: (line: string) => void;
+  onPhase: (phase: string) => void;
+  onTaskLog?: (line: string) => void;
+}
+
+/**
+ * How `command`'s local run is shown on stderr: its notices as lines, the task's phase on one line
+ * rewritten in place (on a terminal only; `clearPhaseLine` ends it), and with `verbose` every log
+ * line of the task.
+ */
+export function runDisplay(command: string, verbose: boolean): RunDisplay {
+  return {
+    onNotice: printNotice,
+    onPhase: (phase) => {
+      if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${command}: ${phase}…`);
+    },
+    onTaskLog: verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+  };
+}
+
+/** Clears the phase line `runDisplay` wrote (on a terminal). */
+export function clearPhaseLine(): void {
+  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+}

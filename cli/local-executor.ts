@@ -10,8 +10,8 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
-import { passwordEnvVar } from '../core/connection';
 import { type JobRef, MigratePlanSchema } from '../core/contracts';
+import { type Credentials, credentialsEnv, credentialsFromEnv } from '../core/credentials';
 import { PgferryError } from '../core/errors';
 import { loadJob } from '../core/jobs';
 import { openStore } from '../core/store';
@@ -34,6 +34,13 @@ export interface TaskProgress {
 }
 
 export interface LocalRunOptions {
+  /**
+   * The run's passwords, which the steps that connect are given: the handlers as an argument, the
+   * pg-tools task in its environment. The command builds them (from the URL, PGPASSWORD, …).
+   * @default this process's own `PGFERRY_SOURCE_PASSWORD` and `PGFERRY_TARGET_PASSWORD`, as a
+   * Lambda function or the task would read them
+   */
+  credentials?: Credentials;
   /** Progress reported by the pg-tools task. */
   onProgress?: (progress: TaskProgress) => void;
   /** Phases the pg-tools task enters (download, pgRestore, …). */
@@ -76,8 +83,9 @@ export async function runBackupWorkflow(input: unknown, options: LocalRunOptions
     import('../lambdas/backup/record/handler'),
     import('../lambdas/backup/cleanup/handler'),
   ]);
+  const credentials = credentialsOf(options);
   return runWorkflow('backup', input, options, {
-    [BACKUP_STATES.preflight]: preflight.handler,
+    [BACKUP_STATES.preflight]: (event) => preflight.handle(event, credentials),
     [BACKUP_STATES.dump]: (params) => runPgToolsTask(params, options),
     [BACKUP_STATES.record]: record.handler,
     [BACKUP_STATES.cleanup]: cleanup.handler,
@@ -90,8 +98,9 @@ export async function runRestoreWorkflow(input: unknown, options: LocalRunOption
     import('../lambdas/restore/preflight/handler'),
     import('../lambdas/restore/record/handler'),
   ]);
+  const credentials = credentialsOf(options);
   return runWorkflow('restore', input, options, {
-    [RESTORE_STATES.preflight]: preflight.handler,
+    [RESTORE_STATES.preflight]: (event) => preflight.handle(event, credentials),
     [RESTORE_STATES.safetyBackup]: (params) => runNestedBackup(params, options),
     [RESTORE_STATES.restore]: (params) => runPgToolsTask(params, options),
     [RESTORE_STATES.record]: record.handler,
@@ -132,24 +141,26 @@ export async function runMigrateWorkflow(input: unknown, options: MigrateRunOpti
     import('../lambdas/migrate/preflight/handler'),
     import('../lambdas/migrate/steps/handler'),
   ]);
+  const credentials = credentialsOf(options);
+  const step: LocalHandler = (event) => steps.handle(event, credentials);
   return runWorkflow('migrate', input, options, {
     [MIGRATE_STATES.preflight]: async (event) => {
-      const state = await preflight.handler(event);
+      const state = await preflight.handle(event, credentials);
       if (options.onPlan) options.onPlan(await migratePlanOf(state.job));
       return state;
     },
     [MIGRATE_STATES.schemaTest]: (params) => runPgToolsTask(params, options),
-    [MIGRATE_STATES.freeze]: steps.handler,
+    [MIGRATE_STATES.freeze]: step,
     [MIGRATE_STATES.migrate]: (params) => runPgToolsTask(params, options),
-    [MIGRATE_STATES.record]: steps.handler,
+    [MIGRATE_STATES.record]: step,
     [MIGRATE_STATES.cutoverCommand]: async (event) => {
       const { state } = event as { state: { job: JobRef } };
       if (!options.runCutoverCommand) throw new PgferryError('InvalidInput', 'no cutover command to run');
       await options.runCutoverCommand(await migratePlanOf(state.job));
       return {};
     },
-    [MIGRATE_STATES.finish]: steps.handler,
-    [MIGRATE_STATES.failed]: steps.handler,
+    [MIGRATE_STATES.finish]: step,
+    [MIGRATE_STATES.failed]: step,
     [MIGRATE_STATES.updateSecret]: awsOnly,
     [MIGRATE_STATES.scaleDown]: awsOnly,
     [MIGRATE_STATES.scaleUp]: awsOnly,
@@ -161,24 +172,20 @@ function migratePlanOf(job: JobRef) {
   return loadJob(openStore, job, 'migrate', MigratePlanSchema);
 }
 
+/** The run's passwords: those the command gave, else this process's own (see `LocalRunOptions`). */
+function credentialsOf(options: LocalRunOptions): Credentials {
+  return options.credentials ?? credentialsFromEnv(process.env);
+}
+
 /**
  * The `states:startExecution.sync` of the backup workflow, locally: a nested run of it. Its
  * source is the restore's target, so the target's password serves as the source's.
  */
 async function runNestedBackup(params: unknown, options: LocalRunOptions): Promise<unknown> {
   const { Input } = params as { Input?: unknown };
-  const sourceVar = passwordEnvVar('source');
-  const previous = process.env[sourceVar];
-  const targetPassword = process.env[passwordEnvVar('target')];
-  if (targetPassword === undefined) delete process.env[sourceVar];
-  else process.env[sourceVar] = targetPassword;
-  try {
-    const output = await runBackupWorkflow(Input, options);
-    return { Status: 'SUCCEEDED', Output: output };
-  } finally {
-    if (previous === undefined) delete process.env[sourceVar];
-    else process.env[sourceVar] = previous;
-  }
+  const credentials: Credentials = { source: credentialsOf(options).target };
+  const output = await runBackupWorkflow(Input, { ...options, credentials });
+  return { Status: 'SUCCEEDED', Output: output };
 }
 
 async function runWorkflow(
@@ -322,8 +329,8 @@ const INHERITED_ENV =
 /**
  * The ECS `runTask.sync` state, locally: the container's entrypoint as a child process. Its
  * environment is the container override from the state's parameters plus what the task
- * definition and the task role would provide (tool paths, AWS settings), and the passwords the
- * CLI holds (on AWS these come from Secrets Manager instead).
+ * definition and the task role would provide (tool paths, AWS settings), and the run's
+ * passwords (on AWS these come from Secrets Manager or IAM instead).
  */
 export async function runPgToolsTask(params: unknown, options: LocalRunOptions = {}): Promise<unknown> {
   const overrides = (params as EcsRunTaskParameters).Overrides?.ContainerOverrides;
@@ -337,10 +344,7 @@ export async function runPgToolsTask(params: unknown, options: LocalRunOptions =
   signal?.throwIfAborted();
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (INHERITED_ENV.test(key)) env[key] = value;
-  for (const role of ['source', 'target'] as const) {
-    const variable = passwordEnvVar(role);
-    if (process.env[variable] !== undefined) env[variable] = process.env[variable];
-  }
+  Object.assign(env, credentialsEnv(credentialsOf(options)));
   for (const { Name, Value } of override.Environment) env[Name] = Value;
   env.POWERTOOLS_LOG_LEVEL = 'INFO';
   // The task's stdin stays open as long as this process lives: the task stops when it dies.

@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander';
 import { formatCompression, parseCompression } from '../../core/compression';
-import { parseConnectionUrl, passwordEnvVar } from '../../core/connection';
+import { parseConnectionUrl } from '../../core/connection';
 import {
   BackupManifestSchema,
   type BackupOutcome,
@@ -11,6 +11,7 @@ import {
   type Connection,
   parsePayload,
 } from '../../core/contracts';
+import { type Credentials, localPassword } from '../../core/credentials';
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
@@ -85,10 +86,7 @@ async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<void>
     return;
   }
   const { connection, password: urlPassword } = parseConnectionUrl(opts.source, '--source');
-  // As with libpq: a password in the URL, else PGPASSWORD (else .pgpass, read by the tools).
-  const password = urlPassword ?? process.env.PGPASSWORD;
-  // The password reaches the handlers and the task through the environment only.
-  if (password !== undefined) process.env[passwordEnvVar('source')] = password;
+  const credentials: Credentials = { source: localPassword(urlPassword, 'source', process.env) };
   const request = backupRequest(opts, connection);
 
   const { runBackupWorkflow } = await import('../local-executor');
@@ -97,6 +95,7 @@ async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<void>
   try {
     output = await interruptible('backup', (signal) =>
       runBackupWorkflow(request, {
+        credentials,
         signal,
         onProgress: (p) =>
           progress.update('dumping', p.dumpedBytes, `→ stored ${formatBytes(p.storedBytes)}`),

@@ -12,12 +12,13 @@ import {
   MigrateRequestSchema,
   parsePayload,
 } from '../../core/contracts';
+import { type Credentials, localPassword } from '../../core/credentials';
 import { PgferryError } from '../../core/errors';
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection } from '../aws/options';
 import { parseDurationMs } from '../duration';
-import { interruptible, printNotice } from '../interrupts';
+import { clearPhaseLine, interruptible, runDisplay } from '../interrupts';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
@@ -136,26 +137,23 @@ async function migrateCommand(opts: MigrateOptions, aws: AwsAccess): Promise<voi
   if (opts.scaleService.length) throw new PgferryError('InvalidInput', '--scale-service is for --aws only');
   const source = parseConnectionUrl(opts.source, '--source');
   const target = parseConnectionUrl(opts.target, '--target');
-  const sourcePassword = source.password ?? process.env.PGPASSWORD;
-  const targetPassword = target.password ?? process.env.PGPASSWORD;
-  if (sourcePassword !== undefined) process.env[passwordEnvVar('source')] = sourcePassword;
-  if (targetPassword !== undefined) process.env[passwordEnvVar('target')] = targetPassword;
+  const credentials: Credentials = {
+    source: localPassword(source.password, 'source', process.env),
+    target: localPassword(target.password, 'target', process.env),
+  };
   const request = migrateRequest(opts, source.connection, target.connection);
   const { runMigrateWorkflow } = await import('../local-executor');
   const output = await interruptible('migrate', (signal) =>
     runMigrateWorkflow(request, {
+      credentials,
       signal,
-      onNotice: printNotice,
+      ...runDisplay('migrate', opts.verbose),
       onPlan: (plan) => printPlan(plan as MigratePlan),
-      onPhase: (phase) => {
-        if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Kmigrate: ${phase}…`);
-      },
-      onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
       runCutoverCommand: (plan) =>
-        runCutoverCommand(opts.onCutover ?? '', plan as MigratePlan, targetPassword),
+        runCutoverCommand(opts.onCutover ?? '', plan as MigratePlan, credentials.target),
     }),
   );
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  clearPhaseLine();
   await printReport(parseOutcome(MigrateOutcomeSchema, output, 'migrate'), opts.json);
 }
 

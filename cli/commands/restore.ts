@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { localTargetName } from '../../core/catalog-name';
-import { parseConnectionUrl, passwordEnvVar } from '../../core/connection';
+import { parseConnectionUrl } from '../../core/connection';
 import {
   type Connection,
   parsePayload,
@@ -11,10 +11,11 @@ import {
   type RestoreRequestInput,
   RestoreRequestSchema,
 } from '../../core/contracts';
+import { type Credentials, localPassword } from '../../core/credentials';
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
-import { interruptible, printNotice } from '../interrupts';
+import { clearPhaseLine, interruptible, runDisplay } from '../interrupts';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { printable } from '../output';
@@ -128,21 +129,17 @@ async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<voi
     return;
   }
   const { connection, password: urlPassword } = parseConnectionUrl(opts.target, '--target');
-  const password = urlPassword ?? process.env.PGPASSWORD;
-  if (password !== undefined) process.env[passwordEnvVar('target')] = password;
+  const credentials: Credentials = { target: localPassword(urlPassword, 'target', process.env) };
   const request = restoreRequest(opts, connection);
   const { runRestoreWorkflow } = await import('../local-executor');
   const output = await interruptible('restore', (signal) =>
     runRestoreWorkflow(request, {
+      credentials,
       signal,
-      onNotice: printNotice,
-      onPhase: (phase) => {
-        if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Krestore: ${phase}…`);
-      },
-      onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+      ...runDisplay('restore', opts.verbose),
     }),
   );
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  clearPhaseLine();
   await printReport(
     parseOutcome(RestoreOutcomeSchema, output, 'restore'),
     opts.json,

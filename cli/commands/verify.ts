@@ -9,7 +9,7 @@ import {
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, refuseAwsOnlyOptions } from '../aws/options';
-import { interruptible, printNotice } from '../interrupts';
+import { clearPhaseLine, interruptible, runDisplay } from '../interrupts';
 import { configureLogging } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { catalogNameOption, DATABASE_ALIAS_HELP } from './catalog-options';
@@ -62,14 +62,10 @@ async function verifyCommand(opts: VerifyOptions, aws: AwsAccess): Promise<void>
   const output = await interruptible('verify', (signal) =>
     runVerifyWorkflow(request, {
       signal,
-      onNotice: printNotice,
-      onPhase: (phase) => {
-        if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Kverify: ${phase}…`);
-      },
-      onTaskLog: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+      ...runDisplay('verify', opts.verbose),
     }),
   );
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  clearPhaseLine();
   await printReport(parseOutcome(VerifyOutcomeSchema, output, 'verify'), opts.json);
 }
 

@@ -5,6 +5,7 @@ import {
   parseExecutionInput,
   parsePayload,
 } from '../../../core/contracts';
+import { type Credentials, credentialsFromEnv, withCredentials } from '../../../core/credentials';
 import { currentDeployment } from '../../../core/deployment';
 import { storeJob } from '../../../core/jobs';
 import { leaseOwnerFor, releaseLease } from '../../../core/lease';
@@ -20,16 +21,21 @@ const leaseOwner = leaseOwnerFor(currentDeployment());
 /** The execution's input, and the execution's id (from the context object). */
 const PreflightInputSchema = z.object({ request: z.unknown(), executionId: z.string().min(1) }).strict();
 
+/** The Lambda function's entry: passwords from the connections' secrets (or IAM), else from its environment. */
+export const handler = (event: unknown): Promise<BackupState> =>
+  handle(event, credentialsFromEnv(process.env));
+
 /**
  * Step Functions task: validates the execution input, plans the backup and stores the plan as
- * the backup's job (in its own folder); the state carries the job's reference.
+ * the backup's job (in its own folder); the state carries the job's reference. The source's
+ * password, where its connection names no secret, is `credentials.source`.
  */
-export async function handler(event: unknown): Promise<BackupState> {
+export async function handle(event: unknown, credentials: Credentials): Promise<BackupState> {
   const input = parsePayload(PreflightInputSchema, event, 'preflight input');
   const request = parseExecutionInput(BackupRequestSchema, input.request, 'backup request');
   const plan = await preflightBackup(request, {
     openStore,
-    env: process.env,
+    env: withCredentials(process.env, credentials),
     leaseOwner,
     executionId: input.executionId,
   });

@@ -1,4 +1,5 @@
 import { MigrateRequestSchema, type MigrateState, parsePayload } from '../../../core/contracts';
+import { type Credentials, credentialsFromEnv, withCredentials } from '../../../core/credentials';
 import { storeJob } from '../../../core/jobs';
 import { createLogger } from '../../../core/logging';
 import { openStore } from '../../../core/store';
@@ -7,15 +8,20 @@ import { preflightMigrate } from './preflight';
 
 const logger = createLogger('pgferry-migrate-preflight');
 
+/** The Lambda function's entry: passwords from the connections' secrets (or IAM), else from its environment. */
+export const handler = (event: unknown): Promise<MigrateState> =>
+  handle(event, credentialsFromEnv(process.env));
+
 /**
  * Step Functions task: validates the execution input, checks both servers, plans the migration,
  * and stores the plan as the migration's job beside its first database's archived backup (so a
  * failed migration's cleanup removes it with that backup). The state carries the job's reference
- * and the optional steps the workflow's Choice states read.
+ * and the optional steps the workflow's Choice states read. The passwords, where a connection names
+ * no secret, are `credentials`.
  */
-export async function handler(event: unknown): Promise<MigrateState> {
+export async function handle(event: unknown, credentials: Credentials): Promise<MigrateState> {
   const request = parsePayload(MigrateRequestSchema, event, 'migrate request');
-  const plan = await preflightMigrate(request, { openStore, env: process.env });
+  const plan = await preflightMigrate(request, { openStore, env: withCredentials(process.env, credentials) });
   const first = plan.databases[0].backup;
   const job = await storeJob(
     openStore(request.store),

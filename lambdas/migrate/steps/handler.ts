@@ -1,10 +1,6 @@
 import { z } from 'zod';
-import {
-  CaughtErrorSchema,
-  MigratePlanSchema,
-  MigrateStateSchema,
-  parsePayload,
-} from '../../../core/contracts';
+import { CaughtErrorSchema, MigratePlanSchema, MigrateStateSchema, parsePayload } from '../../../core/contracts';
+import { type Credentials, credentialsFromEnv, withCredentials } from '../../../core/credentials';
 import { loadJob } from '../../../core/jobs';
 import { createLogger } from '../../../core/logging';
 import { migrateOutcome } from '../../../core/outcomes';
@@ -24,20 +20,26 @@ const StepSchema = z.object({
   state: MigrateStateSchema,
 });
 
+/** The Lambda function's entry: passwords from the connections' secrets (or IAM), else from its environment. */
+export const handler = (event: unknown): ReturnType<typeof handle> =>
+  handle(event, credentialsFromEnv(process.env));
+
 /**
  * Step Functions task for the migrate workflow's own steps (one function, several states): the
  * freeze of the source, the record of the archived backups (the backup workflow's record step,
  * which writes each manifest last), the cutover secret's update, the finish (unfreeze, report), and the cleanup after a failure.
- * Each reads the plan from the job the state names.
+ * Each reads the plan from the job the state names; the source's password, where its connection
+ * names no secret, is `credentials.source`.
  */
-export async function handler(event: unknown) {
+export async function handle(event: unknown, credentials: Credentials) {
   const { step, state } = parsePayload(StepSchema, event, 'migrate step');
+  const env = withCredentials(process.env, credentials);
   if (step === 'cutoverCommand') return refuseCommandOnLambda();
   const plan = await loadJob(openStore, state.job, 'migrate', MigratePlanSchema);
   const run = { ...state, plan };
   switch (step) {
     case 'freeze': {
-      const result = await freezeSource(plan, process.env);
+      const result = await freezeSource(plan, env);
       logger.info('froze the source', { migrateId: plan.migrateId, ...result });
       return result;
     }
@@ -53,7 +55,7 @@ export async function handler(event: unknown) {
       return result;
     }
     case 'finish': {
-      const { report, key } = await finishMigration(run, { openStore, env: process.env });
+      const { report, key } = await finishMigration(run, { openStore, env });
       logger.info('migrated', { migrateId: plan.migrateId, timings: report.timings });
       return migrateOutcome(report, { store: state.job.store, key });
     }
@@ -63,7 +65,7 @@ export async function handler(event: unknown) {
         state.error ?? { Error: 'States.TaskFailed' },
         'caught error',
       );
-      const result = await cleanupMigration(run, caught, { openStore, env: process.env });
+      const result = await cleanupMigration(run, caught, { openStore, env });
       logger.warn('cleaned up a failed migration', { migrateId: plan.migrateId, ...result });
       return result;
     }

@@ -1,0 +1,209 @@
+/**
+ * The backup workflow's payloads — its request, plan, state, the runner's result and the
+ * workflow's output — and the document it leaves in the store, the manifest.
+ */
+import { z } from 'zod';
+import { DatabasePropertiesSchema, RequirementsSchema } from './database';
+import {
+  CatalogNameSchema,
+  CompressionSchema,
+  ConnectionSchema,
+  DatabaseNameSchema,
+  documentLocation,
+  JobRefSchema,
+  LockWaitTimeoutSchema,
+  RequestedCompressionSchema,
+  RunIdSchema,
+  SchemaVersionSchema,
+  ServerInfoSchema,
+  StoreUrlSchema,
+  TableRowCountSchema,
+  TaskSizeSchema,
+  TimestampSchema,
+} from './shared';
+
+/** Input of the backup state machine: what `pgferry backup` and the schedules start it with. */
+export const BackupRequestSchema = z
+  .object({
+    /**
+     * The catalog name to file the backup under. On AWS it is the source's configured id (given
+     * or not); locally `--name`, by default the source database's name.
+     */
+    name: CatalogNameSchema.optional(),
+    source: ConnectionSchema,
+    store: StoreUrlSchema,
+    compression: RequestedCompressionSchema,
+    withRolePasswords: z.boolean().default(false),
+    backupId: RunIdSchema.optional(),
+    lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
+  })
+  .strict();
+export type BackupRequest = z.infer<typeof BackupRequestSchema>;
+export type BackupRequestInput = z.input<typeof BackupRequestSchema>;
+
+export const DumpStrategySchema = z
+  .object({
+    /** pg_dump archive format; `custom` streams to the store with no local disk. */
+    format: z.literal('custom'),
+    jobs: z.number().int().min(1),
+    /** Multipart uploads (S3 stores): part size and parts in flight. Absent in older manifests. */
+    upload: z
+      .object({
+        partBytes: z
+          .number()
+          .int()
+          .min(5 * 1024 * 1024),
+        queueSize: z.number().int().min(1).max(16),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type DumpStrategy = z.infer<typeof DumpStrategySchema>;
+
+/** Preflight's output: everything the dump runner and the record step need. */
+export const BackupPlanSchema = z
+  .object({
+    schemaVersion: SchemaVersionSchema,
+    backupId: RunIdSchema,
+    /**
+     * The catalog name the backup is filed under: every key of it is built from this (the
+     * database's own name is `source.database`).
+     */
+    database: CatalogNameSchema,
+    store: StoreUrlSchema,
+    source: ConnectionSchema,
+    compression: CompressionSchema,
+    withRolePasswords: z.boolean(),
+    server: ServerInfoSchema,
+    /** The oldest pg_dump major that can dump this server: its own major. */
+    minPgDumpMajor: z.number().int(),
+    sizeBytes: z.number().int().nonnegative(),
+    strategy: DumpStrategySchema,
+    taskSize: TaskSizeSchema,
+    /** The request's lock wait timeout; absent: DEFAULT_LOCK_WAIT_TIMEOUT_MS. */
+    lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
+    startedAt: TimestampSchema,
+  })
+  .strict();
+export type BackupPlan = z.infer<typeof BackupPlanSchema>;
+
+/**
+ * The backup workflow's state after preflight: ids, the job and the task's size (which the ECS
+ * state reads). The steps that need the plan read it through `job`; Cleanup needs only the ids.
+ */
+export const BackupStateSchema = z
+  .object({
+    job: JobRefSchema,
+    backupId: RunIdSchema,
+    /** The catalog name (the folder of the backup). */
+    database: CatalogNameSchema,
+    taskSize: TaskSizeSchema,
+  })
+  .strict();
+export type BackupState = z.infer<typeof BackupStateSchema>;
+
+export const StoredObjectSchema = z
+  .object({
+    /** Relative to the backup's folder. */
+    key: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/),
+    kind: z.enum(['dump', 'globals']),
+    bytes: z.number().int().nonnegative(),
+    /** SHA-256 (hex) of the bytes as stored, i.e. after compression. */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    compression: CompressionSchema,
+  })
+  .strict();
+export type StoredObject = z.infer<typeof StoredObjectSchema>;
+
+export const GlobalsInfoSchema = z
+  .object({
+    rolePasswords: z.boolean(),
+    /** Why role passwords are missing although they were asked for (e.g. no access to pg_authid). */
+    note: z.string().optional(),
+  })
+  .strict();
+
+export const ToolInfoSchema = z.object({ pgDumpVersion: z.string(), pgDumpMajor: z.number().int() }).strict();
+
+/** What the runner reports to the record step, through the store (ECS returns no payload). */
+export const DumpResultSchema = z.discriminatedUnion('status', [
+  z
+    .object({
+      schemaVersion: SchemaVersionSchema,
+      backupId: RunIdSchema,
+      status: z.literal('succeeded'),
+      tool: ToolInfoSchema,
+      objects: z.array(StoredObjectSchema).min(1),
+      tables: z.array(TableRowCountSchema),
+      globals: GlobalsInfoSchema,
+      requires: RequirementsSchema,
+      databaseProperties: DatabasePropertiesSchema,
+      uncompressedBytes: z.number().int().nonnegative(),
+      finishedAt: TimestampSchema,
+    })
+    .strict(),
+  z
+    .object({
+      schemaVersion: SchemaVersionSchema,
+      backupId: RunIdSchema,
+      status: z.literal('failed'),
+      error: z.object({ name: z.string(), message: z.string() }).strict(),
+      finishedAt: TimestampSchema,
+    })
+    .strict(),
+]);
+export type DumpResult = z.infer<typeof DumpResultSchema>;
+
+/** `manifest.json`: written last; a backup folder without it is incomplete and never listed. */
+export const BackupManifestSchema = z
+  .object({
+    schemaVersion: SchemaVersionSchema,
+    id: RunIdSchema,
+    database: DatabaseNameSchema,
+    /**
+     * The catalog name it is filed under (the folder); absent in manifests written before catalog
+     * names existed, whose folder is the database's name (`catalogNameOf`).
+     */
+    name: CatalogNameSchema.optional(),
+    status: z.literal('complete'),
+    startedAt: TimestampSchema,
+    finishedAt: TimestampSchema,
+    durationSeconds: z.number().nonnegative(),
+    source: z.object({ host: z.string(), port: z.number().int(), user: z.string() }).strict(),
+    server: ServerInfoSchema,
+    tool: ToolInfoSchema.extend({ pgferryVersion: z.string() }).strict(),
+    format: z.literal('custom'),
+    compression: CompressionSchema,
+    strategy: DumpStrategySchema,
+    uncompressedBytes: z.number().int().nonnegative(),
+    objects: z.array(StoredObjectSchema).min(1),
+    tables: z.array(TableRowCountSchema),
+    globals: GlobalsInfoSchema,
+    requires: RequirementsSchema.optional(),
+    databaseProperties: DatabasePropertiesSchema.optional(),
+    /** How long the dump would wait for a table lock (absent in older manifests). */
+    lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
+  })
+  .strict();
+export type BackupManifest = z.infer<typeof BackupManifestSchema>;
+
+/** The backup workflow's output (what was done in brief); the manifest is at `key`. */
+export const BackupOutcomeSchema = z
+  .object({
+    schemaVersion: SchemaVersionSchema,
+    kind: z.literal('backup'),
+    status: z.literal('complete'),
+    backupId: RunIdSchema,
+    /** The catalog name. */
+    database: CatalogNameSchema,
+    ...documentLocation,
+    startedAt: TimestampSchema,
+    finishedAt: TimestampSchema,
+    uncompressedBytes: z.number().int().nonnegative(),
+    storedBytes: z.number().int().nonnegative(),
+    objects: z.number().int().nonnegative(),
+    tables: z.number().int().nonnegative(),
+  })
+  .strict();
+export type BackupOutcome = z.infer<typeof BackupOutcomeSchema>;
