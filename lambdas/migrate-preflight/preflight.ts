@@ -14,9 +14,10 @@ import {
 } from '../../core/contracts';
 import { currentDeployment, type Deployment } from '../../core/deployment';
 import { PgferryError } from '../../core/errors';
-import { describeIncompleteDatabase, readIncompleteMark } from '../../core/incomplete-database';
 import { allowedLogin, checkCutoverServices, checkFiledUnder } from '../../core/login-policy';
-import { connectPg, serverInfo, systemIdentifier } from '../../core/postgres';
+import { connectPg } from '../../core/postgres/connect';
+import { describeIncompleteDatabase, readIncompleteMark } from '../../core/postgres/incomplete-database';
+import { serverInfo, systemIdentifier } from '../../core/postgres/inspect';
 import {
   describeLocale,
   missingForObjects,
@@ -25,7 +26,7 @@ import {
   readCollationRequirements,
   readDatabaseLocale,
   readLz4Columns,
-} from '../../core/requirements';
+} from '../../core/postgres/requirements';
 import { chooseToastCompression } from '../../core/restore-session';
 import type { BackupStore } from '../../core/store';
 import { databaseSegment, MIGRATE_REPORT_FILE, newBackupId } from '../../core/store-keys';

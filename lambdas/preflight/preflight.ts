@@ -8,7 +8,8 @@ import {
 } from '../../core/contracts';
 import { currentDeployment, type Deployment } from '../../core/deployment';
 import { acquireLease, type Lease, type LeaseOwner } from '../../core/lease';
-import { connectPg, serverInfo, systemIdentifier } from '../../core/postgres';
+import { connectPg } from '../../core/postgres/connect';
+import { serverInfo, systemIdentifier } from '../../core/postgres/inspect';
 import type { BackupStore } from '../../core/store';
 import { BACKUP_ID_PATTERN, backupPrefix, manifestKey, newBackupId } from '../../core/store-keys';
 import { chooseDumpStrategy, taskCores } from '../../core/strategy';

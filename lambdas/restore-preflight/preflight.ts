@@ -1,6 +1,5 @@
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
-import { droppedByClean, readArchiveToc } from '../../core/archive-toc';
 import { localTargetName, requestedName } from '../../core/catalog-name';
 import { createDecompressor, DEFAULT_COMPRESSION } from '../../core/compression';
 import { describeConnection, resolvePassword } from '../../core/connection';
@@ -11,26 +10,29 @@ import {
   SCHEMA_VERSION,
 } from '../../core/contracts';
 import { currentDeployment, type Deployment } from '../../core/deployment';
-import { dropBlockers, refuseBlockedCleanRestore } from '../../core/drop-dependents';
 import { errorMessage, PgferryError } from '../../core/errors';
-import { describeIncompleteDatabase, readIncompleteMark } from '../../core/incomplete-database';
 import { createLogger } from '../../core/logging';
 import { allowedLogin } from '../../core/login-policy';
-import type { ArchiveTocEntry } from '../../core/pg-archive';
-import { connectPg, quoteIdent, serverInfo } from '../../core/postgres';
+import type { ArchiveTocEntry } from '../../core/postgres/archive';
+import { droppedByClean, readArchiveToc } from '../../core/postgres/archive-toc';
+import { connectPg } from '../../core/postgres/connect';
+import { dropBlockers, refuseBlockedCleanRestore } from '../../core/postgres/drop-dependents';
+import { describeIncompleteDatabase, readIncompleteMark } from '../../core/postgres/incomplete-database';
+import { serverInfo } from '../../core/postgres/inspect';
+import { quoteIdent } from '../../core/postgres/quote';
 import {
   describeArchive,
   describeLocale,
   downgradeRisks,
   missingForBackup,
   restoreMajor,
-} from '../../core/requirements';
+} from '../../core/postgres/requirements';
+import { otherSessions, refuseConnectedSessions } from '../../core/postgres/target-sessions';
 import { checkObjectsPresent, resolveBackup } from '../../core/resolve-backup';
 import { chooseToastCompression } from '../../core/restore-session';
 import type { BackupStore } from '../../core/store';
 import { backupObjectKey, newBackupId } from '../../core/store-keys';
 import { defaultJobs } from '../../core/strategy';
-import { otherSessions, refuseConnectedSessions } from '../../core/target-sessions';
 import { checkRestoreDisk, restoreDiskUse, restoreTaskSize } from '../../core/task-size';
 
 const logger = createLogger('pgferry-restore-preflight');

@@ -29,7 +29,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { type ConnectionRole, nameSessions, resolvePassword, sessionName } from '../../../core/connection';
+import { type ConnectionRole, resolvePassword } from '../../../core/connection';
 import {
   BackupPlanSchema,
   type Connection,
@@ -42,7 +42,7 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import { jobRefFromEnv, loadJob } from '../../../core/jobs';
 import { createLogger } from '../../../core/logging';
 import { checkRunnerJob } from '../../../core/login-policy';
-import { connectPg } from '../../../core/postgres';
+import { connectPg, nameSessions, sessionName } from '../../../core/postgres/connect';
 import { openStore } from '../../../core/store';
 import type { JobKind } from '../../../core/store-keys';
 import { TASK_ENV } from '../../../core/workflows';

@@ -1,10 +1,5 @@
-/** The restore runner's pure parts: the two-pass list split, pg_restore's first error, quoting. */
-import {
-  conninfoValue,
-  firstError,
-  quoteLiteral,
-  splitRestoreList,
-} from '../../../../containers/pg-tools/src/restore';
+/** The tools' pure parts: the parallel restore's two-pass list split, a tool's first error. */
+import { firstError, splitRestoreList } from '../../../../core/postgres/tools';
 
 /** A `pg_restore --list` of a small archive, as pg_restore 15 prints it (comments already dropped). */
 const LIST = [
@@ -54,10 +49,4 @@ test('firstError without an error line gives the last two lines, or says there w
   expect(firstError('one\ntwo\n\nthree\n')).toBe('two | three');
   expect(firstError('FATAL:  terminating connection due to administrator command')).toMatch(/^FATAL/);
   expect(firstError('')).toBe('no error output');
-});
-
-test('quoteLiteral and conninfoValue keep a name one value', () => {
-  expect(quoteLiteral("it's")).toBe("'it''s'");
-  expect(conninfoValue("db' host=evil")).toBe("'db\\' host=evil'");
-  expect(conninfoValue('a\\b')).toBe("'a\\\\b'");
 });
