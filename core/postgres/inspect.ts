@@ -41,6 +41,50 @@ export async function systemIdentifier(client: Client): Promise<string | undefin
   }
 }
 
+/** The size of the client's database on disk (`pg_database_size`), in bytes. */
+export async function databaseSize(client: Client): Promise<number> {
+  const { rows } = await client.query<{ size: string }>(
+    'SELECT pg_database_size(current_database()) AS size',
+  );
+  return Number(rows[0].size);
+}
+
+/** The extensions installed in the client's database, but plpgsql (every database has it). */
+export async function readExtensions(client: Client): Promise<{ name: string; version: string }[]> {
+  const { rows } = await client.query<{ name: string; version: string }>(
+    "SELECT extname AS name, extversion AS version FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1",
+  );
+  return rows;
+}
+
+/**
+ * The user tables (ordinary and partitioned, not the system's) of the client's database: what a
+ * clean restore would replace, and so the measure of "empty" it refuses to replace unforced.
+ */
+export async function countUserTables(client: Client): Promise<number> {
+  const { rows } = await client.query<{ n: string }>(`
+    SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg\\_toast%'`);
+  return Number(rows[0].n);
+}
+
+/**
+ * The user objects of the client's database — relations (tables, views, materialized views,
+ * sequences, foreign tables), functions, and extensions but plpgsql: a database a migration
+ * creates into must have none (it is dropped and created again only when forced).
+ */
+export async function countUserObjects(client: Client): Promise<number> {
+  const { rows } = await client.query<{ n: string }>(`
+    SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+              AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
+         + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
+         + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql') AS n`);
+  return Number(rows[0].n);
+}
+
 /** Whether the server has a database called `name`. */
 export async function databaseExists(client: Client, name: string): Promise<boolean> {
   const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
@@ -68,9 +112,6 @@ export async function countRows<T extends { schema: string; name: string }>(
  */
 export async function readRequirements(client: Client): Promise<Requirements> {
   const { encoding, locale } = await readDatabaseLocale(client);
-  const extensions = await client.query<{ name: string; version: string }>(
-    "SELECT extname AS name, extversion AS version FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1",
-  );
   // Owners of, and roles granted privileges on, the database's objects (not the system's).
   const roles = await client.query<{ role: string }>(`
     WITH objects AS (
@@ -90,7 +131,7 @@ export async function readRequirements(client: Client): Promise<Requirements> {
     SELECT rolname AS role FROM pg_roles WHERE oid IN (SELECT oid FROM oids) ORDER BY 1`);
   return {
     encoding,
-    extensions: extensions.rows,
+    extensions: await readExtensions(client),
     roles: roles.rows.map((r) => r.role),
     locale,
     collations: await readCollationRequirements(client),
