@@ -16,6 +16,7 @@ import { ArchiveRowCounter, type TableDataRows } from '../../../core/postgres/ar
 import type { PgToolBinary } from '../../../core/postgres/binaries';
 import {
   changedTables,
+  exportSnapshot,
   type TableChange,
   type TableVersion,
   tableVersions,
@@ -115,6 +116,33 @@ export class SnapshotGuard {
     );
     if (changes.length) throw new TablesChangedError(changes);
   }
+}
+
+/**
+ * Exports the dump's snapshot on `session` (see `exportSnapshot`), reading in it every table's
+ * version and what `read` reads, and the guard that compares those versions with `observer`'s
+ * second look. `read` must read the catalog only.
+ */
+export async function guardedSnapshot<T extends object>(
+  session: Client,
+  observer: Client,
+  lockWaitTimeoutMs: number,
+  read: (client: Client) => Promise<T>,
+): Promise<{
+  snapshot: string;
+  read: Promise<T & { tables: Map<number, TableVersion> }>;
+  guard: SnapshotGuard;
+}> {
+  const snap = await exportSnapshot(session, lockWaitTimeoutMs, async (c) => ({
+    tables: await tableVersions(c),
+    ...(await read(c)),
+  }));
+  const guard = new SnapshotGuard(
+    snap.read.then((r) => r.tables),
+    observer,
+    snap.release,
+  );
+  return { snapshot: snap.snapshot, read: snap.read, guard };
 }
 
 /**

@@ -27,19 +27,15 @@ import type { TableDataRows } from '../../../core/postgres/archive';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
 import { connectPg, endQuietly, libpqEnv } from '../../../core/postgres/connect';
 import { readDatabaseProperties, readRequirements, serverInfo } from '../../../core/postgres/inspect';
-import {
-  exportSnapshot,
-  lockWaitFailure,
-  openObserver,
-  tableVersions,
-} from '../../../core/postgres/snapshot-guard';
+import { lockWaitFailure, openObserver } from '../../../core/postgres/snapshot-guard';
 import { collectTail } from '../../../core/postgres/tools';
 import { backupObjectKey, dumpResultKey } from '../../../core/store-keys';
 import {
   DUMP_ATTEMPTS,
   dumpObjectKey,
+  guardedSnapshot,
   rowCounts,
-  SnapshotGuard,
+  type SnapshotGuard,
   storeDumpStream,
   storeGlobals,
   TablesChangedError,
@@ -97,15 +93,14 @@ async function dumpOnce(
     const pgDump = await choosePgTool('pg_dump', server.major, server.version, deps.env);
     const env = { ...toolEnv(deps.env), ...libpqEnv(plan.source, password) };
     snapshotSession = await connectPg(plan.source, password);
-    const snap = await exportSnapshot(snapshotSession, lockWaitTimeoutMs, async (c) => ({
-      tables: await tableVersions(c),
-      requires: await readRequirements(c),
-      databaseProperties: await readDatabaseProperties(c),
-    }));
-    const guard = new SnapshotGuard(
-      snap.read.then((r) => r.tables),
+    const { guard, ...snap } = await guardedSnapshot(
+      snapshotSession,
       observer,
-      snap.release,
+      lockWaitTimeoutMs,
+      async (c) => ({
+        requires: await readRequirements(c),
+        databaseProperties: await readDatabaseProperties(c),
+      }),
     );
     const dumped = await streamDump(plan, pgDump, snap.snapshot, env, deps, {
       lockWaitTimeoutMs,

@@ -65,13 +65,7 @@ import {
   sequenceStates,
 } from '../../../core/postgres/inspect';
 import { conninfoValue } from '../../../core/postgres/quote';
-import {
-  exportSnapshot,
-  LockWaitTimeoutError,
-  lockWaitFailure,
-  openObserver,
-  tableVersions,
-} from '../../../core/postgres/snapshot-guard';
+import { LockWaitTimeoutError, lockWaitFailure, openObserver } from '../../../core/postgres/snapshot-guard';
 import { collectTail, firstError, keepStderr, pgRestoreParallel } from '../../../core/postgres/tools';
 import { loadSessionOptions } from '../../../core/restore-session';
 import {
@@ -84,8 +78,9 @@ import { createWorkFolder, workRoot } from '../../../core/work-folders';
 import {
   DUMP_ATTEMPTS,
   dumpObjectKey,
+  guardedSnapshot,
   rowCounts,
-  SnapshotGuard,
+  type SnapshotGuard,
   storeDumpStream,
   storeGlobals,
   TablesChangedError,
@@ -312,8 +307,7 @@ async function migrateDatabaseOnce(
     // catalog only, and holds no lock on any table.
     const source = await connectPg(db.source, ctx.sourcePassword);
     sessions.push(source);
-    const snap = await exportSnapshot(source, ctx.lockWaitTimeoutMs, async (c) => ({
-      tables: await tableVersions(c),
+    const { guard, ...snap } = await guardedSnapshot(source, observer, ctx.lockWaitTimeoutMs, async (c) => ({
       state: {
         requires: await readRequirements(c),
         properties: await readDatabaseProperties(c),
@@ -322,11 +316,6 @@ async function migrateDatabaseOnce(
       } satisfies SourceState,
     }));
     const definitionsFile = path.join(workDir, 'definitions.pgdump');
-    const guard = new SnapshotGuard(
-      snap.read.then((r) => r.tables),
-      observer,
-      snap.release,
-    );
     let archived: Awaited<ReturnType<typeof archive>> | undefined;
     await progress.timed('data', () =>
       streamDumpIntoRestore(ctx, {
