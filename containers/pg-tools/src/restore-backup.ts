@@ -93,7 +93,6 @@ export async function restoreBackup(
   progress: RestoreProgress,
   deps: RestoreDeps,
 ): Promise<void> {
-  const request = into;
   const { password } = into;
   const { checks } = progress;
   const { signal } = deps;
@@ -113,21 +112,21 @@ export async function restoreBackup(
       `the backup's archive was written by ${describeArchive(manifest)}`,
     );
 
-    if (request.mode === 'clean') {
+    if (into.mode === 'clean') {
       await progress.timed('checkTarget', () => prepareCleanTarget(into, files.dump, checks));
     }
     stopIfInterrupted(signal);
-    await withMaintenance(request.target, password, async (admin) => {
-      if (request.mode === 'create') {
+    await withMaintenance(into.target, password, async (admin) => {
+      if (into.mode === 'create') {
         await progress.timed('createDatabase', async () => {
-          await createDatabase(admin, request.target.database, manifest.requires ?? {});
+          await createDatabase(admin, into.target.database, manifest.requires ?? {});
           createdDatabase = true;
-          await markIncomplete(admin, request.target.database, incompleteRun(into.runId));
+          await markIncomplete(admin, into.target.database, incompleteRun(into.runId));
         });
-        checks.createdWith = await readDatabaseLocale(admin, request.target.database);
+        checks.createdWith = await readDatabaseLocale(admin, into.target.database);
       }
       stopIfInterrupted(signal);
-      if (request.withGlobals) {
+      if (into.withGlobals) {
         checks.globals = await progress.timed('globals', () =>
           applyGlobals(admin, files.globals, pgRestore, into, manifest, deps),
         );
@@ -137,7 +136,7 @@ export async function restoreBackup(
     stopIfInterrupted(signal);
     await progress.timed('pgRestore', () => pgRestoreInto(pgRestore, files.dump, into, deps));
     stopIfInterrupted(signal);
-    await withClient(request.target, password, async (target) => {
+    await withClient(into.target, password, async (target) => {
       await progress.timed('analyze', () => target.query('ANALYZE'));
       checks.analyzed = true;
       checks.rowCounts = await progress.timed('rowCounts', () =>
@@ -157,23 +156,23 @@ export async function restoreBackup(
     stopIfInterrupted(signal);
     // Last, since it ends the incomplete mark (and the owner it sets may keep us from commenting).
     await progress.timed('databaseProperties', () =>
-      withMaintenance(request.target, password, (admin) =>
-        applyDatabaseProperties(admin, request.target.database, manifest.databaseProperties, into),
+      withMaintenance(into.target, password, (admin) =>
+        applyDatabaseProperties(admin, into.target.database, manifest.databaseProperties, into),
       ),
     );
   } catch (caught) {
     // Interrupted, the tools' failures (they were stopped) say less than the interruption.
     const err = signal?.aborted ? interruption(signal) : caught;
     let message = errorMessage(err);
-    const name = request.target.database;
+    const name = into.target.database;
     if (createdDatabase) {
       const dropped = await dropCreatedDatabase(into);
       message += dropped
         ? ` (the partially restored database ${name} was dropped: run the restore again)`
         : ` (the partially restored database ${name} is left in place: drop it, then run the restore again)`;
-    } else if (request.mode === 'clean' && progress.timings.pgRestore !== undefined) {
+    } else if (into.mode === 'clean' && progress.timings.pgRestore !== undefined) {
       message += ` (the database ${name} is left partly replaced: pg_restore had begun dropping and recreating its objects)`;
-    } else if (request.mode === 'clean' && signal?.aborted) {
+    } else if (into.mode === 'clean' && signal?.aborted) {
       message += ` (nothing in the database ${name} was changed)`;
     }
     if (into.warnings?.length) message += ` (preflight warned: ${into.warnings.join('; ')})`;
