@@ -4,29 +4,10 @@
  * (`PGPASSWORD` for libpq tools, `PGFERRY_<ROLE>_PASSWORD` between pgferry processes) or
  * Secrets Manager — never through arguments, payloads or logs.
  */
-import { readFileSync } from 'node:fs';
-import type { ClientConfig } from 'pg';
 import { type Connection, ConnectionSchema, parsePayload, SslModeSchema } from './contracts';
 import { PgferryError } from './errors';
 
 export type ConnectionRole = 'source' | 'target';
-
-/** What this process's database sessions are called (`application_name`). */
-let applicationName = 'pgferry';
-
-/**
- * Names every database session this process opens from now on (`application_name`, at most 63
- * bytes): the pg-tools runner names its sessions after its run, so that its progress watchdog can
- * find them on the server. Other processes keep `pgferry`.
- */
-export function nameSessions(name: string): void {
-  applicationName = Buffer.from(name, 'utf8').subarray(0, 63).toString('utf8');
-}
-
-/** The `application_name` of this process's sessions. */
-export function sessionName(): string {
-  return applicationName;
-}
 
 /** The environment variable that carries a role's password between pgferry's own processes. */
 export function passwordEnvVar(role: ConnectionRole): string {
@@ -158,68 +139,4 @@ async function readSecretsManagerPassword(secretArn: string): Promise<string> {
     // not JSON: the whole secret is the password
   }
   return text;
-}
-
-/** Environment for libpq tools (pg_dump, pg_restore, psql): the password never goes in argv. */
-export function libpqEnv(connection: Connection, password: string | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    PGHOST: connection.host,
-    PGPORT: String(connection.port),
-    PGUSER: connection.user,
-    PGDATABASE: connection.database,
-    PGSSLMODE: connection.sslmode,
-    PGAPPNAME: applicationName,
-    PGCONNECT_TIMEOUT: '10',
-  };
-  if (connection.sslrootcert) env.PGSSLROOTCERT = connection.sslrootcert;
-  if (password !== undefined) env.PGPASSWORD = password;
-  return env;
-}
-
-/** node-postgres client settings honouring libpq's sslmode semantics. */
-export function pgClientConfig(
-  connection: Connection,
-  password: string | undefined,
-  database?: string,
-): ClientConfig {
-  const base: ClientConfig = {
-    host: connection.host,
-    port: connection.port,
-    user: connection.user,
-    database: database ?? connection.database,
-    password,
-    application_name: applicationName,
-    connectionTimeoutMillis: 10_000,
-  };
-  switch (connection.sslmode) {
-    case 'disable':
-    case 'allow':
-    case 'prefer':
-      // `prefer` is tried with TLS first by `connectPg`; the plain config is its fallback.
-      return { ...base, ssl: false };
-    case 'require':
-      return { ...base, ssl: { rejectUnauthorized: false } };
-    case 'verify-ca':
-    case 'verify-full': {
-      const ca = connection.sslrootcert ? readCaBundle(connection.sslrootcert) : undefined;
-      return {
-        ...base,
-        ssl: {
-          ca,
-          rejectUnauthorized: true,
-          ...(connection.sslmode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}),
-        },
-      };
-    }
-  }
-}
-
-/** The CA bundle a connection names, or an error naming the file (not a bare ENOENT). */
-function readCaBundle(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new PgferryError('InvalidInput', `sslrootcert ${file} cannot be read: ${code}`);
-  }
 }

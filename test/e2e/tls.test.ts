@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
-import { libpqEnv, parseConnectionUrl } from '../../core/connection';
+import { parseConnectionUrl } from '../../core/connection';
 import type { BackupManifest, RestoreReport } from '../../core/contracts';
+import { libpqEnv } from '../../core/postgres/connect';
 import { runCli } from '../support/cli';
 import { startTlsPostgres, type TlsPostgres } from '../support/tls-postgres';
 

@@ -29,7 +29,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { type ConnectionRole, nameSessions, resolvePassword, sessionName } from '../../../core/connection';
+import { type ConnectionRole, resolvePassword } from '../../../core/connection';
 import {
   BackupPlanSchema,
   type Connection,
@@ -42,13 +42,14 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import { jobRefFromEnv, loadJob } from '../../../core/jobs';
 import { createLogger } from '../../../core/logging';
 import { checkRunnerJob } from '../../../core/login-policy';
-import { connectPg } from '../../../core/postgres';
+import { connectPg, nameSessions, sessionName } from '../../../core/postgres/connect';
 import { openStore } from '../../../core/store';
 import type { JobKind } from '../../../core/store-keys';
 import { TASK_ENV } from '../../../core/workflows';
 import { runDump } from './dump';
 import { runMigrate, runSchemaTest } from './migrate';
 import { runRestore } from './restore';
+import type { PhasedDeps } from './run';
 import { runVerify } from './verify';
 import {
   endRunSessions,
@@ -199,6 +200,17 @@ async function main(): Promise<void> {
     children.add(child);
     child.on('close', () => children.delete(child));
   };
+  /** A phased runner's deps: each phase is progress for the watchdog, and logged. */
+  const phasedDeps = (store: string, watchdog: ProgressWatchdog): PhasedDeps => ({
+    store: openStore(store),
+    env: process.env,
+    onPhase: (phase: string) => {
+      watchdog.progress();
+      logger.info('phase', { phase });
+    },
+    onChild,
+    signal,
+  });
   switch (action) {
     case 'dump': {
       const plan = await loadJob(openStore, job, kind, BackupPlanSchema);
@@ -227,16 +239,9 @@ async function main(): Promise<void> {
       checkRunnerJob(deployment, { kind: 'restore', plan });
       logger.appendKeys({ restoreId: plan.restoreId, backupId: plan.manifest.id });
       const watchdog = watchRun(plan.restoreId, action, [probeTarget(plan.request.target, 'target')]);
-      const report = await runRestore(plan, {
-        store: openStore(plan.request.store),
-        env: process.env,
-        onPhase: (phase) => {
-          watchdog.progress();
-          logger.info('phase', { phase });
-        },
-        onChild,
-        signal,
-      }).finally(() => watchdog.stop());
+      const report = await runRestore(plan, phasedDeps(plan.request.store, watchdog)).finally(() =>
+        watchdog.stop(),
+      );
       logger.info('succeeded', { timings: report.timings });
       return;
     }
@@ -247,16 +252,9 @@ async function main(): Promise<void> {
       // The throwaway server is no child of the runner: its writes to the work folder count.
       const workDir = process.env.PGFERRY_WORK_DIR ?? tmpdir();
       const watchdog = watchRun(plan.verifyId, action, [], usedSpace(workDir));
-      const report = await runVerify(plan, {
-        store: openStore(plan.request.store),
-        env: process.env,
-        onPhase: (phase) => {
-          watchdog.progress();
-          logger.info('phase', { phase });
-        },
-        onChild,
-        signal,
-      }).finally(() => watchdog.stop());
+      const report = await runVerify(plan, phasedDeps(plan.request.store, watchdog)).finally(() =>
+        watchdog.stop(),
+      );
       logger.info('succeeded', { restoreSeconds: report.restoreSeconds });
       return;
     }
@@ -269,16 +267,7 @@ async function main(): Promise<void> {
         probeTarget(plan.request.source, 'source'),
         probeTarget(plan.request.target, 'target'),
       ]);
-      const deps = {
-        store: openStore(plan.request.store),
-        env: process.env,
-        onPhase: (phase: string) => {
-          watchdog.progress();
-          logger.info('phase', { phase });
-        },
-        onChild,
-        signal,
-      };
+      const deps = phasedDeps(plan.request.store, watchdog);
       try {
         if (action === 'migrate') {
           const results = await runMigrate(plan, deps);

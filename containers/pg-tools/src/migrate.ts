@@ -26,7 +26,7 @@ import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
-import { libpqEnv, resolvePassword } from '../../../core/connection';
+import { resolvePassword } from '../../../core/connection';
 import {
   type Connection,
   type DatabaseProperties,
@@ -42,13 +42,32 @@ import {
   type TableRowCount,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
-import { type IncompleteRun, markIncomplete } from '../../../core/incomplete-database';
-import type { TableDataRows } from '../../../core/pg-archive';
-import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
-import { connectPg, quoteIdent } from '../../../core/postgres';
-import { createDatabaseSql } from '../../../core/requirements';
+import {
+  applyDatabaseProperties,
+  createDatabase as createDatabaseLike,
+  createMissingRoles,
+  dropDatabase as dropDatabaseOn,
+  dumpGlobals,
+} from '../../../core/postgres/admin';
+import type { TableDataRows } from '../../../core/postgres/archive';
+import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
+import { connectPg, endQuietly, libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
+import { type IncompleteRun, markIncomplete } from '../../../core/postgres/incomplete-database';
+import {
+  countRows,
+  databaseExists,
+  describeSequence,
+  objectCounts,
+  readDatabaseProperties,
+  readRequirements,
+  type SequenceState,
+  sequenceCaughtUp,
+  sequenceStates,
+} from '../../../core/postgres/inspect';
+import { conninfoValue } from '../../../core/postgres/quote';
+import { LockWaitTimeoutError, lockWaitFailure, openObserver } from '../../../core/postgres/snapshot-guard';
+import { collectTail, firstError, keepStderr, pgRestoreParallel } from '../../../core/postgres/tools';
 import { loadSessionOptions } from '../../../core/restore-session';
-import { tableVersions } from '../../../core/snapshot-guard';
 import {
   backupObjectKey,
   dumpResultKey,
@@ -57,40 +76,20 @@ import {
 } from '../../../core/store-keys';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
 import {
-  collectTail,
   DUMP_ATTEMPTS,
-  type DumpDeps,
   dumpObjectKey,
-  exportSnapshot,
-  LockWaitTimeoutError,
-  lockWaitFailure,
-  openObserver,
-  readDatabaseProperties,
-  requirements,
+  guardedSnapshot,
   rowCounts,
-  runCapture,
-  SnapshotGuard,
+  type SnapshotGuard,
   storeDumpStream,
   storeGlobals,
   TablesChangedError,
-} from './dump';
-import {
-  applyDatabaseProperties,
-  connectMaintenance,
-  createMissingRoles,
-  firstError,
-  interruption,
-  pgRestoreParallel,
-  RestoreProgress,
-  stopIfInterrupted,
-} from './restore';
+} from './backup-archive';
+import { interruption, type PhasedDeps, RestoreProgress, stopIfInterrupted } from './run';
 import { toolEnv } from './tool-env';
 
-export type MigrateDeps = Pick<DumpDeps, 'store' | 'env' | 'onChild'> & {
-  onPhase?: (phase: string) => void;
-  /** Aborted when the run is interrupted: the databases it created are dropped (see RestoreDeps). */
-  signal?: AbortSignal;
-};
+/** Interrupted (`signal`), a migration drops the databases it created. */
+export type MigrateDeps = PhasedDeps;
 
 /** The setting the freeze puts on the source database: never carried over to the target. */
 export const FREEZE_SETTING = 'default_transaction_read_only';
@@ -132,7 +131,7 @@ function restoreEnv(ctx: Context, target: Connection): NodeJS.ProcessEnv {
 
 /** libpq conninfo for `--dbname`: a database name is never parsed as a connection string. */
 function dbnameArg(database: string): string {
-  return `--dbname=dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  return `--dbname=dbname=${conninfoValue(database)}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,21 +307,15 @@ async function migrateDatabaseOnce(
     // catalog only, and holds no lock on any table.
     const source = await connectPg(db.source, ctx.sourcePassword);
     sessions.push(source);
-    const snap = await exportSnapshot(source, ctx.lockWaitTimeoutMs, async (c) => ({
-      tables: await tableVersions(c),
+    const { guard, ...snap } = await guardedSnapshot(source, observer, ctx.lockWaitTimeoutMs, async (c) => ({
       state: {
-        requires: await requirements(c),
+        requires: await readRequirements(c),
         properties: await readDatabaseProperties(c),
         objects: await objectCounts(c),
         sequences,
       } satisfies SourceState,
     }));
     const definitionsFile = path.join(workDir, 'definitions.pgdump');
-    const guard = new SnapshotGuard(
-      snap.read.then((r) => r.tables),
-      observer,
-      snap.release,
-    );
     let archived: Awaited<ReturnType<typeof archive>> | undefined;
     await progress.timed('data', () =>
       streamDumpIntoRestore(ctx, {
@@ -365,10 +358,8 @@ async function migrateDatabaseOnce(
     );
     const properties = withoutFreeze(state.properties, db.readOnlySetting);
     await progress.timed('databaseProperties', () =>
-      applyDatabaseProperties(
-        { request: { target: db.target, noOwner: false, noAcl: false } },
-        ctx.targetPassword,
-        properties,
+      withMaintenance(db.target, ctx.targetPassword, (admin) =>
+        applyDatabaseProperties(admin, db.target.database, properties, { noOwner: false, noAcl: false }),
       ),
     );
     const globals = await progress.timed('globals', async () =>
@@ -417,7 +408,7 @@ async function migrateDatabaseOnce(
     }
     throw new PgferryError(err instanceof PgferryError ? err.code : 'MigrateFailed', message, { cause: err });
   } finally {
-    await Promise.all(sessions.map((c) => c.end().catch(() => undefined)));
+    await Promise.all(sessions.map(endQuietly));
     await rm(workDir, { recursive: true, force: true });
   }
 }
@@ -496,16 +487,13 @@ async function streamDumpIntoRestore(
   ctx.deps.onChild?.(dump);
   ctx.deps.onChild?.(restore);
   const dumpStderr = collectTail(dump.stderr);
-  let restoreStderr = '';
-  restore.stderr.on('data', (d: Buffer) => {
-    restoreStderr = (restoreStderr + d.toString()).slice(-20_000);
-  });
+  const restoreStderr = keepStderr(restore.stderr);
   const toRestore = new PassThrough({ highWaterMark: 1 << 20 });
   dump.stdout.pipe(toRestore);
   const work: Promise<unknown>[] = [
     pipeline(toRestore, restore.stdin),
     exitStatus(dump, 'pg_dump', dumpStderr),
-    exitStatus(restore, 'pg_restore', () => firstError(restoreStderr)),
+    exitStatus(restore, 'pg_restore', () => firstError(restoreStderr())),
   ];
   if (opts.archive) {
     const toArchive = new PassThrough({ highWaterMark: 1 << 20 });
@@ -522,8 +510,8 @@ async function streamDumpIntoRestore(
     const diagnosed = opts.diagnose && dump.exitCode !== 0 ? await opts.diagnose(dumpStderr()) : undefined;
     if (diagnosed) throw diagnosed;
     // pg_restore's own error says most; a broken pipe after it says nothing.
-    if (restore.exitCode !== 0 && /error/i.test(restoreStderr)) {
-      throw new PgferryError('MigrateFailed', `pg_restore failed: ${firstError(restoreStderr)}`, {
+    if (restore.exitCode !== 0 && /error/i.test(restoreStderr())) {
+      throw new PgferryError('MigrateFailed', `pg_restore failed: ${firstError(restoreStderr())}`, {
         cause: err,
       });
     }
@@ -548,10 +536,6 @@ async function exitStatus(child: ChildProcess, tool: string, stderr: () => strin
 // Target databases and roles
 // ---------------------------------------------------------------------------------------------
 
-function adminPlan(target: Connection) {
-  return { request: { target, noOwner: false, noAcl: false } };
-}
-
 /**
  * Makes `target` an empty database with the source's encoding and locale: created (and marked
  * incomplete until its properties are applied), or — when it exists — used as it is (preflight
@@ -563,38 +547,20 @@ async function createDatabase(
   db: MigrateDatabasePlan,
   kind: IncompleteRun['kind'],
 ): Promise<void> {
-  const admin = await connectMaintenance(adminPlan(target), ctx.targetPassword);
-  try {
+  await withMaintenance(target, ctx.targetPassword, async (admin) => {
     const name = target.database;
-    const exists =
-      (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rows.length > 0;
-    if (exists && name === db.target.database) {
+    if ((await databaseExists(admin, name)) && name === db.target.database) {
       if (!ctx.plan.request.force) return;
-      await admin.query(
-        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-        [name],
-      );
-      await admin.query(`DROP DATABASE ${quoteIdent(name)}`);
+      await dropDatabaseOn(admin, name);
     }
-    await admin.query(createDatabaseSql(name, ctx.plan.targetServer.major, db.encoding, db.locale));
+    await createDatabaseLike(admin, name, db, ctx.plan.targetServer.major);
     const run = { kind, id: ctx.plan.migrateId, pid: process.pid, host: hostname() };
     await markIncomplete(admin, name, { ...run, startedAt: new Date().toISOString() });
-  } finally {
-    await admin.end().catch(() => undefined);
-  }
+  });
 }
 
 async function dropDatabase(ctx: Context, target: Connection): Promise<void> {
-  const admin = await connectMaintenance(adminPlan(target), ctx.targetPassword);
-  try {
-    await admin.query(
-      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-      [target.database],
-    );
-    await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(target.database)}`);
-  } finally {
-    await admin.end().catch(() => undefined);
-  }
+  await withMaintenance(target, ctx.targetPassword, (admin) => dropDatabaseOn(admin, target.database));
 }
 
 /**
@@ -606,32 +572,26 @@ async function applyRoles(ctx: Context): Promise<MigrateDatabaseResult['roles']>
   const { plan, deps } = ctx;
   const pgDumpall = await siblingTool(ctx.pgDump, 'pg_dumpall');
   const source = plan.databases[0].source;
-  const args = ['--globals-only', '--no-password', '-l', source.database];
-  let out = await runCapture(
-    pgDumpall,
-    plan.request.withRolePasswords ? args : [...args, '--no-role-passwords'],
-    dumpEnv(ctx, source),
-    deps,
-  );
-  if (out.code !== 0 && plan.request.withRolePasswords && /permission denied|pg_authid/i.test(out.stderr)) {
-    out = await runCapture(pgDumpall, [...args, '--no-role-passwords'], dumpEnv(ctx, source), deps);
-  }
+  const out = await dumpGlobals(pgDumpall, source.database, {
+    withRolePasswords: plan.request.withRolePasswords,
+    env: dumpEnv(ctx, source),
+    onChild: deps.onChild,
+  });
   if (out.code !== 0) {
     throw new PgferryError('DumpFailed', `pg_dumpall --globals-only failed: ${firstError(out.stderr)}`);
   }
   const target = plan.databases[0].target;
-  const admin = await connectMaintenance(adminPlan(target), ctx.targetPassword);
-  try {
-    return await createMissingRoles(admin, out.stdout.toString('utf8'), {
-      psql: await siblingTool(ctx.pgDump, 'psql'),
+  const psql = await siblingTool(ctx.pgDump, 'psql');
+  return withMaintenance(target, ctx.targetPassword, (admin) =>
+    createMissingRoles(admin, out.stdout.toString('utf8'), {
+      psql,
       target,
       password: ctx.targetPassword,
-      deps,
+      env: toolEnv(deps.env),
+      onChild: deps.onChild,
       failure: { code: 'MigrateFailed', message: 'creating roles on the target failed' },
-    });
-  } finally {
-    await admin.end().catch(() => undefined);
-  }
+    }),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -654,17 +614,10 @@ async function verify(
   state: SourceState & { tables: TableRowCount[] },
   progress: RestoreProgress,
 ): Promise<Checks> {
-  const target = await connectPg(db.target, ctx.targetPassword);
-  try {
+  return withClient(db.target, ctx.targetPassword, async (target) => {
     await progress.timed('analyze', () => target.query('ANALYZE'));
     return await progress.timed('verify', async () => {
-      const rowCounts: Checks['rowCounts'] = [];
-      for (const t of state.tables) {
-        const { rows } = await target.query<{ n: string }>(
-          `SELECT count(*) AS n FROM ONLY ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
-        );
-        rowCounts.push({ ...t, restoredRows: Number(rows[0].n) });
-      }
+      const rowCounts: Checks['rowCounts'] = await countRows(target, state.tables);
       const targetSequences = await sequenceStates(target);
       const sequences = [...state.sequences.entries()].map(([key, s]) => {
         const target = targetSequences.get(key);
@@ -712,122 +665,5 @@ async function verify(
         analyzed: true,
       };
     });
-  } finally {
-    await target.end().catch(() => undefined);
-  }
-}
-
-const USER_NAMESPACE = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'`;
-const notExtensionMember = (catalog: string, oid: string) =>
-  `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
-
-interface SequenceState {
-  schema: string;
-  name: string;
-  /** `last_value`, as text (a bigint). */
-  lastValue: string;
-  isCalled: boolean;
-  /** Its increment is negative. */
-  descending: boolean;
-}
-
-/** How many sequences are read per statement (each holds a lock on every sequence it reads). */
-const SEQUENCES_PER_QUERY = 100;
-
-/**
- * Every user sequence's `last_value`, `is_called` and direction, keyed by schema and name. Each
- * statement reads a hundred of them, so that no more locks are held at once.
- */
-async function sequenceStates(client: Client): Promise<Map<string, SequenceState>> {
-  const { rows } = await client.query<{ schema: string; name: string; descending: boolean }>(`
-    SELECT n.nspname AS schema, c.relname AS name, s.seqincrement < 0 AS descending
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid
-    WHERE c.relkind = 'S' AND ${USER_NAMESPACE} AND ${notExtensionMember('pg_class', 'c.oid')} ORDER BY 1, 2`);
-  const out = new Map<string, SequenceState>();
-  for (let i = 0; i < rows.length; i += SEQUENCES_PER_QUERY) {
-    const batch = rows.slice(i, i + SEQUENCES_PER_QUERY);
-    const { rows: read } = await client.query<{ i: number; last_value: string; is_called: boolean }>(
-      batch
-        .map(
-          (s, k) =>
-            `SELECT ${k} AS i, last_value::text AS last_value, is_called FROM ${quoteIdent(s.schema)}.${quoteIdent(s.name)}`,
-        )
-        .join(' UNION ALL '),
-    );
-    for (const r of read) {
-      const s = batch[r.i];
-      out.set(JSON.stringify([s.schema, s.name]), {
-        ...s,
-        lastValue: r.last_value,
-        isCalled: r.is_called,
-      });
-    }
-  }
-  return out;
-}
-
-function describeSequence(s: SequenceState): string {
-  return `${s.lastValue}:${s.isCalled}`;
-}
-
-/**
- * Whether the target's sequence has handed out at least what the source's had at the snapshot:
- * under writes the dump carries the value pg_dump read, later than the snapshot, so it may be
- * further along (larger; smaller for a descending sequence), never behind.
- */
-export function sequenceCaughtUp(
-  source: Pick<SequenceState, 'lastValue' | 'isCalled' | 'descending'>,
-  target: Pick<SequenceState, 'lastValue' | 'isCalled'>,
-): boolean {
-  const [s, t] = [BigInt(source.lastValue), BigInt(target.lastValue)];
-  if (s === t) return target.isCalled || !source.isCalled;
-  return source.descending ? t < s : t > s;
-}
-
-/**
- * How many objects of each kind the database has (its own, not the system's or extensions').
- * NOT NULL constraints (`contype = 'n'`) are left out: newer servers catalogue them (domains from
- * 17, columns from 18) where older ones do not, and so are the triggers that implement foreign keys
- * (15 marks those on partitions internal, 14 does not), and triggers cloned onto partitions (14
- * marks those internal, 15 does not): their counts differ with nothing lost.
- */
-async function objectCounts(client: Client): Promise<Map<string, number>> {
-  const { rows } = await client.query<{ kind: string; n: string }>(`
-    SELECT kind, count(*) AS n FROM (
-      SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view'
-               WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table'
-               WHEN 'i' THEN 'index' WHEN 'I' THEN 'partitioned index' WHEN 'c' THEN 'composite type' END AS kind
-        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'i', 'I', 'c') AND ${USER_NAMESPACE}
-          AND ${notExtensionMember('pg_class', 'c.oid')}
-      UNION ALL
-      SELECT CASE p.prokind WHEN 'f' THEN 'function' WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate'
-               ELSE 'window function' END
-        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE ${USER_NAMESPACE} AND ${notExtensionMember('pg_proc', 'p.oid')}
-      UNION ALL
-      SELECT CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' ELSE 'range' END
-        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-        WHERE t.typtype IN ('e', 'd', 'r') AND ${USER_NAMESPACE} AND ${notExtensionMember('pg_type', 't.oid')}
-      UNION ALL
-      SELECT 'constraint' FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
-        WHERE k.contype <> 'n' AND ${USER_NAMESPACE}
-      UNION ALL
-      SELECT 'trigger' FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE NOT g.tgisinternal AND ${USER_NAMESPACE}
-          AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.oid = g.tgconstraint AND k.contype = 'f')
-          AND g.tgparentid = 0
-      UNION ALL
-      SELECT 'policy' FROM pg_policy
-      UNION ALL
-      SELECT 'rule' FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE r.rulename <> '_RETURN' AND ${USER_NAMESPACE}
-      UNION ALL
-      SELECT 'schema' FROM pg_namespace n WHERE ${USER_NAMESPACE}
-      UNION ALL
-      SELECT 'extension' FROM pg_extension
-      UNION ALL
-      SELECT 'large object' FROM pg_largeobject_metadata
-    ) objects GROUP BY kind ORDER BY kind`);
-  return new Map(rows.map((r) => [r.kind, Number(r.n)]));
+  });
 }

@@ -10,7 +10,7 @@ import { userInfo } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { PgferryError } from '../../../core/errors';
-import { findPgTools, type PgToolBinary, siblingTool } from '../../../core/pg-binaries';
+import { findPgTools, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
 import { toolEnv } from './tool-env';
 
 const run = promisify(execFile);

@@ -8,19 +8,20 @@ import { chmod, rm } from 'node:fs/promises';
 import {
   type BackupManifest,
   type Connection,
-  type RestorePlan,
   SCHEMA_VERSION,
   type ToastCompression,
   type VerifyPlan,
   type VerifyReport,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
-import { connectPg, serverInfo } from '../../../core/postgres';
-import { describeArchive, missingForBackup, restoreMajor } from '../../../core/requirements';
+import { withClient } from '../../../core/postgres/connect';
+import { serverInfo } from '../../../core/postgres/inspect';
+import { describeArchive, missingForBackup, restoreMajor } from '../../../core/postgres/requirements';
 import { chooseToastCompression } from '../../../core/restore-session';
 import { catalogNameOf, verifyReportKey } from '../../../core/store-keys';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
-import { interruption, type RestoreDeps, RestoreProgress, restoreInto, stopIfInterrupted } from './restore';
+import { type RestoreDeps, type RestoreTarget, restoreBackup } from './restore-backup';
+import { interruption, RestoreProgress, stopIfInterrupted } from './run';
 import { startThrowawayServer, type ThrowawayServer } from './throwaway-server';
 
 /**
@@ -70,8 +71,7 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
     const restoreStarted = Date.now();
     const target = targetOf(plan, server);
     const toastCompression = await progress.timed('checkServer', () => checkServer(target, manifest));
-    const restorePlan = restorePlanFor(plan, server, target, toastCompression);
-    await restoreInto(restorePlan, undefined, progress, {
+    await restoreBackup(manifest, drillTarget(plan, target, toastCompression), progress, {
       ...deps,
       env: { ...deps.env, PGFERRY_WORK_DIR: workDir },
     });
@@ -96,38 +96,25 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
   }
 }
 
-/** A restore of the whole backup, roles included, into the throwaway server. */
-function restorePlanFor(
+/** A restore of the whole backup, roles included, into the throwaway server's new database. */
+function drillTarget(
   plan: VerifyPlan,
-  server: ThrowawayServer,
   target: Connection,
   toastCompression: ToastCompression,
-): RestorePlan {
+): RestoreTarget {
   return {
-    schemaVersion: SCHEMA_VERSION,
-    restoreId: plan.verifyId,
-    request: {
-      store: plan.request.store,
-      backup: plan.manifest.id,
-      target,
-      mode: 'create',
-      withGlobals: true,
-      noOwner: false,
-      noAcl: false,
-      schemas: [],
-      tables: [],
-      force: false,
-      allowDowngrade: false,
-      safetyBackup: false,
-      terminateConnections: false,
-      toastCompression,
-    },
-    manifest: plan.manifest,
-    targetServer: { version: server.version, major: server.major },
+    runId: plan.verifyId,
+    target,
+    password: undefined,
+    mode: 'create',
+    withGlobals: true,
+    noOwner: false,
+    noAcl: false,
+    schemas: [],
+    tables: [],
+    terminateConnections: false,
     jobs: plan.jobs,
     toastCompression,
-    taskSize: plan.taskSize,
-    startedAt: plan.startedAt,
   };
 }
 
@@ -149,19 +136,21 @@ function targetOf(plan: VerifyPlan, server: ThrowawayServer): Connection {
  * lz4 where the server offers it, as a restore would choose.
  */
 async function checkServer(target: Connection, manifest: BackupManifest): Promise<ToastCompression> {
-  const client = await connectPg(target, undefined, 'postgres');
-  try {
-    const missing = await missingForBackup(client, manifest, { createsDatabase: true });
-    if (missing.length) {
-      const { version } = await serverInfo(client);
-      throw new PgferryError(
-        'RestoreFailed',
-        `backup ${manifest.id} cannot be restored into the verification's PostgreSQL ${version} server, ` +
-          `as into any server like it: it lacks ${missing.join('; ')}; nothing was downloaded`,
-      );
-    }
-    return await chooseToastCompression(client, 'lz4');
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  return withClient(
+    target,
+    undefined,
+    async (client) => {
+      const missing = await missingForBackup(client, manifest, { createsDatabase: true });
+      if (missing.length) {
+        const { version } = await serverInfo(client);
+        throw new PgferryError(
+          'RestoreFailed',
+          `backup ${manifest.id} cannot be restored into the verification's PostgreSQL ${version} server, ` +
+            `as into any server like it: it lacks ${missing.join('; ')}; nothing was downloaded`,
+        );
+      }
+      return chooseToastCompression(client, 'lz4');
+    },
+    'postgres',
+  );
 }

@@ -31,6 +31,7 @@
 import { readdir, readFile, statfs } from 'node:fs/promises';
 import type { Client } from 'pg';
 import { errorMessage, PgferryError } from '../../../core/errors';
+import { endQuietly } from '../../../core/postgres/connect';
 import { TASK_ENV } from '../../../core/workflows';
 
 /** The environment variable that sets the stall timeout, in seconds (the task definition's). */
@@ -265,7 +266,7 @@ export function probeServers(
           try {
             return activityOf(server.describe, await runSessions(client, applicationName));
           } finally {
-            await client.end().catch(() => undefined);
+            await endQuietly(client);
           }
         })(),
         PROBE_TIMEOUT_MS,
@@ -305,7 +306,7 @@ export async function endRunSessions(
               [applicationName],
             );
           } finally {
-            await client.end().catch(() => undefined);
+            await endQuietly(client);
           }
         })(),
         PROBE_TIMEOUT_MS,

@@ -8,7 +8,8 @@ import {
 } from '../../../core/contracts';
 import { currentDeployment, type Deployment } from '../../../core/deployment';
 import { acquireLease, type Lease, type LeaseOwner } from '../../../core/lease';
-import { connectPg, serverInfo, systemIdentifier } from '../../../core/postgres';
+import { connectPg, endQuietly } from '../../../core/postgres/connect';
+import { databaseSize, serverInfo, systemIdentifier } from '../../../core/postgres/inspect';
 import type { BackupStore } from '../../../core/store';
 import { BACKUP_ID_PATTERN, backupPrefix, manifestKey, newBackupId } from '../../../core/store-keys';
 import { chooseDumpStrategy, taskCores } from '../../../core/strategy';
@@ -47,12 +48,9 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     const info = await serverInfo(client);
     const id = await systemIdentifier(client);
     server = id === undefined ? info : { ...info, systemIdentifier: id };
-    const { rows } = await client.query<{ size: string }>(
-      'SELECT pg_database_size(current_database()) AS size',
-    );
-    sizeBytes = Number(rows[0].size);
+    sizeBytes = await databaseSize(client);
   } finally {
-    await client.end().catch(() => undefined);
+    await endQuietly(client);
   }
   // The write probe leaves nothing behind (a missing local store's folder is created: it holds no
   // backup to disagree with). The name's earlier backups are read after it, so that a store that

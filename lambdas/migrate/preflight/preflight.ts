@@ -14,9 +14,17 @@ import {
 } from '../../../core/contracts';
 import { currentDeployment, type Deployment } from '../../../core/deployment';
 import { PgferryError } from '../../../core/errors';
-import { describeIncompleteDatabase, readIncompleteMark } from '../../../core/incomplete-database';
 import { allowedLogin, checkCutoverServices, checkFiledUnder } from '../../../core/login-policy';
-import { connectPg, serverInfo, systemIdentifier } from '../../../core/postgres';
+import { connectMaintenance, connectPg, endQuietly, withClient } from '../../../core/postgres/connect';
+import { describeIncompleteDatabase, readIncompleteMark } from '../../../core/postgres/incomplete-database';
+import {
+  countUserObjects,
+  databaseExists,
+  databaseSize,
+  readExtensions,
+  serverInfo,
+  systemIdentifier,
+} from '../../../core/postgres/inspect';
 import {
   describeLocale,
   missingForObjects,
@@ -25,7 +33,7 @@ import {
   readCollationRequirements,
   readDatabaseLocale,
   readLz4Columns,
-} from '../../../core/requirements';
+} from '../../../core/postgres/requirements';
 import { chooseToastCompression } from '../../../core/restore-session';
 import type { BackupStore } from '../../../core/store';
 import { databaseSegment, MIGRATE_REPORT_FILE, newBackupId } from '../../../core/store-keys';
@@ -101,7 +109,7 @@ export async function preflightMigrate(
       names.map((name) => describeSource({ ...request.source, database: name }, sourcePassword)),
     );
   } finally {
-    await source.end().catch(() => undefined);
+    await endQuietly(source);
   }
   const archiveName = (src: SourceDatabase) => archiveNames.get(src.connection.database) ?? '';
 
@@ -158,7 +166,7 @@ export async function preflightMigrate(
       });
     }
   } finally {
-    await target.end().catch(() => undefined);
+    await endQuietly(target);
   }
   await store.checkWritable();
   for (const src of sources) {
@@ -242,19 +250,12 @@ interface SourceDatabase {
 }
 
 async function describeSource(connection: Connection, password: string | undefined): Promise<SourceDatabase> {
-  const client = await connectPg(connection, password);
-  try {
-    const { rows } = await client.query<{ size: string }>(
-      'SELECT pg_database_size(current_database()) AS size',
-    );
+  return withClient(connection, password, async (client) => {
     const { encoding, locale } = await readDatabaseLocale(client);
     const lz4Settings = await client.query<{ setting: string }>(`
       SELECT c AS setting FROM pg_db_role_setting s, unnest(s.setconfig) AS c
       WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
         AND c ILIKE 'default_toast_compression=lz4'`);
-    const extensions = await client.query<{ name: string; version: string }>(
-      "SELECT extname AS name, extversion AS version FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1",
-    );
     const setting = await client.query<{ value: string }>(`
       SELECT split_part(c, '=', 2) AS value
       FROM pg_db_role_setting s, unnest(s.setconfig) AS c
@@ -262,7 +263,7 @@ async function describeSource(connection: Connection, password: string | undefin
         AND c LIKE 'default\\_transaction\\_read\\_only=%'`);
     return {
       connection,
-      sizeBytes: Number(rows[0].size),
+      sizeBytes: await databaseSize(client),
       encoding,
       locale,
       objectNeeds: {
@@ -271,21 +272,10 @@ async function describeSource(connection: Connection, password: string | undefin
         lz4Columns: await readLz4Columns(client),
         lz4Settings: lz4Settings.rows.map((r) => `ALTER DATABASE … SET ${r.setting}`),
       },
-      extensions: extensions.rows,
+      extensions: await readExtensions(client),
       readOnlySetting: setting.rows[0]?.value ?? null,
     };
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
-async function connectMaintenance(connection: Connection, password: string | undefined): Promise<Client> {
-  try {
-    return await connectPg(connection, password, 'postgres');
-  } catch (err) {
-    if ((err as PgferryError).code !== 'DatabaseNotFound') throw err;
-    return connectPg(connection, password, 'template1');
-  }
+  });
 }
 
 async function checkExtensions(target: Client, sources: SourceDatabase[]): Promise<void> {
@@ -332,26 +322,12 @@ async function checkTargetDatabase(
   password: string | undefined,
   force: boolean,
 ): Promise<boolean> {
-  const { rows } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [target.database]);
-  if (rows.length === 0) return false;
+  if (!(await databaseExists(admin, target.database))) return false;
   const incomplete = await readIncompleteMark(admin, target.database);
   if (incomplete) {
     refuse(describeIncompleteDatabase(target.database, incomplete, (await serverInfo(admin)).major));
   }
-  const client = await connectPg(target, password);
-  let objects: number;
-  try {
-    const { rows: r } = await client.query<{ n: string }>(`
-      SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-                AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
-           + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-              WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
-           + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql') AS n`);
-    objects = Number(r[0].n);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  const objects = await withClient(target, password, countUserObjects);
   if (objects > 0 && !force) {
     refuse(
       `the target database ${describeConnection(target)} exists and is not empty (${objects} objects); ` +

@@ -2,7 +2,8 @@ import type { Client } from 'pg';
 import { resolvePassword } from '../../../core/connection';
 import type { FreezeResult, MigrateDatabasePlan, MigratePlan } from '../../../core/contracts';
 import { errorMessage } from '../../../core/errors';
-import { connectPg, quoteIdent } from '../../../core/postgres';
+import { connectPg } from '../../../core/postgres/connect';
+import { quoteIdent } from '../../../core/postgres/quote';
 
 const SETTING = 'default_transaction_read_only';
 

@@ -1,6 +1,5 @@
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
-import { droppedByClean, readArchiveToc } from '../../../core/archive-toc';
 import { localTargetName, requestedName } from '../../../core/catalog-name';
 import { createDecompressor, DEFAULT_COMPRESSION } from '../../../core/compression';
 import { describeConnection, resolvePassword } from '../../../core/connection';
@@ -11,26 +10,30 @@ import {
   SCHEMA_VERSION,
 } from '../../../core/contracts';
 import { currentDeployment, type Deployment } from '../../../core/deployment';
-import { dropBlockers, refuseBlockedCleanRestore } from '../../../core/drop-dependents';
 import { errorMessage, PgferryError } from '../../../core/errors';
-import { describeIncompleteDatabase, readIncompleteMark } from '../../../core/incomplete-database';
 import { createLogger } from '../../../core/logging';
 import { allowedLogin } from '../../../core/login-policy';
-import type { ArchiveTocEntry } from '../../../core/pg-archive';
-import { connectPg, quoteIdent, serverInfo } from '../../../core/postgres';
+import { roleNames } from '../../../core/postgres/admin';
+import type { ArchiveTocEntry } from '../../../core/postgres/archive';
+import { droppedByClean, readArchiveToc } from '../../../core/postgres/archive-toc';
+import { connectMaintenance, endQuietly, withClient } from '../../../core/postgres/connect';
+import { dropBlockers, refuseBlockedCleanRestore } from '../../../core/postgres/drop-dependents';
+import { describeIncompleteDatabase, readIncompleteMark } from '../../../core/postgres/incomplete-database';
+import { countUserTables, databaseExists, serverInfo } from '../../../core/postgres/inspect';
+import { quoteIdent } from '../../../core/postgres/quote';
 import {
   describeArchive,
   describeLocale,
   downgradeRisks,
   missingForBackup,
   restoreMajor,
-} from '../../../core/requirements';
+} from '../../../core/postgres/requirements';
+import { otherSessions, refuseConnectedSessions } from '../../../core/postgres/target-sessions';
 import { checkObjectsPresent, resolveBackup } from '../../../core/resolve-backup';
 import { chooseToastCompression } from '../../../core/restore-session';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, newBackupId } from '../../../core/store-keys';
 import { defaultJobs } from '../../../core/strategy';
-import { otherSessions, refuseConnectedSessions } from '../../../core/target-sessions';
 import { checkRestoreDisk, restoreDiskUse, restoreTaskSize } from '../../../core/task-size';
 
 const logger = createLogger('pgferry-restore-preflight');
@@ -72,7 +75,7 @@ export async function preflightRestore(
 
   const target = request.target;
   const password = await resolvePassword(target, 'target', deps.env);
-  const client = await connectMaintenance(request, password);
+  const client = await connectMaintenance(target, password);
   try {
     const server = await serverInfo(client);
     const warnings = checkServerMajor(server, manifest, request.allowDowngrade);
@@ -112,7 +115,7 @@ export async function preflightRestore(
       startedAt: now.toISOString(),
     };
   } finally {
-    await client.end().catch(() => undefined);
+    await endQuietly(client);
   }
 }
 
@@ -168,16 +171,6 @@ async function checkBackupNeeds(
   }
 }
 
-/** A connection to the target server that does not need the target database to exist. */
-async function connectMaintenance(request: RestoreRequest, password: string | undefined): Promise<Client> {
-  try {
-    return await connectPg(request.target, password, 'postgres');
-  } catch (err) {
-    if ((err as PgferryError).code !== 'DatabaseNotFound') throw err;
-    return connectPg(request.target, password, 'template1');
-  }
-}
-
 function isSourceOfBackup(request: RestoreRequest, manifest: BackupManifest): boolean {
   const local = (host: string) =>
     ['localhost', '127.0.0.1', '::1'].includes(host) ? 'localhost' : host.toLowerCase();
@@ -195,8 +188,7 @@ async function checkTargetDatabase(
   serverMajor: number,
 ): Promise<void> {
   const name = request.target.database;
-  const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-  const exists = rows.length > 0;
+  const exists = await databaseExists(client, name);
   const incomplete = exists ? await readIncompleteMark(client, name) : undefined;
   if (incomplete) refuse(describeIncompleteDatabase(name, incomplete, serverMajor));
   if (request.mode === 'create' && exists) {
@@ -206,23 +198,10 @@ async function checkTargetDatabase(
   }
   if (request.mode === 'clean') {
     if (!exists) refuse(`the target database ${name} does not exist; use --mode create`);
-    const tables = await countUserTables(request, password);
+    const tables = await withClient(request.target, password, countUserTables);
     if (tables > 0 && !request.force) {
       refuse(`the target database ${name} has ${tables} user tables; pass --force to replace them`);
     }
-  }
-}
-
-async function countUserTables(request: RestoreRequest, password: string | undefined): Promise<number> {
-  const target = await connectPg(request.target, password);
-  try {
-    const { rows } = await target.query<{ n: string }>(`
-      SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-        AND n.nspname NOT LIKE 'pg\\_toast%'`);
-    return Number(rows[0].n);
-  } finally {
-    await target.end().catch(() => undefined);
   }
 }
 
@@ -241,9 +220,7 @@ async function checkExtensions(client: Client, manifest: BackupManifest): Promis
 }
 
 async function checkRoles(client: Client, request: RestoreRequest, manifest: BackupManifest): Promise<void> {
-  const existing = new Set(
-    (await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname),
-  );
+  const existing = await roleNames(client);
   if (request.role !== undefined && !existing.has(request.role)) {
     refuse(`--role ${quoteIdent(request.role)} does not exist on the target`);
   }
@@ -271,8 +248,7 @@ async function checkCleanTarget(
   password: string | undefined,
 ): Promise<void> {
   const toc = await readBackupToc(store, manifest);
-  const target = await connectPg(request.target, password);
-  try {
+  await withClient(request.target, password, async (target) => {
     const done = 'nothing was changed or downloaded';
     if (toc) {
       const blockers = await dropBlockers(target, droppedByClean(toc, request));
@@ -282,9 +258,7 @@ async function checkCleanTarget(
     if (sessions.length && !request.terminateConnections) {
       refuseConnectedSessions(request.target.database, sessions, done);
     }
-  } finally {
-    await target.end().catch(() => undefined);
-  }
+  });
 }
 
 /** The TOC of the backup's archive, read from the start of its stored dump; undefined when it cannot be. */

@@ -5,8 +5,9 @@
  */
 import { PassThrough } from 'node:stream';
 import { parseDurationMs } from '../../../cli/duration';
-import { collectTail, formatMilliseconds } from '../../../containers/pg-tools/src/dump';
 import { errorMessage } from '../../../core/errors';
+import { formatMilliseconds } from '../../../core/postgres/snapshot-guard';
+import { collectTail } from '../../../core/postgres/tools';
 import { testEnv, withClient } from '../../support/env';
 
 test("a server error's HINT is part of its one-line message", async () => {

@@ -1,4 +1,5 @@
-import { libpqEnv, parseConnectionUrl, resolvePassword } from '../../../core/connection';
+import { parseConnectionUrl, resolvePassword } from '../../../core/connection';
+import { libpqEnv } from '../../../core/postgres/connect';
 
 test('parses every part of a URL, decoding special characters in user and password', () => {
   const { connection, password } = parseConnectionUrl(

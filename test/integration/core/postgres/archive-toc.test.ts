@@ -1,5 +1,5 @@
 /**
- * The archive's TOC as read from its first bytes (core/archive-toc.ts, with core/pg-archive.ts's
+ * The archive's TOC as read from its first bytes (core/postgres/archive-toc.ts, with core/postgres/archive.ts's
  * reader), against pg_restore's own reading of real archives of pg_dump 15 (format 1.14) and 17 (1.16): the same entries, the same
  * drops, the same `--schema`/`--table` selection; and an order in which partitions' indexes can be
  * dropped.
@@ -8,10 +8,10 @@ import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { cleanableOrder, droppedByClean, readArchiveToc } from '../../../core/archive-toc';
-import type { ArchiveTocEntry } from '../../../core/pg-archive';
-import { pgTool, runTool } from '../../support/cli';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../support/env';
+import type { ArchiveTocEntry } from '../../../../core/postgres/archive';
+import { cleanableOrder, droppedByClean, readArchiveToc } from '../../../../core/postgres/archive-toc';
+import { pgTool, runTool } from '../../../support/cli';
+import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../support/env';
 
 const pg = testEnv().server(15);
 const database = uniqueName('toc');

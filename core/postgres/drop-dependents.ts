@@ -7,9 +7,9 @@
  * restore can refuse while nothing is changed.
  */
 import type { Client } from 'pg';
-import { PgferryError } from './errors';
-import type { ArchiveTocEntry } from './pg-archive';
-import { quoteIdent } from './postgres';
+import { PgferryError } from '../errors';
+import type { ArchiveTocEntry } from './archive';
+import { quoteIdent } from './quote';
 
 /** An object of the target that would block the drops, and what of the archive's it depends on. */
 export interface DropBlocker {

@@ -10,6 +10,9 @@
  * - A lock pg_dump cannot get: who holds it (`lockHolders`), for a message that names them.
  */
 import type { Client } from 'pg';
+import type { Connection } from '../contracts';
+import { PgferryError } from '../errors';
+import { connectPg, endQuietly } from './connect';
 
 /** A table's `pg_class` row version: a new row version means it was altered or rewritten. */
 export interface TableVersion {
@@ -141,4 +144,114 @@ export async function lockHolders(client: Client, limit = 3): Promise<LockHolder
     transactionStart: r.xact_start?.toISOString() ?? null,
     queryStart: r.query_start?.toISOString() ?? null,
   }));
+}
+
+/**
+ * A session for reads outside the dump's snapshot (the second look at the catalog, and who holds
+ * a lock pg_dump waits for), opened before pg_dump starts so that it answers at once.
+ */
+export async function openObserver(
+  source: Connection,
+  password: string | undefined,
+  lockWaitTimeoutMs: number,
+): Promise<Client> {
+  const client = await connectPg(source, password);
+  await client.query(`SET lock_timeout = ${Math.round(lockWaitTimeoutMs)}`);
+  return client;
+}
+
+/**
+ * Begins the dump's snapshot on `client` — REPEATABLE READ, READ ONLY, exported for pg_dump —
+ * and starts `read` in it, without waiting: pg_dump is to start at once, for the time between the
+ * snapshot and pg_dump's locks is when a rewrite can cost a table its rows. `read` must read the
+ * catalog only: the session then holds no lock on any table, so it can neither block DDL nor be
+ * blocked by it (waits on the catalog itself end after the lock wait timeout). `release` ends the
+ * snapshot's transaction once `read` is done; call it when pg_dump has imported the snapshot.
+ */
+export async function exportSnapshot<T>(
+  client: Client,
+  lockWaitTimeoutMs: number,
+  read: (client: Client) => Promise<T>,
+): Promise<{ snapshot: string; read: Promise<T>; release: () => void }> {
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+  await client.query(`SET LOCAL lock_timeout = ${Math.round(lockWaitTimeoutMs)}`);
+  const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
+  const reading = read(client);
+  reading.catch(() => undefined); // awaited by the caller; a failure must not go unhandled meanwhile
+  let released = false;
+  return {
+    snapshot: rows[0].snapshot,
+    read: reading,
+    release: () => {
+      if (released) return;
+      released = true;
+      reading.then(() => client.query('COMMIT')).catch(() => undefined);
+    },
+  };
+}
+
+/** pg_dump gave up waiting for a lock: its `--lock-wait-timeout` cancelled the LOCK TABLE. */
+export function isLockWaitTimeout(stderr: string): boolean {
+  return /canceling statement due to (statement|lock) timeout/i.test(stderr);
+}
+
+/** A tool could not get a table lock within the lock wait timeout; the message names the holders. */
+export class LockWaitTimeoutError extends PgferryError {}
+
+/**
+ * When pg_dump failed because it could not get a lock within the lock wait timeout: an error
+ * naming the tables and who holds (or is queued ahead for) their locks now, at the moment of the
+ * failure, read through `observer` (a session of the same database). Undefined for any other
+ * failure.
+ */
+export async function lockWaitFailure(
+  stderr: string,
+  observer: Client | (() => Promise<Client>),
+  lockWaitTimeoutMs: number,
+  tool = 'pg_dump',
+): Promise<PgferryError | undefined> {
+  if (!isLockWaitTimeout(stderr)) return undefined;
+  const within = `within ${formatMilliseconds(lockWaitTimeoutMs)} (--lock-wait-timeout)`;
+  const holders = await readLockHolders(observer);
+  if (holders.length === 0) {
+    return new LockWaitTimeoutError(
+      'DumpFailed',
+      `${tool} could not lock its tables ${within}; whoever held the lock has let go since: ${stderr}`,
+    );
+  }
+  const tables = [...new Set(holders.map((h) => `${h.schema}.${h.table}`))];
+  return new LockWaitTimeoutError(
+    'DumpFailed',
+    `${tool} could not lock ${tables.join(', ')} ${within}: ${holders.map(describeHolder).join('; ')}`,
+  );
+}
+
+async function readLockHolders(observer: Client | (() => Promise<Client>)): Promise<LockHolder[]> {
+  if (typeof observer !== 'function') return lockHolders(observer).catch(() => []);
+  const client = await observer().catch(() => undefined);
+  if (!client) return [];
+  try {
+    return await lockHolders(client).catch(() => []);
+  } finally {
+    await endQuietly(client);
+  }
+}
+
+function describeHolder(h: LockHolder): string {
+  const details = [
+    `user ${h.user ?? '?'}`,
+    `application ${JSON.stringify(h.application ?? '')}`,
+    h.state ?? 'state unknown',
+    ...(h.transactionStart ? [`transaction started ${h.transactionStart}`] : []),
+    ...(h.queryStart ? [`last query started ${h.queryStart}`] : []),
+  ];
+  const how = h.status === 'held' ? 'held' : 'awaited (queued ahead of pg_dump)';
+  return `ACCESS EXCLUSIVE lock on ${h.schema}.${h.table} ${how} by pid ${h.pid} (${details.join(', ')})`;
+}
+
+/** `2s`, `5min`, `1500ms`: a duration as the user would have written it. */
+export function formatMilliseconds(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000}min`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
 }

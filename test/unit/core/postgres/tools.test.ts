@@ -1,12 +1,5 @@
-/** The restore runner's pure parts: the two-pass list split, pg_restore's first error, quoting, download failures. */
-import {
-  conninfoValue,
-  downloadFailure,
-  firstError,
-  quoteLiteral,
-  splitRestoreList,
-} from '../../../../containers/pg-tools/src/restore';
-import type { BackupManifest, StoredObject } from '../../../../core/contracts';
+/** The tools' pure parts: the parallel restore's two-pass list split, a tool's first error. */
+import { firstError, splitRestoreList } from '../../../../core/postgres/tools';
 
 /** A `pg_restore --list` of a small archive, as pg_restore 15 prints it (comments already dropped). */
 const LIST = [
@@ -56,29 +49,4 @@ test('firstError without an error line gives the last two lines, or says there w
   expect(firstError('one\ntwo\n\nthree\n')).toBe('two | three');
   expect(firstError('FATAL:  terminating connection due to administrator command')).toMatch(/^FATAL/);
   expect(firstError('')).toBe('no error output');
-});
-
-test('quoteLiteral and conninfoValue keep a name one value', () => {
-  expect(quoteLiteral("it's")).toBe("'it''s'");
-  expect(conninfoValue("db' host=evil")).toBe("'db\\' host=evil'");
-  expect(conninfoValue('a\\b')).toBe("'a\\\\b'");
-});
-
-test('a disk that fills up during the download is named as such, with the target untouched; other failures are corruption', () => {
-  const object = { key: 'dump.pgdump.zst' } as StoredObject;
-  const manifest = { id: '20261121T233200Z-3d6d1f' } as BackupManifest;
-  const full = Object.assign(new Error('write failed'), { code: 'ENOSPC' });
-  expect(downloadFailure(full, object, manifest)).toMatchObject({
-    code: 'RestoreFailed',
-    message: 'no space left to download dump.pgdump.zst; nothing was written to the target',
-  });
-  expect(downloadFailure(Object.assign(new Error('quota'), { code: 'EDQUOT' }), object, manifest).code).toBe(
-    'RestoreFailed',
-  );
-  expect(downloadFailure(new Error('zstd: bad magic'), object, manifest)).toMatchObject({
-    code: 'BackupCorrupt',
-    message: expect.stringMatching(
-      /^object dump\.pgdump\.zst of backup 20261121T233200Z-3d6d1f cannot be read/,
-    ),
-  });
 });

@@ -1,11 +1,11 @@
 /**
  * What `pg_restore --clean` of an archive will drop, known from its first bytes — before the
  * archive is downloaded. pg_dump writing to a pipe (as pgferry's dumps do) puts the whole table of
- * contents at the start, before any data; core/pg-archive.ts reads it.
+ * contents at the start, before any data; core/postgres/archive.ts reads it.
  */
 import type { Readable } from 'node:stream';
-import { PgferryError } from './errors';
-import { ArchiveFormatError, ArchiveScanner, type ArchiveTocEntry } from './pg-archive';
+import { PgferryError } from '../errors';
+import { ArchiveFormatError, ArchiveScanner, type ArchiveTocEntry } from './archive';
 
 function unreadable(detail: string): PgferryError {
   return new PgferryError('BackupCorrupt', `the archive's table of contents cannot be read: ${detail}`);

@@ -1,5 +1,5 @@
-import { choosePgTool, findPgTools, parseToolVersion } from '../../../core/pg-binaries';
-import { extraPgBinDirs } from '../../support/cli';
+import { choosePgTool, findPgTools, parseToolVersion } from '../../../../core/postgres/binaries';
+import { extraPgBinDirs } from '../../../support/cli';
 
 test.each([
   ['pg_dump (PostgreSQL) 17.11 (Debian 17.11-0+deb13u1)', { version: '17.11', major: 17 }],

@@ -15,7 +15,7 @@
  * leaves an empty, unmarked database.)
  */
 import type { Client } from 'pg';
-import { quoteIdent } from './postgres';
+import { quoteIdent, quoteLiteral } from './quote';
 
 /** The run that created an incomplete database. */
 export interface IncompleteRun {
@@ -97,8 +97,4 @@ export function describeIncompleteDatabase(
     `(started ${run.startedAt} by pid ${run.pid} on host ${run.host}, which was interrupted or is still going): ` +
     `once that run is gone, remove it on the target server with ${dropDatabaseCommand(database, serverMajor)} and run again`
   );
-}
-
-function quoteLiteral(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
 }

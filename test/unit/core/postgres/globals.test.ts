@@ -2,7 +2,7 @@
  * `planGlobals` (containers/pg-tools/src/globals.ts): which roles of `pg_dumpall --globals-only`
  * a target lacks, and which of those can log in but get no password.
  */
-import { planGlobals } from '../../../containers/pg-tools/src/globals';
+import { planGlobals } from '../../../../core/postgres/globals';
 
 const dumpedWithoutPasswords = `
 CREATE ROLE app_owner;

@@ -13,8 +13,9 @@ import type {
   ColumnRef,
   DatabaseLocale,
   LocaleProvider,
-} from './contracts';
-import { quoteIdent, serverInfo } from './postgres';
+} from '../contracts';
+import { serverInfo } from './inspect';
+import { quoteIdent } from './quote';
 
 const PROVIDERS: Record<string, LocaleProvider> = { c: 'libc', i: 'icu', b: 'builtin' };
 

@@ -8,9 +8,9 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { ArchiveRowCounter, ArchiveScanner, type TableDataRows } from '../../../core/pg-archive';
-import { pgTool, runTool } from '../../support/cli';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../support/env';
+import { ArchiveRowCounter, ArchiveScanner, type TableDataRows } from '../../../../core/postgres/archive';
+import { pgTool, runTool } from '../../../support/cli';
+import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../support/env';
 
 const env = testEnv();
 const pg = env.server(15);

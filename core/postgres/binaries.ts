@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { access, constants, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { PgferryError } from './errors';
+import { PgferryError } from '../errors';
 
 const run = promisify(execFile);
 

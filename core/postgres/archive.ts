@@ -3,7 +3,7 @@
  * table's rows from the dump as it streams past, so that a backup's row counts come from the very
  * bytes it stores, without a second session or a second scan of any table. Its table of contents
  * also tells a clean restore what pg_restore will drop, before the archive is downloaded
- * (core/archive-toc.ts).
+ * (core/postgres/archive-toc.ts).
  *
  * The format (PostgreSQL's src/bin/pg_dump/pg_backup_archiver.c `WriteHead`/`WriteToc` and
  * pg_backup_custom.c), as pg_dump writes it to a pipe:
@@ -32,7 +32,7 @@
  * Nothing is buffered but the structure being read: data chunks are scanned where they lie.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { PgferryError } from './errors';
+import { PgferryError } from '../errors';
 
 /** A version of the archive format, as major, minor, rev packed in one number (as pg_dump does). */
 const archiveVersion = (major: number, minor: number, rev = 0) => (major * 256 + minor) * 256 + rev;
@@ -171,7 +171,7 @@ enum Phase {
 /**
  * Reads a custom-format archive fed to it in pieces of any size (`write`), and counts the rows of
  * each table's data block. `onToc` is called once the table of contents has been read (the
- * clean-restore check of core/archive-toc.ts needs no more); `tables()` answers once the whole
+ * clean-restore check of core/postgres/archive-toc.ts needs no more); `tables()` answers once the whole
  * archive has been read.
  */
 export class ArchiveScanner {

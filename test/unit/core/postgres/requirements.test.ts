@@ -1,6 +1,11 @@
-import { BackupManifestSchema } from '../../../core/contracts';
-import { createDatabaseSql, describeArchive, downgradeRisks, restoreMajor } from '../../../core/requirements';
-import { syntheticManifest } from '../../support/backups';
+import { BackupManifestSchema } from '../../../../core/contracts';
+import {
+  createDatabaseSql,
+  describeArchive,
+  downgradeRisks,
+  restoreMajor,
+} from '../../../../core/postgres/requirements';
+import { syntheticManifest } from '../../../support/backups';
 
 describe('createDatabaseSql', () => {
   const icu = { collate: 'C', ctype: 'C', provider: 'icu', icuLocale: "de-DE-u-x'y" } as const;

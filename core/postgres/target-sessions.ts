@@ -6,8 +6,8 @@
  * or ends them when asked to (`--terminate-connections`).
  */
 import type { Client } from 'pg';
-import { PgferryError } from './errors';
-import { quoteIdent } from './postgres';
+import { PgferryError } from '../errors';
+import { quoteIdent } from './quote';
 
 /** A client session of another process, as `pg_stat_activity` shows it. */
 export interface TargetSession {

@@ -1,0 +1,403 @@
+/**
+ * Restoring a stored backup into a database, as a restore does and as a verification drill does
+ * into its throwaway server: downloads the backup's objects while verifying their SHA-256 against
+ * the manifest — before anything touches the target — then creates the database (or cleans it),
+ * optionally creates the roles, runs pg_restore with parallel jobs and fast session settings,
+ * ANALYZEs and compares every table's row count with the manifest.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Client } from 'pg';
+import { decompressFile } from '../../../core/compression';
+import type {
+  BackupManifest,
+  Connection,
+  RestoreReport,
+  StoredObject,
+  ToastCompression,
+} from '../../../core/contracts';
+import { errorMessage, PgferryError } from '../../../core/errors';
+import { Meter } from '../../../core/metering';
+import {
+  applyDatabaseProperties,
+  createDatabase,
+  createMissingRoles,
+  dropDatabase,
+} from '../../../core/postgres/admin';
+import { droppedByClean, readArchiveToc } from '../../../core/postgres/archive-toc';
+import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
+import { libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
+import { dropBlockers, refuseBlockedCleanRestore } from '../../../core/postgres/drop-dependents';
+import { type IncompleteRun, markIncomplete } from '../../../core/postgres/incomplete-database';
+import { countRows } from '../../../core/postgres/inspect';
+import { conninfoValue, quoteIdent } from '../../../core/postgres/quote';
+import { describeArchive, readDatabaseLocale } from '../../../core/postgres/requirements';
+import {
+  describeSessions,
+  otherSessions,
+  refuseConnectedSessions,
+  terminateSessions,
+} from '../../../core/postgres/target-sessions';
+import { pgRestoreParallel } from '../../../core/postgres/tools';
+import { loadSessionOptions } from '../../../core/restore-session';
+import type { BackupStore } from '../../../core/store';
+import { backupObjectKey, catalogNameOf } from '../../../core/store-keys';
+import { createWorkFolder, workRoot } from '../../../core/work-folders';
+import { interruption, type PhasedDeps, type RestoreProgress, stopIfInterrupted } from './run';
+import { toolEnv } from './tool-env';
+
+type Checks = RestoreReport['checks'];
+
+export type RestoreDeps = PhasedDeps;
+
+/**
+ * How long a clean restore's sessions wait for a lock (`lock_timeout`), and for the sessions it
+ * ends to go: a session that connects after the check and holds a lock makes pg_restore fail
+ * within this time instead of waiting forever.
+ */
+export const CLEAN_LOCK_TIMEOUT_SECONDS = 30;
+
+/** Where a backup is restored, and how: what a restore's plan (or a drill) asks of the restore. */
+export interface RestoreTarget {
+  /** The restore's (or the drill's) id, for the database's incomplete mark. */
+  runId: string;
+  target: Connection;
+  password: string | undefined;
+  mode: 'create' | 'clean';
+  withGlobals: boolean;
+  noOwner: boolean;
+  noAcl: boolean;
+  /** pg_restore's `--role`. */
+  role?: string;
+  schemas: readonly string[];
+  tables: readonly string[];
+  /** Clean mode: end the target's other sessions instead of refusing. */
+  terminateConnections: boolean;
+  jobs: number;
+  toastCompression: ToastCompression;
+  /** The preflight's warnings, added to a failure's message. */
+  warnings?: readonly string[];
+}
+
+/**
+ * Downloads and verifies the backup, creates (or cleans) the target database, restores it and
+ * checks it. Throws on any failure; a database it created is dropped again.
+ */
+export async function restoreBackup(
+  manifest: BackupManifest,
+  into: RestoreTarget,
+  progress: RestoreProgress,
+  deps: RestoreDeps,
+): Promise<void> {
+  const { password } = into;
+  const { checks } = progress;
+  const { signal } = deps;
+  stopIfInterrupted(signal);
+  const workDir = await createWorkFolder('restore', workRoot(deps.env));
+  let createdDatabase = false;
+  try {
+    const files = await progress.timed('download', () =>
+      downloadVerified(deps.store, manifest, workDir, checks, signal),
+    );
+    stopIfInterrupted(signal);
+    const pgRestore = await choosePgTool(
+      'pg_restore',
+      manifest.tool.pgDumpMajor,
+      manifest.tool.pgDumpVersion,
+      deps.env,
+      `the backup's archive was written by ${describeArchive(manifest)}`,
+    );
+
+    if (into.mode === 'clean') {
+      await progress.timed('checkTarget', () => prepareCleanTarget(into, files.dump, checks));
+    }
+    stopIfInterrupted(signal);
+    await withMaintenance(into.target, password, async (admin) => {
+      if (into.mode === 'create') {
+        await progress.timed('createDatabase', async () => {
+          await createDatabase(admin, into.target.database, manifest.requires ?? {});
+          createdDatabase = true;
+          await markIncomplete(admin, into.target.database, incompleteRun(into.runId));
+        });
+        checks.createdWith = await readDatabaseLocale(admin, into.target.database);
+      }
+      stopIfInterrupted(signal);
+      if (into.withGlobals) {
+        checks.globals = await progress.timed('globals', () =>
+          applyGlobals(admin, files.globals, pgRestore, into, manifest, deps),
+        );
+      }
+    });
+
+    stopIfInterrupted(signal);
+    await progress.timed('pgRestore', () => pgRestoreInto(pgRestore, files.dump, into, deps));
+    stopIfInterrupted(signal);
+    await withClient(into.target, password, async (target) => {
+      await progress.timed('analyze', () => target.query('ANALYZE'));
+      checks.analyzed = true;
+      checks.rowCounts = await progress.timed('rowCounts', () =>
+        countRows(target, selectedTables(manifest, into)),
+      );
+    });
+    const mismatched = checks.rowCounts.filter((t) => t.rows !== t.restoredRows);
+    if (mismatched.length) {
+      throw new PgferryError(
+        'RestoreFailed',
+        `row counts differ from the backup's: ${mismatched
+          .slice(0, 5)
+          .map((t) => `${t.schema}.${t.name} ${t.restoredRows} (expected ${t.rows})`)
+          .join(', ')}`,
+      );
+    }
+    stopIfInterrupted(signal);
+    // Last, since it ends the incomplete mark (and the owner it sets may keep us from commenting).
+    await progress.timed('databaseProperties', () =>
+      withMaintenance(into.target, password, (admin) =>
+        applyDatabaseProperties(admin, into.target.database, manifest.databaseProperties, into),
+      ),
+    );
+  } catch (caught) {
+    // Interrupted, the tools' failures (they were stopped) say less than the interruption.
+    const err = signal?.aborted ? interruption(signal) : caught;
+    let message = errorMessage(err);
+    const name = into.target.database;
+    if (createdDatabase) {
+      const dropped = await dropCreatedDatabase(into);
+      message += dropped
+        ? ` (the partially restored database ${name} was dropped: run the restore again)`
+        : ` (the partially restored database ${name} is left in place: drop it, then run the restore again)`;
+    } else if (into.mode === 'clean' && progress.timings.pgRestore !== undefined) {
+      message += ` (the database ${name} is left partly replaced: pg_restore had begun dropping and recreating its objects)`;
+    } else if (into.mode === 'clean' && signal?.aborted) {
+      message += ` (nothing in the database ${name} was changed)`;
+    }
+    if (into.warnings?.length) message += ` (preflight warned: ${into.warnings.join('; ')})`;
+    throw new PgferryError(err instanceof PgferryError ? err.code : 'RestoreFailed', message, { cause: err });
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/** Who is creating the database, for its incomplete mark. */
+function incompleteRun(runId: string): IncompleteRun {
+  return {
+    kind: 'restore',
+    id: runId,
+    pid: process.pid,
+    host: hostname(),
+    startedAt: new Date().toISOString(),
+  };
+}
+
+/**
+ * Before a clean restore drops anything: nothing in the target that is not in the backup depends
+ * on what pg_restore will drop (it would stop pg_restore midway), and no other session is
+ * connected (its locks would make pg_restore wait) — or, with `terminateConnections`, those
+ * sessions are ended. Throws, naming them, while nothing is changed.
+ */
+async function prepareCleanTarget(request: RestoreTarget, dumpFile: string, checks: Checks): Promise<void> {
+  const dropped = droppedByClean(await readArchiveToc(createReadStream(dumpFile)), request);
+  await withClient(request.target, request.password, async (target) => {
+    const blockers = await dropBlockers(target, dropped);
+    if (blockers.length) refuseBlockedCleanRestore(request.target.database, blockers, 'nothing was dropped');
+    const sessions = await otherSessions(target, request.target.database);
+    if (sessions.length === 0) return;
+    if (!request.terminateConnections) {
+      refuseConnectedSessions(request.target.database, sessions, 'nothing was dropped');
+    }
+    const left = await terminateSessions(
+      target,
+      request.target.database,
+      sessions.map((s) => s.pid),
+      CLEAN_LOCK_TIMEOUT_SECONDS * 1000,
+    );
+    if (left.length) {
+      throw new PgferryError(
+        'TargetRefused',
+        `sessions connected to ${quoteIdent(request.target.database)} did not end within ${CLEAN_LOCK_TIMEOUT_SECONDS}s: ` +
+          `${describeSessions(left)}; nothing was dropped`,
+      );
+    }
+    checks.terminatedSessions = sessions.map(({ pid, user, application }) => ({ pid, user, application }));
+  });
+}
+
+/**
+ * Downloads every object into `dir`, decompressing as it goes and hashing the stored bytes.
+ * Only files whose checksum matched are returned: a corrupt backup never reaches pg_restore.
+ */
+async function downloadVerified(
+  store: BackupStore,
+  manifest: BackupManifest,
+  dir: string,
+  checks: Checks,
+  signal: AbortSignal | undefined,
+): Promise<{ dump: string; globals?: string }> {
+  const files: { dump?: string; globals?: string } = {};
+  for (const object of manifest.objects) {
+    const file = path.join(dir, object.kind === 'dump' ? 'dump.pgdump' : 'globals.sql');
+    await downloadOne(store, manifest, object, file, signal);
+    checks.checksums.push({ key: object.key, sha256: object.sha256, verified: true });
+    files[object.kind] = file;
+  }
+  if (!files.dump) throw new PgferryError('BackupCorrupt', `backup ${manifest.id} has no dump object`);
+  return { dump: files.dump, globals: files.globals };
+}
+
+/**
+ * Downloads one object, checking its SHA-256, and decompresses it into `file`. An object of a
+ * local store is hashed and decompressed at once, each reading the stored file; one from S3 is
+ * hashed as it downloads to a file beside `file`, then decompressed. Either way nothing reaches
+ * `file`'s reader before both finished and the checksum matched.
+ */
+async function downloadOne(
+  store: BackupStore,
+  manifest: BackupManifest,
+  object: StoredObject,
+  file: string,
+  signal: AbortSignal | undefined,
+) {
+  const key = backupObjectKey(catalogNameOf(manifest), manifest.id, object.key);
+  const localFile = store.localFile?.(key);
+  const compressed = localFile ?? `${file}.download`;
+  const meter = new Meter({ sha256: true });
+  try {
+    const body = await store.download(key);
+    const hashed = pipeline(body, meter, localFile ? discard() : createWriteStream(compressed), { signal });
+    const decompressed = localFile
+      ? decompressFile(object.compression, compressed, file, signal)
+      : hashed.then(() => decompressFile(object.compression, compressed, file, signal));
+    const [hashing, decompressing] = await Promise.allSettled([hashed, decompressed]);
+    if (hashing.status === 'rejected') throw downloadFailure(hashing.reason, object, manifest);
+    const sha256 = meter.digest();
+    if (sha256 !== object.sha256 || meter.bytes !== object.bytes) {
+      throw new PgferryError(
+        'BackupCorrupt',
+        `object ${object.key} of backup ${manifest.id} failed its checksum (sha256 ${sha256.slice(0, 12)}…, ` +
+          `${meter.bytes} bytes; the manifest says ${object.sha256.slice(0, 12)}…, ${object.bytes} bytes); ` +
+          'nothing was written to the target',
+      );
+    }
+    if (decompressing.status === 'rejected') throw downloadFailure(decompressing.reason, object, manifest);
+  } finally {
+    if (!localFile) await rm(compressed, { force: true });
+  }
+}
+
+function discard(): Writable {
+  return new Writable({ write: (_chunk, _encoding, callback) => callback() });
+}
+
+/** What a failed download or decompression of `object` tells the user: a full disk, or corruption. */
+export function downloadFailure(err: unknown, object: StoredObject, manifest: BackupManifest): PgferryError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new PgferryError(
+      'RestoreFailed',
+      `no space left to download ${object.key}; nothing was written to the target`,
+    );
+  }
+  if (err instanceof PgferryError) return err;
+  // The checksum matched, so bytes that do not decompress were stored that way: corruption.
+  return new PgferryError(
+    'BackupCorrupt',
+    `object ${object.key} of backup ${manifest.id} cannot be read (${errorMessage(err)}); nothing was written to the target`,
+  );
+}
+
+/**
+ * Drops the database the failed restore created; a few attempts a second apart, since the failure
+ * may be the target server restarting. `false` when it could not.
+ */
+async function dropCreatedDatabase(into: RestoreTarget): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await withMaintenance(into.target, into.password, (admin) => dropDatabase(admin, into.target.database));
+      return true;
+    } catch {
+      if (attempt === 5) return false;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
+
+async function applyGlobals(
+  admin: Client,
+  globalsFile: string | undefined,
+  pgRestore: PgToolBinary,
+  into: RestoreTarget,
+  manifest: BackupManifest,
+  deps: RestoreDeps,
+): Promise<NonNullable<Checks['globals']>> {
+  if (!globalsFile)
+    throw new PgferryError('BackupCorrupt', `backup ${manifest.id} has no globals to restore`);
+  return createMissingRoles(admin, await readFile(globalsFile, 'utf8'), {
+    psql: await siblingTool(pgRestore, 'psql'),
+    target: into.target,
+    password: into.password,
+    env: toolEnv(deps.env),
+    onChild: deps.onChild,
+    failure: { code: 'RestoreFailed', message: 'creating roles failed' },
+  });
+}
+
+/** pg_restore into the target, with the request's options. */
+async function pgRestoreInto(
+  pgRestore: PgToolBinary,
+  dumpFile: string,
+  request: RestoreTarget,
+  deps: RestoreDeps,
+): Promise<void> {
+  const { password } = request;
+  const args = [
+    `--dbname=dbname=${conninfoValue(request.target.database)}`,
+    '--exit-on-error',
+    '--no-password',
+  ];
+  if (request.mode === 'clean') args.push('--clean', '--if-exists');
+  if (request.noOwner) args.push('--no-owner');
+  if (request.noAcl) args.push('--no-privileges');
+  if (request.role) args.push(`--role=${request.role}`);
+  for (const schema of request.schemas) args.push(`--schema=${schema}`);
+  for (const table of request.tables) args.push(`--table=${table}`);
+  // In clean mode a session that connected after the check cannot make a DROP wait forever.
+  const lockTimeout = request.mode === 'clean' ? ` -c lock_timeout=${CLEAN_LOCK_TIMEOUT_SECONDS}s` : '';
+  const env = {
+    ...toolEnv(deps.env),
+    ...libpqEnv(request.target, password),
+    PGOPTIONS: loadSessionOptions(request.toastCompression) + lockTimeout,
+  };
+  try {
+    await pgRestoreParallel(pgRestore, { args, jobs: request.jobs, dumpFile, env, onChild: deps.onChild });
+  } catch (err) {
+    if (!lockTimeout || !/lock timeout/i.test(errorMessage(err))) throw err;
+    const sessions = await sessionsNow(request.target, password);
+    throw new PgferryError(
+      'RestoreFailed',
+      `${errorMessage(err)}${sessions.length ? ` (sessions connected to the target now: ${describeSessions(sessions)})` : ''}`,
+      { cause: err },
+    );
+  }
+}
+
+/** The other sessions on the target database, for an error message (none when that fails). */
+async function sessionsNow(target: Connection, password: string | undefined) {
+  try {
+    return await withMaintenance(target, password, (admin) => otherSessions(admin, target.database));
+  } catch {
+    return [];
+  }
+}
+
+/** The backup's tables that the restore selected (`--schema`, `--table`), with their rows at the backup. */
+function selectedTables(manifest: BackupManifest, { schemas, tables }: RestoreTarget) {
+  return manifest.tables.filter(
+    (t) =>
+      (schemas.length === 0 || schemas.includes(t.schema)) &&
+      (tables.length === 0 || tables.includes(t.name)),
+  );
+}

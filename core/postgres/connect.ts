@@ -1,0 +1,204 @@
+/**
+ * Connecting to PostgreSQL: node-postgres clients (with errors turned into one actionable line)
+ * and the libpq environment of the tools, both honouring libpq's sslmode semantics, and the name
+ * every session of this process carries (`application_name`).
+ */
+import { readFileSync } from 'node:fs';
+import { Client, type ClientConfig } from 'pg';
+import { describeConnection } from '../connection';
+import type { Connection } from '../contracts';
+import { PgferryError } from '../errors';
+
+/** Connects, honouring `sslmode=prefer` (TLS when the server offers it, plain otherwise). */
+export async function connectPg(
+  connection: Connection,
+  password: string | undefined,
+  database?: string,
+): Promise<Client> {
+  const config = pgClientConfig(connection, password, database);
+  const attempts =
+    connection.sslmode === 'prefer' ? [{ ...config, ssl: { rejectUnauthorized: false } }, config] : [config];
+  let lastError: unknown;
+  for (const attempt of attempts) {
+    const client = new Client(attempt);
+    client.on('error', () => undefined); // errors surface on the next query instead of crashing
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      lastError = err;
+      await endQuietly(client);
+      if (!/does not support SSL/i.test((err as Error).message)) break;
+    }
+  }
+  throw connectionError(lastError, connection, database);
+}
+
+/** Maps a node-postgres or socket error to a `PgferryError` naming what to fix. */
+export function connectionError(err: unknown, connection: Connection, database?: string): PgferryError {
+  const e = err as { code?: string; message?: string };
+  const where = describeConnection(database ? { ...connection, database } : connection);
+  switch (e.code) {
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'ETIMEDOUT':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return new PgferryError('SourceUnreachable', `cannot reach PostgreSQL at ${where}: ${e.code}`, {
+        cause: err,
+      });
+    case '28P01':
+    case '28000':
+      return new PgferryError(
+        'AuthenticationFailed',
+        `PostgreSQL refused the login for ${where}: ${e.message ?? 'authentication failed'}`,
+        { cause: err },
+      );
+    case '3D000':
+      return new PgferryError('DatabaseNotFound', `database does not exist: ${where}`, { cause: err });
+  }
+  if (/timeout/i.test(e.message ?? '')) {
+    return new PgferryError(
+      'SourceUnreachable',
+      `cannot reach PostgreSQL at ${where}: connection timed out`,
+      {
+        cause: err,
+      },
+    );
+  }
+  return new PgferryError(
+    'SourceUnreachable',
+    `cannot connect to PostgreSQL at ${where}: ${e.message ?? e}`,
+    {
+      cause: err,
+    },
+  );
+}
+
+/** What this process's database sessions are called (`application_name`). */
+let applicationName = 'pgferry';
+
+/**
+ * Names every database session this process opens from now on (`application_name`, at most 63
+ * bytes): the pg-tools runner names its sessions after its run, so that its progress watchdog can
+ * find them on the server. Other processes keep `pgferry`.
+ */
+export function nameSessions(name: string): void {
+  applicationName = Buffer.from(name, 'utf8').subarray(0, 63).toString('utf8');
+}
+
+/** The `application_name` of this process's sessions. */
+export function sessionName(): string {
+  return applicationName;
+}
+
+/** Environment for libpq tools (pg_dump, pg_restore, psql): the password never goes in argv. */
+export function libpqEnv(connection: Connection, password: string | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    PGHOST: connection.host,
+    PGPORT: String(connection.port),
+    PGUSER: connection.user,
+    PGDATABASE: connection.database,
+    PGSSLMODE: connection.sslmode,
+    PGAPPNAME: applicationName,
+    PGCONNECT_TIMEOUT: '10',
+  };
+  if (connection.sslrootcert) env.PGSSLROOTCERT = connection.sslrootcert;
+  if (password !== undefined) env.PGPASSWORD = password;
+  return env;
+}
+
+/** node-postgres client settings honouring libpq's sslmode semantics. */
+export function pgClientConfig(
+  connection: Connection,
+  password: string | undefined,
+  database?: string,
+): ClientConfig {
+  const base: ClientConfig = {
+    host: connection.host,
+    port: connection.port,
+    user: connection.user,
+    database: database ?? connection.database,
+    password,
+    application_name: applicationName,
+    connectionTimeoutMillis: 10_000,
+  };
+  switch (connection.sslmode) {
+    case 'disable':
+    case 'allow':
+    case 'prefer':
+      // `prefer` is tried with TLS first by `connectPg`; the plain config is its fallback.
+      return { ...base, ssl: false };
+    case 'require':
+      return { ...base, ssl: { rejectUnauthorized: false } };
+    case 'verify-ca':
+    case 'verify-full': {
+      const ca = connection.sslrootcert ? readCaBundle(connection.sslrootcert) : undefined;
+      return {
+        ...base,
+        ssl: {
+          ca,
+          rejectUnauthorized: true,
+          ...(connection.sslmode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}),
+        },
+      };
+    }
+  }
+}
+
+/** The CA bundle a connection names, or an error naming the file (not a bare ENOENT). */
+function readCaBundle(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new PgferryError('InvalidInput', `sslrootcert ${file} cannot be read: ${code}`);
+  }
+}
+
+/** A connection to the server that does not need `connection`'s database to exist: `postgres`, else `template1`. */
+export async function connectMaintenance(
+  connection: Connection,
+  password: string | undefined,
+): Promise<Client> {
+  try {
+    return await connectPg(connection, password, 'postgres');
+  } catch (err) {
+    if ((err as PgferryError).code !== 'DatabaseNotFound') throw err;
+    return connectPg(connection, password, 'template1');
+  }
+}
+
+/** Ends `client`, ignoring a failure to (the session may be gone already). */
+export async function endQuietly(client: Client | undefined): Promise<void> {
+  await client?.end().catch(() => undefined);
+}
+
+/** Runs `fn` with `client` and ends it afterwards, whatever `fn` did. */
+export async function withEnd<T>(client: Client, fn: (client: Client) => Promise<T>): Promise<T> {
+  try {
+    return await fn(client);
+  } finally {
+    await endQuietly(client);
+  }
+}
+
+/** Connects (to `database`, else the connection's), runs `fn`, and always ends the client. */
+export async function withClient<T>(
+  connection: Connection,
+  password: string | undefined,
+  fn: (client: Client) => Promise<T>,
+  database?: string,
+): Promise<T> {
+  return withEnd(await connectPg(connection, password, database), fn);
+}
+
+/** `withClient` over {@link connectMaintenance}'s connection. */
+export async function withMaintenance<T>(
+  connection: Connection,
+  password: string | undefined,
+  fn: (admin: Client) => Promise<T>,
+): Promise<T> {
+  return withEnd(await connectMaintenance(connection, password), fn);
+}

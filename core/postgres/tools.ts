@@ -1,0 +1,189 @@
+/**
+ * Running PostgreSQL's client tools (pg_dump, pg_dumpall, pg_restore, psql) as child processes,
+ * with one rule for what is kept of their standard error: its last {@link STDERR_KEPT_CHARS}
+ * characters, from which messages quote the first error. And the parallel two-pass pg_restore.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { PgferryError } from '../errors';
+import { cleanableOrder, readArchiveToc } from './archive-toc';
+import type { PgToolBinary } from './binaries';
+
+/** How much of a tool's standard error is kept: its end, where the error that stopped it is. */
+export const STDERR_KEPT_CHARS = 20_000;
+
+/** How a tool run ended, what it wrote to stdout, and the end of its stderr. */
+export interface ToolRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  /** The last {@link STDERR_KEPT_CHARS} characters of its standard error. */
+  stderr: string;
+}
+
+/** The end of what `stream` writes: a function returning its last `STDERR_KEPT_CHARS` characters. */
+export function keepStderr(stream: Readable): () => string {
+  let kept = '';
+  stream.on('data', (d: Buffer) => {
+    kept = (kept + d.toString()).slice(-STDERR_KEPT_CHARS);
+  });
+  return () => kept;
+}
+
+/**
+ * Runs `tool` with `args` to its end, `input` (if any) on its standard input; never throws for
+ * the tool's failure: the caller reads `code` and words the error.
+ */
+export async function runTool(
+  tool: PgToolBinary,
+  args: string[],
+  opts: { env: NodeJS.ProcessEnv; onChild?: (child: ChildProcess) => void; input?: string },
+): Promise<ToolRun> {
+  const child = spawn(tool.path, args, {
+    env: opts.env,
+    stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
+  opts.onChild?.(child);
+  const chunks: Buffer[] = [];
+  child.stdout?.on('data', (d: Buffer) => chunks.push(d));
+  const stderr = keepStderr(child.stderr as Readable);
+  if (opts.input !== undefined) child.stdin?.end(opts.input);
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  return { code, signal, stdout: Buffer.concat(chunks), stderr: stderr() };
+}
+
+/** The first error pg_restore/psql reported, with the command it was running. */
+export function firstError(stderr: string): string {
+  const lines = stderr.split('\n').filter((l) => l.trim());
+  const index = lines.findIndex((l) => /error|fatal/i.test(l));
+  if (index < 0) return lines.slice(-2).join(' | ') || 'no error output';
+  return lines.slice(index, index + 2).join(' | ');
+}
+
+/**
+ * Keeps what a child wrote to stderr, for error messages: three lines from its first error (which
+ * say why, e.g. the server's message and its HINT), else its last three lines. Each line is cut
+ * at `maxLineChars` (pg_dump quotes whole queries, e.g. a LOCK TABLE of thousands of tables), and
+ * only the first and the last lines of a long output are kept.
+ */
+export function collectTail(stream: Readable, maxLineChars = 400, keepLines = 50): () => string {
+  const head: string[] = [];
+  const tail: string[] = [];
+  let partial = '';
+  let cut = false;
+  const add = (line: string) => {
+    const text = line.trim();
+    if (!text) return;
+    if (head.length < keepLines) head.push(text);
+    else {
+      tail.push(text);
+      if (tail.length > keepLines) tail.shift();
+    }
+  };
+  stream.on('data', (d: Buffer) => {
+    const lines = d.toString().split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      const last = i === lines.length - 1;
+      if (!cut) {
+        partial += lines[i];
+        if (partial.length > maxLineChars) {
+          partial = `${partial.slice(0, maxLineChars)}…`;
+          cut = true;
+        }
+      }
+      if (!last) {
+        add(partial);
+        partial = '';
+        cut = false;
+      }
+    }
+  });
+  return () => {
+    const lines = [...head, ...tail, ...(partial.trim() ? [partial.trim()] : [])];
+    const firstError = lines.findIndex((line) => /\berror\b/i.test(line));
+    return (firstError < 0 ? lines.slice(-3) : lines.slice(firstError, firstError + 3)).join(' | ');
+  };
+}
+
+/**
+ * The TOC entries pg_restore restores after everything else: privileges (grants, default
+ * privileges), then what needs them (materialized views' data, event triggers and their
+ * comments). Run in parallel, pg_restore hands them to its workers ordered only by their own
+ * object, so a grant made by a role other than the owner (`SET SESSION AUTHORIZATION grantor;
+ * GRANT …`) can run before the schema grant it needs and fail with "permission denied for schema"
+ * — found by the fidelity test, intermittently. They are restored apart, in one job, in order.
+ */
+const RESTORED_LAST =
+  /^\d+; \d+ \d+ (ACL|ACL LANGUAGE|DEFAULT ACL|MATERIALIZED VIEW DATA|EVENT TRIGGER|(COMMENT|SECURITY LABEL) - EVENT TRIGGER) /;
+
+/**
+ * `pg_restore --jobs` of `dumpFile` with `args`. With several jobs: everything but
+ * {@link RESTORED_LAST} in parallel, then those in one job, each run given its part of the
+ * archive's list. With `--clean`, the list is in an order pg_restore can drop (see
+ * `cleanableOrder`).
+ */
+export async function pgRestoreParallel(
+  pgRestore: PgToolBinary,
+  opts: {
+    args: string[];
+    jobs: number;
+    dumpFile: string;
+    env: NodeJS.ProcessEnv;
+    onChild?: (child: ChildProcess) => void;
+  },
+): Promise<void> {
+  const { args, jobs, dumpFile, env, onChild } = opts;
+  const run = (more: string[]) => runPgRestore(pgRestore, [...more, dumpFile], env, onChild);
+  const clean = args.includes('--clean');
+  const inOneRun = jobs === 1 || args.includes('--no-privileges');
+  if (inOneRun && !clean) {
+    await run([...args, `--jobs=${jobs}`]);
+    return;
+  }
+  let entries = (await run(['--list'])).stdout.split('\n').filter((line) => /^\d+;/.test(line));
+  if (clean) {
+    const line = new Map(entries.map((l) => [Number(l.slice(0, l.indexOf(';'))), l]));
+    const toc = await readArchiveToc(createReadStream(dumpFile));
+    entries = cleanableOrder([...line.keys()], toc).map((id) => line.get(id) as string);
+  }
+  const { first, last } = inOneRun ? { first: entries, last: [] } : splitRestoreList(entries);
+  const listFile = (part: string) => `${dumpFile}.${part}.list`;
+  try {
+    await writeFile(listFile('first'), `${first.join('\n')}\n`);
+    await writeFile(listFile('last'), `${last.join('\n')}\n`);
+    await run([...args, `--jobs=${jobs}`, `--use-list=${listFile('first')}`]);
+    if (last.length > 0) await run([...args, `--use-list=${listFile('last')}`]);
+  } finally {
+    await Promise.all(['first', 'last'].map((part) => rm(listFile(part), { force: true })));
+  }
+}
+
+/**
+ * The two passes of a parallel restore: `first` every entry of pg_restore's `--list` but
+ * {@link RESTORED_LAST}'s, `last` those; each in the archive's order.
+ */
+export function splitRestoreList(entries: string[]): { first: string[]; last: string[] } {
+  const first: string[] = [];
+  const last: string[] = [];
+  for (const line of entries) (RESTORED_LAST.test(line) ? last : first).push(line);
+  return { first, last };
+}
+
+async function runPgRestore(
+  pgRestore: PgToolBinary,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  onChild?: (child: ChildProcess) => void,
+): Promise<{ stdout: string }> {
+  const out = await runTool(pgRestore, args, { env, onChild });
+  if (out.code !== 0) {
+    throw new PgferryError(
+      'RestoreFailed',
+      `pg_restore failed (${out.code ?? out.signal}): ${firstError(out.stderr)}`,
+    );
+  }
+  return { stdout: out.stdout.toString() };
+}
