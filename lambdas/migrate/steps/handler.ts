@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import { CaughtErrorSchema, MigratePlanSchema, MigrateStateSchema, parsePayload } from '../../../core/contracts';
+import {
+  CaughtErrorSchema,
+  MigratePlanSchema,
+  MigrateStateSchema,
+  parsePayload,
+} from '../../../core/contracts';
 import { type Credentials, credentialsFromEnv, withCredentials } from '../../../core/credentials';
 import { loadJob } from '../../../core/jobs';
 import { createLogger } from '../../../core/logging';

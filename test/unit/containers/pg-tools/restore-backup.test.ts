@@ -15,6 +15,8 @@ test('a disk that fills up during the download is named as such, with the target
   );
   expect(downloadFailure(new Error('zstd: bad magic'), object, manifest)).toMatchObject({
     code: 'BackupCorrupt',
-    message: expect.stringMatching(/^object dump\.pgdump\.zst of backup 20261121T233200Z-3d6d1f cannot be read/),
+    message: expect.stringMatching(
+      /^object dump\.pgdump\.zst of backup 20261121T233200Z-3d6d1f cannot be read/,
+    ),
   });
 });
