@@ -16,6 +16,7 @@ import { registerStatus } from './commands/status';
 import { registerVerify } from './commands/verify';
 import { InterruptedCommand } from './interrupts';
 import { printable } from './output';
+import { addProfileOptions, applyProfile } from './profile';
 
 /** `aws`: how `--aws` reaches AWS (tests give recorded responses). */
 export function buildProgram(aws: AwsAccess = defaultAwsAccess()): Command {
@@ -33,6 +34,9 @@ export function buildProgram(aws: AwsAccess = defaultAwsAccess()): Command {
   registerRestore(program, aws);
   registerVerify(program, aws);
   registerMigrate(program, aws);
+  // Store, source and target from the environment or the config file where no flag gives them.
+  addProfileOptions(program);
+  program.hook('preAction', (_program, command) => applyProfile(command));
   return program;
 }
 

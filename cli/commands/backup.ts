@@ -20,6 +20,7 @@ import { interruptible } from '../interrupts';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, ProgressLine } from '../output';
+import { withRunHooks } from '../run-hooks';
 
 export function registerBackup(program: Command, aws: AwsAccess): void {
   const command = program
@@ -57,7 +58,7 @@ export function registerBackup(program: Command, aws: AwsAccess): void {
       'with --aws: log in with an RDS IAM authentication token instead of a password',
       false,
     )
-    .action(async (opts: BackupOptions) => backupCommand(opts, aws));
+    .action(withRunHooks('backup', (opts: BackupOptions) => backupCommand(opts, aws)));
 }
 
 interface BackupOptions extends AwsOptions {
@@ -73,17 +74,15 @@ interface BackupOptions extends AwsOptions {
   iamAuth: boolean;
 }
 
-async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<void> {
+async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<BackupOutcome> {
   configureLogging(opts.verbose);
   refuseAwsOnlyOptions(opts);
   if (opts.aws) {
     const request = backupRequest(opts, awsConnection(opts.source, '--source', opts));
     const { runOnAws } = await import('../aws');
-    await printBackup(
-      parseOutcome(BackupOutcomeSchema, await runOnAws('backup', request, opts, aws), 'backup'),
-      opts.json,
-    );
-    return;
+    const outcome = parseOutcome(BackupOutcomeSchema, await runOnAws('backup', request, opts, aws), 'backup');
+    await printBackup(outcome, opts.json);
+    return outcome;
   }
   const { connection, password: urlPassword } = parseConnectionUrl(opts.source, '--source');
   const credentials: Credentials = { source: localPassword(urlPassword, 'source', process.env) };
@@ -105,7 +104,9 @@ async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<void>
   } finally {
     progress.done();
   }
-  await printBackup(parseOutcome(BackupOutcomeSchema, output, 'backup'), opts.json);
+  const outcome = parseOutcome(BackupOutcomeSchema, output, 'backup');
+  await printBackup(outcome, opts.json);
+  return outcome;
 }
 
 /** The backup workflow's input, the same locally and on AWS. */

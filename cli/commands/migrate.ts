@@ -22,6 +22,7 @@ import { clearPhaseLine, interruptible, runDisplay } from '../interrupts';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
+import { withRunHooks } from '../run-hooks';
 
 export function registerMigrate(program: Command, aws: AwsAccess): void {
   const collect = (value: string, previous: string[]) => [...previous, value];
@@ -84,7 +85,7 @@ export function registerMigrate(program: Command, aws: AwsAccess): void {
       collect,
       [],
     )
-    .action(async (opts: MigrateOptions) => migrateCommand(opts, aws));
+    .action(withRunHooks('migrate', (opts: MigrateOptions) => migrateCommand(opts, aws)));
 }
 
 interface MigrateOptions extends AwsOptions {
@@ -109,7 +110,7 @@ interface MigrateOptions extends AwsOptions {
   scaleService: string[];
 }
 
-async function migrateCommand(opts: MigrateOptions, aws: AwsAccess): Promise<void> {
+async function migrateCommand(opts: MigrateOptions, aws: AwsAccess): Promise<MigrateOutcome> {
   configureLogging(opts.verbose);
   if (opts.aws) {
     if (opts.onCutover !== undefined) {
@@ -124,11 +125,13 @@ async function migrateCommand(opts: MigrateOptions, aws: AwsAccess): Promise<voi
       awsConnection(opts.target, '--target', { passwordSecretArn: opts.targetSecretArn }),
     );
     const { runOnAws } = await import('../aws');
-    await printReport(
-      parseOutcome(MigrateOutcomeSchema, await runOnAws('migrate', request, opts, aws), 'migrate'),
-      opts.json,
+    const outcome = parseOutcome(
+      MigrateOutcomeSchema,
+      await runOnAws('migrate', request, opts, aws),
+      'migrate',
     );
-    return;
+    await printReport(outcome, opts.json);
+    return outcome;
   }
   for (const flag of ['sourceSecretArn', 'targetSecretArn', 'cutoverSecretArn', 'stack'] as const) {
     if (opts[flag] !== undefined)
@@ -154,7 +157,9 @@ async function migrateCommand(opts: MigrateOptions, aws: AwsAccess): Promise<voi
     }),
   );
   clearPhaseLine();
-  await printReport(parseOutcome(MigrateOutcomeSchema, output, 'migrate'), opts.json);
+  const outcome = parseOutcome(MigrateOutcomeSchema, output, 'migrate');
+  await printReport(outcome, opts.json);
+  return outcome;
 }
 
 function kebab(name: string): string {

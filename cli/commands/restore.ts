@@ -19,6 +19,7 @@ import { clearPhaseLine, interruptible, runDisplay } from '../interrupts';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { printable } from '../output';
+import { withRunHooks } from '../run-hooks';
 import { catalogNameOption, DATABASE_ALIAS_HELP } from './catalog-options';
 
 export function registerRestore(program: Command, aws: AwsAccess): void {
@@ -88,7 +89,7 @@ export function registerRestore(program: Command, aws: AwsAccess): void {
       'with --aws: log in with an RDS IAM authentication token instead of a password',
       false,
     )
-    .action(async (opts: RestoreOptions) => restoreCommand(opts, aws));
+    .action(withRunHooks('restore', (opts: RestoreOptions) => restoreCommand(opts, aws)));
 }
 
 interface RestoreOptions extends AwsOptions {
@@ -116,17 +117,19 @@ interface RestoreOptions extends AwsOptions {
   iamAuth: boolean;
 }
 
-async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<void> {
+async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<RestoreOutcome> {
   configureLogging(opts.verbose);
   refuseAwsOnlyOptions(opts);
   if (opts.aws) {
     const request = restoreRequest(opts, awsConnection(opts.target, '--target', opts));
     const { runOnAws } = await import('../aws');
-    await printReport(
-      parseOutcome(RestoreOutcomeSchema, await runOnAws('restore', request, opts, aws), 'restore'),
-      opts.json,
+    const outcome = parseOutcome(
+      RestoreOutcomeSchema,
+      await runOnAws('restore', request, opts, aws),
+      'restore',
     );
-    return;
+    await printReport(outcome, opts.json);
+    return outcome;
   }
   const { connection, password: urlPassword } = parseConnectionUrl(opts.target, '--target');
   const credentials: Credentials = { target: localPassword(urlPassword, 'target', process.env) };
@@ -140,11 +143,9 @@ async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<voi
     }),
   );
   clearPhaseLine();
-  await printReport(
-    parseOutcome(RestoreOutcomeSchema, output, 'restore'),
-    opts.json,
-    ` (filed under ${printable(localTargetName(connection))})`,
-  );
+  const outcome = parseOutcome(RestoreOutcomeSchema, output, 'restore');
+  await printReport(outcome, opts.json, ` (filed under ${printable(localTargetName(connection))})`);
+  return outcome;
 }
 
 /** The restore workflow's input, the same locally and on AWS. */

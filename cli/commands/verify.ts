@@ -12,6 +12,7 @@ import { type AwsOptions, addAwsOptions, refuseAwsOnlyOptions } from '../aws/opt
 import { clearPhaseLine, interruptible, runDisplay } from '../interrupts';
 import { configureLogging } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
+import { withRunHooks } from '../run-hooks';
 import { catalogNameOption, DATABASE_ALIAS_HELP } from './catalog-options';
 
 export function registerVerify(program: Command, aws: AwsAccess): void {
@@ -30,7 +31,7 @@ export function registerVerify(program: Command, aws: AwsAccess): void {
     .option('--database <name>', DATABASE_ALIAS_HELP)
     .option('--json', 'print the verification report as JSON', false)
     .option('--verbose', "print the workflow's logs on stderr", false);
-  addAwsOptions(command).action(async (opts: VerifyOptions) => verifyCommand(opts, aws));
+  addAwsOptions(command).action(withRunHooks('verify', (opts: VerifyOptions) => verifyCommand(opts, aws)));
 }
 
 interface VerifyOptions extends AwsOptions {
@@ -42,7 +43,7 @@ interface VerifyOptions extends AwsOptions {
   verbose: boolean;
 }
 
-async function verifyCommand(opts: VerifyOptions, aws: AwsAccess): Promise<void> {
+async function verifyCommand(opts: VerifyOptions, aws: AwsAccess): Promise<VerifyOutcome> {
   configureLogging(opts.verbose);
   refuseAwsOnlyOptions(opts);
   const request = parsePayload(
@@ -52,11 +53,9 @@ async function verifyCommand(opts: VerifyOptions, aws: AwsAccess): Promise<void>
   );
   if (opts.aws) {
     const { runOnAws } = await import('../aws');
-    await printReport(
-      parseOutcome(VerifyOutcomeSchema, await runOnAws('verify', request, opts, aws), 'verify'),
-      opts.json,
-    );
-    return;
+    const outcome = parseOutcome(VerifyOutcomeSchema, await runOnAws('verify', request, opts, aws), 'verify');
+    await printReport(outcome, opts.json);
+    return outcome;
   }
   const { runVerifyWorkflow } = await import('../local-executor');
   const output = await interruptible('verify', (signal) =>
@@ -66,7 +65,9 @@ async function verifyCommand(opts: VerifyOptions, aws: AwsAccess): Promise<void>
     }),
   );
   clearPhaseLine();
-  await printReport(parseOutcome(VerifyOutcomeSchema, output, 'verify'), opts.json);
+  const outcome = parseOutcome(VerifyOutcomeSchema, output, 'verify');
+  await printReport(outcome, opts.json);
+  return outcome;
 }
 
 /** One line of what was verified, or with `--json` the report the workflow's output names. */
