@@ -22,9 +22,11 @@ export function extraPgBinDirs(): string[] {
     .filter((d) => existsSync(path.join(d, 'pg_dump')));
 }
 
-/** The environment the CLI runs with in tests: tool directories, no inherited passwords. */
+/** The environment the CLI runs with in tests: tool directories, no inherited passwords or config file. */
 export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8' };
+  // No config file of the developer's (~/.config/pgferry/config.json) may give a test a store.
+  env.XDG_CONFIG_HOME = path.join(REPO, '.cache', 'no-config-home');
   env.PGFERRY_PG_BIN_DIRS = extraPgBinDirs().join(':');
   return { ...env, ...extra };
 }
