@@ -237,9 +237,14 @@ export function addProfileOptions(program: Command): void {
     for (const setting of ['store', 'source'] as const) {
       const declared = command.options.find((o) => o.long === `--${setting}`);
       if (declared === undefined) continue;
+      const fallback = `${ENV_VARS[setting]} or the config file's defaults.${setting}`;
+      declared.description += declared.mandatory
+        ? `; required unless ${fallback} gives it (@name: one of the config file's ${setting}s)`
+        : `; else ${fallback} (@name: one of the config file's ${setting}s)`;
       declared.mandatory = false;
-      declared.description += ` (or ${ENV_VARS[setting]}, or defaults.${setting} in the config file; @name: one of its ${setting}s)`;
     }
+    const target = command.options.find((o) => o.long === '--target');
+    if (target !== undefined) target.description += " (@name: one of the config file's sources)";
     command.option(
       '--config <file>',
       'the config file with named stores and sources (default: PGFERRY_CONFIG, else ~/.config/pgferry/config.json)',
