@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -125,6 +125,21 @@ describe('pgferry --aws against recorded service responses', () => {
     });
   });
 
+  test('backup --aws takes its store from PGFERRY_STORE and its source from the config file (@name)', async () => {
+    const configFile = path.join(work, 'config.json');
+    writeFileSync(configFile, JSON.stringify({ stores: { s3: STORE }, sources: { shop: SOURCE } }));
+    const viaFlags = await pgferry('backup-succeeded', BACKUP_ARGS);
+    const viaProfile = await pgferry(
+      'backup-succeeded',
+      ['backup', '--aws', '--source', '@shop', '--password-secret-arn', SECRET_ARN],
+      { PGFERRY_STORE: '@s3', PGFERRY_CONFIG: configFile },
+    );
+    expect(viaProfile).toMatchObject({ code: 0, stdout: '20260315T020000Z-3fa9c1\n', remaining: 0 });
+    const input = (run: RecordedRun) =>
+      run.sent.find((r) => r.command === 'StartExecutionCommand')?.input.input;
+    expect(input(viaProfile)).toEqual(input(viaFlags));
+  });
+
   test('the history is followed across pages (nextToken) without repeating events', async () => {
     const run = await pgferry('backup-succeeded', BACKUP_ARGS);
     const histories = run.sent.filter((r) => r.command === 'GetExecutionHistoryCommand');
@@ -230,9 +245,11 @@ describe('pgferry --aws against recorded service responses', () => {
     expect(run.stderr).toBe(`no complete backups in ${storeUrl}\n`);
   });
 
-  test('list without --store or --aws still needs --store', async () => {
+  test('list without --store or --aws still needs a store', async () => {
     const run = await pgferry('list-stack', ['list']);
     expect(run).toMatchObject({ code: 1, sent: [] });
-    expect(run.stderr).toBe("pgferry: required option '--store <store>' not specified\n");
+    expect(run.stderr).toMatch(
+      /^pgferry: no store given: pass --store <store>, set PGFERRY_STORE, or set defaults.store in \S+\/pgferry\/config.json\n$/,
+    );
   });
 });
