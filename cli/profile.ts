@@ -180,7 +180,9 @@ export function resolveSetting(
   const entries = setting === 'store' ? config?.stores : config?.sources;
   const kind = setting === 'store' ? 'stores' : 'sources';
   const origin =
-    given.from === 'env' && setting !== 'target' ? ENV_VARS[setting] : `--${setting} ${given.value}`;
+    given.from === 'env' && setting !== 'target'
+      ? `${ENV_VARS[setting]}=${given.value}`
+      : `--${setting} ${given.value}`;
   if (config === undefined) {
     throw new PgferryError(
       'InvalidInput',

@@ -20,6 +20,7 @@ export interface HookOptions {
   onFailure?: string;
   store?: string;
   source?: string;
+  target?: string;
   name?: string;
   database?: string;
 }
@@ -78,7 +79,7 @@ export function hookEnvironment(
     env.PGFERRY_TARGET_PASSWORD,
     urlPassword(env.PGFERRY_SOURCE),
     urlPassword(opts.source),
-    urlPassword((opts as { target?: string }).target),
+    urlPassword(opts.target),
   ].filter((s): s is string => s !== undefined && s !== '');
   const scrub = (text: string) => secrets.reduce((t, secret) => t.split(secret).join('***'), text);
 
@@ -91,6 +92,8 @@ export function hookEnvironment(
   // What the run was given, without passwords: a nested `pgferry status` finds the same store.
   keep('PGFERRY_STORE', opts.store);
   keep('PGFERRY_SOURCE', opts.source === undefined ? undefined : withoutPassword(opts.source));
+  // As --on-cutover is told it; pgferry reads no target from the environment.
+  keep('PGFERRY_TARGET_URL', opts.target === undefined ? undefined : withoutPassword(opts.target));
   keep('PGFERRY_COMMAND', command);
   if ('outcome' in result) {
     const { outcome } = result;

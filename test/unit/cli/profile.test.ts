@@ -124,7 +124,7 @@ describe('precedence: flag > environment > config file', () => {
       '--store @nas: /etc/pgferry/config.json has no stores.nas (it has default, s3, home)',
     );
     expect(() => resolveSetting('source', undefined, { PGFERRY_SOURCE: '@billing' }, config)).toThrow(
-      'PGFERRY_SOURCE: /etc/pgferry/config.json has no sources.billing (it has shop, staging)',
+      'PGFERRY_SOURCE=@billing: /etc/pgferry/config.json has no sources.billing (it has shop, staging)',
     );
     expect(() => resolveSetting('store', '@s3', { XDG_CONFIG_HOME: '/xdg' }, undefined)).toThrow(
       '--store @s3 names an entry of a config file, and there is none: create /xdg/pgferry/config.json, or pass --config <file>',

@@ -51,11 +51,16 @@ test('a failure tells the error in one line and the database it was for', () => 
 
 test('no password reaches the hook: not the variables, not a URL, not an error line', () => {
   const err = new Error('auth failed for pw-flag-url and pw-pgpassword');
-  const opts = { source: 'postgres://app:pw-flag-url@db/shop', store: '/srv' };
+  const opts = {
+    source: 'postgres://app:pw-flag-url@db/shop',
+    target: 'postgres://app:pw-target-url@db/copy',
+    store: '/srv',
+  };
   for (const result of [{ outcome }, { err, exitStatus: 1 }]) {
     const out = hookEnvironment(env, 'backup', opts, result);
     const all = JSON.stringify(out);
-    for (const secret of ['pw-pgpassword', 'pw-source-var', 'pw-env-url', 'pw-flag-url']) {
+    expect(out.PGFERRY_TARGET_URL).toBe('postgres://app@db/copy');
+    for (const secret of ['pw-pgpassword', 'pw-source-var', 'pw-env-url', 'pw-flag-url', 'pw-target-url']) {
       expect(all).not.toContain(secret);
     }
     expect(out.PGPASSWORD).toBeUndefined();
