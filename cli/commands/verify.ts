@@ -9,7 +9,7 @@ import {
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, refuseAwsOnlyOptions } from '../aws/options';
-import { clearPhaseLine, interruptible, runDisplay } from '../interrupts';
+import { interruptible, runDisplay } from '../interrupts';
 import { configureLogging } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { catalogNameOption, DATABASE_ALIAS_HELP } from './catalog-options';
@@ -59,13 +59,18 @@ async function verifyCommand(opts: VerifyOptions, aws: AwsAccess): Promise<void>
     return;
   }
   const { runVerifyWorkflow } = await import('../local-executor');
-  const output = await interruptible('verify', (signal) =>
-    runVerifyWorkflow(request, {
-      signal,
-      ...runDisplay('verify', opts.verbose),
-    }),
-  );
-  clearPhaseLine();
+  const display = runDisplay('verify', opts.verbose);
+  let output: unknown;
+  try {
+    output = await interruptible('verify', (signal) =>
+      runVerifyWorkflow(request, {
+        signal,
+        ...display,
+      }),
+    );
+  } finally {
+    display.close();
+  }
   await printReport(parseOutcome(VerifyOutcomeSchema, output, 'verify'), opts.json);
 }
 
