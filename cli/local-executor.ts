@@ -15,7 +15,7 @@ import { type Credentials, credentialsEnv, credentialsFromEnv } from '../core/cr
 import { PgferryError } from '../core/errors';
 import { loadJob } from '../core/jobs';
 import { openStore } from '../core/store';
-import type { TaskProgress } from '../core/task-progress';
+import { type TaskProgress, taskProgressOf } from '../core/task-progress';
 import { describeAbandonedFolders, removeAbandonedWorkFolders, workRoot } from '../core/work-folders';
 import {
   BACKUP_STATES,
@@ -305,21 +305,6 @@ function unwrapExecutionError(err: unknown): Error {
     return failure;
   }
   return err instanceof Error ? err : new Error(String(err));
-}
-
-/** A `progress` log line's report (see core/task-progress.ts); nothing from a line without one. */
-export function taskProgressOf(entry: Record<string, unknown>): TaskProgress | undefined {
-  const { step, doneBytes, totalBytes, estimated, storedBytes, database } = entry;
-  const bytes = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
-  if (typeof step !== 'string' || !bytes(doneBytes)) return undefined;
-  return {
-    step: step as TaskProgress['step'],
-    doneBytes,
-    ...(bytes(totalBytes) ? { totalBytes } : {}),
-    ...(estimated === true ? { estimated } : {}),
-    ...(bytes(storedBytes) ? { storedBytes } : {}),
-    ...(typeof database === 'string' ? { database } : {}),
-  };
 }
 
 interface EcsRunTaskParameters {

@@ -185,6 +185,7 @@ export class ProgressDisplay {
   private stepStarted = 0;
   private rate = new RateMeter();
   private shown = false;
+  private drawn = '';
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -253,8 +254,10 @@ export class ProgressDisplay {
   private draw(): void {
     if (!this.enabled || !this.view) return;
     this.view.elapsedSeconds = (this.now() - this.stepStarted) / 1000;
-    const columns = this.stream.columns || 80;
-    this.stream.write(`\r\x1b[K${formatProgress(this.view, columns)}`);
+    const text = formatProgress(this.view, this.stream.columns || 80);
+    if (this.shown && text === this.drawn) return;
+    this.stream.write(`\r\x1b[K${text}`);
+    this.drawn = text;
     this.shown = true;
   }
 

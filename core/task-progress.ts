@@ -35,6 +35,21 @@ export interface TaskProgress {
   database?: string;
 }
 
+/** A `progress` log line's report (see core/task-progress.ts); nothing from a line without one. */
+export function taskProgressOf(entry: Record<string, unknown>): TaskProgress | undefined {
+  const { step, doneBytes, totalBytes, estimated, storedBytes, database } = entry;
+  const bytes = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  if (typeof step !== 'string' || !bytes(doneBytes)) return undefined;
+  return {
+    step: step as TaskProgress['step'],
+    doneBytes,
+    ...(bytes(totalBytes) ? { totalBytes } : {}),
+    ...(estimated === true ? { estimated } : {}),
+    ...(bytes(storedBytes) ? { storedBytes } : {}),
+    ...(typeof database === 'string' ? { database } : {}),
+  };
+}
+
 /** How often, at most, a step reports while it runs. */
 export const PROGRESS_INTERVAL_MS = 1000;
 
