@@ -6,7 +6,7 @@
  * ANALYZEs and compares every table's row count with the manifest.
  */
 import type { ChildProcess } from 'node:child_process';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
@@ -417,9 +417,12 @@ function watchArchiveReads(
   archiveBytes: number | undefined,
   onProgress: ((progress: TaskProgress) => void) | undefined,
 ): { watch: (child: ChildProcess) => void; stop: () => void } {
-  if (!onProgress) return { watch: () => undefined, stop: () => undefined };
+  if (!onProgress || !existsSync('/proc/self/io')) return { watch: () => undefined, stop: () => undefined };
   const roots: number[] = [];
-  // The most each process was seen to have read: a process that has exited can be read no more.
+  let stopped = false;
+  // The most each pg_restore's tree was seen to have read. A reaped process's reads count in its
+  // parent's (as its CPU time does), so the tree's sum only grows while the root lives; once the
+  // root has exited it can be read no more.
   const readBy = new Map<number, number>();
   let reported = -1;
   let looking = false;
@@ -428,11 +431,12 @@ function watchArchiveReads(
     looking = true;
     try {
       for (const root of roots) {
-        for (const [pid, bytes] of await treeReads(root))
-          readBy.set(pid, Math.max(bytes, readBy.get(pid) ?? 0));
+        const tree = [...(await treeReads(root)).values()].reduce((sum, b) => sum + b, 0);
+        readBy.set(root, Math.max(tree, readBy.get(root) ?? 0));
       }
       const read = [...readBy.values()].reduce((sum, b) => sum + b, 0);
-      if (read === reported) return;
+      // Once pg_restore has ended, its step is over: a late look must not report it again.
+      if (stopped || read === reported) return;
       reported = read;
       onProgress(
         archiveBytes === undefined
@@ -456,7 +460,10 @@ function watchArchiveReads(
     watch: (child) => {
       if (child.pid !== undefined) roots.push(child.pid);
     },
-    stop: () => clearInterval(timer),
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
   };
 }
 
