@@ -8,7 +8,9 @@
  */
 import { constants } from 'node:os';
 import { errorMessage, PgferryError } from '../core/errors';
+import type { TaskProgress } from '../core/task-progress';
 import { printable } from './output';
+import { ProgressDisplay, type RunCommand } from './progress';
 
 /**
  * How long the CLI waits for an interrupted run: the task has 20 s to clean up (see the runner's
@@ -79,34 +81,28 @@ export async function interruptible<T>(what: string, run: (signal: AbortSignal) 
   }
 }
 
-/** Prints a run's notice (see `LocalRunOptions.onNotice`) as one line on stderr. */
-export function printNotice(line: string): void {
-  process.stderr.write(`pgferry: ${printable(line)}\n`);
-}
-
-/** What a local run shows on stderr while it runs (see `LocalRunOptions`). */
+/** What a local run shows on stderr while it runs (see `LocalRunOptions`), and how it ends. */
 export interface RunDisplay {
   onNotice: (line: string) => void;
   onPhase: (phase: string) => void;
+  onProgress: (progress: TaskProgress) => void;
   onTaskLog?: (line: string) => void;
+  /** Clears the progress line: call before printing the run's result or its error. */
+  close: () => void;
 }
 
 /**
- * How `command`'s local run is shown on stderr: its notices as lines, the task's phase on one line
- * rewritten in place (on a terminal only; `clearPhaseLine` ends it), and with `verbose` every log
- * line of the task.
+ * How `command`'s local run is shown on stderr: its notices as lines, and on a terminal the
+ * progress line (./progress.ts); with `verbose` every log line of the task instead of the progress
+ * line, which would be torn by them.
  */
-export function runDisplay(command: string, verbose: boolean): RunDisplay {
+export function runDisplay(command: RunCommand, verbose: boolean): RunDisplay {
+  const display = new ProgressDisplay(command, { enabled: !verbose && Boolean(process.stderr.isTTY) });
   return {
-    onNotice: printNotice,
-    onPhase: (phase) => {
-      if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${command}: ${phase}…`);
-    },
+    onNotice: (line) => display.line(`pgferry: ${printable(line)}`), // one line: a run's notice
+    onPhase: (phase) => display.phase(phase),
+    onProgress: (progress) => display.progress(progress),
     onTaskLog: verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+    close: () => display.close(),
   };
-}
-
-/** Clears the phase line `runDisplay` wrote (on a terminal). */
-export function clearPhaseLine(): void {
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
 }

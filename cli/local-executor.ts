@@ -15,6 +15,7 @@ import { type Credentials, credentialsEnv, credentialsFromEnv } from '../core/cr
 import { PgferryError } from '../core/errors';
 import { loadJob } from '../core/jobs';
 import { openStore } from '../core/store';
+import { type TaskProgress, taskProgressOf } from '../core/task-progress';
 import { describeAbandonedFolders, removeAbandonedWorkFolders, workRoot } from '../core/work-folders';
 import {
   BACKUP_STATES,
@@ -28,11 +29,6 @@ import {
 import { REPO_ROOT } from '../lib/paths';
 import { checkContainerOverrides, checkPayload, MAX_PAYLOAD_BYTES, payloadBytes } from './aws-limits';
 
-export interface TaskProgress {
-  dumpedBytes: number;
-  storedBytes: number;
-}
-
 export interface LocalRunOptions {
   /**
    * The run's passwords, which the steps that connect are given: the handlers as an argument, the
@@ -41,7 +37,7 @@ export interface LocalRunOptions {
    * Lambda function or the task would read them
    */
   credentials?: Credentials;
-  /** Progress reported by the pg-tools task. */
+  /** The bytes the pg-tools task's long steps have done (its `progress` log lines). */
   onProgress?: (progress: TaskProgress) => void;
   /** Phases the pg-tools task enters (download, pgRestore, …). */
   onPhase?: (phase: string) => void;
@@ -360,14 +356,7 @@ export async function runPgToolsTask(params: unknown, options: LocalRunOptions =
   const stderrTail: string[] = [];
   const onLine = (line: string) => {
     options.onTaskLog?.(line);
-    let entry: {
-      message?: string;
-      errorName?: string;
-      errorMessage?: string;
-      dumpedBytes?: number;
-      storedBytes?: number;
-      phase?: string;
-    };
+    let entry: { message?: string; errorName?: string; errorMessage?: string; phase?: string };
     try {
       entry = JSON.parse(line);
     } catch {
@@ -376,7 +365,8 @@ export async function runPgToolsTask(params: unknown, options: LocalRunOptions =
       return;
     }
     if (entry.message === 'progress') {
-      options.onProgress?.({ dumpedBytes: entry.dumpedBytes ?? 0, storedBytes: entry.storedBytes ?? 0 });
+      const progress = taskProgressOf(entry);
+      if (progress) options.onProgress?.(progress);
     } else if (entry.message === 'phase') {
       options.onPhase?.(entry.phase ?? '');
     } else if (entry.message === 'failed') {

@@ -1,4 +1,4 @@
-/** Human-facing output: sizes, tables, names made safe to print, the progress line. */
+/** Human-facing output: sizes, tables, names made safe to print (the progress line: ./progress.ts). */
 
 /**
  * Characters that must never reach a terminal or a log line raw: C0 and C1 controls and DEL
@@ -46,31 +46,4 @@ export function formatTable(header: string[], rawRows: string[][]): string {
       .join('  ')
       .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
-}
-
-/**
- * A one-line progress display on a terminal (bytes dumped, stored, MB/s); nothing otherwise,
- * so logs and pipes stay clean.
- */
-export class ProgressLine {
-  private readonly started = Date.now();
-  private shown = false;
-
-  constructor(
-    private readonly stream: NodeJS.WriteStream = process.stderr,
-    private readonly enabled: boolean = Boolean(process.stderr.isTTY),
-  ) {}
-
-  update(label: string, doneBytes: number, extra = ''): void {
-    if (!this.enabled) return;
-    const seconds = Math.max((Date.now() - this.started) / 1000, 0.001);
-    const rate = formatBytes(doneBytes / seconds);
-    this.stream.write(`\r\x1b[K${label} ${formatBytes(doneBytes)} (${rate}/s)${extra ? ` ${extra}` : ''}`);
-    this.shown = true;
-  }
-
-  done(): void {
-    if (this.shown) this.stream.write('\r\x1b[K');
-    this.shown = false;
-  }
 }

@@ -56,7 +56,7 @@ export async function recordBackup(plan: BackupPlan, deps: RecordDeps): Promise<
     status: 'complete',
     startedAt: plan.startedAt,
     finishedAt: finishedAt.toISOString(),
-    durationSeconds: Math.max(0, (finishedAt.getTime() - Date.parse(plan.startedAt)) / 1000),
+    durationSeconds: backupSeconds(plan.startedAt, finishedAt.toISOString()),
     source: { host: plan.source.host, port: plan.source.port, user: plan.source.user },
     server: plan.server,
     tool: { ...result.tool, pgferryVersion: PGFERRY_VERSION },
@@ -73,4 +73,13 @@ export async function recordBackup(plan: BackupPlan, deps: RecordDeps): Promise<
   };
   await store.putJson(manifestKey(plan.database, plan.backupId), manifest);
   return manifest;
+}
+
+/**
+ * A backup's duration, as its manifest records it (`durationSeconds`) and `list`, `show` and the
+ * backup command print it: from its preflight's start to the moment its manifest is written —
+ * the run, not the command (which adds Node's start and loading the workflow).
+ */
+export function backupSeconds(startedAt: string, finishedAt: string): number {
+  return Math.max(0, (Date.parse(finishedAt) - Date.parse(startedAt)) / 1000);
 }

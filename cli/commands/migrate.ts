@@ -18,7 +18,7 @@ import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection } from '../aws/options';
 import { parseDurationMs } from '../duration';
-import { clearPhaseLine, interruptible, runDisplay } from '../interrupts';
+import { interruptible, runDisplay } from '../interrupts';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
@@ -146,17 +146,24 @@ async function migrateCommand(opts: MigrateOptions, aws: AwsAccess): Promise<Mig
   };
   const request = migrateRequest(opts, source.connection, target.connection);
   const { runMigrateWorkflow } = await import('../local-executor');
-  const output = await interruptible('migrate', (signal) =>
-    runMigrateWorkflow(request, {
-      credentials,
-      signal,
-      ...runDisplay('migrate', opts.verbose),
-      onPlan: (plan) => printPlan(plan as MigratePlan),
-      runCutoverCommand: (plan) =>
-        runCutoverCommand(opts.onCutover ?? '', plan as MigratePlan, credentials.target),
-    }),
-  );
-  clearPhaseLine();
+  const display = runDisplay('migrate', opts.verbose);
+  let output: unknown;
+  try {
+    output = await interruptible('migrate', (signal) =>
+      runMigrateWorkflow(request, {
+        credentials,
+        signal,
+        ...display,
+        onPlan: (plan) => printPlan(plan as MigratePlan),
+        runCutoverCommand: (plan) => {
+          display.close(); // the command's own output starts on a clean line
+          return runCutoverCommand(opts.onCutover ?? '', plan as MigratePlan, credentials.target);
+        },
+      }),
+    );
+  } finally {
+    display.close();
+  }
   const outcome = parseOutcome(MigrateOutcomeSchema, output, 'migrate');
   await printReport(outcome, opts.json);
   return outcome;

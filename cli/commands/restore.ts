@@ -15,7 +15,7 @@ import { type Credentials, localPassword } from '../../core/credentials';
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
-import { clearPhaseLine, interruptible, runDisplay } from '../interrupts';
+import { interruptible, runDisplay } from '../interrupts';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { printable } from '../output';
@@ -135,14 +135,19 @@ async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<Res
   const credentials: Credentials = { target: localPassword(urlPassword, 'target', process.env) };
   const request = restoreRequest(opts, connection);
   const { runRestoreWorkflow } = await import('../local-executor');
-  const output = await interruptible('restore', (signal) =>
-    runRestoreWorkflow(request, {
-      credentials,
-      signal,
-      ...runDisplay('restore', opts.verbose),
-    }),
-  );
-  clearPhaseLine();
+  const display = runDisplay('restore', opts.verbose);
+  let output: unknown;
+  try {
+    output = await interruptible('restore', (signal) =>
+      runRestoreWorkflow(request, {
+        credentials,
+        signal,
+        ...display,
+      }),
+    );
+  } finally {
+    display.close();
+  }
   const outcome = parseOutcome(RestoreOutcomeSchema, output, 'restore');
   await printReport(outcome, opts.json, ` (filed under ${printable(localTargetName(connection))})`);
   return outcome;

@@ -16,8 +16,9 @@
  *                           the task definition's on AWS): see ./watchdog.ts
  *   AWS_*                   the standard SDK settings (region, credentials, AWS_ENDPOINT_URL_S3)
  *
- * Output: JSON log lines on stdout (`progress`, then `succeeded` or `failed`); exit status 0
- * on success, 1 on failure. The result itself goes to the store (`dump-result.json`).
+ * Output: JSON log lines on stdout (`phase` and `progress` — see core/task-progress.ts — then
+ * `succeeded` or `failed`); exit status 0 on success, 1 on failure. The result itself goes to the
+ * store (`dump-result.json`).
  *
  * Interrupted — SIGTERM (ECS stopping the task), SIGINT (Ctrl-C), SIGHUP, or locally the CLI's death —
  * a restore, verify or migration stops its tools (SIGTERM, then SIGKILL after 5 s), cleans up
@@ -42,9 +43,11 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import { jobRefFromEnv, loadJob } from '../../../core/jobs';
 import { createLogger } from '../../../core/logging';
 import { checkRunnerJob } from '../../../core/login-policy';
-import { connectPg, nameSessions, sessionName } from '../../../core/postgres/connect';
+import { connectPg, endQuietly, nameSessions, sessionName } from '../../../core/postgres/connect';
+import { tableDataSize } from '../../../core/postgres/inspect';
 import { openStore } from '../../../core/store';
 import type { JobKind } from '../../../core/store-keys';
+import type { TaskProgress } from '../../../core/task-progress';
 import { TASK_ENV } from '../../../core/workflows';
 import { runDump } from './dump';
 import { runMigrate, runSchemaTest } from './migrate';
@@ -167,6 +170,24 @@ function interrupt(error: PgferryError, action: string): void {
 
 const interruptedBy = (why: string) => new PgferryError('Interrupted', why);
 
+/**
+ * What the dump of `source` will roughly write (see `tableDataSize`), which its progress is shown
+ * against; none when it cannot be read — the progress then shows no total.
+ */
+async function dumpEstimate(source: Connection): Promise<number | undefined> {
+  try {
+    const client = await connectPg(source, await resolvePassword(source, 'source', process.env));
+    try {
+      return await tableDataSize(client);
+    } finally {
+      await endQuietly(client);
+    }
+  } catch (err) {
+    logger.warn('no estimate of the dump', { reason: errorMessage(err) });
+    return undefined;
+  }
+}
+
 async function main(): Promise<void> {
   const action = process.env[TASK_ENV.action] ?? '';
   // ECS stops a task with SIGTERM; a terminal's Ctrl-C sends SIGINT, and closing it SIGHUP, to the
@@ -208,6 +229,7 @@ async function main(): Promise<void> {
       watchdog.progress();
       logger.info('phase', { phase });
     },
+    onProgress: (progress) => logger.info('progress', { ...progress }),
     onChild,
     signal,
   });
@@ -218,12 +240,20 @@ async function main(): Promise<void> {
       signal.throwIfAborted();
       logger.appendKeys({ backupId: plan.backupId });
       const watchdog = watchRun(plan.backupId, action, [probeTarget(plan.source, 'source')]);
+      const estimate = await dumpEstimate(plan.source);
       const result = await runDump(plan, {
         store: openStore(plan.store),
         env: process.env,
         onProgress: (p) => {
           watchdog.progress();
-          logger.info('progress', { ...p });
+          // Past the estimate, the dump's size is unknown.
+          const total = estimate !== undefined && p.dumpedBytes <= estimate;
+          logger.info('progress', {
+            step: 'dump',
+            doneBytes: p.dumpedBytes,
+            ...(total ? { totalBytes: estimate, estimated: true } : {}),
+            storedBytes: p.storedBytes,
+          } satisfies TaskProgress);
         },
         onChild,
         onRetry: (reason, attempt) => logger.warn('retrying', { reason, attempt }),

@@ -63,6 +63,7 @@ import {
   type SequenceState,
   sequenceCaughtUp,
   sequenceStates,
+  tableDataSize,
 } from '../../../core/postgres/inspect';
 import { conninfoValue } from '../../../core/postgres/quote';
 import { LockWaitTimeoutError, lockWaitFailure, openObserver } from '../../../core/postgres/snapshot-guard';
@@ -74,6 +75,7 @@ import {
   migrateResultKey,
   schemaTestResultKey,
 } from '../../../core/store-keys';
+import { throttled } from '../../../core/task-progress';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
 import {
   DUMP_ATTEMPTS,
@@ -85,7 +87,7 @@ import {
   storeGlobals,
   TablesChangedError,
 } from './backup-archive';
-import { interruption, type PhasedDeps, RestoreProgress, stopIfInterrupted } from './run';
+import { type DumpProgress, interruption, type PhasedDeps, RestoreProgress, stopIfInterrupted } from './run';
 import { toolEnv } from './tool-env';
 
 /** Interrupted (`signal`), a migration drops the databases it created. */
@@ -316,6 +318,8 @@ async function migrateDatabaseOnce(
       } satisfies SourceState,
     }));
     const definitionsFile = path.join(workDir, 'definitions.pgdump');
+    // What the dump will roughly write, for its progress (none if it cannot be read).
+    const estimate = await tableDataSize(observer).catch(() => undefined);
     let archived: Awaited<ReturnType<typeof archive>> | undefined;
     await progress.timed('data', () =>
       streamDumpIntoRestore(ctx, {
@@ -336,7 +340,7 @@ async function migrateDatabaseOnce(
         ],
         target: db.target,
         archive: async (input) => {
-          archived = await archive(ctx, db, input, guard, definitionsFile);
+          archived = await archive(ctx, db, input, guard, definitionsFile, estimate);
         },
         guard,
         diagnose: (stderr) => lockWaitFailure(stderr, observer, ctx.lockWaitTimeoutMs),
@@ -436,11 +440,28 @@ async function archive(
   input: Readable,
   guard: SnapshotGuard,
   definitionsFile: string,
+  estimate: number | undefined,
 ): Promise<{ object: StoredObject; uncompressedBytes: number; tables: TableDataRows[] }> {
   const definitions = createWriteStream(definitionsFile, { flags: 'wx', mode: 0o600 });
   const written = once(definitions, 'close');
   written.catch(() => undefined); // awaited below, once the stream has ended; never unhandled
-  const { flowing, upload, stored } = storeDumpStream(db.backup, input, ctx.deps.store, undefined, {
+  const report = throttled(ctx.deps.onProgress);
+  const copied = ({ dumpedBytes, storedBytes }: DumpProgress, force = false) =>
+    report(
+      {
+        step: 'copy',
+        doneBytes: dumpedBytes,
+        // Past the estimate, the dump's size is unknown.
+        ...(estimate !== undefined && dumpedBytes <= estimate
+          ? { totalBytes: estimate, estimated: true }
+          : {}),
+        storedBytes,
+        database: db.source.database,
+      },
+      force,
+    );
+  copied({ dumpedBytes: 0, storedBytes: 0 }, true);
+  const { flowing, upload, stored } = storeDumpStream(db.backup, input, ctx.deps.store, copied, {
     signal: guard.signal,
     firstBytes: () => guard.firstBytes(),
     tocRead: (oids) => guard.tocRead(oids),
@@ -455,7 +476,9 @@ async function archive(
     if (!definitions.writableEnded) definitions.destroy();
   }
   await written;
-  return stored();
+  const result = stored();
+  copied({ dumpedBytes: result.uncompressedBytes, storedBytes: result.object.bytes }, true);
+  return result;
 }
 
 /**

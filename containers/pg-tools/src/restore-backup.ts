@@ -5,8 +5,9 @@
  * optionally creates the roles, runs pg_restore with parallel jobs and fast session settings,
  * ANALYZEs and compares every table's row count with the manifest.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
@@ -46,9 +47,11 @@ import { pgRestoreParallel } from '../../../core/postgres/tools';
 import { loadSessionOptions } from '../../../core/restore-session';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../core/store-keys';
+import { PROGRESS_INTERVAL_MS, type TaskProgress, throttled } from '../../../core/task-progress';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
 import { interruption, type PhasedDeps, type RestoreProgress, stopIfInterrupted } from './run';
 import { toolEnv } from './tool-env';
+import { treeReads } from './watchdog';
 
 type Checks = RestoreReport['checks'];
 
@@ -101,7 +104,7 @@ export async function restoreBackup(
   let createdDatabase = false;
   try {
     const files = await progress.timed('download', () =>
-      downloadVerified(deps.store, manifest, workDir, checks, signal),
+      downloadVerified(deps.store, manifest, workDir, checks, signal, deps.onProgress),
     );
     stopIfInterrupted(signal);
     const pgRestore = await choosePgTool(
@@ -236,14 +239,23 @@ async function downloadVerified(
   dir: string,
   checks: Checks,
   signal: AbortSignal | undefined,
+  onProgress?: (progress: TaskProgress) => void,
 ): Promise<{ dump: string; globals?: string }> {
   const files: { dump?: string; globals?: string } = {};
+  const report = throttled(onProgress);
+  const totalBytes = manifest.objects.reduce((sum, o) => sum + o.bytes, 0);
+  let before = 0;
+  const downloaded = (bytes: number, force = false) =>
+    report({ step: 'download', doneBytes: before + bytes, totalBytes }, force);
+  downloaded(0, true);
   for (const object of manifest.objects) {
     const file = path.join(dir, object.kind === 'dump' ? 'dump.pgdump' : 'globals.sql');
-    await downloadOne(store, manifest, object, file, signal);
+    await downloadOne(store, manifest, object, file, signal, downloaded);
+    before += object.bytes;
     checks.checksums.push({ key: object.key, sha256: object.sha256, verified: true });
     files[object.kind] = file;
   }
+  downloaded(0, true);
   if (!files.dump) throw new PgferryError('BackupCorrupt', `backup ${manifest.id} has no dump object`);
   return { dump: files.dump, globals: files.globals };
 }
@@ -260,11 +272,12 @@ async function downloadOne(
   object: StoredObject,
   file: string,
   signal: AbortSignal | undefined,
+  onBytes?: (bytes: number) => void,
 ) {
   const key = backupObjectKey(catalogNameOf(manifest), manifest.id, object.key);
   const localFile = store.localFile?.(key);
   const compressed = localFile ?? `${file}.download`;
-  const meter = new Meter({ sha256: true });
+  const meter = new Meter({ sha256: true, onBytes });
   try {
     const body = await store.download(key);
     const hashed = pipeline(body, meter, localFile ? discard() : createWriteStream(compressed), { signal });
@@ -371,8 +384,15 @@ async function pgRestoreInto(
     ...libpqEnv(request.target, password),
     PGOPTIONS: loadSessionOptions(request.toastCompression) + lockTimeout,
   };
+  // A restore of some schemas or tables skips the rest of the archive: how much it reads is unknown.
+  const selective = request.schemas.length > 0 || request.tables.length > 0;
+  const reads = watchArchiveReads(selective ? undefined : (await stat(dumpFile)).size, deps.onProgress);
+  const onChild = (child: ChildProcess) => {
+    deps.onChild?.(child);
+    reads.watch(child);
+  };
   try {
-    await pgRestoreParallel(pgRestore, { args, jobs: request.jobs, dumpFile, env, onChild: deps.onChild });
+    await pgRestoreParallel(pgRestore, { args, jobs: request.jobs, dumpFile, env, onChild });
   } catch (err) {
     if (!lockTimeout || !/lock timeout/i.test(errorMessage(err))) throw err;
     const sessions = await sessionsNow(request.target, password);
@@ -381,7 +401,70 @@ async function pgRestoreInto(
       `${errorMessage(err)}${sessions.length ? ` (sessions connected to the target now: ${describeSessions(sessions)})` : ''}`,
       { cause: err },
     );
+  } finally {
+    reads.stop();
   }
+}
+
+/**
+ * Reports how much of the archive (`archiveBytes`, when the whole of it is restored) pg_restore
+ * has read: the bytes its processes read, which are the archive's (and the little the server
+ * answers). Its data is read as the tables are loaded; once all of it is read, what is left is
+ * building indexes and constraints. Without `/proc` (not Linux) nothing is reported, and the
+ * phase's name alone says what runs.
+ */
+function watchArchiveReads(
+  archiveBytes: number | undefined,
+  onProgress: ((progress: TaskProgress) => void) | undefined,
+): { watch: (child: ChildProcess) => void; stop: () => void } {
+  if (!onProgress || !existsSync('/proc/self/io')) return { watch: () => undefined, stop: () => undefined };
+  const roots: number[] = [];
+  let stopped = false;
+  // The most each pg_restore's tree was seen to have read. A reaped process's reads count in its
+  // parent's (as its CPU time does), so the tree's sum only grows while the root lives; once the
+  // root has exited it can be read no more.
+  const readBy = new Map<number, number>();
+  let reported = -1;
+  let looking = false;
+  const look = async () => {
+    if (looking) return;
+    looking = true;
+    try {
+      for (const root of roots) {
+        const tree = [...(await treeReads(root)).values()].reduce((sum, b) => sum + b, 0);
+        readBy.set(root, Math.max(tree, readBy.get(root) ?? 0));
+      }
+      const read = [...readBy.values()].reduce((sum, b) => sum + b, 0);
+      // Once pg_restore has ended, its step is over: a late look must not report it again.
+      if (stopped || read === reported) return;
+      reported = read;
+      onProgress(
+        archiveBytes === undefined
+          ? { step: 'restore', doneBytes: read }
+          : read < archiveBytes
+            ? { step: 'restore', doneBytes: read, totalBytes: archiveBytes }
+            : { step: 'postData', doneBytes: archiveBytes, totalBytes: archiveBytes },
+      );
+    } finally {
+      looking = false;
+    }
+  };
+  const timer = setInterval(() => void look(), PROGRESS_INTERVAL_MS);
+  timer.unref();
+  onProgress({
+    step: 'restore',
+    doneBytes: 0,
+    ...(archiveBytes === undefined ? {} : { totalBytes: archiveBytes }),
+  });
+  return {
+    watch: (child) => {
+      if (child.pid !== undefined) roots.push(child.pid);
+    },
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
 }
 
 /** The other sessions on the target database, for an error message (none when that fails). */

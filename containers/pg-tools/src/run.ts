@@ -6,6 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { RestoreReport } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
 import type { BackupStore } from '../../../core/store';
+import type { TaskProgress } from '../../../core/task-progress';
 
 export interface DumpProgress {
   /** Bytes pg_dump has written so far (uncompressed). */
@@ -27,6 +28,11 @@ export interface DumpDeps {
 /** A runner that reports its phases and stops when interrupted (restore, verify, migrate). */
 export type PhasedDeps = Pick<DumpDeps, 'store' | 'env' | 'onChild'> & {
   onPhase?: (phase: string) => void;
+  /**
+   * The bytes a long step has done (see core/task-progress.ts); called as often as they change,
+   * throttled by the runner. Not progress for the watchdog: it measures the bytes moved itself.
+   */
+  onProgress?: (progress: TaskProgress) => void;
   /**
    * Aborted when the run is interrupted (a signal, or the CLI gone): the run stops at once and
    * undoes what it can — a database it created is dropped, its files removed — and fails with

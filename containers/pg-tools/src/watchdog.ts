@@ -194,6 +194,30 @@ export function processTreeBytes(
   };
 }
 
+/**
+ * The bytes each process of `pid`'s tree has read so far (`rchar` of `/proc/<p>/io`: files,
+ * pipes and sockets), by pid; empty where there is no `/proc` or the process is gone. A restore
+ * measures pg_restore's reading of the archive with it.
+ */
+export async function treeReads(pid: number): Promise<Map<number, number>> {
+  const reads = new Map<number, number>();
+  const queue = [pid];
+  while (queue.length > 0) {
+    const p = queue.shift() as number;
+    if (reads.has(p)) continue;
+    const io = await readFile(`/proc/${p}/io`, 'utf8').catch(() => '');
+    const rchar = /^rchar: (\d+)$/m.exec(io);
+    if (!rchar) continue;
+    reads.set(p, Number(rchar[1]));
+    const tasks = await readdir(`/proc/${p}/task`).catch(() => [] as string[]);
+    for (const task of tasks) {
+      const children = await readFile(`/proc/${p}/task/${task}/children`, 'utf8').catch(() => '');
+      queue.push(...children.split(/\s+/).filter(Boolean).map(Number));
+    }
+  }
+  return reads;
+}
+
 /** The bytes in use on the file system of `dir` (its free space shrinking or growing). */
 export function usedSpace(dir: string): () => Promise<number> {
   return async () => {
