@@ -23,6 +23,7 @@ import type {
 import { errorMessage, PgferryError } from '../../../core/errors';
 import { Meter } from '../../../core/metering';
 import {
+  analyze,
   applyDatabaseProperties,
   createDatabase,
   createMissingRoles,
@@ -36,6 +37,7 @@ import { type IncompleteRun, markIncomplete } from '../../../core/postgres/incom
 import { countRows } from '../../../core/postgres/inspect';
 import { conninfoValue, quoteIdent } from '../../../core/postgres/quote';
 import { describeArchive, readDatabaseLocale } from '../../../core/postgres/requirements';
+import { loadSessionOptions } from '../../../core/postgres/restore-session';
 import {
   describeSessions,
   otherSessions,
@@ -43,7 +45,6 @@ import {
   terminateSessions,
 } from '../../../core/postgres/target-sessions';
 import { pgRestoreParallel } from '../../../core/postgres/tools';
-import { loadSessionOptions } from '../../../core/restore-session';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../core/store-keys';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
@@ -137,7 +138,7 @@ export async function restoreBackup(
     await progress.timed('pgRestore', () => pgRestoreInto(pgRestore, files.dump, into, deps));
     stopIfInterrupted(signal);
     await withClient(into.target, password, async (target) => {
-      await progress.timed('analyze', () => target.query('ANALYZE'));
+      await progress.timed('analyze', () => analyze(target));
       checks.analyzed = true;
       checks.rowCounts = await progress.timed('rowCounts', () =>
         countRows(target, selectedTables(manifest, into)),
