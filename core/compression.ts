@@ -152,28 +152,25 @@ export async function decompressFile(
   );
 }
 
+/**
+ * Runs a compression tool that reads and writes files itself; its failure is an error carrying the
+ * last line of its stderr (kept by core/process.ts's rule), with `code: 'ENOSPC'` for a full disk.
+ */
 async function runTool(command: string, args: string[], signal?: AbortSignal): Promise<void> {
   signal?.throwIfAborted();
-  const {
-    code,
-    signal: killedBy,
-    stderr,
-  } = await runProcess(command, args, {
-    signal,
-    ignoreStdout: true,
-  }).catch((err: Error) => {
+  const run = await runProcess(command, args, { signal, ignoreStdout: true }).catch((err: Error) => {
     if (signal?.aborted) throw signal.reason;
     throw new PgferryError(
       'RestoreFailed',
       `cannot run ${command}: ${err.message} (install the ${command} tool)`,
     );
   });
-  if (code === 0) return;
+  if (run.code === 0) return;
   signal?.throwIfAborted();
-  const message = stderr.trim().split('\n').pop() || `exited with ${code ?? killedBy}`;
+  const message = run.stderr.trim().split('\n').pop() || `exited with ${run.code ?? run.signal}`;
   throw Object.assign(
     new Error(`${command}: ${message}`),
-    /No space left|disk full/i.test(stderr) ? { code: 'ENOSPC' } : {},
+    /No space left|disk full/i.test(run.stderr) ? { code: 'ENOSPC' } : {},
   );
 }
 
