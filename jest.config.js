@@ -1,9 +1,12 @@
 /**
- * Two projects (`npx jest --selectProjects unit|e2e`):
- * - unit: test/unit/, mirroring the source tree; no server, no build, seconds (`npm run test:unit`).
+ * Three projects (`npx jest --selectProjects unit|template|e2e`):
+ * - unit: test/unit/ but the CDK app's tests, mirroring the source tree; no server, no build,
+ *   seconds (`npm run test:unit`).
+ * - template: test/unit/lib/, the CDK app's tests: each synthesizes the stack (or its workflows)
+ *   and checks the template; a minute or more on two cores (`npm run test:template`).
  * - e2e: test/integration/ (modules against real PostgreSQL servers, the S3 server, the built code)
  *   and test/e2e/ (the CLI's workflows end to end); the global setup starts the servers.
- * `npm test` runs both.
+ * `npm test` runs all three.
  */
 const common = {
   testEnvironment: 'node',
@@ -16,7 +19,13 @@ module.exports = {
   testTimeout: 120000,
   maxWorkers: 2,
   projects: [
-    { ...common, displayName: 'unit', roots: ['<rootDir>/test/unit'] },
+    {
+      ...common,
+      displayName: 'unit',
+      roots: ['<rootDir>/test/unit'],
+      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/unit/lib/'],
+    },
+    { ...common, displayName: 'template', roots: ['<rootDir>/test/unit/lib'] },
     {
       ...common,
       displayName: 'e2e',

@@ -4,7 +4,6 @@
  * Measured ~4× faster than pg_dump's built-in gzip at a smaller size.
  */
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { accessSync, constants, createReadStream, createWriteStream } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -13,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { Compression } from './contracts';
 import { PgferryError } from './errors';
+import { keepStderr, runProcess } from './process';
 
 /**
  * zstd level 1: measured on a 720 MB database here, it compresses as small as level 3 (240 vs
@@ -104,10 +104,7 @@ export function createDecompressor(c: Compression): Duplex {
 function throughProcess(command: string, args: string[]): Duplex {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
+  const stderr = keepStderr(child.stderr);
   child.on('error', (err) =>
     duplex.destroy(
       new PgferryError('DumpFailed', `cannot run ${command}: ${err.message} (install the ${command} tool)`),
@@ -116,7 +113,7 @@ function throughProcess(command: string, args: string[]): Duplex {
   child.on('close', (code, signal) => {
     if (code !== 0 && !duplex.destroyed) {
       duplex.destroy(
-        new PgferryError('DumpFailed', `${command} exited with ${code ?? signal}: ${stderr.trim()}`),
+        new PgferryError('DumpFailed', `${command} exited with ${code ?? signal}: ${stderr().trim()}`),
       );
     }
   });
@@ -155,26 +152,25 @@ export async function decompressFile(
   );
 }
 
+/**
+ * Runs a compression tool that reads and writes files itself; its failure is an error carrying the
+ * last line of its stderr (kept by core/process.ts's rule), with `code: 'ENOSPC'` for a full disk.
+ */
 async function runTool(command: string, args: string[], signal?: AbortSignal): Promise<void> {
   signal?.throwIfAborted();
-  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], signal });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-2000);
-  });
-  const [code, killedBy] = (await once(child, 'close').catch((err: Error) => {
+  const run = await runProcess(command, args, { signal, ignoreStdout: true }).catch((err: Error) => {
     if (signal?.aborted) throw signal.reason;
     throw new PgferryError(
       'RestoreFailed',
       `cannot run ${command}: ${err.message} (install the ${command} tool)`,
     );
-  })) as [number | null, NodeJS.Signals | null];
-  if (code === 0) return;
+  });
+  if (run.code === 0) return;
   signal?.throwIfAborted();
-  const message = stderr.trim().split('\n').pop() || `exited with ${code ?? killedBy}`;
+  const message = run.stderr.trim().split('\n').pop() || `exited with ${run.code ?? run.signal}`;
   throw Object.assign(
     new Error(`${command}: ${message}`),
-    /No space left|disk full/i.test(stderr) ? { code: 'ENOSPC' } : {},
+    /No space left|disk full/i.test(run.stderr) ? { code: 'ENOSPC' } : {},
   );
 }
 

@@ -15,6 +15,11 @@ import { quoteIdent, quoteLiteral } from './quote';
 import { createDatabaseSql } from './requirements';
 import { firstError, runTool, type ToolRun } from './tools';
 
+/** Collects the client database's planner statistics (`ANALYZE`): a restore's load leaves none. */
+export async function analyze(client: Client): Promise<void> {
+  await client.query('ANALYZE');
+}
+
 /** The server's role names. */
 export async function roleNames(client: Client): Promise<Set<string>> {
   const { rows } = await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles');

@@ -101,6 +101,26 @@ export async function countUserObjects(client: Client): Promise<number> {
   return Number(rows[0].n);
 }
 
+/** Whether the server is a hot standby (in recovery): read-only, and not where writes happen. */
+export async function isStandby(client: Client): Promise<boolean> {
+  const { rows } = await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
+  return rows[0].standby;
+}
+
+/** The server's databases one can connect to (not the templates), by name. */
+export async function connectableDatabases(client: Client): Promise<string[]> {
+  const { rows } = await client.query<{ datname: string }>(
+    'SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname',
+  );
+  return rows.map((r) => r.datname);
+}
+
+/** The names of the extensions the server offers (`pg_available_extensions`), installed or not. */
+export async function availableExtensions(client: Client): Promise<Set<string>> {
+  const { rows } = await client.query<{ name: string }>('SELECT name FROM pg_available_extensions');
+  return new Set(rows.map((r) => r.name));
+}
+
 /** Whether the server has a database called `name`. */
 export async function databaseExists(client: Client, name: string): Promise<boolean> {
   const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);

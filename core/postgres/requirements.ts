@@ -132,6 +132,26 @@ export async function readLz4Columns(client: Client): Promise<ColumnRef[]> {
 }
 
 /**
+ * The connected database's settings (`ALTER DATABASE … SET`, and its roles' `ALTER ROLE … IN
+ * DATABASE … SET`) that make lz4 the default TOAST compression, each as `ALTER DATABASE … SET name=value`.
+ */
+export async function readLz4Settings(client: Client): Promise<string[]> {
+  const { rows } = await client.query<{ setting: string }>(`
+      SELECT c AS setting FROM pg_db_role_setting s, unnest(s.setconfig) AS c
+      WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND c ILIKE 'default_toast_compression=lz4'`);
+  return rows.map((r) => `ALTER DATABASE … SET ${r.setting}`);
+}
+
+/** Whether the connected server can compress with lz4 (PostgreSQL 14 and later, built with it). */
+export async function offersLz4(client: Client): Promise<boolean> {
+  const { rows } = await client.query<{ lz4: boolean }>(
+    "SELECT 'lz4' = ANY(enumvals) AS lz4 FROM pg_settings WHERE name = 'default_toast_compression'",
+  );
+  return rows[0]?.lz4 === true;
+}
+
+/**
  * `CREATE DATABASE name TEMPLATE template0 …` with `encoding` and `locale` on a server of
  * `serverMajor`. Without a locale (a manifest older than recorded locales) the server's default
  * for template0 applies, as it always did.
@@ -258,10 +278,7 @@ export async function missingForObjects(client: Client, needs: ObjectNeeds): Pro
     }
   }
   if (needs.lz4Columns.length > 0 || needs.lz4Settings.length > 0) {
-    const { rows } = await client.query<{ lz4: boolean }>(
-      "SELECT 'lz4' = ANY(enumvals) AS lz4 FROM pg_settings WHERE name = 'default_toast_compression'",
-    );
-    if (!rows[0]?.lz4) {
+    if (!(await offersLz4(client))) {
       const users = [
         ...needs.lz4Columns.map(
           (c) => `${quoteIdent(c.schema)}.${quoteIdent(c.table)}.${quoteIdent(c.column)}`,

@@ -1,37 +1,19 @@
 /**
  * Running PostgreSQL's client tools (pg_dump, pg_dumpall, pg_restore, psql) as child processes,
- * with one rule for what is kept of their standard error: its last {@link STDERR_KEPT_CHARS}
- * characters, from which messages quote the first error. And the parallel two-pass pg_restore.
+ * by core/process.ts's one rule for what is kept of their standard error (its last
+ * {@link STDERR_KEPT_CHARS} characters), from which messages quote the first error. And the
+ * parallel two-pass pg_restore.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { PgferryError } from '../errors';
+import { runProcess, type ToolRun } from '../process';
 import { cleanableOrder, readArchiveToc } from './archive-toc';
 import type { PgToolBinary } from './binaries';
 
-/** How much of a tool's standard error is kept: its end, where the error that stopped it is. */
-export const STDERR_KEPT_CHARS = 20_000;
-
-/** How a tool run ended, what it wrote to stdout, and the end of its stderr. */
-export interface ToolRun {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: Buffer;
-  /** The last {@link STDERR_KEPT_CHARS} characters of its standard error. */
-  stderr: string;
-}
-
-/** The end of what `stream` writes: a function returning its last `STDERR_KEPT_CHARS` characters. */
-export function keepStderr(stream: Readable): () => string {
-  let kept = '';
-  stream.on('data', (d: Buffer) => {
-    kept = (kept + d.toString()).slice(-STDERR_KEPT_CHARS);
-  });
-  return () => kept;
-}
+export { keepStderr, STDERR_KEPT_CHARS, type ToolRun } from '../process';
 
 /**
  * Runs `tool` with `args` to its end, `input` (if any) on its standard input; never throws for
@@ -42,17 +24,7 @@ export async function runTool(
   args: string[],
   opts: { env: NodeJS.ProcessEnv; onChild?: (child: ChildProcess) => void; input?: string },
 ): Promise<ToolRun> {
-  const child = spawn(tool.path, args, {
-    env: opts.env,
-    stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-  });
-  opts.onChild?.(child);
-  const chunks: Buffer[] = [];
-  child.stdout?.on('data', (d: Buffer) => chunks.push(d));
-  const stderr = keepStderr(child.stderr as Readable);
-  if (opts.input !== undefined) child.stdin?.end(opts.input);
-  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-  return { code, signal, stdout: Buffer.concat(chunks), stderr: stderr() };
+  return runProcess(tool.path, args, opts);
 }
 
 /** The first error pg_restore/psql reported, with the command it was running. */

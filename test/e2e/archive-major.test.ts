@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { BackupManifest, MigrateReport, VerifyReport } from '../../core/contracts';
 import { databaseSegment, manifestKey } from '../../core/store-keys';
 import { extraPgBinDirs, REPO, runCli, sourceUrl } from '../support/cli';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { createSeededDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
 import { usePrivateServer } from '../support/private-server';
 
 const env = testEnv();
@@ -30,9 +30,10 @@ const allServers = [
 ].join(':');
 
 beforeAll(async () => {
-  await createDatabase(pg15, source);
-  await withClient(pg15, source, (c) =>
-    c.query('CREATE TABLE items AS SELECT g AS id, md5(g::text) AS body FROM generate_series(1, 1000) g'),
+  await createSeededDatabase(
+    pg15,
+    source,
+    'CREATE TABLE items AS SELECT g AS id, md5(g::text) AS body FROM generate_series(1, 1000) g',
   );
   const result = await runCli([
     'migrate',

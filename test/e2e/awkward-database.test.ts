@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { zstdDecompressSync } from 'node:zlib';
 import type { BackupManifest } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
-import { pgTool, runCli, runTool, sourceUrl } from '../support/cli';
+import { backupOf } from '../support/backed-up-database';
+import { pgTool, runTool } from '../support/cli';
 import { createDatabase, dropDatabase, quoteIdent, testEnv, withClient } from '../support/env';
 import { readStored } from '../support/store';
 
@@ -62,9 +63,7 @@ beforeAll(async () => {
       SELECT lo_from_bytea(0, convert_to(repeat('large object ', 100000), 'UTF8'));
       SELECT lo_from_bytea(0, '\\x00ff00ff'::bytea);`);
   });
-  const result = await runCli(['backup', '--source', sourceUrl(pg, database), '--store', store, '--json']);
-  if (result.code !== 0) throw new Error(`backup failed: ${result.stderr}`);
-  manifest = JSON.parse(result.stdout) as BackupManifest;
+  manifest = await backupOf(pg, database, store);
 });
 
 afterAll(async () => {

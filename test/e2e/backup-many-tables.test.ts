@@ -9,8 +9,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import type { BackupManifest } from '../../core/contracts';
-import { runCli, sourceUrl } from '../support/cli';
+import { backupOf } from '../support/backed-up-database';
 import { createDatabase, withClient } from '../support/env';
 import { usePrivateServer } from '../support/private-server';
 
@@ -51,9 +50,7 @@ test('5,000 tables back up at default server settings, every row counted', async
   });
 
   const store = `file://${mkdtempSync(path.join(tmpdir(), 'pgferry-many-tables-'))}`;
-  const result = await runCli(['backup', '--source', sourceUrl(pg, database), '--store', store, '--json']);
-  if (result.code !== 0) throw new Error(`backup failed: ${result.stderr}`);
-  const manifest = JSON.parse(result.stdout) as BackupManifest;
+  const manifest = await backupOf(pg, database, store);
   expect(manifest.tables).toHaveLength(TABLES);
   const expected = Array.from({ length: TABLES }, (_, k) => ({
     schema: 'public',

@@ -12,7 +12,7 @@ import type { BackupManifest, RestoreReport } from '../../core/contracts';
 import { openStore } from '../../core/store';
 import { manifestKey } from '../../core/store-keys';
 import { runCli, sourceUrl } from '../support/cli';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
 
 const env = testEnv();
 const pg15 = env.server(15);
@@ -50,9 +50,10 @@ beforeAll(async () => {
     [pg15, 15],
     [pg17, 17],
   ] as const) {
-    await createDatabase(server, database);
-    await withClient(server, database, (c) =>
-      c.query(`CREATE TABLE t AS SELECT g AS id FROM generate_series(1, ${rows}) g`),
+    await createSeededDatabase(
+      server,
+      database,
+      `CREATE TABLE t AS SELECT g AS id FROM generate_series(1, ${rows}) g`,
     );
   }
   const result = await backup(pg15);

@@ -19,6 +19,7 @@ import { Client } from 'pg';
 import { localTargetName } from '../../core/catalog-name';
 import type { BackupManifest, RestoreReport } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
+import { useBackedUpDatabase } from '../support/backed-up-database';
 import { runCli, sourceUrl } from '../support/cli';
 import { createComplexDatabase } from '../support/complex-database';
 import { createDatabase, dropDatabase, quoteIdent, testEnv, uniqueName, withClient } from '../support/env';
@@ -28,27 +29,17 @@ import { fingerprint } from '../support/fingerprint';
 
 const env = testEnv();
 const pg = env.server(15);
-const source = uniqueName('cleansrc');
-const storeDir = mkdtempSync(path.join(tmpdir(), 'pgferry-clean-restore-'));
-const store = `file://${storeDir}`;
-let manifest: BackupManifest;
-
-beforeAll(async () => {
-  await createDatabase(pg, source);
-  await withClient(pg, source, (c) =>
-    c.query(`
-      CREATE TABLE accounts (id integer PRIMARY KEY, v text);
-      INSERT INTO accounts SELECT g, 'account ' || g FROM generate_series(1, 1000) g;
-      -- Restoring its rows takes seconds (2 ms each, checked on insert): a window to act in.
-      CREATE FUNCTION slow_ok(integer) RETURNS boolean LANGUAGE sql AS 'SELECT true FROM pg_sleep(0.002)';
-      CREATE TABLE slow (id integer CHECK (slow_ok(id)));
-      INSERT INTO slow SELECT generate_series(1, 1500);`),
-  );
-  const result = await runCli(['backup', '--source', sourceUrl(pg, source), '--store', store, '--json']);
-  if (result.code !== 0) throw new Error(`backup failed: ${result.stderr}`);
-  manifest = JSON.parse(result.stdout) as BackupManifest;
-}, 120_000);
-afterAll(() => dropDatabase(pg, source));
+const backedUp = useBackedUpDatabase(pg, {
+  prefix: 'cleansrc',
+  seed: `
+    CREATE TABLE accounts (id integer PRIMARY KEY, v text);
+    INSERT INTO accounts SELECT g, 'account ' || g FROM generate_series(1, 1000) g;
+    -- Restoring its rows takes seconds (2 ms each, checked on insert): a window to act in.
+    CREATE FUNCTION slow_ok(integer) RETURNS boolean LANGUAGE sql AS 'SELECT true FROM pg_sleep(0.002)';
+    CREATE TABLE slow (id integer CHECK (slow_ok(id)));
+    INSERT INTO slow SELECT generate_series(1, 1500);`,
+});
+const { name: source, dir: storeDir, store } = backedUp;
 
 /** A copy of the source (the backup's contents) to restore over. */
 async function copyOfSource(name: string, extra = ''): Promise<void> {
@@ -64,7 +55,7 @@ function cleanRestore(target: string, ...args: string[]) {
   const result = runCli(
     [
       'restore',
-      ...['--store', store, '--backup', manifest.id, '--target', sourceUrl(pg, target)],
+      ...['--store', store, '--backup', backedUp.manifest.id, '--target', sourceUrl(pg, target)],
       ...['--mode', 'clean', '--force', ...args],
     ],
     { env: { PGFERRY_WORK_DIR: workDir } },
@@ -73,7 +64,7 @@ function cleanRestore(target: string, ...args: string[]) {
 }
 
 function restoreReportOf(target: string): RestoreReport | undefined {
-  const folder = path.join(storeDir, databaseSegment(source), manifest.id);
+  const folder = path.join(storeDir, databaseSegment(source), backedUp.manifest.id);
   return readdirSync(folder)
     .filter((f) => f.startsWith('restore-report-'))
     .map((f) => JSON.parse(readFileSync(path.join(folder, f), 'utf8')) as RestoreReport)

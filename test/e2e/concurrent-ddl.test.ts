@@ -11,7 +11,7 @@ import { Client } from 'pg';
 import type { BackupManifest } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
 import { type CliResult, pgTool, runCli, runTool, sourceUrl } from '../support/cli';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
 import { readStored } from '../support/store';
 
 const env = testEnv();
@@ -21,12 +21,13 @@ const ROWS = 1000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function createSource(name: string): Promise<void> {
-  await createDatabase(pg, name);
-  await withClient(pg, name, (c) =>
-    c.query(`CREATE TABLE zzz (id int, n int);
+  await createSeededDatabase(
+    pg,
+    name,
+    `CREATE TABLE zzz (id int, n int);
              INSERT INTO zzz SELECT g, g FROM generate_series(1, ${ROWS}) g;
              CREATE TABLE other (v text);
-             INSERT INTO other SELECT 'row ' || g FROM generate_series(1, 50) g;`),
+             INSERT INTO other SELECT 'row ' || g FROM generate_series(1, 50) g;`,
   );
 }
 

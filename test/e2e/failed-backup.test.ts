@@ -10,7 +10,7 @@ import { currentLease } from '../../core/lease';
 import { LocalStore } from '../../core/store';
 import { S3Store } from '../../core/store/s3-store';
 import { extraPgBinDirs, runCli, sourceUrl } from '../support/cli';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
 import { listS3Keys } from '../support/store';
 
 const env = testEnv();
@@ -39,9 +39,10 @@ function failingPgDumpDir(): string {
 }
 
 beforeAll(async () => {
-  await createDatabase(pg, database);
-  await withClient(pg, database, (c) =>
-    c.query('CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 50000) g'),
+  await createSeededDatabase(
+    pg,
+    database,
+    'CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 50000) g',
   );
 });
 afterAll(() => dropDatabase(pg, database));

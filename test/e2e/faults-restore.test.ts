@@ -10,8 +10,9 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import type { BackupManifest, RestoreReport } from '../../core/contracts';
+import type { RestoreReport } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
+import { useBackedUpDatabase } from '../support/backed-up-database';
 import { runCli, sourceUrl } from '../support/cli';
 import {
   createDatabase,
@@ -34,37 +35,31 @@ import {
 const run = promisify(execFile);
 const env = testEnv();
 const pg15 = env.server(15);
-const source = uniqueName('rfaults');
-const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-restore-faults-'));
-const store = `file://${dir}`;
-let manifest: BackupManifest;
-
-beforeAll(async () => {
-  await createDatabase(pg15, source);
-  await withClient(pg15, source, (c) =>
-    c.query(`
-      -- About 20 MB once decompressed: more than the small download folder holds.
-      CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((-g)::text) AS v FROM generate_series(1, 250000) g;
-      -- Restoring its rows takes seconds (2 ms each, checked on insert): a window to act in.
-      CREATE FUNCTION slow_ok(integer) RETURNS boolean LANGUAGE sql AS 'SELECT true FROM pg_sleep(0.002)';
-      CREATE TABLE slow (id integer CHECK (slow_ok(id)));
-      INSERT INTO slow SELECT generate_series(1, 2500);`),
-  );
-  const result = await runCli(['backup', '--source', sourceUrl(pg15, source), '--store', store, '--json']);
-  if (result.code !== 0) throw new Error(`backup failed: ${result.stderr}`);
-  manifest = JSON.parse(result.stdout) as BackupManifest;
-}, 180_000);
-afterAll(() => dropDatabase(pg15, source));
+const backedUp = useBackedUpDatabase(pg15, {
+  prefix: 'rfaults',
+  seed: `
+    -- About 20 MB once decompressed: more than the small download folder holds.
+    CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((-g)::text) AS v FROM generate_series(1, 250000) g;
+    -- Restoring its rows takes seconds (2 ms each, checked on insert): a window to act in.
+    CREATE FUNCTION slow_ok(integer) RETURNS boolean LANGUAGE sql AS 'SELECT true FROM pg_sleep(0.002)';
+    CREATE TABLE slow (id integer CHECK (slow_ok(id)));
+    INSERT INTO slow SELECT generate_series(1, 2500);`,
+  timeoutMs: 180_000,
+});
+const { name: source, dir, store } = backedUp;
 
 function restore(target: string, extra: Record<string, string> = {}, ...args: string[]) {
-  return runCli(['restore', '--store', store, '--backup', manifest.id, '--target', target, ...args], {
-    env: extra,
-  });
+  return runCli(
+    ['restore', '--store', store, '--backup', backedUp.manifest.id, '--target', target, ...args],
+    {
+      env: extra,
+    },
+  );
 }
 
 /** The stored reports of restores of the backup. */
 function storedReports(): RestoreReport[] {
-  const folder = path.join(dir, databaseSegment(source), manifest.id);
+  const folder = path.join(dir, databaseSegment(source), backedUp.manifest.id);
   return readdirSync(folder)
     .filter((f) => f.startsWith('restore-report-'))
     .map((f) => JSON.parse(readFileSync(path.join(folder, f), 'utf8')) as RestoreReport);
@@ -88,7 +83,7 @@ test('a corrupted object is found before an existing target database is touched 
     await c.query("CREATE TABLE kept AS SELECT g AS id, 'row ' || g AS v FROM generate_series(1, 1000) g");
     return contents(c);
   });
-  const file = path.join(dir, databaseSegment(source), manifest.id, 'dump.pgdump.zst');
+  const file = path.join(dir, databaseSegment(source), backedUp.manifest.id, 'dump.pgdump.zst');
   const original = readFileSync(file);
   const damaged = Buffer.from(original);
   damaged[Math.floor(damaged.length / 2)] ^= 0x01;

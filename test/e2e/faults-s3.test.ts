@@ -13,7 +13,7 @@ import { currentLease } from '../../core/lease';
 import { S3Store } from '../../core/store/s3-store';
 import { backupObjectKey } from '../../core/store-keys';
 import { runCli, sourceUrl } from '../support/cli';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
 import { type ProxiedRequest, type S3FaultProxy, startS3FaultProxy } from '../support/s3-fault-proxy';
 import { listS3Keys, readStored, sha256 } from '../support/store';
 
@@ -24,11 +24,10 @@ let proxy: S3FaultProxy;
 
 beforeAll(async () => {
   proxy = await startS3FaultProxy(env.s3.endpoint);
-  await createDatabase(pg, database);
-  await withClient(pg, database, (c) =>
-    c.query(
-      `CREATE TABLE t AS SELECT g AS id, md5(g::text) || md5((-g)::text) AS v FROM generate_series(1, 250000) g`,
-    ),
+  await createSeededDatabase(
+    pg,
+    database,
+    `CREATE TABLE t AS SELECT g AS id, md5(g::text) || md5((-g)::text) AS v FROM generate_series(1, 250000) g`,
   );
 });
 afterAll(async () => {

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import type { BackupManifest, RestoreReport } from '../../core/contracts';
 import { runCli, sourceUrl } from '../support/cli';
 import {
-  createDatabase,
+  createSeededDatabase,
   dropDatabase,
   quoteIdent,
   quoteLiteral,
@@ -31,8 +31,7 @@ let victimBackupId: string;
 
 beforeAll(async () => {
   mkdirSync(store);
-  await createDatabase(pg, victim);
-  await withClient(pg, victim, (c) => c.query('CREATE TABLE t AS SELECT 1 AS id'));
+  await createSeededDatabase(pg, victim, 'CREATE TABLE t AS SELECT 1 AS id');
   const backup = await runCli(['backup', '--source', sourceUrl(pg, victim), '--store', other]);
   expect(backup.code).toBe(0);
   victimBackupId = backup.stdout.trim();
@@ -169,9 +168,10 @@ describe('a user and password made of URL-special characters', () => {
     await withClient(pg, 'postgres', (c) =>
       c.query(`CREATE ROLE ${quoteIdent(user)} LOGIN SUPERUSER PASSWORD ${quoteLiteral(password)}`),
     );
-    await createDatabase(pg, database);
-    await withClient(pg, database, (c) =>
-      c.query('CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 10) g'),
+    await createSeededDatabase(
+      pg,
+      database,
+      'CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 10) g',
     );
   });
   afterAll(async () => {

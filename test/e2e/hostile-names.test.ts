@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { BackupManifest, RestoreReport } from '../../core/contracts';
 import { runCli, sourceUrl } from '../support/cli';
-import { createDatabase, dropDatabase, quoteIdent, testEnv, withClient } from '../support/env';
+import { createSeededDatabase, dropDatabase, quoteIdent, testEnv, withClient } from '../support/env';
 import { fingerprint } from '../support/fingerprint';
 
 const pg = testEnv().server(15);
@@ -17,11 +17,12 @@ const table = 'Robert"); DROP TABLE students;--';
 const store = `file://${mkdtempSync(path.join(tmpdir(), 'pgferry-hostile-'))}`;
 
 beforeAll(async () => {
-  await createDatabase(pg, hostile);
-  await withClient(pg, hostile, (c) =>
-    c.query(`CREATE SCHEMA ${quoteIdent("s'; DROP SCHEMA public CASCADE; --")};
+  await createSeededDatabase(
+    pg,
+    hostile,
+    `CREATE SCHEMA ${quoteIdent("s'; DROP SCHEMA public CASCADE; --")};
              CREATE TABLE ${quoteIdent("s'; DROP SCHEMA public CASCADE; --")}.${quoteIdent(table)} (${quoteIdent('a"b')} text);
-             INSERT INTO ${quoteIdent("s'; DROP SCHEMA public CASCADE; --")}.${quoteIdent(table)} VALUES ('$$; DROP'), (NULL);`),
+             INSERT INTO ${quoteIdent("s'; DROP SCHEMA public CASCADE; --")}.${quoteIdent(table)} VALUES ('$$; DROP'), (NULL);`,
   );
 });
 afterAll(async () => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { BackupManifest } from '../../core/contracts';
 import { runCli, sourceUrl } from '../support/cli';
-import { createDatabase, dropDatabase, testEnv, withClient } from '../support/env';
+import { createSeededDatabase, dropDatabase, testEnv } from '../support/env';
 
 const pg = testEnv().server(15);
 const suffix = process.pid;
@@ -29,8 +29,7 @@ function lines(output: string): string[] {
 
 beforeAll(async () => {
   for (const name of [forging, escaping]) {
-    await createDatabase(pg, name);
-    await withClient(pg, name, (c) => c.query('CREATE TABLE t AS SELECT 1 AS id'));
+    await createSeededDatabase(pg, name, 'CREATE TABLE t AS SELECT 1 AS id');
     const result = await runCli(['backup', '--source', sourceUrl(pg, name), '--store', dir, '--json']);
     if (result.code !== 0) throw new Error(`backup of ${JSON.stringify(name)} failed: ${result.stderr}`);
     manifests.set(name, JSON.parse(result.stdout) as BackupManifest);

@@ -18,36 +18,27 @@
 import { chmodSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import type { BackupManifest, RestoreReport, VerifyReport } from '../../core/contracts';
+import type { RestoreReport, VerifyReport } from '../../core/contracts';
 import { currentLease } from '../../core/lease';
 import { LocalStore } from '../../core/store';
 import { databaseSegment } from '../../core/store-keys';
+import { useBackedUpDatabase } from '../support/backed-up-database';
 import { type CliResult, runCli, sourceUrl } from '../support/cli';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
 import { commandLine, descendants, gatedPgDump, isRunning, waitFor } from '../support/faults';
 
 const env = testEnv();
 const pg = env.server(15);
-const source = uniqueName('interrupts');
-const storeDir = mkdtempSync(path.join(tmpdir(), 'pgferry-interrupts-'));
-const store = `file://${storeDir}`;
-let manifest: BackupManifest;
-
-beforeAll(async () => {
-  await createDatabase(pg, source);
-  await withClient(pg, source, (c) =>
-    c.query(`
-      CREATE TABLE quick AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 10000) g;
-      -- Restoring its rows takes seconds (2 ms each, checked on insert): a window to act in.
-      CREATE FUNCTION slow_ok(integer) RETURNS boolean LANGUAGE sql AS 'SELECT true FROM pg_sleep(0.002)';
-      CREATE TABLE slow (id integer CHECK (slow_ok(id)));
-      INSERT INTO slow SELECT generate_series(1, 3000);`),
-  );
-  const result = await runCli(['backup', '--source', sourceUrl(pg, source), '--store', store, '--json']);
-  if (result.code !== 0) throw new Error(`backup failed: ${result.stderr}`);
-  manifest = JSON.parse(result.stdout) as BackupManifest;
-}, 120_000);
-afterAll(() => dropDatabase(pg, source));
+const backedUp = useBackedUpDatabase(pg, {
+  prefix: 'interrupts',
+  seed: `
+    CREATE TABLE quick AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 10000) g;
+    -- Restoring its rows takes seconds (2 ms each, checked on insert): a window to act in.
+    CREATE FUNCTION slow_ok(integer) RETURNS boolean LANGUAGE sql AS 'SELECT true FROM pg_sleep(0.002)';
+    CREATE TABLE slow (id integer CHECK (slow_ok(id)));
+    INSERT INTO slow SELECT generate_series(1, 3000);`,
+});
+const { name: source, dir: storeDir, store } = backedUp;
 
 /** A CLI run in a process group of its own, with its pid and its stderr so far. */
 interface Run {
@@ -74,9 +65,9 @@ function start(args: string[], workDir: string, extraEnv: Record<string, string>
 
 const restoreArgs = (target: string) => [
   'restore',
-  ...['--store', store, '--backup', manifest.id, '--target', sourceUrl(pg, target)],
+  ...['--store', store, '--backup', backedUp.manifest.id, '--target', sourceUrl(pg, target)],
 ];
-const verifyArgs = () => ['verify', '--store', store, '--backup', manifest.id, '--database', source];
+const verifyArgs = () => ['verify', '--store', store, '--backup', backedUp.manifest.id, '--database', source];
 
 /** Waits until the run's task says it is in its pgRestore phase, and its pg_restore (not a --list) runs. */
 async function midRestore(run: Run, workDir: string): Promise<void> {
@@ -114,7 +105,7 @@ async function databaseExists(name: string): Promise<boolean> {
 }
 
 function storedReports<T>(prefix: string): T[] {
-  const folder = path.join(storeDir, databaseSegment(source), manifest.id);
+  const folder = path.join(storeDir, databaseSegment(source), backedUp.manifest.id);
   return readdirSync(folder)
     .filter((f) => f.startsWith(prefix))
     .map((f) => JSON.parse(readFileSync(path.join(folder, f), 'utf8')) as T);

@@ -17,7 +17,7 @@ import { S3Store } from '../../core/store/s3-store';
 import { backupObjectKey, newBackupId } from '../../core/store-keys';
 import { dumpTaskSize } from '../../core/task-size';
 import { extraPgBinDirs, runCli, sourceUrl } from '../support/cli';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
 import { descendants } from '../support/faults';
 import { listS3Keys } from '../support/store';
 
@@ -27,9 +27,10 @@ const database = uniqueName('lease');
 const PG15_BIN = '/usr/lib/postgresql/15/bin';
 
 beforeAll(async () => {
-  await createDatabase(pg, database);
-  await withClient(pg, database, (c) =>
-    c.query('CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g'),
+  await createSeededDatabase(
+    pg,
+    database,
+    'CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g',
   );
 });
 afterAll(() => dropDatabase(pg, database));

@@ -11,14 +11,7 @@ import * as path from 'node:path';
 import type { BackupManifest, VerifyReport } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
 import { type CliResult, extraPgBinDirs, runCli, sourceUrl } from '../support/cli';
-import {
-  createDatabase,
-  dropDatabase,
-  type TestPostgres,
-  testEnv,
-  uniqueName,
-  withClient,
-} from '../support/env';
+import { createSeededDatabase, dropDatabase, type TestPostgres, testEnv, uniqueName } from '../support/env';
 
 const env = testEnv();
 const BACKUPS = 20;
@@ -32,9 +25,10 @@ const contested = uniqueName('load_contested');
 const storeDir = mkdtempSync(path.join(tmpdir(), 'pgferry-load-'));
 
 async function createWithRows(pg: TestPostgres, name: string, rows: number): Promise<void> {
-  await createDatabase(pg, name);
-  await withClient(pg, name, (c) =>
-    c.query(`CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, ${rows}) g`),
+  await createSeededDatabase(
+    pg,
+    name,
+    `CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, ${rows}) g`,
   );
 }
 

@@ -13,7 +13,7 @@ import type { BackupManifest, VerifyReport } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
 import { extraPgBinDirs, REPO, runCli, sourceUrl } from '../support/cli';
 import {
-  createDatabase,
+  createSeededDatabase,
   dropDatabase,
   quoteIdent,
   type TestPostgres,
@@ -217,10 +217,11 @@ describe('a target that lacks what a backup needs is refused before anything is 
   const backups: Record<string, BackupManifest> = {};
 
   beforeAll(async () => {
-    await createDatabase(pg15, lz4Source);
-    await withClient(pg15, lz4Source, (c) =>
-      c.query(`CREATE TABLE docs (id int, body text COMPRESSION lz4);
-               INSERT INTO docs SELECT g, repeat('lz4 ', 1000) FROM generate_series(1, 10) g`),
+    await createSeededDatabase(
+      pg15,
+      lz4Source,
+      `CREATE TABLE docs (id int, body text COMPRESSION lz4);
+               INSERT INTO docs SELECT g, repeat('lz4 ', 1000) FROM generate_series(1, 10) g`,
     );
     await withClient(pg15, 'postgres', (c) =>
       c.query(

@@ -11,7 +11,7 @@ import type { Client } from 'pg';
 import type { BackupManifest, MigrateReport } from '../../core/contracts';
 import { pgTool, runCli, sourceUrl } from '../support/cli';
 import {
-  createDatabase,
+  createSeededDatabase,
   dropDatabase,
   type TestPostgres,
   testEnv,
@@ -25,10 +25,11 @@ const source = env.server(15);
 const target = usePrivateServer(17);
 
 async function createSmallDatabase(pg: TestPostgres, name: string): Promise<void> {
-  await createDatabase(pg, name);
-  await withClient(pg, name, (c) =>
-    c.query(`CREATE TABLE items (id serial PRIMARY KEY, label text NOT NULL);
-             INSERT INTO items (label) SELECT 'item ' || g FROM generate_series(1, 50) g;`),
+  await createSeededDatabase(
+    pg,
+    name,
+    `CREATE TABLE items (id serial PRIMARY KEY, label text NOT NULL);
+             INSERT INTO items (label) SELECT 'item ' || g FROM generate_series(1, 50) g;`,
   );
 }
 

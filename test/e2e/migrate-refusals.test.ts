@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { MigrateReport } from '../../core/contracts';
 import { runCli, sourceUrl } from '../support/cli';
 import {
-  createDatabase,
+  createSeededDatabase,
   dropDatabase,
   quoteIdent,
   quoteLiteral,
@@ -26,10 +26,11 @@ const env = testEnv();
 
 /** A small database: one table with rows and a sequence. */
 async function createSmallDatabase(pg: TestPostgres, name: string): Promise<void> {
-  await createDatabase(pg, name);
-  await withClient(pg, name, (c) =>
-    c.query(`CREATE TABLE items (id serial PRIMARY KEY, label text NOT NULL);
-             INSERT INTO items (label) SELECT 'item ' || g FROM generate_series(1, 100) g;`),
+  await createSeededDatabase(
+    pg,
+    name,
+    `CREATE TABLE items (id serial PRIMARY KEY, label text NOT NULL);
+             INSERT INTO items (label) SELECT 'item ' || g FROM generate_series(1, 100) g;`,
   );
 }
 
@@ -60,9 +61,10 @@ describe('a target database that exists and is not empty', () => {
 
   beforeAll(async () => {
     await createSmallDatabase(source, database);
-    await createDatabase(target, existing);
-    await withClient(target, existing, (c) =>
-      c.query(`CREATE TABLE keep_me (v text); INSERT INTO keep_me VALUES ('x')`),
+    await createSeededDatabase(
+      target,
+      existing,
+      `CREATE TABLE keep_me (v text); INSERT INTO keep_me VALUES ('x')`,
     );
   });
 

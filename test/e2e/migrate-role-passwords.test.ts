@@ -9,7 +9,14 @@ import * as path from 'node:path';
 import { type MigrateReport, MigrateReportSchema } from '../../core/contracts';
 import { LocalStore } from '../../core/store';
 import { runCli, sourceUrl } from '../support/cli';
-import { createDatabase, dropDatabase, quoteIdent, testEnv, uniqueName, withClient } from '../support/env';
+import {
+  createSeededDatabase,
+  dropDatabase,
+  quoteIdent,
+  testEnv,
+  uniqueName,
+  withClient,
+} from '../support/env';
 import { usePrivateServer } from '../support/private-server';
 
 const source = testEnv().server(15);
@@ -26,10 +33,11 @@ beforeAll(async () => {
       `CREATE ROLE ${quoteIdent(owner)} LOGIN PASSWORD 'owner secret'; CREATE ROLE ${quoteIdent(group)} NOLOGIN`,
     ),
   );
-  await createDatabase(source, database);
-  await withClient(source, database, (c) =>
-    c.query(`CREATE TABLE orders (id int PRIMARY KEY); ALTER TABLE orders OWNER TO ${quoteIdent(owner)};
-             GRANT SELECT ON orders TO ${quoteIdent(group)}; INSERT INTO orders SELECT generate_series(1, 10)`),
+  await createSeededDatabase(
+    source,
+    database,
+    `CREATE TABLE orders (id int PRIMARY KEY); ALTER TABLE orders OWNER TO ${quoteIdent(owner)};
+             GRANT SELECT ON orders TO ${quoteIdent(group)}; INSERT INTO orders SELECT generate_series(1, 10)`,
   );
   const result = await runCli([
     'migrate',

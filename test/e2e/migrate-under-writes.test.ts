@@ -14,7 +14,7 @@ import { Client } from 'pg';
 import type { MigrateReport } from '../../core/contracts';
 import { runCli, sourceUrl } from '../support/cli';
 import {
-  createDatabase,
+  createSeededDatabase,
   dropDatabase,
   makePostgres,
   type TestPostgres,
@@ -39,13 +39,14 @@ describe('a migration while the source takes inserts', () => {
   let inserted = 0;
 
   beforeAll(async () => {
-    await createDatabase(source, database);
-    await withClient(source, database, (c) =>
-      c.query(`CREATE TABLE events (id serial PRIMARY KEY, payload text NOT NULL);
+    await createSeededDatabase(
+      source,
+      database,
+      `CREATE TABLE events (id serial PRIMARY KEY, payload text NOT NULL);
                INSERT INTO events (payload) SELECT md5(g::text) FROM generate_series(1, 20000) g;
                CREATE TABLE descending (id int);
                CREATE SEQUENCE countdown INCREMENT BY -1;
-               SELECT nextval('countdown');`),
+               SELECT nextval('countdown');`,
     );
     // A writer in the manner of pgbench: short transactions, as fast as they go, until the end.
     let writing = true;
@@ -121,8 +122,7 @@ describe('a migration that cannot get its locks', () => {
   const migrated = uniqueName('mig_unlocked');
   const store = mkdtempSync(path.join(tmpdir(), 'pgferry-migrate-locked-'));
   beforeAll(async () => {
-    await createDatabase(source, database);
-    await withClient(source, database, (c) => c.query('CREATE TABLE events (id serial PRIMARY KEY)'));
+    await createSeededDatabase(source, database, 'CREATE TABLE events (id serial PRIMARY KEY)');
   });
   afterAll(async () => {
     await dropDatabase(source, database);
@@ -237,10 +237,11 @@ describe('a hot standby as the source', () => {
   let standby: Awaited<ReturnType<typeof startStandby>>;
 
   beforeAll(async () => {
-    await createDatabase(primary(), database);
-    await withClient(primary(), database, (c) =>
-      c.query(`CREATE TABLE items (id serial PRIMARY KEY, label text);
-               INSERT INTO items (label) SELECT 'item ' || g FROM generate_series(1, 100) g;`),
+    await createSeededDatabase(
+      primary(),
+      database,
+      `CREATE TABLE items (id serial PRIMARY KEY, label text);
+               INSERT INTO items (label) SELECT 'item ' || g FROM generate_series(1, 100) g;`,
     );
     standby = await startStandby(primary());
     // Wait until the standby accepts connections and has replayed the table.

@@ -7,9 +7,11 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { BackupManifest, RestoreReport } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
+import { backupOf } from '../support/backed-up-database';
 import { runCli, sourceUrl } from '../support/cli';
 import {
   createDatabase,
+  createSeededDatabase,
   dropDatabase,
   quoteIdent,
   type TestPostgres,
@@ -28,10 +30,8 @@ const store = `file://${dir}`;
 let manifest: BackupManifest;
 
 /** A new backup of the source (tests that damage or edit a backup use their own, not the shared one). */
-async function backupSource(): Promise<BackupManifest> {
-  const result = await runCli(['backup', '--source', sourceUrl(pg15, source), '--store', store, '--json']);
-  if (result.code !== 0) throw new Error(`backup failed: ${result.stderr}`);
-  return JSON.parse(result.stdout) as BackupManifest;
+function backupSource(): Promise<BackupManifest> {
+  return backupOf(pg15, source, store);
 }
 
 function restore(target: string, ...args: string[]) {
@@ -238,10 +238,7 @@ test('--table restores only that table', async () => {
 describe('--mode clean', () => {
   const target = uniqueName('clean');
   beforeAll(async () => {
-    await createDatabase(pg15, target);
-    await withClient(pg15, target, (c) =>
-      c.query('CREATE TABLE keep_me (x int); INSERT INTO keep_me VALUES (42)'),
-    );
+    await createSeededDatabase(pg15, target, 'CREATE TABLE keep_me (x int); INSERT INTO keep_me VALUES (42)');
   });
   afterAll(() => dropDatabase(pg15, target));
 
@@ -433,9 +430,10 @@ test('--with-globals creates the missing roles on a newer server, leaving existi
 describe('--mode clean takes a safety backup of the target first', () => {
   const target = uniqueName('safety');
   beforeAll(async () => {
-    await createDatabase(pg15, target);
-    await withClient(pg15, target, (c) =>
-      c.query('CREATE TABLE precious (x int); INSERT INTO precious VALUES (7)'),
+    await createSeededDatabase(
+      pg15,
+      target,
+      'CREATE TABLE precious (x int); INSERT INTO precious VALUES (7)',
     );
   });
   afterAll(() => dropDatabase(pg15, target));
@@ -482,11 +480,12 @@ describe('TOAST compression of the restored values', () => {
     ]);
 
   beforeAll(async () => {
-    await createDatabase(pg15, toastSource);
-    await withClient(pg15, toastSource, (c) =>
-      c.query(`
+    await createSeededDatabase(
+      pg15,
+      toastSource,
+      `
         CREATE TABLE docs (id int PRIMARY KEY, body text, kept text COMPRESSION pglz);
-        INSERT INTO docs SELECT g, repeat('body ' || g, 4000), repeat('kept ' || g, 4000) FROM generate_series(1, 20) g;`),
+        INSERT INTO docs SELECT g, repeat('body ' || g, 4000), repeat('kept ' || g, 4000) FROM generate_series(1, 20) g;`,
     );
     const result = await runCli([
       'backup',

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { zstdDecompressSync } from 'node:zlib';
 import { type CliResult, runCli, sourceUrl } from '../support/cli';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
 
 const env = testEnv();
 const pg = env.server(15);
@@ -54,11 +54,11 @@ function filesUnder(dir: string): string[] {
 }
 
 beforeAll(async () => {
-  await createDatabase(pg, target);
-  await withClient(pg, target, (c) => c.query('CREATE TABLE old AS SELECT 1 AS id'));
-  await createDatabase(pg, database);
-  await withClient(pg, database, (c) =>
-    c.query('CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g'),
+  await createSeededDatabase(pg, target, 'CREATE TABLE old AS SELECT 1 AS id');
+  await createSeededDatabase(
+    pg,
+    database,
+    'CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g',
   );
 });
 afterAll(async () => {

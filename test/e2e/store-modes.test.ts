@@ -9,8 +9,9 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { BackupManifest } from '../../core/contracts';
+import { backupOf } from '../support/backed-up-database';
 import { runCli, sourceUrl } from '../support/cli';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
 
 const pg = testEnv().server(15);
 const database = uniqueName('modes');
@@ -30,9 +31,7 @@ function modes(root: string): { files: Map<string, number>; folders: Map<string,
 }
 
 async function backupAndRestore(store: string): Promise<BackupManifest> {
-  const backup = await runCli(['backup', '--source', sourceUrl(pg, database), '--store', store, '--json']);
-  if (backup.code !== 0) throw new Error(`backup failed: ${backup.stderr}`);
-  const manifest = JSON.parse(backup.stdout) as BackupManifest;
+  const manifest = await backupOf(pg, database, store);
   await dropDatabase(pg, restored);
   const restore = await runCli([
     'restore',
@@ -50,10 +49,7 @@ async function backupAndRestore(store: string): Promise<BackupManifest> {
 beforeAll(async () => {
   // The CLI inherits this process's umask: the usual one, which leaves files world-readable.
   umask = process.umask(0o022);
-  await createDatabase(pg, database);
-  await withClient(pg, database, (c) =>
-    c.query('CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 10) g'),
-  );
+  await createSeededDatabase(pg, database, 'CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 10) g');
 });
 afterAll(async () => {
   process.umask(umask);

@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { BackupManifest, VerifyReport } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
+import { backupOf } from '../support/backed-up-database';
 import { extraPgBinDirs, REPO, runCli, sourceUrl } from '../support/cli';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
 
 const env = testEnv();
 const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-verify-'));
@@ -27,16 +28,16 @@ function verify(backup: string, ...args: string[]) {
   });
 }
 
-async function backupOf(major: number, database: string): Promise<BackupManifest> {
+/** A new seeded database on the server of `major`, and its backup. */
+async function seededBackup(major: number, database: string): Promise<BackupManifest> {
   const pg = env.server(major);
-  await createDatabase(pg, database);
-  await withClient(pg, database, (c) =>
-    c.query(`CREATE TABLE items AS SELECT g AS id, repeat('x', g % 100) AS body FROM generate_series(1, 5000) g;
-             CREATE INDEX ON items (id);`),
+  await createSeededDatabase(
+    pg,
+    database,
+    `CREATE TABLE items AS SELECT g AS id, repeat('x', g % 100) AS body FROM generate_series(1, 5000) g;
+     CREATE INDEX ON items (id);`,
   );
-  const result = await runCli(['backup', '--source', sourceUrl(pg, database), '--store', store, '--json']);
-  if (result.code !== 0) throw new Error(result.stderr);
-  return JSON.parse(result.stdout) as BackupManifest;
+  return backupOf(pg, database, store);
 }
 
 describe.each(env.postgres.map((pg) => pg.major))('a backup of PostgreSQL %i', (major) => {
@@ -45,7 +46,7 @@ describe.each(env.postgres.map((pg) => pg.major))('a backup of PostgreSQL %i', (
   let report: VerifyReport;
 
   beforeAll(async () => {
-    manifest = await backupOf(major, database);
+    manifest = await seededBackup(major, database);
     const result = await verify('latest', '--database', database);
     if (result.code !== 0) throw new Error(`verify failed: ${result.stderr}`);
     report = JSON.parse(result.stdout) as VerifyReport;
@@ -82,7 +83,7 @@ describe('a damaged backup fails verification', () => {
   afterAll(() => dropDatabase(env.server(15), database));
 
   test('one flipped byte: failed, with a stored failed report', async () => {
-    const manifest = await backupOf(15, database);
+    const manifest = await seededBackup(15, database);
     const file = path.join(dir, databaseSegment(database), manifest.id, 'dump.pgdump.zst');
     const bytes = readFileSync(file);
     bytes[bytes.length - 10] ^= 0x80;

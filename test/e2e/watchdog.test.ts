@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { runCli, sourceUrl } from '../support/cli';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
 
 const pg = testEnv().server(15);
 const database = uniqueName('stalled');
@@ -31,9 +31,10 @@ function filesOf(dir: string): string[] {
 }
 
 beforeAll(async () => {
-  await createDatabase(pg, database);
-  await withClient(pg, database, (c) =>
-    c.query('CREATE TABLE held AS SELECT g AS id FROM generate_series(1, 10) g'),
+  await createSeededDatabase(
+    pg,
+    database,
+    'CREATE TABLE held AS SELECT g AS id FROM generate_series(1, 10) g',
   );
 });
 afterAll(async () => {

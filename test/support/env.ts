@@ -226,6 +226,12 @@ export async function createDatabase(pg: TestPostgres, name: string): Promise<vo
   });
 }
 
+/** Creates (afresh) `name` on `pg` and runs `seed` (any number of statements) in it. */
+export async function createSeededDatabase(pg: TestPostgres, name: string, seed: string): Promise<void> {
+  await createDatabase(pg, name);
+  await withClient(pg, name, (c) => c.query(seed));
+}
+
 /** Drops `name` if it exists, terminating its sessions. */
 export async function dropDatabase(pg: TestPostgres, name: string): Promise<void> {
   await withClient(pg, 'postgres', async (c) => {

@@ -43,6 +43,7 @@ import {
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
 import {
+  analyze,
   applyDatabaseProperties,
   createDatabase as createDatabaseLike,
   createMissingRoles,
@@ -66,9 +67,9 @@ import {
   tableDataSize,
 } from '../../../core/postgres/inspect';
 import { conninfoValue } from '../../../core/postgres/quote';
+import { loadSessionOptions } from '../../../core/postgres/restore-session';
 import { LockWaitTimeoutError, lockWaitFailure, openObserver } from '../../../core/postgres/snapshot-guard';
 import { collectTail, firstError, keepStderr, pgRestoreParallel } from '../../../core/postgres/tools';
-import { loadSessionOptions } from '../../../core/restore-session';
 import {
   backupObjectKey,
   dumpResultKey,
@@ -638,7 +639,7 @@ async function verify(
   progress: RestoreProgress,
 ): Promise<Checks> {
   return withClient(db.target, ctx.targetPassword, async (target) => {
-    await progress.timed('analyze', () => target.query('ANALYZE'));
+    await progress.timed('analyze', () => analyze(target));
     return await progress.timed('verify', async () => {
       const rowCounts: Checks['rowCounts'] = await countRows(target, state.tables);
       const targetSequences = await sequenceStates(target);

@@ -24,6 +24,7 @@ import type {
 import { errorMessage, PgferryError } from '../../../core/errors';
 import { Meter } from '../../../core/metering';
 import {
+  analyze,
   applyDatabaseProperties,
   createDatabase,
   createMissingRoles,
@@ -37,6 +38,7 @@ import { type IncompleteRun, markIncomplete } from '../../../core/postgres/incom
 import { countRows } from '../../../core/postgres/inspect';
 import { conninfoValue, quoteIdent } from '../../../core/postgres/quote';
 import { describeArchive, readDatabaseLocale } from '../../../core/postgres/requirements';
+import { loadSessionOptions } from '../../../core/postgres/restore-session';
 import {
   describeSessions,
   otherSessions,
@@ -44,7 +46,6 @@ import {
   terminateSessions,
 } from '../../../core/postgres/target-sessions';
 import { pgRestoreParallel } from '../../../core/postgres/tools';
-import { loadSessionOptions } from '../../../core/restore-session';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../core/store-keys';
 import { PROGRESS_INTERVAL_MS, type TaskProgress, throttled } from '../../../core/task-progress';
@@ -140,7 +141,7 @@ export async function restoreBackup(
     await progress.timed('pgRestore', () => pgRestoreInto(pgRestore, files.dump, into, deps));
     stopIfInterrupted(signal);
     await withClient(into.target, password, async (target) => {
-      await progress.timed('analyze', () => target.query('ANALYZE'));
+      await progress.timed('analyze', () => analyze(target));
       checks.analyzed = true;
       checks.rowCounts = await progress.timed('rowCounts', () =>
         countRows(target, selectedTables(manifest, into)),

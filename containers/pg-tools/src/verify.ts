@@ -17,7 +17,7 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import { withClient } from '../../../core/postgres/connect';
 import { serverInfo } from '../../../core/postgres/inspect';
 import { describeArchive, missingForBackup, restoreMajor } from '../../../core/postgres/requirements';
-import { chooseToastCompression } from '../../../core/restore-session';
+import { chooseToastCompression } from '../../../core/postgres/restore-session';
 import { catalogNameOf, verifyReportKey } from '../../../core/store-keys';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
 import { type RestoreDeps, type RestoreTarget, restoreBackup } from './restore-backup';

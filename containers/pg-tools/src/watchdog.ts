@@ -32,6 +32,7 @@ import { readdir, readFile, statfs } from 'node:fs/promises';
 import type { Client } from 'pg';
 import { errorMessage, PgferryError } from '../../../core/errors';
 import { endQuietly } from '../../../core/postgres/connect';
+import { type RunSession, runSessions, terminateRunSessions } from '../../../core/postgres/run-sessions';
 import { TASK_ENV } from '../../../core/workflows';
 
 /** The environment variable that sets the stall timeout, in seconds (the task definition's). */
@@ -226,31 +227,6 @@ export function usedSpace(dir: string): () => Promise<number> {
   };
 }
 
-/** A session of a run, as `pg_stat_activity` shows it. */
-export interface RunSession {
-  pid: number;
-  state: string | null;
-  waitEventType: string | null;
-  waitEvent: string | null;
-  /** Who holds what it waits for (`pg_blocking_pids`), described. */
-  blockedBy: string[];
-}
-
-/** The sessions named `applicationName` on the server, other than this one. */
-export async function runSessions(client: Client, applicationName: string): Promise<RunSession[]> {
-  const { rows } = await client.query<RunSession>(
-    `SELECT a.pid, a.state, a.wait_event_type AS "waitEventType", a.wait_event AS "waitEvent",
-            ARRAY(SELECT format('pid %s (%s, %s, %s since %s)', b.pid, coalesce(b.usename, '?'),
-                                coalesce(nullif(b.application_name, ''), 'no application name'),
-                                coalesce(b.state, '?'), coalesce(b.xact_start::text, b.backend_start::text))
-                  FROM pg_stat_activity b WHERE b.pid = ANY (pg_blocking_pids(a.pid))) AS "blockedBy"
-     FROM pg_stat_activity a
-     WHERE a.application_name = $1 AND a.pid <> pg_backend_pid()`,
-    [applicationName],
-  );
-  return rows;
-}
-
 /** Wait event types in which a session is not working: waiting on others, or on its client. */
 const NOT_WORKING = new Set(['Lock', 'BufferPin', 'Client']);
 
@@ -324,11 +300,7 @@ export async function endRunSessions(
         (async () => {
           const client = await server.connect();
           try {
-            await client.query(
-              `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-               WHERE application_name = $1 AND pid <> pg_backend_pid()`,
-              [applicationName],
-            );
+            await terminateRunSessions(client, applicationName);
           } finally {
             await endQuietly(client);
           }

@@ -18,13 +18,17 @@ import { allowedLogin, checkCutoverServices, checkFiledUnder } from '../../../co
 import { connectMaintenance, connectPg, endQuietly, withClient } from '../../../core/postgres/connect';
 import { describeIncompleteDatabase, readIncompleteMark } from '../../../core/postgres/incomplete-database';
 import {
+  availableExtensions,
+  connectableDatabases,
   countUserObjects,
   databaseExists,
   databaseSize,
+  isStandby,
   readExtensions,
   serverInfo,
   systemIdentifier,
 } from '../../../core/postgres/inspect';
+import { readOnlySetting } from '../../../core/postgres/read-only';
 import {
   describeLocale,
   missingForObjects,
@@ -33,8 +37,9 @@ import {
   readCollationRequirements,
   readDatabaseLocale,
   readLz4Columns,
+  readLz4Settings,
 } from '../../../core/postgres/requirements';
-import { chooseToastCompression } from '../../../core/restore-session';
+import { chooseToastCompression } from '../../../core/postgres/restore-session';
 import type { BackupStore } from '../../../core/store';
 import { databaseSegment, MIGRATE_REPORT_FILE, newBackupId } from '../../../core/store-keys';
 import { chooseDumpStrategy, defaultJobs, taskCores } from '../../../core/strategy';
@@ -95,13 +100,7 @@ export async function preflightMigrate(
   try {
     sourceServer = await serverInfo(source);
     if (request.freezeSource) await refuseStandbyFreeze(source, request.source);
-    const names = request.allDatabases
-      ? (
-          await source.query<{ datname: string }>(
-            'SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname',
-          )
-        ).rows.map((r) => r.datname)
-      : [request.source.database];
+    const names = request.allDatabases ? await connectableDatabases(source) : [request.source.database];
     const identifier = await systemIdentifier(source);
     if (identifier !== undefined) sourceServer = { ...sourceServer, systemIdentifier: identifier };
     archiveNames = archiveNamesOf(deployment, request, names);
@@ -229,8 +228,7 @@ function archiveNamesOf(
  * freeze is meant to stop happen on the primary.
  */
 async function refuseStandbyFreeze(source: Client, connection: Connection): Promise<void> {
-  const { rows } = await source.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
-  if (rows[0].standby) {
+  if (await isStandby(source)) {
     refuse(
       `the source ${describeConnection(connection)} is a standby (in recovery): --freeze-source cannot stop ` +
         "writes there; run the migration against its primary, or without --freeze-source (the target then holds the standby's state at the dump's snapshot)",
@@ -252,15 +250,6 @@ interface SourceDatabase {
 async function describeSource(connection: Connection, password: string | undefined): Promise<SourceDatabase> {
   return withClient(connection, password, async (client) => {
     const { encoding, locale } = await readDatabaseLocale(client);
-    const lz4Settings = await client.query<{ setting: string }>(`
-      SELECT c AS setting FROM pg_db_role_setting s, unnest(s.setconfig) AS c
-      WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
-        AND c ILIKE 'default_toast_compression=lz4'`);
-    const setting = await client.query<{ value: string }>(`
-      SELECT split_part(c, '=', 2) AS value
-      FROM pg_db_role_setting s, unnest(s.setconfig) AS c
-      WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.setrole = 0
-        AND c LIKE 'default\\_transaction\\_read\\_only=%'`);
     return {
       connection,
       sizeBytes: await databaseSize(client),
@@ -270,17 +259,16 @@ async function describeSource(connection: Connection, password: string | undefin
         encoding,
         collations: await readCollationRequirements(client),
         lz4Columns: await readLz4Columns(client),
-        lz4Settings: lz4Settings.rows.map((r) => `ALTER DATABASE … SET ${r.setting}`),
+        lz4Settings: await readLz4Settings(client),
       },
       extensions: await readExtensions(client),
-      readOnlySetting: setting.rows[0]?.value ?? null,
+      readOnlySetting: await readOnlySetting(client),
     };
   });
 }
 
 async function checkExtensions(target: Client, sources: SourceDatabase[]): Promise<void> {
-  const { rows } = await target.query<{ name: string }>('SELECT name FROM pg_available_extensions');
-  const available = new Set(rows.map((r) => r.name));
+  const available = await availableExtensions(target);
   const missing = new Map<string, string>();
   for (const src of sources) {
     for (const e of src.extensions) {

@@ -2,10 +2,8 @@ import type { Client } from 'pg';
 import { resolvePassword } from '../../../core/connection';
 import type { FreezeResult, MigrateDatabasePlan, MigratePlan } from '../../../core/contracts';
 import { errorMessage } from '../../../core/errors';
-import { connectPg } from '../../../core/postgres/connect';
-import { quoteIdent } from '../../../core/postgres/quote';
-
-const SETTING = 'default_transaction_read_only';
+import { connectPg, endQuietly } from '../../../core/postgres/connect';
+import { allowWrites, freezeDatabase, thawDatabase, writingSessions } from '../../../core/postgres/read-only';
 
 /**
  * Freezes the source: `ALTER DATABASE … SET default_transaction_read_only = on` on every database
@@ -19,27 +17,19 @@ export async function freezeSource(plan: MigratePlan, env: NodeJS.ProcessEnv): P
   try {
     const result: FreezeResult = { frozenAt: new Date().toISOString(), databases: [] };
     for (const db of plan.databases) {
-      await client.query(`ALTER DATABASE ${quoteIdent(db.source.database)} SET ${SETTING} = on`);
+      await freezeDatabase(client, db.source.database);
       frozen.push(db);
-      const { rows } = await client.query<{
-        pid: number;
-        user: string | null;
-        application: string | null;
-        transactionStart: string | null;
-      }>(
-        `SELECT pid, usename AS user, application_name AS application, xact_start::text AS "transactionStart"
-         FROM pg_stat_activity
-         WHERE datname = $1 AND backend_xid IS NOT NULL AND pid <> pg_backend_pid() ORDER BY pid`,
-        [db.source.database],
-      );
-      result.databases.push({ database: db.source.database, writingSessions: rows });
+      result.databases.push({
+        database: db.source.database,
+        writingSessions: await writingSessions(client, db.source.database),
+      });
     }
     return result;
   } catch (err) {
     await thaw(client, frozen).catch(() => undefined);
     throw err;
   } finally {
-    await client.end().catch(() => undefined);
+    await endQuietly(client);
   }
 }
 
@@ -50,20 +40,15 @@ export async function unfreezeSource(plan: MigratePlan, env: NodeJS.ProcessEnv):
     await thaw(client, plan.databases);
     return new Date().toISOString();
   } finally {
-    await client.end().catch(() => undefined);
+    await endQuietly(client);
   }
 }
 
 async function thaw(client: Client, databases: MigrateDatabasePlan[]): Promise<void> {
   const errors: string[] = [];
   for (const db of databases) {
-    const name = quoteIdent(db.source.database);
     try {
-      await client.query(
-        db.readOnlySetting === null
-          ? `ALTER DATABASE ${name} RESET ${SETTING}`
-          : `ALTER DATABASE ${name} SET ${SETTING} = ${db.readOnlySetting === 'on' ? 'on' : 'off'}`,
-      );
+      await thawDatabase(client, db.source.database, db.readOnlySetting);
     } catch (err) {
       errors.push(`${db.source.database}: ${errorMessage(err)}`);
     }
@@ -75,6 +60,6 @@ async function connectSource(plan: MigratePlan, env: NodeJS.ProcessEnv): Promise
   const password = await resolvePassword(plan.request.source, 'source', env);
   const client = await connectPg(plan.databases[0].source, password);
   // The database may be frozen already: this session's own setting overrides the database's.
-  await client.query(`SET ${SETTING} = off`);
+  await allowWrites(client);
   return client;
 }

@@ -19,7 +19,12 @@ import { droppedByClean, readArchiveToc } from '../../../core/postgres/archive-t
 import { connectMaintenance, endQuietly, withClient } from '../../../core/postgres/connect';
 import { dropBlockers, refuseBlockedCleanRestore } from '../../../core/postgres/drop-dependents';
 import { describeIncompleteDatabase, readIncompleteMark } from '../../../core/postgres/incomplete-database';
-import { countUserTables, databaseExists, serverInfo } from '../../../core/postgres/inspect';
+import {
+  availableExtensions,
+  countUserTables,
+  databaseExists,
+  serverInfo,
+} from '../../../core/postgres/inspect';
 import { quoteIdent } from '../../../core/postgres/quote';
 import {
   describeArchive,
@@ -28,9 +33,9 @@ import {
   missingForBackup,
   restoreMajor,
 } from '../../../core/postgres/requirements';
+import { chooseToastCompression } from '../../../core/postgres/restore-session';
 import { otherSessions, refuseConnectedSessions } from '../../../core/postgres/target-sessions';
 import { checkObjectsPresent, resolveBackup } from '../../../core/resolve-backup';
-import { chooseToastCompression } from '../../../core/restore-session';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, newBackupId } from '../../../core/store-keys';
 import { defaultJobs } from '../../../core/strategy';
@@ -208,8 +213,7 @@ async function checkTargetDatabase(
 async function checkExtensions(client: Client, manifest: BackupManifest): Promise<void> {
   const needed = manifest.requires?.extensions ?? [];
   if (needed.length === 0) return;
-  const { rows } = await client.query<{ name: string }>('SELECT name FROM pg_available_extensions');
-  const available = new Set(rows.map((r) => r.name));
+  const available = await availableExtensions(client);
   const missing = needed.filter((e) => !available.has(e.name));
   if (missing.length) {
     refuse(

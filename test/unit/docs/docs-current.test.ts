@@ -1,9 +1,10 @@
 /**
  * The docs say what is true of the tree: every test a guarantee names exists (with the named
- * test in it), and every relative link resolves. (That docs/commands.md is the CLI's own
+ * test in it), every relative link resolves, and the tests mirror the source as
+ * docs/development.md says. (That docs/commands.md is the CLI's own
  * definitions is checked on the built code: test/integration/cli/command-reference.test.ts.)
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 
 const REPO = path.join(__dirname, '..', '..', '..');
@@ -64,3 +65,48 @@ test.each(DOCS)('every relative link in %s resolves', (doc) => {
   }
   expect(broken).toEqual([]);
 });
+
+/**
+ * Tests whose subject is a property of several modules, not one: the named folder holds what they
+ * exercise. Every other test of test/unit and test/integration mirrors its source.
+ */
+const TOPIC_TESTS: Record<string, string> = {
+  'test/unit/docs/docs-current.test.ts': 'the docs (docs/, README.md) against the tree',
+  'test/unit/core/hostile-input.test.ts': 'random input against the contracts and the store keys',
+  'test/unit/lib/runtime-bindings.test.ts': 'the bindings each function and task gets, across the stack',
+  'test/unit/lib/pg-tools-image.test.ts': "the task's container image: Dockerfile and asset",
+  'test/unit/lib/rds-iam-auth.test.ts': 'IAM database authentication, across the stack',
+  'test/unit/lib/least-privilege.test.ts': 'the grants of every role in the stack',
+  'test/unit/scripts/install.test.ts': "the install's check (check-install.ts) and bin link (link-bin.ts)",
+  'test/integration/core/server-errors.test.ts': "servers' errors worded into one line, across modules",
+  'test/integration/core/store-loading.test.ts': 'what opening each kind of store loads (core/store/)',
+};
+
+/**
+ * docs/development.md says test/unit/ and test/integration/ mirror the source tree: each
+ * `test/<kind>/<path>.test.ts` tests `<path>.ts`, or the folder `<path>/` (beside it, or as
+ * `<path>/<name>.test.ts` inside the folder `<name>`), unless it is one of the TOPIC_TESTS.
+ */
+test('test/unit and test/integration mirror the source tree', () => {
+  const unmirrored: string[] = [];
+  for (const kind of ['unit', 'integration']) {
+    const root = path.join(REPO, 'test', kind);
+    for (const entry of readdirSync(root, { recursive: true, encoding: 'utf8' })) {
+      if (!entry.endsWith('.test.ts')) continue;
+      const test = `test/${kind}/${entry}`;
+      const source = entry.slice(0, -'.test.ts'.length);
+      const mirrored =
+        existsSync(path.join(REPO, `${source}.ts`)) ||
+        isFolder(path.join(REPO, source)) ||
+        path.basename(path.dirname(source)) === path.basename(source);
+      if (!mirrored && !(test in TOPIC_TESTS)) unmirrored.push(test);
+    }
+  }
+  expect(unmirrored).toEqual([]);
+  // An entry for a test that is gone, or mirrors after all, is stale.
+  expect(Object.keys(TOPIC_TESTS).filter((test) => !existsSync(path.join(REPO, test)))).toEqual([]);
+});
+
+function isFolder(file: string): boolean {
+  return statSync(file, { throwIfNoEntry: false })?.isDirectory() ?? false;
+}

@@ -3,8 +3,8 @@
  * tested major (and, for a server without lz4 — older than 14 or built without it — a stand-in).
  */
 import type { Client } from 'pg';
-import { chooseToastCompression, loadSessionOptions } from '../../../core/restore-session';
-import { testEnv, withClient } from '../../support/env';
+import { chooseToastCompression, loadSessionOptions } from '../../../../core/postgres/restore-session';
+import { testEnv, withClient } from '../../../support/env';
 
 const env = testEnv();
 

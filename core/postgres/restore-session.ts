@@ -3,7 +3,8 @@
  * migrate): what makes a bulk load fast without changing what is loaded.
  */
 import type { Client } from 'pg';
-import type { ToastCompression } from './contracts';
+import type { ToastCompression } from '../contracts';
+import { offersLz4 } from './requirements';
 
 /**
  * Fast bulk load, safe to lose on a crash (the restore fails and says so): bigger sorts for
@@ -24,10 +25,7 @@ export async function chooseToastCompression(
   wanted: ToastCompression,
 ): Promise<ToastCompression> {
   if (wanted === 'server-default') return wanted;
-  const { rows } = await target.query<{ lz4: boolean }>(
-    "SELECT 'lz4' = ANY(enumvals) AS lz4 FROM pg_settings WHERE name = 'default_toast_compression'",
-  );
-  return rows[0]?.lz4 ? 'lz4' : 'server-default';
+  return (await offersLz4(target)) ? 'lz4' : 'server-default';
 }
 
 /** `PGOPTIONS` for pg_restore's (and psql's) sessions on the target. */

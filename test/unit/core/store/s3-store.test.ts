@@ -1,5 +1,5 @@
 /** The S3 store's retry and timeout settings: explicit defaults, overridable, validated. */
-import { DEFAULT_S3_RETRY, s3RetrySettings } from '../../../core/store/s3-store';
+import { DEFAULT_S3_RETRY, s3RetrySettings } from '../../../../core/store/s3-store';
 
 test('default to 8 attempts, a 10 s connection timeout and a 60 s idle-socket timeout', () => {
   expect(s3RetrySettings({})).toEqual({

@@ -2,13 +2,13 @@
  * The cutover on AWS points the application's secret at the target: its connection fields are
  * replaced, everything else (the password) kept, and nothing of the value is returned.
  */
-import type { MigratePlan } from '../../../core/contracts';
-import { PgferryError } from '../../../core/errors';
+import type { MigratePlan } from '../../../../../core/contracts';
+import { PgferryError } from '../../../../../core/errors';
 import {
   pointSecretAt,
   type SecretsApi,
   updateCutoverSecret,
-} from '../../../lambdas/migrate/steps/cutover-secret';
+} from '../../../../../lambdas/migrate/steps/cutover-secret';
 
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop/app-AbCdEf';
 const PASSWORD = 'app-password-kept-as-is';

@@ -1,6 +1,6 @@
 /** Restoring a backup's download: what a failed download or decompression tells the user. */
-import { downloadFailure } from '../../../../containers/pg-tools/src/restore-backup';
-import type { BackupManifest, StoredObject } from '../../../../core/contracts';
+import { downloadFailure } from '../../../../../containers/pg-tools/src/restore-backup';
+import type { BackupManifest, StoredObject } from '../../../../../core/contracts';
 
 test('a disk that fills up during the download is named as such, with the target untouched; other failures are corruption', () => {
   const object = { key: 'dump.pgdump.zst' } as StoredObject;

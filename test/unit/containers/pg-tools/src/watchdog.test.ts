@@ -4,8 +4,12 @@
  * test/e2e/watchdog.test.ts shows it stop a real backup stuck behind a lock.
  */
 
-import { activityOf, MIN_PROGRESS_BYTES, ProgressWatchdog } from '../../../containers/pg-tools/src/watchdog';
-import type { PgferryError } from '../../../core/errors';
+import {
+  activityOf,
+  MIN_PROGRESS_BYTES,
+  ProgressWatchdog,
+} from '../../../../../containers/pg-tools/src/watchdog';
+import type { PgferryError } from '../../../../../core/errors';
 
 beforeEach(() => jest.useFakeTimers());
 afterEach(() => jest.useRealTimers());

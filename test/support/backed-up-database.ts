@@ -1,0 +1,78 @@
+/**
+ * The setup most end-to-end tests of restore and verify share: a source database with seed data
+ * and a backup of it, made by the CLI, in a store folder of the test's own; removed afterwards.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import type { BackupManifest } from '../../core/contracts';
+import { runCli, sourceUrl } from './cli';
+import { createSeededDatabase, dropDatabase, type TestPostgres, uniqueName } from './env';
+
+/**
+ * `pgferry backup --json` of `database` on `pg` into `store` (with `args`): its manifest. Throws
+ * with the CLI's stderr when it fails.
+ */
+export async function backupOf(
+  pg: TestPostgres,
+  database: string,
+  store: string,
+  ...args: string[]
+): Promise<BackupManifest> {
+  const result = await runCli([
+    'backup',
+    '--source',
+    sourceUrl(pg, database),
+    '--store',
+    store,
+    '--json',
+    ...args,
+  ]);
+  if (result.code !== 0) throw new Error(`backup failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as BackupManifest;
+}
+
+export interface BackedUpDatabase {
+  /** The source database's name (`uniqueName(prefix)`). */
+  readonly name: string;
+  /** The store's folder, and its URL (`file://…`). */
+  readonly dir: string;
+  readonly store: string;
+  /** The backup taken before the tests (read it in a test or a later hook). */
+  readonly manifest: BackupManifest;
+  /** Another backup of the source into the store: for tests that damage or edit one. */
+  backup(...args: string[]): Promise<BackupManifest>;
+}
+
+/**
+ * Registers the hooks of a test file (or `describe`) that works on one backup: before its tests,
+ * creates a source database on `pg` seeded with `seed` and backs it up into a new store folder;
+ * after them, drops the database and removes the folder.
+ */
+export function useBackedUpDatabase(
+  pg: TestPostgres,
+  { prefix, seed, timeoutMs = 120_000 }: { prefix: string; seed: string; timeoutMs?: number },
+): BackedUpDatabase {
+  const name = uniqueName(prefix);
+  const dir = mkdtempSync(path.join(tmpdir(), `pgferry-${prefix}-`));
+  const store = `file://${dir}`;
+  let manifest: BackupManifest | undefined;
+  beforeAll(async () => {
+    await createSeededDatabase(pg, name, seed);
+    manifest = await backupOf(pg, name, store);
+  }, timeoutMs);
+  afterAll(async () => {
+    await dropDatabase(pg, name);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    name,
+    dir,
+    store,
+    get manifest(): BackupManifest {
+      if (!manifest) throw new Error(`no backup of ${name}: its beforeAll failed or has not run`);
+      return manifest;
+    },
+    backup: (...args) => backupOf(pg, name, store, ...args),
+  };
+}
