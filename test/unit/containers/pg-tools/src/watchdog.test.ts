@@ -4,10 +4,13 @@
  * test/e2e/watchdog.test.ts shows it stop a real backup stuck behind a lock.
  */
 
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import {
   activityOf,
   MIN_PROGRESS_BYTES,
   ProgressWatchdog,
+  treeReads,
 } from '../../../../../containers/pg-tools/src/watchdog';
 import type { PgferryError } from '../../../../../core/errors';
 
@@ -64,4 +67,32 @@ test('a server working for the run is progress; one whose session waits for a lo
   expect(stalls.map((e) => e.message)).toEqual([
     'stopped: no progress for 10s: on db:5432 its session (pid 7) waits for a lock, held by pid 9 (app); the run was stopped and its tools with it, so it holds no lock any more',
   ]);
+});
+
+// `treeReads`: what a restore measures pg_restore's reading by.
+test('the bytes read by each process of a tree, a child and its own child included', async () => {
+  // A child whose child reads 5 MB, then both wait to be read.
+  const child = spawn('sh', ['-c', 'head -c 5000000 /dev/zero > /dev/null; sleep 30 & wait'], {
+    stdio: 'ignore',
+  });
+  try {
+    let reads = new Map<number, number>();
+    for (let i = 0; i < 100; i++) {
+      reads = await treeReads(process.pid);
+      if ((reads.get(child.pid as number) ?? 0) >= 5_000_000 || reads.size > 2) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(reads.has(process.pid)).toBe(true);
+    expect(reads.has(child.pid as number)).toBe(true);
+    // head's reads are its own while it runs, and the shell's once it has been reaped.
+    const tree = [...reads.entries()].filter(([pid]) => pid !== process.pid);
+    expect(tree.reduce((sum, [, bytes]) => sum + bytes, 0)).toBeGreaterThanOrEqual(5_000_000);
+  } finally {
+    child.kill('SIGKILL');
+    await once(child, 'close');
+  }
+});
+
+test('a process that is gone reads as nothing', async () => {
+  expect(await treeReads(2 ** 22 + 1)).toEqual(new Map());
 });
