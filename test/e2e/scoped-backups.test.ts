@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { BackupManifest, RestoreReport } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
-import { runCli, sourceUrl } from '../support/cli';
+import { extraPgBinDirs, runCli, sourceUrl } from '../support/cli';
 import {
   createDatabase,
   dropDatabase,
@@ -64,6 +64,13 @@ function workDirEnv(): Record<string, string> {
   const workDir = mkdtempSync(path.join(tmpdir(), 'pgferry-scoped-work-'));
   chmodSync(workDir, 0o711);
   return { PGFERRY_WORK_DIR: workDir };
+}
+
+/** `verify` of a backup of `pg`: its drill runs a server of `pg`'s major (embedded 14 and 17). */
+function verify(pg: TestPostgres, store: string, backupId: string) {
+  return runCli(['verify', '--store', store, '--backup', backupId], {
+    env: { ...workDirEnv(), PGFERRY_PG_BIN_DIRS: [...extraPgBinDirs(), pg.binDir].join(':') },
+  });
 }
 
 test.each([
@@ -189,7 +196,7 @@ describe.each(env.postgres.map((pg) => ({ pg, major: pg.major })))('PostgreSQL $
   });
 
   test('verify passes on the partial backup', async () => {
-    const result = await runCli(['verify', '--store', store, '--backup', partial.id], { env: workDirEnv() });
+    const result = await verify(pg, store, partial.id);
     expect(result.stderr).toBe('');
     expect(result.stdout).toMatch(/1 table row counts match/);
     expect(result.code).toBe(0);
@@ -280,7 +287,7 @@ describe.each(env.postgres.map((pg) => ({ pg, major: pg.major })))('PostgreSQL $
     const manifest = JSON.parse(readFileSync(file, 'utf8')) as BackupManifest;
     manifest.tables.unshift({ schema: 'app', name: 'audit_log', rows: 500 });
     writeFileSync(file, JSON.stringify(manifest));
-    const result = await runCli(['verify', '--store', store, '--backup', partial.id], { env: workDirEnv() });
+    const result = await verify(pg, store, partial.id);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/row counts differ from the backup's: app\.audit_log 0 \(expected 500\)/);
   });
