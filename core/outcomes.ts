@@ -56,6 +56,7 @@ export function restoreOutcome(report: RestoreReport, at: DocumentLocation): Res
     checksums: report.checks.checksums.length,
     tables: report.checks.rowCounts.length,
     ...(report.warnings?.length ? { warnings: report.warnings } : {}),
+    ...(report.backupScope ? { backupScope: report.backupScope } : {}),
   };
 }
 

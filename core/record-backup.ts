@@ -70,6 +70,7 @@ export async function recordBackup(plan: BackupPlan, deps: RecordDeps): Promise<
     requires: result.requires,
     databaseProperties: result.databaseProperties,
     ...(plan.lockWaitTimeoutMs === undefined ? {} : { lockWaitTimeoutMs: plan.lockWaitTimeoutMs }),
+    ...(plan.scope ? { scope: plan.scope } : {}),
   };
   await store.putJson(manifestKey(plan.database, plan.backupId), manifest);
   return manifest;

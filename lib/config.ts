@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { CutoverEcsServiceSchema } from '../core/bindings';
-import { CompressionSchema, ConnectionSchema } from '../core/contracts';
+import { BackupScopeSchema, CompressionSchema, ConnectionSchema } from '../core/contracts';
 import { DEFAULT_RETENTION, RetentionPolicySchema } from '../core/retention';
 import { cidrContains, isIpv4Cidr } from './cidr';
 import { REPO_ROOT } from './paths';
@@ -152,6 +152,14 @@ export const DatabaseConfigSchema = z
       .min(1)
       .max(24 * 60 * 60)
       .optional(),
+    /**
+     * Back up only part of the database, as `pgferry backup`'s scope options do: pg_dump patterns
+     * in `schemas`, `excludeSchemas`, `tables`, `excludeTables`, `excludeTableData` (e.g.
+     * `{ "excludeTableData": ["public.audit_log"] }`). An include pattern that matches nothing
+     * fails the backup.
+     * @default the whole database
+     */
+    scope: BackupScopeSchema.optional(),
     /**
      * This very database may also be restored into (disaster recovery: a restore in `clean`
      * mode replaces it). Restores into another database, even on the same server, are a target.

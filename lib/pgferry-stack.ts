@@ -3,6 +3,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type { Construct } from 'constructs';
 import type { DatabaseBindings } from '../core/bindings';
 import type { BackupRequestInput, VerifyRequest } from '../core/contracts';
+import { isScoped } from '../core/postgres/dump-scope';
 import { BackupBucket } from './backup-bucket';
 import { BackupWorkflow } from './backup-workflow';
 import { bindingsOf } from './bindings';
@@ -260,7 +261,7 @@ export class PgferryStack extends Stack {
 
   /**
    * The execution input that backs up `db`: a connection with a secret's ARN, never a password;
-   * filed under the database's id, with its lock wait timeout.
+   * filed under the database's id, with its lock wait timeout and scope.
    */
   private backupRequest(db: DatabaseConfig): BackupRequestInput {
     return {
@@ -272,6 +273,7 @@ export class PgferryStack extends Stack {
       ...(db.lockWaitTimeoutSeconds === undefined
         ? {}
         : { lockWaitTimeoutMs: db.lockWaitTimeoutSeconds * 1000 }),
+      ...(isScoped(db.scope) ? { scope: db.scope } : {}),
     };
   }
 

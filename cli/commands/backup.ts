@@ -12,6 +12,8 @@ import {
   parsePayload,
 } from '../../core/contracts';
 import { type Credentials, localPassword } from '../../core/credentials';
+import { errorMessage, PgferryError } from '../../core/errors';
+import { assertDumpPattern } from '../../core/postgres/dump-scope';
 import { backupSeconds } from '../../core/record-backup';
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
@@ -50,6 +52,36 @@ export function registerBackup(program: Command, aws: AwsAccess): void {
       'fail, naming who holds it, when a table lock is not granted within this (e.g. 30s, 5min; default 5min)',
       option(parseDurationMs),
     )
+    .option(
+      '--schema <pattern>',
+      'back up only schemas matching this pg_dump pattern (repeatable)',
+      pattern('--schema'),
+      [],
+    )
+    .option(
+      '--exclude-schema <pattern>',
+      'leave out schemas matching this pattern (repeatable)',
+      pattern('--exclude-schema'),
+      [],
+    )
+    .option(
+      '--table <pattern>',
+      'back up only tables matching this pattern, e.g. public.orders or app.log_* (repeatable)',
+      pattern('--table'),
+      [],
+    )
+    .option(
+      '--exclude-table <pattern>',
+      'leave out tables matching this pattern (repeatable)',
+      pattern('--exclude-table'),
+      [],
+    )
+    .option(
+      '--exclude-table-data <pattern>',
+      "keep these tables' definitions but not their rows (repeatable)",
+      pattern('--exclude-table-data'),
+      [],
+    )
     .option('--json', 'print the manifest as JSON instead of the backup id', false)
     .option('--verbose', "print the workflow's logs on stderr", false);
   addAwsOptions(command)
@@ -62,6 +94,22 @@ export function registerBackup(program: Command, aws: AwsAccess): void {
     .action(withRunHooks('backup', (opts: BackupOptions) => backupCommand(opts, aws)));
 }
 
+/**
+ * A repeatable scope option: each pg_dump pattern checked as it is given, then collected. The
+ * refusal is pgferry's own line, not commander's, which would quote the argument as it is (a
+ * pattern with a line break would break the line).
+ */
+function pattern(flag: string): (value: string, previous: string[]) => string[] {
+  return (value, previous) => {
+    try {
+      assertDumpPattern(value, flag);
+    } catch (err) {
+      throw new PgferryError('InvalidInput', errorMessage(err));
+    }
+    return [...previous, value];
+  };
+}
+
 interface BackupOptions extends AwsOptions {
   source: string;
   store: string;
@@ -69,6 +117,11 @@ interface BackupOptions extends AwsOptions {
   withRolePasswords: boolean;
   name?: string;
   lockWaitTimeout?: number;
+  schema: string[];
+  excludeSchema: string[];
+  table: string[];
+  excludeTable: string[];
+  excludeTableData: string[];
   json: boolean;
   verbose: boolean;
   passwordSecretArn?: string;
@@ -124,6 +177,13 @@ function backupRequest(opts: BackupOptions, source: Connection): BackupRequest {
     compression: parseCompression(opts.compress),
     withRolePasswords: opts.withRolePasswords,
     ...(opts.lockWaitTimeout === undefined ? {} : { lockWaitTimeoutMs: opts.lockWaitTimeout }),
+    scope: {
+      schemas: opts.schema,
+      excludeSchemas: opts.excludeSchema,
+      tables: opts.table,
+      excludeTables: opts.excludeTable,
+      excludeTableData: opts.excludeTableData,
+    },
   };
   return parsePayload(BackupRequestSchema, input, 'backup request');
 }

@@ -9,6 +9,7 @@ import {
   unreadableBackups,
 } from '../../core/catalog';
 import { formatCompression } from '../../core/compression';
+import { isScoped } from '../../core/postgres/dump-scope';
 import { retentionPolicyFromEnv } from '../../core/retention';
 import { normaliseStoreUrl, openStore } from '../../core/store';
 import { catalogNameOf } from '../../core/store-keys';
@@ -97,8 +98,9 @@ async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
     const verification = verifications.get(entry);
     return [
       m.id,
-      // The catalog name (by default the database's; `show` and --json give both).
-      catalogNameOf(m),
+      // The catalog name (by default the database's; `show` and --json give both); a backup of
+      // part of the database is marked, `show` gives its scope.
+      `${catalogNameOf(m)}${isScoped(m.scope) ? ' (partial)' : ''}`,
       shortTime(m.startedAt),
       decision?.afterNow ? 'after now' : (decision?.tier ?? (decision?.keep ? '-' : 'expired')),
       formatBytes(storedBytes),

@@ -12,6 +12,7 @@ import {
   RestoreRequestSchema,
 } from '../../core/contracts';
 import { type Credentials, localPassword } from '../../core/credentials';
+import { describeDumpScope } from '../../core/postgres/dump-scope';
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
@@ -180,6 +181,11 @@ function restoreRequest(opts: RestoreOptions, target: Connection): RestoreReques
 /** One line of what was restored, or with `--json` the report the workflow's output names. */
 async function printReport(outcome: RestoreOutcome, json: boolean, filedUnder = ''): Promise<void> {
   for (const warning of outcome.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
+  if (outcome.backupScope) {
+    process.stderr.write(
+      `partial backup: ${outcome.backupId} holds only ${printable(describeDumpScope(outcome.backupScope))}; nothing outside it was restored\n`,
+    );
+  }
   if (outcome.safetyBackupId)
     process.stderr.write(
       `safety backup of the target before it was replaced: ${outcome.safetyBackupId}${filedUnder}\n`,

@@ -3,6 +3,7 @@ import { type CatalogEntry, readReports, retentionByBackup, scanStore } from '..
 import { formatCompression } from '../../core/compression';
 import type { BackupManifest } from '../../core/contracts';
 import { PgferryError } from '../../core/errors';
+import { describeDumpScope, isScoped } from '../../core/postgres/dump-scope';
 import type { StoredReport } from '../../core/reports';
 import { resolveBackup } from '../../core/resolve-backup';
 import { describeReason, type RetentionDecision, retentionPolicyFromEnv } from '../../core/retention';
@@ -74,6 +75,7 @@ function describeBackup(
     ['backup', m.id],
     ['name', catalogNameOf(m)],
     ['database', m.database],
+    ['scope', isScoped(m.scope) ? `partial: ${describeDumpScope(m.scope)}` : 'whole database'],
     ['started', shortTime(m.startedAt)],
     ['finished', `${shortTime(m.finishedAt)} (${m.durationSeconds.toFixed(1)}s)`],
     ['tier', describeRetention(retention)],
@@ -86,7 +88,10 @@ function describeBackup(
     ['tools', `pg_dump ${m.tool.pgDumpVersion}, pgferry ${m.tool.pgferryVersion}`],
     ['compression', formatCompression(m.compression)],
     ['size', `${formatBytes(entry.storedBytes)} stored, ${formatBytes(m.uncompressedBytes)} dumped`],
-    ['tables', `${m.tables.length} (${rows.toLocaleString('en-US')} rows)`],
+    [
+      isScoped(m.scope) ? 'tables with data' : 'tables',
+      `${m.tables.length} (${rows.toLocaleString('en-US')} rows)`,
+    ],
     ['globals', m.globals.rolePasswords ? 'with role passwords' : 'without role passwords'],
   ];
   const width = Math.max(...lines.map(([k]) => k.length));

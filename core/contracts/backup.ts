@@ -3,6 +3,7 @@
  * workflow's output — and the document it leaves in the store, the manifest.
  */
 import { z } from 'zod';
+import { assertDumpPattern, MAX_DUMP_PATTERNS } from '../postgres/dump-scope';
 import { DatabasePropertiesSchema, RequirementsSchema } from './database';
 import {
   CatalogNameSchema,
@@ -22,6 +23,32 @@ import {
   TimestampSchema,
 } from './shared';
 
+/** One of pg_dump's schema or table patterns (core/postgres/dump-scope.ts), as `assertDumpPattern` allows. */
+const DumpPatternSchema = z.string().superRefine((value, ctx) => {
+  try {
+    assertDumpPattern(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+const DumpPatternsSchema = z.array(DumpPatternSchema).max(MAX_DUMP_PATTERNS).default([]);
+
+/**
+ * What a backup holds when it is not the whole database: pg_dump's `--schema`, `--exclude-schema`,
+ * `--table`, `--exclude-table` and `--exclude-table-data` patterns (core/postgres/dump-scope.ts).
+ * Recorded in the manifest, where its absence means the whole database.
+ */
+export const BackupScopeSchema = z
+  .object({
+    schemas: DumpPatternsSchema,
+    excludeSchemas: DumpPatternsSchema,
+    tables: DumpPatternsSchema,
+    excludeTables: DumpPatternsSchema,
+    excludeTableData: DumpPatternsSchema,
+  })
+  .strict();
+export type BackupScope = z.infer<typeof BackupScopeSchema>;
+
 /** Input of the backup state machine: what `pgferry backup` and the schedules start it with. */
 export const BackupRequestSchema = z
   .object({
@@ -36,6 +63,8 @@ export const BackupRequestSchema = z
     withRolePasswords: z.boolean().default(false),
     backupId: RunIdSchema.optional(),
     lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
+    /** Back up only part of the database; absent (or every list empty): the whole database. */
+    scope: BackupScopeSchema.optional(),
   })
   .strict();
 export type BackupRequest = z.infer<typeof BackupRequestSchema>;
@@ -83,6 +112,8 @@ export const BackupPlanSchema = z
     taskSize: TaskSizeSchema,
     /** The request's lock wait timeout; absent: DEFAULT_LOCK_WAIT_TIMEOUT_MS. */
     lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
+    /** The request's scope when it limits the dump; absent: the whole database. */
+    scope: BackupScopeSchema.optional(),
     startedAt: TimestampSchema,
   })
   .strict();
@@ -184,6 +215,11 @@ export const BackupManifestSchema = z
     databaseProperties: DatabasePropertiesSchema.optional(),
     /** How long the dump would wait for a table lock (absent in older manifests). */
     lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
+    /**
+     * A partial backup's scope; absent: the whole database (and in older manifests). `tables`
+     * then lists the tables whose rows the backup holds, which excludes those of `excludeTableData`.
+     */
+    scope: BackupScopeSchema.optional(),
   })
   .strict();
 export type BackupManifest = z.infer<typeof BackupManifestSchema>;

@@ -3,7 +3,7 @@
  * stores beside the backup.
  */
 import { z } from 'zod';
-import { BackupManifestSchema, BackupRequestSchema } from './backup';
+import { BackupManifestSchema, BackupRequestSchema, BackupScopeSchema } from './backup';
 import { DatabaseLocaleSchema } from './database';
 import {
   BackupRefSchema,
@@ -149,6 +149,8 @@ export const RestoreReportSchema = z
     checks: RestoreChecksSchema,
     /** The plan's warnings. */
     warnings: z.array(z.string()).optional(),
+    /** The restored backup's scope when it is partial: what was not in it was not restored. */
+    backupScope: BackupScopeSchema.optional(),
   })
   .strict();
 export type RestoreReport = z.infer<typeof RestoreReportSchema>;
@@ -171,6 +173,8 @@ export const RestoreOutcomeSchema = z
     tables: z.number().int().nonnegative(),
     /** The plan's warnings (a downgrade tried with --allow-downgrade). */
     warnings: z.array(z.string()).optional(),
+    /** The restored backup's scope when it is partial (as in the report). */
+    backupScope: BackupScopeSchema.optional(),
   })
   .strict();
 export type RestoreOutcome = z.infer<typeof RestoreOutcomeSchema>;

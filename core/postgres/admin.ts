@@ -40,6 +40,11 @@ export async function createDatabase(
   await admin.query(createDatabaseSql(name, serverMajor, like.encoding, like.locale));
 }
 
+/** Creates each of `schemas` that does not exist yet (owned by the session's user). */
+export async function createMissingSchemas(client: Client, schemas: readonly string[]): Promise<void> {
+  for (const schema of schemas) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+}
+
 /** Ends the sessions connected to `name` (other than the caller's), then drops it if it exists. */
 export async function dropDatabase(admin: Client, name: string): Promise<void> {
   await admin.query(

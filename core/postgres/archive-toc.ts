@@ -68,6 +68,24 @@ export function droppedByClean(
   });
 }
 
+/** Schemas that come with every database: never created for an archive. */
+const BUILT_IN_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'pg_toast', 'public']);
+
+/**
+ * The schemas an archive's objects live in but that it does not create: a dump made with
+ * `pg_dump --table` holds the tables and not their schemas, so restoring one into a database
+ * without them fails ("schema … does not exist"). In the order first met.
+ */
+export function schemasNotCreated(toc: readonly ArchiveTocEntry[]): string[] {
+  const created = new Set(toc.filter((e) => e.desc === 'SCHEMA').map((e) => e.tag));
+  const needed = new Set<string>();
+  for (const e of toc) {
+    if (e.namespace && !created.has(e.namespace) && !BUILT_IN_SCHEMAS.has(e.namespace))
+      needed.add(e.namespace);
+  }
+  return [...needed];
+}
+
 /**
  * `ids` (an archive's entries, in the order pg_restore is to take them) reordered so that
  * `pg_restore --clean` can drop them: it drops in reverse order, and a partition's index or

@@ -26,6 +26,7 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import type { TableDataRows } from '../../../core/postgres/archive';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
 import { connectPg, endQuietly, libpqEnv } from '../../../core/postgres/connect';
+import { dumpScopeArgs, unmatchedPattern } from '../../../core/postgres/dump-scope';
 import { readDatabaseProperties, readRequirements, serverInfo } from '../../../core/postgres/inspect';
 import { lockWaitFailure, openObserver } from '../../../core/postgres/snapshot-guard';
 import { collectTail } from '../../../core/postgres/tools';
@@ -148,6 +149,8 @@ async function streamDump(
     `--snapshot=${snapshot}`,
     `--lock-wait-timeout=${Math.round(opts.lockWaitTimeoutMs)}`,
     '--no-password',
+    // The scope's patterns, each its own argument (no shell): what a partial backup holds.
+    ...dumpScopeArgs(plan.scope),
   ];
   const child = spawn(pgDump.path, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   deps.onChild?.(child);
@@ -186,8 +189,10 @@ async function streamDump(
   const [code, signal] = await exited;
   // pg_dump may write part of its output and then fail: its exit status is the only truth.
   if (code !== 0) {
+    const unmatched = unmatchedPattern(stderr(), plan.source.database);
     throw (
       (await opts.diagnose(stderr())) ??
+      (unmatched === undefined ? undefined : new PgferryError('DumpFailed', unmatched)) ??
       new PgferryError('DumpFailed', `pg_dump failed (${code ?? signal}): ${stderr() || 'no error output'}`)
     );
   }

@@ -28,12 +28,14 @@ import {
   applyDatabaseProperties,
   createDatabase,
   createMissingRoles,
+  createMissingSchemas,
   dropDatabase,
 } from '../../../core/postgres/admin';
-import { droppedByClean, readArchiveToc } from '../../../core/postgres/archive-toc';
+import { droppedByClean, readArchiveToc, schemasNotCreated } from '../../../core/postgres/archive-toc';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
 import { libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
 import { dropBlockers, refuseBlockedCleanRestore } from '../../../core/postgres/drop-dependents';
+import { isScoped } from '../../../core/postgres/dump-scope';
 import { type IncompleteRun, markIncomplete } from '../../../core/postgres/incomplete-database';
 import { countRows } from '../../../core/postgres/inspect';
 import { conninfoValue, quoteIdent } from '../../../core/postgres/quote';
@@ -138,6 +140,15 @@ export async function restoreBackup(
     });
 
     stopIfInterrupted(signal);
+    if (isScoped(manifest.scope)) {
+      // A `--table` backup holds its tables but not their schemas.
+      const schemas = schemasNotCreated(await readArchiveToc(createReadStream(files.dump))).filter(
+        (schema) => into.schemas.length === 0 || into.schemas.includes(schema),
+      );
+      if (schemas.length) {
+        await withClient(into.target, password, (target) => createMissingSchemas(target, schemas));
+      }
+    }
     await progress.timed('pgRestore', () => pgRestoreInto(pgRestore, files.dump, into, deps));
     stopIfInterrupted(signal);
     await withClient(into.target, password, async (target) => {

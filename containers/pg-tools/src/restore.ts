@@ -79,5 +79,6 @@ function buildReport(
     timings: { ...timings, total: (Date.now() - started) / 1000 },
     checks,
     ...(plan.warnings?.length ? { warnings: plan.warnings } : {}),
+    ...(plan.manifest.scope ? { backupScope: plan.manifest.scope } : {}),
   };
 }

@@ -9,6 +9,7 @@ import {
 import { currentDeployment, type Deployment } from '../../../core/deployment';
 import { acquireLease, type Lease, type LeaseOwner } from '../../../core/lease';
 import { connectPg, endQuietly } from '../../../core/postgres/connect';
+import { isScoped } from '../../../core/postgres/dump-scope';
 import { databaseSize, serverInfo, systemIdentifier } from '../../../core/postgres/inspect';
 import type { BackupStore } from '../../../core/store';
 import { BACKUP_ID_PATTERN, backupPrefix, manifestKey, newBackupId } from '../../../core/store-keys';
@@ -84,6 +85,7 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     strategy: chooseDumpStrategy(sizeBytes, taskCores(taskSize, deployment)),
     taskSize,
     lockWaitTimeoutMs: request.lockWaitTimeoutMs ?? DEFAULT_LOCK_WAIT_TIMEOUT_MS,
+    ...(isScoped(request.scope) ? { scope: request.scope } : {}),
     startedAt: now.toISOString(),
   };
 }

@@ -284,3 +284,17 @@ describe('targets: where restores and migrations may write', () => {
     );
   });
 });
+
+test("a database's scope is pg_dump's patterns, each checked", () => {
+  const scoped = withDatabase((d) => ({
+    ...d,
+    scope: { tables: ['public.orders'], excludeTableData: ['log_*'] },
+  }));
+  expect(parseConfig(scoped).databases[0].scope).toMatchObject({ tables: ['public.orders'] });
+  const empty = withDatabase((d) => ({ ...d, scope: { excludeTables: [''] } }));
+  expect(problemsOf(empty)).toMatch(
+    /databases\.0\.scope\.excludeTables\.0: a pattern needs a schema or table name/,
+  );
+  const unknown = withDatabase((d) => ({ ...d, scope: { table: ['orders'] } as never }));
+  expect(problemsOf(unknown)).toMatch(/databases\.0\.scope: Unrecognized key: "table"/);
+});

@@ -159,3 +159,33 @@ test("a database's freshness alarm watches its id, the name its backups are file
   ) as { Properties: { Dimensions: { Name: string; Value: string }[] } }[];
   expect(alarms.map((a) => a.Properties.Dimensions)).toEqual([[{ Name: 'Database', Value: 'shop-eu' }]]);
 });
+
+test("a database's scope reaches its scheduled backups' requests, which the task dumps by", () => {
+  const config = minimalConfig();
+  const scope = { schemas: ['app'], excludeTableData: ['app.audit_log'] };
+  const scoped = { ...config.databases[0], scope };
+  const whole = {
+    ...config.databases[0],
+    id: 'whole',
+    connection: { ...config.databases[0].connection, database: 'other' },
+    scope: { tables: [] },
+  };
+  const inputs = scheduleInputs(synthesize({ ...config, databases: [scoped, whole] }).stack)
+    .filter((i) => i.target.startsWith('BackupStateMachine'))
+    .map((i) => BackupRequestSchema.parse(i.input));
+  // Backup preflight puts the request's scope into the plan the task reads (lambdas/backup/preflight),
+  // and the dump runner passes it to pg_dump (test/e2e/scoped-backups.test.ts).
+  expect(inputs.map((i) => [i.name, i.scope])).toEqual([
+    [
+      'shop',
+      {
+        schemas: ['app'],
+        excludeSchemas: [],
+        tables: [],
+        excludeTables: [],
+        excludeTableData: ['app.audit_log'],
+      },
+    ],
+    ['whole', undefined],
+  ]);
+});
