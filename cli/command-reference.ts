@@ -3,7 +3,8 @@
  * that every flag has one source: `npm run docs` writes it, and a unit test fails when the file
  * and the definitions disagree.
  */
-import type { Command, Option } from 'commander';
+import type { Command } from 'commander';
+import { describeArgument, describeOption, type Example, examplesOf } from './help';
 
 /** Markdown for every command of `program`, in the order they are registered. */
 export function renderCommandReference(program: Command): string {
@@ -18,6 +19,7 @@ export function renderCommandReference(program: Command): string {
     'stderr and exits non-zero. Options marked **required** must be given.',
     '',
   ];
+  lines.push(...renderExamples(examplesOf(program)));
   for (const command of program.commands) lines.push(...renderCommand(program.name(), command));
   return `${lines.join('\n').trimEnd()}\n`;
 }
@@ -36,23 +38,24 @@ function renderCommand(programName: string, command: Command): string[] {
     '| option | meaning |',
     '|---|---|',
   ];
+  for (const argument of help.visibleArguments(command)) {
+    lines.push(`| \`${help.argumentTerm(argument)}\` | ${cell(describeArgument(argument))} |`);
+  }
   for (const option of help.visibleOptions(command)) {
     if (option.long === '--help') continue;
-    lines.push(`| \`${option.flags}\` | ${cell(describe(option))} |`);
+    lines.push(`| \`${option.flags}\` | ${cell(describeOption(option, '**required**:'))} |`);
   }
-  lines.push('');
+  lines.push('', ...renderExamples(examplesOf(command)));
   return lines;
 }
 
-function describe(option: Option): string {
-  const parts = [option.description];
-  if (option.mandatory) parts.unshift('**required**:');
-  if (option.argChoices) parts.push(`(one of: ${option.argChoices.join(', ')})`);
-  // Switches default to off; only a value worth knowing is shown.
-  if (option.defaultValue !== undefined && option.defaultValue !== false && !option.negate) {
-    parts.push(`(default: ${option.defaultValueDescription ?? JSON.stringify(option.defaultValue)})`);
-  }
-  return parts.join(' ');
+/** A command's examples as one shell block, each line under a comment saying what it does. */
+function renderExamples(examples: readonly Example[]): string[] {
+  if (examples.length === 0) return [];
+  const lines = ['Examples:', '', '```sh'];
+  for (const example of examples) lines.push(`# ${example.does}`, example.line);
+  lines.push('```', '');
+  return lines;
 }
 
 /** A table cell: one line, pipes escaped. */

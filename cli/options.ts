@@ -1,4 +1,5 @@
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import { ToastCompressionSchema } from '../core/contracts';
 import { errorMessage } from '../core/errors';
 
 /** Wraps a parser so that its error becomes commander's one-line "invalid argument" message. */
@@ -15,4 +16,14 @@ export function option<T>(parse: (value: string) => T): (value: string) => T {
 /** In-process handlers log through Powertools; keep them quiet unless asked. */
 export function configureLogging(verbose: boolean): void {
   process.env.POWERTOOLS_LOG_LEVEL = verbose ? 'DEBUG' : 'SILENT';
+}
+
+/** `--toast-compression` of restore and migrate, its choices those of the request's schema. */
+export function toastCompressionOption(): Option {
+  return new Option(
+    '--toast-compression <method>',
+    'what the loaded values are TOAST-compressed with: lz4 (where the target offers it) or server-default',
+  )
+    .choices(ToastCompressionSchema.options)
+    .default('lz4');
 }

@@ -15,8 +15,10 @@ import { normaliseStoreUrl, openStore } from '../../core/store';
 import { catalogNameOf } from '../../core/store-keys';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, refuseAwsOnlyOptions } from '../aws/options';
+import { type ListedCatalog, retentionJson } from '../json-output';
 import { option } from '../options';
 import { formatBytes, formatTable, printable } from '../output';
+import { tierLegend } from '../tier-legend';
 import { catalogNameOption, DATABASE_ALIAS_HELP, NAME_HELP, parseTime, shortTime } from './catalog-options';
 
 export function registerList(program: Command, aws: AwsAccess): void {
@@ -39,7 +41,8 @@ export function registerList(program: Command, aws: AwsAccess): void {
       'only backups taken at or before this time (ISO 8601, or a duration ago)',
       option(parseTime),
     )
-    .option('--json', 'print an array of manifests', false);
+    .option('--explain', 'print what each tier means under the table (as on a terminal, also when piped)')
+    .option('--json', "print an array of manifests, each with the table's columns under catalog", false);
   addAwsOptions(command).action(async (opts: ListOptions) => listCommand(opts, aws));
 }
 
@@ -50,6 +53,7 @@ interface ListOptions extends AwsOptions {
   since?: Date;
   until?: Date;
   json: boolean;
+  explain?: boolean;
 }
 
 async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
@@ -75,23 +79,31 @@ async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
         `(${now.toISOString()}): a clock was wrong; status does not count it\n`,
     );
   }
+  // Tiers are decided over all of a database's backups, whatever the filter shows.
+  const policy = retentionPolicyFromEnv(process.env);
+  const tiers = retentionByBackup(all, policy, now);
+  const verifications = await latestVerifications(store, entries);
   if (opts.json) {
-    process.stdout.write(
-      `${JSON.stringify(
-        entries.map((e) => e.manifest),
-        null,
-        2,
-      )}\n`,
-    );
+    // Each manifest as stored, with the table's other columns under `catalog`.
+    const listed = entries.map((entry) => {
+      const verification = verifications.get(entry);
+      const catalog: ListedCatalog = {
+        name: catalogNameOf(entry.manifest),
+        storedBytes: entry.storedBytes,
+        retention: retentionJson(tiers.get(entry)),
+        verification: verification
+          ? { status: verification.status, finishedAt: verification.finishedAt }
+          : null,
+      };
+      return { ...entry.manifest, catalog };
+    });
+    process.stdout.write(`${JSON.stringify(listed, null, 2)}\n`);
     return;
   }
   if (entries.length === 0) {
     process.stderr.write(`no complete backups in ${store.url}${name ? ` for ${printable(name)}` : ''}\n`);
     return;
   }
-  // Tiers are decided over all of a database's backups, whatever the filter shows.
-  const tiers = retentionByBackup(all, retentionPolicyFromEnv(process.env), now);
-  const verifications = await latestVerifications(store, entries);
   const rows = entries.map((entry) => {
     const { manifest: m, storedBytes } = entry;
     const decision = tiers.get(entry);
@@ -110,8 +122,17 @@ async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
       formatCompression(m.compression),
     ];
   });
+  // On a terminal, or asked: a table read by a script ends with its last row.
+  const explain = opts.explain || Boolean(process.stdout.isTTY);
+  const legend = !explain
+    ? []
+    : tierLegend(
+        rows.map((row) => row[3]),
+        policy,
+      );
   process.stdout.write(
-    `${formatTable(['ID', 'NAME', 'STARTED', 'TIER', 'SIZE', 'DURATION', 'VERIFIED', 'SERVER', 'COMPRESSION'], rows)}\n`,
+    `${formatTable(['ID', 'NAME', 'STARTED', 'TIER', 'SIZE', 'DURATION', 'VERIFIED', 'SERVER', 'COMPRESSION'], rows)}\n` +
+      (legend.length > 0 ? `\n${legend.join('\n')}\n` : ''),
   );
 }
 

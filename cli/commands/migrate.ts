@@ -19,7 +19,7 @@ import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection } from '../aws/options';
 import { parseDurationMs } from '../duration';
 import { interruptible, runDisplay } from '../interrupts';
-import { configureLogging, option } from '../options';
+import { configureLogging, option, toastCompressionOption } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
 import { withRunHooks } from '../run-hooks';
@@ -68,11 +68,7 @@ export function registerMigrate(program: Command, aws: AwsAccess): void {
       '--on-cutover <command>',
       'locally: a shell command run after verification, before the source is unfrozen, with PGFERRY_TARGET_URL (no password) and PGPASSWORD in its environment',
     )
-    .option(
-      '--toast-compression <method>',
-      'what the loaded values are TOAST-compressed with: lz4 (where the target offers it) or server-default',
-      'lz4',
-    )
+    .addOption(toastCompressionOption())
     .option('--json', 'print the migrate report as JSON', false)
     .option('--verbose', "print the workflow's logs on stderr", false);
   addAwsOptions(command)

@@ -82,7 +82,15 @@ async function pruneCommand(opts: PruneOptions): Promise<void> {
   const deleted = opts.dryRun ? 0 : await executePrune(store, plan);
 
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ store: store.url, dryRun: opts.dryRun, ...plan }, null, 2)}\n`);
+    // Every key present: an absent tier or problem is null.
+    const json = {
+      store: store.url,
+      dryRun: opts.dryRun,
+      ...plan,
+      backups: plan.backups.map((b) => ({ ...b, tier: b.tier ?? null })),
+      incomplete: plan.incomplete.map((f) => ({ ...f, problem: f.problem ?? null })),
+    };
+    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
     return;
   }
   const deleteLabel = opts.dryRun ? 'would delete' : 'delete';

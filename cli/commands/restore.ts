@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { localTargetName } from '../../core/catalog-name';
 import { parseConnectionUrl } from '../../core/connection';
 import {
@@ -17,7 +17,7 @@ import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
 import { interruptible, runDisplay } from '../interrupts';
-import { configureLogging, option } from '../options';
+import { configureLogging, option, toastCompressionOption } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { printable } from '../output';
 import { withRunHooks } from '../run-hooks';
@@ -39,10 +39,10 @@ export function registerRestore(program: Command, aws: AwsAccess): void {
     )
     .option('--database <name>', DATABASE_ALIAS_HELP)
     .requiredOption('--target <url>', 'where to restore: postgres://user:password@host:port/database')
-    .option(
-      '--mode <mode>',
-      'create: a new database (default); clean: replace the contents of an existing one',
-      'create',
+    .addOption(
+      new Option('--mode <mode>', 'create: a new database; clean: replace the contents of an existing one')
+        .choices(['create', 'clean'])
+        .default('create'),
     )
     .option(
       '--jobs <n>',
@@ -76,11 +76,7 @@ export function registerRestore(program: Command, aws: AwsAccess): void {
       'with --mode clean, end the other sessions connected to the target database first (without it, they make the restore fail, named)',
       false,
     )
-    .option(
-      '--toast-compression <method>',
-      'what the loaded values are TOAST-compressed with: lz4 (where the target offers it) or server-default',
-      'lz4',
-    )
+    .addOption(toastCompressionOption())
     .option('--json', 'print the restore report as JSON', false)
     .option('--verbose', "print the workflow's logs on stderr", false);
   addAwsOptions(command)

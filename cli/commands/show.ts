@@ -9,6 +9,7 @@ import { resolveBackup } from '../../core/resolve-backup';
 import { describeReason, type RetentionDecision, retentionPolicyFromEnv } from '../../core/retention';
 import { normaliseStoreUrl, openStore } from '../../core/store';
 import { catalogNameOf } from '../../core/store-keys';
+import { retentionJson } from '../json-output';
 import { formatBytes, formatTable, printable } from '../output';
 import { catalogNameOption, DATABASE_ALIAS_HELP, shortTime } from './catalog-options';
 
@@ -48,7 +49,7 @@ async function showCommand(opts: ShowOptions): Promise<void> {
       `${JSON.stringify(
         {
           manifest,
-          retention,
+          retention: retentionJson(retention),
           reports: {
             restore: reports.filter((r) => r.report.kind === 'restore').map((r) => r.report),
             verify: reports.filter((r) => r.report.kind === 'verify').map((r) => r.report),

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { backupStatus, type DatabaseStatus, formatAge, parseDuration } from '../../core/catalog';
 import { normaliseStoreUrl, openStore } from '../../core/store';
+import type { StatusJson } from '../json-output';
 import { option } from '../options';
 import { formatTable, printable } from '../output';
 import { catalogNameOption, DATABASE_ALIAS_HELP, NAME_HELP, parseTime } from './catalog-options';
@@ -60,9 +61,19 @@ async function statusCommand(opts: StatusOptions): Promise<void> {
   }));
 
   if (opts.json) {
-    process.stdout.write(
-      `${JSON.stringify({ store: store.url, now: now.toISOString(), databases: verdicts }, null, 2)}\n`,
-    );
+    const json: StatusJson = {
+      store: store.url,
+      now: now.toISOString(),
+      databases: verdicts.map((v) => ({
+        database: v.database,
+        newest: v.newest ?? null,
+        newestVerified: v.newestVerified ?? null,
+        unreadable: v.unreadable,
+        datedAfterNow: v.datedAfterNow,
+        problems: v.problems,
+      })),
+    };
+    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
   } else if (verdicts.length > 0) {
     const rows = verdicts.map((v) => [
       v.database,

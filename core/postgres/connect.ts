@@ -58,6 +58,16 @@ export function connectionError(err: unknown, connection: Connection, database?:
     case '3D000':
       return new PgferryError('DatabaseNotFound', `database does not exist: ${where}`, { cause: err });
   }
+  // node-postgres asked for a password it was never given (its words: "SASL: SCRAM-SERVER-FIRST-
+  // MESSAGE: client password must be a string").
+  if (/client password must be a (non-empty )?string/i.test(e.message ?? '')) {
+    return new PgferryError(
+      'AuthenticationFailed',
+      `PostgreSQL at ${where} asks for a password and there is none: put it in the URL (postgres://user:password@host/db), ` +
+        'in PGPASSWORD, or in ~/.pgpass (or the file PGPASSFILE names)',
+      { cause: err },
+    );
+  }
   if (/timeout/i.test(e.message ?? '')) {
     return new PgferryError(
       'SourceUnreachable',

@@ -5,7 +5,7 @@
 import { chmodSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { runCli, sourceUrl } from '../support/cli';
+import { REPO, runCli, sourceUrl } from '../support/cli';
 import { createDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
 
 const env = testEnv();
@@ -91,4 +91,93 @@ test('an unknown compression is refused before anything runs', async () => {
   expect(result.stderr.trimEnd().split('\n')).toEqual([
     expect.stringMatching(/^pgferry: .*unknown compression "brotli"/),
   ]);
+});
+
+/** A folder holding nothing: a HOME without ~/.pgpass or ~/.aws, a cwd without a store. */
+const empty = freshStore();
+
+describe('common mistakes get one line that says what to do', () => {
+  test('no password anywhere: where pgferry looks for one, not the driver', async () => {
+    const result = await runCli(
+      [
+        'backup',
+        '--source',
+        `postgres://${pg.user}@127.0.0.1:${pg.port}/${database}`,
+        '--store',
+        freshStore(),
+      ],
+      { env: { HOME: empty } },
+    );
+    expect(result).toMatchObject({ code: 1, stdout: '' });
+    expect(result.stderr).toBe(
+      `pgferry: PostgreSQL at ${pg.user}@127.0.0.1:${pg.port}/${database} asks for a password and there is none: ` +
+        'put it in the URL (postgres://user:password@host/db), in PGPASSWORD, or in ~/.pgpass (or the file PGPASSFILE names)\n',
+    );
+  });
+
+  test('--aws without a region says how to set one', async () => {
+    const result = await runCli(['list', '--aws'], { env: { HOME: empty } });
+    expect(result).toMatchObject({ code: 1, stdout: '' });
+    expect(result.stderr).toBe(
+      'pgferry: --aws needs an AWS region: set AWS_REGION (e.g. AWS_REGION=eu-west-1), or a region in your AWS ' +
+        'profile (aws configure set region eu-west-1; AWS_PROFILE picks the profile)\n',
+    );
+  });
+
+  test.each([
+    ['backup', ['--stroe', 'x', '--source', 'postgres://u@h/d'], '--stroe', '--store'],
+    ['status', ['--stroe', 'x'], '--stroe', '--store'],
+    [
+      'restore',
+      ['--store', 'x', '--backup', 'latest', '--traget', 'postgres://u@h/d'],
+      '--traget',
+      '--target',
+    ],
+  ])(
+    '%s: a mistyped flag is reported as unknown, not as the required one it was meant to be',
+    async (command, args, typo, meant) => {
+      const result = await runCli([command, ...args]);
+      expect(result).toMatchObject({
+        code: 1,
+        stdout: '',
+        stderr: `pgferry: unknown option '${typo}' (Did you mean ${meant}?)\n`,
+      });
+    },
+  );
+
+  test('a missing required flag, with nothing mistyped, is still named', async () => {
+    const result = await runCli(['status']);
+    expect(result).toMatchObject({
+      code: 1,
+      stderr: "pgferry: required option '--store <store>' not specified\n",
+    });
+  });
+
+  test('--mode with a value it does not take lists the choices', async () => {
+    const args = ['restore', '--store', empty, '--backup', 'latest', '--target', 'postgres://u@h/d'];
+    const result = await runCli([...args, '--mode', 'replace']);
+    expect(result).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr:
+        "pgferry: option '--mode <mode>' argument 'replace' is invalid. Allowed choices are create, clean.\n",
+    });
+  });
+
+  test.each([
+    ['list'],
+    ['status'],
+    ['prune'],
+    ['show', '--backup', 'latest'],
+    ['restore', '--backup', 'latest', '--target', 'postgres://u@127.0.0.1:1/d'],
+  ])('%s --store ./no-such-dir fails instead of showing an empty store', async (command, ...args) => {
+    // The CLI runs in the repository's folder, which has no no-such-dir.
+    const result = await runCli([command, '--store', './no-such-dir', ...args]);
+    const missing = path.join(REPO, 'no-such-dir');
+    expect(result).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: `pgferry: store file://${missing} does not exist (no folder ${missing}): check the path, or that its file system is mounted\n`,
+    });
+  });
 });

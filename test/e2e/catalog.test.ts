@@ -5,6 +5,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { z } from 'zod';
+import { ListedCatalogSchema } from '../../cli/json-output';
 import type { BackupManifest } from '../../core/contracts';
 import { LocalStore } from '../../core/store';
 import { newBackupId, restoreReportKey, verifyReportKey } from '../../core/store-keys';
@@ -73,6 +75,44 @@ describe('pgferry list', () => {
     expect(lines[3]).toMatch(row(backups[1], 'daily', 'passed 2026-03-02'));
     expect(lines[4]).toMatch(row(backups[0], 'weekly', 'never')); // a Sunday: the newest of 2026-W09
   });
+
+  test('--explain ends the table with what each tier shown means, and why the newest is yearly', async () => {
+    const result = await runCli(['list', '--store', dir, '--database', 'shop', '--explain']);
+    expect(result.code).toBe(0);
+    const [table, legend] = result.stdout.split('\n\n');
+    expect(table.split('\n')).toHaveLength(5);
+    expect(legend).toBe(
+      [
+        'TIER: the longest-lived retention rule that keeps the backup',
+        '  yearly  the newest backup of its year, one of the last 2 years with a backup',
+        '  weekly  the newest backup of its ISO week, one of the last 4 ISO weeks with a backup',
+        '  daily   the newest backup of its UTC day, one of the last 7 UTC days with a backup',
+        'A new backup is the newest of its year, month, week and day at once, so it takes the longest tier:',
+        "the first backup ever is yearly. The policy: PGFERRY_RETENTION, or prune's --keep-* flags.",
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('--json is each manifest as stored, with what the table shows under catalog (nulls, not missing keys)', async () => {
+    const result = await runCli(['list', '--store', dir, '--database', 'shop', '--json']);
+    expect(result.code).toBe(0);
+    const listed = z
+      .array(z.looseObject({ id: z.string(), catalog: ListedCatalogSchema }))
+      .parse(JSON.parse(result.stdout));
+    for (const [i, entry] of listed.entries()) {
+      const { catalog, ...manifest } = entry;
+      expect(manifest).toEqual(backups[3 - i]);
+      expect(Object.keys(catalog)).toEqual(['name', 'storedBytes', 'retention', 'verification']);
+    }
+    expect(listed.map((e) => [e.catalog.retention?.tier, e.catalog.verification])).toEqual([
+      ['yearly', null],
+      ['daily', { status: 'failed', finishedAt: '2026-03-03T06:00:00Z' }],
+      ['daily', { status: 'passed', finishedAt: '2026-03-02T05:00:00Z' }],
+      ['weekly', null],
+    ]);
+    expect(listed[0].catalog).toMatchObject({ name: 'shop', storedBytes: 64 });
+  });
 });
 
 describe('pgferry show', () => {
@@ -81,7 +121,7 @@ describe('pgferry show', () => {
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual({
       manifest: backups[2],
-      retention: expect.objectContaining({ keep: true, tier: 'daily' }),
+      retention: { keep: true, tier: 'daily', reasons: expect.any(Array), afterNow: false },
       reports: {
         restore: [report('restore', 'passed', '2026-03-03T07:00:00Z')],
         verify: [

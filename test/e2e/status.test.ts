@@ -5,6 +5,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { StatusJsonSchema } from '../../cli/json-output';
 import { LocalStore } from '../../core/store';
 import { newBackupId, verifyReportKey } from '../../core/store-keys';
 import { writeSyntheticBackup } from '../support/backups';
@@ -72,6 +73,27 @@ test('--json gives the ages in seconds', async () => {
       },
     ],
   });
+});
+
+test('--json has one shape: a never-verified database has newestVerified null, not a missing key', async () => {
+  const result = await status('--json');
+  expect(result.code).toBe(0);
+  const json = StatusJsonSchema.parse(JSON.parse(result.stdout));
+  expect(json.databases.map((d) => [d.database, d.newestVerified])).toEqual([
+    ['billing', null],
+    ['shop', expect.objectContaining({ verifiedAt: '2026-03-09T00:10:00Z' })],
+  ]);
+  const empty = await runCli(['status', '--store', dir, '--now', NOW, '--json', '--database', 'inventory']);
+  expect(StatusJsonSchema.parse(JSON.parse(empty.stdout)).databases).toEqual([
+    {
+      database: 'inventory',
+      newest: null,
+      newestVerified: null,
+      unreadable: [],
+      datedAfterNow: [],
+      problems: [],
+    },
+  ]);
 });
 
 test('a database with no complete backup fails --max-age', async () => {
