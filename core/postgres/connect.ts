@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Client, type ClientConfig } from 'pg';
+import pgpass from 'pgpass';
 import { describeConnection } from '../connection';
 import type { Connection } from '../contracts';
 import { PgferryError } from '../errors';
@@ -119,6 +120,19 @@ export function libpqEnv(connection: Connection, password: string | undefined): 
   return env;
 }
 
+/**
+ * The password libpq finds when none is given: PGPASSWORD, else the password file (PGPASSFILE, else
+ * ~/.pgpass). node-postgres would look the same way, but its own password-file lookup is deprecated
+ * and prints a DeprecationWarning on stderr every time it finds one; asked through this function
+ * it stays quiet. `undefined`: none (trust or peer authentication, or the one-line refusal).
+ */
+function passwordLikeLibpq(login: Pick<Connection, 'host' | 'port' | 'database' | 'user'>): Promise<string> {
+  const fromEnvironment = process.env.PGPASSWORD;
+  if (fromEnvironment !== undefined) return Promise.resolve(fromEnvironment);
+  // node-postgres takes `undefined` for "no password" (its type says string).
+  return new Promise((resolve) => pgpass(login, (found) => resolve(found as string)));
+}
+
 /** node-postgres client settings honouring libpq's sslmode semantics. */
 export function pgClientConfig(
   connection: Connection,
@@ -130,7 +144,8 @@ export function pgClientConfig(
     port: connection.port,
     user: connection.user,
     database: database ?? connection.database,
-    password,
+    password:
+      password ?? (() => passwordLikeLibpq({ ...connection, database: database ?? connection.database })),
     application_name: applicationName,
     connectionTimeoutMillis: 10_000,
   };

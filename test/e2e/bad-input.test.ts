@@ -115,6 +115,20 @@ describe('common mistakes get one line that says what to do', () => {
     );
   });
 
+  test('a password in ~/.pgpass is found, quietly: no driver deprecation warning on stderr', async () => {
+    const home = freshStore();
+    const passFile = path.join(home, '.pgpass');
+    writeFileSync(passFile, `127.0.0.1:${pg.port}:*:${pg.user}:${pg.password.replace(/([:\\])/g, '\\$1')}\n`);
+    chmodSync(passFile, 0o600);
+    const store = freshStore();
+    const result = await runCli(
+      ['backup', '--source', `postgres://${pg.user}@127.0.0.1:${pg.port}/${database}`, '--store', store],
+      { env: { HOME: home } },
+    );
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{6}\n$/);
+  });
+
   test('--aws without a region says how to set one', async () => {
     const result = await runCli(['list', '--aws'], { env: { HOME: empty } });
     expect(result).toMatchObject({ code: 1, stdout: '' });
@@ -146,11 +160,17 @@ describe('common mistakes get one line that says what to do', () => {
   );
 
   test('a missing required flag, with nothing mistyped, is still named', async () => {
-    const result = await runCli(['status']);
-    expect(result).toMatchObject({
+    const restore = await runCli(['restore', '--store', 'x', '--backup', 'latest']);
+    expect(restore).toMatchObject({
       code: 1,
-      stderr: "pgferry: required option '--store <store>' not specified\n",
+      stderr: "pgferry: required option '--target <url>' not specified\n",
     });
+    // The store may come from the environment or the config file too: the line names all three.
+    const status = await runCli(['status']);
+    expect(status.code).toBe(1);
+    expect(status.stderr).toMatch(
+      /^pgferry: no store given: pass --store <store>, set PGFERRY_STORE, or set defaults\.store in \S+config\.json\n$/,
+    );
   });
 
   test('--mode with a value it does not take lists the choices', async () => {
