@@ -13,7 +13,7 @@ import {
 } from '../../core/contracts';
 import { type Credentials, localPassword } from '../../core/credentials';
 import { errorMessage, PgferryError } from '../../core/errors';
-import { assertDumpPattern } from '../../core/postgres/dump-scope';
+import { assertDumpPattern, isScoped } from '../../core/postgres/dump-scope';
 import { backupSeconds } from '../../core/record-backup';
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
@@ -170,6 +170,13 @@ export function describeBackup(outcome: BackupOutcome): string {
 
 /** The backup workflow's input, the same locally and on AWS. */
 function backupRequest(opts: BackupOptions, source: Connection): BackupRequest {
+  const scope = {
+    schemas: opts.schema,
+    excludeSchemas: opts.excludeSchema,
+    tables: opts.table,
+    excludeTables: opts.excludeTable,
+    excludeTableData: opts.excludeTableData,
+  };
   const input: BackupRequestInput = {
     ...(opts.name === undefined ? {} : { name: opts.name }),
     source,
@@ -177,13 +184,8 @@ function backupRequest(opts: BackupOptions, source: Connection): BackupRequest {
     compression: parseCompression(opts.compress),
     withRolePasswords: opts.withRolePasswords,
     ...(opts.lockWaitTimeout === undefined ? {} : { lockWaitTimeoutMs: opts.lockWaitTimeout }),
-    scope: {
-      schemas: opts.schema,
-      excludeSchemas: opts.excludeSchema,
-      tables: opts.table,
-      excludeTables: opts.excludeTable,
-      excludeTableData: opts.excludeTableData,
-    },
+    // A whole-database backup's request carries no scope, as before scopes were offered.
+    ...(isScoped(scope) ? { scope } : {}),
   };
   return parsePayload(BackupRequestSchema, input, 'backup request');
 }

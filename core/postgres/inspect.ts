@@ -4,8 +4,9 @@
  * it needs (see requirements.ts for the locale, collations and lz4).
  */
 import type { Client } from 'pg';
-import type { DatabaseProperties, Requirements } from '../contracts';
+import type { Connection, DatabaseProperties, Requirements } from '../contracts';
 import { PgferryError } from '../errors';
+import { connectPg, endQuietly } from './connect';
 import { quoteIdent } from './quote';
 import { readCollationRequirements, readDatabaseLocale, readLz4Columns } from './requirements';
 
@@ -55,14 +56,48 @@ export async function databaseSize(client: Client): Promise<number> {
  * view's data (a dump refreshes them). The estimate a backup's or a migration's progress is shown
  * against; plain text often takes less room than the rows on disk, so the dump usually ends short
  * of it.
+ *
+ * Reading a table's size takes a share lock on it, so a table another session holds locked (an
+ * ALTER, a rewrite, an explicit LOCK, or one queued behind them) would hold this up for as long —
+ * before pg_dump, whose wait `--lock-wait-timeout` bounds, has even started. So the read gives up
+ * after `lockTimeoutMs`: an estimate is not worth a stuck run. It runs in a transaction of its own,
+ * so the client must be in none.
  */
-export async function tableDataSize(client: Client): Promise<number> {
-  const { rows } = await client.query<{ size: string }>(
-    `SELECT coalesce(sum(pg_table_size(c.oid)), 0) + pg_table_size('pg_catalog.pg_largeobject') AS size
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
-  );
-  return Number(rows[0].size);
+export async function tableDataSize(client: Client, lockTimeoutMs = 1000): Promise<number> {
+  await client.query('BEGIN');
+  try {
+    await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
+    const { rows } = await client.query<{ size: string }>(
+      `SELECT coalesce(sum(pg_table_size(c.oid)), 0) + pg_table_size('pg_catalog.pg_largeobject') AS size
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+    );
+    await client.query('COMMIT');
+    return Number(rows[0].size);
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * `tableDataSize` of the database `connection` names, in a session of its own; `undefined` when it
+ * cannot be read (the server unreachable, a table locked): the progress then shows no total.
+ */
+export async function estimateDumpSize(
+  connection: Connection,
+  password: string | undefined,
+): Promise<number | undefined> {
+  try {
+    const client = await connectPg(connection, password);
+    try {
+      return await tableDataSize(client);
+    } finally {
+      await endQuietly(client);
+    }
+  } catch {
+    return undefined;
+  }
 }
 
 /** The extensions installed in the client's database, but plpgsql (every database has it). */

@@ -43,8 +43,8 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import { jobRefFromEnv, loadJob } from '../../../core/jobs';
 import { createLogger } from '../../../core/logging';
 import { checkRunnerJob } from '../../../core/login-policy';
-import { connectPg, endQuietly, nameSessions, sessionName } from '../../../core/postgres/connect';
-import { tableDataSize } from '../../../core/postgres/inspect';
+import { connectPg, nameSessions, sessionName } from '../../../core/postgres/connect';
+import { estimateDumpSize } from '../../../core/postgres/inspect';
 import { openStore } from '../../../core/store';
 import type { JobKind } from '../../../core/store-keys';
 import type { TaskProgress } from '../../../core/task-progress';
@@ -170,24 +170,6 @@ function interrupt(error: PgferryError, action: string): void {
 
 const interruptedBy = (why: string) => new PgferryError('Interrupted', why);
 
-/**
- * What the dump of `source` will roughly write (see `tableDataSize`), which its progress is shown
- * against; none when it cannot be read — the progress then shows no total.
- */
-async function dumpEstimate(source: Connection): Promise<number | undefined> {
-  try {
-    const client = await connectPg(source, await resolvePassword(source, 'source', process.env));
-    try {
-      return await tableDataSize(client);
-    } finally {
-      await endQuietly(client);
-    }
-  } catch (err) {
-    logger.warn('no estimate of the dump', { reason: errorMessage(err) });
-    return undefined;
-  }
-}
-
 async function main(): Promise<void> {
   const action = process.env[TASK_ENV.action] ?? '';
   // ECS stops a task with SIGTERM; a terminal's Ctrl-C sends SIGINT, and closing it SIGHUP, to the
@@ -240,7 +222,10 @@ async function main(): Promise<void> {
       signal.throwIfAborted();
       logger.appendKeys({ backupId: plan.backupId });
       const watchdog = watchRun(plan.backupId, action, [probeTarget(plan.source, 'source')]);
-      const estimate = await dumpEstimate(plan.source);
+      const estimate = await estimateDumpSize(
+        plan.source,
+        await resolvePassword(plan.source, 'source', process.env),
+      );
       const result = await runDump(plan, {
         store: openStore(plan.store),
         env: process.env,

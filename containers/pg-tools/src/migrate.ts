@@ -58,13 +58,13 @@ import {
   countRows,
   databaseExists,
   describeSequence,
+  estimateDumpSize,
   objectCounts,
   readDatabaseProperties,
   readRequirements,
   type SequenceState,
   sequenceCaughtUp,
   sequenceStates,
-  tableDataSize,
 } from '../../../core/postgres/inspect';
 import { conninfoValue } from '../../../core/postgres/quote';
 import { loadSessionOptions } from '../../../core/postgres/restore-session';
@@ -320,7 +320,7 @@ async function migrateDatabaseOnce(
     }));
     const definitionsFile = path.join(workDir, 'definitions.pgdump');
     // What the dump will roughly write, for its progress (none if it cannot be read).
-    const estimate = await tableDataSize(observer).catch(() => undefined);
+    const estimate = await estimateDumpSize(db.source, ctx.sourcePassword);
     let archived: Awaited<ReturnType<typeof archive>> | undefined;
     await progress.timed('data', () =>
       streamDumpIntoRestore(ctx, {

@@ -121,10 +121,11 @@ test('exactly the required options are marked, and no help prints a default of f
     }
     expect(text).not.toMatch(/default: (false|true|\[\])/);
   }
-  const backup = probe.commands.find((c) => c.name === 'backup');
-  expect(backup?.options.filter((o) => o.mandatory).map((o) => o.flags)).toEqual([
-    '--source <url>',
-    '--store <store>',
+  // --store and --source may come from PGFERRY_STORE/PGFERRY_SOURCE or the config file instead.
+  const restore = probe.commands.find((c) => c.name === 'restore');
+  expect(restore?.options.filter((o) => o.mandatory).map((o) => o.flags)).toEqual([
+    '--backup <id|latest>',
+    '--target <url>',
   ]);
 });
 
