@@ -45,7 +45,7 @@ function exitStatus(signal: NodeJS.Signals): number {
  * Runs `run` (a local workflow), handing it a signal that is aborted on SIGINT, SIGTERM or SIGHUP.
  * Interrupted, it fails with the run's own account of what it stopped and cleaned up.
  */
-export async function interruptible<T>(what: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+async function interruptible<T>(what: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   let deadline: NodeJS.Timeout | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -96,7 +96,7 @@ export interface RunDisplay {
  * progress line (./progress.ts); with `verbose` every log line of the task instead of the progress
  * line, which would be torn by them.
  */
-export function runDisplay(command: RunCommand, verbose: boolean): RunDisplay {
+function runDisplay(command: RunCommand, verbose: boolean): RunDisplay {
   const display = new ProgressDisplay(command, { enabled: !verbose && Boolean(process.stderr.isTTY) });
   return {
     onNotice: (line) => display.line(`pgferry: ${printable(line)}`), // one line: a run's notice
@@ -105,4 +105,22 @@ export function runDisplay(command: RunCommand, verbose: boolean): RunDisplay {
     onTaskLog: verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
     close: () => display.close(),
   };
+}
+
+/**
+ * Runs `command`'s workflow locally as every command does: interruptible by the terminal's signals
+ * (`interruptible`), shown by its `RunDisplay`, whose progress line is cleared however the run ends
+ * — before its result or its error is printed.
+ */
+export async function runLocally<T>(
+  command: RunCommand,
+  verbose: boolean,
+  run: (signal: AbortSignal, display: RunDisplay) => Promise<T>,
+): Promise<T> {
+  const display = runDisplay(command, verbose);
+  try {
+    return await interruptible(command, (signal) => run(signal, display));
+  } finally {
+    display.close();
+  }
 }

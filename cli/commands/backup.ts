@@ -19,7 +19,7 @@ import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
 import { parseDurationMs } from '../duration';
-import { interruptible, runDisplay } from '../interrupts';
+import { runLocally } from '../interrupts';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
@@ -143,15 +143,9 @@ async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<Backu
   const request = backupRequest(opts, connection);
 
   const { runBackupWorkflow } = await import('../local-executor');
-  const display = runDisplay('backup', opts.verbose);
-  let output: unknown;
-  try {
-    output = await interruptible('backup', (signal) =>
-      runBackupWorkflow(request, { credentials, signal, ...display }),
-    );
-  } finally {
-    display.close();
-  }
+  const output = await runLocally('backup', opts.verbose, (signal, display) =>
+    runBackupWorkflow(request, { credentials, signal, ...display }),
+  );
   const outcome = parseOutcome(BackupOutcomeSchema, output, 'backup');
   // Where the progress line was, what it came to (stdout keeps the id alone, for scripts).
   if (process.stderr.isTTY && !opts.verbose) process.stderr.write(`${describeBackup(outcome)}\n`);

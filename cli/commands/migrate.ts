@@ -18,7 +18,7 @@ import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection } from '../aws/options';
 import { parseDurationMs } from '../duration';
-import { interruptible, runDisplay } from '../interrupts';
+import { runLocally } from '../interrupts';
 import { configureLogging, option, toastCompressionOption } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
@@ -142,24 +142,18 @@ async function migrateCommand(opts: MigrateOptions, aws: AwsAccess): Promise<Mig
   };
   const request = migrateRequest(opts, source.connection, target.connection);
   const { runMigrateWorkflow } = await import('../local-executor');
-  const display = runDisplay('migrate', opts.verbose);
-  let output: unknown;
-  try {
-    output = await interruptible('migrate', (signal) =>
-      runMigrateWorkflow(request, {
-        credentials,
-        signal,
-        ...display,
-        onPlan: (plan) => printPlan(plan as MigratePlan),
-        runCutoverCommand: (plan) => {
-          display.close(); // the command's own output starts on a clean line
-          return runCutoverCommand(opts.onCutover ?? '', plan as MigratePlan, credentials.target);
-        },
-      }),
-    );
-  } finally {
-    display.close();
-  }
+  const output = await runLocally('migrate', opts.verbose, (signal, display) =>
+    runMigrateWorkflow(request, {
+      credentials,
+      signal,
+      ...display,
+      onPlan: (plan) => printPlan(plan as MigratePlan),
+      runCutoverCommand: (plan) => {
+        display.close(); // the command's own output starts on a clean line
+        return runCutoverCommand(opts.onCutover ?? '', plan as MigratePlan, credentials.target);
+      },
+    }),
+  );
   const outcome = parseOutcome(MigrateOutcomeSchema, output, 'migrate');
   await printReport(outcome, opts.json);
   return outcome;

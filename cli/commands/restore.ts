@@ -16,7 +16,7 @@ import { describeDumpScope } from '../../core/postgres/dump-scope';
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
-import { interruptible, runDisplay } from '../interrupts';
+import { runLocally } from '../interrupts';
 import { configureLogging, option, toastCompressionOption } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { printable } from '../output';
@@ -132,19 +132,9 @@ async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<Res
   const credentials: Credentials = { target: localPassword(urlPassword, 'target', process.env) };
   const request = restoreRequest(opts, connection);
   const { runRestoreWorkflow } = await import('../local-executor');
-  const display = runDisplay('restore', opts.verbose);
-  let output: unknown;
-  try {
-    output = await interruptible('restore', (signal) =>
-      runRestoreWorkflow(request, {
-        credentials,
-        signal,
-        ...display,
-      }),
-    );
-  } finally {
-    display.close();
-  }
+  const output = await runLocally('restore', opts.verbose, (signal, display) =>
+    runRestoreWorkflow(request, { credentials, signal, ...display }),
+  );
   const outcome = parseOutcome(RestoreOutcomeSchema, output, 'restore');
   await printReport(outcome, opts.json, ` (filed under ${printable(localTargetName(connection))})`);
   return outcome;

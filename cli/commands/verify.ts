@@ -9,7 +9,7 @@ import {
 import { normaliseStoreUrl } from '../../core/store';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, refuseAwsOnlyOptions } from '../aws/options';
-import { interruptible, runDisplay } from '../interrupts';
+import { runLocally } from '../interrupts';
 import { configureLogging } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { withRunHooks } from '../run-hooks';
@@ -58,18 +58,9 @@ async function verifyCommand(opts: VerifyOptions, aws: AwsAccess): Promise<Verif
     return outcome;
   }
   const { runVerifyWorkflow } = await import('../local-executor');
-  const display = runDisplay('verify', opts.verbose);
-  let output: unknown;
-  try {
-    output = await interruptible('verify', (signal) =>
-      runVerifyWorkflow(request, {
-        signal,
-        ...display,
-      }),
-    );
-  } finally {
-    display.close();
-  }
+  const output = await runLocally('verify', opts.verbose, (signal, display) =>
+    runVerifyWorkflow(request, { signal, ...display }),
+  );
   const outcome = parseOutcome(VerifyOutcomeSchema, output, 'verify');
   await printReport(outcome, opts.json);
   return outcome;
