@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import {
   appendFileSync,
   chownSync,
+  existsSync,
   mkdtempSync,
   readdirSync,
   rmSync,
@@ -26,9 +27,12 @@ import { normaliseStoreUrl, openStore } from '../core/store';
 import { manifestKey } from '../core/store-keys';
 import { REPO_ROOT } from '../lib/paths';
 
+/** The demo's own store, emptied at each run. */
+const DEMO_STORE = './demo-store';
+
 const { values: args } = parseArgs({
   options: {
-    store: { type: 'string', default: './demo-store' },
+    store: { type: 'string', default: DEMO_STORE },
     'pg-bin': { type: 'string', default: '/usr/lib/postgresql/15/bin' },
   },
 });
@@ -182,6 +186,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 async function main(): Promise<void> {
   try {
+    // Each run's server is a new one, and a store refuses one catalog name for two servers: the
+    // demo's own store starts empty each time (a store given with --store is left as it is).
+    if (args.store === DEMO_STORE && existsSync(store)) {
+      rmSync(store, { recursive: true, force: true });
+      console.log(`Emptied ${DEMO_STORE} (the previous demo run's backups)`);
+    }
     const port = await freePort();
     console.log(`Starting a throwaway PostgreSQL server on 127.0.0.1:${port} (${dir})`);
     await startServer(port);
