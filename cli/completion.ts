@@ -17,14 +17,17 @@ export function completionScript(program: Command, shell: Shell): string {
   return renderCompletion(program.name(), commandSpecs(program), shell);
 }
 
-/** Registers `completion <shell>` on `program`, printing the script on stdout. */
-export function registerCompletion(program: Command): void {
+/**
+ * Registers `completion <shell>` on `program`, printing the script on stdout. `definitions`: the
+ * program with every command defined in full (the CLI's own lists the others by name only).
+ */
+export function registerCompletion(program: Command, definitions: () => Command = () => program): void {
   program
     .command('completion')
     .description('Print a shell completion script (bash, zsh or fish), generated from these commands')
     .addArgument(new Argument('<shell>', 'the shell to complete in').choices(SHELLS))
     .action((shell: Shell) => {
-      process.stdout.write(completionScript(program, shell));
+      process.stdout.write(completionScript(definitions(), shell));
     });
 }
 

@@ -31,6 +31,12 @@ export const HELP_CONFIGURATION: Partial<Help> = {
   argumentDescription(argument: Argument): string {
     return describeArgument(argument);
   },
+  // A command in the program's list is its name and arguments: every command has options, so
+  // commander's `[options]` after each said nothing — and the list is drawn before the commands'
+  // modules, and so their options, are loaded (cli/commands/index.ts).
+  subcommandTerm(cmd: Command): string {
+    return [cmd.name(), ...cmd.registeredArguments.map(argumentTerm)].join(' ');
+  },
   padWidth(this: Help, cmd: Command, helper: Help): number {
     return Math.min(Help.prototype.padWidth.call(this, cmd, helper), maxTermWidth(this.helpWidth ?? 80));
   },
@@ -45,6 +51,12 @@ export const HELP_CONFIGURATION: Partial<Help> = {
     return `  ${term}\n${format('', termWidth)}`;
   },
 };
+
+/** `<shell>`, `[command]`, `<files...>`: an argument as commander writes it in a usage line. */
+function argumentTerm(argument: Argument): string {
+  const name = argument.name() + (argument.variadic ? '...' : '');
+  return argument.required ? `<${name}>` : `[${name}]`;
+}
 
 function maxTermWidth(helpWidth: number): number {
   return Math.max(20, Math.floor(helpWidth * MAX_TERM_SHARE));

@@ -6,22 +6,18 @@ import { Command, type Option } from 'commander';
 import { errorMessage } from '../core/errors';
 import { PGFERRY_VERSION } from '../core/version';
 import { type AwsAccess, defaultAwsAccess } from './aws/clients';
-import { registerBackup } from './commands/backup';
-import { registerList } from './commands/list';
-import { registerMigrate } from './commands/migrate';
-import { registerPrune } from './commands/prune';
-import { registerRestore } from './commands/restore';
-import { registerShow } from './commands/show';
-import { registerStatus } from './commands/status';
-import { registerVerify } from './commands/verify';
+import { COMMANDS, commandNameOf } from './commands';
 import { registerCompletion } from './completion';
 import { addExamples, configureHelp } from './help';
 import { InterruptedCommand } from './interrupts';
 import { printable } from './output';
-import { addProfileOptions, applyProfile } from './profile';
 
-/** `aws`: how `--aws` reaches AWS (tests give recorded responses). */
-export function buildProgram(aws: AwsAccess = defaultAwsAccess()): Command {
+/**
+ * The CLI's commander program. `aws`: how `--aws` reaches AWS (tests give recorded responses).
+ * `only`: define only this command in full, and list the others by their one line (their modules
+ * are not loaded; see ./commands/index.ts); by default every command is defined in full.
+ */
+export function buildProgram(aws: AwsAccess = defaultAwsAccess(), only?: { command?: string }): Command {
   const program = new PgferryCommand('pgferry')
     .description(
       'Backups of PostgreSQL databases you can restore: checksummed, streamed, run by Step Functions workflows',
@@ -32,18 +28,18 @@ export function buildProgram(aws: AwsAccess = defaultAwsAccess()): Command {
       outputError: (str, write) => write(`pgferry: ${oneLine(str.replace(/^error: /, ''))}\n`),
     });
   configureHelp(program);
-  registerBackup(program, aws);
-  registerList(program, aws);
-  registerShow(program);
-  registerStatus(program);
-  registerPrune(program);
-  registerRestore(program, aws);
-  registerVerify(program, aws);
-  registerMigrate(program, aws);
-  // Store, source and target from the environment or the config file where no flag gives them.
-  addProfileOptions(program);
-  program.hook('preAction', (_program, command) => applyProfile(command));
-  registerCompletion(program);
+  for (const entry of COMMANDS) {
+    if (only === undefined || entry.name === only.command) entry.register(program, aws);
+    else program.command(entry.name).description(entry.summary);
+  }
+  if (only === undefined || COMMANDS.some((entry) => entry.name === only.command)) {
+    // Store, source and target from the environment or the config file where no flag gives them.
+    const { addProfileOptions, applyProfile } = require('./profile') as typeof import('./profile');
+    addProfileOptions(program);
+    program.hook('preAction', (_program, command) => applyProfile(command));
+  }
+  // The completion script is generated from every command's options.
+  registerCompletion(program, () => (only === undefined ? program : buildProgram(aws)));
   addExamples(program);
   return program;
 }
@@ -75,7 +71,8 @@ class PgferryCommand extends Command {
 
 /** Runs the CLI; errors become one line on stderr and exit status 1 (128 + N when stopped by signal N). */
 export async function main(argv: string[] = process.argv, aws?: AwsAccess): Promise<void> {
-  const program = buildProgram(aws);
+  // Only the command that runs is loaded (`--version` and `--help` load none).
+  const program = buildProgram(aws, { command: commandNameOf(argv.slice(2)) });
   program.exitOverride();
   try {
     await program.parseAsync(argv);

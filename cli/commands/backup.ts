@@ -24,11 +24,12 @@ import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
 import { withRunHooks } from '../run-hooks';
+import { summaryOf } from './index';
 
 export function registerBackup(program: Command, aws: AwsAccess): void {
   const command = program
     .command('backup')
-    .description('Back up one database into a store (runs the backup workflow locally)')
+    .description(summaryOf('backup'))
     .requiredOption(
       '--source <url>',
       'database to back up: postgres://user:password@host:port/database[?sslmode=…]',

@@ -12,11 +12,12 @@ import { catalogNameOf } from '../../core/store-keys';
 import { retentionJson } from '../json-output';
 import { formatBytes, formatTable, printable } from '../output';
 import { catalogNameOption, DATABASE_ALIAS_HELP, shortTime } from './catalog-options';
+import { summaryOf } from './index';
 
 export function registerShow(program: Command): void {
   program
     .command('show')
-    .description('Show one backup: its manifest, retention tier, and restore and verification reports')
+    .description(summaryOf('show'))
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
     .requiredOption('--backup <id>', 'a backup id, or latest (the newest complete backup filed under --name)')
     .option(

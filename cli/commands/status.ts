@@ -5,14 +5,12 @@ import type { StatusJson } from '../json-output';
 import { option } from '../options';
 import { formatTable, printable } from '../output';
 import { catalogNameOption, DATABASE_ALIAS_HELP, NAME_HELP, parseTime } from './catalog-options';
+import { summaryOf } from './index';
 
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description(
-      'Show, per database, the age of the newest complete and of the newest verified backup; exit 1 when too old, ' +
-        'or when a backup is unreadable or dated after now',
-    )
+    .description(summaryOf('status'))
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
     .option('--name <name>', `only this name: ${NAME_HELP}`)
     .option('--database <name>', DATABASE_ALIAS_HELP)

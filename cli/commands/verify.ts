@@ -14,11 +14,12 @@ import { configureLogging } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { withRunHooks } from '../run-hooks';
 import { catalogNameOption, DATABASE_ALIAS_HELP } from './catalog-options';
+import { summaryOf } from './index';
 
 export function registerVerify(program: Command, aws: AwsAccess): void {
   const command = program
     .command('verify')
-    .description('Restore drill: restore a backup into a throwaway server of its major and check it')
+    .description(summaryOf('verify'))
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
     .requiredOption(
       '--backup <id|latest>',
