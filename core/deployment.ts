@@ -23,6 +23,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { type DatabaseBindings, DatabaseBindingsSchema } from './bindings';
 import { parsePayload } from './contracts';
 import { errorMessage, PgferryError } from './errors';
+import type { RetentionPolicy } from './retention';
 
 /** The variable (and, in the functions, the compiled-in constant) that carries the bindings. */
 export const BINDINGS_ENV = 'PGFERRY_BINDINGS';
@@ -68,4 +69,20 @@ export function currentDeployment(): Deployment {
   const encoded = process.env.PGFERRY_BINDINGS;
   if (!cached || cached.encoded !== encoded) cached = { encoded, deployment: deploymentOf(encoded) };
   return cached.deployment;
+}
+
+/**
+ * The retention policy of the backups filed under `database` (a configured id): the one its
+ * configuration entry sets (its binding's `retention`, compiled into the functions like every
+ * binding, so no execution input can change it), else `fallback` — the deployment's policy in
+ * PGFERRY_RETENTION, or the CLI's.
+ */
+export function retentionFor(
+  database: string,
+  fallback: RetentionPolicy,
+  deployment: Deployment = currentDeployment(),
+): RetentionPolicy {
+  if (!deployment.onAws) return fallback;
+  const binding = deployment.bindings.bindings.find((b) => b.source && b.id === database);
+  return binding?.retention ?? fallback;
 }

@@ -113,6 +113,23 @@ const DEFAULTS = {
  */
 export const MAX_TASK_BINDINGS_CHARS = 32 * 1024;
 
+/**
+ * How a task that could not start is retried: RunTask's capacity errors ("Capacity is unavailable
+ * at this time", the account's Fargate vCPU quota reached — Step Functions reports both as
+ * `ECS.AmazonECSException`) and ECS's own failures. A 02:00 burst of a fleet waits for capacity
+ * instead of failing: 30 s doubling to 5 minutes, 15 attempts, each wait drawn at random below
+ * its nominal length (full jitter) so that tasks refused together do not retry together — at
+ * most 62.5 minutes of waiting, about half that expected (docs/aws.md, "Fleets").
+ */
+export const RUN_TASK_START_RETRY: sfn.RetryProps = {
+  errors: ['ECS.AmazonECSException', 'ECS.ServerException'],
+  interval: Duration.seconds(30),
+  backoffRate: 2,
+  maxDelay: Duration.minutes(5),
+  jitterStrategy: sfn.JitterType.FULL,
+  maxAttempts: 15,
+};
+
 /** The Dockerfile of the pg-tools images, relative to the repository root (the build context). */
 export const PG_TOOLS_DOCKERFILE = 'containers/pg-tools/Dockerfile';
 
@@ -228,12 +245,7 @@ export class PgToolsTask extends Construct {
       resultPath: sfn.JsonPath.DISCARD,
       taskTimeout: sfn.Timeout.duration(timeout),
     });
-    task.addRetry({
-      errors: ['ECS.AmazonECSException', 'ECS.ServerException'],
-      interval: Duration.seconds(10),
-      backoffRate: 2,
-      maxAttempts: 3,
-    });
+    task.addRetry(RUN_TASK_START_RETRY);
     return task;
   }
 
