@@ -55,6 +55,11 @@ export const DatabaseBindingSchema = z
      * policy its record step tags its backups' tiers by (`retentionFor`, core/deployment.ts).
      */
     retention: RetentionPolicySchema.optional(),
+    /**
+     * A database only, when its configuration names it: the availability zone the database is
+     * in, where its dumps' tasks run (`taskPlacement`, core/deployment.ts).
+     */
+    availabilityZone: z.string().optional(),
   })
   .strict();
 export type DatabaseBinding = z.infer<typeof DatabaseBindingSchema>;

@@ -19,6 +19,7 @@ export function bindingsOf(config: PgferryConfig): DatabaseBindings {
             cutoverEcsServices: [],
           }),
           ...(retention ? { retention } : {}),
+          ...(db.availabilityZone ? { availabilityZone: db.availabilityZone } : {}),
         };
       }),
       ...config.targets.map((t) =>

@@ -172,6 +172,12 @@ export const DatabaseConfigSchema = z
      * @default the deployment's `retention`
      */
     retention: RetentionPolicySchema.partial().optional(),
+    /**
+     * The availability zone the database is in (one of `vpc.availabilityZones`): its dumps run in
+     * that zone's subnets, so what pg_dump reads does not cross zones (docs/cost.md).
+     * @default unknown: the task runs in any of pgferry's subnets
+     */
+    availabilityZone: z.string().min(1).optional(),
   })
   .strict();
 export type DatabaseConfig = z.infer<typeof DatabaseConfigSchema>;
@@ -471,6 +477,14 @@ export const PgferryConfigSchema = z
         } else if (!first) secrets.set(arn, { where, server: login });
       }
       checkReachable(ctx, config.vpc, path, i, entry);
+      const zone = path === 'databases' ? (entry as DatabaseConfig).availabilityZone : undefined;
+      if (zone !== undefined && !(config.vpc.availabilityZones ?? []).includes(zone)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [path, i, 'availabilityZone'],
+          message: `${zone} is not one of vpc.availabilityZones (${(config.vpc.availabilityZones ?? []).join(', ') || 'none named'}): name the zones pgferry's subnets are in, and the database's among them`,
+        });
+      }
     }
   });
 

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -155,10 +155,20 @@ export class PgToolsTask extends Construct {
   readonly securityGroup: ec2.ISecurityGroup;
   readonly subnets: ec2.SubnetSelection;
   readonly logGroup: logs.LogGroup;
+  /**
+   * The task's subnets by availability zone, as JSON (`{"eu-west-1a": ["subnet-…"]}`): what the
+   * backup preflight places a dump by (core/deployment.ts `taskPlacement`, TASK_SUBNETS_ENV).
+   */
+  readonly subnetsByZone: string;
 
   constructor(scope: Construct, id: string, props: PgToolsTaskProps) {
     super(scope, id);
     this.subnets = props.subnets ?? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
+    const byZone: Record<string, string[]> = {};
+    for (const subnet of props.vpc.selectSubnets(this.subnets).subnets) {
+      (byZone[subnet.availabilityZone] ??= []).push(subnet.subnetId);
+    }
+    this.subnetsByZone = Stack.of(this).toJsonString(byZone);
     this.cluster =
       props.cluster ??
       new ecs.Cluster(this, 'Cluster', {
@@ -218,11 +228,18 @@ export class PgToolsTask extends Construct {
   /**
    * A `runTask.sync` state running the container with `action` on the job the state names
    * (`$.job`: the plan preflight stored, by reference — ECS takes 8,192 characters of overrides),
-   * sized by `$.taskSize`. Only failures to start the task are retried: a task that ran is never
+   * sized by `$.taskSize` and, with `placedByState`, in the subnets `$.placement.subnets` names.
+   * Only failures to start the task are retried: a task that ran is never
    * repeated blindly.
    */
-  runTaskState(scope: Construct, id: string, action: string, timeout: Duration): tasks.EcsRunTask {
-    const task = new SizedEcsRunTask(scope, id, {
+  runTaskState(
+    scope: Construct,
+    id: string,
+    action: string,
+    timeout: Duration,
+    { placedByState = false }: { placedByState?: boolean } = {},
+  ): tasks.EcsRunTask {
+    const task = new SizedEcsRunTask(scope, id, placedByState, {
       integrationPattern: sfn.IntegrationPattern.RUN_JOB,
       cluster: this.cluster,
       taskDefinition: this.taskDefinition,
@@ -277,6 +294,19 @@ function taskBindings(bindings: DatabaseBindings): string {
  * takes `overrides.ephemeralStorage`, which the construct does not expose.
  */
 class SizedEcsRunTask extends tasks.EcsRunTask {
+  /**
+   * @param placedByState the task's subnets are the state's `placement.subnets` (the backup
+   *   preflight's choice: the database's zone), not the construct's fixed ones
+   */
+  constructor(
+    scope: Construct,
+    id: string,
+    private readonly placedByState: boolean,
+    props: tasks.EcsRunTaskProps,
+  ) {
+    super(scope, id, props);
+  }
+
   protected override _renderTask(topLevelQueryLanguage?: sfn.QueryLanguage): {
     Parameters: Record<string, unknown>;
   } {
@@ -286,6 +316,15 @@ class SizedEcsRunTask extends tasks.EcsRunTask {
       ...overrides,
       EphemeralStorage: { 'SizeInGiB.$': '$.taskSize.ephemeralStorageGiB' },
     };
+    if (this.placedByState) {
+      const network = rendered.Parameters.NetworkConfiguration as {
+        AwsvpcConfiguration: Record<string, unknown>;
+      };
+      const { Subnets: _fixed, ...rest } = network.AwsvpcConfiguration;
+      rendered.Parameters.NetworkConfiguration = {
+        AwsvpcConfiguration: { ...rest, 'Subnets.$': '$.placement.subnets' },
+      };
+    }
     return rendered;
   }
 }

@@ -24,7 +24,7 @@ export function fleetDatabaseId(server: number, database: number): string {
   return `s${String(server + 1).padStart(2, '0')}-db${String(database + 1).padStart(2, '0')}`;
 }
 
-/** The fleet's databases. */
+/** The fleet's databases, the servers alternating between the VPC's two zones. */
 export function fleetDatabases(shape: FleetShape): NonNullable<PgferryConfigInput['databases']> {
   const databases: NonNullable<PgferryConfigInput['databases']> = [];
   for (let s = 0; s < shape.servers; s++) {
@@ -39,6 +39,7 @@ export function fleetDatabases(shape: FleetShape): NonNullable<PgferryConfigInpu
           passwordSecretArn: `arn:aws:secretsmanager:${FLEET_REGION}:${FLEET_ACCOUNT}:secret:pgferry/fleet-${hex(s, 4)}-AbCdEf`,
         },
         network: { securityGroupId: `sg-0f1ee7${hex(s, 11)}` },
+        availabilityZone: s % 2 === 0 ? `${FLEET_REGION}a` : `${FLEET_REGION}b`,
         backupSchedules: [{ cron: '0 2 * * ? *', flexibleWindowMinutes: 60 }],
         ...((shape.verify ?? true) ? { verifySchedule: { cron: `0 ${s % 6} ? * SUN *` } } : {}),
       });

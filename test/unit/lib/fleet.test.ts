@@ -8,6 +8,7 @@
  */
 import { NestedStack, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import { deploymentOf, TASK_SUBNETS_ENV, taskPlacement } from '../../../core/deployment';
 import { parseConfig } from '../../../lib/config';
 import { MAX_DATABASE_RESOURCES_IN_STACK } from '../../../lib/fleet';
 import { MAX_TASK_BINDINGS_CHARS } from '../../../lib/pg-tools-task';
@@ -239,4 +240,45 @@ test('a task that cannot start for capacity is retried with jittered backoff for
       expect(waits.reduce((a, b) => a + b, 0)).toBe(3_750);
     }
   }
+});
+
+test("a dump runs in its database's availability zone, where the configuration names it", () => {
+  const fn = Object.entries(resources).find(
+    ([id, r]) => r.Type === 'AWS::Lambda::Function' && id.startsWith('FunctionsPreflight'),
+  )?.[1];
+  const env = (fn?.Properties.Environment as { Variables: Record<string, string> }).Variables;
+  const byZone = JSON.parse(env[TASK_SUBNETS_ENV]) as Record<string, string[]>;
+  expect(byZone).toEqual({
+    'eu-west-1a': ['subnet-0123456789abcdef0'],
+    'eu-west-1b': ['subnet-0123456789abcdef1'],
+  });
+  const deployment = deploymentOf(stack.functions.encodedBindings);
+  // s01 is in zone a, s02 in zone b (test/support/fleet.ts).
+  expect(taskPlacement('s01-db01', env, deployment)).toEqual({ subnets: ['subnet-0123456789abcdef0'] });
+  expect(taskPlacement('s02-db05', env, deployment)).toEqual({ subnets: ['subnet-0123456789abcdef1'] });
+  // The backup's Dump state takes its subnets from the preflight's placement; the others keep theirs.
+  const backup = Object.entries(resources).find(
+    ([id, r]) => r.Type === 'AWS::StepFunctions::StateMachine' && id.startsWith('Backup'),
+  )?.[1];
+  const definition = JSON.stringify(stack.resolve(backup?.Properties.DefinitionString));
+  expect(definition).toContain('\\"Subnets.$\\":\\"$.placement.subnets\\"');
+});
+
+test('a database without a zone, or a zone the VPC lacks, dumps in any subnet; a zone outside the VPC is refused', () => {
+  const env = { [TASK_SUBNETS_ENV]: JSON.stringify({ a: ['subnet-0a'], b: ['subnet-0b'] }) };
+  const deployment = deploymentOf(stack.functions.encodedBindings);
+  expect(taskPlacement('not-configured', env, deployment)).toEqual({ subnets: ['subnet-0a', 'subnet-0b'] });
+  expect(taskPlacement('s01-db01', {}, { onAws: false })).toEqual({ subnets: [] });
+  expect(() => taskPlacement('s01-db01', {}, deployment)).toThrow(TASK_SUBNETS_ENV);
+  const [db] = fleetConfig({ servers: 1, databasesPerServer: 1 }).databases ?? [];
+  expect(() =>
+    parseConfig(
+      fleetConfig(
+        { servers: 1, databasesPerServer: 1 },
+        { databases: [{ ...db, availabilityZone: 'eu-west-1c' }] },
+      ),
+    ),
+  ).toThrow(
+    'databases.0.availabilityZone: eu-west-1c is not one of vpc.availabilityZones (eu-west-1a, eu-west-1b)',
+  );
 });
