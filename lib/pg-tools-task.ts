@@ -166,7 +166,7 @@ export class PgToolsTask extends Construct {
     this.subnets = props.subnets ?? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
     const byZone: Record<string, string[]> = {};
     for (const subnet of props.vpc.selectSubnets(this.subnets).subnets) {
-      (byZone[subnet.availabilityZone] ??= []).push(subnet.subnetId);
+      byZone[subnet.availabilityZone] = [...(byZone[subnet.availabilityZone] ?? []), subnet.subnetId];
     }
     this.subnetsByZone = Stack.of(this).toJsonString(byZone);
     this.cluster =

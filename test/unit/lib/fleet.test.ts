@@ -246,7 +246,8 @@ test("a dump runs in its database's availability zone, where the configuration n
   const fn = Object.entries(resources).find(
     ([id, r]) => r.Type === 'AWS::Lambda::Function' && id.startsWith('FunctionsPreflight'),
   )?.[1];
-  const env = (fn?.Properties.Environment as { Variables: Record<string, string> }).Variables;
+  if (!fn) throw new Error('no backup preflight function');
+  const env = (fn.Properties.Environment as { Variables: Record<string, string> }).Variables;
   const byZone = JSON.parse(env[TASK_SUBNETS_ENV]) as Record<string, string[]>;
   expect(byZone).toEqual({
     'eu-west-1a': ['subnet-0123456789abcdef0'],
