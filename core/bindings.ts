@@ -6,6 +6,7 @@
  * Typed and versioned here, once, for both sides.
  */
 import { z } from 'zod';
+import { RetentionPolicySchema } from './retention';
 
 export const BINDINGS_VERSION = 1;
 
@@ -49,6 +50,16 @@ export const DatabaseBindingSchema = z
     rdsResourceId: z.string().optional(),
     /** A target only: the services a migration into it may scale during its cutover. */
     cutoverEcsServices: z.array(CutoverEcsServiceSchema),
+    /**
+     * A database only, when its configuration overrides the deployment's retention policy: the
+     * policy its record step tags its backups' tiers by (`retentionFor`, core/deployment.ts).
+     */
+    retention: RetentionPolicySchema.optional(),
+    /**
+     * A database only, when its configuration names it: the availability zone the database is
+     * in, where its dumps' tasks run (`taskPlacement`, core/deployment.ts).
+     */
+    availabilityZone: z.string().optional(),
   })
   .strict();
 export type DatabaseBinding = z.infer<typeof DatabaseBindingSchema>;

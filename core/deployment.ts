@@ -21,8 +21,10 @@
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { type DatabaseBindings, DatabaseBindingsSchema } from './bindings';
+import type { TaskPlacement } from './contracts';
 import { parsePayload } from './contracts';
 import { errorMessage, PgferryError } from './errors';
+import type { RetentionPolicy } from './retention';
 
 /** The variable (and, in the functions, the compiled-in constant) that carries the bindings. */
 export const BINDINGS_ENV = 'PGFERRY_BINDINGS';
@@ -68,4 +70,52 @@ export function currentDeployment(): Deployment {
   const encoded = process.env.PGFERRY_BINDINGS;
   if (!cached || cached.encoded !== encoded) cached = { encoded, deployment: deploymentOf(encoded) };
   return cached.deployment;
+}
+
+/**
+ * The retention policy of the backups filed under `database` (a configured id): the one its
+ * configuration entry sets (its binding's `retention`, compiled into the functions like every
+ * binding, so no execution input can change it), else `fallback` — the deployment's policy in
+ * PGFERRY_RETENTION, or the CLI's.
+ */
+export function retentionFor(
+  database: string,
+  fallback: RetentionPolicy,
+  deployment: Deployment = currentDeployment(),
+): RetentionPolicy {
+  if (!deployment.onAws) return fallback;
+  const binding = deployment.bindings.bindings.find((b) => b.source && b.id === database);
+  return binding?.retention ?? fallback;
+}
+
+/**
+ * The variable of the backup preflight function on AWS: pgferry's task subnets by availability
+ * zone, as JSON (`{"eu-west-1a": ["subnet-…"], …}`), written by the stack.
+ */
+export const TASK_SUBNETS_ENV = 'PGFERRY_TASK_SUBNETS';
+
+/**
+ * Where the dump of `database` (a configured id) runs: in its availability zone's subnets when
+ * its configuration names the zone, so that what pg_dump reads does not cross zones (billed both
+ * ways); else in every subnet. Locally: nowhere (no task is placed). On AWS without the stack's
+ * subnets in TASK_SUBNETS_ENV: an error naming the variable.
+ */
+export function taskPlacement(
+  database: string,
+  env: NodeJS.ProcessEnv,
+  deployment: Deployment = currentDeployment(),
+): TaskPlacement {
+  if (!deployment.onAws) return { subnets: [] };
+  let byZone: Record<string, string[]>;
+  try {
+    byZone = JSON.parse(env[TASK_SUBNETS_ENV] ?? '') as Record<string, string[]>;
+  } catch {
+    throw new PgferryError(
+      'InvalidInput',
+      `${TASK_SUBNETS_ENV} is not the stack's task subnets by zone (JSON)`,
+    );
+  }
+  const zone = deployment.bindings.bindings.find((b) => b.source && b.id === database)?.availabilityZone;
+  const inZone = zone ? byZone[zone] : undefined;
+  return { subnets: inZone?.length ? inZone : Object.values(byZone).flat() };
 }

@@ -303,8 +303,17 @@ function expectedLifetimeDays(policy: RetentionPolicy, tier: RetentionTier): num
  *   live long enough to pay for the storage class's minimum duration: STANDARD_IA after 30 days
  *   when they live 60 days or more, GLACIER_IR after 90 days when they live 180 days or more
  *   (lifetimes assume at least daily backups: keepWeekly × 7 days, keepMonthly × 30, …).
+ *
+ * `others` are the policies some databases set for themselves. The rules act on tier tags
+ * bucket-wide (a rule per database would cost up to six of the bucket's 1,000 rules each), so a
+ * tier's transitions are those its shortest-lived keeper can pay for: no backup is moved to a
+ * storage class it leaves before that class's minimum duration is over. The tags themselves —
+ * what is kept and what expires — follow each database's own policy.
  */
-export function lifecycleRulesFor(policy: RetentionPolicy): LifecycleRuleDescription[] {
+export function lifecycleRulesFor(
+  policy: RetentionPolicy,
+  others: readonly RetentionPolicy[] = [],
+): LifecycleRuleDescription[] {
   const rules: LifecycleRuleDescription[] = [
     {
       id: `pgferry-${EXPIRED_TIER}`,
@@ -315,9 +324,11 @@ export function lifecycleRulesFor(policy: RetentionPolicy): LifecycleRuleDescrip
       transitions: [],
     },
   ];
+  const policies = [policy, ...others];
   for (const tier of RETENTION_TIERS) {
-    if (tierCount(policy, tier) === 0) continue;
-    const lifetime = expectedLifetimeDays(policy, tier);
+    const keepers = policies.filter((p) => tierCount(p, tier) > 0);
+    if (keepers.length === 0) continue;
+    const lifetime = Math.min(...keepers.map((p) => expectedLifetimeDays(p, tier)));
     const transitions: LifecycleTransition[] = [];
     if (lifetime >= 60) transitions.push({ storageClass: 'STANDARD_IA', afterDays: 30 });
     if (lifetime >= 180) transitions.push({ storageClass: 'GLACIER_IR', afterDays: 90 });

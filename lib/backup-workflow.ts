@@ -3,6 +3,7 @@ import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { TASK_SUBNETS_ENV } from '../core/deployment';
 import { RETRYABLE_ERRORS } from '../core/errors';
 import { BACKUP_STATES } from '../core/workflows';
 import { lambdaStep } from './lambda-step';
@@ -48,6 +49,8 @@ export class BackupWorkflow extends Construct implements Workflow {
       description: 'pgferry: checks source and store, plans a backup',
       timeout: Duration.minutes(2),
       connectsToDatabases: true,
+      // Where the dump runs: the database's zone (core/deployment.ts taskPlacement).
+      environment: { [TASK_SUBNETS_ENV]: props.pgTools.subnetsByZone },
     });
     this.record = functions.add('Record', {
       folder: 'backup/record',
@@ -116,6 +119,7 @@ export class BackupWorkflow extends Construct implements Workflow {
       BACKUP_STATES.dump,
       'dump',
       this.props.taskTimeout ?? DEFAULT_TASK_TIMEOUT,
+      { placedByState: true },
     );
   }
 

@@ -1,5 +1,5 @@
 import { BINDINGS_VERSION, type DatabaseBinding, type DatabaseBindings } from '../core/bindings';
-import type { PgferryConfig, ServerLoginConfig } from './config';
+import { databaseRetention, type PgferryConfig, type ServerLoginConfig } from './config';
 
 /**
  * The configuration's logins as bindings (core/bindings.ts): each database may be backed up (and,
@@ -9,9 +9,19 @@ export function bindingsOf(config: PgferryConfig): DatabaseBindings {
   return {
     version: BINDINGS_VERSION,
     bindings: [
-      ...config.databases.map((db) =>
-        binding(db, { source: true, target: db.restoreTarget, anyDatabase: false, cutoverEcsServices: [] }),
-      ),
+      ...config.databases.map((db) => {
+        const retention = databaseRetention(config, db);
+        return {
+          ...binding(db, {
+            source: true,
+            target: db.restoreTarget,
+            anyDatabase: false,
+            cutoverEcsServices: [],
+          }),
+          ...(retention ? { retention } : {}),
+          ...(db.availabilityZone ? { availabilityZone: db.availabilityZone } : {}),
+        };
+      }),
       ...config.targets.map((t) =>
         binding(t, {
           source: false,

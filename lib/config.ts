@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { CutoverEcsServiceSchema } from '../core/bindings';
 import { BackupScopeSchema, CompressionSchema, ConnectionSchema } from '../core/contracts';
-import { DEFAULT_RETENTION, RetentionPolicySchema } from '../core/retention';
+import { DEFAULT_RETENTION, type RetentionPolicy, RetentionPolicySchema } from '../core/retention';
 import { cidrContains, isIpv4Cidr } from './cidr';
 import { REPO_ROOT } from './paths';
 
@@ -165,6 +165,19 @@ export const DatabaseConfigSchema = z
      * mode replaces it). Restores into another database, even on the same server, are a target.
      */
     restoreTarget: z.boolean().default(false),
+    /**
+     * This database's own retention policy, over the deployment's `retention` (e.g.
+     * `{ "keepDaily": 30 }`): the record step tags its backups' tiers by it, and the bucket's
+     * lifecycle transitions allow for it (docs/aws.md, "Retention").
+     * @default the deployment's `retention`
+     */
+    retention: RetentionPolicySchema.partial().optional(),
+    /**
+     * The availability zone the database is in (one of `vpc.availabilityZones`): its dumps run in
+     * that zone's subnets, so what pg_dump reads does not cross zones (docs/cost.md).
+     * @default unknown: the task runs in any of pgferry's subnets
+     */
+    availabilityZone: z.string().min(1).optional(),
   })
   .strict();
 export type DatabaseConfig = z.infer<typeof DatabaseConfigSchema>;
@@ -392,12 +405,13 @@ export const PgferryConfigSchema = z
     tasks: TasksConfigSchema.default({ architecture: 'arm64', stallTimeoutMinutes: 10 }),
     /**
      * Which backups to keep (core/retention.ts): the record step tags each backup with its tier
-     * and the bucket's lifecycle rules act on the tags. One policy for every database: the record
-     * step reads it from its environment.
+     * and the bucket's lifecycle rules act on the tags. The policy of every database that sets
+     * none of its own (`databases[].retention`): the record step reads it from its environment.
      */
     retention: RetentionPolicySchema.default({ ...DEFAULT_RETENTION }),
-    // Each database adds schedules, an alarm and network rules; a stack holds 500 resources.
-    databases: z.array(DatabaseConfigSchema).min(1, 'name at least one database').max(100),
+    // A fleet's schedules and alarms go to nested stacks by server (lib/fleet.ts); 1,000 databases
+    // keep the bindings well inside the task definition's share (MAX_TASK_BINDINGS_CHARS).
+    databases: z.array(DatabaseConfigSchema).min(1, 'name at least one database').max(1000),
     /** Where restores and migrations may write (besides databases with `restoreTarget`). */
     targets: z.array(TargetConfigSchema).max(50).default([]),
   })
@@ -463,6 +477,14 @@ export const PgferryConfigSchema = z
         } else if (!first) secrets.set(arn, { where, server: login });
       }
       checkReachable(ctx, config.vpc, path, i, entry);
+      const zone = path === 'databases' ? (entry as DatabaseConfig).availabilityZone : undefined;
+      if (zone !== undefined && !(config.vpc.availabilityZones ?? []).includes(zone)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [path, i, 'availabilityZone'],
+          message: `${zone} is not one of vpc.availabilityZones (${(config.vpc.availabilityZones ?? []).join(', ') || 'none named'}): name the zones pgferry's subnets are in, and the database's among them`,
+        });
+      }
     }
   });
 
@@ -539,6 +561,13 @@ function checkReachable(
 export type PgferryConfigInput = z.input<typeof PgferryConfigSchema>;
 /** The configuration with every default filled in. */
 export type PgferryConfig = z.infer<typeof PgferryConfigSchema>;
+
+/** The retention policy of `db`: its own settings over the deployment's; undefined when it sets none. */
+export function databaseRetention(config: PgferryConfig, db: DatabaseConfig): RetentionPolicy | undefined {
+  if (!db.retention) return undefined;
+  const own = Object.fromEntries(Object.entries(db.retention).filter(([, v]) => v !== undefined));
+  return { ...config.retention, ...own };
+}
 
 /** Validates a configuration; throws one error listing every problem with its field. */
 export function parseConfig(value: unknown, source = 'configuration'): PgferryConfig {

@@ -37,7 +37,17 @@ export interface WatchedDatabase {
   readonly database: string;
   /** How long without a completed backup is too long. */
   readonly maxAge: Duration;
+  /**
+   * A nested stack to create the alarm in (a fleet's, lib/fleet.ts). Its alarm is then named
+   * `<stack>-fleet-no-backup-<id>`, the topic accepts all such alarms by one ARN pattern, and the
+   * dashboard shows the fleet in a few widgets instead of two per database (a dashboard holds 500).
+   * @default this construct's stack: `<stack>-no-backup-<id>`, with widgets of its own
+   */
+  readonly nestedScope?: Construct;
 }
+
+/** The name of a nested stack's freshness alarms, after `<stack>-`: one pattern covers them all. */
+const FLEET_ALARM_PREFIX = 'fleet-no-backup-';
 
 /** How often the failed-executions alarm looks. */
 const FAILURE_PERIOD = Duration.minutes(5);
@@ -65,6 +75,8 @@ export class Monitoring extends Construct {
   private readonly alarmArns: string[] = [];
   /** The rules that may publish to the topic (their ARNs, in the topic's policy). */
   private readonly ruleArns: string[] = [];
+  /** Whether the fleet's alarms and widgets (those of nested stacks) have been added. */
+  private fleetWatched = false;
 
   constructor(
     scope: Construct,
@@ -134,19 +146,59 @@ export class Monitoring extends Construct {
     this.key.grant(cloudwatchAlarms, 'kms:Decrypt', 'kms:GenerateDataKey*');
   }
 
-  /** The name of a new alarm, `<stack>-<suffix>`; its ARN joins those the topic accepts. */
-  private alarmName(suffix: string): string {
+  /**
+   * The name of a new alarm, `<stack>-<suffix>`; its ARN joins those the topic accepts, or, for a
+   * nested stack's alarm, the one pattern of them all (ArnEquals takes wildcards: the policies
+   * stay the same size however many databases there are).
+   */
+  private alarmName(suffix: string, nested = false): string {
     const stack = Stack.of(this);
     const name = `${stack.stackName}-${suffix}`;
-    this.alarmArns.push(
+    const arn = (resourceName: string) =>
       stack.formatArn({
         service: 'cloudwatch',
         resource: 'alarm',
-        resourceName: name,
+        resourceName,
         arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
+    if (!nested) this.alarmArns.push(arn(name));
+    else if (!this.fleetWatched) {
+      this.fleetWatched = true;
+      this.alarmArns.push(arn(`${stack.stackName}-${FLEET_ALARM_PREFIX}*`));
+      this.addFleetWidgets();
+    }
+    return name;
+  }
+
+  /**
+   * The fleet's databases on the dashboard: every database's completed backups, durations and
+   * stored bytes in three widgets (CloudWatch SEARCH over the `Database` dimension).
+   */
+  private addFleetWidgets(): void {
+    const search = (metric: string, statistic: string, period: Duration, label: string) =>
+      new cloudwatch.MathExpression({
+        expression: `SEARCH('{${METRICS_NAMESPACE},${DATABASE_DIMENSION}} MetricName="${metric}"', '${statistic}', ${period.toSeconds()})`,
+        label,
+        usingMetrics: {},
+        period,
+      });
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Backups completed per day, by database',
+        width: 24,
+        left: [search(BACKUP_METRICS.lastCompleteBackup, 'SampleCount', Duration.days(1), 'completed')],
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Backup duration (s), by database',
+        width: 12,
+        left: [search(BACKUP_METRICS.durationSeconds, 'Maximum', Duration.hours(1), 'duration')],
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Stored bytes, by database',
+        width: 12,
+        left: [search(BACKUP_METRICS.storedBytes, 'Maximum', Duration.hours(1), 'stored bytes')],
       }),
     );
-    return name;
   }
 
   /**
@@ -256,15 +308,17 @@ export class Monitoring extends Construct {
    * `LastCompleteBackupTimestamp` for it. Until its first backup completes, the alarm is in ALARM.
    */
   watchBackups(watched: WatchedDatabase): cloudwatch.Alarm {
-    const { id, database, maxAge } = watched;
+    const { id, database, maxAge, nestedScope } = watched;
     const hours = maxAge.toHours();
     const completed = this.backupMetric(database, BACKUP_METRICS.lastCompleteBackup, {
       statistic: 'SampleCount',
       period: Duration.hours(1),
     });
     const alarm = this.addAlarm(
-      completed.createAlarm(this, `${id}NoRecentBackup`, {
-        alarmName: this.alarmName(`no-backup-${id}`),
+      completed.createAlarm(nestedScope ?? this, `${id}NoRecentBackup`, {
+        alarmName: nestedScope
+          ? this.alarmName(`${FLEET_ALARM_PREFIX}${id}`, true)
+          : this.alarmName(`no-backup-${id}`),
         alarmDescription: `pgferry: no backup of database ${database} has completed for ${hours} hours`,
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -273,6 +327,7 @@ export class Monitoring extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.BREACHING,
       }),
     );
+    if (nestedScope) return alarm;
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title: `${database}: backups`,

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -113,6 +113,23 @@ const DEFAULTS = {
  */
 export const MAX_TASK_BINDINGS_CHARS = 32 * 1024;
 
+/**
+ * How a task that could not start is retried: RunTask's capacity errors ("Capacity is unavailable
+ * at this time", the account's Fargate vCPU quota reached — Step Functions reports both as
+ * `ECS.AmazonECSException`) and ECS's own failures. A 02:00 burst of a fleet waits for capacity
+ * instead of failing: 30 s doubling to 5 minutes, 15 attempts, each wait drawn at random below
+ * its nominal length (full jitter) so that tasks refused together do not retry together — at
+ * most 62.5 minutes of waiting, about half that expected (docs/aws.md, "Fleets").
+ */
+export const RUN_TASK_START_RETRY: sfn.RetryProps = {
+  errors: ['ECS.AmazonECSException', 'ECS.ServerException'],
+  interval: Duration.seconds(30),
+  backoffRate: 2,
+  maxDelay: Duration.minutes(5),
+  jitterStrategy: sfn.JitterType.FULL,
+  maxAttempts: 15,
+};
+
 /** The Dockerfile of the pg-tools images, relative to the repository root (the build context). */
 export const PG_TOOLS_DOCKERFILE = 'containers/pg-tools/Dockerfile';
 
@@ -138,10 +155,20 @@ export class PgToolsTask extends Construct {
   readonly securityGroup: ec2.ISecurityGroup;
   readonly subnets: ec2.SubnetSelection;
   readonly logGroup: logs.LogGroup;
+  /**
+   * The task's subnets by availability zone, as JSON (`{"eu-west-1a": ["subnet-…"]}`): what the
+   * backup preflight places a dump by (core/deployment.ts `taskPlacement`, TASK_SUBNETS_ENV).
+   */
+  readonly subnetsByZone: string;
 
   constructor(scope: Construct, id: string, props: PgToolsTaskProps) {
     super(scope, id);
     this.subnets = props.subnets ?? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
+    const byZone: Record<string, string[]> = {};
+    for (const subnet of props.vpc.selectSubnets(this.subnets).subnets) {
+      byZone[subnet.availabilityZone] = [...(byZone[subnet.availabilityZone] ?? []), subnet.subnetId];
+    }
+    this.subnetsByZone = Stack.of(this).toJsonString(byZone);
     this.cluster =
       props.cluster ??
       new ecs.Cluster(this, 'Cluster', {
@@ -201,11 +228,18 @@ export class PgToolsTask extends Construct {
   /**
    * A `runTask.sync` state running the container with `action` on the job the state names
    * (`$.job`: the plan preflight stored, by reference — ECS takes 8,192 characters of overrides),
-   * sized by `$.taskSize`. Only failures to start the task are retried: a task that ran is never
+   * sized by `$.taskSize` and, with `placedByState`, in the subnets `$.placement.subnets` names.
+   * Only failures to start the task are retried: a task that ran is never
    * repeated blindly.
    */
-  runTaskState(scope: Construct, id: string, action: string, timeout: Duration): tasks.EcsRunTask {
-    const task = new SizedEcsRunTask(scope, id, {
+  runTaskState(
+    scope: Construct,
+    id: string,
+    action: string,
+    timeout: Duration,
+    { placedByState = false }: { placedByState?: boolean } = {},
+  ): tasks.EcsRunTask {
+    const task = new SizedEcsRunTask(scope, id, placedByState, {
       integrationPattern: sfn.IntegrationPattern.RUN_JOB,
       cluster: this.cluster,
       taskDefinition: this.taskDefinition,
@@ -228,12 +262,7 @@ export class PgToolsTask extends Construct {
       resultPath: sfn.JsonPath.DISCARD,
       taskTimeout: sfn.Timeout.duration(timeout),
     });
-    task.addRetry({
-      errors: ['ECS.AmazonECSException', 'ECS.ServerException'],
-      interval: Duration.seconds(10),
-      backoffRate: 2,
-      maxAttempts: 3,
-    });
+    task.addRetry(RUN_TASK_START_RETRY);
     return task;
   }
 
@@ -265,6 +294,19 @@ function taskBindings(bindings: DatabaseBindings): string {
  * takes `overrides.ephemeralStorage`, which the construct does not expose.
  */
 class SizedEcsRunTask extends tasks.EcsRunTask {
+  /**
+   * @param placedByState the task's subnets are the state's `placement.subnets` (the backup
+   *   preflight's choice: the database's zone), not the construct's fixed ones
+   */
+  constructor(
+    scope: Construct,
+    id: string,
+    private readonly placedByState: boolean,
+    props: tasks.EcsRunTaskProps,
+  ) {
+    super(scope, id, props);
+  }
+
   protected override _renderTask(topLevelQueryLanguage?: sfn.QueryLanguage): {
     Parameters: Record<string, unknown>;
   } {
@@ -274,6 +316,15 @@ class SizedEcsRunTask extends tasks.EcsRunTask {
       ...overrides,
       EphemeralStorage: { 'SizeInGiB.$': '$.taskSize.ephemeralStorageGiB' },
     };
+    if (this.placedByState) {
+      const network = rendered.Parameters.NetworkConfiguration as {
+        AwsvpcConfiguration: Record<string, unknown>;
+      };
+      const { Subnets: _fixed, ...rest } = network.AwsvpcConfiguration;
+      rendered.Parameters.NetworkConfiguration = {
+        AwsvpcConfiguration: { ...rest, 'Subnets.$': '$.placement.subnets' },
+      };
+    }
     return rendered;
   }
 }

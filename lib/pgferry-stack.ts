@@ -7,8 +7,9 @@ import { isScoped } from '../core/postgres/dump-scope';
 import { BackupBucket } from './backup-bucket';
 import { BackupWorkflow } from './backup-workflow';
 import { bindingsOf } from './bindings';
-import type { DatabaseConfig, PgferryConfig } from './config';
+import { type DatabaseConfig, databaseRetention, type PgferryConfig } from './config';
 import { type DatabaseLogin, databaseLogin } from './database-logins';
+import { placeDatabases } from './fleet';
 import { MigrateWorkflow } from './migrate-workflow';
 import { Monitoring } from './monitoring';
 import { acknowledge, acknowledgeWildcards, wildcardResource } from './nag';
@@ -121,6 +122,7 @@ export class PgferryStack extends Stack {
 
     this.store = new BackupBucket(this, 'Store', {
       retention: config.retention,
+      databaseRetention: config.databases.flatMap((db) => databaseRetention(config, db) ?? []),
       bucketName: config.bucket.bucketName,
       objectLock: config.bucket.objectLock,
       noncurrentVersionExpiration: Duration.days(config.bucket.noncurrentVersionExpirationDays),
@@ -199,34 +201,45 @@ export class PgferryStack extends Stack {
     // After every function that connects to databases exists.
     this.functions.grantDatabaseLogins(logins);
 
+    // A fleet's schedules and alarms go to nested stacks, by server (lib/fleet.ts).
+    const placements = placeDatabases(this, config.databases);
     for (const db of config.databases) {
+      const placement = placements.get(db.id);
+      const nestedScope = placement?.nested ? placement.scope : undefined;
       db.backupSchedules.forEach((schedule, i) => {
-        this.schedules.add({
-          id: `${db.id}Backup${i + 1}`,
-          description: `pgferry: backs up ${db.connection.database} (${schedule.cron}, ${schedule.timeZone})`,
-          stateMachine: this.backup.stateMachine,
-          cron: schedule.cron,
-          timeZone: schedule.timeZone,
-          flexibleWindow: Duration.minutes(schedule.flexibleWindowMinutes),
-          input: this.backupRequest(db),
-        });
+        this.schedules.add(
+          {
+            id: `${db.id}Backup${i + 1}`,
+            description: `pgferry: backs up ${db.connection.database} (${schedule.cron}, ${schedule.timeZone})`,
+            stateMachine: this.backup.stateMachine,
+            cron: schedule.cron,
+            timeZone: schedule.timeZone,
+            flexibleWindow: Duration.minutes(schedule.flexibleWindowMinutes),
+            input: this.backupRequest(db),
+          },
+          nestedScope,
+        );
       });
       if (db.verifySchedule) {
-        this.schedules.add({
-          id: `${db.id}Verify`,
-          description: `pgferry: verifies the latest backup of ${db.connection.database}`,
-          stateMachine: this.verify.stateMachine,
-          cron: db.verifySchedule.cron,
-          timeZone: db.verifySchedule.timeZone,
-          flexibleWindow: Duration.minutes(db.verifySchedule.flexibleWindowMinutes),
-          input: this.verifyRequest(db),
-        });
+        this.schedules.add(
+          {
+            id: `${db.id}Verify`,
+            description: `pgferry: verifies the latest backup of ${db.connection.database}`,
+            stateMachine: this.verify.stateMachine,
+            cron: db.verifySchedule.cron,
+            timeZone: db.verifySchedule.timeZone,
+            flexibleWindow: Duration.minutes(db.verifySchedule.flexibleWindowMinutes),
+            input: this.verifyRequest(db),
+          },
+          nestedScope,
+        );
       }
       // Backups are filed under the id: the metric's dimension is the id.
       this.monitoring.watchBackups({
         id: db.id,
         database: db.id,
         maxAge: Duration.hours(db.alarmAfterHours),
+        nestedScope,
       });
     }
   }

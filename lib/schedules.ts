@@ -1,4 +1,5 @@
-import { Duration, RemovalPolicy, TimeZone } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, TimeZone } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -43,9 +44,13 @@ const DEFAULTS = { retryAttempts: 3, maxEventAge: Duration.hours(1) } as const;
 /**
  * EventBridge Scheduler schedules that start pgferry's workflows (backups, verifies), in their
  * own schedule group, with retries and a dead-letter queue for starts that never happened.
+ * Every schedule starts its executions as one role of this construct's stack — also schedules
+ * placed in nested stacks (a fleet's, lib/fleet.ts), which then hold no role of their own.
  */
 export class Schedules extends Construct {
   readonly group: scheduler.ScheduleGroup;
+  /** The role every schedule assumes: may start the scheduled state machines and dead-letter. */
+  readonly role: iam.Role;
   /** Starts that failed after every retry: watched by an alarm (see Monitoring). */
   readonly deadLetterQueue: sqs.Queue;
   readonly schedules: scheduler.Schedule[] = [];
@@ -63,6 +68,15 @@ export class Schedules extends Construct {
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
+    const stack = Stack.of(this);
+    this.role = new iam.Role(this, 'Role', {
+      description: "pgferry's schedules: start the scheduled workflows",
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': stack.account, 'aws:SourceArn': this.group.scheduleGroupArn },
+        },
+      }),
+    });
     acknowledge(
       this.deadLetterQueue,
       'AwsSolutions-SQS3',
@@ -70,9 +84,12 @@ export class Schedules extends Construct {
     );
   }
 
-  /** Starts `execution.stateMachine` on its schedule. */
-  add(execution: ScheduledExecution): scheduler.Schedule {
-    const schedule = new scheduler.Schedule(this, execution.id, {
+  /**
+   * Starts `execution.stateMachine` on its schedule. The schedule is a child of `scope` (a
+   * fleet's nested stack), else of this construct.
+   */
+  add(execution: ScheduledExecution, scope: Construct = this): scheduler.Schedule {
+    const schedule = new scheduler.Schedule(scope, execution.id, {
       description: execution.description,
       scheduleGroup: this.group,
       schedule: scheduler.ScheduleExpression.expression(
@@ -85,6 +102,7 @@ export class Schedules extends Construct {
           : scheduler.TimeWindow.off(),
       target: new targets.StepFunctionsStartExecution(execution.stateMachine, {
         input: scheduler.ScheduleTargetInput.fromObject(execution.input),
+        role: this.role,
         deadLetterQueue: this.deadLetterQueue,
         retryAttempts: this.props.retryAttempts ?? DEFAULTS.retryAttempts,
         maxEventAge: this.props.maxEventAge ?? DEFAULTS.maxEventAge,

@@ -120,8 +120,19 @@ export const BackupPlanSchema = z
 export type BackupPlan = z.infer<typeof BackupPlanSchema>;
 
 /**
- * The backup workflow's state after preflight: ids, the job and the task's size (which the ECS
- * state reads). The steps that need the plan read it through `job`; Cleanup needs only the ids.
+ * Where the dump's task runs (the ECS state's subnets): on AWS, the subnets of the database's
+ * availability zone when its configuration names one, else every subnet of pgferry's; locally
+ * none (no task is placed).
+ */
+export const TaskPlacementSchema = z
+  .object({ subnets: z.array(z.string().regex(/^subnet-[0-9a-f]+$/)).max(16) })
+  .strict();
+export type TaskPlacement = z.infer<typeof TaskPlacementSchema>;
+
+/**
+ * The backup workflow's state after preflight: ids, the job, the task's size and placement (which
+ * the ECS state reads). The steps that need the plan read it through `job`; Cleanup needs only
+ * the ids.
  */
 export const BackupStateSchema = z
   .object({
@@ -130,6 +141,7 @@ export const BackupStateSchema = z
     /** The catalog name (the folder of the backup). */
     database: CatalogNameSchema,
     taskSize: TaskSizeSchema,
+    placement: TaskPlacementSchema,
   })
   .strict();
 export type BackupState = z.infer<typeof BackupStateSchema>;

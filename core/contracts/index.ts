@@ -24,6 +24,7 @@ export type {
   DumpResult,
   DumpStrategy,
   StoredObject,
+  TaskPlacement,
 } from './backup';
 export {
   BackupManifestSchema,
@@ -36,6 +37,7 @@ export {
   DumpStrategySchema,
   GlobalsInfoSchema,
   StoredObjectSchema,
+  TaskPlacementSchema,
   ToolInfoSchema,
 } from './backup';
 export type {

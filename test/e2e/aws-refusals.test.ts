@@ -141,7 +141,13 @@ function lambdaEnv(): Record<string, string> {
       cutoverEcsServices: [],
     })),
   });
-  return { ...sm.env(), NODE_EXTRA_CA_CERTS: caBundle, PGFERRY_BINDINGS: permissive };
+  return {
+    ...sm.env(),
+    NODE_EXTRA_CA_CERTS: caBundle,
+    PGFERRY_BINDINGS: permissive,
+    // What the stack sets on the backup preflight: where the dumps' tasks may run.
+    PGFERRY_TASK_SUBNETS: JSON.stringify({ 'eu-west-1a': ['subnet-0a'], 'eu-west-1b': ['subnet-0b'] }),
+  };
 }
 
 interface Witness {
@@ -174,7 +180,11 @@ test('a bound login passes: the bundled backup preflight reads its secret, conne
     { request: { source: login(a, 'shop'), store: `file://${dir}` }, executionId: 'arn:exec:ok' },
     lambdaEnv(),
   );
-  expect(result).toEqual({ ok: true, result: expect.objectContaining({ database: 'shop' }) });
+  expect(result).toEqual({
+    ok: true,
+    // No zone is bound to it: the dump may run in any of the stack's subnets.
+    result: expect.objectContaining({ database: 'shop', placement: { subnets: ['subnet-0a', 'subnet-0b'] } }),
+  });
   expect(sm.requested).toContain(SECRET);
   expect(filesOf(dir).length).toBeGreaterThan(0); // its job and its lease
 });

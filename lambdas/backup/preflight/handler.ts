@@ -6,7 +6,7 @@ import {
   parsePayload,
 } from '../../../core/contracts';
 import { type Credentials, credentialsFromEnv, withCredentials } from '../../../core/credentials';
-import { currentDeployment } from '../../../core/deployment';
+import { currentDeployment, taskPlacement } from '../../../core/deployment';
 import { storeJob } from '../../../core/jobs';
 import { leaseOwnerFor, releaseLease } from '../../../core/lease';
 import { createLogger } from '../../../core/logging';
@@ -53,7 +53,13 @@ export async function handle(event: unknown, credentials: Credentials): Promise<
       'backup',
       plan,
     );
-    return { job, backupId: plan.backupId, database: plan.database, taskSize: plan.taskSize };
+    return {
+      job,
+      backupId: plan.backupId,
+      database: plan.database,
+      taskSize: plan.taskSize,
+      placement: taskPlacement(plan.database, process.env),
+    };
   } catch (err) {
     // Cleanup catches only the steps after this one: give the lease back here.
     await releaseLease(store, plan.database, plan.backupId).catch(() => undefined);

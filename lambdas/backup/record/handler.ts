@@ -5,6 +5,7 @@ import {
   BackupStateSchema,
   parsePayload,
 } from '../../../core/contracts';
+import { retentionFor } from '../../../core/deployment';
 import { loadJob } from '../../../core/jobs';
 import { createLogger } from '../../../core/logging';
 import { backupCompletedMetricLine, metricsEnabled } from '../../../core/metrics';
@@ -14,7 +15,10 @@ import { openStore } from '../../../core/store';
 import { manifestKey } from '../../../core/store-keys';
 
 const logger = createLogger('pgferry-record');
-/** PGFERRY_RETENTION, read once: a bad value fails the function's start, naming the variable. */
+/**
+ * PGFERRY_RETENTION, read once: a bad value fails the function's start, naming the variable. A
+ * database whose configuration sets its own policy is tagged by that (`retentionFor`).
+ */
 const retention = retentionPolicyFromEnv(process.env);
 /** CloudWatch metrics (EMF lines on stdout) only on AWS: the local CLI's stdout is its output. */
 const publishMetrics = metricsEnabled();
@@ -27,7 +31,10 @@ const publishMetrics = metricsEnabled();
 export async function handler(event: unknown): Promise<BackupOutcome> {
   const state = parsePayload(BackupStateSchema, event, 'backup state');
   const plan = await loadJob(openStore, state.job, 'backup', BackupPlanSchema);
-  const { manifest, tiers, leaseReleased, warnings } = await completeBackup(plan, { openStore, retention });
+  const { manifest, tiers, leaseReleased, warnings } = await completeBackup(plan, {
+    openStore,
+    retention: retentionFor(plan.database, retention),
+  });
   logger.info('recorded', {
     backupId: manifest.id,
     database: manifest.database,

@@ -114,7 +114,9 @@ export interface AslState {
   Retry?: { ErrorEquals: string[]; BackoffRate?: number }[];
   Catch?: { ErrorEquals: string[]; Next: string }[];
   Parameters?: {
-    NetworkConfiguration?: { AwsvpcConfiguration: { Subnets: string[]; SecurityGroups: string[] } };
+    NetworkConfiguration?: {
+      AwsvpcConfiguration: { Subnets?: string[]; 'Subnets.$'?: string; SecurityGroups: string[] };
+    };
     Overrides?: { ContainerOverrides: { Name: string; Environment: Record<string, string>[] }[] };
   };
 }

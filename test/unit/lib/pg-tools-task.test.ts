@@ -1,4 +1,5 @@
 /** The pg-tools Fargate task: its container, logs and least-privilege role (its images: pg-tools-image.test.ts). */
+import { TASK_SUBNETS_ENV } from '../../../core/deployment';
 import { CONTAINER_PG_BIN_DIRS } from '../../../lib/pg-tools-task';
 import { allowedActionsOf, definitionOf, resourcesAllowed, templateOf } from './fixtures';
 
@@ -51,11 +52,28 @@ test('the cluster has Container Insights', () => {
 });
 
 test("the task runs in the databases' VPC's private subnets, in the database clients security group", () => {
-  const { Dump } = definitionOf(template, 'BackupStateMachine').States;
-  expect(Dump.Parameters?.NetworkConfiguration?.AwsvpcConfiguration).toEqual({
+  const { Restore } = definitionOf(template, 'RestoreStateMachine').States;
+  expect(Restore.Parameters?.NetworkConfiguration?.AwsvpcConfiguration).toEqual({
     Subnets: ['subnet-0a1b2c3d4e5f60711', 'subnet-0a1b2c3d4e5f60722'],
     SecurityGroups: [expect.stringMatching(/^NetworkDatabaseClients[0-9A-F]+\.GroupId$/)],
   });
+  // A dump runs in the subnets its preflight chose among the same (test/unit/lib/fleet.test.ts).
+  const { Dump } = definitionOf(template, 'BackupStateMachine').States;
+  expect(Dump.Parameters?.NetworkConfiguration?.AwsvpcConfiguration).toEqual({
+    'Subnets.$': '$.placement.subnets',
+    SecurityGroups: [expect.stringMatching(/^NetworkDatabaseClients[0-9A-F]+\.GroupId$/)],
+  });
+  const [preflight] = Object.entries(template.findResources('AWS::Lambda::Function'))
+    .filter(([id]) => id.startsWith('FunctionsPreflight'))
+    .map(([, r]) => r as { Properties: { Environment: { Variables: Record<string, string> } } });
+  const byZone = JSON.parse(preflight.Properties.Environment.Variables[TASK_SUBNETS_ENV]) as Record<
+    string,
+    string[]
+  >;
+  expect(Object.values(byZone).flat().sort()).toEqual([
+    'subnet-0a1b2c3d4e5f60711',
+    'subnet-0a1b2c3d4e5f60722',
+  ]);
 });
 
 test('the task role may read and write backups, not tag or delete them', () => {
