@@ -18,6 +18,11 @@ export interface Run {
   id: string;
   kind: RunKind;
   status: RunStatus;
+  /**
+   * The catalog name the run is about, when the request names one (see `runDatabase`); a
+   * migration of a whole server has none.
+   */
+  database?: string;
   /** ISO 8601. */
   startedAt: string;
   /** ISO 8601; present once the run has ended. */
@@ -79,3 +84,25 @@ export class IdempotencyConflict extends Error {
  * allows 1 to 80 characters; these are the ones safe everywhere (no spaces, wildcards or controls).
  */
 export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_-]{1,80}$/;
+
+/**
+ * The catalog name a run's request is about: a backup's or migration's `name`, else its source
+ * database; a restore's or verification's `name` (or `database`). Undefined when the request
+ * names none (a restore of a backup by id alone, a migration of every database).
+ */
+export function runDatabase(kind: RunKind, request: unknown): string | undefined {
+  const r = (request ?? {}) as {
+    name?: string;
+    database?: string;
+    source?: { database?: string };
+    allDatabases?: boolean;
+  };
+  switch (kind) {
+    case 'backup':
+      return r.name ?? r.source?.database;
+    case 'migrate':
+      return r.allDatabases ? undefined : (r.name ?? r.source?.database);
+    default:
+      return r.name ?? r.database;
+  }
+}
