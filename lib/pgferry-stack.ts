@@ -2,8 +2,16 @@ import { CfnOutput, Duration, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type { Construct } from 'constructs';
 import type { DatabaseBindings } from '../core/bindings';
-import type { BackupRequestInput, VerifyRequest } from '../core/contracts';
+import {
+  type BackupRequestInput,
+  BackupRequestSchema,
+  MigrateRequestSchema,
+  RestoreRequestSchema,
+  type VerifyRequest,
+  VerifyRequestSchema,
+} from '../core/contracts';
 import { isScoped } from '../core/postgres/dump-scope';
+import { PgferryApi } from './api';
 import { BackupBucket } from './backup-bucket';
 import { BackupWorkflow } from './backup-workflow';
 import { bindingsOf } from './bindings';
@@ -52,6 +60,8 @@ export class PgferryStack extends Stack {
   readonly restore: RestoreWorkflow;
   readonly verify: VerifyWorkflow;
   readonly migrate: MigrateWorkflow;
+  /** The HTTP API (`api.enabled`, the default). */
+  readonly api?: PgferryApi;
   /** The Fargate task of verifications: the image with the servers and locales. */
   readonly verifyTools: PgToolsTask;
   /** How the workflows log in to each configured database and target, by id. */
@@ -198,6 +208,30 @@ export class PgferryStack extends Stack {
 
     // After every function that connects to databases exists.
     this.functions.grantDatabaseLogins(logins);
+
+    if (config.api.enabled) {
+      this.api = new PgferryApi(this, 'Api', {
+        functions: this.functions,
+        stateMachines: {
+          backup: this.backup.stateMachine,
+          restore: this.restore.stateMachine,
+          verify: this.verify.stateMachine,
+          migrate: this.migrate.stateMachine,
+        },
+        store: this.store,
+        requestBodies: {
+          backup: BackupRequestSchema.omit({ store: true }),
+          restore: RestoreRequestSchema.omit({ store: true }),
+          verify: VerifyRequestSchema.omit({ store: true }),
+          migrate: MigrateRequestSchema.omit({ store: true }),
+        },
+        endpoint: config.api.endpoint,
+        vpcEndpointIds: config.api.vpcEndpointIds,
+        allowedAccountIds: config.api.allowedAccountIds,
+        throttle: config.api.throttle,
+        createCloudWatchRole: config.api.createCloudWatchRole,
+      });
+    }
 
     for (const db of config.databases) {
       db.backupSchedules.forEach((schedule, i) => {
