@@ -169,7 +169,8 @@ export const ACCESS_LOG_FIELDS: Readonly<Record<string, string>> = {
 };
 
 /** API Gateway's answer to a body its model refuses: every problem, as JSON. */
-const BAD_REQUEST_BODY_TEMPLATE = '{"error":"InvalidRequest","message":"$context.error.validationErrorString"}';
+const BAD_REQUEST_BODY_TEMPLATE =
+  '{"error":"InvalidRequest","message":"$context.error.validationErrorString"}';
 
 /** A zod schema as an API Gateway model's schema (JSON Schema draft 4, as a request is sent). */
 export function modelSchema(schema: z.ZodType): apigw.JsonSchema {
@@ -285,7 +286,12 @@ export class PgferryApi extends Construct {
       const machine = props.stateMachines[kind];
       machine.grantStartExecution(fn);
       machine.grant(fn, 'states:ListExecutions');
-      machine.grantExecution(fn, 'states:DescribeExecution', 'states:GetExecutionHistory', 'states:StopExecution');
+      machine.grantExecution(
+        fn,
+        'states:DescribeExecution',
+        'states:GetExecutionHistory',
+        'states:StopExecution',
+      );
     }
     props.store.grantReadBackups(fn);
     const stack = Stack.of(this);
@@ -293,7 +299,10 @@ export class PgferryApi extends Construct {
       fn,
       Object.fromEntries(
         kinds.map((kind) => {
-          const machine = stack.splitArn(props.stateMachines[kind].stateMachineArn, ArnFormat.COLON_RESOURCE_NAME);
+          const machine = stack.splitArn(
+            props.stateMachines[kind].stateMachineArn,
+            ArnFormat.COLON_RESOURCE_NAME,
+          );
           const executions = stack.formatArn({
             service: 'states',
             resource: 'execution',

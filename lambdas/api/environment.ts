@@ -15,7 +15,9 @@ export const API_ENV = {
   stateMachines: 'PGFERRY_STATE_MACHINES',
 } as const;
 
-const StateMachineArnSchema = z.string().regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[\w-]+$/);
+const StateMachineArnSchema = z
+  .string()
+  .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[\w-]+$/);
 const StateMachinesSchema = z.object(
   Object.fromEntries(RUN_KINDS.map((kind) => [kind, StateMachineArnSchema])) as Record<
     RunKind,
@@ -31,7 +33,11 @@ export interface ApiEnvironment {
 export function apiEnvironment(env: NodeJS.ProcessEnv): ApiEnvironment {
   const read = <T>(name: string, schema: z.ZodType<T>, parse: (text: string) => unknown): T => {
     const text = env[name];
-    if (!text) throw new PgferryError('InvalidInput', `${name} is not set: the API function is deployed by lib/api.ts`);
+    if (!text)
+      throw new PgferryError(
+        'InvalidInput',
+        `${name} is not set: the API function is deployed by lib/api.ts`,
+      );
     let value: unknown;
     try {
       value = parse(text);
@@ -40,7 +46,10 @@ export function apiEnvironment(env: NodeJS.ProcessEnv): ApiEnvironment {
     }
     const parsed = schema.safeParse(value);
     if (!parsed.success) {
-      throw new PgferryError('InvalidInput', `${name}: ${z.prettifyError(parsed.error).replace(/\n/g, '; ')}`);
+      throw new PgferryError(
+        'InvalidInput',
+        `${name}: ${z.prettifyError(parsed.error).replace(/\n/g, '; ')}`,
+      );
     }
     return parsed.data;
   };

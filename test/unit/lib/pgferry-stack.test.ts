@@ -119,7 +119,7 @@ test('a minimal configuration synthesizes', () => {
   templateOf(minimalConfig()).resourceCountIs('AWS::StepFunctions::StateMachine', WORKFLOWS.length);
 });
 
-test('teardown keeps the backups, their key, the access logs and every log group; nothing else', () => {
+test("teardown keeps the backups, their key, the access logs, every log group and API Gateway's logging role; nothing else", () => {
   const retained = Object.entries(
     template.toJSON().Resources as Record<string, { Type: string; DeletionPolicy?: string }>,
   )
@@ -127,6 +127,9 @@ test('teardown keeps the backups, their key, the access logs and every log group
     .map(([id, r]) => `${r.Type} ${id.replace(/[0-9A-F]{8}$/, '')}`);
   const notLogs = retained.filter((r) => !r.startsWith('AWS::Logs::LogGroup'));
   expect(notLogs.sort()).toEqual([
+    // API Gateway's account-wide logging setting and role: other APIs of the account may log through it.
+    'AWS::ApiGateway::Account ApiAccount',
+    'AWS::IAM::Role ApiCloudWatchRole',
     'AWS::KMS::Key StoreKey',
     'AWS::S3::Bucket StoreAccessLogs',
     'AWS::S3::Bucket StoreBucket',
