@@ -194,6 +194,8 @@ export class PgferryApi extends Construct {
   readonly api: apigw.RestApi;
   readonly handler: lambda.IFunction;
   readonly accessLogs: logs.LogGroup;
+  /** The function's environment (the store and the state machines), for the functions beside it. */
+  readonly environment: Record<string, string>;
   /** A managed policy per grant, to attach to the callers' roles. */
   readonly grantPolicies: Record<ApiGrant, iam.ManagedPolicy>;
 
@@ -203,6 +205,10 @@ export class PgferryApi extends Construct {
     const endpoint = props.endpoint ?? 'regional';
     const throttle = props.throttle ?? DEFAULTS.throttle;
 
+    this.environment = {
+      [API_ENV.store]: props.store.storeUrl,
+      [API_ENV.stateMachines]: stateMachinesEnvironment(props.stateMachines),
+    };
     this.handler = this.buildHandler(props);
     this.accessLogs = new logs.LogGroup(this, 'AccessLogs', {
       retention: props.accessLogRetention ?? DEFAULTS.accessLogRetention,
@@ -277,10 +283,7 @@ export class PgferryApi extends Construct {
       description: 'pgferry: the HTTP API (API Gateway proxy), over the Step Functions workflows',
       // API Gateway gives up after 29 s.
       timeout: Duration.seconds(29),
-      environment: {
-        [API_ENV.store]: props.store.storeUrl,
-        [API_ENV.stateMachines]: stateMachinesEnvironment(props.stateMachines),
-      },
+      environment: this.environment,
     });
     for (const kind of kinds) {
       const machine = props.stateMachines[kind];
@@ -294,28 +297,7 @@ export class PgferryApi extends Construct {
       );
     }
     props.store.grantReadBackups(fn);
-    const stack = Stack.of(this);
-    acknowledgeWildcards(
-      fn,
-      Object.fromEntries(
-        kinds.map((kind) => {
-          const machine = stack.splitArn(
-            props.stateMachines[kind].stateMachineArn,
-            ArnFormat.COLON_RESOURCE_NAME,
-          );
-          const executions = stack.formatArn({
-            service: 'states',
-            resource: 'execution',
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-            resourceName: `${machine.resourceName}:*`,
-          });
-          return [
-            wildcardResource(this, executions),
-            `the executions of the ${kind} state machine, named at run time: described, their history read, stopped`,
-          ];
-        }),
-      ),
-    );
+    acknowledgeExecutionGrants(fn, props.stateMachines, 'described, their history read, stopped');
     return fn;
   }
 
@@ -440,6 +422,36 @@ export class PgferryApi extends Construct {
       );
     }
   }
+}
+
+/**
+ * Acknowledges the wildcard of `fn`'s grants on the executions of `stateMachines`
+ * (`…:execution:<machine>:*`): executions are named at run time.
+ */
+export function acknowledgeExecutionGrants(
+  fn: lambda.IFunction,
+  stateMachines: Record<RunKind, sfn.IStateMachine>,
+  what: string,
+): void {
+  const stack = Stack.of(fn);
+  acknowledgeWildcards(
+    fn,
+    Object.fromEntries(
+      Object.entries(stateMachines).map(([kind, machine]) => {
+        const { resourceName } = stack.splitArn(machine.stateMachineArn, ArnFormat.COLON_RESOURCE_NAME);
+        const executions = stack.formatArn({
+          service: 'states',
+          resource: 'execution',
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          resourceName: `${resourceName}:*`,
+        });
+        return [
+          wildcardResource(fn, executions),
+          `the executions of the ${kind} state machine, named at run time: ${what}`,
+        ];
+      }),
+    ),
+  );
 }
 
 /** The state machines' ARNs as the function's environment holds them: `{"backup": "arn:…", …}`. */

@@ -23,6 +23,7 @@ import { acknowledge, acknowledgeWildcards, wildcardResource } from './nag';
 import { Network } from './network';
 import { PgToolsTask } from './pg-tools-task';
 import { RestoreWorkflow } from './restore-workflow';
+import { RunEvents } from './run-events';
 import { Schedules } from './schedules';
 import type { Workflow } from './state-machine';
 import { VerifyWorkflow } from './verify-workflow';
@@ -62,6 +63,8 @@ export class PgferryStack extends Stack {
   readonly migrate: MigrateWorkflow;
   /** The HTTP API (`api.enabled`, the default). */
   readonly api?: PgferryApi;
+  /** With the API: an EventBridge event on the default bus for every finished run. */
+  readonly runEvents?: RunEvents;
   /** The Fargate task of verifications: the image with the servers and locales. */
   readonly verifyTools: PgToolsTask;
   /** How the workflows log in to each configured database and target, by id. */
@@ -210,14 +213,15 @@ export class PgferryStack extends Stack {
     this.functions.grantDatabaseLogins(logins);
 
     if (config.api.enabled) {
+      const stateMachines = {
+        backup: this.backup.stateMachine,
+        restore: this.restore.stateMachine,
+        verify: this.verify.stateMachine,
+        migrate: this.migrate.stateMachine,
+      };
       this.api = new PgferryApi(this, 'Api', {
         functions: this.functions,
-        stateMachines: {
-          backup: this.backup.stateMachine,
-          restore: this.restore.stateMachine,
-          verify: this.verify.stateMachine,
-          migrate: this.migrate.stateMachine,
-        },
+        stateMachines,
         store: this.store,
         requestBodies: {
           backup: BackupRequestSchema.omit({ store: true }),
@@ -230,6 +234,12 @@ export class PgferryStack extends Stack {
         allowedAccountIds: config.api.allowedAccountIds,
         throttle: config.api.throttle,
         createCloudWatchRole: config.api.createCloudWatchRole,
+      });
+      this.runEvents = new RunEvents(this, 'RunEvents', {
+        functions: this.functions,
+        stateMachines,
+        store: this.store,
+        environment: this.api.environment,
       });
     }
 

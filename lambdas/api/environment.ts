@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { RUN_KINDS, type RunKind } from '../../api/runs';
-import { StoreUrlSchema } from '../../core/contracts';
+import { StoreUrlSchema } from '../../core/contracts/shared';
 import { PgferryError } from '../../core/errors';
 
 /** The variables lib/api.ts sets. */

@@ -328,13 +328,16 @@ describe("the API function's least privilege", () => {
   });
 });
 
-test('the API adds under 50 resources, and the example stack stays well within 500', () => {
+test('the API and its run events add under 60 resources, and the example stack stays well within 500', () => {
   const count = (t: Template) => Object.keys(t.toJSON().Resources as object).length;
   const withoutApi = templateOf(minimalConfig({ api: { enabled: false } }));
   const withApi = templateOf(minimalConfig());
   const added = count(withApi) - count(withoutApi);
   expect(added).toBeGreaterThan(30); // not vacuous: the API is there
-  expect(added).toBeLessThan(50);
+  expect(added).toBeLessThan(60);
   expect(count(template)).toBeLessThan(400);
   expect(ofType(withoutApi, 'AWS::ApiGateway::RestApi')).toEqual([]);
+  expect(ofType(withoutApi, 'AWS::Events::Rule').map(([id]) => id)).not.toContainEqual(
+    expect.stringMatching(/^RunEvents/),
+  );
 });
