@@ -11,6 +11,7 @@ import { registerList } from './commands/list';
 import { registerMigrate } from './commands/migrate';
 import { registerPrune } from './commands/prune';
 import { registerRestore } from './commands/restore';
+import { registerServe } from './commands/serve';
 import { registerShow } from './commands/show';
 import { registerStatus } from './commands/status';
 import { registerVerify } from './commands/verify';
@@ -40,6 +41,7 @@ export function buildProgram(aws: AwsAccess = defaultAwsAccess()): Command {
   registerRestore(program, aws);
   registerVerify(program, aws);
   registerMigrate(program, aws);
+  registerServe(program);
   // Store, source and target from the environment or the config file where no flag gives them.
   addProfileOptions(program);
   program.hook('preAction', (_program, command) => applyProfile(command));
