@@ -141,7 +141,8 @@ export interface PgferryApiProps {
 const DEFAULTS = {
   throttle: { rateLimit: 10, burstLimit: 20 },
   accessLogRetention: logs.RetentionDays.ONE_YEAR,
-  stageName: 'v1',
+  /** The stage: URLs are `https://<api>.execute-api.<region>.amazonaws.com/api/v1/…`. */
+  stageName: 'api',
 } as const;
 
 /**
@@ -208,6 +209,7 @@ export class PgferryApi extends Construct {
     this.environment = {
       [API_ENV.store]: props.store.storeUrl,
       [API_ENV.stateMachines]: stateMachinesEnvironment(props.stateMachines),
+      [API_ENV.basePath]: `/${DEFAULTS.stageName}`,
     };
     this.handler = this.buildHandler(props);
     this.accessLogs = new logs.LogGroup(this, 'AccessLogs', {

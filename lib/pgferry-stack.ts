@@ -1,15 +1,9 @@
 import { CfnOutput, Duration, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type { Construct } from 'constructs';
+import { REQUEST_BODIES } from '../api/app';
 import type { DatabaseBindings } from '../core/bindings';
-import {
-  type BackupRequestInput,
-  BackupRequestSchema,
-  MigrateRequestSchema,
-  RestoreRequestSchema,
-  type VerifyRequest,
-  VerifyRequestSchema,
-} from '../core/contracts';
+import type { BackupRequestInput, VerifyRequest } from '../core/contracts';
 import { isScoped } from '../core/postgres/dump-scope';
 import { PgferryApi } from './api';
 import { BackupBucket } from './backup-bucket';
@@ -223,12 +217,7 @@ export class PgferryStack extends Stack {
         functions: this.functions,
         stateMachines,
         store: this.store,
-        requestBodies: {
-          backup: BackupRequestSchema.omit({ store: true }),
-          restore: RestoreRequestSchema.omit({ store: true }),
-          verify: VerifyRequestSchema.omit({ store: true }),
-          migrate: MigrateRequestSchema.omit({ store: true }),
-        },
+        requestBodies: REQUEST_BODIES,
         endpoint: config.api.endpoint,
         vpcEndpointIds: config.api.vpcEndpointIds,
         allowedAccountIds: config.api.allowedAccountIds,

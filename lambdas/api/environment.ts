@@ -13,6 +13,8 @@ export const API_ENV = {
   store: 'PGFERRY_STORE',
   /** Each kind's state machine: `{"backup": "arn:aws:states:…", …}`. */
   stateMachines: 'PGFERRY_STATE_MACHINES',
+  /** The path the API is served under (API Gateway's stage, `/api`): links and `Location` begin with it. */
+  basePath: 'PGFERRY_API_BASE_PATH',
 } as const;
 
 const StateMachineArnSchema = z
@@ -28,6 +30,7 @@ const StateMachinesSchema = z.object(
 export interface ApiEnvironment {
   store: string;
   stateMachineArns: Record<RunKind, string>;
+  basePath: string;
 }
 
 export function apiEnvironment(env: NodeJS.ProcessEnv): ApiEnvironment {
@@ -56,5 +59,6 @@ export function apiEnvironment(env: NodeJS.ProcessEnv): ApiEnvironment {
   return {
     store: read(API_ENV.store, StoreUrlSchema, (text) => text),
     stateMachineArns: read(API_ENV.stateMachines, StateMachinesSchema, JSON.parse),
+    basePath: env[API_ENV.basePath] ?? '',
   };
 }

@@ -7,7 +7,9 @@
 import type { Template } from 'aws-cdk-lib/assertions';
 import { Match } from 'aws-cdk-lib/assertions';
 import { z } from 'zod';
-import { BackupRequestSchema, MigrateRequestSchema } from '../../../core/contracts';
+import { createApi, openApiDocument, REQUEST_BODIES } from '../../../api/app';
+import type { RunHost } from '../../../api/runs';
+import { LocalStore } from '../../../core/store';
 import { ACCESS_LOG_FIELDS, API_GRANTS, API_ROUTES, type ApiGrant, modelSchema } from '../../../lib/api';
 import { parseConfig } from '../../../lib/config';
 import { ACCOUNT, allowedActionsOf, minimalConfig, policyStatementsOf, REGION, templateOf } from './fixtures';
@@ -54,6 +56,17 @@ function flatten(value: unknown): string {
 const [[restApiId]] = ofType(template, 'AWS::ApiGateway::RestApi');
 const [[stageId]] = ofType(template, 'AWS::ApiGateway::Stage');
 
+test("API_ROUTES are the application's routes: those of its OpenAPI document, and the document itself", () => {
+  const app = createApi({ runs: {} as RunHost, store: new LocalStore('/nonexistent') });
+  const { paths } = openApiDocument(app) as { paths: Record<string, Record<string, unknown>> };
+  const documented = Object.entries(paths).flatMap(([path, operations]) =>
+    Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`),
+  );
+  expect(API_ROUTES.map((r) => `${r.method} ${r.path}`).sort()).toEqual(
+    [...documented, 'GET /openapi.json'].sort(),
+  );
+});
+
 test('every route of the application is a method, and every method is IAM-authorized (SigV4)', () => {
   const methods = methodsOf(template);
   expect([...methods.keys()].sort()).toEqual(API_ROUTES.map((r) => `${r.method} ${r.path}`).sort());
@@ -62,7 +75,7 @@ test('every route of the application is a method, and every method is IAM-author
   }
 });
 
-test('each POST validates its body against the model generated from the request schema, less the store', () => {
+test("each POST validates its body against the model rendered from the application's body schema", () => {
   const methods = methodsOf(template);
   const [[validatorId, validator]] = ofType(template, 'AWS::ApiGateway::RequestValidator');
   expect(validator.Properties).toMatchObject({ ValidateRequestBody: true });
@@ -76,7 +89,7 @@ test('each POST validates its body against the model generated from the request 
   };
   const rendered = (schema: z.ZodType) => z.toJSONSchema(schema, { target: 'draft-4', io: 'input' });
   const backup = schemaOf('POST /v1/backups');
-  expect(backup).toEqual(rendered(BackupRequestSchema.omit({ store: true })));
+  expect(backup).toEqual(rendered(REQUEST_BODIES.backup));
   // Generated, not written: what zod renders as JSON Schema draft 4, with the store left out.
   expect(backup).toMatchObject({
     $schema: 'http://json-schema.org/draft-04/schema#',
@@ -85,8 +98,9 @@ test('each POST validates its body against the model generated from the request 
     additionalProperties: false,
   });
   expect(Object.keys(backup.properties as object)).not.toContain('store');
-  expect(schemaOf('POST /v1/migrations')).toEqual(rendered(MigrateRequestSchema.omit({ store: true })));
-  for (const route of ['POST /v1/restores', 'POST /v1/verifications']) expect(schemaOf(route)).toBeDefined();
+  expect(schemaOf('POST /v1/migrations')).toEqual(rendered(REQUEST_BODIES.migrate));
+  expect(schemaOf('POST /v1/restores')).toEqual(rendered(REQUEST_BODIES.restore));
+  expect(schemaOf('POST /v1/verifications')).toEqual(rendered(REQUEST_BODIES.verify));
   // A refused body is answered with every problem API Gateway found, as JSON.
   template.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
     ResponseType: 'BAD_REQUEST_BODY',
