@@ -28,8 +28,10 @@ import {
   type StartRun,
 } from '../../api/runs';
 import { readableCause } from '../../cli/aws/execution';
+import { PgferryError } from '../../core/errors';
 import type { BackupStore } from '../../core/store';
 import { newBackupId } from '../../core/store-keys';
+import { MIGRATE_STATES } from '../../core/workflows';
 
 export interface StepFunctionsRunsOptions {
   /** The Step Functions client (a seam: tests give recorded responses). */
@@ -44,6 +46,14 @@ export interface StepFunctionsRunsOptions {
    */
   listLimit?: number;
 }
+
+/** The states of a migration whose effects only MigrateCleanup undoes (a stopped execution skips it). */
+const MIGRATE_STATES_UNDONE_BY_CLEANUP = [
+  MIGRATE_STATES.scaleDown,
+  MIGRATE_STATES.freeze,
+  MIGRATE_STATES.updateSecret,
+  MIGRATE_STATES.cutoverCommand,
+] as const;
 
 /** The error and cause a cancelled execution stops with (StopExecution). */
 export const CANCELLED = {
@@ -175,7 +185,8 @@ export class StepFunctionsRuns implements RunHost {
    * Stops the execution (StopExecution, with `pgferry.Cancelled`). Step Functions stops the
    * running pg-tools task, whose runner cleans up what it made (a restore's new database, a
    * verification's server, work folders) as on SIGTERM; the workflow's Catch steps do not run
-   * on an aborted execution — docs/aws.md ("Cancelling a run") says what that leaves.
+   * on an aborted execution — docs/aws.md ("Cancelling a run") says what that leaves. A
+   * migration that has begun what only its cleanup undoes is refused (`InvalidInput`).
    */
   async cancel(id: string): Promise<Run | undefined> {
     const parsed = parseRunId(id);
@@ -184,6 +195,7 @@ export class StepFunctionsRuns implements RunHost {
     const execution = await this.describe(executionArn);
     if (!execution) return undefined;
     if (execution.status === 'RUNNING' || execution.status === 'PENDING_REDRIVE') {
+      if (parsed.kind === 'migrate') await this.refuseCancelAfterCutoverBegan(id, executionArn);
       try {
         await this.sfn.send(new StopExecutionCommand({ executionArn, ...CANCELLED }));
       } catch (err) {
@@ -193,6 +205,43 @@ export class StepFunctionsRuns implements RunHost {
       return this.get(id);
     }
     return this.runOf(parsed.kind, execution);
+  }
+
+  /**
+   * Stopping an execution skips its Catch steps: a migration stopped after it scaled services
+   * down, froze its source or began the cutover would leave them so (MigrateCleanup, which undoes
+   * them, would not run). Such a migration is not cancelled through the API.
+   */
+  private async refuseCancelAfterCutoverBegan(id: string, executionArn: string): Promise<void> {
+    const entered = await this.enteredStates(executionArn);
+    const begun = MIGRATE_STATES_UNDONE_BY_CLEANUP.filter((state) => entered.has(state));
+    if (begun.length > 0) {
+      throw new PgferryError(
+        'InvalidInput',
+        `run ${id} has entered ${begun.join(', ')}: cancelling it now would skip the cleanup that undoes them (unfreeze the source, scale services back up); let it finish or fail, or stop the execution in the Step Functions console and undo them yourself`,
+      );
+    }
+  }
+
+  /** Every state the execution has entered. */
+  private async enteredStates(executionArn: string): Promise<Set<string>> {
+    const entered = new Set<string>();
+    let nextToken: string | undefined;
+    do {
+      const page = await this.sfn.send(
+        new GetExecutionHistoryCommand({
+          executionArn,
+          maxResults: 1000,
+          includeExecutionData: false,
+          nextToken,
+        }),
+      );
+      for (const event of page.events ?? []) {
+        if (event.stateEnteredEventDetails?.name) entered.add(event.stateEnteredEventDetails.name);
+      }
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return entered;
   }
 
   /** The execution named `name` in any state machine (kinds asked in parallel). */

@@ -31,6 +31,8 @@ export interface RecordedStepFunctions {
   sent: { operation: string; input: Record<string, unknown> }[];
   /** The SDK client seam: answers a command as the SDK would (dates as `Date`s, errors by name). */
   send(command: object): Promise<unknown>;
+  /** The history (oldest first) of the execution named `name`, to move it on. */
+  historyOf(name: string): Record<string, unknown>[];
   /** Serves the AWS JSON protocol on a local port; resolves with its endpoint URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -159,6 +161,11 @@ export function recordedStepFunctions({
   return {
     stateMachineArns: fixture.stateMachineArns,
     sent,
+    historyOf(name: string) {
+      const execution = executions.find((e) => e.describe.name === name);
+      if (!execution) throw new Error(`no recorded execution ${name}`);
+      return execution.history;
+    },
     async send(command: object) {
       const operation = command.constructor.name.replace(/Command$/, '');
       const input = (command as { input: Record<string, unknown> }).input;

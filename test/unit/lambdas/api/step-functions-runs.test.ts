@@ -97,14 +97,11 @@ describe('start', () => {
     expect(operations()).not.toContain('StartExecution');
   });
 
-  test('a key used by a run of another kind is a conflict', async () => {
+  test('a key used by a run of another kind is a conflict, even with the same body', async () => {
     await expect(
-      runs.start({
-        kind: 'verify',
-        request: { backup: 'latest', name: 'shop' },
-        idempotencyKey: 'nightly-shop-20260315',
-      }),
+      runs.start({ kind: 'migrate', request: NIGHTLY_BODY, idempotencyKey: 'nightly-shop-20260315' }),
     ).rejects.toBeInstanceOf(IdempotencyConflict);
+    expect(operations()).not.toContain('StartExecution');
   });
 
   test('two concurrent POSTs with one key start one execution: the second gets the first one’s run', async () => {
@@ -258,6 +255,22 @@ describe('cancel', () => {
       status: 'cancelled',
       error: { error: 'pgferry.Cancelled', cause: CANCELLED.cause },
     });
+  });
+
+  test('a migration that has frozen its source (or scaled services down) is not stopped: its cleanup would be skipped', async () => {
+    // The recorded migration, moved on into Freeze.
+    const history = sfn.historyOf('deploy-4711-shop-to-pg17');
+    history.push({
+      id: history.length + 1,
+      previousEventId: history.length,
+      type: 'TaskStateEntered',
+      timestamp: '2026-03-17T06:00:05.000Z',
+      stateEnteredEventDetails: { name: 'Freeze', inputDetails: { truncated: false } },
+    });
+    await expect(runs.cancel('migrate-deploy-4711-shop-to-pg17')).rejects.toThrow(
+      'run migrate-deploy-4711-shop-to-pg17 has entered Freeze: cancelling it now would skip the cleanup',
+    );
+    expect(operations()).not.toContain('StopExecution');
   });
 
   test('a finished run is returned as it is; an unknown one is undefined', async () => {
