@@ -230,6 +230,8 @@ export class PgferryStack extends Stack {
         store: this.store,
         environment: this.api.environment,
       });
+      // An announcement that failed after its retries is notified and alarmed like a workflow's failure.
+      this.monitoring.watchWorkflow('run-events', this.runEvents.announcer);
     }
 
     for (const db of config.databases) {
