@@ -247,8 +247,8 @@ export class LocalRunHost implements RunHost {
       }
       run.finishedAt = this.now().toISOString();
       run.progress = undefined;
-      this.running.delete(run.id);
       await this.save(record).catch(() => undefined);
+      this.running.delete(run.id);
       this.options.onFinished?.({ ...run });
     })();
     this.running.set(run.id, { controller, done });
