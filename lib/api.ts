@@ -162,16 +162,20 @@ export const ACCESS_LOG_FIELDS: Readonly<Record<string, string>> = {
   path: '$context.path',
   status: '$context.status',
   responseLength: '$context.responseLength',
+  // Not `$context.error.validationErrorString`: it quotes the body's values it refuses.
   errorMessage: '$context.error.message',
-  validationError: '$context.error.validationErrorString',
   integrationStatus: '$context.integration.status',
   integrationLatency: '$context.integration.latency',
   latency: '$context.responseLatency',
 };
 
-/** API Gateway's answer to a body its model refuses: every problem, as JSON. */
-const BAD_REQUEST_BODY_TEMPLATE =
-  '{"error":"InvalidRequest","message":"$context.error.validationErrorString"}';
+/**
+ * API Gateway's answer to a body its model refuses, shaped like the application's 400. A gateway
+ * response template is plain substitution (no VTL, no escaping): `messageString` is the one error
+ * variable API Gateway quotes for JSON, so the body says only "Invalid request body" — the list of
+ * problems (`validationErrorString`) holds quotes, and would break the JSON.
+ */
+const BAD_REQUEST_BODY_TEMPLATE = '{"error":"InvalidRequest","message":$context.error.messageString}';
 
 /** A zod schema as an API Gateway model's schema (JSON Schema draft 4, as a request is sent). */
 export function modelSchema(schema: z.ZodType): apigw.JsonSchema {
@@ -249,8 +253,6 @@ export class PgferryApi extends Construct {
         tracingEnabled: true,
       },
       defaultMethodOptions: { authorizationType: apigw.AuthorizationType.IAM },
-      // The function answers for itself; a private API has no default endpoint to disable.
-      disableExecuteApiEndpoint: false,
     });
     this.api.addGatewayResponse('BadRequestBody', {
       type: apigw.ResponseType.BAD_REQUEST_BODY,
