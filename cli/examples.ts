@@ -111,6 +111,16 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
       does: 'every database and role of a server, the source read-only until the end',
     },
   ],
+  serve: [
+    {
+      line: 'pgferry serve --store ./backups',
+      does: 'serve the API on http://127.0.0.1:8470; the token file it prints holds the bearer token',
+    },
+    {
+      line: 'pgferry serve --store ./backups --webhook https://ci.example.com/hooks/pgferry',
+      does: 'and POST each finished run (Backup Succeeded, Migration Failed, …) to a webhook',
+    },
+  ],
   completion: [
     { line: 'source <(pgferry completion bash)', does: 'complete pgferry in this bash session' },
     {

@@ -377,6 +377,61 @@ const TasksConfigSchema = z
   })
   .strict();
 
+/**
+ * The HTTP API (issue 14): an API Gateway REST API in front of one Lambda function, every method
+ * authorized by IAM (SigV4). Regional by default, reachable by any principal of this account that
+ * an IAM policy allows; `private` makes it reachable only through the named VPC endpoints
+ * (`execute-api` interface endpoints), and `allowedAccountIds` lets principals of other accounts in.
+ */
+const ApiConfigSchema = z
+  .object({
+    /** Deploy the API (its Lambda, its gateway, its run-finished events). */
+    enabled: z.boolean().default(true),
+    /** `regional` (a public endpoint, IAM on every method) or `private` (VPC endpoints only). */
+    endpoint: z.enum(['regional', 'private']).default('regional'),
+    /** With `endpoint: "private"`: the `execute-api` interface endpoints that may reach it. */
+    vpcEndpointIds: z
+      .array(z.string().regex(/^vpce-[0-9a-f]{8,17}$/, 'a VPC endpoint id (vpce-…)'))
+      .max(10)
+      .default([]),
+    /** Other accounts whose principals may call it (their own IAM policies must allow it too). */
+    allowedAccountIds: z
+      .array(z.string().regex(/^\d{12}$/, 'a 12-digit account id'))
+      .max(20)
+      .default([]),
+    /** Requests per second the stage allows (steady rate), and its burst. */
+    throttle: z
+      .object({
+        rateLimit: z.number().min(1).max(10000).default(10),
+        burstLimit: z.number().int().min(1).max(5000).default(20),
+      })
+      .strict()
+      .default({ rateLimit: 10, burstLimit: 20 }),
+    /**
+     * Create API Gateway's account-wide CloudWatch Logs role (needed once per account and region
+     * for access logs). `false` when the account already has one set.
+     */
+    createCloudWatchRole: z.boolean().default(true),
+  })
+  .strict()
+  .superRefine((api, ctx) => {
+    if (api.endpoint === 'private' && api.vpcEndpointIds.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['vpcEndpointIds'],
+        message: 'a private API needs the execute-api VPC endpoints that may reach it (vpce-…)',
+      });
+    }
+    if (api.endpoint === 'regional' && api.vpcEndpointIds.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['vpcEndpointIds'],
+        message: 'VPC endpoints reach a private API only: set endpoint to "private"',
+      });
+    }
+  });
+export type ApiConfig = z.infer<typeof ApiConfigSchema>;
+
 export const PgferryConfigSchema = z
   .object({
     stackName: z
@@ -403,6 +458,14 @@ export const PgferryConfigSchema = z
     }),
     notifications: NotificationsConfigSchema.default({ emails: [], notifyOnSuccess: false }),
     tasks: TasksConfigSchema.default({ architecture: 'arm64', stallTimeoutMinutes: 10 }),
+    api: ApiConfigSchema.default({
+      enabled: true,
+      endpoint: 'regional',
+      vpcEndpointIds: [],
+      allowedAccountIds: [],
+      throttle: { rateLimit: 10, burstLimit: 20 },
+      createCloudWatchRole: true,
+    }),
     /**
      * Which backups to keep (core/retention.ts): the record step tags each backup with its tier
      * and the bucket's lifecycle rules act on the tags. The policy of every database that sets

@@ -1,9 +1,11 @@
 import { CfnOutput, Duration, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type { Construct } from 'constructs';
+import { REQUEST_BODIES } from '../api/app';
 import type { DatabaseBindings } from '../core/bindings';
 import type { BackupRequestInput, VerifyRequest } from '../core/contracts';
 import { isScoped } from '../core/postgres/dump-scope';
+import { PgferryApi } from './api';
 import { BackupBucket } from './backup-bucket';
 import { BackupWorkflow } from './backup-workflow';
 import { bindingsOf } from './bindings';
@@ -16,6 +18,7 @@ import { acknowledge, acknowledgeWildcards, wildcardResource } from './nag';
 import { Network } from './network';
 import { PgToolsTask } from './pg-tools-task';
 import { RestoreWorkflow } from './restore-workflow';
+import { RunEvents } from './run-events';
 import { Schedules } from './schedules';
 import type { Workflow } from './state-machine';
 import { VerifyWorkflow } from './verify-workflow';
@@ -53,6 +56,10 @@ export class PgferryStack extends Stack {
   readonly restore: RestoreWorkflow;
   readonly verify: VerifyWorkflow;
   readonly migrate: MigrateWorkflow;
+  /** The HTTP API (`api.enabled`, the default). */
+  readonly api?: PgferryApi;
+  /** With the API: an EventBridge event on the default bus for every finished run. */
+  readonly runEvents?: RunEvents;
   /** The Fargate task of verifications: the image with the servers and locales. */
   readonly verifyTools: PgToolsTask;
   /** How the workflows log in to each configured database and target, by id. */
@@ -200,6 +207,34 @@ export class PgferryStack extends Stack {
 
     // After every function that connects to databases exists.
     this.functions.grantDatabaseLogins(logins);
+
+    if (config.api.enabled) {
+      const stateMachines = {
+        backup: this.backup.stateMachine,
+        restore: this.restore.stateMachine,
+        verify: this.verify.stateMachine,
+        migrate: this.migrate.stateMachine,
+      };
+      this.api = new PgferryApi(this, 'Api', {
+        functions: this.functions,
+        stateMachines,
+        store: this.store,
+        requestBodies: REQUEST_BODIES,
+        endpoint: config.api.endpoint,
+        vpcEndpointIds: config.api.vpcEndpointIds,
+        allowedAccountIds: config.api.allowedAccountIds,
+        throttle: config.api.throttle,
+        createCloudWatchRole: config.api.createCloudWatchRole,
+      });
+      this.runEvents = new RunEvents(this, 'RunEvents', {
+        functions: this.functions,
+        stateMachines,
+        store: this.store,
+        environment: this.api.environment,
+      });
+      // An announcement that failed after its retries is notified and alarmed like a workflow's failure.
+      this.monitoring.watchWorkflow('run-events', this.runEvents.announcer);
+    }
 
     // A fleet's schedules and alarms go to nested stacks, by server (lib/fleet.ts).
     const placements = placeDatabases(this, config.databases);

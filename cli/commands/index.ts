@@ -71,6 +71,13 @@ export const COMMANDS: readonly CommandEntry[] = [
     register: (program, aws) =>
       (require('./migrate') as typeof import('./migrate')).registerMigrate(program, aws),
   },
+  {
+    name: 'serve',
+    summary:
+      'Serve the HTTP API on this machine: start backups, restores, verifications and migrations with POST, ' +
+      'follow them with GET, read the catalog (every request needs the bearer token)',
+    register: (program) => (require('./serve') as typeof import('./serve')).registerServe(program),
+  },
 ];
 
 /** The one line describing command `name` (each command module gives its command this line). */

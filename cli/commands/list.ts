@@ -8,6 +8,7 @@ import {
   scanStore,
   unreadableBackups,
 } from '../../core/catalog';
+import { listedBackup } from '../../core/catalog-json';
 import { formatCompression } from '../../core/compression';
 import { isScoped } from '../../core/postgres/dump-scope';
 import { retentionPolicyFromEnv } from '../../core/retention';
@@ -15,7 +16,6 @@ import { normaliseStoreUrl, openStore } from '../../core/store';
 import { catalogNameOf } from '../../core/store-keys';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, refuseAwsOnlyOptions } from '../aws/options';
-import { type ListedCatalog, retentionJson } from '../json-output';
 import { option } from '../options';
 import { formatBytes, formatTable, printable } from '../output';
 import { tierLegend } from '../tier-legend';
@@ -86,18 +86,7 @@ async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
   const verifications = await latestVerifications(store, entries);
   if (opts.json) {
     // Each manifest as stored, with the table's other columns under `catalog`.
-    const listed = entries.map((entry) => {
-      const verification = verifications.get(entry);
-      const catalog: ListedCatalog = {
-        name: catalogNameOf(entry.manifest),
-        storedBytes: entry.storedBytes,
-        retention: retentionJson(tiers.get(entry)),
-        verification: verification
-          ? { status: verification.status, finishedAt: verification.finishedAt }
-          : null,
-      };
-      return { ...entry.manifest, catalog };
-    });
+    const listed = entries.map((entry) => listedBackup(entry, tiers, verifications));
     process.stdout.write(`${JSON.stringify(listed, null, 2)}\n`);
     return;
   }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { type CatalogEntry, readReports, retentionByBackup, scanStore } from '../../core/catalog';
+import { backupDetail } from '../../core/catalog-json';
 import { formatCompression } from '../../core/compression';
 import type { BackupManifest } from '../../core/contracts';
 import { PgferryError } from '../../core/errors';
@@ -9,7 +10,6 @@ import { resolveBackup } from '../../core/resolve-backup';
 import { describeReason, type RetentionDecision, retentionPolicyFromEnv } from '../../core/retention';
 import { normaliseStoreUrl, openStore } from '../../core/store';
 import { catalogNameOf } from '../../core/store-keys';
-import { retentionJson } from '../json-output';
 import { formatBytes, formatTable, printable } from '../output';
 import { catalogNameOption, DATABASE_ALIAS_HELP, shortTime } from './catalog-options';
 import { summaryOf } from './index';
@@ -43,25 +43,13 @@ async function showCommand(opts: ShowOptions): Promise<void> {
   const { entries } = await scanStore(store, catalogNameOf(manifest));
   const entry = entries.find((e) => e.manifest.id === manifest.id);
   if (!entry) throw new PgferryError('BackupNotFound', `backup ${manifest.id} is no longer in ${store.url}`);
-  const retention = retentionByBackup(entries, retentionPolicyFromEnv(process.env), new Date()).get(entry);
-  const reports = await readReports(store, entry);
   if (opts.json) {
-    process.stdout.write(
-      `${JSON.stringify(
-        {
-          manifest,
-          retention: retentionJson(retention),
-          reports: {
-            restore: reports.filter((r) => r.report.kind === 'restore').map((r) => r.report),
-            verify: reports.filter((r) => r.report.kind === 'verify').map((r) => r.report),
-          },
-        },
-        null,
-        2,
-      )}\n`,
-    );
+    const detail = await backupDetail(store, entries, entry, new Date());
+    process.stdout.write(`${JSON.stringify(detail, null, 2)}\n`);
     return;
   }
+  const retention = retentionByBackup(entries, retentionPolicyFromEnv(process.env), new Date()).get(entry);
+  const reports = await readReports(store, entry);
   process.stdout.write(`${describeBackup(entry, retention, reports)}\n`);
 }
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { backupStatus, type DatabaseStatus, formatAge, parseDuration } from '../../core/catalog';
+import { formatAge, parseDuration } from '../../core/catalog';
+import { ageProblems, type StatusJson, statusReport } from '../../core/catalog-json';
 import { normaliseStoreUrl, openStore } from '../../core/store';
-import type { StatusJson } from '../json-output';
 import { option } from '../options';
 import { formatTable, printable } from '../output';
 import { catalogNameOption, DATABASE_ALIAS_HELP, NAME_HELP, parseTime } from './catalog-options';
@@ -41,36 +41,13 @@ interface StatusOptions {
   json: boolean;
 }
 
-interface DatabaseVerdict extends DatabaseStatus {
-  /**
-   * Why this database fails: older than the thresholds, unreadable backups, backups dated after
-   * now (the last two whatever the thresholds). Empty when it does not fail.
-   */
-  problems: string[];
-}
-
 async function statusCommand(opts: StatusOptions): Promise<void> {
   const store = openStore(normaliseStoreUrl(opts.store));
   const now = opts.now ?? new Date();
-  const statuses = await backupStatus(store, now, catalogNameOption(opts));
-  const verdicts: DatabaseVerdict[] = statuses.map((status) => ({
-    ...status,
-    problems: problemsOf(status, opts, now),
-  }));
+  const json = await statusReport(store, now, opts, catalogNameOption(opts), printable);
+  const verdicts = json.databases;
 
   if (opts.json) {
-    const json: StatusJson = {
-      store: store.url,
-      now: now.toISOString(),
-      databases: verdicts.map((v) => ({
-        database: v.database,
-        newest: v.newest ?? null,
-        newestVerified: v.newestVerified ?? null,
-        unreadable: v.unreadable,
-        datedAfterNow: v.datedAfterNow,
-        problems: v.problems,
-      })),
-    };
     process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
   } else if (verdicts.length > 0) {
     const rows = verdicts.map((v) => [
@@ -96,45 +73,10 @@ async function statusCommand(opts: StatusOptions): Promise<void> {
 }
 
 /** The STATUS column: what is wrong, in capitals, or `ok`. */
-function verdictLabel(verdict: DatabaseVerdict, opts: StatusOptions): string {
+function verdictLabel(verdict: StatusJson['databases'][number], opts: StatusOptions): string {
   const labels: string[] = [];
   if (verdict.unreadable.length > 0) labels.push('UNREADABLE BACKUP');
   if (verdict.datedAfterNow.length > 0) labels.push('DATED AFTER NOW');
   if (ageProblems(verdict, opts).length > 0) labels.push('TOO OLD');
   return labels.length > 0 ? labels.join(', ') : 'ok';
-}
-
-function problemsOf(status: DatabaseStatus, opts: StatusOptions, now: Date): string[] {
-  return [
-    ...status.unreadable.map(
-      (b) => `backup ${b.id} is unreadable: ${printable(b.problem)} (${printable(b.folder)})`,
-    ),
-    ...status.datedAfterNow.map(
-      (b) =>
-        `backup ${b.id} is dated ${b.startedAt}, after now (${now.toISOString()}): a clock was wrong; it is not counted`,
-    ),
-    ...ageProblems(status, opts),
-  ];
-}
-
-/** What `--max-age` and `--max-verified-age` find wrong. */
-function ageProblems(status: DatabaseStatus, opts: StatusOptions): string[] {
-  const problems: string[] = [];
-  if (opts.maxAge !== undefined) {
-    if (!status.newest) problems.push('no complete backup');
-    else if (status.newest.ageSeconds > opts.maxAge) {
-      problems.push(
-        `newest backup is ${formatAge(status.newest.ageSeconds)} old (max ${formatAge(opts.maxAge)})`,
-      );
-    }
-  }
-  if (opts.maxVerifiedAge !== undefined) {
-    if (!status.newestVerified) problems.push('no verified backup');
-    else if (status.newestVerified.ageSeconds > opts.maxVerifiedAge) {
-      problems.push(
-        `newest verified backup is ${formatAge(status.newestVerified.ageSeconds)} old (max ${formatAge(opts.maxVerifiedAge)})`,
-      );
-    }
-  }
-  return problems;
 }

@@ -6,7 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { ListedCatalogSchema } from '../../cli/json-output';
+import { ListedCatalogSchema } from '../../core/catalog-json';
 import type { BackupManifest } from '../../core/contracts';
 import { LocalStore } from '../../core/store';
 import { newBackupId, restoreReportKey, verifyReportKey } from '../../core/store-keys';

@@ -5,7 +5,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { StatusJsonSchema } from '../../cli/json-output';
+import { StatusJsonSchema } from '../../core/catalog-json';
 import { LocalStore } from '../../core/store';
 import { newBackupId, verifyReportKey } from '../../core/store-keys';
 import { writeSyntheticBackup } from '../support/backups';

@@ -59,7 +59,8 @@ test.each([
   's3:DeleteObjectVersionTagging',
 ])('no role of the stack may %s', (action) => {
   expect(rolesAllowed(action)).toEqual([]);
-  // Nor through an AWS-managed policy: the only ones attached are Lambda's execution policies.
+  // Nor through an AWS-managed policy: the only ones attached are Lambda's execution policies and
+  // API Gateway's policy for its account-wide logging role.
   const managed = Object.values(resources)
     .filter((r) => r.Type === 'AWS::IAM::Role')
     .flatMap((r) => (r.Properties.ManagedPolicyArns ?? []) as unknown[])
@@ -67,6 +68,7 @@ test.each([
   expect([...new Set(managed)].sort()).toEqual([
     'AWSLambdaBasicExecutionRole',
     'AWSLambdaVPCAccessExecutionRole',
+    'AmazonAPIGatewayPushToCloudWatchLogs',
   ]);
 });
 

@@ -97,9 +97,16 @@ test("CloudWatch may publish for this stack's alarms only: their exact ARNs, not
   expect((sourceArns(publish) as string[]).sort()).toEqual(names.sort());
 });
 
+/** The notification rules: one per workflow, and one for the run-events announcer (lib/run-events.ts). */
+function notificationRules() {
+  return Object.entries(resources).filter(
+    ([id, r]) => r.Type === 'AWS::Events::Rule' && id.startsWith('Monitoring'),
+  );
+}
+
 test("every rule target's topic lets EventBridge publish for that rule only, and use the topic's key", () => {
-  const rules = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::Events::Rule');
-  expect(rules).toHaveLength(4);
+  const rules = notificationRules();
+  expect(rules).toHaveLength(5);
   for (const [ruleId, rule] of rules) {
     for (const target of rule.Properties.Targets as { Arn: { Ref: string } }[]) {
       const topic = target.Arn.Ref;
@@ -124,7 +131,7 @@ test('no statement lets EventBridge or CloudWatch publish without naming the sou
 });
 
 test('every rule target retries, then keeps the notification in a dead-letter queue that raises an alarm', () => {
-  const rules = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::Events::Rule');
+  const rules = notificationRules();
   const queues = new Set<string>();
   for (const [ruleId, rule] of rules) {
     for (const target of rule.Properties.Targets as Record<string, unknown>[]) {
@@ -172,6 +179,7 @@ test('each workflow has an alarm on failed, timed-out or aborted executions that
     'Test-backup-failed',
     'Test-migrate-failed',
     'Test-restore-failed',
+    'Test-run-events-failed',
     'Test-verify-failed',
   ]);
   for (const alarm of failed) {
@@ -234,10 +242,10 @@ test('schedules that could not start raise an alarm', () => {
 });
 
 test('failed, timed-out and aborted executions of each workflow are notified', () => {
-  const rules = Object.values(template.findResources('AWS::Events::Rule')) as {
+  const rules = notificationRules().map(([, r]) => r) as unknown as {
     Properties: { EventPattern: { detail: { stateMachineArn: { Ref: string }[]; status: string[] } } };
   }[];
-  expect(rules).toHaveLength(4);
+  expect(rules).toHaveLength(5);
   for (const rule of rules) {
     expect(rule.Properties.EventPattern.detail.status).toEqual(['FAILED', 'TIMED_OUT', 'ABORTED']);
   }

@@ -64,9 +64,11 @@ test('every handler runs in the VPC: those that connect to databases as database
     'FunctionsRestorePreflight',
   ]);
   expect(byGroup.NetworkAwsApiClients.sort()).toEqual([
+    'FunctionsApi',
     'FunctionsCleanup',
     'FunctionsRecord',
     'FunctionsRestoreRecord',
+    'FunctionsRunEventsDescribe',
     'FunctionsVerifyPreflight',
     'FunctionsVerifyRecord',
   ]);

@@ -1,0 +1,108 @@
+/**
+ * The run host port: where the API's runs execute. The application (./app.ts) is written against
+ * this interface only, so the same routes serve `pgferry serve` (cli/local-runs.ts, over the local
+ * executor) and the API's Lambda (over Step Functions). A run is one execution of a workflow: a
+ * backup, a restore, a verification or a migration.
+ */
+
+/** The workflows the API starts, as `kind` names them (the same names as `WorkflowName`). */
+export const RUN_KINDS = ['backup', 'restore', 'verify', 'migrate'] as const;
+export type RunKind = (typeof RUN_KINDS)[number];
+
+/** The statuses a run goes through: `running`, then one of the three final ones. */
+export const RUN_STATUSES = ['running', 'succeeded', 'failed', 'cancelled'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+/** One run as the API shows it (`GET /v1/runs/{id}`). */
+export interface Run {
+  id: string;
+  kind: RunKind;
+  status: RunStatus;
+  /**
+   * The catalog name the run is about, when the request names one (see `runDatabase`); a
+   * migration of a whole server has none.
+   */
+  database?: string;
+  /** ISO 8601. */
+  startedAt: string;
+  /** ISO 8601; present once the run has ended. */
+  finishedAt?: string;
+  /** The workflow state it is in (while running) or ended in. */
+  state?: string;
+  /** The long step's progress while running (bytes done, rate, …: a `TaskProgress` locally). */
+  progress?: unknown;
+  /** A succeeded run's result: the manifest (backup) or the stored report (restore, verify, migrate). */
+  result?: unknown;
+  /** A failed or cancelled run's error, as Step Functions reports one: its name and message. */
+  error?: { error: string; cause: string };
+}
+
+/** `GET /v1/runs`'s query: every field narrows the list. */
+export interface RunFilter {
+  kind?: RunKind;
+  status?: RunStatus;
+  /** ISO 8601: only runs started at or after it. */
+  since?: string;
+}
+
+/** What `POST /v1/{backups,restores,verifications,migrations}` asks a host to start. */
+export interface StartRun {
+  kind: RunKind;
+  /** the validated API body (the workflow request less the store) */
+  request: unknown;
+  /** The caller's `Idempotency-Key` (already checked against `IDEMPOTENCY_KEY_PATTERN`). */
+  idempotencyKey?: string;
+}
+
+/** Where runs execute: the local executor (`pgferry serve`) or Step Functions (the API's Lambda). */
+export interface RunHost {
+  /**
+   * Starts a run, or with an idempotency key already used for the same body, returns that key's
+   * run (`created: false`). Throws `IdempotencyConflict` when the key was used with another body.
+   */
+  start(run: StartRun): Promise<{ run: Run; created: boolean }>;
+  get(id: string): Promise<Run | undefined>;
+  /** Recent runs, newest first. */
+  list(filter: RunFilter): Promise<Run[]>;
+  /**
+   * Asks a running run to stop; its workflow's cleanup runs as on any failure. Returns the run as
+   * it is after asking (still `running` until the cleanup ends); `undefined` when there is none.
+   */
+  cancel(id: string): Promise<Run | undefined>;
+}
+
+/** An idempotency key reused with another request (409). */
+export class IdempotencyConflict extends Error {
+  constructor(readonly key: string) {
+    super(`the Idempotency-Key ${key} was used for another request: use a new key for a new request`);
+    this.name = 'IdempotencyConflict';
+  }
+}
+
+/**
+ * What an `Idempotency-Key` may be: on AWS it becomes the Step Functions execution name, which
+ * allows 1 to 80 characters; these are the ones safe everywhere (no spaces, wildcards or controls).
+ */
+export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_-]{1,80}$/;
+
+/**
+ * The catalog name a run's request is about: a backup's or migration's `name`, else its source
+ * database; a restore's or verification's `name` (or `database`). Undefined when the request
+ * names none (a restore of a backup by id alone, a migration of every database).
+ */
+export function runDatabase(kind: RunKind, request: unknown): string | undefined {
+  const r = (request ?? {}) as {
+    name?: string;
+    database?: string;
+    source?: { database?: string };
+    allDatabases?: boolean;
+  };
+  switch (kind) {
+    case 'backup':
+      return r.name ?? r.source?.database;
+    case 'migrate':
+      return r.allDatabases ? undefined : (r.name ?? r.source?.database);
+    default:
+      return r.name ?? r.database;
+  }
+}

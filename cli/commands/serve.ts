@@ -1,0 +1,159 @@
+import { homedir } from 'node:os';
+import * as path from 'node:path';
+import { serve as serveHttp } from '@hono/node-server';
+import { type Command, Option } from 'commander';
+import { Hono } from 'hono';
+import { createApi } from '../../api/app';
+import { summaryOf } from '../../api/events';
+import type { Run } from '../../api/runs';
+import type { Credentials } from '../../core/credentials';
+import { localPassword } from '../../core/credentials';
+import { errorMessage, PgferryError } from '../../core/errors';
+import { normaliseStoreUrl, openStore } from '../../core/store';
+import { API_TOKEN_ENV, apiToken, authorized } from '../api-token';
+import { CLI_STOP_SECONDS } from '../interrupts';
+import { LocalRunHost } from '../local-runs';
+import { configureLogging, option } from '../options';
+import { printable } from '../output';
+import { parseWebhookUrl, postRunFinished } from '../webhook';
+import { summaryOf } from './index';
+
+/** The port `serve` listens on by default. */
+export const DEFAULT_API_PORT = 8470;
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description(summaryOf('serve'))
+    .requiredOption(
+      '--store <store>',
+      'the store the API serves: file:///abs/dir, a folder path, or s3://bucket/prefix',
+    )
+    .option(
+      '--host <address>',
+      'the address to listen on (another than localhost exposes the API beyond this machine)',
+      '127.0.0.1',
+    )
+    .addOption(
+      new Option('--port <port>', 'the port to listen on (0: any free port, printed)')
+        .default(DEFAULT_API_PORT)
+        .argParser(option(parsePort)),
+    )
+    .option(
+      '--token-file <path>',
+      `the API token's file, created (mode 0600) with a new token when missing; ${API_TOKEN_ENV} overrides it (default: <state-dir>/api-token)`,
+    )
+    .option(
+      '--webhook <url>',
+      "POST each finished run's event (as EventBridge's detail) to this http(s) URL, retried with backoff",
+    )
+    .option(
+      '--state-dir <dir>',
+      'where runs are recorded, one JSON file each (default: $XDG_STATE_HOME/pgferry, else ~/.local/state/pgferry)',
+    )
+    .action(async (opts: ServeOptions) => serveCommand(opts));
+}
+
+interface ServeOptions {
+  store: string;
+  host: string;
+  port: number;
+  tokenFile?: string;
+  webhook?: string;
+  stateDir?: string;
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535)
+    throw new PgferryError('InvalidInput', `not a port: ${JSON.stringify(text)}`);
+  return port;
+}
+
+async function serveCommand(opts: ServeOptions): Promise<void> {
+  configureLogging(false);
+  const webhook = opts.webhook === undefined ? undefined : parseWebhookUrl(opts.webhook);
+  const store = openStore(normaliseStoreUrl(opts.store));
+  const stateDir = path.resolve(opts.stateDir ?? defaultStateDir(process.env));
+  const token = await apiToken(opts.tokenFile ?? path.join(stateDir, 'api-token'), process.env);
+  // The server's own passwords, as the CLI reads them (PGPASSWORD, pgferry's variables; else
+  // ~/.pgpass): a request never carries one.
+  const credentials: Credentials = {
+    source: localPassword(undefined, 'source', process.env),
+    target: localPassword(undefined, 'target', process.env),
+  };
+  const log = (line: string) => process.stderr.write(`pgferry serve: ${printable(line)}\n`);
+  const deliveries = new Set<Promise<unknown>>();
+  const host = await LocalRunHost.open({
+    store,
+    stateDir,
+    credentials,
+    onFinished: (run) => {
+      log(`run ${run.id} (${describeRun(run)}) ${run.status}: ${summaryOf(run)}`);
+      if (!webhook) return;
+      const delivery = postRunFinished(webhook, run, { onFailure: log }).finally(() =>
+        deliveries.delete(delivery),
+      );
+      deliveries.add(delivery);
+    },
+  });
+
+  const api = createApi({ runs: host, store, onError: (err) => log(`internal error: ${errorMessage(err)}`) });
+  const app = new Hono();
+  app.use('*', async (c, next): Promise<Response | undefined> => {
+    const begun = Date.now();
+    if (!authorized(c.req.header('authorization'), token)) {
+      c.header('WWW-Authenticate', 'Bearer realm="pgferry"');
+      const response = c.json(
+        { error: 'Unauthorized', message: 'send the API token as Authorization: Bearer <token>' },
+        401,
+      );
+      log(`${c.req.method} ${c.req.path} 401`);
+      return response;
+    }
+    await next();
+    log(`${c.req.method} ${c.req.path} ${c.res.status} ${Date.now() - begun}ms`);
+    return undefined;
+  });
+  app.route('/', api);
+
+  const server = serveHttp({ fetch: app.fetch, hostname: opts.host, port: opts.port });
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', (err) =>
+      reject(
+        new PgferryError('InvalidInput', `cannot listen on ${opts.host}:${opts.port}: ${errorMessage(err)}`),
+      ),
+    );
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : opts.port;
+  const shown = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  log(`listening on http://${shown}:${port} (store ${store.url}; runs in ${stateDir})`);
+  if (!isLoopback(opts.host)) {
+    log(`${opts.host} is not a loopback address: the API is reachable from other machines, over plain HTTP`);
+  }
+
+  // SIGINT, SIGTERM, SIGHUP: stop taking requests, stop the runs (their cleanup runs), then end.
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(s, () => resolve(s));
+  });
+  log(`stopping (${signal}): running runs are interrupted and cleaned up`);
+  server.close();
+  await host.close(CLI_STOP_SECONDS * 1000);
+  await Promise.race([Promise.all(deliveries), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+  process.exit(0);
+}
+
+function describeRun(run: Run): string {
+  return run.database === undefined ? run.kind : `${run.kind} of ${run.database}`;
+}
+
+/** `$XDG_STATE_HOME/pgferry`, else `~/.local/state/pgferry`. */
+function defaultStateDir(env: NodeJS.ProcessEnv): string {
+  return path.join(env.XDG_STATE_HOME || path.join(homedir(), '.local', 'state'), 'pgferry');
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}

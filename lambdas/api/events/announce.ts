@@ -1,0 +1,40 @@
+/**
+ * What a finished execution announces: the run it was, as the API shows it, made into the
+ * run-finished event both hosts emit (api/events.ts) — on AWS put on the default event bus by the
+ * announcing state machine (lib/run-events.ts).
+ */
+import { z } from 'zod';
+import { type RunFinishedEvent, runFinishedEvent } from '../../../api/events';
+import { RUN_KINDS, type RunHost, type RunKind } from '../../../api/runs';
+import { PgferryError } from '../../../core/errors';
+import { runId } from '../step-functions-runs';
+
+/** The part of EventBridge's "Step Functions Execution Status Change" event the announcer is given. */
+export const ExecutionChangeSchema = z.object({
+  stateMachineArn: z.string().min(1),
+  name: z.string().min(1).max(80),
+  status: z.string(),
+});
+export type ExecutionChange = z.infer<typeof ExecutionChangeSchema>;
+
+/**
+ * The event of the run a finished execution was. Throws when the execution is of no state machine
+ * of the API, or is still running (its status change was not an end).
+ */
+export async function announce(
+  runs: Pick<RunHost, 'get'>,
+  stateMachineArns: Record<RunKind, string>,
+  change: ExecutionChange,
+): Promise<RunFinishedEvent> {
+  const kind = RUN_KINDS.find((k) => stateMachineArns[k] === change.stateMachineArn);
+  if (!kind) {
+    throw new PgferryError(
+      'InvalidInput',
+      `${change.stateMachineArn} is not one of pgferry's state machines`,
+    );
+  }
+  const id = runId(kind, change.name);
+  const run = await runs.get(id);
+  if (!run) throw new PgferryError('InvalidInput', `no run ${id}`);
+  return runFinishedEvent(run);
+}

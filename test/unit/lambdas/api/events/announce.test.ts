@@ -1,0 +1,82 @@
+/**
+ * The run-finished event of a finished execution (lambdas/api/events/announce.ts), from a
+ * recorded "Step Functions Execution Status Change" event and recorded executions: the same JSON
+ * `pgferry serve --webhook` posts (api/events.ts), and nothing secret in it.
+ */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { LocalStore } from '../../../../../core/store';
+import { announce, ExecutionChangeSchema } from '../../../../../lambdas/api/events/announce';
+import { StepFunctionsRuns } from '../../../../../lambdas/api/step-functions-runs';
+import { recordedStepFunctions } from '../../../../support/recorded-step-functions';
+
+const statusChange = JSON.parse(
+  readFileSync(path.join(__dirname, '../../../../fixtures/aws/execution-status-change.json'), 'utf8'),
+);
+
+/** What the rule's input transformer gives the announcer (lib/run-events.ts). */
+function ruleInput(event: { detail: Record<string, unknown> }) {
+  const { stateMachineArn, name, status } = event.detail;
+  return ExecutionChangeSchema.parse({ stateMachineArn, name, status });
+}
+
+function host() {
+  const sfn = recordedStepFunctions();
+  const runs = new StepFunctionsRuns({
+    sfn,
+    stateMachineArns: sfn.stateMachineArns,
+    store: new LocalStore(path.join(__dirname, 'no-store')),
+  });
+  return { sfn, runs };
+}
+
+test('a failed restore: "Restore Failed", its id, database and why, nothing secret', async () => {
+  const { sfn, runs } = host();
+  const event = await announce(runs, sfn.stateMachineArns, ruleInput(statusChange));
+  expect(event).toEqual({
+    source: 'pgferry',
+    detailType: 'Restore Failed',
+    detail: {
+      id: 'restore-restore-shop-drill-1',
+      kind: 'restore',
+      database: 'shop',
+      status: 'failed',
+      summary:
+        'Pgferry.TargetExists: the target database shop_drill already exists on shop.cluster-abc123xyz.eu-west-1.rds.amazonaws.com:5432: choose another --target database, or pass --mode clean to replace it',
+    },
+  });
+  // The execution's input (connections, the secret's ARN) stays out of it.
+  expect(JSON.stringify(event)).not.toMatch(/secretsmanager|passwordSecretArn|pgferry_backup/);
+});
+
+test('a cancelled migration: "Migration Cancelled"', async () => {
+  const { sfn, runs } = host();
+  await runs.cancel('migrate-deploy-4711-shop-to-pg17');
+  const event = await announce(runs, sfn.stateMachineArns, {
+    stateMachineArn: sfn.stateMachineArns.migrate,
+    name: 'deploy-4711-shop-to-pg17',
+    status: 'ABORTED',
+  });
+  expect(event).toMatchObject({
+    detailType: 'Migration Cancelled',
+    detail: { id: 'migrate-deploy-4711-shop-to-pg17', status: 'cancelled', database: 'shop' },
+  });
+});
+
+test('an execution of another state machine, or one still running, is refused', async () => {
+  const { sfn, runs } = host();
+  await expect(
+    announce(runs, sfn.stateMachineArns, {
+      stateMachineArn: 'arn:aws:states:eu-west-1:123456789012:stateMachine:Other',
+      name: 'x',
+      status: 'SUCCEEDED',
+    }),
+  ).rejects.toThrow("is not one of pgferry's state machines");
+  await expect(
+    announce(runs, sfn.stateMachineArns, {
+      stateMachineArn: sfn.stateMachineArns.migrate,
+      name: 'deploy-4711-shop-to-pg17',
+      status: 'RUNNING',
+    }),
+  ).rejects.toThrow('still running');
+});
