@@ -24,12 +24,12 @@ import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
 import { withRunHooks } from '../run-hooks';
-import { summaryOf } from './index';
+import { commandSummary } from './index';
 
 export function registerBackup(program: Command, aws: AwsAccess): void {
   const command = program
     .command('backup')
-    .description(summaryOf('backup'))
+    .description(commandSummary('backup'))
     .requiredOption(
       '--source <url>',
       'database to back up: postgres://user:password@host:port/database[?sslmode=…]',

@@ -81,7 +81,7 @@ export const COMMANDS: readonly CommandEntry[] = [
 ];
 
 /** The one line describing command `name` (each command module gives its command this line). */
-export function summaryOf(name: string): string {
+export function commandSummary(name: string): string {
   const entry = COMMANDS.find((command) => command.name === name);
   if (entry === undefined) throw new Error(`no command ${name} in cli/commands/index.ts`);
   return entry.summary;

@@ -20,12 +20,12 @@ import { option } from '../options';
 import { formatBytes, formatTable, printable } from '../output';
 import { tierLegend } from '../tier-legend';
 import { catalogNameOption, DATABASE_ALIAS_HELP, NAME_HELP, parseTime, shortTime } from './catalog-options';
-import { summaryOf } from './index';
+import { commandSummary } from './index';
 
 export function registerList(program: Command, aws: AwsAccess): void {
   const command = program
     .command('list')
-    .description(summaryOf('list'))
+    .description(commandSummary('list'))
     .option(
       '--store <store>',
       "file:///abs/dir, a folder path, or s3://bucket/prefix (with --aws: the stack's)",

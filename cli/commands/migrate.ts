@@ -23,13 +23,13 @@ import { configureLogging, option, toastCompressionOption } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
 import { withRunHooks } from '../run-hooks';
-import { summaryOf } from './index';
+import { commandSummary } from './index';
 
 export function registerMigrate(program: Command, aws: AwsAccess): void {
   const collect = (value: string, previous: string[]) => [...previous, value];
   const command = program
     .command('migrate')
-    .description(summaryOf('migrate'))
+    .description(commandSummary('migrate'))
     .requiredOption('--source <url>', 'postgres://user:password@host:port/database')
     .requiredOption(
       '--target <url>',

@@ -12,12 +12,12 @@ import { normaliseStoreUrl, openStore } from '../../core/store';
 import { option } from '../options';
 import { formatBytes, formatTable, printable } from '../output';
 import { catalogNameOption, DATABASE_ALIAS_HELP, NAME_HELP, parseCount, parseTime } from './catalog-options';
-import { summaryOf } from './index';
+import { commandSummary } from './index';
 
 export function registerPrune(program: Command): void {
   program
     .command('prune')
-    .description(summaryOf('prune'))
+    .description(commandSummary('prune'))
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
     .option('--name <name>', `only backups filed under this name: ${NAME_HELP}`)
     .option('--database <name>', DATABASE_ALIAS_HELP)

@@ -22,13 +22,13 @@ import { parseOutcome, readDocument } from '../outcomes';
 import { printable } from '../output';
 import { withRunHooks } from '../run-hooks';
 import { catalogNameOption, DATABASE_ALIAS_HELP } from './catalog-options';
-import { summaryOf } from './index';
+import { commandSummary } from './index';
 
 export function registerRestore(program: Command, aws: AwsAccess): void {
   const collect = (value: string, previous: string[]) => [...previous, value];
   const command = program
     .command('restore')
-    .description(summaryOf('restore'))
+    .description(commandSummary('restore'))
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
     .requiredOption(
       '--backup <id|latest>',

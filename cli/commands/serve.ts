@@ -16,7 +16,7 @@ import { LocalRunHost } from '../local-runs';
 import { configureLogging, option } from '../options';
 import { printable } from '../output';
 import { parseWebhookUrl, postRunFinished } from '../webhook';
-import { summaryOf } from './index';
+import { commandSummary } from './index';
 
 /** The port `serve` listens on by default. */
 export const DEFAULT_API_PORT = 8470;
@@ -24,7 +24,7 @@ export const DEFAULT_API_PORT = 8470;
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description(summaryOf('serve'))
+    .description(commandSummary('serve'))
     .requiredOption(
       '--store <store>',
       'the store the API serves: file:///abs/dir, a folder path, or s3://bucket/prefix',

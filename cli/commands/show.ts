@@ -12,12 +12,12 @@ import { normaliseStoreUrl, openStore } from '../../core/store';
 import { catalogNameOf } from '../../core/store-keys';
 import { formatBytes, formatTable, printable } from '../output';
 import { catalogNameOption, DATABASE_ALIAS_HELP, shortTime } from './catalog-options';
-import { summaryOf } from './index';
+import { commandSummary } from './index';
 
 export function registerShow(program: Command): void {
   program
     .command('show')
-    .description(summaryOf('show'))
+    .description(commandSummary('show'))
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
     .requiredOption('--backup <id>', 'a backup id, or latest (the newest complete backup filed under --name)')
     .option(

@@ -5,12 +5,12 @@ import { normaliseStoreUrl, openStore } from '../../core/store';
 import { option } from '../options';
 import { formatTable, printable } from '../output';
 import { catalogNameOption, DATABASE_ALIAS_HELP, NAME_HELP, parseTime } from './catalog-options';
-import { summaryOf } from './index';
+import { commandSummary } from './index';
 
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description(summaryOf('status'))
+    .description(commandSummary('status'))
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
     .option('--name <name>', `only this name: ${NAME_HELP}`)
     .option('--database <name>', DATABASE_ALIAS_HELP)

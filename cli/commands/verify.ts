@@ -14,12 +14,12 @@ import { configureLogging } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { withRunHooks } from '../run-hooks';
 import { catalogNameOption, DATABASE_ALIAS_HELP } from './catalog-options';
-import { summaryOf } from './index';
+import { commandSummary } from './index';
 
 export function registerVerify(program: Command, aws: AwsAccess): void {
   const command = program
     .command('verify')
-    .description(summaryOf('verify'))
+    .description(commandSummary('verify'))
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
     .requiredOption(
       '--backup <id|latest>',
