@@ -86,7 +86,7 @@ function policiesByRole(from: Resources): Map<string, { inlineChars: number; ove
   const byRole = new Map<string, { inlineChars: number; overflow: number }>();
   const entry = (role: string) => byRole.get(role) ?? { inlineChars: 0, overflow: 0 };
   for (const policy of ofType('AWS::IAM::Policy', from)) {
-    for (const role of policy.Properties.Roles as { Ref: string }[]) {
+    for (const role of (policy.Properties.Roles ?? []) as { Ref: string }[]) {
       const e = entry(role.Ref);
       byRole.set(role.Ref, {
         ...e,
@@ -95,7 +95,7 @@ function policiesByRole(from: Resources): Map<string, { inlineChars: number; ove
     }
   }
   for (const policy of ofType('AWS::IAM::ManagedPolicy', from)) {
-    for (const role of policy.Properties.Roles as { Ref: string }[]) {
+    for (const role of (policy.Properties.Roles ?? []) as { Ref: string }[]) {
       const e = entry(role.Ref);
       byRole.set(role.Ref, { ...e, overflow: e.overflow + 1 });
     }
@@ -139,8 +139,8 @@ test(`the dashboard shows the fleet in a few widgets (of ${LIMITS.dashboardWidge
   const body = stack.resolve(dashboard.Properties.DashboardBody) as { 'Fn::Join': [string, unknown[]] };
   const text = body['Fn::Join'][1].map((p) => (typeof p === 'string' ? p : 'X')).join('');
   const widgets = (JSON.parse(text) as { widgets: unknown[] }).widgets;
-  // Two per workflow, three for the fleet.
-  expect(widgets).toHaveLength(11);
+  // Two per workflow (the four and the run-finished announcer), three for the fleet.
+  expect(widgets).toHaveLength(13);
   expect(text).toContain('SEARCH(\'{Pgferry,Database} MetricName=\\"LastCompleteBackupTimestamp\\"\'');
 });
 
