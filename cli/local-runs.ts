@@ -283,6 +283,7 @@ export class LocalRunHost implements RunHost {
 
   private async load(): Promise<void> {
     const oldest = this.now().getTime() - RUN_RETENTION_DAYS * 86_400_000;
+    const interrupted: Run[] = [];
     for (const name of await readdir(this.runsDir)) {
       if (!name.endsWith('.json')) continue;
       const file = path.join(this.runsDir, name);
@@ -302,10 +303,13 @@ export class LocalRunHost implements RunHost {
         record.run.error = { error: 'Pgferry.Interrupted', cause: INTERRUPTED_BY_STOP };
         delete record.run.progress;
         await this.save(record);
+        interrupted.push(record.run);
       }
       this.records.set(record.run.id, record);
       if (record.idempotency) this.byKey.set(record.idempotency.key, record);
     }
+    // Whoever waits on these runs' events (the webhook) hears that they ended.
+    for (const run of interrupted) this.options.onFinished?.({ ...run });
   }
 
   /** Writes the run's file atomically (a reader sees the old run or the new one). */

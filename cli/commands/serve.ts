@@ -1,9 +1,6 @@
 import { homedir } from 'node:os';
 import * as path from 'node:path';
-import { serve as serveHttp } from '@hono/node-server';
 import { type Command, Option } from 'commander';
-import { Hono } from 'hono';
-import { createApi } from '../../api/app';
 import { summaryOf } from '../../api/events';
 import type { Run } from '../../api/runs';
 import type { Credentials } from '../../core/credentials';
@@ -72,6 +69,13 @@ function parsePort(text: string): number {
 
 async function serveCommand(opts: ServeOptions): Promise<void> {
   configureLogging(false);
+  // Loaded here: the application and its OpenAPI machinery take half a second to load, which
+  // every other command would pay at start-up.
+  const [{ serve: serveHttp }, { Hono }, { createApi }] = await Promise.all([
+    import('@hono/node-server'),
+    import('hono'),
+    import('../../api/app'),
+  ]);
   const webhook = opts.webhook === undefined ? undefined : parseWebhookUrl(opts.webhook);
   const store = openStore(normaliseStoreUrl(opts.store));
   const stateDir = path.resolve(opts.stateDir ?? defaultStateDir(process.env));

@@ -354,6 +354,14 @@ test('a restart marks the run the killed server was executing as failed, never r
       error: { error: 'Pgferry.Interrupted', cause: 'interrupted: pgferry serve stopped' },
     },
   });
+  // A pipeline waiting on the webhook hears that it ended.
+  for (let i = 0; i < 50 && !hookBodies.some((b) => b.detail.id === id); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  expect(hookBodies.find((b) => b.detail.id === id)).toMatchObject({
+    'detail-type': 'Backup Failed',
+    detail: { status: 'failed', database },
+  });
   // No password in any answer, run file or line the servers printed.
   const runFiles = readdirSync(path.join(stateDir, 'runs')).map((f) =>
     readFileSync(path.join(stateDir, 'runs', f), 'utf8'),

@@ -113,7 +113,7 @@ test('run files are 0600 and hold the request with the store, never the server p
   await host.close(1000);
 });
 
-test('a restart marks the runs a dead serve was executing as failed, and keeps its keys', async () => {
+test('a restart marks the runs a dead serve was executing as failed, tells onFinished, and keeps its keys', async () => {
   const stateDir = path.join(dir, 'state');
   const first = await open(stateDir);
   const { run } = await first.start({ kind: 'backup', request: { source }, idempotencyKey: 'k' });
