@@ -20,6 +20,8 @@ export const RetentionJsonSchema = z
     reasons: z.array(z.object({ tier: TierSchema, bucket: z.string() }).strict()),
     /** Dated after now (a wrong clock): kept, counted by no rule. */
     afterNow: z.boolean(),
+    /** Pinned (`pgferry pin`): kept whatever the rules say. */
+    pinned: z.boolean(),
   })
   .strict();
 export type RetentionJson = z.infer<typeof RetentionJsonSchema>;
@@ -32,7 +34,20 @@ export function retentionJson(decision: RetentionDecision | undefined): Retentio
     keep: decision.keep,
     reasons: decision.reasons.map(({ tier, bucket }) => ({ tier, bucket })),
     afterNow: decision.afterNow,
+    pinned: decision.pinned,
   };
+}
+
+/**
+ * `list`'s TIER column: `after now`, `pinned`, the tier, `kept` (a safety or migration backup
+ * within its days), or `expired`.
+ */
+export function tierLabel(decision: RetentionDecision | undefined): string {
+  if (!decision) return '-';
+  if (decision.afterNow) return 'after now';
+  if (decision.pinned) return 'pinned';
+  if (decision.tier) return decision.tier;
+  return decision.keep ? 'kept' : 'expired';
 }
 
 /** What `list --json` adds to each manifest, under `catalog`: the table's other columns. */

@@ -9,6 +9,7 @@ import { type AwsAccess, defaultAwsAccess } from './aws/clients';
 import { registerBackup } from './commands/backup';
 import { registerList } from './commands/list';
 import { registerMigrate } from './commands/migrate';
+import { registerPin } from './commands/pin';
 import { registerPrune } from './commands/prune';
 import { registerRestore } from './commands/restore';
 import { registerShow } from './commands/show';
@@ -37,6 +38,7 @@ export function buildProgram(aws: AwsAccess = defaultAwsAccess()): Command {
   registerShow(program);
   registerStatus(program);
   registerPrune(program);
+  registerPin(program);
   registerRestore(program, aws);
   registerVerify(program, aws);
   registerMigrate(program, aws);

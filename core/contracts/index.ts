@@ -15,6 +15,7 @@
  */
 export type {
   BackupManifest,
+  BackupOrigin,
   BackupOutcome,
   BackupPlan,
   BackupRequest,
@@ -26,7 +27,9 @@ export type {
   StoredObject,
 } from './backup';
 export {
+  BACKUP_ORIGINS,
   BackupManifestSchema,
+  BackupOriginSchema,
   BackupOutcomeSchema,
   BackupPlanSchema,
   BackupRequestSchema,
@@ -35,9 +38,17 @@ export {
   DumpResultSchema,
   DumpStrategySchema,
   GlobalsInfoSchema,
+  originOf,
   StoredObjectSchema,
   ToolInfoSchema,
 } from './backup';
+export type { BackupSetManifest, SetFailure, SetMember, SetSelection } from './backup-set';
+export {
+  BackupSetManifestSchema,
+  SetFailureSchema,
+  SetMemberSchema,
+  SetSelectionSchema,
+} from './backup-set';
 export type {
   CollationRequirement,
   ColumnRef,
