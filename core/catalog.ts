@@ -12,7 +12,12 @@
 import { type BackupManifest, BackupManifestSchema, originOf, SCHEMA_VERSION } from './contracts';
 import { PgferryError } from './errors';
 import { type BackupReport, BackupReportSchema, type StoredReport } from './reports';
-import { decideRetention, type RetentionDecision, type RetentionPolicy } from './retention';
+import {
+  decideRetention,
+  type RetentionDecision,
+  type RetentionPolicy,
+  SHORT_LIVED_ORIGINS,
+} from './retention';
 import type { BackupStore } from './store';
 import {
   BACKUP_ID_PATTERN,
@@ -403,7 +408,8 @@ export interface DatabaseStatus {
 /**
  * Per database with a folder in the store (or just `database`): the age of its newest complete
  * backup and of its newest verified one, since each completed; its unreadable backups and those
- * dated after `now`, which count as neither.
+ * dated after `now`, which count as neither. Safety and migration backups (by origin) are no
+ * database's newest backup: a name holding nothing else is left out unless asked for by name.
  */
 export async function backupStatus(
   store: BackupStore,
@@ -416,7 +422,9 @@ export async function backupStatus(
   const statuses: DatabaseStatus[] = [];
   for (const name of names) {
     const entries = scan.entries.filter((e) => catalogNameOf(e.manifest) === name);
-    const counted = entries.filter((e) => !isDatedAfter(e.manifest, now));
+    const routine = entries.filter((e) => !SHORT_LIVED_ORIGINS.has(originOf(e.manifest)));
+    if (database === undefined && entries.length > 0 && routine.length === 0) continue;
+    const counted = routine.filter((e) => !isDatedAfter(e.manifest, now));
     const status: DatabaseStatus = {
       database: name,
       unreadable: unreadable

@@ -256,6 +256,12 @@ describe('origin and pin', () => {
     expect(tierTagFor(byId.unpinned)).toBe(EXPIRED_TIER);
   });
 
+  test('no lifecycle rule selects a pinned or kept backup: S3 neither expires nor moves it', () => {
+    const tags = lifecycleRulesFor(DEFAULT_RETENTION).map((rule) => rule.tagValue as string);
+    expect(tags).not.toContain(PINNED_TIER);
+    expect(tags).not.toContain(KEPT_TIER);
+  });
+
   test('safety=DAYS in a policy text; older configurations without it read the default', () => {
     expect(parseRetentionPolicy('safety=3').keepSafetyDays).toBe(3);
     expect(formatRetentionPolicy(DEFAULT_RETENTION)).toBe(
