@@ -5,6 +5,7 @@
  * backup, restore, verify and migrate print their stored manifest or report (core/contracts/).
  */
 import { z } from 'zod';
+import { BACKUP_ORIGINS } from '../core/contracts';
 import { RETENTION_TIERS, type RetentionDecision } from '../core/retention';
 
 const TierSchema = z.enum(RETENTION_TIERS);
@@ -55,6 +56,8 @@ export const ListedCatalogSchema = z
   .object({
     /** The catalog name it is filed under (the NAME column). */
     name: z.string(),
+    /** Where it came from (ORIGIN): the manifest's `origin`, `manual` where it has none. */
+    origin: z.enum(BACKUP_ORIGINS),
     /** Bytes stored, every object of the backup (SIZE). */
     storedBytes: z.number().int().nonnegative(),
     retention: RetentionJsonSchema.nullable(),

@@ -95,14 +95,15 @@ async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
       const verification = verifications.get(entry);
       const catalog: ListedCatalog = {
         name: catalogNameOf(entry.manifest),
+        // Manifests written before origins were recorded read as `manual` (see originOf).
+        origin: originOf(entry.manifest),
         storedBytes: entry.storedBytes,
         retention: retentionJson(tiers.get(entry)),
         verification: verification
           ? { status: verification.status, finishedAt: verification.finishedAt }
           : null,
       };
-      // Manifests written before origins were recorded read as `manual` (see originOf).
-      return { ...entry.manifest, origin: originOf(entry.manifest), catalog };
+      return { ...entry.manifest, catalog };
     });
     process.stdout.write(`${JSON.stringify(listed, null, 2)}\n`);
     return;

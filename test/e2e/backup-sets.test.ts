@@ -116,11 +116,11 @@ describe('backup sets: a whole server backed up, restored and verified', () => {
     expect(first).toMatchObject({ kind: 'backup-set', status: 'complete', failed: [], parallel: 2 });
     expect(first.members.map((m) => m.database)).toEqual([AWKWARD, 'crm', 'postgres', 'shop'].sort());
     expect(first.globals?.key).toMatch(/^globals/);
-    const listed: (BackupManifest & { origin: string })[] = JSON.parse(
+    const listed: (BackupManifest & { catalog: { origin: string } })[] = JSON.parse(
       ok(await runCli(['list', '--store', store, '--json'])).stdout,
     );
-    expect(listed.map((m) => [m.database, m.origin, m.setId]).sort()).toEqual(
-      first.members.map((m) => [m.database, 'set', first.id]).sort(),
+    expect(listed.map((m) => [m.database, m.origin, m.catalog.origin, m.setId]).sort()).toEqual(
+      first.members.map((m) => [m.database, 'set', 'set', first.id]).sort(),
     );
   }, 300_000);
 
