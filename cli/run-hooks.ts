@@ -7,7 +7,7 @@
  * service being down, and a failed one keeps its own status for cron and systemd).
  */
 import { spawn } from 'node:child_process';
-import { parseConnectionUrl } from '../core/connection';
+import { parseConnectionUrl, parseServerUrl } from '../core/connection';
 import { errorMessage } from '../core/errors';
 import type { DocumentLocation } from '../core/outcomes';
 import { InterruptedCommand } from './interrupts';
@@ -143,7 +143,8 @@ export async function runHook(flag: string, command: string, env: NodeJS.Process
 function urlPassword(url: string | undefined): string | undefined {
   if (url === undefined) return undefined;
   try {
-    return parseConnectionUrl(url).password;
+    // A server's URL (a set's) names no database: its password is scrubbed all the same.
+    return parseServerUrl(url).password;
   } catch {
     return undefined;
   }

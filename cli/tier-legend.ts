@@ -16,6 +16,8 @@ const RULES: Record<RetentionTier, { flag: keyof RetentionPolicy; period: string
 const OTHERS: Record<string, string> = {
   expired: 'no rule keeps it any more: `pgferry prune` (or S3 lifecycle rules) deletes it',
   'after now': 'dated after now (a wrong clock): kept, counted by no rule',
+  pinned: 'pinned (`pgferry pin`): kept until `pgferry unpin`, whatever the rules say',
+  kept: 'a safety or migration backup: counted by no rule, kept for its days (safety= in the policy)',
 };
 
 /** Legend lines for the TIER values in `shown`, longest-lived first; empty when none is shown. */

@@ -22,7 +22,7 @@ import {
   scanStore,
   unreadableBackups,
 } from './catalog';
-import { type BackupManifest, BackupManifestSchema } from './contracts';
+import { BACKUP_ORIGINS, type BackupManifest, BackupManifestSchema, originOf } from './contracts';
 import { PgferryError } from './errors';
 import { type BackupReport, BackupReportSchema } from './reports';
 import { RETENTION_TIERS, type RetentionDecision, retentionPolicyFromEnv } from './retention';
@@ -42,6 +42,8 @@ export const RetentionJsonSchema = z
     reasons: z.array(z.object({ tier: TierSchema, bucket: z.string() }).strict()),
     /** Dated after now (a wrong clock): kept, counted by no rule. */
     afterNow: z.boolean(),
+    /** Pinned (`pgferry pin`): kept whatever the rules say. */
+    pinned: z.boolean(),
   })
   .strict();
 export type RetentionJson = z.infer<typeof RetentionJsonSchema>;
@@ -54,7 +56,20 @@ export function retentionJson(decision: RetentionDecision | undefined): Retentio
     keep: decision.keep,
     reasons: decision.reasons.map(({ tier, bucket }) => ({ tier, bucket })),
     afterNow: decision.afterNow,
+    pinned: decision.pinned,
   };
+}
+
+/**
+ * `list`'s TIER column: `after now`, `pinned`, the tier, `kept` (a safety or migration backup
+ * within its days), or `expired`.
+ */
+export function tierLabel(decision: RetentionDecision | undefined): string {
+  if (!decision) return '-';
+  if (decision.afterNow) return 'after now';
+  if (decision.pinned) return 'pinned';
+  if (decision.tier) return decision.tier;
+  return decision.keep ? 'kept' : 'expired';
 }
 
 /** What `list --json` adds to each manifest, under `catalog`: the table's other columns. */
@@ -62,6 +77,8 @@ export const ListedCatalogSchema = z
   .object({
     /** The catalog name it is filed under (the NAME column). */
     name: z.string(),
+    /** Where it came from (ORIGIN): the manifest's `origin`, `manual` where it has none. */
+    origin: z.enum(BACKUP_ORIGINS),
     /** Bytes stored, every object of the backup (SIZE). */
     storedBytes: z.number().int().nonnegative(),
     retention: RetentionJsonSchema.nullable(),
@@ -130,6 +147,8 @@ export function listedBackup(
   const verification = verifications.get(entry);
   const catalog: ListedCatalog = {
     name: catalogNameOf(entry.manifest),
+    // Manifests written before origins were recorded read as `manual` (see originOf).
+    origin: originOf(entry.manifest),
     storedBytes: entry.storedBytes,
     retention: retentionJson(tiers.get(entry)),
     verification: verification ? { status: verification.status, finishedAt: verification.finishedAt } : null,

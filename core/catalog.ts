@@ -9,10 +9,15 @@
  * the reason, for `list`, `status` and `latest` to name; a store that cannot be read (a bucket
  * gone, access denied, a folder that does not exist) fails the scan instead of shortening it.
  */
-import { type BackupManifest, BackupManifestSchema, SCHEMA_VERSION } from './contracts';
+import { type BackupManifest, BackupManifestSchema, originOf, SCHEMA_VERSION } from './contracts';
 import { PgferryError } from './errors';
 import { type BackupReport, BackupReportSchema, type StoredReport } from './reports';
-import { decideRetention, type RetentionDecision, type RetentionPolicy } from './retention';
+import {
+  decideRetention,
+  type RetentionDecision,
+  type RetentionPolicy,
+  SHORT_LIVED_ORIGINS,
+} from './retention';
 import type { BackupStore } from './store';
 import {
   BACKUP_ID_PATTERN,
@@ -20,6 +25,7 @@ import {
   databaseFromSegment,
   databaseSegment,
   MANIFEST_FILE,
+  PIN_FILE,
   parseReportName,
   type ReportKind,
 } from './store-keys';
@@ -33,6 +39,8 @@ export interface CatalogEntry {
   storedBytes: number;
   /** Keys of the reports stored beside it, per kind, newest first. */
   reportKeys: Record<ReportKind, string[]>;
+  /** Pinned (`pgferry pin`): retention keeps it. */
+  pinned: boolean;
 }
 
 /**
@@ -79,6 +87,7 @@ interface Folder {
   folder: string;
   manifestKey?: string;
   reportKeys: Record<ReportKind, string[]>;
+  pinned: boolean;
   objects: number;
   bytes: number;
 }
@@ -106,6 +115,7 @@ export async function scanStore(store: BackupStore, database?: string): Promise<
         backupId: parts[1],
         folder: `${folderKey}/`,
         reportKeys: { restore: [], verify: [] },
+        pinned: false,
         objects: 0,
         bytes: 0,
       };
@@ -115,6 +125,7 @@ export async function scanStore(store: BackupStore, database?: string): Promise<
     folder.bytes += entry.bytes;
     const report = parseReportName(parts[2]);
     if (parts[2] === MANIFEST_FILE) folder.manifestKey = entry.key;
+    else if (parts[2] === PIN_FILE) folder.pinned = true;
     else if (report) folder.reportKeys[report.kind].push(entry.key);
   }
 
@@ -135,6 +146,7 @@ export async function scanStore(store: BackupStore, database?: string): Promise<
             restore: folder.reportKeys.restore.sort().reverse(),
             verify: folder.reportKeys.verify.sort().reverse(),
           },
+          pinned: folder.pinned,
         });
       } else {
         incomplete.push({
@@ -275,7 +287,12 @@ export function retentionByBackup(
   const decisions = new Map<CatalogEntry, RetentionDecision>();
   for (const list of byDatabase.values()) {
     const byId = new Map(list.map((entry) => [entry.manifest.id, entry]));
-    const candidates = list.map(({ manifest }) => ({ id: manifest.id, time: manifest.startedAt }));
+    const candidates = list.map(({ manifest, pinned }) => ({
+      id: manifest.id,
+      time: manifest.startedAt,
+      origin: originOf(manifest),
+      pinned,
+    }));
     for (const decision of decideRetention(candidates, policy, now)) {
       const entry = byId.get(decision.id);
       if (entry) decisions.set(entry, decision);
@@ -391,7 +408,8 @@ export interface DatabaseStatus {
 /**
  * Per database with a folder in the store (or just `database`): the age of its newest complete
  * backup and of its newest verified one, since each completed; its unreadable backups and those
- * dated after `now`, which count as neither.
+ * dated after `now`, which count as neither. Safety and migration backups (by origin) are no
+ * database's newest backup: a name holding nothing else is left out unless asked for by name.
  */
 export async function backupStatus(
   store: BackupStore,
@@ -404,7 +422,9 @@ export async function backupStatus(
   const statuses: DatabaseStatus[] = [];
   for (const name of names) {
     const entries = scan.entries.filter((e) => catalogNameOf(e.manifest) === name);
-    const counted = entries.filter((e) => !isDatedAfter(e.manifest, now));
+    const routine = entries.filter((e) => !SHORT_LIVED_ORIGINS.has(originOf(e.manifest)));
+    if (database === undefined && entries.length > 0 && routine.length === 0) continue;
+    const counted = routine.filter((e) => !isDatedAfter(e.manifest, now));
     const status: DatabaseStatus = {
       database: name,
       unreadable: unreadable

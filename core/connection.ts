@@ -19,8 +19,20 @@ export interface ParsedConnectionUrl {
   password?: string;
 }
 
+/**
+ * Parses a server's URL, `postgres://user:password@host:port/` (whole-server commands: a set's
+ * backup and restore): a database in it is only where to connect first; without one, `postgres`.
+ */
+export function parseServerUrl(url: string, what = 'server URL'): ParsedConnectionUrl {
+  return parseConnectionUrl(url, what, 'postgres');
+}
+
 /** Parses `postgres://user:password@host:port/database?sslmode=…&sslrootcert=…`. */
-export function parseConnectionUrl(url: string, what = 'connection URL'): ParsedConnectionUrl {
+export function parseConnectionUrl(
+  url: string,
+  what = 'connection URL',
+  defaultDatabase?: string,
+): ParsedConnectionUrl {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -40,7 +52,7 @@ export function parseConnectionUrl(url: string, what = 'connection URL'): Parsed
       throw new PgferryError('InvalidInput', `${what} has a malformed percent-encoding in its ${field}`);
     }
   };
-  const database = decode(parsed.pathname.replace(/^\//, ''), 'database name');
+  const database = decode(parsed.pathname.replace(/^\//, ''), 'database name') || defaultDatabase;
   if (!database)
     throw new PgferryError('InvalidInput', `${what} names no database (postgres://host/DATABASE)`);
   const socketDir = parsed.searchParams.get('host');

@@ -4,6 +4,7 @@
  * each database's complete backups, exactly as the record step decides S3 tiers.
  */
 import { type IncompleteBackup, retentionByBackup, scanStore } from './catalog';
+import { type BackupOrigin, originOf } from './contracts';
 import type { RetentionPolicy, RetentionReason, RetentionTier } from './retention';
 import type { BackupStore } from './store';
 import { backupPrefix, catalogNameOf, manifestKey } from './store-keys';
@@ -21,6 +22,10 @@ export interface PruneAction {
   reasons: readonly RetentionReason[];
   /** Newer than `now`: kept, counted by no rule. */
   afterNow: boolean;
+  /** Where it came from (`originOf`): `safety` and `migration` are kept by days. */
+  origin: BackupOrigin;
+  /** Pinned (`pgferry pin`): kept. */
+  pinned: boolean;
 }
 
 export interface PrunePlan {
@@ -58,6 +63,8 @@ export async function planPrune(
         tier: decision.tier,
         reasons: decision.reasons,
         afterNow: decision.afterNow,
+        origin: originOf(manifest),
+        pinned: decision.pinned,
       };
     })
     .sort((a, b) => a.database.localeCompare(b.database));

@@ -71,6 +71,8 @@ export async function recordBackup(plan: BackupPlan, deps: RecordDeps): Promise<
     databaseProperties: result.databaseProperties,
     ...(plan.lockWaitTimeoutMs === undefined ? {} : { lockWaitTimeoutMs: plan.lockWaitTimeoutMs }),
     ...(plan.scope ? { scope: plan.scope } : {}),
+    origin: plan.origin ?? 'manual',
+    ...(plan.setId ? { setId: plan.setId } : {}),
   };
   await store.putJson(manifestKey(plan.database, plan.backupId), manifest);
   return manifest;

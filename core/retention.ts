@@ -18,6 +18,12 @@
  * - `keepLast` is at least 1, so the newest backup is always kept.
  * - Backups newer than `now` (clock skew, or a `--now` in the past) are kept, untouched, and count
  *   toward no rule: they did not exist at `now`.
+ * - Backups whose origin is `safety` (a clean restore's backup of its target) or `migration` (the
+ *   archive a migration keeps) are not the database's routine backups: they count toward no rule
+ *   (never the newest of a day, nor the `keepLast` newest) and are kept `keepSafetyDays` days from
+ *   when they were taken, then deleted.
+ * - A pinned backup (`pgferry pin`) is always kept, whatever its age or origin; it still counts
+ *   toward the rules as its origin does, so pinning one never makes another go.
  */
 import { z } from 'zod';
 import { PgferryError } from './errors';
@@ -33,6 +39,8 @@ export interface RetentionPolicy {
   readonly keepMonthly: number;
   /** The newest backup of each of the N newest years that have one. */
   readonly keepYearly: number;
+  /** Days a `safety` or `migration` backup is kept from when it was taken (0: only while newer). */
+  readonly keepSafetyDays: number;
 }
 
 /**
@@ -45,6 +53,7 @@ export const DEFAULT_RETENTION: RetentionPolicy = Object.freeze({
   keepWeekly: 4,
   keepMonthly: 12,
   keepYearly: 2,
+  keepSafetyDays: 30,
 });
 
 const MAX_KEEP = 100_000;
@@ -57,6 +66,8 @@ export const RetentionPolicySchema = z
     keepWeekly: count,
     keepMonthly: count,
     keepYearly: count,
+    /** Absent in configurations written before it existed: the default. */
+    keepSafetyDays: count.default(DEFAULT_RETENTION.keepSafetyDays),
   })
   .strict();
 
@@ -83,9 +94,10 @@ const POLICY_FIELDS: Record<string, keyof RetentionPolicy> = {
   weekly: 'keepWeekly',
   monthly: 'keepMonthly',
   yearly: 'keepYearly',
+  safety: 'keepSafetyDays',
 };
 
-/** `last=7,daily=7,weekly=4,monthly=12,yearly=2` (any subset; the rest from the defaults). */
+/** `last=7,daily=7,weekly=4,monthly=12,yearly=2,safety=30` (any subset; the rest from the defaults). */
 export function parseRetentionPolicy(text: string): RetentionPolicy {
   const overrides: Partial<Record<keyof RetentionPolicy, number>> = {};
   for (const part of text.split(',').map((p) => p.trim())) {
@@ -95,7 +107,7 @@ export function parseRetentionPolicy(text: string): RetentionPolicy {
     if (!match || !field) {
       throw new PgferryError(
         'InvalidInput',
-        `not a retention rule: ${JSON.stringify(part)} (use last=N, daily=N, weekly=N, monthly=N, yearly=N)`,
+        `not a retention rule: ${JSON.stringify(part)} (use last=N, daily=N, weekly=N, monthly=N, yearly=N, safety=DAYS)`,
       );
     }
     overrides[field] = Number(match[2]);
@@ -141,7 +153,14 @@ export interface RetentionCandidate {
   readonly id: string;
   /** ISO 8601: when the backup was taken (a manifest's `startedAt`). */
   readonly time: string;
+  /** Its manifest's origin (`originOf`); `safety` and `migration` are kept by days. @default 'manual' */
+  readonly origin?: string;
+  /** Pinned (`pgferry pin`): always kept. */
+  readonly pinned?: boolean;
 }
+
+/** Origins that are no database's routine backup: kept `keepSafetyDays`, counted by no rule. */
+export const SHORT_LIVED_ORIGINS: ReadonlySet<string> = new Set(['safety', 'migration']);
 
 /** One rule keeping a backup: `{tier: 'weekly', bucket: '2026-W11'}`; `last` buckets are `#1`… */
 export interface RetentionReason {
@@ -159,6 +178,10 @@ export interface RetentionDecision {
   readonly reasons: readonly RetentionReason[];
   /** Newer than `now`: kept, untouched, counted by no rule. */
   readonly afterNow: boolean;
+  /** Pinned: kept whatever the rules say. */
+  readonly pinned: boolean;
+  /** A `safety` or `migration` backup: kept by days (`keepSafetyDays`), not by the rules. */
+  readonly shortLived: boolean;
 }
 
 /**
@@ -179,10 +202,12 @@ export function decideRetention(
       if (!Number.isFinite(ms)) {
         throw new PgferryError('InvalidInput', `backup ${backup.id} has no valid time: ${backup.time}`);
       }
-      return { ...backup, ms, reasons: [] as RetentionReason[] };
+      const shortLived = SHORT_LIVED_ORIGINS.has(backup.origin ?? 'manual');
+      return { ...backup, ms, shortLived, reasons: [] as RetentionReason[] };
     })
     .sort((a, b) => b.ms - a.ms || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-  const counted = sorted.filter((b) => b.ms <= nowMs);
+  const counted = sorted.filter((b) => b.ms <= nowMs && !b.shortLived);
+  const safetyCutoffMs = nowMs - policy.keepSafetyDays * 86_400_000;
 
   for (const tier of RETENTION_TIERS) {
     let remaining = tierCount(policy, tier);
@@ -197,15 +222,18 @@ export function decideRetention(
     }
   }
 
-  return sorted.map(({ id, time, ms, reasons }) => {
+  return sorted.map(({ id, time, ms, reasons, shortLived, pinned = false }) => {
     const afterNow = ms > nowMs;
+    const keptByDays = shortLived && ms >= safetyCutoffMs;
     return {
       id,
       time,
-      keep: afterNow || reasons.length > 0,
+      keep: afterNow || pinned || keptByDays || reasons.length > 0,
       tier: reasons.at(-1)?.tier,
       reasons,
       afterNow,
+      pinned,
+      shortLived,
     };
   });
 }
@@ -246,12 +274,21 @@ export function describeReason(reason: RetentionReason): string {
 export const TIER_TAG = 'pgferry-tier';
 /** The tier tag's value on the objects of a backup the policy no longer keeps. */
 export const EXPIRED_TIER = 'expired';
-export type TierTagValue = RetentionTier | typeof EXPIRED_TIER;
+/**
+ * The tier tag's value on a pinned backup's objects: no lifecycle rule selects it, so S3 never
+ * expires them (nor moves them to another storage class).
+ */
+export const PINNED_TIER = 'pinned';
+/** A `safety` or `migration` backup within its days: no lifecycle rule selects it either. */
+export const KEPT_TIER = 'kept';
+export type TierTagValue = RetentionTier | typeof EXPIRED_TIER | typeof PINNED_TIER | typeof KEPT_TIER;
 
 /** The tag a backup's objects should carry; `undefined` (leave as is) when newer than `now`. */
 export function tierTagFor(decision: RetentionDecision): TierTagValue | undefined {
   if (decision.afterNow) return undefined;
-  return decision.keep && decision.tier ? decision.tier : EXPIRED_TIER;
+  if (decision.pinned) return PINNED_TIER;
+  if (!decision.keep) return EXPIRED_TIER;
+  return decision.tier ?? KEPT_TIER;
 }
 
 /** Days after which S3 removes objects tagged `expired` (counted, as S3 does, from their creation). */

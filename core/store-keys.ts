@@ -135,6 +135,33 @@ export function jobKey(kind: JobKind, database: string, backupId: string, runId:
   return backupObjectKey(database, backupId, `${kind}-job-${runId}.json`);
 }
 
+/**
+ * A backup's pin (`pgferry pin`): an object in its folder, whose presence keeps the backup from
+ * retention (`pgferry prune`, and on S3 the tier tag `pinned`, which no lifecycle rule selects).
+ * Written after the manifest and removed by `unpin`; it never makes a folder complete.
+ */
+export const PIN_FILE = 'pin.json';
+
+export function pinKey(database: string, backupId: string): string {
+  return backupObjectKey(database, backupId, PIN_FILE);
+}
+
+/**
+ * Backup sets (server backups) live beside the catalog names, under `.sets/<setId>/`, which no
+ * catalog name's segment can look like (a segment never starts with a dot): `list --sets` is one
+ * listing of that folder and `latest` one read more. A set's manifest is written last.
+ */
+export const SETS_FOLDER = '.sets/';
+
+export function setPrefix(setId: string): string {
+  assertBackupId(setId);
+  return `${SETS_FOLDER}${setId}/`;
+}
+
+export function setManifestKey(setId: string): string {
+  return `${setPrefix(setId)}${MANIFEST_FILE}`;
+}
+
 /** Where a restore's report lives: beside the backup it restored. */
 export function restoreReportKey(database: string, backupId: string, restoreId: string): string {
   assertBackupId(restoreId);

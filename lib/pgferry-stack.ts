@@ -322,6 +322,8 @@ export class PgferryStack extends Stack {
         ? {}
         : { lockWaitTimeoutMs: db.lockWaitTimeoutSeconds * 1000 }),
       ...(isScoped(db.scope) ? { scope: db.scope } : {}),
+      // Recorded in the manifest: `list` and retention tell schedules' backups from the others.
+      origin: 'scheduled',
     };
   }
 

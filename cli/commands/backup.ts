@@ -1,6 +1,7 @@
 import { type Command, Option } from 'commander';
+import { describeFailures } from '../../core/backup-set';
 import { formatCompression, parseCompression } from '../../core/compression';
-import { parseConnectionUrl } from '../../core/connection';
+import { parseConnectionUrl, parseServerUrl } from '../../core/connection';
 import {
   BackupManifestSchema,
   type BackupOutcome,
@@ -10,12 +11,15 @@ import {
   BackupRequestSchema,
   type Connection,
   parsePayload,
+  SetSelectionSchema,
 } from '../../core/contracts';
 import { type Credentials, localPassword } from '../../core/credentials';
 import { errorMessage, PgferryError } from '../../core/errors';
+import { pinBackup } from '../../core/pin';
 import { assertDumpPattern, isScoped } from '../../core/postgres/dump-scope';
 import { backupSeconds } from '../../core/record-backup';
-import { normaliseStoreUrl } from '../../core/store';
+import { normaliseStoreUrl, openStore } from '../../core/store';
+import { setManifestKey } from '../../core/store-keys';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
 import { parseDurationMs } from '../duration';
@@ -23,7 +27,7 @@ import { runLocally } from '../interrupts';
 import { configureLogging, option } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
-import { withRunHooks } from '../run-hooks';
+import { type RunOutcome, withRunHooks } from '../run-hooks';
 import { commandSummary } from './index';
 
 export function registerBackup(program: Command, aws: AwsAccess): void {
@@ -32,7 +36,7 @@ export function registerBackup(program: Command, aws: AwsAccess): void {
     .description(commandSummary('backup'))
     .requiredOption(
       '--source <url>',
-      'database to back up: postgres://user:password@host:port/database[?sslmode=…]',
+      'database to back up: postgres://user:password@host:port/database[?sslmode=…] (with --all-databases, the server: …@host:port/)',
     )
     .requiredOption(
       '--store <store>',
@@ -83,7 +87,38 @@ export function registerBackup(program: Command, aws: AwsAccess): void {
       pattern('--exclude-table-data'),
       [],
     )
-    .option('--json', 'print the manifest as JSON instead of the backup id', false)
+    .option(
+      '--all-databases',
+      "every connectable non-template database of --source's server, and its roles, as one backup set",
+      false,
+    )
+    .option(
+      '--include <pattern>',
+      'with --all-databases: only databases matching this pattern (* and ?; repeatable)',
+      (value: string, previous: string[]) => [...previous, value],
+      [],
+    )
+    .option(
+      '--exclude <name>',
+      'with --all-databases: leave out this database (repeatable)',
+      (value: string, previous: string[]) => [...previous, value],
+      [],
+    )
+    .option(
+      '--parallel <n>',
+      'with --all-databases: databases backed up at once (default: the cores, at most 4)',
+      option(parseParallel),
+    )
+    .option(
+      '--pin',
+      'pin the new backup (every member of a set): retention keeps it until pgferry unpin',
+      false,
+    )
+    .option(
+      '--json',
+      'print the manifest (with --all-databases, the set manifest) as JSON instead of the id',
+      false,
+    )
     .option('--verbose', "print the workflow's logs on stderr", false);
   addAwsOptions(command)
     .option('--password-secret-arn <arn>', "with --aws: the Secrets Manager secret with --source's password")
@@ -111,6 +146,14 @@ function pattern(flag: string): (value: string, previous: string[]) => string[] 
   };
 }
 
+/** `--parallel`: a whole number from 1 to 32. */
+function parseParallel(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 32)
+    throw new Error('--parallel must be a whole number from 1 to 32');
+  return n;
+}
+
 interface BackupOptions extends AwsOptions {
   source: string;
   store: string;
@@ -123,19 +166,32 @@ interface BackupOptions extends AwsOptions {
   table: string[];
   excludeTable: string[];
   excludeTableData: string[];
+  allDatabases: boolean;
+  include: string[];
+  exclude: string[];
+  parallel?: number;
+  pin: boolean;
   json: boolean;
   verbose: boolean;
   passwordSecretArn?: string;
   iamAuth: boolean;
 }
 
-async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<BackupOutcome> {
+async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<RunOutcome> {
   configureLogging(opts.verbose);
   refuseAwsOnlyOptions(opts);
+  if (opts.allDatabases) return serverBackupCommand(opts);
+  if (opts.include.length || opts.exclude.length || opts.parallel !== undefined) {
+    throw new PgferryError(
+      'InvalidInput',
+      '--include, --exclude and --parallel select databases: use them with --all-databases',
+    );
+  }
   if (opts.aws) {
     const request = backupRequest(opts, awsConnection(opts.source, '--source', opts));
     const { runOnAws } = await import('../aws');
     const outcome = parseOutcome(BackupOutcomeSchema, await runOnAws('backup', request, opts, aws), 'backup');
+    if (opts.pin) await pinBackup(openStore(outcome.store), outcome.backupId, outcome.database);
     await printBackup(outcome, opts.json);
     return outcome;
   }
@@ -150,8 +206,80 @@ async function backupCommand(opts: BackupOptions, aws: AwsAccess): Promise<Backu
   const outcome = parseOutcome(BackupOutcomeSchema, output, 'backup');
   // Where the progress line was, what it came to (stdout keeps the id alone, for scripts).
   if (process.stderr.isTTY && !opts.verbose) process.stderr.write(`${describeBackup(outcome)}\n`);
+  if (opts.pin) await pinBackup(openStore(outcome.store), outcome.backupId, outcome.database);
   await printBackup(outcome, opts.json);
   return outcome;
+}
+
+/**
+ * `--all-databases`: the server as a backup set (cli/server-sets.ts). Prints the set's id (or its
+ * manifest); a set with a failed member fails the command after its manifest is written, naming
+ * the databases that failed.
+ */
+async function serverBackupCommand(opts: BackupOptions): Promise<RunOutcome> {
+  if (opts.aws) {
+    throw new PgferryError(
+      'InvalidInput',
+      '--all-databases runs locally; on AWS, back up a server through a server entry of the configuration',
+    );
+  }
+  const scoped = [opts.schema, opts.excludeSchema, opts.table, opts.excludeTable, opts.excludeTableData].some(
+    (list) => list.length > 0,
+  );
+  if (scoped || opts.name !== undefined) {
+    throw new PgferryError(
+      'InvalidInput',
+      '--name and the --schema/--table options apply to one database: not with --all-databases (each member is filed under its database name)',
+    );
+  }
+  const { connection, password: urlPassword } = parseServerUrl(opts.source, '--source');
+  const password = localPassword(urlPassword, 'source', process.env);
+  const store = normaliseStoreUrl(opts.store);
+  const { runServerBackup, defaultSetParallel } = await import('../server-sets');
+  const set = await runLocally('backup', opts.verbose, (signal, display) =>
+    runServerBackup(
+      {
+        source: connection,
+        password,
+        store,
+        selection: parsePayload(
+          SetSelectionSchema,
+          { include: opts.include, exclude: opts.exclude },
+          '--include/--exclude',
+        ),
+        parallel: opts.parallel ?? defaultSetParallel(),
+        compression: parseCompression(opts.compress),
+        withRolePasswords: opts.withRolePasswords,
+        ...(opts.lockWaitTimeout === undefined ? {} : { lockWaitTimeoutMs: opts.lockWaitTimeout }),
+      },
+      {
+        signal,
+        onNotice: display.onNotice,
+        onMember: (result) =>
+          display.onNotice(
+            'error' in result
+              ? `${result.database}: failed: ${result.error.message}`
+              : `${result.database}: backed up as ${result.manifest.id}`,
+          ),
+      },
+    ),
+  );
+  if (opts.pin) {
+    const at = openStore(store);
+    for (const member of set.members) await pinBackup(at, member.backupId, member.name);
+  }
+  process.stdout.write(opts.json ? `${JSON.stringify(set, null, 2)}\n` : `${set.id}\n`);
+  if (set.status === 'failed') {
+    throw new PgferryError(
+      'DumpFailed',
+      `backup set ${set.id} failed: ${describeFailures(set)}; its ${set.members.length} complete members are listed and restorable one by one`,
+    );
+  }
+  return {
+    store,
+    key: setManifestKey(set.id),
+    databases: set.members.map((m) => ({ database: m.database, backupId: m.backupId })),
+  };
 }
 
 /** `backed up shop in 1.4s: 2.1 MB stored (9.8 MB dumped)`, the duration as `list` shows it. */

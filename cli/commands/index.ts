@@ -25,7 +25,8 @@ export interface CommandEntry {
 export const COMMANDS: readonly CommandEntry[] = [
   {
     name: 'backup',
-    summary: 'Back up one database into a store (runs the backup workflow locally)',
+    summary:
+      'Back up one database, or with --all-databases a whole server as a backup set (runs the backup workflow locally)',
     register: (program, aws) =>
       (require('./backup') as typeof import('./backup')).registerBackup(program, aws),
   },
@@ -53,8 +54,20 @@ export const COMMANDS: readonly CommandEntry[] = [
     register: (program) => (require('./prune') as typeof import('./prune')).registerPrune(program),
   },
   {
+    name: 'pin',
+    summary:
+      'Keep one backup whatever the retention policy says, until unpin (prune and S3 lifecycle pass it by)',
+    register: (program) => (require('./pin') as typeof import('./pin')).registerPin(program),
+  },
+  {
+    name: 'unpin',
+    summary: 'Let retention apply to a pinned backup again (the next prune may delete it)',
+    register: (program) => (require('./pin') as typeof import('./pin')).registerUnpin(program),
+  },
+  {
     name: 'restore',
-    summary: 'Restore a backup into a database (runs the restore workflow locally)',
+    summary:
+      'Restore a backup into a database, or with --set a backup set into a server (runs the restore workflow locally)',
     register: (program, aws) =>
       (require('./restore') as typeof import('./restore')).registerRestore(program, aws),
   },

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { readSets } from '../../core/backup-set';
 import {
   filterEntries,
   folderUrl,
@@ -8,11 +9,13 @@ import {
   scanStore,
   unreadableBackups,
 } from '../../core/catalog';
-import { listedBackup } from '../../core/catalog-json';
+import { listedBackup, tierLabel } from '../../core/catalog-json';
 import { formatCompression } from '../../core/compression';
+import { originOf } from '../../core/contracts';
 import { isScoped } from '../../core/postgres/dump-scope';
+import { backupSeconds } from '../../core/record-backup';
 import { retentionPolicyFromEnv } from '../../core/retention';
-import { normaliseStoreUrl, openStore } from '../../core/store';
+import { type BackupStore, normaliseStoreUrl, openStore } from '../../core/store';
 import { catalogNameOf } from '../../core/store-keys';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, refuseAwsOnlyOptions } from '../aws/options';
@@ -43,6 +46,7 @@ export function registerList(program: Command, aws: AwsAccess): void {
       option(parseTime),
     )
     .option('--explain', 'print what each tier means under the table (as on a terminal, also when piped)')
+    .option('--sets', 'list backup sets (pgferry backup --all-databases) instead of backups', false)
     .option('--json', "print an array of manifests, each with the table's columns under catalog", false);
   addAwsOptions(command).action(async (opts: ListOptions) => listCommand(opts, aws));
 }
@@ -55,12 +59,14 @@ interface ListOptions extends AwsOptions {
   until?: Date;
   json: boolean;
   explain?: boolean;
+  sets: boolean;
 }
 
 async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
   refuseAwsOnlyOptions(opts);
   const name = catalogNameOption(opts);
   const store = openStore(normaliseStoreUrl(await storeOf(opts, aws)));
+  if (opts.sets) return listSets(store, opts);
   const scan = await scanStore(store, name);
   const all = scan.entries;
   const entries = filterEntries(all, { ...opts, database: name });
@@ -103,8 +109,9 @@ async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
       // The catalog name (by default the database's; `show` and --json give both); a backup of
       // part of the database is marked, `show` gives its scope.
       `${catalogNameOf(m)}${isScoped(m.scope) ? ' (partial)' : ''}`,
+      originOf(m),
       shortTime(m.startedAt),
-      decision?.afterNow ? 'after now' : (decision?.tier ?? (decision?.keep ? '-' : 'expired')),
+      tierLabel(decision),
       formatBytes(storedBytes),
       `${m.durationSeconds.toFixed(1)}s`,
       verification ? `${verification.status} ${verification.finishedAt.slice(0, 10)}` : 'never',
@@ -117,12 +124,48 @@ async function listCommand(opts: ListOptions, aws: AwsAccess): Promise<void> {
   const legend = !explain
     ? []
     : tierLegend(
-        rows.map((row) => row[3]),
+        rows.map((row) => row[4]),
         policy,
       );
   process.stdout.write(
-    `${formatTable(['ID', 'NAME', 'STARTED', 'TIER', 'SIZE', 'DURATION', 'VERIFIED', 'SERVER', 'COMPRESSION'], rows)}\n` +
+    `${formatTable(['ID', 'NAME', 'ORIGIN', 'STARTED', 'TIER', 'SIZE', 'DURATION', 'VERIFIED', 'SERVER', 'COMPRESSION'], rows)}\n` +
       (legend.length > 0 ? `\n${legend.join('\n')}\n` : ''),
+  );
+}
+
+/**
+ * `--sets`: one row per backup set, newest first (one listing of the store's `.sets/` and one read
+ * per set); with `--json`, the set manifests.
+ */
+async function listSets(store: BackupStore, opts: ListOptions): Promise<void> {
+  const { sets: all, unreadable } = await readSets(store);
+  for (const set of unreadable) {
+    process.stderr.write(`pgferry: unreadable backup set ${set.id}: ${printable(set.problem)}\n`);
+  }
+  const sets = all.filter((set) => {
+    const time = Date.parse(set.startedAt);
+    return !(opts.since && time < opts.since.getTime()) && !(opts.until && time > opts.until.getTime());
+  });
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(sets, null, 2)}\n`);
+    return;
+  }
+  if (sets.length === 0) {
+    process.stderr.write(`no backup sets in ${store.url}\n`);
+    return;
+  }
+  const rows = sets.map((set) => [
+    set.id,
+    `${set.source.host}:${set.source.port}`,
+    shortTime(set.startedAt),
+    `${backupSeconds(set.startedAt, set.finishedAt).toFixed(1)}s`,
+    set.status,
+    String(set.members.length),
+    set.failed.length ? set.failed.map((f) => printable(f.database)).join(', ') : '-',
+    `PostgreSQL ${set.server.version}`,
+  ]);
+  process.stdout.write(
+    `${formatTable(['SET', 'SERVER', 'STARTED', 'DURATION', 'STATUS', 'DATABASES', 'FAILED', 'VERSION'], rows)}\n`,
   );
 }
 

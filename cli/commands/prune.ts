@@ -7,6 +7,7 @@ import {
   type RetentionPolicy,
   retentionPolicy,
   retentionPolicyFromEnv,
+  SHORT_LIVED_ORIGINS,
 } from '../../core/retention';
 import { normaliseStoreUrl, openStore } from '../../core/store';
 import { option } from '../options';
@@ -42,6 +43,11 @@ export function registerPrune(program: Command): void {
       'keep the newest backup of each of the last N years with one (default 2)',
       option(parseCount),
     )
+    .option(
+      '--keep-safety-days <days>',
+      'keep safety and migration backups this many days (they count toward no other rule; default 30)',
+      option(parseCount),
+    )
     .option('--now <time>', 'apply the policy as at this time (ISO 8601) instead of now', option(parseTime))
     .option('--dry-run', 'print what would be deleted, delete nothing', false)
     .option('--json', 'print what was kept and deleted as JSON', false)
@@ -57,6 +63,7 @@ interface PruneOptions {
   keepWeekly?: number;
   keepMonthly?: number;
   keepYearly?: number;
+  keepSafetyDays?: number;
   now?: Date;
   dryRun: boolean;
   json: boolean;
@@ -70,6 +77,7 @@ async function pruneCommand(opts: PruneOptions): Promise<void> {
     keepWeekly: opts.keepWeekly,
     keepMonthly: opts.keepMonthly,
     keepYearly: opts.keepYearly,
+    keepSafetyDays: opts.keepSafetyDays,
   };
   // The flags given, over PGFERRY_RETENTION, over the defaults.
   const policy = retentionPolicy({
@@ -99,7 +107,7 @@ async function pruneCommand(opts: PruneOptions): Promise<void> {
       b.database,
       b.id,
       b.tier ?? '-',
-      why(b),
+      why(b, policy),
     ]);
     process.stdout.write(`${formatTable(['ACTION', 'NAME', 'BACKUP', 'TIER', 'WHY'], rows)}\n`);
   }
@@ -118,8 +126,14 @@ async function pruneCommand(opts: PruneOptions): Promise<void> {
   );
 }
 
-function why(action: PruneAction): string {
+function why(action: PruneAction, policy: RetentionPolicy): string {
   if (action.afterNow) return 'newer than --now: left alone';
+  if (action.pinned) return 'pinned';
+  if (SHORT_LIVED_ORIGINS.has(action.origin)) {
+    return action.action === 'delete'
+      ? `${action.origin} backup older than ${policy.keepSafetyDays} days`
+      : `${action.origin} backup, kept ${policy.keepSafetyDays} days`;
+  }
   if (action.action === 'delete') return 'kept by no rule';
   return action.reasons.map(describeReason).join(', ');
 }

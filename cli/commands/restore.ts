@@ -1,6 +1,7 @@
 import { type Command, Option } from 'commander';
+import { resolveSet } from '../../core/backup-set';
 import { localTargetName } from '../../core/catalog-name';
-import { parseConnectionUrl } from '../../core/connection';
+import { parseConnectionUrl, parseServerUrl } from '../../core/connection';
 import {
   type Connection,
   parsePayload,
@@ -12,15 +13,17 @@ import {
   RestoreRequestSchema,
 } from '../../core/contracts';
 import { type Credentials, localPassword } from '../../core/credentials';
+import { PgferryError } from '../../core/errors';
 import { describeDumpScope } from '../../core/postgres/dump-scope';
-import { normaliseStoreUrl } from '../../core/store';
+import { normaliseStoreUrl, openStore } from '../../core/store';
+import { setManifestKey } from '../../core/store-keys';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
 import { runLocally } from '../interrupts';
 import { configureLogging, option, toastCompressionOption } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { printable } from '../output';
-import { withRunHooks } from '../run-hooks';
+import { type RunOutcome, withRunHooks } from '../run-hooks';
 import { catalogNameOption, DATABASE_ALIAS_HELP } from './catalog-options';
 import { commandSummary } from './index';
 
@@ -30,16 +33,23 @@ export function registerRestore(program: Command, aws: AwsAccess): void {
     .command('restore')
     .description(commandSummary('restore'))
     .requiredOption('--store <store>', 'file:///abs/dir, a folder path, or s3://bucket/prefix')
-    .requiredOption(
+    .option(
       '--backup <id|latest>',
       'the backup id, or latest (the newest complete backup filed under --name)',
+    )
+    .option(
+      '--set <id|latest>',
+      "a backup set (pgferry backup --all-databases), or latest (the newest complete one): its roles, then every database, into --target's server",
     )
     .option(
       '--name <name>',
       "the backup's catalog name (needed with latest when the store holds several; by default a database's name)",
     )
     .option('--database <name>', DATABASE_ALIAS_HELP)
-    .requiredOption('--target <url>', 'where to restore: postgres://user:password@host:port/database')
+    .requiredOption(
+      '--target <url>',
+      'where to restore: postgres://user:password@host:port/database (with --set, the server: …@host:port/)',
+    )
     .addOption(
       new Option('--mode <mode>', 'create: a new database; clean: replace the contents of an existing one')
         .choices(['create', 'clean'])
@@ -92,7 +102,8 @@ export function registerRestore(program: Command, aws: AwsAccess): void {
 
 interface RestoreOptions extends AwsOptions {
   store: string;
-  backup: string;
+  backup?: string;
+  set?: string;
   name?: string;
   database?: string;
   target: string;
@@ -115,11 +126,14 @@ interface RestoreOptions extends AwsOptions {
   iamAuth: boolean;
 }
 
-async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<RestoreOutcome> {
+async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<RunOutcome> {
   configureLogging(opts.verbose);
   refuseAwsOnlyOptions(opts);
+  if (opts.set !== undefined) return restoreSetCommand(opts);
+  const backup = opts.backup;
+  if (backup === undefined) throw new Error("required option '--backup <id|latest>' not specified");
   if (opts.aws) {
-    const request = restoreRequest(opts, awsConnection(opts.target, '--target', opts));
+    const request = restoreRequest({ ...opts, backup }, awsConnection(opts.target, '--target', opts));
     const { runOnAws } = await import('../aws');
     const outcome = parseOutcome(
       RestoreOutcomeSchema,
@@ -131,7 +145,7 @@ async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<Res
   }
   const { connection, password: urlPassword } = parseConnectionUrl(opts.target, '--target');
   const credentials: Credentials = { target: localPassword(urlPassword, 'target', process.env) };
-  const request = restoreRequest(opts, connection);
+  const request = restoreRequest({ ...opts, backup }, connection);
   const { runRestoreWorkflow } = await import('../local-executor');
   const output = await runLocally('restore', opts.verbose, (signal, display) =>
     runRestoreWorkflow(request, { credentials, signal, ...display }),
@@ -141,8 +155,64 @@ async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<Res
   return outcome;
 }
 
+/**
+ * `--set`: the set's roles, then every member database, into the target server
+ * (cli/server-sets.ts). Refused before any change when a member's database has objects there.
+ */
+async function restoreSetCommand(opts: RestoreOptions): Promise<RunOutcome> {
+  const given = [
+    opts.backup !== undefined && '--backup',
+    catalogNameOption(opts) !== undefined && '--name',
+    opts.aws && '--aws',
+    opts.mode !== 'create' && '--mode',
+    opts.schema.length > 0 && '--schema',
+    opts.table.length > 0 && '--table',
+    opts.role !== undefined && '--role',
+  ].filter(Boolean);
+  if (given.length) {
+    throw new PgferryError(
+      'InvalidInput',
+      `--set restores whole databases of a set, locally: not with ${given.join(', ')}`,
+    );
+  }
+  const { connection, password: urlPassword } = parseServerUrl(opts.target, '--target');
+  const password = localPassword(urlPassword, 'target', process.env);
+  const store = normaliseStoreUrl(opts.store);
+  const set = await resolveSet(openStore(store), opts.set as string);
+  const { restoreSet } = await import('../server-sets');
+  const result = await runLocally('restore', opts.verbose, (signal, display) =>
+    restoreSet(
+      set,
+      { store, target: connection, password, ...(opts.jobs ? { jobs: opts.jobs } : {}) },
+      { signal, onNotice: display.onNotice },
+    ),
+  );
+  for (const outcome of result.restored) {
+    process.stdout.write(
+      `restored ${outcome.backupId} into ${printable(outcome.target.database)} in ${outcome.totalSeconds.toFixed(1)}s: ` +
+        `${outcome.checksums} checksums verified, ${outcome.tables} table row counts match\n`,
+    );
+  }
+  if (result.failed) {
+    const notStarted = set.members.length - result.restored.length - 1;
+    throw new PgferryError(
+      'RestoreFailed',
+      `restoring set ${set.id}: ${printable(result.failed.database)} failed: ${result.failed.message}` +
+        ` (${result.restored.length} databases restored before it${notStarted ? `, ${notStarted} not started` : ''})`,
+    );
+  }
+  process.stdout.write(
+    `restored set ${set.id}: ${set.members.length} databases and the roles of ${set.source.host}:${set.source.port}\n`,
+  );
+  return {
+    store,
+    key: setManifestKey(set.id),
+    databases: set.members.map((m) => ({ database: m.database, backupId: m.backupId })),
+  };
+}
+
 /** The restore workflow's input, the same locally and on AWS. */
-function restoreRequest(opts: RestoreOptions, target: Connection): RestoreRequest {
+function restoreRequest(opts: RestoreOptions & { backup: string }, target: Connection): RestoreRequest {
   const input: RestoreRequestInput = {
     store: normaliseStoreUrl(opts.store),
     backup: opts.backup,

@@ -49,6 +49,25 @@ export const BackupScopeSchema = z
   .strict();
 export type BackupScope = z.infer<typeof BackupScopeSchema>;
 
+/**
+ * Where a backup came from: `scheduled` (an AWS schedule), `manual` (`pgferry backup`, or the
+ * API), `set` (a member of a server backup, `backup --all-databases`), `safety` (a clean restore's
+ * backup of its target, taken before anything is dropped) or `migration` (the archive a migration
+ * keeps). Retention treats `safety` and `migration` by their own rule (core/retention.ts).
+ */
+export const BACKUP_ORIGINS = ['scheduled', 'manual', 'set', 'safety', 'migration'] as const;
+export const BackupOriginSchema = z.enum(BACKUP_ORIGINS);
+export type BackupOrigin = z.infer<typeof BackupOriginSchema>;
+
+/**
+ * A manifest's origin: its `origin`, or — written before origins were recorded — `manual`, which
+ * retention treats exactly as it treated every backup then (scheduled and manual backups share
+ * one rule).
+ */
+export function originOf(manifest: { readonly origin?: BackupOrigin }): BackupOrigin {
+  return manifest.origin ?? 'manual';
+}
+
 /** Input of the backup state machine: what `pgferry backup` and the schedules start it with. */
 export const BackupRequestSchema = z
   .object({
@@ -65,6 +84,10 @@ export const BackupRequestSchema = z
     lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
     /** Back up only part of the database; absent (or every list empty): the whole database. */
     scope: BackupScopeSchema.optional(),
+    /** Where the request comes from; absent: `manual` (the schedules pass `scheduled`). */
+    origin: BackupOriginSchema.optional(),
+    /** The server backup (backup set) this backup is a member of: the set's id. */
+    setId: RunIdSchema.optional(),
   })
   .strict();
 export type BackupRequest = z.infer<typeof BackupRequestSchema>;
@@ -114,6 +137,10 @@ export const BackupPlanSchema = z
     lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
     /** The request's scope when it limits the dump; absent: the whole database. */
     scope: BackupScopeSchema.optional(),
+    /** Where the backup comes from (the manifest records it); absent: `manual`. */
+    origin: BackupOriginSchema.optional(),
+    /** The backup set it is a member of. */
+    setId: RunIdSchema.optional(),
     startedAt: TimestampSchema,
   })
   .strict();
@@ -232,6 +259,10 @@ export const BackupManifestSchema = z
      * then lists the tables whose rows the backup holds, which excludes those of `excludeTableData`.
      */
     scope: BackupScopeSchema.optional(),
+    /** Where it came from; absent in manifests written before origins were recorded (`originOf`). */
+    origin: BackupOriginSchema.optional(),
+    /** The backup set (server backup) it is a member of. */
+    setId: RunIdSchema.optional(),
   })
   .strict();
 export type BackupManifest = z.infer<typeof BackupManifestSchema>;

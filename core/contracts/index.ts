@@ -15,6 +15,7 @@
  */
 export type {
   BackupManifest,
+  BackupOrigin,
   BackupOutcome,
   BackupPlan,
   BackupRequest,
@@ -27,7 +28,9 @@ export type {
   TaskPlacement,
 } from './backup';
 export {
+  BACKUP_ORIGINS,
   BackupManifestSchema,
+  BackupOriginSchema,
   BackupOutcomeSchema,
   BackupPlanSchema,
   BackupRequestSchema,
@@ -36,10 +39,18 @@ export {
   DumpResultSchema,
   DumpStrategySchema,
   GlobalsInfoSchema,
+  originOf,
   StoredObjectSchema,
   TaskPlacementSchema,
   ToolInfoSchema,
 } from './backup';
+export type { BackupSetManifest, SetFailure, SetMember, SetSelection } from './backup-set';
+export {
+  BackupSetManifestSchema,
+  SetFailureSchema,
+  SetMemberSchema,
+  SetSelectionSchema,
+} from './backup-set';
 export type {
   CollationRequirement,
   ColumnRef,

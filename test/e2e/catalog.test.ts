@@ -64,10 +64,12 @@ describe('pgferry list', () => {
     const result = await runCli(['list', '--store', dir, '--database', 'shop']);
     expect(result.code).toBe(0);
     const lines = result.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^ID +NAME +STARTED +TIER +SIZE +DURATION +VERIFIED +SERVER +COMPRESSION$/);
+    expect(lines[0]).toMatch(
+      /^ID +NAME +ORIGIN +STARTED +TIER +SIZE +DURATION +VERIFIED +SERVER +COMPRESSION$/,
+    );
     const row = (b: BackupManifest, tier: string, verified: string) =>
       new RegExp(
-        `^${b.id} +shop +${b.startedAt.replace('.000Z', 'Z')} +${tier} +64 B +1\\.5s +${verified} +PostgreSQL 15\\.18 +none$`,
+        `^${b.id} +shop +manual +${b.startedAt.replace('.000Z', 'Z')} +${tier} +64 B +1\\.5s +${verified} +PostgreSQL 15\\.18 +none$`,
       );
     expect(lines.slice(1)).toHaveLength(4);
     expect(lines[1]).toMatch(row(backups[3], 'yearly', 'never'));
@@ -103,7 +105,7 @@ describe('pgferry list', () => {
     for (const [i, entry] of listed.entries()) {
       const { catalog, ...manifest } = entry;
       expect(manifest).toEqual(backups[3 - i]);
-      expect(Object.keys(catalog)).toEqual(['name', 'storedBytes', 'retention', 'verification']);
+      expect(Object.keys(catalog)).toEqual(['name', 'origin', 'storedBytes', 'retention', 'verification']);
     }
     expect(listed.map((e) => [e.catalog.retention?.tier, e.catalog.verification])).toEqual([
       ['yearly', null],
@@ -111,7 +113,8 @@ describe('pgferry list', () => {
       ['daily', { status: 'passed', finishedAt: '2026-03-02T05:00:00Z' }],
       ['weekly', null],
     ]);
-    expect(listed[0].catalog).toMatchObject({ name: 'shop', storedBytes: 64 });
+    // Written before origins were recorded: read as manual.
+    expect(listed[0].catalog).toMatchObject({ name: 'shop', origin: 'manual', storedBytes: 64 });
   });
 });
 
@@ -121,7 +124,7 @@ describe('pgferry show', () => {
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual({
       manifest: backups[2],
-      retention: { keep: true, tier: 'daily', reasons: expect.any(Array), afterNow: false },
+      retention: { keep: true, tier: 'daily', reasons: expect.any(Array), afterNow: false, pinned: false },
       reports: {
         restore: [report('restore', 'passed', '2026-03-03T07:00:00Z')],
         verify: [

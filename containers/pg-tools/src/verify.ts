@@ -14,6 +14,7 @@ import {
   type VerifyReport,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
+import { dropDatabase } from '../../../core/postgres/admin';
 import { withClient } from '../../../core/postgres/connect';
 import { serverInfo } from '../../../core/postgres/inspect';
 import { describeArchive, missingForBackup, restoreMajor } from '../../../core/postgres/requirements';
@@ -71,6 +72,7 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
     const restoreStarted = Date.now();
     const target = targetOf(plan, server);
     const toastCompression = await progress.timed('checkServer', () => checkServer(target, manifest));
+    await makeRoomFor(target);
     await restoreBackup(manifest, drillTarget(plan, target, toastCompression), progress, {
       ...deps,
       env: { ...deps.env, PGFERRY_WORK_DIR: workDir },
@@ -116,6 +118,16 @@ function drillTarget(
     jobs: plan.jobs,
     toastCompression,
   };
+}
+
+/**
+ * initdb creates `postgres`: a backup of a server's own `postgres` database (a member of every
+ * backup set) is restored, as into a fresh server, in place of that empty database — dropped here,
+ * from `template1`, so that the drill creates it as the source's was.
+ */
+async function makeRoomFor(target: Connection): Promise<void> {
+  if (target.database !== 'postgres') return;
+  await withClient(target, undefined, (admin) => dropDatabase(admin, 'postgres'), 'template1');
 }
 
 /** The throwaway server's database of the backup's name, over its unix socket. */

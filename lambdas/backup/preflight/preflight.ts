@@ -86,6 +86,8 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     taskSize,
     lockWaitTimeoutMs: request.lockWaitTimeoutMs ?? DEFAULT_LOCK_WAIT_TIMEOUT_MS,
     ...(isScoped(request.scope) ? { scope: request.scope } : {}),
+    ...(request.origin ? { origin: request.origin } : {}),
+    ...(request.setId ? { setId: request.setId } : {}),
     startedAt: now.toISOString(),
   };
 }

@@ -155,6 +155,7 @@ export async function preflightMigrate(
           strategy: chooseDumpStrategy(src.sizeBytes, cores),
           taskSize: dumpTaskSize(src.sizeBytes),
           lockWaitTimeoutMs: request.lockWaitTimeoutMs ?? DEFAULT_LOCK_WAIT_TIMEOUT_MS,
+          origin: 'migration',
           startedAt,
         },
         sizeBytes: src.sizeBytes,

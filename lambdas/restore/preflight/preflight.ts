@@ -81,6 +81,7 @@ export async function preflightRestore(
   const target = request.target;
   const password = await resolvePassword(target, 'target', deps.env);
   const client = await connectMaintenance(target, password);
+  let plan: RestorePlan;
   try {
     const server = await serverInfo(client);
     const warnings = checkServerMajor(server, manifest, request.allowDowngrade);
@@ -93,8 +94,7 @@ export async function preflightRestore(
     await checkExtensions(client, manifest);
     await checkRoles(client, request, manifest);
     await checkBackupNeeds(client, server, request, manifest);
-    if (request.mode === 'clean') await checkCleanTarget(store, manifest, request, password);
-    return {
+    plan = {
       schemaVersion: SCHEMA_VERSION,
       restoreId: newBackupId(now),
       request,
@@ -113,6 +113,7 @@ export async function preflightRestore(
               store: request.store,
               compression: DEFAULT_COMPRESSION,
               withRolePasswords: false,
+              origin: 'safety',
             },
           }
         : {}),
@@ -122,6 +123,10 @@ export async function preflightRestore(
   } finally {
     await endQuietly(client);
   }
+  // Once the maintenance session has ended: restoring into `postgres`, it would be one of the
+  // target database's other sessions, which a clean restore refuses.
+  if (request.mode === 'clean') await checkCleanTarget(store, manifest, request, password);
+  return plan;
 }
 
 function refuse(message: string): never {

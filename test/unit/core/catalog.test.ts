@@ -247,3 +247,20 @@ describe('unreadable backups and clocks', () => {
     expect((await backupStatus(store, later))[0].newest).toBeUndefined();
   });
 });
+
+test('status: a safety or migration backup is never a database newest backup; a name of only those is left out', async () => {
+  const store = new LocalStore(mkdtempSync(path.join(tmpdir(), 'pgferry-status-origin-')));
+  const routine = await writeSyntheticBackup(store, 'shop', new Date('2026-03-08T02:00:00Z'));
+  const safety = {
+    ...(await writeSyntheticBackup(store, 'shop', new Date('2026-03-09T02:00:00Z'))),
+    origin: 'safety' as const,
+  };
+  await store.putJson(manifestKey('shop', safety.id), safety);
+  const migration = {
+    ...(await writeSyntheticBackup(store, 'shop@old', new Date('2026-03-09T02:00:00Z'))),
+    origin: 'migration' as const,
+  };
+  await store.putJson(manifestKey('shop@old', migration.id), migration);
+  const statuses = await backupStatus(store, new Date('2026-03-10T00:00:00Z'));
+  expect(statuses.map((s) => [s.database, s.newest?.id])).toEqual([['shop', routine.id]]);
+});

@@ -2,15 +2,21 @@ import fc from 'fast-check';
 import {
   DEFAULT_RETENTION,
   decideRetention,
+  EXPIRED_TIER,
+  formatRetentionPolicy,
   isoWeek,
+  KEPT_TIER,
   lifecycleRulesFor,
+  PINNED_TIER,
   parseRetentionPolicy,
   RETENTION_TIERS,
   type RetentionCandidate,
   type RetentionPolicy,
+  RetentionPolicySchema,
   retentionPolicy,
   retentionPolicyFromEnv,
   tierCount,
+  tierTagFor,
 } from '../../../core/retention';
 
 const START = Date.parse('2023-01-01T00:00:00Z');
@@ -37,6 +43,7 @@ const policyArb: fc.Arbitrary<RetentionPolicy> = fc.record({
   keepWeekly: fc.integer({ min: 0, max: 6 }),
   keepMonthly: fc.integer({ min: 0, max: 14 }),
   keepYearly: fc.integer({ min: 0, max: 3 }),
+  keepSafetyDays: fc.integer({ min: 0, max: 40 }),
 });
 
 /** "now" at or after every backup. */
@@ -156,7 +163,7 @@ describe('decideRetention: examples', () => {
   test('the newest backup of a day represents it; periods without backups are not counted', () => {
     const decisions = decideRetention(
       [at('2026-03-15T09:00:00Z'), at('2026-03-15T03:00:00Z'), at('2026-01-02T00:00:00Z')],
-      { keepLast: 1, keepDaily: 2, keepWeekly: 0, keepMonthly: 0, keepYearly: 0 },
+      { keepLast: 1, keepDaily: 2, keepWeekly: 0, keepMonthly: 0, keepYearly: 0, keepSafetyDays: 30 },
       now,
     );
     expect(decisions.map((d) => [d.time.slice(0, 13), d.keep])).toEqual([
@@ -169,7 +176,7 @@ describe('decideRetention: examples', () => {
   test('backups newer than now are kept and count toward no rule', () => {
     const decisions = decideRetention(
       [at('2026-03-16T00:00:00Z'), at('2026-03-15T00:00:00Z'), at('2026-03-14T00:00:00Z')],
-      { keepLast: 1, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepYearly: 0 },
+      { keepLast: 1, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepYearly: 0, keepSafetyDays: 30 },
       now,
     );
     expect(decisions.map((d) => [d.keep, d.afterNow, d.tier])).toEqual([
@@ -182,13 +189,88 @@ describe('decideRetention: examples', () => {
   test('backups at the same time are ordered by id, the greater first', () => {
     const decisions = decideRetention(
       [at('2026-03-15T00:00:00Z', 'a'), at('2026-03-15T00:00:00Z', 'b')],
-      { keepLast: 1, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepYearly: 0 },
+      { keepLast: 1, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepYearly: 0, keepSafetyDays: 30 },
       now,
     );
     expect(decisions.map((d) => [d.id, d.keep])).toEqual([
       ['b', true],
       ['a', false],
     ]);
+  });
+});
+
+describe('origin and pin', () => {
+  const now = new Date('2026-03-15T12:00:00Z');
+  const policy = {
+    keepLast: 1,
+    keepDaily: 0,
+    keepWeekly: 0,
+    keepMonthly: 0,
+    keepYearly: 0,
+    keepSafetyDays: 7,
+  };
+  const backup = (time: string, id: string, extra: Partial<RetentionCandidate> = {}): RetentionCandidate => ({
+    id,
+    time,
+    ...extra,
+  });
+
+  test('a safety or migration backup counts toward no rule and is kept keepSafetyDays', () => {
+    const decisions = decideRetention(
+      [
+        backup('2026-03-15T10:00:00Z', 'safety-new', { origin: 'safety' }),
+        backup('2026-03-14T00:00:00Z', 'scheduled', { origin: 'scheduled' }),
+        backup('2026-03-01T00:00:00Z', 'migration-old', { origin: 'migration' }),
+        backup('2026-03-10T00:00:00Z', 'migration-recent', { origin: 'migration' }),
+      ],
+      policy,
+      now,
+    );
+    const byId = Object.fromEntries(decisions.map((d) => [d.id, d]));
+    // The newest backup is the safety one, yet keepLast=1 keeps the scheduled one.
+    expect(byId.scheduled).toMatchObject({ keep: true, tier: 'last', shortLived: false });
+    expect(byId['safety-new']).toMatchObject({ keep: true, tier: undefined, shortLived: true });
+    expect(byId['migration-recent']).toMatchObject({ keep: true, shortLived: true });
+    expect(byId['migration-old']).toMatchObject({ keep: false, shortLived: true });
+    expect(tierTagFor(byId['safety-new'])).toBe(KEPT_TIER);
+    expect(tierTagFor(byId['migration-old'])).toBe(EXPIRED_TIER);
+  });
+
+  test('a pinned backup is kept and tagged pinned, and still counts as its origin does', () => {
+    const decisions = decideRetention(
+      [
+        backup('2026-03-15T00:00:00Z', 'newest', { origin: 'set' }),
+        backup('2026-03-01T00:00:00Z', 'pinned', { origin: 'manual', pinned: true }),
+        backup('2026-02-01T00:00:00Z', 'old-safety', { origin: 'safety', pinned: true }),
+        backup('2026-02-02T00:00:00Z', 'unpinned'),
+      ],
+      policy,
+      now,
+    );
+    const byId = Object.fromEntries(decisions.map((d) => [d.id, d]));
+    expect(byId.newest).toMatchObject({ keep: true, tier: 'last' });
+    expect(byId.pinned).toMatchObject({ keep: true, pinned: true, tier: undefined });
+    expect(byId['old-safety']).toMatchObject({ keep: true, pinned: true });
+    expect(byId.unpinned).toMatchObject({ keep: false });
+    expect(tierTagFor(byId.pinned)).toBe(PINNED_TIER);
+    expect(tierTagFor(byId.unpinned)).toBe(EXPIRED_TIER);
+  });
+
+  test('no lifecycle rule selects a pinned or kept backup: S3 neither expires nor moves it', () => {
+    const tags = lifecycleRulesFor(DEFAULT_RETENTION).map((rule) => rule.tagValue as string);
+    expect(tags).not.toContain(PINNED_TIER);
+    expect(tags).not.toContain(KEPT_TIER);
+  });
+
+  test('safety=DAYS in a policy text; older configurations without it read the default', () => {
+    expect(parseRetentionPolicy('safety=3').keepSafetyDays).toBe(3);
+    expect(formatRetentionPolicy(DEFAULT_RETENTION)).toBe(
+      'last=7,daily=7,weekly=4,monthly=12,yearly=2,safety=30',
+    );
+    expect(
+      RetentionPolicySchema.parse({ keepLast: 1, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepYearly: 0 })
+        .keepSafetyDays,
+    ).toBe(DEFAULT_RETENTION.keepSafetyDays);
   });
 });
 
