@@ -29,6 +29,10 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
   ],
   backup: [
     {
+      line: 'pgferry backup --all-databases --source postgres://postgres@db1:5432/ --store ./backups',
+      does: 'every database of the server and its roles, as one backup set',
+    },
+    {
       line: 'PGPASSWORD=secret pgferry backup --source postgres://app@db.example.com/shop --store ./backups',
       does: 'back up shop into a local folder (the password from PGPASSWORD, else ~/.pgpass)',
     },
@@ -79,7 +83,23 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
       does: 'delete what a longer policy does not keep',
     },
   ],
+  pin: [
+    {
+      line: 'pgferry pin shop latest --store ./backups --reason before-release-2.0',
+      does: "keep shop's newest backup whatever the retention policy says",
+    },
+  ],
+  unpin: [
+    {
+      line: 'pgferry unpin shop 20261201T020000Z-1a2b3c --store ./backups',
+      does: 'let retention (the next prune, S3 lifecycle) apply to it again',
+    },
+  ],
   restore: [
+    {
+      line: 'pgferry restore --set latest --store ./backups --target postgres://postgres@new-db:5432/',
+      does: 'the newest backup set into a server: its roles, then every database',
+    },
     {
       line: 'pgferry restore --store ./backups --backup latest --name shop --target postgres://app@localhost/shop_copy',
       does: 'the newest backup of shop into a new database shop_copy',

@@ -29,8 +29,13 @@ export function buildProgram(aws: AwsAccess = defaultAwsAccess(), only?: { comma
     });
   configureHelp(program);
   for (const entry of COMMANDS) {
-    if (only === undefined || entry.name === only.command) entry.register(program, aws);
-    else program.command(entry.name).description(entry.summary);
+    if (only === undefined || entry.name === only.command) {
+      entry.register(program, aws);
+    } else {
+      // Listed by its line and operands only; its module is loaded when it runs.
+      const listed = program.command(entry.name).description(entry.summary);
+      if (entry.operands) listed.arguments(entry.operands);
+    }
   }
   if (only === undefined || COMMANDS.some((entry) => entry.name === only.command)) {
     // Store, source and target from the environment or the config file where no flag gives them.

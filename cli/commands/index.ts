@@ -16,6 +16,8 @@ export interface CommandEntry {
   name: string;
   /** The line in `pgferry --help`; the module gives its command the same one. */
   summary: string;
+  /** Its operands as the module declares them (`<name> <backup>`), for the program's list. */
+  operands?: string;
   /** Defines the command, its options and its action, on `program`. */
   register(program: Command, aws: AwsAccess): void;
 }
@@ -55,12 +57,14 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: 'pin',
+    operands: '<name> <backup>',
     summary:
       'Keep one backup whatever the retention policy says, until unpin (prune and S3 lifecycle pass it by)',
     register: (program) => (require('./pin') as typeof import('./pin')).registerPin(program),
   },
   {
     name: 'unpin',
+    operands: '<name> <backup>',
     summary: 'Let retention apply to a pinned backup again (the next prune may delete it)',
     register: (program) => (require('./pin') as typeof import('./pin')).registerUnpin(program),
   },

@@ -131,7 +131,11 @@ async function restoreCommand(opts: RestoreOptions, aws: AwsAccess): Promise<Run
   refuseAwsOnlyOptions(opts);
   if (opts.set !== undefined) return restoreSetCommand(opts);
   const backup = opts.backup;
-  if (backup === undefined) throw new Error("required option '--backup <id|latest>' not specified");
+  if (backup === undefined)
+    throw new PgferryError(
+      'InvalidInput',
+      'say what to restore: --backup <id|latest> (one backup), or --set <id|latest> (a backup set, into a server)',
+    );
   if (opts.aws) {
     const request = restoreRequest({ ...opts, backup }, awsConnection(opts.target, '--target', opts));
     const { runOnAws } = await import('../aws');
