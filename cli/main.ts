@@ -13,6 +13,7 @@ import { registerPrune } from './commands/prune';
 import { registerRestore } from './commands/restore';
 import { registerShow } from './commands/show';
 import { registerStatus } from './commands/status';
+import { registerUnfreeze } from './commands/unfreeze';
 import { registerVerify } from './commands/verify';
 import { registerCompletion } from './completion';
 import { addExamples, configureHelp } from './help';
@@ -40,6 +41,7 @@ export function buildProgram(aws: AwsAccess = defaultAwsAccess()): Command {
   registerRestore(program, aws);
   registerVerify(program, aws);
   registerMigrate(program, aws);
+  registerUnfreeze(program);
   // Store, source and target from the environment or the config file where no flag gives them.
   addProfileOptions(program);
   program.hook('preAction', (_program, command) => applyProfile(command));

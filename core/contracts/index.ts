@@ -67,6 +67,7 @@ export type {
   MigrateRequestInput,
   MigrateState,
   MigrateSteps,
+  OnlineCutover,
   SchemaTestResult,
 } from './migrate';
 export {
@@ -81,6 +82,7 @@ export {
   MigrateRequestSchema,
   MigrateStateSchema,
   MigrateStepsSchema,
+  OnlineCutoverSchema,
   SchemaTestResultSchema,
   WritingSessionSchema,
 } from './migrate';
