@@ -30,7 +30,7 @@ async function unfreezeCommand(opts: { source: string }): Promise<void> {
   });
   process.stdout.write(
     was === 'on'
-      ? `${where} is writable again (sessions connected before keep read-only until they reconnect)\n`
+      ? `${where} is writable again (sessions that connected while it was frozen stay read-only until they reconnect)\n`
       : `${where} was not frozen: nothing to do\n`,
   );
 }
