@@ -849,7 +849,9 @@ async function replicateAndCutOver(
         // reconnects, read-only). What they committed is before the position read next.
         const sessionsEnded = await endOtherSessions(admin, db.source.database);
         const { currentLsn: cutoverLsn } = await slotLag(admin, online.name);
-        await waitApplied(ctx, online, admin, target, cutoverLsn);
+        await waitApplied(ctx, online, admin, target, cutoverLsn, async () =>
+          refuseSchemaChanges(schemaChanges(atSnapshot, await tableVersions(admin))),
+        );
         const appliedAt = Date.now();
         const objects = await objectCounts(admin);
         refuseSchemaChanges([
@@ -991,12 +993,17 @@ async function waitApplied(
   source: Client,
   target: Client,
   lsn: string,
+  /** Throws when the schema changed: DDL is what most often makes the apply fail. */
+  checkSchema: () => Promise<void>,
 ): Promise<void> {
   const deadline = Date.now() + CUTOVER_APPLY_TIMEOUT_MS;
   while (!(await slotConfirmed(source, online.name, lsn))) {
     stopIfInterrupted(ctx.deps.signal);
     const errors = await subscriptionApplyErrors(target, online.name, ctx.plan.targetServer.major);
-    if (errors > 0) throw applyFailure(errors);
+    if (errors > 0) {
+      await checkSchema();
+      throw applyFailure(errors);
+    }
     if (Date.now() > deadline) {
       throw new PgferryError(
         'MigrateFailed',
