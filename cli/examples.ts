@@ -130,6 +130,18 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
         '--target postgres://postgres@new.example.com/postgres --store ./backups --all-databases --freeze-source',
       does: 'every database and role of a server, the source read-only until the end',
     },
+    {
+      line:
+        'pgferry migrate --source postgres://app@old.example.com/shop ' +
+        '--target postgres://postgres@new.example.com/shop --store ./backups --online',
+      does: 'copy while writes go on (logical replication); writes stop only for the cutover',
+    },
+  ],
+  unfreeze: [
+    {
+      line: 'pgferry unfreeze --source postgres://app@old.example.com/shop',
+      does: 'make a migrated source writable again (an online cutover leaves it read-only)',
+    },
   ],
   serve: [
     {

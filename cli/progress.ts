@@ -40,6 +40,11 @@ const MIGRATE_PHASE_WORDS: Record<string, string> = {
   globals: 'storing the roles of',
   analyze: 'analyzing',
   databaseProperties: 'setting the database properties of',
+  // An online migration's.
+  replication: 'creating the publication and slot of',
+  subscribe: 'subscribing the target to',
+  catchUp: 'catching up with',
+  cutover: 'cutting over (the source is read-only):',
 };
 
 /** The words of phase `phase` (as the task logs it) of `command`. */
@@ -66,6 +71,11 @@ export function stepWords(command: RunCommand, progress: TaskProgress): string {
       return 'building indexes and constraints';
     case 'copy':
       return progress.database === undefined ? 'copying' : `copying ${printable(progress.database)}`;
+    case 'catchUp':
+      return (
+        `catching up${progress.database === undefined ? '' : ` with ${printable(progress.database)}`}: ` +
+        `${formatBytes(progress.lagBytes ?? 0)} and ${(progress.lagSeconds ?? 0).toFixed(1)}s behind`
+      );
     default:
       return printable(String(progress.step));
   }

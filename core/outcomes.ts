@@ -91,6 +91,7 @@ export function migrateOutcome(report: MigrateReport, at: DocumentLocation): Mig
     ...(report.writeDowntimeSeconds === undefined
       ? {}
       : { writeDowntimeSeconds: report.writeDowntimeSeconds }),
+    ...(report.sourceLeftFrozen ? { sourceLeftFrozen: true } : {}),
     databases: report.databases.map((d) => ({
       database: d.database,
       targetDatabase: d.targetDatabase,

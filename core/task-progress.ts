@@ -16,7 +16,9 @@ export type ProgressStep =
   /** pg_restore has read the whole archive: what is left is building indexes and constraints. */
   | 'postData'
   /** A migration's dump streamed into the target (and into the store). */
-  | 'copy';
+  | 'copy'
+  /** An online migration's target applying the source's changes: `lagBytes`, `lagSeconds` behind. */
+  | 'catchUp';
 
 export interface TaskProgress {
   step: ProgressStep;
@@ -33,11 +35,15 @@ export interface TaskProgress {
   storedBytes?: number;
   /** The database a migration's step is on. */
   database?: string;
+  /** Online catch-up: WAL bytes the target has yet to apply. */
+  lagBytes?: number;
+  /** Online catch-up: how old the newest change the target has applied is, in seconds. */
+  lagSeconds?: number;
 }
 
 /** A `progress` log line's report (see core/task-progress.ts); nothing from a line without one. */
 export function taskProgressOf(entry: Record<string, unknown>): TaskProgress | undefined {
-  const { step, doneBytes, totalBytes, estimated, storedBytes, database } = entry;
+  const { step, doneBytes, totalBytes, estimated, storedBytes, database, lagBytes, lagSeconds } = entry;
   const bytes = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
   if (typeof step !== 'string' || !bytes(doneBytes)) return undefined;
   return {
@@ -47,6 +53,8 @@ export function taskProgressOf(entry: Record<string, unknown>): TaskProgress | u
     ...(estimated === true ? { estimated } : {}),
     ...(bytes(storedBytes) ? { storedBytes } : {}),
     ...(typeof database === 'string' ? { database } : {}),
+    ...(bytes(lagBytes) ? { lagBytes } : {}),
+    ...(bytes(lagSeconds) ? { lagSeconds } : {}),
   };
 }
 

@@ -12,6 +12,8 @@
  *   migrate        pgferry migrate (when the CLI has it) / pgcopydb clone / pg_dump | pg_restore
  *   orchestration  pgferry backup of a tiny database / its runner started directly / the CLI's start
  *   memory         pgferry backup and restore of a database `--scale` times larger, once each
+ *   online         pgferry migrate --online / --freeze-source while a writer commits: total time
+ *                  and the writer's downtime (its first refused write to the end of the migration)
  *
  * Reports medians, the peak RSS of pgferry's own processes, output sizes and the ratios the
  * targets are stated in, as Markdown and JSON (`--out`, default bench-results/).
@@ -70,7 +72,7 @@ const QUICK = args.quick;
 const SIZE_MIB = Number(args['size-mb'] ?? (QUICK ? 40 : 1000));
 const RUNS = Number(args.runs ?? 3);
 const SCALE = args['no-scale'] ? 0 : Number(args.scale ?? 4);
-const GROUPS = new Set((args.only ?? 'backup,restore,migrate,orchestration,memory').split(','));
+const GROUPS = new Set((args.only ?? 'backup,restore,migrate,orchestration,memory,online').split(','));
 const OUT_DIR = path.resolve(args.out);
 const PG_MAJOR = 15;
 const PG_BIN = `/usr/lib/postgresql/${PG_MAJOR}/bin`;
@@ -79,7 +81,7 @@ const CLI = path.join(REPO_ROOT, 'bin', 'pgferry.js');
 const RUNNER = path.join(REPO_ROOT, 'dist', 'containers', 'pg-tools', 'src', 'main.js');
 const BUCKET = 'pgferry-bench';
 
-type Group = 'backup' | 'restore' | 'migrate' | 'orchestration' | 'memory';
+type Group = 'backup' | 'restore' | 'migrate' | 'orchestration' | 'memory' | 'online';
 
 interface CaseResult {
   group: Group;
@@ -439,6 +441,148 @@ async function migrateGroup(ctx: Context): Promise<void> {
     if (r.seconds.length && !r.notes.length) r.notes.push('fidelity checks passed');
 }
 
+/** The freeze undone (the session's own setting lets it write in the frozen database). */
+async function unfreezeBench(ctx: Context): Promise<void> {
+  const client = await connect(ctx, 'bench');
+  try {
+    await client.query('SET default_transaction_read_only = off');
+    await client.query('ALTER DATABASE bench RESET default_transaction_read_only');
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * `migrate --online` against `--freeze-source`, each while a writer commits short transactions
+ * (an insert and an update) as fast as it can on one connection, reconnecting when refused. The
+ * writer's downtime is its first refused write to the migration's end (the report's finishedAt);
+ * the report's own `writeDowntimeSeconds` is noted beside it. Runs last: it adds a table to the
+ * bench database (dropped after) and leaves the source unfrozen again after each run.
+ */
+async function onlineGroup(ctx: Context): Promise<void> {
+  await sql(
+    ctx,
+    'bench',
+    `CREATE TABLE bench_writes (id bigserial PRIMARY KEY, n bigint NOT NULL DEFAULT 0, at timestamptz NOT NULL DEFAULT now());
+     INSERT INTO bench_writes (n) SELECT 0 FROM generate_series(1, 1000)`,
+  );
+  const modes = [
+    {
+      flag: '--online',
+      result: newCase(ctx, 'online', 'migrate --online under writes', 'pgferry migrate --online', true),
+    },
+    {
+      flag: '--freeze-source',
+      result: newCase(
+        ctx,
+        'online',
+        'migrate --freeze-source under writes',
+        'pgferry migrate --freeze-source',
+        true,
+      ),
+    },
+  ];
+  const downtimes = new Map<string, number[]>();
+  try {
+    for (let run = 1; run <= RUNS; run++) {
+      for (const { flag, result } of modes) {
+        log(`online: ${flag}, run ${run}/${RUNS}`);
+        const target = `migrated_online_${run}`;
+        const writer = startWriter(ctx);
+        const [cmd, argv] = pgferry([
+          'migrate',
+          flag,
+          '--no-schema-test',
+          ...['--source', url(ctx, 'bench'), '--target', url(ctx, target)],
+          ...['--store', path.join(ctx.base, 'online-store'), '--json'],
+        ]);
+        const env = {
+          ...ctx.env,
+          PGFERRY_SOURCE_PASSWORD: ctx.pg.password,
+          PGFERRY_TARGET_PASSWORD: ctx.pg.password,
+        };
+        let measured: Measured;
+        try {
+          measured = await measure(cmd, argv, { env });
+        } finally {
+          await writer.stop();
+        }
+        record(result, measured);
+        try {
+          const report = JSON.parse(measured.stdout) as {
+            finishedAt: string;
+            writeDowntimeSeconds?: number;
+            timings?: Record<string, number>;
+          };
+          const refused = writer.firstRefusal();
+          if (refused !== undefined) {
+            const list = downtimes.get(flag) ?? [];
+            list.push((Date.parse(report.finishedAt) - refused) / 1000);
+            downtimes.set(flag, list);
+          }
+          result.notes.push(
+            `run ${run}: report writeDowntimeSeconds ${report.writeDowntimeSeconds?.toFixed(1) ?? '—'}, ` +
+              `phases (s) ${['data', 'catchUp', 'cutover', 'total']
+                .map((phase) => `${phase} ${report.timings?.[phase]?.toFixed(1) ?? '—'}`)
+                .join(', ')}`,
+          );
+        } catch {
+          result.notes.push(`run ${run}: no report (${measured.stderr.slice(0, 200)})`);
+        }
+        await unfreezeBench(ctx);
+        await dropDatabase(ctx, target);
+      }
+    }
+  } finally {
+    await unfreezeBench(ctx).catch(() => undefined);
+    await sql(ctx, 'bench', 'DROP TABLE IF EXISTS bench_writes').catch(() => undefined);
+  }
+  for (const { flag, result } of modes) {
+    const list = downtimes.get(flag) ?? [];
+    if (list.length) result.phases = { writerDowntime: median(list) };
+    result.notes.unshift(
+      list.length
+        ? `writer's downtime (first refused write → end), median ${median(list).toFixed(1)} s`
+        : // --freeze-source does not end sessions that connected before the freeze.
+          "the writer was never refused: its session predates the freeze, and what it wrote after the dump's snapshot is not on the target",
+    );
+  }
+}
+
+/** A writer committing an insert and an update per transaction until stopped; it notes its first refusal. */
+function startWriter(ctx: Context): { stop: () => Promise<void>; firstRefusal: () => number | undefined } {
+  let writing = true;
+  let refused: number | undefined;
+  const done = (async () => {
+    let client: Client | undefined;
+    for (let i = 0; writing; i++) {
+      try {
+        if (!client) {
+          client = await connect(ctx, 'bench');
+          client.on('error', () => undefined);
+        }
+        await client.query('BEGIN');
+        await client.query('INSERT INTO bench_writes (n) VALUES ($1)', [i]);
+        await client.query('UPDATE bench_writes SET n = n + 1, at = now() WHERE id = $1', [1 + (i % 1000)]);
+        await client.query('COMMIT');
+      } catch {
+        refused ??= Date.now();
+        await client?.end().catch(() => undefined);
+        client = undefined;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+    await client?.end().catch(() => undefined);
+  })();
+  return {
+    stop: async () => {
+      writing = false;
+      await done;
+    },
+    firstRefusal: () => refused,
+  };
+}
+
 async function orchestrationGroup(ctx: Context): Promise<void> {
   const workflow = newCase(
     ctx,
@@ -762,7 +906,12 @@ async function main(): Promise<void> {
   try {
     const password = randomBytes(12).toString('hex');
     [pg, s3] = await Promise.all([
-      startPostgres(PG_MAJOR, { parentDir: base, password, settings: { max_wal_size: '4GB' } }),
+      startPostgres(PG_MAJOR, {
+        parentDir: base,
+        password,
+        // The online group needs logical decoding; the others run with the server's default.
+        settings: { max_wal_size: '4GB', ...(GROUPS.has('online') ? { wal_level: 'logical' } : {}) },
+      }),
       startS3({ directory: path.join(base, 's3'), logFile: path.join(base, 's3.log'), bucket: BUCKET }),
     ]);
     const ctx: Context = {
@@ -796,6 +945,7 @@ async function main(): Promise<void> {
     if (GROUPS.has('migrate')) await migrateGroup(ctx);
     if (GROUPS.has('orchestration')) await orchestrationGroup(ctx);
     if (GROUPS.has('memory') && SCALE > 0) await memoryGroup(ctx);
+    if (GROUPS.has('online')) await onlineGroup(ctx);
     log(`cases done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 
     const info = machine(pg);

@@ -89,6 +89,12 @@ export const COMMANDS: readonly CommandEntry[] = [
       (require('./migrate') as typeof import('./migrate')).registerMigrate(program, aws),
   },
   {
+    name: 'unfreeze',
+    summary:
+      'Make a source database a migration froze writable again (an online migration leaves it read-only after the cutover)',
+    register: (program) => (require('./unfreeze') as typeof import('./unfreeze')).registerUnfreeze(program),
+  },
+  {
     name: 'serve',
     summary:
       'Serve the HTTP API on this machine: start backups, restores, verifications and migrations with POST, ' +

@@ -45,6 +45,21 @@ export function registerMigrate(program: Command, aws: AwsAccess): void {
     )
     .option('--all-databases', 'every non-template database of the source server, and its roles', false)
     .option('--freeze-source', 'make the source read-only from before the dump until the end', false)
+    .option(
+      '--online',
+      'copy while the source takes writes, apply the changes since by logical replication, and freeze the source only for the cutover (one database; the source needs wal_level=logical)',
+      false,
+    )
+    .option(
+      '--replica-identity-full',
+      'with --online: give tables without a primary key REPLICA IDENTITY FULL for the migration (each update and delete then logs the whole old row)',
+      false,
+    )
+    .option(
+      '--unfreeze-source-after',
+      'with --online: make the source writable again after the cutover (by default it stays read-only until pgferry unfreeze)',
+      false,
+    )
     .option('--no-schema-test', 'skip the schema-only test restore into a scratch database')
     .option('--force', 'replace a target database that exists and is not empty', false)
     .option(
@@ -90,6 +105,9 @@ interface MigrateOptions extends AwsOptions {
   name?: string;
   allDatabases: boolean;
   freezeSource: boolean;
+  online: boolean;
+  replicaIdentityFull: boolean;
+  unfreezeSourceAfter: boolean;
   schemaTest: boolean;
   force: boolean;
   jobs?: number;
@@ -182,6 +200,9 @@ function migrateRequest(opts: MigrateOptions, source: Connection, target: Connec
     store: normaliseStoreUrl(opts.store),
     allDatabases: opts.allDatabases,
     freezeSource: opts.freezeSource,
+    online: opts.online,
+    replicaIdentityFull: opts.replicaIdentityFull,
+    unfreezeSourceAfter: opts.unfreezeSourceAfter,
     schemaTest: opts.schemaTest,
     force: opts.force,
     jobs: opts.jobs,
@@ -254,6 +275,11 @@ async function printReport(outcome: MigrateOutcome, json: boolean): Promise<void
       `from PostgreSQL ${outcome.source.serverVersion} to ${outcome.target.serverVersion} in ${outcome.totalSeconds.toFixed(1)}s${downtime}: ` +
       `${outcome.tables} table row counts, sequences and object counts match\n`,
   );
+  if (outcome.sourceLeftFrozen) {
+    process.stdout.write(
+      'the source stays read-only (a write to it now would be lost): pgferry unfreeze --source <url> makes it writable\n',
+    );
+  }
   const withoutPassword = outcome.rolesCreatedWithoutPassword ?? [];
   if (withoutPassword.length > 0) process.stdout.write(describeRolesWithoutPassword(withoutPassword));
 }

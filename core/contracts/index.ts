@@ -80,6 +80,7 @@ export type {
   MigrateRequestInput,
   MigrateState,
   MigrateSteps,
+  OnlineCutover,
   SchemaTestResult,
 } from './migrate';
 export {
@@ -94,6 +95,7 @@ export {
   MigrateRequestSchema,
   MigrateStateSchema,
   MigrateStepsSchema,
+  OnlineCutoverSchema,
   SchemaTestResultSchema,
   WritingSessionSchema,
 } from './migrate';

@@ -82,6 +82,15 @@ export const MigrateRequestSchema = z
     toastCompression: ToastCompressionSchema.default('lz4'),
     cutover: CutoverSchema.optional(),
     lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
+    /**
+     * Online: the data copied while the source takes writes, the changes since applied by logical
+     * replication, and the source frozen only for the cutover (one database).
+     */
+    online: z.boolean().default(false),
+    /** Online: tables without a key get REPLICA IDENTITY FULL for the migration's duration. */
+    replicaIdentityFull: z.boolean().default(false),
+    /** Online: unfreeze the source after a successful cutover (by default it stays read-only). */
+    unfreezeSourceAfter: z.boolean().default(false),
   })
   .strict();
 export type MigrateRequest = z.infer<typeof MigrateRequestSchema>;
@@ -187,6 +196,32 @@ const SequenceCheckSchema = z
   })
   .strict();
 
+/** An online migration's replication and cutover, as the migrate task measured them. */
+export const OnlineCutoverSchema = z
+  .object({
+    /** The publication, slot and subscription (all dropped). */
+    replication: z.string(),
+    /** Tables given REPLICA IDENTITY FULL for the migration (`replicaIdentityFull`), reset after. */
+    replicaIdentityFull: z.array(z.string()),
+    /** How far behind the target was when the source was frozen. */
+    lagAtFreeze: z.object({ bytes: z.number().nonnegative(), seconds: z.number().nonnegative() }).strict(),
+    /** The source's WAL position after the freeze, which the target applied up to. */
+    cutoverLsn: z.string(),
+    frozenAt: TimestampSchema,
+    /** Client sessions on the source ended by the freeze (they had connected before it). */
+    sessionsEnded: z.number().int().nonnegative(),
+    /** When the task's part of the cutover (applied, sequences, verified, replication dropped) ended. */
+    cutoverAt: TimestampSchema,
+    /**
+     * Seconds from the freeze to the end of each of the cutover's steps: `applied` (the target has
+     * applied up to `cutoverLsn`), `verified` (schema compared, sequences set, checks passed),
+     * `replicationDropped`.
+     */
+    steps: z.record(z.string(), z.number()),
+  })
+  .strict();
+export type OnlineCutover = z.infer<typeof OnlineCutoverSchema>;
+
 /** The migrate task's account of one database (stored beside its backup as `migrate-result.json`). */
 export const MigrateDatabaseResultSchema = z
   .object({
@@ -206,6 +241,7 @@ export const MigrateDatabaseResultSchema = z
         analyzed: z.boolean(),
       })
       .strict(),
+    online: OnlineCutoverSchema.optional(),
   })
   .strict();
 export type MigrateDatabaseResult = z.infer<typeof MigrateDatabaseResultSchema>;
@@ -269,8 +305,13 @@ export const MigrateReportSchema = z
     toastCompression: ToastCompressionSchema.optional(),
     /** Seconds per phase: preflight, schemaTest, freeze, migrate (the task), record, cutover, unfreeze, total. */
     timings: z.record(z.string(), z.number()),
-    /** Freeze to unfreeze: how long the source refused writes (absent without `freezeSource`). */
+    /**
+     * How long the source refused writes: freeze to unfreeze with `freezeSource`; online, freeze
+     * to the cutover's end (the source stays read-only after it, but the target takes the writes).
+     */
     writeDowntimeSeconds: z.number().nonnegative().optional(),
+    /** Online: the source was left read-only (`pgferry unfreeze` undoes it). */
+    sourceLeftFrozen: z.boolean().optional(),
     freeze: FreezeResultSchema.optional(),
     schemaTest: SchemaTestResultSchema.optional(),
     sizes: z
@@ -302,6 +343,7 @@ export const MigrateOutcomeSchema = z
     target: ReportedServerSchema,
     totalSeconds: z.number().nonnegative(),
     writeDowntimeSeconds: z.number().nonnegative().optional(),
+    sourceLeftFrozen: z.boolean().optional(),
     databases: z.array(
       z
         .object({

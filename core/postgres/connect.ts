@@ -15,8 +15,13 @@ export async function connectPg(
   connection: Connection,
   password: string | undefined,
   database?: string,
+  /** `database`: a logical replication connection (walsender), which takes replication commands. */
+  replication?: 'database',
 ): Promise<Client> {
-  const config = pgClientConfig(connection, password, database);
+  const config = {
+    ...pgClientConfig(connection, password, database),
+    ...(replication ? { replication } : {}),
+  };
   const attempts =
     connection.sslmode === 'prefer' ? [{ ...config, ssl: { rejectUnauthorized: false } }, config] : [config];
   let lastError: unknown;

@@ -13,6 +13,7 @@ import type { Client } from 'pg';
 import type { Connection } from '../contracts';
 import { PgferryError } from '../errors';
 import { connectPg, endQuietly } from './connect';
+import { quoteLiteral } from './quote';
 
 /** A table's `pg_class` row version: a new row version means it was altered or rewritten. */
 export interface TableVersion {
@@ -172,10 +173,16 @@ export async function exportSnapshot<T>(
   client: Client,
   lockWaitTimeoutMs: number,
   read: (client: Client) => Promise<T>,
+  /** A snapshot exported elsewhere (a replication slot's) to read in, instead of a new one. */
+  imported?: string,
 ): Promise<{ snapshot: string; read: Promise<T>; release: () => void }> {
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
   await client.query(`SET LOCAL lock_timeout = ${Math.round(lockWaitTimeoutMs)}`);
-  const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
+  if (imported !== undefined) await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(imported)}`);
+  const { rows } =
+    imported === undefined
+      ? await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot')
+      : { rows: [{ snapshot: imported }] };
   const reading = read(client);
   reading.catch(() => undefined); // awaited by the caller; a failure must not go unhandled meanwhile
   let released = false;

@@ -16,7 +16,7 @@ import { type PostgresServerInfo, type StartPostgresOptions, startPostgres, stop
  */
 export function usePrivateServer(
   major: number,
-  options: Pick<StartPostgresOptions, 'locale' | 'env'> = {},
+  options: Pick<StartPostgresOptions, 'locale' | 'env' | 'settings'> = {},
 ): () => TestPostgres {
   const dir = mkdtempSync(path.join(tmpdir(), `pgferry-private-pg${major}-`));
   let server: PostgresServerInfo | undefined;

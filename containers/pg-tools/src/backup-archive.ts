@@ -128,15 +128,22 @@ export async function guardedSnapshot<T extends object>(
   observer: Client,
   lockWaitTimeoutMs: number,
   read: (client: Client) => Promise<T>,
+  /** The snapshot to read in, exported elsewhere (an online migration's slot); default: a new one. */
+  imported?: string,
 ): Promise<{
   snapshot: string;
   read: Promise<T & { tables: Map<number, TableVersion> }>;
   guard: SnapshotGuard;
 }> {
-  const snap = await exportSnapshot(session, lockWaitTimeoutMs, async (c) => ({
-    tables: await tableVersions(c),
-    ...(await read(c)),
-  }));
+  const snap = await exportSnapshot(
+    session,
+    lockWaitTimeoutMs,
+    async (c) => ({
+      tables: await tableVersions(c),
+      ...(await read(c)),
+    }),
+    imported,
+  );
   const guard = new SnapshotGuard(
     snap.read.then((r) => r.tables),
     observer,

@@ -35,6 +35,7 @@ import {
   type MigrateDatabasePlan,
   type MigrateDatabaseResult,
   type MigratePlan,
+  type OnlineCutover,
   type Requirements,
   SCHEMA_VERSION,
   type SchemaTestResult,
@@ -66,9 +67,32 @@ import {
   sequenceCaughtUp,
   sequenceStates,
 } from '../../../core/postgres/inspect';
+import {
+  createPublication,
+  createSlotWithSnapshot,
+  createSubscription,
+  dropPublicationAndSlot,
+  dropSubscription,
+  endOtherSessions,
+  replicationName,
+  resetReplicaIdentity,
+  setReplicaIdentityFull,
+  setSequences,
+  slotConfirmed,
+  slotLag,
+  subscriptionApplyErrors,
+} from '../../../core/postgres/logical-replication';
 import { conninfoValue } from '../../../core/postgres/quote';
+import { allowWrites, freezeDatabase, thawDatabase } from '../../../core/postgres/read-only';
 import { loadSessionOptions } from '../../../core/postgres/restore-session';
-import { LockWaitTimeoutError, lockWaitFailure, openObserver } from '../../../core/postgres/snapshot-guard';
+import {
+  changedTables,
+  LockWaitTimeoutError,
+  lockWaitFailure,
+  openObserver,
+  type TableVersion,
+  tableVersions,
+} from '../../../core/postgres/snapshot-guard';
 import { collectTail, firstError, keepStderr, pgRestoreParallel } from '../../../core/postgres/tools';
 import {
   backupObjectKey,
@@ -295,6 +319,10 @@ async function migrateDatabaseOnce(
   const workDir = await createWorkFolder('migrate', workRoot(deps.env));
   const sessions: Client[] = [];
   let created = false;
+  // Online: the replication objects made so far, removed again on failure.
+  const online: OnlineState | undefined = plan.request.online
+    ? { name: replicationName(plan.migrateId), identityFull: [], frozen: false }
+    : undefined;
   try {
     const observer = await openObserver(db.source, ctx.sourcePassword, ctx.lockWaitTimeoutMs);
     sessions.push(observer);
@@ -306,18 +334,29 @@ async function migrateDatabaseOnce(
       created = true;
     });
 
+    // Online: the copy is made at the snapshot the replication slot exports, so that the changes
+    // the slot streams begin exactly where the copy ends.
+    const slotSnapshot = online
+      ? await progress.timed('replication', () => startReplication(ctx, db, observer, online, sessions))
+      : undefined;
     // The snapshot pins what pg_dump and the source-side checks see; its session reads the
     // catalog only, and holds no lock on any table.
     const source = await connectPg(db.source, ctx.sourcePassword);
     sessions.push(source);
-    const { guard, ...snap } = await guardedSnapshot(source, observer, ctx.lockWaitTimeoutMs, async (c) => ({
-      state: {
-        requires: await readRequirements(c),
-        properties: await readDatabaseProperties(c),
-        objects: await objectCounts(c),
-        sequences,
-      } satisfies SourceState,
-    }));
+    const { guard, ...snap } = await guardedSnapshot(
+      source,
+      observer,
+      ctx.lockWaitTimeoutMs,
+      async (c) => ({
+        state: {
+          requires: await readRequirements(c),
+          properties: await readDatabaseProperties(c),
+          objects: await objectCounts(c),
+          sequences,
+        } satisfies SourceState,
+      }),
+      slotSnapshot,
+    );
     const definitionsFile = path.join(workDir, 'definitions.pgdump');
     // What the dump will roughly write, for its progress (none if it cannot be read).
     const estimate = await estimateDumpSize(db.source, ctx.sourcePassword);
@@ -371,7 +410,19 @@ async function migrateDatabaseOnce(
       storeGlobals(db.backup, await siblingTool(ctx.pgDump, 'pg_dumpall'), dumpEnv(ctx, db.source), deps),
     );
 
-    const checks = await verify(ctx, db, { ...state, tables }, progress);
+    let checks: Checks;
+    let cutover: OnlineCutover | undefined;
+    if (online) {
+      ({ checks, cutover } = await replicateAndCutOver(ctx, db, online, {
+        observer,
+        atSnapshot: catalogTables,
+        state,
+        tables,
+        progress,
+      }));
+    } else {
+      checks = await verify(ctx, db, { ...state, tables }, progress);
+    }
     const dumpResult: DumpResult = {
       schemaVersion: SCHEMA_VERSION,
       backupId: db.backup.backupId,
@@ -395,6 +446,7 @@ async function migrateDatabaseOnce(
       timings: progress.timings,
       roles,
       checks,
+      ...(cutover ? { online: cutover } : {}),
     };
     await deps.store.putJson(dumpResultKey(db.backup.database, db.backup.backupId), dumpResult);
     await deps.store.putJson(migrateResultKey(db.backup.database, db.backup.backupId), result);
@@ -402,6 +454,7 @@ async function migrateDatabaseOnce(
   } catch (caught) {
     const err = deps.signal?.aborted ? interruption(deps.signal) : caught;
     let message = errorMessage(err);
+    if (online) message += await undoReplication(ctx, db, online, created);
     if (created) {
       const dropped = await dropDatabase(ctx, db.target).then(
         () => true,
@@ -637,9 +690,11 @@ async function verify(
   db: MigrateDatabasePlan,
   state: SourceState & { tables: TableRowCount[] },
   progress: RestoreProgress,
+  /** Online, the target is analyzed while it catches up, before the source is frozen. */
+  analyzeFirst = true,
 ): Promise<Checks> {
   return withClient(db.target, ctx.targetPassword, async (target) => {
-    await progress.timed('analyze', () => analyze(target));
+    if (analyzeFirst) await progress.timed('analyze', () => analyze(target));
     return await progress.timed('verify', async () => {
       const rowCounts: Checks['rowCounts'] = await countRows(target, state.tables);
       const targetSequences = await sequenceStates(target);
@@ -690,4 +745,316 @@ async function verify(
       };
     });
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Online: logical replication and the cutover
+// ---------------------------------------------------------------------------------------------
+
+/** The target is close enough behind to freeze the source: at most this many WAL bytes… */
+export const CUTOVER_LAG_BYTES = 8 * 1024 * 1024;
+/** …and its newest applied change at most this old. */
+export const CUTOVER_LAG_SECONDS = 2;
+/** How often the catch-up reads the lag. */
+const LAG_POLL_MS = 250;
+/** How long the subscription may take to connect to the slot before the migration gives up. */
+const SUBSCRIBER_CONNECT_MS = 30_000;
+/** How long the cutover waits for the target to apply the source's last changes. */
+const CUTOVER_APPLY_TIMEOUT_MS = 60_000;
+
+interface OnlineState {
+  /** The publication's, slot's and subscription's name. */
+  name: string;
+  /** Tables given REPLICA IDENTITY FULL, to be reset. */
+  identityFull: string[];
+  publication?: boolean;
+  slot?: boolean;
+  subscription?: boolean;
+  frozen: boolean;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A WAL position (`16/B374D848`) as a number of bytes. */
+function lsnBytes(lsn: string): bigint {
+  const [hi, lo] = lsn.split('/');
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
+}
+
+/**
+ * The publication (every table), then the slot with its exported snapshot, whose id is returned;
+ * the replication connection that holds the snapshot stays open in `sessions` until the end.
+ */
+async function startReplication(
+  ctx: Context,
+  db: MigrateDatabasePlan,
+  observer: Client,
+  online: OnlineState,
+  sessions: Client[],
+): Promise<string> {
+  if (ctx.plan.request.replicaIdentityFull) online.identityFull = await setReplicaIdentityFull(observer);
+  await createPublication(observer, online.name);
+  online.publication = true;
+  const replication = await connectPg(db.source, ctx.sourcePassword, undefined, 'database');
+  sessions.push(replication);
+  const slot = await createSlotWithSnapshot(replication, online.name, ctx.plan.sourceServer.major);
+  online.slot = true;
+  ctx.deps.onPhase?.(`slot ${online.name} at ${slot.consistentPoint}`);
+  return slot.snapshot;
+}
+
+/**
+ * After the copy: the target subscribes to the slot and applies the changes made since the
+ * snapshot until it is close behind; then the cutover: the source frozen and its sessions ended,
+ * the target waited for until it has applied everything up to the source's WAL position, the
+ * sequences set, the schema compared with the snapshot's (DDL meanwhile stops the migration), the
+ * target verified against the frozen source, and the subscription, publication and slot dropped.
+ * The source stays frozen: the finish step decides when it is unfrozen.
+ */
+async function replicateAndCutOver(
+  ctx: Context,
+  db: MigrateDatabasePlan,
+  online: OnlineState,
+  opts: {
+    observer: Client;
+    atSnapshot: Map<number, TableVersion>;
+    state: SourceState;
+    tables: TableRowCount[];
+    progress: RestoreProgress;
+  },
+): Promise<{ checks: Checks; cutover: OnlineCutover }> {
+  const { progress, observer, atSnapshot } = opts;
+  return withClient(db.target, ctx.targetPassword, async (target) => {
+    await progress.timed('subscribe', async () => {
+      online.subscription = true; // before: a failure half-way still tries to drop it
+      await createSubscription(target, {
+        name: online.name,
+        source: db.source,
+        sourcePassword: ctx.sourcePassword,
+      });
+    });
+    await progress.timed('analyze', () => analyze(target));
+    const lagAtFreeze = await progress.timed('catchUp', () =>
+      catchUp(ctx, db, online, observer, target, atSnapshot),
+    );
+
+    return progress.timed('cutover', async () => {
+      const admin = await connectPg(db.source, ctx.sourcePassword);
+      try {
+        await allowWrites(admin);
+        online.frozen = true; // before: a failure of the statement itself still thaws
+        await freezeDatabase(admin, db.source.database);
+        const frozenAt = new Date().toISOString();
+        // Sessions connected before the freeze would go on writing: they are ended (a pool
+        // reconnects, read-only). What they committed is before the position read next.
+        const sessionsEnded = await endOtherSessions(admin, db.source.database);
+        const { currentLsn: cutoverLsn } = await slotLag(admin, online.name);
+        await waitApplied(ctx, online, admin, target, cutoverLsn, async () =>
+          refuseSchemaChanges(schemaChanges(atSnapshot, await tableVersions(admin))),
+        );
+        const appliedAt = Date.now();
+        const objects = await objectCounts(admin);
+        refuseSchemaChanges([
+          ...schemaChanges(atSnapshot, await tableVersions(admin)),
+          ...[...new Set([...objects.keys(), ...opts.state.objects.keys()])]
+            .filter((kind) => (objects.get(kind) ?? 0) !== (opts.state.objects.get(kind) ?? 0))
+            .map(
+              (kind) =>
+                `${objects.get(kind) ?? 0} ${kind} objects (${opts.state.objects.get(kind) ?? 0} at the copy)`,
+            ),
+        ]);
+        const sequences = await sequenceStates(admin);
+        await setSequences(target, sequences.values());
+        const counted = await countRows(admin, opts.tables);
+        const checks = await verify(
+          ctx,
+          db,
+          {
+            ...opts.state,
+            sequences,
+            objects,
+            tables: counted.map(({ schema, name, restoredRows }) => ({ schema, name, rows: restoredRows })),
+          },
+          progress,
+          false,
+        );
+        const verifiedAt = Date.now();
+        await dropSubscription(target, online.name);
+        online.subscription = false;
+        await dropPublicationAndSlot(admin, online.name);
+        online.publication = online.slot = false;
+        await resetReplicaIdentity(admin, online.identityFull);
+        const at = (t: number) => (t - Date.parse(frozenAt)) / 1000;
+        return {
+          checks,
+          cutover: {
+            replication: online.name,
+            replicaIdentityFull: online.identityFull,
+            lagAtFreeze,
+            cutoverLsn,
+            frozenAt,
+            sessionsEnded,
+            cutoverAt: new Date().toISOString(),
+            steps: { applied: at(appliedAt), verified: at(verifiedAt), replicationDropped: at(Date.now()) },
+          },
+        };
+      } finally {
+        await endQuietly(admin);
+      }
+    });
+  });
+}
+
+/**
+ * Reads the lag until the target is within `CUTOVER_LAG_BYTES` and `CUTOVER_LAG_SECONDS` of the
+ * source, reporting it; stops on apply errors on the target, a subscription that never connects,
+ * and DDL on the source. Returns the lag it ended at.
+ */
+async function catchUp(
+  ctx: Context,
+  db: MigrateDatabasePlan,
+  online: OnlineState,
+  observer: Client,
+  target: Client,
+  atSnapshot: Map<number, TableVersion>,
+): Promise<{ bytes: number; seconds: number }> {
+  const report = throttled(ctx.deps.onProgress);
+  const started = Date.now();
+  // The source's WAL position over time: the lag in seconds is the age of the oldest position the
+  // target has not confirmed.
+  let samples: { at: number; lsn: bigint }[] = [];
+  let start: bigint | undefined;
+  let everActive = false;
+  let lastSchemaCheck = Date.now();
+  for (;;) {
+    stopIfInterrupted(ctx.deps.signal);
+    const lag = await slotLag(observer, online.name);
+    const now = Date.now();
+    const current = lsnBytes(lag.currentLsn);
+    const confirmed = lag.confirmedLsn ? lsnBytes(lag.confirmedLsn) : 0n;
+    start ??= confirmed;
+    samples.push({ at: now, lsn: current });
+    samples = samples.filter((s, i) => s.lsn > confirmed || i === samples.length - 1);
+    const behind = samples.find((s) => s.lsn > confirmed);
+    const seconds = behind ? (now - behind.at) / 1000 : 0;
+    report({
+      step: 'catchUp',
+      doneBytes: Number(confirmed > start ? confirmed - start : 0n),
+      totalBytes: Number(current > start ? current - start : 0n),
+      lagBytes: lag.lagBytes,
+      lagSeconds: seconds,
+      database: db.source.database,
+    });
+    // DDL first: it is also what makes the apply fail (a column the target lacks).
+    const applyErrors = await subscriptionApplyErrors(target, online.name, ctx.plan.targetServer.major);
+    if (applyErrors > 0 || now - lastSchemaCheck > 2000) {
+      lastSchemaCheck = now;
+      refuseSchemaChanges(schemaChanges(atSnapshot, await tableVersions(observer)));
+    }
+    if (applyErrors > 0) throw applyFailure(applyErrors);
+    everActive ||= lag.active;
+    if (everActive && lag.lagBytes <= CUTOVER_LAG_BYTES && seconds <= CUTOVER_LAG_SECONDS) {
+      return { bytes: lag.lagBytes, seconds };
+    }
+    if (!everActive && now - started > SUBSCRIBER_CONNECT_MS) {
+      throw new PgferryError(
+        'MigrateFailed',
+        `the target's subscription did not connect to the source within ${SUBSCRIBER_CONNECT_MS / 1000}s: ` +
+          `the target server must reach the source at ${db.source.host}:${db.source.port} (see the target server's log)`,
+      );
+    }
+    await sleep(LAG_POLL_MS);
+  }
+}
+
+function applyFailure(errors: number): PgferryError {
+  return new PgferryError(
+    'MigrateFailed',
+    `the target failed to apply the source's changes (${errors} apply error${errors > 1 ? 's' : ''}: a row written on ` +
+      "the target that conflicts with the source's; the target server's log names it)",
+  );
+}
+
+/** Stops the migration when the source's schema changed since the copy: `changes` names how. */
+function refuseSchemaChanges(changes: string[]): void {
+  if (!changes.length) return;
+  throw new PgferryError(
+    'MigrateFailed',
+    `the source's schema changed during the online migration: ${changes.slice(0, 5).join(', ')}` +
+      `${changes.length > 5 ? ', …' : ''}; logical replication does not carry DDL, so the target would differ: ` +
+      'migrate again when no DDL runs',
+  );
+}
+
+/** Waits until the slot's subscriber has confirmed `lsn`: everything committed before it is applied. */
+async function waitApplied(
+  ctx: Context,
+  online: OnlineState,
+  source: Client,
+  target: Client,
+  lsn: string,
+  /** Throws when the schema changed: DDL is what most often makes the apply fail. */
+  checkSchema: () => Promise<void>,
+): Promise<void> {
+  const deadline = Date.now() + CUTOVER_APPLY_TIMEOUT_MS;
+  while (!(await slotConfirmed(source, online.name, lsn))) {
+    stopIfInterrupted(ctx.deps.signal);
+    const errors = await subscriptionApplyErrors(target, online.name, ctx.plan.targetServer.major);
+    if (errors > 0) {
+      await checkSchema();
+      throw applyFailure(errors);
+    }
+    if (Date.now() > deadline) {
+      throw new PgferryError(
+        'MigrateFailed',
+        `the target did not apply the source's changes up to ${lsn} within ${CUTOVER_APPLY_TIMEOUT_MS / 1000}s of the freeze`,
+      );
+    }
+    await sleep(20);
+  }
+}
+
+/** Tables created, dropped, altered or rewritten since the copy's snapshot, named. */
+function schemaChanges(atSnapshot: Map<number, TableVersion>, now: Map<number, TableVersion>): string[] {
+  return [
+    ...changedTables(atSnapshot, now, atSnapshot.keys()).map((c) => `${c.schema}.${c.name} was ${c.change}`),
+    ...[...now.entries()]
+      .filter(([oid]) => !atSnapshot.has(oid))
+      .map(([, t]) => `${t.schema}.${t.name} was created`),
+  ];
+}
+
+/**
+ * After a failure: the subscription dropped (before the target database can be), the publication
+ * and slot dropped (a forgotten slot keeps WAL until the source's disk fills), the replica
+ * identities reset and the source unfrozen. Returns what could not be undone, for the message.
+ */
+async function undoReplication(
+  ctx: Context,
+  db: MigrateDatabasePlan,
+  online: OnlineState,
+  created: boolean,
+): Promise<string> {
+  const problems: string[] = [];
+  const attempt = async (what: string, fn: () => Promise<unknown>) => {
+    await fn().catch((err: unknown) => problems.push(`${what}: ${errorMessage(err)}`));
+  };
+  if (online.subscription && created) {
+    await attempt('dropping the subscription', () =>
+      withClient(db.target, ctx.targetPassword, (c) => dropSubscription(c, online.name)),
+    );
+  }
+  if (online.publication || online.slot || online.frozen || online.identityFull.length) {
+    await attempt('cleaning up the source', () =>
+      withClient(db.source, ctx.sourcePassword, async (c) => {
+        await allowWrites(c);
+        if (online.frozen) await thawDatabase(c, db.source.database, db.readOnlySetting);
+        await dropPublicationAndSlot(c, online.name);
+        await resetReplicaIdentity(c, online.identityFull);
+      }),
+    );
+  }
+  return problems.length
+    ? ` (NOT UNDONE: ${problems.join('; ')}; drop the slot with SELECT pg_drop_replication_slot('${online.name}'))`
+    : ' (the publication and replication slot were dropped)';
 }

@@ -28,6 +28,7 @@ import {
   serverInfo,
   systemIdentifier,
 } from '../../../core/postgres/inspect';
+import { onlineSourceProblems, onlineTargetProblems } from '../../../core/postgres/logical-replication';
 import { readOnlySetting } from '../../../core/postgres/read-only';
 import {
   describeLocale,
@@ -82,6 +83,7 @@ export async function preflightMigrate(
   if (request.name !== undefined && request.allDatabases) {
     refuse("name files one database's archived backup: with allDatabases each is filed under its own name");
   }
+  refuseOnlineCombinations(request);
   if (request.cutover?.command !== undefined && deployment.onAws) {
     refuse(
       'cutover.command runs only locally (pgferry migrate --on-cutover); on AWS use cutover.secretArn or cutover.ecsServices',
@@ -99,7 +101,8 @@ export async function preflightMigrate(
   let archiveNames: Map<string, string>;
   try {
     sourceServer = await serverInfo(source);
-    if (request.freezeSource) await refuseStandbyFreeze(source, request.source);
+    if (request.freezeSource || request.online) await refuseStandbyFreeze(source, request.source);
+    if (request.online) await refuseOnlineSource(source, request);
     const names = request.allDatabases ? await connectableDatabases(source) : [request.source.database];
     const identifier = await systemIdentifier(source);
     if (identifier !== undefined) sourceServer = { ...sourceServer, systemIdentifier: identifier };
@@ -123,6 +126,10 @@ export async function preflightMigrate(
         `the target runs PostgreSQL ${targetServer.version}, older than the source's ${sourceServer.version}: ` +
           'a migration never downgrades',
       );
+    }
+    if (request.online) {
+      const problems = await onlineTargetProblems(target);
+      if (problems.length) refuse(`--online: ${problems.join('; ')}`);
     }
     await checkExtensions(target, sources);
     toastCompression = await chooseToastCompression(target, request.toastCompression);
@@ -234,6 +241,41 @@ async function refuseStandbyFreeze(source: Client, connection: Connection): Prom
       `the source ${describeConnection(connection)} is a standby (in recovery): --freeze-source cannot stop ` +
         "writes there; run the migration against its primary, or without --freeze-source (the target then holds the standby's state at the dump's snapshot)",
     );
+  }
+}
+
+/** What `online` cannot be combined with (yet), and the flags that only `online` takes. */
+function refuseOnlineCombinations(request: MigrateRequest): void {
+  if (!request.online) {
+    if (request.replicaIdentityFull || request.unfreezeSourceAfter) {
+      refuse('--replica-identity-full and --unfreeze-source-after are for --online migrations');
+    }
+    return;
+  }
+  if (request.allDatabases) refuse('--online migrates one database: without --all-databases');
+  if (request.freezeSource) {
+    refuse(
+      '--online freezes the source for the cutover only; --freeze-source would freeze it for the whole copy: pass one of them',
+    );
+  }
+  if (request.cutover?.ecsServices?.length) {
+    refuse(
+      "--online with --scale-service: the services' scale-down runs before the copy, which --online keeps writable; not supported yet",
+    );
+  }
+}
+
+/**
+ * Everything on the source that refuses an online migration (core/postgres/logical-replication.ts),
+ * in one line, before anything is created.
+ */
+async function refuseOnlineSource(source: Client, request: MigrateRequest): Promise<void> {
+  const problems = await onlineSourceProblems(source, {
+    database: request.source.database,
+    replicaIdentityFull: request.replicaIdentityFull,
+  });
+  if (problems.length) {
+    refuse(`--online cannot migrate ${describeConnection(request.source)}: ${problems.join('; ')}`);
   }
 }
 

@@ -11,6 +11,7 @@ import {
   SchemaTestResultSchema,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
+import { replicationName } from '../../../core/postgres/logical-replication';
 import type { BackupStore } from '../../../core/store';
 import {
   backupPrefix,
@@ -20,7 +21,7 @@ import {
   migrateResultKey,
   schemaTestResultKey,
 } from '../../../core/store-keys';
-import { unfreezeSource } from './freeze';
+import { removeReplication, unfreezeSource } from './freeze';
 
 export interface FinishDeps {
   openStore: (url: string) => BackupStore;
@@ -42,12 +43,16 @@ export async function finishMigration(
 ): Promise<{ report: MigrateReport; key: string }> {
   const { plan } = state;
   const store = deps.openStore(plan.request.store);
-  const unfrozenAt = state.freeze ? await unfreezeSource(plan, deps.env) : undefined;
+  const { online, unfreezeSourceAfter } = plan.request;
+  // Online, the source stays read-only after the cutover unless asked: a write to it now would be lost.
+  const unfrozenAt =
+    state.freeze || (online && unfreezeSourceAfter) ? await unfreezeSource(plan, deps.env) : undefined;
   const databases: MigrateDatabaseResult[] = [];
   for (const db of plan.databases) {
     const raw = await store.getJson(migrateResultKey(db.backup.database, db.backup.backupId));
     databases.push(parsePayload(MigrateDatabaseResultSchema, raw, 'migrate result'));
   }
+  const onlineFrozenAt = databases[0]?.online?.frozenAt;
   const first = plan.databases[0].backup;
   const schemaTestRaw = plan.request.schemaTest
     ? await store.getJson(schemaTestResultKey(first.database, first.backupId))
@@ -89,6 +94,11 @@ export async function finishMigration(
     timings,
     ...(state.freeze && unfrozenAt
       ? { writeDowntimeSeconds: seconds(state.freeze.frozenAt, unfrozenAt), freeze: state.freeze }
+      : {}),
+    // Online: from the freeze to the end of the cutover (the record and the cutover's hooks
+    // included), when the target takes the writes.
+    ...(onlineFrozenAt
+      ? { writeDowntimeSeconds: seconds(onlineFrozenAt, finishedAt), sourceLeftFrozen: !unfrozenAt }
       : {}),
     ...(schemaTest ? { schemaTest } : {}),
     sizes: {
@@ -162,7 +172,19 @@ export async function cleanupMigration(
   }
   let unfrozen = false;
   const problems: string[] = [];
-  if (plan.request.freezeSource) {
+  if (plan.request.online) {
+    // The task drops them itself; this covers a task that was killed or crashed.
+    try {
+      await removeReplication(plan, deps.env);
+    } catch (err) {
+      const name = replicationName(plan.migrateId);
+      problems.push(
+        `THE REPLICATION SLOT ${name} MAY BE LEFT ON THE SOURCE (${errorMessage(err)}): ` +
+          `SELECT pg_drop_replication_slot('${name}'); DROP PUBLICATION IF EXISTS ${name};`,
+      );
+    }
+  }
+  if (plan.request.freezeSource || plan.request.online) {
     try {
       await unfreezeSource(plan, deps.env);
       unfrozen = true;

@@ -2,7 +2,12 @@ import type { Client } from 'pg';
 import { resolvePassword } from '../../../core/connection';
 import type { FreezeResult, MigrateDatabasePlan, MigratePlan } from '../../../core/contracts';
 import { errorMessage } from '../../../core/errors';
-import { connectPg, endQuietly } from '../../../core/postgres/connect';
+import { connectPg, endQuietly, withClient } from '../../../core/postgres/connect';
+import {
+  dropPublicationAndSlot,
+  dropSubscription,
+  replicationName,
+} from '../../../core/postgres/logical-replication';
 import { allowWrites, freezeDatabase, thawDatabase, writingSessions } from '../../../core/postgres/read-only';
 
 /**
@@ -62,4 +67,24 @@ async function connectSource(plan: MigratePlan, env: NodeJS.ProcessEnv): Promise
   // The database may be frozen already: this session's own setting overrides the database's.
   await allowWrites(client);
   return client;
+}
+
+/**
+ * An online migration's subscription (on the target database, if it exists), publication and slot
+ * (on the source), dropped: nothing to drop is no error.
+ */
+export async function removeReplication(plan: MigratePlan, env: NodeJS.ProcessEnv): Promise<void> {
+  const name = replicationName(plan.migrateId);
+  const db = plan.databases[0];
+  const targetPassword = await resolvePassword(plan.request.target, 'target', env);
+  await withClient(db.target, targetPassword, (c) => dropSubscription(c, name)).catch((err: unknown) => {
+    // No target database: no subscription either.
+    if (!(err instanceof Error && /database does not exist/.test(err.message))) throw err;
+  });
+  const client = await connectSource(plan, env);
+  try {
+    await dropPublicationAndSlot(client, name);
+  } finally {
+    await endQuietly(client);
+  }
 }

@@ -1,0 +1,386 @@
+/**
+ * An online migration's logical replication (`pgferry migrate --online`): what the source and the
+ * target must offer (the preflight's refusals), the publication and the slot on the source — the
+ * slot created with an exported snapshot, which the copy is made at — the subscription on the
+ * target that applies the changes made since, the lag, the cutover's wait and sequences, and
+ * removing all of it. Every object is named `pgferry_<migration id>`, so a slot a crashed run left
+ * behind is recognisable.
+ */
+import type { Client } from 'pg';
+import type { Connection } from '../contracts';
+import { PgferryError } from '../errors';
+import type { SequenceState } from './inspect';
+import { conninfoValue, quoteIdent, quoteLiteral } from './quote';
+
+/** The prefix of every replication object an online migration creates. */
+export const REPLICATION_PREFIX = 'pgferry_';
+
+/** The name of a migration's publication, slot and subscription: `pgferry_<id>`, lower case. */
+export function replicationName(migrateId: string): string {
+  return `${REPLICATION_PREFIX}${migrateId.toLowerCase().replace(/[^a-z0-9]/g, '_')}`;
+}
+
+const USER_TABLE = `c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`;
+
+const tableName = (r: { schema: string; name: string }) => `${quoteIdent(r.schema)}.${quoteIdent(r.name)}`;
+
+/** Lists at most 5 names, then how many more. */
+function some(names: string[]): string {
+  return names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', ');
+}
+
+/** The ordinary tables (partitions included) without a primary key and with the default replica identity. */
+export async function tablesWithoutReplicaIdentity(client: Client): Promise<string[]> {
+  const { rows } = await client.query<{ schema: string; name: string }>(`
+    SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE ${USER_TABLE} AND c.relpersistence = 'p'
+      AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS
+        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))
+    ORDER BY 1, 2`);
+  return rows.map(tableName);
+}
+
+/**
+ * Everything on the source database that refuses an online migration, each with what to do: an
+ * empty list lets it go ahead. `replicaIdentityFull`: tables without a key are accepted (the
+ * migration sets their replica identity to FULL for its duration).
+ */
+export async function onlineSourceProblems(
+  client: Client,
+  opts: { database: string; replicaIdentityFull: boolean },
+): Promise<string[]> {
+  const problems: string[] = [];
+  const { rows: settings } = await client.query<{ name: string; setting: string }>(
+    `SELECT name, setting FROM pg_settings WHERE name IN ('wal_level', 'max_replication_slots', 'max_wal_senders')`,
+  );
+  const setting = (name: string) => settings.find((s) => s.name === name)?.setting ?? '';
+  if (setting('wal_level') !== 'logical') {
+    problems.push(
+      `the source's wal_level is ${setting('wal_level')}, not logical: set wal_level = logical ` +
+        '(on RDS and Aurora: the parameter rds.logical_replication = 1 in the parameter group) and restart the server',
+    );
+  }
+  const { rows: used } = await client.query<{ slots: number; senders: number }>(`
+    SELECT (SELECT count(*) FROM pg_replication_slots)::int AS slots,
+           (SELECT count(*) FROM pg_stat_replication)::int AS senders`);
+  if (used[0].slots >= Number(setting('max_replication_slots'))) {
+    problems.push(
+      `the source has no free replication slot (${used[0].slots} of max_replication_slots = ${setting('max_replication_slots')} in use): ` +
+        'raise max_replication_slots (a restart) or drop an unused slot',
+    );
+  }
+  if (used[0].senders >= Number(setting('max_wal_senders'))) {
+    problems.push(
+      `the source has no free WAL sender (${used[0].senders} of max_wal_senders = ${setting('max_wal_senders')} in use): raise max_wal_senders (a restart)`,
+    );
+  }
+  const { rows: role } = await client.query<{ superuser: boolean; replication: boolean; rds: boolean }>(`
+    SELECT r.rolsuper AS superuser, r.rolreplication AS replication,
+           EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_replication'
+                   AND pg_has_role(r.oid, g.oid, 'MEMBER')) AS rds
+    FROM pg_roles r WHERE r.rolname = current_user`);
+  if (!role[0].superuser && !role[0].replication && !role[0].rds) {
+    problems.push(
+      'the source login may not replicate: give it the REPLICATION attribute (ALTER ROLE … REPLICATION), ' +
+        'on RDS and Aurora the rds_replication role (GRANT rds_replication TO …)',
+    );
+  }
+  if (!role[0].superuser) {
+    const { rows } = await client.query<{ schema: string; name: string }>(`
+      SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE ${USER_TABLE} AND NOT pg_has_role(c.relowner, 'USAGE') ORDER BY 1, 2`);
+    if (rows.length) {
+      problems.push(
+        `the source login does not own ${some(rows.map(tableName))}: a publication of a table needs its owner ` +
+          '(migrate as the tables’ owner, or as a superuser)',
+      );
+    }
+  }
+  const withoutIdentity = await tablesWithoutReplicaIdentity(client);
+  if (withoutIdentity.length && !opts.replicaIdentityFull) {
+    problems.push(
+      `tables without a primary key or replica identity, whose updates and deletes logical replication cannot apply: ` +
+        `${some(withoutIdentity)} (add a primary key, or pass --replica-identity-full: every update and delete then logs the whole old row)`,
+    );
+  }
+  const { rows: unlogged } = await client.query<{ schema: string; name: string }>(`
+    SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE ${USER_TABLE} AND c.relpersistence = 'u' ORDER BY 1, 2`);
+  if (unlogged.length) {
+    problems.push(
+      `unlogged tables, whose changes are not in the WAL logical replication reads: ${some(unlogged.map(tableName))} ` +
+        '(ALTER TABLE … SET LOGGED, or migrate with --freeze-source)',
+    );
+  }
+  const { rows: lobs } = await client.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM pg_largeobject_metadata',
+  );
+  if (lobs[0].n > 0) {
+    problems.push(
+      `${lobs[0].n} large objects, which logical replication does not carry: migrate with --freeze-source, or move them into bytea columns`,
+    );
+  }
+  const leftovers = await replicationLeftovers(client, opts.database);
+  if (leftovers.length) {
+    problems.push(
+      `a replication slot an earlier online migration left on the source (it keeps WAL, which fills the disk): ` +
+        `${leftovers.map((l) => `${l.slot}${l.active ? ' (active: a migration may be running)' : ''}`).join(', ')}; ` +
+        `drop it when no migration runs: ${leftovers.map((l) => dropCommand(l.slot)).join(' ')}`,
+    );
+  }
+  return problems;
+}
+
+/** What a target needs to subscribe: a superuser (on RDS rds_superuser; from 16 pg_create_subscription). */
+export async function onlineTargetProblems(client: Client): Promise<string[]> {
+  const { rows } = await client.query<{ ok: boolean }>(`
+    SELECT r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname IN ('rds_superuser', 'pg_create_subscription')
+                                  AND pg_has_role(r.oid, g.oid, 'MEMBER')) AS ok
+    FROM pg_roles r WHERE r.rolname = current_user`);
+  return rows[0].ok
+    ? []
+    : [
+        'the target login may not create a subscription: migrate as a superuser of the target (on RDS and Aurora a member ' +
+          'of rds_superuser; from PostgreSQL 16 a member of pg_create_subscription)',
+      ];
+}
+
+interface Leftover {
+  slot: string;
+  active: boolean;
+}
+
+/** Slots named like an online migration's on `database` (any run's). */
+export async function replicationLeftovers(client: Client, database: string): Promise<Leftover[]> {
+  const { rows } = await client.query<Leftover>(
+    `SELECT slot_name AS slot, active FROM pg_replication_slots
+     WHERE database = $1 AND slot_name LIKE 'pgferry\\_%' ORDER BY 1`,
+    [database],
+  );
+  return rows;
+}
+
+function dropCommand(name: string): string {
+  return `SELECT pg_drop_replication_slot(${quoteLiteral(name)}); DROP PUBLICATION IF EXISTS ${quoteIdent(name)};`;
+}
+
+/** Sets REPLICA IDENTITY FULL on the tables without one (`--replica-identity-full`); returns them. */
+export async function setReplicaIdentityFull(client: Client): Promise<string[]> {
+  const tables = await tablesWithoutReplicaIdentity(client);
+  for (const t of tables) await client.query(`ALTER TABLE ${t} REPLICA IDENTITY FULL`);
+  return tables;
+}
+
+/** Gives `tables` back their default replica identity (the primary key, or none). */
+export async function resetReplicaIdentity(client: Client, tables: readonly string[]): Promise<void> {
+  for (const t of tables) await client.query(`ALTER TABLE ${t} REPLICA IDENTITY DEFAULT`);
+}
+
+/**
+ * A publication of every ordinary table of the database (by name, so the tables' owner may create
+ * it; FOR ALL TABLES needs a superuser). A table created later is not in it: the DDL check stops
+ * such a migration.
+ */
+export async function createPublication(client: Client, name: string): Promise<void> {
+  const { rows } = await client.query<{ schema: string; name: string }>(`
+    SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE ${USER_TABLE} AND c.relpersistence = 'p' ORDER BY 1, 2`);
+  const tables = rows.map(tableName);
+  await client.query(
+    tables.length
+      ? `CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${tables.join(', ')}`
+      : `CREATE PUBLICATION ${quoteIdent(name)}`,
+  );
+}
+
+/**
+ * Creates the logical slot (pgoutput) on a replication connection (`connectPg(…, 'database')`),
+ * exporting its snapshot: the copy made at that snapshot and the changes the slot streams after it
+ * meet exactly. The snapshot lives until the connection's next command or its end, so the caller
+ * keeps it open, idle, until pg_dump has imported it.
+ */
+export async function createSlotWithSnapshot(
+  replication: Client,
+  name: string,
+  major: number,
+): Promise<{ snapshot: string; consistentPoint: string }> {
+  // 15 introduced the options list; 14 knows only the keyword.
+  const options = major >= 15 ? `(SNAPSHOT 'export')` : 'EXPORT_SNAPSHOT';
+  const { rows } = await replication.query<{ snapshot_name: string; consistent_point: string }>(
+    `CREATE_REPLICATION_SLOT ${quoteIdent(name)} LOGICAL pgoutput ${options}`,
+  );
+  return { snapshot: rows[0].snapshot_name, consistentPoint: rows[0].consistent_point };
+}
+
+/**
+ * libpq conninfo for the target's subscription to reach the source, password included: the
+ * target keeps it in `pg_subscription.subconninfo` (readable by superusers only) until the
+ * subscription is dropped. The host is the source's as the migration reaches it: the target
+ * server must reach it there too.
+ */
+function subscriptionConninfo(source: Connection, password: string | undefined): string {
+  return [
+    `host=${conninfoValue(source.host)}`,
+    `port=${source.port}`,
+    `user=${conninfoValue(source.user)}`,
+    `dbname=${conninfoValue(source.database)}`,
+    `sslmode=${conninfoValue(source.sslmode)}`,
+    ...(source.sslrootcert ? [`sslrootcert=${conninfoValue(source.sslrootcert)}`] : []),
+    ...(password === undefined ? [] : [`password=${conninfoValue(password)}`]),
+  ].join(' ');
+}
+
+/**
+ * Creates the subscription on the target database (the client's), on the existing slot, without
+ * copying (the copy was made at the slot's snapshot). The statement holds the source's password:
+ * it runs with statement logging off and pg_stat_statements not tracking it, where the login may
+ * set those.
+ */
+export async function createSubscription(
+  client: Client,
+  opts: { name: string; source: Connection; sourcePassword: string | undefined },
+): Promise<void> {
+  const conninfo = subscriptionConninfo(opts.source, opts.sourcePassword);
+  await client.query('BEGIN');
+  try {
+    for (const [setting, value] of [
+      ['log_statement', 'none'],
+      ['log_min_duration_statement', '-1'],
+      ['log_min_error_statement', 'panic'],
+      ['pg_stat_statements.track_utility', 'off'],
+    ]) {
+      await client.query('SAVEPOINT quiet');
+      await client
+        .query('SELECT set_config($1, $2, true)', [setting, value])
+        .catch(() => client.query('ROLLBACK TO SAVEPOINT quiet'));
+    }
+    const name = quoteIdent(opts.name);
+    await client.query(
+      `CREATE SUBSCRIPTION ${name} CONNECTION ${quoteLiteral(conninfo)} PUBLICATION ${name} ` +
+        `WITH (create_slot = false, slot_name = ${quoteLiteral(opts.name)}, copy_data = false, enabled = true)`,
+    );
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    // The server's message names the failure (e.g. the target cannot reach the source), never the
+    // statement; the password is taken out of it all the same.
+    const message = String((err as Error).message ?? err);
+    const redacted = opts.sourcePassword ? message.split(opts.sourcePassword).join('***') : message;
+    throw new PgferryError('MigrateFailed', `the target could not subscribe to the source: ${redacted}`);
+  }
+}
+
+/** The source's current WAL position, and how far behind it the slot's subscriber has confirmed. */
+export async function slotLag(
+  client: Client,
+  slot: string,
+): Promise<{ currentLsn: string; confirmedLsn: string | null; lagBytes: number; active: boolean }> {
+  const { rows } = await client.query<{
+    current: string;
+    confirmed: string | null;
+    lag: string | null;
+    active: boolean;
+  }>(
+    `SELECT pg_current_wal_lsn()::text AS current, confirmed_flush_lsn::text AS confirmed,
+            pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint::text AS lag, active
+     FROM pg_replication_slots WHERE slot_name = $1`,
+    [slot],
+  );
+  if (!rows.length)
+    throw new PgferryError('MigrateFailed', `the replication slot ${slot} is gone from the source`);
+  const r = rows[0];
+  return {
+    currentLsn: r.current,
+    confirmedLsn: r.confirmed,
+    lagBytes: Math.max(0, Number(r.lag ?? 0)),
+    active: r.active,
+  };
+}
+
+/** Whether the slot's subscriber has confirmed everything up to `lsn`. */
+export async function slotConfirmed(client: Client, slot: string, lsn: string): Promise<boolean> {
+  const { rows } = await client.query<{ done: boolean }>(
+    `SELECT confirmed_flush_lsn >= $2::pg_lsn AS done FROM pg_replication_slots WHERE slot_name = $1`,
+    [slot, lsn],
+  );
+  if (!rows.length)
+    throw new PgferryError('MigrateFailed', `the replication slot ${slot} is gone from the source`);
+  return rows[0].done === true;
+}
+
+/** How many times the subscription's apply failed (a conflict, a missing column), from 15 on; 0 before. */
+export async function subscriptionApplyErrors(client: Client, name: string, major: number): Promise<number> {
+  if (major < 15) return 0;
+  const { rows } = await client.query<{ n: string }>(
+    'SELECT apply_error_count::text AS n FROM pg_stat_subscription_stats WHERE subname = $1',
+    [name],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+/**
+ * Ends every other client session on `database` (waiting up to `timeoutMs` for each to exit), so
+ * that none keeps writing through a freeze it read no setting of: a session reads
+ * `default_transaction_read_only` when it connects. Replication's WAL senders are kept. Returns
+ * how many were ended.
+ */
+export async function endOtherSessions(client: Client, database: string, timeoutMs = 5000): Promise<number> {
+  const { rows } = await client.query<{ ended: boolean }>(
+    `SELECT pg_terminate_backend(pid, $2) AS ended FROM pg_stat_activity
+     WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+    [database, timeoutMs],
+  );
+  return rows.length;
+}
+
+/** Sets each sequence on the target to the source's state, so its next value is past the source's. */
+export async function setSequences(client: Client, states: Iterable<SequenceState>): Promise<void> {
+  for (const s of states) {
+    await client.query(`SELECT setval($1::regclass, $2::bigint, $3)`, [
+      tableName(s),
+      s.lastValue,
+      s.isCalled,
+    ]);
+  }
+}
+
+/**
+ * Drops the subscription on the target database (the client's), leaving the slot to
+ * `dropPublicationAndSlot`: detached from its slot first, so that dropping it neither needs the
+ * source nor waits on it. Nothing to drop is no error.
+ */
+export async function dropSubscription(client: Client, name: string): Promise<boolean> {
+  const { rows } = await client.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [name]);
+  if (!rows.length) return false;
+  const sub = quoteIdent(name);
+  await client.query(`ALTER SUBSCRIPTION ${sub} DISABLE`);
+  await client.query(`ALTER SUBSCRIPTION ${sub} SET (slot_name = NONE)`);
+  await client.query(`DROP SUBSCRIPTION ${sub}`);
+  return true;
+}
+
+/**
+ * Drops the publication and the slot on the source (the client's database), ending the WAL sender
+ * that still holds the slot. Nothing to drop is no error.
+ */
+export async function dropPublicationAndSlot(client: Client, name: string): Promise<void> {
+  await client.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
+  for (let attempt = 0; ; attempt++) {
+    const { rows } = await client.query<{ pid: number | null }>(
+      'SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1',
+      [name],
+    );
+    if (!rows.length) return;
+    if (rows[0].pid !== null) await client.query('SELECT pg_terminate_backend($1, 5000)', [rows[0].pid]);
+    try {
+      await client.query('SELECT pg_drop_replication_slot($1)', [name]);
+      return;
+    } catch (err) {
+      // 55006: still active (the WAL sender had not exited yet, or the subscriber reconnected).
+      if ((err as { code?: string }).code !== '55006' || attempt >= 20) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
