@@ -201,7 +201,7 @@ describe('a backup dated after now (a wrong clock)', () => {
         `^pgferry: backup ${future.id} of shop is dated ${future.startedAt}, after now \\(.*\\): a clock was wrong; status does not count it\\n$`,
       ),
     );
-    expect(result.stdout).toMatch(new RegExp(`^${future.id} +shop +\\S+ +after now `, 'm'));
+    expect(result.stdout).toMatch(new RegExp(`^${future.id} +shop +manual +\\S+ +after now `, 'm'));
   });
 
   test('latest refuses: which backup is the newest is unknown', async () => {

@@ -346,12 +346,22 @@ describe('an online migration that fails during the catch-up, or meets DDL', () 
     const database = uniqueName('online_conflict');
     const migrated = uniqueName('online_conflict_dst');
     const result = await failedMigration(database, migrated, async () => {
-      const next = await withClient(source(), database, (c) =>
-        c.query<{ v: string }>('SELECT last_value::text AS v FROM events_id_seq'),
-      );
-      await withClient(target(), migrated, (c) =>
-        c.query(`INSERT INTO events VALUES ($1, 'conflict')`, [BigInt(next.rows[0].v) + 1n]),
-      );
+      // A key the writer will soon use on the source, a little ahead of it: the subscription
+      // may apply the source's rows between reading the sequence and this insert, so a key it
+      // already applied is tried again further on.
+      for (let attempt = 0; ; attempt++) {
+        const next = await withClient(source(), database, (c) =>
+          c.query<{ v: string }>('SELECT last_value::text AS v FROM events_id_seq'),
+        );
+        try {
+          await withClient(target(), migrated, (c) =>
+            c.query(`INSERT INTO events VALUES ($1, 'conflict')`, [BigInt(next.rows[0].v) + 200n]),
+          );
+          return;
+        } catch (err) {
+          if ((err as { code?: string }).code !== '23505' || attempt >= 10) throw err;
+        }
+      }
     });
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/failed to apply the source's changes/);
