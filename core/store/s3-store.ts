@@ -11,6 +11,8 @@ import {
   PutObjectTaggingCommand,
   paginateListObjectsV2,
   S3Client,
+  type ServiceInputTypes,
+  type ServiceOutputTypes,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { PgferryError } from '../errors';
@@ -63,7 +65,7 @@ export function s3RetrySettings(env: NodeJS.ProcessEnv = process.env): S3RetrySe
 export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
   const customEndpoint = Boolean(env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL);
   const retry = s3RetrySettings(env);
-  return new S3Client({
+  const client = new S3Client({
     region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
     // S3-compatible servers rarely support virtual-hosted buckets on a custom endpoint.
     forcePathStyle: customEndpoint || env.PGFERRY_S3_FORCE_PATH_STYLE === 'true',
@@ -75,6 +77,35 @@ export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
       socketTimeout: retry.socketTimeoutMs,
     },
   });
+  type Handler = (args: {
+    input: ServiceInputTypes;
+    request: unknown;
+  }) => Promise<{ output: ServiceOutputTypes; response: unknown }>;
+  client.middlewareStack.addRelativeTo(
+    (next: Handler): Handler =>
+      async (args) => {
+        const request = args.request as { protocol?: string; headers?: Record<string, string> };
+        if (request.protocol === 'https:' && request.headers && hasBodyChecksum(request.headers)) {
+          request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+        }
+        return next(args);
+      },
+    { name: 'pgferryUnsignedPayloadOverTls', relation: 'before', toMiddleware: 'httpSigningMiddleware' },
+  );
+  return client;
+}
+
+/**
+ * Over HTTPS a request whose body carries its own checksum is signed without hashing the body
+ * (`UNSIGNED-PAYLOAD`, which S3 accepts): TLS protects the body in transit and S3 checks the
+ * checksum (the SDK's CRC32 on every part and object written), so the SHA-256 the signature would
+ * take of every uploaded byte is a second pass over the data that adds nothing. Over plain HTTP
+ * (a test server, a private endpoint) the body stays signed.
+ */
+function hasBodyChecksum(headers: Record<string, string>): boolean {
+  return Object.keys(headers).some((name) =>
+    /^x-amz-checksum-(crc32|crc32c|crc64nvme|sha1|sha256)$/i.test(name),
+  );
 }
 
 /** A bucket and key prefix on S3 or an S3-compatible server. */

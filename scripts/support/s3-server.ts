@@ -190,6 +190,8 @@ export interface StartS3Options {
   /** Directory for s3rver's storage (created by s3rver if missing). */
   directory: string;
   bucket?: string;
+  /** Serve HTTPS with this key and certificate (PEM) instead of plain HTTP. */
+  tls?: { key: string; cert: string };
 }
 
 /** Starts s3rver in this process (used inside the child process started by {@link startS3}). */
@@ -201,6 +203,7 @@ export async function runS3rverInProcess(opts: StartS3Options): Promise<RunningS
     silent: true,
     directory: opts.directory,
     resetOnClose: false,
+    ...opts.tls,
   });
   // Koa composes `middleware` when the HTTP server is created (in run()), so this goes first.
   server.middleware.unshift(awsChunkedMiddleware(S3Error));
@@ -213,7 +216,7 @@ export async function runS3rverInProcess(opts: StartS3Options): Promise<RunningS
     await server.close();
   };
   const info: S3ServerInfo = {
-    endpoint: `http://127.0.0.1:${addr.port}`,
+    endpoint: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${addr.port}`,
     bucket: opts.bucket ?? TEST_BUCKET,
     accessKeyId: S3RVER_ACCESS_KEY_ID,
     secretAccessKey: S3RVER_SECRET_ACCESS_KEY,

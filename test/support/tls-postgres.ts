@@ -3,15 +3,12 @@
  * pg_hba.conf), with a certificate signed by a CA made for the test, for the TLS tests. It logs
  * every connection (`log_connections`), so a test can see which sessions were encrypted.
  */
-import { execFile } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { Client } from 'pg';
+import { makeCa, makeServerCert } from './certificates';
 import { isRoot, osUserIds, type PostgresServerInfo, startPostgres, stopPostgres } from './postgres';
-
-const run = promisify(execFile);
 
 export interface TlsPostgres {
   server: PostgresServerInfo;
@@ -24,59 +21,6 @@ export interface TlsPostgres {
   /** Connection log lines written since the server started. */
   connectionLog(): string[];
   stop(): Promise<void>;
-}
-
-async function openssl(args: string[], cwd: string): Promise<void> {
-  await run('openssl', args, { cwd });
-}
-
-/** A self-signed CA: `<name>.crt`, `<name>.key` in `dir`. */
-async function makeCa(dir: string, name: string): Promise<string> {
-  await openssl(
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '2',
-    ].concat(['-keyout', `${name}.key`, '-out', `${name}.crt`, '-subj', `/CN=pgferry test ${name}`]),
-    dir,
-  );
-  return path.join(dir, `${name}.crt`);
-}
-
-/** A server certificate for localhost and 127.0.0.1, signed by the CA `ca`. */
-async function makeServerCert(dir: string, ca: string): Promise<void> {
-  await openssl(
-    ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'].concat([
-      '-keyout',
-      'server.key',
-      '-out',
-      'server.csr',
-      '-subj',
-      '/CN=localhost',
-    ]),
-    dir,
-  );
-  writeFileSync(path.join(dir, 'server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  await openssl(
-    [
-      'x509',
-      '-req',
-      '-in',
-      'server.csr',
-      '-CA',
-      `${ca}.crt`,
-      '-CAkey',
-      `${ca}.key`,
-      '-CAcreateserial',
-    ].concat(['-days', '2', '-out', 'server.crt', '-extfile', 'server.ext']),
-    dir,
-  );
 }
 
 export async function startTlsPostgres(password: string): Promise<TlsPostgres> {
