@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import { crc32 } from 'node:zlib';
+import type { ServiceInputTypes, ServiceOutputTypes } from '@aws-sdk/client-s3';
 import { createS3Client, S3Store } from '../../../../core/store/s3-store';
 import { type RunningS3, runS3rverInProcess } from '../../../../scripts/support/s3-server';
 import { makeCa, makeServerCert } from '../../../support/certificates';
@@ -68,9 +69,9 @@ async function upload(
   try {
     const sent: SentRequest[] = [];
     type Handler = (args: {
-      input: object;
+      input: ServiceInputTypes;
       request: unknown;
-    }) => Promise<{ output: object; response: unknown }>;
+    }) => Promise<{ output: ServiceOutputTypes; response: unknown }>;
     client.middlewareStack.addRelativeTo(
       (next: Handler, context: { commandName?: string }): Handler =>
         async (args) => {
