@@ -158,12 +158,22 @@ export const WritingSessionSchema = z
   })
   .strict();
 
-/** What the Freeze step did: when, and which sessions were still writing. */
+/**
+ * What the Freeze step did: when; which sessions had a write transaction open at the freeze (it
+ * was rolled back when they were ended); how many sessions connected before it were ended.
+ */
 export const FreezeResultSchema = z
   .object({
     frozenAt: TimestampSchema,
     databases: z.array(
-      z.object({ database: z.string(), writingSessions: z.array(WritingSessionSchema) }).strict(),
+      z
+        .object({
+          database: z.string(),
+          writingSessions: z.array(WritingSessionSchema),
+          /** Absent in the reports of versions that left those sessions connected. */
+          sessionsEnded: z.number().int().nonnegative().optional(),
+        })
+        .strict(),
     ),
   })
   .strict();

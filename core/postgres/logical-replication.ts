@@ -320,21 +320,6 @@ export async function subscriptionApplyErrors(client: Client, name: string, majo
   return Number(rows[0]?.n ?? 0);
 }
 
-/**
- * Ends every other client session on `database` (waiting up to `timeoutMs` for each to exit), so
- * that none keeps writing through a freeze it read no setting of: a session reads
- * `default_transaction_read_only` when it connects. Replication's WAL senders are kept. Returns
- * how many were ended.
- */
-export async function endOtherSessions(client: Client, database: string, timeoutMs = 5000): Promise<number> {
-  const { rows } = await client.query<{ ended: boolean }>(
-    `SELECT pg_terminate_backend(pid, $2) AS ended FROM pg_stat_activity
-     WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
-    [database, timeoutMs],
-  );
-  return rows.length;
-}
-
 /** Sets each sequence on the target to the source's state, so its next value is past the source's. */
 export async function setSequences(client: Client, states: Iterable<SequenceState>): Promise<void> {
   for (const s of states) {

@@ -10,6 +10,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { PgferryError } from '../errors';
 import { runProcess, type ToolRun } from '../process';
+import type { ArchiveTocEntry } from './archive';
 import { cleanableOrder, readArchiveToc } from './archive-toc';
 import type { PgToolBinary } from './binaries';
 
@@ -92,10 +93,31 @@ const RESTORED_LAST =
   /^\d+; \d+ \d+ (ACL|ACL LANGUAGE|DEFAULT ACL|MATERIALIZED VIEW DATA|EVENT TRIGGER|(COMMENT|SECURITY LABEL) - EVENT TRIGGER) /;
 
 /**
- * `pg_restore --jobs` of `dumpFile` with `args`. With several jobs: everything but
- * {@link RESTORED_LAST} in parallel, then those in one job, each run given its part of the
- * archive's list. With `--clean`, the list is in an order pg_restore can drop (see
- * `cleanableOrder`).
+ * `ALTER INDEX … ATTACH PARTITION` entries. pg_restore gives them no lock dependencies (they
+ * depend on two indexes, not on a table), so in parallel it runs them beside anything — and they
+ * take locks up a partition tree in an order nothing else does: the partition locked
+ * AccessExclusive, its parent table AccessShare, and, when the attachment completes a partitioned
+ * index that is itself a partition (a sub-partitioned table), that index's parent index and table
+ * AccessExclusive (`validatePartitionedIndex`). Two attachments of different indexes of one
+ * sub-partitioned tree, or one and a trigger or constraint recursing down that tree, then wait on
+ * each other: "deadlock detected … AccessExclusiveLock", seen in a migration of
+ * test/support/complex-database.ts on CI. They are restored apart, in one job, in order, with
+ * nothing beside them.
+ */
+const INDEX_ATTACH = /^\d+; \d+ \d+ INDEX ATTACH /;
+
+/** One pg_restore run of a restore: its part of the archive's list, and whether in parallel. */
+export interface RestorePass {
+  entries: string[];
+  parallel: boolean;
+}
+
+/**
+ * `pg_restore --jobs` of `dumpFile` with `args`, in the passes of {@link planRestorePasses}, each
+ * run given its part of the archive's list. With `--clean`, the list is in an order pg_restore can
+ * drop (see `cleanableOrder`) and the index attachments are not set apart: each run drops what it
+ * lists, and a foreign key that needs the attachments must be dropped in the run that drops its
+ * tables.
  */
 export async function pgRestoreParallel(
   pgRestore: PgToolBinary,
@@ -116,25 +138,64 @@ export async function pgRestoreParallel(
     return;
   }
   let entries = (await run(['--list'])).stdout.split('\n').filter((line) => /^\d+;/.test(line));
-  if (clean) {
+  const attaches = !clean && entries.some((line) => INDEX_ATTACH.test(line));
+  const toc = clean || attaches ? await readArchiveToc(createReadStream(dumpFile)) : undefined;
+  if (clean && toc) {
     const line = new Map(entries.map((l) => [Number(l.slice(0, l.indexOf(';'))), l]));
-    const toc = await readArchiveToc(createReadStream(dumpFile));
     entries = cleanableOrder([...line.keys()], toc).map((id) => line.get(id) as string);
   }
-  const { first, last } = inOneRun ? { first: entries, last: [] } : splitRestoreList(entries);
-  const listFile = (part: string) => `${dumpFile}.${part}.list`;
+  const passes = inOneRun
+    ? [{ entries, parallel: true }]
+    : planRestorePasses(entries, attaches ? toc : undefined);
+  const listFile = (i: number) => `${dumpFile}.pass${i}.list`;
   try {
-    await writeFile(listFile('first'), `${first.join('\n')}\n`);
-    await writeFile(listFile('last'), `${last.join('\n')}\n`);
-    await run([...args, `--jobs=${jobs}`, `--use-list=${listFile('first')}`]);
-    if (last.length > 0) await run([...args, `--use-list=${listFile('last')}`]);
+    for (const [i, pass] of passes.entries()) {
+      await writeFile(listFile(i), `${pass.entries.join('\n')}\n`);
+      await run([...args, ...(pass.parallel ? [`--jobs=${jobs}`] : []), `--use-list=${listFile(i)}`]);
+    }
   } finally {
-    await Promise.all(['first', 'last'].map((part) => rm(listFile(part), { force: true })));
+    await Promise.all(passes.map((_, i) => rm(listFile(i), { force: true })));
   }
 }
 
 /**
- * The two passes of a parallel restore: `first` every entry of pg_restore's `--list` but
+ * The passes of a parallel restore, each in the archive's order, empty ones left out: everything
+ * else in parallel; then, given the archive's TOC, the {@link INDEX_ATTACH} entries in one job
+ * and what depends on them (directly or not: a foreign key referencing a partitioned table needs
+ * its key's index attached everywhere) in parallel; last {@link RESTORED_LAST}'s, in one job.
+ */
+export function planRestorePasses(entries: string[], toc?: readonly ArchiveTocEntry[]): RestorePass[] {
+  const idOf = (line: string) => Number(line.slice(0, line.indexOf(';')));
+  const attached = new Set<number>();
+  const afterAttach = new Set<number>();
+  if (toc) {
+    for (const line of entries) if (INDEX_ATTACH.test(line)) attached.add(idOf(line));
+    const dependents = new Map<number, number[]>();
+    for (const e of toc) {
+      for (const d of e.dependencies) dependents.set(d, [...(dependents.get(d) ?? []), e.dumpId]);
+    }
+    const todo = [...attached];
+    while (todo.length) {
+      for (const id of dependents.get(todo.pop() as number) ?? []) {
+        if (!attached.has(id) && !afterAttach.has(id)) {
+          afterAttach.add(id);
+          todo.push(id);
+        }
+      }
+    }
+  }
+  const { first, last } = splitRestoreList(entries);
+  const passes: RestorePass[] = [
+    { entries: first.filter((l) => !attached.has(idOf(l)) && !afterAttach.has(idOf(l))), parallel: true },
+    { entries: first.filter((l) => attached.has(idOf(l))), parallel: false },
+    { entries: first.filter((l) => afterAttach.has(idOf(l))), parallel: true },
+    { entries: last, parallel: false },
+  ];
+  return passes.filter((p) => p.entries.length > 0);
+}
+
+/**
+ * The two lists of a parallel restore: `first` every entry of pg_restore's `--list` but
  * {@link RESTORED_LAST}'s, `last` those; each in the archive's order.
  */
 export function splitRestoreList(entries: string[]): { first: string[]; last: string[] } {

@@ -73,7 +73,6 @@ import {
   createSubscription,
   dropPublicationAndSlot,
   dropSubscription,
-  endOtherSessions,
   replicationName,
   resetReplicaIdentity,
   setReplicaIdentityFull,
@@ -83,7 +82,12 @@ import {
   subscriptionApplyErrors,
 } from '../../../core/postgres/logical-replication';
 import { conninfoValue } from '../../../core/postgres/quote';
-import { allowWrites, freezeDatabase, thawDatabase } from '../../../core/postgres/read-only';
+import {
+  allowWrites,
+  endOtherSessions,
+  freezeDatabase,
+  thawDatabase,
+} from '../../../core/postgres/read-only';
 import { loadSessionOptions } from '../../../core/postgres/restore-session';
 import {
   changedTables,

@@ -29,7 +29,7 @@ import {
   systemIdentifier,
 } from '../../../core/postgres/inspect';
 import { onlineSourceProblems, onlineTargetProblems } from '../../../core/postgres/logical-replication';
-import { readOnlySetting } from '../../../core/postgres/read-only';
+import { readOnlySetting, sessionEndingProblem } from '../../../core/postgres/read-only';
 import {
   describeLocale,
   missingForObjects,
@@ -66,6 +66,7 @@ export const DEFAULT_MIGRATE_BYTES_PER_SECOND = 25 * 1000 * 1000;
  * databases are configured databases and the target a configured target, each login bound to its
  * server, and the cutover's ECS services configured for the target (before any secret is read);
  * each archived backup's catalog name belongs to the source server; both servers answer,
+ * a freeze (`freezeSource`, `online`'s cutover) is of a primary whose login may end other sessions,
  * the target is not an older major (a downgrade), every extension the source uses is available
  * on the target, each target database is absent or empty (or `force`), and the target can create
  * a database with the source's encoding and locale and hold its collations and lz4 columns.
@@ -102,6 +103,7 @@ export async function preflightMigrate(
   try {
     sourceServer = await serverInfo(source);
     if (request.freezeSource || request.online) await refuseStandbyFreeze(source, request.source);
+    if (request.freezeSource) await refuseSessionEnding(source);
     if (request.online) await refuseOnlineSource(source, request);
     const names = request.allDatabases ? await connectableDatabases(source) : [request.source.database];
     const identifier = await systemIdentifier(source);
@@ -244,6 +246,15 @@ async function refuseStandbyFreeze(source: Client, connection: Connection): Prom
   }
 }
 
+/**
+ * The freeze ends the sessions connected before it (they read no freeze and would go on writing
+ * after the dump's snapshot): the source login must be allowed to.
+ */
+async function refuseSessionEnding(source: Client): Promise<void> {
+  const problem = await sessionEndingProblem(source);
+  if (problem) refuse(`--freeze-source: ${problem}`);
+}
+
 /** What `online` cannot be combined with (yet), and the flags that only `online` takes. */
 function refuseOnlineCombinations(request: MigrateRequest): void {
   if (!request.online) {
@@ -274,6 +285,9 @@ async function refuseOnlineSource(source: Client, request: MigrateRequest): Prom
     database: request.source.database,
     replicaIdentityFull: request.replicaIdentityFull,
   });
+  // The cutover's freeze ends the sessions connected before it, as --freeze-source's does.
+  const sessionEnding = await sessionEndingProblem(source);
+  if (sessionEnding) problems.push(sessionEnding);
   if (problems.length) {
     refuse(`--online cannot migrate ${describeConnection(request.source)}: ${problems.join('; ')}`);
   }

@@ -8,13 +8,21 @@ import {
   dropSubscription,
   replicationName,
 } from '../../../core/postgres/logical-replication';
-import { allowWrites, freezeDatabase, thawDatabase, writingSessions } from '../../../core/postgres/read-only';
+import {
+  allowWrites,
+  endOtherSessions,
+  freezeDatabase,
+  thawDatabase,
+  writingSessions,
+} from '../../../core/postgres/read-only';
 
 /**
  * Freezes the source: `ALTER DATABASE … SET default_transaction_read_only = on` on every database
- * of the plan, so that new sessions can only read; sessions with a write transaction open are
- * reported (they keep writing until they reconnect). When one database cannot be frozen, those
- * already frozen are thawed again before the error is thrown.
+ * of the plan, so that new sessions can only read, then ends the sessions connected before (which
+ * read no freeze and would go on writing after the dump's snapshot): a transaction they had open
+ * is rolled back and its client told, and a pool reconnects read-only. Those that had a write
+ * transaction open are reported. When one database cannot be frozen, those already frozen are
+ * thawed again before the error is thrown.
  */
 export async function freezeSource(plan: MigratePlan, env: NodeJS.ProcessEnv): Promise<FreezeResult> {
   const client = await connectSource(plan, env);
@@ -24,9 +32,11 @@ export async function freezeSource(plan: MigratePlan, env: NodeJS.ProcessEnv): P
     for (const db of plan.databases) {
       await freezeDatabase(client, db.source.database);
       frozen.push(db);
+      const writing = await writingSessions(client, db.source.database);
       result.databases.push({
         database: db.source.database,
-        writingSessions: await writingSessions(client, db.source.database),
+        writingSessions: writing,
+        sessionsEnded: await endOtherSessions(client, db.source.database),
       });
     }
     return result;

@@ -1,5 +1,6 @@
-/** The tools' pure parts: the parallel restore's two-pass list split, a tool's first error. */
-import { firstError, splitRestoreList } from '../../../../core/postgres/tools';
+/** The tools' pure parts: the parallel restore's passes and list split, a tool's first error. */
+import type { ArchiveTocEntry } from '../../../../core/postgres/archive';
+import { firstError, planRestorePasses, splitRestoreList } from '../../../../core/postgres/tools';
 
 /** A `pg_restore --list` of a small archive, as pg_restore 15 prints it (comments already dropped). */
 const LIST = [
@@ -31,6 +32,76 @@ test('every entry is in exactly one pass', () => {
 test('a table whose name looks like a privilege stays in the first pass', () => {
   const entry = '217; 1259 16400 TABLE public "ACL public" app';
   expect(splitRestoreList([entry])).toEqual({ first: [entry], last: [] });
+});
+
+/** A partitioned table's post-data, as pg_restore 17 lists it, with a foreign key referencing it. */
+const PARTITIONED = [
+  '220; 1259 16400 TABLE public m app',
+  '221; 1259 16405 TABLE public m_1 app',
+  '222; 1259 16410 TABLE public notes app',
+  '3400; 0 16405 TABLE DATA public m_1 app',
+  '3401; 2606 16420 CONSTRAINT public m m_pkey app',
+  '3402; 2606 16422 CONSTRAINT public m_1 m_1_pkey app',
+  '3403; 1259 16424 INDEX public m_v_idx app',
+  '3404; 1259 16425 INDEX public m_1_v_idx app',
+  '3405; 0 0 INDEX ATTACH public m_1_pkey app',
+  '3406; 0 0 INDEX ATTACH public m_1_v_idx app',
+  '3407; 2620 16430 TRIGGER public m check app',
+  '3408; 2606 16432 FK CONSTRAINT public notes notes_m_fkey app',
+  '3409; 0 0 COMMENT - CONSTRAINT notes_m_fkey ON notes app',
+  '3410; 0 16400 ACL public TABLE m app',
+];
+
+/** The archive's TOC for PARTITIONED: who depends on whom. */
+function tocOf(dependencies: Record<number, number[]>): ArchiveTocEntry[] {
+  return PARTITIONED.map((line) => {
+    const dumpId = Number(line.slice(0, line.indexOf(';')));
+    return {
+      dumpId,
+      hadDumper: false,
+      tableoid: 0,
+      oid: 0,
+      tag: null,
+      desc: null,
+      namespace: null,
+      owner: null,
+      dependencies: dependencies[dumpId] ?? [],
+      dropped: false,
+    };
+  });
+}
+
+const ids = (lines: string[]) => lines.map((l) => Number(l.split(';')[0]));
+
+test('index attachments run alone, in one job; what needs them after, in parallel; privileges last', () => {
+  const toc = tocOf({
+    3401: [220],
+    3402: [3400],
+    3403: [220],
+    3404: [3400],
+    3405: [3401, 3402],
+    3406: [3403, 3404],
+    3407: [220],
+    3408: [222, 3401, 3405],
+    3409: [3408],
+    3410: [220],
+  });
+  expect(
+    planRestorePasses(PARTITIONED, toc).map((p) => ({ ids: ids(p.entries), parallel: p.parallel })),
+  ).toEqual([
+    { ids: [220, 221, 222, 3400, 3401, 3402, 3403, 3404, 3407], parallel: true },
+    { ids: [3405, 3406], parallel: false },
+    { ids: [3408, 3409], parallel: true },
+    { ids: [3410], parallel: false },
+  ]);
+});
+
+test('without the TOC (no attachments), the two passes of splitRestoreList; empty passes are left out', () => {
+  expect(planRestorePasses(LIST).map((p) => ({ ids: ids(p.entries), parallel: p.parallel }))).toEqual([
+    { ids: [215, 216, 3345, 3190, 3352], parallel: true },
+    { ids: [3346, 3347, 3348, 3349, 3350, 3351], parallel: false },
+  ]);
+  expect(planRestorePasses([])).toEqual([]);
 });
 
 test('firstError names the first error with the line after it', () => {

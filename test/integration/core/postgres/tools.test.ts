@@ -1,0 +1,126 @@
+/**
+ * The parallel pg_restore of core/postgres/tools.ts against a real server, on sub-partitioned
+ * tables with several partitioned indexes, triggers and foreign keys to their roots: the
+ * attachments (`ALTER INDEX … ATTACH PARTITION`) restored alone, in one job, and the foreign keys
+ * that need them after. The post-data section is restored again and again into copies of one
+ * loaded database: every run succeeds, with every index valid and every foreign key in place.
+ *
+ * What it cannot show is the deadlock itself: pg_restore's single parallel pass deadlocked on
+ * test/support/complex-database.ts once in 40 restores here (an attachment completing
+ * measurements_2025's index, waiting for measurements, against a session holding measurements),
+ * and not once in 40 on this schema — too rare for a test that must fail without the fix.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { pgRestoreParallel } from '../../../../core/postgres/tools';
+import { pgTool, runTool } from '../../../support/cli';
+import {
+  createDatabase,
+  dropDatabase,
+  quoteIdent,
+  testEnv,
+  uniqueName,
+  withClient,
+} from '../../../support/env';
+
+const pg = testEnv().server(15);
+const database = uniqueName('attach_src');
+const loaded = uniqueName('attach_loaded');
+const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-attach-'));
+const dump = path.join(dir, 'db.dump');
+/** Restores of the post-data section. */
+const RUNS = Number(process.env.PGFERRY_ATTACH_RUNS ?? 5);
+
+/**
+ * Four trees, each partitioned by list into four, each of those by hash into four; four indexes
+ * each, a trigger on every partitioned table, and six tables with a foreign key to each root: a
+ * foreign key's check plans a query over the tree (locking every partition and index) while
+ * holding its root, as an attachment that completes a sub-partition's index waits for that root.
+ */
+function schema(): string {
+  const statements = [
+    'CREATE FUNCTION check_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$',
+  ];
+  for (const tree of ['a', 'b', 'c', 'd']) {
+    statements.push(
+      `CREATE TABLE ${tree} (id int, k int, x int, y int, z int, PRIMARY KEY (id, k)) PARTITION BY LIST (k)`,
+      `CREATE TRIGGER ${tree}_check BEFORE INSERT ON ${tree} FOR EACH ROW EXECUTE FUNCTION check_row()`,
+    );
+    for (let k = 0; k < 4; k++) {
+      statements.push(
+        `CREATE TABLE ${tree}_${k} PARTITION OF ${tree} FOR VALUES IN (${k}) PARTITION BY HASH (id)`,
+        `CREATE TRIGGER ${tree}_${k}_check BEFORE UPDATE ON ${tree}_${k} FOR EACH ROW EXECUTE FUNCTION check_row()`,
+      );
+      for (let h = 0; h < 4; h++) {
+        statements.push(
+          `CREATE TABLE ${tree}_${k}_${h} PARTITION OF ${tree}_${k} FOR VALUES WITH (MODULUS 4, REMAINDER ${h})`,
+        );
+      }
+    }
+    for (const column of ['x', 'y', 'z']) statements.push(`CREATE INDEX ON ${tree} (${column})`);
+    statements.push(`INSERT INTO ${tree} SELECT g, g % 4, g, g, g FROM generate_series(1, 4000) g`);
+    for (let r = 0; r < 6; r++) {
+      statements.push(
+        `CREATE TABLE ${tree}_ref_${r} (id int, k int, FOREIGN KEY (id, k) REFERENCES ${tree})`,
+        `INSERT INTO ${tree}_ref_${r} SELECT g, g % 4 FROM generate_series(1, 4000) g`,
+      );
+    }
+  }
+  return statements.join(';\n');
+}
+
+beforeAll(async () => {
+  await createDatabase(pg, database);
+  await withClient(pg, database, (c) => c.query(schema()));
+  const conn = (db: string) => ['-h', pg.host, '-p', String(pg.port), '-U', pg.user, '-d', db];
+  await runTool(pgTool('pg_dump', 15), ['-Fc', '-f', dump, ...conn(database)], { PGPASSWORD: pg.password });
+  await createDatabase(pg, loaded);
+  await runTool(
+    pgTool('pg_restore', 15),
+    ['--section=pre-data', '--section=data', '--exit-on-error', ...conn(loaded), dump],
+    { PGPASSWORD: pg.password },
+  );
+}, 300_000);
+
+afterAll(async () => {
+  await dropDatabase(pg, database);
+  await dropDatabase(pg, loaded);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test(`the post-data section of sub-partitioned tables restores with 4 jobs, ${RUNS} times out of ${RUNS}`, async () => {
+  const pgRestore = { path: pgTool('pg_restore', 15), version: '15', major: 15 };
+  const failures: string[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const copy = `${loaded}_${i}`;
+    await withClient(pg, 'postgres', (c) =>
+      c.query(`CREATE DATABASE ${quoteIdent(copy)} TEMPLATE ${quoteIdent(loaded)}`),
+    );
+    try {
+      await pgRestoreParallel(pgRestore, {
+        args: ['--section=post-data', '--exit-on-error', '--no-password', `--dbname=${copy}`],
+        jobs: 4,
+        dumpFile: dump,
+        env: {
+          PATH: process.env.PATH,
+          PGHOST: pg.host,
+          PGPORT: String(pg.port),
+          PGUSER: pg.user,
+          PGPASSWORD: pg.password,
+        },
+      });
+      const state = await withClient(pg, copy, async (c) => ({
+        invalid: (await c.query('SELECT 1 FROM pg_index WHERE NOT indisvalid')).rowCount,
+        foreignKeys: (await c.query(`SELECT 1 FROM pg_constraint WHERE contype = 'f' AND conparentid = 0`))
+          .rowCount,
+      }));
+      expect(state).toEqual({ invalid: 0, foreignKeys: 24 });
+    } catch (err) {
+      failures.push((err as Error).message);
+    } finally {
+      await dropDatabase(pg, copy);
+    }
+  }
+  expect(failures).toEqual([]);
+}, 900_000);
