@@ -264,6 +264,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     await createSeededDatabase(source(), database, SEED);
     const running = runCli(migrateArgs(database, migrated, ['--json']));
     let releasedAt = 0;
+    let frozenBeforeApplied: number | undefined;
     try {
       // The last write before the freeze: the target holds its row, so it is not applied yet
       // when the catch-up (within 8 MiB and 2 s) freezes the source.
@@ -281,21 +282,22 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
         const onTarget = await withClient(target(), migrated, (c) =>
           c.query<{ v: number }>('SELECT v FROM marks WHERE id = 2'),
         );
-        expect(onTarget.rows[0].v).toBe(0); // frozen with the write not yet applied
+        frozenBeforeApplied = onTarget.rows[0].v;
         await sleep(500);
       } finally {
         releasedAt = Date.now();
         await held.release();
       }
     } finally {
-      const result = await running;
-      if (result.code !== 0) throw new Error(`migrate failed: ${result.stderr}`);
-      const report = JSON.parse(result.stdout) as MigrateReport;
-      const online = report.databases[0].online;
-      if (!online) throw new Error('no online cutover in the report');
-      // The target confirmed the source's position only after the row was let go.
-      expect(Date.parse(online.frozenAt) + online.steps.applied * 1000).toBeGreaterThanOrEqual(releasedAt);
+      await running.catch(() => undefined);
     }
+    const result = await running;
+    if (result.code !== 0) throw new Error(`migrate failed: ${result.stderr}`);
+    expect(frozenBeforeApplied).toBe(0); // frozen with the write not yet applied
+    const online = (JSON.parse(result.stdout) as MigrateReport).databases[0].online;
+    if (!online) throw new Error('no online cutover in the report');
+    // The target confirmed the source's position only after the row was let go.
+    expect(Date.parse(online.frozenAt) + online.steps.applied * 1000).toBeGreaterThanOrEqual(releasedAt);
     const marks = await withClient(target(), migrated, (c) =>
       c.query<{ v: number }>('SELECT v FROM marks WHERE id = 2'),
     );
