@@ -413,6 +413,24 @@ describe('as on AWS: passwords from Secrets Manager, none in the workflow', () =
     rmSync(store, { recursive: true, force: true });
   });
 
+  test('an IAM-authenticated source is refused for --online before anything is signed or connected', async () => {
+    const { runMigrateWorkflow } = await import('../../cli/local-executor');
+    const connection = (pg: TestPostgres, database: string) => ({
+      host: pg.host,
+      port: pg.port,
+      user: pg.user,
+      database,
+    });
+    await expect(
+      runMigrateWorkflow({
+        source: { ...connection(source(), 'postgres'), iamAuth: true, sslmode: 'require' },
+        target: connection(target(), uniqueName('online14_iam_dst')),
+        store: `file://${store}`,
+        online: true,
+      }),
+    ).rejects.toThrow(/--online needs a password login to the source.*expires after 15 minutes/);
+  });
+
   test("the task builds the subscription's connection from the source's secret; no password in the execution's input, output or history", async () => {
     const database = uniqueName('online14_secret');
     const migrated = uniqueName('online14_secret_dst');
