@@ -133,18 +133,25 @@ export async function onlineSourceProblems(
   return problems;
 }
 
-/** What a target needs to subscribe: a superuser (on RDS rds_superuser; from 16 pg_create_subscription). */
-export async function onlineTargetProblems(client: Client): Promise<string[]> {
-  const { rows } = await client.query<{ ok: boolean }>(`
-    SELECT r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname IN ('rds_superuser', 'pg_create_subscription')
-                                  AND pg_has_role(r.oid, g.oid, 'MEMBER')) AS ok
+/**
+ * What a target needs to subscribe: a superuser (on RDS and Aurora a member of rds_superuser); from
+ * PostgreSQL 16 a member of pg_create_subscription will do. The refusal names what to grant, for
+ * the target's major.
+ */
+export async function onlineTargetProblems(client: Client, major: number): Promise<string[]> {
+  const { rows } = await client.query<{ ok: boolean; login: string }>(`
+    SELECT current_user AS login, r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g
+      WHERE g.rolname IN ('rds_superuser', 'pg_create_subscription') AND pg_has_role(r.oid, g.oid, 'MEMBER')) AS ok
     FROM pg_roles r WHERE r.rolname = current_user`);
-  return rows[0].ok
-    ? []
-    : [
-        'the target login may not create a subscription: migrate as a superuser of the target (on RDS and Aurora a member ' +
-          'of rds_superuser; from PostgreSQL 16 a member of pg_create_subscription)',
-      ];
+  if (rows[0].ok) return [];
+  const login = quoteIdent(rows[0].login);
+  return [
+    major >= 16
+      ? `the target login ${login} may not create a subscription: GRANT pg_create_subscription TO ${login} ` +
+        '(on RDS and Aurora: GRANT rds_superuser), or migrate as a superuser of the target'
+      : `the target login ${login} may not create a subscription: on PostgreSQL ${major} only a superuser may ` +
+        '(on RDS and Aurora a member of rds_superuser): migrate as one, e.g. ALTER ROLE … SUPERUSER',
+  ];
 }
 
 interface Leftover {

@@ -364,7 +364,11 @@ describe('an online migration that fails during the catch-up, or meets DDL', () 
       }
     });
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(/failed to apply the source's changes/);
+    // The apply fails on the row when the writer reaches its key before the cutover; when the
+    // catch-up ends first (a loaded machine), the cutover's verification finds the extra row.
+    expect(result.stderr).toMatch(
+      /failed to apply the source's changes|the target differs from the source: public\.events has \d+ rows/,
+    );
     expect(result.stderr).toMatch(/publication and replication slot were dropped/);
     expect(await leftovers(database)).toEqual([]);
     expect(await targetDatabaseExists(migrated)).toBe(false);

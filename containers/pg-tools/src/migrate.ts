@@ -340,9 +340,11 @@ async function migrateDatabaseOnce(
 
     // Online: the copy is made at the snapshot the replication slot exports, so that the changes
     // the slot streams begin exactly where the copy ends.
-    const slotSnapshot = online
-      ? await progress.timed('replication', () => startReplication(ctx, db, observer, online, sessions))
+    const slot = online
+      ? await progress.timed('replication', () => startReplication(ctx, db, observer, online))
       : undefined;
+    if (slot) sessions.push(slot.replication);
+    const slotSnapshot = slot?.snapshot;
     // The snapshot pins what pg_dump and the source-side checks see; its session reads the
     // catalog only, and holds no lock on any table.
     const source = await connectPg(db.source, ctx.sourcePassword);
@@ -391,6 +393,12 @@ async function migrateDatabaseOnce(
       }),
     );
     if (!archived) throw new PgferryError('DumpFailed', 'the dump was not archived');
+    // pg_dump imported the slot's snapshot long ago: its WAL sender is freed for the subscription's,
+    // so one free WAL sender is all an online migration needs.
+    if (slot) {
+      sessions.splice(sessions.indexOf(slot.replication), 1);
+      await endQuietly(slot.replication);
+    }
     await guard.verify(archived.tables);
     const { tables: catalogTables, state } = await snap.read;
     const tables = rowCounts(archived.tables, catalogTables);
@@ -786,25 +794,29 @@ function lsnBytes(lsn: string): bigint {
 }
 
 /**
- * The publication (every table), then the slot with its exported snapshot, whose id is returned;
- * the replication connection that holds the snapshot stays open in `sessions` until the end.
+ * The publication (every table), then the slot with its exported snapshot, whose id is returned
+ * with the replication connection that holds it: the caller keeps that open until pg_dump has
+ * imported the snapshot.
  */
 async function startReplication(
   ctx: Context,
   db: MigrateDatabasePlan,
   observer: Client,
   online: OnlineState,
-  sessions: Client[],
-): Promise<string> {
+): Promise<{ snapshot: string; replication: Client }> {
   if (ctx.plan.request.replicaIdentityFull) online.identityFull = await setReplicaIdentityFull(observer);
   await createPublication(observer, online.name);
   online.publication = true;
   const replication = await connectPg(db.source, ctx.sourcePassword, undefined, 'database');
-  sessions.push(replication);
-  const slot = await createSlotWithSnapshot(replication, online.name, ctx.plan.sourceServer.major);
-  online.slot = true;
-  ctx.deps.onPhase?.(`slot ${online.name} at ${slot.consistentPoint}`);
-  return slot.snapshot;
+  try {
+    const slot = await createSlotWithSnapshot(replication, online.name, ctx.plan.sourceServer.major);
+    online.slot = true;
+    ctx.deps.onPhase?.(`slot ${online.name} at ${slot.consistentPoint}`);
+    return { snapshot: slot.snapshot, replication };
+  } catch (err) {
+    await endQuietly(replication);
+    throw err;
+  }
 }
 
 /**

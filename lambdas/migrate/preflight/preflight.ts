@@ -130,7 +130,7 @@ export async function preflightMigrate(
       );
     }
     if (request.online) {
-      const problems = await onlineTargetProblems(target);
+      const problems = await onlineTargetProblems(target, targetServer.major);
       if (problems.length) refuse(`--online: ${problems.join('; ')}`);
     }
     await checkExtensions(target, sources);
@@ -264,6 +264,12 @@ function refuseOnlineCombinations(request: MigrateRequest): void {
     return;
   }
   if (request.allDatabases) refuse('--online migrates one database: without --all-databases');
+  if (request.source.iamAuth) {
+    refuse(
+      "--online needs a password login to the source (passwordSecretArn): the target's subscription keeps " +
+        'connecting to the source for the whole migration, and an IAM authentication token expires after 15 minutes',
+    );
+  }
   if (request.freezeSource) {
     refuse(
       '--online freezes the source for the cutover only; --freeze-source would freeze it for the whole copy: pass one of them',
