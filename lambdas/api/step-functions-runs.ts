@@ -47,12 +47,16 @@ export interface StepFunctionsRunsOptions {
   listLimit?: number;
 }
 
-/** The states of a migration whose effects only MigrateCleanup undoes (a stopped execution skips it). */
-const MIGRATE_STATES_UNDONE_BY_CLEANUP = [
-  MIGRATE_STATES.scaleDown,
-  MIGRATE_STATES.freeze,
+/**
+ * The states of a migration's cutover: once the target secret has been pointed at the target,
+ * the failure path's undoing (the source unfrozen, the services restarted) is no longer a return
+ * to before, so the API does not cancel such a migration.
+ */
+const MIGRATE_CUTOVER_STATES = [
   MIGRATE_STATES.updateSecret,
   MIGRATE_STATES.cutoverCommand,
+  MIGRATE_STATES.scaleUp,
+  MIGRATE_STATES.finish,
 ] as const;
 
 /** The error and cause a cancelled execution stops with (StopExecution). */
@@ -182,11 +186,11 @@ export class StepFunctionsRuns implements RunHost {
   }
 
   /**
-   * Stops the execution (StopExecution, with `pgferry.Cancelled`). Step Functions stops the
-   * running pg-tools task, whose runner cleans up what it made (a restore's new database, a
-   * verification's server, work folders) as on SIGTERM; the workflow's Catch steps do not run
-   * on an aborted execution — docs/aws.md ("Cancelling a run") says what that leaves. A
-   * migration that has begun what only its cleanup undoes is refused (`InvalidInput`).
+   * Stops the execution (StopExecution, with `pgferry.Cancelled`). Step Functions skips a stopped
+   * execution's Catch steps, so the announcer (lib/run-events.ts) runs them when it hears the
+   * execution stopped: it stops the pg-tools task (whose runner cleans up what it made, as on
+   * SIGTERM) and runs the workflow's cleanup (a backup's Cleanup, MigrateCleanup), then announces
+   * the run. A migration whose cutover has begun is refused (`InvalidInput`).
    */
   async cancel(id: string): Promise<Run | undefined> {
     const parsed = parseRunId(id);
@@ -195,7 +199,7 @@ export class StepFunctionsRuns implements RunHost {
     const execution = await this.describe(executionArn);
     if (!execution) return undefined;
     if (execution.status === 'RUNNING' || execution.status === 'PENDING_REDRIVE') {
-      if (parsed.kind === 'migrate') await this.refuseCancelAfterCutoverBegan(id, executionArn);
+      if (parsed.kind === 'migrate') await this.refuseCancelInCutover(id, executionArn);
       try {
         await this.sfn.send(new StopExecutionCommand({ executionArn, ...CANCELLED }));
       } catch (err) {
@@ -208,17 +212,17 @@ export class StepFunctionsRuns implements RunHost {
   }
 
   /**
-   * Stopping an execution skips its Catch steps: a migration stopped after it scaled services
-   * down, froze its source or began the cutover would leave them so (MigrateCleanup, which undoes
-   * them, would not run). Such a migration is not cancelled through the API.
+   * A migration in its cutover (the target secret pointed at the target, the cutover command,
+   * the services scaled back up, the finish) is not cancelled: its cleanup would unfreeze a
+   * source that the applications have already left.
    */
-  private async refuseCancelAfterCutoverBegan(id: string, executionArn: string): Promise<void> {
+  private async refuseCancelInCutover(id: string, executionArn: string): Promise<void> {
     const entered = await this.enteredStates(executionArn);
-    const begun = MIGRATE_STATES_UNDONE_BY_CLEANUP.filter((state) => entered.has(state));
+    const begun = MIGRATE_CUTOVER_STATES.filter((state) => entered.has(state));
     if (begun.length > 0) {
       throw new PgferryError(
         'InvalidInput',
-        `run ${id} has entered ${begun.join(', ')}: cancelling it now would skip the cleanup that undoes them (unfreeze the source, scale services back up); let it finish or fail, or stop the execution in the Step Functions console and undo them yourself`,
+        `run ${id} has entered ${begun.join(', ')}: its cutover has begun, and cancelling it would unfreeze a source the applications have left; let it finish or fail`,
       );
     }
   }

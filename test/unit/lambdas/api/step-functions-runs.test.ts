@@ -257,21 +257,36 @@ describe('cancel', () => {
     });
   });
 
-  test('a migration that has frozen its source (or scaled services down) is not stopped: its cleanup would be skipped', async () => {
-    // The recorded migration, moved on into Freeze.
+  /** The recorded migration, moved on into `state`. */
+  const enter = (state: string) => {
     const history = sfn.historyOf('deploy-4711-shop-to-pg17');
     history.push({
       id: history.length + 1,
       previousEventId: history.length,
       type: 'TaskStateEntered',
       timestamp: '2026-03-17T06:00:05.000Z',
-      stateEnteredEventDetails: { name: 'Freeze', inputDetails: { truncated: false } },
+      stateEnteredEventDetails: { name: state, inputDetails: { truncated: false } },
     });
-    await expect(runs.cancel('migrate-deploy-4711-shop-to-pg17')).rejects.toThrow(
-      'run migrate-deploy-4711-shop-to-pg17 has entered Freeze: cancelling it now would skip the cleanup',
-    );
-    expect(operations()).not.toContain('StopExecution');
+  };
+
+  test('a migration that has frozen its source (or scaled services down) is stopped: the announcer runs its cleanup', async () => {
+    enter('ScaleDownService');
+    enter('Freeze');
+    expect(await runs.cancel('migrate-deploy-4711-shop-to-pg17')).toMatchObject({ status: 'cancelled' });
+    expect(operations()).toContain('StopExecution');
   });
+
+  test.each(['UpdateTargetSecret', 'RunCutoverCommand', 'ScaleUpService'])(
+    'a migration in its cutover (%s) is not stopped',
+    async (state) => {
+      enter('Freeze');
+      enter(state);
+      await expect(runs.cancel('migrate-deploy-4711-shop-to-pg17')).rejects.toThrow(
+        `run migrate-deploy-4711-shop-to-pg17 has entered ${state}: its cutover has begun`,
+      );
+      expect(operations()).not.toContain('StopExecution');
+    },
+  );
 
   test('a finished run is returned as it is; an unknown one is undefined', async () => {
     expect(await runs.cancel('backup-nightly-shop-20260315')).toMatchObject({ status: 'succeeded' });
