@@ -17,12 +17,19 @@ import {
   StopExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import {
+  compareRuns,
+  DEFAULT_RUN_LIMIT,
+  decodeRunCursor,
   IdempotencyConflict,
+  MAX_RUN_LIMIT,
+  pageOf,
   RUN_KINDS,
   type Run,
+  type RunCursor,
   type RunFilter,
   type RunHost,
   type RunKind,
+  type RunList,
   type RunStatus,
   runDatabase,
   type StartRun,
@@ -41,7 +48,7 @@ export interface StepFunctionsRunsOptions {
   /** The deployment's store: every request is given it, and results are read from it. */
   store: BackupStore;
   /**
-   * At most this many runs per `list` (newest first).
+   * At most this many runs per `list` unless its filter says otherwise (newest first).
    * @default 100
    */
   listLimit?: number;
@@ -119,7 +126,7 @@ export class StepFunctionsRuns implements RunHost {
 
   constructor(private readonly options: StepFunctionsRunsOptions) {
     this.sfn = options.sfn;
-    this.listLimit = options.listLimit ?? 100;
+    this.listLimit = options.listLimit ?? DEFAULT_RUN_LIMIT;
   }
 
   /**
@@ -167,22 +174,26 @@ export class StepFunctionsRuns implements RunHost {
   }
 
   /**
-   * Newest first, across the kinds asked for: ListExecutions per state machine and status, paged
-   * until `since` or the limit. Listed runs carry no state, result or error (`get` has them).
+   * Newest first, across the kinds asked for: ListExecutions per state machine and status, each
+   * read from its newest past the page's cursor (the last run of the page before) until `since`
+   * or one more than the limit, then merged. Step Functions' own nextToken belongs to one list,
+   * so the page's token is the cursor, as locally. Listed runs carry no state, result or error
+   * (`get` has them).
    */
-  async list(filter: RunFilter): Promise<Run[]> {
+  async list(filter: RunFilter): Promise<RunList> {
     const kinds = filter.kind ? [filter.kind] : [...RUN_KINDS];
     const statuses: (ExecutionStatus | undefined)[] = filter.status
       ? EXECUTION_STATUSES[filter.status]
       : [undefined];
     const since = filter.since ? Date.parse(filter.since) : undefined;
+    const limit = Math.min(filter.limit ?? this.listLimit, MAX_RUN_LIMIT);
+    const cursor = filter.next === undefined ? undefined : decodeRunCursor(filter.next);
     const lists = await Promise.all(
-      kinds.flatMap((kind) => statuses.map((status) => this.listExecutions(kind, status, since))),
+      kinds.flatMap((kind) =>
+        statuses.map((status) => this.listExecutions(kind, status, since, cursor, limit + 1)),
+      ),
     );
-    return lists
-      .flat()
-      .sort((a, b) => b.startedAt.localeCompare(a.startedAt))
-      .slice(0, this.listLimit);
+    return pageOf(lists.flat().sort(compareRuns), { limit, next: filter.next });
   }
 
   /**
@@ -347,10 +358,13 @@ export class StepFunctionsRuns implements RunHost {
     return output;
   }
 
+  /** One state machine's executions (of one status) after `cursor`: `want` of them at most. */
   private async listExecutions(
     kind: RunKind,
     statusFilter: ExecutionStatus | undefined,
     since: number | undefined,
+    cursor: RunCursor | undefined,
+    want: number,
   ): Promise<Run[]> {
     const runs: Run[] = [];
     let nextToken: string | undefined;
@@ -359,15 +373,18 @@ export class StepFunctionsRuns implements RunHost {
         new ListExecutionsCommand({
           stateMachineArn: this.options.stateMachineArns[kind],
           statusFilter,
-          maxResults: Math.min(this.listLimit, 1000),
+          // Past a cursor, whole pages are passed over: the largest page costs one call per 1,000.
+          maxResults: cursor ? 1000 : Math.min(want, 1000),
           nextToken,
         }),
       );
       for (const item of page.executions ?? []) {
         // Newest first: the first one older than `since` ends this list.
         if (since !== undefined && (item.startDate?.getTime() ?? 0) < since) return runs;
-        runs.push(listedRun(kind, item));
-        if (runs.length >= this.listLimit) return runs;
+        const run = listedRun(kind, item);
+        if (cursor && compareRuns(cursor, run) >= 0) continue; // on an earlier page
+        runs.push(run);
+        if (runs.length >= want) return runs;
       }
       nextToken = page.nextToken;
     } while (nextToken);
