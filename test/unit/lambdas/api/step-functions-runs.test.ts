@@ -228,6 +228,20 @@ describe('list', () => {
     ]);
   });
 
+  test('pages: limit, then next, across the state machines, none repeated or lost', async () => {
+    const first = await runs.list({ limit: 2 });
+    expect(first.map((r) => r.id)).toEqual([
+      'migrate-deploy-4711-shop-to-pg17',
+      'restore-restore-shop-drill-1',
+    ]);
+    expect(first.next).toEqual(expect.any(String));
+    // A run started between the pages does not shift the next one.
+    await runs.start({ kind: 'backup', request: NIGHTLY_BODY, idempotencyKey: 'started-meanwhile' });
+    const second = await runs.list({ limit: 2, next: first.next });
+    expect(second.map((r) => r.id)).toEqual(['backup-nightly-shop-20260315']);
+    expect(second.next).toBeUndefined();
+  });
+
   test('at most the limit, reading no more pages than needed', async () => {
     const limited = new StepFunctionsRuns({
       sfn,
