@@ -290,7 +290,10 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
           next: z
             .string()
             .max(1024)
-            .refine((token) => decodeRunCursor(token) !== undefined, 'next must be a token a page of runs gave')
+            .refine(
+              (token) => decodeRunCursor(token) !== undefined,
+              'next must be a token a page of runs gave',
+            )
             .optional()
             .openapi({ description: "The next page: the previous page's `next`, with the same filters." }),
         }),

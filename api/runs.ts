@@ -76,8 +76,12 @@ export function encodeRunCursor(run: Pick<Run, 'startedAt' | 'id'>): string {
 /** The cursor of a `next` token; undefined for a string no page gave. */
 export function decodeRunCursor(token: string): RunCursor | undefined {
   try {
-    const { t, id } = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { t?: unknown; id?: unknown };
-    if (typeof t !== 'string' || Number.isNaN(Date.parse(t)) || typeof id !== 'string' || id === '') return undefined;
+    const { t, id } = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as {
+      t?: unknown;
+      id?: unknown;
+    };
+    if (typeof t !== 'string' || Number.isNaN(Date.parse(t)) || typeof id !== 'string' || id === '')
+      return undefined;
     return { startedAt: t, id };
   } catch {
     return undefined;
