@@ -301,7 +301,8 @@ export class StepFunctionsRuns implements RunHost {
     const status = STATUS_OF[execution.status ?? 'RUNNING'] ?? 'running';
     const input = parseJson(execution.input);
     const database = runDatabase(kind, input);
-    const state = await this.lastEnteredState(execution.executionArn ?? '');
+    const entered = await this.lastEnteredState(execution.executionArn ?? '');
+    const state = entered?.state;
     const run: Run = {
       id: runId(kind, execution.name ?? ''),
       kind,
@@ -310,6 +311,9 @@ export class StepFunctionsRuns implements RunHost {
       ...(execution.stopDate ? { finishedAt: execution.stopDate.toISOString() } : {}),
       ...(database === undefined ? {} : { database }),
       ...(state ? { state } : {}),
+      // What the history says of a running run's progress: the state, and since when. The task's
+      // bytes are in its logs, not in the history.
+      ...(status === 'running' && entered ? { progress: entered } : {}),
     };
     if (status === 'succeeded') {
       const result = await this.resultOf(parseJson(execution.output));
@@ -325,8 +329,10 @@ export class StepFunctionsRuns implements RunHost {
     return run;
   }
 
-  /** The name of the last state the execution entered (its history, newest first). */
-  private async lastEnteredState(executionArn: string): Promise<string | undefined> {
+  /** The last state the execution entered, and when (its history, newest first). */
+  private async lastEnteredState(
+    executionArn: string,
+  ): Promise<{ state: string; enteredAt: string } | undefined> {
     let nextToken: string | undefined;
     do {
       const page = await this.sfn.send(
@@ -339,7 +345,10 @@ export class StepFunctionsRuns implements RunHost {
         }),
       );
       const entered = page.events?.find((e) => e.stateEnteredEventDetails?.name);
-      if (entered) return entered.stateEnteredEventDetails?.name;
+      const name = entered?.stateEnteredEventDetails?.name;
+      if (entered && name) {
+        return { state: name, enteredAt: (entered.timestamp ?? new Date(0)).toISOString() };
+      }
       nextToken = page.nextToken;
     } while (nextToken);
     return undefined;

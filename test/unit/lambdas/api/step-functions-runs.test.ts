@@ -183,12 +183,17 @@ describe('get', () => {
     });
   });
 
-  test('a running migration: the state it is in', async () => {
-    expect(await runs.get('migrate-deploy-4711-shop-to-pg17')).toMatchObject({
-      status: 'running',
-      state: 'Migrate',
-      database: 'shop',
-    });
+  test('a running migration: the state it is in, and its progress as the history tells it', async () => {
+    const run = await runs.get('migrate-deploy-4711-shop-to-pg17');
+    expect(run).toMatchObject({ status: 'running', state: 'Migrate', database: 'shop' });
+    const migrateEntered = sfn
+      .historyOf('deploy-4711-shop-to-pg17')
+      .find((e) => (e.stateEnteredEventDetails as { name?: string } | undefined)?.name === 'Migrate');
+    expect(run?.progress).toEqual({ state: 'Migrate', enteredAt: migrateEntered?.timestamp });
+  });
+
+  test('a finished run has no progress', async () => {
+    expect((await runs.get('restore-restore-shop-drill-1'))?.progress).toBeUndefined();
   });
 
   test.each([
