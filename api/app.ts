@@ -36,8 +36,11 @@ import { resolveBackup } from '../core/resolve-backup';
 import type { BackupStore } from '../core/store';
 import { PGFERRY_VERSION } from '../core/version';
 import {
+  DEFAULT_RUN_LIMIT,
+  decodeRunCursor,
   IDEMPOTENCY_KEY_PATTERN,
   IdempotencyConflict,
+  MAX_RUN_LIMIT,
   RUN_KINDS,
   RUN_STATUSES,
   type Run,
@@ -277,14 +280,48 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
           kind: z.enum(RUN_KINDS).optional(),
           status: z.enum(RUN_STATUSES).optional(),
           since: TimeQuery.openapi({ description: 'Only runs started at or after this time (ISO 8601).' }),
+          limit: z.coerce
+            .number()
+            .int()
+            .min(1)
+            .max(MAX_RUN_LIMIT)
+            .optional()
+            .openapi({ description: `At most this many runs (default ${DEFAULT_RUN_LIMIT}).` }),
+          next: z
+            .string()
+            .max(1024)
+            .refine(
+              (token) => decodeRunCursor(token) !== undefined,
+              'next must be a token a page of runs gave',
+            )
+            .optional()
+            .openapi({ description: "The next page: the previous page's `next`, with the same filters." }),
         }),
       },
-      responses: { 200: json(z.object({ runs: z.array(RunSchema) }), 'The runs'), 400: errors[400] },
+      responses: {
+        200: json(
+          z.object({
+            runs: z.array(RunSchema),
+            next: z
+              .string()
+              .optional()
+              .openapi({ description: 'More runs are left: pass it as `next` for the next page.' }),
+          }),
+          'The runs',
+        ),
+        400: errors[400],
+      },
     }),
     async (c) => {
       const filter = c.req.valid('query');
       const list = await runs.list(filter);
-      return c.json({ runs: list.map(({ result: _, ...run }) => runJson(run)) }, 200);
+      return c.json(
+        {
+          runs: list.map(({ result: _, ...run }) => runJson(run)),
+          ...(list.next === undefined ? {} : { next: list.next }),
+        },
+        200,
+      );
     },
   );
 

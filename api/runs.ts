@@ -43,6 +43,67 @@ export interface RunFilter {
   status?: RunStatus;
   /** ISO 8601: only runs started at or after it. */
   since?: string;
+  /** At most this many runs ({@link DEFAULT_RUN_LIMIT} when absent, {@link MAX_RUN_LIMIT} at most). */
+  limit?: number;
+  /** The page after the one whose `next` this is (an opaque token, see {@link RunCursor}). */
+  next?: string;
+}
+
+/** How many runs a page of `GET /v1/runs` holds unless `limit` says otherwise, and at most. */
+export const DEFAULT_RUN_LIMIT = 100;
+export const MAX_RUN_LIMIT = 1000;
+
+/**
+ * A page of runs, newest first (startedAt, then id, descending): an array, with the token of the
+ * next page when there are more.
+ */
+export type RunList = Run[] & { next?: string };
+
+/**
+ * Where a page ended: the last run it held. The next page holds the runs after it in the list's
+ * order, so runs started meanwhile neither shift nor repeat it. Both hosts use it; on the wire it
+ * is an opaque token (base64url JSON).
+ */
+export interface RunCursor {
+  startedAt: string;
+  id: string;
+}
+
+export function encodeRunCursor(run: Pick<Run, 'startedAt' | 'id'>): string {
+  return Buffer.from(JSON.stringify({ t: run.startedAt, id: run.id })).toString('base64url');
+}
+
+/** The cursor of a `next` token; undefined for a string no page gave. */
+export function decodeRunCursor(token: string): RunCursor | undefined {
+  try {
+    const { t, id } = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as {
+      t?: unknown;
+      id?: unknown;
+    };
+    if (typeof t !== 'string' || Number.isNaN(Date.parse(t)) || typeof id !== 'string' || id === '')
+      return undefined;
+    return { startedAt: t, id };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The list's order: newest first, then by id, descending. */
+export function compareRuns(a: Pick<Run, 'startedAt' | 'id'>, b: Pick<Run, 'startedAt' | 'id'>): number {
+  return b.startedAt.localeCompare(a.startedAt) || b.id.localeCompare(a.id);
+}
+
+/**
+ * The page of `sorted` (every matching run, in the list's order) that `filter` asks for: after
+ * its cursor, at most its limit, with the next page's token when more are left.
+ */
+export function pageOf(sorted: readonly Run[], filter: Pick<RunFilter, 'limit' | 'next'>): RunList {
+  const cursor = filter.next === undefined ? undefined : decodeRunCursor(filter.next);
+  const limit = Math.min(filter.limit ?? DEFAULT_RUN_LIMIT, MAX_RUN_LIMIT);
+  const after = cursor ? sorted.filter((run) => compareRuns(cursor, run) < 0) : sorted;
+  const page: RunList = after.slice(0, limit);
+  if (after.length > limit) page.next = encodeRunCursor(page[page.length - 1]);
+  return page;
 }
 
 /** What `POST /v1/{backups,restores,verifications,migrations}` asks a host to start. */
@@ -62,8 +123,8 @@ export interface RunHost {
    */
   start(run: StartRun): Promise<{ run: Run; created: boolean }>;
   get(id: string): Promise<Run | undefined>;
-  /** Recent runs, newest first. */
-  list(filter: RunFilter): Promise<Run[]>;
+  /** Recent runs, newest first: a page of them (`filter.limit`, `filter.next`). */
+  list(filter: RunFilter): Promise<RunList>;
   /**
    * Asks a running run to stop; its workflow's cleanup runs as on any failure. Returns the run as
    * it is after asking (still `running` until the cleanup ends); `undefined` when there is none.

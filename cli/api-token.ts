@@ -18,11 +18,30 @@ const MIN_TOKEN_LENGTH = 16;
  * The API token: `PGFERRY_API_TOKEN`, else the token file's, else a new one written to the token
  * file (mode 0600). A token file others can read is refused, as ssh refuses such a key.
  */
-export async function apiToken(file: string, env: NodeJS.ProcessEnv): Promise<string> {
-  const fromEnv = env[API_TOKEN_ENV];
+export function apiToken(file: string, env: NodeJS.ProcessEnv): Promise<string> {
+  return localSecret({ file, env, envName: API_TOKEN_ENV, what: 'the API token' });
+}
+
+/** Where a secret of `pgferry serve` comes from: a variable, else a file (created when missing). */
+export interface LocalSecretSource {
+  file: string;
+  env: NodeJS.ProcessEnv;
+  /** The variable that overrides the file. */
+  envName: string;
+  /** What it is, for the lines printed: `the API token`. */
+  what: string;
+}
+
+/**
+ * A secret of `pgferry serve`: `envName`'s value, else the file's, else a new random one written
+ * to the file (mode 0600, its folder 0700). A file others can read is refused. Only the file's
+ * path is ever printed, never the secret.
+ */
+export async function localSecret({ file, env, envName, what }: LocalSecretSource): Promise<string> {
+  const fromEnv = env[envName];
   if (fromEnv !== undefined && fromEnv !== '') {
-    checkToken(fromEnv, API_TOKEN_ENV);
-    process.stderr.write(`pgferry serve: the API token is ${API_TOKEN_ENV}'s\n`);
+    checkToken(fromEnv, envName, what);
+    process.stderr.write(`pgferry serve: ${what} is ${envName}'s\n`);
     return fromEnv;
   }
   const info = await stat(file).catch((err: NodeJS.ErrnoException) => {
@@ -33,26 +52,28 @@ export async function apiToken(file: string, env: NodeJS.ProcessEnv): Promise<st
     if ((info.mode & 0o077) !== 0) {
       throw new PgferryError(
         'InvalidInput',
-        `the API token file ${file} can be read by others (mode ${(info.mode & 0o777).toString(8)}): chmod 600 it, or remove it for a new token`,
+        `${what}'s file ${file} can be read by others (mode ${(info.mode & 0o777).toString(8)}): chmod 600 it, or remove it for a new one`,
       );
     }
     const token = (await readFile(file, 'utf8')).trim();
-    checkToken(token, file);
-    process.stderr.write(`pgferry serve: the API token is in ${printable(file)}\n`);
+    checkToken(token, file, what);
+    process.stderr.write(`pgferry serve: ${what} is in ${printable(file)}\n`);
     return token;
   }
   const token = randomBytes(32).toString('base64url');
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
-  process.stderr.write(`pgferry serve: a new API token is in ${printable(file)} (mode 0600)\n`);
+  process.stderr.write(
+    `pgferry serve: a new ${what.replace(/^the /, '')} is in ${printable(file)} (mode 0600)\n`,
+  );
   return token;
 }
 
-function checkToken(token: string, from: string): void {
+function checkToken(token: string, from: string, what: string): void {
   if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
     throw new PgferryError(
       'InvalidInput',
-      `the API token from ${printable(from)} must be at least ${MIN_TOKEN_LENGTH} characters without spaces`,
+      `${what} from ${printable(from)} must be at least ${MIN_TOKEN_LENGTH} characters without spaces`,
     );
   }
 }

@@ -13,11 +13,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import {
+  compareRuns,
   IdempotencyConflict,
+  pageOf,
   type Run,
   type RunFilter,
   type RunHost,
   type RunKind,
+  type RunList,
   runDatabase,
   type StartRun,
 } from '../api/runs';
@@ -167,9 +170,9 @@ export class LocalRunHost implements RunHost {
     return record && { ...record.run };
   }
 
-  async list(filter: RunFilter): Promise<Run[]> {
+  async list(filter: RunFilter): Promise<RunList> {
     const since = filter.since === undefined ? undefined : Date.parse(filter.since);
-    return [...this.records.values()]
+    const matching = [...this.records.values()]
       .map((r) => r.run)
       .filter(
         (run) =>
@@ -177,8 +180,9 @@ export class LocalRunHost implements RunHost {
           (filter.status === undefined || run.status === filter.status) &&
           (since === undefined || Date.parse(run.startedAt) >= since),
       )
-      .sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.id.localeCompare(a.id))
+      .sort(compareRuns)
       .map((run) => ({ ...run }));
+    return pageOf(matching, filter);
   }
 
   async cancel(id: string): Promise<Run | undefined> {

@@ -3,7 +3,14 @@
  * same detail-type and detail EventBridge carries on AWS) is POSTed to the URL, retried with
  * backoff until it is accepted or the attempts run out. A webhook that fails is logged; it never
  * changes the run.
+ *
+ * Each delivery is signed, as Stripe and GitHub sign theirs: `Pgferry-Signature: t=<unix
+ * seconds>,v1=<hex>`, the hex an HMAC-SHA256, keyed with the webhook secret, of `<t>.<body>` (the
+ * body's exact bytes). A receiver recomputes it, compares in constant time and refuses a `t` too
+ * far from its clock (`verifyWebhookSignature`), so that nobody without the secret can post it a
+ * run, or replay an old delivery.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { type RunFinishedEvent, runFinishedEvent } from '../api/events';
 import type { Run } from '../api/runs';
 import { errorMessage, PgferryError } from '../core/errors';
@@ -16,7 +23,56 @@ export interface WebhookBody {
   detail: RunFinishedEvent['detail'];
 }
 
+/** The header that carries a delivery's signature. */
+export const SIGNATURE_HEADER = 'Pgferry-Signature';
+
+/** The variable that gives the webhook secret instead of its file. */
+export const WEBHOOK_SECRET_ENV = 'PGFERRY_WEBHOOK_SECRET';
+
+/** How far a delivery's `t` may be from the receiver's clock by default: 5 minutes. */
+export const SIGNATURE_TOLERANCE_SECONDS = 300;
+
+/** `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`. */
+export function webhookSignature(secret: string, body: string, now: Date = new Date()): string {
+  const t = Math.floor(now.getTime() / 1000);
+  return `t=${t},v1=${hmac(secret, `${t}.${body}`)}`;
+}
+
+function hmac(secret: string, text: string): string {
+  return createHmac('sha256', secret).update(text, 'utf8').digest('hex');
+}
+
+/**
+ * What a receiver checks: the header's `v1` (any of them, for a secret being rotated) is the
+ * HMAC of `<t>.<body>` under `secret`, compared in constant time, and `t` is within
+ * `toleranceSeconds` of `now`. `body` is the request's raw body, before any JSON parsing.
+ */
+export function verifyWebhookSignature(
+  header: string | undefined,
+  body: string,
+  secret: string,
+  {
+    now = new Date(),
+    toleranceSeconds = SIGNATURE_TOLERANCE_SECONDS,
+  }: { now?: Date; toleranceSeconds?: number } = {},
+): boolean {
+  const parts = (header ?? '').split(',').map((part) => part.trim().split('='));
+  const t = parts.find(([k]) => k === 't')?.[1];
+  const signatures = parts.filter(([k, v]) => k === 'v1' && v !== undefined).map(([, v]) => v);
+  if (!t || !/^\d+$/.test(t) || signatures.length === 0) return false;
+  if (Math.abs(now.getTime() / 1000 - Number(t)) > toleranceSeconds) return false;
+  const expected = Buffer.from(hmac(secret, `${t}.${body}`), 'hex');
+  return signatures.some((v) => {
+    const given = Buffer.from(v, 'hex');
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
+}
+
 export interface WebhookOptions {
+  /** The secret each delivery is signed with (`Pgferry-Signature`); absent: unsigned. */
+  secret?: string;
+  /** The clock the signature's `t` is read from. @default Date */
+  now?: () => Date;
   /** @default 6 (about half a minute of retries) */
   attempts?: number;
   /** The first retry's delay, doubled for each next one. @default 1000 */
@@ -69,7 +125,14 @@ export async function postRunFinished(url: URL, run: Run, options: WebhookOption
     try {
       const response = await fetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': 'pgferry' },
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'pgferry',
+          // Signed afresh for each attempt: a retry is not refused as too old.
+          ...(options.secret === undefined
+            ? {}
+            : { [SIGNATURE_HEADER]: webhookSignature(options.secret, body, options.now?.() ?? new Date()) }),
+        },
         body,
         signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
       });

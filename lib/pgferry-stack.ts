@@ -231,6 +231,12 @@ export class PgferryStack extends Stack {
         stateMachines,
         store: this.store,
         environment: this.api.environment,
+        cleanup: {
+          backupCleanup: this.backup.cleanup,
+          migrateSteps: this.migrate.steps,
+          cluster: this.pgTools.cluster,
+          cutoverServiceArns: this.migrate.cutoverServiceArns,
+        },
       });
       // An announcement that failed after its retries is notified and alarmed like a workflow's failure.
       this.monitoring.watchWorkflow('run-events', this.runEvents.announcer);

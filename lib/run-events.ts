@@ -1,6 +1,8 @@
-import { Duration } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as eventTargets from 'aws-cdk-lib/aws-events-targets';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
@@ -23,7 +25,24 @@ export interface RunEventsProps {
   readonly store: BackupBucket;
   /** The environment of the API's functions (the store and the state machines). */
   readonly environment: Record<string, string>;
+  /** What a stopped execution's skipped Catch steps would have run, run by the announcer instead. */
+  readonly cleanup: StoppedCleanupProps;
 }
+
+/** The workflows' cleanup, which a stopped (or timed-out) execution skips. */
+export interface StoppedCleanupProps {
+  /** The backup workflow's Cleanup function: removes the attempt, releases the lease. */
+  readonly backupCleanup: lambda.IFunction;
+  /** The migrate workflow's steps function (its `cleanup` step: MigrateCleanup). */
+  readonly migrateSteps: lambda.IFunction;
+  /** The cluster the pg-tools tasks run in: a stopped execution's task is stopped there. */
+  readonly cluster: ecs.ICluster;
+  /** The services a migration's cutover may scale, scaled back up after a stopped migration. */
+  readonly cutoverServiceArns: readonly string[];
+}
+
+/** The execution statuses that skip a workflow's Catch steps, so that the announcer cleans up. */
+export const STOPPED_STATUSES = ['ABORTED', 'TIMED_OUT'] as const;
 
 /** The execution statuses that end a run. */
 export const FINISHED_STATUSES = ['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED'] as const;
@@ -36,14 +55,27 @@ export const FINISHED_STATUSES = ['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']
  * machine: `Describe` (a function: the run as the API shows it, made into the event) then
  * `Announce` (Step Functions' PutEvents integration, retried). Nothing is added to the workflows'
  * definitions, so local runs are unchanged.
+ *
+ * A stopped or timed-out execution skipped its workflow's Catch steps: before announcing it, the
+ * announcer runs them (`buildCleanup`), so that a cancelled run cleans up as a failed one does and
+ * its `… Cancelled` event comes once that cleanup is done.
  */
 export class RunEvents extends Construct {
   readonly rule: events.Rule;
   readonly announcer: sfn.StateMachine;
   readonly describe: nodejs.NodejsFunction;
 
+  /** The ARN of every task of pgferry's cluster (StopTask, DescribeTasks). */
+  private readonly clusterTasks: string;
+
   constructor(scope: Construct, id: string, props: RunEventsProps) {
     super(scope, id);
+    this.clusterTasks = Stack.of(this).formatArn({
+      service: 'ecs',
+      resource: 'task',
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+      resourceName: `${props.cleanup.cluster.clusterName}/*`,
+    });
     this.describe = props.functions.add('RunEventsDescribe', {
       folder: 'api/events',
       name: 'run-events',
@@ -77,10 +109,29 @@ export class RunEvents extends Construct {
       backoffRate: 2,
       maxAttempts: 6,
     });
+    // A cleanup that failed is announced all the same, then fails the announcer (alarmed).
+    announce.next(
+      new sfn.Choice(this, 'CleanedUp')
+        .when(
+          sfn.Condition.isPresent('$.cleanupError'),
+          new sfn.Fail(this, 'CleanupFailed', {
+            errorPath: sfn.JsonPath.stringAt('$.cleanupError.Error'),
+            causePath: sfn.JsonPath.stringAt('$.cleanupError.Cause'),
+          }),
+        )
+        .otherwise(new sfn.Succeed(this, 'Announced')),
+    );
+    describe.next(announce);
+    const stopped = new sfn.Choice(this, 'Stopped')
+      .when(
+        sfn.Condition.or(...STOPPED_STATUSES.map((status) => sfn.Condition.stringEquals('$.status', status))),
+        this.buildCleanup(props.cleanup, describe),
+      )
+      .otherwise(describe);
     this.announcer = pgferryStateMachine(
       this,
-      'pgferry: announces a finished run on the default event bus',
-      describe.next(announce),
+      'pgferry: announces a finished run on the default event bus, after the cleanup a stopped execution skipped',
+      stopped,
     );
 
     this.rule = new events.Rule(this, 'Finished', {
@@ -110,6 +161,160 @@ export class RunEvents extends Construct {
       'Resource::*': 'X-Ray and CloudWatch Logs delivery accept no narrower resource',
       [`${wildcardResource(this, this.describe.functionArn)}:*`]:
         "LambdaInvoke's grant of the function's versions and aliases (pgferry's own function only)",
+      [`${wildcardResource(this, props.cleanup.backupCleanup.functionArn)}:*`]:
+        "LambdaInvoke's grant of the backup Cleanup function's versions and aliases (pgferry's own function only)",
+      [`${wildcardResource(this, props.cleanup.migrateSteps.functionArn)}:*`]:
+        "LambdaInvoke's grant of the migrate steps function's versions and aliases (pgferry's own function only)",
+      [wildcardResource(this, this.clusterTasks)]:
+        "a stopped execution's task is named only at run time: StopTask and DescribeTasks on the tasks of pgferry's own cluster",
     });
+  }
+
+  /**
+   * What a stopped execution's Catch would have run (lambdas/api/events/stopped.ts plans it):
+   * PlanCleanup, waiting until the Lambda steps it stopped in have ended; its task stopped and
+   * waited for; then the backup's Cleanup, or MigrateCleanup and the services scaled back up.
+   * Then `announce` (Describe, Announce). Any failure is kept in `$.cleanupError`: the run is
+   * announced all the same, then the announcer fails.
+   */
+  private buildCleanup(cleanup: StoppedCleanupProps, announce: sfn.IChainable): sfn.IChainable {
+    const failed = { resultPath: '$.cleanupError' };
+
+    const plan = lambdaStep(this, 'PlanCleanup', {
+      fn: this.describe,
+      timeout: Duration.seconds(60),
+      payload: sfn.TaskInput.fromObject({
+        stateMachineArn: sfn.JsonPath.stringAt('$.stateMachineArn'),
+        name: sfn.JsonPath.stringAt('$.name'),
+        status: sfn.JsonPath.stringAt('$.status'),
+        plan: true,
+      }),
+      resultPath: '$.cleanup',
+    });
+    plan.addCatch(announce, failed);
+    const waitForSteps = new sfn.Wait(this, 'WaitForSteps', {
+      time: sfn.WaitTime.secondsPath('$.cleanup.waitSeconds'),
+    });
+    waitForSteps.next(plan);
+
+    // The task: stopped (its runner cleans up on SIGTERM), then waited for until ECS says STOPPED.
+    const stopTask = new tasks.CallAwsService(this, 'StopTask', {
+      service: 'ecs',
+      action: 'stopTask',
+      parameters: {
+        Cluster: sfn.JsonPath.stringAt('$.cleanup.task.cluster'),
+        Task: sfn.JsonPath.stringAt('$.cleanup.task.taskArn'),
+        Reason: 'pgferry: its execution was stopped',
+      },
+      iamResources: [this.clusterTasks],
+      iamAction: 'ecs:StopTask',
+      resultPath: sfn.JsonPath.DISCARD,
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
+    });
+    const waitForTask = new sfn.Wait(this, 'WaitForTask', {
+      time: sfn.WaitTime.duration(Duration.seconds(15)),
+    });
+    // Already stopped (Step Functions stops a stopped execution's task too): wait for it all the same.
+    stopTask.addCatch(waitForTask, { resultPath: sfn.JsonPath.DISCARD });
+    stopTask.next(waitForTask);
+    const describeTask = new tasks.CallAwsService(this, 'DescribeTask', {
+      service: 'ecs',
+      action: 'describeTasks',
+      parameters: {
+        Cluster: sfn.JsonPath.stringAt('$.cleanup.task.cluster'),
+        Tasks: sfn.JsonPath.array(sfn.JsonPath.stringAt('$.cleanup.task.taskArn')),
+      },
+      iamResources: [this.clusterTasks],
+      iamAction: 'ecs:DescribeTasks',
+      resultSelector: { 'Tasks.$': '$.Tasks' },
+      resultPath: '$.taskStatus',
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
+    });
+    waitForTask.next(describeTask);
+
+    const cleanUp = new sfn.Choice(this, 'CleanupOfKind');
+    describeTask.addCatch(cleanUp, { resultPath: sfn.JsonPath.DISCARD });
+    const lastStatus = '$.taskStatus.Tasks[0].LastStatus';
+    describeTask.next(
+      new sfn.Choice(this, 'TaskStopped')
+        .when(sfn.Condition.isNotPresent(lastStatus), cleanUp)
+        .when(sfn.Condition.stringEquals(lastStatus, 'STOPPED'), cleanUp)
+        .otherwise(waitForTask),
+    );
+
+    const backup = lambdaStep(this, 'CleanUpBackup', {
+      fn: cleanup.backupCleanup,
+      timeout: Duration.minutes(5),
+      payload: sfn.TaskInput.fromObject({
+        store: sfn.JsonPath.stringAt('$.cleanup.backup.store'),
+        database: sfn.JsonPath.stringAt('$.cleanup.backup.database'),
+        backupId: sfn.JsonPath.stringAt('$.cleanup.backup.backupId'),
+        error: sfn.JsonPath.objectAt('$.cleanup.backup.error'),
+      }),
+      resultPath: sfn.JsonPath.DISCARD,
+      retries: [
+        { errors: ['States.TaskFailed'], interval: Duration.seconds(5), backoffRate: 2, maxAttempts: 4 },
+      ],
+    });
+    backup.addCatch(announce, failed);
+    backup.next(announce);
+    const migrate = lambdaStep(this, 'CleanUpMigration', {
+      fn: cleanup.migrateSteps,
+      timeout: Duration.minutes(5),
+      payload: sfn.TaskInput.fromObject({
+        step: 'cleanup',
+        state: sfn.JsonPath.objectAt('$.cleanup.migrate'),
+      }),
+      resultPath: '$.migrateCleanup',
+    });
+    migrate.addCatch(announce, failed);
+    const restart = this.buildRestartServices(cleanup.cutoverServiceArns);
+    restart.addCatch(announce, failed);
+    restart.next(announce);
+    migrate.next(
+      new sfn.Choice(this, 'RestartRequested')
+        .when(sfn.Condition.isPresent('$.cleanup.migrate.steps.ecsServices'), restart)
+        .otherwise(announce),
+    );
+    cleanUp
+      .when(sfn.Condition.isPresent('$.cleanup.backup'), backup)
+      .when(sfn.Condition.isPresent('$.cleanup.migrate'), migrate)
+      .otherwise(announce);
+
+    return plan.next(
+      new sfn.Choice(this, 'StepsEnded')
+        .when(sfn.Condition.numberGreaterThan('$.cleanup.waitSeconds', 0), waitForSteps)
+        .when(sfn.Condition.isPresent('$.cleanup.task'), stopTask)
+        .otherwise(cleanUp),
+    );
+  }
+
+  /** The cutover's services back to their `desiredCount`, as the migrate workflow's failure path does. */
+  private buildRestartServices(serviceArns: readonly string[]): sfn.Map {
+    const update = new tasks.CallAwsService(this, 'RestartService', {
+      service: 'ecs',
+      action: 'updateService',
+      parameters: {
+        Cluster: sfn.JsonPath.stringAt('$.cluster'),
+        Service: sfn.JsonPath.stringAt('$.service'),
+        DesiredCount: sfn.JsonPath.numberAt('$.desiredCount'),
+      },
+      iamResources: [...serviceArns],
+      iamAction: 'ecs:UpdateService',
+      resultPath: sfn.JsonPath.DISCARD,
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
+    });
+    update.addRetry({
+      errors: ['Ecs.EcsException', 'Ecs.ServerException'],
+      interval: Duration.seconds(5),
+      maxAttempts: 3,
+    });
+    const map = new sfn.Map(this, 'RestartServices', {
+      itemsPath: '$.cleanup.migrate.steps.ecsServices',
+      resultPath: sfn.JsonPath.DISCARD,
+      maxConcurrency: 5,
+    });
+    map.itemProcessor(update);
+    return map;
   }
 }

@@ -7,12 +7,12 @@ import type { Credentials } from '../../core/credentials';
 import { localPassword } from '../../core/credentials';
 import { errorMessage, PgferryError } from '../../core/errors';
 import { normaliseStoreUrl, openStore } from '../../core/store';
-import { API_TOKEN_ENV, apiToken, authorized } from '../api-token';
+import { API_TOKEN_ENV, apiToken, authorized, localSecret } from '../api-token';
 import { CLI_STOP_SECONDS } from '../interrupts';
 import { LocalRunHost } from '../local-runs';
 import { configureLogging, option } from '../options';
 import { printable } from '../output';
-import { parseWebhookUrl, postRunFinished } from '../webhook';
+import { parseWebhookUrl, postRunFinished, SIGNATURE_HEADER, WEBHOOK_SECRET_ENV } from '../webhook';
 import { commandSummary } from './index';
 
 /** The port `serve` listens on by default. */
@@ -42,7 +42,11 @@ export function registerServe(program: Command): void {
     )
     .option(
       '--webhook <url>',
-      "POST each finished run's event (as EventBridge's detail) to this http(s) URL, retried with backoff",
+      `POST each finished run's event (as EventBridge's detail) to this http(s) URL, retried with backoff, signed in ${SIGNATURE_HEADER}`,
+    )
+    .option(
+      '--webhook-secret-file <path>',
+      `the webhook signing secret's file, created (mode 0600) with a new secret when missing; ${WEBHOOK_SECRET_ENV} overrides it (default: <state-dir>/webhook-secret)`,
     )
     .option(
       '--state-dir <dir>',
@@ -57,6 +61,7 @@ interface ServeOptions {
   port: number;
   tokenFile?: string;
   webhook?: string;
+  webhookSecretFile?: string;
   stateDir?: string;
 }
 
@@ -80,6 +85,20 @@ async function serveCommand(opts: ServeOptions): Promise<void> {
   const store = openStore(normaliseStoreUrl(opts.store));
   const stateDir = path.resolve(opts.stateDir ?? defaultStateDir(process.env));
   const token = await apiToken(opts.tokenFile ?? path.join(stateDir, 'api-token'), process.env);
+  if (opts.webhookSecretFile !== undefined && !webhook) {
+    throw new PgferryError(
+      'InvalidInput',
+      '--webhook-secret-file signs the deliveries of --webhook: give --webhook too',
+    );
+  }
+  const webhookSecret = webhook
+    ? await localSecret({
+        file: opts.webhookSecretFile ?? path.join(stateDir, 'webhook-secret'),
+        env: process.env,
+        envName: WEBHOOK_SECRET_ENV,
+        what: 'the webhook signing secret',
+      })
+    : undefined;
   // The server's own passwords, as the CLI reads them (PGPASSWORD, pgferry's variables; else
   // ~/.pgpass): a request never carries one.
   const credentials: Credentials = {
@@ -95,7 +114,7 @@ async function serveCommand(opts: ServeOptions): Promise<void> {
     onFinished: (run) => {
       log(`run ${run.id} (${describeRun(run)}) ${run.status}: ${summaryOf(run)}`);
       if (!webhook) return;
-      const delivery = postRunFinished(webhook, run, { onFailure: log }).finally(() =>
+      const delivery = postRunFinished(webhook, run, { secret: webhookSecret, onFailure: log }).finally(() =>
         deliveries.delete(delivery),
       );
       deliveries.add(delivery);

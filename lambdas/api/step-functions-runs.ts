@@ -17,12 +17,19 @@ import {
   StopExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import {
+  compareRuns,
+  DEFAULT_RUN_LIMIT,
+  decodeRunCursor,
   IdempotencyConflict,
+  MAX_RUN_LIMIT,
+  pageOf,
   RUN_KINDS,
   type Run,
+  type RunCursor,
   type RunFilter,
   type RunHost,
   type RunKind,
+  type RunList,
   type RunStatus,
   runDatabase,
   type StartRun,
@@ -41,18 +48,22 @@ export interface StepFunctionsRunsOptions {
   /** The deployment's store: every request is given it, and results are read from it. */
   store: BackupStore;
   /**
-   * At most this many runs per `list` (newest first).
+   * At most this many runs per `list` unless its filter says otherwise (newest first).
    * @default 100
    */
   listLimit?: number;
 }
 
-/** The states of a migration whose effects only MigrateCleanup undoes (a stopped execution skips it). */
-const MIGRATE_STATES_UNDONE_BY_CLEANUP = [
-  MIGRATE_STATES.scaleDown,
-  MIGRATE_STATES.freeze,
+/**
+ * The states of a migration's cutover: once the target secret has been pointed at the target,
+ * the failure path's undoing (the source unfrozen, the services restarted) is no longer a return
+ * to before, so the API does not cancel such a migration.
+ */
+const MIGRATE_CUTOVER_STATES = [
   MIGRATE_STATES.updateSecret,
   MIGRATE_STATES.cutoverCommand,
+  MIGRATE_STATES.scaleUp,
+  MIGRATE_STATES.finish,
 ] as const;
 
 /** The error and cause a cancelled execution stops with (StopExecution). */
@@ -115,7 +126,7 @@ export class StepFunctionsRuns implements RunHost {
 
   constructor(private readonly options: StepFunctionsRunsOptions) {
     this.sfn = options.sfn;
-    this.listLimit = options.listLimit ?? 100;
+    this.listLimit = options.listLimit ?? DEFAULT_RUN_LIMIT;
   }
 
   /**
@@ -163,30 +174,34 @@ export class StepFunctionsRuns implements RunHost {
   }
 
   /**
-   * Newest first, across the kinds asked for: ListExecutions per state machine and status, paged
-   * until `since` or the limit. Listed runs carry no state, result or error (`get` has them).
+   * Newest first, across the kinds asked for: ListExecutions per state machine and status, each
+   * read from its newest past the page's cursor (the last run of the page before) until `since`
+   * or one more than the limit, then merged. Step Functions' own nextToken belongs to one list,
+   * so the page's token is the cursor, as locally. Listed runs carry no state, result or error
+   * (`get` has them).
    */
-  async list(filter: RunFilter): Promise<Run[]> {
+  async list(filter: RunFilter): Promise<RunList> {
     const kinds = filter.kind ? [filter.kind] : [...RUN_KINDS];
     const statuses: (ExecutionStatus | undefined)[] = filter.status
       ? EXECUTION_STATUSES[filter.status]
       : [undefined];
     const since = filter.since ? Date.parse(filter.since) : undefined;
+    const limit = Math.min(filter.limit ?? this.listLimit, MAX_RUN_LIMIT);
+    const cursor = filter.next === undefined ? undefined : decodeRunCursor(filter.next);
     const lists = await Promise.all(
-      kinds.flatMap((kind) => statuses.map((status) => this.listExecutions(kind, status, since))),
+      kinds.flatMap((kind) =>
+        statuses.map((status) => this.listExecutions(kind, status, since, cursor, limit + 1)),
+      ),
     );
-    return lists
-      .flat()
-      .sort((a, b) => b.startedAt.localeCompare(a.startedAt))
-      .slice(0, this.listLimit);
+    return pageOf(lists.flat().sort(compareRuns), { limit, next: filter.next });
   }
 
   /**
-   * Stops the execution (StopExecution, with `pgferry.Cancelled`). Step Functions stops the
-   * running pg-tools task, whose runner cleans up what it made (a restore's new database, a
-   * verification's server, work folders) as on SIGTERM; the workflow's Catch steps do not run
-   * on an aborted execution — docs/aws.md ("Cancelling a run") says what that leaves. A
-   * migration that has begun what only its cleanup undoes is refused (`InvalidInput`).
+   * Stops the execution (StopExecution, with `pgferry.Cancelled`). Step Functions skips a stopped
+   * execution's Catch steps, so the announcer (lib/run-events.ts) runs them when it hears the
+   * execution stopped: it stops the pg-tools task (whose runner cleans up what it made, as on
+   * SIGTERM) and runs the workflow's cleanup (a backup's Cleanup, MigrateCleanup), then announces
+   * the run. A migration whose cutover has begun is refused (`InvalidInput`).
    */
   async cancel(id: string): Promise<Run | undefined> {
     const parsed = parseRunId(id);
@@ -195,7 +210,7 @@ export class StepFunctionsRuns implements RunHost {
     const execution = await this.describe(executionArn);
     if (!execution) return undefined;
     if (execution.status === 'RUNNING' || execution.status === 'PENDING_REDRIVE') {
-      if (parsed.kind === 'migrate') await this.refuseCancelAfterCutoverBegan(id, executionArn);
+      if (parsed.kind === 'migrate') await this.refuseCancelInCutover(id, executionArn);
       try {
         await this.sfn.send(new StopExecutionCommand({ executionArn, ...CANCELLED }));
       } catch (err) {
@@ -208,17 +223,17 @@ export class StepFunctionsRuns implements RunHost {
   }
 
   /**
-   * Stopping an execution skips its Catch steps: a migration stopped after it scaled services
-   * down, froze its source or began the cutover would leave them so (MigrateCleanup, which undoes
-   * them, would not run). Such a migration is not cancelled through the API.
+   * A migration in its cutover (the target secret pointed at the target, the cutover command,
+   * the services scaled back up, the finish) is not cancelled: its cleanup would unfreeze a
+   * source that the applications have already left.
    */
-  private async refuseCancelAfterCutoverBegan(id: string, executionArn: string): Promise<void> {
+  private async refuseCancelInCutover(id: string, executionArn: string): Promise<void> {
     const entered = await this.enteredStates(executionArn);
-    const begun = MIGRATE_STATES_UNDONE_BY_CLEANUP.filter((state) => entered.has(state));
+    const begun = MIGRATE_CUTOVER_STATES.filter((state) => entered.has(state));
     if (begun.length > 0) {
       throw new PgferryError(
         'InvalidInput',
-        `run ${id} has entered ${begun.join(', ')}: cancelling it now would skip the cleanup that undoes them (unfreeze the source, scale services back up); let it finish or fail, or stop the execution in the Step Functions console and undo them yourself`,
+        `run ${id} has entered ${begun.join(', ')}: its cutover has begun, and cancelling it would unfreeze a source the applications have left; let it finish or fail`,
       );
     }
   }
@@ -286,7 +301,8 @@ export class StepFunctionsRuns implements RunHost {
     const status = STATUS_OF[execution.status ?? 'RUNNING'] ?? 'running';
     const input = parseJson(execution.input);
     const database = runDatabase(kind, input);
-    const state = await this.lastEnteredState(execution.executionArn ?? '');
+    const entered = await this.lastEnteredState(execution.executionArn ?? '');
+    const state = entered?.state;
     const run: Run = {
       id: runId(kind, execution.name ?? ''),
       kind,
@@ -295,6 +311,9 @@ export class StepFunctionsRuns implements RunHost {
       ...(execution.stopDate ? { finishedAt: execution.stopDate.toISOString() } : {}),
       ...(database === undefined ? {} : { database }),
       ...(state ? { state } : {}),
+      // What the history says of a running run's progress: the state, and since when. The task's
+      // bytes are in its logs, not in the history.
+      ...(status === 'running' && entered ? { progress: entered } : {}),
     };
     if (status === 'succeeded') {
       const result = await this.resultOf(parseJson(execution.output));
@@ -310,8 +329,10 @@ export class StepFunctionsRuns implements RunHost {
     return run;
   }
 
-  /** The name of the last state the execution entered (its history, newest first). */
-  private async lastEnteredState(executionArn: string): Promise<string | undefined> {
+  /** The last state the execution entered, and when (its history, newest first). */
+  private async lastEnteredState(
+    executionArn: string,
+  ): Promise<{ state: string; enteredAt: string } | undefined> {
     let nextToken: string | undefined;
     do {
       const page = await this.sfn.send(
@@ -324,7 +345,10 @@ export class StepFunctionsRuns implements RunHost {
         }),
       );
       const entered = page.events?.find((e) => e.stateEnteredEventDetails?.name);
-      if (entered) return entered.stateEnteredEventDetails?.name;
+      const name = entered?.stateEnteredEventDetails?.name;
+      if (entered && name) {
+        return { state: name, enteredAt: (entered.timestamp ?? new Date(0)).toISOString() };
+      }
       nextToken = page.nextToken;
     } while (nextToken);
     return undefined;
@@ -343,10 +367,13 @@ export class StepFunctionsRuns implements RunHost {
     return output;
   }
 
+  /** One state machine's executions (of one status) after `cursor`: `want` of them at most. */
   private async listExecutions(
     kind: RunKind,
     statusFilter: ExecutionStatus | undefined,
     since: number | undefined,
+    cursor: RunCursor | undefined,
+    want: number,
   ): Promise<Run[]> {
     const runs: Run[] = [];
     let nextToken: string | undefined;
@@ -355,15 +382,18 @@ export class StepFunctionsRuns implements RunHost {
         new ListExecutionsCommand({
           stateMachineArn: this.options.stateMachineArns[kind],
           statusFilter,
-          maxResults: Math.min(this.listLimit, 1000),
+          // Past a cursor, whole pages are passed over: the largest page costs one call per 1,000.
+          maxResults: cursor ? 1000 : Math.min(want, 1000),
           nextToken,
         }),
       );
       for (const item of page.executions ?? []) {
         // Newest first: the first one older than `since` ends this list.
         if (since !== undefined && (item.startDate?.getTime() ?? 0) < since) return runs;
-        runs.push(listedRun(kind, item));
-        if (runs.length >= this.listLimit) return runs;
+        const run = listedRun(kind, item);
+        if (cursor && compareRuns(cursor, run) >= 0) continue; // on an earlier page
+        runs.push(run);
+        if (runs.length >= want) return runs;
       }
       nextToken = page.nextToken;
     } while (nextToken);

@@ -7,12 +7,13 @@
  * tests cover the others (the API adds nothing that depends on it).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
+import { verifyWebhookSignature } from '../../cli/webhook';
 import { cliEnv, extraPgBinDirs, REPO } from '../support/cli';
 import { createSeededDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
 
@@ -78,6 +79,8 @@ const hookBodies: {
   'detail-type': string;
   detail: { id: string; status: string; database: string | null };
 }[] = [];
+/** Each delivery's `Pgferry-Signature` and raw body. */
+const hookSignatures: { header: string | undefined; body: string }[] = [];
 /** Every response body the tests read: none may hold the password. */
 const answers: string[] = [];
 /** A session holding a lock that keeps a backup waiting (the run to cancel, the run to interrupt). */
@@ -139,6 +142,7 @@ beforeAll(async () => {
     });
     req.on('end', () => {
       hookBodies.push(JSON.parse(data));
+      hookSignatures.push({ header: req.headers['pgferry-signature'] as string | undefined, body: data });
       res.writeHead(204).end();
     });
   });
@@ -285,7 +289,16 @@ test('a failed run is reported with its error', async () => {
   });
 }, 120_000);
 
-test('DELETE cancels a running backup: its cleanup runs, nothing is listed, the run ends cancelled', async () => {
+/** The lease files of the served database (core/lease.ts: `<name>/.lease/<generation>.json`). */
+function leases(): string[] {
+  try {
+    return readdirSync(path.join(storeDir, database, '.lease'));
+  } catch {
+    return [];
+  }
+}
+
+test('DELETE cancels a running backup: its cleanup runs and releases the lease, nothing is listed, the run ends cancelled', async () => {
   const listedIds = async () =>
     (await call('GET', `/v1/backups?database=${database}`)).body.backups.map((b: { id: string }) => b.id);
   const before = await listedIds();
@@ -296,6 +309,7 @@ test('DELETE cancels a running backup: its cleanup runs, nothing is listed, the 
       lockWaitTimeoutMs: 600_000,
     });
     await inState(started.body.id, 'Dump');
+    expect(leases()).toHaveLength(1);
     const cancelling = await call('DELETE', `/v1/runs/${started.body.id}`);
     expect(cancelling.status).toBe(202);
     const run = await finished(started.body.id, 60_000);
@@ -304,13 +318,15 @@ test('DELETE cancels a running backup: its cleanup runs, nothing is listed, the 
       error: { error: expect.any(String), cause: expect.any(String) },
     });
     expect((await call('DELETE', `/v1/runs/${started.body.id}`)).status).toBe(409);
+    // The cleanup released the database's lease: the next backup is not refused for 13 hours.
+    expect(leases()).toEqual([]);
   } finally {
     await releaseLock();
   }
   expect(await listedIds()).toEqual(before);
 }, 120_000);
 
-test('the webhook received each finished run, as EventBridge detail', async () => {
+test('the webhook received each finished run, as EventBridge detail, signed with the secret in the state folder', async () => {
   for (let i = 0; i < 50 && hookBodies.length < 6; i++)
     await new Promise((resolve) => setTimeout(resolve, 200));
   const types = hookBodies.map((b) => b['detail-type']);
@@ -328,6 +344,17 @@ test('the webhook received each finished run, as EventBridge detail', async () =
     status: 'succeeded',
     database,
   });
+  // Every delivery is signed with the secret serve created (0600, beside the token) and printed
+  // only the path of.
+  const secretFile = path.join(stateDir, 'webhook-secret');
+  expect(statSync(secretFile).mode & 0o777).toBe(0o600);
+  const secret = readFileSync(secretFile, 'utf8').trim();
+  expect(served.stderr()).toContain(`a new webhook signing secret is in ${secretFile} (mode 0600)`);
+  expect(served.stderr()).not.toContain(secret);
+  expect(hookSignatures.length).toBe(hookBodies.length);
+  for (const { header, body } of hookSignatures)
+    expect(verifyWebhookSignature(header, body, secret)).toBe(true);
+  expect(verifyWebhookSignature(hookSignatures[0].header, hookSignatures[0].body, served.token)).toBe(false);
 }, 30_000);
 
 test('a restart marks the run the killed server was executing as failed, never running', async () => {

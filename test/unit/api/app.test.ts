@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { createApi } from '../../../api/app';
 import { renderOpenApiDocument } from '../../../api/openapi';
 import {
+  encodeRunCursor,
   IdempotencyConflict,
   type Run,
   type RunFilter,
@@ -241,7 +242,23 @@ describe('runs', () => {
     expect(await json(response)).toEqual({ runs: [withoutResult] });
   });
 
-  test.each(['kind=dump', 'status=done', 'since=yesterday'])('400 for ?%s', async (query) => {
+  test('the list pages: limit and next are passed, and the page’s next returned', async () => {
+    runs.runs.set(finished.id, finished);
+    const next = encodeRunCursor(finished);
+    const response = await app.request(`/v1/runs?limit=1&next=${next}`);
+    expect(response.status).toBe(200);
+    expect(runs.listed).toEqual([{ limit: 1, next }]);
+  });
+
+  test.each([
+    'kind=dump',
+    'status=done',
+    'since=yesterday',
+    'limit=0',
+    'limit=1001',
+    'limit=ten',
+    'next=not-a-token',
+  ])('400 for ?%s', async (query) => {
     expect((await app.request(`/v1/runs?${query}`)).status).toBe(400);
   });
 });

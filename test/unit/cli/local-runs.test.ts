@@ -163,3 +163,37 @@ test('a local migration with an AWS-only cutover is refused before it starts', a
   expect(started).toBe(0);
   await host.close(1000);
 });
+
+test('the list pages by a cursor: limit, then next, newest first, none repeated or lost when runs start meanwhile', async () => {
+  let clock = Date.parse('2026-12-02T10:00:00Z');
+  const host = await LocalRunHost.open({
+    store: new LocalStore(path.join(dir, 'store')),
+    stateDir: path.join(dir, 'state'),
+    credentials: {},
+    runWorkflow: waitingWorkflow,
+    now: () => new Date(clock),
+  });
+  // Five runs, a second apart (two with one start time: the id orders them).
+  for (const [i, at] of [0, 1, 1, 2, 3].entries()) {
+    clock = Date.parse('2026-12-02T10:00:00Z') + at * 1000;
+    await host.start({ kind: 'backup', request: { source, name: `db${i}` } });
+  }
+  const first = await host.list({ limit: 2 });
+  expect(first).toHaveLength(2);
+  expect(first.next).toEqual(expect.any(String));
+  // A run started between the pages does not shift the next one.
+  clock += 60_000;
+  await host.start({ kind: 'backup', request: { source, name: 'late' } });
+  const second = await host.list({ limit: 2, next: first.next });
+  const third = await host.list({ limit: 2, next: second.next });
+  expect(third.next).toBeUndefined();
+  const paged = [...first, ...second, ...third].map((r) => r.database);
+  expect(paged).toHaveLength(5);
+  expect(new Set(paged).size).toBe(5);
+  expect(paged).not.toContain('late');
+  const all = (await host.list({})).filter((r) => r.database !== 'late').map((r) => r.database);
+  expect(paged).toEqual(all);
+  for (const { signal: _, fail } of pending) fail(new Error('done'));
+  await host.settled();
+  await host.close(1000);
+});

@@ -131,11 +131,12 @@ test("the backups' key decrypts only for pgferry's roles (through S3) and the co
   ]);
 });
 
-test('a migration may scale only the ECS services the targets name', () => {
+test('a migration may scale only the ECS services the targets name (and the announcer scale them back after a stopped one)', () => {
   const updates = roleGrants().filter(({ statement }) =>
     [statement.Action].flat().some((a) => actionMatches(a, 'ecs:UpdateService')),
   );
-  expect(updates.flatMap(({ statement }) => [statement.Resource].flat())).toEqual([
+  expect(rolesAllowed('ecs:UpdateService')).toEqual(['MigrateStateMachineRole', 'RunEventsStateMachineRole']);
+  expect([...new Set(updates.flatMap(({ statement }) => [statement.Resource].flat()))]).toEqual([
     `arn:aws:ecs:${REGION}:${ACCOUNT}:service/shop/shop-api`,
   ]);
 });
@@ -149,7 +150,9 @@ test('with no cutover service configured, a migration may scale none', () => {
     .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
     .filter((s) => [s.Action].flat().some((a) => actionMatches(a, 'ecs:UpdateService')))
     .flatMap((s) => [s.Resource].flat());
-  expect(resourcesOf).toEqual([`arn:aws:ecs:${REGION}:${ACCOUNT}:service/pgferry-no-cutover-services/none`]);
+  expect([...new Set(resourcesOf)]).toEqual([
+    `arn:aws:ecs:${REGION}:${ACCOUNT}:service/pgferry-no-cutover-services/none`,
+  ]);
 });
 
 test('the verification task reads no database password: it restores into a server of its own', () => {

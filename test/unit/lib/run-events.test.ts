@@ -1,10 +1,19 @@
 /**
  * Run-finished events on AWS (lib/run-events.ts), on the synthesized template: the rule hears the
- * four workflows' finished executions, the announcing state machine describes the run then puts
- * one `pgferry` event on the default bus, and may do nothing else.
+ * four workflows' finished executions, the announcing state machine runs the cleanup a stopped
+ * execution skipped, describes the run then puts one `pgferry` event on the default bus, and may
+ * do nothing else.
  */
-import { FINISHED_STATUSES } from '../../../lib/run-events';
-import { ACCOUNT, allowedActionsOf, definitionOf, policyStatementsOf, REGION, templateOf } from './fixtures';
+import { FINISHED_STATUSES, STOPPED_STATUSES } from '../../../lib/run-events';
+import {
+  ACCOUNT,
+  allowedActionsOf,
+  definitionOf,
+  policyStatementsOf,
+  REGION,
+  resourcesAllowed,
+  templateOf,
+} from './fixtures';
 
 type Resources = Record<string, { Type: string; Properties: Record<string, unknown> }>;
 
@@ -53,7 +62,8 @@ test('its target is the announcing state machine, given the execution, retried f
 
 test('the announcer: Describe (the run made into the event), then Announce: one pgferry event on the default bus', () => {
   const definition = definitionOf(template, 'RunEventsStateMachine');
-  expect(definition.StartAt).toBe('Describe');
+  expect(definition.StartAt).toBe('Stopped');
+  expect(definition.States.Stopped).toMatchObject({ Type: 'Choice', Default: 'Describe' });
   expect(definition.States.Describe).toMatchObject({ Type: 'Task', Next: 'Announce' });
   const announce = definition.States.Announce as unknown as {
     Resource: string;
@@ -86,4 +96,144 @@ test('the describing function reads executions and the store; it starts, stops a
     'states:GetExecutionHistory',
   ]);
   expect(actions.filter((a) => /^s3:(Put|Delete)|^(events|secretsmanager|ecs):/.test(a))).toEqual([]);
+});
+
+type Definition = ReturnType<typeof definitionOf>;
+const announcer: Definition = definitionOf(template, 'RunEventsStateMachine');
+const stateOf = (name: string) => announcer.States[name] as unknown as Record<string, unknown>;
+/** The logical id a state's Lambda resource names (`arn:…:function:<id>`, as lib/asl.ts renders it). */
+const functionOf = (name: string) => String(stateOf(name).Resource).replace(/^.*:function:/, '');
+
+test('a stopped or timed-out execution is cleaned up before it is described and announced', () => {
+  expect([...STOPPED_STATUSES]).toEqual(['ABORTED', 'TIMED_OUT']);
+  expect(stateOf('Stopped').Choices).toEqual([
+    {
+      Or: [
+        { Variable: '$.status', StringEquals: 'ABORTED' },
+        { Variable: '$.status', StringEquals: 'TIMED_OUT' },
+      ],
+      Next: 'PlanCleanup',
+    },
+  ]);
+  // The plan: the describing function, asked for the cleanup; planned again after the Lambda
+  // steps the execution stopped in have ended.
+  expect(stateOf('PlanCleanup')).toMatchObject({
+    Parameters: {
+      'stateMachineArn.$': '$.stateMachineArn',
+      'name.$': '$.name',
+      'status.$': '$.status',
+      plan: true,
+    },
+    ResultPath: '$.cleanup',
+    Next: 'StepsEnded',
+  });
+  expect(functionOf('PlanCleanup')).toMatch(/^FunctionsRunEventsDescribe/);
+  expect(stateOf('StepsEnded')).toMatchObject({
+    Choices: [
+      { Variable: '$.cleanup.waitSeconds', NumericGreaterThan: 0, Next: 'WaitForSteps' },
+      { Variable: '$.cleanup.task', IsPresent: true, Next: 'StopTask' },
+    ],
+    Default: 'CleanupOfKind',
+  });
+  expect(stateOf('WaitForSteps')).toMatchObject({
+    SecondsPath: '$.cleanup.waitSeconds',
+    Next: 'PlanCleanup',
+  });
+  // The task stopped, then waited for until ECS says it has stopped.
+  expect(stateOf('StopTask')).toMatchObject({
+    Resource: 'arn:aws:states:::aws-sdk:ecs:stopTask',
+    Parameters: { 'Cluster.$': '$.cleanup.task.cluster', 'Task.$': '$.cleanup.task.taskArn' },
+    Next: 'WaitForTask',
+  });
+  expect(stateOf('WaitForTask')).toMatchObject({ Next: 'DescribeTask' });
+  expect(stateOf('TaskStopped')).toMatchObject({
+    Choices: [
+      { Variable: '$.taskStatus.Tasks[0].LastStatus', IsPresent: false, Next: 'CleanupOfKind' },
+      { Variable: '$.taskStatus.Tasks[0].LastStatus', StringEquals: 'STOPPED', Next: 'CleanupOfKind' },
+    ],
+    Default: 'WaitForTask',
+  });
+  // The workflows' own cleanup: the backup's Cleanup function, MigrateCleanup and the services.
+  expect(stateOf('CleanupOfKind')).toMatchObject({
+    Choices: [
+      { Variable: '$.cleanup.backup', IsPresent: true, Next: 'CleanUpBackup' },
+      { Variable: '$.cleanup.migrate', IsPresent: true, Next: 'CleanUpMigration' },
+    ],
+    Default: 'Describe',
+  });
+  expect(functionOf('CleanUpBackup')).toMatch(/^FunctionsCleanup[0-9A-F]{8}$/);
+  expect(stateOf('CleanUpBackup')).toMatchObject({
+    Parameters: {
+      'store.$': '$.cleanup.backup.store',
+      'database.$': '$.cleanup.backup.database',
+      'backupId.$': '$.cleanup.backup.backupId',
+      'error.$': '$.cleanup.backup.error',
+    },
+    Next: 'Describe',
+  });
+  expect(functionOf('CleanUpMigration')).toMatch(/^FunctionsMigrateSteps/);
+  expect(stateOf('CleanUpMigration')).toMatchObject({
+    Parameters: { step: 'cleanup', 'state.$': '$.cleanup.migrate' },
+    Next: 'RestartRequested',
+  });
+  expect(stateOf('RestartServices')).toMatchObject({
+    ItemsPath: '$.cleanup.migrate.steps.ecsServices',
+    Next: 'Describe',
+  });
+});
+
+test('a cleanup that fails is announced all the same, then fails the announcer (alarmed)', () => {
+  for (const name of ['PlanCleanup', 'CleanUpBackup', 'CleanUpMigration', 'RestartServices']) {
+    expect(stateOf(name).Catch).toEqual([
+      { ErrorEquals: ['States.ALL'], ResultPath: '$.cleanupError', Next: 'Describe' },
+    ]);
+  }
+  expect(stateOf('Announce').Next).toBe('CleanedUp');
+  expect(stateOf('CleanedUp')).toMatchObject({
+    Choices: [{ Variable: '$.cleanupError', IsPresent: true, Next: 'CleanupFailed' }],
+  });
+  expect(stateOf('CleanupFailed').Type).toBe('Fail');
+});
+
+test("the announcer may invoke only the describing function and the workflows' cleanups, stop only pgferry's tasks, scale only the cutover's services", () => {
+  const role = 'RunEventsStateMachineRole';
+  expect([...new Set(allowedActionsOf(template, role))]).toEqual([
+    'ecs:DescribeTasks',
+    'ecs:StopTask',
+    'ecs:UpdateService',
+    'events:PutEvents',
+    'lambda:InvokeFunction',
+    'logs:CreateLogDelivery',
+    'logs:DeleteLogDelivery',
+    'logs:DescribeLogGroups',
+    'logs:DescribeResourcePolicies',
+    'logs:GetLogDelivery',
+    'logs:ListLogDeliveries',
+    'logs:PutResourcePolicy',
+    'logs:UpdateLogDelivery',
+    'xray:GetSamplingRules',
+    'xray:GetSamplingTargets',
+    'xray:PutTelemetryRecords',
+    'xray:PutTraceSegments',
+  ]);
+  const invoked = resourcesAllowed(template, role, 'lambda:InvokeFunction').map((r) =>
+    JSON.stringify(r).replace(/^.*?"(Functions[A-Za-z]+?)[0-9A-F]{8}".*$/, '$1'),
+  );
+  expect([...new Set(invoked)].sort()).toEqual([
+    'FunctionsCleanup',
+    'FunctionsMigrateSteps',
+    'FunctionsRunEventsDescribe',
+  ]);
+  const clusterTasks = {
+    'Fn::Join': [
+      '',
+      [`arn:aws:ecs:${REGION}:${ACCOUNT}:task/`, { Ref: expect.stringMatching(/^PgToolsCluster/) }, '/*'],
+    ],
+  };
+  for (const action of ['ecs:StopTask', 'ecs:DescribeTasks']) {
+    expect(resourcesAllowed(template, role, action)).toEqual([clusterTasks]);
+  }
+  expect(resourcesAllowed(template, role, 'ecs:UpdateService')).toEqual(
+    resourcesAllowed(template, 'MigrateStateMachineRole', 'ecs:UpdateService'),
+  );
 });

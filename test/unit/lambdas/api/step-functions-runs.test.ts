@@ -183,12 +183,17 @@ describe('get', () => {
     });
   });
 
-  test('a running migration: the state it is in', async () => {
-    expect(await runs.get('migrate-deploy-4711-shop-to-pg17')).toMatchObject({
-      status: 'running',
-      state: 'Migrate',
-      database: 'shop',
-    });
+  test('a running migration: the state it is in, and its progress as the history tells it', async () => {
+    const run = await runs.get('migrate-deploy-4711-shop-to-pg17');
+    expect(run).toMatchObject({ status: 'running', state: 'Migrate', database: 'shop' });
+    const migrateEntered = sfn
+      .historyOf('deploy-4711-shop-to-pg17')
+      .find((e) => (e.stateEnteredEventDetails as { name?: string } | undefined)?.name === 'Migrate');
+    expect(run?.progress).toEqual({ state: 'Migrate', enteredAt: migrateEntered?.timestamp });
+  });
+
+  test('a finished run has no progress', async () => {
+    expect((await runs.get('restore-restore-shop-drill-1'))?.progress).toBeUndefined();
   });
 
   test.each([
@@ -228,6 +233,20 @@ describe('list', () => {
     ]);
   });
 
+  test('pages: limit, then next, across the state machines, none repeated or lost', async () => {
+    const first = await runs.list({ limit: 2 });
+    expect(first.map((r) => r.id)).toEqual([
+      'migrate-deploy-4711-shop-to-pg17',
+      'restore-restore-shop-drill-1',
+    ]);
+    expect(first.next).toEqual(expect.any(String));
+    // A run started between the pages does not shift the next one.
+    await runs.start({ kind: 'backup', request: NIGHTLY_BODY, idempotencyKey: 'started-meanwhile' });
+    const second = await runs.list({ limit: 2, next: first.next });
+    expect(second.map((r) => r.id)).toEqual(['backup-nightly-shop-20260315']);
+    expect(second.next).toBeUndefined();
+  });
+
   test('at most the limit, reading no more pages than needed', async () => {
     const limited = new StepFunctionsRuns({
       sfn,
@@ -257,21 +276,36 @@ describe('cancel', () => {
     });
   });
 
-  test('a migration that has frozen its source (or scaled services down) is not stopped: its cleanup would be skipped', async () => {
-    // The recorded migration, moved on into Freeze.
+  /** The recorded migration, moved on into `state`. */
+  const enter = (state: string) => {
     const history = sfn.historyOf('deploy-4711-shop-to-pg17');
     history.push({
       id: history.length + 1,
       previousEventId: history.length,
       type: 'TaskStateEntered',
       timestamp: '2026-03-17T06:00:05.000Z',
-      stateEnteredEventDetails: { name: 'Freeze', inputDetails: { truncated: false } },
+      stateEnteredEventDetails: { name: state, inputDetails: { truncated: false } },
     });
-    await expect(runs.cancel('migrate-deploy-4711-shop-to-pg17')).rejects.toThrow(
-      'run migrate-deploy-4711-shop-to-pg17 has entered Freeze: cancelling it now would skip the cleanup',
-    );
-    expect(operations()).not.toContain('StopExecution');
+  };
+
+  test('a migration that has frozen its source (or scaled services down) is stopped: the announcer runs its cleanup', async () => {
+    enter('ScaleDownService');
+    enter('Freeze');
+    expect(await runs.cancel('migrate-deploy-4711-shop-to-pg17')).toMatchObject({ status: 'cancelled' });
+    expect(operations()).toContain('StopExecution');
   });
+
+  test.each(['UpdateTargetSecret', 'RunCutoverCommand', 'ScaleUpService'])(
+    'a migration in its cutover (%s) is not stopped',
+    async (state) => {
+      enter('Freeze');
+      enter(state);
+      await expect(runs.cancel('migrate-deploy-4711-shop-to-pg17')).rejects.toThrow(
+        `run migrate-deploy-4711-shop-to-pg17 has entered ${state}: its cutover has begun`,
+      );
+      expect(operations()).not.toContain('StopExecution');
+    },
+  );
 
   test('a finished run is returned as it is; an unknown one is undefined', async () => {
     expect(await runs.cancel('backup-nightly-shop-20260315')).toMatchObject({ status: 'succeeded' });

@@ -1,0 +1,252 @@
+/**
+ * The cleanup of a stopped execution. Step Functions skips a workflow's Catch steps when its
+ * execution is stopped (StopExecution: the API's cancel, the console's Stop) or times out, so the
+ * announcing state machine (lib/run-events.ts) runs them itself: this plans what it runs, from
+ * the execution's input and history alone.
+ *
+ * - **The task**: the pg-tools task the execution was running, to stop (ECS StopTask: its runner
+ *   cleans up what it made, as on any SIGTERM) and to wait for before anything else.
+ * - **Lambda steps still running**: a stopped execution does not stop them, and their effects
+ *   (a lease taken, a source frozen) must be seen by the cleanup, so it waits until each has
+ *   surely ended (`waitSeconds`: its scheduled time plus its timeout) and plans again.
+ * - **backup**: the workflow's Cleanup function (the Catch's), given the attempt's store, name and
+ *   id: it removes the attempt's objects and releases the lease. They come from the last state's
+ *   input that holds them; a backup stopped in Preflight has none, and its lease (naming this
+ *   execution) says which attempt Preflight began. A backup whose manifest exists completed (its
+ *   Record ran to its end) and is kept.
+ * - **migrate**: MigrateCleanup (the Catch's), given the state the stopped state was given, as the
+ *   Catch would give it; then the cutover's services scaled back up, as the failure path does.
+ *   A migration stopped in its preflight has changed nothing.
+ * - **restore, verify**: only the task (their workflows have no Catch step of their own: the task
+ *   drops a restore's new database, a verification's throwaway server). A clean restore's nested
+ *   safety backup is stopped by Step Functions with its parent, and is cleaned up as a stopped
+ *   backup of its own.
+ */
+import type { DescribeExecutionCommandOutput, HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
+import { GetExecutionHistoryCommand } from '@aws-sdk/client-sfn';
+import type { RunKind } from '../../../api/runs';
+import { backupCatalogName } from '../../../core/catalog-name';
+import {
+  BackupRequestSchema,
+  BackupStateSchema,
+  type CaughtError,
+  type MigrateState,
+  MigrateStateSchema,
+} from '../../../core/contracts';
+import type { Deployment } from '../../../core/deployment';
+import { currentLease } from '../../../core/lease';
+import type { BackupStore } from '../../../core/store';
+import { manifestKey } from '../../../core/store-keys';
+
+/** What the announcer runs after a stopped execution (lib/run-events.ts). */
+export interface StoppedCleanup {
+  kind: RunKind;
+  /**
+   * Seconds until every Lambda step that was running when the execution stopped has ended; the
+   * announcer waits that long, then plans again. 0: nothing is left running but the task.
+   */
+  waitSeconds: number;
+  /** The pg-tools task the execution was running: stopped, and waited for. */
+  task?: { cluster: string; taskArn: string };
+  /** The backup workflow's Cleanup function's input: the attempt, and why it ended. */
+  backup?: { store: string; database: string; backupId: string; error: CaughtError };
+  /** MigrateCleanup's state: the stopped state's input, with the stop as its error. */
+  migrate?: MigrateState;
+}
+
+/** Past a Lambda step's timeout, before it is taken as ended. */
+const SETTLE_MARGIN_SECONDS = 10;
+
+/** The Task events that end a task. */
+const TASK_ENDS = new Set([
+  'TaskSucceeded',
+  'TaskFailed',
+  'TaskTimedOut',
+  'TaskStartFailed',
+  'TaskSubmitFailed',
+]);
+
+/** The history of an execution, oldest first, with its inputs and outputs (which hold no secret). */
+export async function executionHistory(
+  sfn: Pick<SFNClient, 'send'>,
+  executionArn: string,
+): Promise<HistoryEvent[]> {
+  const events: HistoryEvent[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(
+      new GetExecutionHistoryCommand({
+        executionArn,
+        maxResults: 1000,
+        includeExecutionData: true,
+        nextToken,
+      }),
+    );
+    events.push(...(page.events ?? []));
+    nextToken = page.nextToken;
+  } while (nextToken);
+  return events;
+}
+
+interface OpenTask {
+  scheduled: HistoryEvent;
+  submittedOutput?: string;
+}
+
+/** The Task steps begun and not ended when the history stops: Lambda invocations, ECS tasks. */
+export function openTasks(events: readonly HistoryEvent[]): OpenTask[] {
+  const open = new Map<number, OpenTask>();
+  const rootOf = new Map<number, number>();
+  for (const event of events) {
+    const id = event.id ?? 0;
+    if (event.type === 'TaskScheduled') {
+      open.set(id, { scheduled: event });
+      rootOf.set(id, id);
+      continue;
+    }
+    if (
+      !event.type?.startsWith('Task') ||
+      event.type.endsWith('StateEntered') ||
+      event.type.endsWith('StateExited')
+    )
+      continue;
+    const root = rootOf.get(event.previousEventId ?? -1);
+    if (root === undefined) continue;
+    rootOf.set(id, root);
+    const task = open.get(root);
+    if (!task) continue;
+    if (event.type === 'TaskSubmitted') task.submittedOutput = event.taskSubmittedEventDetails?.output;
+    if (TASK_ENDS.has(event.type)) open.delete(root);
+  }
+  return [...open.values()];
+}
+
+/** An ECS RunTask response's task (Step Functions shows it PascalCased). */
+function ecsTaskOf(output: string | undefined): { cluster: string; taskArn: string } | undefined {
+  const parsed = parseJson(output) as
+    | {
+        Tasks?: { TaskArn?: string; ClusterArn?: string }[];
+        tasks?: { taskArn?: string; clusterArn?: string }[];
+      }
+    | undefined;
+  const task = parsed?.Tasks?.[0];
+  const taskArn = task?.TaskArn ?? parsed?.tasks?.[0]?.taskArn;
+  const cluster = task?.ClusterArn ?? parsed?.tasks?.[0]?.clusterArn;
+  return taskArn && cluster ? { cluster, taskArn } : undefined;
+}
+
+/** The inputs the states were given, newest first. */
+function enteredInputs(events: readonly HistoryEvent[]): unknown[] {
+  return events
+    .filter((e) => e.stateEnteredEventDetails?.input !== undefined)
+    .map((e) => parseJson(e.stateEnteredEventDetails?.input))
+    .reverse();
+}
+
+/** The error a Catch would have put in the state: the stop's own, or the timeout. */
+export function stopError(execution: DescribeExecutionCommandOutput): CaughtError {
+  if (execution.status === 'TIMED_OUT') {
+    return {
+      Error: execution.error || 'States.Timeout',
+      Cause: execution.cause || 'the execution timed out',
+    };
+  }
+  return {
+    Error: execution.error || 'States.Aborted',
+    Cause: execution.cause || 'the execution was stopped',
+  };
+}
+
+export interface PlanDeps {
+  /** The store the execution's input names (the deployment's). */
+  store: BackupStore;
+  /** The deployment's bindings: a backup's catalog name, when only its request says it. */
+  deployment: Deployment;
+  now?: Date;
+}
+
+/** What to clean up after `execution` (stopped or timed out), from its history (oldest first). */
+export async function planStoppedCleanup(
+  kind: RunKind,
+  execution: DescribeExecutionCommandOutput,
+  events: readonly HistoryEvent[],
+  deps: PlanDeps,
+): Promise<StoppedCleanup> {
+  const now = (deps.now ?? new Date()).getTime();
+  const open = openTasks(events);
+  let settledAt = now;
+  let task: StoppedCleanup['task'];
+  for (const { scheduled, submittedOutput } of open) {
+    const details = scheduled.taskScheduledEventDetails;
+    if (details?.resourceType === 'lambda') {
+      const timeout = details.timeoutInSeconds ?? 900;
+      const end = (scheduled.timestamp?.getTime() ?? now) + (timeout + SETTLE_MARGIN_SECONDS) * 1000;
+      settledAt = Math.max(settledAt, end);
+    } else if (details?.resourceType === 'ecs') {
+      task = ecsTaskOf(submittedOutput) ?? task;
+    }
+  }
+  const plan: StoppedCleanup = {
+    kind,
+    waitSeconds: Math.ceil((settledAt - now) / 1000),
+    ...(task ? { task } : {}),
+  };
+  const error = stopError(execution);
+  if (kind === 'backup') {
+    const attempt = await stoppedBackup(execution, events, deps);
+    if (attempt && !(await completed(deps.store, attempt))) plan.backup = { ...attempt, error };
+  } else if (kind === 'migrate') {
+    for (const input of enteredInputs(events)) {
+      const state = MigrateStateSchema.safeParse(input);
+      if (state.success) {
+        plan.migrate = { ...state.data, error };
+        break;
+      }
+    }
+  }
+  return plan;
+}
+
+/** The attempt a stopped backup began: from its states' inputs, else from the lease it took. */
+async function stoppedBackup(
+  execution: DescribeExecutionCommandOutput,
+  events: readonly HistoryEvent[],
+  deps: PlanDeps,
+): Promise<{ store: string; database: string; backupId: string } | undefined> {
+  for (const input of enteredInputs(events)) {
+    const state = BackupStateSchema.safeParse(input);
+    if (state.success) {
+      return { store: state.data.job.store, database: state.data.database, backupId: state.data.backupId };
+    }
+  }
+  // Stopped in Preflight: the lease it took (if it got that far) names this execution.
+  const request = BackupRequestSchema.safeParse(parseJson(execution.input));
+  if (!request.success || request.data.store !== deps.store.url) return undefined;
+  let name: string;
+  try {
+    name = backupCatalogName(deps.deployment, request.data.source, request.data.name).name;
+  } catch {
+    return undefined; // Preflight refused it: it took nothing.
+  }
+  const lease = await currentLease(deps.store, name);
+  if (!lease || lease.executionId !== execution.executionArn) return undefined;
+  return { store: deps.store.url, database: name, backupId: lease.backupId };
+}
+
+/** Whether the attempt's manifest exists: its Record ran to its end, and it is a backup to keep. */
+async function completed(
+  store: BackupStore,
+  attempt: { store: string; database: string; backupId: string },
+): Promise<boolean> {
+  if (attempt.store !== store.url) return false;
+  return (await store.getJson(manifestKey(attempt.database, attempt.backupId))) !== undefined;
+}
+
+function parseJson(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

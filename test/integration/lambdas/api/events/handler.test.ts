@@ -1,0 +1,124 @@
+/**
+ * The announcer's function as `cdk deploy` bundles it (lambdas/api/events/handler.ts), and the
+ * backup workflow's Cleanup function beside it, invoked as the announcing state machine invokes
+ * them after a cancelled backup (lib/run-events.ts: PlanCleanup, then CleanUpBackup with the
+ * plan's attempt, then Describe), each in a process of its own, Step Functions answering with a
+ * recorded stopped execution (test/fixtures/aws/stopped-executions.json) and the store a local
+ * folder holding the attempt's objects and its lease: the lease is gone afterwards, and the run
+ * is announced as cancelled.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { acquireLease, currentLease } from '../../../../../core/lease';
+import { LocalStore } from '../../../../../core/store';
+import { type BundledStack, invokeBundle, synthesizeBundled } from '../../../../support/lambda-bundles';
+import {
+  type RecordedStepFunctions,
+  recordedStepFunctions,
+} from '../../../../support/recorded-step-functions';
+import { minimalConfig } from '../../../../unit/lib/fixtures';
+
+const FIXTURE = path.join(__dirname, '../../../../fixtures/aws/stopped-executions.json');
+const BACKUP_ID = '20261201T221500Z-3fa9c1';
+
+let bundled: BundledStack;
+let sfn: RecordedStepFunctions;
+let dir: string;
+let store: LocalStore;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  bundled = synthesizeBundled(minimalConfig());
+  dir = mkdtempSync(path.join(tmpdir(), 'pgferry-run-events-lambda-'));
+  store = new LocalStore(dir);
+  sfn = recordedStepFunctions({ storeUrl: store.url, fixtureFile: FIXTURE });
+  env = {
+    AWS_ENDPOINT_URL_SFN: await sfn.listen(),
+    AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+    AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+    // As lib/api.ts sets them for the API's functions (the state machines those of the recording).
+    PGFERRY_STORE: store.url,
+    PGFERRY_STATE_MACHINES: JSON.stringify(sfn.stateMachineArns),
+    PGFERRY_API_BASE_PATH: '/api',
+  };
+}, 300_000);
+afterAll(async () => {
+  await sfn?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function invoke(id: string, event: unknown): Promise<Record<string, unknown>> {
+  const invocation = await invokeBundle(bundled.bundleOf(id), event, env);
+  if (!invocation.ok) throw new Error(`${invocation.errorType}: ${invocation.errorMessage}`);
+  return invocation.result as Record<string, unknown>;
+}
+
+test('a backup cancelled in its dump: planned from its history, cleaned up by the Cleanup function, then announced', async () => {
+  // What the cancelled attempt left: its lease (taken on Lambda, so held for 13 hours) and a part.
+  await acquireLease(store, 'shop', BACKUP_ID, {
+    executionId: 'arn:aws:states:eu-west-1:123456789012:execution:x',
+  });
+  await store.putJson(`shop/${BACKUP_ID}/backup-job-${BACKUP_ID}.json`, { kind: 'backup' });
+  const change = {
+    stateMachineArn: sfn.stateMachineArns.backup,
+    name: 'cancel-shop-dump',
+    status: 'ABORTED',
+  };
+
+  // PlanCleanup: the announcer's Parameters.
+  const plan = (await invoke('RunEventsDescribe', { ...change, plan: true })) as {
+    task: unknown;
+    backup: { store: string; database: string; backupId: string; error: unknown };
+  };
+  expect(plan).toMatchObject({
+    kind: 'backup',
+    waitSeconds: 0,
+    task: { taskArn: expect.stringMatching(/:task\/Pgferry-PgToolsCluster/) },
+    backup: {
+      store: store.url,
+      database: 'shop',
+      backupId: BACKUP_ID,
+      error: { Error: 'pgferry.Cancelled' },
+    },
+  });
+
+  // CleanUpBackup: the backup workflow's own Cleanup function, given the plan's attempt.
+  const { store: url, database, backupId, error } = plan.backup;
+  const cleaned = await invoke('Cleanup', { store: url, database, backupId, error });
+  expect(cleaned).toMatchObject({ leaseReleased: true, deletedObjects: 1, error: 'pgferry.Cancelled' });
+  expect(await currentLease(store, 'shop')).toBeUndefined();
+  const left: string[] = [];
+  for await (const entry of store.list('shop/')) left.push(entry.key);
+  expect(left).toEqual([]);
+
+  // Describe: the run, cancelled.
+  expect(await invoke('RunEventsDescribe', change)).toMatchObject({
+    source: 'pgferry',
+    detailType: 'Backup Cancelled',
+    detail: { id: 'backup-cancel-shop-dump', status: 'cancelled', database: 'shop' },
+  });
+}, 120_000);
+
+test('the workflow Catch input still cleans up (the Cleanup function takes both)', async () => {
+  await acquireLease(store, 'shop', BACKUP_ID);
+  const state = {
+    job: { store: store.url, key: `shop/${BACKUP_ID}/backup-job-${BACKUP_ID}.json` },
+    backupId: BACKUP_ID,
+    database: 'shop',
+    taskSize: { cpu: '1024', memoryMiB: '4096', ephemeralStorageGiB: 40 },
+    placement: { subnets: ['subnet-0a1b2c3d4e5f60718'] },
+    error: { Error: 'States.TaskFailed', Cause: 'the task stopped' },
+  };
+  expect(await invoke('Cleanup', state)).toMatchObject({ leaseReleased: true });
+  expect(await currentLease(store, 'shop')).toBeUndefined();
+}, 60_000);
+
+test('planning refuses an execution that was not stopped', async () => {
+  const invocation = await invokeBundle(
+    bundled.bundleOf('RunEventsDescribe'),
+    { stateMachineArn: sfn.stateMachineArns.backup, name: 'nope', status: 'ABORTED', plan: true },
+    env,
+  );
+  expect(invocation).toMatchObject({ ok: false, errorType: 'ExecutionDoesNotExist' });
+}, 60_000);

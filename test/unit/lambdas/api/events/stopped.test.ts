@@ -1,0 +1,158 @@
+/**
+ * What the announcer cleans up after a stopped or timed-out execution
+ * (lambdas/api/events/stopped.ts), planned from recorded executions
+ * (test/fixtures/aws/stopped-executions.json: their input and history with data) and a real local
+ * store: the task to stop, how long to wait for a Lambda step the stop cut off, and the workflow's
+ * own cleanup input (the backup's Cleanup, MigrateCleanup), as its Catch would have given it.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import type { DescribeExecutionCommandOutput, HistoryEvent } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand } from '@aws-sdk/client-sfn';
+import type { RunKind } from '../../../../../api/runs';
+import { deploymentOf } from '../../../../../core/deployment';
+import { acquireLease, currentLease } from '../../../../../core/lease';
+import { LocalStore } from '../../../../../core/store';
+import { manifestKey } from '../../../../../core/store-keys';
+import { executionHistory, openTasks, planStoppedCleanup } from '../../../../../lambdas/api/events/stopped';
+import { executionArnOf } from '../../../../../lambdas/api/step-functions-runs';
+import { cleanupBackup } from '../../../../../lambdas/backup/cleanup/cleanup';
+import {
+  type RecordedStepFunctions,
+  recordedStepFunctions,
+} from '../../../../support/recorded-step-functions';
+
+const FIXTURE = path.join(__dirname, '../../../../fixtures/aws/stopped-executions.json');
+const TASK_PREFIX = 'arn:aws:ecs:eu-west-1:123456789012:task/Pgferry-PgToolsCluster7C3A1F92-Vb8Nm2Qw4ErT/';
+const CLUSTER = 'arn:aws:ecs:eu-west-1:123456789012:cluster/Pgferry-PgToolsCluster7C3A1F92-Vb8Nm2Qw4ErT';
+const CANCELLED = { Error: 'pgferry.Cancelled', Cause: 'cancelled through the API (DELETE /v1/runs/{id})' };
+/** Locally (no bindings): a backup's catalog name is its `name`, else its source database. */
+const deployment = deploymentOf(undefined);
+
+let dir: string;
+let store: LocalStore;
+let sfn: RecordedStepFunctions;
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'pgferry-stopped-'));
+  store = new LocalStore(dir);
+  sfn = recordedStepFunctions({ storeUrl: store.url, fixtureFile: FIXTURE });
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+async function recorded(kind: RunKind, name: string) {
+  const executionArn = executionArnOf(sfn.stateMachineArns[kind], name);
+  const execution = (await sfn.send(
+    new DescribeExecutionCommand({ executionArn }),
+  )) as DescribeExecutionCommandOutput;
+  const events = await executionHistory(sfn, executionArn);
+  return { execution, events };
+}
+
+async function plan(kind: RunKind, name: string, now?: Date) {
+  const { execution, events } = await recorded(kind, name);
+  return planStoppedCleanup(kind, execution, events, { store, deployment, now });
+}
+
+test('the history is read with its data', async () => {
+  await recorded('migrate', 'deploy-4720-shop-to-pg17');
+  const reads = sfn.sent.filter((s) => s.operation === 'GetExecutionHistory');
+  expect(reads.every((r) => r.input.includeExecutionData === true)).toBe(true);
+});
+
+test('a backup cancelled in its dump: its task to stop, and the attempt for the Cleanup function', async () => {
+  expect(await plan('backup', 'cancel-shop-dump')).toEqual({
+    kind: 'backup',
+    waitSeconds: 0,
+    task: { cluster: CLUSTER, taskArn: `${TASK_PREFIX}5e1b0c9a7d3f4e2a8b6c1d0e9f8a7b6c` },
+    backup: { store: store.url, database: 'shop', backupId: '20261201T221500Z-3fa9c1', error: CANCELLED },
+  });
+});
+
+test('…whose Cleanup then removes the attempt and releases the lease, so the next backup may start', async () => {
+  const backupId = '20261201T221500Z-3fa9c1';
+  await acquireLease(store, 'shop', backupId, { executionId: 'arn:aws:states:…:cancel-shop-dump' });
+  await store.putJson(`shop/${backupId}/dump.part-1`, { partial: true });
+  const { backup } = await plan('backup', 'cancel-shop-dump');
+  if (!backup) throw new Error('no backup cleanup planned');
+  const result = await cleanupBackup(backup, backup.error, { openStore: () => store });
+  expect(result).toMatchObject({ leaseReleased: true, deletedObjects: 1, error: 'pgferry.Cancelled' });
+  expect(await currentLease(store, 'shop')).toBeUndefined();
+  // The next backup takes the lease at once (it would be refused for 13 hours otherwise).
+  expect(await acquireLease(store, 'shop', '20261202T000000Z-000001')).toMatchObject({
+    backupId: '20261202T000000Z-000001',
+  });
+});
+
+test('a backup whose manifest exists completed before the stop took effect: it is kept', async () => {
+  await store.putJson(manifestKey('shop', '20261201T221500Z-3fa9c1'), { id: '20261201T221500Z-3fa9c1' });
+  expect((await plan('backup', 'cancel-shop-dump')).backup).toBeUndefined();
+});
+
+test('a backup cancelled in its preflight: wait for the Lambda step to end, then the lease it took says which attempt', async () => {
+  const { execution } = await recorded('backup', 'cancel-shop-preflight');
+  const scheduled = Date.parse('2026-12-01T23:00:00.168Z');
+  // Before the step's 120 s timeout (and a margin) has passed: wait, and plan again.
+  const early = await plan('backup', 'cancel-shop-preflight', new Date(scheduled + 30_000));
+  expect(early.waitSeconds).toBe(100);
+  expect(early.task).toBeUndefined();
+  // Preflight took no lease (it refused, or the stop came first): nothing to clean.
+  expect((await plan('backup', 'cancel-shop-preflight')).backup).toBeUndefined();
+  // It did: the lease names this execution, and its attempt is cleaned up.
+  await acquireLease(store, 'shop', '20261201T230000Z-5d4c3b', { executionId: execution.executionArn });
+  expect(await plan('backup', 'cancel-shop-preflight')).toEqual({
+    kind: 'backup',
+    waitSeconds: 0,
+    backup: { store: store.url, database: 'shop', backupId: '20261201T230000Z-5d4c3b', error: CANCELLED },
+  });
+});
+
+test("another execution's lease is left alone", async () => {
+  await acquireLease(store, 'shop', '20261201T230000Z-5d4c3b', { executionId: 'arn:aws:states:another' });
+  expect((await plan('backup', 'cancel-shop-preflight')).backup).toBeUndefined();
+});
+
+test('a migration cancelled in its task after freezing: MigrateCleanup is given the state the task was given, with the stop as its error', async () => {
+  const cleanup = await plan('migrate', 'deploy-4720-shop-to-pg17');
+  expect(cleanup.task).toEqual({
+    cluster: CLUSTER,
+    taskArn: `${TASK_PREFIX}8d2f6a1c3b5e4d7f9a0b2c4e6f8a1b3d`,
+  });
+  expect(cleanup.waitSeconds).toBe(0);
+  expect(cleanup.migrate).toMatchObject({
+    migrateId: '20261202T061500Z-7c2e4d',
+    steps: { freezeSource: true, ecsServices: [{ cluster: 'shop', service: 'shop-api', desiredCount: 3 }] },
+    freeze: { frozenAt: '2026-12-02T06:15:09.730Z' },
+    error: CANCELLED,
+  });
+  expect(cleanup.backup).toBeUndefined();
+});
+
+test('a restore that timed out: only its task, stopped (its runner drops what it made)', async () => {
+  expect(await plan('restore', 'drill-timed-out')).toEqual({
+    kind: 'restore',
+    waitSeconds: 0,
+    task: { cluster: CLUSTER, taskArn: `${TASK_PREFIX}1a2b3c4d5e6f708192a3b4c5d6e7f809` },
+  });
+});
+
+test('open tasks: a task that ended is not open; one scheduled, started or submitted is', () => {
+  const event = (id: number, previousEventId: number, type: string, extra: Partial<HistoryEvent> = {}) =>
+    ({ id, previousEventId, type, timestamp: new Date(0), ...extra }) as HistoryEvent;
+  const lambda = {
+    taskScheduledEventDetails: { resourceType: 'lambda', resource: 'invoke', region: 'x', parameters: '{}' },
+  };
+  expect(
+    openTasks([
+      event(1, 0, 'TaskScheduled', lambda),
+      event(2, 1, 'TaskStarted'),
+      event(3, 2, 'TaskSucceeded'),
+      event(4, 3, 'TaskScheduled', lambda),
+      event(5, 4, 'TaskStarted'),
+      event(6, 5, 'TaskFailed'),
+      event(7, 6, 'TaskScheduled', lambda),
+      event(8, 7, 'TaskStarted'),
+    ]).map((t) => t.scheduled.id),
+  ).toEqual([7]);
+});
