@@ -7,13 +7,17 @@
  * in headless Chromium (test-output/console-aws/; one is docs/images/backups-widget.png).
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import { S3Client } from '@aws-sdk/client-s3';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { chromium } from 'playwright-core';
+import type { BackupManifest } from '../../../../../core/contracts';
 import { S3Store } from '../../../../../core/store/s3-store';
-import { newBackupId, verifyReportKey } from '../../../../../core/store-keys';
-import { writeSyntheticBackup } from '../../../../support/backups';
+import { backupObjectKey, manifestKey, newBackupId, verifyReportKey } from '../../../../../core/store-keys';
+import { syntheticManifest, writeSyntheticBackup } from '../../../../support/backups';
 import { REPO } from '../../../../support/cli';
 import { testEnv, uniqueName } from '../../../../support/env';
 import { type BundledStack, invokeBundle, synthesizeBundled } from '../../../../support/lambda-bundles';
@@ -47,6 +51,13 @@ beforeAll(async () => {
   bundled = synthesizeBundled({
     vpc: existingVpc(),
     databases: [database('shop', 26), database('billing', 26), database('crm', 26), database('payroll', 26)],
+    targets: [
+      {
+        id: 'drill',
+        connection: { ...database('drill', 26).connection },
+        network: { securityGroupId: 'sg-0123456789abcdef0' },
+      },
+    ],
   });
   const s3 = testEnv().s3;
   const prefix = uniqueName('widget');
@@ -54,12 +65,13 @@ beforeAll(async () => {
   const store = new S3Store(s3.bucket, prefix, new S3Client(s3.clientConfig()));
   const day = (n: number) => new Date(NOW - n * 86_400_000);
   // shop: a nightly backup for 40 days, growing slower, the newest 3 hours old and verified.
-  let newest: Awaited<ReturnType<typeof writeSyntheticBackup>> | undefined;
+  let newest: BackupManifest | undefined;
   for (let k = 39; k >= 0; k--) {
-    newest = await writeSyntheticBackup(
+    newest = await writeGrowingBackup(
       store,
       'shop',
       new Date(NOW - 3 * 3_600_000 - k * 86_400_000),
+      1000 + (40 - k) * 50,
       40 + (k % 7) * 9 + (40 - k),
     );
   }
@@ -85,8 +97,10 @@ beforeAll(async () => {
 
   env = {
     ...s3.env(),
+    AWS_REGION: 'eu-west-1',
     PGFERRY_STORE: storeUrl,
-    PGFERRY_RUNBOOKS: JSON.stringify({ backup: 'Bundled-Backup', verify: 'Bundled-Verify' }),
+    // The runbooks as the stack names them in the function's environment.
+    PGFERRY_RUNBOOKS: String(functionEnvironment('BackupsWidget').PGFERRY_RUNBOOKS),
   };
   const invocation = await invokeBundle(
     bundled.bundleOf('BackupsWidget'),
@@ -105,6 +119,29 @@ beforeAll(async () => {
   html = invocation.result as string;
 }, 600_000);
 
+/** The environment the stack gives the function of construct id `id`. */
+function functionEnvironment(id: string): Record<string, unknown> {
+  const fn = bundled.stack.functions.all.find((f) => f.node.id === id);
+  if (!fn) throw new Error(`no function ${id}`);
+  const cfn = fn.node.defaultChild as lambda.CfnFunction;
+  return (bundled.stack.resolve(cfn.environment) as { variables: Record<string, unknown> }).variables;
+}
+
+/** A complete synthetic backup of `bytes` (as writeSyntheticBackup, of a chosen size). */
+async function writeGrowingBackup(
+  store: S3Store,
+  name: string,
+  startedAt: Date,
+  bytes: number,
+  durationSeconds: number,
+): Promise<BackupManifest> {
+  const dump = randomBytes(bytes);
+  const manifest = syntheticManifest(name, startedAt, dump, durationSeconds);
+  await store.upload(backupObjectKey(name, manifest.id, 'dump.pgdump'), Readable.from([dump]));
+  await store.putJson(manifestKey(name, manifest.id), manifest);
+  return manifest;
+}
+
 /** The table row of `id`. */
 function row(id: string): string {
   const match = new RegExp(`<tr class="(\\w+)"><td><strong>${id}</strong>.*?</tr>`).exec(html);
@@ -121,8 +158,8 @@ test('every configured database has a row, coloured by its freshness against its
 });
 
 test("the newest backup's age, size, duration and verification; the last 30 days as sparklines", () => {
-  expect(row('shop')).toMatch(/fresh<\/span> 3h 0m/);
-  expect(row('shop')).toContain('64 B');
+  expect(row('shop')).toMatch(/fresh<\/span> (2h 5\dm|3h \dm) /);
+  expect(row('shop')).toContain('2.9 KiB');
   expect(row('shop')).toContain('<span class="badge passed">passed</span>');
   expect(row('billing')).toContain('<span class="badge failed">failed</span>');
   expect(row('billing')).toContain('5m 0s');
@@ -137,9 +174,8 @@ test('each row links to its runbooks with the database filled in', () => {
   expect(row('billing')).toContain(
     'href="https://eu-west-1.console.aws.amazon.com/systems-manager/automation/execute/Bundled-Backup?region=eu-west-1#Database=billing"',
   );
-  expect(row('billing')).toContain('/execute/Bundled-Verify?region=eu-west-1#Database=billing');
-  // Runbooks not deployed (no target: no restore or migrate) are not linked.
-  expect(html).not.toContain('Bundled-Restore');
+  for (const runbook of ['Verify', 'Restore', 'Migrate'])
+    expect(row('billing')).toContain(`/execute/Bundled-${runbook}?region=eu-west-1#Database=billing"`);
 });
 
 test('names from the store are escaped: a hostile catalog name is text, not markup', () => {
