@@ -4,12 +4,18 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct, type IConstruct } from 'constructs';
 import { type LifecycleTransition, lifecycleRulesFor, type RetentionPolicy } from '../core/retention';
+import { MANIFEST_FILE } from '../core/store-keys';
 import { acknowledgeWildcards, wildcardResource } from './nag';
 
 /** The key prefix under which the store keeps backups: the store URL is `s3://<bucket>/backups`. */
 export const STORE_PREFIX = 'backups';
 /** The key pattern every grant is limited to. */
 const OBJECTS = `${STORE_PREFIX}/*`;
+/**
+ * The catalog's objects (core/store-keys.ts): each backup's manifest and its verification reports,
+ * `backups/<name>/<backupId>/…` (an IAM `*` spans the two folders).
+ */
+const CATALOG_OBJECTS = [`${STORE_PREFIX}/*/${MANIFEST_FILE}`, `${STORE_PREFIX}/*/verify-report-*.json`];
 
 const STORAGE_CLASSES: Record<LifecycleTransition['storageClass'], s3.StorageClass> = {
   STANDARD_IA: s3.StorageClass.INFREQUENT_ACCESS,
@@ -229,6 +235,47 @@ export class BackupBucket extends Construct {
       'Action::s3:List*': 'bucket.grants.read(): lists backups and unfinished multipart uploads',
     });
     return grant;
+  }
+
+  /**
+   * Lets `grantee` read the catalog and nothing else: list the store (`backups/` only) and read
+   * manifests and verification reports (decrypting them through S3). No dump, no job, no globals:
+   * the dashboard's widget (lib/backups-widget.ts) shows backups without being able to read one.
+   */
+  grantReadCatalog(grantee: iam.IGrantable): void {
+    const stack = Stack.of(this);
+    const principal = grantee.grantPrincipal;
+    principal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [this.bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': [`${STORE_PREFIX}/`, OBJECTS] } },
+      }),
+    );
+    const objects = CATALOG_OBJECTS.map((pattern) => this.bucket.arnForObjects(pattern));
+    principal.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: objects }),
+    );
+    principal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['kms:Decrypt'],
+        resources: [this.key.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.${stack.urlSuffix}` } },
+      }),
+    );
+    this.allowKey(grantee, 'decrypt');
+    const construct = principal as Partial<IConstruct>;
+    if (construct.node) {
+      acknowledgeWildcards(
+        construct as IConstruct,
+        Object.fromEntries(
+          objects.map((arn) => [
+            wildcardResource(this, arn),
+            "the catalog's objects only (manifests, verification reports) under backups/: any database, any backup",
+          ]),
+        ),
+      );
+    }
   }
 
   /**

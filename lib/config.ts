@@ -432,6 +432,46 @@ const ApiConfigSchema = z
   });
 export type ApiConfig = z.infer<typeof ApiConfigSchema>;
 
+/**
+ * The AWS console (issue 15): Systems Manager Automation runbooks as forms (lib/runbooks.ts) and
+ * the dashboard's backups widget (lib/backups-widget.ts). A restore in `clean` mode and a migration
+ * with cutover wait for an approval (`aws:approve`) by `approvers`: only this configuration can
+ * skip it (`requireApproval: false`); with approval required and no approver, the forms do not
+ * offer them at all.
+ */
+const ConsoleConfigSchema = z
+  .object({
+    /** Deploy the runbooks and the dashboard's backups widget. */
+    enabled: z.boolean().default(true),
+    /** Who may approve a `clean` restore or a cutover: IAM users' or roles' ARNs (at most 10, SSM's limit). */
+    approvers: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^arn:aws[a-z-]*:iam::\d{12}:(user|role)\/[A-Za-z0-9+=,.@_/-]+$/,
+            'an IAM user or role ARN (arn:aws:iam::<account>:role/<name>)',
+          ),
+      )
+      .max(10)
+      .default([]),
+    /** How many of `approvers` must approve. */
+    minRequiredApprovals: z.number().int().min(1).max(10).default(1),
+    /** `false` runs a `clean` restore or a cutover without waiting for an approval. */
+    requireApproval: z.boolean().default(true),
+  })
+  .strict()
+  .superRefine((console, ctx) => {
+    if (console.approvers.length > 0 && console.minRequiredApprovals > console.approvers.length) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['minRequiredApprovals'],
+        message: `${console.minRequiredApprovals} approvals required of ${console.approvers.length} approvers: name more approvers or require fewer`,
+      });
+    }
+  });
+export type ConsoleConfig = z.infer<typeof ConsoleConfigSchema>;
+
 export const PgferryConfigSchema = z
   .object({
     stackName: z
@@ -465,6 +505,12 @@ export const PgferryConfigSchema = z
       allowedAccountIds: [],
       throttle: { rateLimit: 10, burstLimit: 20 },
       createCloudWatchRole: true,
+    }),
+    console: ConsoleConfigSchema.default({
+      enabled: true,
+      approvers: [],
+      minRequiredApprovals: 1,
+      requireApproval: true,
     }),
     /**
      * Which backups to keep (core/retention.ts): the record step tags each backup with its tier

@@ -8,8 +8,10 @@ import { isScoped } from '../core/postgres/dump-scope';
 import { PgferryApi } from './api';
 import { BackupBucket } from './backup-bucket';
 import { BackupWorkflow } from './backup-workflow';
+import { BackupsWidget } from './backups-widget';
 import { bindingsOf } from './bindings';
 import { type DatabaseConfig, databaseRetention, type PgferryConfig } from './config';
+import { consoleDeploymentOf } from './console-deployment';
 import { type DatabaseLogin, databaseLogin } from './database-logins';
 import { placeDatabases } from './fleet';
 import { MigrateWorkflow } from './migrate-workflow';
@@ -19,6 +21,7 @@ import { Network } from './network';
 import { PgToolsTask } from './pg-tools-task';
 import { RestoreWorkflow } from './restore-workflow';
 import { RunEvents } from './run-events';
+import { Runbooks } from './runbooks';
 import { Schedules } from './schedules';
 import type { Workflow } from './state-machine';
 import { VerifyWorkflow } from './verify-workflow';
@@ -60,6 +63,8 @@ export class PgferryStack extends Stack {
   readonly api?: PgferryApi;
   /** With the API: an EventBridge event on the default bus for every finished run. */
   readonly runEvents?: RunEvents;
+  /** The AWS console's runbooks (`console.enabled`, the default). */
+  readonly runbooks?: Runbooks;
   /** The Fargate task of verifications: the image with the servers and locales. */
   readonly verifyTools: PgToolsTask;
   /** How the workflows log in to each configured database and target, by id. */
@@ -181,6 +186,16 @@ export class PgferryStack extends Stack {
       emailAddresses: config.notifications.emails,
       notifyOnSuccess: config.notifications.notifyOnSuccess,
     });
+    // The AWS console (lib/runbooks.ts, lib/backups-widget.ts): the widget first on the dashboard.
+    const consoleDeployment = consoleDeploymentOf(config, (db) => this.backupRequest(db));
+    if (config.console.enabled) {
+      new BackupsWidget(this, 'BackupsWidget', {
+        functions: this.functions,
+        store: this.store,
+        deployment: consoleDeployment,
+        dashboard: this.monitoring.dashboard,
+      });
+    }
     new CfnOutput(this, 'StoreUrl', {
       description: 'The store: the "store" of every execution input',
       value: this.store.storeUrl,
@@ -204,6 +219,21 @@ export class PgferryStack extends Stack {
       cutoverServices: config.targets.flatMap((target) => target.cutoverEcsServices),
     });
     this.addWorkflow('migrate', this.migrate);
+
+    if (config.console.enabled) {
+      this.runbooks = new Runbooks(this, 'Runbooks', {
+        functions: this.functions,
+        stateMachines: {
+          backup: this.backup.stateMachine,
+          restore: this.restore.stateMachine,
+          verify: this.verify.stateMachine,
+          migrate: this.migrate.stateMachine,
+        },
+        store: this.store,
+        deployment: consoleDeployment,
+        approval: config.console,
+      });
+    }
 
     // After every function that connects to databases exists.
     this.functions.grantDatabaseLogins(logins);

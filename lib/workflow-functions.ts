@@ -36,6 +36,12 @@ export interface WorkflowFunctionSpec {
    * @default none
    */
   readonly environment?: Record<string, string>;
+  /**
+   * More constants compiled into the bundle (esbuild `define`), beside the bindings: what an
+   * execution or an editor of the environment must not change (core/console-deployment.ts).
+   * @default none
+   */
+  readonly define?: Record<string, string>;
 }
 
 export interface WorkflowFunctionsProps {
@@ -147,7 +153,7 @@ export class WorkflowFunctions extends Construct {
         minify: true,
         sourceMap: true,
         // core/deployment.ts reads this expression: in the bundle it is the deployment's bindings.
-        define: { 'process.env.PGFERRY_BINDINGS': JSON.stringify(this.encodedBindings) },
+        define: { 'process.env.PGFERRY_BINDINGS': JSON.stringify(this.encodedBindings), ...spec.define },
         // The runtime provides the AWS SDK v3; pg's optional native binding is never used.
         externalModules: ['@aws-sdk/*', 'pg-native'],
       },

@@ -139,8 +139,8 @@ test(`the dashboard shows the fleet in a few widgets (of ${LIMITS.dashboardWidge
   const body = stack.resolve(dashboard.Properties.DashboardBody) as { 'Fn::Join': [string, unknown[]] };
   const text = body['Fn::Join'][1].map((p) => (typeof p === 'string' ? p : 'X')).join('');
   const widgets = (JSON.parse(text) as { widgets: unknown[] }).widgets;
-  // Two per workflow (the four and the run-finished announcer), three for the fleet.
-  expect(widgets).toHaveLength(13);
+  // The backups widget, two per workflow (the four and the run-finished announcer), three for the fleet.
+  expect(widgets).toHaveLength(14);
   expect(text).toContain('SEARCH(\'{Pgferry,Database} MetricName=\\"LastCompleteBackupTimestamp\\"\'');
 });
 

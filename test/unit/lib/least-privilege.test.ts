@@ -116,12 +116,12 @@ test("the backups' key decrypts only for pgferry's roles (through S3) and the co
     (byRole[0].Condition?.ArnEquals?.['aws:PrincipalArn'] ?? []) as { 'Fn::GetAtt': [string, string] }[]
   ).map((r) => r['Fn::GetAtt'][0]);
   for (const role of roles) expect(all[role].Type).toBe('AWS::IAM::Role');
-  // Every role that reads backups, and no other.
+  // Every role that reads backups (or only their catalog: the dashboard's widget), and no other.
   const readers = Object.values(all)
     .filter((r) => r.Type === 'AWS::IAM::Policy')
     .filter((r) =>
       (r.Properties.PolicyDocument as { Statement: Statement[] }).Statement.some((s) =>
-        [s.Action].flat().includes('s3:GetObject*'),
+        [s.Action].flat().some((a) => a === 's3:GetObject*' || a === 's3:GetObject'),
       ),
     )
     .flatMap((r) => (r.Properties.Roles as { Ref: string }[]).map((role) => role.Ref));

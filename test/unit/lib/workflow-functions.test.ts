@@ -65,10 +65,12 @@ test('every handler runs in the VPC: those that connect to databases as database
   ]);
   expect(byGroup.NetworkAwsApiClients.sort()).toEqual([
     'FunctionsApi',
+    'FunctionsBackupsWidget',
     'FunctionsCleanup',
     'FunctionsRecord',
     'FunctionsRestoreRecord',
     'FunctionsRunEventsDescribe',
+    'FunctionsRunbookRequest',
     'FunctionsVerifyPreflight',
     'FunctionsVerifyRecord',
   ]);
