@@ -44,7 +44,8 @@ const PAGE_HEADERS = {
   'Content-Security-Policy':
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
   'X-Content-Type-Options': 'nosniff',
-  'Referrer-Policy': 'no-referrer',
+  // Not `no-referrer`: with it a form's POST carries `Origin: null`, which the origin check refuses.
+  'Referrer-Policy': 'same-origin',
   'Cache-Control': 'no-store',
 };
 
@@ -198,6 +199,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
     c.header('Set-Cookie', sessionCookie(cookieName(c.req.header('host')), undefined));
     return c.redirect('/', 303);
   });
+  app.get('/favicon.ico', (c) => c.body(null, 204));
   app.get('/console/:file', (c) => {
     const name = c.req.param('file');
     const type = STATIC_TYPES[name];
@@ -219,7 +221,8 @@ export function createConsole(deps: ConsoleDeps): Hono {
 
 /** The paths anyone may open: the page (a sign-in form without a session), its files, sign-in. */
 function isPublic(method: string, pathName: string): boolean {
-  if (method === 'GET' && (pathName === '/' || pathName === '/signin')) return true;
+  if (method === 'GET' && (pathName === '/' || pathName === '/signin' || pathName === '/favicon.ico'))
+    return true;
   if (method === 'GET' && /^\/console\/[a-z.]+$/.test(pathName)) return true;
   return method === 'POST' && (pathName === '/signin' || pathName === '/signout');
 }

@@ -160,7 +160,7 @@ test('a verification started from the form, followed to its report', async () =>
   await page.locator('.run[data-status="succeeded"]').waitFor({ timeout: 240_000 });
   await page
     .getByRole('region', { name: 'Report' })
-    .getByText(/verified/)
+    .getByText(/^\d+\/\d+ verified$/)
     .waitFor();
   await page.screenshot({ path: screenshot('verify-done'), fullPage: true });
   const { body } = await bearer('GET', `/v1/backups/${database}/${backupId}`);
@@ -171,9 +171,9 @@ test('every field’s problem from the API’s 400, next to its field; every con
   await page.goto(`${served.url}/#/start/backup`);
   await page.getByLabel('Source port').fill('');
   await page.getByRole('button', { name: 'Start the backup' }).click();
-  for (const label of ['Source host', 'Source user', 'Source database']) {
-    const field = page.getByLabel(label, { exact: true });
-    await expect(field.getAttribute('aria-invalid')).resolves.toBe('true');
+  // Marked by the answer's issues (the page waits for the API's 400).
+  for (const id of ['source-host', 'source-user', 'source-database']) {
+    await page.locator(`#f-${id}[aria-invalid="true"]`).waitFor();
   }
   await page.getByText(/Not started: \d+ problems/).waitFor();
   const unlabelled = await page.$$eval(
@@ -204,10 +204,10 @@ test('a clean restore: refused without the typed name (page and server), then do
   };
   await page.goto(`${served.url}/#/start/restore`);
   await fill(page, fields);
-  await page.getByLabel('Mode').selectOption('clean');
+  await page.getByLabel('Mode', { exact: true }).selectOption('clean');
   await page.getByRole('button', { name: 'Start the restore' }).click();
   const confirm = page.getByLabel('Type the target database’s name to confirm');
-  await expect(confirm.getAttribute('aria-invalid')).resolves.toBe('true');
+  await page.locator('#f-confirm[aria-invalid="true"]').waitFor();
   await page
     .getByText(/type its name/)
     .first()
@@ -241,7 +241,10 @@ test('a clean restore: refused without the typed name (page and server), then do
   await confirm.fill(target);
   await page.getByRole('button', { name: 'Start the restore' }).click();
   await page.waitForURL(/#\/run\//);
-  await page.locator('.run[data-status="succeeded"]').waitFor({ timeout: 240_000 });
+  await page.locator('.run:not([data-status="running"])').waitFor({ timeout: 240_000 });
+  const [run] = (await bearer('GET', '/v1/runs?kind=restore')).body.runs;
+  const ended = (await bearer('GET', `/v1/runs/${run.id}`)).body;
+  expect({ status: ended.status, error: ended.error }).toEqual({ status: 'succeeded', error: undefined });
   await page.getByRole('region', { name: 'Report' }).getByText('Safety backup').waitFor();
   await page.screenshot({ path: screenshot('clean-restore-done'), fullPage: true });
   const rows = await withClient(pg, target, (c) => c.query('SELECT count(*)::int AS n FROM items'));
@@ -334,11 +337,16 @@ test('a store of 2,000 backups: the first page asks for a summary, not every man
     expect(api.sort()).toEqual(['/console/api/summary', '/v1/runs']);
     const total = requests.reduce((sum, r) => sum + r.bytes, 0);
     expect(total).toBeLessThan(100 * 1024);
-    const paint = await p.evaluate(
-      () => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1,
-    );
+    // Timings are printed, not asserted (a shared machine): the first contentful paint, and when
+    // the databases' table was drawn, of the page opened again now that the browser is signed in.
+    await p.goto(`${server.url}/`);
+    await p.locator('table.databases tbody tr').nth(3).waitFor();
+    const [paint, drawn] = await p.evaluate(() => [
+      performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1,
+      performance.getEntriesByName('pgferry:view')[0]?.startTime ?? -1,
+    ]);
     process.stdout.write(
-      `console over 2,000 backups: ${total} bytes in ${requests.length} responses; first contentful paint ${paint.toFixed(0)} ms\n`,
+      `console over 2,000 backups: ${total} bytes in ${requests.length} responses; first contentful paint ${paint.toFixed(0)} ms, the databases drawn at ${drawn.toFixed(0)} ms\n`,
     );
     await p.screenshot({ path: screenshot('store-of-2000') });
     await p.getByRole('link', { name: 'db0' }).click();
