@@ -71,14 +71,19 @@ async function serveCommand(opts: ServeOptions): Promise<void> {
   configureLogging(false);
   // Loaded here: the application and its OpenAPI machinery take half a second to load, which
   // every other command would pay at start-up.
-  const [{ serve: serveHttp }, { Hono }, { createApi }, { createConsole, consoleGate }, { ConsoleSessions }] =
-    await Promise.all([
-      import('@hono/node-server'),
-      import('hono'),
-      import('../../api/app'),
-      import('../console/site'),
-      import('../console/sessions'),
-    ]);
+  const [
+    { serve: serveHttp },
+    { Hono },
+    { createApi },
+    { createConsole, consoleGate, SummaryCache },
+    { ConsoleSessions },
+  ] = await Promise.all([
+    import('@hono/node-server'),
+    import('hono'),
+    import('../../api/app'),
+    import('../console/site'),
+    import('../console/sessions'),
+  ]);
   const webhook = opts.webhook === undefined ? undefined : parseWebhookUrl(opts.webhook);
   const store = openStore(normaliseStoreUrl(opts.store));
   const stateDir = path.resolve(opts.stateDir ?? defaultStateDir(process.env));
@@ -91,11 +96,15 @@ async function serveCommand(opts: ServeOptions): Promise<void> {
   };
   const log = (line: string) => process.stderr.write(`pgferry serve: ${printable(line)}\n`);
   const deliveries = new Set<Promise<unknown>>();
+  // The console's summary of the store: read ahead now, read again when a run has ended.
+  const summaries = new SummaryCache(store);
+  summaries.get().catch((err: unknown) => log(`cannot read the store's catalog: ${errorMessage(err)}`));
   const host = await LocalRunHost.open({
     store,
     stateDir,
     credentials,
     onFinished: (run) => {
+      summaries.invalidate();
       log(`run ${run.id} (${describeRun(run)}) ${run.status}: ${summaryOf(run)}`);
       if (!webhook) return;
       const delivery = postRunFinished(webhook, run, { onFailure: log }).finally(() =>
@@ -112,6 +121,7 @@ async function serveCommand(opts: ServeOptions): Promise<void> {
   const consoleSite = createConsole({
     sessions,
     store,
+    summaries,
     isApiToken: (text) => authorized(`Bearer ${text}`, token),
   });
   const app = new Hono();

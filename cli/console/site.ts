@@ -140,9 +140,44 @@ export async function consoleSummary(store: BackupStore, now: Date) {
   };
 }
 
+/** How long a summary is answered from memory before the store is read again. */
+export const SUMMARY_FRESH_MS = 10_000;
+
+/**
+ * The summary, read from the store at most every SUMMARY_FRESH_MS (reading 2,000 manifests takes
+ * a second or more) and at once after `invalidate()` (a run ended). Read ahead when `serve`
+ * starts, so that the first page does not wait for it.
+ */
+export class SummaryCache {
+  private cached: { at: number; value: Promise<Awaited<ReturnType<typeof consoleSummary>>> } | undefined;
+
+  constructor(
+    private readonly store: BackupStore,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get() {
+    const now = this.now();
+    if (!this.cached || now - this.cached.at > SUMMARY_FRESH_MS) {
+      const value = consoleSummary(this.store, new Date(now));
+      const entry = { at: now, value };
+      this.cached = entry;
+      // A failed read is not kept: the next request reads again.
+      value.catch(() => {
+        if (this.cached === entry) this.cached = undefined;
+      });
+    }
+    return this.cached.value;
+  }
+
+  invalidate(): void {
+    this.cached = undefined;
+  }
+}
+
 /** The console's own routes: the page, its files, sign-in and sign-out, and its two reads. */
-export function createConsole(deps: ConsoleDeps): Hono {
-  const { sessions, store } = deps;
+export function createConsole(deps: ConsoleDeps & { summaries: SummaryCache }): Hono {
+  const { sessions, store, summaries } = deps;
   const files = new Map<string, string>();
   const file = (name: string) => {
     let text = files.get(name);
@@ -207,7 +242,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
     return c.body(file(name), 200, { ...PAGE_HEADERS, 'Content-Type': type, 'Cache-Control': 'no-cache' });
   });
 
-  app.get('/console/api/summary', async (c) => c.json(await consoleSummary(store, new Date())));
+  app.get('/console/api/summary', async (c) => c.json(await summaries.get()));
   app.get('/console/api/backups', async (c) => {
     const database = c.req.query('database');
     if (!database) {

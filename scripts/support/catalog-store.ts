@@ -45,9 +45,10 @@ export function manifestFor(database: string, startedAt: Date, dump: Buffer, sec
 export async function writeCatalogStore(store: BackupStore, count: number, databases = 4): Promise<void> {
   const start = Date.parse('2024-01-01T00:00:00Z');
   for (let i = 0; i < count; i++) {
-    // Sizes and durations that vary, so that the console's charts have a shape.
-    const dump = randomBytes(256 + (i % 97) * 8);
-    const manifest = manifestFor(`db${i % databases}`, new Date(start + i * 3_600_000), dump, 40 + (i % 53));
+    // Sizes and durations that grow slowly, with some noise, so that the console's charts have a shape.
+    const dump = randomBytes(256 + Math.floor(i / 2) + ((i * 7919) % 61) * 4);
+    const seconds = 40 + Math.floor(i / 40) + ((i * 104_729) % 23);
+    const manifest = manifestFor(`db${i % databases}`, new Date(start + i * 3_600_000), dump, seconds);
     await store.upload(
       backupObjectKey(manifest.database, manifest.id, 'dump.pgdump.zst'),
       Readable.from([dump]),

@@ -8,6 +8,7 @@
  * received, a phone-width page, and the first page over a store of 2,000 backups. Each test saves
  * screenshots under test-output/console/.
  */
+/// <reference lib="dom" />
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -40,7 +41,7 @@ async function bearer(method: string, route: string, body?: unknown) {
     },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  return { status: response.status, body: await response.json() };
+  return { status: response.status, body: JSON.parse(await response.text()) };
 }
 
 async function finished(id: string) {

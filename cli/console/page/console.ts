@@ -201,6 +201,7 @@ interface Row {
 
 async function homeView() {
   const [summary, runs] = await Promise.all([read('/console/api/summary'), read('/v1/runs')]);
+  // Ages from the summary's time, which may be up to a few seconds old (the server keeps it).
   const now = Date.parse(summary.now);
   const rows = summary.databases.map(
     (db: {

@@ -2,9 +2,14 @@
  * The console's gate without a server: a Hono application in front of a stand-in route, as
  * `pgferry serve` puts the gate in front of the API (test/e2e/console.test.ts has the real one).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { Hono } from 'hono';
 import { ConsoleSessions } from '../../../../cli/console/sessions';
-import { consoleGate } from '../../../../cli/console/site';
+import { consoleGate, SUMMARY_FRESH_MS, SummaryCache } from '../../../../cli/console/site';
+import { LocalStore } from '../../../../core/store';
+import { writeCatalogStore } from '../../../../scripts/support/catalog-store';
 
 const sessions = new ConsoleSessions();
 const session = sessions.open();
@@ -83,4 +88,27 @@ test('a clean restore from a session needs the target database typed, URI-encode
     ).status,
   ).toBe(202);
   expect((await send('/v1/restores', { body: restore('create'), headers: ok })).status).toBe(202);
+});
+
+test('the summary is kept for SUMMARY_FRESH_MS, read again after that or once invalidated', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-console-summary-'));
+  try {
+    const store = new LocalStore(dir);
+    await writeCatalogStore(store, 4, 2);
+    let now = Date.parse('2026-12-02T10:00:00Z');
+    const cache = new SummaryCache(store, () => now);
+    const count = async () => (await cache.get()).databases.map((db) => db.backups);
+    expect(await count()).toEqual([2, 2]);
+    await writeCatalogStore(store, 2, 1);
+    expect(await count()).toEqual([2, 2]);
+    now += SUMMARY_FRESH_MS + 1;
+    expect(await count()).toEqual([4, 2]);
+    await writeCatalogStore(store, 2, 1);
+    cache.invalidate();
+    expect(await count()).toEqual([6, 2]);
+    // Nothing of a connection but host, port and user: no password field at all.
+    expect(JSON.stringify(await cache.get())).not.toMatch(/password/i);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
