@@ -146,7 +146,7 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
   serve: [
     {
       line: 'pgferry serve --store ./backups',
-      does: 'serve the API on http://127.0.0.1:8470; the token file it prints holds the bearer token',
+      does: 'serve the API and the web console on http://127.0.0.1:8470; open the sign-in link it prints',
     },
     {
       line: 'pgferry serve --store ./backups --webhook https://ci.example.com/hooks/pgferry',

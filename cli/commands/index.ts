@@ -97,8 +97,9 @@ export const COMMANDS: readonly CommandEntry[] = [
   {
     name: 'serve',
     summary:
-      'Serve the HTTP API on this machine: start backups, restores, verifications and migrations with POST, ' +
-      'follow them with GET, read the catalog (every request needs the bearer token)',
+      'Serve the HTTP API and the web console on this machine: start backups, restores, verifications and ' +
+      'migrations with POST, follow them with GET, read the catalog (every request needs the bearer token, ' +
+      'or the console session its one-time sign-in link opens)',
     register: (program) => (require('./serve') as typeof import('./serve')).registerServe(program),
   },
 ];

@@ -76,10 +76,18 @@ async function serveCommand(opts: ServeOptions): Promise<void> {
   configureLogging(false);
   // Loaded here: the application and its OpenAPI machinery take half a second to load, which
   // every other command would pay at start-up.
-  const [{ serve: serveHttp }, { Hono }, { createApi }] = await Promise.all([
+  const [
+    { serve: serveHttp },
+    { Hono },
+    { createApi },
+    { createConsole, consoleGate, SummaryCache },
+    { ConsoleSessions },
+  ] = await Promise.all([
     import('@hono/node-server'),
     import('hono'),
     import('../../api/app'),
+    import('../console/site'),
+    import('../console/sessions'),
   ]);
   const webhook = opts.webhook === undefined ? undefined : parseWebhookUrl(opts.webhook);
   const store = openStore(normaliseStoreUrl(opts.store));
@@ -107,11 +115,15 @@ async function serveCommand(opts: ServeOptions): Promise<void> {
   };
   const log = (line: string) => process.stderr.write(`pgferry serve: ${printable(line)}\n`);
   const deliveries = new Set<Promise<unknown>>();
+  // The console's summary of the store: read ahead now, read again when a run has ended.
+  const summaries = new SummaryCache(store);
+  summaries.get().catch((err: unknown) => log(`cannot read the store's catalog: ${errorMessage(err)}`));
   const host = await LocalRunHost.open({
     store,
     stateDir,
     credentials,
     onFinished: (run) => {
+      summaries.invalidate();
       log(`run ${run.id} (${describeRun(run)}) ${run.status}: ${summaryOf(run)}`);
       if (!webhook) return;
       const delivery = postRunFinished(webhook, run, { secret: webhookSecret, onFailure: log }).finally(() =>
@@ -122,22 +134,30 @@ async function serveCommand(opts: ServeOptions): Promise<void> {
   });
 
   const api = createApi({ runs: host, store, onError: (err) => log(`internal error: ${errorMessage(err)}`) });
+  // The web console: a session (signed in by a one-time link or the token) instead of the bearer
+  // token, its state-changing requests checked for their CSRF token and origin (../console/).
+  const sessions = new ConsoleSessions();
+  const consoleSite = createConsole({
+    sessions,
+    store,
+    summaries,
+    isApiToken: (text) => authorized(`Bearer ${text}`, token),
+  });
   const app = new Hono();
   app.use('*', async (c, next): Promise<Response | undefined> => {
     const begun = Date.now();
     if (!authorized(c.req.header('authorization'), token)) {
-      c.header('WWW-Authenticate', 'Bearer realm="pgferry"');
-      const response = c.json(
-        { error: 'Unauthorized', message: 'send the API token as Authorization: Bearer <token>' },
-        401,
-      );
-      log(`${c.req.method} ${c.req.path} 401`);
-      return response;
+      const refused = await consoleGate(c, sessions);
+      if (refused) {
+        log(`${c.req.method} ${c.req.path} ${refused.status}`);
+        return refused;
+      }
     }
     await next();
     log(`${c.req.method} ${c.req.path} ${c.res.status} ${Date.now() - begun}ms`);
     return undefined;
   });
+  app.route('/', consoleSite);
   app.route('/', api);
 
   const server = serveHttp({ fetch: app.fetch, hostname: opts.host, port: opts.port });
@@ -153,6 +173,10 @@ async function serveCommand(opts: ServeOptions): Promise<void> {
   const port = typeof address === 'object' && address ? address.port : opts.port;
   const shown = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   log(`listening on http://${shown}:${port} (store ${store.url}; runs in ${stateDir})`);
+  // As notebook servers do: a link that signs this browser in, once (its code is not the token).
+  const linkHost =
+    isLoopback(opts.host) || opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : shown;
+  log(`the console: http://${linkHost}:${port}/signin?code=${sessions.newCode()} (works once)`);
   if (!isLoopback(opts.host)) {
     log(`${opts.host} is not a loopback address: the API is reachable from other machines, over plain HTTP`);
   }
