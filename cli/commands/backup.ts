@@ -259,7 +259,7 @@ async function serverBackupCommand(opts: BackupOptions): Promise<RunOutcome> {
           display.onNotice(
             'error' in result
               ? `${result.database}: failed: ${result.error.message}`
-              : `${result.database}: backed up as ${result.manifest.id}`,
+              : `${result.database}: backed up as ${result.backupId}`,
           ),
       },
     ),

@@ -51,7 +51,11 @@ export async function listServer(request: ServerBackupRequest, deps: ListServerD
     );
   }
   const store = deps.openStore(request.store);
-  const previous = await previousSet(store, request.name, request.source);
+  // A store not made yet (a local folder the first member's preflight creates) has no set.
+  const previous = await previousSet(store, request.name, request.source).catch((err: unknown) => {
+    if (err instanceof PgferryError && err.code === 'StoreNotWritable') return undefined;
+    throw err;
+  });
   const setId = newBackupId(started);
   const members = databases.map(
     (database): BackupRequest =>
