@@ -62,6 +62,7 @@ test('every handler runs in the VPC: those that connect to databases as database
     'FunctionsMigrateSteps',
     'FunctionsPreflight',
     'FunctionsRestorePreflight',
+    'FunctionsServerList',
   ]);
   expect(byGroup.NetworkAwsApiClients.sort()).toEqual([
     'FunctionsApi',
@@ -69,6 +70,7 @@ test('every handler runs in the VPC: those that connect to databases as database
     'FunctionsRecord',
     'FunctionsRestoreRecord',
     'FunctionsRunEventsDescribe',
+    'FunctionsServerRecord',
     'FunctionsVerifyPreflight',
     'FunctionsVerifyRecord',
   ]);
