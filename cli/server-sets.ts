@@ -86,14 +86,24 @@ export async function runServerBackup(
     credentials: { source: backup.password },
     onMember: ({ database, outcome, error }) => {
       if (error) {
-        options.onMember?.({ database, error: { name: error.name ?? 'Error', message: errorMessage(error) } });
+        options.onMember?.({
+          database,
+          error: { name: error.name ?? 'Error', message: errorMessage(error) },
+        });
       } else {
-        options.onMember?.({ database, backupId: parseOutcome(BackupOutcomeSchema, outcome, 'backup').backupId });
+        options.onMember?.({
+          database,
+          backupId: parseOutcome(BackupOutcomeSchema, outcome, 'backup').backupId,
+        });
       }
     },
   });
   const outcome = parsePayload(ServerBackupOutcomeSchema, output, 'server backup outcome');
-  return readDocument({ store: backup.store, key: outcome.manifestKey }, BackupSetManifestSchema, 'set manifest');
+  return readDocument(
+    { store: backup.store, key: outcome.manifestKey },
+    BackupSetManifestSchema,
+    'set manifest',
+  );
 }
 
 /** A set refused for restore or verification when a database failed: its members go one by one. */

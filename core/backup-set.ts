@@ -9,6 +9,7 @@
  */
 
 import type { z } from 'zod';
+import { normaliseHost } from './catalog-name';
 import type { ServerInfoSchema } from './contracts';
 import {
   type BackupManifest,
@@ -20,7 +21,6 @@ import {
   type SetMember,
   type SetSelection,
 } from './contracts';
-import { normaliseHost } from './catalog-name';
 import { PgferryError } from './errors';
 import { withMaintenance } from './postgres/connect';
 import { connectableDatabases, serverInfo, systemIdentifier } from './postgres/inspect';
@@ -181,7 +181,9 @@ export async function previousSet(
     const same =
       name !== undefined
         ? set.name === name
-        : set.name === undefined && normaliseHost(set.source.host) === host && set.source.port === source.port;
+        : set.name === undefined &&
+          normaliseHost(set.source.host) === host &&
+          set.source.port === source.port;
     if (same) return set;
   }
   return undefined;

@@ -539,7 +539,11 @@ export const PgferryConfigSchema = z
   .strict()
   .superRefine((config, ctx) => {
     if (config.databases.length === 0 && config.servers.length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['databases'], message: 'name at least one database (or server)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['databases'],
+        message: 'name at least one database (or server)',
+      });
     }
     checkServers(ctx, config);
     checkTaskCap(ctx, config);
@@ -622,7 +626,10 @@ export const PgferryConfigSchema = z
  * database entry on it, would back the same databases up twice under two names (and share one
  * login between two bindings).
  */
-function checkServers(ctx: z.RefinementCtx, config: { databases: DatabaseConfig[]; servers: ServerConfig[] }): void {
+function checkServers(
+  ctx: z.RefinementCtx,
+  config: { databases: DatabaseConfig[]; servers: ServerConfig[] },
+): void {
   const key = (e: ServerLoginConfig) => `${e.connection.host.toLowerCase()}:${e.connection.port}`;
   const servers = new Map<string, number>();
   config.servers.forEach((server, i) => {
@@ -763,7 +770,10 @@ export function serverRetention(config: PgferryConfig, server: ServerConfig): Re
 }
 
 /** Each of a server entry's per-database policies, over the server's (and the deployment's). */
-export function serverDatabaseRetention(config: PgferryConfig, server: ServerConfig): Record<string, RetentionPolicy> {
+export function serverDatabaseRetention(
+  config: PgferryConfig,
+  server: ServerConfig,
+): Record<string, RetentionPolicy> {
   const base = serverRetention(config, server) ?? config.retention;
   return Object.fromEntries(
     Object.entries(server.databaseRetention).map(([db, policy]) => [db, { ...base, ...defined(policy) }]),

@@ -28,7 +28,8 @@ export const SERVER_ENTRY_ALARMS = 3;
  * and its alarm; a server entry its schedules and its three alarms.
  */
 export function databaseResourceCount(db: DatabaseConfig | ServerConfig): number {
-  if (!('verifySchedule' in db) && 'maxConcurrency' in db) return db.backupSchedules.length + SERVER_ENTRY_ALARMS;
+  if (!('verifySchedule' in db) && 'maxConcurrency' in db)
+    return db.backupSchedules.length + SERVER_ENTRY_ALARMS;
   return db.backupSchedules.length + ((db as DatabaseConfig).verifySchedule ? 1 : 0) + 1;
 }
 

@@ -395,11 +395,15 @@ export class Monitoring extends Construct {
         }),
       ),
       this.addAlarm(
-        metric(SERVER_METRICS.databasesDisappeared, 'Maximum').createAlarm(scope, `${id}DatabasesDisappeared`, {
-          alarmName: name('disappeared'),
-          alarmDescription: `pgferry: databases of server ${id} that its previous backup set had are gone from the server (dropped, renamed or no longer connectable); the set manifest's "disappeared" names them`,
-          ...atLeastOne,
-        }),
+        metric(SERVER_METRICS.databasesDisappeared, 'Maximum').createAlarm(
+          scope,
+          `${id}DatabasesDisappeared`,
+          {
+            alarmName: name('disappeared'),
+            alarmDescription: `pgferry: databases of server ${id} that its previous backup set had are gone from the server (dropped, renamed or no longer connectable); the set manifest's "disappeared" names them`,
+            ...atLeastOne,
+          },
+        ),
       ),
       this.addAlarm(
         metric(SERVER_METRICS.lastSetRecorded, 'SampleCount').createAlarm(scope, `${id}NoRecentSet`, {

@@ -230,7 +230,8 @@ export class PgferryStack extends Stack {
     });
     this.addWorkflow('serverBackup', this.serverBackup);
     // The listing reaches the server entries' logins only.
-    for (const server of config.servers) this.databaseLogins.get(server.id)?.grantLogin(this.serverBackup.list);
+    for (const server of config.servers)
+      this.databaseLogins.get(server.id)?.grantLogin(this.serverBackup.list);
 
     // After every function that connects to databases exists.
     this.functions.grantDatabaseLogins(logins);
@@ -311,7 +312,10 @@ export class PgferryStack extends Stack {
    * A server entry's schedules (each one server-backup execution) and its alarms, in the
    * server's nested stack when the fleet has them.
    */
-  private scheduleServer(server: ServerConfig, placement: { scope: Construct; nested: boolean } | undefined): void {
+  private scheduleServer(
+    server: ServerConfig,
+    placement: { scope: Construct; nested: boolean } | undefined,
+  ): void {
     const nestedScope = placement?.nested ? placement.scope : undefined;
     server.backupSchedules.forEach((schedule, i) => {
       this.schedules.add(
@@ -327,7 +331,11 @@ export class PgferryStack extends Stack {
         nestedScope,
       );
     });
-    this.monitoring.watchServer({ id: server.id, maxAge: Duration.hours(server.alarmAfterHours), nestedScope });
+    this.monitoring.watchServer({
+      id: server.id,
+      maxAge: Duration.hours(server.alarmAfterHours),
+      nestedScope,
+    });
   }
 
   /** The execution input that backs up the server entry: ids and an ARN, never a password. */

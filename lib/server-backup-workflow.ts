@@ -65,7 +65,10 @@ export class ServerBackupWorkflow extends Construct implements Workflow {
     store.grantReadBackups(this.record);
     store.grantWriteBackups(this.record);
 
-    const definition = this.buildList().next(this.buildMap()).next(this.buildRecord()).next(this.buildCheck());
+    const definition = this.buildList()
+      .next(this.buildMap())
+      .next(this.buildRecord())
+      .next(this.buildCheck());
     this.stateMachine = pgferryStateMachine(
       this,
       "pgferry server backup: every database of a server, found at run time, through the backup workflow, then the set's manifest",
@@ -131,7 +134,9 @@ export class ServerBackupWorkflow extends Construct implements Workflow {
       fn: this.record,
       payload: sfn.TaskInput.fromObject({ 'set.$': '$.set', 'members.$': '$.members' }),
       timeout: Duration.minutes(5),
-      retries: [{ errors: [...RETRYABLE_ERRORS], interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 4 }],
+      retries: [
+        { errors: [...RETRYABLE_ERRORS], interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 4 },
+      ],
     });
   }
 

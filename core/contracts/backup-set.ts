@@ -121,7 +121,12 @@ export const ServerBackupRequestSchema = z
     /** The members' origin is `set`; this is the set's own (`scheduled` from a schedule). */
     origin: BackupOriginSchema.optional(),
     /** A member whose newest complete backup is older than this counts as stale (a metric). */
-    staleAfterHours: z.number().int().min(1).max(24 * 31).default(26),
+    staleAfterHours: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 31)
+      .default(26),
   })
   .strict();
 export type ServerBackupRequest = z.infer<typeof ServerBackupRequestSchema>;

@@ -1,8 +1,4 @@
-import {
-  parseExecutionInput,
-  ServerBackupRequestSchema,
-  type ServerSetState,
-} from '../../../core/contracts';
+import { parseExecutionInput, ServerBackupRequestSchema, type ServerSetState } from '../../../core/contracts';
 import { type Credentials, credentialsFromEnv, withCredentials } from '../../../core/credentials';
 import { createLogger } from '../../../core/logging';
 import { metricsEnabled, SERVER_METRICS, serverMetricLine } from '../../../core/metrics';
@@ -33,7 +29,9 @@ export async function handle(event: unknown, credentials: Credentials): Promise<
     disappeared: set.disappeared,
   });
   if (set.disappeared.length) {
-    logger.warn('databases disappeared from the server since its previous set', { disappeared: set.disappeared });
+    logger.warn('databases disappeared from the server since its previous set', {
+      disappeared: set.disappeared,
+    });
   }
   if (publishMetrics && request.name !== undefined) {
     const line = serverMetricLine(request.name, new Date(set.startedAt), {

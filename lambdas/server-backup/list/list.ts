@@ -30,7 +30,10 @@ export interface ListServerDeps {
  * one backup workflow input per selected database, filed under `<entry id>.<database>` on AWS
  * (locally under the database's name), for the Map to back up `parallel` at once.
  */
-export async function listServer(request: ServerBackupRequest, deps: ListServerDeps): Promise<ServerSetState> {
+export async function listServer(
+  request: ServerBackupRequest,
+  deps: ListServerDeps,
+): Promise<ServerSetState> {
   const deployment = deps.deployment ?? currentDeployment();
   const binding = allowedLogin(deployment, request.source, 'backup');
   if (binding && (!binding.allDatabases || binding.id !== request.name)) {
@@ -67,7 +70,9 @@ export async function listServer(request: ServerBackupRequest, deps: ListServerD
           store: request.store,
           compression: request.compression,
           withRolePasswords: request.withRolePasswords,
-          ...(request.lockWaitTimeoutMs === undefined ? {} : { lockWaitTimeoutMs: request.lockWaitTimeoutMs }),
+          ...(request.lockWaitTimeoutMs === undefined
+            ? {}
+            : { lockWaitTimeoutMs: request.lockWaitTimeoutMs }),
           origin: 'set',
           setId,
         },

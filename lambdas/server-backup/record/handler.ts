@@ -1,8 +1,4 @@
-import {
-  parsePayload,
-  type ServerBackupOutcome,
-  ServerRecordInputSchema,
-} from '../../../core/contracts';
+import { parsePayload, type ServerBackupOutcome, ServerRecordInputSchema } from '../../../core/contracts';
 import { createLogger } from '../../../core/logging';
 import { metricsEnabled, SERVER_METRICS, serverMetricLine } from '../../../core/metrics';
 import { openStore } from '../../../core/store';

@@ -32,7 +32,11 @@ export function memberError(error: { Error?: string; Cause?: string }): { name: 
   const cause = error.Cause ?? '';
   try {
     const child = JSON.parse(cause) as { error?: unknown; cause?: unknown };
-    if (typeof child === 'object' && child && (typeof child.error === 'string' || typeof child.cause === 'string')) {
+    if (
+      typeof child === 'object' &&
+      child &&
+      (typeof child.error === 'string' || typeof child.cause === 'string')
+    ) {
       return {
         name: typeof child.error === 'string' ? child.error : (error.Error ?? 'Error'),
         message: typeof child.cause === 'string' ? child.cause : cause,

@@ -20,8 +20,8 @@ import {
 } from '../../../core/contracts';
 import { openStore } from '../../../core/store';
 import { manifestKey } from '../../../core/store-keys';
-import { quoteIdent, withClient } from '../../support/env';
 import { extraPgBinDirs } from '../../support/cli';
+import { quoteIdent, withClient } from '../../support/env';
 import { usePrivateServer } from '../../support/private-server';
 
 const AWKWARD = `it's "odd" ☃ db`;
@@ -70,7 +70,9 @@ describe('the server-backup workflow, run locally from its ASL', () => {
       c.query('CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 100)'),
     );
     await withClient(source(), 'crm', (c) =>
-      c.query('CREATE TABLE contacts (id int PRIMARY KEY); INSERT INTO contacts SELECT generate_series(1, 10)'),
+      c.query(
+        'CREATE TABLE contacts (id int PRIMARY KEY); INSERT INTO contacts SELECT generate_series(1, 10)',
+      ),
     );
   }, 120_000);
   afterAll(() => {
@@ -83,7 +85,13 @@ describe('the server-backup workflow, run locally from its ASL', () => {
   test('lists the databases, backs each up as a nested backup execution through the Map, records the set last', async () => {
     const { output, events } = await run(request());
     first = output;
-    expect(output).toMatchObject({ kind: 'backup-set', status: 'complete', members: 4, failed: [], disappeared: [] });
+    expect(output).toMatchObject({
+      kind: 'backup-set',
+      status: 'complete',
+      members: 4,
+      failed: [],
+      disappeared: [],
+    });
     // One nested backup execution per database (the Map's iterations), then the set's record.
     const scheduled = events.filter((e) => e.type === 'TaskScheduled').map((e) => e.state);
     expect(scheduled.filter((s) => s === 'BackupDatabase')).toHaveLength(4);

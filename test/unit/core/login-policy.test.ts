@@ -53,6 +53,8 @@ test('a member filed under another name, or the login sent to another server, is
 });
 
 test("a server entry's login is never used to restore into or migrate from another database", () => {
-  expect(() => allowedLogin(deployment, on('shop'), 'restore-target')).toThrow(/not configured to be restored into/);
+  expect(() => allowedLogin(deployment, on('shop'), 'restore-target')).toThrow(
+    /not configured to be restored into/,
+  );
   expect(() => allowedLogin(deployment, on('shop'), 'migrate-source')).toThrow(/is configured for "main"/);
 });

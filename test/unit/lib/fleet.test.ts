@@ -294,14 +294,19 @@ describe('a fleet of 30 servers, 10 of them server entries (databases: "all") be
   const everything: Resources = Object.assign({}, parent.Resources, ...nested.map((t) => t.Resources));
 
   test('every stack stays under the limits; a server entry is one schedule and three alarms, whatever its databases', () => {
-    const counts = [Object.keys(parent.Resources).length, ...nested.map((t) => Object.keys(t.Resources).length)];
+    const counts = [
+      Object.keys(parent.Resources).length,
+      ...nested.map((t) => Object.keys(t.Resources).length),
+    ];
     // Measured: the parent 272 (with the API; 30 nested stacks), a database server's nested stack 30, a server entry's 4.
     expect(counts[0]).toBeLessThanOrEqual(LIMITS.resourcesPerStack - HEADROOM);
     expect(nested).toHaveLength(30);
     expect(nested.map((t) => Object.keys(t.Resources).length).sort((a, b) => a - b)[0]).toBe(4);
     for (const count of counts.slice(1)) expect(count).toBeLessThan(LIMITS.resourcesPerStack);
     const schedules = ofType('AWS::Scheduler::Schedule', everything);
-    expect(schedules.filter((s) => String(s.Properties.Description).includes('every database of'))).toHaveLength(10);
+    expect(
+      schedules.filter((s) => String(s.Properties.Description).includes('every database of')),
+    ).toHaveLength(10);
     const alarms = ofType('AWS::CloudWatch::Alarm', everything).map((a) => String(a.Properties.AlarmName));
     expect(alarms.filter((n) => /fleet-no-backup-srv\d+-disappeared$/.test(n))).toHaveLength(10);
     expect(size(parent)).toBeLessThan(LIMITS.templateBytes / 2);
@@ -309,7 +314,9 @@ describe('a fleet of 30 servers, 10 of them server entries (databases: "all") be
 
   test("the servers' Map concurrency and the database schedules bound the 02:00 burst (tasks.maxConcurrentTasks)", () => {
     // 200 database schedules and verifies (400) + 10 servers × 4.
-    expect(() => parseConfig({ ...mixed, tasks: { maxConcurrentTasks: 439 } })).toThrow(/could run 440 tasks at once/);
+    expect(() => parseConfig({ ...mixed, tasks: { maxConcurrentTasks: 439 } })).toThrow(
+      /could run 440 tasks at once/,
+    );
     expect(parseConfig({ ...mixed, tasks: { maxConcurrentTasks: 440 } }).servers).toHaveLength(10);
   });
 });

@@ -49,7 +49,10 @@ const servers: NonNullable<PgferryConfigInput['servers']> = [
 const config: PgferryConfigInput = { ...base, servers };
 const { stack } = synthesize(config);
 const template = Template.fromStack(stack);
-const resources = template.toJSON().Resources as Record<string, { Type: string; Properties: Record<string, unknown> }>;
+const resources = template.toJSON().Resources as Record<
+  string,
+  { Type: string; Properties: Record<string, unknown> }
+>;
 const logicalId = (construct: { node: { defaultChild?: unknown } }) =>
   stack.getLogicalId(construct.node.defaultChild as never);
 
@@ -74,12 +77,18 @@ test("a server entry's schedule starts the server-backup workflow with its id, s
   const schedules = template.findResources('AWS::Scheduler::Schedule', {
     Properties: { Description: Match.stringLikeRegexp('every database of main') },
   });
-  const [schedule] = Object.values(schedules) as { Properties: { Target: { Arn: unknown; Input: unknown } } }[];
+  const [schedule] = Object.values(schedules) as {
+    Properties: { Target: { Arn: unknown; Input: unknown } };
+  }[];
   expect(schedule.Properties.Target.Arn).toEqual({ Ref: logicalId(stack.serverBackup.stateMachine) });
   const input = inputOf(schedule.Properties.Target.Input);
   expect(input).toMatchObject({
     name: 'main',
-    source: { host: 'main.abc.eu-west-1.rds.amazonaws.com', database: 'postgres', passwordSecretArn: secret('main') },
+    source: {
+      host: 'main.abc.eu-west-1.rds.amazonaws.com',
+      database: 'postgres',
+      passwordSecretArn: secret('main'),
+    },
     selection: { include: [], exclude: ['scratch'] },
     parallel: 6,
     origin: 'scheduled',
@@ -92,12 +101,17 @@ test("a server entry's schedule starts the server-backup workflow with its id, s
       Properties: { Description: Match.stringLikeRegexp('every database of crm') },
     }),
   ) as { Properties: { Target: { Input: unknown } } }[];
-  expect(inputOf(crm[0].Properties.Target.Input).selection).toEqual({ include: ['contacts', 'deals'], exclude: [] });
+  expect(inputOf(crm[0].Properties.Target.Input).selection).toEqual({
+    include: ['contacts', 'deals'],
+    exclude: [],
+  });
 });
 
 test("the Map's maximum concurrency is the request's parallel: each nested backup a startExecution.sync:2", () => {
   const definition = JSON.stringify(
-    stack.resolve((stack.serverBackup.stateMachine.node.defaultChild as { definitionString: unknown }).definitionString),
+    stack.resolve(
+      (stack.serverBackup.stateMachine.node.defaultChild as { definitionString: unknown }).definitionString,
+    ),
   );
   expect(definition).toContain('\\"MaxConcurrencyPath\\":\\"$.parallel\\"');
   expect(definition).toContain('states:startExecution.sync:2');
@@ -129,7 +143,9 @@ test("the listing function reads only the server entries' secrets; the dumps' pr
   const listRole = stack.getLogicalId(stack.serverBackup.list.role?.node.defaultChild as never);
   expect(secretReads(listRole).sort()).toEqual([secret('crm'), secret('main')].sort());
   const preflightRole = stack.getLogicalId(stack.backup.preflight.role?.node.defaultChild as never);
-  expect(secretReads(preflightRole)).toEqual(expect.arrayContaining([secret('main'), secret('crm'), secret('shop')]));
+  expect(secretReads(preflightRole)).toEqual(
+    expect.arrayContaining([secret('main'), secret('crm'), secret('shop')]),
+  );
   // The record step of sets reads and writes the store, never a secret.
   const recordRole = stack.getLogicalId(stack.serverBackup.record.role?.node.defaultChild as never);
   expect(secretReads(recordRole)).toEqual([]);
@@ -172,10 +188,16 @@ test("a server's retention and its databases' own reach the record step (binding
     keepMonthly: 3,
   });
   // A server without a policy: the deployment's. The database entry keeps its own name.
-  expect(retentionFor(memberCatalogName('crm', 'deals'), DEFAULT_RETENTION, deployment)).toBe(DEFAULT_RETENTION);
+  expect(retentionFor(memberCatalogName('crm', 'deals'), DEFAULT_RETENTION, deployment)).toBe(
+    DEFAULT_RETENTION,
+  );
   // The members' dumps run in the server's zone.
-  const env = { [TASK_SUBNETS_ENV]: JSON.stringify({ 'eu-west-1a': ['subnet-a'], 'eu-west-1b': ['subnet-b'] }) };
-  expect(taskPlacement(memberCatalogName('main', 'shop'), env, deployment)).toEqual({ subnets: ['subnet-b'] });
+  const env = {
+    [TASK_SUBNETS_ENV]: JSON.stringify({ 'eu-west-1a': ['subnet-a'], 'eu-west-1b': ['subnet-b'] }),
+  };
+  expect(taskPlacement(memberCatalogName('main', 'shop'), env, deployment)).toEqual({
+    subnets: ['subnet-b'],
+  });
   // audit's three monthlies (~90 days) keep the monthly tier out of Glacier Instant Retrieval.
   const [bucket] = Object.values(
     template.findResources('AWS::S3::Bucket', { Properties: { ObjectLockEnabled: Match.anyValue() } }),
@@ -186,13 +208,17 @@ test("a server's retention and its databases' own reach the record step (binding
 
 test('a database entry on a server entry, a second entry for a server, and a burst over maxConcurrentTasks are refused', () => {
   const [shop] = base.databases ?? [];
-  const onMain = { ...shop, id: 'dup', connection: { ...shop.connection, host: 'main.abc.eu-west-1.rds.amazonaws.com' } };
+  const onMain = {
+    ...shop,
+    id: 'dup',
+    connection: { ...shop.connection, host: 'main.abc.eu-west-1.rds.amazonaws.com' },
+  };
   expect(() => parseConfig({ ...config, databases: [shop, onMain] })).toThrow(
     /databases\.1\.connection: main\.abc\.eu-west-1\.rds\.amazonaws\.com:5432 is the server entry servers\.0/,
   );
-  expect(() => parseConfig({ ...config, servers: [servers[0], { ...servers[1], connection: servers[0].connection }] })).toThrow(
-    /servers\.1\.connection: .* is already servers\.0/,
-  );
+  expect(() =>
+    parseConfig({ ...config, servers: [servers[0], { ...servers[1], connection: servers[0].connection }] }),
+  ).toThrow(/servers\.1\.connection: .* is already servers\.0/);
   // 1 database schedule + 6 + 4 = 11 tasks at once.
   expect(() => parseConfig({ ...config, tasks: { maxConcurrentTasks: 10 } })).toThrow(
     /tasks\.maxConcurrentTasks: the schedules could run 11 tasks at once/,

@@ -25,7 +25,14 @@ const binding = (extra: Partial<DatabaseBinding>): DatabaseBinding => ({
 const request = (name?: string) =>
   ServerBackupRequestSchema.parse({
     ...(name ? { name } : {}),
-    source: { host: 'main.example.com', port: 5432, database: 'postgres', user: 'backup', sslmode: 'verify-full', passwordSecretArn: SECRET },
+    source: {
+      host: 'main.example.com',
+      port: 5432,
+      database: 'postgres',
+      user: 'backup',
+      sslmode: 'verify-full',
+      passwordSecretArn: SECRET,
+    },
     store: 's3://bucket/backups',
   });
 const deps = (b: DatabaseBinding) => {
@@ -45,8 +52,10 @@ test('a database entry is not backed up as a set', async () => {
   );
 });
 
-test("a server entry is named by its id: no other name, and not none", async () => {
+test('a server entry is named by its id: no other name, and not none', async () => {
   const server = binding({ allDatabases: true });
-  await expect(listServer(request('other'), deps(server))).rejects.toThrow(/is the server entry "main", not "other"/);
+  await expect(listServer(request('other'), deps(server))).rejects.toThrow(
+    /is the server entry "main", not "other"/,
+  );
   await expect(listServer(request(), deps(server))).rejects.toThrow(/not "\(none\)"/);
 });

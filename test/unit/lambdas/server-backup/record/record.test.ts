@@ -2,7 +2,12 @@
 import { memberError } from '../../../../../lambdas/server-backup/record/record';
 
 test("a nested execution's failure is its child's error and cause", () => {
-  const cause = JSON.stringify({ executionArn: 'arn:…', status: 'FAILED', error: 'Pgferry.DumpFailed', cause: 'lock timeout on orders' });
+  const cause = JSON.stringify({
+    executionArn: 'arn:…',
+    status: 'FAILED',
+    error: 'Pgferry.DumpFailed',
+    cause: 'lock timeout on orders',
+  });
   expect(memberError({ Error: 'States.TaskFailed', Cause: cause })).toEqual({
     name: 'Pgferry.DumpFailed',
     message: 'lock timeout on orders',
