@@ -530,7 +530,8 @@ export const PgferryConfigSchema = z
     retention: RetentionPolicySchema.default({ ...DEFAULT_RETENTION }),
     // A fleet's schedules and alarms go to nested stacks by server (lib/fleet.ts); 1,000 databases
     // keep the bindings well inside the task definition's share (MAX_TASK_BINDINGS_CHARS).
-    databases: z.array(DatabaseConfigSchema).max(1000).default([]),
+    // Required (it may be empty when `servers` names the servers to back up).
+    databases: z.array(DatabaseConfigSchema).max(1000),
     /** Whole servers: every database found at run time, backed up as a set (`ServerConfigSchema`). */
     servers: z.array(ServerConfigSchema).max(100).default([]),
     /** Where restores and migrations may write (besides databases with `restoreTarget`). */

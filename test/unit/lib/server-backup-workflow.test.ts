@@ -110,7 +110,8 @@ test("a server entry's schedule starts the server-backup workflow with its id, s
 test("the Map's maximum concurrency is the request's parallel: each nested backup a startExecution.sync:2", () => {
   const definition = JSON.stringify(
     stack.resolve(
-      (stack.serverBackup.stateMachine.node.defaultChild as { definitionString: unknown }).definitionString,
+      (stack.serverBackup.stateMachine.node.defaultChild as unknown as { definitionString: unknown })
+        .definitionString,
     ),
   );
   expect(definition).toContain('\\"MaxConcurrencyPath\\":\\"$.parallel\\"');
