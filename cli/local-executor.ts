@@ -22,6 +22,7 @@ import {
   MIGRATE_STATES,
   PG_TOOLS_CONTAINER,
   RESTORE_STATES,
+  SERVER_BACKUP_STATES,
   TASK_ENV,
   VERIFY_STATES,
   type WorkflowName,
@@ -60,7 +61,7 @@ export interface LocalRunOptions {
 }
 
 /** The ASL the build generated from lib/ (see scripts/generate-asl.ts). */
-export function loadDefinition(name: WorkflowName): object {
+export function loadDefinition(name: WorkflowName | 'server-backup'): object {
   const file = path.join(REPO_ROOT, 'dist', 'asl', `${name}.asl.json`);
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as object;
@@ -114,6 +115,62 @@ export async function runVerifyWorkflow(input: unknown, options: LocalRunOptions
     [VERIFY_STATES.verify]: (params) => runPgToolsTask(params, options),
     [VERIFY_STATES.record]: record.handler,
   });
+}
+
+export interface ServerBackupRunOptions extends LocalRunOptions {
+  /** Told each member as its nested backup ends: its outcome, or its error. */
+  onMember?: (result: { database: string; outcome?: unknown; error?: Error }) => void;
+}
+
+/**
+ * Runs the server-backup workflow locally: its listing and record steps in-process, each Map
+ * iteration's `startExecution.sync:2` as a nested local run of the backup workflow. Resolves
+ * with the record step's output (a `ServerBackupOutcome`) also when the set failed — the
+ * execution then ends in its Fail state, which the caller tells from the outcome's status.
+ */
+export async function runServerBackupWorkflow(
+  input: unknown,
+  options: ServerBackupRunOptions = {},
+): Promise<unknown> {
+  const [list, record] = await Promise.all([
+    import('../lambdas/server-backup/list/handler'),
+    import('../lambdas/server-backup/record/handler'),
+  ]);
+  const credentials = credentialsOf(options);
+  let recorded: unknown;
+  const run = runWorkflow('server-backup', input, options, {
+    [SERVER_BACKUP_STATES.list]: (event) => list.handle(event, credentials),
+    [SERVER_BACKUP_STATES.member]: async (params) => {
+      const { Input } = params as { Input?: { source?: { database?: string } } };
+      const database = Input?.source?.database ?? '';
+      try {
+        const output = await runBackupWorkflow(Input, {
+          ...options,
+          credentials: { source: credentials.source },
+          // Several dumps at once would tear one progress line: members are reported as they end.
+          onProgress: undefined,
+          onPhase: undefined,
+        });
+        options.onMember?.({ database, outcome: output });
+        return { Status: 'SUCCEEDED', Output: output };
+      } catch (err) {
+        options.onMember?.({ database, error: err as Error });
+        throw err;
+      }
+    },
+    [SERVER_BACKUP_STATES.record]: async (event) => {
+      // An interrupted run records no set: its complete members stay listed as the backups they are.
+      options.signal?.throwIfAborted();
+      recorded = await record.handler(event);
+      return recorded;
+    },
+  });
+  try {
+    return await run;
+  } catch (err) {
+    if (recorded !== undefined && (err as Error).name === 'BackupSetFailed') return recorded;
+    throw err;
+  }
 }
 
 export interface MigrateRunOptions extends LocalRunOptions {
@@ -185,7 +242,7 @@ async function runNestedBackup(params: unknown, options: LocalRunOptions): Promi
 }
 
 async function runWorkflow(
-  name: WorkflowName,
+  name: WorkflowName | 'server-backup',
   input: unknown,
   options: LocalRunOptions,
   handlers: Record<string, LocalHandler>,
@@ -193,7 +250,7 @@ async function runWorkflow(
   options.signal?.throwIfAborted();
   // Work folders are the runner's, on this host: those of runs that died (SIGKILL) go now. On
   // AWS each task has a disk of its own, gone with it.
-  if (name !== 'backup') {
+  if (name !== 'backup' && name !== 'server-backup') {
     const removed = await removeAbandonedWorkFolders(workRoot(process.env));
     if (removed.length) options.onNotice?.(describeAbandonedFolders(removed));
   }

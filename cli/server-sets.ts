@@ -3,20 +3,15 @@
  * back each up through the backup workflow with at most `parallel` at once (a Map), record the
  * set — and a set's restore and verification, member by member through their workflows.
  *
- * Why this is not (yet) a state machine of its own: the steps are shaped as one (the first and
- * last are plain functions a Lambda step would call, the middle one a Map over the backup workflow,
- * as the restore's SafetyBackup nests it), but a `server-backup` workflow adds two functions and a
- * state machine to the AWS stack, whose resources are being reorganised for hundreds of databases;
- * the AWS side of servers builds it from these steps.
+ * The backup runs the server-backup state machine (lib/server-backup-workflow.ts) through the
+ * local executor: the same definition a server entry's schedule starts on AWS.
  */
 import { availableParallelism } from 'node:os';
-import { describeFailures, listSetDatabases, type MemberResult, recordSet } from '../core/backup-set';
+import { describeFailures } from '../core/backup-set';
 import {
-  BackupManifestSchema,
   BackupOutcomeSchema,
-  type BackupRequestInput,
-  BackupRequestSchema,
   type BackupSetManifest,
+  BackupSetManifestSchema,
   type Compression,
   type Connection,
   parsePayload,
@@ -24,6 +19,8 @@ import {
   RestoreOutcomeSchema,
   type RestoreRequest,
   RestoreRequestSchema,
+  ServerBackupOutcomeSchema,
+  ServerBackupRequestSchema,
   type SetSelection,
   VerifyOutcomeSchema,
   VerifyRequestSchema,
@@ -33,7 +30,6 @@ import { errorMessage, PgferryError } from '../core/errors';
 import { withClient, withMaintenance } from '../core/postgres/connect';
 import { countUserObjects, databaseExists } from '../core/postgres/inspect';
 import { openStore } from '../core/store';
-import { newBackupId } from '../core/store-keys';
 import { preflightRestore } from '../lambdas/restore/preflight/preflight';
 import type { LocalRunOptions } from './local-executor';
 import { parseOutcome, readDocument } from './outcomes';
@@ -54,77 +50,60 @@ export interface ServerBackup {
   lockWaitTimeoutMs?: number;
 }
 
+/** A member as it ends: its backup's id, or its error. */
+export type MemberEnded =
+  | { database: string; backupId: string }
+  | { database: string; error: { name: string; message: string } };
+
 /**
- * Backs up a server as a set: every selected database (listed now) through the backup workflow,
- * `parallel` at once, then the set's manifest, written last. A member that fails is recorded as
- * failed, the others go on; an interruption stops the run before the set is recorded (its
- * complete members stay listed as the backups they are).
+ * Backs up a server as a set through the server-backup workflow's own definition (the ASL the
+ * AWS stack deploys, run by the local executor): every selected database (listed now) through
+ * the backup workflow, `parallel` at once (the Map's maximum concurrency), then the set's
+ * manifest, written last. A member that fails is recorded as failed, the others go on; an
+ * interruption stops the run before the set is recorded (its complete members stay listed as the
+ * backups they are).
  */
 export async function runServerBackup(
   backup: ServerBackup,
-  options: LocalRunOptions & { onMember?: (result: MemberResult) => void } = {},
+  options: LocalRunOptions & { onMember?: (result: MemberEnded) => void } = {},
 ): Promise<BackupSetManifest> {
-  const started = new Date();
-  const setId = newBackupId(started);
-  const { server, databases } = await listSetDatabases(backup.source, backup.password, backup.selection);
-  const { runBackupWorkflow } = await import('./local-executor');
-  const results = await mapLimited(databases, backup.parallel, async (database): Promise<MemberResult> => {
-    options.signal?.throwIfAborted();
-    const input: BackupRequestInput = {
-      source: { ...backup.source, database },
+  const request = parsePayload(
+    ServerBackupRequestSchema,
+    {
+      source: backup.source,
       store: backup.store,
+      selection: backup.selection,
+      parallel: backup.parallel,
       compression: backup.compression,
       withRolePasswords: backup.withRolePasswords,
       ...(backup.lockWaitTimeoutMs === undefined ? {} : { lockWaitTimeoutMs: backup.lockWaitTimeoutMs }),
-      origin: 'set',
-      setId,
-    };
-    const request = parsePayload(BackupRequestSchema, input, 'backup request');
-    let result: MemberResult;
-    try {
-      const output = await runBackupWorkflow(request, {
-        ...options,
-        credentials: { source: backup.password },
-        // Progress of several dumps at once would tear one line: members are reported as they end.
-        onProgress: undefined,
-        onPhase: undefined,
-      });
-      const outcome = parseOutcome(BackupOutcomeSchema, output, 'backup');
-      result = { database, manifest: await readDocument(outcome, BackupManifestSchema, 'manifest') };
-    } catch (err) {
-      if (options.signal?.aborted) throw err;
-      result = { database, error: { name: (err as Error).name ?? 'Error', message: errorMessage(err) } };
-    }
-    options.onMember?.(result);
-    return result;
+    },
+    'server backup request',
+  );
+  const { runServerBackupWorkflow } = await import('./local-executor');
+  const output = await runServerBackupWorkflow(request, {
+    ...options,
+    credentials: { source: backup.password },
+    onMember: ({ database, outcome, error }) => {
+      if (error) {
+        options.onMember?.({
+          database,
+          error: { name: error.name ?? 'Error', message: errorMessage(error) },
+        });
+      } else {
+        options.onMember?.({
+          database,
+          backupId: parseOutcome(BackupOutcomeSchema, outcome, 'backup').backupId,
+        });
+      }
+    },
   });
-  return recordSet(openStore(backup.store), {
-    setId,
-    startedAt: started.toISOString(),
-    source: backup.source,
-    server,
-    selection: backup.selection,
-    parallel: backup.parallel,
-    results,
-  });
-}
-
-/** Runs `fn` over `items`, at most `limit` at once, in order of `items`; results in that order. */
-async function mapLimited<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
+  const outcome = parsePayload(ServerBackupOutcomeSchema, output, 'server backup outcome');
+  return readDocument(
+    { store: backup.store, key: outcome.manifestKey },
+    BackupSetManifestSchema,
+    'set manifest',
+  );
 }
 
 /** A set refused for restore or verification when a database failed: its members go one by one. */

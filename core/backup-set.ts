@@ -9,6 +9,7 @@
  */
 
 import type { z } from 'zod';
+import { normaliseHost } from './catalog-name';
 import type { ServerInfoSchema } from './contracts';
 import {
   type BackupManifest,
@@ -49,10 +50,12 @@ export function selectDatabases(all: readonly string[], selection: SetSelection)
     .sort();
 }
 
-/** What the first step found: the server, and the databases to back up. */
+/** What the first step found: the server, the databases to back up, and every one it has. */
 export interface SetDatabases {
   server: ServerInfo;
   databases: string[];
+  /** Every connectable, non-template database of the server, selected or not. */
+  all: string[];
 }
 
 /**
@@ -76,7 +79,7 @@ export async function listSetDatabases(
         `no database of ${server.host}:${server.port} is selected (it has ${all.length}: ${all.join(', ')}); check --include and --exclude`,
       );
     }
-    return { server: id === undefined ? info : { ...info, systemIdentifier: id }, databases };
+    return { server: id === undefined ? info : { ...info, systemIdentifier: id }, databases, all };
   });
 }
 
@@ -93,6 +96,10 @@ export interface RecordSetInput {
   selection: SetSelection;
   parallel: number;
   results: readonly MemberResult[];
+  /** On AWS, the server entry's id (the set manifest's `name`). */
+  name?: string;
+  /** Databases of the previous set the server no longer has (`disappearedSince`). */
+  disappeared?: readonly string[];
 }
 
 /**
@@ -130,6 +137,8 @@ export async function recordSet(
     parallel: input.parallel,
     members,
     failed,
+    ...(input.name === undefined ? {} : { name: input.name }),
+    ...(input.disappeared?.length ? { disappeared: [...input.disappeared] } : {}),
     ...(newest && globalsObject
       ? {
           globals: {
@@ -144,6 +153,52 @@ export async function recordSet(
   };
   await store.putJson(setManifestKey(input.setId), BackupSetManifestSchema.parse(manifest));
   return manifest;
+}
+
+/** How many of the newest sets `previousSet` reads looking for the server's. */
+const PREVIOUS_SET_LOOKBACK = 50;
+
+/**
+ * The newest set of the same server: the same server entry (`name`) on AWS; locally, an unnamed
+ * set of the same host and port. Reads at most the `PREVIOUS_SET_LOOKBACK` newest sets.
+ */
+export async function previousSet(
+  store: BackupStore,
+  name: string | undefined,
+  source: { host: string; port: number },
+): Promise<BackupSetManifest | undefined> {
+  const ids = new Set<string>();
+  for await (const entry of store.list(SETS_FOLDER)) {
+    const [id, file] = entry.key.slice(SETS_FOLDER.length).split('/');
+    if (file === 'manifest.json' && BACKUP_ID_PATTERN.test(id)) ids.add(id);
+  }
+  const newestFirst = [...ids].sort().reverse().slice(0, PREVIOUS_SET_LOOKBACK);
+  const host = normaliseHost(source.host);
+  for (const id of newestFirst) {
+    const read = await readSet(store, id);
+    if (!('manifest' in read)) continue;
+    const set = read.manifest;
+    const same =
+      name !== undefined
+        ? set.name === name
+        : set.name === undefined &&
+          normaliseHost(set.source.host) === host &&
+          set.source.port === source.port;
+    if (same) return set;
+  }
+  return undefined;
+}
+
+/**
+ * The databases `previous` found (members and failures) that the server no longer has (`all`,
+ * its databases now, selected or not): dropped, renamed, or no longer connectable. A database
+ * only excluded since is still on the server, so it has not disappeared.
+ */
+export function disappearedSince(previous: BackupSetManifest | undefined, all: readonly string[]): string[] {
+  if (!previous) return [];
+  const now = new Set(all);
+  const found = [...previous.members.map((m) => m.database), ...previous.failed.map((f) => f.database)];
+  return [...new Set(found)].filter((database) => !now.has(database)).sort();
 }
 
 /** A set folder whose manifest cannot be used: named, never skipped quietly. */

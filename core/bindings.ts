@@ -60,6 +60,13 @@ export const DatabaseBindingSchema = z
      * in, where its dumps' tasks run (`taskPlacement`, core/deployment.ts).
      */
     availabilityZone: z.string().optional(),
+    /**
+     * A server entry (`servers[]`): every database of the server may be backed up, each filed
+     * under `<id>.<database>` (`memberCatalogName`). `database` is only where the listing connects.
+     */
+    allDatabases: z.boolean().optional(),
+    /** A server entry only: per-database retention policies over the server's `retention`. */
+    databaseRetention: z.record(z.string(), RetentionPolicySchema).optional(),
   })
   .strict();
 export type DatabaseBinding = z.infer<typeof DatabaseBindingSchema>;
@@ -72,3 +79,39 @@ export const DatabaseBindingsSchema = z
   })
   .strict();
 export type DatabaseBindings = z.infer<typeof DatabaseBindingsSchema>;
+
+/**
+ * The catalog name of `database`'s backups when it is backed up as part of the server entry
+ * `serverId`: `<serverId>.<database>`. A configured id has no dot, so no database entry's id is
+ * ever a member's name, and the server's id is the name's part up to its first dot.
+ */
+export function memberCatalogName(serverId: string, database: string): string {
+  return `${serverId}.${database}`;
+}
+
+/**
+ * The binding whose backups are filed under `name` — a database entry's id, or a server entry's
+ * member name (`memberCatalogName`) — with, for a member, its database's name.
+ */
+export function bindingOfName(
+  bindings: DatabaseBindings,
+  name: string,
+): { binding: DatabaseBinding; database?: string } | undefined {
+  for (const binding of bindings.bindings) {
+    if (!binding.source) continue;
+    if (binding.id === name && !binding.allDatabases) return { binding };
+    if (binding.allDatabases && name.startsWith(`${binding.id}.`)) {
+      return { binding, database: name.slice(binding.id.length + 1) };
+    }
+  }
+  return undefined;
+}
+
+/** The retention policy a binding sets for `database` (a member's own, else the binding's). */
+export function bindingRetention(
+  found: { binding: DatabaseBinding; database?: string } | undefined,
+): z.infer<typeof RetentionPolicySchema> | undefined {
+  if (!found) return undefined;
+  const own = found.database === undefined ? undefined : found.binding.databaseRetention?.[found.database];
+  return own ?? found.binding.retention;
+}

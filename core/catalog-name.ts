@@ -25,7 +25,7 @@ import { newestFirst } from './catalog';
 import { type BackupManifest, BackupManifestSchema, type Connection } from './contracts';
 import type { Deployment } from './deployment';
 import { PgferryError } from './errors';
-import { allowedLogin, checkFiledUnder } from './login-policy';
+import { allowedLogin, checkFiledUnder, filedUnder } from './login-policy';
 import type { BackupStore } from './store';
 import {
   assertCatalogName,
@@ -73,8 +73,8 @@ function describeServer(server: ServerIdentity): string {
 }
 
 /**
- * The catalog name a backup of `source` is filed under: on AWS its configured id (a request
- * naming another is refused), locally the name asked for, else the database's name.
+ * The catalog name a backup of `source` is filed under: on AWS its configured id — a server
+ * entry's member `<id>.<database>` — (a request naming another is refused), locally the name asked for, else the database's name.
  */
 export function backupCatalogName(
   deployment: Deployment,
@@ -83,8 +83,8 @@ export function backupCatalogName(
 ): { name: string; binding?: DatabaseBinding } {
   const binding = allowedLogin(deployment, source, 'backup');
   if (binding) {
-    if (requested !== undefined) checkFiledUnder(binding, requested);
-    return { name: binding.id, binding };
+    if (requested !== undefined) checkFiledUnder(binding, requested, source.database);
+    return { name: filedUnder(binding, source.database), binding };
   }
   const name = requested ?? source.database;
   assertCatalogName(name);

@@ -20,7 +20,7 @@
  *   refuses what the deployment would (the tests run the runner that way).
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { type DatabaseBindings, DatabaseBindingsSchema } from './bindings';
+import { bindingOfName, bindingRetention, type DatabaseBindings, DatabaseBindingsSchema } from './bindings';
 import type { TaskPlacement } from './contracts';
 import { parsePayload } from './contracts';
 import { errorMessage, PgferryError } from './errors';
@@ -84,8 +84,8 @@ export function retentionFor(
   deployment: Deployment = currentDeployment(),
 ): RetentionPolicy {
   if (!deployment.onAws) return fallback;
-  const binding = deployment.bindings.bindings.find((b) => b.source && b.id === database);
-  return binding?.retention ?? fallback;
+  // A server entry's member (`<server>.<database>`): its own policy, else the server's.
+  return bindingRetention(bindingOfName(deployment.bindings, database)) ?? fallback;
 }
 
 /**
@@ -115,7 +115,7 @@ export function taskPlacement(
       `${TASK_SUBNETS_ENV} is not the stack's task subnets by zone (JSON)`,
     );
   }
-  const zone = deployment.bindings.bindings.find((b) => b.source && b.id === database)?.availabilityZone;
+  const zone = bindingOfName(deployment.bindings, database)?.binding.availabilityZone;
   const inZone = zone ? byZone[zone] : undefined;
   return { subnets: inZone?.length ? inZone : Object.values(byZone).flat() };
 }

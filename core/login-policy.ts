@@ -15,7 +15,7 @@
  *   a target's too: a clean restore backs its target up first.
  * - a migration's cutover scales only the ECS services configured for its target.
  */
-import type { CutoverEcsService, DatabaseBinding } from './bindings';
+import { type CutoverEcsService, type DatabaseBinding, memberCatalogName } from './bindings';
 import { describeConnection } from './connection';
 import type { BackupPlan, Connection, MigratePlan, RestorePlan } from './contracts';
 import type { Deployment } from './deployment';
@@ -53,7 +53,10 @@ function sameLogin(binding: DatabaseBinding, connection: Connection): boolean {
 }
 
 function sameServer(binding: DatabaseBinding, connection: Connection, use: LoginUse): boolean {
-  const anyDatabase = binding.anyDatabase && (use === 'restore-target' || use === 'migrate-target');
+  const anyDatabase =
+    (binding.anyDatabase && (use === 'restore-target' || use === 'migrate-target')) ||
+    // A server entry's login backs up every database of its server (each under its member name).
+    (binding.allDatabases === true && use === 'backup');
   return (
     sameHost(binding.host, connection.host) &&
     binding.port === connection.port &&
@@ -181,7 +184,7 @@ export function checkRunnerJob(deployment: Deployment, job: RunnerJob): void {
   switch (job.kind) {
     case 'backup': {
       const binding = allowedLogin(deployment, job.plan.source, 'backup');
-      checkFiledUnder(binding, job.plan.database);
+      checkFiledUnder(binding, job.plan.database, job.plan.source.database);
       return;
     }
     case 'restore':
@@ -202,11 +205,21 @@ export function checkRunnerJob(deployment: Deployment, job: RunnerJob): void {
   }
 }
 
-/** On AWS a backup is filed under its source's configured id, and no other name. */
-export function checkFiledUnder(binding: DatabaseBinding | undefined, name: string): void {
-  if (binding && binding.id !== name) {
+/**
+ * On AWS a backup is filed under its source's configured id, and no other name; a server entry's
+ * member (`database` of a binding with `allDatabases`) under `<id>.<database>`.
+ */
+export function checkFiledUnder(binding: DatabaseBinding | undefined, name: string, database?: string): void {
+  if (!binding) return;
+  const expected = filedUnder(binding, database ?? binding.database);
+  if (expected !== name) {
     refuse(
-      `on AWS the backups of ${binding.user}@${binding.host}:${binding.port}/${binding.database} are filed under its configured id "${binding.id}", not "${name}"`,
+      `on AWS the backups of ${binding.user}@${binding.host}:${binding.port}/${database ?? binding.database} are filed under "${expected}", not "${name}"`,
     );
   }
+}
+
+/** The catalog name a backup of `database` through `binding` is filed under on AWS. */
+export function filedUnder(binding: DatabaseBinding, database: string): string {
+  return binding.allDatabases ? memberCatalogName(binding.id, database) : binding.id;
 }

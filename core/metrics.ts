@@ -57,3 +57,36 @@ export function backupCompletedMetricLine(manifest: BackupManifest): string {
     [BACKUP_METRICS.storedBytes]: manifest.objects.reduce((sum, o) => sum + o.bytes, 0),
   });
 }
+
+/** The dimension of a server entry's metrics: its configured id. */
+export const SERVER_DIMENSION = 'Server';
+
+export const SERVER_METRICS = {
+  /** When a server's set was recorded (Unix seconds); its SampleCount is the number of sets. */
+  lastSetRecorded: 'LastSetRecordedTimestamp',
+  /** Databases of the set that failed this run. */
+  databasesFailed: 'SetDatabasesFailed',
+  /** Databases found whose newest complete backup is older than the entry's `alarmAfterHours`. */
+  databasesStale: 'DatabasesWithoutFreshBackup',
+  /** Databases the server's previous set had that the server no longer has. */
+  databasesDisappeared: 'DatabasesDisappeared',
+} as const;
+
+/** An EMF line of `metrics` (counts, or a timestamp) for the server entry `server`. */
+export function serverMetricLine(server: string, at: Date, metrics: Partial<Record<string, number>>): string {
+  const names = Object.keys(metrics);
+  return JSON.stringify({
+    _aws: {
+      Timestamp: at.getTime(),
+      CloudWatchMetrics: [
+        {
+          Namespace: METRICS_NAMESPACE,
+          Dimensions: [[SERVER_DIMENSION]],
+          Metrics: names.map((Name) => ({ Name, Unit: 'None' })),
+        },
+      ],
+    },
+    [SERVER_DIMENSION]: server,
+    ...metrics,
+  });
+}

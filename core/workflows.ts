@@ -11,6 +11,17 @@ export const BACKUP_STATES = {
   failed: 'BackupFailed',
 } as const;
 
+/** The server-backup workflow's states (lib/server-backup-workflow.ts). */
+export const SERVER_BACKUP_STATES = {
+  list: 'ListDatabases',
+  map: 'BackupDatabases',
+  member: 'BackupDatabase',
+  memberFailed: 'DatabaseFailed',
+  record: 'RecordSet',
+  complete: 'SetComplete',
+  failed: 'BackupSetFailed',
+} as const;
+
 export const RESTORE_STATES = {
   preflight: 'RestorePreflight',
   safetyBackup: 'SafetyBackup',

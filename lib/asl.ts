@@ -17,7 +17,10 @@ const LOCAL_ACCOUNT = '000000000000';
 const LOCAL_REGION = 'local-1';
 
 /** Synthesizes the stack (without bundling assets) and renders each workflow's definition. */
-export function synthesizeWorkflowDefinitions(): Record<WorkflowName, AslDefinition> {
+/** The definitions the CLI runs: the workflows', and the server backup's. */
+export type AslName = WorkflowName | 'server-backup';
+
+export function synthesizeWorkflowDefinitions(): Record<AslName, AslDefinition> {
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   const stack = new PgferryStack(app, 'PgferryAsl', {
     env: { account: LOCAL_ACCOUNT, region: 'us-east-1' },
@@ -25,14 +28,15 @@ export function synthesizeWorkflowDefinitions(): Record<WorkflowName, AslDefinit
   });
   const template = Template.fromStack(stack).toJSON() as { Resources: Record<string, CfnResource> };
   const logicalId = (sm: sfn.StateMachine) => stack.getLogicalId(sm.node.defaultChild as CfnElement);
-  const stateMachineIds: Record<WorkflowName, string> = {
+  const stateMachineIds: Record<AslName, string> = {
+    'server-backup': logicalId(stack.serverBackup.stateMachine),
     backup: logicalId(stack.backup.stateMachine),
     restore: logicalId(stack.restore.stateMachine),
     verify: logicalId(stack.verify.stateMachine),
     migrate: logicalId(stack.migrate.stateMachine),
   };
-  const out = {} as Record<WorkflowName, AslDefinition>;
-  for (const name of WORKFLOW_NAMES) {
+  const out = {} as Record<AslName, AslDefinition>;
+  for (const name of [...WORKFLOW_NAMES, 'server-backup' as const]) {
     const resource = template.Resources[stateMachineIds[name]];
     out[name] = JSON.parse(
       renderTokens(resource.Properties.DefinitionString, template.Resources),

@@ -1,5 +1,11 @@
 import { BINDINGS_VERSION, type DatabaseBinding, type DatabaseBindings } from '../core/bindings';
-import { databaseRetention, type PgferryConfig, type ServerLoginConfig } from './config';
+import {
+  databaseRetention,
+  type PgferryConfig,
+  type ServerLoginConfig,
+  serverDatabaseRetention,
+  serverRetention,
+} from './config';
 
 /**
  * The configuration's logins as bindings (core/bindings.ts): each database may be backed up (and,
@@ -20,6 +26,18 @@ export function bindingsOf(config: PgferryConfig): DatabaseBindings {
           }),
           ...(retention ? { retention } : {}),
           ...(db.availabilityZone ? { availabilityZone: db.availabilityZone } : {}),
+        };
+      }),
+      // A server entry: any database of its server may be backed up, each under `<id>.<database>`.
+      ...config.servers.map((server) => {
+        const retention = serverRetention(config, server);
+        const perDatabase = serverDatabaseRetention(config, server);
+        return {
+          ...binding(server, { source: true, target: false, anyDatabase: false, cutoverEcsServices: [] }),
+          allDatabases: true,
+          ...(retention ? { retention } : {}),
+          ...(Object.keys(perDatabase).length ? { databaseRetention: perDatabase } : {}),
+          ...(server.availabilityZone ? { availabilityZone: server.availabilityZone } : {}),
         };
       }),
       ...config.targets.map((t) =>

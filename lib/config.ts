@@ -183,6 +183,53 @@ export const DatabaseConfigSchema = z
 export type DatabaseConfig = z.infer<typeof DatabaseConfigSchema>;
 
 /**
+ * A whole server (issue 16): its schedule runs one server-backup execution that lists the
+ * server's databases at run time and backs each up through the backup workflow, `maxConcurrency`
+ * at once, filed under `<id>.<database>`; then the set's manifest. `connection.database` is only
+ * where the listing connects (e.g. `postgres`).
+ */
+export const ServerConfigSchema = z
+  .object({
+    ...ServerLoginFields,
+    /** `"all"`: every connectable, non-template database, found at each run; or a list of names. */
+    databases: z.union([z.literal('all'), z.array(z.string().min(1).max(63)).min(1).max(400)]).default('all'),
+    /** With `databases: "all"`: only those matching one of these glob patterns (`*`, `?`). */
+    include: z.array(z.string().min(1).max(200)).max(100).default([]),
+    /** Databases never backed up (exact names). */
+    exclude: z.array(z.string().min(1).max(63)).max(1000).default([]),
+    backupSchedules: z.array(ScheduleSchema).min(1, 'give at least one backup schedule'),
+    /** How many of the server's databases are dumped at once (the Map's maximum concurrency). */
+    maxConcurrency: z.number().int().min(1).max(40).default(4),
+    compression: CompressionSchema.optional(),
+    withRolePasswords: z.boolean().default(false),
+    /** Alarm when a database found has had no complete backup, or no set was recorded, for this many hours. */
+    alarmAfterHours: z.number().int().min(1).max(168).default(26),
+    lockWaitTimeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 60 * 60)
+      .optional(),
+    /** The server's retention policy over the deployment's (every database of it). */
+    retention: RetentionPolicySchema.partial().optional(),
+    /** Per-database policies over the server's, by database name: `{ "audit": { "keepDaily": 90 } }`. */
+    databaseRetention: z.record(z.string().min(1).max(63), RetentionPolicySchema.partial()).default({}),
+    /** The availability zone the server is in (one of `vpc.availabilityZones`). */
+    availabilityZone: z.string().min(1).optional(),
+  })
+  .strict()
+  .superRefine((server, ctx) => {
+    if (server.databases !== 'all' && server.include.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['include'],
+        message: 'include patterns select among "all" databases: with a list of databases, leave include out',
+      });
+    }
+  });
+export type ServerConfig = z.infer<typeof ServerConfigSchema>;
+
+/**
  * A server and database that restores and migrations may write into: the same connection,
  * network and login as a database, without schedules.
  */
@@ -200,8 +247,8 @@ export const TargetConfigSchema = z
   .strict();
 export type TargetConfig = z.infer<typeof TargetConfigSchema>;
 
-/** A database or a target: what the network rules and login grants are made for. */
-export type ServerLoginConfig = DatabaseConfig | TargetConfig;
+/** A database, a server or a target: what the network rules and login grants are made for. */
+export type ServerLoginConfig = DatabaseConfig | ServerConfig | TargetConfig;
 
 const SubnetIdSchema = z.string().regex(/^subnet-[0-9a-f]{8,17}$/, 'a subnet id (subnet-…)');
 
@@ -374,6 +421,15 @@ const TasksConfigSchema = z
      * than the lock wait timeout, so that a lock wait fails with its own, better message.
      */
     stallTimeoutMinutes: z.number().int().min(1).max(720).default(10),
+    /**
+     * The most Fargate tasks the schedules may run at once (your account's Fargate quota, in
+     * tasks of the largest size you use): synthesis refuses a configuration whose schedules
+     * could together run more — each database schedule one task, each server entry its
+     * `maxConcurrency`. Ad hoc runs (CLI, API) are not counted: RunTask's capacity errors are
+     * retried for about an hour.
+     * @default no cap
+     */
+    maxConcurrentTasks: z.number().int().min(1).max(100000).optional(),
   })
   .strict();
 
@@ -520,14 +576,27 @@ export const PgferryConfigSchema = z
     retention: RetentionPolicySchema.default({ ...DEFAULT_RETENTION }),
     // A fleet's schedules and alarms go to nested stacks by server (lib/fleet.ts); 1,000 databases
     // keep the bindings well inside the task definition's share (MAX_TASK_BINDINGS_CHARS).
-    databases: z.array(DatabaseConfigSchema).min(1, 'name at least one database').max(1000),
+    // Required (it may be empty when `servers` names the servers to back up).
+    databases: z.array(DatabaseConfigSchema).max(1000),
+    /** Whole servers: every database found at run time, backed up as a set (`ServerConfigSchema`). */
+    servers: z.array(ServerConfigSchema).max(100).default([]),
     /** Where restores and migrations may write (besides databases with `restoreTarget`). */
     targets: z.array(TargetConfigSchema).max(50).default([]),
   })
   .strict()
   .superRefine((config, ctx) => {
-    const entries: { path: 'databases' | 'targets'; i: number; entry: ServerLoginConfig }[] = [
+    if (config.databases.length === 0 && config.servers.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['databases'],
+        message: 'name at least one database (or server)',
+      });
+    }
+    checkServers(ctx, config);
+    checkTaskCap(ctx, config);
+    const entries: { path: 'databases' | 'servers' | 'targets'; i: number; entry: ServerLoginConfig }[] = [
       ...config.databases.map((entry, i) => ({ path: 'databases' as const, i, entry })),
+      ...config.servers.map((entry, i) => ({ path: 'servers' as const, i, entry })),
       ...config.targets.map((entry, i) => ({ path: 'targets' as const, i, entry })),
     ];
     const ids = new Map<string, string>();
@@ -546,7 +615,9 @@ export const PgferryConfigSchema = z
         });
       } else ids.set(entry.id.toLowerCase(), where);
       const server = `${connection.host.toLowerCase()}:${connection.port}/${connection.database}`;
-      if (path === 'databases') {
+      if (path === 'servers') {
+        // checkServers: one entry per server, no database entry beside it.
+      } else if (path === 'databases') {
         // Backups are filed under the id, so two servers' databases of one name are two entries;
         // one database configured twice would be two catalogs of the same backups.
         const first = databases.get(server);
@@ -586,7 +657,7 @@ export const PgferryConfigSchema = z
         } else if (!first) secrets.set(arn, { where, server: login });
       }
       checkReachable(ctx, config.vpc, path, i, entry);
-      const zone = path === 'databases' ? (entry as DatabaseConfig).availabilityZone : undefined;
+      const zone = path !== 'targets' ? (entry as DatabaseConfig | ServerConfig).availabilityZone : undefined;
       if (zone !== undefined && !(config.vpc.availabilityZones ?? []).includes(zone)) {
         ctx.addIssue({
           code: 'custom',
@@ -596,6 +667,67 @@ export const PgferryConfigSchema = z
       }
     }
   });
+
+/**
+ * A server entry covers every database of its server: a second entry for the server, or a
+ * database entry on it, would back the same databases up twice under two names (and share one
+ * login between two bindings).
+ */
+function checkServers(
+  ctx: z.RefinementCtx,
+  config: { databases: DatabaseConfig[]; servers: ServerConfig[] },
+): void {
+  const key = (e: ServerLoginConfig) => `${e.connection.host.toLowerCase()}:${e.connection.port}`;
+  const servers = new Map<string, number>();
+  config.servers.forEach((server, i) => {
+    const first = servers.get(key(server));
+    if (first !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['servers', i, 'connection'],
+        message: `${key(server)} is already servers.${first}: configure a server once (use include/exclude to choose its databases)`,
+      });
+    } else servers.set(key(server), i);
+  });
+  config.databases.forEach((db, i) => {
+    const server = servers.get(key(db));
+    if (server !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['databases', i, 'connection'],
+        message: `${key(db)} is the server entry servers.${server}, which backs up every database of it: remove this entry (its own settings go to the server's databaseRetention or exclude)`,
+      });
+    }
+  });
+}
+
+/** With `tasks.maxConcurrentTasks`: the schedules cannot together run more tasks at once. */
+function checkTaskCap(
+  ctx: z.RefinementCtx,
+  config: { tasks: { maxConcurrentTasks?: number }; databases: DatabaseConfig[]; servers: ServerConfig[] },
+): void {
+  const cap = config.tasks.maxConcurrentTasks;
+  if (cap === undefined) return;
+  const worst = scheduledTaskBurst(config);
+  if (worst > cap) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['tasks', 'maxConcurrentTasks'],
+      message: `the schedules could run ${worst} tasks at once (one per database schedule, maxConcurrency per server schedule), more than maxConcurrentTasks ${cap}: lower the servers' maxConcurrency, or raise the cap with your Fargate quota`,
+    });
+  }
+}
+
+/**
+ * The most pg-tools tasks the schedules can run at once: every database schedule (backup and
+ * verify) one task, every server schedule its `maxConcurrency`.
+ */
+export function scheduledTaskBurst(config: { databases: DatabaseConfig[]; servers: ServerConfig[] }): number {
+  return (
+    config.databases.reduce((sum, db) => sum + db.backupSchedules.length + (db.verifySchedule ? 1 : 0), 0) +
+    config.servers.reduce((sum, s) => sum + s.backupSchedules.length * s.maxConcurrency, 0)
+  );
+}
 
 /** Exactly one way to log in, with what it needs; a secret in the stack's account and region. */
 function checkLogin(
@@ -676,6 +808,27 @@ export function databaseRetention(config: PgferryConfig, db: DatabaseConfig): Re
   if (!db.retention) return undefined;
   const own = Object.fromEntries(Object.entries(db.retention).filter(([, v]) => v !== undefined));
   return { ...config.retention, ...own };
+}
+
+/** A server entry's policy (its own over the deployment's); undefined when it sets none. */
+export function serverRetention(config: PgferryConfig, server: ServerConfig): RetentionPolicy | undefined {
+  if (!server.retention) return undefined;
+  return { ...config.retention, ...defined(server.retention) };
+}
+
+/** Each of a server entry's per-database policies, over the server's (and the deployment's). */
+export function serverDatabaseRetention(
+  config: PgferryConfig,
+  server: ServerConfig,
+): Record<string, RetentionPolicy> {
+  const base = serverRetention(config, server) ?? config.retention;
+  return Object.fromEntries(
+    Object.entries(server.databaseRetention).map(([db, policy]) => [db, { ...base, ...defined(policy) }]),
+  );
+}
+
+function defined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Validates a configuration; throws one error listing every problem with its field. */

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { NestedStack } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import type { DatabaseConfig } from './config';
+import type { DatabaseConfig, ServerConfig } from './config';
 
 /**
  * The most per-database resources the stack holds itself: with the ~120 resources of everything
@@ -20,9 +20,17 @@ export const MAX_DATABASE_RESOURCES_IN_STACK = 150;
 /** The most per-database resources one nested stack holds (of CloudFormation's 500). */
 export const MAX_DATABASE_RESOURCES_PER_NESTED_STACK = 300;
 
-/** The resources one database adds: a schedule per backup schedule, its verify schedule, its alarm. */
-export function databaseResourceCount(db: DatabaseConfig): number {
-  return db.backupSchedules.length + (db.verifySchedule ? 1 : 0) + 1;
+/** Per-server alarms of a server entry (Monitoring.watchServer): stale, disappeared, no set. */
+export const SERVER_ENTRY_ALARMS = 3;
+
+/**
+ * The resources one entry adds: a database a schedule per backup schedule, its verify schedule
+ * and its alarm; a server entry its schedules and its three alarms.
+ */
+export function databaseResourceCount(db: DatabaseConfig | ServerConfig): number {
+  if (!('verifySchedule' in db) && 'maxConcurrency' in db)
+    return db.backupSchedules.length + SERVER_ENTRY_ALARMS;
+  return db.backupSchedules.length + ((db as DatabaseConfig).verifySchedule ? 1 : 0) + 1;
 }
 
 /** Where a database's resources are created. */
@@ -34,7 +42,7 @@ export interface DatabasePlacement {
 }
 
 /** A server's key: host and port, as a connection names them. */
-function serverOf(db: DatabaseConfig): string {
+function serverOf(db: DatabaseConfig | ServerConfig): string {
   return `${db.connection.host.toLowerCase()}:${db.connection.port}`;
 }
 
@@ -45,7 +53,7 @@ function serverOf(db: DatabaseConfig): string {
  */
 export function placeDatabases(
   stack: Construct,
-  databases: readonly DatabaseConfig[],
+  databases: readonly (DatabaseConfig | ServerConfig)[],
 ): Map<string, DatabasePlacement> {
   const placements = new Map<string, DatabasePlacement>();
   const total = databases.reduce((sum, db) => sum + databaseResourceCount(db), 0);
@@ -53,7 +61,7 @@ export function placeDatabases(
     for (const db of databases) placements.set(db.id, { scope: stack, nested: false });
     return placements;
   }
-  const byServer = new Map<string, DatabaseConfig[]>();
+  const byServer = new Map<string, (DatabaseConfig | ServerConfig)[]>();
   for (const db of databases) byServer.set(serverOf(db), [...(byServer.get(serverOf(db)) ?? []), db]);
   for (const [server, members] of byServer) {
     const hash = createHash('sha256').update(server).digest('hex').slice(0, 8);

@@ -10,7 +10,13 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { BACKUP_METRICS, DATABASE_DIMENSION, METRICS_NAMESPACE } from '../core/metrics';
+import {
+  BACKUP_METRICS,
+  DATABASE_DIMENSION,
+  METRICS_NAMESPACE,
+  SERVER_DIMENSION,
+  SERVER_METRICS,
+} from '../core/metrics';
 import { acknowledge } from './nag';
 
 export interface MonitoringProps {
@@ -347,6 +353,70 @@ export class Monitoring extends Construct {
       }),
     );
     return alarm;
+  }
+
+  /**
+   * A server entry's alarms. Its databases are found at run time, so no alarm can be made per
+   * database at deploy time; the server-backup workflow publishes per server (dimension `Server`)
+   * what those alarms would watch: databases found that have no fresh backup (a failed member
+   * whose newest complete backup is older than `maxAge`), databases that disappeared since the
+   * previous set, and each recorded set — whose absence for `maxAge` means nothing ran at all.
+   * Each member's own `LastCompleteBackupTimestamp` (dimension `Database`: `<id>.<database>`) is
+   * published by the backup workflow as for any database, and graphed by the fleet's widgets.
+   */
+  watchServer(watched: { id: string; maxAge: Duration; nestedScope?: Construct }): cloudwatch.Alarm[] {
+    const { id, maxAge, nestedScope } = watched;
+    const hours = maxAge.toHours();
+    const metric = (metricName: string, statistic: string) =>
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName,
+        dimensionsMap: { [SERVER_DIMENSION]: id },
+        statistic,
+        period: Duration.hours(1),
+      });
+    const name = (suffix: string) =>
+      nestedScope
+        ? this.alarmName(`${FLEET_ALARM_PREFIX}${id}-${suffix}`, true)
+        : this.alarmName(`server-${id}-${suffix}`);
+    const scope = nestedScope ?? this;
+    const atLeastOne = {
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    };
+    return [
+      this.addAlarm(
+        metric(SERVER_METRICS.databasesStale, 'Maximum').createAlarm(scope, `${id}StaleDatabases`, {
+          alarmName: name('stale'),
+          alarmDescription: `pgferry: databases of server ${id} have had no complete backup for ${hours} hours (the server's set names them as failed)`,
+          ...atLeastOne,
+        }),
+      ),
+      this.addAlarm(
+        metric(SERVER_METRICS.databasesDisappeared, 'Maximum').createAlarm(
+          scope,
+          `${id}DatabasesDisappeared`,
+          {
+            alarmName: name('disappeared'),
+            alarmDescription: `pgferry: databases of server ${id} that its previous backup set had are gone from the server (dropped, renamed or no longer connectable); the set manifest's "disappeared" names them`,
+            ...atLeastOne,
+          },
+        ),
+      ),
+      this.addAlarm(
+        metric(SERVER_METRICS.lastSetRecorded, 'SampleCount').createAlarm(scope, `${id}NoRecentSet`, {
+          alarmName: name('no-set'),
+          alarmDescription: `pgferry: no backup set of server ${id} has been recorded for ${hours} hours`,
+          threshold: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+          evaluationPeriods: hours,
+          datapointsToAlarm: hours,
+          treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+        }),
+      ),
+    ];
   }
 
   /** Alarms when a scheduled start could not happen after its retries (a message in the queue). */

@@ -3,14 +3,22 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type { Construct } from 'constructs';
 import { REQUEST_BODIES } from '../api/app';
 import type { DatabaseBindings } from '../core/bindings';
-import type { BackupRequestInput, VerifyRequest } from '../core/contracts';
+import type { BackupRequestInput, ServerBackupRequestInput, VerifyRequest } from '../core/contracts';
 import { isScoped } from '../core/postgres/dump-scope';
+import type { RetentionPolicy } from '../core/retention';
 import { PgferryApi } from './api';
 import { BackupBucket } from './backup-bucket';
 import { BackupWorkflow } from './backup-workflow';
 import { BackupsWidget } from './backups-widget';
 import { bindingsOf } from './bindings';
-import { type DatabaseConfig, databaseRetention, type PgferryConfig } from './config';
+import {
+  type DatabaseConfig,
+  databaseRetention,
+  type PgferryConfig,
+  type ServerConfig,
+  serverDatabaseRetention,
+  serverRetention,
+} from './config';
 import { consoleDeploymentOf } from './console-deployment';
 import { type DatabaseLogin, databaseLogin } from './database-logins';
 import { placeDatabases } from './fleet';
@@ -23,6 +31,7 @@ import { RestoreWorkflow } from './restore-workflow';
 import { RunEvents } from './run-events';
 import { Runbooks } from './runbooks';
 import { Schedules } from './schedules';
+import { ServerBackupWorkflow } from './server-backup-workflow';
 import type { Workflow } from './state-machine';
 import { VerifyWorkflow } from './verify-workflow';
 import { WorkflowFunctions } from './workflow-functions';
@@ -59,6 +68,8 @@ export class PgferryStack extends Stack {
   readonly restore: RestoreWorkflow;
   readonly verify: VerifyWorkflow;
   readonly migrate: MigrateWorkflow;
+  /** Whole servers (`servers[]`): every database found at run time, as a backup set. */
+  readonly serverBackup: ServerBackupWorkflow;
   /** The HTTP API (`api.enabled`, the default). */
   readonly api?: PgferryApi;
   /** With the API: an EventBridge event on the default bus for every finished run. */
@@ -122,7 +133,7 @@ export class PgferryStack extends Stack {
               allowIngressToExisting: config.vpc.endpoints.allowIngress,
             }
           : undefined,
-      databases: [...config.databases, ...config.targets].map((entry) => ({
+      databases: [...config.databases, ...config.servers, ...config.targets].map((entry) => ({
         id: entry.id,
         port: entry.connection.port,
         securityGroupId: entry.network.securityGroupId,
@@ -134,7 +145,13 @@ export class PgferryStack extends Stack {
 
     this.store = new BackupBucket(this, 'Store', {
       retention: config.retention,
-      databaseRetention: config.databases.flatMap((db) => databaseRetention(config, db) ?? []),
+      databaseRetention: [
+        ...config.databases.flatMap((db) => databaseRetention(config, db) ?? []),
+        ...config.servers.flatMap((server) => [
+          ...(serverRetention(config, server) ? [serverRetention(config, server) as RetentionPolicy] : []),
+          ...Object.values(serverDatabaseRetention(config, server)),
+        ]),
+      ],
       bucketName: config.bucket.bucketName,
       objectLock: config.bucket.objectLock,
       noncurrentVersionExpiration: Duration.days(config.bucket.noncurrentVersionExpirationDays),
@@ -144,7 +161,10 @@ export class PgferryStack extends Stack {
     });
     this.bindings = bindingsOf(config);
     this.databaseLogins = new Map(
-      [...config.databases, ...config.targets].map((entry) => [entry.id, databaseLogin(this, entry)]),
+      [...config.databases, ...config.servers, ...config.targets].map((entry) => [
+        entry.id,
+        databaseLogin(this, entry),
+      ]),
     );
     const logins = [...this.databaseLogins.values()];
 
@@ -219,6 +239,14 @@ export class PgferryStack extends Stack {
       cutoverServices: config.targets.flatMap((target) => target.cutoverEcsServices),
     });
     this.addWorkflow('migrate', this.migrate);
+    this.serverBackup = new ServerBackupWorkflow(this, 'ServerBackup', {
+      ...workflowProps,
+      backup: this.backup.stateMachine,
+    });
+    this.addWorkflow('serverBackup', this.serverBackup);
+    // The listing reaches the server entries' logins only.
+    for (const server of config.servers)
+      this.databaseLogins.get(server.id)?.grantLogin(this.serverBackup.list);
 
     if (config.console.enabled) {
       this.runbooks = new Runbooks(this, 'Runbooks', {
@@ -273,7 +301,8 @@ export class PgferryStack extends Stack {
     }
 
     // A fleet's schedules and alarms go to nested stacks, by server (lib/fleet.ts).
-    const placements = placeDatabases(this, config.databases);
+    const placements = placeDatabases(this, [...config.databases, ...config.servers]);
+    for (const server of config.servers) this.scheduleServer(server, placements.get(server.id));
     for (const db of config.databases) {
       const placement = placements.get(db.id);
       const nestedScope = placement?.nested ? placement.scope : undefined;
@@ -313,6 +342,57 @@ export class PgferryStack extends Stack {
         nestedScope,
       });
     }
+  }
+
+  /**
+   * A server entry's schedules (each one server-backup execution) and its alarms, in the
+   * server's nested stack when the fleet has them.
+   */
+  private scheduleServer(
+    server: ServerConfig,
+    placement: { scope: Construct; nested: boolean } | undefined,
+  ): void {
+    const nestedScope = placement?.nested ? placement.scope : undefined;
+    server.backupSchedules.forEach((schedule, i) => {
+      this.schedules.add(
+        {
+          id: `${server.id}Backup${i + 1}`,
+          description: `pgferry: backs up every database of ${server.connection.host}:${server.connection.port} (${schedule.cron}, ${schedule.timeZone})`,
+          stateMachine: this.serverBackup.stateMachine,
+          cron: schedule.cron,
+          timeZone: schedule.timeZone,
+          flexibleWindow: Duration.minutes(schedule.flexibleWindowMinutes),
+          input: this.serverBackupRequest(server),
+        },
+        nestedScope,
+      );
+    });
+    this.monitoring.watchServer({
+      id: server.id,
+      maxAge: Duration.hours(server.alarmAfterHours),
+      nestedScope,
+    });
+  }
+
+  /** The execution input that backs up the server entry: ids and an ARN, never a password. */
+  private serverBackupRequest(server: ServerConfig): ServerBackupRequestInput {
+    return {
+      name: server.id,
+      source: { ...server.connection },
+      store: this.store.storeUrl,
+      selection: {
+        include: server.databases === 'all' ? server.include : server.databases,
+        exclude: server.exclude,
+      },
+      parallel: server.maxConcurrency,
+      ...(server.compression ? { compression: server.compression } : {}),
+      withRolePasswords: server.withRolePasswords,
+      ...(server.lockWaitTimeoutSeconds === undefined
+        ? {}
+        : { lockWaitTimeoutMs: server.lockWaitTimeoutSeconds * 1000 }),
+      origin: 'scheduled',
+      staleAfterHours: server.alarmAfterHours,
+    };
   }
 
   /** The zones the configuration names, else CDK's (a context lookup for a stack with an account). */

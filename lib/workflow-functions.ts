@@ -32,6 +32,12 @@ export interface WorkflowFunctionSpec {
    */
   readonly connectsToDatabases?: boolean;
   /**
+   * With `connectsToDatabases`: the function is granted its logins by its workflow, not every
+   * configured login by `grantDatabaseLogins`.
+   * @default false
+   */
+  readonly ownLogins?: boolean;
+  /**
    * More environment variables.
    * @default none
    */
@@ -179,7 +185,7 @@ export class WorkflowFunctions extends Construct {
       'Resource::*': 'X-Ray tracing (xray:PutTraceSegments/PutTelemetryRecords) accepts no narrower resource',
     });
     this.all.push(fn);
-    if (connects) this.databaseClients.push(fn);
+    if (connects && !spec.ownLogins) this.databaseClients.push(fn);
     return fn;
   }
 

@@ -220,7 +220,7 @@ async function serverBackupCommand(opts: BackupOptions): Promise<RunOutcome> {
   if (opts.aws) {
     throw new PgferryError(
       'InvalidInput',
-      '--all-databases runs locally; on AWS, back up a server through a server entry of the configuration',
+      '--all-databases runs locally; on AWS a server is backed up by its servers[] entry (its schedule, or its ServerBackupStateMachineArn with that input): see docs/aws.md, "Servers"',
     );
   }
   const scoped = [opts.schema, opts.excludeSchema, opts.table, opts.excludeTable, opts.excludeTableData].some(
@@ -259,7 +259,7 @@ async function serverBackupCommand(opts: BackupOptions): Promise<RunOutcome> {
           display.onNotice(
             'error' in result
               ? `${result.database}: failed: ${result.error.message}`
-              : `${result.database}: backed up as ${result.manifest.id}`,
+              : `${result.database}: backed up as ${result.backupId}`,
           ),
       },
     ),

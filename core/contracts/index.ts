@@ -44,10 +44,26 @@ export {
   TaskPlacementSchema,
   ToolInfoSchema,
 } from './backup';
-export type { BackupSetManifest, SetFailure, SetMember, SetSelection } from './backup-set';
+export type {
+  BackupSetManifest,
+  ServerBackupOutcome,
+  ServerBackupRequest,
+  ServerBackupRequestInput,
+  ServerSetState,
+  SetFailure,
+  SetMember,
+  SetMemberResult,
+  SetSelection,
+} from './backup-set';
 export {
   BackupSetManifestSchema,
+  MAX_SET_DATABASES,
+  ServerBackupOutcomeSchema,
+  ServerBackupRequestSchema,
+  ServerRecordInputSchema,
+  ServerSetStateSchema,
   SetFailureSchema,
+  SetMemberResultSchema,
   SetMemberSchema,
   SetSelectionSchema,
 } from './backup-set';

@@ -68,3 +68,27 @@ export function fleetConfig(
     ...overrides,
   };
 }
+
+/**
+ * Server entries (`servers[]`, `databases: "all"`) for the servers numbered `from` to `from + count - 1`
+ * (distinct from `fleetDatabases`' servers): each one schedule, at most 4 of its databases at once.
+ */
+export function fleetServers(from: number, count: number): NonNullable<PgferryConfigInput['servers']> {
+  return Array.from({ length: count }, (_, i) => {
+    const s = from + i;
+    return {
+      id: `srv${String(s + 1).padStart(2, '0')}`,
+      connection: {
+        host: `fleet-${hex(s, 4)}.abcdefghijkl.${FLEET_REGION}.rds.amazonaws.com`,
+        database: 'postgres',
+        user: 'pgferry_backup',
+        passwordSecretArn: `arn:aws:secretsmanager:${FLEET_REGION}:${FLEET_ACCOUNT}:secret:pgferry/fleet-${hex(s, 4)}-AbCdEf`,
+      },
+      network: { securityGroupId: `sg-0f1ee7${hex(s, 11)}` },
+      availabilityZone: s % 2 === 0 ? `${FLEET_REGION}a` : `${FLEET_REGION}b`,
+      databases: 'all' as const,
+      maxConcurrency: 4,
+      backupSchedules: [{ cron: '0 2 * * ? *', flexibleWindowMinutes: 60 }],
+    };
+  });
+}

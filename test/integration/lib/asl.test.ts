@@ -19,6 +19,11 @@ test('the migrate ASL the CLI runs equals the synthesized one', () => {
   expect(built).toEqual(synthesized.migrate);
 });
 
+test('the server-backup ASL the CLI runs (backup --all-databases) equals the synthesized one', () => {
+  const built = JSON.parse(readFileSync(path.join(REPO, 'dist', 'asl', 'server-backup.asl.json'), 'utf8'));
+  expect(built).toEqual(synthesized['server-backup']);
+});
+
 test('the CLI loads its definition from the generated file', async () => {
   const { loadDefinition } = await import('../../../cli/local-executor');
   expect(loadDefinition('backup')).toEqual(synthesized.backup);

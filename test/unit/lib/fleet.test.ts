@@ -12,7 +12,7 @@ import { deploymentOf, TASK_SUBNETS_ENV, taskPlacement } from '../../../core/dep
 import { parseConfig } from '../../../lib/config';
 import { MAX_DATABASE_RESOURCES_IN_STACK } from '../../../lib/fleet';
 import { MAX_TASK_BINDINGS_CHARS } from '../../../lib/pg-tools-task';
-import { fleetConfig } from '../../support/fleet';
+import { fleetConfig, fleetServers } from '../../support/fleet';
 import { synthesize } from './fixtures';
 
 /** AWS's default limits (CloudFormation, VPC, IAM, SNS, KMS, CloudWatch, Step Functions, Lambda, ECS). */
@@ -139,8 +139,8 @@ test(`the dashboard shows the fleet in a few widgets (of ${LIMITS.dashboardWidge
   const body = stack.resolve(dashboard.Properties.DashboardBody) as { 'Fn::Join': [string, unknown[]] };
   const text = body['Fn::Join'][1].map((p) => (typeof p === 'string' ? p : 'X')).join('');
   const widgets = (JSON.parse(text) as { widgets: unknown[] }).widgets;
-  // The backups widget, two per workflow (the four and the run-finished announcer), three for the fleet.
-  expect(widgets).toHaveLength(14);
+  // The backups widget, two per workflow (the five and the run-finished announcer), three for the fleet.
+  expect(widgets).toHaveLength(16);
   expect(text).toContain('SEARCH(\'{Pgferry,Database} MetricName=\\"LastCompleteBackupTimestamp\\"\'');
 });
 
@@ -282,4 +282,41 @@ test('a database without a zone, or a zone the VPC lacks, dumps in any subnet; a
   ).toThrow(
     'databases.0.availabilityZone: eu-west-1c is not one of vpc.availabilityZones (eu-west-1a, eu-west-1b)',
   );
+});
+
+describe('a fleet of 30 servers, 10 of them server entries (databases: "all") beside 200 database entries', () => {
+  const mixed = fleetConfig({ servers: 20, databasesPerServer: 10 }, { servers: fleetServers(20, 10) });
+  const mixedStack = synthesize(mixed).stack;
+  const parent = Template.fromStack(mixedStack).toJSON() as { Resources: Resources };
+  const nested = mixedStack.node.children
+    .filter((c): c is NestedStack => c instanceof NestedStack)
+    .map((n) => Template.fromStack(n).toJSON() as { Resources: Resources });
+  const everything: Resources = Object.assign({}, parent.Resources, ...nested.map((t) => t.Resources));
+
+  test('every stack stays under the limits; a server entry is one schedule and three alarms, whatever its databases', () => {
+    const counts = [
+      Object.keys(parent.Resources).length,
+      ...nested.map((t) => Object.keys(t.Resources).length),
+    ];
+    // Measured: the parent 272 (with the API; 30 nested stacks), a database server's nested stack 30, a server entry's 4.
+    expect(counts[0]).toBeLessThanOrEqual(LIMITS.resourcesPerStack - HEADROOM);
+    expect(nested).toHaveLength(30);
+    expect(nested.map((t) => Object.keys(t.Resources).length).sort((a, b) => a - b)[0]).toBe(4);
+    for (const count of counts.slice(1)) expect(count).toBeLessThan(LIMITS.resourcesPerStack);
+    const schedules = ofType('AWS::Scheduler::Schedule', everything);
+    expect(
+      schedules.filter((s) => String(s.Properties.Description).includes('every database of')),
+    ).toHaveLength(10);
+    const alarms = ofType('AWS::CloudWatch::Alarm', everything).map((a) => String(a.Properties.AlarmName));
+    expect(alarms.filter((n) => /fleet-no-backup-srv\d+-disappeared$/.test(n))).toHaveLength(10);
+    expect(size(parent)).toBeLessThan(LIMITS.templateBytes / 2);
+  });
+
+  test("the servers' Map concurrency and the database schedules bound the 02:00 burst (tasks.maxConcurrentTasks)", () => {
+    // 200 database schedules and verifies (400) + 10 servers × 4.
+    expect(() => parseConfig({ ...mixed, tasks: { maxConcurrentTasks: 439 } })).toThrow(
+      /could run 440 tasks at once/,
+    );
+    expect(parseConfig({ ...mixed, tasks: { maxConcurrentTasks: 440 } }).servers).toHaveLength(10);
+  });
 });

@@ -106,7 +106,7 @@ function notificationRules() {
 
 test("every rule target's topic lets EventBridge publish for that rule only, and use the topic's key", () => {
   const rules = notificationRules();
-  expect(rules).toHaveLength(5);
+  expect(rules).toHaveLength(6);
   for (const [ruleId, rule] of rules) {
     for (const target of rule.Properties.Targets as { Arn: { Ref: string } }[]) {
       const topic = target.Arn.Ref;
@@ -180,6 +180,7 @@ test('each workflow has an alarm on failed, timed-out or aborted executions that
     'Test-migrate-failed',
     'Test-restore-failed',
     'Test-run-events-failed',
+    'Test-serverBackup-failed',
     'Test-verify-failed',
   ]);
   for (const alarm of failed) {
@@ -245,7 +246,7 @@ test('failed, timed-out and aborted executions of each workflow are notified', (
   const rules = notificationRules().map(([, r]) => r) as unknown as {
     Properties: { EventPattern: { detail: { stateMachineArn: { Ref: string }[]; status: string[] } } };
   }[];
-  expect(rules).toHaveLength(5);
+  expect(rules).toHaveLength(6);
   for (const rule of rules) {
     expect(rule.Properties.EventPattern.detail.status).toEqual(['FAILED', 'TIMED_OUT', 'ABORTED']);
   }

@@ -5,7 +5,8 @@ import { definitionOf, minimalConfig, resourcesAllowed, templateOf } from './fix
 const template = templateOf();
 const WORKFLOWS = ['Backup', 'Restore', 'Verify', 'Migrate'];
 /** Every state machine: the workflows, and the announcer of finished runs (lib/run-events.ts). */
-const STATE_MACHINE_COUNT = WORKFLOWS.length + 1;
+// The workflows, the server backup (ServerBackup) and the API's run-finished announcer.
+const STATE_MACHINE_COUNT = WORKFLOWS.length + 2;
 
 test('every state machine logs without execution data and is traced', () => {
   const machines = template.findResources('AWS::StepFunctions::StateMachine', {

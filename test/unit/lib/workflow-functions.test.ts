@@ -62,6 +62,7 @@ test('every handler runs in the VPC: those that connect to databases as database
     'FunctionsMigrateSteps',
     'FunctionsPreflight',
     'FunctionsRestorePreflight',
+    'FunctionsServerList',
   ]);
   expect(byGroup.NetworkAwsApiClients.sort()).toEqual([
     'FunctionsApi',
@@ -71,6 +72,7 @@ test('every handler runs in the VPC: those that connect to databases as database
     'FunctionsRestoreRecord',
     'FunctionsRunEventsDescribe',
     'FunctionsRunbookRequest',
+    'FunctionsServerRecord',
     'FunctionsVerifyPreflight',
     'FunctionsVerifyRecord',
   ]);
