@@ -131,27 +131,32 @@ const ServerLoginFields = {
   network: DatabaseNetworkSchema,
 };
 
+/** How a scheduled backup is made: of a configured database, or of each of a server's. */
+const ScheduledBackupFields = {
+  compression: CompressionSchema.optional(),
+  withRolePasswords: z.boolean().default(false),
+  /**
+   * How long a scheduled backup waits for a table's lock before it fails, naming the lock's
+   * holder (pg_dump's `--lock-wait-timeout`): the schedules' `lockWaitTimeoutMs`.
+   * @default pgferry's own, 5 minutes
+   */
+  lockWaitTimeoutSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 60 * 60)
+    .optional(),
+};
+
 export const DatabaseConfigSchema = z
   .object({
     ...ServerLoginFields,
     backupSchedules: z.array(ScheduleSchema).min(1, 'give at least one backup schedule'),
     /** When to verify the latest backup (restore it into a scratch database and check it). */
     verifySchedule: ScheduleSchema.optional(),
-    compression: CompressionSchema.optional(),
-    withRolePasswords: z.boolean().default(false),
+    ...ScheduledBackupFields,
     /** Alarm when no backup of this database has completed for this many hours. */
     alarmAfterHours: z.number().int().min(1).max(168).default(26),
-    /**
-     * How long a scheduled backup waits for a table's lock before it fails, naming the lock's
-     * holder (pg_dump's `--lock-wait-timeout`): the schedules' `lockWaitTimeoutMs`.
-     * @default pgferry's own, 5 minutes
-     */
-    lockWaitTimeoutSeconds: z
-      .number()
-      .int()
-      .min(1)
-      .max(24 * 60 * 60)
-      .optional(),
     /**
      * Back up only part of the database, as `pgferry backup`'s scope options do: pg_dump patterns
      * in `schemas`, `excludeSchemas`, `tables`, `excludeTables`, `excludeTableData` (e.g.
@@ -200,16 +205,9 @@ export const ServerConfigSchema = z
     backupSchedules: z.array(ScheduleSchema).min(1, 'give at least one backup schedule'),
     /** How many of the server's databases are dumped at once (the Map's maximum concurrency). */
     maxConcurrency: z.number().int().min(1).max(40).default(4),
-    compression: CompressionSchema.optional(),
-    withRolePasswords: z.boolean().default(false),
+    ...ScheduledBackupFields,
     /** Alarm when a database found has had no complete backup, or no set was recorded, for this many hours. */
     alarmAfterHours: z.number().int().min(1).max(168).default(26),
-    lockWaitTimeoutSeconds: z
-      .number()
-      .int()
-      .min(1)
-      .max(24 * 60 * 60)
-      .optional(),
     /** The server's retention policy over the deployment's (every database of it). */
     retention: RetentionPolicySchema.partial().optional(),
     /** Per-database policies over the server's, by database name: `{ "audit": { "keepDaily": 90 } }`. */

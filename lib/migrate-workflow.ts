@@ -228,36 +228,14 @@ export class MigrateWorkflow extends Construct implements Workflow {
     );
   }
 
-  /**
-   * `ecs:UpdateService` on every service of the input: to 0, or to its `desiredCount`. The role may
-   * update the configured services only; another one fails the state (and the migration).
-   */
   private buildScaleServices(id: string, taskId: string, desiredCount?: number): sfn.Map {
-    const update = new tasks.CallAwsService(this, taskId, {
-      service: 'ecs',
-      action: 'updateService',
-      parameters: {
-        Cluster: sfn.JsonPath.stringAt('$.cluster'),
-        Service: sfn.JsonPath.stringAt('$.service'),
-        DesiredCount: desiredCount ?? sfn.JsonPath.numberAt('$.desiredCount'),
-      },
-      iamResources: this.cutoverServiceArns,
-      iamAction: 'ecs:UpdateService',
-      resultPath: sfn.JsonPath.DISCARD,
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
-    });
-    update.addRetry({
-      errors: ['Ecs.EcsException', 'Ecs.ServerException'],
-      interval: Duration.seconds(5),
-      maxAttempts: 3,
-    });
-    const map = new sfn.Map(this, id, {
+    return scaleServices(this, {
+      mapId: id,
+      taskId,
       itemsPath: '$.steps.ecsServices',
-      resultPath: sfn.JsonPath.DISCARD,
-      maxConcurrency: 5,
+      serviceArns: this.cutoverServiceArns,
+      desiredCount,
     });
-    map.itemProcessor(update);
-    return map;
   }
 
   /**
@@ -278,4 +256,47 @@ export class MigrateWorkflow extends Construct implements Workflow {
         .otherwise(fail),
     );
   }
+}
+
+/**
+ * `ecs:UpdateService` on every service at `itemsPath` (`{cluster, service, desiredCount}`): to
+ * `desiredCount` if given, else to each item's own. The role may update `serviceArns` only; another
+ * service fails the state. The migrate workflow's cutover and failure path, and the run-events
+ * announcer's clean-up of a cancelled migration, scale services with it.
+ */
+export function scaleServices(
+  scope: Construct,
+  opts: {
+    mapId: string;
+    taskId: string;
+    itemsPath: string;
+    serviceArns: readonly string[];
+    desiredCount?: number;
+  },
+): sfn.Map {
+  const update = new tasks.CallAwsService(scope, opts.taskId, {
+    service: 'ecs',
+    action: 'updateService',
+    parameters: {
+      Cluster: sfn.JsonPath.stringAt('$.cluster'),
+      Service: sfn.JsonPath.stringAt('$.service'),
+      DesiredCount: opts.desiredCount ?? sfn.JsonPath.numberAt('$.desiredCount'),
+    },
+    iamResources: [...opts.serviceArns],
+    iamAction: 'ecs:UpdateService',
+    resultPath: sfn.JsonPath.DISCARD,
+    taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
+  });
+  update.addRetry({
+    errors: ['Ecs.EcsException', 'Ecs.ServerException'],
+    interval: Duration.seconds(5),
+    maxAttempts: 3,
+  });
+  const map = new sfn.Map(scope, opts.mapId, {
+    itemsPath: opts.itemsPath,
+    resultPath: sfn.JsonPath.DISCARD,
+    maxConcurrency: 5,
+  });
+  map.itemProcessor(update);
+  return map;
 }

@@ -4,7 +4,8 @@
  * cdk-nag 3 reads them from the construct tree (CDK's `Validations.of(...).acknowledge`), so the
  * constructs need no cdk-nag import.
  */
-import { Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Stack, Validations } from 'aws-cdk-lib';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { IConstruct } from 'constructs';
 
 /** Acknowledges one finding (`AwsSolutions-IAM5[Action::s3:List*]`) on `scope` and everything under it. */
@@ -25,6 +26,25 @@ export function acknowledgeWildcards(scope: IConstruct, findings: Record<string,
  */
 export function wildcardResource(scope: IConstruct, resource: string): string {
   return `Resource::${flatten(Stack.of(scope).resolve(resource))}`;
+}
+
+/**
+ * Acknowledges the wildcard that starting `nested` synchronously (`startExecution.sync:2`) leaves
+ * in `parent`'s role: Step Functions grants describing and stopping `nested`'s executions, whose
+ * names exist only at run time.
+ */
+export function acknowledgeNestedExecutions(parent: sfn.StateMachine, nested: sfn.IStateMachine): void {
+  const stack = Stack.of(parent);
+  const executions = stack.formatArn({
+    service: 'states',
+    resource: 'execution',
+    arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    resourceName: `${stack.splitArn(nested.stateMachineArn, ArnFormat.COLON_RESOURCE_NAME).resourceName}*`,
+  });
+  acknowledgeWildcards(parent.role, {
+    [wildcardResource(parent, executions)]:
+      "StepFunctionsStartExecution's grant to describe and stop the nested workflow's executions, whose names exist only at run time",
+  });
 }
 
 function flatten(node: unknown): string {

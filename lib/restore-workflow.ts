@@ -1,8 +1,7 @@
-import { ArnFormat, Stack } from 'aws-cdk-lib';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { RESTORE_STATES } from '../core/workflows';
-import { acknowledgeWildcards, wildcardResource } from './nag';
+import { acknowledgeNestedExecutions } from './nag';
 import { PgToolsWorkflow } from './pg-tools-workflow';
 import type { WorkflowProps } from './state-machine';
 
@@ -32,16 +31,6 @@ export class RestoreWorkflow extends PgToolsWorkflow {
       safetyBackup: { stateName: RESTORE_STATES.safetyBackup, stateMachine: props.backup },
     });
     props.store.grantWriteBackups(this.record);
-    const stack = Stack.of(this);
-    const executions = stack.formatArn({
-      service: 'states',
-      resource: 'execution',
-      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-      resourceName: `${stack.splitArn(props.backup.stateMachineArn, ArnFormat.COLON_RESOURCE_NAME).resourceName}*`,
-    });
-    acknowledgeWildcards(this.stateMachine.role, {
-      [wildcardResource(this, executions)]:
-        "StepFunctionsStartExecution's grant to describe and stop the nested backup's executions, whose names exist only at run time",
-    });
+    acknowledgeNestedExecutions(this.stateMachine, props.backup);
   }
 }

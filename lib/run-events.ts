@@ -12,6 +12,7 @@ import type { RunKind } from '../api/runs';
 import { acknowledgeExecutionGrants } from './api';
 import type { BackupBucket } from './backup-bucket';
 import { lambdaStep } from './lambda-step';
+import { scaleServices } from './migrate-workflow';
 import { acknowledgeWildcards, wildcardResource } from './nag';
 import { pgferryStateMachine } from './state-machine';
 import type { WorkflowFunctions } from './workflow-functions';
@@ -291,30 +292,11 @@ export class RunEvents extends Construct {
 
   /** The cutover's services back to their `desiredCount`, as the migrate workflow's failure path does. */
   private buildRestartServices(serviceArns: readonly string[]): sfn.Map {
-    const update = new tasks.CallAwsService(this, 'RestartService', {
-      service: 'ecs',
-      action: 'updateService',
-      parameters: {
-        Cluster: sfn.JsonPath.stringAt('$.cluster'),
-        Service: sfn.JsonPath.stringAt('$.service'),
-        DesiredCount: sfn.JsonPath.numberAt('$.desiredCount'),
-      },
-      iamResources: [...serviceArns],
-      iamAction: 'ecs:UpdateService',
-      resultPath: sfn.JsonPath.DISCARD,
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
-    });
-    update.addRetry({
-      errors: ['Ecs.EcsException', 'Ecs.ServerException'],
-      interval: Duration.seconds(5),
-      maxAttempts: 3,
-    });
-    const map = new sfn.Map(this, 'RestartServices', {
+    return scaleServices(this, {
+      mapId: 'RestartServices',
+      taskId: 'RestartService',
       itemsPath: '$.cleanup.migrate.steps.ecsServices',
-      resultPath: sfn.JsonPath.DISCARD,
-      maxConcurrency: 5,
+      serviceArns,
     });
-    map.itemProcessor(update);
-    return map;
   }
 }

@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
@@ -6,7 +6,7 @@ import { Construct } from 'constructs';
 import { RETRYABLE_ERRORS } from '../core/errors';
 import { SERVER_BACKUP_STATES } from '../core/workflows';
 import { lambdaStep } from './lambda-step';
-import { acknowledgeWildcards, wildcardResource } from './nag';
+import { acknowledgeNestedExecutions } from './nag';
 import { pgferryStateMachine, type Workflow, type WorkflowProps } from './state-machine';
 
 export interface ServerBackupWorkflowProps extends WorkflowProps {
@@ -74,17 +74,7 @@ export class ServerBackupWorkflow extends Construct implements Workflow {
       "pgferry server backup: every database of a server, found at run time, through the backup workflow, then the set's manifest",
       definition,
     );
-    const stack = Stack.of(this);
-    const executions = stack.formatArn({
-      service: 'states',
-      resource: 'execution',
-      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-      resourceName: `${stack.splitArn(props.backup.stateMachineArn, ArnFormat.COLON_RESOURCE_NAME).resourceName}*`,
-    });
-    acknowledgeWildcards(this.stateMachine.role, {
-      [wildcardResource(this, executions)]:
-        "StepFunctionsStartExecution's grant to describe and stop the nested backups' executions, whose names exist only at run time",
-    });
+    acknowledgeNestedExecutions(this.stateMachine, props.backup);
   }
 
   /** The execution input is the server backup request; the output, the set being made and its items. */

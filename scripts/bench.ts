@@ -543,8 +543,8 @@ async function onlineGroup(ctx: Context): Promise<void> {
     result.notes.unshift(
       list.length
         ? `writer's downtime (first refused write → end), median ${median(list).toFixed(1)} s`
-        : // --freeze-source does not end sessions that connected before the freeze.
-          "the writer was never refused: its session predates the freeze, and what it wrote after the dump's snapshot is not on the target",
+        : // Both modes end the sessions connected before their freeze: a writer never refused is a fault.
+          'the writer was never refused: check that the freeze ended its session',
     );
   }
 }

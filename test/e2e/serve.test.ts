@@ -6,7 +6,6 @@
  * that marks the run the killed server was executing as failed. One major: the workflows' own
  * tests cover the others (the API adds nothing that depends on it).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,8 +13,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { verifyWebhookSignature } from '../../cli/webhook';
-import { cliEnv, extraPgBinDirs, REPO } from '../support/cli';
 import { createSeededDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { type Served, startServe as startServed } from '../support/served';
 
 const pg = testEnv().server(15);
 const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-serve-'));
@@ -26,50 +25,9 @@ const restored = uniqueName('served_restored');
 const migrated = uniqueName('served_migrated');
 const connection = (name: string) => ({ host: pg.host, port: pg.port, user: pg.user, database: name });
 
-/** A running `pgferry serve`: its URL, its token and what it printed. */
-interface Served {
-  child: ChildProcess;
-  url: string;
-  token: string;
-  stderr: () => string;
-}
-
-/** Starts `pgferry serve` (the password only in its environment) and waits until it listens. */
-async function startServe(webhook: string): Promise<Served> {
-  const child = spawn(
-    process.execPath,
-    [
-      path.join(REPO, 'bin', 'pgferry.js'),
-      'serve',
-      '--store',
-      storeDir,
-      '--port',
-      '0',
-      '--state-dir',
-      stateDir,
-      '--webhook',
-      webhook,
-    ],
-    {
-      cwd: REPO,
-      env: cliEnv({
-        PGPASSWORD: pg.password,
-        PGFERRY_PG_BIN_DIRS: [...extraPgBinDirs(), '/usr/lib/postgresql/15/bin'].join(':'),
-      }),
-    },
-  );
-  let stderr = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr?.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      const match = /listening on (http:\/\/\S+)/.exec(stderr);
-      if (match) resolve(match[1]);
-    });
-    child.on('exit', (code) => reject(new Error(`pgferry serve exited (${code}): ${stderr}`)));
-  });
-  const tokenFile = /API token is in (\S+)/.exec(stderr)?.[1];
-  if (!tokenFile) throw new Error(`no token file in: ${stderr}`);
-  return { child, url, token: readFileSync(tokenFile, 'utf8').trim(), stderr: () => stderr };
+/** `pgferry serve` on the test's store, the password only in its environment, posting to `webhook`. */
+function startServe(webhook: string): Promise<Served> {
+  return startServed(storeDir, stateDir, { PGPASSWORD: pg.password }, ['--webhook', webhook]);
 }
 
 let served: Served;

@@ -19,11 +19,12 @@ export interface Served {
   stop: () => Promise<void>;
 }
 
-/** Starts `pgferry serve --store <storeDir>` and waits until it listens. */
+/** Starts `pgferry serve --store <storeDir>` (and `args`) and waits until it listens. */
 export async function startServe(
   storeDir: string,
   stateDir: string,
   env: Record<string, string> = {},
+  args: string[] = [],
 ): Promise<Served> {
   const child = spawn(
     process.execPath,
@@ -36,6 +37,7 @@ export async function startServe(
       '0',
       '--state-dir',
       stateDir,
+      ...args,
     ],
     {
       cwd: REPO,
