@@ -11,6 +11,8 @@ import {
   type ExecutionListItem,
   type ExecutionStatus,
   GetExecutionHistoryCommand,
+  type GetExecutionHistoryCommandInput,
+  type HistoryEvent,
   ListExecutionsCommand,
   type SFNClient,
   StartExecutionCommand,
@@ -241,21 +243,13 @@ export class StepFunctionsRuns implements RunHost {
   /** Every state the execution has entered. */
   private async enteredStates(executionArn: string): Promise<Set<string>> {
     const entered = new Set<string>();
-    let nextToken: string | undefined;
-    do {
-      const page = await this.sfn.send(
-        new GetExecutionHistoryCommand({
-          executionArn,
-          maxResults: 1000,
-          includeExecutionData: false,
-          nextToken,
-        }),
-      );
-      for (const event of page.events ?? []) {
-        if (event.stateEnteredEventDetails?.name) entered.add(event.stateEnteredEventDetails.name);
-      }
-      nextToken = page.nextToken;
-    } while (nextToken);
+    for await (const event of historyEvents(this.sfn, {
+      executionArn,
+      maxResults: 1000,
+      includeExecutionData: false,
+    })) {
+      if (event.stateEnteredEventDetails?.name) entered.add(event.stateEnteredEventDetails.name);
+    }
     return entered;
   }
 
@@ -333,24 +327,15 @@ export class StepFunctionsRuns implements RunHost {
   private async lastEnteredState(
     executionArn: string,
   ): Promise<{ state: string; enteredAt: string } | undefined> {
-    let nextToken: string | undefined;
-    do {
-      const page = await this.sfn.send(
-        new GetExecutionHistoryCommand({
-          executionArn,
-          reverseOrder: true,
-          maxResults: 50,
-          includeExecutionData: false,
-          nextToken,
-        }),
-      );
-      const entered = page.events?.find((e) => e.stateEnteredEventDetails?.name);
-      const name = entered?.stateEnteredEventDetails?.name;
-      if (entered && name) {
-        return { state: name, enteredAt: (entered.timestamp ?? new Date(0)).toISOString() };
-      }
-      nextToken = page.nextToken;
-    } while (nextToken);
+    for await (const event of historyEvents(this.sfn, {
+      executionArn,
+      reverseOrder: true,
+      maxResults: 50,
+      includeExecutionData: false,
+    })) {
+      const name = event.stateEnteredEventDetails?.name;
+      if (name) return { state: name, enteredAt: (event.timestamp ?? new Date(0)).toISOString() };
+    }
     return undefined;
   }
 
@@ -411,7 +396,24 @@ function listedRun(kind: RunKind, item: ExecutionListItem): Run {
   };
 }
 
-function parseJson(text: string | undefined): unknown {
+/**
+ * An execution's history events, fetched a page at a time as they are read (Step Functions'
+ * `nextToken` followed to the end, or until the reader stops).
+ */
+export async function* historyEvents(
+  sfn: Pick<SFNClient, 'send'>,
+  input: Omit<GetExecutionHistoryCommandInput, 'nextToken'>,
+): AsyncGenerator<HistoryEvent> {
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(new GetExecutionHistoryCommand({ ...input, nextToken }));
+    yield* page.events ?? [];
+    nextToken = page.nextToken;
+  } while (nextToken);
+}
+
+/** `text` parsed as JSON; undefined when it is absent or not JSON. */
+export function parseJson(text: string | undefined): unknown {
   if (text === undefined) return undefined;
   try {
     return JSON.parse(text);

@@ -23,7 +23,6 @@
  *   backup of its own.
  */
 import type { DescribeExecutionCommandOutput, HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
-import { GetExecutionHistoryCommand } from '@aws-sdk/client-sfn';
 import type { RunKind } from '../../../api/runs';
 import { backupCatalogName } from '../../../core/catalog-name';
 import {
@@ -37,6 +36,7 @@ import type { Deployment } from '../../../core/deployment';
 import { currentLease } from '../../../core/lease';
 import type { BackupStore } from '../../../core/store';
 import { manifestKey } from '../../../core/store-keys';
+import { historyEvents, parseJson } from '../step-functions-runs';
 
 /** What the announcer runs after a stopped execution (lib/run-events.ts). */
 export interface StoppedCleanup {
@@ -72,19 +72,12 @@ export async function executionHistory(
   executionArn: string,
 ): Promise<HistoryEvent[]> {
   const events: HistoryEvent[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await sfn.send(
-      new GetExecutionHistoryCommand({
-        executionArn,
-        maxResults: 1000,
-        includeExecutionData: true,
-        nextToken,
-      }),
-    );
-    events.push(...(page.events ?? []));
-    nextToken = page.nextToken;
-  } while (nextToken);
+  for await (const event of historyEvents(sfn, {
+    executionArn,
+    maxResults: 1000,
+    includeExecutionData: true,
+  }))
+    events.push(event);
   return events;
 }
 
@@ -240,13 +233,4 @@ async function completed(
 ): Promise<boolean> {
   if (attempt.store !== store.url) return false;
   return (await store.getJson(manifestKey(attempt.database, attempt.backupId))) !== undefined;
-}
-
-function parseJson(text: string | undefined): unknown {
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
