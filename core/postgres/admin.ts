@@ -20,6 +20,41 @@ export async function analyze(client: Client): Promise<void> {
   await client.query('ANALYZE');
 }
 
+/**
+ * What a database-wide `ANALYZE` does, on up to `jobs` sessions at once (each from `connect`,
+ * ended after): the same relations — every table, materialized view and partitioned table, the
+ * system catalogs included, not other sessions' temporary tables — one `ANALYZE` each, largest
+ * first (a partition tree by its partitions' size). A partition tree is one task (`ANALYZE` of its root takes its partitions), so nothing is
+ * analyzed twice. One session's `ANALYZE` runs on one core: a restore or migration's load leaves
+ * the others idle while it runs. The first failure fails it, after every session has ended.
+ */
+export async function analyzeInParallel(connect: () => Promise<Client>, jobs: number): Promise<void> {
+  const first = await connect();
+  const sessions = [first];
+  try {
+    const { rows } = await first.query<{ name: string }>(`
+      SELECT format('%I.%I', n.nspname, c.relname) AS name
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'm', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
+        ORDER BY CASE WHEN c.relkind = 'p'
+                   THEN (SELECT sum(pg_relation_size(i.inhrelid)) FROM pg_inherits i WHERE i.inhparent = c.oid)
+                   ELSE pg_relation_size(c.oid) END DESC NULLS LAST, 1`);
+    const queue = rows.map((r) => r.name);
+    while (sessions.length < Math.min(jobs, queue.length)) sessions.push(await connect());
+    const failed: unknown[] = [];
+    await Promise.all(
+      sessions.map(async (session) => {
+        for (let name = queue.shift(); name !== undefined && !failed.length; name = queue.shift()) {
+          await session.query(`ANALYZE ${name}`).catch((err: unknown) => failed.push(err));
+        }
+      }),
+    );
+    if (failed.length) throw failed[0];
+  } finally {
+    await Promise.all(sessions.map((s) => s.end().catch(() => undefined)));
+  }
+}
+
 /** The server's role names. */
 export async function roleNames(client: Client): Promise<Set<string>> {
   const { rows } = await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles');

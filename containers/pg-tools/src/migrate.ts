@@ -44,7 +44,7 @@ import {
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
 import {
-  analyze,
+  analyzeInParallel,
   applyDatabaseProperties,
   createDatabase as createDatabaseLike,
   createMissingRoles,
@@ -697,6 +697,14 @@ interface SourceState {
   objects: Map<string, number>;
 }
 
+/**
+ * The target's planner statistics, on as many sessions as the post-data phase's jobs: one
+ * session's database-wide ANALYZE left all but one core idle.
+ */
+function analyzeTarget(ctx: Context, db: MigrateDatabasePlan): Promise<void> {
+  return analyzeInParallel(() => connectPg(db.target, ctx.targetPassword), ctx.plan.jobs);
+}
+
 async function verify(
   ctx: Context,
   db: MigrateDatabasePlan,
@@ -706,7 +714,7 @@ async function verify(
   analyzeFirst = true,
 ): Promise<Checks> {
   return withClient(db.target, ctx.targetPassword, async (target) => {
-    if (analyzeFirst) await progress.timed('analyze', () => analyze(target));
+    if (analyzeFirst) await progress.timed('analyze', () => analyzeTarget(ctx, db));
     return await progress.timed('verify', async () => {
       const rowCounts: Checks['rowCounts'] = await countRows(target, state.tables);
       const targetSequences = await sequenceStates(target);
@@ -849,7 +857,7 @@ async function replicateAndCutOver(
         sourcePassword: ctx.sourcePassword,
       });
     });
-    await progress.timed('analyze', () => analyze(target));
+    await progress.timed('analyze', () => analyzeTarget(ctx, db));
     const lagAtFreeze = await progress.timed('catchUp', () =>
       catchUp(ctx, db, online, observer, target, atSnapshot),
     );
