@@ -92,7 +92,7 @@ function instrumented(): { connect: () => Promise<Client>; sessions: Client[]; p
         peak = Math.max(peak, running);
         try {
           // Long enough that the other session's ANALYZE overlaps it when they run at once.
-          await query('SELECT pg_sleep(0.2)');
+          await query('SELECT pg_sleep(0.05)');
           return await query(text);
         } finally {
           running--;
