@@ -5,6 +5,11 @@
  * timestamptz), documents whose text bodies are TOASTed and compressed, and attachments whose
  * bytea content is incompressible and stored out of line; primary keys, foreign keys and a few
  * secondary indexes.
+ *
+ * A second dataset, "wide" (`fillWideDatabase`), holds two very large tables instead, so that
+ * parallel jobs cannot split the work by table: `wide_events` (~74% of the bytes: jsonb payloads of
+ * 7–15 keys, ~220–560 bytes as text, notes of words, three indexes) and `wide_blobs` (~26%:
+ * 2–16 KiB of incompressible bytea each). About 940 event rows and 29 blobs per MiB.
  */
 import type { Client } from 'pg';
 
@@ -186,6 +191,131 @@ export async function fillBenchDatabase(connect: () => Promise<Client>, sizeMiB:
         .then(() => b.query(attachmentsSql(rows.attachments, rows.documents))),
     ]);
     await a.query(POST_DATA_SQL);
+  } finally {
+    await Promise.all([a.end(), b.end()]);
+  }
+}
+
+// --- the "wide" dataset -----------------------------------------------------------------------
+
+/**
+ * Rows per MiB of `pg_database_size` of the "wide" dataset, calibrated on PostgreSQL 15 for the
+ * sizes the benchmark uses (880 and 27 gave 239 MiB for 250; an empty database is ~7.5 MiB, so
+ * small sizes come out a little larger): event rows hold about 74% of the bytes (with their three
+ * indexes), blobs about 26%.
+ */
+const WIDE_ROWS_PER_MIB = { events: 940, blobs: 29 } as const;
+
+const WIDE_KINDS = [
+  'page_view',
+  'click',
+  'purchase',
+  'refund',
+  'signup',
+  'login',
+  'logout',
+  'share',
+  'search',
+  'add_to_cart',
+  'remove_from_cart',
+  'checkout',
+  'subscribe',
+  'unsubscribe',
+  'comment',
+  'like',
+  'upload',
+  'download',
+  'error',
+  'heartbeat',
+];
+
+const WIDE_SCHEMA_SQL = `
+CREATE TABLE wide_events (
+  id bigint PRIMARY KEY, occurred_at timestamptz NOT NULL, kind text NOT NULL, amount numeric(12,2),
+  payload jsonb NOT NULL, note text);
+CREATE TABLE wide_blobs (id bigint PRIMARY KEY, event_id bigint NOT NULL, data bytea NOT NULL);`;
+
+/** Event rows `from..to`: a nested jsonb payload of 5–15 keys (~300–600 bytes), a note of words. */
+function wideEventsSql(from: number, to: number): string {
+  const words = `ARRAY[${WORDS.map((w) => `'${w}'`).join(',')}]`;
+  const kinds = `ARRAY[${WIDE_KINDS.map((k) => `'${k}'`).join(',')}]`;
+  // Seven keys always; k8..k15 when the row's key count (7 + h % 9, so 7–15) reaches them;
+  // jsonb_strip_nulls drops the others.
+  const optional = (k: number, value: string) => `'k${k}', CASE WHEN 7 + h % 9 >= ${k} THEN ${value} END`;
+  return `
+INSERT INTO wide_events
+SELECT i, timestamptz '2024-01-01' + i * interval '13 seconds' + (h % 600) * interval '1 second',
+       (${kinds})[1 + (h / 7) % ${WIDE_KINDS.length}],
+       CASE WHEN i % 7 = 0 THEN NULL ELSE ((h / 13) % 100000000) / 100.0 END,
+       jsonb_strip_nulls(jsonb_build_object(
+         'user', jsonb_build_object('id', h % 1000003, 'name', 'user_' || substr(md5(i::text), 1, 10),
+                                    'country', (ARRAY['DE','FR','US','GB','JP','BR','PT','IN'])[1 + h % 8]),
+         'session', md5((i * 3)::text),
+         'source', (ARRAY['web','ios','android','api'])[1 + (h / 3) % 4],
+         'version', (h / 5) % 50,
+         'ok', h % 3 > 0,
+         'path', '/' || (${words})[1 + (h / 29) % ${WORDS.length}] || '/' || substr(md5((i * 5)::text), 1, 20) || '?page=' || h % 50,
+         'agent', (ARRAY['Mozilla/5.0 (X11; Linux x86_64)','Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)',
+                         'curl/8.5.0','okhttp/4.12.0'])[1 + (h / 31) % 4],
+         ${optional(8, `jsonb_build_array(h % 97, h % 89, h % 83, h % 79)`)},
+         ${optional(9, `'ref-' || substr(md5((i * 11)::text), 1, 16)`)},
+         ${optional(10, `jsonb_build_object('a', h % 1000, 'b', substr(md5((i * 13)::text), 1, 12), 'c', h % 2 = 0)`)},
+         ${optional(11, `(h / 17) % 1000000 / 1000.0`)},
+         ${optional(12, `(${words})[1 + (h / 19) % ${WORDS.length}] || ' ' || (${words})[1 + (h / 23) % ${WORDS.length}]`)},
+         ${optional(13, `md5((i * 17)::text)`)},
+         ${optional(14, `jsonb_build_object('depth', jsonb_build_object('level', h % 5, 'tag', substr(md5((i * 19)::text), 1, 8)))`)},
+         ${optional(15, `timestamptz '2024-01-01' + (h % 31536000) * interval '1 second'`)})),
+       (SELECT string_agg((${words})[1 + abs(hashint8(i * 100 + j)) % ${WORDS.length}], ' ')
+        FROM generate_series(1, 16 + i % 14) j)
+FROM (SELECT i, abs(hashint8(i)) AS h FROM generate_series(${from}::bigint, ${to}) i) s;`;
+}
+
+/** Blob rows `from..to`: 2–16 KiB of incompressible bytes (sha256 chains), stored out of line. */
+function wideBlobsSql(from: number, to: number, events: number): string {
+  return `
+INSERT INTO wide_blobs
+SELECT i, 1 + (i * 7919) % ${events},
+       (SELECT string_agg(sha256(int8send(i * 1000 + j)), ''::bytea) FROM generate_series(1, 64 + abs(hashint8(i)) % 449) j)
+FROM generate_series(${from}::bigint, ${to}) i;`;
+}
+
+const WIDE_POST_DATA_SQL = `
+CREATE INDEX wide_events_occurred_at ON wide_events (occurred_at);
+CREATE INDEX wide_events_kind_amount ON wide_events (kind, amount);
+CREATE INDEX wide_blobs_event ON wide_blobs (event_id);
+ANALYZE;`;
+
+export interface WideDatabaseRows {
+  wide_events: number;
+  wide_blobs: number;
+}
+
+/** Row counts of the "wide" dataset for about `sizeMiB` MiB. */
+export function wideRowsFor(sizeMiB: number): WideDatabaseRows {
+  const n = (perMiB: number) => Math.max(10, Math.round(perMiB * sizeMiB));
+  return { wide_events: n(WIDE_ROWS_PER_MIB.events), wide_blobs: n(WIDE_ROWS_PER_MIB.blobs) };
+}
+
+/**
+ * Fills the (empty) database behind `connect()` with the "wide" dataset of about `sizeMiB` MiB:
+ * two very large tables (`wide_events`, `wide_blobs`), so that parallel jobs cannot split the work
+ * by table. Loads on two connections (each table's rows in two halves).
+ */
+export async function fillWideDatabase(connect: () => Promise<Client>, sizeMiB: number): Promise<void> {
+  const rows = wideRowsFor(sizeMiB);
+  const [a, b] = [await connect(), await connect()];
+  const half = (n: number) => Math.floor(n / 2);
+  try {
+    await a.query(WIDE_SCHEMA_SQL);
+    await Promise.all([
+      a
+        .query(wideEventsSql(1, half(rows.wide_events)))
+        .then(() => a.query(wideBlobsSql(1, half(rows.wide_blobs), rows.wide_events))),
+      b
+        .query(wideEventsSql(half(rows.wide_events) + 1, rows.wide_events))
+        .then(() => b.query(wideBlobsSql(half(rows.wide_blobs) + 1, rows.wide_blobs, rows.wide_events))),
+    ]);
+    await a.query(WIDE_POST_DATA_SQL);
   } finally {
     await Promise.all([a.end(), b.end()]);
   }

@@ -29,7 +29,7 @@ function readProc(pid: number, file: string): string | undefined {
 }
 
 /** Every process's parent, from /proc/<pid>/stat (the comm field may hold spaces and parentheses). */
-function parents(): Map<number, { ppid: number; comm: string }> {
+export function processTable(): Map<number, { ppid: number; comm: string }> {
   const out = new Map<number, { ppid: number; comm: string }>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -41,6 +41,22 @@ function parents(): Map<number, { ppid: number; comm: string }> {
     out.set(Number(name), { ppid, comm });
   }
   return out;
+}
+
+/** `root` and its descendants in `procs` (each process's parent). */
+export function treeOf(root: number, procs: ReadonlyMap<number, { ppid: number }>): Set<number> {
+  const tree = new Set([root]);
+  // Parents have lower pids almost always, but not after wrap-around: iterate to a fixed point.
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, { ppid }] of procs) {
+      if (!tree.has(pid) && tree.has(ppid)) {
+        tree.add(pid);
+        grew = true;
+      }
+    }
+  }
+  return tree;
 }
 
 function vmHwm(pid: number): number | undefined {
@@ -72,19 +88,8 @@ export function measure(
     const childSeen = new Map<number, { first: bigint; last: bigint }>();
     const sample = () => {
       const now = process.hrtime.bigint();
-      const procs = parents();
-      const tree = new Set([rootPid]);
-      // Parents have lower pids almost always, but not after wrap-around: iterate to a fixed point.
-      for (let grew = true; grew; ) {
-        grew = false;
-        for (const [pid, { ppid }] of procs) {
-          if (!tree.has(pid) && tree.has(ppid)) {
-            tree.add(pid);
-            grew = true;
-          }
-        }
-      }
-      for (const pid of tree) {
+      const procs = processTable();
+      for (const pid of treeOf(rootPid, procs)) {
         if (procs.get(pid)?.comm !== 'node') continue;
         const hwm = vmHwm(pid);
         if (hwm === undefined) continue;
