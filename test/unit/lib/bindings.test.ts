@@ -16,6 +16,7 @@ test('each configured database may be backed up, not restored into; each target 
   expect(stack.bindings.bindings.map((b) => [b.id, b.source, b.target])).toEqual([
     ['shop', true, false],
     ['billing', true, false],
+    ['analytics', true, false],
     ['shop-drill', false, true],
     ['shop-pg17', false, true],
   ]);

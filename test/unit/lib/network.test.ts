@@ -93,10 +93,12 @@ test('the database clients reach exactly the endpoints, S3 and the configured da
     [
       `${ref(endpoints)} tcp:443-443`,
       `${s3PrefixList(template)} tcp:443-443`,
-      // shop (and the shop-drill target, one rule for both), billing by range, shop-pg17.
+      // shop (and the shop-drill target, one rule for both), billing by range, shop-pg17, the
+      // analytics server entry.
       '"sg-0123456789abcdef0" tcp:5432-5432',
       '"10.20.0.0/16" tcp:5432-5432',
       '"sg-0fedcba9876543210" tcp:5432-5432',
+      '"sg-0a1b2c3d4e5f60733" tcp:5432-5432',
     ].sort(),
   );
 });

@@ -93,8 +93,10 @@ test("the task role's object access is limited to the backups/ prefix", () => {
   expect(JSON.stringify(objects)).not.toMatch(/"\/\*"/);
 });
 
-test("the task role may read exactly the configured databases' and targets' password secrets", () => {
+test("the task role may read exactly the configured databases', servers' and targets' password secrets", () => {
   expect(resourcesAllowed(template, TASK_ROLE, 'secretsmanager:GetSecretValue').sort()).toEqual([
+    // The server entry's login (analytics): its members are backed up as any database.
+    'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/analytics-StUvWx',
     'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/billing-GhIjKl',
     'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/shop-AbCdEf',
     'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/shop-pg17-MnOpQr',

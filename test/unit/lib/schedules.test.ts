@@ -25,18 +25,25 @@ function inputOf(schedule: ScheduleProperties): unknown {
 
 test('each backup schedule of each database is a cron schedule in its time zone', () => {
   expect(schedules().map((s) => [s.ScheduleExpression, s.ScheduleExpressionTimezone])).toEqual([
+    // The example's server entry (analytics) first, then its databases'.
+    ['cron(0 3 * * ? *)', 'UTC'],
     ['cron(0 2 * * ? *)', 'Europe/Berlin'],
     ['cron(0 14 ? * MON-FRI *)', 'Europe/Berlin'],
     ['cron(30 1 * * ? *)', 'UTC'],
   ]);
 });
 
-test('schedules start the backup state machine', () => {
-  for (const s of schedules()) expect(s.Target.Arn.Ref).toMatch(/^BackupStateMachine/);
+test("a database's schedules start the backup state machine, a server entry's the server backup's", () => {
+  const [server, ...databases] = schedules();
+  expect(server.Target.Arn.Ref).toMatch(/^ServerBackupStateMachine/);
+  expect(databases).toHaveLength(3);
+  for (const s of databases) expect(s.Target.Arn.Ref).toMatch(/^BackupStateMachine/);
 });
 
 test('schedules have a flexible window', () => {
-  expect(schedules()[0].FlexibleTimeWindow).toEqual({ Mode: 'FLEXIBLE', MaximumWindowInMinutes: 15 });
+  // shop's first schedule: the default window (the server entry's is 60 minutes).
+  expect(schedules()[1].FlexibleTimeWindow).toEqual({ Mode: 'FLEXIBLE', MaximumWindowInMinutes: 15 });
+  expect(schedules()[0].FlexibleTimeWindow).toEqual({ Mode: 'FLEXIBLE', MaximumWindowInMinutes: 60 });
 });
 
 test('a window of 0 minutes starts exactly on time', () => {
@@ -68,7 +75,7 @@ test('the dead-letter queue is encrypted and TLS-only', () => {
 });
 
 test("a backup schedule's input is a valid backup request naming the secret's ARN, never a password", () => {
-  const input = inputOf(schedules()[0]);
+  const input = inputOf(schedules()[1]);
   expect(BackupRequestSchema.safeParse(input).success).toBe(true);
   expect(input).toMatchObject({
     source: { passwordSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/shop-AbCdEf' },

@@ -116,10 +116,12 @@ test("restore and verify handlers never delete: the preflights write their jobs,
   expect(s3('FunctionsVerifyRecord')).toEqual(['s3:GetBucket*', 's3:GetObject*', 's3:List*']);
 });
 
-test("preflight may read exactly the configured databases' and targets' password secrets", () => {
+test("preflight may read exactly the configured databases', servers' and targets' password secrets", () => {
   expect(
     resourcesAllowed(template, 'FunctionsPreflightServiceRole', 'secretsmanager:GetSecretValue').sort(),
   ).toEqual([
+    // The server entry's login (analytics): its members are backed up as any database.
+    'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/analytics-StUvWx',
     'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/billing-GhIjKl',
     'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/shop-AbCdEf',
     'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgferry/shop-pg17-MnOpQr',
