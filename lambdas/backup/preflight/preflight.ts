@@ -82,7 +82,7 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     server,
     minPgDumpMajor: server.major,
     sizeBytes,
-    strategy: chooseDumpStrategy(sizeBytes, taskCores(taskSize, deployment)),
+    strategy: chooseDumpStrategy(sizeBytes, taskCores(taskSize, deployment), request.jobs),
     taskSize,
     lockWaitTimeoutMs: request.lockWaitTimeoutMs ?? DEFAULT_LOCK_WAIT_TIMEOUT_MS,
     ...(isScoped(request.scope) ? { scope: request.scope } : {}),
