@@ -124,3 +124,18 @@ export function planDumpJobs(tables: readonly DumpJobTable[], jobs: number, kept
   }
   return assigned.slice(1).filter((group) => group.length > 0);
 }
+
+/**
+ * Why a clean restore (`--mode clean`) of a backup whose data is in several archives (`--jobs`) is
+ * refused, undefined for any other backup: its sections are restored by separate pg_restore runs,
+ * and a clean run's drops (which pg_restore orders within one run) would meet the foreign keys of
+ * the post-data section.
+ */
+export function cleanRestoreRefusal(manifest: {
+  id: string;
+  objects: readonly { kind: string }[];
+  strategy?: { jobs: number };
+}): string | undefined {
+  if (!manifest.objects.some((o) => o.kind === 'table-data')) return undefined;
+  return `backup ${manifest.id} was taken with --jobs ${manifest.strategy?.jobs ?? 'N'} (its data is in several archives): restore it with --mode create into a new database; nothing was changed`;
+}

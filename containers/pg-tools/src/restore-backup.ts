@@ -50,6 +50,7 @@ import {
 import { pgRestoreParallel, pgRestoreSections } from '../../../core/postgres/tools';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../core/store-keys';
+import { cleanRestoreRefusal } from '../../../core/strategy';
 import { PROGRESS_INTERVAL_MS, type TaskProgress, throttled } from '../../../core/task-progress';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
 import { interruption, type PhasedDeps, type RestoreProgress, stopIfInterrupted } from './run';
@@ -103,14 +104,8 @@ export async function restoreBackup(
   const { checks } = progress;
   const { signal } = deps;
   stopIfInterrupted(signal);
-  if (into.mode === 'clean' && manifest.objects.some((o) => o.kind === 'table-data')) {
-    // Its sections are restored by separate pg_restore runs, and a clean run's drops (which
-    // pg_restore orders within one run) would meet the foreign keys of the post-data section.
-    throw new PgferryError(
-      'InvalidInput',
-      `backup ${manifest.id} was taken with --jobs ${manifest.strategy?.jobs ?? 'N'} (its data is in several archives): restore it with --mode create into a new database; nothing was changed`,
-    );
-  }
+  const refusal = into.mode === 'clean' ? cleanRestoreRefusal(manifest) : undefined;
+  if (refusal) throw new PgferryError('InvalidInput', refusal);
   const workDir = await createWorkFolder('restore', workRoot(deps.env));
   let createdDatabase = false;
   try {
