@@ -9,10 +9,18 @@ import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { zstdDecompressSync } from 'node:zlib';
 import type { BackupManifest } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
-import { extraPgBinDirs, runCli, sourceUrl } from '../support/cli';
-import { createSeededDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { extraPgBinDirs, pgTool, runCli, runTool, sourceUrl } from '../support/cli';
+import {
+  createDatabase,
+  createSeededDatabase,
+  dropDatabase,
+  testEnv,
+  uniqueName,
+  withClient,
+} from '../support/env';
 import { gatedPgDump, waitFor } from '../support/faults';
 import { fingerprint } from '../support/fingerprint';
 
@@ -108,6 +116,30 @@ test.each([2, 3])(
     expect(await schema(target)).toEqual(await schema(source));
   },
 );
+
+test('a --jobs 2 backup restores by hand with plain pg_restore: pre-data, the data of every archive, post-data', async () => {
+  const store = newStore();
+  const manifest = JSON.parse((await backup(store, 2)).stdout) as BackupManifest;
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-parallel-by-hand-'));
+  const files = manifest.objects
+    .filter((o) => o.kind !== 'globals')
+    .map((o) => {
+      const file = path.join(dir, o.key.replace(/\.zst$/, ''));
+      writeFileSync(file, zstdDecompressSync(readFileSync(objectFile(store, manifest, o.key))));
+      return { kind: o.kind, file };
+    });
+  const main = files.find((f) => f.kind === 'dump')?.file ?? '';
+  const target = uniqueName('parallel_by_hand');
+  created.push(target);
+  await createDatabase(pg, target);
+  const pgRestore = (...args: string[]) =>
+    runTool(pgTool('pg_restore', 15), ['--exit-on-error', '-d', target, ...args], pg.env(target));
+  await pgRestore('--section=pre-data', main);
+  await pgRestore('--section=data', main);
+  for (const f of files.filter((f) => f.kind === 'table-data')) await pgRestore('--data-only', f.file);
+  await pgRestore('--section=post-data', main);
+  expect(await fingerprint(pg, target)).toEqual(await fingerprint(pg, source));
+});
 
 test('a corrupt one of several objects is refused before anything is written; a clean restore is refused', async () => {
   const store = newStore();
