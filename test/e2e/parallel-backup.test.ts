@@ -141,6 +141,47 @@ test('a --jobs 2 backup restores by hand with plain pg_restore: pre-data, the da
   expect(await fingerprint(pg, target)).toEqual(await fingerprint(pg, source));
 });
 
+test('a --jobs 2 backup to S3: listed, shown with every object, verified and restored identically', async () => {
+  const store = `s3://${env.s3.bucket}/${uniqueName('parallel')}`;
+  const s3Env = env.s3.env();
+  const result = await backup(store, 2, s3Env);
+  expect(result.stderr).toBe('');
+  const manifest = JSON.parse(result.stdout) as BackupManifest;
+  const listed = JSON.parse((await runCli(['list', '--store', store, '--json'], { env: s3Env })).stdout) as {
+    id: string;
+  }[];
+  expect(listed.map((b) => b.id)).toEqual([manifest.id]);
+  const shown = await runCli(['show', '--store', store, '--backup', manifest.id, '--name', source], {
+    env: s3Env,
+  });
+  expect(shown.stderr).toBe('');
+  for (const object of manifest.objects) expect(shown.stdout).toContain(object.key);
+  const verified = await runCli(['verify', '--store', store, '--backup', manifest.id, '--name', source], {
+    env: s3Env,
+  });
+  expect(verified.stderr).toBe('');
+  expect(verified.code).toBe(0);
+  const target = uniqueName('parallel_s3');
+  created.push(target);
+  const restored = await runCli(
+    [
+      'restore',
+      '--store',
+      store,
+      '--backup',
+      manifest.id,
+      '--name',
+      source,
+      '--target',
+      sourceUrl(pg, target),
+    ],
+    { env: s3Env },
+  );
+  expect(restored.stderr).toBe('');
+  expect(restored.code).toBe(0);
+  expect(await fingerprint(pg, target)).toEqual(await fingerprint(pg, source));
+});
+
 test('a corrupt one of several objects is refused before anything is written; a clean restore is refused', async () => {
   const store = newStore();
   const manifest = JSON.parse((await backup(store, 2)).stdout) as BackupManifest;
