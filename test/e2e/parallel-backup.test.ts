@@ -182,6 +182,29 @@ test('a --jobs 2 backup to S3: listed, shown with every object, verified and res
   expect(await fingerprint(pg, target)).toEqual(await fingerprint(pg, source));
 });
 
+test('a partial backup with --jobs runs one pg_dump and records 1 job', async () => {
+  const store = newStore();
+  const result = await runCli([
+    'backup',
+    ...[
+      '--source',
+      sourceUrl(pg, source),
+      '--store',
+      store,
+      '--jobs',
+      '2',
+      '--table',
+      'public.parent',
+      '--json',
+    ],
+  ]);
+  expect(result.stderr).toBe('');
+  const manifest = JSON.parse(result.stdout) as BackupManifest;
+  expect(manifest.strategy?.jobs).toBe(1);
+  expect(manifest.objects.map((o) => o.kind)).toEqual(['dump', 'globals']);
+  expect(manifest.tables).toEqual([{ schema: 'public', name: 'parent', rows: 15000 }]);
+});
+
 test('a corrupt one of several objects is refused before anything is written; a clean restore is refused', async () => {
   const store = newStore();
   const manifest = JSON.parse((await backup(store, 2)).stdout) as BackupManifest;
