@@ -41,6 +41,10 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
       does: 'into an S3 bucket, compressed harder',
     },
     {
+      line: 'pgferry backup --source postgres://app@db.example.com/shop --store ./backups --jobs 4',
+      does: "four pg_dumps at once in one snapshot, each storing its share of the tables' data",
+    },
+    {
       line:
         'pgferry backup --aws --source postgres://app@shop.abc123.eu-west-1.rds.amazonaws.com/shop ' +
         '--store s3://my-backups/pg --password-secret-arn arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop-db',

@@ -44,15 +44,16 @@ export function expectedStoredBytes(databaseBytes: number): number {
 }
 
 /**
- * The dump's strategy: one pg_dump in custom format streamed through compression into the store
- * (directory format with parallel jobs was measured on two cores and not adopted: its files would
- * need the same compression and checksums on the same cores), with upload parts sized to the
- * expected dump and as many in flight as the cores allow.
+ * The dump's strategy: `jobs` pg_dumps in custom format in one snapshot (see {@link planDumpJobs};
+ * 1 unless the request asks for more), each streamed through its own compression into the store
+ * (directory format was measured on two cores and not adopted: its files would need the same
+ * compression and checksums, and a local disk), with upload parts sized to the expected dump and
+ * as many in flight as the cores allow.
  */
-export function chooseDumpStrategy(databaseBytes: number, cores: number): DumpStrategy {
+export function chooseDumpStrategy(databaseBytes: number, cores: number, jobs = 1): DumpStrategy {
   return {
     format: 'custom',
-    jobs: 1,
+    jobs,
     upload: {
       partBytes: partSizeFor(expectedStoredBytes(databaseBytes)),
       queueSize: uploadQueueSize(cores),
@@ -84,4 +85,57 @@ export function uploadOptions(plan: Pick<BackupPlan, 'sizeBytes' | 'strategy'>):
     partBytes: plan.strategy.upload?.partBytes,
     queueSize: plan.strategy.upload?.queueSize,
   };
+}
+
+/** A table whose data a parallel dump may move out of the main archive, with its size. */
+export interface DumpJobTable {
+  schema: string;
+  name: string;
+  bytes: number;
+}
+
+/**
+ * Tables smaller than this stay in the main archive: a pg_dump of its own costs a connection, a
+ * process and a stored object, and moves nearly no work.
+ */
+export const MIN_TABLE_BYTES_OF_ITS_OWN_JOB = 1024 * 1024;
+
+/**
+ * Which tables' data each of `jobs` pg_dumps carries: the largest first, each to the job with the
+ * fewest bytes so far (longest-processing-time first, within 4/3 of the best split). Job 0 is the
+ * main archive: it carries the schema and the data of every table not listed in a side job, so it
+ * starts with the bytes of the tables too small to move (`keptBytes` and those under
+ * {@link MIN_TABLE_BYTES_OF_ITS_OWN_JOB}). Returns the side jobs' tables, empty jobs left out.
+ */
+export function planDumpJobs(tables: readonly DumpJobTable[], jobs: number, keptBytes = 0): DumpJobTable[][] {
+  if (jobs <= 1) return [];
+  const movable = tables
+    .filter((t) => t.bytes >= MIN_TABLE_BYTES_OF_ITS_OWN_JOB)
+    .sort((a, b) => b.bytes - a.bytes || a.schema.localeCompare(b.schema) || a.name.localeCompare(b.name));
+  const kept =
+    keptBytes + tables.reduce((sum, t) => sum + (t.bytes < MIN_TABLE_BYTES_OF_ITS_OWN_JOB ? t.bytes : 0), 0);
+  const load = Array.from({ length: jobs }, (_, i) => (i === 0 ? kept : 0));
+  const assigned: DumpJobTable[][] = Array.from({ length: jobs }, () => []);
+  for (const table of movable) {
+    let least = 0;
+    for (let j = 1; j < jobs; j++) if (load[j] < load[least]) least = j;
+    load[least] += table.bytes;
+    assigned[least].push(table);
+  }
+  return assigned.slice(1).filter((group) => group.length > 0);
+}
+
+/**
+ * Why a clean restore (`--mode clean`) of a backup whose data is in several archives (`--jobs`) is
+ * refused, undefined for any other backup: its sections are restored by separate pg_restore runs,
+ * and a clean run's drops (which pg_restore orders within one run) would meet the foreign keys of
+ * the post-data section.
+ */
+export function cleanRestoreRefusal(manifest: {
+  id: string;
+  objects: readonly { kind: string }[];
+  strategy?: { jobs: number };
+}): string | undefined {
+  if (!manifest.objects.some((o) => o.kind === 'table-data')) return undefined;
+  return `backup ${manifest.id} was taken with --jobs ${manifest.strategy?.jobs ?? 'N'} (its data is in several archives): restore it with --mode create into a new database; nothing was changed`;
 }

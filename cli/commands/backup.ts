@@ -110,6 +110,16 @@ export function registerBackup(program: Command, aws: AwsAccess): void {
       option(parseParallel),
     )
     .option(
+      '--jobs <n>',
+      "pg_dumps in parallel in one snapshot, each storing its share of the tables' data as an object of its own (default: 1)",
+      option((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 64)
+          throw new Error('--jobs must be a whole number from 1 to 64');
+        return n;
+      }),
+    )
+    .option(
       '--pin',
       'pin the new backup (every member of a set): retention keeps it until pgferry unpin',
       false,
@@ -161,6 +171,7 @@ interface BackupOptions extends AwsOptions {
   withRolePasswords: boolean;
   name?: string;
   lockWaitTimeout?: number;
+  jobs?: number;
   schema: string[];
   excludeSchema: string[];
   table: string[];
@@ -307,6 +318,7 @@ function backupRequest(opts: BackupOptions, source: Connection): BackupRequest {
     compression: parseCompression(opts.compress),
     withRolePasswords: opts.withRolePasswords,
     ...(opts.lockWaitTimeout === undefined ? {} : { lockWaitTimeoutMs: opts.lockWaitTimeout }),
+    ...(opts.jobs === undefined ? {} : { jobs: opts.jobs }),
     // A whole-database backup's request carries no scope, as before scopes were offered.
     ...(isScoped(scope) ? { scope } : {}),
   };

@@ -84,6 +84,11 @@ export const BackupRequestSchema = z
     lockWaitTimeoutMs: LockWaitTimeoutSchema.optional(),
     /** Back up only part of the database; absent (or every list empty): the whole database. */
     scope: BackupScopeSchema.optional(),
+    /**
+     * pg_dumps in parallel, in one snapshot, each with its own share of the tables' data
+     * (core/strategy.ts `planDumpJobs`); absent: 1.
+     */
+    jobs: z.number().int().min(1).max(64).optional(),
     /** Where the request comes from; absent: `manual` (the schedules pass `scheduled`). */
     origin: BackupOriginSchema.optional(),
     /** The server backup (backup set) this backup is a member of: the set's id. */
@@ -177,7 +182,12 @@ export const StoredObjectSchema = z
   .object({
     /** Relative to the backup's folder. */
     key: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/),
-    kind: z.enum(['dump', 'globals']),
+    /**
+     * `dump`: pg_dump's custom archive (the schema, and the data of every table not in a
+     * `table-data` object); `table-data`: a data-only custom archive of some tables, dumped beside
+     * it in the same snapshot by a backup with `jobs` > 1; `globals`: roles and tablespaces.
+     */
+    kind: z.enum(['dump', 'table-data', 'globals']),
     bytes: z.number().int().nonnegative(),
     /** SHA-256 (hex) of the bytes as stored, i.e. after compression. */
     sha256: z.string().regex(/^[0-9a-f]{64}$/),

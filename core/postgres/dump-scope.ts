@@ -110,3 +110,33 @@ export function unmatchedPattern(stderr: string, database: string): string | und
     `check its spelling (each --schema and --table pattern must match); nothing was backed up`
   );
 }
+
+/**
+ * A pg_dump pattern matching exactly the table `schema`.`name`: both quoted, so that no character
+ * of either (`*`, `?`, `.`, upper case) is read as pattern syntax; a double quote is doubled.
+ */
+export function exactTablePattern(schema: string, name: string): string {
+  const quote = (s: string) => `"${s.replaceAll('"', '""')}"`;
+  return `${quote(schema)}.${quote(name)}`;
+}
+
+/**
+ * The tables whose data a parallel backup may dump apart from the main archive, with their size
+ * on disk (heap and TOAST), read in the dump's snapshot: ordinary tables (and leaf partitions),
+ * permanent, outside the system schemas, not members of an extension (pg_dump decides those
+ * tables' data by the extension's own configuration). Everything else stays in the main archive.
+ */
+export async function readDumpJobTables(
+  client: Pick<import('pg').Client, 'query'>,
+): Promise<{ schema: string; name: string; bytes: number }[]> {
+  const { rows } = await client.query<{ schema: string; name: string; bytes: string }>(
+    `SELECT n.nspname AS schema, c.relname AS name,
+            coalesce(pg_relation_size(c.oid), 0) + coalesce(pg_relation_size(NULLIF(c.reltoastrelid, 0)), 0) AS bytes
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r' AND c.relpersistence = 'p'
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`,
+  );
+  return rows.map((r) => ({ schema: r.schema, name: r.name, bytes: Number(r.bytes) }));
+}

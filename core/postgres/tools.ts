@@ -159,6 +159,63 @@ export async function pgRestoreParallel(
 }
 
 /**
+ * A parallel backup's restore (`backup --jobs`): the main archive's pre-data section; then, at
+ * once, its data section and every data-only archive, the jobs shared among them (at least one
+ * each); then its post-data section (indexes, constraints, what needs the data). Each section runs
+ * in {@link pgRestoreParallel}'s passes. The first failure stops the other pg_restores. By hand:
+ * `pg_restore --section=pre-data -d db dump.pgdump`, `pg_restore --data-only -d db` each
+ * `table-data-N.pgdump` and `pg_restore --section=data -d db dump.pgdump` (in any order, or at
+ * once), then `pg_restore --section=post-data -d db dump.pgdump`.
+ */
+export async function pgRestoreSections(
+  pgRestore: PgToolBinary,
+  opts: {
+    args: string[];
+    jobs: number;
+    dumpFile: string;
+    tableData: string[];
+    env: NodeJS.ProcessEnv;
+    onChild?: (child: ChildProcess) => void;
+  },
+): Promise<void> {
+  const { args, jobs, dumpFile, tableData, env } = opts;
+  const children = new Set<ChildProcess>();
+  const onChild = (child: ChildProcess) => {
+    children.add(child);
+    child.once('close', () => children.delete(child));
+    opts.onChild?.(child);
+  };
+  const section = (name: string, sectionJobs = jobs) =>
+    pgRestoreParallel(pgRestore, {
+      args: [...args, `--section=${name}`],
+      jobs: sectionJobs,
+      dumpFile,
+      env,
+      onChild,
+    });
+  await section('pre-data');
+  const share = Math.max(1, Math.floor(jobs / (1 + tableData.length)));
+  let first: { error: unknown } | undefined;
+  const stopOthers = (err: unknown) => {
+    if (!first) {
+      first = { error: err };
+      for (const child of children) child.kill('SIGTERM');
+    }
+    throw err;
+  };
+  const loads = await Promise.allSettled([
+    section('data', share).catch(stopOthers),
+    ...tableData.map((file) =>
+      runPgRestore(pgRestore, [...args, '--data-only', `--jobs=${share}`, file], env, onChild).catch(
+        stopOthers,
+      ),
+    ),
+  ]);
+  if (first || loads.some((r) => r.status === 'rejected')) throw first?.error;
+  await section('post-data');
+}
+
+/**
  * The passes of a parallel restore, each in the archive's order, empty ones left out: everything
  * else in parallel; then, given the archive's TOC, the {@link INDEX_ATTACH} entries in one job
  * and what depends on them (directly or not: a foreign key referencing a partitioned table needs

@@ -27,6 +27,8 @@ import { uploadOptions } from '../../../core/strategy';
 import type { DumpDeps, DumpProgress } from './run';
 
 export const DUMP_OBJECT = 'dump.pgdump';
+/** A parallel backup's data-only archives: `table-data-1.pgdump…`, one per side job. */
+export const TABLE_DATA_OBJECT_PREFIX = 'table-data-';
 export const GLOBALS_OBJECT = 'globals.sql';
 
 /** How many dumps a backup makes at most when tables keep changing under its snapshot. */
@@ -69,6 +71,11 @@ export function dumpObjectKey(plan: Pick<BackupPlan, 'compression'>): string {
   return `${DUMP_OBJECT}${compressionSuffix(plan.compression)}`;
 }
 
+/** The key of side job `job`'s data-only archive (1, 2, …) within the backup's folder. */
+export function tableDataObjectKey(plan: Pick<BackupPlan, 'compression'>, job: number): string {
+  return `${TABLE_DATA_OBJECT_PREFIX}${job}.pgdump${compressionSuffix(plan.compression)}`;
+}
+
 /**
  * The second look at the tables' `pg_class` rows, taken as soon as pg_dump writes its first byte
  * (it holds every table lock by then, until it exits), and the verdict once the dump is read.
@@ -91,6 +98,14 @@ export class SnapshotGuard {
     this.onFirstBytes?.();
     this.recheck = tableVersions(this.observer);
     this.recheck.catch(() => undefined);
+  }
+
+  /**
+   * For a parallel backup's data-only archive: its pg_dump's first bytes (it has imported the
+   * snapshot and locked its tables, which the main pg_dump holds locked too).
+   */
+  sideFirstBytes(): void {
+    this.onFirstBytes?.();
   }
 
   /** For the archive reader: the TOC is read, so the dumped tables are known. */
@@ -130,6 +145,11 @@ export async function guardedSnapshot<T extends object>(
   read: (client: Client) => Promise<T>,
   /** The snapshot to read in, exported elsewhere (an online migration's slot); default: a new one. */
   imported?: string,
+  /**
+   * pg_dumps that import the snapshot: the exporting transaction ends once each has written its
+   * first bytes (by then it has imported the snapshot), not before.
+   */
+  dumps: number | (() => number) = 1,
 ): Promise<{
   snapshot: string;
   read: Promise<T & { tables: Map<number, TableVersion> }>;
@@ -144,10 +164,14 @@ export async function guardedSnapshot<T extends object>(
     }),
     imported,
   );
+  let waiting: number | undefined;
   const guard = new SnapshotGuard(
     snap.read.then((r) => r.tables),
     observer,
-    snap.release,
+    () => {
+      waiting = (waiting ?? (typeof dumps === 'function' ? dumps() : dumps)) - 1;
+      if (waiting === 0) snap.release();
+    },
   );
   return { snapshot: snap.snapshot, read: snap.read, guard };
 }
@@ -192,12 +216,14 @@ export function storeDumpStream(
   store: BackupStore,
   onProgress?: (progress: DumpProgress) => void,
   watcher: ArchiveWatcher = {},
+  /** Which object: the dump (default) or a parallel backup's data-only archive. */
+  as: Pick<StoredObject, 'key' | 'kind'> = { key: dumpObjectKey(plan), kind: 'dump' },
 ): {
   flowing: Promise<void>;
   upload: Promise<void>;
   stored: () => { object: StoredObject; uncompressedBytes: number; tables: TableDataRows[] };
 } {
-  const key = dumpObjectKey(plan);
+  const { key, kind } = as;
   const counter = new ArchiveRowCounter({
     onFirstBytes: () => watcher.firstBytes?.(),
     onToc: (toc) =>
@@ -225,7 +251,7 @@ export function storeDumpStream(
     stored: () => ({
       object: {
         key,
-        kind: 'dump',
+        kind,
         bytes: hashed.bytes,
         sha256: hashed.digest(),
         compression: plan.compression,

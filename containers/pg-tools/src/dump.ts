@@ -10,6 +10,13 @@
  * locks by then) a second session reads the same rows again. A table rewritten or altered after
  * the snapshot (see core/postgres/snapshot-guard.ts) makes the attempt worthless: it is removed and the
  * dump starts afresh, up to `DUMP_ATTEMPTS` times, then the backup fails naming the table.
+ *
+ * With `strategy.jobs` > 1 (`--jobs`), side pg_dumps import the same snapshot and each dumps the
+ * data of its share of the tables (`planDumpJobs`: largest first, to the least loaded job) as a
+ * data-only archive of its own, compressed, hashed and counted on its own stream; the main archive
+ * holds the schema and every other table's data (`--exclude-table-data` for the moved tables). The
+ * main pg_dump locks every table, so the guard's second look covers the side dumps' tables too.
+ * A failure of any stream stops them all and removes what was stored.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -26,11 +33,18 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import type { TableDataRows } from '../../../core/postgres/archive';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
 import { connectPg, endQuietly, libpqEnv } from '../../../core/postgres/connect';
-import { dumpScopeArgs, unmatchedPattern } from '../../../core/postgres/dump-scope';
+import {
+  dumpScopeArgs,
+  exactTablePattern,
+  isScoped,
+  readDumpJobTables,
+  unmatchedPattern,
+} from '../../../core/postgres/dump-scope';
 import { readDatabaseProperties, readRequirements, serverInfo } from '../../../core/postgres/inspect';
 import { lockWaitFailure, openObserver } from '../../../core/postgres/snapshot-guard';
 import { collectTail } from '../../../core/postgres/tools';
 import { backupObjectKey, dumpResultKey } from '../../../core/store-keys';
+import { type DumpJobTable, planDumpJobs } from '../../../core/strategy';
 import {
   DUMP_ATTEMPTS,
   dumpObjectKey,
@@ -40,6 +54,7 @@ import {
   storeDumpStream,
   storeGlobals,
   TablesChangedError,
+  tableDataObjectKey,
 } from './backup-archive';
 import type { DumpDeps } from './run';
 import { toolEnv } from './tool-env';
@@ -72,13 +87,20 @@ async function dump(plan: BackupPlan, deps: DumpDeps): Promise<SucceededDumpResu
       return await dumpOnce(plan, deps, password);
     } catch (err) {
       if (!(err instanceof TablesChangedError)) throw err;
-      // The attempt's object is gone with its failed upload, or removed here: a fresh dump
-      // writes the same key.
-      await deps.store.deleteObject(backupObjectKey(plan.database, plan.backupId, dumpObjectKey(plan)));
+      // The attempt's objects are gone with their failed uploads, or removed here: a fresh dump
+      // writes the same keys.
+      await removeDumpObjects(plan, deps);
       if (attempt >= DUMP_ATTEMPTS) throw new TablesChangedError(err.changes, attempt);
       deps.onRetry?.(err.message, attempt);
     }
   }
+}
+
+/** Every dump object an attempt may have stored (the main archive and the side jobs' archives). */
+async function removeDumpObjects(plan: BackupPlan, deps: DumpDeps): Promise<void> {
+  const keys = [dumpObjectKey(plan)];
+  for (let job = 1; job < plan.strategy.jobs; job++) keys.push(tableDataObjectKey(plan, job));
+  for (const key of keys) await deps.store.deleteObject(backupObjectKey(plan.database, plan.backupId, key));
 }
 
 async function dumpOnce(
@@ -94,16 +116,28 @@ async function dumpOnce(
     const pgDump = await choosePgTool('pg_dump', server.major, server.version, deps.env);
     const env = { ...toolEnv(deps.env), ...libpqEnv(plan.source, password) };
     snapshotSession = await connectPg(plan.source, password);
+    // A parallel backup's side jobs, planned from the tables as the snapshot sees them.
+    let sideJobs: DumpJobTable[][] = [];
     const { guard, ...snap } = await guardedSnapshot(
       snapshotSession,
       observer,
       lockWaitTimeoutMs,
-      async (c) => ({
-        requires: await readRequirements(c),
-        databaseProperties: await readDatabaseProperties(c),
-      }),
+      async (c) => {
+        if (plan.strategy.jobs > 1 && !isScoped(plan.scope)) {
+          sideJobs = planDumpJobs(await readDumpJobTables(c), plan.strategy.jobs);
+        }
+        return {
+          requires: await readRequirements(c),
+          databaseProperties: await readDatabaseProperties(c),
+        };
+      },
+      undefined,
+      // Known once the read is in; the exporting transaction waits for every side pg_dump.
+      () => 1 + sideJobs.length,
     );
-    const dumped = await streamDump(plan, pgDump, snap.snapshot, env, deps, {
+    // The plan needs the snapshot's tables: wait for the read (catalog only, quick) first.
+    if (plan.strategy.jobs > 1) await snap.read;
+    const dumped = await streamDumps(plan, pgDump, snap.snapshot, env, deps, sideJobs, {
       lockWaitTimeoutMs,
       guard,
       diagnose: (stderr) => lockWaitFailure(stderr, observer, lockWaitTimeoutMs),
@@ -117,7 +151,7 @@ async function dumpOnce(
       backupId: plan.backupId,
       status: 'succeeded',
       tool: { pgDumpVersion: pgDump.version, pgDumpMajor: pgDump.major },
-      objects: [dumped.object, globals.object],
+      objects: [...dumped.objects, globals.object],
       tables: rowCounts(dumped.tables, catalog.tables),
       globals: globals.info,
       requires: catalog.requires,
@@ -131,44 +165,134 @@ async function dumpOnce(
   }
 }
 
-async function streamDump(
+interface StreamOptions {
+  lockWaitTimeoutMs: number;
+  guard: SnapshotGuard;
+  diagnose: (stderr: string) => Promise<PgferryError | undefined>;
+}
+
+/**
+ * The main archive and each side job's data-only archive, streamed into the store at once. The
+ * first failure stops every pg_dump; what the others stored is removed with the attempt.
+ */
+async function streamDumps(
   plan: BackupPlan,
   pgDump: PgToolBinary,
   snapshot: string,
   env: NodeJS.ProcessEnv,
   deps: DumpDeps,
-  opts: {
-    lockWaitTimeoutMs: number;
-    guard: SnapshotGuard;
-    diagnose: (stderr: string) => Promise<PgferryError | undefined>;
-  },
-): Promise<{ object: StoredObject; uncompressedBytes: number; tables: TableDataRows[] }> {
-  const args = [
+  sideJobs: DumpJobTable[][],
+  opts: StreamOptions,
+): Promise<{ objects: StoredObject[]; uncompressedBytes: number; tables: TableDataRows[] }> {
+  const common = [
     '--format=custom',
     '--compress=0',
     `--snapshot=${snapshot}`,
     `--lock-wait-timeout=${Math.round(opts.lockWaitTimeoutMs)}`,
     '--no-password',
-    // The scope's patterns, each its own argument (no shell): what a partial backup holds.
-    ...dumpScopeArgs(plan.scope),
   ];
+  const patterns = (tables: DumpJobTable[], option: string) =>
+    tables.flatMap((t) => [option, exactTablePattern(t.schema, t.name)]);
+  const streams = [
+    {
+      // The scope's patterns, each its own argument (no shell): what a partial backup holds.
+      args: [...common, ...dumpScopeArgs(plan.scope), ...patterns(sideJobs.flat(), '--exclude-table-data')],
+      as: { key: dumpObjectKey(plan), kind: 'dump' as const },
+    },
+    ...sideJobs.map((tables, i) => ({
+      args: [...common, '--data-only', ...patterns(tables, '--table')],
+      as: { key: tableDataObjectKey(plan, i + 1), kind: 'table-data' as const },
+    })),
+  ];
+  const stop = new AbortController();
+  const progress = streams.map(() => ({ dumpedBytes: 0, storedBytes: 0 }));
+  let lastReport = 0;
+  const report = (i: number, p: { dumpedBytes: number; storedBytes: number }) => {
+    progress[i] = p;
+    const now = Date.now();
+    if (now - lastReport < 1000) return;
+    lastReport = now;
+    deps.onProgress?.(sum(progress));
+  };
+  const running = streams.map((stream, i) =>
+    streamDump(plan, pgDump, stream.args, stream.as, env, deps, (p) => report(i, p), opts, {
+      stop: stop.signal,
+      side: i > 0,
+    }),
+  );
+  // The first failure stops the others; its error is the backup's.
+  const settled = await Promise.allSettled(
+    running.map((r) =>
+      r.catch((err: unknown) => {
+        stop.abort(err);
+        throw err;
+      }),
+    ),
+  );
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed) {
+    if (streams.length > 1) {
+      await Promise.all(
+        streams.map((st) =>
+          deps.store
+            .deleteObject(backupObjectKey(plan.database, plan.backupId, st.as.key))
+            .catch(() => undefined),
+        ),
+      );
+    }
+    throw stop.signal.reason ?? failed.reason;
+  }
+  const results = settled.map(
+    (r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof streamDump>>>).value,
+  );
+  const total = {
+    objects: results.map((r) => r.object),
+    uncompressedBytes: results.reduce((n, r) => n + r.uncompressedBytes, 0),
+    tables: results.flatMap((r) => r.tables),
+  };
+  deps.onProgress?.({
+    dumpedBytes: total.uncompressedBytes,
+    storedBytes: total.objects.reduce((n, o) => n + o.bytes, 0),
+  });
+  return total;
+}
+
+function sum(progress: { dumpedBytes: number; storedBytes: number }[]) {
+  return {
+    dumpedBytes: progress.reduce((n, p) => n + p.dumpedBytes, 0),
+    storedBytes: progress.reduce((n, p) => n + p.storedBytes, 0),
+  };
+}
+
+async function streamDump(
+  plan: BackupPlan,
+  pgDump: PgToolBinary,
+  args: string[],
+  as: Pick<StoredObject, 'key' | 'kind'>,
+  env: NodeJS.ProcessEnv,
+  deps: DumpDeps,
+  onProgress: (progress: { dumpedBytes: number; storedBytes: number }) => void,
+  opts: StreamOptions,
+  parallel: { stop: AbortSignal; side: boolean },
+): Promise<{ object: StoredObject; uncompressedBytes: number; tables: TableDataRows[] }> {
   const child = spawn(pgDump.path, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   deps.onChild?.(child);
   const stderr = collectTail(child.stderr);
   const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
-
-  let lastReport = 0;
+  const signal = AbortSignal.any([opts.guard.signal, parallel.stop]);
   const { flowing, upload, stored } = storeDumpStream(
     plan,
     child.stdout,
     deps.store,
-    (progress) => {
-      const now = Date.now();
-      if (now - lastReport < 1000) return;
-      lastReport = now;
-      deps.onProgress?.(progress);
-    },
-    opts.guard,
+    onProgress,
+    parallel.side
+      ? { signal, firstBytes: () => opts.guard.sideFirstBytes() }
+      : {
+          signal,
+          firstBytes: () => opts.guard.firstBytes(),
+          tocRead: (oids) => opts.guard.tocRead(oids),
+        },
+    as,
   );
   try {
     await Promise.all([flowing, upload]);
@@ -176,6 +300,7 @@ async function streamDump(
     child.kill('SIGKILL');
     await exited;
     if (opts.guard.signal.aborted) throw opts.guard.signal.reason;
+    if (parallel.stop.aborted) throw parallel.stop.reason;
     // When the store failed (full, unwritable), that is the cause, whichever side broke first.
     const storeFailure = await upload.then(
       () => undefined,
@@ -186,19 +311,20 @@ async function streamDump(
       pgDumpFailure(stderr(), storeFailure ?? err)
     );
   }
-  const [code, signal] = await exited;
+  const [code, exitSignal] = await exited;
   // pg_dump may write part of its output and then fail: its exit status is the only truth.
   if (code !== 0) {
     const unmatched = unmatchedPattern(stderr(), plan.source.database);
     throw (
       (await opts.diagnose(stderr())) ??
       (unmatched === undefined ? undefined : new PgferryError('DumpFailed', unmatched)) ??
-      new PgferryError('DumpFailed', `pg_dump failed (${code ?? signal}): ${stderr() || 'no error output'}`)
+      new PgferryError(
+        'DumpFailed',
+        `pg_dump failed (${code ?? exitSignal}): ${stderr() || 'no error output'}`,
+      )
     );
   }
-  const result = stored();
-  deps.onProgress?.({ dumpedBytes: result.uncompressedBytes, storedBytes: result.object.bytes });
-  return result;
+  return stored();
 }
 
 function pgDumpFailure(stderr: string, err: unknown): Error {

@@ -47,9 +47,10 @@ import {
   refuseConnectedSessions,
   terminateSessions,
 } from '../../../core/postgres/target-sessions';
-import { pgRestoreParallel } from '../../../core/postgres/tools';
+import { pgRestoreParallel, pgRestoreSections } from '../../../core/postgres/tools';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../core/store-keys';
+import { cleanRestoreRefusal } from '../../../core/strategy';
 import { PROGRESS_INTERVAL_MS, type TaskProgress, throttled } from '../../../core/task-progress';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
 import { interruption, type PhasedDeps, type RestoreProgress, stopIfInterrupted } from './run';
@@ -103,6 +104,8 @@ export async function restoreBackup(
   const { checks } = progress;
   const { signal } = deps;
   stopIfInterrupted(signal);
+  const refusal = into.mode === 'clean' ? cleanRestoreRefusal(manifest) : undefined;
+  if (refusal) throw new PgferryError('InvalidInput', refusal);
   const workDir = await createWorkFolder('restore', workRoot(deps.env));
   let createdDatabase = false;
   try {
@@ -149,7 +152,9 @@ export async function restoreBackup(
         await withClient(into.target, password, (target) => createMissingSchemas(target, schemas));
       }
     }
-    await progress.timed('pgRestore', () => pgRestoreInto(pgRestore, files.dump, into, deps));
+    await progress.timed('pgRestore', () =>
+      pgRestoreInto(pgRestore, files.dump, into, deps, files.tableData),
+    );
     stopIfInterrupted(signal);
     await withClient(into.target, password, async (target) => {
       await progress.timed('analyze', () => analyze(target));
@@ -252,8 +257,9 @@ async function downloadVerified(
   checks: Checks,
   signal: AbortSignal | undefined,
   onProgress?: (progress: TaskProgress) => void,
-): Promise<{ dump: string; globals?: string }> {
+): Promise<{ dump: string; globals?: string; tableData: string[] }> {
   const files: { dump?: string; globals?: string } = {};
+  const tableData: string[] = [];
   const report = throttled(onProgress);
   const totalBytes = manifest.objects.reduce((sum, o) => sum + o.bytes, 0);
   let before = 0;
@@ -261,15 +267,22 @@ async function downloadVerified(
     report({ step: 'download', doneBytes: before + bytes, totalBytes }, force);
   downloaded(0, true);
   for (const object of manifest.objects) {
-    const file = path.join(dir, object.kind === 'dump' ? 'dump.pgdump' : 'globals.sql');
+    const name =
+      object.kind === 'table-data'
+        ? `table-data-${tableData.length + 1}.pgdump`
+        : object.kind === 'dump'
+          ? 'dump.pgdump'
+          : 'globals.sql';
+    const file = path.join(dir, name);
     await downloadOne(store, manifest, object, file, signal, downloaded);
     before += object.bytes;
     checks.checksums.push({ key: object.key, sha256: object.sha256, verified: true });
-    files[object.kind] = file;
+    if (object.kind === 'table-data') tableData.push(file);
+    else files[object.kind] = file;
   }
   downloaded(0, true);
   if (!files.dump) throw new PgferryError('BackupCorrupt', `backup ${manifest.id} has no dump object`);
-  return { dump: files.dump, globals: files.globals };
+  return { dump: files.dump, globals: files.globals, tableData };
 }
 
 /**
@@ -376,6 +389,8 @@ async function pgRestoreInto(
   dumpFile: string,
   request: RestoreTarget,
   deps: RestoreDeps,
+  /** A parallel backup's data-only archives (see `pgRestoreSections`). */
+  tableData: string[] = [],
 ): Promise<void> {
   const { password } = request;
   const args = [
@@ -397,14 +412,18 @@ async function pgRestoreInto(
     PGOPTIONS: loadSessionOptions(request.toastCompression) + lockTimeout,
   };
   // A restore of some schemas or tables skips the rest of the archive: how much it reads is unknown.
-  const selective = request.schemas.length > 0 || request.tables.length > 0;
+  const selective = request.schemas.length > 0 || request.tables.length > 0 || tableData.length > 0;
   const reads = watchArchiveReads(selective ? undefined : (await stat(dumpFile)).size, deps.onProgress);
   const onChild = (child: ChildProcess) => {
     deps.onChild?.(child);
     reads.watch(child);
   };
   try {
-    await pgRestoreParallel(pgRestore, { args, jobs: request.jobs, dumpFile, env, onChild });
+    if (tableData.length) {
+      await pgRestoreSections(pgRestore, { args, jobs: request.jobs, dumpFile, tableData, env, onChild });
+    } else {
+      await pgRestoreParallel(pgRestore, { args, jobs: request.jobs, dumpFile, env, onChild });
+    }
   } catch (err) {
     if (!lockTimeout || !/lock timeout/i.test(errorMessage(err))) throw err;
     const sessions = await sessionsNow(request.target, password);

@@ -82,7 +82,12 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     server,
     minPgDumpMajor: server.major,
     sizeBytes,
-    strategy: chooseDumpStrategy(sizeBytes, taskCores(taskSize, deployment)),
+    // A partial backup is one pg_dump (its scope's patterns select what it holds).
+    strategy: chooseDumpStrategy(
+      sizeBytes,
+      taskCores(taskSize, deployment),
+      isScoped(request.scope) ? 1 : request.jobs,
+    ),
     taskSize,
     lockWaitTimeoutMs: request.lockWaitTimeoutMs ?? DEFAULT_LOCK_WAIT_TIMEOUT_MS,
     ...(isScoped(request.scope) ? { scope: request.scope } : {}),
