@@ -493,7 +493,7 @@ async function scalingGroup(ctx: Context): Promise<void> {
       ctx,
       'scaling',
       `pgferry backup → folder (wide), ${plural(cores)}`,
-      `taskset -c ${cpuList(cores, CORES)} pgferry backup --store <dir>, server pinned alike`,
+      `taskset -c ${cpuList(cores, CORES)} pgferry backup --jobs ${cores} --store <dir>, server pinned alike`,
       true,
     ),
     restore: newCase(
@@ -510,7 +510,17 @@ async function scalingGroup(ctx: Context): Promise<void> {
       log(`scaling, run ${run}/${RUNS}`);
       for (const { cores, backup } of cases) {
         pinServer(ctx.pg.dataDir, cores, CORES);
-        const [cmd, argv] = pgferry(['backup', '--source', url(ctx, WIDE_DB), '--store', store, '--json']);
+        // As many dump jobs as cores (`--jobs` is 1 unless asked: see docs/design.md, "Parallel dumps").
+        const [cmd, argv] = pgferry([
+          'backup',
+          '--source',
+          url(ctx, WIDE_DB),
+          '--store',
+          store,
+          '--jobs',
+          String(cores),
+          '--json',
+        ]);
         const m = await measure(...pinned(cores, cmd, argv), { env: ctx.env });
         backupId ??= (JSON.parse(m.stdout) as BackupManifest).id;
         record(backup, m);
