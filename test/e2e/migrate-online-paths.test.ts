@@ -11,15 +11,16 @@
  * step before the catch-up — waiting until the test has made the lag it needs.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import type { MigrateReport } from '../../core/contracts';
+import { readIncompleteMark } from '../../core/postgres/incomplete-database';
 import { cliEnv, extraPgBinDirs, REPO, runCli, sourceUrl } from '../support/cli';
 import { createSeededDatabase, type TestPostgres, testEnv, uniqueName, withClient } from '../support/env';
 import { type FakeSecretsManager, startFakeSecretsManager } from '../support/fake-secrets-manager';
-import { waitFor } from '../support/faults';
+import { runnerOf, waitFor } from '../support/faults';
 import { usePrivateServer } from '../support/private-server';
 
 const source = usePrivateServer(14, {
@@ -340,6 +341,86 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     expect(await leftovers(database)).toEqual([]);
     expect(await targetDatabaseExists(migrated)).toBe(false);
     await withClient(source(), database, (c) => c.query(`INSERT INTO events (payload) VALUES ('after')`));
+  }, 300_000);
+
+  test('the runner killed (SIGKILL) during the catch-up: the cleanup step drops slot, publication and subscription; the target is marked incomplete; nothing listed', async () => {
+    const database = uniqueName('online14_kill');
+    const migrated = uniqueName('online14_kill_dst');
+    await createSeededDatabase(source(), database, SEED);
+    let cli = 0;
+    let stderr = '';
+    const running = runCli([...migrateArgs(database, migrated), '--verbose'], {
+      onSpawn: (p) => {
+        cli = p;
+      },
+      onStderr: (text) => {
+        stderr += text;
+      },
+    });
+    const held = await holdTheApply(database, migrated, 1, 150_000);
+    try {
+      await waitFor('the catch-up', () => (stderr.includes('"phase":"catchUp ') ? true : undefined));
+      expect(await slotLagBytes(database)).toBeGreaterThan(CUTOVER_LAG_BYTES);
+      // As when a Fargate task is stopped hard: the runner gets no chance to drop anything.
+      process.kill(await runnerOf(cli), 'SIGKILL');
+    } finally {
+      await held.release();
+    }
+    const result = await running;
+    expect(result.code).toBe(1);
+    const lines = result.stderr.split('\n').filter((l) => l.startsWith('pgferry:'));
+    expect(lines).toEqual([expect.stringMatching(/^pgferry: the pg-tools task stopped \(SIGKILL\)/)]);
+    expect(lines[0]).not.toMatch(/MAY BE LEFT/);
+    // The workflow's cleanup step (MigrateCleanup), not the runner, dropped them.
+    expect(await leftovers(database)).toEqual([]);
+    // The partial target is either gone or carries the mark the next run's preflight names.
+    if (await targetDatabaseExists(migrated)) {
+      const mark = await withClient(target(), 'postgres', (c) => readIncompleteMark(c, migrated));
+      expect(mark).toMatchObject({ kind: 'migration' });
+    }
+    const list = await runCli(['list', '--store', store, '--json']);
+    expect(list.code).toBe(0);
+    expect(
+      (JSON.parse(list.stdout) as { database: string }[]).filter((b) => b.database === database),
+    ).toEqual([]);
+    await withClient(source(), database, (c) => c.query(`INSERT INTO events (payload) VALUES ('after')`));
+  }, 300_000);
+
+  test("with log_statement = 'all' on the target, the source's password is nowhere in the target's server log", async () => {
+    const database = uniqueName('online14_log');
+    const migrated = uniqueName('online14_log_dst');
+    await createSeededDatabase(source(), database, SEED);
+    const setLogStatement = (value: string | undefined) =>
+      withClient(target(), 'postgres', async (c) => {
+        await c.query(
+          value ? `ALTER SYSTEM SET log_statement = '${value}'` : 'ALTER SYSTEM RESET log_statement',
+        );
+        await c.query('SELECT pg_reload_conf()');
+      });
+    const logStatement = () =>
+      withClient(target(), 'postgres', (c) =>
+        c.query<{ v: string }>("SELECT current_setting('log_statement') AS v"),
+      ).then((r) => r.rows[0].v);
+    await setLogStatement('all');
+    try {
+      await waitFor("the target's new sessions to log every statement", async () =>
+        (await logStatement()) === 'all' ? true : undefined,
+      );
+      const logStart = statSync(target().logFile).size;
+      const result = await runCli(migrateArgs(database, migrated));
+      if (result.code !== 0) throw new Error(`migrate failed: ${result.stderr}`);
+      const log = readFileSync(target().logFile).subarray(logStart).toString('utf8');
+      // The migration's statements were logged: the setting was in force.
+      expect(log).toMatch(/statement: CREATE DATABASE/);
+      expect(log).toMatch(/statement: DROP SUBSCRIPTION/);
+      const password = source().password;
+      for (const form of [password, encodeURIComponent(password)]) {
+        expect(log.includes(form) ? `the log holds ${form}` : 'no password').toBe('no password');
+      }
+    } finally {
+      await setLogStatement(undefined);
+    }
+    expect(await leftovers(database)).toEqual([]);
   }, 300_000);
 
   test('no free WAL sender: refused naming max_wal_senders, nothing created', async () => {

@@ -413,11 +413,15 @@ async function migrateDatabaseOnce(
       }),
     );
     const properties = withoutFreeze(state.properties, db.readOnlySetting);
-    await progress.timed('databaseProperties', () =>
-      withMaintenance(db.target, ctx.targetPassword, (admin) =>
-        applyDatabaseProperties(admin, db.target.database, properties, { noOwner: false, noAcl: false }),
-      ),
-    );
+    // Also ends the target's incomplete mark: online, only once the cutover is through, so a task
+    // killed during the catch-up leaves a marked database (its cleanup step cannot drop it).
+    const applyProperties = () =>
+      progress.timed('databaseProperties', () =>
+        withMaintenance(db.target, ctx.targetPassword, (admin) =>
+          applyDatabaseProperties(admin, db.target.database, properties, { noOwner: false, noAcl: false }),
+        ),
+      );
+    if (!online) await applyProperties();
     const globals = await progress.timed('globals', async () =>
       storeGlobals(db.backup, await siblingTool(ctx.pgDump, 'pg_dumpall'), dumpEnv(ctx, db.source), deps),
     );
@@ -432,6 +436,7 @@ async function migrateDatabaseOnce(
         tables,
         progress,
       }));
+      await applyProperties();
     } else {
       checks = await verify(ctx, db, { ...state, tables }, progress);
     }
