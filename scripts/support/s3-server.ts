@@ -9,9 +9,16 @@
  * bodies, verifies the declared length and CRC32 trailer, and strips `aws-chunked` from Content-Encoding,
  * like S3 does. Signature V4 is not verified by s3rver (any secret works; the access key id must be
  * `S3RVER`).
+ *
+ * s3rver's delimited listing (ListObjects with `Delimiter`) reports a common prefix only for a
+ * folder that holds an object directly: it stops walking its directories at the first delimiter, so
+ * `shop/` is missing when every object lies deeper (`shop/<backupId>/manifest.json`). S3 reports
+ * every prefix up to the next delimiter, however deep the keys; {@link withDeepCommonPrefixes} makes
+ * s3rver do the same.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { CreateBucketCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
@@ -122,14 +129,79 @@ interface KoaContext {
   get(field: string): string;
 }
 type KoaMiddleware = (ctx: KoaContext, next: () => Promise<unknown>) => Promise<unknown>;
+interface ListObjectsOptions {
+  delimiter?: string;
+  prefix?: string;
+  startAfter?: string;
+  maxKeys?: number;
+}
+interface ListObjectsResult {
+  objects: { key: string }[];
+  commonPrefixes: string[];
+  isTruncated: boolean;
+}
+interface S3rverStore {
+  getBucketPath(bucket: string): string;
+  listObjects(bucket: string, options: ListObjectsOptions): Promise<ListObjectsResult>;
+}
 interface S3rverInstance {
   middleware: KoaMiddleware[];
+  store: S3rverStore;
   run(): Promise<{ address: string; port: number }>;
   close(): Promise<void>;
   httpServer?: import('node:http').Server;
 }
 type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstance;
 type S3ErrorConstructor = new (code: string, message: string, detail?: Record<string, unknown>) => Error;
+
+/** Where s3rver keeps an object's bytes: `<bucket dir>/<key>._S3rver_object` (keys as paths, POSIX). */
+const OBJECT_FILE_SUFFIX = '._S3rver_object';
+
+/**
+ * Makes the store's delimited listing report every common prefix as S3 does (see the file's
+ * comment): the objects and truncation stay s3rver's; the prefixes are completed from every key
+ * under the prefix (after `startAfter`, and — on a truncated page — up to its last object).
+ */
+function withDeepCommonPrefixes(store: S3rverStore): void {
+  const listObjects = store.listObjects.bind(store);
+  store.listObjects = async (bucket, options) => {
+    const result = await listObjects(bucket, options);
+    const { delimiter, prefix = '', startAfter = '' } = options;
+    if (!delimiter) return result;
+    const bucketDir = store.getBucketPath(bucket);
+    const lastObject = result.isTruncated ? result.objects[result.objects.length - 1]?.key : undefined;
+    const prefixes = new Set(result.commonPrefixes);
+    for (const key of keysUnder(bucketDir, prefix)) {
+      if (key <= startAfter || (lastObject !== undefined && key > lastObject)) continue;
+      const at = key.indexOf(delimiter, prefix.length);
+      if (at !== -1) prefixes.add(key.slice(0, at + delimiter.length));
+    }
+    return { ...result, commonPrefixes: [...prefixes].sort() };
+  };
+}
+
+/** Every object key in the bucket directory that starts with `prefix`. */
+function keysUnder(bucketDir: string, prefix: string): string[] {
+  const start = path.posix.join(bucketDir, prefix.slice(0, prefix.lastIndexOf('/') + 1));
+  let names: string[];
+  try {
+    names = readdirSync(start, { recursive: true, encoding: 'utf8' });
+  } catch (err) {
+    if (
+      (err as NodeJS.ErrnoException).code === 'ENOENT' ||
+      (err as NodeJS.ErrnoException).code === 'ENOTDIR'
+    ) {
+      return [];
+    }
+    throw err;
+  }
+  return names
+    .filter((name) => name.endsWith(OBJECT_FILE_SUFFIX))
+    .map((name) =>
+      path.posix.relative(bucketDir, path.posix.join(start, name)).slice(0, -OBJECT_FILE_SUFFIX.length),
+    )
+    .filter((key) => key.startsWith(prefix));
+}
 
 function loadS3rver(): { S3rver: S3rverConstructor; S3Error: S3ErrorConstructor } {
   return { S3rver: require('s3rver'), S3Error: require('s3rver/lib/models/error') };
@@ -207,6 +279,7 @@ export async function runS3rverInProcess(opts: StartS3Options): Promise<RunningS
   });
   // Koa composes `middleware` when the HTTP server is created (in run()), so this goes first.
   server.middleware.unshift(awsChunkedMiddleware(S3Error));
+  withDeepCommonPrefixes(server.store);
   const addr = await server.run();
   let closed = false;
   const close = async (): Promise<void> => {

@@ -126,5 +126,13 @@ describe.each(env.postgres.map((pg) => pg.major))('backup of PostgreSQL %i', (ma
       expect(listed.code).toBe(0);
       expect((JSON.parse(listed.stdout) as BackupManifest[]).map((m) => m.id)).toEqual([manifest.id]);
     });
+
+    test('pgferry show finds the backup by its id alone, without --database', async () => {
+      const shown = await runCli(['show', '--store', url, '--backup', manifest.id, '--json'], {
+        env: storeEnv,
+      });
+      expect(shown).toMatchObject({ code: 0, stderr: '' });
+      expect((JSON.parse(shown.stdout) as { manifest: BackupManifest }).manifest.id).toBe(manifest.id);
+    });
   });
 });

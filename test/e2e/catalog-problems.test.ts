@@ -115,11 +115,32 @@ describe.each(stores)('unreadable backups in a $kind store', ({ make }) => {
   test('show --backup latest refuses, naming the unreadable backup and the newest usable one', async () => {
     const result = await cli('show', '--store', url, '--backup', 'latest', '--database', 'shop');
     expect(result).toMatchObject({ code: 1, stdout: '', stderr: refusal() });
-    // Named by id, the readable backup is shown, and the unreadable one says why it is not. (With
-    // --database: s3rver lists no common prefixes two folders deep, which S3 does.)
-    const show = (id: string) => cli('show', '--store', url, '--backup', id, '--database', 'shop');
-    expect(await show(good.id)).toMatchObject({ code: 0, stderr: '' });
-    expect(await show(wrongShape)).toMatchObject({
+    // Named by id, with or without --database, the readable backup is shown, and the unreadable
+    // one says why it is not.
+    for (const named of [['--database', 'shop'], []]) {
+      const show = (id: string) => cli('show', '--store', url, '--backup', id, ...named);
+      expect(await show(good.id)).toMatchObject({ code: 0, stderr: '' });
+      expect(await show(wrongShape)).toMatchObject({
+        code: 1,
+        stderr: expect.stringMatching(
+          new RegExp(`^pgferry: backup ${wrongShape} is unreadable: its manifest is not a pgferry manifest`),
+        ),
+      });
+    }
+  });
+
+  test('restore --backup <id> without --database finds the backup and refuses the unreadable one', async () => {
+    const target = uniqueName('never_created');
+    const result = await cli(
+      'restore',
+      '--store',
+      url,
+      '--backup',
+      wrongShape,
+      '--target',
+      sourceUrl(pg, target),
+    );
+    expect(result).toMatchObject({
       code: 1,
       stderr: expect.stringMatching(
         new RegExp(`^pgferry: backup ${wrongShape} is unreadable: its manifest is not a pgferry manifest`),

@@ -10,9 +10,14 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import { crc32 } from 'node:zlib';
-import type { ServiceInputTypes, ServiceOutputTypes } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  S3Client,
+  type ServiceInputTypes,
+  type ServiceOutputTypes,
+} from '@aws-sdk/client-s3';
 import { createS3Client, S3Store } from '../../../../core/store/s3-store';
-import { type RunningS3, runS3rverInProcess } from '../../../../scripts/support/s3-server';
+import { type RunningS3, runS3rverInProcess, s3ClientConfig } from '../../../../scripts/support/s3-server';
 import { makeCa, makeServerCert } from '../../../support/certificates';
 
 const MiB = 1024 * 1024;
@@ -130,4 +135,32 @@ test('over plain HTTP each part stays signed with its SHA-256', async () => {
     expect(part.headers['x-amz-content-sha256']).toBe(sha256);
   }
   expect(stored.equals(original)).toBe(true);
+});
+
+/**
+ * `listFolders` names the folders directly under a prefix however deep their objects lie, as S3's
+ * delimited listing does: a catalog name's folder holds only backup folders, never an object of
+ * its own (resolving a backup by id without a name lists them).
+ */
+test.each([
+  ['without a store prefix', ''],
+  ['under a store prefix', 'deep/store'],
+])('listFolders finds folders whose objects lie two folders deep, %s', async (_, storePrefix) => {
+  const client = new S3Client(s3ClientConfig(http.info));
+  const bucket = `folders-${storePrefix ? 'prefixed' : 'root'}`;
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  const store = new S3Store(bucket, storePrefix, client);
+  const segments = ['shop', 'a.b', 'my%20db', '%C3%A9t%C3%A9', 'x-y_z'];
+  const ids = ['20261202T120000Z-aaaa', '20261202T130000Z-bbbb'];
+  try {
+    for (const segment of segments) {
+      for (const id of ids) await store.putJson(`${segment}/${id}/manifest.json`, { id });
+    }
+    await store.putJson('direct/object.json', {});
+    expect((await store.listFolders('')).sort()).toEqual([...segments, 'direct'].sort());
+    expect(await store.listFolders('my%20db/')).toEqual(ids);
+    expect(await store.listFolders('no-such/')).toEqual([]);
+  } finally {
+    client.destroy();
+  }
 });
