@@ -78,7 +78,8 @@ const TOPIC_TESTS: Record<string, string> = {
   'test/unit/lib/rds-iam-auth.test.ts': 'IAM database authentication, across the stack',
   'test/unit/lib/least-privilege.test.ts': 'the grants of every role in the stack',
   'test/unit/lib/database-retention.test.ts': "a database's own retention policy, across the stack",
-  'test/unit/lib/stack-headroom.test.ts': "the main stack's resources and size against CloudFormation's limits",
+  'test/unit/lib/stack-headroom.test.ts':
+    "the main stack's resources and size against CloudFormation's limits",
   'test/unit/scripts/install.test.ts': "the install's check (check-install.ts) and bin link (link-bin.ts)",
   'test/integration/core/server-errors.test.ts': "servers' errors worded into one line, across modules",
   'test/integration/core/store-loading.test.ts': 'what opening each kind of store loads (core/store/)',
