@@ -13,13 +13,24 @@
  * - `node_modules/.bin/pgferry` is not the project's own bin/pgferry.js;
  * - `npx pgferry --version`, with an empty npm cache, does not print the version, prints anything
  *   else, or installs anything into npx's cache (what made its first run take minutes).
- * It prints the wall time of that first `npx pgferry --version`; speed is not asserted here.
+ * - the first `npx pgferry --version` with an empty npm cache takes a second or more (the median of
+ *   four such first runs, each with a cache of its own; every time is printed).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../lib/paths';
+
+/** How many first runs of `npx pgferry --version` are timed, and what their median must stay under. */
+const NPX_RUNS = 4;
+const NPX_SECONDS = 1;
+
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
 
 /** One `npm warn EBADENGINE` block: which package asked for which Node. */
 interface EngineWarning {
@@ -93,35 +104,51 @@ function main(logPath: string | undefined): void {
   const own = realpathSync(path.join(REPO_ROOT, 'bin', 'pgferry.js'));
   if (!existsSync(link) || realpathSync(link) !== own) problems.push(`${link} is not a link to ${own}`);
 
-  // The first `npx pgferry` a user runs, with nothing in npm's cache.
+  // The first `npx pgferry` a user runs, with nothing in npm's cache: four times, each with a
+  // cache of its own. The very first also pays for the machine reading npm's own exec modules
+  // (libnpmexec, arborist, pacote, sigstore: ~800 files the install itself did not load) from
+  // disk for the first time; the median is what a first use costs once the machine has run npm.
   const version = (
     JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }
   ).version;
-  const cache = mkdtempSync(path.join(tmpdir(), 'pgferry-npm-cache-'));
-  try {
-    const started = process.hrtime.bigint();
-    const npx = spawnSync('npx', ['pgferry', '--version'], {
-      cwd: REPO_ROOT,
-      encoding: 'utf8',
-      env: { ...process.env, npm_config_cache: cache },
-      timeout: 600_000,
-    });
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    process.stdout.write(
-      `first \`npx pgferry --version\` with an empty npm cache: ${seconds.toFixed(2)} s\n`,
-    );
-    if (npx.status !== 0 || npx.stdout.trim() !== version || npx.stderr.trim())
-      problems.push(
-        `npx pgferry --version: exit ${npx.status}, stdout ${JSON.stringify(npx.stdout.trim())} ` +
-          `(want ${version}), stderr ${JSON.stringify(npx.stderr.trim())}`,
-      );
-    // npm writes its debug logs to <cache>/_logs; packages it fetched or installed go elsewhere.
-    for (const entry of ['_npx', '_cacache'])
-      if (existsSync(path.join(cache, entry)))
-        problems.push(`npx pgferry installed or fetched packages (it created ${entry} in the npm cache)`);
-  } finally {
-    rmSync(cache, { recursive: true, force: true });
+  const seconds: number[] = [];
+  for (let run = 0; run < NPX_RUNS; run++) {
+    const cache = mkdtempSync(path.join(tmpdir(), 'pgferry-npm-cache-'));
+    try {
+      const started = process.hrtime.bigint();
+      const npx = spawnSync('npx', ['pgferry', '--version'], {
+        cwd: REPO_ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, npm_config_cache: cache },
+        timeout: 600_000,
+      });
+      seconds.push(Number(process.hrtime.bigint() - started) / 1e9);
+      if (npx.status !== 0 || npx.stdout.trim() !== version || npx.stderr.trim()) {
+        problems.push(
+          `npx pgferry --version: exit ${npx.status}, stdout ${JSON.stringify(npx.stdout.trim())} ` +
+            `(want ${version}), stderr ${JSON.stringify(npx.stderr.trim())}`,
+        );
+        break;
+      }
+      // npm writes its debug logs to <cache>/_logs; packages it fetched or installed go elsewhere.
+      const fetched = ['_npx', '_cacache'].find((entry) => existsSync(path.join(cache, entry)));
+      if (fetched) {
+        problems.push(`npx pgferry installed or fetched packages (it created ${fetched} in the npm cache)`);
+        break;
+      }
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
   }
+  const median = medianOf(seconds);
+  process.stdout.write(
+    `first \`npx pgferry --version\` with an empty npm cache: ${seconds.map((s) => s.toFixed(2)).join(', ')} s ` +
+      `(median ${median.toFixed(2)} s)\n`,
+  );
+  if (seconds.length === NPX_RUNS && median >= NPX_SECONDS)
+    problems.push(
+      `the first npx pgferry --version took ${median.toFixed(2)} s (median), not under ${NPX_SECONDS} s`,
+    );
 
   if (problems.length) {
     for (const p of problems) process.stderr.write(`check-install: ${p}\n`);
