@@ -404,7 +404,9 @@ async function pgRestoreInto(
     reads.watch(child);
   };
   try {
-    await pgRestoreParallel(pgRestore, { args, jobs: request.jobs, dumpFile, env, onChild });
+    // The largest tables' data in `jobs` sessions each (see pgRestoreParallel).
+    const split = { psql: await siblingTool(pgRestore, 'psql') };
+    await pgRestoreParallel(pgRestore, { args, jobs: request.jobs, dumpFile, env, onChild, split });
   } catch (err) {
     if (!lockTimeout || !/lock timeout/i.test(errorMessage(err))) throw err;
     const sessions = await sessionsNow(request.target, password);
