@@ -135,10 +135,10 @@ export interface SplitLoad {
  *
  * With `split` (and more than one job, not `--clean`), a table whose data is more than its share of
  * the archive's (see {@link tablesToSplit}) is not left to one of pg_restore's jobs, which would
- * load it alone while the others wait: the first pass is cut where the data section ends, and
- * between its halves each such table's COPY text (pg_restore's script of that one entry) is dealt
- * out, a piece at a time, to `jobs` COPY sessions. Its indexes and constraints are built after, in
- * the post-data half, as before.
+ * load it alone while the others wait: the first pass is cut where the data section begins and
+ * ends; after the pre-data, while pg_restore loads the other tables' data, each such table's COPY
+ * text (pg_restore's script of that one entry) is dealt out, a piece at a time, to `jobs` COPY
+ * sessions; the post-data (its indexes and constraints) follows once both are done.
  */
 export async function pgRestoreParallel(
   pgRestore: PgToolBinary,
@@ -172,42 +172,62 @@ export async function pgRestoreParallel(
   const passes = inOneRun
     ? [{ entries, parallel: true }]
     : planRestorePasses(entries, attaches ? toc : undefined);
-  let steps: ({ pass: RestorePass } | { table: string })[] = passes.map((pass) => ({ pass }));
+  // Stages run one after the other; the parts of a stage at once.
+  let stages: { pass?: RestorePass; tables?: string[] }[][] = passes.map((pass) => [{ pass }]);
   const inFirst = new Map(passes[0]?.entries.map((l) => [idOf(l), l]));
   const splitIds = sizes
     ? tablesToSplit(sizes.bytes, jobs, split?.minBytes).filter((id) => inFirst.has(id))
     : [];
   if (splitIds.length && toc) {
-    const [before, after] = splitFirstPass(passes[0], splitIds, toc);
-    steps = [
-      { pass: before },
-      ...splitIds.map((id) => ({ table: inFirst.get(id) as string })),
-      { pass: after },
-      ...steps.slice(1),
-    ];
+    const [pre, data, post] = splitFirstPass(passes[0], splitIds, toc);
+    const tables = splitIds.map((id) => inFirst.get(id) as string);
+    stages = [[{ pass: pre }], [{ pass: data }, { tables }], [{ pass: post }], ...stages.slice(1)];
   }
-  const listFile = (i: number) => `${dumpFile}.pass${i}.list`;
+  const lists: string[] = [];
+  const listFile = async (entries: string[]) => {
+    const file = `${dumpFile}.pass${lists.length}.list`;
+    lists.push(file);
+    await writeFile(file, `${entries.join('\n')}\n`);
+    return file;
+  };
   try {
-    for (const [i, step] of steps.entries()) {
-      if ('table' in step) {
-        await writeFile(listFile(i), `${step.table}\n`);
-        await loadInStreams(pgRestore, (split as SplitLoad).psql, {
-          args,
-          streams: jobs,
-          dumpFile,
-          listFile: listFile(i),
-          env,
-          onChild,
-        });
-        continue;
-      }
-      const { pass } = step;
-      if (pass.entries.length === 0) continue;
-      await writeFile(listFile(i), `${pass.entries.join('\n')}\n`);
-      await run([...args, ...(pass.parallel ? [`--jobs=${jobs}`] : []), `--use-list=${listFile(i)}`]);
+    for (const stage of stages) {
+      // A part that fails stops the others: its processes are ended, and their end awaited.
+      const live = new Set<ChildProcess>();
+      const track = (child: ChildProcess) => {
+        live.add(child);
+        child.once('close', () => live.delete(child));
+        onChild?.(child);
+      };
+      const part = async ({ pass, tables }: { pass?: RestorePass; tables?: string[] }) => {
+        for (const table of tables ?? []) {
+          await loadInStreams(pgRestore, (split as SplitLoad).psql, {
+            args,
+            streams: jobs,
+            dumpFile,
+            listFile: await listFile([table]),
+            env,
+            onChild: track,
+          });
+        }
+        if (!pass?.entries.length) return;
+        const list = await listFile(pass.entries);
+        const more = [...args, ...(pass.parallel ? [`--jobs=${jobs}`] : []), `--use-list=${list}`];
+        await runPgRestore(pgRestore, [...more, dumpFile], env, track);
+      };
+      const ended = await Promise.allSettled(
+        stage.map((p) =>
+          part(p).catch((err) => {
+            for (const child of live) child.kill();
+            throw err;
+          }),
+        ),
+      );
+      const failed = ended.find((e) => e.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
     }
   } finally {
-    await Promise.all(steps.map((_, i) => rm(listFile(i), { force: true })));
+    await Promise.all(lists.map((file) => rm(file, { force: true })));
   }
 }
 
@@ -253,22 +273,30 @@ export function tablesToSplit(
 }
 
 /**
- * A parallel pass cut where the archive's data section ends (after its last entry with data or a
- * SEQUENCE SET: pg_dump orders its TOC by section), the `split` tables' data left out: pre-data
- * and the other data, then post-data.
+ * A parallel pass cut where the archive's data section begins and ends (at its first and after its
+ * last entry with data or a SEQUENCE SET: pg_dump orders its TOC by section), the `split` tables'
+ * data left out: pre-data, the other data, post-data.
  */
 export function splitFirstPass(
   pass: RestorePass,
   split: readonly number[],
   toc: readonly ArchiveTocEntry[],
-): [RestorePass, RestorePass] {
+): [RestorePass, RestorePass, RestorePass] {
   const data = new Set(toc.filter((e) => e.hadDumper || e.desc === 'SEQUENCE SET').map((e) => e.dumpId));
+  let start = -1;
   let end = 0;
-  for (const [i, line] of pass.entries.entries()) if (data.has(idOf(line))) end = i + 1;
+  for (const [i, line] of pass.entries.entries()) {
+    if (!data.has(idOf(line))) continue;
+    if (start < 0) start = i;
+    end = i + 1;
+  }
+  if (start < 0) start = end;
   const skipped = new Set(split);
+  const { parallel } = pass;
   return [
-    { entries: pass.entries.slice(0, end).filter((l) => !skipped.has(idOf(l))), parallel: pass.parallel },
-    { entries: pass.entries.slice(end), parallel: pass.parallel },
+    { entries: pass.entries.slice(0, start), parallel },
+    { entries: pass.entries.slice(start, end).filter((l) => !skipped.has(idOf(l))), parallel },
+    { entries: pass.entries.slice(end), parallel },
   ];
 }
 

@@ -156,13 +156,24 @@ test('a table is split when it holds more than its share of the data for the job
   expect(tablesToSplit(new Map([[1, 10]]), 2, 0)).toEqual([1]);
 });
 
-test("the first pass is cut after the data section, the split tables' data left out", () => {
-  const toc = tocOf({}).map((e) => (e.dumpId === 3400 ? { ...e, hadDumper: true } : e));
-  const first = { entries: PARTITIONED.slice(0, 9), parallel: true };
-  const [before, after] = splitFirstPass(first, [3400], toc);
-  expect(ids(before.entries)).toEqual([220, 221, 222]);
-  expect(ids(after.entries)).toEqual([3401, 3402, 3403, 3404, 3405]);
-  expect(before.parallel && after.parallel).toBe(true);
+test("the first pass is cut where the data section begins and ends, the split tables' data left out", () => {
+  const toc = [
+    ...tocOf({}).map((e) => (e.dumpId === 3400 ? { ...e, hadDumper: true } : e)),
+    { ...tocOf({})[0], dumpId: 3399, hadDumper: true },
+  ];
+  const first = {
+    entries: [
+      ...PARTITIONED.slice(0, 3),
+      '3399; 0 16410 TABLE DATA public notes app',
+      ...PARTITIONED.slice(3, 9),
+    ],
+    parallel: true,
+  };
+  const [pre, data, post] = splitFirstPass(first, [3400], toc);
+  expect(ids(pre.entries)).toEqual([220, 221, 222]);
+  expect(ids(data.entries)).toEqual([3399]);
+  expect(ids(post.entries)).toEqual([3401, 3402, 3403, 3404, 3405]);
+  expect(pre.parallel && data.parallel && post.parallel).toBe(true);
 });
 
 test("each row goes to exactly one session, after the script's settings and COPY command; each ends with the marker", async () => {
