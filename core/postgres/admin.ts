@@ -20,6 +20,36 @@ export async function analyze(client: Client): Promise<void> {
   await client.query('ANALYZE');
 }
 
+/**
+ * `ANALYZE` of the database's tables, materialized views and partitioned tables (not the system
+ * catalogs'), one relation at a time in each of `sessions` sessions (`open`), largest first: one
+ * ANALYZE works on one table at a time, on one core, so a restore with several cores spreads its
+ * tables over them. What each ANALYZE collects is what a database-wide `ANALYZE` collects; a
+ * relation the user may not analyze is skipped with a warning, as there.
+ */
+export async function analyzeInSessions(
+  open: <T>(fn: (client: Client) => Promise<T>) => Promise<T>,
+  sessions: number,
+): Promise<void> {
+  const relations = await open(async (client) => {
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT c.oid::regclass::text AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+         AND n.nspname NOT LIKE 'pg\\_toast%' AND c.relpersistence <> 't'
+       ORDER BY pg_total_relation_size(c.oid) DESC, 1`,
+    );
+    return rows.map((r) => r.name);
+  });
+  let next = 0;
+  const work = (client: Client) =>
+    (async () => {
+      while (next < relations.length) await client.query(`ANALYZE ${relations[next++]}`);
+    })();
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(sessions, relations.length)) }, () => open(work)),
+  );
+}
+
 /** The server's role names. */
 export async function roleNames(client: Client): Promise<Set<string>> {
   const { rows } = await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles');

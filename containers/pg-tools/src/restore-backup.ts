@@ -24,7 +24,7 @@ import type {
 import { errorMessage, PgferryError } from '../../../core/errors';
 import { Meter } from '../../../core/metering';
 import {
-  analyze,
+  analyzeInSessions,
   applyDatabaseProperties,
   createDatabase,
   createMissingRoles,
@@ -151,9 +151,12 @@ export async function restoreBackup(
     }
     await progress.timed('pgRestore', () => pgRestoreInto(pgRestore, files.dump, into, deps));
     stopIfInterrupted(signal);
+    // The tables spread over the job's sessions, as pg_restore's jobs were.
+    await progress.timed('analyze', () =>
+      analyzeInSessions((fn) => withClient(into.target, password, fn), into.jobs),
+    );
+    checks.analyzed = true;
     await withClient(into.target, password, async (target) => {
-      await progress.timed('analyze', () => analyze(target));
-      checks.analyzed = true;
       checks.rowCounts = await progress.timed('rowCounts', () =>
         countRows(target, selectedTables(manifest, into)),
       );
