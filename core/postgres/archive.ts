@@ -185,6 +185,8 @@ export class ArchiveScanner {
   /** Bytes of a structure that the previous piece ended inside. */
   private carry: Buffer | undefined;
   private readonly tableData = new Map<number, TableDataRows>();
+  /** Bytes of each table's data (its COPY text), by the TABLE DATA entry's dumpId. */
+  private readonly dataBytes = new Map<number, number>();
   private readonly blocksSeen = new Set<number>();
   /** The table whose data block is being read (undefined: a data block of something else). */
   private table: TableDataRows | undefined;
@@ -254,6 +256,11 @@ export class ArchiveScanner {
         Buffer.compare(Buffer.from(a.schema), Buffer.from(b.schema)) ||
         Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)),
     );
+  }
+
+  /** Bytes of each table's data (its COPY text, as pg_restore sends it), by TABLE DATA dumpId. */
+  tableDataBytes(): Map<number, number> {
+    return new Map(this.dataBytes);
   }
 
   /** The size of the structure the reader is in, when that size is fixed (data phase); else 0. */
@@ -531,6 +538,7 @@ export class ArchiveScanner {
       throw malformed(`the data of ${table.schema}.${table.name} does not end with COPY's end marker`);
     }
     table.rows -= markerNewlines;
+    this.dataBytes.set(table.dumpId, this.blockBytes);
   }
 }
 

@@ -4,13 +4,14 @@
  * {@link STDERR_KEPT_CHARS} characters), from which messages quote the first error. And the
  * parallel two-pass pg_restore.
  */
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { PgferryError } from '../errors';
-import { runProcess, type ToolRun } from '../process';
-import type { ArchiveTocEntry } from './archive';
+import { keepStderr, runProcess, type ToolRun } from '../process';
+import { ArchiveScanner, type ArchiveTocEntry } from './archive';
 import { cleanableOrder, readArchiveToc } from './archive-toc';
 import type { PgToolBinary } from './binaries';
 
@@ -113,11 +114,31 @@ export interface RestorePass {
 }
 
 /**
+ * Below this many bytes of COPY text a table is never split: its load takes well under a second.
+ */
+export const SPLIT_MIN_BYTES = 32 * 1024 * 1024;
+
+/** What {@link pgRestoreParallel} needs to load the largest tables in parallel streams. */
+export interface SplitLoad {
+  /** psql, of pg_restore's version: each stream of a split table is one psql session. */
+  psql: PgToolBinary;
+  /** The smallest table data (bytes of COPY text) that is split; {@link SPLIT_MIN_BYTES} by default. */
+  minBytes?: number;
+}
+
+/**
  * `pg_restore --jobs` of `dumpFile` with `args`, in the passes of {@link planRestorePasses}, each
  * run given its part of the archive's list. With `--clean`, the list is in an order pg_restore can
  * drop (see `cleanableOrder`) and the index attachments are not set apart: each run drops what it
  * lists, and a foreign key that needs the attachments must be dropped in the run that drops its
  * tables.
+ *
+ * With `split` (and more than one job, not `--clean`), a table whose data is more than its share of
+ * the archive's (see {@link tablesToSplit}) is not left to one of pg_restore's jobs, which would
+ * load it alone while the others wait: the first pass is cut where the data section begins and
+ * ends; after the pre-data, while pg_restore loads the other tables' data, each such table's COPY
+ * text (pg_restore's script of that one entry) is dealt out, a piece at a time, to `jobs` COPY
+ * sessions; the post-data (its indexes and constraints) follows once both are done.
  */
 export async function pgRestoreParallel(
   pgRestore: PgToolBinary,
@@ -127,19 +148,23 @@ export async function pgRestoreParallel(
     dumpFile: string;
     env: NodeJS.ProcessEnv;
     onChild?: (child: ChildProcess) => void;
+    split?: SplitLoad;
   },
 ): Promise<void> {
-  const { args, jobs, dumpFile, env, onChild } = opts;
+  const { args, jobs, dumpFile, env, onChild, split } = opts;
   const run = (more: string[]) => runPgRestore(pgRestore, [...more, dumpFile], env, onChild);
   const clean = args.includes('--clean');
   const inOneRun = jobs === 1 || args.includes('--no-privileges');
-  if (inOneRun && !clean) {
+  const splitting = split !== undefined && jobs > 1 && !clean;
+  if (inOneRun && !clean && !splitting) {
     await run([...args, `--jobs=${jobs}`]);
     return;
   }
   let entries = (await run(['--list'])).stdout.split('\n').filter((line) => /^\d+;/.test(line));
   const attaches = !clean && entries.some((line) => INDEX_ATTACH.test(line));
-  const toc = clean || attaches ? await readArchiveToc(createReadStream(dumpFile)) : undefined;
+  const sizes = splitting ? await readTableDataSizes(dumpFile) : undefined;
+  const toc =
+    sizes?.toc ?? (clean || attaches ? await readArchiveToc(createReadStream(dumpFile)) : undefined);
   if (clean && toc) {
     const line = new Map(entries.map((l) => [Number(l.slice(0, l.indexOf(';'))), l]));
     entries = cleanableOrder([...line.keys()], toc).map((id) => line.get(id) as string);
@@ -147,15 +172,277 @@ export async function pgRestoreParallel(
   const passes = inOneRun
     ? [{ entries, parallel: true }]
     : planRestorePasses(entries, attaches ? toc : undefined);
-  const listFile = (i: number) => `${dumpFile}.pass${i}.list`;
+  // Stages run one after the other; the parts of a stage at once.
+  let stages: { pass?: RestorePass; tables?: string[] }[][] = passes.map((pass) => [{ pass }]);
+  const inFirst = new Map(passes[0]?.entries.map((l) => [idOf(l), l]));
+  const splitIds = sizes
+    ? tablesToSplit(sizes.bytes, jobs, split?.minBytes).filter((id) => inFirst.has(id))
+    : [];
+  if (splitIds.length && toc) {
+    const [pre, data, post] = splitFirstPass(passes[0], splitIds, toc);
+    const tables = splitIds.map((id) => inFirst.get(id) as string);
+    stages = [[{ pass: pre }], [{ pass: data }, { tables }], [{ pass: post }], ...stages.slice(1)];
+  }
+  const lists: string[] = [];
+  const listFile = async (entries: string[]) => {
+    const file = `${dumpFile}.pass${lists.length}.list`;
+    lists.push(file);
+    await writeFile(file, `${entries.join('\n')}\n`);
+    return file;
+  };
   try {
-    for (const [i, pass] of passes.entries()) {
-      await writeFile(listFile(i), `${pass.entries.join('\n')}\n`);
-      await run([...args, ...(pass.parallel ? [`--jobs=${jobs}`] : []), `--use-list=${listFile(i)}`]);
+    for (const stage of stages) {
+      // A part that fails stops the others: its processes are ended, and their end awaited.
+      const live = new Set<ChildProcess>();
+      const track = (child: ChildProcess) => {
+        live.add(child);
+        child.once('close', () => live.delete(child));
+        onChild?.(child);
+      };
+      const part = async ({ pass, tables }: { pass?: RestorePass; tables?: string[] }) => {
+        for (const table of tables ?? []) {
+          await loadInStreams(pgRestore, (split as SplitLoad).psql, {
+            args,
+            streams: jobs,
+            dumpFile,
+            listFile: await listFile([table]),
+            env,
+            onChild: track,
+          });
+        }
+        if (!pass?.entries.length) return;
+        const list = await listFile(pass.entries);
+        const more = [...args, ...(pass.parallel ? [`--jobs=${jobs}`] : []), `--use-list=${list}`];
+        await runPgRestore(pgRestore, [...more, dumpFile], env, track);
+      };
+      const ended = await Promise.allSettled(
+        stage.map((p) =>
+          part(p).catch((err) => {
+            for (const child of live) child.kill();
+            throw err;
+          }),
+        ),
+      );
+      const failed = ended.find((e) => e.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
     }
   } finally {
-    await Promise.all(passes.map((_, i) => rm(listFile(i), { force: true })));
+    await Promise.all(lists.map((file) => rm(file, { force: true })));
   }
+}
+
+const idOf = (line: string) => Number(line.slice(0, line.indexOf(';')));
+
+/** The archive's TOC and the bytes of each table's data, read through the archive once. */
+async function readTableDataSizes(
+  dumpFile: string,
+): Promise<{ toc: ArchiveTocEntry[]; bytes: Map<number, number> } | undefined> {
+  let toc: ArchiveTocEntry[] | undefined;
+  const scanner = new ArchiveScanner((entries) => {
+    toc = entries;
+  });
+  try {
+    for await (const chunk of createReadStream(dumpFile, { highWaterMark: 1024 * 1024 })) {
+      scanner.write(chunk as Buffer);
+    }
+  } catch {
+    // Not an archive whose data this reader reads (a compressed one): pg_restore alone restores it.
+    return undefined;
+  }
+  return toc ? { toc, bytes: scanner.tableDataBytes() } : undefined;
+}
+
+/**
+ * The TABLE DATA entries (by dumpId, largest first) worth loading in `jobs` streams: with `jobs`
+ * sessions a restore takes at least its largest table's load and at least its data's over `jobs`;
+ * a table with more than that share of the data (`bytes × jobs > total`) is the one that decides,
+ * and only loading it in parallel shortens it. Fewer than `jobs` tables can be so large. Tables
+ * under `minBytes` are left to pg_restore.
+ */
+export function tablesToSplit(
+  bytes: ReadonlyMap<number, number>,
+  jobs: number,
+  minBytes = SPLIT_MIN_BYTES,
+): number[] {
+  if (jobs < 2) return [];
+  const total = [...bytes.values()].reduce((sum, b) => sum + b, 0);
+  return [...bytes.entries()]
+    .filter(([, b]) => b * jobs > total && b >= minBytes)
+    .sort((a, b) => b[1] - a[1])
+    .map(([id]) => id);
+}
+
+/**
+ * A parallel pass cut where the archive's data section begins and ends (at its first and after its
+ * last entry with data or a SEQUENCE SET: pg_dump orders its TOC by section), the `split` tables'
+ * data left out: pre-data, the other data, post-data.
+ */
+export function splitFirstPass(
+  pass: RestorePass,
+  split: readonly number[],
+  toc: readonly ArchiveTocEntry[],
+): [RestorePass, RestorePass, RestorePass] {
+  const data = new Set(toc.filter((e) => e.hadDumper || e.desc === 'SEQUENCE SET').map((e) => e.dumpId));
+  let start = -1;
+  let end = 0;
+  for (const [i, line] of pass.entries.entries()) {
+    if (!data.has(idOf(line))) continue;
+    if (start < 0) start = i;
+    end = i + 1;
+  }
+  if (start < 0) start = end;
+  const skipped = new Set(split);
+  const { parallel } = pass;
+  return [
+    { entries: pass.entries.slice(0, start), parallel },
+    { entries: pass.entries.slice(start, end).filter((l) => !skipped.has(idOf(l))), parallel },
+    { entries: pass.entries.slice(end), parallel },
+  ];
+}
+
+/**
+ * Loads one TABLE DATA entry (`listFile` lists it) in `streams` COPY sessions: pg_restore writes
+ * the entry's script (its session settings, `COPY … FROM stdin;`, the rows, `\.`), and each psql
+ * session gets the settings, the COPY command and every `streams`-th piece of whole rows — COPY's
+ * text format has one row a line. A selection (`--schema`, `--table`) that leaves the table out
+ * leaves pg_restore's script without a COPY: nothing is loaded.
+ */
+async function loadInStreams(
+  pgRestore: PgToolBinary,
+  psql: PgToolBinary,
+  opts: {
+    args: string[];
+    streams: number;
+    dumpFile: string;
+    listFile: string;
+    env: NodeJS.ProcessEnv;
+    onChild?: (child: ChildProcess) => void;
+  },
+): Promise<void> {
+  const { args, env, onChild } = opts;
+  const dbname = args.find((a) => a.startsWith('--dbname='));
+  const scriptArgs = args.filter((a) => !/^--(dbname|exit-on-error|jobs)\b/.test(a));
+  const source = spawn(
+    pgRestore.path,
+    [...scriptArgs, `--use-list=${opts.listFile}`, '--file=-', opts.dumpFile],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  onChild?.(source);
+  const sourceErr = keepStderr(source.stderr);
+  const sourceDone = once(source, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
+  const sessions: {
+    child: ChildProcess;
+    stderr: () => string;
+    done: Promise<[number | null, NodeJS.Signals | null]>;
+  }[] = [];
+  const open = () => {
+    for (let i = 0; i < opts.streams; i++) {
+      const child = spawn(
+        psql.path,
+        ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password', ...(dbname ? [dbname] : [])],
+        { env, stdio: ['pipe', 'ignore', 'pipe'] },
+      );
+      onChild?.(child);
+      // A session that failed stops reading; its exit code says why (below), not EPIPE.
+      child.stdin?.on('error', () => undefined);
+      sessions.push({
+        child,
+        stderr: keepStderr(child.stderr as Readable),
+        done: once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>,
+      });
+    }
+    return sessions.map((s) => s.child.stdin as Writable);
+  };
+  let fed: Error | undefined;
+  try {
+    await dealCopyRows(source.stdout, open);
+  } catch (err) {
+    fed = err as Error;
+    source.kill();
+    for (const s of sessions) s.child.kill();
+  }
+  const [code, signal] = await sourceDone;
+  const ended = await Promise.all(sessions.map((s) => s.done));
+  const failed = ended.findIndex(([c]) => c !== 0);
+  if (failed >= 0) {
+    const [c, sig] = ended[failed];
+    throw new PgferryError(
+      'RestoreFailed',
+      `loading a table in ${opts.streams} sessions failed (psql ${c ?? sig}): ${firstError(sessions[failed].stderr())}`,
+    );
+  }
+  if (code !== 0) {
+    throw new PgferryError(
+      'RestoreFailed',
+      `pg_restore failed (${code ?? signal}): ${firstError(sourceErr())}`,
+    );
+  }
+  if (fed) throw fed;
+}
+
+const NEWLINE = 0x0a;
+const END_OF_COPY = Buffer.from('\\.\n');
+const COPY = Buffer.from('COPY ');
+
+/**
+ * Reads pg_restore's script of one table's data from `script` and deals its rows to the sessions
+ * `open` starts (once the COPY command is read): each gets the script up to and including the
+ * COPY command, then pieces of whole lines in turn, then COPY's end marker. Without a COPY command
+ * (the table not selected) no session is started. Throws when the rows end without the marker.
+ */
+export async function dealCopyRows(script: Readable, open: () => Writable[]): Promise<void> {
+  let pending: Buffer = Buffer.alloc(0);
+  let sinks: Writable[] | undefined;
+  let next = 0;
+  let ended = false;
+  const write = async (sink: Writable, piece: Buffer) => {
+    if (!sink.write(piece)) {
+      await Promise.race([once(sink, 'drain'), once(sink, 'close')]);
+    }
+  };
+  for await (const chunk of script) {
+    if (ended) continue;
+    let buf = pending.length ? Buffer.concat([pending, chunk as Buffer]) : (chunk as Buffer);
+    if (!sinks) {
+      const at = buf.subarray(0, 5).equals(COPY) ? 0 : buf.indexOf('\nCOPY ');
+      const eol = at < 0 ? -1 : buf.indexOf(NEWLINE, at + 1);
+      if (eol < 0) {
+        pending = buf;
+        continue;
+      }
+      const header = buf.subarray(0, eol + 1);
+      sinks = open();
+      for (const sink of sinks) await write(sink, header);
+      buf = buf.subarray(eol + 1);
+    }
+    const last = buf.lastIndexOf(NEWLINE);
+    if (last < 0) {
+      pending = Buffer.from(buf);
+      continue;
+    }
+    let lines = buf.subarray(0, last + 1);
+    pending = Buffer.from(buf.subarray(last + 1));
+    const marker = lines.subarray(0, 3).equals(END_OF_COPY) ? 0 : lines.indexOf('\n\\.\n');
+    if (marker >= 0) {
+      lines = lines.subarray(0, marker === 0 ? 0 : marker + 1);
+      ended = true;
+    }
+    if (lines.length) await write(sinks[next++ % sinks.length], lines);
+  }
+  if (!sinks) return;
+  if (!ended) throw new PgferryError('RestoreFailed', "a table's data ended without COPY's end marker");
+  await Promise.all(
+    sinks.map(
+      (sink) =>
+        new Promise<void>((resolve) => {
+          sink.end(END_OF_COPY, () => resolve());
+          sink.once('error', () => resolve());
+        }),
+    ),
+  );
 }
 
 /**
@@ -222,7 +509,6 @@ export async function pgRestoreSections(
  * its key's index attached everywhere) in parallel; last {@link RESTORED_LAST}'s, in one job.
  */
 export function planRestorePasses(entries: string[], toc?: readonly ArchiveTocEntry[]): RestorePass[] {
-  const idOf = (line: string) => Number(line.slice(0, line.indexOf(';')));
   const attached = new Set<number>();
   const afterAttach = new Set<number>();
   if (toc) {

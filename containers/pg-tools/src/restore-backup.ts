@@ -24,7 +24,7 @@ import type {
 import { errorMessage, PgferryError } from '../../../core/errors';
 import { Meter } from '../../../core/metering';
 import {
-  analyze,
+  analyzeInParallel,
   applyDatabaseProperties,
   createDatabase,
   createMissingRoles,
@@ -33,7 +33,7 @@ import {
 } from '../../../core/postgres/admin';
 import { droppedByClean, readArchiveToc, schemasNotCreated } from '../../../core/postgres/archive-toc';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
-import { libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
+import { connectPg, libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
 import { dropBlockers, refuseBlockedCleanRestore } from '../../../core/postgres/drop-dependents';
 import { isScoped } from '../../../core/postgres/dump-scope';
 import { type IncompleteRun, markIncomplete } from '../../../core/postgres/incomplete-database';
@@ -156,9 +156,12 @@ export async function restoreBackup(
       pgRestoreInto(pgRestore, files.dump, into, deps, files.tableData),
     );
     stopIfInterrupted(signal);
+    // The tables spread over the job's sessions, as pg_restore's jobs were.
+    await progress.timed('analyze', () =>
+      analyzeInParallel(() => connectPg(into.target, password), into.jobs),
+    );
+    checks.analyzed = true;
     await withClient(into.target, password, async (target) => {
-      await progress.timed('analyze', () => analyze(target));
-      checks.analyzed = true;
       checks.rowCounts = await progress.timed('rowCounts', () =>
         countRows(target, selectedTables(manifest, into)),
       );
@@ -422,7 +425,9 @@ async function pgRestoreInto(
     if (tableData.length) {
       await pgRestoreSections(pgRestore, { args, jobs: request.jobs, dumpFile, tableData, env, onChild });
     } else {
-      await pgRestoreParallel(pgRestore, { args, jobs: request.jobs, dumpFile, env, onChild });
+      // The largest tables' data in `jobs` sessions each (see pgRestoreParallel).
+      const split = { psql: await siblingTool(pgRestore, 'psql') };
+      await pgRestoreParallel(pgRestore, { args, jobs: request.jobs, dumpFile, env, onChild, split });
     }
   } catch (err) {
     if (!lockTimeout || !/lock timeout/i.test(errorMessage(err))) throw err;

@@ -1,6 +1,15 @@
 /** The tools' pure parts: the parallel restore's passes and list split, a tool's first error. */
+import { PassThrough, Readable } from 'node:stream';
 import type { ArchiveTocEntry } from '../../../../core/postgres/archive';
-import { firstError, planRestorePasses, splitRestoreList } from '../../../../core/postgres/tools';
+import {
+  dealCopyRows,
+  firstError,
+  planRestorePasses,
+  SPLIT_MIN_BYTES,
+  splitFirstPass,
+  splitRestoreList,
+  tablesToSplit,
+} from '../../../../core/postgres/tools';
 
 /** A `pg_restore --list` of a small archive, as pg_restore 15 prints it (comments already dropped). */
 const LIST = [
@@ -120,4 +129,82 @@ test('firstError without an error line gives the last two lines, or says there w
   expect(firstError('one\ntwo\n\nthree\n')).toBe('two | three');
   expect(firstError('FATAL:  terminating connection due to administrator command')).toMatch(/^FATAL/);
   expect(firstError('')).toBe('no error output');
+});
+
+const MiB = 1024 * 1024;
+
+test('a table is split when it holds more than its share of the data for the jobs, largest first', () => {
+  // "wide": one table of three quarters of the data, one of a quarter (more than a fourth).
+  const wide = new Map([
+    [1, 740 * MiB],
+    [2, 260 * MiB],
+  ]);
+  expect(tablesToSplit(wide, 2)).toEqual([1]);
+  expect(tablesToSplit(wide, 4)).toEqual([1, 2]);
+  expect(tablesToSplit(wide, 1)).toEqual([]);
+  // Four tables of about the same size: pg_restore's jobs already share them out.
+  const even = new Map([
+    [1, 300 * MiB],
+    [2, 280 * MiB],
+    [3, 260 * MiB],
+    [4, 250 * MiB],
+  ]);
+  expect(tablesToSplit(even, 2)).toEqual([]);
+  expect(tablesToSplit(even, 4)).toEqual([1, 2]);
+  // A small database's largest table is not worth the sessions.
+  expect(tablesToSplit(new Map([[1, SPLIT_MIN_BYTES - 1]]), 2)).toEqual([]);
+  expect(tablesToSplit(new Map([[1, 10]]), 2, 0)).toEqual([1]);
+});
+
+test("the first pass is cut where the data section begins and ends, the split tables' data left out", () => {
+  const toc = [
+    ...tocOf({}).map((e) => (e.dumpId === 3400 ? { ...e, hadDumper: true } : e)),
+    { ...tocOf({})[0], dumpId: 3399, hadDumper: true },
+  ];
+  const first = {
+    entries: [
+      ...PARTITIONED.slice(0, 3),
+      '3399; 0 16410 TABLE DATA public notes app',
+      ...PARTITIONED.slice(3, 9),
+    ],
+    parallel: true,
+  };
+  const [pre, data, post] = splitFirstPass(first, [3400], toc);
+  expect(ids(pre.entries)).toEqual([220, 221, 222]);
+  expect(ids(data.entries)).toEqual([3399]);
+  expect(ids(post.entries)).toEqual([3401, 3402, 3403, 3404, 3405]);
+  expect(pre.parallel && data.parallel && post.parallel).toBe(true);
+});
+
+test("each row goes to exactly one session, after the script's settings and COPY command; each ends with the marker", async () => {
+  const header = "SET client_encoding = 'UTF8';\n\nCOPY public.t (id, v) FROM stdin;\n";
+  const rows = Array.from({ length: 5000 }, (_, i) => `${i}\tvalue \\. with\\ttab ${'x'.repeat(i % 97)}\n`);
+  const script = `${header}${rows.join('')}\\.\n\n\n`;
+  // Pieces that end mid-line, mid-COPY command and mid-marker.
+  const pieces: Buffer[] = [];
+  for (let at = 0; at < script.length; at += 777) pieces.push(Buffer.from(script.slice(at, at + 777)));
+  const sinks = [new PassThrough(), new PassThrough()];
+  const got = sinks.map((sink) => {
+    const chunks: Buffer[] = [];
+    sink.on('data', (c: Buffer) => chunks.push(c));
+    return () => Buffer.concat(chunks).toString();
+  });
+  await dealCopyRows(Readable.from(pieces), () => sinks);
+  const texts = got.map((g) => g());
+  for (const text of texts) {
+    expect(text.startsWith(header)).toBe(true);
+    expect(text.endsWith('\n\\.\n')).toBe(true);
+  }
+  const dealt = texts.flatMap((t) => t.slice(header.length, -3).split(/(?<=\n)/));
+  expect(dealt.sort()).toEqual([...rows].sort());
+  expect(texts.every((t) => t.length > script.length / 4)).toBe(true);
+});
+
+test('a script without a COPY command starts no session; rows without the end marker are refused', async () => {
+  const open = jest.fn(() => [new PassThrough()]);
+  await dealCopyRows(Readable.from([Buffer.from('SET x = 1;\n-- nothing selected\n')]), open);
+  expect(open).not.toHaveBeenCalled();
+  await expect(
+    dealCopyRows(Readable.from([Buffer.from('COPY t (id) FROM stdin;\n1\n2\n')]), () => [new PassThrough()]),
+  ).rejects.toThrow(/without COPY's end marker/);
 });
