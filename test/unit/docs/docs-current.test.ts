@@ -82,6 +82,8 @@ const TOPIC_TESTS: Record<string, string> = {
     "the main stack's resources and size against CloudFormation's limits",
   'test/unit/scripts/install.test.ts': "the install's check (check-install.ts) and bin link (link-bin.ts)",
   'test/integration/core/server-errors.test.ts': "servers' errors worded into one line, across modules",
+  'test/integration/core/postgres/split-load.test.ts':
+    "restore's parallel COPY of its largest tables (core/postgres/tools.ts' split), beside the attach passes",
   'test/integration/core/store-loading.test.ts': 'what opening each kind of store loads (core/store/)',
 };
 
