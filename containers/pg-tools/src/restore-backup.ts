@@ -425,8 +425,11 @@ async function pgRestoreInto(
     if (tableData.length) {
       await pgRestoreSections(pgRestore, { args, jobs: request.jobs, dumpFile, tableData, env, onChild });
     } else {
-      // The largest tables' data in `jobs` sessions each (see pgRestoreParallel).
-      const split = { psql: await siblingTool(pgRestore, 'psql') };
+      // The largest tables' data in `jobs` sessions each (see pgRestoreParallel), where psql is
+      // installed beside pg_restore (as every PostgreSQL client package has it); else pg_restore
+      // loads them as it does the rest.
+      const psql = await siblingTool(pgRestore, 'psql').catch(() => undefined);
+      const split = psql && { psql };
       await pgRestoreParallel(pgRestore, { args, jobs: request.jobs, dumpFile, env, onChild, split });
     }
   } catch (err) {
