@@ -398,7 +398,10 @@ export async function dealCopyRows(script: Readable, open: () => Writable[]): Pr
   let sinks: Writable[] | undefined;
   let next = 0;
   let ended = false;
+  // A session that ended (a killed psql's stdin is destroyed) emits no 'drain' or 'close' again:
+  // writing to it and waiting would hang the restore, so its end fails the deal.
   const write = async (sink: Writable, piece: Buffer) => {
+    if (sink.destroyed) throw new PgferryError('RestoreFailed', 'a COPY session ended during the load');
     if (!sink.write(piece)) {
       await Promise.race([once(sink, 'drain'), once(sink, 'close')]);
     }
@@ -438,8 +441,10 @@ export async function dealCopyRows(script: Readable, open: () => Writable[]): Pr
     sinks.map(
       (sink) =>
         new Promise<void>((resolve) => {
+          if (sink.destroyed) return resolve();
           sink.end(END_OF_COPY, () => resolve());
           sink.once('error', () => resolve());
+          sink.once('close', () => resolve());
         }),
     ),
   );

@@ -208,3 +208,27 @@ test('a script without a COPY command starts no session; rows without the end ma
     dealCopyRows(Readable.from([Buffer.from('COPY t (id) FROM stdin;\n1\n2\n')]), () => [new PassThrough()]),
   ).rejects.toThrow(/without COPY's end marker/);
 });
+
+test('a session that ended during the load fails the deal instead of waiting on it forever', async () => {
+  // A session killed mid-load: its stdin is destroyed (closed) before the next piece is written
+  // to it. Waiting for a 'drain' or 'close' that already happened hung the restore.
+  const rows = Array.from({ length: 2000 }, (_, i) => `${i}\t${'x'.repeat(200)}\n`).join('');
+  const script = `COPY t (id, v) FROM stdin;\n${rows}\\.\n`;
+  const pieces: Buffer[] = [];
+  for (let at = 0; at < script.length; at += 4096) pieces.push(Buffer.from(script.slice(at, at + 4096)));
+  const alive = new PassThrough();
+  alive.resume();
+  // No reader and a tiny buffer: its first write fills it; then it is destroyed, as a killed
+  // psql's stdin is.
+  const killed = new PassThrough({ highWaterMark: 16 });
+  const dealing = dealCopyRows(Readable.from(pieces), () => {
+    setTimeout(() => killed.destroy(), 20);
+    return [killed, alive];
+  });
+  await expect(
+    Promise.race([
+      dealing,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('the deal hung')), 3000)),
+    ]),
+  ).rejects.toThrow(/ended during the load/);
+});
