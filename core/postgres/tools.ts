@@ -190,42 +190,26 @@ export async function pgRestoreParallel(
     await writeFile(file, `${entries.join('\n')}\n`);
     return file;
   };
+  const part =
+    ({ pass, tables }: { pass?: RestorePass; tables?: string[] }) =>
+    async (track: (child: ChildProcess) => void) => {
+      for (const table of tables ?? []) {
+        await loadInStreams(pgRestore, (split as SplitLoad).psql, {
+          args,
+          streams: jobs,
+          dumpFile,
+          listFile: await listFile([table]),
+          env,
+          onChild: track,
+        });
+      }
+      if (!pass?.entries.length) return;
+      const list = await listFile(pass.entries);
+      const more = [...args, ...(pass.parallel ? [`--jobs=${jobs}`] : []), `--use-list=${list}`];
+      await runPgRestore(pgRestore, [...more, dumpFile], env, track);
+    };
   try {
-    for (const stage of stages) {
-      // A part that fails stops the others: its processes are ended, and their end awaited.
-      const live = new Set<ChildProcess>();
-      const track = (child: ChildProcess) => {
-        live.add(child);
-        child.once('close', () => live.delete(child));
-        onChild?.(child);
-      };
-      const part = async ({ pass, tables }: { pass?: RestorePass; tables?: string[] }) => {
-        for (const table of tables ?? []) {
-          await loadInStreams(pgRestore, (split as SplitLoad).psql, {
-            args,
-            streams: jobs,
-            dumpFile,
-            listFile: await listFile([table]),
-            env,
-            onChild: track,
-          });
-        }
-        if (!pass?.entries.length) return;
-        const list = await listFile(pass.entries);
-        const more = [...args, ...(pass.parallel ? [`--jobs=${jobs}`] : []), `--use-list=${list}`];
-        await runPgRestore(pgRestore, [...more, dumpFile], env, track);
-      };
-      const ended = await Promise.allSettled(
-        stage.map((p) =>
-          part(p).catch((err) => {
-            for (const child of live) child.kill();
-            throw err;
-          }),
-        ),
-      );
-      const failed = ended.find((e) => e.status === 'rejected');
-      if (failed) throw (failed as PromiseRejectedResult).reason;
-    }
+    for (const stage of stages) await atOnce(stage.map(part), onChild);
   } finally {
     await Promise.all(lists.map((file) => rm(file, { force: true })));
   }
@@ -471,13 +455,7 @@ export async function pgRestoreSections(
   },
 ): Promise<void> {
   const { args, jobs, dumpFile, tableData, env } = opts;
-  const children = new Set<ChildProcess>();
-  const onChild = (child: ChildProcess) => {
-    children.add(child);
-    child.once('close', () => children.delete(child));
-    opts.onChild?.(child);
-  };
-  const section = (name: string, sectionJobs = jobs) =>
+  const section = (name: string, sectionJobs = jobs, onChild = opts.onChild) =>
     pgRestoreParallel(pgRestore, {
       args: [...args, `--section=${name}`],
       jobs: sectionJobs,
@@ -487,24 +465,44 @@ export async function pgRestoreSections(
     });
   await section('pre-data');
   const share = Math.max(1, Math.floor(jobs / (1 + tableData.length)));
-  let first: { error: unknown } | undefined;
-  const stopOthers = (err: unknown) => {
-    if (!first) {
-      first = { error: err };
-      for (const child of children) child.kill('SIGTERM');
-    }
-    throw err;
-  };
-  const loads = await Promise.allSettled([
-    section('data', share).catch(stopOthers),
-    ...tableData.map((file) =>
-      runPgRestore(pgRestore, [...args, '--data-only', `--jobs=${share}`, file], env, onChild).catch(
-        stopOthers,
-      ),
-    ),
-  ]);
-  if (first || loads.some((r) => r.status === 'rejected')) throw first?.error;
+  await atOnce(
+    [
+      (track) => section('data', share, track),
+      ...tableData.map((file) => async (track: (child: ChildProcess) => void) => {
+        await runPgRestore(pgRestore, [...args, '--data-only', `--jobs=${share}`, file], env, track);
+      }),
+    ],
+    opts.onChild,
+  );
   await section('post-data');
+}
+
+/**
+ * Runs `parts` at once, each given the `onChild` to report the processes it starts: the first part
+ * to fail ends every process the parts still run, and its error is thrown once all have settled
+ * (the others' failures, from being ended, are its consequences).
+ */
+async function atOnce(
+  parts: ((onChild: (child: ChildProcess) => void) => Promise<void>)[],
+  onChild?: (child: ChildProcess) => void,
+): Promise<void> {
+  const live = new Set<ChildProcess>();
+  const track = (child: ChildProcess) => {
+    live.add(child);
+    child.once('close', () => live.delete(child));
+    onChild?.(child);
+  };
+  let first: { error: unknown } | undefined;
+  await Promise.allSettled(
+    parts.map((part) =>
+      part(track).catch((error: unknown) => {
+        if (first) return;
+        first = { error };
+        for (const child of live) child.kill();
+      }),
+    ),
+  );
+  if (first) throw first.error;
 }
 
 /**
