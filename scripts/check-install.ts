@@ -21,16 +21,11 @@ import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../lib/paths';
+import { median } from './support/measure';
 
 /** How many first runs of `npx pgferry --version` are timed, and what their median must stay under. */
 const NPX_RUNS = 4;
 const NPX_SECONDS = 1;
-
-function medianOf(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
 
 /** One `npm warn EBADENGINE` block: which package asked for which Node. */
 interface EngineWarning {
@@ -140,14 +135,14 @@ function main(logPath: string | undefined): void {
       rmSync(cache, { recursive: true, force: true });
     }
   }
-  const median = medianOf(seconds);
+  const middle = median(seconds);
   process.stdout.write(
     `first \`npx pgferry --version\` with an empty npm cache: ${seconds.map((s) => s.toFixed(2)).join(', ')} s ` +
-      `(median ${median.toFixed(2)} s)\n`,
+      `(median ${middle.toFixed(2)} s)\n`,
   );
-  if (seconds.length === NPX_RUNS && median >= NPX_SECONDS)
+  if (seconds.length === NPX_RUNS && middle >= NPX_SECONDS)
     problems.push(
-      `the first npx pgferry --version took ${median.toFixed(2)} s (median), not under ${NPX_SECONDS} s`,
+      `the first npx pgferry --version took ${middle.toFixed(2)} s (median), not under ${NPX_SECONDS} s`,
     );
 
   if (problems.length) {

@@ -9,6 +9,8 @@
  * pg_dump checks no exclude pattern (it has no way to); a typo there leaves more in the backup,
  * never less.
  */
+import type { Client } from 'pg';
+import { quoteIdent } from './quote';
 
 /** The longest pattern accepted: a quoted, schema-qualified name of two 63-byte identifiers with room to spare. */
 export const MAX_DUMP_PATTERN_CHARS = 512;
@@ -116,8 +118,7 @@ export function unmatchedPattern(stderr: string, database: string): string | und
  * of either (`*`, `?`, `.`, upper case) is read as pattern syntax; a double quote is doubled.
  */
 export function exactTablePattern(schema: string, name: string): string {
-  const quote = (s: string) => `"${s.replaceAll('"', '""')}"`;
-  return `${quote(schema)}.${quote(name)}`;
+  return `${quoteIdent(schema)}.${quoteIdent(name)}`;
 }
 
 /**
@@ -127,7 +128,7 @@ export function exactTablePattern(schema: string, name: string): string {
  * tables' data by the extension's own configuration). Everything else stays in the main archive.
  */
 export async function readDumpJobTables(
-  client: Pick<import('pg').Client, 'query'>,
+  client: Pick<Client, 'query'>,
 ): Promise<{ schema: string; name: string; bytes: number }[]> {
   const { rows } = await client.query<{ schema: string; name: string; bytes: string }>(
     `SELECT n.nspname AS schema, c.relname AS name,

@@ -231,15 +231,7 @@ async function streamDumps(
   );
   const failed = settled.find((r) => r.status === 'rejected');
   if (failed) {
-    if (streams.length > 1) {
-      await Promise.all(
-        streams.map((st) =>
-          deps.store
-            .deleteObject(backupObjectKey(plan.database, plan.backupId, st.as.key))
-            .catch(() => undefined),
-        ),
-      );
-    }
+    if (streams.length > 1) await removeDumpObjects(plan, deps).catch(() => undefined);
     throw stop.signal.reason ?? failed.reason;
   }
   const results = settled.map(
