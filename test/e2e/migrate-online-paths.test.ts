@@ -247,7 +247,13 @@ describe('PostgreSQL 14 → 17 through pgferry serve: the lag in the run’s pro
 
 describe('PostgreSQL 14 → 17 from the CLI', () => {
   const store = mkdtempSync(path.join(tmpdir(), 'pgferry-online14-'));
-  afterAll(() => rmSync(store, { recursive: true, force: true }));
+  // A killed runner leaves its work folder for the next pgferry run to remove (and report): in a
+  // folder of this file's own, not where other test files' runs, in parallel, would find it.
+  const killedRunsWorkDir = mkdtempSync(path.join(tmpdir(), 'pgferry-online-kill-'));
+  afterAll(() => {
+    rmSync(store, { recursive: true, force: true });
+    rmSync(killedRunsWorkDir, { recursive: true, force: true });
+  });
 
   function migrateArgs(database: string, migrated: string, extra: string[] = []) {
     return [
@@ -356,6 +362,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     let cli = 0;
     let stderr = '';
     const running = runCli([...migrateArgs(database, migrated), '--verbose'], {
+      env: { PGFERRY_WORK_DIR: killedRunsWorkDir },
       onSpawn: (p) => {
         cli = p;
       },
