@@ -91,7 +91,11 @@ export class SnapshotGuard {
     private readonly atSnapshot: Promise<Map<number, TableVersion>>,
     private readonly observer: Client,
     private readonly onFirstBytes?: () => void,
-  ) {}
+  ) {
+    // Awaited by the checks; a caller that fails first (pg_dump ended at once) never gets there,
+    // and the read's failure must not then end the process as an unhandled rejection.
+    atSnapshot.catch(() => undefined);
+  }
 
   /** For the archive reader: pg_dump's first bytes. */
   firstBytes(): void {
