@@ -15,6 +15,7 @@ import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { type ListedBackup, listedBackups } from '../../core/catalog-json';
 import type { BackupStore } from '../../core/store';
+import type { ConsoleBackupRow, ConsoleDatabase } from './page/shapes';
 import {
   type ConsoleSession,
   type ConsoleSessions,
@@ -54,32 +55,6 @@ export interface ConsoleDeps {
   store: BackupStore;
   /** Whether `text` is the API token (the sign-in form's alternative to a link). */
   isApiToken: (text: string) => boolean;
-}
-
-/** One backup as the console's lists show it: the manifest's facts without its table list. */
-export interface ConsoleBackupRow {
-  id: string;
-  database: string;
-  startedAt: string;
-  finishedAt: string;
-  durationSeconds: number;
-  storedBytes: number;
-  uncompressedBytes: number;
-  serverVersion: string;
-  tier: string;
-  origin: string;
-  verification: { status: 'passed' | 'failed'; finishedAt: string } | null;
-  setId: string | null;
-}
-
-/** One catalog name of the summary. */
-export interface ConsoleDatabase {
-  database: string;
-  backups: number;
-  storedBytes: number;
-  newest: ConsoleBackupRow | null;
-  newestVerified: { id: string; startedAt: string; verifiedAt: string } | null;
-  unreadable: number;
 }
 
 function tierOf(backup: ListedBackup): string {

@@ -185,58 +185,37 @@ function chart(title: string, points: { t: number; v: number }[], format: (v: nu
 
 // --- views ------------------------------------------------------------------------------------
 
-interface Row {
-  id: string;
-  database: string;
-  startedAt: string;
-  finishedAt: string;
-  durationSeconds: number;
-  storedBytes: number;
-  uncompressedBytes: number;
-  serverVersion: string;
-  tier: string;
-  origin: string;
-  verification: { status: string; finishedAt: string } | null;
-}
+type Row = import('./shapes').ConsoleBackupRow;
 
 async function homeView() {
   const [summary, runs] = await Promise.all([read('/console/api/summary'), read('/v1/runs')]);
   // Ages from the summary's time, which may be up to a few seconds old (the server keeps it).
   const now = Date.parse(summary.now);
-  const rows = summary.databases.map(
-    (db: {
-      database: string;
-      backups: number;
-      storedBytes: number;
-      newest: Row | null;
-      newestVerified: { verifiedAt: string; startedAt: string } | null;
-      unreadable: number;
-    }) => {
-      const newestAge = db.newest ? age(db.newest.finishedAt, now) : undefined;
-      const fresh =
-        newestAge === undefined
-          ? badge('no backup', 'bad')
-          : badge(
-              `${duration(newestAge)} ago`,
-              newestAge <= summary.staleAfterSeconds
-                ? 'good'
-                : newestAge <= 3 * summary.staleAfterSeconds
-                  ? 'warn'
-                  : 'bad',
-            );
-      return [
-        link(`#/db/${enc(db.database)}`, db.database),
-        fresh,
-        db.newestVerified
-          ? badge(`${duration(age(db.newestVerified.startedAt, now))} old, verified`, 'good')
-          : badge('none verified', 'muted'),
-        db.newest ? verification(db.newest.verification) : '-',
-        db.backups,
-        bytes(db.storedBytes),
-        db.unreadable ? badge(`${db.unreadable} unreadable`, 'bad') : '',
-      ];
-    },
-  );
+  const rows = summary.databases.map((db: import('./shapes').ConsoleDatabase) => {
+    const newestAge = db.newest ? age(db.newest.finishedAt, now) : undefined;
+    const fresh =
+      newestAge === undefined
+        ? badge('no backup', 'bad')
+        : badge(
+            `${duration(newestAge)} ago`,
+            newestAge <= summary.staleAfterSeconds
+              ? 'good'
+              : newestAge <= 3 * summary.staleAfterSeconds
+                ? 'warn'
+                : 'bad',
+          );
+    return [
+      link(`#/db/${enc(db.database)}`, db.database),
+      fresh,
+      db.newestVerified
+        ? badge(`${duration(age(db.newestVerified.startedAt, now))} old, verified`, 'good')
+        : badge('none verified', 'muted'),
+      db.newest ? verification(db.newest.verification) : '-',
+      db.backups,
+      bytes(db.storedBytes),
+      db.unreadable ? badge(`${db.unreadable} unreadable`, 'bad') : '',
+    ];
+  });
   show(
     'Databases',
     h(
