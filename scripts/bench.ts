@@ -117,7 +117,7 @@ interface CaseResult {
   /** Rows the server read from the user tables during each run (backup cases). */
   rowsRead: number[];
   outputBytes?: number;
-  /** Phase timings of pgferry's own report (restore), medians over the runs. */
+  /** Phase timings of pgferry's own report (restore, migrate), medians over the runs. */
   phases?: Record<string, number>;
   notes: string[];
 }
@@ -352,8 +352,8 @@ async function backupGroup(ctx: Context): Promise<void> {
   ctx.defaultDump = rawFile;
 }
 
-/** Phase timings of each run of a pgferry restore case, by case. */
-const restorePhases = new Map<CaseResult, Record<string, number[]>>();
+/** Phase timings of each run of a pgferry restore or migrate case, by case. */
+const casePhases = new Map<CaseResult, Record<string, number[]>>();
 
 /**
  * One run of `pgferry restore` of `backupId` from the folder `store` into a new database `target`
@@ -373,14 +373,18 @@ async function pgferryRestore(
   ]);
   const m = await measure(...pinned(cores, cmd, argv), { env: ctx.env });
   record(result, m);
-  const report = JSON.parse(m.stdout) as RestoreReport;
-  const phases = restorePhases.get(result) ?? {};
-  for (const [phase, seconds] of Object.entries(report.timings)) {
+  addPhases(result, (JSON.parse(m.stdout) as RestoreReport).timings);
+  await dropDatabase(ctx, target);
+}
+
+/** One run's phase timings (pgferry's own report) added to its case's medians. */
+function addPhases(result: CaseResult, timings: Record<string, number>): void {
+  const phases = casePhases.get(result) ?? {};
+  for (const [phase, seconds] of Object.entries(timings)) {
     phases[phase] = [...(phases[phase] ?? []), seconds];
   }
-  restorePhases.set(result, phases);
+  casePhases.set(result, phases);
   result.phases = Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, median(v)]));
-  await dropDatabase(ctx, target);
 }
 
 /** One run of `createdb` + `pg_restore -j1` of the custom-format `dump` into `target` (dropped after). */
@@ -604,7 +608,9 @@ async function migrateGroup(ctx: Context): Promise<void> {
         PGFERRY_SOURCE_PASSWORD: ctx.pg.password,
         PGFERRY_TARGET_PASSWORD: ctx.pg.password,
       };
-      record(ours, await measure(cmd, argv, { env }));
+      const m = await measure(cmd, argv, { env });
+      record(ours, m);
+      addPhases(ours, (JSON.parse(m.stdout) as { timings: Record<string, number> }).timings);
       await check(ours, target);
     }
     if (pgcopydb) {
@@ -1122,12 +1128,12 @@ function markdown(ctx: Context, info: Record<string, string>, dbBytes: number, s
       `| ${t.target} | ${t.goal} | ${t.measured} | ${t.met === undefined ? '—' : t.met ? 'yes' : 'no'} |`,
     );
   }
-  for (const name of ['pgferry restore', 'pgferry restore (wide)']) {
-    const restore = find(ctx, name);
-    if (!restore?.phases) continue;
+  for (const name of ['pgferry restore', 'pgferry restore (wide)', 'pgferry migrate']) {
+    const found = find(ctx, name);
+    if (!found?.phases) continue;
     lines.push(
       '',
-      `${name} phases (medians, s): ${Object.entries(restore.phases)
+      `${name} phases (medians, s): ${Object.entries(found.phases)
         .map(([k, v]) => `${k} ${v.toFixed(2)}`)
         .join(', ')}.`,
     );

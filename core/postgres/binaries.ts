@@ -4,7 +4,7 @@
  * server's own release was tested with).
  */
 import { execFile } from 'node:child_process';
-import { access, constants, readdir } from 'node:fs/promises';
+import { access, constants, open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { PgferryError } from '../errors';
@@ -118,7 +118,7 @@ export async function choosePgTool(
 ): Promise<PgToolBinary> {
   const all = await findPgTools(tool, env);
   const suitable = all.filter((b) => b.major >= serverMajor).sort((a, b) => a.major - b.major);
-  if (suitable.length > 0) return suitable[0];
+  if (suitable.length > 0) return preferProgram(suitable[0], suitable);
   const have = all.length ? `found only ${[...new Set(all.map((b) => b.version))].join(', ')}` : 'found none';
   throw new PgferryError(
     'NoSuitablePgDump',
@@ -126,6 +126,34 @@ export async function choosePgTool(
       `Install the PostgreSQL ${serverMajor} client tools (e.g. apt-get install postgresql-client-${serverMajor}) ` +
       'or add their bin directory to PGFERRY_PG_BIN_DIRS',
   );
+}
+
+/**
+ * `chosen`, or — when it is a script (Debian's /usr/bin/pg_dump is `pg_wrapper`, a Perl script that
+ * runs /usr/lib/postgresql/<major>/bin/pg_dump) — a program of exactly its version among `others`:
+ * the same tool, without starting Perl each time it runs (a migration runs about twenty of them;
+ * 30–50 ms of CPU and 0.1–0.2 s each on a loaded machine). A script with no such program beside it
+ * (a loader wrapper for newer tools) is used as it is.
+ */
+async function preferProgram(chosen: PgToolBinary, others: readonly PgToolBinary[]): Promise<PgToolBinary> {
+  if (!(await isScript(chosen.path))) return chosen;
+  for (const other of others) {
+    if (other.version === chosen.version && !(await isScript(other.path))) return other;
+  }
+  return chosen;
+}
+
+/** Whether `file` starts with `#!` (an interpreter runs it). */
+async function isScript(file: string): Promise<boolean> {
+  const handle = await open(file, 'r').catch(() => undefined);
+  if (!handle) return false;
+  try {
+    const head = Buffer.alloc(2);
+    const { bytesRead } = await handle.read(head, 0, 2, 0);
+    return bytesRead === 2 && head.toString('latin1') === '#!';
+  } finally {
+    await handle.close();
+  }
 }
 
 /** The same tool from the same installation as `sibling` (e.g. pg_dumpall beside pg_dump). */

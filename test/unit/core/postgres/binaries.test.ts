@@ -21,6 +21,12 @@ test('chooses the closest major that is not older than the server', async () => 
   expect(tool.major).toBe(15);
 });
 
+test("prefers the program to Debian's Perl wrapper of the same version (no Perl started per run)", async () => {
+  // /usr/bin/pg_dump is pg_wrapper, first in PATH; /usr/lib/postgresql/15/bin/pg_dump is the program it runs.
+  const tool = await choosePgTool('pg_dump', 15, '15.18', { PATH: '/usr/bin:/bin' });
+  expect(tool.path).toBe('/usr/lib/postgresql/15/bin/pg_dump');
+});
+
 test('names the server version and what to install when no pg_dump is new enough', async () => {
   await expect(choosePgTool('pg_dump', 99, '99.1', env)).rejects.toThrow(
     /server runs PostgreSQL 99\.1, which needs pg_dump 99 or newer; found only .*15\.\d+.*Install the PostgreSQL 99 client tools .*PGFERRY_PG_BIN_DIRS/,
