@@ -160,9 +160,13 @@ export async function pgRestoreParallel(
     await run([...args, `--jobs=${jobs}`]);
     return;
   }
-  let entries = (await run(['--list'])).stdout.split('\n').filter((line) => /^\d+;/.test(line));
+  // pg_restore's list and the pass over the archive for the tables' sizes, at once.
+  const [listed, sizes] = await Promise.all([
+    run(['--list']),
+    splitting ? readTableDataSizes(dumpFile) : undefined,
+  ]);
+  let entries = listed.stdout.split('\n').filter((line) => /^\d+;/.test(line));
   const attaches = !clean && entries.some((line) => INDEX_ATTACH.test(line));
-  const sizes = splitting ? await readTableDataSizes(dumpFile) : undefined;
   const toc =
     sizes?.toc ?? (clean || attaches ? await readArchiveToc(createReadStream(dumpFile)) : undefined);
   if (clean && toc) {
