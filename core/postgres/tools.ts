@@ -135,8 +135,10 @@ export interface SplitLoad {
  *
  * With `split` (and more than one job, not `--clean`), a table whose data is more than its share of
  * the archive's (see {@link tablesToSplit}) is not left to one of pg_restore's jobs, which would
- * load it alone while the others wait: the first pass is cut where the data section begins and
- * ends; after the pre-data, while pg_restore loads the other tables' data, each such table's COPY
+ * load it alone while the others wait: the first pass is cut where the data section begins, and
+ * its pre-data runs while the archive is read through for the tables' sizes; the rest runs as one
+ * pass when no table is split, else it is cut where the data section ends, and while pg_restore
+ * loads the other tables' data, each such table's COPY
  * text (pg_restore's script of that one entry) is dealt out, a piece at a time, to `jobs` COPY
  * sessions; the post-data (its indexes and constraints) follows once both are done.
  */
@@ -160,11 +162,17 @@ export async function pgRestoreParallel(
     await run([...args, `--jobs=${jobs}`]);
     return;
   }
+  // The pass over the archive for the tables' sizes starts at once: it runs beside pg_restore's
+  // list and the pre-data (the tables must exist before any is loaded, whichever are split).
+  const sizing = splitting ? readTableDataSizes(dumpFile) : undefined;
   let entries = (await run(['--list'])).stdout.split('\n').filter((line) => /^\d+;/.test(line));
   const attaches = !clean && entries.some((line) => INDEX_ATTACH.test(line));
-  const sizes = splitting ? await readTableDataSizes(dumpFile) : undefined;
   const toc =
-    sizes?.toc ?? (clean || attaches ? await readArchiveToc(createReadStream(dumpFile)) : undefined);
+    clean || attaches
+      ? await readArchiveToc(createReadStream(dumpFile))
+      : sizing
+        ? await readArchiveToc(createReadStream(dumpFile)).catch(() => undefined)
+        : undefined;
   if (clean && toc) {
     const line = new Map(entries.map((l) => [Number(l.slice(0, l.indexOf(';'))), l]));
     entries = cleanableOrder([...line.keys()], toc).map((id) => line.get(id) as string);
@@ -174,15 +182,6 @@ export async function pgRestoreParallel(
     : planRestorePasses(entries, attaches ? toc : undefined);
   // Stages run one after the other; the parts of a stage at once.
   let stages: { pass?: RestorePass; tables?: string[] }[][] = passes.map((pass) => [{ pass }]);
-  const inFirst = new Map(passes[0]?.entries.map((l) => [idOf(l), l]));
-  const splitIds = sizes
-    ? tablesToSplit(sizes.bytes, jobs, split?.minBytes).filter((id) => inFirst.has(id))
-    : [];
-  if (splitIds.length && toc) {
-    const [pre, data, post] = splitFirstPass(passes[0], splitIds, toc);
-    const tables = splitIds.map((id) => inFirst.get(id) as string);
-    stages = [[{ pass: pre }], [{ pass: data }, { tables }], [{ pass: post }], ...stages.slice(1)];
-  }
   const lists: string[] = [];
   const listFile = async (entries: string[]) => {
     const file = `${dumpFile}.pass${lists.length}.list`;
@@ -209,6 +208,24 @@ export async function pgRestoreParallel(
       await runPgRestore(pgRestore, [...more, dumpFile], env, track);
     };
   try {
+    if (sizing && toc && passes[0]) {
+      const [pre] = splitFirstPass(passes[0], [], toc);
+      const [ran, sized] = await Promise.allSettled([atOnce([part({ pass: pre })], onChild), sizing]);
+      if (ran.status === 'rejected') throw ran.reason;
+      const sizes = sized.status === 'fulfilled' ? sized.value : undefined;
+      const rest = { entries: passes[0].entries.slice(pre.entries.length), parallel: passes[0].parallel };
+      const inRest = new Map(rest.entries.map((l) => [idOf(l), l]));
+      const splitIds = sizes
+        ? tablesToSplit(sizes.bytes, jobs, split?.minBytes).filter((id) => inRest.has(id))
+        : [];
+      if (splitIds.length) {
+        const [, data, post] = splitFirstPass(rest, splitIds, toc);
+        const tables = splitIds.map((id) => inRest.get(id) as string);
+        stages = [[{ pass: data }, { tables }], [{ pass: post }], ...stages.slice(1)];
+      } else {
+        stages = [[{ pass: rest }], ...stages.slice(1)];
+      }
+    }
     for (const stage of stages) await atOnce(stage.map(part), onChild);
   } finally {
     await Promise.all(lists.map((file) => rm(file, { force: true })));

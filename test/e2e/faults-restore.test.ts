@@ -99,7 +99,7 @@ test('a corrupted object is found before an existing target database is touched 
     );
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(
-      /^pgferry: object dump\.pgdump\.zst of backup \S+ (failed its checksum|cannot be read).*nothing was written to the target/,
+      /^pgferry: object dump\.pgdump\.zst of backup \S+ (failed its checksum|cannot be read).*nothing of the backup was written to the target/,
     );
     expect(await withClient(pg15, target, contents)).toEqual(before);
     expect(storedReports().find((r) => r.target.database === target)).toMatchObject({

@@ -370,8 +370,8 @@ describe('refusals leave the target untouched', () => {
   });
 });
 
-describe('a damaged backup is refused before anything is written to the target', () => {
-  test('one flipped byte in the dump fails the checksum; the target database is never created', async () => {
+describe('a damaged backup is refused before anything of it is written to the target', () => {
+  test('one flipped byte in the dump fails the checksum; the database created meanwhile is dropped, still empty', async () => {
     const damaged = await backupSource();
     const file = path.join(dir, databaseSegment(source), damaged.id, 'dump.pgdump.zst');
     const bytes = readFileSync(file);
@@ -390,7 +390,10 @@ describe('a damaged backup is refused before anything is written to the target',
     ]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(
-      /^pgferry: object dump\.pgdump\.zst of backup \S+ (failed its checksum|cannot be read).*nothing was written to the target/,
+      /^pgferry: object dump\.pgdump\.zst of backup \S+ (failed its checksum|cannot be read).*nothing of the backup was written to the target/,
+    );
+    expect(result.stderr).toContain(
+      `(the database ${target}, created empty while the backup was verified, was dropped)`,
     );
     expect(await serverState(pg15)).toBe(before);
   });

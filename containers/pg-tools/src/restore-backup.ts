@@ -1,7 +1,8 @@
 /**
  * Restoring a stored backup into a database, as a restore does and as a verification drill does
  * into its throwaway server: downloads the backup's objects while verifying their SHA-256 against
- * the manifest — before anything touches the target — then creates the database (or cleans it),
+ * the manifest — nothing of it reaches the target before they match; a new database is created
+ * meanwhile, empty and marked incomplete — then (or cleans the target, once verified)
  * optionally creates the roles, runs pg_restore with parallel jobs and fast session settings,
  * ANALYZEs and compares every table's row count with the manifest.
  */
@@ -108,39 +109,58 @@ export async function restoreBackup(
   if (refusal) throw new PgferryError('InvalidInput', refusal);
   const workDir = await createWorkFolder('restore', workRoot(deps.env));
   let createdDatabase = false;
+  // Whether anything of the backup has reached the target (a new database is created, empty and
+  // marked incomplete, while the backup is still being verified).
+  let writing = false;
   try {
-    const files = await progress.timed('download', () =>
-      downloadVerified(deps.store, manifest, workDir, checks, signal, deps.onProgress),
-    );
+    // A new database is created while the backup downloads and is verified: its CREATE DATABASE
+    // and the download's checksums and decompression overlap. Nothing of the backup reaches it
+    // before every checksum matched; when one does not, it is dropped, still empty (the
+    // database's incomplete mark names the run, should the run die before it can drop it).
+    const creating =
+      into.mode === 'create'
+        ? progress.timed('createDatabase', () =>
+            withMaintenance(into.target, password, async (admin) => {
+              await createDatabase(admin, into.target.database, manifest.requires ?? {});
+              createdDatabase = true;
+              await markIncomplete(admin, into.target.database, incompleteRun(into.runId));
+              checks.createdWith = await readDatabaseLocale(admin, into.target.database);
+            }),
+          )
+        : undefined;
+    const [downloaded, created, chosen] = await Promise.allSettled([
+      progress.timed('download', () =>
+        downloadVerified(deps.store, manifest, workDir, checks, signal, deps.onProgress),
+      ),
+      creating,
+      choosePgTool(
+        'pg_restore',
+        manifest.tool.pgDumpMajor,
+        manifest.tool.pgDumpVersion,
+        deps.env,
+        `the backup's archive was written by ${describeArchive(manifest)}`,
+      ).then(async (tool) => ({ tool, psql: await siblingTool(tool, 'psql').catch(() => undefined) })),
+    ]);
+    // The checksum's verdict first: a corrupt backup is what the user must hear of.
+    if (downloaded.status === 'rejected') throw downloaded.reason;
+    if (created.status === 'rejected') throw created.reason;
+    if (chosen.status === 'rejected') throw chosen.reason;
+    const files = downloaded.value;
+    const { tool: pgRestore, psql } = chosen.value;
     stopIfInterrupted(signal);
-    const pgRestore = await choosePgTool(
-      'pg_restore',
-      manifest.tool.pgDumpMajor,
-      manifest.tool.pgDumpVersion,
-      deps.env,
-      `the backup's archive was written by ${describeArchive(manifest)}`,
-    );
 
     if (into.mode === 'clean') {
       await progress.timed('checkTarget', () => prepareCleanTarget(into, files.dump, checks));
     }
     stopIfInterrupted(signal);
-    await withMaintenance(into.target, password, async (admin) => {
-      if (into.mode === 'create') {
-        await progress.timed('createDatabase', async () => {
-          await createDatabase(admin, into.target.database, manifest.requires ?? {});
-          createdDatabase = true;
-          await markIncomplete(admin, into.target.database, incompleteRun(into.runId));
-        });
-        checks.createdWith = await readDatabaseLocale(admin, into.target.database);
-      }
-      stopIfInterrupted(signal);
-      if (into.withGlobals) {
-        checks.globals = await progress.timed('globals', () =>
+    writing = true;
+    if (into.withGlobals) {
+      checks.globals = await progress.timed('globals', () =>
+        withMaintenance(into.target, password, (admin) =>
           applyGlobals(admin, files.globals, pgRestore, into, manifest, deps),
-        );
-      }
-    });
+        ),
+      );
+    }
 
     stopIfInterrupted(signal);
     if (isScoped(manifest.scope)) {
@@ -153,19 +173,21 @@ export async function restoreBackup(
       }
     }
     await progress.timed('pgRestore', () =>
-      pgRestoreInto(pgRestore, files.dump, into, deps, files.tableData),
+      pgRestoreInto(pgRestore, files.dump, into, deps, files.tableData, psql),
     );
     stopIfInterrupted(signal);
-    // The tables spread over the job's sessions, as pg_restore's jobs were.
-    await progress.timed('analyze', () =>
-      analyzeInParallel(() => connectPg(into.target, password), into.jobs),
-    );
+    // The tables spread over the job's sessions, as pg_restore's jobs were; the rows counted at
+    // once in a session of their own (reads both, neither waits for the other's locks).
+    const [analyzed, counted] = await Promise.allSettled([
+      progress.timed('analyze', () => analyzeInParallel(() => connectPg(into.target, password), into.jobs)),
+      withClient(into.target, password, (target) =>
+        progress.timed('rowCounts', () => countRows(target, selectedTables(manifest, into))),
+      ),
+    ]);
+    if (analyzed.status === 'rejected') throw analyzed.reason;
+    if (counted.status === 'rejected') throw counted.reason;
     checks.analyzed = true;
-    await withClient(into.target, password, async (target) => {
-      checks.rowCounts = await progress.timed('rowCounts', () =>
-        countRows(target, selectedTables(manifest, into)),
-      );
-    });
+    checks.rowCounts = counted.value;
     const mismatched = checks.rowCounts.filter((t) => t.rows !== t.restoredRows);
     if (mismatched.length) {
       throw new PgferryError(
@@ -188,7 +210,12 @@ export async function restoreBackup(
     const err = signal?.aborted ? interruption(signal) : caught;
     let message = errorMessage(err);
     const name = into.target.database;
-    if (createdDatabase) {
+    if (createdDatabase && !writing) {
+      const dropped = await dropCreatedDatabase(into);
+      message += dropped
+        ? ` (the database ${name}, created empty while the backup was verified, was dropped)`
+        : ` (the database ${name}, created empty while the backup was verified, is left in place: drop it)`;
+    } else if (createdDatabase) {
       const dropped = await dropCreatedDatabase(into);
       message += dropped
         ? ` (the partially restored database ${name} was dropped: run the restore again)`
@@ -320,7 +347,7 @@ async function downloadOne(
         'BackupCorrupt',
         `object ${object.key} of backup ${manifest.id} failed its checksum (sha256 ${sha256.slice(0, 12)}…, ` +
           `${meter.bytes} bytes; the manifest says ${object.sha256.slice(0, 12)}…, ${object.bytes} bytes); ` +
-          'nothing was written to the target',
+          'nothing of the backup was written to the target',
       );
     }
     if (decompressing.status === 'rejected') throw downloadFailure(decompressing.reason, object, manifest);
@@ -339,14 +366,14 @@ export function downloadFailure(err: unknown, object: StoredObject, manifest: Ba
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return new PgferryError(
       'RestoreFailed',
-      `no space left to download ${object.key}; nothing was written to the target`,
+      `no space left to download ${object.key}; nothing of the backup was written to the target`,
     );
   }
   if (err instanceof PgferryError) return err;
   // The checksum matched, so bytes that do not decompress were stored that way: corruption.
   return new PgferryError(
     'BackupCorrupt',
-    `object ${object.key} of backup ${manifest.id} cannot be read (${errorMessage(err)}); nothing was written to the target`,
+    `object ${object.key} of backup ${manifest.id} cannot be read (${errorMessage(err)}); nothing of the backup was written to the target`,
   );
 }
 
@@ -394,6 +421,8 @@ async function pgRestoreInto(
   deps: RestoreDeps,
   /** A parallel backup's data-only archives (see `pgRestoreSections`). */
   tableData: string[] = [],
+  /** psql beside pg_restore (looked up while the backup downloads), for the split load. */
+  psql?: PgToolBinary,
 ): Promise<void> {
   const { password } = request;
   const args = [
@@ -428,7 +457,6 @@ async function pgRestoreInto(
       // The largest tables' data in `jobs` sessions each (see pgRestoreParallel), where psql is
       // installed beside pg_restore (as every PostgreSQL client package has it); else pg_restore
       // loads them as it does the rest.
-      const psql = await siblingTool(pgRestore, 'psql').catch(() => undefined);
       const split = psql && { psql };
       await pgRestoreParallel(pgRestore, { args, jobs: request.jobs, dumpFile, env, onChild, split });
     }

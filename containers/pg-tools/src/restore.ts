@@ -1,6 +1,7 @@
 /**
  * The restore runner: downloads a backup's objects while verifying their SHA-256 against the
- * manifest — before anything touches the target — then creates the database (or cleans it),
+ * manifest — nothing of it reaches the target before they match; a new database is created
+ * meanwhile, empty and marked incomplete — then (or cleans the target, once verified)
  * optionally creates the roles, runs pg_restore with parallel jobs and fast session settings,
  * ANALYZEs, compares every table's row count with the manifest, and stores a report
  * (restore-backup.ts does the work).

@@ -8,7 +8,7 @@ test('a disk that fills up during the download is named as such, with the target
   const full = Object.assign(new Error('write failed'), { code: 'ENOSPC' });
   expect(downloadFailure(full, object, manifest)).toMatchObject({
     code: 'RestoreFailed',
-    message: 'no space left to download dump.pgdump.zst; nothing was written to the target',
+    message: 'no space left to download dump.pgdump.zst; nothing of the backup was written to the target',
   });
   expect(downloadFailure(Object.assign(new Error('quota'), { code: 'EDQUOT' }), object, manifest).code).toBe(
     'RestoreFailed',
