@@ -141,6 +141,10 @@ async function dumpOnce(
       // Known once the read is in; the exporting transaction waits for every side pg_dump.
       () => 1 + sideJobs.length,
     );
+    // A dump that fails before the read is awaited (a pattern matching nothing) ends the session
+    // under it: that failure of the read is a consequence, not an unhandled rejection that stops
+    // the runner (seen under load: 'the pg-tools task stopped (1): … at async readRequirements').
+    snap.read.catch(() => undefined);
     // The plan needs the snapshot's tables: wait for the read (catalog only, quick) first.
     if (plan.strategy.jobs > 1) await snap.read;
     const dumped = await streamDumps(plan, pgDump, snap.snapshot, env, deps, sideJobs, {
