@@ -62,7 +62,8 @@ export async function recordBackup(plan: BackupPlan, deps: RecordDeps): Promise<
     tool: { ...result.tool, pgferryVersion: PGFERRY_VERSION },
     format: plan.strategy.format,
     compression: plan.compression,
-    strategy: plan.strategy,
+    // The pg_dumps that ran: the main archive and each side one (the plan's jobs are at most this).
+    strategy: { ...plan.strategy, jobs: result.objects.filter((o) => o.kind !== 'globals').length },
     uncompressedBytes: result.uncompressedBytes,
     objects: result.objects,
     tables: result.tables,

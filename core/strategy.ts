@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 import type { BackupPlan, DumpStrategy, TaskSize } from './contracts';
 import { currentDeployment, type Deployment } from './deployment';
+import { PgferryError } from './errors';
 import type { UploadOptions } from './store';
 
 const MiB = 1024 * 1024;
@@ -44,21 +45,73 @@ export function expectedStoredBytes(databaseBytes: number): number {
 }
 
 /**
- * The dump's strategy: `jobs` pg_dumps in custom format in one snapshot (see {@link planDumpJobs};
- * 1 unless the request asks for more), each streamed through its own compression into the store
- * (directory format was measured on two cores and not adopted: its files would need the same
- * compression and checksums, and a local disk), with upload parts sized to the expected dump and
- * as many in flight as the cores allow.
+ * The dump's strategy: `jobs` pg_dumps in custom format in one snapshot (see {@link planDumpJobs}),
+ * each streamed through its own compression into the store (directory format was measured on two
+ * cores and not adopted: its files would need the same compression and checksums, and a local
+ * disk), with upload parts sized to the expected dump and as many in flight as the cores allow.
+ * `jobs` is the request's (`--jobs`), else {@link defaultDumpJobs}: then each side job must carry
+ * {@link MIN_SIDE_JOB_BYTES} (`minSideJobBytes`), so a small database keeps one archive.
  */
-export function chooseDumpStrategy(databaseBytes: number, cores: number, jobs = 1): DumpStrategy {
+export function chooseDumpStrategy(databaseBytes: number, cores: number, jobs?: number): DumpStrategy {
+  const chosen = jobs ?? defaultDumpJobs(databaseBytes, cores);
   return {
     format: 'custom',
-    jobs,
+    jobs: chosen,
+    ...(jobs === undefined && chosen > 1 ? { minSideJobBytes: MIN_SIDE_JOB_BYTES } : {}),
     upload: {
       partBytes: partSizeFor(expectedStoredBytes(databaseBytes)),
       queueSize: uploadQueueSize(cores),
     },
   };
+}
+
+/**
+ * The fewest bytes of table data (on disk: heap and TOAST) a side pg_dump of a default backup
+ * carries. A side job costs a pg_dump (its start, connection and catalog reads: 0.1–0.2 s), a
+ * stored object and, at restore, a pg_restore of its own; measured on the 2-core machine, a 64 MB
+ * table's data-only dump through zstd and SHA-256 took 0.7–1.0 s against 0.1–0.2 s for a table of
+ * ten rows, so a side job of this size moves four to ten times its cost off the main stream.
+ */
+export const MIN_SIDE_JOB_BYTES = 64 * MiB;
+
+/**
+ * The most pg_dumps a backup runs by default. One stream keeps about two cores busy (the server's
+ * COPY, pg_dump, the runner's main thread, zstd on the thread pool), and the runner's main thread
+ * reads, counts and hashes every stream (about a quarter of a stream's CPU): about four streams
+ * fill it (docs/design.md, "Parallel dumps").
+ */
+export const MAX_DEFAULT_DUMP_JOBS = 4;
+
+/**
+ * pg_dumps of a backup whose request names none: the task's cores, at most
+ * {@link MAX_DEFAULT_DUMP_JOBS}; one for a database too small for a side job of
+ * {@link MIN_SIDE_JOB_BYTES} beside the main archive.
+ */
+export function defaultDumpJobs(databaseBytes: number, cores: number): number {
+  if (databaseBytes < 2 * MIN_SIDE_JOB_BYTES) return 1;
+  return Math.max(1, Math.min(cores, MAX_DEFAULT_DUMP_JOBS));
+}
+
+/**
+ * A backup's pg_dumps at once within the connections the source accepts (`free`, as
+ * `freeConnections` counts them, preflight's own among them): the run holds `jobs` pg_dumps, the
+ * session that exports their snapshot and the one that watches for concurrent change. A default
+ * takes at most half of what is free, leaving the rest to the database's other clients; a
+ * requested `--jobs` that does not fit is refused, naming the numbers.
+ */
+export function dumpJobsWithin(jobs: number, free: number, requested: boolean): number {
+  const besides = 2;
+  if (requested) {
+    // Preflight's own connection ends before the dump starts.
+    if (jobs > 1 && jobs + besides > free + 1) {
+      throw new PgferryError(
+        'InvalidInput',
+        `--jobs ${jobs} needs ${jobs + besides} connections to the source, and it accepts ${free + 1} more now (max_connections, its reserved slots and the role's and database's limits): lower --jobs; nothing was written`,
+      );
+    }
+    return jobs;
+  }
+  return Math.max(1, Math.min(jobs, Math.floor((free + 1) / 2) - besides));
 }
 
 /**
@@ -101,41 +154,37 @@ export interface DumpJobTable {
 export const MIN_TABLE_BYTES_OF_ITS_OWN_JOB = 1024 * 1024;
 
 /**
- * Which tables' data each of `jobs` pg_dumps carries: the largest first, each to the job with the
- * fewest bytes so far (longest-processing-time first, within 4/3 of the best split). Job 0 is the
- * main archive: it carries the schema and the data of every table not listed in a side job, so it
- * starts with the bytes of the tables too small to move (`keptBytes` and those under
- * {@link MIN_TABLE_BYTES_OF_ITS_OWN_JOB}). Returns the side jobs' tables, empty jobs left out.
+ * Which tables' data each of up to `jobs` pg_dumps carries: the largest first, each to the job with
+ * the fewest bytes so far (longest-processing-time first, within 4/3 of the best split). Job 0 is
+ * the main archive: it carries the schema and the data of every table not listed in a side job, so
+ * it starts with the bytes of the tables too small to move (`keptBytes` and those under
+ * {@link MIN_TABLE_BYTES_OF_ITS_OWN_JOB}). With `minSideJobBytes`, as many jobs as leave every side
+ * job at least that many bytes (fewer jobs, down to one, until they do). Returns the side jobs'
+ * tables, empty jobs left out.
  */
-export function planDumpJobs(tables: readonly DumpJobTable[], jobs: number, keptBytes = 0): DumpJobTable[][] {
-  if (jobs <= 1) return [];
+export function planDumpJobs(
+  tables: readonly DumpJobTable[],
+  jobs: number,
+  keptBytes = 0,
+  minSideJobBytes = 0,
+): DumpJobTable[][] {
   const movable = tables
     .filter((t) => t.bytes >= MIN_TABLE_BYTES_OF_ITS_OWN_JOB)
     .sort((a, b) => b.bytes - a.bytes || a.schema.localeCompare(b.schema) || a.name.localeCompare(b.name));
   const kept =
     keptBytes + tables.reduce((sum, t) => sum + (t.bytes < MIN_TABLE_BYTES_OF_ITS_OWN_JOB ? t.bytes : 0), 0);
-  const load = Array.from({ length: jobs }, (_, i) => (i === 0 ? kept : 0));
-  const assigned: DumpJobTable[][] = Array.from({ length: jobs }, () => []);
-  for (const table of movable) {
-    let least = 0;
-    for (let j = 1; j < jobs; j++) if (load[j] < load[least]) least = j;
-    load[least] += table.bytes;
-    assigned[least].push(table);
+  const moved = movable.reduce((sum, t) => sum + t.bytes, 0);
+  for (let n = Math.min(jobs, 1 + Math.floor(moved / Math.max(1, minSideJobBytes))); n > 1; n--) {
+    const load = Array.from({ length: n }, (_, i) => (i === 0 ? kept : 0));
+    const assigned: DumpJobTable[][] = Array.from({ length: n }, () => []);
+    for (const table of movable) {
+      let least = 0;
+      for (let j = 1; j < n; j++) if (load[j] < load[least]) least = j;
+      load[least] += table.bytes;
+      assigned[least].push(table);
+    }
+    const sides = assigned.slice(1).filter((group) => group.length > 0);
+    if (sides.every((group) => group.reduce((sum, t) => sum + t.bytes, 0) >= minSideJobBytes)) return sides;
   }
-  return assigned.slice(1).filter((group) => group.length > 0);
-}
-
-/**
- * Why a clean restore (`--mode clean`) of a backup whose data is in several archives (`--jobs`) is
- * refused, undefined for any other backup: its sections are restored by separate pg_restore runs,
- * and a clean run's drops (which pg_restore orders within one run) would meet the foreign keys of
- * the post-data section.
- */
-export function cleanRestoreRefusal(manifest: {
-  id: string;
-  objects: readonly { kind: string }[];
-  strategy?: { jobs: number };
-}): string | undefined {
-  if (!manifest.objects.some((o) => o.kind === 'table-data')) return undefined;
-  return `backup ${manifest.id} was taken with --jobs ${manifest.strategy?.jobs ?? 'N'} (its data is in several archives): restore it with --mode create into a new database; nothing was changed`;
+  return [];
 }

@@ -27,6 +27,19 @@ export function dumpTaskSize(databaseBytes: number): TaskSize {
     : { cpu: '2048', memoryMiB: '4096', ephemeralStorageGiB: MIN_DISK_GIB };
 }
 
+/**
+ * A backup's task: as {@link dumpTaskSize} up to 10 GiB; from there 4 vCPU / 8 GiB, for its
+ * default pg_dumps (`defaultDumpJobs`: the task's cores, at most 4). Not more: the runner's main
+ * thread reads, counts and hashes every stream, and about 4 vCPUs carry the runner at that
+ * thread's pace (docs/design.md, "Parallel dumps"). Memory grows with the streams: each holds its
+ * upload parts in flight.
+ */
+export function backupTaskSize(databaseBytes: number): TaskSize {
+  return databaseBytes < 10 * GiB
+    ? dumpTaskSize(databaseBytes)
+    : { cpu: '4096', memoryMiB: '8192', ephemeralStorageGiB: MIN_DISK_GIB };
+}
+
 /** What a restore keeps on disk at once: the backup as stored, and its dump decompressed. */
 export interface RestoreDiskUse {
   /** The stored (compressed) objects, downloaded before they are decompressed. */

@@ -86,7 +86,8 @@ export const BackupRequestSchema = z
     scope: BackupScopeSchema.optional(),
     /**
      * pg_dumps in parallel, in one snapshot, each with its own share of the tables' data
-     * (core/strategy.ts `planDumpJobs`); absent: 1.
+     * (core/strategy.ts `planDumpJobs`); absent: the task's cores, at most 4, where the database
+     * is large enough (`defaultDumpJobs`).
      */
     jobs: z.number().int().min(1).max(64).optional(),
     /** Where the request comes from; absent: `manual` (the schedules pass `scheduled`). */
@@ -102,7 +103,13 @@ export const DumpStrategySchema = z
   .object({
     /** pg_dump archive format; `custom` streams to the store with no local disk. */
     format: z.literal('custom'),
+    /** The pg_dumps it may run (the plan), or ran (a manifest: the main archive and each side one's). */
     jobs: z.number().int().min(1),
+    /**
+     * Side pg_dumps carry at least this many bytes of table data (a default `jobs`: core/strategy.ts
+     * `MIN_SIDE_JOB_BYTES`); absent: any table of 1 MiB or more moves (a requested `--jobs`).
+     */
+    minSideJobBytes: z.number().int().min(0).optional(),
     /** Multipart uploads (S3 stores): part size and parts in flight. Absent in older manifests. */
     upload: z
       .object({

@@ -51,6 +51,34 @@ export async function databaseSize(client: Client): Promise<number> {
 }
 
 /**
+ * How many more connections the client's login can open to its database now: the server's
+ * `max_connections` less the slots reserved for superusers (and, from PostgreSQL 16,
+ * `reserved_connections`) and the client backends connected, and no more than the role's and the
+ * database's connection limits leave (a superuser is held to neither, and may use the reserved
+ * slots). The client's own connection is among those counted.
+ */
+export async function freeConnections(client: Client): Promise<number> {
+  // A superuser may use the reserved slots and is held to neither limit.
+  const { rows } = await client.query<{ free: number }>(
+    `WITH me AS (SELECT rolsuper, rolconnlimit FROM pg_roles WHERE rolname = current_user)
+     SELECT least(
+       current_setting('max_connections')::int
+         - CASE WHEN (SELECT rolsuper FROM me) THEN 0 ELSE
+             current_setting('superuser_reserved_connections')::int
+             + coalesce(nullif(current_setting('reserved_connections', true), '')::int, 0) END
+         - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int,
+       (SELECT CASE WHEN NOT rolsuper AND rolconnlimit >= 0
+          THEN rolconnlimit - (SELECT count(*) FROM pg_stat_activity WHERE usename = current_user)::int
+        END FROM me),
+       (SELECT CASE WHEN NOT (SELECT rolsuper FROM me) AND datconnlimit >= 0
+          THEN datconnlimit - (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database())::int
+        END FROM pg_database WHERE datname = current_database())
+     ) AS free`,
+  );
+  return rows[0].free;
+}
+
+/**
  * What a dump of the client's database will roughly write: its tables' data on disk (heap and
  * TOAST, as `pg_table_size` counts them) and its large objects' — no index, and no materialized
  * view's data (a dump refreshes them). The estimate a backup's or a migration's progress is shown

@@ -7,13 +7,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { PgferryError } from '../errors';
 import { keepStderr, runProcess, type ToolRun } from '../process';
 import { ArchiveScanner, type ArchiveTocEntry } from './archive';
 import { cleanableOrder, readArchiveToc } from './archive-toc';
 import type { PgToolBinary } from './binaries';
+import { dropFirst } from './clean-drops';
 
 export { keepStderr, STDERR_KEPT_CHARS, type ToolRun } from '../process';
 
@@ -453,9 +454,13 @@ export async function dealCopyRows(script: Readable, open: () => Writable[]): Pr
 
 /**
  * A parallel backup's restore (`backup --jobs`): the main archive's pre-data section; then, at
- * once, its data section and every data-only archive, the jobs shared among them (at least one
- * each); then its post-data section (indexes, constraints, what needs the data). Each section runs
- * in {@link pgRestoreParallel}'s passes. The first failure stops the other pg_restores. By hand:
+ * once, its data section and every data-only archive, the jobs shared among them by their bytes
+ * (at least one each; with `split`, an archive given two or more splits its largest tables as
+ * {@link pgRestoreParallel} does); then its post-data section (indexes, constraints, what needs
+ * the data). Each section runs in {@link pgRestoreParallel}'s passes. The first failure stops the
+ * other pg_restores. With `--clean` in `args`, everything the archive's clean run would drop is
+ * dropped first, in one go (`dropFirst`, with `psql`), and the sections restore without it: each
+ * section's run dropping its own part would meet the post-data foreign keys. By hand:
  * `pg_restore --section=pre-data -d db dump.pgdump`, `pg_restore --data-only -d db` each
  * `table-data-N.pgdump` and `pg_restore --section=data -d db dump.pgdump` (in any order, or at
  * once), then `pg_restore --section=post-data -d db dump.pgdump`.
@@ -469,9 +474,18 @@ export async function pgRestoreSections(
     tableData: string[];
     env: NodeJS.ProcessEnv;
     onChild?: (child: ChildProcess) => void;
+    split?: SplitLoad;
+    /** psql, of pg_restore's version: runs a clean restore's drops. */
+    psql?: PgToolBinary;
   },
 ): Promise<void> {
-  const { args, jobs, dumpFile, tableData, env } = opts;
+  const { jobs, dumpFile, tableData, env, split } = opts;
+  let { args } = opts;
+  if (args.includes('--clean')) {
+    if (!opts.psql) throw new PgferryError('NoSuitablePgDump', `psql is missing beside ${pgRestore.path}`);
+    await dropFirst(pgRestore, opts.psql, { args, dumpFile, env, onChild: opts.onChild });
+    args = args.filter((a) => a !== '--clean' && a !== '--if-exists');
+  }
   const section = (name: string, sectionJobs = jobs, onChild = opts.onChild) =>
     pgRestoreParallel(pgRestore, {
       args: [...args, `--section=${name}`],
@@ -479,19 +493,39 @@ export async function pgRestoreSections(
       dumpFile,
       env,
       onChild,
+      split: name === 'data' ? split : undefined,
     });
   await section('pre-data');
-  const share = Math.max(1, Math.floor(jobs / (1 + tableData.length)));
+  const bytes = await Promise.all([dumpFile, ...tableData].map(async (file) => (await stat(file)).size));
+  const shares = dataJobShares(bytes, jobs);
   await atOnce(
     [
-      (track) => section('data', share, track),
-      ...tableData.map((file) => async (track: (child: ChildProcess) => void) => {
-        await runPgRestore(pgRestore, [...args, '--data-only', `--jobs=${share}`, file], env, track);
+      (track) => section('data', shares[0], track),
+      ...tableData.map((file, i) => async (track: (child: ChildProcess) => void) => {
+        await pgRestoreParallel(pgRestore, {
+          args: [...args, '--data-only'],
+          jobs: shares[i + 1],
+          dumpFile: file,
+          env,
+          onChild: track,
+          split,
+        });
       }),
     ],
     opts.onChild,
   );
   await section('post-data');
+}
+
+/**
+ * The jobs of each archive's data load, given the archives' bytes: their share of `jobs` by bytes,
+ * rounded up (so together up to `jobs` + archives − 1: a job left idle costs more than a session
+ * shared). An archive with more than its even share gets two or more, so that the dominant table
+ * it holds is split as a single archive's would be (`tablesToSplit`).
+ */
+export function dataJobShares(bytes: readonly number[], jobs: number): number[] {
+  const total = bytes.reduce((sum, b) => sum + b, 0);
+  return bytes.map((b) => Math.max(1, total > 0 ? Math.ceil((jobs * b) / total - 1e-9) : 1));
 }
 
 /**

@@ -10,7 +10,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFile
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { zstdDecompressSync } from 'node:zlib';
-import type { BackupManifest } from '../../core/contracts';
+import type { BackupManifest, RestoreReport } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
 import { extraPgBinDirs, pgTool, runCli, runTool, sourceUrl } from '../support/cli';
 import {
@@ -31,7 +31,7 @@ const created: string[] = [];
 
 // Tables of 1 MiB and more move to side jobs (names that are pattern syntax to pg_dump among
 // them); the small one and the sequence's state stay in the main archive; a foreign key and a
-// grant span the archives.
+// grant span the archives, and a view joins tables of both.
 const SEED = `
   CREATE SCHEMA "Odd.Schema";
   CREATE TABLE "Odd.Schema"."Big*Table?" AS SELECT g AS id, repeat(md5(g::text), 4) AS v FROM generate_series(1, 20000) g;
@@ -41,6 +41,7 @@ const SEED = `
   INSERT INTO child (parent_id, note) SELECT 1 + g % 15000, md5(g::text) FROM generate_series(1, 40000) g;
   CREATE TABLE small AS SELECT g AS id FROM generate_series(1, 10) g;
   CREATE INDEX child_note ON child (note);
+  CREATE VIEW child_notes AS SELECT c.id, p.v FROM child c JOIN parent p ON p.id = c.parent_id;
   GRANT SELECT ON parent TO PUBLIC;`;
 
 beforeAll(() => createSeededDatabase(pg, source, SEED));
@@ -205,7 +206,7 @@ test('a partial backup with --jobs runs one pg_dump and records 1 job', async ()
   expect(manifest.tables).toEqual([{ schema: 'public', name: 'parent', rows: 15000 }]);
 });
 
-test('a corrupt one of several objects is refused before anything is written; a clean restore is refused', async () => {
+test('a corrupt one of several objects is refused before anything is written', async () => {
   const store = newStore();
   const manifest = JSON.parse((await backup(store, 2)).stdout) as BackupManifest;
   const side = manifest.objects.find((o) => o.kind === 'table-data');
@@ -233,30 +234,77 @@ test('a corrupt one of several objects is refused before anything is written; a 
     c.query('SELECT 1 FROM pg_database WHERE datname = $1', [target]),
   );
   expect(exists.rows).toEqual([]);
+});
 
-  const cleanTarget = uniqueName('parallel_clean');
-  created.push(cleanTarget);
-  await createSeededDatabase(pg, cleanTarget, 'CREATE TABLE kept AS SELECT 1 AS id');
-  const clean = await runCli([
+test('a --jobs 2 backup restores in clean mode over a changed copy of its database: its objects dropped and recreated, every archive loaded, the rest kept', async () => {
+  const store = newStore();
+  const manifest = JSON.parse((await backup(store, 2)).stdout) as BackupManifest;
+  expect(manifest.objects.map((o) => o.kind)).toEqual(['dump', 'table-data', 'globals']);
+  const copy = uniqueName('parallel_clean');
+  created.push(copy);
+  await withClient(pg, 'postgres', (c) => c.query(`CREATE DATABASE "${copy}" TEMPLATE "${source}"`));
+  // Changed since the backup; the view on a table of the side archive and the foreign key between
+  // the archives' tables are what a section-by-section clean run would trip on.
+  await withClient(pg, copy, (c) =>
+    c.query(`
+      DELETE FROM child WHERE id % 2 = 0;
+      UPDATE parent SET v = 'changed';
+      DELETE FROM "Odd.Schema"."Big*Table?" WHERE id > 10;
+      CREATE TABLE kept AS SELECT 1 AS id;`),
+  );
+  const restored = await runCli([
     'restore',
-    ...[
-      '--store',
-      store,
-      '--backup',
-      manifest.id,
-      '--target',
-      sourceUrl(pg, cleanTarget),
-      '--mode',
-      'clean',
-      '--force',
-    ],
+    ...['--store', store, '--backup', manifest.id, '--target', sourceUrl(pg, copy)],
+    ...['--mode', 'clean', '--force', '--no-safety-backup', '--jobs', '2', '--json'],
   ]);
-  expect(clean.code).not.toBe(0);
-  expect(clean.stderr.trimEnd().split('\n')).toEqual([
-    expect.stringMatching(/^pgferry: backup .* was taken with --jobs 2 .*--mode create.*nothing was changed/),
+  expect(restored).toMatchObject({ code: 0, stderr: '' });
+  const report = JSON.parse(restored.stdout) as RestoreReport;
+  expect(report.checks.rowCounts.map((t) => [t.name, t.restoredRows])).toEqual([
+    ['Big*Table?', 20000],
+    ['child', 40000],
+    ['parent', 15000],
+    ['small', 10],
   ]);
-  const kept = await withClient(pg, cleanTarget, (c) => c.query('SELECT id FROM kept'));
-  expect(kept.rows).toEqual([{ id: 1 }]);
+  // What the backup does not hold is left alone; the rest is the source again.
+  await withClient(pg, copy, async (c) => {
+    expect((await c.query('SELECT id FROM kept')).rows).toEqual([{ id: 1 }]);
+    await c.query('DROP TABLE kept');
+  });
+  expect(await fingerprint(pg, copy)).toEqual(await fingerprint(pg, source));
+});
+
+test("--jobs within the role's connection limit: one that does not fit is refused in one line before anything is written; one that fits backs up", async () => {
+  const role = uniqueName('limited');
+  const password = 'limited-secret';
+  const db = uniqueName('parallel_limited');
+  created.push(db);
+  await withClient(pg, 'postgres', async (c) => {
+    await c.query(`CREATE ROLE "${role}" LOGIN PASSWORD '${password}' CONNECTION LIMIT 4`);
+    await c.query(`CREATE DATABASE "${db}" OWNER "${role}"`);
+  });
+  try {
+    const url = `postgres://${role}:${password}@${pg.host}:${pg.port}/${db}`;
+    await withClient(pg, db, (c) =>
+      c.query(
+        `SET ROLE "${role}"; CREATE TABLE t AS SELECT g AS id, repeat('x', 200) AS v FROM generate_series(1, 20000) g`,
+      ),
+    );
+    const store = newStore();
+    // Four pg_dumps and the two sessions beside them: six connections, where the role has four.
+    const refused = await runCli(['backup', '--source', url, '--store', store, '--jobs', '4']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr.trimEnd().split('\n')).toEqual([
+      expect.stringMatching(
+        /^pgferry: --jobs 4 needs 6 connections to the source, and it accepts 4 more now .*nothing was written/,
+      ),
+    ]);
+    expect(readdirSync(store.slice('file://'.length))).toEqual([]);
+    const fits = await runCli(['backup', '--source', url, '--store', store, '--jobs', '2', '--json']);
+    expect(fits).toMatchObject({ code: 0, stderr: '' });
+  } finally {
+    await dropDatabase(pg, db);
+    await withClient(pg, 'postgres', (c) => c.query(`DROP ROLE IF EXISTS "${role}"`));
+  }
 });
 
 /** A pg_dump whose data-only runs (the side jobs) fail after writing their whole output. */

@@ -51,7 +51,6 @@ import {
 import { pgRestoreParallel, pgRestoreSections } from '../../../core/postgres/tools';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../core/store-keys';
-import { cleanRestoreRefusal } from '../../../core/strategy';
 import { PROGRESS_INTERVAL_MS, type TaskProgress, throttled } from '../../../core/task-progress';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
 import { interruption, type PhasedDeps, type RestoreProgress, stopIfInterrupted } from './run';
@@ -105,8 +104,6 @@ export async function restoreBackup(
   const { checks } = progress;
   const { signal } = deps;
   stopIfInterrupted(signal);
-  const refusal = into.mode === 'clean' ? cleanRestoreRefusal(manifest) : undefined;
-  if (refusal) throw new PgferryError('InvalidInput', refusal);
   const workDir = await createWorkFolder('restore', workRoot(deps.env));
   let createdDatabase = false;
   // Whether anything of the backup has reached the target (a new database is created, empty and
@@ -451,13 +448,22 @@ async function pgRestoreInto(
     reads.watch(child);
   };
   try {
+    // The largest tables' data in `jobs` sessions each (see pgRestoreParallel), where psql is
+    // installed beside pg_restore (as every PostgreSQL client package has it); else pg_restore
+    // loads them as it does the rest.
+    const split = psql && { psql };
     if (tableData.length) {
-      await pgRestoreSections(pgRestore, { args, jobs: request.jobs, dumpFile, tableData, env, onChild });
+      await pgRestoreSections(pgRestore, {
+        args,
+        jobs: request.jobs,
+        dumpFile,
+        tableData,
+        env,
+        onChild,
+        split,
+        psql,
+      });
     } else {
-      // The largest tables' data in `jobs` sessions each (see pgRestoreParallel), where psql is
-      // installed beside pg_restore (as every PostgreSQL client package has it); else pg_restore
-      // loads them as it does the rest.
-      const split = psql && { psql };
       await pgRestoreParallel(pgRestore, { args, jobs: request.jobs, dumpFile, env, onChild, split });
     }
   } catch (err) {

@@ -10,11 +10,11 @@ import { currentDeployment, type Deployment } from '../../../core/deployment';
 import { acquireLease, type Lease, type LeaseOwner } from '../../../core/lease';
 import { connectPg, endQuietly } from '../../../core/postgres/connect';
 import { isScoped } from '../../../core/postgres/dump-scope';
-import { databaseSize, serverInfo, systemIdentifier } from '../../../core/postgres/inspect';
+import { databaseSize, freeConnections, serverInfo, systemIdentifier } from '../../../core/postgres/inspect';
 import type { BackupStore } from '../../../core/store';
 import { BACKUP_ID_PATTERN, backupPrefix, manifestKey, newBackupId } from '../../../core/store-keys';
-import { chooseDumpStrategy, taskCores } from '../../../core/strategy';
-import { dumpTaskSize } from '../../../core/task-size';
+import { chooseDumpStrategy, dumpJobsWithin, taskCores } from '../../../core/strategy';
+import { backupTaskSize } from '../../../core/task-size';
 
 export interface PreflightDeps {
   openStore: (url: string) => BackupStore;
@@ -45,11 +45,13 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
   const client = await connectPg(request.source, password);
   let server: BackupPlan['server'];
   let sizeBytes: number;
+  let free: number;
   try {
     const info = await serverInfo(client);
     const id = await systemIdentifier(client);
     server = id === undefined ? info : { ...info, systemIdentifier: id };
     sizeBytes = await databaseSize(client);
+    free = await freeConnections(client);
   } finally {
     await endQuietly(client);
   }
@@ -63,13 +65,20 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     { ...request.source, systemIdentifier: server.systemIdentifier },
     deployment,
   );
+  const taskSize = backupTaskSize(sizeBytes);
+  // A partial backup is one pg_dump (its scope's patterns select what it holds); else the
+  // request's jobs, or the task's cores where the database is large enough, within the
+  // connections the source accepts.
+  const requested = isScoped(request.scope) ? 1 : request.jobs;
+  const strategy = chooseDumpStrategy(sizeBytes, taskCores(taskSize, deployment), requested);
+  strategy.jobs = dumpJobsWithin(strategy.jobs, free, requested !== undefined);
+  if (strategy.jobs === 1) delete strategy.minSideJobBytes;
   const lease = await acquireLease(store, name, request.backupId ?? newBackupId(now), {
     now,
     owner: deps.leaseOwner,
     executionId: deps.executionId,
   });
   const backupId = lease.backupId;
-  const taskSize = dumpTaskSize(sizeBytes);
   await removeAbandonedAttempt(store, name, lease.tookOver);
   return {
     schemaVersion: SCHEMA_VERSION,
@@ -82,12 +91,7 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
     server,
     minPgDumpMajor: server.major,
     sizeBytes,
-    // A partial backup is one pg_dump (its scope's patterns select what it holds).
-    strategy: chooseDumpStrategy(
-      sizeBytes,
-      taskCores(taskSize, deployment),
-      isScoped(request.scope) ? 1 : request.jobs,
-    ),
+    strategy,
     taskSize,
     lockWaitTimeoutMs: request.lockWaitTimeoutMs ?? DEFAULT_LOCK_WAIT_TIMEOUT_MS,
     ...(isScoped(request.scope) ? { scope: request.scope } : {}),

@@ -161,7 +161,8 @@ export async function preflightMigrate(
           server: sourceServer,
           minPgDumpMajor: sourceServer.major,
           sizeBytes: src.sizeBytes,
-          strategy: chooseDumpStrategy(src.sizeBytes, cores),
+          // A migration's archive is one stream (the copy is written beside it).
+          strategy: chooseDumpStrategy(src.sizeBytes, cores, 1),
           taskSize: dumpTaskSize(src.sizeBytes),
           lockWaitTimeoutMs: request.lockWaitTimeoutMs ?? DEFAULT_LOCK_WAIT_TIMEOUT_MS,
           origin: 'migration',

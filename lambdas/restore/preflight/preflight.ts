@@ -38,7 +38,7 @@ import { otherSessions, refuseConnectedSessions } from '../../../core/postgres/t
 import { checkObjectsPresent, resolveBackup } from '../../../core/resolve-backup';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, newBackupId } from '../../../core/store-keys';
-import { cleanRestoreRefusal, defaultJobs } from '../../../core/strategy';
+import { defaultJobs } from '../../../core/strategy';
 import { checkRestoreDisk, restoreDiskUse, restoreTaskSize } from '../../../core/task-size';
 
 const logger = createLogger('pgferry-restore-preflight');
@@ -74,8 +74,6 @@ export async function preflightRestore(
   const targetBinding = allowedLogin(deployment, request.target, 'restore-target');
   const store = deps.openStore(request.store);
   const manifest = await resolveBackup(store, request.backup, requestedName(request));
-  const refusal = request.mode === 'clean' ? cleanRestoreRefusal(manifest) : undefined;
-  if (refusal) throw new PgferryError('InvalidInput', refusal);
   await checkObjectsPresent(store, manifest);
   const diskUse = restoreDiskUse(manifest);
   await checkRestoreDisk({ id: manifest.id, use: diskUse, withLocalServer: false }, deployment, deps.env);

@@ -75,6 +75,9 @@ export async function listServer(
             : { lockWaitTimeoutMs: request.lockWaitTimeoutMs }),
           origin: 'set',
           setId,
+          // Locally the members backed up at once share this machine's cores: one pg_dump each (on
+          // AWS each has a task, and its vCPUs, of its own).
+          ...(deployment.onAws || request.parallel <= 1 ? {} : { jobs: 1 }),
         },
         'member backup request',
       ),

@@ -12,10 +12,11 @@ import { testEnv, uniqueName } from '../../support/env';
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
-test('a database of a few GiB on two cores: 5 MiB parts (S3 minimum), two in flight', () => {
+test('a database of a few GiB on two cores: two pg_dumps of 64 MiB or more each, 5 MiB parts (S3 minimum), two in flight', () => {
   expect(chooseDumpStrategy(2 * GiB, 2)).toEqual({
     format: 'custom',
-    jobs: 1,
+    jobs: 2,
+    minSideJobBytes: 64 * MiB,
     upload: { partBytes: 5 * MiB, queueSize: 2 },
   });
 });

@@ -1,4 +1,13 @@
-import { type DumpJobTable, MIN_TABLE_BYTES_OF_ITS_OWN_JOB, planDumpJobs } from '../../../core/strategy';
+import {
+  chooseDumpStrategy,
+  type DumpJobTable,
+  defaultDumpJobs,
+  dumpJobsWithin,
+  MAX_DEFAULT_DUMP_JOBS,
+  MIN_SIDE_JOB_BYTES,
+  MIN_TABLE_BYTES_OF_ITS_OWN_JOB,
+  planDumpJobs,
+} from '../../../core/strategy';
 
 const MiB = 1024 * 1024;
 const table = (name: string, mib: number): DumpJobTable => ({ schema: 'public', name, bytes: mib * MiB });
@@ -54,5 +63,80 @@ describe('planDumpJobs', () => {
     const groups = planDumpJobs(tables, 16);
     expect(groups).toHaveLength(15);
     for (const g of groups) expect(g).toHaveLength(4);
+  });
+});
+
+describe('planDumpJobs with a minimum per side job (the default)', () => {
+  const min = MIN_SIDE_JOB_BYTES;
+  const plan = (tables: DumpJobTable[], jobs: number) => names(planDumpJobs(tables, jobs, 0, min));
+
+  it('keeps a small database in one archive, whatever the cores', () => {
+    expect(plan([table('only', 1)], 16)).toEqual([]);
+    expect(plan([table('a', 1), table('b', 1), table('c', 30)], 4)).toEqual([]);
+    // Without the minimum (a requested --jobs), two tables of 1 MiB make two archives.
+    expect(names(planDumpJobs([table('a', 1), table('b', 1)], 2))).toEqual([['b']]);
+  });
+
+  it('moves a table only where its job carries the minimum', () => {
+    // One large table and a small one: the side job would carry 2 MiB, so none is made.
+    expect(plan([table('big', 1024), table('two', 2)], 2)).toEqual([]);
+    expect(plan([table('big', 1024), table('side', 64)], 2)).toEqual([['side']]);
+    expect(plan([table('big', 1024), table('side', 63)], 2)).toEqual([]);
+  });
+
+  it('uses fewer jobs than allowed where more would leave a side job short', () => {
+    // 200 MiB in 10 tables of 20 MiB: three jobs would carry 80, 60 and 60 MiB, four 60, 40, 40 and
+    // 60: two of 100 MiB each.
+    const tables = Array.from({ length: 10 }, (_, i) => table(`t${i}`, 20));
+    const groups = planDumpJobs(tables, 4, 0, min);
+    expect(groups.map((g) => g.reduce((n, t) => n + t.bytes, 0) / MiB)).toEqual([100]);
+    // 240 MiB: three of 80 each.
+    const more = Array.from({ length: 12 }, (_, i) => table(`t${i}`, 20));
+    expect(planDumpJobs(more, 4, 0, min).map((g) => g.reduce((n, t) => n + t.bytes, 0) / MiB)).toEqual([
+      80, 80,
+    ]);
+  });
+
+  it('uses every job where each carries enough', () => {
+    const tables = Array.from({ length: 16 }, (_, i) => table(`t${i}`, 100));
+    expect(planDumpJobs(tables, 4, 0, min)).toHaveLength(3);
+  });
+});
+
+describe('the default jobs', () => {
+  const GiB = 1024 * MiB;
+
+  it("are the task's cores, at most four, for a database large enough for a side job", () => {
+    expect(defaultDumpJobs(10 * GiB, 1)).toBe(1);
+    expect(defaultDumpJobs(10 * GiB, 2)).toBe(2);
+    expect(defaultDumpJobs(10 * GiB, 4)).toBe(4);
+    expect(defaultDumpJobs(10 * GiB, 16)).toBe(MAX_DEFAULT_DUMP_JOBS);
+    expect(defaultDumpJobs(2 * MIN_SIDE_JOB_BYTES - 1, 16)).toBe(1);
+  });
+
+  it('carry the minimum per side job in the strategy; a requested --jobs does not', () => {
+    expect(chooseDumpStrategy(10 * GiB, 2)).toMatchObject({ jobs: 2, minSideJobBytes: MIN_SIDE_JOB_BYTES });
+    expect(chooseDumpStrategy(10 * GiB, 2, 1)).not.toHaveProperty('minSideJobBytes');
+    expect(chooseDumpStrategy(10 * GiB, 2, 3)).toMatchObject({ jobs: 3 });
+    expect(chooseDumpStrategy(10 * GiB, 2, 3)).not.toHaveProperty('minSideJobBytes');
+    // A tiny database's strategy is as it always was.
+    expect(chooseDumpStrategy(8 * MiB, 2)).toEqual({
+      format: 'custom',
+      jobs: 1,
+      upload: { partBytes: 5 * MiB, queueSize: 2 },
+    });
+  });
+
+  it('take at most half the connections the source accepts; a requested --jobs that does not fit is refused', () => {
+    expect(dumpJobsWithin(4, 100, false)).toBe(4);
+    // 9 free (the preflight's own among those counted): half of 10 is 5, less the two sessions.
+    expect(dumpJobsWithin(4, 9, false)).toBe(3);
+    expect(dumpJobsWithin(4, 3, false)).toBe(1);
+    expect(dumpJobsWithin(1, 0, false)).toBe(1);
+    expect(dumpJobsWithin(4, 5, true)).toBe(4);
+    expect(() => dumpJobsWithin(4, 4, true)).toThrow(
+      /^--jobs 4 needs 6 connections to the source, and it accepts 5 more/,
+    );
+    expect(dumpJobsWithin(1, 0, true)).toBe(1);
   });
 });

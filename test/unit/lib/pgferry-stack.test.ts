@@ -87,6 +87,15 @@ test('the dump runs as a Fargate task given its job by reference, waiting for co
   ]);
 });
 
+test("the dump task is sized by preflight's plan (its vCPUs are what the plan's jobs were chosen for)", () => {
+  const { Dump } = definitionOf(template, 'BackupStateMachine').States;
+  expect(Dump.Parameters?.Overrides).toMatchObject({
+    'Cpu.$': '$.taskSize.cpu',
+    'Memory.$': '$.taskSize.memoryMiB',
+    EphemeralStorage: { 'SizeInGiB.$': '$.taskSize.ephemeralStorageGiB' },
+  });
+});
+
 test('only failures to start the dump task are retried', () => {
   const { Dump } = definitionOf(template, 'BackupStateMachine').States;
   expect(Dump.Retry?.flatMap((r: { ErrorEquals: string[] }) => r.ErrorEquals)).toEqual([
