@@ -4,7 +4,7 @@
  * server's own release was tested with).
  */
 import { execFile } from 'node:child_process';
-import { access, constants, open, readdir } from 'node:fs/promises';
+import { access, constants, readdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { PgferryError } from '../errors';
@@ -129,31 +129,24 @@ export async function choosePgTool(
 }
 
 /**
- * `chosen`, or — when it is a script (Debian's /usr/bin/pg_dump is `pg_wrapper`, a Perl script that
- * runs /usr/lib/postgresql/<major>/bin/pg_dump) — a program of exactly its version among `others`:
- * the same tool, without starting Perl each time it runs (a migration runs about twenty of them;
- * 30–50 ms of CPU and 0.1–0.2 s each on a loaded machine). A script with no such program beside it
- * (a loader wrapper for newer tools) is used as it is.
+ * `chosen`, or — when it is Debian's `pg_wrapper` (/usr/bin/pg_dump links to that Perl script,
+ * which runs /usr/lib/postgresql/<major>/bin/pg_dump) — a program of exactly its version among
+ * `others`: the same tool, without starting Perl each time it runs (a migration runs about twenty
+ * of them; 30–50 ms of CPU and 0.1–0.2 s each on a loaded machine). Any other script (a wrapper of
+ * the user's in PGFERRY_PG_BIN_DIRS, a loader for newer tools) is run as it is.
  */
 async function preferProgram(chosen: PgToolBinary, others: readonly PgToolBinary[]): Promise<PgToolBinary> {
-  if (!(await isScript(chosen.path))) return chosen;
+  if (!(await isDebianWrapper(chosen.path))) return chosen;
   for (const other of others) {
-    if (other.version === chosen.version && !(await isScript(other.path))) return other;
+    if (other.version === chosen.version && !(await isDebianWrapper(other.path))) return other;
   }
   return chosen;
 }
 
-/** Whether `file` starts with `#!` (an interpreter runs it). */
-async function isScript(file: string): Promise<boolean> {
-  const handle = await open(file, 'r').catch(() => undefined);
-  if (!handle) return false;
-  try {
-    const head = Buffer.alloc(2);
-    const { bytesRead } = await handle.read(head, 0, 2, 0);
-    return bytesRead === 2 && head.toString('latin1') === '#!';
-  } finally {
-    await handle.close();
-  }
+/** Whether `file` is (a link to) postgresql-common's `pg_wrapper`. */
+async function isDebianWrapper(file: string): Promise<boolean> {
+  const target = await realpath(file).catch(() => file);
+  return path.basename(target) === 'pg_wrapper';
 }
 
 /** The same tool from the same installation as `sibling` (e.g. pg_dumpall beside pg_dump). */

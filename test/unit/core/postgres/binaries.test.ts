@@ -1,3 +1,6 @@
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { choosePgTool, findPgTools, parseToolVersion } from '../../../../core/postgres/binaries';
 import { extraPgBinDirs } from '../../../support/cli';
 
@@ -31,4 +34,19 @@ test('names the server version and what to install when no pg_dump is new enough
   await expect(choosePgTool('pg_dump', 99, '99.1', env)).rejects.toThrow(
     /server runs PostgreSQL 99\.1, which needs pg_dump 99 or newer; found only .*15\.\d+.*Install the PostgreSQL 99 client tools .*PGFERRY_PG_BIN_DIRS/,
   );
+});
+
+test("a script of the user's (PGFERRY_PG_BIN_DIRS) is run as it is, not replaced by the program it wraps", async () => {
+  const bin = mkdtempSync(path.join(tmpdir(), 'pgferry-wrapper-'));
+  writeFileSync(path.join(bin, 'pg_dump'), '#!/bin/sh\nexec /usr/lib/postgresql/15/bin/pg_dump "$@"\n');
+  chmodSync(path.join(bin, 'pg_dump'), 0o755);
+  try {
+    const tool = await choosePgTool('pg_dump', 15, '15.18', {
+      PATH: '/usr/bin:/bin',
+      PGFERRY_PG_BIN_DIRS: bin,
+    });
+    expect(tool.path).toBe(path.join(bin, 'pg_dump'));
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
 });
