@@ -4,7 +4,7 @@
  * slot created with an exported snapshot, which the copy is made at — the subscription on the
  * target that applies the changes made since, the lag, the cutover's wait and sequences, and
  * removing all of it. Every object is named `pgferry_<migration id>`, so a slot a crashed run left
- * behind is recognisable.
+ * behind is recognisable; so is the schema of the cutover's sentinel (`sentinelTable`).
  */
 import type { Client } from 'pg';
 import type { Connection } from '../contracts';
@@ -97,6 +97,16 @@ export async function onlineSourceProblems(
           '(migrate as the tables’ owner, or as a superuser)',
       );
     }
+  }
+  const { rows: create } = await client.query<{ login: string; ok: boolean }>(
+    `SELECT current_user AS login, has_database_privilege(oid, 'CREATE') AS ok FROM pg_database WHERE datname = $1`,
+    [opts.database],
+  );
+  if (create[0] && !create[0].ok) {
+    problems.push(
+      `the source login may not create in the database ${quoteIdent(opts.database)}, as the migration's publication ` +
+        `and the cutover's sentinel schema do: GRANT CREATE ON DATABASE ${quoteIdent(opts.database)} TO ${quoteIdent(create[0].login)}`,
+    );
   }
   const withoutIdentity = await tablesWithoutReplicaIdentity(client);
   if (withoutIdentity.length && !opts.replicaIdentityFull) {
@@ -306,15 +316,69 @@ export async function slotLag(
   };
 }
 
-/** Whether the slot's subscriber has confirmed everything up to `lsn`. */
-export async function slotConfirmed(client: Client, slot: string, lsn: string): Promise<boolean> {
-  const { rows } = await client.query<{ done: boolean }>(
-    `SELECT confirmed_flush_lsn >= $2::pg_lsn AS done FROM pg_replication_slots WHERE slot_name = $1`,
-    [slot, lsn],
+/**
+ * The cutover's sentinel: a table of the migration's own, `"pgferry_<id>".sentinel` (in a schema
+ * named as the publication, slot and subscription, which no user object is), on both sides,
+ * published and subscribed to. After the freeze the cutover writes a row to it on the source and
+ * waits until the target has that row: the subscription applies the source's transactions one
+ * after the other in commit order, so the row there proves every transaction committed before it
+ * is applied there too. The slot's confirmed position proves no such thing: a subscriber with
+ * nothing of its own left to flush confirms everything it has received, applied or not (seen: a
+ * write held by a row lock on the target was lost at the cutover).
+ *
+ * The table is created after the slot's snapshot (the copy never has it: not in the archive, the
+ * checks or the report) and before the subscription, which must find it on the target and in the
+ * publication to apply its rows (a table the subscription does not know is skipped silently).
+ */
+export function sentinelTable(name: string): string {
+  return `${quoteIdent(name)}.sentinel`;
+}
+
+/**
+ * Creates the sentinel's schema and table with the client's login (source or target), in one
+ * transaction; on the source (`publish`) the table joins the publication `name`. A schema of that
+ * name already there is an error, never reused.
+ */
+export async function createSentinel(client: Client, name: string, publish: boolean): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query(`CREATE SCHEMA ${quoteIdent(name)}`);
+    await client.query(
+      `CREATE TABLE ${sentinelTable(name)} (token text PRIMARY KEY, written_at timestamptz NOT NULL DEFAULT now())`,
+    );
+    if (publish) await client.query(`ALTER PUBLICATION ${quoteIdent(name)} ADD TABLE ${sentinelTable(name)}`);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Writes the sentinel's row `token` on the source (a session that may write through the freeze). */
+export async function writeSentinel(client: Client, name: string, token: string): Promise<void> {
+  await client.query(`INSERT INTO ${sentinelTable(name)} (token) VALUES ($1)`, [token]);
+}
+
+/** Whether the target has applied the sentinel's row `token`. */
+export async function sentinelArrived(client: Client, name: string, token: string): Promise<boolean> {
+  const { rows } = await client.query<{ ok: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM ${sentinelTable(name)} WHERE token = $1) AS ok`,
+    [token],
   );
-  if (!rows.length)
-    throw new PgferryError('MigrateFailed', `the replication slot ${slot} is gone from the source`);
-  return rows[0].done === true;
+  return rows[0]?.ok === true;
+}
+
+/**
+ * Drops the sentinel's table and then its schema, if they exist (on the source, dropping the table
+ * takes it out of the publication). The schema is dropped only when empty: whatever else is in it
+ * is not the migration's, and stays.
+ */
+export async function dropSentinel(client: Client, name: string): Promise<void> {
+  await client.query(`DROP TABLE IF EXISTS ${sentinelTable(name)}`);
+  await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(name)}`).catch((err: unknown) => {
+    // 2BP01: other objects are in it.
+    if ((err as { code?: string }).code !== '2BP01') throw err;
+  });
 }
 
 /** How many times the subscription's apply failed (a conflict, a missing column), from 15 on; 0 before. */

@@ -2,8 +2,9 @@
  * `pgferry migrate --online` (issue 17) beyond the writer test of migrate-online.test.ts, from a
  * PostgreSQL 14 source (`EXPORT_SNAPSHOT`) with one WAL sender only (`max_wal_senders = 1`) into
  * 17: the lag in the run's progress as `pgferry serve` shows it (GET /v1/runs/{id}), the cutover's
- * wait for the target to apply the source's last write, Ctrl-C during the catch-up, and the
- * refusals for a full WAL sender table and for a target login that may not subscribe.
+ * wait for the target to apply the source's last write (its sentinel) and that wait given up on,
+ * Ctrl-C during the catch-up, and the refusals for a full WAL sender table and for a target login
+ * that may not subscribe.
  *
  * The target's apply is held at observed points, never after a guessed delay: a session on the
  * target locks a row the source then updates (the subscription's apply waits for it, the lag
@@ -74,17 +75,28 @@ async function slotLagBytes(database: string): Promise<number> {
   return Number(rows[0].lag);
 }
 
-/** The replication objects an online migration leaves on either side: none, when all is well. */
-async function leftovers(database: string): Promise<string[]> {
+/** The cutover's sentinel schema (`pgferry_<migrate id>`, its table `sentinel`) in a database. */
+const SENTINEL_SCHEMAS = `SELECT 'sentinel ' || nspname AS name FROM pg_namespace WHERE nspname LIKE 'pgferry\\_%'`;
+
+/**
+ * The replication objects an online migration leaves on either side, and its sentinel on the
+ * source and (when the target database `migrated` exists) on the target: none, when all is well.
+ */
+async function leftovers(database: string, migrated?: string): Promise<string[]> {
   const onSource = await withClient(source(), database, (c) =>
     c.query<{ name: string }>(
-      'SELECT slot_name AS name FROM pg_replication_slots UNION ALL SELECT pubname FROM pg_publication',
+      `SELECT slot_name AS name FROM pg_replication_slots UNION ALL SELECT pubname FROM pg_publication
+       UNION ALL ${SENTINEL_SCHEMAS}`,
     ),
   );
   const onTarget = await withClient(target(), 'postgres', (c) =>
     c.query<{ name: string }>('SELECT subname AS name FROM pg_subscription'),
   );
-  return [...onSource.rows, ...onTarget.rows].map((r) => r.name);
+  const inTarget =
+    migrated !== undefined && (await targetDatabaseExists(migrated))
+      ? (await withClient(target(), migrated, (c) => c.query<{ name: string }>(SENTINEL_SCHEMAS))).rows
+      : [];
+  return [...onSource.rows, ...onTarget.rows, ...inTarget].map((r) => r.name);
 }
 
 async function targetDatabaseExists(name: string): Promise<boolean> {
@@ -92,6 +104,13 @@ async function targetDatabaseExists(name: string): Promise<boolean> {
     c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]),
   );
   return rows.length > 0;
+}
+
+/** Whether the migration's sentinel exists on both sides (the catch-up has begun). */
+async function sentinelOnBothSides(database: string, migrated: string): Promise<boolean> {
+  const count = (pg: TestPostgres, db: string) =>
+    withClient(pg, db, (c) => c.query(SENTINEL_SCHEMAS)).then((r) => r.rows.length);
+  return (await count(source(), database)) === 1 && (await count(target(), migrated)) === 1;
 }
 
 /**
@@ -241,7 +260,7 @@ describe('PostgreSQL 14 → 17 through pgferry serve: the lag in the run’s pro
         ),
       ).then((r) => r.rows[0]);
     expect(await count(target(), migrated)).toEqual(await count(source(), database));
-    expect(await leftovers(database)).toEqual([]);
+    expect(await leftovers(database, migrated)).toEqual([]);
   }, 300_000);
 });
 
@@ -265,13 +284,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     ];
   }
 
-  // Skipped: a known gap, not a flaky test (docs/design.md, "Known gap: a write held on the target
-  // at the freeze"). On a faster host it failed 2 runs in 3 (2026-12-02, the same at bce5c05): the
-  // slot confirmed the freeze's position while the target's apply worker had yet to apply (or was
-  // blocked in) the held write; the cutover dropped the subscription and the write was lost
-  // (`marks` v = 0 on the target). Re-enable it with the fix.
-  // biome-ignore lint/suspicious/noSkippedTests: a known gap, documented in docs/design.md until fixed
-  test.skip('the cutover waits until the target has applied the write made just before the freeze', async () => {
+  test('the cutover waits until the target has applied the write made just before the freeze', async () => {
     const database = uniqueName('online14_wait');
     const migrated = uniqueName('online14_wait_dst');
     await createSeededDatabase(source(), database, SEED);
@@ -315,7 +328,37 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
       c.query<{ v: number }>('SELECT v FROM marks WHERE id = 2'),
     );
     expect(marks.rows[0].v).toBe(2);
-    expect(await leftovers(database)).toEqual([]);
+    expect(await leftovers(database, migrated)).toEqual([]);
+  }, 300_000);
+
+  test('a write the target holds past the cutover’s 60 s wait: fails in one line naming the sentinel; the source unfrozen, nothing left or listed', async () => {
+    const database = uniqueName('online14_held');
+    const migrated = uniqueName('online14_held_dst');
+    await createSeededDatabase(source(), database, SEED);
+    const running = runCli(migrateArgs(database, migrated));
+    // Held until the migration has given up: its sentinel, written after the freeze, queues
+    // behind the held write on the target and never arrives.
+    const held = await holdTheApply(database, migrated, 2, 0);
+    let result: Awaited<typeof running>;
+    try {
+      result = await running;
+    } finally {
+      await held.release();
+    }
+    expect(result.code).toBe(1);
+    expect(result.stderr.split('\n').filter((l) => l.startsWith('pgferry:'))).toEqual([
+      expect.stringMatching(
+        /^pgferry: the target did not apply the source's last changes within 60s of the freeze: the row written to "pgferry_\w+"\.sentinel after the freeze is not on the target .*publication and replication slot were dropped.*was dropped/,
+      ),
+    ]);
+    expect(await leftovers(database, migrated)).toEqual([]);
+    expect(await targetDatabaseExists(migrated)).toBe(false);
+    const list = await runCli(['list', '--store', store, '--json']);
+    expect(
+      (JSON.parse(list.stdout) as { database: string }[]).filter((b) => b.database === database),
+    ).toEqual([]);
+    // Unfrozen: a new session writes.
+    await withClient(source(), database, (c) => c.query(`INSERT INTO events (payload) VALUES ('after')`));
   }, 300_000);
 
   test('Ctrl-C during the catch-up: slot, publication, subscription and target gone, source writable, exit 130', async () => {
@@ -339,6 +382,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
       // Still catching up: the target is held more than 8 MiB behind.
       expect(await slotLagBytes(database)).toBeGreaterThan(CUTOVER_LAG_BYTES);
       expect(stderr).not.toContain('"phase":"cutover ');
+      expect(await sentinelOnBothSides(database, migrated)).toBe(true);
       process.kill(-pid, 'SIGINT');
     } finally {
       await held.release();
@@ -350,7 +394,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
         /^pgferry: migrate interrupted by SIGINT.*publication and replication slot were dropped.*was dropped/,
       ),
     ]);
-    expect(await leftovers(database)).toEqual([]);
+    expect(await leftovers(database, migrated)).toEqual([]);
     expect(await targetDatabaseExists(migrated)).toBe(false);
     await withClient(source(), database, (c) => c.query(`INSERT INTO events (payload) VALUES ('after')`));
   }, 300_000);
@@ -374,6 +418,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     try {
       await waitFor('the catch-up', () => (stderr.includes('"phase":"catchUp ') ? true : undefined));
       expect(await slotLagBytes(database)).toBeGreaterThan(CUTOVER_LAG_BYTES);
+      expect(await sentinelOnBothSides(database, migrated)).toBe(true);
       // As when a Fargate task is stopped hard: the runner gets no chance to drop anything.
       process.kill(await runnerOf(cli), 'SIGKILL');
     } finally {
@@ -384,8 +429,9 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     const lines = result.stderr.split('\n').filter((l) => l.startsWith('pgferry:'));
     expect(lines).toEqual([expect.stringMatching(/^pgferry: the pg-tools task stopped \(SIGKILL\)/)]);
     expect(lines[0]).not.toMatch(/MAY BE LEFT/);
-    // The workflow's cleanup step (MigrateCleanup), not the runner, dropped them.
-    expect(await leftovers(database)).toEqual([]);
+    // The workflow's cleanup step (MigrateCleanup), not the runner, dropped them, and the sentinel
+    // on both sides (the target database, marked, stays).
+    expect(await leftovers(database, migrated)).toEqual([]);
     // The partial target is either gone or carries the mark the next run's preflight names.
     if (await targetDatabaseExists(migrated)) {
       const mark = await withClient(target(), 'postgres', (c) => readIncompleteMark(c, migrated));
@@ -433,7 +479,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     } finally {
       await setLogStatement(undefined);
     }
-    expect(await leftovers(database)).toEqual([]);
+    expect(await leftovers(database, migrated)).toEqual([]);
   }, 300_000);
 
   test('no free WAL sender: refused naming max_wal_senders, nothing created', async () => {
@@ -454,7 +500,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     } finally {
       await other.end().catch(() => undefined);
     }
-    expect(await leftovers(database)).toEqual([]);
+    expect(await leftovers(database, migrated)).toEqual([]);
     expect(await targetDatabaseExists(migrated)).toBe(false);
   }, 120_000);
 
@@ -486,7 +532,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
         expect(refused.code).not.toBe(0);
         expect(refused.stderr.trim().split('\n')).toHaveLength(1);
         expect(refused.stderr).toMatch(message);
-        expect(await leftovers(database)).toEqual([]);
+        expect(await leftovers(database, migrated)).toEqual([]);
       } finally {
         await withClient(server, 'postgres', (c) => c.query(`DROP ROLE ${role}`));
       }
@@ -588,6 +634,6 @@ describe('as on AWS: passwords from Secrets Manager, none in the workflow', () =
         );
       }
     }
-    expect(await leftovers(database)).toEqual([]);
+    expect(await leftovers(database, migrated)).toEqual([]);
   }, 300_000);
 });

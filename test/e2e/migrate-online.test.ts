@@ -160,6 +160,16 @@ describe('an online migration while a writer commits continuously', () => {
     expect(inserted.length).toBeGreaterThan(20);
     expect(firstRefusal).toBeDefined();
     expect(await leftovers(database)).toEqual([]);
+    // Nor the cutover's sentinel (a schema pgferry_<id>) on either side.
+    for (const [pg, db] of [
+      [source(), database],
+      [target(), migrated],
+    ] as const) {
+      const { rows } = await withClient(pg, db, (c) =>
+        c.query(`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'pgferry\\_%'`),
+      );
+      expect(rows).toEqual([]);
+    }
     expect(report.sourceLeftFrozen).toBe(true);
     await expect(
       withClient(source(), database, (c) => c.query('INSERT INTO ledger VALUES (1, 1)')),
@@ -271,6 +281,11 @@ describe('online refusals, before anything is created', () => {
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/REPLICATION attribute.*rds_replication/);
     expect(refused.stderr).toMatch(/does not own "public"\."keyless"/);
+    // CREATE PUBLICATION and the cutover's sentinel schema need it; the database's owner has it.
+    expect(refused.stderr).toMatch(
+      /may not create in the database "?online_bad\w*"?.*GRANT CREATE ON DATABASE "?online_bad\w*"? TO "?plain"?/,
+    );
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
   });
 
   test('a full slot table is refused', async () => {

@@ -18,6 +18,7 @@
  * into the manifest, and `migrate-result.json`), as the other tasks' do.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -69,17 +70,21 @@ import {
 } from '../../../core/postgres/inspect';
 import {
   createPublication,
+  createSentinel,
   createSlotWithSnapshot,
   createSubscription,
   dropPublicationAndSlot,
+  dropSentinel,
   dropSubscription,
   replicationName,
   resetReplicaIdentity,
+  sentinelArrived,
+  sentinelTable,
   setReplicaIdentityFull,
   setSequences,
-  slotConfirmed,
   slotLag,
   subscriptionApplyErrors,
+  writeSentinel,
 } from '../../../core/postgres/logical-replication';
 import { conninfoValue } from '../../../core/postgres/quote';
 import {
@@ -807,6 +812,8 @@ interface OnlineState {
   publication?: boolean;
   slot?: boolean;
   subscription?: boolean;
+  /** The cutover's sentinel table (`sentinelTable`), on the source and on the target. */
+  sentinel?: boolean;
   frozen: boolean;
 }
 
@@ -845,9 +852,10 @@ async function startReplication(
 }
 
 /**
- * After the copy: the target subscribes to the slot and applies the changes made since the
- * snapshot until it is close behind; then the cutover: the source frozen and its sessions ended,
- * the target waited for until it has applied everything up to the source's WAL position, the
+ * After the copy: the sentinel created on both sides, the target subscribes to the slot and
+ * applies the changes made since the snapshot until it is close behind; then the cutover: the
+ * source frozen and its sessions ended, the sentinel's row written on the source and waited for on
+ * the target (then everything committed before it is applied there), the sentinel dropped, the
  * sequences set, the schema compared with the snapshot's (DDL meanwhile stops the migration), the
  * target verified against the frozen source, and the subscription, publication and slot dropped.
  * The source stays frozen: the finish step decides when it is unfrozen.
@@ -867,6 +875,11 @@ async function replicateAndCutOver(
   const { progress, observer, atSnapshot } = opts;
   return withClient(db.target, ctx.targetPassword, async (target) => {
     await progress.timed('subscribe', async () => {
+      // Before the subscription, which must find the table on the target and in the publication.
+      // In one transaction: none of it exists if it fails (a schema of that name, never ours, stays).
+      await createSentinel(observer, online.name, true);
+      online.sentinel = true; // before the target's: a failure there still drops both
+      await createSentinel(target, online.name, false);
       online.subscription = true; // before: a failure half-way still tries to drop it
       await createSubscription(target, {
         name: online.name,
@@ -878,6 +891,8 @@ async function replicateAndCutOver(
     const lagAtFreeze = await progress.timed('catchUp', () =>
       catchUp(ctx, db, online, observer, target, atSnapshot),
     );
+    const changedSchema = async (source: Client) =>
+      schemaChanges(atSnapshot, await tableVersions(source), online.name);
 
     return progress.timed('cutover', async () => {
       const admin = await connectPg(db.source, ctx.sourcePassword);
@@ -889,14 +904,22 @@ async function replicateAndCutOver(
         // Sessions connected before the freeze would go on writing: they are ended (a pool
         // reconnects, read-only). What they committed is before the position read next.
         const sessionsEnded = await endOtherSessions(admin, db.source.database);
+        // The sentinel's row, committed after everything else the source will ever send (this
+        // session alone may write): on the target, it proves all of that applied.
+        const token = randomUUID();
+        await writeSentinel(admin, online.name, token);
         const { currentLsn: cutoverLsn } = await slotLag(admin, online.name);
-        await waitApplied(ctx, online, admin, target, cutoverLsn, async () =>
-          refuseSchemaChanges(schemaChanges(atSnapshot, await tableVersions(admin))),
+        await waitApplied(ctx, online, target, token, async () =>
+          refuseSchemaChanges(await changedSchema(admin)),
         );
         const appliedAt = Date.now();
+        // Gone before the checks: the target is to be the source's database, nothing more.
+        await dropSentinel(target, online.name);
+        await dropSentinel(admin, online.name);
+        online.sentinel = false;
         const objects = await objectCounts(admin);
         refuseSchemaChanges([
-          ...schemaChanges(atSnapshot, await tableVersions(admin)),
+          ...(await changedSchema(admin)),
           ...[...new Set([...objects.keys(), ...opts.state.objects.keys()])]
             .filter((kind) => (objects.get(kind) ?? 0) !== (opts.state.objects.get(kind) ?? 0))
             .map(
@@ -990,7 +1013,7 @@ async function catchUp(
     const applyErrors = await subscriptionApplyErrors(target, online.name, ctx.plan.targetServer.major);
     if (applyErrors > 0 || now - lastSchemaCheck > 2000) {
       lastSchemaCheck = now;
-      refuseSchemaChanges(schemaChanges(atSnapshot, await tableVersions(observer)));
+      refuseSchemaChanges(schemaChanges(atSnapshot, await tableVersions(observer), online.name));
     }
     if (applyErrors > 0) throw applyFailure(applyErrors);
     everActive ||= lag.active;
@@ -1027,18 +1050,20 @@ function refuseSchemaChanges(changes: string[]): void {
   );
 }
 
-/** Waits until the slot's subscriber has confirmed `lsn`: everything committed before it is applied. */
+/**
+ * Waits until the target has the sentinel's row `token`, written on the source after the freeze:
+ * everything committed before it is applied.
+ */
 async function waitApplied(
   ctx: Context,
   online: OnlineState,
-  source: Client,
   target: Client,
-  lsn: string,
+  token: string,
   /** Throws when the schema changed: DDL is what most often makes the apply fail. */
   checkSchema: () => Promise<void>,
 ): Promise<void> {
   const deadline = Date.now() + CUTOVER_APPLY_TIMEOUT_MS;
-  while (!(await slotConfirmed(source, online.name, lsn))) {
+  while (!(await sentinelArrived(target, online.name, token))) {
     stopIfInterrupted(ctx.deps.signal);
     const errors = await subscriptionApplyErrors(target, online.name, ctx.plan.targetServer.major);
     if (errors > 0) {
@@ -1048,19 +1073,28 @@ async function waitApplied(
     if (Date.now() > deadline) {
       throw new PgferryError(
         'MigrateFailed',
-        `the target did not apply the source's changes up to ${lsn} within ${CUTOVER_APPLY_TIMEOUT_MS / 1000}s of the freeze`,
+        `the target did not apply the source's last changes within ${CUTOVER_APPLY_TIMEOUT_MS / 1000}s of the freeze: ` +
+          `the row written to ${sentinelTable(online.name)} after the freeze is not on the target ` +
+          "(a session on the target holding a row the source changed, or a target too slow; the target server's log may name it)",
       );
     }
     await sleep(20);
   }
 }
 
-/** Tables created, dropped, altered or rewritten since the copy's snapshot, named. */
-function schemaChanges(atSnapshot: Map<number, TableVersion>, now: Map<number, TableVersion>): string[] {
+/**
+ * Tables created, dropped, altered or rewritten since the copy's snapshot, named; but for the
+ * migration's own (the sentinel, in the schema `ours`).
+ */
+function schemaChanges(
+  atSnapshot: Map<number, TableVersion>,
+  now: Map<number, TableVersion>,
+  ours: string,
+): string[] {
   return [
     ...changedTables(atSnapshot, now, atSnapshot.keys()).map((c) => `${c.schema}.${c.name} was ${c.change}`),
     ...[...now.entries()]
-      .filter(([oid]) => !atSnapshot.has(oid))
+      .filter(([oid, t]) => !atSnapshot.has(oid) && t.schema !== ours)
       .map(([, t]) => `${t.schema}.${t.name} was created`),
   ];
 }
@@ -1080,16 +1114,20 @@ async function undoReplication(
   const attempt = async (what: string, fn: () => Promise<unknown>) => {
     await fn().catch((err: unknown) => problems.push(`${what}: ${errorMessage(err)}`));
   };
-  if (online.subscription && created) {
+  if ((online.subscription || online.sentinel) && created) {
     await attempt('dropping the subscription', () =>
-      withClient(db.target, ctx.targetPassword, (c) => dropSubscription(c, online.name)),
+      withClient(db.target, ctx.targetPassword, async (c) => {
+        await dropSubscription(c, online.name);
+        await dropSentinel(c, online.name);
+      }),
     );
   }
-  if (online.publication || online.slot || online.frozen || online.identityFull.length) {
+  if (online.publication || online.slot || online.frozen || online.identityFull.length || online.sentinel) {
     await attempt('cleaning up the source', () =>
       withClient(db.source, ctx.sourcePassword, async (c) => {
         await allowWrites(c);
         if (online.frozen) await thawDatabase(c, db.source.database, db.readOnlySetting);
+        if (online.sentinel) await dropSentinel(c, online.name);
         await dropPublicationAndSlot(c, online.name);
         await resetReplicaIdentity(c, online.identityFull);
       }),

@@ -5,6 +5,7 @@ import { errorMessage } from '../../../core/errors';
 import { connectPg, endQuietly, withClient } from '../../../core/postgres/connect';
 import {
   dropPublicationAndSlot,
+  dropSentinel,
   dropSubscription,
   replicationName,
 } from '../../../core/postgres/logical-replication';
@@ -80,19 +81,23 @@ async function connectSource(plan: MigratePlan, env: NodeJS.ProcessEnv): Promise
 }
 
 /**
- * An online migration's subscription (on the target database, if it exists), publication and slot
- * (on the source), dropped: nothing to drop is no error.
+ * An online migration's subscription and sentinel (on the target database, if it exists),
+ * publication, slot and sentinel (on the source), dropped: nothing to drop is no error.
  */
 export async function removeReplication(plan: MigratePlan, env: NodeJS.ProcessEnv): Promise<void> {
   const name = replicationName(plan.migrateId);
   const db = plan.databases[0];
   const targetPassword = await resolvePassword(plan.request.target, 'target', env);
-  await withClient(db.target, targetPassword, (c) => dropSubscription(c, name)).catch((err: unknown) => {
+  await withClient(db.target, targetPassword, async (c) => {
+    await dropSubscription(c, name);
+    await dropSentinel(c, name);
+  }).catch((err: unknown) => {
     // No target database: no subscription either.
     if (!(err instanceof Error && /database does not exist/.test(err.message))) throw err;
   });
   const client = await connectSource(plan, env);
   try {
+    await dropSentinel(client, name);
     await dropPublicationAndSlot(client, name);
   } finally {
     await endQuietly(client);
