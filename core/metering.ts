@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Duplex, Transform, type TransformCallback } from 'node:stream';
 
 /** Passes bytes through unchanged while counting them and, optionally, hashing them (SHA-256). */
 export class Meter extends Transform {
@@ -58,5 +58,89 @@ export class Coalesce extends Transform {
     this.chunks = [];
     this.length = 0;
     return out;
+  }
+}
+
+/**
+ * Feeds `compressor` (a zlib stream: zstd or gzip) `bytes` at a time, as `Coalesce` does, from
+ * two buffers it reuses, and passes on what the compressor writes. A zlib stream is done with
+ * an input chunk once its write callback has run (the codec has taken the bytes into its own
+ * window), so the buffer can be filled again; `Coalesce` allocated a new buffer for every chunk
+ * instead, a copy of the whole dump in dead buffers that V8 frees only at its next scavenge —
+ * with a 1 MiB young generation about every 10 MiB of dump, which put the runner's peak
+ * resident memory ~15 MiB higher (measured on the runner's pipeline: pg_dump's output → zstd).
+ * Not for a compressor that keeps its input as it is (a PassThrough).
+ */
+export class ChunkedCompression extends Duplex {
+  private readonly spare: Buffer[] = [];
+  private allocated = 0;
+  private current: Buffer | undefined;
+  private filled = 0;
+  /** A write waiting for a buffer to come back from the compressor. */
+  private waiting: (() => void) | undefined;
+
+  constructor(
+    private readonly compressor: Duplex,
+    private readonly bytes: number,
+    private readonly buffers = 2,
+  ) {
+    super();
+    compressor.on('data', (chunk: Buffer) => {
+      if (!this.push(chunk)) compressor.pause();
+    });
+    compressor.on('end', () => this.push(null));
+    compressor.on('error', (err) => this.destroy(err));
+  }
+
+  override _read(): void {
+    this.compressor.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    let offset = 0;
+    const copy = (): void => {
+      while (offset < chunk.length) {
+        if (this.current === undefined) {
+          const next = this.spare.pop() ?? (this.allocated < this.buffers ? this.allocate() : undefined);
+          if (next === undefined) {
+            this.waiting = copy;
+            return;
+          }
+          this.current = next;
+          this.filled = 0;
+        }
+        const copied = chunk.copy(this.current, this.filled, offset);
+        this.filled += copied;
+        offset += copied;
+        if (this.filled === this.bytes) this.feed(this.current, this.bytes);
+      }
+      callback();
+    };
+    copy();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    if (this.current !== undefined && this.filled > 0) this.feed(this.current, this.filled);
+    this.compressor.end(callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.compressor.destroy();
+    callback(error);
+  }
+
+  private allocate(): Buffer {
+    this.allocated += 1;
+    return Buffer.allocUnsafeSlow(this.bytes);
+  }
+
+  private feed(buffer: Buffer, length: number): void {
+    this.current = undefined;
+    this.compressor.write(buffer.subarray(0, length), () => {
+      this.spare.push(buffer);
+      const resume = this.waiting;
+      this.waiting = undefined;
+      resume?.();
+    });
   }
 }

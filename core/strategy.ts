@@ -12,9 +12,9 @@ const MiB = 1024 * 1024;
 /** S3 allows 10,000 parts; stay well below so an underestimated size still fits. */
 const TARGET_MAX_PARTS = 8000;
 /**
- * S3's minimum part size. The runner holds about `(queue + 1) × 2` parts, so the smallest parts
- * keep its memory lowest (measured: 5 MiB parts ~13 MiB less than 8 MiB ones); parts grow only
- * past 39 GiB of dump.
+ * S3's minimum part size. The runner holds `queue + 1` part buffers (`core/store/s3-multipart.ts`),
+ * so the smallest parts keep its memory lowest (measured: 5 MiB parts ~13 MiB less than 8 MiB
+ * ones); parts grow only past 39 GiB of dump.
  */
 const MIN_PART_BYTES = 5 * MiB;
 
@@ -26,8 +26,8 @@ export function partSizeFor(expectedBytes: number | undefined): number {
 }
 
 /**
- * Parts in flight at once. Each holds a part in memory (twice, while the SDK checksums it), so the
- * runner's memory is about `(queue + 1) × part size` above its base whatever the dump's size. On
+ * Parts in flight at once. Each holds a part buffer, and one more fills meanwhile, so the runner
+ * holds `(queue + 1) × part size` of parts whatever the dump's size. On
  * two cores two parts in flight carry more than the compressed output of one pg_dump (measured
  * with 8 MiB parts: 4 in flight put the runner at 145–176 MiB, 2 at about 130–150 MiB); with four
  * cores or more (a task of 8 GiB or more), four keep a faster dump's uploads going.

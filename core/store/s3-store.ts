@@ -14,9 +14,9 @@ import {
   type ServiceInputTypes,
   type ServiceOutputTypes,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { PgferryError } from '../errors';
 import { DEFAULT_UPLOAD_QUEUE_SIZE, partSizeFor } from '../strategy';
+import { uploadInParts } from './s3-multipart';
 import type { BackupStore, StoreEntry, UploadOptions } from './store';
 
 /**
@@ -132,37 +132,22 @@ export class S3Store implements BackupStore {
     return this.prefix ? fullKey.slice(this.prefix.length + 1) : fullKey;
   }
 
+  /**
+   * Streams `body` up in parts (see `uploadInParts`: `queueSize + 1` part buffers, reused). On
+   * failure the multipart upload is aborted there — no parts left billed; where the abort fails
+   * too, the cleanup step and the bucket's lifecycle rule (abort incomplete uploads) remove them.
+   */
   async upload(key: string, body: Readable, options: UploadOptions = {}): Promise<void> {
-    const upload = new Upload({
-      client: this.client,
-      params: {
-        Bucket: this.bucket,
-        Key: this.keyOf(key),
-        Body: body,
-        ContentType: options.contentType ?? 'application/octet-stream',
-      },
-      partSize: options.partBytes ?? partSizeFor(options.expectedBytes),
-      queueSize: options.queueSize ?? DEFAULT_UPLOAD_QUEUE_SIZE,
-      // Aborted below, so that a failing abort cannot hide why the upload failed.
-      leavePartsOnError: true,
-    });
     try {
-      await upload.done();
+      await uploadInParts(this.client, body, {
+        bucket: this.bucket,
+        key: this.keyOf(key),
+        contentType: options.contentType ?? 'application/octet-stream',
+        partBytes: options.partBytes ?? partSizeFor(options.expectedBytes),
+        queueSize: options.queueSize ?? DEFAULT_UPLOAD_QUEUE_SIZE,
+      });
     } catch (err) {
       body.destroy();
-      // No parts left billed; where the abort fails too, the cleanup step and the bucket's
-      // lifecycle rule (abort incomplete uploads) remove them.
-      if (upload.uploadId) {
-        await this.client
-          .send(
-            new AbortMultipartUploadCommand({
-              Bucket: this.bucket,
-              Key: this.keyOf(key),
-              UploadId: upload.uploadId,
-            }),
-          )
-          .catch(() => undefined);
-      }
       throw this.error(err, `upload ${key}`);
     }
   }

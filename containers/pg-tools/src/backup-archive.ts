@@ -7,10 +7,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import type { z } from 'zod';
-import { COMPRESSOR_CHUNK_BYTES, compressionSuffix, createCompressor } from '../../../core/compression';
+import { compressionStages, compressionSuffix } from '../../../core/compression';
 import type { BackupPlan, GlobalsInfoSchema, StoredObject, TableRowCount } from '../../../core/contracts';
 import { PgferryError } from '../../../core/errors';
-import { Coalesce, Meter } from '../../../core/metering';
+import { Meter } from '../../../core/metering';
 import { dumpGlobals } from '../../../core/postgres/admin';
 import { ArchiveRowCounter, type TableDataRows } from '../../../core/postgres/archive';
 import type { PgToolBinary } from '../../../core/postgres/binaries';
@@ -246,8 +246,7 @@ export function storeDumpStream(
       input,
       counter,
       raw,
-      new Coalesce(COMPRESSOR_CHUNK_BYTES),
-      createCompressor(plan.compression),
+      ...compressionStages(plan.compression),
       hashed,
       ...(watcher.signal ? [{ signal: watcher.signal }] : []),
     ),
