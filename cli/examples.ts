@@ -42,11 +42,7 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
     },
     {
       line: 'pgferry backup --source postgres://app@db.example.com/shop --store ./backups --jobs 4',
-      does: "four pg_dumps at once in one snapshot, each storing its share of the tables' data (the default is the cores, at most 4, for the tables large enough)",
-    },
-    {
-      line: 'pgferry backup --source postgres://app@db.example.com/shop --store ./backups --jobs 1',
-      does: 'one pg_dump, one archive, whatever the cores',
+      does: "four pg_dumps at once in one snapshot, each storing its share of the tables' data",
     },
     {
       line:

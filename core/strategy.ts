@@ -49,47 +49,22 @@ export function expectedStoredBytes(databaseBytes: number): number {
  * each streamed through its own compression into the store (directory format was measured on two
  * cores and not adopted: its files would need the same compression and checksums, and a local
  * disk), with upload parts sized to the expected dump and as many in flight as the cores allow.
- * `jobs` is the request's (`--jobs`), else {@link defaultDumpJobs}: then each side job must carry
- * {@link MIN_SIDE_JOB_BYTES} (`minSideJobBytes`), so a small database keeps one archive.
+ * `jobs` is the request's (`--jobs`), else one: a backup of several archives restores through
+ * sections (pre-data, every archive's data, post-data), and measured on the 2-core machine that
+ * restore took 1.0–1.2× one archive's time at 1 GB (and the 4× database's backup and restore were
+ * slower in the 2026-12-02 bench), for a backup no faster on the bench's database
+ * (docs/benchmark.md). So more jobs are asked for, not the default.
  */
 export function chooseDumpStrategy(databaseBytes: number, cores: number, jobs?: number): DumpStrategy {
-  const chosen = jobs ?? defaultDumpJobs(databaseBytes, cores);
+  const chosen = jobs ?? 1;
   return {
     format: 'custom',
     jobs: chosen,
-    ...(jobs === undefined && chosen > 1 ? { minSideJobBytes: MIN_SIDE_JOB_BYTES } : {}),
     upload: {
       partBytes: partSizeFor(expectedStoredBytes(databaseBytes)),
       queueSize: uploadQueueSize(cores),
     },
   };
-}
-
-/**
- * The fewest bytes of table data (on disk: heap and TOAST) a side pg_dump of a default backup
- * carries. A side job costs a pg_dump (its start, connection and catalog reads: 0.1–0.2 s), a
- * stored object and, at restore, a pg_restore of its own; measured on the 2-core machine, a 64 MB
- * table's data-only dump through zstd and SHA-256 took 0.7–1.0 s against 0.1–0.2 s for a table of
- * ten rows, so a side job of this size moves four to ten times its cost off the main stream.
- */
-export const MIN_SIDE_JOB_BYTES = 64 * MiB;
-
-/**
- * The most pg_dumps a backup runs by default. One stream keeps about two cores busy (the server's
- * COPY, pg_dump, the runner's main thread, zstd on the thread pool), and the runner's main thread
- * reads, counts and hashes every stream (about a quarter of a stream's CPU): about four streams
- * fill it (docs/design.md, "Parallel dumps").
- */
-export const MAX_DEFAULT_DUMP_JOBS = 4;
-
-/**
- * pg_dumps of a backup whose request names none: the task's cores, at most
- * {@link MAX_DEFAULT_DUMP_JOBS}; one for a database too small for a side job of
- * {@link MIN_SIDE_JOB_BYTES} beside the main archive.
- */
-export function defaultDumpJobs(databaseBytes: number, cores: number): number {
-  if (databaseBytes < 2 * MIN_SIDE_JOB_BYTES) return 1;
-  return Math.max(1, Math.min(cores, MAX_DEFAULT_DUMP_JOBS));
 }
 
 /**

@@ -111,7 +111,7 @@ export function registerBackup(program: Command, aws: AwsAccess): void {
     )
     .option(
       '--jobs <n>',
-      "pg_dumps in parallel in one snapshot, each storing its share of the tables' data as an object of its own; 1: one archive (default: the cores, at most 4, each extra pg_dump carrying at least 64 MiB of tables: a small database keeps one archive)",
+      "pg_dumps in parallel in one snapshot, each storing its share of the tables' data as an object of its own; default 1: one archive",
       option((v) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < 1 || n > 64)

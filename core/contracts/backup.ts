@@ -86,8 +86,7 @@ export const BackupRequestSchema = z
     scope: BackupScopeSchema.optional(),
     /**
      * pg_dumps in parallel, in one snapshot, each with its own share of the tables' data
-     * (core/strategy.ts `planDumpJobs`); absent: the task's cores, at most 4, where the database
-     * is large enough (`defaultDumpJobs`).
+     * (core/strategy.ts `planDumpJobs`); absent: one.
      */
     jobs: z.number().int().min(1).max(64).optional(),
     /** Where the request comes from; absent: `manual` (the schedules pass `scheduled`). */
@@ -106,8 +105,8 @@ export const DumpStrategySchema = z
     /** The pg_dumps it may run (the plan), or ran (a manifest: the main archive and each side one's). */
     jobs: z.number().int().min(1),
     /**
-     * Side pg_dumps carry at least this many bytes of table data (a default `jobs`: core/strategy.ts
-     * `MIN_SIDE_JOB_BYTES`); absent: any table of 1 MiB or more moves (a requested `--jobs`).
+     * Side pg_dumps carry at least this many bytes of table data (fewer jobs until each does);
+     * absent: any table of 1 MiB or more moves.
      */
     minSideJobBytes: z.number().int().min(0).optional(),
     /** Multipart uploads (S3 stores): part size and parts in flight. Absent in older manifests. */

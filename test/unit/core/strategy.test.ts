@@ -1,10 +1,7 @@
 import {
   chooseDumpStrategy,
   type DumpJobTable,
-  defaultDumpJobs,
   dumpJobsWithin,
-  MAX_DEFAULT_DUMP_JOBS,
-  MIN_SIDE_JOB_BYTES,
   MIN_TABLE_BYTES_OF_ITS_OWN_JOB,
   planDumpJobs,
 } from '../../../core/strategy';
@@ -66,8 +63,8 @@ describe('planDumpJobs', () => {
   });
 });
 
-describe('planDumpJobs with a minimum per side job (the default)', () => {
-  const min = MIN_SIDE_JOB_BYTES;
+describe("planDumpJobs with a minimum per side job (a plan's minSideJobBytes)", () => {
+  const min = 64 * MiB;
   const plan = (tables: DumpJobTable[], jobs: number) => names(planDumpJobs(tables, jobs, 0, min));
 
   it('keeps a small database in one archive, whatever the cores', () => {
@@ -106,17 +103,13 @@ describe('planDumpJobs with a minimum per side job (the default)', () => {
 describe('the default jobs', () => {
   const GiB = 1024 * MiB;
 
-  it("are the task's cores, at most four, for a database large enough for a side job", () => {
-    expect(defaultDumpJobs(10 * GiB, 1)).toBe(1);
-    expect(defaultDumpJobs(10 * GiB, 2)).toBe(2);
-    expect(defaultDumpJobs(10 * GiB, 4)).toBe(4);
-    expect(defaultDumpJobs(10 * GiB, 16)).toBe(MAX_DEFAULT_DUMP_JOBS);
-    expect(defaultDumpJobs(2 * MIN_SIDE_JOB_BYTES - 1, 16)).toBe(1);
+  it('are one, whatever the cores: several archives are asked for (--jobs)', () => {
+    expect(chooseDumpStrategy(10 * GiB, 1).jobs).toBe(1);
+    expect(chooseDumpStrategy(10 * GiB, 16).jobs).toBe(1);
+    expect(chooseDumpStrategy(10 * GiB, 16)).not.toHaveProperty('minSideJobBytes');
   });
 
-  it('carry the minimum per side job in the strategy; a requested --jobs does not', () => {
-    expect(chooseDumpStrategy(10 * GiB, 2)).toMatchObject({ jobs: 2, minSideJobBytes: MIN_SIDE_JOB_BYTES });
-    expect(chooseDumpStrategy(10 * GiB, 2, 1)).not.toHaveProperty('minSideJobBytes');
+  it('are what --jobs asks for', () => {
     expect(chooseDumpStrategy(10 * GiB, 2, 3)).toMatchObject({ jobs: 3 });
     expect(chooseDumpStrategy(10 * GiB, 2, 3)).not.toHaveProperty('minSideJobBytes');
     // A tiny database's strategy is as it always was.

@@ -1,7 +1,6 @@
 import { tmpdir } from 'node:os';
 import type { DatabaseBindings } from '../../../core/bindings';
 import type { Deployment } from '../../../core/deployment';
-import { defaultDumpJobs, taskCores } from '../../../core/strategy';
 import {
   backupTaskSize,
   checkRestoreDisk,
@@ -19,16 +18,11 @@ test('a dump streams: no disk beyond the included 21 GiB, a second vCPU for a bi
   expect(dumpTaskSize(500 * GiB)).toEqual({ cpu: '2048', memoryMiB: '4096', ephemeralStorageGiB: 21 });
 });
 
-test("a backup's task grows with the database: its vCPUs decide the default pg_dumps", () => {
-  const jobs = (bytes: number) => defaultDumpJobs(bytes, taskCores(backupTaskSize(bytes), onAws));
+test("a backup's task grows with the database (room for the pg_dumps of --jobs)", () => {
   expect(backupTaskSize(100 * 1024 ** 2)).toEqual(dumpTaskSize(100 * 1024 ** 2));
-  expect(jobs(100 * 1024 ** 2)).toBe(1);
   expect(backupTaskSize(5 * GiB)).toEqual({ cpu: '2048', memoryMiB: '4096', ephemeralStorageGiB: 21 });
-  expect(jobs(5 * GiB)).toBe(2);
   expect(backupTaskSize(50 * GiB)).toEqual({ cpu: '4096', memoryMiB: '8192', ephemeralStorageGiB: 21 });
-  expect(jobs(50 * GiB)).toBe(4);
   expect(backupTaskSize(500 * GiB)).toEqual({ cpu: '4096', memoryMiB: '8192', ephemeralStorageGiB: 21 });
-  expect(jobs(500 * GiB)).toBe(4);
 });
 
 test('a restore gets disk for the download and the decompressed dump, a verify also for its local server, up to 200 GiB', () => {
