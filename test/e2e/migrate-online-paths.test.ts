@@ -128,9 +128,12 @@ async function holdTheApply(database: string, migrated: string, row: number, bul
   );
   const analyze = await hold(target(), migrated, 'LOCK TABLE marks IN SHARE UPDATE EXCLUSIVE MODE');
   try {
-    // ANALYZE follows the subscription: none yet means ANALYZE is still to come, and will wait.
-    const { rows } = await withClient(target(), 'postgres', (c) => c.query('SELECT 1 FROM pg_subscription'));
-    if (rows.length) throw new Error('the subscription was created before the test could hold ANALYZE');
+    // ANALYZE follows the subscription (which may exist by now): marks not analyzed yet means its
+    // ANALYZE is still to come, and will wait for this lock.
+    const { rows } = await withClient(target(), migrated, (c) =>
+      c.query(`SELECT 1 FROM pg_stat_user_tables WHERE relname = 'marks' AND last_analyze IS NOT NULL`),
+    );
+    if (rows.length) throw new Error('marks was analyzed before the test could hold its ANALYZE');
     await waitFor('the subscription to be applying', () =>
       holds(source(), database, 'SELECT bool_or(active) AS ok FROM pg_replication_slots'),
     );
