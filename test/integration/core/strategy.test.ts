@@ -12,11 +12,10 @@ import { testEnv, uniqueName } from '../../support/env';
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
-test('a database of a few GiB on two cores: two pg_dumps of 64 MiB or more each, 5 MiB parts (S3 minimum), two in flight', () => {
+test('a database of a few GiB on two cores: one pg_dump unless --jobs asks for more, 5 MiB parts (S3 minimum), two in flight', () => {
   expect(chooseDumpStrategy(2 * GiB, 2)).toEqual({
     format: 'custom',
-    jobs: 2,
-    minSideJobBytes: 64 * MiB,
+    jobs: 1,
     upload: { partBytes: 5 * MiB, queueSize: 2 },
   });
 });
