@@ -11,9 +11,9 @@
  * the snapshot (see core/postgres/snapshot-guard.ts) makes the attempt worthless: it is removed and the
  * dump starts afresh, up to `DUMP_ATTEMPTS` times, then the backup fails naming the table.
  *
- * With `strategy.jobs` > 1 (`--jobs`, or by default the task's cores), side pg_dumps import the
+ * With `strategy.jobs` > 1 (`--jobs`), side pg_dumps import the
  * same snapshot and each dumps the data of its share of the tables (`planDumpJobs`: largest
- * first, to the least loaded job; by default only as many as carry 64 MiB each) as a
+ * first, to the least loaded job; with a plan's `minSideJobBytes`, only as many as carry that) as a
  * data-only archive of its own, compressed, hashed and counted on its own stream; the main archive
  * holds the schema and every other table's data (`--exclude-table-data` for the moved tables). The
  * main pg_dump locks every table, so the guard's second look covers the side dumps' tables too.

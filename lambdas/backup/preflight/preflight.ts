@@ -67,8 +67,7 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
   );
   const taskSize = backupTaskSize(sizeBytes);
   // A partial backup is one pg_dump (its scope's patterns select what it holds); else the
-  // request's jobs, or the task's cores where the database is large enough, within the
-  // connections the source accepts.
+  // request's jobs (default one), within the connections the source accepts.
   const requested = isScoped(request.scope) ? 1 : request.jobs;
   const strategy = chooseDumpStrategy(sizeBytes, taskCores(taskSize, deployment), requested);
   strategy.jobs = dumpJobsWithin(strategy.jobs, free, requested !== undefined);
