@@ -71,7 +71,6 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
   const requested = isScoped(request.scope) ? 1 : request.jobs;
   const strategy = chooseDumpStrategy(sizeBytes, taskCores(taskSize, deployment), requested);
   strategy.jobs = dumpJobsWithin(strategy.jobs, free, requested !== undefined);
-  if (strategy.jobs === 1) delete strategy.minSideJobBytes;
   const lease = await acquireLease(store, name, request.backupId ?? newBackupId(now), {
     now,
     owner: deps.leaseOwner,
