@@ -183,33 +183,59 @@ function dropCommand(name: string): string {
   return `SELECT pg_drop_replication_slot(${quoteLiteral(name)}); DROP PUBLICATION IF EXISTS ${quoteIdent(name)};`;
 }
 
-/** Sets REPLICA IDENTITY FULL on the tables without one (`--replica-identity-full`); returns them. */
-export async function setReplicaIdentityFull(client: Client): Promise<string[]> {
-  const tables = await tablesWithoutReplicaIdentity(client);
-  for (const t of tables) await client.query(`ALTER TABLE ${t} REPLICA IDENTITY FULL`);
-  return tables;
-}
+/** What a publication's comment says of the tables it set to REPLICA IDENTITY FULL (see {@link createPublication}). */
+const IDENTITY_NOTE = 'pgferry: REPLICA IDENTITY FULL for this migration, reset after: ';
 
-/** Gives `tables` back their default replica identity (the primary key, or none). */
-export async function resetReplicaIdentity(client: Client, tables: readonly string[]): Promise<void> {
-  for (const t of tables) await client.query(`ALTER TABLE ${t} REPLICA IDENTITY DEFAULT`);
+/** A table an online migration gave REPLICA IDENTITY FULL, and the identity it had before. */
+interface IdentityChange {
+  table: string;
+  was: 'DEFAULT' | 'NOTHING';
 }
 
 /**
  * A publication of every ordinary table of the database (by name, so the tables' owner may create
  * it; FOR ALL TABLES needs a superuser). A table created later is not in it: the DDL check stops
- * such a migration.
+ * such a migration. With `replicaIdentityFull`, the tables without a replica identity get FULL in
+ * the same transaction, and the publication's comment records them and what they had: whoever drops
+ * the publication ({@link dropPublicationAndSlot}: the runner, or the workflow's cleanup after the
+ * runner was killed) gives them back their identity. Returns those tables.
  */
-export async function createPublication(client: Client, name: string): Promise<void> {
-  const { rows } = await client.query<{ schema: string; name: string }>(`
-    SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+export async function createPublication(
+  client: Client,
+  name: string,
+  opts: { replicaIdentityFull?: boolean } = {},
+): Promise<string[]> {
+  const { rows } = await client.query<{ schema: string; name: string; keyless: boolean; ident: string }>(`
+    SELECT n.nspname AS schema, c.relname AS name, c.relreplident AS ident,
+      (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS
+        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))) AS keyless
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE ${USER_TABLE} AND c.relpersistence = 'p' ORDER BY 1, 2`);
   const tables = rows.map(tableName);
-  await client.query(
-    tables.length
-      ? `CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${tables.join(', ')}`
-      : `CREATE PUBLICATION ${quoteIdent(name)}`,
-  );
+  const changes: IdentityChange[] = opts.replicaIdentityFull
+    ? rows
+        .filter((r) => r.keyless)
+        .map((r) => ({ table: tableName(r), was: r.ident === 'n' ? 'NOTHING' : 'DEFAULT' }))
+    : [];
+  await client.query('BEGIN');
+  try {
+    for (const { table } of changes) await client.query(`ALTER TABLE ${table} REPLICA IDENTITY FULL`);
+    await client.query(
+      tables.length
+        ? `CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${tables.join(', ')}`
+        : `CREATE PUBLICATION ${quoteIdent(name)}`,
+    );
+    if (changes.length) {
+      await client.query(
+        `COMMENT ON PUBLICATION ${quoteIdent(name)} IS ${quoteLiteral(IDENTITY_NOTE + JSON.stringify(changes))}`,
+      );
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+  return changes.map((c) => c.table);
 }
 
 /**
@@ -418,11 +444,42 @@ export async function dropSubscription(client: Client, name: string): Promise<bo
 }
 
 /**
+ * Drops the publication, and gives the tables it set to REPLICA IDENTITY FULL (its comment says
+ * which) back the identity they had — in one transaction: a keyless table still published would
+ * refuse its updates.
+ */
+async function dropPublication(client: Client, name: string): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    const { rows } = await client.query<{ note: string | null }>(
+      `SELECT obj_description(oid, 'pg_publication') AS note FROM pg_publication WHERE pubname = $1`,
+      [name],
+    );
+    const note = rows[0]?.note;
+    const changes: IdentityChange[] = note?.startsWith(IDENTITY_NOTE)
+      ? JSON.parse(note.slice(IDENTITY_NOTE.length))
+      : [];
+    await client.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
+    for (const { table, was } of changes) {
+      // A table dropped since is nothing to reset.
+      await client.query(
+        `ALTER TABLE IF EXISTS ${table} REPLICA IDENTITY ${was === 'NOTHING' ? 'NOTHING' : 'DEFAULT'}`,
+      );
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
  * Drops the publication and the slot on the source (the client's database), ending the WAL sender
- * that still holds the slot. Nothing to drop is no error.
+ * that still holds the slot; the tables the publication set to REPLICA IDENTITY FULL get their own
+ * back. Nothing to drop is no error.
  */
 export async function dropPublicationAndSlot(client: Client, name: string): Promise<void> {
-  await client.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
+  await dropPublication(client, name);
   for (let attempt = 0; ; attempt++) {
     const { rows } = await client.query<{ pid: number | null }>(
       'SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1',

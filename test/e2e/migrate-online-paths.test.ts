@@ -402,13 +402,21 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     await withClient(source(), database, (c) => c.query(`INSERT INTO events (payload) VALUES ('after')`));
   }, 300_000);
 
-  test('the runner killed (SIGKILL) during the catch-up: the cleanup step drops slot, publication and subscription; the target is marked incomplete; nothing listed', async () => {
+  test('the runner killed (SIGKILL) during the catch-up: the cleanup step drops slot, publication and subscription and resets the replica identity it set; the target is marked incomplete; nothing listed', async () => {
     const database = uniqueName('online14_kill');
     const migrated = uniqueName('online14_kill_dst');
-    await createSeededDatabase(source(), database, SEED);
+    await createSeededDatabase(
+      source(),
+      database,
+      `${SEED}\nCREATE TABLE keyless (v text); INSERT INTO keyless VALUES ('a');`,
+    );
+    const identity = () =>
+      withClient(source(), database, (c) =>
+        c.query<{ r: string }>(`SELECT relreplident AS r FROM pg_class WHERE relname = 'keyless'`),
+      ).then((r) => r.rows[0].r);
     let cli = 0;
     let stderr = '';
-    const running = runCli([...migrateArgs(database, migrated), '--verbose'], {
+    const running = runCli([...migrateArgs(database, migrated, ['--replica-identity-full']), '--verbose'], {
       env: { PGFERRY_WORK_DIR: killedRunsWorkDir },
       onSpawn: (p) => {
         cli = p;
@@ -422,6 +430,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
       await waitFor('the catch-up', () => (stderr.includes('"phase":"catchUp ') ? true : undefined));
       expect(await slotLagBytes(database)).toBeGreaterThan(CUTOVER_LAG_BYTES);
       expect(await sentinelOnBothSides(database, migrated)).toBe(true);
+      expect(await identity()).toBe('f');
       // As when a Fargate task is stopped hard: the runner gets no chance to drop anything.
       process.kill(await runnerOf(cli), 'SIGKILL');
     } finally {
@@ -435,6 +444,8 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     // The workflow's cleanup step (MigrateCleanup), not the runner, dropped them, and the sentinel
     // on both sides (the target database, marked, stays).
     expect(await leftovers(database, migrated)).toEqual([]);
+    // Set by the migration, reset by the cleanup step from the publication's record of it.
+    expect(await identity()).toBe('d');
     // The partial target is either gone or carries the mark the next run's preflight names.
     if (await targetDatabaseExists(migrated)) {
       const mark = await withClient(target(), 'postgres', (c) => readIncompleteMark(c, migrated));

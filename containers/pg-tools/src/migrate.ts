@@ -77,10 +77,8 @@ import {
   dropSentinel,
   dropSubscription,
   replicationName,
-  resetReplicaIdentity,
   sentinelArrived,
   sentinelTable,
-  setReplicaIdentityFull,
   setSequences,
   slotLag,
   subscriptionApplyErrors,
@@ -836,8 +834,9 @@ async function startReplication(
   observer: Client,
   online: OnlineState,
 ): Promise<{ snapshot: string; replication: Client }> {
-  if (ctx.plan.request.replicaIdentityFull) online.identityFull = await setReplicaIdentityFull(observer);
-  await createPublication(observer, online.name);
+  online.identityFull = await createPublication(observer, online.name, {
+    replicaIdentityFull: ctx.plan.request.replicaIdentityFull,
+  });
   online.publication = true;
   const replication = await connectPg(db.source, ctx.sourcePassword, undefined, 'database');
   try {
@@ -947,7 +946,6 @@ async function replicateAndCutOver(
         online.subscription = false;
         await dropPublicationAndSlot(admin, online.name);
         online.publication = online.slot = false;
-        await resetReplicaIdentity(admin, online.identityFull);
         const at = (t: number) => (t - Date.parse(frozenAt)) / 1000;
         return {
           checks,
@@ -1129,7 +1127,6 @@ async function undoReplication(
         if (online.frozen) await thawDatabase(c, db.source.database, db.readOnlySetting);
         if (online.sentinel) await dropSentinel(c, online.name);
         await dropPublicationAndSlot(c, online.name);
-        await resetReplicaIdentity(c, online.identityFull);
       }),
     );
   }

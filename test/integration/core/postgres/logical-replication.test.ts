@@ -3,10 +3,13 @@
  * a schema of its own and added to the publication, written and read by token, dropped — and never
  * a schema that was there before it: creating over one fails and leaves it, dropping leaves a schema
  * that holds anything else. (That its row proves the target applied everything before it is
- * test/e2e/migrate-online-paths.test.ts's.)
+ * test/e2e/migrate-online-paths.test.ts's.) And the publication's record of the tables an online
+ * migration set to REPLICA IDENTITY FULL, which whoever drops it resets.
  */
 import {
+  createPublication,
   createSentinel,
+  dropPublicationAndSlot,
   dropSentinel,
   replicationName,
   sentinelArrived,
@@ -73,4 +76,40 @@ test('a schema of that name already there: creating fails and leaves it; droppin
     expect(await schemas()).toEqual([name]);
     await c.query(`DROP SCHEMA ${name} CASCADE`);
   });
+});
+
+test('--replica-identity-full: the publication records the keyless tables it set to FULL, and dropping it (from any session) gives each its own identity back', async () => {
+  const relreplident = () =>
+    withClient(pg, database, (c) =>
+      c.query<{ t: string; r: string }>(
+        `SELECT relname AS t, relreplident AS r FROM pg_class WHERE relname LIKE 'ri\\_%' AND relkind = 'r' ORDER BY 1`,
+      ),
+    ).then((r) => Object.fromEntries(r.rows.map((row) => [row.t, row.r])));
+  await withClient(pg, database, (c) =>
+    c.query(`CREATE TABLE ri_keyed (id int PRIMARY KEY);
+             CREATE TABLE ri_keyless (v text);
+             CREATE TABLE ri_nothing (v text); ALTER TABLE ri_nothing REPLICA IDENTITY NOTHING;
+             CREATE TABLE "ri_Odd name" (v text);`),
+  );
+  const before = await relreplident();
+  expect(before).toEqual({ 'ri_Odd name': 'd', ri_keyed: 'd', ri_keyless: 'd', ri_nothing: 'n' });
+  const set = await withClient(pg, database, (c) =>
+    createPublication(c, name, { replicaIdentityFull: true }),
+  );
+  expect(set).toEqual(['"public"."ri_Odd name"', '"public"."ri_keyless"', '"public"."ri_nothing"']);
+  expect(await relreplident()).toEqual({
+    'ri_Odd name': 'f',
+    ri_keyed: 'd',
+    ri_keyless: 'f',
+    ri_nothing: 'f',
+  });
+  // As the workflow's cleanup after the runner was killed: another session, knowing only the name.
+  await withClient(pg, database, (c) => dropPublicationAndSlot(c, name));
+  expect(await relreplident()).toEqual(before);
+  const left = await withClient(pg, database, (c) => c.query('SELECT 1 FROM pg_publication'));
+  expect(left.rows).toEqual([]);
+  // Without the option nothing changes, and nothing is recorded.
+  expect(await withClient(pg, database, (c) => createPublication(c, name))).toEqual([]);
+  expect(await relreplident()).toEqual(before);
+  await withClient(pg, database, (c) => dropPublicationAndSlot(c, name));
 });
