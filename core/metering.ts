@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Duplex, Transform, type TransformCallback } from 'node:stream';
+import { BufferPool } from './buffer-pool';
 
 /** Passes bytes through unchanged while counting them and, optionally, hashing them (SHA-256). */
 export class Meter extends Transform {
@@ -63,28 +64,27 @@ export class Coalesce extends Transform {
 
 /**
  * Feeds `compressor` (a zlib stream: zstd or gzip) `bytes` at a time, as `Coalesce` does, from
- * two buffers it reuses, and passes on what the compressor writes. A zlib stream is done with
- * an input chunk once its write callback has run (the codec has taken the bytes into its own
- * window), so the buffer can be filled again; `Coalesce` allocated a new buffer for every chunk
- * instead, a copy of the whole dump in dead buffers that V8 frees only at its next scavenge —
- * with a 1 MiB young generation about every 10 MiB of dump, which put the runner's peak
+ * buffers it reuses (`BufferPool`: two by default), and passes on what the compressor writes. A
+ * zlib stream is done with an input chunk once its write callback has run (the codec has taken the
+ * bytes into its own window), so the buffer can be filled again; `Coalesce` allocated a new buffer
+ * for every chunk instead, a copy of the whole dump in dead buffers that V8 frees only at its next
+ * scavenge — with a 1 MiB young generation about every 10 MiB of dump, which put the runner's peak
  * resident memory ~15 MiB higher (measured on the runner's pipeline: pg_dump's output → zstd).
  * Not for a compressor that keeps its input as it is (a PassThrough).
  */
 export class ChunkedCompression extends Duplex {
-  private readonly spare: Buffer[] = [];
-  private allocated = 0;
-  private current: Buffer | undefined;
-  private filled = 0;
-  /** A write waiting for a buffer to come back from the compressor. */
-  private waiting: (() => void) | undefined;
+  private readonly pool: BufferPool;
+  private readonly feed = (buffer: Buffer, length: number): void => {
+    this.compressor.write(buffer.subarray(0, length), () => this.pool.release(buffer));
+  };
 
   constructor(
     private readonly compressor: Duplex,
-    private readonly bytes: number,
-    private readonly buffers = 2,
+    bytes: number,
+    buffers = 2,
   ) {
     super();
+    this.pool = new BufferPool(bytes, buffers);
     compressor.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) compressor.pause();
     });
@@ -97,50 +97,20 @@ export class ChunkedCompression extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    let offset = 0;
-    const copy = (): void => {
-      while (offset < chunk.length) {
-        if (this.current === undefined) {
-          const next = this.spare.pop() ?? (this.allocated < this.buffers ? this.allocate() : undefined);
-          if (next === undefined) {
-            this.waiting = copy;
-            return;
-          }
-          this.current = next;
-          this.filled = 0;
-        }
-        const copied = chunk.copy(this.current, this.filled, offset);
-        this.filled += copied;
-        offset += copied;
-        if (this.filled === this.bytes) this.feed(this.current, this.bytes);
-      }
-      callback();
-    };
-    copy();
+    const pending = this.pool.fill(chunk, this.feed);
+    if (pending) pending.then(() => callback(), callback);
+    else callback();
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    if (this.current !== undefined && this.filled > 0) this.feed(this.current, this.filled);
+    const rest = this.pool.takeRest();
+    if (rest) this.feed(rest.buffer, rest.bytes);
     this.compressor.end(callback);
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.pool.fail(error ?? new Error('the compression stream was destroyed'));
     this.compressor.destroy();
     callback(error);
-  }
-
-  private allocate(): Buffer {
-    this.allocated += 1;
-    return Buffer.allocUnsafeSlow(this.bytes);
-  }
-
-  private feed(buffer: Buffer, length: number): void {
-    this.current = undefined;
-    this.compressor.write(buffer.subarray(0, length), () => {
-      this.spare.push(buffer);
-      const resume = this.waiting;
-      this.waiting = undefined;
-      resume?.();
-    });
   }
 }

@@ -89,13 +89,22 @@ async function probe(file: string): Promise<PgToolBinary | undefined> {
   return 'binary' in found ? found.binary : undefined;
 }
 
-/** Every installed copy of `tool`, in search order. */
+/**
+ * Every installed copy of `tool`, in search order; with `programsOnly`, none that is Debian's
+ * `pg_wrapper` (not even started to ask its version: see `choosePgTool`).
+ */
 export async function findPgTools(
   tool: PgTool,
   env: NodeJS.ProcessEnv = process.env,
+  { programsOnly = false }: { programsOnly?: boolean } = {},
 ): Promise<PgToolBinary[]> {
   const dirs = await candidateBinDirs(env);
-  const found = await Promise.all(dirs.map((dir) => probe(path.join(dir, tool))));
+  const found = await Promise.all(
+    dirs.map(async (dir) => {
+      const file = path.join(dir, tool);
+      return programsOnly && (await isDebianWrapper(file)) ? undefined : probe(file);
+    }),
+  );
   const seen = new Set<string>();
   return found.filter((b): b is PgToolBinary => {
     if (!b || seen.has(b.path)) return false;
@@ -116,9 +125,16 @@ export async function choosePgTool(
   env: NodeJS.ProcessEnv = process.env,
   why = `the server runs PostgreSQL ${serverVersion}`,
 ): Promise<PgToolBinary> {
+  // The programs first: Debian's wrapper (/usr/bin/pg_dump, first in PATH) runs a program of
+  // /usr/lib/postgresql/<major>/bin, which is searched too, and asking it its version starts Perl
+  // (~30 ms of CPU, 0.1–0.4 s before the task can start on a loaded machine; twice per runner,
+  // as /bin is /usr/bin). Only when no program will do are the wrappers asked.
+  const programs = await findPgTools(tool, env, { programsOnly: true });
+  const program = lowestSuitable(programs, serverMajor);
+  if (program) return program;
   const all = await findPgTools(tool, env);
-  const suitable = all.filter((b) => b.major >= serverMajor).sort((a, b) => a.major - b.major);
-  if (suitable.length > 0) return preferProgram(suitable[0], suitable);
+  const suitable = lowestSuitable(all, serverMajor);
+  if (suitable) return suitable;
   const have = all.length ? `found only ${[...new Set(all.map((b) => b.version))].join(', ')}` : 'found none';
   throw new PgferryError(
     'NoSuitablePgDump',
@@ -128,19 +144,9 @@ export async function choosePgTool(
   );
 }
 
-/**
- * `chosen`, or — when it is Debian's `pg_wrapper` (/usr/bin/pg_dump links to that Perl script,
- * which runs /usr/lib/postgresql/<major>/bin/pg_dump) — a program of exactly its version among
- * `others`: the same tool, without starting Perl each time it runs (a migration runs about twenty
- * of them; 30–50 ms of CPU and 0.1–0.2 s each on a loaded machine). Any other script (a wrapper of
- * the user's in PGFERRY_PG_BIN_DIRS, a loader for newer tools) is run as it is.
- */
-async function preferProgram(chosen: PgToolBinary, others: readonly PgToolBinary[]): Promise<PgToolBinary> {
-  if (!(await isDebianWrapper(chosen.path))) return chosen;
-  for (const other of others) {
-    if (other.version === chosen.version && !(await isDebianWrapper(other.path))) return other;
-  }
-  return chosen;
+/** The copy of the lowest major not older than `serverMajor` (ties: the first found). */
+function lowestSuitable(found: readonly PgToolBinary[], serverMajor: number): PgToolBinary | undefined {
+  return found.filter((b) => b.major >= serverMajor).sort((a, b) => a.major - b.major)[0];
 }
 
 /** Whether `file` is (a link to) postgresql-common's `pg_wrapper`. */

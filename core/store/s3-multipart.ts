@@ -9,6 +9,7 @@ import {
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { BufferPool } from '../buffer-pool';
 import { PgferryError } from '../errors';
 
 /** S3's limits on a multipart upload's parts. */
@@ -29,9 +30,9 @@ export interface PartUploadOptions {
  * Streams `body` to S3 as one object: a single PUT when it fits in one part, else a multipart
  * upload of `partBytes` parts, `queueSize` of them uploading while the next fills.
  *
- * The runner's memory is what this holds: `queueSize + 1` part buffers, allocated once and
- * reused for every part, the stream's bytes copied straight into them — nothing else, whatever
- * the object's size. (`@aws-sdk/lib-storage`'s `Upload`, used before, concatenated each part into
+ * The runner's memory is what this holds: `queueSize + 1` part buffers (a `BufferPool`),
+ * allocated once and reused for every part, the stream's bytes copied straight into them —
+ * nothing else, whatever the object's size. (`@aws-sdk/lib-storage`'s `Upload`, used before, concatenated each part into
  * a new buffer; the dead parts piled up outside V8's heap until its next full collection and put
  * the runner's peak resident memory 20–50 MiB above a backup to a folder, growing with the
  * database.) The SDK sends a part's buffer as it is, on every attempt of its retries: it
@@ -58,13 +59,12 @@ export async function uploadInParts(
   const checksum: ChecksumAlgorithm | undefined =
     (await client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED' ? 'CRC32' : undefined;
 
-  const spare: Buffer[] = [];
+  // queueSize parts in flight and the one being filled.
+  const pool = new BufferPool(partBytes, queueSize + 1);
   const inFlight = new Set<Promise<void>>();
   const parts: CompletedPart[] = [];
   let failure: { error: unknown } | undefined;
   let uploadId: string | undefined;
-  let current: Buffer | undefined;
-  let filled = 0;
   let partNumber = 0;
 
   const startPart = async (buffer: Buffer, bytes: number): Promise<void> => {
@@ -105,10 +105,11 @@ export async function uploadInParts(
       .then((out) => {
         if (!out.ETag) throw new Error(`S3 returned no ETag for part ${PartNumber} of ${key}`);
         parts.push({ PartNumber, ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32 });
-        spare.push(buffer);
+        pool.release(buffer);
       })
       .catch((error: unknown) => {
         failure ??= { error };
+        pool.fail(error);
       })
       .finally(() => inFlight.delete(sent));
     inFlight.add(sent);
@@ -116,34 +117,23 @@ export async function uploadInParts(
 
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
-      for (let offset = 0; offset < chunk.length; ) {
-        if (failure) throw failure.error;
-        if (current === undefined) {
-          current = spare.pop() ?? Buffer.allocUnsafeSlow(partBytes);
-          filled = 0;
-        }
-        const copied = chunk.copy(current, filled, offset);
-        filled += copied;
-        offset += copied;
-        if (filled === partBytes) {
-          const full = current;
-          current = undefined;
-          await startPart(full, partBytes);
-        }
-      }
+      if (failure) throw failure.error;
+      const pending = pool.fill(chunk, startPart);
+      if (pending) await pending;
     }
+    const rest = pool.takeRest();
     if (uploadId === undefined) {
       await client.send(
         new PutObjectCommand({
           Bucket: bucket,
           Key: key,
           ContentType: contentType,
-          Body: current ? current.subarray(0, filled) : Buffer.alloc(0),
+          Body: rest ? rest.buffer.subarray(0, rest.bytes) : Buffer.alloc(0),
         }),
       );
       return;
     }
-    if (current && filled > 0) await startPart(current, filled);
+    if (rest) await startPart(rest.buffer, rest.bytes);
     await Promise.all(inFlight);
     if (failure) throw failure.error;
     parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));

@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { choosePgTool, findPgTools, parseToolVersion } from '../../../../core/postgres/binaries';
@@ -48,5 +48,31 @@ test("a script of the user's (PGFERRY_PG_BIN_DIRS) is run as it is, not replaced
     expect(tool.path).toBe(path.join(bin, 'pg_dump'));
   } finally {
     rmSync(bin, { recursive: true, force: true });
+  }
+});
+
+test("does not start Debian's wrapper to choose, where a program will do", async () => {
+  // A pg_wrapper (a link named like the tool, first in PATH) that leaves a mark when run.
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-pg-wrapper-'));
+  const mark = path.join(dir, 'ran');
+  writeFileSync(
+    path.join(dir, 'pg_wrapper'),
+    `#!/bin/sh\ntouch '${mark}'\nexec /usr/lib/postgresql/15/bin/pg_dump "$@"\n`,
+  );
+  chmodSync(path.join(dir, 'pg_wrapper'), 0o755);
+  const bin = path.join(dir, 'bin');
+  mkdirSync(bin);
+  symlinkSync('../pg_wrapper', path.join(bin, 'pg_dump'));
+  try {
+    const tool = await choosePgTool('pg_dump', 15, '15.18', { PATH: `${bin}:/usr/bin:/bin` });
+    expect(tool.path).toBe('/usr/lib/postgresql/15/bin/pg_dump');
+    expect(existsSync(mark)).toBe(false);
+    // Listing every copy still asks it.
+    expect((await findPgTools('pg_dump', { PATH: bin })).map((b) => b.path)).toContain(
+      path.join(bin, 'pg_dump'),
+    );
+    expect(existsSync(mark)).toBe(true);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
