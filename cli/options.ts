@@ -1,5 +1,6 @@
 import { InvalidArgumentError, Option } from 'commander';
 import { ToastCompressionSchema } from '../core/contracts';
+import { MAX_REQUESTED_JOBS, RequestedJobsSchema } from '../core/contracts/shared';
 import { errorMessage } from '../core/errors';
 
 /** Wraps a parser so that its error becomes commander's one-line "invalid argument" message. */
@@ -26,4 +27,13 @@ export function toastCompressionOption(): Option {
   )
     .choices(ToastCompressionSchema.options)
     .default('lz4');
+}
+
+/** `--jobs`: a whole number within what the requests accept (core/contracts `RequestedJobsSchema`). */
+export function parseJobs(value: string): number {
+  const n = Number(value);
+  if (!RequestedJobsSchema.safeParse(n).success) {
+    throw new Error(`--jobs must be a whole number from 1 to ${MAX_REQUESTED_JOBS}`);
+  }
+  return n;
 }

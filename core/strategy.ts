@@ -45,21 +45,47 @@ export function expectedStoredBytes(databaseBytes: number): number {
 }
 
 /**
+ * A dump stream keeps about two cores busy: the server's COPY backend, pg_dump, and the runner's
+ * reading, row counting and SHA-256 on its main thread beside zstd on libuv's pool (measured:
+ * docs/benchmark.md, "Scaling with cores"). So a default backup runs one pg_dump per two of the
+ * task's cores: one on 1 or 2 (a second stream on two cores added 15–25 % CPU, and its restore
+ * goes through sections), two on 4 vCPUs, and at most {@link MAX_DEFAULT_DUMP_JOBS}.
+ */
+export const CORES_PER_DUMP_JOB = 2;
+
+/**
+ * The most pg_dumps a default backup runs: every stream's bytes pass through the runner's one main
+ * thread (about a fifth of a core per stream at full speed), which more streams would saturate; a
+ * request's `--jobs` may ask for more (up to 64).
+ */
+export const MAX_DEFAULT_DUMP_JOBS = 4;
+
+/**
+ * What each side pg_dump of a default backup carries at least (a plan's `minSideJobBytes`): a
+ * stream of its own costs a connection, processes, an object and, at restore, pg_restore runs of
+ * its own (tenths of a second); below this a second stream saves less than that.
+ */
+export const DEFAULT_MIN_SIDE_JOB_BYTES = 256 * MiB;
+
+/**
  * The dump's strategy: `jobs` pg_dumps in custom format in one snapshot (see {@link planDumpJobs}),
  * each streamed through its own compression into the store (directory format was measured on two
  * cores and not adopted: its files would need the same compression and checksums, and a local
  * disk), with upload parts sized to the expected dump and as many in flight as the cores allow.
- * `jobs` is the request's (`--jobs`), else one: a backup of several archives restores through
- * sections (pre-data, every archive's data, post-data), and measured on the 2-core machine that
- * restore took 1.0–1.2× one archive's time at 1 GB (and the 4× database's backup and restore were
- * slower in the 2026-12-02 bench), for a backup no faster on the bench's database
- * (docs/benchmark.md). So more jobs are asked for, not the default.
+ * `jobs` is the request's (`--jobs`), else one per {@link CORES_PER_DUMP_JOB} of the task's cores
+ * (at most {@link MAX_DEFAULT_DUMP_JOBS}) and at most one per {@link DEFAULT_MIN_SIDE_JOB_BYTES}
+ * of the database, each side job then carrying at least that many bytes of tables
+ * (`minSideJobBytes`: fewer jobs where the tables do not fill them). On 1 or 2 cores, and below
+ * 512 MiB, that is one pg_dump.
  */
 export function chooseDumpStrategy(databaseBytes: number, cores: number, jobs?: number): DumpStrategy {
-  const chosen = jobs ?? 1;
+  const byCores = Math.min(MAX_DEFAULT_DUMP_JOBS, Math.floor(cores / CORES_PER_DUMP_JOB));
+  const bySize = Math.floor(databaseBytes / DEFAULT_MIN_SIDE_JOB_BYTES);
+  const chosen = jobs ?? Math.max(1, Math.min(byCores, bySize));
   return {
     format: 'custom',
     jobs: chosen,
+    ...(jobs === undefined && chosen > 1 ? { minSideJobBytes: DEFAULT_MIN_SIDE_JOB_BYTES } : {}),
     upload: {
       partBytes: partSizeFor(expectedStoredBytes(databaseBytes)),
       queueSize: uploadQueueSize(cores),

@@ -29,7 +29,8 @@ export function dumpTaskSize(databaseBytes: number): TaskSize {
 
 /**
  * A backup's task: as {@link dumpTaskSize} up to 10 GiB; from there 4 vCPU / 8 GiB, for its
- * pg_dumps a request's `--jobs` may ask for. Not more: the runner's main
+ * pg_dumps: two by default (one per two cores, `chooseDumpStrategy`), or what a request's
+ * `--jobs` asks for. On 1 or 2 vCPUs the default is one pg_dump. Not more: the runner's main
  * thread reads, counts and hashes every stream, and about 4 vCPUs carry the runner at that
  * thread's pace (docs/design.md, "Parallel dumps"). Memory grows with the streams: each holds its
  * upload parts in flight.

@@ -24,7 +24,7 @@ import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
 import { parseDurationMs } from '../duration';
 import { runLocally } from '../interrupts';
-import { configureLogging, option } from '../options';
+import { configureLogging, option, parseJobs } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
 import { type RunOutcome, withRunHooks } from '../run-hooks';
@@ -111,13 +111,8 @@ export function registerBackup(program: Command, aws: AwsAccess): void {
     )
     .option(
       '--jobs <n>',
-      "pg_dumps in parallel in one snapshot, each storing its share of the tables' data as an object of its own; default 1: one archive",
-      option((v) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1 || n > 64)
-          throw new Error('--jobs must be a whole number from 1 to 64');
-        return n;
-      }),
+      "pg_dumps in parallel in one snapshot, each storing its share of the tables' data as an object of its own (default: one per two of the task's cores, at most 4, each side one carrying 256 MiB of tables; one on 2 cores)",
+      option(parseJobs),
     )
     .option(
       '--pin',

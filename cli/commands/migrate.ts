@@ -19,7 +19,7 @@ import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection } from '../aws/options';
 import { parseDurationMs } from '../duration';
 import { runLocally } from '../interrupts';
-import { configureLogging, option, toastCompressionOption } from '../options';
+import { configureLogging, option, parseJobs, toastCompressionOption } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { formatBytes, printable } from '../output';
 import { withRunHooks } from '../run-hooks';
@@ -65,12 +65,7 @@ export function registerMigrate(program: Command, aws: AwsAccess): void {
     .option(
       '--jobs <n>',
       'parallel pg_restore jobs for indexes and constraints (default: the number of cores)',
-      option((v) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1 || n > 64)
-          throw new Error('--jobs must be a whole number from 1 to 64');
-        return n;
-      }),
+      option(parseJobs),
     )
     .option('--with-role-passwords', "copy roles' password hashes too (needs a superuser source)", false)
     .option(

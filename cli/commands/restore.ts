@@ -20,7 +20,7 @@ import { setManifestKey } from '../../core/store-keys';
 import type { AwsAccess } from '../aws/clients';
 import { type AwsOptions, addAwsOptions, awsConnection, refuseAwsOnlyOptions } from '../aws/options';
 import { runLocally } from '../interrupts';
-import { configureLogging, option, toastCompressionOption } from '../options';
+import { configureLogging, option, parseJobs, toastCompressionOption } from '../options';
 import { parseOutcome, readDocument } from '../outcomes';
 import { printable } from '../output';
 import { type RunOutcome, withRunHooks } from '../run-hooks';
@@ -55,16 +55,7 @@ export function registerRestore(program: Command, aws: AwsAccess): void {
         .choices(['create', 'clean'])
         .default('create'),
     )
-    .option(
-      '--jobs <n>',
-      'parallel pg_restore jobs (default: the number of cores)',
-      option((v) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1 || n > 64)
-          throw new Error('--jobs must be a whole number from 1 to 64');
-        return n;
-      }),
-    )
+    .option('--jobs <n>', 'parallel pg_restore jobs (default: the number of cores)', option(parseJobs))
     .option(
       '--with-globals',
       "create the backup's roles that the target lacks (existing ones are left alone)",

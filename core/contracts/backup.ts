@@ -14,6 +14,7 @@ import {
   JobRefSchema,
   LockWaitTimeoutSchema,
   RequestedCompressionSchema,
+  RequestedJobsSchema,
   RunIdSchema,
   SchemaVersionSchema,
   ServerInfoSchema,
@@ -86,9 +87,10 @@ export const BackupRequestSchema = z
     scope: BackupScopeSchema.optional(),
     /**
      * pg_dumps in parallel, in one snapshot, each with its own share of the tables' data
-     * (core/strategy.ts `planDumpJobs`); absent: one.
+     * (core/strategy.ts `planDumpJobs`); absent: one per two of the task's cores, for a database
+     * large enough (`chooseDumpStrategy`).
      */
-    jobs: z.number().int().min(1).max(64).optional(),
+    jobs: RequestedJobsSchema.optional(),
     /** Where the request comes from; absent: `manual` (the schedules pass `scheduled`). */
     origin: BackupOriginSchema.optional(),
     /** The server backup (backup set) this backup is a member of: the set's id. */

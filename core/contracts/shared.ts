@@ -117,8 +117,11 @@ export const LockWaitTimeoutSchema = z
   .min(1)
   .max(24 * 60 * 60 * 1000);
 
-/** pg_restore jobs a request may ask for; absent: the task's vCPUs. */
-export const RequestedJobsSchema = z.number().int().min(1).max(64);
+/** The most parallel jobs a request may ask for (`--jobs`). */
+export const MAX_REQUESTED_JOBS = 64;
+
+/** Parallel jobs a request may ask for (pg_restore's; a backup's pg_dumps); absent: a default. */
+export const RequestedJobsSchema = z.number().int().min(1).max(MAX_REQUESTED_JOBS);
 
 /**
  * How a restore's (or a migration's) sessions compress TOASTed values: `lz4` where the target

@@ -456,14 +456,19 @@ export async function dealCopyRows(script: Readable, open: () => Writable[]): Pr
  * A parallel backup's restore (`backup --jobs`): the main archive's pre-data section; then, at
  * once, its data section and every data-only archive, the jobs shared among them by their bytes
  * (at least one each; with `split`, an archive given two or more splits its largest tables as
- * {@link pgRestoreParallel} does); then its post-data section (indexes, constraints, what needs
- * the data). Each section runs in {@link pgRestoreParallel}'s passes. The first failure stops the
- * other pg_restores. With `--clean` in `args`, everything the archive's clean run would drop is
- * dropped first, in one go (`dropFirst`, with `psql`), and the sections restore without it: each
- * section's run dropping its own part would meet the post-data foreign keys. By hand:
- * `pg_restore --section=pre-data -d db dump.pgdump`, `pg_restore --data-only -d db` each
- * `table-data-N.pgdump` and `pg_restore --section=data -d db dump.pgdump` (in any order, or at
- * once), then `pg_restore --section=post-data -d db dump.pgdump`.
+ * {@link pgRestoreParallel} does); each archive's post-data entries (indexes, constraints, what
+ * needs the data) run as soon as the tables they need are loaded ({@link postDataGroups}): the main
+ * archive's as soon as its own data is in, while the side archives still load (as one archive's
+ * `pg_restore -j` builds a table's indexes while other tables load), a side archive's once its
+ * data and the main archive's are in; what needs the tables of several side archives, a
+ * partitioned table's whole tree or an index attachment, last, once all data is in. Each group runs
+ * in {@link planRestorePasses}'s passes. The first failure stops the other pg_restores. With
+ * `--clean` in `args`, everything the archive's clean run would drop is dropped first, in one go
+ * (`dropFirst`, with `psql`), and the sections restore without it: each section's run dropping its
+ * own part would meet the post-data foreign keys. By hand: `pg_restore --section=pre-data -d db
+ * dump.pgdump`, `pg_restore --data-only -d db` each `table-data-N.pgdump` and `pg_restore
+ * --section=data -d db dump.pgdump` (in any order, or at once), then `pg_restore
+ * --section=post-data -d db dump.pgdump`.
  */
 export async function pgRestoreSections(
   pgRestore: PgToolBinary,
@@ -486,35 +491,126 @@ export async function pgRestoreSections(
     await dropFirst(pgRestore, opts.psql, { args, dumpFile, env, onChild: opts.onChild });
     args = args.filter((a) => a !== '--clean' && a !== '--if-exists');
   }
-  const section = (name: string, sectionJobs = jobs, onChild = opts.onChild) =>
-    pgRestoreParallel(pgRestore, {
-      args: [...args, `--section=${name}`],
-      jobs: sectionJobs,
-      dumpFile,
-      env,
-      onChild,
-      split: name === 'data' ? split : undefined,
-    });
-  await section('pre-data');
-  const bytes = await Promise.all([dumpFile, ...tableData].map(async (file) => (await stat(file)).size));
+  await pgRestoreParallel(pgRestore, {
+    args: [...args, '--section=pre-data'],
+    jobs,
+    dumpFile,
+    env,
+    onChild: opts.onChild,
+  });
+  const archives = [dumpFile, ...tableData];
+  const [bytes, tocs, post] = await Promise.all([
+    Promise.all(archives.map(async (file) => (await stat(file)).size)),
+    Promise.all(archives.map((file) => readArchiveToc(createReadStream(file)))),
+    // The whole list, as each group's run selects its post-data with `--section` (a list of the
+    // section alone would leave out the privileges pg_restore restores with it).
+    runPgRestore(pgRestore, ['--list', dumpFile], env, opts.onChild),
+  ]);
   const shares = dataJobShares(bytes, jobs);
-  await atOnce(
-    [
-      (track) => section('data', shares[0], track),
-      ...tableData.map((file, i) => async (track: (child: ChildProcess) => void) => {
-        await pgRestoreParallel(pgRestore, {
-          args: [...args, '--data-only'],
-          jobs: shares[i + 1],
+  const dataOf = new Map<number, number>();
+  for (const [i, toc] of tocs.entries()) {
+    for (const e of toc) if (e.desc === 'TABLE DATA') dataOf.set(e.oid, i);
+  }
+  const postLines = post.stdout.split('\n').filter((line) => /^\d+;/.test(line));
+  const groupOf = postDataGroups(postLines.map(idOf), tocs[0], dataOf);
+  // Privileges and what needs them stay together, last (see RESTORED_LAST).
+  const group = (line: string) => (RESTORED_LAST.test(line) ? 'last' : groupOf.get(idOf(line)));
+  const groups = archives.map((_, i) => postLines.filter((l) => group(l) === i));
+  const last = postLines.filter((l) => group(l) === 'last');
+  const lists: string[] = [];
+  const runGroup = async (entries: string[], groupJobs: number, track?: (child: ChildProcess) => void) => {
+    for (const pass of planRestorePasses(entries, tocs[0])) {
+      const list = `${dumpFile}.post${lists.length}.list`;
+      lists.push(list);
+      await writeFile(list, `${pass.entries.join('\n')}\n`);
+      const more = [...args, '--section=post-data', ...(pass.parallel ? [`--jobs=${groupJobs}`] : [])];
+      await runPgRestore(pgRestore, [...more, `--use-list=${list}`, dumpFile], env, track);
+    }
+  };
+  try {
+    let mainPostDone: Promise<void> = Promise.resolve();
+    await atOnce(
+      archives.map((file, i) => async (track: (child: ChildProcess) => void) => {
+        const load = pgRestoreParallel(pgRestore, {
+          args: [...args, i === 0 ? '--section=data' : '--data-only'],
+          jobs: shares[i],
           dumpFile: file,
           env,
           onChild: track,
           split,
         });
+        if (i === 0) {
+          mainPostDone = load.then(() => runGroup(groups[0], shares[0], track));
+          await mainPostDone;
+          return;
+        }
+        await load;
+        // A side archive's indexes and keys may need the main archive's (a foreign key its key).
+        await mainPostDone;
+        await runGroup(groups[i], shares[i], track);
       }),
-    ],
-    opts.onChild,
-  );
-  await section('post-data');
+      opts.onChild,
+    );
+    await runGroup(last, jobs, opts.onChild);
+  } finally {
+    await Promise.all(lists.map((file) => rm(file, { force: true })));
+  }
+}
+
+/**
+ * When each entry of a parallel backup's main archive (`ids`, its `toc`; those of its post-data
+ * section are what this is for) can run: the
+ * index of the one archive whose tables it needs (0, the main archive; a side archive also when it
+ * needs the main archive's tables as well, which are in by then), or `last` — once every archive's
+ * data is in. An entry needs the tables it depends on, directly or through other post-data entries
+ * (a foreign key needs the key it references); a table's data is in the archive `dataOf` maps its
+ * oid to. An entry needs everything when it needs a table no archive holds data of (a partitioned
+ * table: its indexes and keys reach into every partition), a relation that is not a table (a
+ * materialized view's data), the tables of more than one side archive, or no table at all; and so
+ * do index attachments and what depends on them (see {@link planRestorePasses}).
+ */
+export function postDataGroups(
+  ids: readonly number[],
+  toc: readonly ArchiveTocEntry[],
+  dataOf: ReadonlyMap<number, number>,
+): Map<number, number | 'last'> {
+  const byId = new Map(toc.map((e) => [e.dumpId, e]));
+  const listed = new Set(ids);
+  const RELATIONS = /^(VIEW|MATERIALIZED VIEW|FOREIGN TABLE)$/;
+  const needs = new Map<number, Set<number> | 'last'>();
+  const need = (id: number, seen: Set<number>): Set<number> | 'last' => {
+    const known = needs.get(id);
+    if (known) return known;
+    const entry = byId.get(id);
+    if (!entry || seen.has(id) || entry.desc === 'INDEX ATTACH') return 'last';
+    seen.add(id);
+    const archives = new Set<number>();
+    let result: Set<number> | 'last' = archives;
+    for (const dep of entry.dependencies) {
+      const d = byId.get(dep);
+      if (d?.desc === 'TABLE') {
+        const archive = dataOf.get(d.oid);
+        if (archive === undefined) result = 'last';
+        else archives.add(archive);
+      } else if (d?.desc && RELATIONS.test(d.desc)) {
+        result = 'last';
+      } else if (listed.has(dep)) {
+        const sub = need(dep, seen);
+        if (sub === 'last') result = 'last';
+        else for (const a of sub) archives.add(a);
+      }
+      if (result === 'last') break;
+    }
+    needs.set(id, result);
+    return result;
+  };
+  const groups = new Map<number, number | 'last'>();
+  for (const id of ids) {
+    const n = need(id, new Set());
+    const sides = n === 'last' ? [] : [...n].filter((a) => a > 0);
+    groups.set(id, n === 'last' || n.size === 0 || sides.length > 1 ? 'last' : (sides[0] ?? 0));
+  }
+  return groups;
 }
 
 /**

@@ -11,7 +11,7 @@
  * the snapshot (see core/postgres/snapshot-guard.ts) makes the attempt worthless: it is removed and the
  * dump starts afresh, up to `DUMP_ATTEMPTS` times, then the backup fails naming the table.
  *
- * With `strategy.jobs` > 1 (`--jobs`), side pg_dumps import the
+ * With `strategy.jobs` > 1 (`--jobs`, or the default on 4 cores and more), side pg_dumps import the
  * same snapshot and each dumps the data of its share of the tables (`planDumpJobs`: largest
  * first, to the least loaded job; with a plan's `minSideJobBytes`, only as many as carry that) as a
  * data-only archive of its own, compressed, hashed and counted on its own stream; the main archive

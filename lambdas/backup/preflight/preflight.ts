@@ -67,10 +67,12 @@ export async function preflightBackup(request: BackupRequest, deps: PreflightDep
   );
   const taskSize = backupTaskSize(sizeBytes);
   // A partial backup is one pg_dump (its scope's patterns select what it holds); else the
-  // request's jobs (default one), within the connections the source accepts.
+  // request's jobs (default: one per two of the task's cores, for a database large enough), within
+  // the connections the source accepts (a default shrinks to fit, a request is refused).
   const requested = isScoped(request.scope) ? 1 : request.jobs;
   const strategy = chooseDumpStrategy(sizeBytes, taskCores(taskSize, deployment), requested);
   strategy.jobs = dumpJobsWithin(strategy.jobs, free, requested !== undefined);
+  if (strategy.jobs === 1) delete strategy.minSideJobBytes;
   const lease = await acquireLease(store, name, request.backupId ?? newBackupId(now), {
     now,
     owner: deps.leaseOwner,

@@ -103,10 +103,18 @@ describe("planDumpJobs with a minimum per side job (a plan's minSideJobBytes)", 
 describe('the default jobs', () => {
   const GiB = 1024 * MiB;
 
-  it('are one, whatever the cores: several archives are asked for (--jobs)', () => {
-    expect(chooseDumpStrategy(10 * GiB, 1).jobs).toBe(1);
-    expect(chooseDumpStrategy(10 * GiB, 16).jobs).toBe(1);
-    expect(chooseDumpStrategy(10 * GiB, 16)).not.toHaveProperty('minSideJobBytes');
+  it('are one pg_dump per two cores, at most four, each side one carrying 256 MiB', () => {
+    const jobs = (bytes: number, cores: number) => chooseDumpStrategy(bytes, cores).jobs;
+    expect([1, 2, 3, 4, 8, 16, 64].map((cores) => jobs(400 * GiB, cores))).toEqual([1, 1, 1, 2, 4, 4, 4]);
+    expect(chooseDumpStrategy(10 * GiB, 4)).toMatchObject({ jobs: 2, minSideJobBytes: 256 * MiB });
+    expect(chooseDumpStrategy(10 * GiB, 2)).not.toHaveProperty('minSideJobBytes');
+  });
+
+  it('are fewer for a database too small to fill them', () => {
+    expect(chooseDumpStrategy(300 * MiB, 16).jobs).toBe(1);
+    expect(chooseDumpStrategy(300 * MiB, 16)).not.toHaveProperty('minSideJobBytes');
+    expect(chooseDumpStrategy(600 * MiB, 16).jobs).toBe(2);
+    expect(chooseDumpStrategy(900 * MiB, 16).jobs).toBe(3);
   });
 
   it('are what --jobs asks for', () => {
