@@ -84,6 +84,8 @@ const TOPIC_TESTS: Record<string, string> = {
   'test/integration/core/server-errors.test.ts': "servers' errors worded into one line, across modules",
   'test/integration/core/postgres/split-load.test.ts':
     "restore's parallel COPY of its largest tables (core/postgres/tools.ts' split), beside the attach passes",
+  'test/integration/core/postgres/sections.test.ts':
+    "a multi-archive backup's restore (core/postgres/tools.ts' pgRestoreSections): post-data beside the data",
   'test/integration/core/store-loading.test.ts': 'what opening each kind of store loads (core/store/)',
 };
 
