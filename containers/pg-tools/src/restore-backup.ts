@@ -448,10 +448,9 @@ async function pgRestoreInto(
     reads.watch(child);
   };
   try {
-    // The largest tables' data in `jobs` sessions each (see pgRestoreParallel), where psql is
-    // installed beside pg_restore (as every PostgreSQL client package has it); else pg_restore
-    // loads them as it does the rest.
-    const split = psql && { psql };
+    // The largest tables' data in `jobs` COPY sessions each, read from the archive by this
+    // process (see pgRestoreParallel).
+    const split = { connect: () => connectPg(request.target, password) };
     if (tableData.length) {
       await pgRestoreSections(pgRestore, {
         args,
