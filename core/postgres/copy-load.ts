@@ -29,8 +29,6 @@ export interface TableDataLoad {
   name: string;
 }
 
-/** The text sent to a session at a time, at least (whole lines: up to the last newline in it). */
-const PIECE_BYTES = 512 * 1024;
 const NEWLINE = 0x0a;
 /** Held back at each cut: pg_dump's end marker (`\.` and two empty lines) is never sent as rows. */
 const MARKER_ROOM = 8;
@@ -70,10 +68,12 @@ export async function loadTableData(load: TableDataLoad): Promise<number> {
       return stream;
     });
     let next = 0;
-    const send = async (piece: Buffer) => {
+    const send = async (piece: Buffer[]) => {
       if (failure) throw failure;
       const sink = streams[next++ % streams.length];
-      if (!sink.write(piece)) await Promise.race([onceDrained(sink), failed]);
+      let ok = true;
+      for (const part of piece) ok = sink.write(part);
+      if (!ok) await Promise.race([onceDrained(sink), failed]);
     };
     await dealArchiveData(load, send);
     await Promise.race([
@@ -108,78 +108,92 @@ function onceDrained(sink: Writable): Promise<void> {
 
 /**
  * Reads the data block at `offset` (chunks: an archive int length, then that many bytes; a zero
- * length ends it) and passes its COPY text to `send` in pieces of whole lines, without pg_dump's
- * end marker. Throws when the block ends early or without the marker.
+ * length ends it) and passes its COPY text to `send` in pieces of whole lines (each piece in one or
+ * more buffers, for one session), without pg_dump's end marker. Throws when the block ends early or
+ * without the marker.
+ *
+ * pg_dump writes one chunk a row: the chunks' bodies are moved together inside each buffer read
+ * (`copyWithin`, no allocation), and a piece is one buffer's text up to its last newline, the
+ * line it ends inside carried to the next piece — each byte is copied once.
  */
 export async function dealArchiveData(
   load: Pick<TableDataLoad, 'dumpFile' | 'offset' | 'intSize' | 'name'>,
-  send: (piece: Buffer) => Promise<void>,
+  send: (piece: Buffer[]) => Promise<void>,
 ): Promise<void> {
-  const intBytes = 1 + load.intSize;
+  const { intSize } = load;
+  const intBytes = 1 + intSize;
   const header = Buffer.alloc(intBytes);
   let headerHave = 0;
   let remaining = 0; // bytes of the current chunk's body still to read
-  let out = Buffer.allocUnsafe(PIECE_BYTES * 2);
-  let have = 0;
   let ended = false;
-  const cut = async () => {
-    const at = have > MARKER_ROOM ? out.lastIndexOf(NEWLINE, have - MARKER_ROOM - 1) : -1;
-    if (at < 0) {
-      // A line longer than the buffer: a bigger one.
-      if (have === out.length) {
-        const bigger = Buffer.allocUnsafe(out.length * 2);
-        out.copy(bigger, 0, 0, have);
-        out = bigger;
-      }
-      return;
-    }
-    const piece = out.subarray(0, at + 1);
-    const rest = Buffer.allocUnsafe(Math.max(PIECE_BYTES * 2, have - at - 1 + PIECE_BYTES));
-    out.copy(rest, 0, at + 1, have);
-    have -= at + 1;
-    out = rest;
-    await send(piece);
-  };
+  /** Text read but not sent: whole buffers' tails (the start of a line), in order. */
+  let carry: Buffer[] = [];
+  let carryBytes = 0;
   const stream = createReadStream(load.dumpFile, { start: load.offset, highWaterMark: 1024 * 1024 });
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       let pos = 0;
-      while (pos < chunk.length && !ended) {
+      let text = 0; // the buffer's text is moved to chunk[0, text)
+      while (pos < chunk.length) {
         if (remaining > 0) {
-          const n = Math.min(remaining, chunk.length - pos, out.length - have);
-          chunk.copy(out, have, pos, pos + n);
-          have += n;
+          const n = Math.min(remaining, chunk.length - pos);
+          if (text !== pos) chunk.copyWithin(text, pos, pos + n);
+          text += n;
           pos += n;
           remaining -= n;
-          if (have === out.length) await cut();
           continue;
         }
-        const n = Math.min(intBytes - headerHave, chunk.length - pos);
-        chunk.copy(header, headerHave, pos, pos + n);
-        headerHave += n;
-        pos += n;
-        if (headerHave < intBytes) continue;
-        headerHave = 0;
-        let length = 0;
-        for (let i = load.intSize; i >= 1; i--) length = length * 256 + header[i];
-        if (header[0] !== 0 && length !== 0)
-          throw new PgferryError('RestoreFailed', `the data of ${load.name} has a chunk of negative length`);
-        if (length === 0) ended = true;
+        let length: number;
+        if (headerHave === 0 && pos + intBytes <= chunk.length) {
+          length = 0;
+          for (let i = intSize; i >= 1; i--) length = length * 256 + chunk[pos + i];
+          if (chunk[pos] !== 0 && length !== 0) throw negative(load.name);
+          pos += intBytes;
+        } else {
+          const n = Math.min(intBytes - headerHave, chunk.length - pos);
+          chunk.copy(header, headerHave, pos, pos + n);
+          headerHave += n;
+          pos += n;
+          if (headerHave < intBytes) continue;
+          headerHave = 0;
+          length = 0;
+          for (let i = intSize; i >= 1; i--) length = length * 256 + header[i];
+          if (header[0] !== 0 && length !== 0) throw negative(load.name);
+        }
+        if (length === 0) {
+          ended = true;
+          break;
+        }
         remaining = length;
-        if (have >= PIECE_BYTES) await cut();
       }
-      if (ended) break;
+      if (ended) {
+        if (text > 0) carry.push(chunk.subarray(0, text));
+        carryBytes += text;
+        break;
+      }
+      // Up to the buffer's last newline, leaving room for the end marker to be held back whole.
+      const cut = text > MARKER_ROOM ? chunk.lastIndexOf(NEWLINE, text - MARKER_ROOM - 1) : -1;
+      if (cut < 0) {
+        if (text > 0) carry.push(chunk.subarray(0, text));
+        carryBytes += text;
+        continue;
+      }
+      const piece = [...carry, chunk.subarray(0, cut + 1)];
+      carry = cut + 1 < text ? [chunk.subarray(cut + 1, text)] : [];
+      carryBytes = text - cut - 1;
+      await send(piece);
     }
   } finally {
     stream.destroy();
   }
   if (!ended) throw new PgferryError('RestoreFailed', `the archive ends inside the data of ${load.name}`);
+  const out = Buffer.concat(carry, carryBytes);
   // The end marker: `\.` on a line of its own (what was sent ends with a newline), then empty lines.
-  let end = have;
+  let end = out.length;
   while (end > 0 && out[end - 1] === NEWLINE) end--;
   const marker = end - 2;
   if (
-    end === have ||
+    end === out.length ||
     marker < 0 ||
     out[marker] !== 0x5c ||
     out[marker + 1] !== 0x2e ||
@@ -187,5 +201,9 @@ export async function dealArchiveData(
   ) {
     throw new PgferryError('RestoreFailed', `the data of ${load.name} does not end with COPY's end marker`);
   }
-  if (marker > 0) await send(out.subarray(0, marker));
+  if (marker > 0) await send([out.subarray(0, marker)]);
+}
+
+function negative(name: string): PgferryError {
+  return new PgferryError('RestoreFailed', `the data of ${name} has a chunk of negative length`);
 }

@@ -37,7 +37,7 @@ async function deal(text: string, chunk: number, end = true): Promise<Buffer[]> 
   const { file, offset } = block(text, chunk, end);
   const pieces: Buffer[] = [];
   await dealArchiveData({ dumpFile: file, offset, intSize: 4, name: 't' }, async (p) => {
-    pieces.push(Buffer.from(p));
+    pieces.push(Buffer.concat(p));
   });
   return pieces;
 }
@@ -62,7 +62,7 @@ test.each([
           writeFileSync(file, Buffer.concat(parts));
           const got: Buffer[] = [];
           await dealArchiveData({ dumpFile: file, offset: 2, intSize: 4, name: 't' }, async (p) => {
-            got.push(Buffer.from(p));
+            got.push(Buffer.concat(p));
           });
           return got;
         })()
