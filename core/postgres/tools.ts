@@ -141,9 +141,10 @@ export interface SplitLoad {
  * load it alone while the others wait: the first pass is cut where the data section begins, and
  * its pre-data runs while the archive is read through for the tables' sizes; the rest runs as one
  * pass when no table is split, else it is cut where the data section ends, and while pg_restore
- * loads the other tables' data, each such table's COPY
- * text (pg_restore's script of that one entry) is dealt out, a piece at a time, to `jobs` COPY
- * sessions; the post-data (its indexes and constraints) follows once both are done.
+ * loads the other tables' data, each such table's COPY text, read by this process straight from
+ * the archive (`split.connect`'s sessions, {@link loadSplitTables}), is dealt out, a piece of whole
+ * lines at a time, to `jobs` COPY sessions; the post-data (its indexes and constraints) follows
+ * once both are done.
  */
 export async function pgRestoreParallel(
   pgRestore: PgToolBinary,

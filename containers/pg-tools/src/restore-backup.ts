@@ -418,7 +418,7 @@ async function pgRestoreInto(
   deps: RestoreDeps,
   /** A parallel backup's data-only archives (see `pgRestoreSections`). */
   tableData: string[] = [],
-  /** psql beside pg_restore (looked up while the backup downloads), for the split load. */
+  /** psql beside pg_restore (looked up while the backup downloads), for a clean restore's drops. */
   psql?: PgToolBinary,
 ): Promise<void> {
   const { password } = request;

@@ -164,7 +164,9 @@ test('a COPY session ended during the split load fails the restore and leaves no
         setTimeout(
           () =>
             void withClient(pg, 'postgres', (admin) =>
-              admin.query('SELECT pg_terminate_backend($1)', [c.processID]),
+              admin.query('SELECT pg_terminate_backend($1)', [
+                (c as unknown as { processID: number }).processID,
+              ]),
             ),
           50,
         );
