@@ -4,6 +4,7 @@ import {
   firstError,
   planRestorePasses,
   SPLIT_MIN_BYTES,
+  sessionSettings,
   splitFirstPass,
   splitRestoreList,
   tablesToSplit,
@@ -172,4 +173,17 @@ test("the first pass is cut where the data section begins and ends, the split ta
   expect(ids(data.entries)).toEqual([3399]);
   expect(ids(post.entries)).toEqual([3401, 3402, 3403, 3404, 3405]);
   expect(pre.parallel && data.parallel && post.parallel).toBe(true);
+});
+
+test("a split table's sessions take the load's PGOPTIONS settings", () => {
+  expect(
+    sessionSettings(
+      '-c maintenance_work_mem=512MB -c synchronous_commit=off -c default_toast_compression=lz4',
+    ),
+  ).toEqual([
+    ['maintenance_work_mem', '512MB'],
+    ['synchronous_commit', 'off'],
+    ['default_toast_compression', 'lz4'],
+  ]);
+  expect(sessionSettings(undefined)).toEqual([]);
 });
