@@ -81,6 +81,10 @@ export interface ArchiveTocEntry {
   dependencies: number[];
   /** Whether `pg_restore --clean` issues a DROP for it (its drop statement is not empty). */
   dropped: boolean;
+  /** TABLE DATA: the `COPY … FROM stdin;` statement its data is loaded with. */
+  copyStmt?: string;
+  /** ENCODING and STDSTRINGS: the `SET` statement pg_restore runs in each session. */
+  defn?: string;
 }
 
 /** Rows of one table as counted from its data block. */
@@ -187,6 +191,8 @@ export class ArchiveScanner {
   private readonly tableData = new Map<number, TableDataRows>();
   /** Bytes of each table's data (its COPY text), by the TABLE DATA entry's dumpId. */
   private readonly dataBytes = new Map<number, number>();
+  /** Where each table's data block starts (its first chunk's length), by dumpId. */
+  private readonly dataOffsets = new Map<number, number>();
   private readonly blocksSeen = new Set<number>();
   /** The table whose data block is being read (undefined: a data block of something else). */
   private table: TableDataRows | undefined;
@@ -263,6 +269,14 @@ export class ArchiveScanner {
     return new Map(this.dataBytes);
   }
 
+  /**
+   * Where each table's data chunks start in the archive (the first chunk's length), by TABLE DATA
+   * dumpId: what `loadTableData` (core/postgres/copy-load.ts) reads from.
+   */
+  tableDataOffsets(): Map<number, number> {
+    return new Map(this.dataOffsets);
+  }
+
   /** The size of the structure the reader is in, when that size is fixed (data phase); else 0. */
   private fixedSize(): number {
     switch (this.phase) {
@@ -332,6 +346,7 @@ export class ArchiveScanner {
           const dumpId = readArchiveInt(buf, pos + 1, this.intSize);
           pos += 1 + intBytes;
           this.startBlock(type, dumpId);
+          if (this.table) this.dataOffsets.set(dumpId, base + pos);
           break;
         }
         default: {
@@ -443,9 +458,9 @@ export class ArchiveScanner {
     const tag = c.str();
     const desc = c.str();
     c.int(); // section
-    c.str(true); // defn
+    const defn = c.str(desc !== 'ENCODING' && desc !== 'STDSTRINGS');
     const dropStmt = c.str();
-    c.str(true); // copyStmt
+    const copyStmt = c.str(desc !== 'TABLE DATA');
     const namespace = c.str();
     c.str(true); // tablespace
     if (this.version >= K_VERS_1_14) c.str(true); // tableam
@@ -467,6 +482,8 @@ export class ArchiveScanner {
       owner,
       dependencies,
       dropped: Boolean(dropStmt),
+      ...(copyStmt ? { copyStmt } : {}),
+      ...(defn ? { defn } : {}),
     };
   }
 

@@ -4,17 +4,19 @@
  * {@link STDERR_KEPT_CHARS} characters), from which messages quote the first error. And the
  * parallel two-pass pg_restore.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { rm, stat, writeFile } from 'node:fs/promises';
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import type { Client } from 'pg';
 import { PgferryError } from '../errors';
-import { keepStderr, runProcess, type ToolRun } from '../process';
+import { runProcess, type ToolRun } from '../process';
 import { ArchiveScanner, type ArchiveTocEntry } from './archive';
 import { cleanableOrder, readArchiveToc } from './archive-toc';
 import type { PgToolBinary } from './binaries';
 import { dropFirst } from './clean-drops';
+import { loadTableData } from './copy-load';
+import { quoteIdent, quoteLiteral } from './quote';
 
 export { keepStderr, STDERR_KEPT_CHARS, type ToolRun } from '../process';
 
@@ -121,8 +123,8 @@ export const SPLIT_MIN_BYTES = 32 * 1024 * 1024;
 
 /** What {@link pgRestoreParallel} needs to load the largest tables in parallel streams. */
 export interface SplitLoad {
-  /** psql, of pg_restore's version: each stream of a split table is one psql session. */
-  psql: PgToolBinary;
+  /** A new session on the target database: each stream of a split table is one COPY session. */
+  connect: () => Promise<Client>;
   /** The smallest table data (bytes of COPY text) that is split; {@link SPLIT_MIN_BYTES} by default. */
   minBytes?: number;
 }
@@ -139,9 +141,10 @@ export interface SplitLoad {
  * load it alone while the others wait: the first pass is cut where the data section begins, and
  * its pre-data runs while the archive is read through for the tables' sizes; the rest runs as one
  * pass when no table is split, else it is cut where the data section ends, and while pg_restore
- * loads the other tables' data, each such table's COPY
- * text (pg_restore's script of that one entry) is dealt out, a piece at a time, to `jobs` COPY
- * sessions; the post-data (its indexes and constraints) follows once both are done.
+ * loads the other tables' data, each such table's COPY text, read by this process straight from
+ * the archive (`split.connect`'s sessions, {@link loadSplitTables}), is dealt out, a piece of whole
+ * lines at a time, to `jobs` COPY sessions; the post-data (its indexes and constraints) follows
+ * once both are done.
  */
 export async function pgRestoreParallel(
   pgRestore: PgToolBinary,
@@ -182,7 +185,7 @@ export async function pgRestoreParallel(
     ? [{ entries, parallel: true }]
     : planRestorePasses(entries, attaches ? toc : undefined);
   // Stages run one after the other; the parts of a stage at once.
-  let stages: { pass?: RestorePass; tables?: string[] }[][] = passes.map((pass) => [{ pass }]);
+  let stages: { pass?: RestorePass; tables?: number[] }[][] = passes.map((pass) => [{ pass }]);
   const lists: string[] = [];
   const listFile = async (entries: string[]) => {
     const file = `${dumpFile}.pass${lists.length}.list`;
@@ -190,17 +193,18 @@ export async function pgRestoreParallel(
     await writeFile(file, `${entries.join('\n')}\n`);
     return file;
   };
+  let sizes: ArchiveSizes | undefined;
   const part =
-    ({ pass, tables }: { pass?: RestorePass; tables?: string[] }) =>
+    ({ pass, tables }: { pass?: RestorePass; tables?: number[] }) =>
     async (track: (child: ChildProcess) => void) => {
-      for (const table of tables ?? []) {
-        await loadInStreams(pgRestore, (split as SplitLoad).psql, {
+      if (tables?.length && sizes) {
+        await loadSplitTables(pgRestore, tables, sizes, {
           args,
-          streams: jobs,
+          sessions: jobs,
           dumpFile,
-          listFile: await listFile([table]),
           env,
           onChild: track,
+          connect: (split as SplitLoad).connect,
         });
       }
       if (!pass?.entries.length) return;
@@ -213,16 +217,18 @@ export async function pgRestoreParallel(
       const [pre] = splitFirstPass(passes[0], [], toc);
       const [ran, sized] = await Promise.allSettled([atOnce([part({ pass: pre })], onChild), sizing]);
       if (ran.status === 'rejected') throw ran.reason;
-      const sizes = sized.status === 'fulfilled' ? sized.value : undefined;
+      sizes = sized.status === 'fulfilled' ? sized.value : undefined;
       const rest = { entries: passes[0].entries.slice(pre.entries.length), parallel: passes[0].parallel };
       const inRest = new Map(rest.entries.map((l) => [idOf(l), l]));
+      // Only entries whose data this process can load (a COPY statement, a block found).
+      const loadable = (id: number) =>
+        sizes?.offsets.has(id) && sizes.toc.some((e) => e.dumpId === id && e.copyStmt);
       const splitIds = sizes
-        ? tablesToSplit(sizes.bytes, jobs, split?.minBytes).filter((id) => inRest.has(id))
+        ? tablesToSplit(sizes.bytes, jobs, split?.minBytes).filter((id) => inRest.has(id) && loadable(id))
         : [];
       if (splitIds.length) {
         const [, data, post] = splitFirstPass(rest, splitIds, toc);
-        const tables = splitIds.map((id) => inRest.get(id) as string);
-        stages = [[{ pass: data }, { tables }], [{ pass: post }], ...stages.slice(1)];
+        stages = [[{ pass: data }, { tables: splitIds }], [{ pass: post }], ...stages.slice(1)];
       } else {
         stages = [[{ pass: rest }], ...stages.slice(1)];
       }
@@ -235,10 +241,16 @@ export async function pgRestoreParallel(
 
 const idOf = (line: string) => Number(line.slice(0, line.indexOf(';')));
 
+/** What one read through an archive tells: its TOC, each table's data bytes and where they start. */
+interface ArchiveSizes {
+  toc: ArchiveTocEntry[];
+  bytes: Map<number, number>;
+  offsets: Map<number, number>;
+  intSize: number;
+}
+
 /** The archive's TOC and the bytes of each table's data, read through the archive once. */
-async function readTableDataSizes(
-  dumpFile: string,
-): Promise<{ toc: ArchiveTocEntry[]; bytes: Map<number, number> } | undefined> {
+async function readTableDataSizes(dumpFile: string): Promise<ArchiveSizes | undefined> {
   let toc: ArchiveTocEntry[] | undefined;
   const scanner = new ArchiveScanner((entries) => {
     toc = entries;
@@ -251,7 +263,14 @@ async function readTableDataSizes(
     // Not an archive whose data this reader reads (a compressed one): pg_restore alone restores it.
     return undefined;
   }
-  return toc ? { toc, bytes: scanner.tableDataBytes() } : undefined;
+  return toc && scanner.header
+    ? {
+        toc,
+        bytes: scanner.tableDataBytes(),
+        offsets: scanner.tableDataOffsets(),
+        intSize: scanner.header.intSize,
+      }
+    : undefined;
 }
 
 /**
@@ -303,153 +322,68 @@ export function splitFirstPass(
 }
 
 /**
- * Loads one TABLE DATA entry (`listFile` lists it) in `streams` COPY sessions: pg_restore writes
- * the entry's script (its session settings, `COPY … FROM stdin;`, the rows, `\.`), and each psql
- * session gets the settings, the COPY command and every `streams`-th piece of whole rows — COPY's
- * text format has one row a line. A selection (`--schema`, `--table`) that leaves the table out
- * leaves pg_restore's script without a COPY: nothing is loaded.
+ * Loads the `ids` TABLE DATA entries, each in `sessions` COPY sessions of this process reading its
+ * data straight from the archive (core/postgres/copy-load.ts), with the session settings
+ * pg_restore's have: the archive's client_encoding and standard_conforming_strings, an empty
+ * search_path, row security off, no timeouts, `--role`'s role and `PGOPTIONS`' settings. The
+ * restore's selection (`--schema`, `--table`, …) is pg_restore's own: `pg_restore --list` with it
+ * lists the entries it would restore, and an entry it leaves out is not loaded.
  */
-async function loadInStreams(
+async function loadSplitTables(
   pgRestore: PgToolBinary,
-  psql: PgToolBinary,
+  ids: readonly number[],
+  sizes: ArchiveSizes,
   opts: {
     args: string[];
-    streams: number;
+    sessions: number;
     dumpFile: string;
-    listFile: string;
     env: NodeJS.ProcessEnv;
     onChild?: (child: ChildProcess) => void;
+    connect: () => Promise<Client>;
   },
 ): Promise<void> {
-  const { args, env, onChild } = opts;
-  const dbname = args.find((a) => a.startsWith('--dbname='));
-  const scriptArgs = args.filter((a) => !/^--(dbname|exit-on-error|jobs)\b/.test(a));
-  const source = spawn(
-    pgRestore.path,
-    [...scriptArgs, `--use-list=${opts.listFile}`, '--file=-', opts.dumpFile],
-    {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+  const { args, env } = opts;
+  const listArgs = args.filter((a) => !/^--(dbname|exit-on-error|jobs|use-list)\b/.test(a));
+  const listed = new Set(
+    (await runPgRestore(pgRestore, [...listArgs, '--list', opts.dumpFile], env, opts.onChild)).stdout
+      .split('\n')
+      .filter((line) => /^\d+;/.test(line))
+      .map(idOf),
   );
-  onChild?.(source);
-  const sourceErr = keepStderr(source.stderr);
-  const sourceDone = once(source, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
-  const sessions: {
-    child: ChildProcess;
-    stderr: () => string;
-    done: Promise<[number | null, NodeJS.Signals | null]>;
-  }[] = [];
-  const open = () => {
-    for (let i = 0; i < opts.streams; i++) {
-      const child = spawn(
-        psql.path,
-        ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password', ...(dbname ? [dbname] : [])],
-        { env, stdio: ['pipe', 'ignore', 'pipe'] },
-      );
-      onChild?.(child);
-      // A session that failed stops reading; its exit code says why (below), not EPIPE.
-      child.stdin?.on('error', () => undefined);
-      sessions.push({
-        child,
-        stderr: keepStderr(child.stderr as Readable),
-        done: once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>,
-      });
-    }
-    return sessions.map((s) => s.child.stdin as Writable);
-  };
-  let fed: Error | undefined;
-  try {
-    await dealCopyRows(source.stdout, open);
-  } catch (err) {
-    fed = err as Error;
-    source.kill();
-    for (const s of sessions) s.child.kill();
+  const byId = new Map(sizes.toc.map((e) => [e.dumpId, e]));
+  const setup = [
+    ...sizes.toc
+      .filter((e) => (e.desc === 'ENCODING' || e.desc === 'STDSTRINGS') && e.defn)
+      .map((e) => (e.defn as string).trim().replace(/;$/, '')),
+    "SELECT pg_catalog.set_config('search_path', '', false)",
+    'SET statement_timeout = 0',
+    'SET lock_timeout = 0',
+    'SET idle_in_transaction_session_timeout = 0',
+    'SET row_security = off',
+    ...sessionSettings(env.PGOPTIONS).map(([name, value]) => `SET ${name} = ${quoteLiteral(value)}`),
+  ];
+  const role = args.find((a) => a.startsWith('--role='));
+  if (role) setup.push(`SET ROLE ${quoteIdent(role.slice('--role='.length))}`);
+  for (const id of ids) {
+    const entry = byId.get(id);
+    const offset = sizes.offsets.get(id);
+    if (!listed.has(id) || !entry?.copyStmt || offset === undefined) continue;
+    await loadTableData({
+      dumpFile: opts.dumpFile,
+      offset,
+      intSize: sizes.intSize,
+      copyStmt: entry.copyStmt,
+      setup,
+      sessions: opts.sessions,
+      connect: opts.connect,
+      name: `${entry.namespace ? `${quoteIdent(entry.namespace)}.` : ''}${quoteIdent(entry.tag ?? '')}`,
+    });
   }
-  const [code, signal] = await sourceDone;
-  const ended = await Promise.all(sessions.map((s) => s.done));
-  const failed = ended.findIndex(([c]) => c !== 0);
-  if (failed >= 0) {
-    const [c, sig] = ended[failed];
-    throw new PgferryError(
-      'RestoreFailed',
-      `loading a table in ${opts.streams} sessions failed (psql ${c ?? sig}): ${firstError(sessions[failed].stderr())}`,
-    );
-  }
-  if (code !== 0) {
-    throw new PgferryError(
-      'RestoreFailed',
-      `pg_restore failed (${code ?? signal}): ${firstError(sourceErr())}`,
-    );
-  }
-  if (fed) throw fed;
 }
 
-const NEWLINE = 0x0a;
-const END_OF_COPY = Buffer.from('\\.\n');
-const COPY = Buffer.from('COPY ');
-
-/**
- * Reads pg_restore's script of one table's data from `script` and deals its rows to the sessions
- * `open` starts (once the COPY command is read): each gets the script up to and including the
- * COPY command, then pieces of whole lines in turn, then COPY's end marker. Without a COPY command
- * (the table not selected) no session is started. Throws when the rows end without the marker.
- */
-export async function dealCopyRows(script: Readable, open: () => Writable[]): Promise<void> {
-  let pending: Buffer = Buffer.alloc(0);
-  let sinks: Writable[] | undefined;
-  let next = 0;
-  let ended = false;
-  // A session that ended (a killed psql's stdin is destroyed) emits no 'drain' or 'close' again:
-  // writing to it and waiting would hang the restore, so its end fails the deal.
-  const write = async (sink: Writable, piece: Buffer) => {
-    if (sink.destroyed) throw new PgferryError('RestoreFailed', 'a COPY session ended during the load');
-    if (!sink.write(piece)) {
-      await Promise.race([once(sink, 'drain'), once(sink, 'close')]);
-    }
-  };
-  for await (const chunk of script) {
-    if (ended) continue;
-    let buf = pending.length ? Buffer.concat([pending, chunk as Buffer]) : (chunk as Buffer);
-    if (!sinks) {
-      const at = buf.subarray(0, 5).equals(COPY) ? 0 : buf.indexOf('\nCOPY ');
-      const eol = at < 0 ? -1 : buf.indexOf(NEWLINE, at + 1);
-      if (eol < 0) {
-        pending = buf;
-        continue;
-      }
-      const header = buf.subarray(0, eol + 1);
-      sinks = open();
-      for (const sink of sinks) await write(sink, header);
-      buf = buf.subarray(eol + 1);
-    }
-    const last = buf.lastIndexOf(NEWLINE);
-    if (last < 0) {
-      pending = Buffer.from(buf);
-      continue;
-    }
-    let lines = buf.subarray(0, last + 1);
-    pending = Buffer.from(buf.subarray(last + 1));
-    const marker = lines.subarray(0, 3).equals(END_OF_COPY) ? 0 : lines.indexOf('\n\\.\n');
-    if (marker >= 0) {
-      lines = lines.subarray(0, marker === 0 ? 0 : marker + 1);
-      ended = true;
-    }
-    if (lines.length) await write(sinks[next++ % sinks.length], lines);
-  }
-  if (!sinks) return;
-  if (!ended) throw new PgferryError('RestoreFailed', "a table's data ended without COPY's end marker");
-  await Promise.all(
-    sinks.map(
-      (sink) =>
-        new Promise<void>((resolve) => {
-          if (sink.destroyed) return resolve();
-          sink.end(END_OF_COPY, () => resolve());
-          sink.once('error', () => resolve());
-          sink.once('close', () => resolve());
-        }),
-    ),
-  );
+/** The `-c name=value` settings of a `PGOPTIONS` string (as core/postgres/restore-session.ts writes it). */
+export function sessionSettings(options: string | undefined): [string, string][] {
+  return [...(options ?? '').matchAll(/-c\s+([A-Za-z_.]+)=(\S+)/g)].map((m) => [m[1], m[2]]);
 }
 
 /**

@@ -418,7 +418,7 @@ async function pgRestoreInto(
   deps: RestoreDeps,
   /** A parallel backup's data-only archives (see `pgRestoreSections`). */
   tableData: string[] = [],
-  /** psql beside pg_restore (looked up while the backup downloads), for the split load. */
+  /** psql beside pg_restore (looked up while the backup downloads), for a clean restore's drops. */
   psql?: PgToolBinary,
 ): Promise<void> {
   const { password } = request;
@@ -448,10 +448,9 @@ async function pgRestoreInto(
     reads.watch(child);
   };
   try {
-    // The largest tables' data in `jobs` sessions each (see pgRestoreParallel), where psql is
-    // installed beside pg_restore (as every PostgreSQL client package has it); else pg_restore
-    // loads them as it does the rest.
-    const split = psql && { psql };
+    // The largest tables' data in `jobs` COPY sessions each, read from the archive by this
+    // process (see pgRestoreParallel).
+    const split = { connect: () => connectPg(request.target, password) };
     if (tableData.length) {
       await pgRestoreSections(pgRestore, {
         args,

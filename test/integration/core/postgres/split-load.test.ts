@@ -1,15 +1,17 @@
 /**
  * The parallel pg_restore of core/postgres/tools.ts loading its largest table in several COPY
- * sessions (`split`), against a real server: the restored tables are identical to the source's
- * (every row, values with tabs, newlines, backslashes, NULLs and non-ASCII text), their indexes are
- * built, and a session killed during the load fails the restore with every process and session
- * of it gone.
+ * sessions of its own, read straight from the archive (`split`), against a real server: the
+ * restored tables are identical to the source's (every row, values with tabs, newlines,
+ * backslashes, NULLs and non-ASCII text, in a UTF8 and in a LATIN1 database), their indexes are
+ * built, a selection that leaves the table out loads none of it, and a session ended during the
+ * load fails the restore with every process and session of it gone.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { pgRestoreParallel } from '../../../../core/postgres/tools';
+import { Client } from 'pg';
+import { pgRestoreParallel, type SplitLoad } from '../../../../core/postgres/tools';
 import { pgTool, runTool } from '../../../support/cli';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../support/env';
 
@@ -18,7 +20,16 @@ const database = uniqueName('split_src');
 const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-split-'));
 const dump = path.join(dir, 'db.dump');
 const pgRestore = { path: pgTool('pg_restore', 15), version: '15', major: 15 };
-const psql = { path: pgTool('psql', 15), version: '15', major: 15 };
+/** The split's sessions on `db`, each reported to `onSession` once connected. */
+const split = (db: string, onSession?: (c: Client) => void): SplitLoad => ({
+  minBytes: 0,
+  connect: async () => {
+    const c = new Client(pg.clientConfig(db));
+    await c.connect();
+    onSession?.(c);
+    return c;
+  },
+});
 const env = {
   PATH: process.env.PATH,
   PGHOST: pg.host,
@@ -66,6 +77,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await dropDatabase(pg, database);
+  await dropDatabase(pg, latin1);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -73,17 +85,16 @@ test('the largest table, loaded in two sessions, is identical to the source', as
   const target = uniqueName('split_ok');
   await createDatabase(pg, target);
   try {
-    const children: string[] = [];
+    const sessions: Client[] = [];
     await pgRestoreParallel(pgRestore, {
       args: ['--exit-on-error', '--no-password', `--dbname=dbname=${target}`],
       jobs: 2,
       dumpFile: dump,
       env,
-      onChild: (child) => children.push(child.spawnfile),
-      split: { psql, minBytes: 0 },
+      split: split(target, (c) => sessions.push(c)),
     });
     // Two COPY sessions of the big table; the small one is pg_restore's.
-    expect(children.filter((f) => f === psql.path)).toHaveLength(2);
+    expect(sessions).toHaveLength(2);
     expect(await contents(target)).toEqual(await contents(database));
   } finally {
     await dropDatabase(pg, target);
@@ -100,34 +111,73 @@ test('a scoped restore without the largest table loads nothing of it', async () 
       jobs: 2,
       dumpFile: dump,
       env,
-      split: { psql, minBytes: 0 },
+      split: split(target),
     });
     const rows = await withClient(pg, target, async (c) => ({
       big: (await c.query('SELECT count(*)::int AS n FROM big')).rows[0].n,
+      small: (await c.query('SELECT count(*)::int AS n FROM small')).rows[0].n,
     }));
-    expect(rows).toEqual({ big: 0 });
+    expect(rows).toEqual({ big: 0, small: 100 });
+    // A schema the table is not in: nothing of it either.
+    const other = uniqueName('split_schema');
+    await createDatabase(pg, other);
+    try {
+      await withClient(pg, other, (c) =>
+        c.query('CREATE SCHEMA elsewhere; CREATE TABLE public.big (id bigint)'),
+      );
+      await pgRestoreParallel(pgRestore, {
+        args: ['--exit-on-error', '--no-password', `--dbname=dbname=${other}`, '--schema=elsewhere'],
+        jobs: 2,
+        dumpFile: dump,
+        env,
+        split: split(other),
+      });
+      const big = await withClient(
+        pg,
+        other,
+        async (c) => (await c.query('SELECT count(*)::int AS n FROM public.big')).rows[0].n,
+      );
+      expect(big).toBe(0);
+    } finally {
+      await dropDatabase(pg, other);
+    }
   } finally {
     await dropDatabase(pg, target);
   }
 }, 300_000);
 
-test('a COPY session killed during the split load fails the restore and leaves no process or session', async () => {
+test('a COPY session ended during the split load fails the restore and leaves no process or session', async () => {
   const target = uniqueName('split_killed');
   await createDatabase(pg, target);
   try {
     const children: ChildProcess[] = [];
+    let ended = 0;
     const restoring = pgRestoreParallel(pgRestore, {
       args: ['--exit-on-error', '--no-password', `--dbname=dbname=${target}`],
       jobs: 2,
       dumpFile: dump,
       env,
-      onChild: (child) => {
-        children.push(child);
-        if (child.spawnfile === psql.path) setTimeout(() => child.kill('SIGKILL'), 50);
-      },
-      split: { psql, minBytes: 0 },
+      onChild: (child) => children.push(child),
+      // The first session's backend is ended by the server's administrator 50 ms in.
+      split: split(target, (c) => {
+        if (ended++ > 0) return;
+        setTimeout(
+          () =>
+            void withClient(pg, 'postgres', (admin) =>
+              admin.query('SELECT pg_terminate_backend($1)', [
+                (c as unknown as { processID: number }).processID,
+              ]),
+            ),
+          50,
+        );
+      }),
     });
-    await expect(restoring).rejects.toMatchObject({ code: 'RestoreFailed' });
+    const failure = await restoring.catch((err: Error & { code?: string }) => err);
+    expect(failure).toMatchObject({ code: 'RestoreFailed' });
+    expect((failure as Error).message).toMatch(
+      /^loading "public"\."big" in 2 sessions failed: terminating connection/,
+    );
+    expect((failure as Error).message).not.toContain('\n');
     expect(children.filter((c) => c.exitCode === null && c.signalCode === null)).toEqual([]);
     const sessions = await withClient(pg, 'postgres', async (c) => {
       // A backend whose client was killed ends when it next reads from it.
@@ -139,6 +189,48 @@ test('a COPY session killed during the split load fails the restore and leaves n
       return -1;
     });
     expect(sessions).toBe(0);
+  } finally {
+    await dropDatabase(pg, target);
+  }
+}, 300_000);
+
+const latin1 = uniqueName('split_latin1');
+
+test("a LATIN1 database's split table arrives in its encoding", async () => {
+  const target = uniqueName('split_latin1_to');
+  const file = path.join(dir, 'latin1.dump');
+  await withClient(pg, 'postgres', async (c) => {
+    for (const db of [latin1, target]) {
+      await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      await c.query(`CREATE DATABASE ${db} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`);
+    }
+  });
+  try {
+    await withClient(pg, latin1, (c) =>
+      c.query(`CREATE TABLE big (id int PRIMARY KEY, v text);
+        INSERT INTO big SELECT g, 'café ' || g || chr(9) || 'Größe ½ ' || repeat('é', g % 30) FROM generate_series(1, 20000) g;
+        CREATE TABLE small (id int); INSERT INTO small VALUES (1)`),
+    );
+    const conn = ['-h', pg.host, '-p', String(pg.port), '-U', pg.user, '-d', latin1];
+    await runTool(pgTool('pg_dump', 15), ['-Fc', '-Z0', '-f', file, ...conn], { PGPASSWORD: pg.password });
+    await pgRestoreParallel(pgRestore, {
+      args: ['--exit-on-error', '--no-password', `--dbname=dbname=${target}`],
+      jobs: 2,
+      dumpFile: file,
+      env,
+      split: split(target),
+    });
+    const hash = (db: string) =>
+      withClient(
+        pg,
+        db,
+        async (c) =>
+          (await c.query(`SELECT count(*)::int AS n, md5(string_agg(v, '|' ORDER BY id)) AS h FROM big`))
+            .rows[0],
+      );
+    const restored = await hash(target);
+    expect(restored.n).toBe(20000);
+    expect(restored).toEqual(await hash(latin1));
   } finally {
     await dropDatabase(pg, target);
   }

@@ -1,11 +1,10 @@
 /** The tools' pure parts: the parallel restore's passes and list split, a tool's first error. */
-import { PassThrough, Readable } from 'node:stream';
 import type { ArchiveTocEntry } from '../../../../core/postgres/archive';
 import {
-  dealCopyRows,
   firstError,
   planRestorePasses,
   SPLIT_MIN_BYTES,
+  sessionSettings,
   splitFirstPass,
   splitRestoreList,
   tablesToSplit,
@@ -176,59 +175,15 @@ test("the first pass is cut where the data section begins and ends, the split ta
   expect(pre.parallel && data.parallel && post.parallel).toBe(true);
 });
 
-test("each row goes to exactly one session, after the script's settings and COPY command; each ends with the marker", async () => {
-  const header = "SET client_encoding = 'UTF8';\n\nCOPY public.t (id, v) FROM stdin;\n";
-  const rows = Array.from({ length: 5000 }, (_, i) => `${i}\tvalue \\. with\\ttab ${'x'.repeat(i % 97)}\n`);
-  const script = `${header}${rows.join('')}\\.\n\n\n`;
-  // Pieces that end mid-line, mid-COPY command and mid-marker.
-  const pieces: Buffer[] = [];
-  for (let at = 0; at < script.length; at += 777) pieces.push(Buffer.from(script.slice(at, at + 777)));
-  const sinks = [new PassThrough(), new PassThrough()];
-  const got = sinks.map((sink) => {
-    const chunks: Buffer[] = [];
-    sink.on('data', (c: Buffer) => chunks.push(c));
-    return () => Buffer.concat(chunks).toString();
-  });
-  await dealCopyRows(Readable.from(pieces), () => sinks);
-  const texts = got.map((g) => g());
-  for (const text of texts) {
-    expect(text.startsWith(header)).toBe(true);
-    expect(text.endsWith('\n\\.\n')).toBe(true);
-  }
-  const dealt = texts.flatMap((t) => t.slice(header.length, -3).split(/(?<=\n)/));
-  expect(dealt.sort()).toEqual([...rows].sort());
-  expect(texts.every((t) => t.length > script.length / 4)).toBe(true);
-});
-
-test('a script without a COPY command starts no session; rows without the end marker are refused', async () => {
-  const open = jest.fn(() => [new PassThrough()]);
-  await dealCopyRows(Readable.from([Buffer.from('SET x = 1;\n-- nothing selected\n')]), open);
-  expect(open).not.toHaveBeenCalled();
-  await expect(
-    dealCopyRows(Readable.from([Buffer.from('COPY t (id) FROM stdin;\n1\n2\n')]), () => [new PassThrough()]),
-  ).rejects.toThrow(/without COPY's end marker/);
-});
-
-test('a session that ended during the load fails the deal instead of waiting on it forever', async () => {
-  // A session killed mid-load: its stdin is destroyed (closed) before the next piece is written
-  // to it. Waiting for a 'drain' or 'close' that already happened hung the restore.
-  const rows = Array.from({ length: 2000 }, (_, i) => `${i}\t${'x'.repeat(200)}\n`).join('');
-  const script = `COPY t (id, v) FROM stdin;\n${rows}\\.\n`;
-  const pieces: Buffer[] = [];
-  for (let at = 0; at < script.length; at += 4096) pieces.push(Buffer.from(script.slice(at, at + 4096)));
-  const alive = new PassThrough();
-  alive.resume();
-  // No reader and a tiny buffer: its first write fills it; then it is destroyed, as a killed
-  // psql's stdin is.
-  const killed = new PassThrough({ highWaterMark: 16 });
-  const dealing = dealCopyRows(Readable.from(pieces), () => {
-    setTimeout(() => killed.destroy(), 20);
-    return [killed, alive];
-  });
-  await expect(
-    Promise.race([
-      dealing,
-      new Promise((_, reject) => setTimeout(() => reject(new Error('the deal hung')), 3000)),
-    ]),
-  ).rejects.toThrow(/ended during the load/);
+test("a split table's sessions take the load's PGOPTIONS settings", () => {
+  expect(
+    sessionSettings(
+      '-c maintenance_work_mem=512MB -c synchronous_commit=off -c default_toast_compression=lz4',
+    ),
+  ).toEqual([
+    ['maintenance_work_mem', '512MB'],
+    ['synchronous_commit', 'off'],
+    ['default_toast_compression', 'lz4'],
+  ]);
+  expect(sessionSettings(undefined)).toEqual([]);
 });
