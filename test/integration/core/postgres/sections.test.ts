@@ -11,6 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Client } from 'pg';
 import { readArchiveToc } from '../../../../core/postgres/archive-toc';
 import { pgRestoreSections, postDataGroups } from '../../../../core/postgres/tools';
 import { pgTool, runTool } from '../../../support/cli';
@@ -107,7 +108,14 @@ async function restore(target: string, clean = false) {
     tableData: sides,
     env,
     onChild,
-    split: { psql, minBytes: 1 },
+    split: {
+      minBytes: 1,
+      connect: async () => {
+        const c = new Client(pg.clientConfig(target));
+        await c.connect();
+        return c;
+      },
+    },
     psql,
   });
   return runs;
