@@ -27,6 +27,8 @@ export interface TableDataLoad {
   connect: () => Promise<Client>;
   /** The table, for an error message. */
   name: string;
+  /** Aborted when the restore failed elsewhere: the sessions end, their COPY rolled back. */
+  signal?: AbortSignal;
 }
 
 const NEWLINE = 0x0a;
@@ -37,7 +39,7 @@ const MARKER_ROOM = 8;
  * Loads the table's data in `sessions` COPY sessions, each given every `sessions`-th piece of whole
  * lines (COPY's text format has one row a line; a newline inside a value is escaped). Returns the
  * rows the sessions loaded (their command tags). The first session to fail ends the others (their
- * COPY rolled back) and fails the load with the server's message.
+ * COPY rolled back) and fails the load with the server's message; so does `signal`, aborted.
  */
 export async function loadTableData(load: TableDataLoad): Promise<number> {
   const clients: Client[] = [];
@@ -50,7 +52,12 @@ export async function loadTableData(load: TableDataLoad): Promise<number> {
     };
   });
   failed.catch(() => undefined);
+  const { signal } = load;
+  const stopped = () =>
+    fail(signal?.reason instanceof Error ? signal.reason : new Error('the restore stopped'));
+  signal?.addEventListener('abort', stopped, { once: true });
   try {
+    signal?.throwIfAborted();
     const opened = await Promise.allSettled(
       Array.from({ length: load.sessions }, async () => {
         const client = await load.connect();
@@ -98,6 +105,7 @@ export async function loadTableData(load: TableDataLoad): Promise<number> {
       { cause },
     );
   } finally {
+    signal?.removeEventListener('abort', stopped);
     await Promise.all(clients.map((client) => endQuietly(client)));
   }
 }

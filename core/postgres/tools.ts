@@ -155,9 +155,11 @@ export async function pgRestoreParallel(
     env: NodeJS.ProcessEnv;
     onChild?: (child: ChildProcess) => void;
     split?: SplitLoad;
+    /** Aborted when a restore running beside this one failed: what this one still loads stops. */
+    signal?: AbortSignal;
   },
 ): Promise<void> {
-  const { args, jobs, dumpFile, env, onChild, split } = opts;
+  const { args, jobs, dumpFile, env, onChild, split, signal } = opts;
   const run = (more: string[]) => runPgRestore(pgRestore, [...more, dumpFile], env, onChild);
   const clean = args.includes('--clean');
   const inOneRun = jobs === 1 || args.includes('--no-privileges');
@@ -196,7 +198,7 @@ export async function pgRestoreParallel(
   let sizes: ArchiveSizes | undefined;
   const part =
     ({ pass, tables }: { pass?: RestorePass; tables?: number[] }) =>
-    async (track: (child: ChildProcess) => void) => {
+    async (track: (child: ChildProcess) => void, stop: AbortSignal) => {
       if (tables?.length && sizes) {
         await loadSplitTables(pgRestore, tables, sizes, {
           args,
@@ -205,6 +207,7 @@ export async function pgRestoreParallel(
           env,
           onChild: track,
           connect: (split as SplitLoad).connect,
+          signal: signal ? AbortSignal.any([signal, stop]) : stop,
         });
       }
       if (!pass?.entries.length) return;
@@ -215,7 +218,7 @@ export async function pgRestoreParallel(
   try {
     if (sizing && toc && passes[0]) {
       const [pre] = splitFirstPass(passes[0], [], toc);
-      const [ran, sized] = await Promise.allSettled([atOnce([part({ pass: pre })], onChild), sizing]);
+      const [ran, sized] = await Promise.allSettled([atOnce([part({ pass: pre })], onChild, signal), sizing]);
       if (ran.status === 'rejected') throw ran.reason;
       sizes = sized.status === 'fulfilled' ? sized.value : undefined;
       const rest = { entries: passes[0].entries.slice(pre.entries.length), parallel: passes[0].parallel };
@@ -233,7 +236,7 @@ export async function pgRestoreParallel(
         stages = [[{ pass: rest }], ...stages.slice(1)];
       }
     }
-    for (const stage of stages) await atOnce(stage.map(part), onChild);
+    for (const stage of stages) await atOnce(stage.map(part), onChild, signal);
   } finally {
     await Promise.all(lists.map((file) => rm(file, { force: true })));
   }
@@ -340,6 +343,7 @@ async function loadSplitTables(
     env: NodeJS.ProcessEnv;
     onChild?: (child: ChildProcess) => void;
     connect: () => Promise<Client>;
+    signal?: AbortSignal;
   },
 ): Promise<void> {
   const { args, env } = opts;
@@ -376,6 +380,7 @@ async function loadSplitTables(
       setup,
       sessions: opts.sessions,
       connect: opts.connect,
+      signal: opts.signal,
       name: `${entry.namespace ? `${quoteIdent(entry.namespace)}.` : ''}${quoteIdent(entry.tag ?? '')}`,
     });
   }
@@ -464,7 +469,7 @@ export async function pgRestoreSections(
   try {
     let mainPostDone: Promise<void> = Promise.resolve();
     await atOnce(
-      archives.map((file, i) => async (track: (child: ChildProcess) => void) => {
+      archives.map((file, i) => async (track: (child: ChildProcess) => void, stop: AbortSignal) => {
         const load = pgRestoreParallel(pgRestore, {
           args: [...args, i === 0 ? '--section=data' : '--data-only'],
           jobs: shares[i],
@@ -472,6 +477,7 @@ export async function pgRestoreSections(
           env,
           onChild: track,
           split,
+          signal: stop,
         });
         if (i === 0) {
           mainPostDone = load.then(() => runGroup(groups[0], shares[0], track));
@@ -559,30 +565,39 @@ export function dataJobShares(bytes: readonly number[], jobs: number): number[] 
 }
 
 /**
- * Runs `parts` at once, each given the `onChild` to report the processes it starts: the first part
- * to fail ends every process the parts still run, and its error is thrown once all have settled
- * (the others' failures, from being ended, are its consequences).
+ * Runs `parts` at once, each given the `onChild` to report the processes it starts and a signal:
+ * the first part to fail (or `signal`, aborted) ends every process the parts still run and aborts
+ * the parts' signal (what a part runs in this process stops on it), and its error is thrown once
+ * all have settled (the others' failures, from being ended, are its consequences).
  */
 async function atOnce(
-  parts: ((onChild: (child: ChildProcess) => void) => Promise<void>)[],
+  parts: ((onChild: (child: ChildProcess) => void, stop: AbortSignal) => Promise<void>)[],
   onChild?: (child: ChildProcess) => void,
+  signal?: AbortSignal,
 ): Promise<void> {
+  signal?.throwIfAborted();
   const live = new Set<ChildProcess>();
+  const stop = new AbortController();
   const track = (child: ChildProcess) => {
     live.add(child);
     child.once('close', () => live.delete(child));
     onChild?.(child);
   };
   let first: { error: unknown } | undefined;
-  await Promise.allSettled(
-    parts.map((part) =>
-      part(track).catch((error: unknown) => {
-        if (first) return;
-        first = { error };
-        for (const child of live) child.kill();
-      }),
-    ),
-  );
+  const fail = (error: unknown) => {
+    if (first) return;
+    first = { error };
+    for (const child of live) child.kill();
+    // What runs in this process (a split table's COPY sessions) stops too.
+    stop.abort(error);
+  };
+  const outer = () => fail(signal?.reason);
+  signal?.addEventListener('abort', outer, { once: true });
+  try {
+    await Promise.allSettled(parts.map((part) => part(track, stop.signal).catch(fail)));
+  } finally {
+    signal?.removeEventListener('abort', outer);
+  }
   if (first) throw first.error;
 }
 

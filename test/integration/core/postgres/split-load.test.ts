@@ -7,7 +7,7 @@
  * load fails the restore with every process and session of it gone.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
@@ -189,6 +189,46 @@ test('a COPY session ended during the split load fails the restore and leaves no
       return -1;
     });
     expect(sessions).toBe(0);
+  } finally {
+    await dropDatabase(pg, target);
+  }
+}, 300_000);
+
+test('pg_restore failing beside the split load stops it: nothing of the split table committed, no session left', async () => {
+  const target = uniqueName('split_stopped');
+  await createDatabase(pg, target);
+  // A pg_restore whose data pass (the other tables' data, beside the split load) fails at once.
+  const failing = path.join(dir, 'pg_restore-failing-data-pass');
+  writeFileSync(
+    failing,
+    `#!/bin/sh\ncase "$*" in *.pass1.list*) echo "pg_restore: error: injected failure" >&2; exit 1;; esac\nexec ${pgRestore.path} "$@"\n`,
+    { mode: 0o755 },
+  );
+  try {
+    const children: ChildProcess[] = [];
+    const failure = await pgRestoreParallel(
+      { ...pgRestore, path: failing },
+      {
+        args: ['--exit-on-error', '--no-password', `--dbname=dbname=${target}`],
+        jobs: 2,
+        dumpFile: dump,
+        env,
+        onChild: (child) => children.push(child),
+        split: split(target),
+      },
+    ).catch((err: Error) => err);
+    expect((failure as Error).message).toMatch(/injected failure/);
+    expect(children.filter((c) => c.exitCode === null && c.signalCode === null)).toEqual([]);
+    // Before, the split table went on loading to its end, and committed, after the failure.
+    const left = await withClient(pg, target, async (c) => ({
+      big: (await c.query('SELECT count(*)::int AS n FROM big')).rows[0].n,
+      sessions: (
+        await c.query('SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [
+          target,
+        ])
+      ).rowCount,
+    }));
+    expect(left).toEqual({ big: 0, sessions: 0 });
   } finally {
     await dropDatabase(pg, target);
   }
