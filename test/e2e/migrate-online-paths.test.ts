@@ -459,6 +459,59 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     await withClient(source(), database, (c) => c.query(`INSERT INTO events (payload) VALUES ('after')`));
   }, 300_000);
 
+  test('the runner killed (SIGKILL) during the copy, before any subscription: the cleanup step drops slot and publication and resets the replica identity; nothing listed', async () => {
+    const database = uniqueName('online14_kill_copy');
+    const migrated = uniqueName('online14_kill_copy_dst');
+    // A key-less table large enough that its COPY is seen running (--replica-identity-full).
+    await createSeededDatabase(
+      source(),
+      database,
+      `${SEED}\nCREATE TABLE bulk (id bigint, v text);
+       INSERT INTO bulk SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 400000) g;`,
+    );
+    const identity = () =>
+      withClient(source(), database, (c) =>
+        c.query<{ r: string }>(`SELECT relreplident AS r FROM pg_class WHERE relname = 'bulk'`),
+      ).then((r) => r.rows[0].r);
+    let cli = 0;
+    const running = runCli([...migrateArgs(database, migrated, ['--replica-identity-full'])], {
+      env: { PGFERRY_WORK_DIR: killedRunsWorkDir },
+      onSpawn: (p) => {
+        cli = p;
+      },
+    });
+    // The observed point: pg_dump's COPY of `bulk` running on the source, in the slot's snapshot.
+    await withClient(source(), 'postgres', (c) =>
+      waitFor("pg_dump's COPY of bulk", async () =>
+        (
+          await c.query(
+            `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query LIKE 'COPY public.bulk %'`,
+            [database],
+          )
+        ).rowCount
+          ? true
+          : undefined,
+      ),
+    );
+    expect(await identity()).toBe('f');
+    process.kill(await runnerOf(cli), 'SIGKILL');
+    const result = await running;
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^pgferry: the pg-tools task stopped \(SIGKILL\)/m);
+    expect(await leftovers(database, migrated)).toEqual([]);
+    expect(await identity()).toBe('d');
+    if (await targetDatabaseExists(migrated)) {
+      const mark = await withClient(target(), 'postgres', (c) => readIncompleteMark(c, migrated));
+      expect(mark).toMatchObject({ kind: 'migration' });
+    }
+    const list = await runCli(['list', '--store', store, '--json']);
+    expect(list.code).toBe(0);
+    expect(
+      (JSON.parse(list.stdout) as { database: string }[]).filter((b) => b.database === database),
+    ).toEqual([]);
+    await withClient(source(), database, (c) => c.query(`UPDATE bulk SET v = 'after' WHERE id = 1`));
+  }, 300_000);
+
   test("with log_statement = 'all' on the target, the source's password is nowhere in the target's server log", async () => {
     const database = uniqueName('online14_log');
     const migrated = uniqueName('online14_log_dst');

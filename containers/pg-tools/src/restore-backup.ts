@@ -154,7 +154,7 @@ export async function restoreBackup(
     if (into.withGlobals) {
       checks.globals = await progress.timed('globals', () =>
         withMaintenance(into.target, password, (admin) =>
-          applyGlobals(admin, files.globals, pgRestore, into, manifest, deps),
+          applyGlobals(admin, files.globals, pgRestore, psql, into, manifest, deps),
         ),
       );
     }
@@ -394,6 +394,8 @@ async function applyGlobals(
   admin: Client,
   globalsFile: string | undefined,
   pgRestore: PgToolBinary,
+  /** psql beside pg_restore, as looked up during the download; looked up again (to say why) if not found. */
+  psql: PgToolBinary | undefined,
   into: RestoreTarget,
   manifest: BackupManifest,
   deps: RestoreDeps,
@@ -401,7 +403,7 @@ async function applyGlobals(
   if (!globalsFile)
     throw new PgferryError('BackupCorrupt', `backup ${manifest.id} has no globals to restore`);
   return createMissingRoles(admin, await readFile(globalsFile, 'utf8'), {
-    psql: await siblingTool(pgRestore, 'psql'),
+    psql: psql ?? (await siblingTool(pgRestore, 'psql')),
     target: into.target,
     password: into.password,
     env: toolEnv(deps.env),
