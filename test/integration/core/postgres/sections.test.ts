@@ -25,13 +25,7 @@ const main = path.join(dir, 'dump.pgdump');
 const sides = [path.join(dir, 'table-data-1.pgdump'), path.join(dir, 'table-data-2.pgdump')];
 const pgRestore = { path: pgTool('pg_restore', 15), version: '15', major: 15 };
 const psql = { path: pgTool('psql', 15), version: '15', major: 15 };
-const env = {
-  PATH: process.env.PATH,
-  PGHOST: pg.host,
-  PGPORT: String(pg.port),
-  PGUSER: pg.user,
-  PGPASSWORD: pg.password,
-};
+const env = { PATH: process.env.PATH, ...pg.env() };
 const created: string[] = [];
 
 // Side 1: docs (large, so that its load outlasts the main archive's) and measures_b; side 2:

@@ -30,13 +30,7 @@ const split = (db: string, onSession?: (c: Client) => void): SplitLoad => ({
     return c;
   },
 });
-const env = {
-  PATH: process.env.PATH,
-  PGHOST: pg.host,
-  PGPORT: String(pg.port),
-  PGUSER: pg.user,
-  PGPASSWORD: pg.password,
-};
+const env = { PATH: process.env.PATH, ...pg.env() };
 
 const SCHEMA = `
   CREATE TABLE big (id bigint PRIMARY KEY, kind text, payload jsonb, note text, at timestamptz);
