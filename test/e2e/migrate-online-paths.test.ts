@@ -99,6 +99,14 @@ async function leftovers(database: string, migrated?: string): Promise<string[]>
   return [...onSource.rows, ...onTarget.rows, ...inTarget].map((r) => r.name);
 }
 
+/** A source table's replica identity: `d` (default), `n` (nothing), `f` (full) or `i` (an index). */
+async function replicaIdentity(database: string, table: string): Promise<string> {
+  const { rows } = await withClient(source(), database, (c) =>
+    c.query<{ r: string }>('SELECT relreplident AS r FROM pg_class WHERE relname = $1', [table]),
+  );
+  return rows[0].r;
+}
+
 async function targetDatabaseExists(name: string): Promise<boolean> {
   const { rows } = await withClient(target(), 'postgres', (c) =>
     c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]),
@@ -277,6 +285,26 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     rmSync(killedRunsWorkDir, { recursive: true, force: true });
   });
 
+  /**
+   * After a killed runner, what the workflow's cleanup step (MigrateCleanup) must leave: no slot,
+   * publication, subscription or sentinel; `table`'s replica identity, set FULL by the migration,
+   * reset from the publication's record of it; the partial target gone or marked (the mark the
+   * next run's preflight names); nothing listed.
+   */
+  async function expectCleanedUp(database: string, migrated: string, table: string) {
+    expect(await leftovers(database, migrated)).toEqual([]);
+    expect(await replicaIdentity(database, table)).toBe('d');
+    if (await targetDatabaseExists(migrated)) {
+      const mark = await withClient(target(), 'postgres', (c) => readIncompleteMark(c, migrated));
+      expect(mark).toMatchObject({ kind: 'migration' });
+    }
+    const list = await runCli(['list', '--store', store, '--json']);
+    expect(list.code).toBe(0);
+    expect(
+      (JSON.parse(list.stdout) as { database: string }[]).filter((b) => b.database === database),
+    ).toEqual([]);
+  }
+
   function migrateArgs(database: string, migrated: string, extra: string[] = []) {
     return [
       'migrate',
@@ -410,10 +438,6 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
       database,
       `${SEED}\nCREATE TABLE keyless (v text); INSERT INTO keyless VALUES ('a');`,
     );
-    const identity = () =>
-      withClient(source(), database, (c) =>
-        c.query<{ r: string }>(`SELECT relreplident AS r FROM pg_class WHERE relname = 'keyless'`),
-      ).then((r) => r.rows[0].r);
     let cli = 0;
     let stderr = '';
     const running = runCli([...migrateArgs(database, migrated, ['--replica-identity-full']), '--verbose'], {
@@ -430,7 +454,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
       await waitFor('the catch-up', () => (stderr.includes('"phase":"catchUp ') ? true : undefined));
       expect(await slotLagBytes(database)).toBeGreaterThan(CUTOVER_LAG_BYTES);
       expect(await sentinelOnBothSides(database, migrated)).toBe(true);
-      expect(await identity()).toBe('f');
+      expect(await replicaIdentity(database, 'keyless')).toBe('f');
       // As when a Fargate task is stopped hard: the runner gets no chance to drop anything.
       process.kill(await runnerOf(cli), 'SIGKILL');
     } finally {
@@ -441,21 +465,8 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     const lines = result.stderr.split('\n').filter((l) => l.startsWith('pgferry:'));
     expect(lines).toEqual([expect.stringMatching(/^pgferry: the pg-tools task stopped \(SIGKILL\)/)]);
     expect(lines[0]).not.toMatch(/MAY BE LEFT/);
-    // The workflow's cleanup step (MigrateCleanup), not the runner, dropped them, and the sentinel
-    // on both sides (the target database, marked, stays).
-    expect(await leftovers(database, migrated)).toEqual([]);
-    // Set by the migration, reset by the cleanup step from the publication's record of it.
-    expect(await identity()).toBe('d');
-    // The partial target is either gone or carries the mark the next run's preflight names.
-    if (await targetDatabaseExists(migrated)) {
-      const mark = await withClient(target(), 'postgres', (c) => readIncompleteMark(c, migrated));
-      expect(mark).toMatchObject({ kind: 'migration' });
-    }
-    const list = await runCli(['list', '--store', store, '--json']);
-    expect(list.code).toBe(0);
-    expect(
-      (JSON.parse(list.stdout) as { database: string }[]).filter((b) => b.database === database),
-    ).toEqual([]);
+    // The workflow's cleanup step, not the runner, dropped them, the sentinel on both sides too.
+    await expectCleanedUp(database, migrated, 'keyless');
     await withClient(source(), database, (c) => c.query(`INSERT INTO events (payload) VALUES ('after')`));
   }, 300_000);
 
@@ -469,10 +480,6 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
       `${SEED}\nCREATE TABLE bulk (id bigint, v text);
        INSERT INTO bulk SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 400000) g;`,
     );
-    const identity = () =>
-      withClient(source(), database, (c) =>
-        c.query<{ r: string }>(`SELECT relreplident AS r FROM pg_class WHERE relname = 'bulk'`),
-      ).then((r) => r.rows[0].r);
     let cli = 0;
     const running = runCli([...migrateArgs(database, migrated, ['--replica-identity-full'])], {
       env: { PGFERRY_WORK_DIR: killedRunsWorkDir },
@@ -493,22 +500,12 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
           : undefined,
       ),
     );
-    expect(await identity()).toBe('f');
+    expect(await replicaIdentity(database, 'bulk')).toBe('f');
     process.kill(await runnerOf(cli), 'SIGKILL');
     const result = await running;
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^pgferry: the pg-tools task stopped \(SIGKILL\)/m);
-    expect(await leftovers(database, migrated)).toEqual([]);
-    expect(await identity()).toBe('d');
-    if (await targetDatabaseExists(migrated)) {
-      const mark = await withClient(target(), 'postgres', (c) => readIncompleteMark(c, migrated));
-      expect(mark).toMatchObject({ kind: 'migration' });
-    }
-    const list = await runCli(['list', '--store', store, '--json']);
-    expect(list.code).toBe(0);
-    expect(
-      (JSON.parse(list.stdout) as { database: string }[]).filter((b) => b.database === database),
-    ).toEqual([]);
+    await expectCleanedUp(database, migrated, 'bulk');
     await withClient(source(), database, (c) => c.query(`UPDATE bulk SET v = 'after' WHERE id = 1`));
   }, 300_000);
 
