@@ -205,6 +205,22 @@ export async function endQuietly(client: Client | undefined): Promise<void> {
   await client?.end().catch(() => undefined);
 }
 
+/**
+ * Runs `fn` in a transaction on `client` (which must be in none): committed when `fn` returns,
+ * rolled back when it throws (a failed rollback, the session gone, is ignored: the error is `fn`'s).
+ */
+export async function inTransaction<T>(client: Client, fn: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await fn();
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
 /** Runs `fn` with `client` and ends it afterwards, whatever `fn` did. */
 export async function withEnd<T>(client: Client, fn: (client: Client) => Promise<T>): Promise<T> {
   try {

@@ -6,7 +6,7 @@
 import type { Client } from 'pg';
 import type { Connection, DatabaseProperties, Requirements } from '../contracts';
 import { PgferryError } from '../errors';
-import { connectPg, endQuietly } from './connect';
+import { connectPg, endQuietly, inTransaction } from './connect';
 import { quoteIdent } from './quote';
 import { readCollationRequirements, readDatabaseLocale, readLz4Columns } from './requirements';
 
@@ -92,20 +92,15 @@ export async function freeConnections(client: Client): Promise<number> {
  * so the client must be in none.
  */
 export async function tableDataSize(client: Client, lockTimeoutMs = 1000): Promise<number> {
-  await client.query('BEGIN');
-  try {
+  return inTransaction(client, async () => {
     await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
     const { rows } = await client.query<{ size: string }>(
       `SELECT coalesce(sum(pg_table_size(c.oid)), 0) + pg_table_size('pg_catalog.pg_largeobject') AS size
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
        WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
     );
-    await client.query('COMMIT');
     return Number(rows[0].size);
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  }
+  });
 }
 
 /**

@@ -9,6 +9,7 @@
 import type { Client } from 'pg';
 import type { Connection } from '../contracts';
 import { PgferryError } from '../errors';
+import { inTransaction } from './connect';
 import type { SequenceState } from './inspect';
 import { conninfoValue, quoteIdent, quoteLiteral } from './quote';
 
@@ -24,6 +25,10 @@ const USER_TABLE = `c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'informa
   AND n.nspname NOT LIKE 'pg\\_%'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`;
 
+/** Of a table `c` of pg_class: it has no replica identity (NOTHING, or DEFAULT without a primary key). */
+const WITHOUT_IDENTITY = `(c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS
+  (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))`;
+
 const tableName = (r: { schema: string; name: string }) => `${quoteIdent(r.schema)}.${quoteIdent(r.name)}`;
 
 /** Lists at most 5 names, then how many more. */
@@ -35,9 +40,7 @@ function some(names: string[]): string {
 export async function tablesWithoutReplicaIdentity(client: Client): Promise<string[]> {
   const { rows } = await client.query<{ schema: string; name: string }>(`
     SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE ${USER_TABLE} AND c.relpersistence = 'p'
-      AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS
-        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))
+    WHERE ${USER_TABLE} AND c.relpersistence = 'p' AND ${WITHOUT_IDENTITY}
     ORDER BY 1, 2`);
   return rows.map(tableName);
 }
@@ -206,9 +209,7 @@ export async function createPublication(
   opts: { replicaIdentityFull?: boolean } = {},
 ): Promise<string[]> {
   const { rows } = await client.query<{ schema: string; name: string; keyless: boolean; ident: string }>(`
-    SELECT n.nspname AS schema, c.relname AS name, c.relreplident AS ident,
-      (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS
-        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))) AS keyless
+    SELECT n.nspname AS schema, c.relname AS name, c.relreplident AS ident, ${WITHOUT_IDENTITY} AS keyless
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE ${USER_TABLE} AND c.relpersistence = 'p' ORDER BY 1, 2`);
   const tables = rows.map(tableName);
@@ -217,8 +218,7 @@ export async function createPublication(
         .filter((r) => r.keyless)
         .map((r) => ({ table: tableName(r), was: r.ident === 'n' ? 'NOTHING' : 'DEFAULT' }))
     : [];
-  await client.query('BEGIN');
-  try {
+  await inTransaction(client, async () => {
     for (const { table } of changes) await client.query(`ALTER TABLE ${table} REPLICA IDENTITY FULL`);
     await client.query(
       tables.length
@@ -230,11 +230,7 @@ export async function createPublication(
         `COMMENT ON PUBLICATION ${quoteIdent(name)} IS ${quoteLiteral(IDENTITY_NOTE + JSON.stringify(changes))}`,
       );
     }
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  }
+  });
   return changes.map((c) => c.table);
 }
 
@@ -449,8 +445,7 @@ export async function dropSubscription(client: Client, name: string): Promise<bo
  * refuse its updates.
  */
 async function dropPublication(client: Client, name: string): Promise<void> {
-  await client.query('BEGIN');
-  try {
+  await inTransaction(client, async () => {
     const { rows } = await client.query<{ note: string | null }>(
       `SELECT obj_description(oid, 'pg_publication') AS note FROM pg_publication WHERE pubname = $1`,
       [name],
@@ -466,11 +461,7 @@ async function dropPublication(client: Client, name: string): Promise<void> {
         `ALTER TABLE IF EXISTS ${table} REPLICA IDENTITY ${was === 'NOTHING' ? 'NOTHING' : 'DEFAULT'}`,
       );
     }
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  }
+  });
 }
 
 /**
