@@ -207,7 +207,8 @@ export async function pgRestoreParallel(
           env,
           onChild: track,
           connect: (split as SplitLoad).connect,
-          signal: signal ? AbortSignal.any([signal, stop]) : stop,
+          // Aborted too when `signal` is: atOnce, which runs every part, follows it.
+          signal: stop,
         });
       }
       if (!pass?.entries.length) return;
