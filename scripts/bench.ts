@@ -64,8 +64,14 @@ import {
   TINY_DATABASE_SQL,
   wideRowsFor,
 } from './support/bench-database';
-import { cpuList, pinnedCommand, pinServer, rowsRead } from './support/bench-server';
-import { type Measured, measure, measureShell, median, shq } from './support/measure';
+import { cpuList, pinnedCommand, pinServer, rowsRead, serverCpuSeconds } from './support/bench-server';
+import {
+  type Measured,
+  measure as measureCommand,
+  measureShell as measureScript,
+  median,
+  shq,
+} from './support/measure';
 import { type PostgresServerInfo, startPostgres, stopPostgres } from './support/postgres-server';
 import { type S3ChildProcess, s3ClientConfig, startS3 } from './support/s3-server';
 
@@ -116,6 +122,9 @@ interface CaseResult {
   cliPeakRss: number[];
   /** Rows the server read from the user tables during each run (backup cases). */
   rowsRead: number[];
+  /** CPU seconds of each run's processes (the command and all it started), and of the server meanwhile. */
+  cpuSeconds: number[];
+  serverCpuSeconds: number[];
   outputBytes?: number;
   /** Phase timings of pgferry's own report (restore, migrate), medians over the runs. */
   phases?: Record<string, number>;
@@ -220,18 +229,47 @@ function newCase(ctx: Context, group: Group, name: string, command: string, pgfe
     runnerPeakRss: [],
     cliPeakRss: [],
     rowsRead: [],
+    cpuSeconds: [],
+    serverCpuSeconds: [],
     notes: [],
   };
   ctx.results.push(result);
   return result;
 }
 
+/** The server whose CPU each measured run reports, once it has started. */
+let serverDataDir: string | undefined;
+
+/** A command measured with the CPU the server spent meanwhile (support/measure.ts). */
+function measure(
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv } = {},
+): Promise<Measured> {
+  const dataDir = serverDataDir;
+  return measureCommand(command, args, {
+    ...options,
+    ...(dataDir ? { otherCpu: () => serverCpuSeconds(dataDir) } : {}),
+  });
+}
+
+function measureShell(script: string, env?: NodeJS.ProcessEnv): Promise<Measured> {
+  const dataDir = serverDataDir;
+  return measureScript(script, env, dataDir ? () => serverCpuSeconds(dataDir) : undefined);
+}
+
 function record(result: CaseResult, m: Measured): void {
   result.seconds.push(m.seconds);
+  if (m.cpuSeconds !== undefined) result.cpuSeconds.push(m.cpuSeconds);
+  if (m.otherCpuSeconds !== undefined) result.serverCpuSeconds.push(m.otherCpuSeconds);
   if (m.childPeakRss !== undefined) result.runnerPeakRss.push(m.childPeakRss);
   if (m.rootPeakRss !== undefined && result.pgferry) result.cliPeakRss.push(m.rootPeakRss);
+  const cpu =
+    m.cpuSeconds === undefined
+      ? ''
+      : `, CPU ${m.cpuSeconds.toFixed(1)} s${m.otherCpuSeconds === undefined ? '' : ` + server ${m.otherCpuSeconds.toFixed(1)} s`}`;
   log(
-    `  ${result.name}: ${m.seconds.toFixed(2)} s${m.childPeakRss ? `, runner ${mib(m.childPeakRss)}` : ''}`,
+    `  ${result.name}: ${m.seconds.toFixed(2)} s${cpu}${m.childPeakRss ? `, runner ${mib(m.childPeakRss)}` : ''}`,
   );
 }
 
@@ -1107,8 +1145,10 @@ function markdown(ctx: Context, info: Record<string, string>, dbBytes: number, s
       .join('; ')}.`,
     '',
   );
-  lines.push('| group | case | median s | runs, s | runner peak RSS | CLI peak RSS | output | notes |');
-  lines.push('|---|---|---|---|---|---|---|---|');
+  lines.push(
+    '| group | case | median s | runs, s | CPU s (its processes / server) | runner peak RSS | CLI peak RSS | output | notes |',
+  );
+  lines.push('|---|---|---|---|---|---|---|---|---|');
   for (const r of ctx.results) {
     const runs = r.seconds.map((s) => s.toFixed(1)).join(', ');
     const maxOf = (v: number[]) => (v.length ? mib(Math.max(...v)) : '—');
@@ -1116,8 +1156,11 @@ function markdown(ctx: Context, info: Record<string, string>, dbBytes: number, s
       ...(r.rowsRead.length ? [`rows read ${median(r.rowsRead).toLocaleString('en')}`] : []),
       ...r.notes,
     ];
+    const cpu = r.cpuSeconds.length
+      ? `${median(r.cpuSeconds).toFixed(1)} / ${r.serverCpuSeconds.length ? median(r.serverCpuSeconds).toFixed(1) : '—'}`
+      : '—';
     lines.push(
-      `| ${r.group} | ${r.name.replace(/\|/g, '\\|')} | ${r.seconds.length ? median(r.seconds).toFixed(2) : '—'} | ${runs || '—'} | ${maxOf(
+      `| ${r.group} | ${r.name.replace(/\|/g, '\\|')} | ${r.seconds.length ? median(r.seconds).toFixed(2) : '—'} | ${runs || '—'} | ${cpu} | ${maxOf(
         r.runnerPeakRss,
       )} | ${maxOf(r.cliPeakRss)} | ${r.outputBytes !== undefined ? mib(r.outputBytes) : '—'} | ${notes.join('; ')} |`,
     );
@@ -1172,6 +1215,7 @@ async function main(): Promise<void> {
       }),
       startS3({ directory: path.join(base, 's3'), logFile: path.join(base, 's3.log'), bucket: BUCKET }),
     ]);
+    serverDataDir = pg.dataDir;
     const ctx: Context = {
       base,
       pg,

@@ -89,3 +89,38 @@ export function pinServer(dataDir: string, cores: number, available: number): vo
     }
   }
 }
+
+/** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux). */
+let clockTicks: number | undefined;
+
+/** utime, stime, cutime, cstime of `/proc/<pid>/stat`, in clock ticks; undefined once it is gone. */
+function cpuTicks(pid: number): [number, number, number, number] | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14–17 of proc(5), counted from the state (field 3) here.
+  return [Number(fields[11]), Number(fields[12]), Number(fields[13]), Number(fields[14])];
+}
+
+/**
+ * The CPU seconds the server behind `dataDir` has used so far: its postmaster's, every running
+ * process's it started (backends, parallel and autovacuum workers, the background processes), and
+ * those of the ones that ended (the postmaster reaped them). Read before and after a case, the
+ * difference is what the server spent during it — the backends a case used, and whatever else the
+ * server did meanwhile (autovacuum after an earlier case's load).
+ */
+export function serverCpuSeconds(dataDir: string): number {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const postmaster = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  let ticks = 0;
+  for (const pid of treeOf(postmaster, processTable())) {
+    const t = cpuTicks(pid);
+    if (!t) continue;
+    ticks += t[0] + t[1] + (pid === postmaster ? t[2] + t[3] : 0);
+  }
+  return ticks / clockTicks;
+}

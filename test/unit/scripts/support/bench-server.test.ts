@@ -1,5 +1,8 @@
 /** The benchmark's pure pieces: which cores a pinned case may use, and when statistics have settled. */
-import { cpuList, pinnedCommand, settled } from '../../../../scripts/support/bench-server';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cpuList, pinnedCommand, serverCpuSeconds, settled } from '../../../../scripts/support/bench-server';
 import { treeOf } from '../../../../scripts/support/measure';
 
 test('cpuList names the first N cores as taskset takes them', () => {
@@ -48,4 +51,20 @@ test('treeOf finds every descendant, whatever the order of pids (wrap-around)', 
   ]);
   expect([...treeOf(10, procs)].sort((a, b) => a - b)).toEqual([3, 5, 10, 20, 30]);
   expect([...treeOf(40, procs)]).toEqual([40]);
+});
+
+test("serverCpuSeconds grows by what the postmaster's process tree spends", () => {
+  // This process stands in for a postmaster: its data directory's postmaster.pid names it.
+  const dataDir = mkdtempSync(join(tmpdir(), 'pgferry-server-cpu-'));
+  try {
+    writeFileSync(join(dataDir, 'postmaster.pid'), `${process.pid}\n/data\n`);
+    const before = serverCpuSeconds(dataDir);
+    const until = Date.now() + 300;
+    while (Date.now() < until); // 0.3 s of CPU
+    const spent = serverCpuSeconds(dataDir) - before;
+    expect(spent).toBeGreaterThan(0.2);
+    expect(spent).toBeLessThan(5);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 });
