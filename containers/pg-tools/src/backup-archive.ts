@@ -13,8 +13,8 @@ import { PgferryError } from '../../../core/errors';
 import { Meter } from '../../../core/metering';
 import { dumpGlobals } from '../../../core/postgres/admin';
 import {
-  type ArchiveTocEntry,
   ArchiveRowCounter,
+  type ArchiveTocEntry,
   type TableDataListener,
   type TableDataRows,
 } from '../../../core/postgres/archive';

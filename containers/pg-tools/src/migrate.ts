@@ -3,13 +3,19 @@
  * per database, and leaves a normal backup of each in the store.
  *
  * Per database, under one exported snapshot of the source:
- *   pg_dump -Fc -Z0 (the target's major) ──┬─> rows counted, compression + SHA-256 ─> the store
- *                                          │     (the archived backup), its header and TOC ─> a local file
- *                                          └─> pg_restore --section=pre-data,data ─> the target
- *   the local file (every definition, no data) ─> pg_restore -j N --section=post-data
+ *   pg_dump -Fc -Z0 (the target's major) ─> rows counted, compression + SHA-256 ─> the store
+ *                                           (the archived backup); its header and TOC ─> a local file
+ *                                           ─> pg_restore --section=pre-data ─> the target;
+ *                                           each table's COPY text ─> `jobs` COPY sessions ─> the target
+ *                                           (core/postgres/copy-stream.ts; with large objects, which
+ *                                           are not COPY text: pg_restore --section=pre-data,data
+ *                                           reading the same bytes instead)
+ *   the local file (every definition, no data) ─> its SEQUENCE SET entries, then
+ *                                                 pg_restore -j N --section=post-data
  * then the database's own properties, ANALYZE, and the checks, which hold while the source is
- * being written to: every table's rows on the target equal the rows the dump carried (counted from
- * its COPY data, in the snapshot), every sequence is at least where it was when the snapshot was
+ * being written to: every table's rows on the target (the COPYs' command tags; counted on the
+ * target when pg_restore loaded it) equal the rows the dump carried (counted from its COPY data,
+ * in the snapshot), every sequence is at least where it was when the snapshot was
  * taken (at most, for descending ones), and the number of objects of each kind is the snapshot's.
  * Tables rewritten or altered after the snapshot make the attempt void, as for a backup
  * (dump.ts): the target is dropped and the migration starts afresh, a bounded number of times.
@@ -347,6 +353,10 @@ async function migrateDatabaseOnce(
     // Sequences move outside any snapshot: read before pg_dump reads them, each is at most what
     // the dump carries (for ascending ones), however much the source is written to meanwhile.
     const sequences = await sequenceStates(observer);
+    // Large objects are not COPY data: a database with any is loaded by pg_restore (below). Read
+    // here, on the observer, not in the snapshot's session, which reads the catalog meanwhile; one
+    // created before the snapshot but after this read fails the load, naming it.
+    const largeObjects = await hasLargeObjects(observer);
     await progress.timed('createDatabase', async () => {
       await createDatabase(ctx, db.target, db, 'migration');
       created = true;
@@ -392,7 +402,7 @@ async function migrateDatabaseOnce(
     // The tables' data goes to the target by this process's own COPY sessions, straight from the
     // stream (core/postgres/copy-stream.ts); large objects are not COPY data: a database with any
     // is loaded by pg_restore reading the stream, as before.
-    const copy = (await hasLargeObjects(source)) ? undefined : copyStream(ctx, db);
+    const copy = largeObjects ? undefined : copyStream(ctx, db);
     let restoredRows: Map<number, number> | undefined;
     try {
       await progress.timed('data', async () => {
