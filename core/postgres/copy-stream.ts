@@ -97,9 +97,14 @@ interface TableLoad {
   rows: number;
 }
 
+interface Piece {
+  table: TableLoad;
+  bytes: Buffer;
+}
+
 interface Session {
   index: number;
-  queue: { table: TableLoad; bytes: Buffer }[];
+  queue: Piece[];
   queued: number;
   /** Wakes the session's worker waiting for a piece (or for the end). */
   wake: (() => void) | undefined;
@@ -124,6 +129,7 @@ export class CopyStream implements TableDataListener {
   private current: TableLoad | undefined;
   private batch: Buffer;
   private batchLength = 0;
+  private readonly batchCapacity: number;
   private queued = 0;
   private next = 0;
   private waiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
@@ -137,7 +143,8 @@ export class CopyStream implements TableDataListener {
     this.spreadBytes = opts.spreadBytes ?? 4 * 1024 * 1024;
     this.limit = Math.max(1, opts.sessions) * (opts.queuedBytes ?? 4 * 1024 * 1024);
     this.code = opts.errorCode ?? 'RestoreFailed';
-    this.batch = Buffer.allocUnsafe(this.pieceBytes + 64 * 1024);
+    this.batchCapacity = this.pieceBytes + 64 * 1024;
+    this.batch = Buffer.allocUnsafe(this.batchCapacity);
     this.sessions = Array.from({ length: Math.max(1, opts.sessions) }, (_, index) => ({
       index,
       queue: [],
@@ -257,13 +264,25 @@ export class CopyStream implements TableDataListener {
     this.deal(load, this.takePiece(cut + 1));
   }
 
-  /** The batch's first `bytes` as a piece of their own, the rest moved to the batch's start. */
+  /**
+   * The batch's first `bytes` as a piece: a large piece is the batch itself (its rest moved to a
+   * new batch: each byte is copied once), a small one (the end of a small table) a copy of its
+   * own, so that a queue of small tables' pieces does not hold a batch each.
+   */
   private takePiece(bytes: number): Buffer {
-    const piece = Buffer.allocUnsafe(bytes);
-    this.batch.copy(piece, 0, 0, bytes);
-    this.batch.copyWithin(0, bytes, this.batchLength);
-    this.batchLength -= bytes;
-    return piece;
+    const rest = this.batchLength - bytes;
+    if (bytes < this.pieceBytes / 4) {
+      const piece = Buffer.allocUnsafe(bytes);
+      this.batch.copy(piece, 0, 0, bytes);
+      this.batch.copyWithin(0, bytes, this.batchLength);
+      this.batchLength = rest;
+      return piece;
+    }
+    const full = this.batch;
+    this.batch = Buffer.allocUnsafe(Math.max(this.batchCapacity, rest * 2));
+    full.copy(this.batch, 0, bytes, this.batchLength);
+    this.batchLength = rest;
+    return full.subarray(0, bytes);
   }
 
   private deal(load: TableLoad, bytes: Buffer): void {
