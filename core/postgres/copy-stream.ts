@@ -21,6 +21,7 @@
  * back) and fails `ready()` and `finish()` with the server's message.
  */
 import { once } from 'node:events';
+import type { Writable } from 'node:stream';
 import type { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { errorMessage, PgferryError, type PgferryErrorCode } from '../errors';
@@ -100,6 +101,8 @@ interface TableLoad {
 interface Piece {
   table: TableLoad;
   bytes: Buffer;
+  /** The batch the piece lies in, to be a batch again once the piece is sent. */
+  batch?: Buffer;
 }
 
 interface Session {
@@ -130,6 +133,11 @@ export class CopyStream implements TableDataListener {
   private batch: Buffer;
   private batchLength = 0;
   private readonly batchCapacity: number;
+  /**
+   * Batches whose pieces have been sent, to be batches again: the text passes through a few
+   * buffers rather than a new one per piece, whose garbage collection cost ~0.3 CPU s per 540 MB.
+   */
+  private readonly spare: Buffer[] = [];
   private queued = 0;
   private next = 0;
   private waiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
@@ -217,7 +225,7 @@ export class CopyStream implements TableDataListener {
       throw new PgferryError(this.code, `the data of ${load.name} does not end with COPY's end marker`);
     }
     this.batchLength = marker;
-    if (marker > 0) this.deal(load, this.takePiece(marker));
+    if (marker > 0) this.deal(load, ...this.takePiece(marker));
     this.batchLength = 0;
   }
 
@@ -261,7 +269,7 @@ export class CopyStream implements TableDataListener {
     if (this.batchLength <= MARKER_ROOM) return;
     const cut = this.batch.lastIndexOf(NEWLINE, this.batchLength - MARKER_ROOM - 1);
     if (cut < 0) return;
-    this.deal(load, this.takePiece(cut + 1));
+    this.deal(load, ...this.takePiece(cut + 1));
   }
 
   /**
@@ -269,27 +277,30 @@ export class CopyStream implements TableDataListener {
    * new batch: each byte is copied once), a small one (the end of a small table) a copy of its
    * own, so that a queue of small tables' pieces does not hold a batch each.
    */
-  private takePiece(bytes: number): Buffer {
+  private takePiece(bytes: number): [Buffer, Buffer?] {
     const rest = this.batchLength - bytes;
     if (bytes < this.pieceBytes / 4) {
       const piece = Buffer.allocUnsafe(bytes);
       this.batch.copy(piece, 0, 0, bytes);
       this.batch.copyWithin(0, bytes, this.batchLength);
       this.batchLength = rest;
-      return piece;
+      return [piece];
     }
     const full = this.batch;
-    this.batch = Buffer.allocUnsafe(Math.max(this.batchCapacity, rest * 2));
+    this.batch =
+      rest <= this.batchCapacity
+        ? (this.spare.pop() ?? Buffer.allocUnsafe(this.batchCapacity))
+        : Buffer.allocUnsafe(rest * 2);
     full.copy(this.batch, 0, bytes, this.batchLength);
     this.batchLength = rest;
-    return full.subarray(0, bytes);
+    return [full.subarray(0, bytes), full.length === this.batchCapacity ? full : undefined];
   }
 
-  private deal(load: TableLoad, bytes: Buffer): void {
+  private deal(load: TableLoad, bytes: Buffer, batch?: Buffer): void {
     const session = load.home && load.sent < this.spreadBytes ? load.home : this.leastLoaded();
     load.home ??= session;
     load.sent += bytes.length;
-    session.queue.push({ table: load, bytes });
+    session.queue.push({ table: load, bytes, batch });
     session.queued += bytes.length;
     this.queued += bytes.length;
     session.wake?.();
@@ -316,6 +327,19 @@ export class CopyStream implements TableDataListener {
     await client.query(setup);
     await Promise.race([tablesReady, this.failed]);
     let copy: { table: TableLoad; stream: ReturnType<typeof copyFrom>; ended: Promise<void> } | undefined;
+    // The batches of the pieces written, free once the client's socket has handed all it was
+    // given to the kernel (its 'drain', or nothing left after a write) and the COPY stream holds
+    // none back (before the server accepts the COPY, it does).
+    const socket = (client as unknown as { connection: { stream: Writable } }).connection.stream;
+    let sent: Buffer[] = [];
+    const recycle = () => {
+      if (!sent.length || socket.writableLength > 0 || copy?.stream.writableLength) return;
+      // As many as the queues hold (their bound) and the sessions are sending.
+      const room = Math.ceil(this.limit / this.batchCapacity) + 2 * this.sessions.length - this.spare.length;
+      if (room > 0) this.spare.push(...sent.slice(0, room));
+      sent = [];
+    };
+    socket.on('drain', recycle);
     for (;;) {
       if (this.failure) throw this.failure;
       const piece = session.queue.shift();
@@ -332,7 +356,10 @@ export class CopyStream implements TableDataListener {
         if (copy) await this.endCopy(copy);
         copy = this.startCopy(client, piece.table);
       }
-      if (!copy.stream.write(piece.bytes)) await Promise.race([once(copy.stream, 'drain'), this.failed]);
+      const flowing = copy.stream.write(piece.bytes);
+      if (piece.batch) sent.push(piece.batch);
+      if (!flowing) await Promise.race([once(copy.stream, 'drain'), this.failed]);
+      recycle();
       session.queued -= piece.bytes.length;
       this.queued -= piece.bytes.length;
       if (this.queued <= this.limit / 2) this.release();
