@@ -10,6 +10,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Client } from 'pg';
 import type { MigrateReport, RestoreReport } from '../../core/contracts';
 import { runCli, sourceUrl } from '../support/cli';
 import { createComplexDatabase } from '../support/complex-database';
@@ -196,4 +197,51 @@ describe('a row the target rejects', () => {
     // The failed migration's result is recorded; no backup object.
     expect(filesIn(dir).filter((f) => !f.endsWith('.json'))).toEqual([]);
   });
+});
+
+describe('pg_dump failing before its table of contents (a lock it cannot get, no schema test)', () => {
+  const source = env.server(15);
+  const target = env.server(15);
+  const database = uniqueName('mig_copy_locked');
+  const migrated = uniqueName('mig_copy_unlocked');
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-migrate-copy-locked-'));
+
+  beforeAll(async () => {
+    await createDatabase(source, database);
+    await withClient(source, database, (c) =>
+      c.query('CREATE TABLE events (id int); INSERT INTO events VALUES (1)'),
+    );
+  });
+
+  afterAll(async () => {
+    await dropDatabase(source, database);
+    await dropDatabase(target, migrated);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('fails the migration naming the lock, and drops the target (nothing waits for the tables)', async () => {
+    const holder = new Client(source.clientConfig(database));
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE events IN ACCESS EXCLUSIVE MODE');
+      const result = await runCli([
+        'migrate',
+        '--source',
+        sourceUrl(source, database),
+        '--target',
+        sourceUrl(target, migrated),
+        '--store',
+        dir,
+        '--no-schema-test',
+        '--lock-wait-timeout',
+        '1s',
+      ]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/could not lock public\.events within 1s/);
+    } finally {
+      await holder.end();
+    }
+    expect(await databaseExists(target, migrated)).toBe(false);
+  }, 120_000);
 });

@@ -437,7 +437,7 @@ async function migrateDatabaseOnce(
         );
         preData.catch(() => undefined); // the loader fails with it; settled before a drop
         pending.push(preData);
-        await streamDumpIntoRestore(ctx, {
+        const streamed = streamDumpIntoRestore(ctx, {
           dumpArgs,
           source: db.source,
           target: db.target,
@@ -452,6 +452,13 @@ async function migrateDatabaseOnce(
           stop: (reason) => copy.abort(reason),
           guard,
           diagnose,
+        });
+        // A stream that fails before its TOC is whole leaves no pre-data to wait for.
+        await streamed.catch((err: unknown) => {
+          const failed = Promise.reject(err);
+          failed.catch(() => undefined); // handled: a no-op when the TOC was whole already
+          definitionsWritten(failed);
+          throw err;
         });
         restoredRows = await copy.finish();
         // The sequences' values (SEQUENCE SET, the data section's other entries) from the
