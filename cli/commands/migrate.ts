@@ -64,7 +64,7 @@ export function registerMigrate(program: Command, aws: AwsAccess): void {
     .option('--force', 'replace a target database that exists and is not empty', false)
     .option(
       '--jobs <n>',
-      'parallel pg_restore jobs for indexes and constraints (default: the number of cores)',
+      'COPY sessions loading the data, and parallel pg_restore jobs for indexes and constraints (default: the number of cores)',
       option(parseJobs),
     )
     .option('--with-role-passwords', "copy roles' password hashes too (needs a superuser source)", false)

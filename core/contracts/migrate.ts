@@ -249,6 +249,12 @@ export const MigrateDatabaseResultSchema = z
         sequences: z.array(SequenceCheckSchema),
         objectCounts: z.array(ObjectCountSchema),
         analyzed: z.boolean(),
+        /**
+         * Where `rowCounts`' restored rows come from: `copy`, the command tags of the COPYs that
+         * loaded each table (the migration's own COPY sessions); `target`, a count of each table
+         * on the target. Absent in older reports (`target`).
+         */
+        restoredRowsFrom: z.enum(['copy', 'target']).optional(),
       })
       .strict(),
     online: OnlineCutoverSchema.optional(),

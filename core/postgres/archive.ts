@@ -97,6 +97,20 @@ export interface TableDataRows {
   rows: number;
 }
 
+/**
+ * Receives each table's COPY text as the scanner reads it (see `ArchiveScanner.dataListener`): a
+ * migration's loader (core/postgres/copy-stream.ts) takes it straight from pg_dump's stream.
+ */
+export interface TableDataListener {
+  /**
+   * The table's data in `buf[start, end)`, pg_dump's end marker included (it arrives last). The
+   * bytes are the stream's own, valid only during the call: copy what is kept.
+   */
+  data(table: TableDataRows, buf: Buffer, start: number, end: number): void;
+  /** The table's data block ended, its end marker checked. */
+  end(table: TableDataRows): void;
+}
+
 /** Thrown inside the reader when the bytes at hand end before the structure being read. */
 class NeedMoreBytes extends Error {}
 const NEED_MORE = new NeedMoreBytes('more bytes needed');
@@ -205,6 +219,8 @@ export class ArchiveScanner {
   private fed = 0;
   /** Where the data blocks start: the header's and the TOC's length, once read. */
   tocEnd: number | undefined;
+  /** Given each table's COPY text as it is read, when set (a migration's loader). */
+  dataListener: TableDataListener | undefined;
 
   constructor(private readonly onToc?: (toc: ArchiveTocEntry[]) => void) {}
 
@@ -299,7 +315,10 @@ export class ArchiveScanner {
         case Phase.DataChunkBody:
         case Phase.BlobChunkBody: {
           const end = Math.min(buf.length, pos + this.chunkRemaining);
-          if (this.phase === Phase.DataChunkBody && this.table) this.countRows(buf, pos, end);
+          if (this.phase === Phase.DataChunkBody && this.table) {
+            this.countRows(buf, pos, end);
+            this.dataListener?.data(this.table, buf, pos, end);
+          }
           this.chunkRemaining -= end - pos;
           pos = end;
           if (this.chunkRemaining === 0) {
@@ -556,6 +575,7 @@ export class ArchiveScanner {
     }
     table.rows -= markerNewlines;
     this.dataBytes.set(table.dumpId, this.blockBytes);
+    this.dataListener?.end(table);
   }
 }
 
@@ -584,10 +604,18 @@ export class ArchiveRowCounter extends Transform {
        * reads for the pre-data and post-data sections.
        */
       onTocBytes?: (bytes: Buffer, last: boolean) => void;
+      /** Given each table's COPY text as it passes (see `ArchiveScanner.dataListener`). */
+      tableData?: TableDataListener;
+      /**
+       * Asked after each piece is read: a promise holds the piece (and so the stream, and pg_dump
+       * behind it) back until it settles; its rejection fails the stream.
+       */
+      ready?: () => Promise<void> | undefined;
     } = {},
   ) {
     super();
     this.scanner = new ArchiveScanner(hooks.onToc);
+    this.scanner.dataListener = hooks.tableData;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -605,6 +633,14 @@ export class ArchiveRowCounter extends Transform {
       }
     } catch (err) {
       callback(err as Error);
+      return;
+    }
+    const wait = this.hooks.ready?.();
+    if (wait) {
+      wait.then(
+        () => callback(null, chunk),
+        (err: Error) => callback(err),
+      );
       return;
     }
     callback(null, chunk);

@@ -12,7 +12,12 @@ import type { BackupPlan, GlobalsInfoSchema, StoredObject, TableRowCount } from 
 import { PgferryError } from '../../../core/errors';
 import { Meter } from '../../../core/metering';
 import { dumpGlobals } from '../../../core/postgres/admin';
-import { ArchiveRowCounter, type TableDataRows } from '../../../core/postgres/archive';
+import {
+  ArchiveRowCounter,
+  type ArchiveTocEntry,
+  type TableDataListener,
+  type TableDataRows,
+} from '../../../core/postgres/archive';
 import type { PgToolBinary } from '../../../core/postgres/binaries';
 import {
   changedTables,
@@ -206,6 +211,12 @@ export interface ArchiveWatcher {
   tocRead?(tableOids: number[]): void;
   /** The archive's header and TOC as they pass (see `ArchiveRowCounter`). */
   tocBytes?(bytes: Buffer, last: boolean): void;
+  /** The TOC is read: every entry (a migration's loader needs the COPY statements). */
+  toc?(toc: ArchiveTocEntry[]): void;
+  /** Each table's COPY text as it passes (see `ArchiveRowCounter`'s `tableData`). */
+  tableData?: TableDataListener;
+  /** Holds the stream back until it settles (see `ArchiveRowCounter`'s `ready`). */
+  ready?(): Promise<void> | undefined;
 }
 
 /**
@@ -230,11 +241,15 @@ export function storeDumpStream(
   const { key, kind } = as;
   const counter = new ArchiveRowCounter({
     onFirstBytes: () => watcher.firstBytes?.(),
-    onToc: (toc) =>
-      watcher.tocRead?.(toc.filter((e) => e.desc === 'TABLE DATA' && e.hadDumper).map((e) => e.oid)),
+    onToc: (toc) => {
+      watcher.tocRead?.(toc.filter((e) => e.desc === 'TABLE DATA' && e.hadDumper).map((e) => e.oid));
+      watcher.toc?.(toc);
+    },
     ...(watcher.tocBytes
       ? { onTocBytes: (bytes: Buffer, last: boolean) => watcher.tocBytes?.(bytes, last) }
       : {}),
+    tableData: watcher.tableData,
+    ready: watcher.ready && (() => watcher.ready?.()),
   });
   const raw = new Meter();
   const hashed = new Meter({

@@ -3,13 +3,19 @@
  * per database, and leaves a normal backup of each in the store.
  *
  * Per database, under one exported snapshot of the source:
- *   pg_dump -Fc -Z0 (the target's major) ──┬─> rows counted, compression + SHA-256 ─> the store
- *                                          │     (the archived backup), its header and TOC ─> a local file
- *                                          └─> pg_restore --section=pre-data,data ─> the target
- *   the local file (every definition, no data) ─> pg_restore -j N --section=post-data
+ *   pg_dump -Fc -Z0 (the target's major) ─> rows counted, compression + SHA-256 ─> the store
+ *                                           (the archived backup); its header and TOC ─> a local file
+ *                                           ─> pg_restore --section=pre-data ─> the target;
+ *                                           each table's COPY text ─> `jobs` COPY sessions ─> the target
+ *                                           (core/postgres/copy-stream.ts; with large objects, which
+ *                                           are not COPY text: pg_restore --section=pre-data,data
+ *                                           reading the same bytes instead)
+ *   the local file (every definition, no data) ─> its SEQUENCE SET entries, then
+ *                                                 pg_restore -j N --section=post-data
  * then the database's own properties, ANALYZE, and the checks, which hold while the source is
- * being written to: every table's rows on the target equal the rows the dump carried (counted from
- * its COPY data, in the snapshot), every sequence is at least where it was when the snapshot was
+ * being written to: every table's rows on the target (the COPYs' command tags; counted on the
+ * target when pg_restore loaded it) equal the rows the dump carried (counted from its COPY data,
+ * in the snapshot), every sequence is at least where it was when the snapshot was
  * taken (at most, for descending ones), and the number of objects of each kind is the snapshot's.
  * Tables rewritten or altered after the snapshot make the attempt void, as for a backup
  * (dump.ts): the target is dropped and the migration starts afresh, a bounded number of times.
@@ -21,7 +27,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -52,9 +58,10 @@ import {
   dropDatabase as dropDatabaseOn,
   dumpGlobals,
 } from '../../../core/postgres/admin';
-import type { TableDataRows } from '../../../core/postgres/archive';
+import type { ArchiveTocEntry, TableDataRows } from '../../../core/postgres/archive';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
 import { connectPg, endQuietly, libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
+import { CopyStream } from '../../../core/postgres/copy-stream';
 import { type IncompleteRun, markIncomplete } from '../../../core/postgres/incomplete-database';
 import {
   countRows,
@@ -100,7 +107,14 @@ import {
   type TableVersion,
   tableVersions,
 } from '../../../core/postgres/snapshot-guard';
-import { collectTail, firstError, keepStderr, pgRestoreParallel } from '../../../core/postgres/tools';
+import {
+  collectTail,
+  firstError,
+  keepStderr,
+  pgRestoreParallel,
+  runTool,
+  sessionSettings,
+} from '../../../core/postgres/tools';
 import {
   backupObjectKey,
   dumpResultKey,
@@ -110,6 +124,7 @@ import {
 import { throttled } from '../../../core/task-progress';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
 import {
+  type ArchiveWatcher,
   DUMP_ATTEMPTS,
   dumpObjectKey,
   guardedSnapshot,
@@ -338,6 +353,10 @@ async function migrateDatabaseOnce(
     // Sequences move outside any snapshot: read before pg_dump reads them, each is at most what
     // the dump carries (for ascending ones), however much the source is written to meanwhile.
     const sequences = await sequenceStates(observer);
+    // Large objects are not COPY data: a database with any is loaded by pg_restore (below). Read
+    // here, on the observer, not in the snapshot's session, which reads the catalog meanwhile; one
+    // created before the snapshot but after this read fails the load, naming it.
+    const largeObjects = await hasLargeObjects(observer);
     await progress.timed('createDatabase', async () => {
       await createDatabase(ctx, db.target, db, 'migration');
       created = true;
@@ -372,31 +391,83 @@ async function migrateDatabaseOnce(
     // What the dump will roughly write, for its progress (none if it cannot be read).
     const estimate = await estimateDumpSize(db.source, ctx.sourcePassword);
     let archived: Awaited<ReturnType<typeof archive>> | undefined;
-    await progress.timed('data', () =>
-      streamDumpIntoRestore(ctx, {
-        dumpArgs: [
-          '--format=custom',
-          '--compress=0',
-          `--snapshot=${snap.snapshot}`,
-          `--lock-wait-timeout=${ctx.lockWaitTimeoutMs}`,
-          '--no-password',
-        ],
-        source: db.source,
-        restoreArgs: [
-          '--section=pre-data',
-          '--section=data',
-          '--exit-on-error',
-          '--no-password',
-          dbnameArg(db.target.database),
-        ],
-        target: db.target,
-        archive: async (input) => {
-          archived = await archive(ctx, db, input, guard, definitionsFile, estimate);
-        },
-        guard,
-        diagnose: (stderr) => lockWaitFailure(stderr, observer, ctx.lockWaitTimeoutMs),
-      }),
-    );
+    const dumpArgs = [
+      '--format=custom',
+      '--compress=0',
+      `--snapshot=${snap.snapshot}`,
+      `--lock-wait-timeout=${ctx.lockWaitTimeoutMs}`,
+      '--no-password',
+    ];
+    const diagnose = (stderr: string) => lockWaitFailure(stderr, observer, ctx.lockWaitTimeoutMs);
+    // The tables' data goes to the target by this process's own COPY sessions, straight from the
+    // stream (core/postgres/copy-stream.ts); large objects are not COPY data: a database with any
+    // is loaded by pg_restore reading the stream, as before.
+    const copy = largeObjects ? undefined : copyStream(ctx, db);
+    let restoredRows: Map<number, number> | undefined;
+    try {
+      await progress.timed('data', async () => {
+        if (!copy) {
+          await streamDumpIntoRestore(ctx, {
+            dumpArgs,
+            source: db.source,
+            restoreArgs: [
+              '--section=pre-data',
+              '--section=data',
+              '--exit-on-error',
+              '--no-password',
+              dbnameArg(db.target.database),
+            ],
+            target: db.target,
+            archive: async (input) => {
+              archived = await archive(ctx, db, input, guard, definitionsFile, estimate);
+            },
+            guard,
+            diagnose,
+          });
+          return;
+        }
+        // The pre-data runs once the definitions file is whole (the TOC read); the data read
+        // meanwhile waits in the loader's queues, then holds pg_dump back.
+        let definitionsWritten: (written: Promise<void>) => void = () => undefined;
+        const definitions = new Promise<void>((resolve) => {
+          definitionsWritten = resolve;
+        });
+        const preData = definitions.then(() =>
+          restoreDefinitions(ctx, db, definitionsFile, ['--section=pre-data']),
+        );
+        preData.catch(() => undefined); // the loader fails with it; settled before a drop
+        pending.push(preData);
+        const streamed = streamDumpIntoRestore(ctx, {
+          dumpArgs,
+          source: db.source,
+          target: db.target,
+          archive: async (input) => {
+            archived = await archive(ctx, db, input, guard, definitionsFile, estimate, {
+              toc: (toc) => copy.start(toc, preData),
+              tableData: copy,
+              ready: () => copy.ready(),
+              definitionsWritten,
+            });
+          },
+          stop: (reason) => copy.abort(reason),
+          guard,
+          diagnose,
+        });
+        // A stream that fails before its TOC is whole leaves no pre-data to wait for.
+        await streamed.catch((err: unknown) => {
+          const failed = Promise.reject(err);
+          failed.catch(() => undefined); // handled: a no-op when the TOC was whole already
+          definitionsWritten(failed);
+          throw err;
+        });
+        restoredRows = await copy.finish();
+        // The sequences' values (SEQUENCE SET, the data section's other entries) from the
+        // definitions file: pg_restore restores only the entries listed.
+        await restoreSequences(ctx, db, definitionsFile, archived?.toc ?? []);
+      });
+    } finally {
+      await copy?.close();
+    }
     if (!archived) throw new PgferryError('DumpFailed', 'the dump was not archived');
     // pg_dump imported the slot's snapshot long ago: its WAL sender is freed for the subscription's,
     // so one free WAL sender is all an online migration needs.
@@ -407,6 +478,8 @@ async function migrateDatabaseOnce(
     await guard.verify(archived.tables);
     const { tables: catalogTables, state } = await snap.read;
     const tables = rowCounts(archived.tables, catalogTables);
+    // The rows each table's COPYs loaded (their command tags), named as `tables` names them.
+    const loaded = restoredRows && loadedRows(archived.tables, catalogTables, restoredRows);
 
     // The roles and tablespaces go to the store while the indexes and constraints are built: the
     // two need nothing of each other, and pg_dumpall's run was ~0.2–0.3 s on its own.
@@ -448,7 +521,7 @@ async function migrateDatabaseOnce(
       }));
       await applyProperties();
     } else {
-      checks = await verify(ctx, db, { ...state, tables }, progress);
+      checks = await verify(ctx, db, { ...state, tables, loaded }, progress);
     }
     const dumpResult: DumpResult = {
       schemaVersion: SCHEMA_VERSION,
@@ -523,10 +596,20 @@ async function archive(
   guard: SnapshotGuard,
   definitionsFile: string,
   estimate: number | undefined,
-): Promise<{ object: StoredObject; uncompressedBytes: number; tables: TableDataRows[] }> {
+  /** The loader's hooks (the copy path), and who waits for the definitions file to be whole. */
+  load: Pick<ArchiveWatcher, 'toc' | 'tableData' | 'ready'> & {
+    definitionsWritten?: (written: Promise<void>) => void;
+  } = {},
+): Promise<{
+  object: StoredObject;
+  uncompressedBytes: number;
+  tables: TableDataRows[];
+  toc: ArchiveTocEntry[];
+}> {
   const definitions = createWriteStream(definitionsFile, { flags: 'wx', mode: 0o600 });
-  const written = once(definitions, 'close');
+  const written = once(definitions, 'close').then(() => undefined);
   written.catch(() => undefined); // awaited below, once the stream has ended; never unhandled
+  let toc: ArchiveTocEntry[] = [];
   const report = throttled(ctx.deps.onProgress);
   const copied = ({ dumpedBytes, storedBytes }: DumpProgress, force = false) =>
     report(
@@ -549,8 +632,17 @@ async function archive(
     tocRead: (oids) => guard.tocRead(oids),
     tocBytes: (bytes, last) => {
       definitions.write(bytes);
-      if (last) definitions.end();
+      if (last) {
+        definitions.end();
+        load.definitionsWritten?.(written);
+      }
     },
+    toc: (entries) => {
+      toc = entries;
+      load.toc?.(entries);
+    },
+    tableData: load.tableData,
+    ready: load.ready,
   });
   try {
     await Promise.all([flowing, upload]);
@@ -560,21 +652,25 @@ async function archive(
   await written;
   const result = stored();
   copied({ dumpedBytes: result.uncompressedBytes, storedBytes: result.object.bytes }, true);
-  return result;
+  return { ...result, toc };
 }
 
 /**
- * pg_dump's output streamed into pg_restore's standard input, and — when `archive` is given — the
- * same bytes to it at the same time. Any failure stops both tools; the error is the tool's own.
+ * pg_dump's output streamed into pg_restore's standard input (with `restoreArgs`), and — when
+ * `archive` is given — the same bytes to it at the same time; without `restoreArgs`, to `archive`
+ * alone (the copy path: its loader reads them there). Any failure stops both tools and `stop`s
+ * what loads beside them; the error is the tool's own.
  */
 async function streamDumpIntoRestore(
   ctx: Context,
   opts: {
     dumpArgs: string[];
     source: Connection;
-    restoreArgs: string[];
+    restoreArgs?: string[];
     target: Connection;
     archive?: (input: Readable) => Promise<void>;
+    /** Called with the failure: stops the loader that reads the archive's stream. */
+    stop?: (reason: unknown) => void;
     /** Its abort stops both tools; the abort's reason is the error. */
     guard?: SnapshotGuard;
     /** A better error for pg_dump's failure (a lock it could not get), if there is one. */
@@ -585,21 +681,26 @@ async function streamDumpIntoRestore(
     env: dumpEnv(ctx, opts.source),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const restore = spawn(ctx.pgRestore.path, opts.restoreArgs, {
-    env: restoreEnv(ctx, opts.target),
-    stdio: ['pipe', 'ignore', 'pipe'],
-  });
   ctx.deps.onChild?.(dump);
-  ctx.deps.onChild?.(restore);
   const dumpStderr = collectTail(dump.stderr);
-  const restoreStderr = keepStderr(restore.stderr);
-  const toRestore = new PassThrough({ highWaterMark: 1 << 20 });
-  dump.stdout.pipe(toRestore);
-  const work: Promise<unknown>[] = [
-    pipeline(toRestore, restore.stdin),
-    exitStatus(dump, 'pg_dump', dumpStderr),
-    exitStatus(restore, 'pg_restore', () => firstError(restoreStderr())),
-  ];
+  const work: Promise<unknown>[] = [exitStatus(dump, 'pg_dump', dumpStderr)];
+  let restore: ChildProcess | undefined;
+  let restoreStderr = () => '';
+  if (opts.restoreArgs) {
+    const child = spawn(ctx.pgRestore.path, opts.restoreArgs, {
+      env: restoreEnv(ctx, opts.target),
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    restore = child;
+    ctx.deps.onChild?.(child);
+    restoreStderr = keepStderr(child.stderr);
+    const toRestore = new PassThrough({ highWaterMark: 1 << 20 });
+    dump.stdout.pipe(toRestore);
+    work.push(
+      pipeline(toRestore, child.stdin),
+      exitStatus(child, 'pg_restore', () => firstError(restoreStderr())),
+    );
+  }
   if (opts.archive) {
     const toArchive = new PassThrough({ highWaterMark: 1 << 20 });
     dump.stdout.pipe(toArchive);
@@ -608,14 +709,15 @@ async function streamDumpIntoRestore(
   try {
     await Promise.all(work);
   } catch (err) {
+    opts.stop?.(err);
     dump.kill('SIGKILL');
-    restore.kill('SIGKILL');
+    restore?.kill('SIGKILL');
     await Promise.allSettled(work);
     if (opts.guard?.signal.aborted) throw opts.guard.signal.reason;
     const diagnosed = opts.diagnose && dump.exitCode !== 0 ? await opts.diagnose(dumpStderr()) : undefined;
     if (diagnosed) throw diagnosed;
     // pg_restore's own error says most; a broken pipe after it says nothing.
-    if (restore.exitCode !== 0 && /error/i.test(restoreStderr())) {
+    if (restore && restore.exitCode !== 0 && /error/i.test(restoreStderr())) {
       throw new PgferryError('MigrateFailed', `pg_restore failed: ${firstError(restoreStderr())}`, {
         cause: err,
       });
@@ -626,6 +728,78 @@ async function streamDumpIntoRestore(
     throw err;
   }
 }
+
+/** Whether the database has large objects (their data is in the dump, and is not COPY text). */
+async function hasLargeObjects(client: Client): Promise<boolean> {
+  const { rows } = await client.query<{ any: boolean }>(
+    'SELECT EXISTS (SELECT FROM pg_catalog.pg_largeobject_metadata) AS any',
+  );
+  return rows[0].any;
+}
+
+/**
+ * The loader of the copy path: `plan.jobs` COPY sessions on the target, with pg_restore's session
+ * settings and the load's own (`PGOPTIONS`, as pg_restore's sessions get them).
+ */
+function copyStream(ctx: Context, db: MigrateDatabasePlan): CopyStream {
+  return new CopyStream({
+    sessions: ctx.plan.jobs,
+    connect: () => connectPg(db.target, ctx.targetPassword),
+    settings: sessionSettings(loadSessionOptions(ctx.plan.toastCompression)),
+    errorCode: 'MigrateFailed',
+  });
+}
+
+/** pg_restore of the definitions file (`args` selects what) into the target. */
+async function restoreDefinitions(
+  ctx: Context,
+  db: MigrateDatabasePlan,
+  definitionsFile: string,
+  args: string[],
+): Promise<void> {
+  const out = await runTool(
+    ctx.pgRestore,
+    [...args, '--exit-on-error', '--no-password', dbnameArg(db.target.database), definitionsFile],
+    { env: restoreEnv(ctx, db.target), onChild: ctx.deps.onChild },
+  );
+  if (out.code !== 0) {
+    throw new PgferryError('MigrateFailed', `pg_restore failed: ${firstError(out.stderr)}`);
+  }
+}
+
+/** The TOC's SEQUENCE SET entries (each sequence's value) restored from the definitions file. */
+async function restoreSequences(
+  ctx: Context,
+  db: MigrateDatabasePlan,
+  definitionsFile: string,
+  toc: readonly ArchiveTocEntry[],
+): Promise<void> {
+  const ids = toc.filter((e) => e.desc === 'SEQUENCE SET').map((e) => e.dumpId);
+  if (!ids.length) return;
+  // pg_restore reads a list's lines by their leading dumpId alone.
+  const list = `${definitionsFile}.sequences.list`;
+  await writeFile(list, ids.map((id) => `${id};\n`).join(''), { mode: 0o600 });
+  await restoreDefinitions(ctx, db, definitionsFile, [`--use-list=${list}`]);
+}
+
+/**
+ * The rows each table's COPYs loaded (their command tags, by TABLE DATA dumpId), keyed by the
+ * table's name as `rowCounts` gives it.
+ */
+function loadedRows(
+  dumped: TableDataRows[],
+  catalog: Map<number, TableVersion>,
+  loaded: Map<number, number>,
+): Map<string, number> {
+  return new Map(
+    dumped.map((t) => {
+      const known = catalog.get(t.oid);
+      return [tableKey(known?.schema ?? t.schema, known?.name ?? t.name), loaded.get(t.dumpId) ?? 0];
+    }),
+  );
+}
+
+const tableKey = (schema: string, name: string) => JSON.stringify([schema, name]);
 
 async function exitStatus(child: ChildProcess, tool: string, stderr: () => string): Promise<void> {
   const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
@@ -724,15 +898,27 @@ function analyzeTarget(ctx: Context, db: MigrateDatabasePlan): Promise<void> {
 async function verify(
   ctx: Context,
   db: MigrateDatabasePlan,
-  state: SourceState & { tables: TableRowCount[] },
+  state: SourceState & {
+    tables: TableRowCount[];
+    /**
+     * The rows the copy path's COPYs loaded, by `tableKey`: exactly the rows now in each table
+     * (fresh tables, no triggers or rules before the post-data), so the target is not read again.
+     */
+    loaded?: Map<string, number>;
+  },
   progress: RestoreProgress,
   /** Online, the target is analyzed while it catches up, before the source is frozen. */
   analyzeFirst = true,
 ): Promise<Checks> {
   return withClient(db.target, ctx.targetPassword, async (target) => {
-    // The rows are counted on this session while the others analyze: the counts read what the
-    // load wrote, which ANALYZE does not change, and one session's counts left a core idle.
-    const counted = countRows(target, state.tables);
+    const { loaded } = state;
+    // Without the COPYs' tags, the rows are counted on this session while the others analyze:
+    // the counts read what the load wrote, which ANALYZE does not change.
+    const counted = loaded
+      ? Promise.resolve(
+          state.tables.map((t) => ({ ...t, restoredRows: loaded.get(tableKey(t.schema, t.name)) ?? 0 })),
+        )
+      : countRows(target, state.tables);
     counted.catch(() => undefined); // awaited below; never unhandled
     if (analyzeFirst) await progress.timed('analyze', () => analyzeTarget(ctx, db));
     return await progress.timed('verify', async () => {
@@ -782,6 +968,7 @@ async function verify(
         sequences: sequences.map(({ schema, name, source, target }) => ({ schema, name, source, target })),
         objectCounts: objectCounts_,
         analyzed: true,
+        restoredRowsFrom: loaded ? 'copy' : 'target',
       };
     });
   });

@@ -1,0 +1,223 @@
+/**
+ * core/postgres/copy-stream.ts against a real server: a pg_dump archive streamed through the
+ * archive reader (`ArchiveRowCounter`) with a `CopyStream` listening loads the target as the
+ * archive passes — a large table dealt over every session, small tables one session each, values
+ * with tabs, newlines, backslashes, NULLs and non-ASCII text, in a UTF8 and a LATIN1 database —
+ * its rows counted from the COPYs' tags; no COPY starts before the tables exist, the stream held
+ * back meanwhile; and a row the target rejects fails the load with the server's message, no
+ * session left (what the sessions had committed stays: a migration drops the target).
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Client } from 'pg';
+import { ArchiveRowCounter, type ArchiveTocEntry } from '../../../../core/postgres/archive';
+import { CopyStream } from '../../../../core/postgres/copy-stream';
+import { pgTool, runTool } from '../../../support/cli';
+import { dropDatabase, testEnv, uniqueName, withClient } from '../../../support/env';
+
+const pg = testEnv().server(15);
+const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-copy-stream-'));
+const databases: string[] = [];
+const conn = ['-h', pg.host, '-p', String(pg.port), '-U', pg.user];
+
+const SMALL_TABLES = 40;
+const SCHEMA = `
+  CREATE TABLE big (id bigint PRIMARY KEY, kind text, note text, at timestamptz);
+  INSERT INTO big SELECT g, 'kind_' || (g % 7),
+    CASE WHEN g % 50 = 0 THEN NULL ELSE 'tab' || chr(9) || 'back\\slash ' || chr(10) || repeat('wörd ', g % 40) END,
+    timestamptz '2024-01-01' + g * interval '1 minute'
+  FROM generate_series(1, 40000) g;
+  CREATE TABLE empty (id int);
+  CREATE SEQUENCE counter START 42;
+  DO $$ BEGIN FOR i IN 1..${SMALL_TABLES} LOOP
+    EXECUTE format('CREATE TABLE small_%s (id int PRIMARY KEY, label text)', i);
+    EXECUTE format('INSERT INTO small_%s SELECT g, %L || g FROM generate_series(1, %s) g', i, 'é' || i, i);
+  END LOOP; END $$;
+`;
+
+async function source(encoding: 'UTF8' | 'LATIN1'): Promise<{ db: string; dump: string }> {
+  const db = uniqueName(`cs_src_${encoding.toLowerCase()}`);
+  databases.push(db);
+  await withClient(pg, 'postgres', (c) =>
+    c.query(`CREATE DATABASE ${db} TEMPLATE template0 ENCODING '${encoding}' LC_COLLATE 'C' LC_CTYPE 'C'`),
+  );
+  await withClient(pg, db, (c) => c.query(SCHEMA));
+  const dump = path.join(dir, `${db}.dump`);
+  await runTool(pgTool('pg_dump', 15), ['-Fc', '-Z0', '-f', dump, ...conn, '-d', db], {
+    PGPASSWORD: pg.password,
+  });
+  return { db, dump };
+}
+
+/** Every table's rows hashed, in key order. */
+async function contents(db: string): Promise<Record<string, string>> {
+  return withClient(pg, db, async (c) => {
+    const { rows } = await c.query<{ t: string }>(
+      `SELECT relname AS t FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY 1`,
+    );
+    const out: Record<string, string> = {};
+    for (const { t } of rows) {
+      out[t] = (
+        await c.query(
+          `SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS h FROM ${t} x`,
+        )
+      ).rows[0].h;
+    }
+    return out;
+  });
+}
+
+/**
+ * A target database with the archive's pre-data restored, then the archive streamed through the
+ * reader into a `CopyStream` of `sessions` sessions (small pieces: the big table spreads). Returns
+ * the rows by table and the COPY statements each session ran.
+ */
+async function load(
+  dump: string,
+  target: string,
+  opts: {
+    encoding?: 'UTF8' | 'LATIN1';
+    sessions: number;
+    tablesReady?: (restored: Promise<void>) => Promise<void>;
+    onRead?: (bytes: number) => void;
+  },
+) {
+  databases.push(target);
+  await withClient(pg, 'postgres', (c) =>
+    c.query(
+      `CREATE DATABASE ${target} TEMPLATE template0 ENCODING '${opts.encoding ?? 'UTF8'}' LC_COLLATE 'C' LC_CTYPE 'C'`,
+    ),
+  );
+  const copies: string[][] = [];
+  const copy = new CopyStream({
+    sessions: opts.sessions,
+    connect: async () => {
+      const c = new Client(pg.clientConfig(target));
+      await c.connect();
+      const mine: string[] = [];
+      copies.push(mine);
+      const query = c.query.bind(c) as (q: unknown) => unknown;
+      (c as unknown as { query: (q: unknown) => unknown }).query = (q: unknown) => {
+        const text = (q as { text?: string }).text;
+        if (typeof text === 'string' && text.startsWith('COPY')) mine.push(text);
+        return query(q);
+      };
+      return c;
+    },
+    settings: [['synchronous_commit', 'off']],
+    pieceBytes: 64 * 1024,
+    spreadBytes: 128 * 1024,
+    queuedBytes: 256 * 1024,
+  });
+  const preData = runTool(
+    pgTool('pg_restore', 15),
+    ['--section=pre-data', '--exit-on-error', `--dbname=${target}`, ...conn, dump],
+    { PGPASSWORD: pg.password },
+  ).then(() => undefined);
+  const tablesReady = opts.tablesReady ? opts.tablesReady(preData) : preData;
+  const counter = new ArchiveRowCounter({
+    onToc: (toc: ArchiveTocEntry[]) => copy.start(toc, tablesReady),
+    tableData: copy,
+    ready: () => copy.ready(),
+  });
+  let read = 0;
+  try {
+    const bytes = readFileSync(dump);
+    const pieces = (function* () {
+      for (let i = 0; i < bytes.length; i += 16 * 1024) {
+        read = i;
+        opts.onRead?.(read);
+        yield bytes.subarray(i, i + 16 * 1024);
+      }
+    })();
+    await pipeline(Readable.from(pieces), counter, new Writable({ write: (_c, _e, cb) => cb() }));
+    const rows = await copy.finish();
+    return { rows, streamRows: counter.scanner.tables(), copies };
+  } finally {
+    await copy.close();
+  }
+}
+
+afterAll(async () => {
+  for (const db of databases) await dropDatabase(pg, db);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test.each(['UTF8', 'LATIN1'] as const)(
+  'a %s archive loads as it streams: identical tables, the big one over every session, rows from the tags',
+  async (encoding) => {
+    const { db, dump } = await source(encoding);
+    const target = uniqueName('cs_dst');
+    // The sessions' client_encoding is the archive's: LATIN1 text is not read as UTF8.
+    const { rows, streamRows, copies } = await load(dump, target, { sessions: 3, encoding });
+    expect(await contents(target)).toEqual(await contents(db));
+    expect(streamRows).toHaveLength(SMALL_TABLES + 2);
+    expect(Object.fromEntries(streamRows.map((t) => [t.name, rows.get(t.dumpId)]))).toEqual(
+      Object.fromEntries(streamRows.map((t) => [t.name, t.rows])),
+    );
+    // Every session loaded part of the big table; each small table was one COPY; the empty none.
+    expect(copies).toHaveLength(3);
+    for (const session of copies) expect(session.filter((s) => /big/.test(s))).toHaveLength(1);
+    const all = copies.flat();
+    for (let i = 1; i <= SMALL_TABLES; i++) {
+      expect(all.filter((s) => new RegExp(`small_${i} `).test(s))).toHaveLength(1);
+    }
+    expect(all.filter((s) => /empty/.test(s))).toEqual([]);
+  },
+  300_000,
+);
+
+test('no COPY starts before the tables exist: the stream is held back meanwhile', async () => {
+  const { db, dump } = await source('UTF8');
+  const size = readFileSync(dump).length;
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let readWhenReleased = -1;
+  let read = 0;
+  const loading = load(dump, uniqueName('cs_held'), {
+    sessions: 2,
+    tablesReady: (restored) => restored.then(() => released),
+    onRead: (bytes) => {
+      read = bytes;
+    },
+  });
+  // Well after the pre-data is restored, the tables are still "not ready": the stream waits.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  readWhenReleased = read;
+  release();
+  const { rows, streamRows } = await loading;
+  expect(readWhenReleased).toBeLessThan(size / 2);
+  expect(streamRows.map((t) => rows.get(t.dumpId))).toEqual(streamRows.map((t) => t.rows));
+  expect(db).toBeDefined();
+}, 300_000);
+
+test("a row the target rejects fails the load with the server's message and leaves no session", async () => {
+  const { dump } = await source('UTF8');
+  const target = uniqueName('cs_reject');
+  const failure = await load(dump, target, {
+    sessions: 2,
+    // Once the tables exist, one of the big table's rows is made unacceptable.
+    tablesReady: async (restored) => {
+      await restored;
+      await withClient(pg, target, (c) => c.query('ALTER TABLE big ADD CHECK (id <> 30000)'));
+    },
+  }).catch((err: Error & { code?: string }) => err);
+  expect(failure).toMatchObject({ code: 'RestoreFailed' });
+  expect((failure as Error).message).toMatch(
+    /^loading the data of "public"\."big" failed: new row for relation "big" violates check constraint/,
+  );
+  const state = await withClient(pg, 'postgres', async (c) => {
+    for (let i = 0; i < 50; i++) {
+      const { rowCount } = await c.query('SELECT 1 FROM pg_stat_activity WHERE datname = $1', [target]);
+      if (!rowCount) return 'no sessions';
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return 'sessions left';
+  });
+  expect(state).toBe('no sessions');
+}, 300_000);
