@@ -206,7 +206,14 @@ export class ArchiveScanner {
   /** Where the data blocks start: the header's and the TOC's length, once read. */
   tocEnd: number | undefined;
 
-  constructor(private readonly onToc?: (toc: ArchiveTocEntry[]) => void) {}
+  constructor(
+    private readonly onToc?: (toc: ArchiveTocEntry[]) => void,
+    /**
+     * A table's data block starts at `offset` (what `tableDataOffsets` will hold for `dumpId`): a
+     * reader of the archive while it is being written can load the table from there on.
+     */
+    private readonly onTableData?: (dumpId: number, offset: number) => void,
+  ) {}
 
   /** Feeds the next bytes of the archive. Throws on a structure this reader cannot accept. */
   write(piece: Buffer): void {
@@ -346,7 +353,10 @@ export class ArchiveScanner {
           const dumpId = readArchiveInt(buf, pos + 1, this.intSize);
           pos += 1 + intBytes;
           this.startBlock(type, dumpId);
-          if (this.table) this.dataOffsets.set(dumpId, base + pos);
+          if (this.table) {
+            this.dataOffsets.set(dumpId, base + pos);
+            this.onTableData?.(dumpId, base + pos);
+          }
           break;
         }
         default: {
