@@ -95,6 +95,8 @@ export interface TableDataRows {
   schema: string;
   name: string;
   rows: number;
+  /** Bytes of its data (COPY text), once its block has been read whole. */
+  bytes?: number;
 }
 
 /** Thrown inside the reader when the bytes at hand end before the structure being read. */
@@ -565,6 +567,7 @@ export class ArchiveScanner {
       throw malformed(`the data of ${table.schema}.${table.name} does not end with COPY's end marker`);
     }
     table.rows -= markerNewlines;
+    table.bytes = this.blockBytes;
     this.dataBytes.set(table.dumpId, this.blockBytes);
   }
 }

@@ -454,7 +454,7 @@ describe('--mode clean takes a safety backup of the target first', () => {
     const listed = await runCli(['list', '--store', store, '--name', name, '--json']);
     const [safety] = JSON.parse(listed.stdout) as BackupManifest[];
     expect(safety.id).toBe(report.safetyBackupId);
-    expect(safety.tables).toEqual([{ schema: 'public', name: 'precious', rows: 1 }]);
+    expect(safety.tables).toMatchObject([{ schema: 'public', name: 'precious', rows: 1 }]);
   });
 
   test('unless --no-safety-backup', async () => {

@@ -100,6 +100,8 @@ export interface RestoreTarget {
   toastCompression: ToastCompression;
   /** The preflight's warnings, added to a failure's message. */
   warnings?: readonly string[];
+  /** The smallest table data loaded in several sessions (`SPLIT_MIN_BYTES` by default; tests set less). */
+  splitMinBytes?: number;
 }
 
 /**
@@ -342,7 +344,7 @@ async function loadWhileDownloading(
       signal: deps.signal,
     }),
   );
-  const tables = splitEarly(manifest, arrived.toc, loading.jobs);
+  const tables = splitEarly(manifest, arrived.toc, loading.jobs, loading.splitMinBytes);
   const file = arriving.file;
   if (!tables.length || !file) return { tables: [], loads: Promise.resolve(), arriving };
   const loads = progress.timed('splitLoad', () =>
@@ -372,10 +374,13 @@ async function loadWhileDownloading(
  * choose, by the data bytes the manifest records for each table (none when it records none: a
  * backup of an older pgferry).
  */
-function splitEarly(manifest: BackupManifest, toc: readonly ArchiveTocEntry[], jobs: number): number[] {
-  const recorded = new Map(
-    manifest.tables.map((t) => [JSON.stringify([t.schema, t.name]), (t as { dataBytes?: number }).dataBytes]),
-  );
+function splitEarly(
+  manifest: BackupManifest,
+  toc: readonly ArchiveTocEntry[],
+  jobs: number,
+  minBytes?: number,
+): number[] {
+  const recorded = new Map(manifest.tables.map((t) => [JSON.stringify([t.schema, t.name]), t.dataBytes]));
   const bytes = new Map<number, number>();
   for (const e of toc) {
     if (e.desc !== 'TABLE DATA' || !e.hadDumper || !e.copyStmt) continue;
@@ -383,7 +388,7 @@ function splitEarly(manifest: BackupManifest, toc: readonly ArchiveTocEntry[], j
     if (b === undefined) return [];
     bytes.set(e.dumpId, b);
   }
-  return tablesToSplit(bytes, jobs);
+  return tablesToSplit(bytes, jobs, minBytes);
 }
 
 /**
@@ -783,7 +788,7 @@ async function pgRestoreInto(
     // process (see pgRestoreParallel).
     const split =
       sections.length === 0 || sections.includes('data')
-        ? { connect: () => connectPg(request.target, password) }
+        ? { connect: () => connectPg(request.target, password), minBytes: request.splitMinBytes }
         : undefined;
     if (tableData.length) {
       await pgRestoreSections(pgRestore, {
@@ -893,9 +898,11 @@ async function sessionsNow(target: Connection, password: string | undefined) {
 
 /** The backup's tables that the restore selected (`--schema`, `--table`), with their rows at the backup. */
 function selectedTables(manifest: BackupManifest, { schemas, tables }: RestoreTarget) {
-  return manifest.tables.filter(
-    (t) =>
-      (schemas.length === 0 || schemas.includes(t.schema)) &&
-      (tables.length === 0 || tables.includes(t.name)),
-  );
+  return manifest.tables
+    .filter(
+      (t) =>
+        (schemas.length === 0 || schemas.includes(t.schema)) &&
+        (tables.length === 0 || tables.includes(t.name)),
+    )
+    .map(({ schema, name, rows }) => ({ schema, name, rows }));
 }
