@@ -160,6 +160,8 @@ export async function pgRestoreParallel(
     signal?: AbortSignal;
     /** TOC entries (dumpIds) left out: loaded otherwise (a restore's tables loaded while it downloads). */
     exclude?: readonly number[];
+    /** The archive's sizes, when already read (as it downloaded): not read through again. */
+    sizes?: ArchiveSizes;
   },
 ): Promise<void> {
   const { args, jobs, dumpFile, env, onChild, split, signal } = opts;
@@ -174,7 +176,11 @@ export async function pgRestoreParallel(
   }
   // The pass over the archive for the tables' sizes starts at once: it runs beside pg_restore's
   // list and the pre-data (the tables must exist before any is loaded, whichever are split).
-  const sizing = splitting ? readTableDataSizes(dumpFile) : undefined;
+  const sizing = splitting
+    ? opts.sizes
+      ? Promise.resolve(opts.sizes)
+      : readTableDataSizes(dumpFile)
+    : undefined;
   let entries = (await run(['--list'])).stdout
     .split('\n')
     .filter((line) => /^\d+;/.test(line) && !excluded.has(idOf(line)));
@@ -252,7 +258,7 @@ export async function pgRestoreParallel(
 const idOf = (line: string) => Number(line.slice(0, line.indexOf(';')));
 
 /** What one read through an archive tells: its TOC, each table's data bytes and where they start. */
-interface ArchiveSizes {
+export interface ArchiveSizes {
   toc: ArchiveTocEntry[];
   bytes: Map<number, number>;
   offsets: Map<number, number>;

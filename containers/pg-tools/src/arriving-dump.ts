@@ -10,6 +10,7 @@
 import { writeFile } from 'node:fs/promises';
 import { GrowingFile } from '../../../core/growing-file';
 import { ArchiveScanner, type ArchiveTocEntry } from '../../../core/postgres/archive';
+import type { ArchiveSizes } from '../../../core/postgres/tools';
 
 /** The archive's TOC, once read: `definitions` holds its header and TOC alone. */
 export interface ArrivedToc {
@@ -27,8 +28,12 @@ export class ArrivingDump {
   private readonly starts = new Map<number, number>();
   private readonly waiting = new Map<number, ((offset: number | undefined) => void)[]>();
   private ended = false;
+  /** The only data blocks whose start is still wanted: once all have arrived, reading stops. */
+  private wanted: Set<number> | undefined;
   /** The archive's file, being written (once the download of the dump began). */
   file: GrowingFile | undefined;
+  /** The whole archive's TOC and each table's data bytes and start, once it was read to its end. */
+  sizes: ArchiveSizes | undefined;
 
   constructor(private readonly definitionsFile: string) {
     this.toc = new Promise((resolve) => {
@@ -56,7 +61,13 @@ export class ArrivingDump {
       if (!this.file) return;
       for await (const chunk of this.file.read(0)) {
         this.read(chunk);
-        if (!this.scanner) break;
+        if (!this.scanner || this.satisfied()) break;
+      }
+      const scanner = this.scanner;
+      if (scanner?.complete && scanner.header) {
+        const { toc, header } = scanner;
+        const bytes = scanner.tableDataBytes();
+        this.sizes = { toc, bytes, offsets: scanner.tableDataOffsets(), intSize: header.intSize };
       }
     } catch {
       // The download failed: it says why.
@@ -70,6 +81,18 @@ export class ArrivingDump {
     const known = this.starts.get(dumpId);
     if (known !== undefined || this.ended) return Promise.resolve(known);
     return new Promise((resolve) => this.waiting.set(dumpId, [...(this.waiting.get(dumpId) ?? []), resolve]));
+  }
+
+  /**
+   * Only these data blocks' starts are wanted (and not the sizes): reading stops once they have
+   * arrived — at once when none is — instead of going through the rest of the archive.
+   */
+  wantOnly(dumpIds: readonly number[]): void {
+    this.wanted = new Set(dumpIds);
+  }
+
+  private satisfied(): boolean {
+    return this.wanted !== undefined && [...this.wanted].every((id) => this.starts.has(id));
   }
 
   /** Whether `dumpId`'s data block start is known now. */

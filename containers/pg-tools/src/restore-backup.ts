@@ -55,6 +55,7 @@ import {
   terminateSessions,
 } from '../../../core/postgres/target-sessions';
 import {
+  type ArchiveSizes,
   loadSplitTables,
   pgRestoreParallel,
   pgRestoreSections,
@@ -305,6 +306,8 @@ function streams(manifest: BackupManifest, into: RestoreTarget): boolean {
 interface Preloaded {
   /** The TABLE DATA entries being loaded from the growing file (left out of the rest). */
   tables: number[];
+  /** Whether the tables to split were chosen (by the manifest's sizes): the rest is not split. */
+  chosen: boolean;
   loads: Promise<void>;
   /** Where the tables' data starts: a table whose start never arrived is not loaded early. */
   arriving: ArrivingDump;
@@ -345,8 +348,11 @@ async function loadWhileDownloading(
     }),
   );
   const tables = splitEarly(manifest, arrived.toc, loading.jobs, loading.splitMinBytes);
+  // With the manifest's sizes, what is split is chosen: the archive need not be read through for them.
+  if (tables) arriving.wantOnly(tables);
   const file = arriving.file;
-  if (!tables.length || !file) return { tables: [], loads: Promise.resolve(), arriving };
+  if (!tables?.length || !file)
+    return { tables: [], chosen: tables !== undefined, loads: Promise.resolve(), arriving };
   const loads = progress.timed('splitLoad', () =>
     loadSplitTables(
       tool,
@@ -366,26 +372,26 @@ async function loadWhileDownloading(
     ),
   );
   loads.catch(() => undefined);
-  return { tables, loads, arriving };
+  return { tables, chosen: true, loads, arriving };
 }
 
 /**
  * The TABLE DATA entries to load while the archive downloads: those {@link tablesToSplit} would
- * choose, by the data bytes the manifest records for each table (none when it records none: a
- * backup of an older pgferry).
+ * choose, by the data bytes the manifest records for each table; undefined when it records none
+ * (a backup of an older pgferry).
  */
 function splitEarly(
   manifest: BackupManifest,
   toc: readonly ArchiveTocEntry[],
   jobs: number,
   minBytes?: number,
-): number[] {
+): number[] | undefined {
   const recorded = new Map(manifest.tables.map((t) => [JSON.stringify([t.schema, t.name]), t.dataBytes]));
   const bytes = new Map<number, number>();
   for (const e of toc) {
     if (e.desc !== 'TABLE DATA' || !e.hadDumper || !e.copyStmt) continue;
     const b = recorded.get(JSON.stringify([e.namespace ?? '', e.tag ?? '']));
-    if (b === undefined) return [];
+    if (b === undefined) return undefined;
     bytes.set(e.dumpId, b);
   }
   return tablesToSplit(bytes, jobs, minBytes);
@@ -411,6 +417,9 @@ async function restoreTheRest(
         sections: ['data'],
         // Once downloaded, every block's start has arrived unless the archive could not be read.
         exclude: preloaded.tables.filter((id) => preloaded.arriving.arrived(id)),
+        // Split already chosen by the same sizes; else read as it downloaded, not read through again.
+        split: !preloaded.chosen,
+        sizes: preloaded.arriving.sizes,
         signal: halt.signal,
       }).catch((err: unknown) => {
         halt.abort(err);
@@ -767,6 +776,10 @@ async function pgRestoreInto(
     sections?: string[];
     /** TOC entries loaded otherwise (see `pgRestoreParallel`). */
     exclude?: readonly number[];
+    /** The archive's sizes, read as it downloaded. */
+    sizes?: ArchiveSizes;
+    /** Whether the largest tables may be split (when the data is loaded): by default. */
+    split?: boolean;
     signal?: AbortSignal;
   } = {},
 ): Promise<void> {
@@ -787,7 +800,7 @@ async function pgRestoreInto(
     // The largest tables' data in `jobs` COPY sessions each, read from the archive by this
     // process (see pgRestoreParallel).
     const split =
-      sections.length === 0 || sections.includes('data')
+      opts.split !== false && (sections.length === 0 || sections.includes('data'))
         ? { connect: () => connectPg(request.target, password), minBytes: request.splitMinBytes }
         : undefined;
     if (tableData.length) {
@@ -811,6 +824,7 @@ async function pgRestoreInto(
         split,
         signal: opts.signal,
         exclude: opts.exclude,
+        sizes: opts.sizes,
       });
     }
   } catch (err) {
