@@ -215,3 +215,51 @@ test('a sound backup: loaded while it downloads, renamed into place complete, th
     await dropDatabase(pg, target);
   }
 }, 120_000);
+
+test('interrupted while its largest table loads during the download: the sessions end, the loaded database is dropped, nothing is left', async () => {
+  const target = uniqueName('overlap_int');
+  const loading = restoringName(target);
+  const local = new LocalStore(store);
+  const stop = new AbortController();
+  let copying = 0;
+  // The last bytes are held back until the table is being copied; then the run is interrupted.
+  const held: Pick<BackupStore, 'download'> = {
+    download: async (key: string) => {
+      if (key !== dumpKey()) return local.download(key);
+      const bytes = readFileSync(local.localFile(key));
+      const cut = bytes.length - 64;
+      return Readable.from(
+        (async function* () {
+          yield bytes.subarray(0, cut);
+          for (let i = 0; i < 400 && copying < 2; i++) {
+            copying = await withClient(pg, 'postgres', async (c) => {
+              const { rows } = await c.query<{ n: number }>(
+                "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY %'",
+                [loading],
+              );
+              return rows[0].n;
+            });
+            if (copying < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+          stop.abort(new Error('SIGINT'));
+          yield bytes.subarray(cut);
+        })(),
+      );
+    },
+  };
+  const progress = new RestoreProgress();
+  const restoring = restoreBackup(manifest, request(target), progress, {
+    store: held as BackupStore,
+    env: process.env,
+    signal: stop.signal,
+  });
+  await expect(restoring).rejects.toMatchObject({
+    message: `interrupted: SIGINT (the database ${loading}, which the restore loads before renaming it ${target}, was dropped; nothing was written to ${target})`,
+  });
+  expect(copying).toBe(2);
+  expect(await databases(target, loading)).toEqual([]);
+  const sessions = await withClient(pg, 'postgres', (c) =>
+    c.query('SELECT 1 FROM pg_stat_activity WHERE datname = ANY($1)', [[target, loading]]),
+  );
+  expect(sessions.rowCount).toBe(0);
+}, 120_000);
