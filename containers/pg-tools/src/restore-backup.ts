@@ -789,9 +789,17 @@ async function pgRestoreInto(
   const lockTimeout = request.mode === 'clean';
   const env = restoreEnv(request, deps);
   // A restore of some schemas or tables skips the rest of the archive: how much it reads is unknown.
-  const selective =
-    request.schemas.length > 0 || request.tables.length > 0 || tableData.length > 0 || sections.length > 0;
-  const reads = watchArchiveReads(selective ? undefined : (await stat(dumpFile)).size, deps.onProgress);
+  // Its data section alone reads the archive through as the whole does; its post-data, no data.
+  const selective = request.schemas.length > 0 || request.tables.length > 0 || tableData.length > 0;
+  const archiveBytes = selective ? undefined : (await stat(dumpFile)).size;
+  const postDataOnly = sections.length > 0 && !sections.includes('data');
+  if (postDataOnly && archiveBytes !== undefined) {
+    deps.onProgress?.({ step: 'postData', doneBytes: archiveBytes, totalBytes: archiveBytes });
+  }
+  const reads = watchArchiveReads(
+    postDataOnly ? undefined : archiveBytes,
+    postDataOnly ? undefined : deps.onProgress,
+  );
   const onChild = (child: ChildProcess) => {
     deps.onChild?.(child);
     reads.watch(child);
