@@ -21,6 +21,10 @@ const PHASE_WORDS: Record<string, string> = {
   createDatabase: 'creating the database',
   globals: 'creating missing roles',
   pgRestore: 'restoring tables',
+  // A create restore's, while the backup still downloads; and its end.
+  preData: 'creating the tables',
+  splitLoad: 'loading the largest tables',
+  rename: 'renaming the database into place',
   analyze: 'analyzing tables',
   rowCounts: 'counting rows',
   databaseProperties: 'setting database properties',

@@ -214,6 +214,16 @@ export const GlobalsInfoSchema = z
 
 export const ToolInfoSchema = z.object({ pgDumpVersion: z.string(), pgDumpMajor: z.number().int() }).strict();
 
+/**
+ * A table of a backup: its rows, and the bytes of its data (COPY text) in the archive, from which a
+ * restore chooses the tables it loads in several sessions while the archive still downloads
+ * (absent in older manifests).
+ */
+export const BackupTableSchema = TableRowCountSchema.extend({
+  dataBytes: z.number().int().nonnegative().optional(),
+}).strict();
+export type BackupTable = z.infer<typeof BackupTableSchema>;
+
 /** What the runner reports to the record step, through the store (ECS returns no payload). */
 export const DumpResultSchema = z.discriminatedUnion('status', [
   z
@@ -223,7 +233,7 @@ export const DumpResultSchema = z.discriminatedUnion('status', [
       status: z.literal('succeeded'),
       tool: ToolInfoSchema,
       objects: z.array(StoredObjectSchema).min(1),
-      tables: z.array(TableRowCountSchema),
+      tables: z.array(BackupTableSchema),
       globals: GlobalsInfoSchema,
       requires: RequirementsSchema,
       databaseProperties: DatabasePropertiesSchema,
@@ -266,7 +276,7 @@ export const BackupManifestSchema = z
     strategy: DumpStrategySchema,
     uncompressedBytes: z.number().int().nonnegative(),
     objects: z.array(StoredObjectSchema).min(1),
-    tables: z.array(TableRowCountSchema),
+    tables: z.array(BackupTableSchema),
     globals: GlobalsInfoSchema,
     requires: RequirementsSchema.optional(),
     databaseProperties: DatabasePropertiesSchema.optional(),

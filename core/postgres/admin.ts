@@ -175,7 +175,9 @@ export async function createMissingRoles(
     psql,
     ['--no-psqlrc', '--quiet', '-v', 'ON_ERROR_STOP=1', '--no-password', '-f', '-'],
     {
-      env: { ...opts.env, ...libpqEnv({ ...target, database: 'postgres' }, password) },
+      // The database `admin` is on (`postgres`, else `template1`: a drill of a server's own
+      // `postgres` database restores it under another name, renamed into place at the end).
+      env: { ...opts.env, ...libpqEnv({ ...target, database: admin.database ?? 'postgres' }, password) },
       onChild: opts.onChild,
       input: globals.sql,
     },

@@ -95,6 +95,8 @@ export interface TableDataRows {
   schema: string;
   name: string;
   rows: number;
+  /** Bytes of its data (COPY text), once its block has been read whole. */
+  bytes?: number;
 }
 
 /**
@@ -222,7 +224,14 @@ export class ArchiveScanner {
   /** Given each table's COPY text as it is read, when set (a migration's loader). */
   dataListener: TableDataListener | undefined;
 
-  constructor(private readonly onToc?: (toc: ArchiveTocEntry[]) => void) {}
+  constructor(
+    private readonly onToc?: (toc: ArchiveTocEntry[]) => void,
+    /**
+     * A table's data block starts at `offset` (what `tableDataOffsets` will hold for `dumpId`): a
+     * reader of the archive while it is being written can load the table from there on.
+     */
+    private readonly onTableData?: (dumpId: number, offset: number) => void,
+  ) {}
 
   /** Feeds the next bytes of the archive. Throws on a structure this reader cannot accept. */
   write(piece: Buffer): void {
@@ -365,7 +374,10 @@ export class ArchiveScanner {
           const dumpId = readArchiveInt(buf, pos + 1, this.intSize);
           pos += 1 + intBytes;
           this.startBlock(type, dumpId);
-          if (this.table) this.dataOffsets.set(dumpId, base + pos);
+          if (this.table) {
+            this.dataOffsets.set(dumpId, base + pos);
+            this.onTableData?.(dumpId, base + pos);
+          }
           break;
         }
         default: {
@@ -574,6 +586,7 @@ export class ArchiveScanner {
       throw malformed(`the data of ${table.schema}.${table.name} does not end with COPY's end marker`);
     }
     table.rows -= markerNewlines;
+    table.bytes = this.blockBytes;
     this.dataBytes.set(table.dumpId, this.blockBytes);
     this.dataListener?.end(table);
   }

@@ -14,6 +14,7 @@
  * has. (`CREATE DATABASE` cannot run in a transaction: a run killed between it and the comment
  * leaves an empty, unmarked database.)
  */
+import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
 import { quoteIdent, quoteLiteral } from './quote';
 
@@ -83,17 +84,44 @@ export function dropDatabaseCommand(database: string, serverMajor: number): stri
   return `DROP DATABASE ${quoteIdent(database)}${serverMajor >= 13 ? ' WITH (FORCE)' : ''};`;
 }
 
+/** The longest database name PostgreSQL keeps (NAMEDATALEN − 1 bytes); a longer one is cut. */
+const MAX_NAME_BYTES = 63;
+
+/**
+ * The database a restore into `target` loads into, renamed to `target` once the backup is verified
+ * and the restore's checks passed: derived from `target` alone, so that a second restore into the
+ * same target meets a first one's (running, or left by a run killed too hard to drop it) and the
+ * preflight can name it. A hash of the whole name, then as much of the name as fits in
+ * PostgreSQL's 63 bytes (cut between characters): readable, and distinct for targets that share
+ * a long prefix.
+ */
+export function restoringName(target: string): string {
+  const hash = createHash('sha256').update(target).digest('hex').slice(0, 8);
+  const prefix = `pgferry_restoring_${hash}_`;
+  let name = prefix;
+  for (const char of target) {
+    if (Buffer.byteLength(name + char) > MAX_NAME_BYTES) break;
+    name += char;
+  }
+  return name;
+}
+
 /**
  * Why a run cannot use `database`: what left it incomplete, and the command that removes it — for
- * the preflights' refusals.
+ * the preflights' refusals. `restoringInto`: `database` is the name a restore into that target
+ * loads into ({@link restoringName}).
  */
 export function describeIncompleteDatabase(
   database: string,
   run: IncompleteRun,
   serverMajor: number,
+  restoringInto?: string,
 ): string {
+  const what = restoringInto
+    ? `the database ${quoteIdent(database)}, which a restore into ${quoteIdent(restoringInto)} loads before renaming it into place,`
+    : `the target database ${quoteIdent(database)}`;
   return (
-    `the target database ${quoteIdent(database)} is an incomplete copy left by pgferry ${run.kind} ${run.id} ` +
+    `${what} is an incomplete copy left by pgferry ${run.kind} ${run.id} ` +
     `(started ${run.startedAt} by pid ${run.pid} on host ${run.host}, which was interrupted or is still going): ` +
     `once that run is gone, remove it on the target server with ${dropDatabaseCommand(database, serverMajor)} and run again`
   );

@@ -10,6 +10,7 @@ import { rm, stat, writeFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Client } from 'pg';
 import { PgferryError } from '../errors';
+import type { GrowingFile } from '../growing-file';
 import { runProcess, type ToolRun } from '../process';
 import { ArchiveScanner, type ArchiveTocEntry } from './archive';
 import { cleanableOrder, readArchiveToc } from './archive-toc';
@@ -157,21 +158,32 @@ export async function pgRestoreParallel(
     split?: SplitLoad;
     /** Aborted when a restore running beside this one failed: what this one still loads stops. */
     signal?: AbortSignal;
+    /** TOC entries (dumpIds) left out: loaded otherwise (a restore's tables loaded while it downloads). */
+    exclude?: readonly number[];
+    /** The archive's sizes, when already read (as it downloaded): not read through again. */
+    sizes?: ArchiveSizes;
   },
 ): Promise<void> {
   const { args, jobs, dumpFile, env, onChild, split, signal } = opts;
+  const excluded = new Set(opts.exclude ?? []);
   const run = (more: string[]) => runPgRestore(pgRestore, [...more, dumpFile], env, onChild);
   const clean = args.includes('--clean');
   const inOneRun = jobs === 1 || args.includes('--no-privileges');
   const splitting = split !== undefined && jobs > 1 && !clean;
-  if (inOneRun && !clean && !splitting) {
+  if (inOneRun && !clean && !splitting && excluded.size === 0) {
     await run([...args, `--jobs=${jobs}`]);
     return;
   }
   // The pass over the archive for the tables' sizes starts at once: it runs beside pg_restore's
   // list and the pre-data (the tables must exist before any is loaded, whichever are split).
-  const sizing = splitting ? readTableDataSizes(dumpFile) : undefined;
-  let entries = (await run(['--list'])).stdout.split('\n').filter((line) => /^\d+;/.test(line));
+  const sizing = splitting
+    ? opts.sizes
+      ? Promise.resolve(opts.sizes)
+      : readTableDataSizes(dumpFile)
+    : undefined;
+  let entries = (await run(['--list'])).stdout
+    .split('\n')
+    .filter((line) => /^\d+;/.test(line) && !excluded.has(idOf(line)));
   const attaches = !clean && entries.some((line) => INDEX_ATTACH.test(line));
   const toc =
     clean || attaches
@@ -246,11 +258,19 @@ export async function pgRestoreParallel(
 const idOf = (line: string) => Number(line.slice(0, line.indexOf(';')));
 
 /** What one read through an archive tells: its TOC, each table's data bytes and where they start. */
-interface ArchiveSizes {
+export interface ArchiveSizes {
   toc: ArchiveTocEntry[];
   bytes: Map<number, number>;
   offsets: Map<number, number>;
   intSize: number;
+}
+
+/** Where {@link loadSplitTables} finds the tables' data: the archive's TOC and each block's start. */
+export interface ArchiveData {
+  toc: readonly ArchiveTocEntry[];
+  intSize: number;
+  /** Where the entry's data block starts (awaited: the archive may still be arriving). */
+  offsets: ReadonlyMap<number, number> | ((dumpId: number) => Promise<number | undefined>);
 }
 
 /** The archive's TOC and the bytes of each table's data, read through the archive once. */
@@ -333,14 +353,18 @@ export function splitFirstPass(
  * restore's selection (`--schema`, `--table`, …) is pg_restore's own: `pg_restore --list` with it
  * lists the entries it would restore, and an entry it leaves out is not loaded.
  */
-async function loadSplitTables(
+export async function loadSplitTables(
   pgRestore: PgToolBinary,
   ids: readonly number[],
-  sizes: ArchiveSizes,
+  sizes: ArchiveData,
   opts: {
     args: string[];
     sessions: number;
     dumpFile: string;
+    /** `dumpFile` while it is being written: read as it grows (see core/growing-file.ts). */
+    follow?: GrowingFile;
+    /** An archive of the same TOC that pg_restore can list now (`dumpFile` when not given). */
+    listFile?: string;
     env: NodeJS.ProcessEnv;
     onChild?: (child: ChildProcess) => void;
     connect: () => Promise<Client>;
@@ -348,9 +372,10 @@ async function loadSplitTables(
   },
 ): Promise<void> {
   const { args, env } = opts;
-  const listArgs = args.filter((a) => !/^--(dbname|exit-on-error|jobs|use-list)\b/.test(a));
+  const listArgs = args.filter((a) => !/^--(dbname|exit-on-error|jobs|use-list|section)\b/.test(a));
+  const listFile = opts.listFile ?? opts.dumpFile;
   const listed = new Set(
-    (await runPgRestore(pgRestore, [...listArgs, '--list', opts.dumpFile], env, opts.onChild)).stdout
+    (await runPgRestore(pgRestore, [...listArgs, '--list', listFile], env, opts.onChild)).stdout
       .split('\n')
       .filter((line) => /^\d+;/.test(line))
       .map(idOf),
@@ -371,10 +396,13 @@ async function loadSplitTables(
   if (role) setup.push(`SET ROLE ${quoteIdent(role.slice('--role='.length))}`);
   for (const id of ids) {
     const entry = byId.get(id);
-    const offset = sizes.offsets.get(id);
-    if (!listed.has(id) || !entry?.copyStmt || offset === undefined) continue;
+    if (!listed.has(id) || !entry?.copyStmt) continue;
+    const { offsets } = sizes;
+    const offset = typeof offsets === 'function' ? await offsets(id) : offsets.get(id);
+    if (offset === undefined) continue;
     await loadTableData({
       dumpFile: opts.dumpFile,
+      follow: opts.follow,
       offset,
       intSize: sizes.intSize,
       copyStmt: entry.copyStmt,

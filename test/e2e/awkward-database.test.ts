@@ -77,7 +77,7 @@ test('the database name is kept in the manifest and encoded as one safe folder',
 });
 
 test('row counts cover the awkwardly named tables', () => {
-  expect(manifest.tables).toEqual([
+  expect(manifest.tables).toMatchObject([
     { schema: 'Mixed Case', name: 'we"ird tåble', rows: 2000 },
     { schema: 'public', name: 'Spaced Out Table', rows: 3 },
   ]);

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { RestoreReport } from '../../core/contracts';
+import { restoringName } from '../../core/postgres/incomplete-database';
 import { databaseSegment } from '../../core/store-keys';
 import { useBackedUpDatabase } from '../support/backed-up-database';
 import { runCli, sourceUrl } from '../support/cli';
@@ -169,7 +170,7 @@ describe('the target server restarting mid-restore', () => {
       withClient(asTarget(), 'postgres', async (c) => {
         const { rows } = await c.query(
           "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY public.slow %'",
-          [target],
+          [restoringName(target)],
         );
         return rows.length > 0 ? true : undefined;
       }).catch(() => undefined),
@@ -186,20 +187,22 @@ describe('the target server restarting mid-restore', () => {
     expect(failed.stderr).toMatch(/^pgferry: pg_restore failed \(1\): /);
     expect(failed.stderr.trimEnd().split('\n')).toHaveLength(1);
     const advice =
-      /\(the partially restored database (\S+) (was dropped: run the restore again|is left in place: drop it, then run the restore again)\)$/.exec(
+      /\(the database (\S+), which the restore loads before renaming it (\S+), (was dropped|is left in place: drop it, then run the restore again); nothing was written to (\S+)\)$/.exec(
         failed.stderr.trimEnd(),
       );
-    expect(advice?.[1]).toBe(target);
-    // What it says is so.
-    expect(await databaseExists(asTarget(), target)).toBe(advice?.[2].startsWith('is left'));
+    expect(advice?.slice(1, 3)).toEqual([restoringName(target), target]);
+    expect(advice?.[4]).toBe(target);
+    // What it says is so; the target's name never held anything.
+    expect(await databaseExists(asTarget(), restoringName(target))).toBe(advice?.[3].startsWith('is left'));
+    expect(await databaseExists(asTarget(), target)).toBe(false);
     expect(storedReports().find((r) => r.target.database === target)).toMatchObject({
       status: 'failed',
       error: expect.stringMatching(/^pg_restore failed/),
     });
 
-    if (await databaseExists(asTarget(), target)) {
+    if (await databaseExists(asTarget(), restoringName(target))) {
       await withClient(asTarget(), 'postgres', (c) =>
-        c.query(`DROP DATABASE ${quoteIdent(target)} WITH (FORCE)`),
+        c.query(`DROP DATABASE ${quoteIdent(restoringName(target))} WITH (FORCE)`),
       );
     }
     const retried = await restore(targetUrl());

@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { RestoreReport, VerifyReport } from '../../core/contracts';
 import { currentLease } from '../../core/lease';
+import { restoringName } from '../../core/postgres/incomplete-database';
 import { LocalStore } from '../../core/store';
 import { databaseSegment } from '../../core/store-keys';
 import { useBackedUpDatabase } from '../support/backed-up-database';
@@ -124,14 +125,18 @@ describe('restore', () => {
     const workDir = newWorkDir();
     const run = start(restoreArgs(target), workDir);
     await midRestore(run, workDir);
-    expect(await databaseExists(target)).toBe(true);
+    // The restore loads a database of another name, renamed into place only once complete.
+    const loading = restoringName(target);
+    expect(await databaseExists(loading)).toBe(true);
+    expect(await databaseExists(target)).toBe(false);
     process.kill(-run.pid, 'SIGINT');
     const result = await run.done;
 
     expect(result.code).toBe(130);
     expect(cliLines(result.stderr)).toEqual([
-      `pgferry: restore interrupted by SIGINT (the partially restored database ${target} was dropped: run the restore again)`,
+      `pgferry: restore interrupted by SIGINT (the database ${loading}, which the restore loads before renaming it ${target}, was dropped; nothing was written to ${target})`,
     ]);
+    expect(await databaseExists(loading)).toBe(false);
     expect(await databaseExists(target)).toBe(false);
     expect(readdirSync(workDir)).toEqual([]);
     expect(processesIn(workDir)).toEqual([]);
@@ -157,7 +162,7 @@ describe('restore', () => {
         const result = await run.done;
         expect(result.code).toBe(1);
         expect(cliLines(result.stderr)).toEqual([
-          `pgferry: interrupted by ${signal} (the partially restored database ${target} was dropped: run the restore again)`,
+          `pgferry: interrupted by ${signal} (the database ${restoringName(target)}, which the restore loads before renaming it ${target}, was dropped; nothing was written to ${target})`,
         ]);
       } else {
         process.kill(run.pid, 'SIGKILL');
@@ -169,6 +174,7 @@ describe('restore', () => {
         );
       }
       expect(await databaseExists(target)).toBe(false);
+      expect(await databaseExists(restoringName(target))).toBe(false);
       expect(readdirSync(workDir)).toEqual([]);
       expect(processesIn(workDir)).toEqual([]);
     }
@@ -182,8 +188,10 @@ describe('restore', () => {
     const runner = descendants(run.pid).find((p) => commandLine(p).includes('pg-tools/src/main.js'));
     process.kill(-run.pid, 'SIGKILL');
     await run.done;
-    // What a run killed too hard to clean up leaves behind.
-    expect(await databaseExists(target)).toBe(true);
+    // What a run killed too hard to clean up leaves behind: the database it loads, under its own name.
+    const loading = restoringName(target);
+    expect(await databaseExists(loading)).toBe(true);
+    expect(await databaseExists(target)).toBe(false);
     const [leftover] = readdirSync(workDir);
     expect(leftover).toMatch(/^pgferry-restore-/);
 
@@ -194,9 +202,10 @@ describe('restore', () => {
       `pgferry: removed the work folder of runs that died: ${path.join(workDir, leftover)} (a restore run, pid ${runner})`,
       expect.stringMatching(
         new RegExp(
-          `^pgferry: the target database "${target}" is an incomplete copy left by pgferry restore \\S+ ` +
+          `^pgferry: the database "${loading}", which a restore into "${target}" loads before renaming it into place, ` +
+            `is an incomplete copy left by pgferry restore \\S+ ` +
             `\\(started \\S+ by pid ${runner} on host .*\\): once that run is gone, remove it on the target server ` +
-            `with DROP DATABASE "${target}" WITH \\(FORCE\\); and run again$`,
+            `with DROP DATABASE "${loading}" WITH \\(FORCE\\); and run again$`,
         ),
       ),
     ]);

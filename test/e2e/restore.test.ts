@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { BackupManifest, RestoreReport } from '../../core/contracts';
+import { restoringName } from '../../core/postgres/incomplete-database';
 import { databaseSegment } from '../../core/store-keys';
 import { backupOf } from '../support/backed-up-database';
 import { runCli, sourceUrl } from '../support/cli';
@@ -393,7 +394,7 @@ describe('a damaged backup is refused before anything of it is written to the ta
       /^pgferry: object dump\.pgdump\.zst of backup \S+ (failed its checksum|cannot be read).*nothing of the backup was written to the target/,
     );
     expect(result.stderr).toContain(
-      `(the database ${target}, created empty while the backup was verified, was dropped)`,
+      `(the database ${restoringName(target)}, which the restore loads before renaming it ${target}, was dropped; nothing was written to ${target})`,
     );
     expect(await serverState(pg15)).toBe(before);
   });
@@ -454,7 +455,7 @@ describe('--mode clean takes a safety backup of the target first', () => {
     const listed = await runCli(['list', '--store', store, '--name', name, '--json']);
     const [safety] = JSON.parse(listed.stdout) as BackupManifest[];
     expect(safety.id).toBe(report.safetyBackupId);
-    expect(safety.tables).toEqual([{ schema: 'public', name: 'precious', rows: 1 }]);
+    expect(safety.tables).toMatchObject([{ schema: 'public', name: 'precious', rows: 1 }]);
   });
 
   test('unless --no-safety-backup', async () => {

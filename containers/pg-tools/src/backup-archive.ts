@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import type { z } from 'zod';
 import { compressionStages, compressionSuffix } from '../../../core/compression';
-import type { BackupPlan, GlobalsInfoSchema, StoredObject, TableRowCount } from '../../../core/contracts';
+import type { BackupPlan, BackupTable, GlobalsInfoSchema, StoredObject } from '../../../core/contracts';
 import { PgferryError } from '../../../core/errors';
 import { Meter } from '../../../core/metering';
 import { dumpGlobals } from '../../../core/postgres/admin';
@@ -189,11 +189,21 @@ export async function guardedSnapshot<T extends object>(
  * The manifest's row counts: one per table whose data the dump holds, named as the catalog names
  * it (the archive holds names in the database's encoding), in schema and name order.
  */
-export function rowCounts(dumped: TableDataRows[], catalog: Map<number, TableVersion>): TableRowCount[] {
+export function rowCounts(
+  dumped: TableDataRows[],
+  catalog: Map<number, TableVersion>,
+  /** A backup's manifest: each table's data bytes too (see `BackupTableSchema`). */
+  withBytes = false,
+): BackupTable[] {
   return dumped
     .map((t) => {
       const known = catalog.get(t.oid);
-      return { schema: known?.schema ?? t.schema, name: known?.name ?? t.name, rows: t.rows };
+      return {
+        schema: known?.schema ?? t.schema,
+        name: known?.name ?? t.name,
+        rows: t.rows,
+        ...(withBytes && t.bytes !== undefined ? { dataBytes: t.bytes } : {}),
+      };
     })
     .sort(
       (a, b) =>

@@ -158,7 +158,7 @@ async function dumpOnce(
       status: 'succeeded',
       tool: { pgDumpVersion: pgDump.version, pgDumpMajor: pgDump.major },
       objects: [...dumped.objects, globals.object],
-      tables: rowCounts(dumped.tables, catalog.tables),
+      tables: rowCounts(dumped.tables, catalog.tables, true),
       globals: globals.info,
       requires: catalog.requires,
       databaseProperties: catalog.databaseProperties,

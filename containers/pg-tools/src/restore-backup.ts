@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
-import { decompressFile } from '../../../core/compression';
+import { decompressFile, decompressStreamToFile } from '../../../core/compression';
 import type {
   BackupManifest,
   Connection,
@@ -23,6 +23,7 @@ import type {
   ToastCompression,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
+import type { GrowingFile } from '../../../core/growing-file';
 import { Meter } from '../../../core/metering';
 import {
   analyzeInParallel,
@@ -32,12 +33,17 @@ import {
   createMissingSchemas,
   dropDatabase,
 } from '../../../core/postgres/admin';
+import type { ArchiveTocEntry } from '../../../core/postgres/archive';
 import { droppedByClean, readArchiveToc, schemasNotCreated } from '../../../core/postgres/archive-toc';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
 import { connectPg, libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
 import { dropBlockers, refuseBlockedCleanRestore } from '../../../core/postgres/drop-dependents';
 import { isScoped } from '../../../core/postgres/dump-scope';
-import { type IncompleteRun, markIncomplete } from '../../../core/postgres/incomplete-database';
+import {
+  type IncompleteRun,
+  markIncomplete,
+  restoringName,
+} from '../../../core/postgres/incomplete-database';
 import { countRows } from '../../../core/postgres/inspect';
 import { conninfoValue, quoteIdent } from '../../../core/postgres/quote';
 import { describeArchive, readDatabaseLocale } from '../../../core/postgres/requirements';
@@ -48,11 +54,18 @@ import {
   refuseConnectedSessions,
   terminateSessions,
 } from '../../../core/postgres/target-sessions';
-import { pgRestoreParallel, pgRestoreSections } from '../../../core/postgres/tools';
+import {
+  type ArchiveSizes,
+  loadSplitTables,
+  pgRestoreParallel,
+  pgRestoreSections,
+  tablesToSplit,
+} from '../../../core/postgres/tools';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../core/store-keys';
 import { PROGRESS_INTERVAL_MS, type TaskProgress, throttled } from '../../../core/task-progress';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
+import { ArrivingDump } from './arriving-dump';
 import { interruption, type PhasedDeps, type RestoreProgress, stopIfInterrupted } from './run';
 import { toolEnv } from './tool-env';
 import { treeReads } from './watchdog';
@@ -88,11 +101,18 @@ export interface RestoreTarget {
   toastCompression: ToastCompression;
   /** The preflight's warnings, added to a failure's message. */
   warnings?: readonly string[];
+  /** The smallest table data loaded in several sessions (`SPLIT_MIN_BYTES` by default; tests set less). */
+  splitMinBytes?: number;
 }
 
 /**
  * Downloads and verifies the backup, creates (or cleans) the target database, restores it and
  * checks it. Throws on any failure; a database it created is dropped again.
+ *
+ * In create mode everything is loaded into a database of another name ({@link restoringName}),
+ * renamed to the target's only once every checksum matched and the restore's checks passed: so
+ * the load can begin while the backup is still downloading (see {@link loadWhileDownloading}), and
+ * the target's name never holds what an unverified or incomplete restore wrote.
  */
 export async function restoreBackup(
   manifest: BackupManifest,
@@ -105,45 +125,75 @@ export async function restoreBackup(
   const { signal } = deps;
   stopIfInterrupted(signal);
   const workDir = await createWorkFolder('restore', workRoot(deps.env));
-  let createdDatabase = false;
-  // Whether anything of the backup has reached the target (a new database is created, empty and
-  // marked incomplete, while the backup is still being verified).
+  const name = into.target.database;
+  // Where the restore loads: in create mode a database renamed to the target's name at the end.
+  const loading: RestoreTarget =
+    into.mode === 'create' ? { ...into, target: { ...into.target, database: restoringName(name) } } : into;
+  const loadingName = loading.target.database;
+  // The database this run created, under the name it has now.
+  let created: string | undefined;
+  // Whether anything of the backup has reached the target (in clean mode: once verified).
   let writing = false;
+  // Stops the download and what loads while it runs: on an interruption, or when the download fails.
+  const stop = new AbortController();
+  const interrupted = () => stop.abort(signal?.reason);
+  signal?.addEventListener('abort', interrupted, { once: true });
+  // What loads while the backup downloads (its split tables' loads may run on after it returns).
+  let early: Promise<Preloaded | undefined> = Promise.resolve(undefined);
+  const arriving = streams(manifest, into)
+    ? new ArrivingDump(path.join(workDir, 'definitions.pgdump'))
+    : undefined;
   try {
     // A new database is created while the backup downloads and is verified: its CREATE DATABASE
-    // and the download's checksums and decompression overlap. Nothing of the backup reaches it
-    // before every checksum matched; when one does not, it is dropped, still empty (the
-    // database's incomplete mark names the run, should the run die before it can drop it).
+    // and the download's checksums and decompression overlap. Marked incomplete (naming the run,
+    // should the run die before it can drop it).
     const creating =
       into.mode === 'create'
         ? progress.timed('createDatabase', () =>
             withMaintenance(into.target, password, async (admin) => {
-              await createDatabase(admin, into.target.database, manifest.requires ?? {});
-              createdDatabase = true;
-              await markIncomplete(admin, into.target.database, incompleteRun(into.runId));
-              checks.createdWith = await readDatabaseLocale(admin, into.target.database);
+              await createDatabase(admin, loadingName, manifest.requires ?? {});
+              created = loadingName;
+              await markIncomplete(admin, loadingName, incompleteRun(into.runId));
+              checks.createdWith = await readDatabaseLocale(admin, loadingName);
             }),
           )
         : undefined;
-    const [downloaded, created, chosen] = await Promise.allSettled([
-      progress.timed('download', () =>
-        downloadVerified(deps.store, manifest, workDir, checks, signal, deps.onProgress),
-      ),
+    const choosing = choosePgTool(
+      'pg_restore',
+      manifest.tool.pgDumpMajor,
+      manifest.tool.pgDumpVersion,
+      deps.env,
+      `the backup's archive was written by ${describeArchive(manifest)}`,
+    ).then(async (tool) => ({ tool, psql: await siblingTool(tool, 'psql').catch(() => undefined) }));
+    const downloading = progress
+      .timed('download', () =>
+        downloadVerified(deps.store, manifest, workDir, checks, stop.signal, deps.onProgress, arriving),
+      )
+      .catch((err: unknown) => {
+        // What loads while it downloads stops: the backup is not to be restored.
+        stop.abort(err);
+        throw err;
+      });
+    early = arriving
+      ? loadWhileDownloading(arriving, { creating, choosing }, loading, manifest, progress, {
+          ...deps,
+          signal: stop.signal,
+        })
+      : Promise.resolve(undefined);
+    const [downloaded, createdDb, chosen, loaded] = await Promise.allSettled([
+      downloading,
       creating,
-      choosePgTool(
-        'pg_restore',
-        manifest.tool.pgDumpMajor,
-        manifest.tool.pgDumpVersion,
-        deps.env,
-        `the backup's archive was written by ${describeArchive(manifest)}`,
-      ).then(async (tool) => ({ tool, psql: await siblingTool(tool, 'psql').catch(() => undefined) })),
+      choosing,
+      early,
     ]);
     // The checksum's verdict first: a corrupt backup is what the user must hear of.
     if (downloaded.status === 'rejected') throw downloaded.reason;
-    if (created.status === 'rejected') throw created.reason;
+    if (createdDb.status === 'rejected') throw createdDb.reason;
     if (chosen.status === 'rejected') throw chosen.reason;
+    if (loaded.status === 'rejected') throw loaded.reason;
     const files = downloaded.value;
     const { tool: pgRestore, psql } = chosen.value;
+    const preloaded = loaded.value;
     stopIfInterrupted(signal);
 
     if (into.mode === 'clean') {
@@ -160,24 +210,26 @@ export async function restoreBackup(
     }
 
     stopIfInterrupted(signal);
-    if (isScoped(manifest.scope)) {
-      // A `--table` backup holds its tables but not their schemas.
-      const schemas = schemasNotCreated(await readArchiveToc(createReadStream(files.dump))).filter(
-        (schema) => into.schemas.length === 0 || into.schemas.includes(schema),
+    if (preloaded) {
+      await progress.timed('pgRestore', () =>
+        restoreTheRest(pgRestore, files.dump, loading, deps, preloaded),
       );
-      if (schemas.length) {
-        await withClient(into.target, password, (target) => createMissingSchemas(target, schemas));
+    } else {
+      if (isScoped(manifest.scope)) {
+        await createSchemas(await readArchiveToc(createReadStream(files.dump)), loading);
       }
+      await progress.timed('pgRestore', () =>
+        pgRestoreInto(pgRestore, files.dump, loading, deps, { tableData: files.tableData, psql }),
+      );
     }
-    await progress.timed('pgRestore', () =>
-      pgRestoreInto(pgRestore, files.dump, into, deps, files.tableData, psql),
-    );
     stopIfInterrupted(signal);
     // The tables spread over the job's sessions, as pg_restore's jobs were; the rows counted at
     // once in a session of their own (reads both, neither waits for the other's locks).
     const [analyzed, counted] = await Promise.allSettled([
-      progress.timed('analyze', () => analyzeInParallel(() => connectPg(into.target, password), into.jobs)),
-      withClient(into.target, password, (target) =>
+      progress.timed('analyze', () =>
+        analyzeInParallel(() => connectPg(loading.target, password), into.jobs),
+      ),
+      withClient(loading.target, password, (target) =>
         progress.timed('rowCounts', () => countRows(target, selectedTables(manifest, into))),
       ),
     ]);
@@ -196,28 +248,36 @@ export async function restoreBackup(
       );
     }
     stopIfInterrupted(signal);
+    if (loadingName !== name) {
+      await progress.timed('rename', () =>
+        withMaintenance(into.target, password, (admin) => renameIntoPlace(admin, loadingName, name)),
+      );
+      created = name;
+    }
     // Last, since it ends the incomplete mark (and the owner it sets may keep us from commenting).
     await progress.timed('databaseProperties', () =>
       withMaintenance(into.target, password, (admin) =>
-        applyDatabaseProperties(admin, into.target.database, manifest.databaseProperties, into),
+        applyDatabaseProperties(admin, name, manifest.databaseProperties, into),
       ),
     );
   } catch (caught) {
+    stop.abort(caught);
+    // Its sessions end before the database they load is dropped.
+    await early.then((preloaded) => preloaded?.loads).catch(() => undefined);
     // Interrupted, the tools' failures (they were stopped) say less than the interruption.
     const err = signal?.aborted ? interruption(signal) : caught;
     let message = errorMessage(err);
-    const name = into.target.database;
-    if (createdDatabase && !writing) {
-      const dropped = await dropCreatedDatabase(into);
+    if (created !== undefined && created !== name) {
+      const dropped = await dropCreatedDatabase(into, created);
       message += dropped
-        ? ` (the database ${name}, created empty while the backup was verified, was dropped)`
-        : ` (the database ${name}, created empty while the backup was verified, is left in place: drop it)`;
-    } else if (createdDatabase) {
-      const dropped = await dropCreatedDatabase(into);
+        ? ` (the database ${created}, which the restore loads before renaming it ${name}, was dropped; nothing was written to ${name})`
+        : ` (the database ${created}, which the restore loads before renaming it ${name}, is left in place: drop it, then run the restore again; nothing was written to ${name})`;
+    } else if (created !== undefined) {
+      const dropped = await dropCreatedDatabase(into, created);
       message += dropped
-        ? ` (the partially restored database ${name} was dropped: run the restore again)`
-        : ` (the partially restored database ${name} is left in place: drop it, then run the restore again)`;
-    } else if (into.mode === 'clean' && progress.timings.pgRestore !== undefined) {
+        ? ` (the restored database ${name} was dropped: run the restore again)`
+        : ` (the restored database ${name} is left in place: drop it, then run the restore again)`;
+    } else if (into.mode === 'clean' && writing && progress.timings.pgRestore !== undefined) {
       message += ` (the database ${name} is left partly replaced: pg_restore had begun dropping and recreating its objects)`;
     } else if (into.mode === 'clean' && signal?.aborted) {
       message += ` (nothing in the database ${name} was changed)`;
@@ -225,7 +285,199 @@ export async function restoreBackup(
     if (into.warnings?.length) message += ` (preflight warned: ${into.warnings.join('; ')})`;
     throw new PgferryError(err instanceof PgferryError ? err.code : 'RestoreFailed', message, { cause: err });
   } finally {
+    signal?.removeEventListener('abort', interrupted);
     await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Whether the restore begins while the backup downloads: in create mode (clean mode verifies first,
+ * since it changes a database that exists), of one archive (a parallel backup's restore runs its
+ * sections as before), and without `--with-globals` (the roles, created on the server outside the
+ * renamed database, wait for the verified backup; the pre-data needs them).
+ */
+function streams(manifest: BackupManifest, into: RestoreTarget): boolean {
+  return (
+    into.mode === 'create' && !into.withGlobals && manifest.objects.every((o) => o.kind !== 'table-data')
+  );
+}
+
+/** What {@link loadWhileDownloading} did: the tables it loads, and their loads' end. */
+interface Preloaded {
+  /** The TABLE DATA entries being loaded from the growing file (left out of the rest). */
+  tables: number[];
+  /** Whether the tables to split were chosen (by the manifest's sizes): the rest is not split. */
+  chosen: boolean;
+  loads: Promise<void>;
+  /** Where the tables' data starts: a table whose start never arrived is not loaded early. */
+  arriving: ArrivingDump;
+}
+
+/**
+ * The part of a create restore that runs while the backup still downloads, into the database that
+ * is renamed into place only once it is verified: as soon as the archive's TOC has arrived (and the
+ * database is created), the pre-data (`pg_restore --section=pre-data` of the header and TOC alone);
+ * then, when the manifest records the tables' data bytes, the tables {@link tablesToSplit} chooses
+ * start loading in `jobs` COPY sessions each, read from the archive's file as it is written. Their
+ * loads go on after this returns; undefined when the TOC never arrived (the restore then runs
+ * whole once downloaded). A failure here does not stop the download: its checksum is still
+ * the first thing the user hears of.
+ */
+async function loadWhileDownloading(
+  arriving: ArrivingDump,
+  ready: { creating: Promise<void> | undefined; choosing: Promise<{ tool: PgToolBinary }> },
+  loading: RestoreTarget,
+  manifest: BackupManifest,
+  progress: RestoreProgress,
+  deps: RestoreDeps,
+): Promise<Preloaded | undefined> {
+  const arrived = await arriving.toc;
+  if (!arrived) return undefined;
+  await ready.creating;
+  const { tool } = await ready.choosing;
+  deps.signal?.throwIfAborted();
+  if (isScoped(manifest.scope)) await createSchemas(arrived.toc, loading);
+  await progress.timed('preData', () =>
+    pgRestoreParallel(tool, {
+      args: [...restoreArgs(loading), '--section=pre-data'],
+      jobs: loading.jobs,
+      dumpFile: arrived.definitions,
+      env: restoreEnv(loading, deps),
+      onChild: deps.onChild,
+      signal: deps.signal,
+    }),
+  );
+  const tables = splitEarly(manifest, arrived.toc, loading.jobs, loading.splitMinBytes);
+  // With the manifest's sizes, what is split is chosen: the archive need not be read through for them.
+  if (tables) arriving.wantOnly(tables);
+  const file = arriving.file;
+  if (!tables?.length || !file)
+    return { tables: [], chosen: tables !== undefined, loads: Promise.resolve(), arriving };
+  const loads = progress.timed('splitLoad', () =>
+    loadSplitTables(
+      tool,
+      tables,
+      { toc: arrived.toc, intSize: arrived.intSize, offsets: (id) => arriving.dataStart(id) },
+      {
+        args: restoreArgs(loading),
+        sessions: loading.jobs,
+        dumpFile: file.path,
+        follow: file,
+        listFile: arrived.definitions,
+        env: restoreEnv(loading, deps),
+        onChild: deps.onChild,
+        connect: () => connectPg(loading.target, loading.password),
+        signal: deps.signal,
+      },
+    ),
+  );
+  loads.catch(() => undefined);
+  return { tables, chosen: true, loads, arriving };
+}
+
+/**
+ * The TABLE DATA entries to load while the archive downloads: those {@link tablesToSplit} would
+ * choose, by the data bytes the manifest records for each table; undefined when it records none
+ * (a backup of an older pgferry).
+ */
+function splitEarly(
+  manifest: BackupManifest,
+  toc: readonly ArchiveTocEntry[],
+  jobs: number,
+  minBytes?: number,
+): number[] | undefined {
+  const recorded = new Map(manifest.tables.map((t) => [JSON.stringify([t.schema, t.name]), t.dataBytes]));
+  const bytes = new Map<number, number>();
+  for (const e of toc) {
+    if (e.desc !== 'TABLE DATA' || !e.hadDumper || !e.copyStmt) continue;
+    const b = recorded.get(JSON.stringify([e.namespace ?? '', e.tag ?? '']));
+    if (b === undefined) return undefined;
+    bytes.set(e.dumpId, b);
+  }
+  return tablesToSplit(bytes, jobs, minBytes);
+}
+
+/**
+ * After the download, what {@link loadWhileDownloading} left: the other tables' data (pg_restore,
+ * beside the split loads still running; the first to fail stops the other), then the post-data.
+ */
+async function restoreTheRest(
+  pgRestore: PgToolBinary,
+  dumpFile: string,
+  loading: RestoreTarget,
+  deps: RestoreDeps,
+  preloaded: Preloaded,
+): Promise<void> {
+  const halt = new AbortController();
+  const stopAll = () => halt.abort(deps.signal?.reason);
+  deps.signal?.addEventListener('abort', stopAll, { once: true });
+  try {
+    const [data, split] = await Promise.allSettled([
+      pgRestoreInto(pgRestore, dumpFile, loading, deps, {
+        sections: ['data'],
+        // Once downloaded, every block's start has arrived unless the archive could not be read.
+        exclude: preloaded.tables.filter((id) => preloaded.arriving.arrived(id)),
+        // Split already chosen by the same sizes; else read as it downloaded, not read through again.
+        split: !preloaded.chosen,
+        sizes: preloaded.arriving.sizes,
+        signal: halt.signal,
+      }).catch((err: unknown) => {
+        halt.abort(err);
+        throw err;
+      }),
+      preloaded.loads.catch((err: unknown) => {
+        halt.abort(err);
+        throw err;
+      }),
+    ]);
+    if (split.status === 'rejected') throw split.reason;
+    if (data.status === 'rejected') throw data.reason;
+  } finally {
+    deps.signal?.removeEventListener('abort', stopAll);
+  }
+  await pgRestoreInto(pgRestore, dumpFile, loading, deps, { sections: ['post-data'] });
+}
+
+/** A `--table` backup holds its tables but not their schemas: those the restore selects are created. */
+async function createSchemas(toc: readonly ArchiveTocEntry[], into: RestoreTarget): Promise<void> {
+  const schemas = schemasNotCreated(toc).filter(
+    (schema) => into.schemas.length === 0 || into.schemas.includes(schema),
+  );
+  if (schemas.length) {
+    await withClient(into.target, into.password, (target) => createMissingSchemas(target, schemas));
+  }
+}
+
+/**
+ * Renames the restored database into place. No session may be connected to it: the restore's own
+ * have ended, but a server process may outlive its client's goodbye by a moment, so a refusal is
+ * retried; sessions still connected after two seconds (nobody else should be in a database marked
+ * incomplete) are ended. A database created under the target's name meanwhile is not touched.
+ */
+async function renameIntoPlace(admin: Client, from: string, to: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await admin.query(`ALTER DATABASE ${quoteIdent(from)} RENAME TO ${quoteIdent(to)}`);
+      return;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === '42P04') {
+        throw new PgferryError(
+          'TargetRefused',
+          `a database ${to} was created on the target while the restore ran; the restored database could not take its name`,
+          { cause: err },
+        );
+      }
+      if (code !== '55006' || Date.now() > deadline) throw err;
+      if (attempt === 20) {
+        await admin.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+          [from],
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 }
 
@@ -284,6 +536,8 @@ async function downloadVerified(
   checks: Checks,
   signal: AbortSignal | undefined,
   onProgress?: (progress: TaskProgress) => void,
+  /** Reads the dump's archive as it arrives (see arriving-dump.ts). */
+  arriving?: ArrivingDump,
 ): Promise<{ dump: string; globals?: string; tableData: string[] }> {
   const files: { dump?: string; globals?: string } = {};
   const tableData: string[] = [];
@@ -293,23 +547,96 @@ async function downloadVerified(
   const downloaded = (bytes: number, force = false) =>
     report({ step: 'download', doneBytes: before + bytes, totalBytes }, force);
   downloaded(0, true);
-  for (const object of manifest.objects) {
-    const name =
-      object.kind === 'table-data'
-        ? `table-data-${tableData.length + 1}.pgdump`
-        : object.kind === 'dump'
-          ? 'dump.pgdump'
-          : 'globals.sql';
-    const file = path.join(dir, name);
-    await downloadOne(store, manifest, object, file, signal, downloaded);
-    before += object.bytes;
-    checks.checksums.push({ key: object.key, sha256: object.sha256, verified: true });
-    if (object.kind === 'table-data') tableData.push(file);
-    else files[object.kind] = file;
+  try {
+    for (const object of manifest.objects) {
+      const name =
+        object.kind === 'table-data'
+          ? `table-data-${tableData.length + 1}.pgdump`
+          : object.kind === 'dump'
+            ? 'dump.pgdump'
+            : 'globals.sql';
+      const file = path.join(dir, name);
+      if (arriving && object.kind === 'dump') {
+        await downloadGrowing(store, manifest, object, arriving.growing(file), arriving, signal, downloaded);
+      } else {
+        await downloadOne(store, manifest, object, file, signal, downloaded);
+      }
+      before += object.bytes;
+      checks.checksums.push({ key: object.key, sha256: object.sha256, verified: true });
+      if (object.kind === 'table-data') tableData.push(file);
+      else files[object.kind] = file;
+    }
+  } finally {
+    // No more of the archive is coming: what waits for a part that never came goes on without it.
+    arriving?.end();
   }
   downloaded(0, true);
   if (!files.dump) throw new PgferryError('BackupCorrupt', `backup ${manifest.id} has no dump object`);
   return { dump: files.dump, globals: files.globals, tableData };
+}
+
+/**
+ * Downloads the dump object into `file`, hashing the stored bytes and decompressing them into the
+ * file as they arrive, `arriving` reading the archive from the file as it grows: what loads while
+ * it downloads reads the file too. Its checksum is known only at the end: what was loaded from it
+ * before then went to a database that is renamed into place only once it matched.
+ */
+async function downloadGrowing(
+  store: BackupStore,
+  manifest: BackupManifest,
+  object: StoredObject,
+  file: GrowingFile,
+  arriving: ArrivingDump,
+  signal: AbortSignal | undefined,
+  onBytes?: (bytes: number) => void,
+) {
+  const key = backupObjectKey(catalogNameOf(manifest), manifest.id, object.key);
+  const meter = new Meter({ sha256: true, onBytes });
+  // How far the decompressing tool has written, looked at every few milliseconds.
+  const look = () =>
+    stat(file.path).then(
+      (s) => file.grown(s.size),
+      () => undefined,
+    );
+  const watching = setInterval(() => void look(), GROWTH_POLL_MS);
+  const scanning = arriving.scan();
+  try {
+    const body = await store.download(key);
+    const hashed = pipeline(body, meter, { signal });
+    const [hashing, decompressing] = await Promise.allSettled([
+      hashed,
+      decompressStreamToFile(object.compression, meter, file.path, signal),
+    ]);
+    // The tool's failure first: reading stops when it does, a premature end of the hashing then.
+    if (decompressing.status === 'rejected') throw decompressing.reason;
+    if (hashing.status === 'rejected') throw hashing.reason;
+    file.finish((await stat(file.path)).size);
+  } catch (err) {
+    file.fail(err as Error);
+    // A decompression that failed before the end: the bytes hashed so far cannot match.
+    throw downloadFailure(err, object, manifest);
+  } finally {
+    clearInterval(watching);
+    await scanning;
+  }
+  const sha256 = meter.digest();
+  if (sha256 !== object.sha256 || meter.bytes !== object.bytes) {
+    const failed = checksumFailure(object, manifest, sha256, meter.bytes);
+    file.fail(failed);
+    throw failed;
+  }
+}
+
+/** How often a growing archive's size is looked at: a table loading early waits at most this for more. */
+const GROWTH_POLL_MS = 20;
+
+function checksumFailure(object: StoredObject, manifest: BackupManifest, sha256: string, bytes: number) {
+  return new PgferryError(
+    'BackupCorrupt',
+    `object ${object.key} of backup ${manifest.id} failed its checksum (sha256 ${sha256.slice(0, 12)}…, ` +
+      `${bytes} bytes; the manifest says ${object.sha256.slice(0, 12)}…, ${object.bytes} bytes); ` +
+      'nothing of the backup was written to the target',
+  );
 }
 
 /**
@@ -340,12 +667,7 @@ async function downloadOne(
     if (hashing.status === 'rejected') throw downloadFailure(hashing.reason, object, manifest);
     const sha256 = meter.digest();
     if (sha256 !== object.sha256 || meter.bytes !== object.bytes) {
-      throw new PgferryError(
-        'BackupCorrupt',
-        `object ${object.key} of backup ${manifest.id} failed its checksum (sha256 ${sha256.slice(0, 12)}…, ` +
-          `${meter.bytes} bytes; the manifest says ${object.sha256.slice(0, 12)}…, ${object.bytes} bytes); ` +
-          'nothing of the backup was written to the target',
-      );
+      throw checksumFailure(object, manifest, sha256, meter.bytes);
     }
     if (decompressing.status === 'rejected') throw downloadFailure(decompressing.reason, object, manifest);
   } finally {
@@ -378,10 +700,10 @@ export function downloadFailure(err: unknown, object: StoredObject, manifest: Ba
  * Drops the database the failed restore created; a few attempts a second apart, since the failure
  * may be the target server restarting. `false` when it could not.
  */
-async function dropCreatedDatabase(into: RestoreTarget): Promise<boolean> {
+async function dropCreatedDatabase(into: RestoreTarget, name: string): Promise<boolean> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await withMaintenance(into.target, into.password, (admin) => dropDatabase(admin, into.target.database));
+      await withMaintenance(into.target, into.password, (admin) => dropDatabase(admin, name));
       return true;
     } catch {
       if (attempt === 5) return false;
@@ -412,18 +734,8 @@ async function applyGlobals(
   });
 }
 
-/** pg_restore into the target, with the request's options. */
-async function pgRestoreInto(
-  pgRestore: PgToolBinary,
-  dumpFile: string,
-  request: RestoreTarget,
-  deps: RestoreDeps,
-  /** A parallel backup's data-only archives (see `pgRestoreSections`). */
-  tableData: string[] = [],
-  /** psql beside pg_restore (looked up while the backup downloads), for a clean restore's drops. */
-  psql?: PgToolBinary,
-): Promise<void> {
-  const { password } = request;
+/** pg_restore's arguments for the request's options (the target database and what it restores). */
+function restoreArgs(request: RestoreTarget): string[] {
   const args = [
     `--dbname=dbname=${conninfoValue(request.target.database)}`,
     '--exit-on-error',
@@ -435,16 +747,59 @@ async function pgRestoreInto(
   if (request.role) args.push(`--role=${request.role}`);
   for (const schema of request.schemas) args.push(`--schema=${schema}`);
   for (const table of request.tables) args.push(`--table=${table}`);
+  return args;
+}
+
+/** pg_restore's environment: the target's connection and the fast session settings. */
+function restoreEnv(request: RestoreTarget, deps: RestoreDeps): NodeJS.ProcessEnv {
   // In clean mode a session that connected after the check cannot make a DROP wait forever.
   const lockTimeout = request.mode === 'clean' ? ` -c lock_timeout=${CLEAN_LOCK_TIMEOUT_SECONDS}s` : '';
-  const env = {
+  return {
     ...toolEnv(deps.env),
-    ...libpqEnv(request.target, password),
+    ...libpqEnv(request.target, request.password),
     PGOPTIONS: loadSessionOptions(request.toastCompression) + lockTimeout,
   };
+}
+
+/** pg_restore into the target, with the request's options. */
+async function pgRestoreInto(
+  pgRestore: PgToolBinary,
+  dumpFile: string,
+  request: RestoreTarget,
+  deps: RestoreDeps,
+  opts: {
+    /** A parallel backup's data-only archives (see `pgRestoreSections`). */
+    tableData?: string[];
+    /** psql beside pg_restore (looked up while the backup downloads), for a clean restore's drops. */
+    psql?: PgToolBinary;
+    /** Only these sections (the pre-data having run while the backup downloaded). */
+    sections?: string[];
+    /** TOC entries loaded otherwise (see `pgRestoreParallel`). */
+    exclude?: readonly number[];
+    /** The archive's sizes, read as it downloaded. */
+    sizes?: ArchiveSizes;
+    /** Whether the largest tables may be split (when the data is loaded): by default. */
+    split?: boolean;
+    signal?: AbortSignal;
+  } = {},
+): Promise<void> {
+  const { password } = request;
+  const { tableData = [], psql, sections = [] } = opts;
+  const args = [...restoreArgs(request), ...sections.map((section) => `--section=${section}`)];
+  const lockTimeout = request.mode === 'clean';
+  const env = restoreEnv(request, deps);
   // A restore of some schemas or tables skips the rest of the archive: how much it reads is unknown.
+  // Its data section alone reads the archive through as the whole does; its post-data, no data.
   const selective = request.schemas.length > 0 || request.tables.length > 0 || tableData.length > 0;
-  const reads = watchArchiveReads(selective ? undefined : (await stat(dumpFile)).size, deps.onProgress);
+  const archiveBytes = selective ? undefined : (await stat(dumpFile)).size;
+  const postDataOnly = sections.length > 0 && !sections.includes('data');
+  if (postDataOnly && archiveBytes !== undefined) {
+    deps.onProgress?.({ step: 'postData', doneBytes: archiveBytes, totalBytes: archiveBytes });
+  }
+  const reads = watchArchiveReads(
+    postDataOnly ? undefined : archiveBytes,
+    postDataOnly ? undefined : deps.onProgress,
+  );
   const onChild = (child: ChildProcess) => {
     deps.onChild?.(child);
     reads.watch(child);
@@ -452,7 +807,10 @@ async function pgRestoreInto(
   try {
     // The largest tables' data in `jobs` COPY sessions each, read from the archive by this
     // process (see pgRestoreParallel).
-    const split = { connect: () => connectPg(request.target, password) };
+    const split =
+      opts.split !== false && (sections.length === 0 || sections.includes('data'))
+        ? { connect: () => connectPg(request.target, password), minBytes: request.splitMinBytes }
+        : undefined;
     if (tableData.length) {
       await pgRestoreSections(pgRestore, {
         args,
@@ -465,7 +823,17 @@ async function pgRestoreInto(
         psql,
       });
     } else {
-      await pgRestoreParallel(pgRestore, { args, jobs: request.jobs, dumpFile, env, onChild, split });
+      await pgRestoreParallel(pgRestore, {
+        args,
+        jobs: request.jobs,
+        dumpFile,
+        env,
+        onChild,
+        split,
+        signal: opts.signal,
+        exclude: opts.exclude,
+        sizes: opts.sizes,
+      });
     }
   } catch (err) {
     if (!lockTimeout || !/lock timeout/i.test(errorMessage(err))) throw err;
@@ -552,9 +920,11 @@ async function sessionsNow(target: Connection, password: string | undefined) {
 
 /** The backup's tables that the restore selected (`--schema`, `--table`), with their rows at the backup. */
 function selectedTables(manifest: BackupManifest, { schemas, tables }: RestoreTarget) {
-  return manifest.tables.filter(
-    (t) =>
-      (schemas.length === 0 || schemas.includes(t.schema)) &&
-      (tables.length === 0 || tables.includes(t.name)),
-  );
+  return manifest.tables
+    .filter(
+      (t) =>
+        (schemas.length === 0 || schemas.includes(t.schema)) &&
+        (tables.length === 0 || tables.includes(t.name)),
+    )
+    .map(({ schema, name, rows }) => ({ schema, name, rows }));
 }

@@ -18,7 +18,12 @@ import type { ArchiveTocEntry } from '../../../core/postgres/archive';
 import { droppedByClean, readArchiveToc } from '../../../core/postgres/archive-toc';
 import { connectMaintenance, endQuietly, withClient } from '../../../core/postgres/connect';
 import { dropBlockers, refuseBlockedCleanRestore } from '../../../core/postgres/drop-dependents';
-import { describeIncompleteDatabase, readIncompleteMark } from '../../../core/postgres/incomplete-database';
+import {
+  describeIncompleteDatabase,
+  dropDatabaseCommand,
+  readIncompleteMark,
+  restoringName,
+} from '../../../core/postgres/incomplete-database';
 import {
   availableExtensions,
   countUserTables,
@@ -205,6 +210,21 @@ async function checkTargetDatabase(
     refuse(
       `the target database ${name} already exists; choose another name, or use --mode clean to replace its contents`,
     );
+  }
+  if (request.mode === 'create') {
+    // The database a create restore loads into before renaming it (restore-backup.ts): one of
+    // another restore into the same target, running or left by a run killed too hard to drop it.
+    const loading = restoringName(name);
+    if (await databaseExists(client, loading)) {
+      const run = await readIncompleteMark(client, loading);
+      refuse(
+        run
+          ? describeIncompleteDatabase(loading, run, serverMajor, name)
+          : `the database ${quoteIdent(loading)}, which a restore into ${quoteIdent(name)} loads before renaming it into place, ` +
+              `already exists: once no restore into ${quoteIdent(name)} is running, remove it with ` +
+              `${dropDatabaseCommand(loading, serverMajor)} and run again`,
+      );
+    }
   }
   if (request.mode === 'clean') {
     if (!exists) refuse(`the target database ${name} does not exist; use --mode create`);

@@ -1,10 +1,14 @@
 /**
- * The restore runner's overlap (containers/pg-tools/src/restore-backup.ts): a new target database
- * is created, empty and marked incomplete, while the backup is still downloaded and verified; a
- * checksum that fails then drops it, with nothing of the backup in it. Against a real server and a
- * real backup in a folder store whose download waits until the target database exists (so the test
- * fails when the database is created only after the download).
+ * The restore runner's overlap (containers/pg-tools/src/restore-backup.ts): a create restore loads
+ * into a database of another name (`restoringName`), created and marked incomplete while the backup
+ * is still downloaded and verified, its pre-data and its largest tables loaded while the archive
+ * arrives; only once every checksum matched and the checks passed is it renamed to the target's
+ * name. A checksum that fails — also at the very end, after loading began — drops it, and nothing
+ * ever had the target's name. Against a real server and a real backup in a folder store whose
+ * download is held back at chosen points (so the tests fail when the database is created, or the
+ * load begins, only after the download).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -12,7 +16,7 @@ import { Readable } from 'node:stream';
 import { restoreBackup } from '../../../../../containers/pg-tools/src/restore-backup';
 import { RestoreProgress } from '../../../../../containers/pg-tools/src/run';
 import type { BackupManifest } from '../../../../../core/contracts';
-import { readIncompleteMark } from '../../../../../core/postgres/incomplete-database';
+import { readIncompleteMark, restoringName } from '../../../../../core/postgres/incomplete-database';
 import type { BackupStore } from '../../../../../core/store';
 import { LocalStore } from '../../../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../../../core/store-keys';
@@ -29,7 +33,7 @@ beforeAll(async () => {
   await createSeededDatabase(
     pg,
     source,
-    'CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g;',
+    'CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 50000) g;',
   );
   manifest = await backupOf(pg, source, store);
 }, 300_000);
@@ -39,22 +43,49 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The restore's request, into `target`: two jobs, and even this small table loaded in two sessions. */
+const request = (target: string) => ({
+  runId: '20261202T170000Z-0a1b2c',
+  target: { host: pg.host, port: pg.port, user: pg.user, database: target, sslmode: 'disable' as const },
+  password: pg.password,
+  mode: 'create' as const,
+  withGlobals: false,
+  noOwner: false,
+  noAcl: false,
+  schemas: [],
+  tables: [],
+  terminateConnections: false,
+  jobs: 2,
+  toastCompression: 'server-default' as const,
+  splitMinBytes: 1,
+});
+
+const databases = (...names: string[]) =>
+  withClient(pg, 'postgres', async (c) =>
+    (
+      await c.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1)', [names])
+    ).rows.map((r) => r.datname),
+  );
+
+const dumpKey = () => backupObjectKey(catalogNameOf(manifest), manifest.id, 'dump.pgdump.zst');
+
 test('a corrupt backup: the database created during the download is dropped, with nothing of the backup in it', async () => {
   const target = uniqueName('overlap_bad');
+  const loading = restoringName(target);
   const local = new LocalStore(store);
   // What the database held while the download waited for it.
   let seen: { mark: string | undefined; tables: number } | undefined;
-  const waitForTarget = async () => {
+  const waitForDatabase = async () => {
     for (let i = 0; i < 200; i++) {
       const exists = await withClient(pg, 'postgres', async (c) => {
-        const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [target]);
+        const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [loading]);
         if (!rows.length) return false;
-        const mark = await readIncompleteMark(c, target);
+        const mark = await readIncompleteMark(c, loading);
         seen = { mark: mark?.id, tables: -1 };
         return mark !== undefined;
       });
       if (exists) {
-        const tables = await withClient(pg, target, (c) =>
+        const tables = await withClient(pg, loading, (c) =>
           c.query("SELECT 1 FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"),
         );
         if (seen) seen.tables = tables.rowCount ?? -1;
@@ -62,53 +93,173 @@ test('a corrupt backup: the database created during the download is dropped, wit
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    throw new Error('the target database was not created while the backup downloaded');
+    throw new Error('the database was not created while the backup downloaded');
   };
-  // A folder store whose objects arrive only once the target database exists, the dump's with one
-  // byte flipped; read as from a remote store (no local file to decompress from).
-  const dumpKey = backupObjectKey(catalogNameOf(manifest), manifest.id, 'dump.pgdump.zst');
+  // A folder store whose objects arrive only once the database exists, the dump's with one byte
+  // flipped; read as from a remote store (no local file to decompress from).
   const gated: Pick<BackupStore, 'download'> = {
     download: async (key: string) => {
-      await waitForTarget();
-      if (key !== dumpKey) return local.download(key);
+      await waitForDatabase();
+      if (key !== dumpKey()) return local.download(key);
       const bytes = readFileSync(local.localFile(key));
       bytes[Math.floor(bytes.length / 2)] ^= 0x01;
       return Readable.from([bytes]);
     },
   };
   const progress = new RestoreProgress();
-  const restoring = restoreBackup(
-    manifest,
-    {
-      runId: '20261202T170000Z-0a1b2c',
-      target: { host: pg.host, port: pg.port, user: pg.user, database: target, sslmode: 'disable' },
-      password: pg.password,
-      mode: 'create',
-      withGlobals: false,
-      noOwner: false,
-      noAcl: false,
-      schemas: [],
-      tables: [],
-      terminateConnections: false,
-      jobs: 2,
-      toastCompression: 'server-default',
-    },
-    progress,
-    { store: gated as BackupStore, env: process.env },
-  );
+  const restoring = restoreBackup(manifest, request(target), progress, {
+    store: gated as BackupStore,
+    env: process.env,
+  });
   await expect(restoring).rejects.toMatchObject({
     code: 'BackupCorrupt',
     message: expect.stringMatching(
       new RegExp(
-        `failed its checksum .*nothing of the backup was written to the target \\(the database ${target}, created empty while the backup was verified, was dropped\\)$`,
+        `(failed its checksum|cannot be read).*nothing of the backup was written to the target ` +
+          `\\(the database ${loading}, which the restore loads before renaming it ${target}, was dropped; nothing was written to ${target}\\)$`,
       ),
     ),
   });
   // It existed during the download: marked incomplete by this run, with no table.
   expect(seen).toEqual({ mark: '20261202T170000Z-0a1b2c', tables: 0 });
   expect(progress.timings.pgRestore).toBeUndefined();
-  const left = await withClient(pg, 'postgres', (c) =>
-    c.query('SELECT 1 FROM pg_database WHERE datname = $1', [target]),
+  expect(await databases(target, loading)).toEqual([]);
+}, 120_000);
+
+test('a checksum that fails only at the end, after the load began: the loaded database is dropped, the target never existed', async () => {
+  const target = uniqueName('overlap_late');
+  const loading = restoringName(target);
+  const local = new LocalStore(store);
+  // The dump object compressed anew: it decompresses to the very archive, but its bytes are not
+  // the ones the manifest hashed — found only once the last byte has been hashed.
+  const original = local.localFile(dumpKey());
+  const other = execFileSync('zstd', ['-d', '-q', '-c', original], { maxBuffer: 1 << 30 });
+  const recompressed = execFileSync('zstd', ['-q', '-c', '-6'], { input: other, maxBuffer: 1 << 30 });
+  // While the last bytes are held back: what the database holds, and the sessions loading it.
+  let seen: { tables: number; copying: number } | undefined;
+  const whileLoading = async () => {
+    for (let i = 0; i < 400; i++) {
+      const state = await withClient(pg, 'postgres', async (c) => {
+        const { rows } = await c.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY %'",
+          [loading],
+        );
+        return rows[0].n;
+      }).catch(() => 0);
+      if (state > 0) {
+        const tables = await withClient(pg, loading, (c) =>
+          c.query("SELECT 1 FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"),
+        );
+        seen = { tables: tables.rowCount ?? -1, copying: state };
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error('no table was being loaded while the backup downloaded');
+  };
+  const held: Pick<BackupStore, 'download'> = {
+    download: async (key: string) => {
+      if (key !== dumpKey()) return local.download(key);
+      const cut = recompressed.length - 64;
+      return Readable.from(
+        (async function* () {
+          yield recompressed.subarray(0, cut);
+          await whileLoading();
+          yield recompressed.subarray(cut);
+        })(),
+      );
+    },
+  };
+  const progress = new RestoreProgress();
+  const restoring = restoreBackup(manifest, request(target), progress, {
+    store: held as BackupStore,
+    env: process.env,
+  });
+  await expect(restoring).rejects.toMatchObject({
+    code: 'BackupCorrupt',
+    message: expect.stringMatching(
+      new RegExp(
+        `^object dump\\.pgdump\\.zst of backup \\S+ failed its checksum .*nothing of the backup was written to the target ` +
+          `\\(the database ${loading}, which the restore loads before renaming it ${target}, was dropped; nothing was written to ${target}\\)$`,
+      ),
+    ),
+  });
+  // The load had begun: the pre-data ran and the table's rows were being copied in two sessions.
+  expect(seen).toEqual({ tables: 1, copying: 2 });
+  expect(progress.timings.preData).toBeDefined();
+  expect(await databases(target, loading)).toEqual([]);
+}, 120_000);
+
+test('a sound backup: loaded while it downloads, renamed into place complete, the incomplete mark gone', async () => {
+  const target = uniqueName('overlap_ok');
+  const progress = new RestoreProgress();
+  await restoreBackup(manifest, request(target), progress, {
+    store: new LocalStore(store),
+    env: process.env,
+  });
+  try {
+    expect(Object.keys(progress.timings)).toEqual(
+      expect.arrayContaining(['download', 'preData', 'splitLoad', 'pgRestore', 'rename']),
+    );
+    expect(progress.checks.rowCounts).toEqual([
+      { schema: 'public', name: 't', rows: 50000, restoredRows: 50000 },
+    ]);
+    expect(await databases(target, restoringName(target))).toEqual([target]);
+    const restored = await withClient(pg, target, async (c) => ({
+      sum: (await c.query('SELECT sum(id)::text AS s, count(DISTINCT v)::int AS d FROM t')).rows[0],
+      pk: (await c.query("SELECT 1 FROM pg_constraint WHERE conname = 't_pkey'")).rowCount,
+      mark: await readIncompleteMark(c, target),
+    }));
+    expect(restored).toEqual({ sum: { s: '1250025000', d: 50000 }, pk: 1, mark: undefined });
+  } finally {
+    await dropDatabase(pg, target);
+  }
+}, 120_000);
+
+test('interrupted while its largest table loads during the download: the sessions end, the loaded database is dropped, nothing is left', async () => {
+  const target = uniqueName('overlap_int');
+  const loading = restoringName(target);
+  const local = new LocalStore(store);
+  const stop = new AbortController();
+  let copying = 0;
+  // The last bytes are held back until the table is being copied; then the run is interrupted.
+  const held: Pick<BackupStore, 'download'> = {
+    download: async (key: string) => {
+      if (key !== dumpKey()) return local.download(key);
+      const bytes = readFileSync(local.localFile(key));
+      const cut = bytes.length - 64;
+      return Readable.from(
+        (async function* () {
+          yield bytes.subarray(0, cut);
+          for (let i = 0; i < 400 && copying < 2; i++) {
+            copying = await withClient(pg, 'postgres', async (c) => {
+              const { rows } = await c.query<{ n: number }>(
+                "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY %'",
+                [loading],
+              );
+              return rows[0].n;
+            });
+            if (copying < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+          stop.abort(new Error('SIGINT'));
+          yield bytes.subarray(cut);
+        })(),
+      );
+    },
+  };
+  const progress = new RestoreProgress();
+  const restoring = restoreBackup(manifest, request(target), progress, {
+    store: held as BackupStore,
+    env: process.env,
+    signal: stop.signal,
+  });
+  await expect(restoring).rejects.toMatchObject({
+    message: `interrupted: SIGINT (the database ${loading}, which the restore loads before renaming it ${target}, was dropped; nothing was written to ${target})`,
+  });
+  expect(copying).toBe(2);
+  expect(await databases(target, loading)).toEqual([]);
+  const sessions = await withClient(pg, 'postgres', (c) =>
+    c.query('SELECT 1 FROM pg_stat_activity WHERE datname = ANY($1)', [[target, loading]]),
   );
-  expect(left.rowCount).toBe(0);
+  expect(sessions.rowCount).toBe(0);
 }, 120_000);
