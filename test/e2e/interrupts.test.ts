@@ -312,8 +312,15 @@ test('a migration stopped by Ctrl-C mid-copy drops its target and removes its wo
     workDir,
   );
   await waitFor('the data phase', () => (run.stderr().includes('"phase":"data ') ? true : undefined));
-  await waitFor('pg_restore to be loading the data', () =>
-    descendants(run.pid).some((p) => /pg_restore.*--section=data/.test(commandLine(p))) ? true : undefined,
+  // The runner's own COPY sessions load the target (no pg_restore on a migration's data path).
+  await waitFor('a COPY into the target', () =>
+    withClient(pg, 'postgres', async (c) => {
+      const { rows } = await c.query(
+        "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'COPY %FROM stdin%'",
+        [target],
+      );
+      return rows.length ? true : undefined;
+    }),
   );
   expect(await databaseExists(target)).toBe(true);
   process.kill(-run.pid, 'SIGINT');

@@ -403,6 +403,9 @@ async function migrateDatabaseOnce(
     // stream (core/postgres/copy-stream.ts); large objects are not COPY data: a database with any
     // is loaded by pg_restore reading the stream, as before.
     const copy = largeObjects ? undefined : copyStream(ctx, db);
+    // Interrupted, the sessions stop too: pg_dump may have ended long before the last COPY does.
+    const interrupted = () => copy?.abort(deps.signal?.reason);
+    deps.signal?.addEventListener('abort', interrupted, { once: true });
     let restoredRows: Map<number, number> | undefined;
     try {
       await progress.timed('data', async () => {
@@ -466,6 +469,7 @@ async function migrateDatabaseOnce(
         await restoreSequences(ctx, db, definitionsFile, archived?.toc ?? []);
       });
     } finally {
+      deps.signal?.removeEventListener('abort', interrupted);
       await copy?.close();
     }
     if (!archived) throw new PgferryError('DumpFailed', 'the dump was not archived');
