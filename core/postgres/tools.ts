@@ -17,7 +17,8 @@ import { cleanableOrder, readArchiveToc } from './archive-toc';
 import type { PgToolBinary } from './binaries';
 import { dropFirst } from './clean-drops';
 import { loadTableData } from './copy-load';
-import { quoteIdent, quoteLiteral } from './quote';
+import { copySessionSetup } from './copy-stream';
+import { quoteIdent } from './quote';
 
 export { keepStderr, STDERR_KEPT_CHARS, type ToolRun } from '../process';
 
@@ -348,8 +349,8 @@ export function splitFirstPass(
 /**
  * Loads the `ids` TABLE DATA entries, each in `sessions` COPY sessions of this process reading its
  * data straight from the archive (core/postgres/copy-load.ts), with the session settings
- * pg_restore's have: the archive's client_encoding and standard_conforming_strings, an empty
- * search_path, row security off, no timeouts, `--role`'s role and `PGOPTIONS`' settings. The
+ * pg_restore's have (`copySessionSetup`, as a migration's COPY sessions get them), `--role`'s
+ * role and `PGOPTIONS`' settings. The
  * restore's selection (`--schema`, `--table`, …) is pg_restore's own: `pg_restore --list` with it
  * lists the entries it would restore, and an entry it leaves out is not loaded.
  */
@@ -381,17 +382,7 @@ export async function loadSplitTables(
       .map(idOf),
   );
   const byId = new Map(sizes.toc.map((e) => [e.dumpId, e]));
-  const setup = [
-    ...sizes.toc
-      .filter((e) => (e.desc === 'ENCODING' || e.desc === 'STDSTRINGS') && e.defn)
-      .map((e) => (e.defn as string).trim().replace(/;$/, '')),
-    "SELECT pg_catalog.set_config('search_path', '', false)",
-    'SET statement_timeout = 0',
-    'SET lock_timeout = 0',
-    'SET idle_in_transaction_session_timeout = 0',
-    'SET row_security = off',
-    ...sessionSettings(env.PGOPTIONS).map(([name, value]) => `SET ${name} = ${quoteLiteral(value)}`),
-  ];
+  const setup = copySessionSetup(sizes.toc, sessionSettings(env.PGOPTIONS));
   const role = args.find((a) => a.startsWith('--role='));
   if (role) setup.push(`SET ROLE ${quoteIdent(role.slice('--role='.length))}`);
   for (const id of ids) {
