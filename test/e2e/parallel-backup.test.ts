@@ -21,7 +21,7 @@ import {
   uniqueName,
   withClient,
 } from '../support/env';
-import { gatedPgDump, waitFor } from '../support/faults';
+import { failIfStuck, gatedPgDump, waitFor } from '../support/faults';
 import { fingerprint } from '../support/fingerprint';
 
 const env = testEnv();
@@ -237,26 +237,38 @@ test('a corrupt one of several objects is refused before anything is written', a
 });
 
 test('a --jobs 2 backup restores in clean mode over a changed copy of its database: its objects dropped and recreated, every archive loaded, the rest kept', async () => {
+  // Each step fails with what the server and the processes were doing when it does not end:
+  // this test hung past jest's timeout in CI, without a trace, three times in many runs.
+  const stuck = <T>(what: string, run: Promise<T>) => failIfStuck(pg, what, run, 50_000);
   const store = newStore();
-  const manifest = JSON.parse((await backup(store, 2)).stdout) as BackupManifest;
+  const manifest = JSON.parse((await stuck('the backup', backup(store, 2))).stdout) as BackupManifest;
   expect(manifest.objects.map((o) => o.kind)).toEqual(['dump', 'table-data', 'globals']);
   const copy = uniqueName('parallel_clean');
   created.push(copy);
-  await withClient(pg, 'postgres', (c) => c.query(`CREATE DATABASE "${copy}" TEMPLATE "${source}"`));
+  await stuck(
+    'creating the copy',
+    withClient(pg, 'postgres', (c) => c.query(`CREATE DATABASE "${copy}" TEMPLATE "${source}"`)),
+  );
   // Changed since the backup; the view on a table of the side archive and the foreign key between
   // the archives' tables are what a section-by-section clean run would trip on.
-  await withClient(pg, copy, (c) =>
-    c.query(`
+  await stuck(
+    'changing the copy',
+    withClient(pg, copy, (c) =>
+      c.query(`
       DELETE FROM child WHERE id % 2 = 0;
       UPDATE parent SET v = 'changed';
       DELETE FROM "Odd.Schema"."Big*Table?" WHERE id > 10;
       CREATE TABLE kept AS SELECT 1 AS id;`),
+    ),
   );
-  const restored = await runCli([
-    'restore',
-    ...['--store', store, '--backup', manifest.id, '--target', sourceUrl(pg, copy)],
-    ...['--mode', 'clean', '--force', '--no-safety-backup', '--jobs', '2', '--json'],
-  ]);
+  const restored = await stuck(
+    'the clean restore',
+    runCli([
+      'restore',
+      ...['--store', store, '--backup', manifest.id, '--target', sourceUrl(pg, copy)],
+      ...['--mode', 'clean', '--force', '--no-safety-backup', '--jobs', '2', '--json'],
+    ]),
+  );
   expect(restored).toMatchObject({ code: 0, stderr: '' });
   const report = JSON.parse(restored.stdout) as RestoreReport;
   expect(report.checks.rowCounts.map((t) => [t.name, t.restoredRows])).toEqual([
@@ -266,11 +278,14 @@ test('a --jobs 2 backup restores in clean mode over a changed copy of its databa
     ['small', 10],
   ]);
   // What the backup does not hold is left alone; the rest is the source again.
-  await withClient(pg, copy, async (c) => {
-    expect((await c.query('SELECT id FROM kept')).rows).toEqual([{ id: 1 }]);
-    await c.query('DROP TABLE kept');
-  });
-  expect(await fingerprint(pg, copy)).toEqual(await fingerprint(pg, source));
+  await stuck(
+    'reading and dropping the kept table',
+    withClient(pg, copy, async (c) => {
+      expect((await c.query('SELECT id FROM kept')).rows).toEqual([{ id: 1 }]);
+      await c.query('DROP TABLE kept');
+    }),
+  );
+  expect(await stuck('fingerprinting', fingerprint(pg, copy))).toEqual(await fingerprint(pg, source));
 });
 
 test("--jobs within the role's connection limit: one that does not fit is refused in one line before anything is written; one that fits backs up", async () => {

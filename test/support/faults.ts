@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { extraPgBinDirs } from './cli';
+import { type TestPostgres, withClient } from './env';
 
 const PG15_BIN = '/usr/lib/postgresql/15/bin';
 const run = promisify(execFile);
@@ -139,4 +140,64 @@ export async function smallFileSystem(size: string): Promise<{ dir: string; unmo
 /** Grows (or shrinks) a tmpfs mounted by {@link smallFileSystem}. */
 export async function resizeFileSystem(dir: string, size: string): Promise<void> {
   await run('mount', ['-o', `remount,size=${size}`, dir]);
+}
+
+/**
+ * `run`'s result; or, when it has not settled after `afterMs`, a failure that says what `pg` and
+ * the processes were doing then: each session's state and what it waits for (and on whom), the
+ * locks not granted, and the running pgferry, runner and PostgreSQL tool processes. For steps that
+ * once hung in CI past jest's timeout, which tells nothing of why.
+ */
+export async function failIfStuck<T>(
+  pg: TestPostgres,
+  what: string,
+  run: Promise<T>,
+  afterMs = 60_000,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      stuckReport(pg).then(
+        (report) => reject(new Error(`${what} has not finished after ${afterMs / 1000} s.\n${report}`)),
+        (err: unknown) =>
+          reject(new Error(`${what} has not finished after ${afterMs / 1000} s (${String(err)})`)),
+      );
+    }, afterMs);
+  });
+  try {
+    return await Promise.race([run, stuck]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function stuckReport(pg: TestPostgres): Promise<string> {
+  const sessions = await withClient(pg, 'postgres', async (c) => {
+    await c.query("SET statement_timeout = '10s'");
+    const { rows } = await c.query(`
+      SELECT a.pid, a.datname, a.application_name AS app, a.backend_type AS type, a.state,
+             a.wait_event_type || ':' || a.wait_event AS waits, pg_blocking_pids(a.pid) AS blocked_by,
+             round(extract(epoch FROM now() - a.query_start)) AS query_s, left(a.query, 200) AS query,
+             (SELECT string_agg(l.locktype || ' ' || coalesce(l.relation::regclass::text, '') || ' ' || l.mode, ', ')
+                FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) AS waits_for
+        FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid() AND a.datname IS NOT NULL
+        ORDER BY a.datname, a.pid`);
+    return rows.map((r) => JSON.stringify(r)).join('\n');
+  }).catch((err: unknown) => `(the server did not answer: ${String(err)})`);
+  // What this test process started (the CLI, its runner, their tools), with their states.
+  const processes = descendants(process.pid)
+    .map((pid) => ({ pid, cmd: commandLine(pid) }))
+    .map(({ pid, cmd }) => {
+      let state = '?';
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const [status, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        state = `${status} ppid ${ppid}`;
+      } catch {
+        // exited meanwhile
+      }
+      // The test servers' throwaway passwords appear in the CLI's --source/--target URLs.
+      return `${pid} ${state} ${cmd.replace(/\/\/([^:/@\s]+):[^@\s]*@/g, '//$1:***@').slice(0, 300)}`;
+    });
+  return `Sessions on the server:\n${sessions}\nProcesses:\n${processes.join('\n')}`;
 }
