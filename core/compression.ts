@@ -91,9 +91,13 @@ export function createCompressor(c: Compression): Duplex {
 
 /**
  * The stages that compress a stream as a backup does: zstd and gzip fed 1 MiB at a time from two
- * reused buffers (`ChunkedCompression`); lz4 and none after a `Coalesce` into 1 MiB chunks.
+ * reused buffers (`ChunkedCompression`); lz4 after a `Coalesce` into 1 MiB chunks; none, no stage
+ * at all. A `Coalesce` before none copied the whole dump into new 1 MiB buffers that outlived the
+ * young generation while the store wrote them: in a migration (541 MB) that was 28–41 full
+ * garbage collections, ~0.5 CPU s, against 1–3 without it.
  */
 export function compressionStages(c: Compression): Duplex[] {
+  if (c.codec === 'none') return [];
   const compressor = createCompressor(c);
   return c.codec === 'zstd' || c.codec === 'gzip'
     ? [new ChunkedCompression(compressor, COMPRESSOR_CHUNK_BYTES)]

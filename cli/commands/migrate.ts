@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import { formatCompression, parseCompression } from '../../core/compression';
 import { parseConnectionUrl, passwordEnvVar } from '../../core/connection';
 import {
   type Connection,
@@ -68,6 +69,14 @@ export function registerMigrate(program: Command, aws: AwsAccess): void {
       option(parseJobs),
     )
     .option('--with-role-passwords', "copy roles' password hashes too (needs a superuser source)", false)
+    .addOption(
+      new Option(
+        '--compress <codec[:level]>',
+        "the archived backup's compression: none (the dump as pg_dump wrote it: the least CPU), zstd[:1-19], gzip[:1-9] or lz4[:1-12]",
+      )
+        .default('none')
+        .argParser(option((v) => formatCompression(parseCompression(v)))),
+    )
     .option(
       '--lock-wait-timeout <duration>',
       'fail, naming who holds it, when a table lock on the source is not granted within this (e.g. 30s, 5min; default 5min)',
@@ -107,6 +116,7 @@ interface MigrateOptions extends AwsOptions {
   force: boolean;
   jobs?: number;
   withRolePasswords: boolean;
+  compress: string;
   lockWaitTimeout?: number;
   toastCompression: string;
   onCutover?: string;
@@ -202,6 +212,7 @@ function migrateRequest(opts: MigrateOptions, source: Connection, target: Connec
     force: opts.force,
     jobs: opts.jobs,
     withRolePasswords: opts.withRolePasswords,
+    compression: parseCompression(opts.compress),
     toastCompression: opts.toastCompression as MigrateRequestInput['toastCompression'],
     ...(Object.keys(cutover).length ? { cutover } : {}),
     ...(opts.lockWaitTimeout === undefined ? {} : { lockWaitTimeoutMs: opts.lockWaitTimeout }),

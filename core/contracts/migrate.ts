@@ -8,11 +8,11 @@ import { DatabaseLocaleSchema } from './database';
 import {
   CatalogNameSchema,
   CaughtErrorSchema,
+  CompressionSchema,
   ConnectionSchema,
   documentLocation,
   JobRefSchema,
   LockWaitTimeoutSchema,
-  RequestedCompressionSchema,
   RequestedJobsSchema,
   RolesCreatedSchema,
   RunIdSchema,
@@ -77,7 +77,14 @@ export const MigrateRequestSchema = z
     force: z.boolean().default(false),
     /** pg_restore jobs for the post-data phase (indexes, constraints); default: the task's vCPUs. */
     jobs: RequestedJobsSchema.optional(),
-    compression: RequestedCompressionSchema,
+    /**
+     * The archived backup's compression: none unless asked for. The archive is kept a short while
+     * (a migration backup's own retention) and a migration is CPU-bound on small tasks: zstd
+     * level 1 was the largest client-side cost of a migration (~2.3 CPU s per 541 MB of dump,
+     * docs/benchmark.md), where the dump stored as pg_dump wrote it costs its SHA-256 and the
+     * store's writes.
+     */
+    compression: CompressionSchema.default({ codec: 'none' }),
     withRolePasswords: z.boolean().default(false),
     toastCompression: ToastCompressionSchema.default('lz4'),
     cutover: CutoverSchema.optional(),

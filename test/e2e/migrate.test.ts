@@ -7,9 +7,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import type { MigrateReport, RestoreReport } from '../../core/contracts';
+import type { BackupManifest, MigrateReport, RestoreReport } from '../../core/contracts';
 import { LocalStore } from '../../core/store';
-import { migrateReportKey } from '../../core/store-keys';
+import { manifestKey, migrateReportKey } from '../../core/store-keys';
 import { runCli, sourceUrl } from '../support/cli';
 import { createComplexDatabase } from '../support/complex-database';
 import { createDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
@@ -125,6 +125,15 @@ describe.each([
     expect(JSON.parse(list.stdout)).toEqual(
       expect.arrayContaining([expect.objectContaining({ id: db.backupId, database })]),
     );
+    // Stored as pg_dump wrote it (no --compress): the least CPU for the migration.
+    const manifest = (await new LocalStore(dir).getJson(
+      manifestKey(database, db.backupId),
+    )) as BackupManifest;
+    expect(manifest.objects.find((o) => o.kind === 'dump')).toMatchObject({
+      key: 'dump.pgdump',
+      compression: { codec: 'none' },
+      bytes: db.dumpedBytes,
+    });
   });
 
   test('the archived backup restores (pgferry restore) to the same data', async () => {

@@ -91,6 +91,7 @@ import {
   subscriptionApplyErrors,
   writeSentinel,
 } from '../../../core/postgres/logical-replication';
+import { withOutputBuffer } from '../../../core/postgres/output-buffer';
 import { conninfoValue } from '../../../core/postgres/quote';
 import {
   allowWrites,
@@ -681,7 +682,9 @@ async function streamDumpIntoRestore(
     diagnose?: (stderr: string) => Promise<PgferryError | undefined>;
   },
 ): Promise<void> {
-  const dump = spawn(ctx.pgDump.path, opts.dumpArgs, {
+  // Its archive written 1 MiB at a time rather than stdio's 4 KiB (core/postgres/output-buffer.ts).
+  const [dumpCommand, dumpArgs] = withOutputBuffer(ctx.pgDump.path, opts.dumpArgs);
+  const dump = spawn(dumpCommand, dumpArgs, {
     env: dumpEnv(ctx, opts.source),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
