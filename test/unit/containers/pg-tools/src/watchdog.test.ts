@@ -71,6 +71,9 @@ test('a server working for the run is progress; one whose session waits for a lo
 
 // `treeReads`: what a restore measures pg_restore's reading by.
 test('the bytes read by each process of a tree, a child and its own child included', async () => {
+  // Real timers: the waits below are for a real process (under fake ones the first wait, when
+  // head has not read it all yet, as on a loaded machine, never ends).
+  jest.useRealTimers();
   // A child whose child reads 5 MB, then both wait to be read.
   const child = spawn('sh', ['-c', 'head -c 5000000 /dev/zero > /dev/null; sleep 30 & wait'], {
     stdio: 'ignore',
