@@ -21,7 +21,7 @@ import {
   uniqueName,
   withClient,
 } from '../support/env';
-import { failIfStuck, gatedPgDump, waitFor } from '../support/faults';
+import { failIfStuck, gatedPgDump, nodeReport, nodeReportEnv, waitFor } from '../support/faults';
 import { fingerprint } from '../support/fingerprint';
 
 const env = testEnv();
@@ -261,13 +261,28 @@ test('a --jobs 2 backup restores in clean mode over a changed copy of its databa
       CREATE TABLE kept AS SELECT 1 AS id;`),
     ),
   );
-  const restored = await stuck(
+  // With Node's diagnostic report on SIGUSR2: should it hang again, the failure says what the CLI
+  // waits on (its stack, its timers, child processes and sockets).
+  const reports = mkdtempSync(path.join(tmpdir(), 'pgferry-parallel-reports-'));
+  let cliPid = 0;
+  const restored = await failIfStuck(
+    pg,
     'the clean restore',
-    runCli([
-      'restore',
-      ...['--store', store, '--backup', manifest.id, '--target', sourceUrl(pg, copy)],
-      ...['--mode', 'clean', '--force', '--no-safety-backup', '--jobs', '2', '--json'],
-    ]),
+    runCli(
+      [
+        'restore',
+        ...['--store', store, '--backup', manifest.id, '--target', sourceUrl(pg, copy)],
+        ...['--mode', 'clean', '--force', '--no-safety-backup', '--jobs', '2', '--json'],
+      ],
+      {
+        env: nodeReportEnv(reports),
+        onSpawn: (pid) => {
+          cliPid = pid;
+        },
+      },
+    ),
+    50_000,
+    () => nodeReport(cliPid, reports),
   );
   expect(restored).toMatchObject({ code: 0, stderr: '' });
   const report = JSON.parse(restored.stdout) as RestoreReport;

@@ -153,15 +153,19 @@ export async function failIfStuck<T>(
   what: string,
   run: Promise<T>,
   afterMs = 60_000,
+  /** More to say then (what the stuck process itself reports, see {@link nodeReport}). */
+  more?: () => Promise<string>,
 ): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const stuck = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      stuckReport(pg).then(
-        (report) => reject(new Error(`${what} has not finished after ${afterMs / 1000} s.\n${report}`)),
-        (err: unknown) =>
-          reject(new Error(`${what} has not finished after ${afterMs / 1000} s (${String(err)})`)),
-      );
+      Promise.all([stuckReport(pg), more?.().catch((err: unknown) => `(${String(err)})`)])
+        .then(([report, extra]) => (extra ? `${report}\n${extra}` : report))
+        .then(
+          (report) => reject(new Error(`${what} has not finished after ${afterMs / 1000} s.\n${report}`)),
+          (err: unknown) =>
+            reject(new Error(`${what} has not finished after ${afterMs / 1000} s (${String(err)})`)),
+        );
     }, afterMs);
   });
   try {
@@ -180,7 +184,7 @@ async function stuckReport(pg: TestPostgres): Promise<string> {
              round(extract(epoch FROM now() - a.query_start)) AS query_s, left(a.query, 200) AS query,
              (SELECT string_agg(l.locktype || ' ' || coalesce(l.relation::regclass::text, '') || ' ' || l.mode, ', ')
                 FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) AS waits_for
-        FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid() AND a.datname IS NOT NULL
+        FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
         ORDER BY a.datname, a.pid`);
     return rows.map((r) => JSON.stringify(r)).join('\n');
   }).catch((err: unknown) => `(the server did not answer: ${String(err)})`);
@@ -200,4 +204,35 @@ async function stuckReport(pg: TestPostgres): Promise<string> {
       return `${pid} ${state} ${cmd.replace(/\/\/([^:/@\s]+):[^@\s]*@/g, '//$1:***@').slice(0, 300)}`;
     });
   return `Sessions on the server:\n${sessions}\nProcesses:\n${processes.join('\n')}`;
+}
+
+/**
+ * The environment that lets {@link nodeReport} ask a Node.js process (the CLI) what it waits on:
+ * Node's diagnostic report on SIGUSR2, written into `dir`.
+ */
+export function nodeReportEnv(dir: string): Record<string, string> {
+  return { NODE_OPTIONS: `--report-on-signal --report-signal=SIGUSR2 --report-directory=${dir}` };
+}
+
+/**
+ * What the Node.js process `pid` (started with {@link nodeReportEnv}`(dir)`) is doing: its
+ * JavaScript stack and its libuv handles (timers and when they fire, child processes, pipes and
+ * sockets), from the diagnostic report it writes on SIGUSR2.
+ */
+export async function nodeReport(pid: number, dir: string): Promise<string> {
+  process.kill(pid, 'SIGUSR2');
+  const file = await waitFor(
+    `the diagnostic report of pid ${pid}`,
+    () => readdirSync(dir).find((f) => f.startsWith('report.') && f.endsWith('.json')),
+    5000,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 200)); // written in one go, but let it finish
+  const report = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as {
+    javascriptStack?: { message?: string; stack?: string[] };
+    libuv?: Record<string, unknown>[];
+  };
+  const handles = (report.libuv ?? [])
+    .filter((h) => h.is_active || h.is_referenced)
+    .map((h) => JSON.stringify(h));
+  return `The CLI (pid ${pid}), by its diagnostic report:\nstack: ${(report.javascriptStack?.stack ?? []).slice(0, 8).join(' | ')}\nactive handles:\n${handles.join('\n')}`;
 }
