@@ -146,7 +146,9 @@ test('a checksum that fails only at the end, after the load began: the loaded da
         );
         return rows[0].n;
       }).catch(() => 0);
-      if (state > 0) {
+      // Both sessions, each waiting for its half of the table's rows (a loaded machine starts the
+      // second a moment after the first: CI once looked in between).
+      if (state >= 2) {
         const tables = await withClient(pg, loading, (c) =>
           c.query("SELECT 1 FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"),
         );
@@ -155,7 +157,7 @@ test('a checksum that fails only at the end, after the load began: the loaded da
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    throw new Error('no table was being loaded while the backup downloaded');
+    throw new Error('no table was being loaded in two sessions while the backup downloaded');
   };
   const held: Pick<BackupStore, 'download'> = {
     download: async (key: string) => {
