@@ -5,16 +5,15 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants, createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, open } from 'node:fs/promises';
-import * as path from 'node:path';
 import { Duplex, PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { Compression } from './contracts';
 import { PgferryError } from './errors';
 import { ChunkedCompression, Coalesce } from './metering';
-import { keepStderr, runProcess } from './process';
+import { executableOnPath, keepStderr, runProcess } from './process';
 
 /**
  * zstd level 1: measured on a 720 MB database here, it compresses as small as level 3 (240 vs
@@ -247,21 +246,7 @@ async function runTool(command: string, args: string[], signal?: AbortSignal): P
   );
 }
 
-const found = new Map<string, boolean>();
-
-/** Whether an executable `command` is on the PATH (looked up once). */
+/** Whether an executable `command` is on the PATH. */
 function onPath(command: string): boolean {
-  let result = found.get(command);
-  if (result === undefined) {
-    result = (process.env.PATH ?? '').split(path.delimiter).some((dir) => {
-      try {
-        accessSync(path.join(dir, command), constants.X_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    });
-    found.set(command, result);
-  }
-  return result;
+  return executableOnPath(command) !== undefined;
 }

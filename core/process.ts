@@ -5,6 +5,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { accessSync, constants } from 'node:fs';
+import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 
 /** How much of a tool's standard error is kept: its end, where the error that stopped it is. */
@@ -58,4 +60,29 @@ export async function runProcess(command: string, args: string[], opts: RunOptio
   if (opts.input !== undefined) child.stdin?.end(opts.input);
   const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
   return { code, signal, stdout: Buffer.concat(chunks), stderr: stderr() };
+}
+
+const onPath = new Map<string, string | undefined>();
+
+/**
+ * Where the executable `command` is on `PATH` (its first folder that has it), or undefined;
+ * looked up once per `PATH` and command.
+ */
+export function executableOnPath(command: string, PATH = process.env.PATH ?? ''): string | undefined {
+  const key = `${PATH}\0${command}`;
+  if (!onPath.has(key)) {
+    const found = PATH.split(path.delimiter)
+      .filter(Boolean)
+      .map((dir) => path.join(dir, command))
+      .find((file) => {
+        try {
+          accessSync(file, constants.X_OK);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+    onPath.set(key, found);
+  }
+  return onPath.get(key);
 }

@@ -5,32 +5,10 @@
  * with a 1 MiB output buffer, the reader took 0.32–0.35 CPU s against 0.70–0.89 and pg_dump
  * 0.67–0.87 against 0.75–1.00 (three pairs, docs/benchmark.md). The bytes are the same.
  */
-import { accessSync, constants } from 'node:fs';
-import * as path from 'node:path';
+import { executableOnPath } from '../process';
 
 /** pg_dump's stdio buffer for its standard output, under `stdbuf`. */
 export const DUMP_OUTPUT_BUFFER = '1M';
-
-const found = new Map<string, string | null>();
-
-/** The `stdbuf` program on `PATH`, or null (looked up once per `PATH`). */
-function findStdbuf(PATH = ''): string | null {
-  let program = found.get(PATH);
-  if (program === undefined) {
-    program = null;
-    for (const dir of PATH.split(path.delimiter).filter(Boolean)) {
-      try {
-        accessSync(path.join(dir, 'stdbuf'), constants.X_OK);
-        program = path.join(dir, 'stdbuf');
-        break;
-      } catch {
-        // not in this folder
-      }
-    }
-    found.set(PATH, program);
-  }
-  return program;
-}
 
 /**
  * The command and arguments that run `program` with a 1 MiB stdio buffer on its standard output
@@ -42,6 +20,6 @@ export function withOutputBuffer(
   args: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
 ): [string, string[]] {
-  const stdbuf = findStdbuf(env.PATH);
+  const stdbuf = executableOnPath('stdbuf', env.PATH ?? '');
   return stdbuf ? [stdbuf, ['-o', DUMP_OUTPUT_BUFFER, program, ...args]] : [program, [...args]];
 }
