@@ -301,9 +301,9 @@ export async function readBackupToc(
     const body = await store.download(backupObjectKey(manifest.database, manifest.id, dump.key));
     const decompressed = createDecompressor(dump.compression);
     // Ends (prematurely) once the TOC is read: only the first bytes are transferred. Its end is
-    // not waited for: a zstd decompressor destroyed while it still works on the first chunk may
-    // never close (Node 22), and that wait hung about one clean restore in ten in preflight until
-    // the state's 120 s timeout (test/integration/lambdas/restore/preflight/preflight.test.ts).
+    // not waited for: with the zstd decompressor destroyed and input still to come, that end
+    // sometimes never came (Node 22.23; why, not found), and about one clean restore in ten hung
+    // here until the state's 120 s timeout (test/integration/lambdas/restore/preflight/preflight.test.ts).
     pipeline(body, decompressed).catch(() => undefined);
     try {
       return await readArchiveToc(decompressed);

@@ -2,7 +2,7 @@
  * The restore preflight's read of a backup's TOC (lambdas/restore/preflight/preflight.ts
  * `readBackupToc`), on a real backup in a folder store: it reads only the archive's first bytes,
  * and it always returns. It once waited for the end of a zstd decompressor it had destroyed, which
- * in about one read in a hundred never came: a clean restore then hung in preflight until the
+ * now and then never came (within the first 100 reads of this test, on the code before): a clean restore then hung in preflight until the
  * state's 120 s timeout (and failed CI, in test/e2e/parallel-backup.test.ts).
  */
 import { mkdtempSync } from 'node:fs';
