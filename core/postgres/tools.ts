@@ -142,11 +142,13 @@ export interface SplitLoad {
  * the archive's (see {@link tablesToSplit}) is not left to one of pg_restore's jobs, which would
  * load it alone while the others wait: the first pass is cut where the data section begins, and
  * its pre-data runs while the archive is read through for the tables' sizes; the rest runs as one
- * pass when no table is split, else it is cut where the data section ends, and while pg_restore
- * loads the other tables' data, each such table's COPY text, read by this process straight from
- * the archive (`split.connect`'s sessions, {@link loadSplitTables}), is dealt out, a piece of whole
- * lines at a time, to `jobs` COPY sessions; the post-data (its indexes and constraints) follows
- * once both are done.
+ * pass when no table is split. Else, while pg_restore loads the other tables' data and builds
+ * what does not need the split tables (the post-data of a table it has loaded starts as soon as
+ * that table is in, as in any `pg_restore --jobs`), each split table's COPY text, read by this
+ * process straight from the archive (`split.connect`'s sessions, {@link loadSplitTables}), is
+ * dealt out, a piece of whole lines at a time, to `jobs` COPY sessions; the post-data that waits
+ * for a split table ({@link waitingForTables}: its indexes and constraints, what depends on them)
+ * follows once both are done. Tables the caller loads itself (`elsewhere`) are waited for alike.
  */
 export async function pgRestoreParallel(
   pgRestore: PgToolBinary,
@@ -163,6 +165,11 @@ export async function pgRestoreParallel(
     exclude?: readonly number[];
     /** The archive's sizes, when already read (as it downloaded): not read through again. */
     sizes?: ArchiveSizes;
+    /**
+     * TABLE DATA entries the caller loads itself (left out with `exclude`), done when `loaded`
+     * settles: the post-data that needs those tables waits for it, the rest does not.
+     */
+    elsewhere?: { tables: readonly number[]; loaded: Promise<void> };
   },
 ): Promise<void> {
   const { args, jobs, dumpFile, env, onChild, split, signal } = opts;
@@ -171,7 +178,8 @@ export async function pgRestoreParallel(
   const clean = args.includes('--clean');
   const inOneRun = jobs === 1 || args.includes('--no-privileges');
   const splitting = split !== undefined && jobs > 1 && !clean;
-  if (inOneRun && !clean && !splitting && excluded.size === 0) {
+  const elsewhere = opts.elsewhere?.tables.length ? opts.elsewhere : undefined;
+  if (inOneRun && !clean && !splitting && excluded.size === 0 && !elsewhere) {
     await run([...args, `--jobs=${jobs}`]);
     return;
   }
@@ -187,7 +195,7 @@ export async function pgRestoreParallel(
     .filter((line) => /^\d+;/.test(line) && !excluded.has(idOf(line)));
   const attaches = !clean && entries.some((line) => INDEX_ATTACH.test(line));
   const toc =
-    clean || attaches
+    clean || attaches || elsewhere
       ? await readArchiveToc(createReadStream(dumpFile))
       : sizing
         ? await readArchiveToc(createReadStream(dumpFile)).catch(() => undefined)
@@ -200,7 +208,9 @@ export async function pgRestoreParallel(
     ? [{ entries, parallel: true }]
     : planRestorePasses(entries, attaches ? toc : undefined);
   // Stages run one after the other; the parts of a stage at once.
-  let stages: { pass?: RestorePass; tables?: number[] }[][] = passes.map((pass) => [{ pass }]);
+  let stages: { pass?: RestorePass; tables?: number[]; loaded?: Promise<void> }[][] = passes.map((pass) => [
+    { pass },
+  ]);
   const lists: string[] = [];
   const listFile = async (entries: string[]) => {
     const file = `${dumpFile}.pass${lists.length}.list`;
@@ -210,8 +220,10 @@ export async function pgRestoreParallel(
   };
   let sizes: ArchiveSizes | undefined;
   const part =
-    ({ pass, tables }: { pass?: RestorePass; tables?: number[] }) =>
+    ({ pass, tables, loaded }: { pass?: RestorePass; tables?: number[]; loaded?: Promise<void> }) =>
     async (track: (child: ChildProcess) => void, stop: AbortSignal) => {
+      // The caller's own loads: waited for, not stopped here (the caller stops them when this fails).
+      if (loaded) await Promise.race([loaded, aborted(stop)]);
       if (tables?.length && sizes) {
         await loadSplitTables(pgRestore, tables, sizes, {
           args,
@@ -230,7 +242,7 @@ export async function pgRestoreParallel(
       await runPgRestore(pgRestore, [...more, dumpFile], env, track);
     };
   try {
-    if (sizing && toc && passes[0]) {
+    if ((sizing || elsewhere) && toc && passes[0]) {
       const [pre] = splitFirstPass(passes[0], [], toc);
       const [ran, sized] = await Promise.allSettled([atOnce([part({ pass: pre })], onChild, signal), sizing]);
       if (ran.status === 'rejected') throw ran.reason;
@@ -243,9 +255,20 @@ export async function pgRestoreParallel(
       const splitIds = sizes
         ? tablesToSplit(sizes.bytes, jobs, split?.minBytes).filter((id) => inRest.has(id) && loadable(id))
         : [];
-      if (splitIds.length) {
+      if (splitIds.length || elsewhere) {
         const [, data, post] = splitFirstPass(rest, splitIds, toc);
-        stages = [[{ pass: data }, { tables: splitIds }], [{ pass: post }], ...stages.slice(1)];
+        const waiting = waitingForTables(toc, [...splitIds, ...(elsewhere?.tables ?? [])]);
+        const now = post.entries.filter((l) => !waiting.has(idOf(l)));
+        const later = post.entries.filter((l) => waiting.has(idOf(l)));
+        stages = [
+          [
+            { pass: { ...data, entries: [...data.entries, ...now] } },
+            { tables: splitIds },
+            { loaded: elsewhere?.loaded },
+          ],
+          [{ pass: { ...post, entries: later } }],
+          ...stages.slice(1),
+        ];
       } else {
         stages = [[{ pass: rest }], ...stages.slice(1)];
       }
@@ -257,6 +280,48 @@ export async function pgRestoreParallel(
 }
 
 const idOf = (line: string) => Number(line.slice(0, line.indexOf(';')));
+
+/** Settles when `signal` aborts, rejecting with its reason. */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
+
+/**
+ * The TOC entries that need the tables of the `tableData` entries loaded: those depending on one of
+ * them or on its table, directly or through other entries — the table's indexes, constraints and
+ * triggers, a foreign key referencing its key, a materialized view over it and that view's data.
+ * pg_restore takes a dependency on an entry it is not given as met, so a run that leaves a table's
+ * data to others must leave these out too, until that data is in.
+ */
+export function waitingForTables(toc: readonly ArchiveTocEntry[], tableData: readonly number[]): Set<number> {
+  const byId = new Map(toc.map((e) => [e.dumpId, e]));
+  const dependents = new Map<number, number[]>();
+  for (const e of toc) {
+    for (const d of e.dependencies) {
+      const list = dependents.get(d);
+      if (list) list.push(e.dumpId);
+      else dependents.set(d, [e.dumpId]);
+    }
+  }
+  const todo: number[] = [];
+  for (const id of tableData) {
+    todo.push(id);
+    for (const d of byId.get(id)?.dependencies ?? []) if (byId.get(d)?.desc === 'TABLE') todo.push(d);
+  }
+  const waiting = new Set<number>();
+  while (todo.length) {
+    for (const id of dependents.get(todo.pop() as number) ?? []) {
+      if (!waiting.has(id)) {
+        waiting.add(id);
+        todo.push(id);
+      }
+    }
+  }
+  return waiting;
+}
 
 /** What one read through an archive tells: its TOC, each table's data bytes and where they start. */
 export interface ArchiveSizes {

@@ -398,8 +398,10 @@ function splitEarly(
 }
 
 /**
- * After the download, what {@link loadWhileDownloading} left: the other tables' data (pg_restore,
- * beside the split loads still running; the first to fail stops the other), then the post-data.
+ * After the download, what {@link loadWhileDownloading} left: one pg_restore of the data and
+ * post-data, beside the split loads still running (the first to fail stops the other). The
+ * post-data that needs a split table waits for its load; the rest runs as pg_restore's jobs free
+ * up, so a table's indexes are built while the others still load.
  */
 async function restoreTheRest(
   pgRestore: PgToolBinary,
@@ -408,34 +410,17 @@ async function restoreTheRest(
   deps: RestoreDeps,
   preloaded: Preloaded,
 ): Promise<void> {
-  const halt = new AbortController();
-  const stopAll = () => halt.abort(deps.signal?.reason);
-  deps.signal?.addEventListener('abort', stopAll, { once: true });
-  try {
-    const [data, split] = await Promise.allSettled([
-      pgRestoreInto(pgRestore, dumpFile, loading, deps, {
-        sections: ['data'],
-        // Once downloaded, every block's start has arrived unless the archive could not be read.
-        exclude: preloaded.tables.filter((id) => preloaded.arriving.arrived(id)),
-        // Split already chosen by the same sizes; else read as it downloaded, not read through again.
-        split: !preloaded.chosen,
-        sizes: preloaded.arriving.sizes,
-        signal: halt.signal,
-      }).catch((err: unknown) => {
-        halt.abort(err);
-        throw err;
-      }),
-      preloaded.loads.catch((err: unknown) => {
-        halt.abort(err);
-        throw err;
-      }),
-    ]);
-    if (split.status === 'rejected') throw split.reason;
-    if (data.status === 'rejected') throw data.reason;
-  } finally {
-    deps.signal?.removeEventListener('abort', stopAll);
-  }
-  await pgRestoreInto(pgRestore, dumpFile, loading, deps, { sections: ['post-data'] });
+  // Once downloaded, every block's start has arrived unless the archive could not be read.
+  const tables = preloaded.tables.filter((id) => preloaded.arriving.arrived(id));
+  await pgRestoreInto(pgRestore, dumpFile, loading, deps, {
+    sections: ['data', 'post-data'],
+    exclude: tables,
+    elsewhere: { tables, loaded: preloaded.loads },
+    // Split already chosen by the same sizes; else read as it downloaded, not read through again.
+    split: !preloaded.chosen,
+    sizes: preloaded.arriving.sizes,
+    signal: deps.signal,
+  });
 }
 
 /** A `--table` backup holds its tables but not their schemas: those the restore selects are created. */
@@ -780,6 +765,8 @@ async function pgRestoreInto(
     sizes?: ArchiveSizes;
     /** Whether the largest tables may be split (when the data is loaded): by default. */
     split?: boolean;
+    /** Tables loaded otherwise, and when they are (see `pgRestoreParallel`). */
+    elsewhere?: { tables: readonly number[]; loaded: Promise<void> };
     signal?: AbortSignal;
   } = {},
 ): Promise<void> {
@@ -833,6 +820,7 @@ async function pgRestoreInto(
         signal: opts.signal,
         exclude: opts.exclude,
         sizes: opts.sizes,
+        elsewhere: opts.elsewhere,
       });
     }
   } catch (err) {

@@ -8,6 +8,7 @@ import {
   splitFirstPass,
   splitRestoreList,
   tablesToSplit,
+  waitingForTables,
 } from '../../../../core/postgres/tools';
 
 /** A `pg_restore --list` of a small archive, as pg_restore 15 prints it (comments already dropped). */
@@ -186,4 +187,34 @@ test("a split table's sessions take the load's PGOPTIONS settings", () => {
     ['default_toast_compression', 'lz4'],
   ]);
   expect(sessionSettings(undefined)).toEqual([]);
+});
+
+test('what waits for a table loaded elsewhere: all that depends on it or its table, directly or not', () => {
+  const entry = (dumpId: number, desc: string, dependencies: number[]): ArchiveTocEntry => ({
+    ...tocOf({})[0],
+    dumpId,
+    desc,
+    dependencies,
+  });
+  const toc = [
+    entry(1, 'TABLE', []), // events, loaded elsewhere
+    entry(2, 'TABLE', []), // accounts
+    entry(3, 'VIEW', [1]),
+    entry(4, 'MATERIALIZED VIEW', [1]),
+    entry(10, 'TABLE DATA', [1]),
+    entry(11, 'TABLE DATA', [2]),
+    entry(20, 'CONSTRAINT', [1]), // events_pkey
+    entry(21, 'INDEX', [1]),
+    entry(22, 'CONSTRAINT', [2]), // accounts_pkey
+    entry(23, 'FK CONSTRAINT', [2, 20]), // accounts -> events
+    entry(24, 'FK CONSTRAINT', [1, 22]), // events -> accounts
+    entry(25, 'INDEX', [2]),
+    entry(26, 'COMMENT', [21]),
+    entry(27, 'TRIGGER', [3]),
+    entry(30, 'MATERIALIZED VIEW DATA', [4]),
+  ];
+  expect([...waitingForTables(toc, [10])].sort((a, b) => a - b)).toEqual([
+    3, 4, 10, 20, 21, 23, 24, 26, 27, 30,
+  ]);
+  expect(waitingForTables(toc, [])).toEqual(new Set());
 });
