@@ -163,15 +163,21 @@ export async function pgRestoreParallel(
     exclude?: readonly number[];
     /** The archive's sizes, when already read (as it downloaded): not read through again. */
     sizes?: ArchiveSizes;
+    /**
+     * Runs once the pre-data (the tables) is restored, before any table's data is loaded (the
+     * autovacuum hold, core/postgres/autovacuum-hold.ts); not with `--clean`.
+     */
+    afterPreData?: () => Promise<void>;
   },
 ): Promise<void> {
-  const { args, jobs, dumpFile, env, onChild, split, signal } = opts;
+  const { args, jobs, dumpFile, env, onChild, split, signal, afterPreData } = opts;
   const excluded = new Set(opts.exclude ?? []);
   const run = (more: string[]) => runPgRestore(pgRestore, [...more, dumpFile], env, onChild);
   const clean = args.includes('--clean');
   const inOneRun = jobs === 1 || args.includes('--no-privileges');
   const splitting = split !== undefined && jobs > 1 && !clean;
-  if (inOneRun && !clean && !splitting && excluded.size === 0) {
+  if (clean && afterPreData) throw new Error('pgRestoreParallel: afterPreData is not for a --clean restore');
+  if (inOneRun && !clean && !splitting && excluded.size === 0 && !afterPreData) {
     await run([...args, `--jobs=${jobs}`]);
     return;
   }
@@ -187,7 +193,7 @@ export async function pgRestoreParallel(
     .filter((line) => /^\d+;/.test(line) && !excluded.has(idOf(line)));
   const attaches = !clean && entries.some((line) => INDEX_ATTACH.test(line));
   const toc =
-    clean || attaches
+    clean || attaches || afterPreData
       ? await readArchiveToc(createReadStream(dumpFile))
       : sizing
         ? await readArchiveToc(createReadStream(dumpFile)).catch(() => undefined)
@@ -230,10 +236,14 @@ export async function pgRestoreParallel(
       await runPgRestore(pgRestore, [...more, dumpFile], env, track);
     };
   try {
-    if (sizing && toc && passes[0]) {
+    if ((sizing || afterPreData) && toc && passes[0]) {
       const [pre] = splitFirstPass(passes[0], [], toc);
-      const [ran, sized] = await Promise.allSettled([atOnce([part({ pass: pre })], onChild, signal), sizing]);
+      const [ran, sized] = await Promise.allSettled([
+        atOnce([part({ pass: pre })], onChild, signal),
+        sizing ?? Promise.resolve(undefined),
+      ]);
       if (ran.status === 'rejected') throw ran.reason;
+      await afterPreData?.();
       sizes = sized.status === 'fulfilled' ? sized.value : undefined;
       const rest = { entries: passes[0].entries.slice(pre.entries.length), parallel: passes[0].parallel };
       const inRest = new Map(rest.entries.map((l) => [idOf(l), l]));
@@ -441,6 +451,8 @@ export async function pgRestoreSections(
     split?: SplitLoad;
     /** psql, of pg_restore's version: runs a clean restore's drops. */
     psql?: PgToolBinary;
+    /** Runs once the pre-data is restored, before any data is loaded (see {@link pgRestoreParallel}). */
+    afterPreData?: () => Promise<void>;
   },
 ): Promise<void> {
   const { jobs, dumpFile, tableData, env, split } = opts;
@@ -457,6 +469,7 @@ export async function pgRestoreSections(
     env,
     onChild: opts.onChild,
   });
+  await opts.afterPreData?.();
   const archives = [dumpFile, ...tableData];
   const [bytes, tocs, post] = await Promise.all([
     Promise.all(archives.map(async (file) => (await stat(file)).size)),

@@ -35,6 +35,7 @@ import {
 } from '../../../core/postgres/admin';
 import type { ArchiveTocEntry } from '../../../core/postgres/archive';
 import { droppedByClean, readArchiveToc, schemasNotCreated } from '../../../core/postgres/archive-toc';
+import { type HeldTable, holdAutovacuum, releaseAutovacuum } from '../../../core/postgres/autovacuum-hold';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
 import { connectPg, libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
 import { dropBlockers, refuseBlockedCleanRestore } from '../../../core/postgres/drop-dependents';
@@ -143,6 +144,19 @@ export async function restoreBackup(
   const arriving = streams(manifest, into)
     ? new ArrivingDump(path.join(workDir, 'definitions.pgdump'))
     : undefined;
+  // Create mode: autovacuum is held off the new database's tables from their creation (the
+  // pre-data) until its checks are done (see core/postgres/autovacuum-hold.ts). Not in clean
+  // mode: a clean restore that fails leaves the database partly replaced, and must not also
+  // leave its tables without autovacuum.
+  let held: HeldTable[] | undefined;
+  const hold =
+    into.mode === 'create'
+      ? async () => {
+          const t0 = Date.now();
+          held = await withClient(loading.target, password, holdAutovacuum);
+          progress.timings.holdAutovacuum = (Date.now() - t0) / 1000;
+        }
+      : undefined;
   try {
     // A new database is created while the backup downloads and is verified: its CREATE DATABASE
     // and the download's checksums and decompression overlap. Marked incomplete (naming the run,
@@ -175,7 +189,7 @@ export async function restoreBackup(
         throw err;
       });
     early = arriving
-      ? loadWhileDownloading(arriving, { creating, choosing }, loading, manifest, progress, {
+      ? loadWhileDownloading(arriving, { creating, choosing, hold }, loading, manifest, progress, {
           ...deps,
           signal: stop.signal,
         })
@@ -219,7 +233,11 @@ export async function restoreBackup(
         await createSchemas(await readArchiveToc(createReadStream(files.dump)), loading);
       }
       await progress.timed('pgRestore', () =>
-        pgRestoreInto(pgRestore, files.dump, loading, deps, { tableData: files.tableData, psql }),
+        pgRestoreInto(pgRestore, files.dump, loading, deps, {
+          tableData: files.tableData,
+          psql,
+          afterPreData: hold,
+        }),
       );
     }
     stopIfInterrupted(signal);
@@ -246,6 +264,21 @@ export async function restoreBackup(
           .map((t) => `${t.schema}.${t.name} ${t.restoredRows} (expected ${t.rows})`)
           .join(', ')}`,
       );
+    }
+    if (held) {
+      const tables = held;
+      await progress.timed('releaseAutovacuum', () =>
+        withClient(loading.target, password, (target) => releaseAutovacuum(target, tables)).catch(
+          (err: unknown) => {
+            throw new PgferryError(
+              'RestoreFailed',
+              `resetting the autovacuum_enabled option the restore set on ${tables.length} tables while it loaded them failed: ${errorMessage(err)}`,
+              { cause: err },
+            );
+          },
+        ),
+      );
+      held = undefined;
     }
     stopIfInterrupted(signal);
     if (loadingName !== name) {
@@ -325,7 +358,12 @@ interface Preloaded {
  */
 async function loadWhileDownloading(
   arriving: ArrivingDump,
-  ready: { creating: Promise<void> | undefined; choosing: Promise<{ tool: PgToolBinary }> },
+  ready: {
+    creating: Promise<void> | undefined;
+    choosing: Promise<{ tool: PgToolBinary }>;
+    /** Holds autovacuum off the tables the pre-data created, before any is loaded. */
+    hold: (() => Promise<void>) | undefined;
+  },
   loading: RestoreTarget,
   manifest: BackupManifest,
   progress: RestoreProgress,
@@ -347,6 +385,7 @@ async function loadWhileDownloading(
       signal: deps.signal,
     }),
   );
+  await ready.hold?.();
   const tables = splitEarly(manifest, arrived.toc, loading.jobs, loading.splitMinBytes);
   // With the manifest's sizes, what is split is chosen: the archive need not be read through for them.
   if (tables) arriving.wantOnly(tables);
@@ -781,6 +820,8 @@ async function pgRestoreInto(
     /** Whether the largest tables may be split (when the data is loaded): by default. */
     split?: boolean;
     signal?: AbortSignal;
+    /** Runs between the pre-data and the data (the autovacuum hold). */
+    afterPreData?: () => Promise<void>;
   } = {},
 ): Promise<void> {
   const { password } = request;
@@ -821,6 +862,7 @@ async function pgRestoreInto(
         onChild,
         split,
         psql,
+        afterPreData: opts.afterPreData,
       });
     } else {
       await pgRestoreParallel(pgRestore, {
@@ -833,6 +875,7 @@ async function pgRestoreInto(
         signal: opts.signal,
         exclude: opts.exclude,
         sizes: opts.sizes,
+        afterPreData: opts.afterPreData,
       });
     }
   } catch (err) {
