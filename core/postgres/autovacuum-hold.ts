@@ -59,10 +59,14 @@ export async function holdAutovacuum(client: Client): Promise<HeldTable[]> {
       ORDER BY name`);
   const held: HeldTable[] = [];
   try {
+    const quiet = rows.length ? await quietEventTriggers(client) : false;
     for (let i = 0; i < rows.length; i += HOLD_BATCH_TABLES) {
       const batch = rows.slice(i, i + HOLD_BATCH_TABLES);
       await client.query(
-        batch.map((t) => `ALTER TABLE ${t.name} SET (${options(t, ' = false')})`).join(';\n'),
+        statements(
+          batch.map((t) => `ALTER TABLE ${t.name} SET (${options(t, ' = false')})`),
+          quiet,
+        ),
       );
       held.push(...batch);
     }
@@ -75,10 +79,37 @@ export async function holdAutovacuum(client: Client): Promise<HeldTable[]> {
 
 /** Resets exactly the options {@link holdAutovacuum} set, nothing else. */
 export async function releaseAutovacuum(client: Client, held: readonly HeldTable[]): Promise<void> {
+  const quiet = held.length ? await quietEventTriggers(client) : false;
   for (let i = 0; i < held.length; i += HOLD_BATCH_TABLES) {
     const batch = held.slice(i, i + HOLD_BATCH_TABLES);
-    await client.query(batch.map((t) => `ALTER TABLE ${t.name} RESET (${options(t, '')})`).join(';\n'));
+    await client.query(
+      statements(
+        batch.map((t) => `ALTER TABLE ${t.name} RESET (${options(t, '')})`),
+        quiet,
+      ),
+    );
   }
+}
+
+/**
+ * Whether the session may keep the database's own event triggers from firing on these ALTERs
+ * (`session_replication_role = replica`, a superuser's setting): by the release the post-data has
+ * created them, and one that logs DDL into a table would add rows the dump never had. (An event
+ * trigger enabled `ALWAYS` still fires, as it would on a replica.)
+ */
+async function quietEventTriggers(client: Client): Promise<boolean> {
+  const { rows } = await client.query<{ superuser: boolean }>(
+    "SELECT current_setting('is_superuser') = 'on' AS superuser",
+  );
+  return rows[0].superuser;
+}
+
+/**
+ * One statement string: one round trip and one (implicit) transaction, which a failure rolls back
+ * whole; a `SET LOCAL` lasts until its end.
+ */
+function statements(alters: string[], quiet: boolean): string {
+  return [...(quiet ? ['SET LOCAL session_replication_role = replica'] : []), ...alters].join(';\n');
 }
 
 function options(t: HeldTable, value: string): string {

@@ -117,6 +117,30 @@ test("it sets the options only where a table's own do not, and the release leave
   });
 }, 60_000);
 
+test("the database's own event triggers do not fire on its ALTERs", async () => {
+  await withClient(pg, database, async (c) => {
+    await c.query(`
+      CREATE TABLE ddl_log (tag text);
+      CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO ddl_log VALUES (tg_tag); END $$;
+      CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION log_ddl();`);
+    try {
+      const held = await holdAutovacuum(c);
+      expect(held.length).toBeGreaterThan(0);
+      await releaseAutovacuum(c, held);
+      expect((await c.query('SELECT tag FROM ddl_log')).rows).toEqual([]);
+      // It fires on other DDL: it is there.
+      await c.query('ALTER TABLE ddl_log SET (fillfactor = 90)');
+      expect((await c.query('SELECT tag FROM ddl_log')).rows).toEqual([{ tag: 'ALTER TABLE' }]);
+      expect((await c.query('SHOW session_replication_role')).rows).toEqual([
+        { session_replication_role: 'origin' },
+      ]);
+    } finally {
+      await c.query('DROP EVENT TRIGGER log_ddl; DROP FUNCTION log_ddl(); DROP TABLE ddl_log');
+    }
+  });
+}, 60_000);
+
 test('a session that may not alter a table leaves it alone', async () => {
   await withClient(pg, database, async (c) => {
     const before = await allOptions(c);
@@ -148,13 +172,13 @@ test('thousands of tables: a batch of statements per round trip, and all of them
       let held: HeldTable[] = [];
       held = await holdAutovacuum(c);
       expect(held.length).toBe(tables);
-      // The catalog read, then one statement string per batch.
-      expect(sent.length).toBe(1 + Math.ceil(tables / HOLD_BATCH_TABLES));
+      // The catalog read, whether a superuser, then one statement string per batch.
+      expect(sent.length).toBe(2 + Math.ceil(tables / HOLD_BATCH_TABLES));
       const during = await allOptions(c);
       expect(Object.values(during).every((o) => o?.join() === 'autovacuum_enabled=false')).toBe(true);
       sent.length = 0;
       await releaseAutovacuum(c, held);
-      expect(sent.length).toBe(Math.ceil(tables / HOLD_BATCH_TABLES));
+      expect(sent.length).toBe(1 + Math.ceil(tables / HOLD_BATCH_TABLES));
       expect(await allOptions(c)).toEqual(before);
     });
   } finally {
