@@ -12,6 +12,8 @@
  *                                           reading the same bytes instead)
  *   the local file (every definition, no data) ─> its SEQUENCE SET entries, then
  *                                                 pg_restore -j N --section=post-data
+ * (autovacuum held off the target's tables from the pre-data until after ANALYZE and the checks:
+ * core/postgres/autovacuum-hold.ts)
  * then the database's own properties, ANALYZE, and the checks, which hold while the source is
  * being written to: every table's rows on the target (the COPYs' command tags; counted on the
  * target when pg_restore loaded it) equal the rows the dump carried (counted from its COPY data,

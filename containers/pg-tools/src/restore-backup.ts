@@ -4,7 +4,8 @@
  * the manifest — nothing of it reaches the target before they match; a new database is created
  * meanwhile, empty and marked incomplete — then (or cleans the target, once verified)
  * optionally creates the roles, runs pg_restore with parallel jobs and fast session settings,
- * ANALYZEs and compares every table's row count with the manifest.
+ * ANALYZEs and compares every table's row count with the manifest. In create mode autovacuum is
+ * held off the tables from the pre-data until then (core/postgres/autovacuum-hold.ts).
  */
 import type { ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
