@@ -170,16 +170,22 @@ export async function pgRestoreParallel(
      * settles: the post-data that needs those tables waits for it, the rest does not.
      */
     elsewhere?: { tables: readonly number[]; loaded: Promise<void> };
+    /**
+     * Runs once the pre-data (the tables) is restored, before any table's data is loaded (the
+     * autovacuum hold, core/postgres/autovacuum-hold.ts); not with `--clean`.
+     */
+    afterPreData?: () => Promise<void>;
   },
 ): Promise<void> {
-  const { args, jobs, dumpFile, env, onChild, split, signal } = opts;
+  const { args, jobs, dumpFile, env, onChild, split, signal, afterPreData } = opts;
   const excluded = new Set(opts.exclude ?? []);
   const run = (more: string[]) => runPgRestore(pgRestore, [...more, dumpFile], env, onChild);
   const clean = args.includes('--clean');
   const inOneRun = jobs === 1 || args.includes('--no-privileges');
   const splitting = split !== undefined && jobs > 1 && !clean;
   const elsewhere = opts.elsewhere?.tables.length ? opts.elsewhere : undefined;
-  if (inOneRun && !clean && !splitting && excluded.size === 0 && !elsewhere) {
+  if (clean && afterPreData) throw new Error('pgRestoreParallel: afterPreData is not for a --clean restore');
+  if (inOneRun && !clean && !splitting && excluded.size === 0 && !elsewhere && !afterPreData) {
     await run([...args, `--jobs=${jobs}`]);
     return;
   }
@@ -195,7 +201,7 @@ export async function pgRestoreParallel(
     .filter((line) => /^\d+;/.test(line) && !excluded.has(idOf(line)));
   const attaches = !clean && entries.some((line) => INDEX_ATTACH.test(line));
   const toc =
-    clean || attaches || elsewhere
+    clean || attaches || elsewhere || afterPreData
       ? await readArchiveToc(createReadStream(dumpFile))
       : sizing
         ? await readArchiveToc(createReadStream(dumpFile)).catch(() => undefined)
@@ -242,10 +248,14 @@ export async function pgRestoreParallel(
       await runPgRestore(pgRestore, [...more, dumpFile], env, track);
     };
   try {
-    if ((sizing || elsewhere) && toc && passes[0]) {
+    if ((sizing || elsewhere || afterPreData) && toc && passes[0]) {
       const [pre] = splitFirstPass(passes[0], [], toc);
-      const [ran, sized] = await Promise.allSettled([atOnce([part({ pass: pre })], onChild, signal), sizing]);
+      const [ran, sized] = await Promise.allSettled([
+        atOnce([part({ pass: pre })], onChild, signal),
+        sizing ?? Promise.resolve(undefined),
+      ]);
       if (ran.status === 'rejected') throw ran.reason;
+      await afterPreData?.();
       sizes = sized.status === 'fulfilled' ? sized.value : undefined;
       const rest = { entries: passes[0].entries.slice(pre.entries.length), parallel: passes[0].parallel };
       const inRest = new Map(rest.entries.map((l) => [idOf(l), l]));
@@ -506,6 +516,8 @@ export async function pgRestoreSections(
     split?: SplitLoad;
     /** psql, of pg_restore's version: runs a clean restore's drops. */
     psql?: PgToolBinary;
+    /** Runs once the pre-data is restored, before any data is loaded (see {@link pgRestoreParallel}). */
+    afterPreData?: () => Promise<void>;
   },
 ): Promise<void> {
   const { jobs, dumpFile, tableData, env, split } = opts;
@@ -522,6 +534,7 @@ export async function pgRestoreSections(
     env,
     onChild: opts.onChild,
   });
+  await opts.afterPreData?.();
   const archives = [dumpFile, ...tableData];
   const [bytes, tocs, post] = await Promise.all([
     Promise.all(archives.map(async (file) => (await stat(file)).size)),

@@ -56,6 +56,57 @@ ${PG15_BIN}/pg_dump "$@" | { head -c ${passBytes}; while [ ! -e '${gate}' ]; do 
   };
 }
 
+export interface GatedPgRestore {
+  /** PGFERRY_PG_BIN_DIRS for the CLI. */
+  binDirs: string;
+  /** Whether a pg_restore of the gated section has started (and waits at the gate). */
+  reached(): boolean;
+  /** Lets it (and every later one) run. */
+  open(): void;
+}
+
+/**
+ * Client tools (PostgreSQL 15's) whose pg_restore waits until `open()` before it starts when asked
+ * (not to `--list`) for `post-data` (`--section=post-data`: what ran before it, a restore's or
+ * migration's data, is loaded and no index built yet) or for `data` (`--section=data`, or a
+ * `--use-list` listing TABLE DATA: the tables exist and none is loaded yet).
+ */
+export function gatedPgRestore(gated: 'post-data' | 'data'): GatedPgRestore {
+  const root = mkdtempSync(path.join(tmpdir(), 'pgferry-gated-pg_restore-'));
+  const bin = path.join(root, 'bin');
+  const gate = path.join(root, 'open');
+  const reached = path.join(root, 'reached');
+  const listed = gated === 'data' ? `grep -q ' TABLE DATA ' "\${a#--use-list=}" && gated=1` : ':';
+  mkdirSync(bin);
+  writeFileSync(
+    path.join(bin, 'pg_restore'),
+    `#!/bin/bash
+gated=
+for a in "$@"; do
+  case "$a" in
+    --list) exec ${PG15_BIN}/pg_restore "$@" ;;
+    --section=${gated}) gated=1 ;;
+    --use-list=*) ${listed} ;;
+  esac
+done
+if [ -n "$gated" ]; then
+  touch '${reached}'
+  while [ ! -e '${gate}' ]; do sleep 0.05; done
+fi
+exec ${PG15_BIN}/pg_restore "$@"
+`,
+  );
+  for (const tool of ['pg_dump', 'pg_dumpall', 'psql']) {
+    writeFileSync(path.join(bin, tool), `#!/bin/sh\nexec ${PG15_BIN}/${tool} "$@"\n`);
+  }
+  for (const tool of ['pg_restore', 'pg_dump', 'pg_dumpall', 'psql']) chmodSync(path.join(bin, tool), 0o755);
+  return {
+    binDirs: [bin, ...extraPgBinDirs()].join(':'),
+    reached: () => existsSync(reached),
+    open: () => writeFileSync(gate, ''),
+  };
+}
+
 /** Polls `probe` every 50 ms until it returns a value other than `undefined`. */
 export async function waitFor<T>(
   what: string,

@@ -12,6 +12,8 @@
  *                                           reading the same bytes instead)
  *   the local file (every definition, no data) ─> its SEQUENCE SET entries, then
  *                                                 pg_restore -j N --section=post-data
+ * (autovacuum held off the target's tables from the pre-data until after ANALYZE and the checks:
+ * core/postgres/autovacuum-hold.ts)
  * then the database's own properties, ANALYZE, and the checks, which hold while the source is
  * being written to: every table's rows on the target (the COPYs' command tags; counted on the
  * target when pg_restore loaded it) equal the rows the dump carried (counted from its COPY data,
@@ -59,6 +61,7 @@ import {
   dumpGlobals,
 } from '../../../core/postgres/admin';
 import type { ArchiveTocEntry, TableDataRows } from '../../../core/postgres/archive';
+import { type HeldTable, holdAutovacuum, releaseAutovacuum } from '../../../core/postgres/autovacuum-hold';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
 import { connectPg, endQuietly, libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
 import { CopyStream } from '../../../core/postgres/copy-stream';
@@ -348,6 +351,30 @@ async function migrateDatabaseOnce(
   const online: OnlineState | undefined = plan.request.online
     ? { name: replicationName(plan.migrateId), identityFull: [], frozen: false }
     : undefined;
+  // Autovacuum is held off the target's tables from their creation (the pre-data) until they are
+  // analyzed and checked (core/postgres/autovacuum-hold.ts): what the hold set, until released.
+  let held: HeldTable[] | undefined;
+  const holdAutovacuumOnTarget = async () => {
+    const t0 = Date.now();
+    held = await withClient(db.target, ctx.targetPassword, holdAutovacuum);
+    progress.timings.holdAutovacuum = (Date.now() - t0) / 1000;
+  };
+  const releaseAutovacuumOnTarget = async () => {
+    const tables = held;
+    if (!tables) return;
+    await progress.timed('releaseAutovacuum', () =>
+      withClient(db.target, ctx.targetPassword, (target) => releaseAutovacuum(target, tables)).catch(
+        (err: unknown) => {
+          throw new PgferryError(
+            'MigrateFailed',
+            `resetting the autovacuum_enabled option the migration set on ${tables.length} tables of the target while it loaded them failed: ${errorMessage(err)}`,
+            { cause: err },
+          );
+        },
+      ),
+    );
+    held = undefined;
+  };
   try {
     const observer = await openObserver(db.source, ctx.sourcePassword, ctx.lockWaitTimeoutMs);
     sessions.push(observer);
@@ -436,9 +463,10 @@ async function migrateDatabaseOnce(
         const definitions = new Promise<void>((resolve) => {
           definitionsWritten = resolve;
         });
-        const preData = definitions.then(() =>
-          restoreDefinitions(ctx, db, definitionsFile, ['--section=pre-data']),
-        );
+        // The COPYs wait for it, and for the autovacuum hold on the tables it created.
+        const preData = definitions
+          .then(() => restoreDefinitions(ctx, db, definitionsFile, ['--section=pre-data']))
+          .then(holdAutovacuumOnTarget);
         preData.catch(() => undefined); // the loader fails with it; settled before a drop
         pending.push(preData);
         const streamed = streamDumpIntoRestore(ctx, {
@@ -523,10 +551,12 @@ async function migrateDatabaseOnce(
         state,
         tables,
         progress,
+        releaseAutovacuum: releaseAutovacuumOnTarget,
       }));
       await applyProperties();
     } else {
       checks = await verify(ctx, db, { ...state, tables, loaded }, progress);
+      await releaseAutovacuumOnTarget();
     }
     const dumpResult: DumpResult = {
       schemaVersion: SCHEMA_VERSION,
@@ -566,6 +596,8 @@ async function migrateDatabaseOnce(
         () => true,
         () => false,
       );
+      // Not dropped, it is not to be left without autovacuum either (it is to be dropped, though).
+      if (!dropped) await releaseAutovacuumOnTarget().catch(() => undefined);
       message += dropped
         ? ` (the partially migrated database ${db.target.database} was dropped)`
         : ` (the partially migrated database ${db.target.database} is left in place: drop it before retrying)`;
@@ -1063,6 +1095,8 @@ async function replicateAndCutOver(
     state: SourceState;
     tables: TableRowCount[];
     progress: RestoreProgress;
+    /** Gives the target's tables their autovacuum back (once analyzed, before the catch-up). */
+    releaseAutovacuum: () => Promise<void>;
   },
 ): Promise<{ checks: Checks; cutover: OnlineCutover }> {
   const { progress, observer, atSnapshot } = opts;
@@ -1081,6 +1115,8 @@ async function replicateAndCutOver(
       });
     });
     await progress.timed('analyze', () => analyzeTarget(ctx, db));
+    // The catch-up applies the source's updates and deletes: autovacuum is needed from here on.
+    await opts.releaseAutovacuum();
     const lagAtFreeze = await progress.timed('catchUp', () =>
       catchUp(ctx, db, online, observer, target, atSnapshot),
     );

@@ -4,7 +4,8 @@
  * the manifest — nothing of it reaches the target before they match; a new database is created
  * meanwhile, empty and marked incomplete — then (or cleans the target, once verified)
  * optionally creates the roles, runs pg_restore with parallel jobs and fast session settings,
- * ANALYZEs and compares every table's row count with the manifest.
+ * ANALYZEs and compares every table's row count with the manifest. In create mode autovacuum is
+ * held off the tables from the pre-data until then (core/postgres/autovacuum-hold.ts).
  */
 import type { ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
@@ -35,6 +36,7 @@ import {
 } from '../../../core/postgres/admin';
 import type { ArchiveTocEntry } from '../../../core/postgres/archive';
 import { droppedByClean, readArchiveToc, schemasNotCreated } from '../../../core/postgres/archive-toc';
+import { type HeldTable, holdAutovacuum, releaseAutovacuum } from '../../../core/postgres/autovacuum-hold';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
 import { connectPg, libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
 import { dropBlockers, refuseBlockedCleanRestore } from '../../../core/postgres/drop-dependents';
@@ -143,6 +145,19 @@ export async function restoreBackup(
   const arriving = streams(manifest, into)
     ? new ArrivingDump(path.join(workDir, 'definitions.pgdump'))
     : undefined;
+  // Create mode: autovacuum is held off the new database's tables from their creation (the
+  // pre-data) until its checks are done (see core/postgres/autovacuum-hold.ts). Not in clean
+  // mode: a clean restore that fails leaves the database partly replaced, and must not also
+  // leave its tables without autovacuum.
+  let held: HeldTable[] | undefined;
+  const hold =
+    into.mode === 'create'
+      ? async () => {
+          const t0 = Date.now();
+          held = await withClient(loading.target, password, holdAutovacuum);
+          progress.timings.holdAutovacuum = (Date.now() - t0) / 1000;
+        }
+      : undefined;
   try {
     // A new database is created while the backup downloads and is verified: its CREATE DATABASE
     // and the download's checksums and decompression overlap. Marked incomplete (naming the run,
@@ -175,7 +190,7 @@ export async function restoreBackup(
         throw err;
       });
     early = arriving
-      ? loadWhileDownloading(arriving, { creating, choosing }, loading, manifest, progress, {
+      ? loadWhileDownloading(arriving, { creating, choosing, hold }, loading, manifest, progress, {
           ...deps,
           signal: stop.signal,
         })
@@ -219,7 +234,11 @@ export async function restoreBackup(
         await createSchemas(await readArchiveToc(createReadStream(files.dump)), loading);
       }
       await progress.timed('pgRestore', () =>
-        pgRestoreInto(pgRestore, files.dump, loading, deps, { tableData: files.tableData, psql }),
+        pgRestoreInto(pgRestore, files.dump, loading, deps, {
+          tableData: files.tableData,
+          psql,
+          afterPreData: hold,
+        }),
       );
     }
     stopIfInterrupted(signal);
@@ -246,6 +265,21 @@ export async function restoreBackup(
           .map((t) => `${t.schema}.${t.name} ${t.restoredRows} (expected ${t.rows})`)
           .join(', ')}`,
       );
+    }
+    if (held) {
+      const tables = held;
+      await progress.timed('releaseAutovacuum', () =>
+        withClient(loading.target, password, (target) => releaseAutovacuum(target, tables)).catch(
+          (err: unknown) => {
+            throw new PgferryError(
+              'RestoreFailed',
+              `resetting the autovacuum_enabled option the restore set on ${tables.length} tables while it loaded them failed: ${errorMessage(err)}`,
+              { cause: err },
+            );
+          },
+        ),
+      );
+      held = undefined;
     }
     stopIfInterrupted(signal);
     if (loadingName !== name) {
@@ -325,7 +359,12 @@ interface Preloaded {
  */
 async function loadWhileDownloading(
   arriving: ArrivingDump,
-  ready: { creating: Promise<void> | undefined; choosing: Promise<{ tool: PgToolBinary }> },
+  ready: {
+    creating: Promise<void> | undefined;
+    choosing: Promise<{ tool: PgToolBinary }>;
+    /** Holds autovacuum off the tables the pre-data created, before any is loaded. */
+    hold: (() => Promise<void>) | undefined;
+  },
   loading: RestoreTarget,
   manifest: BackupManifest,
   progress: RestoreProgress,
@@ -347,6 +386,7 @@ async function loadWhileDownloading(
       signal: deps.signal,
     }),
   );
+  await ready.hold?.();
   const tables = splitEarly(manifest, arrived.toc, loading.jobs, loading.splitMinBytes);
   // With the manifest's sizes, what is split is chosen: the archive need not be read through for them.
   if (tables) arriving.wantOnly(tables);
@@ -768,6 +808,8 @@ async function pgRestoreInto(
     /** Tables loaded otherwise, and when they are (see `pgRestoreParallel`). */
     elsewhere?: { tables: readonly number[]; loaded: Promise<void> };
     signal?: AbortSignal;
+    /** Runs between the pre-data and the data (the autovacuum hold). */
+    afterPreData?: () => Promise<void>;
   } = {},
 ): Promise<void> {
   const { password } = request;
@@ -808,6 +850,7 @@ async function pgRestoreInto(
         onChild,
         split,
         psql,
+        afterPreData: opts.afterPreData,
       });
     } else {
       await pgRestoreParallel(pgRestore, {
@@ -821,6 +864,7 @@ async function pgRestoreInto(
         exclude: opts.exclude,
         sizes: opts.sizes,
         elsewhere: opts.elsewhere,
+        afterPreData: opts.afterPreData,
       });
     }
   } catch (err) {

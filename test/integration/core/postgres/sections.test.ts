@@ -81,8 +81,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function restore(target: string, clean = false) {
-  const runs: { args: string[]; start: number; end: number }[] = [];
+type Run = { args: string[]; start: number; end: number };
+
+async function restore(target: string, clean = false, afterPreData?: (runs: Run[]) => Promise<void>) {
+  const runs: Run[] = [];
   const onChild = (child: ChildProcess) => {
     const run = { args: child.spawnargs, start: performance.now(), end: Number.POSITIVE_INFINITY };
     runs.push(run);
@@ -111,6 +113,7 @@ async function restore(target: string, clean = false) {
       },
     },
     psql,
+    afterPreData: afterPreData && (() => afterPreData(runs)),
   });
   return runs;
 }
@@ -171,6 +174,33 @@ test("restores identically, the main archive's indexes built while a side archiv
   const firstPost = Math.min(...postRuns.map((r) => r.start));
   const sideLoaded = Math.max(...sideLoads.map((r) => r.end));
   expect(firstPost).toBeLessThan(sideLoaded);
+}, 120_000);
+
+test('afterPreData (the autovacuum hold) runs once every table exists, before any is loaded', async () => {
+  const target = uniqueName('sections_hold');
+  created.push(target);
+  await createDatabase(pg, target);
+  let seen: { tables: number; rows: number; runs: string[][] } | undefined;
+  await restore(target, false, async (runs) => {
+    seen = await withClient(pg, target, async (c) => {
+      const { rows } = await c.query<{ name: string }>(
+        "SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables WHERE schemaname = 'public'",
+      );
+      let total = 0;
+      for (const { name } of rows) {
+        total += Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${name}`)).rows[0].n);
+      }
+      return { tables: rows.length, rows: total, runs: runs.map((r) => r.args) };
+    });
+  });
+  const sourceTables = await withClient(pg, source, async (c) =>
+    Number((await c.query("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'")).rows[0].n),
+  );
+  expect(seen?.tables).toBe(sourceTables);
+  expect(seen?.rows).toBe(0);
+  // Only the pre-data (and lists) had run.
+  expect(seen?.runs.filter((a) => !a.includes('--section=pre-data') && !a.includes('--list'))).toEqual([]);
+  expect(await fingerprint(pg, target)).toEqual(await fingerprint(pg, source));
 }, 120_000);
 
 test('restores identically in clean mode over a changed copy', async () => {

@@ -124,3 +124,50 @@ test(`the post-data section of sub-partitioned tables restores with 4 jobs, ${RU
   }
   expect(failures).toEqual([]);
 }, 900_000);
+
+test.each([1, 4])(
+  'afterPreData (the autovacuum hold) runs once the tables exist, before any row or index: %i jobs',
+  async (jobs) => {
+    const pgRestore = { path: pgTool('pg_restore', 15), version: '15', major: 15 };
+    const target = uniqueName(`after_pre_${jobs}`);
+    await createDatabase(pg, target);
+    try {
+      const state = () =>
+        withClient(pg, target, async (c) => ({
+          tables: Number(
+            (await c.query("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'")).rows[0].n,
+          ),
+          rows: Number(
+            (await c.query('SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM d_ref_5) AS n')).rows[0]
+              .n,
+          ),
+          indexes: Number(
+            (await c.query("SELECT count(*) AS n FROM pg_indexes WHERE schemaname = 'public'")).rows[0].n,
+          ),
+        }));
+      let seen: Awaited<ReturnType<typeof state>> | undefined;
+      await pgRestoreParallel(pgRestore, {
+        args: ['--exit-on-error', '--no-password', `--dbname=${target}`],
+        jobs,
+        dumpFile: dump,
+        env: {
+          PATH: process.env.PATH,
+          PGHOST: pg.host,
+          PGPORT: String(pg.port),
+          PGUSER: pg.user,
+          PGPASSWORD: pg.password,
+        },
+        afterPreData: async () => {
+          seen = await state();
+        },
+      });
+      const after = await state();
+      expect(seen).toEqual({ tables: after.tables, rows: 0, indexes: 0 });
+      expect(after.rows).toBe(8000);
+      expect(after.indexes).toBeGreaterThan(0);
+    } finally {
+      await dropDatabase(pg, target);
+    }
+  },
+  300_000,
+);
