@@ -103,10 +103,39 @@ describe('a target database that exists and is not empty', () => {
       '--json',
     );
     expect(result.stderr).not.toMatch(/pgferry:/);
-    expect((JSON.parse(result.stdout) as MigrateReport).status).toBe('passed');
+    const report = JSON.parse(result.stdout) as MigrateReport;
+    expect(report.status).toBe('passed');
+    // The database replaced is what the schema test protects: it ran by itself.
+    expect(report.schemaTest).toMatchObject({
+      status: 'passed',
+      reason: expect.stringMatching(new RegExp(`target database ${existing} exists`)),
+    });
     expect((await fingerprint(target, existing)).tables).toEqual(
       (await fingerprint(source, database)).tables,
     );
+  });
+
+  test('into a new database: no schema test, and the summary says why (--schema-test: run, and why)', async () => {
+    const fresh = uniqueName('mig_fresh');
+    const tested = uniqueName('mig_tested');
+    try {
+      const plain = await migrate(sourceUrl(source, database), sourceUrl(target, fresh), dir);
+      expect(plain.code).toBe(0);
+      expect(plain.stdout).toMatch(
+        /^no schema test: nothing changes before the migration restores the schema into the database it creates/m,
+      );
+      const asked = await migrate(
+        sourceUrl(source, database),
+        sourceUrl(target, tested),
+        dir,
+        '--schema-test',
+      );
+      expect(asked.code).toBe(0);
+      expect(asked.stdout).toMatch(/^schema test passed before any data moved \(run because asked for/m);
+    } finally {
+      await dropDatabase(target, fresh);
+      await dropDatabase(target, tested);
+    }
   });
 });
 
