@@ -222,7 +222,7 @@ export async function preflightMigrate(
  * a later one's schema fails; services scaled down before the migration.
  */
 export function decideSchemaTest(
-  request: Pick<MigrateRequest, 'schemaTest' | 'freezeSource' | 'online' | 'cutover'>,
+  request: Pick<MigrateRequest, 'schemaTest' | 'freezeSource' | 'online' | 'force' | 'cutover'>,
   databases: readonly Pick<MigrateDatabasePlan, 'target' | 'targetExists'>[],
 ): SchemaTestDecision {
   if (request.schemaTest === true) return { run: true, reason: 'asked for (schemaTest: true)' };
@@ -235,7 +235,8 @@ export function decideSchemaTest(
   const existing = databases.filter((d) => d.targetExists).map((d) => d.target.database);
   if (existing.length) {
     protects.push(
-      `the target database ${existing.join(', ')} exists: the migration replaces it or fails into it (force, or empty)`,
+      `the target database ${existing.join(', ')} exists: ` +
+        (request.force ? 'it is dropped and created again (force)' : 'a failed migration would drop it'),
     );
   }
   if (databases.length > 1) {

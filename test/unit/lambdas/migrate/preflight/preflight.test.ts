@@ -6,7 +6,7 @@ import { decideSchemaTest } from '../../../../../lambdas/migrate/preflight/prefl
 
 const newDatabase = { target: { database: 'app' }, targetExists: false } as const;
 const existingDatabase = { target: { database: 'app' }, targetExists: true } as const;
-const plain = { freezeSource: false, online: false } as const;
+const plain = { freezeSource: false, online: false, force: false } as const;
 type Request = Parameters<typeof decideSchemaTest>[0];
 type Databases = Parameters<typeof decideSchemaTest>[1];
 
@@ -23,7 +23,18 @@ test('a plain migration into a database it creates: no schema test (its own sche
 test.each<[string, Partial<Request>, readonly unknown[], RegExp]>([
   ['freezeSource', { freezeSource: true }, [newDatabase], /read-only first \(freezeSource\)/],
   ['online', { online: true }, [newDatabase], /replication on the source first \(online\)/],
-  ['an existing target database (force, or empty)', {}, [existingDatabase], /target database app exists/],
+  [
+    'an existing empty target database',
+    {},
+    [existingDatabase],
+    /target database app exists: a failed migration would drop it/,
+  ],
+  [
+    'an existing target database replaced (force)',
+    { force: true },
+    [existingDatabase],
+    /app exists: it is dropped and created again \(force\)/,
+  ],
   [
     'more than one database (allDatabases)',
     {},
@@ -38,6 +49,10 @@ test.each<[string, Partial<Request>, readonly unknown[], RegExp]>([
   ],
 ])('auto, with %s: the schema test runs, saying why', (_, request, databases, reason) => {
   expect(decide(request, databases)).toEqual({ run: true, reason: expect.stringMatching(reason) });
+});
+
+test('force with no existing target database protects nothing', () => {
+  expect(decide({ force: true }).run).toBe(false);
 });
 
 test('every reason that applies is given', () => {
