@@ -77,6 +77,12 @@ export function verifyOutcome(report: VerifyReport, at: DocumentLocation): Verif
   };
 }
 
+/** The schema test in brief: passed or skipped, and why (absent in older reports). */
+function schemaTestOutcome(test: MigrateReport['schemaTest']): Pick<MigrateOutcome, 'schemaTest'> {
+  if (!test || test.status === 'failed' || test.reason === undefined) return {};
+  return { schemaTest: { status: test.status, reason: test.reason } };
+}
+
 export function migrateOutcome(report: MigrateReport, at: DocumentLocation): MigrateOutcome {
   return {
     schemaVersion: SCHEMA_VERSION,
@@ -101,5 +107,6 @@ export function migrateOutcome(report: MigrateReport, at: DocumentLocation): Mig
     ...(report.roles.createdWithoutPassword?.length
       ? { rolesCreatedWithoutPassword: report.roles.createdWithoutPassword }
       : {}),
+    ...schemaTestOutcome(report.schemaTest),
   };
 }

@@ -61,7 +61,12 @@ export function registerMigrate(program: Command, aws: AwsAccess): void {
       'with --online: make the source writable again after the cutover (by default it stays read-only until pgferry unfreeze)',
       false,
     )
-    .option('--no-schema-test', 'skip the schema-only test restore into a scratch database')
+    // Both defined, neither given leaves it undefined: the preflight decides (auto).
+    .option(
+      '--schema-test',
+      'always restore the schema alone into a scratch database on the target first (default: when the migration changes something before its own schema step: --freeze-source, --online, an existing target, --all-databases, services to scale down)',
+    )
+    .option('--no-schema-test', 'never run the schema test')
     .option('--force', 'replace a target database that exists and is not empty', false)
     .option(
       '--jobs <n>',
@@ -112,7 +117,7 @@ interface MigrateOptions extends AwsOptions {
   online: boolean;
   replicaIdentityFull: boolean;
   unfreezeSourceAfter: boolean;
-  schemaTest: boolean;
+  schemaTest?: boolean;
   force: boolean;
   jobs?: number;
   withRolePasswords: boolean;
@@ -208,7 +213,7 @@ function migrateRequest(opts: MigrateOptions, source: Connection, target: Connec
     online: opts.online,
     replicaIdentityFull: opts.replicaIdentityFull,
     unfreezeSourceAfter: opts.unfreezeSourceAfter,
-    schemaTest: opts.schemaTest,
+    ...(opts.schemaTest === undefined ? {} : { schemaTest: opts.schemaTest }),
     force: opts.force,
     jobs: opts.jobs,
     withRolePasswords: opts.withRolePasswords,
@@ -281,6 +286,14 @@ async function printReport(outcome: MigrateOutcome, json: boolean): Promise<void
       `from PostgreSQL ${outcome.source.serverVersion} to ${outcome.target.serverVersion} in ${outcome.totalSeconds.toFixed(1)}s${downtime}: ` +
       `${outcome.tables} table row counts, sequences and object counts match\n`,
   );
+  const test = outcome.schemaTest;
+  if (test) {
+    process.stdout.write(
+      test.status === 'skipped'
+        ? `no schema test: ${test.reason}\n`
+        : `schema test passed before any data moved (run because ${test.reason})\n`,
+    );
+  }
   if (outcome.sourceLeftFrozen) {
     process.stdout.write(
       'the source stays read-only (a write to it now would be lost): pgferry unfreeze --source <url> makes it writable\n',

@@ -99,6 +99,8 @@ export type {
   MigrateState,
   MigrateSteps,
   OnlineCutover,
+  ReportedSchemaTest,
+  SchemaTestDecision,
   SchemaTestResult,
 } from './migrate';
 export {
@@ -114,7 +116,10 @@ export {
   MigrateStateSchema,
   MigrateStepsSchema,
   OnlineCutoverSchema,
+  ReportedSchemaTestSchema,
+  SchemaTestDecisionSchema,
   SchemaTestResultSchema,
+  schemaTestDecision,
   WritingSessionSchema,
 } from './migrate';
 export { MAX_EXECUTION_INPUT_BYTES, parseExecutionInput, parsePayload } from './parse';

@@ -72,7 +72,13 @@ export const MigrateRequestSchema = z
     /** Every non-template database of the source server, under the same names, plus roles. */
     allDatabases: z.boolean().default(false),
     freezeSource: z.boolean().default(false),
-    schemaTest: z.boolean().default(true),
+    /**
+     * Restore the schema alone into a scratch database on the target before anything changes:
+     * `true` always, `false` never; absent, when it protects something (the migrate plan's
+     * `schemaTest` says whether and why). A plain migration into a new database needs none: its
+     * first step restores the schema into the database it creates, and a failure drops it.
+     */
+    schemaTest: z.boolean().optional(),
     /** Replace a target database that exists and is not empty (it is dropped and created again). */
     force: z.boolean().default(false),
     /** pg_restore jobs for the post-data phase (indexes, constraints); default: the task's vCPUs. */
@@ -132,6 +138,15 @@ export const MigrateEstimateSchema = z
   .strict();
 export type MigrateEstimate = z.infer<typeof MigrateEstimateSchema>;
 
+/**
+ * Whether the schema test runs, and why: asked for (`schemaTest: true`/`false`), or, when the
+ * request leaves it out, because something changes before the migration's own schema step (or a
+ * failure there would cost more) — the freeze, an online migration's replication, an existing
+ * target database, a second database, services scaled down.
+ */
+export const SchemaTestDecisionSchema = z.object({ run: z.boolean(), reason: z.string() }).strict();
+export type SchemaTestDecision = z.infer<typeof SchemaTestDecisionSchema>;
+
 /** Migrate preflight's output. */
 export const MigratePlanSchema = z
   .object({
@@ -152,9 +167,21 @@ export const MigratePlanSchema = z
       .optional(),
     taskSize: TaskSizeSchema,
     startedAt: TimestampSchema,
+    /** Absent in the plans of versions that ran it as the request said (by default, always). */
+    schemaTest: SchemaTestDecisionSchema.optional(),
   })
   .strict();
 export type MigratePlan = z.infer<typeof MigratePlanSchema>;
+
+/** The plan's schema-test decision; a plan made before it was recorded ran the test unless told not to. */
+export function schemaTestDecision(plan: MigratePlan): SchemaTestDecision {
+  return (
+    plan.schemaTest ?? {
+      run: plan.request.schemaTest !== false,
+      reason: plan.request.schemaTest === false ? 'not asked for (schemaTest: false)' : 'asked for',
+    }
+  );
+}
 
 export const WritingSessionSchema = z
   .object({
@@ -200,6 +227,16 @@ export const SchemaTestResultSchema = z
   })
   .strict();
 export type SchemaTestResult = z.infer<typeof SchemaTestResultSchema>;
+
+/**
+ * The schema test in the migrate report: what it found and why it ran, or why it did not
+ * (`skipped`).
+ */
+export const ReportedSchemaTestSchema = z.union([
+  SchemaTestResultSchema.extend({ reason: z.string().optional() }).strict(),
+  z.object({ status: z.literal('skipped'), reason: z.string() }).strict(),
+]);
+export type ReportedSchemaTest = z.infer<typeof ReportedSchemaTestSchema>;
 
 const ObjectCountSchema = z
   .object({ kind: z.string(), source: z.number().int(), target: z.number().int() })
@@ -336,7 +373,8 @@ export const MigrateReportSchema = z
     /** Online: the source was left read-only (`pgferry unfreeze` undoes it). */
     sourceLeftFrozen: z.boolean().optional(),
     freeze: FreezeResultSchema.optional(),
-    schemaTest: SchemaTestResultSchema.optional(),
+    /** Absent in the reports of versions that said nothing when it did not run. */
+    schemaTest: ReportedSchemaTestSchema.optional(),
     sizes: z
       .object({
         sourceBytes: z.number().int().nonnegative(),
@@ -379,6 +417,11 @@ export const MigrateOutcomeSchema = z
     tables: z.number().int().nonnegative(),
     /** Login roles created on the target without a password (see the report's `roles`). */
     rolesCreatedWithoutPassword: z.array(z.string()).optional(),
+    /** Whether the schema test ran (`passed`) or not (`skipped`), and why. */
+    schemaTest: z
+      .object({ status: z.enum(['passed', 'skipped']), reason: z.string() })
+      .strict()
+      .optional(),
   })
   .strict();
 export type MigrateOutcome = z.infer<typeof MigrateOutcomeSchema>;

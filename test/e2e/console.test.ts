@@ -194,6 +194,22 @@ test('every field’s problem from the API’s 400, next to its field; every con
   expect((await bearer('GET', '/v1/runs?kind=backup')).body.runs).toHaveLength(2);
 });
 
+test('the migrate form’s schema test: when it protects something (left out), always or never', async () => {
+  const sent: Record<string, unknown>[] = [];
+  for (const choice of ['when it protects something', 'always', 'never']) {
+    await page.goto(`${served.url}/#/start/migrate`);
+    await page.getByLabel('Test the schema on the target first', { exact: true }).selectOption(choice);
+    // Without hosts the API answers 400: nothing starts, the request body is what the form sent.
+    const request = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/v1/migrations'));
+    await page.getByRole('button', { name: 'Start the migration' }).click();
+    sent.push((await request).postDataJSON() as Record<string, unknown>);
+    await page.getByText(/Not started: \d+ problems/).waitFor();
+  }
+  expect(sent.map((body) => body.schemaTest)).toEqual([undefined, true, false]);
+  expect('schemaTest' in sent[0]).toBe(false);
+  await page.screenshot({ path: screenshot('migrate-form'), fullPage: true });
+});
+
 test('a clean restore: refused without the typed name (page and server), then done', async () => {
   const fields = {
     'Catalog name': database,

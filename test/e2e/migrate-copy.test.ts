@@ -141,8 +141,8 @@ describe('pgferry migrate by COPY sessions of its own (PostgreSQL 15 → 17)', (
 });
 
 describe('a row the target rejects', () => {
-  // A check that holds in the source database only: the schema test (no data) passes, the COPY
-  // of the row fails on the target.
+  // A check that holds in the source database only: the pre-data restores (as a schema test's
+  // would: no data), the COPY of the row fails on the target.
   const source = env.server(15);
   const target = env.server(15);
   const database = uniqueName('mig_reject');

@@ -189,6 +189,15 @@ describe('a frozen migration that succeeds', () => {
     expect(report?.freeze?.databases[0].sessionsEnded).toBeGreaterThanOrEqual(2);
   });
 
+  test('the schema test ran before the freeze (auto: the freeze is what it protects), and the report says why', () => {
+    expect(report?.schemaTest).toMatchObject({
+      status: 'passed',
+      reason: expect.stringMatching(/freezeSource/),
+      databases: [expect.objectContaining({ dropped: true })],
+    });
+    expect(report?.timings.schemaTest).toBeGreaterThan(0);
+  });
+
   test('the report gives the write-downtime window', () => {
     expect(report?.writeDowntimeSeconds).toBeGreaterThan(0);
     expect(report?.writeDowntimeSeconds).toBeLessThan(report?.timings.total ?? 0);

@@ -1,7 +1,8 @@
 /**
  * What `pgferry migrate` refuses before anything changes — a non-empty target database (unless
- * `--force`), a downgrade, an extension the target lacks — and the schema test that stops a
- * migration before any data moves.
+ * `--force`), a downgrade, an extension the target lacks — and a schema the target cannot take:
+ * a plain migration fails in its own schema step and leaves nothing; the schema test (asked for,
+ * or run by itself with `--freeze-source`) stops a migration before anything changes.
  */
 import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,6 +39,16 @@ async function databaseExists(pg: TestPostgres, name: string): Promise<boolean> 
   return withClient(pg, 'postgres', async (c) => {
     const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
     return rows.length > 0;
+  });
+}
+
+/** The schema test's scratch databases on the server. */
+async function scratchDatabases(pg: TestPostgres): Promise<string[]> {
+  return withClient(pg, 'postgres', async (c) => {
+    const { rows } = await c.query<{ datname: string }>(
+      "SELECT datname FROM pg_database WHERE datname LIKE 'pgferry\\_schema\\_test\\_%'",
+    );
+    return rows.map((r) => r.datname);
   });
 }
 
@@ -92,10 +103,39 @@ describe('a target database that exists and is not empty', () => {
       '--json',
     );
     expect(result.stderr).not.toMatch(/pgferry:/);
-    expect((JSON.parse(result.stdout) as MigrateReport).status).toBe('passed');
+    const report = JSON.parse(result.stdout) as MigrateReport;
+    expect(report.status).toBe('passed');
+    // The database replaced is what the schema test protects: it ran by itself.
+    expect(report.schemaTest).toMatchObject({
+      status: 'passed',
+      reason: expect.stringMatching(new RegExp(`target database ${existing} exists`)),
+    });
     expect((await fingerprint(target, existing)).tables).toEqual(
       (await fingerprint(source, database)).tables,
     );
+  });
+
+  test('into a new database: no schema test, and the summary says why (--schema-test: run, and why)', async () => {
+    const fresh = uniqueName('mig_fresh');
+    const tested = uniqueName('mig_tested');
+    try {
+      const plain = await migrate(sourceUrl(source, database), sourceUrl(target, fresh), dir);
+      expect(plain.code).toBe(0);
+      expect(plain.stdout).toMatch(
+        /^no schema test: nothing changes before the migration restores the schema into the database it creates/m,
+      );
+      const asked = await migrate(
+        sourceUrl(source, database),
+        sourceUrl(target, tested),
+        dir,
+        '--schema-test',
+      );
+      expect(asked.code).toBe(0);
+      expect(asked.stdout).toMatch(/^schema test passed before any data moved \(run because asked for/m);
+    } finally {
+      await dropDatabase(target, fresh);
+      await dropDatabase(target, tested);
+    }
   });
 });
 
@@ -138,7 +178,8 @@ describe('refusals before anything changes', () => {
 
 describe('a schema the target cannot take', () => {
   // A table in a tablespace that exists only on the source server: preflight does not look at
-  // tablespaces, the schema-only restore into the scratch database fails on it.
+  // tablespaces; the migration's own pre-data restore fails on it (or, with the schema test, the
+  // schema-only restore into the scratch database).
   const source = env.server(15);
   const target = usePrivateServer(17);
   const database = uniqueName('mig_schema');
@@ -164,6 +205,17 @@ describe('a schema the target cannot take', () => {
     result = await migrate(sourceUrl(source, database), sourceUrl(target(), database), dir);
   }, 300_000);
 
+  /** The freeze's setting on the source database, if one is left. */
+  const frozenSetting = () =>
+    withClient(source, 'postgres', async (c) => {
+      const { rows } = await c.query(
+        `SELECT c FROM pg_db_role_setting s, unnest(s.setconfig) c
+         WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = $1) AND c LIKE 'default_transaction_read_only=%'`,
+        [database],
+      );
+      return rows;
+    });
+
   afterAll(async () => {
     await dropDatabase(source, database);
     await withClient(source, 'postgres', (c) =>
@@ -173,34 +225,51 @@ describe('a schema the target cannot take', () => {
     rmSync(location, { recursive: true, force: true });
   });
 
-  test('stops the migration with the restore error, before any data moves', async () => {
+  test('a plain migration runs no schema test: its own schema step fails, says what failed, and leaves nothing', async () => {
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(
-      /schema of .* does not restore on the target .*tablespace.*no data was moved/,
-    );
+    expect(result.stderr).not.toMatch(/schema of|scratch database/);
+    expect(result.stderr).toMatch(/pg_restore failed: .*Tablespace "[^"]+" does not exist/);
+    expect(result.stderr).toMatch(new RegExp(`the partially migrated database ${database} was dropped`));
     expect(await databaseExists(target(), database)).toBe(false);
-    // Nothing is left in the store: no backup, complete or not.
+    expect(await scratchDatabases(target())).toEqual([]);
+    // Nothing is left in the store: no backup, complete or not, and none listed.
     expect(filesIn(dir)).toEqual([]);
+    const list = await runCli(['list', '--store', dir, '--json']);
+    expect(JSON.parse(list.stdout)).toEqual([]);
   });
 
-  test('drops its scratch database', async () => {
-    const scratch = /the scratch database (\S+) was dropped/.exec(result.stderr)?.[1];
-    expect(scratch).toMatch(/^pgferry_schema_test_/);
-    expect(await databaseExists(target(), scratch ?? '')).toBe(false);
-  });
-
-  test('with --no-schema-test, the same migration fails in the migration itself (the test is what caught it)', async () => {
-    const skipped = await migrate(
+  test('--schema-test stops the migration with the restore error, before any data moves, and drops its scratch database', async () => {
+    const tested = await migrate(
       sourceUrl(source, database),
       sourceUrl(target(), database),
       dir,
-      '--no-schema-test',
+      '--schema-test',
     );
-    expect(skipped.code).toBe(1);
-    expect(skipped.stderr).not.toMatch(/schema of/);
-    expect(skipped.stderr).toMatch(/tablespace/);
+    expect(tested.code).toBe(1);
+    expect(tested.stderr).toMatch(
+      /schema of .* does not restore on the target .*tablespace.*no data was moved/,
+    );
     expect(await databaseExists(target(), database)).toBe(false);
+    const scratch = /the scratch database (\S+) was dropped/.exec(tested.stderr)?.[1];
+    expect(scratch).toMatch(/^pgferry_schema_test_/);
+    expect(await scratchDatabases(target())).toEqual([]);
+    expect(filesIn(dir)).toEqual([]);
   });
+
+  test('with --freeze-source the schema test runs by itself, and stops the migration before the freeze', async () => {
+    const frozen = await migrate(
+      sourceUrl(source, database),
+      sourceUrl(target(), database),
+      dir,
+      '--freeze-source',
+    );
+    expect(frozen.code).toBe(1);
+    expect(frozen.stderr).toMatch(/schema of .* does not restore on the target .*no data was moved/);
+    expect(await frozenSetting()).toEqual([]);
+    expect(await databaseExists(target(), database)).toBe(false);
+    expect(filesIn(dir)).toEqual([]);
+  });
+
   test('a failure in the migration task after --freeze-source unfreezes the source', async () => {
     const failed = await migrate(
       sourceUrl(source, database),
@@ -211,14 +280,7 @@ describe('a schema the target cannot take', () => {
     );
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/tablespace/);
-    const setting = await withClient(source, 'postgres', (c) =>
-      c.query(
-        `SELECT 1 FROM pg_db_role_setting s, unnest(s.setconfig) c
-         WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = $1) AND c LIKE 'default_transaction_read_only=%'`,
-        [database],
-      ),
-    );
-    expect(setting.rows).toEqual([]);
+    expect(await frozenSetting()).toEqual([]);
     await withClient(source, database, (c) => c.query('INSERT INTO items (label) VALUES ($1)', ['after']));
   });
 });

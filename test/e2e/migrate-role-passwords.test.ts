@@ -64,6 +64,7 @@ test('the summary names the login role created without a password, and how to se
   const lines = stdout.trimEnd().split('\n');
   expect(lines[0]).toMatch(/^migrated /);
   expect(lines.slice(1)).toEqual([
+    expect.stringMatching(/^no schema test: /),
     `created without a password, so they cannot log in with one yet: "${owner}"`,
     `  set each on the target: ALTER ROLE "${owner}" PASSWORD '…';  (or migrate with --with-role-passwords)`,
   ]);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { BackupManifest, MigrateReport, RestoreReport } from '../../core/contracts';
 import { LocalStore } from '../../core/store';
-import { manifestKey, migrateReportKey } from '../../core/store-keys';
+import { manifestKey, migrateReportKey, schemaTestResultKey } from '../../core/store-keys';
 import { runCli, sourceUrl } from '../support/cli';
 import { createComplexDatabase } from '../support/complex-database';
 import { createDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
@@ -98,11 +98,20 @@ describe.each([
       ]),
     );
     expect(db.checks.objectCounts.every((o) => o.source === o.target && o.source > 0)).toBe(true);
-    for (const phase of ['schemaTest', 'data', 'postData', 'verify'])
-      expect(migration().timings[phase]).toBeGreaterThan(0);
+    for (const phase of ['data', 'postData', 'verify']) expect(migration().timings[phase]).toBeGreaterThan(0);
     expect(migration().sizes.sourceBytes).toBeGreaterThan(0);
     // The roles the database needs were created on the target (a server of this suite's own).
     expect(migration().roles.created).toEqual(expect.arrayContaining(roles));
+  });
+
+  test('no schema test (a plain migration into a new database), and the report says why', async () => {
+    expect(migration().schemaTest).toEqual({
+      status: 'skipped',
+      reason: expect.stringMatching(/database it creates/),
+    });
+    expect(migration().timings.schemaTest).toBeUndefined();
+    const [db] = migration().databases;
+    expect(await new LocalStore(dir).getJson(schemaTestResultKey(database, db.backupId))).toBeUndefined();
   });
 
   test("the load compressed TOASTed values with lz4 where the target's build offers it", () => {

@@ -397,6 +397,8 @@ interface Field {
   label: string;
   type?: 'text' | 'number' | 'checkbox' | 'select';
   options?: string[];
+  /** A select's request value for each option; an option mapped to `undefined` leaves the field out. */
+  values?: Record<string, unknown>;
   value?: string;
   checked?: boolean;
   hint?: string;
@@ -479,7 +481,14 @@ const FORMS: Record<
       { path: 'name', label: 'Catalog name', hint: 'optional' },
       { path: 'freezeSource', label: 'Freeze the source (read-only) during the copy', type: 'checkbox' },
       { path: 'online', label: 'Online (logical replication)', type: 'checkbox' },
-      { path: 'schemaTest', label: 'Test the schema on the target first', type: 'checkbox', checked: true },
+      {
+        path: 'schemaTest',
+        label: 'Test the schema on the target first',
+        type: 'select',
+        options: ['when it protects something', 'always', 'never'],
+        values: { 'when it protects something': undefined, always: true, never: false },
+        hint: 'a scratch restore of the schema alone, before a freeze, an online setup or a replaced database',
+      },
     ],
   },
 };
@@ -538,7 +547,10 @@ function formBody(form: HTMLFormElement, fields: Field[]) {
     let value: unknown;
     if (field.type === 'checkbox') value = (el as HTMLInputElement).checked;
     else if (el.value.trim() === '') continue;
-    else if (field.type === 'number') value = Number(el.value);
+    else if (field.values) {
+      value = field.values[el.value];
+      if (value === undefined) continue;
+    } else if (field.type === 'number') value = Number(el.value);
     else value = el.value.trim();
     if (field.path === 'confirm') {
       // Sent only with a clean restore (the field is hidden otherwise), in a header, not the body.

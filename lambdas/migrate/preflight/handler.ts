@@ -1,4 +1,9 @@
-import { MigrateRequestSchema, type MigrateState, parsePayload } from '../../../core/contracts';
+import {
+  MigrateRequestSchema,
+  type MigrateState,
+  parsePayload,
+  schemaTestDecision,
+} from '../../../core/contracts';
 import { type Credentials, credentialsFromEnv, withCredentials } from '../../../core/credentials';
 import { storeJob } from '../../../core/jobs';
 import { createLogger } from '../../../core/logging';
@@ -42,7 +47,7 @@ export async function handle(event: unknown, credentials: Credentials): Promise<
     migrateId: plan.migrateId,
     taskSize: plan.taskSize,
     steps: {
-      schemaTest: plan.request.schemaTest,
+      schemaTest: schemaTestDecision(plan).run,
       freezeSource: plan.request.freezeSource,
       updateSecret: plan.cutoverSecretFields !== undefined,
       cutoverCommand: cutover?.command !== undefined,

@@ -11,6 +11,7 @@ import {
   MigrateReportSchema,
   type MigrateRequest,
   SCHEMA_VERSION,
+  type SchemaTestDecision,
 } from '../../../core/contracts';
 import { currentDeployment, type Deployment } from '../../../core/deployment';
 import { PgferryError } from '../../../core/errors';
@@ -205,6 +206,50 @@ export async function preflightMigrate(
       : {}),
     taskSize: largerTask(totalBytes),
     startedAt: now.toISOString(),
+    schemaTest: decideSchemaTest(request, databases),
+  };
+}
+
+/**
+ * Whether the schema test runs: as the request says, else when it protects something. A plain
+ * migration into a database it creates tests its schema itself: the migrate task's first step
+ * restores the pre-data into that new database (the data waits for it), and its failure drops the
+ * database — the test would only add a second runner, a schema-only dump and a scratch database
+ * (~0.5–0.9 s before any data moves, docs/benchmark.md). It protects what changes, or is lost,
+ * before that step: the source frozen (`freezeSource`); an online migration's publication, slot
+ * and replica identities; an existing target database (`force` drops it before recreating it,
+ * and a failed migration drops the database it restored into); the first database moved before
+ * a later one's schema fails; services scaled down before the migration.
+ */
+export function decideSchemaTest(
+  request: Pick<MigrateRequest, 'schemaTest' | 'freezeSource' | 'online' | 'force' | 'cutover'>,
+  databases: readonly Pick<MigrateDatabasePlan, 'target' | 'targetExists'>[],
+): SchemaTestDecision {
+  if (request.schemaTest === true) return { run: true, reason: 'asked for (schemaTest: true)' };
+  if (request.schemaTest === false) return { run: false, reason: 'not asked for (schemaTest: false)' };
+  const protects: string[] = [];
+  if (request.freezeSource) protects.push('the source is made read-only first (freezeSource)');
+  if (request.online) {
+    protects.push('an online migration sets up replication on the source first (online)');
+  }
+  const existing = databases.filter((d) => d.targetExists).map((d) => d.target.database);
+  if (existing.length) {
+    protects.push(
+      `the target database ${existing.join(', ')} exists: ` +
+        (request.force ? 'it is dropped and created again (force)' : 'a failed migration would drop it'),
+    );
+  }
+  if (databases.length > 1) {
+    protects.push(`${databases.length} databases: a later one's schema could fail after the first moved`);
+  }
+  const services = request.cutover?.ecsServices ?? [];
+  if (services.length) protects.push('services are scaled down first (cutover.ecsServices)');
+  if (protects.length) return { run: true, reason: protects.join('; ') };
+  return {
+    run: false,
+    reason:
+      'nothing changes before the migration restores the schema into the database it creates, ' +
+      'and a failure there drops that database',
   };
 }
 

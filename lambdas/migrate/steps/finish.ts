@@ -9,6 +9,7 @@ import {
   parsePayload,
   SCHEMA_VERSION,
   SchemaTestResultSchema,
+  schemaTestDecision,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
 import { replicationName } from '../../../core/postgres/logical-replication';
@@ -54,13 +55,14 @@ export async function finishMigration(
   }
   const onlineFrozenAt = databases[0]?.online?.frozenAt;
   const first = plan.databases[0].backup;
-  const schemaTestRaw = plan.request.schemaTest
-    ? await store.getJson(schemaTestResultKey(first.database, first.backupId))
+  const decision = schemaTestDecision(plan);
+  const schemaTest = decision.run
+    ? parsePayload(
+        SchemaTestResultSchema,
+        await store.getJson(schemaTestResultKey(first.database, first.backupId)),
+        'schema test',
+      )
     : undefined;
-  const schemaTest =
-    schemaTestRaw === undefined
-      ? undefined
-      : parsePayload(SchemaTestResultSchema, schemaTestRaw, 'schema test');
   const finishedAt = new Date().toISOString();
   const sum = (f: (r: MigrateDatabaseResult) => number) => databases.reduce((n, r) => n + f(r), 0);
   const timings: Record<string, number> = {};
@@ -100,7 +102,9 @@ export async function finishMigration(
     ...(onlineFrozenAt
       ? { writeDowntimeSeconds: seconds(onlineFrozenAt, finishedAt), sourceLeftFrozen: !unfrozenAt }
       : {}),
-    ...(schemaTest ? { schemaTest } : {}),
+    schemaTest: schemaTest
+      ? { ...schemaTest, reason: decision.reason }
+      : { status: 'skipped', reason: decision.reason },
     sizes: {
       sourceBytes: sum((r) => r.sourceBytes),
       dumpedBytes: sum((r) => r.dumpedBytes),
