@@ -347,6 +347,9 @@ async function migrateDatabaseOnce(
   // Work started beside a phase: settled before a failure drops the target.
   const pending: Promise<unknown>[] = [];
   let created = false;
+  // Whether anything but the empty database reached the target: the pre-data began (with large
+  // objects, pg_restore reads the stream from its start, so from the data phase's start).
+  let written = false;
   // Online: the replication objects made so far, removed again on failure.
   const online: OnlineState | undefined = plan.request.online
     ? { name: replicationName(plan.migrateId), identityFull: [], frozen: false }
@@ -438,6 +441,7 @@ async function migrateDatabaseOnce(
     try {
       await progress.timed('data', async () => {
         if (!copy) {
+          written = true;
           await streamDumpIntoRestore(ctx, {
             dumpArgs,
             source: db.source,
@@ -465,7 +469,10 @@ async function migrateDatabaseOnce(
         });
         // The COPYs wait for it, and for the autovacuum hold on the tables it created.
         const preData = definitions
-          .then(() => restoreDefinitions(ctx, db, definitionsFile, ['--section=pre-data']))
+          .then(() => {
+            written = true;
+            return restoreDefinitions(ctx, db, definitionsFile, ['--section=pre-data']);
+          })
           .then(holdAutovacuumOnTarget);
         preData.catch(() => undefined); // the loader fails with it; settled before a drop
         pending.push(preData);
@@ -598,9 +605,13 @@ async function migrateDatabaseOnce(
       );
       // Not dropped, it is not to be left without autovacuum either (it is to be dropped, though).
       if (!dropped) await releaseAutovacuumOnTarget().catch(() => undefined);
-      message += dropped
-        ? ` (the partially migrated database ${db.target.database} was dropped)`
-        : ` (the partially migrated database ${db.target.database} is left in place: drop it before retrying)`;
+      // A failure before the pre-data (pg_dump's locks, say) is told as the schema test tells
+      // it: nothing of the source reached the target.
+      const name = db.target.database;
+      const left = dropped ? 'was dropped' : 'is left in place: drop it before retrying';
+      message += written
+        ? ` (the partially migrated database ${name} ${left})`
+        : `; no data was moved (the database ${name}, created for the migration, ${left})`;
     }
     throw new PgferryError(err instanceof PgferryError ? err.code : 'MigrateFailed', message, { cause: err });
   } finally {

@@ -237,6 +237,30 @@ async function tableDataId(table: string): Promise<number> {
   return (toc.find((e) => e.desc === 'TABLE DATA' && e.tag === table) as { dumpId: number }).dumpId;
 }
 
+/**
+ * Runs `body` on a new database holding the archive's pre-data (its tables, no row), with
+ * pg_restore's arguments for it and the dumpId of `big`'s data; the database is dropped after.
+ */
+async function withTablesOnly(
+  name: string,
+  body: (target: string, args: string[], big: number) => Promise<void>,
+): Promise<void> {
+  const target = uniqueName(name);
+  await createDatabase(pg, target);
+  const args = ['--exit-on-error', '--no-password', `--dbname=dbname=${target}`];
+  try {
+    await pgRestoreParallel(pgRestore, {
+      args: [...args, '--section=pre-data'],
+      jobs: 2,
+      dumpFile: dump,
+      env,
+    });
+    await body(target, args, await tableDataId('big'));
+  } finally {
+    await dropDatabase(pg, target);
+  }
+}
+
 /** Polls `probe` every 50 ms until it returns true; false after `ms`. */
 async function eventually(probe: () => Promise<boolean>, ms: number): Promise<boolean> {
   for (const end = Date.now() + ms; Date.now() < end; ) {
@@ -246,81 +270,63 @@ async function eventually(probe: () => Promise<boolean>, ms: number): Promise<bo
   return false;
 }
 
-test('a table loaded elsewhere: the post-data that needs it waits for its load, the rest does not', async () => {
-  const target = uniqueName('split_elsewhere');
-  await createDatabase(pg, target);
-  const args = ['--exit-on-error', '--no-password', `--dbname=dbname=${target}`];
-  try {
-    await pgRestoreParallel(pgRestore, {
-      args: [...args, '--section=pre-data'],
-      jobs: 2,
-      dumpFile: dump,
-      env,
-    });
-    const big = await tableDataId('big');
-    let loaded = (): void => undefined;
-    const restoring = pgRestoreParallel(pgRestore, {
-      args: [...args, '--section=data', '--section=post-data'],
-      jobs: 2,
-      dumpFile: dump,
-      env,
-      exclude: [big],
-      elsewhere: { tables: [big], loaded: new Promise<void>((resolve) => (loaded = resolve)) },
-    });
-    const state = () =>
-      withClient(pg, target, async (c) => ({
-        small: (await c.query('SELECT count(*)::int AS n FROM small')).rows[0].n,
-        indexes: (
-          await c.query(`SELECT indexrelid::regclass::text AS name FROM pg_index
+test(
+  'a table loaded elsewhere: the post-data that needs it waits for its load, the rest does not',
+  () =>
+    withTablesOnly('split_elsewhere', async (target, args, big) => {
+      let loaded = (): void => undefined;
+      const restoring = pgRestoreParallel(pgRestore, {
+        args: [...args, '--section=data', '--section=post-data'],
+        jobs: 2,
+        dumpFile: dump,
+        env,
+        exclude: [big],
+        elsewhere: { tables: [big], loaded: new Promise<void>((resolve) => (loaded = resolve)) },
+      });
+      const state = () =>
+        withClient(pg, target, async (c) => ({
+          small: (await c.query('SELECT count(*)::int AS n FROM small')).rows[0].n,
+          indexes: (
+            await c.query(`SELECT indexrelid::regclass::text AS name FROM pg_index
             WHERE indrelid IN ('big'::regclass, 'small'::regclass) ORDER BY 1`)
-        ).rows.map((r) => r.name),
-        foreignKeys: (await c.query(`SELECT 1 FROM pg_constraint WHERE contype = 'f'`)).rowCount,
-      }));
-    // The other table's data and its own index, while the table loaded elsewhere is not in yet.
-    expect(await eventually(async () => (await state()).indexes.includes('small_pkey'), 60_000)).toBe(true);
-    // Nothing that needs the table: its key, its index, the foreign key referencing its key.
-    expect(await state()).toEqual({ small: 100, indexes: ['small_pkey'], foreignKeys: 0 });
-    // Its data, loaded by "the caller".
-    await runTool(pgRestore.path, [...args, '--data-only', '--table=big', dump], pg.env());
-    loaded();
-    await restoring;
-    // The source's sequence has been used by the tests before: its dumped value is 42's.
-    const { counter, ...restored } = await contents(target);
-    const { counter: _, ...source } = await contents(database);
-    expect({ ...restored, counter }).toEqual({ ...source, counter: 42 });
-  } finally {
-    await dropDatabase(pg, target);
-  }
-}, 300_000);
+          ).rows.map((r) => r.name),
+          foreignKeys: (await c.query(`SELECT 1 FROM pg_constraint WHERE contype = 'f'`)).rowCount,
+        }));
+      // The other table's data and its own index, while the table loaded elsewhere is not in yet.
+      expect(await eventually(async () => (await state()).indexes.includes('small_pkey'), 60_000)).toBe(true);
+      // Nothing that needs the table: its key, its index, the foreign key referencing its key.
+      expect(await state()).toEqual({ small: 100, indexes: ['small_pkey'], foreignKeys: 0 });
+      // Its data, loaded by "the caller".
+      await runTool(pgRestore.path, [...args, '--data-only', '--table=big', dump], pg.env());
+      loaded();
+      await restoring;
+      // The source's sequence has been used by the tests before: its dumped value is 42's.
+      const { counter, ...restored } = await contents(target);
+      const { counter: _, ...source } = await contents(database);
+      expect({ ...restored, counter }).toEqual({ ...source, counter: 42 });
+    }),
+  300_000,
+);
 
-test('a load elsewhere that fails stops the restore beside it, with no process left', async () => {
-  const target = uniqueName('split_elsewhere_fails');
-  await createDatabase(pg, target);
-  const args = ['--exit-on-error', '--no-password', `--dbname=dbname=${target}`];
-  try {
-    await pgRestoreParallel(pgRestore, {
-      args: [...args, '--section=pre-data'],
-      jobs: 2,
-      dumpFile: dump,
-      env,
-    });
-    const big = await tableDataId('big');
-    const children: ChildProcess[] = [];
-    const failure = await pgRestoreParallel(pgRestore, {
-      args: [...args, '--section=data', '--section=post-data'],
-      jobs: 2,
-      dumpFile: dump,
-      env,
-      onChild: (child) => children.push(child),
-      exclude: [big],
-      elsewhere: { tables: [big], loaded: Promise.reject(new Error('the load elsewhere failed')) },
-    }).catch((err: Error) => err);
-    expect((failure as Error).message).toBe('the load elsewhere failed');
-    expect(children.filter((c) => c.exitCode === null && c.signalCode === null)).toEqual([]);
-  } finally {
-    await dropDatabase(pg, target);
-  }
-}, 300_000);
+test(
+  'a load elsewhere that fails stops the restore beside it, with no process left',
+  () =>
+    withTablesOnly('split_elsewhere_fails', async (_target, args, big) => {
+      const children: ChildProcess[] = [];
+      const failure = await pgRestoreParallel(pgRestore, {
+        args: [...args, '--section=data', '--section=post-data'],
+        jobs: 2,
+        dumpFile: dump,
+        env,
+        onChild: (child) => children.push(child),
+        exclude: [big],
+        elsewhere: { tables: [big], loaded: Promise.reject(new Error('the load elsewhere failed')) },
+      }).catch((err: Error) => err);
+      expect((failure as Error).message).toBe('the load elsewhere failed');
+      expect(children.filter((c) => c.exitCode === null && c.signalCode === null)).toEqual([]);
+    }),
+  300_000,
+);
 
 const latin1 = uniqueName('split_latin1');
 
