@@ -267,16 +267,17 @@ export async function pgRestoreParallel(
         : [];
       if (splitIds.length || elsewhere) {
         const [, data, post] = splitFirstPass(rest, splitIds, toc);
-        const waiting = waitingForTables(toc, [...splitIds, ...(elsewhere?.tables ?? [])]);
-        const now = post.entries.filter((l) => !waiting.has(idOf(l)));
-        const later = post.entries.filter((l) => waiting.has(idOf(l)));
+        const [now, later] = postDataNowAndLater(
+          post,
+          waitingForTables(toc, [...splitIds, ...(elsewhere?.tables ?? [])]),
+        );
         stages = [
           [
-            { pass: { ...data, entries: [...data.entries, ...now] } },
+            { pass: { ...data, entries: [...data.entries, ...now.entries] } },
             { tables: splitIds },
             { loaded: elsewhere?.loaded },
           ],
-          [{ pass: { ...post, entries: later } }],
+          [{ pass: later }],
           ...stages.slice(1),
         ];
       } else {
@@ -290,6 +291,24 @@ export async function pgRestoreParallel(
 }
 
 const idOf = (line: string) => Number(line.slice(0, line.indexOf(';')));
+
+/**
+ * The post-data part of a pass cut in two: what runs beside the loads of tables loaded elsewhere,
+ * and what waits for them — the entries in `waiting` ({@link waitingForTables}), and those
+ * {@link RESTORED_LAST} (privileges, materialized views' data, event triggers: in a pass that
+ * holds them, as with `--no-privileges`, an event trigger created beside the loads would fire on
+ * the indexes built after them).
+ */
+export function postDataNowAndLater(
+  post: RestorePass,
+  waiting: ReadonlySet<number>,
+): [RestorePass, RestorePass] {
+  const later = (line: string) => waiting.has(idOf(line)) || RESTORED_LAST.test(line);
+  return [
+    { ...post, entries: post.entries.filter((l) => !later(l)) },
+    { ...post, entries: post.entries.filter(later) },
+  ];
+}
 
 /** Settles when `signal` aborts, rejecting with its reason. */
 function aborted(signal: AbortSignal): Promise<never> {

@@ -3,6 +3,7 @@ import type { ArchiveTocEntry } from '../../../../core/postgres/archive';
 import {
   firstError,
   planRestorePasses,
+  postDataNowAndLater,
   SPLIT_MIN_BYTES,
   sessionSettings,
   splitFirstPass,
@@ -217,4 +218,13 @@ test('what waits for a table loaded elsewhere: all that depends on it or its tab
     3, 4, 10, 20, 21, 23, 24, 26, 27, 30,
   ]);
   expect(waitingForTables(toc, [])).toEqual(new Set());
+});
+
+test('beside loads elsewhere: what waits for them and what is restored last wait; the rest runs now', () => {
+  // LIST's post-data and last entries in one pass, as with --no-privileges.
+  const post = { entries: LIST.slice(3), parallel: true };
+  const [now, later] = postDataNowAndLater(post, new Set([3190]));
+  expect(ids(now.entries)).toEqual([3352]);
+  expect(ids(later.entries)).toEqual([3190, 3346, 3347, 3348, 3349, 3350, 3351]);
+  expect(now.parallel && later.parallel).toBe(true);
 });
