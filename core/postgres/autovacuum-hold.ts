@@ -59,17 +59,12 @@ export async function holdAutovacuum(client: Client): Promise<HeldTable[]> {
       ORDER BY name`);
   const held: HeldTable[] = [];
   try {
-    const quiet = rows.length ? await quietEventTriggers(client) : false;
-    for (let i = 0; i < rows.length; i += HOLD_BATCH_TABLES) {
-      const batch = rows.slice(i, i + HOLD_BATCH_TABLES);
-      await client.query(
-        statements(
-          batch.map((t) => `ALTER TABLE ${t.name} SET (${options(t, ' = false')})`),
-          quiet,
-        ),
-      );
-      held.push(...batch);
-    }
+    await alterInBatches(
+      client,
+      rows,
+      (t) => `SET (${options(t, ' = false')})`,
+      (batch) => held.push(...batch),
+    );
   } catch (err) {
     await releaseAutovacuum(client, held).catch(() => undefined);
     throw err;
@@ -79,15 +74,29 @@ export async function holdAutovacuum(client: Client): Promise<HeldTable[]> {
 
 /** Resets exactly the options {@link holdAutovacuum} set, nothing else. */
 export async function releaseAutovacuum(client: Client, held: readonly HeldTable[]): Promise<void> {
-  const quiet = held.length ? await quietEventTriggers(client) : false;
-  for (let i = 0; i < held.length; i += HOLD_BATCH_TABLES) {
-    const batch = held.slice(i, i + HOLD_BATCH_TABLES);
+  await alterInBatches(client, held, (t) => `RESET (${options(t, '')})`);
+}
+
+/**
+ * `ALTER TABLE <table> <action>` for every table, {@link HOLD_BATCH_TABLES} a statement string;
+ * `done` is told of each batch once it committed.
+ */
+async function alterInBatches(
+  client: Client,
+  tables: readonly HeldTable[],
+  action: (t: HeldTable) => string,
+  done?: (batch: readonly HeldTable[]) => void,
+): Promise<void> {
+  const quiet = tables.length ? await quietEventTriggers(client) : false;
+  for (let i = 0; i < tables.length; i += HOLD_BATCH_TABLES) {
+    const batch = tables.slice(i, i + HOLD_BATCH_TABLES);
     await client.query(
       statements(
-        batch.map((t) => `ALTER TABLE ${t.name} RESET (${options(t, '')})`),
+        batch.map((t) => `ALTER TABLE ${t.name} ${action(t)}`),
         quiet,
       ),
     );
+    done?.(batch);
   }
 }
 
