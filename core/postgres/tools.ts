@@ -161,13 +161,12 @@ export async function pgRestoreParallel(
     split?: SplitLoad;
     /** Aborted when a restore running beside this one failed: what this one still loads stops. */
     signal?: AbortSignal;
-    /** TOC entries (dumpIds) left out: loaded otherwise (a restore's tables loaded while it downloads). */
-    exclude?: readonly number[];
     /** The archive's sizes, when already read (as it downloaded): not read through again. */
     sizes?: ArchiveSizes;
     /**
-     * TABLE DATA entries the caller loads itself (left out with `exclude`), done when `loaded`
-     * settles: the post-data that needs those tables waits for it, the rest does not.
+     * TABLE DATA entries the caller loads itself (a restore's tables loaded while it downloads),
+     * done when `loaded` settles: they are left out of pg_restore's list, the post-data that needs
+     * those tables waits for `loaded`, the rest does not.
      */
     elsewhere?: { tables: readonly number[]; loaded: Promise<void> };
     /**
@@ -178,14 +177,14 @@ export async function pgRestoreParallel(
   },
 ): Promise<void> {
   const { args, jobs, dumpFile, env, onChild, split, signal, afterPreData } = opts;
-  const excluded = new Set(opts.exclude ?? []);
   const run = (more: string[]) => runPgRestore(pgRestore, [...more, dumpFile], env, onChild);
   const clean = args.includes('--clean');
   const inOneRun = jobs === 1 || args.includes('--no-privileges');
   const splitting = split !== undefined && jobs > 1 && !clean;
   const elsewhere = opts.elsewhere?.tables.length ? opts.elsewhere : undefined;
+  const excluded = new Set(elsewhere?.tables);
   if (clean && afterPreData) throw new Error('pgRestoreParallel: afterPreData is not for a --clean restore');
-  if (inOneRun && !clean && !splitting && excluded.size === 0 && !elsewhere && !afterPreData) {
+  if (inOneRun && !clean && !splitting && !elsewhere && !afterPreData) {
     await run([...args, `--jobs=${jobs}`]);
     return;
   }

@@ -454,7 +454,6 @@ async function restoreTheRest(
   const tables = preloaded.tables.filter((id) => preloaded.arriving.arrived(id));
   await pgRestoreInto(pgRestore, dumpFile, loading, deps, {
     sections: ['data', 'post-data'],
-    exclude: tables,
     elsewhere: { tables, loaded: preloaded.loads },
     // Split already chosen by the same sizes; else read as it downloaded, not read through again.
     split: !preloaded.chosen,
@@ -799,8 +798,6 @@ async function pgRestoreInto(
     psql?: PgToolBinary;
     /** Only these sections (the pre-data having run while the backup downloaded). */
     sections?: string[];
-    /** TOC entries loaded otherwise (see `pgRestoreParallel`). */
-    exclude?: readonly number[];
     /** The archive's sizes, read as it downloaded. */
     sizes?: ArchiveSizes;
     /** Whether the largest tables may be split (when the data is loaded): by default. */
@@ -861,7 +858,6 @@ async function pgRestoreInto(
         onChild,
         split,
         signal: opts.signal,
-        exclude: opts.exclude,
         sizes: opts.sizes,
         elsewhere: opts.elsewhere,
         afterPreData: opts.afterPreData,

@@ -17,6 +17,7 @@ import { readArchiveToc } from '../../../../core/postgres/archive-toc';
 import { pgRestoreParallel, type SplitLoad } from '../../../../core/postgres/tools';
 import { pgTool, runTool } from '../../../support/cli';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../support/env';
+import { waitFor } from '../../../support/faults';
 
 const pg = testEnv().server(15);
 const database = uniqueName('split_src');
@@ -261,15 +262,6 @@ async function withTablesOnly(
   }
 }
 
-/** Polls `probe` every 50 ms until it returns true; false after `ms`. */
-async function eventually(probe: () => Promise<boolean>, ms: number): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; ) {
-    if (await probe()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return false;
-}
-
 test(
   'a table loaded elsewhere: the post-data that needs it waits for its load, the rest does not',
   () =>
@@ -280,7 +272,6 @@ test(
         jobs: 2,
         dumpFile: dump,
         env,
-        exclude: [big],
         elsewhere: { tables: [big], loaded: new Promise<void>((resolve) => (loaded = resolve)) },
       });
       const state = () =>
@@ -293,7 +284,10 @@ test(
           foreignKeys: (await c.query(`SELECT 1 FROM pg_constraint WHERE contype = 'f'`)).rowCount,
         }));
       // The other table's data and its own index, while the table loaded elsewhere is not in yet.
-      expect(await eventually(async () => (await state()).indexes.includes('small_pkey'), 60_000)).toBe(true);
+      await waitFor(
+        "the other table's key",
+        async () => (await state()).indexes.includes('small_pkey') || undefined,
+      );
       // Nothing that needs the table: its key, its index, the foreign key referencing its key.
       expect(await state()).toEqual({ small: 100, indexes: ['small_pkey'], foreignKeys: 0 });
       // Its data, loaded by "the caller".
@@ -319,7 +313,6 @@ test(
         dumpFile: dump,
         env,
         onChild: (child) => children.push(child),
-        exclude: [big],
         elsewhere: { tables: [big], loaded: Promise.reject(new Error('the load elsewhere failed')) },
       }).catch((err: Error) => err);
       expect((failure as Error).message).toBe('the load elsewhere failed');
