@@ -43,6 +43,7 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import { jobRefFromEnv, loadJob } from '../../../core/jobs';
 import { createLogger } from '../../../core/logging';
 import { checkRunnerJob } from '../../../core/login-policy';
+import { type PgTool, prefetchPgTools } from '../../../core/postgres/binaries';
 import { connectPg, nameSessions, sessionName } from '../../../core/postgres/connect';
 import { estimateDumpSize } from '../../../core/postgres/inspect';
 import { openStore } from '../../../core/store';
@@ -82,6 +83,18 @@ const JOB_KIND_OF_ACTION: Record<string, JobKind> = {
   verify: 'verify',
   'migrate-schema-test': 'migrate',
   migrate: 'migrate',
+};
+
+/**
+ * The tools whose versions an action asks first, before it knows the server's major (a restore
+ * asks pg_restore's at once, beside its download: see restore-backup.ts). A migration uses the
+ * four of one installation, asked one after the other before: where several majors are
+ * installed, the others' are asked too (a process each).
+ */
+const PREFETCHED_TOOLS: Record<string, readonly PgTool[] | undefined> = {
+  dump: ['pg_dump'],
+  'migrate-schema-test': ['pg_dump', 'pg_restore', 'pg_dumpall', 'psql'],
+  migrate: ['pg_dump', 'pg_restore', 'pg_dumpall', 'psql'],
 };
 
 /** A server the run works on, as the watchdog's probe reaches it. */
@@ -194,6 +207,10 @@ async function main(): Promise<void> {
       `${TASK_ENV.action} must be "dump", "restore", "verify", "migrate-schema-test" or "migrate" (got ${action || 'nothing'})`,
     );
   }
+  // The versions of the tools the run chooses once it knows the server's major, asked now,
+  // beside the plan's loading and the first connections (see prefetchPgTools).
+  const tools = PREFETCHED_TOOLS[action];
+  if (tools) prefetchPgTools(tools, process.env);
   // On AWS every job is checked against the deployment's bindings before anything connects or
   // is written; invalid bindings, or an invalid stall timeout, fail here.
   const deployment = currentDeployment();
