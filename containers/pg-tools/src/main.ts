@@ -316,18 +316,50 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => (stalled ? stalled.then(() => fail(interrupted.signal.reason)) : process.exit(0)),
-  async (caught: unknown) => {
-    if (stalled) await stalled;
-    // Interrupted, a runner that knows no better fails with what its stopped tools said.
-    const err =
-      interrupted.signal.aborted && !(caught instanceof PgferryError && caught.code === 'Interrupted')
-        ? interrupted.signal.reason
-        : caught;
-    fail(err);
-  },
-);
+/**
+ * Locally, a runner may start before its task is known (the CLI starts it ahead, so that its
+ * modules load while the workflow's first steps run: TASK_ENV.envOnStdin): the environment the
+ * task runs with then comes as one JSON line on stdin, and replaces the one it started with.
+ * Stdin ending first means the workflow ended without this task: the runner exits, having done
+ * nothing.
+ */
+function taskEnvironment(): Promise<void> {
+  if (process.env[TASK_ENV.envOnStdin] !== '1') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const noTask = () => process.exit(0);
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      const end = text.indexOf('\n');
+      if (end < 0) return;
+      process.stdin.off('data', onData).off('end', noTask).off('error', noTask);
+      try {
+        const env = JSON.parse(text.slice(0, end)) as Record<string, string>;
+        for (const key of Object.keys(process.env)) if (!Object.hasOwn(env, key)) delete process.env[key];
+        Object.assign(process.env, env);
+        resolve();
+      } catch (err) {
+        reject(err);
+      }
+    };
+    process.stdin.on('data', onData).on('end', noTask).on('error', noTask);
+  });
+}
+
+taskEnvironment()
+  .then(main)
+  .then(
+    () => (stalled ? stalled.then(() => fail(interrupted.signal.reason)) : process.exit(0)),
+    async (caught: unknown) => {
+      if (stalled) await stalled;
+      // Interrupted, a runner that knows no better fails with what its stopped tools said.
+      const err =
+        interrupted.signal.aborted && !(caught instanceof PgferryError && caught.code === 'Interrupted')
+          ? interrupted.signal.reason
+          : caught;
+      fail(err);
+    },
+  );
 
 function fail(err: unknown): never {
   logger.error('failed', { errorName: (err as Error).name ?? 'Error', errorMessage: errorMessage(err) });
