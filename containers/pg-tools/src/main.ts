@@ -10,6 +10,8 @@
  *   PGFERRY_TARGET_PASSWORD the restore target's password, likewise
  *   PGFERRY_WORK_DIR        where a restore downloads the backup (default: the system's temp dir)
  *   PGFERRY_STOP_WITH_PARENT `1` locally: stop when stdin ends (the CLI that started the task died)
+ *   PGFERRY_TASK_ENV_ON_STDIN `1` locally, for a runner started ahead of its task: the task's whole
+ *                           environment comes as one JSON line on stdin (see taskEnvironment)
  *   PGFERRY_BINDINGS        on AWS (the task definition's): the deployment's bindings, which the
  *                           job is checked against before anything connects (core/deployment.ts)
  *   PGFERRY_STALL_TIMEOUT_SECONDS  stop a run that makes no progress for this long (default 600;
