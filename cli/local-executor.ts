@@ -4,12 +4,12 @@
  * pg-tools entrypoint as a child process with the environment Fargate would give it. AWS's limits
  * on what passes between them are enforced as on AWS (see ./aws-limits).
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
-import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
+import type { StateMachine } from 'aws-local-stepfunctions';
 import { type JobRef, MigratePlanSchema } from '../core/contracts';
 import { type Credentials, credentialsEnv, credentialsFromEnv } from '../core/credentials';
 import { PgferryError } from '../core/errors';
@@ -29,6 +29,7 @@ import {
 } from '../core/workflows';
 import { REPO_ROOT } from '../lib/paths';
 import { checkContainerOverrides, checkPayload, MAX_PAYLOAD_BYTES, payloadBytes } from './aws-limits';
+import { loadInterpreter } from './interpreter';
 
 export interface LocalRunOptions {
   /**
@@ -74,46 +75,52 @@ type LocalHandler = (input: unknown) => Promise<unknown>;
 
 /** Runs the backup workflow locally; resolves with its output (a `BackupOutcome`, naming the manifest). */
 export async function runBackupWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
-  // Loaded here, after the CLI has configured logging, so the handlers see that configuration.
-  const [preflight, record, cleanup] = await Promise.all([
-    import('../lambdas/backup/preflight/handler'),
-    import('../lambdas/backup/record/handler'),
-    import('../lambdas/backup/cleanup/handler'),
-  ]);
-  const credentials = credentialsOf(options);
-  return runWorkflow('backup', input, options, {
-    [BACKUP_STATES.preflight]: (event) => preflight.handle(event, credentials),
-    [BACKUP_STATES.dump]: (params) => runPgToolsTask(params, options),
-    [BACKUP_STATES.record]: record.handler,
-    [BACKUP_STATES.cleanup]: cleanup.handler,
+  return withRunnerAhead(options, async (task) => {
+    // Loaded here, after the CLI has configured logging, so the handlers see that configuration.
+    const [preflight, record, cleanup] = await Promise.all([
+      import('../lambdas/backup/preflight/handler'),
+      import('../lambdas/backup/record/handler'),
+      import('../lambdas/backup/cleanup/handler'),
+    ]);
+    const credentials = credentialsOf(options);
+    return runWorkflow('backup', input, options, {
+      [BACKUP_STATES.preflight]: (event) => preflight.handle(event, credentials),
+      [BACKUP_STATES.dump]: task,
+      [BACKUP_STATES.record]: record.handler,
+      [BACKUP_STATES.cleanup]: cleanup.handler,
+    });
   });
 }
 
 /** Runs the restore workflow locally; resolves with its output (a `RestoreOutcome`, naming the report). */
 export async function runRestoreWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
-  const [preflight, record] = await Promise.all([
-    import('../lambdas/restore/preflight/handler'),
-    import('../lambdas/restore/record/handler'),
-  ]);
-  const credentials = credentialsOf(options);
-  return runWorkflow('restore', input, options, {
-    [RESTORE_STATES.preflight]: (event) => preflight.handle(event, credentials),
-    [RESTORE_STATES.safetyBackup]: (params) => runNestedBackup(params, options),
-    [RESTORE_STATES.restore]: (params) => runPgToolsTask(params, options),
-    [RESTORE_STATES.record]: record.handler,
+  return withRunnerAhead(options, async (task) => {
+    const [preflight, record] = await Promise.all([
+      import('../lambdas/restore/preflight/handler'),
+      import('../lambdas/restore/record/handler'),
+    ]);
+    const credentials = credentialsOf(options);
+    return runWorkflow('restore', input, options, {
+      [RESTORE_STATES.preflight]: (event) => preflight.handle(event, credentials),
+      [RESTORE_STATES.safetyBackup]: (params) => runNestedBackup(params, options),
+      [RESTORE_STATES.restore]: task,
+      [RESTORE_STATES.record]: record.handler,
+    });
   });
 }
 
 /** Runs the verify workflow locally; resolves with its output (a `VerifyOutcome`, naming the report). */
 export async function runVerifyWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
-  const [preflight, record] = await Promise.all([
-    import('../lambdas/verify/preflight/handler'),
-    import('../lambdas/verify/record/handler'),
-  ]);
-  return runWorkflow('verify', input, options, {
-    [VERIFY_STATES.preflight]: preflight.handler,
-    [VERIFY_STATES.verify]: (params) => runPgToolsTask(params, options),
-    [VERIFY_STATES.record]: record.handler,
+  return withRunnerAhead(options, async (task) => {
+    const [preflight, record] = await Promise.all([
+      import('../lambdas/verify/preflight/handler'),
+      import('../lambdas/verify/record/handler'),
+    ]);
+    return runWorkflow('verify', input, options, {
+      [VERIFY_STATES.preflight]: preflight.handler,
+      [VERIFY_STATES.verify]: task,
+      [VERIFY_STATES.record]: record.handler,
+    });
   });
 }
 
@@ -190,34 +197,37 @@ async function awsOnly(): Promise<never> {
 
 /** Runs the migrate workflow locally; resolves with its output (a `MigrateOutcome`, naming the report). */
 export async function runMigrateWorkflow(input: unknown, options: MigrateRunOptions = {}): Promise<unknown> {
-  const [preflight, steps] = await Promise.all([
-    import('../lambdas/migrate/preflight/handler'),
-    import('../lambdas/migrate/steps/handler'),
-  ]);
-  const credentials = credentialsOf(options);
-  const step: LocalHandler = (event) => steps.handle(event, credentials);
-  return runWorkflow('migrate', input, options, {
-    [MIGRATE_STATES.preflight]: async (event) => {
-      const state = await preflight.handle(event, credentials);
-      if (options.onPlan) options.onPlan(await migratePlanOf(state.job));
-      return state;
-    },
-    [MIGRATE_STATES.schemaTest]: (params) => runPgToolsTask(params, options),
-    [MIGRATE_STATES.freeze]: step,
-    [MIGRATE_STATES.migrate]: (params) => runPgToolsTask(params, options),
-    [MIGRATE_STATES.record]: step,
-    [MIGRATE_STATES.cutoverCommand]: async (event) => {
-      const { state } = event as { state: { job: JobRef } };
-      if (!options.runCutoverCommand) throw new PgferryError('InvalidInput', 'no cutover command to run');
-      await options.runCutoverCommand(await migratePlanOf(state.job));
-      return {};
-    },
-    [MIGRATE_STATES.finish]: step,
-    [MIGRATE_STATES.failed]: step,
-    [MIGRATE_STATES.updateSecret]: awsOnly,
-    [MIGRATE_STATES.scaleDown]: awsOnly,
-    [MIGRATE_STATES.scaleUp]: awsOnly,
-    RestartService: awsOnly,
+  // The first of its tasks (the schema test, else the migration) takes the runner started ahead.
+  return withRunnerAhead(options, async (task) => {
+    const [preflight, steps] = await Promise.all([
+      import('../lambdas/migrate/preflight/handler'),
+      import('../lambdas/migrate/steps/handler'),
+    ]);
+    const credentials = credentialsOf(options);
+    const step: LocalHandler = (event) => steps.handle(event, credentials);
+    return runWorkflow('migrate', input, options, {
+      [MIGRATE_STATES.preflight]: async (event) => {
+        const state = await preflight.handle(event, credentials);
+        if (options.onPlan) options.onPlan(await migratePlanOf(state.job));
+        return state;
+      },
+      [MIGRATE_STATES.schemaTest]: task,
+      [MIGRATE_STATES.freeze]: step,
+      [MIGRATE_STATES.migrate]: task,
+      [MIGRATE_STATES.record]: step,
+      [MIGRATE_STATES.cutoverCommand]: async (event) => {
+        const { state } = event as { state: { job: JobRef } };
+        if (!options.runCutoverCommand) throw new PgferryError('InvalidInput', 'no cutover command to run');
+        await options.runCutoverCommand(await migratePlanOf(state.job));
+        return {};
+      },
+      [MIGRATE_STATES.finish]: step,
+      [MIGRATE_STATES.failed]: step,
+      [MIGRATE_STATES.updateSecret]: awsOnly,
+      [MIGRATE_STATES.scaleDown]: awsOnly,
+      [MIGRATE_STATES.scaleUp]: awsOnly,
+      RestartService: awsOnly,
+    });
   });
 }
 
@@ -268,6 +278,7 @@ async function runWorkflow(
   }
   // Validated when the build generated it (scripts/generate-asl.ts): validating again here cost
   // about 0.7 s of CPU per run.
+  const { StateMachine } = loadInterpreter();
   const machine = new StateMachine(loadDefinition(name) as never, {
     validationOptions: { noValidate: true },
   });
@@ -355,7 +366,7 @@ function checkEvent(event: LoggedEvent, check: (what: string, value: unknown) =>
 
 /** Turns the interpreter's ExecutionError back into the error the workflow failed with. */
 function unwrapExecutionError(err: unknown): Error {
-  if (err instanceof ExecutionError && err.cause instanceof Error) {
+  if (err instanceof loadInterpreter().ExecutionError && err.cause instanceof Error) {
     const cause = err.cause;
     const failure = new Error(cause.message);
     failure.name = cause.name;
@@ -379,13 +390,78 @@ export const RUNNER_NODE_FLAGS = ['--max-semi-space-size=1'];
 const INHERITED_ENV =
   /^(PATH|HOME|LANG|LC_ALL|TMPDIR|TZ|AWS_[A-Z0-9_]+|PGFERRY_PG_BIN_DIRS|PGFERRY_SERVER_OS_USER|PGFERRY_WORK_DIR|PGFERRY_S3_FORCE_PATH_STYLE|PGFERRY_S3_TIMEOUT_SECONDS|PGFERRY_STALL_TIMEOUT_SECONDS|PGFERRY_BINDINGS|POWERTOOLS_LOG_LEVEL|NODE_COMPILE_CACHE)$/;
 
+/** What this process's environment gives a task (see INHERITED_ENV). */
+function inheritedEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (INHERITED_ENV.test(key)) env[key] = value;
+  return env;
+}
+
+/** Set on every local task, whatever its override says. */
+const LOCAL_TASK_ENV = {
+  POWERTOOLS_LOG_LEVEL: 'INFO',
+  // The task's stdin stays open as long as this process lives: the task stops when it dies.
+  [TASK_ENV.stopWithParent]: '1',
+};
+
+/** Starts the pg-tools entrypoint with `env`. */
+function spawnRunner(env: NodeJS.ProcessEnv): ChildProcessWithoutNullStreams {
+  const entrypoint = path.join(REPO_ROOT, 'dist', 'containers', 'pg-tools', 'src', 'main.js');
+  const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, entrypoint], {
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  child.stdin.on('error', () => undefined); // the task may exit first
+  return child;
+}
+
+/**
+ * Runs a workflow whose task states are `task`, with the pg-tools runner started ahead of the
+ * first of them: the runner's start (Node's and its modules' loading, ~0.25 s) runs beside the
+ * workflow's first steps (loading the handlers, the preflight) instead of after them. Until its
+ * task comes, the runner has only what this process's environment gives every task, and waits
+ * for the rest (the task's override, the passwords) on its stdin (TASK_ENV.envOnStdin); then
+ * it runs as if started with all of it. The first task takes it, later ones start their own; a
+ * workflow that ends before any task ends it unused.
+ */
+async function withRunnerAhead<T>(
+  options: LocalRunOptions,
+  run: (task: LocalHandler) => Promise<T>,
+): Promise<T> {
+  options.signal?.throwIfAborted();
+  let ahead: ChildProcessWithoutNullStreams | undefined = spawnRunner({
+    ...inheritedEnv(),
+    ...LOCAL_TASK_ENV,
+    [TASK_ENV.envOnStdin]: '1',
+  });
+  ahead.on('error', () => undefined); // a runner that could not start: the task starts its own
+  const task: LocalHandler = (params) => {
+    const taken = ahead;
+    ahead = undefined;
+    // A task that refused before giving it its environment leaves it unused: it ends.
+    return runPgToolsTask(params, options, taken).finally(() => {
+      if (taken && taken.exitCode === null && taken.signalCode === null) taken.kill('SIGKILL');
+    });
+  };
+  try {
+    return await run(task);
+  } finally {
+    // Never given a task: it has done nothing, and ends at once.
+    ahead?.kill('SIGKILL');
+  }
+}
+
 /**
  * The ECS `runTask.sync` state, locally: the container's entrypoint as a child process. Its
  * environment is the container override from the state's parameters plus what the task
  * definition and the task role would provide (tool paths, AWS settings), and the run's
  * passwords (on AWS these come from Secrets Manager or IAM instead).
  */
-export async function runPgToolsTask(params: unknown, options: LocalRunOptions = {}): Promise<unknown> {
+export async function runPgToolsTask(
+  params: unknown,
+  options: LocalRunOptions = {},
+  ahead?: ChildProcessWithoutNullStreams,
+): Promise<unknown> {
   const overrides = (params as EcsRunTaskParameters).Overrides?.ContainerOverrides;
   const override = overrides?.find((o) => o.Name === PG_TOOLS_CONTAINER);
   if (!override?.Environment)
@@ -395,20 +471,25 @@ export async function runPgToolsTask(params: unknown, options: LocalRunOptions =
   const { signal } = options;
   // Interrupted before it started: nothing to stop, nothing to clean up.
   signal?.throwIfAborted();
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (INHERITED_ENV.test(key)) env[key] = value;
+  const env: NodeJS.ProcessEnv = inheritedEnv();
   Object.assign(env, credentialsEnv(credentialsOf(options)));
   for (const { Name, Value } of override.Environment) env[Name] = Value;
-  env.POWERTOOLS_LOG_LEVEL = 'INFO';
-  // The task's stdin stays open as long as this process lives: the task stops when it dies.
-  env[TASK_ENV.stopWithParent] = '1';
+  Object.assign(env, LOCAL_TASK_ENV);
 
-  const entrypoint = path.join(REPO_ROOT, 'dist', 'containers', 'pg-tools', 'src', 'main.js');
-  const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, entrypoint], {
-    env,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  child.stdin.on('error', () => undefined); // the task may exit first
+  let child: ChildProcessWithoutNullStreams;
+  if (
+    ahead?.pid !== undefined &&
+    ahead.exitCode === null &&
+    ahead.signalCode === null &&
+    ahead.stdin.writable
+  ) {
+    // Started ahead with the environment this process gives every task: given the rest now.
+    child = ahead;
+    child.stdin.write(`${JSON.stringify(env)}\n`);
+  } else {
+    ahead?.kill('SIGKILL');
+    child = spawnRunner(env);
+  }
   let failure: { name: string; message: string } | undefined;
   const stderrTail: string[] = [];
   const onLine = (line: string) => {

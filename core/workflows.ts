@@ -68,6 +68,13 @@ export const TASK_ENV = {
    */
   stopWithParent: 'PGFERRY_STOP_WITH_PARENT',
   /**
+   * Set (to `1`) only by the local executor, which starts the runner ahead of its task: the rest
+   * of the task's environment (its override, the passwords) comes as one line of JSON on stdin,
+   * the whole environment the task is to run with. Stdin ending first: no task came, the runner
+   * exits (0) having done nothing.
+   */
+  envOnStdin: 'PGFERRY_TASK_ENV_ON_STDIN',
+  /**
    * Seconds without progress after which the runner stops (its progress watchdog): set by the
    * task definition on AWS (`tasks.stallTimeoutMinutes`), inherited from the CLI's environment
    * locally.

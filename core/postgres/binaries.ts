@@ -114,6 +114,17 @@ export async function findPgTools(
 }
 
 /**
+ * Starts asking every program `choosePgTool` would ask for each of `tools` its version, without
+ * waiting: the answers are kept (per process, as `choosePgTool`'s own are), so that choosing the
+ * tool once the server's major is known starts no process. A runner calls it at its start, so
+ * that the probes (0.05–0.1 s each before pg_dump could start) run beside its loading of the
+ * plan and its first connections. What a probe could not learn is asked again when chosen.
+ */
+export function prefetchPgTools(tools: readonly PgTool[], env: NodeJS.ProcessEnv = process.env): void {
+  for (const tool of tools) findPgTools(tool, env, { programsOnly: true }).catch(() => undefined);
+}
+
+/**
  * The copy of `tool` to use for a server of major `serverMajor`: the lowest major that is not
  * older than the server (ties: first in search order). `why` opens the error when there is none
  * (default: "the server runs PostgreSQL <serverVersion>"); it says whose version demands it.

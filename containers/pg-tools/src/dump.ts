@@ -115,6 +115,9 @@ async function dumpOnce(
   try {
     const server = await serverInfo(observer);
     const pgDump = await choosePgTool('pg_dump', server.major, server.version, deps.env);
+    // Asked its version now, beside the dump, rather than after it (its answer is kept).
+    const pgDumpall = siblingTool(pgDump, 'pg_dumpall');
+    pgDumpall.catch(() => undefined);
     const env = { ...toolEnv(deps.env), ...libpqEnv(plan.source, password) };
     snapshotSession = await connectPg(plan.source, password);
     // A parallel backup's side jobs, planned from the tables as the snapshot sees them.
@@ -151,7 +154,7 @@ async function dumpOnce(
     await guard.verify(dumped.tables);
     const catalog = await snap.read;
 
-    const globals = await storeGlobals(plan, await siblingTool(pgDump, 'pg_dumpall'), env, deps);
+    const globals = await storeGlobals(plan, await pgDumpall, env, deps);
     return {
       schemaVersion: SCHEMA_VERSION,
       backupId: plan.backupId,

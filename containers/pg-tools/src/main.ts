@@ -10,6 +10,8 @@
  *   PGFERRY_TARGET_PASSWORD the restore target's password, likewise
  *   PGFERRY_WORK_DIR        where a restore downloads the backup (default: the system's temp dir)
  *   PGFERRY_STOP_WITH_PARENT `1` locally: stop when stdin ends (the CLI that started the task died)
+ *   PGFERRY_TASK_ENV_ON_STDIN `1` locally, for a runner started ahead of its task: the task's whole
+ *                           environment comes as one JSON line on stdin (see taskEnvironment)
  *   PGFERRY_BINDINGS        on AWS (the task definition's): the deployment's bindings, which the
  *                           job is checked against before anything connects (core/deployment.ts)
  *   PGFERRY_STALL_TIMEOUT_SECONDS  stop a run that makes no progress for this long (default 600;
@@ -43,6 +45,7 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import { jobRefFromEnv, loadJob } from '../../../core/jobs';
 import { createLogger } from '../../../core/logging';
 import { checkRunnerJob } from '../../../core/login-policy';
+import { type PgTool, prefetchPgTools } from '../../../core/postgres/binaries';
 import { connectPg, nameSessions, sessionName } from '../../../core/postgres/connect';
 import { estimateDumpSize } from '../../../core/postgres/inspect';
 import { openStore } from '../../../core/store';
@@ -82,6 +85,18 @@ const JOB_KIND_OF_ACTION: Record<string, JobKind> = {
   verify: 'verify',
   'migrate-schema-test': 'migrate',
   migrate: 'migrate',
+};
+
+/**
+ * The tools whose versions an action asks first, before it knows the server's major (a restore
+ * asks pg_restore's at once, beside its download: see restore-backup.ts). A migration uses the
+ * four of one installation, asked one after the other before: where several majors are
+ * installed, the others' are asked too (a process each).
+ */
+const PREFETCHED_TOOLS: Record<string, readonly PgTool[] | undefined> = {
+  dump: ['pg_dump'],
+  'migrate-schema-test': ['pg_dump', 'pg_restore', 'pg_dumpall', 'psql'],
+  migrate: ['pg_dump', 'pg_restore', 'pg_dumpall', 'psql'],
 };
 
 /** A server the run works on, as the watchdog's probe reaches it. */
@@ -194,6 +209,10 @@ async function main(): Promise<void> {
       `${TASK_ENV.action} must be "dump", "restore", "verify", "migrate-schema-test" or "migrate" (got ${action || 'nothing'})`,
     );
   }
+  // The versions of the tools the run chooses once it knows the server's major, asked now,
+  // beside the plan's loading and the first connections (see prefetchPgTools).
+  const tools = PREFETCHED_TOOLS[action];
+  if (tools) prefetchPgTools(tools, process.env);
   // On AWS every job is checked against the deployment's bindings before anything connects or
   // is written; invalid bindings, or an invalid stall timeout, fail here.
   const deployment = currentDeployment();
@@ -299,18 +318,50 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => (stalled ? stalled.then(() => fail(interrupted.signal.reason)) : process.exit(0)),
-  async (caught: unknown) => {
-    if (stalled) await stalled;
-    // Interrupted, a runner that knows no better fails with what its stopped tools said.
-    const err =
-      interrupted.signal.aborted && !(caught instanceof PgferryError && caught.code === 'Interrupted')
-        ? interrupted.signal.reason
-        : caught;
-    fail(err);
-  },
-);
+/**
+ * Locally, a runner may start before its task is known (the CLI starts it ahead, so that its
+ * modules load while the workflow's first steps run: TASK_ENV.envOnStdin): the environment the
+ * task runs with then comes as one JSON line on stdin, and replaces the one it started with.
+ * Stdin ending first means the workflow ended without this task: the runner exits, having done
+ * nothing.
+ */
+function taskEnvironment(): Promise<void> {
+  if (process.env[TASK_ENV.envOnStdin] !== '1') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const noTask = () => process.exit(0);
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      const end = text.indexOf('\n');
+      if (end < 0) return;
+      process.stdin.off('data', onData).off('end', noTask).off('error', noTask);
+      try {
+        const env = JSON.parse(text.slice(0, end)) as Record<string, string>;
+        for (const key of Object.keys(process.env)) if (!Object.hasOwn(env, key)) delete process.env[key];
+        Object.assign(process.env, env);
+        resolve();
+      } catch (err) {
+        reject(err);
+      }
+    };
+    process.stdin.on('data', onData).on('end', noTask).on('error', noTask);
+  });
+}
+
+taskEnvironment()
+  .then(main)
+  .then(
+    () => (stalled ? stalled.then(() => fail(interrupted.signal.reason)) : process.exit(0)),
+    async (caught: unknown) => {
+      if (stalled) await stalled;
+      // Interrupted, a runner that knows no better fails with what its stopped tools said.
+      const err =
+        interrupted.signal.aborted && !(caught instanceof PgferryError && caught.code === 'Interrupted')
+          ? interrupted.signal.reason
+          : caught;
+      fail(err);
+    },
+  );
 
 function fail(err: unknown): never {
   logger.error('failed', { errorName: (err as Error).name ?? 'Error', errorMessage: errorMessage(err) });

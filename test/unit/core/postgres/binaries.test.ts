@@ -1,8 +1,23 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { choosePgTool, findPgTools, parseToolVersion } from '../../../../core/postgres/binaries';
+import {
+  choosePgTool,
+  findPgTools,
+  parseToolVersion,
+  prefetchPgTools,
+} from '../../../../core/postgres/binaries';
 import { extraPgBinDirs } from '../../../support/cli';
+import { waitFor } from '../../../support/faults';
 
 test.each([
   ['pg_dump (PostgreSQL) 17.11 (Debian 17.11-0+deb13u1)', { version: '17.11', major: 17 }],
@@ -74,5 +89,28 @@ test("does not start Debian's wrapper to choose, where a program will do", async
     expect(existsSync(mark)).toBe(true);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a prefetched tool is asked its version at once, and not again when chosen', async () => {
+  // A pg_dump of the user's that notes every start.
+  const bin = mkdtempSync(path.join(tmpdir(), 'pgferry-prefetch-'));
+  const starts = path.join(bin, 'starts');
+  writeFileSync(
+    path.join(bin, 'pg_dump'),
+    `#!/bin/sh\necho started >> '${starts}'\nexec /usr/lib/postgresql/15/bin/pg_dump "$@"\n`,
+  );
+  chmodSync(path.join(bin, 'pg_dump'), 0o755);
+  const started = () =>
+    existsSync(starts) ? readFileSync(starts, 'utf8').split('\n').filter(Boolean).length : 0;
+  const prefetchEnv = { PATH: '/usr/bin:/bin', PGFERRY_PG_BIN_DIRS: bin };
+  try {
+    prefetchPgTools(['pg_dump'], prefetchEnv);
+    await waitFor('the prefetched pg_dump --version', () => (started() === 1 ? true : undefined), 10_000);
+    const tool = await choosePgTool('pg_dump', 15, '15.18', prefetchEnv);
+    expect(tool.path).toBe(path.join(bin, 'pg_dump'));
+    expect(started()).toBe(1);
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
   }
 });
