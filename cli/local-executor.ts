@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
-import type { StateMachine } from 'aws-local-stepfunctions';
+import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { type JobRef, MigratePlanSchema } from '../core/contracts';
 import { type Credentials, credentialsEnv, credentialsFromEnv } from '../core/credentials';
 import { PgferryError } from '../core/errors';
@@ -29,7 +29,6 @@ import {
 } from '../core/workflows';
 import { REPO_ROOT } from '../lib/paths';
 import { checkContainerOverrides, checkPayload, MAX_PAYLOAD_BYTES, payloadBytes } from './aws-limits';
-import { loadInterpreter } from './interpreter';
 
 export interface LocalRunOptions {
   /**
@@ -278,7 +277,6 @@ async function runWorkflow(
   }
   // Validated when the build generated it (scripts/generate-asl.ts): validating again here cost
   // about 0.7 s of CPU per run.
-  const { StateMachine } = loadInterpreter();
   const machine = new StateMachine(loadDefinition(name) as never, {
     validationOptions: { noValidate: true },
   });
@@ -366,7 +364,7 @@ function checkEvent(event: LoggedEvent, check: (what: string, value: unknown) =>
 
 /** Turns the interpreter's ExecutionError back into the error the workflow failed with. */
 function unwrapExecutionError(err: unknown): Error {
-  if (err instanceof loadInterpreter().ExecutionError && err.cause instanceof Error) {
+  if (err instanceof ExecutionError && err.cause instanceof Error) {
     const cause = err.cause;
     const failure = new Error(cause.message);
     failure.name = cause.name;
