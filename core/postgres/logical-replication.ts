@@ -225,11 +225,11 @@ export async function createPublication(
         ? `CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${tables.join(', ')}`
         : `CREATE PUBLICATION ${quoteIdent(name)}`,
     );
-    if (changes.length) {
-      await client.query(
-        `COMMENT ON PUBLICATION ${quoteIdent(name)} IS ${quoteLiteral(IDENTITY_NOTE + JSON.stringify(changes))}`,
-      );
-    }
+    // Always: the note also marks the publication as the migration's own where pg_dump's
+    // snapshot carries it (the target, a restore of the archived backup: {@link dropOwnPublications}).
+    await client.query(
+      `COMMENT ON PUBLICATION ${quoteIdent(name)} IS ${quoteLiteral(IDENTITY_NOTE + JSON.stringify(changes))}`,
+    );
   });
   return changes.map((c) => c.table);
 }
@@ -462,6 +462,25 @@ async function dropPublication(client: Client, name: string): Promise<void> {
       );
     }
   });
+}
+
+/**
+ * The online migrations' own publications in the client's database, dropped with the REPLICA
+ * IDENTITY FULL they gave tables reset (each in one transaction, as {@link dropPublication}): a
+ * copy made in the migration's snapshot (pg_dump's, so the migrated target and a restore of the
+ * archived backup) carries the publication, its comment and the identity, none of them the
+ * source's own. A publication is the migration's by its comment (see {@link createPublication}),
+ * or by its name (`also`: the migration's own, whose comment older versions left out). Returns
+ * the names dropped.
+ */
+export async function dropOwnPublications(client: Client, also?: string): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT pubname AS name FROM pg_publication
+     WHERE starts_with(coalesce(obj_description(oid, 'pg_publication'), ''), $1) OR pubname = $2 ORDER BY 1`,
+    [IDENTITY_NOTE, also ?? null],
+  );
+  for (const { name } of rows) await dropPublication(client, name);
+  return rows.map((r) => r.name);
 }
 
 /**

@@ -43,7 +43,9 @@ async function checksums(
 async function leftovers(database: string): Promise<string[]> {
   const onSource = await withClient(source(), database, (c) =>
     c.query<{ name: string }>(
-      `SELECT slot_name AS name FROM pg_replication_slots UNION ALL SELECT pubname FROM pg_publication`,
+      // A user's publication (the first describe's) is no leftover.
+      `SELECT slot_name AS name FROM pg_replication_slots
+       UNION ALL SELECT pubname FROM pg_publication WHERE pubname <> 'users_pub'`,
     ),
   );
   const onTarget = await withClient(target(), 'postgres', (c) =>
@@ -105,7 +107,8 @@ describe('an online migration while a writer commits continuously', () => {
        CREATE TABLE orders (id bigserial PRIMARY KEY, account int NOT NULL REFERENCES accounts, amount int NOT NULL);
        INSERT INTO orders (account, amount) SELECT 1 + g % 400000, g % 100 FROM generate_series(1, 400000) g;
        CREATE INDEX ON orders (account);
-       CREATE TABLE ledger (account int NOT NULL, amount int NOT NULL, at timestamptz NOT NULL DEFAULT now());`,
+       CREATE TABLE ledger (account int NOT NULL, amount int NOT NULL, at timestamptz NOT NULL DEFAULT now());
+       CREATE PUBLICATION users_pub FOR TABLE accounts;`,
     );
     let writing = true;
     const writer = (async () => {
@@ -179,6 +182,41 @@ describe('an online migration while a writer commits continuously', () => {
       c.query<{ r: string }>(`SELECT relreplident AS r FROM pg_class WHERE relname = 'ledger'`),
     );
     expect(identity.rows[0].r).toBe('d');
+  });
+
+  test("the target, and a restore of the archived backup, carry none of the migration's publication or replica identity; a user's publication migrates", async () => {
+    if (result.code !== 0) throw new Error(`migrate failed: ${result.stderr}`);
+    const publications = (pg: TestPostgres, db: string) =>
+      withClient(pg, db, (c) => c.query<{ name: string }>('SELECT pubname AS name FROM pg_publication'));
+    const identities = (pg: TestPostgres, db: string) =>
+      withClient(pg, db, async (c) => {
+        const { rows } = await c.query<{ name: string; r: string }>(
+          `SELECT relname AS name, relreplident AS r FROM pg_class WHERE relname = ANY($1) ORDER BY 1`,
+          [tables],
+        );
+        return rows;
+      });
+    // The source's after the cutover: what the tables had before the migration.
+    const before = await identities(source(), database);
+    expect(before.find((t) => t.name === 'ledger')?.r).toBe('d');
+    // The user's own publication migrates as any object does.
+    expect((await publications(target(), migrated)).rows).toEqual([{ name: 'users_pub' }]);
+    expect(await identities(target(), migrated)).toEqual(before);
+    // The archived backup is a normal backup: restored, it is the source's database too.
+    const restored = uniqueName('online_restored');
+    const restoring = await runCli([
+      'restore',
+      '--store',
+      store,
+      '--backup',
+      report.databases[0].backupId,
+      '--target',
+      sourceUrl(target(), restored),
+      '--json',
+    ]);
+    if (restoring.code !== 0) throw new Error(`restore failed: ${restoring.stderr}`);
+    expect((await publications(target(), restored)).rows).toEqual([{ name: 'users_pub' }]);
+    expect(await identities(target(), restored)).toEqual(before);
   });
 
   test('every transaction committed before the freeze is on the target; every table is equal', async () => {

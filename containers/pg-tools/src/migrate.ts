@@ -83,6 +83,7 @@ import {
   createSentinel,
   createSlotWithSnapshot,
   createSubscription,
+  dropOwnPublications,
   dropPublicationAndSlot,
   dropSentinel,
   dropSubscription,
@@ -537,6 +538,14 @@ async function migrateDatabaseOnce(
         onChild: ctx.deps.onChild,
       }),
     );
+    // The migration's own publication (post-data) and the REPLICA IDENTITY FULL it gave tables
+    // (pre-data) are in pg_dump's snapshot: the target gets neither (the subscription needs
+    // neither: the source's FULL is what lets it apply a key-less table's changes).
+    if (online) {
+      await progress.timed('ownPublication', () =>
+        withClient(db.target, ctx.targetPassword, (target) => dropOwnPublications(target, online.name)),
+      );
+    }
     const properties = withoutFreeze(state.properties, db.readOnlySetting);
     // Also ends the target's incomplete mark: online, only once the cutover is through, so a task
     // killed during the catch-up leaves a marked database (its cleanup step cannot drop it).

@@ -16,12 +16,13 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import { decompressFile, decompressStreamToFile } from '../../../core/compression';
-import type {
-  BackupManifest,
-  Connection,
-  RestoreReport,
-  StoredObject,
-  ToastCompression,
+import {
+  type BackupManifest,
+  type Connection,
+  originOf,
+  type RestoreReport,
+  type StoredObject,
+  type ToastCompression,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
 import type { GrowingFile } from '../../../core/growing-file';
@@ -47,6 +48,7 @@ import {
   restoringName,
 } from '../../../core/postgres/incomplete-database';
 import { countRows } from '../../../core/postgres/inspect';
+import { dropOwnPublications } from '../../../core/postgres/logical-replication';
 import { conninfoValue, quoteIdent } from '../../../core/postgres/quote';
 import { describeArchive, readDatabaseLocale } from '../../../core/postgres/requirements';
 import { loadSessionOptions } from '../../../core/postgres/restore-session';
@@ -242,6 +244,13 @@ export async function restoreBackup(
       );
     }
     stopIfInterrupted(signal);
+    // A migration's archive is a copy in its online snapshot: the migration's own publication and
+    // the REPLICA IDENTITY FULL it gave tables are not the source's (see dropOwnPublications).
+    if (originOf(manifest) === 'migration') {
+      await progress.timed('ownPublication', () =>
+        withClient(loading.target, password, (target) => dropOwnPublications(target)),
+      );
+    }
     // The tables spread over the job's sessions, as pg_restore's jobs were; the rows counted at
     // once in a session of their own (reads both, neither waits for the other's locks).
     const [analyzed, counted] = await Promise.allSettled([

@@ -4,11 +4,13 @@
  * a schema that was there before it: creating over one fails and leaves it, dropping leaves a schema
  * that holds anything else. (That its row proves the target applied everything before it is
  * test/e2e/migrate-online-paths.test.ts's.) And the publication's record of the tables an online
- * migration set to REPLICA IDENTITY FULL, which whoever drops it resets.
+ * migration set to REPLICA IDENTITY FULL, which whoever drops it resets; copies of it (a copy made in
+ * the migration's snapshot) dropped by that note, a user's publication kept.
  */
 import {
   createPublication,
   createSentinel,
+  dropOwnPublications,
   dropPublicationAndSlot,
   dropSentinel,
   replicationName,
@@ -108,8 +110,27 @@ test('--replica-identity-full: the publication records the keyless tables it set
   expect(await relreplident()).toEqual(before);
   const left = await withClient(pg, database, (c) => c.query('SELECT 1 FROM pg_publication'));
   expect(left.rows).toEqual([]);
-  // Without the option nothing changes, and nothing is recorded.
+  // Without the option nothing changes (the note records no table).
   expect(await withClient(pg, database, (c) => createPublication(c, name))).toEqual([]);
   expect(await relreplident()).toEqual(before);
   await withClient(pg, database, (c) => dropPublicationAndSlot(c, name));
+
+  // A copy in the migration's snapshot (the target, a restore of the archive) carries the
+  // publication and the identity: dropOwnPublications removes them, and no user's publication.
+  await withClient(pg, database, (c) => createPublication(c, name, { replicaIdentityFull: true }));
+  const other = replicationName('20261202T120000Z-d4e5f6');
+  await withClient(pg, database, (c) =>
+    c.query(`CREATE PUBLICATION users_pub FOR TABLE ri_keyed; CREATE PUBLICATION ${other} FOR TABLE ri_keyed;
+             COMMENT ON PUBLICATION users_pub IS 'the users own'`),
+  );
+  const publications = () =>
+    withClient(pg, database, (c) =>
+      c.query<{ p: string }>('SELECT pubname AS p FROM pg_publication ORDER BY 1'),
+    ).then((r) => r.rows.map((row) => row.p));
+  // By its note, and by the name given (a publication without the note, as older versions left it).
+  expect(await withClient(pg, database, (c) => dropOwnPublications(c, other))).toEqual([name, other].sort());
+  expect(await relreplident()).toEqual(before);
+  expect(await publications()).toEqual(['users_pub']);
+  expect(await withClient(pg, database, (c) => dropOwnPublications(c))).toEqual([]);
+  await withClient(pg, database, (c) => c.query('DROP PUBLICATION users_pub'));
 });
