@@ -470,14 +470,22 @@ async function dropPublication(client: Client, name: string): Promise<void> {
  * copy made in the migration's snapshot (pg_dump's, so the migrated target and a restore of the
  * archived backup) carries the publication, its comment and the identity, none of them the
  * source's own. A publication is the migration's by its comment (see {@link createPublication}),
- * or by its name (`also`: the migration's own, whose comment older versions left out). Returns
- * the names dropped.
+ * or by its name (`also`: the migration's own, whose comment older versions left out). `among`
+ * limits the drop to those names (a restore's: the publications its archive carries, so that a
+ * clean restore never drops a live migration's publication in the database it restores into).
+ * Returns the names dropped.
  */
-export async function dropOwnPublications(client: Client, also?: string): Promise<string[]> {
+export async function dropOwnPublications(
+  client: Client,
+  names: { also?: string; among?: readonly string[] } = {},
+): Promise<string[]> {
+  if (names.among?.length === 0) return [];
   const { rows } = await client.query<{ name: string }>(
     `SELECT pubname AS name FROM pg_publication
-     WHERE starts_with(coalesce(obj_description(oid, 'pg_publication'), ''), $1) OR pubname = $2 ORDER BY 1`,
-    [IDENTITY_NOTE, also ?? null],
+     WHERE (starts_with(coalesce(obj_description(oid, 'pg_publication'), ''), $1) OR pubname = $2)
+       AND ($3::text[] IS NULL OR pubname = ANY ($3::text[]))
+     ORDER BY 1`,
+    [IDENTITY_NOTE, names.also ?? null, names.among ?? null],
   );
   for (const { name } of rows) await dropPublication(client, name);
   return rows.map((r) => r.name);

@@ -543,7 +543,9 @@ async function migrateDatabaseOnce(
     // neither: the source's FULL is what lets it apply a key-less table's changes).
     if (online) {
       await progress.timed('ownPublication', () =>
-        withClient(db.target, ctx.targetPassword, (target) => dropOwnPublications(target, online.name)),
+        withClient(db.target, ctx.targetPassword, (target) =>
+          dropOwnPublications(target, { also: online.name }),
+        ),
       );
     }
     const properties = withoutFreeze(state.properties, db.readOnlySetting);

@@ -246,9 +246,13 @@ export async function restoreBackup(
     stopIfInterrupted(signal);
     // A migration's archive is a copy in its online snapshot: the migration's own publication and
     // the REPLICA IDENTITY FULL it gave tables are not the source's (see dropOwnPublications).
+    // Only those the archive carries: a clean restore must not drop a live migration's publication.
     if (originOf(manifest) === 'migration') {
+      const among = (await readArchiveToc(createReadStream(files.dump)))
+        .filter((e) => e.desc === 'PUBLICATION' && e.tag)
+        .map((e) => e.tag as string);
       await progress.timed('ownPublication', () =>
-        withClient(loading.target, password, (target) => dropOwnPublications(target)),
+        withClient(loading.target, password, (target) => dropOwnPublications(target, { among })),
       );
     }
     // The tables spread over the job's sessions, as pg_restore's jobs were; the rows counted at

@@ -128,7 +128,13 @@ test('--replica-identity-full: the publication records the keyless tables it set
       c.query<{ p: string }>('SELECT pubname AS p FROM pg_publication ORDER BY 1'),
     ).then((r) => r.rows.map((row) => row.p));
   // By its note, and by the name given (a publication without the note, as older versions left it).
-  expect(await withClient(pg, database, (c) => dropOwnPublications(c, other))).toEqual([name, other].sort());
+  // `among` (a restore's: what its archive carries) leaves any other migration's publication alone.
+  expect(await withClient(pg, database, (c) => dropOwnPublications(c, { among: [other] }))).toEqual([]);
+  expect(await withClient(pg, database, (c) => dropOwnPublications(c, { among: [] }))).toEqual([]);
+  expect(await publications()).toEqual([name, other, 'users_pub'].sort());
+  expect(await withClient(pg, database, (c) => dropOwnPublications(c, { also: other }))).toEqual(
+    [name, other].sort(),
+  );
   expect(await relreplident()).toEqual(before);
   expect(await publications()).toEqual(['users_pub']);
   expect(await withClient(pg, database, (c) => dropOwnPublications(c))).toEqual([]);
