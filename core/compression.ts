@@ -11,7 +11,7 @@ import { Duplex, PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { Compression } from './contracts';
-import { PgferryError } from './errors';
+import { PgferryError, type PgferryErrorCode } from './errors';
 import { ChunkedCompression, Coalesce } from './metering';
 import { executableOnPath, keepStderr, runProcess } from './process';
 
@@ -118,6 +118,17 @@ export function createDecompressor(c: Compression): Duplex {
 }
 
 /**
+ * Reverses `createCompressor` as a stream that a restore reads: zstd and lz4 in their own
+ * processes (a core of their own, as {@link decompressFile} has them), zlib's without the zstd
+ * tool. A tool's failure fails the stream with its message (an error of `code`).
+ */
+export function decompressingStream(c: Compression, code: PgferryErrorCode = 'RestoreFailed'): Duplex {
+  if (c.codec === 'zstd' && onPath('zstd')) return throughProcess('zstd', ['-d', '-q', '-c', '-'], code);
+  if (c.codec === 'lz4') return throughProcess('lz4', ['-d', '-c', '-'], code);
+  return createDecompressor(c);
+}
+
+/**
  * Decompresses `input` into the new file `dst` as it arrives, the file growing as it goes (a reader
  * may follow it: core/growing-file.ts). zstd and lz4 run as their own tools writing the file
  * themselves (see {@link decompressFile} for why): the decompressed bytes never pass through this
@@ -173,19 +184,19 @@ export async function decompressStreamToFile(
   }
 }
 
-function throughProcess(command: string, args: string[]): Duplex {
+function throughProcess(command: string, args: string[], code: PgferryErrorCode = 'DumpFailed'): Duplex {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
   const stderr = keepStderr(child.stderr);
   child.on('error', (err) =>
     duplex.destroy(
-      new PgferryError('DumpFailed', `cannot run ${command}: ${err.message} (install the ${command} tool)`),
+      new PgferryError(code, `cannot run ${command}: ${err.message} (install the ${command} tool)`),
     ),
   );
-  child.on('close', (code, signal) => {
-    if (code !== 0 && !duplex.destroyed) {
+  child.on('close', (exit, signal) => {
+    if (exit !== 0 && !duplex.destroyed) {
       duplex.destroy(
-        new PgferryError('DumpFailed', `${command} exited with ${code ?? signal}: ${stderr().trim()}`),
+        new PgferryError(code, `${command} exited with ${exit ?? signal}: ${stderr().trim()}`),
       );
     }
   });

@@ -245,6 +245,11 @@ export class CopyStream implements TableDataListener {
     return new Map([...this.tables.values()].map((t) => [t.dumpId, t.rows]));
   }
 
+  /** The load's failure (a session's, the tables' creation, an abort), once it failed. */
+  get error(): Error | undefined {
+    return this.failure;
+  }
+
   /** Stops the load (its sessions end, their COPYs rolled back); the reason is the error. */
   abort(reason: unknown): void {
     this.fail(reason);

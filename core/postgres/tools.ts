@@ -763,6 +763,23 @@ export function splitRestoreList(entries: string[]): { first: string[]; last: st
   return { first, last };
 }
 
+/**
+ * A pg_restore list (`--use-list`) of the TOC's SEQUENCE SET entries, written beside
+ * `definitionsFile` (a header and TOC alone): each sequence's value, the data section's entries
+ * that are not COPY data, restored from it once the tables' data is in. Undefined when there is none.
+ */
+export async function sequenceSetList(
+  definitionsFile: string,
+  toc: readonly ArchiveTocEntry[],
+): Promise<string | undefined> {
+  const ids = toc.filter((e) => e.desc === 'SEQUENCE SET').map((e) => e.dumpId);
+  if (!ids.length) return undefined;
+  // pg_restore reads a list's lines by their leading dumpId alone.
+  const list = `${definitionsFile}.sequences.list`;
+  await writeFile(list, ids.map((id) => `${id};\n`).join(''), { mode: 0o600 });
+  return list;
+}
+
 async function runPgRestore(
   pgRestore: PgToolBinary,
   args: string[],

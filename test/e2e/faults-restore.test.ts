@@ -1,6 +1,6 @@
 /**
  * Faults during a restore: the runner's download folder filling up, and the target server
- * restarting while pg_restore runs. Each is reported as a failure that says what to do next,
+ * restarting while the restore loads a table. Each is reported as a failure that says what to do next,
  * recorded in the stored restore report, and following that advice the restore then succeeds.
  * A corrupted object is found before the target is touched, also when the restore would
  * replace an existing database (new databases and missing objects: restore.test.ts).
@@ -166,7 +166,7 @@ describe('the target server restarting mid-restore', () => {
 
   test('is reported failed with what to do next, and recorded; following that, the restore succeeds', async () => {
     const restoring = restore(targetUrl());
-    await waitFor('pg_restore to be copying the slow table', () =>
+    await waitFor('the slow table to be loading', () =>
       withClient(asTarget(), 'postgres', async (c) => {
         const { rows } = await c.query(
           "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY public.slow %'",
@@ -184,7 +184,7 @@ describe('the target server restarting mid-restore', () => {
 
     const failed = await restoring;
     expect(failed.code).toBe(1);
-    expect(failed.stderr).toMatch(/^pgferry: pg_restore failed \(1\): /);
+    expect(failed.stderr).toMatch(/^pgferry: loading the data( of \S+)? failed: terminating connection /);
     expect(failed.stderr.trimEnd().split('\n')).toHaveLength(1);
     const advice =
       /\(the database (\S+), which the restore loads before renaming it (\S+), (was dropped|is left in place: drop it, then run the restore again); nothing was written to (\S+)\)$/.exec(
@@ -197,7 +197,7 @@ describe('the target server restarting mid-restore', () => {
     expect(await databaseExists(asTarget(), target)).toBe(false);
     expect(storedReports().find((r) => r.target.database === target)).toMatchObject({
       status: 'failed',
-      error: expect.stringMatching(/^pg_restore failed/),
+      error: expect.stringMatching(/^loading the data( of \S+)? failed/),
     });
 
     if (await databaseExists(asTarget(), restoringName(target))) {

@@ -3,7 +3,7 @@
  * to clean up left behind.
  *
  * - Ctrl-C (SIGINT to the CLI's process group, as a terminal sends it) of a restore and of a verify
- *   in the middle of pg_restore: nothing is left — no database, no work folder, no process (verify's
+ *   in the middle of loading a table (a verify's pg_restore): nothing is left — no database, no work folder, no process (verify's
  *   throwaway server stopped) — the failed report is stored, and the CLI prints one line and exits
  *   130. A backup stopped the same way leaves nothing listed (the workflow's Cleanup runs).
  * - SIGTERM of the task alone (ECS stopping it) and the CLI's death (SIGKILL of the CLI alone): the
@@ -12,7 +12,7 @@
  *   command that removes it, and the next run removes the dead run's work folder and stops the
  *   server still running in it, saying so in one line.
  *
- * Each fault lands where the runs are observed to be (pg_restore copying a table that takes
+ * Each fault lands where the runs are observed to be (a session copying a table that takes
  * seconds to load: each row is checked by a function that sleeps 2 ms), never after a guessed delay.
  */
 import { chmodSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -70,8 +70,28 @@ const restoreArgs = (target: string) => [
 ];
 const verifyArgs = () => ['verify', '--store', store, '--backup', backedUp.manifest.id, '--database', source];
 
-/** Waits until the run's task says it is in its pgRestore phase, and its pg_restore (not a --list) runs. */
-async function midRestore(run: Run, workDir: string): Promise<void> {
+/** Waits until the run's task says it is in its load phase, and a session of it copies the slow table. */
+async function midRestore(run: Run, target: string): Promise<void> {
+  await waitFor('the load phase', () => (run.stderr().includes('"phase":"load"') ? true : undefined));
+  await waitFor(
+    'the slow table to be loading',
+    () =>
+      withClient(pg, 'postgres', async (c) => {
+        const { rows } = await c.query(
+          "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY public.slow %'",
+          [restoringName(target)],
+        );
+        return rows.length ? true : undefined;
+      }),
+    60_000,
+  );
+}
+
+/**
+ * Waits until the verify's task is in its pgRestore phase (a drill restores the roles too, so it
+ * restores from the downloaded file), and its pg_restore (not a --list) runs.
+ */
+async function midVerify(run: Run, workDir: string): Promise<void> {
   await waitFor('the pgRestore phase', () =>
     run.stderr().includes('"phase":"pgRestore"') ? true : undefined,
   );
@@ -120,11 +140,11 @@ function newWorkDir(): string {
 }
 
 describe('restore', () => {
-  test('Ctrl-C mid-pg_restore: the database is dropped, the work folder removed, the report stored; one line, exit 130', async () => {
+  test('Ctrl-C mid-load: the database is dropped, the work folder removed, the report stored; one line, exit 130', async () => {
     const target = uniqueName('rint');
     const workDir = newWorkDir();
     const run = start(restoreArgs(target), workDir);
-    await midRestore(run, workDir);
+    await midRestore(run, target);
     // The restore loads a database of another name, renamed into place only once complete.
     const loading = restoringName(target);
     expect(await databaseExists(loading)).toBe(true);
@@ -153,7 +173,7 @@ describe('restore', () => {
       const target = uniqueName('rterm');
       const workDir = newWorkDir();
       const run = start(restoreArgs(target), workDir);
-      await midRestore(run, workDir);
+      await midRestore(run, target);
       const runner = descendants(run.pid).find((p) => commandLine(p).includes('pg-tools/src/main.js'));
       if (!runner) throw new Error('no runner');
       if (fault !== 'CLI SIGKILL') {
@@ -184,7 +204,7 @@ describe('restore', () => {
     const target = uniqueName('rkill');
     const workDir = newWorkDir();
     const run = start(restoreArgs(target), workDir);
-    await midRestore(run, workDir);
+    await midRestore(run, target);
     const runner = descendants(run.pid).find((p) => commandLine(p).includes('pg-tools/src/main.js'));
     process.kill(-run.pid, 'SIGKILL');
     await run.done;
@@ -230,7 +250,7 @@ describe('verify', () => {
   test('Ctrl-C mid-pg_restore: its server is stopped, its folder removed, the report stored; one line, exit 130', async () => {
     const workDir = newWorkDir();
     const run = start(verifyArgs(), workDir);
-    await midRestore(run, workDir);
+    await midVerify(run, workDir);
     expect(processesIn(workDir).some((cmd) => /postgres/.test(cmd) && cmd.includes(' -D '))).toBe(true);
     process.kill(-run.pid, 'SIGINT');
     const result = await run.done;
@@ -250,7 +270,7 @@ describe('verify', () => {
   test('kill -9 of everything leaves its server running; the next run stops it, removes the folder, says so, and passes', async () => {
     const workDir = newWorkDir();
     const run = start(verifyArgs(), workDir);
-    await midRestore(run, workDir);
+    await midVerify(run, workDir);
     const runner = descendants(run.pid).find((p) => commandLine(p).includes('pg-tools/src/main.js'));
     process.kill(-run.pid, 'SIGKILL');
     await run.done;

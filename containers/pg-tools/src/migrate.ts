@@ -29,7 +29,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -118,6 +118,7 @@ import {
   keepStderr,
   pgRestoreParallel,
   runTool,
+  sequenceSetList,
   sessionSettings,
 } from '../../../core/postgres/tools';
 import {
@@ -835,12 +836,8 @@ async function restoreSequences(
   definitionsFile: string,
   toc: readonly ArchiveTocEntry[],
 ): Promise<void> {
-  const ids = toc.filter((e) => e.desc === 'SEQUENCE SET').map((e) => e.dumpId);
-  if (!ids.length) return;
-  // pg_restore reads a list's lines by their leading dumpId alone.
-  const list = `${definitionsFile}.sequences.list`;
-  await writeFile(list, ids.map((id) => `${id};\n`).join(''), { mode: 0o600 });
-  await restoreDefinitions(ctx, db, definitionsFile, [`--use-list=${list}`]);
+  const list = await sequenceSetList(definitionsFile, toc);
+  if (list) await restoreDefinitions(ctx, db, definitionsFile, [`--use-list=${list}`]);
 }
 
 /**

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
-import { decompressFile, decompressStreamToFile } from '../../../core/compression';
+import { decompressFile } from '../../../core/compression';
 import {
   type BackupManifest,
   type Connection,
@@ -25,7 +25,6 @@ import {
   type ToastCompression,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
-import type { GrowingFile } from '../../../core/growing-file';
 import { Meter } from '../../../core/metering';
 import {
   analyzeInParallel,
@@ -59,17 +58,16 @@ import {
   terminateSessions,
 } from '../../../core/postgres/target-sessions';
 import {
-  type ArchiveSizes,
-  loadSplitTables,
   pgRestoreParallel,
   pgRestoreSections,
-  tablesToSplit,
+  sequenceSetList,
+  sessionSettings,
 } from '../../../core/postgres/tools';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../core/store-keys';
 import { PROGRESS_INTERVAL_MS, type TaskProgress, throttled } from '../../../core/task-progress';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
-import { ArrivingDump } from './arriving-dump';
+import { ArchiveUnreadable, NotStreamable, type StreamedArchive, streamArchive } from './restore-stream';
 import { interruption, type PhasedDeps, type RestoreProgress, stopIfInterrupted } from './run';
 import { toolEnv } from './tool-env';
 import { treeReads } from './watchdog';
@@ -138,15 +136,6 @@ export async function restoreBackup(
   let created: string | undefined;
   // Whether anything of the backup has reached the target (in clean mode: once verified).
   let writing = false;
-  // Stops the download and what loads while it runs: on an interruption, or when the download fails.
-  const stop = new AbortController();
-  const interrupted = () => stop.abort(signal?.reason);
-  signal?.addEventListener('abort', interrupted, { once: true });
-  // What loads while the backup downloads (its split tables' loads may run on after it returns).
-  let early: Promise<Preloaded | undefined> = Promise.resolve(undefined);
-  const arriving = streams(manifest, into)
-    ? new ArrivingDump(path.join(workDir, 'definitions.pgdump'))
-    : undefined;
   // Create mode: autovacuum is held off the new database's tables from their creation (the
   // pre-data) until its checks are done (see core/postgres/autovacuum-hold.ts). Not in clean
   // mode: a clean restore that fails leaves the database partly replaced, and must not also
@@ -160,6 +149,9 @@ export async function restoreBackup(
           progress.timings.holdAutovacuum = (Date.now() - t0) / 1000;
         }
       : undefined;
+  // What the streamed load gave (restore-stream.ts); undefined when the archive was restored from
+  // a file.
+  let streamed: StreamedArchive | undefined;
   try {
     // A new database is created while the backup downloads and is verified: its CREATE DATABASE
     // and the download's checksums and decompression overlap. Marked incomplete (naming the run,
@@ -175,6 +167,7 @@ export async function restoreBackup(
             }),
           )
         : undefined;
+    creating?.catch(() => undefined); // awaited below (and by the streamed load's sessions)
     const choosing = choosePgTool(
       'pg_restore',
       manifest.tool.pgDumpMajor,
@@ -182,63 +175,146 @@ export async function restoreBackup(
       deps.env,
       `the backup's archive was written by ${describeArchive(manifest)}`,
     ).then(async (tool) => ({ tool, psql: await siblingTool(tool, 'psql').catch(() => undefined) }));
-    const downloading = progress
-      .timed('download', () =>
-        downloadVerified(deps.store, manifest, workDir, checks, stop.signal, deps.onProgress, arriving),
-      )
-      .catch((err: unknown) => {
-        // What loads while it downloads stops: the backup is not to be restored.
-        stop.abort(err);
-        throw err;
-      });
-    early = arriving
-      ? loadWhileDownloading(arriving, { creating, choosing, hold }, loading, manifest, progress, {
-          ...deps,
-          signal: stop.signal,
-        })
-      : Promise.resolve(undefined);
-    const [downloaded, createdDb, chosen, loaded] = await Promise.allSettled([
-      downloading,
-      creating,
-      choosing,
-      early,
-    ]);
-    // The checksum's verdict first: a corrupt backup is what the user must hear of.
-    if (downloaded.status === 'rejected') throw downloaded.reason;
-    if (createdDb.status === 'rejected') throw createdDb.reason;
-    if (chosen.status === 'rejected') throw chosen.reason;
-    if (loaded.status === 'rejected') throw loaded.reason;
-    const files = downloaded.value;
-    const { tool: pgRestore, psql } = chosen.value;
-    const preloaded = loaded.value;
-    stopIfInterrupted(signal);
-
-    if (into.mode === 'clean') {
-      await progress.timed('checkTarget', () => prepareCleanTarget(into, files.dump, checks));
-    }
-    stopIfInterrupted(signal);
-    writing = true;
-    if (into.withGlobals) {
-      checks.globals = await progress.timed('globals', () =>
-        withMaintenance(into.target, password, (admin) =>
-          applyGlobals(admin, files.globals, pgRestore, psql, into, manifest, deps),
+    choosing.catch(() => undefined); // awaited below
+    const dump = manifest.objects.find((o) => o.kind === 'dump');
+    if (streams(manifest, into) && dump) {
+      const report = downloadReport(dump.bytes, deps.onProgress);
+      const loaded = progress.timed('load', () =>
+        streamArchive({
+          store: deps.store,
+          manifest,
+          object: dump,
+          workDir,
+          jobs: loading.jobs,
+          spreadBytes: loading.splitMinBytes,
+          // The sessions connect once the database exists.
+          connect: async () => {
+            await creating;
+            return connectPg(loading.target, password);
+          },
+          settings: copySettings(loading),
+          tablesReady: async (toc, definitions) => {
+            await creating;
+            const { tool } = await choosing;
+            stopIfInterrupted(signal);
+            writing = true;
+            if (isScoped(manifest.scope)) await createSchemas(toc, loading);
+            await progress.timed('preData', () =>
+              pgRestoreParallel(tool, {
+                args: [...restoreArgs(loading), '--section=pre-data'],
+                jobs: loading.jobs,
+                dumpFile: definitions,
+                env: restoreEnv(loading, deps),
+                onChild: deps.onChild,
+                signal,
+              }),
+            );
+            await hold?.();
+          },
+          verify: (sha256, bytes) => {
+            if (sha256 !== dump.sha256 || bytes !== dump.bytes) {
+              throw checksumFailure(dump, manifest, sha256, bytes);
+            }
+          },
+          signal,
+          onBytes: (bytes) => report(bytes),
+        }).then(
+          (done) => {
+            report(dump.bytes, true);
+            checks.checksums.push({ key: dump.key, sha256: dump.sha256, verified: true });
+            return done;
+          },
+          (err: unknown) => {
+            if (err instanceof NotStreamable) return undefined;
+            throw err instanceof ArchiveUnreadable ? downloadFailure(err.cause, dump, manifest, true) : err;
+          },
         ),
       );
+      const [load, createdDb, chosen] = await Promise.allSettled([loaded, creating, choosing]);
+      // The checksum's verdict first: a corrupt backup is what the user must hear of.
+      if (load.status === 'rejected') throw load.reason;
+      if (createdDb.status === 'rejected') throw createdDb.reason;
+      if (chosen.status === 'rejected') throw chosen.reason;
+      streamed = load.value;
+      stopIfInterrupted(signal);
+      if (streamed) {
+        const { tool } = chosen.value;
+        const { definitions, toc } = streamed;
+        await progress.timed('postData', async () => {
+          // The sequences' values (SEQUENCE SET, the data section's other entries) first.
+          const sequences = await sequenceSetList(definitions, toc);
+          if (sequences) {
+            await pgRestoreParallel(tool, {
+              args: [...restoreArgs(loading), `--use-list=${sequences}`],
+              jobs: 1,
+              dumpFile: definitions,
+              env: restoreEnv(loading, deps),
+              onChild: deps.onChild,
+            });
+          }
+          await pgRestoreParallel(tool, {
+            args: [...restoreArgs(loading), '--section=post-data'],
+            jobs: loading.jobs,
+            dumpFile: definitions,
+            env: restoreEnv(loading, deps),
+            onChild: deps.onChild,
+            signal,
+          });
+        });
+      }
     }
 
+    // Restored from a file: a clean restore's (verified before anything is changed), a parallel
+    // backup's, one with the roles, and an archive with large objects.
+    const files = streamed
+      ? undefined
+      : await (async () => {
+          const [downloaded, createdDb, chosen] = await Promise.allSettled([
+            progress.timed('download', () =>
+              downloadVerified(
+                deps.store,
+                manifest,
+                workDir,
+                checks,
+                signal,
+                downloadReport(
+                  manifest.objects.reduce((sum, o) => sum + o.bytes, 0),
+                  deps.onProgress,
+                ),
+              ),
+            ),
+            creating,
+            choosing,
+          ]);
+          // The checksum's verdict first: a corrupt backup is what the user must hear of.
+          if (downloaded.status === 'rejected') throw downloaded.reason;
+          if (createdDb.status === 'rejected') throw createdDb.reason;
+          if (chosen.status === 'rejected') throw chosen.reason;
+          return { ...downloaded.value, ...chosen.value };
+        })();
     stopIfInterrupted(signal);
-    if (preloaded) {
-      await progress.timed('pgRestore', () =>
-        restoreTheRest(pgRestore, files.dump, loading, deps, preloaded),
-      );
-    } else {
+
+    if (files) {
+      if (into.mode === 'clean') {
+        await progress.timed('checkTarget', () => prepareCleanTarget(into, files.dump, checks));
+      }
+      stopIfInterrupted(signal);
+      writing = true;
+      if (into.withGlobals) {
+        checks.globals = await progress.timed('globals', () =>
+          withMaintenance(into.target, password, (admin) =>
+            applyGlobals(admin, files.globals, files.tool, files.psql, into, manifest, deps),
+          ),
+        );
+      }
+      stopIfInterrupted(signal);
       if (isScoped(manifest.scope)) {
         await createSchemas(await readArchiveToc(createReadStream(files.dump)), loading);
       }
       await progress.timed('pgRestore', () =>
-        pgRestoreInto(pgRestore, files.dump, loading, deps, {
+        pgRestoreInto(files.tool, files.dump, loading, deps, {
           tableData: files.tableData,
-          psql,
+          psql: files.psql,
           afterPreData: hold,
         }),
       );
@@ -248,22 +324,27 @@ export async function restoreBackup(
     // the REPLICA IDENTITY FULL it gave tables are not the source's (see dropOwnPublications).
     // Only those the archive carries: a clean restore must not drop a live migration's publication.
     if (originOf(manifest) === 'migration') {
-      const among = (await readArchiveToc(createReadStream(files.dump)))
+      const toc = streamed?.toc ?? (await readArchiveToc(createReadStream((files as { dump: string }).dump)));
+      const among = toc
         .filter((e) => e.desc === 'PUBLICATION' && e.tag)
         .map((e) => e.tag as string);
       await progress.timed('ownPublication', () =>
         withClient(loading.target, password, (target) => dropOwnPublications(target, { among })),
       );
     }
-    // The tables spread over the job's sessions, as pg_restore's jobs were; the rows counted at
-    // once in a session of their own (reads both, neither waits for the other's locks).
+    // The tables spread over the job's sessions, as pg_restore's jobs were. The rows: a streamed
+    // load's COPYs' command tags; else counted at once in a session of their own (reads both,
+    // neither waits for the other's locks).
+    const loaded = streamed;
     const [analyzed, counted] = await Promise.allSettled([
       progress.timed('analyze', () =>
         analyzeInParallel(() => connectPg(loading.target, password), into.jobs),
       ),
-      withClient(loading.target, password, (target) =>
-        progress.timed('rowCounts', () => countRows(target, selectedTables(manifest, into))),
-      ),
+      loaded
+        ? Promise.resolve(loadedRows(selectedTables(manifest, into), loaded))
+        : withClient(loading.target, password, (target) =>
+            progress.timed('rowCounts', () => countRows(target, selectedTables(manifest, into))),
+          ),
     ]);
     if (analyzed.status === 'rejected') throw analyzed.reason;
     if (counted.status === 'rejected') throw counted.reason;
@@ -308,9 +389,6 @@ export async function restoreBackup(
       ),
     );
   } catch (caught) {
-    stop.abort(caught);
-    // Its sessions end before the database they load is dropped.
-    await early.then((preloaded) => preloaded?.loads).catch(() => undefined);
     // Interrupted, the tools' failures (they were stopped) say less than the interruption.
     const err = signal?.aborted ? interruption(signal) : caught;
     let message = errorMessage(err);
@@ -332,147 +410,33 @@ export async function restoreBackup(
     if (into.warnings?.length) message += ` (preflight warned: ${into.warnings.join('; ')})`;
     throw new PgferryError(err instanceof PgferryError ? err.code : 'RestoreFailed', message, { cause: err });
   } finally {
-    signal?.removeEventListener('abort', interrupted);
     await rm(workDir, { recursive: true, force: true });
   }
 }
 
 /**
- * Whether the restore begins while the backup downloads: in create mode (clean mode verifies first,
- * since it changes a database that exists), of one archive (a parallel backup's restore runs its
- * sections as before), and without `--with-globals` (the roles, created on the server outside the
- * renamed database, wait for the verified backup; the pre-data needs them).
+ * Whether the archive is streamed into the database as it downloads (restore-stream.ts): in create
+ * mode (clean mode verifies first, since it changes a database that exists), of one archive (a
+ * parallel backup's restore runs its sections from files), of every table (a `--schema` or
+ * `--table` restore lets pg_restore choose), and without `--with-globals` (the roles, created on
+ * the server outside the renamed database, wait for the verified backup; the pre-data needs them).
  */
 function streams(manifest: BackupManifest, into: RestoreTarget): boolean {
   return (
-    into.mode === 'create' && !into.withGlobals && manifest.objects.every((o) => o.kind !== 'table-data')
+    into.mode === 'create' &&
+    !into.withGlobals &&
+    into.schemas.length === 0 &&
+    into.tables.length === 0 &&
+    manifest.objects.every((o) => o.kind !== 'table-data')
   );
 }
 
-/** What {@link loadWhileDownloading} did: the tables it loads, and their loads' end. */
-interface Preloaded {
-  /** The TABLE DATA entries being loaded from the growing file (left out of the rest). */
-  tables: number[];
-  /** Whether the tables to split were chosen (by the manifest's sizes): the rest is not split. */
-  chosen: boolean;
-  loads: Promise<void>;
-  /** Where the tables' data starts: a table whose start never arrived is not loaded early. */
-  arriving: ArrivingDump;
-}
-
-/**
- * The part of a create restore that runs while the backup still downloads, into the database that
- * is renamed into place only once it is verified: as soon as the archive's TOC has arrived (and the
- * database is created), the pre-data (`pg_restore --section=pre-data` of the header and TOC alone);
- * then, when the manifest records the tables' data bytes, the tables {@link tablesToSplit} chooses
- * start loading in `jobs` COPY sessions each, read from the archive's file as it is written. Their
- * loads go on after this returns; undefined when the TOC never arrived (the restore then runs
- * whole once downloaded). A failure here does not stop the download: its checksum is still
- * the first thing the user hears of.
- */
-async function loadWhileDownloading(
-  arriving: ArrivingDump,
-  ready: {
-    creating: Promise<void> | undefined;
-    choosing: Promise<{ tool: PgToolBinary }>;
-    /** Holds autovacuum off the tables the pre-data created, before any is loaded. */
-    hold: (() => Promise<void>) | undefined;
-  },
-  loading: RestoreTarget,
-  manifest: BackupManifest,
-  progress: RestoreProgress,
-  deps: RestoreDeps,
-): Promise<Preloaded | undefined> {
-  const arrived = await arriving.toc;
-  if (!arrived) return undefined;
-  await ready.creating;
-  const { tool } = await ready.choosing;
-  deps.signal?.throwIfAborted();
-  if (isScoped(manifest.scope)) await createSchemas(arrived.toc, loading);
-  await progress.timed('preData', () =>
-    pgRestoreParallel(tool, {
-      args: [...restoreArgs(loading), '--section=pre-data'],
-      jobs: loading.jobs,
-      dumpFile: arrived.definitions,
-      env: restoreEnv(loading, deps),
-      onChild: deps.onChild,
-      signal: deps.signal,
-    }),
-  );
-  await ready.hold?.();
-  const tables = splitEarly(manifest, arrived.toc, loading.jobs, loading.splitMinBytes);
-  // With the manifest's sizes, what is split is chosen: the archive need not be read through for them.
-  if (tables) arriving.wantOnly(tables);
-  const file = arriving.file;
-  if (!tables?.length || !file)
-    return { tables: [], chosen: tables !== undefined, loads: Promise.resolve(), arriving };
-  const loads = progress.timed('splitLoad', () =>
-    loadSplitTables(
-      tool,
-      tables,
-      { toc: arrived.toc, intSize: arrived.intSize, offsets: (id) => arriving.dataStart(id) },
-      {
-        args: restoreArgs(loading),
-        sessions: loading.jobs,
-        dumpFile: file.path,
-        follow: file,
-        listFile: arrived.definitions,
-        env: restoreEnv(loading, deps),
-        onChild: deps.onChild,
-        connect: () => connectPg(loading.target, loading.password),
-        signal: deps.signal,
-      },
-    ),
-  );
-  loads.catch(() => undefined);
-  return { tables, chosen: true, loads, arriving };
-}
-
-/**
- * The TABLE DATA entries to load while the archive downloads: those {@link tablesToSplit} would
- * choose, by the data bytes the manifest records for each table; undefined when it records none
- * (a backup of an older pgferry).
- */
-function splitEarly(
-  manifest: BackupManifest,
-  toc: readonly ArchiveTocEntry[],
-  jobs: number,
-  minBytes?: number,
-): number[] | undefined {
-  const recorded = new Map(manifest.tables.map((t) => [JSON.stringify([t.schema, t.name]), t.dataBytes]));
-  const bytes = new Map<number, number>();
-  for (const e of toc) {
-    if (e.desc !== 'TABLE DATA' || !e.hadDumper || !e.copyStmt) continue;
-    const b = recorded.get(JSON.stringify([e.namespace ?? '', e.tag ?? '']));
-    if (b === undefined) return undefined;
-    bytes.set(e.dumpId, b);
-  }
-  return tablesToSplit(bytes, jobs, minBytes);
-}
-
-/**
- * After the download, what {@link loadWhileDownloading} left: one pg_restore of the data and
- * post-data, beside the split loads still running (the first to fail stops the other). The
- * post-data that needs a split table waits for its load; the rest runs as pg_restore's jobs free
- * up, so a table's indexes are built while the others still load.
- */
-async function restoreTheRest(
-  pgRestore: PgToolBinary,
-  dumpFile: string,
-  loading: RestoreTarget,
-  deps: RestoreDeps,
-  preloaded: Preloaded,
-): Promise<void> {
-  // Once downloaded, every block's start has arrived unless the archive could not be read.
-  const tables = preloaded.tables.filter((id) => preloaded.arriving.arrived(id));
-  await pgRestoreInto(pgRestore, dumpFile, loading, deps, {
-    sections: ['data', 'post-data'],
-    elsewhere: { tables, loaded: preloaded.loads },
-    // Split already chosen by the same sizes; else read as it downloaded, not read through again.
-    split: !preloaded.chosen,
-    sizes: preloaded.arriving.sizes,
-    signal: deps.signal,
-  });
+/** The COPY sessions' settings: pg_restore's sessions' (`PGOPTIONS`), and its `--role`. */
+function copySettings(into: RestoreTarget): [string, string][] {
+  return [
+    ...sessionSettings(loadSessionOptions(into.toastCompression)),
+    ...(into.role ? ([['role', into.role]] as [string, string][]) : []),
+  ];
 }
 
 /** A `--table` backup holds its tables but not their schemas: those the restore selects are created. */
@@ -572,100 +536,39 @@ async function downloadVerified(
   dir: string,
   checks: Checks,
   signal: AbortSignal | undefined,
-  onProgress?: (progress: TaskProgress) => void,
-  /** Reads the dump's archive as it arrives (see arriving-dump.ts). */
-  arriving?: ArrivingDump,
+  report: DownloadReport,
 ): Promise<{ dump: string; globals?: string; tableData: string[] }> {
   const files: { dump?: string; globals?: string } = {};
   const tableData: string[] = [];
-  const report = throttled(onProgress);
-  const totalBytes = manifest.objects.reduce((sum, o) => sum + o.bytes, 0);
   let before = 0;
-  const downloaded = (bytes: number, force = false) =>
-    report({ step: 'download', doneBytes: before + bytes, totalBytes }, force);
-  downloaded(0, true);
-  try {
-    for (const object of manifest.objects) {
-      const name =
-        object.kind === 'table-data'
-          ? `table-data-${tableData.length + 1}.pgdump`
-          : object.kind === 'dump'
-            ? 'dump.pgdump'
-            : 'globals.sql';
-      const file = path.join(dir, name);
-      if (arriving && object.kind === 'dump') {
-        await downloadGrowing(store, manifest, object, arriving.growing(file), arriving, signal, downloaded);
-      } else {
-        await downloadOne(store, manifest, object, file, signal, downloaded);
-      }
-      before += object.bytes;
-      checks.checksums.push({ key: object.key, sha256: object.sha256, verified: true });
-      if (object.kind === 'table-data') tableData.push(file);
-      else files[object.kind] = file;
-    }
-  } finally {
-    // No more of the archive is coming: what waits for a part that never came goes on without it.
-    arriving?.end();
+  for (const object of manifest.objects) {
+    const name =
+      object.kind === 'table-data'
+        ? `table-data-${tableData.length + 1}.pgdump`
+        : object.kind === 'dump'
+          ? 'dump.pgdump'
+          : 'globals.sql';
+    const file = path.join(dir, name);
+    await downloadOne(store, manifest, object, file, signal, (bytes) => report(before + bytes));
+    before += object.bytes;
+    checks.checksums.push({ key: object.key, sha256: object.sha256, verified: true });
+    if (object.kind === 'table-data') tableData.push(file);
+    else files[object.kind] = file;
   }
-  downloaded(0, true);
+  report(before, true);
   if (!files.dump) throw new PgferryError('BackupCorrupt', `backup ${manifest.id} has no dump object`);
   return { dump: files.dump, globals: files.globals, tableData };
 }
 
-/**
- * Downloads the dump object into `file`, hashing the stored bytes and decompressing them into the
- * file as they arrive, `arriving` reading the archive from the file as it grows: what loads while
- * it downloads reads the file too. Its checksum is known only at the end: what was loaded from it
- * before then went to a database that is renamed into place only once it matched.
- */
-async function downloadGrowing(
-  store: BackupStore,
-  manifest: BackupManifest,
-  object: StoredObject,
-  file: GrowingFile,
-  arriving: ArrivingDump,
-  signal: AbortSignal | undefined,
-  onBytes?: (bytes: number) => void,
-) {
-  const key = backupObjectKey(catalogNameOf(manifest), manifest.id, object.key);
-  const meter = new Meter({ sha256: true, onBytes });
-  // How far the decompressing tool has written, looked at every few milliseconds.
-  const look = () =>
-    stat(file.path).then(
-      (s) => file.grown(s.size),
-      () => undefined,
-    );
-  const watching = setInterval(() => void look(), GROWTH_POLL_MS);
-  const scanning = arriving.scan();
-  try {
-    const body = await store.download(key);
-    const hashed = pipeline(body, meter, { signal });
-    const [hashing, decompressing] = await Promise.allSettled([
-      hashed,
-      decompressStreamToFile(object.compression, meter, file.path, signal),
-    ]);
-    // The tool's failure first: reading stops when it does, a premature end of the hashing then.
-    if (decompressing.status === 'rejected') throw decompressing.reason;
-    if (hashing.status === 'rejected') throw hashing.reason;
-    file.finish((await stat(file.path)).size);
-  } catch (err) {
-    file.fail(err as Error);
-    // A decompression that failed before the end: the bytes hashed so far cannot match.
-    throw downloadFailure(err, object, manifest);
-  } finally {
-    clearInterval(watching);
-    await scanning;
-  }
-  const sha256 = meter.digest();
-  if (sha256 !== object.sha256 || meter.bytes !== object.bytes) {
-    const failed = checksumFailure(object, manifest, sha256, meter.bytes);
-    file.fail(failed);
-    throw failed;
-  }
-}
+/** Reports the bytes downloaded so far (the `download` step); `force` past the throttle. */
+type DownloadReport = (doneBytes: number, force?: boolean) => void;
 
-/** How often a growing archive's size is looked at: a table loading early waits at most this for more. */
-const GROWTH_POLL_MS = 20;
+/** A {@link DownloadReport} of `totalBytes`, its start reported at once. */
+function downloadReport(totalBytes: number, onProgress?: (progress: TaskProgress) => void): DownloadReport {
+  const report = throttled(onProgress);
+  report({ step: 'download', doneBytes: 0, totalBytes }, true);
+  return (doneBytes, force = false) => report({ step: 'download', doneBytes, totalBytes }, force);
+}
 
 function checksumFailure(object: StoredObject, manifest: BackupManifest, sha256: string, bytes: number) {
   return new PgferryError(
@@ -717,7 +620,13 @@ function discard(): Writable {
 }
 
 /** What a failed download or decompression of `object` tells the user: a full disk, or corruption. */
-export function downloadFailure(err: unknown, object: StoredObject, manifest: BackupManifest): PgferryError {
+export function downloadFailure(
+  err: unknown,
+  object: StoredObject,
+  manifest: BackupManifest,
+  /** Read as it streamed: the decompressing tool's failure is told as corruption too. */
+  unreadable = false,
+): PgferryError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return new PgferryError(
@@ -725,7 +634,7 @@ export function downloadFailure(err: unknown, object: StoredObject, manifest: Ba
       `no space left to download ${object.key}; nothing of the backup was written to the target`,
     );
   }
-  if (err instanceof PgferryError) return err;
+  if (err instanceof PgferryError && !(unreadable && err.code === 'RestoreFailed')) return err;
   // The checksum matched, so bytes that do not decompress were stored that way: corruption.
   return new PgferryError(
     'BackupCorrupt',
@@ -809,36 +718,19 @@ async function pgRestoreInto(
     tableData?: string[];
     /** psql beside pg_restore (looked up while the backup downloads), for a clean restore's drops. */
     psql?: PgToolBinary;
-    /** Only these sections (the pre-data having run while the backup downloaded). */
-    sections?: string[];
-    /** The archive's sizes, read as it downloaded. */
-    sizes?: ArchiveSizes;
-    /** Whether the largest tables may be split (when the data is loaded): by default. */
-    split?: boolean;
-    /** Tables loaded otherwise, and when they are (see `pgRestoreParallel`). */
-    elsewhere?: { tables: readonly number[]; loaded: Promise<void> };
-    signal?: AbortSignal;
     /** Runs between the pre-data and the data (the autovacuum hold). */
     afterPreData?: () => Promise<void>;
   } = {},
 ): Promise<void> {
   const { password } = request;
-  const { tableData = [], psql, sections = [] } = opts;
-  const args = [...restoreArgs(request), ...sections.map((section) => `--section=${section}`)];
+  const { tableData = [], psql } = opts;
+  const args = restoreArgs(request);
   const lockTimeout = request.mode === 'clean';
   const env = restoreEnv(request, deps);
   // A restore of some schemas or tables skips the rest of the archive: how much it reads is unknown.
-  // Its data section alone reads the archive through as the whole does; its post-data, no data.
   const selective = request.schemas.length > 0 || request.tables.length > 0 || tableData.length > 0;
   const archiveBytes = selective ? undefined : (await stat(dumpFile)).size;
-  const postDataOnly = sections.length > 0 && !sections.includes('data');
-  if (postDataOnly && archiveBytes !== undefined) {
-    deps.onProgress?.({ step: 'postData', doneBytes: archiveBytes, totalBytes: archiveBytes });
-  }
-  const reads = watchArchiveReads(
-    postDataOnly ? undefined : archiveBytes,
-    postDataOnly ? undefined : deps.onProgress,
-  );
+  const reads = watchArchiveReads(archiveBytes, deps.onProgress);
   const onChild = (child: ChildProcess) => {
     deps.onChild?.(child);
     reads.watch(child);
@@ -846,10 +738,7 @@ async function pgRestoreInto(
   try {
     // The largest tables' data in `jobs` COPY sessions each, read from the archive by this
     // process (see pgRestoreParallel).
-    const split =
-      opts.split !== false && (sections.length === 0 || sections.includes('data'))
-        ? { connect: () => connectPg(request.target, password), minBytes: request.splitMinBytes }
-        : undefined;
+    const split = { connect: () => connectPg(request.target, password), minBytes: request.splitMinBytes };
     if (tableData.length) {
       await pgRestoreSections(pgRestore, {
         args,
@@ -870,9 +759,6 @@ async function pgRestoreInto(
         env,
         onChild,
         split,
-        signal: opts.signal,
-        sizes: opts.sizes,
-        elsewhere: opts.elsewhere,
         afterPreData: opts.afterPreData,
       });
     }
@@ -957,6 +843,23 @@ async function sessionsNow(target: Connection, password: string | undefined) {
   } catch {
     return [];
   }
+}
+
+/**
+ * The rows a streamed load's COPYs loaded into each of `tables` (by its TABLE DATA entry; none
+ * when the archive has none for it).
+ */
+function loadedRows(
+  tables: { schema: string; name: string; rows: number }[],
+  { toc, rows }: StreamedArchive,
+): { schema: string; name: string; rows: number; restoredRows: number }[] {
+  const key = (schema: string, name: string) => JSON.stringify([schema, name]);
+  const loaded = new Map(
+    toc
+      .filter((e) => e.desc === 'TABLE DATA')
+      .map((e) => [key(e.namespace ?? '', e.tag ?? ''), rows.get(e.dumpId) ?? 0]),
+  );
+  return tables.map((t) => ({ ...t, restoredRows: loaded.get(key(t.schema, t.name)) ?? 0 }));
 }
 
 /** The backup's tables that the restore selected (`--schema`, `--table`), with their rows at the backup. */

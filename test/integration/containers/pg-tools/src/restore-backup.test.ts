@@ -1,15 +1,15 @@
 /**
- * The restore runner's overlap (containers/pg-tools/src/restore-backup.ts): a create restore loads
- * into a database of another name (`restoringName`), created and marked incomplete while the backup
- * is still downloaded and verified, its pre-data and its largest tables loaded while the archive
- * arrives; only once every checksum matched and the checks passed is it renamed to the target's
- * name. A checksum that fails — also at the very end, after loading began — drops it, and nothing
+ * The restore runner's overlap (containers/pg-tools/src/restore-backup.ts, restore-stream.ts): a
+ * create restore loads into a database of another name (`restoringName`), created and marked
+ * incomplete while the backup is still downloaded and verified, its pre-data run and its tables
+ * loaded by COPY sessions as the archive streams in; only once every checksum matched and the
+ * checks passed is it renamed to the target's name. A checksum that fails — also at the very end, after loading began — drops it, and nothing
  * ever had the target's name. Against a real server and a real backup in a folder store whose
  * download is held back at chosen points (so the tests fail when the database is created, or the
  * load begins, only after the download).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -122,7 +122,7 @@ test('a corrupt backup: the database created during the download is dropped, wit
   });
   // It existed during the download: marked incomplete by this run, with no table.
   expect(seen).toEqual({ mark: '20261202T170000Z-0a1b2c', tables: 0 });
-  expect(progress.timings.pgRestore).toBeUndefined();
+  expect(progress.timings.postData).toBeUndefined();
   expect(await databases(target, loading)).toEqual([]);
 }, 120_000);
 
@@ -192,17 +192,31 @@ test('a checksum that fails only at the end, after the load began: the loaded da
   expect(await databases(target, loading)).toEqual([]);
 }, 120_000);
 
-test('a sound backup: loaded while it downloads, renamed into place complete, the incomplete mark gone', async () => {
+test('a sound backup: loaded as it streams in, no decompressed copy written, renamed into place complete, the incomplete mark gone', async () => {
   const target = uniqueName('overlap_ok');
   const progress = new RestoreProgress();
+  // The largest file the restore's work folder held, looked at as it runs.
+  const work = mkdtempSync(path.join(tmpdir(), 'pgferry-overlap-work-'));
+  let largest = 0;
+  const looking = setInterval(() => {
+    for (const run of readdirSync(work)) {
+      for (const f of readdirSync(path.join(work, run), { withFileTypes: true })) {
+        if (f.isFile()) largest = Math.max(largest, statSync(path.join(work, run, f.name)).size);
+      }
+    }
+  }, 5);
   await restoreBackup(manifest, request(target), progress, {
     store: new LocalStore(store),
-    env: process.env,
-  });
+    env: { ...process.env, PGFERRY_WORK_DIR: work },
+  }).finally(() => clearInterval(looking));
   try {
     expect(Object.keys(progress.timings)).toEqual(
-      expect.arrayContaining(['download', 'preData', 'splitLoad', 'pgRestore', 'rename']),
+      expect.arrayContaining(['load', 'preData', 'postData', 'rename']),
     );
+    expect(Object.keys(progress.timings)).not.toContain('rowCounts');
+    // Only the archive's header and TOC went to disk: not the 2.3 MB of the table's rows.
+    expect(largest).toBeGreaterThan(0);
+    expect(largest).toBeLessThan(64 * 1024);
     expect(progress.checks.rowCounts).toEqual([
       { schema: 'public', name: 't', rows: 50000, restoredRows: 50000 },
     ]);
@@ -215,6 +229,7 @@ test('a sound backup: loaded while it downloads, renamed into place complete, th
     expect(restored).toEqual({ sum: { s: '1250025000', d: 50000 }, pk: 1, mark: undefined });
   } finally {
     await dropDatabase(pg, target);
+    rmSync(work, { recursive: true, force: true });
   }
 }, 120_000);
 
