@@ -236,6 +236,8 @@ export async function restoreBackup(
       if (createdDb.status === 'rejected') throw createdDb.reason;
       if (chosen.status === 'rejected') throw chosen.reason;
       streamed = load.value;
+      // Not streamed (large objects): the load phase only read the TOC; the file path's phases follow.
+      if (!streamed) delete progress.timings.load;
       stopIfInterrupted(signal);
       if (streamed) {
         const { tool } = chosen.value;
