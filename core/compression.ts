@@ -4,10 +4,9 @@
  * Measured ~4× faster than pg_dump's built-in gzip at a smaller size.
  */
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, open } from 'node:fs/promises';
-import { Duplex, PassThrough, type Readable, type Writable } from 'node:stream';
+import { copyFile } from 'node:fs/promises';
+import { Duplex, PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { Compression } from './contracts';
@@ -128,62 +127,6 @@ export function decompressingStream(c: Compression, code: PgferryErrorCode = 'Re
   return createDecompressor(c);
 }
 
-/**
- * Decompresses `input` into the new file `dst` as it arrives, the file growing as it goes (a reader
- * may follow it: core/growing-file.ts). zstd and lz4 run as their own tools writing the file
- * themselves (see {@link decompressFile} for why): the decompressed bytes never pass through this
- * process. Without the tool, zlib's. Fails as `decompressFile` does; aborting `signal` kills the tool.
- */
-export async function decompressStreamToFile(
-  c: Compression,
-  input: Readable,
-  dst: string,
-  signal?: AbortSignal,
-): Promise<void> {
-  const tool =
-    c.codec === 'lz4'
-      ? ['lz4', '-d', '-q', '-c', '-']
-      : c.codec === 'zstd' && onPath('zstd')
-        ? ['zstd', '-d', '-q', '-c', '-']
-        : undefined;
-  if (!tool) {
-    await pipeline(input, createDecompressor(c), createWriteStream(dst, { flags: 'wx', mode: 0o600 }), {
-      signal,
-    });
-    return;
-  }
-  const out = await open(dst, 'wx', 0o600);
-  try {
-    const child = spawn(tool[0], tool.slice(1), { stdio: ['pipe', out.fd, 'pipe'], signal });
-    const stderr = keepStderr(child.stderr as Readable);
-    const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
-    const fed = pipeline(input, child.stdin as Writable);
-    const [feeding, closing] = await Promise.allSettled([fed, closed]);
-    signal?.throwIfAborted();
-    if (closing.status === 'rejected') {
-      throw new PgferryError(
-        'RestoreFailed',
-        `cannot run ${tool[0]}: ${(closing.reason as Error).message} (install the ${tool[0]} tool)`,
-      );
-    }
-    const [code, killed] = closing.value;
-    // The input's own failure (not the tool's having stopped reading it) is what happened.
-    const cause = feeding.status === 'rejected' ? (feeding.reason as NodeJS.ErrnoException) : undefined;
-    if (cause && cause.code !== 'EPIPE' && cause.code !== 'ERR_STREAM_PREMATURE_CLOSE') throw cause;
-    if (code !== 0) {
-      const text = stderr();
-      const message = text.trim().split('\n').pop() || `exited with ${code ?? killed}`;
-      throw Object.assign(
-        new Error(`${tool[0]}: ${message}`),
-        /No space left|disk full/i.test(text) ? { code: 'ENOSPC' } : {},
-      );
-    }
-    if (cause) throw cause;
-  } finally {
-    await out.close();
-  }
-}
-
 function throughProcess(command: string, args: string[], code: PgferryErrorCode = 'DumpFailed'): Duplex {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
@@ -195,9 +138,7 @@ function throughProcess(command: string, args: string[], code: PgferryErrorCode 
   );
   child.on('close', (exit, signal) => {
     if (exit !== 0 && !duplex.destroyed) {
-      duplex.destroy(
-        new PgferryError(code, `${command} exited with ${exit ?? signal}: ${stderr().trim()}`),
-      );
+      duplex.destroy(new PgferryError(code, `${command} exited with ${exit ?? signal}: ${stderr().trim()}`));
     }
   });
   duplex.on('close', () => {

@@ -224,14 +224,7 @@ export class ArchiveScanner {
   /** Given each table's COPY text as it is read, when set (a migration's loader). */
   dataListener: TableDataListener | undefined;
 
-  constructor(
-    private readonly onToc?: (toc: ArchiveTocEntry[]) => void,
-    /**
-     * A table's data block starts at `offset` (what `tableDataOffsets` will hold for `dumpId`): a
-     * reader of the archive while it is being written can load the table from there on.
-     */
-    private readonly onTableData?: (dumpId: number, offset: number) => void,
-  ) {}
+  constructor(private readonly onToc?: (toc: ArchiveTocEntry[]) => void) {}
 
   /** Feeds the next bytes of the archive. Throws on a structure this reader cannot accept. */
   write(piece: Buffer): void {
@@ -374,10 +367,7 @@ export class ArchiveScanner {
           const dumpId = readArchiveInt(buf, pos + 1, this.intSize);
           pos += 1 + intBytes;
           this.startBlock(type, dumpId);
-          if (this.table) {
-            this.dataOffsets.set(dumpId, base + pos);
-            this.onTableData?.(dumpId, base + pos);
-          }
+          if (this.table) this.dataOffsets.set(dumpId, base + pos);
           break;
         }
         default: {

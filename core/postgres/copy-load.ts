@@ -10,17 +10,11 @@ import type { Writable } from 'node:stream';
 import type { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { errorMessage, PgferryError } from '../errors';
-import type { GrowingFile } from '../growing-file';
 import { endQuietly } from './connect';
 
 /** What {@link loadTableData} loads, and how. */
 export interface TableDataLoad {
   dumpFile: string;
-  /**
-   * `dumpFile` while it is still being written (a restore's download): its data is read as it
-   * arrives, waiting for more at the written end instead of stopping there.
-   */
-  follow?: GrowingFile;
   /** Where the table's data chunks start (`ArchiveScanner.tableDataOffsets`). */
   offset: number;
   /** The archive's int size (its header's). */
@@ -131,7 +125,7 @@ function onceDrained(sink: Writable): Promise<void> {
  * line it ends inside carried to the next piece — each byte is copied once.
  */
 export async function dealArchiveData(
-  load: Pick<TableDataLoad, 'dumpFile' | 'follow' | 'offset' | 'intSize' | 'name' | 'signal'>,
+  load: Pick<TableDataLoad, 'dumpFile' | 'offset' | 'intSize' | 'name'>,
   send: (piece: Buffer[]) => Promise<void>,
 ): Promise<void> {
   const { intSize } = load;
@@ -143,12 +137,9 @@ export async function dealArchiveData(
   /** Text read but not sent: whole buffers' tails (the start of a line), in order. */
   let carry: Buffer[] = [];
   let carryBytes = 0;
-  // Leaving the loop (a break, a throw) ends either: the file's reader returns, the stream is destroyed.
-  const stream: AsyncIterable<Buffer> = load.follow
-    ? load.follow.read(load.offset, load.signal)
-    : createReadStream(load.dumpFile, { start: load.offset, highWaterMark: 1024 * 1024 });
+  const stream = createReadStream(load.dumpFile, { start: load.offset, highWaterMark: 1024 * 1024 });
   try {
-    for await (const chunk of stream) {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
       let pos = 0;
       let text = 0; // the buffer's text is moved to chunk[0, text)
       while (pos < chunk.length) {
@@ -201,7 +192,7 @@ export async function dealArchiveData(
       await send(piece);
     }
   } finally {
-    if ('destroy' in stream) (stream as { destroy(): void }).destroy();
+    stream.destroy();
   }
   if (!ended) throw new PgferryError('RestoreFailed', `the archive ends inside the data of ${load.name}`);
   const out = Buffer.concat(carry, carryBytes);

@@ -10,7 +10,6 @@ import { rm, stat, writeFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Client } from 'pg';
 import { PgferryError } from '../errors';
-import type { GrowingFile } from '../growing-file';
 import { runProcess, type ToolRun } from '../process';
 import { ArchiveScanner, type ArchiveTocEntry } from './archive';
 import { cleanableOrder, readArchiveToc } from './archive-toc';
@@ -148,7 +147,7 @@ export interface SplitLoad {
  * process straight from the archive (`split.connect`'s sessions, {@link loadSplitTables}), is
  * dealt out, a piece of whole lines at a time, to `jobs` COPY sessions; the post-data that waits
  * for a split table ({@link waitingForTables}: its indexes and constraints, what depends on them)
- * follows once both are done. Tables the caller loads itself (`elsewhere`) are waited for alike.
+ * follows once both are done.
  */
 export async function pgRestoreParallel(
   pgRestore: PgToolBinary,
@@ -159,16 +158,11 @@ export async function pgRestoreParallel(
     env: NodeJS.ProcessEnv;
     onChild?: (child: ChildProcess) => void;
     split?: SplitLoad;
-    /** Aborted when a restore running beside this one failed: what this one still loads stops. */
-    signal?: AbortSignal;
-    /** The archive's sizes, when already read (as it downloaded): not read through again. */
-    sizes?: ArchiveSizes;
     /**
-     * TABLE DATA entries the caller loads itself (a restore's tables loaded while it downloads),
-     * done when `loaded` settles: they are left out of pg_restore's list, the post-data that needs
-     * those tables waits for `loaded`, the rest does not.
+     * Aborted to stop the restore (it was interrupted, or one running beside it failed): its
+     * pg_restores end, what it still loads stops.
      */
-    elsewhere?: { tables: readonly number[]; loaded: Promise<void> };
+    signal?: AbortSignal;
     /**
      * Runs once the pre-data (the tables) is restored, before any table's data is loaded (the
      * autovacuum hold, core/postgres/autovacuum-hold.ts); not with `--clean`.
@@ -181,26 +175,18 @@ export async function pgRestoreParallel(
   const clean = args.includes('--clean');
   const inOneRun = jobs === 1 || args.includes('--no-privileges');
   const splitting = split !== undefined && jobs > 1 && !clean;
-  const elsewhere = opts.elsewhere?.tables.length ? opts.elsewhere : undefined;
-  const excluded = new Set(elsewhere?.tables);
   if (clean && afterPreData) throw new Error('pgRestoreParallel: afterPreData is not for a --clean restore');
-  if (inOneRun && !clean && !splitting && !elsewhere && !afterPreData) {
+  if (inOneRun && !clean && !splitting && !afterPreData) {
     await run([...args, `--jobs=${jobs}`]);
     return;
   }
   // The pass over the archive for the tables' sizes starts at once: it runs beside pg_restore's
   // list and the pre-data (the tables must exist before any is loaded, whichever are split).
-  const sizing = splitting
-    ? opts.sizes
-      ? Promise.resolve(opts.sizes)
-      : readTableDataSizes(dumpFile)
-    : undefined;
-  let entries = (await run(['--list'])).stdout
-    .split('\n')
-    .filter((line) => /^\d+;/.test(line) && !excluded.has(idOf(line)));
+  const sizing = splitting ? readTableDataSizes(dumpFile) : undefined;
+  let entries = (await run(['--list'])).stdout.split('\n').filter((line) => /^\d+;/.test(line));
   const attaches = !clean && entries.some((line) => INDEX_ATTACH.test(line));
   const toc =
-    clean || attaches || elsewhere || afterPreData
+    clean || attaches || afterPreData
       ? await readArchiveToc(createReadStream(dumpFile))
       : sizing
         ? await readArchiveToc(createReadStream(dumpFile)).catch(() => undefined)
@@ -213,9 +199,7 @@ export async function pgRestoreParallel(
     ? [{ entries, parallel: true }]
     : planRestorePasses(entries, attaches ? toc : undefined);
   // Stages run one after the other; the parts of a stage at once.
-  let stages: { pass?: RestorePass; tables?: number[]; loaded?: Promise<void> }[][] = passes.map((pass) => [
-    { pass },
-  ]);
+  let stages: { pass?: RestorePass; tables?: number[] }[][] = passes.map((pass) => [{ pass }]);
   const lists: string[] = [];
   const listFile = async (entries: string[]) => {
     const file = `${dumpFile}.pass${lists.length}.list`;
@@ -225,10 +209,8 @@ export async function pgRestoreParallel(
   };
   let sizes: ArchiveSizes | undefined;
   const part =
-    ({ pass, tables, loaded }: { pass?: RestorePass; tables?: number[]; loaded?: Promise<void> }) =>
+    ({ pass, tables }: { pass?: RestorePass; tables?: number[] }) =>
     async (track: (child: ChildProcess) => void, stop: AbortSignal) => {
-      // The caller's own loads: waited for, not stopped here (the caller stops them when this fails).
-      if (loaded) await Promise.race([loaded, aborted(stop)]);
       if (tables?.length && sizes) {
         await loadSplitTables(pgRestore, tables, sizes, {
           args,
@@ -247,7 +229,7 @@ export async function pgRestoreParallel(
       await runPgRestore(pgRestore, [...more, dumpFile], env, track);
     };
   try {
-    if ((sizing || elsewhere || afterPreData) && toc && passes[0]) {
+    if ((sizing || afterPreData) && toc && passes[0]) {
       const [pre] = splitFirstPass(passes[0], [], toc);
       const [ran, sized] = await Promise.allSettled([
         atOnce([part({ pass: pre })], onChild, signal),
@@ -264,18 +246,11 @@ export async function pgRestoreParallel(
       const splitIds = sizes
         ? tablesToSplit(sizes.bytes, jobs, split?.minBytes).filter((id) => inRest.has(id) && loadable(id))
         : [];
-      if (splitIds.length || elsewhere) {
+      if (splitIds.length) {
         const [, data, post] = splitFirstPass(rest, splitIds, toc);
-        const [now, later] = postDataNowAndLater(
-          post,
-          waitingForTables(toc, [...splitIds, ...(elsewhere?.tables ?? [])]),
-        );
+        const [now, later] = postDataNowAndLater(post, waitingForTables(toc, splitIds));
         stages = [
-          [
-            { pass: { ...data, entries: [...data.entries, ...now.entries] } },
-            { tables: splitIds },
-            { loaded: elsewhere?.loaded },
-          ],
+          [{ pass: { ...data, entries: [...data.entries, ...now.entries] } }, { tables: splitIds }],
           [{ pass: later }],
           ...stages.slice(1),
         ];
@@ -292,8 +267,8 @@ export async function pgRestoreParallel(
 const idOf = (line: string) => Number(line.slice(0, line.indexOf(';')));
 
 /**
- * The post-data part of a pass cut in two: what runs beside the loads of tables loaded elsewhere,
- * and what waits for them — the entries in `waiting` ({@link waitingForTables}), and those
+ * The post-data part of a pass cut in two: what runs beside the loads of the split tables, and
+ * what waits for them — the entries in `waiting` ({@link waitingForTables}), and those
  * {@link RESTORED_LAST} (privileges, materialized views' data, event triggers: in a pass that
  * holds them, as with `--no-privileges`, an event trigger created beside the loads would fire on
  * the indexes built after them).
@@ -307,14 +282,6 @@ export function postDataNowAndLater(
     { ...post, entries: post.entries.filter((l) => !later(l)) },
     { ...post, entries: post.entries.filter(later) },
   ];
-}
-
-/** Settles when `signal` aborts, rejecting with its reason. */
-function aborted(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-  });
 }
 
 /**
@@ -352,19 +319,11 @@ export function waitingForTables(toc: readonly ArchiveTocEntry[], tableData: rea
 }
 
 /** What one read through an archive tells: its TOC, each table's data bytes and where they start. */
-export interface ArchiveSizes {
+interface ArchiveSizes {
   toc: ArchiveTocEntry[];
   bytes: Map<number, number>;
   offsets: Map<number, number>;
   intSize: number;
-}
-
-/** Where {@link loadSplitTables} finds the tables' data: the archive's TOC and each block's start. */
-export interface ArchiveData {
-  toc: readonly ArchiveTocEntry[];
-  intSize: number;
-  /** Where the entry's data block starts (awaited: the archive may still be arriving). */
-  offsets: ReadonlyMap<number, number> | ((dumpId: number) => Promise<number | undefined>);
 }
 
 /** The archive's TOC and the bytes of each table's data, read through the archive once. */
@@ -447,18 +406,14 @@ export function splitFirstPass(
  * restore's selection (`--schema`, `--table`, …) is pg_restore's own: `pg_restore --list` with it
  * lists the entries it would restore, and an entry it leaves out is not loaded.
  */
-export async function loadSplitTables(
+async function loadSplitTables(
   pgRestore: PgToolBinary,
   ids: readonly number[],
-  sizes: ArchiveData,
+  sizes: ArchiveSizes,
   opts: {
     args: string[];
     sessions: number;
     dumpFile: string;
-    /** `dumpFile` while it is being written: read as it grows (see core/growing-file.ts). */
-    follow?: GrowingFile;
-    /** An archive of the same TOC that pg_restore can list now (`dumpFile` when not given). */
-    listFile?: string;
     env: NodeJS.ProcessEnv;
     onChild?: (child: ChildProcess) => void;
     connect: () => Promise<Client>;
@@ -467,9 +422,8 @@ export async function loadSplitTables(
 ): Promise<void> {
   const { args, env } = opts;
   const listArgs = args.filter((a) => !/^--(dbname|exit-on-error|jobs|use-list|section)\b/.test(a));
-  const listFile = opts.listFile ?? opts.dumpFile;
   const listed = new Set(
-    (await runPgRestore(pgRestore, [...listArgs, '--list', listFile], env, opts.onChild)).stdout
+    (await runPgRestore(pgRestore, [...listArgs, '--list', opts.dumpFile], env, opts.onChild)).stdout
       .split('\n')
       .filter((line) => /^\d+;/.test(line))
       .map(idOf),
@@ -480,13 +434,10 @@ export async function loadSplitTables(
   if (role) setup.push(`SET ROLE ${quoteIdent(role.slice('--role='.length))}`);
   for (const id of ids) {
     const entry = byId.get(id);
-    if (!listed.has(id) || !entry?.copyStmt) continue;
-    const { offsets } = sizes;
-    const offset = typeof offsets === 'function' ? await offsets(id) : offsets.get(id);
-    if (offset === undefined) continue;
+    const offset = sizes.offsets.get(id);
+    if (!listed.has(id) || !entry?.copyStmt || offset === undefined) continue;
     await loadTableData({
       dumpFile: opts.dumpFile,
-      follow: opts.follow,
       offset,
       intSize: sizes.intSize,
       copyStmt: entry.copyStmt,

@@ -4,20 +4,16 @@
  * restored tables are identical to the source's (every row, values with tabs, newlines,
  * backslashes, NULLs and non-ASCII text, in a UTF8 and in a LATIN1 database), their indexes are
  * built, a selection that leaves the table out loads none of it, and a session ended during the
- * load fails the restore with every process and session of it gone. A table loaded by the caller
- * (`elsewhere`, as a restore loads its largest tables while the backup downloads): the post-data
- * that needs it waits for that load, the rest runs beside it.
+ * load fails the restore with every process and session of it gone.
  */
 import type { ChildProcess } from 'node:child_process';
-import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
-import { readArchiveToc } from '../../../../core/postgres/archive-toc';
 import { pgRestoreParallel, type SplitLoad } from '../../../../core/postgres/tools';
 import { pgTool, runTool } from '../../../support/cli';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../support/env';
-import { waitFor } from '../../../support/faults';
 
 const pg = testEnv().server(15);
 const database = uniqueName('split_src');
@@ -231,95 +227,6 @@ test('pg_restore failing beside the split load stops it: nothing of the split ta
     await dropDatabase(pg, target);
   }
 }, 300_000);
-
-/** The dumpId of the archive's TABLE DATA entry of `table`. */
-async function tableDataId(table: string): Promise<number> {
-  const toc = await readArchiveToc(createReadStream(dump));
-  return (toc.find((e) => e.desc === 'TABLE DATA' && e.tag === table) as { dumpId: number }).dumpId;
-}
-
-/**
- * Runs `body` on a new database holding the archive's pre-data (its tables, no row), with
- * pg_restore's arguments for it and the dumpId of `big`'s data; the database is dropped after.
- */
-async function withTablesOnly(
-  name: string,
-  body: (target: string, args: string[], big: number) => Promise<void>,
-): Promise<void> {
-  const target = uniqueName(name);
-  await createDatabase(pg, target);
-  const args = ['--exit-on-error', '--no-password', `--dbname=dbname=${target}`];
-  try {
-    await pgRestoreParallel(pgRestore, {
-      args: [...args, '--section=pre-data'],
-      jobs: 2,
-      dumpFile: dump,
-      env,
-    });
-    await body(target, args, await tableDataId('big'));
-  } finally {
-    await dropDatabase(pg, target);
-  }
-}
-
-test(
-  'a table loaded elsewhere: the post-data that needs it waits for its load, the rest does not',
-  () =>
-    withTablesOnly('split_elsewhere', async (target, args, big) => {
-      let loaded = (): void => undefined;
-      const restoring = pgRestoreParallel(pgRestore, {
-        args: [...args, '--section=data', '--section=post-data'],
-        jobs: 2,
-        dumpFile: dump,
-        env,
-        elsewhere: { tables: [big], loaded: new Promise<void>((resolve) => (loaded = resolve)) },
-      });
-      const state = () =>
-        withClient(pg, target, async (c) => ({
-          small: (await c.query('SELECT count(*)::int AS n FROM small')).rows[0].n,
-          indexes: (
-            await c.query(`SELECT indexrelid::regclass::text AS name FROM pg_index
-            WHERE indrelid IN ('big'::regclass, 'small'::regclass) ORDER BY 1`)
-          ).rows.map((r) => r.name),
-          foreignKeys: (await c.query(`SELECT 1 FROM pg_constraint WHERE contype = 'f'`)).rowCount,
-        }));
-      // The other table's data and its own index, while the table loaded elsewhere is not in yet.
-      await waitFor(
-        "the other table's key",
-        async () => (await state()).indexes.includes('small_pkey') || undefined,
-      );
-      // Nothing that needs the table: its key, its index, the foreign key referencing its key.
-      expect(await state()).toEqual({ small: 100, indexes: ['small_pkey'], foreignKeys: 0 });
-      // Its data, loaded by "the caller".
-      await runTool(pgRestore.path, [...args, '--data-only', '--table=big', dump], pg.env());
-      loaded();
-      await restoring;
-      // The source's sequence has been used by the tests before: its dumped value is 42's.
-      const { counter, ...restored } = await contents(target);
-      const { counter: _, ...source } = await contents(database);
-      expect({ ...restored, counter }).toEqual({ ...source, counter: 42 });
-    }),
-  300_000,
-);
-
-test(
-  'a load elsewhere that fails stops the restore beside it, with no process left',
-  () =>
-    withTablesOnly('split_elsewhere_fails', async (_target, args, big) => {
-      const children: ChildProcess[] = [];
-      const failure = await pgRestoreParallel(pgRestore, {
-        args: [...args, '--section=data', '--section=post-data'],
-        jobs: 2,
-        dumpFile: dump,
-        env,
-        onChild: (child) => children.push(child),
-        elsewhere: { tables: [big], loaded: Promise.reject(new Error('the load elsewhere failed')) },
-      }).catch((err: Error) => err);
-      expect((failure as Error).message).toBe('the load elsewhere failed');
-      expect(children.filter((c) => c.exitCode === null && c.signalCode === null)).toEqual([]);
-    }),
-  300_000,
-);
 
 const latin1 = uniqueName('split_latin1');
 
