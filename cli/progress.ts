@@ -21,9 +21,11 @@ const PHASE_WORDS: Record<string, string> = {
   createDatabase: 'creating the database',
   globals: 'creating missing roles',
   pgRestore: 'restoring tables',
-  // A create restore's, while the backup still downloads; and its end.
+  // A create restore's: the archive loaded as it downloads (the tables created first), then the
+  // indexes and constraints; and its end.
+  load: 'downloading and loading the tables',
   preData: 'creating the tables',
-  splitLoad: 'loading the largest tables',
+  postData: 'building indexes and constraints',
   rename: 'renaming the database into place',
   analyze: 'analyzing tables',
   rowCounts: 'counting rows',
@@ -33,7 +35,6 @@ const PHASE_WORDS: Record<string, string> = {
   // A migration's, each followed by the database's name.
   schemaTest: 'testing the schema on the target:',
   data: 'copying',
-  postData: 'building indexes and constraints:',
   verify: 'comparing with the source:',
   retry: 'retrying',
 };
@@ -43,6 +44,7 @@ const MIGRATE_PHASE_WORDS: Record<string, string> = {
   createDatabase: 'creating the database',
   globals: 'storing the roles of',
   analyze: 'analyzing',
+  postData: 'building indexes and constraints:',
   databaseProperties: 'setting the database properties of',
   // An online migration's.
   replication: 'creating the publication and slot of',

@@ -111,6 +111,8 @@ test('phases and steps read as words, a migration naming its database; unknown o
   expect(phaseWords('restore', 'pgRestore')).toBe('restoring tables');
   expect(phaseWords('verify', 'startServer')).toBe('starting a throwaway server');
   expect(phaseWords('restore', 'download')).toBe('downloading and checking');
+  expect(phaseWords('restore', 'load')).toBe('downloading and loading the tables');
+  expect(phaseWords('restore', 'postData')).toBe('building indexes and constraints');
   expect(phaseWords('migrate', 'data shop')).toBe('copying shop');
   expect(phaseWords('migrate', 'postData shop')).toBe('building indexes and constraints: shop');
   expect(phaseWords('migrate', 'globals shop')).toBe('storing the roles of shop');
