@@ -138,7 +138,9 @@ function throughProcess(command: string, args: string[], code: PgferryErrorCode 
   );
   child.on('close', (exit, signal) => {
     if (exit !== 0 && !duplex.destroyed) {
-      duplex.destroy(new PgferryError(code, `${command} exited with ${exit ?? signal}: ${stderr().trim()}`));
+      duplex.destroy(
+        new PgferryError(code, `${command} exited with ${exit ?? signal}: ${stderr().trim()}`),
+      );
     }
   });
   duplex.on('close', () => {
