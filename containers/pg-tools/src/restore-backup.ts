@@ -636,7 +636,10 @@ export function downloadFailure(
       `no space left to download ${object.key}; nothing of the backup was written to the target`,
     );
   }
-  if (err instanceof PgferryError && !(unreadable && err.code === 'RestoreFailed')) return err;
+  // A decompressing tool's failure (lz4's) read as it streamed is the object's, not the restore's.
+  if (err instanceof PgferryError && !(unreadable && ['DumpFailed', 'RestoreFailed'].includes(err.code))) {
+    return err;
+  }
   // The checksum matched, so bytes that do not decompress were stored that way: corruption.
   return new PgferryError(
     'BackupCorrupt',
