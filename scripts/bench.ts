@@ -44,7 +44,7 @@ import { parseArgs } from 'node:util';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Client } from 'pg';
-import { RUNNER_NODE_FLAGS } from '../cli/local-executor';
+import { RUNNER_MALLOC_TUNABLES, RUNNER_NODE_FLAGS } from '../cli/local-executor';
 import {
   type BackupManifest,
   type BackupPlan,
@@ -880,6 +880,7 @@ async function orchestrationGroup(ctx: Context): Promise<void> {
     const m = await measure(process.execPath, [...RUNNER_NODE_FLAGS, RUNNER], {
       env: {
         ...ctx.env,
+        GLIBC_TUNABLES: RUNNER_MALLOC_TUNABLES,
         PGFERRY_ACTION: 'dump',
         PGFERRY_JOB_STORE: job.store,
         PGFERRY_JOB_KEY: job.key,

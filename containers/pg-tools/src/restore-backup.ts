@@ -178,7 +178,8 @@ export async function restoreBackup(
     choosing.catch(() => undefined); // awaited below
     const dump = manifest.objects.find((o) => o.kind === 'dump');
     if (streams(manifest, into) && dump) {
-      const report = downloadReport(dump.bytes, deps.onProgress);
+      // The tables load as the dump arrives: its bytes are the load's progress.
+      const report = downloadReport(dump.bytes, deps.onProgress, 'restore');
       const loaded = progress.timed('load', () =>
         streamArchive({
           store: deps.store,
@@ -562,14 +563,21 @@ async function downloadVerified(
   return { dump: files.dump, globals: files.globals, tableData };
 }
 
-/** Reports the bytes downloaded so far (the `download` step); `force` past the throttle. */
+/** Reports the bytes downloaded so far; `force` past the throttle. */
 type DownloadReport = (doneBytes: number, force?: boolean) => void;
 
-/** A {@link DownloadReport} of `totalBytes`, its start reported at once. */
-function downloadReport(totalBytes: number, onProgress?: (progress: TaskProgress) => void): DownloadReport {
+/**
+ * A {@link DownloadReport} of `totalBytes` as `step` (`download`; a streamed restore's `restore`,
+ * whose tables load as the bytes arrive), its start reported at once.
+ */
+function downloadReport(
+  totalBytes: number,
+  onProgress?: (progress: TaskProgress) => void,
+  step: 'download' | 'restore' = 'download',
+): DownloadReport {
   const report = throttled(onProgress);
-  report({ step: 'download', doneBytes: 0, totalBytes }, true);
-  return (doneBytes, force = false) => report({ step: 'download', doneBytes, totalBytes }, force);
+  report({ step, doneBytes: 0, totalBytes }, true);
+  return (doneBytes, force = false) => report({ step, doneBytes, totalBytes }, force);
 }
 
 function checksumFailure(object: StoredObject, manifest: BackupManifest, sha256: string, bytes: number) {
@@ -636,7 +644,10 @@ export function downloadFailure(
       `no space left to download ${object.key}; nothing of the backup was written to the target`,
     );
   }
-  if (err instanceof PgferryError && !(unreadable && err.code === 'RestoreFailed')) return err;
+  // A decompressing tool's failure (lz4's) read as it streamed is the object's, not the restore's.
+  if (err instanceof PgferryError && !(unreadable && ['DumpFailed', 'RestoreFailed'].includes(err.code))) {
+    return err;
+  }
   // The checksum matched, so bytes that do not decompress were stored that way: corruption.
   return new PgferryError(
     'BackupCorrupt',

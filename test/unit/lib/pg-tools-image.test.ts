@@ -10,6 +10,7 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
+import { RUNNER_MALLOC_TUNABLES, RUNNER_NODE_FLAGS } from '../../../cli/local-executor';
 import { REPO_ROOT } from '../../../lib/paths';
 import { PG_TOOLS_BUILD_CONTEXT, PG_TOOLS_DOCKERFILE } from '../../../lib/pg-tools-task';
 import { definitionOf, minimalConfig, synthesize } from './fixtures';
@@ -222,6 +223,12 @@ describe('the Dockerfile', () => {
       'ln -s /etc/pgferry/rds-global-bundle.pem /home/pgferry/.postgresql/root.crt',
     );
     expect(dockerfile).toContain('NODE_EXTRA_CA_CERTS=/etc/pgferry/rds-global-bundle.pem');
+  });
+
+  test("the runner's Node flags and allocator settings are the local runner's", () => {
+    const entrypoint = stage('tools').instructions.filter((i) => i.keyword === 'ENTRYPOINT').pop();
+    for (const flag of RUNNER_NODE_FLAGS) expect(entrypoint?.args).toContain(flag);
+    expect(dockerfile).toContain(`GLIBC_TUNABLES=${RUNNER_MALLOC_TUNABLES}`);
   });
 
   test('both images run as the non-root user 10001', () => {
