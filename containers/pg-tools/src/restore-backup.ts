@@ -113,8 +113,8 @@ export interface RestoreTarget {
  *
  * In create mode everything is loaded into a database of another name ({@link restoringName}),
  * renamed to the target's only once every checksum matched and the restore's checks passed: so
- * the load can begin while the backup is still downloading (see {@link loadWhileDownloading}), and
- * the target's name never holds what an unverified or incomplete restore wrote.
+ * the archive can stream into it as it downloads (restore-stream.ts), and the target's name never
+ * holds what an unverified or incomplete restore wrote.
  */
 export async function restoreBackup(
   manifest: BackupManifest,
@@ -328,9 +328,7 @@ export async function restoreBackup(
     // Only those the archive carries: a clean restore must not drop a live migration's publication.
     if (originOf(manifest) === 'migration') {
       const toc = streamed?.toc ?? (await readArchiveToc(createReadStream((files as { dump: string }).dump)));
-      const among = toc
-        .filter((e) => e.desc === 'PUBLICATION' && e.tag)
-        .map((e) => e.tag as string);
+      const among = toc.filter((e) => e.desc === 'PUBLICATION' && e.tag).map((e) => e.tag as string);
       await progress.timed('ownPublication', () =>
         withClient(loading.target, password, (target) => dropOwnPublications(target, { among })),
       );

@@ -226,7 +226,9 @@ describe('the Dockerfile', () => {
   });
 
   test("the runner's Node flags and allocator settings are the local runner's", () => {
-    const entrypoint = stage('tools').instructions.filter((i) => i.keyword === 'ENTRYPOINT').pop();
+    const entrypoint = stage('tools')
+      .instructions.filter((i) => i.keyword === 'ENTRYPOINT')
+      .pop();
     for (const flag of RUNNER_NODE_FLAGS) expect(entrypoint?.args).toContain(flag);
     expect(dockerfile).toContain(`GLIBC_TUNABLES=${RUNNER_MALLOC_TUNABLES}`);
   });
