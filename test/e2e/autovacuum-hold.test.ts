@@ -2,8 +2,8 @@
  * The autovacuum hold (core/postgres/autovacuum-hold.ts) through the CLI, on a server whose
  * autovacuum looks at every database every second (`autovacuum_naptime = 1`): a restore (create
  * mode, both its paths) and a migration hold autovacuum off the tables they load — seen at a gate
- * once the data is in (the restore's pg_restore of its data and post-data waits before it exits; the
- * migration's pg_restore of `--section=post-data` before it starts): the options set, and
+ * once the data is in (a streamed restore's and the migration's pg_restore of `--section=post-data`
+ * before it starts; a restore from a file, before its pg_restore of the data): the options set, and
  * autovacuum not running on the loaded tables for several naptimes — and leave
  * every table's and TOAST table's options exactly as the source's, its own `autovacuum_enabled`
  * (true or false) and other options included.
@@ -113,7 +113,7 @@ async function loadingDatabase(pg: TestPostgres): Promise<string> {
 /** Runs the CLI with the gated pg_restore; at the gate, `atGate` (then the gate opens). */
 async function gatedRun(
   args: string[],
-  gated: 'post-data' | 'data' | 'data-loaded',
+  gated: 'post-data' | 'data',
   atGate: () => Promise<void>,
 ): Promise<{ result: CliResult; reached: boolean }> {
   const gate = gatedPgRestore(gated);
@@ -134,7 +134,8 @@ test('a restore (create mode) holds autovacuum off the tables it loads, and give
   const target = 'autovac_restored';
   const { result, reached } = await gatedRun(
     ['restore', '--store', dir, '--backup', manifest.id, '--target', sourceUrl(pg, target), '--json'],
-    'data-loaded',
+    // Streamed: its COPYs have ended when the post-data's pg_restore starts.
+    'post-data',
     async () => expectHeld(pg, await loadingDatabase(pg)),
   );
   expect(result.stderr).toBe('');

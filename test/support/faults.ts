@@ -69,23 +69,17 @@ export interface GatedPgRestore {
  * Client tools (PostgreSQL 15's) whose pg_restore waits until `open()` before it starts when asked
  * (not to `--list`) for `post-data` (`--section=post-data`: what ran before it, a restore's or
  * migration's data, is loaded and no index built yet) or for `data` (`--section=data`, or a
- * `--use-list` listing TABLE DATA: the tables exist and none is loaded yet); with `data-loaded`,
- * a pg_restore asked for `--section=data` runs, then waits before it exits (its data and whatever
- * else it restores are in, and the restore has not gone on to its ANALYZE and checks).
+ * `--use-list` listing TABLE DATA: the tables exist and none is loaded yet).
  */
-export function gatedPgRestore(gated: 'post-data' | 'data' | 'data-loaded'): GatedPgRestore {
+export function gatedPgRestore(gated: 'post-data' | 'data'): GatedPgRestore {
   const root = mkdtempSync(path.join(tmpdir(), 'pgferry-gated-pg_restore-'));
   const bin = path.join(root, 'bin');
   const gate = path.join(root, 'open');
   const reached = path.join(root, 'reached');
   const listed = gated === 'data' ? `grep -q ' TABLE DATA ' "\${a#--use-list=}" && gated=1` : ':';
-  const section = gated === 'data-loaded' ? 'data' : gated;
-  // Waits at the gate before pg_restore runs, or (data-loaded) after it ran, with its exit status.
+  // Waits at the gate before pg_restore runs.
   const wait = `touch '${reached}'\n  while [ ! -e '${gate}' ]; do sleep 0.05; done`;
-  const run =
-    gated === 'data-loaded'
-      ? `if [ -n "$gated" ]; then\n  ${PG15_BIN}/pg_restore "$@"; status=$?\n  ${wait}\n  exit $status\nfi\nexec ${PG15_BIN}/pg_restore "$@"`
-      : `if [ -n "$gated" ]; then\n  ${wait}\nfi\nexec ${PG15_BIN}/pg_restore "$@"`;
+  const run = `if [ -n "$gated" ]; then\n  ${wait}\nfi\nexec ${PG15_BIN}/pg_restore "$@"`;
   mkdirSync(bin);
   writeFileSync(
     path.join(bin, 'pg_restore'),
@@ -94,7 +88,7 @@ gated=
 for a in "$@"; do
   case "$a" in
     --list) exec ${PG15_BIN}/pg_restore "$@" ;;
-    --section=${section}) gated=1 ;;
+    --section=${gated}) gated=1 ;;
     --use-list=*) ${listed} ;;
   esac
 done

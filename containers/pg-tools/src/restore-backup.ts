@@ -327,7 +327,7 @@ export async function restoreBackup(
     // the REPLICA IDENTITY FULL it gave tables are not the source's (see dropOwnPublications).
     // Only those the archive carries: a clean restore must not drop a live migration's publication.
     if (originOf(manifest) === 'migration') {
-      const toc = streamed?.toc ?? (await readArchiveToc(createReadStream((files as { dump: string }).dump)));
+      const toc = streamed?.toc ?? (files ? await readArchiveToc(createReadStream(files.dump)) : []);
       const among = toc.filter((e) => e.desc === 'PUBLICATION' && e.tag).map((e) => e.tag as string);
       await progress.timed('ownPublication', () =>
         withClient(loading.target, password, (target) => dropOwnPublications(target, { among })),
@@ -336,13 +336,13 @@ export async function restoreBackup(
     // The tables spread over the job's sessions, as pg_restore's jobs were. The rows: a streamed
     // load's COPYs' command tags; else counted at once in a session of their own (reads both,
     // neither waits for the other's locks).
-    const loaded = streamed;
+    const streamedRows = streamed;
     const [analyzed, counted] = await Promise.allSettled([
       progress.timed('analyze', () =>
         analyzeInParallel(() => connectPg(loading.target, password), into.jobs),
       ),
-      loaded
-        ? Promise.resolve(loadedRows(selectedTables(manifest, into), loaded))
+      streamedRows
+        ? Promise.resolve(loadedRows(selectedTables(manifest, into), streamedRows))
         : withClient(loading.target, password, (target) =>
             progress.timed('rowCounts', () => countRows(target, selectedTables(manifest, into))),
           ),

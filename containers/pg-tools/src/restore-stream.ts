@@ -126,16 +126,16 @@ export async function streamArchive(opts: StreamArchiveOptions): Promise<Streame
     await tablesReady;
     return { toc, rows, definitions };
   } catch (err) {
-    copy.abort(err);
-    // The pre-data's pg_restore ends before the caller drops the database it writes.
-    await tablesReady?.catch(() => undefined);
     // The load's own failure (a session's, the pre-data's), the checksum's, an interruption, as
-    // they are; else the object could not be read.
+    // they are; else the object could not be read. (Judged before the abort makes `err` the load's.)
     const asIs =
       err instanceof NotStreamable ||
       err === copy.error ||
       (err instanceof PgferryError && err.code === 'BackupCorrupt') ||
       signal?.aborted;
+    copy.abort(err);
+    // The pre-data's pg_restore ends before the caller drops the database it writes.
+    await tablesReady?.catch(() => undefined);
     throw asIs ? err : new ArchiveUnreadable(errorMessage(err), { cause: err });
   } finally {
     signal?.removeEventListener('abort', stopped);
