@@ -102,40 +102,33 @@ export function compressionStages(c: Compression): Duplex[] {
     : [new Coalesce(COMPRESSOR_CHUNK_BYTES), compressor];
 }
 
-/** Reverses `createCompressor`. */
-export function createDecompressor(c: Compression): Duplex {
+/**
+ * Reverses `createCompressor`; zstd and gzip by zlib on the thread pool, in output buffers of
+ * `chunkBytes`.
+ */
+export function createDecompressor(c: Compression, chunkBytes = ZLIB_CHUNK_BYTES): Duplex {
   switch (c.codec) {
     case 'none':
       return new PassThrough();
     case 'zstd':
-      return zlib.createZstdDecompress({ chunkSize: ZLIB_CHUNK_BYTES });
+      return zlib.createZstdDecompress({ chunkSize: chunkBytes });
     case 'gzip':
-      return zlib.createGunzip({ chunkSize: ZLIB_CHUNK_BYTES });
+      return zlib.createGunzip({ chunkSize: chunkBytes });
     case 'lz4':
       return throughProcess('lz4', ['-d', '-c', '-']);
   }
 }
 
 /**
- * Reverses `createCompressor` as a stream that a restore reads as it downloads: zstd and gzip by
- * zlib on the thread pool, in 1 MiB buffers, lz4 by its tool. Measured on the wide benchmark
- * database's 206 MB dump (542 MB out, into a reader in this process): zlib's zstd 0.8 CPU s in
- * all, against 1.3 for `zstd -d` piped through (its process, and the copy of everything it writes
- * through a socket into this one); 256 KiB buffers cost 0.1 s more.
+ * `createDecompressor` for a restore that reads the archive as it downloads, in 1 MiB buffers.
+ * Measured on the wide benchmark database's 206 MB dump (542 MB out, into a reader in this
+ * process): zlib's zstd 0.8 CPU s in all, against 1.3 for `zstd -d` piped through (its process,
+ * and the copy of everything it writes through a socket into this one); 256 KiB buffers cost 0.1 s
+ * more.
  */
 export function decompressingStream(c: Compression): Duplex {
-  switch (c.codec) {
-    case 'zstd':
-      return zlib.createZstdDecompress({ chunkSize: STREAM_CHUNK_BYTES });
-    case 'gzip':
-      return zlib.createGunzip({ chunkSize: STREAM_CHUNK_BYTES });
-    default:
-      return createDecompressor(c);
-  }
+  return createDecompressor(c, 1024 * 1024);
 }
-
-/** {@link decompressingStream}'s output buffers. */
-const STREAM_CHUNK_BYTES = 1024 * 1024;
 
 function throughProcess(command: string, args: string[]): Duplex {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });

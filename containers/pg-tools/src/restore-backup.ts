@@ -12,7 +12,6 @@ import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import { decompressFile } from '../../../core/compression';
@@ -67,7 +66,13 @@ import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../core/store-keys';
 import { PROGRESS_INTERVAL_MS, type TaskProgress, throttled } from '../../../core/task-progress';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
-import { ArchiveUnreadable, NotStreamable, type StreamedArchive, streamArchive } from './restore-stream';
+import {
+  ArchiveUnreadable,
+  discard,
+  NotStreamable,
+  type StreamedArchive,
+  streamArchive,
+} from './restore-stream';
 import { interruption, type PhasedDeps, type RestoreProgress, stopIfInterrupted } from './run';
 import { toolEnv } from './tool-env';
 import { treeReads } from './watchdog';
@@ -212,11 +217,7 @@ export async function restoreBackup(
             );
             await hold?.();
           },
-          verify: (sha256, bytes) => {
-            if (sha256 !== dump.sha256 || bytes !== dump.bytes) {
-              throw checksumFailure(dump, manifest, sha256, bytes);
-            }
-          },
+          verify: (sha256, bytes) => verifyChecksum(dump, manifest, sha256, bytes),
           signal,
           onBytes: (bytes) => report(bytes),
         }).then(
@@ -578,8 +579,10 @@ function downloadReport(
   return (doneBytes, force = false) => report({ step, doneBytes, totalBytes }, force);
 }
 
-function checksumFailure(object: StoredObject, manifest: BackupManifest, sha256: string, bytes: number) {
-  return new PgferryError(
+/** Throws unless the object's bytes (`sha256`, `bytes`) are the manifest's. */
+function verifyChecksum(object: StoredObject, manifest: BackupManifest, sha256: string, bytes: number): void {
+  if (sha256 === object.sha256 && bytes === object.bytes) return;
+  throw new PgferryError(
     'BackupCorrupt',
     `object ${object.key} of backup ${manifest.id} failed its checksum (sha256 ${sha256.slice(0, 12)}…, ` +
       `${bytes} bytes; the manifest says ${object.sha256.slice(0, 12)}…, ${object.bytes} bytes); ` +
@@ -613,18 +616,11 @@ async function downloadOne(
       : hashed.then(() => decompressFile(object.compression, compressed, file, signal));
     const [hashing, decompressing] = await Promise.allSettled([hashed, decompressed]);
     if (hashing.status === 'rejected') throw downloadFailure(hashing.reason, object, manifest);
-    const sha256 = meter.digest();
-    if (sha256 !== object.sha256 || meter.bytes !== object.bytes) {
-      throw checksumFailure(object, manifest, sha256, meter.bytes);
-    }
+    verifyChecksum(object, manifest, meter.digest(), meter.bytes);
     if (decompressing.status === 'rejected') throw downloadFailure(decompressing.reason, object, manifest);
   } finally {
     if (!localFile) await rm(compressed, { force: true });
   }
-}
-
-function discard(): Writable {
-  return new Writable({ write: (_chunk, _encoding, callback) => callback() });
 }
 
 /** What a failed download or decompression of `object` tells the user: a full disk, or corruption. */

@@ -144,6 +144,7 @@ export async function streamArchive(opts: StreamArchiveOptions): Promise<Streame
   }
 }
 
-function discard(): Writable {
+/** A sink that drops what it is given (a stream read for its side effects: its hash, its reader). */
+export function discard(): Writable {
   return new Writable({ write: (_chunk, _encoding, callback) => callback() });
 }
