@@ -1091,6 +1091,54 @@ function targets(ctx: Context): Target[] {
   return out;
 }
 
+/**
+ * What the machine's cores allow a speed target, from the CPU seconds measured in this run (every
+ * process of the command and the server's, medians): the baseline's own CPU seconds against what
+ * `CORES` cores give in the time the goal allows, and the best ratio pgferry's CPU seconds could
+ * give if they were spread over every core from the first second to the last. A goal past that
+ * ceiling needs less CPU spent, not better scheduling.
+ */
+function coreBudget(ctx: Context): string[] {
+  const cpu = (r: CaseResult) => median(r.cpuSeconds) + median(r.serverCpuSeconds);
+  const lines: string[] = [];
+  // [what, pgferry's case, the baseline's, the goal: pgferry `goal`× faster, or at most `goal`× its time]
+  const cases: [string, string, string, { faster: number } | { time: number }][] = [
+    ['restore', 'pgferry restore', 'pg_restore -j1 (default dump)', { faster: 1.5 }],
+    ['restore, wide', 'pgferry restore (wide)', 'pg_restore -j1 (wide dump)', { faster: 1.5 }],
+    ['migrate', 'pgferry migrate', 'pgcopydb clone', { time: 1 }],
+  ];
+  for (const [what, oursName, baseName, goal] of cases) {
+    const ours = find(ctx, oursName);
+    const base = find(ctx, baseName);
+    if (!ours?.cpuSeconds.length || !ours.serverCpuSeconds.length) continue;
+    if (!base?.cpuSeconds.length || !base.serverCpuSeconds.length) continue;
+    const baseWall = median(base.seconds);
+    const oursWall = median(ours.seconds);
+    const goalWall = 'faster' in goal ? baseWall / goal.faster : baseWall * goal.time;
+    const packed = cpu(ours) / CORES;
+    const cores = (r: CaseResult, wall: number) =>
+      `${cpu(r).toFixed(1)} CPU s in ${wall.toFixed(1)} s (${(cpu(r) / wall).toFixed(2)} cores)`;
+    lines.push(
+      `| ${what} | ${baseName.replace(/ \(.*\)$/, '')}: ${cores(base, baseWall)} | ` +
+        `${'faster' in goal ? `${goal.faster}× faster` : `≤ ${goal.time}× its time`}: ${goalWall.toFixed(1)} s, ` +
+        `${(CORES * goalWall).toFixed(1)} CPU s on ${CORES} cores | ${cores(ours, oursWall)} | ` +
+        `${packed.toFixed(1)} s: ${('faster' in goal ? baseWall / packed : packed / baseWall).toFixed(2)}${'faster' in goal ? '× faster' : '× its time'} |`,
+    );
+  }
+  return lines.length
+    ? [
+        '',
+        `What ${CORES} cores allow. CPU s: the command's processes and the server's, medians of this run. ` +
+          "pgferry's ceiling: its CPU seconds spread over every core from the first second to the last; " +
+          'a goal past it needs less CPU spent, not better scheduling.',
+        '',
+        "| comparison | the baseline | the goal | pgferry | pgferry's ceiling |",
+        '|---|---|---|---|---|',
+        ...lines,
+      ]
+    : [];
+}
+
 function peakOf(ctx: Context, groups: Group[]): number | undefined {
   const values = ctx.results
     .filter((r) => groups.includes(r.group) && r.pgferry)
@@ -1172,6 +1220,7 @@ function markdown(ctx: Context, info: Record<string, string>, dbBytes: number, s
       `| ${t.target} | ${t.goal} | ${t.measured} | ${t.met === undefined ? '—' : t.met ? 'yes' : 'no'} |`,
     );
   }
+  lines.push(...coreBudget(ctx));
   for (const name of ['pgferry restore', 'pgferry restore (wide)', 'pgferry migrate']) {
     const found = find(ctx, name);
     if (!found?.phases) continue;
