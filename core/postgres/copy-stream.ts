@@ -44,6 +44,11 @@ export interface CopyStreamOptions {
   spreadBytes?: number;
   /** Bytes queued per session before the stream is held back; 4 MiB by default. */
   queuedBytes?: number;
+  /**
+   * A table's rows are all loaded: the stream has passed its end and every COPY of its text has
+   * ended (each committed). Its quoted, schema-qualified name.
+   */
+  onTableLoaded?: (table: string) => void;
 }
 
 const NEWLINE = 0x0a;
@@ -96,6 +101,10 @@ interface TableLoad {
   home: Session | undefined;
   /** Rows loaded, from the command tags of its COPYs that have ended. */
   rows: number;
+  /** Pieces dealt whose COPY has not ended yet. */
+  unfinished: number;
+  /** The stream has passed its end. */
+  ended: boolean;
 }
 
 interface Piece {
@@ -103,6 +112,15 @@ interface Piece {
   bytes: Buffer;
   /** The batch the piece lies in, to be a batch again once the piece is sent. */
   batch?: Buffer;
+}
+
+/** A session's COPY of a table: the pieces written to it. */
+interface Copy {
+  table: TableLoad;
+  stream: ReturnType<typeof copyFrom>;
+  /** Settled once the server has ended it (its rows committed), or it failed. */
+  ended: Promise<void>;
+  pieces: number;
 }
 
 interface Session {
@@ -227,6 +245,8 @@ export class CopyStream implements TableDataListener {
     this.batchLength = marker;
     if (marker > 0) this.deal(load, ...this.takePiece(marker));
     this.batchLength = 0;
+    load.ended = true;
+    this.loadedYet(load);
   }
 
   /**
@@ -264,7 +284,16 @@ export class CopyStream implements TableDataListener {
     const entry = this.entries.get(table.dumpId);
     const name = `${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
     if (!entry?.copyStmt) throw new PgferryError(this.code, `no COPY statement for the data of ${name}`);
-    const load = { dumpId: table.dumpId, name, copyStmt: entry.copyStmt, sent: 0, home: undefined, rows: 0 };
+    const load = {
+      dumpId: table.dumpId,
+      name,
+      copyStmt: entry.copyStmt,
+      sent: 0,
+      home: undefined,
+      rows: 0,
+      unfinished: 0,
+      ended: false,
+    };
     this.tables.set(table.dumpId, load);
     return load;
   }
@@ -305,6 +334,7 @@ export class CopyStream implements TableDataListener {
     const session = load.home && load.sent < this.spreadBytes ? load.home : this.leastLoaded();
     load.home ??= session;
     load.sent += bytes.length;
+    load.unfinished++;
     session.queue.push({ table: load, bytes, batch });
     session.queued += bytes.length;
     this.queued += bytes.length;
@@ -331,7 +361,7 @@ export class CopyStream implements TableDataListener {
     client.on('error', (err) => this.fail(err));
     await client.query(setup);
     await Promise.race([tablesReady, this.failed]);
-    let copy: { table: TableLoad; stream: ReturnType<typeof copyFrom>; ended: Promise<void> } | undefined;
+    let copy: Copy | undefined;
     // The batches of the pieces written, free once the client's socket has handed all it was
     // given to the kernel (its 'drain', or nothing left after a write) and the COPY stream holds
     // none back (before the server accepts the COPY, it does).
@@ -362,6 +392,7 @@ export class CopyStream implements TableDataListener {
         copy = this.startCopy(client, piece.table);
       }
       const flowing = copy.stream.write(piece.bytes);
+      copy.pieces++;
       if (piece.batch) sent.push(piece.batch);
       if (!flowing) await Promise.race([once(copy.stream, 'drain'), this.failed]);
       recycle();
@@ -372,24 +403,29 @@ export class CopyStream implements TableDataListener {
     if (copy) await this.endCopy(copy);
   }
 
-  private startCopy(
-    client: Client,
-    table: TableLoad,
-  ): { table: TableLoad; stream: ReturnType<typeof copyFrom>; ended: Promise<void> } {
+  private startCopy(client: Client, table: TableLoad): Copy {
     const stream = client.query(copyFrom(table.copyStmt));
-    const ended = new Promise<void>((resolve, reject) => {
+    const copy: Copy = { table, stream, ended: Promise.resolve(), pieces: 0 };
+    copy.ended = new Promise<void>((resolve, reject) => {
       stream.on('finish', resolve);
       stream.on('error', reject);
     }).then(
       () => {
         table.rows += stream.rowCount;
+        table.unfinished -= copy.pieces;
+        this.loadedYet(table);
       },
       (err: unknown) => this.fail(err, table),
     );
-    return { table, stream, ended };
+    return copy;
   }
 
-  private async endCopy(copy: { stream: ReturnType<typeof copyFrom>; ended: Promise<void> }): Promise<void> {
+  /** Tells `onTableLoaded` once the table's rows are all loaded. */
+  private loadedYet(table: TableLoad): void {
+    if (table.ended && table.unfinished === 0 && !this.failure) this.opts.onTableLoaded?.(table.name);
+  }
+
+  private async endCopy(copy: Copy): Promise<void> {
     copy.stream.end();
     await Promise.race([copy.ended, this.failed]);
   }
