@@ -38,6 +38,7 @@ export async function analyzeInParallel(
   jobs: number,
   early?: AnalyzeAsLoaded,
 ): Promise<void> {
+  // Oids (digits, `oid::text`), written into the query: it has no parameters.
   const analyzed = early ? [...(await early.analyzed())] : [];
   const first = await connect();
   const sessions = [first];
@@ -47,13 +48,12 @@ export async function analyzeInParallel(
       SELECT format('%I.%I', n.nspname, c.relname) AS name
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'm', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
-          AND NOT (c.oid = ANY($1::oid[])
+          AND NOT (c.oid = ANY('{${analyzed.join(',')}}'::oid[])
                    AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indexprs IS NOT NULL)
                    AND NOT EXISTS (SELECT FROM pg_statistic_ext s WHERE s.stxrelid = c.oid))
         ORDER BY CASE WHEN c.relkind = 'p'
                    THEN (SELECT sum(pg_relation_size(i.inhrelid)) FROM pg_inherits i WHERE i.inhparent = c.oid)
                    ELSE pg_relation_size(c.oid) END DESC NULLS LAST, 1`,
-      [analyzed],
     );
     const queue = rows.map((r) => r.name);
     while (sessions.length < Math.min(jobs, queue.length)) sessions.push(await connect());

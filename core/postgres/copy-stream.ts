@@ -105,6 +105,8 @@ interface TableLoad {
   unfinished: number;
   /** The stream has passed its end. */
   ended: boolean;
+  /** `onTableLoaded` was told. */
+  told: boolean;
 }
 
 interface Piece {
@@ -160,6 +162,8 @@ export class CopyStream implements TableDataListener {
   private next = 0;
   private waiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
   private workers: Promise<void>[] | undefined;
+  /** `tablesReady` has resolved. */
+  private tablesCreated = false;
   private failure: Error | undefined;
   private readonly failed: Promise<never>;
   private rejectFailed: (err: Error) => void = () => undefined;
@@ -194,7 +198,14 @@ export class CopyStream implements TableDataListener {
     if (other) throw new PgferryError(this.code, `the archive's data cannot be loaded by COPY: ${other}`);
     this.entries = new Map(toc.map((e) => [e.dumpId, e]));
     const setup = copySessionSetup(toc, this.opts.settings).join(';\n');
-    tablesReady.catch((err: unknown) => this.fail(err));
+    tablesReady.then(
+      () => {
+        // A table with no rows may have passed before the tables existed.
+        this.tablesCreated = true;
+        for (const table of this.tables.values()) this.loadedYet(table);
+      },
+      (err: unknown) => this.fail(err),
+    );
     this.workers = this.sessions.map((session) =>
       this.work(session, setup, tablesReady).catch((err: unknown) => this.fail(err)),
     );
@@ -293,6 +304,7 @@ export class CopyStream implements TableDataListener {
       rows: 0,
       unfinished: 0,
       ended: false,
+      told: false,
     };
     this.tables.set(table.dumpId, load);
     return load;
@@ -422,7 +434,9 @@ export class CopyStream implements TableDataListener {
 
   /** Tells `onTableLoaded` once the table's rows are all loaded. */
   private loadedYet(table: TableLoad): void {
-    if (table.ended && table.unfinished === 0 && !this.failure) this.opts.onTableLoaded?.(table.name);
+    if (!table.ended || table.unfinished > 0 || table.told || !this.tablesCreated || this.failure) return;
+    table.told = true;
+    this.opts.onTableLoaded?.(table.name);
   }
 
   private async endCopy(copy: Copy): Promise<void> {

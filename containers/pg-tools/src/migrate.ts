@@ -509,8 +509,9 @@ async function migrateDatabaseOnce(
           definitionsWritten(failed);
           throw err;
         });
-        restoredRows = await copy.finish();
+        // The stream has ended: the tables whose COPYs end from here on are analyzed at the end.
         early?.stop();
+        restoredRows = await copy.finish();
         // The sequences' values (SEQUENCE SET, the data section's other entries) from the
         // definitions file: pg_restore restores only the entries listed.
         await restoreSequences(ctx, db, definitionsFile, archived?.toc ?? []);

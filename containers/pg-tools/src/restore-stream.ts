@@ -27,8 +27,8 @@ import { decompressingStream } from '../../../core/compression';
 import type { BackupManifest, StoredObject } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
 import { Meter } from '../../../core/metering';
-import { ArchiveRowCounter, type ArchiveTocEntry } from '../../../core/postgres/archive';
 import { AnalyzeAsLoaded } from '../../../core/postgres/admin';
+import { ArchiveRowCounter, type ArchiveTocEntry } from '../../../core/postgres/archive';
 import { CopyStream, notCopyData } from '../../../core/postgres/copy-stream';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../core/store-keys';
@@ -141,8 +141,10 @@ export async function streamArchive(opts: StreamArchiveOptions): Promise<Streame
     });
     if (!toc || !tablesReady || !reader.scanner.complete) throw new Error('the archive ends early');
     opts.verify(meter.digest(), meter.bytes);
-    const rows = await copy.finish();
+    // The stream has ended: the tables whose COPYs end from here on are analyzed at the end (an
+    // ANALYZE under way would hold their post-data back).
     analyzed.stop();
+    const rows = await copy.finish();
     await tablesReady;
     return { toc, rows, definitions, analyzed };
   } catch (caught) {

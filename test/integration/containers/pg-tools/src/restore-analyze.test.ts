@@ -28,6 +28,7 @@ const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-analyze-early-'));
 // Every table under 30,000 rows: ANALYZE samples all of them, so two ANALYZEs of the same rows
 // leave the same statistics. z_last's rows are the archive's last (pg_dump orders data by name).
 const TABLES = `
+  CREATE TABLE a_empty (id int, v text);
   CREATE TABLE a_plain (id int PRIMARY KEY, v text);
   INSERT INTO a_plain SELECT g, md5(g::text) FROM generate_series(1, 5000) g;
   CREATE TABLE b_expr (id int, v text);
