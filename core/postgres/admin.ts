@@ -5,9 +5,9 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Client } from 'pg';
 import type { Connection, DatabaseLocale, DatabaseProperties } from '../contracts';
-import { PgferryError, type PgferryErrorCode } from '../errors';
+import { errorMessage, PgferryError, type PgferryErrorCode } from '../errors';
 import type { PgToolBinary } from './binaries';
-import { libpqEnv } from './connect';
+import { endQuietly, libpqEnv } from './connect';
 import { planGlobals } from './globals';
 import { completeDatabase } from './incomplete-database';
 import { serverInfo } from './inspect';
@@ -27,18 +27,34 @@ export async function analyze(client: Client): Promise<void> {
  * first (a partition tree by its partitions' size). A partition tree is one task (`ANALYZE` of its root takes its partitions), so nothing is
  * analyzed twice. One session's `ANALYZE` runs on one core: a restore or migration's load leaves
  * the others idle while it runs. The first failure fails it, after every session has ended.
+ *
+ * With `early` (the load's {@link AnalyzeAsLoaded}), once its `ANALYZE` under way has ended (its
+ * failure is this one's), the tables it analyzed are left out — but those the post-data gave an
+ * expression index or extended statistics (`CREATE STATISTICS` is in pg_dump's post-data
+ * section), whose statistics an `ANALYZE` before them lacks: the result is the same.
  */
-export async function analyzeInParallel(connect: () => Promise<Client>, jobs: number): Promise<void> {
+export async function analyzeInParallel(
+  connect: () => Promise<Client>,
+  jobs: number,
+  early?: AnalyzeAsLoaded,
+): Promise<void> {
+  // Oids (digits, `oid::text`), written into the query: it has no parameters.
+  const analyzed = early ? [...(await early.analyzed())] : [];
   const first = await connect();
   const sessions = [first];
   try {
-    const { rows } = await first.query<{ name: string }>(`
+    const { rows } = await first.query<{ name: string }>(
+      `
       SELECT format('%I.%I', n.nspname, c.relname) AS name
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'm', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
+          AND NOT (c.oid = ANY('{${analyzed.join(',')}}'::oid[])
+                   AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indexprs IS NOT NULL)
+                   AND NOT EXISTS (SELECT FROM pg_statistic_ext s WHERE s.stxrelid = c.oid))
         ORDER BY CASE WHEN c.relkind = 'p'
                    THEN (SELECT sum(pg_relation_size(i.inhrelid)) FROM pg_inherits i WHERE i.inhparent = c.oid)
-                   ELSE pg_relation_size(c.oid) END DESC NULLS LAST, 1`);
+                   ELSE pg_relation_size(c.oid) END DESC NULLS LAST, 1`,
+    );
     const queue = rows.map((r) => r.name);
     while (sessions.length < Math.min(jobs, queue.length)) sessions.push(await connect());
     const failed: unknown[] = [];
@@ -52,6 +68,116 @@ export async function analyzeInParallel(connect: () => Promise<Client>, jobs: nu
     if (failed.length) throw failed[0];
   } finally {
     await Promise.all(sessions.map((s) => s.end().catch(() => undefined)));
+  }
+}
+
+/**
+ * Each table analyzed as soon as its load has ended (every COPY of its rows has ended, committed),
+ * on one session of its own, in the order they end, while the other tables still load: a load
+ * leaves some of the machine's cores idle, the final {@link analyzeInParallel} then has less to
+ * do. Only tables whose statistics nothing loaded later changes: plain tables that are neither
+ * partitions nor inheritance parents (a parent's statistics cover its children), not temporary.
+ *
+ * Once the load has ended (`stop`), no table is taken (an `ANALYZE` would hold the post-data's
+ * `CREATE INDEX` of its table back): the one under way completes, then the session ends. Its
+ * failure is `onFailure`'s at once (the caller stops the load) and `analyzed()`'s; `abort` ends
+ * the session at once (interrupted, or the load failed).
+ */
+export class AnalyzeAsLoaded {
+  private readonly queue: string[] = [];
+  /** The tables analyzed, by oid. */
+  private readonly done = new Set<string>();
+  private client: Client | undefined;
+  private worker: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private stopped = false;
+  private aborted = false;
+  private failure: Error | undefined;
+
+  constructor(
+    private readonly connect: () => Promise<Client>,
+    private readonly opts: { errorCode: PgferryErrorCode; onFailure?: (err: Error) => void },
+  ) {}
+
+  /** Every row of `table` (a quoted, schema-qualified name) is loaded and committed. */
+  loaded(table: string): void {
+    if (this.stopped) return;
+    this.queue.push(table);
+    this.worker ??= this.work().catch((err: unknown) => {
+      if (this.aborted) return; // its session ended under it
+      this.failure ??=
+        err instanceof PgferryError
+          ? err
+          : new PgferryError(
+              this.opts.errorCode,
+              `analyzing the loaded tables failed: ${errorMessage(err).split('\n')[0]}`,
+              { cause: err },
+            );
+      this.opts.onFailure?.(this.failure);
+    });
+    this.wake?.();
+  }
+
+  /** The load has ended: no more tables are taken; the one under way completes. */
+  stop(): void {
+    this.stopped = true;
+    this.queue.length = 0;
+    this.wake?.();
+  }
+
+  /** Stops, and ends the session at once (its `ANALYZE`, if any, ended by the server). */
+  async abort(): Promise<void> {
+    this.aborted = true;
+    this.stop();
+    // With a query under way, pg's end() closes the socket rather than wait for it.
+    await endQuietly(this.client);
+    await this.worker;
+  }
+
+  /** Once the `ANALYZE` under way has ended: the tables analyzed (their oids); or its failure. */
+  async analyzed(): Promise<Set<string>> {
+    this.stop();
+    await this.worker;
+    if (this.failure) throw this.failure;
+    return this.done;
+  }
+
+  private async work(): Promise<void> {
+    const client = await this.connect();
+    this.client = client;
+    client.on('error', () => undefined); // its query fails with it
+    try {
+      for (;;) {
+        if (this.stopped) return;
+        const table = this.queue.shift();
+        if (table === undefined) {
+          await new Promise<void>((resolve) => {
+            this.wake = resolve;
+          });
+          this.wake = undefined;
+          continue;
+        }
+        const { rows } = await client.query<{ oid: string }>(
+          `SELECT c.oid::text AS oid FROM pg_class c
+             WHERE c.oid = $1::regclass AND c.relkind = 'r' AND NOT c.relispartition
+               AND NOT c.relhassubclass AND c.relpersistence <> 't'`,
+          [table],
+        );
+        if (!rows.length) continue;
+        try {
+          await client.query(`ANALYZE ${table}`);
+        } catch (err) {
+          throw new PgferryError(
+            this.opts.errorCode,
+            `analyzing ${table} once loaded failed: ${errorMessage(err).split('\n')[0]}`,
+            { cause: err },
+          );
+        }
+        this.done.add(rows[0].oid);
+      }
+    } finally {
+      await endQuietly(client);
+    }
   }
 }
 

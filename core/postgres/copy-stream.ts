@@ -44,6 +44,11 @@ export interface CopyStreamOptions {
   spreadBytes?: number;
   /** Bytes queued per session before the stream is held back; 4 MiB by default. */
   queuedBytes?: number;
+  /**
+   * A table's rows are all loaded: the stream has passed its end and every COPY of its text has
+   * ended (each committed). Its quoted, schema-qualified name.
+   */
+  onTableLoaded?: (table: string) => void;
 }
 
 const NEWLINE = 0x0a;
@@ -96,6 +101,12 @@ interface TableLoad {
   home: Session | undefined;
   /** Rows loaded, from the command tags of its COPYs that have ended. */
   rows: number;
+  /** Pieces dealt whose COPY has not ended yet. */
+  unfinished: number;
+  /** The stream has passed its end. */
+  ended: boolean;
+  /** `onTableLoaded` was told. */
+  told: boolean;
 }
 
 interface Piece {
@@ -103,6 +114,15 @@ interface Piece {
   bytes: Buffer;
   /** The batch the piece lies in, to be a batch again once the piece is sent. */
   batch?: Buffer;
+}
+
+/** A session's COPY of a table: the pieces written to it. */
+interface Copy {
+  table: TableLoad;
+  stream: ReturnType<typeof copyFrom>;
+  /** Settled once the server has ended it (its rows committed), or it failed. */
+  ended: Promise<void>;
+  pieces: number;
 }
 
 interface Session {
@@ -142,6 +162,8 @@ export class CopyStream implements TableDataListener {
   private next = 0;
   private waiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
   private workers: Promise<void>[] | undefined;
+  /** `tablesReady` has resolved. */
+  private tablesCreated = false;
   private failure: Error | undefined;
   private readonly failed: Promise<never>;
   private rejectFailed: (err: Error) => void = () => undefined;
@@ -176,7 +198,14 @@ export class CopyStream implements TableDataListener {
     if (other) throw new PgferryError(this.code, `the archive's data cannot be loaded by COPY: ${other}`);
     this.entries = new Map(toc.map((e) => [e.dumpId, e]));
     const setup = copySessionSetup(toc, this.opts.settings).join(';\n');
-    tablesReady.catch((err: unknown) => this.fail(err));
+    tablesReady.then(
+      () => {
+        // A table with no rows may have passed before the tables existed.
+        this.tablesCreated = true;
+        for (const table of this.tables.values()) this.loadedYet(table);
+      },
+      (err: unknown) => this.fail(err),
+    );
     this.workers = this.sessions.map((session) =>
       this.work(session, setup, tablesReady).catch((err: unknown) => this.fail(err)),
     );
@@ -227,6 +256,8 @@ export class CopyStream implements TableDataListener {
     this.batchLength = marker;
     if (marker > 0) this.deal(load, ...this.takePiece(marker));
     this.batchLength = 0;
+    load.ended = true;
+    this.loadedYet(load);
   }
 
   /**
@@ -264,7 +295,17 @@ export class CopyStream implements TableDataListener {
     const entry = this.entries.get(table.dumpId);
     const name = `${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
     if (!entry?.copyStmt) throw new PgferryError(this.code, `no COPY statement for the data of ${name}`);
-    const load = { dumpId: table.dumpId, name, copyStmt: entry.copyStmt, sent: 0, home: undefined, rows: 0 };
+    const load = {
+      dumpId: table.dumpId,
+      name,
+      copyStmt: entry.copyStmt,
+      sent: 0,
+      home: undefined,
+      rows: 0,
+      unfinished: 0,
+      ended: false,
+      told: false,
+    };
     this.tables.set(table.dumpId, load);
     return load;
   }
@@ -305,6 +346,7 @@ export class CopyStream implements TableDataListener {
     const session = load.home && load.sent < this.spreadBytes ? load.home : this.leastLoaded();
     load.home ??= session;
     load.sent += bytes.length;
+    load.unfinished++;
     session.queue.push({ table: load, bytes, batch });
     session.queued += bytes.length;
     this.queued += bytes.length;
@@ -331,7 +373,7 @@ export class CopyStream implements TableDataListener {
     client.on('error', (err) => this.fail(err));
     await client.query(setup);
     await Promise.race([tablesReady, this.failed]);
-    let copy: { table: TableLoad; stream: ReturnType<typeof copyFrom>; ended: Promise<void> } | undefined;
+    let copy: Copy | undefined;
     // The batches of the pieces written, free once the client's socket has handed all it was
     // given to the kernel (its 'drain', or nothing left after a write) and the COPY stream holds
     // none back (before the server accepts the COPY, it does).
@@ -362,6 +404,7 @@ export class CopyStream implements TableDataListener {
         copy = this.startCopy(client, piece.table);
       }
       const flowing = copy.stream.write(piece.bytes);
+      copy.pieces++;
       if (piece.batch) sent.push(piece.batch);
       if (!flowing) await Promise.race([once(copy.stream, 'drain'), this.failed]);
       recycle();
@@ -372,24 +415,31 @@ export class CopyStream implements TableDataListener {
     if (copy) await this.endCopy(copy);
   }
 
-  private startCopy(
-    client: Client,
-    table: TableLoad,
-  ): { table: TableLoad; stream: ReturnType<typeof copyFrom>; ended: Promise<void> } {
+  private startCopy(client: Client, table: TableLoad): Copy {
     const stream = client.query(copyFrom(table.copyStmt));
-    const ended = new Promise<void>((resolve, reject) => {
+    const copy: Copy = { table, stream, ended: Promise.resolve(), pieces: 0 };
+    copy.ended = new Promise<void>((resolve, reject) => {
       stream.on('finish', resolve);
       stream.on('error', reject);
     }).then(
       () => {
         table.rows += stream.rowCount;
+        table.unfinished -= copy.pieces;
+        this.loadedYet(table);
       },
       (err: unknown) => this.fail(err, table),
     );
-    return { table, stream, ended };
+    return copy;
   }
 
-  private async endCopy(copy: { stream: ReturnType<typeof copyFrom>; ended: Promise<void> }): Promise<void> {
+  /** Tells `onTableLoaded` once the table's rows are all loaded. */
+  private loadedYet(table: TableLoad): void {
+    if (!table.ended || table.unfinished > 0 || table.told || !this.tablesCreated || this.failure) return;
+    table.told = true;
+    this.opts.onTableLoaded?.(table.name);
+  }
+
+  private async endCopy(copy: Copy): Promise<void> {
     copy.stream.end();
     await Promise.race([copy.ended, this.failed]);
   }

@@ -53,6 +53,7 @@ import {
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
 import {
+  AnalyzeAsLoaded,
   analyzeInParallel,
   applyDatabaseProperties,
   createDatabase as createDatabaseLike,
@@ -348,6 +349,8 @@ async function migrateDatabaseOnce(
   const sessions: Client[] = [];
   // Work started beside a phase: settled before a failure drops the target.
   const pending: Promise<unknown>[] = [];
+  // The copy path's tables analyzed as their load ended (the final analyze leaves them out).
+  let early: AnalyzeAsLoaded | undefined;
   let created = false;
   // Whether anything but the empty database reached the target: the pre-data began (with large
   // objects, pg_restore reads the stream from its start, so from the data phase's start).
@@ -435,9 +438,14 @@ async function migrateDatabaseOnce(
     // The tables' data goes to the target by this process's own COPY sessions, straight from the
     // stream (core/postgres/copy-stream.ts); large objects are not COPY data: a database with any
     // is loaded by pg_restore reading the stream, as before.
-    const copy = largeObjects ? undefined : copyStream(ctx, db);
+    const loader = largeObjects ? undefined : copyStream(ctx, db);
+    const copy = loader?.copy;
+    early = loader?.analyzed;
     // Interrupted, the sessions stop too: pg_dump may have ended long before the last COPY does.
-    const interrupted = () => copy?.abort(deps.signal?.reason);
+    const interrupted = () => {
+      copy?.abort(deps.signal?.reason);
+      void early?.abort();
+    };
     deps.signal?.addEventListener('abort', interrupted, { once: true });
     let restoredRows: Map<number, number> | undefined;
     try {
@@ -501,6 +509,8 @@ async function migrateDatabaseOnce(
           definitionsWritten(failed);
           throw err;
         });
+        // The stream has ended: the tables whose COPYs end from here on are analyzed at the end.
+        early?.stop();
         restoredRows = await copy.finish();
         // The sequences' values (SEQUENCE SET, the data section's other entries) from the
         // definitions file: pg_restore restores only the entries listed.
@@ -571,10 +581,11 @@ async function migrateDatabaseOnce(
         tables,
         progress,
         releaseAutovacuum: releaseAutovacuumOnTarget,
+        early,
       }));
       await applyProperties();
     } else {
-      checks = await verify(ctx, db, { ...state, tables, loaded }, progress);
+      checks = await verify(ctx, db, { ...state, tables, loaded, early }, progress);
       await releaseAutovacuumOnTarget();
     }
     const dumpResult: DumpResult = {
@@ -606,6 +617,7 @@ async function migrateDatabaseOnce(
     await deps.store.putJson(migrateResultKey(db.backup.database, db.backup.backupId), result);
     return result;
   } catch (caught) {
+    await early?.abort();
     await Promise.allSettled(pending);
     const err = deps.signal?.aborted ? interruption(deps.signal) : caught;
     let message = errorMessage(err);
@@ -801,15 +813,23 @@ async function hasLargeObjects(client: Client): Promise<boolean> {
 
 /**
  * The loader of the copy path: `plan.jobs` COPY sessions on the target, with pg_restore's session
- * settings and the load's own (`PGOPTIONS`, as pg_restore's sessions get them).
+ * settings and the load's own (`PGOPTIONS`, as pg_restore's sessions get them); and a session
+ * that analyzes each table once loaded, whose failure stops the load at once.
  */
-function copyStream(ctx: Context, db: MigrateDatabasePlan): CopyStream {
-  return new CopyStream({
+function copyStream(ctx: Context, db: MigrateDatabasePlan): { copy: CopyStream; analyzed: AnalyzeAsLoaded } {
+  const connect = () => connectPg(db.target, ctx.targetPassword);
+  const analyzed: AnalyzeAsLoaded = new AnalyzeAsLoaded(connect, {
+    errorCode: 'MigrateFailed',
+    onFailure: (err) => copy.abort(err),
+  });
+  const copy = new CopyStream({
     sessions: ctx.plan.jobs,
-    connect: () => connectPg(db.target, ctx.targetPassword),
+    connect,
     settings: sessionSettings(loadSessionOptions(ctx.plan.toastCompression)),
     errorCode: 'MigrateFailed',
+    onTableLoaded: (table) => analyzed.loaded(table),
   });
+  return { copy, analyzed };
 }
 
 /** pg_restore of the definitions file (`args` selects what) into the target. */
@@ -949,8 +969,12 @@ interface SourceState {
  * The target's planner statistics, on as many sessions as the post-data phase's jobs: one
  * session's database-wide ANALYZE left all but one core idle.
  */
-function analyzeTarget(ctx: Context, db: MigrateDatabasePlan): Promise<void> {
-  return analyzeInParallel(() => connectPg(db.target, ctx.targetPassword), ctx.plan.jobs);
+function analyzeTarget(
+  ctx: Context,
+  db: MigrateDatabasePlan,
+  early: AnalyzeAsLoaded | undefined,
+): Promise<void> {
+  return analyzeInParallel(() => connectPg(db.target, ctx.targetPassword), ctx.plan.jobs, early);
 }
 
 async function verify(
@@ -963,6 +987,8 @@ async function verify(
      * (fresh tables, no triggers or rules before the post-data), so the target is not read again.
      */
     loaded?: Map<string, number>;
+    /** The tables analyzed as their load ended. */
+    early?: AnalyzeAsLoaded;
   },
   progress: RestoreProgress,
   /** Online, the target is analyzed while it catches up, before the source is frozen. */
@@ -978,7 +1004,7 @@ async function verify(
         )
       : countRows(target, state.tables);
     counted.catch(() => undefined); // awaited below; never unhandled
-    if (analyzeFirst) await progress.timed('analyze', () => analyzeTarget(ctx, db));
+    if (analyzeFirst) await progress.timed('analyze', () => analyzeTarget(ctx, db, state.early));
     return await progress.timed('verify', async () => {
       const rowCounts: Checks['rowCounts'] = await counted;
       const targetSequences = await sequenceStates(target);
@@ -1116,6 +1142,8 @@ async function replicateAndCutOver(
     progress: RestoreProgress;
     /** Gives the target's tables their autovacuum back (once analyzed, before the catch-up). */
     releaseAutovacuum: () => Promise<void>;
+    /** The tables analyzed as their load ended. */
+    early?: AnalyzeAsLoaded;
   },
 ): Promise<{ checks: Checks; cutover: OnlineCutover }> {
   const { progress, observer, atSnapshot } = opts;
@@ -1133,7 +1161,7 @@ async function replicateAndCutOver(
         sourcePassword: ctx.sourcePassword,
       });
     });
-    await progress.timed('analyze', () => analyzeTarget(ctx, db));
+    await progress.timed('analyze', () => analyzeTarget(ctx, db, opts.early));
     // The catch-up applies the source's updates and deletes: autovacuum is needed from here on.
     await opts.releaseAutovacuum();
     const lagAtFreeze = await progress.timed('catchUp', () =>

@@ -340,7 +340,7 @@ export async function restoreBackup(
     const streamedRows = streamed;
     const [analyzed, counted] = await Promise.allSettled([
       progress.timed('analyze', () =>
-        analyzeInParallel(() => connectPg(loading.target, password), into.jobs),
+        analyzeInParallel(() => connectPg(loading.target, password), into.jobs, streamed?.analyzed),
       ),
       streamedRows
         ? Promise.resolve(loadedRows(selectedTables(manifest, into), streamedRows))
@@ -391,6 +391,8 @@ export async function restoreBackup(
       ),
     );
   } catch (caught) {
+    // The load's last ANALYZE, should the post-data have failed beside it.
+    await streamed?.analyzed.abort();
     // Interrupted, the tools' failures (they were stopped) say less than the interruption.
     const err = signal?.aborted ? interruption(signal) : caught;
     let message = errorMessage(err);

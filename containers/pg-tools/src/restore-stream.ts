@@ -27,6 +27,7 @@ import { decompressingStream } from '../../../core/compression';
 import type { BackupManifest, StoredObject } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
 import { Meter } from '../../../core/metering';
+import { AnalyzeAsLoaded } from '../../../core/postgres/admin';
 import { ArchiveRowCounter, type ArchiveTocEntry } from '../../../core/postgres/archive';
 import { CopyStream, notCopyData } from '../../../core/postgres/copy-stream';
 import type { BackupStore } from '../../../core/store';
@@ -48,6 +49,11 @@ export interface StreamedArchive {
   rows: Map<number, number>;
   /** The archive's header and TOC alone: a valid archive of every definition and no data. */
   definitions: string;
+  /**
+   * The tables analyzed as their load ended (its last `ANALYZE` may still run): the final
+   * `analyzeInParallel` takes it, a failure `abort`s it before the database is dropped.
+   */
+  analyzed: AnalyzeAsLoaded;
 }
 
 export interface StreamArchiveOptions {
@@ -89,12 +95,23 @@ export async function streamArchive(opts: StreamArchiveOptions): Promise<Streame
   const out = createWriteStream(definitions, { flags: 'wx', mode: 0o600 });
   const written = once(out, 'close').then(() => undefined);
   written.catch(() => undefined); // awaited by the pre-data; never unhandled
+  // Its failure stops the load and the download at once (`copy`, declared next, exists by the
+  // time it can fail).
+  const analyzing = new AbortController();
+  const analyzed: AnalyzeAsLoaded = new AnalyzeAsLoaded(opts.connect, {
+    errorCode: 'RestoreFailed',
+    onFailure: (err) => {
+      copy.abort(err);
+      analyzing.abort(err);
+    },
+  });
   const copy = new CopyStream({
     sessions: opts.jobs,
     connect: opts.connect,
     settings: opts.settings,
     spreadBytes: opts.spreadBytes,
     errorCode: 'RestoreFailed',
+    onTableLoaded: (table) => analyzed.loaded(table),
   });
   let toc: ArchiveTocEntry[] | undefined;
   let tablesReady: Promise<void> | undefined;
@@ -119,13 +136,19 @@ export async function streamArchive(opts: StreamArchiveOptions): Promise<Streame
   signal?.addEventListener('abort', stopped, { once: true });
   try {
     const body = await opts.store.download(backupObjectKey(catalogNameOf(manifest), manifest.id, object.key));
-    await pipeline(body, meter, decompressingStream(object.compression), reader, discard(), { signal });
+    await pipeline(body, meter, decompressingStream(object.compression), reader, discard(), {
+      signal: signal ? AbortSignal.any([signal, analyzing.signal]) : analyzing.signal,
+    });
     if (!toc || !tablesReady || !reader.scanner.complete) throw new Error('the archive ends early');
     opts.verify(meter.digest(), meter.bytes);
+    // The stream has ended: the tables whose COPYs end from here on are analyzed at the end (an
+    // ANALYZE under way would hold their post-data back).
+    analyzed.stop();
     const rows = await copy.finish();
     await tablesReady;
-    return { toc, rows, definitions };
-  } catch (err) {
+    return { toc, rows, definitions, analyzed };
+  } catch (caught) {
+    const err = analyzing.signal.aborted && !signal?.aborted ? copy.error : caught;
     // The load's own failure (a session's, the pre-data's), the checksum's, an interruption, as
     // they are; else the object could not be read. (Judged before the abort makes `err` the load's.)
     const asIs =
@@ -134,6 +157,7 @@ export async function streamArchive(opts: StreamArchiveOptions): Promise<Streame
       (err instanceof PgferryError && err.code === 'BackupCorrupt') ||
       signal?.aborted;
     copy.abort(err);
+    await analyzed.abort();
     // The pre-data's pg_restore ends before the caller drops the database it writes.
     await tablesReady?.catch(() => undefined);
     throw asIs ? err : new ArchiveUnreadable(errorMessage(err), { cause: err });
