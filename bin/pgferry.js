@@ -22,7 +22,10 @@ if (major < 22) {
 const nodeModule = require('node:module');
 if (nodeModule.enableCompileCache) {
   const { directory } = nodeModule.enableCompileCache();
-  // The runner, a child process, uses the same cache (see cli/local-executor.ts).
+  // The runner, a child process, uses the same cache (see cli/runner.ts).
   if (directory && !process.env.NODE_COMPILE_CACHE) process.env.NODE_COMPILE_CACHE = directory;
 }
+// A command that runs a local workflow starts its runner now, before the CLI's modules load, so
+// that the runner loads its own meanwhile (main() ends it if no task takes it: cli/runner.ts).
+require('../dist/cli/runner.js').startRunnerAhead(process.argv.slice(2));
 require('../dist/cli/main.js').main();

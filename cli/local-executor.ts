@@ -4,7 +4,7 @@
  * pg-tools entrypoint as a child process with the environment Fargate would give it. AWS's limits
  * on what passes between them are enforced as on AWS (see ./aws-limits).
  */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -23,12 +23,14 @@ import {
   PG_TOOLS_CONTAINER,
   RESTORE_STATES,
   SERVER_BACKUP_STATES,
-  TASK_ENV,
   VERIFY_STATES,
   type WorkflowName,
 } from '../core/workflows';
 import { REPO_ROOT } from '../lib/paths';
 import { checkContainerOverrides, checkPayload, MAX_PAYLOAD_BYTES, payloadBytes } from './aws-limits';
+import { inheritedEnv, LOCAL_TASK_ENV, spawnRunner, takeRunnerAhead } from './runner';
+
+export { RUNNER_MALLOC_TUNABLES, RUNNER_NODE_FLAGS } from './runner';
 
 export interface LocalRunOptions {
   /**
@@ -378,73 +380,21 @@ interface EcsRunTaskParameters {
 }
 
 /**
- * Node's flags for the runner, as in the container's entrypoint: a 1 MiB young generation. The
- * runner streams many short-lived chunks; V8's default (up to 16 MiB semi-spaces) held about
- * 20 MiB more resident memory during an S3 upload, at no measurable gain in speed.
- */
-export const RUNNER_NODE_FLAGS = ['--max-semi-space-size=1'];
-
-/**
- * glibc's allocator settings for the runner (`GLIBC_TUNABLES`): the memory it frees is kept for
- * its next buffers — no trimming of the heap, no separate mapping for a buffer under 64 MiB —
- * instead of being given back to the kernel and faulted in afresh at its next use. Where a fresh
- * page is dear (the development VM: ~6.5 µs of system time each), a wide restore's runner took
- * 30k page faults instead of 46k, and 2.1–2.6 CPU s instead of 3.5. Its peak RSS is what it was
- * (the bench's memory group). The task image sets the same (containers/pg-tools/Dockerfile).
- */
-export const RUNNER_MALLOC_TUNABLES =
-  'glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=268435456:glibc.malloc.top_pad=67108864';
-
-/** Environment variables of this process that the task may inherit (AWS's and PostgreSQL's settings). */
-const INHERITED_ENV =
-  /^(PATH|HOME|LANG|LC_ALL|TMPDIR|TZ|AWS_[A-Z0-9_]+|PGFERRY_PG_BIN_DIRS|PGFERRY_SERVER_OS_USER|PGFERRY_WORK_DIR|PGFERRY_S3_FORCE_PATH_STYLE|PGFERRY_S3_TIMEOUT_SECONDS|PGFERRY_STALL_TIMEOUT_SECONDS|PGFERRY_BINDINGS|POWERTOOLS_LOG_LEVEL|NODE_COMPILE_CACHE)$/;
-
-/** What this process's environment gives a task (see INHERITED_ENV). */
-function inheritedEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (INHERITED_ENV.test(key)) env[key] = value;
-  return env;
-}
-
-/** Set on every local task, whatever its override says. */
-const LOCAL_TASK_ENV = {
-  POWERTOOLS_LOG_LEVEL: 'INFO',
-  GLIBC_TUNABLES: RUNNER_MALLOC_TUNABLES,
-  // The task's stdin stays open as long as this process lives: the task stops when it dies.
-  [TASK_ENV.stopWithParent]: '1',
-};
-
-/** Starts the pg-tools entrypoint with `env`. */
-function spawnRunner(env: NodeJS.ProcessEnv): ChildProcessWithoutNullStreams {
-  const entrypoint = path.join(REPO_ROOT, 'dist', 'containers', 'pg-tools', 'src', 'main.js');
-  const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, entrypoint], {
-    env,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  child.stdin.on('error', () => undefined); // the task may exit first
-  return child;
-}
-
-/**
- * Runs a workflow whose task states are `task`, with the pg-tools runner started ahead of the
- * first of them: the runner's start (Node's and its modules' loading, ~0.25 s) runs beside the
- * workflow's first steps (loading the handlers, the preflight) instead of after them. Until its
- * task comes, the runner has only what this process's environment gives every task, and waits
- * for the rest (the task's override, the passwords) on its stdin (TASK_ENV.envOnStdin); then
- * it runs as if started with all of it. The first task takes it, later ones start their own; a
- * workflow that ends before any task ends it unused.
+ * Runs a workflow whose task states are `task`, with a pg-tools runner started ahead of the
+ * first of them (see ./runner.ts): the one the command started as it began, else one started
+ * now. Its start (Node's and its modules' loading, ~0.4 s) runs beside the CLI's own loading and
+ * the workflow's first steps (loading the handlers, the preflight) instead of after them. Until
+ * its task comes, the runner has only what this process's environment gives every task, and
+ * waits for the rest (the task's override, the passwords) on its stdin (TASK_ENV.envOnStdin);
+ * then it runs as if started with all of it. The first task takes it, later ones start their
+ * own; a workflow that ends before any task ends it unused.
  */
 async function withRunnerAhead<T>(
   options: LocalRunOptions,
   run: (task: LocalHandler) => Promise<T>,
 ): Promise<T> {
   options.signal?.throwIfAborted();
-  let ahead: ChildProcessWithoutNullStreams | undefined = spawnRunner({
-    ...inheritedEnv(),
-    ...LOCAL_TASK_ENV,
-    [TASK_ENV.envOnStdin]: '1',
-  });
-  ahead.on('error', () => undefined); // a runner that could not start: the task starts its own
+  let ahead: ChildProcessWithoutNullStreams | undefined = takeRunnerAhead();
   const task: LocalHandler = (params) => {
     const taken = ahead;
     ahead = undefined;

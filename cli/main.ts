@@ -11,6 +11,7 @@ import { registerCompletion } from './completion';
 import { addExamples, configureHelp } from './help';
 import { InterruptedCommand } from './interrupts';
 import { printable } from './output';
+import { endRunnerAhead } from './runner';
 
 /**
  * The CLI's commander program. `aws`: how `--aws` reaches AWS (tests give recorded responses).
@@ -90,6 +91,9 @@ export async function main(argv: string[] = process.argv, aws?: AwsAccess): Prom
     process.stderr.write(`pgferry: ${printable(oneLine(errorMessage(err)))}\n`);
     // An interrupted command exits as the shell expects of the signal (130 for SIGINT).
     process.exitCode = err instanceof InterruptedCommand ? err.exitCode : 1;
+  } finally {
+    // A runner started for a workflow that did not run (help, a bad option, a refused input).
+    endRunnerAhead();
   }
 }
 
