@@ -87,6 +87,8 @@ const TOPIC_TESTS: Record<string, string> = {
   'test/integration/core/postgres/sections.test.ts':
     "a multi-archive backup's restore (core/postgres/tools.ts' pgRestoreSections): post-data beside the data",
   'test/integration/core/store-loading.test.ts': 'what opening each kind of store loads (core/store/)',
+  'test/integration/containers/pg-tools/src/restore-analyze.test.ts':
+    "a streamed restore's ANALYZE beside the load (core/postgres/admin.ts' AnalyzeAsLoaded, restore-stream.ts)",
 };
 
 /**
