@@ -32,6 +32,28 @@ export async function backupOf(
   return JSON.parse(result.stdout) as BackupManifest;
 }
 
+/**
+ * The runner's request for a create restore (restoreBackup's) into `target` on `pg`: two jobs, and
+ * every table's rows, however few, loaded by both sessions (`splitMinBytes: 1`).
+ */
+export function restoreRequest(pg: TestPostgres, target: string, runId: string) {
+  return {
+    runId,
+    target: { host: pg.host, port: pg.port, user: pg.user, database: target, sslmode: 'disable' as const },
+    password: pg.password,
+    mode: 'create' as const,
+    withGlobals: false,
+    noOwner: false,
+    noAcl: false,
+    schemas: [],
+    tables: [],
+    terminateConnections: false,
+    jobs: 2,
+    toastCompression: 'server-default' as const,
+    splitMinBytes: 1,
+  };
+}
+
 export interface BackedUpDatabase {
   /** The source database's name (`uniqueName(prefix)`). */
   readonly name: string;

@@ -19,7 +19,7 @@ import { restoringName } from '../../../../../core/postgres/incomplete-database'
 import type { BackupStore } from '../../../../../core/store';
 import { LocalStore } from '../../../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../../../core/store-keys';
-import { backupOf } from '../../../../support/backed-up-database';
+import { backupOf, restoreRequest } from '../../../../support/backed-up-database';
 import { createSeededDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../../support/env';
 
 const pg = testEnv().server(15);
@@ -48,22 +48,8 @@ const TABLES = `
   CREATE TABLE z_last (id int, v text);
   INSERT INTO z_last SELECT g, md5(g::text) || md5((g + 1)::text) FROM generate_series(1, 25000) g;`;
 
-/** The restore's request, into `target`: two jobs, every table loaded in both sessions. */
-const request = (target: string) => ({
-  runId: '20261203T230000Z-0a1b2c',
-  target: { host: pg.host, port: pg.port, user: pg.user, database: target, sslmode: 'disable' as const },
-  password: pg.password,
-  mode: 'create' as const,
-  withGlobals: false,
-  noOwner: false,
-  noAcl: false,
-  schemas: [],
-  tables: [],
-  terminateConnections: false,
-  jobs: 2,
-  toastCompression: 'server-default' as const,
-  splitMinBytes: 1,
-});
+/** The restore's request, into `target`: two jobs, every table loaded by both sessions. */
+const request = (target: string) => restoreRequest(pg, target, '20261203T230000Z-0a1b2c');
 
 const dumpKey = (manifest: BackupManifest) =>
   backupObjectKey(catalogNameOf(manifest), manifest.id, 'dump.pgdump.zst');

@@ -20,7 +20,7 @@ import { readIncompleteMark, restoringName } from '../../../../../core/postgres/
 import type { BackupStore } from '../../../../../core/store';
 import { LocalStore } from '../../../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../../../core/store-keys';
-import { backupOf } from '../../../../support/backed-up-database';
+import { backupOf, restoreRequest } from '../../../../support/backed-up-database';
 import { createSeededDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../../support/env';
 
 const pg = testEnv().server(15);
@@ -43,22 +43,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** The restore's request, into `target`: two jobs, and even this small table loaded in two sessions. */
-const request = (target: string) => ({
-  runId: '20261202T170000Z-0a1b2c',
-  target: { host: pg.host, port: pg.port, user: pg.user, database: target, sslmode: 'disable' as const },
-  password: pg.password,
-  mode: 'create' as const,
-  withGlobals: false,
-  noOwner: false,
-  noAcl: false,
-  schemas: [],
-  tables: [],
-  terminateConnections: false,
-  jobs: 2,
-  toastCompression: 'server-default' as const,
-  splitMinBytes: 1,
-});
+/** The restore's request, into `target`: two jobs, every table loaded by both sessions. */
+const request = (target: string) => restoreRequest(pg, target, '20261202T170000Z-0a1b2c');
 
 const databases = (...names: string[]) =>
   withClient(pg, 'postgres', async (c) =>
