@@ -8,12 +8,13 @@
  * command's action (applyProfile).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { type CliResult, runCli, sourceUrl } from '../support/cli';
 import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
+import { processIds, runnersOf } from '../support/faults';
 
 const env = testEnv();
 const pg = env.server(15);
@@ -35,36 +36,16 @@ afterAll(async () => {
 /** A target nothing listens on. */
 const TARGET = 'postgres://u@127.0.0.1:1/d';
 
-const RUNNER = /\/dist\/containers\/pg-tools\/src\/main\.js$/;
-
-function processIds(): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .map(Number);
-}
-
-function readProc(pid: number, file: string): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/${file}`, 'utf8');
-  } catch {
-    return undefined; // it ended
-  }
-}
-
-/** The pg-tools runners that are children of process `parent`. */
-function runnersOf(parent: number): number[] {
-  return processIds().filter((pid) => {
-    const stat = readProc(pid, 'stat');
-    const ppid = stat === undefined ? undefined : Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    const args = readProc(pid, 'cmdline')?.split('\0').filter(Boolean) ?? [];
-    return ppid === parent && args.some((arg) => RUNNER.test(arg));
-  });
-}
-
 /** The processes (runners) whose environment holds `PGFERRY_WORK_DIR=<workDir>`. */
 function processesWith(workDir: string): number[] {
   const marker = `PGFERRY_WORK_DIR=${workDir}`;
-  return processIds().filter((pid) => readProc(pid, 'environ')?.split('\0').includes(marker) ?? false);
+  return processIds().filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(marker);
+    } catch {
+      return false; // it ended
+    }
+  });
 }
 
 /** Waits until no process holds `workDir`'s marker (a runner just killed may still be exiting). */

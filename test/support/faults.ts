@@ -121,14 +121,21 @@ export async function waitFor<T>(
   }
 }
 
+/** Every process's id (from /proc). */
+export function processIds(): number[] {
+  return readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number);
+}
+
 /** Every process below `pid` (from /proc). */
 export function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();
-  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+  for (const id of processIds()) {
     try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const stat = readFileSync(`/proc/${id}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+      children.set(ppid, [...(children.get(ppid) ?? []), id]);
     } catch {
       // exited meanwhile
     }
@@ -162,11 +169,14 @@ export function isRunning(pid: number): boolean {
   }
 }
 
+/** The pg-tools runners below process `pid` (the CLI's, for a local workflow). */
+export function runnersOf(pid: number): number[] {
+  return descendants(pid).filter((p) => commandLine(p).includes('pg-tools/src/main.js'));
+}
+
 /** The pg-tools runner started by the CLI `cliPid`, once it runs. */
 export function runnerOf(cliPid: number): Promise<number> {
-  return waitFor('the pg-tools runner to start', () =>
-    descendants(cliPid).find((p) => commandLine(p).includes('pg-tools/src/main.js')),
-  );
+  return waitFor('the pg-tools runner to start', () => runnersOf(cliPid)[0]);
 }
 
 /** A tmpfs of `size` (e.g. `4m`) mounted on a new folder: a file system that really fills up. */
