@@ -604,7 +604,8 @@ export class ArchiveRowCounter extends Transform {
       /**
        * The archive's header and TOC, in pieces as they pass (`last` with the final one): on
        * their own, a valid archive of every object's definition and no data, which pg_restore
-       * reads for the pre-data and post-data sections.
+       * reads for the pre-data and post-data sections. Once `onToc` was called, the last piece
+       * is given even if the bytes after the TOC fail the stream.
        */
       onTocBytes?: (bytes: Buffer, last: boolean) => void;
       /** Given each table's COPY text as it passes (see `ArchiveScanner.dataListener`). */
@@ -627,15 +628,25 @@ export class ArchiveRowCounter extends Transform {
       this.hooks.onFirstBytes?.();
     }
     const offset = this.scanner.bytesRead;
+    let failure: Error | undefined;
     try {
       this.scanner.write(chunk);
-      if (this.hooks.onTocBytes && !this.tocPassed) {
-        const end = this.scanner.tocEnd;
-        this.tocPassed = end !== undefined;
-        this.hooks.onTocBytes(end === undefined ? chunk : chunk.subarray(0, end - offset), this.tocPassed);
-      }
     } catch (err) {
-      callback(err as Error);
+      failure = err as Error;
+    }
+    // The header and TOC are handed whole once read, also when what follows them in this piece
+    // fails: whoever `onToc` told waits for them.
+    if (this.hooks.onTocBytes && !this.tocPassed && (!failure || this.scanner.tocEnd !== undefined)) {
+      const end = this.scanner.tocEnd;
+      this.tocPassed = end !== undefined;
+      try {
+        this.hooks.onTocBytes(end === undefined ? chunk : chunk.subarray(0, end - offset), this.tocPassed);
+      } catch (err) {
+        failure ??= err as Error;
+      }
+    }
+    if (failure) {
+      callback(failure);
       return;
     }
     const wait = this.hooks.ready?.();

@@ -145,7 +145,10 @@ export class CopyStream implements TableDataListener {
   private readonly limit: number;
   private readonly code: PgferryErrorCode;
   private readonly sessions: Session[];
+  /** The sessions connected, each as soon as its connect resolves. */
   private readonly clients: Client[] = [];
+  /** Every session's connect, settled or not: `close` waits for those still connecting. */
+  private readonly connecting: Promise<unknown>[] = [];
   private readonly tables = new Map<number, TableLoad>();
   private entries = new Map<number, ArchiveTocEntry>();
   /** The table being read and its text not yet cut into a piece: batch[0, batchLength). */
@@ -286,8 +289,9 @@ export class CopyStream implements TableDataListener {
     this.fail(reason);
   }
 
-  /** Ends every session. */
+  /** Ends every session, those still connecting once they have connected (or failed to). */
   async close(): Promise<void> {
+    await Promise.allSettled(this.connecting);
     await Promise.all(this.clients.map((c) => endQuietly(c)));
   }
 
@@ -367,10 +371,18 @@ export class CopyStream implements TableDataListener {
 
   /** One session: connected and set up, then its queue's pieces written to its COPYs in order. */
   private async work(session: Session, setup: string, tablesReady: Promise<void>): Promise<void> {
-    const client = await this.opts.connect();
-    this.clients.push(client);
-    if (this.failure) throw this.failure;
+    const connected = this.opts.connect().then((c) => {
+      this.clients.push(c);
+      return c;
+    });
+    this.connecting.push(connected);
+    const client = await connected;
     client.on('error', (err) => this.fail(err));
+    if (this.failure) {
+      // Connected after the failure, which ended the sessions connected then: ended here.
+      void endQuietly(client);
+      throw this.failure;
+    }
     await client.query(setup);
     await Promise.race([tablesReady, this.failed]);
     let copy: Copy | undefined;

@@ -2,10 +2,12 @@
  * `pgferry restore` end to end on real servers: a restore reproduces the backup value by value
  * and reports what it checked; every refusal happens before the target is touched.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { BackupManifest, RestoreReport } from '../../core/contracts';
+import { ArchiveScanner } from '../../core/postgres/archive';
 import { restoringName } from '../../core/postgres/incomplete-database';
 import { databaseSegment } from '../../core/store-keys';
 import { backupOf } from '../support/backed-up-database';
@@ -372,20 +374,15 @@ describe('refusals leave the target untouched', () => {
 });
 
 describe('a damaged backup is refused before anything of it is written to the target', () => {
-  test('one flipped byte in the dump fails the checksum; the database created meanwhile is dropped, still empty', async () => {
-    const damaged = await backupSource();
-    const file = path.join(dir, databaseSegment(source), damaged.id, 'dump.pgdump.zst');
-    const bytes = readFileSync(file);
-    bytes[Math.floor(bytes.length / 2)] ^= 0x01;
-    writeFileSync(file, bytes);
-    const target = uniqueName('corrupt');
+  /** A create restore of the damaged backup fails: the database it created meanwhile is dropped. */
+  async function refusedAsDamaged(backup: string, target: string): Promise<void> {
     const before = await serverState(pg15);
     const result = await runCli([
       'restore',
       '--store',
       store,
       '--backup',
-      damaged.id,
+      backup,
       '--target',
       sourceUrl(pg15, target),
     ]);
@@ -397,6 +394,40 @@ describe('a damaged backup is refused before anything of it is written to the ta
       `(the database ${restoringName(target)}, which the restore loads before renaming it ${target}, was dropped; nothing was written to ${target})`,
     );
     expect(await serverState(pg15)).toBe(before);
+  }
+
+  test('one flipped byte in the dump fails the checksum; the database created meanwhile is dropped, still empty', async () => {
+    const damaged = await backupSource();
+    const file = path.join(dir, databaseSegment(source), damaged.id, 'dump.pgdump.zst');
+    const bytes = readFileSync(file);
+    bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+    writeFileSync(file, bytes);
+    await refusedAsDamaged(damaged.id, uniqueName('corrupt'));
+  });
+
+  test("a byte damaged right after the archive's TOC fails the restore (the definitions are not waited for forever); the database created meanwhile is dropped", async () => {
+    // A database without large objects: its archive is loaded as it streams in.
+    const plain = uniqueName('rplain');
+    await createSeededDatabase(
+      pg15,
+      plain,
+      'CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g;',
+    );
+    const damaged = await backupOf(pg15, plain, store);
+    await dropDatabase(pg15, plain);
+    const file = path.join(dir, databaseSegment(plain), damaged.id, 'dump.pgdump.zst');
+    const archive = execFileSync('zstd', ['-d', '-q', '-c', file], { maxBuffer: 1 << 30 });
+    const scanner = new ArchiveScanner();
+    scanner.write(archive);
+    // The first data block's type, read in the same piece as the TOC's end.
+    archive[scanner.tocEnd as number] = 9;
+    // Compressed anew, then padded to the size the manifest records with a skippable frame.
+    const compressed = execFileSync('zstd', ['-q', '-c', '-19'], { input: archive, maxBuffer: 1 << 30 });
+    const padding = Buffer.alloc(readFileSync(file).length - compressed.length);
+    padding.writeUInt32LE(0x184d2a50, 0);
+    padding.writeUInt32LE(padding.length - 8, 4);
+    writeFileSync(file, Buffer.concat([compressed, padding]));
+    await refusedAsDamaged(damaged.id, uniqueName('corrupt_toc'));
   });
 
   test('a missing object is refused by preflight', async () => {

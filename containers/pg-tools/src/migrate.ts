@@ -28,7 +28,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
@@ -66,6 +65,7 @@ import { type HeldTable, holdAutovacuum, releaseAutovacuum } from '../../../core
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
 import { connectPg, endQuietly, libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
 import { CopyStream } from '../../../core/postgres/copy-stream';
+import { DefinitionsFile } from '../../../core/postgres/definitions-file';
 import { type IncompleteRun, markIncomplete } from '../../../core/postgres/incomplete-database';
 import {
   countRows,
@@ -678,9 +678,7 @@ async function archive(
   tables: TableDataRows[];
   toc: ArchiveTocEntry[];
 }> {
-  const definitions = createWriteStream(definitionsFile, { flags: 'wx', mode: 0o600 });
-  const written = once(definitions, 'close').then(() => undefined);
-  written.catch(() => undefined); // awaited below, once the stream has ended; never unhandled
+  const definitions = new DefinitionsFile(definitionsFile);
   let toc: ArchiveTocEntry[] = [];
   const report = throttled(ctx.deps.onProgress);
   const copied = ({ dumpedBytes, storedBytes }: DumpProgress, force = false) =>
@@ -703,11 +701,8 @@ async function archive(
     firstBytes: () => guard.firstBytes(),
     tocRead: (oids) => guard.tocRead(oids),
     tocBytes: (bytes, last) => {
-      definitions.write(bytes);
-      if (last) {
-        definitions.end();
-        load.definitionsWritten?.(written);
-      }
+      definitions.write(bytes, last);
+      if (last) load.definitionsWritten?.(definitions.written);
     },
     toc: (entries) => {
       toc = entries;
@@ -719,9 +714,9 @@ async function archive(
   try {
     await Promise.all([flowing, upload]);
   } finally {
-    if (!definitions.writableEnded) definitions.destroy();
+    await definitions.discard();
   }
-  await written;
+  await definitions.written;
   const result = stored();
   copied({ dumpedBytes: result.uncompressedBytes, storedBytes: result.object.bytes }, true);
   return { ...result, toc };

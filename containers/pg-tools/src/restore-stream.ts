@@ -17,8 +17,6 @@
  * table again. An archive with large objects (not COPY text) is not streamed: {@link
  * NotStreamable}, thrown when its TOC arrives, before anything was written to the database.
  */
-import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -30,6 +28,7 @@ import { Meter } from '../../../core/metering';
 import { AnalyzeAsLoaded } from '../../../core/postgres/admin';
 import { ArchiveRowCounter, type ArchiveTocEntry } from '../../../core/postgres/archive';
 import { CopyStream, notCopyData } from '../../../core/postgres/copy-stream';
+import { DefinitionsFile } from '../../../core/postgres/definitions-file';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../core/store-keys';
 
@@ -92,9 +91,8 @@ export interface StreamArchiveOptions {
 export async function streamArchive(opts: StreamArchiveOptions): Promise<StreamedArchive> {
   const { manifest, object, signal } = opts;
   const definitions = path.join(opts.workDir, 'definitions.pgdump');
-  const out = createWriteStream(definitions, { flags: 'wx', mode: 0o600 });
-  const written = once(out, 'close').then(() => undefined);
-  written.catch(() => undefined); // awaited by the pre-data; never unhandled
+  const out = new DefinitionsFile(definitions);
+  const written = out.written;
   // Its failure stops the load and the download at once (`copy`, declared next, exists by the
   // time it can fail).
   const analyzing = new AbortController();
@@ -124,10 +122,7 @@ export async function streamArchive(opts: StreamArchiveOptions): Promise<Streame
       tablesReady.catch(() => undefined); // fails the load (start); awaited below
       copy.start(entries, tablesReady);
     },
-    onTocBytes: (bytes, last) => {
-      out.write(bytes);
-      if (last) out.end();
-    },
+    onTocBytes: (bytes, last) => out.write(bytes, last),
     tableData: copy,
     ready: () => copy.ready(),
   });
@@ -163,7 +158,7 @@ export async function streamArchive(opts: StreamArchiveOptions): Promise<Streame
     throw asIs ? err : new ArchiveUnreadable(errorMessage(err), { cause: err });
   } finally {
     signal?.removeEventListener('abort', stopped);
-    if (!out.writableEnded) out.destroy();
+    await out.discard();
     await copy.close();
   }
 }

@@ -176,6 +176,31 @@ describe.each([
         .filter((line) => /^\d+;/.test(line));
     expect(await list('definitions.pgdump')).toEqual(await list('full.pgdump'));
   });
+
+  test('its header and TOC are handed whole even when the bytes right after them, in the same piece, fail', async () => {
+    const damaged = Buffer.from(archive());
+    const tocEnd = scan(damaged, 65_536).tocEnd as number;
+    damaged[tocEnd] = 9; // the first data block's type
+    const pieces: Buffer[] = [];
+    let last = false;
+    let told = false;
+    const counter = new ArchiveRowCounter({
+      onToc: () => {
+        told = true;
+      },
+      onTocBytes: (bytes, isLast) => {
+        pieces.push(Buffer.from(bytes));
+        last = isLast;
+      },
+    });
+    counter.resume();
+    const failed = new Promise<Error>((resolve) => counter.on('error', resolve));
+    counter.end(damaged);
+    expect((await failed).message).toMatch(/a data block of unknown type 9/);
+    expect(told).toBe(true);
+    expect(last).toBe(true);
+    expect(Buffer.concat(pieces).equals(damaged.subarray(0, tocEnd))).toBe(true);
+  });
 });
 
 test('a compressed archive is refused: its chunks are not COPY text', async () => {

@@ -5,7 +5,8 @@
  * with tabs, newlines, backslashes, NULLs and non-ASCII text, in a UTF8 and a LATIN1 database —
  * its rows counted from the COPYs' tags; no COPY starts before the tables exist, the stream held
  * back meanwhile; and a row the target rejects fails the load with the server's message, no
- * session left (what the sessions had committed stays: a migration drops the target).
+ * session left (what the sessions had committed stays: a migration drops the target); a session
+ * whose connect resolves only after the load failed and `close()` was called is ended by then.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -141,6 +142,21 @@ async function load(
   }
 }
 
+/**
+ * Whether the server has sessions whose `column` is `value` left, after waiting (up to 5 s) for
+ * the backends of ended clients to exit.
+ */
+async function sessionsLeft(column: 'datname' | 'pid', value: string | number): Promise<string> {
+  return withClient(pg, 'postgres', async (c) => {
+    for (let i = 0; i < 50; i++) {
+      const { rowCount } = await c.query(`SELECT 1 FROM pg_stat_activity WHERE ${column} = $1`, [value]);
+      if (!rowCount) return 'no sessions';
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return 'sessions left';
+  });
+}
+
 afterAll(async () => {
   for (const db of databases) await dropDatabase(pg, db);
   rmSync(dir, { recursive: true, force: true });
@@ -211,13 +227,52 @@ test("a row the target rejects fails the load with the server's message and leav
   expect((failure as Error).message).toMatch(
     /^loading the data of "public"\."big" failed: new row for relation "big" violates check constraint/,
   );
-  const state = await withClient(pg, 'postgres', async (c) => {
-    for (let i = 0; i < 50; i++) {
-      const { rowCount } = await c.query('SELECT 1 FROM pg_stat_activity WHERE datname = $1', [target]);
-      if (!rowCount) return 'no sessions';
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    return 'sessions left';
+  expect(await sessionsLeft('datname', target)).toBe('no sessions');
+}, 300_000);
+
+test('a session that connects after the load failed and was closed is ended all the same', async () => {
+  const target = uniqueName('cs_late');
+  databases.push(target);
+  await withClient(pg, 'postgres', (c) => c.query(`CREATE DATABASE ${target}`));
+  // The second session's connect resolves only once the load has failed and close() was called.
+  let lateConnected: (client: Client) => void = () => undefined;
+  const late = new Promise<Client>((resolve) => {
+    lateConnected = resolve;
   });
-  expect(state).toBe('no sessions');
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let calls = 0;
+  const copy = new CopyStream({
+    sessions: 2,
+    connect: async () => {
+      const c = new Client(pg.clientConfig(target));
+      await c.connect();
+      if (calls++ === 1) {
+        lateConnected(c);
+        await released;
+      }
+      return c;
+    },
+  });
+  copy.start([], new Promise<void>(() => undefined));
+  const client = await late;
+  const pid = (client as unknown as { processID: number }).processID;
+  let ended = false;
+  client.once('end', () => {
+    ended = true;
+  });
+  try {
+    copy.abort(new Error('stopped by the test'));
+    const closed = copy.close();
+    release();
+    await closed;
+    // close() waited for it: ended by the time it resolves (a database drop may follow at once).
+    expect(ended).toBe(true);
+    expect(await sessionsLeft('pid', pid)).toBe('no sessions');
+    expect(copy.error?.message).toMatch(/stopped by the test/);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }, 300_000);
