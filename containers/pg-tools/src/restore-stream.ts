@@ -203,7 +203,6 @@ export async function streamArchives(opts: StreamArchivesOptions): Promise<Strea
 
 /** One object's load: its TOC and the rows each of its tables' COPYs loaded, by {@link tableKey}. */
 interface ObjectLoad {
-  object: StoredObject;
   toc: ArchiveTocEntry[];
   rows: Map<string, number>;
 }
@@ -269,7 +268,7 @@ async function streamObject(load: {
         .filter((e) => e.desc === 'TABLE DATA' && loaded.has(e.dumpId))
         .map((e) => [tableKey(e.namespace ?? '', e.tag ?? ''), loaded.get(e.dumpId) ?? 0]),
     );
-    return { object, toc: entries, rows };
+    return { toc: entries, rows };
   } catch (caught) {
     // Stopped (another stream's failure, an interruption): that is the restore's error, not this.
     if (stopping.aborted) throw caught;
