@@ -150,27 +150,39 @@ function newWorkDir(): string {
   return dir;
 }
 
+/**
+ * Ctrl-C of a restore (`args`, into `target`) while a session copies the slow table: one line,
+ * exit 130, and nothing left — no database under either name, no session, no work folder, no process.
+ */
+async function interruptedMidLoad(args: string[], target: string): Promise<void> {
+  const workDir = newWorkDir();
+  const run = start(args, workDir);
+  await midRestore(run, target);
+  // The restore loads a database of another name, renamed into place only once complete.
+  const loading = restoringName(target);
+  expect(await databaseExists(loading)).toBe(true);
+  expect(await databaseExists(target)).toBe(false);
+  process.kill(-run.pid, 'SIGINT');
+  const result = await run.done;
+
+  expect(result.code).toBe(130);
+  expect(cliLines(result.stderr)).toEqual([
+    `pgferry: restore interrupted by SIGINT (the database ${loading}, which the restore loads before renaming it ${target}, was dropped; nothing was written to ${target})`,
+  ]);
+  expect(await databaseExists(loading)).toBe(false);
+  expect(await databaseExists(target)).toBe(false);
+  expect(readdirSync(workDir)).toEqual([]);
+  expect(processesIn(workDir)).toEqual([]);
+  const sessions = await withClient(pg, 'postgres', (c) =>
+    c.query('SELECT 1 FROM pg_stat_activity WHERE datname = ANY($1)', [[target, loading]]),
+  );
+  expect(sessions.rowCount).toBe(0);
+}
+
 describe('restore', () => {
   test('Ctrl-C mid-load: the database is dropped, the work folder removed, the report stored; one line, exit 130', async () => {
     const target = uniqueName('rint');
-    const workDir = newWorkDir();
-    const run = start(restoreArgs(target), workDir);
-    await midRestore(run, target);
-    // The restore loads a database of another name, renamed into place only once complete.
-    const loading = restoringName(target);
-    expect(await databaseExists(loading)).toBe(true);
-    expect(await databaseExists(target)).toBe(false);
-    process.kill(-run.pid, 'SIGINT');
-    const result = await run.done;
-
-    expect(result.code).toBe(130);
-    expect(cliLines(result.stderr)).toEqual([
-      `pgferry: restore interrupted by SIGINT (the database ${loading}, which the restore loads before renaming it ${target}, was dropped; nothing was written to ${target})`,
-    ]);
-    expect(await databaseExists(loading)).toBe(false);
-    expect(await databaseExists(target)).toBe(false);
-    expect(readdirSync(workDir)).toEqual([]);
-    expect(processesIn(workDir)).toEqual([]);
+    await interruptedMidLoad(restoreArgs(target), target);
     expect(
       storedReports<RestoreReport>('restore-report-').find((r) => r.target.database === target),
     ).toMatchObject({
@@ -183,28 +195,10 @@ describe('restore', () => {
     const manifest = await parallel.backup('--jobs', '2');
     expect(manifest.objects.map((o) => o.kind)).toEqual(['dump', 'table-data', 'globals']);
     const target = uniqueName('rpar');
-    const loading = restoringName(target);
-    const workDir = newWorkDir();
-    const run = start(
+    await interruptedMidLoad(
       ['restore', '--store', parallel.store, '--backup', manifest.id, '--target', sourceUrl(pg, target)],
-      workDir,
+      target,
     );
-    await midRestore(run, target);
-    process.kill(-run.pid, 'SIGINT');
-    const result = await run.done;
-
-    expect(result.code).toBe(130);
-    expect(cliLines(result.stderr)).toEqual([
-      `pgferry: restore interrupted by SIGINT (the database ${loading}, which the restore loads before renaming it ${target}, was dropped; nothing was written to ${target})`,
-    ]);
-    expect(await databaseExists(loading)).toBe(false);
-    expect(await databaseExists(target)).toBe(false);
-    expect(readdirSync(workDir)).toEqual([]);
-    expect(processesIn(workDir)).toEqual([]);
-    const sessions = await withClient(pg, 'postgres', (c) =>
-      c.query('SELECT 1 FROM pg_stat_activity WHERE datname = ANY($1)', [[target, loading]]),
-    );
-    expect(sessions.rowCount).toBe(0);
   });
 
   test('SIGTERM of the task alone (as ECS stops it), SIGHUP (a closed terminal) and the death of the CLI clean up the same way', async () => {
