@@ -2,7 +2,8 @@
  * Interrupted runs clean up after themselves, and the next run finds what a run killed too hard
  * to clean up left behind.
  *
- * - Ctrl-C (SIGINT to the CLI's process group, as a terminal sends it) of a restore and of a verify
+ * - Ctrl-C (SIGINT to the CLI's process group, as a terminal sends it) of a restore (of one archive,
+ *   and of a parallel backup's two streaming at once) and of a verify
  *   in the middle of loading a table (a verify's pg_restore): nothing is left — no database, no work folder, no process (verify's
  *   throwaway server stopped) — the failed report is stored, and the CLI prints one line and exits
  *   130. A backup stopped the same way leaves nothing listed (the workflow's Cleanup runs).
@@ -40,6 +41,16 @@ const backedUp = useBackedUpDatabase(pg, {
     INSERT INTO slow SELECT generate_series(1, 3000);`,
 });
 const { name: source, dir: storeDir, store } = backedUp;
+// For a backup of two archives (`backup --jobs 2`): the slow table, padded past 1 MiB, is the one
+// moved to the side archive; the quick one stays in the main archive.
+const parallel = useBackedUpDatabase(pg, {
+  prefix: 'interrupts_par',
+  seed: `
+    CREATE TABLE quick AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 10000) g;
+    CREATE FUNCTION slow_ok(integer) RETURNS boolean LANGUAGE sql AS 'SELECT true FROM pg_sleep(0.002)';
+    CREATE TABLE slow (id integer CHECK (slow_ok(id)), pad text);
+    INSERT INTO slow SELECT g, repeat('x', 400) FROM generate_series(1, 3000) g;`,
+});
 
 /** A CLI run in a process group of its own, with its pid and its stderr so far. */
 interface Run {
@@ -139,33 +150,55 @@ function newWorkDir(): string {
   return dir;
 }
 
+/**
+ * Ctrl-C of a restore (`args`, into `target`) while a session copies the slow table: one line,
+ * exit 130, and nothing left — no database under either name, no session, no work folder, no process.
+ */
+async function interruptedMidLoad(args: string[], target: string): Promise<void> {
+  const workDir = newWorkDir();
+  const run = start(args, workDir);
+  await midRestore(run, target);
+  // The restore loads a database of another name, renamed into place only once complete.
+  const loading = restoringName(target);
+  expect(await databaseExists(loading)).toBe(true);
+  expect(await databaseExists(target)).toBe(false);
+  process.kill(-run.pid, 'SIGINT');
+  const result = await run.done;
+
+  expect(result.code).toBe(130);
+  expect(cliLines(result.stderr)).toEqual([
+    `pgferry: restore interrupted by SIGINT (the database ${loading}, which the restore loads before renaming it ${target}, was dropped; nothing was written to ${target})`,
+  ]);
+  expect(await databaseExists(loading)).toBe(false);
+  expect(await databaseExists(target)).toBe(false);
+  expect(readdirSync(workDir)).toEqual([]);
+  expect(processesIn(workDir)).toEqual([]);
+  const sessions = await withClient(pg, 'postgres', (c) =>
+    c.query('SELECT 1 FROM pg_stat_activity WHERE datname = ANY($1)', [[target, loading]]),
+  );
+  expect(sessions.rowCount).toBe(0);
+}
+
 describe('restore', () => {
   test('Ctrl-C mid-load: the database is dropped, the work folder removed, the report stored; one line, exit 130', async () => {
     const target = uniqueName('rint');
-    const workDir = newWorkDir();
-    const run = start(restoreArgs(target), workDir);
-    await midRestore(run, target);
-    // The restore loads a database of another name, renamed into place only once complete.
-    const loading = restoringName(target);
-    expect(await databaseExists(loading)).toBe(true);
-    expect(await databaseExists(target)).toBe(false);
-    process.kill(-run.pid, 'SIGINT');
-    const result = await run.done;
-
-    expect(result.code).toBe(130);
-    expect(cliLines(result.stderr)).toEqual([
-      `pgferry: restore interrupted by SIGINT (the database ${loading}, which the restore loads before renaming it ${target}, was dropped; nothing was written to ${target})`,
-    ]);
-    expect(await databaseExists(loading)).toBe(false);
-    expect(await databaseExists(target)).toBe(false);
-    expect(readdirSync(workDir)).toEqual([]);
-    expect(processesIn(workDir)).toEqual([]);
+    await interruptedMidLoad(restoreArgs(target), target);
     expect(
       storedReports<RestoreReport>('restore-report-').find((r) => r.target.database === target),
     ).toMatchObject({
       status: 'failed',
       error: expect.stringMatching(/^interrupted by SIGINT/),
     });
+  });
+
+  test("Ctrl-C while a parallel backup's archives stream in: every stream stops, the database is dropped, nothing is left; one line, exit 130", async () => {
+    const manifest = await parallel.backup('--jobs', '2');
+    expect(manifest.objects.map((o) => o.kind)).toEqual(['dump', 'table-data', 'globals']);
+    const target = uniqueName('rpar');
+    await interruptedMidLoad(
+      ['restore', '--store', parallel.store, '--backup', manifest.id, '--target', sourceUrl(pg, target)],
+      target,
+    );
   });
 
   test('SIGTERM of the task alone (as ECS stops it), SIGHUP (a closed terminal) and the death of the CLI clean up the same way', async () => {

@@ -71,7 +71,8 @@ import {
   discard,
   NotStreamable,
   type StreamedArchive,
-  streamArchive,
+  streamArchives,
+  tableKey,
 } from './restore-stream';
 import { interruption, type PhasedDeps, type RestoreProgress, stopIfInterrupted } from './run';
 import { toolEnv } from './tool-env';
@@ -154,8 +155,8 @@ export async function restoreBackup(
           progress.timings.holdAutovacuum = (Date.now() - t0) / 1000;
         }
       : undefined;
-  // What the streamed load gave (restore-stream.ts); undefined when the archive was restored from
-  // a file.
+  // What the streamed load gave (restore-stream.ts); undefined when the archives were restored
+  // from files.
   let streamed: StreamedArchive | undefined;
   try {
     // A new database is created while the backup downloads and is verified: its CREATE DATABASE
@@ -182,14 +183,17 @@ export async function restoreBackup(
     ).then(async (tool) => ({ tool, psql: await siblingTool(tool, 'psql').catch(() => undefined) }));
     choosing.catch(() => undefined); // awaited below
     const dump = manifest.objects.find((o) => o.kind === 'dump');
-    if (streams(manifest, into) && dump) {
-      // The tables load as the dump arrives: its bytes are the load's progress.
-      const report = downloadReport(dump.bytes, deps.onProgress, 'restore');
+    if (streams(into) && dump) {
+      // The dump object and a parallel backup's data-only objects, streamed at once.
+      const objects = [dump, ...manifest.objects.filter((o) => o.kind === 'table-data')];
+      const totalBytes = objects.reduce((sum, o) => sum + o.bytes, 0);
+      // The tables load as the objects arrive: their bytes are the load's progress.
+      const report = downloadReport(totalBytes, deps.onProgress, 'restore');
       const loaded = progress.timed('load', () =>
-        streamArchive({
+        streamArchives({
           store: deps.store,
           manifest,
-          object: dump,
+          objects,
           workDir,
           jobs: loading.jobs,
           spreadBytes: loading.splitMinBytes,
@@ -217,18 +221,20 @@ export async function restoreBackup(
             );
             await hold?.();
           },
-          verify: (sha256, bytes) => verifyChecksum(dump, manifest, sha256, bytes),
+          verify: (object, sha256, bytes) => verifyChecksum(object, manifest, sha256, bytes),
           signal,
           onBytes: (bytes) => report(bytes),
         }).then(
           (done) => {
-            report(dump.bytes, true);
-            checks.checksums.push({ key: dump.key, sha256: dump.sha256, verified: true });
+            report(totalBytes, true);
+            for (const o of objects) checks.checksums.push({ key: o.key, sha256: o.sha256, verified: true });
             return done;
           },
           (err: unknown) => {
             if (err instanceof NotStreamable) return undefined;
-            throw err instanceof ArchiveUnreadable ? downloadFailure(err.cause, dump, manifest, true) : err;
+            throw err instanceof ArchiveUnreadable
+              ? downloadFailure(err.cause, err.object, manifest, true)
+              : err;
           },
         ),
       );
@@ -268,8 +274,8 @@ export async function restoreBackup(
       }
     }
 
-    // Restored from a file: a clean restore's (verified before anything is changed), a parallel
-    // backup's, one with the roles, and an archive with large objects.
+    // Restored from files: a clean restore's (verified before anything is changed), one with the
+    // roles, one of some schemas or tables, and an archive with large objects.
     const files = streamed
       ? undefined
       : await (async () => {
@@ -419,20 +425,14 @@ export async function restoreBackup(
 }
 
 /**
- * Whether the archive is streamed into the database as it downloads (restore-stream.ts): in create
- * mode (clean mode verifies first, since it changes a database that exists), of one archive (a
- * parallel backup's restore runs its sections from files), of every table (a `--schema` or
+ * Whether the archives (the dump object, and a parallel backup's data-only objects beside it) are
+ * streamed into the database as they download (restore-stream.ts): in create mode (clean mode
+ * verifies first, since it changes a database that exists), of every table (a `--schema` or
  * `--table` restore lets pg_restore choose), and without `--with-globals` (the roles, created on
  * the server outside the renamed database, wait for the verified backup; the pre-data needs them).
  */
-function streams(manifest: BackupManifest, into: RestoreTarget): boolean {
-  return (
-    into.mode === 'create' &&
-    !into.withGlobals &&
-    into.schemas.length === 0 &&
-    into.tables.length === 0 &&
-    manifest.objects.every((o) => o.kind !== 'table-data')
-  );
+function streams(into: RestoreTarget): boolean {
+  return into.mode === 'create' && !into.withGlobals && into.schemas.length === 0 && into.tables.length === 0;
 }
 
 /** The COPY sessions' settings: pg_restore's sessions' (`PGOPTIONS`), and its `--role`. */
@@ -855,20 +855,14 @@ async function sessionsNow(target: Connection, password: string | undefined) {
 }
 
 /**
- * The rows a streamed load's COPYs loaded into each of `tables` (by its TABLE DATA entry; none
- * when the archive has none for it).
+ * The rows a streamed load's COPYs loaded into each of `tables` (none when no archive holds its
+ * data).
  */
 function loadedRows(
   tables: { schema: string; name: string; rows: number }[],
-  { toc, rows }: StreamedArchive,
+  { rows }: StreamedArchive,
 ): { schema: string; name: string; rows: number; restoredRows: number }[] {
-  const key = (schema: string, name: string) => JSON.stringify([schema, name]);
-  const loaded = new Map(
-    toc
-      .filter((e) => e.desc === 'TABLE DATA')
-      .map((e) => [key(e.namespace ?? '', e.tag ?? ''), rows.get(e.dumpId) ?? 0]),
-  );
-  return tables.map((t) => ({ ...t, restoredRows: loaded.get(key(t.schema, t.name)) ?? 0 }));
+  return tables.map((t) => ({ ...t, restoredRows: rows.get(tableKey(t.schema, t.name)) ?? 0 }));
 }
 
 /** The backup's tables that the restore selected (`--schema`, `--table`), with their rows at the backup. */
