@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { BackupManifest } from '../../core/contracts';
 import { runCli, sourceUrl } from './cli';
-import { createSeededDatabase, dropDatabase, type TestPostgres, uniqueName } from './env';
+import { createSeededDatabase, dropDatabase, type TestPostgres, uniqueName, withClient } from './env';
 
 /**
  * `pgferry backup --json` of `database` on `pg` into `store` (with `args`): its manifest. Throws
@@ -52,6 +52,15 @@ export function restoreRequest(pg: TestPostgres, target: string, runId: string) 
     toastCompression: 'server-default' as const,
     splitMinBytes: 1,
   };
+}
+
+/** Which of `names` are databases on `pg` (a restore's target, and the database it loads first). */
+export async function existingDatabases(pg: TestPostgres, ...names: string[]): Promise<string[]> {
+  return withClient(pg, 'postgres', async (c) =>
+    (
+      await c.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1)', [names])
+    ).rows.map((r) => r.datname),
+  );
 }
 
 export interface BackedUpDatabase {

@@ -19,7 +19,7 @@ import { restoringName } from '../../../../../core/postgres/incomplete-database'
 import type { BackupStore } from '../../../../../core/store';
 import { LocalStore } from '../../../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../../../core/store-keys';
-import { backupOf, restoreRequest } from '../../../../support/backed-up-database';
+import { backupOf, existingDatabases, restoreRequest } from '../../../../support/backed-up-database';
 import { createSeededDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../../support/env';
 
 const pg = testEnv().server(15);
@@ -118,12 +118,7 @@ async function analyzedYet(database: string, table: string): Promise<boolean> {
   return false;
 }
 
-const databases = (...names: string[]) =>
-  withClient(pg, 'postgres', async (c) =>
-    (
-      await c.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1)', [names])
-    ).rows.map((r) => r.datname),
-  );
+const databases = (...names: string[]) => existingDatabases(pg, ...names);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

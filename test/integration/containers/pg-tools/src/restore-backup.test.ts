@@ -20,7 +20,7 @@ import { readIncompleteMark, restoringName } from '../../../../../core/postgres/
 import type { BackupStore } from '../../../../../core/store';
 import { LocalStore } from '../../../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../../../core/store-keys';
-import { backupOf, restoreRequest } from '../../../../support/backed-up-database';
+import { backupOf, existingDatabases, restoreRequest } from '../../../../support/backed-up-database';
 import { createSeededDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../../support/env';
 
 const pg = testEnv().server(15);
@@ -46,12 +46,7 @@ afterAll(async () => {
 /** The restore's request, into `target`: two jobs, every table loaded by both sessions. */
 const request = (target: string) => restoreRequest(pg, target, '20261202T170000Z-0a1b2c');
 
-const databases = (...names: string[]) =>
-  withClient(pg, 'postgres', async (c) =>
-    (
-      await c.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1)', [names])
-    ).rows.map((r) => r.datname),
-  );
+const databases = (...names: string[]) => existingDatabases(pg, ...names);
 
 const dumpKey = () => backupObjectKey(catalogNameOf(manifest), manifest.id, 'dump.pgdump.zst');
 

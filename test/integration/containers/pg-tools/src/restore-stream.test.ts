@@ -18,7 +18,7 @@ import { restoringName } from '../../../../../core/postgres/incomplete-database'
 import type { BackupStore } from '../../../../../core/store';
 import { LocalStore } from '../../../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../../../core/store-keys';
-import { backupOf, restoreRequest } from '../../../../support/backed-up-database';
+import { backupOf, existingDatabases, restoreRequest } from '../../../../support/backed-up-database';
 import { pgTool } from '../../../../support/cli';
 import { createSeededDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../../support/env';
 import { fingerprint, sequenceStates } from '../../../../support/fingerprint';
@@ -64,12 +64,7 @@ const side = (): StoredObject => {
 };
 const keyOf = (object: StoredObject) => backupObjectKey(catalogNameOf(manifest), manifest.id, object.key);
 
-const databases = (...names: string[]) =>
-  withClient(pg, 'postgres', async (c) =>
-    (
-      await c.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1)', [names])
-    ).rows.map((r) => r.datname),
-  );
+const databases = (...names: string[]) => existingDatabases(pg, ...names);
 
 /** The sessions running a COPY into `table` of `database` (none when it cannot be read). */
 const copying = (database: string, table: string) =>
