@@ -190,8 +190,6 @@ export async function streamArchives(opts: StreamArchivesOptions): Promise<Strea
     await out.discard();
     await tablesReady?.catch(() => undefined);
     throw err;
-  } finally {
-    await out.discard();
   }
 }
 
