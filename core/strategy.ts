@@ -1,6 +1,7 @@
 /**
  * How a backup runs, chosen by preflight from the database's size and the cores its task will
- * have, and recorded in the manifest (`strategy`).
+ * have, and recorded in the manifest (`strategy`); and whether a restore streams
+ * (`restoreStreams`), which its runner does and its preflight sizes its disk by.
  */
 import { availableParallelism } from 'node:os';
 import type { BackupPlan, DumpStrategy, TaskSize } from './contracts';
@@ -122,6 +123,31 @@ export function dumpJobsWithin(jobs: number, free: number, requested: boolean): 
 export function defaultJobs(env: NodeJS.ProcessEnv = process.env): number {
   const vcpus = Number(env.PGFERRY_TASK_VCPUS);
   return Number.isInteger(vcpus) && vcpus > 0 ? vcpus : availableParallelism();
+}
+
+/** What a restore asks for that decides whether it streams (a restore request's, its runner's). */
+export interface RestoreSelection {
+  mode: 'create' | 'clean';
+  withGlobals: boolean;
+  schemas: readonly string[];
+  tables: readonly string[];
+}
+
+/**
+ * Whether a restore streams the archives (the dump object, and a parallel backup's data-only
+ * objects beside it) into the database as they download (containers/pg-tools/src/restore-stream.ts):
+ * in create mode (clean mode verifies first, since it changes a database that exists), of every
+ * table (a `--schema` or `--table` restore lets pg_restore choose), and without `--with-globals`
+ * (the roles, created on the server outside the renamed database, wait for the verified backup;
+ * the pre-data needs them). An archive with large objects is restored from files all the same.
+ */
+export function restoreStreams(restore: RestoreSelection): boolean {
+  return (
+    restore.mode === 'create' &&
+    !restore.withGlobals &&
+    restore.schemas.length === 0 &&
+    restore.tables.length === 0
+  );
 }
 
 /**

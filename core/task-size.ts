@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import type { BackupManifest, TaskSize } from './contracts';
 import { type Deployment, FARGATE_MAX_DISK_GIB } from './deployment';
 import { PgferryError } from './errors';
+import { type RestoreSelection, restoreStreams } from './strategy';
 
 const GiB = 1024 ** 3;
 /** Fargate's included ephemeral storage. */
@@ -41,28 +42,50 @@ export function backupTaskSize(databaseBytes: number): TaskSize {
     : { cpu: '4096', memoryMiB: '8192', ephemeralStorageGiB: MIN_DISK_GIB };
 }
 
-/** What a restore keeps on disk at once: the backup as stored, and its dump decompressed. */
+/**
+ * What a restore keeps on disk at once: from files, the backup as stored and its dump
+ * decompressed; streamed, the definitions file alone.
+ */
 export interface RestoreDiskUse {
   /** The stored (compressed) objects, downloaded before they are decompressed. */
   storedBytes: number;
   /** The dump decompressed, which pg_restore reads. */
   uncompressedBytes: number;
-}
-
-/** A backup's disk use, from its manifest. */
-export function restoreDiskUse(
-  manifest: Pick<BackupManifest, 'objects' | 'uncompressedBytes'>,
-): RestoreDiskUse {
-  return {
-    storedBytes: manifest.objects.reduce((sum, o) => sum + o.bytes, 0),
-    uncompressedBytes: manifest.uncompressedBytes,
-  };
+  /**
+   * Set when the restore streams: the main archive's definitions (its header and TOC), the one
+   * file it writes; the objects and the dump pass through without touching the disk.
+   */
+  definitionsBytes?: number;
+  /** A restore that streams otherwise is restored from files: its archive holds large objects. */
+  largeObjects?: boolean;
 }
 
 /**
- * Bytes of disk a restore needs: the download and the decompressed dump side by side; a
- * verification also holds the restored database in its throwaway server (estimated as the dump
- * again: its tables, with room for indexes in the margin).
+ * A backup's disk use, from its manifest, for `restore` (absent: from files, as a verification
+ * restores). A restore that streams (`restoreStreams`) writes only the definitions when the
+ * manifest says that no archive holds large objects; a manifest that does not say (older ones) is
+ * sized for files, as is every other restore.
+ */
+export function restoreDiskUse(
+  manifest: Pick<BackupManifest, 'objects' | 'uncompressedBytes'>,
+  restore?: RestoreSelection,
+): RestoreDiskUse {
+  const files = {
+    storedBytes: manifest.objects.reduce((sum, o) => sum + o.bytes, 0),
+    uncompressedBytes: manifest.uncompressedBytes,
+  };
+  if (!restore || !restoreStreams(restore)) return files;
+  const archives = manifest.objects.filter((o) => o.kind !== 'globals');
+  if (archives.some((o) => o.largeObjects)) return { ...files, largeObjects: true };
+  const definitionsBytes = archives.find((o) => o.kind === 'dump')?.definitionsBytes;
+  const streamed = definitionsBytes !== undefined && archives.every((o) => o.largeObjects === false);
+  return streamed ? { ...files, definitionsBytes } : files;
+}
+
+/**
+ * Bytes of disk a restore needs: the download and the decompressed dump side by side, or a streamed
+ * restore's definitions; a verification also holds the restored database in its throwaway server
+ * (estimated as the dump again: its tables, with room for indexes in the margin).
  */
 export function restoreDiskBytes(use: RestoreDiskUse, withLocalServer: boolean): number {
   return restoreFilesBytes(use, withLocalServer) * DISK_MARGIN + DISK_HEADROOM_GIB * GiB;
@@ -79,15 +102,20 @@ export function restoreDiskNeeded(use: RestoreDiskUse, withLocalServer: boolean,
     : restoreFilesBytes(use, withLocalServer) * DISK_MARGIN;
 }
 
-/** The download and the decompressed dump (and, for a verification, the restored database). */
+/**
+ * The download and the decompressed dump, or a streamed restore's definitions (and, for a
+ * verification, the restored database).
+ */
 function restoreFilesBytes(use: RestoreDiskUse, withLocalServer: boolean): number {
-  return use.storedBytes + use.uncompressedBytes * (withLocalServer ? 2 : 1);
+  const written = use.definitionsBytes ?? use.storedBytes + use.uncompressedBytes;
+  return written + (withLocalServer ? use.uncompressedBytes : 0);
 }
 
 /**
- * A restore downloads the compressed dump from S3 and decompresses it beside it before
- * pg_restore reads it; a verify also holds the restored database in its throwaway server. The disk
- * is what that needs (at most Fargate's 200 GiB: `checkRestoreDisk` refuses more first).
+ * A restore from files downloads the compressed dump from S3 and decompresses it beside it before
+ * pg_restore reads it; a streamed one writes only the definitions (down to Fargate's included
+ * 21 GiB); a verify also holds the restored database in its throwaway server. The disk is what
+ * that needs (at most Fargate's 200 GiB: `checkRestoreDisk` refuses more first).
  */
 export function restoreTaskSize(use: RestoreDiskUse, withLocalServer: boolean): TaskSize {
   const needed = Math.ceil(restoreDiskBytes(use, withLocalServer) / GiB);
@@ -125,14 +153,19 @@ export async function checkRestoreDisk(
   const available = await availableDiskBytes(deployment, env);
   if (needed <= available) return;
   const gib = (bytes: number) => `${(bytes / GiB).toFixed(1)} GiB`;
+  const { use } = what;
   const parts =
-    `${gib(what.use.storedBytes)} downloaded and ${gib(what.use.uncompressedBytes)} decompressed` +
-    (what.withLocalServer ? `, and as much again restored into the verification's server` : '');
+    (use.definitionsBytes === undefined
+      ? `${gib(use.storedBytes)} downloaded and ${gib(use.uncompressedBytes)} decompressed`
+      : `${gib(use.definitionsBytes)} of the archive's definitions, its data streamed`) +
+    (what.withLocalServer ? `, and as much again restored into the verification's server` : '') +
+    ', with a margin' +
+    (use.largeObjects ? '; its large objects are restored from files, not streamed' : '');
   const where = deployment.onAws
     ? `a Fargate task has at most ${FARGATE_MAX_DISK_GIB} GiB: run it with the CLI (without --aws) on a machine with the disk`
     : `${gib(available)} is free in ${env.PGFERRY_WORK_DIR ?? tmpdir()}: free space, or point PGFERRY_WORK_DIR at a larger disk`;
   throw new PgferryError(
     'InvalidInput',
-    `backup ${what.id} needs ${gib(needed)} of disk (${parts}, with a margin): ${where}; nothing was downloaded`,
+    `backup ${what.id} needs ${gib(needed)} of disk (${parts}): ${where}; nothing was downloaded`,
   );
 }

@@ -200,6 +200,17 @@ export const StoredObjectSchema = z
     /** SHA-256 (hex) of the bytes as stored, i.e. after compression. */
     sha256: z.string().regex(/^[0-9a-f]{64}$/),
     compression: CompressionSchema,
+    /**
+     * An archive's (`dump`, `table-data`) header and table of contents, in bytes as pg_dump wrote
+     * them (uncompressed): every definition and no data — the definitions file, all that a streamed
+     * restore writes to disk (core/task-size.ts). Absent for globals, and in older manifests.
+     */
+    definitionsBytes: z.number().int().nonnegative().optional(),
+    /**
+     * Whether the archive holds data that is not COPY text (large objects), which a restore cannot
+     * stream: it restores from files (core/task-size.ts). Absent for globals, and in older manifests.
+     */
+    largeObjects: z.boolean().optional(),
   })
   .strict();
 export type StoredObject = z.infer<typeof StoredObjectSchema>;

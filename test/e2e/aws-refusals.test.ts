@@ -38,7 +38,8 @@ let bundled: BundledStack;
 let caBundle: string;
 let store: string; // with one backup of shop
 let backup: BackupManifest;
-let bigBackup: BackupManifest; // its manifest says 300 GiB of dump
+let bigBackup: BackupManifest; // its manifest says 500 GiB of dump, without large objects
+let bigWithLargeObjects: BackupManifest; // 500 GiB, and its archive holds large objects
 
 async function socketQuery(server: TlsPostgres, sql: string, db = 'postgres'): Promise<unknown[]> {
   const c = new Client({
@@ -96,7 +97,7 @@ beforeAll(async () => {
   store = path.join(dir, 'store');
   const source = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${a.server.port}/shop?sslmode=verify-full&sslrootcert=${encodeURIComponent(a.caFile)}`;
   const made: string[] = [];
-  for (let i = 0; i < 2; i++) {
+  for (let i = 0; i < 3; i++) {
     const result = await runCli(['backup', '--source', source, '--store', store]);
     expect(result.stderr).toBe('');
     made.push(result.stdout.trim());
@@ -104,8 +105,15 @@ beforeAll(async () => {
   const local = openStore(`file://${store}`);
   backup = (await local.getJson(manifestKey('shop', made[0]))) as BackupManifest;
   bigBackup = { ...((await local.getJson(manifestKey('shop', made[1]))) as BackupManifest) };
-  bigBackup.uncompressedBytes = 300 * 1024 ** 3;
+  bigBackup.uncompressedBytes = 500 * 1024 ** 3;
   await local.putJson(manifestKey('shop', bigBackup.id), bigBackup);
+  const other = (await local.getJson(manifestKey('shop', made[2]))) as BackupManifest;
+  bigWithLargeObjects = {
+    ...other,
+    uncompressedBytes: 500 * 1024 ** 3,
+    objects: other.objects.map((o) => (o.kind === 'dump' ? { ...o, largeObjects: true } : o)),
+  };
+  await local.putJson(manifestKey('shop', bigWithLargeObjects.id), bigWithLargeObjects);
 }, 300_000);
 afterAll(async () => {
   await Promise.all([a?.stop(), b?.stop(), sm?.stop()]);
@@ -317,18 +325,50 @@ test('a migration whose cutover scales a service not configured for its target i
   expectUntouched(dir, before);
 });
 
-test('a restore whose dump cannot fit a Fargate task is refused before anything is downloaded', async () => {
-  const before = witness(store);
+test('a create restore of a 500 GiB backup without large objects streams: planned on the least disk of a Fargate task', async () => {
+  expect(bigBackup.objects.find((o) => o.kind === 'dump')).toMatchObject({ largeObjects: false });
   const result = await invokeBundle(
     bundled.bundleOf('RestorePreflight'),
     { store: `file://${store}`, backup: bigBackup.id, name: 'shop', target: login(a, 'drill') },
     lambdaEnv(),
   );
+  expect(result).toEqual({
+    ok: true,
+    result: expect.objectContaining({
+      backupId: bigBackup.id,
+      taskSize: { cpu: '2048', memoryMiB: '8192', ephemeralStorageGiB: 21 },
+    }),
+  });
+});
+
+test('a restore whose files cannot fit a Fargate task is refused before anything is downloaded: large objects, or --mode clean', async () => {
+  const before = witness(store);
+  const result = await invokeBundle(
+    bundled.bundleOf('RestorePreflight'),
+    { store: `file://${store}`, backup: bigWithLargeObjects.id, name: 'shop', target: login(a, 'drill') },
+    lambdaEnv(),
+  );
   expect(result).toMatchObject({ ok: false, errorType: 'Pgferry.InvalidInput' });
   expect((result as { errorMessage: string }).errorMessage).toMatch(
     new RegExp(
-      `^backup ${bigBackup.id} needs 365\\.\\d GiB of disk \\(0\\.0 GiB downloaded and 300\\.0 GiB decompressed, with a margin\\): a Fargate task has at most 200 GiB: .*; nothing was downloaded$`,
+      `^backup ${bigWithLargeObjects.id} needs 605\\.\\d GiB of disk \\(0\\.0 GiB downloaded and 500\\.0 GiB decompressed, with a margin; ` +
+        'its large objects are restored from files, not streamed\\): a Fargate task has at most 200 GiB: .*; nothing was downloaded$',
     ),
+  );
+  const clean = await invokeBundle(
+    bundled.bundleOf('RestorePreflight'),
+    {
+      store: `file://${store}`,
+      backup: bigBackup.id,
+      name: 'shop',
+      target: login(a, 'drill'),
+      mode: 'clean',
+    },
+    lambdaEnv(),
+  );
+  expect(clean).toMatchObject({ ok: false, errorType: 'Pgferry.InvalidInput' });
+  expect((clean as { errorMessage: string }).errorMessage).toMatch(
+    /needs 605\.\d GiB of disk \(0\.0 GiB downloaded and 500\.0 GiB decompressed, with a margin\): a Fargate task has at most 200 GiB/,
   );
   expectUntouched(store, before);
 });
@@ -342,7 +382,7 @@ test('so is its verification, whose throwaway server holds the restored database
   );
   expect(result).toMatchObject({ ok: false, errorType: 'Pgferry.InvalidInput' });
   expect((result as { errorMessage: string }).errorMessage).toMatch(
-    /needs 725\.\d GiB of disk \(0\.0 GiB downloaded and 300\.0 GiB decompressed, and as much again restored into the verification's server, with a margin\): a Fargate task has at most 200 GiB/,
+    /needs 1205\.\d GiB of disk \(0\.0 GiB downloaded and 500\.0 GiB decompressed, and as much again restored into the verification's server, with a margin\): a Fargate task has at most 200 GiB/,
   );
   expectUntouched(store, before);
 });

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { zstdDecompressSync } from 'node:zlib';
 import type { BackupManifest } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
+import { backupOf } from '../support/backed-up-database';
 import { pgTool, runCli, runTool, sourceUrl } from '../support/cli';
 import { createDatabase, dropDatabase, quoteIdent, testEnv, uniqueName, withClient } from '../support/env';
 import { readStored, sha256 } from '../support/store';
@@ -27,6 +28,24 @@ async function seed(major: number, database: string): Promise<void> {
       CREATE INDEX orders_customer ON orders (customer);
       CREATE TABLE empty_table (x int);`);
   });
+}
+
+/**
+ * `definitionsBytes` is exactly the archive's header and TOC: its first that many bytes are an
+ * archive pg_restore lists (the definitions file a streamed restore writes), one byte fewer is not.
+ */
+async function expectDefinitions(archive: Buffer, definitionsBytes: number | undefined, major: number) {
+  expect(definitionsBytes).toBeGreaterThan(0);
+  expect(definitionsBytes).toBeLessThan(archive.length);
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-definitions-'));
+  const list = (bytes: number) => {
+    const file = path.join(dir, `first-${bytes}.pgdump`);
+    writeFileSync(file, archive.subarray(0, bytes));
+    return runTool(pgTool('pg_restore', major), ['--list', file]);
+  };
+  const whole = await list(definitionsBytes ?? 0);
+  expect(whole.stdout.toString()).toMatch(/TABLE DATA public /);
+  await expect(list((definitionsBytes ?? 0) - 1)).rejects.toThrow();
 }
 
 function storesFor(label: string): { kind: string; url: string; env: Record<string, string> }[] {
@@ -112,6 +131,21 @@ describe.each(env.postgres.map((pg) => pg.major))('backup of PostgreSQL %i', (ma
       expect(toc).toMatch(/INDEX public orders_customer/);
     });
 
+    test("the manifest tells a restore what it writes to disk: the archive's definitions (its header and TOC, to the byte), and no large objects", async () => {
+      const dump = manifest.objects.find((o) => o.kind === 'dump');
+      if (!dump) throw new Error('no dump object');
+      expect(dump.largeObjects).toBe(false);
+      const globals = manifest.objects.find((o) => o.kind === 'globals');
+      expect(globals).not.toHaveProperty('definitionsBytes');
+      expect(globals).not.toHaveProperty('largeObjects');
+      const compressed = await readStored(url, `${databaseSegment(database)}/${manifest.id}/${dump.key}`);
+      await expectDefinitions(
+        zstdDecompressSync(compressed),
+        dump.definitionsBytes,
+        manifest.tool.pgDumpMajor,
+      );
+    });
+
     test('the globals (roles) are stored without passwords', async () => {
       const globals = await readStored(url, `${databaseSegment(database)}/${manifest.id}/globals.sql`);
       expect(globals.toString()).toMatch(/CREATE ROLE postgres;/);
@@ -134,5 +168,28 @@ describe.each(env.postgres.map((pg) => pg.major))('backup of PostgreSQL %i', (ma
       expect(shown).toMatchObject({ code: 0, stderr: '' });
       expect((JSON.parse(shown.stdout) as { manifest: BackupManifest }).manifest.id).toBe(manifest.id);
     });
+  });
+});
+
+describe('backup of a database with a large object', () => {
+  const pg = env.postgres[env.postgres.length - 1];
+  const database = uniqueName('backuplo');
+  const store = mkdtempSync(path.join(tmpdir(), 'pgferry-store-lo-'));
+  beforeAll(async () => {
+    await seed(pg.major, database);
+    await withClient(pg, database, (c) => c.query("SELECT lo_from_bytea(0, 'x')"));
+  });
+  afterAll(() => dropDatabase(pg, database));
+
+  test('the manifest says so (a restore of it needs files), and its definitions are the header and TOC', async () => {
+    const manifest = await backupOf(pg, database, `file://${store}`);
+    const dump = manifest.objects.find((o) => o.kind === 'dump');
+    if (!dump) throw new Error('no dump object');
+    expect(dump.largeObjects).toBe(true);
+    const compressed = await readStored(
+      `file://${store}`,
+      `${databaseSegment(database)}/${manifest.id}/${dump.key}`,
+    );
+    await expectDefinitions(zstdDecompressSync(compressed), dump.definitionsBytes, manifest.tool.pgDumpMajor);
   });
 });

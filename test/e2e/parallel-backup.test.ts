@@ -85,6 +85,11 @@ test.each([2, 3])(
         sha256: createHash('sha256').update(bytes).digest('hex'),
       }).toEqual({ key: object.key, bytes: object.bytes, sha256: object.sha256 });
     }
+    // Each archive says what a restore sizes its disk by: its definitions' bytes, no large objects.
+    for (const archive of manifest.objects.filter((o) => o.kind !== 'globals')) {
+      expect(archive).toMatchObject({ definitionsBytes: expect.any(Number), largeObjects: false });
+      expect(archive.definitionsBytes).toBeGreaterThan(0);
+    }
     // Rows counted from every stream.
     expect(manifest.tables).toMatchObject([
       { schema: 'Odd.Schema', name: 'Big*Table?', rows: 20000 },

@@ -19,6 +19,7 @@ import {
   type TableDataRows,
 } from '../../../core/postgres/archive';
 import type { PgToolBinary } from '../../../core/postgres/binaries';
+import { notCopyData } from '../../../core/postgres/copy-stream';
 import {
   changedTables,
   exportSnapshot,
@@ -283,6 +284,9 @@ export function storeDumpStream(
         bytes: hashed.bytes,
         sha256: hashed.digest(),
         compression: plan.compression,
+        // What a restore sizes its disk by, before it downloads anything (core/task-size.ts).
+        definitionsBytes: counter.scanner.tocEnd ?? 0,
+        largeObjects: notCopyData(counter.scanner.toc) !== undefined,
       },
       uncompressedBytes: raw.bytes,
       tables: counter.scanner.tables(),

@@ -64,7 +64,9 @@ import {
 } from '../../../core/postgres/tools';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../core/store-keys';
+import { restoreStreams } from '../../../core/strategy';
 import { PROGRESS_INTERVAL_MS, type TaskProgress, throttled } from '../../../core/task-progress';
+import { checkRestoreDisk, restoreDiskUse } from '../../../core/task-size';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
 import {
   ArchiveUnreadable,
@@ -183,7 +185,7 @@ export async function restoreBackup(
     ).then(async (tool) => ({ tool, psql: await siblingTool(tool, 'psql').catch(() => undefined) }));
     choosing.catch(() => undefined); // awaited below
     const dump = manifest.objects.find((o) => o.kind === 'dump');
-    if (streams(into) && dump) {
+    if (restoreStreams(into) && dump) {
       // The dump object and a parallel backup's data-only objects, streamed at once.
       const objects = [dump, ...manifest.objects.filter((o) => o.kind === 'table-data')];
       const totalBytes = objects.reduce((sum, o) => sum + o.bytes, 0);
@@ -244,8 +246,20 @@ export async function restoreBackup(
       if (createdDb.status === 'rejected') throw createdDb.reason;
       if (chosen.status === 'rejected') throw chosen.reason;
       streamed = load.value;
-      // Not streamed (large objects): the load phase only read the TOC; the file path's phases follow.
-      if (!streamed) delete progress.timings.load;
+      // Not streamed (large objects): the load phase only read the TOC; the file path's phases
+      // follow, once their files are known to fit (the disk may be sized for a streamed restore).
+      if (!streamed) {
+        delete progress.timings.load;
+        await checkRestoreDisk(
+          {
+            id: manifest.id,
+            use: { ...restoreDiskUse(manifest), largeObjects: true },
+            withLocalServer: false,
+          },
+          { onAws: false },
+          deps.env,
+        );
+      }
       stopIfInterrupted(signal);
       if (streamed) {
         const { tool } = chosen.value;
@@ -422,17 +436,6 @@ export async function restoreBackup(
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
-}
-
-/**
- * Whether the archives (the dump object, and a parallel backup's data-only objects beside it) are
- * streamed into the database as they download (restore-stream.ts): in create mode (clean mode
- * verifies first, since it changes a database that exists), of every table (a `--schema` or
- * `--table` restore lets pg_restore choose), and without `--with-globals` (the roles, created on
- * the server outside the renamed database, wait for the verified backup; the pre-data needs them).
- */
-function streams(into: RestoreTarget): boolean {
-  return into.mode === 'create' && !into.withGlobals && into.schemas.length === 0 && into.tables.length === 0;
 }
 
 /** The COPY sessions' settings: pg_restore's sessions' (`PGOPTIONS`), and its `--role`. */

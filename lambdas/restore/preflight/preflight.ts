@@ -59,16 +59,18 @@ export interface RestorePreflightDeps {
 /**
  * Everything that can refuse a restore, checked before the target is touched: on AWS that the
  * target is a configured target and its login is bound to it (before its secret is read); the
- * backup is complete and its objects are all there, and fit the task's disk; the target is reachable, not older than the source or
- * the pg_dump that wrote the archive (unless allowed), not the backup's own source (unless
- * forced); the database exists or not as the mode expects; every extension and role the dump
- * needs is available; the server can create the database with the source's encoding and locale
- * and offers the collations and lz4 its objects use. A database pgferry left incomplete is named
- * with the command that removes it. In clean mode, before the safety backup and the download:
- * no other session is connected to the target database (unless `terminateConnections`), and
- * nothing in it that is not in the backup depends on what pg_restore will drop (read from the
- * archive's table of contents, at the start of the stored dump). (The objects' checksums are
- * verified by the runner as it downloads them, also before the target is touched.)
+ * backup is complete and its objects are all there, and what the restore writes of them fits the
+ * task's disk (`restoreDiskUse`: a streamed create restore, its definitions alone); the target is
+ * reachable, not older than the source or the pg_dump that wrote the archive (unless allowed), not
+ * the backup's own source (unless forced); the database exists or not as the mode expects; every
+ * extension and role the dump needs is available; the server can create the database with the
+ * source's encoding and locale and offers the collations and lz4 its objects use. A database
+ * pgferry left incomplete is named with the command that removes it. In clean mode, before the
+ * safety backup and the download: no other session is connected to the target database (unless
+ * `terminateConnections`), and nothing in it that is not in the backup depends on what pg_restore
+ * will drop (read from the archive's table of contents, at the start of the stored dump). (The
+ * objects' checksums are verified by the runner as it downloads them, also before the target is
+ * touched.)
  */
 export async function preflightRestore(
   request: RestoreRequest,
@@ -80,7 +82,7 @@ export async function preflightRestore(
   const store = deps.openStore(request.store);
   const manifest = await resolveBackup(store, request.backup, requestedName(request));
   await checkObjectsPresent(store, manifest);
-  const diskUse = restoreDiskUse(manifest);
+  const diskUse = restoreDiskUse(manifest, request);
   await checkRestoreDisk({ id: manifest.id, use: diskUse, withLocalServer: false }, deployment, deps.env);
 
   const target = request.target;

@@ -24,6 +24,7 @@ export async function preflightVerify(
   const store = deps.openStore(request.store);
   const manifest = await resolveBackup(store, request.backup, requestedName(request));
   await checkObjectsPresent(store, manifest);
+  // A drill restores the roles too (containers/pg-tools/src/verify.ts): from files, not streamed.
   const diskUse = restoreDiskUse(manifest);
   await checkRestoreDisk(
     { id: manifest.id, use: diskUse, withLocalServer: true },

@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
 import type { DatabaseBindings } from '../../../core/bindings';
 import type { Deployment } from '../../../core/deployment';
+import type { RestoreSelection } from '../../../core/strategy';
 import {
   backupTaskSize,
   checkRestoreDisk,
@@ -69,5 +70,90 @@ test('locally a restore needs its files and a margin, not the headroom of a task
   expect(restoreDiskNeeded(use, false, true) / 2 ** 30).toBeCloseTo(8.6);
   expect(restoreDiskNeeded({ storedBytes: 2_000_000, uncompressedBytes: 6_000_000 }, false, false)).toBe(
     9_600_000,
+  );
+});
+
+/** A manifest's objects as a backup of this pgferry records them (`definitionsBytes`, `largeObjects`). */
+function recorded(uncompressedBytes: number, archive: { definitionsBytes?: number; largeObjects?: boolean }) {
+  return {
+    uncompressedBytes,
+    objects: [
+      { key: 'dump.pgdump.zst', kind: 'dump', bytes: uncompressedBytes / 4, ...archive },
+      { key: 'globals.sql', kind: 'globals', bytes: 1000 },
+    ] as never,
+  };
+}
+const create: RestoreSelection = { mode: 'create', withGlobals: false, schemas: [], tables: [] };
+
+test('a create restore of a backup without large objects streams: its disk is the definitions alone', () => {
+  const manifest = recorded(500 * GiB, { definitionsBytes: 2 * 1024 ** 2, largeObjects: false });
+  const use = restoreDiskUse(manifest, create);
+  expect(use).toEqual({
+    storedBytes: 125 * GiB + 1000,
+    uncompressedBytes: 500 * GiB,
+    definitionsBytes: 2 * 1024 ** 2,
+  });
+  expect(restoreDiskNeeded(use, false, false)).toBe(2 * 1024 ** 2 * 1.2);
+  // Fargate's included disk; the vCPUs are still the large dump's.
+  expect(restoreTaskSize(use, false)).toEqual({ cpu: '2048', memoryMiB: '8192', ephemeralStorageGiB: 21 });
+});
+
+test('every other restore is sized for its files: clean, --with-globals, --schema, --table, large objects, an older manifest', () => {
+  const streamable = recorded(40 * GiB, { definitionsBytes: 1024, largeObjects: false });
+  const files = { storedBytes: 10 * GiB + 1000, uncompressedBytes: 40 * GiB };
+  const others: RestoreSelection[] = [
+    { ...create, mode: 'clean' },
+    { ...create, withGlobals: true },
+    { ...create, schemas: ['app'] },
+    { ...create, tables: ['t'] },
+  ];
+  for (const restore of others) {
+    expect(restoreDiskUse(streamable, restore)).toEqual(files);
+  }
+  expect(restoreDiskUse(streamable)).toEqual(files); // a verification's drill
+  expect(restoreDiskUse(recorded(40 * GiB, { definitionsBytes: 1024, largeObjects: true }), create)).toEqual({
+    ...files,
+    largeObjects: true,
+  });
+  expect(restoreDiskUse(recorded(40 * GiB, {}), create)).toEqual(files);
+  // An archive that does not say (here a parallel backup's side one) keeps the files' sizing.
+  const parallel = recorded(40 * GiB, { definitionsBytes: 1024, largeObjects: false });
+  (parallel.objects as unknown[]).push({ key: 'table-data-1.pgdump.zst', kind: 'table-data', bytes: 0 });
+  expect(restoreDiskUse(parallel, create)).toEqual(files);
+  expect(
+    restoreTaskSize(restoreDiskUse(streamable, { ...create, mode: 'clean' }), false).ephemeralStorageGiB,
+  ).toBe(Math.ceil(((50 * GiB + 1000) * 1.2) / GiB + 5));
+});
+
+test('locally a streamed create restore of a backup larger than the disk is accepted, a clean restore of it refused', async () => {
+  const huge = recorded(2 ** 60, { definitionsBytes: 1024 ** 2, largeObjects: false });
+  const local = { onAws: false } as const;
+  const env = { PGFERRY_WORK_DIR: tmpdir() };
+  const check = (restore: RestoreSelection) =>
+    checkRestoreDisk(
+      { id: '20261121T233200Z-3d6d1f', use: restoreDiskUse(huge, restore), withLocalServer: false },
+      local,
+      env,
+    );
+  await expect(check(create)).resolves.toBeUndefined();
+  await expect(check({ ...create, mode: 'clean' })).rejects.toThrow(
+    /^backup 20261121T233200Z-3d6d1f needs \d+\.\d GiB of disk \(\d+\.\d GiB downloaded and \d+\.\d GiB decompressed, with a margin\): \d+\.\d GiB is free in .*; nothing was downloaded$/,
+  );
+});
+
+test('on AWS a streamable 500 GiB backup fits a task; with large objects it is refused, saying why it is not streamed', async () => {
+  const check = (manifest: ReturnType<typeof recorded>) =>
+    checkRestoreDisk(
+      { id: '20261121T233200Z-3d6d1f', use: restoreDiskUse(manifest, create), withLocalServer: false },
+      onAws,
+      {},
+    );
+  await expect(
+    check(recorded(500 * GiB, { definitionsBytes: 1024 ** 2, largeObjects: false })),
+  ).resolves.toBeUndefined();
+  await expect(
+    check(recorded(500 * GiB, { definitionsBytes: 1024 ** 2, largeObjects: true })),
+  ).rejects.toThrow(
+    /^backup 20261121T233200Z-3d6d1f needs 755\.0 GiB of disk \(125\.0 GiB downloaded and 500\.0 GiB decompressed, with a margin; its large objects are restored from files, not streamed\): a Fargate task has at most 200 GiB: run it with the CLI \(without --aws\) on a machine with the disk; nothing was downloaded$/,
   );
 });

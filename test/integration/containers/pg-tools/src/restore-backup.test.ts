@@ -261,3 +261,43 @@ test('interrupted while its largest table loads during the download: the session
   );
   expect(sessions.rowCount).toBe(0);
 }, 120_000);
+
+test('large objects found where the manifest said none: before falling back to files, their disk is checked, and a restore they cannot fit fails in one line', async () => {
+  const withLargeObject = uniqueName('overlap_lo');
+  await createSeededDatabase(pg, withLargeObject, "CREATE TABLE t (id int); SELECT lo_from_bytea(0, 'x');");
+  const target = uniqueName('overlap_lo_to');
+  const loading = restoringName(target);
+  const work = mkdtempSync(path.join(tmpdir(), 'pgferry-overlap-lo-'));
+  try {
+    const backedUp = await backupOf(pg, withLargeObject, store);
+    expect(backedUp.objects.find((o) => o.kind === 'dump')?.largeObjects).toBe(true);
+    // A manifest that lies (the preflight sized the disk for a streamed restore), of 1 EiB of dump.
+    const lying: BackupManifest = {
+      ...backedUp,
+      uncompressedBytes: 2 ** 60,
+      objects: backedUp.objects.map((o) => (o.kind === 'dump' ? { ...o, largeObjects: false } : o)),
+    };
+    const progress = new RestoreProgress();
+    await expect(
+      restoreBackup(lying, request(target), progress, {
+        store: new LocalStore(store),
+        env: { ...process.env, PGFERRY_WORK_DIR: work },
+      }),
+    ).rejects.toMatchObject({
+      message: expect.stringMatching(
+        new RegExp(
+          `^backup ${backedUp.id} needs \\d+\\.\\d GiB of disk \\(0\\.0 GiB downloaded and 1073741824\\.0 GiB decompressed, with a margin; ` +
+            `its large objects are restored from files, not streamed\\): \\d+\\.\\d GiB is free in ${work}: free space, or point ` +
+            `PGFERRY_WORK_DIR at a larger disk; nothing was downloaded \\(the database ${loading}, which the restore loads before ` +
+            `renaming it ${target}, was dropped; nothing was written to ${target}\\)$`,
+        ),
+      ),
+    });
+    expect(progress.timings.download).toBeUndefined();
+    expect(await databases(target, loading)).toEqual([]);
+    expect(readdirSync(work)).toEqual([]);
+  } finally {
+    await dropDatabase(pg, withLargeObject);
+    rmSync(work, { recursive: true, force: true });
+  }
+}, 120_000);

@@ -3,14 +3,17 @@
  * `readBackupToc`), on a real backup in a folder store: it reads only the archive's first bytes,
  * and it always returns. It once waited for the end of a zstd decompressor it had destroyed, which
  * now and then never came (within the first 100 reads of this test, on the code before): a clean restore then hung in preflight until the
- * state's 120 s timeout (and failed CI, in test/e2e/parallel-backup.test.ts).
+ * state's 120 s timeout (and failed CI, in test/e2e/parallel-backup.test.ts). And its disk check
+ * (core/task-size.ts), by the kind of restore: a streamed one writes the archive's definitions alone.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import type { BackupManifest } from '../../../../../core/contracts';
+import { type BackupManifest, RestoreRequestSchema } from '../../../../../core/contracts';
 import { openStore } from '../../../../../core/store';
-import { readBackupToc } from '../../../../../lambdas/restore/preflight/preflight';
+import { catalogNameOf, manifestKey } from '../../../../../core/store-keys';
+import { preflightRestore, readBackupToc } from '../../../../../lambdas/restore/preflight/preflight';
+import { backupOf } from '../../../../support/backed-up-database';
 import { runCli, sourceUrl } from '../../../../support/cli';
 import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../../../../support/env';
 
@@ -66,4 +69,39 @@ test('reads the TOC of the zstd main archive of a parallel backup (more than one
         .sort(),
     ).toEqual(['big', 'child', 'parent', 'small']);
   }
+}, 120_000);
+
+test('a create restore of a backup larger than the disk streams: accepted, its task on the least disk; a clean restore of it is refused', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-preflight-disk-'));
+  const manifest = await backupOf(pg, source, `file://${dir}`);
+  const dump = manifest.objects.find((o) => o.kind === 'dump');
+  expect(dump).toMatchObject({ largeObjects: false, definitionsBytes: expect.any(Number) });
+  // Its manifest says 1 PiB of dump: more than any disk here.
+  const store = openStore(`file://${dir}`);
+  await store.putJson(manifestKey(catalogNameOf(manifest), manifest.id), {
+    ...manifest,
+    uncompressedBytes: 2 ** 50,
+  });
+  const request = (mode: 'create' | 'clean', database: string) =>
+    RestoreRequestSchema.parse({
+      store: `file://${dir}`,
+      backup: manifest.id,
+      name: catalogNameOf(manifest),
+      target: { host: pg.host, port: pg.port, user: pg.user, database, sslmode: 'disable' },
+      mode,
+      force: true,
+    });
+  const deps = {
+    openStore,
+    env: { ...process.env, PGFERRY_TARGET_PASSWORD: pg.password, PGFERRY_WORK_DIR: dir },
+    deployment: { onAws: false } as const,
+  };
+  const plan = await preflightRestore(request('create', uniqueName('preflight_disk')), deps);
+  expect(plan.taskSize).toEqual({ cpu: '2048', memoryMiB: '8192', ephemeralStorageGiB: 21 });
+  await expect(preflightRestore(request('clean', source), deps)).rejects.toThrow(
+    new RegExp(
+      `^backup ${manifest.id} needs \\d+\\.\\d GiB of disk \\(\\d+\\.\\d GiB downloaded and 1048576\\.0 GiB decompressed, with a margin\\): ` +
+        `\\d+\\.\\d GiB is free in ${dir}: free space, or point PGFERRY_WORK_DIR at a larger disk; nothing was downloaded$`,
+    ),
+  );
 }, 120_000);
