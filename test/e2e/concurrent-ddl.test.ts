@@ -231,31 +231,39 @@ describe('a lock held by another session', () => {
   beforeAll(() => createSource(database));
   afterAll(() => dropDatabase(pg, database));
 
-  test('fails the backup after --lock-wait-timeout, naming the table and its holder; nothing is listed', async () => {
-    const holder = await session(database, 'holder app');
-    let holderPid: number;
-    try {
-      holderPid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
-      await holder.query('BEGIN');
-      await holder.query('LOCK TABLE zzz IN ACCESS EXCLUSIVE MODE');
-      const started = Date.now();
-      const result = await backup(database, store, ['--lock-wait-timeout', '2s']);
-      const seconds = (Date.now() - started) / 1000;
-      expect(result.hung).toBe(false);
-      expect(result.code).toBe(1);
-      expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
-      expect(result.stderr).toMatch(
-        new RegExp(
-          `^pgferry: pg_dump could not lock public\\.zzz within 2s \\(--lock-wait-timeout\\): ACCESS EXCLUSIVE lock on public\\.zzz held by pid ${holderPid} \\(user postgres, application "holder app", idle in transaction, transaction started \\S+, last query started \\S+\\)`,
-        ),
-      );
-      // A liveness bound, not a timing: it gave up instead of waiting for the holder.
-      expect(seconds).toBeLessThan(45);
-    } finally {
-      await holder.end();
-    }
-    expect(await listed(store)).toEqual([]);
-  });
+  // With --jobs 2 the backup itself waits first: it reads each table's size (which takes its lock)
+  // to plan the side pg_dumps.
+  test.each([
+    { jobs: 1, waiter: 'pg_dump' },
+    { jobs: 2, waiter: 'the backup' },
+  ])(
+    '--jobs $jobs: fails the backup after --lock-wait-timeout, naming the table and its holder; nothing is listed',
+    async ({ jobs, waiter }) => {
+      const holder = await session(database, 'holder app');
+      let holderPid: number;
+      try {
+        holderPid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+        await holder.query('BEGIN');
+        await holder.query('LOCK TABLE zzz IN ACCESS EXCLUSIVE MODE');
+        const started = Date.now();
+        const result = await backup(database, store, ['--lock-wait-timeout', '2s', '--jobs', String(jobs)]);
+        const seconds = (Date.now() - started) / 1000;
+        expect(result.hung).toBe(false);
+        expect(result.code).toBe(1);
+        expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+        expect(result.stderr).toMatch(
+          new RegExp(
+            `^pgferry: ${waiter} could not lock public\\.zzz within 2s \\(--lock-wait-timeout\\): ACCESS EXCLUSIVE lock on public\\.zzz held by pid ${holderPid} \\(user postgres, application "holder app", idle in transaction, transaction started \\S+, last query started \\S+\\)`,
+          ),
+        );
+        // A liveness bound, not a timing: it gave up instead of waiting for the holder.
+        expect(seconds).toBeLessThan(45);
+      } finally {
+        await holder.end();
+      }
+      expect(await listed(store)).toEqual([]);
+    },
+  );
 });
 
 describe("a parallel backup: a side archive's table rewritten once the main pg_dump has ended", () => {

@@ -151,8 +151,13 @@ async function dumpOnce(
       // Known once the read is in; the exporting transaction waits for every side pg_dump.
       () => 1 + sideJobs.length,
     );
-    // The plan needs the snapshot's tables: wait for the read (catalog only, quick) first.
-    if (plan.strategy.jobs > 1) await snap.read;
+    // The plan needs the snapshot's tables: wait for the read (catalog only, quick) first. Each
+    // table's size waits for the table's lock, as pg_dump would, within the lock wait timeout.
+    if (plan.strategy.jobs > 1) {
+      await snap.read.catch(async (err: unknown) => {
+        throw (await lockWaitFailure(errorMessage(err), observer, lockWaitTimeoutMs, 'the backup')) ?? err;
+      });
+    }
     const dumped = await streamDumps(plan, pgDump, snap.snapshot, env, deps, sideJobs, {
       lockWaitTimeoutMs,
       guard,
