@@ -90,6 +90,18 @@ export function notCopyData(toc: readonly ArchiveTocEntry[]): string | undefined
   return other ? `${other.desc ?? 'an entry'} ${other.tag ?? other.dumpId} is not COPY data` : undefined;
 }
 
+/**
+ * Why this process's COPY sessions cannot load this archive's data: its TOC's strings (names, COPY
+ * statements) are read as UTF-8 and sent as such, so an archive in another encoding (a LATIN1
+ * database's) would name a table or column wrongly as soon as its name is not ASCII. Undefined for
+ * a UTF8 archive; pg_restore loads the others.
+ */
+export function notUtf8Names(toc: readonly ArchiveTocEntry[]): string | undefined {
+  const defn = toc.find((e) => e.desc === 'ENCODING')?.defn ?? '';
+  const encoding = /client_encoding = '([^']*)'/.exec(defn)?.[1];
+  return encoding === undefined || encoding === 'UTF8' ? undefined : `its encoding is ${encoding}, not UTF8`;
+}
+
 /** One table of the stream: its text not yet dealt, and what its sessions loaded. */
 interface TableLoad {
   dumpId: number;

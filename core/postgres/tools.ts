@@ -16,7 +16,7 @@ import { cleanableOrder, readArchiveToc } from './archive-toc';
 import type { PgToolBinary } from './binaries';
 import { dropFirst } from './clean-drops';
 import { loadTableData } from './copy-load';
-import { copySessionSetup } from './copy-stream';
+import { copySessionSetup, notUtf8Names } from './copy-stream';
 import { quoteIdent } from './quote';
 
 export { keepStderr, STDERR_KEPT_CHARS, type ToolRun } from '../process';
@@ -240,9 +240,12 @@ export async function pgRestoreParallel(
       sizes = sized.status === 'fulfilled' ? sized.value : undefined;
       const rest = { entries: passes[0].entries.slice(pre.entries.length), parallel: passes[0].parallel };
       const inRest = new Map(rest.entries.map((l) => [idOf(l), l]));
-      // Only entries whose data this process can load (a COPY statement, a block found).
+      // Only entries whose data this process can load (a COPY statement, a block found, names it
+      // can send).
       const loadable = (id: number) =>
-        sizes?.offsets.has(id) && sizes.toc.some((e) => e.dumpId === id && e.copyStmt);
+        sizes?.offsets.has(id) &&
+        !notUtf8Names(sizes.toc) &&
+        sizes.toc.some((e) => e.dumpId === id && e.copyStmt);
       const splitIds = sizes
         ? tablesToSplit(sizes.bytes, jobs, split?.minBytes).filter((id) => inRest.has(id) && loadable(id))
         : [];

@@ -1,7 +1,8 @@
 /**
  * Backups while other sessions change the tables (issue 19): a table rewritten after the dump's
- * snapshot is never listed with rows missing, DDL in a loop never makes a backup hang, and a lock
- * held elsewhere fails the backup within `--lock-wait-timeout`, naming the table and its holder.
+ * snapshot is never listed with rows missing — in a parallel backup's side archive neither —, DDL
+ * in a loop never makes a backup hang, and a lock held elsewhere fails the backup within
+ * `--lock-wait-timeout`, naming the table and its holder.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,8 @@ import { Client } from 'pg';
 import type { BackupManifest } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
 import { type CliResult, pgTool, runCli, runTool, sourceUrl } from '../support/cli';
-import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
+import { createSeededDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { heldSidePgDump, waitFor } from '../support/faults';
 import { readStored } from '../support/store';
 
 const env = testEnv();
@@ -46,6 +48,7 @@ async function backup(
   store: string,
   extra: string[] = [],
   limitMs = 45_000,
+  extraEnv: Record<string, string> = {},
 ): Promise<CliResult & { hung: boolean }> {
   let pid: number | undefined;
   let hung = false;
@@ -57,6 +60,7 @@ async function backup(
     const result = await runCli(
       ['backup', '--source', sourceUrl(pg, database), '--store', store, '--json', ...extra],
       {
+        env: extraEnv,
         onSpawn: (p) => {
           pid = p;
         },
@@ -74,23 +78,30 @@ async function listed(store: string): Promise<BackupManifest[]> {
   return JSON.parse(result.stdout) as BackupManifest[];
 }
 
-/** The rows of `table` in a stored dump, counted from what pg_restore writes of its data. */
+/**
+ * The rows of `table` in a stored backup, counted from what pg_restore writes of its data: from
+ * the object that holds them (the dump, or a parallel backup's data-only archive).
+ */
 async function rowsInStoredDump(store: string, manifest: BackupManifest, table: string): Promise<number> {
-  const dump = manifest.objects.find((o) => o.kind === 'dump');
-  if (!dump) throw new Error('no dump object');
-  const bytes = await readStored(store, `${databaseSegment(manifest.database)}/${manifest.id}/${dump.key}`);
-  const file = path.join(mkdtempSync(path.join(tmpdir(), 'pgferry-ddl-')), 'dump.pgdump');
-  writeFileSync(file, zstdDecompressSync(bytes));
-  const { stdout } = await runTool(pgTool('pg_restore', manifest.tool.pgDumpMajor), [
-    '--data-only',
-    `--table=${table}`,
-    '--file=-',
-    file,
-  ]);
-  const lines = stdout.toString().split('\n');
-  const start = lines.findIndex((l) => l.startsWith(`COPY public.${table} `));
-  const end = lines.indexOf('\\.', start);
-  return end - start - 1;
+  const archives = manifest.objects.filter((o) => o.kind !== 'globals');
+  if (!archives.some((o) => o.kind === 'dump')) throw new Error('no dump object');
+  const counts: number[] = [];
+  for (const archive of archives) {
+    const key = `${databaseSegment(manifest.database)}/${manifest.id}/${archive.key}`;
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'pgferry-ddl-')), 'dump.pgdump');
+    writeFileSync(file, zstdDecompressSync(await readStored(store, key)));
+    const { stdout } = await runTool(pgTool('pg_restore', manifest.tool.pgDumpMajor), [
+      '--data-only',
+      `--table=${table}`,
+      '--file=-',
+      file,
+    ]);
+    const lines = stdout.toString().split('\n');
+    const start = lines.findIndex((l) => l.startsWith(`COPY public.${table} `));
+    if (start >= 0) counts.push(lines.indexOf('\\.', start) - start - 1);
+  }
+  if (counts.length !== 1) throw new Error(`${table}'s data is in ${counts.length} of the backup's archives`);
+  return counts[0];
 }
 
 /** Runs `statements` in turn, over and over, `pauseMs` apart, until `stop()`. */
@@ -220,29 +231,78 @@ describe('a lock held by another session', () => {
   beforeAll(() => createSource(database));
   afterAll(() => dropDatabase(pg, database));
 
-  test('fails the backup after --lock-wait-timeout, naming the table and its holder; nothing is listed', async () => {
-    const holder = await session(database, 'holder app');
-    let holderPid: number;
+  // With --jobs 2 the backup itself waits first: it reads each table's size (which takes its lock)
+  // to plan the side pg_dumps.
+  test.each([
+    { jobs: 1, waiter: 'pg_dump' },
+    { jobs: 2, waiter: 'the backup' },
+  ])(
+    '--jobs $jobs: fails the backup after --lock-wait-timeout, naming the table and its holder; nothing is listed',
+    async ({ jobs, waiter }) => {
+      const holder = await session(database, 'holder app');
+      let holderPid: number;
+      try {
+        holderPid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+        await holder.query('BEGIN');
+        await holder.query('LOCK TABLE zzz IN ACCESS EXCLUSIVE MODE');
+        const started = Date.now();
+        const result = await backup(database, store, ['--lock-wait-timeout', '2s', '--jobs', String(jobs)]);
+        const seconds = (Date.now() - started) / 1000;
+        expect(result.hung).toBe(false);
+        expect(result.code).toBe(1);
+        expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+        expect(result.stderr).toMatch(
+          new RegExp(
+            `^pgferry: ${waiter} could not lock public\\.zzz within 2s \\(--lock-wait-timeout\\): ACCESS EXCLUSIVE lock on public\\.zzz held by pid ${holderPid} \\(user postgres, application "holder app", idle in transaction, transaction started \\S+, last query started \\S+\\)`,
+          ),
+        );
+        // A liveness bound, not a timing: it gave up instead of waiting for the holder.
+        expect(seconds).toBeLessThan(45);
+      } finally {
+        await holder.end();
+      }
+      expect(await listed(store)).toEqual([]);
+    },
+  );
+});
+
+describe("a parallel backup: a side archive's table rewritten once the main pg_dump has ended", () => {
+  const database = uniqueName('ddl_side');
+  const store = `file://${mkdtempSync(path.join(tmpdir(), 'pgferry-ddl-side-'))}`;
+  const BIG_ROWS = 20000;
+  // `big` (2.6 MB) goes to the side archive; the main archive holds `zzz` and `other`.
+  beforeAll(async () => {
+    await createSource(database);
+    await withClient(pg, database, (c) =>
+      c.query(
+        `CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 4) AS v FROM generate_series(1, ${BIG_ROWS}) g`,
+      ),
+    );
+  });
+  afterAll(() => dropDatabase(pg, database));
+
+  test('is caught, and the backup dumped afresh: listed with every row, in its side archive', async () => {
+    // The main pg_dump locks `big` too (it dumps its definition), but ends first here, its locks
+    // gone, before the side pg_dump has imported the snapshot and locked `big`: a rewrite that
+    // commits in between leaves the side pg_dump reading new storage with the old snapshot.
+    const held = heldSidePgDump();
+    const running = backup(database, store, ['--jobs', '2'], 60_000, { PGFERRY_PG_BIN_DIRS: held.binDirs });
     try {
-      holderPid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
-      await holder.query('BEGIN');
-      await holder.query('LOCK TABLE zzz IN ACCESS EXCLUSIVE MODE');
-      const started = Date.now();
-      const result = await backup(database, store, ['--lock-wait-timeout', '2s']);
-      const seconds = (Date.now() - started) / 1000;
-      expect(result.hung).toBe(false);
-      expect(result.code).toBe(1);
-      expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
-      expect(result.stderr).toMatch(
-        new RegExp(
-          `^pgferry: pg_dump could not lock public\\.zzz within 2s \\(--lock-wait-timeout\\): ACCESS EXCLUSIVE lock on public\\.zzz held by pid ${holderPid} \\(user postgres, application "holder app", idle in transaction, transaction started \\S+, last query started \\S+\\)`,
-        ),
-      );
-      // A liveness bound, not a timing: it gave up instead of waiting for the holder.
-      expect(seconds).toBeLessThan(45);
+      await waitFor('the main pg_dump to end', () => (held.mainEnded() ? true : undefined), 40_000);
+      await withClient(pg, database, (c) => c.query('ALTER TABLE big ALTER COLUMN id TYPE bigint'));
     } finally {
-      await holder.end();
+      held.open();
     }
-    expect(await listed(store)).toEqual([]);
+    const result = await running;
+    if (result.code !== 0) throw new Error(`backup failed: ${result.stderr}`);
+    const manifest = JSON.parse(result.stdout) as BackupManifest;
+    expect(manifest.objects.map((o) => o.kind)).toEqual(['dump', 'table-data', 'globals']);
+    expect(manifest.tables).toMatchObject([
+      { schema: 'public', name: 'big', rows: BIG_ROWS },
+      { schema: 'public', name: 'other', rows: 50 },
+      { schema: 'public', name: 'zzz', rows: ROWS },
+    ]);
+    expect(await rowsInStoredDump(store, manifest, 'big')).toBe(BIG_ROWS);
+    expect((await listed(store)).map((m) => m.id)).toEqual([manifest.id]);
   });
 });

@@ -6,48 +6,176 @@
  * every large object and every materialized view are the source's.
  *
  * Roles the dump needs are created on the target beforehand for some pairs, and by
- * `--with-globals` from the backup's globals for the others.
+ * `--with-globals` from the backup's globals for the others. One pair backs up with `--jobs 2`:
+ * its awkward tables, grown past 1 MiB ({@link GROW_PAST_ONE_MIB}), go to the side archive, and the
+ * restore streams both archives at once.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import type { BackupManifest, RestoreReport } from '../../core/contracts';
+import { Readable } from 'node:stream';
+import { zstdDecompressSync } from 'node:zlib';
+import type { BackupManifest, RestoreReport, StoredObject } from '../../core/contracts';
+import type { ArchiveTocEntry } from '../../core/postgres/archive';
+import { readArchiveToc } from '../../core/postgres/archive-toc';
+import { databaseSegment } from '../../core/store-keys';
 import { runCli, sourceUrl } from '../support/cli';
 import { CHOSEN_LARGE_OBJECT_OID, createComplexDatabase, EMPTY_TABLES } from '../support/complex-database';
 import { createDatabase, dropDatabase, quoteIdent, testEnv, uniqueName, withClient } from '../support/env';
 import { createRoles, dataState, dropRoles, roleState, schemaDump } from '../support/fidelity';
+import { readStored } from '../support/store';
 
 const env = testEnv();
 
 // Without large objects (and without --with-globals) the restore streams the archive into its own
 // COPY sessions (containers/pg-tools/src/restore-stream.ts); else pg_restore reads it from a file.
+// A parallel backup (`--jobs 2`) restores streamed too: its side archive (`table-data`) at once
+// with the main one.
 const pairs = [
-  { from: 15, to: 15, withGlobals: true, withLargeObjects: true, roles: 'from the backup (--with-globals)' },
+  {
+    from: 15,
+    to: 15,
+    withGlobals: true,
+    withLargeObjects: true,
+    jobs: 1,
+    roles: 'from the backup (--with-globals)',
+  },
   {
     from: 14,
     to: 15,
     withGlobals: false,
     withLargeObjects: false,
+    jobs: 1,
     roles: 'created on the target beforehand',
   },
-  { from: 15, to: 17, withGlobals: false, withLargeObjects: true, roles: 'created on the target beforehand' },
-  { from: 14, to: 17, withGlobals: true, withLargeObjects: true, roles: 'from the backup (--with-globals)' },
+  {
+    from: 15,
+    to: 17,
+    withGlobals: false,
+    withLargeObjects: true,
+    jobs: 1,
+    roles: 'created on the target beforehand',
+  },
+  {
+    from: 14,
+    to: 17,
+    withGlobals: true,
+    withLargeObjects: true,
+    jobs: 1,
+    roles: 'from the backup (--with-globals)',
+  },
+  {
+    from: 15,
+    to: 15,
+    withGlobals: false,
+    withLargeObjects: false,
+    jobs: 2,
+    roles: "the source's own (the same server)",
+  },
 ];
 
+/**
+ * For the `--jobs 2` pair: the complex database's awkward tables grown just past 1 MiB (heap and
+ * TOAST; app.blobs is already), so that the backup may move their data to its side archive
+ * (core/strategy.ts `MIN_TABLE_BYTES_OF_ITS_OWN_JOB`), beside two tables of their own: one whose rows
+ * were all deleted (its size stays, it moves, it holds no rows) and one whose name holds a line
+ * break. The tables that reference them (app.orders, app.measurement_notes) and the inheritance
+ * parent stay in the main archive, with {@link BALLAST_TABLES} small tables: the plan
+ * (`planDumpJobs`) balances the archives' bytes, the main one starting with its small tables', and
+ * these outweigh every moved table together, so that all of them go to the side archive.
+ */
+const BALLAST_TABLES = 15;
+const GROW_PAST_ONE_MIB = `
+  -- leaves of a range partition and of its list sub-partition (row security enabled on the first)
+  INSERT INTO app.measurements
+  SELECT 100000 + g, date '2024-01-01' + g % 366, (ARRAY['eu', 'us', 'uk', 'jp'])[1 + g % 4], g * 0.5,
+         (ARRAY['sad', 'ok', 'happy']::app.mood[])[1 + g % 3]
+  FROM generate_series(1, 19000) g;
+  INSERT INTO app.measurements
+  SELECT 200000 + g, date '2025-01-01' + g % 365, (ARRAY['eu', 'uk'])[1 + g % 2], NULL, NULL
+  FROM generate_series(1, 26000) g;
+  -- identity and generated columns, a statement trigger (one more audit row), a unique domain column
+  INSERT INTO app.customers (email, name, nickname, mood, address, attrs, tags, score, ratio, born,
+                             seen_at, wake_at, span, uid, ip, doc, raw, readings, visits)
+  SELECT 'more.' || email, name || ' (more)', nickname, mood, address, attrs, tags, score, ratio,
+         born, seen_at, wake_at, span, uid, ip, doc, raw, readings, visits
+  FROM app.customers WHERE id < 6100 ORDER BY id;
+  REFRESH MATERIALIZED VIEW app.mood_counts;
+  -- an inheritance child (its parent app.events stays small)
+  INSERT INTO app.click_events
+    SELECT g, 'click', jsonb_build_object('n', g), 'https://example.com/ü/' || g || '/' || md5(g::text)
+    FROM generate_series(1001, 10000) g;
+  -- quoting-hostile names: the table's, its columns', and unicode ones
+  INSERT INTO app."x""; DROP TABLE y; --"
+    SELECT g, md5(g::text), 'x"; DROP TABLE y; -- ' || g, 'new' || chr(10) || 'line ' || g, '''' || md5(g::text)
+    FROM generate_series(6, 8005) g;
+  INSERT INTO "Ünïcødé schema"."Ünïcødé täble"
+    SELECT g, 'Ünïcødé ' || g || ' ✓ 日本語 🐘', g / 7.0, repeat('🐘', g % 5), 'Mïxed ' || g % 10
+    FROM generate_series(501, 11500) g;
+  -- row-level security forced on
+  INSERT INTO app.documents
+    SELECT g, CASE WHEN g % 2 = 0 THEN 'pg_monitor' ELSE 'pg_read_all_data' END, 'Döc ' || g,
+           repeat('bödy ' || g, 60), g % 7 = 0
+    FROM generate_series(301, 1800) g;
+  -- no rows left, its size kept (autovacuum would truncate it)
+  CREATE TABLE app.purged (id integer, v text) WITH (autovacuum_enabled = false);
+  INSERT INTO app.purged SELECT g, repeat(md5(g::text), 2) FROM generate_series(1, 12000) g;
+  DELETE FROM app.purged;
+  CREATE TABLE app."line${'\n'}break" (id integer, v text);
+  INSERT INTO app."line${'\n'}break" SELECT g, repeat(md5(g::text), 2) FROM generate_series(1, 12000) g;
+  -- the main archive's ballast: about 0.95 MB each
+  CREATE SCHEMA ballast;
+  DO $$
+  BEGIN
+    FOR i IN 1..${BALLAST_TABLES} LOOP
+      EXECUTE format('CREATE TABLE ballast.t%s AS SELECT g AS id, repeat(md5((g + %s)::text), 2) AS v
+                      FROM generate_series(1, 9500) g', i, 100000 * i);
+    END LOOP;
+  END
+  $$;`;
+
+/** The tables GROW_PAST_ONE_MIB grows past 1 MiB or creates so, as [schema, name]: the side archive's. */
+const SIDE_ARCHIVE_TABLES = [
+  ['Ünïcødé schema', 'Ünïcødé täble'],
+  ['app', 'blobs'],
+  ['app', 'click_events'],
+  ['app', 'customers'],
+  ['app', 'documents'],
+  ['app', `line${'\n'}break`],
+  ['app', 'measurements_2024'],
+  ['app', 'measurements_2025_europe'],
+  ['app', 'purged'],
+  ['app', 'x"; DROP TABLE y; --'],
+];
+
+/** The tables GROW_PAST_ONE_MIB creates: one empty, the others with rows. */
+const ADDED_EMPTY = ['app.purged'];
+const ADDED_WITH_ROWS = 1 + BALLAST_TABLES;
+
+/** [schema, name] in the order the manifest lists tables: by their UTF-8 bytes. */
+const byBytes = (a: readonly unknown[], b: readonly unknown[]) =>
+  Buffer.compare(Buffer.from(String(a[0])), Buffer.from(String(b[0]))) ||
+  Buffer.compare(Buffer.from(String(a[1])), Buffer.from(String(b[1])));
+
 describe.each(pairs)(
-  'PostgreSQL $from → $to, roles $roles, large objects: $withLargeObjects',
-  ({ from, to, withGlobals, withLargeObjects }) => {
+  'PostgreSQL $from → $to, roles $roles, large objects: $withLargeObjects, --jobs $jobs',
+  ({ from, to, withGlobals, withLargeObjects, jobs }) => {
     const source = env.server(from);
     const target = env.server(to);
     const database = uniqueName(`fidelity_${from}`);
     const restored = uniqueName(`fidelity_${from}_to_${to}`);
     const roles = [uniqueName('fid_owner'), uniqueName('fid_reader'), `Wrïter "Q" ${uniqueName('w')}`];
     const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-fidelity-'));
+    let manifest: BackupManifest;
     let report: RestoreReport | undefined;
+    // The source's data state, read once (it reads every row).
+    let sourceData: ReturnType<typeof dataState> | undefined;
+    const sourceState = () => (sourceData ??= dataState(source, database));
+    const emptyTables = jobs > 1 ? [...EMPTY_TABLES, ...ADDED_EMPTY] : EMPTY_TABLES;
 
     beforeAll(async () => {
       await createRoles(source, roles);
-      if (!withGlobals) await createRoles(target, roles);
+      if (!withGlobals && to !== from) await createRoles(target, roles);
       await createDatabase(source, database);
       await createComplexDatabase(source, database, roles);
       if (!withLargeObjects) {
@@ -55,6 +183,7 @@ describe.each(pairs)(
           c.query('SELECT lo_unlink(oid) FROM pg_largeobject_metadata'),
         );
       }
+      if (jobs > 1) await withClient(source, database, (c) => c.query(GROW_PAST_ONE_MIB));
 
       const backup = await runCli([
         'backup',
@@ -63,9 +192,10 @@ describe.each(pairs)(
         '--store',
         dir,
         '--json',
+        ...(jobs > 1 ? ['--jobs', String(jobs)] : []),
       ]);
       if (backup.code !== 0) throw new Error(`backup failed: ${backup.stderr}`);
-      const manifest = JSON.parse(backup.stdout) as BackupManifest;
+      manifest = JSON.parse(backup.stdout) as BackupManifest;
 
       const args = [
         'restore',
@@ -111,7 +241,7 @@ describe.each(pairs)(
     });
 
     test("every table's rows, sequence, large object and materialized view equal the source's", async () => {
-      expect(await dataState(target, restored)).toEqual(await dataState(source, database));
+      expect(await dataState(target, restored)).toEqual(await sourceState());
     });
 
     test('the archive was streamed into COPY sessions, or (large objects, roles) restored from a file', () => {
@@ -120,17 +250,19 @@ describe.each(pairs)(
       expect(report?.timings.pgRestore !== undefined).toBe(!streamed);
     });
 
+    test("the manifest's row counts are the source's, table by table", async () => {
+      const { tables } = (await sourceState()).fingerprint;
+      const expected = tables.map((t) => [t.schema, t.name, t.rows]).sort(byBytes);
+      expect(manifest.tables.map((t) => [t.schema, t.name, t.rows])).toEqual(expected);
+      expect(report?.checks.rowCounts.filter((t) => t.rows !== t.restoredRows)).toEqual([]);
+    });
+
     test('the data comparison is not vacuous', async () => {
-      const {
-        fingerprint: fp,
-        sequences,
-        largeObjects,
-        materializedViews: views,
-      } = await dataState(source, database);
-      const empty = fp.tables.filter((t) => EMPTY_TABLES.includes(`${t.schema}.${t.name}`));
-      const nonEmpty = fp.tables.filter((t) => !EMPTY_TABLES.includes(`${t.schema}.${t.name}`));
-      expect(empty.map((t) => [t.rows, t.digest])).toEqual([[0, null]]);
-      expect(nonEmpty).toHaveLength(18);
+      const { fingerprint: fp, sequences, largeObjects, materializedViews: views } = await sourceState();
+      const empty = fp.tables.filter((t) => emptyTables.includes(`${t.schema}.${t.name}`));
+      const nonEmpty = fp.tables.filter((t) => !emptyTables.includes(`${t.schema}.${t.name}`));
+      expect(empty.map((t) => [t.rows, t.digest])).toEqual(emptyTables.map(() => [0, null]));
+      expect(nonEmpty).toHaveLength(18 + (jobs > 1 ? ADDED_WITH_ROWS : 0));
       expect(nonEmpty.filter((t) => t.rows === 0 || !/^[0-9a-f]{32}$/.test(t.digest ?? ''))).toEqual([]);
       expect(sequences).toEqual(
         expect.arrayContaining([
@@ -166,6 +298,30 @@ describe.each(pairs)(
       expect(Number(toasted.rows[0].bytea_bytes)).toBeGreaterThan(300 * 1024);
       expect(Number(toasted.rows[0].toast_bytes)).toBeGreaterThan(300 * 1024);
     });
+
+    if (jobs > 1) {
+      test("the side archive holds the grown tables' data, the main archive the rest, and both were loaded", async () => {
+        const toc = async (object: StoredObject | undefined) => {
+          if (!object) throw new Error('no such object');
+          const key = `${databaseSegment(manifest.database)}/${manifest.id}/${object.key}`;
+          const archive = zstdDecompressSync(await readStored(`file://${dir}`, key));
+          return readArchiveToc(Readable.from([archive]));
+        };
+        const dataOf = (entries: ArchiveTocEntry[]) =>
+          entries.filter((e) => e.desc === 'TABLE DATA').map((e) => [e.namespace ?? '', e.tag ?? '']);
+        const kinds = manifest.objects.map((o) => o.kind);
+        expect(kinds).toEqual(['dump', 'table-data', 'globals']);
+        const side = dataOf(await toc(manifest.objects.find((o) => o.kind === 'table-data')));
+        expect(side.sort(byBytes)).toEqual([...SIDE_ARCHIVE_TABLES].sort(byBytes));
+        const main = dataOf(await toc(manifest.objects.find((o) => o.kind === 'dump')));
+        expect(main.length).toBeGreaterThan(10);
+        expect(main.filter(([s, n]) => side.some(([s2, n2]) => s === s2 && n === n2))).toEqual([]);
+        // Both streamed, each verified (and every table's restored rows are its manifest's: above).
+        expect(report?.checks.checksums.map((c) => c.key)).toEqual(
+          manifest.objects.filter((o) => o.kind !== 'globals').map((o) => o.key),
+        );
+      });
+    }
 
     if (withGlobals) {
       test("--with-globals gives the target the source's roles, attributes and memberships", async () => {

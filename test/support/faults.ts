@@ -38,20 +38,69 @@ export function gatedPgDump(passBytes = 1024 * 1024): GatedPgDump {
   const root = mkdtempSync(path.join(tmpdir(), 'pgferry-gated-pg_dump-'));
   const bin = path.join(root, 'bin');
   const gate = path.join(root, 'open');
-  mkdirSync(bin);
-  writeFileSync(
-    path.join(bin, 'pg_dump'),
-    `#!/bin/bash
+  return {
+    binDirs: withPgDump(
+      bin,
+      `#!/bin/bash
 [ "$1" = "--version" ] && exec ${PG15_BIN}/pg_dump "$@"
 set -o pipefail
 ${PG15_BIN}/pg_dump "$@" | { head -c ${passBytes}; while [ ! -e '${gate}' ]; do sleep 0.05; done; cat; }
 `,
-  );
+    ),
+    open: () => writeFileSync(gate, ''),
+  };
+}
+
+/**
+ * `bin` made a folder of client tools: `pg_dump` the given script, `pg_dumpall` PostgreSQL 15's.
+ * Its PGFERRY_PG_BIN_DIRS for the CLI.
+ */
+function withPgDump(bin: string, pgDump: string): string {
+  mkdirSync(bin);
+  writeFileSync(path.join(bin, 'pg_dump'), pgDump);
   writeFileSync(path.join(bin, 'pg_dumpall'), `#!/bin/sh\nexec ${PG15_BIN}/pg_dumpall "$@"\n`);
   chmodSync(path.join(bin, 'pg_dump'), 0o755);
   chmodSync(path.join(bin, 'pg_dumpall'), 0o755);
+  return [bin, ...extraPgBinDirs()].join(':');
+}
+
+export interface HeldSidePgDump {
+  /** PGFERRY_PG_BIN_DIRS for the CLI. */
+  binDirs: string;
+  /** Whether a pg_dump that is not a side job's (the main one) has exited. */
+  mainEnded(): boolean;
+  /** Lets the side jobs' pg_dumps (and every later one) start. */
+  open(): void;
+}
+
+/**
+ * Client tools (PostgreSQL 15's) whose data-only pg_dumps — a parallel backup's side jobs — wait
+ * until `open()` before they start (before they import the snapshot and lock their tables); the
+ * main pg_dump runs as it is, and `mainEnded()` tells once it has exited.
+ */
+export function heldSidePgDump(): HeldSidePgDump {
+  const root = mkdtempSync(path.join(tmpdir(), 'pgferry-held-side-pg_dump-'));
+  const bin = path.join(root, 'bin');
+  const gate = path.join(root, 'open');
+  const ended = path.join(root, 'main-ended');
   return {
-    binDirs: [bin, ...extraPgBinDirs()].join(':'),
+    binDirs: withPgDump(
+      bin,
+      `#!/bin/bash
+[ "$1" = "--version" ] && exec ${PG15_BIN}/pg_dump "$@"
+for a in "$@"; do
+  if [ "$a" = "--data-only" ]; then
+    while [ ! -e '${gate}' ]; do sleep 0.05; done
+    exec ${PG15_BIN}/pg_dump "$@"
+  fi
+done
+${PG15_BIN}/pg_dump "$@"
+status=$?
+touch '${ended}'
+exit $status
+`,
+    ),
+    mainEnded: () => existsSync(ended),
     open: () => writeFileSync(gate, ''),
   };
 }

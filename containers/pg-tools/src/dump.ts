@@ -16,7 +16,8 @@
  * first, to the least loaded job; with a plan's `minSideJobBytes`, only as many as carry that) as a
  * data-only archive of its own, compressed, hashed and counted on its own stream; the main archive
  * holds the schema and every other table's data (`--exclude-table-data` for the moved tables). The
- * main pg_dump locks every table, so the guard's second look covers the side dumps' tables too.
+ * main pg_dump locks every table, but it may end (and let go of them) before a side pg_dump has
+ * locked its own: each side dump takes a second look of its own at its first bytes, for its tables.
  * A failure of any stream stops them all and removes what was stored.
  */
 import { spawn } from 'node:child_process';
@@ -42,7 +43,13 @@ import {
   unmatchedPattern,
 } from '../../../core/postgres/dump-scope';
 import { readDatabaseProperties, readRequirements, serverInfo } from '../../../core/postgres/inspect';
-import { lockWaitFailure, openObserver } from '../../../core/postgres/snapshot-guard';
+import {
+  changedTables,
+  lockWaitFailure,
+  openObserver,
+  type TableChange,
+  tableVersions,
+} from '../../../core/postgres/snapshot-guard';
 import { collectTail } from '../../../core/postgres/tools';
 import { backupObjectKey, dumpResultKey } from '../../../core/store-keys';
 import { type DumpJobTable, planDumpJobs } from '../../../core/strategy';
@@ -144,11 +151,21 @@ async function dumpOnce(
       // Known once the read is in; the exporting transaction waits for every side pg_dump.
       () => 1 + sideJobs.length,
     );
-    // The plan needs the snapshot's tables: wait for the read (catalog only, quick) first.
-    if (plan.strategy.jobs > 1) await snap.read;
+    // The plan needs the snapshot's tables: wait for the read (catalog only, quick) first. Each
+    // table's size waits for the table's lock, as pg_dump would, within the lock wait timeout.
+    if (plan.strategy.jobs > 1) {
+      await snap.read.catch(async (err: unknown) => {
+        throw (await lockWaitFailure(errorMessage(err), observer, lockWaitTimeoutMs, 'the backup')) ?? err;
+      });
+    }
     const dumped = await streamDumps(plan, pgDump, snap.snapshot, env, deps, sideJobs, {
       lockWaitTimeoutMs,
       guard,
+      sideLook: async () => {
+        const now = await tableVersions(observer);
+        const { tables } = await snap.read;
+        return (oids) => changedTables(tables, now, oids);
+      },
       diagnose: (stderr) => lockWaitFailure(stderr, observer, lockWaitTimeoutMs),
     });
     await guard.verify(dumped.tables);
@@ -177,6 +194,11 @@ async function dumpOnce(
 interface StreamOptions {
   lockWaitTimeoutMs: number;
   guard: SnapshotGuard;
+  /**
+   * A side dump's second look at the tables (the guard's, for the main dump), taken at its first
+   * bytes, once its pg_dump holds its locks: the changes among the given tables since the snapshot.
+   */
+  sideLook: () => Promise<(tableOids: number[]) => TableChange[]>;
   diagnose: (stderr: string) => Promise<PgferryError | undefined>;
 }
 
@@ -281,13 +303,21 @@ async function streamDump(
   const stderr = collectTail(child.stderr);
   const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
   const signal = AbortSignal.any([opts.guard.signal, parallel.stop]);
+  let sideLook: ReturnType<StreamOptions['sideLook']> | undefined;
   const { flowing, upload, stored } = storeDumpStream(
     plan,
     child.stdout,
     deps.store,
     onProgress,
     parallel.side
-      ? { signal, firstBytes: () => opts.guard.sideFirstBytes() }
+      ? {
+          signal,
+          firstBytes: () => {
+            opts.guard.sideFirstBytes();
+            sideLook = opts.sideLook();
+            sideLook.catch(() => undefined); // awaited below
+          },
+        }
       : {
           signal,
           firstBytes: () => opts.guard.firstBytes(),
@@ -325,7 +355,14 @@ async function streamDump(
       )
     );
   }
-  return stored();
+  const result = stored();
+  if (parallel.side) {
+    // A table rewritten after the main pg_dump let go of it and before this one locked it.
+    if (!sideLook) throw new PgferryError('DumpFailed', 'pg_dump wrote nothing');
+    const changes = (await sideLook)(result.tables.map((t) => t.oid));
+    if (changes.length) throw new TablesChangedError(changes);
+  }
+  return result;
 }
 
 function pgDumpFailure(stderr: string, err: unknown): Error {

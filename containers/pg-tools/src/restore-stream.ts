@@ -25,8 +25,9 @@
  * and each table's restored rows are its COPYs' command tags, not a `count(*)` that reads every
  * table again. Each object's checksum is judged once it has passed whole, before its COPYs end; the
  * first failure of any stream (a session's, the pre-data's, a checksum's, a download's, an
- * interruption) stops them all. An archive with large objects (not COPY text) is not streamed:
- * {@link NotStreamable}, thrown when its TOC arrives, before anything was written to the database.
+ * interruption) stops them all. An archive with large objects (not COPY text), or in an encoding other
+ * than UTF8 (its names are not read as such), is not streamed: {@link NotStreamable}, thrown when the
+ * main archive's TOC arrives, before anything was written to the database.
  */
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
@@ -38,7 +39,7 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import { Meter } from '../../../core/metering';
 import { AnalyzeAsLoaded } from '../../../core/postgres/admin';
 import { ArchiveRowCounter, type ArchiveTocEntry } from '../../../core/postgres/archive';
-import { CopyStream, notCopyData } from '../../../core/postgres/copy-stream';
+import { CopyStream, notCopyData, notUtf8Names } from '../../../core/postgres/copy-stream';
 import { DefinitionsFile } from '../../../core/postgres/definitions-file';
 import { dataJobShares } from '../../../core/postgres/tools';
 import type { BackupStore } from '../../../core/store';
@@ -146,6 +147,7 @@ export async function streamArchives(opts: StreamArchivesOptions): Promise<Strea
     streamObject({
       opts,
       object,
+      main: i === 0,
       sessions: shares[i],
       stopping: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
       fail,
@@ -207,6 +209,8 @@ interface ObjectLoad {
 async function streamObject(load: {
   opts: StreamArchivesOptions;
   object: StoredObject;
+  /** The dump object (the main archive): its TOC decides whether the backup streams at all. */
+  main: boolean;
   sessions: number;
   stopping: AbortSignal;
   fail: (error: unknown) => void;
@@ -231,7 +235,7 @@ async function streamObject(load: {
   let toc: ArchiveTocEntry[] | undefined;
   const reader = new ArchiveRowCounter({
     onToc: (entries) => {
-      const other = notCopyData(entries);
+      const other = notCopyData(entries) ?? (load.main ? notUtf8Names(entries) : undefined);
       if (other) throw new NotStreamable(other);
       toc = entries;
       copy.start(entries, load.onToc(entries));

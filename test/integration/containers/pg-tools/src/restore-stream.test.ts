@@ -251,3 +251,31 @@ test('interrupted while the side object streams: every stream stops, the loaded 
   );
   expect(sessions.rowCount).toBe(0);
 }, 120_000);
+
+test("a LATIN1 database whose names are not ASCII restores from its archive's file, faithfully (its TOC's names are not UTF-8, which the COPY sessions send)", async () => {
+  const latin1 = uniqueName('streams_latin1');
+  const target = uniqueName('streams_latin1_to');
+  await withClient(pg, 'postgres', (c) =>
+    c.query(`CREATE DATABASE "${latin1}" TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'`),
+  );
+  try {
+    await withClient(pg, latin1, (c) =>
+      c.query(`CREATE TABLE "täble" (id int, "välue" text);
+               INSERT INTO "täble" SELECT g, 'ä' || g FROM generate_series(1, 10) g`),
+    );
+    const latin1Manifest = await backupOf(pg, latin1, store);
+    const progress = new RestoreProgress();
+    await restoreBackup(latin1Manifest, request(target), progress, {
+      store: new LocalStore(store),
+      env: process.env,
+    });
+    expect(progress.checks.rowCounts).toEqual([
+      { schema: 'public', name: 'täble', rows: 10, restoredRows: 10 },
+    ]);
+    expect(Object.keys(progress.timings)).toContain('pgRestore');
+    expect(await fingerprint(pg, target)).toEqual(await fingerprint(pg, latin1));
+  } finally {
+    await dropDatabase(pg, target);
+    await dropDatabase(pg, latin1);
+  }
+}, 120_000);
