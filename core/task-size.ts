@@ -6,7 +6,7 @@
  */
 import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import type { BackupManifest, TaskSize } from './contracts';
+import type { BackupManifest, Requirements, TaskSize } from './contracts';
 import { type Deployment, FARGATE_MAX_DISK_GIB } from './deployment';
 import { PgferryError } from './errors';
 import { type RestoreSelection, restoreStreams } from './strategy';
@@ -56,18 +56,23 @@ export interface RestoreDiskUse {
    * file it writes; the objects and the dump pass through without touching the disk.
    */
   definitionsBytes?: number;
-  /** A restore that streams otherwise is restored from files: its archive holds large objects. */
-  largeObjects?: boolean;
+  /**
+   * Why a restore that would stream is restored from files: its archive holds large objects, or
+   * is not in UTF8 (`NotStreamable` in containers/pg-tools/src/restore-stream.ts).
+   */
+  fromFilesBecause?: string;
 }
 
 /**
  * A backup's disk use, from its manifest, for `restore` (absent: from files, as a verification
  * restores). A restore that streams (`restoreStreams`) writes only the definitions when the
- * manifest says that no archive holds large objects; a manifest that does not say (older ones) is
- * sized for files, as is every other restore.
+ * manifest says that no archive holds large objects and the database is in UTF8; a manifest that
+ * does not say (older ones) is sized for files, as is every other restore.
  */
 export function restoreDiskUse(
-  manifest: Pick<BackupManifest, 'objects' | 'uncompressedBytes'>,
+  manifest: Pick<BackupManifest, 'objects' | 'uncompressedBytes'> & {
+    requires?: Pick<Requirements, 'encoding'>;
+  },
   restore?: RestoreSelection,
 ): RestoreDiskUse {
   const files = {
@@ -76,7 +81,13 @@ export function restoreDiskUse(
   };
   if (!restore || !restoreStreams(restore)) return files;
   const archives = manifest.objects.filter((o) => o.kind !== 'globals');
-  if (archives.some((o) => o.largeObjects)) return { ...files, largeObjects: true };
+  if (archives.some((o) => o.largeObjects)) {
+    return { ...files, fromFilesBecause: 'its large objects are restored from files, not streamed' };
+  }
+  const encoding = manifest.requires?.encoding;
+  if (encoding !== undefined && encoding !== 'UTF8') {
+    return { ...files, fromFilesBecause: `its ${encoding} archive is restored from files, not streamed` };
+  }
   const definitionsBytes = archives.find((o) => o.kind === 'dump')?.definitionsBytes;
   const streamed = definitionsBytes !== undefined && archives.every((o) => o.largeObjects === false);
   return streamed ? { ...files, definitionsBytes } : files;
@@ -160,7 +171,7 @@ export async function checkRestoreDisk(
       : `${gib(use.definitionsBytes)} of the archive's definitions, its data streamed`) +
     (what.withLocalServer ? `, and as much again restored into the verification's server` : '') +
     ', with a margin' +
-    (use.largeObjects ? '; its large objects are restored from files, not streamed' : '');
+    (use.fromFilesBecause ? `; ${use.fromFilesBecause}` : '');
   const where = deployment.onAws
     ? `a Fargate task has at most ${FARGATE_MAX_DISK_GIB} GiB: run it with the CLI (without --aws) on a machine with the disk`
     : `${gib(available)} is free in ${env.PGFERRY_WORK_DIR ?? tmpdir()}: free space, or point PGFERRY_WORK_DIR at a larger disk`;

@@ -245,3 +245,51 @@ describe('pg_dump failing before its table of contents (a lock it cannot get, no
     expect(await databaseExists(target, migrated)).toBe(false);
   }, 120_000);
 });
+
+describe('a LATIN1 database whose names are not ASCII', () => {
+  // Its archive's names are LATIN1 bytes, which the COPY sessions (sending UTF-8) would misname:
+  // pg_restore loads its data, as for a database with large objects.
+  const pg = env.server(15);
+  const database = uniqueName('mig_latin1');
+  const migrated = uniqueName('mig_latin1_to');
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-migrate-latin1-'));
+  let result: Awaited<ReturnType<typeof runCli>>;
+
+  beforeAll(async () => {
+    await withClient(pg, 'postgres', (c) =>
+      c.query(
+        `CREATE DATABASE "${database}" TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'`,
+      ),
+    );
+    await withClient(pg, database, (c) =>
+      c.query(`CREATE TABLE "täble" (id int PRIMARY KEY, "välue" text);
+               INSERT INTO "täble" SELECT g, 'ä' || g FROM generate_series(1, 1000) g;`),
+    );
+    result = await runCli([
+      'migrate',
+      ...['--source', sourceUrl(pg, database), '--target', sourceUrl(pg, migrated)],
+      ...['--store', dir, '--json'],
+    ]);
+  }, 300_000);
+
+  afterAll(async () => {
+    await dropDatabase(pg, database);
+    await dropDatabase(pg, migrated);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('migrates, every row and name as the source has them', async () => {
+    expect({ code: result.code, stderr: result.stderr }).toMatchObject({ code: 0 });
+    const rows = (name: string) =>
+      withClient(pg, name, async (c) => {
+        const { rows } = await c.query<{ encoding: string; sum: string; text: string }>(
+          `SELECT pg_encoding_to_char(d.encoding) AS encoding, sum(id)::text AS sum, string_agg("välue", ',' ORDER BY id) AS text
+             FROM "täble", pg_database d WHERE d.datname = current_database() GROUP BY d.encoding`,
+        );
+        return rows;
+      });
+    const expected = await rows(database);
+    expect(expected).toEqual([expect.objectContaining({ encoding: 'LATIN1', sum: '500500' })]);
+    expect(await rows(migrated)).toEqual(expected);
+  });
+});

@@ -8,8 +8,9 @@
  *                                           ─> pg_restore --section=pre-data ─> the target;
  *                                           each table's COPY text ─> `jobs` COPY sessions ─> the target
  *                                           (core/postgres/copy-stream.ts; with large objects, which
- *                                           are not COPY text: pg_restore --section=pre-data,data
- *                                           reading the same bytes instead)
+ *                                           are not COPY text, or in an encoding other than UTF8:
+ *                                           pg_restore --section=pre-data,data reading the same
+ *                                           bytes instead)
  *   the local file (every definition, no data) ─> its SEQUENCE SET entries, then
  *                                                 pg_restore -j N --section=post-data
  * (autovacuum held off the target's tables from the pre-data until after ANALYZE and the checks:
@@ -437,8 +438,9 @@ async function migrateDatabaseOnce(
     const diagnose = (stderr: string) => lockWaitFailure(stderr, observer, ctx.lockWaitTimeoutMs);
     // The tables' data goes to the target by this process's own COPY sessions, straight from the
     // stream (core/postgres/copy-stream.ts); large objects are not COPY data: a database with any
-    // is loaded by pg_restore reading the stream, as before.
-    const loader = largeObjects ? undefined : copyStream(ctx, db);
+    // is loaded by pg_restore reading the stream, as before. So is one in another encoding than
+    // UTF8: its archive's names are in it, and the COPY sessions send UTF-8 (`notUtf8Names`).
+    const loader = largeObjects || db.encoding !== 'UTF8' ? undefined : copyStream(ctx, db);
     const copy = loader?.copy;
     early = loader?.analyzed;
     // Interrupted, the sessions stop too: pg_dump may have ended long before the last COPY does.

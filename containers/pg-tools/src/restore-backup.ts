@@ -160,6 +160,8 @@ export async function restoreBackup(
   // What the streamed load gave (restore-stream.ts); undefined when the archives were restored
   // from files.
   let streamed: StreamedArchive | undefined;
+  // Why the archives were not streamed after all (large objects, an encoding other than UTF8).
+  let notStreamed: string | undefined;
   try {
     // A new database is created while the backup downloads and is verified: its CREATE DATABASE
     // and the download's checksums and decompression overlap. Marked incomplete (naming the run,
@@ -233,7 +235,10 @@ export async function restoreBackup(
             return done;
           },
           (err: unknown) => {
-            if (err instanceof NotStreamable) return undefined;
+            if (err instanceof NotStreamable) {
+              notStreamed = err.message;
+              return undefined;
+            }
             throw err instanceof ArchiveUnreadable
               ? downloadFailure(err.cause, err.object, manifest, true)
               : err;
@@ -253,7 +258,10 @@ export async function restoreBackup(
         await checkRestoreDisk(
           {
             id: manifest.id,
-            use: { ...restoreDiskUse(manifest), largeObjects: true },
+            use: {
+              ...restoreDiskUse(manifest),
+              fromFilesBecause: `its archive is restored from files, not streamed (${notStreamed})`,
+            },
             withLocalServer: false,
           },
           { onAws: false },

@@ -98,7 +98,7 @@ test('a create restore of a backup without large objects streams: its disk is th
   expect(restoreTaskSize(use, false)).toEqual({ cpu: '2048', memoryMiB: '8192', ephemeralStorageGiB: 21 });
 });
 
-test('every other restore is sized for its files: clean, --with-globals, --schema, --table, large objects, an older manifest', () => {
+test('every other restore is sized for its files: clean, --with-globals, --schema, --table, large objects, not UTF8, an older manifest', () => {
   const streamable = recorded(40 * GiB, { definitionsBytes: 1024, largeObjects: false });
   const files = { storedBytes: 10 * GiB + 1000, uncompressedBytes: 40 * GiB };
   const others: RestoreSelection[] = [
@@ -113,7 +113,16 @@ test('every other restore is sized for its files: clean, --with-globals, --schem
   expect(restoreDiskUse(streamable)).toEqual(files); // a verification's drill
   expect(restoreDiskUse(recorded(40 * GiB, { definitionsBytes: 1024, largeObjects: true }), create)).toEqual({
     ...files,
-    largeObjects: true,
+    fromFilesBecause: 'its large objects are restored from files, not streamed',
+  });
+  // A database in another encoding than UTF8: its names are not sent by the COPY sessions.
+  expect(restoreDiskUse({ ...streamable, requires: { encoding: 'LATIN1' } }, create)).toEqual({
+    ...files,
+    fromFilesBecause: 'its LATIN1 archive is restored from files, not streamed',
+  });
+  expect(restoreDiskUse({ ...streamable, requires: { encoding: 'UTF8' } }, create)).toEqual({
+    ...files,
+    definitionsBytes: 1024,
   });
   expect(restoreDiskUse(recorded(40 * GiB, {}), create)).toEqual(files);
   // An archive that does not say (here a parallel backup's side one) keeps the files' sizing.

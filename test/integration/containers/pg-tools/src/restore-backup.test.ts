@@ -287,7 +287,7 @@ test('large objects found where the manifest said none: before falling back to f
       message: expect.stringMatching(
         new RegExp(
           `^backup ${backedUp.id} needs \\d+\\.\\d GiB of disk \\(0\\.0 GiB downloaded and 1073741824\\.0 GiB decompressed, with a margin; ` +
-            `its large objects are restored from files, not streamed\\): \\d+\\.\\d GiB is free in ${work}: free space, or point ` +
+            `its archive is restored from files, not streamed \\(\\S+ \\S+ is not COPY data\\)\\): \\d+\\.\\d GiB is free in ${work}: free space, or point ` +
             `PGFERRY_WORK_DIR at a larger disk; nothing was downloaded \\(the database ${loading}, which the restore loads before ` +
             `renaming it ${target}, was dropped; nothing was written to ${target}\\)$`,
         ),
