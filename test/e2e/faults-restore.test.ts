@@ -120,9 +120,20 @@ describe('the download folder filling up', () => {
   });
   afterAll(() => fs.unmount());
 
-  test('is refused before anything is downloaded, naming the sizes; with room, the restore succeeds', async () => {
+  test('does not stop a streamed create restore: it writes only the definitions there', async () => {
+    const target = uniqueName('rfull_streamed');
+    try {
+      expect(await restore(sourceUrl(pg15, target), { PGFERRY_WORK_DIR: fs.dir })).toMatchObject({ code: 0 });
+      expect(readdirSync(fs.dir)).toEqual([]);
+    } finally {
+      await dropDatabase(pg15, target);
+    }
+  });
+
+  test('refuses a restore from files (here --schema) before anything is downloaded, naming the sizes; with room, it succeeds', async () => {
     const target = uniqueName('rfull');
-    const failed = await restore(sourceUrl(pg15, target), { PGFERRY_WORK_DIR: fs.dir });
+    const fromFiles = ['--schema', 'public'];
+    const failed = await restore(sourceUrl(pg15, target), { PGFERRY_WORK_DIR: fs.dir }, ...fromFiles);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(
       /^pgferry: backup \S+ needs [\d.]+ GiB of disk \(.*\): [\d.]+ GiB is free in .*: free space, or point PGFERRY_WORK_DIR at a larger disk; nothing was downloaded$/m,
@@ -132,7 +143,7 @@ describe('the download folder filling up', () => {
     expect(readdirSync(fs.dir)).toEqual([]);
 
     await resizeFileSystem(fs.dir, '128m');
-    const retried = await restore(sourceUrl(pg15, target), { PGFERRY_WORK_DIR: fs.dir });
+    const retried = await restore(sourceUrl(pg15, target), { PGFERRY_WORK_DIR: fs.dir }, ...fromFiles);
     expect(retried).toMatchObject({ code: 0 });
     await dropDatabase(pg15, target);
   });
