@@ -1,6 +1,6 @@
 /**
  * How a backup runs, chosen by preflight from the database's size and the cores its task will
- * have, and recorded in the manifest (`strategy`); and whether a restore streams
+ * have, and recorded in the manifest (`strategy`); and whether a restore (or a drill) streams
  * (`restoreStreams`), which its runner does and its preflight sizes its disk by.
  */
 import { availableParallelism } from 'node:os';
@@ -139,7 +139,8 @@ export interface RestoreSelection {
  * in create mode (clean mode verifies first, since it changes a database that exists), of every
  * table (a `--schema` or `--table` restore lets pg_restore choose), and without `--with-globals`
  * (the roles, created on the server outside the renamed database, wait for the verified backup;
- * the pre-data needs them). An archive with large objects is restored from files all the same.
+ * the pre-data needs them; a drill creates them first: {@link DRILL_RESTORE}). An archive with
+ * large objects is restored from files all the same.
  */
 export function restoreStreams(restore: RestoreSelection): boolean {
   return (
@@ -149,6 +150,19 @@ export function restoreStreams(restore: RestoreSelection): boolean {
     restore.tables.length === 0
   );
 }
+
+/**
+ * What a verification's drill restores (containers/pg-tools/src/verify.ts): the whole backup in
+ * create mode. Its roles are created on the throwaway server before the load — nothing else lives
+ * there, so they need not wait for the verified backup — and the load itself is without them: it
+ * streams as a create restore does.
+ */
+export const DRILL_RESTORE: RestoreSelection = {
+  mode: 'create',
+  withGlobals: false,
+  schemas: [],
+  tables: [],
+};
 
 /**
  * The cores the task will run on: the Fargate task's vCPUs on AWS, this machine's when the

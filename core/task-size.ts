@@ -64,10 +64,10 @@ export interface RestoreDiskUse {
 }
 
 /**
- * A backup's disk use, from its manifest, for `restore` (absent: from files, as a verification
- * restores). A restore that streams (`restoreStreams`) writes only the definitions when the
- * manifest says that no archive holds large objects and the database is in UTF8; a manifest that
- * does not say (older ones) is sized for files, as is every other restore.
+ * A backup's disk use, from its manifest, for `restore` (absent: from files). A restore that
+ * streams (`restoreStreams`; a verification's drill, `DRILL_RESTORE`) writes only the definitions
+ * when the manifest says that no archive holds large objects and the database is in UTF8; a
+ * manifest that does not say (older ones) is sized for files, as is every other restore.
  */
 export function restoreDiskUse(
   manifest: Pick<BackupManifest, 'objects' | 'uncompressedBytes'> & {
@@ -96,7 +96,7 @@ export function restoreDiskUse(
 /**
  * Bytes of disk a restore needs: the download and the decompressed dump side by side, or a streamed
  * restore's definitions; a verification also holds the restored database in its throwaway server
- * (estimated as the dump again: its tables, with room for indexes in the margin).
+ * (estimated as the decompressed dump: its tables, with room for indexes in the margin).
  */
 export function restoreDiskBytes(use: RestoreDiskUse, withLocalServer: boolean): number {
   return restoreFilesBytes(use, withLocalServer) * DISK_MARGIN + DISK_HEADROOM_GIB * GiB;
@@ -124,9 +124,9 @@ function restoreFilesBytes(use: RestoreDiskUse, withLocalServer: boolean): numbe
 
 /**
  * A restore from files downloads the compressed dump from S3 and decompresses it beside it before
- * pg_restore reads it; a streamed one writes only the definitions (down to Fargate's included
- * 21 GiB); a verify also holds the restored database in its throwaway server. The disk is what
- * that needs (at most Fargate's 200 GiB: `checkRestoreDisk` refuses more first).
+ * pg_restore reads it; a streamed one (a drill's too) writes only the definitions (down to
+ * Fargate's included 21 GiB); a verify also holds the restored database in its throwaway server.
+ * The disk is what that needs (at most Fargate's 200 GiB: `checkRestoreDisk` refuses more first).
  */
 export function restoreTaskSize(use: RestoreDiskUse, withLocalServer: boolean): TaskSize {
   const needed = Math.ceil(restoreDiskBytes(use, withLocalServer) / GiB);
@@ -169,7 +169,9 @@ export async function checkRestoreDisk(
     (use.definitionsBytes === undefined
       ? `${gib(use.storedBytes)} downloaded and ${gib(use.uncompressedBytes)} decompressed`
       : `${gib(use.definitionsBytes)} of the archive's definitions, its data streamed`) +
-    (what.withLocalServer ? `, and as much again restored into the verification's server` : '') +
+    (what.withLocalServer
+      ? `, and ${gib(use.uncompressedBytes)} restored into the verification's server`
+      : '') +
     ', with a margin' +
     (use.fromFilesBecause ? `; ${use.fromFilesBecause}` : '');
   const where = deployment.onAws

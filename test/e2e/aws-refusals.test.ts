@@ -373,16 +373,23 @@ test('a restore whose files cannot fit a Fargate task is refused before anything
   expectUntouched(store, before);
 });
 
-test('so is its verification, whose throwaway server holds the restored database as well', async () => {
+test('so is its verification, whose throwaway server holds the restored database: streamed, that alone; with large objects, the files as well', async () => {
   const before = witness(store);
-  const result = await invokeBundle(
-    bundled.bundleOf('VerifyPreflight'),
-    { store: `file://${store}`, backup: bigBackup.id, name: 'shop' },
-    lambdaEnv(),
+  const verify = (backup: BackupManifest) =>
+    invokeBundle(
+      bundled.bundleOf('VerifyPreflight'),
+      { store: `file://${store}`, backup: backup.id, name: 'shop' },
+      lambdaEnv(),
+    );
+  const streamed = await verify(bigBackup);
+  expect(streamed).toMatchObject({ ok: false, errorType: 'Pgferry.InvalidInput' });
+  expect((streamed as { errorMessage: string }).errorMessage).toMatch(
+    /needs 605\.\d GiB of disk \(0\.0 GiB of the archive's definitions, its data streamed, and 500\.0 GiB restored into the verification's server, with a margin\): a Fargate task has at most 200 GiB/,
   );
-  expect(result).toMatchObject({ ok: false, errorType: 'Pgferry.InvalidInput' });
-  expect((result as { errorMessage: string }).errorMessage).toMatch(
-    /needs 1205\.\d GiB of disk \(0\.0 GiB downloaded and 500\.0 GiB decompressed, and as much again restored into the verification's server, with a margin\): a Fargate task has at most 200 GiB/,
+  const files = await verify(bigWithLargeObjects);
+  expect(files).toMatchObject({ ok: false, errorType: 'Pgferry.InvalidInput' });
+  expect((files as { errorMessage: string }).errorMessage).toMatch(
+    /needs 1205\.\d GiB of disk \(0\.0 GiB downloaded and 500\.0 GiB decompressed, and 500\.0 GiB restored into the verification's server, with a margin; its large objects are restored from files, not streamed\): a Fargate task has at most 200 GiB/,
   );
   expectUntouched(store, before);
 });

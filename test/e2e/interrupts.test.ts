@@ -3,10 +3,9 @@
  * to clean up left behind.
  *
  * - Ctrl-C (SIGINT to the CLI's process group, as a terminal sends it) of a restore (of one archive,
- *   and of a parallel backup's two streaming at once) and of a verify
- *   in the middle of loading a table (a verify's pg_restore): nothing is left — no database, no work folder, no process (verify's
- *   throwaway server stopped) — the failed report is stored, and the CLI prints one line and exits
- *   130. A backup stopped the same way leaves nothing listed (the workflow's Cleanup runs).
+ *   and of a parallel backup's two streaming at once) and of a verify in the middle of loading a
+ *   table: nothing is left — no database, no work folder, no process (verify's throwaway server
+ *   stopped) — the failed report is stored, and the CLI prints one line and exits 130. A backup stopped the same way leaves nothing listed (the workflow's Cleanup runs).
  * - SIGTERM of the task alone (ECS stopping it) and the CLI's death (SIGKILL of the CLI alone): the
  *   task cleans up the same way.
  * - kill -9 of everything: the next restore names the leftover database (marked incomplete) with the
@@ -16,9 +15,10 @@
  * Each fault lands where the runs are observed to be (a session copying a table that takes
  * seconds to load: each row is checked by a function that sleeps 2 ms), never after a guessed delay.
  */
-import { chmodSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Client } from 'pg';
 import type { RestoreReport, VerifyReport } from '../../core/contracts';
 import { currentLease } from '../../core/lease';
 import { restoringName } from '../../core/postgres/incomplete-database';
@@ -99,20 +99,39 @@ async function midRestore(run: Run, target: string): Promise<void> {
 }
 
 /**
- * Waits until the verify's task is in its pgRestore phase (a drill restores the roles too, so it
- * restores from the downloaded file), and its pg_restore (not a --list) runs.
+ * Waits until the verify's task is in its load phase (the archive streams into its throwaway
+ * server), and a session of it copies the slow table.
  */
 async function midVerify(run: Run, workDir: string): Promise<void> {
-  await waitFor('the pgRestore phase', () =>
-    run.stderr().includes('"phase":"pgRestore"') ? true : undefined,
-  );
-  await waitFor('pg_restore to be loading the slow table', () =>
-    descendants(run.pid).some((p) => {
-      const cmd = commandLine(p);
-      return cmd.includes('pg_restore') && cmd.includes(workDir) && !cmd.includes('--list');
-    })
-      ? true
-      : undefined,
+  await waitFor('the load phase', () => (run.stderr().includes('"phase":"load"') ? true : undefined));
+  await waitFor(
+    'the slow table to be loading',
+    async () => {
+      // The throwaway server's socket, in its folder within the run's work folder.
+      const socketDir = readdirSync(workDir)
+        .flatMap((folder) =>
+          readdirSync(path.join(workDir, folder)).map((f) => path.join(workDir, folder, f)),
+        )
+        .find(
+          (dir) =>
+            path.basename(dir).startsWith('pgferry-server-') && existsSync(path.join(dir, '.s.PGSQL.5432')),
+        );
+      if (!socketDir) return undefined;
+      const c = new Client({ host: socketDir, port: 5432, user: 'postgres', database: 'postgres' });
+      try {
+        await c.connect();
+        const { rows } = await c.query(
+          "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY public.slow %'",
+          [restoringName(source)],
+        );
+        return rows.length ? true : undefined;
+      } catch {
+        return undefined; // the server is starting
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    },
+    60_000,
   );
 }
 
@@ -280,7 +299,7 @@ describe('restore', () => {
 });
 
 describe('verify', () => {
-  test('Ctrl-C mid-pg_restore: its server is stopped, its folder removed, the report stored; one line, exit 130', async () => {
+  test('Ctrl-C mid-load: its server is stopped, its folder removed, the report stored; one line, exit 130', async () => {
     const workDir = newWorkDir();
     const run = start(verifyArgs(), workDir);
     await midVerify(run, workDir);

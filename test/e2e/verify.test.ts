@@ -1,7 +1,9 @@
 /**
  * `pgferry verify`: a restore drill into a throwaway server of the backup's major (or of the
  * pg_dump that wrote it, if newer), started by the runner itself — no standing database — with a
- * stored report; a damaged backup fails it.
+ * stored report; its roles are created first, so owners and grants restore while the archive
+ * streams into COPY sessions (one with large objects is restored from files); a damaged backup
+ * fails it.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +12,14 @@ import type { BackupManifest, VerifyReport } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
 import { backupOf } from '../support/backed-up-database';
 import { extraPgBinDirs, REPO, runCli, sourceUrl } from '../support/cli';
-import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
+import {
+  createSeededDatabase,
+  dropDatabase,
+  quoteIdent,
+  testEnv,
+  uniqueName,
+  withClient,
+} from '../support/env';
 
 const env = testEnv();
 const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-verify-'));
@@ -28,30 +37,48 @@ function verify(backup: string, ...args: string[]) {
   });
 }
 
-/** A new seeded database on the server of `major`, and its backup. */
-async function seededBackup(major: number, database: string): Promise<BackupManifest> {
+/** A new seeded database on the server of `major` (`more` added to its seed), and its backup. */
+async function seededBackup(major: number, database: string, more = ''): Promise<BackupManifest> {
   const pg = env.server(major);
   await createSeededDatabase(
     pg,
     database,
     `CREATE TABLE items AS SELECT g AS id, repeat('x', g % 100) AS body FROM generate_series(1, 5000) g;
-     CREATE INDEX ON items (id);`,
+     CREATE INDEX ON items (id);${more}`,
   );
   return backupOf(pg, database, store);
 }
 
+/** Roles of the server (`owner` owns the table, `reader` may read it), which a drill must create. */
+function withRoles(owner: string, reader: string): string {
+  return `
+     CREATE ROLE ${quoteIdent(owner)}; CREATE ROLE ${quoteIdent(reader)};
+     ALTER TABLE items OWNER TO ${quoteIdent(owner)};
+     GRANT SELECT ON items TO ${quoteIdent(reader)};`;
+}
+
+async function dropRoles(major: number, ...roles: string[]): Promise<void> {
+  await withClient(env.server(major), 'postgres', async (c) => {
+    for (const role of roles) await c.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`);
+  });
+}
+
 describe.each(env.postgres.map((pg) => pg.major))('a backup of PostgreSQL %i', (major) => {
   const database = uniqueName(`verify${major}`);
+  const [owner, reader] = [uniqueName('verify_owner'), uniqueName('verify_reader')];
   let manifest: BackupManifest;
   let report: VerifyReport;
 
   beforeAll(async () => {
-    manifest = await seededBackup(major, database);
+    manifest = await seededBackup(major, database, withRoles(owner, reader));
     const result = await verify('latest', '--database', database);
     if (result.code !== 0) throw new Error(`verify failed: ${result.stderr}`);
     report = JSON.parse(result.stdout) as VerifyReport;
   });
-  afterAll(() => dropDatabase(env.server(major), database));
+  afterAll(async () => {
+    await dropDatabase(env.server(major), database);
+    await dropRoles(major, owner, reader);
+  });
 
   test("restores into a throwaway server of its own major (its pg_dump's, if newer) and passes", () => {
     expect(report).toMatchObject({ kind: 'verify', status: 'passed', backupId: manifest.id, database });
@@ -62,9 +89,22 @@ describe.each(env.postgres.map((pg) => pg.major))('a backup of PostgreSQL %i', (
 
   test("checks every checksum and every table's row count", () => {
     expect(report.checks.checksums).toHaveLength(manifest.objects.length);
+    expect(report.checks.checksums.map((c) => c.key).sort()).toEqual(
+      manifest.objects.map((o) => o.key).sort(),
+    );
     expect(report.checks.rowCounts).toEqual([
       { schema: 'public', name: 'items', rows: 5000, restoredRows: 5000 },
     ]);
+  });
+
+  test('creates the roles first, so that the table restores with its owner and grant while the archive streams', () => {
+    // pg_restore stops at an ALTER TABLE … OWNER TO or a GRANT naming a role the server lacks.
+    expect(report.checks.globals?.created).toEqual(expect.arrayContaining([owner, reader]));
+    expect(Object.keys(report.timings)).toEqual(
+      expect.arrayContaining(['globals', 'load', 'preData', 'postData']),
+    );
+    expect(report.timings.download).toBeUndefined();
+    expect(report.timings.pgRestore).toBeUndefined();
   });
 
   test('stores the report beside the backup', () => {
@@ -76,6 +116,34 @@ describe.each(env.postgres.map((pg) => pg.major))('a backup of PostgreSQL %i', (
     );
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(report);
   });
+});
+
+test('a backup with large objects is verified from files, its roles created first all the same', async () => {
+  const database = uniqueName('verifylo');
+  const [owner, reader] = [uniqueName('verify_owner'), uniqueName('verify_reader')];
+  try {
+    const manifest = await seededBackup(
+      15,
+      database,
+      `${withRoles(owner, reader)}
+       SELECT lo_from_bytea(0, 'a large object');`,
+    );
+    const result = await verify(manifest.id);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as VerifyReport;
+    expect(report.status).toBe('passed');
+    expect(report.checks.globals?.created).toEqual(expect.arrayContaining([owner, reader]));
+    // Each object downloaded and checked once: the globals before the load, the rest from files.
+    expect(report.checks.checksums.map((c) => c.key).sort()).toEqual(
+      manifest.objects.map((o) => o.key).sort(),
+    );
+    expect(report.timings.pgRestore).toBeGreaterThan(0);
+    expect(report.timings.load).toBeUndefined();
+  } finally {
+    await dropDatabase(env.server(15), database);
+    await dropRoles(15, owner, reader);
+  }
 });
 
 describe('a damaged backup fails verification', () => {

@@ -5,7 +5,8 @@
  * meanwhile, empty and marked incomplete — then (or cleans the target, once verified)
  * optionally creates the roles, runs pg_restore with parallel jobs and fast session settings,
  * ANALYZEs and compares every table's row count with the manifest. In create mode autovacuum is
- * held off the tables from the pre-data until then (core/postgres/autovacuum-hold.ts).
+ * held off the tables from the pre-data until then (core/postgres/autovacuum-hold.ts). A drill
+ * creates the roles first (`restoreGlobalsFirst`), and its load streams as a create restore's.
  */
 import type { ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
@@ -113,6 +114,8 @@ export interface RestoreTarget {
   warnings?: readonly string[];
   /** The smallest table data loaded in several sessions (`SPLIT_MIN_BYTES` by default; tests set less). */
   splitMinBytes?: number;
+  /** A drill's: the target server's data is on this machine's disk, in the disk check too. */
+  withLocalServer?: boolean;
 }
 
 /**
@@ -178,13 +181,7 @@ export async function restoreBackup(
           )
         : undefined;
     creating?.catch(() => undefined); // awaited below (and by the streamed load's sessions)
-    const choosing = choosePgTool(
-      'pg_restore',
-      manifest.tool.pgDumpMajor,
-      manifest.tool.pgDumpVersion,
-      deps.env,
-      `the backup's archive was written by ${describeArchive(manifest)}`,
-    ).then(async (tool) => ({ tool, psql: await siblingTool(tool, 'psql').catch(() => undefined) }));
+    const choosing = chooseRestoreTools(manifest, deps.env);
     choosing.catch(() => undefined); // awaited below
     const dump = manifest.objects.find((o) => o.kind === 'dump');
     if (restoreStreams(into) && dump) {
@@ -262,7 +259,7 @@ export async function restoreBackup(
               ...restoreDiskUse(manifest),
               fromFilesBecause: `its archive is restored from files, not streamed (${notStreamed})`,
             },
-            withLocalServer: false,
+            withLocalServer: into.withLocalServer === true,
           },
           { onAws: false },
           deps.env,
@@ -556,7 +553,13 @@ async function downloadVerified(
   const files: { dump?: string; globals?: string } = {};
   const tableData: string[] = [];
   let before = 0;
+  // One this run verified already (a drill's globals, restored first) is not downloaded again.
+  const verified = new Set(checks.checksums.map((c) => c.key));
   for (const object of manifest.objects) {
+    if (verified.has(object.key)) {
+      before += object.bytes;
+      continue;
+    }
     const name =
       object.kind === 'table-data'
         ? `table-data-${tableData.length + 1}.pgdump`
@@ -676,6 +679,56 @@ async function dropCreatedDatabase(into: RestoreTarget, name: string): Promise<b
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
   }
+}
+
+/**
+ * A drill's roles, created on its throwaway server before the backup loads (`DRILL_RESTORE` in
+ * core/strategy.ts): downloads the globals object, its checksum verified and recorded as every
+ * object's, and creates the roles as a restore with them does. The load that follows, without
+ * them, streams.
+ */
+export async function restoreGlobalsFirst(
+  manifest: BackupManifest,
+  into: RestoreTarget,
+  progress: RestoreProgress,
+  deps: RestoreDeps,
+): Promise<void> {
+  const { checks } = progress;
+  stopIfInterrupted(deps.signal);
+  const workDir = await createWorkFolder('restore', workRoot(deps.env));
+  try {
+    checks.globals = await progress.timed('globals', async () => {
+      const choosing = chooseRestoreTools(manifest, deps.env);
+      choosing.catch(() => undefined); // awaited below
+      const object = manifest.objects.find((o) => o.kind === 'globals');
+      const file = path.join(workDir, 'globals.sql');
+      if (object) {
+        await downloadOne(deps.store, manifest, object, file, deps.signal);
+        checks.checksums.push({ key: object.key, sha256: object.sha256, verified: true });
+      }
+      const { tool, psql } = await choosing;
+      stopIfInterrupted(deps.signal);
+      return withMaintenance(into.target, into.password, (admin) =>
+        applyGlobals(admin, object && file, tool, psql, into, manifest, deps),
+      );
+    });
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/** The pg_restore that reads the backup's archive, and psql beside it (if found). */
+function chooseRestoreTools(
+  manifest: BackupManifest,
+  env: NodeJS.ProcessEnv,
+): Promise<{ tool: PgToolBinary; psql: PgToolBinary | undefined }> {
+  return choosePgTool(
+    'pg_restore',
+    manifest.tool.pgDumpMajor,
+    manifest.tool.pgDumpVersion,
+    env,
+    `the backup's archive was written by ${describeArchive(manifest)}`,
+  ).then(async (tool) => ({ tool, psql: await siblingTool(tool, 'psql').catch(() => undefined) }));
 }
 
 async function applyGlobals(

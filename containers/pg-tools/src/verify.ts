@@ -1,8 +1,9 @@
 /**
  * The restore drill: restores a backup into a throwaway server of the major a restore needs (the
  * source's, or the newer one of the pg_dump that wrote the archive), creating the database with the
- * source's encoding and locale as a restore does; checks pg_restore's success and every table's
- * row count, and stores a verification report with the measured time to restore.
+ * source's encoding and locale as a restore does, its roles created first so that the archives
+ * stream into it as a create restore's do; checks every checksum and every table's row count, and
+ * stores a verification report with the measured time to restore.
  */
 import { chmod, rm } from 'node:fs/promises';
 import {
@@ -20,8 +21,9 @@ import { serverInfo } from '../../../core/postgres/inspect';
 import { describeArchive, missingForBackup, restoreMajor } from '../../../core/postgres/requirements';
 import { chooseToastCompression } from '../../../core/postgres/restore-session';
 import { catalogNameOf, verifyReportKey } from '../../../core/store-keys';
+import { DRILL_RESTORE } from '../../../core/strategy';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
-import { type RestoreDeps, type RestoreTarget, restoreBackup } from './restore-backup';
+import { type RestoreDeps, type RestoreTarget, restoreBackup, restoreGlobalsFirst } from './restore-backup';
 import { interruption, RestoreProgress, stopIfInterrupted } from './run';
 import { startThrowawayServer, type ThrowawayServer } from './throwaway-server';
 
@@ -73,10 +75,10 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
     const target = targetOf(plan, server);
     const toastCompression = await progress.timed('checkServer', () => checkServer(target, manifest));
     await makeRoomFor(target);
-    await restoreBackup(manifest, drillTarget(plan, target, toastCompression), progress, {
-      ...deps,
-      env: { ...deps.env, PGFERRY_WORK_DIR: workDir },
-    });
+    const drill = drillTarget(plan, target, toastCompression);
+    const drillDeps = { ...deps, env: { ...deps.env, PGFERRY_WORK_DIR: workDir } };
+    await restoreGlobalsFirst(manifest, drill, progress, drillDeps);
+    await restoreBackup(manifest, drill, progress, drillDeps);
     restoreSeconds = (Date.now() - restoreStarted) / 1000;
     const passed = report('passed');
     await deps.store.putJson(key, passed);
@@ -98,7 +100,10 @@ export async function runVerify(plan: VerifyPlan, deps: RestoreDeps): Promise<Ve
   }
 }
 
-/** A restore of the whole backup, roles included, into the throwaway server's new database. */
+/**
+ * A restore of the whole backup into the throwaway server's new database, whose roles
+ * `restoreGlobalsFirst` created: owners and grants restore.
+ */
 function drillTarget(
   plan: VerifyPlan,
   target: Connection,
@@ -108,13 +113,11 @@ function drillTarget(
     runId: plan.verifyId,
     target,
     password: undefined,
-    mode: 'create',
-    withGlobals: true,
+    ...DRILL_RESTORE,
     noOwner: false,
     noAcl: false,
-    schemas: [],
-    tables: [],
     terminateConnections: false,
+    withLocalServer: true,
     jobs: plan.jobs,
     toastCompression,
   };

@@ -4,7 +4,7 @@ import { currentDeployment } from '../../../core/deployment';
 import { checkObjectsPresent, resolveBackup } from '../../../core/resolve-backup';
 import type { BackupStore } from '../../../core/store';
 import { newBackupId } from '../../../core/store-keys';
-import { defaultJobs } from '../../../core/strategy';
+import { DRILL_RESTORE, defaultJobs } from '../../../core/strategy';
 import { checkRestoreDisk, restoreDiskUse, restoreTaskSize } from '../../../core/task-size';
 
 export interface VerifyPreflightDeps {
@@ -15,7 +15,8 @@ export interface VerifyPreflightDeps {
 
 /**
  * Plans a verification: resolves the backup to verify and refuses one whose objects are missing,
- * or whose download, dump and restored database cannot fit the task's disk.
+ * or whose files and restored database cannot fit the task's disk (`restoreDiskUse`: a streamed
+ * drill's files are its definitions alone).
  */
 export async function preflightVerify(
   request: VerifyRequest,
@@ -24,8 +25,7 @@ export async function preflightVerify(
   const store = deps.openStore(request.store);
   const manifest = await resolveBackup(store, request.backup, requestedName(request));
   await checkObjectsPresent(store, manifest);
-  // A drill restores the roles too (containers/pg-tools/src/verify.ts): from files, not streamed.
-  const diskUse = restoreDiskUse(manifest);
+  const diskUse = restoreDiskUse(manifest, DRILL_RESTORE);
   await checkRestoreDisk(
     { id: manifest.id, use: diskUse, withLocalServer: true },
     currentDeployment(),

@@ -1,7 +1,7 @@
 import { tmpdir } from 'node:os';
 import type { DatabaseBindings } from '../../../core/bindings';
 import type { Deployment } from '../../../core/deployment';
-import type { RestoreSelection } from '../../../core/strategy';
+import { DRILL_RESTORE, type RestoreSelection } from '../../../core/strategy';
 import {
   backupTaskSize,
   checkRestoreDisk,
@@ -50,7 +50,7 @@ test('on AWS a restore or verify needing more than the 200 GiB of a Fargate task
   };
   await expect(checkRestoreDisk({ ...fits, withLocalServer: false }, onAws, {})).resolves.toBeUndefined();
   await expect(checkRestoreDisk({ ...fits, withLocalServer: true }, onAws, {})).rejects.toThrow(
-    /^backup 20261121T233200Z-3d6d1f needs 341\.0 GiB of disk \(40\.0 GiB downloaded and 120\.0 GiB decompressed, and as much again restored into the verification's server, with a margin\): a Fargate task has at most 200 GiB: run it with the CLI \(without --aws\) on a machine with the disk; nothing was downloaded$/,
+    /^backup 20261121T233200Z-3d6d1f needs 341\.0 GiB of disk \(40\.0 GiB downloaded and 120\.0 GiB decompressed, and 120\.0 GiB restored into the verification's server, with a margin\): a Fargate task has at most 200 GiB: run it with the CLI \(without --aws\) on a machine with the disk; nothing was downloaded$/,
   );
 });
 
@@ -110,7 +110,7 @@ test('every other restore is sized for its files: clean, --with-globals, --schem
   for (const restore of others) {
     expect(restoreDiskUse(streamable, restore)).toEqual(files);
   }
-  expect(restoreDiskUse(streamable)).toEqual(files); // a verification's drill
+  expect(restoreDiskUse(streamable)).toEqual(files); // none named
   expect(restoreDiskUse(recorded(40 * GiB, { definitionsBytes: 1024, largeObjects: true }), create)).toEqual({
     ...files,
     fromFilesBecause: 'its large objects are restored from files, not streamed',
@@ -164,5 +164,42 @@ test('on AWS a streamable 500 GiB backup fits a task; with large objects it is r
     check(recorded(500 * GiB, { definitionsBytes: 1024 ** 2, largeObjects: true })),
   ).rejects.toThrow(
     /^backup 20261121T233200Z-3d6d1f needs 755\.0 GiB of disk \(125\.0 GiB downloaded and 500\.0 GiB decompressed, with a margin; its large objects are restored from files, not streamed\): a Fargate task has at most 200 GiB: run it with the CLI \(without --aws\) on a machine with the disk; nothing was downloaded$/,
+  );
+});
+
+test("a verification's drill of a streamable backup needs its definitions and the restored database: 100 GiB fits a Fargate task", async () => {
+  const id = '20261121T233200Z-3d6d1f';
+  const use = restoreDiskUse(
+    recorded(100 * GiB, { definitionsBytes: 2 * 1024 ** 2, largeObjects: false }),
+    DRILL_RESTORE,
+  );
+  expect(use).toEqual({
+    storedBytes: 25 * GiB + 1000,
+    uncompressedBytes: 100 * GiB,
+    definitionsBytes: 2 * 1024 ** 2,
+  });
+  expect(restoreDiskNeeded(use, true, false)).toBe((100 * GiB + 2 * 1024 ** 2) * 1.2);
+  expect(restoreTaskSize(use, true)).toEqual({ cpu: '2048', memoryMiB: '8192', ephemeralStorageGiB: 126 });
+  await expect(checkRestoreDisk({ id, use, withLocalServer: true }, onAws, {})).resolves.toBeUndefined();
+  const big = restoreDiskUse(
+    recorded(500 * GiB, { definitionsBytes: 2 * 1024 ** 2, largeObjects: false }),
+    DRILL_RESTORE,
+  );
+  await expect(checkRestoreDisk({ id, use: big, withLocalServer: true }, onAws, {})).rejects.toThrow(
+    /^backup \S+ needs 605\.0 GiB of disk \(0\.0 GiB of the archive's definitions, its data streamed, and 500\.0 GiB restored into the verification's server, with a margin\): a Fargate task has at most 200 GiB/,
+  );
+});
+
+test("a verification's drill of a backup with large objects is sized for its files and the restored database", async () => {
+  const use = restoreDiskUse(
+    recorded(100 * GiB, { definitionsBytes: 2 * 1024 ** 2, largeObjects: true }),
+    DRILL_RESTORE,
+  );
+  expect(restoreDiskNeeded(use, true, false)).toBe((225 * GiB + 1000) * 1.2);
+  expect(restoreTaskSize(use, true).ephemeralStorageGiB).toBe(200);
+  await expect(
+    checkRestoreDisk({ id: '20261121T233200Z-3d6d1f', use, withLocalServer: true }, onAws, {}),
+  ).rejects.toThrow(
+    /^backup \S+ needs 275\.0 GiB of disk \(25\.0 GiB downloaded and 100\.0 GiB decompressed, and 100\.0 GiB restored into the verification's server, with a margin; its large objects are restored from files, not streamed\)/,
   );
 });
