@@ -181,13 +181,8 @@ export function processIds(): number[] {
 export function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const id of processIds()) {
-    try {
-      const stat = readFileSync(`/proc/${id}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), id]);
-    } catch {
-      // exited meanwhile
-    }
+    const ppid = parentOf(id);
+    if (ppid !== undefined) children.set(ppid, [...(children.get(ppid) ?? []), id]); // else exited meanwhile
   }
   const out: number[] = [];
   const walk = (p: number) => {
@@ -220,7 +215,23 @@ export function isRunning(pid: number): boolean {
 
 /** The pg-tools runners below process `pid` (the CLI's, for a local workflow). */
 export function runnersOf(pid: number): number[] {
-  return descendants(pid).filter((p) => commandLine(p).includes('pg-tools/src/main.js'));
+  const runners = descendants(pid).filter((p) => commandLine(p).includes('pg-tools/src/main.js'));
+  // A runner's child between its fork and its exec (a pg_dump starting) still shows the runner's
+  // command line: it is not a runner (a 10 ms watch caught three such once).
+  return runners.filter((p) => {
+    const parent = parentOf(p);
+    return parent !== undefined && !runners.includes(parent);
+  });
+}
+
+/** `pid`'s parent, or undefined once it has exited. */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The pg-tools runner started by the CLI `cliPid`, once it runs. */
