@@ -84,6 +84,8 @@ export function restoreDiskUse(
   if (archives.some((o) => o.largeObjects)) {
     return { ...files, fromFilesBecause: 'its large objects are restored from files, not streamed' };
   }
+  // `notUtf8` (core/postgres/copy-stream.ts) is the rule the runner streams by; not imported, so
+  // that the preflights' bundles do not carry the COPY sessions' code.
   const encoding = manifest.requires?.encoding;
   if (encoding !== undefined && encoding !== 'UTF8') {
     return { ...files, fromFilesBecause: `its ${encoding} archive is restored from files, not streamed` };

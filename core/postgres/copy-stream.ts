@@ -91,15 +91,19 @@ export function notCopyData(toc: readonly ArchiveTocEntry[]): string | undefined
 }
 
 /**
- * Why this process's COPY sessions cannot load this archive's data: its TOC's strings (names, COPY
- * statements) are read as UTF-8 and sent as such, so an archive in another encoding (a LATIN1
- * database's) would name a table or column wrongly as soon as its name is not ASCII. Undefined for
- * a UTF8 archive; pg_restore loads the others.
+ * Why this process's COPY sessions cannot load the data of a database in `encoding`: an archive's
+ * strings (names, COPY statements) are read as UTF-8 and sent as such, so one in another encoding (a
+ * LATIN1 database's) would name a table or column wrongly as soon as its name is not ASCII.
+ * Undefined for UTF8 (or an encoding not known); pg_restore loads the others.
  */
+export function notUtf8(encoding: string | undefined): string | undefined {
+  return encoding === undefined || encoding === 'UTF8' ? undefined : `its encoding is ${encoding}, not UTF8`;
+}
+
+/** {@link notUtf8} for an archive, by the encoding its TOC sets. */
 export function notUtf8Names(toc: readonly ArchiveTocEntry[]): string | undefined {
   const defn = toc.find((e) => e.desc === 'ENCODING')?.defn ?? '';
-  const encoding = /client_encoding = '([^']*)'/.exec(defn)?.[1];
-  return encoding === undefined || encoding === 'UTF8' ? undefined : `its encoding is ${encoding}, not UTF8`;
+  return notUtf8(/client_encoding = '([^']*)'/.exec(defn)?.[1]);
 }
 
 /** One table of the stream: its text not yet dealt, and what its sessions loaded. */

@@ -240,12 +240,11 @@ export async function pgRestoreParallel(
       sizes = sized.status === 'fulfilled' ? sized.value : undefined;
       const rest = { entries: passes[0].entries.slice(pre.entries.length), parallel: passes[0].parallel };
       const inRest = new Map(rest.entries.map((l) => [idOf(l), l]));
-      // Only entries whose data this process can load (a COPY statement, a block found, names it
-      // can send).
+      // Only entries whose data this process can load (names it can send, a COPY statement, a
+      // block found).
+      const namesSent = sizes !== undefined && !notUtf8Names(sizes.toc);
       const loadable = (id: number) =>
-        sizes?.offsets.has(id) &&
-        !notUtf8Names(sizes.toc) &&
-        sizes.toc.some((e) => e.dumpId === id && e.copyStmt);
+        namesSent && sizes?.offsets.has(id) && sizes.toc.some((e) => e.dumpId === id && e.copyStmt);
       const splitIds = sizes
         ? tablesToSplit(sizes.bytes, jobs, split?.minBytes).filter((id) => inRest.has(id) && loadable(id))
         : [];

@@ -65,7 +65,7 @@ import type { ArchiveTocEntry, TableDataRows } from '../../../core/postgres/arch
 import { type HeldTable, holdAutovacuum, releaseAutovacuum } from '../../../core/postgres/autovacuum-hold';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
 import { connectPg, endQuietly, libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
-import { CopyStream } from '../../../core/postgres/copy-stream';
+import { CopyStream, notUtf8 } from '../../../core/postgres/copy-stream';
 import { DefinitionsFile } from '../../../core/postgres/definitions-file';
 import { type IncompleteRun, markIncomplete } from '../../../core/postgres/incomplete-database';
 import {
@@ -439,8 +439,8 @@ async function migrateDatabaseOnce(
     // The tables' data goes to the target by this process's own COPY sessions, straight from the
     // stream (core/postgres/copy-stream.ts); large objects are not COPY data: a database with any
     // is loaded by pg_restore reading the stream, as before. So is one in another encoding than
-    // UTF8: its archive's names are in it, and the COPY sessions send UTF-8 (`notUtf8Names`).
-    const loader = largeObjects || db.encoding !== 'UTF8' ? undefined : copyStream(ctx, db);
+    // UTF8: its archive's names are in it, and the COPY sessions send UTF-8.
+    const loader = largeObjects || notUtf8(db.encoding) ? undefined : copyStream(ctx, db);
     const copy = loader?.copy;
     early = loader?.analyzed;
     // Interrupted, the sessions stop too: pg_dump may have ended long before the last COPY does.
