@@ -18,7 +18,7 @@
  * holds the schema and every other table's data (`--exclude-table-data` for the moved tables). The
  * main pg_dump locks every table, but it may end (and let go of them) before a side pg_dump has
  * locked its own: each side dump takes a second look of its own at its first bytes, for its tables
- * (`SnapshotGuard.sideDump`).
+ * (`SnapshotGuard.sideDump`), and a change it finds stops the attempt as the main one's does.
  * A failure of any stream stops them all and removes what was stored.
  */
 import { spawn } from 'node:child_process';
@@ -297,7 +297,7 @@ async function streamDump(
     {
       signal: AbortSignal.any(stops),
       firstBytes: () => look.firstBytes(),
-      ...(parallel.side ? {} : { tocRead: (oids: number[]) => look.tocRead(oids) }),
+      tocRead: (oids) => look.tocRead(oids),
     },
     as,
   );
