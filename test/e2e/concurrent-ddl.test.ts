@@ -305,4 +305,27 @@ describe("a parallel backup: a side archive's table rewritten once the main pg_d
     expect(await rowsInStoredDump(store, manifest, 'big')).toBe(BIG_ROWS);
     expect((await listed(store)).map((m) => m.id)).toEqual([manifest.id]);
   });
+
+  test("is caught at the side archive's TOC: its data is not waited for", async () => {
+    // The first side pg_dump's data is held until the backup has ended: only its own early look,
+    // at its TOC, lets the attempt stop and the backup be dumped afresh.
+    const held = heldSidePgDump(true);
+    const running = backup(database, store, ['--jobs', '2'], 60_000, { PGFERRY_PG_BIN_DIRS: held.binDirs });
+    let result: Awaited<typeof running>;
+    try {
+      try {
+        await waitFor('the main pg_dump to end', () => (held.mainEnded() ? true : undefined), 40_000);
+        await withClient(pg, database, (c) => c.query('ALTER TABLE big ALTER COLUMN id TYPE numeric'));
+      } finally {
+        held.open();
+      }
+      result = await running;
+    } finally {
+      held.release();
+    }
+    if (result.code !== 0) throw new Error(`backup failed${result.hung ? ' (hung)' : ''}: ${result.stderr}`);
+    const manifest = JSON.parse(result.stdout) as BackupManifest;
+    expect(manifest.tables).toMatchObject([{ schema: 'public', name: 'big', rows: BIG_ROWS }, {}, {}]);
+    expect(await rowsInStoredDump(store, manifest, 'big')).toBe(BIG_ROWS);
+  });
 });

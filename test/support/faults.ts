@@ -71,18 +71,30 @@ export interface HeldSidePgDump {
   mainEnded(): boolean;
   /** Lets the side jobs' pg_dumps (and every later one) start. */
   open(): void;
+  /** With `holdData`: lets the first side pg_dump's data through. */
+  release(): void;
 }
 
 /**
  * Client tools (PostgreSQL 15's) whose data-only pg_dumps — a parallel backup's side jobs — wait
  * until `open()` before they start (before they import the snapshot and lock their tables); the
- * main pg_dump runs as it is, and `mainEnded()` tells once it has exited.
+ * main pg_dump runs as it is, and `mainEnded()` tells once it has exited. With `holdData`, the
+ * first side pg_dump passes its first 4 KiB (its header and TOC) and holds the rest until
+ * `release()`; killed meanwhile, it is left behind, its output to nobody, until then.
  */
-export function heldSidePgDump(): HeldSidePgDump {
+export function heldSidePgDump(holdData = false): HeldSidePgDump {
   const root = mkdtempSync(path.join(tmpdir(), 'pgferry-held-side-pg_dump-'));
   const bin = path.join(root, 'bin');
   const gate = path.join(root, 'open');
   const ended = path.join(root, 'main-ended');
+  const released = path.join(root, 'released');
+  const hold = holdData
+    ? `if mkdir '${root}/held' 2>/dev/null; then
+      ${PG15_BIN}/pg_dump "$@" 2>/dev/null |
+        { head -c 4096; while [ ! -e '${released}' ]; do sleep 0.05; done; cat; } 2>/dev/null
+      exit
+    fi`
+    : '';
   return {
     binDirs: withPgDump(
       bin,
@@ -91,6 +103,7 @@ export function heldSidePgDump(): HeldSidePgDump {
 for a in "$@"; do
   if [ "$a" = "--data-only" ]; then
     while [ ! -e '${gate}' ]; do sleep 0.05; done
+    ${hold}
     exec ${PG15_BIN}/pg_dump "$@"
   fi
 done
@@ -102,6 +115,7 @@ exit $status
     ),
     mainEnded: () => existsSync(ended),
     open: () => writeFileSync(gate, ''),
+    release: () => writeFileSync(released, ''),
   };
 }
 

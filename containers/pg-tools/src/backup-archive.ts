@@ -83,20 +83,21 @@ export function tableDataObjectKey(plan: Pick<BackupPlan, 'compression'>, job: n
 }
 
 /**
- * The second look at the tables' `pg_class` rows, taken as soon as pg_dump writes its first byte
- * (it holds every table lock by then, until it exits), and the verdict once the dump is read.
- * Found early — the TOC and the second look both in, before the data has streamed — a change
+ * A pg_dump's second look at the tables' `pg_class` rows, taken as soon as it writes its first
+ * byte (it holds its tables' locks by then, until it exits), and the verdict once its archive is
+ * read. Found early — the TOC and the second look both in, before the data has streamed — a change
  * aborts the stream at once (`signal`).
  */
-export class SnapshotGuard {
+export class SecondLook {
   private readonly abort = new AbortController();
   private recheck: Promise<Map<number, TableVersion>> | undefined;
   readonly signal = this.abort.signal;
 
   constructor(
-    private readonly atSnapshot: Promise<Map<number, TableVersion>>,
-    private readonly observer: Client,
-    private readonly onFirstBytes?: () => void,
+    protected readonly atSnapshot: Promise<Map<number, TableVersion>>,
+    protected readonly observer: Client,
+    /** Each dump's first bytes, for the exporting transaction's count (see `guardedSnapshot`). */
+    protected readonly onFirstBytes?: () => void,
   ) {
     // Awaited by the checks; a caller that fails first (pg_dump ended at once) never gets there,
     // and the read's failure must not then end the process as an unhandled rejection.
@@ -108,14 +109,6 @@ export class SnapshotGuard {
     this.onFirstBytes?.();
     this.recheck = tableVersions(this.observer);
     this.recheck.catch(() => undefined);
-  }
-
-  /**
-   * For a parallel backup's data-only archive: its pg_dump's first bytes (it has imported the
-   * snapshot and locked its tables, which the main pg_dump holds locked too).
-   */
-  sideFirstBytes(): void {
-    this.onFirstBytes?.();
   }
 
   /** For the archive reader: the TOC is read, so the dumped tables are known. */
@@ -140,6 +133,20 @@ export class SnapshotGuard {
       dumped.map((t) => t.oid),
     );
     if (changes.length) throw new TablesChangedError(changes);
+  }
+}
+
+/**
+ * A dump's snapshot guard: the main pg_dump's second look (it locks every table the dump holds),
+ * and a look of its own for each of a parallel backup's side dumps.
+ */
+export class SnapshotGuard extends SecondLook {
+  /**
+   * A data-only archive's look, at its own pg_dump's first bytes: the main pg_dump may end, and
+   * let go of its locks, before this one has imported the snapshot and locked its tables.
+   */
+  sideDump(): SecondLook {
+    return new SecondLook(this.atSnapshot, this.observer, this.onFirstBytes);
   }
 }
 

@@ -17,7 +17,8 @@
  * data-only archive of its own, compressed, hashed and counted on its own stream; the main archive
  * holds the schema and every other table's data (`--exclude-table-data` for the moved tables). The
  * main pg_dump locks every table, but it may end (and let go of them) before a side pg_dump has
- * locked its own: each side dump takes a second look of its own at its first bytes, for its tables.
+ * locked its own: each side dump takes a second look of its own at its first bytes, for its tables
+ * (`SnapshotGuard.sideDump`), and a change it finds stops the attempt as the main one's does.
  * A failure of any stream stops them all and removes what was stored.
  */
 import { spawn } from 'node:child_process';
@@ -43,13 +44,7 @@ import {
   unmatchedPattern,
 } from '../../../core/postgres/dump-scope';
 import { readDatabaseProperties, readRequirements, serverInfo } from '../../../core/postgres/inspect';
-import {
-  changedTables,
-  lockWaitFailure,
-  openObserver,
-  type TableChange,
-  tableVersions,
-} from '../../../core/postgres/snapshot-guard';
+import { lockWaitFailure, openObserver } from '../../../core/postgres/snapshot-guard';
 import { collectTail } from '../../../core/postgres/tools';
 import { backupObjectKey, dumpResultKey } from '../../../core/store-keys';
 import { type DumpJobTable, planDumpJobs } from '../../../core/strategy';
@@ -161,11 +156,6 @@ async function dumpOnce(
     const dumped = await streamDumps(plan, pgDump, snap.snapshot, env, deps, sideJobs, {
       lockWaitTimeoutMs,
       guard,
-      sideLook: async () => {
-        const now = await tableVersions(observer);
-        const { tables } = await snap.read;
-        return (oids) => changedTables(tables, now, oids);
-      },
       diagnose: (stderr) => lockWaitFailure(stderr, observer, lockWaitTimeoutMs),
     });
     await guard.verify(dumped.tables);
@@ -194,11 +184,6 @@ async function dumpOnce(
 interface StreamOptions {
   lockWaitTimeoutMs: number;
   guard: SnapshotGuard;
-  /**
-   * A side dump's second look at the tables (the guard's, for the main dump), taken at its first
-   * bytes, once its pg_dump holds its locks: the changes among the given tables since the snapshot.
-   */
-  sideLook: () => Promise<(tableOids: number[]) => TableChange[]>;
   diagnose: (stderr: string) => Promise<PgferryError | undefined>;
 }
 
@@ -302,27 +287,18 @@ async function streamDump(
   deps.onChild?.(child);
   const stderr = collectTail(child.stderr);
   const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
-  const signal = AbortSignal.any([opts.guard.signal, parallel.stop]);
-  let sideLook: ReturnType<StreamOptions['sideLook']> | undefined;
+  const look = parallel.side ? opts.guard.sideDump() : opts.guard;
+  const stops = [opts.guard.signal, look.signal, parallel.stop];
   const { flowing, upload, stored } = storeDumpStream(
     plan,
     child.stdout,
     deps.store,
     onProgress,
-    parallel.side
-      ? {
-          signal,
-          firstBytes: () => {
-            opts.guard.sideFirstBytes();
-            sideLook = opts.sideLook();
-            sideLook.catch(() => undefined); // awaited below
-          },
-        }
-      : {
-          signal,
-          firstBytes: () => opts.guard.firstBytes(),
-          tocRead: (oids) => opts.guard.tocRead(oids),
-        },
+    {
+      signal: AbortSignal.any(stops),
+      firstBytes: () => look.firstBytes(),
+      tocRead: (oids) => look.tocRead(oids),
+    },
     as,
   );
   try {
@@ -330,8 +306,8 @@ async function streamDump(
   } catch (err) {
     child.kill('SIGKILL');
     await exited;
-    if (opts.guard.signal.aborted) throw opts.guard.signal.reason;
-    if (parallel.stop.aborted) throw parallel.stop.reason;
+    const stopped = stops.find((s) => s.aborted);
+    if (stopped) throw stopped.reason;
     // When the store failed (full, unwritable), that is the cause, whichever side broke first.
     const storeFailure = await upload.then(
       () => undefined,
@@ -356,12 +332,9 @@ async function streamDump(
     );
   }
   const result = stored();
-  if (parallel.side) {
-    // A table rewritten after the main pg_dump let go of it and before this one locked it.
-    if (!sideLook) throw new PgferryError('DumpFailed', 'pg_dump wrote nothing');
-    const changes = (await sideLook)(result.tables.map((t) => t.oid));
-    if (changes.length) throw new TablesChangedError(changes);
-  }
+  // The main dump's look is verified by the caller, for every dumped table (the main archive holds
+  // each one's definition).
+  if (parallel.side) await look.verify(result.tables);
   return result;
 }
 
