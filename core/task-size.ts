@@ -68,8 +68,10 @@ export interface RestoreDiskUse {
 /**
  * A backup's disk use, from its manifest, for `restore` (absent: from files). A restore that
  * streams (`restoreStreams`; a verification's drill, `DRILL_RESTORE`) writes only the definitions
- * when the manifest says that no archive holds large objects and the database is in UTF8; a
- * manifest that does not say (older ones) is sized for files, as is every other restore.
+ * when the manifest says that no archive holds large objects and the database's encoding is one
+ * whose names pgferry decodes exactly (UTF8, LATIN1, WIN1252, EUC_JP…; not SQL_ASCII:
+ * core/postgres/server-encodings.ts); a manifest that does not say (older ones) is sized for files,
+ * as is every other restore.
  */
 export function restoreDiskUse(
   manifest: Pick<BackupManifest, 'objects' | 'uncompressedBytes'> & {
