@@ -186,6 +186,8 @@ export interface DumpJobTable {
   schema: string;
   name: string;
   bytes: number;
+  /** Its data stays in the main archive whatever its size (no pattern of a side pg_dump names it). */
+  kept?: boolean;
 }
 
 /**
@@ -199,7 +201,7 @@ export const MIN_TABLE_BYTES_OF_ITS_OWN_JOB = 1024 * 1024;
  * the fewest bytes so far (longest-processing-time first, within 4/3 of the best split). Job 0 is
  * the main archive: it carries the schema and the data of every table not listed in a side job, so
  * it starts with the bytes of the tables too small to move (`keptBytes` and those under
- * {@link MIN_TABLE_BYTES_OF_ITS_OWN_JOB}). With `minSideJobBytes`, as many jobs as leave every side
+ * {@link MIN_TABLE_BYTES_OF_ITS_OWN_JOB}) or `kept` there. With `minSideJobBytes`, as many jobs as leave every side
  * job at least that many bytes (fewer jobs, down to one, until they do). Returns the side jobs'
  * tables, empty jobs left out.
  */
@@ -209,11 +211,11 @@ export function planDumpJobs(
   keptBytes = 0,
   minSideJobBytes = 0,
 ): DumpJobTable[][] {
+  const stays = (t: DumpJobTable) => t.kept === true || t.bytes < MIN_TABLE_BYTES_OF_ITS_OWN_JOB;
   const movable = tables
-    .filter((t) => t.bytes >= MIN_TABLE_BYTES_OF_ITS_OWN_JOB)
+    .filter((t) => !stays(t))
     .sort((a, b) => b.bytes - a.bytes || a.schema.localeCompare(b.schema) || a.name.localeCompare(b.name));
-  const kept =
-    keptBytes + tables.reduce((sum, t) => sum + (t.bytes < MIN_TABLE_BYTES_OF_ITS_OWN_JOB ? t.bytes : 0), 0);
+  const kept = keptBytes + tables.reduce((sum, t) => sum + (stays(t) ? t.bytes : 0), 0);
   const moved = movable.reduce((sum, t) => sum + t.bytes, 0);
   for (let n = Math.min(jobs, 1 + Math.floor(moved / Math.max(1, minSideJobBytes))); n > 1; n--) {
     const load = Array.from({ length: n }, (_, i) => (i === 0 ? kept : 0));

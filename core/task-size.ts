@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import type { BackupManifest, Requirements, TaskSize } from './contracts';
 import { type Deployment, FARGATE_MAX_DISK_GIB } from './deployment';
 import { PgferryError } from './errors';
+import { namesUndecodable } from './postgres/server-encodings';
 import { type RestoreSelection, restoreStreams } from './strategy';
 
 const GiB = 1024 ** 3;
@@ -58,7 +59,8 @@ export interface RestoreDiskUse {
   definitionsBytes?: number;
   /**
    * Why a restore that would stream is restored from files: its archive holds large objects, or
-   * is not in UTF8 (`NotStreamable` in containers/pg-tools/src/restore-stream.ts).
+   * its encoding's names are not decoded exactly (SQL_ASCII's; `NotStreamable` in
+   * containers/pg-tools/src/restore-stream.ts).
    */
   fromFilesBecause?: string;
 }
@@ -66,8 +68,10 @@ export interface RestoreDiskUse {
 /**
  * A backup's disk use, from its manifest, for `restore` (absent: from files). A restore that
  * streams (`restoreStreams`; a verification's drill, `DRILL_RESTORE`) writes only the definitions
- * when the manifest says that no archive holds large objects and the database is in UTF8; a
- * manifest that does not say (older ones) is sized for files, as is every other restore.
+ * when the manifest says that no archive holds large objects and the database's encoding is one
+ * whose names pgferry decodes exactly (UTF8, LATIN1, WIN1252, EUC_JP…; not SQL_ASCII:
+ * core/postgres/server-encodings.ts); a manifest that does not say (older ones) is sized for files,
+ * as is every other restore.
  */
 export function restoreDiskUse(
   manifest: Pick<BackupManifest, 'objects' | 'uncompressedBytes'> & {
@@ -84,10 +88,9 @@ export function restoreDiskUse(
   if (archives.some((o) => o.largeObjects)) {
     return { ...files, fromFilesBecause: 'its large objects are restored from files, not streamed' };
   }
-  // `notUtf8` (core/postgres/copy-stream.ts) is the rule the runner streams by; not imported, so
-  // that the preflights' bundles do not carry the COPY sessions' code.
+  // The rule the runner streams by (`namesNotExact` in core/postgres/copy-stream.ts), for the encoding.
   const encoding = manifest.requires?.encoding;
-  if (encoding !== undefined && encoding !== 'UTF8') {
+  if (encoding !== undefined && namesUndecodable(encoding)) {
     return { ...files, fromFilesBecause: `its ${encoding} archive is restored from files, not streamed` };
   }
   const definitionsBytes = archives.find((o) => o.kind === 'dump')?.definitionsBytes;

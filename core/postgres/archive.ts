@@ -19,7 +19,10 @@
  *           large objects as (oid, chunks…, 0) repeated and ended by a zero oid
  *
  * An int is a sign byte then `intSize` bytes, least significant first; a string is an int length
- * (-1 for NULL) then its bytes. A TABLE DATA entry's catalog id is (0, the table's oid), its tag the
+ * (-1 for NULL) then its bytes, in the dumped database's encoding: the TOC's first entry, ENCODING
+ * (`SET client_encoding = 'LATIN1';`), names it, and the strings after it are decoded by it
+ * (core/postgres/server-encodings.ts), an entry with one that cannot be decoded exactly marked
+ * `undecodable`. A TABLE DATA entry's catalog id is (0, the table's oid), its tag the
  * table's name and its namespace the table's schema. Without compression (`-Z0`) a table's data is
  * its COPY text: one line per row (newlines inside values are escaped as `\n`), then the end marker
  * pg_dump adds, `\.` and two empty lines. So rows = newlines − the marker's.
@@ -33,6 +36,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { PgferryError } from '../errors';
+import { type NameDecoder, nameDecoder } from './server-encodings';
 
 /** A version of the archive format, as major, minor, rev packed in one number (as pg_dump does). */
 const archiveVersion = (major: number, minor: number, rev = 0) => (major * 256 + minor) * 256 + rev;
@@ -85,6 +89,12 @@ export interface ArchiveTocEntry {
   copyStmt?: string;
   /** ENCODING and STDSTRINGS: the `SET` statement pg_restore runs in each session. */
   defn?: string;
+  /**
+   * A string of the entry (its name, schema, owner, COPY statement) is not exactly decodable from
+   * the archive's encoding (see core/postgres/server-encodings.ts): it was decoded loosely, to be
+   * shown and never sent.
+   */
+  undecodable?: true;
 }
 
 /** Rows of one table as counted from its data block. */
@@ -123,6 +133,9 @@ class Cursor {
     readonly buf: Buffer,
     public pos: number,
     private readonly intSize: number,
+    /** Decodes a string's bytes (default: as UTF-8). */
+    private readonly decode: (buf: Buffer, start: number, end: number) => string = (b, start, end) =>
+      b.toString('utf8', start, end),
   ) {}
 
   byte(): number {
@@ -142,7 +155,7 @@ class Cursor {
     const length = this.int();
     if (length < 0) return null;
     if (this.pos + length > this.buf.length) throw NEED_MORE;
-    const value = skip ? '' : this.buf.toString('utf8', this.pos, this.pos + length);
+    const value = skip ? '' : this.decode(this.buf, this.pos, this.pos + length);
     this.pos += length;
     return value;
   }
@@ -223,6 +236,22 @@ export class ArchiveScanner {
   tocEnd: number | undefined;
   /** Given each table's COPY text as it is read, when set (a migration's loader). */
   dataListener: TableDataListener | undefined;
+  /** The archive's encoding (PostgreSQL's name), once its ENCODING entry is read. */
+  encoding: string | undefined;
+  /**
+   * Decodes the TOC's strings: as UTF-8 until the ENCODING entry (pg_dump writes it first) names
+   * the archive's encoding; undefined for an encoding with no exact decoder (its strings are read
+   * as UTF-8, loosely, as they always were: such an archive's names are never sent).
+   */
+  private decoder: NameDecoder | undefined = nameDecoder('UTF8');
+  /** The entry being read has a string its encoding's decoder could not decode. */
+  private undecodable = false;
+  private readonly decodeString = (buf: Buffer, start: number, end: number): string => {
+    const exact = this.decoder?.(buf, start, end);
+    if (exact !== undefined) return exact;
+    if (this.decoder) this.undecodable = true;
+    return buf.toString('utf8', start, end);
+  };
 
   constructor(private readonly onToc?: (toc: ArchiveTocEntry[]) => void) {}
 
@@ -265,7 +294,7 @@ export class ArchiveScanner {
     return this.toc.every((e) => !e.hadDumper || this.blocksSeen.has(e.dumpId));
   }
 
-  /** Each table's rows, in schema and name order (bytewise, as PostgreSQL's `name` sorts). */
+  /** Each table's rows, in schema and name order (bytewise in UTF-8, as a UTF8 database's `name` sorts). */
   tables(): TableDataRows[] {
     if (!this.complete) {
       const missing = this.toc.filter((e) => e.hadDumper && !this.blocksSeen.has(e.dumpId));
@@ -372,7 +401,7 @@ export class ArchiveScanner {
         }
         default: {
           // Header and TOC: variable-length structures, each read whole or not at all.
-          const cursor = new Cursor(buf, pos, this.intSize);
+          const cursor = new Cursor(buf, pos, this.intSize, this.decodeString);
           try {
             this.readStructure(cursor);
           } catch (err) {
@@ -403,7 +432,13 @@ export class ArchiveScanner {
       if (this.tocRemaining < 0) throw malformed(`a table of contents of ${this.tocRemaining} entries`);
       this.phase = Phase.TocEntry;
     } else {
+      this.undecodable = false;
       const entry = this.readTocEntry(c);
+      if (this.undecodable) entry.undecodable = true;
+      if (entry.desc === 'ENCODING') {
+        this.encoding = encodingSet(entry.defn);
+        this.decoder = nameDecoder(this.encoding ?? 'UTF8');
+      }
       this.toc.push(entry);
       if (entry.desc === 'TABLE DATA' && entry.hadDumper) {
         this.tableData.set(entry.dumpId, {
@@ -582,7 +617,17 @@ export class ArchiveScanner {
   }
 }
 
-function describeEntry(entry: ArchiveTocEntry): string {
+/** The archive's encoding (PostgreSQL's name), as its ENCODING entry sets it; undefined without one. */
+export function archiveEncoding(toc: readonly ArchiveTocEntry[]): string | undefined {
+  return encodingSet(toc.find((e) => e.desc === 'ENCODING')?.defn);
+}
+
+/** The encoding an ENCODING entry's `SET client_encoding = 'LATIN1';` sets. */
+function encodingSet(defn: string | undefined): string | undefined {
+  return defn === undefined ? undefined : /client_encoding = '([^']*)'/.exec(defn)?.[1];
+}
+
+export function describeEntry(entry: ArchiveTocEntry): string {
   return `${entry.desc ?? 'entry'} ${entry.namespace ? `${entry.namespace}.` : ''}${entry.tag ?? entry.dumpId}`;
 }
 

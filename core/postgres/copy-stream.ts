@@ -25,9 +25,16 @@ import type { Writable } from 'node:stream';
 import type { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { errorMessage, PgferryError, type PgferryErrorCode } from '../errors';
-import type { ArchiveTocEntry, TableDataListener, TableDataRows } from './archive';
+import {
+  type ArchiveTocEntry,
+  archiveEncoding,
+  describeEntry,
+  type TableDataListener,
+  type TableDataRows,
+} from './archive';
 import { endQuietly } from './connect';
 import { quoteIdent, quoteLiteral } from './quote';
+import { namesUndecodable } from './server-encodings';
 
 export interface CopyStreamOptions {
   /** How many COPY sessions load at once. */
@@ -57,17 +64,19 @@ const MARKER_ROOM = 8;
 
 /**
  * What each session sets before its first COPY: the settings pg_restore's sessions have
- * (pg_backup_archiver.c, `_doSetFixedOutputState`) — the archive's client_encoding and
- * standard_conforming_strings, an empty search_path, no timeouts, row security off, every XML
- * value accepted — and `settings`.
+ * (pg_backup_archiver.c, `_doSetFixedOutputState`) — the archive's standard_conforming_strings, an
+ * empty search_path, no timeouts, row security off, every XML value accepted — and `settings`. Its
+ * client_encoding is UTF8, not the archive's: the statements name the tables in Unicode (the
+ * archive's names decoded), and each COPY says the encoding of its rows ({@link copyStatement}).
  */
 export function copySessionSetup(
   toc: readonly ArchiveTocEntry[],
   settings: readonly [string, string][] = [],
 ): string[] {
   return [
+    "SET client_encoding = 'UTF8'",
     ...toc
-      .filter((e) => (e.desc === 'ENCODING' || e.desc === 'STDSTRINGS') && e.defn)
+      .filter((e) => e.desc === 'STDSTRINGS' && e.defn)
       .map((e) => (e.defn as string).trim().replace(/;$/, '')),
     "SELECT pg_catalog.set_config('search_path', '', false)",
     'SET statement_timeout = 0',
@@ -82,6 +91,23 @@ export function copySessionSetup(
 }
 
 /**
+ * The statement a session loads a TABLE DATA entry's rows with: pg_dump's `COPY … FROM stdin;`,
+ * sent in UTF-8 by a session of {@link copySessionSetup}, with the archive's `encoding` named when
+ * it is another: the rows stay the archive's bytes, which the server reads in that encoding (as
+ * pg_restore's sessions, whose client_encoding it is).
+ */
+export function copyStatement(
+  copyStmt: string,
+  encoding: string | undefined,
+  code: PgferryErrorCode = 'RestoreFailed',
+): string {
+  if (encoding === undefined || encoding === 'UTF8') return copyStmt;
+  const from = /\s+FROM stdin;\s*$/.exec(copyStmt);
+  if (!from) throw new PgferryError(code, `a COPY statement not of pg_dump's form: ${copyStmt.trim()}`);
+  return `${copyStmt.slice(0, from.index)} FROM stdin WITH (ENCODING ${quoteLiteral(encoding)});`;
+}
+
+/**
  * Why this archive's data cannot be loaded by {@link CopyStream} (data that is not a table's COPY
  * text: large objects), or undefined.
  */
@@ -91,19 +117,19 @@ export function notCopyData(toc: readonly ArchiveTocEntry[]): string | undefined
 }
 
 /**
- * Why this process's COPY sessions cannot load the data of a database in `encoding`: an archive's
- * strings (names, COPY statements) are read as UTF-8 and sent as such, so one in another encoding (a
- * LATIN1 database's) would name a table or column wrongly as soon as its name is not ASCII.
- * Undefined for UTF8 (or an encoding not known); pg_restore loads the others.
+ * Why this process's COPY sessions cannot name this archive's tables and columns: its encoding has
+ * no exact decoder here (`namesUndecodable`), or an entry's name is not exactly decodable from it
+ * (see core/postgres/server-encodings.ts). Undefined when every name was read exactly; pg_restore
+ * loads the others, sending the names' bytes as they are.
  */
-export function notUtf8(encoding: string | undefined): string | undefined {
-  return encoding === undefined || encoding === 'UTF8' ? undefined : `its encoding is ${encoding}, not UTF8`;
-}
-
-/** {@link notUtf8} for an archive, by the encoding its TOC sets. */
-export function notUtf8Names(toc: readonly ArchiveTocEntry[]): string | undefined {
-  const defn = toc.find((e) => e.desc === 'ENCODING')?.defn ?? '';
-  return notUtf8(/client_encoding = '([^']*)'/.exec(defn)?.[1]);
+export function namesNotExact(toc: readonly ArchiveTocEntry[]): string | undefined {
+  const encoding = archiveEncoding(toc);
+  const undecodable = namesUndecodable(encoding);
+  if (undecodable) return undecodable;
+  const entry = toc.find((e) => e.undecodable);
+  return entry
+    ? `${describeEntry(entry)} has a name with no exact Unicode equivalent in its encoding ${encoding ?? 'UTF8'}`
+    : undefined;
 }
 
 /** One table of the stream: its text not yet dealt, and what its sessions loaded. */
@@ -167,6 +193,8 @@ export class CopyStream implements TableDataListener {
   private readonly connecting: Promise<unknown>[] = [];
   private readonly tables = new Map<number, TableLoad>();
   private entries = new Map<number, ArchiveTocEntry>();
+  /** The archive's encoding, its rows' (the COPYs name it). */
+  private encoding: string | undefined;
   /** The table being read and its text not yet cut into a piece: batch[0, batchLength). */
   private current: TableLoad | undefined;
   private batch: Buffer;
@@ -213,9 +241,10 @@ export class CopyStream implements TableDataListener {
    */
   start(toc: readonly ArchiveTocEntry[], tablesReady: Promise<void>): void {
     if (this.workers) throw new Error('CopyStream.start called twice');
-    const other = notCopyData(toc);
+    const other = notCopyData(toc) ?? namesNotExact(toc);
     if (other) throw new PgferryError(this.code, `the archive's data cannot be loaded by COPY: ${other}`);
     this.entries = new Map(toc.map((e) => [e.dumpId, e]));
+    this.encoding = archiveEncoding(toc);
     const setup = copySessionSetup(toc, this.opts.settings).join(';\n');
     tablesReady.then(
       () => {
@@ -318,7 +347,7 @@ export class CopyStream implements TableDataListener {
     const load = {
       dumpId: table.dumpId,
       name,
-      copyStmt: entry.copyStmt,
+      copyStmt: copyStatement(entry.copyStmt, this.encoding, this.code),
       sent: 0,
       home: undefined,
       rows: 0,

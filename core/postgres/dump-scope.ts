@@ -10,6 +10,7 @@
  * never less.
  */
 import type { Client } from 'pg';
+import type { DumpJobTable } from '../strategy';
 import { quoteIdent } from './quote';
 
 /** The longest pattern accepted: a quoted, schema-qualified name of two 63-byte identifiers with room to spare. */
@@ -125,19 +126,26 @@ export function exactTablePattern(schema: string, name: string): string {
  * The tables whose data a parallel backup may dump apart from the main archive, with their size
  * on disk (heap and TOAST), read in the dump's snapshot: ordinary tables (and leaf partitions),
  * permanent, outside the system schemas, not members of an extension (pg_dump decides those
- * tables' data by the extension's own configuration). Everything else stays in the main archive.
+ * tables' data by the extension's own configuration). Everything else stays in the main archive,
+ * and so does (`kept`), in a database not in UTF8, a table whose schema or name is not ASCII: a
+ * side pg_dump's patterns are UTF-8 (its arguments), which pg_dump matches in the database's
+ * encoding.
  */
-export async function readDumpJobTables(
-  client: Pick<Client, 'query'>,
-): Promise<{ schema: string; name: string; bytes: number }[]> {
-  const { rows } = await client.query<{ schema: string; name: string; bytes: string }>(
+export async function readDumpJobTables(client: Pick<Client, 'query'>): Promise<DumpJobTable[]> {
+  const { rows } = await client.query<{ schema: string; name: string; bytes: string; kept: boolean }>(
     `SELECT n.nspname AS schema, c.relname AS name,
-            coalesce(pg_relation_size(c.oid), 0) + coalesce(pg_relation_size(NULLIF(c.reltoastrelid, 0)), 0) AS bytes
+            coalesce(pg_relation_size(c.oid), 0) + coalesce(pg_relation_size(NULLIF(c.reltoastrelid, 0)), 0) AS bytes,
+            current_setting('server_encoding') <> 'UTF8' AND n.nspname || c.relname !~ '^[\x01-\x7f]*$' AS kept
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind = 'r' AND c.relpersistence = 'p'
         AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
         AND NOT EXISTS (SELECT 1 FROM pg_depend d
                          WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`,
   );
-  return rows.map((r) => ({ schema: r.schema, name: r.name, bytes: Number(r.bytes) }));
+  return rows.map((r) => ({
+    schema: r.schema,
+    name: r.name,
+    bytes: Number(r.bytes),
+    ...(r.kept ? { kept: true } : {}),
+  }));
 }

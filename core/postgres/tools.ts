@@ -11,12 +11,12 @@ import type { Readable } from 'node:stream';
 import type { Client } from 'pg';
 import { PgferryError } from '../errors';
 import { runProcess, type ToolRun } from '../process';
-import { ArchiveScanner, type ArchiveTocEntry } from './archive';
+import { ArchiveScanner, type ArchiveTocEntry, archiveEncoding } from './archive';
 import { cleanableOrder, readArchiveToc } from './archive-toc';
 import type { PgToolBinary } from './binaries';
 import { dropFirst } from './clean-drops';
 import { loadTableData } from './copy-load';
-import { copySessionSetup, notUtf8Names } from './copy-stream';
+import { copySessionSetup, copyStatement, namesNotExact } from './copy-stream';
 import { quoteIdent } from './quote';
 
 export { keepStderr, STDERR_KEPT_CHARS, type ToolRun } from '../process';
@@ -242,7 +242,7 @@ export async function pgRestoreParallel(
       const inRest = new Map(rest.entries.map((l) => [idOf(l), l]));
       // Only entries whose data this process can load (names it can send, a COPY statement, a
       // block found).
-      const namesSent = sizes !== undefined && !notUtf8Names(sizes.toc);
+      const namesSent = sizes !== undefined && !namesNotExact(sizes.toc);
       const loadable = (id: number) =>
         namesSent && sizes?.offsets.has(id) && sizes.toc.some((e) => e.dumpId === id && e.copyStmt);
       const splitIds = sizes
@@ -432,6 +432,7 @@ async function loadSplitTables(
   );
   const byId = new Map(sizes.toc.map((e) => [e.dumpId, e]));
   const setup = copySessionSetup(sizes.toc, sessionSettings(env.PGOPTIONS));
+  const encoding = archiveEncoding(sizes.toc);
   const role = args.find((a) => a.startsWith('--role='));
   if (role) setup.push(`SET ROLE ${quoteIdent(role.slice('--role='.length))}`);
   for (const id of ids) {
@@ -442,7 +443,7 @@ async function loadSplitTables(
       dumpFile: opts.dumpFile,
       offset,
       intSize: sizes.intSize,
-      copyStmt: entry.copyStmt,
+      copyStmt: copyStatement(entry.copyStmt, encoding),
       setup,
       sessions: opts.sessions,
       connect: opts.connect,

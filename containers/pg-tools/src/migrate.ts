@@ -8,7 +8,8 @@
  *                                           ─> pg_restore --section=pre-data ─> the target;
  *                                           each table's COPY text ─> `jobs` COPY sessions ─> the target
  *                                           (core/postgres/copy-stream.ts; with large objects, which
- *                                           are not COPY text, or in an encoding other than UTF8:
+ *                                           are not COPY text, or in an encoding whose names are
+ *                                           not decoded exactly (SQL_ASCII):
  *                                           pg_restore --section=pre-data,data reading the same
  *                                           bytes instead)
  *   the local file (every definition, no data) ─> its SEQUENCE SET entries, then
@@ -65,7 +66,7 @@ import type { ArchiveTocEntry, TableDataRows } from '../../../core/postgres/arch
 import { type HeldTable, holdAutovacuum, releaseAutovacuum } from '../../../core/postgres/autovacuum-hold';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
 import { connectPg, endQuietly, libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
-import { CopyStream, notUtf8 } from '../../../core/postgres/copy-stream';
+import { CopyStream } from '../../../core/postgres/copy-stream';
 import { DefinitionsFile } from '../../../core/postgres/definitions-file';
 import { type IncompleteRun, markIncomplete } from '../../../core/postgres/incomplete-database';
 import {
@@ -106,6 +107,7 @@ import {
   thawDatabase,
 } from '../../../core/postgres/read-only';
 import { loadSessionOptions } from '../../../core/postgres/restore-session';
+import { namesUndecodable } from '../../../core/postgres/server-encodings';
 import {
   changedTables,
   LockWaitTimeoutError,
@@ -438,9 +440,10 @@ async function migrateDatabaseOnce(
     const diagnose = (stderr: string) => lockWaitFailure(stderr, observer, ctx.lockWaitTimeoutMs);
     // The tables' data goes to the target by this process's own COPY sessions, straight from the
     // stream (core/postgres/copy-stream.ts); large objects are not COPY data: a database with any
-    // is loaded by pg_restore reading the stream, as before. So is one in another encoding than
-    // UTF8: its archive's names are in it, and the COPY sessions send UTF-8.
-    const loader = largeObjects || notUtf8(db.encoding) ? undefined : copyStream(ctx, db);
+    // is loaded by pg_restore reading the stream, as before. So is one in an encoding whose names
+    // this process cannot decode exactly (SQL_ASCII's, for one): the COPY sessions name the tables
+    // in Unicode. (A name of a decodable encoding that is not exactly decodable fails the load.)
+    const loader = largeObjects || namesUndecodable(db.encoding) ? undefined : copyStream(ctx, db);
     const copy = loader?.copy;
     early = loader?.analyzed;
     // Interrupted, the sessions stop too: pg_dump may have ended long before the last COPY does.

@@ -163,7 +163,7 @@ export async function restoreBackup(
   // What the streamed load gave (restore-stream.ts); undefined when the archives were restored
   // from files.
   let streamed: StreamedArchive | undefined;
-  // Why the archives were not streamed after all (large objects, an encoding other than UTF8).
+  // Why the archives were not streamed after all (large objects, names not decoded exactly: SQL_ASCII).
   let notStreamed: string | undefined;
   try {
     // A new database is created while the backup downloads and is verified: its CREATE DATABASE

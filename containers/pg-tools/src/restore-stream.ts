@@ -25,9 +25,10 @@
  * and each table's restored rows are its COPYs' command tags, not a `count(*)` that reads every
  * table again. Each object's checksum is judged once it has passed whole, before its COPYs end; the
  * first failure of any stream (a session's, the pre-data's, a checksum's, a download's, an
- * interruption) stops them all. An archive with large objects (not COPY text), or in an encoding other
- * than UTF8 (its names are not read as such), is not streamed: {@link NotStreamable}, thrown when the
- * main archive's TOC arrives, before anything was written to the database.
+ * interruption) stops them all. An archive with large objects (not COPY text), or whose names are not
+ * decoded exactly from its encoding (SQL_ASCII's, for one: `namesNotExact`), is not streamed:
+ * {@link NotStreamable}, thrown when the main archive's TOC arrives, before anything was written to
+ * the database.
  */
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
@@ -39,7 +40,7 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import { Meter } from '../../../core/metering';
 import { AnalyzeAsLoaded } from '../../../core/postgres/admin';
 import { ArchiveRowCounter, type ArchiveTocEntry } from '../../../core/postgres/archive';
-import { CopyStream, notCopyData, notUtf8Names } from '../../../core/postgres/copy-stream';
+import { CopyStream, namesNotExact, notCopyData } from '../../../core/postgres/copy-stream';
 import { DefinitionsFile } from '../../../core/postgres/definitions-file';
 import { dataJobShares } from '../../../core/postgres/tools';
 import type { BackupStore } from '../../../core/store';
@@ -235,7 +236,7 @@ async function streamObject(load: {
   let toc: ArchiveTocEntry[] | undefined;
   const reader = new ArchiveRowCounter({
     onToc: (entries) => {
-      const other = notCopyData(entries) ?? (load.main ? notUtf8Names(entries) : undefined);
+      const other = notCopyData(entries) ?? (load.main ? namesNotExact(entries) : undefined);
       if (other) throw new NotStreamable(other);
       toc = entries;
       copy.start(entries, load.onToc(entries));

@@ -30,6 +30,13 @@ describe('planDumpJobs', () => {
     ]);
   });
 
+  it('keeps a table marked kept in the main archive, however large, and counts its bytes there', () => {
+    // A non-UTF8 database's table whose name is not ASCII: no side pg_dump's pattern can name it.
+    expect(names(planDumpJobs([{ ...table('tá', 100), kept: true }, table('a', 300)], 2))).toEqual([['a']]);
+    expect(names(planDumpJobs([{ ...table('tá', 300), kept: true }, table('a', 200)], 2))).toEqual([['a']]);
+    expect(names(planDumpJobs([{ ...table('tá', 300), kept: true }], 2))).toEqual([]);
+  });
+
   it('counts the bytes kept in the main archive (small tables, and what it holds besides)', () => {
     const tables = [
       table('a', 100),

@@ -115,11 +115,20 @@ test('every other restore is sized for its files: clean, --with-globals, --schem
     ...files,
     fromFilesBecause: 'its large objects are restored from files, not streamed',
   });
-  // A database in another encoding than UTF8: its names are not sent by the COPY sessions.
-  expect(restoreDiskUse({ ...streamable, requires: { encoding: 'LATIN1' } }, create)).toEqual({
-    ...files,
-    fromFilesBecause: 'its LATIN1 archive is restored from files, not streamed',
-  });
+  // A database in an encoding whose names pgferry cannot decode exactly: the COPY sessions cannot
+  // name its tables. Those it decodes (LATIN1, WIN1252, EUC_JP…) stream.
+  for (const encoding of ['SQL_ASCII', 'EUC_TW', 'MULE_INTERNAL']) {
+    expect(restoreDiskUse({ ...streamable, requires: { encoding } }, create)).toEqual({
+      ...files,
+      fromFilesBecause: `its ${encoding} archive is restored from files, not streamed`,
+    });
+  }
+  for (const encoding of ['LATIN1', 'WIN1252', 'EUC_JP', 'KOI8R']) {
+    expect(restoreDiskUse({ ...streamable, requires: { encoding } }, create)).toEqual({
+      ...files,
+      definitionsBytes: 1024,
+    });
+  }
   expect(restoreDiskUse({ ...streamable, requires: { encoding: 'UTF8' } }, create)).toEqual({
     ...files,
     definitionsBytes: 1024,

@@ -4,11 +4,12 @@
  * and COPY's own end marker, empty tables, partitions, large objects (whose data is not rows),
  * thousands of tables — fed in pieces of every size, so that every structure is split somewhere.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { ArchiveRowCounter, ArchiveScanner, type TableDataRows } from '../../../../core/postgres/archive';
+import { namesNotExact } from '../../../../core/postgres/copy-stream';
 import { pgTool, runTool } from '../../../support/cli';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../support/env';
 
@@ -218,4 +219,38 @@ test('what is not a custom-format archive is refused at once', () => {
   const future = Buffer.from(archives.get(17) as Buffer);
   future[6] = 99; // format 1.99
   expect(() => scan(future, 4096)).toThrow(/format 1\.99\.0 is newer than this pgferry reads/);
+});
+
+describe("a non-UTF8 archive's names", () => {
+  const db = uniqueName('archive_win1252');
+  afterAll(() => dropDatabase(pg, db));
+
+  test('are decoded by its encoding; one with no exact Unicode equivalent is marked, never sent', async () => {
+    await withClient(pg, 'postgres', (c) =>
+      c.query(`CREATE DATABASE "${db}" TEMPLATE template0 ENCODING 'WIN1252' LC_COLLATE 'C' LC_CTYPE 'C'`),
+    );
+    // 0x81 is no character in PostgreSQL's WIN1252 (WHATWG's has a C1 control): the name is made of
+    // the database's own bytes, which no UTF-8 session can send.
+    await withClient(pg, db, (c) =>
+      c.query(`CREATE SCHEMA "sch€ma"; CREATE TABLE "sch€ma"."t€" ("c€" int); INSERT INTO "sch€ma"."t€" VALUES (1), (2);
+               DO $$ BEGIN EXECUTE format('CREATE TABLE public.%I (c int)', convert_from('\\x7481'::bytea, 'WIN1252')); END $$`),
+    );
+    const archive = execFileSync(pgTool('pg_dump', 17), ['-Fc', '-Z0', db], {
+      env: { PATH: process.env.PATH, ...pg.env(db) },
+      maxBuffer: 1 << 28,
+    });
+    const scanner = scan(archive, 7);
+    expect(scanner.encoding).toBe('WIN1252');
+    const euro = scanner.toc.find((e) => e.desc === 'TABLE DATA' && e.tag === 't€');
+    expect(euro).toMatchObject({ namespace: 'sch€ma', copyStmt: 'COPY "sch€ma"."t€" ("c€") FROM stdin;\n' });
+    expect(euro?.undecodable).toBeUndefined();
+    expect(scanner.toc.filter((e) => e.undecodable).map((e) => `${e.desc} ${e.tag}`)).toEqual([
+      'TABLE t\ufffd',
+      'TABLE DATA t\ufffd',
+    ]);
+    expect(namesNotExact(scanner.toc)).toBe(
+      'TABLE public.t\ufffd has a name with no exact Unicode equivalent in its encoding WIN1252',
+    );
+    expect(byName(scanner.tables())).toEqual(['public.t\ufffd=0', 'sch€ma.t€=2']);
+  });
 });

@@ -167,7 +167,7 @@ test.each(['UTF8', 'LATIN1'] as const)(
   async (encoding) => {
     const { db, dump } = await source(encoding);
     const target = uniqueName('cs_dst');
-    // The sessions' client_encoding is the archive's: LATIN1 text is not read as UTF8.
+    // Each COPY names the archive's encoding: LATIN1 rows are not read as UTF8.
     const { rows, streamRows, copies } = await load(dump, target, { sessions: 3, encoding });
     expect(await contents(target)).toEqual(await contents(db));
     expect(streamRows).toHaveLength(SMALL_TABLES + 2);

@@ -232,8 +232,9 @@ test('pg_restore failing beside the split load stops it: nothing of the split ta
 
 const latin1 = uniqueName('split_latin1');
 
-test("a LATIN1 database's split table arrives in its encoding", async () => {
+test("a LATIN1 database's split table arrives in its encoding, named by its non-ASCII names", async () => {
   const target = uniqueName('split_latin1_to');
+  const sessions: Client[] = [];
   const file = path.join(dir, 'latin1.dump');
   await withClient(pg, 'postgres', async (c) => {
     for (const db of [latin1, target]) {
@@ -243,8 +244,8 @@ test("a LATIN1 database's split table arrives in its encoding", async () => {
   });
   try {
     await withClient(pg, latin1, (c) =>
-      c.query(`CREATE TABLE big (id int PRIMARY KEY, v text);
-        INSERT INTO big SELECT g, 'café ' || g || chr(9) || 'Größe ½ ' || repeat('é', g % 30) FROM generate_series(1, 20000) g;
+      c.query(`CREATE SCHEMA "schéma"; CREATE TABLE "schéma"."bïg" (id int PRIMARY KEY, "vâl" text);
+        INSERT INTO "schéma"."bïg" SELECT g, 'café ' || g || chr(9) || 'Größe ½ ' || repeat('é', g % 30) FROM generate_series(1, 20000) g;
         CREATE TABLE small (id int); INSERT INTO small VALUES (1)`),
     );
     const conn = ['-h', pg.host, '-p', String(pg.port), '-U', pg.user, '-d', latin1];
@@ -254,15 +255,20 @@ test("a LATIN1 database's split table arrives in its encoding", async () => {
       jobs: 2,
       dumpFile: file,
       env,
-      split: split(target),
+      split: split(target, (c) => sessions.push(c)),
     });
+    // Loaded by the split's own sessions, which named the table and its column right.
+    expect(sessions).toHaveLength(2);
     const hash = (db: string) =>
       withClient(
         pg,
         db,
         async (c) =>
-          (await c.query(`SELECT count(*)::int AS n, md5(string_agg(v, '|' ORDER BY id)) AS h FROM big`))
-            .rows[0],
+          (
+            await c.query(
+              `SELECT count(*)::int AS n, md5(string_agg("vâl", '|' ORDER BY id)) AS h FROM "schéma"."bïg"`,
+            )
+          ).rows[0],
       );
     const restored = await hash(target);
     expect(restored.n).toBe(20000);

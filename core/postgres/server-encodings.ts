@@ -1,0 +1,161 @@
+/**
+ * PostgreSQL's server encodings as this process reads names in them. A dump's archive holds its
+ * names (tags, schemas, COPY statements) as bytes in the database's encoding; they are decoded here
+ * into Unicode, which the sessions send as UTF-8 and the server converts back. So a name is decoded
+ * only where the decoding is exact: each character the one PostgreSQL's own conversion to UTF8
+ * gives, and converted back to the same bytes. Elsewhere there is no decoder, and the archive is
+ * left to pg_restore, which sends its bytes as they are.
+ *
+ * Decoders are Node's `TextDecoder` (WHATWG encodings, full ICU), corrected where WHATWG's
+ * encodings are not PostgreSQL's — checked against real servers character by character
+ * (test/integration/core/postgres/server-encodings.test.ts):
+ *
+ * - WHATWG's `iso-8859-1` and `iso-8859-9` are windows-1252 and windows-1254: PostgreSQL's LATIN1
+ *   and LATIN5 map 0x80–0x9F to the C1 controls, as every ISO 8859 encoding does;
+ * - windows-125x and 874 leave some bytes undefined, which PostgreSQL refuses to convert but WHATWG
+ *   passes as C1 controls (or private use characters), and WIN1253's 0xAA: no exact name holds them;
+ * - EUC_JP: NEC's row 13 (0xAD) converts to UTF8 but not back to the same bytes, IBM's extensions
+ *   (0xF9–0xFC) and some JIS X 0212 characters (0x8F) PostgreSQL maps otherwise or not at all, as
+ *   0x8E 0xE0–0xE2, and the user-defined rows (0xF5–0xFE) are private: these are not decoded;
+ * - EUC_KR: the user-defined rows (0xC9, 0xFE), private use in WHATWG, PostgreSQL does not convert.
+ *
+ * Not decoded: SQL_ASCII (bytes of no stated encoding), MULE_INTERNAL, EUC_TW and EUC_JIS_2004
+ * (no WHATWG decoder), EUC_CN (WHATWG's is GBK, which maps GB2312's characters otherwise in places),
+ * LATIN10 (no ISO-8859-16 decoder in Node).
+ *
+ * No imports: the preflights' sizing (core/task-size.ts) asks {@link namesUndecodable} too.
+ */
+
+/** The bytes `[start, end)` of a name, decoded exactly; undefined when they cannot be. */
+export type NameDecoder = (bytes: Uint8Array, start: number, end: number) => string | undefined;
+
+/** Single-byte encodings: the WHATWG label whose bytes 0xA0–0xFF are PostgreSQL's, and its kind. */
+const SINGLE_BYTE: Record<string, { label: string; iso: boolean; undefinedBytes?: number[] }> = {
+  LATIN1: { label: 'iso-8859-1', iso: true },
+  LATIN2: { label: 'iso-8859-2', iso: true },
+  LATIN3: { label: 'iso-8859-3', iso: true },
+  LATIN4: { label: 'iso-8859-4', iso: true },
+  LATIN5: { label: 'iso-8859-9', iso: true },
+  LATIN6: { label: 'iso-8859-10', iso: true },
+  LATIN7: { label: 'iso-8859-13', iso: true },
+  LATIN8: { label: 'iso-8859-14', iso: true },
+  LATIN9: { label: 'iso-8859-15', iso: true },
+  ISO_8859_5: { label: 'iso-8859-5', iso: true },
+  ISO_8859_6: { label: 'iso-8859-6', iso: true },
+  ISO_8859_7: { label: 'iso-8859-7', iso: true },
+  ISO_8859_8: { label: 'iso-8859-8', iso: true },
+  KOI8R: { label: 'koi8-r', iso: false },
+  KOI8U: { label: 'koi8-u', iso: false },
+  WIN866: { label: 'ibm866', iso: false },
+  WIN874: { label: 'windows-874', iso: false },
+  WIN1250: { label: 'windows-1250', iso: false },
+  WIN1251: { label: 'windows-1251', iso: false },
+  WIN1252: { label: 'windows-1252', iso: false },
+  // 0xAA: WHATWG's windows-1253 has ª there, PostgreSQL's nothing.
+  WIN1253: { label: 'windows-1253', iso: false, undefinedBytes: [0xaa] },
+  WIN1254: { label: 'windows-1254', iso: false },
+  WIN1255: { label: 'windows-1255', iso: false },
+  WIN1256: { label: 'windows-1256', iso: false },
+  WIN1257: { label: 'windows-1257', iso: false },
+  WIN1258: { label: 'windows-1258', iso: false },
+};
+
+/** EUC encodings: the WHATWG label, and the characters not decoded (by their first two bytes). */
+const EUC: Record<string, { label: string; refused: (lead: number, second: number) => boolean }> = {
+  // 0x8E 0xE0–0xE2: WHATWG has ¢ £ ¬ there, PostgreSQL no half-width katakana.
+  EUC_JP: {
+    label: 'euc-jp',
+    refused: (lead, second) =>
+      lead === 0x8f || lead === 0xad || lead >= 0xf5 || (lead === 0x8e && second > 0xdf),
+  },
+  EUC_KR: { label: 'euc-kr', refused: (lead) => lead === 0xc9 || lead === 0xfe },
+};
+
+/** Whether `encoding` (PostgreSQL's name) has a decoder here. */
+function decoded(encoding: string): boolean {
+  return encoding === 'UTF8' || encoding in SINGLE_BYTE || encoding in EUC;
+}
+
+/**
+ * Why names in `encoding` cannot be decoded exactly here, so that the COPY sessions cannot name the
+ * tables (pg_restore loads them), or undefined (an encoding not known is taken as UTF8).
+ */
+export function namesUndecodable(encoding: string | undefined): string | undefined {
+  if (encoding === undefined || decoded(encoding)) return undefined;
+  return encoding === 'SQL_ASCII'
+    ? 'its encoding is SQL_ASCII (bytes of no stated encoding)'
+    : `its encoding ${encoding} has no exact decoder in pgferry`;
+}
+
+const decoders = new Map<string, NameDecoder>();
+
+/** The exact decoder of names in `encoding` (PostgreSQL's name), or undefined (see the module). */
+export function nameDecoder(encoding: string): NameDecoder | undefined {
+  if (!decoded(encoding)) return undefined;
+  let decoder = decoders.get(encoding);
+  if (!decoder) {
+    decoder = makeDecoder(encoding);
+    decoders.set(encoding, decoder);
+  }
+  return decoder;
+}
+
+function makeDecoder(encoding: string): NameDecoder {
+  const single = SINGLE_BYTE[encoding];
+  if (single) return singleByteDecoder(single.label, single.iso, single.undefinedBytes ?? []);
+  const euc = EUC[encoding];
+  const whatwg = new TextDecoder(euc ? euc.label : 'utf-8', { fatal: true });
+  const decode = (bytes: Uint8Array, start: number, end: number) => {
+    try {
+      return whatwg.decode(bytes.subarray(start, end));
+    } catch {
+      return undefined;
+    }
+  };
+  if (!euc) return decode;
+  return (bytes, start, end) => {
+    for (let i = start; i < end; ) {
+      const lead = bytes[i];
+      if (lead < 0x80) {
+        i++;
+        continue;
+      }
+      if (euc.refused(lead, bytes[i + 1] ?? 0)) return undefined;
+      i += 2; // EUC_JP's 3-byte characters (0x8F) are refused
+    }
+    return decode(bytes, start, end);
+  };
+}
+
+function singleByteDecoder(label: string, iso: boolean, undefinedBytes: number[]): NameDecoder {
+  const whatwg = new TextDecoder(label, { fatal: true });
+  const high: (string | undefined)[] = [];
+  for (let byte = 0x80; byte <= 0xff; byte++) {
+    let char: string | undefined;
+    if (iso && byte < 0xa0) {
+      char = String.fromCharCode(byte);
+    } else {
+      try {
+        char = whatwg.decode(Uint8Array.of(byte));
+      } catch {
+        char = undefined;
+      }
+      // A byte the windows code page leaves undefined: WHATWG passes it as a C1 control or a
+      // private use character, PostgreSQL refuses it.
+      const code = char?.charCodeAt(0) ?? 0;
+      if (!iso && ((code >= 0x80 && code < 0xa0) || (code >= 0xe000 && code < 0xf900))) char = undefined;
+      if (undefinedBytes.includes(byte)) char = undefined;
+    }
+    high.push(char);
+  }
+  return (bytes, start, end) => {
+    let text = '';
+    for (let i = start; i < end; i++) {
+      const byte = bytes[i];
+      const char = byte < 0x80 ? String.fromCharCode(byte) : high[byte - 0x80];
+      if (char === undefined) return undefined;
+      text += char;
+    }
+    return text;
+  };
+}
