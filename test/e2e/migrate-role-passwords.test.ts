@@ -2,10 +2,13 @@
  * A migration of one database copies the roles it needs without their passwords (unless
  * `--with-role-passwords`) — and says so: the summary names each login role it created without a
  * password and how to set one, and the report lists them (`roles.createdWithoutPassword`).
+ * The roles are created while the copy starts; the table they own and are granted still arrives
+ * with its owner and grant when creating them is held back until long after the copy began.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Client } from 'pg';
 import { type MigrateReport, MigrateReportSchema } from '../../core/contracts';
 import { LocalStore } from '../../core/store';
 import { runCli, sourceUrl } from '../support/cli';
@@ -17,6 +20,7 @@ import {
   uniqueName,
   withClient,
 } from '../support/env';
+import { waitFor } from '../support/faults';
 import { usePrivateServer } from '../support/private-server';
 
 const source = testEnv().server(15);
@@ -26,6 +30,8 @@ const group = uniqueName('app_readers');
 const database = uniqueName('roles_src');
 const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-migrate-roles-'));
 let stdout = '';
+// Whether creating the roles on the target was seen waiting for the lock held below.
+let rolesHeldBack = false;
 
 beforeAll(async () => {
   await withClient(source, 'postgres', (c) =>
@@ -39,7 +45,12 @@ beforeAll(async () => {
     `CREATE TABLE orders (id int PRIMARY KEY); ALTER TABLE orders OWNER TO ${quoteIdent(owner)};
              GRANT SELECT ON orders TO ${quoteIdent(group)}; INSERT INTO orders SELECT generate_series(1, 10)`,
   );
-  const result = await runCli([
+  // CREATE ROLE on the target waits for this lock (logins and reading the roles do not): the
+  // roles are created only long after the copy started, which must wait for them.
+  const holder = new Client(target().clientConfig('postgres'));
+  await holder.connect();
+  await holder.query('BEGIN; LOCK TABLE pg_catalog.pg_authid IN SHARE MODE');
+  const migrating = runCli([
     'migrate',
     '--source',
     sourceUrl(source, database),
@@ -48,6 +59,20 @@ beforeAll(async () => {
     '--store',
     dir,
   ]);
+  try {
+    rolesHeldBack = await waitFor('CREATE ROLE waiting on the target', async () => {
+      const { rows } = await holder.query(
+        "SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'pg_catalog.pg_authid'::regclass",
+      );
+      return rows.length > 0 ? true : undefined;
+    });
+    // Long enough for pg_dump's catalog reads and the pre-data, were they not waiting.
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+  } finally {
+    await holder.query('COMMIT').catch(() => undefined);
+    await holder.end();
+  }
+  const result = await migrating;
   if (result.code !== 0) throw new Error(`migrate failed: ${result.stderr}`);
   stdout = result.stdout;
 }, 300_000);
@@ -58,6 +83,16 @@ afterAll(async () => {
     c.query(`DROP ROLE ${quoteIdent(owner)}; DROP ROLE ${quoteIdent(group)}`),
   );
   rmSync(dir, { recursive: true, force: true });
+});
+
+test('the table arrives with its owner and grant though the roles were created long after the copy began', async () => {
+  expect(rolesHeldBack).toBe(true);
+  const { rows } = await withClient(target(), database, (c) =>
+    c.query<{ owner: string; acl: string }>(
+      "SELECT tableowner AS owner, (SELECT relacl::text FROM pg_class WHERE oid = 'orders'::regclass) AS acl FROM pg_tables WHERE tablename = 'orders'",
+    ),
+  );
+  expect(rows).toEqual([{ owner, acl: expect.stringContaining(`${group}=r/`) }]);
 });
 
 test('the summary names the login role created without a password, and how to set one', () => {

@@ -2,7 +2,8 @@
  * The migrate runner: moves databases from a source server to a target server, one streamed pass
  * per database, and leaves a normal backup of each in the store.
  *
- * Per database, under one exported snapshot of the source:
+ * Per database, under one exported snapshot of the source (the roles the target lacks and the
+ * target database are created meanwhile; the pre-data waits for both):
  *   pg_dump -Fc -Z0 (the target's major) ─> rows counted, compression + SHA-256 ─> the store
  *                                           (the archived backup); its header and TOC ─> a local file
  *                                           ─> pg_restore --section=pre-data ─> the target;
@@ -288,7 +289,11 @@ export async function runSchemaTest(plan: MigratePlan, deps: MigrateDeps): Promi
 /** Migrates every database of the plan, one after the other; the first failure stops it. */
 export async function runMigrate(plan: MigratePlan, deps: MigrateDeps): Promise<MigrateDatabaseResult[]> {
   const ctx = await context(plan, deps);
-  const roles = await applyRoles(ctx);
+  // The roles are created on the target while the first database's copy starts (the target's
+  // database is created and pg_dump reads the source's catalog meanwhile): its pre-data, the
+  // first thing that names them, waits for them.
+  const roles = applyRoles(ctx);
+  roles.catch(() => undefined); // awaited by each database's migration
   const results: MigrateDatabaseResult[] = [];
   for (const db of plan.databases) {
     try {
@@ -318,7 +323,7 @@ export async function runMigrate(plan: MigratePlan, deps: MigrateDeps): Promise<
 async function migrateDatabase(
   ctx: Context,
   db: MigrateDatabasePlan,
-  roles: MigrateDatabaseResult['roles'],
+  roles: Promise<MigrateDatabaseResult['roles']>,
 ): Promise<MigrateDatabaseResult> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -344,7 +349,7 @@ async function migrateDatabase(
 async function migrateDatabaseOnce(
   ctx: Context,
   db: MigrateDatabasePlan,
-  roles: MigrateDatabaseResult['roles'],
+  roles: Promise<MigrateDatabaseResult['roles']>,
 ): Promise<MigrateDatabaseResult> {
   const { plan, deps } = ctx;
   const progress = new RestoreProgress((phase) => deps.onPhase?.(`${phase} ${db.source.database}`));
@@ -386,6 +391,16 @@ async function migrateDatabaseOnce(
     );
     held = undefined;
   };
+  // The target's database is created while the source is read (its sequences, the snapshot,
+  // pg_dump's catalog queries): nothing is written into it before the pre-data, which waits for
+  // it and for the roles (`targetReady`), as do the COPY sessions' connections.
+  const creating = progress.timed('createDatabase', async () => {
+    await createDatabase(ctx, db.target, db, 'migration');
+    created = true;
+  });
+  pending.push(creating, roles);
+  const targetReady = Promise.all([creating, roles]).then(() => undefined);
+  targetReady.catch(() => undefined); // awaited before anything is written to the target
   try {
     const observer = await openObserver(db.source, ctx.sourcePassword, ctx.lockWaitTimeoutMs);
     sessions.push(observer);
@@ -396,10 +411,6 @@ async function migrateDatabaseOnce(
     // here, on the observer, not in the snapshot's session, which reads the catalog meanwhile; one
     // created before the snapshot but after this read fails the load, naming it.
     const largeObjects = await hasLargeObjects(observer);
-    await progress.timed('createDatabase', async () => {
-      await createDatabase(ctx, db.target, db, 'migration');
-      created = true;
-    });
 
     // Online: the copy is made at the snapshot the replication slot exports, so that the changes
     // the slot streams begin exactly where the copy ends.
@@ -443,7 +454,7 @@ async function migrateDatabaseOnce(
     // is loaded by pg_restore reading the stream, as before. So is one in an encoding whose names
     // this process cannot decode exactly (SQL_ASCII's, for one): the COPY sessions name the tables
     // in Unicode. (A name of a decodable encoding that is not exactly decodable fails the load.)
-    const loader = largeObjects || namesUndecodable(db.encoding) ? undefined : copyStream(ctx, db);
+    const loader = largeObjects || namesUndecodable(db.encoding) ? undefined : copyStream(ctx, db, targetReady);
     const copy = loader?.copy;
     early = loader?.analyzed;
     // Interrupted, the sessions stop too: pg_dump may have ended long before the last COPY does.
@@ -456,6 +467,7 @@ async function migrateDatabaseOnce(
     try {
       await progress.timed('data', async () => {
         if (!copy) {
+          await targetReady;
           written = true;
           await streamDumpIntoRestore(ctx, {
             dumpArgs,
@@ -484,6 +496,7 @@ async function migrateDatabaseOnce(
         });
         // The COPYs wait for it, and for the autovacuum hold on the tables it created.
         const preData = definitions
+          .then(() => targetReady)
           .then(() => {
             written = true;
             return restoreDefinitions(ctx, db, definitionsFile, ['--section=pre-data']);
@@ -614,7 +627,7 @@ async function migrateDatabaseOnce(
       dumpedBytes: archived.uncompressedBytes,
       storedBytes: archived.object.bytes,
       timings: progress.timings,
-      roles,
+      roles: await roles,
       checks,
       ...(cutover ? { online: cutover } : {}),
     };
@@ -624,7 +637,14 @@ async function migrateDatabaseOnce(
   } catch (caught) {
     await early?.abort();
     await Promise.allSettled(pending);
-    const err = deps.signal?.aborted ? interruption(deps.signal) : caught;
+    // The target's creation or the roles failing is told as it was when they ran first, whatever
+    // the source's side met meanwhile (a load stopped by it, say).
+    const err = deps.signal?.aborted
+      ? interruption(deps.signal)
+      : await targetReady.then(
+          () => caught,
+          (failed: unknown) => failed,
+        );
     let message = errorMessage(err);
     if (online) message += await undoReplication(ctx, db, online, created);
     if (created) {
@@ -816,8 +836,16 @@ async function hasLargeObjects(client: Client): Promise<boolean> {
  * settings and the load's own (`PGOPTIONS`, as pg_restore's sessions get them); and a session
  * that analyzes each table once loaded, whose failure stops the load at once.
  */
-function copyStream(ctx: Context, db: MigrateDatabasePlan): { copy: CopyStream; analyzed: AnalyzeAsLoaded } {
-  const connect = () => connectPg(db.target, ctx.targetPassword);
+function copyStream(
+  ctx: Context,
+  db: MigrateDatabasePlan,
+  targetReady: Promise<void>,
+): { copy: CopyStream; analyzed: AnalyzeAsLoaded } {
+  // The sessions connect once the database exists.
+  const connect = async () => {
+    await targetReady;
+    return connectPg(db.target, ctx.targetPassword);
+  };
   const analyzed: AnalyzeAsLoaded = new AnalyzeAsLoaded(connect, {
     errorCode: 'MigrateFailed',
     onFailure: (err) => copy.abort(err),
