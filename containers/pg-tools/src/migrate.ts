@@ -454,7 +454,8 @@ async function migrateDatabaseOnce(
     // is loaded by pg_restore reading the stream, as before. So is one in an encoding whose names
     // this process cannot decode exactly (SQL_ASCII's, for one): the COPY sessions name the tables
     // in Unicode. (A name of a decodable encoding that is not exactly decodable fails the load.)
-    const loader = largeObjects || namesUndecodable(db.encoding) ? undefined : copyStream(ctx, db, targetReady);
+    const loader =
+      largeObjects || namesUndecodable(db.encoding) ? undefined : copyStream(ctx, db, targetReady);
     const copy = loader?.copy;
     early = loader?.analyzed;
     // Interrupted, the sessions stop too: pg_dump may have ended long before the last COPY does.
