@@ -174,7 +174,7 @@ export function untranslatableName(err: unknown, database: string): string | und
   return (
     `the database ${JSON.stringify(database)} (${encoding}) holds a name with no UTF-8 equivalent ` +
     `(${message}), which pgferry cannot read: rename the schema, table or other object whose name ` +
-    'holds it (ALTER … RENAME TO) and try again; nothing was backed up'
+    'holds it (ALTER … RENAME TO) and try again'
   );
 }
 

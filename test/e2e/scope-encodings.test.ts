@@ -10,7 +10,8 @@
  * - A restore's `--schema`/`--table` selection of such a name is refused in one line before
  *   anything is created: pg_restore compares them with the archive's names byte for byte.
  * - A WIN1252 table name holding byte 0x81 (no character in WIN1252, no UTF-8 equivalent) fails
- *   the backup in one line naming the database and what to do, and nothing is listed.
+ *   the backup in one line naming the database and what to do, and nothing is listed; a migration
+ *   of it too, creating nothing.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -172,3 +173,24 @@ test.each([
     expect(await listed(win1252)).not.toContain(win1252);
   },
 );
+
+test('a migration of a database with a name with no UTF-8 equivalent fails in one line, nothing created', async () => {
+  const target = uniqueName('scope_win1252_migrated');
+  created.push(target);
+  const result = await runCli([
+    'migrate',
+    ...['--source', sourceUrl(pg, win1252), '--target', sourceUrl(pg, target), '--store', dir],
+  ]);
+  expect(result.code).not.toBe(0);
+  // The migration's plan, then the failure.
+  const failure = result.stderr.trim().split('\n').slice(1);
+  expect(failure).toHaveLength(1);
+  expect(failure[0]).toContain(`the database "${win1252}" (WIN1252) holds a name with no UTF-8 equivalent`);
+  expect(failure[0]).toContain('rename');
+  const databases = await withClient(pg, 'postgres', (c) =>
+    c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_database WHERE datname LIKE $1', [
+      `%${target}`,
+    ]),
+  );
+  expect(databases.rows[0].n).toBe(0);
+}, 120_000);

@@ -46,8 +46,7 @@ import {
   unmatchedPattern,
 } from '../../../core/postgres/dump-scope';
 import { readDatabaseProperties, readRequirements, serverInfo } from '../../../core/postgres/inspect';
-import { untranslatableName } from '../../../core/postgres/server-encodings';
-import { lockWaitFailure, openObserver } from '../../../core/postgres/snapshot-guard';
+import { lockWaitFailure, openObserver, untranslatableRead } from '../../../core/postgres/snapshot-guard';
 import { collectTail } from '../../../core/postgres/tools';
 import { backupObjectKey, dumpResultKey } from '../../../core/store-keys';
 import { type DumpJobTable, planDumpJobs } from '../../../core/strategy';
@@ -153,13 +152,7 @@ async function dumpOnce(
     // A name the catalog read cannot convert to UTF-8 fails the read, and with it the snapshot
     // pg_dump imports: the read's error is the cause.
     const readFailure = () =>
-      snap.read.then(
-        () => undefined,
-        (err: unknown) => {
-          const untranslatable = untranslatableName(err, plan.source.database);
-          return untranslatable === undefined ? undefined : new PgferryError('DumpFailed', untranslatable);
-        },
-      );
+      untranslatableRead(snap.read, plan.source.database, 'DumpFailed', '; nothing was backed up');
     // The plan needs the snapshot's tables, and pg_dump the scope's patterns as it can match them
     // (see `pgDumpScope`): wait for the read (catalog only, quick) first. Each table's size waits
     // for the table's lock, as pg_dump would, within the lock wait timeout.
