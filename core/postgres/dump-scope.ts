@@ -196,7 +196,7 @@ type Matches = Map<string, string> | undefined;
 
 /**
  * The scope as pg_dump must be given it, read in the dump's snapshot (the session's client
- * encoding UTF8): `scope` itself in a UTF8 database or when every pattern is ASCII. Otherwise each
+ * encoding UTF8): `scope` itself in a UTF8 or SQL_ASCII database or when every pattern is ASCII. Otherwise each
  * non-ASCII pattern becomes its {@link asciiPattern}, once the catalog shows it matches exactly the
  * schemas or tables the user's pattern matches (asked of the server, in Unicode, with pg_dump's own
  * regular expressions and rules). Throws one line, before anything is dumped, when it would match
@@ -213,7 +213,8 @@ export async function pgDumpScope<S extends DumpScope>(
     "SELECT current_setting('server_encoding') AS encoding",
   );
   const encoding = rows[0].encoding;
-  if (encoding === 'UTF8') return scope;
+  // SQL_ASCII: no conversion either way; pg_dump's UTF-8 pattern meets the names' own bytes.
+  if (encoding === 'UTF8' || encoding === 'SQL_ASCII') return scope;
   const translated: Partial<Record<keyof DumpScope, string[]>> = {};
   for (const [field, option] of DUMP_SCOPE_OPTIONS) {
     const table = field !== 'schemas' && field !== 'excludeSchemas';

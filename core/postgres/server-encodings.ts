@@ -182,13 +182,14 @@ export function untranslatableName(err: unknown, database: string): string | und
  * A restore's `--schema` or `--table` name that pg_restore cannot be given for an archive of a
  * database in `encoding`, with its option: pg_restore compares them byte for byte with the
  * archive's names, which are in the database's encoding, while a process argument is UTF-8. So a
- * name with a character other than ASCII is refused for a database not in UTF8 (SQL_ASCII too).
+ * name with a character other than ASCII is refused for a database not in UTF8 (but SQL_ASCII,
+ * whose names are the bytes a client sent, which pg_restore's UTF-8 argument meets).
  */
 export function unpassableSelection(
   encoding: string | undefined,
   selection: { schemas: readonly string[]; tables: readonly string[] },
 ): string | undefined {
-  if (encoding === undefined || encoding === 'UTF8') return undefined;
+  if (encoding === undefined || encoding === 'UTF8' || encoding === 'SQL_ASCII') return undefined;
   const nonAscii = (name: string) => /[^\p{ASCII}]/u.test(name);
   const schema = selection.schemas.find(nonAscii);
   const table = selection.tables.find(nonAscii);

@@ -28,7 +28,8 @@ const store = `file://${dir}`;
 const workDir = mkdtempSync(path.join(tmpdir(), 'pgferry-scope-enc-work-'));
 const latin1 = uniqueName('scope_latin1');
 const win1252 = uniqueName('scope_win1252');
-const created: string[] = [latin1, win1252];
+const sqlAscii = uniqueName('scope_sql_ascii');
+const created: string[] = [latin1, win1252, sqlAscii];
 
 const SOURCE_SQL = `
   CREATE TABLE public."tá" (id int PRIMARY KEY);
@@ -52,6 +53,8 @@ async function createEncoded(name: string, encoding: string): Promise<void> {
 beforeAll(async () => {
   await createEncoded(latin1, 'LATIN1');
   await withClient(pg, latin1, (c) => c.query(SOURCE_SQL));
+  await createEncoded(sqlAscii, 'SQL_ASCII');
+  await withClient(pg, sqlAscii, (c) => c.query(SOURCE_SQL));
   // A table name with byte 0x81, which WIN1252 leaves undefined: sent as raw bytes by psql with
   // the client encoding WIN1252 (no conversion, and any byte is valid in a single-byte encoding).
   await createEncoded(win1252, 'WIN1252');
@@ -121,6 +124,34 @@ test.each([
   expect(result.stderr).toContain('public.tä');
   expect(await listed(latin1)).toBe(before);
 });
+
+test('in a SQL_ASCII database (no conversion) the patterns and restore selections are passed as they are', async () => {
+  const result = await backup(sqlAscii, '--table', 'tá', '--table', 'ésquema.ítem');
+  expect(result.stderr).toBe('');
+  const manifest = JSON.parse(result.stdout) as BackupManifest;
+  expect(tablesOf(manifest)).toEqual(['public.tá:3', 'ésquema.ítem:4']);
+  const target = uniqueName('scope_sql_ascii_restore');
+  created.push(target);
+  const restored = await runCli(
+    [
+      'restore',
+      '--store',
+      store,
+      '--backup',
+      manifest.id,
+      '--target',
+      sourceUrl(pg, target),
+      '--table',
+      'tá',
+    ],
+    { env: { PGFERRY_WORK_DIR: workDir } },
+  );
+  expect(restored.code).toBe(0);
+  const rows = await withClient(pg, target, (c) =>
+    c.query<{ n: number }>('SELECT count(*)::int AS n FROM public."tá"'),
+  );
+  expect(rows.rows[0].n).toBe(3);
+}, 120_000);
 
 test('an include pattern with a non-ASCII name that matches nothing is named as given', async () => {
   const result = await backup(latin1, '--table', 'tú');
