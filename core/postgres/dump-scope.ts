@@ -10,6 +10,7 @@
  * never less.
  */
 import type { Client } from 'pg';
+import { PgferryError } from '../errors';
 import type { DumpJobTable } from '../strategy';
 import { quoteIdent } from './quote';
 
@@ -107,11 +108,194 @@ export function unmatchedPattern(stderr: string, database: string): string | und
   const found = /no matching (schemas|tables) were found for pattern "(.*?)"/.exec(stderr);
   if (!found) return undefined;
   const [, kind, pattern] = found;
-  const option = kind === 'schemas' ? '--schema' : '--table';
+  return unmatchedMessage(kind === 'schemas' ? '--schema' : '--table', pattern, database);
+}
+
+function unmatchedMessage(option: string, pattern: string, database: string): string {
+  const kind = option === '--schema' ? 'schema' : 'table';
   return (
-    `${option} ${JSON.stringify(pattern)} matches no ${kind.slice(0, -1)} of the database ${JSON.stringify(database)}: ` +
+    `${option} ${JSON.stringify(pattern)} matches no ${kind} of the database ${JSON.stringify(database)}: ` +
     `check its spelling (each --schema and --table pattern must match); nothing was backed up`
   );
+}
+
+/**
+ * pg_dump's regular expressions for `pattern` (its `patternToSQLRegex`, as pg_dump calls it: regex
+ * characters outside quotes pass as they are): the name's, and the schema's when a table pattern
+ * is qualified (`parts` 2) — each `^(…)$`; `dots` counts every separator, as pg_dump does (a table
+ * pattern's third part, a database name, is not modelled: see {@link pgDumpScope}).
+ */
+export function patternRegexes(
+  pattern: string,
+  parts: 1 | 2,
+): { name: string; schema?: string; dots: number } {
+  const chars = Array.from(pattern);
+  const done: string[] = [];
+  let current = '^(';
+  let quoted = false;
+  let dots = 0;
+  for (let i = 0; i < chars.length; i++) {
+    const ch = chars[i];
+    if (ch === '"') {
+      if (quoted && chars[i + 1] === '"') {
+        current += '"';
+        i++;
+      } else quoted = !quoted;
+    } else if (!quoted && ch >= 'A' && ch <= 'Z') current += ch.toLowerCase();
+    else if (!quoted && ch === '*') current += '.*';
+    else if (!quoted && ch === '?') current += '.';
+    else if (!quoted && ch === '.') {
+      dots++;
+      if (done.length + 1 < parts) {
+        done.push(`${current})$`);
+        current = '^(';
+      } else current += '.';
+    } else if (ch === '$') current += '\\$';
+    else if (quoted && '|*+?()[]{}.^$\\'.includes(ch)) current += `\\${ch}`;
+    else if (ch === '[' && chars[i + 1] === ']') current += `\\${ch}`;
+    else current += ch;
+  }
+  const name = `${current})$`;
+  return done.length > 0 ? { schema: done[0], name, dots } : { name, dots };
+}
+
+/**
+ * `pattern` with each character other than ASCII made a `?` wildcard (inside quotes, the quote
+ * is closed around it), for pg_dump of a database not in UTF8: pg_dump's arguments are UTF-8, which
+ * it matches in the database's encoding, while `?` matches any one character in every encoding.
+ */
+export function asciiPattern(pattern: string): string {
+  const chars = Array.from(pattern);
+  let out = '';
+  let quoted = false;
+  for (let i = 0; i < chars.length; i++) {
+    const ch = chars[i];
+    if (ch === '"') {
+      if (quoted && chars[i + 1] === '"') {
+        out += '""';
+        i++;
+      } else {
+        quoted = !quoted;
+        out += ch;
+      }
+    } else if (!isAscii(ch)) out += quoted ? '"?"' : '?';
+    else out += ch;
+  }
+  return out;
+}
+
+const isAscii = (pattern: string) => !/[^\p{ASCII}]/u.test(pattern);
+
+/** True when some pattern of the scope holds a character other than ASCII (see {@link pgDumpScope}). */
+export function hasNonAsciiPattern(scope: DumpScope | undefined): scope is DumpScope {
+  return isScoped(scope) && DUMP_SCOPE_OPTIONS.some(([field]) => !scope[field].every(isAscii));
+}
+
+/** A scope pattern's matches in the catalog: oid and qualified name; undefined when it cannot be asked. */
+type Matches = Map<string, string> | undefined;
+
+/**
+ * The scope as pg_dump must be given it, read in the dump's snapshot (the session's client
+ * encoding UTF8): `scope` itself in a UTF8 or SQL_ASCII database or when every pattern is ASCII. Otherwise each
+ * non-ASCII pattern becomes its {@link asciiPattern}, once the catalog shows it matches exactly the
+ * schemas or tables the user's pattern matches (asked of the server, in Unicode, with pg_dump's own
+ * regular expressions and rules). Throws one line, before anything is dumped, when it would match
+ * something more or less (naming what), when it has a database part, and when an include pattern
+ * matches nothing (`--strict-names` would name the wildcard pattern, not the user's).
+ */
+export async function pgDumpScope<S extends DumpScope>(
+  client: Pick<Client, 'query'>,
+  scope: S | undefined,
+  database: string,
+): Promise<S | undefined> {
+  if (!hasNonAsciiPattern(scope)) return scope;
+  const { rows } = await client.query<{ encoding: string }>(
+    "SELECT current_setting('server_encoding') AS encoding",
+  );
+  const encoding = rows[0].encoding;
+  // SQL_ASCII: no conversion either way; pg_dump's UTF-8 pattern meets the names' own bytes.
+  if (encoding === 'UTF8' || encoding === 'SQL_ASCII') return scope;
+  const translated: Partial<Record<keyof DumpScope, string[]>> = {};
+  for (const [field, option] of DUMP_SCOPE_OPTIONS) {
+    const table = field !== 'schemas' && field !== 'excludeSchemas';
+    const patterns: string[] = [];
+    for (const pattern of scope[field]) {
+      if (isAscii(pattern)) {
+        patterns.push(pattern);
+        continue;
+      }
+      const ascii = asciiPattern(pattern);
+      const refuse = (why: string) =>
+        new PgferryError(
+          'DumpFailed',
+          `${option} ${JSON.stringify(pattern)} cannot be passed to pg_dump exactly: the database ` +
+            `${JSON.stringify(database)} is in ${encoding}, in which pg_dump matches its patterns, and ${why}; ` +
+            'give a pattern of ASCII characters and wildcards (* and ?) that matches only what you mean, ' +
+            'or back up a wider scope (its schema, or the whole database); nothing was backed up',
+        );
+      const wanted = patternRegexes(pattern, table ? 2 : 1);
+      if (wanted.dots > (table ? 1 : 0)) throw refuse('it holds a database name (give it without)');
+      const meant = await catalogMatches(client, wanted, table);
+      if (meant === undefined || meant.size === 0) {
+        if (field === 'schemas' || field === 'tables')
+          throw new PgferryError('DumpFailed', unmatchedMessage(option, pattern, database));
+      }
+      const got = await catalogMatches(client, patternRegexes(ascii, table ? 2 : 1), table);
+      const more = differ(got, meant);
+      const fewer = differ(meant, got);
+      if (more.length > 0 || fewer.length > 0) {
+        const as = `as ${JSON.stringify(ascii)} (the characters other than ASCII as wildcards) it would`;
+        throw refuse(more.length > 0 ? `${as} also match ${listed(more)}` : `${as} miss ${listed(fewer)}`);
+      }
+      patterns.push(ascii);
+    }
+    translated[field] = patterns;
+  }
+  return { ...scope, ...translated };
+}
+
+/** The names `a` matches that `b` does not. */
+function differ(a: Matches, b: Matches): string[] {
+  return [...(a ?? [])].filter(([oid]) => !b?.has(oid)).map(([, name]) => name);
+}
+
+function listed(names: string[]): string {
+  return `${names.slice(0, 3).join(', ')}${names.length > 3 ? ` and ${names.length - 3} more` : ''}`;
+}
+
+/**
+ * What a pattern's regular expressions match, as pg_dump asks (a table pattern: tables, views,
+ * sequences, foreign and partitioned tables; unqualified, visible ones only). Undefined when the
+ * server cannot take the expression (a character its encoding lacks): within a savepoint, so that
+ * the snapshot's transaction goes on.
+ */
+async function catalogMatches(
+  client: Pick<Client, 'query'>,
+  regex: { name: string; schema?: string },
+  table: boolean,
+): Promise<Matches> {
+  const sql = table
+    ? `SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS name
+         FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = ANY (array['r', 'S', 'v', 'm', 'f', 'p'])
+          AND c.relname ~ $1 COLLATE pg_catalog.default
+          AND CASE WHEN $2::text IS NULL THEN pg_catalog.pg_table_is_visible(c.oid)
+                   ELSE n.nspname ~ $2 COLLATE pg_catalog.default END`
+    : `SELECT n.oid::text AS oid, NULL AS schema, n.nspname AS name
+         FROM pg_catalog.pg_namespace n WHERE n.nspname ~ $1 COLLATE pg_catalog.default`;
+  await client.query('SAVEPOINT pgferry_scope');
+  try {
+    const { rows } = await client.query<{ oid: string; schema: string | null; name: string }>(
+      sql,
+      table ? [regex.name, regex.schema ?? null] : [regex.name],
+    );
+    await client.query('RELEASE SAVEPOINT pgferry_scope');
+    return new Map(rows.map((r) => [r.oid, r.schema === null ? r.name : `${r.schema}.${r.name}`]));
+  } catch (err) {
+    if ((err as { code?: string }).code !== '22P05') throw err;
+    await client.query('ROLLBACK TO SAVEPOINT pgferry_scope');
+    return undefined;
+  }
 }
 
 /**

@@ -159,3 +159,47 @@ function singleByteDecoder(label: string, iso: boolean, undefinedBytes: number[]
     return text;
   };
 }
+
+/**
+ * When `err` is the server's refusal to convert a name to UTF-8 (SQLSTATE 22P05: a byte its
+ * encoding leaves undefined, which the server still took, e.g. WIN1252's 0x81), one line naming
+ * the database and what to do; undefined for any other error. pgferry's sessions read the catalog
+ * as UTF-8, so such a name cannot be read.
+ */
+export function untranslatableName(err: unknown, database: string): string | undefined {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  if (code !== '22P05' || typeof message !== 'string') return undefined;
+  const encoding = /in encoding "([^"]+)" has no equivalent in encoding "UTF8"/.exec(message)?.[1];
+  if (encoding === undefined) return undefined;
+  return (
+    `the database ${JSON.stringify(database)} (${encoding}) holds a name with no UTF-8 equivalent ` +
+    `(${message}), which pgferry cannot read: rename the schema, table or other object whose name ` +
+    'holds it (ALTER … RENAME TO) and try again'
+  );
+}
+
+/**
+ * A restore's `--schema` or `--table` name that pg_restore cannot be given for an archive of a
+ * database in `encoding`, with its option: pg_restore compares them byte for byte with the
+ * archive's names, which are in the database's encoding, while a process argument is UTF-8. So a
+ * name with a character other than ASCII is refused for a database not in UTF8 (but SQL_ASCII,
+ * whose names are the bytes a client sent, which pg_restore's UTF-8 argument meets).
+ */
+export function unpassableSelection(
+  encoding: string | undefined,
+  selection: { schemas: readonly string[]; tables: readonly string[] },
+): string | undefined {
+  if (encoding === undefined || encoding === 'UTF8' || encoding === 'SQL_ASCII') return undefined;
+  const nonAscii = (name: string) => /[^\p{ASCII}]/u.test(name);
+  const schema = selection.schemas.find(nonAscii);
+  const table = selection.tables.find(nonAscii);
+  if (schema === undefined && table === undefined) return undefined;
+  const option =
+    schema === undefined ? `--table ${JSON.stringify(table)}` : `--schema ${JSON.stringify(schema)}`;
+  return (
+    `${option} cannot be given to pg_restore: the backup's database is in ${encoding}, in which ` +
+    'pg_restore compares the names it selects, and a name other than ASCII reaches it as UTF-8; restore the ' +
+    'whole backup, or back up just that schema or table (backup --schema, --table) and restore that; ' +
+    'nothing was restored'
+  );
+}

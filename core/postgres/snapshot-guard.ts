@@ -11,9 +11,10 @@
  */
 import type { Client } from 'pg';
 import type { Connection } from '../contracts';
-import { PgferryError } from '../errors';
+import { PgferryError, type PgferryErrorCode } from '../errors';
 import { connectPg, endQuietly } from './connect';
 import { quoteLiteral } from './quote';
+import { untranslatableName } from './server-encodings';
 
 /** A table's `pg_class` row version: a new row version means it was altered or rewritten. */
 export interface TableVersion {
@@ -261,4 +262,25 @@ export function formatMilliseconds(ms: number): string {
   if (ms % 60_000 === 0) return `${ms / 60_000}min`;
   if (ms % 1000 === 0) return `${ms / 1000}s`;
   return `${ms}ms`;
+}
+
+/**
+ * When the catalog read in the snapshot (`read`, see {@link exportSnapshot}) failed on a name with
+ * no UTF-8 equivalent, which fails the snapshot pg_dump imports too ("could not import the
+ * requested snapshot"): that cause, in one line (`untranslatableName`) ending with `outcome`;
+ * undefined when the read succeeded or failed otherwise.
+ */
+export function untranslatableRead(
+  read: Promise<unknown>,
+  database: string,
+  code: PgferryErrorCode,
+  outcome = '',
+): Promise<PgferryError | undefined> {
+  return read.then(
+    () => undefined,
+    (err: unknown) => {
+      const untranslatable = untranslatableName(err, database);
+      return untranslatable === undefined ? undefined : new PgferryError(code, `${untranslatable}${outcome}`);
+    },
+  );
 }

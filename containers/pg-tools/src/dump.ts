@@ -39,12 +39,14 @@ import { connectPg, endQuietly, libpqEnv } from '../../../core/postgres/connect'
 import {
   dumpScopeArgs,
   exactTablePattern,
+  hasNonAsciiPattern,
   isScoped,
+  pgDumpScope,
   readDumpJobTables,
   unmatchedPattern,
 } from '../../../core/postgres/dump-scope';
 import { readDatabaseProperties, readRequirements, serverInfo } from '../../../core/postgres/inspect';
-import { lockWaitFailure, openObserver } from '../../../core/postgres/snapshot-guard';
+import { lockWaitFailure, openObserver, untranslatableRead } from '../../../core/postgres/snapshot-guard';
 import { collectTail } from '../../../core/postgres/tools';
 import { backupObjectKey, dumpResultKey } from '../../../core/store-keys';
 import { type DumpJobTable, planDumpJobs } from '../../../core/strategy';
@@ -138,6 +140,7 @@ async function dumpOnce(
           );
         }
         return {
+          scope: await pgDumpScope(c, plan.scope, plan.source.database),
           requires: await readRequirements(c),
           databaseProperties: await readDatabaseProperties(c),
         };
@@ -146,17 +149,28 @@ async function dumpOnce(
       // Known once the read is in; the exporting transaction waits for every side pg_dump.
       () => 1 + sideJobs.length,
     );
-    // The plan needs the snapshot's tables: wait for the read (catalog only, quick) first. Each
-    // table's size waits for the table's lock, as pg_dump would, within the lock wait timeout.
-    if (plan.strategy.jobs > 1) {
-      await snap.read.catch(async (err: unknown) => {
-        throw (await lockWaitFailure(errorMessage(err), observer, lockWaitTimeoutMs, 'the backup')) ?? err;
-      });
+    // A name the catalog read cannot convert to UTF-8 fails the read, and with it the snapshot
+    // pg_dump imports: the read's error is the cause.
+    const readFailure = () =>
+      untranslatableRead(snap.read, plan.source.database, 'DumpFailed', '; nothing was backed up');
+    // The plan needs the snapshot's tables, and pg_dump the scope's patterns as it can match them
+    // (see `pgDumpScope`): wait for the read (catalog only, quick) first. Each table's size waits
+    // for the table's lock, as pg_dump would, within the lock wait timeout.
+    let scope = plan.scope;
+    if (plan.strategy.jobs > 1 || hasNonAsciiPattern(plan.scope)) {
+      ({ scope } = await snap.read.catch(async (err: unknown) => {
+        throw (
+          (await readFailure()) ??
+          (await lockWaitFailure(errorMessage(err), observer, lockWaitTimeoutMs, 'the backup')) ??
+          err
+        );
+      }));
     }
-    const dumped = await streamDumps(plan, pgDump, snap.snapshot, env, deps, sideJobs, {
+    const dumped = await streamDumps({ ...plan, scope }, pgDump, snap.snapshot, env, deps, sideJobs, {
       lockWaitTimeoutMs,
       guard,
-      diagnose: (stderr) => lockWaitFailure(stderr, observer, lockWaitTimeoutMs),
+      diagnose: async (stderr) =>
+        (await readFailure()) ?? lockWaitFailure(stderr, observer, lockWaitTimeoutMs),
     });
     await guard.verify(dumped.tables);
     const catalog = await snap.read;

@@ -116,6 +116,7 @@ import {
   openObserver,
   type TableVersion,
   tableVersions,
+  untranslatableRead,
 } from '../../../core/postgres/snapshot-guard';
 import {
   collectTail,
@@ -448,7 +449,10 @@ async function migrateDatabaseOnce(
       `--lock-wait-timeout=${ctx.lockWaitTimeoutMs}`,
       '--no-password',
     ];
-    const diagnose = (stderr: string) => lockWaitFailure(stderr, observer, ctx.lockWaitTimeoutMs);
+    // A name with no UTF-8 equivalent fails the catalog read, and with it the snapshot pg_dump imports.
+    const diagnose = async (stderr: string) =>
+      (await untranslatableRead(snap.read, db.source.database, 'MigrateFailed')) ??
+      lockWaitFailure(stderr, observer, ctx.lockWaitTimeoutMs);
     // The tables' data goes to the target by this process's own COPY sessions, straight from the
     // stream (core/postgres/copy-stream.ts); large objects are not COPY data: a database with any
     // is loaded by pg_restore reading the stream, as before. So is one in an encoding whose names

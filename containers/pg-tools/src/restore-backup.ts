@@ -51,6 +51,7 @@ import { dropOwnPublications } from '../../../core/postgres/logical-replication'
 import { conninfoValue, quoteIdent } from '../../../core/postgres/quote';
 import { describeArchive, readDatabaseLocale } from '../../../core/postgres/requirements';
 import { loadSessionOptions } from '../../../core/postgres/restore-session';
+import { unpassableSelection } from '../../../core/postgres/server-encodings';
 import {
   describeSessions,
   otherSessions,
@@ -137,6 +138,8 @@ export async function restoreBackup(
   const { checks } = progress;
   const { signal } = deps;
   stopIfInterrupted(signal);
+  const unpassable = unpassableSelection(manifest.requires?.encoding, into);
+  if (unpassable !== undefined) throw new PgferryError('RestoreFailed', unpassable);
   const workDir = await createWorkFolder('restore', workRoot(deps.env));
   const name = into.target.database;
   // Where the restore loads: in create mode a database renamed to the target's name at the end.

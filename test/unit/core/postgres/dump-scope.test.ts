@@ -1,12 +1,14 @@
 /** A backup's scope: which patterns are refused, and the pg_dump arguments the rest become. */
 import { BackupRequestSchema, parsePayload } from '../../../../core/contracts';
 import {
+  asciiPattern,
   assertDumpPattern,
   type DumpScope,
   describeDumpScope,
   dumpScopeArgs,
   isScoped,
   MAX_DUMP_PATTERN_CHARS,
+  patternRegexes,
   unmatchedPattern,
 } from '../../../../core/postgres/dump-scope';
 
@@ -124,3 +126,32 @@ test("pg_dump's refusal of a pattern that matches nothing names the option to fi
   ).toMatch(/^--schema "nosuch" matches no schema of the database "shop"/);
   expect(unmatchedPattern('pg_dump: error: connection to server failed', 'shop')).toBeUndefined();
 });
+
+test.each([
+  ['app.Orders', 2, { schema: '^(app)$', name: '^(orders)$', dots: 1 }],
+  ['"My.Table"', 2, { name: '^(My\\.Table)$', dots: 0 }],
+  ['a*.b?', 2, { schema: '^(a.*)$', name: '^(b.)$', dots: 1 }],
+  ['"a""b$"', 1, { name: '^(a"b\\$)$', dots: 0 }],
+  ['x.y', 1, { name: '^(x.y)$', dots: 1 }],
+  ['t(a|b)', 1, { name: '^(t(a|b))$', dots: 0 }],
+  ['tá', 1, { name: '^(tá)$', dots: 0 }],
+] as const)("%s becomes pg_dump's own regular expressions", (pattern, parts, regexes) => {
+  expect(patternRegexes(pattern, parts)).toEqual(regexes);
+});
+
+test.each([
+  ['tá', 't?'],
+  ['ésquema.ítem', '?squema.?tem'],
+  ['"Tá"', '"T"?""'],
+  ['"á""b"', '""?"""b"'],
+  ['plain', 'plain'],
+])(
+  '%s is given to pg_dump of a database not in UTF8 as %s, which means the same with ? for each',
+  (pattern, ascii) => {
+    expect(asciiPattern(pattern)).toBe(ascii);
+    const wanted = patternRegexes(pattern, 2);
+    const got = patternRegexes(ascii, 2);
+    const dotted = (regex?: string) => regex?.replace(/[^\p{ASCII}]/gu, '.');
+    expect({ ...got }).toEqual({ ...wanted, schema: dotted(wanted.schema), name: dotted(wanted.name) });
+  },
+);
