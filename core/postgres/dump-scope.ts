@@ -13,6 +13,7 @@ import type { Client } from 'pg';
 import { PgferryError } from '../errors';
 import type { DumpJobTable } from '../strategy';
 import { quoteIdent } from './quote';
+import { argumentsMatchNames, isAscii } from './server-encodings';
 
 /** The longest pattern accepted: a quoted, schema-qualified name of two 63-byte identifiers with room to spare. */
 export const MAX_DUMP_PATTERN_CHARS = 512;
@@ -184,8 +185,6 @@ export function asciiPattern(pattern: string): string {
   return out;
 }
 
-const isAscii = (pattern: string) => !/[^\p{ASCII}]/u.test(pattern);
-
 /** True when some pattern of the scope holds a character other than ASCII (see {@link pgDumpScope}). */
 export function hasNonAsciiPattern(scope: DumpScope | undefined): scope is DumpScope {
   return isScoped(scope) && DUMP_SCOPE_OPTIONS.some(([field]) => !scope[field].every(isAscii));
@@ -213,8 +212,7 @@ export async function pgDumpScope<S extends DumpScope>(
     "SELECT current_setting('server_encoding') AS encoding",
   );
   const encoding = rows[0].encoding;
-  // SQL_ASCII: no conversion either way; pg_dump's UTF-8 pattern meets the names' own bytes.
-  if (encoding === 'UTF8' || encoding === 'SQL_ASCII') return scope;
+  if (argumentsMatchNames(encoding)) return scope;
   const translated: Partial<Record<keyof DumpScope, string[]>> = {};
   for (const [field, option] of DUMP_SCOPE_OPTIONS) {
     const table = field !== 'schemas' && field !== 'excludeSchemas';

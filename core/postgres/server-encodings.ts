@@ -178,6 +178,20 @@ export function untranslatableName(err: unknown, database: string): string | und
   );
 }
 
+/** Whether `text` holds only ASCII characters. */
+export function isAscii(text: string): boolean {
+  return !/[^\p{ASCII}]/u.test(text);
+}
+
+/**
+ * Whether a name given as a process argument (UTF-8) reaches pg_dump's and pg_restore's matching as
+ * the database's own names: in UTF8, and in SQL_ASCII, whose names are the bytes a client sent (an
+ * encoding not known is taken as UTF8). In any other encoding a name other than ASCII does not.
+ */
+export function argumentsMatchNames(encoding: string | undefined): boolean {
+  return encoding === undefined || encoding === 'UTF8' || encoding === 'SQL_ASCII';
+}
+
 /**
  * A restore's `--schema` or `--table` name that pg_restore cannot be given for an archive of a
  * database in `encoding`, with its option: pg_restore compares them byte for byte with the
@@ -189,10 +203,9 @@ export function unpassableSelection(
   encoding: string | undefined,
   selection: { schemas: readonly string[]; tables: readonly string[] },
 ): string | undefined {
-  if (encoding === undefined || encoding === 'UTF8' || encoding === 'SQL_ASCII') return undefined;
-  const nonAscii = (name: string) => /[^\p{ASCII}]/u.test(name);
-  const schema = selection.schemas.find(nonAscii);
-  const table = selection.tables.find(nonAscii);
+  if (argumentsMatchNames(encoding)) return undefined;
+  const schema = selection.schemas.find((name) => !isAscii(name));
+  const table = selection.tables.find((name) => !isAscii(name));
   if (schema === undefined && table === undefined) return undefined;
   const option =
     schema === undefined ? `--table ${JSON.stringify(table)}` : `--schema ${JSON.stringify(schema)}`;
