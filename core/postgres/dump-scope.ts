@@ -130,19 +130,12 @@ export function patternRegexes(
   pattern: string,
   parts: 1 | 2,
 ): { name: string; schema?: string; dots: number } {
-  const chars = Array.from(pattern);
   const done: string[] = [];
   let current = '^(';
-  let quoted = false;
   let dots = 0;
-  for (let i = 0; i < chars.length; i++) {
-    const ch = chars[i];
-    if (ch === '"') {
-      if (quoted && chars[i + 1] === '"') {
-        current += '"';
-        i++;
-      } else quoted = !quoted;
-    } else if (!quoted && ch >= 'A' && ch <= 'Z') current += ch.toLowerCase();
+  for (const { ch, quoted, next } of patternChars(pattern)) {
+    if (ch === undefined) continue; // a quote opened or closed
+    if (!quoted && ch >= 'A' && ch <= 'Z') current += ch.toLowerCase();
     else if (!quoted && ch === '*') current += '.*';
     else if (!quoted && ch === '?') current += '.';
     else if (!quoted && ch === '.') {
@@ -153,7 +146,7 @@ export function patternRegexes(
       } else current += '.';
     } else if (ch === '$') current += '\\$';
     else if (quoted && '|*+?()[]{}.^$\\'.includes(ch)) current += `\\${ch}`;
-    else if (ch === '[' && chars[i + 1] === ']') current += `\\${ch}`;
+    else if (ch === '[' && next === ']') current += `\\${ch}`;
     else current += ch;
   }
   const name = `${current})$`;
@@ -166,23 +159,34 @@ export function patternRegexes(
  * it matches in the database's encoding, while `?` matches any one character in every encoding.
  */
 export function asciiPattern(pattern: string): string {
-  const chars = Array.from(pattern);
   let out = '';
-  let quoted = false;
-  for (let i = 0; i < chars.length; i++) {
-    const ch = chars[i];
-    if (ch === '"') {
-      if (quoted && chars[i + 1] === '"') {
-        out += '""';
-        i++;
-      } else {
-        quoted = !quoted;
-        out += ch;
-      }
-    } else if (!isAscii(ch)) out += quoted ? '"?"' : '?';
+  for (const { ch, quoted } of patternChars(pattern)) {
+    if (ch === undefined) out += '"';
+    else if (ch === '"')
+      out += '""'; // a double quote within quotes, doubled as it was given
+    else if (!isAscii(ch)) out += quoted ? '"?"' : '?';
     else out += ch;
   }
   return out;
+}
+
+/**
+ * A pg_dump pattern's characters as pg_dump reads them: each with whether it lies within double
+ * quotes and the character after it; a quote that opens or closes is given without a character,
+ * and `""` within quotes as one `"` character.
+ */
+function* patternChars(pattern: string): Generator<{ ch?: string; quoted: boolean; next?: string }> {
+  const chars = Array.from(pattern);
+  let quoted = false;
+  for (let i = 0; i < chars.length; i++) {
+    const ch = chars[i];
+    if (ch !== '"') yield { ch, quoted, next: chars[i + 1] };
+    else if (quoted && chars[i + 1] === '"') yield { ch: chars[i++], quoted, next: chars[i + 1] };
+    else {
+      quoted = !quoted;
+      yield { quoted };
+    }
+  }
 }
 
 /** True when some pattern of the scope holds a character other than ASCII (see {@link pgDumpScope}). */
