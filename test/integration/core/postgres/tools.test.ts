@@ -29,6 +29,14 @@ const database = uniqueName('attach_src');
 const loaded = uniqueName('attach_loaded');
 const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-attach-'));
 const dump = path.join(dir, 'db.dump');
+/** pg_restore's environment: the test server. */
+const toolEnv = () => ({
+  PATH: process.env.PATH,
+  PGHOST: pg.host,
+  PGPORT: String(pg.port),
+  PGUSER: pg.user,
+  PGPASSWORD: pg.password,
+});
 /** Restores of the post-data section. */
 const RUNS = Number(process.env.PGFERRY_ATTACH_RUNS ?? 5);
 
@@ -102,13 +110,7 @@ test(`the post-data section of sub-partitioned tables restores with 4 jobs, ${RU
         args: ['--section=post-data', '--exit-on-error', '--no-password', `--dbname=${copy}`],
         jobs: 4,
         dumpFile: dump,
-        env: {
-          PATH: process.env.PATH,
-          PGHOST: pg.host,
-          PGPORT: String(pg.port),
-          PGUSER: pg.user,
-          PGPASSWORD: pg.password,
-        },
+        env: toolEnv(),
       });
       const state = await withClient(pg, copy, async (c) => ({
         invalid: (await c.query('SELECT 1 FROM pg_index WHERE NOT indisvalid')).rowCount,
@@ -150,13 +152,7 @@ test.each([1, 4])(
         args: ['--exit-on-error', '--no-password', `--dbname=${target}`],
         jobs,
         dumpFile: dump,
-        env: {
-          PATH: process.env.PATH,
-          PGHOST: pg.host,
-          PGPORT: String(pg.port),
-          PGUSER: pg.user,
-          PGPASSWORD: pg.password,
-        },
+        env: toolEnv(),
         afterPreData: async () => {
           seen = await state();
         },
@@ -171,3 +167,29 @@ test.each([1, 4])(
   },
   300_000,
 );
+
+test('the pre-data section alone is one pg_restore run in one job, whatever the jobs asked', async () => {
+  const pgRestore = { path: pgTool('pg_restore', 15), version: '15', major: 15 };
+  const target = uniqueName('pre_data_one_run');
+  await createDatabase(pg, target);
+  try {
+    const runs: string[][] = [];
+    await pgRestoreParallel(pgRestore, {
+      args: ['--section=pre-data', '--exit-on-error', '--no-password', `--dbname=${target}`],
+      jobs: 4,
+      dumpFile: dump,
+      env: toolEnv(),
+      onChild: (child) => runs.push(child.spawnargs.slice(1)),
+    });
+    // pg_restore restores the pre-data in its leader alone: no --list run, no list, no workers.
+    expect(runs).toEqual([
+      ['--section=pre-data', '--exit-on-error', '--no-password', `--dbname=${target}`, '--jobs=1', dump],
+    ]);
+    const tables = await withClient(pg, target, async (c) =>
+      Number((await c.query("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'")).rows[0].n),
+    );
+    expect(tables).toBeGreaterThan(0);
+  } finally {
+    await dropDatabase(pg, target);
+  }
+}, 300_000);
