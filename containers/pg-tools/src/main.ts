@@ -47,7 +47,7 @@ import { createLogger } from '../../../core/logging';
 import { checkRunnerJob } from '../../../core/login-policy';
 import { type PgTool, prefetchPgTools } from '../../../core/postgres/binaries';
 import { connectPg, nameSessions, sessionName } from '../../../core/postgres/connect';
-import { estimateDumpSize } from '../../../core/postgres/inspect';
+import { dumpSizeAsRead } from '../../../core/postgres/inspect';
 import { openStore } from '../../../core/store';
 import type { JobKind } from '../../../core/store-keys';
 import type { TaskProgress } from '../../../core/task-progress';
@@ -241,21 +241,18 @@ async function main(): Promise<void> {
       signal.throwIfAborted();
       logger.appendKeys({ backupId: plan.backupId });
       const watchdog = watchRun(plan.backupId, action, [probeTarget(plan.source, 'source')]);
-      const estimate = await estimateDumpSize(
-        plan.source,
-        await resolvePassword(plan.source, 'source', process.env),
-      );
+      const estimate = dumpSizeAsRead(plan.source, await resolvePassword(plan.source, 'source', process.env));
       const result = await runDump(plan, {
         store: openStore(plan.store),
         env: process.env,
         onProgress: (p) => {
           watchdog.progress();
-          // Past the estimate, the dump's size is unknown.
-          const total = estimate !== undefined && p.dumpedBytes <= estimate;
+          // Past the estimate (or before it has arrived), the dump's size is unknown.
+          const total = estimate();
           logger.info('progress', {
             step: 'dump',
             doneBytes: p.dumpedBytes,
-            ...(total ? { totalBytes: estimate, estimated: true } : {}),
+            ...(total !== undefined && p.dumpedBytes <= total ? { totalBytes: total, estimated: true } : {}),
             storedBytes: p.storedBytes,
           } satisfies TaskProgress);
         },
