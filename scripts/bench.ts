@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: pgferry side by side with the tools people use, on one machine, in one run.
  *
- * Starts a PostgreSQL 15 server (Debian's, as the `postgres` user) and an S3-protocol server
+ * Starts a PostgreSQL 15 server (Debian's, as the `postgres` user; `--pg` another major) and an S3-protocol server
  * (s3rver), creates a deterministic database of about `--size-mb` MiB (scripts/support/
  * bench-database.ts), then runs every case `--runs` times, interleaved (run 1 of every case of a
  * group, then run 2, …), so that a change in the machine's load hits all cases alike:
@@ -24,7 +24,7 @@
  * targets are stated in, as Markdown and JSON (`--out`, default bench-results/).
  *
  *   npm run bench -- [--quick] [--size-mb N] [--wide-mb N] [--runs N] [--scale N | --no-scale]
- *                    [--only groups] [--out dir]
+ *                    [--only groups] [--pg major] [--out dir]
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -53,6 +53,7 @@ import {
   SCHEMA_VERSION,
 } from '../core/contracts';
 import { storeJob } from '../core/jobs';
+import { choosePgTool } from '../core/postgres/binaries';
 import { LocalStore } from '../core/store';
 import { jobKey, newBackupId } from '../core/store-keys';
 import { dumpTaskSize } from '../core/task-size';
@@ -72,7 +73,12 @@ import {
   median,
   shq,
 } from './support/measure';
-import { type PostgresServerInfo, startPostgres, stopPostgres } from './support/postgres-server';
+import {
+  extraPgBinDirs,
+  type PostgresServerInfo,
+  startPostgres,
+  stopPostgres,
+} from './support/postgres-server';
 import { type S3ChildProcess, s3ClientConfig, startS3 } from './support/s3-server';
 
 const { values: args } = parseArgs({
@@ -86,6 +92,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     out: { type: 'string', default: 'bench-results' },
     'work-dir': { type: 'string', default: os.tmpdir() },
+    pg: { type: 'string', default: '15' },
   },
 });
 const QUICK = args.quick;
@@ -101,8 +108,14 @@ const GROUPS = new Set(
   (args.only ?? 'backup,restore,wide,scaling,migrate,orchestration,memory,online').split(','),
 );
 const OUT_DIR = path.resolve(args.out);
-const PG_MAJOR = 15;
-const PG_BIN = `/usr/lib/postgresql/${PG_MAJOR}/bin`;
+/**
+ * The server's major (`--pg`, default 15: Debian's). Its binaries are found as the tests find
+ * them (scripts/support/postgres-server.ts); the client tools, pgferry's and the baselines', are
+ * chosen as pgferry chooses them (`choosePgTool`: the lowest major not older than the server's,
+ * among PATH, /usr/lib/postgresql and the fetched ones of scripts/install-pg-clients.sh).
+ */
+const PG_MAJOR = Number(args.pg);
+if (!Number.isInteger(PG_MAJOR) || PG_MAJOR < 10) throw new Error(`--pg: not a PostgreSQL major: ${args.pg}`);
 const CORES = os.cpus().length;
 const CLI = path.join(REPO_ROOT, 'bin', 'pgferry.js');
 const RUNNER = path.join(REPO_ROOT, 'dist', 'containers', 'pg-tools', 'src', 'main.js');
@@ -136,6 +149,8 @@ interface Context {
   pg: PostgresServerInfo;
   s3: S3ChildProcess;
   env: NodeJS.ProcessEnv;
+  /** The folder of the baselines' client tools (pg_dump, pg_restore, psql): the ones pgferry uses. */
+  clientBin: string;
   results: CaseResult[];
   localBackupId?: string;
   defaultDump: string;
@@ -159,8 +174,13 @@ function pgArgs(ctx: Context, database: string): string {
   return `-h 127.0.0.1 -p ${ctx.pg.port} -U postgres -d ${shq(database)} --no-password`;
 }
 
+/** `createdb`, or where the client tools have none (the fetched ones), psql's CREATE DATABASE. */
 function createdb(ctx: Context, database: string): string {
-  return `${PG_BIN}/createdb -h 127.0.0.1 -p ${ctx.pg.port} -U postgres --no-password ${shq(database)}`;
+  const file = path.join(ctx.clientBin, 'createdb');
+  const connection = `-h 127.0.0.1 -p ${ctx.pg.port} -U postgres --no-password`;
+  return existsSync(file)
+    ? `${file} ${connection} ${shq(database)}`
+    : `${ctx.clientBin}/psql ${connection} -d postgres -X -q -c ${shq(`CREATE DATABASE "${database}"`)}`;
 }
 
 async function sql(ctx: Context, database: string, text: string): Promise<void> {
@@ -353,7 +373,7 @@ async function backupGroup(ctx: Context): Promise<void> {
       await count(result);
     }
     const dumped = await measureShell(
-      `${PG_BIN}/pg_dump ${pgArgs(ctx, 'bench')} -Fc -f ${shq(rawFile)}`,
+      `${ctx.clientBin}/pg_dump ${pgArgs(ctx, 'bench')} -Fc -f ${shq(rawFile)}`,
       ctx.env,
     );
     record(dumpFc, dumped);
@@ -372,14 +392,14 @@ async function backupGroup(ctx: Context): Promise<void> {
     dumpUpload.outputBytes = dumpFc.outputBytes;
     record(
       floor,
-      await measureShell(`${PG_BIN}/pg_dump ${pgArgs(ctx, 'bench')} -Fc -Z0 > /dev/null`, ctx.env),
+      await measureShell(`${ctx.clientBin}/pg_dump ${pgArgs(ctx, 'bench')} -Fc -Z0 > /dev/null`, ctx.env),
     );
     await count(floor);
     rmSync(dirOut, { recursive: true, force: true });
     record(
       directory,
       await measureShell(
-        `${PG_BIN}/pg_dump ${pgArgs(ctx, 'bench')} -Fd -j${CORES} -Z0 -f ${shq(dirOut)}`,
+        `${ctx.clientBin}/pg_dump ${pgArgs(ctx, 'bench')} -Fd -j${CORES} -Z0 -f ${shq(dirOut)}`,
         ctx.env,
       ),
     );
@@ -430,7 +450,7 @@ async function plainRestore(ctx: Context, result: CaseResult, dump: string, targ
   record(
     result,
     await measureShell(
-      `${createdb(ctx, target)} && ${PG_BIN}/pg_restore ${pgArgs(ctx, target)} -j1 ${shq(dump)}`,
+      `${createdb(ctx, target)} && ${ctx.clientBin}/pg_restore ${pgArgs(ctx, target)} -j1 ${shq(dump)}`,
       ctx.env,
     ),
   );
@@ -506,7 +526,7 @@ async function wideGroup(ctx: Context): Promise<void> {
     await count(backup);
     record(
       dumpFc,
-      await measureShell(`${PG_BIN}/pg_dump ${pgArgs(ctx, WIDE_DB)} -Fc -f ${shq(dump)}`, ctx.env),
+      await measureShell(`${ctx.clientBin}/pg_dump ${pgArgs(ctx, WIDE_DB)} -Fc -f ${shq(dump)}`, ctx.env),
     );
     await count(dumpFc);
     dumpFc.outputBytes = statSync(dump).size;
@@ -659,7 +679,7 @@ async function migrateGroup(ctx: Context): Promise<void> {
         await measureShell(
           `${createdb(ctx, target)} && ${pgcopydb} clone --source ${shq(url(ctx, 'bench'))} --target ${shq(url(ctx, target))} ` +
             `--dir ${shq(dir)} --table-jobs ${CORES} --index-jobs ${CORES} --no-owner --no-acl >/dev/null 2>>${shq(path.join(ctx.base, 'pgcopydb.log'))}`,
-          { ...ctx.env, PATH: `${PG_BIN}:${process.env.PATH}` },
+          { ...ctx.env, PATH: `${ctx.clientBin}:${process.env.PATH}` },
         ),
       );
       rmSync(dir, { recursive: true, force: true });
@@ -669,7 +689,7 @@ async function migrateGroup(ctx: Context): Promise<void> {
     record(
       piped,
       await measureShell(
-        `${createdb(ctx, target)} && ${PG_BIN}/pg_dump ${pgArgs(ctx, 'bench')} -Fc -Z0 | ${PG_BIN}/pg_restore ${pgArgs(ctx, target)}`,
+        `${createdb(ctx, target)} && ${ctx.clientBin}/pg_dump ${pgArgs(ctx, 'bench')} -Fc -Z0 | ${ctx.clientBin}/pg_restore ${pgArgs(ctx, target)}`,
         ctx.env,
       ),
     );
@@ -1146,7 +1166,7 @@ function peakOf(ctx: Context, groups: Group[]): number | undefined {
   return values.length ? Math.max(...values) : undefined;
 }
 
-function machine(pg: PostgresServerInfo): Record<string, string> {
+function machine(pg: PostgresServerInfo, clientBin: string): Record<string, string> {
   const tool = (file: string) => {
     try {
       return execFileSync(file, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
@@ -1165,7 +1185,7 @@ function machine(pg: PostgresServerInfo): Record<string, string> {
     os: `${debian}, Linux ${os.release()}`,
     node: process.version,
     server: `PostgreSQL ${pg.version} (fsync off, as in the tests)`,
-    pgDump: tool(`${PG_BIN}/pg_dump`),
+    pgDump: tool(`${clientBin}/pg_dump`),
     pgcopydb: tool('/usr/bin/pgcopydb').replace(/^.*?(\d+\.\d+).*$/s, 'pgcopydb $1'),
     zstd: tool('zstd').replace(/^.*?(v\d+\.\d+\.\d+).*$/s, 'zstd $1'),
   };
@@ -1266,14 +1286,21 @@ async function main(): Promise<void> {
       startS3({ directory: path.join(base, 's3'), logFile: path.join(base, 's3.log'), bucket: BUCKET }),
     ]);
     serverDataDir = pg.dataDir;
+    // pgferry searches these folders too: the fetched client tools of a newer major (--pg 17).
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PGFERRY_PG_BIN_DIRS: [process.env.PGFERRY_PG_BIN_DIRS, ...extraPgBinDirs()].filter(Boolean).join(':'),
+    };
+    const pgDump = await choosePgTool('pg_dump', PG_MAJOR, pg.version, env);
     const ctx: Context = {
       base,
       pg,
       s3,
       results: [],
       defaultDump: path.join(base, 'default.pgdump'),
+      clientBin: path.dirname(pgDump.path),
       env: {
-        ...process.env,
+        ...env,
         PGPASSWORD: password,
         AWS_ENDPOINT_URL_S3: s3.info.endpoint,
         AWS_ACCESS_KEY_ID: s3.info.accessKeyId,
@@ -1309,7 +1336,7 @@ async function main(): Promise<void> {
     if (GROUPS.has('online')) await onlineGroup(ctx);
     log(`cases done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 
-    const info = machine(pg);
+    const info = machine(pg, ctx.clientBin);
     const md = markdown(ctx, info, dbBytes, started);
     mkdirSync(OUT_DIR, { recursive: true });
     const stamp = started.toISOString().replace(/[-:]/g, '').replace(/\..*/, 'Z');

@@ -7,7 +7,7 @@
  * durability for speed (fsync off etc.).
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -53,6 +53,19 @@ export function resolveMajors(env: NodeJS.ProcessEnv = process.env): number[] {
   if (result.length === 0)
     throw new Error(`PGFERRY_TEST_MAJORS: no major versions in ${JSON.stringify(raw)}`);
   return result;
+}
+
+/**
+ * The bin folders of the client tools fetched by scripts/install-pg-clients.sh (e.g. PostgreSQL
+ * 17's pg_dump; `.cache/pg-clients/<major>/bin`), for `PGFERRY_PG_BIN_DIRS`.
+ */
+export function extraPgBinDirs(): string[] {
+  const root = path.join(REPO_ROOT, '.cache', 'pg-clients');
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((d) => /^\d+$/.test(d))
+    .map((d) => path.join(root, d, 'bin'))
+    .filter((d) => existsSync(path.join(d, 'pg_dump')));
 }
 
 /** Candidate directories for a major's server binaries, best first. */

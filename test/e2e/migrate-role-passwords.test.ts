@@ -4,13 +4,17 @@
  * password and how to set one, and the report lists them (`roles.createdWithoutPassword`).
  * The roles are created while the copy starts; the table they own and are granted still arrives
  * with its owner and grant when creating them is held back until long after the copy began.
+ * The archived backup keeps the same roles (pg_dumpall runs once per migration: the globals the
+ * target's roles were created from are the archive's).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
-import { type MigrateReport, MigrateReportSchema } from '../../core/contracts';
+import { type BackupManifest, type MigrateReport, MigrateReportSchema } from '../../core/contracts';
 import { LocalStore } from '../../core/store';
+import { backupObjectKey, manifestKey } from '../../core/store-keys';
 import { runCli, sourceUrl } from '../support/cli';
 import {
   createSeededDatabase,
@@ -124,4 +128,27 @@ test('the stored report lists it; the NOLOGIN role is created but needs no passw
     ),
   );
   expect(roles.rows).toEqual([{ rolcanlogin: true, haspassword: false }]);
+});
+
+test("the archived backup's globals are the source's roles, without passwords, as its manifest states them", async () => {
+  const store = new LocalStore(dir);
+  let backupId = '';
+  for await (const entry of store.list('')) {
+    if (/\/migrate-report-[^/]+\.json$/.test(entry.key)) {
+      backupId = MigrateReportSchema.parse(await store.getJson(entry.key)).databases[0].backupId;
+    }
+  }
+  const manifest = (await store.getJson(manifestKey(database, backupId))) as BackupManifest;
+  expect(manifest.globals).toEqual({ rolePasswords: false });
+  const object = manifest.objects.find((o) => o.kind === 'globals');
+  expect(object).toMatchObject({ key: 'globals.sql', compression: { codec: 'none' } });
+  const stored = readFileSync(path.join(dir, backupObjectKey(database, manifest.id, object?.key ?? '')));
+  expect({ bytes: stored.length, sha256: createHash('sha256').update(stored).digest('hex') }).toEqual({
+    bytes: object?.bytes,
+    sha256: object?.sha256,
+  });
+  const text = stored.toString('utf8');
+  expect(text).toMatch(new RegExp(`CREATE ROLE "?${owner}"?;`));
+  expect(text).toMatch(new RegExp(`CREATE ROLE "?${group}"?;`));
+  expect(text).not.toMatch(/PASSWORD/);
 });

@@ -3,9 +3,10 @@
  * does, plus the client tools the tests use to inspect what it stored.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { extraPgBinDirs } from '../../scripts/support/postgres-server';
 import type { TestPostgres } from './env';
 
 export const REPO = path.resolve(__dirname, '..', '..');
@@ -13,14 +14,7 @@ const BIN = path.join(REPO, 'bin', 'pgferry.js');
 const run = promisify(execFile);
 
 /** Client tools fetched by scripts/install-pg-clients.sh (e.g. PostgreSQL 17's pg_dump). */
-export function extraPgBinDirs(): string[] {
-  const root = path.join(REPO, '.cache', 'pg-clients');
-  if (!existsSync(root)) return [];
-  return readdirSync(root)
-    .filter((d) => /^\d+$/.test(d))
-    .map((d) => path.join(root, d, 'bin'))
-    .filter((d) => existsSync(path.join(d, 'pg_dump')));
-}
+export { extraPgBinDirs };
 
 /** The environment the CLI runs with in tests: tool directories, no inherited passwords or config file. */
 export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {

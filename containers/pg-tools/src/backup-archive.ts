@@ -301,6 +301,9 @@ export function storeDumpStream(
   };
 }
 
+/** What `pg_dumpall --globals-only` printed (`dumpGlobals`): the roles and tablespaces of a server. */
+export type GlobalsDump = Awaited<ReturnType<typeof dumpGlobals>>;
+
 /**
  * Roles and tablespaces (`pg_dumpall --globals-only`). Role passwords only when asked for; where
  * the user cannot read pg_authid (managed services), falls back to none and says so.
@@ -316,6 +319,19 @@ export async function storeGlobals(
     env,
     onChild: deps.onChild,
   });
+  return archiveGlobals(plan, out, deps);
+}
+
+/**
+ * Stores `out`, what `dumpGlobals` printed for `plan` (its source's server, its
+ * `withRolePasswords`), as the backup's globals: a migration dumps them once, for the target's
+ * roles and for its archived backup.
+ */
+export async function archiveGlobals(
+  plan: BackupPlan,
+  out: GlobalsDump,
+  deps: Pick<DumpDeps, 'store'>,
+): Promise<{ object: StoredObject; info: z.infer<typeof GlobalsInfoSchema> }> {
   const info: z.infer<typeof GlobalsInfoSchema> = out.rolePasswordsOmitted
     ? { rolePasswords: false, note: 'role passwords omitted: this user may not read pg_authid' }
     : { rolePasswords: plan.withRolePasswords };

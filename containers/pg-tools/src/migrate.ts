@@ -137,13 +137,14 @@ import { throttled } from '../../../core/task-progress';
 import { createWorkFolder, workRoot } from '../../../core/work-folders';
 import {
   type ArchiveWatcher,
+  archiveGlobals,
   DUMP_ATTEMPTS,
   dumpObjectKey,
+  type GlobalsDump,
   guardedSnapshot,
   rowCounts,
   type SnapshotGuard,
   storeDumpStream,
-  storeGlobals,
   TablesChangedError,
 } from './backup-archive';
 import { type DumpProgress, interruption, type PhasedDeps, RestoreProgress, stopIfInterrupted } from './run';
@@ -211,7 +212,7 @@ export async function runSchemaTest(plan: MigratePlan, deps: MigrateDeps): Promi
   const result: SchemaTestResult = { status: 'passed', seconds: 0, databases: [] };
   try {
     const ctx = await context(plan, deps);
-    result.roles = await applyRoles(ctx);
+    result.roles = await applyRoles(ctx, await dumpSourceGlobals(ctx));
     for (const [i, db] of plan.databases.entries()) {
       const scratch = `pgferry_schema_test_${plan.migrateId.replace('-', '_').toLowerCase()}_${i}`;
       const entry = { database: db.source.database, scratchDatabase: scratch, dropped: false };
@@ -292,14 +293,16 @@ export async function runMigrate(plan: MigratePlan, deps: MigrateDeps): Promise<
   const ctx = await context(plan, deps);
   // The roles are created on the target while the first database's copy starts (the target's
   // database is created and pg_dump reads the source's catalog meanwhile): its pre-data, the
-  // first thing that names them, waits for them.
-  const roles = applyRoles(ctx);
+  // first thing that names them, waits for them. The same globals are each archived backup's.
+  const globals = dumpSourceGlobals(ctx);
+  globals.catch(() => undefined); // awaited by the roles and by each database's migration
+  const roles = globals.then((out) => applyRoles(ctx, out));
   roles.catch(() => undefined); // awaited by each database's migration
   const results: MigrateDatabaseResult[] = [];
   for (const db of plan.databases) {
     try {
       stopIfInterrupted(deps.signal);
-      results.push(await migrateDatabase(ctx, db, roles));
+      results.push(await migrateDatabase(ctx, db, { globals, roles }));
     } catch (err) {
       const failed: DumpResult = {
         schemaVersion: SCHEMA_VERSION,
@@ -324,11 +327,11 @@ export async function runMigrate(plan: MigratePlan, deps: MigrateDeps): Promise<
 async function migrateDatabase(
   ctx: Context,
   db: MigrateDatabasePlan,
-  roles: Promise<MigrateDatabaseResult['roles']>,
+  source: SourceGlobals,
 ): Promise<MigrateDatabaseResult> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await migrateDatabaseOnce(ctx, db, roles);
+      return await migrateDatabaseOnce(ctx, db, source);
     } catch (err) {
       if (!(err instanceof PgferryError && err.cause instanceof TablesChangedError)) throw err;
       await ctx.deps.store.deleteObject(
@@ -350,7 +353,7 @@ async function migrateDatabase(
 async function migrateDatabaseOnce(
   ctx: Context,
   db: MigrateDatabasePlan,
-  roles: Promise<MigrateDatabaseResult['roles']>,
+  { globals: sourceGlobals, roles }: SourceGlobals,
 ): Promise<MigrateDatabaseResult> {
   const { plan, deps } = ctx;
   const progress = new RestoreProgress((phase) => deps.onPhase?.(`${phase} ${db.source.database}`));
@@ -557,9 +560,10 @@ async function migrateDatabaseOnce(
     const loaded = restoredRows && loadedRows(archived.tables, catalogTables, restoredRows);
 
     // The roles and tablespaces go to the store while the indexes and constraints are built: the
-    // two need nothing of each other, and pg_dumpall's run was ~0.2–0.3 s on its own.
+    // two need nothing of each other. They are what pg_dumpall printed at the migration's start
+    // (the target's roles were created from it): a second run took ~0.2 CPU s of the post-data.
     const globalsStored = progress.timed('globals', async () =>
-      storeGlobals(db.backup, await siblingTool(ctx.pgDump, 'pg_dumpall'), dumpEnv(ctx, db.source), deps),
+      archiveGlobals(db.backup, await sourceGlobals, deps),
     );
     globalsStored.catch(() => undefined); // awaited below, or settled on failure; never unhandled
     pending.push(globalsStored);
@@ -954,11 +958,11 @@ async function dropDatabase(ctx: Context, target: Connection): Promise<void> {
 }
 
 /**
- * The source server's roles that the target lacks are created on it (`pg_dumpall --globals-only`,
- * without passwords unless asked for); existing roles are left exactly as they are, and
- * tablespaces are not created (their directories belong to the target's host).
+ * The source server's roles and tablespaces (`pg_dumpall --globals-only`, without passwords unless
+ * asked for), once per migration: every database of a plan is on the one source server, and each
+ * archived backup's plan asks for passwords as the request does (the migrate preflight).
  */
-async function applyRoles(ctx: Context): Promise<MigrateDatabaseResult['roles']> {
+async function dumpSourceGlobals(ctx: Context): Promise<GlobalsDump> {
   const { plan, deps } = ctx;
   const pgDumpall = await siblingTool(ctx.pgDump, 'pg_dumpall');
   const source = plan.databases[0].source;
@@ -970,6 +974,22 @@ async function applyRoles(ctx: Context): Promise<MigrateDatabaseResult['roles']>
   if (out.code !== 0) {
     throw new PgferryError('DumpFailed', `pg_dumpall --globals-only failed: ${firstError(out.stderr)}`);
   }
+  return out;
+}
+
+/** The source's globals, dumped once, and the roles created on the target from them. */
+interface SourceGlobals {
+  globals: Promise<GlobalsDump>;
+  roles: Promise<MigrateDatabaseResult['roles']>;
+}
+
+/**
+ * The source server's roles that the target lacks are created on it (from `out`, what
+ * `dumpSourceGlobals` printed); existing roles are left exactly as they are, and tablespaces are
+ * not created (their directories belong to the target's host).
+ */
+async function applyRoles(ctx: Context, out: GlobalsDump): Promise<MigrateDatabaseResult['roles']> {
+  const { plan, deps } = ctx;
   const target = plan.databases[0].target;
   const psql = await siblingTool(ctx.pgDump, 'psql');
   return withMaintenance(target, ctx.targetPassword, (admin) =>
