@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { BackupManifest } from '../../core/contracts';
+import { backupOf } from '../support/backed-up-database';
 import { runCli, sourceUrl } from '../support/cli';
 import { dropDatabase, quoteIdent, testEnv, uniqueName, withClient } from '../support/env';
 
@@ -75,18 +76,8 @@ async function createDatabase(
   return name;
 }
 
-async function backup(database: string, ...more: string[]): Promise<BackupManifest> {
-  const result = await runCli([
-    'backup',
-    '--source',
-    sourceUrl(pg, database),
-    '--store',
-    store,
-    '--json',
-    ...more,
-  ]);
-  if (result.code !== 0) throw new Error(`backup of ${database} failed: ${result.stderr}`);
-  return JSON.parse(result.stdout) as BackupManifest;
+function backup(database: string, ...more: string[]): Promise<BackupManifest> {
+  return backupOf(pg, database, store, ...more);
 }
 
 function restore(manifest: BackupManifest, target: string, ...more: string[]) {
