@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { accessSync, constants } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
+import { spawnable } from './byte-arguments';
 
 /** How much of a tool's standard error is kept: its end, where the error that stopped it is. */
 export const STDERR_KEPT_CHARS = 20_000;
@@ -35,7 +36,7 @@ export function keepStderr(stream: Readable): () => string {
 export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   /** Written to its standard input, which is closed after it; without it, stdin is /dev/null. */
-  input?: string;
+  input?: string | Buffer;
   /** Aborting it kills the tool; the run then rejects (with an `AbortError`). */
   signal?: AbortSignal;
   /** Its stdout is not read (the tool writes files of its own). */
@@ -46,9 +47,11 @@ export interface RunOptions {
 /**
  * Runs `command` with `args` to its end. Never rejects for the tool's failure — the caller reads
  * `code` and words the error — only when it cannot be started (e.g. `ENOENT`) or `signal` aborts it.
+ * An argument may be bytes other than UTF-8 (core/byte-arguments.ts).
  */
 export async function runProcess(command: string, args: string[], opts: RunOptions = {}): Promise<ToolRun> {
-  const child = spawn(command, args, {
+  const run = spawnable(command, args);
+  const child = spawn(run.command, run.args, {
     env: opts.env,
     signal: opts.signal,
     stdio: [opts.input === undefined ? 'ignore' : 'pipe', opts.ignoreStdout ? 'ignore' : 'pipe', 'pipe'],

@@ -90,7 +90,7 @@ export function restoreDiskUse(
   }
   // The rule the runner streams by (`namesNotExact` in core/postgres/copy-stream.ts), for the encoding.
   const encoding = manifest.requires?.encoding;
-  if (encoding !== undefined && namesUndecodable(encoding)) {
+  if (namesUndecodable(encoding)) {
     return { ...files, fromFilesBecause: `its ${encoding} archive is restored from files, not streamed` };
   }
   const definitionsBytes = archives.find((o) => o.kind === 'dump')?.definitionsBytes;

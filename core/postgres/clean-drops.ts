@@ -76,7 +76,8 @@ export async function dropFirst(
         `pg_restore failed (${out.code ?? out.signal}): ${firstError(out.stderr)}`,
       );
     }
-    return out.stdout.toString();
+    // Its bytes as they are (one character each): the script is in the archive's encoding.
+    return out.stdout.toString('latin1');
   };
   const lines = (await restore(['--list'])).split('\n').filter((line) => /^\d+;/.test(line));
   const toc = await readArchiveToc(createReadStream(dumpFile));
@@ -96,7 +97,7 @@ export async function dropFirst(
     const out = await runProcess(
       psql.path,
       ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password', ...(dbname ? [dbname] : [])],
-      { env, onChild, input: script, ignoreStdout: true },
+      { env, onChild, input: Buffer.from(script, 'latin1'), ignoreStdout: true },
     );
     if (out.code !== 0) {
       throw new PgferryError(

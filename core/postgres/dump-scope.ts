@@ -313,25 +313,30 @@ export function exactTablePattern(schema: string, name: string): string {
  * on disk (heap and TOAST), read in the dump's snapshot: ordinary tables (and leaf partitions),
  * permanent, outside the system schemas, not members of an extension (pg_dump decides those
  * tables' data by the extension's own configuration). Everything else stays in the main archive,
- * and so does (`kept`), in a database not in UTF8, a table whose schema or name is not ASCII: a
- * side pg_dump's patterns are UTF-8 (its arguments), which pg_dump matches in the database's
- * encoding.
+ * and so does (`kept`) a table whose schema or name a side pg_dump's patterns (UTF-8, its
+ * arguments) cannot name: not ASCII, in a database whose names UTF-8 arguments do not meet
+ * (`argumentsMatchNames`); in SQL_ASCII (bytes as a client sent them, which the patterns meet), a
+ * name whose bytes are not UTF-8 (read here as U+FFFD).
  */
 export async function readDumpJobTables(client: Pick<Client, 'query'>): Promise<DumpJobTable[]> {
-  const { rows } = await client.query<{ schema: string; name: string; bytes: string; kept: boolean }>(
+  const { rows } = await client.query<{ schema: string; name: string; bytes: string; encoding: string }>(
     `SELECT n.nspname AS schema, c.relname AS name,
             coalesce(pg_relation_size(c.oid), 0) + coalesce(pg_relation_size(NULLIF(c.reltoastrelid, 0)), 0) AS bytes,
-            current_setting('server_encoding') <> 'UTF8' AND n.nspname || c.relname !~ '^[\x01-\x7f]*$' AS kept
+            current_setting('server_encoding') AS encoding
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind = 'r' AND c.relpersistence = 'p'
         AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
         AND NOT EXISTS (SELECT 1 FROM pg_depend d
                          WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`,
   );
+  const named = (r: { schema: string; name: string; encoding: string }) =>
+    argumentsMatchNames(r.encoding)
+      ? !`${r.schema}${r.name}`.includes('\uFFFD')
+      : isAscii(r.schema) && isAscii(r.name);
   return rows.map((r) => ({
     schema: r.schema,
     name: r.name,
     bytes: Number(r.bytes),
-    ...(r.kept ? { kept: true } : {}),
+    ...(named(r) ? {} : { kept: true }),
   }));
 }

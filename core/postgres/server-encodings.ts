@@ -23,8 +23,10 @@
  * (no WHATWG decoder), EUC_CN (WHATWG's is GBK, which maps GB2312's characters otherwise in places),
  * LATIN10 (no ISO-8859-16 decoder in Node).
  *
- * No imports: the preflights' sizing (core/task-size.ts) asks {@link namesUndecodable} too.
+ * The preflights' sizing (core/task-size.ts) asks {@link namesUndecodable} too, and the restore
+ * preflights {@link unmatchableSelection}: its one import, core/byte-arguments.ts, imports nothing.
  */
+import { bytesArgument } from '../byte-arguments';
 
 /** The bytes `[start, end)` of a name, decoded exactly; undefined when they cannot be. */
 export type NameDecoder = (bytes: Uint8Array, start: number, end: number) => string | undefined;
@@ -192,27 +194,116 @@ export function argumentsMatchNames(encoding: string | undefined): boolean {
   return encoding === undefined || encoding === 'UTF8' || encoding === 'SQL_ASCII';
 }
 
+const encoders = new Map<string, Map<string, Uint8Array>>();
+
 /**
- * A restore's `--schema` or `--table` name that pg_restore cannot be given for an archive of a
- * database in `encoding`, with its option: pg_restore compares them byte for byte with the
- * archive's names, which are in the database's encoding, while a process argument is UTF-8. So a
- * name with a character other than ASCII is refused for a database not in UTF8 (but SQL_ASCII,
- * whose names are the bytes a client sent, which pg_restore's UTF-8 argument meets).
+ * The exact inverse of {@link nameDecoder}: each character that some byte sequence of `encoding`
+ * decodes to exactly, and those bytes (ASCII is left out: its bytes are its own). Built by decoding
+ * every character's bytes: a single-byte encoding's 0x80–0xFF, an EUC encoding's two-byte
+ * characters (a first byte 0xA1–0xFE, or EUC_JP's 0x8E, then 0xA1–0xFE). A character two sequences decode to is left
+ * out: which of them PostgreSQL gives is not known here.
  */
-export function unpassableSelection(
+function encoderOf(encoding: string): Map<string, Uint8Array> | undefined {
+  const decode = nameDecoder(encoding);
+  if (!decode || encoding === 'UTF8') return undefined;
+  let chars = encoders.get(encoding);
+  if (chars) return chars;
+  const found = new Map<string, Uint8Array | undefined>();
+  const add = (bytes: Uint8Array) => {
+    const char = decode(bytes, 0, bytes.length);
+    if (char === undefined || [...char].length !== 1) return;
+    found.set(char, found.has(char) ? undefined : bytes);
+  };
+  if (encoding in SINGLE_BYTE) {
+    for (let byte = 0x80; byte <= 0xff; byte++) add(Uint8Array.of(byte));
+  } else {
+    // EUC_JP's 0x8E: a half-width katakana follows (EUC_KR has no such byte).
+    for (let lead = encoding === 'EUC_JP' ? 0x8e : 0xa1; lead <= 0xfe; lead++) {
+      if (lead > 0x8e && lead < 0xa1) continue;
+      for (let second = 0xa1; second <= 0xfe; second++) add(Uint8Array.of(lead, second));
+    }
+  }
+  chars = new Map([...found].filter((e): e is [string, Uint8Array] => e[1] !== undefined));
+  encoders.set(encoding, chars);
+  return chars;
+}
+
+/**
+ * `name` in `encoding`'s bytes, as the database holds it: the exact inverse of
+ * {@link nameDecoder} (the decoding of the bytes is `name`); undefined when a character of it has
+ * none (the encoding has no exact decoder, or has not that character exactly). UTF8 and an
+ * encoding not known: its UTF-8.
+ */
+export function encodeName(name: string, encoding: string | undefined): Uint8Array | undefined {
+  if (encoding === undefined || !decoded(encoding) || encoding === 'UTF8') {
+    return encoding === undefined || encoding === 'UTF8' ? new TextEncoder().encode(name) : undefined;
+  }
+  const chars = encoderOf(encoding) as Map<string, Uint8Array>;
+  const parts: number[] = [];
+  for (const char of name) {
+    if (char.charCodeAt(0) < 0x80) parts.push(char.charCodeAt(0));
+    else {
+      const bytes = chars.get(char);
+      if (!bytes) return undefined;
+      parts.push(...bytes);
+    }
+  }
+  return Uint8Array.from(parts);
+}
+
+/** What a restore selects by name (`--schema`, `--table`), as the restore's request gives it. */
+export interface NameSelection {
+  schemas: readonly string[];
+  tables: readonly string[];
+}
+
+/**
+ * A restore's `--schema` or `--table` name that cannot be matched exactly with the names of an
+ * archive of a database in `encoding`, in one line naming it (undefined when every name can).
+ * pg_restore compares its selection byte for byte with the archive's names, which are in the
+ * database's encoding; so a name other than ASCII is given to it in that encoding
+ * ({@link selectionArguments}), which needs the exact inverse of this module's decoders: an
+ * encoding without one (MULE_INTERNAL, EUC_TW, EUC_JIS_2004, EUC_CN, LATIN10), or a character the
+ * encoding does not hold exactly, cannot be. The restore preflights refuse it, from the manifest's
+ * `requires.encoding`, before anything is created.
+ */
+export function unmatchableSelection(
   encoding: string | undefined,
-  selection: { schemas: readonly string[]; tables: readonly string[] },
+  selection: NameSelection,
 ): string | undefined {
   if (argumentsMatchNames(encoding)) return undefined;
-  const schema = selection.schemas.find((name) => !isAscii(name));
-  const table = selection.tables.find((name) => !isAscii(name));
-  if (schema === undefined && table === undefined) return undefined;
-  const option =
-    schema === undefined ? `--table ${JSON.stringify(table)}` : `--schema ${JSON.stringify(schema)}`;
+  const named = [
+    ...selection.schemas.map((name) => ({ option: '--schema', name })),
+    ...selection.tables.map((name) => ({ option: '--table', name })),
+  ];
+  // ASCII is its own bytes in every server encoding.
+  const unmatched = named.find(({ name }) => !isAscii(name) && encodeName(name, encoding) === undefined);
+  if (unmatched === undefined) return undefined;
+  const why = decoded(encoding as string)
+    ? `a character of it has no exact equivalent in ${encoding}`
+    : `pgferry has no exact conversion of names to ${encoding}`;
   return (
-    `${option} cannot be given to pg_restore: the backup's database is in ${encoding}, in which ` +
-    'pg_restore compares the names it selects, and a name other than ASCII reaches it as UTF-8; restore the ' +
-    'whole backup, or back up just that schema or table (backup --schema, --table) and restore that; ' +
-    'nothing was restored'
+    `${unmatched.option} ${JSON.stringify(unmatched.name)} cannot be matched exactly with the backup's names: ` +
+    `its database is in ${encoding}, and ${why}; restore the whole backup, or back up just that ` +
+    'schema or table (backup --schema, --table) and restore that; nothing was restored'
   );
+}
+
+/**
+ * pg_restore's `--schema=` and `--table=` arguments of `selection`, each name in the bytes of the
+ * archive's database's `encoding` (see {@link unmatchableSelection}, which must have passed): an
+ * argument other than UTF-8 is a {@link bytesArgument}. In UTF8, SQL_ASCII (whose names are the
+ * bytes a client sent) and an encoding not known, the names as they are.
+ */
+export function selectionArguments(encoding: string | undefined, selection: NameSelection): string[] {
+  const argument = (option: string, name: string) => {
+    if (argumentsMatchNames(encoding) || isAscii(name)) return `${option}=${name}`;
+    const bytes = encodeName(name, encoding);
+    if (!bytes) throw new Error(`selectionArguments: ${name} has no exact equivalent in ${encoding}`);
+    return bytesArgument(`${option}=`, bytes);
+  };
+  return [
+    ...selection.schemas.map((name) => argument('--schema', name)),
+    ...selection.tables.map((name) => argument('--table', name)),
+  ];
 }

@@ -40,6 +40,7 @@ let store: string; // with one backup of shop
 let backup: BackupManifest;
 let bigBackup: BackupManifest; // its manifest says 500 GiB of dump, without large objects
 let bigWithLargeObjects: BackupManifest; // 500 GiB, and its archive holds large objects
+let eucTw: BackupManifest; // its manifest says its database is in EUC_TW
 
 async function socketQuery(server: TlsPostgres, sql: string, db = 'postgres'): Promise<unknown[]> {
   const c = new Client({
@@ -97,7 +98,7 @@ beforeAll(async () => {
   store = path.join(dir, 'store');
   const source = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${a.server.port}/shop?sslmode=verify-full&sslrootcert=${encodeURIComponent(a.caFile)}`;
   const made: string[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 4; i++) {
     const result = await runCli(['backup', '--source', source, '--store', store]);
     expect(result.stderr).toBe('');
     made.push(result.stdout.trim());
@@ -114,6 +115,9 @@ beforeAll(async () => {
     objects: other.objects.map((o) => (o.kind === 'dump' ? { ...o, largeObjects: true } : o)),
   };
   await local.putJson(manifestKey('shop', bigWithLargeObjects.id), bigWithLargeObjects);
+  const fourth = (await local.getJson(manifestKey('shop', made[3]))) as BackupManifest;
+  eucTw = { ...fourth, requires: { extensions: [], roles: [], ...fourth.requires, encoding: 'EUC_TW' } };
+  await local.putJson(manifestKey('shop', eucTw.id), eucTw);
 }, 300_000);
 afterAll(async () => {
   await Promise.all([a?.stop(), b?.stop(), sm?.stop()]);
@@ -371,6 +375,33 @@ test('a restore whose files cannot fit a Fargate task is refused before anything
     /needs 605\.\d GiB of disk \(0\.0 GiB downloaded and 500\.0 GiB decompressed, with a margin\): a Fargate task has at most 200 GiB/,
   );
   expectUntouched(store, before);
+});
+
+test('a restore selecting a non-ASCII name of a backup in an encoding pgferry cannot convert to (EUC_TW) is refused by the bundled preflight: no secret read, no connection, nothing written', async () => {
+  const before = witness(store);
+  const result = await invokeBundle(
+    bundled.bundleOf('RestorePreflight'),
+    {
+      store: `file://${store}`,
+      backup: eucTw.id,
+      name: 'shop',
+      target: login(a, 'drill'),
+      schemas: ['資料'],
+    },
+    lambdaEnv(),
+  );
+  expect(result).toEqual({
+    ok: false,
+    errorType: 'Pgferry.InvalidInput',
+    errorMessage:
+      '--schema "資料" cannot be matched exactly with the backup\'s names: its database is in EUC_TW, and pgferry ' +
+      'has no exact conversion of names to EUC_TW; restore the whole backup, or back up just that schema or ' +
+      'table (backup --schema, --table) and restore that; nothing was restored',
+  });
+  expectUntouched(store, before);
+  expect(
+    await socketQuery(a, "SELECT 1 FROM pg_database WHERE datname LIKE '%drill%' AND datname <> 'drill'"),
+  ).toEqual([]);
 });
 
 test('so is its verification, whose throwaway server holds the restored database: streamed, that alone; with large objects, the files as well', async () => {

@@ -51,7 +51,7 @@ import { dropOwnPublications } from '../../../core/postgres/logical-replication'
 import { conninfoValue, quoteIdent } from '../../../core/postgres/quote';
 import { describeArchive, readDatabaseLocale } from '../../../core/postgres/requirements';
 import { loadSessionOptions } from '../../../core/postgres/restore-session';
-import { unpassableSelection } from '../../../core/postgres/server-encodings';
+import { selectionArguments } from '../../../core/postgres/server-encodings';
 import {
   describeSessions,
   otherSessions,
@@ -138,8 +138,6 @@ export async function restoreBackup(
   const { checks } = progress;
   const { signal } = deps;
   stopIfInterrupted(signal);
-  const unpassable = unpassableSelection(manifest.requires?.encoding, into);
-  if (unpassable !== undefined) throw new PgferryError('RestoreFailed', unpassable);
   const workDir = await createWorkFolder('restore', workRoot(deps.env));
   const name = into.target.database;
   // Where the restore loads: in create mode a database renamed to the target's name at the end.
@@ -215,7 +213,7 @@ export async function restoreBackup(
             if (isScoped(manifest.scope)) await createSchemas(toc, loading);
             await progress.timed('preData', () =>
               pgRestoreParallel(tool, {
-                args: [...restoreArgs(loading), '--section=pre-data'],
+                args: [...restoreArgs(loading, manifest), '--section=pre-data'],
                 jobs: loading.jobs,
                 dumpFile: definitions,
                 env: restoreEnv(loading, deps),
@@ -277,7 +275,7 @@ export async function restoreBackup(
           const sequences = await sequenceSetList(definitions, toc);
           if (sequences) {
             await pgRestoreParallel(tool, {
-              args: [...restoreArgs(loading), `--use-list=${sequences}`],
+              args: [...restoreArgs(loading, manifest), `--use-list=${sequences}`],
               jobs: 1,
               dumpFile: definitions,
               env: restoreEnv(loading, deps),
@@ -285,7 +283,7 @@ export async function restoreBackup(
             });
           }
           await pgRestoreParallel(tool, {
-            args: [...restoreArgs(loading), '--section=post-data'],
+            args: [...restoreArgs(loading, manifest), '--section=post-data'],
             jobs: loading.jobs,
             dumpFile: definitions,
             env: restoreEnv(loading, deps),
@@ -344,7 +342,7 @@ export async function restoreBackup(
         await createSchemas(await readArchiveToc(createReadStream(files.dump)), loading);
       }
       await progress.timed('pgRestore', () =>
-        pgRestoreInto(files.tool, files.dump, loading, deps, {
+        pgRestoreInto(files.tool, files.dump, loading, manifest, deps, {
           tableData: files.tableData,
           psql: files.psql,
           afterPreData: hold,
@@ -756,8 +754,11 @@ async function applyGlobals(
   });
 }
 
-/** pg_restore's arguments for the request's options (the target database and what it restores). */
-function restoreArgs(request: RestoreTarget): string[] {
+/**
+ * pg_restore's arguments for the request's options (the target database and what it restores: the
+ * schemas and tables in the bytes of the backup's database's encoding, as its archive names them).
+ */
+function restoreArgs(request: RestoreTarget, manifest: BackupManifest): string[] {
   const args = [
     `--dbname=dbname=${conninfoValue(request.target.database)}`,
     '--exit-on-error',
@@ -767,8 +768,7 @@ function restoreArgs(request: RestoreTarget): string[] {
   if (request.noOwner) args.push('--no-owner');
   if (request.noAcl) args.push('--no-privileges');
   if (request.role) args.push(`--role=${request.role}`);
-  for (const schema of request.schemas) args.push(`--schema=${schema}`);
-  for (const table of request.tables) args.push(`--table=${table}`);
+  args.push(...selectionArguments(manifest.requires?.encoding, request));
   return args;
 }
 
@@ -788,6 +788,7 @@ async function pgRestoreInto(
   pgRestore: PgToolBinary,
   dumpFile: string,
   request: RestoreTarget,
+  manifest: BackupManifest,
   deps: RestoreDeps,
   opts: {
     /** A parallel backup's data-only archives (see `pgRestoreSections`). */
@@ -800,7 +801,7 @@ async function pgRestoreInto(
 ): Promise<void> {
   const { password } = request;
   const { tableData = [], psql } = opts;
-  const args = restoreArgs(request);
+  const args = restoreArgs(request, manifest);
   const lockTimeout = request.mode === 'clean';
   const env = restoreEnv(request, deps);
   // A restore of some schemas or tables skips the rest of the archive: how much it reads is unknown.

@@ -236,10 +236,14 @@ async function streamObject(load: {
   let toc: ArchiveTocEntry[] | undefined;
   const reader = new ArchiveRowCounter({
     onToc: (entries) => {
-      const other = notCopyData(entries) ?? (load.main ? namesNotExact(entries) : undefined);
+      // A side archive's names are in the main archive's encoding: where they are not exact (a
+      // SQL_ASCII backup), the main archive's TOC says so too, before anything is written.
+      const other = notCopyData(entries) ?? namesNotExact(entries);
       if (other) throw new NotStreamable(other);
       toc = entries;
-      copy.start(entries, load.onToc(entries));
+      const ready = load.onToc(entries);
+      ready.catch(() => undefined); // the COPYs' (copy.start), and the load's failure
+      copy.start(entries, ready);
     },
     onTocBytes: (bytes, last) => load.onTocBytes?.(bytes, last),
     tableData: copy,

@@ -39,6 +39,7 @@ import {
   restoreMajor,
 } from '../../../core/postgres/requirements';
 import { chooseToastCompression } from '../../../core/postgres/restore-session';
+import { unmatchableSelection } from '../../../core/postgres/server-encodings';
 import { otherSessions, refuseConnectedSessions } from '../../../core/postgres/target-sessions';
 import { checkObjectsPresent, resolveBackup } from '../../../core/resolve-backup';
 import type { BackupStore } from '../../../core/store';
@@ -59,7 +60,8 @@ export interface RestorePreflightDeps {
 /**
  * Everything that can refuse a restore, checked before the target is touched: on AWS that the
  * target is a configured target and its login is bound to it (before its secret is read); the
- * backup is complete and its objects are all there, and what the restore writes of them fits the
+ * backup is complete, its `--schema`/`--table` names can be matched exactly with its archive's
+ * (`unmatchableSelection`, by the database's encoding), and its objects are all there, and what the restore writes of them fits the
  * task's disk (`restoreDiskUse`: a streamed create restore, its definitions alone); the target is
  * reachable, not older than the source or the pg_dump that wrote the archive (unless allowed), not
  * the backup's own source (unless forced); the database exists or not as the mode expects; every
@@ -81,6 +83,8 @@ export async function preflightRestore(
   const targetBinding = allowedLogin(deployment, request.target, 'restore-target');
   const store = deps.openStore(request.store);
   const manifest = await resolveBackup(store, request.backup, requestedName(request));
+  const unmatchable = unmatchableSelection(manifest.requires?.encoding, request);
+  if (unmatchable !== undefined) throw new PgferryError('InvalidInput', unmatchable);
   await checkObjectsPresent(store, manifest);
   const diskUse = restoreDiskUse(manifest, request);
   await checkRestoreDisk({ id: manifest.id, use: diskUse, withLocalServer: false }, deployment, deps.env);
