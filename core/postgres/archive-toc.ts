@@ -68,6 +68,47 @@ export function droppedByClean(
   });
 }
 
+/** The entries of a schema's own that pg_dump writes beside its SCHEMA entry, depending on it alone. */
+const SCHEMA_OWN = new Set(['COMMENT', 'ACL', 'SECURITY LABEL']);
+
+/**
+ * The schemas a `--schema`/`--table` selection restores into, each with its own entries as the
+ * archive has them: its SCHEMA entry (`CREATE SCHEMA`, its owner) and its comment, grants and
+ * security labels. pg_restore's `-n` and `-t` select neither (a schema is in no schema, and is no
+ * table), so restoring them from a whole-database archive into a database without the schema
+ * fails with `schema "…" does not exist`. The schemas are those `--schema` names; with `--table`
+ * alone, those of the relations it selects. A schema without a SCHEMA entry (a `--table` backup's:
+ * see {@link schemasNotCreated}) is not among them.
+ */
+export function selectedSchemaEntries(
+  toc: readonly ArchiveTocEntry[],
+  selection: { schemas: readonly string[]; tables: readonly string[] },
+): { schema: string; ids: number[] }[] {
+  const wanted = selection.schemas.length
+    ? new Set(selection.schemas)
+    : new Set(
+        toc
+          .filter(
+            (e) => TABLE_LIKE.has(e.desc ?? '') && selection.tables.includes(e.tag ?? '') && e.namespace,
+          )
+          .map((e) => e.namespace as string),
+      );
+  return toc
+    .filter((e) => e.desc === 'SCHEMA' && e.tag !== null && wanted.has(e.tag))
+    .map((schema) => ({
+      schema: schema.tag as string,
+      ids: [
+        schema.dumpId,
+        ...toc
+          .filter(
+            (e) =>
+              SCHEMA_OWN.has(e.desc ?? '') && e.namespace === null && e.dependencies.includes(schema.dumpId),
+          )
+          .map((e) => e.dumpId),
+      ],
+    }));
+}
+
 /** Schemas that come with every database: never created for an archive. */
 const BUILT_IN_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'pg_toast', 'public']);
 

@@ -10,7 +10,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -35,7 +35,12 @@ import {
   dropDatabase,
 } from '../../../core/postgres/admin';
 import type { ArchiveTocEntry } from '../../../core/postgres/archive';
-import { droppedByClean, readArchiveToc, schemasNotCreated } from '../../../core/postgres/archive-toc';
+import {
+  droppedByClean,
+  readArchiveToc,
+  schemasNotCreated,
+  selectedSchemaEntries,
+} from '../../../core/postgres/archive-toc';
 import { type HeldTable, holdAutovacuum, releaseAutovacuum } from '../../../core/postgres/autovacuum-hold';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
 import { connectPg, libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
@@ -341,6 +346,7 @@ export async function restoreBackup(
       if (isScoped(manifest.scope)) {
         await createSchemas(await readArchiveToc(createReadStream(files.dump)), loading);
       }
+      await restoreSelectedSchemas(files.tool, files.dump, loading, manifest, deps);
       await progress.timed('pgRestore', () =>
         pgRestoreInto(files.tool, files.dump, loading, manifest, deps, {
           tableData: files.tableData,
@@ -459,6 +465,52 @@ async function createSchemas(toc: readonly ArchiveTocEntry[], into: RestoreTarge
   );
   if (schemas.length) {
     await withClient(into.target, into.password, (target) => createMissingSchemas(target, schemas));
+  }
+}
+
+/**
+ * A `--schema`/`--table` restore: the schemas it restores into that the target lacks, restored from
+ * the archive's own entries (see `selectedSchemaEntries`) — `CREATE SCHEMA`, its owner, comment and
+ * grants, as a restore of the whole archive gives them — by pg_restore with a `--use-list` of them
+ * (by dump id: a name in any encoding is matched exactly), the request's `--no-owner`,
+ * `--no-privileges` and `--role`, and no `--clean`. A schema the target has is left as it is, as
+ * `pg_restore -n` leaves it. (Not streamed: a selection is restored from files.)
+ */
+async function restoreSelectedSchemas(
+  tool: PgToolBinary,
+  dumpFile: string,
+  into: RestoreTarget,
+  manifest: BackupManifest,
+  deps: RestoreDeps,
+): Promise<void> {
+  if (into.schemas.length === 0 && into.tables.length === 0) return;
+  const selected = selectedSchemaEntries(await readArchiveToc(createReadStream(dumpFile)), into);
+  if (!selected.length) return;
+  const present = await withClient(into.target, into.password, async (target) => {
+    const { rows } = await target.query<{ nspname: string }>(
+      'SELECT nspname FROM pg_namespace WHERE nspname = ANY($1)',
+      [selected.map((s) => s.schema)],
+    );
+    return new Set(rows.map((r) => r.nspname));
+  });
+  const ids = selected.filter((s) => !present.has(s.schema)).flatMap((s) => s.ids);
+  if (!ids.length) return;
+  const list = `${dumpFile}.schemas.list`;
+  await writeFile(list, ids.map((id) => `${id};\n`).join(''), { mode: 0o600 });
+  try {
+    await pgRestoreParallel(tool, {
+      // The request's options without its selection (which selects no SCHEMA entry) or --clean.
+      args: [
+        ...restoreArgs({ ...into, mode: 'create', schemas: [], tables: [] }, manifest),
+        `--use-list=${list}`,
+      ],
+      jobs: 1,
+      dumpFile,
+      env: restoreEnv(into, deps),
+      onChild: deps.onChild,
+    });
+  } finally {
+    await rm(list, { force: true });
   }
 }
 
