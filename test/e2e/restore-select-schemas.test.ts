@@ -151,3 +151,19 @@ describe.each(['one', 'jobs'] as const)('a whole-database backup (%s)', (which) 
     expect(await contents(target)).toEqual(expected);
   }, 120_000);
 });
+
+test('--table sales.orders (a schema-qualified name, which pg_restore -t does not take) is refused in one line, nothing created', async () => {
+  const target = uniqueName('select_schemas_q');
+  created.push(target);
+  const result = await restore(backups.one, target, '--table', 'sales.orders');
+  expect(result.code).not.toBe(0);
+  expect(result.stderr).toBe(
+    `pgferry: --table "sales.orders" names no table of the backup: --table takes a table's name without its schema, as pg_restore's -t does; restore sales.orders with --schema "sales" --table "orders"; nothing was restored\n`,
+  );
+  const databases = await withClient(pg, 'postgres', (c) =>
+    c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_database WHERE datname LIKE $1', [
+      `%${target}`,
+    ]),
+  );
+  expect(databases.rows[0].n).toBe(0);
+}, 120_000);

@@ -85,6 +85,7 @@ export async function preflightRestore(
   const manifest = await resolveBackup(store, request.backup, requestedName(request));
   const unmatchable = unmatchableSelection(manifest.requires?.encoding, request);
   if (unmatchable !== undefined) throw new PgferryError('InvalidInput', unmatchable);
+  refuseQualifiedTable(request.tables, manifest);
   await checkObjectsPresent(store, manifest);
   const diskUse = restoreDiskUse(manifest, request);
   await checkRestoreDisk({ id: manifest.id, use: diskUse, withLocalServer: false }, deployment, deps.env);
@@ -138,6 +139,25 @@ export async function preflightRestore(
   // target database's other sessions, which a clean restore refuses.
   if (request.mode === 'clean') await checkCleanTarget(store, manifest, request, password);
   return plan;
+}
+
+/**
+ * Refuses a `--table` given as `schema.table` that names no table of the backup but one of its
+ * tables in a schema: `--table` takes the name alone, as pg_restore's `-t` does, so the restore
+ * would select nothing and succeed with an empty database. (A table whose name has a dot is
+ * selected by that name.)
+ */
+function refuseQualifiedTable(tables: readonly string[], manifest: BackupManifest): void {
+  for (const name of tables) {
+    if (manifest.tables.some((t) => t.name === name)) continue;
+    const table = manifest.tables.find((t) => `${t.schema}.${t.name}` === name);
+    if (!table) continue;
+    throw new PgferryError(
+      'InvalidInput',
+      `--table ${JSON.stringify(name)} names no table of the backup: --table takes a table's name without its schema, ` +
+        `as pg_restore's -t does; restore ${name} with --schema ${JSON.stringify(table.schema)} --table ${JSON.stringify(table.name)}; nothing was restored`,
+    );
+  }
 }
 
 function refuse(message: string): never {
