@@ -2,10 +2,11 @@
  * `analyzeInParallel` (core/postgres/admin.ts), what a migration's ANALYZE runs, on a real
  * server: it analyzes what a database-wide `ANALYZE` does — tables, materialized views, partition
  * trees (their inherited statistics too), unlogged tables, odd names — on up to `jobs` sessions at
- * once, and a failing `ANALYZE` fails it with the server's error, every session ended.
+ * once, and a failing `ANALYZE` fails it with the server's error, every session ended. Small
+ * tables share a statement, in `analyzeInParallel` and in `AnalyzeAsLoaded` alike.
  */
 import { Client } from 'pg';
-import { analyzeInParallel } from '../../../../core/postgres/admin';
+import { AnalyzeAsLoaded, analyzeInParallel } from '../../../../core/postgres/admin';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../support/env';
 
 const pg = testEnv().server(15);
@@ -16,7 +17,8 @@ const SCHEMA = `
   CREATE TABLE "odd ""schema"""."tåble one" (id integer PRIMARY KEY, v text);
   INSERT INTO "odd ""schema"""."tåble one" SELECT g, md5(g::text) FROM generate_series(1, 3000) g;
   CREATE TABLE big (id integer PRIMARY KEY, v text);
-  INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 20000) g;
+  -- Over 8 MiB: an ANALYZE statement of its own (ANALYZE_STATEMENT_BYTES).
+  INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 60000) g;
   CREATE UNLOGGED TABLE scratch (id integer);
   INSERT INTO scratch SELECT generate_series(1, 500);
   CREATE TABLE p (id integer, v text) PARTITION BY RANGE (id);
@@ -74,20 +76,28 @@ async function resetStatistics(): Promise<void> {
 }
 
 /** Sessions made for it, and the most `ANALYZE`s seen running at once (the server's own view). */
-function instrumented(): { connect: () => Promise<Client>; sessions: Client[]; peak: () => number } {
+function instrumented(): {
+  connect: () => Promise<Client>;
+  sessions: Client[];
+  peak: () => number;
+  statements: string[];
+} {
   const sessions: Client[] = [];
+  const statements: string[] = [];
   let running = 0;
   let peak = 0;
   return {
     sessions,
+    statements,
     peak: () => peak,
     connect: async () => {
       const client = new Client(pg.clientConfig(database));
       await client.connect();
       sessions.push(client);
-      const query = client.query.bind(client) as (text: string) => Promise<unknown>;
-      (client as unknown as { query: (text: string) => Promise<unknown> }).query = async (text: string) => {
-        if (!text.startsWith('ANALYZE')) return query(text);
+      const query = client.query.bind(client) as (text: string, values?: unknown[]) => Promise<unknown>;
+      (client as unknown as { query: typeof query }).query = async (text: string, values?: unknown[]) => {
+        if (!text.startsWith('ANALYZE')) return query(text, values);
+        statements.push(text);
         running++;
         peak = Math.max(peak, running);
         try {
@@ -169,5 +179,67 @@ test("a failing ANALYZE fails it with the server's error, and its sessions end",
     await withClient(pg, database, (c) =>
       c.query(`ALTER DATABASE ${database} RESET pgferry_test.picky; DROP TABLE fussy; DROP FUNCTION picky`),
     );
+  }
+}, 60_000);
+
+/** 250 tables of a few rows in schema `many`; dropped by `dropMany`. */
+async function createMany(): Promise<string[]> {
+  await withClient(pg, database, (c) =>
+    c.query(`CREATE SCHEMA many;
+      DO $$ BEGIN FOR i IN 1..250 LOOP
+        EXECUTE format('CREATE TABLE many.t%s (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = false)', i);
+        EXECUTE format('INSERT INTO many.t%s SELECT g, md5(g::text) FROM generate_series(1, 20) g', i);
+      END LOOP; END $$;`),
+  );
+  return Array.from({ length: 250 }, (_, i) => `many.t${i + 1}`);
+}
+const dropMany = () => withClient(pg, database, (c) => c.query('DROP SCHEMA many CASCADE'));
+
+/** The tables of schema `many` analyzed. */
+async function manyAnalyzed(): Promise<number> {
+  return withClient(pg, database, async (c) => {
+    const { rows } = await c.query<{ n: string }>(
+      `SELECT count(*) AS n FROM pg_stat_user_tables WHERE schemaname = 'many' AND last_analyze IS NOT NULL`,
+    );
+    return Number(rows[0].n);
+  });
+}
+
+test('small tables share an ANALYZE statement: 250 tables of 20 rows, a hundred a statement', async () => {
+  const names = await createMany();
+  try {
+    await resetStatistics();
+    const { connect, statements } = instrumented();
+    await analyzeInParallel(connect, 2);
+    expect(await manyAnalyzed()).toBe(names.length);
+    const naming = statements.filter((s) => s.includes('many.'));
+    expect(naming.length).toBeLessThanOrEqual(4);
+    expect(Math.max(...naming.map((s) => s.split(',').length))).toBe(100);
+    // The larger table (big, over 8 MiB) keeps a statement of its own.
+    expect(statements).toContain('ANALYZE public.big');
+    await expectNoSessions();
+  } finally {
+    await dropMany();
+  }
+}, 60_000);
+
+test('AnalyzeAsLoaded analyzes the tables loaded while it waited together, and knows each', async () => {
+  const names = await createMany();
+  try {
+    await resetStatistics();
+    const { connect, statements } = instrumented();
+    const early = new AnalyzeAsLoaded(connect, { errorCode: 'RestoreFailed' });
+    // Loaded before its session is connected: one statement a hundred.
+    for (const name of names) early.loaded(name);
+    for (let i = 0; i < 100 && (await manyAnalyzed()) < names.length; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const done = await early.analyzed();
+    expect(await manyAnalyzed()).toBe(names.length);
+    expect(done.size).toBe(names.length);
+    expect(statements.length).toBe(3);
+    await expectNoSessions();
+  } finally {
+    await dropMany();
   }
 }, 60_000);
