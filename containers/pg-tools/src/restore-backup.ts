@@ -169,6 +169,12 @@ export async function restoreBackup(
   // What the streamed load gave (restore-stream.ts); undefined when the archives were restored
   // from files.
   let streamed: StreamedArchive | undefined;
+  // The downloaded archive's TOC, read once for the steps that need it (a restore from files).
+  let tocRead: Promise<ArchiveTocEntry[]> | undefined;
+  const fileToc = (dump: string) => {
+    tocRead ??= readArchiveToc(createReadStream(dump));
+    return tocRead;
+  };
   // Why the archives were not streamed after all (large objects, names not decoded exactly: SQL_ASCII).
   let notStreamed: string | undefined;
   try {
@@ -343,10 +349,17 @@ export async function restoreBackup(
         );
       }
       stopIfInterrupted(signal);
-      if (isScoped(manifest.scope)) {
-        await createSchemas(await readArchiveToc(createReadStream(files.dump)), loading);
+      if (isScoped(manifest.scope)) await createSchemas(await fileToc(files.dump), loading);
+      if (loading.schemas.length || loading.tables.length) {
+        await restoreSelectedSchemas(
+          files.tool,
+          files.dump,
+          await fileToc(files.dump),
+          loading,
+          manifest,
+          deps,
+        );
       }
-      await restoreSelectedSchemas(files.tool, files.dump, loading, manifest, deps);
       await progress.timed('pgRestore', () =>
         pgRestoreInto(files.tool, files.dump, loading, manifest, deps, {
           tableData: files.tableData,
@@ -360,7 +373,7 @@ export async function restoreBackup(
     // the REPLICA IDENTITY FULL it gave tables are not the source's (see dropOwnPublications).
     // Only those the archive carries: a clean restore must not drop a live migration's publication.
     if (originOf(manifest) === 'migration') {
-      const toc = streamed?.toc ?? (files ? await readArchiveToc(createReadStream(files.dump)) : []);
+      const toc = streamed?.toc ?? (files ? await fileToc(files.dump) : []);
       const among = toc.filter((e) => e.desc === 'PUBLICATION' && e.tag).map((e) => e.tag as string);
       await progress.timed('ownPublication', () =>
         withClient(loading.target, password, (target) => dropOwnPublications(target, { among })),
@@ -479,12 +492,12 @@ async function createSchemas(toc: readonly ArchiveTocEntry[], into: RestoreTarge
 async function restoreSelectedSchemas(
   tool: PgToolBinary,
   dumpFile: string,
+  toc: readonly ArchiveTocEntry[],
   into: RestoreTarget,
   manifest: BackupManifest,
   deps: RestoreDeps,
 ): Promise<void> {
-  if (into.schemas.length === 0 && into.tables.length === 0) return;
-  const selected = selectedSchemaEntries(await readArchiveToc(createReadStream(dumpFile)), into);
+  const selected = selectedSchemaEntries(toc, into);
   if (!selected.length) return;
   const present = await withClient(into.target, into.password, async (target) => {
     const { rows } = await target.query<{ nspname: string }>(
