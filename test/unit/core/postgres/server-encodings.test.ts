@@ -108,7 +108,7 @@ test("a restore's selection: refused where a name cannot be converted exactly, e
     selectionArguments('LATIN1', selection).map((a) => Buffer.from(argumentBytes(a)).toString('latin1')),
   ).toEqual(['--schema=\u00e9squema', '--table=t\u00e1', '--table=plain']);
   expect(hex(argumentBytes(selectionArguments('LATIN1', selection)[1]))).toBe(
-    Buffer.from('--table=t').toString('hex') + 'e1',
+    `${Buffer.from('--table=t').toString('hex')}e1`,
   );
   for (const encoding of [undefined, 'UTF8', 'SQL_ASCII']) {
     expect(unmatchableSelection(encoding, selection)).toBeUndefined();
