@@ -7,10 +7,18 @@ import type { ToastCompression } from '../contracts';
 import { offersLz4 } from './requirements';
 
 /**
- * Fast bulk load, safe to lose on a crash (the restore fails and says so): bigger sorts for
- * index builds, no wait for WAL flushes at each commit.
+ * Fast bulk load, safe to lose on a crash (the restore fails and says so): no wait for WAL flushes
+ * at each commit; and the index builds' sort memory at PostgreSQL's own default, whatever the
+ * server is configured with. More memory makes a large index build slower, not faster: what does
+ * not fit is sorted in runs of that memory's size and merged (the same temporary files either way),
+ * and a tuple held in a larger run costs more CPU (measured, PostgreSQL 15: a primary key on 15 M integers took 5.0 server CPU
+ * seconds with 32 or 64 MB, 5.7 with 128 MB, 6.8–9.6 with 256 MB, 9.5–12.4 with 512 MB, 10.0
+ * with 1 GB; eight indexes on 2 M rows 13.3 with 64 MB against 15.9–19.2 with 512 MB). At 64 MB a
+ * build also gets at most one parallel worker (PostgreSQL leaves each participant 32 MB), as
+ * `pg_restore` run with the server's defaults does: two restore sessions building at once then
+ * start at most four processes, not six. See docs/benchmark.md, "Index builds' sort memory".
  */
-const BULK_LOAD_OPTIONS = ['maintenance_work_mem=512MB', 'synchronous_commit=off'];
+const BULK_LOAD_OPTIONS = ['maintenance_work_mem=64MB', 'synchronous_commit=off'];
 
 /**
  * What the load's sessions compress TOASTed values with, given what was asked for: `lz4` where the

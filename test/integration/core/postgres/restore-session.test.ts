@@ -2,19 +2,42 @@
  * The load's session settings, and the choice of TOAST compression against real servers of every
  * tested major (and, for a server without lz4 — older than 14 or built without it — a stand-in).
  */
-import type { Client } from 'pg';
+import { Client } from 'pg';
 import { chooseToastCompression, loadSessionOptions } from '../../../../core/postgres/restore-session';
 import { testEnv, withClient } from '../../../support/env';
 
 const env = testEnv();
 
+/**
+ * The sessions that restore the post-data build its indexes with 64 MB of sort memory, whatever
+ * the server's own setting: 512 MB made a 15 M-row primary key's build cost twice the CPU
+ * (docs/benchmark.md, "Index builds' sort memory").
+ */
+test.each(env.postgres.map((pg) => [pg.major, pg]))(
+  "PostgreSQL %i: a load session's index builds sort in 64 MB",
+  async (_major, pg) => {
+    // A setting of the server's or the role's (as a larger one here) is overridden.
+    const session = new Client({
+      ...pg.clientConfig('postgres'),
+      options: `-c maintenance_work_mem=1GB ${loadSessionOptions('server-default')}`,
+    });
+    await session.connect();
+    try {
+      const { rows } = await session.query<{ m: string }>(
+        "SELECT current_setting('maintenance_work_mem') AS m",
+      );
+      expect(rows[0].m).toBe('64MB');
+    } finally {
+      await session.end();
+    }
+  },
+);
+
 test('lz4 adds default_toast_compression to the bulk-load settings', () => {
   expect(loadSessionOptions('lz4')).toBe(
-    '-c maintenance_work_mem=512MB -c synchronous_commit=off -c default_toast_compression=lz4',
+    '-c maintenance_work_mem=64MB -c synchronous_commit=off -c default_toast_compression=lz4',
   );
-  expect(loadSessionOptions('server-default')).toBe(
-    '-c maintenance_work_mem=512MB -c synchronous_commit=off',
-  );
+  expect(loadSessionOptions('server-default')).toBe('-c maintenance_work_mem=64MB -c synchronous_commit=off');
 });
 
 /**
