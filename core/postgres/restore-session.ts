@@ -8,17 +8,16 @@ import { offersLz4 } from './requirements';
 
 /**
  * Fast bulk load, safe to lose on a crash (the restore fails and says so): no wait for WAL flushes
- * at each commit; and the index builds' sort memory at PostgreSQL's own default, whatever the
- * server is configured with. More memory makes a large index build slower, not faster: what does
- * not fit is sorted in runs of that memory's size and merged (the same temporary files either way),
- * and a tuple held in a larger run costs more CPU (measured, PostgreSQL 15: a primary key on 15 M integers took 5.0 server CPU
- * seconds with 32 or 64 MB, 5.7 with 128 MB, 6.8–9.6 with 256 MB, 9.5–12.4 with 512 MB, 10.0
- * with 1 GB; eight indexes on 2 M rows 13.3 with 64 MB against 15.9–19.2 with 512 MB). At 64 MB a
- * build also gets at most one parallel worker (PostgreSQL leaves each participant 32 MB), as
- * `pg_restore` run with the server's defaults does: two restore sessions building at once then
- * start at most four processes, not six. See docs/benchmark.md, "Index builds' sort memory".
+ * at each commit. The index builds' sort memory (`maintenance_work_mem`) is the server's own, as
+ * `pg_restore`'s sessions get it: pgferry set 512 MB until 2026-12-04, and with it a large btree
+ * build's sort cost up to twice the CPU it costs with PostgreSQL's default 64 MB (measured,
+ * PostgreSQL 15: a primary key on 15 M integers 5.0 server CPU seconds with 32 or 64 MB, 9.5–12.4
+ * with 512 MB, 10.0 with 1 GB; eight indexes on 2 M rows 13.3 with 64 MB against 15.9–19.2 with
+ * 512 MB). It is not forced lower either: GIN and pgvector's HNSW builds are faster with more
+ * memory, and a server's owner who set it larger chose it for the builds they have. See
+ * docs/benchmark.md, "Index builds' sort memory".
  */
-const BULK_LOAD_OPTIONS = ['maintenance_work_mem=64MB', 'synchronous_commit=off'];
+const BULK_LOAD_OPTIONS = ['synchronous_commit=off'];
 
 /**
  * What the load's sessions compress TOASTed values with, given what was asked for: `lz4` where the
