@@ -104,6 +104,9 @@ async function contents(database: string): Promise<string[]> {
   });
 }
 
+/** A target database's own table, which a clean restore of sales leaves. */
+const KEPT = 'CREATE TABLE public.kept (id int); INSERT INTO public.kept VALUES (1)';
+
 const SCHEMA = () =>
   `schema sales owner ${owner} comment the sales acl {${owner}=UC/${owner},${reader}=U/${owner}}`;
 
@@ -140,11 +143,7 @@ describe.each(['one', 'jobs'] as const)('a whole-database backup (%s)', (which) 
   test('--schema sales in clean mode into an existing database without it; again over it', async () => {
     const target = uniqueName('select_schemas_c');
     created.push(target);
-    await createSeededDatabase(
-      pg,
-      target,
-      'CREATE TABLE public.kept (id int); INSERT INTO public.kept VALUES (1)',
-    );
+    await createSeededDatabase(pg, target, KEPT);
     const mode = ['--mode', 'clean', '--force', '--no-safety-backup'];
     const result = await restore(backups[which], target, ...mode, '--schema', 'sales');
     expect(result.stderr).toBe('');
@@ -237,11 +236,7 @@ async function databasesLike(name: string): Promise<number> {
 test('in clean mode a --table that selects nothing is refused before the safety backup: nothing dropped or backed up', async () => {
   const target = uniqueName('select_schemas_cn');
   created.push(target);
-  await createSeededDatabase(
-    pg,
-    target,
-    'CREATE TABLE public.kept (id int); INSERT INTO public.kept VALUES (1)',
-  );
+  await createSeededDatabase(pg, target, KEPT);
   const result = await restore(backups.one, target, '--mode', 'clean', '--force', '--table', 'ordrs');
   expect(result.code).not.toBe(0);
   expect(result.stderr).toMatch(
@@ -262,10 +257,5 @@ test('--table sales.orders (a schema-qualified name, which pg_restore -t does no
   expect(result.stderr).toBe(
     `pgferry: --table "sales.orders" names no table of the backup: --table takes a table's name without its schema, as pg_restore's -t does; restore sales.orders with --schema "sales" --table "orders"; nothing was restored\n`,
   );
-  const databases = await withClient(pg, 'postgres', (c) =>
-    c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_database WHERE datname LIKE $1', [
-      `%${target}`,
-    ]),
-  );
-  expect(databases.rows[0].n).toBe(0);
+  expect(await databasesLike(target)).toBe(0);
 }, 120_000);
