@@ -126,8 +126,8 @@ const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'pg_toast'])
  * {@link selectedSchemaEntries}) or an object in it; a `--table` name, a table, view, materialized
  * view, sequence or foreign table of that name, in one of the `--schema` schemas when any are
  * given. Names are compared as the archive's reader decoded them: exactly, in any encoding whose
- * names server-encodings.ts's `unmatchableSelection` lets through (an entry read loosely compares equal only to a
- * name pg_restore might match, never the reverse).
+ * names server-encodings.ts's `unmatchableSelection` lets through (an entry read loosely may compare
+ * equal to a name pg_restore does not match, never unequal to one it does: no false refusal).
  *
  * `backup` names where its tables are listed (`pgferry show … --json`, the manifest's `tables`),
  * offered when no close name is.
@@ -152,7 +152,7 @@ export function unselectedName(
     const shown = [...close, ...rest].slice(0, 10);
     return (
       `--schema ${JSON.stringify(name)} matches nothing in backup ${backup.id}: it has no schema of that exact name ` +
-      `(as pg_restore's -n, case included); its schemas: ${list(shown)}` +
+      `(as pg_restore's -n, case included); its schemas: ${shown.length ? list(shown) : 'none'}` +
       `${own.length > shown.length ? `, and ${own.length - shown.length} more` : ''}; ${done}`
     );
   }
