@@ -1,9 +1,11 @@
 /**
- * What `pg_restore --clean` of an archive will drop, known from its first bytes — before the
- * archive is downloaded. pg_dump writing to a pipe (as pgferry's dumps do) puts the whole table of
+ * What a restore learns from an archive's table of contents, known from its first bytes — before
+ * the archive is downloaded: what `pg_restore --clean` will drop, and what a `--schema`/`--table`
+ * selection selects. pg_dump writing to a pipe (as pgferry's dumps do) puts the whole table of
  * contents at the start, before any data; core/postgres/archive.ts reads it.
  */
 import type { Readable } from 'node:stream';
+import { closeNames } from '../close-names';
 import { PgferryError } from '../errors';
 import { ArchiveFormatError, ArchiveScanner, type ArchiveTocEntry } from './archive';
 
@@ -107,6 +109,95 @@ export function selectedSchemaEntries(
           .map((e) => e.dumpId),
       ],
     }));
+}
+
+/** An archive's entry as a restore's `--schema`/`--table` selection sees it. */
+export type SelectableEntry = Pick<ArchiveTocEntry, 'desc' | 'tag' | 'namespace'>;
+
+/** Schemas every database has, of no interest in a list of a backup's schemas. */
+const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'pg_toast']);
+
+/**
+ * A restore's `--schema` or `--table` name that selects nothing of an archive's `entries`, in one
+ * line naming it and what to do; undefined when every name selects something. pg_restore's `-n`
+ * and `-t` select nothing silently: a typo would give an empty restore that succeeds. Names match
+ * as pg_restore matches them (see {@link droppedByClean}): exactly, case included. A `--schema`
+ * name matches when the archive has that schema (its SCHEMA entry, which the restore creates: see
+ * {@link selectedSchemaEntries}) or an object in it; a `--table` name, a table, view, materialized
+ * view, sequence or foreign table of that name, in one of the `--schema` schemas when any are
+ * given. Names are compared as the archive's reader decoded them: exactly, in any encoding whose
+ * names server-encodings.ts's `unmatchableSelection` lets through (an entry read loosely may compare
+ * equal to a name pg_restore does not match, never unequal to one it does: no false refusal).
+ *
+ * `backup` names where its tables are listed (`pgferry show … --json`, the manifest's `tables`),
+ * offered when no close name is.
+ */
+export function unselectedName(
+  entries: readonly SelectableEntry[],
+  selection: { schemas: readonly string[]; tables: readonly string[] },
+  backup: { id: string; store: string },
+): string | undefined {
+  const done = 'nothing was restored';
+  const list = (names: readonly string[]) => names.map((n) => JSON.stringify(n)).join(', ');
+  const schemas = new Set<string>();
+  for (const e of entries) {
+    if (e.desc === 'SCHEMA' && e.tag !== null) schemas.add(e.tag);
+    if (e.namespace !== null) schemas.add(e.namespace);
+  }
+  for (const name of selection.schemas) {
+    if (schemas.has(name)) continue;
+    const own = [...schemas].filter((s) => !SYSTEM_SCHEMAS.has(s));
+    const close = closeNames(name, own, 10);
+    const rest = own.filter((s) => !close.includes(s)).sort();
+    const shown = [...close, ...rest].slice(0, 10);
+    return (
+      `--schema ${JSON.stringify(name)} matches nothing in backup ${backup.id}: it has no schema of that exact name ` +
+      `(as pg_restore's -n, case included); its schemas: ${shown.length ? list(shown) : 'none'}` +
+      `${own.length > shown.length ? `, and ${own.length - shown.length} more` : ''}; ${done}`
+    );
+  }
+  const relations = entries.filter(
+    (e): e is SelectableEntry & { tag: string; namespace: string } =>
+      TABLE_LIKE.has(e.desc ?? '') && e.tag !== null && e.namespace !== null,
+  );
+  const inSchemas = (e: { namespace: string }) =>
+    selection.schemas.length === 0 || selection.schemas.includes(e.namespace);
+  for (const name of selection.tables) {
+    const named = relations.filter((e) => e.tag === name);
+    if (named.some(inSchemas)) continue;
+    if (named.length) {
+      const found = [...new Set(named.map((e) => e.namespace))].sort();
+      return (
+        `--table ${JSON.stringify(name)} is in none of the --schema schemas (${list(selection.schemas)}) of backup ${backup.id}: ` +
+        `it is in ${list(found)}; add --schema ${JSON.stringify(found[0])}, or leave --schema out to restore it from every schema; ${done}`
+      );
+    }
+    const qualified = relations.find((e) => `${e.namespace}.${e.tag}` === name);
+    if (qualified) {
+      return (
+        `--table ${JSON.stringify(name)} names no table of the backup: --table takes a table's name without its schema, ` +
+        `as pg_restore's -t does; restore ${name} with --schema ${JSON.stringify(qualified.namespace)} --table ${JSON.stringify(qualified.tag)}; ${done}`
+      );
+    }
+    const candidates = relations.filter(inSchemas);
+    const close = closeNames(
+      name,
+      candidates.map((e) => e.tag),
+    ).map((tag) => {
+      const where = [...new Set(candidates.filter((e) => e.tag === tag).map((e) => e.namespace))].sort();
+      return `${JSON.stringify(tag)} (in ${list(where)})`;
+    });
+    const where = selection.schemas.length ? ` in --schema ${list(selection.schemas)}` : '';
+    return (
+      `--table ${JSON.stringify(name)} matches nothing${where} in backup ${backup.id}: it has no table, view, materialized view, ` +
+      `sequence or foreign table of that exact name (as pg_restore's -t: the name alone, case included); ` +
+      (close.length
+        ? `close names: ${close.join(', ')}`
+        : `pgferry show --store ${backup.store} --backup ${backup.id} --json lists its tables`) +
+      `; ${done}`
+    );
+  }
+  return undefined;
 }
 
 /** Schemas that come with every database: never created for an archive. */

@@ -404,6 +404,33 @@ test('a restore selecting a non-ASCII name of a backup in an encoding pgferry ca
   ).toEqual([]);
 });
 
+test('a restore whose --table selects nothing of the backup is refused by the bundled preflight: no secret read, no connection, nothing written', async () => {
+  const before = witness(store);
+  const result = await invokeBundle(
+    bundled.bundleOf('RestorePreflight'),
+    {
+      store: `file://${store}`,
+      backup: backup.id,
+      name: 'shop',
+      target: login(a, 'drill'),
+      tables: ['T'],
+    },
+    lambdaEnv(),
+  );
+  expect(result).toEqual({
+    ok: false,
+    errorType: 'Pgferry.InvalidInput',
+    errorMessage:
+      `--table "T" matches nothing in backup ${backup.id}: it has no table, view, materialized view, sequence or ` +
+      `foreign table of that exact name (as pg_restore's -t: the name alone, case included); close names: "t" (in "public"); ` +
+      'nothing was restored',
+  });
+  expectUntouched(store, before);
+  expect(
+    await socketQuery(a, "SELECT 1 FROM pg_database WHERE datname LIKE '%drill%' AND datname <> 'drill'"),
+  ).toEqual([]);
+});
+
 test('so is its verification, whose throwaway server holds the restored database: streamed, that alone; with large objects, the files as well', async () => {
   const before = witness(store);
   const verify = (backup: BackupManifest) =>

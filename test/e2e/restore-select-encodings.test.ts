@@ -7,7 +7,8 @@
  * one pg_dump's backup and from a `backup --jobs 2` one (an ASCII table's data in a side archive),
  * into a new database and over it (`--mode clean`). A name that cannot be matched exactly (an
  * encoding pgferry has no exact conversion for, a character its decoders leave out) is refused
- * in one line before anything is created.
+ * in one line before anything is created; so is one that selects nothing (a view's name, which the
+ * manifest does not hold, is looked up in the archive's names, decoded exactly).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -264,6 +265,36 @@ test("a name with a character the EUC_JP decoder leaves out (JIS X 0212's á) is
   const database = await createDatabase('EUC_JP', 'CREATE TABLE "tá" (id int); INSERT INTO "tá" VALUES (1);');
   const manifest = await backup(database);
   await refused(manifest, '--table', 'tá', 'a character of it has no exact equivalent in EUC_JP');
+}, 120_000);
+
+test("in a LATIN1 backup a --table of a view's non-ASCII name (looked up in the archive, decoded) restores it; a near miss is refused, naming the table", async () => {
+  const database = await createDatabase(
+    'LATIN1',
+    `CREATE TABLE "pequeño" (id int PRIMARY KEY, label text); INSERT INTO "pequeño" VALUES (1, 'uno');
+     CREATE VIEW "vista_año" AS SELECT 1 AS n;`,
+  );
+  const manifest = await backup(database);
+  const target = uniqueName('select_latin1_view');
+  created.push(target);
+  const result = await restore(manifest, target, '--table', 'vista_año', '--table', 'pequeño');
+  expect(result.stderr).toBe('');
+  expect(result.code).toBe(0);
+  const views = await withClient(pg, target, (c) =>
+    c.query<{ viewname: string }>("SELECT viewname FROM pg_views WHERE schemaname = 'public'"),
+  );
+  expect(views.rows.map((r) => r.viewname)).toEqual(['vista_año']);
+  expect((await contents(target)).filter((line) => line.startsWith('table '))).toEqual([
+    (await contents(database)).find((line) => line.startsWith('table public.pequeño')),
+  ]);
+  const missed = uniqueName('select_latin1_missed');
+  created.push(missed);
+  const refusal = await restore(manifest, missed, '--table', 'pequeno');
+  expect(refusal.code).not.toBe(0);
+  expect(refusal.stderr).toBe(
+    `pgferry: --table "pequeno" matches nothing in backup ${manifest.id}: it has no table, view, materialized view, ` +
+      `sequence or foreign table of that exact name (as pg_restore's -t: the name alone, case included); ` +
+      'close names: "pequeño" (in "public"); nothing was restored\n',
+  );
 }, 120_000);
 
 test("a SQL_ASCII backup --jobs 2 dumps a non-ASCII table's data apart (its UTF-8 pattern meets the name), and restores its rows", async () => {

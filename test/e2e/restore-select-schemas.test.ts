@@ -5,7 +5,10 @@
  * The restore gives the schema as the backup has it (owner, comment, grant) and the selected
  * tables' rows, nothing else of the backup: into a new database, from one pg_dump's backup and from
  * a `backup --jobs 2` one (the large table's data in a side archive), and in clean mode into an
- * existing database without the schema.
+ * existing database without the schema. A `--schema` or `--table` that selects nothing of the
+ * backup (pg_restore's `-n`/`-t` would restore nothing, and succeed) is refused in one line by the
+ * preflight, before anything is created or backed up; one that selects a view, a materialized view
+ * or a sequence (not among the manifest's tables: looked up in the archive) restores it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,7 +46,10 @@ const SEED = `
   CREATE TABLE public.orders (id int PRIMARY KEY);
   INSERT INTO public.orders SELECT generate_series(1, 3);
   CREATE TABLE public.other (id int);
-  INSERT INTO public.other VALUES (1);`;
+  INSERT INTO public.other VALUES (1);
+  CREATE VIEW public.answer AS SELECT 42 AS n;
+  CREATE MATERIALIZED VIEW public.answers AS SELECT generate_series(1, 3) AS n;
+  CREATE SEQUENCE public.tickets START 100;`;
 
 beforeAll(async () => {
   await withClient(pg, 'postgres', (c) =>
@@ -98,6 +104,9 @@ async function contents(database: string): Promise<string[]> {
   });
 }
 
+/** A target database's own table, which a clean restore of sales leaves. */
+const KEPT = 'CREATE TABLE public.kept (id int); INSERT INTO public.kept VALUES (1)';
+
 const SCHEMA = () =>
   `schema sales owner ${owner} comment the sales acl {${owner}=UC/${owner},${reader}=U/${owner}}`;
 
@@ -134,11 +143,7 @@ describe.each(['one', 'jobs'] as const)('a whole-database backup (%s)', (which) 
   test('--schema sales in clean mode into an existing database without it; again over it', async () => {
     const target = uniqueName('select_schemas_c');
     created.push(target);
-    await createSeededDatabase(
-      pg,
-      target,
-      'CREATE TABLE public.kept (id int); INSERT INTO public.kept VALUES (1)',
-    );
+    await createSeededDatabase(pg, target, KEPT);
     const mode = ['--mode', 'clean', '--force', '--no-safety-backup'];
     const result = await restore(backups[which], target, ...mode, '--schema', 'sales');
     expect(result.stderr).toBe('');
@@ -150,7 +155,99 @@ describe.each(['one', 'jobs'] as const)('a whole-database backup (%s)', (which) 
     expect(again.code).toBe(0);
     expect(await contents(target)).toEqual(expected);
   }, 120_000);
+
+  test('--table of a view, a materialized view and a sequence (no table of the manifest) restores them', async () => {
+    const target = uniqueName('select_schemas_v');
+    created.push(target);
+    const result = await restore(
+      backups[which],
+      target,
+      '--table',
+      'answer',
+      '--table',
+      'answers',
+      '--table',
+      'tickets',
+    );
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const relations = await withClient(pg, target, (c) =>
+      c.query<{ line: string }>(
+        `SELECT format('%s %s', c.relkind, c.relname) AS line FROM pg_class c
+          WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'v', 'm', 'S') ORDER BY c.relname`,
+      ),
+    );
+    expect(relations.rows.map((r) => r.line)).toEqual(['v answer', 'm answers', 'S tickets']);
+  }, 120_000);
+
+  test('a --table or --schema that selects nothing is refused in one line, naming it and close names; nothing created', async () => {
+    const manifest = backups[which];
+    const target = uniqueName('select_schemas_none');
+    created.push(target);
+    const cases: [string[], string][] = [
+      [
+        ['--table', 'ordrs'],
+        `--table "ordrs" matches nothing in backup ${manifest.id}: it has no table, view, materialized view, sequence or ` +
+          `foreign table of that exact name (as pg_restore's -t: the name alone, case included); close names: ` +
+          `"orders" (in "public", "sales")`,
+      ],
+      [
+        ['--table', 'orders', '--table', 'Items'],
+        `--table "Items" matches nothing in backup ${manifest.id}: it has no table, view, materialized view, sequence or ` +
+          `foreign table of that exact name (as pg_restore's -t: the name alone, case included); close names: "items" (in "sales")`,
+      ],
+      [
+        ['--schema', 'public', '--table', 'items'],
+        `--table "items" is in none of the --schema schemas ("public") of backup ${manifest.id}: it is in "sales"; ` +
+          'add --schema "sales", or leave --schema out to restore it from every schema',
+      ],
+      [
+        ['--table', 'nothing_like_it'],
+        `--table "nothing_like_it" matches nothing in backup ${manifest.id}: it has no table, view, materialized view, ` +
+          `sequence or foreign table of that exact name (as pg_restore's -t: the name alone, case included); ` +
+          `pgferry show --store ${store} --backup ${manifest.id} --json lists its tables`,
+      ],
+    ];
+    for (const [selection, message] of cases) {
+      const result = await restore(manifest, target, ...selection);
+      expect(result.stderr).toBe(`pgferry: ${message}; nothing was restored\n`);
+      expect(result.code).not.toBe(0);
+    }
+    const schema = await restore(manifest, target, '--schema', 'Sales');
+    expect(schema.code).not.toBe(0);
+    expect(schema.stderr).toMatch(
+      new RegExp(
+        `^pgferry: --schema "Sales" matches nothing in backup ${manifest.id}: it has no schema of that exact name ` +
+          `\\(as pg_restore's -n, case included\\); its schemas: "sales", .*"public".*; nothing was restored\n$`,
+      ),
+    );
+    expect(await databasesLike(target)).toBe(0);
+  }, 120_000);
 });
+
+/** How many databases have names ending in `name` (the target, or the one a restore loads first). */
+async function databasesLike(name: string): Promise<number> {
+  const { rows } = await withClient(pg, 'postgres', (c) =>
+    c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_database WHERE datname LIKE $1', [`%${name}`]),
+  );
+  return rows[0].n;
+}
+
+test('in clean mode a --table that selects nothing is refused before the safety backup: nothing dropped or backed up', async () => {
+  const target = uniqueName('select_schemas_cn');
+  created.push(target);
+  await createSeededDatabase(pg, target, KEPT);
+  const result = await restore(backups.one, target, '--mode', 'clean', '--force', '--table', 'ordrs');
+  expect(result.code).not.toBe(0);
+  expect(result.stderr).toMatch(
+    /^pgferry: --table "ordrs" matches nothing in backup .*; nothing was restored\n$/,
+  );
+  expect(await contents(target)).toEqual(['table public.kept: 1']);
+  // No safety backup of the target was taken (it would be filed under the target's name).
+  const listed = await runCli(['list', '--store', store, '--json']);
+  expect(listed.code).toBe(0);
+  expect(listed.stdout).not.toContain(target);
+}, 120_000);
 
 test('--table sales.orders (a schema-qualified name, which pg_restore -t does not take) is refused in one line, nothing created', async () => {
   const target = uniqueName('select_schemas_q');
@@ -160,10 +257,5 @@ test('--table sales.orders (a schema-qualified name, which pg_restore -t does no
   expect(result.stderr).toBe(
     `pgferry: --table "sales.orders" names no table of the backup: --table takes a table's name without its schema, as pg_restore's -t does; restore sales.orders with --schema "sales" --table "orders"; nothing was restored\n`,
   );
-  const databases = await withClient(pg, 'postgres', (c) =>
-    c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_database WHERE datname LIKE $1', [
-      `%${target}`,
-    ]),
-  );
-  expect(databases.rows[0].n).toBe(0);
+  expect(await databasesLike(target)).toBe(0);
 }, 120_000);

@@ -40,6 +40,7 @@ import {
   readArchiveToc,
   schemasNotCreated,
   selectedSchemaEntries,
+  unselectedName,
 } from '../../../core/postgres/archive-toc';
 import { type HeldTable, holdAutovacuum, releaseAutovacuum } from '../../../core/postgres/autovacuum-hold';
 import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
@@ -336,6 +337,13 @@ export async function restoreBackup(
     stopIfInterrupted(signal);
 
     if (files) {
+      // What the preflight checks from the stored archive's start when it can (not an lz4 dump
+      // without the lz4 tool): each --schema and --table selects something.
+      if (loading.schemas.length || loading.tables.length) {
+        const backup = { id: manifest.id, store: deps.store.url };
+        const unselected = unselectedName(await fileToc(files.dump), loading, backup);
+        if (unselected !== undefined) throw new PgferryError('InvalidInput', unselected);
+      }
       if (into.mode === 'clean') {
         await progress.timed('checkTarget', () => prepareCleanTarget(into, files.dump, checks));
       }

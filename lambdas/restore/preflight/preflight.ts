@@ -15,7 +15,12 @@ import { createLogger } from '../../../core/logging';
 import { allowedLogin } from '../../../core/login-policy';
 import { roleNames } from '../../../core/postgres/admin';
 import type { ArchiveTocEntry } from '../../../core/postgres/archive';
-import { droppedByClean, readArchiveToc } from '../../../core/postgres/archive-toc';
+import {
+  droppedByClean,
+  readArchiveToc,
+  type SelectableEntry,
+  unselectedName,
+} from '../../../core/postgres/archive-toc';
 import { connectMaintenance, endQuietly, withClient } from '../../../core/postgres/connect';
 import { dropBlockers, refuseBlockedCleanRestore } from '../../../core/postgres/drop-dependents';
 import {
@@ -61,7 +66,8 @@ export interface RestorePreflightDeps {
  * Everything that can refuse a restore, checked before the target is touched: on AWS that the
  * target is a configured target and its login is bound to it (before its secret is read); the
  * backup is complete, its `--schema`/`--table` names can be matched exactly with its archive's
- * (`unmatchableSelection`, by the database's encoding), and its objects are all there, and what the restore writes of them fits the
+ * (`unmatchableSelection`, by the database's encoding) and each selects something of it
+ * (`refuseEmptySelection`), and its objects are all there, and what the restore writes of them fits the
  * task's disk (`restoreDiskUse`: a streamed create restore, its definitions alone); the target is
  * reachable, not older than the source or the pg_dump that wrote the archive (unless allowed), not
  * the backup's own source (unless forced); the database exists or not as the mode expects; every
@@ -85,8 +91,14 @@ export async function preflightRestore(
   const manifest = await resolveBackup(store, request.backup, requestedName(request));
   const unmatchable = unmatchableSelection(manifest.requires?.encoding, request);
   if (unmatchable !== undefined) throw new PgferryError('InvalidInput', unmatchable);
-  refuseQualifiedTable(request.tables, manifest);
   await checkObjectsPresent(store, manifest);
+  // The archive's TOC, read (once) by the checks that need it.
+  let tocRead: Promise<ArchiveTocEntry[] | undefined> | undefined;
+  const backupToc = () => {
+    tocRead ??= readBackupToc(store, manifest);
+    return tocRead;
+  };
+  await refuseEmptySelection(request, manifest, store.url, backupToc);
   const diskUse = restoreDiskUse(manifest, request);
   await checkRestoreDisk({ id: manifest.id, use: diskUse, withLocalServer: false }, deployment, deps.env);
 
@@ -137,27 +149,35 @@ export async function preflightRestore(
   }
   // Once the maintenance session has ended: restoring into `postgres`, it would be one of the
   // target database's other sessions, which a clean restore refuses.
-  if (request.mode === 'clean') await checkCleanTarget(store, manifest, request, password);
+  if (request.mode === 'clean') await checkCleanTarget(await backupToc(), request, password);
   return plan;
 }
 
 /**
- * Refuses a `--table` given as `schema.table` that names no table of the backup but one of its
- * tables in a schema: `--table` takes the name alone, as pg_restore's `-t` does, so the restore
- * would select nothing and succeed with an empty database. (A table whose name has a dot is
- * selected by that name.)
+ * Refuses a `--schema` or `--table` name that selects nothing of the backup (`unselectedName`):
+ * pg_restore's `-n`/`-t` would restore nothing and succeed. The manifest's tables (those whose rows
+ * the backup holds) settle the common case without reading anything; a name they do not hold — a
+ * view, a sequence, a table without data, a schema of no table, or a typo — is looked up in the
+ * archive's TOC. When that cannot be read here (an lz4 dump where the lz4 tool is missing), the
+ * runner refuses the same after the download, before anything is restored.
  */
-function refuseQualifiedTable(tables: readonly string[], manifest: BackupManifest): void {
-  for (const name of tables) {
-    if (manifest.tables.some((t) => t.name === name)) continue;
-    const table = manifest.tables.find((t) => `${t.schema}.${t.name}` === name);
-    if (!table) continue;
-    throw new PgferryError(
-      'InvalidInput',
-      `--table ${JSON.stringify(name)} names no table of the backup: --table takes a table's name without its schema, ` +
-        `as pg_restore's -t does; restore ${name} with --schema ${JSON.stringify(table.schema)} --table ${JSON.stringify(table.name)}; nothing was restored`,
-    );
-  }
+async function refuseEmptySelection(
+  request: RestoreRequest,
+  manifest: BackupManifest,
+  storeUrl: string,
+  backupToc: () => Promise<ArchiveTocEntry[] | undefined>,
+): Promise<void> {
+  if (!request.schemas.length && !request.tables.length) return;
+  const backup = { id: manifest.id, store: storeUrl };
+  const tables: SelectableEntry[] = manifest.tables.map((t) => ({
+    desc: 'TABLE',
+    tag: t.name,
+    namespace: t.schema,
+  }));
+  if (unselectedName(tables, request, backup) === undefined) return;
+  const toc = await backupToc();
+  const unselected = toc && unselectedName(toc, request, backup);
+  if (unselected) throw new PgferryError('InvalidInput', unselected);
 }
 
 function refuse(message: string): never {
@@ -297,12 +317,10 @@ async function checkRoles(client: Client, request: RestoreRequest, manifest: Bac
  * anything is dropped. With `terminateConnections` the sessions are ended by the runner instead.
  */
 async function checkCleanTarget(
-  store: BackupStore,
-  manifest: BackupManifest,
+  toc: ArchiveTocEntry[] | undefined,
   request: RestoreRequest,
   password: string | undefined,
 ): Promise<void> {
-  const toc = await readBackupToc(store, manifest);
   await withClient(request.target, password, async (target) => {
     const done = 'nothing was changed or downloaded';
     if (toc) {

@@ -9,7 +9,12 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import type { ArchiveTocEntry } from '../../../../core/postgres/archive';
-import { cleanableOrder, droppedByClean, readArchiveToc } from '../../../../core/postgres/archive-toc';
+import {
+  cleanableOrder,
+  droppedByClean,
+  readArchiveToc,
+  unselectedName,
+} from '../../../../core/postgres/archive-toc';
 import { pgTool, runTool } from '../../../support/cli';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../support/env';
 
@@ -112,6 +117,48 @@ describe.each([15, 17])('an archive of pg_dump %i', (major) => {
       expect(droppedByClean(toc, selection).map((e) => e.dumpId)).toEqual(
         toc.filter((e) => e.dropped && e.desc !== 'DATABASE' && selected.has(e.dumpId)).map((e) => e.dumpId),
       );
+    }
+  });
+
+  test('a --schema or --table name selects nothing exactly when pg_restore -n/-t with it lists nothing (but a schema held whole)', async () => {
+    const backup = { id: 'b', store: 'file:///s' };
+    const schemas = ['odd "schema"', 'public', 'Public', 'odd', 'pg_catalog', 'nosuch'];
+    const tables = [
+      't',
+      'v',
+      'T',
+      'p',
+      'p1',
+      'p1a',
+      't_id_seq',
+      'tåble with spaces',
+      'f',
+      'mood',
+      'p_v',
+      'odd "schema".t',
+      'x',
+    ];
+    const selections = [
+      ...schemas.map((s) => ({ schemas: [s], tables: [] })),
+      ...tables.map((t) => ({ schemas: [], tables: [t] })),
+      { schemas: ['public'], tables: ['t_id_seq'] },
+      { schemas: ['odd "schema"'], tables: ['t_id_seq'] },
+      { schemas: ['odd "schema"'], tables: ['v'] },
+    ];
+    for (const selection of selections) {
+      const args = [
+        ...selection.schemas.map((s) => `--schema=${s}`),
+        ...selection.tables.map((t) => `--table=${t}`),
+      ];
+      const listed = (await listedIds(major, archive, args)).length > 0;
+      // A schema the archive creates is held even with nothing in it: the restore creates it.
+      const created =
+        selection.tables.length === 0 &&
+        toc.some((e) => e.desc === 'SCHEMA' && e.tag === selection.schemas[0]);
+      expect({ ...selection, selects: unselectedName(toc, selection, backup) === undefined }).toEqual({
+        ...selection,
+        selects: listed || created,
+      });
     }
   });
 

@@ -1,6 +1,10 @@
 /** What a restore reads from an archive's table of contents before it restores it. */
 import type { ArchiveTocEntry } from '../../../../core/postgres/archive';
-import { schemasNotCreated, selectedSchemaEntries } from '../../../../core/postgres/archive-toc';
+import {
+  schemasNotCreated,
+  selectedSchemaEntries,
+  unselectedName,
+} from '../../../../core/postgres/archive-toc';
 
 function entry(
   dumpId: number,
@@ -66,4 +70,83 @@ test("a selection's schemas come with their own entries: SCHEMA, its comment, gr
   // A schema the archive does not create (a --table backup's) or does not hold: none.
   expect(selectedSchemaEntries(toc, { schemas: ['app'], tables: [] })).toEqual([]);
   expect(selectedSchemaEntries(toc, { schemas: [], tables: ['missing'] })).toEqual([]);
+});
+
+describe("a selection's names each select something of the archive, as pg_restore's -n and -t match them", () => {
+  const toc = [
+    entry(1, 'SCHEMA', null, 'sales'),
+    entry(2, 'SCHEMA', null, 'public'),
+    entry(3, 'SCHEMA', null, 'empty'),
+    entry(4, 'TABLE', 'sales', 'orders', [1]),
+    entry(5, 'TABLE', 'public', 'orders', [2]),
+    entry(6, 'TABLE', 'sales', 'items', [1]),
+    entry(7, 'VIEW', 'public', 'order_totals', [5]),
+    entry(8, 'MATERIALIZED VIEW', 'public', 'daily', [5]),
+    entry(9, 'SEQUENCE', 'public', 'tickets', [2]),
+    entry(10, 'FOREIGN TABLE', 'public', 'remote', [2]),
+    entry(11, 'FUNCTION', 'public', 'total()', [2]),
+    entry(12, 'INDEX', 'sales', 'orders_label_idx', [4]),
+    entry(13, 'TYPE', 'hr', 'grade'),
+    entry(14, 'COMMENT', 'pg_catalog', 'EXTENSION plpgsql'),
+  ];
+  const backup = { id: '20261204T000000Z-abcdef', store: 'file:///backups' };
+  const unselected = (schemas: string[], tables: string[]) =>
+    unselectedName(toc, { schemas, tables }, backup);
+
+  test('what pg_restore would restore passes: schemas held, with or without objects; relations of every kind', () => {
+    expect(unselected([], [])).toBeUndefined();
+    // hr has no SCHEMA entry (a --table backup's) but an object; empty only its SCHEMA entry.
+    expect(unselected(['sales', 'public', 'hr', 'empty'], [])).toBeUndefined();
+    expect(unselected([], ['orders', 'order_totals', 'daily', 'tickets', 'remote'])).toBeUndefined();
+    expect(unselected(['sales'], ['orders', 'items'])).toBeUndefined();
+    // orders is in sales; a --schema in which no --table is holds the schema (restored empty).
+    expect(unselected(['sales', 'empty'], ['orders'])).toBeUndefined();
+  });
+
+  test('a --schema of no schema of the backup: named, with its schemas, closest first', () => {
+    expect(unselected(['slaes'], [])).toBe(
+      `--schema "slaes" matches nothing in backup ${backup.id}: it has no schema of that exact name (as pg_restore's -n, ` +
+        `case included); its schemas: "sales", "empty", "hr", "public"; nothing was restored`,
+    );
+    // Exact, case included: Sales is not sales.
+    expect(unselected(['sales', 'Sales'], [])).toMatch(
+      /^--schema "Sales" matches nothing .*its schemas: "sales", /,
+    );
+  });
+
+  test('a --table of no relation of that exact name: named, with close names and their schemas', () => {
+    expect(unselected([], ['ordrs'])).toBe(
+      `--table "ordrs" matches nothing in backup ${backup.id}: it has no table, view, materialized view, sequence or ` +
+        `foreign table of that exact name (as pg_restore's -t: the name alone, case included); close names: ` +
+        `"orders" (in "public", "sales"); nothing was restored`,
+    );
+    expect(unselected([], ['Orders'])).toContain('close names: "orders" (in "public", "sales")');
+    // A function or an index is no relation -t selects.
+    expect(unselected([], ['orders_label_idx'])).toMatch(/^--table "orders_label_idx" matches nothing/);
+    expect(unselected([], ['total()'])).toMatch(/^--table "total\(\)" matches nothing/);
+    // Nothing close: where its tables are listed.
+    expect(unselected([], ['zzz'])).toContain(
+      `; pgferry show --store file:///backups --backup ${backup.id} --json lists its tables; nothing was restored`,
+    );
+  });
+
+  test('a --table in none of the --schema schemas: where it is instead', () => {
+    expect(unselected(['public'], ['items'])).toBe(
+      `--table "items" is in none of the --schema schemas ("public") of backup ${backup.id}: it is in "sales"; ` +
+        'add --schema "sales", or leave --schema out to restore it from every schema; nothing was restored',
+    );
+    expect(unselected(['sales'], ['order_total'])).toMatch(
+      /^--table "order_total" matches nothing in --schema "sales" in backup .*lists its tables; nothing was restored$/,
+    );
+  });
+
+  test('a --table given as schema.name: the --schema and --table that restore it', () => {
+    expect(unselected([], ['public.order_totals'])).toBe(
+      `--table "public.order_totals" names no table of the backup: --table takes a table's name without its schema, ` +
+        `as pg_restore's -t does; restore public.order_totals with --schema "public" --table "order_totals"; nothing was restored`,
+    );
+    // A relation whose name has a dot is selected by that name.
+    const dotted = [...toc, entry(20, 'TABLE', 'public', 'sales.orders')];
+    expect(unselectedName(dotted, { schemas: [], tables: ['sales.orders'] }, backup)).toBeUndefined();
+  });
 });

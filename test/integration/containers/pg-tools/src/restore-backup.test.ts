@@ -6,7 +6,8 @@
  * checks passed is it renamed to the target's name. A checksum that fails — also at the very end, after loading began — drops it, and nothing
  * ever had the target's name. Against a real server and a real backup in a folder store whose
  * download is held back at chosen points (so the tests fail when the database is created, or the
- * load begins, only after the download).
+ * load begins, only after the download). A selection that selects nothing, which the preflight
+ * refuses when it can read the archive's TOC, is refused by the runner once the archive is here.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -212,6 +213,23 @@ test('a sound backup: loaded as it streams in, no decompressed copy written, ren
     await dropDatabase(pg, target);
     rmSync(work, { recursive: true, force: true });
   }
+}, 120_000);
+
+test('a --table that selects nothing, reaching the runner (its preflight could not read the TOC): refused in one line once downloaded, the database it created dropped', async () => {
+  const target = uniqueName('overlap_none');
+  const run = restoreBackup(manifest, { ...request(target), tables: ['T'] }, new RestoreProgress(), {
+    store: new LocalStore(store),
+    env: process.env,
+  });
+  await expect(run).rejects.toMatchObject({
+    code: 'InvalidInput',
+    message:
+      `--table "T" matches nothing in backup ${manifest.id}: it has no table, view, materialized view, sequence or ` +
+      `foreign table of that exact name (as pg_restore's -t: the name alone, case included); close names: "t" (in "public"); ` +
+      `nothing was restored (the database ${restoringName(target)}, which the restore loads before renaming it ${target}, ` +
+      `was dropped; nothing was written to ${target})`,
+  });
+  expect(await databases(target, restoringName(target))).toEqual([]);
 }, 120_000);
 
 test('interrupted while its largest table loads during the download: the sessions end, the loaded database is dropped, nothing is left', async () => {
