@@ -3,9 +3,10 @@
  * large object in the pre-data section: `SELECT pg_catalog.lo_create('<oid>');`, and pg_restore
  * adds `ALTER LARGE OBJECT <oid> OWNER TO <owner>;` (unless `--no-owner`), each statement its own
  * transaction and round trip: on 30,000 objects 6 s of a 12 s restore, the server committing. This
- * process runs the same statements, {@link LARGE_OBJECTS_PER_TRANSACTION} objects to a simple query
- * (one transaction each: every `ALTER LARGE OBJECT` holds a lock to its transaction's end, so one
- * transaction for all would exhaust `max_locks_per_transaction`), before pg_restore restores the
+ * process runs the same statements, `max_locks_per_transaction` objects (64 by default, at most
+ * {@link LARGE_OBJECTS_PER_TRANSACTION}) to a simple query, one transaction each — every `ALTER
+ * LARGE OBJECT` holds a lock to its transaction's end, so one transaction for all would exhaust
+ * the server's lock table — before pg_restore restores the
  * rest of the pre-data without them. Their data (`BLOBS`), privileges (`ACL`) and comments stay
  * pg_restore's: they come after, on objects that exist. pg_dump 17's `BLOB METADATA` entries
  * (1,000 objects each, in the data section, restored in parallel by pg_restore) are not touched.
@@ -16,7 +17,10 @@ import type { ArchiveTocEntry } from './archive';
 import { endQuietly } from './connect';
 import { quoteIdent } from './quote';
 
-/** Large objects created by one statement batch, in one transaction (pg_restore 17's `--transaction-size` default in pg_upgrade). */
+/**
+ * The most large objects created in one transaction (pg_upgrade's `--transaction-size` for
+ * pg_restore 17); fewer where the server's `max_locks_per_transaction` is lower (64 by default).
+ */
 export const LARGE_OBJECTS_PER_TRANSACTION = 1000;
 
 /** A `BLOB` line of `pg_restore --list`: `<dumpId>; <tableoid> <oid> BLOB - <oid> <owner>`. */
@@ -60,12 +64,18 @@ export async function createLargeObjects(
   try {
     client = await opts.connect();
     if (opts.setup.length) await client.query(opts.setup.join(';\n'));
-    for (let i = 0; i < ids.length; i += LARGE_OBJECTS_PER_TRANSACTION) {
+    // The server's lock table holds max_locks_per_transaction locks per session on average: a
+    // batch of no more always fits, whatever else runs.
+    const { rows } = await client.query<{ n: number }>(
+      "SELECT current_setting('max_locks_per_transaction')::int AS n",
+    );
+    const perTransaction = Math.max(1, Math.min(LARGE_OBJECTS_PER_TRANSACTION, rows[0].n));
+    for (let i = 0; i < ids.length; i += perTransaction) {
       opts.signal?.throwIfAborted();
       // A simple query of several statements runs as one transaction.
       await client.query(
         ids
-          .slice(i, i + LARGE_OBJECTS_PER_TRANSACTION)
+          .slice(i, i + perTransaction)
           .map(statements)
           .join('\n'),
       );
