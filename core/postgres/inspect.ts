@@ -124,8 +124,9 @@ export async function estimateDumpSize(
 }
 
 /**
- * {@link estimateDumpSize} read beside the dump instead of before it: the returned function gives
- * the estimate once it has arrived, `undefined` until then (or when it cannot be read). Reading
+ * {@link estimateDumpSize} read beside the dump (a backup's, a migration's) instead of before it:
+ * the returned function gives the estimate once it has arrived, `undefined` until then (or when it
+ * cannot be read). Reading
  * every table's size takes its time where the tables are many (1.1–2.5 s for 4,000 tables of 100
  * rows, more than pg_dump took to start dumping them), which the dump need not wait for: its
  * progress shows no total until then.

@@ -17,6 +17,7 @@ import type { PgToolBinary } from './binaries';
 import { dropFirst } from './clean-drops';
 import { loadTableData } from './copy-load';
 import { copySessionSetup, copyStatement, namesNotExact } from './copy-stream';
+import { createLargeObjects, isLargeObjectLine } from './large-objects';
 import { quoteIdent } from './quote';
 
 export { keepStderr, STDERR_KEPT_CHARS, type ToolRun } from '../process';
@@ -195,6 +196,19 @@ export async function pgRestoreParallel(
   if (clean && toc) {
     const line = new Map(entries.map((l) => [Number(l.slice(0, l.indexOf(';'))), l]));
     entries = cleanableOrder([...line.keys()], toc).map((id) => line.get(id) as string);
+  }
+  // pg_dump ≤ 16's large objects, created here in batches before the pre-data
+  // (core/postgres/large-objects.ts) and left out of pg_restore's list: in a restore of the whole
+  // archive into a new database, whose names this process sends exactly.
+  const objects = entries.filter(isLargeObjectLine);
+  if (objects.length && toc && split && !clean && !selective(args) && !namesNotExact(toc)) {
+    await createLargeObjects(toc, objects.map(idOf), {
+      connect: split.connect,
+      setup: pgRestoreSessionSetup(toc, args, env),
+      withOwners: !args.includes('--no-owner'),
+      signal,
+    });
+    entries = entries.filter((line) => !isLargeObjectLine(line));
   }
   const passes = inOneRun
     ? [{ entries, parallel: true }]
@@ -445,10 +459,8 @@ async function loadSplitTables(
       .map(idOf),
   );
   const byId = new Map(sizes.toc.map((e) => [e.dumpId, e]));
-  const setup = copySessionSetup(sizes.toc, sessionSettings(env.PGOPTIONS));
+  const setup = pgRestoreSessionSetup(sizes.toc, args, env);
   const encoding = archiveEncoding(sizes.toc);
-  const role = args.find((a) => a.startsWith('--role='));
-  if (role) setup.push(`SET ROLE ${quoteIdent(role.slice('--role='.length))}`);
   for (const id of ids) {
     const entry = byId.get(id);
     const offset = sizes.offsets.get(id);
@@ -465,6 +477,31 @@ async function loadSplitTables(
       name: `${entry.namespace ? `${quoteIdent(entry.namespace)}.` : ''}${quoteIdent(entry.tag ?? '')}`,
     });
   }
+}
+
+/**
+ * What a session of this process runs to restore as pg_restore's sessions do: their settings
+ * (`copySessionSetup`, `PGOPTIONS`' settings) and `--role`'s role.
+ */
+function pgRestoreSessionSetup(
+  toc: readonly ArchiveTocEntry[],
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): string[] {
+  const setup = copySessionSetup(toc, sessionSettings(env.PGOPTIONS));
+  const role = args.find((a) => a.startsWith('--role='));
+  if (role) setup.push(`SET ROLE ${quoteIdent(role.slice('--role='.length))}`);
+  return setup;
+}
+
+/** Whether `args` restore part of the archive (a selection, a section, a list). */
+function selective(args: readonly string[]): boolean {
+  return args.some(
+    (a) =>
+      /^--(schema|table|section|use-list|exclude-schema|exclude-table|data-only|schema-only|index|function|trigger)\b/.test(
+        a,
+      ) || /^-[nNtLaIPT]/.test(a),
+  );
 }
 
 /** The `-c name=value` settings of a `PGOPTIONS` string (as core/postgres/restore-session.ts writes it). */

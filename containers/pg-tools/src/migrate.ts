@@ -74,7 +74,7 @@ import {
   countRows,
   databaseExists,
   describeSequence,
-  estimateDumpSize,
+  dumpSizeAsRead,
   objectCounts,
   readDatabaseProperties,
   readRequirements,
@@ -442,8 +442,9 @@ async function migrateDatabaseOnce(
       slotSnapshot,
     );
     const definitionsFile = path.join(workDir, 'definitions.pgdump');
-    // What the dump will roughly write, for its progress (none if it cannot be read).
-    const estimate = await estimateDumpSize(db.source, ctx.sourcePassword);
+    // What the dump will roughly write, for its progress: read beside pg_dump, which need not wait
+    // for every table's size (none until it arrives, or if it cannot be read).
+    const estimate = dumpSizeAsRead(db.source, ctx.sourcePassword);
     let archived: Awaited<ReturnType<typeof archive>> | undefined;
     const dumpArgs = [
       '--format=custom',
@@ -701,7 +702,8 @@ async function archive(
   input: Readable,
   guard: SnapshotGuard,
   definitionsFile: string,
-  estimate: number | undefined,
+  /** The dump's size estimate, once it has arrived (see `dumpSizeAsRead`). */
+  estimate: () => number | undefined,
   /** The loader's hooks (the copy path), and who waits for the definitions file to be whole. */
   load: Pick<ArchiveWatcher, 'toc' | 'tableData' | 'ready'> & {
     definitionsWritten?: (written: Promise<void>) => void;
@@ -715,20 +717,20 @@ async function archive(
   const definitions = new DefinitionsFile(definitionsFile);
   let toc: ArchiveTocEntry[] = [];
   const report = throttled(ctx.deps.onProgress);
-  const copied = ({ dumpedBytes, storedBytes }: DumpProgress, force = false) =>
+  const copied = ({ dumpedBytes, storedBytes }: DumpProgress, force = false) => {
+    const total = estimate();
     report(
       {
         step: 'copy',
         doneBytes: dumpedBytes,
-        // Past the estimate, the dump's size is unknown.
-        ...(estimate !== undefined && dumpedBytes <= estimate
-          ? { totalBytes: estimate, estimated: true }
-          : {}),
+        // Past the estimate (or before it has arrived), the dump's size is unknown.
+        ...(total !== undefined && dumpedBytes <= total ? { totalBytes: total, estimated: true } : {}),
         storedBytes,
         database: db.source.database,
       },
       force,
     );
+  };
   copied({ dumpedBytes: 0, storedBytes: 0 }, true);
   const { flowing, upload, stored } = storeDumpStream(db.backup, input, ctx.deps.store, copied, {
     signal: guard.signal,

@@ -197,7 +197,10 @@ export async function restoreBackup(
     const choosing = chooseRestoreTools(manifest, deps.env);
     choosing.catch(() => undefined); // awaited below
     const dump = manifest.objects.find((o) => o.kind === 'dump');
-    if (restoreStreams(into) && dump) {
+    // An archive the manifest says holds large objects is restored from files at once: a stream
+    // would read its TOC only to find them (the preflight sized the disk for files already).
+    const withLargeObjects = manifest.objects.some((o) => o.kind !== 'globals' && o.largeObjects);
+    if (restoreStreams(into) && dump && !withLargeObjects) {
       // The dump object and a parallel backup's data-only objects, streamed at once.
       const objects = [dump, ...manifest.objects.filter((o) => o.kind === 'table-data')];
       const totalBytes = objects.reduce((sum, o) => sum + o.bytes, 0);
