@@ -104,6 +104,11 @@ export function measure(
       env: options.env,
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     });
+    // A command that exits without reading all its input fails the write (EPIPE): its exit status,
+    // not the write, says how it went.
+    child.stdin?.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') reject(err);
+    });
     child.stdin?.end(options.input ?? '');
     let times = '';
     child.stdio[3]?.on('data', (d: Buffer) => {

@@ -19,3 +19,10 @@ test("measure counts the CPU of the command's grandchildren, and keeps its outpu
   expect(m.otherCpuSeconds).toBe(0);
   await expect(measure('sh', ['-c', 'exit 3'])).rejects.toThrow('failed (3)');
 }, 30_000);
+
+test('measure of a command that exits without reading its input (more than a pipe holds) resolves', async () => {
+  // Writing the input then fails with EPIPE: the command's exit status, not the write, decides.
+  const m = await measure('true', [], { input: 'x'.repeat(1 << 20) });
+  expect(m.stdout).toBe('');
+  await expect(measure('sh', ['-c', 'exit 3'], { input: 'x'.repeat(1 << 20) })).rejects.toThrow('failed (3)');
+}, 30_000);
