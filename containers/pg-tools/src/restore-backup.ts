@@ -348,7 +348,9 @@ export async function restoreBackup(
         if (unselected !== undefined) throw new PgferryError('InvalidInput', unselected);
       }
       if (into.mode === 'clean') {
-        await progress.timed('checkTarget', () => prepareCleanTarget(into, files.dump, checks));
+        await progress.timed('checkTarget', async () =>
+          prepareCleanTarget(into, await fileToc(files.dump), checks),
+        );
       }
       stopIfInterrupted(signal);
       writing = true;
@@ -588,8 +590,12 @@ function incompleteRun(runId: string): IncompleteRun {
  * connected (its locks would make pg_restore wait) — or, with `terminateConnections`, those
  * sessions are ended. Throws, naming them, while nothing is changed.
  */
-async function prepareCleanTarget(request: RestoreTarget, dumpFile: string, checks: Checks): Promise<void> {
-  const dropped = droppedByClean(await readArchiveToc(createReadStream(dumpFile)), request);
+async function prepareCleanTarget(
+  request: RestoreTarget,
+  toc: readonly ArchiveTocEntry[],
+  checks: Checks,
+): Promise<void> {
+  const dropped = droppedByClean(toc, request);
   await withClient(request.target, request.password, async (target) => {
     const blockers = await dropBlockers(target, dropped);
     if (blockers.length) refuseBlockedCleanRestore(request.target.database, blockers, 'nothing was dropped');
