@@ -3,7 +3,10 @@
  * beside pg_dump, not before it: pg_dump does not wait for it. Another session's temporary table,
  * locked in a transaction it keeps open, holds the estimate's read for its lock timeout (1 s) —
  * pg_dump never locks another session's temporary table — and the source's sessions are watched
- * meanwhile: pg_dump must hold its lock on the table it dumps while the estimate's read still waits.
+ * meanwhile: pg_dump's session (the one that locks the table it dumps) must have connected before
+ * the estimate's read gave up. Awaited first, the estimate would end before pg_dump even started.
+ * (Not whether pg_dump has locked its table within that second: on a loaded machine its catalog
+ * reads alone may take longer.)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,28 +60,39 @@ test('pg_dump starts while the size estimate still waits for a lock', async () =
     ]).finally(() => {
       finished = true;
     });
-    let estimateWaited = false;
-    let dumpBesideEstimate = false;
+    // The estimate while it waits (its query's start), and pg_dump: it locks every table it dumps
+    // (ACCESS SHARE) until it ends; no other session of the run locks a source table meanwhile.
+    let estimate: { pid: number; queryStart: number } | undefined;
+    let dump: { pid: number; backendStart: number } | undefined;
     while (!finished) {
-      // pg_dump: it locks every table it dumps (ACCESS SHARE) until it ends; nothing else of the
-      // run holds a lock on a table then.
-      const { rows } = await watcher.query<{ estimate: boolean; dump: boolean }>(
-        `WITH estimate AS (
-           SELECT pid FROM pg_stat_activity
-           WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%pg_table_size%')
-         SELECT EXISTS (SELECT FROM estimate) AS estimate,
-                EXISTS (SELECT FROM pg_locks l, estimate e
-                        WHERE l.relation = $2 AND l.granted AND l.pid <> e.pid) AS dump`,
-        [database, items],
+      const waiting = await watcher.query<{ pid: number; query_start: number }>(
+        `SELECT pid, extract(epoch FROM query_start)::float8 AS query_start FROM pg_stat_activity
+         WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%pg_table_size%'`,
+        [database],
       );
-      estimateWaited ||= rows[0].estimate;
-      dumpBesideEstimate ||= rows[0].estimate && rows[0].dump;
+      if (!estimate && waiting.rows.length) {
+        estimate = { pid: waiting.rows[0].pid, queryStart: waiting.rows[0].query_start };
+      }
+      const locking = await watcher.query<{ pid: number; backend_start: number }>(
+        `SELECT a.pid, extract(epoch FROM a.backend_start)::float8 AS backend_start
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.database = (SELECT oid FROM pg_database WHERE datname = $1)
+           AND l.relation = $2 AND l.granted AND a.pid <> $3`,
+        [database, items, estimate?.pid ?? 0],
+      );
+      if (!dump && estimate && locking.rows.length) {
+        dump = { pid: locking.rows[0].pid, backendStart: locking.rows[0].backend_start };
+      }
       await sleep(20);
     }
     const result = await migration;
     expect(result.code).toBe(0);
-    expect(estimateWaited).toBe(true);
-    expect(dumpBesideEstimate).toBe(true);
+    expect(estimate).toBeDefined();
+    expect(dump).toBeDefined();
+    const { queryStart } = estimate as { queryStart: number };
+    const { backendStart } = dump as { backendStart: number };
+    // The estimate's read gave up at the earliest its lock timeout after it began waiting.
+    expect(backendStart).toBeLessThan(queryStart + 1);
   } finally {
     await holder.query('ROLLBACK').catch(() => undefined);
     await holder.end();
