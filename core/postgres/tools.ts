@@ -12,7 +12,7 @@ import type { Client } from 'pg';
 import { PgferryError } from '../errors';
 import { runProcess, type ToolRun } from '../process';
 import { ArchiveScanner, type ArchiveTocEntry, archiveEncoding } from './archive';
-import { cleanableOrder, readArchiveToc } from './archive-toc';
+import { readArchiveToc } from './archive-toc';
 import type { PgToolBinary } from './binaries';
 import { dropFirst } from './clean-drops';
 import { loadTableData } from './copy-load';
@@ -133,12 +133,10 @@ export interface SplitLoad {
 
 /**
  * `pg_restore --jobs` of `dumpFile` with `args`, in the passes of {@link planRestorePasses}, each
- * run given its part of the archive's list. With `--clean`, the list is in an order pg_restore can
- * drop (see `cleanableOrder`) and the index attachments are not set apart: each run drops what it
- * lists, and a foreign key that needs the attachments must be dropped in the run that drops its
- * tables.
+ * run given its part of the archive's list. Not with `--clean`: a clean restore drops first
+ * ({@link pgRestoreArchive}).
  *
- * With `split` (and more than one job, not `--clean`), a table whose data is more than its share of
+ * With `split` (and more than one job), a table whose data is more than its share of
  * the archive's (see {@link tablesToSplit}) is not left to one of pg_restore's jobs, which would
  * load it alone while the others wait: the first pass is cut where the data section begins, and
  * its pre-data runs while the archive is read through for the tables' sizes; the rest runs as one
@@ -166,7 +164,7 @@ export async function pgRestoreParallel(
     signal?: AbortSignal;
     /**
      * Runs once the pre-data (the tables) is restored, before any table's data is loaded (the
-     * autovacuum hold, core/postgres/autovacuum-hold.ts); not with `--clean`.
+     * autovacuum hold, core/postgres/autovacuum-hold.ts).
      */
     afterPreData?: () => Promise<void>;
   },
@@ -174,11 +172,11 @@ export async function pgRestoreParallel(
   const { args, dumpFile, env, onChild, split, signal, afterPreData } = opts;
   const jobs = preDataOnly(args) ? 1 : opts.jobs;
   const run = (more: string[]) => runPgRestore(pgRestore, [...more, dumpFile], env, onChild);
-  const clean = args.includes('--clean');
+  if (args.includes('--clean'))
+    throw new Error('pgRestoreParallel: a clean restore drops first (pgRestoreArchive)');
   const inOneRun = jobs === 1 || args.includes('--no-privileges');
-  const splitting = split !== undefined && jobs > 1 && !clean;
-  if (clean && afterPreData) throw new Error('pgRestoreParallel: afterPreData is not for a --clean restore');
-  if (inOneRun && !clean && !splitting && !afterPreData) {
+  const splitting = split !== undefined && jobs > 1;
+  if (inOneRun && !splitting && !afterPreData) {
     await run([...args, `--jobs=${jobs}`]);
     return;
   }
@@ -186,22 +184,19 @@ export async function pgRestoreParallel(
   // list and the pre-data (the tables must exist before any is loaded, whichever are split).
   const sizing = splitting ? readTableDataSizes(dumpFile) : undefined;
   let entries = (await run(['--list'])).stdout.split('\n').filter((line) => /^\d+;/.test(line));
-  const attaches = !clean && entries.some((line) => INDEX_ATTACH.test(line));
+  const attaches = entries.some((line) => INDEX_ATTACH.test(line));
   const toc =
-    clean || attaches || afterPreData
+    attaches || afterPreData
       ? await readArchiveToc(createReadStream(dumpFile))
       : sizing
         ? await readArchiveToc(createReadStream(dumpFile)).catch(() => undefined)
         : undefined;
-  if (clean && toc) {
-    const line = new Map(entries.map((l) => [Number(l.slice(0, l.indexOf(';'))), l]));
-    entries = cleanableOrder([...line.keys()], toc).map((id) => line.get(id) as string);
-  }
   // pg_dump ≤ 16's large objects, created here in batches before the pre-data
   // (core/postgres/large-objects.ts) and left out of pg_restore's list: in a restore of the whole
-  // archive into a new database, whose names this process sends exactly.
+  // archive into a new database (or one a clean restore emptied of them: pgRestoreArchive), whose
+  // names this process sends exactly.
   const objects = entries.filter(isLargeObjectLine);
-  if (objects.length && toc && split && !clean && !selective(args) && !namesNotExact(toc)) {
+  if (objects.length && toc && split && !selective(args) && !namesNotExact(toc)) {
     await createLargeObjects(toc, objects.map(idOf), {
       connect: split.connect,
       setup: pgRestoreSessionSetup(toc, args, env),
@@ -510,6 +505,45 @@ export function sessionSettings(options: string | undefined): [string, string][]
 }
 
 /**
+ * A backup's archive restored into the database `args` name (pg_restore's options): its
+ * `tableData` archives, a parallel backup's, with {@link pgRestoreSections}, else with
+ * {@link pgRestoreParallel}. With `--clean` in `args`, everything the archive's clean run would
+ * drop is dropped first, in one go (`dropFirst`, with `psql`), and the archive then restores as
+ * into an emptied database, in the passes of any restore: `pg_restore --clean --jobs` runs
+ * everything but the drops in parallel, the index attachments beside anything (the deadlock of
+ * {@link INDEX_ATTACH}, met by a clean restore on CI), and a parallel backup's sections, each
+ * dropping its own part, would meet the post-data's foreign keys.
+ */
+export async function pgRestoreArchive(
+  pgRestore: PgToolBinary,
+  opts: {
+    args: string[];
+    jobs: number;
+    dumpFile: string;
+    /** A parallel backup's data-only archives. */
+    tableData: string[];
+    env: NodeJS.ProcessEnv;
+    onChild?: (child: ChildProcess) => void;
+    split?: SplitLoad;
+    /** psql, of pg_restore's version: runs a clean restore's drops. */
+    psql?: PgToolBinary;
+    /** Runs once the pre-data is restored, before any data is loaded (see {@link pgRestoreParallel}). */
+    afterPreData?: () => Promise<void>;
+  },
+): Promise<void> {
+  const { dumpFile, env, onChild, psql } = opts;
+  let { args } = opts;
+  if (args.includes('--clean')) {
+    if (!psql) throw new PgferryError('NoSuitablePgDump', `psql is missing beside ${pgRestore.path}`);
+    await dropFirst(pgRestore, psql, { args, dumpFile, env, onChild });
+    args = args.filter((a) => a !== '--clean' && a !== '--if-exists');
+  }
+  const rest = { ...opts, args };
+  if (opts.tableData.length) await pgRestoreSections(pgRestore, rest);
+  else await pgRestoreParallel(pgRestore, rest);
+}
+
+/**
  * A parallel backup's restore (`backup --jobs`): the main archive's pre-data section; then, at
  * once, its data section and every data-only archive, the jobs shared among them by their bytes
  * (at least one each; with `split`, an archive given two or more splits its largest tables as
@@ -519,10 +553,8 @@ export function sessionSettings(options: string | undefined): [string, string][]
  * `pg_restore -j` builds a table's indexes while other tables load), a side archive's once its
  * data and the main archive's are in; what needs the tables of several side archives, a
  * partitioned table's whole tree or an index attachment, last, once all data is in. Each group runs
- * in {@link planRestorePasses}'s passes. The first failure stops the other pg_restores. With
- * `--clean` in `args`, everything the archive's clean run would drop is dropped first, in one go
- * (`dropFirst`, with `psql`), and the sections restore without it: each section's run dropping its
- * own part would meet the post-data foreign keys. By hand: `pg_restore --section=pre-data -d db
+ * in {@link planRestorePasses}'s passes. The first failure stops the other pg_restores. Not with
+ * `--clean` (see {@link pgRestoreArchive}). By hand: `pg_restore --section=pre-data -d db
  * dump.pgdump`, `pg_restore --data-only -d db` each `table-data-N.pgdump` and `pg_restore
  * --section=data -d db dump.pgdump` (in any order, or at once), then `pg_restore
  * --section=post-data -d db dump.pgdump`.
@@ -537,19 +569,13 @@ export async function pgRestoreSections(
     env: NodeJS.ProcessEnv;
     onChild?: (child: ChildProcess) => void;
     split?: SplitLoad;
-    /** psql, of pg_restore's version: runs a clean restore's drops. */
-    psql?: PgToolBinary;
     /** Runs once the pre-data is restored, before any data is loaded (see {@link pgRestoreParallel}). */
     afterPreData?: () => Promise<void>;
   },
 ): Promise<void> {
-  const { jobs, dumpFile, tableData, env, split } = opts;
-  let { args } = opts;
-  if (args.includes('--clean')) {
-    if (!opts.psql) throw new PgferryError('NoSuitablePgDump', `psql is missing beside ${pgRestore.path}`);
-    await dropFirst(pgRestore, opts.psql, { args, dumpFile, env, onChild: opts.onChild });
-    args = args.filter((a) => a !== '--clean' && a !== '--if-exists');
-  }
+  const { args, jobs, dumpFile, tableData, env, split } = opts;
+  if (args.includes('--clean'))
+    throw new Error('pgRestoreSections: a clean restore drops first (pgRestoreArchive)');
   await pgRestoreParallel(pgRestore, {
     args: [...args, '--section=pre-data'],
     jobs,

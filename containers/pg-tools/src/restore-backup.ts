@@ -65,8 +65,8 @@ import {
   terminateSessions,
 } from '../../../core/postgres/target-sessions';
 import {
+  pgRestoreArchive,
   pgRestoreParallel,
-  pgRestoreSections,
   sequenceSetList,
   sessionSettings,
 } from '../../../core/postgres/tools';
@@ -898,29 +898,18 @@ async function pgRestoreInto(
     // The largest tables' data in `jobs` COPY sessions each, read from the archive by this
     // process (see pgRestoreParallel).
     const split = { connect: () => connectPg(request.target, password), minBytes: request.splitMinBytes };
-    if (tableData.length) {
-      await pgRestoreSections(pgRestore, {
-        args,
-        jobs: request.jobs,
-        dumpFile,
-        tableData,
-        env,
-        onChild,
-        split,
-        psql,
-        afterPreData: opts.afterPreData,
-      });
-    } else {
-      await pgRestoreParallel(pgRestore, {
-        args,
-        jobs: request.jobs,
-        dumpFile,
-        env,
-        onChild,
-        split,
-        afterPreData: opts.afterPreData,
-      });
-    }
+    await pgRestoreArchive(pgRestore, {
+      args,
+      jobs: request.jobs,
+      dumpFile,
+      tableData,
+      env,
+      onChild,
+      split,
+      // A clean restore's drops (looked up again, to say why, if not found during the download).
+      psql: request.mode === 'clean' ? (psql ?? (await siblingTool(pgRestore, 'psql'))) : psql,
+      afterPreData: opts.afterPreData,
+    });
   } catch (err) {
     if (!lockTimeout || !/lock timeout/i.test(errorMessage(err))) throw err;
     const sessions = await sessionsNow(request.target, password);

@@ -1,11 +1,12 @@
 /**
- * A parallel backup's restore (`pgRestoreSections` of core/postgres/tools.ts) against a real
- * server, with archives made as `backup --jobs 3` makes them (the main archive without the moved
- * tables' data, each side archive `--data-only` of its tables): foreign keys across the archives
- * (main → side, side → main, side → other side), indexes on side tables, a partitioned table whose
- * partitions are in different archives, with its index and key; restored identically, and in
- * clean mode over a changed copy. The main archive's indexes and keys are built while a side
- * archive still loads (`postDataGroups`), not after all data.
+ * A parallel backup's restore (`pgRestoreSections` of core/postgres/tools.ts, by its caller
+ * `pgRestoreArchive`, which drops first in clean mode) against a real server, with archives made
+ * as `backup --jobs 3` makes them (the main archive without the moved tables' data, each side
+ * archive `--data-only` of its tables): foreign keys across the archives (main → side, side →
+ * main, side → other side), indexes on side tables, a partitioned table whose partitions are in
+ * different archives, with its index and key; restored identically, and in clean mode over a
+ * changed copy. The main archive's indexes and keys are built while a side archive still loads
+ * (`postDataGroups`), not after all data.
  */
 import type { ChildProcess } from 'node:child_process';
 import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { readArchiveToc } from '../../../../core/postgres/archive-toc';
-import { pgRestoreSections, postDataGroups } from '../../../../core/postgres/tools';
+import { pgRestoreArchive, postDataGroups } from '../../../../core/postgres/tools';
 import { pgTool, runTool } from '../../../support/cli';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../support/env';
 import { fingerprint } from '../../../support/fingerprint';
@@ -92,7 +93,7 @@ async function restore(target: string, clean = false, afterPreData?: (runs: Run[
       run.end = performance.now();
     });
   };
-  await pgRestoreSections(pgRestore, {
+  await pgRestoreArchive(pgRestore, {
     args: [
       `--dbname=${target}`,
       '--exit-on-error',

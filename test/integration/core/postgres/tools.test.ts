@@ -5,15 +5,19 @@
  * that need them after. The post-data section is restored again and again into copies of one
  * loaded database: every run succeeds, with every index valid and every foreign key in place.
  *
+ * A clean restore of the whole archive over a changed copy of the database runs the same passes:
+ * no pg_restore run of more than one job is given an attachment (`pg_restore --clean --jobs`
+ * deadlocked on test/support/complex-database.ts in a CI run, on one of them).
+ *
  * What it cannot show is the deadlock itself: pg_restore's single parallel pass deadlocked on
  * test/support/complex-database.ts once in 40 restores here (an attachment completing
  * measurements_2025's index, waiting for measurements, against a session holding measurements),
  * and not once in 40 on this schema — too rare for a test that must fail without the fix.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { pgRestoreParallel } from '../../../../core/postgres/tools';
+import { pgRestoreArchive, pgRestoreParallel } from '../../../../core/postgres/tools';
 import { pgTool, runTool } from '../../../support/cli';
 import {
   createDatabase,
@@ -191,5 +195,47 @@ test('the pre-data section alone is one pg_restore run in one job, whatever the 
     expect(tables).toBeGreaterThan(0);
   } finally {
     await dropDatabase(pg, target);
+  }
+}, 300_000);
+
+test('a clean restore over a changed copy drops first, then restores the attachments alone, in one job', async () => {
+  const pgRestore = { path: pgTool('pg_restore', 15), version: '15', major: 15 };
+  const psql = { path: pgTool('psql', 15), version: '15', major: 15 };
+  const copy = uniqueName('attach_clean');
+  await withClient(pg, 'postgres', (c) =>
+    c.query(`CREATE DATABASE ${quoteIdent(copy)} TEMPLATE ${quoteIdent(database)}`),
+  );
+  try {
+    await withClient(pg, copy, (c) => c.query('DELETE FROM a_ref_0; UPDATE b SET x = -x WHERE id < 100'));
+    // Each pg_restore run's jobs and the entries of its list, read as it starts.
+    const runs: { jobs: number; attachments: number }[] = [];
+    await pgRestoreArchive(pgRestore, {
+      args: ['--clean', '--if-exists', '--exit-on-error', '--no-password', `--dbname=${copy}`],
+      jobs: 4,
+      dumpFile: dump,
+      tableData: [],
+      env: toolEnv(),
+      psql,
+      onChild: (child) => {
+        const args = child.spawnargs;
+        const list = args.find((a) => a.startsWith('--use-list='))?.slice('--use-list='.length);
+        const jobs = Number(args.find((a) => a.startsWith('--jobs='))?.slice('--jobs='.length) ?? 1);
+        const lines = list ? readFileSync(list, 'utf8').split('\n') : [];
+        runs.push({ jobs, attachments: lines.filter((l) => / INDEX ATTACH /.test(l)).length });
+      },
+    });
+    const attaching = runs.filter((r) => r.attachments > 0);
+    expect(attaching.length).toBeGreaterThan(0);
+    expect(attaching.every((r) => r.jobs === 1)).toBe(true);
+    const state = await withClient(pg, copy, async (c) => ({
+      invalid: (await c.query('SELECT 1 FROM pg_index WHERE NOT indisvalid')).rowCount,
+      foreignKeys: (await c.query(`SELECT 1 FROM pg_constraint WHERE contype = 'f' AND conparentid = 0`))
+        .rowCount,
+      refs: Number((await c.query('SELECT count(*) AS n FROM a_ref_0')).rows[0].n),
+      negative: Number((await c.query('SELECT count(*) AS n FROM b WHERE x < 0')).rows[0].n),
+    }));
+    expect(state).toEqual({ invalid: 0, foreignKeys: 24, refs: 4000, negative: 0 });
+  } finally {
+    await dropDatabase(pg, copy);
   }
 }, 300_000);
