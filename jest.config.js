@@ -13,6 +13,11 @@ const common = {
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', {}] },
 };
+/** The run's temporary folder (test/support/temp-root.ts), removed at its end. */
+const tempRoot = {
+  globalSetup: '<rootDir>/test/support/temp-root.ts',
+  globalTeardown: '<rootDir>/test/support/temp-root-teardown.ts',
+};
 
 /** @type {import('jest').Config} */
 module.exports = {
@@ -24,8 +29,9 @@ module.exports = {
       displayName: 'unit',
       roots: ['<rootDir>/test/unit'],
       testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/unit/lib/'],
+      ...tempRoot,
     },
-    { ...common, displayName: 'template', roots: ['<rootDir>/test/unit/lib'] },
+    { ...common, displayName: 'template', roots: ['<rootDir>/test/unit/lib'], ...tempRoot },
     {
       ...common,
       displayName: 'e2e',

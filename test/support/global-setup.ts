@@ -8,7 +8,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { ENV_FILE_VAR, type TestEnvFile } from './env';
 import {
@@ -19,6 +18,7 @@ import {
   stopPostgres,
 } from './postgres';
 import { type S3ChildProcess, startS3 } from './s3';
+import { systemTmpdir, useTempRoot } from './temp-root';
 
 const TMP_PREFIX = 'pgferry-test-';
 const STATE_KEY = '__pgferryTestHarness';
@@ -86,7 +86,7 @@ function killAndRemoveSync(baseDir: string): void {
 
 /** Cleans up after earlier runs that died without teardown (e.g. SIGKILL): their servers still run. */
 function cleanStaleRuns(): void {
-  const tmp = os.tmpdir();
+  const tmp = systemTmpdir();
   let entries: string[] = [];
   try {
     entries = readdirSync(tmp);
@@ -133,10 +133,12 @@ export default async function globalSetup(): Promise<void> {
     // Setup ran again without teardown in between: start clean.
     await stopAll(previous).catch(() => undefined);
   }
+  useTempRoot();
   cleanStaleRuns();
   const majors = resolveMajors();
 
-  const baseDir = await fs.mkdtemp(path.join(os.tmpdir(), TMP_PREFIX));
+  // In the system's temporary folder, not the run's: its servers are stopped before that is removed.
+  const baseDir = await fs.mkdtemp(path.join(systemTmpdir(), TMP_PREFIX));
   // The postgres OS user must be able to traverse into its pg<major> directories.
   await fs.chmod(baseDir, 0o711);
   await fs.writeFile(path.join(baseDir, 'owner.pid'), `${process.pid}\n`);
