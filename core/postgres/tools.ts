@@ -191,20 +191,7 @@ export async function pgRestoreParallel(
       : sizing
         ? await readArchiveToc(createReadStream(dumpFile)).catch(() => undefined)
         : undefined;
-  // pg_dump ≤ 16's large objects, created here in batches before the pre-data
-  // (core/postgres/large-objects.ts) and left out of pg_restore's list: in a restore of the whole
-  // archive into a new database (or one a clean restore emptied of them: pgRestoreArchive), whose
-  // names this process sends exactly.
-  const objects = entries.filter(isLargeObjectLine);
-  if (objects.length && toc && split && !selective(args) && !namesNotExact(toc)) {
-    await createLargeObjects(toc, objects.map(idOf), {
-      connect: split.connect,
-      setup: pgRestoreSessionSetup(toc, args, env),
-      withOwners: !args.includes('--no-owner'),
-      signal,
-    });
-    entries = entries.filter((line) => !isLargeObjectLine(line));
-  }
+  if (toc) entries = await largeObjectsFirst(entries, toc, { args, env, split, signal });
   const passes = inOneRun
     ? [{ entries, parallel: true }]
     : planRestorePasses(entries, attaches ? toc : undefined);
@@ -277,6 +264,30 @@ export async function pgRestoreParallel(
 }
 
 const idOf = (line: string) => Number(line.slice(0, line.indexOf(';')));
+
+/**
+ * pg_dump ≤ 16's large objects among `entries` (pg_restore's `--list` lines of the archive whose
+ * TOC is `toc`), created by this process in batches before the pre-data
+ * (core/postgres/large-objects.ts), where it can: a restore of the whole archive (no selection in
+ * `args`) into a new database (or one a clean restore emptied of them: pgRestoreArchive), whose
+ * names it sends exactly, with `split`'s sessions. Returns the entries left to pg_restore.
+ */
+async function largeObjectsFirst(
+  entries: string[],
+  toc: readonly ArchiveTocEntry[],
+  opts: { args: string[]; env: NodeJS.ProcessEnv; split?: SplitLoad; signal?: AbortSignal },
+): Promise<string[]> {
+  const { args, env, split, signal } = opts;
+  const objects = entries.filter(isLargeObjectLine);
+  if (!objects.length || !split || selective(args) || namesNotExact(toc)) return entries;
+  await createLargeObjects(toc, objects.map(idOf), {
+    connect: split.connect,
+    setup: pgRestoreSessionSetup(toc, args, env),
+    withOwners: !args.includes('--no-owner'),
+    signal,
+  });
+  return entries.filter((line) => !isLargeObjectLine(line));
+}
 
 /**
  * Whether `args` restore the pre-data section alone. pg_restore restores the pre-data in one
@@ -544,7 +555,8 @@ export async function pgRestoreArchive(
 }
 
 /**
- * A parallel backup's restore (`backup --jobs`): the main archive's pre-data section; then, at
+ * A parallel backup's restore (`backup --jobs`): the main archive's pre-data section (its large
+ * objects first, in batches, as {@link pgRestoreParallel} creates them); then, at
  * once, its data section and every data-only archive, the jobs shared among them by their bytes
  * (at least one each; with `split`, an archive given two or more splits its largest tables as
  * {@link pgRestoreParallel} does); each archive's post-data entries (indexes, constraints, what
@@ -576,14 +588,6 @@ export async function pgRestoreSections(
   const { args, jobs, dumpFile, tableData, env, split } = opts;
   if (args.includes('--clean'))
     throw new Error('pgRestoreSections: a clean restore drops first (pgRestoreArchive)');
-  await pgRestoreParallel(pgRestore, {
-    args: [...args, '--section=pre-data'],
-    jobs,
-    dumpFile,
-    env,
-    onChild: opts.onChild,
-  });
-  await opts.afterPreData?.();
   const archives = [dumpFile, ...tableData];
   const [bytes, tocs, post] = await Promise.all([
     Promise.all(archives.map(async (file) => (await stat(file)).size)),
@@ -592,28 +596,44 @@ export async function pgRestoreSections(
     // section alone would leave out the privileges pg_restore restores with it).
     runPgRestore(pgRestore, ['--list', dumpFile], env, opts.onChild),
   ]);
+  const entries = post.stdout.split('\n').filter((line) => /^\d+;/.test(line));
   const shares = dataJobShares(bytes, jobs);
   const dataOf = new Map<number, number>();
   for (const [i, toc] of tocs.entries()) {
     for (const e of toc) if (e.desc === 'TABLE DATA') dataOf.set(e.oid, i);
   }
-  const postLines = post.stdout.split('\n').filter((line) => /^\d+;/.test(line));
-  const groupOf = postDataGroups(postLines.map(idOf), tocs[0], dataOf);
+  const groupOf = postDataGroups(entries.map(idOf), tocs[0], dataOf);
   // Privileges and what needs them stay together, last (see RESTORED_LAST).
   const group = (line: string) => (RESTORED_LAST.test(line) ? 'last' : groupOf.get(idOf(line)));
-  const groups = archives.map((_, i) => postLines.filter((l) => group(l) === i));
-  const last = postLines.filter((l) => group(l) === 'last');
+  const groups = archives.map((_, i) => entries.filter((l) => group(l) === i));
+  const last = entries.filter((l) => group(l) === 'last');
   const lists: string[] = [];
+  const listFile = async (name: string, lines: string[]) => {
+    const list = `${dumpFile}.${name}${lists.length}.list`;
+    lists.push(list);
+    await writeFile(list, `${lines.join('\n')}\n`);
+    return list;
+  };
   const runGroup = async (entries: string[], groupJobs: number, track?: (child: ChildProcess) => void) => {
     for (const pass of planRestorePasses(entries, tocs[0])) {
-      const list = `${dumpFile}.post${lists.length}.list`;
-      lists.push(list);
-      await writeFile(list, `${pass.entries.join('\n')}\n`);
+      const list = await listFile('post', pass.entries);
       const more = [...args, '--section=post-data', ...(pass.parallel ? [`--jobs=${groupJobs}`] : [])];
       await runPgRestore(pgRestore, [...more, `--use-list=${list}`, dumpFile], env, track);
     }
   };
   try {
+    // The main archive's large objects, created in batches; its pre-data run lists the rest.
+    const preData = await largeObjectsFirst(entries, tocs[0], { args, env, split });
+    const preDataList =
+      preData.length < entries.length ? [`--use-list=${await listFile('pre', preData)}`] : [];
+    await pgRestoreParallel(pgRestore, {
+      args: [...args, '--section=pre-data', ...preDataList],
+      jobs,
+      dumpFile,
+      env,
+      onChild: opts.onChild,
+    });
+    await opts.afterPreData?.();
     let mainPostDone: Promise<void> = Promise.resolve();
     await atOnce(
       archives.map((file, i) => async (track: (child: ChildProcess) => void, stop: AbortSignal) => {

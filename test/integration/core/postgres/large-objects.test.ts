@@ -3,13 +3,15 @@
  * `pgRestoreParallel`: the objects are created in batches of core/postgres/large-objects.ts, not
  * one transaction per statement as pg_restore runs them — the target commits fewer transactions
  * than there are objects — and arrive as they were: contents, owners (two roles), a comment and a
- * grant.
+ * grant. So does a parallel backup's restore (`pgRestoreArchive` of a main archive and a side
+ * archive with the table's data), and a clean restore over a database that holds them already
+ * (they are dropped first).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Client } from 'pg';
-import { pgRestoreParallel } from '../../../../core/postgres/tools';
+import { pgRestoreArchive, pgRestoreParallel } from '../../../../core/postgres/tools';
 import { pgTool, runTool } from '../../../support/cli';
 import {
   createSeededDatabase,
@@ -23,10 +25,14 @@ import {
 const pg = testEnv().server(15);
 const database = uniqueName('lobs_src');
 const target = uniqueName('lobs_to');
+const sectioned = uniqueName('lobs_sections');
 const owner = uniqueName('lo_owner');
 const reader = uniqueName('lo_reader');
 const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-lobs-'));
 const dump = path.join(dir, 'db.dump');
+/** As `backup --jobs 2` writes them: the main archive without docs' rows, a side archive with them. */
+const main = path.join(dir, 'main.dump');
+const side = path.join(dir, 'table-data-1.dump');
 const OBJECTS = 2500;
 const toolEnv = () => ({
   PATH: process.env.PATH,
@@ -54,21 +60,49 @@ beforeAll(async () => {
        EXECUTE format('GRANT SELECT ON LARGE OBJECT %s TO ${quoteIdent(reader)}', (SELECT lo FROM docs WHERE id = 8));
      END $$;`,
   );
-  await runTool(
-    pgTool('pg_dump', 15),
-    ['-Fc', '-Z0', '-f', dump, '-h', pg.host, '-p', String(pg.port), '-U', pg.user, database],
-    { PGPASSWORD: pg.password },
-  );
+  const pgDump = (file: string, ...args: string[]) =>
+    runTool(
+      pgTool('pg_dump', 15),
+      ['-Fc', '-Z0', '-f', file, ...args, '-h', pg.host, '-p', String(pg.port), '-U', pg.user, database],
+      { PGPASSWORD: pg.password },
+    );
+  await pgDump(dump);
+  await pgDump(main, '--exclude-table-data=docs');
+  await pgDump(side, '--data-only', '--table=docs');
 }, 120_000);
 
 afterAll(async () => {
   await dropDatabase(pg, database);
   await dropDatabase(pg, target);
+  await dropDatabase(pg, sectioned);
   await withClient(pg, 'postgres', (c) =>
     c.query(`DROP ROLE ${quoteIdent(owner)}; DROP ROLE ${quoteIdent(reader)}`),
   );
   rmSync(dir, { recursive: true, force: true });
 });
+
+/** The transactions `name` has committed, once every session of a restore has ended. */
+function commitsIn(name: string) {
+  return withClient(pg, 'postgres', async (c) => {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await c.query('SELECT pg_stat_clear_snapshot()');
+    const { rows } = await c.query<{ n: string }>(
+      'SELECT xact_commit AS n FROM pg_stat_database WHERE datname = $1',
+      [name],
+    );
+    return Number(rows[0].n);
+  });
+}
+
+/** New sessions on `name`, as a restore's COPY and large-object sessions connect. */
+function connectTo(name: string) {
+  return async () => {
+    const { Client: PgClient } = await import('pg');
+    const client: Client = new PgClient(pg.clientConfig(name));
+    await client.connect();
+    return client;
+  };
+}
 
 /** Every large object: its oid, owner, privileges, comment and contents' MD5. */
 function largeObjects(name: string) {
@@ -85,30 +119,15 @@ function largeObjects(name: string) {
 test('large objects are created in batches, with their contents, owners, comment and grant', async () => {
   await withClient(pg, 'postgres', (c) => c.query(`CREATE DATABASE ${quoteIdent(target)}`));
   const pgRestore = { path: pgTool('pg_restore', 15), version: '15', major: 15 };
-  const { Client: PgClient } = await import('pg');
   await pgRestoreParallel(pgRestore, {
     args: ['--exit-on-error', '--no-password', `--dbname=${target}`],
     jobs: 2,
     dumpFile: dump,
     env: toolEnv(),
-    split: {
-      connect: async () => {
-        const client: Client = new PgClient(pg.clientConfig(target));
-        await client.connect();
-        return client;
-      },
-    },
+    split: { connect: connectTo(target) },
     afterPreData: async () => undefined,
   });
-  // Every session of the restore has ended: its transactions are counted.
-  const commits = await withClient(pg, 'postgres', async (c) => {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const { rows } = await c.query<{ n: string }>(
-      'SELECT xact_commit AS n FROM pg_stat_database WHERE datname = $1',
-      [target],
-    );
-    return Number(rows[0].n);
-  });
+  const commits = await commitsIn(target);
   const expected = await largeObjects(database);
   expect(expected).toHaveLength(OBJECTS);
   expect(expected.filter((o) => o.owner === owner)).toHaveLength(OBJECTS / 2);
@@ -117,4 +136,29 @@ test('large objects are created in batches, with their contents, owners, comment
   expect(await largeObjects(target)).toEqual(expected);
   // pg_restore alone commits each object's lo_create and ALTER LARGE OBJECT … OWNER apart.
   expect(commits).toBeLessThan(OBJECTS);
+}, 300_000);
+
+test("a parallel backup's restore creates the main archive's large objects in batches too; a clean restore over them drops them first", async () => {
+  await withClient(pg, 'postgres', (c) => c.query(`CREATE DATABASE ${quoteIdent(sectioned)}`));
+  const pgRestore = { path: pgTool('pg_restore', 15), version: '15', major: 15 };
+  const psql = { path: pgTool('psql', 15), version: '15', major: 15 };
+  const restore = (...more: string[]) =>
+    pgRestoreArchive(pgRestore, {
+      args: [...more, '--exit-on-error', '--no-password', `--dbname=${sectioned}`],
+      jobs: 2,
+      dumpFile: main,
+      tableData: [side],
+      env: toolEnv(),
+      psql,
+      split: { connect: connectTo(sectioned) },
+    });
+  await restore();
+  const commits = await commitsIn(sectioned);
+  const expected = await largeObjects(database);
+  expect(await largeObjects(sectioned)).toEqual(expected);
+  expect(commits).toBeLessThan(OBJECTS);
+  // Over a database that holds every one of them (and their table): dropped, then created again.
+  await restore('--clean', '--if-exists');
+  expect(await largeObjects(sectioned)).toEqual(expected);
+  expect((await commitsIn(sectioned)) - commits).toBeLessThan(2 * OBJECTS);
 }, 300_000);
