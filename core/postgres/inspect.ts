@@ -204,17 +204,32 @@ export async function databaseExists(client: Client, name: string): Promise<bool
   return rows.length > 0;
 }
 
-/** Each table's row count in the client's database (`count(*)` of the table itself, not its children). */
+/**
+ * Tables counted by one statement of {@link countRows}: a round trip each took ~1 ms, 2 s of a
+ * restore of 2,000 small tables.
+ */
+export const TABLES_PER_COUNT = 100;
+
+/**
+ * Each table's row count in the client's database (`count(*)` of the table itself, not its
+ * children), {@link TABLES_PER_COUNT} tables to a statement.
+ */
 export async function countRows<T extends { schema: string; name: string }>(
   client: Client,
   tables: readonly T[],
 ): Promise<(T & { restoredRows: number })[]> {
   const out: (T & { restoredRows: number })[] = [];
-  for (const t of tables) {
-    const { rows } = await client.query<{ n: string }>(
-      `SELECT count(*) AS n FROM ONLY ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
+  for (let start = 0; start < tables.length; start += TABLES_PER_COUNT) {
+    const some = tables.slice(start, start + TABLES_PER_COUNT);
+    const { rows } = await client.query<{ i: number; n: string }>(
+      some
+        .map(
+          (t, i) => `SELECT ${i} AS i, count(*) AS n FROM ONLY ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
+        )
+        .join(' UNION ALL '),
     );
-    out.push({ ...t, restoredRows: Number(rows[0].n) });
+    const counted = new Map(rows.map((r) => [Number(r.i), Number(r.n)]));
+    for (const [i, t] of some.entries()) out.push({ ...t, restoredRows: counted.get(i) as number });
   }
   return out;
 }

@@ -1,10 +1,17 @@
 /**
- * `dumpSizeAsRead` (core/postgres/inspect.ts), the estimate a backup's progress is shown against,
- * on a real server: it returns at once, before the tables' sizes are read — the dump does not wait
+ * core/postgres/inspect.ts on a real server. `dumpSizeAsRead`, the estimate a backup's progress is
+ * shown against: it returns at once, before the tables' sizes are read — the dump does not wait
  * for a read that takes seconds where the tables are many — and gives what `tableDataSize` reads
- * once the read has ended.
+ * once the read has ended. `countRows`, a restore's and a migration's check: each table's own rows
+ * (not its partitions' or children's), names that need quoting, more tables than one statement
+ * counts, in fewer statements than tables.
  */
-import { dumpSizeAsRead, tableDataSize } from '../../../../core/postgres/inspect';
+import {
+  countRows,
+  dumpSizeAsRead,
+  TABLES_PER_COUNT,
+  tableDataSize,
+} from '../../../../core/postgres/inspect';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../support/env';
 
 const pg = testEnv().server(15);
@@ -42,3 +49,40 @@ test('the estimate is read beside the caller: nothing until it is read, then the
     expect(estimate()).toBe(expected);
   });
 }, 60_000);
+
+test('countRows counts each table itself, many to a statement', async () => {
+  const tables = Array.from({ length: 2 * TABLES_PER_COUNT + 7 }, (_, i) => ({
+    schema: i % 2 ? 'Sché "ma"' : 'public',
+    name: `t ${i} "q"`,
+    rows: i % 5,
+  }));
+  await withClient(pg, database, async (c) => {
+    await c.query(`CREATE SCHEMA "Sché ""ma"""`);
+    for (const t of tables) {
+      const name = `"${t.schema.replaceAll('"', '""')}"."${t.name.replaceAll('"', '""')}"`;
+      await c.query(
+        `CREATE TABLE ${name} (id int); INSERT INTO ${name} SELECT generate_series(1, ${t.rows})`,
+      );
+    }
+    // A parent's own rows, not its child's.
+    await c.query(`CREATE TABLE parent (id int); INSERT INTO parent VALUES (1);
+      CREATE TABLE child () INHERITS (parent); INSERT INTO child VALUES (2), (3)`);
+    let statements = 0;
+    const query = c.query.bind(c);
+    const counting = Object.assign(Object.create(c), {
+      query: (...args: Parameters<typeof c.query>) => {
+        statements++;
+        return query(...args);
+      },
+    }) as typeof c;
+    const all = [
+      ...tables,
+      { schema: 'public', name: 'parent', rows: 1 },
+      { schema: 'public', name: 'child', rows: 2 },
+    ];
+    const counted = await countRows(counting, all);
+    expect(counted.map((t) => t.restoredRows)).toEqual(all.map((t) => t.rows));
+    expect(counted.map((t) => t.name)).toEqual(all.map((t) => t.name));
+    expect(statements).toBe(Math.ceil(all.length / TABLES_PER_COUNT));
+  });
+}, 120_000);
