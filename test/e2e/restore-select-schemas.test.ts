@@ -374,7 +374,7 @@ describe('schema-qualified --table names', () => {
       [
         ['--table', 'a.ordrs'],
         `--table "a.ordrs" matches nothing in backup ${manifest.id}: it has no ${kinds} named "ordrs" in schema "a" ` +
-          '(names match exactly, case included); close names: "a.orders"',
+          '(names match exactly, case included); close names: "a.orders", "b.orders", "c.orders"',
       ],
       [
         ['--table', 'public.orders'],
