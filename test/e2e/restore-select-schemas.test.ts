@@ -322,6 +322,15 @@ describe('schema-qualified --table names', () => {
       expect(await tablesOf(target)).toEqual(['a.orders: 20000 (granted)']);
     }, 120_000);
 
+    test("--schema a --table orders (a name alone, pg_restore's -n/-t) keeps the table's grant too", async () => {
+      const target = uniqueName('select_qg');
+      created.push(target);
+      const result = await restore(qualified[which], target, '--schema', 'a', '--table', 'orders');
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(await tablesOf(target)).toEqual(['a.orders: 20000 (granted)']);
+    }, 120_000);
+
     test("--table a.orders --table b.customers: exactly those two (not a.customers, b.orders, nor c's)", async () => {
       const target = uniqueName('select_q2');
       created.push(target);
