@@ -65,7 +65,13 @@ export function registerRestore(program: Command, aws: AwsAccess): void {
     .option('--no-acl', 'do not restore privileges (GRANT/REVOKE)')
     .option('--role <name>', 'run the restore as this role (SET ROLE)')
     .option('--schema <name>', 'restore only this schema (repeatable)', collect, [])
-    .option('--table <name>', 'restore only this table (repeatable)', collect, [])
+    .option(
+      '--table <name>',
+      'restore only this table, view or sequence: name (in every schema, as pg_restore -t) or schema.name; ' +
+        'exact, case included; double-quote a name with a dot in it ("a.b") (repeatable)',
+      collect,
+      [],
+    )
     .option(
       '--force',
       'restore over a non-empty database (with --mode clean) or over the backup source',

@@ -43,7 +43,12 @@ export const RestoreRequestSchema = z
     noAcl: z.boolean().default(false),
     role: z.string().min(1).max(63).optional(),
     schemas: z.array(z.string().min(1).max(63)).max(100).default([]),
-    tables: z.array(z.string().min(1).max(63)).max(100).default([]),
+    /**
+     * Tables, views, sequences…: each a name (in every schema, as pg_restore's `-t`) or
+     * `schema.name`, double-quoted where a name has a dot (core/postgres/restore-selection.ts): two
+     * names of 63 characters, each quoted with its quotes doubled, and the dot.
+     */
+    tables: z.array(z.string().min(1).max(257)).max(100).default([]),
     force: z.boolean().default(false),
     allowDowngrade: z.boolean().default(false),
     /** With `mode: clean`, back up the target before replacing it. */

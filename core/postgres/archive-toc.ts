@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { closeNames } from '../close-names';
 import { PgferryError } from '../errors';
 import { ArchiveFormatError, ArchiveScanner, type ArchiveTocEntry } from './archive';
+import { readTableName, selectsRelation, writtenTableName } from './restore-selection';
 
 function unreadable(detail: string): PgferryError {
   return new PgferryError('BackupCorrupt', `the archive's table of contents cannot be read: ${detail}`);
@@ -52,9 +53,10 @@ const TABLE_LIKE = new Set([
 
 /**
  * The entries `pg_restore --clean` drops given `--schema`/`--table` selections, as pg_restore
- * selects them: with schemas, only entries in one of them; with tables, only relations of those
- * names (and nothing else); of those, the ones with a drop statement (the database's own entry
- * only with `--create`, which pgferry never passes).
+ * selects them: with schemas, only entries in one of them; with tables, only relations those
+ * names select (core/postgres/restore-selection.ts, `selectsRelation`), and nothing else; of
+ * those, the ones with a drop statement (the database's own entry only with `--create`, which
+ * pgferry never passes).
  */
 export function droppedByClean(
   toc: readonly ArchiveTocEntry[],
@@ -64,8 +66,7 @@ export function droppedByClean(
     if (!e.dropped || e.desc === 'DATABASE') return false;
     if (selection.schemas.length && (e.namespace === null || !selection.schemas.includes(e.namespace)))
       return false;
-    if (selection.tables.length && (!TABLE_LIKE.has(e.desc ?? '') || !selection.tables.includes(e.tag ?? '')))
-      return false;
+    if (selection.tables.length) return isSelectedRelation(e, selection);
     return true;
   });
 }
@@ -88,13 +89,7 @@ export function selectedSchemaEntries(
 ): { schema: string; ids: number[] }[] {
   const wanted = selection.schemas.length
     ? new Set(selection.schemas)
-    : new Set(
-        toc
-          .filter(
-            (e) => TABLE_LIKE.has(e.desc ?? '') && selection.tables.includes(e.tag ?? '') && e.namespace,
-          )
-          .map((e) => e.namespace as string),
-      );
+    : new Set(toc.filter((e) => isSelectedRelation(e, selection)).map((e) => e.namespace as string));
   return toc
     .filter((e) => e.desc === 'SCHEMA' && e.tag !== null && wanted.has(e.tag))
     .map((schema) => ({
@@ -114,6 +109,19 @@ export function selectedSchemaEntries(
 /** An archive's entry as a restore's `--schema`/`--table` selection sees it. */
 export type SelectableEntry = Pick<ArchiveTocEntry, 'desc' | 'tag' | 'namespace'>;
 
+/** Whether `e` is a relation (as pg_restore's `-t` sees them) that `selection` selects. */
+function isSelectedRelation(
+  e: SelectableEntry,
+  selection: { schemas: readonly string[]; tables: readonly string[] },
+): boolean {
+  return (
+    TABLE_LIKE.has(e.desc ?? '') &&
+    e.namespace !== null &&
+    e.tag !== null &&
+    selectsRelation(selection, e.namespace, e.tag)
+  );
+}
+
 /** Schemas every database has, of no interest in a list of a backup's schemas. */
 const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'pg_toast']);
 
@@ -124,8 +132,10 @@ const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'pg_toast'])
  * as pg_restore matches them (see {@link droppedByClean}): exactly, case included. A `--schema`
  * name matches when the archive has that schema (its SCHEMA entry, which the restore creates: see
  * {@link selectedSchemaEntries}) or an object in it; a `--table` name, a table, view, materialized
- * view, sequence or foreign table of that name, in one of the `--schema` schemas when any are
- * given. Names are compared as the archive's reader decoded them: exactly, in any encoding whose
+ * view, sequence or foreign table of that name (of that schema, when qualified: `schema.table`, read
+ * as core/postgres/restore-selection.ts says), in one of the `--schema` schemas when any are
+ * given; one that is no name (an open quote, two dots) is refused as such, and a qualified one
+ * whose whole is a table's name (`a.b`, of the table named "a.b") is told to quote it. Names are compared as the archive's reader decoded them: exactly, in any encoding whose
  * names server-encodings.ts's `unmatchableSelection` lets through (an entry read loosely may compare
  * equal to a name pg_restore does not match, never unequal to one it does: no false refusal).
  *
@@ -162,35 +172,66 @@ export function unselectedName(
   );
   const inSchemas = (e: { namespace: string }) =>
     selection.schemas.length === 0 || selection.schemas.includes(e.namespace);
-  for (const name of selection.tables) {
-    const named = relations.filter((e) => e.tag === name);
-    if (named.some(inSchemas)) continue;
-    if (named.length) {
-      const found = [...new Set(named.map((e) => e.namespace))].sort();
+  const kinds = 'table, view, materialized view, sequence or foreign table';
+  const inWhich = (names: readonly string[]) => (names.length ? ` (in ${list(names)})` : '');
+  const schemasOf = (of: readonly { namespace: string }[]) => [...new Set(of.map((e) => e.namespace))].sort();
+  for (const written of selection.tables) {
+    const table = readTableName(written);
+    if (!('name' in table)) {
+      return `--table ${JSON.stringify(written)} is not a table's name: ${table.problem}; ${done}`;
+    }
+    const named = relations.filter((e) => e.tag === table.name);
+    if (table.schema !== undefined) {
+      const { schema } = table;
+      if (selection.schemas.length && !selection.schemas.includes(schema)) {
+        return (
+          `--table ${JSON.stringify(written)} names a table of schema ${JSON.stringify(schema)}, which is none of the --schema schemas ` +
+          `(${list(selection.schemas)}); add --schema ${JSON.stringify(schema)}, or leave --schema out; ${done}`
+        );
+      }
+      if (named.some((e) => e.namespace === schema)) continue;
+      // A table whose own name has the dot: the dot read as the schema's (as psql and pg_dump read it).
+      const dotted = relations.filter((e) => e.tag === written && inSchemas(e));
+      if (dotted.length) {
+        return (
+          `--table ${JSON.stringify(written)} names table ${JSON.stringify(table.name)} of schema ${JSON.stringify(schema)}, ` +
+          `which backup ${backup.id} has not: a dot separates a schema from its table; for the table named ${JSON.stringify(written)}` +
+          `${inWhich(schemasOf(dotted))}, quote it: --table '${writtenTableName({ name: written })}'; ${done}`
+        );
+      }
+      // Names close to the whole, then the table's name in other schemas.
+      const writtenOf = (of: readonly { namespace: string; tag: string }[]) =>
+        of.filter(inSchemas).map((e) => writtenTableName({ schema: e.namespace, name: e.tag }));
+      const close = [
+        ...new Set([...closeNames(written, writtenOf(relations)), ...writtenOf(named).sort()]),
+      ].slice(0, 5);
       return (
-        `--table ${JSON.stringify(name)} is in none of the --schema schemas (${list(selection.schemas)}) of backup ${backup.id}: ` +
-        `it is in ${list(found)}; add --schema ${JSON.stringify(found[0])}, or leave --schema out to restore it from every schema; ${done}`
+        `--table ${JSON.stringify(written)} matches nothing in backup ${backup.id}: it has no ${kinds} named ` +
+        `${JSON.stringify(table.name)} in schema ${JSON.stringify(schema)} (names match exactly, case included); ` +
+        (close.length
+          ? `close names: ${list(close)}`
+          : `pgferry show --store ${backup.store} --backup ${backup.id} --json lists its tables`) +
+        `; ${done}`
       );
     }
-    const qualified = relations.find((e) => `${e.namespace}.${e.tag}` === name);
-    if (qualified) {
+    const name = table.name;
+    if (named.some(inSchemas)) continue;
+    if (named.length) {
+      const found = schemasOf(named);
       return (
-        `--table ${JSON.stringify(name)} names no table of the backup: --table takes a table's name without its schema, ` +
-        `as pg_restore's -t does; restore ${name} with --schema ${JSON.stringify(qualified.namespace)} --table ${JSON.stringify(qualified.tag)}; ${done}`
+        `--table ${JSON.stringify(written)} is in none of the --schema schemas (${list(selection.schemas)}) of backup ${backup.id}: ` +
+        `it is in ${list(found)}; add --schema ${JSON.stringify(found[0])}, or leave --schema out to restore it from every schema; ${done}`
       );
     }
     const candidates = relations.filter(inSchemas);
     const close = closeNames(
       name,
       candidates.map((e) => e.tag),
-    ).map((tag) => {
-      const where = [...new Set(candidates.filter((e) => e.tag === tag).map((e) => e.namespace))].sort();
-      return `${JSON.stringify(tag)} (in ${list(where)})`;
-    });
+    ).map((tag) => `${JSON.stringify(tag)}${inWhich(schemasOf(candidates.filter((e) => e.tag === tag)))}`);
     const where = selection.schemas.length ? ` in --schema ${list(selection.schemas)}` : '';
     return (
-      `--table ${JSON.stringify(name)} matches nothing${where} in backup ${backup.id}: it has no table, view, materialized view, ` +
-      `sequence or foreign table of that exact name (as pg_restore's -t: the name alone, case included); ` +
+      `--table ${JSON.stringify(written)} matches nothing${where} in backup ${backup.id}: it has no ${kinds} ` +
+      `of that exact name (as pg_restore's -t: the name alone, case included); ` +
       (close.length
         ? `close names: ${close.join(', ')}`
         : `pgferry show --store ${backup.store} --backup ${backup.id} --json lists its tables`) +

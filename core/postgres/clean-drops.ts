@@ -15,7 +15,7 @@ import { PgferryError } from '../errors';
 import { runProcess } from '../process';
 import { cleanableOrder, readArchiveToc } from './archive-toc';
 import type { PgToolBinary } from './binaries';
-import { firstError } from './tools';
+import { firstError, listedEntries, type PgRestoreSelection } from './tools';
 
 /** pg_restore's options that do not apply to a script of the drops (or that this module sets). */
 const NOT_FOR_THE_SCRIPT = /^--(dbname|exit-on-error|jobs|clean|if-exists|section|use-list|file)\b/;
@@ -51,9 +51,10 @@ export function dropsOf(withClean: string, without: string): string | undefined 
 }
 
 /**
- * Drops what `pg_restore --clean` of `dumpFile` with `args` (its selection: `--schema`, `--table`,
- * `--no-owner`, …) would drop, in the order it would (the list in `cleanableOrder`), through psql on
- * the target named by `args`' `--dbname`, stopping at the first error. Nothing is created.
+ * Drops what `pg_restore --clean` of `dumpFile` with `args` (`--no-owner`, …, a selection:
+ * `--schema`, `--table`) would drop of what `selection` selects (all without it), in the order it
+ * would (the list in `cleanableOrder`), through psql on the target named by `args`' `--dbname`,
+ * stopping at the first error. Nothing is created.
  */
 export async function dropFirst(
   pgRestore: PgToolBinary,
@@ -63,6 +64,7 @@ export async function dropFirst(
     dumpFile: string;
     env: NodeJS.ProcessEnv;
     onChild?: (child: ChildProcess) => void;
+    selection?: PgRestoreSelection;
   },
 ): Promise<void> {
   const { dumpFile, env, onChild } = opts;
@@ -79,7 +81,7 @@ export async function dropFirst(
     // Its bytes as they are (one character each): the script is in the archive's encoding.
     return out.stdout.toString('latin1');
   };
-  const lines = (await restore(['--list'])).split('\n').filter((line) => /^\d+;/.test(line));
+  const lines = await listedEntries(pgRestore, dumpFile, opts.selection, env, onChild);
   const toc = await readArchiveToc(createReadStream(dumpFile));
   const dropped = new Set(toc.filter((e) => e.dropped).map((e) => e.dumpId));
   const byId = new Map(lines.map((l) => [Number(l.slice(0, l.indexOf(';'))), l]));

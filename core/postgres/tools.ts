@@ -167,23 +167,27 @@ export async function pgRestoreParallel(
      * autovacuum hold, core/postgres/autovacuum-hold.ts).
      */
     afterPreData?: () => Promise<void>;
+    /** Only what this selects ({@link PgRestoreSelection}); else the whole archive, or what `args` select. */
+    selection?: PgRestoreSelection;
   },
 ): Promise<void> {
-  const { args, dumpFile, env, onChild, split, signal, afterPreData } = opts;
+  const { args, dumpFile, env, onChild, split, signal, afterPreData, selection } = opts;
   const jobs = preDataOnly(args) ? 1 : opts.jobs;
   const run = (more: string[]) => runPgRestore(pgRestore, [...more, dumpFile], env, onChild);
   if (args.includes('--clean'))
     throw new Error('pgRestoreParallel: a clean restore drops first (pgRestoreArchive)');
   const inOneRun = jobs === 1 || args.includes('--no-privileges');
   const splitting = split !== undefined && jobs > 1;
-  if (inOneRun && !splitting && !afterPreData) {
+  if (inOneRun && !splitting && !afterPreData && !selection) {
     await run([...args, `--jobs=${jobs}`]);
     return;
   }
-  // The pass over the archive for the tables' sizes starts at once: it runs beside pg_restore's
-  // list and the pre-data (the tables must exist before any is loaded, whichever are split).
+  let entries = await listedEntries(pgRestore, dumpFile, selection, env, onChild);
+  // Nothing of this archive selected (a side archive of other tables' data): nothing to read.
+  if (entries.length === 0) return;
+  // The pass over the archive for the tables' sizes starts at once: it runs beside the pre-data
+  // (the tables must exist before any is loaded, whichever are split).
   const sizing = splitting ? readTableDataSizes(dumpFile) : undefined;
-  let entries = (await run(['--list'])).stdout.split('\n').filter((line) => /^\d+;/.test(line));
   const attaches = entries.some((line) => INDEX_ATTACH.test(line));
   const toc =
     attaches || afterPreData
@@ -191,7 +195,8 @@ export async function pgRestoreParallel(
       : sizing
         ? await readArchiveToc(createReadStream(dumpFile)).catch(() => undefined)
         : undefined;
-  if (toc) entries = await largeObjectsFirst(entries, toc, { args, env, split, signal });
+  // A selection's large objects stay pg_restore's (see largeObjectsFirst).
+  if (toc && !selection) entries = await largeObjectsFirst(entries, toc, { args, env, split, signal });
   const passes = inOneRun
     ? [{ entries, parallel: true }]
     : planRestorePasses(entries, attaches ? toc : undefined);
@@ -268,8 +273,8 @@ const idOf = (line: string) => Number(line.slice(0, line.indexOf(';')));
 /**
  * pg_dump ≤ 16's large objects among `entries` (pg_restore's `--list` lines of the archive whose
  * TOC is `toc`), created by this process in batches before the pre-data
- * (core/postgres/large-objects.ts), where it can: a restore of the whole archive (no selection in
- * `args`) into a new database (or one a clean restore emptied of them: pgRestoreArchive), whose
+ * (core/postgres/large-objects.ts), where it can: a restore of the whole archive (no selection:
+ * neither in `args` nor a {@link PgRestoreSelection}) into a new database (or one a clean restore emptied of them: pgRestoreArchive), whose
  * names it sends exactly, with `split`'s sessions. Returns the entries left to pg_restore.
  */
 async function largeObjectsFirst(
@@ -540,13 +545,15 @@ export async function pgRestoreArchive(
     psql?: PgToolBinary;
     /** Runs once the pre-data is restored, before any data is loaded (see {@link pgRestoreParallel}). */
     afterPreData?: () => Promise<void>;
+    /** Only what this selects, of each archive ({@link PgRestoreSelection}). */
+    selection?: PgRestoreSelection;
   },
 ): Promise<void> {
-  const { dumpFile, env, onChild, psql } = opts;
+  const { dumpFile, env, onChild, psql, selection } = opts;
   let { args } = opts;
   if (args.includes('--clean')) {
     if (!psql) throw new PgferryError('NoSuitablePgDump', `psql is missing beside ${pgRestore.path}`);
-    await dropFirst(pgRestore, psql, { args, dumpFile, env, onChild });
+    await dropFirst(pgRestore, psql, { args, dumpFile, env, onChild, selection });
     args = args.filter((a) => a !== '--clean' && a !== '--if-exists');
   }
   const rest = { ...opts, args };
@@ -583,20 +590,22 @@ export async function pgRestoreSections(
     split?: SplitLoad;
     /** Runs once the pre-data is restored, before any data is loaded (see {@link pgRestoreParallel}). */
     afterPreData?: () => Promise<void>;
+    /** Only what this selects, of each archive ({@link PgRestoreSelection}). */
+    selection?: PgRestoreSelection;
   },
 ): Promise<void> {
-  const { args, jobs, dumpFile, tableData, env, split } = opts;
+  const { args, jobs, dumpFile, tableData, env, split, selection } = opts;
   if (args.includes('--clean'))
     throw new Error('pgRestoreSections: a clean restore drops first (pgRestoreArchive)');
   const archives = [dumpFile, ...tableData];
-  const [bytes, tocs, post] = await Promise.all([
+  const [bytes, tocs, entries] = await Promise.all([
     Promise.all(archives.map(async (file) => (await stat(file)).size)),
     Promise.all(archives.map((file) => readArchiveToc(createReadStream(file)))),
-    // The whole list, as each group's run selects its post-data with `--section` (a list of the
-    // section alone would leave out the privileges pg_restore restores with it).
-    runPgRestore(pgRestore, ['--list', dumpFile], env, opts.onChild),
+    // The whole list (of what `selection` selects), as each group's run selects its post-data
+    // with `--section` (a list of the section alone would leave out the privileges pg_restore
+    // restores with it).
+    listedEntries(pgRestore, dumpFile, selection, env, opts.onChild),
   ]);
-  const entries = post.stdout.split('\n').filter((line) => /^\d+;/.test(line));
   const shares = dataJobShares(bytes, jobs);
   const dataOf = new Map<number, number>();
   for (const [i, toc] of tocs.entries()) {
@@ -623,7 +632,7 @@ export async function pgRestoreSections(
   };
   try {
     // The main archive's large objects, created in batches; its pre-data run lists the rest.
-    const preData = await largeObjectsFirst(entries, tocs[0], { args, env, split });
+    const preData = selection ? entries : await largeObjectsFirst(entries, tocs[0], { args, env, split });
     const preDataList =
       preData.length < entries.length ? [`--use-list=${await listFile('pre', preData)}`] : [];
     await pgRestoreParallel(pgRestore, {
@@ -632,6 +641,7 @@ export async function pgRestoreSections(
       dumpFile,
       env,
       onChild: opts.onChild,
+      selection,
     });
     await opts.afterPreData?.();
     let mainPostDone: Promise<void> = Promise.resolve();
@@ -645,6 +655,7 @@ export async function pgRestoreSections(
           onChild: track,
           split,
           signal: stop,
+          selection,
         });
         if (i === 0) {
           mainPostDone = load.then(() => runGroup(groups[0], shares[0], track));
@@ -829,6 +840,37 @@ export async function sequenceSetList(
   const list = `${definitionsFile}.sequences.list`;
   await writeFile(list, ids.map((id) => `${id};\n`).join(''), { mode: 0o600 });
   return list;
+}
+
+/**
+ * A restore's selection as pg_restore is given it: the selection flags (`--schema=`, `--table=`)
+ * of each of the runs whose union is restored (core/postgres/restore-selection.ts,
+ * `pgRestoreRuns`). pg_restore lists each archive's part of it (`--list` with each run's flags),
+ * and the union is restored with `--use-list`, in the archive's order: its flags cannot say "a.orders
+ * and b.customers", and a list also keeps a selected table's grants, which pg_restore's own `-t`
+ * drops in a run whose list holds them but not their table (the passes of a restore).
+ */
+export type PgRestoreSelection = readonly (readonly string[])[];
+
+/**
+ * The lines of `pg_restore --list` of `dumpFile`: those `selection` selects, or all without one, in
+ * the archive's order.
+ */
+export async function listedEntries(
+  pgRestore: PgToolBinary,
+  dumpFile: string,
+  selection: PgRestoreSelection | undefined,
+  env: NodeJS.ProcessEnv,
+  onChild?: (child: ChildProcess) => void,
+): Promise<string[]> {
+  const listed = async (flags: readonly string[]) =>
+    (await runPgRestore(pgRestore, [...flags, '--list', dumpFile], env, onChild)).stdout
+      .split('\n')
+      .filter((line) => /^\d+;/.test(line));
+  const all = await listed([]);
+  if (!selection) return all;
+  const chosen = new Set((await Promise.all(selection.map(listed))).flat().map(idOf));
+  return all.filter((line) => chosen.has(idOf(line)));
 }
 
 async function runPgRestore(

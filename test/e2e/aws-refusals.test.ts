@@ -431,6 +431,31 @@ test('a restore whose --table selects nothing of the backup is refused by the bu
   ).toEqual([]);
 });
 
+test('a restore of a schema-qualified --table: refused by the bundled preflight when it matches nothing (close names; nothing read, connected or written), planned when it names a table', async () => {
+  const before = witness(store);
+  const request = { store: `file://${store}`, backup: backup.id, name: 'shop', target: login(a, 'drill') };
+  const refused = await invokeBundle(
+    bundled.bundleOf('RestorePreflight'),
+    { ...request, tables: ['public.T'] },
+    lambdaEnv(),
+  );
+  expect(refused).toEqual({
+    ok: false,
+    errorType: 'Pgferry.InvalidInput',
+    errorMessage:
+      `--table "public.T" matches nothing in backup ${backup.id}: it has no table, view, materialized view, sequence or ` +
+      'foreign table named "T" in schema "public" (names match exactly, case included); close names: "public.t"; ' +
+      'nothing was restored',
+  });
+  expectUntouched(store, before);
+  const planned = await invokeBundle(
+    bundled.bundleOf('RestorePreflight'),
+    { ...request, tables: ['public.t'] },
+    lambdaEnv(),
+  );
+  expect(planned).toEqual({ ok: true, result: expect.objectContaining({ backupId: backup.id }) });
+});
+
 test('so is its verification, whose throwaway server holds the restored database: streamed, that alone; with large objects, the files as well', async () => {
   const before = witness(store);
   const verify = (backup: BackupManifest) =>

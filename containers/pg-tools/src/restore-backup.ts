@@ -56,6 +56,7 @@ import { countRows } from '../../../core/postgres/inspect';
 import { dropOwnPublications } from '../../../core/postgres/logical-replication';
 import { conninfoValue, quoteIdent } from '../../../core/postgres/quote';
 import { describeArchive, readDatabaseLocale } from '../../../core/postgres/requirements';
+import { pgRestoreRuns, selectsRelation } from '../../../core/postgres/restore-selection';
 import { loadSessionOptions } from '../../../core/postgres/restore-session';
 import { selectionArguments } from '../../../core/postgres/server-encodings';
 import {
@@ -65,6 +66,7 @@ import {
   terminateSessions,
 } from '../../../core/postgres/target-sessions';
 import {
+  type PgRestoreSelection,
   pgRestoreArchive,
   pgRestoreParallel,
   sequenceSetList,
@@ -228,7 +230,7 @@ export async function restoreBackup(
             if (isScoped(manifest.scope)) await createSchemas(toc, loading);
             await progress.timed('preData', () =>
               pgRestoreParallel(tool, {
-                args: [...restoreArgs(loading, manifest), '--section=pre-data'],
+                args: [...restoreArgs(loading), '--section=pre-data'],
                 jobs: loading.jobs,
                 dumpFile: definitions,
                 env: restoreEnv(loading, deps),
@@ -290,7 +292,7 @@ export async function restoreBackup(
           const sequences = await sequenceSetList(definitions, toc);
           if (sequences) {
             await pgRestoreParallel(tool, {
-              args: [...restoreArgs(loading, manifest), `--use-list=${sequences}`],
+              args: [...restoreArgs(loading), `--use-list=${sequences}`],
               jobs: 1,
               dumpFile: definitions,
               env: restoreEnv(loading, deps),
@@ -298,7 +300,7 @@ export async function restoreBackup(
             });
           }
           await pgRestoreParallel(tool, {
-            args: [...restoreArgs(loading, manifest), '--section=post-data'],
+            args: [...restoreArgs(loading), '--section=post-data'],
             jobs: loading.jobs,
             dumpFile: definitions,
             env: restoreEnv(loading, deps),
@@ -364,14 +366,7 @@ export async function restoreBackup(
       stopIfInterrupted(signal);
       if (isScoped(manifest.scope)) await createSchemas(await fileToc(files.dump), loading);
       if (loading.schemas.length || loading.tables.length) {
-        await restoreSelectedSchemas(
-          files.tool,
-          files.dump,
-          await fileToc(files.dump),
-          loading,
-          manifest,
-          deps,
-        );
+        await restoreSelectedSchemas(files.tool, files.dump, await fileToc(files.dump), loading, deps);
       }
       await progress.timed('pgRestore', () =>
         pgRestoreInto(files.tool, files.dump, loading, manifest, deps, {
@@ -507,7 +502,6 @@ async function restoreSelectedSchemas(
   dumpFile: string,
   toc: readonly ArchiveTocEntry[],
   into: RestoreTarget,
-  manifest: BackupManifest,
   deps: RestoreDeps,
 ): Promise<void> {
   const selected = selectedSchemaEntries(toc, into);
@@ -525,11 +519,8 @@ async function restoreSelectedSchemas(
   await writeFile(list, ids.map((id) => `${id};\n`).join(''), { mode: 0o600 });
   try {
     await pgRestoreParallel(tool, {
-      // The request's options without its selection (which selects no SCHEMA entry) or --clean.
-      args: [
-        ...restoreArgs({ ...into, mode: 'create', schemas: [], tables: [] }, manifest),
-        `--use-list=${list}`,
-      ],
+      // The request's options without --clean (and without its selection, which selects no SCHEMA entry).
+      args: [...restoreArgs({ ...into, mode: 'create' }), `--use-list=${list}`],
       jobs: 1,
       dumpFile,
       env: restoreEnv(into, deps),
@@ -837,10 +828,10 @@ async function applyGlobals(
 }
 
 /**
- * pg_restore's arguments for the request's options (the target database and what it restores: the
- * schemas and tables in the bytes of the backup's database's encoding, as its archive names them).
+ * pg_restore's arguments for the request's options (the target database; not what it selects:
+ * {@link pgRestoreSelection}).
  */
-function restoreArgs(request: RestoreTarget, manifest: BackupManifest): string[] {
+function restoreArgs(request: RestoreTarget): string[] {
   const args = [
     `--dbname=dbname=${conninfoValue(request.target.database)}`,
     '--exit-on-error',
@@ -850,8 +841,20 @@ function restoreArgs(request: RestoreTarget, manifest: BackupManifest): string[]
   if (request.noOwner) args.push('--no-owner');
   if (request.noAcl) args.push('--no-privileges');
   if (request.role) args.push(`--role=${request.role}`);
-  args.push(...selectionArguments(manifest.requires?.encoding, request));
   return args;
+}
+
+/**
+ * What the request's `--schema` and `--table` select, as pg_restore is given it: each of its runs'
+ * flags (core/postgres/restore-selection.ts), their names in the bytes of the backup's database's
+ * encoding, as its archive names them; undefined when it selects the whole archive.
+ */
+function pgRestoreSelection(
+  request: RestoreTarget,
+  manifest: BackupManifest,
+): PgRestoreSelection | undefined {
+  if (!request.schemas.length && !request.tables.length) return undefined;
+  return pgRestoreRuns(request).map((run) => selectionArguments(manifest.requires?.encoding, run));
 }
 
 /** pg_restore's environment: the target's connection and the fast session settings. */
@@ -883,7 +886,7 @@ async function pgRestoreInto(
 ): Promise<void> {
   const { password } = request;
   const { tableData = [], psql } = opts;
-  const args = restoreArgs(request, manifest);
+  const args = restoreArgs(request);
   const lockTimeout = request.mode === 'clean';
   const env = restoreEnv(request, deps);
   // A restore of some schemas or tables skips the rest of the archive: how much it reads is unknown.
@@ -909,6 +912,7 @@ async function pgRestoreInto(
       // A clean restore's drops (looked up again, to say why, if not found during the download).
       psql: request.mode === 'clean' ? (psql ?? (await siblingTool(pgRestore, 'psql'))) : psql,
       afterPreData: opts.afterPreData,
+      selection: pgRestoreSelection(request, manifest),
     });
   } catch (err) {
     if (!lockTimeout || !/lock timeout/i.test(errorMessage(err))) throw err;
@@ -1005,12 +1009,8 @@ function loadedRows(
 }
 
 /** The backup's tables that the restore selected (`--schema`, `--table`), with their rows at the backup. */
-function selectedTables(manifest: BackupManifest, { schemas, tables }: RestoreTarget) {
+function selectedTables(manifest: BackupManifest, into: RestoreTarget) {
   return manifest.tables
-    .filter(
-      (t) =>
-        (schemas.length === 0 || schemas.includes(t.schema)) &&
-        (tables.length === 0 || tables.includes(t.name)),
-    )
+    .filter((t) => selectsRelation(into, t.schema, t.name))
     .map(({ schema, name, rows }) => ({ schema, name, rows }));
 }

@@ -15,6 +15,9 @@ import {
   readArchiveToc,
   unselectedName,
 } from '../../../../core/postgres/archive-toc';
+import { pgRestoreRuns } from '../../../../core/postgres/restore-selection';
+import { selectionArguments } from '../../../../core/postgres/server-encodings';
+import { listedEntries } from '../../../../core/postgres/tools';
 import { pgTool, runTool } from '../../../support/cli';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../support/env';
 
@@ -117,6 +120,58 @@ describe.each([15, 17])('an archive of pg_dump %i', (major) => {
       expect(droppedByClean(toc, selection).map((e) => e.dumpId)).toEqual(
         toc.filter((e) => e.dropped && e.desc !== 'DATABASE' && selected.has(e.dumpId)).map((e) => e.dumpId),
       );
+    }
+  });
+
+  test('a schema-qualified --table selects what pg_restore -n schema -t name does; several, the union of theirs', async () => {
+    const backup = { id: 'b', store: 'file:///s' };
+    const file = path.join(tmpdir(), `${uniqueName('toc')}.pgdump`);
+    await writeFile(file, archive);
+    const tool = { path: pgTool('pg_restore', major), version: String(major), major };
+    const inOrder = (ids: Set<number>) => toc.map((e) => e.dumpId).filter((id) => ids.has(id));
+    const idsOf = (lines: string[]) => lines.map((l) => Number(l.slice(0, l.indexOf(';'))));
+    try {
+      const cases: [string, string, string][] = [
+        ['public.t', 'public', 't'],
+        ['"odd ""schema""".t', 'odd "schema"', 't'],
+        ['"odd ""schema""".t_id_seq', 'odd "schema"', 't_id_seq'],
+        ['public.v', 'public', 'v'],
+        ['public."tåble with spaces"', 'public', 'tåble with spaces'],
+        ['public.p1a', 'public', 'p1a'],
+        ['public.t_id_seq', 'public', 't_id_seq'],
+        ['"odd ""schema""".v', 'odd "schema"', 'v'],
+        ['public.T', 'public', 'T'],
+        ['public.f', 'public', 'f'],
+      ];
+      const all = new Set<number>();
+      for (const [written, schema, name] of cases) {
+        const selected = new Set(await listedIds(major, archive, [`--schema=${schema}`, `--table=${name}`]));
+        for (const id of selected) all.add(id);
+        const selection = { schemas: [], tables: [written] };
+        expect({ written, dropped: droppedByClean(toc, selection).map((e) => e.dumpId) }).toEqual({
+          written,
+          dropped: toc.filter((e) => e.dropped && selected.has(e.dumpId)).map((e) => e.dumpId),
+        });
+        expect({ written, selects: unselectedName(toc, selection, backup) === undefined }).toEqual({
+          written,
+          selects: selected.size > 0,
+        });
+        const runs = pgRestoreRuns(selection).map((run) => selectionArguments('UTF8', run));
+        expect({ written, listed: idsOf(await listedEntries(tool, file, runs, {})) }).toEqual({
+          written,
+          listed: inOrder(selected),
+        });
+      }
+      // Every name at once: what each selects, together (no more: pg_restore's flags would mix them).
+      const selection = { schemas: [], tables: cases.map(([written]) => written) };
+      const runs = pgRestoreRuns(selection).map((run) => selectionArguments('UTF8', run));
+      expect(runs.length).toBe(2);
+      expect(idsOf(await listedEntries(tool, file, runs, {}))).toEqual(inOrder(all));
+      expect(droppedByClean(toc, selection).map((e) => e.dumpId)).toEqual(
+        toc.filter((e) => e.dropped && all.has(e.dumpId)).map((e) => e.dumpId),
+      );
+    } finally {
+      await rm(file, { force: true });
     }
   });
 

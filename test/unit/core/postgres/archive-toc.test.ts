@@ -67,6 +67,12 @@ test("a selection's schemas come with their own entries: SCHEMA, its comment, gr
   expect(selectedSchemaEntries(toc, { schemas: [], tables: ['staff'] })).toEqual([
     { schema: 'hr', ids: [3, 11] },
   ]);
+  // Qualified: that table's schema alone.
+  expect(selectedSchemaEntries(toc, { schemas: [], tables: ['sales.orders'] })).toEqual([sales]);
+  expect(selectedSchemaEntries(toc, { schemas: [], tables: ['hr.staff', 'public.orders'] })).toEqual([
+    { schema: 'public', ids: [2] },
+    { schema: 'hr', ids: [3, 11] },
+  ]);
   // A schema the archive does not create (a --table backup's) or does not hold: none.
   expect(selectedSchemaEntries(toc, { schemas: ['app'], tables: [] })).toEqual([]);
   expect(selectedSchemaEntries(toc, { schemas: [], tables: ['missing'] })).toEqual([]);
@@ -140,13 +146,52 @@ describe("a selection's names each select something of the archive, as pg_restor
     );
   });
 
-  test('a --table given as schema.name: the --schema and --table that restore it', () => {
-    expect(unselected([], ['public.order_totals'])).toBe(
-      `--table "public.order_totals" names no table of the backup: --table takes a table's name without its schema, ` +
-        `as pg_restore's -t does; restore public.order_totals with --schema "public" --table "order_totals"; nothing was restored`,
+  test('a --table given as schema.name selects that table alone; one that matches nothing: close names, the name in other schemas first', () => {
+    expect(unselected([], ['public.order_totals', 'sales.orders', 'public.orders'])).toBeUndefined();
+    expect(unselected(['sales'], ['sales.items', 'orders'])).toBeUndefined();
+    expect(unselected([], ['public.items'])).toBe(
+      `--table "public.items" matches nothing in backup ${backup.id}: it has no table, view, materialized view, sequence ` +
+        `or foreign table named "items" in schema "public" (names match exactly, case included); close names: ` +
+        `"sales.items"; nothing was restored`,
     );
-    // A relation whose name has a dot is selected by that name.
-    const dotted = [...toc, entry(20, 'TABLE', 'public', 'sales.orders')];
-    expect(unselectedName(dotted, { schemas: [], tables: ['sales.orders'] }, backup)).toBeUndefined();
+    expect(unselected([], ['sales.ordrs'])).toContain('; close names: "sales.orders"; nothing');
+    expect(unselected([], ['Sales.orders'])).toContain(
+      '; close names: "sales.orders", "public.orders"; nothing',
+    );
+    expect(unselected([], ['hr.zzz'])).toContain(
+      `; pgferry show --store file:///backups --backup ${backup.id} --json lists its tables;`,
+    );
+    // A schema of the --schema schemas' only.
+    expect(unselected(['public'], ['sales.orders'])).toBe(
+      `--table "sales.orders" names a table of schema "sales", which is none of the --schema schemas ("public"); ` +
+        'add --schema "sales", or leave --schema out; nothing was restored',
+    );
+  });
+
+  test("a relation whose name has a dot: selected by its name double-quoted; unquoted, the dot is the schema's, and the refusal says to quote it", () => {
+    const dotted = [
+      ...toc,
+      entry(20, 'TABLE', 'public', 'sales.orders'),
+      entry(21, 'TABLE', 'public', 'a.b'),
+    ];
+    const of = (tables: string[]) => unselectedName(dotted, { schemas: [], tables }, backup);
+    // sales.orders is the table orders of sales (as psql reads it); "sales.orders" the dotted one.
+    expect(of(['sales.orders', '"sales.orders"', '"a.b"', 'public."a.b"'])).toBeUndefined();
+    expect(of(['a.b'])).toBe(
+      `--table "a.b" names table "b" of schema "a", which backup ${backup.id} has not: a dot separates a schema from its ` +
+        `table; for the table named "a.b" (in "public"), quote it: --table '"a.b"'; nothing was restored`,
+    );
+  });
+
+  test('a --table that is no name: an open quote, two dots, an empty part', () => {
+    expect(unselected([], ['"orders'])).toBe(
+      '--table "\\"orders" is not a table\'s name: a double quote is not closed; nothing was restored',
+    );
+    expect(unselected([], ['db.public.orders'])).toMatch(
+      /^--table "db.public.orders" is not a table's name: it has more than one dot outside double quotes .*quote a name that has a dot in it: "db.public.orders"; nothing was restored$/,
+    );
+    expect(unselected([], ['public.'])).toBe(
+      `--table "public." is not a table's name: a schema or table name in it is empty; nothing was restored`,
+    );
   });
 });
