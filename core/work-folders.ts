@@ -154,28 +154,40 @@ function bootId(): string | undefined {
 }
 
 /**
+ * The folder a throwaway server's socket gets of its own, in the system's temporary folder, when
+ * the server's folder is too deep for a socket's path (containers/pg-tools/src/throwaway-server.ts).
+ */
+export const SOCKET_FOLDER_PREFIX = 'pgferry-sock-';
+
+/**
  * Stops the PostgreSQL servers whose data directory is inside `folder` (verify's throwaway
  * servers, in its `pgferry-server-…/data` folders): SIGQUIT, PostgreSQL's immediate shutdown, then
  * SIGKILL if it has not exited within 10 s. Only a process that is that directory's postmaster
- * (its pid file names it, and it runs in that directory) is signalled.
+ * (its pid file names it, and it runs in that directory) is signalled. A socket folder of its own
+ * (its pid file's fifth line) is removed with it.
  */
 async function stopServersIn(folder: string): Promise<number[]> {
   const stopped: number[] = [];
   for (const entry of await readdir(folder)) {
     if (!entry.startsWith('pgferry-server-')) continue;
     const dataDir = path.join(folder, entry, 'data');
-    let pid: number;
+    let lines: string[];
     try {
-      pid = Number((await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      lines = (await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n');
     } catch {
       continue; // never started, or shut down
     }
+    const pid = Number(lines[0]);
     if (!Number.isInteger(pid) || pid <= 0 || !(await isPostmasterOf(pid, dataDir))) continue;
     signal(pid, 'SIGQUIT');
     const deadline = Date.now() + 10_000;
     while (processRuns(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (processRuns(pid)) signal(pid, 'SIGKILL');
     stopped.push(pid);
+    const sockets = lines[4] ?? '';
+    if (path.isAbsolute(sockets) && path.basename(sockets).startsWith(SOCKET_FOLDER_PREFIX)) {
+      await rm(sockets, { recursive: true, force: true });
+    }
   }
   return stopped;
 }

@@ -100,22 +100,27 @@ async function midRestore(run: Run, target: string): Promise<void> {
 
 /**
  * Waits until the verify's task is in its load phase (the archive streams into its throwaway
- * server), and a session of it copies the slow table.
+ * server), and a session of it copies the slow table. Returns the server's socket folder: in its
+ * folder within the run's work folder, or a folder of its own in the temporary folder when that is
+ * too deep for a socket's path (as under the test run's temporary folder).
  */
-async function midVerify(run: Run, workDir: string): Promise<void> {
+async function midVerify(run: Run, workDir: string): Promise<string> {
   await waitFor('the load phase', () => (run.stderr().includes('"phase":"load"') ? true : undefined));
+  let found: string | undefined;
   await waitFor(
     'the slow table to be loading',
     async () => {
-      // The throwaway server's socket, in its folder within the run's work folder.
+      // The throwaway server's pid file (in its data folder, within the run's work folder) names
+      // its socket's folder (its fifth line).
       const socketDir = readdirSync(workDir)
         .flatMap((folder) =>
-          readdirSync(path.join(workDir, folder)).map((f) => path.join(workDir, folder, f)),
+          readdirSync(path.join(workDir, folder)).map((f) =>
+            path.join(workDir, folder, f, 'data', 'postmaster.pid'),
+          ),
         )
-        .find(
-          (dir) =>
-            path.basename(dir).startsWith('pgferry-server-') && existsSync(path.join(dir, '.s.PGSQL.5432')),
-        );
+        .filter((file) => existsSync(file))
+        .map((file) => readFileSync(file, 'utf8').split('\n')[4])
+        .find((dir) => dir && existsSync(path.join(dir, '.s.PGSQL.5432')));
       if (!socketDir) return undefined;
       const c = new Client({ host: socketDir, port: 5432, user: 'postgres', database: 'postgres' });
       try {
@@ -124,6 +129,7 @@ async function midVerify(run: Run, workDir: string): Promise<void> {
           "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY public.slow %'",
           [restoringName(source)],
         );
+        found = socketDir;
         return rows.length ? true : undefined;
       } catch {
         return undefined; // the server is starting
@@ -133,6 +139,7 @@ async function midVerify(run: Run, workDir: string): Promise<void> {
     },
     60_000,
   );
+  return found as string;
 }
 
 /** The lines the CLI itself wrote (the task's JSON logs aside). */
@@ -302,7 +309,7 @@ describe('verify', () => {
   test('Ctrl-C mid-load: its server is stopped, its folder removed, the report stored; one line, exit 130', async () => {
     const workDir = newWorkDir();
     const run = start(verifyArgs(), workDir);
-    await midVerify(run, workDir);
+    const sockets = await midVerify(run, workDir);
     expect(processesIn(workDir).some((cmd) => /postgres/.test(cmd) && cmd.includes(' -D '))).toBe(true);
     process.kill(-run.pid, 'SIGINT');
     const result = await run.done;
@@ -313,6 +320,7 @@ describe('verify', () => {
     ]);
     expect(processesIn(workDir)).toEqual([]);
     expect(readdirSync(workDir)).toEqual([]);
+    expect(existsSync(sockets)).toBe(false);
     const reports = storedReports<VerifyReport>('verify-report-');
     expect(reports.some((r) => r.status === 'failed' && /^interrupted by SIGINT/.test(r.error ?? ''))).toBe(
       true,
@@ -322,7 +330,7 @@ describe('verify', () => {
   test('kill -9 of everything leaves its server running; the next run stops it, removes the folder, says so, and passes', async () => {
     const workDir = newWorkDir();
     const run = start(verifyArgs(), workDir);
-    await midVerify(run, workDir);
+    const sockets = await midVerify(run, workDir);
     const runner = descendants(run.pid).find((p) => commandLine(p).includes('pg-tools/src/main.js'));
     process.kill(-run.pid, 'SIGKILL');
     await run.done;
@@ -338,6 +346,7 @@ describe('verify', () => {
     ]);
     expect(processesIn(workDir)).toEqual([]);
     expect(readdirSync(workDir)).toEqual([]);
+    expect(existsSync(sockets)).toBe(false);
   });
 });
 

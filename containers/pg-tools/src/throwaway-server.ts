@@ -6,11 +6,12 @@
  */
 import { execFile } from 'node:child_process';
 import { appendFile, chmod, chown, mkdtemp, rm } from 'node:fs/promises';
-import { userInfo } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { PgferryError } from '../../../core/errors';
 import { findPgTools, type PgToolBinary, siblingTool } from '../../../core/postgres/binaries';
+import { SOCKET_FOLDER_PREFIX } from '../../../core/work-folders';
 import { toolEnv } from './tool-env';
 
 const run = promisify(execFile);
@@ -26,6 +27,28 @@ export interface ThrowawayServer {
 const PORT = 5432;
 /** initdb and postgres refuse to run as root: as root, the server runs as this user. */
 const DEFAULT_OS_USER = 'postgres';
+/**
+ * The longest path of a Unix socket file PostgreSQL can listen on: `sun_path` holds 108 bytes on
+ * Linux (104 on macOS) with its terminating NUL. A longer one fails the server's start, and
+ * pg_ctl says only "could not start server": a work folder's path of ~80 bytes was enough.
+ */
+const SOCKET_PATH_MAX = process.platform === 'darwin' ? 103 : 107;
+/**
+ * Where the server's socket goes: `base` when the socket's path in it fits, else a new folder in
+ * the system's temporary folder (or /tmp) — which the caller owns and removes.
+ */
+async function socketDirFor(base: string): Promise<string> {
+  const fits = (dir: string) => Buffer.byteLength(path.join(dir, `.s.PGSQL.${PORT}`)) <= SOCKET_PATH_MAX;
+  if (fits(base)) return base;
+  for (const parent of new Set([tmpdir(), '/tmp'])) {
+    if (!fits(path.join(parent, `${SOCKET_FOLDER_PREFIX}XXXXXX`))) continue;
+    return mkdtemp(path.join(parent, SOCKET_FOLDER_PREFIX));
+  }
+  throw new PgferryError(
+    'RestoreFailed',
+    `the drill's server cannot listen in ${base}: a socket's path is at most ${SOCKET_PATH_MAX} bytes; set PGFERRY_WORK_DIR to a shorter folder`,
+  );
+}
 
 /**
  * The installed server binaries (initdb, beside it pg_ctl and postgres) of the lowest major not
@@ -78,17 +101,24 @@ export async function startThrowawayServer(
       );
     }
   };
-  await chmod(base, 0o700);
-  if (asRoot) {
-    const { stdout } = await run('id', ['-u', osUser]);
-    const { stdout: gid } = await run('id', ['-g', osUser]);
-    await chown(base, Number(stdout.trim()), Number(gid.trim()));
-  }
+  const sockets = await socketDirFor(base).catch(async (err: unknown) => {
+    await rm(base, { recursive: true, force: true });
+    throw err;
+  });
   const stop = async () => {
     await runServerTool(pgCtl.path, ['-D', dataDir, '-m', 'immediate', 'stop']).catch(() => undefined);
     await rm(base, { recursive: true, force: true });
+    if (sockets !== base) await rm(sockets, { recursive: true, force: true });
   };
   try {
+    for (const dir of new Set([base, sockets])) {
+      await chmod(dir, 0o700);
+      if (asRoot) {
+        const { stdout } = await run('id', ['-u', osUser]);
+        const { stdout: gid } = await run('id', ['-g', osUser]);
+        await chown(dir, Number(stdout.trim()), Number(gid.trim()));
+      }
+    }
     await runServerTool(initdb.path, [
       '-D',
       dataDir,
@@ -105,7 +135,7 @@ export async function startThrowawayServer(
         '',
         '# pgferry restore drill: private, disposable',
         "listen_addresses = ''",
-        `unix_socket_directories = '${base}'`,
+        `unix_socket_directories = '${sockets}'`,
         `port = ${PORT}`,
         'fsync = off',
         'full_page_writes = off',
@@ -128,5 +158,5 @@ export async function startThrowawayServer(
     await stop();
     throw err;
   }
-  return { socketDir: base, port: PORT, version: initdb.version, major: initdb.major, stop };
+  return { socketDir: sockets, port: PORT, version: initdb.version, major: initdb.major, stop };
 }
