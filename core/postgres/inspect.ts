@@ -304,8 +304,11 @@ export interface SequenceState {
   descending: boolean;
 }
 
-/** How many sequences are read per statement (each holds a lock on every sequence it reads). */
-const SEQUENCES_PER_QUERY = 100;
+/**
+ * How many sequences are read (here) or set (`setSequences`) per statement: each holds a lock on
+ * every sequence it reads or sets.
+ */
+export const SEQUENCES_PER_QUERY = 100;
 
 /**
  * Every user sequence's `last_value`, `is_called` and direction, keyed by schema and name. Each

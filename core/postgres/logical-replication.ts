@@ -10,7 +10,7 @@ import type { Client } from 'pg';
 import type { Connection } from '../contracts';
 import { PgferryError } from '../errors';
 import { inTransaction } from './connect';
-import type { SequenceState } from './inspect';
+import { SEQUENCES_PER_QUERY, type SequenceState } from './inspect';
 import { conninfoValue, quoteIdent, quoteLiteral } from './quote';
 
 /** The prefix of every replication object an online migration creates. */
@@ -413,14 +413,19 @@ export async function subscriptionApplyErrors(client: Client, name: string, majo
   return Number(rows[0]?.n ?? 0);
 }
 
-/** Sets each sequence on the target to the source's state, so its next value is past the source's. */
+/**
+ * Sets each sequence on the target to the source's state, so its next value is past the source's:
+ * {@link SEQUENCES_PER_QUERY} to a statement. It runs in the cutover, while the source takes no
+ * writes: one round trip each was ~1 ms of that per sequence.
+ */
 export async function setSequences(client: Client, states: Iterable<SequenceState>): Promise<void> {
-  for (const s of states) {
-    await client.query(`SELECT setval($1::regclass, $2::bigint, $3)`, [
-      tableName(s),
-      s.lastValue,
-      s.isCalled,
-    ]);
+  const all = [...states];
+  for (let start = 0; start < all.length; start += SEQUENCES_PER_QUERY) {
+    const some = all.slice(start, start + SEQUENCES_PER_QUERY);
+    await client.query(
+      `SELECT count(setval(s::regclass, v, c)) FROM unnest($1::text[], $2::bigint[], $3::boolean[]) AS t(s, v, c)`,
+      [some.map(tableName), some.map((s) => s.lastValue), some.map((s) => s.isCalled)],
+    );
   }
 }
 

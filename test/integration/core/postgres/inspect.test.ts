@@ -13,6 +13,7 @@ import {
   tableDataSize,
 } from '../../../../core/postgres/inspect';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../support/env';
+import { countingStatements } from '../../../support/statement-count';
 
 const pg = testEnv().server(15);
 const database = uniqueName('estimate');
@@ -67,14 +68,7 @@ test('countRows counts each table itself, many to a statement', async () => {
     // A parent's own rows, not its child's.
     await c.query(`CREATE TABLE parent (id int); INSERT INTO parent VALUES (1);
       CREATE TABLE child () INHERITS (parent); INSERT INTO child VALUES (2), (3)`);
-    let statements = 0;
-    const query = c.query.bind(c);
-    const counting = Object.assign(Object.create(c), {
-      query: (...args: Parameters<typeof c.query>) => {
-        statements++;
-        return query(...args);
-      },
-    }) as typeof c;
+    const { counted: counting, statements } = countingStatements(c);
     const all = [
       ...tables,
       { schema: 'public', name: 'parent', rows: 1 },
@@ -83,6 +77,6 @@ test('countRows counts each table itself, many to a statement', async () => {
     const counted = await countRows(counting, all);
     expect(counted.map((t) => t.restoredRows)).toEqual(all.map((t) => t.rows));
     expect(counted.map((t) => t.name)).toEqual(all.map((t) => t.name));
-    expect(statements).toBe(Math.ceil(all.length / TABLES_PER_COUNT));
+    expect(statements()).toBe(Math.ceil(all.length / TABLES_PER_COUNT));
   });
 }, 120_000);

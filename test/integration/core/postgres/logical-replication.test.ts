@@ -5,8 +5,12 @@
  * that holds anything else. (That its row proves the target applied everything before it is
  * test/e2e/migrate-online-paths.test.ts's.) And the publication's record of the tables an online
  * migration set to REPLICA IDENTITY FULL, which whoever drops it resets; copies of it (a copy made in
- * the migration's snapshot) dropped by that note, a user's publication kept.
+ * the migration's snapshot) dropped by that note, a user's publication kept. And the cutover's
+ * sequences: set to the source's states (called or not, descending, names that need quoting),
+ * many to a statement.
  */
+
+import { SEQUENCES_PER_QUERY, sequenceStates } from '../../../../core/postgres/inspect';
 import {
   createPublication,
   createSentinel,
@@ -16,9 +20,11 @@ import {
   replicationName,
   sentinelArrived,
   sentinelTable,
+  setSequences,
   writeSentinel,
 } from '../../../../core/postgres/logical-replication';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../support/env';
+import { countingStatements } from '../../../support/statement-count';
 
 const pg = testEnv().server(15);
 const database = uniqueName('sentinel');
@@ -140,3 +146,43 @@ test('--replica-identity-full: the publication records the keyless tables it set
   expect(await withClient(pg, database, (c) => dropOwnPublications(c))).toEqual([]);
   await withClient(pg, database, (c) => c.query('DROP PUBLICATION users_pub'));
 });
+
+test('the cutover sets every sequence to the source state, many to a statement', async () => {
+  const source = uniqueName('seq_src');
+  const target = uniqueName('seq_to');
+  const count = 2 * SEQUENCES_PER_QUERY + 5;
+  const ddl = Array.from({ length: count }, (_, i) => {
+    const name = `"Séq ""${i}"""`;
+    const step = i % 3 === 0 ? 'INCREMENT BY -2 MINVALUE -100000 MAXVALUE 10 START WITH 10' : '';
+    return `CREATE SEQUENCE ${name} ${step};`;
+  }).join('\n');
+  await createDatabase(pg, source);
+  await createDatabase(pg, target);
+  try {
+    await withClient(pg, target, (c) => c.query(ddl));
+    const states = await withClient(pg, source, async (c) => {
+      await c.query(ddl);
+      // Some advanced by nextval, some set by setval(…, false): not called, their next value theirs.
+      for (let i = 0; i < count; i += 7) {
+        await c.query(`SELECT nextval('"Séq ""${i}"""') FROM generate_series(1, ${1 + (i % 5)})`);
+      }
+      for (let i = 1; i < count; i += 11) {
+        const value = i % 3 === 0 ? -40 - i : 40 + i;
+        await c.query(`SELECT setval('"Séq ""${i}"""', ${value}, false)`);
+      }
+      return sequenceStates(c);
+    });
+    const statements = await withClient(pg, target, async (c) => {
+      const { counted, statements } = countingStatements(c);
+      await setSequences(counted, states.values());
+      return statements();
+    });
+    const after = await withClient(pg, target, (c) => sequenceStates(c));
+    expect([...after.values()]).toEqual([...states.values()]);
+    expect([...states.values()].some((s) => !s.isCalled && s.lastValue !== '1')).toBe(true);
+    expect(statements).toBe(Math.ceil(count / SEQUENCES_PER_QUERY));
+  } finally {
+    await dropDatabase(pg, source);
+    await dropDatabase(pg, target);
+  }
+}, 120_000);
