@@ -131,6 +131,24 @@ export interface SplitLoad {
   minBytes?: number;
 }
 
+/** What a restore of an archive is given (see {@link pgRestoreParallel}). */
+export interface PgRestoreOptions {
+  /** pg_restore's options: the target (`--dbname`), what it restores, how. */
+  args: string[];
+  jobs: number;
+  dumpFile: string;
+  env: NodeJS.ProcessEnv;
+  onChild?: (child: ChildProcess) => void;
+  split?: SplitLoad;
+  /**
+   * Runs once the pre-data (the tables) is restored, before any table's data is loaded (the
+   * autovacuum hold, core/postgres/autovacuum-hold.ts).
+   */
+  afterPreData?: () => Promise<void>;
+  /** Only what this selects ({@link PgRestoreSelection}); else the whole archive, or what `args` select. */
+  selection?: PgRestoreSelection;
+}
+
 /**
  * `pg_restore --jobs` of `dumpFile` with `args`, in the passes of {@link planRestorePasses}, each
  * run given its part of the archive's list. Not with `--clean`: a clean restore drops first
@@ -150,25 +168,12 @@ export interface SplitLoad {
  */
 export async function pgRestoreParallel(
   pgRestore: PgToolBinary,
-  opts: {
-    args: string[];
-    jobs: number;
-    dumpFile: string;
-    env: NodeJS.ProcessEnv;
-    onChild?: (child: ChildProcess) => void;
-    split?: SplitLoad;
+  opts: PgRestoreOptions & {
     /**
      * Aborted to stop the restore (it was interrupted, or one running beside it failed): its
      * pg_restores end, what it still loads stops.
      */
     signal?: AbortSignal;
-    /**
-     * Runs once the pre-data (the tables) is restored, before any table's data is loaded (the
-     * autovacuum hold, core/postgres/autovacuum-hold.ts).
-     */
-    afterPreData?: () => Promise<void>;
-    /** Only what this selects ({@link PgRestoreSelection}); else the whole archive, or what `args` select. */
-    selection?: PgRestoreSelection;
   },
 ): Promise<void> {
   const { args, dumpFile, env, onChild, split, signal, afterPreData, selection } = opts;
@@ -532,21 +537,11 @@ export function sessionSettings(options: string | undefined): [string, string][]
  */
 export async function pgRestoreArchive(
   pgRestore: PgToolBinary,
-  opts: {
-    args: string[];
-    jobs: number;
-    dumpFile: string;
+  opts: PgRestoreOptions & {
     /** A parallel backup's data-only archives. */
     tableData: string[];
-    env: NodeJS.ProcessEnv;
-    onChild?: (child: ChildProcess) => void;
-    split?: SplitLoad;
     /** psql, of pg_restore's version: runs a clean restore's drops. */
     psql?: PgToolBinary;
-    /** Runs once the pre-data is restored, before any data is loaded (see {@link pgRestoreParallel}). */
-    afterPreData?: () => Promise<void>;
-    /** Only what this selects, of each archive ({@link PgRestoreSelection}). */
-    selection?: PgRestoreSelection;
   },
 ): Promise<void> {
   const { dumpFile, env, onChild, psql, selection } = opts;
@@ -580,19 +575,7 @@ export async function pgRestoreArchive(
  */
 export async function pgRestoreSections(
   pgRestore: PgToolBinary,
-  opts: {
-    args: string[];
-    jobs: number;
-    dumpFile: string;
-    tableData: string[];
-    env: NodeJS.ProcessEnv;
-    onChild?: (child: ChildProcess) => void;
-    split?: SplitLoad;
-    /** Runs once the pre-data is restored, before any data is loaded (see {@link pgRestoreParallel}). */
-    afterPreData?: () => Promise<void>;
-    /** Only what this selects, of each archive ({@link PgRestoreSelection}). */
-    selection?: PgRestoreSelection;
-  },
+  opts: PgRestoreOptions & { tableData: string[] },
 ): Promise<void> {
   const { args, jobs, dumpFile, tableData, env, split, selection } = opts;
   if (args.includes('--clean'))

@@ -18,7 +18,7 @@ import {
   stopPostgres,
 } from './postgres';
 import { type S3ChildProcess, startS3 } from './s3';
-import { systemTmpdir, useTempRoot } from './temp-root';
+import { processAlive, systemTmpdir, useTempRoot } from './temp-root';
 
 const TMP_PREFIX = 'pgferry-test-';
 const STATE_KEY = '__pgferryTestHarness';
@@ -49,15 +49,6 @@ function log(message: string): void {
 /** A password with URL/conninfo-special characters, so the product must encode/escape it properly. */
 function makePassword(): string {
   return `p@ss:w/rd%#?&=+ '\\${randomBytes(6).toString('hex')}`;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Synchronously kills every postmaster under `baseDir` (pg<major>/data) and removes `baseDir`. */
@@ -98,7 +89,7 @@ function cleanStaleRuns(): void {
     const dir = path.join(tmp, entry);
     try {
       const owner = Number(readFileSync(path.join(dir, 'owner.pid'), 'utf8').trim());
-      if (Number.isInteger(owner) && owner > 0 && !isAlive(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && !processAlive(owner)) {
         log(`removing stale test servers of dead process ${owner} in ${dir}`);
         killAndRemoveSync(dir);
       }

@@ -53,7 +53,7 @@ function removeStaleRoots(parent: string): void {
     const dir = path.join(parent, entry);
     try {
       const owner = Number(readFileSync(path.join(dir, 'owner.pid'), 'utf8').trim());
-      if (Number.isInteger(owner) && owner > 0 && !alive(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && !processAlive(owner)) {
         rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
       }
     } catch {
@@ -62,7 +62,8 @@ function removeStaleRoots(parent: string): void {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether a process of that pid runs (another user's too). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
