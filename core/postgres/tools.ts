@@ -200,8 +200,7 @@ export async function pgRestoreParallel(
       : sizing
         ? await readArchiveToc(createReadStream(dumpFile)).catch(() => undefined)
         : undefined;
-  // A selection's large objects stay pg_restore's (see largeObjectsFirst).
-  if (toc && !selection) entries = await largeObjectsFirst(entries, toc, { args, env, split, signal });
+  if (toc) entries = await largeObjectsFirst(entries, toc, { args, env, split, selection, signal });
   const passes = inOneRun
     ? [{ entries, parallel: true }]
     : planRestorePasses(entries, attaches ? toc : undefined);
@@ -278,18 +277,19 @@ const idOf = (line: string) => Number(line.slice(0, line.indexOf(';')));
 /**
  * pg_dump ≤ 16's large objects among `entries` (pg_restore's `--list` lines of the archive whose
  * TOC is `toc`), created by this process in batches before the pre-data
- * (core/postgres/large-objects.ts), where it can: a restore of the whole archive (no selection:
- * neither in `args` nor a {@link PgRestoreSelection}) into a new database (or one a clean restore emptied of them: pgRestoreArchive), whose
- * names it sends exactly, with `split`'s sessions. Returns the entries left to pg_restore.
+ * (core/postgres/large-objects.ts), where it can: a restore of the whole archive (no selection,
+ * neither in `args` nor a `selection`) into a new database (or one a clean restore emptied of
+ * them: pgRestoreArchive), whose names it sends exactly, with `split`'s sessions. Returns the
+ * entries left to pg_restore.
  */
 async function largeObjectsFirst(
   entries: string[],
   toc: readonly ArchiveTocEntry[],
-  opts: { args: string[]; env: NodeJS.ProcessEnv; split?: SplitLoad; signal?: AbortSignal },
+  opts: Pick<PgRestoreOptions, 'args' | 'env' | 'split' | 'selection'> & { signal?: AbortSignal },
 ): Promise<string[]> {
-  const { args, env, split, signal } = opts;
+  const { args, env, split, selection, signal } = opts;
   const objects = entries.filter(isLargeObjectLine);
-  if (!objects.length || !split || selective(args) || namesNotExact(toc)) return entries;
+  if (!objects.length || !split || selection || selective(args) || namesNotExact(toc)) return entries;
   await createLargeObjects(toc, objects.map(idOf), {
     connect: split.connect,
     setup: pgRestoreSessionSetup(toc, args, env),
@@ -615,7 +615,7 @@ export async function pgRestoreSections(
   };
   try {
     // The main archive's large objects, created in batches; its pre-data run lists the rest.
-    const preData = selection ? entries : await largeObjectsFirst(entries, tocs[0], { args, env, split });
+    const preData = await largeObjectsFirst(entries, tocs[0], { args, env, split, selection });
     const preDataList =
       preData.length < entries.length ? [`--use-list=${await listFile('pre', preData)}`] : [];
     await pgRestoreParallel(pgRestore, {
@@ -850,9 +850,9 @@ export async function listedEntries(
     (await runPgRestore(pgRestore, [...flags, '--list', dumpFile], env, onChild)).stdout
       .split('\n')
       .filter((line) => /^\d+;/.test(line));
-  const all = await listed([]);
+  const [all, ...runs] = await Promise.all([listed([]), ...(selection ?? []).map(listed)]);
   if (!selection) return all;
-  const chosen = new Set((await Promise.all(selection.map(listed))).flat().map(idOf));
+  const chosen = new Set(runs.flat().map(idOf));
   return all.filter((line) => chosen.has(idOf(line)));
 }
 
