@@ -111,13 +111,12 @@ export async function startThrowawayServer(
     if (sockets !== base) await rm(sockets, { recursive: true, force: true });
   };
   try {
+    const owner = asRoot
+      ? await Promise.all([run('id', ['-u', osUser]), run('id', ['-g', osUser])])
+      : undefined;
     for (const dir of new Set([base, sockets])) {
       await chmod(dir, 0o700);
-      if (asRoot) {
-        const { stdout } = await run('id', ['-u', osUser]);
-        const { stdout: gid } = await run('id', ['-g', osUser]);
-        await chown(dir, Number(stdout.trim()), Number(gid.trim()));
-      }
+      if (owner) await chown(dir, Number(owner[0].stdout.trim()), Number(owner[1].stdout.trim()));
     }
     await runServerTool(initdb.path, [
       '-D',
