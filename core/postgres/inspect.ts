@@ -218,18 +218,34 @@ export async function countRows<T extends { schema: string; name: string }>(
   client: Client,
   tables: readonly T[],
 ): Promise<(T & { restoredRows: number })[]> {
-  const out: (T & { restoredRows: number })[] = [];
-  for (let start = 0; start < tables.length; start += TABLES_PER_COUNT) {
-    const some = tables.slice(start, start + TABLES_PER_COUNT);
-    const { rows } = await client.query<{ i: number; n: string }>(
-      some
-        .map(
-          (t, i) => `SELECT ${i} AS i, count(*) AS n FROM ONLY ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
-        )
-        .join(' UNION ALL '),
+  const counted = await selectEach<T, { n: string }>(
+    client,
+    tables,
+    TABLES_PER_COUNT,
+    (t) => `count(*) AS n FROM ONLY ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
+  );
+  return tables.map((t, i) => ({ ...t, restoredRows: Number(counted[i].n) }));
+}
+
+/**
+ * One row of `SELECT <select(item)>` for each of `items`, `perStatement` of them to a statement
+ * (their UNION ALL): a round trip per statement, not per item, and no more locks held at once than
+ * a statement takes. The rows in `items`' order.
+ */
+async function selectEach<T, R extends object>(
+  client: Client,
+  items: readonly T[],
+  perStatement: number,
+  select: (item: T) => string,
+): Promise<R[]> {
+  const out: R[] = [];
+  for (let start = 0; start < items.length; start += perStatement) {
+    const some = items.slice(start, start + perStatement);
+    const { rows } = await client.query<R & { i: number }>(
+      some.map((item, i) => `SELECT ${i} AS i, ${select(item)}`).join(' UNION ALL '),
     );
-    const counted = new Map(rows.map((r) => [Number(r.i), Number(r.n)]));
-    for (const [i, t] of some.entries()) out.push({ ...t, restoredRows: counted.get(i) as number });
+    const byIndex = new Map(rows.map((r) => [Number(r.i), r]));
+    for (let i = 0; i < some.length; i++) out.push(byIndex.get(i) as R);
   }
   return out;
 }
@@ -319,27 +335,18 @@ export async function sequenceStates(client: Client): Promise<Map<string, Sequen
     SELECT n.nspname AS schema, c.relname AS name, s.seqincrement < 0 AS descending
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid
     WHERE c.relkind = 'S' AND ${USER_NAMESPACE} AND ${notExtensionMember('pg_class', 'c.oid')} ORDER BY 1, 2`);
-  const out = new Map<string, SequenceState>();
-  for (let i = 0; i < rows.length; i += SEQUENCES_PER_QUERY) {
-    const batch = rows.slice(i, i + SEQUENCES_PER_QUERY);
-    const { rows: read } = await client.query<{ i: number; last_value: string; is_called: boolean }>(
-      batch
-        .map(
-          (s, k) =>
-            `SELECT ${k} AS i, last_value::text AS last_value, is_called FROM ${quoteIdent(s.schema)}.${quoteIdent(s.name)}`,
-        )
-        .join(' UNION ALL '),
-    );
-    for (const r of read) {
-      const s = batch[r.i];
-      out.set(JSON.stringify([s.schema, s.name]), {
-        ...s,
-        lastValue: r.last_value,
-        isCalled: r.is_called,
-      });
-    }
-  }
-  return out;
+  const read = await selectEach<(typeof rows)[number], { last_value: string; is_called: boolean }>(
+    client,
+    rows,
+    SEQUENCES_PER_QUERY,
+    (s) => `last_value::text AS last_value, is_called FROM ${quoteIdent(s.schema)}.${quoteIdent(s.name)}`,
+  );
+  return new Map(
+    rows.map((s, i) => [
+      JSON.stringify([s.schema, s.name]),
+      { ...s, lastValue: read[i].last_value, isCalled: read[i].is_called },
+    ]),
+  );
 }
 
 export function describeSequence(s: SequenceState): string {
