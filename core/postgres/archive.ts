@@ -52,6 +52,8 @@ const ARCHIVE_FORMAT_CUSTOM = 1;
 const BLK_DATA = 1;
 const BLK_BLOBS = 3;
 const NEWLINE = 0x0a;
+/** Ranges of table data handed to the listener in one call, at most. */
+const RUN_RANGES = 1024;
 const COMPRESSION_ALGORITHMS = ['none', 'gzip', 'lz4', 'zstd'] as const;
 
 export interface ArchiveHeader {
@@ -115,10 +117,13 @@ export interface TableDataRows {
  */
 export interface TableDataListener {
   /**
-   * The table's data in `buf[start, end)`, pg_dump's end marker included (it arrives last). The
-   * bytes are the stream's own, valid only during the call: copy what is kept.
+   * The table's next bytes: `count` ranges of `buf`, the i-th `buf[ranges[2i], ranges[2i + 1])`,
+   * in order — the bodies of consecutive chunks, the chunks' lengths between them left out (pg_dump
+   * writes a chunk per row: one call gives many rows). pg_dump's end marker is included (it
+   * arrives last). The bytes and the ranges are the scanner's own, valid only during the call:
+   * copy what is kept.
    */
-  data(table: TableDataRows, buf: Buffer, start: number, end: number): void;
+  data(table: TableDataRows, buf: Buffer, ranges: Float64Array, count: number): void;
   /** The table's data block ended, its end marker checked. */
   end(table: TableDataRows): void;
 }
@@ -226,6 +231,11 @@ export class ArchiveScanner {
   /** The table whose data block is being read (undefined: a data block of something else). */
   private table: TableDataRows | undefined;
   private chunkRemaining = 0;
+  /**
+   * The ranges of the buffer at hand that hold the current table's data read last (pairs of start
+   * and end; see `TableDataListener.data`), reused from call to call.
+   */
+  private readonly ranges = new Float64Array(2 * RUN_RANGES);
   /** The last bytes of the current table's data, to find pg_dump's end marker. */
   private readonly tail = Buffer.alloc(8);
   private tailLength = 0;
@@ -347,8 +357,9 @@ export class ArchiveScanner {
         case Phase.BlobChunkBody: {
           const end = Math.min(buf.length, pos + this.chunkRemaining);
           if (this.phase === Phase.DataChunkBody && this.table) {
-            this.countRows(buf, pos, end);
-            this.dataListener?.data(this.table, buf, pos, end);
+            this.ranges[0] = pos;
+            this.ranges[1] = end;
+            this.readRanges(buf, 1, newlines(buf, pos, end), end - pos);
           }
           this.chunkRemaining -= end - pos;
           pos = end;
@@ -359,6 +370,7 @@ export class ArchiveScanner {
         }
         case Phase.DataChunkLength:
         case Phase.BlobChunkLength: {
+          if (this.phase === Phase.DataChunkLength && this.table) pos = this.readWholeChunks(buf, pos);
           if (buf.length - pos < intBytes) {
             this.keep(buf, pos);
             return;
@@ -565,19 +577,64 @@ export class ArchiveScanner {
     this.phase = Phase.DataChunkLength;
   }
 
-  /** Counts the newlines of the current table's data in buf[start, end), keeping its last bytes. */
-  private countRows(buf: Buffer, start: number, end: number): void {
-    const table = this.table as TableDataRows;
+  /**
+   * Reads the current table's chunks that lie whole in `buf` from `pos` (length and body) in one
+   * loop, rather than round the phases twice a chunk: pg_dump writes a chunk per row, so this is
+   * the loop a table's rows are read by. Stops before a chunk not whole in `buf`, or a length the
+   * phases read (zero, the block's end; negative, refused there). Returns where it stopped.
+   */
+  private readWholeChunks(buf: Buffer, pos: number): number {
+    const intSize = this.intSize;
+    const ranges = this.ranges;
+    let count = 0;
     let rows = 0;
-    let i = buf.indexOf(NEWLINE, start);
-    while (i !== -1 && i < end) {
-      rows++;
-      // pg_dump writes one chunk per row, ending in its newline: stop without another search.
-      if (i === end - 1) break;
-      i = buf.indexOf(NEWLINE, i + 1);
+    let bytes = 0;
+    for (;;) {
+      const start = pos + 1 + intSize;
+      if (start > buf.length || buf[pos] !== 0) break;
+      let length = 0;
+      for (let i = intSize; i >= 1; i--) length = length * 256 + buf[pos + i];
+      const end = start + length;
+      if (length === 0 || end > buf.length) break;
+      rows += newlines(buf, start, end);
+      bytes += length;
+      ranges[2 * count] = start;
+      ranges[2 * count + 1] = end;
+      count++;
+      pos = end;
+      if (count === RUN_RANGES) {
+        this.readRanges(buf, count, rows, bytes);
+        count = 0;
+        rows = 0;
+        bytes = 0;
+      }
     }
+    if (count > 0) this.readRanges(buf, count, rows, bytes);
+    return pos;
+  }
+
+  /**
+   * The current table's data just read, `count` ranges of `buf` in `this.ranges` holding `rows`
+   * newlines and `bytes` bytes: counted, their last bytes kept (the end marker is looked for in
+   * them), and given to the listener.
+   */
+  private readRanges(buf: Buffer, count: number, rows: number, bytes: number): void {
+    const table = this.table as TableDataRows;
+    const ranges = this.ranges;
     table.rows += rows;
-    this.blockBytes += end - start;
+    this.blockBytes += bytes;
+    // Only the last ranges that hold a tail's length can reach the tail.
+    let first = count;
+    for (let kept = 0; first > 0 && kept < this.tail.length; ) {
+      first--;
+      kept += ranges[2 * first + 1] - ranges[2 * first];
+    }
+    for (let r = first; r < count; r++) this.keepTail(buf, ranges[2 * r], ranges[2 * r + 1]);
+    this.dataListener?.data(table, buf, ranges, count);
+  }
+
+  /** The tail after the current table's next data, buf[start, end): its last bytes. */
+  private keepTail(buf: Buffer, start: number, end: number): void {
     const tail = this.tail;
     const keep = Math.min(end - start, tail.length);
     const shift = Math.min(this.tailLength, tail.length - keep);
@@ -615,6 +672,20 @@ export class ArchiveScanner {
     this.dataBytes.set(table.dumpId, this.blockBytes);
     this.dataListener?.end(table);
   }
+}
+
+/** The newlines in buf[start, end). */
+function newlines(buf: Buffer, start: number, end: number): number {
+  let count = 0;
+  // A call to indexOf per newline: on rows of 20 bytes, cheaper than a loop over their bytes here.
+  let i = buf.indexOf(NEWLINE, start);
+  while (i !== -1 && i < end) {
+    count++;
+    // A row's text ends in its newline: stop without another search.
+    if (i === end - 1) break;
+    i = buf.indexOf(NEWLINE, i + 1);
+  }
+  return count;
 }
 
 /** The archive's encoding (PostgreSQL's name), as its ENCODING entry sets it; undefined without one. */

@@ -266,22 +266,21 @@ export class CopyStream implements TableDataListener {
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
-  data(table: TableDataRows, buf: Buffer, start: number, end: number): void {
+  data(table: TableDataRows, buf: Buffer, ranges: Float64Array, count: number): void {
     if (this.failure) return;
     if (this.current?.dumpId !== table.dumpId) this.current = this.tableLoad(table);
-    const length = end - start;
-    if (this.batchLength + length > this.batch.length) {
-      this.cut(this.current);
-      if (this.batchLength + length > this.batch.length) {
-        // A row longer than a piece: the batch grows to hold it whole.
-        const bigger = Buffer.allocUnsafe(Math.max(this.batch.length * 2, this.batchLength + length));
-        this.batch.copy(bigger, 0, 0, this.batchLength);
-        this.batch = bigger;
+    const load = this.current;
+    const last = 2 * count;
+    for (let r = 0; r < last; r += 2) {
+      // The rows that leave the batch short of a piece, in a loop of their own (pg_dump's chunk a row).
+      const batch = this.batch;
+      let length = this.batchLength;
+      for (; r < last && length + ranges[r + 1] - ranges[r] < this.pieceBytes; r += 2) {
+        length += buf.copy(batch, length, ranges[r], ranges[r + 1]);
       }
+      this.batchLength = length;
+      if (r < last) this.add(load, buf, ranges[r], ranges[r + 1]);
     }
-    buf.copy(this.batch, this.batchLength, start, end);
-    this.batchLength += length;
-    if (this.batchLength >= this.pieceBytes) this.cut(this.current);
   }
 
   end(table: TableDataRows): void {
@@ -357,6 +356,23 @@ export class CopyStream implements TableDataListener {
     };
     this.tables.set(table.dumpId, load);
     return load;
+  }
+
+  /** Adds buf[start, end) to the batch, cut into a piece once it holds a piece's bytes. */
+  private add(load: TableLoad, buf: Buffer, start: number, end: number): void {
+    const length = end - start;
+    if (this.batchLength + length > this.batch.length) {
+      this.cut(load);
+      if (this.batchLength + length > this.batch.length) {
+        // A row longer than a piece: the batch grows to hold it whole.
+        const bigger = Buffer.allocUnsafe(Math.max(this.batch.length * 2, this.batchLength + length));
+        this.batch.copy(bigger, 0, 0, this.batchLength);
+        this.batch = bigger;
+      }
+    }
+    buf.copy(this.batch, this.batchLength, start, end);
+    this.batchLength += length;
+    if (this.batchLength >= this.pieceBytes) this.cut(load);
   }
 
   /** Deals the batch's whole lines but the last few bytes (where the end marker may begin). */
