@@ -489,9 +489,11 @@ async function migrateDatabaseOnce(
         // objects (pg_dump ≤ 16's BLOB entries) are created first, in batches.
         const preData = definitions
           .then(() => targetReady)
-          .then(() => {
+          .then(async () => {
             written = true;
-            return restorePreData(ctx, db, definitionsFile, toc);
+            const t0 = Date.now();
+            await restorePreData(ctx, db, definitionsFile, toc);
+            progress.timings.preData = (Date.now() - t0) / 1000;
           })
           .then(holdAutovacuumOnTarget);
         preData.catch(() => undefined); // the load fails with it; settled before a drop
