@@ -6,7 +6,8 @@
  * are objects, where pg_restore alone commits each object's `lo_create` and owner apart. With
  * pg_dump 17 (`BLOB METADATA` entries of 1,000 objects, in the data section) pg_restore creates
  * them from the stream. Either way every object arrives as it was: contents, owner (two roles),
- * a comment and a grant.
+ * a comment and a grant. A row the target rejects fails such a migration (pg_restore's data run,
+ * pg_dump still streaming) with the server's message, and drops the target.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -111,4 +112,49 @@ describe.each([
     // (5,000 and more); pg_dump 17's groups them itself.
     expect(commits).toBeLessThan(OBJECTS);
   }, 600_000);
+});
+
+describe('a migration with large objects whose data the target rejects', () => {
+  // A check that holds in the source database only: the pre-data (and its large objects)
+  // restores, pg_restore's COPY of the row fails on the target while pg_dump still streams.
+  const pg = env.server(15);
+  const database = uniqueName('mig_lobs_reject');
+  const migrated = uniqueName('mig_lobs_rejected');
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-migrate-lobs-reject-'));
+
+  beforeAll(async () => {
+    await createSeededDatabase(
+      pg,
+      database,
+      `CREATE TABLE docs (id int PRIMARY KEY, lo oid);
+       INSERT INTO docs SELECT g, lo_from_bytea(0, convert_to(md5(g::text), 'UTF8')) FROM generate_series(1, 500) g;
+       CREATE TABLE rejects (v int CHECK (v < 100 OR current_database() = '${database}'));
+       INSERT INTO rejects SELECT generate_series(1, 200);`,
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    await dropDatabase(pg, database);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("fails with the server's message and drops the target", async () => {
+    const result = await runCli([
+      'migrate',
+      '--source',
+      sourceUrl(pg, database),
+      '--target',
+      sourceUrl(pg, migrated),
+      '--store',
+      dir,
+    ]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/pg_restore failed: .*violates check constraint "rejects_v_check"/);
+    expect(result.stderr).toMatch(new RegExp(`the partially migrated database ${migrated} was dropped`));
+    const exists = await withClient(pg, 'postgres', async (c) => {
+      const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [migrated]);
+      return rows.length > 0;
+    });
+    expect(exists).toBe(false);
+  }, 300_000);
 });
