@@ -13,45 +13,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { runCli, sourceUrl } from '../support/cli';
-import {
-  createSeededDatabase,
-  dropDatabase,
-  quoteIdent,
-  testEnv,
-  uniqueName,
-  withClient,
-} from '../support/env';
+import { createSeededDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
 import { createRoles, dropRoles } from '../support/fidelity';
+import { commitsIn, largeObjectRows, largeObjectsSeed } from '../support/large-objects';
 import { usePrivateServer } from '../support/private-server';
 
 const env = testEnv();
 const OBJECTS = 2500;
-
-/** Every large object: its oid, owner, privileges, comment and contents' MD5, and the table's rows. */
-function largeObjects(pg: ReturnType<typeof env.server>, name: string) {
-  return withClient(pg, name, async (c) => {
-    const { rows } = await c.query(
-      `SELECT m.oid::text, m.lomowner::regrole::text AS owner, m.lomacl::text AS acl,
-              obj_description(m.oid, 'pg_largeobject') AS comment, md5(lo_get(m.oid)) AS md5,
-              (SELECT array_agg(d.id) FROM docs d WHERE d.lo = m.oid) AS ids
-       FROM pg_largeobject_metadata m ORDER BY m.oid`,
-    );
-    return rows;
-  });
-}
-
-/** The transactions `name` has committed, once every session of the migration has ended. */
-function commitsIn(pg: ReturnType<typeof env.server>, name: string) {
-  return withClient(pg, 'postgres', async (c) => {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    await c.query('SELECT pg_stat_clear_snapshot()');
-    const { rows } = await c.query<{ n: string }>(
-      'SELECT xact_commit AS n FROM pg_stat_database WHERE datname = $1',
-      [name],
-    );
-    return Number(rows[0].n);
-  });
-}
 
 describe.each([
   { from: 14, to: 15 },
@@ -67,20 +35,7 @@ describe.each([
 
   beforeAll(async () => {
     await createRoles(source, roles);
-    await createSeededDatabase(
-      source,
-      database,
-      `CREATE TABLE docs (id int PRIMARY KEY, lo oid);
-       INSERT INTO docs SELECT g, lo_from_bytea(0, convert_to(repeat(md5(g::text), 1 + g % 7), 'UTF8'))
-         FROM generate_series(1, ${OBJECTS}) g;
-       DO $$ DECLARE o oid; BEGIN
-         FOR o IN SELECT lo FROM docs WHERE id % 2 = 0 LOOP
-           EXECUTE format('ALTER LARGE OBJECT %s OWNER TO ${quoteIdent(owner)}', o);
-         END LOOP;
-         EXECUTE format('COMMENT ON LARGE OBJECT %s IS %L', (SELECT lo FROM docs WHERE id = 7), 'seventh');
-         EXECUTE format('GRANT SELECT ON LARGE OBJECT %s TO ${quoteIdent(reader)}', (SELECT lo FROM docs WHERE id = 8));
-       END $$;`,
-    );
+    await createSeededDatabase(source, database, largeObjectsSeed(OBJECTS, owner, reader));
   }, 120_000);
 
   afterAll(async () => {
@@ -102,12 +57,12 @@ describe.each([
     ]);
     if (result.code !== 0) throw new Error(`migrate failed: ${result.stderr}`);
     const commits = await commitsIn(target(), migrated);
-    const expected = await largeObjects(source, database);
+    const expected = await largeObjectRows(source, database);
     expect(expected).toHaveLength(OBJECTS);
     expect(expected.filter((o) => o.owner === owner)).toHaveLength(OBJECTS / 2);
     expect(expected.filter((o) => o.comment === 'seventh')).toHaveLength(1);
     expect(expected.filter((o) => o.acl?.includes(reader))).toHaveLength(1);
-    expect(await largeObjects(target(), migrated)).toEqual(expected);
+    expect(await largeObjectRows(target(), migrated)).toEqual(expected);
     // pg_dump 15's archive: pg_restore alone commits each object's lo_create and owner apart
     // (5,000 and more); pg_dump 17's groups them itself.
     expect(commits).toBeLessThan(OBJECTS);
