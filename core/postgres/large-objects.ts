@@ -23,6 +23,19 @@ import { quoteIdent } from './quote';
  */
 export const LARGE_OBJECTS_PER_TRANSACTION = 1000;
 
+/**
+ * How many large objects `client`'s server takes in one transaction: its lock table holds
+ * `max_locks_per_transaction` locks per session on average, and a batch of no more (each
+ * `ALTER LARGE OBJECT` holds one to its transaction's end) always fits, whatever else runs; at
+ * most {@link LARGE_OBJECTS_PER_TRANSACTION}.
+ */
+export async function largeObjectsPerTransaction(client: Client): Promise<number> {
+  const { rows } = await client.query<{ n: number }>(
+    "SELECT current_setting('max_locks_per_transaction')::int AS n",
+  );
+  return Math.max(1, Math.min(LARGE_OBJECTS_PER_TRANSACTION, rows[0].n));
+}
+
 /** A `BLOB` line of `pg_restore --list`: `<dumpId>; <tableoid> <oid> BLOB - <oid> <owner>`. */
 const BLOB_LINE = /^\d+; \d+ \d+ BLOB - /;
 
@@ -64,12 +77,7 @@ export async function createLargeObjects(
   try {
     client = await opts.connect();
     if (opts.setup.length) await client.query(opts.setup.join(';\n'));
-    // The server's lock table holds max_locks_per_transaction locks per session on average: a
-    // batch of no more always fits, whatever else runs.
-    const { rows } = await client.query<{ n: number }>(
-      "SELECT current_setting('max_locks_per_transaction')::int AS n",
-    );
-    const perTransaction = Math.max(1, Math.min(LARGE_OBJECTS_PER_TRANSACTION, rows[0].n));
+    const perTransaction = await largeObjectsPerTransaction(client);
     for (let i = 0; i < ids.length; i += perTransaction) {
       opts.signal?.throwIfAborted();
       // A simple query of several statements runs as one transaction.

@@ -6,13 +6,15 @@
  * target database are created meanwhile; the pre-data waits for both):
  *   pg_dump -Fc -Z0 (the target's major) ─> rows counted, compression + SHA-256 ─> the store
  *                                           (the archived backup); its header and TOC ─> a local file
- *                                           ─> pg_restore --section=pre-data ─> the target;
+ *                                           ─> pg_restore --section=pre-data ─> the target
+ *                                           (pg_dump ≤ 16's large objects created first, in
+ *                                           batches: core/postgres/large-objects.ts);
  *                                           each table's COPY text ─> `jobs` COPY sessions ─> the target
  *                                           (core/postgres/copy-stream.ts; with large objects, which
  *                                           are not COPY text, or in an encoding whose names are
- *                                           not decoded exactly (SQL_ASCII):
- *                                           pg_restore --section=pre-data,data reading the same
- *                                           bytes instead)
+ *                                           not decoded exactly (SQL_ASCII): pg_restore
+ *                                           --section=data reading the same bytes instead, once
+ *                                           the pre-data is restored)
  *   the local file (every definition, no data) ─> its SEQUENCE SET entries, then
  *                                                 pg_restore -j N --section=post-data
  * (autovacuum held off the target's tables from the pre-data until after ANALYZE and the checks:
@@ -34,7 +36,7 @@ import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import { resolvePassword } from '../../../core/connection';
@@ -82,6 +84,7 @@ import {
   sequenceCaughtUp,
   sequenceStates,
 } from '../../../core/postgres/inspect';
+import { largeObjectsPerTransaction } from '../../../core/postgres/large-objects';
 import {
   createPublication,
   createSentinel,
@@ -122,6 +125,7 @@ import {
   collectTail,
   firstError,
   keepStderr,
+  pgRestoreLargeObjectsFirst,
   pgRestoreParallel,
   runTool,
   sequenceSetList,
@@ -364,8 +368,7 @@ async function migrateDatabaseOnce(
   // The copy path's tables analyzed as their load ended (the final analyze leaves them out).
   let early: AnalyzeAsLoaded | undefined;
   let created = false;
-  // Whether anything but the empty database reached the target: the pre-data began (with large
-  // objects, pg_restore reads the stream from its start, so from the data phase's start).
+  // Whether anything but the empty database reached the target: the pre-data began.
   let written = false;
   // Online: the replication objects made so far, removed again on failure.
   const online: OnlineState | undefined = plan.request.online
@@ -458,8 +461,8 @@ async function migrateDatabaseOnce(
       (await untranslatableRead(snap.read, db.source.database, 'MigrateFailed')) ??
       lockWaitFailure(stderr, observer, ctx.lockWaitTimeoutMs);
     // The tables' data goes to the target by this process's own COPY sessions, straight from the
-    // stream (core/postgres/copy-stream.ts); large objects are not COPY data: a database with any
-    // is loaded by pg_restore reading the stream, as before. So is one in an encoding whose names
+    // stream (core/postgres/copy-stream.ts); large objects are not COPY data: the data section of
+    // a database with any is loaded by pg_restore reading the stream. So is one in an encoding whose names
     // this process cannot decode exactly (SQL_ASCII's, for one): the COPY sessions name the tables
     // in Unicode. (A name of a decodable encoding that is not exactly decodable fails the load.)
     const loader =
@@ -475,51 +478,80 @@ async function migrateDatabaseOnce(
     let restoredRows: Map<number, number> | undefined;
     try {
       await progress.timed('data', async () => {
+        // The pre-data runs once the definitions file is whole (the TOC read); the data read
+        // meanwhile waits in the loader's queues (or pg_restore's input), then holds pg_dump back.
+        let definitionsWritten: (written: Promise<void>) => void = () => undefined;
+        let toc: readonly ArchiveTocEntry[] = [];
+        const definitions = new Promise<void>((resolve) => {
+          definitionsWritten = resolve;
+        });
+        // The data waits for it, and for the autovacuum hold on the tables it created. Its large
+        // objects (pg_dump ≤ 16's BLOB entries) are created first, in batches.
+        const preData = definitions
+          .then(() => targetReady)
+          .then(async () => {
+            written = true;
+            const t0 = Date.now();
+            await restorePreData(ctx, db, definitionsFile, toc);
+            progress.timings.preData = (Date.now() - t0) / 1000;
+          })
+          .then(holdAutovacuumOnTarget);
+        preData.catch(() => undefined); // the load fails with it; settled before a drop
+        pending.push(preData);
         if (!copy) {
-          await targetReady;
-          written = true;
-          await streamDumpIntoRestore(ctx, {
+          // pg_restore reads the stream for the data section alone (the tables' data, the large
+          // objects' data into the objects the pre-data created, the sequences' values), once
+          // the pre-data is restored: the stream waits for it in pg_restore's input.
+          // pg_restore 17 creates pg_dump 17's large objects (`BLOB METADATA` entries, data
+          // section) one statement and transaction each, unless given a transaction size.
+          const ready = preData.then(async () =>
+            largeObjects && ctx.pgRestore.major >= 17
+              ? [
+                  `--transaction-size=${await withClient(db.target, ctx.targetPassword, largeObjectsPerTransaction)}`,
+                ]
+              : [],
+          );
+          ready.catch(() => undefined); // pg_restore fails with it, or never starts
+          const streamed = streamDumpIntoRestore(ctx, {
             dumpArgs,
             source: db.source,
             restoreArgs: [
-              '--section=pre-data',
               '--section=data',
               '--exit-on-error',
               '--no-password',
               dbnameArg(db.target.database),
             ],
+            restoreAfter: { tocRead: definitions, ready },
             target: db.target,
             archive: async (input) => {
-              archived = await archive(ctx, db, input, guard, definitionsFile, estimate);
+              archived = await archive(ctx, db, input, guard, definitionsFile, estimate, {
+                toc: (entries) => {
+                  toc = entries;
+                },
+                definitionsWritten,
+              });
             },
             guard,
             diagnose,
           });
+          await streamed.catch((err: unknown) => {
+            const failed = Promise.reject(err);
+            failed.catch(() => undefined); // handled: a no-op when the TOC was whole already
+            definitionsWritten(failed);
+            throw err;
+          });
           return;
         }
-        // The pre-data runs once the definitions file is whole (the TOC read); the data read
-        // meanwhile waits in the loader's queues, then holds pg_dump back.
-        let definitionsWritten: (written: Promise<void>) => void = () => undefined;
-        const definitions = new Promise<void>((resolve) => {
-          definitionsWritten = resolve;
-        });
-        // The COPYs wait for it, and for the autovacuum hold on the tables it created.
-        const preData = definitions
-          .then(() => targetReady)
-          .then(() => {
-            written = true;
-            return restoreDefinitions(ctx, db, definitionsFile, ['--section=pre-data']);
-          })
-          .then(holdAutovacuumOnTarget);
-        preData.catch(() => undefined); // the loader fails with it; settled before a drop
-        pending.push(preData);
         const streamed = streamDumpIntoRestore(ctx, {
           dumpArgs,
           source: db.source,
           target: db.target,
           archive: async (input) => {
             archived = await archive(ctx, db, input, guard, definitionsFile, estimate, {
-              toc: (toc) => copy.start(toc, preData),
+              toc: (entries) => {
+                toc = entries;
+                copy.start(entries, preData);
+              },
               tableData: copy,
               ready: () => copy.ready(),
               definitionsWritten,
@@ -770,6 +802,13 @@ async function streamDumpIntoRestore(
     dumpArgs: string[];
     source: Connection;
     restoreArgs?: string[];
+    /**
+     * pg_restore starts once `ready` is settled (the pre-data restored), with the arguments it
+     * gives after `restoreArgs`' (before the dump's name: standard input): until then its input
+     * waits here, every byte up to the TOC's end (`tocRead`, which the archive reads from the same
+     * bytes), then at most a few MiB more before pg_dump is held back.
+     */
+    restoreAfter?: { tocRead: Promise<unknown>; ready: Promise<string[]> };
     target: Connection;
     archive?: (input: Readable) => Promise<void>;
     /** Called with the failure: stops the loader that reads the archive's stream. */
@@ -791,20 +830,34 @@ async function streamDumpIntoRestore(
   const work: Promise<unknown>[] = [exitStatus(dump, 'pg_dump', dumpStderr)];
   let restore: ChildProcess | undefined;
   let restoreStderr = () => '';
-  if (opts.restoreArgs) {
-    const child = spawn(ctx.pgRestore.path, opts.restoreArgs, {
-      env: restoreEnv(ctx, opts.target),
-      stdio: ['pipe', 'ignore', 'pipe'],
-    });
-    restore = child;
-    ctx.deps.onChild?.(child);
-    restoreStderr = keepStderr(child.stderr);
+  const { restoreArgs, restoreAfter } = opts;
+  // A failure stops a pg_restore that waits to start, and drops what its input holds.
+  let stopRestore: (err: unknown) => void = () => undefined;
+  if (restoreArgs) {
     const toRestore = new PassThrough({ highWaterMark: 1 << 20 });
-    dump.stdout.pipe(toRestore);
-    work.push(
-      pipeline(toRestore, child.stdin),
-      exitStatus(child, 'pg_restore', () => firstError(restoreStderr())),
-    );
+    dump.stdout.pipe(restoreAfter ? heldUntil(toRestore, restoreAfter.tocRead) : toRestore);
+    const stopped = new Promise<never>((_, reject) => {
+      stopRestore = (err) => {
+        toRestore.destroy();
+        reject(err);
+      };
+    });
+    stopped.catch(() => undefined);
+    const run = async () => {
+      const more = (await Promise.race([restoreAfter?.ready, stopped])) ?? [];
+      const child = spawn(ctx.pgRestore.path, [...restoreArgs, ...more], {
+        env: restoreEnv(ctx, opts.target),
+        stdio: ['pipe', 'ignore', 'pipe'],
+      });
+      restore = child;
+      ctx.deps.onChild?.(child);
+      restoreStderr = keepStderr(child.stderr);
+      await Promise.all([
+        pipeline(toRestore, child.stdin),
+        exitStatus(child, 'pg_restore', () => firstError(restoreStderr())),
+      ]);
+    };
+    work.push(run());
   }
   if (opts.archive) {
     const toArchive = new PassThrough({ highWaterMark: 1 << 20 });
@@ -815,6 +868,7 @@ async function streamDumpIntoRestore(
     await Promise.all(work);
   } catch (err) {
     opts.stop?.(err);
+    stopRestore(err);
     dump.kill('SIGKILL');
     restore?.kill('SIGKILL');
     await Promise.allSettled(work);
@@ -886,6 +940,63 @@ async function restoreDefinitions(
   if (out.code !== 0) {
     throw new PgferryError('MigrateFailed', `pg_restore failed: ${firstError(out.stderr)}`);
   }
+}
+
+/**
+ * The pre-data section of the definitions file restored into the target: pg_dump ≤ 16's large
+ * objects (a `BLOB` entry each, `toc`'s) created first by this process in batches, as a restore
+ * does (core/postgres/large-objects.ts), the rest by pg_restore.
+ */
+async function restorePreData(
+  ctx: Context,
+  db: MigrateDatabasePlan,
+  definitionsFile: string,
+  toc: readonly ArchiveTocEntry[],
+): Promise<void> {
+  const args = ['--section=pre-data'];
+  try {
+    await pgRestoreLargeObjectsFirst(ctx.pgRestore, {
+      args,
+      dumpFile: definitionsFile,
+      env: restoreEnv(ctx, db.target),
+      onChild: ctx.deps.onChild,
+      toc,
+      connect: () => connectPg(db.target, ctx.targetPassword),
+      run: (more) => restoreDefinitions(ctx, db, definitionsFile, [...args, ...more]),
+      signal: ctx.deps.signal,
+    });
+  } catch (err) {
+    // The large objects' creation failed: told as the migration's failure.
+    if (!(err instanceof PgferryError && err.code === 'RestoreFailed')) throw err;
+    throw new PgferryError('MigrateFailed', err.message, { cause: err });
+  }
+}
+
+/**
+ * A stream into `out` that holds its writer back as `out` does only once `from` has settled:
+ * before, every byte written waits in `out` however many (a TOC of many entries, read whole by
+ * another reader of the same bytes before `out`'s reader starts).
+ */
+function heldUntil(out: Writable, from: Promise<unknown>): Writable {
+  let holding = false;
+  const hold = () => {
+    holding = true;
+  };
+  from.then(hold, hold);
+  const held = new Writable({
+    highWaterMark: 1 << 20,
+    write(chunk: Buffer, _encoding, done) {
+      if (out.write(chunk) || !holding) done();
+      else out.once('drain', () => done());
+    },
+    final(done) {
+      out.end();
+      done();
+    },
+  });
+  // `out` closed (its reader failed, or was stopped): the writer goes on without it.
+  out.once('close', () => held.destroy());
+  return held;
 }
 
 /** The TOC's SEQUENCE SET entries (each sequence's value) restored from the definitions file. */

@@ -21,6 +21,7 @@ import {
   uniqueName,
   withClient,
 } from '../../../support/env';
+import { commitsIn, largeObjectRows, largeObjectsSeed } from '../../../support/large-objects';
 
 const pg = testEnv().server(15);
 const database = uniqueName('lobs_src');
@@ -46,20 +47,7 @@ beforeAll(async () => {
   await withClient(pg, 'postgres', (c) =>
     c.query(`CREATE ROLE ${quoteIdent(owner)}; CREATE ROLE ${quoteIdent(reader)}`),
   );
-  await createSeededDatabase(
-    pg,
-    database,
-    `CREATE TABLE docs (id int PRIMARY KEY, lo oid);
-     INSERT INTO docs SELECT g, lo_from_bytea(0, convert_to(repeat(md5(g::text), 1 + g % 7), 'UTF8'))
-       FROM generate_series(1, ${OBJECTS}) g;
-     DO $$ DECLARE o oid; BEGIN
-       FOR o IN SELECT lo FROM docs WHERE id % 2 = 0 LOOP
-         EXECUTE format('ALTER LARGE OBJECT %s OWNER TO ${quoteIdent(owner)}', o);
-       END LOOP;
-       EXECUTE format('COMMENT ON LARGE OBJECT %s IS %L', (SELECT lo FROM docs WHERE id = 7), 'seventh');
-       EXECUTE format('GRANT SELECT ON LARGE OBJECT %s TO ${quoteIdent(reader)}', (SELECT lo FROM docs WHERE id = 8));
-     END $$;`,
-  );
+  await createSeededDatabase(pg, database, largeObjectsSeed(OBJECTS, owner, reader));
   const pgDump = (file: string, ...args: string[]) =>
     runTool(
       pgTool('pg_dump', 15),
@@ -81,19 +69,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** The transactions `name` has committed, once every session of a restore has ended. */
-function commitsIn(name: string) {
-  return withClient(pg, 'postgres', async (c) => {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    await c.query('SELECT pg_stat_clear_snapshot()');
-    const { rows } = await c.query<{ n: string }>(
-      'SELECT xact_commit AS n FROM pg_stat_database WHERE datname = $1',
-      [name],
-    );
-    return Number(rows[0].n);
-  });
-}
-
 /** New sessions on `name`, as a restore's COPY and large-object sessions connect. */
 function connectTo(name: string) {
   return async () => {
@@ -102,18 +77,6 @@ function connectTo(name: string) {
     await client.connect();
     return client;
   };
-}
-
-/** Every large object: its oid, owner, privileges, comment and contents' MD5. */
-function largeObjects(name: string) {
-  return withClient(pg, name, async (c) => {
-    const { rows } = await c.query(
-      `SELECT m.oid::text, m.lomowner::regrole::text AS owner, m.lomacl::text AS acl,
-              obj_description(m.oid, 'pg_largeobject') AS comment, md5(lo_get(m.oid)) AS md5
-       FROM pg_largeobject_metadata m ORDER BY m.oid`,
-    );
-    return rows;
-  });
 }
 
 test('large objects are created in batches, with their contents, owners, comment and grant', async () => {
@@ -127,13 +90,13 @@ test('large objects are created in batches, with their contents, owners, comment
     split: { connect: connectTo(target) },
     afterPreData: async () => undefined,
   });
-  const commits = await commitsIn(target);
-  const expected = await largeObjects(database);
+  const commits = await commitsIn(pg, target);
+  const expected = await largeObjectRows(pg, database);
   expect(expected).toHaveLength(OBJECTS);
   expect(expected.filter((o) => o.owner === owner)).toHaveLength(OBJECTS / 2);
   expect(expected.filter((o) => o.comment === 'seventh')).toHaveLength(1);
   expect(expected.filter((o) => o.acl?.includes(reader))).toHaveLength(1);
-  expect(await largeObjects(target)).toEqual(expected);
+  expect(await largeObjectRows(pg, target)).toEqual(expected);
   // pg_restore alone commits each object's lo_create and ALTER LARGE OBJECT … OWNER apart.
   expect(commits).toBeLessThan(OBJECTS);
 }, 300_000);
@@ -153,12 +116,12 @@ test("a parallel backup's restore creates the main archive's large objects in ba
       split: { connect: connectTo(sectioned) },
     });
   await restore();
-  const commits = await commitsIn(sectioned);
-  const expected = await largeObjects(database);
-  expect(await largeObjects(sectioned)).toEqual(expected);
+  const commits = await commitsIn(pg, sectioned);
+  const expected = await largeObjectRows(pg, database);
+  expect(await largeObjectRows(pg, sectioned)).toEqual(expected);
   expect(commits).toBeLessThan(OBJECTS);
   // Over a database that holds every one of them (and their table): dropped, then created again.
   await restore('--clean', '--if-exists');
-  expect(await largeObjects(sectioned)).toEqual(expected);
-  expect((await commitsIn(sectioned)) - commits).toBeLessThan(2 * OBJECTS);
+  expect(await largeObjectRows(pg, sectioned)).toEqual(expected);
+  expect((await commitsIn(pg, sectioned)) - commits).toBeLessThan(2 * OBJECTS);
 }, 300_000);
