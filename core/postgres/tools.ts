@@ -123,6 +123,30 @@ export interface RestorePass {
  */
 export const SPLIT_MIN_BYTES = 32 * 1024 * 1024;
 
+/** The TOC entries pg_dump puts in the post-data section that build something on a table. */
+const POST_DATA_BUILDS = /^(INDEX|INDEX ATTACH|CONSTRAINT|FK CONSTRAINT|TRIGGER|RULE|POLICY|STATISTICS)$/;
+
+/**
+ * Below this many bytes of table data (COPY text) for each index, key, foreign key or trigger to
+ * build, a post-data run takes one job ({@link postDataJobs}).
+ */
+export const POST_DATA_PARALLEL_MIN_BYTES = 64 * 1024;
+
+/**
+ * The jobs of a post-data run of `toc`'s archive, whose tables hold `dataBytes` of COPY text:
+ * `jobs`, but one where its builds are many and their tables small. pg_restore's parallel mode
+ * costs every entry its leader's dispatch and the server two sessions changing the catalogs at
+ * once, which only pays where the builds take longer than that. On 4,000 tables of 50–200 rows
+ * (8,000 entries, ~2 KB of data each) one job took less time in 5 of 7 whole restores and less
+ * CPU in every one (pg_restore's 1.5–1.9 s, the server's 0.4–3.8 s); on 200 partitions of 3 MB
+ * (~0.3 MB an entry), two jobs were faster (docs/benchmark.md, "Many small tables' indexes in
+ * one job").
+ */
+export function postDataJobs(jobs: number, toc: readonly ArchiveTocEntry[], dataBytes: number): number {
+  const builds = toc.filter((e) => e.desc !== null && POST_DATA_BUILDS.test(e.desc)).length;
+  return builds > 0 && dataBytes / builds < POST_DATA_PARALLEL_MIN_BYTES ? 1 : jobs;
+}
+
 /** What {@link pgRestoreParallel} needs to load the largest tables in parallel streams. */
 export interface SplitLoad {
   /** A new session on the target database: each stream of a split table is one COPY session. */

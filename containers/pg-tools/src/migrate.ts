@@ -127,6 +127,7 @@ import {
   keepStderr,
   pgRestoreLargeObjectsFirst,
   pgRestoreParallel,
+  postDataJobs,
   runTool,
   sequenceSetList,
   sessionSettings,
@@ -600,10 +601,12 @@ async function migrateDatabaseOnce(
     );
     globalsStored.catch(() => undefined); // awaited below, or settled on failure; never unhandled
     pending.push(globalsStored);
+    const dataBytes = archived.tables.reduce((sum, t) => sum + (t.bytes ?? 0), 0);
+    const postJobs = postDataJobs(plan.jobs, archived.toc, dataBytes);
     await progress.timed('postData', () =>
       pgRestoreParallel(ctx.pgRestore, {
         args: ['--section=post-data', '--exit-on-error', '--no-password', dbnameArg(db.target.database)],
-        jobs: plan.jobs,
+        jobs: postJobs,
         dumpFile: definitionsFile,
         env: restoreEnv(ctx, db.target),
         onChild: ctx.deps.onChild,

@@ -69,6 +69,7 @@ import {
   type PgRestoreSelection,
   pgRestoreArchive,
   pgRestoreParallel,
+  postDataJobs,
   sequenceSetList,
   sessionSettings,
 } from '../../../core/postgres/tools';
@@ -301,7 +302,7 @@ export async function restoreBackup(
           }
           await pgRestoreParallel(tool, {
             args: [...restoreArgs(loading), '--section=post-data'],
-            jobs: loading.jobs,
+            jobs: postDataJobs(loading.jobs, toc, tableDataBytes(manifest)),
             dumpFile: definitions,
             env: restoreEnv(loading, deps),
             onChild: deps.onChild,
@@ -1006,6 +1007,12 @@ function loadedRows(
   { rows }: StreamedArchive,
 ): { schema: string; name: string; rows: number; restoredRows: number }[] {
   return tables.map((t) => ({ ...t, restoredRows: rows.get(tableKey(t.schema, t.name)) ?? 0 }));
+}
+
+/** The bytes of the backup's table data (COPY text); the archives' whole in older manifests. */
+function tableDataBytes(manifest: BackupManifest): number {
+  const known = manifest.tables.every((t) => t.dataBytes !== undefined);
+  return known ? manifest.tables.reduce((sum, t) => sum + (t.dataBytes ?? 0), 0) : manifest.uncompressedBytes;
 }
 
 /** The backup's tables that the restore selected (`--schema`, `--table`), with their rows at the backup. */

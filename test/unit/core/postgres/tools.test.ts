@@ -2,7 +2,9 @@
 import type { ArchiveTocEntry } from '../../../../core/postgres/archive';
 import {
   firstError,
+  POST_DATA_PARALLEL_MIN_BYTES,
   planRestorePasses,
+  postDataJobs,
   postDataNowAndLater,
   SPLIT_MIN_BYTES,
   sessionSettings,
@@ -227,4 +229,32 @@ test('beside loads elsewhere: what waits for them and what is restored last wait
   expect(ids(now.entries)).toEqual([3352]);
   expect(ids(later.entries)).toEqual([3190, 3346, 3347, 3348, 3349, 3350, 3351]);
   expect(now.parallel && later.parallel).toBe(true);
+});
+
+test('the post-data runs in one job where its builds are many and their tables small', () => {
+  const entry = (dumpId: number, desc: string): ArchiveTocEntry => ({ ...tocOf({})[0], dumpId, desc });
+  // Per table: its definition, its data, its key, an index; then one comment and one privilege.
+  const tables = (n: number) =>
+    Array.from({ length: n }, (_, i) => [
+      entry(4 * i + 1, 'TABLE'),
+      entry(4 * i + 2, 'TABLE DATA'),
+      entry(4 * i + 3, 'CONSTRAINT'),
+      entry(4 * i + 4, 'INDEX'),
+    ]).flat();
+  const toc = [...tables(4000), entry(20_001, 'COMMENT'), entry(20_002, 'ACL')];
+  const builds = 8000;
+  // 4,000 tables of ~4 KB: one job; the same builds over 10 GB: every job.
+  expect(postDataJobs(4, toc, 4000 * 4096)).toBe(1);
+  expect(postDataJobs(4, toc, 10 * 1024 ** 3)).toBe(4);
+  // At the limit, every job; just under it, one.
+  expect(postDataJobs(2, toc, builds * POST_DATA_PARALLEL_MIN_BYTES)).toBe(2);
+  expect(postDataJobs(2, toc, builds * POST_DATA_PARALLEL_MIN_BYTES - 1)).toBe(1);
+  // Foreign keys, triggers, attachments, rules, policies and extended statistics are builds too.
+  const others = ['FK CONSTRAINT', 'TRIGGER', 'INDEX ATTACH', 'RULE', 'POLICY', 'STATISTICS'].map((d, i) =>
+    entry(30_000 + i, d),
+  );
+  expect(postDataJobs(2, others, 6 * POST_DATA_PARALLEL_MIN_BYTES - 1)).toBe(1);
+  // Nothing to build (tables without keys or indexes): the jobs asked.
+  expect(postDataJobs(3, [entry(1, 'TABLE'), entry(2, 'TABLE DATA')], 0)).toBe(3);
+  expect(postDataJobs(1, toc, 10 * 1024 ** 3)).toBe(1);
 });
