@@ -499,66 +499,46 @@ async function migrateDatabaseOnce(
           .then(holdAutovacuumOnTarget);
         preData.catch(() => undefined); // the load fails with it; settled before a drop
         pending.push(preData);
-        if (!copy) {
-          // pg_restore reads the stream for the data section alone (the tables' data, the large
-          // objects' data into the objects the pre-data created, the sequences' values), once
-          // the pre-data is restored: the stream waits for it in pg_restore's input.
-          // pg_restore 17 creates pg_dump 17's large objects (`BLOB METADATA` entries, data
-          // section) one statement and transaction each, unless given a transaction size.
-          const ready = preData.then(async () =>
-            largeObjects && ctx.pgRestore.major >= 17
-              ? [
-                  `--transaction-size=${await withClient(db.target, ctx.targetPassword, largeObjectsPerTransaction)}`,
-                ]
-              : [],
-          );
-          ready.catch(() => undefined); // pg_restore fails with it, or never starts
-          const streamed = streamDumpIntoRestore(ctx, {
-            dumpArgs,
-            source: db.source,
+        // Without the copy path, pg_restore reads the stream for the data section alone (the
+        // tables' data, the large objects' data into the objects the pre-data created, the
+        // sequences' values), once the pre-data is restored: the stream waits for it in
+        // pg_restore's input. pg_restore 17 creates pg_dump 17's large objects (`BLOB METADATA`
+        // entries, data section) one statement and transaction each, unless given a transaction
+        // size.
+        const restore = copy
+          ? undefined
+          : preData.then(async () =>
+              largeObjects && ctx.pgRestore.major >= 17
+                ? [
+                    `--transaction-size=${await withClient(db.target, ctx.targetPassword, largeObjectsPerTransaction)}`,
+                  ]
+                : [],
+            );
+        restore?.catch(() => undefined); // pg_restore fails with it, or never starts
+        const streamed = streamDumpIntoRestore(ctx, {
+          dumpArgs,
+          source: db.source,
+          ...(restore && {
             restoreArgs: [
               '--section=data',
               '--exit-on-error',
               '--no-password',
               dbnameArg(db.target.database),
             ],
-            restoreAfter: { tocRead: definitions, ready },
-            target: db.target,
-            archive: async (input) => {
-              archived = await archive(ctx, db, input, guard, definitionsFile, estimate, {
-                toc: (entries) => {
-                  toc = entries;
-                },
-                definitionsWritten,
-              });
-            },
-            guard,
-            diagnose,
-          });
-          await streamed.catch((err: unknown) => {
-            const failed = Promise.reject(err);
-            failed.catch(() => undefined); // handled: a no-op when the TOC was whole already
-            definitionsWritten(failed);
-            throw err;
-          });
-          return;
-        }
-        const streamed = streamDumpIntoRestore(ctx, {
-          dumpArgs,
-          source: db.source,
+            restoreAfter: { tocRead: definitions, ready: restore },
+          }),
           target: db.target,
           archive: async (input) => {
             archived = await archive(ctx, db, input, guard, definitionsFile, estimate, {
               toc: (entries) => {
                 toc = entries;
-                copy.start(entries, preData);
+                copy?.start(entries, preData);
               },
-              tableData: copy,
-              ready: () => copy.ready(),
+              ...(copy && { tableData: copy, ready: () => copy.ready() }),
               definitionsWritten,
             });
           },
-          stop: (reason) => copy.abort(reason),
+          ...(copy && { stop: (reason: unknown) => copy.abort(reason) }),
           guard,
           diagnose,
         });
@@ -569,6 +549,7 @@ async function migrateDatabaseOnce(
           definitionsWritten(failed);
           throw err;
         });
+        if (!copy) return;
         // The stream has ended: the tables whose COPYs end from here on are analyzed at the end.
         early?.stop();
         restoredRows = await copy.finish();
