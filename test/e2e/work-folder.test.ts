@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { restoringName } from '../../core/postgres/incomplete-database';
 import { existingDatabases, useBackedUpDatabase } from '../support/backed-up-database';
-import { runCli, sourceUrl } from '../support/cli';
+import { runCli, runMigrate, sourceUrl } from '../support/cli';
 import { dropDatabase, quoteIdent, testEnv, uniqueName, withClient } from '../support/env';
 import { fingerprint } from '../support/fingerprint';
 
@@ -104,14 +104,9 @@ test('verify with PGFERRY_WORK_DIR missing is refused in one line', async () => 
 test('migrate with PGFERRY_WORK_DIR missing is refused in one line; nothing created or stored', async () => {
   const migrated = uniqueName('workdir_migrated');
   created.push(migrated);
-  const result = await runCli(
-    [
-      'migrate',
-      ...['--source', sourceUrl(pg, backedUp.name), '--target', sourceUrl(pg, migrated)],
-      ...['--store', migrateStore],
-    ],
-    { env: { PGFERRY_WORK_DIR: missing } },
-  );
+  const result = await runMigrate(sourceUrl(pg, backedUp.name), sourceUrl(pg, migrated), migrateStore, [], {
+    env: { PGFERRY_WORK_DIR: missing },
+  });
   expect(result.code).toBe(1);
   expect(result.stderr.trim().split('\n')).toHaveLength(1);
   expect(result.stderr).toContain(refusal(missing, 'does not exist'));
