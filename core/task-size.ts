@@ -5,12 +5,12 @@
  * downloaded (`checkRestoreDisk`).
  */
 import { statfs } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import type { BackupManifest, Requirements, TaskSize } from './contracts';
 import { type Deployment, FARGATE_MAX_DISK_GIB } from './deployment';
 import { PgferryError } from './errors';
 import { namesUndecodable } from './postgres/server-encodings';
 import { type RestoreSelection, restoreStreams } from './strategy';
+import { workRoot } from './work-folders';
 
 const GiB = 1024 ** 3;
 /** Fargate's included ephemeral storage. */
@@ -143,11 +143,11 @@ export function restoreTaskSize(use: RestoreDiskUse, withLocalServer: boolean): 
 
 /**
  * Bytes of disk the run's task can have: on AWS Fargate's largest ephemeral storage; locally, what
- * is free where the runner works (PGFERRY_WORK_DIR, else the temporary folder).
+ * is free where the runner works ({@link workRoot}, which refuses a folder that cannot be used).
  */
 export async function availableDiskBytes(deployment: Deployment, env: NodeJS.ProcessEnv): Promise<number> {
   if (deployment.onAws) return FARGATE_MAX_DISK_GIB * GiB;
-  const dir = env.PGFERRY_WORK_DIR ?? tmpdir();
+  const dir = workRoot(env);
   try {
     const stats = await statfs(dir);
     return stats.bavail * stats.bsize;
@@ -181,7 +181,7 @@ export async function checkRestoreDisk(
     (use.fromFilesBecause ? `; ${use.fromFilesBecause}` : '');
   const where = deployment.onAws
     ? `a Fargate task has at most ${FARGATE_MAX_DISK_GIB} GiB: run it with the CLI (without --aws) on a machine with the disk`
-    : `${gib(available)} is free in ${env.PGFERRY_WORK_DIR ?? tmpdir()}: free space, or point PGFERRY_WORK_DIR at a larger disk`;
+    : `${gib(available)} is free in ${workRoot(env)}: free space, or point PGFERRY_WORK_DIR at a larger disk`;
   throw new PgferryError(
     'InvalidInput',
     `backup ${what.id} needs ${gib(needed)} of disk (${parts}): ${where}; nothing was downloaded`,

@@ -6,10 +6,11 @@
  * host and its boot), so that the next run on the host can tell a folder whose run died — which it
  * removes, stopping the server inside — from one of a run still going, which it never touches.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { PgferryError } from './errors';
 
 export type WorkFolderKind = 'restore' | 'verify' | 'migrate';
 
@@ -28,9 +29,37 @@ interface FolderOwner {
   startedAt: string;
 }
 
-/** Where a run's work folders go: `PGFERRY_WORK_DIR`, else the system's temp dir. */
+/**
+ * Where a run's work folders go: `PGFERRY_WORK_DIR` (unset or empty: the system's temp dir).
+ * Refuses, in one line naming the variable, a folder that does not exist, is not a folder or
+ * cannot be written. A missing one is not created: it is most often a typo or a disk not mounted,
+ * and a run that created it would fill the disk below instead.
+ */
 export function workRoot(env: NodeJS.ProcessEnv): string {
-  return env.PGFERRY_WORK_DIR ?? tmpdir();
+  const root = env.PGFERRY_WORK_DIR || tmpdir();
+  const problem = folderProblem(root);
+  if (problem === undefined) return root;
+  const what = env.PGFERRY_WORK_DIR
+    ? `PGFERRY_WORK_DIR is ${root}`
+    : `PGFERRY_WORK_DIR is not set, and the system's temporary folder is ${root}`;
+  throw new PgferryError(
+    'InvalidInput',
+    `${what}, which ${problem.what}: ${problem.remedy ? `${problem.remedy}, or ` : ''}set PGFERRY_WORK_DIR to a folder this user can write to`,
+  );
+}
+
+/** Why `folder` cannot hold work folders, and what to do; `undefined` when it can. */
+function folderProblem(folder: string): { what: string; remedy?: string } | undefined {
+  try {
+    if (!statSync(folder).isDirectory()) return { what: 'is not a folder' };
+    accessSync(folder, constants.W_OK | constants.X_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR'
+      ? { what: 'does not exist', remedy: 'create it (or mount the disk it is on)' }
+      : { what: `cannot be written to (${code})`, remedy: 'let this user write to it' };
+  }
 }
 
 /** A new work folder (`pgferry-<kind>-…`, mode 0700) in `root`, with this process as its owner. */

@@ -173,6 +173,9 @@ export async function siblingTool(sibling: PgToolBinary, tool: PgTool): Promise<
   if ('binary' in found) return found.binary;
   throw new PgferryError(
     'NoSuitablePgDump',
-    'failed' in found ? `${file} ${found.failed}` : `${tool} is missing beside ${sibling.path}`,
+    'failed' in found
+      ? `${file} ${found.failed}`
+      : `${tool} is missing beside ${sibling.path}: install ${tool} there (one PostgreSQL package holds both), ` +
+          'or put a folder holding both first in PGFERRY_PG_BIN_DIRS',
   );
 }

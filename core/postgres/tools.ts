@@ -299,38 +299,31 @@ export async function pgRestoreParallel(
 const idOf = (line: string) => Number(line.slice(0, line.indexOf(';')));
 
 /**
- * One pg_restore run of `dumpFile` with `args` (one section, say) by `run`, its pg_dump ≤ 16 large
- * objects (`BLOB` entries of `toc`) first created by this process in batches in a session of
- * `connect`, where {@link largeObjectsFirst} can, and `run` given a list of the rest: a
- * migration's pre-data, whose data pg_restore then restores from the stream
- * (core/postgres/large-objects.ts). `args` with a selection (other than a `--section` that
- * restores the pre-data) keep every `BLOB` entry pg_restore's, as for a restore.
+ * The pre-data section of `dumpFile` (a migration's definitions, whose data pg_restore then
+ * restores from the stream), restored by `run` given pg_restore's arguments: its pg_dump ≤ 16
+ * large objects (`BLOB` entries of `toc`) first created by this process in batches in a session
+ * of `connect` where {@link largeObjectsFirst} can (core/postgres/large-objects.ts), and `run`
+ * then given a list of the rest.
  */
-export async function pgRestoreLargeObjectsFirst(
+export async function pgRestorePreData(
   pgRestore: PgToolBinary,
-  opts: Pick<PgRestoreOptions, 'args' | 'dumpFile' | 'env' | 'onChild'> & {
+  opts: Pick<PgRestoreOptions, 'dumpFile' | 'env' | 'onChild'> & {
     toc: readonly ArchiveTocEntry[];
     connect: () => Promise<Client>;
-    /** Runs pg_restore of `dumpFile` with `args` (and these more). */
-    run: (more: string[]) => Promise<void>;
+    run: (args: string[]) => Promise<void>;
     signal?: AbortSignal;
   },
 ): Promise<void> {
-  const { args, dumpFile, env, onChild, toc, connect, run, signal } = opts;
-  // The `BLOB` entries are pre-data: restored by a run of the whole archive or of its pre-data.
-  const sections = args.filter((a) => a.startsWith('--section='));
-  const others = args.filter((a) => !a.startsWith('--section='));
-  const restoresThem = sections.length === 0 || sections.includes('--section=pre-data');
-  const entries =
-    restoresThem && toc.some((e) => e.desc === 'BLOB')
-      ? await listedEntries(pgRestore, dumpFile, undefined, env, onChild)
-      : [];
-  const rest = await largeObjectsFirst(entries, toc, { args: others, env, split: { connect }, signal });
-  if (rest.length === entries.length) return run([]);
+  const { dumpFile, env, onChild, toc, connect, run, signal } = opts;
+  const args = ['--section=pre-data'];
+  if (!toc.some((e) => e.desc === 'BLOB')) return run(args);
+  const entries = await listedEntries(pgRestore, dumpFile, undefined, env, onChild);
+  const rest = await largeObjectsFirst(entries, toc, { args: [], env, split: { connect }, signal });
+  if (rest.length === entries.length) return run(args);
   const list = `${dumpFile}.rest.list`;
   await writeFile(list, `${rest.join('\n')}\n`);
   try {
-    await run([`--use-list=${list}`]);
+    await run([...args, `--use-list=${list}`]);
   } finally {
     await rm(list, { force: true });
   }

@@ -9,10 +9,12 @@
  * - pg_restore failing midway (its connection terminated while it loads a table): the error names
  *   the safety backup and the command that restores it — which puts the target back as it was —
  *   and the stored report carries the safety backup's id.
+ * - psql missing beside pg_restore (it runs the drops): refused in one line naming it and what to
+ *   do, before anything of the target is changed.
  * - No false refusals: the complex database (test/support/complex-database.ts) restored in clean
  *   mode over a copy of itself.
  */
-import { chmodSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
@@ -20,7 +22,7 @@ import { localTargetName } from '../../core/catalog-name';
 import type { BackupManifest, RestoreReport } from '../../core/contracts';
 import { databaseSegment } from '../../core/store-keys';
 import { useBackedUpDatabase } from '../support/backed-up-database';
-import { runCli, sourceUrl } from '../support/cli';
+import { pgTool, runCli, sourceUrl } from '../support/cli';
 import { createComplexDatabase } from '../support/complex-database';
 import { createDatabase, dropDatabase, quoteIdent, testEnv, uniqueName, withClient } from '../support/env';
 import { waitFor } from '../support/faults';
@@ -49,7 +51,7 @@ async function copyOfSource(name: string, extra = ''): Promise<void> {
   if (extra) await withClient(pg, name, (c) => c.query(extra));
 }
 
-function cleanRestore(target: string, ...args: string[]) {
+function cleanRestore(target: string, args: string[] = [], env: Record<string, string> = {}) {
   const workDir = mkdtempSync(path.join(tmpdir(), 'pgferry-clean-work-'));
   chmodSync(workDir, 0o711);
   const result = runCli(
@@ -58,7 +60,7 @@ function cleanRestore(target: string, ...args: string[]) {
       ...['--store', store, '--backup', backedUp.manifest.id, '--target', sourceUrl(pg, target)],
       ...['--mode', 'clean', '--force', ...args],
     ],
-    { env: { PGFERRY_WORK_DIR: workDir } },
+    { env: { PGFERRY_WORK_DIR: workDir, ...env } },
   );
   return { result, workDir };
 }
@@ -105,7 +107,7 @@ describe('a session idle in a transaction on the target', () => {
   test('fails at once naming it, with nothing dropped; --terminate-connections ends it and restores', async () => {
     const before = await fingerprint(pg, target);
     const pid = ((await idle.query('SELECT pg_backend_pid() AS pid')).rows[0] as { pid: number }).pid;
-    const { result: refused } = cleanRestore(target, '--no-safety-backup');
+    const { result: refused } = cleanRestore(target, ['--no-safety-backup']);
     const failed = await refused;
     expect(failed.code).toBe(1);
     expect(failed.stderr.trimEnd().split('\n')).toEqual([
@@ -120,12 +122,11 @@ describe('a session idle in a transaction on the target', () => {
     expect(await fingerprint(pg, target)).toEqual(before);
     expect((await idle.query('SELECT count(*)::int AS n FROM accounts')).rows).toEqual([{ n: 1000 }]);
 
-    const { result: terminating } = cleanRestore(
-      target,
+    const { result: terminating } = cleanRestore(target, [
       '--no-safety-backup',
       '--terminate-connections',
       '--json',
-    );
+    ]);
     const done = await terminating;
     expect(done.code).toBe(0);
     const report = JSON.parse(done.stdout) as RestoreReport;
@@ -170,7 +171,7 @@ test('a clean restore that fails midway names its safety backup and how to resto
   await copyOfSource(target, "UPDATE accounts SET v = 'changed before the restore' WHERE id = 1");
   try {
     const before = await fingerprint(pg, target);
-    const { result } = cleanRestore(target, '--jobs', '1');
+    const { result } = cleanRestore(target, ['--jobs', '1']);
     await waitFor('pg_restore to be loading the slow table', async () => {
       const { rows } = await withClient(pg, 'postgres', (c) =>
         c.query(
@@ -207,6 +208,34 @@ test('a clean restore that fails midway names its safety backup and how to resto
     expect(putBack).toMatchObject({ code: 0 });
     expect(await fingerprint(pg, target)).toEqual(before);
   } finally {
+    await dropDatabase(pg, target);
+  }
+});
+
+test('a clean restore whose psql is missing is refused in one line saying what to do, the target untouched', async () => {
+  const target = uniqueName('cleannopsql');
+  await copyOfSource(target, "UPDATE accounts SET v = 'changed before the restore' WHERE id = 1");
+  // pg_restore alone in a folder: psql, which runs a clean restore's drops, is not beside it.
+  const tools = mkdtempSync(path.join(tmpdir(), 'pgferry-clean-no-psql-'));
+  const pgRestore = path.join(tools, 'pg_restore');
+  symlinkSync(pgTool('pg_restore', backedUp.manifest.tool.pgDumpMajor), pgRestore);
+  try {
+    const before = await fingerprint(pg, target);
+    const { result } = cleanRestore(target, [], { PGFERRY_PG_BIN_DIRS: tools });
+    const failed = await result;
+    expect(failed.code).toBe(1);
+    expect(failed.stderr.trimEnd().split('\n')).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^pgferry: a clean restore runs its drops with psql, and psql is missing beside ${pgRestore}: ` +
+            'install psql there \\(one PostgreSQL package holds both\\), or put a folder holding both first in ' +
+            'PGFERRY_PG_BIN_DIRS; the target was not changed \\(its safety backup \\S+ was taken before\\)$',
+        ),
+      ),
+    ]);
+    expect(await fingerprint(pg, target)).toEqual(before);
+  } finally {
+    rmSync(tools, { recursive: true, force: true });
     await dropDatabase(pg, target);
   }
 });

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import type { MigrateReport, RestoreReport } from '../../core/contracts';
-import { runCli, sourceUrl } from '../support/cli';
+import { runCli, runMigrate, sourceUrl } from '../support/cli';
 import { createComplexDatabase } from '../support/complex-database';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
 import { createRoles, dataState, dropRoles, schemaDump } from '../support/fidelity';
@@ -70,14 +70,7 @@ describe('pgferry migrate by COPY sessions of its own (PostgreSQL 15 → 17)', (
           IF i % 2 = 0 THEN EXECUTE format('INSERT INTO tiny.t_%s VALUES (%s, %L)', i, i, 'ü' || i); END IF;
         END LOOP; END $$;`),
     );
-    const result = await runCli([
-      'migrate',
-      '--source',
-      sourceUrl(source, database),
-      '--target',
-      sourceUrl(target(), migrated),
-      '--store',
-      dir,
+    const result = await runMigrate(sourceUrl(source, database), sourceUrl(target(), migrated), dir, [
       '--jobs',
       '2',
       '--json',
@@ -159,15 +152,7 @@ describe('a row the target rejects', () => {
         CREATE TABLE rejects (v int CHECK (v < 100 OR current_database() = '${database}'));
         INSERT INTO rejects SELECT generate_series(1, 200);`),
     );
-    result = await runCli([
-      'migrate',
-      '--source',
-      sourceUrl(source, database),
-      '--target',
-      sourceUrl(target, migrated),
-      '--store',
-      dir,
-    ]);
+    result = await runMigrate(sourceUrl(source, database), sourceUrl(target, migrated), dir);
   }, 300_000);
 
   afterAll(async () => {
@@ -225,14 +210,7 @@ describe('pg_dump failing before its table of contents (a lock it cannot get, no
     try {
       await holder.query('BEGIN');
       await holder.query('LOCK TABLE events IN ACCESS EXCLUSIVE MODE');
-      const result = await runCli([
-        'migrate',
-        '--source',
-        sourceUrl(source, database),
-        '--target',
-        sourceUrl(target, migrated),
-        '--store',
-        dir,
+      const result = await runMigrate(sourceUrl(source, database), sourceUrl(target, migrated), dir, [
         '--no-schema-test',
         '--lock-wait-timeout',
         '1s',
@@ -296,11 +274,7 @@ describe.each(NON_UTF8)('a $encoding database whose names are not ASCII (Postgre
                INSERT INTO ${a} SELECT g, '${names.text}' || g FROM generate_series(1, 1000) g;
                INSERT INTO ${b} SELECT g, '${names.text}' || g FROM generate_series(1, 7) g;`),
     );
-    result = await runCli([
-      'migrate',
-      ...['--source', sourceUrl(pg, database), '--target', sourceUrl(pg, migrated)],
-      ...['--store', dir, '--json'],
-    ]);
+    result = await runMigrate(sourceUrl(pg, database), sourceUrl(pg, migrated), dir, ['--json']);
   }, 300_000);
 
   afterAll(async () => {

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from 'pg';
-import { runCli, sourceUrl } from '../support/cli';
+import { runMigrate, sourceUrl } from '../support/cli';
 import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
 
 const env = testEnv();
@@ -48,18 +48,11 @@ test('pg_dump starts while the size estimate still waits for a lock', async () =
     await holder.query('BEGIN');
     await holder.query('LOCK TABLE held IN ACCESS EXCLUSIVE MODE');
     let finished = false;
-    const migration = runCli([
-      'migrate',
-      '--source',
-      sourceUrl(pg, database),
-      '--target',
-      sourceUrl(pg, migrated),
-      '--store',
-      dir,
-      '--json',
-    ]).finally(() => {
-      finished = true;
-    });
+    const migration = runMigrate(sourceUrl(pg, database), sourceUrl(pg, migrated), dir, ['--json']).finally(
+      () => {
+        finished = true;
+      },
+    );
     // The estimate while it waits (its query's start), and pg_dump: it locks every table it dumps
     // (ACCESS SHARE) until it ends; no other session of the run locks a source table meanwhile.
     let estimate: { pid: number; queryStart: number } | undefined;

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from 'pg';
 import type { BackupManifest, MigrateReport } from '../../core/contracts';
-import { pgTool, runCli, sourceUrl } from '../support/cli';
+import { pgTool, runCli, runMigrate, sourceUrl } from '../support/cli';
 import {
   createSeededDatabase,
   dropDatabase,
@@ -111,15 +111,11 @@ describe('a frozen migration that succeeds', () => {
       await writer.query(`INSERT INTO items (label) VALUES ('in flight')`);
       // The cutover command runs while the source is frozen, after the copy: it waits there
       // until the two sessions have tried to write.
-      const migration = runCli(
+      const migration = runMigrate(
+        sourceUrl(source, database),
+        sourceUrl(target(), migrated),
+        dir,
         [
-          'migrate',
-          '--source',
-          sourceUrl(source, database),
-          '--target',
-          sourceUrl(target(), migrated),
-          '--store',
-          dir,
           '--freeze-source',
           '--on-cutover',
           `touch ${out}/waiting; while [ ! -e ${out}/go ]; do sleep 0.1; done; ${observingHook(out)}`,
@@ -221,14 +217,7 @@ describe('a frozen migration that fails after the freeze', () => {
 
   beforeAll(async () => {
     await createSmallDatabase(source, database);
-    result = await runCli([
-      'migrate',
-      '--source',
-      sourceUrl(source, database),
-      '--target',
-      sourceUrl(target(), migrated),
-      '--store',
-      dir,
+    result = await runMigrate(sourceUrl(source, database), sourceUrl(target(), migrated), dir, [
       '--freeze-source',
       '--on-cutover',
       'exit 3',
@@ -266,17 +255,7 @@ describe('a source login that may not end the sessions the freeze must end', () 
   const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-migrate-freeze-'));
   const loginUrl = `postgres://${login}:${encodeURIComponent(password)}@${source.host}:${source.port}/${database}`;
   const migrate = () =>
-    runCli([
-      'migrate',
-      '--source',
-      loginUrl,
-      '--target',
-      sourceUrl(target(), migrated),
-      '--store',
-      dir,
-      '--freeze-source',
-      '--no-schema-test',
-    ]);
+    runMigrate(loginUrl, sourceUrl(target(), migrated), dir, ['--freeze-source', '--no-schema-test']);
 
   beforeAll(async () => {
     await createSmallDatabase(source, database);

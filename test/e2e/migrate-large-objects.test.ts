@@ -12,7 +12,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { runCli, sourceUrl } from '../support/cli';
+import { runMigrate, sourceUrl } from '../support/cli';
 import { createSeededDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
 import { createRoles, dropRoles } from '../support/fidelity';
 import { commitsIn, largeObjectRows, largeObjectsSeed } from '../support/large-objects';
@@ -45,14 +45,7 @@ describe.each([
   });
 
   test('every object arrives with its contents, owner, comment and grant; pg_dump ≤ 16 ones in batches', async () => {
-    const result = await runCli([
-      'migrate',
-      '--source',
-      sourceUrl(source, database),
-      '--target',
-      sourceUrl(target(), migrated),
-      '--store',
-      dir,
+    const result = await runMigrate(sourceUrl(source, database), sourceUrl(target(), migrated), dir, [
       '--json',
     ]);
     if (result.code !== 0) throw new Error(`migrate failed: ${result.stderr}`);
@@ -94,15 +87,7 @@ describe('a migration with large objects whose data the target rejects', () => {
   });
 
   test("fails with the server's message and drops the target", async () => {
-    const result = await runCli([
-      'migrate',
-      '--source',
-      sourceUrl(pg, database),
-      '--target',
-      sourceUrl(pg, migrated),
-      '--store',
-      dir,
-    ]);
+    const result = await runMigrate(sourceUrl(pg, database), sourceUrl(pg, migrated), dir);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/pg_restore failed: .*violates check constraint "rejects_v_check"/);
     expect(result.stderr).toMatch(new RegExp(`the partially migrated database ${migrated} was dropped`));

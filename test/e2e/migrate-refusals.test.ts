@@ -8,7 +8,7 @@ import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { MigrateReport } from '../../core/contracts';
-import { runCli, sourceUrl } from '../support/cli';
+import { type CliResult, runCli, runMigrate, sourceUrl } from '../support/cli';
 import {
   createSeededDatabase,
   dropDatabase,
@@ -59,10 +59,6 @@ function filesIn(dir: string): string[] {
     .map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
 }
 
-function migrate(source: string, target: string, store: string, ...extra: string[]) {
-  return runCli(['migrate', '--source', source, '--target', target, '--store', store, ...extra]);
-}
-
 describe('a target database that exists and is not empty', () => {
   const source = env.server(14);
   const target = env.server(15);
@@ -87,7 +83,7 @@ describe('a target database that exists and is not empty', () => {
 
   test('is refused, and left as it was', async () => {
     const before = await fingerprint(target, existing);
-    const result = await migrate(sourceUrl(source, database), sourceUrl(target, existing), dir);
+    const result = await runMigrate(sourceUrl(source, database), sourceUrl(target, existing), dir);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/exists and is not empty .*pass --force/);
     expect(await fingerprint(target, existing)).toEqual(before);
@@ -95,13 +91,10 @@ describe('a target database that exists and is not empty', () => {
   });
 
   test('is replaced with --force, and then equals the source', async () => {
-    const result = await migrate(
-      sourceUrl(source, database),
-      sourceUrl(target, existing),
-      dir,
+    const result = await runMigrate(sourceUrl(source, database), sourceUrl(target, existing), dir, [
       '--force',
       '--json',
-    );
+    ]);
     expect(result.stderr).not.toMatch(/pgferry:/);
     const report = JSON.parse(result.stdout) as MigrateReport;
     expect(report.status).toBe('passed');
@@ -119,17 +112,14 @@ describe('a target database that exists and is not empty', () => {
     const fresh = uniqueName('mig_fresh');
     const tested = uniqueName('mig_tested');
     try {
-      const plain = await migrate(sourceUrl(source, database), sourceUrl(target, fresh), dir);
+      const plain = await runMigrate(sourceUrl(source, database), sourceUrl(target, fresh), dir);
       expect(plain.code).toBe(0);
       expect(plain.stdout).toMatch(
         /^no schema test: nothing changes before the migration restores the schema into the database it creates/m,
       );
-      const asked = await migrate(
-        sourceUrl(source, database),
-        sourceUrl(target, tested),
-        dir,
+      const asked = await runMigrate(sourceUrl(source, database), sourceUrl(target, tested), dir, [
         '--schema-test',
-      );
+      ]);
       expect(asked.code).toBe(0);
       expect(asked.stdout).toMatch(/^schema test passed before any data moved \(run because asked for/m);
     } finally {
@@ -149,7 +139,7 @@ describe('refusals before anything changes', () => {
     const database = uniqueName('mig_down');
     await createSmallDatabase(source, database);
     try {
-      const result = await migrate(sourceUrl(source, database), sourceUrl(target, database), dir);
+      const result = await runMigrate(sourceUrl(source, database), sourceUrl(target, database), dir);
       expect(result.code).toBe(1);
       expect(result.stderr).toMatch(/older than the source's 17\.\d+: a migration never downgrades/);
       expect(await databaseExists(target, database)).toBe(false);
@@ -166,7 +156,7 @@ describe('refusals before anything changes', () => {
     await createSmallDatabase(source, database);
     try {
       await withClient(source, database, (c) => c.query('CREATE EXTENSION adminpack'));
-      const result = await migrate(sourceUrl(source, database), sourceUrl(target, database), dir);
+      const result = await runMigrate(sourceUrl(source, database), sourceUrl(target, database), dir);
       expect(result.code).toBe(1);
       expect(result.stderr).toMatch(/does not offer extension the source uses: adminpack 2\.\d/);
       expect(await databaseExists(target, database)).toBe(false);
@@ -186,7 +176,7 @@ describe('a schema the target cannot take', () => {
   const tablespace = uniqueName('mig_ts');
   const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-migrate-schema-'));
   const location = mkdtempSync(path.join(tmpdir(), 'pgferry-tablespace-'));
-  let result: Awaited<ReturnType<typeof migrate>>;
+  let result: CliResult;
 
   beforeAll(async () => {
     if (isRoot()) {
@@ -202,7 +192,7 @@ describe('a schema the target cannot take', () => {
         `CREATE TABLE elsewhere (v int) TABLESPACE ${quoteIdent(tablespace)}; INSERT INTO elsewhere VALUES (1)`,
       ),
     );
-    result = await migrate(sourceUrl(source, database), sourceUrl(target(), database), dir);
+    result = await runMigrate(sourceUrl(source, database), sourceUrl(target(), database), dir);
   }, 300_000);
 
   /** The freeze's setting on the source database, if one is left. */
@@ -239,12 +229,9 @@ describe('a schema the target cannot take', () => {
   });
 
   test('--schema-test stops the migration with the restore error, before any data moves, and drops its scratch database', async () => {
-    const tested = await migrate(
-      sourceUrl(source, database),
-      sourceUrl(target(), database),
-      dir,
+    const tested = await runMigrate(sourceUrl(source, database), sourceUrl(target(), database), dir, [
       '--schema-test',
-    );
+    ]);
     expect(tested.code).toBe(1);
     expect(tested.stderr).toMatch(
       /schema of .* does not restore on the target .*tablespace.*no data was moved/,
@@ -257,12 +244,9 @@ describe('a schema the target cannot take', () => {
   });
 
   test('with --freeze-source the schema test runs by itself, and stops the migration before the freeze', async () => {
-    const frozen = await migrate(
-      sourceUrl(source, database),
-      sourceUrl(target(), database),
-      dir,
+    const frozen = await runMigrate(sourceUrl(source, database), sourceUrl(target(), database), dir, [
       '--freeze-source',
-    );
+    ]);
     expect(frozen.code).toBe(1);
     expect(frozen.stderr).toMatch(/schema of .* does not restore on the target .*no data was moved/);
     expect(await frozenSetting()).toEqual([]);
@@ -271,13 +255,10 @@ describe('a schema the target cannot take', () => {
   });
 
   test('a failure in the migration task after --freeze-source unfreezes the source', async () => {
-    const failed = await migrate(
-      sourceUrl(source, database),
-      sourceUrl(target(), database),
-      dir,
+    const failed = await runMigrate(sourceUrl(source, database), sourceUrl(target(), database), dir, [
       '--no-schema-test',
       '--freeze-source',
-    );
+    ]);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/tablespace/);
     expect(await frozenSetting()).toEqual([]);

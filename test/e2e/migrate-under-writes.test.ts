@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
 import type { MigrateReport } from '../../core/contracts';
-import { runCli, sourceUrl } from '../support/cli';
+import { runMigrate, sourceUrl } from '../support/cli';
 import {
   createSeededDatabase,
   dropDatabase,
@@ -64,14 +64,7 @@ describe('a migration while the source takes inserts', () => {
       }
     })();
     try {
-      result = await runCli([
-        'migrate',
-        '--source',
-        sourceUrl(source, database),
-        '--target',
-        sourceUrl(target(), migrated),
-        '--store',
-        store,
+      result = await runMigrate(sourceUrl(source, database), sourceUrl(target(), migrated), store, [
         '--no-schema-test',
         '--json',
       ]);
@@ -136,14 +129,7 @@ describe('a migration that cannot get its locks', () => {
       const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
       await holder.query('BEGIN');
       await holder.query('LOCK TABLE events IN ACCESS EXCLUSIVE MODE');
-      const result = await runCli([
-        'migrate',
-        '--source',
-        sourceUrl(source, database),
-        '--target',
-        sourceUrl(target(), migrated),
-        '--store',
-        store,
+      const result = await runMigrate(sourceUrl(source, database), sourceUrl(target(), migrated), store, [
         '--lock-wait-timeout',
         '2s',
       ]);
@@ -265,16 +251,12 @@ describe('a hot standby as the source', () => {
   });
 
   test('with --freeze-source is refused in preflight, in one line, before anything is created', async () => {
-    const result = await runCli([
-      'migrate',
-      '--source',
+    const result = await runMigrate(
       sourceUrl(standby.server, database),
-      '--target',
       sourceUrl(target(), migrated),
-      '--store',
       store,
-      '--freeze-source',
-    ]);
+      ['--freeze-source'],
+    );
     expect(result.code).toBe(1);
     expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(
@@ -287,17 +269,12 @@ describe('a hot standby as the source', () => {
   });
 
   test('without --freeze-source migrates what the standby holds', async () => {
-    const result = await runCli([
-      'migrate',
-      '--source',
+    const result = await runMigrate(
       sourceUrl(standby.server, database),
-      '--target',
       sourceUrl(target(), migrated),
-      '--store',
       store,
-      '--no-schema-test',
-      '--json',
-    ]);
+      ['--no-schema-test', '--json'],
+    );
     if (result.code !== 0) throw new Error(`migrate failed: ${result.stderr}`);
     const rows = await withClient(target(), migrated, (c) =>
       c.query<{ n: number }>('SELECT count(*)::int AS n FROM items'),

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { BackupManifest, MigrateReport, RestoreReport } from '../../core/contracts';
 import { LocalStore } from '../../core/store';
 import { manifestKey, migrateReportKey, schemaTestResultKey } from '../../core/store-keys';
-import { runCli, sourceUrl } from '../support/cli';
+import { runCli, runMigrate, sourceUrl } from '../support/cli';
 import { createComplexDatabase } from '../support/complex-database';
 import { createDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
 import { createRoles, dataState, dropRoles, schemaDump } from '../support/fidelity';
@@ -40,14 +40,7 @@ describe.each([
     await createRoles(source, roles);
     await createDatabase(source, database);
     await createComplexDatabase(source, database, roles);
-    const result = await runCli([
-      'migrate',
-      '--source',
-      sourceUrl(source, database),
-      '--target',
-      sourceUrl(target(), migrated),
-      '--store',
-      dir,
+    const result = await runMigrate(sourceUrl(source, database), sourceUrl(target(), migrated), dir, [
       '--json',
     ]);
     if (result.code !== 0) throw new Error(`migrate failed: ${result.stderr}`);

@@ -36,6 +36,20 @@ export function runCli(args: string[], options: RunOptions = {}): Promise<CliRes
   return runNodeScript(BIN, args, options);
 }
 
+/**
+ * Runs `pgferry migrate --source <source> --target <target> --store <store> <args>` (URLs, as
+ * {@link sourceUrl} makes them); never rejects.
+ */
+export function runMigrate(
+  source: string,
+  target: string,
+  store: string,
+  args: string[] = [],
+  options: RunOptions = {},
+): Promise<CliResult> {
+  return runCli(['migrate', '--source', source, '--target', target, '--store', store, ...args], options);
+}
+
 export interface RunOptions {
   env?: Record<string, string>;
   /** Told the child's pid once it has started (to signal it or inspect it under /proc). */

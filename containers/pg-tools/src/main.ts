@@ -8,7 +8,7 @@
  *   PGFERRY_PG_BIN_DIRS     extra directories holding PostgreSQL client tools (colon-separated)
  *   PGFERRY_SOURCE_PASSWORD the source's password, when the job names no Secrets Manager secret
  *   PGFERRY_TARGET_PASSWORD the restore target's password, likewise
- *   PGFERRY_WORK_DIR        where a restore downloads the backup (default: the system's temp dir)
+ *   PGFERRY_WORK_DIR        where restores, drills and migrations work (default: the system's temp dir)
  *   PGFERRY_STOP_WITH_PARENT `1` locally: stop when stdin ends (the CLI that started the task died)
  *   PGFERRY_TASK_ENV_ON_STDIN `1` locally, for a runner started ahead of its task: the task's whole
  *                           environment comes as one JSON line on stdin (see taskEnvironment)
@@ -31,7 +31,6 @@
  * stored.
  */
 import type { ChildProcess } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { type ConnectionRole, resolvePassword } from '../../../core/connection';
 import {
   BackupPlanSchema,
@@ -51,6 +50,7 @@ import { dumpSizeAsRead } from '../../../core/postgres/inspect';
 import { openStore } from '../../../core/store';
 import type { JobKind } from '../../../core/store-keys';
 import type { TaskProgress } from '../../../core/task-progress';
+import { workRoot } from '../../../core/work-folders';
 import { TASK_ENV } from '../../../core/workflows';
 import { runDump } from './dump';
 import { runMigrate, runSchemaTest } from './migrate';
@@ -281,7 +281,7 @@ async function main(): Promise<void> {
       checkRunnerJob(deployment, { kind: 'verify' });
       logger.appendKeys({ verifyId: plan.verifyId, backupId: plan.manifest.id });
       // The throwaway server is no child of the runner: its writes to the work folder count.
-      const workDir = process.env.PGFERRY_WORK_DIR ?? tmpdir();
+      const workDir = workRoot(process.env);
       const watchdog = watchRun(plan.verifyId, action, [], usedSpace(workDir));
       const report = await runVerify(plan, phasedDeps(plan.request.store, watchdog)).finally(() =>
         watchdog.stop(),

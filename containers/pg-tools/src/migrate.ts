@@ -125,8 +125,8 @@ import {
   collectTail,
   firstError,
   keepStderr,
-  pgRestoreLargeObjectsFirst,
   pgRestoreParallel,
+  pgRestorePreData,
   postDataJobs,
   runTool,
   sequenceSetList,
@@ -937,16 +937,14 @@ async function restorePreData(
   definitionsFile: string,
   toc: readonly ArchiveTocEntry[],
 ): Promise<void> {
-  const args = ['--section=pre-data'];
   try {
-    await pgRestoreLargeObjectsFirst(ctx.pgRestore, {
-      args,
+    await pgRestorePreData(ctx.pgRestore, {
       dumpFile: definitionsFile,
       env: restoreEnv(ctx, db.target),
       onChild: ctx.deps.onChild,
       toc,
       connect: () => connectPg(db.target, ctx.targetPassword),
-      run: (more) => restoreDefinitions(ctx, db, definitionsFile, [...args, ...more]),
+      run: (args) => restoreDefinitions(ctx, db, definitionsFile, args),
       signal: ctx.deps.signal,
     });
   } catch (err) {

@@ -197,7 +197,7 @@ export async function restoreBackup(
           )
         : undefined;
     creating?.catch(() => undefined); // awaited below (and by the streamed load's sessions)
-    const choosing = chooseRestoreTools(manifest, deps.env);
+    const choosing = chooseRestoreTools(manifest, deps.env, into.mode);
     choosing.catch(() => undefined); // awaited below
     const dump = manifest.objects.find((o) => o.kind === 'dump');
     // An archive the manifest says holds large objects is restored from files at once: a stream
@@ -792,10 +792,14 @@ export async function restoreGlobalsFirst(
   }
 }
 
-/** The pg_restore that reads the backup's archive, and psql beside it (if found). */
+/**
+ * The pg_restore that reads the backup's archive, and psql beside it (if found). A clean restore,
+ * whose drops psql runs, fails without it here: before it changes anything.
+ */
 function chooseRestoreTools(
   manifest: BackupManifest,
   env: NodeJS.ProcessEnv,
+  mode?: RestoreTarget['mode'],
 ): Promise<{ tool: PgToolBinary; psql: PgToolBinary | undefined }> {
   return choosePgTool(
     'pg_restore',
@@ -803,7 +807,13 @@ function chooseRestoreTools(
     manifest.tool.pgDumpVersion,
     env,
     `the backup's archive was written by ${describeArchive(manifest)}`,
-  ).then(async (tool) => ({ tool, psql: await siblingTool(tool, 'psql').catch(() => undefined) }));
+  ).then(async (tool) => {
+    const psql = await siblingTool(tool, 'psql').catch((err: PgferryError) => {
+      if (mode !== 'clean') return undefined;
+      throw new PgferryError(err.code, `a clean restore runs its drops with psql, and ${err.message}`);
+    });
+    return { tool, psql };
+  });
 }
 
 async function applyGlobals(
@@ -910,8 +920,7 @@ async function pgRestoreInto(
       env,
       onChild,
       split,
-      // A clean restore's drops (looked up again, to say why, if not found during the download).
-      psql: request.mode === 'clean' ? (psql ?? (await siblingTool(pgRestore, 'psql'))) : psql,
+      psql, // a clean restore's drops (chooseRestoreTools found it)
       afterPreData: opts.afterPreData,
       selection: pgRestoreSelection(request, manifest),
     });

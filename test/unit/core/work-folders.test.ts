@@ -2,6 +2,7 @@
  * The next run removes only the work folders whose run certainly died (core/work-folders.ts):
  * never a live run's, another host's, one without an owner file, or one whose pid now belongs to
  * another process that is still running. (A dead run's server is stopped: test/e2e/interrupts.test.ts.)
+ * The folder they go in (`PGFERRY_WORK_DIR`) is refused in one line when it cannot hold them.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import {
   createWorkFolder,
   describeAbandonedFolders,
   removeAbandonedWorkFolders,
+  workRoot,
 } from '../../../core/work-folders';
 
 let root: string;
@@ -65,4 +67,23 @@ test('removes the folders of dead runs and of reused pids; leaves live, foreign 
 
 test('a root that does not exist removes nothing and does not throw', async () => {
   expect(await removeAbandonedWorkFolders(path.join(root, 'missing'))).toEqual([]);
+});
+
+test('the work root is PGFERRY_WORK_DIR, else (unset or empty) the temporary folder', () => {
+  expect(workRoot({ PGFERRY_WORK_DIR: root })).toBe(root);
+  expect(workRoot({})).toBe(tmpdir());
+  expect(workRoot({ PGFERRY_WORK_DIR: '' })).toBe(tmpdir());
+});
+
+test('a PGFERRY_WORK_DIR that is missing or not a folder is refused in one line saying what to do', () => {
+  const missing = path.join(root, 'no-such-folder');
+  expect(() => workRoot({ PGFERRY_WORK_DIR: missing })).toThrow(
+    `PGFERRY_WORK_DIR is ${missing}, which does not exist: create it (or mount the disk it is on), or set PGFERRY_WORK_DIR to a folder this user can write to`,
+  );
+  const file = path.join(root, 'a-file');
+  writeFileSync(file, '');
+  expect(() => workRoot({ PGFERRY_WORK_DIR: file })).toThrow(
+    `PGFERRY_WORK_DIR is ${file}, which is not a folder: set PGFERRY_WORK_DIR to a folder this user can write to`,
+  );
+  expect(() => workRoot({ PGFERRY_WORK_DIR: path.join(file, 'work') })).toThrow(/which does not exist: /);
 });

@@ -5,13 +5,15 @@
  * than there are objects — and arrive as they were: contents, owners (two roles), a comment and a
  * grant. So does a parallel backup's restore (`pgRestoreArchive` of a main archive and a side
  * archive with the table's data), and a clean restore over a database that holds them already
- * (they are dropped first).
+ * (they are dropped first). A migration's pre-data (`pgRestorePreData`) creates them in batches
+ * too, and arrives as pg_restore's own pre-data run does.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Client } from 'pg';
-import { pgRestoreArchive, pgRestoreParallel } from '../../../../core/postgres/tools';
+import { readArchiveToc } from '../../../../core/postgres/archive-toc';
+import { pgRestoreArchive, pgRestoreParallel, pgRestorePreData } from '../../../../core/postgres/tools';
 import { pgTool, runTool } from '../../../support/cli';
 import {
   createSeededDatabase,
@@ -27,6 +29,8 @@ const pg = testEnv().server(15);
 const database = uniqueName('lobs_src');
 const target = uniqueName('lobs_to');
 const sectioned = uniqueName('lobs_sections');
+const preData = uniqueName('lobs_pre_data');
+const preDataByPgRestore = uniqueName('lobs_pre_data_ref');
 const owner = uniqueName('lo_owner');
 const reader = uniqueName('lo_reader');
 const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-lobs-'));
@@ -63,6 +67,8 @@ afterAll(async () => {
   await dropDatabase(pg, database);
   await dropDatabase(pg, target);
   await dropDatabase(pg, sectioned);
+  await dropDatabase(pg, preData);
+  await dropDatabase(pg, preDataByPgRestore);
   await withClient(pg, 'postgres', (c) =>
     c.query(`DROP ROLE ${quoteIdent(owner)}; DROP ROLE ${quoteIdent(reader)}`),
   );
@@ -125,3 +131,57 @@ test("a parallel backup's restore creates the main archive's large objects in ba
   expect(await largeObjectRows(pg, sectioned)).toEqual(expected);
   expect((await commitsIn(pg, sectioned)) - commits).toBeLessThan(2 * OBJECTS);
 }, 300_000);
+
+test("a migration's pre-data creates the large objects in batches, and the rest as pg_restore's pre-data run does", async () => {
+  const pgRestore = { path: pgTool('pg_restore', 15), version: '15', major: 15 };
+  const restoreInto = (name: string, args: string[]) =>
+    runTool(pgRestore.path, [...args, '--exit-on-error', '--no-password', `--dbname=${name}`, dump], {
+      ...toolEnv(),
+      PATH: process.env.PATH ?? '',
+    });
+  await withClient(pg, 'postgres', async (c) => {
+    await c.query(`CREATE DATABASE ${quoteIdent(preData)}`);
+    await c.query(`CREATE DATABASE ${quoteIdent(preDataByPgRestore)}`);
+  });
+  const runs: { args: string[]; list?: string }[] = [];
+  await pgRestorePreData(pgRestore, {
+    dumpFile: dump,
+    env: toolEnv(),
+    toc: await readArchiveToc(createReadStream(dump)),
+    connect: connectTo(preData),
+    run: async (args) => {
+      const list = args.find((a) => a.startsWith('--use-list='))?.slice('--use-list='.length);
+      runs.push({ args, list: list && readFileSync(list, 'utf8') });
+      await restoreInto(preData, args);
+    },
+  });
+  const commits = await commitsIn(pg, preData);
+  await restoreInto(preDataByPgRestore, ['--section=pre-data']);
+  expect(runs).toEqual([
+    { args: ['--section=pre-data', `--use-list=${dump}.rest.list`], list: expect.any(String) },
+  ]);
+  expect(runs[0].list).toMatch(/ TABLE public docs /);
+  expect(runs[0].list).not.toMatch(/ BLOB /);
+  expect(existsSync(`${dump}.rest.list`)).toBe(false);
+  const objects = await largeObjectRows(pg, preDataByPgRestore);
+  expect(objects).toHaveLength(OBJECTS);
+  expect(await largeObjectRows(pg, preData)).toEqual(objects);
+  expect(commits).toBeLessThan(OBJECTS);
+}, 300_000);
+
+test('a pre-data without large objects is one pg_restore run of the section, not listed first', async () => {
+  const runs: string[][] = [];
+  await pgRestorePreData(
+    { path: '/nonexistent/pg_restore', version: '15', major: 15 },
+    {
+      dumpFile: dump,
+      env: toolEnv(),
+      toc: [],
+      connect: connectTo(preData),
+      run: async (args) => {
+        runs.push(args);
+      },
+    },
+  );
+  expect(runs).toEqual([['--section=pre-data']]);
+});
