@@ -14,7 +14,8 @@ import { PgferryError } from '../errors';
  * The servers (`host:port`) that answered this process's TLS request with "does not support SSL".
  * libpq's `sslmode=prefer` asks for TLS and, refused, goes on in plain text on the same socket;
  * node-postgres cannot, so a refused attempt costs a second TCP connect and a second backend fork
- * (~20 ms). Remembered, the later sessions of the run go to such a server in plain text at once.
+ * (~20 ms). Remembered, the later sessions of the run go to such a server in plain text at once,
+ * and so do those of the runner the CLI starts ({@link TLS_REFUSED_ENV}).
  * That changes no guarantee — `prefer` takes plain text from whoever answers on that address, a
  * forged refusal included — only how soon a server that gains TLS is used with it: after
  * {@link TLS_REFUSAL_MS} (a long-lived process, `pgferry serve`, asks again then).
@@ -26,10 +27,27 @@ const TLS_REFUSAL_MS = 10 * 60_000;
 
 const serverKey = (connection: Connection) => `${connection.host}:${connection.port}`;
 
-/** Whether the server refused TLS to this process lately. */
+/**
+ * Where a process hands the refusals it remembers to a runner it starts (`host:port`, space
+ * separated): the runner's first sessions, at its busy start, then skip the refused request too.
+ */
+export const TLS_REFUSED_ENV = 'PGFERRY_TLS_REFUSED';
+
+/** Whether the server refused TLS to this process lately (or to the process that started it). */
 function refusedTlsLately(connection: Connection): boolean {
-  const until = refusedTls.get(serverKey(connection));
-  return until !== undefined && until > Date.now();
+  const key = serverKey(connection);
+  const until = refusedTls.get(key);
+  if (until !== undefined) return until > Date.now();
+  return (process.env[TLS_REFUSED_ENV] ?? '').split(' ').includes(key);
+}
+
+/** The servers that refused this process TLS lately, for {@link TLS_REFUSED_ENV}. */
+export function tlsRefusals(): string {
+  const now = Date.now();
+  return [...refusedTls]
+    .filter(([, until]) => until > now)
+    .map(([key]) => key)
+    .join(' ');
 }
 
 /**

@@ -2,12 +2,13 @@
  * core/postgres/connect.ts's `sslmode=prefer` on real servers, each behind a TCP proxy that counts
  * the sockets the client opens: TLS where the server offers it (one socket a session); plain text
  * where it does not, after one refused TLS request, and the process's later sessions to that
- * server in plain text at once (one socket a session, not two). `require` stays refused.
+ * server in plain text at once (one socket a session, not two), and a runner started by this
+ * process too (the refusals handed down in its environment). `require` stays refused.
  */
 import { createServer, type Server, connect as tcpConnect } from 'node:net';
 import type { Client } from 'pg';
 import type { Connection } from '../../../../core/contracts';
-import { connectPg, endQuietly } from '../../../../core/postgres/connect';
+import { connectPg, endQuietly, TLS_REFUSED_ENV, tlsRefusals } from '../../../../core/postgres/connect';
 import { testEnv } from '../../../support/env';
 import { startTlsPostgres, type TlsPostgres } from '../../../support/tls-postgres';
 
@@ -79,6 +80,21 @@ test('prefer, the server without TLS: one refused TLS request, then every sessio
   expect(proxy.sockets()).toBe(5);
 });
 
+test('a refusal handed down in the environment (the runner the CLI starts): its first session goes plain at once', async () => {
+  const refused = await countingProxy(pg.port);
+  await sessions(login(refused.port, 'prefer'), pg.password, 1);
+  // What the CLI hands its runner: the servers that refused it TLS, not those that took it.
+  expect(tlsRefusals().split(' ')).toContain(`127.0.0.1:${refused.port}`);
+  const proxy = await countingProxy(pg.port);
+  process.env[TLS_REFUSED_ENV] = `127.0.0.1:${proxy.port}`;
+  try {
+    expect(await sessions(login(proxy.port, 'prefer'), pg.password, 2)).toEqual([false, false]);
+    expect(proxy.sockets()).toBe(2);
+  } finally {
+    delete process.env[TLS_REFUSED_ENV];
+  }
+});
+
 test('require to a server that refused TLS before is still refused', async () => {
   const proxy = await countingProxy(pg.port);
   expect(await sessions(login(proxy.port, 'prefer'), pg.password, 1)).toEqual([false]);
@@ -89,4 +105,5 @@ test('prefer, the server with TLS: every session encrypted, one socket each', as
   const proxy = await countingProxy(tls.server.port);
   expect(await sessions(login(proxy.port, 'prefer'), password, 3)).toEqual([true, true, true]);
   expect(proxy.sockets()).toBe(3);
+  expect(tlsRefusals().split(' ')).not.toContain(`127.0.0.1:${proxy.port}`);
 });
