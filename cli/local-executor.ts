@@ -14,6 +14,7 @@ import { type JobRef, MigratePlanSchema } from '../core/contracts';
 import { type Credentials, credentialsEnv, credentialsFromEnv } from '../core/credentials';
 import { PgferryError } from '../core/errors';
 import { loadJob } from '../core/jobs';
+import { TLS_REFUSED_ENV, tlsRefusals } from '../core/postgres/connect';
 import { openStore } from '../core/store';
 import { type TaskProgress, taskProgressOf } from '../core/task-progress';
 import { describeAbandonedFolders, removeAbandonedWorkFolders, workRoot } from '../core/work-folders';
@@ -435,6 +436,8 @@ export async function runPgToolsTask(
   Object.assign(env, credentialsEnv(credentialsOf(options)));
   for (const { Name, Value } of override.Environment) env[Name] = Value;
   Object.assign(env, LOCAL_TASK_ENV);
+  const refusals = tlsRefusals();
+  if (refusals) env[TLS_REFUSED_ENV] = refusals;
 
   let child: ChildProcessWithoutNullStreams;
   if (

@@ -21,10 +21,24 @@ export async function analyze(client: Client): Promise<void> {
 }
 
 /**
+ * A system catalog (of `c`, a `pg_class` row) whose main fork grew by more than a tenth and a page
+ * since its statistics were collected (`relpages`, which `ANALYZE` sets). A database created from
+ * `template0` has its catalogs analyzed already (initdb's): a restore that creates a few objects
+ * leaves them as they were, and analyzing them again (~70 of them, 80–120 ms) would collect the
+ * same statistics (each is smaller than `ANALYZE`'s sample: read whole); one that creates many
+ * (`pg_attribute`, `pg_depend`, `pg_class` growing) has them analyzed as a database-wide `ANALYZE`
+ * would. The measure is the catalog's size, not the statistics system's count of changed rows,
+ * which a session that has just ended may not have reported yet.
+ */
+const CATALOG_GROWN =
+  "pg_relation_size(c.oid) > (c.relpages * 1.1 + 1) * current_setting('block_size')::bigint";
+
+/**
  * What a database-wide `ANALYZE` does, on up to `jobs` sessions at once (each from `connect`,
- * ended after): the same relations — every table, materialized view and partitioned table, the
- * system catalogs included, not other sessions' temporary tables — largest
- * first (a partition tree by its partitions' size). A partition tree is one task (`ANALYZE` of its root takes its partitions), so nothing is
+ * ended after): the same relations — every table, materialized view and partitioned table, not
+ * other sessions' temporary tables, the system catalogs that grew since their statistics were
+ * collected ({@link CATALOG_GROWN}) — largest first (a partition tree by its partitions' size).
+ * A partition tree is one task (`ANALYZE` of its root takes its partitions), so nothing is
  * analyzed twice. One session's `ANALYZE` runs on one core: a restore or migration's load leaves
  * the others idle while it runs. Small tables share a statement ({@link analyzeStatements}). The
  * first failure fails it, after every session has ended.
@@ -52,6 +66,7 @@ export async function analyzeInParallel(
                ELSE pg_relation_size(c.oid) END AS bytes
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'm', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
+          AND (n.nspname NOT IN ('pg_catalog', 'information_schema') OR ${CATALOG_GROWN})
           AND NOT (c.oid = ANY('{${analyzed.join(',')}}'::oid[])
                    AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indexprs IS NOT NULL)
                    AND NOT EXISTS (SELECT FROM pg_statistic_ext s WHERE s.stxrelid = c.oid))

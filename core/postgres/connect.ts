@@ -10,7 +10,50 @@ import { describeConnection } from '../connection';
 import type { Connection } from '../contracts';
 import { PgferryError } from '../errors';
 
-/** Connects, honouring `sslmode=prefer` (TLS when the server offers it, plain otherwise). */
+/**
+ * The servers (`host:port`) that answered this process's TLS request with "does not support SSL".
+ * libpq's `sslmode=prefer` asks for TLS and, refused, goes on in plain text on the same socket;
+ * node-postgres cannot, so a refused attempt costs a second TCP connect and a second backend fork
+ * (~20 ms). Remembered, the later sessions of the run go to such a server in plain text at once,
+ * and so do those of the runner the CLI starts ({@link TLS_REFUSED_ENV}).
+ * That changes no guarantee — `prefer` takes plain text from whoever answers on that address, a
+ * forged refusal included — only how soon a server that gains TLS is used with it: after
+ * {@link TLS_REFUSAL_MS} (a long-lived process, `pgferry serve`, asks again then).
+ */
+const refusedTls = new Map<string, number>();
+
+/** How long a refusal of TLS is remembered (a long-lived process asks again after it). */
+const TLS_REFUSAL_MS = 10 * 60_000;
+
+const serverKey = (connection: Connection) => `${connection.host}:${connection.port}`;
+
+/**
+ * Where a process hands the refusals it remembers to a runner it starts (`host:port`, space
+ * separated): the runner's first sessions, at its busy start, then skip the refused request too.
+ */
+export const TLS_REFUSED_ENV = 'PGFERRY_TLS_REFUSED';
+
+/** Whether the server refused TLS to this process lately (or to the process that started it). */
+function refusedTlsLately(connection: Connection): boolean {
+  const key = serverKey(connection);
+  const until = refusedTls.get(key);
+  if (until !== undefined) return until > Date.now();
+  return (process.env[TLS_REFUSED_ENV] ?? '').split(' ').includes(key);
+}
+
+/** The servers that refused this process TLS lately, for {@link TLS_REFUSED_ENV}. */
+export function tlsRefusals(): string {
+  const now = Date.now();
+  return [...refusedTls]
+    .filter(([, until]) => until > now)
+    .map(([key]) => key)
+    .join(' ');
+}
+
+/**
+ * Connects, honouring `sslmode=prefer` (TLS when the server offers it, plain otherwise: TLS first,
+ * plain at once to a server that refused it lately, see {@link refusedTls}).
+ */
 export async function connectPg(
   connection: Connection,
   password: string | undefined,
@@ -23,7 +66,9 @@ export async function connectPg(
     ...(replication ? { replication } : {}),
   };
   const attempts =
-    connection.sslmode === 'prefer' ? [{ ...config, ssl: { rejectUnauthorized: false } }, config] : [config];
+    connection.sslmode === 'prefer' && !refusedTlsLately(connection)
+      ? [{ ...config, ssl: { rejectUnauthorized: false } }, config]
+      : [config];
   let lastError: unknown;
   for (const attempt of attempts) {
     const client = new Client(attempt);
@@ -35,6 +80,7 @@ export async function connectPg(
       lastError = err;
       await endQuietly(client);
       if (!/does not support SSL/i.test((err as Error).message)) break;
+      refusedTls.set(serverKey(connection), Date.now() + TLS_REFUSAL_MS);
     }
   }
   throw connectionError(lastError, connection, database);

@@ -12,6 +12,8 @@
  *   PGFERRY_STOP_WITH_PARENT `1` locally: stop when stdin ends (the CLI that started the task died)
  *   PGFERRY_TASK_ENV_ON_STDIN `1` locally, for a runner started ahead of its task: the task's whole
  *                           environment comes as one JSON line on stdin (see taskEnvironment)
+ *   PGFERRY_TLS_REFUSED     locally: the servers (`host:port`, space separated) that refused the CLI
+ *                           TLS; `sslmode=prefer` goes to them in plain text at once (core/postgres/connect.ts)
  *   PGFERRY_BINDINGS        on AWS (the task definition's): the deployment's bindings, which the
  *                           job is checked against before anything connects (core/deployment.ts)
  *   PGFERRY_STALL_TIMEOUT_SECONDS  stop a run that makes no progress for this long (default 600;

@@ -432,18 +432,17 @@ export async function restoreBackup(
       held = undefined;
     }
     stopIfInterrupted(signal);
-    if (loadingName !== name) {
-      await progress.timed('rename', () =>
-        withMaintenance(into.target, password, (admin) => renameIntoPlace(admin, loadingName, name)),
-      );
-      created = name;
-    }
-    // Last, since it ends the incomplete mark (and the owner it sets may keep us from commenting).
-    await progress.timed('databaseProperties', () =>
-      withMaintenance(into.target, password, (admin) =>
+    // The rename and the properties on one session of the maintenance database.
+    await withMaintenance(into.target, password, async (admin) => {
+      if (loadingName !== name) {
+        await progress.timed('rename', () => renameIntoPlace(admin, loadingName, name));
+        created = name;
+      }
+      // Last, since it ends the incomplete mark (and the owner it sets may keep us from commenting).
+      await progress.timed('databaseProperties', () =>
         applyDatabaseProperties(admin, name, manifest.databaseProperties, into),
-      ),
-    );
+      );
+    });
   } catch (caught) {
     // The load's last ANALYZE, should the post-data have failed beside it.
     await streamed?.analyzed.abort();

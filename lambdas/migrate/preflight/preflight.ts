@@ -110,8 +110,14 @@ export async function preflightMigrate(
     const identifier = await systemIdentifier(source);
     if (identifier !== undefined) sourceServer = { ...sourceServer, systemIdentifier: identifier };
     archiveNames = archiveNamesOf(deployment, request, names);
+    // The request's database is described on the session open already; the others' on their own.
     sources = await Promise.all(
-      names.map((name) => describeSource({ ...request.source, database: name }, sourcePassword)),
+      names.map((name) => {
+        const connection = { ...request.source, database: name };
+        return name === request.source.database
+          ? describeSource(source, connection)
+          : withClient(connection, sourcePassword, (client) => describeSource(client, connection));
+      }),
     );
   } finally {
     await endQuietly(source);
@@ -356,24 +362,23 @@ interface SourceDatabase {
   readOnlySetting: string | null;
 }
 
-async function describeSource(connection: Connection, password: string | undefined): Promise<SourceDatabase> {
-  return withClient(connection, password, async (client) => {
-    const { encoding, locale } = await readDatabaseLocale(client);
-    return {
-      connection,
-      sizeBytes: await databaseSize(client),
+/** What the preflight learns of a source database, on a session (`client`) connected to it. */
+async function describeSource(client: Client, connection: Connection): Promise<SourceDatabase> {
+  const { encoding, locale } = await readDatabaseLocale(client);
+  return {
+    connection,
+    sizeBytes: await databaseSize(client),
+    encoding,
+    locale,
+    objectNeeds: {
       encoding,
-      locale,
-      objectNeeds: {
-        encoding,
-        collations: await readCollationRequirements(client),
-        lz4Columns: await readLz4Columns(client),
-        lz4Settings: await readLz4Settings(client),
-      },
-      extensions: await readExtensions(client),
-      readOnlySetting: await readOnlySetting(client),
-    };
-  });
+      collations: await readCollationRequirements(client),
+      lz4Columns: await readLz4Columns(client),
+      lz4Settings: await readLz4Settings(client),
+    },
+    extensions: await readExtensions(client),
+    readOnlySetting: await readOnlySetting(client),
+  };
 }
 
 async function checkExtensions(target: Client, sources: SourceDatabase[]): Promise<void> {

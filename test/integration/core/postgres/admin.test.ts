@@ -3,7 +3,8 @@
  * server: it analyzes what a database-wide `ANALYZE` does — tables, materialized views, partition
  * trees (their inherited statistics too), unlogged tables, odd names — on up to `jobs` sessions at
  * once, and a failing `ANALYZE` fails it with the server's error, every session ended. Small
- * tables share a statement, in `analyzeInParallel` and in `AnalyzeAsLoaded` alike.
+ * tables share a statement, in `analyzeInParallel` and in `AnalyzeAsLoaded` alike. The system
+ * catalogs are analyzed once they grew (a database from template0 has them analyzed already).
  */
 import { Client } from 'pg';
 import { AnalyzeAsLoaded, analyzeInParallel } from '../../../../core/postgres/admin';
@@ -241,5 +242,40 @@ test('AnalyzeAsLoaded analyzes the tables loaded while it waited together, and k
     await expectNoSessions();
   } finally {
     await dropMany();
+  }
+}, 60_000);
+
+test('the system catalogs are analyzed only once they grew: not for one new table, pg_attribute for 300', async () => {
+  // A database as a restore creates it (from template0), its catalogs as initdb analyzed them.
+  const fresh = uniqueName('catalogs');
+  await withClient(pg, 'postgres', (c) => c.query(`CREATE DATABASE ${fresh} TEMPLATE template0`));
+  try {
+    const statements: string[] = [];
+    const connect = async () => {
+      const client = new Client(pg.clientConfig(fresh));
+      await client.connect();
+      const query = client.query.bind(client) as (text: string) => Promise<unknown>;
+      (client as unknown as { query: typeof query }).query = (text: string) => {
+        if (text.startsWith('ANALYZE')) statements.push(text);
+        return query(text);
+      };
+      return client;
+    };
+    const catalogs = () => statements.join(', ').match(/pg_catalog\.\w+/g) ?? [];
+    await withClient(pg, fresh, (c) => c.query('CREATE TABLE one (id integer PRIMARY KEY, v text)'));
+    await analyzeInParallel(connect, 2);
+    expect(statements.join(', ')).toContain('public.one');
+    expect(catalogs()).toEqual([]);
+
+    statements.length = 0;
+    await withClient(pg, fresh, (c) =>
+      c.query(`DO $$ BEGIN FOR i IN 1..300 LOOP
+        EXECUTE format('CREATE TABLE t%s (id integer PRIMARY KEY, a integer, b text, c date)', i);
+      END LOOP; END $$`),
+    );
+    await analyzeInParallel(connect, 2);
+    expect(catalogs()).toEqual(expect.arrayContaining(['pg_catalog.pg_attribute', 'pg_catalog.pg_class']));
+  } finally {
+    await dropDatabase(pg, fresh);
   }
 }, 60_000);
