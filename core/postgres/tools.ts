@@ -147,6 +147,28 @@ export function postDataJobs(jobs: number, toc: readonly ArchiveTocEntry[], data
   return builds > 0 && dataBytes / builds < POST_DATA_PARALLEL_MIN_BYTES ? 1 : jobs;
 }
 
+/**
+ * The jobs of a whole restore from files (one pg_restore run: pre-data, data, post-data): one where
+ * {@link postDataJobs} gives its post-data one and no table holds `splitMinBytes` of data (none to
+ * split), else `jobs`. Tables that small load one after the other as fast as dispatched to
+ * pg_restore's workers, and their builds faster (docs/benchmark.md, "Many small tables in one job,
+ * from files").
+ */
+export function wholeRestoreJobs(
+  jobs: number,
+  toc: readonly ArchiveTocEntry[],
+  /** Each table's bytes of data (COPY text). */
+  tableBytes: readonly number[],
+  splitMinBytes = SPLIT_MIN_BYTES,
+): number {
+  if (tableBytes.some((bytes) => bytes >= splitMinBytes)) return jobs;
+  return postDataJobs(
+    jobs,
+    toc,
+    tableBytes.reduce((sum, bytes) => sum + bytes, 0),
+  );
+}
+
 /** What {@link pgRestoreParallel} needs to load the largest tables in parallel streams. */
 export interface SplitLoad {
   /** A new session on the target database: each stream of a split table is one COPY session. */

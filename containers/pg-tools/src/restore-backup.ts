@@ -72,6 +72,7 @@ import {
   postDataJobs,
   sequenceSetList,
   sessionSettings,
+  wholeRestoreJobs,
 } from '../../../core/postgres/tools';
 import type { BackupStore } from '../../../core/store';
 import { backupObjectKey, catalogNameOf } from '../../../core/store-keys';
@@ -369,8 +370,18 @@ export async function restoreBackup(
       if (loading.schemas.length || loading.tables.length) {
         await restoreSelectedSchemas(files.tool, files.dump, await fileToc(files.dump), loading, deps);
       }
+      // A whole archive of many small tables: one job (wholeRestoreJobs).
+      const whole = !loading.schemas.length && !loading.tables.length && !files.tableData.length;
+      const jobs = whole
+        ? wholeRestoreJobs(
+            loading.jobs,
+            await fileToc(files.dump),
+            manifest.tables.map((t) => t.dataBytes ?? manifest.uncompressedBytes),
+            loading.splitMinBytes,
+          )
+        : loading.jobs;
       await progress.timed('pgRestore', () =>
-        pgRestoreInto(files.tool, files.dump, loading, manifest, deps, {
+        pgRestoreInto(files.tool, files.dump, { ...loading, jobs }, manifest, deps, {
           tableData: files.tableData,
           psql: files.psql,
           afterPreData: hold,

@@ -12,6 +12,7 @@ import {
   splitRestoreList,
   tablesToSplit,
   waitingForTables,
+  wholeRestoreJobs,
 } from '../../../../core/postgres/tools';
 
 /** A `pg_restore --list` of a small archive, as pg_restore 15 prints it (comments already dropped). */
@@ -257,4 +258,25 @@ test('the post-data runs in one job where its builds are many and their tables s
   // Nothing to build (tables without keys or indexes): the jobs asked.
   expect(postDataJobs(3, [entry(1, 'TABLE'), entry(2, 'TABLE DATA')], 0)).toBe(3);
   expect(postDataJobs(1, toc, 10 * 1024 ** 3)).toBe(1);
+});
+
+test('a whole restore from files runs in one job where its builds are many, its tables small and none to split', () => {
+  const entry = (dumpId: number, desc: string): ArchiveTocEntry => ({ ...tocOf({})[0], dumpId, desc });
+  // 1,000 tables, each with a key and an index: 2,000 builds.
+  const toc = Array.from({ length: 1000 }, (_, i) => [
+    entry(3 * i + 1, 'TABLE DATA'),
+    entry(3 * i + 2, 'CONSTRAINT'),
+    entry(3 * i + 3, 'INDEX'),
+  ]).flat();
+  const small = Array.from({ length: 1000 }, () => 4096);
+  expect(wholeRestoreJobs(4, toc, small)).toBe(1);
+  // One table large enough to split keeps every job (its load is split over them), even though the
+  // builds' mean is small.
+  expect(wholeRestoreJobs(4, toc, [...small.slice(1), SPLIT_MIN_BYTES])).toBe(4);
+  expect(wholeRestoreJobs(4, toc, [...small.slice(1), SPLIT_MIN_BYTES - 1])).toBe(1);
+  // The restore's own split size decides.
+  expect(wholeRestoreJobs(4, toc, small, 4096)).toBe(4);
+  // Tables large enough per build: every job.
+  const large = Array.from({ length: 1000 }, () => 200 * 1024);
+  expect(wholeRestoreJobs(2, toc, large)).toBe(2);
 });

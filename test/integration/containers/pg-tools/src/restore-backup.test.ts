@@ -319,3 +319,48 @@ test('large objects found where the manifest said none: before falling back to f
     rmSync(work, { recursive: true, force: true });
   }
 }, 120_000);
+
+test('from files, a whole archive of many small tables is restored in one pg_restore job; a table with more data per build, in every job', async () => {
+  const small = uniqueName('overlap_small');
+  // 200 tables of 20 rows, each with a key and an index: 400 builds, ~200 bytes of data each.
+  await createSeededDatabase(
+    pg,
+    small,
+    `DO $$ BEGIN FOR i IN 1..200 LOOP
+       EXECUTE format('CREATE TABLE s%s (id int PRIMARY KEY, v text); CREATE INDEX ON s%s (v);
+                       INSERT INTO s%s SELECT g, g::text FROM generate_series(1, 20) g', i, i, i);
+     END LOOP; END $$;`,
+  );
+  try {
+    const smallManifest = await backupOf(pg, small, store);
+    /** The `--jobs` of the pg_restore runs of a clean restore of `backup` into an empty database. */
+    const jobsOf = async (backup: BackupManifest) => {
+      const target = uniqueName('overlap_jobs');
+      await createSeededDatabase(pg, target, 'SELECT 1');
+      const runs: string[][] = [];
+      try {
+        await restoreBackup(
+          backup,
+          // The split size left to the restore (32 MiB): no table here is split.
+          { ...request(target), mode: 'clean', splitMinBytes: undefined },
+          new RestoreProgress(),
+          { store: new LocalStore(store), env: process.env, onChild: (child) => runs.push(child.spawnargs) },
+        );
+        return [
+          ...new Set(
+            runs
+              .filter((args) => path.basename(args[0]) === 'pg_restore')
+              .flatMap((args) => args.filter((a) => a.startsWith('--jobs='))),
+          ),
+        ];
+      } finally {
+        await dropDatabase(pg, target);
+      }
+    };
+    expect(await jobsOf(smallManifest)).toEqual(['--jobs=1']);
+    // `t`: 2.3 MB of rows for its one key.
+    expect(await jobsOf(manifest)).toContain('--jobs=2');
+  } finally {
+    await dropDatabase(pg, small);
+  }
+}, 180_000);
