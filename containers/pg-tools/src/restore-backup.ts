@@ -372,14 +372,11 @@ export async function restoreBackup(
       }
       // A whole archive of many small tables: one job (wholeRestoreJobs).
       const whole = !loading.schemas.length && !loading.tables.length && !files.tableData.length;
-      const jobs = whole
-        ? wholeRestoreJobs(
-            loading.jobs,
-            await fileToc(files.dump),
-            manifest.tables.map((t) => t.dataBytes ?? manifest.uncompressedBytes),
-            loading.splitMinBytes,
-          )
-        : loading.jobs;
+      const sizes = tableBytes(manifest);
+      const jobs =
+        whole && sizes
+          ? wholeRestoreJobs(loading.jobs, await fileToc(files.dump), sizes, loading.splitMinBytes)
+          : loading.jobs;
       await progress.timed('pgRestore', () =>
         pgRestoreInto(files.tool, files.dump, { ...loading, jobs }, manifest, deps, {
           tableData: files.tableData,
@@ -1028,10 +1025,15 @@ function loadedRows(
   return tables.map((t) => ({ ...t, restoredRows: rows.get(tableKey(t.schema, t.name)) ?? 0 }));
 }
 
+/** Each of the backup's tables' bytes of data (COPY text); undefined in older manifests, which lack them. */
+function tableBytes(manifest: BackupManifest): number[] | undefined {
+  const known = manifest.tables.every((t) => t.dataBytes !== undefined);
+  return known ? manifest.tables.map((t) => t.dataBytes ?? 0) : undefined;
+}
+
 /** The bytes of the backup's table data (COPY text); the archives' whole in older manifests. */
 function tableDataBytes(manifest: BackupManifest): number {
-  const known = manifest.tables.every((t) => t.dataBytes !== undefined);
-  return known ? manifest.tables.reduce((sum, t) => sum + (t.dataBytes ?? 0), 0) : manifest.uncompressedBytes;
+  return tableBytes(manifest)?.reduce((sum, bytes) => sum + bytes, 0) ?? manifest.uncompressedBytes;
 }
 
 /** The backup's tables that the restore selected (`--schema`, `--table`), with their rows at the backup. */
