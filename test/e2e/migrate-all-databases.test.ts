@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import type { BackupManifest, MigrateReport } from '../../core/contracts';
-import { runCli } from '../support/cli';
+import { runCli, runMigrate } from '../support/cli';
 import { type PostgresServerInfo, startPostgres, stopPostgres } from '../support/postgres';
 
 const url = (pg: PostgresServerInfo, database: string) =>
@@ -55,15 +55,8 @@ describe('pgferry migrate --all-databases', () => {
       `CREATE SEQUENCE entry_ids START 1000; CREATE TABLE entries (id bigint DEFAULT nextval('entry_ids'), memo text);
        INSERT INTO entries (memo) SELECT 'memo ' || g FROM generate_series(1, 300) g;`,
     );
-    const result = await runCli([
-      'migrate',
+    const result = await runMigrate(url(source, 'postgres'), url(target, 'postgres'), store, [
       '--all-databases',
-      '--source',
-      url(source, 'postgres'),
-      '--target',
-      url(target, 'postgres'),
-      '--store',
-      store,
       '--json',
     ]);
     if (result.code !== 0) throw new Error(`migrate failed: ${result.stderr}`);

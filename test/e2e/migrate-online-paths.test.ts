@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { Client } from 'pg';
 import type { MigrateReport } from '../../core/contracts';
 import { readIncompleteMark } from '../../core/postgres/incomplete-database';
-import { cliEnv, extraPgBinDirs, REPO, runCli, sourceUrl } from '../support/cli';
+import { cliEnv, extraPgBinDirs, REPO, type RunOptions, runCli, runMigrate, sourceUrl } from '../support/cli';
 import { createSeededDatabase, type TestPostgres, testEnv, uniqueName, withClient } from '../support/env';
 import { type FakeSecretsManager, startFakeSecretsManager } from '../support/fake-secrets-manager';
 import { runnerOf, waitFor } from '../support/faults';
@@ -305,21 +305,21 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     ).toEqual([]);
   }
 
-  function migrateArgs(database: string, migrated: string, extra: string[] = []) {
-    return [
-      'migrate',
-      '--online',
-      ...['--source', sourceUrl(source(), database), '--target', sourceUrl(target(), migrated)],
-      ...['--store', store, '--no-schema-test'],
-      ...extra,
-    ];
+  function migrateOnline(database: string, migrated: string, extra: string[] = [], options: RunOptions = {}) {
+    return runMigrate(
+      sourceUrl(source(), database),
+      sourceUrl(target(), migrated),
+      store,
+      ['--online', '--no-schema-test', ...extra],
+      options,
+    );
   }
 
   test('the cutover waits until the target has applied the write made just before the freeze', async () => {
     const database = uniqueName('online14_wait');
     const migrated = uniqueName('online14_wait_dst');
     await createSeededDatabase(source(), database, SEED);
-    const running = runCli(migrateArgs(database, migrated, ['--json']));
+    const running = migrateOnline(database, migrated, ['--json']);
     let releasedAt = 0;
     let frozenBeforeApplied: number | undefined;
     try {
@@ -366,7 +366,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     const database = uniqueName('online14_held');
     const migrated = uniqueName('online14_held_dst');
     await createSeededDatabase(source(), database, SEED);
-    const running = runCli(migrateArgs(database, migrated));
+    const running = migrateOnline(database, migrated);
     // Held until the migration has given up: its sentinel, written after the freeze, queues
     // behind the held write on the target and never arrives.
     const held = await holdTheApply(database, migrated, 2, 0);
@@ -398,7 +398,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     await createSeededDatabase(source(), database, SEED);
     let pid = 0;
     let stderr = '';
-    const running = runCli([...migrateArgs(database, migrated), '--verbose'], {
+    const running = migrateOnline(database, migrated, ['--verbose'], {
       processGroup: true,
       onSpawn: (p) => {
         pid = p;
@@ -440,7 +440,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     );
     let cli = 0;
     let stderr = '';
-    const running = runCli([...migrateArgs(database, migrated, ['--replica-identity-full']), '--verbose'], {
+    const running = migrateOnline(database, migrated, ['--replica-identity-full', '--verbose'], {
       env: { PGFERRY_WORK_DIR: killedRunsWorkDir },
       onSpawn: (p) => {
         cli = p;
@@ -481,7 +481,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
        INSERT INTO bulk SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 400000) g;`,
     );
     let cli = 0;
-    const running = runCli([...migrateArgs(database, migrated, ['--replica-identity-full'])], {
+    const running = migrateOnline(database, migrated, ['--replica-identity-full'], {
       env: { PGFERRY_WORK_DIR: killedRunsWorkDir },
       onSpawn: (p) => {
         cli = p;
@@ -530,7 +530,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
         (await logStatement()) === 'all' ? true : undefined,
       );
       const logStart = statSync(target().logFile).size;
-      const result = await runCli(migrateArgs(database, migrated));
+      const result = await migrateOnline(database, migrated);
       if (result.code !== 0) throw new Error(`migrate failed: ${result.stderr}`);
       const log = readFileSync(target().logFile).subarray(logStart).toString('utf8');
       // The migration's statements were logged: the setting was in force.
@@ -555,7 +555,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     other.on('error', () => undefined);
     await other.connect();
     try {
-      const refused = await runCli(migrateArgs(database, migrated));
+      const refused = await migrateOnline(database, migrated);
       expect(refused.code).not.toBe(0);
       expect(refused.stderr.trim().split('\n')).toHaveLength(1);
       expect(refused.stderr).toMatch(
@@ -583,16 +583,12 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
         c.query(`CREATE ROLE ${role} LOGIN CREATEDB PASSWORD 'nosub pw'`),
       );
       try {
-        const refused = await runCli([
-          'migrate',
-          '--online',
-          ...['--source', sourceUrl(source(), database)],
-          ...[
-            '--target',
-            `postgres://${role}:${encodeURIComponent('nosub pw')}@${server.host}:${server.port}/${migrated}`,
-          ],
-          ...['--store', store],
-        ]);
+        const refused = await runMigrate(
+          sourceUrl(source(), database),
+          `postgres://${role}:${encodeURIComponent('nosub pw')}@${server.host}:${server.port}/${migrated}`,
+          store,
+          ['--online'],
+        );
         expect(refused.code).not.toBe(0);
         expect(refused.stderr.trim().split('\n')).toHaveLength(1);
         expect(refused.stderr).toMatch(message);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import type { MigrateReport } from '../../core/contracts';
-import { type CliResult, runCli, sourceUrl } from '../support/cli';
+import { type CliResult, runCli, runMigrate, sourceUrl } from '../support/cli';
 import { createSeededDatabase, type TestPostgres, testEnv, uniqueName, withClient } from '../support/env';
 import { usePrivateServer } from '../support/private-server';
 
@@ -71,15 +71,8 @@ async function subscribed(): Promise<void> {
 }
 
 function migrate(database: string, targetDatabase: string, store: string, extra: string[] = []) {
-  return runCli([
-    'migrate',
+  return runMigrate(sourceUrl(source(), database), sourceUrl(target(), targetDatabase), store, [
     '--online',
-    '--source',
-    sourceUrl(source(), database),
-    '--target',
-    sourceUrl(target(), targetDatabase),
-    '--store',
-    store,
     '--no-schema-test',
     ...extra,
   ]);
@@ -306,16 +299,12 @@ describe('online refusals, before anything is created', () => {
   });
 
   test('a login without REPLICATION is told to get it (rds_replication on RDS)', async () => {
-    const refused = await runCli([
-      'migrate',
-      '--online',
-      '--source',
+    const refused = await runMigrate(
       `postgres://plain:${encodeURIComponent('plain pw')}@${source().host}:${source().port}/${database}`,
-      '--target',
       sourceUrl(target(), migrated),
-      '--store',
       store,
-    ]);
+      ['--online'],
+    );
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/REPLICATION attribute.*rds_replication/);
     expect(refused.stderr).toMatch(/does not own "public"\."keyless"/);
@@ -337,15 +326,8 @@ describe('online refusals, before anything is created', () => {
 
   test('a source without wal_level = logical names the RDS parameter', async () => {
     const shared = testEnv().server(15);
-    const refused = await runCli([
-      'migrate',
+    const refused = await runMigrate(sourceUrl(shared, 'postgres'), sourceUrl(target(), migrated), store, [
       '--online',
-      '--source',
-      sourceUrl(shared, 'postgres'),
-      '--target',
-      sourceUrl(target(), migrated),
-      '--store',
-      store,
     ]);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/wal_level is replica, not logical.*rds\.logical_replication/);

@@ -15,7 +15,7 @@ import { Client } from 'pg';
 import { type BackupManifest, type MigrateReport, MigrateReportSchema } from '../../core/contracts';
 import { LocalStore } from '../../core/store';
 import { backupObjectKey, manifestKey } from '../../core/store-keys';
-import { runCli, sourceUrl } from '../support/cli';
+import { runMigrate, sourceUrl } from '../support/cli';
 import {
   createSeededDatabase,
   dropDatabase,
@@ -54,15 +54,7 @@ beforeAll(async () => {
   const holder = new Client(target().clientConfig('postgres'));
   await holder.connect();
   await holder.query('BEGIN; LOCK TABLE pg_catalog.pg_authid IN SHARE MODE');
-  const migrating = runCli([
-    'migrate',
-    '--source',
-    sourceUrl(source, database),
-    '--target',
-    sourceUrl(target(), database),
-    '--store',
-    dir,
-  ]);
+  const migrating = runMigrate(sourceUrl(source, database), sourceUrl(target(), database), dir);
   try {
     rolesHeldBack = await waitFor('CREATE ROLE waiting on the target', async () => {
       const { rows } = await holder.query(
