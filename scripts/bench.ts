@@ -19,12 +19,16 @@
  *   memory         pgferry backup and restore of a database `--scale` times larger, once each
  *   online         pgferry migrate --online / --freeze-source while a writer commits: total time
  *                  and the writer's downtime (its first refused write to the end of the migration)
+ *   shapes         on five other shapes, each its own database (scripts/support/bench-shapes.ts:
+ *                  thousands of small tables, one narrow table, many indexes, partitions, large
+ *                  objects): pgferry backup → folder / pg_dump -Fc, pgferry restore / createdb +
+ *                  pg_restore -j1, each restore's row counts, indexes and large objects checked
  *
  * Reports medians, the peak RSS of pgferry's own processes, output sizes and the ratios the
  * targets are stated in, as Markdown and JSON (`--out`, default bench-results/).
  *
  *   npm run bench -- [--quick] [--size-mb N] [--wide-mb N] [--runs N] [--scale N | --no-scale]
- *                    [--only groups] [--pg major] [--out dir]
+ *                    [--only groups] [--shapes list] [--shapes-scale F] [--pg major] [--out dir]
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -67,6 +71,19 @@ import {
 } from './support/bench-database';
 import { cpuList, pinnedCommand, pinServer, rowsRead, serverCpuSeconds } from './support/bench-server';
 import {
+  describeShape,
+  fillShapeDatabase,
+  SHAPE_GOALS,
+  SHAPES,
+  SHAPES_LARGEST_FIRST,
+  type Shape,
+  type ShapeCounts,
+  type ShapeMedians,
+  shapeCounts,
+  shapesTable,
+  summarizeShape,
+} from './support/bench-shapes';
+import {
   type Measured,
   measure as measureCommand,
   measureShell as measureScript,
@@ -90,6 +107,8 @@ const { values: args } = parseArgs({
     scale: { type: 'string' },
     'no-scale': { type: 'boolean', default: false },
     only: { type: 'string' },
+    shapes: { type: 'string' },
+    'shapes-scale': { type: 'string' },
     out: { type: 'string', default: 'bench-results' },
     'work-dir': { type: 'string', default: os.tmpdir() },
     pg: { type: 'string', default: '15' },
@@ -105,8 +124,14 @@ const WIDE_MIB = Number(args['wide-mb'] ?? (QUICK ? 40 : 500));
 const RUNS = Number(args.runs ?? 3);
 const SCALE = args['no-scale'] ? 0 : Number(args.scale ?? 4);
 const GROUPS = new Set(
-  (args.only ?? 'backup,restore,wide,scaling,migrate,orchestration,memory,online').split(','),
+  (args.only ?? 'backup,restore,wide,scaling,migrate,orchestration,memory,online,shapes').split(','),
 );
+/** The shapes group's databases (`--shapes`, all five by default), and their sizes (`--shapes-scale`). */
+const SHAPE_LIST = [...new Set(args.shapes?.split(',') ?? SHAPES)] as Shape[];
+for (const shape of SHAPE_LIST) {
+  if (!SHAPES.includes(shape)) throw new Error(`--shapes: not a shape: ${shape} (of ${SHAPES.join(', ')})`);
+}
+const SHAPE_COUNTS: ShapeCounts = shapeCounts(Number(args['shapes-scale'] ?? (QUICK ? 0.1 : 1)));
 const OUT_DIR = path.resolve(args.out);
 /**
  * The server's major (`--pg`, default 15: Debian's). Its binaries are found as the tests find
@@ -122,7 +147,16 @@ const RUNNER = path.join(REPO_ROOT, 'dist', 'containers', 'pg-tools', 'src', 'ma
 const BUCKET = 'pgferry-bench';
 const WIDE_DB = 'bench_wide';
 
-type Group = 'backup' | 'restore' | 'wide' | 'scaling' | 'migrate' | 'orchestration' | 'memory' | 'online';
+type Group =
+  | 'backup'
+  | 'restore'
+  | 'wide'
+  | 'scaling'
+  | 'migrate'
+  | 'orchestration'
+  | 'memory'
+  | 'online'
+  | 'shapes';
 
 interface CaseResult {
   group: Group;
@@ -156,6 +190,8 @@ interface Context {
   defaultDump: string;
   /** The "wide" database's size in bytes, when a group needed it. */
   wideBytes?: number;
+  /** The shapes group's databases (each named as its shape) and their sizes in bytes. */
+  shapeBytes?: Map<Shape, number>;
 }
 
 function log(message: string): void {
@@ -216,6 +252,17 @@ async function databaseSize(ctx: Context, database: string): Promise<number> {
 
 async function dropDatabase(ctx: Context, database: string): Promise<void> {
   await sql(ctx, 'postgres', `DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+}
+
+/** `fingerprint` and the number of large objects: what a restore of a shape must reproduce. */
+async function shapeFingerprint(ctx: Context, database: string): Promise<string> {
+  const client = await connect(ctx, database);
+  try {
+    const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM pg_largeobject_metadata');
+    return `${await fingerprint(ctx, database)} largeObjects=${rows[0].n}`;
+  } finally {
+    await client.end();
+  }
 }
 
 /** Row counts per table and the number of indexes and constraints: what a copy must reproduce. */
@@ -413,9 +460,12 @@ async function backupGroup(ctx: Context): Promise<void> {
 /** Phase timings of each run of a pgferry restore or migrate case, by case. */
 const casePhases = new Map<CaseResult, Record<string, number[]>>();
 
+/** Checks a restored database before it is dropped, noting on `result` what differs. */
+type RestoreCheck = (result: CaseResult, database: string) => Promise<void>;
+
 /**
  * One run of `pgferry restore` of `backupId` from the folder `store` into a new database `target`
- * (dropped after), on the first `cores` CPUs when given.
+ * (checked by `check` when given, then dropped), on the first `cores` CPUs when given.
  */
 async function pgferryRestore(
   ctx: Context,
@@ -423,15 +473,16 @@ async function pgferryRestore(
   store: string,
   backupId: string,
   target: string,
-  cores?: number,
+  options: { cores?: number; check?: RestoreCheck } = {},
 ): Promise<void> {
   const [cmd, argv] = pgferry([
     'restore',
     ...['--store', store, '--backup', backupId, '--target', url(ctx, target), '--json'],
   ]);
-  const m = await measure(...pinned(cores, cmd, argv), { env: ctx.env });
+  const m = await measure(...pinned(options.cores, cmd, argv), { env: ctx.env });
   record(result, m);
   addPhases(result, (JSON.parse(m.stdout) as RestoreReport).timings);
+  await options.check?.(result, target);
   await dropDatabase(ctx, target);
 }
 
@@ -445,8 +496,17 @@ function addPhases(result: CaseResult, timings: Record<string, number>): void {
   result.phases = Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, median(v)]));
 }
 
-/** One run of `createdb` + `pg_restore -j1` of the custom-format `dump` into `target` (dropped after). */
-async function plainRestore(ctx: Context, result: CaseResult, dump: string, target: string): Promise<void> {
+/**
+ * One run of `createdb` + `pg_restore -j1` of the custom-format `dump` into `target` (checked by
+ * `check` when given, then dropped).
+ */
+async function plainRestore(
+  ctx: Context,
+  result: CaseResult,
+  dump: string,
+  target: string,
+  check?: RestoreCheck,
+): Promise<void> {
   record(
     result,
     await measureShell(
@@ -454,6 +514,7 @@ async function plainRestore(ctx: Context, result: CaseResult, dump: string, targ
       ctx.env,
     ),
   );
+  await check?.(result, target);
   await dropDatabase(ctx, target);
 }
 
@@ -489,52 +550,157 @@ async function restoreGroup(ctx: Context): Promise<void> {
   }
 }
 
+/** The four cases of a backup and restore series (`backupRestoreSeries`). */
+interface BackupRestoreSeries {
+  backup: CaseResult;
+  dumpFc: CaseResult;
+  ours: CaseResult;
+  theirs: CaseResult;
+  /** One run of the four cases, in this order. */
+  run(run: number): Promise<void>;
+  /** Removes the backups and the dump. */
+  remove(): void;
+}
+
+/**
+ * pgferry backup → folder of `database` against `pg_dump -Fc` (with the rows each made the server
+ * read), then pgferry restore of the first run's backup against `createdb` + `pg_restore -j1` of
+ * the latest dump, each restore checked by `check` when given: the wide and shapes groups' cases,
+ * named after `label` (`pgferry restore (wide)`, `pg_restore -j1 (wide dump)`). Create it before
+ * anything else reads the database's rows: it counts them from then on.
+ */
+async function backupRestoreSeries(
+  ctx: Context,
+  group: Group,
+  label: string,
+  database: string,
+  check?: RestoreCheck,
+): Promise<BackupRestoreSeries> {
+  const store = path.join(ctx.base, `store-${label}`);
+  const dump = path.join(ctx.base, `${label}.pgdump`);
+  const backup = newCase(
+    ctx,
+    group,
+    `pgferry backup → folder (${label})`,
+    'pgferry backup --store <dir>',
+    true,
+  );
+  const dumpFc = newCase(ctx, group, `pg_dump -Fc > file (${label})`, 'pg_dump -Fc -f <file>', false);
+  const ours = newCase(
+    ctx,
+    group,
+    `pgferry restore (${label})`,
+    'pgferry restore --store <dir> --backup <id>',
+    true,
+  );
+  const theirs = newCase(
+    ctx,
+    group,
+    `pg_restore -j1 (${label} dump)`,
+    'createdb && pg_restore -j1 -d <db> <pg_dump -Fc file>',
+    false,
+  );
+  const count = await rowsCounter(ctx, database);
+  let backupId: string | undefined;
+  return {
+    backup,
+    dumpFc,
+    ours,
+    theirs,
+    run: async (run) => {
+      const [cmd, argv] = pgferry(['backup', '--source', url(ctx, database), '--store', store, '--json']);
+      const m = await measure(cmd, argv, { env: ctx.env });
+      const manifest = JSON.parse(m.stdout) as BackupManifest;
+      backup.outputBytes = storedBytes(manifest);
+      backupId ??= manifest.id;
+      record(backup, m);
+      await count(backup);
+      record(
+        dumpFc,
+        await measureShell(`${ctx.clientBin}/pg_dump ${pgArgs(ctx, database)} -Fc -f ${shq(dump)}`, ctx.env),
+      );
+      await count(dumpFc);
+      dumpFc.outputBytes = statSync(dump).size;
+      await pgferryRestore(ctx, ours, store, backupId, `${label}_restored_pgferry_${run}`, { check });
+      await plainRestore(ctx, theirs, dump, `${label}_restored_plain_${run}`, check);
+    },
+    remove: () => {
+      rmSync(store, { recursive: true, force: true });
+      rmSync(dump, { force: true });
+    },
+  };
+}
+
 /**
  * The second dataset, where two very large tables hold the bytes: pgferry backup → folder against
  * `pg_dump -Fc` (with the rows each made the server read), then pgferry restore of that backup
  * against `pg_restore -j1` of that dump.
  */
 async function wideGroup(ctx: Context): Promise<void> {
-  const store = path.join(ctx.base, 'store-wide');
-  const dump = path.join(ctx.base, 'wide.pgdump');
-  const backup = newCase(ctx, 'wide', 'pgferry backup → folder (wide)', 'pgferry backup --store <dir>', true);
-  const dumpFc = newCase(ctx, 'wide', 'pg_dump -Fc > file (wide)', 'pg_dump -Fc -f <file>', false);
-  const ours = newCase(
-    ctx,
-    'wide',
-    'pgferry restore (wide)',
-    'pgferry restore --store <dir> --backup <id>',
-    true,
-  );
-  const theirs = newCase(
-    ctx,
-    'wide',
-    'pg_restore -j1 (wide dump)',
-    'createdb && pg_restore -j1 -d <db> <pg_dump -Fc file>',
-    false,
-  );
-  const count = await rowsCounter(ctx, WIDE_DB);
-  let backupId: string | undefined;
+  const series = await backupRestoreSeries(ctx, 'wide', 'wide', WIDE_DB);
   for (let run = 1; run <= RUNS; run++) {
     log(`wide, run ${run}/${RUNS}`);
-    const [cmd, argv] = pgferry(['backup', '--source', url(ctx, WIDE_DB), '--store', store, '--json']);
-    const m = await measure(cmd, argv, { env: ctx.env });
-    const manifest = JSON.parse(m.stdout) as BackupManifest;
-    backup.outputBytes = storedBytes(manifest);
-    backupId ??= manifest.id;
-    record(backup, m);
-    await count(backup);
-    record(
-      dumpFc,
-      await measureShell(`${ctx.clientBin}/pg_dump ${pgArgs(ctx, WIDE_DB)} -Fc -f ${shq(dump)}`, ctx.env),
-    );
-    await count(dumpFc);
-    dumpFc.outputBytes = statSync(dump).size;
-    await pgferryRestore(ctx, ours, store, backupId, `wide_restored_pgferry_${run}`);
-    await plainRestore(ctx, theirs, dump, `wide_restored_plain_${run}`);
+    await series.run(run);
   }
-  rmSync(store, { recursive: true, force: true });
-  rmSync(dump, { force: true });
+  series.remove();
+}
+
+/**
+ * Creates the shapes' databases (each named as its shape), two at a time, the largest first, and
+ * returns their sizes in bytes, in `SHAPE_LIST`'s order.
+ */
+async function createShapes(ctx: Context): Promise<Map<Shape, number>> {
+  const queue = SHAPES_LARGEST_FIRST.filter((shape) => SHAPE_LIST.includes(shape));
+  const bytes = new Map<Shape, number>();
+  const worker = async () => {
+    for (let shape = queue.shift(); shape; shape = queue.shift()) {
+      const t0 = Date.now();
+      await sql(ctx, 'postgres', `CREATE DATABASE ${shape}`);
+      const client = await connect(ctx, shape);
+      try {
+        await fillShapeDatabase(client, shape, SHAPE_COUNTS);
+      } finally {
+        await client.end();
+      }
+      bytes.set(shape, await databaseSize(ctx, shape));
+      log(
+        `created database ${shape}: ${mib(bytes.get(shape))} in ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+      );
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  return new Map(SHAPE_LIST.map((shape) => [shape, bytes.get(shape) as number]));
+}
+
+/**
+ * The five other shapes (scripts/support/bench-shapes.ts), each its own database, as the wide
+ * group measures its one: per run, every shape's four cases in turn. Each restore's row counts per
+ * table, indexes, constraints and large objects are compared with its source's.
+ */
+async function shapesGroup(ctx: Context): Promise<void> {
+  const series: BackupRestoreSeries[] = [];
+  for (const shape of SHAPE_LIST) {
+    // Before the series starts counting the rows read: this reads every row.
+    const source = await shapeFingerprint(ctx, shape);
+    const check: RestoreCheck = async (result, database) => {
+      const copy = await shapeFingerprint(ctx, database);
+      if (copy !== source) result.notes.push(`fidelity: ${database} differs: ${copy} (source: ${source})`);
+    };
+    series.push(await backupRestoreSeries(ctx, 'shapes', shape, shape, check));
+  }
+  for (let run = 1; run <= RUNS; run++) {
+    for (const [i, shape] of SHAPE_LIST.entries()) {
+      log(`shapes: ${shape}, run ${run}/${RUNS}`);
+      await series[i].run(run);
+    }
+  }
+  for (const s of series) {
+    s.remove();
+    for (const r of [s.ours, s.theirs]) {
+      if (r.seconds.length && !r.notes.some((n) => n.startsWith('fidelity:')))
+        r.notes.push('fidelity checks passed');
+    }
+  }
 }
 
 /**
@@ -589,14 +755,9 @@ async function scalingGroup(ctx: Context): Promise<void> {
       }
       for (const { cores, restore } of cases) {
         pinServer(ctx.pg.dataDir, cores, CORES);
-        await pgferryRestore(
-          ctx,
-          restore,
-          store,
-          backupId as string,
-          `scaling_restored_${cores}_${run}`,
+        await pgferryRestore(ctx, restore, store, backupId as string, `scaling_restored_${cores}_${run}`, {
           cores,
-        );
+        });
       }
     }
   } finally {
@@ -1126,6 +1287,12 @@ function coreBudget(ctx: Context): string[] {
     ['restore', 'pgferry restore', 'pg_restore -j1 (default dump)', { faster: 1.5 }],
     ['restore, wide', 'pgferry restore (wide)', 'pg_restore -j1 (wide dump)', { faster: 1.5 }],
     ['migrate', 'pgferry migrate', 'pgcopydb clone', { time: 1 }],
+    ...SHAPE_LIST.map((shape): [string, string, string, { faster: number }] => [
+      `restore, ${shape}`,
+      `pgferry restore (${shape})`,
+      `pg_restore -j1 (${shape} dump)`,
+      { faster: SHAPE_GOALS.restore },
+    ]),
   ];
   for (const [what, oursName, baseName, goal] of cases) {
     const ours = find(ctx, oursName);
@@ -1157,6 +1324,25 @@ function coreBudget(ctx: Context): string[] {
         ...lines,
       ]
     : [];
+}
+
+/** The shapes group's medians, per shape: what `shapesTable` and the JSON report give. */
+function shapeMedians(ctx: Context): ShapeMedians[] {
+  return [...(ctx.shapeBytes ?? [])].map(([shape, bytes]) => {
+    const restore = find(ctx, `pgferry restore (${shape})`);
+    return {
+      shape,
+      bytes,
+      backup: med(find(ctx, `pgferry backup → folder (${shape})`)),
+      dump: med(find(ctx, `pg_dump -Fc > file (${shape})`)),
+      restore: med(restore),
+      pgRestore: med(find(ctx, `pg_restore -j1 (${shape} dump)`)),
+      restoreCpu:
+        restore?.cpuSeconds.length && restore.serverCpuSeconds.length
+          ? median(restore.cpuSeconds) + median(restore.serverCpuSeconds)
+          : undefined,
+    };
+  });
 }
 
 function peakOf(ctx: Context, groups: Group[]): number | undefined {
@@ -1191,13 +1377,20 @@ function machine(pg: PostgresServerInfo, clientBin: string): Record<string, stri
   };
 }
 
-function markdown(ctx: Context, info: Record<string, string>, dbBytes: number, started: Date): string {
+function markdown(
+  ctx: Context,
+  info: Record<string, string>,
+  dbBytes: number | undefined,
+  started: Date,
+): string {
   const lines: string[] = [];
   lines.push(`# pgferry benchmark, ${started.toISOString()}`, '');
   lines.push(
-    `Database: ${mib(dbBytes)} (\`pg_database_size\`; ${Object.entries(rowsFor(SIZE_MIB))
-      .map(([t, n]) => `${t} ${n.toLocaleString('en')}`)
-      .join(', ')} rows), ${RUNS} interleaved runs per case, medians.`,
+    dbBytes === undefined
+      ? `${RUNS} interleaved runs per case, medians.`
+      : `Database: ${mib(dbBytes)} (\`pg_database_size\`; ${Object.entries(rowsFor(SIZE_MIB))
+          .map(([t, n]) => `${t} ${n.toLocaleString('en')}`)
+          .join(', ')} rows), ${RUNS} interleaved runs per case, medians.`,
     '',
   );
   lines.push(
@@ -1207,6 +1400,14 @@ function markdown(ctx: Context, info: Record<string, string>, dbBytes: number, s
           `Wide database: ${mib(ctx.wideBytes)} (${Object.entries(wideRowsFor(WIDE_MIB))
             .map(([t, n]) => `${t} ${n.toLocaleString('en')}`)
             .join(', ')} rows): the wide and scaling groups.`,
+          '',
+        ]),
+    ...(ctx.shapeBytes === undefined
+      ? []
+      : [
+          `Shapes (the shapes group, each its own database): ${[...ctx.shapeBytes]
+            .map(([shape, bytes]) => `\`${shape}\` ${mib(bytes)}, ${describeShape(shape, SHAPE_COUNTS)}`)
+            .join('; ')}.`,
           '',
         ]),
     `Machine: ${Object.entries(info)
@@ -1240,8 +1441,21 @@ function markdown(ctx: Context, info: Record<string, string>, dbBytes: number, s
       `| ${t.target} | ${t.goal} | ${t.measured} | ${t.met === undefined ? '—' : t.met ? 'yes' : 'no'} |`,
     );
   }
+  if (ctx.shapeBytes) {
+    lines.push(
+      '',
+      "Shapes: medians; a speed-up is the peer's time over pgferry's; the ceiling is the restore's, as in the next table.",
+      '',
+      ...shapesTable(shapeMedians(ctx), CORES),
+    );
+  }
   lines.push(...coreBudget(ctx));
-  for (const name of ['pgferry restore', 'pgferry restore (wide)', 'pgferry migrate']) {
+  for (const name of [
+    'pgferry restore',
+    'pgferry restore (wide)',
+    'pgferry migrate',
+    ...SHAPE_LIST.map((shape) => `pgferry restore (${shape})`),
+  ]) {
     const found = find(ctx, name);
     if (!found?.phases) continue;
     lines.push(
@@ -1311,10 +1525,14 @@ async function main(): Promise<void> {
     };
     log(`PostgreSQL ${pg.version} on port ${pg.port}, s3rver at ${s3.info.endpoint}, work dir ${base}`);
     let t0 = Date.now();
-    await sql(ctx, 'postgres', 'CREATE DATABASE bench');
-    await fillBenchDatabase(() => connect(ctx, 'bench'), SIZE_MIB);
-    const dbBytes = await databaseSize(ctx, 'bench');
-    log(`created database bench: ${mib(dbBytes)} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    let dbBytes: number | undefined;
+    // The default database, where a group reads it (the others have databases of their own).
+    if (['backup', 'restore', 'migrate', 'online'].some((g) => GROUPS.has(g))) {
+      await sql(ctx, 'postgres', 'CREATE DATABASE bench');
+      await fillBenchDatabase(() => connect(ctx, 'bench'), SIZE_MIB);
+      dbBytes = await databaseSize(ctx, 'bench');
+      log(`created database bench: ${mib(dbBytes)} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    }
     await sql(ctx, 'postgres', 'CREATE DATABASE bench_tiny');
     await sql(ctx, 'bench_tiny', TINY_DATABASE_SQL);
     if (WIDE_MIB > 0 && (GROUPS.has('wide') || GROUPS.has('scaling'))) {
@@ -1324,6 +1542,7 @@ async function main(): Promise<void> {
       ctx.wideBytes = await databaseSize(ctx, WIDE_DB);
       log(`created database ${WIDE_DB}: ${mib(ctx.wideBytes)} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     }
+    if (GROUPS.has('shapes')) ctx.shapeBytes = await createShapes(ctx);
 
     t0 = Date.now();
     if (GROUPS.has('backup')) await backupGroup(ctx);
@@ -1334,6 +1553,7 @@ async function main(): Promise<void> {
     if (GROUPS.has('orchestration')) await orchestrationGroup(ctx);
     if (GROUPS.has('memory') && SCALE > 0) await memoryGroup(ctx);
     if (GROUPS.has('online')) await onlineGroup(ctx);
+    if (GROUPS.has('shapes')) await shapesGroup(ctx);
     log(`cases done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 
     const info = machine(pg, ctx.clientBin);
@@ -1349,13 +1569,23 @@ async function main(): Promise<void> {
         runs: RUNS,
         scale: SCALE,
         groups: [...GROUPS],
+        ...(GROUPS.has('shapes') ? { shapes: SHAPE_LIST, shapeCounts: SHAPE_COUNTS } : {}),
       },
       machine: info,
-      database: { bytes: dbBytes, rows: rowsFor(SIZE_MIB) },
+      database: dbBytes === undefined ? null : { bytes: dbBytes, rows: rowsFor(SIZE_MIB) },
       wideDatabase:
         ctx.wideBytes === undefined ? null : { bytes: ctx.wideBytes, rows: wideRowsFor(WIDE_MIB) },
       cases: ctx.results.map((r) => ({ ...r, medianSeconds: r.seconds.length ? median(r.seconds) : null })),
       targets: targets(ctx),
+      ...(ctx.shapeBytes
+        ? {
+            shapes: shapeMedians(ctx).map((m) => ({
+              ...m,
+              ...summarizeShape(m, CORES),
+              restorePhases: find(ctx, `pgferry restore (${m.shape})`)?.phases ?? null,
+            })),
+          }
+        : {}),
     };
     for (const name of [`bench-${stamp}`, 'latest']) {
       writeFileSync(path.join(OUT_DIR, `${name}.md`), md);
