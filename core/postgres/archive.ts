@@ -263,7 +263,29 @@ export class ArchiveScanner {
     return buf.toString('utf8', start, end);
   };
 
-  constructor(private readonly onToc?: (toc: ArchiveTocEntry[]) => void) {}
+  /**
+   * One string for each distinct kind, schema and owner of the TOC's entries: an archive of a
+   * million large objects has a million `BLOB` entries, each of the same kind and one of a few
+   * owners, and an entry's own copies of them cost more than the rest of it.
+   */
+  private readonly names = new Map<string, string>();
+  private shared(value: string | null): string | null {
+    if (value === null) return null;
+    const known = this.names.get(value);
+    if (known !== undefined) return known;
+    this.names.set(value, value);
+    return value;
+  }
+
+  constructor(
+    private readonly onToc?: (toc: ArchiveTocEntry[]) => void,
+    /**
+     * Which entries `toc` keeps (all by default). It must keep every entry with data
+     * (`hadDumper`): a pass that only counts the data (core/postgres/tools.ts, its tables' sizes)
+     * need not hold a second copy of a TOC of a million large objects.
+     */
+    private readonly kept?: (entry: ArchiveTocEntry) => boolean,
+  ) {}
 
   /** Feeds the next bytes of the archive. Throws on a structure this reader cannot accept. */
   write(piece: Buffer): void {
@@ -451,7 +473,7 @@ export class ArchiveScanner {
         this.encoding = encodingSet(entry.defn);
         this.decoder = nameDecoder(this.encoding ?? 'UTF8');
       }
-      this.toc.push(entry);
+      if (!this.kept || this.kept(entry)) this.toc.push(entry);
       if (entry.desc === 'TABLE DATA' && entry.hadDumper) {
         this.tableData.set(entry.dumpId, {
           dumpId: entry.dumpId,
@@ -524,16 +546,18 @@ export class ArchiveScanner {
     const tableoid = Number(c.str() ?? 0);
     const oid = Number(c.str() ?? 0);
     const tag = c.str();
-    const desc = c.str();
+    const desc = this.shared(c.str());
     c.int(); // section
     const defn = c.str(desc !== 'ENCODING' && desc !== 'STDSTRINGS');
-    const dropStmt = c.str();
+    // The drop statement: only whether there is one is kept (decoded all the same: a name in it
+    // that its encoding's decoder cannot decode marks the entry undecodable).
+    const dropped = Boolean(c.str());
     const copyStmt = c.str(desc !== 'TABLE DATA');
-    const namespace = c.str();
+    const namespace = this.shared(c.str());
     c.str(true); // tablespace
     if (this.version >= K_VERS_1_14) c.str(true); // tableam
     if (this.version >= K_VERS_1_16) c.int(); // relkind
-    const owner = c.str();
+    const owner = this.shared(c.str());
     c.str(true); // WITH OIDS: "false"
     const dependencies: number[] = [];
     for (let dep = c.str(); dep !== null; dep = c.str()) dependencies.push(Number(dep));
@@ -549,7 +573,7 @@ export class ArchiveScanner {
       namespace,
       owner,
       dependencies,
-      dropped: Boolean(dropStmt),
+      dropped,
       ...(copyStmt ? { copyStmt } : {}),
       ...(defn ? { defn } : {}),
     };

@@ -193,6 +193,11 @@ export interface PgRestoreOptions {
   afterPreData?: () => Promise<void>;
   /** Only what this selects ({@link PgRestoreSelection}); else the whole archive, or what `args` select. */
   selection?: PgRestoreSelection;
+  /**
+   * `dumpFile`'s TOC, when the caller reads it anyway: read again here otherwise. One copy of a
+   * TOC of many large objects (an entry each) is what the runner holds, not one per reader.
+   */
+  toc?: () => Promise<ArchiveTocEntry[]>;
 }
 
 /**
@@ -238,14 +243,12 @@ export async function pgRestoreParallel(
   if (entries.length === 0) return;
   // The pass over the archive for the tables' sizes starts at once: it runs beside the pre-data
   // (the tables must exist before any is loaded, whichever are split).
-  const sizing = splitting ? readTableDataSizes(dumpFile) : undefined;
+  // It keeps only the entries with data: the TOC read below is the one held.
+  const sizing = splitting ? readTableDataSizes(dumpFile, (e) => e.hadDumper) : undefined;
   const attaches = entries.some((line) => INDEX_ATTACH.test(line));
+  const readToc = opts.toc ?? (() => readArchiveToc(createReadStream(dumpFile)));
   const toc =
-    attaches || afterPreData
-      ? await readArchiveToc(createReadStream(dumpFile))
-      : sizing
-        ? await readArchiveToc(createReadStream(dumpFile)).catch(() => undefined)
-        : undefined;
+    attaches || afterPreData ? await readToc() : sizing ? await readToc().catch(() => undefined) : undefined;
   if (toc) entries = await largeObjectsFirst(entries, toc, { args, env, split, selection, signal });
   const passes = inOneRun
     ? [{ entries, parallel: true }]
@@ -289,7 +292,8 @@ export async function pgRestoreParallel(
       ]);
       if (ran.status === 'rejected') throw ran.reason;
       await afterPreData?.();
-      sizes = sized.status === 'fulfilled' ? sized.value : undefined;
+      // The whole TOC (its encoding, names, COPY statements) with the sizes.
+      sizes = sized.status === 'fulfilled' && sized.value ? { ...sized.value, toc } : undefined;
       const rest = { entries: passes[0].entries.slice(pre.entries.length), parallel: passes[0].parallel };
       const inRest = new Map(rest.entries.map((l) => [idOf(l), l]));
       // Only entries whose data this process can load (names it can send, a COPY statement, a
@@ -443,18 +447,22 @@ export function waitingForTables(toc: readonly ArchiveTocEntry[], tableData: rea
 
 /** What one read through an archive tells: its TOC, each table's data bytes and where they start. */
 interface ArchiveSizes {
-  toc: ArchiveTocEntry[];
+  toc: readonly ArchiveTocEntry[];
   bytes: Map<number, number>;
   offsets: Map<number, number>;
   intSize: number;
 }
 
 /** The archive's TOC and the bytes of each table's data, read through the archive once. */
-async function readTableDataSizes(dumpFile: string): Promise<ArchiveSizes | undefined> {
+async function readTableDataSizes(
+  dumpFile: string,
+  /** Which of the TOC's entries the result keeps (see ArchiveScanner's `keep`); all by default. */
+  keep?: (entry: ArchiveTocEntry) => boolean,
+): Promise<ArchiveSizes | undefined> {
   let toc: ArchiveTocEntry[] | undefined;
   const scanner = new ArchiveScanner((entries) => {
     toc = entries;
-  });
+  }, keep);
   try {
     for await (const chunk of createReadStream(dumpFile, { highWaterMark: 1024 * 1024 })) {
       scanner.write(chunk as Buffer);
