@@ -249,7 +249,13 @@ export async function pgRestoreParallel(
   const readToc = opts.toc ?? (() => readArchiveToc(createReadStream(dumpFile)));
   const toc =
     attaches || afterPreData ? await readToc() : sizing ? await readToc().catch(() => undefined) : undefined;
-  if (toc) entries = await largeObjectsFirst(entries, toc, { args, env, split, selection, signal });
+  if (toc) {
+    // The listing is handed over (not held here meanwhile: a line per large object).
+    const listing = { entries };
+    entries = [];
+    await largeObjectsFirst(listing, toc, { args, env, split, selection, signal });
+    entries = listing.entries;
+  }
   const passes = inOneRun
     ? [{ entries, parallel: true }]
     : planRestorePasses(entries, attaches ? toc : undefined);
@@ -343,11 +349,11 @@ export async function pgRestorePreData(
   const { dumpFile, env, onChild, toc, connect, run, signal } = opts;
   const args = ['--section=pre-data'];
   if (!toc.some((e) => e.desc === 'BLOB')) return run(args);
-  const entries = await listedEntries(pgRestore, dumpFile, undefined, env, onChild);
-  const rest = await largeObjectsFirst(entries, toc, { args: [], env, split: { connect }, signal });
-  if (rest.length === entries.length) return run(args);
+  const listing = { entries: await listedEntries(pgRestore, dumpFile, undefined, env, onChild) };
+  if (!(await largeObjectsFirst(listing, toc, { args: [], env, split: { connect }, signal })))
+    return run(args);
   const list = `${dumpFile}.rest.list`;
-  await writeFile(list, `${rest.join('\n')}\n`);
+  await writeFile(list, `${listing.entries.join('\n')}\n`);
   try {
     await run([...args, `--use-list=${list}`]);
   } finally {
@@ -361,23 +367,28 @@ export async function pgRestorePreData(
  * (core/postgres/large-objects.ts), where it can: a restore of the whole archive (no selection,
  * neither in `args` nor a `selection`) into a new database (or one a clean restore emptied of
  * them: pgRestoreArchive), whose names it sends exactly, with `split`'s sessions. Returns the
- * entries left to pg_restore.
+ * entries left to pg_restore in `listing` (replaced before they are created), and whether it created
+ * any.
  */
 async function largeObjectsFirst(
-  entries: string[],
+  listing: { entries: string[] },
   toc: readonly ArchiveTocEntry[],
   opts: Pick<PgRestoreOptions, 'args' | 'env' | 'split' | 'selection'> & { signal?: AbortSignal },
-): Promise<string[]> {
+): Promise<boolean> {
   const { args, env, split, selection, signal } = opts;
-  const objects = entries.filter(isLargeObjectLine);
-  if (!objects.length || !split || selection || selective(args) || namesNotExact(toc)) return entries;
-  await createLargeObjects(toc, objects.map(idOf), {
+  const { entries } = listing;
+  if (!split || selection || selective(args) || !entries.some(isLargeObjectLine) || namesNotExact(toc))
+    return false;
+  // Their lines are not held while they are created (one per object): their ids, 4 bytes each.
+  const ids = new Int32Array(entries.filter(isLargeObjectLine).map(idOf));
+  listing.entries = entries.filter((line) => !isLargeObjectLine(line));
+  await createLargeObjects(toc, ids, {
     connect: split.connect,
     setup: pgRestoreSessionSetup(toc, args, env),
     withOwners: !args.includes('--no-owner'),
     signal,
   });
-  return entries.filter((line) => !isLargeObjectLine(line));
+  return true;
 }
 
 /**
@@ -554,8 +565,9 @@ async function loadSplitTables(
   const { args, env } = opts;
   const listArgs = args.filter((a) => !/^--(dbname|exit-on-error|jobs|use-list|section)\b/.test(a));
   const listed = new Set(
-    (await runPgRestore(pgRestore, [...listArgs, '--list', opts.dumpFile], env, opts.onChild)).stdout
-      .split('\n')
+    outputLines(
+      (await runPgRestore(pgRestore, [...listArgs, '--list', opts.dumpFile], env, opts.onChild)).stdout,
+    )
       .filter((line) => /^\d+;/.test(line))
       .map(idOf),
   );
@@ -700,9 +712,10 @@ export async function pgRestoreSections(
   };
   try {
     // The main archive's large objects, created in batches; its pre-data run lists the rest.
-    const preData = await largeObjectsFirst(entries, tocs[0], { args, env, split, selection });
-    const preDataList =
-      preData.length < entries.length ? [`--use-list=${await listFile('pre', preData)}`] : [];
+    const listing = { entries };
+    const preDataList = (await largeObjectsFirst(listing, tocs[0], { args, env, split, selection }))
+      ? [`--use-list=${await listFile('pre', listing.entries)}`]
+      : [];
     await pgRestoreParallel(pgRestore, {
       args: [...args, '--section=pre-data', ...preDataList],
       jobs,
@@ -932,13 +945,28 @@ export async function listedEntries(
   onChild?: (child: ChildProcess) => void,
 ): Promise<string[]> {
   const listed = async (flags: readonly string[]) =>
-    (await runPgRestore(pgRestore, [...flags, '--list', dumpFile], env, onChild)).stdout
-      .split('\n')
-      .filter((line) => /^\d+;/.test(line));
+    outputLines((await runPgRestore(pgRestore, [...flags, '--list', dumpFile], env, onChild)).stdout).filter(
+      (line) => /^\d+;/.test(line),
+    );
   const [all, ...runs] = await Promise.all([listed([]), ...(selection ?? []).map(listed)]);
   if (!selection) return all;
   const chosen = new Set(runs.flat().map(idOf));
   return all.filter((line) => chosen.has(idOf(line)));
+}
+
+/**
+ * The lines of `output` (UTF-8), each a string of its own: the pieces of one string split would
+ * each keep the whole (a listing of a million large objects) alive as long as any is held.
+ */
+function outputLines(output: Buffer): string[] {
+  const lines: string[] = [];
+  for (let start = 0; start <= output.length; ) {
+    let end = output.indexOf(10, start);
+    if (end < 0) end = output.length;
+    lines.push(output.toString('utf8', start, end));
+    start = end + 1;
+  }
+  return lines;
 }
 
 async function runPgRestore(
@@ -946,7 +974,7 @@ async function runPgRestore(
   args: string[],
   env: NodeJS.ProcessEnv,
   onChild?: (child: ChildProcess) => void,
-): Promise<{ stdout: string }> {
+): Promise<{ stdout: Buffer }> {
   const out = await runTool(pgRestore, args, { env, onChild });
   if (out.code !== 0) {
     throw new PgferryError(
@@ -954,5 +982,5 @@ async function runPgRestore(
       `pg_restore failed (${out.code ?? out.signal}): ${firstError(out.stderr)}`,
     );
   }
-  return { stdout: out.stdout.toString() };
+  return { stdout: out.stdout };
 }
