@@ -132,6 +132,9 @@ export interface TableDataListener {
 class NeedMoreBytes extends Error {}
 const NEED_MORE = new NeedMoreBytes('more bytes needed');
 
+/** The dependencies of every entry that has none: one frozen list (never changed by any reader). */
+const NO_DEPENDENCIES = Object.freeze([]) as unknown as number[];
+
 /** Reads the archive's fixed-layout structures from one buffer, throwing NEED_MORE at its end. */
 class Cursor {
   constructor(
@@ -559,8 +562,12 @@ export class ArchiveScanner {
     if (this.version >= K_VERS_1_16) c.int(); // relkind
     const owner = this.shared(c.str());
     c.str(true); // WITH OIDS: "false"
-    const dependencies: number[] = [];
-    for (let dep = c.str(); dep !== null; dep = c.str()) dependencies.push(Number(dep));
+    // One shared empty list for the entries that depend on nothing (a large object's `BLOB`).
+    let dependencies = NO_DEPENDENCIES;
+    for (let dep = c.str(); dep !== null; dep = c.str()) {
+      if (dependencies === NO_DEPENDENCIES) dependencies = [];
+      dependencies.push(Number(dep));
+    }
     // The custom format's data offset: a flag byte and offSize bytes (unset when written to a pipe).
     c.skip(1 + this.offSize);
     return {

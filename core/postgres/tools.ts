@@ -376,12 +376,18 @@ async function largeObjectsFirst(
   opts: Pick<PgRestoreOptions, 'args' | 'env' | 'split' | 'selection'> & { signal?: AbortSignal },
 ): Promise<boolean> {
   const { args, env, split, selection, signal } = opts;
-  const { entries } = listing;
-  if (!split || selection || selective(args) || !entries.some(isLargeObjectLine) || namesNotExact(toc))
+  if (
+    !split ||
+    selection ||
+    selective(args) ||
+    !listing.entries.some(isLargeObjectLine) ||
+    namesNotExact(toc)
+  )
     return false;
-  // Their lines are not held while they are created (one per object): their ids, 4 bytes each.
-  const ids = new Int32Array(entries.filter(isLargeObjectLine).map(idOf));
-  listing.entries = entries.filter((line) => !isLargeObjectLine(line));
+  // Their lines are not held while they are created (one per object; no variable here may keep
+  // the whole listing either): their ids, 4 bytes each.
+  const ids = new Int32Array(listing.entries.filter(isLargeObjectLine).map(idOf));
+  listing.entries = listing.entries.filter((line) => !isLargeObjectLine(line));
   await createLargeObjects(toc, ids, {
     connect: split.connect,
     setup: pgRestoreSessionSetup(toc, args, env),

