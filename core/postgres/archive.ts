@@ -132,6 +132,9 @@ export interface TableDataListener {
 class NeedMoreBytes extends Error {}
 const NEED_MORE = new NeedMoreBytes('more bytes needed');
 
+/** The dependencies of every entry that has none: one frozen list (never changed by any reader). */
+const NO_DEPENDENCIES = Object.freeze([]) as unknown as number[];
+
 /** Reads the archive's fixed-layout structures from one buffer, throwing NEED_MORE at its end. */
 class Cursor {
   constructor(
@@ -263,7 +266,29 @@ export class ArchiveScanner {
     return buf.toString('utf8', start, end);
   };
 
-  constructor(private readonly onToc?: (toc: ArchiveTocEntry[]) => void) {}
+  /**
+   * One string for each distinct kind, schema and owner of the TOC's entries: an archive of a
+   * million large objects has a million `BLOB` entries, each of the same kind and one of a few
+   * owners, and an entry's own copies of them cost more than the rest of it.
+   */
+  private readonly names = new Map<string, string>();
+  private shared(value: string | null): string | null {
+    if (value === null) return null;
+    const known = this.names.get(value);
+    if (known !== undefined) return known;
+    this.names.set(value, value);
+    return value;
+  }
+
+  constructor(
+    private readonly onToc?: (toc: ArchiveTocEntry[]) => void,
+    /**
+     * Which entries `toc` keeps (all by default). It must keep every entry with data
+     * (`hadDumper`): a pass that only counts the data (core/postgres/tools.ts, its tables' sizes)
+     * need not hold a second copy of a TOC of a million large objects.
+     */
+    private readonly kept?: (entry: ArchiveTocEntry) => boolean,
+  ) {}
 
   /** Feeds the next bytes of the archive. Throws on a structure this reader cannot accept. */
   write(piece: Buffer): void {
@@ -451,7 +476,7 @@ export class ArchiveScanner {
         this.encoding = encodingSet(entry.defn);
         this.decoder = nameDecoder(this.encoding ?? 'UTF8');
       }
-      this.toc.push(entry);
+      if (!this.kept || this.kept(entry)) this.toc.push(entry);
       if (entry.desc === 'TABLE DATA' && entry.hadDumper) {
         this.tableData.set(entry.dumpId, {
           dumpId: entry.dumpId,
@@ -524,19 +549,25 @@ export class ArchiveScanner {
     const tableoid = Number(c.str() ?? 0);
     const oid = Number(c.str() ?? 0);
     const tag = c.str();
-    const desc = c.str();
+    const desc = this.shared(c.str());
     c.int(); // section
     const defn = c.str(desc !== 'ENCODING' && desc !== 'STDSTRINGS');
-    const dropStmt = c.str();
+    // The drop statement: only whether there is one is kept (decoded all the same: a name in it
+    // that its encoding's decoder cannot decode marks the entry undecodable).
+    const dropped = Boolean(c.str());
     const copyStmt = c.str(desc !== 'TABLE DATA');
-    const namespace = c.str();
+    const namespace = this.shared(c.str());
     c.str(true); // tablespace
     if (this.version >= K_VERS_1_14) c.str(true); // tableam
     if (this.version >= K_VERS_1_16) c.int(); // relkind
-    const owner = c.str();
+    const owner = this.shared(c.str());
     c.str(true); // WITH OIDS: "false"
-    const dependencies: number[] = [];
-    for (let dep = c.str(); dep !== null; dep = c.str()) dependencies.push(Number(dep));
+    // One shared empty list for the entries that depend on nothing (a large object's `BLOB`).
+    let dependencies = NO_DEPENDENCIES;
+    for (let dep = c.str(); dep !== null; dep = c.str()) {
+      if (dependencies === NO_DEPENDENCIES) dependencies = [];
+      dependencies.push(Number(dep));
+    }
     // The custom format's data offset: a flag byte and offSize bytes (unset when written to a pipe).
     c.skip(1 + this.offSize);
     return {
@@ -549,7 +580,7 @@ export class ArchiveScanner {
       namespace,
       owner,
       dependencies,
-      dropped: Boolean(dropStmt),
+      dropped,
       ...(copyStmt ? { copyStmt } : {}),
       ...(defn ? { defn } : {}),
     };

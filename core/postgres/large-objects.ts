@@ -3,10 +3,12 @@
  * large object in the pre-data section: `SELECT pg_catalog.lo_create('<oid>');`, and pg_restore
  * adds `ALTER LARGE OBJECT <oid> OWNER TO <owner>;` (unless `--no-owner`), each statement its own
  * transaction and round trip: on 30,000 objects 6 s of a 12 s restore, the server committing. This
- * process runs the same statements, `max_locks_per_transaction` objects (64 by default, at most
+ * process creates them `max_locks_per_transaction` objects (64 by default, at most
  * {@link LARGE_OBJECTS_PER_TRANSACTION}) to a simple query, one transaction each — every `ALTER
  * LARGE OBJECT` holds a lock to its transaction's end, so one transaction for all would exhaust
- * the server's lock table — before pg_restore restores the
+ * the server's lock table: the batch's `lo_create`s in one statement (one row back: a result per
+ * object cost this process ~2.5 KB of short-lived heap each, which a restore of many objects let
+ * pile up), then pg_restore's `ALTER LARGE OBJECT … OWNER` of each — before pg_restore restores the
  * rest of the pre-data without them. Their data (`BLOBS`), privileges (`ACL`) and comments stay
  * pg_restore's: they come after, on objects that exist. pg_dump 17's `BLOB METADATA` entries
  * (1,000 objects each, in the data section, restored in parallel by pg_restore) are not touched.
@@ -51,7 +53,7 @@ export function isLargeObjectLine(line: string): boolean {
  */
 export async function createLargeObjects(
   toc: readonly ArchiveTocEntry[],
-  ids: readonly number[],
+  ids: ArrayLike<number>,
   opts: {
     connect: () => Promise<Client>;
     setup: string[];
@@ -59,19 +61,39 @@ export async function createLargeObjects(
     signal?: AbortSignal;
   },
 ): Promise<void> {
-  const byId = new Map(toc.map((e) => [e.dumpId, e]));
-  const statements = (id: number): string => {
-    const entry = byId.get(id);
-    const oid = entry?.tag ?? '';
-    if (entry?.desc !== 'BLOB' || !/^\d+$/.test(oid)) {
-      throw new Error(`createLargeObjects: entry ${id} is not a large object's BLOB entry`);
+  // `ids` come in the TOC's order (pg_restore lists it so): each found walking on from the last,
+  // with no map of the whole TOC held meanwhile (an entry per large object); else looked up.
+  let at = 0;
+  const entryOf = (id: number): ArchiveTocEntry | undefined => {
+    for (let i = at; i < toc.length; i++) {
+      if (toc[i].dumpId === id) {
+        at = i + 1;
+        return toc[i];
+      }
     }
-    // As pg_restore: an owner for an entry that names one and can be dropped (`_printTocEntry`).
-    const owner =
-      opts.withOwners && entry.owner && entry.dropped
-        ? ` ALTER LARGE OBJECT ${oid} OWNER TO ${quoteIdent(entry.owner)};`
-        : '';
-    return `SELECT pg_catalog.lo_create('${oid}');${owner}`;
+    return toc.find((e) => e.dumpId === id);
+  };
+  /** The batch's objects: their oids, and their owners' statements. */
+  const batch = (from: number, to: number): string => {
+    const oids: string[] = [];
+    const owners: string[] = [];
+    for (let i = from; i < to; i++) {
+      const id = ids[i];
+      const entry = entryOf(id);
+      const oid = entry?.tag ?? '';
+      if (entry?.desc !== 'BLOB' || !/^\d+$/.test(oid)) {
+        throw new Error(`createLargeObjects: entry ${id} is not a large object's BLOB entry`);
+      }
+      oids.push(oid);
+      // As pg_restore: an owner for an entry that names one and can be dropped (`_printTocEntry`).
+      if (opts.withOwners && entry.owner && entry.dropped) {
+        owners.push(`ALTER LARGE OBJECT ${oid} OWNER TO ${quoteIdent(entry.owner)};`);
+      }
+    }
+    return [
+      `SELECT pg_catalog.count(pg_catalog.lo_create(o)) FROM pg_catalog.unnest('{${oids.join(',')}}'::pg_catalog.oid[]) AS o;`,
+      ...owners,
+    ].join('\n');
   };
   let client: Client | undefined;
   try {
@@ -81,12 +103,7 @@ export async function createLargeObjects(
     for (let i = 0; i < ids.length; i += perTransaction) {
       opts.signal?.throwIfAborted();
       // A simple query of several statements runs as one transaction.
-      await client.query(
-        ids
-          .slice(i, i + perTransaction)
-          .map(statements)
-          .join('\n'),
-      );
+      await client.query(batch(i, Math.min(i + perTransaction, ids.length)));
     }
   } catch (err) {
     if (opts.signal?.aborted) throw opts.signal.reason;

@@ -193,6 +193,11 @@ export interface PgRestoreOptions {
   afterPreData?: () => Promise<void>;
   /** Only what this selects ({@link PgRestoreSelection}); else the whole archive, or what `args` select. */
   selection?: PgRestoreSelection;
+  /**
+   * `dumpFile`'s TOC, when the caller reads it anyway: read again here otherwise. One copy of a
+   * TOC of many large objects (an entry each) is what the runner holds, not one per reader.
+   */
+  toc?: () => Promise<ArchiveTocEntry[]>;
 }
 
 /**
@@ -238,15 +243,19 @@ export async function pgRestoreParallel(
   if (entries.length === 0) return;
   // The pass over the archive for the tables' sizes starts at once: it runs beside the pre-data
   // (the tables must exist before any is loaded, whichever are split).
-  const sizing = splitting ? readTableDataSizes(dumpFile) : undefined;
+  // It keeps only the entries with data: the TOC read below is the one held.
+  const sizing = splitting ? readTableDataSizes(dumpFile, (e) => e.hadDumper) : undefined;
   const attaches = entries.some((line) => INDEX_ATTACH.test(line));
+  const readToc = opts.toc ?? (() => readArchiveToc(createReadStream(dumpFile)));
   const toc =
-    attaches || afterPreData
-      ? await readArchiveToc(createReadStream(dumpFile))
-      : sizing
-        ? await readArchiveToc(createReadStream(dumpFile)).catch(() => undefined)
-        : undefined;
-  if (toc) entries = await largeObjectsFirst(entries, toc, { args, env, split, selection, signal });
+    attaches || afterPreData ? await readToc() : sizing ? await readToc().catch(() => undefined) : undefined;
+  if (toc) {
+    // The listing is handed over (not held here meanwhile: a line per large object).
+    const listing = { entries };
+    entries = [];
+    await largeObjectsFirst(listing, toc, { args, env, split, selection, signal });
+    entries = listing.entries;
+  }
   const passes = inOneRun
     ? [{ entries, parallel: true }]
     : planRestorePasses(entries, attaches ? toc : undefined);
@@ -289,7 +298,8 @@ export async function pgRestoreParallel(
       ]);
       if (ran.status === 'rejected') throw ran.reason;
       await afterPreData?.();
-      sizes = sized.status === 'fulfilled' ? sized.value : undefined;
+      // The whole TOC (its encoding, names, COPY statements) with the sizes.
+      sizes = sized.status === 'fulfilled' && sized.value ? { ...sized.value, toc } : undefined;
       const rest = { entries: passes[0].entries.slice(pre.entries.length), parallel: passes[0].parallel };
       const inRest = new Map(rest.entries.map((l) => [idOf(l), l]));
       // Only entries whose data this process can load (names it can send, a COPY statement, a
@@ -339,11 +349,11 @@ export async function pgRestorePreData(
   const { dumpFile, env, onChild, toc, connect, run, signal } = opts;
   const args = ['--section=pre-data'];
   if (!toc.some((e) => e.desc === 'BLOB')) return run(args);
-  const entries = await listedEntries(pgRestore, dumpFile, undefined, env, onChild);
-  const rest = await largeObjectsFirst(entries, toc, { args: [], env, split: { connect }, signal });
-  if (rest.length === entries.length) return run(args);
+  const listing = { entries: await listedEntries(pgRestore, dumpFile, undefined, env, onChild) };
+  if (!(await largeObjectsFirst(listing, toc, { args: [], env, split: { connect }, signal })))
+    return run(args);
   const list = `${dumpFile}.rest.list`;
-  await writeFile(list, `${rest.join('\n')}\n`);
+  await writeFile(list, `${listing.entries.join('\n')}\n`);
   try {
     await run([...args, `--use-list=${list}`]);
   } finally {
@@ -357,23 +367,34 @@ export async function pgRestorePreData(
  * (core/postgres/large-objects.ts), where it can: a restore of the whole archive (no selection,
  * neither in `args` nor a `selection`) into a new database (or one a clean restore emptied of
  * them: pgRestoreArchive), whose names it sends exactly, with `split`'s sessions. Returns the
- * entries left to pg_restore.
+ * entries left to pg_restore in `listing` (replaced before they are created), and whether it created
+ * any.
  */
 async function largeObjectsFirst(
-  entries: string[],
+  listing: { entries: string[] },
   toc: readonly ArchiveTocEntry[],
   opts: Pick<PgRestoreOptions, 'args' | 'env' | 'split' | 'selection'> & { signal?: AbortSignal },
-): Promise<string[]> {
+): Promise<boolean> {
   const { args, env, split, selection, signal } = opts;
-  const objects = entries.filter(isLargeObjectLine);
-  if (!objects.length || !split || selection || selective(args) || namesNotExact(toc)) return entries;
-  await createLargeObjects(toc, objects.map(idOf), {
+  if (
+    !split ||
+    selection ||
+    selective(args) ||
+    !listing.entries.some(isLargeObjectLine) ||
+    namesNotExact(toc)
+  )
+    return false;
+  // Their lines are not held while they are created (one per object; no variable here may keep
+  // the whole listing either): their ids, 4 bytes each.
+  const ids = new Int32Array(listing.entries.filter(isLargeObjectLine).map(idOf));
+  listing.entries = listing.entries.filter((line) => !isLargeObjectLine(line));
+  await createLargeObjects(toc, ids, {
     connect: split.connect,
     setup: pgRestoreSessionSetup(toc, args, env),
     withOwners: !args.includes('--no-owner'),
     signal,
   });
-  return entries.filter((line) => !isLargeObjectLine(line));
+  return true;
 }
 
 /**
@@ -443,18 +464,22 @@ export function waitingForTables(toc: readonly ArchiveTocEntry[], tableData: rea
 
 /** What one read through an archive tells: its TOC, each table's data bytes and where they start. */
 interface ArchiveSizes {
-  toc: ArchiveTocEntry[];
+  toc: readonly ArchiveTocEntry[];
   bytes: Map<number, number>;
   offsets: Map<number, number>;
   intSize: number;
 }
 
 /** The archive's TOC and the bytes of each table's data, read through the archive once. */
-async function readTableDataSizes(dumpFile: string): Promise<ArchiveSizes | undefined> {
+async function readTableDataSizes(
+  dumpFile: string,
+  /** Which of the TOC's entries the result keeps (see ArchiveScanner's `keep`); all by default. */
+  keep?: (entry: ArchiveTocEntry) => boolean,
+): Promise<ArchiveSizes | undefined> {
   let toc: ArchiveTocEntry[] | undefined;
   const scanner = new ArchiveScanner((entries) => {
     toc = entries;
-  });
+  }, keep);
   try {
     for await (const chunk of createReadStream(dumpFile, { highWaterMark: 1024 * 1024 })) {
       scanner.write(chunk as Buffer);
@@ -546,8 +571,9 @@ async function loadSplitTables(
   const { args, env } = opts;
   const listArgs = args.filter((a) => !/^--(dbname|exit-on-error|jobs|use-list|section)\b/.test(a));
   const listed = new Set(
-    (await runPgRestore(pgRestore, [...listArgs, '--list', opts.dumpFile], env, opts.onChild)).stdout
-      .split('\n')
+    outputLines(
+      (await runPgRestore(pgRestore, [...listArgs, '--list', opts.dumpFile], env, opts.onChild)).stdout,
+    )
       .filter((line) => /^\d+;/.test(line))
       .map(idOf),
   );
@@ -692,9 +718,10 @@ export async function pgRestoreSections(
   };
   try {
     // The main archive's large objects, created in batches; its pre-data run lists the rest.
-    const preData = await largeObjectsFirst(entries, tocs[0], { args, env, split, selection });
-    const preDataList =
-      preData.length < entries.length ? [`--use-list=${await listFile('pre', preData)}`] : [];
+    const listing = { entries };
+    const preDataList = (await largeObjectsFirst(listing, tocs[0], { args, env, split, selection }))
+      ? [`--use-list=${await listFile('pre', listing.entries)}`]
+      : [];
     await pgRestoreParallel(pgRestore, {
       args: [...args, '--section=pre-data', ...preDataList],
       jobs,
@@ -924,13 +951,28 @@ export async function listedEntries(
   onChild?: (child: ChildProcess) => void,
 ): Promise<string[]> {
   const listed = async (flags: readonly string[]) =>
-    (await runPgRestore(pgRestore, [...flags, '--list', dumpFile], env, onChild)).stdout
-      .split('\n')
-      .filter((line) => /^\d+;/.test(line));
+    outputLines((await runPgRestore(pgRestore, [...flags, '--list', dumpFile], env, onChild)).stdout).filter(
+      (line) => /^\d+;/.test(line),
+    );
   const [all, ...runs] = await Promise.all([listed([]), ...(selection ?? []).map(listed)]);
   if (!selection) return all;
   const chosen = new Set(runs.flat().map(idOf));
   return all.filter((line) => chosen.has(idOf(line)));
+}
+
+/**
+ * The lines of `output` (UTF-8), each a string of its own: the pieces of one string split would
+ * each keep the whole (a listing of a million large objects) alive as long as any is held.
+ */
+function outputLines(output: Buffer): string[] {
+  const lines: string[] = [];
+  for (let start = 0; start <= output.length; ) {
+    let end = output.indexOf(10, start);
+    if (end < 0) end = output.length;
+    lines.push(output.toString('utf8', start, end));
+    start = end + 1;
+  }
+  return lines;
 }
 
 async function runPgRestore(
@@ -938,7 +980,7 @@ async function runPgRestore(
   args: string[],
   env: NodeJS.ProcessEnv,
   onChild?: (child: ChildProcess) => void,
-): Promise<{ stdout: string }> {
+): Promise<{ stdout: Buffer }> {
   const out = await runTool(pgRestore, args, { env, onChild });
   if (out.code !== 0) {
     throw new PgferryError(
@@ -946,5 +988,5 @@ async function runPgRestore(
       `pg_restore failed (${out.code ?? out.signal}): ${firstError(out.stderr)}`,
     );
   }
-  return { stdout: out.stdout.toString() };
+  return { stdout: out.stdout };
 }

@@ -10,7 +10,7 @@ import { extraPgBinDirs } from '../../scripts/support/postgres-server';
 import type { TestPostgres } from './env';
 
 export const REPO = path.resolve(__dirname, '..', '..');
-const BIN = path.join(REPO, 'bin', 'pgferry.js');
+export const BIN = path.join(REPO, 'bin', 'pgferry.js');
 const run = promisify(execFile);
 
 /** Client tools fetched by scripts/install-pg-clients.sh (e.g. PostgreSQL 17's pg_dump). */

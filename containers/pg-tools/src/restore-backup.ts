@@ -382,6 +382,7 @@ export async function restoreBackup(
           tableData: files.tableData,
           psql: files.psql,
           afterPreData: hold,
+          toc: () => fileToc(files.dump),
         }),
       );
     }
@@ -900,6 +901,8 @@ async function pgRestoreInto(
     psql?: PgToolBinary;
     /** Runs between the pre-data and the data (the autovacuum hold). */
     afterPreData?: () => Promise<void>;
+    /** `dumpFile`'s TOC, read once for the whole restore (see PgRestoreOptions' `toc`). */
+    toc?: () => Promise<ArchiveTocEntry[]>;
   } = {},
 ): Promise<void> {
   const { password } = request;
@@ -930,6 +933,7 @@ async function pgRestoreInto(
       psql, // a clean restore's drops (chooseRestoreTools found it)
       afterPreData: opts.afterPreData,
       selection: pgRestoreSelection(request, manifest),
+      toc: opts.toc,
     });
   } catch (err) {
     if (!lockTimeout || !/lock timeout/i.test(errorMessage(err))) throw err;
