@@ -1279,8 +1279,12 @@ function targets(ctx: Context): Target[] {
  * give if they were spread over every core from the first second to the last. A goal past that
  * ceiling needs less CPU spent, not better scheduling.
  */
+/** A case's CPU seconds: its processes' and the server's meanwhile (medians of its runs). */
+function caseCpu(r: CaseResult): number {
+  return median(r.cpuSeconds) + median(r.serverCpuSeconds);
+}
+
 function coreBudget(ctx: Context): string[] {
-  const cpu = (r: CaseResult) => median(r.cpuSeconds) + median(r.serverCpuSeconds);
   const lines: string[] = [];
   // [what, pgferry's case, the baseline's, the goal: pgferry `goal`× faster, or at most `goal`× its time]
   const cases: [string, string, string, { faster: number } | { time: number }][] = [
@@ -1302,9 +1306,9 @@ function coreBudget(ctx: Context): string[] {
     const baseWall = median(base.seconds);
     const oursWall = median(ours.seconds);
     const goalWall = 'faster' in goal ? baseWall / goal.faster : baseWall * goal.time;
-    const packed = cpu(ours) / CORES;
+    const packed = caseCpu(ours) / CORES;
     const cores = (r: CaseResult, wall: number) =>
-      `${cpu(r).toFixed(1)} CPU s in ${wall.toFixed(1)} s (${(cpu(r) / wall).toFixed(2)} cores)`;
+      `${caseCpu(r).toFixed(1)} CPU s in ${wall.toFixed(1)} s (${(caseCpu(r) / wall).toFixed(2)} cores)`;
     lines.push(
       `| ${what} | ${baseName.replace(/ \(.*\)$/, '')}: ${cores(base, baseWall)} | ` +
         `${'faster' in goal ? `${goal.faster}× faster` : `≤ ${goal.time}× its time`}: ${goalWall.toFixed(1)} s, ` +
@@ -1338,9 +1342,7 @@ function shapeMedians(ctx: Context): ShapeMedians[] {
       restore: med(restore),
       pgRestore: med(find(ctx, `pg_restore -j1 (${shape} dump)`)),
       restoreCpu:
-        restore?.cpuSeconds.length && restore.serverCpuSeconds.length
-          ? median(restore.cpuSeconds) + median(restore.serverCpuSeconds)
-          : undefined,
+        restore?.cpuSeconds.length && restore.serverCpuSeconds.length ? caseCpu(restore) : undefined,
     };
   });
 }
