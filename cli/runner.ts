@@ -115,7 +115,7 @@ export function firstLocalActionOf(args: readonly string[]): string | undefined 
 }
 
 /** Whether `runner` was started with `nodeFlags`, and so may run a task that asks for them. */
-export function runsWith(runner: Runner, nodeFlags: readonly string[]): boolean {
+export function runsWith(runner: Pick<Runner, 'nodeFlags'>, nodeFlags: readonly string[]): boolean {
   return runner.nodeFlags.join(' ') === nodeFlags.join(' ');
 }
 

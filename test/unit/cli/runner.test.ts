@@ -3,7 +3,7 @@
  * its command's first task, and a task's command (ECS's container override) gives its own, as
  * the image's CMD would.
  */
-import { firstLocalActionOf, nodeFlagsOfCommand, type Runner, runsWith } from '../../../cli/runner';
+import { firstLocalActionOf, nodeFlagsOfCommand, runsWith } from '../../../cli/runner';
 import {
   RUNNER_CONTAINER_ENTRY,
   RUNNER_NODE_FLAGS,
@@ -53,8 +53,8 @@ test("a command that does not end with the container's entry is refused", () => 
 });
 
 test('a runner is taken for a task only when it runs with the flags the task asks for', () => {
-  const runner = { nodeFlags: RUNNER_NODE_FLAGS } as Runner;
+  const runner = { nodeFlags: RUNNER_NODE_FLAGS };
   expect(runsWith(runner, runnerNodeFlags('dump'))).toBe(true);
   expect(runsWith(runner, runnerNodeFlags('restore'))).toBe(false);
-  expect(runsWith({ nodeFlags: RESTORING } as Runner, runnerNodeFlags('verify'))).toBe(true);
+  expect(runsWith({ nodeFlags: RESTORING }, runnerNodeFlags('verify'))).toBe(true);
 });
