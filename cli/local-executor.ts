@@ -23,15 +23,24 @@ import {
   MIGRATE_STATES,
   PG_TOOLS_CONTAINER,
   RESTORE_STATES,
+  runnerNodeFlags,
   SERVER_BACKUP_STATES,
   VERIFY_STATES,
   type WorkflowName,
 } from '../core/workflows';
 import { REPO_ROOT } from '../lib/paths';
 import { checkContainerOverrides, checkPayload, MAX_PAYLOAD_BYTES, payloadBytes } from './aws-limits';
-import { inheritedEnv, LOCAL_TASK_ENV, spawnRunner, takeRunnerAhead } from './runner';
+import {
+  inheritedEnv,
+  LOCAL_TASK_ENV,
+  nodeFlagsOfCommand,
+  type Runner,
+  runsWith,
+  spawnRunner,
+  takeRunnerAhead,
+} from './runner';
 
-export { RUNNER_MALLOC_TUNABLES, RUNNER_NODE_FLAGS } from './runner';
+export { RUNNER_MALLOC_TUNABLES } from './runner';
 
 export interface LocalRunOptions {
   /**
@@ -77,7 +86,7 @@ type LocalHandler = (input: unknown) => Promise<unknown>;
 
 /** Runs the backup workflow locally; resolves with its output (a `BackupOutcome`, naming the manifest). */
 export async function runBackupWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
-  return withRunnerAhead(options, async (task) => {
+  return withRunnerAhead(options, 'dump', async (task) => {
     // Loaded here, after the CLI has configured logging, so the handlers see that configuration.
     const [preflight, record, cleanup] = await Promise.all([
       import('../lambdas/backup/preflight/handler'),
@@ -96,7 +105,7 @@ export async function runBackupWorkflow(input: unknown, options: LocalRunOptions
 
 /** Runs the restore workflow locally; resolves with its output (a `RestoreOutcome`, naming the report). */
 export async function runRestoreWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
-  return withRunnerAhead(options, async (task) => {
+  return withRunnerAhead(options, 'restore', async (task) => {
     const [preflight, record] = await Promise.all([
       import('../lambdas/restore/preflight/handler'),
       import('../lambdas/restore/record/handler'),
@@ -113,7 +122,7 @@ export async function runRestoreWorkflow(input: unknown, options: LocalRunOption
 
 /** Runs the verify workflow locally; resolves with its output (a `VerifyOutcome`, naming the report). */
 export async function runVerifyWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
-  return withRunnerAhead(options, async (task) => {
+  return withRunnerAhead(options, 'verify', async (task) => {
     const [preflight, record] = await Promise.all([
       import('../lambdas/verify/preflight/handler'),
       import('../lambdas/verify/record/handler'),
@@ -200,7 +209,7 @@ async function awsOnly(): Promise<never> {
 /** Runs the migrate workflow locally; resolves with its output (a `MigrateOutcome`, naming the report). */
 export async function runMigrateWorkflow(input: unknown, options: MigrateRunOptions = {}): Promise<unknown> {
   // The first of its tasks (the schema test, else the migration) takes the runner started ahead.
-  return withRunnerAhead(options, async (task) => {
+  return withRunnerAhead(options, 'migrate', async (task) => {
     const [preflight, steps] = await Promise.all([
       import('../lambdas/migrate/preflight/handler'),
       import('../lambdas/migrate/steps/handler'),
@@ -377,7 +386,13 @@ function unwrapExecutionError(err: unknown): Error {
 }
 
 interface EcsRunTaskParameters {
-  Overrides?: { ContainerOverrides?: { Name?: string; Environment?: { Name: string; Value: string }[] }[] };
+  Overrides?: {
+    ContainerOverrides?: {
+      Name?: string;
+      Command?: string[];
+      Environment?: { Name: string; Value: string }[];
+    }[];
+  };
 }
 
 /**
@@ -388,14 +403,16 @@ interface EcsRunTaskParameters {
  * its task comes, the runner has only what this process's environment gives every task, and
  * waits for the rest (the task's override, the passwords) on its stdin (TASK_ENV.envOnStdin);
  * then it runs as if started with all of it. The first task takes it, later ones start their
- * own; a workflow that ends before any task ends it unused.
+ * own; a workflow that ends before any task ends it unused. It is started with the Node flags of
+ * `firstAction`, the action of the workflow's first task (runnerNodeFlags).
  */
 async function withRunnerAhead<T>(
   options: LocalRunOptions,
+  firstAction: string,
   run: (task: LocalHandler) => Promise<T>,
 ): Promise<T> {
   options.signal?.throwIfAborted();
-  let ahead: ChildProcessWithoutNullStreams | undefined = takeRunnerAhead();
+  let ahead: Runner | undefined = takeRunnerAhead(runnerNodeFlags(firstAction));
   const task: LocalHandler = (params) => {
     const taken = ahead;
     ahead = undefined;
@@ -421,7 +438,7 @@ async function withRunnerAhead<T>(
 export async function runPgToolsTask(
   params: unknown,
   options: LocalRunOptions = {},
-  ahead?: ChildProcessWithoutNullStreams,
+  ahead?: Runner,
 ): Promise<unknown> {
   const overrides = (params as EcsRunTaskParameters).Overrides?.ContainerOverrides;
   const override = overrides?.find((o) => o.Name === PG_TOOLS_CONTAINER);
@@ -429,6 +446,13 @@ export async function runPgToolsTask(
     throw new PgferryError('InvalidInput', 'the ECS task has no pg-tools container override');
   const tooLarge = checkContainerOverrides(overrides);
   if (tooLarge) throw tooLarge;
+  // The command replaces the image's CMD, as on ECS: Node's flags for the runner, then its entry.
+  let nodeFlags: readonly string[];
+  try {
+    nodeFlags = nodeFlagsOfCommand(override.Command);
+  } catch (err) {
+    throw new PgferryError('InvalidInput', (err as Error).message);
+  }
   const { signal } = options;
   // Interrupted before it started: nothing to stop, nothing to clean up.
   signal?.throwIfAborted();
@@ -442,16 +466,18 @@ export async function runPgToolsTask(
   let child: ChildProcessWithoutNullStreams;
   if (
     ahead?.pid !== undefined &&
+    runsWith(ahead, nodeFlags) &&
     ahead.exitCode === null &&
     ahead.signalCode === null &&
     ahead.stdin.writable
   ) {
-    // Started ahead with the environment this process gives every task: given the rest now.
+    // Started ahead with the task's Node flags and the environment this process gives every
+    // task: given the rest now. (Started with other flags, it is ended: a new one is started.)
     child = ahead;
     child.stdin.write(`${JSON.stringify(env)}\n`);
   } else {
     ahead?.kill('SIGKILL');
-    child = spawnRunner(env);
+    child = spawnRunner(nodeFlags, env);
   }
   let failure: { name: string; message: string } | undefined;
   const stderrTail: string[] = [];

@@ -16,15 +16,8 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { TASK_ENV } from '../core/workflows';
+import { RUNNER_CONTAINER_ENTRY, RUNNER_NODE_FLAGS, runnerNodeFlags, TASK_ENV } from '../core/workflows';
 import { REPO_ROOT } from '../lib/paths';
-
-/**
- * Node's flags for the runner, as in the container's entrypoint: a 1 MiB young generation. The
- * runner streams many short-lived chunks; V8's default (up to 16 MiB semi-spaces) held about
- * 20 MiB more resident memory during an S3 upload, at no measurable gain in speed.
- */
-export const RUNNER_NODE_FLAGS = ['--max-semi-space-size=1'];
 
 /**
  * glibc's allocator settings for the runner (`GLIBC_TUNABLES`): the memory it frees is kept for
@@ -56,60 +49,105 @@ export const LOCAL_TASK_ENV = {
   [TASK_ENV.stopWithParent]: '1',
 };
 
-/** Starts the pg-tools entrypoint with `env`. */
-export function spawnRunner(env: NodeJS.ProcessEnv): ChildProcessWithoutNullStreams {
+/**
+ * The Node flags a container command gives its runner (ECS's `ContainerOverride.command`, which
+ * replaces the image's CMD: Node's flags, then the runner's entry); none: the image's default.
+ */
+export function nodeFlagsOfCommand(command: readonly string[] | undefined): readonly string[] {
+  if (command === undefined) return RUNNER_NODE_FLAGS;
+  if (command[command.length - 1] !== RUNNER_CONTAINER_ENTRY)
+    throw new Error(
+      `the pg-tools container command must end with ${RUNNER_CONTAINER_ENTRY} (got ${JSON.stringify(command)})`,
+    );
+  return command.slice(0, -1);
+}
+
+/** A runner process, and the Node flags it was started with. */
+export type Runner = ChildProcessWithoutNullStreams & { readonly nodeFlags: readonly string[] };
+
+/** Starts the pg-tools entrypoint (dist's, for the image's) with Node's `nodeFlags` and `env`. */
+export function spawnRunner(nodeFlags: readonly string[], env: NodeJS.ProcessEnv): Runner {
   const entrypoint = path.join(REPO_ROOT, 'dist', 'containers', 'pg-tools', 'src', 'main.js');
-  const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, entrypoint], {
+  const child = spawn(process.execPath, [...nodeFlags, entrypoint], {
     env,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   child.stdin.on('error', () => undefined); // the task may exit first
-  return child;
+  return Object.assign(child, { nodeFlags });
 }
 
-/** A runner started ahead of its task: it waits for the task's environment on stdin. */
-function spawnAhead(): ChildProcessWithoutNullStreams {
-  const child = spawnRunner({ ...inheritedEnv(), ...LOCAL_TASK_ENV, [TASK_ENV.envOnStdin]: '1' });
+/** A runner started ahead of its task, with `nodeFlags`: it waits for the task's environment on stdin. */
+function spawnAhead(nodeFlags: readonly string[]): Runner {
+  const child = spawnRunner(nodeFlags, { ...inheritedEnv(), ...LOCAL_TASK_ENV, [TASK_ENV.envOnStdin]: '1' });
   child.on('error', () => undefined); // a runner that could not start: the task starts its own
   return child;
 }
 
 /**
  * The commands that run a workflow locally (unless `--aws`), whose first task takes the runner
- * started ahead (the same as profile.ts's HOOKED_COMMANDS, which this module does not load).
+ * started ahead (the same as profile.ts's HOOKED_COMMANDS, which this module does not load), and
+ * that task's action (TASK_ENV.action), whose Node flags the runner is started with. (A clean
+ * restore's safety backup is a nested backup, with its own runner: the restore task is still the
+ * one that takes the restore command's.)
  */
-const WORKFLOW_COMMANDS: readonly string[] = ['backup', 'restore', 'verify', 'migrate'];
+const FIRST_ACTION_OF_COMMAND: Readonly<Record<string, string>> = {
+  backup: 'dump',
+  restore: 'restore',
+  verify: 'verify',
+  migrate: 'migrate',
+};
 
 /** Arguments with which a workflow command runs no workflow (its help), or not here (`--aws`). */
 const NO_LOCAL_RUN: readonly string[] = ['--help', '-h', '--aws', '--version', '-V'];
 
-/** The runner started for this command and not yet taken by a task. */
-let early: ChildProcessWithoutNullStreams | undefined;
-
 /**
- * Starts a runner now when the command line `args` (without node's and the script's) is a
- * command that runs a local workflow: its first word is one of WORKFLOW_COMMANDS, as
+ * The action of the first task the command line `args` (without node's and the script's) runs
+ * locally, when it runs one: its first word is one of FIRST_ACTION_OF_COMMAND's commands, as
  * commands/index.ts's commandNameOf reads it, and nothing says it runs none (`--help`) or runs on
  * AWS (`--aws`). Anything else — a bad option, an input the command refuses — is found out by the
- * command itself, and the runner is ended when main() returns (endRunnerAhead).
+ * command itself.
+ */
+export function firstLocalActionOf(args: readonly string[]): string | undefined {
+  const command = args.find((arg) => !arg.startsWith('-')) ?? '';
+  if (!Object.hasOwn(FIRST_ACTION_OF_COMMAND, command)) return undefined;
+  if (args.some((arg) => NO_LOCAL_RUN.includes(arg))) return undefined;
+  return FIRST_ACTION_OF_COMMAND[command];
+}
+
+/** Whether `runner` was started with `nodeFlags`, and so may run a task that asks for them. */
+export function runsWith(runner: Pick<Runner, 'nodeFlags'>, nodeFlags: readonly string[]): boolean {
+  return runner.nodeFlags.join(' ') === nodeFlags.join(' ');
+}
+
+/** The runner started for this command and not yet taken by a task. */
+let early: Runner | undefined;
+
+/**
+ * Starts a runner now, with the Node flags of its first task's action, when the command line
+ * `args` runs a local workflow (firstLocalActionOf); a command that then runs none ends it when
+ * main() returns (endRunnerAhead).
  */
 export function startRunnerAhead(args: readonly string[]): void {
-  const words = args.filter((arg) => !arg.startsWith('-'));
-  if (early !== undefined || !WORKFLOW_COMMANDS.includes(words[0] ?? '')) return;
-  if (args.some((arg) => NO_LOCAL_RUN.includes(arg))) return;
-  early = spawnAhead();
+  const action = firstLocalActionOf(args);
+  if (early === undefined && action !== undefined) early = spawnAhead(runnerNodeFlags(action));
 }
 
 /**
- * A runner waiting for its task: the one started for this command if it still runs (once; it is
- * the caller's from then on), else a new one.
+ * A runner with `nodeFlags` waiting for its task: the one started for this command if it still
+ * runs with them (once; it is the caller's from then on), else a new one.
  */
-export function takeRunnerAhead(): ChildProcessWithoutNullStreams {
+export function takeRunnerAhead(nodeFlags: readonly string[]): Runner {
   const taken = early;
   early = undefined;
-  if (taken !== undefined && taken.exitCode === null && taken.signalCode === null) return taken;
+  if (
+    taken !== undefined &&
+    taken.exitCode === null &&
+    taken.signalCode === null &&
+    runsWith(taken, nodeFlags)
+  )
+    return taken;
   taken?.kill('SIGKILL');
-  return spawnAhead();
+  return spawnAhead(nodeFlags);
 }
 
 /** Ends the runner started for this command if no task took it: it has done nothing. */

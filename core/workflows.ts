@@ -81,3 +81,39 @@ export const TASK_ENV = {
    */
   stallTimeout: 'PGFERRY_STALL_TIMEOUT_SECONDS',
 } as const;
+
+/** The runner's entry in the pg-tools image: the last word of the container's command. */
+export const RUNNER_CONTAINER_ENTRY = '/app/main.js';
+
+/**
+ * Node's flags for the pg-tools runner by default (the image's CMD, and the local runner's): a
+ * 1 MiB young generation. The runner streams many short-lived chunks; V8's default (up to 16 MiB
+ * semi-spaces) held about 20 MiB more resident memory during an S3 upload, at no gain in speed.
+ */
+export const RUNNER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+
+/**
+ * Node's flags for a runner that restores (`restore`, and `verify`, whose drill restores the same
+ * way): a fixed 6 MiB young generation. A streamed restore allocates many short-lived 1 MiB
+ * buffers (zstd's output, the backup's reads: ~1.8 GB for the 987 MiB bench database); with 1 MiB
+ * semi-spaces they are promoted and drive ~50–70 full mark-compacts of a 12 MB heap. That
+ * restore's runner took 4.3–5.0 CPU s, with these flags 3.2 (one mark-compact), for ~12 MiB more
+ * peak RSS (141–145 MiB). 4 MiB was not enough; `--max-semi-space-size` alone lets V8 grow the space only
+ * sometimes. The other actions keep the default: a backup to S3 would pass 150 MiB with these,
+ * for no gain (docs/benchmark.md, "The restore runner's young generation").
+ */
+const RESTORING_NODE_FLAGS: readonly string[] = ['--min-semi-space-size=6', '--max-semi-space-size=6'];
+
+/** Node's flags for the runner of the task `action` (TASK_ENV.action). */
+export function runnerNodeFlags(action: string): readonly string[] {
+  return action === 'restore' || action === 'verify' ? RESTORING_NODE_FLAGS : RUNNER_NODE_FLAGS;
+}
+
+/**
+ * The container command (ECS's `ContainerOverride.command`, replacing the image's CMD) that runs
+ * `action`'s runner with its Node flags; `undefined` when they are the image's default.
+ */
+export function runnerCommandOverride(action: string): string[] | undefined {
+  const flags = runnerNodeFlags(action);
+  return flags === RUNNER_NODE_FLAGS ? undefined : [...flags, RUNNER_CONTAINER_ENTRY];
+}

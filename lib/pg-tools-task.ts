@@ -8,7 +8,7 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import type { DatabaseBindings } from '../core/bindings';
 import { BINDINGS_ENV, encodeBindings } from '../core/deployment';
-import { PG_TOOLS_CONTAINER, TASK_ENV } from '../core/workflows';
+import { PG_TOOLS_CONTAINER, runnerCommandOverride, TASK_ENV } from '../core/workflows';
 import type { BackupBucket } from './backup-bucket';
 import type { DatabaseLogin } from './database-logins';
 import { acknowledge, acknowledgeWildcards } from './nag';
@@ -226,7 +226,8 @@ export class PgToolsTask extends Construct {
   }
 
   /**
-   * A `runTask.sync` state running the container with `action` on the job the state names
+   * A `runTask.sync` state running the container with `action` (and its runner's Node flags:
+   * runnerCommandOverride) on the job the state names
    * (`$.job`: the plan preflight stored, by reference — ECS takes 8,192 characters of overrides),
    * sized by `$.taskSize` and, with `placedByState`, in the subnets `$.placement.subnets` names.
    * Only failures to start the task are retried: a task that ran is never
@@ -249,6 +250,8 @@ export class PgToolsTask extends Construct {
       containerOverrides: [
         {
           containerDefinition: this.container,
+          // Node's flags for this action's runner, where they are not the image's CMD.
+          command: runnerCommandOverride(action),
           environment: [
             { name: TASK_ENV.action, value: action },
             { name: TASK_ENV.jobStore, value: sfn.JsonPath.stringAt('$.job.store') },

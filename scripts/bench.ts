@@ -48,7 +48,7 @@ import { parseArgs } from 'node:util';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Client } from 'pg';
-import { RUNNER_MALLOC_TUNABLES, RUNNER_NODE_FLAGS } from '../cli/local-executor';
+import { RUNNER_MALLOC_TUNABLES } from '../cli/local-executor';
 import {
   type BackupManifest,
   type BackupPlan,
@@ -61,6 +61,7 @@ import { choosePgTool } from '../core/postgres/binaries';
 import { LocalStore } from '../core/store';
 import { jobKey, newBackupId } from '../core/store-keys';
 import { dumpTaskSize } from '../core/task-size';
+import { runnerNodeFlags } from '../core/workflows';
 import { REPO_ROOT } from '../lib/paths';
 import {
   fillBenchDatabase,
@@ -1058,7 +1059,7 @@ async function orchestrationGroup(ctx: Context): Promise<void> {
       'backup',
       plan,
     );
-    const m = await measure(process.execPath, [...RUNNER_NODE_FLAGS, RUNNER], {
+    const m = await measure(process.execPath, [...runnerNodeFlags('dump'), RUNNER], {
       env: {
         ...ctx.env,
         GLIBC_TUNABLES: RUNNER_MALLOC_TUNABLES,

@@ -1,20 +1,20 @@
 /**
  * The runner started as the CLI starts (cli/runner.ts): a command that runs a local workflow
- * starts its pg-tools runner before it has loaded its own modules, and the workflow's first task
- * is run by that very process; a command that runs none — its help, a bad option, an input it
+ * starts its pg-tools runner before it has loaded its own modules, with the Node flags of its
+ * first task's action, and the workflow's first task is run by that very process; a command that runs none — its help, a bad option, an input it
  * refuses, `--aws` — leaves no runner behind. Processes are watched under /proc (their parent,
  * their command line, and a marker in their environment: PGFERRY_WORK_DIR, which a runner
  * inherits). The CLI is held at a known point by its config file, a FIFO it reads before the
  * command's action (applyProfile).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { type CliResult, runCli, sourceUrl } from '../support/cli';
 import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
-import { processIds, runnersOf } from '../support/faults';
+import { commandLine, processIds, runnersOf } from '../support/faults';
 
 const env = testEnv();
 const pg = env.server(15);
@@ -53,6 +53,15 @@ async function expectNoRunnerLeft(workDir: string): Promise<void> {
   for (let i = 0; i < 100 && processesWith(workDir).length > 0; i++)
     await new Promise((r) => setTimeout(r, 50));
   expect(processesWith(workDir)).toEqual([]);
+}
+
+/** The Node flags runner `pid` was started with: its command line's words between node and its entry. */
+function nodeFlagsOf(pid: number): string[] {
+  const words = commandLine(pid).trim().split(' ');
+  return words.slice(
+    1,
+    words.findIndex((word) => word.endsWith('pg-tools/src/main.js')),
+  );
 }
 
 function fifo(name: string): string {
@@ -106,12 +115,14 @@ test('a local workflow is run by the runner its command started before loading i
   const workDir = path.join(dir, 'used');
   const seen = new Set<number>();
   let startedAhead: number[] = [];
+  let flags: string[] = [];
   const result = await runHeld(
     ['backup', '--source', sourceUrl(pg, database), '--store', store],
     '{}',
     workDir,
     (cli) => {
       startedAhead = runnersOf(cli);
+      flags = nodeFlagsOf(startedAhead[0]);
     },
     (cli) => {
       for (const pid of runnersOf(cli)) seen.add(pid);
@@ -122,6 +133,41 @@ test('a local workflow is run by the runner its command started before loading i
   // Started while the CLI had not yet begun its command, and the only runner it ever had.
   expect(startedAhead).toHaveLength(1);
   expect([...seen]).toEqual(startedAhead);
+  expect(flags).toEqual(['--max-semi-space-size=1']);
+  await expectNoRunnerLeft(workDir);
+});
+
+test("a restore is run by the runner its command started, with the restore's Node flags", async () => {
+  const restoreStore = `file://${path.join(dir, 'restore-store')}`;
+  const backup = await runCli(['backup', '--source', sourceUrl(pg, database), '--store', restoreStore]);
+  expect(backup.code).toBe(0);
+  const target = uniqueName('runner_ahead_restored');
+  const workDir = path.join(dir, 'restore');
+  mkdirSync(workDir); // a restore's runner works in it
+  const seen = new Set<number>();
+  let startedAhead: number[] = [];
+  let flags: string[] = [];
+  try {
+    const result = await runHeld(
+      ['restore', '--store', restoreStore, '--backup', 'latest', '--target', sourceUrl(pg, target)],
+      '{}',
+      workDir,
+      (cli) => {
+        startedAhead = runnersOf(cli);
+        flags = nodeFlagsOf(startedAhead[0]);
+      },
+      (cli) => {
+        for (const pid of runnersOf(cli)) seen.add(pid);
+      },
+    );
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+  } finally {
+    await dropDatabase(pg, target);
+  }
+  expect(startedAhead).toHaveLength(1);
+  expect([...seen]).toEqual(startedAhead);
+  expect(flags).toEqual(['--min-semi-space-size=6', '--max-semi-space-size=6']);
   await expectNoRunnerLeft(workDir);
 });
 

@@ -10,7 +10,8 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
-import { RUNNER_MALLOC_TUNABLES, RUNNER_NODE_FLAGS } from '../../../cli/local-executor';
+import { RUNNER_MALLOC_TUNABLES } from '../../../cli/local-executor';
+import { RUNNER_CONTAINER_ENTRY, RUNNER_NODE_FLAGS, runnerNodeFlags } from '../../../core/workflows';
 import { REPO_ROOT } from '../../../lib/paths';
 import { PG_TOOLS_BUILD_CONTEXT, PG_TOOLS_DOCKERFILE } from '../../../lib/pg-tools-task';
 import { definitionOf, minimalConfig, synthesize } from './fixtures';
@@ -150,6 +151,32 @@ describe('the stack', () => {
     expect(images.PgToolsTaskDefinition).not.toEqual(images.VerifyToolsTaskDefinition);
   });
 
+  test("the restore and verify tasks' command gives their runner its young generation; the others keep the image's", () => {
+    const commandOf = (workflow: string, state: string) =>
+      (
+        definitionOf(template, `${workflow}StateMachine`).States[state].Parameters as {
+          Overrides: { ContainerOverrides: { Command?: string[] }[] };
+        }
+      ).Overrides.ContainerOverrides[0].Command;
+    for (const [workflow, state] of [
+      ['Restore', 'Restore'],
+      ['Verify', 'Verify'],
+    ]) {
+      expect(commandOf(workflow, state)).toEqual([
+        '--min-semi-space-size=6',
+        '--max-semi-space-size=6',
+        RUNNER_CONTAINER_ENTRY,
+      ]);
+    }
+    for (const [workflow, state] of [
+      ['Backup', 'Dump'],
+      ['Migrate', 'Migrate'],
+      ['Migrate', 'SchemaTest'],
+    ]) {
+      expect(commandOf(workflow, state)).toBeUndefined();
+    }
+  });
+
   test("the image's build context holds only what the build copies (no node_modules, no tests)", () => {
     const [asset] = assets;
     const listing = (dir: string, prefix = ''): string[] =>
@@ -225,11 +252,21 @@ describe('the Dockerfile', () => {
     expect(dockerfile).toContain('NODE_EXTRA_CA_CERTS=/etc/pgferry/rds-global-bundle.pem');
   });
 
-  test("the runner's Node flags and allocator settings are the local runner's", () => {
-    const entrypoint = stage('tools')
-      .instructions.filter((i) => i.keyword === 'ENTRYPOINT')
-      .pop();
-    for (const flag of RUNNER_NODE_FLAGS) expect(entrypoint?.args).toContain(flag);
+  test("the runner's default Node flags (its CMD) and allocator settings are the local runner's", () => {
+    const last = (keyword: string) =>
+      stage('tools')
+        .instructions.filter((i) => i.keyword === keyword)
+        .pop()?.args;
+    expect(JSON.parse(last('ENTRYPOINT') ?? '')).toEqual(['node', '--enable-source-maps']);
+    expect(JSON.parse(last('CMD') ?? '')).toEqual([...RUNNER_NODE_FLAGS, RUNNER_CONTAINER_ENTRY]);
+    expect(runnerNodeFlags('dump')).toEqual(RUNNER_NODE_FLAGS);
+    // The verify image inherits both: a command override replaces the CMD alone.
+    expect(stage('verify').instructions.map((i) => i.keyword)).not.toEqual(
+      expect.arrayContaining(['ENTRYPOINT']),
+    );
+    expect(stage('verify').instructions.map((i) => i.keyword)).not.toEqual(expect.arrayContaining(['CMD']));
+    expect(buildRun('node_modules/.bin/esbuild')).toContain('--outfile=/out/main.js');
+    expect(stage('tools').instructions).toContainEqual({ keyword: 'COPY', args: '--from=build /out/ /app/' });
     expect(dockerfile).toContain(`GLIBC_TUNABLES=${RUNNER_MALLOC_TUNABLES}`);
   });
 
