@@ -1,8 +1,8 @@
 /**
  * The runner started as the CLI starts (cli/runner.ts): a command that runs a local workflow
  * starts its pg-tools runner before it has loaded its own modules, with the Node flags of its
- * first task's action, and the workflow's first task is run by that very process; a command that runs none — its help, a bad option, an input it
- * refuses, `--aws` — leaves no runner behind. Processes are watched under /proc (their parent,
+ * first task's action, and the workflow's first task is run by that very process; a command that
+ * runs none — its help, a bad option, an input it refuses, `--aws` — leaves no runner behind. Processes are watched under /proc (their parent,
  * their command line, and a marker in their environment: PGFERRY_WORK_DIR, which a runner
  * inherits). The CLI is held at a known point by its config file, a FIFO it reads before the
  * command's action (applyProfile).
