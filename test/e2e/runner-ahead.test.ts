@@ -111,13 +111,19 @@ async function runHeld(
   return result;
 }
 
-test('a local workflow is run by the runner its command started before loading its own modules', async () => {
-  const workDir = path.join(dir, 'used');
+/**
+ * Runs `pgferry <args>` held (runHeld) and watches its runners: those it had while held (started
+ * ahead of its command), the Node flags of the first of them, and every runner it ever had.
+ */
+async function runWatchingRunners(
+  args: string[],
+  workDir: string,
+): Promise<{ result: CliResult; startedAhead: number[]; flags: string[]; seen: number[] }> {
   const seen = new Set<number>();
   let startedAhead: number[] = [];
   let flags: string[] = [];
   const result = await runHeld(
-    ['backup', '--source', sourceUrl(pg, database), '--store', store],
+    args,
     '{}',
     workDir,
     (cli) => {
@@ -128,11 +134,20 @@ test('a local workflow is run by the runner its command started before loading i
       for (const pid of runnersOf(cli)) seen.add(pid);
     },
   );
+  return { result, startedAhead, flags, seen: [...seen] };
+}
+
+test('a local workflow is run by the runner its command started before loading its own modules', async () => {
+  const workDir = path.join(dir, 'used');
+  const { result, startedAhead, flags, seen } = await runWatchingRunners(
+    ['backup', '--source', sourceUrl(pg, database), '--store', store],
+    workDir,
+  );
   expect(result.stderr).toBe('');
   expect(result.code).toBe(0);
   // Started while the CLI had not yet begun its command, and the only runner it ever had.
   expect(startedAhead).toHaveLength(1);
-  expect([...seen]).toEqual(startedAhead);
+  expect(seen).toEqual(startedAhead);
   expect(flags).toEqual(['--max-semi-space-size=1']);
   await expectNoRunnerLeft(workDir);
 });
@@ -144,30 +159,19 @@ test("a restore is run by the runner its command started, with the restore's Nod
   const target = uniqueName('runner_ahead_restored');
   const workDir = path.join(dir, 'restore');
   mkdirSync(workDir); // a restore's runner works in it
-  const seen = new Set<number>();
-  let startedAhead: number[] = [];
-  let flags: string[] = [];
   try {
-    const result = await runHeld(
+    const { result, startedAhead, flags, seen } = await runWatchingRunners(
       ['restore', '--store', restoreStore, '--backup', 'latest', '--target', sourceUrl(pg, target)],
-      '{}',
       workDir,
-      (cli) => {
-        startedAhead = runnersOf(cli);
-        flags = nodeFlagsOf(startedAhead[0]);
-      },
-      (cli) => {
-        for (const pid of runnersOf(cli)) seen.add(pid);
-      },
     );
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
+    expect(startedAhead).toHaveLength(1);
+    expect(seen).toEqual(startedAhead);
+    expect(flags).toEqual(['--min-semi-space-size=6', '--max-semi-space-size=6']);
   } finally {
     await dropDatabase(pg, target);
   }
-  expect(startedAhead).toHaveLength(1);
-  expect([...seen]).toEqual(startedAhead);
-  expect(flags).toEqual(['--min-semi-space-size=6', '--max-semi-space-size=6']);
   await expectNoRunnerLeft(workDir);
 });
 
