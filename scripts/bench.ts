@@ -1273,6 +1273,11 @@ function targets(ctx: Context): Target[] {
   return out;
 }
 
+/** A case's CPU seconds: its processes' and the server's meanwhile (medians of its runs). */
+function caseCpu(r: CaseResult): number {
+  return median(r.cpuSeconds) + median(r.serverCpuSeconds);
+}
+
 /**
  * What the machine's cores allow a speed target, from the CPU seconds measured in this run (every
  * process of the command and the server's, medians): the baseline's own CPU seconds against what
@@ -1280,11 +1285,6 @@ function targets(ctx: Context): Target[] {
  * give if they were spread over every core from the first second to the last. A goal past that
  * ceiling needs less CPU spent, not better scheduling.
  */
-/** A case's CPU seconds: its processes' and the server's meanwhile (medians of its runs). */
-function caseCpu(r: CaseResult): number {
-  return median(r.cpuSeconds) + median(r.serverCpuSeconds);
-}
-
 function coreBudget(ctx: Context): string[] {
   const lines: string[] = [];
   // [what, pgferry's case, the baseline's, the goal: pgferry `goal`× faster, or at most `goal`× its time]
