@@ -4,7 +4,6 @@
  * selection selects. pg_dump writing to a pipe (as pgferry's dumps do) puts the whole table of
  * contents at the start, before any data; core/postgres/archive.ts reads it.
  */
-import type { Readable } from 'node:stream';
 import { closeNames } from '../close-names';
 import { PgferryError } from '../errors';
 import { ArchiveFormatError, ArchiveScanner, type ArchiveTocEntry } from './archive';
@@ -16,18 +15,18 @@ function unreadable(detail: string): PgferryError {
 
 /**
  * Reads the TOC from the start of a custom-format archive, consuming no more of `input` than it
- * needs (the stream is destroyed once the TOC is read). Throws `BackupCorrupt` on bytes
+ * needs (a stream is destroyed, a file's chunks closed, once the TOC is read: core/file-chunks.ts). Throws `BackupCorrupt` on bytes
  * that are not such an archive, that end before the TOC does, or of a format version it does not
  * know; an error of `input` itself is passed on as it is.
  */
-export async function readArchiveToc(input: Readable): Promise<ArchiveTocEntry[]> {
+export async function readArchiveToc(input: AsyncIterable<Buffer>): Promise<ArchiveTocEntry[]> {
   let toc: ArchiveTocEntry[] | undefined;
   const scanner = new ArchiveScanner((entries) => {
     toc = entries;
   });
   for await (const chunk of input) {
     try {
-      scanner.write(chunk as Buffer);
+      scanner.write(chunk);
     } catch (err) {
       // What follows the TOC (its data blocks) is none of this reader's business.
       if (toc) return toc;

@@ -290,7 +290,10 @@ export class ArchiveScanner {
     private readonly kept?: (entry: ArchiveTocEntry) => boolean,
   ) {}
 
-  /** Feeds the next bytes of the archive. Throws on a structure this reader cannot accept. */
+  /**
+   * Feeds the next bytes of the archive, not kept once this returns (the caller may reuse
+   * `piece`). Throws on a structure this reader cannot accept.
+   */
   write(piece: Buffer): void {
     let buf = piece;
     let pos = 0;
@@ -456,8 +459,9 @@ export class ArchiveScanner {
     }
   }
 
+  /** Keeps the rest of `buf` from `pos`, copied: the reader may reuse `buf` (core/file-chunks.ts). */
   private keep(buf: Buffer, pos: number): void {
-    this.carry = pos < buf.length ? buf.subarray(pos) : undefined;
+    this.carry = pos < buf.length ? Buffer.from(buf.subarray(pos)) : undefined;
   }
 
   private readStructure(c: Cursor): void {

@@ -9,9 +9,9 @@
  * database.
  */
 import type { ChildProcess } from 'node:child_process';
-import { createReadStream } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { PgferryError } from '../errors';
+import { fileChunks } from '../file-chunks';
 import { runProcess } from '../process';
 import { cleanableOrder, readArchiveToc } from './archive-toc';
 import type { PgToolBinary } from './binaries';
@@ -82,7 +82,7 @@ export async function dropFirst(
     return out.stdout.toString('latin1');
   };
   const lines = await listedEntries(pgRestore, dumpFile, opts.selection, env, onChild);
-  const toc = await readArchiveToc(createReadStream(dumpFile));
+  const toc = await readArchiveToc(fileChunks(dumpFile));
   const dropped = new Set(toc.filter((e) => e.dropped).map((e) => e.dumpId));
   const byId = new Map(lines.map((l) => [Number(l.slice(0, l.indexOf(';'))), l]));
   // Only what has a drop statement: the script leaves out the data, whose entries drop nothing.

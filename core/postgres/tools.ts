@@ -5,11 +5,11 @@
  * parallel two-pass pg_restore.
  */
 import type { ChildProcess } from 'node:child_process';
-import { createReadStream } from 'node:fs';
 import { rm, stat, writeFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Client } from 'pg';
 import { PgferryError } from '../errors';
+import { fileChunks } from '../file-chunks';
 import { runProcess, type ToolRun } from '../process';
 import { ArchiveScanner, type ArchiveTocEntry, archiveEncoding } from './archive';
 import { readArchiveToc } from './archive-toc';
@@ -246,7 +246,7 @@ export async function pgRestoreParallel(
   // It keeps only the entries with data: the TOC read below is the one held.
   const sizing = splitting ? readTableDataSizes(dumpFile, (e) => e.hadDumper) : undefined;
   const attaches = entries.some((line) => INDEX_ATTACH.test(line));
-  const readToc = opts.toc ?? (() => readArchiveToc(createReadStream(dumpFile)));
+  const readToc = opts.toc ?? (() => readArchiveToc(fileChunks(dumpFile)));
   const toc =
     attaches || afterPreData ? await readToc() : sizing ? await readToc().catch(() => undefined) : undefined;
   if (toc) {
@@ -481,9 +481,7 @@ async function readTableDataSizes(
     toc = entries;
   }, keep);
   try {
-    for await (const chunk of createReadStream(dumpFile, { highWaterMark: 1024 * 1024 })) {
-      scanner.write(chunk as Buffer);
-    }
+    for await (const chunk of fileChunks(dumpFile)) scanner.write(chunk);
   } catch {
     // Not an archive whose data this reader reads (a compressed one): pg_restore alone restores it.
     return undefined;
@@ -686,7 +684,7 @@ export async function pgRestoreSections(
   const archives = [dumpFile, ...tableData];
   const [bytes, tocs, entries] = await Promise.all([
     Promise.all(archives.map(async (file) => (await stat(file)).size)),
-    Promise.all(archives.map((file) => readArchiveToc(createReadStream(file)))),
+    Promise.all(archives.map((file) => readArchiveToc(fileChunks(file)))),
     // The whole list (of what `selection` selects), as each group's run selects its post-data
     // with `--section` (a list of the section alone would leave out the privileges pg_restore
     // restores with it).

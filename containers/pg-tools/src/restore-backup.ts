@@ -9,7 +9,7 @@
  * creates the roles first (`restoreGlobalsFirst`), and its load streams as a create restore's.
  */
 import type { ChildProcess } from 'node:child_process';
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
@@ -25,6 +25,7 @@ import {
   type ToastCompression,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
+import { fileChunks } from '../../../core/file-chunks';
 import { Meter } from '../../../core/metering';
 import {
   analyzeInParallel,
@@ -177,7 +178,7 @@ export async function restoreBackup(
   // The downloaded archive's TOC, read once for the steps that need it (a restore from files).
   let tocRead: Promise<ArchiveTocEntry[]> | undefined;
   const fileToc = (dump: string) => {
-    tocRead ??= readArchiveToc(createReadStream(dump));
+    tocRead ??= readArchiveToc(fileChunks(dump));
     return tocRead;
   };
   // Why the archives were not streamed after all (large objects, names not decoded exactly: SQL_ASCII).
