@@ -15,9 +15,10 @@ function unreadable(detail: string): PgferryError {
 
 /**
  * Reads the TOC from the start of a custom-format archive, consuming no more of `input` than it
- * needs (a stream is destroyed, a file's chunks closed, once the TOC is read: core/file-chunks.ts). Throws `BackupCorrupt` on bytes
- * that are not such an archive, that end before the TOC does, or of a format version it does not
- * know; an error of `input` itself is passed on as it is.
+ * needs (a stream is destroyed, a file's chunks closed, once the TOC is read:
+ * core/file-chunks.ts). Throws `BackupCorrupt` on bytes that are not such an archive, that end
+ * before the TOC does, or of a format version it does not know; an error of `input` itself is
+ * passed on as it is.
  */
 export async function readArchiveToc(input: AsyncIterable<Buffer>): Promise<ArchiveTocEntry[]> {
   let toc: ArchiveTocEntry[] | undefined;
