@@ -9,8 +9,8 @@ export const FILE_CHUNK_BYTES = 1 << 20;
  * only looks at the bytes (an archive's scan for its tables' sizes, core/postgres/tools.ts). A
  * `createReadStream` allocates a buffer per chunk instead, outside V8's heap, and those dead
  * buffers pile up until a collection: reading a 77 MB archive of 30,000 large objects that way
- * held up to 36 MiB of them at once, and the runner's resident memory never came back down (the
- * allocator keeps the pages).
+ * held up to 36 MiB of them at once, and the runner's resident memory never came back down (its
+ * allocator keeps what is freed: `RUNNER_MALLOC_TUNABLES`, cli/runner.ts).
  */
 export async function* fileChunks(file: string, bytes = FILE_CHUNK_BYTES): AsyncGenerator<Buffer> {
   const handle = await open(file, 'r');
