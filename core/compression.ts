@@ -120,15 +120,20 @@ export function createDecompressor(c: Compression, chunkBytes = ZLIB_CHUNK_BYTES
 }
 
 /**
- * `createDecompressor` for a restore that reads the archive as it downloads, in 1 MiB buffers.
+ * `createDecompressor` for a restore that reads the archive as it downloads, in 512 KiB buffers.
  * Measured on the wide benchmark database's 206 MB dump (542 MB out, into a reader in this
  * process): zlib's zstd 0.8 CPU s in all, against 1.3 for `zstd -d` piped through (its process,
  * and the copy of everything it writes through a socket into this one); 256 KiB buffers cost 0.1 s
- * more.
+ * more. Each buffer is dead once the archive's reader has copied its rows out, and the dead ones
+ * wait for V8's next collection: with 1 MiB buffers a streamed restore's runner peaked ~7 MiB
+ * higher at the same CPU (benchmark.md, "The streamed restore's peak memory").
  */
 export function decompressingStream(c: Compression): Duplex {
-  return createDecompressor(c, 1024 * 1024);
+  return createDecompressor(c, STREAMED_OUTPUT_BYTES);
 }
+
+/** The output buffer of {@link decompressingStream}. */
+const STREAMED_OUTPUT_BYTES = 512 * 1024;
 
 function throughProcess(command: string, args: string[]): Duplex {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
