@@ -27,6 +27,9 @@ export const DEFAULT_COMPRESSION: Compression = { codec: 'zstd', level: 1 };
  */
 const ZLIB_CHUNK_BYTES = 256 * 1024;
 
+/** The output buffer of {@link decompressingStream}. */
+const STREAMED_OUTPUT_BYTES = 512 * 1024;
+
 /**
  * What a compressor is best fed at a time (see `Coalesce`, `ChunkedCompression`), and its output buffer: with 1 MiB in
  * and out, a 1.35 GB dump compressed in 10.1–11.0 s against 12.6 s with pipe-sized 64 KiB
@@ -131,9 +134,6 @@ export function createDecompressor(c: Compression, chunkBytes = ZLIB_CHUNK_BYTES
 export function decompressingStream(c: Compression): Duplex {
   return createDecompressor(c, STREAMED_OUTPUT_BYTES);
 }
-
-/** The output buffer of {@link decompressingStream}. */
-const STREAMED_OUTPUT_BYTES = 512 * 1024;
 
 function throughProcess(command: string, args: string[]): Duplex {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });

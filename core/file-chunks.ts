@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 
 /** The size of {@link fileChunks}' one buffer. */
-export const FILE_CHUNK_BYTES = 1 << 20;
+const FILE_CHUNK_BYTES = 1 << 20;
 
 /**
  * The bytes of `file`, in chunks read into one buffer reused for every read: each chunk is valid
