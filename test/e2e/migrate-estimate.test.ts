@@ -6,7 +6,8 @@
  * meanwhile: pg_dump's session (the one that locks the table it dumps) must have connected before
  * the estimate's read gave up. Awaited first, the estimate would end before pg_dump even started.
  * (Not whether pg_dump has locked its table within that second: on a loaded machine its catalog
- * reads alone may take longer.)
+ * reads alone may take longer.) Only the run's own sessions count (its `application_name`): a
+ * reader's open transaction holds the table too, as autovacuum's ANALYZE of it may.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,9 +41,15 @@ test('pg_dump starts while the size estimate still waits for a lock', async () =
   const { Client: PgClient } = await import('pg');
   const holder: Client = new PgClient(pg.clientConfig(database));
   const watcher: Client = new PgClient(pg.clientConfig('postgres'));
+  const reader: Client = new PgClient(pg.clientConfig(database));
   await holder.connect();
   await watcher.connect();
+  await reader.connect();
   try {
+    // Another session's reader, in a transaction it keeps open: it blocks neither the estimate
+    // nor pg_dump, and is none of theirs.
+    await reader.query('BEGIN');
+    await reader.query('SELECT count(*) FROM items');
     const items = (await holder.query<{ oid: number }>(`SELECT 'items'::regclass::oid AS oid`)).rows[0].oid;
     await holder.query('CREATE TEMPORARY TABLE held (id int)');
     await holder.query('BEGIN');
@@ -55,9 +62,9 @@ test('pg_dump starts while the size estimate still waits for a lock', async () =
     );
     // The estimate while it waits (its query's start), and pg_dump: it locks every table it dumps
     // (ACCESS SHARE) until it ends; no other session of the run locks a source table meanwhile.
-    // Every session seen holding a lock on the table is kept, whether or not the estimate was
-    // seen yet (pg_dump may lock it first), and the estimate's own (pg_table_size locks each
-    // table it reads) left out once known.
+    // Every session of the run seen holding a lock on the table is kept, whether or not the
+    // estimate was seen yet (pg_dump may lock it first), and the estimate's own (pg_table_size
+    // locks each table it reads) left out once known.
     let estimate: { pid: number; queryStart: number } | undefined;
     const lockers = new Map<number, number>();
     while (!finished) {
@@ -73,7 +80,7 @@ test('pg_dump starts while the size estimate still waits for a lock', async () =
         `SELECT a.pid, extract(epoch FROM a.backend_start)::float8 AS backend_start
          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
          WHERE l.database = (SELECT oid FROM pg_database WHERE datname = $1)
-           AND l.relation = $2 AND l.granted`,
+           AND l.relation = $2 AND l.granted AND a.application_name LIKE 'pgferry %'`,
         [database, items],
       );
       for (const row of locking.rows) lockers.set(row.pid, row.backend_start);
@@ -90,7 +97,9 @@ test('pg_dump starts while the size estimate still waits for a lock', async () =
     expect(backendStart).toBeLessThan(queryStart + 1);
   } finally {
     await holder.query('ROLLBACK').catch(() => undefined);
+    await reader.query('ROLLBACK').catch(() => undefined);
     await holder.end();
+    await reader.end();
     await watcher.end();
   }
 }, 300_000);
