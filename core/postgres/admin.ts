@@ -21,17 +21,20 @@ export async function analyze(client: Client): Promise<void> {
 }
 
 /**
- * A system catalog (of `c`, a `pg_class` row) whose main fork grew by more than a tenth and a page
- * since its statistics were collected (`relpages`, which `ANALYZE` sets). A database created from
- * `template0` has its catalogs analyzed already (initdb's): a restore that creates a few objects
- * leaves them as they were, and analyzing them again (~70 of them, 80–120 ms) would collect the
- * same statistics (each is smaller than `ANALYZE`'s sample: read whole); one that creates many
- * (`pg_attribute`, `pg_depend`, `pg_class` growing) has them analyzed as a database-wide `ANALYZE`
- * would. The measure is the catalog's size, not the statistics system's count of changed rows,
- * which a session that has just ended may not have reported yet.
+ * A system catalog of the database (of `c`, a `pg_class` row) whose main fork grew by more than a
+ * tenth and a page since its statistics were collected (`relpages`, which `ANALYZE` sets). A
+ * database created from `template0` has its catalogs analyzed already (initdb's): a restore that
+ * creates a few objects leaves them as they were, and analyzing them again (~70 of them,
+ * 80–120 ms) would collect the same statistics (each is smaller than `ANALYZE`'s sample: read
+ * whole); one that creates many (`pg_attribute`, `pg_depend`, `pg_class` growing) has them
+ * analyzed as a database-wide `ANALYZE` would. The measure is the catalog's size, not the
+ * statistics system's count of changed rows, which a session that has just ended may not have
+ * reported yet. The catalogs shared by every database (`pg_authid`, `pg_database`, …) are left out:
+ * their size is the server's (every role and database created since initdb: a new database's
+ * `relpages` of them are template0's), not what this database's restore wrote.
  */
 const CATALOG_GROWN =
-  "pg_relation_size(c.oid) > (c.relpages * 1.1 + 1) * current_setting('block_size')::bigint";
+  "NOT c.relisshared AND pg_relation_size(c.oid) > (c.relpages * 1.1 + 1) * current_setting('block_size')::bigint";
 
 /**
  * What a database-wide `ANALYZE` does, on up to `jobs` sessions at once (each from `connect`,

@@ -4,7 +4,8 @@
  * trees (their inherited statistics too), unlogged tables, odd names — on up to `jobs` sessions at
  * once, and a failing `ANALYZE` fails it with the server's error, every session ended. Small
  * tables share a statement, in `analyzeInParallel` and in `AnalyzeAsLoaded` alike. The system
- * catalogs are analyzed once they grew (a database from template0 has them analyzed already).
+ * catalogs are analyzed once they grew (a database from template0 has them analyzed already); the
+ * shared ones (`pg_authid`, `pg_database`), which grow with the server's roles and databases, not.
  */
 import { Client } from 'pg';
 import { AnalyzeAsLoaded, analyzeInParallel } from '../../../../core/postgres/admin';
@@ -246,9 +247,14 @@ test('AnalyzeAsLoaded analyzes the tables loaded while it waited together, and k
 }, 60_000);
 
 test('the system catalogs are analyzed only once they grew: not for one new table, pg_attribute for 300', async () => {
-  // A database as a restore creates it (from template0), its catalogs as initdb analyzed them.
+  // A database as a restore creates it (from template0), its catalogs as initdb analyzed them,
+  // on a server with more roles than initdb's: pg_authid, shared, grew pages beyond its relpages.
   const fresh = uniqueName('catalogs');
-  await withClient(pg, 'postgres', (c) => c.query(`CREATE DATABASE ${fresh} TEMPLATE template0`));
+  const roles = Array.from({ length: 150 }, (_, i) => `${fresh}_role_${i}`);
+  await withClient(pg, 'postgres', async (c) => {
+    await c.query(`CREATE DATABASE ${fresh} TEMPLATE template0`);
+    for (const role of roles) await c.query(`CREATE ROLE ${role} LOGIN PASSWORD 'not-a-secret'`);
+  });
   try {
     const statements: string[] = [];
     const connect = async () => {
@@ -275,7 +281,11 @@ test('the system catalogs are analyzed only once they grew: not for one new tabl
     );
     await analyzeInParallel(connect, 2);
     expect(catalogs()).toEqual(expect.arrayContaining(['pg_catalog.pg_attribute', 'pg_catalog.pg_class']));
+    expect(catalogs()).not.toContain('pg_catalog.pg_authid');
   } finally {
     await dropDatabase(pg, fresh);
+    await withClient(pg, 'postgres', async (c) => {
+      for (const role of roles) await c.query(`DROP ROLE IF EXISTS ${role}`);
+    });
   }
 }, 60_000);
