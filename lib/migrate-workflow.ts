@@ -41,9 +41,9 @@ type Step = 'freeze' | 'record' | 'updateSecret' | 'finish' | 'cleanup' | 'cutov
  *     → [UpdateTargetSecret] → [RunCutoverCommand] → [ScaleUp services] → MigrateFinish
  *
  * Bracketed states run when the execution input asks for them (Choice states on the `steps`
- * preflight puts in the state). Every failure after preflight goes to MigrateCleanup — which
- * unfreezes the source and removes the incomplete backups — then scales the services back up and
- * fails the execution.
+ * preflight puts in the state). Every failure after preflight goes to MigrateCleanup — which ends
+ * the run's sessions left on either server, unfreezes the source and removes the incomplete
+ * backups — then scales the services back up and fails the execution.
  */
 export class MigrateWorkflow extends Construct implements Workflow {
   readonly stateMachine: sfn.StateMachine;
@@ -239,7 +239,7 @@ export class MigrateWorkflow extends Construct implements Workflow {
   }
 
   /**
-   * MigrateCleanup (unfreeze, remove incomplete backups, name the error) → the services scaled
+   * MigrateCleanup (end the run's sessions, unfreeze, remove incomplete backups, name the error) → the services scaled
    * back up → MigrateFailed.
    */
   private buildFailurePath(): sfn.IChainable {

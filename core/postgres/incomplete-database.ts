@@ -11,8 +11,9 @@
  * (a setting is applied to each of them, pg_restore's included); it is shown where people look
  * (`\l+`, pgAdmin); it can be read from any database of the server without connecting to the
  * marked one (`shobj_description`); and it needs no privilege beyond the ownership its creator
- * has. (`CREATE DATABASE` cannot run in a transaction: a run killed between it and the comment
- * leaves an empty, unmarked database.)
+ * has. (`CREATE DATABASE` cannot run in a transaction: a run killed between its commit and the
+ * comment leaves an empty, unmarked database. One killed while the server still runs it does not
+ * stop it; a migration's cleanup step ends the run's sessions, which rolls it back.)
  */
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';

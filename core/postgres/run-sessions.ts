@@ -5,6 +5,11 @@
  */
 import type { Client } from 'pg';
 
+/** What the sessions of run `runId` are called (`application_name`; see `nameSessions`). */
+export function runSessionName(runId: string): string {
+  return `pgferry ${runId}`;
+}
+
 /** A session of a run, as `pg_stat_activity` shows it. */
 export interface RunSession {
   pid: number;
@@ -40,4 +45,22 @@ export async function terminateRunSessions(client: Client, applicationName: stri
                WHERE application_name = $1 AND pid <> pg_backend_pid()`,
     [applicationName],
   );
+}
+
+/**
+ * {@link terminateRunSessions}, then waits up to `timeoutMs` for them to be gone (a backend ends
+ * at its next check for interrupts: a statement's, a lock wait's); returns how many are left.
+ */
+export async function endRunSessions(
+  client: Client,
+  applicationName: string,
+  timeoutMs: number,
+): Promise<number> {
+  await terminateRunSessions(client, applicationName);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = (await runSessions(client, applicationName)).length;
+    if (left === 0 || Date.now() >= deadline) return left;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

@@ -509,6 +509,47 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     await withClient(source(), database, (c) => c.query(`UPDATE bulk SET v = 'after' WHERE id = 1`));
   }, 300_000);
 
+  test("the runner killed (SIGKILL) while its CREATE DATABASE waits: the cleanup step ends the run's sessions, so no target is created behind it, unmarked", async () => {
+    const database = uniqueName('online14_kill_create');
+    const migrated = uniqueName('online14_kill_create_dst');
+    await createSeededDatabase(source(), database, SEED);
+    // CREATE DATABASE … TEMPLATE template0 locks template0 (share): a COMMENT on it, in a
+    // transaction held open, holds the target's creation back, as a slow server's would take.
+    const held = await hold(target(), 'postgres', 'COMMENT ON DATABASE template0 IS NULL');
+    const creating = (c: Client) =>
+      c.query('SELECT 1 FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()', [
+        `CREATE DATABASE "${migrated}"%`,
+      ]);
+    let cli = 0;
+    let result: Awaited<ReturnType<typeof migrateOnline>>;
+    try {
+      const running = migrateOnline(database, migrated, [], {
+        env: { PGFERRY_WORK_DIR: killedRunsWorkDir },
+        onSpawn: (p) => {
+          cli = p;
+        },
+      });
+      await withClient(target(), 'postgres', (c) =>
+        waitFor("the target's CREATE DATABASE, waiting", async () =>
+          (await creating(c)).rowCount ? true : undefined,
+        ),
+      );
+      process.kill(await runnerOf(cli), 'SIGKILL');
+      result = await running;
+    } finally {
+      await held.release();
+    }
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^pgferry: the pg-tools task stopped \(SIGKILL\)/m);
+    // Its backend, left running, would create the database as soon as template0 is free (then
+    // find its client gone): ended by the cleanup, it is gone before.
+    await withClient(target(), 'postgres', (c) =>
+      waitFor('no CREATE DATABASE of the run', async () => ((await creating(c)).rowCount ? undefined : true)),
+    );
+    expect(await targetDatabaseExists(migrated)).toBe(false);
+    await expectCleanedUp(database, migrated, 'events');
+  }, 300_000);
+
   test("with log_statement = 'all' on the target, the source's password is nowhere in the target's server log", async () => {
     const database = uniqueName('online14_log');
     const migrated = uniqueName('online14_log_dst');

@@ -49,6 +49,7 @@ import { checkRunnerJob } from '../../../core/login-policy';
 import { type PgTool, prefetchPgTools } from '../../../core/postgres/binaries';
 import { connectPg, nameSessions, sessionName } from '../../../core/postgres/connect';
 import { dumpSizeAsRead } from '../../../core/postgres/inspect';
+import { runSessionName } from '../../../core/postgres/run-sessions';
 import { openStore } from '../../../core/store';
 import type { JobKind } from '../../../core/store-keys';
 import type { TaskProgress } from '../../../core/task-progress';
@@ -137,7 +138,7 @@ function watchRun(
   servers: ReturnType<typeof probeTarget>[],
   extra?: () => Promise<number>,
 ): ProgressWatchdog {
-  nameSessions(`pgferry ${runId}`);
+  nameSessions(runSessionName(runId));
   const seconds = stallTimeoutSeconds(process.env);
   logger.info('watchdog', { stallTimeoutSeconds: seconds, sessions: sessionName() });
   return new ProgressWatchdog({

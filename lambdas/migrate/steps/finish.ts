@@ -13,6 +13,7 @@ import {
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
 import { replicationName } from '../../../core/postgres/logical-replication';
+import { runSessionName } from '../../../core/postgres/run-sessions';
 import type { BackupStore } from '../../../core/store';
 import {
   backupPrefix,
@@ -22,7 +23,7 @@ import {
   migrateResultKey,
   schemaTestResultKey,
 } from '../../../core/store-keys';
-import { removeReplication, unfreezeSource } from './freeze';
+import { endRunnerSessions, removeReplication, unfreezeSource } from './freeze';
 
 export interface FinishDeps {
   openStore: (url: string) => BackupStore;
@@ -144,10 +145,11 @@ export interface MigrationFailure {
 }
 
 /**
- * After any failure: unfreezes the source (always, when the migration was to freeze it: the
- * settings go back to what preflight saw), removes the objects of archived backups that are not
- * complete, so no incomplete backup is ever listed (complete ones are kept), and names the failure — the runner's own error when it left
- * one (on AWS a failed task's cause is ECS's task description).
+ * After any failure: ends the run's sessions left on either server (`endRunnerSessions`), unfreezes
+ * the source (always, when the migration was to freeze it: the settings go back to what preflight
+ * saw), removes the objects of archived backups that are not complete, so no incomplete backup is
+ * ever listed (complete ones are kept), and names the failure — the runner's own error when it
+ * left one (on AWS a failed task's cause is ECS's task description).
  */
 export async function cleanupMigration(
   state: MigrateRun,
@@ -176,6 +178,23 @@ export async function cleanupMigration(
   }
   let unfrozen = false;
   const problems: string[] = [];
+  // First, so that nothing the runner left running (a CREATE DATABASE, a COPY) goes on beside
+  // what follows, or after it.
+  for (const side of ['target', 'source'] as const) {
+    try {
+      const left = await endRunnerSessions(plan, side, deps.env);
+      if (left) {
+        problems.push(
+          `${left} session(s) of the run (application_name '${runSessionName(plan.migrateId)}') are still on the ${side} server`,
+        );
+      }
+    } catch (err) {
+      // A server that cannot be reached (often what the run failed on) has nothing to end from here.
+      if (!(err instanceof PgferryError && err.code === 'SourceUnreachable')) {
+        problems.push(`could not end the run's sessions on the ${side} server: ${errorMessage(err)}`);
+      }
+    }
+  }
   if (plan.request.online) {
     // The task drops them itself; this covers a task that was killed or crashed.
     try {

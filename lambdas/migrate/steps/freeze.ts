@@ -2,7 +2,7 @@ import type { Client } from 'pg';
 import { resolvePassword } from '../../../core/connection';
 import type { FreezeResult, MigrateDatabasePlan, MigratePlan } from '../../../core/contracts';
 import { errorMessage } from '../../../core/errors';
-import { connectPg, endQuietly, withClient } from '../../../core/postgres/connect';
+import { connectPg, endQuietly, withClient, withMaintenance } from '../../../core/postgres/connect';
 import {
   dropPublicationAndSlot,
   dropSentinel,
@@ -16,6 +16,10 @@ import {
   thawDatabase,
   writingSessions,
 } from '../../../core/postgres/read-only';
+import { endRunSessions, runSessionName } from '../../../core/postgres/run-sessions';
+
+/** How long the cleanup waits for the sessions it ended to be gone, on each server. */
+const RUN_SESSIONS_END_MS = 10_000;
 
 /**
  * Freezes the source: `ALTER DATABASE … SET default_transaction_read_only = on` on every database
@@ -102,4 +106,27 @@ export async function removeReplication(plan: MigratePlan, env: NodeJS.ProcessEn
   } finally {
     await endQuietly(client);
   }
+}
+
+/**
+ * Ends what the migration's runner left running on the `side` server: its sessions (named after
+ * the migration), which a runner stopped hard (SIGKILL, a stopped task, a lost host) could not
+ * end, and whose server-side work goes on without it — a `CREATE DATABASE` that would then create
+ * a target the run never marked incomplete, an index build, an `ANALYZE`, a COPY holding its
+ * locks. They are waited for (up to 10 s); returns how many are still there.
+ */
+export async function endRunnerSessions(
+  plan: MigratePlan,
+  side: 'source' | 'target',
+  env: NodeJS.ProcessEnv,
+): Promise<number> {
+  const name = runSessionName(plan.migrateId);
+  const password = await resolvePassword(plan.request[side], side, env);
+  const end = (c: Client) => endRunSessions(c, name, RUN_SESSIONS_END_MS);
+  // The target database may not exist (yet, or any more): the server's maintenance database, as
+  // the runner created it from.
+  const connection = plan.databases[0][side];
+  return side === 'target'
+    ? withMaintenance(connection, password, end)
+    : withClient(connection, password, end);
 }
