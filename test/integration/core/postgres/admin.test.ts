@@ -60,7 +60,8 @@ async function expectNoSessions(): Promise<void> {
     if (i) await new Promise((r) => setTimeout(r, 100));
     n = await withClient(pg, database, async (c) => {
       const { rows } = await c.query<{ n: string }>(
-        'SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+        `SELECT count(*) AS n FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
       );
       return Number(rows[0].n);
     });

@@ -149,7 +149,10 @@ async function load(
 async function sessionsLeft(column: 'datname' | 'pid', value: string | number): Promise<string> {
   return withClient(pg, 'postgres', async (c) => {
     for (let i = 0; i < 50; i++) {
-      const { rowCount } = await c.query(`SELECT 1 FROM pg_stat_activity WHERE ${column} = $1`, [value]);
+      const { rowCount } = await c.query(
+        `SELECT 1 FROM pg_stat_activity WHERE ${column} = $1 AND backend_type = 'client backend'`,
+        [value],
+      );
       if (!rowCount) return 'no sessions';
       await new Promise((resolve) => setTimeout(resolve, 100));
     }

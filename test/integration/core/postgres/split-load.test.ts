@@ -178,7 +178,10 @@ test('a COPY session ended during the split load fails the restore and leaves no
     const sessions = await withClient(pg, 'postgres', async (c) => {
       // A backend whose client was killed ends when it next reads from it.
       for (let i = 0; i < 50; i++) {
-        const { rowCount } = await c.query('SELECT 1 FROM pg_stat_activity WHERE datname = $1', [target]);
+        const { rowCount } = await c.query(
+          "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'",
+          [target],
+        );
         if (!rowCount) return 0;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
@@ -219,9 +222,11 @@ test('pg_restore failing beside the split load stops it: nothing of the split ta
     const left = await withClient(pg, target, async (c) => ({
       big: (await c.query('SELECT count(*)::int AS n FROM big')).rows[0].n,
       sessions: (
-        await c.query('SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [
-          target,
-        ])
+        await c.query(
+          `SELECT 1 FROM pg_stat_activity
+           WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+          [target],
+        )
       ).rowCount,
     }));
     expect(left).toEqual({ big: 0, sessions: 0 });
