@@ -57,13 +57,15 @@ beforeAll(async () => {
   // A table name with byte 0x81, which WIN1252 leaves undefined: sent as raw bytes by psql with
   // the client encoding WIN1252 (no conversion, and any byte is valid in a single-byte encoding).
   await createEncoded(win1252, 'WIN1252');
-  execFileSync(pgTool('psql', 15), ['-X', '-v', 'ON_ERROR_STOP=1', '-d', sourceUrl(pg, win1252)], {
+  // The connection in the environment: a password in psql's arguments is what secrets.test.ts,
+  // running beside this file, looks for in every process's command line.
+  execFileSync(pgTool('psql', 15), ['-X', '-v', 'ON_ERROR_STOP=1'], {
     input: Buffer.concat([
       Buffer.from('CREATE TABLE public."t'),
       Buffer.of(0x81),
       Buffer.from('" (id int); CREATE TABLE public.fine (id int); INSERT INTO public.fine VALUES (1);\n'),
     ]),
-    env: { ...process.env, PGCLIENTENCODING: 'WIN1252' },
+    env: { ...process.env, ...pg.env(win1252), PGCLIENTENCODING: 'WIN1252' },
     stdio: ['pipe', 'ignore', 'pipe'],
   });
 }, 60_000);
