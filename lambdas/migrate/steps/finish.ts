@@ -212,8 +212,7 @@ export async function cleanupMigration(
   // After the replication is removed: a database with a subscription cannot be dropped.
   try {
     for (const left of await dropRunDatabases(plan, deps.env)) {
-      if (left.fate === 'dropped')
-        notes.push(`the database ${left.database} it left incomplete was dropped`);
+      if (left.fate === 'dropped') notes.push(`the database ${left.database} it left incomplete was dropped`);
       if (left.fate === 'not dropped') {
         notes.push(
           `the database ${left.database} it left incomplete could not be dropped (${left.error}): ` +

@@ -4,6 +4,11 @@ import type { FreezeResult, MigrateDatabasePlan, MigratePlan } from '../../../co
 import { errorMessage } from '../../../core/errors';
 import { connectPg, endQuietly, withClient, withMaintenance } from '../../../core/postgres/connect';
 import {
+  dropOwnIncompleteDatabase,
+  type LeftDatabase,
+  schemaTestDatabaseName,
+} from '../../../core/postgres/incomplete-database';
+import {
   dropPublicationAndSlot,
   dropSentinel,
   dropSubscription,
@@ -16,11 +21,6 @@ import {
   thawDatabase,
   writingSessions,
 } from '../../../core/postgres/read-only';
-import {
-  dropOwnIncompleteDatabase,
-  type LeftDatabase,
-  schemaTestDatabaseName,
-} from '../../../core/postgres/incomplete-database';
 import { endRunSessions, runSessionName } from '../../../core/postgres/run-sessions';
 
 /** How long the cleanup waits for the sessions it ended to be gone, on each server. */

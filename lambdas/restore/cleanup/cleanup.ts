@@ -15,7 +15,7 @@ import {
   restoringName,
 } from '../../../core/postgres/incomplete-database';
 import { serverInfo } from '../../../core/postgres/inspect';
-import { endRunSessions, runSessions, runSessionName } from '../../../core/postgres/run-sessions';
+import { endRunSessions, runSessionName, runSessions } from '../../../core/postgres/run-sessions';
 import type { BackupStore } from '../../../core/store';
 
 export interface RestoreCleanupDeps {
@@ -69,8 +69,19 @@ export async function cleanupRestoreTarget(
   return { notes };
 }
 
+/**
+ * How long sessions of the run are given to end on their own first: a runner that failed and
+ * closed its connections a moment ago leaves backends that are still exiting, which are no news.
+ */
+const OWN_END_MS = 2_000;
+
 async function endSessions(admin: Client, name: string, notes: string[]): Promise<void> {
-  const found = (await runSessions(admin, name)).length;
+  const deadline = Date.now() + OWN_END_MS;
+  let found = (await runSessions(admin, name)).length;
+  while (found > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    found = (await runSessions(admin, name)).length;
+  }
   if (found === 0) return;
   const left = await endRunSessions(admin, name, RUN_SESSIONS_END_MS);
   notes.push(
