@@ -13,7 +13,9 @@
  * marked one (`shobj_description`); and it needs no privilege beyond the ownership its creator
  * has. (`CREATE DATABASE` cannot run in a transaction: a run killed between its commit and the
  * comment leaves an empty, unmarked database. One killed while the server still runs it does not
- * stop it; a migration's cleanup step ends the run's sessions, which rolls it back.)
+ * stop it; the workflows' cleanup steps end the run's sessions, which rolls it back.) When only
+ * the runner was killed, those steps (MigrateCleanup, RestoreCleanup) also drop what carries the
+ * run's own mark (`dropOwnIncompleteDatabase`); the mark is for what is left after that.
  */
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
