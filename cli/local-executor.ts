@@ -106,15 +106,17 @@ export async function runBackupWorkflow(input: unknown, options: LocalRunOptions
 /** Runs the restore workflow locally; resolves with its output (a `RestoreOutcome`, naming the report). */
 export async function runRestoreWorkflow(input: unknown, options: LocalRunOptions = {}): Promise<unknown> {
   return withRunnerAhead(options, 'restore', async (task) => {
-    const [preflight, record] = await Promise.all([
+    const [preflight, record, cleanup] = await Promise.all([
       import('../lambdas/restore/preflight/handler'),
       import('../lambdas/restore/record/handler'),
+      import('../lambdas/restore/cleanup/handler'),
     ]);
     const credentials = credentialsOf(options);
     return runWorkflow('restore', input, options, {
       [RESTORE_STATES.preflight]: (event) => preflight.handle(event, credentials),
       [RESTORE_STATES.safetyBackup]: (params) => runNestedBackup(params, options),
       [RESTORE_STATES.restore]: task,
+      [RESTORE_STATES.cleanup]: (event) => cleanup.handle(event, credentials),
       [RESTORE_STATES.record]: record.handler,
     });
   });

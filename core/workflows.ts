@@ -26,6 +26,7 @@ export const RESTORE_STATES = {
   preflight: 'RestorePreflight',
   safetyBackup: 'SafetyBackup',
   restore: 'Restore',
+  cleanup: 'RestoreCleanup',
   record: 'RestoreRecord',
   failed: 'RestoreFailed',
 } as const;

@@ -42,8 +42,9 @@ type Step = 'freeze' | 'record' | 'updateSecret' | 'finish' | 'cleanup' | 'cutov
  *
  * Bracketed states run when the execution input asks for them (Choice states on the `steps`
  * preflight puts in the state). Every failure after preflight goes to MigrateCleanup — which ends
- * the run's sessions left on either server, unfreezes the source and removes the incomplete
- * backups — then scales the services back up and fails the execution.
+ * the run's sessions left on either server, drops the databases a killed runner created and
+ * marked, unfreezes the source and removes the incomplete backups — then scales the services back
+ * up and fails the execution.
  */
 export class MigrateWorkflow extends Construct implements Workflow {
   readonly stateMachine: sfn.StateMachine;
@@ -239,7 +240,7 @@ export class MigrateWorkflow extends Construct implements Workflow {
   }
 
   /**
-   * MigrateCleanup (end the run's sessions, unfreeze, remove incomplete backups, name the error) → the services scaled
+   * MigrateCleanup (end the run's sessions, drop the databases it marked, unfreeze, remove incomplete backups, name the error) → the services scaled
    * back up → MigrateFailed.
    */
   private buildFailurePath(): sfn.IChainable {

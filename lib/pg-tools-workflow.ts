@@ -16,7 +16,13 @@ export interface PgToolsWorkflowSpec {
   /** What the workflow does, for the console. */
   readonly comment: string;
   /** The state names (the local executor binds its handlers by them). */
-  readonly states: { readonly preflight: string; readonly task: string; readonly record: string };
+  readonly states: {
+    readonly preflight: string;
+    readonly task: string;
+    readonly record: string;
+    /** With `cleanup`: its state's name. */
+    readonly cleanup?: string;
+  };
   /**
    * The workflow: the pg-tools action the task runs (`PGFERRY_ACTION`), and the folder of its
    * handlers (`lambdas/<workflow>/preflight`, `…/record`).
@@ -43,6 +49,14 @@ export interface PgToolsWorkflowSpec {
    * @default no safety backups
    */
   readonly safetyBackup?: { readonly stateName: string; readonly stateMachine: sfn.IStateMachine };
+  /**
+   * A step between a failed task and Record (`lambdas/<workflow>/cleanup`), for what a task killed
+   * too hard to clean up leaves on the servers: it connects to databases (with the same logins as
+   * preflight) and reads the store; its result goes to `$.cleanup`, its own error (caught: Record
+   * runs whatever it did) to `$.cleanupError`. Named by `states.cleanup`.
+   * @default none: a failed task goes straight to Record
+   */
+  readonly cleanup?: { readonly description: string };
 }
 
 /**
@@ -56,6 +70,8 @@ export abstract class PgToolsWorkflow extends Construct implements Workflow {
   readonly stateMachine: sfn.StateMachine;
   readonly preflight: nodejs.NodejsFunction;
   readonly record: nodejs.NodejsFunction;
+  /** With `spec.cleanup`: the step after a failed task. */
+  readonly cleanup?: nodejs.NodejsFunction;
   readonly handlers: readonly nodejs.NodejsFunction[];
 
   constructor(
@@ -79,16 +95,28 @@ export abstract class PgToolsWorkflow extends Construct implements Workflow {
       description: spec.recordDescription,
       timeout: Duration.minutes(2),
     });
-    this.handlers = [this.preflight, this.record];
+    if (spec.cleanup) {
+      // Where preflight runs, with its logins (`grantDatabaseLogins`): it connects to the target.
+      this.cleanup = props.functions.add(`${id}Cleanup`, {
+        folder: `${spec.workflow}/cleanup`,
+        name: `${spec.workflow}-cleanup`,
+        description: spec.cleanup.description,
+        connectsToDatabases: true,
+        timeout: Duration.minutes(2),
+      });
+    }
+    this.handlers = [this.preflight, this.record, ...(this.cleanup ? [this.cleanup] : [])];
     props.store.grantReadBackups(this.preflight);
     props.store.grantWriteBackups(this.preflight);
     props.store.grantReadBackups(this.record);
+    // The cleanup reads the run's job (the plan): it writes nothing to the store.
+    if (this.cleanup) props.store.grantReadBackups(this.cleanup);
 
     const task = this.buildTask();
     const record = this.buildRecord();
-    // A failed task goes to Record too: it fails the execution with the report's error, which says
-    // more than ECS's task description.
-    task.addCatch(record, { resultPath: '$.error' });
+    // A failed task goes to Record too (after the cleanup, if any): it fails the execution with
+    // the report's error, which says more than ECS's task description.
+    task.addCatch(this.buildCleanup(record) ?? record, { resultPath: '$.error' });
     task.next(record);
     const definition = this.buildPreflight().next(this.buildSafetyBackup(task) ?? task);
     this.stateMachine = pgferryStateMachine(this, spec.comment, definition);
@@ -128,6 +156,20 @@ export abstract class PgToolsWorkflow extends Construct implements Workflow {
       this.spec.workflow,
       this.props.taskTimeout ?? DEFAULT_TASK_TIMEOUT,
     );
+  }
+
+  /** The cleanup after a failed task, then Record, also when the cleanup itself fails. */
+  private buildCleanup(record: tasks.LambdaInvoke): tasks.LambdaInvoke | undefined {
+    const stateName = this.spec.states.cleanup;
+    if (!this.cleanup || !stateName) return undefined;
+    const cleanup = lambdaStep(this, stateName, {
+      fn: this.cleanup,
+      resultPath: '$.cleanup',
+      timeout: Duration.minutes(2),
+    });
+    cleanup.addCatch(record, { resultPath: '$.cleanupError' });
+    cleanup.next(record);
+    return cleanup;
   }
 
   private buildRecord(): tasks.LambdaInvoke {

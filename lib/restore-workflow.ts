@@ -12,8 +12,10 @@ export interface RestoreWorkflowProps extends WorkflowProps {
 
 /**
  * The restore workflow: RestorePreflight → [SafetyBackup: a nested backup execution of the
- * target, when preflight asks for one] → Restore → RestoreRecord. With a safety backup, Record
- * writes the safety backup's id into the stored report, so it may write to the store too.
+ * target, when preflight asks for one] → Restore → RestoreRecord, and after a failed Restore,
+ * RestoreCleanup → RestoreRecord. With a safety backup, Record writes the safety backup's id into
+ * the stored report, so it may write to the store too. The cleanup, not Record, connects to the
+ * target: Record stays without database access.
  */
 export class RestoreWorkflow extends PgToolsWorkflow {
   constructor(scope: Construct, id: string, props: RestoreWorkflowProps) {
@@ -23,11 +25,15 @@ export class RestoreWorkflow extends PgToolsWorkflow {
         preflight: RESTORE_STATES.preflight,
         task: RESTORE_STATES.restore,
         record: RESTORE_STATES.record,
+        cleanup: RESTORE_STATES.cleanup,
       },
       workflow: 'restore',
       preflightDescription: 'pgferry: resolves a backup and checks the restore target',
       preflightConnectsToDatabases: true,
       recordDescription: "pgferry: reads a restore's report",
+      cleanup: {
+        description: 'pgferry: after a failed restore, ends its sessions and drops the database it created',
+      },
       safetyBackup: { stateName: RESTORE_STATES.safetyBackup, stateMachine: props.backup },
     });
     props.store.grantWriteBackups(this.record);

@@ -124,6 +124,7 @@ export {
 } from './migrate';
 export { MAX_EXECUTION_INPUT_BYTES, parseExecutionInput, parsePayload } from './parse';
 export type {
+  RestoreCleanup,
   RestoreOutcome,
   RestorePlan,
   RestoreReport,
@@ -132,6 +133,7 @@ export type {
   RestoreState,
 } from './restore';
 export {
+  RestoreCleanupSchema,
   RestoreOutcomeSchema,
   RestorePlanSchema,
   RestoreReportSchema,

@@ -86,9 +86,18 @@ export const RestorePlanSchema = z
 export type RestorePlan = z.infer<typeof RestorePlanSchema>;
 
 /**
+ * What RestoreCleanup did after a failed restore task (lambdas/restore/cleanup), for the failure's
+ * message: each note a clause of it ("the restoring database … was dropped"); none when the
+ * runner had left nothing (it cleans up itself unless killed hard).
+ */
+export const RestoreCleanupSchema = z.object({ notes: z.array(z.string()) }).strict();
+export type RestoreCleanup = z.infer<typeof RestoreCleanupSchema>;
+
+/**
  * The restore workflow's state: ids, the job, the task's size, and with `mode: clean` the input of
  * the nested backup of the target (`safetyBackupRequest`); `safetyBackup` is that backup's id once
- * it was taken.
+ * it was taken. After a failed task: its `error`, what RestoreCleanup did (`cleanup`), or the
+ * cleanup's own error (`cleanupError`).
  */
 export const RestoreStateSchema = z
   .object({
@@ -101,6 +110,8 @@ export const RestoreStateSchema = z
     safetyBackupRequest: BackupRequestSchema.optional(),
     safetyBackup: z.object({ backupId: RunIdSchema }).strict().optional(),
     error: CaughtErrorSchema.optional(),
+    cleanup: RestoreCleanupSchema.optional(),
+    cleanupError: CaughtErrorSchema.optional(),
   })
   .strict();
 export type RestoreState = z.infer<typeof RestoreStateSchema>;

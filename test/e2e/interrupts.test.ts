@@ -8,6 +8,8 @@
  *   stopped) — the failed report is stored, and the CLI prints one line and exits 130. A backup stopped the same way leaves nothing listed (the workflow's Cleanup runs).
  * - SIGTERM of the task alone (ECS stopping it) and the CLI's death (SIGKILL of the CLI alone): the
  *   task cleans up the same way.
+ * - SIGKILL of a restore's runner alone (a Fargate task's OOM kill, a lost host): the workflow's
+ *   RestoreCleanup ends the run's sessions and drops the database it created and marked.
  * - kill -9 of everything: the next restore names the leftover database (marked incomplete) with the
  *   command that removes it, and the next run removes the dead run's work folder and stops the
  *   server still running in it, saying so in one line.
@@ -257,6 +259,42 @@ describe('restore', () => {
       expect(readdirSync(workDir)).toEqual([]);
       expect(processesIn(workDir)).toEqual([]);
     }
+  });
+
+  test("the runner alone killed (SIGKILL, as an OOM kill or a lost Fargate host) mid-load: RestoreCleanup ends the run's sessions and drops the database it created; the next restore succeeds", async () => {
+    const target = uniqueName('rrkill');
+    const loading = restoringName(target);
+    const run = start(restoreArgs(target), newWorkDir());
+    await midRestore(run, target);
+    const runner = descendants(run.pid).find((p) => commandLine(p).includes('pg-tools/src/main.js'));
+    if (!runner) throw new Error('no runner');
+    const restoreId = /"restoreId":"([^"]+)"/.exec(run.stderr())?.[1];
+    expect(restoreId).toBeDefined();
+    process.kill(runner, 'SIGKILL');
+    const result = await run.done;
+
+    expect(result.code).toBe(1);
+    // The runner's error, then what the cleanup step did: the runner could say nothing.
+    expect(cliLines(result.stderr)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^pgferry: the pg-tools task stopped \\(SIGKILL\\).* \\((.*; )?the database ${loading}, which the restore loads before renaming it ${target}, was dropped\\)$`,
+        ),
+      ),
+    ]);
+    expect(await databaseExists(loading)).toBe(false);
+    expect(await databaseExists(target)).toBe(false);
+    const sessions = await withClient(pg, 'postgres', (c) =>
+      c.query('SELECT pid FROM pg_stat_activity WHERE application_name = $1 OR datname = ANY($2)', [
+        `pgferry ${restoreId}`,
+        [target, loading],
+      ]),
+    );
+    expect(sessions.rows).toEqual([]);
+
+    const next = await runCli(restoreArgs(target), { env: { PGFERRY_WORK_DIR: newWorkDir() } });
+    expect(next).toMatchObject({ code: 0, stderr: '' });
+    await dropDatabase(pg, target);
   });
 
   test('kill -9 of everything: the next run names the leftover database and how to drop it, and removes the dead run’s folder', async () => {

@@ -17,7 +17,6 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import type { MigrateReport } from '../../core/contracts';
-import { readIncompleteMark } from '../../core/postgres/incomplete-database';
 import { cliEnv, extraPgBinDirs, REPO, type RunOptions, runCli, runMigrate, sourceUrl } from '../support/cli';
 import { createSeededDatabase, type TestPostgres, testEnv, uniqueName, withClient } from '../support/env';
 import { type FakeSecretsManager, startFakeSecretsManager } from '../support/fake-secrets-manager';
@@ -294,9 +293,17 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
   async function expectCleanedUp(database: string, migrated: string, table: string) {
     expect(await leftovers(database, migrated)).toEqual([]);
     expect(await replicaIdentity(database, table)).toBe('d');
-    if (await targetDatabaseExists(migrated)) {
-      const mark = await withClient(target(), 'postgres', (c) => readIncompleteMark(c, migrated));
-      expect(mark).toMatchObject({ kind: 'migration' });
+    // The target the killed run created (marked incomplete) is dropped by the cleanup step, as is
+    // any schema-test scratch database; no session of the run is left on either server.
+    expect(await targetDatabaseExists(migrated)).toBe(false);
+    for (const pg of [source(), target()]) {
+      const { rows } = await withClient(pg, 'postgres', (c) =>
+        c.query<{ name: string }>(
+          `SELECT datname AS name FROM pg_database WHERE datname LIKE 'pgferry\\_schema\\_test\\_%'
+           UNION ALL SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'pgferry %'`,
+        ),
+      );
+      expect(rows).toEqual([]);
     }
     const list = await runCli(['list', '--store', store, '--json']);
     expect(list.code).toBe(0);
@@ -430,7 +437,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     await withClient(source(), database, (c) => c.query(`INSERT INTO events (payload) VALUES ('after')`));
   }, 300_000);
 
-  test('the runner killed (SIGKILL) during the catch-up: the cleanup step drops slot, publication and subscription and resets the replica identity it set; the target is marked incomplete; nothing listed', async () => {
+  test('the runner killed (SIGKILL) during the catch-up: the cleanup step drops slot, publication and subscription, resets the replica identity it set and drops the target the run created; nothing listed', async () => {
     const database = uniqueName('online14_kill');
     const migrated = uniqueName('online14_kill_dst');
     await createSeededDatabase(
@@ -470,7 +477,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     await withClient(source(), database, (c) => c.query(`INSERT INTO events (payload) VALUES ('after')`));
   }, 300_000);
 
-  test('the runner killed (SIGKILL) during the copy, before any subscription: the cleanup step drops slot and publication and resets the replica identity; nothing listed', async () => {
+  test('the runner killed (SIGKILL) during the copy, before any subscription: the cleanup step drops slot and publication, resets the replica identity and drops the target the run created: no target, no scratch database, no session of the run; nothing listed', async () => {
     const database = uniqueName('online14_kill_copy');
     const migrated = uniqueName('online14_kill_copy_dst');
     // A key-less table large enough that its COPY is seen running (--replica-identity-full).

@@ -71,7 +71,11 @@ import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/post
 import { connectPg, endQuietly, libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
 import { CopyStream } from '../../../core/postgres/copy-stream';
 import { DefinitionsFile } from '../../../core/postgres/definitions-file';
-import { type IncompleteRun, markIncomplete } from '../../../core/postgres/incomplete-database';
+import {
+  type IncompleteRun,
+  markIncomplete,
+  schemaTestDatabaseName,
+} from '../../../core/postgres/incomplete-database';
 import {
   countRows,
   databaseExists,
@@ -219,7 +223,7 @@ export async function runSchemaTest(plan: MigratePlan, deps: MigrateDeps): Promi
     const ctx = await context(plan, deps);
     result.roles = await applyRoles(ctx, await dumpSourceGlobals(ctx));
     for (const [i, db] of plan.databases.entries()) {
-      const scratch = `pgferry_schema_test_${plan.migrateId.replace('-', '_').toLowerCase()}_${i}`;
+      const scratch = schemaTestDatabaseName(plan.migrateId, i);
       const entry = { database: db.source.database, scratchDatabase: scratch, dropped: false };
       result.databases.push(entry);
       deps.onPhase?.(`schemaTest ${db.source.database}`);
@@ -605,7 +609,7 @@ async function migrateDatabaseOnce(
     }
     const properties = withoutFreeze(state.properties, db.readOnlySetting);
     // Also ends the target's incomplete mark: online, only once the cutover is through, so a task
-    // killed during the catch-up leaves a marked database (its cleanup step cannot drop it).
+    // killed during the catch-up leaves a marked database (which the cleanup step then drops).
     const applyProperties = () =>
       progress.timed('databaseProperties', () =>
         withMaintenance(db.target, ctx.targetPassword, (admin) =>

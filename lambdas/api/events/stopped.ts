@@ -17,8 +17,9 @@
  * - **migrate**: MigrateCleanup (the Catch's), given the state the stopped state was given, as the
  *   Catch would give it; then the cutover's services scaled back up, as the failure path does.
  *   A migration stopped in its preflight has changed nothing.
- * - **restore, verify**: only the task (their workflows have no Catch step of their own: the task
- *   drops a restore's new database, a verification's throwaway server). A clean restore's nested
+ * - **restore, verify**: only the task (stopped, its runner drops a restore's new database, a
+ *   verification's throwaway server; RestoreCleanup, the restore's Catch step for a task killed
+ *   too hard to clean up, is not run). A clean restore's nested
  *   safety backup is stopped by Step Functions with its parent, and is cleaned up as a stopped
  *   backup of its own.
  */

@@ -12,6 +12,7 @@ import {
   schemaTestDecision,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
+import { dropDatabaseCommand } from '../../../core/postgres/incomplete-database';
 import { replicationName } from '../../../core/postgres/logical-replication';
 import { runSessionName } from '../../../core/postgres/run-sessions';
 import type { BackupStore } from '../../../core/store';
@@ -23,7 +24,7 @@ import {
   migrateResultKey,
   schemaTestResultKey,
 } from '../../../core/store-keys';
-import { endRunnerSessions, removeReplication, unfreezeSource } from './freeze';
+import { dropRunDatabases, endRunnerSessions, removeReplication, unfreezeSource } from './freeze';
 
 export interface FinishDeps {
   openStore: (url: string) => BackupStore;
@@ -145,8 +146,9 @@ export interface MigrationFailure {
 }
 
 /**
- * After any failure: ends the run's sessions left on either server (`endRunnerSessions`), unfreezes
- * the source (always, when the migration was to freeze it: the settings go back to what preflight
+ * After any failure: ends the run's sessions left on either server (`endRunnerSessions`), drops
+ * its replication (online), drops the target and scratch databases that carry this migration's own
+ * incomplete mark (`dropRunDatabases`: a runner killed hard could not), unfreezes the source (always, when the migration was to freeze it: the settings go back to what preflight
  * saw), removes the objects of archived backups that are not complete, so no incomplete backup is
  * ever listed (complete ones are kept), and names the failure — the runner's own error when it
  * left one (on AWS a failed task's cause is ECS's task description).
@@ -177,21 +179,21 @@ export async function cleanupMigration(
     if (!runnerError && result.success && result.data.status === 'failed') runnerError = result.data.error;
   }
   let unfrozen = false;
-  const problems: string[] = [];
+  const notes: string[] = [];
   // First, so that nothing the runner left running (a CREATE DATABASE, a COPY) goes on beside
   // what follows, or after it.
   for (const side of ['target', 'source'] as const) {
     try {
       const left = await endRunnerSessions(plan, side, deps.env);
       if (left) {
-        problems.push(
+        notes.push(
           `${left} session(s) of the run (application_name '${runSessionName(plan.migrateId)}') are still on the ${side} server`,
         );
       }
     } catch (err) {
       // A server that cannot be reached (often what the run failed on) has nothing to end from here.
       if (!(err instanceof PgferryError && err.code === 'SourceUnreachable')) {
-        problems.push(`could not end the run's sessions on the ${side} server: ${errorMessage(err)}`);
+        notes.push(`could not end the run's sessions on the ${side} server: ${errorMessage(err)}`);
       }
     }
   }
@@ -201,10 +203,26 @@ export async function cleanupMigration(
       await removeReplication(plan, deps.env);
     } catch (err) {
       const name = replicationName(plan.migrateId);
-      problems.push(
+      notes.push(
         `THE REPLICATION SLOT ${name} MAY BE LEFT ON THE SOURCE (${errorMessage(err)}): ` +
           `SELECT pg_drop_replication_slot('${name}'); DROP PUBLICATION IF EXISTS ${name};`,
       );
+    }
+  }
+  // After the replication is removed: a database with a subscription cannot be dropped.
+  try {
+    for (const left of await dropRunDatabases(plan, deps.env)) {
+      if (left.fate === 'dropped') notes.push(`the database ${left.database} it left incomplete was dropped`);
+      if (left.fate === 'not dropped') {
+        notes.push(
+          `the database ${left.database} it left incomplete could not be dropped (${left.error}): ` +
+            `remove it with ${dropDatabaseCommand(left.database, plan.targetServer.major)}`,
+        );
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof PgferryError && err.code === 'SourceUnreachable')) {
+      notes.push(`could not look for the databases the run left on the target: ${errorMessage(err)}`);
     }
   }
   if (plan.request.freezeSource || plan.request.online) {
@@ -212,7 +230,7 @@ export async function cleanupMigration(
       await unfreezeSource(plan, deps.env);
       unfrozen = true;
     } catch (err) {
-      problems.push(`THE SOURCE IS STILL READ-ONLY: ${errorMessage(err)}`);
+      notes.push(`THE SOURCE IS STILL READ-ONLY: ${errorMessage(err)}`);
     }
   }
   for (const db of plan.databases) {
@@ -221,13 +239,13 @@ export async function cleanupMigration(
       if ((await store.getJson(manifestKey(db.backup.database, db.backup.backupId))) !== undefined) continue;
       deletedObjects += await store.deletePrefix(backupPrefix(db.backup.database, db.backup.backupId));
     } catch (err) {
-      problems.push(`could not remove the incomplete backup ${db.backup.backupId}: ${errorMessage(err)}`);
+      notes.push(`could not remove the incomplete backup ${db.backup.backupId}: ${errorMessage(err)}`);
     }
   }
   const cause = runnerError?.message ?? caught.Cause ?? caught.Error;
   return {
     error: runnerError?.name ?? caught.Error,
-    cause: problems.length ? `${cause} (${problems.join('; ')})` : cause,
+    cause: notes.length ? `${cause} (${notes.join('; ')})` : cause,
     unfrozen,
     deletedObjects,
   };

@@ -4,6 +4,11 @@ import type { FreezeResult, MigrateDatabasePlan, MigratePlan } from '../../../co
 import { errorMessage } from '../../../core/errors';
 import { connectPg, endQuietly, withClient, withMaintenance } from '../../../core/postgres/connect';
 import {
+  dropOwnIncompleteDatabase,
+  type LeftDatabase,
+  schemaTestDatabaseName,
+} from '../../../core/postgres/incomplete-database';
+import {
   dropPublicationAndSlot,
   dropSentinel,
   dropSubscription,
@@ -129,4 +134,33 @@ export async function endRunnerSessions(
   return side === 'target'
     ? withMaintenance(connection, password, end)
     : withClient(connection, password, end);
+}
+
+/** A database the run may have left, and what became of it (or why it could not be dropped). */
+export type RunDatabase = LeftDatabase | { database: string; fate: 'not dropped'; error: string };
+
+/**
+ * Drops what a migration's runner created on the target and could not drop (killed hard): each
+ * target database and schema-test scratch database that carries this migration's own incomplete
+ * mark. One another run marked, or an unmarked one (a target that existed, a completed one), is
+ * left alone. Run after the run's sessions are ended and its subscription dropped (a database
+ * with a subscription cannot be dropped). Returns what became of each.
+ */
+export async function dropRunDatabases(plan: MigratePlan, env: NodeJS.ProcessEnv): Promise<RunDatabase[]> {
+  const password = await resolvePassword(plan.request.target, 'target', env);
+  const names = [
+    ...plan.databases.map((db) => db.target.database),
+    ...plan.databases.map((_, i) => schemaTestDatabaseName(plan.migrateId, i)),
+  ];
+  return withMaintenance(plan.databases[0].target, password, async (admin) => {
+    const results: RunDatabase[] = [];
+    for (const database of names) {
+      results.push(
+        await dropOwnIncompleteDatabase(admin, database, plan.migrateId).catch(
+          (err: unknown): RunDatabase => ({ database, fate: 'not dropped', error: errorMessage(err) }),
+        ),
+      );
+    }
+    return results;
+  });
 }

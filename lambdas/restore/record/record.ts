@@ -1,4 +1,5 @@
 import {
+  type CaughtError,
   type Connection,
   type RestoreOutcome,
   type RestorePlan,
@@ -34,17 +35,37 @@ export async function recordRestore(
   try {
     report = await reportOrFailure(store, key, RestoreReportSchema, 'restore', state.error);
   } catch (err) {
-    if (!safetyBackupId) throw err;
+    const failure = withCleanup(err, state);
+    if (!safetyBackupId) throw failure;
     const plan = await loadJob(deps.openStore, state.job, 'restore', RestorePlanSchema).catch(
       () => undefined,
     );
     throw new PgferryError(
-      err instanceof PgferryError ? err.code : 'RestoreFailed',
-      `${errorMessage(err)}; ${safetyBackupAdvice(safetyBackupId, plan, recorded)}`,
+      failure instanceof PgferryError ? failure.code : 'RestoreFailed',
+      `${errorMessage(failure)}; ${safetyBackupAdvice(safetyBackupId, plan, recorded)}`,
       { cause: err },
     );
   }
   return { report, outcome: restoreOutcome(report, { store: store.url, key }) };
+}
+
+/**
+ * The failure `err`, its message followed by what RestoreCleanup did after the failed task (or
+ * its own error): the same error when there is nothing to add.
+ */
+function withCleanup(err: unknown, state: RestoreState): unknown {
+  const notes = [...(state.cleanup?.notes ?? [])];
+  if (state.cleanupError) {
+    notes.push(
+      `the cleanup after the run failed (${caughtMessage(state.cleanupError)}): the next restore names what is left`,
+    );
+  }
+  if (!notes.length || !(err instanceof Error)) return err;
+  const message = `${err.message} (${notes.join('; ')})`;
+  const failure =
+    err instanceof PgferryError ? new PgferryError(err.code, message, { cause: err }) : new Error(message);
+  failure.name = err.name;
+  return failure;
 }
 
 /** Puts the safety backup's id into the stored report (passed or failed); the report, if any. */
@@ -58,6 +79,17 @@ async function recordSafetyBackup(
   const report = { ...parsed.data, safetyBackupId };
   await store.putJson(key, report);
   return report;
+}
+
+/** A caught error's message: a Lambda function's (its Cause is the error as JSON), else its Cause. */
+function caughtMessage(caught: CaughtError): string {
+  try {
+    const { errorMessage: message } = JSON.parse(caught.Cause ?? '') as { errorMessage?: unknown };
+    if (typeof message === 'string') return message;
+  } catch {
+    // Not JSON: the cause as it is.
+  }
+  return caught.Cause ?? caught.Error;
 }
 
 /**

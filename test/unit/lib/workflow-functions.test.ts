@@ -61,6 +61,7 @@ test('every handler runs in the VPC: those that connect to databases as database
     'FunctionsMigratePreflight',
     'FunctionsMigrateSteps',
     'FunctionsPreflight',
+    'FunctionsRestoreCleanup',
     'FunctionsRestorePreflight',
     'FunctionsServerList',
   ]);

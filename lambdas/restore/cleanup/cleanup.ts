@@ -1,0 +1,114 @@
+import type { Client } from 'pg';
+import { resolvePassword } from '../../../core/connection';
+import {
+  type Connection,
+  type RestoreCleanup,
+  RestorePlanSchema,
+  type RestoreState,
+} from '../../../core/contracts';
+import { errorMessage, PgferryError } from '../../../core/errors';
+import { loadJob } from '../../../core/jobs';
+import { withMaintenance } from '../../../core/postgres/connect';
+import {
+  dropDatabaseCommand,
+  dropOwnIncompleteDatabase,
+  restoringName,
+} from '../../../core/postgres/incomplete-database';
+import { serverInfo } from '../../../core/postgres/inspect';
+import { endRunSessions, runSessionName, runSessions } from '../../../core/postgres/run-sessions';
+import type { BackupStore } from '../../../core/store';
+
+export interface RestoreCleanupDeps {
+  openStore: (url: string) => BackupStore;
+  env: NodeJS.ProcessEnv;
+}
+
+/** How long the cleanup waits for the sessions it ended to be gone. */
+const RUN_SESSIONS_END_MS = 10_000;
+
+/**
+ * After a failed restore task: what its runner left on the target when it could not clean up
+ * itself (killed hard: SIGKILL, an OOM kill, a lost host), removed — its sessions ended and, in
+ * create mode, the database it created dropped when it carries this restore's own mark. A runner
+ * that failed on its own has cleaned up already: then there is nothing to do, and nothing to say.
+ */
+export async function cleanupRestore(state: RestoreState, deps: RestoreCleanupDeps): Promise<RestoreCleanup> {
+  const plan = await loadJob(deps.openStore, state.job, 'restore', RestorePlanSchema);
+  const { target, mode } = plan.request;
+  const password = await resolvePassword(target, 'target', deps.env);
+  return cleanupRestoreTarget(target, password, { restoreId: plan.restoreId, mode });
+}
+
+/**
+ * {@link cleanupRestore} on the target server: ends the sessions named after restore `restoreId`
+ * (waiting up to 10 s for them to go), then in `create` mode drops the database it loads into
+ * (`restoringName`) and the target's own name (which it carries, still marked, between the rename
+ * and the end of the restore) — each only when it carries this restore's incomplete mark. A
+ * database another run marked, or an unmarked one, is left alone: the next preflight names it.
+ * In `clean` mode only the sessions are ended (the database is partly replaced; its safety backup
+ * puts it back). An unreachable target is skipped. Returns what it did or could not do.
+ */
+export async function cleanupRestoreTarget(
+  target: Connection,
+  password: string | undefined,
+  run: { restoreId: string; mode: 'create' | 'clean' },
+): Promise<RestoreCleanup> {
+  const notes: string[] = [];
+  try {
+    await withMaintenance(target, password, async (admin) => {
+      await endSessions(admin, runSessionName(run.restoreId), notes);
+      if (run.mode === 'create') await dropOwnDatabases(admin, target.database, run.restoreId, notes);
+    });
+  } catch (err) {
+    notes.push(
+      err instanceof PgferryError && err.code === 'SourceUnreachable'
+        ? `the target server could not be reached to clean up after the run (${errorMessage(err)}): the next restore names what it left`
+        : `could not clean up after the run on the target server: ${errorMessage(err)}`,
+    );
+  }
+  return { notes };
+}
+
+/**
+ * How long sessions of the run are given to end on their own first: a runner that failed and
+ * closed its connections a moment ago leaves backends that are still exiting, which are no news.
+ */
+const OWN_END_MS = 2_000;
+
+async function endSessions(admin: Client, name: string, notes: string[]): Promise<void> {
+  const deadline = Date.now() + OWN_END_MS;
+  let found = (await runSessions(admin, name)).length;
+  while (found > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    found = (await runSessions(admin, name)).length;
+  }
+  if (found === 0) return;
+  const left = await endRunSessions(admin, name, RUN_SESSIONS_END_MS);
+  notes.push(
+    left === 0
+      ? `the ${found} session(s) the runner left on the target were ended`
+      : `${left} session(s) of the run (application_name '${name}') are still on the target server`,
+  );
+}
+
+async function dropOwnDatabases(admin: Client, name: string, restoreId: string, notes: string[]) {
+  const loading = restoringName(name);
+  for (const database of [loading, name]) {
+    const what =
+      database === loading
+        ? `the database ${loading}, which the restore loads before renaming it ${name},`
+        : `the database ${name}, renamed into place but not complete,`;
+    try {
+      const left = await dropOwnIncompleteDatabase(admin, database, restoreId);
+      if (left.fate === 'dropped') notes.push(`${what} was dropped`);
+    } catch (err) {
+      const major = await serverInfo(admin).then(
+        (info) => info.major,
+        () => 0, // unknown: the DROP without FORCE, which every major takes
+      );
+      notes.push(
+        `${what} is left in place (${errorMessage(err)}): remove it with ${dropDatabaseCommand(database, major)}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * RestoreCleanup's work on a real server (lambdas/restore/cleanup/cleanup.ts `cleanupRestoreTarget`):
+ * after a restore's runner was killed hard, it ends the sessions named after the restore and drops
+ * the database it loads into — only when that database carries this restore's own incomplete
+ * mark. A restoring database another run marked (that run may still be going), or an unmarked one,
+ * is left alone; in clean mode nothing is dropped. The runner killed for real: test/e2e/interrupts.test.ts.
+ */
+import { hostname } from 'node:os';
+import { Client } from 'pg';
+import {
+  markIncomplete,
+  readIncompleteMark,
+  restoringName,
+} from '../../../../../core/postgres/incomplete-database';
+import { runSessionName } from '../../../../../core/postgres/run-sessions';
+import { newBackupId } from '../../../../../core/store-keys';
+import { cleanupRestoreTarget } from '../../../../../lambdas/restore/cleanup/cleanup';
+import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../../support/env';
+
+const pg = testEnv().server(15);
+const newRunId = () => newBackupId();
+const connection = (database: string) => ({
+  host: pg.host,
+  port: pg.port,
+  user: pg.user,
+  database,
+  sslmode: 'disable' as const,
+});
+
+async function exists(name: string): Promise<boolean> {
+  return withClient(pg, 'postgres', async (c) => {
+    const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    return rows.length > 0;
+  });
+}
+
+/** The restoring database of a restore into `target`, marked by run `runId` (none: unmarked). */
+async function leftRestoring(target: string, runId: string | undefined): Promise<string> {
+  const name = restoringName(target);
+  await createDatabase(pg, name);
+  if (runId) {
+    await withClient(pg, 'postgres', (c) =>
+      markIncomplete(c, name, {
+        kind: 'restore',
+        id: runId,
+        pid: 4242,
+        host: hostname(),
+        startedAt: new Date().toISOString(),
+      }),
+    );
+  }
+  return name;
+}
+
+/** A session named after run `runId`, connected to `database`, as a killed runner's COPY would be. */
+async function runSession(runId: string, database: string): Promise<Client> {
+  const c = new Client({ ...pg.clientConfig(database), application_name: runSessionName(runId) });
+  c.on('error', () => undefined);
+  await c.connect();
+  return c;
+}
+
+async function sessionsOf(runId: string): Promise<number> {
+  return withClient(pg, 'postgres', async (c) => {
+    const { rows } = await c.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [
+      runSessionName(runId),
+    ]);
+    return rows.length;
+  });
+}
+
+test("create mode: the run's sessions are ended and the restoring database it marked is dropped", async () => {
+  const target = uniqueName('rclean_own');
+  const runId = newRunId();
+  const loading = await leftRestoring(target, runId);
+  const session = await runSession(runId, loading);
+  try {
+    const result = await cleanupRestoreTarget(connection(target), pg.password, {
+      restoreId: runId,
+      mode: 'create',
+    });
+    expect(result.notes).toEqual([
+      'the 1 session(s) the runner left on the target were ended',
+      `the database ${loading}, which the restore loads before renaming it ${target}, was dropped`,
+    ]);
+  } finally {
+    await session.end().catch(() => undefined);
+  }
+  expect(await exists(loading)).toBe(false);
+  expect(await sessionsOf(runId)).toBe(0);
+});
+
+test('create mode: the target itself, renamed into place but still marked by the run, is dropped', async () => {
+  const target = uniqueName('rclean_renamed');
+  const runId = newRunId();
+  await createDatabase(pg, target);
+  await withClient(pg, 'postgres', (c) =>
+    markIncomplete(c, target, {
+      kind: 'restore',
+      id: runId,
+      pid: 4242,
+      host: hostname(),
+      startedAt: new Date().toISOString(),
+    }),
+  );
+  const result = await cleanupRestoreTarget(connection(target), pg.password, {
+    restoreId: runId,
+    mode: 'create',
+  });
+  expect(result.notes).toEqual([`the database ${target}, renamed into place but not complete, was dropped`]);
+  expect(await exists(target)).toBe(false);
+});
+
+test('a restoring database marked by ANOTHER run, and an unmarked one, are left alone; nothing to say', async () => {
+  for (const markedBy of [newRunId(), undefined]) {
+    const target = uniqueName('rclean_other');
+    const loading = await leftRestoring(target, markedBy);
+    try {
+      const result = await cleanupRestoreTarget(connection(target), pg.password, {
+        restoreId: newRunId(),
+        mode: 'create',
+      });
+      expect(result.notes).toEqual([]);
+      expect(await exists(loading)).toBe(true);
+      const mark = await withClient(pg, 'postgres', (c) => readIncompleteMark(c, loading));
+      expect(mark?.id).toBe(markedBy);
+    } finally {
+      await dropDatabase(pg, loading);
+    }
+  }
+});
+
+test('clean mode: the sessions only; a database is never dropped', async () => {
+  const target = uniqueName('rclean_clean');
+  const runId = newRunId();
+  const loading = await leftRestoring(target, runId);
+  const session = await runSession(runId, 'postgres');
+  try {
+    const result = await cleanupRestoreTarget(connection(target), pg.password, {
+      restoreId: runId,
+      mode: 'clean',
+    });
+    expect(result.notes).toEqual(['the 1 session(s) the runner left on the target were ended']);
+    expect(await exists(loading)).toBe(true);
+    expect(await sessionsOf(runId)).toBe(0);
+  } finally {
+    await session.end().catch(() => undefined);
+    await dropDatabase(pg, loading);
+  }
+});
+
+test('an unreachable target is skipped, saying so', async () => {
+  const result = await cleanupRestoreTarget({ ...connection('nowhere'), port: 1 }, pg.password, {
+    restoreId: newRunId(),
+    mode: 'create',
+  });
+  expect(result.notes).toEqual([
+    expect.stringMatching(
+      /^the target server could not be reached to clean up after the run \(.*\): the next restore names what it left$/,
+    ),
+  ]);
+});
