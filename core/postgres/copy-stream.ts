@@ -2,8 +2,10 @@
  * A custom-format archive's table data (`pg_dump -Fc -Z0`), loaded as it streams past by this
  * process's own COPY sessions: no pg_restore on the data path. The archive's reader
  * (core/postgres/archive.ts, `ArchiveScanner.dataListener`) hands over each table's COPY text as
- * it reads it; {@link CopyStream} gathers it in pieces of whole lines and deals them to a pool of
- * sessions, each a queue of pieces it writes to its current `COPY … FROM stdin` (pg-copy-streams):
+ * it reads it; {@link CopyStream} gathers it in pieces of whole lines (a row longer than a piece in
+ * pieces of its own, all to one session, one after the other: no buffer grows to hold a row) and
+ * deals them to a pool of sessions, each a queue of pieces it writes to its current
+ * `COPY … FROM stdin` (pg-copy-streams):
  *
  * - a table's first {@link CopyStreamOptions.spreadBytes} go to one session (the least loaded when
  *   it starts): thousands of small tables pay one COPY each, and the sessions load different
@@ -199,6 +201,11 @@ export class CopyStream implements TableDataListener {
   private current: TableLoad | undefined;
   private batch: Buffer;
   private batchLength = 0;
+  /**
+   * The session that was dealt the start of a row the batch could not hold: it is dealt the rest
+   * of that row too, so that its COPY receives the row whole (no other session's rows inside it).
+   */
+  private rowSession: Session | undefined;
   private readonly batchCapacity: number;
   /**
    * Batches whose pieces have been sent, to be batches again: the text passes through a few
@@ -296,7 +303,7 @@ export class CopyStream implements TableDataListener {
       marker < 0 ||
       batch[marker] !== 0x5c ||
       batch[marker + 1] !== 0x2e ||
-      (marker > 0 && batch[marker - 1] !== NEWLINE)
+      (marker > 0 ? batch[marker - 1] !== NEWLINE : this.rowSession !== undefined)
     ) {
       throw new PgferryError(this.code, `the data of ${load.name} does not end with COPY's end marker`);
     }
@@ -358,21 +365,23 @@ export class CopyStream implements TableDataListener {
     return load;
   }
 
-  /** Adds buf[start, end) to the batch, cut into a piece once it holds a piece's bytes. */
+  /**
+   * Adds buf[start, end) to the batch, cut into a piece whenever it holds a piece's bytes. A row
+   * longer than the batch is dealt in pieces of its own as it passes ({@link cutRow}): the batch
+   * never grows, whatever the longest row (a bytea value of hundreds of MB is twice as much text).
+   */
   private add(load: TableLoad, buf: Buffer, start: number, end: number): void {
-    const length = end - start;
-    if (this.batchLength + length > this.batch.length) {
-      this.cut(load);
-      if (this.batchLength + length > this.batch.length) {
-        // A row longer than a piece: the batch grows to hold it whole.
-        const bigger = Buffer.allocUnsafe(Math.max(this.batch.length * 2, this.batchLength + length));
-        this.batch.copy(bigger, 0, 0, this.batchLength);
-        this.batch = bigger;
+    while (start < end) {
+      if (this.batchLength === this.batch.length) {
+        this.cut(load);
+        if (this.batchLength === this.batch.length) this.cutRow(load);
       }
+      const length = Math.min(end - start, this.batch.length - this.batchLength);
+      buf.copy(this.batch, this.batchLength, start, start + length);
+      this.batchLength += length;
+      start += length;
+      if (this.batchLength >= this.pieceBytes) this.cut(load);
     }
-    buf.copy(this.batch, this.batchLength, start, end);
-    this.batchLength += length;
-    if (this.batchLength >= this.pieceBytes) this.cut(load);
   }
 
   /** Deals the batch's whole lines but the last few bytes (where the end marker may begin). */
@@ -381,6 +390,15 @@ export class CopyStream implements TableDataListener {
     const cut = this.batch.lastIndexOf(NEWLINE, this.batchLength - MARKER_ROOM - 1);
     if (cut < 0) return;
     this.deal(load, ...this.takePiece(cut + 1));
+  }
+
+  /**
+   * A full batch with no line end in it (but maybe in its last few bytes) is part of one row: dealt
+   * as it is, but those bytes, to the session that is to have the rest of the row
+   * ({@link rowSession}), in order, before anything else of the stream.
+   */
+  private cutRow(load: TableLoad): void {
+    this.rowSession = this.deal(load, ...this.takePiece(this.batchLength - MARKER_ROOM));
   }
 
   /**
@@ -398,17 +416,18 @@ export class CopyStream implements TableDataListener {
       return [piece];
     }
     const full = this.batch;
-    this.batch =
-      rest <= this.batchCapacity
-        ? (this.spare.pop() ?? Buffer.allocUnsafe(this.batchCapacity))
-        : Buffer.allocUnsafe(rest * 2);
+    this.batch = this.spare.pop() ?? Buffer.allocUnsafe(this.batchCapacity);
     full.copy(this.batch, 0, bytes, this.batchLength);
     this.batchLength = rest;
-    return [full.subarray(0, bytes), full.length === this.batchCapacity ? full : undefined];
+    return [full.subarray(0, bytes), full];
   }
 
-  private deal(load: TableLoad, bytes: Buffer, batch?: Buffer): void {
-    const session = load.home && load.sent < this.spreadBytes ? load.home : this.leastLoaded();
+  /** Queues a piece to a session, which it returns. */
+  private deal(load: TableLoad, bytes: Buffer, batch?: Buffer): Session {
+    const session =
+      this.rowSession ?? (load.home && load.sent < this.spreadBytes ? load.home : this.leastLoaded());
+    // Any row begun in another piece ends in this one (but for `cutRow`'s, which sets it again).
+    this.rowSession = undefined;
     load.home ??= session;
     load.sent += bytes.length;
     load.unfinished++;
@@ -416,6 +435,7 @@ export class CopyStream implements TableDataListener {
     session.queued += bytes.length;
     this.queued += bytes.length;
     session.wake?.();
+    return session;
   }
 
   /** The session with the fewest bytes queued; among equals, the one after the last chosen. */

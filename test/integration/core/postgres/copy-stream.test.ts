@@ -4,7 +4,8 @@
  * archive passes — a large table dealt over every session, small tables one session each, values
  * with tabs, newlines, backslashes, NULLs and non-ASCII text, in a UTF8 and a LATIN1 database —
  * its rows counted from the COPYs' tags; no COPY starts before the tables exist, the stream held
- * back meanwhile; and a row the target rejects fails the load with the server's message, no
+ * back meanwhile; a row longer than many pieces sent to one session in pieces, never held whole;
+ * and a row the target rejects fails the load with the server's message, no
  * session left (what the sessions had committed stays: a migration drops the target); a session
  * whose connect resolves only after the load failed and `close()` was called is ended by then.
  */
@@ -93,6 +94,8 @@ async function load(
     ),
   );
   const copies: string[][] = [];
+  /** The longest write to any session's socket. */
+  let largestWrite = 0;
   const copy = new CopyStream({
     sessions: opts.sessions,
     connect: async () => {
@@ -100,6 +103,12 @@ async function load(
       await c.connect();
       const mine: string[] = [];
       copies.push(mine);
+      const socket = (c as unknown as { connection: { stream: Writable } }).connection.stream;
+      const write = socket.write.bind(socket) as (chunk: unknown, ...rest: unknown[]) => boolean;
+      (socket as unknown as { write: typeof write }).write = (chunk, ...rest) => {
+        if (Buffer.isBuffer(chunk)) largestWrite = Math.max(largestWrite, chunk.length);
+        return write(chunk, ...rest);
+      };
       const query = c.query.bind(c) as (q: unknown) => unknown;
       (c as unknown as { query: (q: unknown) => unknown }).query = (q: unknown) => {
         const text = (q as { text?: string }).text;
@@ -136,7 +145,7 @@ async function load(
     })();
     await pipeline(Readable.from(pieces), counter, new Writable({ write: (_c, _e, cb) => cb() }));
     const rows = await copy.finish();
-    return { rows, streamRows: counter.scanner.tables(), copies };
+    return { rows, streamRows: counter.scanner.tables(), copies, largestWrite };
   } finally {
     await copy.close();
   }
@@ -188,6 +197,46 @@ test.each(['UTF8', 'LATIN1'] as const)(
   },
   300_000,
 );
+
+test('a row longer than many pieces reaches one session in pieces, in order: no buffer holds it whole', async () => {
+  // Pieces of 64 KiB in batches of 128 KiB (`load`). Rows of 1 MiB and 2.7 MiB of COPY text and of
+  // sizes around a batch's, between short ones; the longest one its table's last row (its end
+  // marker right after it).
+  const db = uniqueName('cs_src_rows');
+  databases.push(db);
+  await withClient(pg, 'postgres', (c) =>
+    c.query(`CREATE DATABASE ${db} TEMPLATE template0 ENCODING 'UTF8'`),
+  );
+  await withClient(pg, db, (c) =>
+    c.query(`
+      CREATE TABLE files (id int PRIMARY KEY, name text, data bytea);
+      INSERT INTO files
+        SELECT g, 'file ' || g, CASE
+          WHEN g % 10 = 3 THEN decode(repeat(md5(g::text), 32768), 'hex')
+          WHEN g % 10 = 7 THEN decode(repeat('ab', 65536 - 64 + g), 'hex')
+          ELSE decode(md5(g::text), 'hex') END
+        FROM generate_series(1, 60) g;
+      CREATE TABLE last_long (id int, body text);
+      INSERT INTO last_long VALUES (1, 'short'), (2, repeat('wörd' || chr(9) || chr(10), 300000));
+      CREATE TABLE after (id int);
+      INSERT INTO after SELECT generate_series(1, 100);
+    `),
+  );
+  const dump = path.join(dir, `${db}.dump`);
+  await runTool(pgTool('pg_dump', 15), ['-Fc', '-Z0', '-f', dump, ...conn, '-d', db], {
+    PGPASSWORD: pg.password,
+  });
+  const target = uniqueName('cs_dst_rows');
+  const { rows, streamRows, largestWrite } = await load(dump, target, { sessions: 2 });
+  expect(await contents(target)).toEqual(await contents(db));
+  expect(Object.fromEntries(streamRows.map((t) => [t.name, rows.get(t.dumpId)]))).toEqual({
+    files: 60,
+    last_long: 2,
+    after: 100,
+  });
+  // Before, the batch grew to hold the longest row whole, and was sent so: 2.7 MiB at once.
+  expect(largestWrite).toBeLessThanOrEqual(128 * 1024);
+}, 300_000);
 
 test('no COPY starts before the tables exist: the stream is held back meanwhile', async () => {
   const { db, dump } = await source('UTF8');
