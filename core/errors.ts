@@ -40,15 +40,28 @@ export class PgferryError extends Error {
 export const RETRYABLE_ERRORS: readonly string[] = ['Pgferry.StoreUnavailable'];
 
 /**
+ * The most of a server error's message kept: PostgreSQL quotes a value it rejects whole
+ * (`invalid input syntax for type bigint: "…"`), and a row's value can be megabytes — which would
+ * then be a failure's one line, in a report, a log and a state's output (whose size Step
+ * Functions limits). What says why comes first; a tool's stderr lines are cut alike (`collectTail`).
+ */
+const MAX_SERVER_MESSAGE_CHARS = 1000;
+
+/**
  * An error's message; for a server error (node-postgres), with the server's HINT, which often
- * says what to do ("You might need to increase max_locks_per_transaction.").
+ * says what to do ("You might need to increase max_locks_per_transaction."), its message cut at
+ * {@link MAX_SERVER_MESSAGE_CHARS}.
  */
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) {
-    const hint = (err as { hint?: unknown }).hint;
-    return typeof hint === 'string' && hint && !err.message.includes(hint)
-      ? `${err.message} (HINT: ${hint})`
-      : err.message;
+    const { hint, severity } = err as { hint?: unknown; severity?: unknown };
+    let message = err.message;
+    if (typeof severity === 'string' && message.length > MAX_SERVER_MESSAGE_CHARS) {
+      message = `${message.slice(0, MAX_SERVER_MESSAGE_CHARS)}… (${message.length - MAX_SERVER_MESSAGE_CHARS} more characters)`;
+    }
+    return typeof hint === 'string' && hint && !message.includes(hint)
+      ? `${message} (HINT: ${hint})`
+      : message;
   }
   return String(err);
 }

@@ -75,9 +75,12 @@ export async function loadTableData(load: TableDataLoad): Promise<number> {
       return stream;
     });
     let next = 0;
-    const send = async (piece: Buffer[]) => {
+    /** The session a row begun in the last piece goes on in. */
+    let held: (typeof streams)[number] | undefined;
+    const send = async (piece: Buffer[], partial: boolean) => {
       if (failure) throw failure;
-      const sink = streams[next++ % streams.length];
+      const sink = held ?? streams[next++ % streams.length];
+      held = partial ? sink : undefined;
       let ok = true;
       for (const part of piece) ok = sink.write(part);
       if (!ok) await Promise.race([onceDrained(sink), failed]);
@@ -122,11 +125,13 @@ function onceDrained(sink: Writable): Promise<void> {
  *
  * pg_dump writes one chunk a row: the chunks' bodies are moved together inside each buffer read
  * (`copyWithin`, no allocation), and a piece is one buffer's text up to its last newline, the
- * line it ends inside carried to the next piece — each byte is copied once.
+ * line it ends inside carried to the next piece — each byte is copied once. A buffer with no line
+ * end in it lies inside one row (a long value): it is sent as it is, `partial` (the row goes on in
+ * the next piece, which must go to the same session), so that no row is ever held whole.
  */
 export async function dealArchiveData(
   load: Pick<TableDataLoad, 'dumpFile' | 'offset' | 'intSize' | 'name'>,
-  send: (piece: Buffer[]) => Promise<void>,
+  send: (piece: Buffer[], partial: boolean) => Promise<void>,
 ): Promise<void> {
   const { intSize } = load;
   const intBytes = 1 + intSize;
@@ -137,6 +142,8 @@ export async function dealArchiveData(
   /** Text read but not sent: whole buffers' tails (the start of a line), in order. */
   let carry: Buffer[] = [];
   let carryBytes = 0;
+  /** The last piece sent ended inside a row. */
+  let open = false;
   const stream = createReadStream(load.dumpFile, { start: load.offset, highWaterMark: 1024 * 1024 });
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
@@ -182,14 +189,24 @@ export async function dealArchiveData(
       // Up to the buffer's last newline, leaving room for the end marker to be held back whole.
       const cut = text > MARKER_ROOM ? chunk.lastIndexOf(NEWLINE, text - MARKER_ROOM - 1) : -1;
       if (cut < 0) {
-        if (text > 0) carry.push(chunk.subarray(0, text));
-        carryBytes += text;
+        if (text <= MARKER_ROOM) {
+          if (text > 0) carry.push(chunk.subarray(0, text));
+          carryBytes += text;
+          continue;
+        }
+        // Inside a row all the way (but maybe its last bytes): sent on, the row left open.
+        const piece = [...carry, chunk.subarray(0, text - MARKER_ROOM)];
+        carry = [chunk.subarray(text - MARKER_ROOM, text)];
+        carryBytes = MARKER_ROOM;
+        open = true;
+        await send(piece, true);
         continue;
       }
       const piece = [...carry, chunk.subarray(0, cut + 1)];
       carry = cut + 1 < text ? [chunk.subarray(cut + 1, text)] : [];
       carryBytes = text - cut - 1;
-      await send(piece);
+      open = false;
+      await send(piece, false);
     }
   } finally {
     stream.destroy();
@@ -205,11 +222,11 @@ export async function dealArchiveData(
     marker < 0 ||
     out[marker] !== 0x5c ||
     out[marker + 1] !== 0x2e ||
-    (marker > 0 && out[marker - 1] !== NEWLINE)
+    (marker > 0 ? out[marker - 1] !== NEWLINE : open)
   ) {
     throw new PgferryError('RestoreFailed', `the data of ${load.name} does not end with COPY's end marker`);
   }
-  if (marker > 0) await send([out.subarray(0, marker)]);
+  if (marker > 0) await send([out.subarray(0, marker)], false);
 }
 
 function negative(name: string): PgferryError {

@@ -1,7 +1,7 @@
 /**
  * Server errors keep what says what to do: the HINT of an error from a pgferry session, and the
  * error, HINT and query lines of a tool's stderr even when the tool quotes a huge query after them
- * (pg_dump's LOCK TABLE of thousands of tables).
+ * (pg_dump's LOCK TABLE of thousands of tables); a server error quoting a huge value is cut.
  */
 import { PassThrough } from 'node:stream';
 import { parseDurationMs } from '../../../cli/duration';
@@ -18,6 +18,17 @@ test("a server error's HINT is part of its one-line message", async () => {
   expect(errorMessage(err)).toMatch(
     /^function no_such_function\(integer\) does not exist \(HINT: No function matches the given name and argument types\./,
   );
+});
+
+test('a server error quoting a huge value is one line of at most about a thousand characters', async () => {
+  const pg = testEnv().postgres[0];
+  // As a COPY of a megabyte-long value into a column that rejects it fails.
+  const err = await withClient(pg, 'postgres', (c) =>
+    c.query('SELECT $1::bigint', ['7'.repeat(2_000_000)]),
+  ).catch((e: unknown) => e);
+  const message = errorMessage(err);
+  expect(message).toMatch(/^value "7777.*7… \(1999\d{3} more characters\)$/);
+  expect(message.length).toBeLessThan(1100);
 });
 
 test("a tool's first error, its HINT and its detail survive a huge quoted query", () => {

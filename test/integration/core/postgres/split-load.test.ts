@@ -2,9 +2,9 @@
  * The parallel pg_restore of core/postgres/tools.ts loading its largest table in several COPY
  * sessions of its own, read straight from the archive (`split`), against a real server: the
  * restored tables are identical to the source's (every row, values with tabs, newlines,
- * backslashes, NULLs and non-ASCII text, in a UTF8 and in a LATIN1 database), their indexes are
- * built, a selection that leaves the table out loads none of it, and a session ended during the
- * load fails the restore with every process and session of it gone.
+ * backslashes, NULLs and non-ASCII text, rows of megabytes, in a UTF8 and in a LATIN1 database),
+ * their indexes are built, a selection that leaves the table out loads none of it, and a session
+ * ended during the load fails the restore with every process and session of it gone.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +39,8 @@ const SCHEMA = `
     CASE WHEN g % 50 = 0 THEN NULL ELSE 'tab' || chr(9) || 'back\\slash ' || repeat('wörd ', g % 40) END,
     timestamptz '2024-01-01' + g * interval '1 minute'
   FROM generate_series(1, 60000) g;
+  -- Rows longer than the loader's 1 MiB reads (4.2 MB of COPY text): each goes to one session in pieces.
+  UPDATE big SET note = repeat('long ' || chr(9), 600000) WHERE id IN (7, 30007, 59999);
   CREATE INDEX big_kind ON big (kind, id);
   CREATE TABLE small (id int PRIMARY KEY, big_id bigint REFERENCES big);
   INSERT INTO small SELECT g, g FROM generate_series(1, 100) g;

@@ -1,7 +1,8 @@
 /**
  * core/postgres/copy-load.ts's reading of a table's data block: the COPY text of the archive's
  * chunks, in pieces of whole lines, without pg_dump's end marker, wherever the chunks and the
- * file's reads cut the rows; a block that ends early or without the marker is refused.
+ * file's reads cut the rows; a row longer than a read sent on in pieces marked partial, never held
+ * whole; a block that ends early or without the marker is refused.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -70,6 +71,30 @@ test.each([
   expect(pieces.length).toBeGreaterThan(1);
   for (const p of pieces) expect(p[p.length - 1]).toBe(0x0a);
   expect(Buffer.concat(pieces).toString()).toBe(rows.join(''));
+});
+
+test('a row longer than a read goes out in pieces, each marked as leaving the row open, none holding it whole', async () => {
+  // Reads are of 1 MiB: rows of 3.5 MiB and of 1 MiB and a few bytes, between short ones, the
+  // last one long (the end marker right after it), in chunks of 64 KiB.
+  const long = (n: number, c: string) => `${n}\t${c.repeat(n)}\n`;
+  const lines = [
+    '1\tshort\n',
+    long(3_500_000, 'a'),
+    '2\tshort\n',
+    long(1_048_580, 'b'),
+    long(1_048_566, 'c'),
+  ];
+  const { file, offset } = block(`${lines.join('')}\\.\n\n\n`, 64 * 1024);
+  const pieces: { bytes: Buffer; partial: boolean }[] = [];
+  await dealArchiveData({ dumpFile: file, offset, intSize: 4, name: 't' }, async (p, partial) => {
+    pieces.push({ bytes: Buffer.concat(p), partial });
+  });
+  expect(Buffer.concat(pieces.map((p) => p.bytes)).toString()).toBe(lines.join(''));
+  // A piece ends a line unless it says the row goes on; none is more than two reads' text (a
+  // read's tail carried, then the next read): the 3.5 MB row went out in 2 open pieces and a last.
+  for (const p of pieces) expect(p.bytes[p.bytes.length - 1] === 0x0a).toBe(!p.partial);
+  expect(pieces.filter((p) => p.partial).length).toBeGreaterThanOrEqual(2);
+  expect(Math.max(...pieces.map((p) => p.bytes.length))).toBeLessThanOrEqual(2 * 1024 * 1024);
 });
 
 test('a table without rows sends nothing', async () => {
