@@ -9,8 +9,8 @@ import { errorMessage, PgferryError, type PgferryErrorCode } from '../errors';
 import type { PgToolBinary } from './binaries';
 import { endQuietly, libpqEnv } from './connect';
 import { planGlobals } from './globals';
-import { completeDatabase } from './incomplete-database';
-import { serverInfo } from './inspect';
+import { completeDatabase, type IncompleteRun, readIncompleteMark } from './incomplete-database';
+import { databaseExists, serverInfo } from './inspect';
 import { quoteIdent, quoteLiteral } from './quote';
 import { createDatabaseSql } from './requirements';
 import { firstError, runTool, type ToolRun } from './tools';
@@ -285,6 +285,41 @@ export async function dropDatabase(admin: Client, name: string): Promise<void> {
     [name],
   );
   await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`);
+}
+
+/**
+ * What became of a database that run `runId` may have left (`dropOwnIncompleteDatabase`): dropped
+ * (it carried the run's own mark), absent, left alone — unmarked (complete, or not pgferry's: a
+ * preflight names it if it is in the way) or marked by another run (`markedBy`) — or not dropped,
+ * the server's `error` saying why.
+ */
+export type LeftDatabase =
+  | { database: string; fate: 'dropped' | 'absent' | 'unmarked' }
+  | { database: string; fate: 'marked by another run'; markedBy: IncompleteRun }
+  | { database: string; fate: 'not dropped'; error: string };
+
+/**
+ * After run `runId` failed without cleaning up (killed hard): drops `database` ({@link dropDatabase})
+ * if it carries that run's own incomplete mark, and only then — a database another run marked may
+ * be that run's, still going, and an unmarked one is complete or not pgferry's. The caller has
+ * ended the run's own sessions, so that no `CREATE DATABASE` or load of it goes on. `admin` is a
+ * session of the same server, not of `database`. A failure is a fate (`not dropped`), not thrown.
+ */
+export async function dropOwnIncompleteDatabase(
+  admin: Client,
+  database: string,
+  runId: string,
+): Promise<LeftDatabase> {
+  try {
+    if (!(await databaseExists(admin, database))) return { database, fate: 'absent' };
+    const mark = await readIncompleteMark(admin, database);
+    if (!mark) return { database, fate: 'unmarked' };
+    if (mark.id !== runId) return { database, fate: 'marked by another run', markedBy: mark };
+    await dropDatabase(admin, database);
+    return { database, fate: 'dropped' };
+  } catch (err) {
+    return { database, fate: 'not dropped', error: errorMessage(err) };
+  }
 }
 
 /** Settings whose value is a list: each element is quoted on its own (as pg_dump does). */

@@ -15,7 +15,8 @@
  * comment leaves an empty, unmarked database. One killed while the server still runs it does not
  * stop it; the workflows' cleanup steps end the run's sessions, which rolls it back.) When only
  * the runner was killed, those steps (MigrateCleanup, RestoreCleanup) also drop what carries the
- * run's own mark (`dropOwnIncompleteDatabase`); the mark is for what is left after that.
+ * run's own mark (`dropOwnIncompleteDatabase`, core/postgres/admin.ts); the mark is for what is
+ * left after that.
  */
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
@@ -85,40 +86,6 @@ export async function completeDatabase(
 /** The SQL that removes a leftover database, ending its sessions first where the server can (13+). */
 export function dropDatabaseCommand(database: string, serverMajor: number): string {
   return `DROP DATABASE ${quoteIdent(database)}${serverMajor >= 13 ? ' WITH (FORCE)' : ''};`;
-}
-
-/**
- * What became of a database that run `runId` may have left (`dropOwnIncompleteDatabase`): dropped
- * (it carried the run's own mark), absent, or left alone — unmarked (complete, or not pgferry's:
- * a preflight names it if it is in the way) or marked by another run (`markedBy`).
- */
-export type LeftDatabase =
-  | { database: string; fate: 'dropped' | 'absent' | 'unmarked' }
-  | { database: string; fate: 'marked by another run'; markedBy: IncompleteRun };
-
-/**
- * After run `runId` failed without cleaning up (killed hard): drops `database` if it carries that
- * run's own incomplete mark (its sessions ended first), and only then — a database another run
- * marked may be that run's, still going, and an unmarked one is complete or not pgferry's. The
- * caller has ended the run's own sessions, so that no `CREATE DATABASE` or load of it goes on.
- * `admin` is a session of the same server, not of `database`.
- */
-export async function dropOwnIncompleteDatabase(
-  admin: Client,
-  database: string,
-  runId: string,
-): Promise<LeftDatabase> {
-  const { rows } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
-  if (rows.length === 0) return { database, fate: 'absent' };
-  const mark = await readIncompleteMark(admin, database);
-  if (!mark) return { database, fate: 'unmarked' };
-  if (mark.id !== runId) return { database, fate: 'marked by another run', markedBy: mark };
-  await admin.query(
-    'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-    [database],
-  );
-  await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(database)}`);
-  return { database, fate: 'dropped' };
 }
 
 /** The scratch database of a migration's schema test, for the plan's `index`th database. */

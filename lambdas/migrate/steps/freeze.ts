@@ -2,12 +2,9 @@ import type { Client } from 'pg';
 import { resolvePassword } from '../../../core/connection';
 import type { FreezeResult, MigrateDatabasePlan, MigratePlan } from '../../../core/contracts';
 import { errorMessage } from '../../../core/errors';
+import { dropOwnIncompleteDatabase, type LeftDatabase } from '../../../core/postgres/admin';
 import { connectPg, endQuietly, withClient, withMaintenance } from '../../../core/postgres/connect';
-import {
-  dropOwnIncompleteDatabase,
-  type LeftDatabase,
-  schemaTestDatabaseName,
-} from '../../../core/postgres/incomplete-database';
+import { schemaTestDatabaseName } from '../../../core/postgres/incomplete-database';
 import {
   dropPublicationAndSlot,
   dropSentinel,
@@ -136,9 +133,6 @@ export async function endRunnerSessions(
     : withClient(connection, password, end);
 }
 
-/** A database the run may have left, and what became of it (or why it could not be dropped). */
-export type RunDatabase = LeftDatabase | { database: string; fate: 'not dropped'; error: string };
-
 /**
  * Drops what a migration's runner created on the target and could not drop (killed hard): each
  * target database and schema-test scratch database that carries this migration's own incomplete
@@ -146,21 +140,16 @@ export type RunDatabase = LeftDatabase | { database: string; fate: 'not dropped'
  * left alone. Run after the run's sessions are ended and its subscription dropped (a database
  * with a subscription cannot be dropped). Returns what became of each.
  */
-export async function dropRunDatabases(plan: MigratePlan, env: NodeJS.ProcessEnv): Promise<RunDatabase[]> {
+export async function dropRunDatabases(plan: MigratePlan, env: NodeJS.ProcessEnv): Promise<LeftDatabase[]> {
   const password = await resolvePassword(plan.request.target, 'target', env);
   const names = [
     ...plan.databases.map((db) => db.target.database),
     ...plan.databases.map((_, i) => schemaTestDatabaseName(plan.migrateId, i)),
   ];
   return withMaintenance(plan.databases[0].target, password, async (admin) => {
-    const results: RunDatabase[] = [];
-    for (const database of names) {
-      results.push(
-        await dropOwnIncompleteDatabase(admin, database, plan.migrateId).catch(
-          (err: unknown): RunDatabase => ({ database, fate: 'not dropped', error: errorMessage(err) }),
-        ),
-      );
-    }
+    const results: LeftDatabase[] = [];
+    for (const database of names)
+      results.push(await dropOwnIncompleteDatabase(admin, database, plan.migrateId));
     return results;
   });
 }

@@ -8,13 +8,9 @@ import {
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
 import { loadJob } from '../../../core/jobs';
+import { dropOwnIncompleteDatabase } from '../../../core/postgres/admin';
 import { withMaintenance } from '../../../core/postgres/connect';
-import {
-  dropDatabaseCommand,
-  dropOwnIncompleteDatabase,
-  restoringName,
-} from '../../../core/postgres/incomplete-database';
-import { serverInfo } from '../../../core/postgres/inspect';
+import { dropDatabaseCommand, restoringName } from '../../../core/postgres/incomplete-database';
 import { endRunSessions, runSessionName, runSessions } from '../../../core/postgres/run-sessions';
 import type { BackupStore } from '../../../core/store';
 
@@ -36,7 +32,11 @@ export async function cleanupRestore(state: RestoreState, deps: RestoreCleanupDe
   const plan = await loadJob(deps.openStore, state.job, 'restore', RestorePlanSchema);
   const { target, mode } = plan.request;
   const password = await resolvePassword(target, 'target', deps.env);
-  return cleanupRestoreTarget(target, password, { restoreId: plan.restoreId, mode });
+  return cleanupRestoreTarget(target, password, {
+    restoreId: plan.restoreId,
+    mode,
+    serverMajor: plan.targetServer.major,
+  });
 }
 
 /**
@@ -51,13 +51,13 @@ export async function cleanupRestore(state: RestoreState, deps: RestoreCleanupDe
 export async function cleanupRestoreTarget(
   target: Connection,
   password: string | undefined,
-  run: { restoreId: string; mode: 'create' | 'clean' },
+  run: { restoreId: string; mode: 'create' | 'clean'; serverMajor: number },
 ): Promise<RestoreCleanup> {
   const notes: string[] = [];
   try {
     await withMaintenance(target, password, async (admin) => {
       await endSessions(admin, runSessionName(run.restoreId), notes);
-      if (run.mode === 'create') await dropOwnDatabases(admin, target.database, run.restoreId, notes);
+      if (run.mode === 'create') await dropOwnDatabases(admin, target.database, run, notes);
     });
   } catch (err) {
     notes.push(
@@ -91,23 +91,23 @@ async function endSessions(admin: Client, name: string, notes: string[]): Promis
   );
 }
 
-async function dropOwnDatabases(admin: Client, name: string, restoreId: string, notes: string[]) {
+async function dropOwnDatabases(
+  admin: Client,
+  name: string,
+  run: { restoreId: string; serverMajor: number },
+  notes: string[],
+) {
   const loading = restoringName(name);
   for (const database of [loading, name]) {
     const what =
       database === loading
         ? `the database ${loading}, which the restore loads before renaming it ${name},`
         : `the database ${name}, renamed into place but not complete,`;
-    try {
-      const left = await dropOwnIncompleteDatabase(admin, database, restoreId);
-      if (left.fate === 'dropped') notes.push(`${what} was dropped`);
-    } catch (err) {
-      const major = await serverInfo(admin).then(
-        (info) => info.major,
-        () => 0, // unknown: the DROP without FORCE, which every major takes
-      );
+    const left = await dropOwnIncompleteDatabase(admin, database, run.restoreId);
+    if (left.fate === 'dropped') notes.push(`${what} was dropped`);
+    if (left.fate === 'not dropped') {
       notes.push(
-        `${what} is left in place (${errorMessage(err)}): remove it with ${dropDatabaseCommand(database, major)}`,
+        `${what} is left in place (${left.error}): remove it with ${dropDatabaseCommand(database, run.serverMajor)}`,
       );
     }
   }

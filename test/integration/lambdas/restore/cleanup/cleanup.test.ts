@@ -78,6 +78,7 @@ test("create mode: the run's sessions are ended and the restoring database it ma
     const result = await cleanupRestoreTarget(connection(target), pg.password, {
       restoreId: runId,
       mode: 'create',
+      serverMajor: 15,
     });
     expect(result.notes).toEqual([
       'the 1 session(s) the runner left on the target were ended',
@@ -106,6 +107,7 @@ test('create mode: the target itself, renamed into place but still marked by the
   const result = await cleanupRestoreTarget(connection(target), pg.password, {
     restoreId: runId,
     mode: 'create',
+    serverMajor: 15,
   });
   expect(result.notes).toEqual([`the database ${target}, renamed into place but not complete, was dropped`]);
   expect(await exists(target)).toBe(false);
@@ -119,6 +121,7 @@ test('a restoring database marked by ANOTHER run, and an unmarked one, are left 
       const result = await cleanupRestoreTarget(connection(target), pg.password, {
         restoreId: newRunId(),
         mode: 'create',
+        serverMajor: 15,
       });
       expect(result.notes).toEqual([]);
       expect(await exists(loading)).toBe(true);
@@ -139,6 +142,7 @@ test('clean mode: the sessions only; a database is never dropped', async () => {
     const result = await cleanupRestoreTarget(connection(target), pg.password, {
       restoreId: runId,
       mode: 'clean',
+      serverMajor: 15,
     });
     expect(result.notes).toEqual(['the 1 session(s) the runner left on the target were ended']);
     expect(await exists(loading)).toBe(true);
@@ -153,6 +157,7 @@ test('an unreachable target is skipped, saying so', async () => {
   const result = await cleanupRestoreTarget({ ...connection('nowhere'), port: 1 }, pg.password, {
     restoreId: newRunId(),
     mode: 'create',
+    serverMajor: 15,
   });
   expect(result.notes).toEqual([
     expect.stringMatching(
