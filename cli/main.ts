@@ -3,7 +3,7 @@
  * machine (the same definitions that run on AWS). Each command lives in `commands/`.
  */
 import { Command, type Option } from 'commander';
-import { errorMessage } from '../core/errors';
+import { errorMessage, oneLine } from '../core/errors';
 import { PGFERRY_VERSION } from '../core/version';
 import { type AwsAccess, defaultAwsAccess } from './aws/clients';
 import { COMMANDS, commandNameOf } from './commands';
@@ -95,10 +95,6 @@ export async function main(argv: string[] = process.argv, aws?: AwsAccess): Prom
     // A runner started for a workflow that did not run (help, a bad option, a refused input).
     endRunnerAhead();
   }
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ').trim();
 }
 
 if (require.main === module) void main();

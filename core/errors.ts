@@ -65,3 +65,26 @@ export function errorMessage(err: unknown): string {
   }
   return String(err);
 }
+
+/** `text` on one line: its line breaks, and the blanks around them, made one space. */
+export function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/**
+ * A Step Functions cause on one line: a Lambda error's `errorMessage` (its cause is that error as
+ * JSON, stack trace included), an ECS task's stopped reason, else the text as it is.
+ */
+export function readableCause(cause: string | undefined): string | undefined {
+  if (!cause) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(cause);
+  } catch {
+    return oneLine(cause);
+  }
+  const fields = (parsed ?? {}) as { errorMessage?: unknown; StoppedReason?: unknown };
+  if (typeof fields.errorMessage === 'string') return oneLine(fields.errorMessage);
+  if (typeof fields.StoppedReason === 'string') return oneLine(fields.StoppedReason);
+  return oneLine(cause);
+}

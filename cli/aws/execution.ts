@@ -9,6 +9,7 @@ import {
   type HistoryEvent,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
+import { readableCause } from '../../core/errors';
 import type { AwsClients } from './clients';
 
 export interface FollowOptions {
@@ -114,26 +115,4 @@ function failure(execution: DescribeExecutionCommandOutput): ExecutionFailed {
     execution.error || defaultError,
     readableCause(execution.cause) ?? defaultCause,
   );
-}
-
-/**
- * A cause on one line: a Lambda error's `errorMessage` (its cause is that error as JSON, stack
- * trace included), an ECS task's stopped reason, else the text as it is.
- */
-export function readableCause(cause: string | undefined): string | undefined {
-  if (!cause) return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(cause);
-  } catch {
-    return oneLine(cause);
-  }
-  const fields = (parsed ?? {}) as { errorMessage?: unknown; StoppedReason?: unknown };
-  if (typeof fields.errorMessage === 'string') return oneLine(fields.errorMessage);
-  if (typeof fields.StoppedReason === 'string') return oneLine(fields.StoppedReason);
-  return oneLine(cause);
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ').trim();
 }

@@ -36,8 +36,7 @@ import {
   runDatabase,
   type StartRun,
 } from '../../api/runs';
-import { readableCause } from '../../cli/aws/execution';
-import { PgferryError } from '../../core/errors';
+import { PgferryError, readableCause } from '../../core/errors';
 import type { BackupStore } from '../../core/store';
 import { newBackupId } from '../../core/store-keys';
 import { MIGRATE_STATES } from '../../core/workflows';

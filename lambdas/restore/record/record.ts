@@ -1,5 +1,4 @@
 import {
-  type CaughtError,
   type Connection,
   type RestoreOutcome,
   type RestorePlan,
@@ -8,7 +7,7 @@ import {
   RestoreReportSchema,
   type RestoreState,
 } from '../../../core/contracts';
-import { errorMessage, PgferryError } from '../../../core/errors';
+import { errorMessage, PgferryError, readableCause } from '../../../core/errors';
 import { loadJob } from '../../../core/jobs';
 import { restoreOutcome } from '../../../core/outcomes';
 import type { BackupStore } from '../../../core/store';
@@ -57,7 +56,7 @@ function withCleanup(err: unknown, state: RestoreState): unknown {
   const notes = [...(state.cleanup?.notes ?? [])];
   if (state.cleanupError) {
     notes.push(
-      `the cleanup after the run failed (${caughtMessage(state.cleanupError)}): the next restore names what is left`,
+      `the cleanup after the run failed (${readableCause(state.cleanupError.Cause) ?? state.cleanupError.Error}): the next restore names what is left`,
     );
   }
   if (!notes.length || !(err instanceof Error)) return err;
@@ -79,17 +78,6 @@ async function recordSafetyBackup(
   const report = { ...parsed.data, safetyBackupId };
   await store.putJson(key, report);
   return report;
-}
-
-/** A caught error's message: a Lambda function's (its Cause is the error as JSON), else its Cause. */
-function caughtMessage(caught: CaughtError): string {
-  try {
-    const { errorMessage: message } = JSON.parse(caught.Cause ?? '') as { errorMessage?: unknown };
-    if (typeof message === 'string') return message;
-  } catch {
-    // Not JSON: the cause as it is.
-  }
-  return caught.Cause ?? caught.Error;
 }
 
 /**
