@@ -14,8 +14,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { measure } from '../../scripts/support/measure';
-import { BIN, cliEnv, runCli, sourceUrl } from '../support/cli';
+import { runCli, runnerPeakMiB, sourceUrl } from '../support/cli';
 import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
 
 const env = testEnv();
@@ -57,24 +56,17 @@ afterAll(async () => {
 async function restorePeak(count: number): Promise<number> {
   const target = uniqueName(`lo_mem_${count}_r`);
   restored.push(target);
-  const m = await measure(
-    process.execPath,
-    [
-      BIN,
-      'restore',
-      '--store',
-      dir,
-      '--name',
-      sources[count],
-      '--backup',
-      'latest',
-      '--target',
-      sourceUrl(pg, target),
-    ],
-    { env: cliEnv() },
-  );
-  if (m.childPeakRss === undefined) throw new Error('the runner was never seen');
-  return m.childPeakRss / 2 ** 20;
+  return runnerPeakMiB([
+    'restore',
+    '--store',
+    dir,
+    '--name',
+    sources[count],
+    '--backup',
+    'latest',
+    '--target',
+    sourceUrl(pg, target),
+  ]);
 }
 
 test('a restore of 35,000 more large objects adds under 1.4 KiB of runner RSS each', async () => {

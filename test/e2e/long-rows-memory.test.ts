@@ -16,8 +16,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { measure } from '../../scripts/support/measure';
-import { BIN, cliEnv, runCli, sourceUrl } from '../support/cli';
+import { runCli, runnerPeakMiB, sourceUrl } from '../support/cli';
 import { createSeededDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
 
 const env = testEnv();
@@ -64,11 +63,7 @@ async function peak(action: 'restore' | 'migrate', kind: 'short' | 'long'): Prom
     action === 'restore'
       ? ['restore', '--store', dir, '--name', sources[kind], '--backup', 'latest']
       : ['migrate', '--source', sourceUrl(pg, sources[kind]), '--store', path.join(dir, 'migrations')];
-  const m = await measure(process.execPath, [BIN, ...args, '--target', sourceUrl(pg, target)], {
-    env: cliEnv(),
-  });
-  if (m.childPeakRss === undefined) throw new Error('the runner was never seen');
-  return m.childPeakRss / 2 ** 20;
+  return runnerPeakMiB([...args, '--target', sourceUrl(pg, target)]);
 }
 
 /** The table's rows, hashed in key order. */

@@ -6,6 +6,7 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { measure } from '../../scripts/support/measure';
 import { extraPgBinDirs } from '../../scripts/support/postgres-server';
 import type { TestPostgres } from './env';
 
@@ -61,6 +62,16 @@ export interface RunOptions {
    * foreground command: `process.kill(-pid, 'SIGINT')` is then what a terminal's Ctrl-C does.
    */
   processGroup?: boolean;
+}
+
+/**
+ * The peak RSS, in MiB, of the runner of `pgferry <args>` (VmHWM of the CLI's Node.js child, sampled
+ * as the bench samples it: scripts/support/measure.ts). Rejects when the command fails.
+ */
+export async function runnerPeakMiB(args: string[]): Promise<number> {
+  const m = await measure(process.execPath, [BIN, ...args], { env: cliEnv() });
+  if (m.childPeakRss === undefined) throw new Error('the runner was never seen');
+  return m.childPeakRss / 2 ** 20;
 }
 
 /** Runs a Node.js script under the tests' Node with the CLI's test environment; never rejects. */
