@@ -48,6 +48,23 @@ export async function terminateRunSessions(client: Client, applicationName: stri
 }
 
 /**
+ * Waits up to `timeoutMs` for the sessions named `applicationName` (other than this one) to be
+ * gone, looking every 100 ms; returns how many are left.
+ */
+export async function waitForRunSessions(
+  client: Client,
+  applicationName: string,
+  timeoutMs: number,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = (await runSessions(client, applicationName)).length;
+    if (left === 0 || Date.now() >= deadline) return left;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
  * {@link terminateRunSessions}, then waits up to `timeoutMs` for them to be gone (a backend ends
  * at its next check for interrupts: a statement's, a lock wait's); returns how many are left.
  */
@@ -57,10 +74,5 @@ export async function endRunSessions(
   timeoutMs: number,
 ): Promise<number> {
   await terminateRunSessions(client, applicationName);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const left = (await runSessions(client, applicationName)).length;
-    if (left === 0 || Date.now() >= deadline) return left;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  return waitForRunSessions(client, applicationName, timeoutMs);
 }

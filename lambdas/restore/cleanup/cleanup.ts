@@ -11,7 +11,7 @@ import { loadJob } from '../../../core/jobs';
 import { dropOwnIncompleteDatabase } from '../../../core/postgres/admin';
 import { withMaintenance } from '../../../core/postgres/connect';
 import { dropDatabaseCommand, restoringName } from '../../../core/postgres/incomplete-database';
-import { endRunSessions, runSessionName, runSessions } from '../../../core/postgres/run-sessions';
+import { endRunSessions, runSessionName, waitForRunSessions } from '../../../core/postgres/run-sessions';
 import type { BackupStore } from '../../../core/store';
 
 export interface RestoreCleanupDeps {
@@ -76,12 +76,7 @@ export async function cleanupRestoreTarget(
 const OWN_END_MS = 2_000;
 
 async function endSessions(admin: Client, name: string, notes: string[]): Promise<void> {
-  const deadline = Date.now() + OWN_END_MS;
-  let found = (await runSessions(admin, name)).length;
-  while (found > 0 && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    found = (await runSessions(admin, name)).length;
-  }
+  const found = await waitForRunSessions(admin, name, OWN_END_MS);
   if (found === 0) return;
   const left = await endRunSessions(admin, name, RUN_SESSIONS_END_MS);
   notes.push(
