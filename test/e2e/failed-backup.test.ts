@@ -84,3 +84,49 @@ test.each([
   });
   expect(retry.code).toBe(0);
 });
+
+describe('a row larger than PostgreSQL can send', () => {
+  const huge = uniqueName('hugerow');
+  beforeAll(async () => {
+    // 537,000,000 bytes: their COPY text (hex, two characters a byte) is just over 1 GB.
+    await createSeededDatabase(
+      pg,
+      huge,
+      `CREATE TABLE "Blobs" (id int PRIMARY KEY, b bytea);
+       INSERT INTO "Blobs" VALUES (1, convert_to(repeat(repeat('x', 1000000), 537), 'UTF8')), (2, '\\x01');
+       CREATE TABLE small AS SELECT g AS id FROM generate_series(1, 1000) g;`,
+    );
+  }, 120_000);
+  afterAll(() => dropDatabase(pg, huge));
+
+  test('fails the backup with one line naming the table and what to do, and the advice works', async () => {
+    const url = `file://${mkdtempSync(path.join(tmpdir(), 'pgferry-huge-'))}`;
+    const result = await runCli(['backup', '--source', sourceUrl(pg, huge), '--store', url]);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(
+      /^pgferry: table public\."Blobs" has a row PostgreSQL cannot send: its COPY text needs 1,074,000,00\d bytes, over PostgreSQL's limit of 1 GB/,
+    );
+    const listed = await runCli(['list', '--store', url, '--json']);
+    expect(JSON.parse(listed.stdout)).toEqual([]);
+
+    // The pattern the line suggests is pg_dump's own: the rest of the database backs up with it.
+    const pattern = /--exclude-table-data '([^']+)'/.exec(result.stderr)?.[1];
+    expect(pattern).toBe('public."Blobs"');
+    const rest = await runCli([
+      'backup',
+      '--source',
+      sourceUrl(pg, huge),
+      '--store',
+      url,
+      '--exclude-table-data',
+      pattern ?? '',
+      '--json',
+    ]);
+    expect(rest.code).toBe(0);
+    const rows = Object.fromEntries(
+      (JSON.parse(rest.stdout).tables as { name: string; rows: number }[]).map((t) => [t.name, t.rows]),
+    );
+    expect(rows).toMatchObject({ small: 1000 });
+  }, 180_000);
+});

@@ -47,7 +47,7 @@ import {
 } from '../../../core/postgres/dump-scope';
 import { readDatabaseProperties, readRequirements, serverInfo } from '../../../core/postgres/inspect';
 import { lockWaitFailure, openObserver, untranslatableRead } from '../../../core/postgres/snapshot-guard';
-import { collectTail } from '../../../core/postgres/tools';
+import { collectTail, oversizedRowFailure } from '../../../core/postgres/tools';
 import { backupObjectKey, dumpResultKey } from '../../../core/store-keys';
 import { type DumpJobTable, planDumpJobs } from '../../../core/strategy';
 import {
@@ -335,10 +335,10 @@ async function streamDump(
   const [code, exitSignal] = await exited;
   // pg_dump may write part of its output and then fail: its exit status is the only truth.
   if (code !== 0) {
-    const unmatched = unmatchedPattern(stderr(), plan.source.database);
+    const known = unmatchedPattern(stderr(), plan.source.database) ?? oversizedRowFailure(stderr());
     throw (
       (await opts.diagnose(stderr())) ??
-      (unmatched === undefined ? undefined : new PgferryError('DumpFailed', unmatched)) ??
+      (known === undefined ? undefined : new PgferryError('DumpFailed', known)) ??
       new PgferryError(
         'DumpFailed',
         `pg_dump failed (${code ?? exitSignal}): ${stderr() || 'no error output'}`,

@@ -2,6 +2,7 @@
 import type { ArchiveTocEntry } from '../../../../core/postgres/archive';
 import {
   firstError,
+  oversizedRowFailure,
   POST_DATA_PARALLEL_MIN_BYTES,
   planRestorePasses,
   postDataJobs,
@@ -127,6 +128,26 @@ test('firstError names the first error with the line after it', () => {
   expect(firstError(stderr)).toBe(
     'pg_restore: error: could not execute query: ERROR:  relation "accounts" already exists | Command was: CREATE TABLE public.accounts (id integer);',
   );
+});
+
+test('oversizedRowFailure names the table as pg_dump quotes it, even from a cut line, and nothing else', () => {
+  const stderr = (command: string) =>
+    'pg_dump: error: Dumping the contents of table "Big t" failed: PQgetResult() failed. | ' +
+    'pg_dump: detail: Error message from server: ERROR:  invalid memory alloc request size 1074000003 | ' +
+    `pg_dump: detail: Command was: ${command}`;
+  expect(oversizedRowFailure(stderr('COPY "my.schema"."Big t" (id, "a ""b""") TO stdout;'))).toMatch(
+    /^table "my\.schema"\."Big t" has a row .* needs 1,074,000,003 bytes, .* --exclude-table-data '"my\.schema"\."Big t"' /,
+  );
+  expect(oversizedRowFailure(stderr('COPY public.wide (c1, c2, c3, c4, c…'))).toMatch(
+    /^table public\.wide has/,
+  );
+  expect(
+    oversizedRowFailure('pg_dump: error: query failed: ERROR:  permission denied for table t'),
+  ).toBeUndefined();
+  // The same server error outside a COPY (a damaged catalog, say) is not a row's.
+  expect(
+    oversizedRowFailure('pg_dump: error: ERROR:  invalid memory alloc request size 18446744073709551613'),
+  ).toBeUndefined();
 });
 
 test('firstError without an error line gives the last two lines, or says there was no output', () => {
