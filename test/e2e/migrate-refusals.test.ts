@@ -19,6 +19,7 @@ import {
   uniqueName,
   withClient,
 } from '../support/env';
+import { runnerOf, waitFor } from '../support/faults';
 import { fingerprint } from '../support/fingerprint';
 import { isRoot, osUserIds } from '../support/postgres';
 import { usePrivateServer } from '../support/private-server';
@@ -264,4 +265,67 @@ describe('a schema the target cannot take', () => {
     expect(await frozenSetting()).toEqual([]);
     await withClient(source, database, (c) => c.query('INSERT INTO items (label) VALUES ($1)', ['after']));
   });
+});
+
+describe('the runner killed (SIGKILL) during the schema test', () => {
+  // 1,500 tables: the scratch database's schema restore runs for seconds, long enough to be seen.
+  const source = env.server(15);
+  const target = env.server(17);
+  const database = uniqueName('mig_kill_schema');
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-migrate-kill-schema-'));
+
+  beforeAll(async () => {
+    await createSeededDatabase(
+      source,
+      database,
+      `DO $$ BEGIN
+         FOR i IN 1..1500 LOOP
+           EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, v text, w jsonb)', i);
+         END LOOP;
+       END $$`,
+    );
+  }, 300_000);
+  afterAll(async () => {
+    await dropDatabase(source, database);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A scratch database of the schema test holding at least `tables` tables, once there is one. */
+  const scratchWithTables = async (tables: number) => {
+    for (const scratch of await scratchDatabases(target)) {
+      const count = await withClient(target, scratch, (c) =>
+        c.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_class WHERE relkind = 'r' AND relname LIKE 't%'`,
+        ),
+      ).catch(() => undefined);
+      if ((count?.rows[0].n ?? 0) >= tables) return scratch;
+    }
+    return undefined;
+  };
+
+  test('the cleanup step drops the scratch database it had created; no target, nothing listed', async () => {
+    let cli = 0;
+    const running = runMigrate(
+      sourceUrl(source, database),
+      sourceUrl(target, database),
+      dir,
+      ['--schema-test'],
+      {
+        onSpawn: (pid) => {
+          cli = pid;
+        },
+      },
+    );
+    const scratch = await waitFor('the schema test restoring into its scratch database', () =>
+      scratchWithTables(50),
+    );
+    process.kill(await runnerOf(cli), 'SIGKILL');
+    const result = await running;
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^pgferry: the pg-tools task stopped \(SIGKILL\)/m);
+    expect(await databaseExists(target, scratch)).toBe(false);
+    expect(await databaseExists(target, database)).toBe(false);
+    const list = await runCli(['list', '--store', dir, '--json']);
+    expect(JSON.parse(list.stdout)).toEqual([]);
+  }, 300_000);
 });
