@@ -9,18 +9,18 @@
  * restoring database it marked, on a real server.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { passwordEnvVar } from '../../../../../core/connection';
 import { RestorePlanSchema } from '../../../../../core/contracts';
 import { storeJob } from '../../../../../core/jobs';
 import { acquireLease, currentLease } from '../../../../../core/lease';
-import { markIncomplete, restoringName } from '../../../../../core/postgres/incomplete-database';
+import { restoringName } from '../../../../../core/postgres/incomplete-database';
 import { runSessionName } from '../../../../../core/postgres/run-sessions';
 import { LocalStore } from '../../../../../core/store';
 import { syntheticManifest } from '../../../../support/backups';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../../support/env';
+import { createMarkedDatabase, dropDatabase, testEnv, uniqueName } from '../../../../support/env';
 import { type BundledStack, invokeBundle, synthesizeBundled } from '../../../../support/lambda-bundles';
 import {
   type RecordedStepFunctions,
@@ -138,16 +138,7 @@ test('a restore that timed out in its task: planned from its history, then Resto
     }),
   );
   // What a runner killed hard mid-load leaves: the restoring database, marked, and its session.
-  await createDatabase(pg, loading);
-  await withClient(pg, 'postgres', (c) =>
-    markIncomplete(c, loading, {
-      kind: 'restore',
-      id: restoreId,
-      pid: 4242,
-      host: hostname(),
-      startedAt: new Date().toISOString(),
-    }),
-  );
+  await createMarkedDatabase(pg, loading, restoreId);
   const session = new Client({ ...pg.clientConfig(loading), application_name: runSessionName(restoreId) });
   session.on('error', () => undefined);
   await session.connect();
