@@ -26,6 +26,12 @@ export interface LambdaStepProps {
    */
   readonly payload?: sfn.TaskInput;
   /**
+   * The part of the state the function is given (`InputPath`), when that is one object of it: a
+   * response-only step renders a `payload` of `TaskInput.fromJsonPathAt` as a string, not as ASL.
+   * @default the whole state
+   */
+  readonly inputPath?: string;
+  /**
    * Where the function's result goes in the state.
    * @default it replaces the state
    */
@@ -46,6 +52,7 @@ export function lambdaStep(scope: Construct, id: string, props: LambdaStepProps)
   const step = new tasks.LambdaInvoke(scope, id, {
     lambdaFunction: props.fn,
     payload: props.payload,
+    inputPath: props.inputPath,
     payloadResponseOnly: true,
     resultPath: props.resultPath,
     taskTimeout: sfn.Timeout.duration(props.timeout),

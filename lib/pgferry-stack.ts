@@ -292,6 +292,7 @@ export class PgferryStack extends Stack {
         cleanup: {
           backupCleanup: this.backup.cleanup,
           migrateSteps: this.migrate.steps,
+          restoreCleanup: this.restore.cleanup,
           cluster: this.pgTools.cluster,
           cutoverServiceArns: this.migrate.cutoverServiceArns,
         },

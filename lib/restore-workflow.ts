@@ -1,3 +1,4 @@
+import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { RESTORE_STATES } from '../core/workflows';
@@ -18,6 +19,9 @@ export interface RestoreWorkflowProps extends WorkflowProps {
  * target: Record stays without database access.
  */
 export class RestoreWorkflow extends PgToolsWorkflow {
+  /** RestoreCleanup, which the announcer also runs after a stopped restore (lib/run-events.ts). */
+  declare readonly cleanup: nodejs.NodejsFunction;
+
   constructor(scope: Construct, id: string, props: RestoreWorkflowProps) {
     super(scope, id, props, {
       comment: 'pgferry restore: a verified backup into a target database, checked and reported',

@@ -36,6 +36,8 @@ export interface StoppedCleanupProps {
   readonly backupCleanup: lambda.IFunction;
   /** The migrate workflow's steps function (its `cleanup` step: MigrateCleanup). */
   readonly migrateSteps: lambda.IFunction;
+  /** The restore workflow's RestoreCleanup: ends the run's sessions, drops what it created and marked. */
+  readonly restoreCleanup: lambda.IFunction;
   /** The cluster the pg-tools tasks run in: a stopped execution's task is stopped there. */
   readonly cluster: ecs.ICluster;
   /** The services a migration's cutover may scale, scaled back up after a stopped migration. */
@@ -166,6 +168,8 @@ export class RunEvents extends Construct {
         "LambdaInvoke's grant of the backup Cleanup function's versions and aliases (pgferry's own function only)",
       [`${wildcardResource(this, props.cleanup.migrateSteps.functionArn)}:*`]:
         "LambdaInvoke's grant of the migrate steps function's versions and aliases (pgferry's own function only)",
+      [`${wildcardResource(this, props.cleanup.restoreCleanup.functionArn)}:*`]:
+        "LambdaInvoke's grant of RestoreCleanup's versions and aliases (pgferry's own function only)",
       [wildcardResource(this, this.clusterTasks)]:
         "a stopped execution's task is named only at run time: StopTask and DescribeTasks on the tasks of pgferry's own cluster",
     });
@@ -174,8 +178,8 @@ export class RunEvents extends Construct {
   /**
    * What a stopped execution's Catch would have run (lambdas/api/events/stopped.ts plans it):
    * PlanCleanup, waiting until the Lambda steps it stopped in have ended; its task stopped and
-   * waited for; then the backup's Cleanup, or MigrateCleanup and the services scaled back up.
-   * Then `announce` (Describe, Announce). Any failure is kept in `$.cleanupError`: the run is
+   * waited for; then the backup's Cleanup, MigrateCleanup and the services scaled back up, or
+   * RestoreCleanup. Then `announce` (Describe, Announce). Any failure is kept in `$.cleanupError`: the run is
    * announced all the same, then the announcer fails.
    */
   private buildCleanup(cleanup: StoppedCleanupProps, announce: sfn.IChainable): sfn.IChainable {
@@ -277,9 +281,20 @@ export class RunEvents extends Construct {
         .when(sfn.Condition.isPresent('$.cleanup.migrate.steps.ecsServices'), restart)
         .otherwise(announce),
     );
+    // What it did (its notes) is in the announcer's execution and the function's log: as after
+    // MigrateCleanup, nothing adds it to the run, which stays cancelled.
+    const restore = lambdaStep(this, 'CleanUpRestore', {
+      fn: cleanup.restoreCleanup,
+      timeout: Duration.minutes(2),
+      inputPath: '$.cleanup.restore',
+      resultPath: '$.restoreCleanup',
+    });
+    restore.addCatch(announce, failed);
+    restore.next(announce);
     cleanUp
       .when(sfn.Condition.isPresent('$.cleanup.backup'), backup)
       .when(sfn.Condition.isPresent('$.cleanup.migrate'), migrate)
+      .when(sfn.Condition.isPresent('$.cleanup.restore'), restore)
       .otherwise(announce);
 
     return plan.next(

@@ -11,8 +11,10 @@
  *   spawn(cmd, { env: { ...process.env, ...env.s3.env() } });
  */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { Client } from 'pg';
+import { markIncomplete } from '../../core/postgres/incomplete-database';
 import type { PostgresServerInfo } from './postgres';
 
 export const ENV_FILE_VAR = 'PGFERRY_TEST_ENV_FILE';
@@ -224,6 +226,23 @@ export async function createDatabase(pg: TestPostgres, name: string): Promise<vo
     await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
     await c.query(`CREATE DATABASE ${quoteIdent(name)}`);
   });
+}
+
+/**
+ * Creates (afresh) `name` on `pg`, marked incomplete by restore `runId` as a runner marks the
+ * database it creates: what a runner killed before it could drop it leaves.
+ */
+export async function createMarkedDatabase(pg: TestPostgres, name: string, runId: string): Promise<void> {
+  await createDatabase(pg, name);
+  await withClient(pg, 'postgres', (c) =>
+    markIncomplete(c, name, {
+      kind: 'restore',
+      id: runId,
+      pid: 4242,
+      host: hostname(),
+      startedAt: new Date().toISOString(),
+    }),
+  );
 }
 
 /** Creates (afresh) `name` on `pg` and runs `seed` (any number of statements) in it. */

@@ -58,6 +58,7 @@ export async function handler(event: unknown): Promise<RunFinishedEvent | Stoppe
     task: cleanup.task?.taskArn,
     backupId: cleanup.backup?.backupId,
     migrateId: cleanup.migrate?.migrateId,
+    restoreId: cleanup.restore?.restoreId,
   });
   return cleanup;
 }

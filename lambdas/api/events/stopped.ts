@@ -17,11 +17,16 @@
  * - **migrate**: MigrateCleanup (the Catch's), given the state the stopped state was given, as the
  *   Catch would give it; then the cutover's services scaled back up, as the failure path does.
  *   A migration stopped in its preflight has changed nothing.
- * - **restore, verify**: only the task (stopped, its runner drops a restore's new database, a
- *   verification's throwaway server; RestoreCleanup, the restore's Catch step for a task killed
- *   too hard to clean up, is not run). A clean restore's nested
- *   safety backup is stopped by Step Functions with its parent, and is cleaned up as a stopped
- *   backup of its own.
+ * - **restore**: RestoreCleanup (the Catch's), after the task has stopped (its runner drops the
+ *   new database on SIGTERM; the cleanup ends the run's sessions and drops what a runner killed
+ *   before it could — SIGKILL once ECS's stopTimeout has passed — left marked as this restore's),
+ *   given the state the stopped state was given, with the stop as its error (the task's own, when
+ *   the Catch had given it). Only for a restore stopped in its task, or in RestoreCleanup itself
+ *   (run again: it finds nothing, or what a cut-off cleanup left); stopped in its preflight or
+ *   safety backup it has put nothing on the target, and in RestoreRecord its task succeeded
+ *   (nothing completed is undone) or its cleanup has run. A clean restore's nested safety backup
+ *   is stopped by Step Functions with its parent, and is cleaned up as a stopped backup of its own.
+ * - **verify**: only the task (stopped, its runner removes the throwaway server).
  */
 import type { DescribeExecutionCommandOutput, HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
 import type { RunKind } from '../../../api/runs';
@@ -32,11 +37,14 @@ import {
   type CaughtError,
   type MigrateState,
   MigrateStateSchema,
+  type RestoreState,
+  RestoreStateSchema,
 } from '../../../core/contracts';
 import type { Deployment } from '../../../core/deployment';
 import { currentLease } from '../../../core/lease';
 import type { BackupStore } from '../../../core/store';
 import { manifestKey } from '../../../core/store-keys';
+import { RESTORE_STATES } from '../../../core/workflows';
 import { historyEvents, parseJson } from '../step-functions-runs';
 
 /** What the announcer runs after a stopped execution (lib/run-events.ts). */
@@ -53,6 +61,8 @@ export interface StoppedCleanup {
   backup?: { store: string; database: string; backupId: string; error: CaughtError };
   /** MigrateCleanup's state: the stopped state's input, with the stop as its error. */
   migrate?: MigrateState;
+  /** RestoreCleanup's state: the stopped task's (or cleanup's) input, with an error (the stop's). */
+  restore?: RestoreState;
 }
 
 /** Past a Lambda step's timeout, before it is taken as ended. */
@@ -197,8 +207,30 @@ export async function planStoppedCleanup(
         break;
       }
     }
+  } else if (kind === 'restore') {
+    const state = stoppedRestore(events);
+    if (state) plan.restore = { ...state, error: state.error ?? error };
   }
   return plan;
+}
+
+/** The states a restore's Catch would have been run from (the task) or was running (its cleanup). */
+const RESTORE_CLEANED_UP_FROM = new Set<string>([RESTORE_STATES.restore, RESTORE_STATES.cleanup]);
+
+/**
+ * The state RestoreCleanup is given after a stopped restore: the input of the state it stopped in,
+ * when that was the task (Restore) or RestoreCleanup itself (which the stop cut off: run again, it
+ * finds what a cleanup that timed out left, or nothing). Stopped in its preflight or its safety
+ * backup, the restore has put nothing on the target; stopped in RestoreRecord, its task succeeded
+ * (the restore is complete: nothing is undone) or its cleanup has run.
+ */
+function stoppedRestore(events: readonly HistoryEvent[]): RestoreState | undefined {
+  const last = events.findLast(
+    (e) => e.stateEnteredEventDetails?.input !== undefined,
+  )?.stateEnteredEventDetails;
+  if (!last?.name || !RESTORE_CLEANED_UP_FROM.has(last.name)) return undefined;
+  const state = RestoreStateSchema.safeParse(parseJson(last.input));
+  return state.success ? state.data : undefined;
 }
 
 /** The attempt a stopped backup began: from its states' inputs, else from the lease it took. */

@@ -14,7 +14,8 @@ export const handler = (event: unknown): Promise<RestoreCleanup> =>
  * Step Functions task, after a failed restore task (before RestoreRecord): ends the run's sessions
  * on the target and drops the database the run created and marked, when its runner was killed
  * too hard to. Its result (`RestoreCleanup`) goes into the failure RestoreRecord names. The
- * target's password, where its connection names no secret, is `credentials.target`.
+ * announcer runs it too, after a stopped or timed-out restore (lib/run-events.ts), with the same
+ * state. The target's password, where its connection names no secret, is `credentials.target`.
  */
 export async function handle(event: unknown, credentials: Credentials): Promise<RestoreCleanup> {
   const state = parsePayload(RestoreStateSchema, event, 'restore state');

@@ -153,11 +153,13 @@ test('a stopped or timed-out execution is cleaned up before it is described and 
     ],
     Default: 'WaitForTask',
   });
-  // The workflows' own cleanup: the backup's Cleanup function, MigrateCleanup and the services.
+  // The workflows' own cleanup: the backup's Cleanup function, MigrateCleanup and the services,
+  // RestoreCleanup.
   expect(stateOf('CleanupOfKind')).toMatchObject({
     Choices: [
       { Variable: '$.cleanup.backup', IsPresent: true, Next: 'CleanUpBackup' },
       { Variable: '$.cleanup.migrate', IsPresent: true, Next: 'CleanUpMigration' },
+      { Variable: '$.cleanup.restore', IsPresent: true, Next: 'CleanUpRestore' },
     ],
     Default: 'Describe',
   });
@@ -180,10 +182,36 @@ test('a stopped or timed-out execution is cleaned up before it is described and 
     ItemsPath: '$.cleanup.migrate.steps.ecsServices',
     Next: 'Describe',
   });
+  // RestoreCleanup, given the plan's state as the restore's Catch gives it; its notes kept apart.
+  expect(functionOf('CleanUpRestore')).toMatch(/^FunctionsRestoreCleanup[0-9A-F]{8}$/);
+  expect(stateOf('CleanUpRestore')).toMatchObject({
+    InputPath: '$.cleanup.restore',
+    ResultPath: '$.restoreCleanup',
+    Next: 'Describe',
+  });
+  expect(stateOf('CleanUpRestore').Parameters).toBeUndefined();
+});
+
+test('after a stopped restore the announcer may invoke RestoreCleanup, that function exactly (and its versions)', () => {
+  const restoreCleanup = Object.keys(resources).find(
+    (id) => /^FunctionsRestoreCleanup[0-9A-F]{8}$/.test(id) && resources[id].Type === 'AWS::Lambda::Function',
+  );
+  expect(restoreCleanup).toBeDefined();
+  const arn = { 'Fn::GetAtt': [restoreCleanup, 'Arn'] };
+  const itsOwn = resourcesAllowed(template, 'RunEventsStateMachineRole', 'lambda:InvokeFunction').filter(
+    (r) => JSON.stringify(r).includes(`"${restoreCleanup}"`),
+  );
+  expect(itsOwn).toEqual([arn, { 'Fn::Join': ['', [arn, ':*']] }]);
 });
 
 test('a cleanup that fails is announced all the same, then fails the announcer (alarmed)', () => {
-  for (const name of ['PlanCleanup', 'CleanUpBackup', 'CleanUpMigration', 'RestartServices']) {
+  for (const name of [
+    'PlanCleanup',
+    'CleanUpBackup',
+    'CleanUpMigration',
+    'RestartServices',
+    'CleanUpRestore',
+  ]) {
     expect(stateOf(name).Catch).toEqual([
       { ErrorEquals: ['States.ALL'], ResultPath: '$.cleanupError', Next: 'Describe' },
     ]);
@@ -222,6 +250,7 @@ test("the announcer may invoke only the describing function and the workflows' c
   expect([...new Set(invoked)].sort()).toEqual([
     'FunctionsCleanup',
     'FunctionsMigrateSteps',
+    'FunctionsRestoreCleanup',
     'FunctionsRunEventsDescribe',
   ]);
   const clusterTasks = {

@@ -1,17 +1,26 @@
 /**
  * The announcer's function as `cdk deploy` bundles it (lambdas/api/events/handler.ts), and the
- * backup workflow's Cleanup function beside it, invoked as the announcing state machine invokes
- * them after a cancelled backup (lib/run-events.ts: PlanCleanup, then CleanUpBackup with the
- * plan's attempt, then Describe), each in a process of its own, Step Functions answering with a
- * recorded stopped execution (test/fixtures/aws/stopped-executions.json) and the store a local
- * folder holding the attempt's objects and its lease: the lease is gone afterwards, and the run
- * is announced as cancelled.
+ * workflows' cleanup functions beside it, invoked as the announcing state machine invokes them
+ * (lib/run-events.ts: PlanCleanup, then CleanUpBackup or CleanUpRestore with the plan's input,
+ * then Describe), each in a process of its own, Step Functions answering with a recorded stopped
+ * execution (test/fixtures/aws/stopped-executions.json) and the store a local folder. After a
+ * cancelled backup, the attempt's objects and its lease are gone, and the run is announced as
+ * cancelled; after a timed-out restore, RestoreCleanup ends the run's session and drops the
+ * restoring database it marked, on a real server.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Client } from 'pg';
+import { passwordEnvVar } from '../../../../../core/connection';
+import { RestorePlanSchema } from '../../../../../core/contracts';
+import { storeJob } from '../../../../../core/jobs';
 import { acquireLease, currentLease } from '../../../../../core/lease';
+import { restoringName } from '../../../../../core/postgres/incomplete-database';
+import { runSessionName } from '../../../../../core/postgres/run-sessions';
 import { LocalStore } from '../../../../../core/store';
+import { syntheticManifest } from '../../../../support/backups';
+import { createMarkedDatabase, dropDatabase, testEnv, uniqueName } from '../../../../support/env';
 import { type BundledStack, invokeBundle, synthesizeBundled } from '../../../../support/lambda-bundles';
 import {
   type RecordedStepFunctions,
@@ -98,6 +107,72 @@ test('a backup cancelled in its dump: planned from its history, cleaned up by th
     detailType: 'Backup Cancelled',
     detail: { id: 'backup-cancel-shop-dump', status: 'cancelled', database: 'shop' },
   });
+}, 120_000);
+
+test('a restore that timed out in its task: planned from its history, then RestoreCleanup drops the restoring database it marked and ends its session', async () => {
+  const pg = testEnv().server(15);
+  const restoreId = '20261202T080000Z-a1b2c3';
+  const target = uniqueName('stopped_drill');
+  const loading = restoringName(target);
+  // The job the restore's preflight stored (where the recorded state names it), into this server.
+  const request = {
+    store: store.url,
+    backup: 'latest',
+    name: 'shop',
+    target: { host: pg.host, port: pg.port, user: pg.user, database: target, sslmode: 'disable' },
+  };
+  await storeJob(
+    store,
+    `shop/${BACKUP_ID}/restore-job-${restoreId}.json`,
+    'restore',
+    RestorePlanSchema.parse({
+      schemaVersion: 1,
+      restoreId,
+      request,
+      manifest: syntheticManifest('shop', new Date('2026-12-01T22:15:00Z'), Buffer.from('dump')),
+      targetServer: { version: '15', major: 15 },
+      jobs: 1,
+      toastCompression: 'server-default',
+      taskSize: { cpu: '1024', memoryMiB: '4096', ephemeralStorageGiB: 40 },
+      startedAt: '2026-12-02T08:00:02.000Z',
+    }),
+  );
+  // What a runner killed hard mid-load leaves: the restoring database, marked, and its session.
+  await createMarkedDatabase(pg, loading, restoreId);
+  const session = new Client({ ...pg.clientConfig(loading), application_name: runSessionName(restoreId) });
+  session.on('error', () => undefined);
+  await session.connect();
+  try {
+    const plan = (await invoke('RunEventsDescribe', {
+      stateMachineArn: sfn.stateMachineArns.restore,
+      name: 'drill-timed-out',
+      status: 'TIMED_OUT',
+      plan: true,
+    })) as { restore: unknown };
+    expect(plan).toMatchObject({
+      kind: 'restore',
+      task: { taskArn: expect.stringMatching(/:task\/Pgferry-PgToolsCluster/) },
+      restore: { restoreId, error: { Error: 'States.Timeout' } },
+    });
+
+    // CleanUpRestore: the restore workflow's own RestoreCleanup, given the plan's state.
+    const cleaned = await invokeBundle(bundled.bundleOf('RestoreCleanup'), plan.restore, {
+      ...env,
+      [passwordEnvVar('target')]: pg.password,
+    });
+    expect(cleaned).toEqual({
+      ok: true,
+      result: {
+        notes: [
+          'the 1 session(s) the runner left on the target were ended',
+          `the database ${loading}, which the restore loads before renaming it ${target}, was dropped`,
+        ],
+      },
+    });
+  } finally {
+    await session.end().catch(() => undefined);
+    await dropDatabase(pg, loading);
+  }
 }, 120_000);
 
 test('the workflow Catch input still cleans up (the Cleanup function takes both)', async () => {

@@ -5,17 +5,19 @@
  * mark. A restoring database another run marked (that run may still be going), or an unmarked one,
  * is left alone; in clean mode nothing is dropped. The runner killed for real: test/e2e/interrupts.test.ts.
  */
-import { hostname } from 'node:os';
 import { Client } from 'pg';
-import {
-  markIncomplete,
-  readIncompleteMark,
-  restoringName,
-} from '../../../../../core/postgres/incomplete-database';
+import { readIncompleteMark, restoringName } from '../../../../../core/postgres/incomplete-database';
 import { runSessionName } from '../../../../../core/postgres/run-sessions';
 import { newBackupId } from '../../../../../core/store-keys';
 import { cleanupRestoreTarget } from '../../../../../lambdas/restore/cleanup/cleanup';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../../../../support/env';
+import {
+  createDatabase,
+  createMarkedDatabase,
+  dropDatabase,
+  testEnv,
+  uniqueName,
+  withClient,
+} from '../../../../support/env';
 
 const pg = testEnv().server(15);
 const newRunId = () => newBackupId();
@@ -37,18 +39,8 @@ async function exists(name: string): Promise<boolean> {
 /** The restoring database of a restore into `target`, marked by run `runId` (none: unmarked). */
 async function leftRestoring(target: string, runId: string | undefined): Promise<string> {
   const name = restoringName(target);
-  await createDatabase(pg, name);
-  if (runId) {
-    await withClient(pg, 'postgres', (c) =>
-      markIncomplete(c, name, {
-        kind: 'restore',
-        id: runId,
-        pid: 4242,
-        host: hostname(),
-        startedAt: new Date().toISOString(),
-      }),
-    );
-  }
+  if (runId) await createMarkedDatabase(pg, name, runId);
+  else await createDatabase(pg, name);
   return name;
 }
 
@@ -94,16 +86,7 @@ test("create mode: the run's sessions are ended and the restoring database it ma
 test('create mode: the target itself, renamed into place but still marked by the run, is dropped', async () => {
   const target = uniqueName('rclean_renamed');
   const runId = newRunId();
-  await createDatabase(pg, target);
-  await withClient(pg, 'postgres', (c) =>
-    markIncomplete(c, target, {
-      kind: 'restore',
-      id: runId,
-      pid: 4242,
-      host: hostname(),
-      startedAt: new Date().toISOString(),
-    }),
-  );
+  await createMarkedDatabase(pg, target, runId);
   const result = await cleanupRestoreTarget(connection(target), pg.password, {
     restoreId: runId,
     mode: 'create',

@@ -3,7 +3,8 @@
  * (lambdas/api/events/stopped.ts), planned from recorded executions
  * (test/fixtures/aws/stopped-executions.json: their input and history with data) and a real local
  * store: the task to stop, how long to wait for a Lambda step the stop cut off, and the workflow's
- * own cleanup input (the backup's Cleanup, MigrateCleanup), as its Catch would have given it.
+ * own cleanup input (the backup's Cleanup, MigrateCleanup, RestoreCleanup), as its Catch would have
+ * given it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -129,12 +130,43 @@ test('a migration cancelled in its task after freezing: MigrateCleanup is given 
   expect(cleanup.backup).toBeUndefined();
 });
 
-test('a restore that timed out: only its task, stopped (its runner drops what it made)', async () => {
+test('a restore that timed out in its task: the task stopped, then RestoreCleanup, given the state the task was given with the timeout as its error', async () => {
   expect(await plan('restore', 'drill-timed-out')).toEqual({
     kind: 'restore',
     waitSeconds: 0,
     task: { cluster: CLUSTER, taskArn: `${TASK_PREFIX}1a2b3c4d5e6f708192a3b4c5d6e7f809` },
+    restore: {
+      job: { store: store.url, key: 'shop/20261201T221500Z-3fa9c1/restore-job-20261202T080000Z-a1b2c3.json' },
+      restoreId: '20261202T080000Z-a1b2c3',
+      backupId: '20261201T221500Z-3fa9c1',
+      database: 'shop',
+      taskSize: { cpu: '1024', memoryMiB: '4096', ephemeralStorageGiB: 40 },
+      error: { Error: 'States.Timeout', Cause: 'the execution timed out' },
+    },
   });
+});
+
+test("a restore cancelled in RestoreCleanup (its task killed hard): wait for that cleanup's end, then run it again, with the task's own error", async () => {
+  const scheduled = Date.parse('2026-12-04T09:30:41.100Z');
+  const early = await plan('restore', 'drill-cancel-cleanup', new Date(scheduled + 60_000));
+  expect(early.waitSeconds).toBe(70);
+  expect(early.task).toBeUndefined();
+  expect((await plan('restore', 'drill-cancel-cleanup')).restore).toMatchObject({
+    restoreId: '20261204T093000Z-1d2e3f',
+    error: { Error: 'States.TaskFailed', Cause: expect.stringContaining('OutOfMemoryError') },
+  });
+});
+
+test.each([
+  ['in its preflight, which creates nothing on the target', 'drill-cancel-preflight'],
+  [
+    'in its safety backup, before the target is touched (the nested backup is cleaned up as a stopped backup)',
+    'shop-clean-cancel-safety-backup',
+  ],
+  ['in RestoreRecord after its task succeeded: the restore completed, and is kept', 'drill-cancel-record'],
+])('a restore cancelled %s: no task to stop, no RestoreCleanup', async (_, name) => {
+  const cleanup = await plan('restore', name);
+  expect(cleanup).toEqual({ kind: 'restore', waitSeconds: 0 });
 });
 
 test('open tasks: a task that ended is not open; one scheduled, started or submitted is', () => {
