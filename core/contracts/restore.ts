@@ -88,9 +88,14 @@ export type RestorePlan = z.infer<typeof RestorePlanSchema>;
 /**
  * What RestoreCleanup did after a failed restore task (lambdas/restore/cleanup), for the failure's
  * message: each note a clause of it ("the restoring database … was dropped"); none when the
- * runner had left nothing (it cleans up itself unless killed hard).
+ * runner had left nothing (it cleans up itself unless killed hard). `left`: what it found and
+ * could not remove, each a clause naming it and what to do ("the database … is left in place (…):
+ * remove it with DROP DATABASE …"); after a stopped restore the announcer fails on it
+ * (lib/run-events.ts). Absent in the state of an execution whose cleanup ran before it existed.
  */
-export const RestoreCleanupSchema = z.object({ notes: z.array(z.string()) }).strict();
+export const RestoreCleanupSchema = z
+  .object({ notes: z.array(z.string()), left: z.array(z.string()).default([]) })
+  .strict();
 export type RestoreCleanup = z.infer<typeof RestoreCleanupSchema>;
 
 /**

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { Client } from 'pg';
-import { markIncomplete } from '../../core/postgres/incomplete-database';
+import { type IncompleteRun, markIncomplete } from '../../core/postgres/incomplete-database';
 import type { PostgresServerInfo } from './postgres';
 
 export const ENV_FILE_VAR = 'PGFERRY_TEST_ENV_FILE';
@@ -229,14 +229,19 @@ export async function createDatabase(pg: TestPostgres, name: string): Promise<vo
 }
 
 /**
- * Creates (afresh) `name` on `pg`, marked incomplete by restore `runId` as a runner marks the
- * database it creates: what a runner killed before it could drop it leaves.
+ * Creates (afresh) `name` on `pg`, marked incomplete by run `runId` (a restore unless `kind` says)
+ * as a runner marks the database it creates: what a runner killed before it could drop it leaves.
  */
-export async function createMarkedDatabase(pg: TestPostgres, name: string, runId: string): Promise<void> {
+export async function createMarkedDatabase(
+  pg: TestPostgres,
+  name: string,
+  runId: string,
+  kind: IncompleteRun['kind'] = 'restore',
+): Promise<void> {
   await createDatabase(pg, name);
   await withClient(pg, 'postgres', (c) =>
     markIncomplete(c, name, {
-      kind: 'restore',
+      kind,
       id: runId,
       pid: 4242,
       host: hostname(),
@@ -256,6 +261,25 @@ export async function dropDatabase(pg: TestPostgres, name: string): Promise<void
   await withClient(pg, 'postgres', async (c) => {
     await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
   });
+}
+
+/**
+ * Makes `name` on `pg` a database DROP DATABASE refuses, even forcing its sessions out: a
+ * subscription in it, created without connecting ("is being used by logical replication
+ * subscription") — what a cleanup meets when it cannot drop a database. Returns what lifts it.
+ */
+export async function blockDrop(pg: TestPostgres, name: string): Promise<() => Promise<void>> {
+  const subscription = uniqueName('blocks_drop');
+  await withClient(pg, name, (c) =>
+    c.query(
+      `CREATE SUBSCRIPTION ${subscription} CONNECTION 'dbname=nowhere' PUBLICATION nothing WITH (connect = false)`,
+    ),
+  );
+  return () =>
+    withClient(pg, name, async (c) => {
+      await c.query(`ALTER SUBSCRIPTION ${subscription} SET (slot_name = NONE)`);
+      await c.query(`DROP SUBSCRIPTION ${subscription}`);
+    });
 }
 
 let uniqueCounter = 0;

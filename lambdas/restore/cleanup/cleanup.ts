@@ -46,27 +46,30 @@ export async function cleanupRestore(state: RestoreState, deps: RestoreCleanupDe
  * and the end of the restore) — each only when it carries this restore's incomplete mark. A
  * database another run marked, or an unmarked one, is left alone: the next preflight names it.
  * In `clean` mode only the sessions are ended (the database is partly replaced; its safety backup
- * puts it back). An unreachable target is skipped. Returns what it did or could not do.
+ * puts it back). An unreachable target is skipped (a note: the next restore's preflight names what
+ * is there). Returns what it did (`notes`) and what it could not remove (`left`).
  */
 export async function cleanupRestoreTarget(
   target: Connection,
   password: string | undefined,
   run: { restoreId: string; mode: 'create' | 'clean'; serverMajor: number },
 ): Promise<RestoreCleanup> {
-  const notes: string[] = [];
+  const result: RestoreCleanup = { notes: [], left: [] };
   try {
     await withMaintenance(target, password, async (admin) => {
-      await endSessions(admin, runSessionName(run.restoreId), notes);
-      if (run.mode === 'create') await dropOwnDatabases(admin, target.database, run, notes);
+      await endSessions(admin, runSessionName(run.restoreId), result);
+      if (run.mode === 'create') await dropOwnDatabases(admin, target.database, run, result);
     });
   } catch (err) {
-    notes.push(
-      err instanceof PgferryError && err.code === 'SourceUnreachable'
-        ? `the target server could not be reached to clean up after the run (${errorMessage(err)}): the next restore names what it left`
-        : `could not clean up after the run on the target server: ${errorMessage(err)}`,
-    );
+    if (err instanceof PgferryError && err.code === 'SourceUnreachable') {
+      result.notes.push(
+        `the target server could not be reached to clean up after the run (${errorMessage(err)}): the next restore names what it left`,
+      );
+    } else {
+      result.left.push(`could not clean up after the run on the target server: ${errorMessage(err)}`);
+    }
   }
-  return { notes };
+  return result;
 }
 
 /**
@@ -75,22 +78,19 @@ export async function cleanupRestoreTarget(
  */
 const OWN_END_MS = 2_000;
 
-async function endSessions(admin: Client, name: string, notes: string[]): Promise<void> {
+async function endSessions(admin: Client, name: string, result: RestoreCleanup): Promise<void> {
   const found = await waitForRunSessions(admin, name, OWN_END_MS);
   if (found === 0) return;
   const left = await endRunSessions(admin, name, RUN_SESSIONS_END_MS);
-  notes.push(
-    left === 0
-      ? `the ${found} session(s) the runner left on the target were ended`
-      : `${left} session(s) of the run (application_name '${name}') are still on the target server`,
-  );
+  if (left === 0) result.notes.push(`the ${found} session(s) the runner left on the target were ended`);
+  else result.left.push(`${left} session(s) of the run (application_name '${name}') are still on the target server`);
 }
 
 async function dropOwnDatabases(
   admin: Client,
   name: string,
   run: { restoreId: string; serverMajor: number },
-  notes: string[],
+  result: RestoreCleanup,
 ) {
   const loading = restoringName(name);
   for (const database of [loading, name]) {
@@ -99,9 +99,9 @@ async function dropOwnDatabases(
         ? `the database ${loading}, which the restore loads before renaming it ${name},`
         : `the database ${name}, renamed into place but not complete,`;
     const left = await dropOwnIncompleteDatabase(admin, database, run.restoreId);
-    if (left.fate === 'dropped') notes.push(`${what} was dropped`);
+    if (left.fate === 'dropped') result.notes.push(`${what} was dropped`);
     if (left.fate === 'not dropped') {
-      notes.push(
+      result.left.push(
         `${what} is left in place (${left.error}): remove it with ${dropDatabaseCommand(database, run.serverMajor)}`,
       );
     }

@@ -49,11 +49,11 @@ export async function recordRestore(
 }
 
 /**
- * The failure `err`, its message followed by what RestoreCleanup did after the failed task (or
- * its own error): the same error when there is nothing to add.
+ * The failure `err`, its message followed by what RestoreCleanup did after the failed task and
+ * what it left (or its own error): the same error when there is nothing to add.
  */
 function withCleanup(err: unknown, state: RestoreState): unknown {
-  const notes = [...(state.cleanup?.notes ?? [])];
+  const notes = [...(state.cleanup?.notes ?? []), ...(state.cleanup?.left ?? [])];
   if (state.cleanupError) {
     notes.push(
       `the cleanup after the run failed (${readableCause(state.cleanupError.Cause) ?? state.cleanupError.Error}): the next restore names what is left`,

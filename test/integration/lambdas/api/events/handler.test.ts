@@ -6,7 +6,8 @@
  * execution (test/fixtures/aws/stopped-executions.json) and the store a local folder. After a
  * cancelled backup, the attempt's objects and its lease are gone, and the run is announced as
  * cancelled; after a timed-out restore, RestoreCleanup ends the run's session and drops the
- * restoring database it marked, on a real server.
+ * restoring database it marked, on a real server — or, when the server will not drop it, says so
+ * in its `left`, on which the announcer fails (test/unit/lib/run-events.test.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +21,15 @@ import { restoringName } from '../../../../../core/postgres/incomplete-database'
 import { runSessionName } from '../../../../../core/postgres/run-sessions';
 import { LocalStore } from '../../../../../core/store';
 import { syntheticManifest } from '../../../../support/backups';
-import { createMarkedDatabase, dropDatabase, testEnv, uniqueName } from '../../../../support/env';
+import {
+  blockDrop,
+  createMarkedDatabase,
+  dropDatabase,
+  type TestPostgres,
+  testEnv,
+  uniqueName,
+  withClient,
+} from '../../../../support/env';
 import { type BundledStack, invokeBundle, synthesizeBundled } from '../../../../support/lambda-bundles';
 import {
   type RecordedStepFunctions,
@@ -109,7 +118,13 @@ test('a backup cancelled in its dump: planned from its history, cleaned up by th
   });
 }, 120_000);
 
-test('a restore that timed out in its task: planned from its history, then RestoreCleanup drops the restoring database it marked and ends its session', async () => {
+/**
+ * A restore that timed out in its task (the recording's `drill-timed-out`) into a new database of
+ * the harness's PostgreSQL 15, as a runner killed hard mid-load leaves it: the restoring database,
+ * marked, and its session — and, when `blocked`, a database the server will not drop. Planned from
+ * its history, then RestoreCleanup (bundled) given the plan's state: its invocation.
+ */
+async function cleanUpTimedOutRestore(blocked: boolean) {
   const pg = testEnv().server(15);
   const restoreId = '20261202T080000Z-a1b2c3';
   const target = uniqueName('stopped_drill');
@@ -137,8 +152,8 @@ test('a restore that timed out in its task: planned from its history, then Resto
       startedAt: '2026-12-02T08:00:02.000Z',
     }),
   );
-  // What a runner killed hard mid-load leaves: the restoring database, marked, and its session.
   await createMarkedDatabase(pg, loading, restoreId);
+  const unblock = blocked ? await blockDrop(pg, loading) : undefined;
   const session = new Client({ ...pg.clientConfig(loading), application_name: runSessionName(restoreId) });
   session.on('error', () => undefined);
   await session.connect();
@@ -160,19 +175,50 @@ test('a restore that timed out in its task: planned from its history, then Resto
       ...env,
       [passwordEnvVar('target')]: pg.password,
     });
-    expect(cleaned).toEqual({
-      ok: true,
-      result: {
-        notes: [
-          'the 1 session(s) the runner left on the target were ended',
-          `the database ${loading}, which the restore loads before renaming it ${target}, was dropped`,
-        ],
-      },
-    });
+    return { cleaned, target, loading, exists: await databaseExists(pg, loading) };
   } finally {
     await session.end().catch(() => undefined);
+    await unblock?.();
     await dropDatabase(pg, loading);
   }
+}
+
+async function databaseExists(pg: TestPostgres, name: string): Promise<boolean> {
+  return withClient(pg, 'postgres', async (c) => {
+    const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    return rows.length > 0;
+  });
+}
+
+test('a restore that timed out in its task: planned from its history, then RestoreCleanup drops the restoring database it marked and ends its session', async () => {
+  const { cleaned, target, loading, exists } = await cleanUpTimedOutRestore(false);
+  expect(cleaned).toEqual({
+    ok: true,
+    result: {
+      notes: [
+        'the 1 session(s) the runner left on the target were ended',
+        `the database ${loading}, which the restore loads before renaming it ${target}, was dropped`,
+      ],
+      left: [],
+    },
+  });
+  expect(exists).toBe(false);
+}, 120_000);
+
+test('a timed-out restore whose restoring database the server will not drop: RestoreCleanup says it is left (the announcer then fails)', async () => {
+  const { cleaned, target, loading, exists } = await cleanUpTimedOutRestore(true);
+  expect(cleaned).toEqual({
+    ok: true,
+    result: {
+      notes: ['the 1 session(s) the runner left on the target were ended'],
+      left: [
+        `the database ${loading}, which the restore loads before renaming it ${target}, is left in place ` +
+          `(database "${loading}" is being used by logical replication subscription): ` +
+          `remove it with DROP DATABASE "${loading}" WITH (FORCE);`,
+      ],
+    },
+  });
+  expect(exists).toBe(true);
 }, 120_000);
 
 test('the workflow Catch input still cleans up (the Cleanup function takes both)', async () => {

@@ -3,7 +3,8 @@
  * after a restore's runner was killed hard, it ends the sessions named after the restore and drops
  * the database it loads into — only when that database carries this restore's own incomplete
  * mark. A restoring database another run marked (that run may still be going), or an unmarked one,
- * is left alone; in clean mode nothing is dropped. The runner killed for real: test/e2e/interrupts.test.ts.
+ * is left alone; in clean mode nothing is dropped. One it cannot drop is named in `left`, with the
+ * command that removes it (what makes the announcer of a stopped restore fail: lib/run-events.ts). The runner killed for real: test/e2e/interrupts.test.ts.
  */
 import { Client } from 'pg';
 import { readIncompleteMark, restoringName } from '../../../../../core/postgres/incomplete-database';
@@ -12,6 +13,7 @@ import { newBackupId } from '../../../../../core/store-keys';
 import { cleanupRestoreTarget } from '../../../../../lambdas/restore/cleanup/cleanup';
 import {
   createDatabase,
+  blockDrop,
   createMarkedDatabase,
   dropDatabase,
   testEnv,
@@ -76,6 +78,7 @@ test("create mode: the run's sessions are ended and the restoring database it ma
       'the 1 session(s) the runner left on the target were ended',
       `the database ${loading}, which the restore loads before renaming it ${target}, was dropped`,
     ]);
+    expect(result.left).toEqual([]);
   } finally {
     await session.end().catch(() => undefined);
   }
@@ -96,6 +99,30 @@ test('create mode: the target itself, renamed into place but still marked by the
   expect(await exists(target)).toBe(false);
 });
 
+test('create mode: a marked database the server will not drop is left, saying how to remove it', async () => {
+  const target = uniqueName('rclean_stuck');
+  const runId = newRunId();
+  const loading = await leftRestoring(target, runId);
+  const unblock = await blockDrop(pg, loading);
+  try {
+    const result = await cleanupRestoreTarget(connection(target), pg.password, {
+      restoreId: runId,
+      mode: 'create',
+      serverMajor: 15,
+    });
+    expect(result.notes).toEqual([]);
+    expect(result.left).toEqual([
+      `the database ${loading}, which the restore loads before renaming it ${target}, is left in place ` +
+        `(database "${loading}" is being used by logical replication subscription): ` +
+        `remove it with DROP DATABASE "${loading}" WITH (FORCE);`,
+    ]);
+    expect(await exists(loading)).toBe(true);
+  } finally {
+    await unblock();
+    await dropDatabase(pg, loading);
+  }
+});
+
 test('a restoring database marked by ANOTHER run, and an unmarked one, are left alone; nothing to say', async () => {
   for (const markedBy of [newRunId(), undefined]) {
     const target = uniqueName('rclean_other');
@@ -106,7 +133,7 @@ test('a restoring database marked by ANOTHER run, and an unmarked one, are left 
         mode: 'create',
         serverMajor: 15,
       });
-      expect(result.notes).toEqual([]);
+      expect(result).toEqual({ notes: [], left: [] });
       expect(await exists(loading)).toBe(true);
       const mark = await withClient(pg, 'postgres', (c) => readIncompleteMark(c, loading));
       expect(mark?.id).toBe(markedBy);

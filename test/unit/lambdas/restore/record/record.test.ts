@@ -36,7 +36,7 @@ const failureOf = (state: RestoreState) =>
   );
 
 test('the caught error, unchanged, when the cleanup had nothing to do', async () => {
-  expect(await failureOf(failedState({ cleanup: { notes: [] } }))).toEqual({
+  expect(await failureOf(failedState({ cleanup: { notes: [], left: [] } }))).toEqual({
     name: killed.Error,
     message: killed.Cause,
   });
@@ -44,9 +44,18 @@ test('the caught error, unchanged, when the cleanup had nothing to do', async ()
 
 test('the caught error, followed by what the cleanup did', async () => {
   const notes = ['the 2 session(s) the runner left on the target were ended', 'the database x … was dropped'];
-  expect(await failureOf(failedState({ cleanup: { notes } }))).toEqual({
+  expect(await failureOf(failedState({ cleanup: { notes, left: [] } }))).toEqual({
     name: killed.Error,
     message: `${killed.Cause} (${notes.join('; ')})`,
+  });
+});
+
+test('the caught error, followed by what the cleanup did, then what it left', async () => {
+  const notes = ['the 2 session(s) the runner left on the target were ended'];
+  const left = ['the database x … is left in place (…): remove it with DROP DATABASE x;'];
+  expect(await failureOf(failedState({ cleanup: { notes, left } }))).toEqual({
+    name: killed.Error,
+    message: `${killed.Cause} (${[...notes, ...left].join('; ')})`,
   });
 });
 
