@@ -140,9 +140,16 @@ export async function finishMigration(
 
 export interface MigrationFailure {
   error: string;
+  /** The failure's message, followed by what the cleanup did and what it could not do. */
   cause: string;
   unfrozen: boolean;
   deletedObjects: number;
+  /**
+   * Of what `cause` adds, what the cleanup left behind (a database, a replication slot, a frozen
+   * source, the run's sessions, an incomplete backup), each naming it and what to do; after a
+   * stopped migration the announcer fails on it (lib/run-events.ts).
+   */
+  left: string[];
 }
 
 /**
@@ -151,7 +158,8 @@ export interface MigrationFailure {
  * incomplete mark (`dropRunDatabases`: a runner killed hard could not), unfreezes the source (always, when the migration was to freeze it: the settings go back to what preflight
  * saw), removes the objects of archived backups that are not complete, so no incomplete backup is
  * ever listed (complete ones are kept), and names the failure — the runner's own error when it
- * left one (on AWS a failed task's cause is ECS's task description).
+ * left one (on AWS a failed task's cause is ECS's task description) — and what it could not
+ * remove (`left`).
  */
 export async function cleanupMigration(
   state: MigrateRun,
@@ -180,20 +188,26 @@ export async function cleanupMigration(
   }
   let unfrozen = false;
   const notes: string[] = [];
+  const left: string[] = [];
+  /** A note of what the cleanup could not remove: said in the cause, and listed in `left`. */
+  const leave = (note: string) => {
+    notes.push(note);
+    left.push(note);
+  };
   // First, so that nothing the runner left running (a CREATE DATABASE, a COPY) goes on beside
   // what follows, or after it.
   for (const side of ['target', 'source'] as const) {
     try {
-      const left = await endRunnerSessions(plan, side, deps.env);
-      if (left) {
-        notes.push(
-          `${left} session(s) of the run (application_name '${runSessionName(plan.migrateId)}') are still on the ${side} server`,
+      const remaining = await endRunnerSessions(plan, side, deps.env);
+      if (remaining) {
+        leave(
+          `${remaining} session(s) of the run (application_name '${runSessionName(plan.migrateId)}') are still on the ${side} server`,
         );
       }
     } catch (err) {
       // A server that cannot be reached (often what the run failed on) has nothing to end from here.
       if (!(err instanceof PgferryError && err.code === 'SourceUnreachable')) {
-        notes.push(`could not end the run's sessions on the ${side} server: ${errorMessage(err)}`);
+        leave(`could not end the run's sessions on the ${side} server: ${errorMessage(err)}`);
       }
     }
   }
@@ -203,7 +217,7 @@ export async function cleanupMigration(
       await removeReplication(plan, deps.env);
     } catch (err) {
       const name = replicationName(plan.migrateId);
-      notes.push(
+      leave(
         `THE REPLICATION SLOT ${name} MAY BE LEFT ON THE SOURCE (${errorMessage(err)}): ` +
           `SELECT pg_drop_replication_slot('${name}'); DROP PUBLICATION IF EXISTS ${name};`,
       );
@@ -211,18 +225,18 @@ export async function cleanupMigration(
   }
   // After the replication is removed: a database with a subscription cannot be dropped.
   try {
-    for (const left of await dropRunDatabases(plan, deps.env)) {
-      if (left.fate === 'dropped') notes.push(`the database ${left.database} it left incomplete was dropped`);
-      if (left.fate === 'not dropped') {
-        notes.push(
-          `the database ${left.database} it left incomplete could not be dropped (${left.error}): ` +
-            `remove it with ${dropDatabaseCommand(left.database, plan.targetServer.major)}`,
+    for (const database of await dropRunDatabases(plan, deps.env)) {
+      if (database.fate === 'dropped') notes.push(`the database ${database.database} it left incomplete was dropped`);
+      if (database.fate === 'not dropped') {
+        leave(
+          `the database ${database.database} it left incomplete could not be dropped (${database.error}): ` +
+            `remove it with ${dropDatabaseCommand(database.database, plan.targetServer.major)}`,
         );
       }
     }
   } catch (err) {
     if (!(err instanceof PgferryError && err.code === 'SourceUnreachable')) {
-      notes.push(`could not look for the databases the run left on the target: ${errorMessage(err)}`);
+      leave(`could not look for the databases the run left on the target: ${errorMessage(err)}`);
     }
   }
   if (plan.request.freezeSource || plan.request.online) {
@@ -230,7 +244,7 @@ export async function cleanupMigration(
       await unfreezeSource(plan, deps.env);
       unfrozen = true;
     } catch (err) {
-      notes.push(`THE SOURCE IS STILL READ-ONLY: ${errorMessage(err)}`);
+      leave(`THE SOURCE IS STILL READ-ONLY: ${errorMessage(err)}`);
     }
   }
   for (const db of plan.databases) {
@@ -239,7 +253,7 @@ export async function cleanupMigration(
       if ((await store.getJson(manifestKey(db.backup.database, db.backup.backupId))) !== undefined) continue;
       deletedObjects += await store.deletePrefix(backupPrefix(db.backup.database, db.backup.backupId));
     } catch (err) {
-      notes.push(`could not remove the incomplete backup ${db.backup.backupId}: ${errorMessage(err)}`);
+      leave(`could not remove the incomplete backup ${db.backup.backupId}: ${errorMessage(err)}`);
     }
   }
   const cause = runnerError?.message ?? caught.Cause ?? caught.Error;
@@ -248,6 +262,7 @@ export async function cleanupMigration(
     cause: notes.length ? `${cause} (${notes.join('; ')})` : cause,
     unfrozen,
     deletedObjects,
+    left,
   };
 }
 

@@ -1,0 +1,106 @@
+/**
+ * MigrateCleanup on a real server (lambdas/migrate/steps/finish.ts `cleanupMigration`): after a
+ * migration's runner was killed hard (or its execution stopped), the target database it marked is
+ * dropped and the failure names it; one the server will not drop is named in `left` too, with the
+ * command that removes it — what makes the announcer of a stopped migration fail
+ * (lib/run-events.ts). The whole failure path on a killed runner: test/e2e/migrate-online-paths.test.ts.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { passwordEnvVar } from '../../../../../core/connection';
+import type { MigratePlan } from '../../../../../core/contracts';
+import { LocalStore } from '../../../../../core/store';
+import { newBackupId } from '../../../../../core/store-keys';
+import { cleanupMigration, type MigrateRun } from '../../../../../lambdas/migrate/steps/finish';
+import {
+  blockDrop,
+  createMarkedDatabase,
+  dropDatabase,
+  testEnv,
+  uniqueName,
+  withClient,
+} from '../../../../support/env';
+
+const pg = testEnv().server(15);
+const stopped = { Error: 'pgferry.Cancelled', Cause: 'the execution was stopped' };
+let dir: string;
+let store: LocalStore;
+
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'pgferry-migrate-cleanup-'));
+  store = new LocalStore(dir);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const connection = (database: string) => ({
+  host: pg.host,
+  port: pg.port,
+  user: pg.user,
+  database,
+  sslmode: 'disable' as const,
+});
+
+/** The parts of a plan the cleanup reads: one database, from `postgres` into `target`, on one server. */
+function runOf(migrateId: string, target: string): MigrateRun {
+  const plan = {
+    migrateId,
+    request: { store: store.url, source: connection('postgres'), target: connection(target) },
+    targetServer: { version: '15', major: 15 },
+    databases: [
+      {
+        source: connection('postgres'),
+        target: connection(target),
+        backup: { database: 'shop', backupId: newBackupId() },
+      },
+    ],
+  } as unknown as MigratePlan;
+  return { plan } as unknown as MigrateRun;
+}
+
+const env = { [passwordEnvVar('source')]: pg.password, [passwordEnvVar('target')]: pg.password };
+
+async function exists(name: string): Promise<boolean> {
+  return withClient(pg, 'postgres', async (c) => {
+    const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    return rows.length > 0;
+  });
+}
+
+test('the target database the migration marked is dropped: nothing is left', async () => {
+  const migrateId = newBackupId();
+  const target = uniqueName('mclean_own');
+  await createMarkedDatabase(pg, target, migrateId, 'migration');
+  const failure = await cleanupMigration(runOf(migrateId, target), stopped, { openStore: () => store, env });
+  expect(failure).toEqual({
+    error: 'pgferry.Cancelled',
+    cause: `the execution was stopped (the database ${target} it left incomplete was dropped)`,
+    unfrozen: false,
+    deletedObjects: 0,
+    left: [],
+  });
+  expect(await exists(target)).toBe(false);
+});
+
+test('a marked target database the server will not drop is left: the failure and `left` name it and its removal', async () => {
+  const migrateId = newBackupId();
+  const target = uniqueName('mclean_stuck');
+  await createMarkedDatabase(pg, target, migrateId, 'migration');
+  const unblock = await blockDrop(pg, target);
+  try {
+    const failure = await cleanupMigration(runOf(migrateId, target), stopped, {
+      openStore: () => store,
+      env,
+    });
+    const line =
+      `the database ${target} it left incomplete could not be dropped ` +
+      `(database "${target}" is being used by logical replication subscription): ` +
+      `remove it with DROP DATABASE "${target}" WITH (FORCE);`;
+    expect(failure.left).toEqual([line]);
+    expect(failure.cause).toBe(`the execution was stopped (${line})`);
+    expect(await exists(target)).toBe(true);
+  } finally {
+    await unblock();
+    await dropDatabase(pg, target);
+  }
+});
