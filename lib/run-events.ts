@@ -112,7 +112,8 @@ export class RunEvents extends Construct {
       backoffRate: 2,
       maxAttempts: 6,
     });
-    // A cleanup that failed is announced all the same, then fails the announcer (alarmed).
+    // A cleanup that failed, or left something behind, is announced all the same, then fails the
+    // announcer (alarmed: its notification names the error and the cause).
     announce.next(
       new sfn.Choice(this, 'CleanedUp')
         .when(
@@ -180,7 +181,8 @@ export class RunEvents extends Construct {
    * PlanCleanup, waiting until the Lambda steps it stopped in have ended; its task stopped and
    * waited for; then the backup's Cleanup, MigrateCleanup and the services scaled back up, or
    * RestoreCleanup. Then `announce` (Describe, Announce). Any failure is kept in `$.cleanupError`: the run is
-   * announced all the same, then the announcer fails.
+   * announced all the same, then the announcer fails — and so is what MigrateCleanup or
+   * RestoreCleanup says it left behind (`leftBehind`).
    */
   private buildCleanup(cleanup: StoppedCleanupProps, announce: sfn.IChainable): sfn.IChainable {
     const failed = { resultPath: '$.cleanupError' };
@@ -273,16 +275,17 @@ export class RunEvents extends Construct {
       resultPath: '$.migrateCleanup',
     });
     migrate.addCatch(announce, failed);
+    const migrationLeft = this.leftBehind('Migration', '$.migrateCleanup', announce);
     const restart = this.buildRestartServices(cleanup.cutoverServiceArns);
     restart.addCatch(announce, failed);
-    restart.next(announce);
+    restart.next(migrationLeft);
     migrate.next(
       new sfn.Choice(this, 'RestartRequested')
         .when(sfn.Condition.isPresent('$.cleanup.migrate.steps.ecsServices'), restart)
-        .otherwise(announce),
+        .otherwise(migrationLeft),
     );
-    // What it did (its notes) is in the announcer's execution and the function's log: as after
-    // MigrateCleanup, nothing adds it to the run, which stays cancelled.
+    // What it did (its notes) is in the announcer's execution and the function's log: nothing adds
+    // it to the run, which stays cancelled. What it left fails the announcer.
     const restore = lambdaStep(this, 'CleanUpRestore', {
       fn: cleanup.restoreCleanup,
       timeout: Duration.minutes(2),
@@ -290,7 +293,7 @@ export class RunEvents extends Construct {
       resultPath: '$.restoreCleanup',
     });
     restore.addCatch(announce, failed);
-    restore.next(announce);
+    restore.next(this.leftBehind('Restore', '$.restoreCleanup', announce));
     cleanUp
       .when(sfn.Condition.isPresent('$.cleanup.backup'), backup)
       .when(sfn.Condition.isPresent('$.cleanup.migrate'), migrate)
@@ -303,6 +306,26 @@ export class RunEvents extends Construct {
         .when(sfn.Condition.isPresent('$.cleanup.task'), stopTask)
         .otherwise(cleanUp),
     );
+  }
+
+  /**
+   * Then `announce`; first, when the cleanup's result at `resultPath` lists what it left behind
+   * (`left`, one line each: what and how to remove it), a `$.cleanupError` of those lines
+   * (`pgferry.RestoreLeftBehind` or `pgferry.MigrationLeftBehind`, the cause their JSON list), so
+   * that the announcer fails once the run is announced, as after a cleanup that failed.
+   */
+  private leftBehind(kind: 'Migration' | 'Restore', resultPath: string, announce: sfn.IChainable): sfn.Choice {
+    const left = `${resultPath}.left`;
+    const record = new sfn.Pass(this, `${kind}LeftBehind`, {
+      parameters: {
+        Error: `pgferry.${kind}LeftBehind`,
+        Cause: sfn.JsonPath.jsonToString(sfn.JsonPath.listAt(left)),
+      },
+      resultPath: '$.cleanupError',
+    });
+    return new sfn.Choice(this, `${kind}LeftSomething`)
+      .when(sfn.Condition.isPresent(`${left}[0]`), record.next(announce))
+      .otherwise(announce);
   }
 
   /** The cutover's services back to their `desiredCount`, as the migrate workflow's failure path does. */

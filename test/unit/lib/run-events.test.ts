@@ -2,8 +2,10 @@
  * Run-finished events on AWS (lib/run-events.ts), on the synthesized template: the rule hears the
  * four workflows' finished executions, the announcing state machine runs the cleanup a stopped
  * execution skipped, describes the run then puts one `pgferry` event on the default bus, and may
- * do nothing else.
+ * do nothing else. A cleanup that failed, or that left something behind, fails the announcer once
+ * the run is announced: the announcer's own definition run by the local interpreter shows it.
  */
+import { StateMachine } from 'aws-local-stepfunctions';
 import { FINISHED_STATUSES, STOPPED_STATUSES } from '../../../lib/run-events';
 import {
   ACCOUNT,
@@ -178,16 +180,20 @@ test('a stopped or timed-out execution is cleaned up before it is described and 
     Parameters: { step: 'cleanup', 'state.$': '$.cleanup.migrate' },
     Next: 'RestartRequested',
   });
+  expect(stateOf('RestartRequested')).toMatchObject({
+    Choices: [{ Variable: '$.cleanup.migrate.steps.ecsServices', IsPresent: true, Next: 'RestartServices' }],
+    Default: 'MigrationLeftSomething',
+  });
   expect(stateOf('RestartServices')).toMatchObject({
     ItemsPath: '$.cleanup.migrate.steps.ecsServices',
-    Next: 'Describe',
+    Next: 'MigrationLeftSomething',
   });
   // RestoreCleanup, given the plan's state as the restore's Catch gives it; its notes kept apart.
   expect(functionOf('CleanUpRestore')).toMatch(/^FunctionsRestoreCleanup[0-9A-F]{8}$/);
   expect(stateOf('CleanUpRestore')).toMatchObject({
     InputPath: '$.cleanup.restore',
     ResultPath: '$.restoreCleanup',
-    Next: 'Describe',
+    Next: 'RestoreLeftSomething',
   });
   expect(stateOf('CleanUpRestore').Parameters).toBeUndefined();
 });
@@ -221,6 +227,79 @@ test('a cleanup that fails is announced all the same, then fails the announcer (
     Choices: [{ Variable: '$.cleanupError', IsPresent: true, Next: 'CleanupFailed' }],
   });
   expect(stateOf('CleanupFailed').Type).toBe('Fail');
+});
+
+test('a cleanup that left something behind (its `left`) is announced all the same, then fails the announcer naming it', () => {
+  for (const [kind, result] of [
+    ['Restore', '$.restoreCleanup'],
+    ['Migration', '$.migrateCleanup'],
+  ]) {
+    expect(stateOf(`${kind}LeftSomething`)).toMatchObject({
+      Type: 'Choice',
+      Choices: [{ Variable: `${result}.left[0]`, IsPresent: true, Next: `${kind}LeftBehind` }],
+      Default: 'Describe',
+    });
+    expect(stateOf(`${kind}LeftBehind`)).toEqual({
+      Type: 'Pass',
+      Parameters: { Error: `pgferry.${kind}LeftBehind`, 'Cause.$': `States.JsonToString(${result}.left)` },
+      ResultPath: '$.cleanupError',
+      Next: 'Describe',
+    });
+  }
+});
+
+/**
+ * The announcer's definition, as deployed, run by the local interpreter after a stopped restore
+ * (or migration, without services to scale): its tasks answer as the functions and EventBridge
+ * would (the cleanups' own results on a real server: test/integration/lambdas/restore/cleanup,
+ * test/integration/lambdas/migrate/steps); what Announce was given is collected.
+ */
+async function announceStopped(kind: 'restore' | 'migrate', cleanupResult: unknown) {
+  const announced: unknown[] = [];
+  const handlers = {
+    PlanCleanup: async () => ({ kind, waitSeconds: 0, [kind]: { id: 'r' } }),
+    [kind === 'restore' ? 'CleanUpRestore' : 'CleanUpMigration']: async () => cleanupResult,
+    Describe: async () => ({ detailType: 'Restore Cancelled', detail: { id: 'restore-x', status: 'cancelled' } }),
+    Announce: async (input: unknown) => {
+      announced.push(input);
+      return {};
+    },
+  };
+  const execution = new StateMachine(announcer as never).run(
+    { stateMachineArn: 'arn:aws:states:eu-west-1:123456789012:stateMachine:restore', name: 'x', status: 'ABORTED' },
+    { overrides: { taskResourceLocalHandlers: handlers as never } },
+  );
+  const failure = await execution.result.then(
+    () => undefined,
+    (err: Error) => err.cause as Error,
+  );
+  return { announced, failure: failure && { error: failure.name, cause: failure.message } };
+}
+
+test('run: a stopped restore whose cleanup left nothing is announced, and the announcer succeeds', async () => {
+  const { announced, failure } = await announceStopped('restore', { notes: ['… was dropped'], left: [] });
+  expect(announced).toHaveLength(1);
+  expect(failure).toBeUndefined();
+});
+
+test('run: a stopped restore whose cleanup left a database is announced, then the announcer fails naming it', async () => {
+  // No double quote in it: the interpreter strips the backslashes of an intrinsic's result (JSON's
+  // escapes included), which Step Functions keeps.
+  const left = ['the database x … is left in place (…): remove it with DROP DATABASE x WITH (FORCE);'];
+  const { announced, failure } = await announceStopped('restore', { notes: [], left });
+  expect(announced).toEqual([
+    { Entries: [{ Detail: { id: 'restore-x', status: 'cancelled' }, DetailType: 'Restore Cancelled', Source: 'pgferry' }] },
+  ]);
+  expect(failure).toEqual({ error: 'pgferry.RestoreLeftBehind', cause: JSON.stringify(left) });
+});
+
+test('run: a stopped migration whose cleanup left its replication slot is announced, then the announcer fails naming it', async () => {
+  const left = ["THE REPLICATION SLOT pgferry_x MAY BE LEFT ON THE SOURCE (…): SELECT pg_drop_replication_slot('pgferry_x');"];
+  const failed = { error: 'pgferry.Cancelled', cause: 'stopped', unfrozen: true, deletedObjects: 0 };
+  const { announced, failure } = await announceStopped('migrate', { ...failed, left });
+  expect(announced).toHaveLength(1);
+  expect(failure).toEqual({ error: 'pgferry.MigrationLeftBehind', cause: JSON.stringify(left) });
+  expect((await announceStopped('migrate', { ...failed, left: [] })).failure).toBeUndefined();
 });
 
 test("the announcer may invoke only the describing function and the workflows' cleanups, stop only pgferry's tasks, scale only the cutover's services", () => {
