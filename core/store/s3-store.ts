@@ -255,20 +255,32 @@ export class S3Store implements BackupStore {
     if (!prefix) throw new PgferryError('InvalidInput', 'refusing to delete the whole store');
     const keys: string[] = [];
     for await (const entry of this.list(prefix)) keys.push(this.keyOf(entry.key));
+    // A DeleteObjects that succeeds may still refuse keys one by one (a bucket policy, Object
+    // Lock, a key's own error): the rest is deleted, then the refusal fails the call.
+    const refused: { Key?: string; Code?: string; Message?: string }[] = [];
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
       try {
-        await this.client.send(
+        const { Errors } = await this.client.send(
           new DeleteObjectsCommand({
             Bucket: this.bucket,
             Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
           }),
         );
+        refused.push(...(Errors ?? []));
       } catch (err) {
         throw this.error(err, `delete ${prefix}`);
       }
     }
     await this.abortMultipartUploads(prefix);
+    if (refused.length) {
+      const [first] = refused;
+      throw new PgferryError(
+        'StoreNotWritable',
+        `${this.url}: could not delete ${refused.length} of the ${keys.length} objects under ${prefix}: ` +
+          `${first.Key}: ${first.Code} ${first.Message ?? ''}`.trim(),
+      );
+    }
     return keys.length;
   }
 

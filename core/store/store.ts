@@ -43,7 +43,10 @@ export interface BackupStore {
   list(prefix: string): AsyncIterable<StoreEntry>;
   /** The immediate "folders" below `prefix` (names without slashes). */
   listFolders(prefix: string): Promise<string[]>;
-  /** Removes every object under `prefix`, and any unfinished multipart upload there. */
+  /**
+   * Removes every object under `prefix`, and any unfinished multipart upload there; returns how
+   * many objects. Fails when any of them could not be removed.
+   */
   deletePrefix(prefix: string): Promise<number>;
   /** Removes one object; no error when it does not exist. */
   deleteObject(key: string): Promise<void>;

@@ -33,9 +33,15 @@ export interface ProxiedRequest {
 
 /**
  * Answer an S3 error — 500/503 (retried by the SDK), or any status with its S3 error code, e.g.
- * `{ status: 404, code: 'NoSuchBucket' }` or `{ status: 403, code: 'AccessDenied' }` — or stall.
+ * `{ status: 404, code: 'NoSuchBucket' }` or `{ status: 403, code: 'AccessDenied' }` — or stall;
+ * or, to a DeleteObjects, `200 OK` refusing each key with `refuseEachKey` (S3's per-key errors, as
+ * a bucket policy or Object Lock gives them): the request succeeds, nothing is deleted.
  */
-export type FaultAction = { status: 500 | 503 } | { status: number; code: string } | { stall: true };
+export type FaultAction =
+  | { status: 500 | 503 }
+  | { status: number; code: string }
+  | { stall: true }
+  | { refuseEachKey: string };
 
 export interface Fault {
   match: (request: ProxiedRequest) => boolean;
@@ -105,6 +111,24 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
         // Take the request in, never answer: only the client's timeout ends it.
         log.push({ ...request, outcome: 'stalled' });
         req.resume();
+        return;
+      }
+      if ('refuseEachKey' in action) {
+        log.push({ ...request, outcome: 200 });
+        const body: Buffer[] = [];
+        req.on('data', (chunk: Buffer) => body.push(chunk));
+        req.on('end', () => {
+          const keys = [...Buffer.concat(body).toString('utf8').matchAll(/<Key>(.*?)<\/Key>/g)].map((m) => m[1]);
+          res.writeHead(200, { 'content-type': 'application/xml' });
+          res.end(
+            `<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult>${keys
+              .map(
+                (key) =>
+                  `<Error><Key>${key}</Key><Code>${action.refuseEachKey}</Code><Message>injected by the test proxy</Message></Error>`,
+              )
+              .join('')}</DeleteResult>`,
+          );
+        });
         return;
       }
       log.push({ ...request, outcome: action.status });
