@@ -314,7 +314,11 @@ export class RunEvents extends Construct {
    * (`pgferry.RestoreLeftBehind` or `pgferry.MigrationLeftBehind`, the cause their JSON list), so
    * that the announcer fails once the run is announced, as after a cleanup that failed.
    */
-  private leftBehind(kind: 'Migration' | 'Restore', resultPath: string, announce: sfn.IChainable): sfn.Choice {
+  private leftBehind(
+    kind: 'Migration' | 'Restore',
+    resultPath: string,
+    announce: sfn.IChainable,
+  ): sfn.Choice {
     const left = `${resultPath}.left`;
     const record = new sfn.Pass(this, `${kind}LeftBehind`, {
       parameters: {

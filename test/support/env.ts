@@ -256,6 +256,14 @@ export async function createSeededDatabase(pg: TestPostgres, name: string, seed:
   await withClient(pg, name, (c) => c.query(seed));
 }
 
+/** Whether a database named `name` exists on `pg`. */
+export async function databaseExists(pg: TestPostgres, name: string): Promise<boolean> {
+  return withClient(pg, 'postgres', async (c) => {
+    const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    return rows.length > 0;
+  });
+}
+
 /** Drops `name` if it exists, terminating its sessions. */
 export async function dropDatabase(pg: TestPostgres, name: string): Promise<void> {
   await withClient(pg, 'postgres', async (c) => {

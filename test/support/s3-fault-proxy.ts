@@ -118,7 +118,11 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
         const body: Buffer[] = [];
         req.on('data', (chunk: Buffer) => body.push(chunk));
         req.on('end', () => {
-          const keys = [...Buffer.concat(body).toString('utf8').matchAll(/<Key>(.*?)<\/Key>/g)].map((m) => m[1]);
+          const keys = [
+            ...Buffer.concat(body)
+              .toString('utf8')
+              .matchAll(/<Key>(.*?)<\/Key>/g),
+          ].map((m) => m[1]);
           res.writeHead(200, { 'content-type': 'application/xml' });
           res.end(
             `<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult>${keys

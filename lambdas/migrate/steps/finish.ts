@@ -226,7 +226,8 @@ export async function cleanupMigration(
   // After the replication is removed: a database with a subscription cannot be dropped.
   try {
     for (const database of await dropRunDatabases(plan, deps.env)) {
-      if (database.fate === 'dropped') notes.push(`the database ${database.database} it left incomplete was dropped`);
+      if (database.fate === 'dropped')
+        notes.push(`the database ${database.database} it left incomplete was dropped`);
       if (database.fate === 'not dropped') {
         leave(
           `the database ${database.database} it left incomplete could not be dropped (${database.error}): ` +

@@ -83,7 +83,10 @@ async function endSessions(admin: Client, name: string, result: RestoreCleanup):
   if (found === 0) return;
   const left = await endRunSessions(admin, name, RUN_SESSIONS_END_MS);
   if (left === 0) result.notes.push(`the ${found} session(s) the runner left on the target were ended`);
-  else result.left.push(`${left} session(s) of the run (application_name '${name}') are still on the target server`);
+  else
+    result.left.push(
+      `${left} session(s) of the run (application_name '${name}') are still on the target server`,
+    );
 }
 
 async function dropOwnDatabases(

@@ -259,14 +259,21 @@ async function announceStopped(kind: 'restore' | 'migrate', cleanupResult: unkno
   const handlers = {
     PlanCleanup: async () => ({ kind, waitSeconds: 0, [kind]: { id: 'r' } }),
     [kind === 'restore' ? 'CleanUpRestore' : 'CleanUpMigration']: async () => cleanupResult,
-    Describe: async () => ({ detailType: 'Restore Cancelled', detail: { id: 'restore-x', status: 'cancelled' } }),
+    Describe: async () => ({
+      detailType: 'Restore Cancelled',
+      detail: { id: 'restore-x', status: 'cancelled' },
+    }),
     Announce: async (input: unknown) => {
       announced.push(input);
       return {};
     },
   };
   const execution = new StateMachine(announcer as never).run(
-    { stateMachineArn: 'arn:aws:states:eu-west-1:123456789012:stateMachine:restore', name: 'x', status: 'ABORTED' },
+    {
+      stateMachineArn: 'arn:aws:states:eu-west-1:123456789012:stateMachine:restore',
+      name: 'x',
+      status: 'ABORTED',
+    },
     { overrides: { taskResourceLocalHandlers: handlers as never } },
   );
   const failure = await execution.result.then(
@@ -288,13 +295,23 @@ test('run: a stopped restore whose cleanup left a database is announced, then th
   const left = ['the database x … is left in place (…): remove it with DROP DATABASE x WITH (FORCE);'];
   const { announced, failure } = await announceStopped('restore', { notes: [], left });
   expect(announced).toEqual([
-    { Entries: [{ Detail: { id: 'restore-x', status: 'cancelled' }, DetailType: 'Restore Cancelled', Source: 'pgferry' }] },
+    {
+      Entries: [
+        {
+          Detail: { id: 'restore-x', status: 'cancelled' },
+          DetailType: 'Restore Cancelled',
+          Source: 'pgferry',
+        },
+      ],
+    },
   ]);
   expect(failure).toEqual({ error: 'pgferry.RestoreLeftBehind', cause: JSON.stringify(left) });
 });
 
 test('run: a stopped migration whose cleanup left its replication slot is announced, then the announcer fails naming it', async () => {
-  const left = ["THE REPLICATION SLOT pgferry_x MAY BE LEFT ON THE SOURCE (…): SELECT pg_drop_replication_slot('pgferry_x');"];
+  const left = [
+    "THE REPLICATION SLOT pgferry_x MAY BE LEFT ON THE SOURCE (…): SELECT pg_drop_replication_slot('pgferry_x');",
+  ];
   const failed = { error: 'pgferry.Cancelled', cause: 'stopped', unfrozen: true, deletedObjects: 0 };
   const { announced, failure } = await announceStopped('migrate', { ...failed, left });
   expect(announced).toHaveLength(1);

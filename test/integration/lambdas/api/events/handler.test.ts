@@ -24,11 +24,10 @@ import { syntheticManifest } from '../../../../support/backups';
 import {
   blockDrop,
   createMarkedDatabase,
+  databaseExists,
   dropDatabase,
-  type TestPostgres,
   testEnv,
   uniqueName,
-  withClient,
 } from '../../../../support/env';
 import { type BundledStack, invokeBundle, synthesizeBundled } from '../../../../support/lambda-bundles';
 import {
@@ -181,13 +180,6 @@ async function cleanUpTimedOutRestore(blocked: boolean) {
     await unblock?.();
     await dropDatabase(pg, loading);
   }
-}
-
-async function databaseExists(pg: TestPostgres, name: string): Promise<boolean> {
-  return withClient(pg, 'postgres', async (c) => {
-    const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    return rows.length > 0;
-  });
 }
 
 test('a restore that timed out in its task: planned from its history, then RestoreCleanup drops the restoring database it marked and ends its session', async () => {

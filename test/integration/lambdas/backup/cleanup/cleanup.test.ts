@@ -33,11 +33,14 @@ async function failedAttempt() {
   const proxied = new S3Store(env.s3.bucket, prefix, client(proxy.endpoint));
   const attempt = { store: proxied.url, database: 'shop', backupId: newBackupId() };
   await acquireLease(direct, attempt.database, attempt.backupId);
-  await direct.putJson(`${backupPrefix(attempt.database, attempt.backupId)}backup-job.json`, { kind: 'backup' });
+  await direct.putJson(`${backupPrefix(attempt.database, attempt.backupId)}backup-job.json`, {
+    kind: 'backup',
+  });
   await direct.putJson(`${backupPrefix(attempt.database, attempt.backupId)}part-0001`, { part: 1 });
   const objects = async () => {
     const keys: string[] = [];
-    for await (const entry of direct.list(backupPrefix(attempt.database, attempt.backupId))) keys.push(entry.key);
+    for await (const entry of direct.list(backupPrefix(attempt.database, attempt.backupId)))
+      keys.push(entry.key);
     return keys;
   };
   return { attempt, direct, proxied, objects };

@@ -16,10 +16,10 @@ import { cleanupMigration, type MigrateRun } from '../../../../../lambdas/migrat
 import {
   blockDrop,
   createMarkedDatabase,
+  databaseExists,
   dropDatabase,
   testEnv,
   uniqueName,
-  withClient,
 } from '../../../../support/env';
 
 const pg = testEnv().server(15);
@@ -60,13 +60,6 @@ function runOf(migrateId: string, target: string): MigrateRun {
 
 const env = { [passwordEnvVar('source')]: pg.password, [passwordEnvVar('target')]: pg.password };
 
-async function exists(name: string): Promise<boolean> {
-  return withClient(pg, 'postgres', async (c) => {
-    const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    return rows.length > 0;
-  });
-}
-
 test('the target database the migration marked is dropped: nothing is left', async () => {
   const migrateId = newBackupId();
   const target = uniqueName('mclean_own');
@@ -79,7 +72,7 @@ test('the target database the migration marked is dropped: nothing is left', asy
     deletedObjects: 0,
     left: [],
   });
-  expect(await exists(target)).toBe(false);
+  expect(await databaseExists(pg, target)).toBe(false);
 });
 
 test('a marked target database the server will not drop is left: the failure and `left` name it and its removal', async () => {
@@ -98,7 +91,7 @@ test('a marked target database the server will not drop is left: the failure and
       `remove it with DROP DATABASE "${target}" WITH (FORCE);`;
     expect(failure.left).toEqual([line]);
     expect(failure.cause).toBe(`the execution was stopped (${line})`);
-    expect(await exists(target)).toBe(true);
+    expect(await databaseExists(pg, target)).toBe(true);
   } finally {
     await unblock();
     await dropDatabase(pg, target);

@@ -12,9 +12,10 @@ import { runSessionName } from '../../../../../core/postgres/run-sessions';
 import { newBackupId } from '../../../../../core/store-keys';
 import { cleanupRestoreTarget } from '../../../../../lambdas/restore/cleanup/cleanup';
 import {
-  createDatabase,
   blockDrop,
+  createDatabase,
   createMarkedDatabase,
+  databaseExists,
   dropDatabase,
   testEnv,
   uniqueName,
@@ -30,13 +31,6 @@ const connection = (database: string) => ({
   database,
   sslmode: 'disable' as const,
 });
-
-async function exists(name: string): Promise<boolean> {
-  return withClient(pg, 'postgres', async (c) => {
-    const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    return rows.length > 0;
-  });
-}
 
 /** The restoring database of a restore into `target`, marked by run `runId` (none: unmarked). */
 async function leftRestoring(target: string, runId: string | undefined): Promise<string> {
@@ -82,7 +76,7 @@ test("create mode: the run's sessions are ended and the restoring database it ma
   } finally {
     await session.end().catch(() => undefined);
   }
-  expect(await exists(loading)).toBe(false);
+  expect(await databaseExists(pg, loading)).toBe(false);
   expect(await sessionsOf(runId)).toBe(0);
 });
 
@@ -96,7 +90,7 @@ test('create mode: the target itself, renamed into place but still marked by the
     serverMajor: 15,
   });
   expect(result.notes).toEqual([`the database ${target}, renamed into place but not complete, was dropped`]);
-  expect(await exists(target)).toBe(false);
+  expect(await databaseExists(pg, target)).toBe(false);
 });
 
 test('create mode: a marked database the server will not drop is left, saying how to remove it', async () => {
@@ -116,7 +110,7 @@ test('create mode: a marked database the server will not drop is left, saying ho
         `(database "${loading}" is being used by logical replication subscription): ` +
         `remove it with DROP DATABASE "${loading}" WITH (FORCE);`,
     ]);
-    expect(await exists(loading)).toBe(true);
+    expect(await databaseExists(pg, loading)).toBe(true);
   } finally {
     await unblock();
     await dropDatabase(pg, loading);
@@ -134,7 +128,7 @@ test('a restoring database marked by ANOTHER run, and an unmarked one, are left 
         serverMajor: 15,
       });
       expect(result).toEqual({ notes: [], left: [] });
-      expect(await exists(loading)).toBe(true);
+      expect(await databaseExists(pg, loading)).toBe(true);
       const mark = await withClient(pg, 'postgres', (c) => readIncompleteMark(c, loading));
       expect(mark?.id).toBe(markedBy);
     } finally {
@@ -155,7 +149,7 @@ test('clean mode: the sessions only; a database is never dropped', async () => {
       serverMajor: 15,
     });
     expect(result.notes).toEqual(['the 1 session(s) the runner left on the target were ended']);
-    expect(await exists(loading)).toBe(true);
+    expect(await databaseExists(pg, loading)).toBe(true);
     expect(await sessionsOf(runId)).toBe(0);
   } finally {
     await session.end().catch(() => undefined);
