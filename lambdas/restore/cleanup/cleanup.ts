@@ -81,12 +81,14 @@ const OWN_END_MS = 2_000;
 async function endSessions(admin: Client, name: string, result: RestoreCleanup): Promise<void> {
   const found = await waitForRunSessions(admin, name, OWN_END_MS);
   if (found === 0) return;
-  const left = await endRunSessions(admin, name, RUN_SESSIONS_END_MS);
-  if (left === 0) result.notes.push(`the ${found} session(s) the runner left on the target were ended`);
-  else
+  const remaining = await endRunSessions(admin, name, RUN_SESSIONS_END_MS);
+  if (remaining === 0) {
+    result.notes.push(`the ${found} session(s) the runner left on the target were ended`);
+  } else {
     result.left.push(
-      `${left} session(s) of the run (application_name '${name}') are still on the target server`,
+      `${remaining} session(s) of the run (application_name '${name}') are still on the target server`,
     );
+  }
 }
 
 async function dropOwnDatabases(
