@@ -146,4 +146,4 @@ export function loadedRows(
   );
 }
 
-export const tableKey = (schema: string, name: string) => JSON.stringify([schema, name]);
+const tableKey = (schema: string, name: string) => JSON.stringify([schema, name]);

@@ -50,8 +50,6 @@ import {
 } from '../../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../../core/errors';
 import { type AnalyzeAsLoaded, applyDatabaseProperties } from '../../../../core/postgres/admin';
-import type { ArchiveTocEntry } from '../../../../core/postgres/archive';
-import { type HeldTable, holdAutovacuum, releaseAutovacuum } from '../../../../core/postgres/autovacuum-hold';
 import { connectPg, endQuietly, withClient, withMaintenance } from '../../../../core/postgres/connect';
 import {
   dumpSizeAsRead,
@@ -60,10 +58,9 @@ import {
   readRequirements,
   sequenceStates,
 } from '../../../../core/postgres/inspect';
-import { largeObjectsPerTransaction } from '../../../../core/postgres/large-objects';
 import { dropOwnPublications, replicationName } from '../../../../core/postgres/logical-replication';
 import { namesUndecodable } from '../../../../core/postgres/server-encodings';
-import { lockWaitFailure, openObserver, untranslatableRead } from '../../../../core/postgres/snapshot-guard';
+import { openObserver } from '../../../../core/postgres/snapshot-guard';
 import { pgRestoreParallel, postDataJobs } from '../../../../core/postgres/tools';
 import { backupObjectKey, dumpResultKey, migrateResultKey } from '../../../../core/store-keys';
 import { createWorkFolder, workRoot } from '../../../../core/work-folders';
@@ -78,8 +75,7 @@ import {
 import { interruption, RestoreProgress, stopIfInterrupted } from '../run';
 import { type Checks, loadedRows, type SourceState, verify } from './checks';
 import { type Context, context, dbnameArg, type MigrateDeps, restoreEnv } from './context';
-import { archive, copyStream, hasLargeObjects, restorePreData, restoreSequences } from './copy';
-import { streamDumpIntoRestore } from './dump-stream';
+import { AutovacuumHold, copyData, copyStream, hasLargeObjects } from './copy';
 import { type OnlineState, replicateAndCutOver, startReplication, undoReplication } from './online';
 import { applyRoles, createDatabase, dropDatabase, dumpSourceGlobals, type SourceGlobals } from './target';
 
@@ -151,6 +147,12 @@ async function migrateDatabase(
   }
 }
 
+/**
+ * One attempt at one database (the pipeline above): the source's side opened (`openSource`), the
+ * copy (`copyData`, copy.ts), the post-data, the database's properties and the checks (online: the
+ * catch-up and the cutover, online.ts), then the results stored. A failure undoes what reached the
+ * target (`undoAttempt`).
+ */
 async function migrateDatabaseOnce(
   ctx: Context,
   db: MigrateDatabasePlan,
@@ -164,99 +166,38 @@ async function migrateDatabaseOnce(
   const pending: Promise<unknown>[] = [];
   // The copy path's tables analyzed as their load ended (the final analyze leaves them out).
   let early: AnalyzeAsLoaded | undefined;
-  let created = false;
-  // Whether anything but the empty database reached the target: the pre-data began.
-  let written = false;
+  // What reached the target, read by a failure once the work beside it has settled: the database
+  // was created; anything but the empty database was written to it (the pre-data began).
+  const reached = { created: false, written: false };
   // Online: the replication objects made so far, removed again on failure.
   const online: OnlineState | undefined = plan.request.online
     ? { name: replicationName(plan.migrateId), identityFull: [], frozen: false }
     : undefined;
   // Autovacuum is held off the target's tables from their creation (the pre-data) until they are
-  // analyzed and checked (core/postgres/autovacuum-hold.ts): what the hold set, until released.
-  let held: HeldTable[] | undefined;
-  const holdAutovacuumOnTarget = async () => {
-    const t0 = Date.now();
-    held = await withClient(db.target, ctx.targetPassword, holdAutovacuum);
-    progress.timings.holdAutovacuum = (Date.now() - t0) / 1000;
-  };
-  const releaseAutovacuumOnTarget = async () => {
-    const tables = held;
-    if (!tables) return;
-    await progress.timed('releaseAutovacuum', () =>
-      withClient(db.target, ctx.targetPassword, (target) => releaseAutovacuum(target, tables)).catch(
-        (err: unknown) => {
-          throw new PgferryError(
-            'MigrateFailed',
-            `resetting the autovacuum_enabled option the migration set on ${tables.length} tables of the target while it loaded them failed: ${errorMessage(err)}`,
-            { cause: err },
-          );
-        },
-      ),
-    );
-    held = undefined;
-  };
+  // analyzed and checked.
+  const autovacuum = new AutovacuumHold(ctx, db, progress);
   // The target's database is created while the source is read (its sequences, the snapshot,
   // pg_dump's catalog queries): nothing is written into it before the pre-data, which waits for
   // it and for the roles (`targetReady`), as do the COPY sessions' connections.
   const creating = progress.timed('createDatabase', async () => {
     await createDatabase(ctx, db.target, db, 'migration');
-    created = true;
+    reached.created = true;
   });
   pending.push(creating, roles);
   const targetReady = Promise.all([creating, roles]).then(() => undefined);
   targetReady.catch(() => undefined); // awaited before anything is written to the target
   try {
-    const observer = await openObserver(db.source, ctx.sourcePassword, ctx.lockWaitTimeoutMs);
-    sessions.push(observer);
-    // Sequences move outside any snapshot: read before pg_dump reads them, each is at most what
-    // the dump carries (for ascending ones), however much the source is written to meanwhile.
-    const sequences = await sequenceStates(observer);
-    // Large objects are not COPY data: a database with any is loaded by pg_restore (below). Read
-    // here, on the observer, not in the snapshot's session, which reads the catalog meanwhile; one
-    // created before the snapshot but after this read fails the load, naming it.
-    const largeObjects = await hasLargeObjects(observer);
-
-    // Online: the copy is made at the snapshot the replication slot exports, so that the changes
-    // the slot streams begin exactly where the copy ends.
-    const slot = online
-      ? await progress.timed('replication', () => startReplication(ctx, db, observer, online))
-      : undefined;
-    if (slot) sessions.push(slot.replication);
-    const slotSnapshot = slot?.snapshot;
-    // The snapshot pins what pg_dump and the source-side checks see; its session reads the
-    // catalog only, and holds no lock on any table.
-    const source = await connectPg(db.source, ctx.sourcePassword);
-    sessions.push(source);
-    const { guard, ...snap } = await guardedSnapshot(
-      source,
-      observer,
-      ctx.lockWaitTimeoutMs,
-      async (c) => ({
-        state: {
-          requires: await readRequirements(c),
-          properties: await readDatabaseProperties(c),
-          objects: await objectCounts(c),
-          sequences,
-        } satisfies SourceState,
-      }),
-      slotSnapshot,
+    const { observer, slot, guard, snap, largeObjects } = await openSource(
+      ctx,
+      db,
+      online,
+      progress,
+      sessions,
     );
     const definitionsFile = path.join(workDir, 'definitions.pgdump');
     // What the dump will roughly write, for its progress: read beside pg_dump, which need not wait
     // for every table's size (none until it arrives, or if it cannot be read).
     const estimate = dumpSizeAsRead(db.source, ctx.sourcePassword);
-    let archived: Awaited<ReturnType<typeof archive>> | undefined;
-    const dumpArgs = [
-      '--format=custom',
-      '--compress=0',
-      `--snapshot=${snap.snapshot}`,
-      `--lock-wait-timeout=${ctx.lockWaitTimeoutMs}`,
-      '--no-password',
-    ];
-    // A name with no UTF-8 equivalent fails the catalog read, and with it the snapshot pg_dump imports.
-    const diagnose = async (stderr: string) =>
-      (await untranslatableRead(snap.read, db.source.database, 'MigrateFailed')) ??
-      lockWaitFailure(stderr, observer, ctx.lockWaitTimeoutMs);
     // The tables' data goes to the target by this process's own COPY sessions, straight from the
     // stream (core/postgres/copy-stream.ts); large objects are not COPY data: the data section of
     // a database with any is loaded by pg_restore reading the stream. So is one in an encoding whose names
@@ -264,100 +205,23 @@ async function migrateDatabaseOnce(
     // in Unicode. (A name of a decodable encoding that is not exactly decodable fails the load.)
     const loader =
       largeObjects || namesUndecodable(db.encoding) ? undefined : copyStream(ctx, db, targetReady);
-    const copy = loader?.copy;
     early = loader?.analyzed;
-    // Interrupted, the sessions stop too: pg_dump may have ended long before the last COPY does.
-    const interrupted = () => {
-      copy?.abort(deps.signal?.reason);
-      void early?.abort();
-    };
-    deps.signal?.addEventListener('abort', interrupted, { once: true });
-    let restoredRows: Map<number, number> | undefined;
-    try {
-      await progress.timed('data', async () => {
-        // The pre-data runs once the definitions file is whole (the TOC read); the data read
-        // meanwhile waits in the loader's queues (or pg_restore's input), then holds pg_dump back.
-        let definitionsWritten: (written: Promise<void>) => void = () => undefined;
-        let toc: readonly ArchiveTocEntry[] = [];
-        const definitions = new Promise<void>((resolve) => {
-          definitionsWritten = resolve;
-        });
-        // The data waits for it, and for the autovacuum hold on the tables it created. Its large
-        // objects (pg_dump ≤ 16's BLOB entries) are created first, in batches.
-        const preData = definitions
-          .then(() => targetReady)
-          .then(async () => {
-            written = true;
-            const t0 = Date.now();
-            await restorePreData(ctx, db, definitionsFile, toc);
-            progress.timings.preData = (Date.now() - t0) / 1000;
-          })
-          .then(holdAutovacuumOnTarget);
-        preData.catch(() => undefined); // the load fails with it; settled before a drop
-        pending.push(preData);
-        // Without the copy path, pg_restore reads the stream for the data section alone (the
-        // tables' data, the large objects' data into the objects the pre-data created, the
-        // sequences' values), once the pre-data is restored: the stream waits for it in
-        // pg_restore's input. pg_restore 17 creates pg_dump 17's large objects (`BLOB METADATA`
-        // entries, data section) one statement and transaction each, unless given a transaction
-        // size.
-        const restore = copy
-          ? undefined
-          : preData.then(async () =>
-              largeObjects && ctx.pgRestore.major >= 17
-                ? [
-                    `--transaction-size=${await withClient(db.target, ctx.targetPassword, largeObjectsPerTransaction)}`,
-                  ]
-                : [],
-            );
-        restore?.catch(() => undefined); // pg_restore fails with it, or never starts
-        const streamed = streamDumpIntoRestore(ctx, {
-          dumpArgs,
-          source: db.source,
-          ...(restore && {
-            restoreArgs: [
-              '--section=data',
-              '--exit-on-error',
-              '--no-password',
-              dbnameArg(db.target.database),
-            ],
-            restoreAfter: { tocRead: definitions, ready: restore },
-          }),
-          target: db.target,
-          archive: async (input) => {
-            archived = await archive(ctx, db, input, guard, definitionsFile, estimate, {
-              toc: (entries) => {
-                toc = entries;
-                copy?.start(entries, preData);
-              },
-              ...(copy && { tableData: copy, ready: () => copy.ready() }),
-              definitionsWritten,
-            });
-          },
-          ...(copy && { stop: (reason: unknown) => copy.abort(reason) }),
-          guard,
-          diagnose,
-        });
-        // A stream that fails before its TOC is whole leaves no pre-data to wait for.
-        await streamed.catch((err: unknown) => {
-          const failed = Promise.reject(err);
-          failed.catch(() => undefined); // handled: a no-op when the TOC was whole already
-          definitionsWritten(failed);
-          throw err;
-        });
-        if (!copy) return;
-        // The stream has ended: the tables whose COPYs end from here on are analyzed at the end.
-        early?.stop();
-        restoredRows = await copy.finish();
-        // The sequences' values (SEQUENCE SET, the data section's other entries) from the
-        // definitions file: pg_restore restores only the entries listed.
-        await restoreSequences(ctx, db, definitionsFile, archived?.toc ?? []);
-      });
-    } finally {
-      deps.signal?.removeEventListener('abort', interrupted);
-      await copy?.close();
-    }
-    if (!archived) throw new PgferryError('DumpFailed', 'the dump was not archived');
+    const { archived, restoredRows } = await copyData(ctx, db, {
+      progress,
+      snapshot: snap,
+      guard,
+      observer,
+      largeObjects,
+      definitionsFile,
+      estimate,
+      loader,
+      targetReady,
+      pending,
+      writing: () => {
+        reached.written = true;
+      },
+      autovacuum,
+    });
     // pg_dump imported the slot's snapshot long ago: its WAL sender is freed for the subscription's,
     // so one free WAL sender is all an online migration needs.
     if (slot) {
@@ -420,13 +284,13 @@ async function migrateDatabaseOnce(
         state,
         tables,
         progress,
-        releaseAutovacuum: releaseAutovacuumOnTarget,
+        releaseAutovacuum: () => autovacuum.release(),
         early,
       }));
       await applyProperties();
     } else {
       checks = await verify(ctx, db, { ...state, tables, loaded, early }, progress);
-      await releaseAutovacuumOnTarget();
+      await autovacuum.release();
     }
     const dumpResult: DumpResult = {
       schemaVersion: SCHEMA_VERSION,
@@ -457,38 +321,118 @@ async function migrateDatabaseOnce(
     await deps.store.putJson(migrateResultKey(db.backup.database, db.backup.backupId), result);
     return result;
   } catch (caught) {
-    await early?.abort();
-    await Promise.allSettled(pending);
-    // The target's creation or the roles failing is told as it was when they ran first, whatever
-    // the source's side met meanwhile (a load stopped by it, say).
-    const err = deps.signal?.aborted
-      ? interruption(deps.signal)
-      : await targetReady.then(
-          () => caught,
-          (failed: unknown) => failed,
-        );
-    let message = errorMessage(err);
-    if (online) message += await undoReplication(ctx, db, online, created);
-    if (created) {
-      const dropped = await dropDatabase(ctx, db.target).then(
-        () => true,
-        () => false,
-      );
-      // Not dropped, it is not to be left without autovacuum either (it is to be dropped, though).
-      if (!dropped) await releaseAutovacuumOnTarget().catch(() => undefined);
-      // A failure before the pre-data (pg_dump's locks, say) is told as the schema test tells
-      // it: nothing of the source reached the target.
-      const name = db.target.database;
-      const left = dropped ? 'was dropped' : 'is left in place: drop it before retrying';
-      message += written
-        ? ` (the partially migrated database ${name} ${left})`
-        : `; no data was moved (the database ${name}, created for the migration, ${left})`;
-    }
-    throw new PgferryError(err instanceof PgferryError ? err.code : 'MigrateFailed', message, { cause: err });
+    throw await undoAttempt(ctx, db, caught, {
+      early,
+      pending,
+      targetReady,
+      online,
+      reached,
+      autovacuum,
+    });
   } finally {
     await Promise.all(sessions.map(endQuietly));
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The source's side of an attempt, before pg_dump starts: the observer session (its sequences and
+ * whether it has large objects read there), online the replication slot, and the exported
+ * snapshot with its guard and what was read in it. Each session is added to `sessions` as it is
+ * opened, for the attempt to end.
+ */
+async function openSource(
+  ctx: Context,
+  db: MigrateDatabasePlan,
+  online: OnlineState | undefined,
+  progress: RestoreProgress,
+  sessions: Client[],
+) {
+  const observer = await openObserver(db.source, ctx.sourcePassword, ctx.lockWaitTimeoutMs);
+  sessions.push(observer);
+  // Sequences move outside any snapshot: read before pg_dump reads them, each is at most what
+  // the dump carries (for ascending ones), however much the source is written to meanwhile.
+  const sequences = await sequenceStates(observer);
+  // Large objects are not COPY data: a database with any is loaded by pg_restore (below). Read
+  // here, on the observer, not in the snapshot's session, which reads the catalog meanwhile; one
+  // created before the snapshot but after this read fails the load, naming it.
+  const largeObjects = await hasLargeObjects(observer);
+
+  // Online: the copy is made at the snapshot the replication slot exports, so that the changes
+  // the slot streams begin exactly where the copy ends.
+  const slot = online
+    ? await progress.timed('replication', () => startReplication(ctx, db, observer, online))
+    : undefined;
+  if (slot) sessions.push(slot.replication);
+  const slotSnapshot = slot?.snapshot;
+  // The snapshot pins what pg_dump and the source-side checks see; its session reads the
+  // catalog only, and holds no lock on any table.
+  const source = await connectPg(db.source, ctx.sourcePassword);
+  sessions.push(source);
+  const { guard, ...snap } = await guardedSnapshot(
+    source,
+    observer,
+    ctx.lockWaitTimeoutMs,
+    async (c) => ({
+      state: {
+        requires: await readRequirements(c),
+        properties: await readDatabaseProperties(c),
+        objects: await objectCounts(c),
+        sequences,
+      } satisfies SourceState,
+    }),
+    slotSnapshot,
+  );
+  return { observer, slot, guard, snap, largeObjects };
+}
+
+/**
+ * After a failed attempt: the work started beside it settled, online its replication undone, and
+ * the target database it created dropped. Returns the error that tells the failure, with what
+ * was undone and what is left.
+ */
+async function undoAttempt(
+  ctx: Context,
+  db: MigrateDatabasePlan,
+  caught: unknown,
+  attempt: {
+    early: AnalyzeAsLoaded | undefined;
+    pending: Promise<unknown>[];
+    targetReady: Promise<void>;
+    online: OnlineState | undefined;
+    /** Read once the work beside the attempt has settled (the database's creation among it). */
+    reached: { created: boolean; written: boolean };
+    autovacuum: AutovacuumHold;
+  },
+): Promise<PgferryError> {
+  await attempt.early?.abort();
+  await Promise.allSettled(attempt.pending);
+  // The target's creation or the roles failing is told as it was when they ran first, whatever
+  // the source's side met meanwhile (a load stopped by it, say).
+  const err = ctx.deps.signal?.aborted
+    ? interruption(ctx.deps.signal)
+    : await attempt.targetReady.then(
+        () => caught,
+        (failed: unknown) => failed,
+      );
+  let message = errorMessage(err);
+  if (attempt.online) message += await undoReplication(ctx, db, attempt.online, attempt.reached.created);
+  if (attempt.reached.created) {
+    const dropped = await dropDatabase(ctx, db.target).then(
+      () => true,
+      () => false,
+    );
+    // Not dropped, it is not to be left without autovacuum either (it is to be dropped, though).
+    if (!dropped) await attempt.autovacuum.release().catch(() => undefined);
+    // A failure before the pre-data (pg_dump's locks, say) is told as the schema test tells
+    // it: nothing of the source reached the target.
+    const name = db.target.database;
+    const left = dropped ? 'was dropped' : 'is left in place: drop it before retrying';
+    message += attempt.reached.written
+      ? ` (the partially migrated database ${name} ${left})`
+      : `; no data was moved (the database ${name}, created for the migration, ${left})`;
+  }
+  return new PgferryError(err instanceof PgferryError ? err.code : 'MigrateFailed', message, { cause: err });
 }
 
 /**
