@@ -18,7 +18,7 @@
  * post-data once every stream has ended (restore-backup.ts). A side archive gives only its tables'
  * COPY text: the rest of its TOC (the settings, and the values of its tables' own sequences) the
  * main archive holds too, dumped in the same snapshot ({@link notInMain} checks it).
- * A migration loads pg_dump's stream the same way (migrate.ts).
+ * A migration loads pg_dump's stream the same way (migrate/copy.ts).
  *
  * So no decompressed copy of an archive is written (a restore needs no disk for it, and on the
  * benchmark's database 1.35 GB less was written and read back), pg_restore never reads the data,
