@@ -43,25 +43,23 @@ export function firstError(stderr: string): string {
 }
 
 /**
- * What to do when pg_dump could not COPY a row out because it is larger than PostgreSQL sends:
- * the server builds each row's COPY text in one buffer of at most 1 GB (MaxAllocSize), so a
- * bytea of 512 MB or more (hex doubles it), or a row of several large values, fails with
- * "invalid memory alloc request size" and no pg_dump-based tool can hold it. A damaged row (a
- * TOAST pointer with a wrong length) fails the same way, so the message names both. `stderr` is
- * {@link collectTail}'s: the error line, the server's message and the command. Undefined for any
- * other failure.
+ * pg_dump's failure to COPY a row out because it is larger than PostgreSQL sends, worded with
+ * `remedy` (given the table's name, what the command's user can do): the server builds each row's
+ * COPY text in one buffer of at most 1 GB (MaxAllocSize), so a bytea of 512 MB or more (hex
+ * doubles it), or a row of several large values, fails with "invalid memory alloc request size"
+ * and no pg_dump-based tool can read it. A damaged row (a TOAST pointer with a wrong length) fails
+ * the same way, so the message names both. `stderr` is {@link collectTail}'s: the error line, the
+ * server's message and the command. Undefined for any other failure.
  */
-export function oversizedRowFailure(stderr: string): string | undefined {
+export function oversizedRowFailure(stderr: string, remedy: (table: string) => string): string | undefined {
   const size = /invalid memory alloc request size (\d+)/.exec(stderr);
   // pg_dump names the table schema-qualified, each part quoted where needed; the line may be cut.
   const table = /Command was: COPY ((?:"(?:[^"]|"")*"|[^\s."(]+)\.(?:"(?:[^"]|"")*"|[^\s."(]+))/.exec(stderr);
   if (!size || !table) return undefined;
-  const name = table[1];
   return (
-    `table ${name} has a row PostgreSQL cannot send: its COPY text needs ${Number(size[1]).toLocaleString('en-US')} bytes, ` +
+    `table ${table[1]} has a row PostgreSQL cannot send: its COPY text needs ${Number(size[1]).toLocaleString('en-US')} bytes, ` +
     `over PostgreSQL's limit of 1 GB for one row (a bytea of 512 MB or more; a damaged row fails the same way). ` +
-    `No pg_dump-based backup can hold it: back up the rest with --exclude-table-data '${name}' and keep such values ` +
-    `as large objects, which are dumped in pieces; nothing was backed up`
+    remedy(table[1])
   );
 }
 

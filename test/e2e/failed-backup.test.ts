@@ -9,8 +9,8 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { currentLease } from '../../core/lease';
 import { LocalStore } from '../../core/store';
 import { S3Store } from '../../core/store/s3-store';
-import { extraPgBinDirs, runCli, sourceUrl } from '../support/cli';
-import { createSeededDatabase, dropDatabase, testEnv, uniqueName } from '../support/env';
+import { extraPgBinDirs, runCli, runMigrate, sourceUrl } from '../support/cli';
+import { createSeededDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
 import { listS3Keys } from '../support/store';
 
 const env = testEnv();
@@ -128,5 +128,24 @@ describe('a row larger than PostgreSQL can send', () => {
       (JSON.parse(rest.stdout).tables as { name: string; rows: number }[]).map((t) => [t.name, t.rows]),
     );
     expect(rows).toMatchObject({ small: 1000 });
+  }, 180_000);
+
+  test('fails a migration with the same line, saying what to do for a migration, and leaves no target', async () => {
+    const target = uniqueName('hugerow_migrated');
+    const result = await runMigrate(
+      sourceUrl(pg, huge),
+      sourceUrl(pg, target),
+      `file://${mkdtempSync(path.join(tmpdir(), 'pgferry-huge-migrate-'))}`,
+    );
+    expect(result.code).toBe(1);
+    // The estimate's line, then the failure's one line.
+    expect(result.stderr.split('\n').filter((line) => line.startsWith('pgferry:'))).toHaveLength(1);
+    expect(result.stderr).toMatch(
+      /^pgferry: table public\."Blobs" has a row PostgreSQL cannot send: .* No pg_dump-based migration can move it: keep such values as large objects, .* \(the partially migrated database \S+ was dropped\)$/m,
+    );
+    const left = await withClient(pg, 'postgres', (c) =>
+      c.query('SELECT 1 FROM pg_database WHERE datname = $1', [target]),
+    );
+    expect(left.rowCount).toBe(0);
   }, 180_000);
 });

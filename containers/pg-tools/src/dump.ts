@@ -335,7 +335,14 @@ async function streamDump(
   const [code, exitSignal] = await exited;
   // pg_dump may write part of its output and then fail: its exit status is the only truth.
   if (code !== 0) {
-    const known = unmatchedPattern(stderr(), plan.source.database) ?? oversizedRowFailure(stderr());
+    const known =
+      unmatchedPattern(stderr(), plan.source.database) ??
+      oversizedRowFailure(
+        stderr(),
+        (table) =>
+          `No pg_dump-based backup can hold it: back up the rest with --exclude-table-data '${table}' and keep ` +
+          'such values as large objects, which are dumped in pieces; nothing was backed up',
+      );
     throw (
       (await opts.diagnose(stderr())) ??
       (known === undefined ? undefined : new PgferryError('DumpFailed', known)) ??

@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Connection } from '../../../../core/contracts';
 import { PgferryError } from '../../../../core/errors';
 import { withOutputBuffer } from '../../../../core/postgres/output-buffer';
-import { collectTail, firstError, keepStderr } from '../../../../core/postgres/tools';
+import { collectTail, firstError, keepStderr, oversizedRowFailure } from '../../../../core/postgres/tools';
 import type { SnapshotGuard } from '../backup-archive';
 import { type Context, dumpEnv, restoreEnv } from './context';
 
@@ -139,12 +139,18 @@ function heldUntil(out: Writable, from: Promise<unknown>): Writable {
   return held;
 }
 
+/** What to do about a row pg_dump cannot read (a migration moves every table's rows). */
+const MIGRATE_REMEDY = () =>
+  'No pg_dump-based migration can move it: keep such values as large objects, which are dumped in pieces, ' +
+  'or outside the database, then migrate again';
+
 async function exitStatus(child: ChildProcess, tool: string, stderr: () => string): Promise<void> {
   const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
   if (code !== 0) {
+    const oversized = tool === 'pg_dump' ? oversizedRowFailure(stderr(), MIGRATE_REMEDY) : undefined;
     throw new PgferryError(
       tool === 'pg_dump' ? 'DumpFailed' : 'MigrateFailed',
-      `${tool} failed (${code ?? signal}): ${stderr() || 'no error output'}`,
+      oversized ?? `${tool} failed (${code ?? signal}): ${stderr() || 'no error output'}`,
     );
   }
 }
