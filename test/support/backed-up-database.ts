@@ -39,7 +39,7 @@ export async function backupOf(
 export function restoreRequest(pg: TestPostgres, target: string, runId: string) {
   return {
     runId,
-    target: { host: pg.host, port: pg.port, user: pg.user, database: target, sslmode: 'disable' as const },
+    target: pg.connection(target),
     password: pg.password,
     mode: 'create' as const,
     withGlobals: false,

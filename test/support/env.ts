@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { Client } from 'pg';
+import type { Connection } from '../../core/contracts';
 import { type IncompleteRun, markIncomplete } from '../../core/postgres/incomplete-database';
 import type { PostgresServerInfo } from './postgres';
 
@@ -69,6 +70,8 @@ export interface TestPostgres {
   };
   /** libpq environment: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. */
   env(database?: string): Record<string, string>;
+  /** pgferry's connection to `database` (a plan's or a request's: no password, no TLS). */
+  connection(database: string): Connection;
 }
 
 export interface TestS3 {
@@ -139,6 +142,13 @@ export function makePostgres(rec: PostgresServerRecord): TestPostgres {
       user: rec.user,
       password: rec.password,
       database: database ?? 'postgres',
+    }),
+    connection: (database) => ({
+      host: rec.host,
+      port: rec.port,
+      user: rec.user,
+      database,
+      sslmode: 'disable',
     }),
     env: (database) => ({
       PGHOST: rec.host,

@@ -36,7 +36,7 @@ describe('the server-backup workflow, run locally from its ASL', () => {
     const pg = source();
     return {
       name: 'main',
-      source: { host: pg.host, port: pg.port, user: pg.user, database: 'postgres', sslmode: 'disable' },
+      source: pg.connection('postgres'),
       store,
       selection: { include: [], exclude: ['scratch'] },
       parallel: 2,

@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 test('the estimate is read beside the caller: nothing until it is read, then the tables’ size', async () => {
-  const connection = { host: pg.host, port: pg.port, user: pg.user, database, sslmode: 'disable' as const };
+  const connection = pg.connection(database);
   const expected = await withClient(pg, database, (c) => tableDataSize(c));
   // A table held locked: the read waits for it (up to its lock timeout, 1 s), the caller does not.
   await withClient(pg, database, async (holder) => {

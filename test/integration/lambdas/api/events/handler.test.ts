@@ -133,7 +133,7 @@ async function cleanUpTimedOutRestore(blocked: boolean) {
     store: store.url,
     backup: 'latest',
     name: 'shop',
-    target: { host: pg.host, port: pg.port, user: pg.user, database: target, sslmode: 'disable' },
+    target: pg.connection(target),
   };
   await storeJob(
     store,

@@ -33,24 +33,16 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const connection = (database: string) => ({
-  host: pg.host,
-  port: pg.port,
-  user: pg.user,
-  database,
-  sslmode: 'disable' as const,
-});
-
 /** The parts of a plan the cleanup reads: one database, from `postgres` into `target`, on one server. */
 function runOf(migrateId: string, target: string): MigrateRun {
   const plan = {
     migrateId,
-    request: { store: store.url, source: connection('postgres'), target: connection(target) },
+    request: { store: store.url, source: pg.connection('postgres'), target: pg.connection(target) },
     targetServer: { version: '15', major: 15 },
     databases: [
       {
-        source: connection('postgres'),
-        target: connection(target),
+        source: pg.connection('postgres'),
+        target: pg.connection(target),
         backup: { database: 'shop', backupId: newBackupId() },
       },
     ],

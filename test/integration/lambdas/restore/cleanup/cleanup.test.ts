@@ -24,13 +24,6 @@ import {
 
 const pg = testEnv().server(15);
 const newRunId = () => newBackupId();
-const connection = (database: string) => ({
-  host: pg.host,
-  port: pg.port,
-  user: pg.user,
-  database,
-  sslmode: 'disable' as const,
-});
 
 /** The restoring database of a restore into `target`, marked by run `runId` (none: unmarked). */
 async function leftRestoring(target: string, runId: string | undefined): Promise<string> {
@@ -63,7 +56,7 @@ test("create mode: the run's sessions are ended and the restoring database it ma
   const loading = await leftRestoring(target, runId);
   const session = await runSession(runId, loading);
   try {
-    const result = await cleanupRestoreTarget(connection(target), pg.password, {
+    const result = await cleanupRestoreTarget(pg.connection(target), pg.password, {
       restoreId: runId,
       mode: 'create',
       serverMajor: 15,
@@ -84,7 +77,7 @@ test('create mode: the target itself, renamed into place but still marked by the
   const target = uniqueName('rclean_renamed');
   const runId = newRunId();
   await createMarkedDatabase(pg, target, runId);
-  const result = await cleanupRestoreTarget(connection(target), pg.password, {
+  const result = await cleanupRestoreTarget(pg.connection(target), pg.password, {
     restoreId: runId,
     mode: 'create',
     serverMajor: 15,
@@ -99,7 +92,7 @@ test('create mode: a marked database the server will not drop is left, saying ho
   const loading = await leftRestoring(target, runId);
   const unblock = await blockDrop(pg, loading);
   try {
-    const result = await cleanupRestoreTarget(connection(target), pg.password, {
+    const result = await cleanupRestoreTarget(pg.connection(target), pg.password, {
       restoreId: runId,
       mode: 'create',
       serverMajor: 15,
@@ -122,7 +115,7 @@ test('a restoring database marked by ANOTHER run, and an unmarked one, are left 
     const target = uniqueName('rclean_other');
     const loading = await leftRestoring(target, markedBy);
     try {
-      const result = await cleanupRestoreTarget(connection(target), pg.password, {
+      const result = await cleanupRestoreTarget(pg.connection(target), pg.password, {
         restoreId: newRunId(),
         mode: 'create',
         serverMajor: 15,
@@ -143,7 +136,7 @@ test('clean mode: the sessions only; a database is never dropped', async () => {
   const loading = await leftRestoring(target, runId);
   const session = await runSession(runId, 'postgres');
   try {
-    const result = await cleanupRestoreTarget(connection(target), pg.password, {
+    const result = await cleanupRestoreTarget(pg.connection(target), pg.password, {
       restoreId: runId,
       mode: 'clean',
       serverMajor: 15,
@@ -158,7 +151,7 @@ test('clean mode: the sessions only; a database is never dropped', async () => {
 });
 
 test('an unreachable target is skipped, saying so', async () => {
-  const result = await cleanupRestoreTarget({ ...connection('nowhere'), port: 1 }, pg.password, {
+  const result = await cleanupRestoreTarget({ ...pg.connection('nowhere'), port: 1 }, pg.password, {
     restoreId: newRunId(),
     mode: 'create',
     serverMajor: 15,

@@ -87,7 +87,7 @@ test('a create restore of a backup larger than the disk streams: accepted, its t
       store: `file://${dir}`,
       backup: manifest.id,
       name: catalogNameOf(manifest),
-      target: { host: pg.host, port: pg.port, user: pg.user, database, sslmode: 'disable' },
+      target: pg.connection(database),
       mode,
       force: true,
     });
