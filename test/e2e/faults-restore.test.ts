@@ -17,6 +17,7 @@ import { useBackedUpDatabase } from '../support/backed-up-database';
 import { runCli, sourceUrl } from '../support/cli';
 import {
   createDatabase,
+  databaseExists,
   dropDatabase,
   quoteIdent,
   type TestPostgres,
@@ -64,13 +65,6 @@ function storedReports(): RestoreReport[] {
   return readdirSync(folder)
     .filter((f) => f.startsWith('restore-report-'))
     .map((f) => JSON.parse(readFileSync(path.join(folder, f), 'utf8')) as RestoreReport);
-}
-
-async function databaseExists(pg: TestPostgres, name: string): Promise<boolean> {
-  return withClient(pg, 'postgres', async (c) => {
-    const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    return rows.length > 0;
-  });
 }
 
 test('a corrupted object is found before an existing target database is touched (--mode clean)', async () => {

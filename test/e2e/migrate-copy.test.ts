@@ -14,7 +14,14 @@ import { Client } from 'pg';
 import type { MigrateReport, RestoreReport } from '../../core/contracts';
 import { runCli, runMigrate, sourceUrl } from '../support/cli';
 import { createComplexDatabase } from '../support/complex-database';
-import { createDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import {
+  createDatabase,
+  databaseExists,
+  dropDatabase,
+  testEnv,
+  uniqueName,
+  withClient,
+} from '../support/env';
 import { createRoles, dataState, dropRoles, schemaDump } from '../support/fidelity';
 import { usePrivateServer } from '../support/private-server';
 
@@ -26,13 +33,6 @@ function filesIn(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
     .map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
-}
-
-async function databaseExists(pg: ReturnType<typeof env.server>, name: string): Promise<boolean> {
-  return withClient(pg, 'postgres', async (c) => {
-    const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    return rows.length > 0;
-  });
 }
 
 describe('pgferry migrate by COPY sessions of its own (PostgreSQL 15 → 17)', () => {

@@ -11,6 +11,7 @@ import type { MigrateReport } from '../../core/contracts';
 import { type CliResult, runCli, runMigrate, sourceUrl } from '../support/cli';
 import {
   createSeededDatabase,
+  databaseExists,
   dropDatabase,
   quoteIdent,
   quoteLiteral,
@@ -34,13 +35,6 @@ async function createSmallDatabase(pg: TestPostgres, name: string): Promise<void
     `CREATE TABLE items (id serial PRIMARY KEY, label text NOT NULL);
              INSERT INTO items (label) SELECT 'item ' || g FROM generate_series(1, 100) g;`,
   );
-}
-
-async function databaseExists(pg: TestPostgres, name: string): Promise<boolean> {
-  return withClient(pg, 'postgres', async (c) => {
-    const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    return rows.length > 0;
-  });
 }
 
 /** The schema test's scratch databases on the server. */
