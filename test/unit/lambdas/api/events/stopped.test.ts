@@ -318,3 +318,9 @@ test('a part of the state that does not read is left out; a MigrateCleanup older
   expect(stoppedCleanupOutcome(state)).toEqual({ notes: [], left: ['x'] });
   expect(stoppedCleanupOutcome(undefined)).toEqual({ notes: [], left: [] });
 });
+
+test('a stopped run whose cleanup had nothing to run (a restore cancelled in its preflight): empty lists, no error', async () => {
+  const state = await describedState('restore', 'drill-cancel-preflight', {});
+  expect(state.cleanup).toEqual({ kind: 'restore', waitSeconds: 0 });
+  expect(stoppedCleanupOutcome(state)).toEqual({ notes: [], left: [] });
+});
