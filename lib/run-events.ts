@@ -57,8 +57,8 @@ export const FINISHED_STATUSES = ['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']
  * summary, cleanup?}`: api/events.ts, the JSON `pgferry serve --webhook` posts), so that a
  * pipeline can wait on it. A rule on Step Functions' own status changes of the four workflows
  * starts a small state machine: `Describe` (a function: the run as the API shows it, made into the
- * event) then `Announce` (Step Functions' PutEvents integration, retried). Nothing is added to the workflows'
- * definitions, so local runs are unchanged.
+ * event) then `Announce` (Step Functions' PutEvents integration, retried). Nothing is added to the
+ * workflows' definitions, so local runs are unchanged.
  *
  * A stopped or timed-out execution skipped its workflow's Catch steps: before announcing it, the
  * announcer runs them (`buildCleanup`), so that a cancelled run cleans up as a failed one does and
