@@ -52,6 +52,16 @@ export const MIGRATE_STATES = {
   failState: 'MigrateFailed',
 } as const;
 
+/**
+ * The errors the announcer (lib/run-events.ts) fails with, after a stopped run, when the cleanup it
+ * ran says it left something behind (`left`; the cause is that list as JSON): not the cleanup's
+ * own failure, which it fails with as it came.
+ */
+export const LEFT_BEHIND_ERRORS = {
+  Migration: 'pgferry.MigrationLeftBehind',
+  Restore: 'pgferry.RestoreLeftBehind',
+} as const;
+
 export type WorkflowName = 'backup' | 'restore' | 'verify' | 'migrate';
 export const WORKFLOW_NAMES: readonly WorkflowName[] = ['backup', 'restore', 'verify', 'migrate'];
 

@@ -9,6 +9,7 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { EVENT_SOURCE } from '../api/events';
 import type { RunKind } from '../api/runs';
+import { LEFT_BEHIND_ERRORS } from '../core/workflows';
 import { acknowledgeExecutionGrants } from './api';
 import type { BackupBucket } from './backup-bucket';
 import { lambdaStep } from './lambda-step';
@@ -53,15 +54,16 @@ export const FINISHED_STATUSES = ['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']
 /**
  * An EventBridge event on the account's default bus for every finished run (`source: "pgferry"`,
  * detail-type `Backup Succeeded`, `Migration Failed`, …, detail `{id, kind, database, status,
- * summary}`: api/events.ts, the JSON `pgferry serve --webhook` posts), so that a pipeline can wait
- * on it. A rule on Step Functions' own status changes of the four workflows starts a small state
- * machine: `Describe` (a function: the run as the API shows it, made into the event) then
- * `Announce` (Step Functions' PutEvents integration, retried). Nothing is added to the workflows'
- * definitions, so local runs are unchanged.
+ * summary, cleanup?}`: api/events.ts, the JSON `pgferry serve --webhook` posts), so that a
+ * pipeline can wait on it. A rule on Step Functions' own status changes of the four workflows
+ * starts a small state machine: `Describe` (a function: the run as the API shows it, made into the
+ * event) then `Announce` (Step Functions' PutEvents integration, retried). Nothing is added to the
+ * workflows' definitions, so local runs are unchanged.
  *
  * A stopped or timed-out execution skipped its workflow's Catch steps: before announcing it, the
  * announcer runs them (`buildCleanup`), so that a cancelled run cleans up as a failed one does and
- * its `… Cancelled` event comes once that cleanup is done.
+ * its `… Cancelled` event comes once that cleanup is done — carrying what it did and left
+ * (`detail.cleanup`), which a failed run's own cleanup says in its error.
  */
 export class RunEvents extends Construct {
   readonly rule: events.Rule;
@@ -91,6 +93,9 @@ export class RunEvents extends Construct {
     }
     props.store.grantReadBackups(this.describe);
 
+    // Given the whole state: after a stopped execution, the cleanup's results and error are in it
+    // (`$.backupCleanup`, `$.migrateCleanup`, `$.restoreCleanup`, `$.cleanupError`), each only when
+    // its step ran, which Parameters could not pass (a path that is absent fails the state).
     const describe = lambdaStep(this, 'Describe', {
       fn: this.describe,
       timeout: Duration.seconds(60),
@@ -180,9 +185,10 @@ export class RunEvents extends Construct {
    * What a stopped execution's Catch would have run (lambdas/api/events/stopped.ts plans it):
    * PlanCleanup, waiting until the Lambda steps it stopped in have ended; its task stopped and
    * waited for; then the backup's Cleanup, MigrateCleanup and the services scaled back up, or
-   * RestoreCleanup. Then `announce` (Describe, Announce). Any failure is kept in `$.cleanupError`: the run is
-   * announced all the same, then the announcer fails — and so is what MigrateCleanup or
-   * RestoreCleanup says it left behind (`leftBehind`).
+   * RestoreCleanup. Then `announce` (Describe, Announce): each cleanup's result is kept in the
+   * state, where Describe reads it into the event. Any failure is kept in `$.cleanupError`: the run
+   * is announced all the same (the event names the failure), then the announcer fails — and so is
+   * what MigrateCleanup or RestoreCleanup says it left behind (`leftBehind`).
    */
   private buildCleanup(cleanup: StoppedCleanupProps, announce: sfn.IChainable): sfn.IChainable {
     const failed = { resultPath: '$.cleanupError' };
@@ -258,7 +264,7 @@ export class RunEvents extends Construct {
         backupId: sfn.JsonPath.stringAt('$.cleanup.backup.backupId'),
         error: sfn.JsonPath.objectAt('$.cleanup.backup.error'),
       }),
-      resultPath: sfn.JsonPath.DISCARD,
+      resultPath: '$.backupCleanup',
       retries: [
         { errors: ['States.TaskFailed'], interval: Duration.seconds(5), backoffRate: 2, maxAttempts: 4 },
       ],
@@ -284,8 +290,7 @@ export class RunEvents extends Construct {
         .when(sfn.Condition.isPresent('$.cleanup.migrate.steps.ecsServices'), restart)
         .otherwise(migrationLeft),
     );
-    // What it did (its notes) is in the announcer's execution and the function's log: nothing adds
-    // it to the run, which stays cancelled. What it left fails the announcer.
+    // What it did (its notes) and left go into the run's event; what it left fails the announcer.
     const restore = lambdaStep(this, 'CleanUpRestore', {
       fn: cleanup.restoreCleanup,
       timeout: Duration.minutes(2),
@@ -311,8 +316,9 @@ export class RunEvents extends Construct {
   /**
    * Then `announce`; first, when the cleanup's result at `resultPath` lists what it left behind
    * (`left`, one line each: what and how to remove it), a `$.cleanupError` of those lines
-   * (`pgferry.RestoreLeftBehind` or `pgferry.MigrationLeftBehind`, the cause their JSON list), so
-   * that the announcer fails once the run is announced, as after a cleanup that failed.
+   * (`LEFT_BEHIND_ERRORS`: `pgferry.RestoreLeftBehind` or `pgferry.MigrationLeftBehind`, the
+   * cause their JSON list), so that the announcer fails once the run is announced, as after a
+   * cleanup that failed. The event carries those lines as `left`, not as the cleanup's error.
    */
   private leftBehind(
     kind: 'Migration' | 'Restore',
@@ -322,7 +328,7 @@ export class RunEvents extends Construct {
     const left = `${resultPath}.left`;
     const record = new sfn.Pass(this, `${kind}LeftBehind`, {
       parameters: {
-        Error: `pgferry.${kind}LeftBehind`,
+        Error: LEFT_BEHIND_ERRORS[kind],
         Cause: sfn.JsonPath.jsonToString(sfn.JsonPath.listAt(left)),
       },
       resultPath: '$.cleanupError',

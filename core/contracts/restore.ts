@@ -90,8 +90,9 @@ export type RestorePlan = z.infer<typeof RestorePlanSchema>;
  * message: each note a clause of it ("the restoring database … was dropped"); none when the
  * runner had left nothing (it cleans up itself unless killed hard). `left`: what it found and
  * could not remove, each a clause naming it and what to do ("the database … is left in place (…):
- * remove it with DROP DATABASE …"); after a stopped restore the announcer fails on it
- * (lib/run-events.ts). Absent in the state of an execution whose cleanup ran before it existed.
+ * remove it with DROP DATABASE …"). After a stopped restore both go into the run's event
+ * (`cleanup`: api/events.ts) and the announcer fails on `left` (lib/run-events.ts). Absent in the
+ * state of an execution whose cleanup ran before it existed.
  */
 export const RestoreCleanupSchema = z
   .object({ notes: z.array(z.string()), left: z.array(z.string()).default([]) })

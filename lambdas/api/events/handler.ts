@@ -1,7 +1,8 @@
 /**
  * Step Functions task of the announcing state machine (lib/run-events.ts), in two uses: given a
- * finished execution of one of the four workflows, returns the run-finished event that the last
- * state puts on the default event bus; given `plan: true` and a stopped (or timed-out) execution,
+ * finished execution of one of the four workflows (the announcer's whole state: after a stopped
+ * execution, with what its cleanup did), returns the run-finished event that the last state puts
+ * on the default event bus; given `plan: true` and a stopped (or timed-out) execution,
  * returns what its skipped Catch steps would have cleaned up (./stopped.ts), which the next states
  * run.
  */
@@ -16,8 +17,8 @@ import { createLogger } from '../../../core/logging';
 import { openStore } from '../../../core/store';
 import { apiEnvironment } from '../environment';
 import { executionArnOf, StepFunctionsRuns } from '../step-functions-runs';
-import { announce, ExecutionChangeSchema } from './announce';
-import { executionHistory, planStoppedCleanup, type StoppedCleanup } from './stopped';
+import { describeFinished, ExecutionChangeSchema } from './announce';
+import { executionHistory, planStoppedCleanup, type StoppedCleanup, wasStopped } from './stopped';
 
 const logger = createLogger('pgferry-run-events');
 const env = apiEnvironment(process.env);
@@ -30,8 +31,12 @@ const EventSchema = ExecutionChangeSchema.extend({ plan: z.literal(true).optiona
 export async function handler(event: unknown): Promise<RunFinishedEvent | StoppedCleanup> {
   const { plan, ...change } = parsePayload(EventSchema, event, 'execution status change');
   if (!plan) {
-    const announced = await announce(runs, env.stateMachineArns, change);
-    logger.info('announced', { detailType: announced.detailType, id: announced.detail.id });
+    const announced = await describeFinished(runs, env.stateMachineArns, event);
+    logger.info('announced', {
+      detailType: announced.detailType,
+      id: announced.detail.id,
+      cleanup: announced.detail.cleanup,
+    });
     return announced;
   }
   const kind = RUN_KINDS.find((k) => env.stateMachineArns[k] === change.stateMachineArn);
@@ -42,7 +47,7 @@ export async function handler(event: unknown): Promise<RunFinishedEvent | Stoppe
     );
   const executionArn = executionArnOf(change.stateMachineArn, change.name);
   const execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
-  if (execution.status !== 'ABORTED' && execution.status !== 'TIMED_OUT') {
+  if (!wasStopped(execution.status)) {
     throw new PgferryError(
       'InvalidInput',
       `${executionArn} is ${execution.status}: only a stopped execution is cleaned up here`,

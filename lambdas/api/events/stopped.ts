@@ -27,24 +27,33 @@
  *   (nothing completed is undone) or its cleanup has run. A clean restore's nested safety backup
  *   is stopped by Step Functions with its parent, and is cleaned up as a stopped backup of its own.
  * - **verify**: only the task (stopped, its runner removes the throwaway server).
+ *
+ * What that cleanup did and left (`stoppedCleanupOutcome`, read from the announcer's state when it
+ * describes the run) is in the run's event (`cleanup`: api/events.ts).
  */
 import type { DescribeExecutionCommandOutput, HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
+import { z } from 'zod';
+import type { RunCleanup } from '../../../api/events';
 import type { RunKind } from '../../../api/runs';
 import { backupCatalogName } from '../../../core/catalog-name';
 import {
   BackupRequestSchema,
   BackupStateSchema,
   type CaughtError,
+  CaughtErrorSchema,
+  CutoverSchema,
   type MigrateState,
   MigrateStateSchema,
+  RestoreCleanupSchema,
   type RestoreState,
   RestoreStateSchema,
 } from '../../../core/contracts';
 import type { Deployment } from '../../../core/deployment';
+import { readableCause } from '../../../core/errors';
 import { currentLease } from '../../../core/lease';
 import type { BackupStore } from '../../../core/store';
 import { manifestKey } from '../../../core/store-keys';
-import { RESTORE_STATES } from '../../../core/workflows';
+import { LEFT_BEHIND_ERRORS, RESTORE_STATES } from '../../../core/workflows';
 import { historyEvents, parseJson } from '../step-functions-runs';
 
 /** What the announcer runs after a stopped execution (lib/run-events.ts). */
@@ -266,4 +275,98 @@ async function completed(
 ): Promise<boolean> {
   if (attempt.store !== store.url) return false;
   return (await store.getJson(manifestKey(attempt.database, attempt.backupId))) !== undefined;
+}
+
+/** Whether an execution of this status skipped its workflow's cleanup, which the announcer ran. */
+export function wasStopped(status: string | undefined): boolean {
+  return status === 'ABORTED' || status === 'TIMED_OUT';
+}
+
+/**
+ * The parts of the announcer's state (lib/run-events.ts) that say what its cleanup of a stopped
+ * execution did: the plan (`cleanup`), each cleanup function's result, and the cleanup's failure.
+ * Each is read on its own: a part that does not read is left out, and never keeps the run from
+ * being announced.
+ */
+const OUTCOME_PARTS = {
+  plan: z.object({
+    cleanup: z.object({
+      backup: z.object({ database: z.string(), backupId: z.string() }),
+    }),
+  }),
+  services: z.object({
+    cleanup: z.object({
+      migrate: z.object({ steps: z.object({ ecsServices: CutoverSchema.shape.ecsServices.unwrap() }) }),
+    }),
+  }),
+  backupCleanup: z.object({
+    backupCleanup: z.object({ deletedObjects: z.number(), leaseReleased: z.boolean() }),
+  }),
+  migrateCleanup: z.object({
+    migrateCleanup: z.object({
+      // Absent from a MigrateCleanup older than it: its notes were in its cause only.
+      notes: z.array(z.string()).default([]),
+      left: z.array(z.string()).default([]),
+      unfrozen: z.boolean().default(false),
+      deletedObjects: z.number().default(0),
+    }),
+  }),
+  restoreCleanup: z.object({ restoreCleanup: RestoreCleanupSchema }),
+  cleanupError: z.object({ cleanupError: CaughtErrorSchema }),
+};
+
+/**
+ * What the announcer's cleanup of a stopped execution did and left, from its state when it
+ * describes the run: the backup's Cleanup (the attempt's objects removed, its lease released),
+ * MigrateCleanup (its notes; the source unfrozen; incomplete backups removed; what it left) and the
+ * cutover's services scaled back up, RestoreCleanup (its notes, what it left), and the cleanup's
+ * own failure (`cleanupError`: a step that failed — not the announcer's `…LeftBehind`, which is
+ * `left` again).
+ */
+export function stoppedCleanupOutcome(state: unknown): RunCleanup {
+  const part = <T>(schema: z.ZodType<T>): T | undefined => {
+    const parsed = schema.safeParse(state);
+    return parsed.success ? parsed.data : undefined;
+  };
+  const outcome: RunCleanup = { notes: [], left: [] };
+  const failure = part(OUTCOME_PARTS.cleanupError)?.cleanupError;
+  const leftBehind = Object.values(LEFT_BEHIND_ERRORS).some((name) => name === failure?.Error);
+  if (failure && !leftBehind) {
+    outcome.error = { error: failure.Error, cause: readableCause(failure.Cause) ?? failure.Error };
+  }
+
+  const backup = part(OUTCOME_PARTS.backupCleanup)?.backupCleanup;
+  if (backup) {
+    const attempt = part(OUTCOME_PARTS.plan)?.cleanup.backup;
+    const of = attempt ? ` ${attempt.backupId} of ${attempt.database}` : '';
+    if (backup.deletedObjects > 0)
+      outcome.notes.push(`the ${backup.deletedObjects} object(s) of the incomplete backup${of} were removed`);
+    if (backup.leaseReleased)
+      outcome.notes.push(`the lease it held${attempt ? ` on ${attempt.database}` : ''} was released`);
+  }
+
+  const migrate = part(OUTCOME_PARTS.migrateCleanup)?.migrateCleanup;
+  if (migrate) {
+    outcome.notes.push(...migrate.notes);
+    if (migrate.unfrozen) outcome.notes.push('the source was unfrozen');
+    if (migrate.deletedObjects > 0)
+      outcome.notes.push(`the ${migrate.deletedObjects} object(s) of its incomplete backups were removed`);
+    outcome.left.push(...migrate.left);
+    // The services come back after MigrateCleanup; their failure is the cleanup's error.
+    if (!outcome.error) {
+      for (const { cluster, service, desiredCount } of part(OUTCOME_PARTS.services)?.cleanup.migrate.steps
+        .ecsServices ?? []) {
+        outcome.notes.push(
+          `the service ${service} of cluster ${cluster} was scaled back to ${desiredCount} task(s)`,
+        );
+      }
+    }
+  }
+
+  const restore = part(OUTCOME_PARTS.restoreCleanup)?.restoreCleanup;
+  if (restore) {
+    outcome.notes.push(...restore.notes);
+    outcome.left.push(...restore.left);
+  }
+  return outcome;
 }

@@ -145,9 +145,14 @@ export interface MigrationFailure {
   unfrozen: boolean;
   deletedObjects: number;
   /**
+   * Of what `cause` adds, what the cleanup did (a database it dropped); after a stopped migration
+   * the run's event carries it (lambdas/api/events/stopped.ts).
+   */
+  notes: string[];
+  /**
    * Of what `cause` adds, what the cleanup left behind (a database, a replication slot, a frozen
    * source, the run's sessions, an incomplete backup), each naming it and what to do; after a
-   * stopped migration the announcer fails on it (lib/run-events.ts).
+   * stopped migration the run's event carries it and the announcer fails on it (lib/run-events.ts).
    */
   left: string[];
 }
@@ -187,7 +192,9 @@ export async function cleanupMigration(
     if (!runnerError && result.success && result.data.status === 'failed') runnerError = result.data.error;
   }
   let unfrozen = false;
+  /** The cause's clauses: what it did (`did`) and what it could not do (`left`), in order. */
   const notes: string[] = [];
+  const did: string[] = [];
   const left: string[] = [];
   /** A note of what the cleanup could not remove: said in the cause, and listed in `left`. */
   const leave = (note: string) => {
@@ -226,8 +233,11 @@ export async function cleanupMigration(
   // After the replication is removed: a database with a subscription cannot be dropped.
   try {
     for (const database of await dropRunDatabases(plan, deps.env)) {
-      if (database.fate === 'dropped')
-        notes.push(`the database ${database.database} it left incomplete was dropped`);
+      if (database.fate === 'dropped') {
+        const note = `the database ${database.database} it left incomplete was dropped`;
+        notes.push(note);
+        did.push(note);
+      }
       if (database.fate === 'not dropped') {
         leave(
           `the database ${database.database} it left incomplete could not be dropped (${database.error}): ` +
@@ -263,6 +273,7 @@ export async function cleanupMigration(
     cause: notes.length ? `${cause} (${notes.join('; ')})` : cause,
     unfrozen,
     deletedObjects,
+    notes: did,
     left,
   };
 }

@@ -2,11 +2,17 @@
  * Run-finished events on AWS (lib/run-events.ts), on the synthesized template: the rule hears the
  * four workflows' finished executions, the announcing state machine runs the cleanup a stopped
  * execution skipped, describes the run then puts one `pgferry` event on the default bus, and may
- * do nothing else. A cleanup that failed, or that left something behind, fails the announcer once
- * the run is announced: the announcer's own definition run by the local interpreter shows it.
+ * do nothing else. The event of a stopped run carries what that cleanup did and left; a cleanup
+ * that failed, or that left something behind, fails the announcer once the run is announced: the
+ * announcer's own definition run by the local interpreter shows both.
  */
+import * as path from 'node:path';
 import { StateMachine } from 'aws-local-stepfunctions';
+import { LocalStore } from '../../../core/store';
+import { describeFinished } from '../../../lambdas/api/events/announce';
+import { StepFunctionsRuns } from '../../../lambdas/api/step-functions-runs';
 import { FINISHED_STATUSES, STOPPED_STATUSES } from '../../../lib/run-events';
+import { recordedStepFunctions } from '../../support/recorded-step-functions';
 import {
   ACCOUNT,
   allowedActionsOf,
@@ -248,21 +254,55 @@ test('a cleanup that left something behind (its `left`) is announced all the sam
   }
 });
 
+test("Describe is given the whole state, where each cleanup's result and the cleanup's error are kept for the event", () => {
+  // No Parameters, no InputPath: the function reads the change and, after a stopped execution, the
+  // results below (lambdas/api/events/stopped.ts, stoppedCleanupOutcome): a Parameters path to a
+  // result that is absent would fail the state.
+  expect(stateOf('Describe')).toMatchObject({ Type: 'Task', ResultPath: '$.event', Next: 'Announce' });
+  expect(stateOf('Describe').Parameters).toBeUndefined();
+  expect(stateOf('Describe').InputPath).toBeUndefined();
+  expect(functionOf('Describe')).toMatch(/^FunctionsRunEventsDescribe/);
+  expect(stateOf('CleanUpBackup').ResultPath).toBe('$.backupCleanup');
+  expect(stateOf('CleanUpMigration').ResultPath).toBe('$.migrateCleanup');
+  expect(stateOf('CleanUpRestore').ResultPath).toBe('$.restoreCleanup');
+  expect(stateOf('RestartServices').ResultPath).toBeNull();
+  for (const name of [
+    'PlanCleanup',
+    'CleanUpBackup',
+    'CleanUpMigration',
+    'RestartServices',
+    'CleanUpRestore',
+  ]) {
+    expect(stateOf(name).Catch).toEqual([expect.objectContaining({ ResultPath: '$.cleanupError' })]);
+  }
+});
+
 /**
  * The announcer's definition, as deployed, run by the local interpreter after a stopped restore
- * (or migration, without services to scale): its tasks answer as the functions and EventBridge
- * would (the cleanups' own results on a real server: test/integration/lambdas/restore/cleanup,
- * test/integration/lambdas/migrate/steps); what Announce was given is collected.
+ * (or migration, without services to scale): its cleanup tasks answer (or fail) as the functions would (the
+ * cleanups' own results on a real server: test/integration/lambdas/restore/cleanup,
+ * test/integration/lambdas/migrate/steps, test/integration/lambdas/api/events); Describe is the
+ * describing function's own code (`describeFinished`) over recorded executions
+ * (test/fixtures/aws/stopped-executions.json), given the state the interpreter gives it; what
+ * Announce was given is collected.
  */
 async function announceStopped(kind: 'restore' | 'migrate', cleanupResult: unknown) {
+  const sfn = recordedStepFunctions({
+    fixtureFile: path.join(__dirname, '../../fixtures/aws/stopped-executions.json'),
+  });
+  const runs = new StepFunctionsRuns({
+    sfn,
+    stateMachineArns: sfn.stateMachineArns,
+    store: new LocalStore(path.join(__dirname, 'no-store')),
+  });
   const announced: unknown[] = [];
   const handlers = {
     PlanCleanup: async () => ({ kind, waitSeconds: 0, [kind]: { id: 'r' } }),
-    [kind === 'restore' ? 'CleanUpRestore' : 'CleanUpMigration']: async () => cleanupResult,
-    Describe: async () => ({
-      detailType: 'Restore Cancelled',
-      detail: { id: 'restore-x', status: 'cancelled' },
-    }),
+    [kind === 'restore' ? 'CleanUpRestore' : 'CleanUpMigration']: async () => {
+      if (cleanupResult instanceof Error) throw cleanupResult;
+      return cleanupResult;
+    },
+    Describe: (state: unknown) => describeFinished(runs, sfn.stateMachineArns, state),
     Announce: async (input: unknown) => {
       announced.push(input);
       return {};
@@ -270,8 +310,8 @@ async function announceStopped(kind: 'restore' | 'migrate', cleanupResult: unkno
   };
   const execution = new StateMachine(announcer as never).run(
     {
-      stateMachineArn: 'arn:aws:states:eu-west-1:123456789012:stateMachine:restore',
-      name: 'x',
+      stateMachineArn: sfn.stateMachineArns[kind],
+      name: kind === 'restore' ? 'drill-cancel-cleanup' : 'deploy-4720-shop-to-pg17',
       status: 'ABORTED',
     },
     { overrides: { taskResourceLocalHandlers: handlers as never } },
@@ -283,38 +323,75 @@ async function announceStopped(kind: 'restore' | 'migrate', cleanupResult: unkno
   return { announced, failure: failure && { error: failure.name, cause: failure.message } };
 }
 
-test('run: a stopped restore whose cleanup left nothing is announced, and the announcer succeeds', async () => {
-  const { announced, failure } = await announceStopped('restore', { notes: ['… was dropped'], left: [] });
+/** What Announce was given: one entry, the event's detail-type and detail. */
+function entryOf(announced: unknown[]) {
   expect(announced).toHaveLength(1);
+  const [{ Entries }] = announced as { Entries: { Source: string; DetailType: string; Detail: unknown }[] }[];
+  expect(Entries).toHaveLength(1);
+  return Entries[0];
+}
+
+const CANCELLED_RESTORE = {
+  id: 'restore-drill-cancel-cleanup',
+  kind: 'restore',
+  database: 'shop',
+  status: 'cancelled',
+  summary: 'cancelled: cancelled through the API (DELETE /v1/runs/{id})',
+};
+
+test('run: a stopped restore whose cleanup dropped its restoring database is announced carrying that, and the announcer succeeds', async () => {
+  const notes = [
+    'the 1 session(s) the runner left on the target were ended',
+    'the database shop_drill_restoring, which the restore loads before renaming it shop_drill, was dropped',
+  ];
+  const { announced, failure } = await announceStopped('restore', { notes, left: [] });
+  expect(entryOf(announced)).toEqual({
+    Source: 'pgferry',
+    DetailType: 'Restore Cancelled',
+    Detail: { ...CANCELLED_RESTORE, cleanup: { notes, left: [] } },
+  });
   expect(failure).toBeUndefined();
 });
 
-test('run: a stopped restore whose cleanup left a database is announced, then the announcer fails naming it', async () => {
+test('run: a stopped restore whose cleanup left a database is announced carrying it, then the announcer fails naming it', async () => {
   // No double quote in it: the interpreter strips the backslashes of an intrinsic's result (JSON's
   // escapes included), which Step Functions keeps.
   const left = ['the database x … is left in place (…): remove it with DROP DATABASE x WITH (FORCE);'];
   const { announced, failure } = await announceStopped('restore', { notes: [], left });
-  expect(announced).toEqual([
-    {
-      Entries: [
-        {
-          Detail: { id: 'restore-x', status: 'cancelled' },
-          DetailType: 'Restore Cancelled',
-          Source: 'pgferry',
-        },
-      ],
-    },
-  ]);
+  // What was left, not the announcer's own error about it.
+  expect(entryOf(announced)).toEqual({
+    Source: 'pgferry',
+    DetailType: 'Restore Cancelled',
+    Detail: { ...CANCELLED_RESTORE, cleanup: { notes: [], left } },
+  });
   expect(failure).toEqual({ error: 'pgferry.RestoreLeftBehind', cause: JSON.stringify(left) });
 });
 
-test('run: a stopped migration whose cleanup left its replication slot is announced, then the announcer fails naming it', async () => {
+test('run: a stopped restore whose cleanup failed is announced carrying its error, then the announcer fails with it', async () => {
+  const { announced, failure } = await announceStopped('restore', new Error('connect ETIMEDOUT'));
+  expect(entryOf(announced)).toMatchObject({
+    DetailType: 'Restore Cancelled',
+    Detail: { cleanup: { notes: [], left: [], error: { error: 'Error', cause: 'connect ETIMEDOUT' } } },
+  });
+  expect(failure).toMatchObject({ error: 'Error' });
+});
+
+test('run: a stopped migration whose cleanup left its replication slot is announced carrying it, then the announcer fails naming it', async () => {
   const left = [
     "THE REPLICATION SLOT pgferry_x MAY BE LEFT ON THE SOURCE (…): SELECT pg_drop_replication_slot('pgferry_x');",
   ];
-  const failed = { error: 'pgferry.Cancelled', cause: 'stopped', unfrozen: true, deletedObjects: 0 };
+  const failed = {
+    error: 'pgferry.Cancelled',
+    cause: 'stopped',
+    unfrozen: true,
+    deletedObjects: 0,
+    notes: [],
+  };
   const { announced, failure } = await announceStopped('migrate', { ...failed, left });
-  expect(announced).toHaveLength(1);
+  expect(entryOf(announced)).toMatchObject({
+    DetailType: 'Migration Cancelled',
+    Detail: { id: 'migrate-deploy-4720-shop-to-pg17', cleanup: { notes: ['the source was unfrozen'], left } },
+  });
   expect(failure).toEqual({ error: 'pgferry.MigrationLeftBehind', cause: JSON.stringify(left) });
   expect((await announceStopped('migrate', { ...failed, left: [] })).failure).toBeUndefined();
 });

@@ -2,12 +2,13 @@
  * The announcer's function as `cdk deploy` bundles it (lambdas/api/events/handler.ts), and the
  * workflows' cleanup functions beside it, invoked as the announcing state machine invokes them
  * (lib/run-events.ts: PlanCleanup, then CleanUpBackup or CleanUpRestore with the plan's input,
- * then Describe), each in a process of its own, Step Functions answering with a recorded stopped
- * execution (test/fixtures/aws/stopped-executions.json) and the store a local folder. After a
- * cancelled backup, the attempt's objects and its lease are gone, and the run is announced as
- * cancelled; after a timed-out restore, RestoreCleanup ends the run's session and drops the
- * restoring database it marked, on a real server — or, when the server will not drop it, says so
- * in its `left`, on which the announcer fails (test/unit/lib/run-events.test.ts).
+ * then Describe, given the announcer's state), each in a process of its own, Step Functions
+ * answering with a recorded stopped execution (test/fixtures/aws/stopped-executions.json) and the
+ * store a local folder. After a cancelled backup, the attempt's objects and its lease are gone, and
+ * the run is announced as cancelled, its event saying so; after a timed-out restore, RestoreCleanup
+ * ends the run's session and drops the restoring database it marked, on a real server — or, when
+ * the server will not drop it, says so in its `left`, on which the announcer fails
+ * (test/unit/lib/run-events.test.ts) — and the run's event carries what it did and left.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -109,11 +110,24 @@ test('a backup cancelled in its dump: planned from its history, cleaned up by th
   for await (const entry of store.list('shop/')) left.push(entry.key);
   expect(left).toEqual([]);
 
-  // Describe: the run, cancelled.
-  expect(await invoke('RunEventsDescribe', change)).toMatchObject({
+  // Describe, given the announcer's state: the run, cancelled, and what its cleanup did.
+  expect(
+    await invoke('RunEventsDescribe', { ...change, cleanup: plan, backupCleanup: cleaned }),
+  ).toMatchObject({
     source: 'pgferry',
     detailType: 'Backup Cancelled',
-    detail: { id: 'backup-cancel-shop-dump', status: 'cancelled', database: 'shop' },
+    detail: {
+      id: 'backup-cancel-shop-dump',
+      status: 'cancelled',
+      database: 'shop',
+      cleanup: {
+        notes: [
+          `the 1 object(s) of the incomplete backup ${BACKUP_ID} of shop were removed`,
+          'the lease it held on shop was released',
+        ],
+        left: [],
+      },
+    },
   });
 }, 120_000);
 
@@ -156,13 +170,13 @@ async function cleanUpTimedOutRestore(blocked: boolean) {
   const session = new Client({ ...pg.clientConfig(loading), application_name: runSessionName(restoreId) });
   session.on('error', () => undefined);
   await session.connect();
+  const change = {
+    stateMachineArn: sfn.stateMachineArns.restore,
+    name: 'drill-timed-out',
+    status: 'TIMED_OUT',
+  };
   try {
-    const plan = (await invoke('RunEventsDescribe', {
-      stateMachineArn: sfn.stateMachineArns.restore,
-      name: 'drill-timed-out',
-      status: 'TIMED_OUT',
-      plan: true,
-    })) as { restore: unknown };
+    const plan = (await invoke('RunEventsDescribe', { ...change, plan: true })) as { restore: unknown };
     expect(plan).toMatchObject({
       kind: 'restore',
       task: { taskArn: expect.stringMatching(/:task\/Pgferry-PgToolsCluster/) },
@@ -174,7 +188,18 @@ async function cleanUpTimedOutRestore(blocked: boolean) {
       ...env,
       [passwordEnvVar('target')]: pg.password,
     });
-    return { cleaned, target, loading, exists: await databaseExists(pg, loading) };
+    // Describe, given the announcer's state after it (with, when it left something, the announcer's
+    // own error about that: lib/run-events.ts).
+    const left = cleaned.ok ? (cleaned.result as { left: string[] }).left : [];
+    const described = await invoke('RunEventsDescribe', {
+      ...change,
+      cleanup: plan,
+      ...(cleaned.ok ? { restoreCleanup: cleaned.result } : {}),
+      ...(left.length
+        ? { cleanupError: { Error: 'pgferry.RestoreLeftBehind', Cause: JSON.stringify(left) } }
+        : {}),
+    });
+    return { cleaned, described, target, loading, exists: await databaseExists(pg, loading) };
   } finally {
     await session.end().catch(() => undefined);
     await unblock?.();
@@ -182,35 +207,35 @@ async function cleanUpTimedOutRestore(blocked: boolean) {
   }
 }
 
-test('a restore that timed out in its task: planned from its history, then RestoreCleanup drops the restoring database it marked and ends its session', async () => {
-  const { cleaned, target, loading, exists } = await cleanUpTimedOutRestore(false);
-  expect(cleaned).toEqual({
-    ok: true,
-    result: {
-      notes: [
-        'the 1 session(s) the runner left on the target were ended',
-        `the database ${loading}, which the restore loads before renaming it ${target}, was dropped`,
-      ],
-      left: [],
-    },
-  });
+test('a restore that timed out in its task: planned from its history, then RestoreCleanup drops the restoring database it marked and ends its session; its event says so', async () => {
+  const { cleaned, described, target, loading, exists } = await cleanUpTimedOutRestore(false);
+  const notes = [
+    'the 1 session(s) the runner left on the target were ended',
+    `the database ${loading}, which the restore loads before renaming it ${target}, was dropped`,
+  ];
+  expect(cleaned).toEqual({ ok: true, result: { notes, left: [] } });
   expect(exists).toBe(false);
+  expect(described).toMatchObject({
+    detailType: 'Restore Failed',
+    detail: { id: 'restore-drill-timed-out', status: 'failed', cleanup: { notes, left: [] } },
+  });
+  expect(described.detail).not.toHaveProperty('cleanup.error');
 }, 120_000);
 
-test('a timed-out restore whose restoring database the server will not drop: RestoreCleanup says it is left (the announcer then fails)', async () => {
-  const { cleaned, target, loading, exists } = await cleanUpTimedOutRestore(true);
-  expect(cleaned).toEqual({
-    ok: true,
-    result: {
-      notes: ['the 1 session(s) the runner left on the target were ended'],
-      left: [
-        `the database ${loading}, which the restore loads before renaming it ${target}, is left in place ` +
-          `(database "${loading}" is being used by logical replication subscription): ` +
-          `remove it with DROP DATABASE "${loading}" WITH (FORCE);`,
-      ],
-    },
-  });
+test('a timed-out restore whose restoring database the server will not drop: RestoreCleanup says it is left (the announcer then fails), and so does its event', async () => {
+  const { cleaned, described, target, loading, exists } = await cleanUpTimedOutRestore(true);
+  const result = {
+    notes: ['the 1 session(s) the runner left on the target were ended'],
+    left: [
+      `the database ${loading}, which the restore loads before renaming it ${target}, is left in place ` +
+        `(database "${loading}" is being used by logical replication subscription): ` +
+        `remove it with DROP DATABASE "${loading}" WITH (FORCE);`,
+    ],
+  };
+  expect(cleaned).toEqual({ ok: true, result });
   expect(exists).toBe(true);
+  expect(described).toMatchObject({ detailType: 'Restore Failed', detail: { cleanup: result } });
+  expect(described.detail).not.toHaveProperty('cleanup.error');
 }, 120_000);
 
 test('the workflow Catch input still cleans up (the Cleanup function takes both)', async () => {

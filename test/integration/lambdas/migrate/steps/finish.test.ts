@@ -1,7 +1,7 @@
 /**
  * MigrateCleanup on a real server (lambdas/migrate/steps/finish.ts `cleanupMigration`): after a
  * migration's runner was killed hard (or its execution stopped), the target database it marked is
- * dropped and the failure names it; one the server will not drop is named in `left` too, with the
+ * dropped and the failure names it (and its `notes`, which a stopped run's event carries); one the server will not drop is named in `left` too, with the
  * command that removes it — what makes the announcer of a stopped migration fail
  * (lib/run-events.ts). The whole failure path on a killed runner: test/e2e/migrate-online-paths.test.ts.
  */
@@ -62,6 +62,7 @@ test('the target database the migration marked is dropped: nothing is left', asy
     cause: `the execution was stopped (the database ${target} it left incomplete was dropped)`,
     unfrozen: false,
     deletedObjects: 0,
+    notes: [`the database ${target} it left incomplete was dropped`],
     left: [],
   });
   expect(await databaseExists(pg, target)).toBe(false);
@@ -82,6 +83,7 @@ test('a marked target database the server will not drop is left: the failure and
       `(database "${target}" is being used by logical replication subscription): ` +
       `remove it with DROP DATABASE "${target}" WITH (FORCE);`;
     expect(failure.left).toEqual([line]);
+    expect(failure.notes).toEqual([]);
     expect(failure.cause).toBe(`the execution was stopped (${line})`);
     expect(await databaseExists(pg, target)).toBe(true);
   } finally {

@@ -1,12 +1,17 @@
 /**
  * The run-finished event of a finished execution (lambdas/api/events/announce.ts), from a
  * recorded "Step Functions Execution Status Change" event and recorded executions: the same JSON
- * `pgferry serve --webhook` posts (api/events.ts), and nothing secret in it.
+ * `pgferry serve --webhook` posts (api/events.ts), and nothing secret in it; after a stopped
+ * execution, with what the announcer's cleanup of it did (Describe's whole state).
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore } from '../../../../../core/store';
-import { announce, ExecutionChangeSchema } from '../../../../../lambdas/api/events/announce';
+import {
+  announce,
+  describeFinished,
+  ExecutionChangeSchema,
+} from '../../../../../lambdas/api/events/announce';
 import { StepFunctionsRuns } from '../../../../../lambdas/api/step-functions-runs';
 import { recordedStepFunctions } from '../../../../support/recorded-step-functions';
 
@@ -20,8 +25,8 @@ function ruleInput(event: { detail: Record<string, unknown> }) {
   return ExecutionChangeSchema.parse({ stateMachineArn, name, status });
 }
 
-function host() {
-  const sfn = recordedStepFunctions();
+function host(fixtureFile?: string) {
+  const sfn = recordedStepFunctions({ fixtureFile });
   const runs = new StepFunctionsRuns({
     sfn,
     stateMachineArns: sfn.stateMachineArns,
@@ -79,4 +84,41 @@ test('an execution of another state machine, or one still running, is refused', 
       status: 'RUNNING',
     }),
   ).rejects.toThrow('still running');
+});
+
+const STOPPED_EXECUTIONS = path.join(__dirname, '../../../../fixtures/aws/stopped-executions.json');
+
+test("Describe after a stopped restore: the run's event carries what the cleanup did and left", async () => {
+  const { sfn, runs } = host(STOPPED_EXECUTIONS);
+  const dropped =
+    'the database shop_drill_restoring, which the restore loads before renaming it shop_drill, was dropped';
+  const event = await describeFinished(runs, sfn.stateMachineArns, {
+    stateMachineArn: sfn.stateMachineArns.restore,
+    name: 'drill-cancel-cleanup',
+    status: 'ABORTED',
+    cleanup: { kind: 'restore', waitSeconds: 0 },
+    restoreCleanup: { notes: [dropped], left: [] },
+  });
+  expect(event).toEqual({
+    source: 'pgferry',
+    detailType: 'Restore Cancelled',
+    detail: {
+      id: 'restore-drill-cancel-cleanup',
+      kind: 'restore',
+      database: 'shop',
+      status: 'cancelled',
+      summary: 'cancelled: cancelled through the API (DELETE /v1/runs/{id})',
+      cleanup: { notes: [dropped], left: [] },
+    },
+  });
+});
+
+test('Describe after a finished (not stopped) execution: no cleanup, whatever the state holds', async () => {
+  const { sfn, runs } = host();
+  const event = await describeFinished(runs, sfn.stateMachineArns, {
+    ...ruleInput(statusChange),
+    restoreCleanup: { notes: ['x'], left: [] },
+  });
+  expect(event.detailType).toBe('Restore Failed');
+  expect(event.detail).not.toHaveProperty('cleanup');
 });

@@ -4,7 +4,8 @@
  * (test/fixtures/aws/stopped-executions.json: their input and history with data) and a real local
  * store: the task to stop, how long to wait for a Lambda step the stop cut off, and the workflow's
  * own cleanup input (the backup's Cleanup, MigrateCleanup, RestoreCleanup), as its Catch would have
- * given it.
+ * given it; then what that cleanup did and left, read from the announcer's state into the run's
+ * event.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,12 @@ import { deploymentOf } from '../../../../../core/deployment';
 import { acquireLease, currentLease } from '../../../../../core/lease';
 import { LocalStore } from '../../../../../core/store';
 import { manifestKey } from '../../../../../core/store-keys';
-import { executionHistory, openTasks, planStoppedCleanup } from '../../../../../lambdas/api/events/stopped';
+import {
+  executionHistory,
+  openTasks,
+  planStoppedCleanup,
+  stoppedCleanupOutcome,
+} from '../../../../../lambdas/api/events/stopped';
 import { executionArnOf } from '../../../../../lambdas/api/step-functions-runs';
 import { cleanupBackup } from '../../../../../lambdas/backup/cleanup/cleanup';
 import {
@@ -187,4 +193,134 @@ test('open tasks: a task that ended is not open; one scheduled, started or submi
       event(8, 7, 'TaskStarted'),
     ]).map((t) => t.scheduled.id),
   ).toEqual([7]);
+});
+
+/** The announcer's state when it describes a stopped run: the change, the plan, and what ran. */
+async function describedState(kind: RunKind, name: string, ran: Record<string, unknown>) {
+  return {
+    stateMachineArn: sfn.stateMachineArns[kind],
+    name,
+    status: 'ABORTED',
+    cleanup: await plan(kind, name),
+    ...ran,
+  };
+}
+
+test("the outcome of a cancelled backup's Cleanup: the attempt's objects removed, its lease released", async () => {
+  const backupId = '20261201T221500Z-3fa9c1';
+  await acquireLease(store, 'shop', backupId, { executionId: 'arn:aws:states:…:cancel-shop-dump' });
+  await store.putJson(`shop/${backupId}/dump.part-1`, { partial: true });
+  const { backup } = await plan('backup', 'cancel-shop-dump');
+  if (!backup) throw new Error('no backup cleanup planned');
+  const backupCleanup = await cleanupBackup(backup, backup.error, { openStore: () => store });
+  const state = await describedState('backup', 'cancel-shop-dump', { backupCleanup });
+  expect(stoppedCleanupOutcome(state)).toEqual({
+    notes: [
+      `the 1 object(s) of the incomplete backup ${backupId} of shop were removed`,
+      'the lease it held on shop was released',
+    ],
+    left: [],
+  });
+});
+
+const DROPPED =
+  'the database shop_drill_restoring, which the restore loads before renaming it shop_drill, was dropped';
+const LEFT =
+  'the database shop_drill_restoring, which the restore loads before renaming it shop_drill, is left in place ' +
+  '(database "shop_drill_restoring" is being used by logical replication subscription): ' +
+  'remove it with DROP DATABASE "shop_drill_restoring" WITH (FORCE);';
+
+test("the outcome of a timed-out restore's RestoreCleanup: what it dropped; what it left, not as an error", async () => {
+  const dropped = await describedState('restore', 'drill-timed-out', {
+    restoreCleanup: {
+      notes: ['the 1 session(s) the runner left on the target were ended', DROPPED],
+      left: [],
+    },
+  });
+  expect(stoppedCleanupOutcome(dropped)).toEqual({
+    notes: ['the 1 session(s) the runner left on the target were ended', DROPPED],
+    left: [],
+  });
+  // The announcer's own error of what was left (lib/run-events.ts) is `left` again: no error.
+  const left = await describedState('restore', 'drill-timed-out', {
+    restoreCleanup: { notes: [], left: [LEFT] },
+    cleanupError: { Error: 'pgferry.RestoreLeftBehind', Cause: JSON.stringify([LEFT]) },
+  });
+  expect(stoppedCleanupOutcome(left)).toEqual({ notes: [], left: [LEFT] });
+});
+
+test("the outcome of a cancelled migration's MigrateCleanup: its notes, the source unfrozen, its backups removed, the services back; what it left", async () => {
+  const slot =
+    "THE REPLICATION SLOT pgferry_x MAY BE LEFT ON THE SOURCE (…): SELECT pg_drop_replication_slot('pgferry_x');";
+  const migrateCleanup = {
+    error: 'pgferry.Cancelled',
+    cause: 'cancelled through the API (DELETE /v1/runs/{id}) (…)',
+    unfrozen: true,
+    deletedObjects: 3,
+    notes: ['the database shop it left incomplete was dropped'],
+    left: [slot],
+  };
+  const state = await describedState('migrate', 'deploy-4720-shop-to-pg17', {
+    migrateCleanup,
+    cleanupError: { Error: 'pgferry.MigrationLeftBehind', Cause: JSON.stringify([slot]) },
+  });
+  expect(stoppedCleanupOutcome(state)).toEqual({
+    notes: [
+      'the database shop it left incomplete was dropped',
+      'the source was unfrozen',
+      'the 3 object(s) of its incomplete backups were removed',
+      'the service shop-api of cluster shop was scaled back to 3 task(s)',
+    ],
+    left: [slot],
+  });
+  // The services failing to come back is the cleanup's error, and they are not said to be back.
+  const restartFailed = await describedState('migrate', 'deploy-4720-shop-to-pg17', {
+    migrateCleanup: { ...migrateCleanup, left: [] },
+    cleanupError: {
+      Error: 'ECS.AccessDeniedException',
+      Cause: 'not authorized to perform ecs:UpdateService',
+    },
+  });
+  expect(stoppedCleanupOutcome(restartFailed)).toEqual({
+    notes: [
+      'the database shop it left incomplete was dropped',
+      'the source was unfrozen',
+      'the 3 object(s) of its incomplete backups were removed',
+    ],
+    left: [],
+    error: { error: 'ECS.AccessDeniedException', cause: 'not authorized to perform ecs:UpdateService' },
+  });
+});
+
+test("a cleanup that failed: its error, a Lambda error's message as the cause", async () => {
+  const state = await describedState('restore', 'drill-timed-out', {
+    cleanupError: {
+      Error: 'Error',
+      Cause: JSON.stringify({
+        errorType: 'Error',
+        errorMessage: 'connect ETIMEDOUT 10.0.3.7:5432',
+        trace: ['at …'],
+      }),
+    },
+  });
+  expect(stoppedCleanupOutcome(state)).toEqual({
+    notes: [],
+    left: [],
+    error: { error: 'Error', cause: 'connect ETIMEDOUT 10.0.3.7:5432' },
+  });
+});
+
+test('a part of the state that does not read is left out; a MigrateCleanup older than its notes still reads', async () => {
+  const state = await describedState('restore', 'drill-timed-out', {
+    restoreCleanup: { notes: 'not a list' },
+    migrateCleanup: { error: 'e', cause: 'c', unfrozen: false, deletedObjects: 0, left: ['x'] },
+  });
+  expect(stoppedCleanupOutcome(state)).toEqual({ notes: [], left: ['x'] });
+  expect(stoppedCleanupOutcome(undefined)).toEqual({ notes: [], left: [] });
+});
+
+test('a stopped run whose cleanup had nothing to run (a restore cancelled in its preflight): empty lists, no error', async () => {
+  const state = await describedState('restore', 'drill-cancel-preflight', {});
+  expect(state.cleanup).toEqual({ kind: 'restore', waitSeconds: 0 });
+  expect(stoppedCleanupOutcome(state)).toEqual({ notes: [], left: [] });
 });
