@@ -4,7 +4,9 @@
  * the database it loads into — only when that database carries this restore's own incomplete
  * mark. A restoring database another run marked (that run may still be going), or an unmarked one,
  * is left alone; in clean mode nothing is dropped. One it cannot drop is named in `left`, with the
- * command that removes it (what makes the announcer of a stopped restore fail: lib/run-events.ts). The runner killed for real: test/e2e/interrupts.test.ts.
+ * command that removes it (what makes the announcer of a stopped restore fail: lib/run-events.ts)
+ * — and the sessions that keep it, when its login may not end them (a superuser's, to a login
+ * shaped like RDS's master user). The runner killed for real: test/e2e/interrupts.test.ts.
  */
 import { Client } from 'pg';
 import { readIncompleteMark, restoringName } from '../../../../../core/postgres/incomplete-database';
@@ -14,9 +16,13 @@ import { cleanupRestoreTarget } from '../../../../../lambdas/restore/cleanup/cle
 import {
   blockDrop,
   createDatabase,
+  createLogin,
   createMarkedDatabase,
   databaseExists,
   dropDatabase,
+  dropLogin,
+  quoteIdent,
+  superuserSession,
   testEnv,
   uniqueName,
   withClient,
@@ -107,6 +113,46 @@ test('create mode: a marked database the server will not drop is left, saying ho
   } finally {
     await unblock();
     await dropDatabase(pg, loading);
+  }
+});
+
+test("create mode: a session the login may not end (a superuser's) keeps the marked database: `left` names it, the session and what to do", async () => {
+  // The target's login as on RDS: its master user owns what it created, and may end any session
+  // but a superuser's (rdsadmin's).
+  const login = await createLogin(pg, 'rclean_login');
+  const target = uniqueName('rclean_held');
+  const runId = newRunId();
+  const loading = await leftRestoring(target, runId);
+  await withClient(pg, 'postgres', (c) =>
+    c.query(`ALTER DATABASE ${quoteIdent(loading)} OWNER TO ${quoteIdent(login.user)}`),
+  );
+  const held = await superuserSession(pg, loading, 'rdsadmin monitor');
+  try {
+    const started = Date.now();
+    const result = await cleanupRestoreTarget(
+      { ...pg.connection(target), user: login.user },
+      login.password,
+      {
+        restoreId: runId,
+        mode: 'create',
+        serverMajor: 15,
+      },
+    );
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(result.notes).toEqual([]);
+    expect(result.left).toEqual([
+      `the database ${loading}, which the restore loads before renaming it ${target}, is left in place ` +
+        `(must be a superuser to terminate superuser process): ` +
+        `still connected to it: pid ${held.pid} (user postgres, application "rdsadmin monitor", state hidden from this role); ` +
+        `those sessions must end first (a superuser, or their own role, may end them: ` +
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${loading}';), ` +
+        `then remove it with DROP DATABASE "${loading}" WITH (FORCE);`,
+    ]);
+    expect(await databaseExists(pg, loading)).toBe(true);
+  } finally {
+    await held.client.end().catch(() => undefined);
+    await dropDatabase(pg, loading);
+    await dropLogin(pg, login.user);
   }
 });
 
