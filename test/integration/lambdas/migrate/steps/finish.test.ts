@@ -9,19 +9,15 @@
  * at once, `left` naming the slot, the server, the consumer and the commands that remove it. The
  * whole failure path on a killed runner: test/e2e/migrate-online-paths.test.ts.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { Client } from 'pg';
 import { passwordEnvVar } from '../../../../../core/connection';
 import type { Connection, MigratePlan } from '../../../../../core/contracts';
 import { replicationName } from '../../../../../core/postgres/logical-replication';
 import { LocalStore } from '../../../../../core/store';
 import { newBackupId } from '../../../../../core/store-keys';
 import { cleanupMigration, type MigrateRun } from '../../../../../lambdas/migrate/steps/finish';
-import { pgTool } from '../../../../support/cli';
 import {
   blockDrop,
   createDatabase,
@@ -32,12 +28,11 @@ import {
   dropLogin,
   quoteIdent,
   superuserSession,
-  type TestPostgres,
   testEnv,
   uniqueName,
   withClient,
 } from '../../../../support/env';
-import { waitFor } from '../../../../support/faults';
+import { leftReplication, slotConsumerPid, superuserSlotConsumer } from '../../../../support/faults';
 import { usePrivateServer } from '../../../../support/private-server';
 
 const pg = testEnv().server(15);
@@ -150,16 +145,6 @@ test("a session the target login may not end (a superuser's) keeps the marked da
 describe('online: a replication slot another consumer holds', () => {
   const source = usePrivateServer(15, { settings: { wal_level: 'logical' } });
 
-  /** The pid streaming from `slot` on `server`; undefined when nothing does. */
-  const activePid = (server: TestPostgres, slot: string) =>
-    withClient(server, 'postgres', async (c) => {
-      const { rows } = await c.query<{ pid: number }>(
-        'SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1 AND active',
-        [slot],
-      );
-      return rows[0]?.pid;
-    });
-
   test("a slot streamed to a superuser's pg_recvlogical is left: `left` names the slot, the server, its consumer and what to do; the cleanup does not wait on it", async () => {
     const server = source();
     // The source login as pgferry asks for on RDS: REPLICATION (rds_replication), the database's
@@ -172,40 +157,9 @@ describe('online: a replication slot another consumer holds', () => {
     );
     const migrateId = newBackupId();
     const name = replicationName(migrateId);
-    // What the migration's runner made before it was killed: its publication and slot.
-    const asLogin = new Client({
-      ...server.clientConfig(database),
-      user: login.user,
-      password: login.password,
-    });
-    await asLogin.connect();
+    await leftReplication(server, database, name, login);
+    const consumer = await superuserSlotConsumer(server, database, name);
     try {
-      await asLogin.query(`CREATE PUBLICATION ${name}`);
-      await asLogin.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [name]);
-    } finally {
-      await asLogin.end();
-    }
-    // Another consumer streams from it, as the superuser.
-    const consumer = spawn(
-      pgTool('pg_recvlogical', 15),
-      ['-d', database, '--slot', name, '--start', '--no-loop', '-f', '-'].concat([
-        '-o',
-        'proto_version=1',
-        '-o',
-        `publication_names=${name}`,
-      ]),
-      { env: { PATH: process.env.PATH, ...server.env(database) }, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let stderr = '';
-    consumer.stderr?.on('data', (d) => {
-      stderr += d;
-    });
-    try {
-      const pid = await waitFor(
-        'pg_recvlogical streaming from the slot',
-        () => activePid(server, name),
-        20_000,
-      );
       const started = Date.now();
       const failure = await cleanupMigration(
         runOf(migrateId, pg.connection(uniqueName('mclean_none')), {
@@ -220,20 +174,19 @@ describe('online: a replication slot another consumer holds', () => {
       expect(Date.now() - started).toBeLessThan(30_000);
       const line =
         `THE REPLICATION SLOT ${name} MAY BE LEFT ON THE SOURCE SERVER ${server.host}:${server.port}: ` +
-        `the slot is in use by pid ${pid} (user postgres, application "pg_recvlogical", state hidden from this role), ` +
+        `the slot is in use by pid ${consumer.pid} (user postgres, application "pg_recvlogical", state hidden from this role), ` +
         `a session this login could not end (must be a superuser to terminate superuser process): ` +
-        `end that session first (a superuser, or its own role, may: SELECT pg_terminate_backend(${pid});); ` +
+        `end that session first (a superuser, or its own role, may: SELECT pg_terminate_backend(${consumer.pid});); ` +
         `remove it, in database ${database}, with ` +
         `SELECT pg_drop_replication_slot('${name}'); DROP PUBLICATION IF EXISTS ${name};`;
-      expect({ left: failure.left, unfrozen: failure.unfrozen, stderr }).toEqual({
+      expect({ left: failure.left, unfrozen: failure.unfrozen, stderr: consumer.stderr() }).toEqual({
         left: [line],
         unfrozen: true,
         stderr: '',
       });
-      expect(await activePid(server, name)).toBe(pid);
+      expect(await slotConsumerPid(server, name)).toBe(consumer.pid);
     } finally {
-      consumer.kill();
-      await once(consumer, 'exit').catch(() => undefined);
+      await consumer.stop();
       await withClient(server, 'postgres', (c) =>
         c.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [
           name,
