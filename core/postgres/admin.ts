@@ -13,6 +13,7 @@ import { completeDatabase, type IncompleteRun, readIncompleteMark } from './inco
 import { databaseExists, serverInfo } from './inspect';
 import { quoteIdent, quoteLiteral } from './quote';
 import { createDatabaseSql } from './requirements';
+import { otherSessions, type TargetSession } from './target-sessions';
 import { firstError, runTool, type ToolRun } from './tools';
 
 /** Collects the client database's planner statistics (`ANALYZE`): a restore's load leaves none. */
@@ -291,12 +292,13 @@ export async function dropDatabase(admin: Client, name: string): Promise<void> {
  * What became of a database that run `runId` may have left (`dropOwnIncompleteDatabase`): dropped
  * (it carried the run's own mark), absent, left alone — unmarked (complete, or not pgferry's: a
  * preflight names it if it is in the way) or marked by another run (`markedBy`) — or not dropped,
- * the server's `error` saying why.
+ * the server's `error` saying why, with the `sessions` still connected to it (one the caller's
+ * login may not end, a superuser's, keeps it: RDS's own, to its master user).
  */
 export type LeftDatabase =
   | { database: string; fate: 'dropped' | 'absent' | 'unmarked' }
   | { database: string; fate: 'marked by another run'; markedBy: IncompleteRun }
-  | { database: string; fate: 'not dropped'; error: string };
+  | { database: string; fate: 'not dropped'; error: string; sessions: TargetSession[] };
 
 /**
  * After run `runId` failed without cleaning up (killed hard): drops `database` ({@link dropDatabase})
@@ -318,7 +320,8 @@ export async function dropOwnIncompleteDatabase(
     await dropDatabase(admin, database);
     return { database, fate: 'dropped' };
   } catch (err) {
-    return { database, fate: 'not dropped', error: errorMessage(err) };
+    const sessions = await otherSessions(admin, database, { hidden: true }).catch(() => []);
+    return { database, fate: 'not dropped', error: errorMessage(err), sessions };
   }
 }
 

@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
 import { quoteIdent, quoteLiteral } from './quote';
+import { describeSessions, type TargetSession } from './target-sessions';
 
 /** The run that created an incomplete database. */
 export interface IncompleteRun {
@@ -86,6 +87,25 @@ export async function completeDatabase(
 /** The SQL that removes a leftover database, ending its sessions first where the server can (13+). */
 export function dropDatabaseCommand(database: string, serverMajor: number): string {
   return `DROP DATABASE ${quoteIdent(database)}${serverMajor >= 13 ? ' WITH (FORCE)' : ''};`;
+}
+
+/**
+ * What removes a leftover database a cleanup could not drop: the `sessions` still connected to it
+ * (which kept it: a superuser's, which a login that is not one may not end) ended first, then
+ * {@link dropDatabaseCommand}.
+ */
+export function removeLeftDatabase(
+  database: string,
+  serverMajor: number,
+  sessions: readonly TargetSession[],
+): string {
+  const drop = `remove it with ${dropDatabaseCommand(database, serverMajor)}`;
+  if (!sessions.length) return drop;
+  return (
+    `still connected to it: ${describeSessions(sessions)}; those sessions must end first (a superuser, or their ` +
+    `own role, may end them: SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ` +
+    `${quoteLiteral(database)};), then ${drop}`
+  );
 }
 
 /** The scratch database of a migration's schema test, for the plan's `index`th database. */

@@ -8,10 +8,11 @@
  */
 import type { Client } from 'pg';
 import type { Connection } from '../contracts';
-import { PgferryError } from '../errors';
+import { errorMessage, PgferryError } from '../errors';
 import { inTransaction } from './connect';
 import { SEQUENCES_PER_QUERY, type SequenceState } from './inspect';
 import { conninfoValue, quoteIdent, quoteLiteral } from './quote';
+import { describeSessions } from './target-sessions';
 
 /** The prefix of every replication object an online migration creates. */
 export const REPLICATION_PREFIX = 'pgferry_';
@@ -499,7 +500,9 @@ export async function dropOwnPublications(
 /**
  * Drops the publication and the slot on the source (the client's database), ending the WAL sender
  * that still holds the slot; the tables the publication set to REPLICA IDENTITY FULL get their own
- * back. Nothing to drop is no error.
+ * back. Nothing to drop is no error. A slot whose WAL sender the login may not end (a superuser's:
+ * RDS's master user is not one), or that is still active after 20 tries (its consumer reconnects),
+ * is not waited on: the error names the session that holds it and how to end it.
  */
 export async function dropPublicationAndSlot(client: Client, name: string): Promise<void> {
   await dropPublication(client, name);
@@ -509,14 +512,46 @@ export async function dropPublicationAndSlot(client: Client, name: string): Prom
       [name],
     );
     if (!rows.length) return;
-    if (rows[0].pid !== null) await client.query('SELECT pg_terminate_backend($1, 5000)', [rows[0].pid]);
+    if (rows[0].pid !== null) {
+      await client
+        .query('SELECT pg_terminate_backend($1, 5000)', [rows[0].pid])
+        .catch(async (err: unknown) => {
+          // 42501: the login may not end that WAL sender (a superuser's).
+          if ((err as { code?: string }).code === '42501') throw (await slotHolder(client, name, err)) ?? err;
+          throw err;
+        });
+    }
     try {
       await client.query('SELECT pg_drop_replication_slot($1)', [name]);
       return;
     } catch (err) {
       // 55006: still active (the WAL sender had not exited yet, or the subscriber reconnected).
-      if ((err as { code?: string }).code !== '55006' || attempt >= 20) throw err;
+      if ((err as { code?: string }).code !== '55006') throw err;
+      if (attempt >= 20) throw (await slotHolder(client, name, err)) ?? err;
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }
+}
+
+/** The error that names the session holding slot `name`, which could not be ended (`err`); none when it is gone. */
+async function slotHolder(client: Client, name: string, err: unknown): Promise<PgferryError | undefined> {
+  const { rows } = await client.query<{
+    pid: number;
+    user: string | null;
+    application: string | null;
+    state: string | null;
+  }>(
+    `SELECT a.pid, a.usename AS user, a.application_name AS application, a.state
+       FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid
+      WHERE s.slot_name = $1`,
+    [name],
+  );
+  const holder = rows[0];
+  if (!holder) return undefined;
+  const session = describeSessions([{ ...holder, since: null, transactionSince: null }]);
+  return new PgferryError(
+    'MigrateFailed',
+    `the slot is in use by ${session}, a session this login could not end (${errorMessage(err)}): ` +
+      `end that session first (a superuser, or its own role, may: SELECT pg_terminate_backend(${holder.pid});)`,
+  );
 }

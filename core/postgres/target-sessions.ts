@@ -22,8 +22,16 @@ export interface TargetSession {
   transactionSince: string | null;
 }
 
-/** The client sessions connected to `database`, other than the caller's own. */
-export async function otherSessions(client: Client, database: string): Promise<TargetSession[]> {
+/**
+ * The client sessions connected to `database`, other than the caller's own; with `hidden`, also
+ * the sessions whose type the role may not see — pg_stat_activity shows a login without
+ * pg_read_all_stats only the pid, user and application of another role's session (a superuser's).
+ */
+export async function otherSessions(
+  client: Client,
+  database: string,
+  opts: { hidden?: boolean } = {},
+): Promise<TargetSession[]> {
   const { rows } = await client.query<{
     pid: number;
     user: string | null;
@@ -35,9 +43,10 @@ export async function otherSessions(client: Client, database: string): Promise<T
     `SELECT pid, usename AS user, application_name AS application, state,
             coalesce(state_change, backend_start) AS since, xact_start AS xact
        FROM pg_stat_activity
-      WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+      WHERE datname = $1 AND pid <> pg_backend_pid()
+        AND (backend_type = 'client backend' OR ($2 AND backend_type IS NULL))
       ORDER BY backend_start, pid`,
-    [database],
+    [database, opts.hidden ?? false],
   );
   return rows.map((r) => ({
     pid: r.pid,

@@ -103,7 +103,7 @@ export function sourceUrl(pg: TestPostgres, database: string, password: string =
 }
 
 /** The closest client tool of at least `major` (Debian's 15, or a fetched newer one). */
-export function pgTool(tool: 'pg_restore' | 'pg_dump' | 'psql', major: number): string {
+export function pgTool(tool: 'pg_restore' | 'pg_dump' | 'psql' | 'pg_recvlogical', major: number): string {
   const dirs = [...extraPgBinDirs(), '/usr/lib/postgresql/15/bin']
     .map((dir) => ({ dir, major: Number(/\/(\d+)\/bin$/.exec(dir)?.[1] ?? 0) }))
     .filter((d) => d.major >= major && existsSync(path.join(d.dir, tool)))

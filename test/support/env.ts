@@ -300,6 +300,49 @@ export async function blockDrop(pg: TestPostgres, name: string): Promise<() => P
     });
 }
 
+/**
+ * A login that is not a superuser, shaped like the RDS master user pgferry is often given (CREATEDB,
+ * and pg_signal_backend, which rds_superuser grants: it may end any session but a superuser's), with
+ * `attributes` more (`REPLICATION`): what a cleanup connects as when it may not end every session.
+ * Returns its name and password; `dropLogin` removes it.
+ */
+export async function createLogin(
+  pg: TestPostgres,
+  prefix: string,
+  attributes = '',
+): Promise<{ user: string; password: string }> {
+  const user = uniqueName(prefix);
+  const password = `pw ${Math.random().toString(36).slice(2)} @:/`;
+  await withClient(pg, 'postgres', (c) =>
+    c.query(
+      `CREATE ROLE ${quoteIdent(user)} LOGIN CREATEDB ${attributes} IN ROLE pg_signal_backend PASSWORD ${quoteLiteral(password)}`,
+    ),
+  );
+  return { user, password };
+}
+
+/** Drops the login `user` made (after what it owns). */
+export async function dropLogin(pg: TestPostgres, user: string): Promise<void> {
+  await withClient(pg, 'postgres', (c) => c.query(`DROP ROLE IF EXISTS ${quoteIdent(user)}`));
+}
+
+/**
+ * A session of the superuser connected to `database`, named `application` and kept open until
+ * ended: one a login that is not a superuser may not end (RDS's own `rdsadmin` sessions, to its
+ * master user). Returns the client and its pid.
+ */
+export async function superuserSession(
+  pg: TestPostgres,
+  database: string,
+  application: string,
+): Promise<{ client: Client; pid: number }> {
+  const client = new Client({ ...pg.clientConfig(database), application_name: application });
+  client.on('error', () => undefined);
+  await client.connect();
+  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  return { client, pid: rows[0].pid };
+}
+
 let uniqueCounter = 0;
 
 /**

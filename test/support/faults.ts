@@ -1,9 +1,9 @@
 /**
  * Tools for fault tests: a pg_dump held at a gate mid-output (so a fault lands mid-dump, at a
- * point the test can observe, not after a guessed delay), waiting for conditions, and finding
- * processes under /proc.
+ * point the test can observe, not after a guessed delay), waiting for conditions, finding
+ * processes under /proc, and a replication slot held by a consumer the cleanup may not end.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -16,7 +16,8 @@ import {
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { extraPgBinDirs } from './cli';
+import { Client } from 'pg';
+import { extraPgBinDirs, pgTool } from './cli';
 import { type TestPostgres, withClient } from './env';
 
 const PG15_BIN = '/usr/lib/postgresql/15/bin';
@@ -181,6 +182,84 @@ export async function waitFor<T>(
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The pid of the WAL sender streaming from `slot` on `server`; undefined when none is. */
+export function slotConsumerPid(server: TestPostgres, slot: string): Promise<number | undefined> {
+  return withClient(server, 'postgres', async (c) => {
+    const { rows } = await c.query<{ pid: number }>(
+      'SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1 AND active',
+      [slot],
+    );
+    return rows[0]?.pid;
+  });
+}
+
+/**
+ * What an online migration's runner leaves on its source when killed hard: its publication and its
+ * logical slot (pgoutput), both named `name`, made by `login` in `database`.
+ */
+export async function leftReplication(
+  server: TestPostgres,
+  database: string,
+  name: string,
+  login: { user: string; password: string },
+): Promise<void> {
+  const client = new Client({ ...server.clientConfig(database), ...login });
+  await client.connect();
+  try {
+    await client.query(`CREATE PUBLICATION ${name}`);
+    await client.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [name]);
+  } finally {
+    await client.end();
+  }
+}
+
+export interface SlotConsumer {
+  /** Its WAL sender's pid. */
+  pid: number;
+  /** What it printed on stderr so far. */
+  stderr(): string;
+  /** Ends it (SIGTERM) and waits for it. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Another consumer of the logical slot `slot` (pgoutput, publishing `slot`) on `database`:
+ * `pg_recvlogical --start` as the superuser, streaming once this returns — a session a login that
+ * is not a superuser may not end, so the slot cannot be dropped. It does not reconnect.
+ */
+export async function superuserSlotConsumer(
+  server: TestPostgres,
+  database: string,
+  slot: string,
+): Promise<SlotConsumer> {
+  const args = ['-d', database, '--slot', slot, '--start', '--no-loop', '-f', '-'];
+  args.push('-o', 'proto_version=1', '-o', `publication_names=${slot}`);
+  const child = spawn(pgTool('pg_recvlogical', 15), args, {
+    env: { PATH: process.env.PATH, ...server.env(database) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill();
+    await exited;
+  };
+  try {
+    const pid = await waitFor(
+      'pg_recvlogical streaming from the slot',
+      () => slotConsumerPid(server, slot),
+      20_000,
+    );
+    return { pid, stderr: () => stderr, stop };
+  } catch (err) {
+    await stop();
+    throw new Error(`${(err as Error).message}: ${stderr}`);
   }
 }
 

@@ -12,7 +12,7 @@ import {
   schemaTestDecision,
 } from '../../../core/contracts';
 import { errorMessage, PgferryError } from '../../../core/errors';
-import { dropDatabaseCommand } from '../../../core/postgres/incomplete-database';
+import { removeLeftDatabase } from '../../../core/postgres/incomplete-database';
 import { replicationName } from '../../../core/postgres/logical-replication';
 import { runSessionName } from '../../../core/postgres/run-sessions';
 import type { BackupStore } from '../../../core/store';
@@ -224,8 +224,10 @@ export async function cleanupMigration(
       await removeReplication(plan, deps.env);
     } catch (err) {
       const name = replicationName(plan.migrateId);
+      const { host, port } = plan.request.source;
       leave(
-        `THE REPLICATION SLOT ${name} MAY BE LEFT ON THE SOURCE (${errorMessage(err)}): ` +
+        `THE REPLICATION SLOT ${name} MAY BE LEFT ON THE SOURCE SERVER ${host}:${port}: ${errorMessage(err)}; ` +
+          `remove it, in database ${plan.databases[0].source.database}, with ` +
           `SELECT pg_drop_replication_slot('${name}'); DROP PUBLICATION IF EXISTS ${name};`,
       );
     }
@@ -241,7 +243,7 @@ export async function cleanupMigration(
       if (database.fate === 'not dropped') {
         leave(
           `the database ${database.database} it left incomplete could not be dropped (${database.error}): ` +
-            `remove it with ${dropDatabaseCommand(database.database, plan.targetServer.major)}`,
+            removeLeftDatabase(database.database, plan.targetServer.major, database.sessions),
         );
       }
     }

@@ -10,7 +10,7 @@ import { errorMessage, PgferryError } from '../../../core/errors';
 import { loadJob } from '../../../core/jobs';
 import { dropOwnIncompleteDatabase } from '../../../core/postgres/admin';
 import { withMaintenance } from '../../../core/postgres/connect';
-import { dropDatabaseCommand, restoringName } from '../../../core/postgres/incomplete-database';
+import { removeLeftDatabase, restoringName } from '../../../core/postgres/incomplete-database';
 import { endRunSessions, runSessionName, waitForRunSessions } from '../../../core/postgres/run-sessions';
 import type { BackupStore } from '../../../core/store';
 
@@ -107,7 +107,7 @@ async function dropOwnDatabases(
     if (left.fate === 'dropped') result.notes.push(`${what} was dropped`);
     if (left.fate === 'not dropped') {
       result.left.push(
-        `${what} is left in place (${left.error}): remove it with ${dropDatabaseCommand(database, run.serverMajor)}`,
+        `${what} is left in place (${left.error}): ${removeLeftDatabase(database, run.serverMajor, left.sessions)}`,
       );
     }
   }

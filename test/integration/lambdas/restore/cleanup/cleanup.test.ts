@@ -4,7 +4,9 @@
  * the database it loads into — only when that database carries this restore's own incomplete
  * mark. A restoring database another run marked (that run may still be going), or an unmarked one,
  * is left alone; in clean mode nothing is dropped. One it cannot drop is named in `left`, with the
- * command that removes it (what makes the announcer of a stopped restore fail: lib/run-events.ts). The runner killed for real: test/e2e/interrupts.test.ts.
+ * command that removes it (what makes the announcer of a stopped restore fail: lib/run-events.ts)
+ * — and the sessions that keep it, when its login may not end them (a superuser's, to a login
+ * shaped like RDS's master user). The runner killed for real: test/e2e/interrupts.test.ts.
  */
 import { Client } from 'pg';
 import { readIncompleteMark, restoringName } from '../../../../../core/postgres/incomplete-database';
@@ -14,9 +16,13 @@ import { cleanupRestoreTarget } from '../../../../../lambdas/restore/cleanup/cle
 import {
   blockDrop,
   createDatabase,
+  createLogin,
   createMarkedDatabase,
   databaseExists,
   dropDatabase,
+  dropLogin,
+  quoteIdent,
+  superuserSession,
   testEnv,
   uniqueName,
   withClient,
@@ -109,6 +115,49 @@ test('create mode: a marked database the server will not drop is left, saying ho
     await dropDatabase(pg, loading);
   }
 });
+
+test.each(testEnv().postgres.map((server) => [server.major, server] as const))(
+  "create mode on PostgreSQL %i: a session the login may not end (a superuser's) keeps the marked database: `left` names it, the session and what to do",
+  async (major, server) => {
+    // The target's login as on RDS: its master user owns what it created, and may end any session
+    // but a superuser's (rdsadmin's).
+    const login = await createLogin(server, 'rclean_login');
+    const target = uniqueName('rclean_held');
+    const runId = newRunId();
+    const loading = restoringName(target);
+    await createMarkedDatabase(server, loading, runId);
+    await withClient(server, 'postgres', (c) =>
+      c.query(`ALTER DATABASE ${quoteIdent(loading)} OWNER TO ${quoteIdent(login.user)}`),
+    );
+    const held = await superuserSession(server, loading, 'rdsadmin monitor');
+    try {
+      const started = Date.now();
+      const result = await cleanupRestoreTarget(
+        { ...server.connection(target), user: login.user },
+        login.password,
+        { restoreId: runId, mode: 'create', serverMajor: major },
+      );
+      expect(Date.now() - started).toBeLessThan(30_000);
+      expect(result.notes).toEqual([]);
+      const refused =
+        major >= 16
+          ? 'permission denied to terminate process'
+          : 'must be a superuser to terminate superuser process';
+      expect(result.left).toEqual([
+        `the database ${loading}, which the restore loads before renaming it ${target}, is left in place (${refused}): ` +
+          `still connected to it: pid ${held.pid} (user postgres, application "rdsadmin monitor", state hidden from this role); ` +
+          `those sessions must end first (a superuser, or their own role, may end them: ` +
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${loading}';), ` +
+          `then remove it with DROP DATABASE "${loading}" WITH (FORCE);`,
+      ]);
+      expect(await databaseExists(server, loading)).toBe(true);
+    } finally {
+      await held.client.end().catch(() => undefined);
+      await dropDatabase(server, loading);
+      await dropLogin(server, login.user);
+    }
+  },
+);
 
 test('a restoring database marked by ANOTHER run, and an unmarked one, are left alone; nothing to say', async () => {
   for (const markedBy of [newRunId(), undefined]) {
