@@ -9,7 +9,13 @@ import { errorMessage, PgferryError, type PgferryErrorCode } from '../errors';
 import type { PgToolBinary } from './binaries';
 import { endQuietly, libpqEnv } from './connect';
 import { planGlobals } from './globals';
-import { completeDatabase, type IncompleteRun, readIncompleteMark } from './incomplete-database';
+import {
+  completeDatabase,
+  creatingName,
+  type IncompleteRun,
+  markIncomplete,
+  readIncompleteMark,
+} from './incomplete-database';
 import { databaseExists, serverInfo } from './inspect';
 import { quoteIdent, quoteLiteral } from './quote';
 import { createDatabaseSql } from './requirements';
@@ -274,6 +280,31 @@ export async function createDatabase(
   await admin.query(createDatabaseSql(name, serverMajor, like.encoding, like.locale));
 }
 
+/**
+ * Creates `name` as {@link createDatabase} does, marked incomplete by `run` (core/postgres/
+ * incomplete-database.ts) from the first instant it has that name: created as the run's
+ * {@link creatingName}, marked, then renamed (the mark, a comment, belongs to the database). A
+ * failure on the way drops what it created, where the server still answers; a run killed on the way
+ * leaves a database its cleanup drops by name ({@link dropOwnIncompleteDatabase}).
+ */
+export async function createMarkedDatabase(
+  admin: Client,
+  name: string,
+  like: { encoding?: string; locale?: DatabaseLocale },
+  run: IncompleteRun,
+  major?: number,
+): Promise<void> {
+  const creating = creatingName(run.id, name);
+  await createDatabase(admin, creating, like, major);
+  try {
+    await markIncomplete(admin, creating, run);
+    await admin.query(`ALTER DATABASE ${quoteIdent(creating)} RENAME TO ${quoteIdent(name)}`);
+  } catch (err) {
+    await dropDatabase(admin, creating).catch(() => undefined);
+    throw err;
+  }
+}
+
 /** Creates each of `schemas` that does not exist yet (owned by the session's user). */
 export async function createMissingSchemas(client: Client, schemas: readonly string[]): Promise<void> {
   for (const schema of schemas) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
@@ -303,7 +334,9 @@ export type LeftDatabase =
 /**
  * After run `runId` failed without cleaning up (killed hard): drops `database` ({@link dropDatabase})
  * if it carries that run's own incomplete mark, and only then — a database another run marked may
- * be that run's, still going, and an unmarked one is complete or not pgferry's. The caller has
+ * be that run's, still going, and an unmarked one is complete or not pgferry's — or, first, the
+ * database the run was creating as `database` and had not renamed yet ({@link creatingName}: the
+ * run's by its name; the result names it). The caller has
  * ended the run's own sessions, so that no `CREATE DATABASE` or load of it goes on. `admin` is a
  * session of the same server, not of `database`. A failure is a fate (`not dropped`), not thrown.
  */
@@ -312,16 +345,20 @@ export async function dropOwnIncompleteDatabase(
   database: string,
   runId: string,
 ): Promise<LeftDatabase> {
+  let dropping = creatingName(runId, database);
   try {
-    if (!(await databaseExists(admin, database))) return { database, fate: 'absent' };
-    const mark = await readIncompleteMark(admin, database);
-    if (!mark) return { database, fate: 'unmarked' };
-    if (mark.id !== runId) return { database, fate: 'marked by another run', markedBy: mark };
-    await dropDatabase(admin, database);
-    return { database, fate: 'dropped' };
+    if (!(await databaseExists(admin, dropping))) {
+      dropping = database;
+      if (!(await databaseExists(admin, database))) return { database, fate: 'absent' };
+      const mark = await readIncompleteMark(admin, database);
+      if (!mark) return { database, fate: 'unmarked' };
+      if (mark.id !== runId) return { database, fate: 'marked by another run', markedBy: mark };
+    }
+    await dropDatabase(admin, dropping);
+    return { database: dropping, fate: 'dropped' };
   } catch (err) {
-    const sessions = await otherSessions(admin, database, { hidden: true }).catch(() => []);
-    return { database, fate: 'not dropped', error: errorMessage(err), sessions };
+    const sessions = await otherSessions(admin, dropping, { hidden: true }).catch(() => []);
+    return { database: dropping, fate: 'not dropped', error: errorMessage(err), sessions };
   }
 }
 

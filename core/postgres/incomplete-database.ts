@@ -11,9 +11,11 @@
  * (a setting is applied to each of them, pg_restore's included); it is shown where people look
  * (`\l+`, pgAdmin); it can be read from any database of the server without connecting to the
  * marked one (`shobj_description`); and it needs no privilege beyond the ownership its creator
- * has. (`CREATE DATABASE` cannot run in a transaction: a run killed between its commit and the
- * comment leaves an empty, unmarked database. One killed while the server still runs it does not
- * stop it; the workflows' cleanup steps end the run's sessions, which rolls it back.) When only
+ * has. `CREATE DATABASE` cannot run in a transaction with the comment, so a database is created
+ * under a name of the run's own ({@link creatingName}), marked, then renamed into place: no
+ * instant leaves it both under its own name and unmarked (`createMarkedDatabase`,
+ * core/postgres/admin.ts). (A run killed while the server still runs its `CREATE DATABASE` does
+ * not stop it; the workflows' cleanup steps end the run's sessions, which rolls it back.) When only
  * the runner was killed, those steps (MigrateCleanup, RestoreCleanup) also drop what carries the
  * run's own mark (`dropOwnIncompleteDatabase`, core/postgres/admin.ts); the mark is for what is
  * left after that.
@@ -47,6 +49,16 @@ export function incompleteMark(run: IncompleteRun): string {
 /** Marks `database` (which the caller just created and owns) as incomplete. */
 export async function markIncomplete(admin: Client, database: string, run: IncompleteRun): Promise<void> {
   await admin.query(`COMMENT ON DATABASE ${quoteIdent(database)} IS ${quoteLiteral(incompleteMark(run))}`);
+}
+
+/**
+ * The name run `runId` creates `database` under, to mark it before it takes its own name
+ * (`createMarkedDatabase`, core/postgres/admin.ts): derived from the run and the database alone, so
+ * that a database of this name is the run's, marked or not — its cleanup drops it by name
+ * (`dropOwnIncompleteDatabase`) after a run killed between the `CREATE DATABASE` and the mark.
+ */
+export function creatingName(runId: string, database: string): string {
+  return `pgferry_creating_${createHash('sha256').update(`${runId}\0${database}`).digest('hex').slice(0, 16)}`;
 }
 
 /** The run that left `database` incomplete, when it carries the mark; `undefined` otherwise. */

@@ -294,12 +294,14 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     expect(await leftovers(database, migrated)).toEqual([]);
     expect(await replicaIdentity(database, table)).toBe('d');
     // The target the killed run created (marked incomplete) is dropped by the cleanup step, as is
-    // any schema-test scratch database; no session of the run is left on either server.
+    // any schema-test scratch database and any database still under the name it is created by;
+    // no session of the run is left on either server.
     expect(await targetDatabaseExists(migrated)).toBe(false);
     for (const pg of [source(), target()]) {
       const { rows } = await withClient(pg, 'postgres', (c) =>
         c.query<{ name: string }>(
-          `SELECT datname AS name FROM pg_database WHERE datname LIKE 'pgferry\\_schema\\_test\\_%'
+          `SELECT datname AS name FROM pg_database
+            WHERE datname LIKE 'pgferry\\_schema\\_test\\_%' OR datname LIKE 'pgferry\\_creating\\_%'
            UNION ALL SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'pgferry %'`,
         ),
       );
@@ -523,9 +525,11 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     // CREATE DATABASE … TEMPLATE template0 locks template0 (share): a COMMENT on it, in a
     // transaction held open, holds the target's creation back, as a slow server's would take.
     const held = await hold(target(), 'postgres', 'COMMENT ON DATABASE template0 IS NULL');
+    // The run creates its target under a name of its own (`creatingName`), the only CREATE
+    // DATABASE on this file's own target server.
     const creating = (c: Client) =>
       c.query('SELECT 1 FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()', [
-        `CREATE DATABASE "${migrated}"%`,
+        'CREATE DATABASE "pgferry_creating_%',
       ]);
     let cli = 0;
     let result: Awaited<ReturnType<typeof migrateOnline>>;
@@ -554,6 +558,46 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
       waitFor('no CREATE DATABASE of the run', async () => ((await creating(c)).rowCount ? undefined : true)),
     );
     expect(await targetDatabaseExists(migrated)).toBe(false);
+    await expectCleanedUp(database, migrated, 'events');
+  }, 300_000);
+
+  test('the runner killed (SIGKILL) between its CREATE DATABASE and the mark: the cleanup step drops the database it was creating, unmarked as it is', async () => {
+    const database = uniqueName('online14_kill_mark');
+    const migrated = uniqueName('online14_kill_mark_dst');
+    await createSeededDatabase(source(), database, SEED);
+    // The mark is a comment: pg_shdescription, locked against writes in a transaction held open,
+    // holds the run between its CREATE DATABASE (done) and its COMMENT (waiting).
+    const held = await hold(target(), 'postgres', 'LOCK TABLE pg_catalog.pg_shdescription IN SHARE MODE');
+    const marking = (c: Client) =>
+      c.query('SELECT 1 FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()', [
+        'COMMENT ON DATABASE %',
+      ]);
+    let cli = 0;
+    let result: Awaited<ReturnType<typeof migrateOnline>>;
+    try {
+      const running = migrateOnline(database, migrated, [], {
+        env: { PGFERRY_WORK_DIR: killedRunsWorkDir },
+        onSpawn: (p) => {
+          cli = p;
+        },
+      });
+      await withClient(target(), 'postgres', (c) =>
+        waitFor("the target's mark, waiting", async () => ((await marking(c)).rowCount ? true : undefined)),
+      );
+      process.kill(await runnerOf(cli), 'SIGKILL');
+      // The cleanup step ends the run's sessions, its COMMENT among them (rolled back), before it
+      // looks for the databases the run left; then its DROP DATABASE may write pg_shdescription.
+      await withClient(target(), 'postgres', (c) =>
+        waitFor('no COMMENT of the run', async () => ((await marking(c)).rowCount ? undefined : true)),
+      );
+      await held.release();
+      result = await running;
+    } finally {
+      await held.release();
+    }
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^pgferry: the pg-tools task stopped \(SIGKILL\)/m);
+    expect(result.stderr).toMatch(/the database pgferry_creating_\w+ it left incomplete was dropped/);
     await expectCleanedUp(database, migrated, 'events');
   }, 300_000);
 

@@ -30,7 +30,7 @@ import { Meter } from '../../../core/metering';
 import {
   analyzeInParallel,
   applyDatabaseProperties,
-  createDatabase,
+  createMarkedDatabase,
   createMissingRoles,
   createMissingSchemas,
   dropDatabase,
@@ -48,11 +48,7 @@ import { choosePgTool, type PgToolBinary, siblingTool } from '../../../core/post
 import { connectPg, libpqEnv, withClient, withMaintenance } from '../../../core/postgres/connect';
 import { dropBlockers, refuseBlockedCleanRestore } from '../../../core/postgres/drop-dependents';
 import { isScoped } from '../../../core/postgres/dump-scope';
-import {
-  type IncompleteRun,
-  markIncomplete,
-  restoringName,
-} from '../../../core/postgres/incomplete-database';
+import { type IncompleteRun, restoringName } from '../../../core/postgres/incomplete-database';
 import { countRows } from '../../../core/postgres/inspect';
 import { dropOwnPublications } from '../../../core/postgres/logical-replication';
 import { conninfoValue, quoteIdent } from '../../../core/postgres/quote';
@@ -191,9 +187,13 @@ export async function restoreBackup(
       into.mode === 'create'
         ? progress.timed('createDatabase', () =>
             withMaintenance(into.target, password, async (admin) => {
-              await createDatabase(admin, loadingName, manifest.requires ?? {});
+              await createMarkedDatabase(
+                admin,
+                loadingName,
+                manifest.requires ?? {},
+                incompleteRun(into.runId),
+              );
               created = loadingName;
-              await markIncomplete(admin, loadingName, incompleteRun(into.runId));
               checks.createdWith = await readDatabaseLocale(admin, loadingName);
             }),
           )

@@ -99,11 +99,13 @@ async function dropOwnDatabases(
 ) {
   const loading = restoringName(name);
   for (const database of [loading, name]) {
-    const what =
-      database === loading
-        ? `the database ${loading}, which the restore loads before renaming it ${name},`
-        : `the database ${name}, renamed into place but not complete,`;
     const left = await dropOwnIncompleteDatabase(admin, database, run.restoreId);
+    const what =
+      left.database !== database
+        ? `the database ${left.database}, which the restore was creating as ${database},`
+        : database === loading
+          ? `the database ${loading}, which the restore loads before renaming it ${name},`
+          : `the database ${name}, renamed into place but not complete,`;
     if (left.fate === 'dropped') result.notes.push(`${what} was dropped`);
     if (left.fate === 'not dropped') {
       result.left.push(

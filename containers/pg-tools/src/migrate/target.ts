@@ -7,14 +7,14 @@ import { hostname } from 'node:os';
 import type { Connection, MigrateDatabasePlan, MigrateDatabaseResult } from '../../../../core/contracts';
 import { PgferryError } from '../../../../core/errors';
 import {
-  createDatabase as createDatabaseLike,
+  createMarkedDatabase,
   createMissingRoles,
   dropDatabase as dropDatabaseOn,
   dumpGlobals,
 } from '../../../../core/postgres/admin';
 import { siblingTool } from '../../../../core/postgres/binaries';
 import { withMaintenance } from '../../../../core/postgres/connect';
-import { type IncompleteRun, markIncomplete } from '../../../../core/postgres/incomplete-database';
+import type { IncompleteRun } from '../../../../core/postgres/incomplete-database';
 import { databaseExists } from '../../../../core/postgres/inspect';
 import { firstError } from '../../../../core/postgres/tools';
 import type { GlobalsDump } from '../backup-archive';
@@ -38,9 +38,14 @@ export async function createDatabase(
       if (!ctx.plan.request.force) return;
       await dropDatabaseOn(admin, name);
     }
-    await createDatabaseLike(admin, name, db, ctx.plan.targetServer.major);
     const run = { kind, id: ctx.plan.migrateId, pid: process.pid, host: hostname() };
-    await markIncomplete(admin, name, { ...run, startedAt: new Date().toISOString() });
+    await createMarkedDatabase(
+      admin,
+      name,
+      db,
+      { ...run, startedAt: new Date().toISOString() },
+      ctx.plan.targetServer.major,
+    );
   });
 }
 

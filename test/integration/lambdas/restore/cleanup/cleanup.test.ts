@@ -9,7 +9,11 @@
  * shaped like RDS's master user). The runner killed for real: test/e2e/interrupts.test.ts.
  */
 import { Client } from 'pg';
-import { readIncompleteMark, restoringName } from '../../../../../core/postgres/incomplete-database';
+import {
+  creatingName,
+  readIncompleteMark,
+  restoringName,
+} from '../../../../../core/postgres/incomplete-database';
 import { runSessionName } from '../../../../../core/postgres/run-sessions';
 import { newBackupId } from '../../../../../core/store-keys';
 import { cleanupRestoreTarget } from '../../../../../lambdas/restore/cleanup/cleanup';
@@ -90,6 +94,32 @@ test('create mode: the target itself, renamed into place but still marked by the
   });
   expect(result.notes).toEqual([`the database ${target}, renamed into place but not complete, was dropped`]);
   expect(await databaseExists(pg, target)).toBe(false);
+});
+
+test('create mode: the database the run was creating, killed before its mark, is dropped by its name alone', async () => {
+  const target = uniqueName('rclean_creating');
+  const runId = newRunId();
+  // What a runner killed between its CREATE DATABASE and the mark leaves: the run's own name, unmarked.
+  const creating = creatingName(runId, restoringName(target));
+  await createDatabase(pg, creating);
+  // Another run's, of the same target: left alone.
+  const others = creatingName(newRunId(), restoringName(target));
+  await createDatabase(pg, others);
+  try {
+    const result = await cleanupRestoreTarget(pg.connection(target), pg.password, {
+      restoreId: runId,
+      mode: 'create',
+      serverMajor: 15,
+    });
+    expect(result.notes).toEqual([
+      `the database ${creating}, which the restore was creating as ${restoringName(target)}, was dropped`,
+    ]);
+    expect(result.left).toEqual([]);
+    expect(await databaseExists(pg, creating)).toBe(false);
+    expect(await databaseExists(pg, others)).toBe(true);
+  } finally {
+    await dropDatabase(pg, others);
+  }
 });
 
 test('create mode: a marked database the server will not drop is left, saying how to remove it', async () => {
