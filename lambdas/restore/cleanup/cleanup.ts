@@ -109,7 +109,7 @@ async function dropOwnDatabases(
     if (left.fate === 'dropped') result.notes.push(`${what} was dropped`);
     if (left.fate === 'not dropped') {
       result.left.push(
-        `${what} is left in place (${left.error}): ${removeLeftDatabase(database, run.serverMajor, left.sessions)}`,
+        `${what} is left in place (${left.error}): ${removeLeftDatabase(left.database, run.serverMajor, left.sessions)}`,
       );
     }
   }
