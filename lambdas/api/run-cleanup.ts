@@ -37,13 +37,21 @@ export async function recordRunCleanup(
 
 /**
  * What the cleanup of run `id` did and left, when the announcer has recorded it; undefined when
- * there is no record (not yet, or none was written), or the record is not one (it is not shown).
+ * there is no record (not yet, or none was written), the record is not one, or the store could not
+ * be read: the run is shown without it rather than not at all (and the announcer, which reads the
+ * run before it records the cleanup, still announces it).
  */
 export async function readRunCleanup(
   store: Pick<BackupStore, 'getJson'>,
   id: string,
 ): Promise<RunCleanup | undefined> {
-  const parsed = RunCleanupRecordSchema.safeParse(await store.getJson(runCleanupKey(id)));
+  let stored: unknown;
+  try {
+    stored = await store.getJson(runCleanupKey(id));
+  } catch {
+    return undefined;
+  }
+  const parsed = RunCleanupRecordSchema.safeParse(stored);
   if (!parsed.success || parsed.data.id !== id) return undefined;
   return boundedCleanup(parsed.data.cleanup);
 }
