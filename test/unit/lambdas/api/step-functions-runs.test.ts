@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { IdempotencyConflict } from '../../../../api/runs';
 import { LocalStore } from '../../../../core/store';
+import { recordRunCleanup } from '../../../../lambdas/api/run-cleanup';
 import {
   CANCELLED,
   executionArnOf,
@@ -15,7 +16,6 @@ import {
   StepFunctionsRuns,
   type StepFunctionsRunsOptions,
 } from '../../../../lambdas/api/step-functions-runs';
-import { recordRunCleanup } from '../../../../lambdas/api/run-cleanup';
 import { type RecordedStepFunctions, recordedStepFunctions } from '../../../support/recorded-step-functions';
 
 const MANIFEST = JSON.parse(
@@ -349,7 +349,10 @@ describe('a stopped run’s cleanup (the announcer’s record)', () => {
     const error = { error: 'Lambda.Unknown', cause: 'x'.repeat(5000) };
     await recordRunCleanup(store, 'restore-drill-timed-out', { ...cleanup, error });
     const run = await stopped.get('restore-drill-timed-out');
-    expect(run).toMatchObject({ status: 'failed', cleanup: { ...cleanup, error: { error: 'Lambda.Unknown' } } });
+    expect(run).toMatchObject({
+      status: 'failed',
+      cleanup: { ...cleanup, error: { error: 'Lambda.Unknown' } },
+    });
     expect(run?.cleanup?.error?.cause).toHaveLength(1000);
   });
 
