@@ -125,7 +125,7 @@ test('the describing function reads executions and the store; it starts and stop
     },
   ]);
   // The backup key encrypts its record through S3: the key policy names its role among the writers.
-  const key = Object.values(resources).find((r) => r.Type === 'AWS::KMS::Key') as {
+  const key = Object.values(resources).find((r) => r.Type === 'AWS::KMS::Key') as unknown as {
     Properties: {
       KeyPolicy: { Statement: { Sid?: string; Condition?: Record<string, Record<string, unknown>> }[] };
     };
