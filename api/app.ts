@@ -101,6 +101,24 @@ const ErrorSchema = z
 
 const RunErrorSchema = z.object({ error: z.string(), cause: z.string() });
 
+const RunCleanupSchema = z
+  .object({
+    notes: z.array(z.string()).openapi({
+      description: 'What the cleanup did, one line each (at most 20 lines of 1,000 characters).',
+    }),
+    left: z.array(z.string()).openapi({
+      description:
+        'What it found and could not remove, each line naming it and how to remove it (at most 20 lines of 1,000 characters).',
+    }),
+    error: RunErrorSchema.optional().openapi({
+      description: "The cleanup's own failure: what it did not get to is not in `notes` or `left`.",
+    }),
+  })
+  .openapi('RunCleanup', {
+    description:
+      "What the cleanup of a stopped run did and left, when that cleanup ran apart from the run: on AWS the announcer's, after an execution was cancelled or timed out (the same as its run-finished event's `detail.cleanup`). Absent until that cleanup has ended, and for a run that cleaned up itself (its `error` says what its cleanup did).",
+  });
+
 const RunSchema = z
   .object({
     id: z.string(),
@@ -119,6 +137,7 @@ const RunSchema = z
       .optional()
       .openapi({ description: 'A succeeded run: the manifest (backup) or the stored report.' }),
     error: RunErrorSchema.optional().openapi({ description: 'A failed or cancelled run: why.' }),
+    cleanup: RunCleanupSchema.optional(),
   })
   .openapi('Run');
 
@@ -473,7 +492,7 @@ export function openApiDocument(app: OpenAPIHono): object {
  * the document the run stored, which its schema in core/contracts validated when it was written.)
  */
 function runJson(run: Run): z.infer<typeof RunSchema> {
-  const { id, kind, status, database, startedAt, finishedAt, state, progress, result, error } = run;
+  const { id, kind, status, database, startedAt, finishedAt, state, progress, result, error, cleanup } = run;
   return Object.fromEntries(
     Object.entries({
       id,
@@ -486,6 +505,7 @@ function runJson(run: Run): z.infer<typeof RunSchema> {
       progress,
       result,
       error,
+      cleanup,
     }).filter(([, value]) => value !== undefined),
   ) as z.infer<typeof RunSchema>;
 }

@@ -4,6 +4,7 @@
  * executor) and the API's Lambda (over Step Functions). A run is one execution of a workflow: a
  * backup, a restore, a verification or a migration.
  */
+import type { RunCleanup } from './events';
 
 /** The workflows the API starts, as `kind` names them (the same names as `WorkflowName`). */
 export const RUN_KINDS = ['backup', 'restore', 'verify', 'migrate'] as const;
@@ -35,6 +36,13 @@ export interface Run {
   result?: unknown;
   /** A failed or cancelled run's error, as Step Functions reports one: its name and message. */
   error?: { error: string; cause: string };
+  /**
+   * What the cleanup of a stopped run did and left, when that cleanup ran apart from the run (on
+   * AWS the announcer's, after an execution stopped or timed out: the same `cleanup` as its
+   * run-finished event, bounded by `boundedCleanup`). Absent until that cleanup has ended, and for
+   * every run that cleaned up itself (its error says what its cleanup did).
+   */
+  cleanup?: RunCleanup;
 }
 
 /** `GET /v1/runs`'s query: every field narrows the list. */

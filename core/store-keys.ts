@@ -228,3 +228,22 @@ export function migrateReportKey(database: string, backupId: string, migrateId: 
 }
 
 export const MIGRATE_REPORT_FILE = /^migrate-report-(\d{8}T\d{6}Z-[0-9a-f]{6})\.json$/;
+
+/**
+ * What the API shows of runs beside their executions lives under `.runs/` (a dot-folder, which no
+ * catalog name's segment can look like, so catalogs pass it by): today a stopped run's cleanup,
+ * `.runs/<run id>/cleanup.json`, written by the announcer on AWS once it has cleaned up after a
+ * stopped (or timed-out) execution and read by `GET /v1/runs/{id}`. The bucket's lifecycle removes
+ * these records after Step Functions forgets the execution (lib/backup-bucket.ts).
+ */
+export const RUNS_FOLDER = '.runs/';
+
+/** A run id as the API names runs: `<kind>-<execution name>` (1 to 80 of `[A-Za-z0-9_-]`). */
+const RUN_ID = /^[a-z]+-[A-Za-z0-9_-]{1,80}$/;
+
+export function runCleanupKey(runId: string): string {
+  if (!RUN_ID.test(runId)) {
+    throw new PgferryError('InvalidInput', `not a run id: ${JSON.stringify(runId.slice(0, 100))}`);
+  }
+  return `${RUNS_FOLDER}${runId}/cleanup.json`;
+}

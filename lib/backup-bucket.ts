@@ -4,7 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct, type IConstruct } from 'constructs';
 import { type LifecycleTransition, lifecycleRulesFor, type RetentionPolicy } from '../core/retention';
-import { MANIFEST_FILE } from '../core/store-keys';
+import { MANIFEST_FILE, RUNS_FOLDER } from '../core/store-keys';
 import { acknowledgeWildcards, wildcardResource } from './nag';
 
 /** The key prefix under which the store keeps backups: the store URL is `s3://<bucket>/backups`. */
@@ -16,6 +16,16 @@ const OBJECTS = `${STORE_PREFIX}/*`;
  * `backups/<name>/<backupId>/…` (an IAM `*` spans the two folders).
  */
 const CATALOG_OBJECTS = [`${STORE_PREFIX}/*/${MANIFEST_FILE}`, `${STORE_PREFIX}/*/verify-report-*.json`];
+/**
+ * The API's records of runs (core/store-keys.ts `RUNS_FOLDER`): a stopped run's cleanup, which the
+ * announcer writes and `GET /v1/runs/{id}` reads. The one prefix the announcer may write.
+ */
+export const RUN_RECORDS_PREFIX = `${STORE_PREFIX}/${RUNS_FOLDER}`;
+/**
+ * How long a run's record is kept: Step Functions keeps a closed execution (the run itself) for 90
+ * days; its record goes with it.
+ */
+export const RUN_RECORDS_EXPIRATION = Duration.days(90);
 
 const STORAGE_CLASSES: Record<LifecycleTransition['storageClass'], s3.StorageClass> = {
   STANDARD_IA: s3.StorageClass.INFREQUENT_ACCESS,
@@ -215,6 +225,7 @@ export class BackupBucket extends Construct {
             props.noncurrentVersionExpiration ?? DEFAULTS.noncurrentVersionExpiration,
           expiredObjectDeleteMarker: true,
         },
+        { id: 'run-records', prefix: RUN_RECORDS_PREFIX, expiration: RUN_RECORDS_EXPIRATION },
         ...lifecycleRulesForRetention(props.retention, `${STORE_PREFIX}/`, props.databaseRetention),
       ],
       removalPolicy: RemovalPolicy.RETAIN,
@@ -310,6 +321,25 @@ export class BackupBucket extends Construct {
    */
   grantDeleteBackups(grantee: iam.IGrantable): iam.Grant {
     return this.grantObjectActions(grantee, 's3:DeleteObject', 's3:AbortMultipartUpload');
+  }
+
+  /**
+   * Lets `grantee` write the API's records of runs, `backups/.runs/*` ({@link RUN_RECORDS_PREFIX}):
+   * `s3:PutObject` there and nothing else (the key encrypts its new objects through S3) — no read,
+   * no tag, no delete, no other key.
+   */
+  grantWriteRunRecords(grantee: iam.IGrantable): iam.Grant {
+    const records = `${RUN_RECORDS_PREFIX}*`;
+    const grant = this.bucket.grants.actionsOnObjectKeys(grantee, records, 's3:PutObject');
+    this.allowKey(grantee, 'encrypt');
+    const principal = grantee.grantPrincipal as Partial<IConstruct>;
+    if (principal.node) {
+      acknowledgeWildcards(principal as IConstruct, {
+        [wildcardResource(this, `${this.bucket.bucketArn}/${records}`)]:
+          "the API's records of runs under backups/.runs/ only (a run is named at run time): PutObject alone",
+      });
+    }
+    return grant;
   }
 
   /** Lets `grantee` do `actions` on backup objects (the key's side is the caller's). */

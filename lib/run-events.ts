@@ -92,6 +92,9 @@ export class RunEvents extends Construct {
       machine.grantExecution(this.describe, 'states:DescribeExecution', 'states:GetExecutionHistory');
     }
     props.store.grantReadBackups(this.describe);
+    // After a stopped execution, Describe records what its cleanup did for the run view
+    // (`GET /v1/runs/{id}` reads `backups/.runs/<run id>/cleanup.json`): that prefix, PutObject only.
+    props.store.grantWriteRunRecords(this.describe);
 
     // Given the whole state: after a stopped execution, the cleanup's results and error are in it
     // (`$.backupCleanup`, `$.migrateCleanup`, `$.restoreCleanup`, `$.cleanupError`), each only when
@@ -118,7 +121,8 @@ export class RunEvents extends Construct {
       maxAttempts: 6,
     });
     // A cleanup that failed, or left something behind, is announced all the same, then fails the
-    // announcer (alarmed: its notification names the error and the cause).
+    // announcer (alarmed: its notification names the error and the cause); so does a cleanup that
+    // Describe could not record for the run view (`$.event.unrecorded`), once it is announced.
     announce.next(
       new sfn.Choice(this, 'CleanedUp')
         .when(
@@ -126,6 +130,13 @@ export class RunEvents extends Construct {
           new sfn.Fail(this, 'CleanupFailed', {
             errorPath: sfn.JsonPath.stringAt('$.cleanupError.Error'),
             causePath: sfn.JsonPath.stringAt('$.cleanupError.Cause'),
+          }),
+        )
+        .when(
+          sfn.Condition.isPresent('$.event.unrecorded'),
+          new sfn.Fail(this, 'CleanupNotRecorded', {
+            errorPath: sfn.JsonPath.stringAt('$.event.unrecorded.Error'),
+            causePath: sfn.JsonPath.stringAt('$.event.unrecorded.Cause'),
           }),
         )
         .otherwise(new sfn.Succeed(this, 'Announced')),

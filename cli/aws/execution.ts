@@ -10,11 +10,17 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { readableCause } from '../../core/errors';
+import type { WorkflowName } from '../../core/workflows';
 import type { AwsClients } from './clients';
 
 export interface FollowOptions {
   /** Milliseconds between two polls. */
   pollIntervalMs: number;
+  /**
+   * The workflow the execution runs: when it is stopped or times out, its error says where what
+   * the announcer's cleanup did after it will show (its run, `<kind>-<execution name>`).
+   */
+  workflow?: WorkflowName;
   /** One line of progress (without its newline). */
   onProgress: (line: string) => void;
 }
@@ -67,7 +73,7 @@ export async function followExecution(
       case 'FAILED':
       case 'TIMED_OUT':
       case 'ABORTED':
-        throw failure(execution);
+        throw failure(execution, options.workflow);
       default: // RUNNING, PENDING_REDRIVE
         await new Promise((resolve) => setTimeout(resolve, options.pollIntervalMs));
     }
@@ -107,12 +113,22 @@ const DEFAULT_FAILURES: Record<string, [string, string]> = {
   ABORTED: ['States.Aborted', 'the execution was aborted'],
 };
 
-function failure(execution: DescribeExecutionCommandOutput): ExecutionFailed {
+/**
+ * The execution's error and cause; after a stop or a timeout — which skip the workflow's own
+ * cleanup, run after it by the stack's announcer (lib/run-events.ts) — where what that cleanup did
+ * and left will show: the run (`GET /v1/runs/{id}`) and its `… Cancelled` or `… Failed` event.
+ */
+function failure(execution: DescribeExecutionCommandOutput, workflow?: WorkflowName): ExecutionFailed {
   const status = execution.status ?? 'FAILED';
   const [defaultError, defaultCause] = DEFAULT_FAILURES[status] ?? DEFAULT_FAILURES.FAILED;
+  const stopped = (status === 'ABORTED' || status === 'TIMED_OUT') && workflow && execution.name;
   return new ExecutionFailed(
     status,
     execution.error || defaultError,
-    readableCause(execution.cause) ?? defaultCause,
+    `${readableCause(execution.cause) ?? defaultCause}${
+      stopped
+        ? `; its cleanup runs after it, apart: once done, GET /v1/runs/${workflow}-${execution.name} and the run's event say what it did and left`
+        : ''
+    }`,
   );
 }

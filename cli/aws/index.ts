@@ -37,6 +37,7 @@ export async function runOnAws(
   }
   return runExecution(clients, stack.stateMachineArns[workflow], request, {
     pollIntervalMs: access.pollIntervalMs,
+    workflow,
     onProgress: (line) => process.stderr.write(`${line}\n`),
   });
 }

@@ -40,6 +40,7 @@ import { PgferryError, readableCause } from '../../core/errors';
 import type { BackupStore } from '../../core/store';
 import { newBackupId } from '../../core/store-keys';
 import { MIGRATE_STATES } from '../../core/workflows';
+import { readRunCleanup } from './run-cleanup';
 
 export interface StepFunctionsRunsOptions {
   /** The Step Functions client (a seam: tests give recorded responses). */
@@ -318,6 +319,12 @@ export class StepFunctionsRuns implements RunHost {
           readableCause(execution.cause) ??
           (execution.status === 'TIMED_OUT' ? 'the execution timed out' : `the execution ${status}`),
       };
+    }
+    // A stopped (or timed-out) execution skipped its cleanup: the announcer ran it, and recorded
+    // what it did and left (lib/run-events.ts) once it had ended.
+    if (execution.status === 'ABORTED' || execution.status === 'TIMED_OUT') {
+      const cleanup = await readRunCleanup(this.options.store, run.id);
+      if (cleanup) run.cleanup = cleanup;
     }
     return run;
   }

@@ -10,14 +10,21 @@
  */
 /// <reference lib="dom" />
 import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { createApi } from '../../api/app';
 import { LocalStore } from '../../core/store';
+import { recordRunCleanup } from '../../lambdas/api/run-cleanup';
+import { StepFunctionsRuns } from '../../lambdas/api/step-functions-runs';
 import { writeCatalogStore } from '../../scripts/support/catalog-store';
 import { launchChromium, screenshot } from '../support/browser';
 import { createSeededDatabase, dropDatabase, testEnv, uniqueName, withClient } from '../support/env';
+import { recordedStepFunctions } from '../support/recorded-step-functions';
 import { type Served, startServe } from '../support/served';
+
+const STOPPED_EXECUTIONS = path.join(__dirname, '../fixtures/aws/stopped-executions.json');
 
 const pg = testEnv().server(15);
 const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-console-'));
@@ -267,6 +274,50 @@ test('a clean restore: refused without the typed name (page and server), then do
   const rows = await withClient(pg, target, (c) => c.query('SELECT count(*)::int AS n FROM items'));
   expect(rows.rows[0].n).toBe(3000);
 }, 300_000);
+
+test('a restore cancelled on AWS: its run page lists what the announcer’s cleanup did and, marked, what it left and how to remove it', async () => {
+  // `pgferry serve`'s runs clean up themselves; this run is one of the API on AWS: the application
+  // (api/app.ts) over StepFunctionsRuns, Step Functions recorded (a cancelled restore), its store
+  // holding the announcer's record. The page is given that answer for this run.
+  const id = 'restore-drill-cancel-cleanup';
+  const awsStore = new LocalStore(path.join(dir, 'aws-store'));
+  await mkdir(path.join(dir, 'aws-store'), { recursive: true });
+  const sfn = recordedStepFunctions({ storeUrl: awsStore.url, fixtureFile: STOPPED_EXECUTIONS });
+  const runs = new StepFunctionsRuns({ sfn, stateMachineArns: sfn.stateMachineArns, store: awsStore });
+  const ended = 'the 1 session(s) the runner left on the target were ended';
+  const left =
+    'the database shop_drill_restoring, which the restore loads before renaming it shop_drill, is left in place (database "shop_drill_restoring" is being accessed by other users): remove it with DROP DATABASE "shop_drill_restoring" WITH (FORCE);';
+  await recordRunCleanup(awsStore, id, { notes: [ended], left: [left] });
+  const answer = await createApi({ runs, store: awsStore }).request(`/v1/runs/${id}`);
+  expect(answer.status).toBe(200);
+  const body = await answer.text();
+  await page.route(`${served.url}/v1/runs/${id}`, (route) =>
+    route.fulfill({ status: 200, contentType: 'application/json', body }),
+  );
+  try {
+    await page.goto(`${served.url}/#/run/${id}`);
+    const cleanup = page.getByRole('region', { name: 'Cleanup' });
+    await cleanup.getByRole('heading', { name: 'Cleanup after the stop' }).waitFor();
+    await expect(page.locator('.run').getAttribute('data-status')).resolves.toBe('cancelled');
+    expect(await cleanup.locator('.cleanup-done li').allTextContents()).toEqual([`done ${ended}`]);
+    expect(await cleanup.getByRole('alert').first().textContent()).toBe(
+      'Left behind (1): remove each as it says.',
+    );
+    const leftLine = cleanup.locator('.cleanup-left li');
+    expect(await leftLine.allTextContents()).toEqual([`left ${left}`]);
+    // Marked: the bad colours, not the plain card of what was done.
+    const background = (selector: string) =>
+      cleanup
+        .locator(selector)
+        .first()
+        .evaluate((el) => getComputedStyle(el).backgroundColor);
+    expect(await background('.cleanup-left li')).toBe('rgb(251, 225, 225)');
+    expect(await background('.cleanup-done li')).toBe('rgb(255, 255, 255)');
+    await page.screenshot({ path: screenshot('cancelled-run-cleanup'), fullPage: true });
+  } finally {
+    await page.unroute(`${served.url}/v1/runs/${id}`);
+  }
+});
 
 test('without the session or its CSRF token: refused (403); bearer clients unchanged', async () => {
   const cookie = (await context.cookies())[0];

@@ -678,6 +678,7 @@ async function runView(id: string) {
     // biome-ignore lint/suspicious/noExplicitAny: the stored manifest or report
     result?: any;
     error?: { error: string; cause: string };
+    cleanup?: RunCleanup;
   };
   const facts: [string, Child][] = [
     ['Kind', run.kind],
@@ -718,6 +719,7 @@ async function runView(id: string) {
   }
   if (run.error)
     parts.push(h('p', { class: 'problem', role: 'alert' }, `${run.error.error}: ${run.error.cause}`));
+  if (run.cleanup) parts.push(cleanupView(run.cleanup));
   if (run.result) parts.push(resultView(run.kind, run.result));
   show(`Run ${run.id}`, ...parts);
   if (run.status === 'running') {
@@ -725,6 +727,58 @@ async function runView(id: string) {
       if (location.hash === `#/run/${enc(id)}`) void runView(id).catch(fail);
     }, 1000);
   }
+}
+
+/** What a cleanup that ran apart from the run did and left (the API's `RunCleanup`). */
+interface RunCleanup {
+  notes: string[];
+  left: string[];
+  error?: { error: string; cause: string };
+}
+
+/**
+ * A stopped run's cleanup (on AWS the announcer's, after a cancelled or timed-out execution): what
+ * it did, then what it left — each line marked, saying how to remove it — and its own failure.
+ */
+function cleanupView(cleanup: RunCleanup) {
+  const box = h(
+    'section',
+    { class: 'cleanup', 'aria-label': 'Cleanup' },
+    h('h2', {}, 'Cleanup after the stop'),
+  );
+  box.append(
+    cleanup.notes.length > 0
+      ? h(
+          'ul',
+          { class: 'cleanup-done' },
+          ...cleanup.notes.map((note) => h('li', {}, badge('done', 'good'), ' ', note)),
+        )
+      : h('p', { class: 'muted' }, 'It had nothing to remove.'),
+  );
+  if (cleanup.left.length > 0) {
+    box.append(
+      h(
+        'p',
+        { class: 'problem', role: 'alert' },
+        `Left behind (${cleanup.left.length}): remove each as it says.`,
+      ),
+      h(
+        'ul',
+        { class: 'cleanup-left' },
+        ...cleanup.left.map((line) => h('li', {}, badge('left', 'bad'), ' ', line)),
+      ),
+    );
+  }
+  if (cleanup.error) {
+    box.append(
+      h(
+        'p',
+        { class: 'problem cleanup-error', role: 'alert' },
+        `The cleanup failed before its end (${cleanup.error.error}: ${cleanup.error.cause}): what it did not reach is not listed.`,
+      ),
+    );
+  }
+  return box;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the stored manifest or report

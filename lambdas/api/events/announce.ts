@@ -8,7 +8,9 @@ import { z } from 'zod';
 import { type RunCleanup, type RunFinishedEvent, runFinishedEvent } from '../../../api/events';
 import { RUN_KINDS, type RunHost, type RunKind } from '../../../api/runs';
 import { parsePayload } from '../../../core/contracts';
-import { PgferryError } from '../../../core/errors';
+import { PgferryError, readableCause } from '../../../core/errors';
+import type { BackupStore } from '../../../core/store';
+import { recordRunCleanup } from '../run-cleanup';
 import { runId } from '../step-functions-runs';
 import { stoppedCleanupOutcome, wasStopped } from './stopped';
 
@@ -20,23 +22,40 @@ export const ExecutionChangeSchema = z.object({
 });
 export type ExecutionChange = z.infer<typeof ExecutionChangeSchema>;
 
+/** The error Describe returns (`unrecorded`) when the run view's record of a cleanup was not written. */
+export const CLEANUP_NOT_RECORDED = 'pgferry.CleanupNotRecorded';
+
+/**
+ * What Describe returns: the event, and — when the record of the cleanup for the run view could
+ * not be written — why (`unrecorded`, Step Functions' `Error` and `Cause`), on which the announcer
+ * fails once the event has gone out (lib/run-events.ts).
+ */
+export type Described = RunFinishedEvent & { unrecorded?: { Error: string; Cause: string } };
+
 /**
  * The announcer's Describe step (lib/run-events.ts), given its whole state: the execution's change
  * and, after a stopped one, what its cleanup did (./stopped.ts, `stoppedCleanupOutcome`) — the
- * run's event, with that cleanup in it.
+ * run's event, with that cleanup in it. Given `store`, that cleanup is also written where
+ * `GET /v1/runs/{id}` reads it (../run-cleanup.ts), before the event goes out: a pipeline that
+ * reads the run on the event sees it. A write that fails does not keep the event back.
  */
-export function describeFinished(
+export async function describeFinished(
   runs: Pick<RunHost, 'get'>,
   stateMachineArns: Record<RunKind, string>,
   state: unknown,
-): Promise<RunFinishedEvent> {
+  store?: Pick<BackupStore, 'putJson'>,
+): Promise<Described> {
   const change = parsePayload(ExecutionChangeSchema, state, 'execution status change');
-  return announce(
-    runs,
-    stateMachineArns,
-    change,
-    wasStopped(change.status) ? stoppedCleanupOutcome(state) : undefined,
-  );
+  const cleanup = wasStopped(change.status) ? stoppedCleanupOutcome(state) : undefined;
+  const event = await announce(runs, stateMachineArns, change, cleanup);
+  if (!store || !event.detail.cleanup) return event;
+  try {
+    await recordRunCleanup(store, event.detail.id, event.detail.cleanup);
+    return event;
+  } catch (err) {
+    const cause = `the cleanup of run ${event.detail.id} was announced but not recorded for its run view: ${readableCause((err as Error).message) ?? String(err)}`;
+    return { ...event, unrecorded: { Error: CLEANUP_NOT_RECORDED, Cause: cause } };
+  }
 }
 
 /**

@@ -1,14 +1,13 @@
 /**
  * Step Functions task of the announcing state machine (lib/run-events.ts), in two uses: given a
  * finished execution of one of the four workflows (the announcer's whole state: after a stopped
- * execution, with what its cleanup did), returns the run-finished event that the last state puts
- * on the default event bus; given `plan: true` and a stopped (or timed-out) execution,
+ * execution, with what its cleanup did, which it records for the run view), returns the
+ * run-finished event that the last state puts on the default event bus; given `plan: true` and a stopped (or timed-out) execution,
  * returns what its skipped Catch steps would have cleaned up (./stopped.ts), which the next states
  * run.
  */
 import { DescribeExecutionCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
-import type { RunFinishedEvent } from '../../../api/events';
 import { RUN_KINDS } from '../../../api/runs';
 import { parsePayload } from '../../../core/contracts';
 import { currentDeployment } from '../../../core/deployment';
@@ -17,7 +16,7 @@ import { createLogger } from '../../../core/logging';
 import { openStore } from '../../../core/store';
 import { apiEnvironment } from '../environment';
 import { executionArnOf, StepFunctionsRuns } from '../step-functions-runs';
-import { describeFinished, ExecutionChangeSchema } from './announce';
+import { type Described, describeFinished, ExecutionChangeSchema } from './announce';
 import { executionHistory, planStoppedCleanup, type StoppedCleanup, wasStopped } from './stopped';
 
 const logger = createLogger('pgferry-run-events');
@@ -28,15 +27,17 @@ const runs = new StepFunctionsRuns({ sfn, stateMachineArns: env.stateMachineArns
 
 const EventSchema = ExecutionChangeSchema.extend({ plan: z.literal(true).optional() });
 
-export async function handler(event: unknown): Promise<RunFinishedEvent | StoppedCleanup> {
+export async function handler(event: unknown): Promise<Described | StoppedCleanup> {
   const { plan, ...change } = parsePayload(EventSchema, event, 'execution status change');
   if (!plan) {
-    const announced = await describeFinished(runs, env.stateMachineArns, event);
+    // After a stopped execution, its cleanup is recorded for the run view (../run-cleanup.ts).
+    const announced = await describeFinished(runs, env.stateMachineArns, event, store);
     logger.info('announced', {
       detailType: announced.detailType,
       id: announced.detail.id,
       cleanup: announced.detail.cleanup,
     });
+    if (announced.unrecorded) logger.error('cleanup not recorded', { cause: announced.unrecorded.Cause });
     return announced;
   }
   const kind = RUN_KINDS.find((k) => env.stateMachineArns[k] === change.stateMachineArn);

@@ -170,6 +170,15 @@ describe('pgferry --aws against recorded service responses', () => {
     );
   });
 
+  test('a stopped execution: its error, and where what the cleanup after it did will show (its run, its event)', async () => {
+    const run = await pgferry('backup-stopped', BACKUP_ARGS);
+    expect(run).toMatchObject({ code: 1, stdout: '', remaining: 0 });
+    expect(run.stderr.trim().split('\n').at(-1)).toBe(
+      'pgferry: pgferry.Cancelled: cancelled through the API (DELETE /v1/runs/{id}); its cleanup runs after it, apart: ' +
+        "once done, GET /v1/runs/backup-7d0c4b9e-2f61-4a53-9d8e-5b1f0c3a6e21 and the run's event say what it did and left",
+    );
+  });
+
   test('a stack that does not exist: one line that says so and how to name another', async () => {
     const run = await pgferry('stack-not-found', [...BACKUP_ARGS, '--stack', 'Nope']);
     expect(run).toMatchObject({ code: 1, stdout: '' });

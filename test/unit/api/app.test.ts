@@ -222,6 +222,24 @@ describe('runs', () => {
     expect((await json(missing)).error).toBe('NotFound');
   });
 
+  test('GET a cancelled run whose cleanup ran apart from it: what that cleanup did and left, as the host gives it', async () => {
+    const cancelled: Run = {
+      id: 'restore-drill-7',
+      kind: 'restore',
+      status: 'cancelled',
+      startedAt: '2026-12-01T00:00:00.000Z',
+      finishedAt: '2026-12-01T00:01:00.000Z',
+      error: { error: 'pgferry.Cancelled', cause: 'cancelled through the API (DELETE /v1/runs/{id})' },
+      cleanup: {
+        notes: ['the database shop_drill_restoring, … was dropped'],
+        left: ['the database x is left in place (…): remove it with DROP DATABASE x WITH (FORCE);'],
+        error: { error: 'Lambda.Unknown', cause: 'timed out' },
+      },
+    };
+    runs.runs.set(cancelled.id, cancelled);
+    expect(await json(await app.request('/v1/runs/restore-drill-7'))).toEqual(cancelled);
+  });
+
   test('DELETE cancels a running run (202), refuses an ended one (409), 404 for none', async () => {
     await post('/v1/backups', { source });
     expect((await app.request('/v1/runs/run-1', { method: 'DELETE' })).status).toBe(202);
@@ -298,6 +316,10 @@ describe('the OpenAPI document', () => {
       ].sort(),
     );
     expect(document.components.schemas.BackupBody.properties.store).toBeUndefined();
+    expect(document.components.schemas.Run.properties.cleanup).toEqual({
+      $ref: '#/components/schemas/RunCleanup',
+    });
+    expect(document.components.schemas.RunCleanup.required).toEqual(['notes', 'left']);
     expect(document.components.schemas.BackupBody.properties.source.required).toEqual(
       expect.arrayContaining(['host', 'port', 'database', 'user']),
     );

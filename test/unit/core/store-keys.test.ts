@@ -5,6 +5,7 @@ import {
   databaseFromSegment,
   databaseSegment,
   newBackupId,
+  runCleanupKey,
 } from '../../../core/store-keys';
 
 describe('databaseSegment', () => {
@@ -55,4 +56,13 @@ test('object keys stay inside their backup folder', () => {
   const id = newBackupId();
   expect(backupObjectKey('my db', id, 'manifest.json')).toBe(`my%20db/${id}/manifest.json`);
   expect(() => backupObjectKey('db', id, '../../manifest.json')).toThrow(/not a backup object name/);
+});
+
+test('a run’s cleanup record lives under .runs/, which no catalog name can be, named by the run id only', () => {
+  expect(runCleanupKey('restore-drill-7')).toBe('.runs/restore-drill-7/cleanup.json');
+  expect(runCleanupKey(`backup-${'a'.repeat(80)}`)).toBe(`.runs/backup-${'a'.repeat(80)}/cleanup.json`);
+  expect(() => databaseFromSegment('.runs')).toThrow(/not a pgferry database folder/);
+  for (const id of ['restore-../x', 'drill-7/', 'Restore-x', `backup-${'a'.repeat(81)}`, 'backup-']) {
+    expect(() => runCleanupKey(id)).toThrow(/not a run id/);
+  }
 });

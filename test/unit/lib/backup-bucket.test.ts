@@ -420,3 +420,12 @@ test('a configured break-glass role is the one exception to that deny', () => {
     },
   });
 });
+
+test('the API’s run records (a stopped run’s cleanup) expire with the runs: 90 days, under backups/.runs/ alone', () => {
+  expect(lifecycleRules()).toContainEqual({
+    Id: 'run-records',
+    Prefix: 'backups/.runs/',
+    ExpirationInDays: 90,
+    Status: 'Enabled',
+  });
+});

@@ -97,13 +97,41 @@ test("the announcer may put events on the account's default bus only", () => {
   ]);
 });
 
-test('the describing function reads executions and the store; it starts, stops and writes nothing', () => {
-  const actions = allowedActionsOf(template, 'FunctionsRunEventsDescribeServiceRole');
+test('the describing function reads executions and the store; it starts and stops nothing, and writes only the run records', () => {
+  const role = 'FunctionsRunEventsDescribeServiceRole';
+  const actions = allowedActionsOf(template, role);
   expect(actions.filter((a) => a.startsWith('states:'))).toEqual([
     'states:DescribeExecution',
     'states:GetExecutionHistory',
   ]);
-  expect(actions.filter((a) => /^s3:(Put|Delete)|^(events|secretsmanager|ecs):/.test(a))).toEqual([]);
+  expect(
+    actions.filter((a) => /^s3:(Put|Delete|Abort|Restore)|^(events|secretsmanager|ecs):/.test(a)),
+  ).toEqual(['s3:PutObject']);
+  // PutObject alone, in a statement of its own, on `backups/.runs/*` (a stopped run's cleanup
+  // record, which GET /v1/runs/{id} reads): no backup, manifest, report or job can be written.
+  const writes = policyStatementsOf(template, role).filter((s) =>
+    [s.Action].flat().some((a) => /^s3:Put|^s3:\*$/.test(String(a))),
+  );
+  expect(writes).toEqual([
+    {
+      Effect: 'Allow',
+      Action: 's3:PutObject',
+      Resource: {
+        'Fn::Join': [
+          '',
+          [{ 'Fn::GetAtt': [expect.stringMatching(/^StoreBucket/), 'Arn'] }, '/backups/.runs/*'],
+        ],
+      },
+    },
+  ]);
+  // The backup key encrypts its record through S3: the key policy names its role among the writers.
+  const key = Object.values(resources).find((r) => r.Type === 'AWS::KMS::Key') as unknown as {
+    Properties: {
+      KeyPolicy: { Statement: { Sid?: string; Condition?: Record<string, Record<string, unknown>> }[] };
+    };
+  };
+  const encrypt = key.Properties.KeyPolicy.Statement.find((s) => s.Sid === 'PgferryRolesEncryptThroughS3');
+  expect(JSON.stringify(encrypt?.Condition?.ArnEquals)).toMatch(/FunctionsRunEventsDescribeServiceRole/);
 });
 
 type Definition = ReturnType<typeof definitionOf>;
@@ -230,9 +258,19 @@ test('a cleanup that fails is announced all the same, then fails the announcer (
   }
   expect(stateOf('Announce').Next).toBe('CleanedUp');
   expect(stateOf('CleanedUp')).toMatchObject({
-    Choices: [{ Variable: '$.cleanupError', IsPresent: true, Next: 'CleanupFailed' }],
+    Choices: [
+      { Variable: '$.cleanupError', IsPresent: true, Next: 'CleanupFailed' },
+      { Variable: '$.event.unrecorded', IsPresent: true, Next: 'CleanupNotRecorded' },
+    ],
+    Default: 'Announced',
   });
   expect(stateOf('CleanupFailed').Type).toBe('Fail');
+  // A cleanup Describe could not record for the run view: announced, then the announcer fails.
+  expect(stateOf('CleanupNotRecorded')).toEqual({
+    Type: 'Fail',
+    ErrorPath: '$.event.unrecorded.Error',
+    CausePath: '$.event.unrecorded.Cause',
+  });
 });
 
 test('a cleanup that left something behind (its `left`) is announced all the same, then fails the announcer naming it', () => {
@@ -286,7 +324,11 @@ test("Describe is given the whole state, where each cleanup's result and the cle
  * (test/fixtures/aws/stopped-executions.json), given the state the interpreter gives it; what
  * Announce was given is collected.
  */
-async function announceStopped(kind: 'restore' | 'migrate', cleanupResult: unknown) {
+async function announceStopped(
+  kind: 'restore' | 'migrate',
+  cleanupResult: unknown,
+  store?: Pick<LocalStore, 'putJson'>,
+) {
   const sfn = recordedStepFunctions({
     fixtureFile: path.join(__dirname, '../../fixtures/aws/stopped-executions.json'),
   });
@@ -302,7 +344,7 @@ async function announceStopped(kind: 'restore' | 'migrate', cleanupResult: unkno
       if (cleanupResult instanceof Error) throw cleanupResult;
       return cleanupResult;
     },
-    Describe: (state: unknown) => describeFinished(runs, sfn.stateMachineArns, state),
+    Describe: (state: unknown) => describeFinished(runs, sfn.stateMachineArns, state, store),
     Announce: async (input: unknown) => {
       announced.push(input);
       return {};
@@ -365,6 +407,26 @@ test('run: a stopped restore whose cleanup left a database is announced carrying
     Detail: { ...CANCELLED_RESTORE, cleanup: { notes: [], left } },
   });
   expect(failure).toEqual({ error: 'pgferry.RestoreLeftBehind', cause: JSON.stringify(left) });
+});
+
+test('run: a stopped restore whose cleanup Describe cannot record for the run view is announced all the same, then the announcer fails saying so', async () => {
+  const notes = ['the 1 session(s) the runner left on the target were ended'];
+  const denied = {
+    putJson: async () => {
+      throw new Error('AccessDenied');
+    },
+  };
+  const { announced, failure } = await announceStopped('restore', { notes, left: [] }, denied);
+  expect(entryOf(announced)).toEqual({
+    Source: 'pgferry',
+    DetailType: 'Restore Cancelled',
+    Detail: { ...CANCELLED_RESTORE, cleanup: { notes, left: [] } },
+  });
+  expect(failure).toEqual({
+    error: 'pgferry.CleanupNotRecorded',
+    cause:
+      'the cleanup of run restore-drill-cancel-cleanup was announced but not recorded for its run view: AccessDenied',
+  });
 });
 
 test('run: a stopped restore whose cleanup failed is announced carrying its error, then the announcer fails with it', async () => {

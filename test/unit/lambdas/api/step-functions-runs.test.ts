@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { IdempotencyConflict } from '../../../../api/runs';
 import { LocalStore } from '../../../../core/store';
+import { recordRunCleanup } from '../../../../lambdas/api/run-cleanup';
 import {
   CANCELLED,
   executionArnOf,
@@ -311,6 +312,64 @@ describe('cancel', () => {
     expect(await runs.cancel('backup-nightly-shop-20260315')).toMatchObject({ status: 'succeeded' });
     expect(await runs.cancel('backup-no-such-run')).toBeUndefined();
     expect(operations()).not.toContain('StopExecution');
+  });
+});
+
+describe('a stopped run’s cleanup (the announcer’s record)', () => {
+  const STOPPED = path.join(__dirname, '../../../fixtures/aws/stopped-executions.json');
+  let stopped: StepFunctionsRuns;
+  beforeEach(() => {
+    const recorded = recordedStepFunctions({ storeUrl: store.url, fixtureFile: STOPPED });
+    stopped = new StepFunctionsRuns({ sfn: recorded, stateMachineArns: recorded.stateMachineArns, store });
+  });
+  const cleanup = {
+    notes: ['the 1 session(s) the runner left on the target were ended'],
+    left: [
+      'the database shop_drill_restoring is left in place (it is in use): remove it with DROP DATABASE "shop_drill_restoring" WITH (FORCE);',
+    ],
+  };
+
+  test('a cancelled run without a record (its cleanup has not ended): no cleanup', async () => {
+    const run = await stopped.get('backup-cancel-shop-dump');
+    expect(run).toMatchObject({ status: 'cancelled', error: { error: 'pgferry.Cancelled' } });
+    expect(run).not.toHaveProperty('cleanup');
+  });
+
+  test('a cancelled run with its record: what the cleanup did and left', async () => {
+    await recordRunCleanup(store, 'backup-cancel-shop-dump', cleanup);
+    expect(await stopped.get('backup-cancel-shop-dump')).toMatchObject({ status: 'cancelled', cleanup });
+    // Read from `.runs/<run id>/cleanup.json`, which the catalog passes by.
+    expect(await store.getJson('.runs/backup-cancel-shop-dump/cleanup.json')).toMatchObject({
+      id: 'backup-cancel-shop-dump',
+      cleanup,
+    });
+  });
+
+  test('a timed-out run with its record, with the cleanup’s own failure; bounded as the event is', async () => {
+    const error = { error: 'Lambda.Unknown', cause: 'x'.repeat(5000) };
+    await recordRunCleanup(store, 'restore-drill-timed-out', { ...cleanup, error });
+    const run = await stopped.get('restore-drill-timed-out');
+    expect(run).toMatchObject({
+      status: 'failed',
+      cleanup: { ...cleanup, error: { error: 'Lambda.Unknown' } },
+    });
+    expect(run?.cleanup?.error?.cause).toHaveLength(1000);
+  });
+
+  test('a record of another run, or not a record, is not shown', async () => {
+    await store.putJson('.runs/backup-cancel-shop-dump/cleanup.json', {
+      id: 'backup-other',
+      recordedAt: '2026-12-06T08:00:00.000Z',
+      cleanup,
+    });
+    expect(await stopped.get('backup-cancel-shop-dump')).not.toHaveProperty('cleanup');
+    await store.putJson('.runs/backup-cancel-shop-dump/cleanup.json', { notes: 'x' });
+    expect(await stopped.get('backup-cancel-shop-dump')).not.toHaveProperty('cleanup');
+  });
+
+  test('a succeeded or failed run is not looked up', async () => {
+    await recordRunCleanup(store, 'backup-nightly-shop-20260315', cleanup);
+    expect(await runs.get('backup-nightly-shop-20260315')).not.toHaveProperty('cleanup');
   });
 });
 

@@ -4,11 +4,13 @@
  * `pgferry serve --webhook` posts (api/events.ts), and nothing secret in it; after a stopped
  * execution, with what the announcer's cleanup of it did (Describe's whole state).
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { LocalStore } from '../../../../../core/store';
 import {
   announce,
+  CLEANUP_NOT_RECORDED,
   describeFinished,
   ExecutionChangeSchema,
 } from '../../../../../lambdas/api/events/announce';
@@ -121,4 +123,78 @@ test('Describe after a finished (not stopped) execution: no cleanup, whatever th
   });
   expect(event.detailType).toBe('Restore Failed');
   expect(event.detail).not.toHaveProperty('cleanup');
+});
+
+describe('Describe records a stopped run’s cleanup for the run view', () => {
+  const dropped =
+    'the database shop_drill_restoring, which the restore loads before renaming it shop_drill, was dropped';
+  const stoppedRestore = (arns: Record<string, string>) => ({
+    stateMachineArn: arns.restore,
+    name: 'drill-cancel-cleanup',
+    status: 'ABORTED',
+    cleanup: { kind: 'restore', waitSeconds: 0 },
+    restoreCleanup: { notes: [dropped], left: [] },
+  });
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'pgferry-describe-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('written before the event goes out; the run then shows it', async () => {
+    const store = new LocalStore(dir);
+    const sfn = recordedStepFunctions({ fixtureFile: STOPPED_EXECUTIONS });
+    const runs = new StepFunctionsRuns({ sfn, stateMachineArns: sfn.stateMachineArns, store });
+    const event = await describeFinished(
+      runs,
+      sfn.stateMachineArns,
+      stoppedRestore(sfn.stateMachineArns),
+      store,
+    );
+    expect(event).not.toHaveProperty('unrecorded');
+    expect(await store.getJson('.runs/restore-drill-cancel-cleanup/cleanup.json')).toEqual({
+      id: 'restore-drill-cancel-cleanup',
+      recordedAt: expect.any(String),
+      cleanup: { notes: [dropped], left: [] },
+    });
+    expect(await runs.get('restore-drill-cancel-cleanup')).toMatchObject({
+      status: 'cancelled',
+      cleanup: { notes: [dropped], left: [] },
+    });
+  });
+
+  test('a write that fails: the event still goes out, with why it was not recorded beside it', async () => {
+    const { sfn, runs } = host(STOPPED_EXECUTIONS);
+    const failing = {
+      putJson: async () => {
+        throw new Error('AccessDenied: write .runs/restore-drill-cancel-cleanup/cleanup.json');
+      },
+    };
+    const event = await describeFinished(
+      runs,
+      sfn.stateMachineArns,
+      stoppedRestore(sfn.stateMachineArns),
+      failing,
+    );
+    expect(event).toMatchObject({
+      detailType: 'Restore Cancelled',
+      detail: { cleanup: { notes: [dropped], left: [] } },
+      unrecorded: {
+        Error: CLEANUP_NOT_RECORDED,
+        Cause:
+          'the cleanup of run restore-drill-cancel-cleanup was announced but not recorded for its run view: AccessDenied: write .runs/restore-drill-cancel-cleanup/cleanup.json',
+      },
+    });
+  });
+
+  test('after a finished (not stopped) execution nothing is written', async () => {
+    const { sfn, runs } = host();
+    const writes: string[] = [];
+    await describeFinished(runs, sfn.stateMachineArns, ruleInput(statusChange), {
+      putJson: async (key: string) => {
+        writes.push(key);
+      },
+    });
+    expect(writes).toEqual([]);
+  });
 });
