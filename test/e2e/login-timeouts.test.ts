@@ -28,10 +28,12 @@ import {
   uniqueName,
   withClient,
 } from '../support/env';
+import { usePrivateServer } from '../support/private-server';
 
 const env = testEnv();
 const dir = mkdtempSync(path.join(tmpdir(), 'pgferry-timeouts-'));
 const store = `file://${dir}`;
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const SEED = `
   CREATE FUNCTION slow_key(integer) RETURNS integer LANGUAGE sql IMMUTABLE
@@ -59,7 +61,8 @@ function timeouts(major: number): string[] {
 async function timedLogin(pg: TestPostgres): Promise<{ user: string; password: string }> {
   const login = await createLogin(pg, 'timed', 'SUPERUSER');
   await withClient(pg, 'postgres', async (c) => {
-    for (const setting of timeouts(pg.major)) await c.query(`ALTER ROLE ${quoteIdent(login.user)} SET ${setting}`);
+    for (const setting of timeouts(pg.major))
+      await c.query(`ALTER ROLE ${quoteIdent(login.user)} SET ${setting}`);
   });
   return login;
 }
@@ -93,7 +96,9 @@ describe.each([15, 17])('a login with short timeouts, PostgreSQL %i', (major) =>
 
   beforeAll(async () => {
     await createSeededDatabase(pg, source, SEED);
-    await withClient(pg, 'postgres', (c) => c.query(`ALTER DATABASE ${quoteIdent(source)} SET statement_timeout = '1s'`));
+    await withClient(pg, 'postgres', (c) =>
+      c.query(`ALTER DATABASE ${quoteIdent(source)} SET statement_timeout = '1s'`),
+    );
     login = await timedLogin(pg);
   }, 120_000);
 
@@ -160,5 +165,37 @@ describe.each([15, 17])('a login with short timeouts, PostgreSQL %i', (major) =>
     expect(report).toMatchObject({ status: 'passed' });
     expect(report.databases[0].checks.analyzed).toBe(true);
     expect(await rowCounts(pg, migrated)).toEqual(ROWS);
+  }, 300_000);
+});
+
+describe('a login with short timeouts: an online migration, PostgreSQL 15 → 17', () => {
+  const from = usePrivateServer(15, {
+    settings: { wal_level: 'logical', max_replication_slots: 3, max_wal_senders: 6 },
+  });
+  const to = usePrivateServer(17);
+  const source = uniqueName('timed_online_src');
+  const migrated = uniqueName('timed_online_dst');
+  const logins = new Map<TestPostgres, { user: string; password: string }>();
+
+  beforeAll(async () => {
+    await createSeededDatabase(from(), source, SEED);
+    for (const pg of [from(), to()]) logins.set(pg, await timedLogin(pg));
+  }, 120_000);
+
+  test('every row, the source left read-only, nothing of the replication left', async () => {
+    const result = await runMigrate(
+      url(from(), logins.get(from()) as { user: string; password: string }, source),
+      url(to(), logins.get(to()) as { user: string; password: string }, migrated),
+      dir,
+      ['--online', '--no-schema-test', '--json'],
+    );
+    expect(result.stderr).toMatch(/^migrate: [^\n]*\n$/);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout) as MigrateReport).toMatchObject({ status: 'passed' });
+    expect(await rowCounts(to(), migrated)).toEqual(ROWS);
+    const left = await withClient(from(), source, (c) =>
+      c.query('SELECT slot_name FROM pg_replication_slots UNION ALL SELECT pubname FROM pg_publication'),
+    );
+    expect(left.rows).toEqual([]);
   }, 300_000);
 });
