@@ -175,20 +175,22 @@ describe('a login with short timeouts: an online migration, PostgreSQL 15 → 17
   const to = usePrivateServer(17);
   const source = uniqueName('timed_online_src');
   const migrated = uniqueName('timed_online_dst');
-  const logins = new Map<TestPostgres, { user: string; password: string }>();
+  let sourceLogin: { user: string; password: string };
+  let targetLogin: { user: string; password: string };
 
   beforeAll(async () => {
     await createSeededDatabase(from(), source, SEED);
-    for (const pg of [from(), to()]) logins.set(pg, await timedLogin(pg));
+    sourceLogin = await timedLogin(from());
+    targetLogin = await timedLogin(to());
   }, 120_000);
 
   test('every row, the source left read-only, nothing of the replication left', async () => {
-    const result = await runMigrate(
-      url(from(), logins.get(from()) as { user: string; password: string }, source),
-      url(to(), logins.get(to()) as { user: string; password: string }, migrated),
-      dir,
-      ['--online', '--no-schema-test', '--json'],
-    );
+    const result = await runMigrate(url(from(), sourceLogin, source), url(to(), targetLogin, migrated), dir, [
+      '--online',
+      '--no-schema-test',
+      '--replica-identity-full',
+      '--json',
+    ]);
     expect(result.stderr).toMatch(/^migrate: [^\n]*\n$/);
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout) as MigrateReport).toMatchObject({ status: 'passed' });
