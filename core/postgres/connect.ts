@@ -52,7 +52,8 @@ export function tlsRefusals(): string {
 
 /**
  * Connects, honouring `sslmode=prefer` (TLS when the server offers it, plain otherwise: TLS first,
- * plain at once to a server that refused it lately, see {@link refusedTls}).
+ * plain at once to a server that refused it lately, see {@link refusedTls}), and turns off the
+ * timeouts the session inherits from its login or database ({@link SESSION_TIMEOUTS}).
  */
 export async function connectPg(
   connection: Connection,
@@ -75,16 +76,53 @@ export async function connectPg(
     client.on('error', () => undefined); // errors surface on the next query instead of crashing
     try {
       await client.connect();
-      return client;
     } catch (err) {
       lastError = err;
       await endQuietly(client);
       if (!/does not support SSL/i.test((err as Error).message)) break;
       refusedTls.set(serverKey(connection), Date.now() + TLS_REFUSAL_MS);
+      continue;
     }
+    try {
+      await client.query(TIMEOUTS_OFF);
+    } catch (err) {
+      await endQuietly(client);
+      throw connectionError(err, connection, database);
+    }
+    return client;
   }
   throw connectionError(lastError, connection, database);
 }
+
+/**
+ * The timeouts a session can inherit from its login, its database or the server
+ * (`ALTER ROLE … SET`, `ALTER DATABASE … SET`, `ALTER ROLE … IN DATABASE … SET`,
+ * postgresql.conf): what platform teams set on the roles applications log in with. pgferry's work
+ * runs longer than any such bound — a dump, a load, an index build, an `ANALYZE`, a snapshot
+ * exported and held while pg_dump starts, a session idle while another works —
+ * so every session it opens turns them off ({@link TIMEOUTS_OFF}), as pg_dump and pg_restore do
+ * for their own sessions. A bound pgferry chooses (the snapshot guard's and a clean restore's
+ * `lock_timeout`) is set afterwards, in the session or its transaction, and holds.
+ * `idle_session_timeout` (PostgreSQL 14's) too: a backup's observer waits idle, outside any
+ * transaction, for as long as pg_dump runs, and then reads the catalog a second time.
+ * `transaction_timeout` is PostgreSQL 17's; an older server has none to turn off.
+ */
+export const SESSION_TIMEOUTS = [
+  'statement_timeout',
+  'lock_timeout',
+  'idle_in_transaction_session_timeout',
+  'transaction_timeout',
+  'idle_session_timeout',
+] as const;
+
+/**
+ * Turns {@link SESSION_TIMEOUTS} off for the session, in one round trip and on every major (the
+ * ones the server knows). It is sent after connecting, not as startup options (`options=-c …`):
+ * those name a setting an older server rejects the connection for (`transaction_timeout`), and
+ * connection poolers (PgBouncer, RDS Proxy) refuse startup options they do not know.
+ */
+const TIMEOUTS_OFF = `SELECT pg_catalog.set_config(name, '0', false) FROM pg_catalog.pg_settings
+  WHERE name IN (${SESSION_TIMEOUTS.map((n) => `'${n}'`).join(', ')})`;
 
 /** Maps a node-postgres or socket error to a `PgferryError` naming what to fix. */
 export function connectionError(err: unknown, connection: Connection, database?: string): PgferryError {
