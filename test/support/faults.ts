@@ -216,6 +216,15 @@ export async function leftReplication(
   }
 }
 
+/** Drops the slot `name` that {@link leftReplication} created, once nothing streams from it. */
+export async function dropLeftSlot(server: TestPostgres, name: string): Promise<void> {
+  await withClient(server, 'postgres', (c) =>
+    c.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [
+      name,
+    ]),
+  );
+}
+
 export interface SlotConsumer {
   /** Its WAL sender's pid. */
   pid: number;

@@ -32,7 +32,12 @@ import {
   uniqueName,
   withClient,
 } from '../../../../support/env';
-import { leftReplication, slotConsumerPid, superuserSlotConsumer } from '../../../../support/faults';
+import {
+  dropLeftSlot,
+  leftReplication,
+  slotConsumerPid,
+  superuserSlotConsumer,
+} from '../../../../support/faults';
 import { usePrivateServer } from '../../../../support/private-server';
 
 const pg = testEnv().server(15);
@@ -189,11 +194,7 @@ describe('online: a replication slot another consumer holds', () => {
       expect(await slotConsumerPid(server, name)).toBe(consumer.pid);
     } finally {
       await consumer.stop();
-      await withClient(server, 'postgres', (c) =>
-        c.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [
-          name,
-        ]),
-      );
+      await dropLeftSlot(server, name);
       await dropDatabase(server, database);
       await dropLogin(server, login.user);
     }

@@ -21,7 +21,12 @@ import {
   uniqueName,
   withClient,
 } from '../../../../../support/env';
-import { leftReplication, slotConsumerPid, superuserSlotConsumer } from '../../../../../support/faults';
+import {
+  dropLeftSlot,
+  leftReplication,
+  slotConsumerPid,
+  superuserSlotConsumer,
+} from '../../../../../support/faults';
 import { usePrivateServer } from '../../../../../support/private-server';
 
 const source = usePrivateServer(15, { settings: { wal_level: 'logical' } });
@@ -58,11 +63,7 @@ test("a slot streamed to a superuser's pg_recvlogical: the runner's message name
     expect(consumer.stderr()).toBe('');
   } finally {
     await consumer.stop();
-    await withClient(server, 'postgres', (c) =>
-      c.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [
-        name,
-      ]),
-    );
+    await dropLeftSlot(server, name);
     await dropDatabase(server, database);
     await dropLogin(server, login.user);
   }
