@@ -192,13 +192,13 @@ export async function cleanupMigration(
     if (!runnerError && result.success && result.data.status === 'failed') runnerError = result.data.error;
   }
   let unfrozen = false;
-  /** The cause's clauses: what it did (`did`) and what it could not do (`left`), in order. */
-  const notes: string[] = [];
-  const did: string[] = [];
+  /** The cause's clauses, in order: what it did (`done`) and what it could not do (`left`). */
+  const clauses: string[] = [];
+  const done: string[] = [];
   const left: string[] = [];
   /** A note of what the cleanup could not remove: said in the cause, and listed in `left`. */
   const leave = (note: string) => {
-    notes.push(note);
+    clauses.push(note);
     left.push(note);
   };
   // First, so that nothing the runner left running (a CREATE DATABASE, a COPY) goes on beside
@@ -237,8 +237,8 @@ export async function cleanupMigration(
     for (const database of await dropRunDatabases(plan, deps.env)) {
       if (database.fate === 'dropped') {
         const note = `the database ${database.database} it left incomplete was dropped`;
-        notes.push(note);
-        did.push(note);
+        clauses.push(note);
+        done.push(note);
       }
       if (database.fate === 'not dropped') {
         leave(
@@ -272,10 +272,10 @@ export async function cleanupMigration(
   const cause = runnerError?.message ?? caught.Cause ?? caught.Error;
   return {
     error: runnerError?.name ?? caught.Error,
-    cause: notes.length ? `${cause} (${notes.join('; ')})` : cause,
+    cause: clauses.length ? `${cause} (${clauses.join('; ')})` : cause,
     unfrozen,
     deletedObjects,
-    notes: did,
+    notes: done,
     left,
   };
 }
