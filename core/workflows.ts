@@ -62,6 +62,17 @@ export const LEFT_BEHIND_ERRORS = {
   Restore: 'pgferry.RestoreLeftBehind',
 } as const;
 
+/**
+ * The execution statuses that skip a workflow's Catch steps (a stopped or timed-out execution):
+ * on AWS the announcer runs its cleanup instead (lib/run-events.ts), and records what it did.
+ */
+export const STOPPED_STATUSES = ['ABORTED', 'TIMED_OUT'] as const;
+
+/** Whether an execution of this status skipped its workflow's cleanup, which the announcer ran. */
+export function wasStopped(status: string | undefined): boolean {
+  return (STOPPED_STATUSES as readonly (string | undefined)[]).includes(status);
+}
+
 export type WorkflowName = 'backup' | 'restore' | 'verify' | 'migrate';
 export const WORKFLOW_NAMES: readonly WorkflowName[] = ['backup', 'restore', 'verify', 'migrate'];
 

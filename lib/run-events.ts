@@ -9,7 +9,7 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { EVENT_SOURCE } from '../api/events';
 import type { RunKind } from '../api/runs';
-import { LEFT_BEHIND_ERRORS } from '../core/workflows';
+import { LEFT_BEHIND_ERRORS, STOPPED_STATUSES } from '../core/workflows';
 import { acknowledgeExecutionGrants } from './api';
 import type { BackupBucket } from './backup-bucket';
 import { lambdaStep } from './lambda-step';
@@ -44,9 +44,6 @@ export interface StoppedCleanupProps {
   /** The services a migration's cutover may scale, scaled back up after a stopped migration. */
   readonly cutoverServiceArns: readonly string[];
 }
-
-/** The execution statuses that skip a workflow's Catch steps, so that the announcer cleans up. */
-export const STOPPED_STATUSES = ['ABORTED', 'TIMED_OUT'] as const;
 
 /** The execution statuses that end a run. */
 export const FINISHED_STATUSES = ['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED'] as const;

@@ -10,7 +10,7 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { readableCause } from '../../core/errors';
-import type { WorkflowName } from '../../core/workflows';
+import { type WorkflowName, wasStopped } from '../../core/workflows';
 import type { AwsClients } from './clients';
 
 export interface FollowOptions {
@@ -121,7 +121,7 @@ const DEFAULT_FAILURES: Record<string, [string, string]> = {
 function failure(execution: DescribeExecutionCommandOutput, workflow?: WorkflowName): ExecutionFailed {
   const status = execution.status ?? 'FAILED';
   const [defaultError, defaultCause] = DEFAULT_FAILURES[status] ?? DEFAULT_FAILURES.FAILED;
-  const stopped = (status === 'ABORTED' || status === 'TIMED_OUT') && workflow && execution.name;
+  const stopped = wasStopped(status) && workflow && execution.name;
   return new ExecutionFailed(
     status,
     execution.error || defaultError,

@@ -39,7 +39,7 @@ import {
 import { PgferryError, readableCause } from '../../core/errors';
 import type { BackupStore } from '../../core/store';
 import { newBackupId } from '../../core/store-keys';
-import { MIGRATE_STATES } from '../../core/workflows';
+import { MIGRATE_STATES, wasStopped } from '../../core/workflows';
 import { readRunCleanup } from './run-cleanup';
 
 export interface StepFunctionsRunsOptions {
@@ -322,7 +322,7 @@ export class StepFunctionsRuns implements RunHost {
     }
     // A stopped (or timed-out) execution skipped its cleanup: the announcer ran it, and recorded
     // what it did and left (lib/run-events.ts) once it had ended.
-    if (execution.status === 'ABORTED' || execution.status === 'TIMED_OUT') {
+    if (wasStopped(execution.status)) {
       const cleanup = await readRunCleanup(this.options.store, run.id);
       if (cleanup) run.cleanup = cleanup;
     }

@@ -10,9 +10,10 @@ import { RUN_KINDS, type RunHost, type RunKind } from '../../../api/runs';
 import { parsePayload } from '../../../core/contracts';
 import { PgferryError, readableCause } from '../../../core/errors';
 import type { BackupStore } from '../../../core/store';
+import { wasStopped } from '../../../core/workflows';
 import { recordRunCleanup } from '../run-cleanup';
 import { runId } from '../step-functions-runs';
-import { stoppedCleanupOutcome, wasStopped } from './stopped';
+import { stoppedCleanupOutcome } from './stopped';
 
 /** The part of EventBridge's "Step Functions Execution Status Change" event the announcer is given. */
 export const ExecutionChangeSchema = z.object({

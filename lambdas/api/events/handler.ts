@@ -14,10 +14,11 @@ import { currentDeployment } from '../../../core/deployment';
 import { PgferryError } from '../../../core/errors';
 import { createLogger } from '../../../core/logging';
 import { openStore } from '../../../core/store';
+import { wasStopped } from '../../../core/workflows';
 import { apiEnvironment } from '../environment';
 import { executionArnOf, StepFunctionsRuns } from '../step-functions-runs';
 import { type Described, describeFinished, ExecutionChangeSchema } from './announce';
-import { executionHistory, planStoppedCleanup, type StoppedCleanup, wasStopped } from './stopped';
+import { executionHistory, planStoppedCleanup, type StoppedCleanup } from './stopped';
 
 const logger = createLogger('pgferry-run-events');
 const env = apiEnvironment(process.env);

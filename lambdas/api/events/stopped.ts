@@ -277,11 +277,6 @@ async function completed(
   return (await store.getJson(manifestKey(attempt.database, attempt.backupId))) !== undefined;
 }
 
-/** Whether an execution of this status skipped its workflow's cleanup, which the announcer ran. */
-export function wasStopped(status: string | undefined): boolean {
-  return status === 'ABORTED' || status === 'TIMED_OUT';
-}
-
 /**
  * The parts of the announcer's state (lib/run-events.ts) that say what its cleanup of a stopped
  * execution did: the plan (`cleanup`), each cleanup function's result, and the cleanup's failure.

@@ -9,9 +9,10 @@
 import * as path from 'node:path';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { LocalStore } from '../../../core/store';
+import { STOPPED_STATUSES } from '../../../core/workflows';
 import { describeFinished } from '../../../lambdas/api/events/announce';
 import { StepFunctionsRuns } from '../../../lambdas/api/step-functions-runs';
-import { FINISHED_STATUSES, STOPPED_STATUSES } from '../../../lib/run-events';
+import { FINISHED_STATUSES } from '../../../lib/run-events';
 import { recordedStepFunctions } from '../../support/recorded-step-functions';
 import {
   ACCOUNT,
