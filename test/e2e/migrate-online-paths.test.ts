@@ -53,6 +53,22 @@ async function hold(pg: TestPostgres, database: string, sql: string) {
   };
 }
 
+/**
+ * Waits until a session on the target (other than the caller's) runs a statement like `pattern`
+ * (`running`), or until none does.
+ */
+async function waitForTargetStatement(what: string, pattern: string, running: boolean): Promise<void> {
+  await withClient(target(), 'postgres', (c) =>
+    waitFor(what, async () => {
+      const { rowCount } = await c.query(
+        'SELECT 1 FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()',
+        [pattern],
+      );
+      return Boolean(rowCount) === running ? true : undefined;
+    }),
+  );
+}
+
 /** Whether `sql` (one row, column `ok`) answers true on `database` of `pg`, which may not exist yet. */
 async function holds(pg: TestPostgres, database: string, sql: string, params: unknown[] = []) {
   try {
@@ -527,10 +543,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     const held = await hold(target(), 'postgres', 'COMMENT ON DATABASE template0 IS NULL');
     // The run creates its target under a name of its own (`creatingName`), the only CREATE
     // DATABASE on this file's own target server.
-    const creating = (c: Client) =>
-      c.query('SELECT 1 FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()', [
-        'CREATE DATABASE "pgferry_creating_%',
-      ]);
+    const creating = 'CREATE DATABASE "pgferry_creating_%';
     let cli = 0;
     let result: Awaited<ReturnType<typeof migrateOnline>>;
     try {
@@ -540,11 +553,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
           cli = p;
         },
       });
-      await withClient(target(), 'postgres', (c) =>
-        waitFor("the target's CREATE DATABASE, waiting", async () =>
-          (await creating(c)).rowCount ? true : undefined,
-        ),
-      );
+      await waitForTargetStatement("the target's CREATE DATABASE, waiting", creating, true);
       process.kill(await runnerOf(cli), 'SIGKILL');
       result = await running;
     } finally {
@@ -554,9 +563,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     expect(result.stderr).toMatch(/^pgferry: the pg-tools task stopped \(SIGKILL\)/m);
     // Its backend, left running, would create the database as soon as template0 is free (then
     // find its client gone): ended by the cleanup, it is gone before.
-    await withClient(target(), 'postgres', (c) =>
-      waitFor('no CREATE DATABASE of the run', async () => ((await creating(c)).rowCount ? undefined : true)),
-    );
+    await waitForTargetStatement('no CREATE DATABASE of the run', creating, false);
     expect(await targetDatabaseExists(migrated)).toBe(false);
     await expectCleanedUp(database, migrated, 'events');
   }, 300_000);
@@ -568,10 +575,7 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
     // The mark is a comment: pg_shdescription, locked against writes in a transaction held open,
     // holds the run between its CREATE DATABASE (done) and its COMMENT (waiting).
     const held = await hold(target(), 'postgres', 'LOCK TABLE pg_catalog.pg_shdescription IN SHARE MODE');
-    const marking = (c: Client) =>
-      c.query('SELECT 1 FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()', [
-        'COMMENT ON DATABASE %',
-      ]);
+    const marking = 'COMMENT ON DATABASE %';
     let cli = 0;
     let result: Awaited<ReturnType<typeof migrateOnline>>;
     try {
@@ -581,15 +585,11 @@ describe('PostgreSQL 14 → 17 from the CLI', () => {
           cli = p;
         },
       });
-      await withClient(target(), 'postgres', (c) =>
-        waitFor("the target's mark, waiting", async () => ((await marking(c)).rowCount ? true : undefined)),
-      );
+      await waitForTargetStatement("the target's mark, waiting", marking, true);
       process.kill(await runnerOf(cli), 'SIGKILL');
       // The cleanup step ends the run's sessions, its COMMENT among them (rolled back), before it
       // looks for the databases the run left; then its DROP DATABASE may write pg_shdescription.
-      await withClient(target(), 'postgres', (c) =>
-        waitFor('no COMMENT of the run', async () => ((await marking(c)).rowCount ? undefined : true)),
-      );
+      await waitForTargetStatement('no COMMENT of the run', marking, false);
       await held.release();
       result = await running;
     } finally {

@@ -321,6 +321,13 @@ export async function createLogin(
   return { user, password };
 }
 
+/** Gives `database` on `pg` to `owner` (a login of {@link createLogin}), as its own. */
+export async function giveDatabase(pg: TestPostgres, database: string, owner: string): Promise<void> {
+  await withClient(pg, 'postgres', (c) =>
+    c.query(`ALTER DATABASE ${quoteIdent(database)} OWNER TO ${quoteIdent(owner)}`),
+  );
+}
+
 /** Drops the login `user` made (after what it owns). */
 export async function dropLogin(pg: TestPostgres, user: string): Promise<void> {
   await withClient(pg, 'postgres', (c) => c.query(`DROP ROLE IF EXISTS ${quoteIdent(user)}`));

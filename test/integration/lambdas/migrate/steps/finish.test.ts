@@ -26,11 +26,10 @@ import {
   databaseExists,
   dropDatabase,
   dropLogin,
-  quoteIdent,
+  giveDatabase,
   superuserSession,
   testEnv,
   uniqueName,
-  withClient,
 } from '../../../../support/env';
 import {
   dropLeftSlot,
@@ -120,9 +119,7 @@ test("a session the target login may not end (a superuser's) keeps the marked da
   const migrateId = newBackupId();
   const target = uniqueName('mclean_held');
   await createMarkedDatabase(pg, target, migrateId, 'migration');
-  await withClient(pg, 'postgres', (c) =>
-    c.query(`ALTER DATABASE ${quoteIdent(target)} OWNER TO ${quoteIdent(login.user)}`),
-  );
+  await giveDatabase(pg, target, login.user);
   const held = await superuserSession(pg, target, 'rdsadmin monitor');
   try {
     const started = Date.now();
@@ -159,9 +156,7 @@ describe('online: a replication slot another consumer holds', () => {
     const login = await createLogin(server, 'mclean_repl', 'REPLICATION');
     const database = uniqueName('mclean_src');
     await createDatabase(server, database);
-    await withClient(server, 'postgres', (c) =>
-      c.query(`ALTER DATABASE ${quoteIdent(database)} OWNER TO ${quoteIdent(login.user)}`),
-    );
+    await giveDatabase(server, database, login.user);
     const migrateId = newBackupId();
     const name = replicationName(migrateId);
     await leftReplication(server, database, name, login);

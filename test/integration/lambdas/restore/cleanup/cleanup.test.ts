@@ -25,7 +25,7 @@ import {
   databaseExists,
   dropDatabase,
   dropLogin,
-  quoteIdent,
+  giveDatabase,
   superuserSession,
   testEnv,
   uniqueName,
@@ -156,9 +156,7 @@ test.each(testEnv().postgres.map((server) => [server.major, server] as const))(
     const runId = newRunId();
     const loading = restoringName(target);
     await createMarkedDatabase(server, loading, runId);
-    await withClient(server, 'postgres', (c) =>
-      c.query(`ALTER DATABASE ${quoteIdent(loading)} OWNER TO ${quoteIdent(login.user)}`),
-    );
+    await giveDatabase(server, loading, login.user);
     const held = await superuserSession(server, loading, 'rdsadmin monitor');
     try {
       const started = Date.now();

@@ -17,9 +17,8 @@ import {
   createLogin,
   dropDatabase,
   dropLogin,
-  quoteIdent,
+  giveDatabase,
   uniqueName,
-  withClient,
 } from '../../../../../support/env';
 import {
   dropLeftSlot,
@@ -36,9 +35,7 @@ test("a slot streamed to a superuser's pg_recvlogical: the runner's message name
   const login = await createLogin(server, 'online_undo', 'REPLICATION');
   const database = uniqueName('online_undo_src');
   await createDatabase(server, database);
-  await withClient(server, 'postgres', (c) =>
-    c.query(`ALTER DATABASE ${quoteIdent(database)} OWNER TO ${quoteIdent(login.user)}`),
-  );
+  await giveDatabase(server, database, login.user);
   const name = replicationName(newBackupId());
   await leftReplication(server, database, name, login);
   const consumer = await superuserSlotConsumer(server, database, name);
